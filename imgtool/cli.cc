@@ -1,0 +1,67 @@
+#include "cli.h"
+
+#include <cstdio>
+
+namespace ckpt::tool {
+
+int fail(const std::string &cmd, const std::string &message) {
+  std::fprintf(stderr, "imgtool %s: %s\n", cmd.c_str(), message.c_str());
+  return 1;
+}
+
+bool Args::has(const std::string &name) const {
+  for (const auto &[n, v] : options)
+    if (n == name) return true;
+  return false;
+}
+
+std::optional<std::string> Args::get(const std::string &name) const {
+  for (const auto &[n, v] : options)
+    if (n == name) return v;
+  return std::nullopt;
+}
+
+std::optional<Args> parse_args(const std::string &cmd, int argc, char **argv, int first,
+                               const std::vector<OptionSpec> &specs) {
+  Args args;
+  bool only_positional = false;
+  for (int i = first; i < argc; i++) {
+    std::string a = argv[i];
+    if (only_positional || a == "-" || a.empty() || a[0] != '-') {
+      args.positional.push_back(a);
+      continue;
+    }
+    if (a == "--") {
+      only_positional = true;
+      continue;
+    }
+    std::string value;
+    bool inline_value = false;
+    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = a.substr(eq + 1);
+      a = a.substr(0, eq);
+      inline_value = true;
+    }
+    const OptionSpec *spec = nullptr;
+    for (const OptionSpec &s : specs)
+      if (a == s.name || (!s.alias.empty() && a == s.alias)) spec = &s;
+    if (!spec) {
+      fail(cmd, "unknown option '" + a + "' (see 'imgtool " + cmd + " --help')");
+      return std::nullopt;
+    }
+    if (spec->takes_value && !inline_value) {
+      if (i + 1 >= argc) {
+        fail(cmd, "option " + spec->name + " needs a value");
+        return std::nullopt;
+      }
+      value = argv[++i];
+    } else if (!spec->takes_value && inline_value) {
+      fail(cmd, "option " + spec->name + " takes no value");
+      return std::nullopt;
+    }
+    args.options.emplace_back(spec->name, value);
+  }
+  return args;
+}
+
+}  // namespace ckpt::tool

@@ -1,0 +1,38 @@
+// What every imgtool subcommand shares: argument scanning and the one-line
+// failure report of the contract.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ckpt::tool {
+
+/// Prints "imgtool CMD: MESSAGE" on stderr and returns 1, the exit code.
+int fail(const std::string &cmd, const std::string &message);
+
+/// Parsed command line of one subcommand: --flag, --opt VALUE / --opt=VALUE,
+/// and positional words. Unknown options are errors, never ignored.
+struct Args {
+  std::vector<std::string> positional;
+  std::vector<std::pair<std::string, std::string>> options;  // name -> value ("" for flags)
+
+  bool has(const std::string &name) const;
+  std::optional<std::string> get(const std::string &name) const;
+};
+
+/// Options a subcommand accepts; `takes_value` ones consume the next word.
+struct OptionSpec {
+  std::string name;       // e.g. "--json"
+  bool takes_value = false;
+  std::string alias;      // e.g. "-o"
+};
+
+/// Scans argv[first..]. On error, returns nullopt after printing the error.
+std::optional<Args> parse_args(const std::string &cmd, int argc, char **argv, int first,
+                               const std::vector<OptionSpec> &specs);
+
+int cmd_info(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+
+}  // namespace ckpt::tool

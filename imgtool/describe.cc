@@ -1,0 +1,396 @@
+#include "describe.h"
+
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+#include <ckpt/img/model.h>
+#include <ckpt/reader/validate.h>
+
+namespace ckpt::tool {
+
+using namespace img;
+using json = nlohmann::ordered_json;
+
+static std::string hex(u64 v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", (unsigned long long)v);
+  return b;
+}
+
+static std::string prot_string(u32 prot, bool shared) {
+  std::string s = "---p";
+  if (prot & PROT_READ) s[0] = 'r';
+  if (prot & PROT_WRITE) s[1] = 'w';
+  if (prot & PROT_EXEC) s[2] = 'x';
+  if (shared) s[3] = 's';
+  return s;
+}
+
+static std::string phdr_prot(u32 flags) {
+  std::string s = "---";
+  if (flags & PF_R) s[0] = 'r';
+  if (flags & PF_W) s[1] = 'w';
+  if (flags & PF_X) s[2] = 'x';
+  return s;
+}
+
+static std::string signal_name(int sig) {
+  const char *abbrev = sig > 0 && sig < 65 ? sigabbrev_np(sig) : nullptr;
+  if (abbrev) return std::string("SIG") + abbrev;
+  if (sig >= SIGRTMIN && sig <= SIGRTMAX) return "SIGRTMIN+" + std::to_string(sig - SIGRTMIN);
+  return "signal " + std::to_string(sig);
+}
+
+static json signal_set(u64 mask) {
+  json a = json::array();
+  for (int s = 1; s <= 64; s++)
+    if (mask & (u64(1) << (s - 1))) a.push_back(signal_name(s));
+  return a;
+}
+
+static const char *vma_kind_name(u32 k) {
+  switch (static_cast<VmaKind>(k)) {
+    case VmaKind::Anon: return "anon";
+    case VmaKind::File: return "file";
+    case VmaKind::Heap: return "heap";
+    case VmaKind::Stack: return "stack";
+    case VmaKind::Vdso: return "vdso";
+    case VmaKind::Vvar: return "vvar";
+    case VmaKind::VvarVclock: return "vvar_vclock";
+    case VmaKind::Vsyscall: return "vsyscall";
+    case VmaKind::SharedAnon: return "shared_anon";
+    case VmaKind::SysvShm: return "sysv_shm";
+  }
+  return "unknown";
+}
+
+static const char *fd_type_name(u32 t) {
+  static const char *names[] = {"regular", "directory", "pipe_read", "pipe_write", "fifo", "char_device",
+                                "block_device", "socket", "eventfd", "signalfd", "timerfd", "epoll",
+                                "inotify", "memfd", "other"};
+  return t < std::size(names) ? names[t] : "unknown";
+}
+
+static const char *rlimit_name(u32 r) {
+  static const char *names[] = {"cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile",
+                                "memlock", "as", "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime"};
+  return r < std::size(names) ? names[r] : "unknown";
+}
+
+static json regs_json(const UserRegs &r) {
+  return json{{"rip", hex(r.rip)}, {"rsp", hex(r.rsp)}, {"rbp", hex(r.rbp)}, {"rax", hex(r.rax)},
+              {"orig_rax", hex(r.orig_rax)}, {"fs_base", hex(r.fs_base)}, {"gs_base", hex(r.gs_base)}};
+}
+
+static json limit_value(u64 v) { return v == RLIM_INFINITY ? json("unlimited") : json(v); }
+
+// Memory of a plain core: PT_LOADs, named from NT_FILE.
+static json core_memory(const ImageReader &image, const CoreView &core) {
+  json mem = json::array();
+  for (const Elf64_Phdr &ph : image.phdrs()) {
+    if (ph.p_type != PT_LOAD) continue;
+    json m{{"start", hex(ph.p_vaddr)}, {"end", hex(ph.p_vaddr + ph.p_memsz)}, {"prot", phdr_prot(ph.p_flags)}};
+    std::string path;
+    for (const FileMapping &f : core.files)
+      if (ph.p_vaddr >= f.start && ph.p_vaddr < f.end) path = f.path;
+    m["kind"] = path.empty() ? "anon" : "file";
+    m["path"] = path;
+    m["stored_bytes"] = ph.p_filesz;
+    m["file_bytes"] = 0;
+    m["zero_bytes"] = 0;
+    m["parent_bytes"] = 0;
+    m["absent_bytes"] = ph.p_memsz - ph.p_filesz;
+    mem.push_back(m);
+  }
+  return mem;
+}
+
+static json ckpt_memory(const CkptView &v) {
+  json mem = json::array();
+  for (const VmaRecord &m : v.vmas.records) {
+    u64 by_source[5] = {};
+    for (u32 k = 0; k < m.range_count; k++) {
+      const PageRangeRecord &r = v.ranges.records[m.first_range + k];
+      by_source[r.source] += r.length;
+    }
+    json j{{"pid", m.pid},
+           {"start", hex(m.start)},
+           {"end", hex(m.end)},
+           {"prot", prot_string(m.prot, m.flags & kVmaShared)},
+           {"kind", vma_kind_name(m.kind)},
+           {"path", v.vmas.str_or_empty(m.path)},
+           {"offset", hex(m.pgoff)},
+           {"stored_bytes", by_source[0]},
+           {"zero_bytes", by_source[1]},
+           {"file_bytes", by_source[2]},
+           {"parent_bytes", by_source[3]},
+           {"absent_bytes", by_source[4]}};
+    if (m.ino) j["inode"] = m.ino;
+    mem.push_back(j);
+  }
+  return mem;
+}
+
+static json ckpt_process(const CkptView &v, const TaskRecord &t, const CoreView &core) {
+  json p{{"pid", t.pid},   {"ppid", t.ppid}, {"pgid", t.pgid},
+         {"sid", t.sid},   {"comm", v.tasks.str_or_empty(t.comm)},
+         {"exe", v.tasks.str_or_empty(t.exe)}, {"cwd", v.tasks.str_or_empty(t.cwd)},
+         {"root", v.tasks.str_or_empty(t.root)}, {"umask", t.umask}, {"nice", t.nice},
+         {"personality", hex(t.personality)}, {"stopped", bool(t.flags & kTaskStopped)},
+         {"uid", {t.uid[0], t.uid[1], t.uid[2], t.uid[3]}}, {"gid", {t.gid[0], t.gid[1], t.gid[2], t.gid[3]}}};
+  p["mm"] = json{{"start_code", hex(t.start_code)}, {"end_code", hex(t.end_code)},
+                 {"start_data", hex(t.start_data)}, {"end_data", hex(t.end_data)},
+                 {"start_brk", hex(t.start_brk)},   {"brk", hex(t.brk)},
+                 {"start_stack", hex(t.start_stack)}, {"arg_start", hex(t.arg_start)},
+                 {"arg_end", hex(t.arg_end)},       {"env_start", hex(t.env_start)},
+                 {"env_end", hex(t.env_end)}};
+  json threads = json::array();
+  for (const ThreadRecord &th : v.threads.records) {
+    if (th.pid != t.pid) continue;
+    json j{{"tid", th.tid}, {"name", v.threads.str_or_empty(th.comm)}};
+    for (const CoreThread &c : core.threads)
+      if (c.prstatus.pr_pid == th.tid) j["registers"] = regs_json(c.prstatus.pr_reg);
+    j["blocked"] = signal_set(th.sigmask);
+    j["in_syscall"] = bool(th.flags & kThreadInSyscall);
+    if (th.flags & kThreadInSyscall) j["syscall"] = th.syscall_nr;
+    if (th.altstack_size) j["sigaltstack"] = json{{"sp", hex(th.altstack_sp)}, {"size", th.altstack_size}};
+    json pending = json::array();
+    for (const PendingSignalRecord &s : v.pending.records)
+      if (s.pid == t.pid && s.tid == th.tid) pending.push_back(signal_name(s.signo));
+    j["pending"] = pending;
+    threads.push_back(j);
+  }
+  p["threads"] = threads;
+
+  json fds = json::array();
+  for (const FdRecord &f : v.fds.records) {
+    if (f.pid != t.pid) continue;
+    fds.push_back(json{{"fd", f.fd}, {"type", fd_type_name(f.type)}, {"path", v.fds.str_or_empty(f.path)},
+                       {"pos", f.pos}, {"flags", hex(f.open_flags)}, {"cloexec", bool(f.fd_flags & 1)},
+                       {"unlinked", bool(f.flags & kFdUnlinked)}, {"file_id", f.file_id}});
+  }
+  p["fds"] = fds;
+
+  json actions = json::array();
+  for (const SigActionRecord &s : v.sigactions.records) {
+    if (s.pid != t.pid) continue;
+    std::string handler = s.handler == 0 ? "SIG_DFL" : s.handler == 1 ? "SIG_IGN" : hex(s.handler);
+    actions.push_back(json{{"signal", signal_name(s.signo)}, {"handler", handler}, {"flags", hex(s.flags)},
+                           {"mask", signal_set(s.mask)}});
+  }
+  json shared_pending = json::array();
+  for (const PendingSignalRecord &s : v.pending.records)
+    if (s.pid == t.pid && s.tid == 0) shared_pending.push_back(signal_name(s.signo));
+  p["signals"] = json{{"actions", actions}, {"pending", shared_pending}};
+
+  json timers = json::array();
+  static const char *timer_kinds[] = {"itimer_real", "itimer_virtual", "itimer_prof", "posix"};
+  for (const TimerRecord &tm : v.timers.records) {
+    if (tm.pid != t.pid) continue;
+    timers.push_back(json{{"kind", tm.kind < 4 ? timer_kinds[tm.kind] : "unknown"},
+                          {"value_ns", tm.value_ns}, {"interval_ns", tm.interval_ns}});
+  }
+  p["timers"] = timers;
+  json limits = json::array();
+  for (const RlimitRecord &r : v.rlimits.records)
+    if (r.pid == t.pid)
+      limits.push_back(json{{"resource", rlimit_name(r.resource)}, {"cur", limit_value(r.cur)},
+                            {"max", limit_value(r.max)}});
+  p["rlimits"] = limits;
+  return p;
+}
+
+static json core_process(const CoreView &core) {
+  json p = json::object();
+  if (core.psinfo) {
+    const PrPsInfo &ps = *core.psinfo;
+    p["pid"] = ps.pr_pid;
+    p["ppid"] = ps.pr_ppid;
+    p["pgid"] = ps.pr_pgrp;
+    p["sid"] = ps.pr_sid;
+    p["comm"] = std::string(ps.pr_fname, strnlen(ps.pr_fname, sizeof ps.pr_fname));
+    p["args"] = std::string(ps.pr_psargs, strnlen(ps.pr_psargs, sizeof ps.pr_psargs));
+    p["uid"] = {ps.pr_uid};
+    p["gid"] = {ps.pr_gid};
+  } else if (!core.threads.empty()) {
+    p["pid"] = core.threads[0].prstatus.pr_pid;
+  }
+  json threads = json::array();
+  for (const CoreThread &t : core.threads) {
+    json j{{"tid", t.prstatus.pr_pid}, {"registers", regs_json(t.prstatus.pr_reg)},
+           {"blocked", signal_set(t.prstatus.pr_sighold)}, {"pending", signal_set(t.prstatus.pr_sigpend)}};
+    if (t.prstatus.pr_cursig) j["signal"] = signal_name(t.prstatus.pr_cursig);
+    threads.push_back(j);
+  }
+  p["threads"] = threads;
+  return p;
+}
+
+Expected<json> describe_image(const std::string &path) {
+  auto image = ImageReader::open(path);
+  if (!image) return image.error();
+  auto core = decode_core(*image);
+  if (!core) return core.error();
+
+  json info{{"schema", kInfoSchema}, {"file", path}};
+  if (!image->has_ckpt_marker() || !image->find_ckpt(CkptNote::Identity)) {
+    info["kind"] = "core";
+    info["restorable"] = false;
+    info["not_restorable_because"] = "an ordinary core file, not a ckpt image";
+    info["processes"] = json::array({core_process(*core)});
+    info["memory"] = core_memory(*image, *core);
+    return info;
+  }
+  auto view = decode_ckpt(*image);
+  if (!view) return view.error();
+  const IdentityRecord &id = view->identity;
+  info["kind"] = "ckpt";
+  auto report = reader::validate_image(path);
+  info["restorable"] = bool(report);
+  if (!report) info["not_restorable_because"] = report.error().message();
+  char when[64];
+  time_t secs = static_cast<time_t>(id.created_sec);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  info["format"] = json{{"major", image->format_major()}, {"minor", id.format_minor}};
+  info["identity"] = json{{"image_id", reader::image_id_hex(id.image_id)},
+                          {"created", when},
+                          {"created_sec", id.created_sec},
+                          {"checkpoint_id", id.checkpoint_id},
+                          {"root_pid", id.root_pid},
+                          {"kernel_release", view->identity_table.str_or_empty(id.kernel_release)},
+                          {"hostname", view->identity_table.str_or_empty(id.hostname)},
+                          {"writer", view->identity_table.str_or_empty(id.writer)},
+                          {"xsave_features", hex(id.xsave_features)},
+                          {"xsave_size", id.xsave_size},
+                          {"incremental", bool(id.flags & kIdentityIncremental)}};
+  json procs = json::array();
+  for (const TaskRecord &t : view->tasks.records) procs.push_back(ckpt_process(*view, t, *core));
+  info["processes"] = procs;
+  info["memory"] = ckpt_memory(*view);
+  if (view->parent) {
+    const ParentRecord &p = view->parent->records[0];
+    info["parent"] = json{{"image_id", reader::image_id_hex(p.image_id)},
+                          {"path_hint", view->parent->str_or_empty(p.path_hint)}};
+  } else {
+    info["parent"] = nullptr;
+  }
+  json chain = json::array();
+  if (report)
+    for (const auto &link : report->chain) chain.push_back(json{{"path", link.path}, {"image_id", link.image_id}});
+  info["chain"] = chain;
+  return info;
+}
+
+static std::string str(const json &j) { return j.is_string() ? j.get<std::string>() : j.dump(); }
+
+static std::string human_bytes(u64 n) {
+  char b[32];
+  if (n >= (u64(1) << 30))
+    std::snprintf(b, sizeof b, "%.1f GiB", n / double(u64(1) << 30));
+  else if (n >= (1u << 20))
+    std::snprintf(b, sizeof b, "%.1f MiB", n / double(1u << 20));
+  else if (n >= 1024)
+    std::snprintf(b, sizeof b, "%.1f KiB", n / 1024.0);
+  else
+    std::snprintf(b, sizeof b, "%llu B", (unsigned long long)n);
+  return b;
+}
+
+std::string render_text(const json &info) {
+  std::string out;
+  auto line = [&](const std::string &s) { out += s + "\n"; };
+  bool ckpt = info["kind"] == "ckpt";
+  line("file:        " + str(info["file"]));
+  line(std::string("kind:        ") + (ckpt ? "ckpt image, format " + str(info["format"]["major"]) + "." +
+                                                 str(info["format"]["minor"])
+                                           : "core file (not a ckpt image)"));
+  line(std::string("restorable:  ") + (info["restorable"].get<bool>() ? "yes"
+                                       : "no: " + str(info["not_restorable_because"])));
+  if (ckpt) {
+    const json &id = info["identity"];
+    line("image id:    " + str(id["image_id"]));
+    line("created:     " + str(id["created"]) + " on " + str(id["hostname"]) + ", kernel " +
+         str(id["kernel_release"]));
+    line("checkpoint:  " + str(id["checkpoint_id"]) + "  (written by " + str(id["writer"]) + ")");
+    line("xsave:       features " + str(id["xsave_features"]) + ", " + str(id["xsave_size"]) + " bytes");
+  }
+  for (const json &p : info["processes"]) {
+    std::string head = "process " + str(p.value("pid", json(0)));
+    if (p.contains("comm")) head += " (" + str(p["comm"]) + ")";
+    if (p.contains("ppid"))
+      head += "  ppid " + str(p["ppid"]) + "  pgid " + str(p["pgid"]) + "  sid " + str(p["sid"]);
+    if (p.value("stopped", false)) head += "  [stopped]";
+    line("");
+    line(head);
+    if (p.contains("exe")) line("  exe " + str(p["exe"]) + "  cwd " + str(p["cwd"]) + "  umask " +
+                                str(p["umask"]));
+    for (const json &t : p["threads"]) {
+      std::string s = "  thread " + str(t["tid"]);
+      if (t.contains("name")) s += " (" + str(t["name"]) + ")";
+      if (t.contains("registers")) {
+        const json &r = t["registers"];
+        s += "  rip " + str(r["rip"]) + "  rsp " + str(r["rsp"]) + "  fs_base " + str(r["fs_base"]);
+      }
+      if (t.value("in_syscall", false)) s += "  in syscall " + str(t["syscall"]);
+      if (t.contains("signal")) s += "  signal " + str(t["signal"]);
+      line(s);
+    }
+    if (p.contains("fds") && !p["fds"].empty()) {
+      line("  files:");
+      for (const json &f : p["fds"])
+        line("    " + str(f["fd"]) + "  " + str(f["type"]) + "  " + str(f["path"]) + "  pos " + str(f["pos"]) +
+             "  flags " + str(f["flags"]) + (f["cloexec"].get<bool>() ? "  cloexec" : ""));
+    }
+    if (p.contains("signals")) {
+      const json &sig = p["signals"];
+      if (!sig["actions"].empty()) {
+        line("  signal handlers:");
+        for (const json &a : sig["actions"]) line("    " + str(a["signal"]) + "  " + str(a["handler"]));
+      }
+      if (!sig["pending"].empty()) line("  pending: " + sig["pending"].dump());
+    }
+    if (p.contains("rlimits") && !p["rlimits"].empty()) {
+      std::string s = "  limits:";
+      for (const json &l : p["rlimits"]) s += " " + str(l["resource"]) + "=" + str(l["cur"]) + "/" + str(l["max"]);
+      line(s);
+    }
+    if (p.contains("timers"))
+      for (const json &tm : p["timers"]) line("  timer " + str(tm["kind"]) + " in " + str(tm["value_ns"]) + " ns");
+  }
+  line("");
+  u64 stored = 0, total = 0;
+  for (const json &m : info["memory"]) {
+    stored += m["stored_bytes"].get<u64>();
+    total += std::stoull(str(m["end"]), nullptr, 16) - std::stoull(str(m["start"]), nullptr, 16);
+  }
+  line("memory: " + std::to_string(info["memory"].size()) + " mappings, " + human_bytes(total) + ", " +
+       human_bytes(stored) + " stored here");
+  for (const json &m : info["memory"]) {
+    char b[256];
+    std::snprintf(b, sizeof b, "  %18s-%-18s %-4s %-11s here %-10s file %-10s zero %-10s", str(m["start"]).c_str(),
+                  str(m["end"]).c_str(), str(m["prot"]).c_str(), str(m["kind"]).c_str(),
+                  human_bytes(m["stored_bytes"].get<u64>()).c_str(), human_bytes(m["file_bytes"].get<u64>()).c_str(),
+                  human_bytes(m["zero_bytes"].get<u64>()).c_str());
+    std::string s = b;
+    if (m["parent_bytes"].get<u64>()) s += " parent " + human_bytes(m["parent_bytes"].get<u64>());
+    line(s + " " + str(m["path"]));
+  }
+  if (ckpt) {
+    line("");
+    if (info["parent"].is_null()) {
+      line("parent chain: none (a full image)");
+    } else {
+      line("parent: " + str(info["parent"]["image_id"]) + " at " + str(info["parent"]["path_hint"]));
+      for (const json &c : info["chain"]) line("  " + str(c["image_id"]) + "  " + str(c["path"]));
+    }
+  }
+  return out;
+}
+
+}  // namespace ckpt::tool

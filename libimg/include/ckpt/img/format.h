@@ -1,0 +1,138 @@
+// The ckpt image format: constants and the fixed layouts of the standard
+// Linux core notes on x86-64. docs/FORMAT.md is the normative text; this
+// header is its C++ transcription, and nothing outside libimg hard-codes any
+// number found here.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ckpt::img {
+
+using u8 = uint8_t;
+using u16 = uint16_t;
+using u32 = uint32_t;
+using u64 = uint64_t;
+using i16 = int16_t;
+using i32 = int32_t;
+using i64 = int64_t;
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "the image format is little-endian and libimg copies records as bytes");
+
+// ---- ELF identification -------------------------------------------------
+
+/// e_ident[EI_PAD..EI_PAD+3] of every ckpt image; EI_PAD+4 holds the major
+/// format version. Ordinary cores have zeros there.
+inline constexpr u8 kIdentMarker[4] = {'C', 'K', 'P', 'T'};
+inline constexpr int kIdentMarkerOffset = 9;   // EI_PAD
+inline constexpr int kIdentVersionOffset = 13;
+/// Major version: bumped only when an old reader would misread a new image.
+/// Minor growth (new notes, longer records) never bumps it.
+inline constexpr u8 kFormatMajor = 1;
+/// Minor version, stored in IdentityRecord::format_minor.
+inline constexpr u32 kFormatMinor = 0;
+
+inline constexpr u64 kPageSize = 4096;
+
+// ---- Note owners and types ------------------------------------------------
+
+inline constexpr char kOwnerCore[] = "CORE";
+inline constexpr char kOwnerLinux[] = "LINUX";
+/// The project's own note owner. Its note types avoid every number that
+/// BFD's owner-blind elfcore_grok_note interprets (1, 2, 3, 6, 10, 13, 16,
+/// 18, NT_FILE, NT_SIGINFO): they all have 0x434b ("CK") in the top half.
+inline constexpr char kOwnerCkpt[] = "CKPT";
+
+enum : u32 {
+  kNtPrstatus = 1,
+  kNtFpregset = 2,
+  kNtPrpsinfo = 3,
+  kNtAuxv = 6,
+  kNtX86Xstate = 0x202,
+  kNtSiginfo = 0x53494749,
+  kNtFile = 0x46494c45,
+};
+
+/// Note types of owner "CKPT". Every one is a table note (see table.h)
+/// unless stated otherwise.
+enum class CkptNote : u32 {
+  Identity = 0x434b0001,     ///< IdentityRecord, exactly one record
+  Tasks = 0x434b0002,        ///< TaskRecord per process
+  Threads = 0x434b0003,      ///< ThreadRecord per thread
+  Vmas = 0x434b0004,         ///< VmaRecord per mapping
+  PageRanges = 0x434b0005,   ///< PageRangeRecord: where each VMA's bytes are
+  Fds = 0x434b0006,          ///< FdRecord per file descriptor
+  Pipes = 0x434b0007,        ///< PipeRecord: bytes buffered in a pipe or FIFO
+  SigActions = 0x434b0008,   ///< SigActionRecord per process and signal
+  PendingSignals = 0x434b0009,  ///< PendingSignalRecord
+  Timers = 0x434b000a,       ///< TimerRecord: itimers and POSIX timers
+  Rlimits = 0x434b000b,      ///< RlimitRecord per process and resource
+  Tree = 0x434b000c,         ///< TreeRecord: further processes of the tree
+  Parent = 0x434b000d,       ///< ParentRecord: the parent image of an increment
+  Integrity = 0x434b00ff,    ///< IntegrityRecord; alone in the last PT_NOTE
+};
+
+// ---- Standard core note layouts (x86-64) --------------------------------
+// Field order and sizes are the kernel's (include/uapi/linux/elfcore.h);
+// elfutils accepts PRSTATUS and PRPSINFO only at exactly these sizes.
+
+/// struct user_regs_struct, in ptrace order.
+struct UserRegs {
+  u64 r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8;
+  u64 rax, rcx, rdx, rsi, rdi, orig_rax, rip, cs, eflags, rsp, ss;
+  u64 fs_base, gs_base, ds, es, fs, gs;
+};
+static_assert(sizeof(UserRegs) == 216);
+
+struct CoreTimeval {
+  i64 tv_sec;
+  i64 tv_usec;
+};
+
+/// NT_PRSTATUS desc (owner CORE), one per thread.
+struct PrStatus {
+  i32 si_signo, si_code, si_errno;
+  i16 pr_cursig;
+  u16 pad0;
+  u64 pr_sigpend;
+  u64 pr_sighold;
+  i32 pr_pid, pr_ppid, pr_pgrp, pr_sid;
+  CoreTimeval pr_utime, pr_stime, pr_cutime, pr_cstime;
+  UserRegs pr_reg;
+  i32 pr_fpvalid;
+  u32 pad1;
+};
+static_assert(sizeof(PrStatus) == 336);
+static_assert(offsetof(PrStatus, pr_reg) == 112);
+
+/// NT_PRPSINFO desc (owner CORE), one per process.
+struct PrPsInfo {
+  char pr_state;
+  char pr_sname;
+  char pr_zomb;
+  char pr_nice;
+  u32 pad0;
+  u64 pr_flag;
+  u32 pr_uid, pr_gid;
+  i32 pr_pid, pr_ppid, pr_pgrp, pr_sid;
+  char pr_fname[16];
+  char pr_psargs[80];
+};
+static_assert(sizeof(PrPsInfo) == 136);
+
+/// NT_FPREGSET desc (owner CORE): the 512-byte FXSAVE area.
+inline constexpr size_t kFpregsetSize = 512;
+/// NT_SIGINFO desc (owner CORE): a kernel siginfo_t.
+inline constexpr size_t kSiginfoSize = 128;
+/// Byte offset of XCR0 inside the software-reserved bytes of NT_X86_XSTATE,
+/// where Linux (and gdb's I386_LINUX_XSAVE_XCR0_OFFSET) keep it.
+inline constexpr size_t kXstateXcr0Offset = 464;
+
+// ---- Program header layout rules ----------------------------------------
+
+/// Past this many program headers, e_phnum holds PN_XNUM and the real count
+/// is in section header 0's sh_info.
+inline constexpr u32 kPnXnum = 0xffff;
+
+}  // namespace ckpt::img

@@ -1,0 +1,58 @@
+// Decoded views of an image's notes: what `imgtool info`, verify and restore
+// consume. Decoding checks every cross reference (a thread's registers, a
+// VMA's page ranges, a page range's segment) so consumers can index freely.
+#pragma once
+
+#include <optional>
+#include <span>
+#include <vector>
+
+#include <ckpt/img/note.h>
+#include <ckpt/img/reader.h>
+#include <ckpt/img/table.h>
+
+namespace ckpt::img {
+
+/// One thread as the standard notes describe it.
+struct CoreThread {
+  PrStatus prstatus{};
+  std::span<const u8> fpregs;   ///< NT_FPREGSET desc, empty if absent
+  std::span<const u8> xstate;   ///< NT_X86_XSTATE desc, empty if absent
+};
+
+/// What any Linux x86-64 core says: the kernel's, gdb's, or ours.
+struct CoreView {
+  std::optional<PrPsInfo> psinfo;
+  std::vector<CoreThread> threads;
+  std::span<const u8> siginfo;
+  std::vector<u64> auxv;             ///< flat (type, value) words
+  std::vector<FileMapping> files;    ///< NT_FILE
+};
+
+/// Decodes the standard notes of the first PT_NOTE. Regset notes belong to
+/// the PRSTATUS before them, as BFD and lldb read them.
+Expected<CoreView> decode_core(const ImageReader &image);
+
+/// Every CKPT note of an image, decoded and cross-checked.
+struct CkptView {
+  IdentityRecord identity{};
+  Table<IdentityRecord> identity_table;
+  Table<TaskRecord> tasks;
+  Table<ThreadRecord> threads;
+  Table<VmaRecord> vmas;
+  Table<PageRangeRecord> ranges;
+  Table<FdRecord> fds;
+  Table<PipeRecord> pipes;
+  Table<SigActionRecord> sigactions;
+  Table<PendingSignalRecord> pending;
+  Table<TimerRecord> timers;
+  Table<RlimitRecord> rlimits;
+  Table<TreeRecord> tree;
+  std::optional<Table<ParentRecord>> parent;
+};
+
+/// Decodes the CKPT notes; fails on an image without an Identity note or
+/// with any inconsistent record (e.g. a page range outside its segment).
+Expected<CkptView> decode_ckpt(const ImageReader &image);
+
+}  // namespace ckpt::img

@@ -1,0 +1,88 @@
+// ImageReader: a checked, zero-copy view of an image (or any x86-64 ELF
+// core) on top of elfutils' libelf. Every offset, size, count and alignment
+// is checked before use; failures are Errors that name the byte offset and
+// the index of what was wrong.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <elf.h>
+
+#include <ckpt/img/expected.h>
+#include <ckpt/img/format.h>
+
+namespace ckpt::img {
+
+/// One note as found in a PT_NOTE.
+struct NoteRef {
+  std::string_view owner;
+  u32 type = 0;
+  std::span<const u8> desc;
+  u64 offset = 0;        ///< file offset of the note header
+  u64 size = 0;          ///< encoded size including padding
+  u32 phdr = 0;          ///< index of the PT_NOTE holding it
+  u32 index = 0;         ///< position among all notes of that PT_NOTE
+};
+
+class ImageReader {
+ public:
+  /// Maps and validates a file. The reader keeps the mapping open.
+  static Expected<ImageReader> open(const std::string &path);
+  /// Validates bytes in memory (copied). For fuzzing and tests.
+  static Expected<ImageReader> from_bytes(std::span<const u8> bytes);
+
+  ImageReader(ImageReader &&) noexcept;
+  ImageReader &operator=(ImageReader &&) noexcept;
+  ~ImageReader();
+
+  const Elf64_Ehdr &ehdr() const { return ehdr_; }
+  const std::vector<Elf64_Phdr> &phdrs() const { return phdrs_; }
+  const std::vector<NoteRef> &notes() const { return notes_; }
+  std::span<const u8> bytes() const { return {data_, size_}; }
+
+  /// Has the ckpt marker in e_ident (a ckpt image, possibly damaged).
+  bool has_ckpt_marker() const { return ckpt_marker_; }
+  u8 format_major() const { return format_major_; }
+
+  /// The file bytes of program header i (checked at open).
+  std::span<const u8> segment_bytes(size_t i) const;
+
+  /// First note with this owner and type, or nullptr.
+  const NoteRef *find_note(std::string_view owner, u32 type) const;
+  std::vector<const NoteRef *> find_notes(std::string_view owner, u32 type) const;
+
+  /// The note of owner CKPT and this type (first one).
+  const NoteRef *find_ckpt(CkptNote type) const { return find_note(kOwnerCkpt, static_cast<u32>(type)); }
+
+  /// Reads the bytes of a virtual address range out of PT_LOADs; fails if
+  /// any byte is not stored in the file.
+  Expected<std::vector<u8>> read_memory(u64 addr, u64 len) const;
+
+ private:
+  ImageReader() = default;
+  Status parse();
+  Status parse_notes(u32 phdr_index);
+  void release();
+
+  u8 *data_ = nullptr;
+  size_t size_ = 0;
+  bool mapped_ = false;
+  void *elf_ = nullptr;   // Elf*, kept opaque to spare users <libelf.h>
+  Elf64_Ehdr ehdr_{};
+  std::vector<Elf64_Phdr> phdrs_;
+  std::vector<NoteRef> notes_;
+  bool ckpt_marker_ = false;
+  u8 format_major_ = 0;
+};
+
+/// Checks the CKPT Integrity note against the file: every checksum, and that
+/// the regions it lists are exactly the file's headers, notes and segments.
+/// Fails with the first region whose bytes differ.
+Status verify_integrity(const ImageReader &image);
+
+}  // namespace ckpt::img

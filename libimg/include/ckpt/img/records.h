@@ -1,0 +1,325 @@
+// Records of the CKPT notes. Each struct is the exact little-endian layout
+// of one record (docs/FORMAT.md gives the byte offsets): fixed-width fields,
+// explicit padding, every u64 at an 8-aligned offset, so the layout is the
+// same for 32- and 64-bit builds. A record only ever grows at its end; a
+// reader fills fields that an older writer did not know with zeros.
+#pragma once
+
+#include <ckpt/img/format.h>
+
+namespace ckpt::img {
+
+/// A string in a table note's data area (not NUL-terminated).
+struct StrRef {
+  u32 offset = 0;
+  u32 length = 0;
+};
+/// A byte range in a table note's data area.
+struct BlobRef {
+  u64 offset = 0;
+  u64 length = 0;
+};
+
+/// CkptNote::Identity. Exactly one record.
+struct IdentityRecord {
+  u8 image_id[16];          ///< random, names this image for increments
+  u64 created_sec;          ///< CLOCK_REALTIME at the freeze
+  u32 created_nsec;
+  u32 format_minor;         ///< kFormatMinor of the writer
+  i64 checkpoint_id;        ///< what ckpt_checkpoint() returned (>0)
+  u64 xsave_features;       ///< XCR0 of the dumping CPU
+  u32 xsave_size;           ///< bytes of each NT_X86_XSTATE
+  u32 page_size;
+  u32 flags;                ///< IdentityFlags
+  i32 root_pid;             ///< pid of the process the core notes describe
+  u32 process_count;        ///< processes in the whole image (root + Tree)
+  u32 pad0;
+  StrRef kernel_release;    ///< uname -r of the dumping machine
+  StrRef hostname;
+  StrRef writer;            ///< e.g. "imgtool dump 0.1.0"
+};
+static_assert(sizeof(IdentityRecord) == 96);
+
+enum IdentityFlags : u32 {
+  kIdentityIncremental = 1u << 0,  ///< some pages live in the parent image
+  kIdentitySelf = 1u << 1,         ///< written by ckpt_checkpoint() in-process
+  kIdentityRestorable = 1u << 2,   ///< the writer captured all state restore needs
+};
+
+/// CkptNote::Tasks: one per process.
+struct TaskRecord {
+  i32 pid, ppid, pgid, sid;
+  u32 uid[4];                     ///< real, effective, saved, fs
+  u32 gid[4];
+  u64 cap_inheritable, cap_permitted, cap_effective, cap_bounding, cap_ambient;
+  u32 umask;
+  u32 personality;
+  i32 nice;
+  u32 flags;                      ///< TaskFlags
+  i32 exit_signal;
+  u32 thread_count;
+  // mm fields, as prctl(PR_SET_MM_MAP) takes them
+  u64 start_code, end_code, start_data, end_data;
+  u64 start_brk, brk, start_stack;
+  u64 arg_start, arg_end, env_start, env_end;
+  StrRef comm;
+  StrRef cwd;
+  StrRef root;
+  StrRef exe;
+  BlobRef groups;                 ///< u32 supplementary gids
+  BlobRef auxv;                   ///< the raw saved auxv (also in NT_AUXV)
+};
+static_assert(sizeof(TaskRecord) == 264);
+
+enum TaskFlags : u32 {
+  kTaskStopped = 1u << 0,          ///< job-control stopped at dump time
+  kTaskSessionLeader = 1u << 1,
+  kTaskGroupLeader = 1u << 2,
+  kTaskDumpable = 1u << 3,
+};
+
+/// CkptNote::Threads: one per thread; registers are in the thread's
+/// NT_PRSTATUS/NT_FPREGSET/NT_X86_XSTATE, matched by tid.
+struct ThreadRecord {
+  i32 tid;
+  i32 pid;                  ///< owning process
+  u64 fs_base, gs_base;
+  u64 sigmask;              ///< blocked signals
+  u64 altstack_sp, altstack_size;
+  u32 altstack_flags;
+  u32 flags;                ///< ThreadFlags
+  u64 rseq_addr;
+  u32 rseq_len, rseq_sig;
+  u64 robust_list, robust_list_len;
+  u64 clear_child_tid;
+  // The syscall this thread was in when frozen. NT_PRSTATUS keeps the
+  // registers exactly as ptrace reported them (what gdb expects); these
+  // fields carry the kernel's restart decision for restore.
+  i64 syscall_nr;           ///< orig_rax, or -1 when not in a syscall
+  i64 syscall_result;       ///< rax as seen, e.g. -ERESTARTSYS (-512)
+  u32 restart;              ///< SyscallRestart
+  u32 pad0;
+  u64 restart_rip;          ///< rip to resume at for a restart
+  u64 restart_rax;          ///< rax to resume with for a restart
+  StrRef comm;              ///< thread name
+};
+static_assert(sizeof(ThreadRecord) == 144);
+
+enum ThreadFlags : u32 {
+  kThreadInSyscall = 1u << 0,
+  kThreadLeader = 1u << 1,
+};
+
+enum class SyscallRestart : u32 {
+  None = 0,           ///< not in a syscall, or it completed
+  Restart = 1,        ///< -ERESTARTNOINTR / -ERESTARTSYS with SA_RESTART
+  Interrupt = 2,      ///< return -EINTR
+  RestartBlock = 3,   ///< -ERESTART_RESTARTBLOCK: call restart_syscall
+};
+
+/// CkptNote::Vmas: one per mapping, in address order per process.
+struct VmaRecord {
+  u64 start, end;
+  u64 pgoff;                ///< file offset in bytes
+  u32 prot;                 ///< PROT_* bits
+  u32 flags;                ///< VmaFlags
+  u32 kind;                 ///< VmaKind
+  i32 pid;
+  u64 dev;                  ///< st_dev of the mapped file
+  u64 ino;
+  u64 file_size;
+  i64 file_mtime_ns;
+  StrRef path;
+  BlobRef build_id;         ///< GNU build-id of an ELF object, raw bytes
+  u32 first_range;          ///< index into PageRanges
+  u32 range_count;
+};
+static_assert(sizeof(VmaRecord) == 104);
+
+enum VmaFlags : u32 {
+  kVmaShared = 1u << 0,       ///< MAP_SHARED (otherwise private)
+  kVmaGrowsDown = 1u << 1,
+  kVmaDontDump = 1u << 2,
+  kVmaLocked = 1u << 3,
+  kVmaHugePage = 1u << 4,     ///< MADV_HUGEPAGE
+  kVmaNoHugePage = 1u << 5,
+  kVmaDeletedFile = 1u << 6,  ///< the mapped file was unlinked
+  kVmaDontFork = 1u << 7,
+  kVmaWipeOnFork = 1u << 8,
+};
+
+enum class VmaKind : u32 {
+  Anon = 0,
+  File = 1,
+  Heap = 2,
+  Stack = 3,
+  Vdso = 4,
+  Vvar = 5,
+  VvarVclock = 6,
+  Vsyscall = 7,
+  SharedAnon = 8,   ///< MAP_SHARED|MAP_ANONYMOUS (shmem)
+  SysvShm = 9,
+};
+
+/// CkptNote::PageRanges: a VMA's bytes, split by where they come from.
+/// Ranges of one VMA are contiguous, ascending and cover it exactly.
+struct PageRangeRecord {
+  u64 start;
+  u64 length;
+  u32 source;          ///< PageSource
+  u32 segment;         ///< for Image: program header index holding the bytes
+};
+static_assert(sizeof(PageRangeRecord) == 24);
+
+enum class PageSource : u32 {
+  Image = 0,     ///< in this file, in PT_LOAD `segment` at start - p_vaddr
+  Zero = 1,      ///< never touched or all zero: reads as zeros
+  File = 2,      ///< unchanged from the mapped file
+  Parent = 3,    ///< in the parent image (CkptNote::Parent)
+  Absent = 4,    ///< not captured (e.g. VM_IO, [vvar]); restore recreates
+};
+
+/// CkptNote::Fds: one per file descriptor.
+struct FdRecord {
+  i32 pid;
+  i32 fd;
+  u32 fd_flags;          ///< FD_CLOEXEC
+  u32 type;              ///< FdType
+  u32 open_flags;        ///< O_* from /proc/PID/fdinfo (flags:)
+  u32 mode;              ///< st_mode
+  u64 pos;
+  u64 dev, ino, size;
+  i64 mtime_ns;
+  u32 file_id;           ///< equal ids share one open file description
+  u32 pipe_id;           ///< for pipes/FIFOs: key into PipeRecord
+  u32 flags;             ///< FdFlags
+  u32 pad0;
+  u64 rdev;
+  StrRef path;
+  BlobRef content;       ///< an unlinked file's bytes
+};
+static_assert(sizeof(FdRecord) == 112);
+
+enum class FdType : u32 {
+  Regular = 0,
+  Directory = 1,
+  PipeRead = 2,
+  PipeWrite = 3,
+  Fifo = 4,
+  CharDevice = 5,
+  BlockDevice = 6,
+  Socket = 7,
+  EventFd = 8,
+  SignalFd = 9,
+  TimerFd = 10,
+  Epoll = 11,
+  Inotify = 12,
+  MemFd = 13,
+  Other = 14,
+};
+
+enum FdFlags : u32 {
+  kFdUnlinked = 1u << 0,     ///< path no longer names the file
+  kFdTerminal = 1u << 1,     ///< a tty: reconnect to the restoring terminal
+};
+
+/// CkptNote::Pipes: bytes sitting in a pipe or FIFO buffer, read without
+/// consuming them.
+struct PipeRecord {
+  u32 pipe_id;
+  u32 capacity;              ///< F_GETPIPE_SZ
+  u64 ino;
+  BlobRef data;
+};
+static_assert(sizeof(PipeRecord) == 32);
+
+/// CkptNote::SigActions: one per process and signal that is not SIG_DFL.
+struct SigActionRecord {
+  i32 pid;
+  u32 signo;
+  u64 handler;              ///< SIG_DFL 0, SIG_IGN 1, or an address
+  u64 flags;                ///< SA_*
+  u64 restorer;
+  u64 mask;
+};
+static_assert(sizeof(SigActionRecord) == 40);
+
+/// CkptNote::PendingSignals: one per queued signal.
+struct PendingSignalRecord {
+  i32 pid;
+  i32 tid;                  ///< 0 for the process-wide queue
+  u32 signo;
+  u32 pad0;
+  u8 siginfo[128];          ///< as PTRACE_PEEKSIGINFO returns it
+};
+static_assert(sizeof(PendingSignalRecord) == 144);
+
+/// CkptNote::Timers.
+struct TimerRecord {
+  i32 pid;
+  u32 kind;                 ///< TimerKind
+  i32 timer_id;             ///< POSIX timer id
+  i32 clock_id;
+  i32 sigev_notify;
+  i32 sigev_signo;
+  u64 sigev_value;
+  i32 sigev_tid;
+  u32 overrun;
+  u64 interval_ns;
+  u64 value_ns;             ///< time left until expiry; 0 = disarmed
+};
+static_assert(sizeof(TimerRecord) == 56);
+
+enum class TimerKind : u32 {
+  ItimerReal = 0,
+  ItimerVirtual = 1,
+  ItimerProf = 2,
+  Posix = 3,
+};
+
+/// CkptNote::Rlimits.
+struct RlimitRecord {
+  i32 pid;
+  u32 resource;
+  u64 cur;
+  u64 max;
+};
+static_assert(sizeof(RlimitRecord) == 24);
+
+/// CkptNote::Tree: one per process other than the root. Each is a complete
+/// ELF core of its own, page-aligned inside this file.
+struct TreeRecord {
+  i32 pid;
+  i32 ppid;
+  u64 offset;               ///< of the embedded core's ELF header
+  u64 size;
+};
+static_assert(sizeof(TreeRecord) == 24);
+
+/// CkptNote::Parent: the image an incremental image builds on.
+struct ParentRecord {
+  u8 image_id[16];          ///< the parent's IdentityRecord::image_id
+  StrRef path_hint;         ///< as given to --parent
+};
+static_assert(sizeof(ParentRecord) == 24);
+
+/// CkptNote::Integrity: xxh3-64 checksums, in the last PT_NOTE. The final
+/// record has kind SelfCheck and covers every byte of this note before it.
+struct IntegrityRecord {
+  u32 kind;                 ///< IntegrityKind
+  u32 index;                ///< program header or note index
+  u64 offset;               ///< first byte covered
+  u64 size;                 ///< bytes covered
+  u64 xxh3;
+};
+static_assert(sizeof(IntegrityRecord) == 32);
+
+enum class IntegrityKind : u32 {
+  Headers = 0,       ///< ELF header and program header table
+  Note = 1,          ///< one note of the first PT_NOTE (index = note number)
+  Segment = 2,       ///< one PT_LOAD's file bytes (index = phdr index)
+  Prefix = 3,        ///< every byte before the integrity note
+  SelfCheck = 4,     ///< this note up to this record
+};
+
+}  // namespace ckpt::img

@@ -1,0 +1,105 @@
+// ImageWriter: streams an image to any file descriptor, seekable or not.
+//
+// Every header, note and offset is computed from the plan before the first
+// byte goes out, so the writer never seeks; checksums that depend on data
+// not yet seen go in a second PT_NOTE placed last, whose program header
+// already carries its final size. File layout:
+//
+//   ELF header | program headers | PT_NOTE 0 (all notes) | pad to page
+//   | PT_LOAD data, page-aligned, in address order | [section header 0 if
+//   PN_XNUM] | PT_NOTE (CKPT Integrity)
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include <xxhash.h>
+
+#include <ckpt/img/expected.h>
+#include <ckpt/img/note.h>
+#include <ckpt/img/records.h>
+
+namespace ckpt::img {
+
+/// One PT_LOAD as planned: filesz bytes of data will follow, filesz <= memsz.
+struct SegmentPlan {
+  u64 vaddr = 0;
+  u64 memsz = 0;
+  u64 filesz = 0;
+  u32 flags = 0;  ///< PF_R | PF_W | PF_X
+};
+
+/// File offsets of everything, derived from the plan alone.
+struct ImageLayout {
+  u32 phnum = 0;               ///< program headers including both PT_NOTEs
+  u64 phdr_offset = 0;
+  u64 notes_offset = 0;
+  u64 notes_size = 0;
+  std::vector<u64> segment_offsets;
+  u64 shdr_offset = 0;         ///< 0 unless PN_XNUM is needed
+  u64 integrity_offset = 0;
+  u64 integrity_size = 0;
+  u64 total_size = 0;
+
+  /// Program header index of planned segment i (PT_NOTE 0 comes first).
+  static u32 phdr_index_of_segment(size_t i) { return static_cast<u32>(i + 1); }
+};
+
+/// Computes the layout, or fails on a plan that cannot be encoded (segments
+/// out of address order or overlapping, filesz > memsz, address overflow).
+Expected<ImageLayout> plan_layout(const std::vector<Note> &notes,
+                                  const std::vector<SegmentPlan> &segments);
+
+/// Writes one image. Usage: create, begin(), write() exactly each segment's
+/// filesz bytes in order, finish().
+class ImageWriter {
+ public:
+  /// e_ident[EI_PAD] marker and major version are always written; an image
+  /// that is not a ckpt image (tests) can turn them off.
+  struct Options {
+    bool ckpt_marker = true;
+  };
+
+  static Expected<ImageWriter> create(std::vector<Note> notes, std::vector<SegmentPlan> segments,
+                                      Options options);
+  static Expected<ImageWriter> create(std::vector<Note> notes, std::vector<SegmentPlan> segments) {
+    return create(std::move(notes), std::move(segments), Options{});
+  }
+  ImageWriter(ImageWriter &&other) noexcept;
+  ImageWriter &operator=(ImageWriter &&) = delete;
+  ~ImageWriter();
+
+  const ImageLayout &layout() const { return layout_; }
+
+  /// Writes headers and notes to fd (not owned, not closed).
+  Status begin(int fd);
+  /// The next bytes of segment data; may span several segments.
+  Status write(std::span<const u8> bytes);
+  /// Pads the last segment, writes the trailer and the integrity note.
+  Status finish();
+  /// Bytes written so far.
+  u64 written() const { return pos_; }
+
+ private:
+  ImageWriter() = default;
+  Status emit(std::span<const u8> bytes);
+  Status emit_zeros(u64 n);
+  Status flush();
+  Status advance_to_segment_data();
+
+  std::vector<Note> notes_;
+  std::vector<SegmentPlan> segments_;
+  Options options_;
+  ImageLayout layout_;
+  int fd_ = -1;
+  u64 pos_ = 0;
+  size_t seg_ = 0;          // segment currently being filled
+  u64 seg_done_ = 0;        // bytes of it written
+  std::vector<u8> buffer_;
+  XXH3_state_t *prefix_hash_ = nullptr;
+  XXH3_state_t *seg_hash_ = nullptr;
+  std::vector<IntegrityRecord> checks_;
+  bool began_ = false;
+};
+
+}  // namespace ckpt::img

@@ -1,0 +1,37 @@
+#include <ckpt/img/image_notes.h>
+
+namespace ckpt::img {
+
+template <typename R>
+static void add_table(std::vector<Note> &out, CkptNote type, const TableBuilder<R> &t) {
+  if (!t.records.empty()) out.push_back(make_ckpt_note(type, t.encode()));
+}
+
+std::vector<Note> ImageNotes::encode() const {
+  std::vector<Note> out;
+  if (psinfo) out.push_back(make_struct_note(kOwnerCore, kNtPrpsinfo, *psinfo));
+  for (const Thread &t : threads) {
+    out.push_back(make_struct_note(kOwnerCore, kNtPrstatus, t.prstatus));
+    if (!t.fpregs.empty()) out.push_back(Note{kOwnerCore, kNtFpregset, t.fpregs});
+    if (!t.xstate.empty()) out.push_back(Note{kOwnerLinux, kNtX86Xstate, t.xstate});
+  }
+  if (!siginfo.empty()) out.push_back(Note{kOwnerCore, kNtSiginfo, siginfo});
+  if (!auxv.empty()) out.push_back(make_nt_auxv(auxv));
+  if (!files.empty()) out.push_back(make_nt_file(files));
+  add_table(out, CkptNote::Identity, identity);
+  add_table(out, CkptNote::Tasks, tasks);
+  add_table(out, CkptNote::Threads, thread_records);
+  add_table(out, CkptNote::Vmas, vmas);
+  add_table(out, CkptNote::PageRanges, ranges);
+  add_table(out, CkptNote::Fds, fds);
+  add_table(out, CkptNote::Pipes, pipes);
+  add_table(out, CkptNote::SigActions, sigactions);
+  add_table(out, CkptNote::PendingSignals, pending);
+  add_table(out, CkptNote::Timers, timers);
+  add_table(out, CkptNote::Rlimits, rlimits);
+  add_table(out, CkptNote::Tree, tree);
+  add_table(out, CkptNote::Parent, parent);
+  return out;
+}
+
+}  // namespace ckpt::img

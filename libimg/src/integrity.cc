@@ -1,0 +1,83 @@
+// verify_integrity: the checksums of the CKPT Integrity note, and the
+// requirement that they cover the whole file, so a flipped byte anywhere is
+// found and named.
+#include <ckpt/img/reader.h>
+#include <ckpt/img/table.h>
+
+#include <xxhash.h>
+
+namespace ckpt::img {
+
+static const char *kind_name(u32 kind) {
+  switch (static_cast<IntegrityKind>(kind)) {
+    case IntegrityKind::Headers: return "ELF and program headers";
+    case IntegrityKind::Note: return "note";
+    case IntegrityKind::Segment: return "segment";
+    case IntegrityKind::Prefix: return "file";
+    case IntegrityKind::SelfCheck: return "integrity note";
+  }
+  return "region";
+}
+
+Status verify_integrity(const ImageReader &image) {
+  const auto &ph = image.phdrs();
+  const NoteRef *note = image.find_ckpt(CkptNote::Integrity);
+  if (!note) return make_error("no integrity note: not a ckpt image, or its end is missing");
+  const Elf64_Phdr &last = ph.back();
+  if (note->phdr != ph.size() - 1 || note->index != 0 || note->size != last.p_filesz)
+    return make_error("the integrity note is not alone in the last PT_NOTE");
+  if (note->offset + note->size != image.bytes().size())
+    return make_error("file is %zu bytes but its integrity note ends at %llu", image.bytes().size(),
+                      (unsigned long long)(note->offset + note->size));
+  auto table = decode_table<IntegrityRecord>(note->desc);
+  if (!table) return table.error().context("integrity note");
+  const auto &recs = table->records;
+  if (recs.empty() || recs.back().kind != static_cast<u32>(IntegrityKind::SelfCheck))
+    return make_error("integrity note lacks its final self-check record");
+
+  // The SelfCheck covers the note up to itself; check it first so that the
+  // other records can be trusted.
+  const IntegrityRecord &self = recs.back();
+  u64 self_off = note->desc.data() - image.bytes().data() - note->offset + sizeof(TableHeader) +
+                 (recs.size() - 1) * sizeof(IntegrityRecord);
+  if (self.offset != note->offset || self.size != self_off || table->data.size() != 0 ||
+      note->desc.size() != sizeof(TableHeader) + recs.size() * sizeof(IntegrityRecord))
+    return make_error("integrity note at offset %llu is malformed", (unsigned long long)note->offset);
+  if (XXH3_64bits(image.bytes().data() + note->offset, self_off) != self.xxh3)
+    return make_error("checksum mismatch in the integrity note at offset %llu", (unsigned long long)note->offset);
+
+  // Expected coverage: headers, every note of PT_NOTE 0, every stored
+  // PT_LOAD, the prefix.
+  std::vector<IntegrityRecord> want;
+  u64 headers_end = ph[0].p_offset;
+  want.push_back({static_cast<u32>(IntegrityKind::Headers), 0, 0, headers_end, 0});
+  for (const NoteRef &n : image.notes())
+    if (n.phdr == 0) want.push_back({static_cast<u32>(IntegrityKind::Note), n.index, n.offset, n.size, 0});
+  for (size_t i = 0; i < ph.size(); i++)
+    if (ph[i].p_type == PT_LOAD && ph[i].p_filesz)
+      want.push_back({static_cast<u32>(IntegrityKind::Segment), static_cast<u32>(i), ph[i].p_offset,
+                      ph[i].p_filesz, 0});
+  want.push_back({static_cast<u32>(IntegrityKind::Prefix), 0, 0, note->offset, 0});
+  if (want.size() != recs.size() - 1)
+    return make_error("integrity note lists %zu regions but the file has %zu", recs.size() - 1, want.size());
+  for (size_t i = 0; i < want.size(); i++) {
+    const IntegrityRecord &r = recs[i], &w = want[i];
+    if (r.kind != w.kind || r.index != w.index || r.offset != w.offset || r.size != w.size)
+      return make_error("integrity record %zu describes %s %u at offset %llu, but the file has %s %u at offset %llu",
+                        i, kind_name(r.kind), r.index, (unsigned long long)r.offset, kind_name(w.kind), w.index,
+                        (unsigned long long)w.offset);
+  }
+  // Region checks before the prefix: they say where the damage is.
+  for (size_t i = 0; i + 1 < recs.size(); i++) {
+    const IntegrityRecord &r = recs[i];
+    if (XXH3_64bits(image.bytes().data() + r.offset, r.size) != r.xxh3) {
+      if (static_cast<IntegrityKind>(r.kind) == IntegrityKind::Prefix)
+        return make_error("checksum mismatch in padding between offsets 0 and %llu", (unsigned long long)r.size);
+      return make_error("checksum mismatch in %s %u (bytes %llu..%llu)", kind_name(r.kind), r.index,
+                        (unsigned long long)r.offset, (unsigned long long)(r.offset + r.size));
+    }
+  }
+  return {};
+}
+
+}  // namespace ckpt::img

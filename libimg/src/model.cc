@@ -1,0 +1,171 @@
+#include <ckpt/img/model.h>
+
+#include <cstring>
+
+namespace ckpt::img {
+
+Expected<CoreView> decode_core(const ImageReader &image) {
+  CoreView core;
+  // Like elfutils, read only the first PT_NOTE: that is where the standard
+  // notes must be for every reader to see them.
+  u32 first = image.notes().empty() ? 0 : image.notes().front().phdr;
+  for (const NoteRef &n : image.notes()) {
+    if (n.phdr != first) continue;
+    auto where = [&](const char *what) {
+      return make_error("%s note %u at offset %llu", what, n.index, (unsigned long long)n.offset);
+    };
+    if (n.owner == kOwnerCore) {
+      switch (n.type) {
+        case kNtPrstatus: {
+          if (n.desc.size() != sizeof(PrStatus))
+            return make_error("%s has %zu bytes, not %zu", where("NT_PRSTATUS").message().c_str(), n.desc.size(),
+                              sizeof(PrStatus));
+          CoreThread t;
+          std::memcpy(&t.prstatus, n.desc.data(), sizeof(PrStatus));
+          core.threads.push_back(t);
+          break;
+        }
+        case kNtPrpsinfo: {
+          if (n.desc.size() != sizeof(PrPsInfo))
+            return make_error("%s has %zu bytes, not %zu", where("NT_PRPSINFO").message().c_str(), n.desc.size(),
+                              sizeof(PrPsInfo));
+          PrPsInfo p;
+          std::memcpy(&p, n.desc.data(), sizeof p);
+          core.psinfo = p;
+          break;
+        }
+        case kNtFpregset:
+          if (core.threads.empty()) return where("NT_FPREGSET before any NT_PRSTATUS");
+          if (n.desc.size() != kFpregsetSize)
+            return make_error("%s has %zu bytes, not 512", where("NT_FPREGSET").message().c_str(), n.desc.size());
+          core.threads.back().fpregs = n.desc;
+          break;
+        case kNtSiginfo:
+          core.siginfo = n.desc;
+          break;
+        case kNtAuxv: {
+          if (n.desc.size() % 16)
+            return make_error("%s has %zu bytes, not a whole number of pairs", where("NT_AUXV").message().c_str(),
+                              n.desc.size());
+          core.auxv.resize(n.desc.size() / 8);
+          if (!n.desc.empty()) std::memcpy(core.auxv.data(), n.desc.data(), n.desc.size());
+          break;
+        }
+        case kNtFile: {
+          auto files = decode_nt_file(n.desc);
+          if (!files) return files.error().context(where("NT_FILE").message());
+          core.files = files.take();
+          break;
+        }
+        default:
+          break;  // unknown notes are skipped, never fatal
+      }
+    } else if (n.owner == kOwnerLinux && n.type == kNtX86Xstate) {
+      if (core.threads.empty()) return where("NT_X86_XSTATE before any NT_PRSTATUS");
+      if (n.desc.size() < 576) return make_error("%s has only %zu bytes", where("NT_X86_XSTATE").message().c_str(),
+                                                 n.desc.size());
+      core.threads.back().xstate = n.desc;
+    }
+  }
+  return core;
+}
+
+template <typename R>
+static Status decode_into(const ImageReader &image, CkptNote type, const char *name, Table<R> &out) {
+  const NoteRef *n = image.find_ckpt(type);
+  if (!n) return {};
+  auto t = decode_table<R>(n->desc);
+  if (!t) return t.error().context(std::string(name) + " note at offset " + std::to_string(n->offset));
+  out = t.take();
+  return {};
+}
+
+Expected<CkptView> decode_ckpt(const ImageReader &image) {
+  CkptView v;
+  const NoteRef *id = image.find_ckpt(CkptNote::Identity);
+  if (!id) return make_error("no CKPT identity note: not a ckpt image");
+  CKPT_TRY(decode_into(image, CkptNote::Identity, "identity", v.identity_table));
+  if (v.identity_table.records.size() != 1)
+    return make_error("identity note has %zu records, not 1", v.identity_table.records.size());
+  v.identity = v.identity_table.records[0];
+  CKPT_TRY(decode_into(image, CkptNote::Tasks, "tasks", v.tasks));
+  CKPT_TRY(decode_into(image, CkptNote::Threads, "threads", v.threads));
+  CKPT_TRY(decode_into(image, CkptNote::Vmas, "vmas", v.vmas));
+  CKPT_TRY(decode_into(image, CkptNote::PageRanges, "page ranges", v.ranges));
+  CKPT_TRY(decode_into(image, CkptNote::Fds, "fds", v.fds));
+  CKPT_TRY(decode_into(image, CkptNote::Pipes, "pipes", v.pipes));
+  CKPT_TRY(decode_into(image, CkptNote::SigActions, "signal actions", v.sigactions));
+  CKPT_TRY(decode_into(image, CkptNote::PendingSignals, "pending signals", v.pending));
+  CKPT_TRY(decode_into(image, CkptNote::Timers, "timers", v.timers));
+  CKPT_TRY(decode_into(image, CkptNote::Rlimits, "rlimits", v.rlimits));
+  CKPT_TRY(decode_into(image, CkptNote::Tree, "tree", v.tree));
+  if (image.find_ckpt(CkptNote::Parent)) {
+    Table<ParentRecord> p;
+    CKPT_TRY(decode_into(image, CkptNote::Parent, "parent", p));
+    if (p.records.size() != 1) return make_error("parent note has %zu records, not 1", p.records.size());
+    v.parent = std::move(p);
+  }
+
+  // Cross references. Every string and blob must lie in its table.
+  auto check_str = [](auto &table, StrRef r, const char *what, size_t i) -> Status {
+    auto s = table.str(r);
+    if (!s) return s.error().context(std::string(what) + " record " + std::to_string(i));
+    return {};
+  };
+  auto check_blob = [](auto &table, BlobRef r, const char *what, size_t i) -> Status {
+    auto s = table.blob(r);
+    if (!s) return s.error().context(std::string(what) + " record " + std::to_string(i));
+    return {};
+  };
+  CKPT_TRY(check_str(v.identity_table, v.identity.kernel_release, "identity", 0));
+  CKPT_TRY(check_str(v.identity_table, v.identity.hostname, "identity", 0));
+  CKPT_TRY(check_str(v.identity_table, v.identity.writer, "identity", 0));
+  for (size_t i = 0; i < v.tasks.records.size(); i++) {
+    const TaskRecord &t = v.tasks.records[i];
+    for (StrRef r : {t.comm, t.cwd, t.root, t.exe}) CKPT_TRY(check_str(v.tasks, r, "task", i));
+    CKPT_TRY(check_blob(v.tasks, t.groups, "task", i));
+    CKPT_TRY(check_blob(v.tasks, t.auxv, "task", i));
+  }
+  for (size_t i = 0; i < v.threads.records.size(); i++)
+    CKPT_TRY(check_str(v.threads, v.threads.records[i].comm, "thread", i));
+  for (size_t i = 0; i < v.fds.records.size(); i++) {
+    CKPT_TRY(check_str(v.fds, v.fds.records[i].path, "fd", i));
+    CKPT_TRY(check_blob(v.fds, v.fds.records[i].content, "fd", i));
+  }
+  for (size_t i = 0; i < v.pipes.records.size(); i++) CKPT_TRY(check_blob(v.pipes, v.pipes.records[i].data, "pipe", i));
+  if (v.parent) CKPT_TRY(check_str(*v.parent, v.parent->records[0].path_hint, "parent", 0));
+
+  // VMAs: ordered, non-empty, and covered exactly by their page ranges,
+  // each Image range lying inside the stored bytes of its PT_LOAD.
+  const auto &ph = image.phdrs();
+  for (size_t i = 0; i < v.vmas.records.size(); i++) {
+    const VmaRecord &m = v.vmas.records[i];
+    auto bad = [&](const char *what) {
+      return make_error("VMA record %zu (0x%llx-0x%llx): %s", i, (unsigned long long)m.start,
+                        (unsigned long long)m.end, what);
+    };
+    CKPT_TRY(check_str(v.vmas, m.path, "VMA", i));
+    CKPT_TRY(check_blob(v.vmas, m.build_id, "VMA", i));
+    if (m.start >= m.end || m.start % kPageSize || m.end % kPageSize) return bad("not a page-aligned, non-empty range");
+    if (u64(m.first_range) + m.range_count > v.ranges.records.size()) return bad("page ranges out of bounds");
+    u64 at = m.start;
+    for (u32 k = 0; k < m.range_count; k++) {
+      const PageRangeRecord &r = v.ranges.records[m.first_range + k];
+      if (r.start != at || r.length == 0 || r.length > m.end - at) return bad("page ranges do not tile the VMA");
+      if (r.source > static_cast<u32>(PageSource::Absent)) return bad("page range has an unknown source");
+      if (static_cast<PageSource>(r.source) == PageSource::Image) {
+        if (r.segment >= ph.size() || ph[r.segment].p_type != PT_LOAD) return bad("page range names no PT_LOAD");
+        const Elf64_Phdr &p = ph[r.segment];
+        if (r.start < p.p_vaddr || r.start - p.p_vaddr > p.p_filesz || r.length > p.p_filesz - (r.start - p.p_vaddr))
+          return bad("page range lies outside the stored bytes of its PT_LOAD");
+      }
+      if (static_cast<PageSource>(r.source) == PageSource::Parent && !v.parent)
+        return bad("page range refers to a parent image but the image has none");
+      at += r.length;
+    }
+    if (at != m.end) return bad("page ranges do not tile the VMA");
+  }
+  return v;
+}
+
+}  // namespace ckpt::img

@@ -1,0 +1,277 @@
+#include <ckpt/img/writer.h>
+
+#include <cerrno>
+#include <cstring>
+#include <unistd.h>
+
+#include <elf.h>
+
+#include <ckpt/img/table.h>
+
+namespace ckpt::img {
+
+static u64 align_up(u64 v, u64 a) { return (v + a - 1) & ~(a - 1); }
+
+// Writes are gathered into this much memory before a write(2), except that
+// large segment data goes straight out.
+static constexpr size_t kBufferSize = 1 << 20;
+
+static u64 integrity_desc_size(size_t notes, size_t loads_with_data) {
+  // Headers + one per note + one per stored segment + Prefix + SelfCheck.
+  return sizeof(TableHeader) + (notes + loads_with_data + 3) * sizeof(IntegrityRecord);
+}
+
+static const Note kIntegrityShape{kOwnerCkpt, static_cast<u32>(CkptNote::Integrity), {}};
+
+Expected<ImageLayout> plan_layout(const std::vector<Note> &notes, const std::vector<SegmentPlan> &segments) {
+  ImageLayout l;
+  u64 phnum = segments.size() + 2;
+  if (phnum > UINT32_MAX) return make_error("%zu segments are more than ELF can count", segments.size());
+  l.phnum = static_cast<u32>(phnum);
+  l.phdr_offset = sizeof(Elf64_Ehdr);
+  l.notes_offset = l.phdr_offset + phnum * sizeof(Elf64_Phdr);
+  for (const Note &n : notes) {
+    if (n.desc.size() > UINT32_MAX) return make_error("note of type 0x%x is larger than 4 GiB", n.type);
+    l.notes_size += n.encoded_size();
+  }
+  u64 pos = align_up(l.notes_offset + l.notes_size, kPageSize);
+  size_t stored = 0;
+  u64 prev_end = 0;
+  for (size_t i = 0; i < segments.size(); i++) {
+    const SegmentPlan &s = segments[i];
+    if (s.filesz > s.memsz)
+      return make_error("segment %zu at 0x%llx has filesz %llu > memsz %llu", i, (unsigned long long)s.vaddr,
+                        (unsigned long long)s.filesz, (unsigned long long)s.memsz);
+    if (s.vaddr + s.memsz < s.vaddr)
+      return make_error("segment %zu at 0x%llx wraps around the address space", i, (unsigned long long)s.vaddr);
+    if (i > 0 && s.vaddr < prev_end)
+      return make_error("segment %zu at 0x%llx overlaps or precedes the segment before it", i,
+                        (unsigned long long)s.vaddr);
+    prev_end = s.vaddr + s.memsz;
+    l.segment_offsets.push_back(pos);
+    if (s.filesz) {
+      stored++;
+      pos = align_up(pos + s.filesz, kPageSize);
+    }
+  }
+  if (phnum >= kPnXnum) {
+    l.shdr_offset = align_up(pos, 8);
+    pos = l.shdr_offset + sizeof(Elf64_Shdr);
+  }
+  l.integrity_offset = align_up(pos, 4);
+  Note shape = kIntegrityShape;
+  shape.desc.resize(integrity_desc_size(notes.size(), stored));
+  l.integrity_size = shape.encoded_size();
+  l.total_size = l.integrity_offset + l.integrity_size;
+  return l;
+}
+
+Expected<ImageWriter> ImageWriter::create(std::vector<Note> notes, std::vector<SegmentPlan> segments,
+                                          Options options) {
+  auto layout = plan_layout(notes, segments);
+  if (!layout) return layout.error();
+  ImageWriter w;
+  w.notes_ = std::move(notes);
+  w.segments_ = std::move(segments);
+  w.options_ = options;
+  w.layout_ = layout.take();
+  w.prefix_hash_ = XXH3_createState();
+  w.seg_hash_ = XXH3_createState();
+  if (!w.prefix_hash_ || !w.seg_hash_) return make_error("out of memory for checksum state");
+  XXH3_64bits_reset(w.prefix_hash_);
+  return w;
+}
+
+ImageWriter::ImageWriter(ImageWriter &&o) noexcept
+    : notes_(std::move(o.notes_)), segments_(std::move(o.segments_)), options_(o.options_),
+      layout_(std::move(o.layout_)), fd_(o.fd_), pos_(o.pos_), seg_(o.seg_), seg_done_(o.seg_done_),
+      buffer_(std::move(o.buffer_)), prefix_hash_(o.prefix_hash_), seg_hash_(o.seg_hash_),
+      checks_(std::move(o.checks_)), began_(o.began_) {
+  o.prefix_hash_ = nullptr;
+  o.seg_hash_ = nullptr;
+}
+
+ImageWriter::~ImageWriter() {
+  XXH3_freeState(prefix_hash_);
+  XXH3_freeState(seg_hash_);
+}
+
+Status ImageWriter::flush() {
+  size_t done = 0;
+  while (done < buffer_.size()) {
+    ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error("write failed at byte %llu: %s", (unsigned long long)(pos_ - buffer_.size() + done),
+                                 strerror(errno));
+    done += n;
+  }
+  buffer_.clear();
+  return {};
+}
+
+Status ImageWriter::emit(std::span<const u8> bytes) {
+  XXH3_64bits_update(prefix_hash_, bytes.data(), bytes.size());
+  pos_ += bytes.size();
+  if (buffer_.size() + bytes.size() <= kBufferSize) {
+    buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+    return {};
+  }
+  CKPT_TRY(flush());
+  if (bytes.size() < kBufferSize) {
+    buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+    return {};
+  }
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error("write failed at byte %llu: %s",
+                                 (unsigned long long)(pos_ - bytes.size() + done), strerror(errno));
+    done += n;
+  }
+  return {};
+}
+
+Status ImageWriter::emit_zeros(u64 n) {
+  static const u8 zeros[4096] = {};
+  while (n) {
+    u64 k = n < sizeof zeros ? n : sizeof zeros;
+    CKPT_TRY(emit({zeros, static_cast<size_t>(k)}));
+    n -= k;
+  }
+  return {};
+}
+
+Status ImageWriter::begin(int fd) {
+  if (began_) return make_error("ImageWriter::begin called twice");
+  began_ = true;
+  fd_ = fd;
+  buffer_.reserve(kBufferSize);
+  const ImageLayout &l = layout_;
+  bool xnum = l.phnum >= kPnXnum;
+
+  std::vector<u8> head(l.notes_offset);
+  Elf64_Ehdr eh{};
+  std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
+  eh.e_ident[EI_CLASS] = ELFCLASS64;
+  eh.e_ident[EI_DATA] = ELFDATA2LSB;
+  eh.e_ident[EI_VERSION] = EV_CURRENT;
+  eh.e_ident[EI_OSABI] = ELFOSABI_NONE;
+  if (options_.ckpt_marker) {
+    std::memcpy(eh.e_ident + kIdentMarkerOffset, kIdentMarker, sizeof kIdentMarker);
+    eh.e_ident[kIdentVersionOffset] = kFormatMajor;
+  }
+  eh.e_type = ET_CORE;
+  eh.e_machine = EM_X86_64;
+  eh.e_version = EV_CURRENT;
+  eh.e_phoff = l.phdr_offset;
+  eh.e_ehsize = sizeof(Elf64_Ehdr);
+  eh.e_phentsize = sizeof(Elf64_Phdr);
+  eh.e_phnum = xnum ? kPnXnum : static_cast<u16>(l.phnum);
+  if (xnum) {
+    eh.e_shoff = l.shdr_offset;
+    eh.e_shentsize = sizeof(Elf64_Shdr);
+    eh.e_shnum = 1;
+  }
+  std::memcpy(head.data(), &eh, sizeof eh);
+
+  std::vector<Elf64_Phdr> ph(l.phnum);
+  ph[0] = Elf64_Phdr{PT_NOTE, 0, l.notes_offset, 0, 0, l.notes_size, 0, 4};
+  for (size_t i = 0; i < segments_.size(); i++) {
+    const SegmentPlan &s = segments_[i];
+    ph[i + 1] = Elf64_Phdr{PT_LOAD, s.flags, l.segment_offsets[i], s.vaddr, 0, s.filesz, s.memsz, kPageSize};
+  }
+  ph.back() = Elf64_Phdr{PT_NOTE, 0, l.integrity_offset, 0, 0, l.integrity_size, 0, 4};
+  std::memcpy(head.data() + l.phdr_offset, ph.data(), ph.size() * sizeof(Elf64_Phdr));
+  checks_.push_back({static_cast<u32>(IntegrityKind::Headers), 0, 0, head.size(),
+                     XXH3_64bits(head.data(), head.size())});
+  CKPT_TRY(emit(head));
+
+  std::vector<u8> note_bytes;
+  u64 at = l.notes_offset;
+  for (size_t i = 0; i < notes_.size(); i++) {
+    note_bytes.clear();
+    notes_[i].encode_to(note_bytes);
+    checks_.push_back({static_cast<u32>(IntegrityKind::Note), static_cast<u32>(i), at, note_bytes.size(),
+                       XXH3_64bits(note_bytes.data(), note_bytes.size())});
+    at += note_bytes.size();
+    CKPT_TRY(emit(note_bytes));
+  }
+  notes_.clear();  // desc bytes may be large (file contents); not needed any more
+  seg_ = 0;
+  seg_done_ = 0;
+  return advance_to_segment_data();
+}
+
+// Moves to the next segment that has data, padding up to its offset.
+Status ImageWriter::advance_to_segment_data() {
+  while (seg_ < segments_.size() && segments_[seg_].filesz == 0) seg_++;
+  if (seg_ < segments_.size()) {
+    CKPT_TRY(emit_zeros(layout_.segment_offsets[seg_] - pos_));
+    XXH3_64bits_reset(seg_hash_);
+  }
+  return {};
+}
+
+Status ImageWriter::write(std::span<const u8> bytes) {
+  if (!began_) return make_error("ImageWriter::write before begin");
+  while (!bytes.empty()) {
+    if (seg_ >= segments_.size())
+      return make_error("%zu bytes of segment data beyond the last planned segment", bytes.size());
+    const SegmentPlan &s = segments_[seg_];
+    u64 k = std::min<u64>(bytes.size(), s.filesz - seg_done_);
+    XXH3_64bits_update(seg_hash_, bytes.data(), k);
+    CKPT_TRY(emit(bytes.first(k)));
+    bytes = bytes.subspan(k);
+    seg_done_ += k;
+    if (seg_done_ == s.filesz) {
+      checks_.push_back({static_cast<u32>(IntegrityKind::Segment),
+                         ImageLayout::phdr_index_of_segment(seg_), layout_.segment_offsets[seg_], s.filesz,
+                         XXH3_64bits_digest(seg_hash_)});
+      seg_++;
+      seg_done_ = 0;
+      CKPT_TRY(advance_to_segment_data());
+    }
+  }
+  return {};
+}
+
+Status ImageWriter::finish() {
+  if (!began_) return make_error("ImageWriter::finish before begin");
+  if (seg_ < segments_.size())
+    return make_error("segment %zu at 0x%llx got %llu of its %llu bytes", seg_,
+                      (unsigned long long)segments_[seg_].vaddr, (unsigned long long)seg_done_,
+                      (unsigned long long)segments_[seg_].filesz);
+  const ImageLayout &l = layout_;
+  if (l.shdr_offset) {
+    CKPT_TRY(emit_zeros(l.shdr_offset - pos_));
+    Elf64_Shdr sh{};
+    sh.sh_info = l.phnum;
+    CKPT_TRY(emit({reinterpret_cast<const u8 *>(&sh), sizeof sh}));
+  }
+  CKPT_TRY(emit_zeros(l.integrity_offset - pos_));
+  checks_.push_back({static_cast<u32>(IntegrityKind::Prefix), 0, 0, l.integrity_offset,
+                     XXH3_64bits_digest(prefix_hash_)});
+
+  // The SelfCheck record covers the note from its header to its own start.
+  TableBuilder<IntegrityRecord> table;
+  table.records = checks_;
+  table.add({static_cast<u32>(IntegrityKind::SelfCheck), 0, l.integrity_offset, 0, 0});
+  Note note = make_ckpt_note(CkptNote::Integrity, table.encode());
+  std::vector<u8> bytes;
+  note.encode_to(bytes);
+  if (bytes.size() != l.integrity_size)
+    return make_error("integrity note is %zu bytes, planned %llu", bytes.size(),
+                      (unsigned long long)l.integrity_size);
+  u64 self_off = 12 + 8 + sizeof(TableHeader) + (checks_.size()) * sizeof(IntegrityRecord);
+  IntegrityRecord self{static_cast<u32>(IntegrityKind::SelfCheck), 0, l.integrity_offset, self_off,
+                       XXH3_64bits(bytes.data(), self_off)};
+  std::memcpy(bytes.data() + self_off, &self, sizeof self);
+  CKPT_TRY(emit(bytes));
+  CKPT_TRY(flush());
+  if (pos_ != l.total_size)
+    return make_error("wrote %llu bytes, planned %llu", (unsigned long long)pos_, (unsigned long long)l.total_size);
+  return {};
+}
+
+}  // namespace ckpt::img

@@ -1,0 +1,100 @@
+#include <ckpt/reader/validate.h>
+
+#include <cstring>
+#include <set>
+
+#include <cpuid.h>
+
+namespace ckpt::reader {
+
+using namespace img;
+
+std::string image_id_hex(const uint8_t (&id)[16]) {
+  static const char digits[] = "0123456789abcdef";
+  std::string s;
+  for (uint8_t b : id) {
+    s += digits[b >> 4];
+    s += digits[b & 15];
+  }
+  return s;
+}
+
+uint64_t host_xsave_features() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE)) return 0;
+  uint32_t lo, hi;
+  asm volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (uint64_t(hi) << 32) | lo;
+}
+
+std::string resolve_parent_path(const std::string &child_path, const std::string &hint) {
+  if (!hint.empty() && hint[0] == '/') return hint;
+  size_t slash = child_path.rfind('/');
+  if (slash == std::string::npos) return hint;
+  return child_path.substr(0, slash + 1) + hint;
+}
+
+Status validate_one(const ImageReader &image, CkptView *out_view) {
+  if (!image.has_ckpt_marker())
+    return make_error("not a ckpt image (an ordinary core file: it can be read, but not restored)");
+  CKPT_TRY(verify_integrity(image));
+  auto view = decode_ckpt(image);
+  if (!view) return view.error();
+  auto core = decode_core(image);
+  if (!core) return core.error();
+  if (!(view->identity.flags & kIdentityRestorable))
+    return make_error("the image was written without the state a restore needs");
+
+  // Each CKPT thread needs its registers in the core notes, and vice versa.
+  std::set<int32_t> core_tids, ckpt_tids;
+  for (const CoreThread &t : core->threads) {
+    if (!core_tids.insert(t.prstatus.pr_pid).second)
+      return make_error("thread %d has two NT_PRSTATUS notes", t.prstatus.pr_pid);
+    if (t.fpregs.empty()) return make_error("thread %d has no NT_FPREGSET", t.prstatus.pr_pid);
+  }
+  for (const ThreadRecord &t : view->threads.records) {
+    if (!ckpt_tids.insert(t.tid).second) return make_error("thread %d is listed twice", t.tid);
+    if (!core_tids.count(t.tid)) return make_error("thread %d has no NT_PRSTATUS registers", t.tid);
+  }
+  if (core_tids != ckpt_tids) return make_error("the core notes and the thread records name different threads");
+  if (view->tasks.records.empty()) return make_error("the image describes no process");
+  if (view->vmas.records.empty()) return make_error("the image has no memory map");
+
+  uint64_t need = view->identity.xsave_features, have = host_xsave_features();
+  if (need & ~have)
+    return make_error("this CPU lacks XSAVE features 0x%llx that the image uses (image 0x%llx, CPU 0x%llx)",
+                      (unsigned long long)(need & ~have), (unsigned long long)need, (unsigned long long)have);
+  if (out_view) *out_view = view.take();
+  return {};
+}
+
+Expected<ValidationReport> validate_image(const std::string &path) {
+  ValidationReport report;
+  std::string current = path;
+  std::set<std::string> seen;
+  const uint8_t *expected_id = nullptr;
+  uint8_t expected_buf[16];
+  // A chain is walked child first; each parent must carry the id its child
+  // names. The depth bound stops a cycle made of copies.
+  for (int depth = 0; depth < 1024; depth++) {
+    auto image = ImageReader::open(current);
+    if (!image) return depth ? image.error().context("parent image") : image.error();
+    CkptView view;
+    Status s = validate_one(*image, &view);
+    if (!s) return depth ? s.error().context("parent image " + current) : s.error();
+    std::string id = image_id_hex(view.identity.image_id);
+    if (expected_id && std::memcmp(expected_id, view.identity.image_id, 16) != 0)
+      return make_error("parent image %s has id %s, not the %s its child names", current.c_str(), id.c_str(),
+                        image_id_hex(expected_buf).c_str());
+    if (!seen.insert(id).second) return make_error("the parent chain loops at %s", current.c_str());
+    report.chain.push_back({current, id});
+    if (!view.parent) return report;
+    const ParentRecord &p = view.parent->records[0];
+    std::memcpy(expected_buf, p.image_id, 16);
+    expected_id = expected_buf;
+    current = resolve_parent_path(current, std::string(view.parent->str_or_empty(p.path_hint)));
+  }
+  return make_error("the parent chain is longer than 1024 images");
+}
+
+}  // namespace ckpt::reader

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The main job, end to end, on the bundled example program: start it,
+# checkpoint it, look at the image with imgtool info and gdb, kill the
+# original, restore it from the image and watch it carry on counting.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+EXAMPLE=build/examples/counter   # prints a counter once a second
+IMGTOOL=build/imgtool
+
+echo "== 0. set up (install packages, build) =="
+./scripts/setup.sh
+
+if [[ ! -x "$EXAMPLE" ]]; then
+  echo "demo: $EXAMPLE was not built" >&2
+  exit 1
+fi
+
+OUT=$(mktemp -d "${TMPDIR:-/tmp}/ckpt-demo.XXXXXX")
+LOG="$OUT/counter.log"
+ORIG_PID=""
+RESTORED_PID=""
+
+alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
+
+cleanup() {
+  local p
+  for p in "$ORIG_PID" "$RESTORED_PID"; do
+    if alive "$p"; then
+      kill -KILL "$p" 2>/dev/null || true
+    fi
+  done
+  if [[ -n "$ORIG_PID" ]]; then
+    wait "$ORIG_PID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+
+gdb_batch() {
+  gdb -q -nx -batch -iex 'set debuginfod enabled off' "$@"
+}
+
+echo
+echo "== 1. start the example =="
+# O_APPEND, so the restored process keeps appending to the same log.
+"$EXAMPLE" >>"$LOG" 2>&1 </dev/null &
+ORIG_PID=$!
+echo "started $EXAMPLE as pid $ORIG_PID (output: $LOG)"
+sleep 3
+if ! alive "$ORIG_PID"; then
+  echo "demo: $EXAMPLE exited early:" >&2
+  cat "$LOG" >&2
+  exit 1
+fi
+tail -n 3 "$LOG"
+
+echo
+echo "== 2. checkpoint it =="
+HAVE_CKPT=0
+if "$IMGTOOL" dump --help >/dev/null 2>&1; then
+  IMAGE="$OUT/counter.ckpt"
+  echo "\$ $IMGTOOL dump --pid $ORIG_PID -o $IMAGE"
+  "$IMGTOOL" dump --pid "$ORIG_PID" -o "$IMAGE"
+  HAVE_CKPT=1
+else
+  IMAGE="$OUT/counter.core"
+  echo "imgtool dump is not built yet; taking a plain core image with gdb's gcore instead"
+  echo "\$ gdb -batch -p $ORIG_PID -ex 'gcore $IMAGE'"
+  gdb_batch -p "$ORIG_PID" -ex "gcore $IMAGE" >"$OUT/gcore.log" 2>&1 || {
+    cat "$OUT/gcore.log" >&2
+    echo "demo: gcore failed" >&2
+    exit 1
+  }
+fi
+ls -l "$IMAGE"
+if alive "$ORIG_PID"; then
+  echo "pid $ORIG_PID is still running, as after gcore"
+fi
+
+echo
+echo "== 3. imgtool info =="
+echo "\$ $IMGTOOL info $IMAGE"
+if ! "$IMGTOOL" info "$IMAGE"; then
+  echo "(imgtool info could not read this image)"
+fi
+
+echo
+echo "== 4. open the image in gdb =="
+echo "\$ gdb -batch -ex 'info threads' -ex 'bt' $EXAMPLE $IMAGE"
+gdb_batch -ex 'info threads' -ex 'bt' "$EXAMPLE" "$IMAGE"
+
+echo
+echo "== 5. kill the original and restore it from the image =="
+if [[ $HAVE_CKPT == 1 ]] && "$IMGTOOL" restore --help >/dev/null 2>&1; then
+  kill -TERM "$ORIG_PID"
+  wait "$ORIG_PID" 2>/dev/null || true
+  echo "killed pid $ORIG_PID"
+  old_pid=$ORIG_PID
+  ORIG_PID=""
+  lines_before=$(wc -l <"$LOG")
+
+  echo "\$ $IMGTOOL restore --detach --pidfile $OUT/restored.pid $IMAGE"
+  "$IMGTOOL" restore --detach --pidfile "$OUT/restored.pid" "$IMAGE"
+  RESTORED_PID=$(cat "$OUT/restored.pid")
+  echo "restored as pid $RESTORED_PID (original pid was $old_pid)"
+
+  echo
+  echo "== 6. watch it continue =="
+  sleep 4
+  new_output=$(tail -n +"$((lines_before + 1))" "$LOG")
+  if [[ -z "$new_output" ]]; then
+    echo "demo: the restored process printed nothing in 4 seconds" >&2
+    exit 1
+  fi
+  echo "output since the restore:"
+  echo "$new_output"
+  if alive "$RESTORED_PID"; then
+    echo "pid $RESTORED_PID is still running; stopping it"
+  fi
+else
+  if [[ $HAVE_CKPT == 0 ]]; then
+    echo "imgtool dump is not built yet, so there is no ckpt image to restore; skipping"
+  else
+    echo "imgtool restore is not built yet; skipping"
+  fi
+fi
+
+echo
+echo "demo: done; images and logs are in $OUT"
