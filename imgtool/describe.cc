@@ -233,6 +233,9 @@ static json core_process(const CoreView &core) {
 Expected<json> describe_image(const std::string &path) {
   auto image = ImageReader::open(path);
   if (!image) return image.error();
+  // A ckpt image is trusted only once its checksums hold; a damaged one is
+  // refused rather than summarised from bytes that may be wrong.
+  if (image->has_ckpt_marker()) CKPT_TRY(verify_integrity(*image));
   auto core = decode_core(*image);
   if (!core) return core.error();
 
@@ -328,8 +331,11 @@ std::string render_text(const json &info) {
     if (p.value("stopped", false)) head += "  [stopped]";
     line("");
     line(head);
-    if (p.contains("exe")) line("  exe " + str(p["exe"]) + "  cwd " + str(p["cwd"]) + "  umask " +
-                                str(p["umask"]));
+    if (p.contains("exe")) {
+      char umask[16];
+      std::snprintf(umask, sizeof umask, "%04o", p["umask"].get<unsigned>());
+      line("  exe " + str(p["exe"]) + "  cwd " + str(p["cwd"]) + "  umask " + umask);
+    }
     for (const json &t : p["threads"]) {
       std::string s = "  thread " + str(t["tid"]);
       if (t.contains("name")) s += " (" + str(t["name"]) + ")";

@@ -19,27 +19,27 @@ static bool add_overflows(u64 a, u64 b) { return a + b < a; }
 
 Expected<ImageReader> ImageReader::open(const std::string &path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error("%s: %s", path.c_str(), strerror(errno));
+  if (fd < 0) return make_error("%s", strerror(errno));
   struct stat st;
   if (fstat(fd, &st) < 0) {
     int e = errno;
     ::close(fd);
-    return make_error("%s: %s", path.c_str(), strerror(e));
+    return make_error("%s", strerror(e));
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return make_error("%s: not a regular file", path.c_str());
+    return make_error("not a regular file");
   }
   if (st.st_size == 0) {
     ::close(fd);
-    return make_error("%s: empty file", path.c_str());
+    return make_error("empty file");
   }
   // MAP_PRIVATE with PROT_WRITE: libelf may convert in place; the file is
   // never written.
   void *p = mmap(nullptr, st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
   int e = errno;
   ::close(fd);
-  if (p == MAP_FAILED) return make_error("%s: mmap: %s", path.c_str(), strerror(e));
+  if (p == MAP_FAILED) return make_error("mmap: %s", strerror(e));
   ImageReader r;
   r.data_ = static_cast<u8 *>(p);
   r.size_ = st.st_size;

@@ -1,0 +1,41 @@
+// Synthetic images: complete ckpt images made by libimg alone, with fake
+// threads, memory and state, for tests, fuzz seeds and benchmarks.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <ckpt/img/image_notes.h>
+#include <ckpt/img/writer.h>
+
+namespace ckpt::test {
+
+struct SyntheticOptions {
+  int threads = 3;
+  int pid = 4242;
+  int segments = 4;               ///< anonymous 2-page mappings, plus a zero range each
+  size_t extra_segments = 0;      ///< further empty PT_LOADs (to force PN_XNUM)
+  bool with_parent = false;
+  bool ckpt_marker = true;
+};
+
+struct SyntheticImage {
+  img::ImageNotes notes;
+  std::vector<img::SegmentPlan> segments;
+  std::vector<std::vector<uint8_t>> segment_data;  ///< filesz bytes each
+};
+
+/// A consistent image description: every note type has records.
+SyntheticImage make_synthetic(const SyntheticOptions &options = {});
+
+/// Encodes an image into bytes (through ImageWriter on a pipe-free memfd).
+std::vector<uint8_t> encode_image(const SyntheticImage &image, bool ckpt_marker = true);
+
+/// Writes bytes to path (0600), returns false on failure.
+bool write_file(const std::string &path, const std::vector<uint8_t> &bytes);
+std::vector<uint8_t> read_file(const std::string &path);
+
+/// Register value thread i of a synthetic image has in register slot r.
+uint64_t synthetic_reg(int thread, int slot);
+
+}  // namespace ckpt::test
