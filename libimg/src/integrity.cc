@@ -15,9 +15,14 @@ static const char *kind_name(u32 kind) {
     case IntegrityKind::Segment: return "segment";
     case IntegrityKind::Prefix: return "file";
     case IntegrityKind::SelfCheck: return "integrity note";
+    case IntegrityKind::ZeroBlock: return "zero block";
   }
   return "region";
 }
+
+// A buffer of n zero bytes (the zero block is at most a few MiB; larger
+// declared sizes are still bounded by the file's size, checked before use).
+static std::vector<u8> zeros_of(u64 n) { return std::vector<u8>(n, 0); }
 
 Status verify_integrity(const ImageReader &image) {
   const auto &ph = image.phdrs();
@@ -53,8 +58,27 @@ Status verify_integrity(const ImageReader &image) {
   want.push_back({static_cast<u32>(IntegrityKind::Headers), 0, 0, headers_end, 0});
   for (const NoteRef &n : image.notes())
     if (n.phdr == 0) want.push_back({static_cast<u32>(IntegrityKind::Note), n.index, n.offset, n.size, 0});
+  // The zero block, if any, is the record after the notes; segments wholly
+  // inside it are covered by it.
+  u64 zb_off = 0, zb_size = 0;
+  size_t at = want.size();
+  if (at < recs.size() - 1 && recs[at].kind == static_cast<u32>(IntegrityKind::ZeroBlock)) {
+    zb_off = recs[at].offset;
+    zb_size = recs[at].size;
+    if (zb_off % kPageSize || zb_off < ph[0].p_offset + ph[0].p_filesz || zb_size > note->offset ||
+        zb_off > note->offset - zb_size)
+      return make_error("integrity note places the zero block at an impossible offset %llu",
+                        (unsigned long long)zb_off);
+    if (recs[at].xxh3 != XXH3_64bits(zeros_of(zb_size).data(), zb_size))
+      return make_error("the zero block at offset %llu is declared with a checksum of non-zero bytes",
+                        (unsigned long long)zb_off);
+    want.push_back(recs[at]);
+  }
+  auto in_zero_block = [&](const Elf64_Phdr &p) {
+    return zb_size && p.p_offset >= zb_off && p.p_filesz <= zb_size && p.p_offset - zb_off <= zb_size - p.p_filesz;
+  };
   for (size_t i = 0; i < ph.size(); i++)
-    if (ph[i].p_type == PT_LOAD && ph[i].p_filesz)
+    if (ph[i].p_type == PT_LOAD && ph[i].p_filesz && !in_zero_block(ph[i]))
       want.push_back({static_cast<u32>(IntegrityKind::Segment), static_cast<u32>(i), ph[i].p_offset,
                       ph[i].p_filesz, 0});
   want.push_back({static_cast<u32>(IntegrityKind::Prefix), 0, 0, note->offset, 0});

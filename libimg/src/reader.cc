@@ -207,7 +207,7 @@ Status ImageReader::parse_notes(u32 pi) {
                         (unsigned long long)at);
     u32 h[3];
     std::memcpy(h, base + pos, 12);
-    u64 name_end = 12 + pad(h[0]);
+    u64 name_end = pad(12 + u64(h[0]));  // the desc starts aligned from the note header
     u64 desc_end = name_end + pad(h[1]);
     if (desc_end > ph.p_filesz - pos)
       return make_error("note %u at offset %llu: name of %u and desc of %u bytes run past the end of its PT_NOTE",

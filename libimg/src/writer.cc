@@ -2,7 +2,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <elf.h>
 
@@ -12,13 +15,28 @@ namespace ckpt::img {
 
 static u64 align_up(u64 v, u64 a) { return (v + a - 1) & ~(a - 1); }
 
+static u64 zero_hash(u64 n) {
+  static const u8 zeros[65536] = {};
+  XXH3_state_t *st = XXH3_createState();
+  XXH3_64bits_reset(st);
+  for (u64 left = n; left;) {
+    u64 k = std::min<u64>(left, sizeof zeros);
+    XXH3_64bits_update(st, zeros, k);
+    left -= k;
+  }
+  u64 h = XXH3_64bits_digest(st);
+  XXH3_freeState(st);
+  return h;
+}
+
 // Writes are gathered into this much memory before a write(2), except that
 // large segment data goes straight out.
 static constexpr size_t kBufferSize = 1 << 20;
 
-static u64 integrity_desc_size(size_t notes, size_t loads_with_data) {
-  // Headers + one per note + one per stored segment + Prefix + SelfCheck.
-  return sizeof(TableHeader) + (notes + loads_with_data + 3) * sizeof(IntegrityRecord);
+static u64 integrity_desc_size(size_t notes, size_t loads_with_data, bool zero_block) {
+  // Headers + one per note + [ZeroBlock] + one per stored segment + Prefix
+  // + SelfCheck.
+  return sizeof(TableHeader) + (notes + loads_with_data + 3 + zero_block) * sizeof(IntegrityRecord);
 }
 
 static const Note kIntegrityShape{kOwnerCkpt, static_cast<u32>(CkptNote::Integrity), {}};
@@ -35,6 +53,15 @@ Expected<ImageLayout> plan_layout(const std::vector<Note> &notes, const std::vec
     l.notes_size += n.encoded_size();
   }
   u64 pos = align_up(l.notes_offset + l.notes_size, kPageSize);
+  for (const SegmentPlan &s : segments)
+    if (s.zero) {
+      if (s.filesz != s.memsz) return make_error("zero segment at 0x%llx has filesz != memsz", (unsigned long long)s.vaddr);
+      l.zero_block_size = std::max(l.zero_block_size, align_up(s.filesz, kPageSize));
+    }
+  if (l.zero_block_size) {
+    l.zero_block_offset = pos;
+    pos += l.zero_block_size;
+  }
   size_t stored = 0;
   u64 prev_end = 0;
   for (size_t i = 0; i < segments.size(); i++) {
@@ -42,12 +69,18 @@ Expected<ImageLayout> plan_layout(const std::vector<Note> &notes, const std::vec
     if (s.filesz > s.memsz)
       return make_error("segment %zu at 0x%llx has filesz %llu > memsz %llu", i, (unsigned long long)s.vaddr,
                         (unsigned long long)s.filesz, (unsigned long long)s.memsz);
+    if (s.vaddr % kPageSize || s.memsz == 0)
+      return make_error("segment %zu at 0x%llx is not a page-aligned, non-empty range", i, (unsigned long long)s.vaddr);
     if (s.vaddr + s.memsz < s.vaddr)
       return make_error("segment %zu at 0x%llx wraps around the address space", i, (unsigned long long)s.vaddr);
     if (i > 0 && s.vaddr < prev_end)
       return make_error("segment %zu at 0x%llx overlaps or precedes the segment before it", i,
                         (unsigned long long)s.vaddr);
     prev_end = s.vaddr + s.memsz;
+    if (s.zero) {
+      l.segment_offsets.push_back(l.zero_block_offset);
+      continue;
+    }
     l.segment_offsets.push_back(pos);
     if (s.filesz) {
       stored++;
@@ -60,7 +93,7 @@ Expected<ImageLayout> plan_layout(const std::vector<Note> &notes, const std::vec
   }
   l.integrity_offset = align_up(pos, 4);
   Note shape = kIntegrityShape;
-  shape.desc.resize(integrity_desc_size(notes.size(), stored));
+  shape.desc.resize(integrity_desc_size(notes.size(), stored, l.zero_block_size != 0));
   l.integrity_size = shape.encoded_size();
   l.total_size = l.integrity_offset + l.integrity_size;
   return l;
@@ -132,6 +165,22 @@ Status ImageWriter::emit(std::span<const u8> bytes) {
   return {};
 }
 
+// Advances the output by n zero bytes, as a hole where the file allows.
+Status ImageWriter::skip(u64 n) {
+  if (!seekable_ || n < kPageSize) return emit_zeros(n);
+  static const u8 zeros[65536] = {};
+  for (u64 left = n; left;) {
+    u64 k = std::min<u64>(left, sizeof zeros);
+    XXH3_64bits_update(prefix_hash_, zeros, k);
+    left -= k;
+  }
+  CKPT_TRY(flush());
+  pos_ += n;
+  if (lseek(fd_, static_cast<off_t>(n), SEEK_CUR) < 0)
+    return make_error("seek failed at byte %llu: %s", (unsigned long long)pos_, strerror(errno));
+  return {};
+}
+
 Status ImageWriter::emit_zeros(u64 n) {
   static const u8 zeros[4096] = {};
   while (n) {
@@ -146,6 +195,8 @@ Status ImageWriter::begin(int fd) {
   if (began_) return make_error("ImageWriter::begin called twice");
   began_ = true;
   fd_ = fd;
+  struct stat st;
+  seekable_ = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_CUR) == 0;
   buffer_.reserve(kBufferSize);
   const ImageLayout &l = layout_;
   bool xnum = l.phnum >= kPnXnum;
@@ -198,14 +249,20 @@ Status ImageWriter::begin(int fd) {
     CKPT_TRY(emit(note_bytes));
   }
   notes_.clear();  // desc bytes may be large (file contents); not needed any more
+  if (l.zero_block_size) {
+    CKPT_TRY(emit_zeros(l.zero_block_offset - pos_));
+    CKPT_TRY(skip(l.zero_block_size));
+    checks_.push_back({static_cast<u32>(IntegrityKind::ZeroBlock), 0, l.zero_block_offset, l.zero_block_size,
+                       zero_hash(l.zero_block_size)});
+  }
   seg_ = 0;
   seg_done_ = 0;
   return advance_to_segment_data();
 }
 
-// Moves to the next segment that has data, padding up to its offset.
+// Moves to the next segment that takes data, padding up to its offset.
 Status ImageWriter::advance_to_segment_data() {
-  while (seg_ < segments_.size() && segments_[seg_].filesz == 0) seg_++;
+  while (seg_ < segments_.size() && (segments_[seg_].filesz == 0 || segments_[seg_].zero)) seg_++;
   if (seg_ < segments_.size()) {
     CKPT_TRY(emit_zeros(layout_.segment_offsets[seg_] - pos_));
     XXH3_64bits_reset(seg_hash_);
@@ -228,6 +285,32 @@ Status ImageWriter::write(std::span<const u8> bytes) {
       checks_.push_back({static_cast<u32>(IntegrityKind::Segment),
                          ImageLayout::phdr_index_of_segment(seg_), layout_.segment_offsets[seg_], s.filesz,
                          XXH3_64bits_digest(seg_hash_)});
+      seg_++;
+      seg_done_ = 0;
+      CKPT_TRY(advance_to_segment_data());
+    }
+  }
+  return {};
+}
+
+Status ImageWriter::write_zeros(u64 n) {
+  if (!began_) return make_error("ImageWriter::write_zeros before begin");
+  while (n) {
+    if (seg_ >= segments_.size()) return make_error("%llu zero bytes beyond the last planned segment", (unsigned long long)n);
+    const SegmentPlan &s = segments_[seg_];
+    u64 k = std::min<u64>(n, s.filesz - seg_done_);
+    static const u8 zeros[65536] = {};
+    for (u64 left = k; left;) {
+      u64 c = std::min<u64>(left, sizeof zeros);
+      XXH3_64bits_update(seg_hash_, zeros, c);
+      left -= c;
+    }
+    CKPT_TRY(skip(k));
+    n -= k;
+    seg_done_ += k;
+    if (seg_done_ == s.filesz) {
+      checks_.push_back({static_cast<u32>(IntegrityKind::Segment), ImageLayout::phdr_index_of_segment(seg_),
+                         layout_.segment_offsets[seg_], s.filesz, XXH3_64bits_digest(seg_hash_)});
       seg_++;
       seg_done_ = 0;
       CKPT_TRY(advance_to_segment_data());

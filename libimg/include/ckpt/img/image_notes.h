@@ -39,7 +39,8 @@ struct ImageNotes {
   TableBuilder<ParentRecord> parent;
 
   /// The notes in file order: NT_PRPSINFO; per thread NT_PRSTATUS,
-  /// NT_FPREGSET, NT_X86_XSTATE; NT_SIGINFO; NT_AUXV; NT_FILE; then the
+  /// NT_FPREGSET, NT_X86_XSTATE, with NT_SIGINFO right after the first
+  /// thread's; NT_AUXV; NT_FILE; then the
   /// CKPT notes in type order, omitting empty tables (Identity is always
   /// written when it has a record).
   std::vector<Note> encode() const;

@@ -320,6 +320,7 @@ enum class IntegrityKind : u32 {
   Segment = 2,       ///< one PT_LOAD's file bytes (index = phdr index)
   Prefix = 3,        ///< every byte before the integrity note
   SelfCheck = 4,     ///< this note up to this record
+  ZeroBlock = 5,     ///< the shared zero block read by zero segments
 };
 
 }  // namespace ckpt::img

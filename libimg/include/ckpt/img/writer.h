@@ -6,8 +6,8 @@
 // already carries its final size. File layout:
 //
 //   ELF header | program headers | PT_NOTE 0 (all notes) | pad to page
-//   | PT_LOAD data, page-aligned, in address order | [section header 0 if
-//   PN_XNUM] | PT_NOTE (CKPT Integrity)
+//   | [zero block] | PT_LOAD data, page-aligned, in address order
+//   | [section header 0 if PN_XNUM] | PT_NOTE (CKPT Integrity)
 #pragma once
 
 #include <span>
@@ -26,7 +26,11 @@ struct SegmentPlan {
   u64 vaddr = 0;
   u64 memsz = 0;
   u64 filesz = 0;
-  u32 flags = 0;  ///< PF_R | PF_W | PF_X
+  u32 flags = 0;        ///< PF_R | PF_W | PF_X
+  /// The segment reads as zeros: its file bytes are the image's one shared
+  /// zero block (filesz == memsz), so no data is written for it. Readers
+  /// that honour only p_filesz (gdb, lldb, elfutils) still see zeros.
+  bool zero = false;
 };
 
 /// File offsets of everything, derived from the plan alone.
@@ -35,6 +39,8 @@ struct ImageLayout {
   u64 phdr_offset = 0;
   u64 notes_offset = 0;
   u64 notes_size = 0;
+  u64 zero_block_offset = 0;   ///< page-aligned; 0 when no segment is zero
+  u64 zero_block_size = 0;     ///< the largest zero segment, page-rounded
   std::vector<u64> segment_offsets;
   u64 shdr_offset = 0;         ///< 0 unless PN_XNUM is needed
   u64 integrity_offset = 0;
@@ -73,8 +79,12 @@ class ImageWriter {
 
   /// Writes headers and notes to fd (not owned, not closed).
   Status begin(int fd);
-  /// The next bytes of segment data; may span several segments.
+  /// The next bytes of segment data; may span several segments. Zero
+  /// segments are skipped: they take no data.
   Status write(std::span<const u8> bytes);
+  /// The next n bytes of segment data are zeros. On a regular file they
+  /// become a hole (no disk blocks); on a pipe they are written.
+  Status write_zeros(u64 n);
   /// Pads the last segment, writes the trailer and the integrity note.
   Status finish();
   /// Bytes written so far.
@@ -86,6 +96,7 @@ class ImageWriter {
   Status emit_zeros(u64 n);
   Status flush();
   Status advance_to_segment_data();
+  Status skip(u64 n);
 
   std::vector<Note> notes_;
   std::vector<SegmentPlan> segments_;
@@ -100,6 +111,7 @@ class ImageWriter {
   XXH3_state_t *seg_hash_ = nullptr;
   std::vector<IntegrityRecord> checks_;
   bool began_ = false;
+  bool seekable_ = false;
 };
 
 }  // namespace ckpt::img

@@ -1,0 +1,34 @@
+// Checkpointing a live process from outside: the writer's public contract.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <sys/types.h>
+
+#include <ckpt/img/expected.h>
+#include <ckpt/img/format.h>
+
+namespace ckpt::writer {
+
+struct DumpOptions {
+  pid_t pid = 0;
+  std::string output;          ///< a path, or "-" for standard output
+  bool kill_after = false;     ///< --kill: SIGKILL the process once the image is safe
+  bool show_progress = false;  ///< a progress line on stderr for long dumps
+  /// Set (e.g. from a signal handler) to abandon the dump: the target is
+  /// released and no output file is left.
+  const std::atomic<bool> *cancel = nullptr;
+};
+
+struct DumpStats {
+  img::u64 image_bytes = 0;     ///< logical size of the image
+  img::u64 memory_bytes = 0;    ///< bytes of memory stored
+  double frozen_seconds = 0;    ///< how long the target was stopped
+  double total_seconds = 0;
+};
+
+/// Writes an image of process options.pid. On failure nothing is left at
+/// the output path and the process is as it was (running or stopped).
+img::Expected<DumpStats> dump_process(const DumpOptions &options);
+
+}  // namespace ckpt::writer

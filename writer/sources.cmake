@@ -1,0 +1,1 @@
+set(CKPT_WRITER_PROCFS_SOURCES src/procfs.cc src/fds.cc)

@@ -1,0 +1,188 @@
+#include "capture.h"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+
+#include "inject.h"
+
+namespace ckpt::writer {
+
+using namespace img;
+
+// struct kernel_sigaction as rt_sigaction(2) takes it on x86-64.
+struct KernelSigaction {
+  u64 handler;
+  u64 flags;
+  u64 restorer;
+  u64 mask;
+};
+
+struct KernelItimerval {
+  i64 interval_sec, interval_usec, value_sec, value_usec;
+};
+
+struct KernelItimerspec {
+  i64 interval_sec, interval_nsec, value_sec, value_nsec;
+};
+
+static Status query_process(pid_t pid, Injector &inj, ProcessCapture &pc) {
+  // Dispositions: only caught signals need the handler's details; ignored
+  // ones are SIG_IGN by definition (flags and mask do not matter to them).
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    u64 bit = u64(1) << (sig - 1);
+    if (pc.status.sig_cgt & bit) {
+      KernelSigaction sa{};
+      auto r = inj.call_out(SYS_rt_sigaction, {u64(sig), 0, 0, 8}, 2, &sa, sizeof sa);
+      if (!r) return r.error();
+      if (*r < 0) return make_error("rt_sigaction(%d) in process %d failed: %s", sig, pid, strerror(-*r));
+      pc.sigactions.push_back({pid, u32(sig), sa.handler, sa.flags, sa.restorer, sa.mask});
+    } else if (pc.status.sig_ign & bit) {
+      pc.sigactions.push_back({pid, u32(sig), 1, 0, 0, 0});
+    }
+  }
+  auto brk = inj.call(SYS_brk, {0});
+  if (!brk) return brk.error();
+  pc.brk = static_cast<u64>(*brk);
+  static const TimerKind kinds[3] = {TimerKind::ItimerReal, TimerKind::ItimerVirtual, TimerKind::ItimerProf};
+  static const int signals[3] = {SIGALRM, SIGVTALRM, SIGPROF};
+  for (int which = 0; which < 3; which++) {
+    KernelItimerval it{};
+    auto r = inj.call_out(SYS_getitimer, {u64(which), 0}, 1, &it, sizeof it);
+    if (!r) return r.error();
+    if (*r < 0) return make_error("getitimer(%d) in process %d failed: %s", which, pid, strerror(-*r));
+    if (it.value_sec == 0 && it.value_usec == 0) continue;
+    TimerRecord t{};
+    t.pid = pid;
+    t.kind = static_cast<u32>(kinds[which]);
+    t.sigev_signo = signals[which];
+    t.interval_ns = u64(it.interval_sec) * 1000000000ull + u64(it.interval_usec) * 1000;
+    t.value_ns = u64(it.value_sec) * 1000000000ull + u64(it.value_usec) * 1000;
+    pc.timers.push_back(t);
+  }
+  auto posix = read_posix_timers(pid);
+  if (!posix) return posix.error();
+  for (const PosixTimerInfo &p : *posix) {
+    KernelItimerspec its{};
+    auto r = inj.call_out(SYS_timer_gettime, {u64(p.id), 0}, 1, &its, sizeof its);
+    if (!r) return r.error();
+    if (*r < 0) return make_error("timer_gettime(%d) in process %d failed: %s", p.id, pid, strerror(-*r));
+    auto overrun = inj.call(SYS_timer_getoverrun, {u64(p.id)});
+    TimerRecord t{};
+    t.pid = pid;
+    t.kind = static_cast<u32>(TimerKind::Posix);
+    t.timer_id = p.id;
+    t.clock_id = p.clock_id;
+    t.sigev_notify = p.notify;
+    t.sigev_signo = p.signo;
+    t.sigev_value = p.sigev_value;
+    t.sigev_tid = p.notify_tid;
+    t.overrun = overrun && *overrun > 0 ? u32(*overrun) : 0;
+    t.interval_ns = u64(its.interval_sec) * 1000000000ull + u64(its.interval_nsec);
+    t.value_ns = u64(its.value_sec) * 1000000000ull + u64(its.value_nsec);
+    pc.timers.push_back(t);
+  }
+  return {};
+}
+
+static Status query_thread(pid_t tid, Injector &inj, ThreadExtra &extra) {
+  struct {
+    u64 sp;
+    i32 flags;
+    u32 pad;
+    u64 size;
+  } ss{};
+  auto r = inj.call_out(SYS_sigaltstack, {0, 0}, 1, &ss, sizeof ss);
+  if (!r) return r.error();
+  if (*r < 0) return make_error("sigaltstack in thread %d failed: %s", tid, strerror(-*r));
+  extra.altstack_sp = ss.sp;
+  extra.altstack_size = ss.size;
+  extra.altstack_flags = static_cast<u32>(ss.flags);
+  u64 addr = 0;
+  auto t = inj.call_out(SYS_prctl, {PR_GET_TID_ADDRESS, 0}, 1, &addr, sizeof addr);
+  if (!t) return t.error();
+  if (*t < 0) return make_error("PR_GET_TID_ADDRESS in thread %d failed: %s", tid, strerror(-*t));
+  extra.clear_child_tid = addr;
+  return {};
+}
+
+Expected<ProcessCapture> capture_process(const FrozenProcess &frozen) {
+  ProcessCapture pc;
+  pid_t pid = frozen.pid();
+  pc.pid = pid;
+  pc.stopped = frozen.was_stopped();
+  std::string proc = "/proc/" + std::to_string(pid);
+
+  auto stat = read_stat(pid);
+  if (!stat) return stat.error();
+  pc.stat = stat.take();
+  auto status = read_status(pid);
+  if (!status) return status.error();
+  pc.status = status.take();
+
+  for (const FrozenThread &ft : frozen.threads()) {
+    auto t = capture_thread(pid, ft.tid);
+    if (!t) return t.error();
+    pc.threads.push_back(t.take());
+    auto ts = read_status(pid, ft.tid);
+    if (!ts) return ts.error();
+    pc.thread_status.push_back(ts.take());
+  }
+  auto shared = read_shared_pending(pid);
+  if (!shared) return shared.error();
+  pc.shared_pending = shared.take();
+
+  auto maps = read_maps(pid);
+  if (!maps) return maps.error();
+  pc.maps = maps.take();
+
+  // Injected queries run through a `syscall` instruction in [vdso].
+  u64 insn = 0;
+  for (const MapEntry &m : pc.maps)
+    if (m.path == "[vdso]") insn = find_syscall_instruction(pid, m.start, m.end);
+  if (!insn) return make_error("process %d has no [vdso] with a syscall instruction to borrow", pid);
+  pc.thread_extra.resize(pc.threads.size());
+  for (size_t i = 0; i < pc.threads.size(); i++) {
+    Injector inj(pc.threads[i].tid, insn, pc.threads[i].regs);
+    Status s = query_thread(pc.threads[i].tid, inj, pc.thread_extra[i]);
+    if (s && i == 0) s = query_process(pid, inj, pc);
+    Status r = inj.restore();
+    if (!s) return s.error();
+    if (!r) return r.error();
+  }
+
+  auto rl = read_rlimits(pid);
+  if (!rl) return rl.error();
+  pc.rlimits = rl.take();
+  auto auxv = read_auxv(pid);
+  if (!auxv) return auxv.error();
+  pc.auxv = auxv.take();
+  auto cmdline = read_cmdline(pid);
+  if (!cmdline) return cmdline.error();
+  pc.cmdline = cmdline.take();
+  auto pers = read_personality(pid);
+  if (!pers) return pers.error();
+  pc.personality = *pers;
+  auto comm = read_file(proc + "/comm");
+  if (!comm) return comm.error();
+  pc.comm = comm.take();
+  if (!pc.comm.empty() && pc.comm.back() == '\n') pc.comm.pop_back();
+  for (auto [field, name] : {std::pair{&pc.cwd, "cwd"}, {&pc.root, "root"}, {&pc.exe, "exe"}}) {
+    auto link = read_link(proc + "/" + name);
+    if (!link) return link.error();
+    *field = link.take();
+  }
+  auto fds = read_fds(pid, frozen.pidfd());
+  if (!fds) return fds.error();
+  pc.fds = fds.take();
+  auto plan = plan_memory(pid, pc.maps);
+  if (!plan) return plan.error();
+  pc.memory = plan.take();
+  return pc;
+}
+
+}  // namespace ckpt::writer

@@ -1,0 +1,52 @@
+// Everything about a frozen process that goes into an image, gathered in
+// one place before a byte is written: the threads, the process-wide state
+// from /proc, and what only the process can tell (through injected
+// syscalls).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <ckpt/img/expected.h>
+#include <ckpt/img/records.h>
+
+#include "fds.h"
+#include "freeze.h"
+#include "memory.h"
+#include "procfs.h"
+#include "thread_state.h"
+
+namespace ckpt::writer {
+
+struct ThreadExtra {
+  img::u64 altstack_sp = 0, altstack_size = 0;
+  img::u32 altstack_flags = 0;
+  img::u64 clear_child_tid = 0;
+};
+
+struct ProcessCapture {
+  pid_t pid = 0;
+  bool stopped = false;
+  ProcStat stat;
+  ProcStatus status;
+  std::vector<ThreadCapture> threads;     ///< leader first
+  std::vector<ThreadExtra> thread_extra;  ///< parallel to threads
+  std::vector<ProcStatus> thread_status;  ///< parallel to threads (SigPnd)
+  std::vector<std::vector<img::u8>> shared_pending;
+  std::vector<img::RlimitRecord> rlimits;
+  std::vector<img::u64> auxv;
+  std::string cmdline, comm, cwd, root, exe;
+  img::u32 personality = 0;
+  img::u64 brk = 0;
+  std::vector<img::SigActionRecord> sigactions;
+  std::vector<img::TimerRecord> timers;
+  FdTable fds;
+  std::vector<MapEntry> maps;
+  std::vector<VmaPlan> memory;
+};
+
+/// Reads all state of the frozen process (registers, /proc, fds, injected
+/// queries, the memory plan). The process stays frozen.
+img::Expected<ProcessCapture> capture_process(const FrozenProcess &frozen);
+
+}  // namespace ckpt::writer

@@ -1,0 +1,86 @@
+// dump_process: freeze, capture, plan, stream, release. The order matters
+// for the target's sake: it is released as soon as its memory has been
+// read, before the image is synced, and killed (--kill) only after the
+// image is safely in place.
+#include <ckpt/writer/dump.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "build_notes.h"
+#include "capture.h"
+#include "freeze.h"
+#include "memory.h"
+#include "output.h"
+
+namespace ckpt::writer {
+
+using namespace img;
+using Clock = std::chrono::steady_clock;
+
+static double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+Expected<DumpStats> dump_process(const DumpOptions &opt) {
+  DumpStats stats;
+  auto start = Clock::now();
+  auto out = ImageOutput::open(opt.output);
+  if (!out) return out.error();
+  auto frozen = FrozenProcess::freeze(opt.pid);
+  if (!frozen) return frozen.error();
+  auto frozen_at = Clock::now();
+
+  auto children = list_children(opt.pid);
+  if (!children) return children.error();
+  if (!children->empty())
+    return make_error("process %d has %zu child process(es) (e.g. %d); dumping process trees is not supported yet",
+                      opt.pid, children->size(), children->front());
+
+  auto pc = capture_process(*frozen);
+  if (!pc) return pc.error();
+  SegmentLayout layout = layout_segments(pc->memory);
+  ImageNotes notes = build_notes(*pc, layout, new_identity("imgtool dump " CKPT_VERSION));
+  auto writer = ImageWriter::create(notes.encode(), layout.segments);
+  if (!writer) return writer.error();
+  stats.memory_bytes = stored_bytes(pc->memory);
+  stats.image_bytes = writer->layout().total_size;
+
+  auto cancelled = [&] { return opt.cancel && opt.cancel->load(); };
+  auto last_report = Clock::now();
+  bool reported = false;
+  auto progress = [&](u64 done) {
+    if (!opt.show_progress) return;
+    double elapsed = seconds_since(start);
+    if (elapsed < 1.0 || seconds_since(last_report) < 0.2) return;
+    last_report = Clock::now();
+    reported = true;
+    std::fprintf(stderr, "\rimgtool dump: %llu of %llu MiB (%.0f MiB/s)   ", (unsigned long long)(done >> 20),
+                 (unsigned long long)(stats.memory_bytes >> 20), (done >> 20) / elapsed);
+  };
+
+  CKPT_TRY(writer->begin(out->fd()));
+  if (cancelled()) return make_error("interrupted");
+  Status s = write_memory(opt.pid, pc->memory, *writer, [&](u64 done) {
+    progress(done);
+  });
+  if (reported) std::fprintf(stderr, "\n");
+  if (!s) return s.error();
+  if (cancelled()) return make_error("interrupted");
+  CKPT_TRY(writer->finish());
+
+  if (!opt.kill_after) {
+    CKPT_TRY(frozen->release());
+    stats.frozen_seconds = seconds_since(frozen_at);
+  }
+  if (cancelled()) return make_error("interrupted");
+  CKPT_TRY(out->commit());
+  if (opt.kill_after) {
+    CKPT_TRY(frozen->kill());
+    stats.frozen_seconds = seconds_since(frozen_at);
+  }
+  stats.total_seconds = seconds_since(start);
+  return stats;
+}
+
+}  // namespace ckpt::writer

@@ -1,0 +1,42 @@
+// The file descriptor table of a process, read from outside: /proc/PID/fd,
+// fdinfo, kcmp for shared open files, pidfd_getfd + tee for the bytes
+// buffered in pipes (read without consuming them), and the contents of
+// unlinked files.
+#pragma once
+
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include <ckpt/img/expected.h>
+#include <ckpt/img/records.h>
+
+namespace ckpt::writer {
+
+struct FdInfo {
+  img::FdRecord record{};          ///< all fields except path/content refs
+  std::string path;                ///< readlink of /proc/PID/fd/N, " (deleted)" removed
+  std::vector<img::u8> content;    ///< an unlinked regular file's bytes
+};
+
+struct PipeInfo {
+  img::u32 pipe_id = 0;            ///< equals FdRecord::pipe_id of its ends
+  img::u32 capacity = 0;           ///< F_GETPIPE_SZ
+  img::u64 ino = 0;
+  std::vector<img::u8> data;       ///< buffered bytes, oldest first
+};
+
+struct FdTable {
+  std::vector<FdInfo> fds;         ///< ascending fd number
+  std::vector<PipeInfo> pipes;     ///< one per distinct pipe/FIFO inode with an fd here
+};
+
+/// Largest unlinked file whose bytes are copied into the image.
+inline constexpr img::u64 kMaxUnlinkedFileBytes = img::u64(256) << 20;
+
+/// Reads the fd table of pid. pidfd is a pidfd_open() of pid (for
+/// pidfd_getfd). Fails with a clear message on an fd it cannot represent
+/// (e.g. an unlinked file larger than kMaxUnlinkedFileBytes).
+img::Expected<FdTable> read_fds(pid_t pid, int pidfd);
+
+}  // namespace ckpt::writer

@@ -1,0 +1,168 @@
+#include "freeze.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <set>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "procfs.h"
+
+namespace ckpt::writer {
+
+using img::make_error;
+
+FrozenProcess::FrozenProcess(FrozenProcess &&o) noexcept
+    : pid_(o.pid_), pidfd_(o.pidfd_), was_stopped_(o.was_stopped_), attached_(o.attached_),
+      threads_(std::move(o.threads_)) {
+  o.attached_ = false;
+  o.pidfd_ = -1;
+}
+
+FrozenProcess::~FrozenProcess() {
+  if (attached_) (void)release();
+  if (pidfd_ >= 0) close(pidfd_);
+}
+
+// Waits for tid's next stop. Returns false if the thread is gone (it exited
+// or was killed while we were seizing it).
+static bool wait_for_stop(pid_t tid, FrozenThread &t) {
+  for (;;) {
+    int status = 0;
+    pid_t r = waitpid(tid, &status, __WALL);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (WIFEXITED(status) || WIFSIGNALED(status)) return false;
+    if (!WIFSTOPPED(status)) continue;
+    int sig = WSTOPSIG(status);
+    int event = status >> 16;
+    if (event == PTRACE_EVENT_STOP) {
+      // PTRACE_EVENT_STOP is either our PTRACE_INTERRUPT (SIGTRAP) or a
+      // group-stop (SIGSTOP/SIGTSTP/SIGTTIN/SIGTTOU) under PTRACE_SEIZE.
+      t.stop_signal = sig;
+      t.group_stop = sig != SIGTRAP;
+      return true;
+    }
+    if (event == PTRACE_EVENT_CLONE) {
+      // The new thread is auto-attached (PTRACE_O_TRACECLONE) and will
+      // report its own stop; this thread still owes us its interrupt stop.
+      ptrace(PTRACE_CONT, tid, 0, 0);
+      ptrace(PTRACE_INTERRUPT, tid, 0, 0);
+      continue;
+    }
+    // A signal-delivery stop: a signal arrived before our interrupt. Hand
+    // it back on resume would lose nothing, but we cannot resume without
+    // letting the thread run; instead re-inject it and interrupt again. The
+    // kernel keeps it pending until the thread actually returns to user
+    // mode, which happens only after we detach.
+    ptrace(PTRACE_CONT, tid, 0, sig);
+    ptrace(PTRACE_INTERRUPT, tid, 0, 0);
+  }
+}
+
+img::Expected<FrozenProcess> FrozenProcess::freeze(pid_t pid) {
+  FrozenProcess fp;
+  fp.pid_ = pid;
+  auto status = read_status(pid);
+  if (!status) {
+    if (::kill(pid, 0) < 0 && errno == ESRCH) return make_error("no process with pid %d", pid);
+    return status.error();
+  }
+  if (status->tgid != pid) return make_error("%d is a thread of process %d, not a process", pid, status->tgid);
+  if (status->tracer_pid != 0)
+    return make_error("process %d is already being traced by process %d (a debugger?)", pid, status->tracer_pid);
+  auto stat = read_stat(pid);
+  if (!stat) return stat.error();
+  if (stat->state == 'Z' || stat->state == 'X') return make_error("process %d is a zombie", pid);
+  fp.was_stopped_ = stat->state == 'T';
+  fp.pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (fp.pidfd_ < 0) return make_error("pidfd_open(%d): %s", pid, strerror(errno));
+  Status s = fp.seize_all();
+  if (!s) return s.error();
+  return fp;
+}
+
+Status FrozenProcess::seize_all() {
+  attached_ = true;  // from the first seize on, the destructor must detach
+  std::set<pid_t> seized;
+  // Threads can be created while we seize; PTRACE_O_TRACECLONE attaches
+  // them automatically, and re-reading /proc/PID/task until it shows no
+  // thread we have not seen closes the window before the option applied.
+  for (int round = 0; round < 1000; round++) {
+    auto tids = list_threads(pid_);
+    if (!tids) return tids.error();
+    if (tids->empty()) return make_error("process %d exited", pid_);
+    bool new_thread = false;
+    for (pid_t tid : *tids) {
+      if (seized.count(tid)) continue;
+      new_thread = true;
+      if (ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD) < 0) {
+        if (errno == ESRCH) continue;  // it exited between listing and seizing
+        if (errno == EPERM) {
+          if (seized.empty())
+            return make_error("not permitted to trace process %d (ptrace: %s)", pid_, strerror(errno));
+        }
+        return make_error("cannot seize thread %d of process %d: %s", tid, pid_, strerror(errno));
+      }
+      seized.insert(tid);
+      FrozenThread t;
+      t.tid = tid;
+      threads_.push_back(t);
+      if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 && errno != ESRCH)
+        return make_error("cannot interrupt thread %d: %s", tid, strerror(errno));
+    }
+    // Collect stops of everything seized so far.
+    for (size_t i = 0; i < threads_.size();) {
+      FrozenThread &t = threads_[i];
+      if (t.stop_signal) {
+        i++;
+        continue;
+      }
+      if (!wait_for_stop(t.tid, t)) {
+        seized.erase(t.tid);
+        threads_.erase(threads_.begin() + i);
+        continue;
+      }
+      i++;
+    }
+    if (!new_thread) break;
+  }
+  if (threads_.empty()) return make_error("process %d exited while being frozen", pid_);
+  std::sort(threads_.begin(), threads_.end(), [&](const FrozenThread &a, const FrozenThread &b) {
+    if ((a.tid == pid_) != (b.tid == pid_)) return a.tid == pid_;
+    return a.tid < b.tid;
+  });
+  if (threads_[0].tid != pid_) return make_error("the main thread of process %d has exited", pid_);
+  return {};
+}
+
+Status FrozenProcess::release() {
+  if (!attached_) return {};
+  attached_ = false;
+  Status result;
+  for (const FrozenThread &t : threads_) {
+    // Detaching from a group-stop leaves the thread in it; from our own
+    // interrupt stop it resumes. Either way: as we found it.
+    if (ptrace(PTRACE_DETACH, t.tid, 0, 0) < 0 && errno != ESRCH && result)
+      result = make_error("cannot detach from thread %d: %s", t.tid, strerror(errno));
+  }
+  return result;
+}
+
+Status FrozenProcess::kill() {
+  if (pidfd_ >= 0 && syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0) < 0 && errno != ESRCH)
+    return make_error("cannot kill process %d: %s", pid_, strerror(errno));
+  if (attached_) {
+    attached_ = false;
+    for (const FrozenThread &t : threads_) ptrace(PTRACE_DETACH, t.tid, 0, 0);
+  }
+  return {};
+}
+
+}  // namespace ckpt::writer

@@ -1,0 +1,157 @@
+#include "inject.h"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <cstdio>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+
+namespace ckpt::writer {
+
+using img::make_error;
+using img::u8;
+
+// Kernel-internal syscall return codes (include/linux/errno.h); user space
+// never sees them, a ptrace stop inside an interrupted syscall does.
+static constexpr long kErestartsys = 512;
+static constexpr long kErestartnointr = 513;
+static constexpr long kErestartnohand = 514;
+static constexpr long kErestartRestartblock = 516;
+static constexpr long kNrRestartSyscall = 219;
+
+// Scratch space: below the 128-byte red zone of the x86-64 ABI, so no live
+// data of the interrupted function is touched.
+static constexpr u64 kRedZone = 128;
+static constexpr u64 kScratchSize = 256;
+
+Injector::Injector(pid_t tid, u64 syscall_insn, const img::UserRegs &regs)
+    : tid_(tid), insn_(syscall_insn), saved_(regs) {}
+
+Injector::~Injector() {
+  if (ran_ && !restored_) (void)restore();
+}
+
+static Status set_regs(pid_t tid, const img::UserRegs &r) {
+  static_assert(sizeof(img::UserRegs) == sizeof(user_regs_struct));
+  if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0) return make_error("PTRACE_SETREGS(%d): %s", tid, strerror(errno));
+  return {};
+}
+
+// The thread group of tid, from /proc (tgkill needs it).
+static pid_t tid_group(pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/status", tid);
+  FILE *f = std::fopen(path, "re");
+  if (!f) return tid;
+  char line[256];
+  pid_t tgid = tid;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "Tgid: %d", &tgid) == 1) break;
+  std::fclose(f);
+  return tgid;
+}
+
+// Resumes to the next syscall stop (entry or exit) of tid.
+static Status to_syscall_stop(pid_t tid) {
+  if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
+  for (;;) {
+    int status;
+    if (waitpid(tid, &status, __WALL) < 0) {
+      if (errno == EINTR) continue;
+      return make_error("waitpid(%d): %s", tid, strerror(errno));
+    }
+    if (WIFEXITED(status) || WIFSIGNALED(status)) return make_error("thread %d exited during the dump", tid);
+    if (WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80)) return {};
+    // A signal-delivery stop: a signal arrived while we borrowed the
+    // thread. Suppressing it here and sending it again keeps it pending
+    // for the process (with our pid as its sender: the kernel refuses to
+    // let us queue a siginfo that claims another sender).
+    if (WIFSTOPPED(status)) {
+      int sig = WSTOPSIG(status);
+      if ((status >> 16) == 0 && sig != SIGTRAP) syscall(SYS_tgkill, tid_group(tid), tid, sig);
+      if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
+    }
+  }
+}
+
+Expected<long> Injector::call(long nr, std::initializer_list<u64> args) {
+  img::UserRegs r = saved_;
+  r.rip = insn_;
+  r.rax = nr;
+  // orig_rax = -1 tells the kernel's signal-return path that this is not
+  // an interrupted syscall to restart; otherwise it would rewrite our rip.
+  r.orig_rax = ~0ull;
+  u64 a[6] = {};
+  size_t i = 0;
+  for (u64 v : args) a[i++] = v;
+  r.rdi = a[0];
+  r.rsi = a[1];
+  r.rdx = a[2];
+  r.r10 = a[3];
+  r.r8 = a[4];
+  r.r9 = a[5];
+  ran_ = true;
+  CKPT_TRY(set_regs(tid_, r));
+  CKPT_TRY(to_syscall_stop(tid_));  // entry
+  CKPT_TRY(to_syscall_stop(tid_));  // exit
+  img::UserRegs out;
+  if (ptrace(PTRACE_GETREGS, tid_, 0, &out) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid_, strerror(errno));
+  return static_cast<long>(out.rax);
+}
+
+Expected<long> Injector::call_out(long nr, std::initializer_list<u64> args, int pointer_arg, void *out,
+                                  size_t out_size) {
+  if (out_size > kScratchSize) return make_error("injected syscall output of %zu bytes is too large", out_size);
+  u64 scratch = (saved_.rsp - kRedZone - kScratchSize) & ~u64(15);
+  u8 saved_bytes[kScratchSize];
+  struct iovec local = {saved_bytes, out_size}, remote = {reinterpret_cast<void *>(scratch), out_size};
+  if (process_vm_readv(tid_, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(out_size))
+    return make_error("cannot read the stack of thread %d at 0x%llx: %s", tid_, (unsigned long long)scratch,
+                      strerror(errno));
+  std::vector<u64> a(args);
+  a.resize(6, 0);
+  a[pointer_arg] = scratch;
+  auto r = call(nr, {a[0], a[1], a[2], a[3], a[4], a[5]});
+  struct iovec result = {out, out_size};
+  bool read_ok = process_vm_readv(tid_, &result, 1, &remote, 1, 0) == static_cast<ssize_t>(out_size);
+  struct iovec back = {saved_bytes, out_size};
+  if (process_vm_writev(tid_, &back, 1, &remote, 1, 0) != static_cast<ssize_t>(out_size))
+    return make_error("cannot restore the stack of thread %d: %s", tid_, strerror(errno));
+  if (!r) return r;
+  if (!read_ok) return make_error("cannot read syscall output from thread %d: %s", tid_, strerror(errno));
+  return r;
+}
+
+Status Injector::restore() {
+  restored_ = true;
+  if (!ran_) return {};
+  img::UserRegs r = saved_;
+  if (static_cast<long long>(r.orig_rax) >= 0) {
+    long err = -static_cast<long>(r.rax);
+    if (err == kErestartsys || err == kErestartnointr || err == kErestartnohand) {
+      r.rax = r.orig_rax;
+      r.rip -= 2;
+    } else if (err == kErestartRestartblock) {
+      r.rax = kNrRestartSyscall;
+      r.rip -= 2;
+    }
+  }
+  return set_regs(tid_, r);
+}
+
+u64 find_syscall_instruction(pid_t pid, u64 start, u64 end) {
+  if (end <= start || end - start > (1u << 20)) return 0;
+  std::vector<u8> buf(end - start);
+  struct iovec local = {buf.data(), buf.size()}, remote = {reinterpret_cast<void *>(start), buf.size()};
+  if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(buf.size())) return 0;
+  for (size_t i = 0; i + 1 < buf.size(); i++)
+    if (buf[i] == 0x0f && buf[i + 1] == 0x05) return start + i;
+  return 0;
+}
+
+}  // namespace ckpt::writer

@@ -1,0 +1,57 @@
+// Running single syscalls inside a frozen thread, for the state only the
+// process itself can report (rt_sigaction, sigaltstack, getitimer, brk,
+// PR_GET_TID_ADDRESS, timer_gettime).
+//
+// The thread's registers are saved first and put back at the end, and the
+// scratch bytes on its stack are restored after every call, so memory read
+// afterwards is the process's own. A thread frozen inside an interrupted
+// syscall would have had the kernel restart it on the way back to user
+// mode; once we have run a syscall of our own in it, that exit path is
+// gone, so restore() performs the kernel's restart step itself.
+#pragma once
+
+#include <sys/types.h>
+#include <vector>
+
+#include <ckpt/img/expected.h>
+#include <ckpt/img/format.h>
+
+namespace ckpt::writer {
+
+using img::Expected;
+using img::Status;
+using img::u64;
+
+class Injector {
+ public:
+  /// `syscall_insn` is the address of a `syscall` instruction (0f 05) in
+  /// the target, e.g. inside [vdso]. regs are the thread's frozen registers.
+  Injector(pid_t tid, u64 syscall_insn, const img::UserRegs &regs);
+  ~Injector();
+
+  /// Runs syscall nr with up to six arguments; returns the raw result
+  /// (negative errno on failure, as the kernel returns it).
+  Expected<long> call(long nr, std::initializer_list<u64> args);
+
+  /// Runs a syscall whose last pointer argument receives `out_size` bytes:
+  /// the pointer is placed on the thread's stack below the red zone, and
+  /// the bytes are copied out. `pointer_arg` says which argument (0-based)
+  /// is the output pointer.
+  Expected<long> call_out(long nr, std::initializer_list<u64> args, int pointer_arg, void *out, size_t out_size);
+
+  /// Puts the thread's registers back (with the kernel's syscall restart
+  /// applied if the thread had been interrupted in one).
+  Status restore();
+
+ private:
+  pid_t tid_;
+  u64 insn_;
+  img::UserRegs saved_;
+  bool ran_ = false;
+  bool restored_ = false;
+};
+
+/// Finds a `syscall` instruction in the target's [vdso], or returns 0.
+u64 find_syscall_instruction(pid_t pid, u64 vdso_start, u64 vdso_end);
+
+}  // namespace ckpt::writer

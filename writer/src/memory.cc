@@ -1,0 +1,333 @@
+#include "memory.h"
+
+#include "build_id.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <elf.h>
+#include <fcntl.h>
+#include <map>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+namespace ckpt::writer {
+
+using namespace img;
+
+static constexpr u64 kPage = 4096;
+// The shared zero block is at most this big; longer zero runs are split
+// into several segments reading it, and runs longer than kMaxZeroRun get
+// no file bytes at all (p_filesz 0) so that a streamed image stays small.
+static constexpr u64 kZeroBlockMax = 8ull << 20;
+static constexpr u64 kMaxZeroRun = 512ull << 20;
+// Bytes read per process_vm_readv batch.
+static constexpr size_t kBatch = 8u << 20;
+
+// pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
+static constexpr u64 kPmPresent = 1ull << 63;
+static constexpr u64 kPmSwapped = 1ull << 62;
+static constexpr u64 kPmFileOrShared = 1ull << 61;
+static constexpr u64 kPmPfnMask = (1ull << 55) - 1;
+
+// The PFN of the kernel's shared zero page: a page read but never written
+// maps it, and its bytes need not be stored.
+static u64 zero_page_pfn() {
+  static u64 pfn = [] {
+    void *p = mmap(nullptr, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return u64(0);
+    volatile char c = *static_cast<volatile char *>(p);
+    (void)c;
+    u64 entry = 0;
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      if (pread(fd, &entry, 8, (reinterpret_cast<u64>(p) / kPage) * 8) != 8) entry = 0;
+      close(fd);
+    }
+    munmap(p, kPage);
+    return (entry & kPmPresent) ? (entry & kPmPfnMask) : u64(0);
+  }();
+  return pfn;
+}
+
+static VmaKind kind_of(const MapEntry &m) {
+  const std::string &p = m.path;
+  if (p == "[heap]") return VmaKind::Heap;
+  if (p == "[stack]") return VmaKind::Stack;
+  if (p == "[vdso]") return VmaKind::Vdso;
+  if (p == "[vvar]") return VmaKind::Vvar;
+  if (p == "[vvar_vclock]") return VmaKind::VvarVclock;
+  if (p == "[vsyscall]") return VmaKind::Vsyscall;
+  if (p.rfind("/SYSV", 0) == 0) return VmaKind::SysvShm;
+  if (p.empty() || p[0] == '[') return m.shared ? VmaKind::SharedAnon : VmaKind::Anon;
+  if (p.rfind("/dev/zero", 0) == 0 && m.shared) return VmaKind::SharedAnon;
+  return VmaKind::File;
+}
+
+static void add_run(std::vector<PageRun> &runs, u64 start, u64 len, PageSource src) {
+  if (!runs.empty() && runs.back().source == src && runs.back().start + runs.back().length == start)
+    runs.back().length += len;
+  else
+    runs.push_back({start, len, src});
+}
+
+Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry> &maps) {
+  std::vector<VmaPlan> plan;
+  int pagemap = open(("/proc/" + std::to_string(pid) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
+  if (pagemap < 0) return make_error("cannot open /proc/%d/pagemap: %s", pid, strerror(errno));
+  u64 zero_pfn = zero_page_pfn();
+  std::vector<u64> entries;
+  std::map<u64, std::vector<u8>> build_ids;  // by inode: libraries map several times
+  for (const MapEntry &m : maps) {
+    VmaPlan v;
+    v.map = m;
+    v.kind = kind_of(m);
+    v.path = m.path;
+    const std::string deleted = " (deleted)";
+    if (v.path.size() > deleted.size() && v.path.compare(v.path.size() - deleted.size(), deleted.size(), deleted) == 0) {
+      v.path.resize(v.path.size() - deleted.size());
+      v.flags |= kVmaDeletedFile;
+    }
+    if (m.shared) v.flags |= kVmaShared;
+    if (m.has_flag("gd")) v.flags |= kVmaGrowsDown;
+    if (m.has_flag("dd")) v.flags |= kVmaDontDump;
+    if (m.has_flag("lo")) v.flags |= kVmaLocked;
+    if (m.has_flag("hg")) v.flags |= kVmaHugePage;
+    if (m.has_flag("nh")) v.flags |= kVmaNoHugePage;
+    if (m.has_flag("dc")) v.flags |= kVmaDontFork;
+    if (m.has_flag("wf")) v.flags |= kVmaWipeOnFork;
+
+    if (v.kind == VmaKind::File && !(v.flags & kVmaDeletedFile)) {
+      // map_files names the very file mapped, even if the path was replaced.
+      char link[96];
+      std::snprintf(link, sizeof link, "/proc/%d/map_files/%llx-%llx", pid, (unsigned long long)m.start,
+                    (unsigned long long)m.end);
+      struct stat st;
+      if (stat(link, &st) == 0) {
+        v.file_size = st.st_size;
+        v.file_mtime_ns = i64(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+      }
+      if (m.offset == 0) {
+        auto cached = build_ids.find(m.ino);
+        if (cached == build_ids.end()) cached = build_ids.emplace(m.ino, read_build_id(link)).first;
+        v.build_id = cached->second;
+      }
+    }
+    u64 len = m.end - m.start;
+    switch (v.kind) {
+      case VmaKind::Vvar:
+      case VmaKind::VvarVclock:
+      case VmaKind::Vsyscall:
+        // Kernel-provided pages that restore maps anew; not readable anyway.
+        add_run(v.runs, m.start, len, PageSource::Absent);
+        plan.push_back(std::move(v));
+        continue;
+      case VmaKind::Vdso:
+      case VmaKind::SharedAnon:
+      case VmaKind::SysvShm:
+        // Shared memory may hold pages this process never touched; the vdso
+        // is what gdb reads symbols from. Store all of it; zero pages
+        // become holes when written.
+        add_run(v.runs, m.start, len, PageSource::Image);
+        plan.push_back(std::move(v));
+        continue;
+      default:
+        break;
+    }
+    bool file = v.kind == VmaKind::File;
+    if (file && (m.shared || (v.flags & kVmaDeletedFile))) {
+      // A shared file mapping's bytes are the file's. A deleted file
+      // cannot be reopened: keep everything of it, shared or private.
+      add_run(v.runs, m.start, len, (v.flags & kVmaDeletedFile) ? PageSource::Image : PageSource::File);
+      plan.push_back(std::move(v));
+      continue;
+    }
+    // Fast path: smaps says no anonymous page exists here.
+    if (m.anonymous_kb == 0 && !m.has_flag("io") && m.swap_kb == 0) {
+      add_run(v.runs, m.start, len, file ? PageSource::File : PageSource::Zero);
+      plan.push_back(std::move(v));
+      continue;
+    }
+    u64 pages = len / kPage;
+    entries.resize(std::min<u64>(pages, 1 << 18));
+    for (u64 done = 0; done < pages;) {
+      u64 n = std::min<u64>(pages - done, entries.size());
+      ssize_t got = pread(pagemap, entries.data(), n * 8, ((m.start / kPage) + done) * 8);
+      if (got != static_cast<ssize_t>(n * 8)) {
+        close(pagemap);
+        return make_error("cannot read /proc/%d/pagemap at 0x%llx: %s", pid,
+                          (unsigned long long)(m.start + done * kPage), got < 0 ? strerror(errno) : "short read");
+      }
+      for (u64 i = 0; i < n; i++) {
+        u64 e = entries[i];
+        bool present = e & kPmPresent, swapped = e & kPmSwapped;
+        bool data;
+        if (file)
+          // In a private file mapping, anonymous (COW'd) pages are the
+          // changed ones; the rest is still the file's.
+          data = swapped || (present && !(e & kPmFileOrShared));
+        else
+          data = swapped || (present && !(zero_pfn && (e & kPmPfnMask) == zero_pfn));
+        add_run(v.runs, m.start + (done + i) * kPage, kPage,
+                data ? PageSource::Image : (file ? PageSource::File : PageSource::Zero));
+      }
+      done += n;
+    }
+    plan.push_back(std::move(v));
+  }
+  close(pagemap);
+  return plan;
+}
+
+static u32 pf_flags(u32 prot) {
+  return ((prot & PROT_READ) ? PF_R : 0) | ((prot & PROT_WRITE) ? PF_W : 0) | ((prot & PROT_EXEC) ? PF_X : 0);
+}
+
+SegmentLayout layout_segments(const std::vector<VmaPlan> &plan) {
+  SegmentLayout out;
+  out.run_segment.resize(plan.size());
+  for (size_t vi = 0; vi < plan.size(); vi++) {
+    const VmaPlan &v = plan[vi];
+    u32 flags = pf_flags(v.map.prot);
+    for (const PageRun &r : v.runs) {
+      u32 first = ImageLayout::phdr_index_of_segment(out.segments.size());
+      switch (r.source) {
+        case PageSource::Image:
+          out.segments.push_back({r.start, r.length, r.length, flags, false});
+          break;
+        case PageSource::Zero:
+          if (r.length <= kMaxZeroRun && (v.map.prot & PROT_READ)) {
+            for (u64 off = 0; off < r.length; off += kZeroBlockMax) {
+              u64 n = std::min(kZeroBlockMax, r.length - off);
+              out.segments.push_back({r.start + off, n, n, flags, true});
+            }
+          } else {
+            // Unreadable (a guard) or huge: no file bytes, as the kernel
+            // would dump it.
+            out.segments.push_back({r.start, r.length, 0, flags, false});
+          }
+          break;
+        case PageSource::File:
+        case PageSource::Parent:
+          out.segments.push_back({r.start, r.length, 0, flags, false});
+          break;
+        case PageSource::Absent:
+          first = 0;
+          break;
+      }
+      out.run_segment[vi].push_back(first);
+    }
+  }
+  return out;
+}
+
+u64 stored_bytes(const std::vector<VmaPlan> &plan) {
+  u64 n = 0;
+  for (const VmaPlan &v : plan)
+    for (const PageRun &r : v.runs)
+      if (r.source == PageSource::Image) n += r.length;
+  return n;
+}
+
+static bool page_is_zero(const u8 *p) {
+  const u64 *w = reinterpret_cast<const u64 *>(p);
+  u64 acc = 0;
+  for (size_t i = 0; i < kPage / 8; i++) acc |= w[i];
+  return acc == 0;
+}
+
+// Writes buf (a whole number of pages) with zero pages as holes.
+static Status emit_pages(ImageWriter &w, const u8 *buf, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    size_t j = i;
+    bool zero = page_is_zero(buf + i);
+    while (j < len && page_is_zero(buf + j) == zero) j += kPage;
+    if (zero)
+      CKPT_TRY(w.write_zeros(j - i));
+    else
+      CKPT_TRY(w.write({buf + i, j - i}));
+    i = j;
+  }
+  return {};
+}
+
+Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &writer,
+                    const std::function<void(u64)> &progress) {
+  int mem = open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+  if (mem < 0) return make_error("cannot open /proc/%d/mem: %s", pid, strerror(errno));
+  std::vector<u8> buffer(kBatch);
+  u64 done = 0;
+  // Gather runs into batches of at most kBatch bytes and IOV_MAX pieces.
+  struct Piece {
+    u64 addr, len;
+  };
+  std::vector<Piece> batch;
+  size_t batch_bytes = 0;
+  Status result;
+  auto flush = [&]() -> Status {
+    if (batch.empty()) return {};
+    std::vector<iovec> local(batch.size()), remote(batch.size());
+    size_t off = 0;
+    for (size_t i = 0; i < batch.size(); i++) {
+      local[i] = {buffer.data() + off, batch[i].len};
+      remote[i] = {reinterpret_cast<void *>(batch[i].addr), batch[i].len};
+      off += batch[i].len;
+    }
+    ssize_t got = process_vm_readv(pid, local.data(), local.size(), remote.data(), remote.size(), 0);
+    if (got < 0) got = 0;
+    // process_vm_readv stops at the first piece it cannot read (PROT_NONE,
+    // VM_IO, a race with the process's own munmap is impossible: it is
+    // frozen). /proc/PID/mem reads with FOLL_FORCE and gets the rest.
+    if (static_cast<size_t>(got) < off) {
+      size_t pos = 0;
+      for (const Piece &p : batch) {
+        if (pos + p.len > static_cast<size_t>(got)) {
+          size_t have = static_cast<size_t>(got) > pos ? got - pos : 0;
+          for (size_t k = have; k < p.len;) {
+            ssize_t n = pread(mem, buffer.data() + pos + k, p.len - k, p.addr + k);
+            if (n <= 0) {
+              // Unreadable even by force (e.g. a VM_IO page): zeros, as
+              // the kernel's own core dump does.
+              n = static_cast<ssize_t>(std::min<u64>(kPage - (p.addr + k) % kPage, p.len - k));
+              std::memset(buffer.data() + pos + k, 0, n);
+            }
+            k += n;
+          }
+        }
+        pos += p.len;
+      }
+    }
+    CKPT_TRY(emit_pages(writer, buffer.data(), off));
+    done += off;
+    if (progress) progress(done);
+    batch.clear();
+    batch_bytes = 0;
+    return {};
+  };
+  for (const VmaPlan &v : plan) {
+    for (const PageRun &r : v.runs) {
+      if (r.source != PageSource::Image) continue;
+      for (u64 off = 0; off < r.length;) {
+        u64 n = std::min<u64>(r.length - off, kBatch - batch_bytes);
+        batch.push_back({r.start + off, n});
+        batch_bytes += n;
+        off += n;
+        if (batch_bytes == kBatch || batch.size() == 1024) {
+          result = flush();
+          if (!result) {
+            close(mem);
+            return result;
+          }
+        }
+      }
+    }
+  }
+  result = flush();
+  close(mem);
+  return result;
+}
+
+}  // namespace ckpt::writer

@@ -1,0 +1,58 @@
+// The memory of a frozen process: which bytes of each VMA go into the image
+// (pagemap decides), and streaming them into an ImageWriter.
+#pragma once
+
+#include <functional>
+#include <sys/types.h>
+#include <vector>
+
+#include <ckpt/img/expected.h>
+#include <ckpt/img/records.h>
+#include <ckpt/img/writer.h>
+
+#include "procfs.h"
+
+namespace ckpt::writer {
+
+/// A run of pages of one VMA with one source.
+struct PageRun {
+  img::u64 start = 0, length = 0;
+  img::PageSource source = img::PageSource::Zero;
+};
+
+struct VmaPlan {
+  MapEntry map;
+  img::VmaKind kind = img::VmaKind::Anon;
+  img::u32 flags = 0;              ///< img::VmaFlags
+  std::string path;                ///< file path without " (deleted)"
+  img::u64 file_size = 0;          ///< of the mapped file, for File kinds
+  img::i64 file_mtime_ns = 0;
+  std::vector<img::u8> build_id;   ///< of an ELF file mapped from offset 0
+  std::vector<PageRun> runs;       ///< ascending, tiling the VMA
+};
+
+/// Decides, from /proc/PID/pagemap and smaps, where each page's bytes come
+/// from: touched anonymous pages are stored (Image), untouched ones and the
+/// shared zero page read as zeros (Zero), unchanged pages of private file
+/// mappings come from the file (File), [vvar]/[vsyscall] are Absent.
+img::Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry> &maps);
+
+/// The segments (PT_LOADs) for a plan, in address order, and for every run
+/// the program header index that holds it (or 0 if none).
+struct SegmentLayout {
+  std::vector<img::SegmentPlan> segments;
+  std::vector<std::vector<img::u32>> run_segment;   ///< [vma][run]
+};
+SegmentLayout layout_segments(const std::vector<VmaPlan> &plan);
+
+/// Streams every Image run's bytes into the writer in segment order:
+/// process_vm_readv in large batches, /proc/PID/mem for what it cannot
+/// read (PROT_NONE, VM_IO), all-zero pages as holes. `progress` is called
+/// with the bytes done so far after each batch.
+img::Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, img::ImageWriter &writer,
+                         const std::function<void(img::u64)> &progress);
+
+/// Bytes of all Image runs.
+img::u64 stored_bytes(const std::vector<VmaPlan> &plan);
+
+}  // namespace ckpt::writer

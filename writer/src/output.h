@@ -1,0 +1,35 @@
+// Where an image goes: a temporary file beside the destination that is
+// renamed over it only once complete and synced, or standard output.
+#pragma once
+
+#include <string>
+
+#include <ckpt/img/expected.h>
+
+namespace ckpt::writer {
+
+class ImageOutput {
+ public:
+  /// Checks the destination (not a symlink, not a directory, its folder
+  /// writable) and creates the temporary file (0600, O_EXCL|O_NOFOLLOW).
+  static img::Expected<ImageOutput> open(const std::string &path);
+  ImageOutput(ImageOutput &&o) noexcept;
+  ImageOutput &operator=(ImageOutput &&) = delete;
+  /// Removes the temporary file unless commit() succeeded.
+  ~ImageOutput();
+
+  int fd() const { return fd_; }
+  /// fsync, rename over the destination, fsync the folder.
+  img::Status commit();
+  /// Removes the temporary file now.
+  void abandon();
+
+ private:
+  ImageOutput() = default;
+  std::string path_, temp_;
+  int fd_ = -1;
+  bool is_stdout_ = false;
+  bool done_ = false;
+};
+
+}  // namespace ckpt::writer

@@ -1,0 +1,589 @@
+// Readers of /proc/PID/... and of prlimit64/get_robust_list. See procfs.h.
+//
+// Everything parses text the kernel formats in fs/proc/*.c; each parser
+// names the format it expects and fails with one line naming the pid and
+// file when the text does not match, rather than guessing.
+#include "procfs.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <csignal>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <string_view>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace ckpt::writer {
+
+using img::make_error;
+
+namespace {
+
+/// Cap for read_file(): far above any /proc text file we read whole
+/// (status, stat, auxv, cmdline, timers, children), small enough that a
+/// runaway file cannot eat the dumper's memory.
+constexpr size_t kMaxProcFileBytes = size_t(64) << 20;
+
+/// Cap for streaming smaps: each VMA prints ~1.3 KiB and vm.max_map_count
+/// (65530 by default) can be raised, so this is larger than the whole-file
+/// cap, but smaps is parsed line by line and never held whole.
+constexpr size_t kMaxSmapsBytes = size_t(1) << 30;
+
+/// Cap for readlink(): the kernel's d_path never exceeds PATH_MAX, but the
+/// buffer grows until the result fits, so bound the growth.
+constexpr size_t kMaxLinkBytes = size_t(1) << 20;
+
+// The kernel's RLIM_NLIMITS (asm-generic/resource.h); glibc's __RLIM_NLIMITS
+// is the same number but not exposed under that name everywhere.
+constexpr unsigned kRlimitCount = 16;
+
+std::string proc_file(pid_t pid, pid_t tid, const char *leaf) {
+  std::string p = "/proc/" + std::to_string(pid);
+  if (tid != 0) p += "/task/" + std::to_string(tid);
+  p += "/";
+  p += leaf;
+  return p;
+}
+
+bool parse_u64(std::string_view s, int base, u64 &out) {
+  if (s.empty()) return false;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out, base);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+bool parse_i64(std::string_view s, i64 &out) {
+  if (s.empty()) return false;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out, 10);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+bool parse_i32(std::string_view s, int &out) {
+  i64 v = 0;
+  if (!parse_i64(s, v) || v < INT32_MIN || v > INT32_MAX) return false;
+  out = static_cast<int>(v);
+  return true;
+}
+
+bool parse_u32(std::string_view s, int base, u32 &out) {
+  u64 v = 0;
+  if (!parse_u64(s, base, v) || v > UINT32_MAX) return false;
+  out = static_cast<u32>(v);
+  return true;
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+/// Splits on runs of spaces/tabs; empty tokens never appear.
+std::vector<std::string_view> split_ws(std::string_view s) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && is_space(s[i])) ++i;
+    size_t start = i;
+    while (i < s.size() && !is_space(s[i])) ++i;
+    if (i > start) out.push_back(s.substr(start, i - start));
+  }
+  return out;
+}
+
+/// Calls fn(line) for every '\n'-terminated line (and a final unterminated
+/// one), reading in chunks so that a large file is never held whole.
+template <typename Fn>
+img::Status for_each_line(const std::string &path, size_t cap, Fn fn) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error("open %s: %s", path.c_str(), strerror(errno));
+  std::string pending;
+  char buf[65536];
+  size_t total = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      return make_error("read %s: %s", path.c_str(), strerror(e));
+    }
+    if (n == 0) break;
+    total += size_t(n);
+    if (total > cap) {
+      close(fd);
+      return make_error("read %s: larger than the %zu byte cap", path.c_str(), cap);
+    }
+    pending.append(buf, size_t(n));
+    size_t start = 0;
+    for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+      img::Status st = fn(std::string_view(pending).substr(start, nl - start));
+      if (!st) {
+        close(fd);
+        return st;
+      }
+    }
+    pending.erase(0, start);
+  }
+  close(fd);
+  if (!pending.empty()) return fn(std::string_view(pending));
+  return img::Status::ok();
+}
+
+/// A smaps VMA header: "start-end perms offset major:minor inode [path]".
+/// Told apart from "Key: value" lines by shape, not by position, because
+/// the set of keys changes between kernel versions.
+bool parse_map_header(std::string_view line, MapEntry &e) {
+  auto toks = split_ws(line);
+  if (toks.size() < 5) return false;
+  std::string_view range = toks[0], perms = toks[1];
+  size_t dash = range.find('-');
+  if (dash == std::string_view::npos || perms.size() != 4) return false;
+  if (!parse_u64(range.substr(0, dash), 16, e.start)) return false;
+  if (!parse_u64(range.substr(dash + 1), 16, e.end)) return false;
+  if ((perms[0] != 'r' && perms[0] != '-') || (perms[1] != 'w' && perms[1] != '-') ||
+      (perms[2] != 'x' && perms[2] != '-') || (perms[3] != 's' && perms[3] != 'p'))
+    return false;
+  e.prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+           (perms[2] == 'x' ? PROT_EXEC : 0);
+  e.shared = perms[3] == 's';
+  if (!parse_u64(toks[2], 16, e.offset)) return false;
+  size_t colon = toks[3].find(':');
+  if (colon == std::string_view::npos) return false;
+  if (!parse_u32(toks[3].substr(0, colon), 16, e.dev_major)) return false;
+  if (!parse_u32(toks[3].substr(colon + 1), 16, e.dev_minor)) return false;
+  if (!parse_u64(toks[4], 10, e.ino)) return false;
+  // The path starts after the whitespace that pads the inode column and runs
+  // to the end of the line, spaces and all. The kernel escapes '\n' in it
+  // as "\012" (seq_file_path), so a line never splits a path; we keep the
+  // text exactly as printed.
+  const char *after_ino = toks[4].data() + toks[4].size();
+  std::string_view rest = line.substr(size_t(after_ino - line.data()));
+  while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
+  e.path.assign(rest);
+  return true;
+}
+
+/// "Key:<spaces>value" → key, trimmed value. False for lines without ':'.
+bool split_key(std::string_view line, std::string_view &key, std::string_view &value) {
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return false;
+  key = line.substr(0, colon);
+  value = trim(line.substr(colon + 1));
+  return true;
+}
+
+/// Parses whitespace-separated decimal pids, sorted into out.
+bool parse_pid_list(std::string_view text, std::vector<pid_t> &out) {
+  for (std::string_view tok : split_ws(text)) {
+    int v = 0;
+    if (!parse_i32(tok, v) || v <= 0) return false;
+    out.push_back(v);
+  }
+  return true;
+}
+
+/// Numeric entries of a /proc directory (task ids, fd numbers), ascending.
+Expected<std::vector<pid_t>> list_numeric_dir(const std::string &path) {
+  int dfd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return make_error("open %s: %s", path.c_str(), strerror(errno));
+  DIR *dir = fdopendir(dfd);
+  if (!dir) {
+    int e = errno;
+    close(dfd);
+    return make_error("fdopendir %s: %s", path.c_str(), strerror(e));
+  }
+  std::vector<pid_t> out;
+  for (;;) {
+    errno = 0;
+    dirent *d = readdir(dir);
+    if (!d) break;
+    int v = 0;
+    if (parse_i32(d->d_name, v) && v >= 0) out.push_back(v);
+  }
+  int e = errno;
+  closedir(dir);
+  if (e != 0) return make_error("readdir %s: %s", path.c_str(), strerror(e));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+bool MapEntry::has_flag(const char *code) const {
+  return std::find(vmflags.begin(), vmflags.end(), code) != vmflags.end();
+}
+
+Expected<std::string> read_file(const std::string &path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error("open %s: %s", path.c_str(), strerror(errno));
+  // /proc files report st_size 0 and are generated per read() call, so read
+  // until EOF rather than trusting the size.
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      return make_error("read %s: %s", path.c_str(), strerror(e));
+    }
+    if (n == 0) break;
+    if (out.size() + size_t(n) > kMaxProcFileBytes) {
+      close(fd);
+      return make_error("read %s: larger than the %zu byte cap", path.c_str(), kMaxProcFileBytes);
+    }
+    out.append(buf, size_t(n));
+  }
+  close(fd);
+  return out;
+}
+
+Expected<std::string> read_link(const std::string &path) {
+  // readlink() truncates silently, so grow the buffer until the result
+  // leaves room to spare.
+  for (size_t cap = 256; cap <= kMaxLinkBytes; cap *= 2) {
+    std::string buf(cap, '\0');
+    ssize_t n = readlink(path.c_str(), buf.data(), cap);
+    if (n < 0) return make_error("readlink %s: %s", path.c_str(), strerror(errno));
+    if (size_t(n) < cap) {
+      buf.resize(size_t(n));
+      return buf;
+    }
+  }
+  return make_error("readlink %s: target longer than %zu bytes", path.c_str(), kMaxLinkBytes);
+}
+
+Expected<std::vector<MapEntry>> read_maps(pid_t pid) {
+  std::string path = proc_file(pid, 0, "smaps");
+  std::vector<MapEntry> maps;
+  size_t lineno = 0;
+  img::Status st = for_each_line(path, kMaxSmapsBytes, [&](std::string_view line) -> img::Status {
+    ++lineno;
+    MapEntry e;
+    if (parse_map_header(line, e)) {
+      maps.push_back(std::move(e));
+      return img::Status::ok();
+    }
+    std::string_view key, value;
+    if (!split_key(line, key, value))
+      return make_error("pid %d: %s line %zu is neither a mapping nor \"Key: value\"", pid,
+                        path.c_str(), lineno);
+    if (maps.empty())
+      return make_error("pid %d: %s line %zu: \"%.*s\" before any mapping", pid, path.c_str(),
+                        lineno, int(key.size()), key.data());
+    if (key == "Anonymous") {
+      // "Anonymous:        12 kB"
+      auto toks = split_ws(value);
+      if (toks.empty() || !parse_u64(toks[0], 10, maps.back().anonymous_kb))
+        return make_error("pid %d: %s line %zu: bad Anonymous value", pid, path.c_str(), lineno);
+    } else if (key == "VmFlags") {
+      for (std::string_view f : split_ws(value)) maps.back().vmflags.emplace_back(f);
+    }
+    return img::Status::ok();
+  });
+  if (!st) return st.error().context("pid " + std::to_string(pid));
+  return maps;
+}
+
+Expected<ProcStat> read_stat(pid_t pid, pid_t tid) {
+  std::string path = proc_file(pid, tid, "stat");
+  auto text = read_file(path);
+  if (!text) return text.error().context("pid " + std::to_string(pid));
+  const std::string &s = *text;
+  // comm may contain spaces, '(' and ')' (prctl(PR_SET_NAME) accepts any
+  // bytes) and is printed raw, so it ends at the LAST ')'; nothing after it
+  // can contain one.
+  size_t open_paren = s.find('(');
+  size_t close_paren = s.rfind(')');
+  if (open_paren == std::string::npos || close_paren == std::string::npos ||
+      close_paren < open_paren)
+    return make_error("pid %d: %s has no \"(comm)\"", pid, path.c_str());
+  ProcStat ps;
+  ps.comm = s.substr(open_paren + 1, close_paren - open_paren - 1);
+  // Field 3 (state) is the first token after ") ", so token i is field i+3.
+  auto toks = split_ws(std::string_view(s).substr(close_paren + 1));
+  constexpr size_t kLastField = 51;  // env_end, present since Linux 3.5
+  if (toks.size() < kLastField - 2)
+    return make_error("pid %d: %s has %zu fields after comm, need %zu", pid, path.c_str(),
+                      toks.size(), kLastField - 2);
+  auto field = [&](int n) { return toks[size_t(n - 3)]; };
+  if (field(3).size() != 1) return make_error("pid %d: %s: bad state field", pid, path.c_str());
+  ps.state = field(3)[0];
+
+  bool ok = true;
+  auto get_i32 = [&](int n, int &out) { ok = ok && parse_i32(field(n), out); };
+  auto get_i64 = [&](int n, i64 &out) { ok = ok && parse_i64(field(n), out); };
+  auto get_u64 = [&](int n, u64 &out) { ok = ok && parse_u64(field(n), 10, out); };
+  get_i32(4, ps.ppid);
+  get_i32(5, ps.pgrp);
+  get_i32(6, ps.session);
+  get_i32(7, ps.tty_nr);
+  get_u64(9, ps.flags);
+  get_u64(14, ps.utime);
+  get_u64(15, ps.stime);
+  get_i64(16, ps.cutime);
+  get_i64(17, ps.cstime);
+  get_i64(19, ps.nice);
+  get_i64(20, ps.num_threads);
+  // The kernel prints 0 for the mm fields below when the reader lacks
+  // ptrace access (or the task has no mm, e.g. a zombie); as root we see
+  // the real values.
+  get_u64(26, ps.start_code);
+  get_u64(27, ps.end_code);
+  get_u64(28, ps.start_stack);
+  get_i32(38, ps.exit_signal);
+  get_u64(45, ps.start_data);
+  get_u64(46, ps.end_data);
+  get_u64(47, ps.start_brk);
+  get_u64(48, ps.arg_start);
+  get_u64(49, ps.arg_end);
+  get_u64(50, ps.env_start);
+  get_u64(51, ps.env_end);
+  if (!ok) return make_error("pid %d: %s: a numeric field does not parse", pid, path.c_str());
+  return ps;
+}
+
+Expected<ProcStatus> read_status(pid_t pid, pid_t tid) {
+  std::string path = proc_file(pid, tid, "status");
+  auto text = read_file(path);
+  if (!text) return text.error().context("pid " + std::to_string(pid));
+  ProcStatus ps;
+  // Umask is optional: the kernel omits the line when the task has no
+  // fs_struct (a zombie or a task in exit). Every other key is required.
+  enum : unsigned {
+    kUid = 1u << 0, kGid = 1u << 1, kGroups = 1u << 2, kCapInh = 1u << 3, kCapPrm = 1u << 4,
+    kCapEff = 1u << 5, kCapBnd = 1u << 6, kCapAmb = 1u << 7, kTgid = 1u << 8,
+    kTracer = 1u << 9, kSigPnd = 1u << 10, kShdPnd = 1u << 11, kSigBlk = 1u << 12,
+    kSigIgn = 1u << 13, kSigCgt = 1u << 14, kAll = (1u << 15) - 1,
+  };
+  unsigned seen = 0;
+  std::string_view rest(*text);
+  while (!rest.empty()) {
+    size_t nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    std::string_view key, value;
+    if (!split_key(line, key, value)) continue;
+    bool ok = true;
+    auto four = [&](u32 (&out)[4], unsigned bit) {
+      auto toks = split_ws(value);
+      ok = toks.size() == 4;
+      for (size_t i = 0; ok && i < 4; ++i) ok = parse_u32(toks[i], 10, out[i]);
+      seen |= bit;
+    };
+    auto hex = [&](u64 &out, unsigned bit) {
+      ok = parse_u64(value, 16, out);
+      seen |= bit;
+    };
+    auto dec = [&](pid_t &out, unsigned bit) {
+      ok = parse_i32(value, out);
+      seen |= bit;
+    };
+    if (key == "Uid") four(ps.uid, kUid);
+    else if (key == "Gid") four(ps.gid, kGid);
+    else if (key == "Groups") {
+      // "Groups:\t10 20 " (trailing space), or empty.
+      for (std::string_view tok : split_ws(value)) {
+        u32 g = 0;
+        if (!(ok = parse_u32(tok, 10, g))) break;
+        ps.groups.push_back(g);
+      }
+      seen |= kGroups;
+    } else if (key == "CapInh") hex(ps.cap_inh, kCapInh);
+    else if (key == "CapPrm") hex(ps.cap_prm, kCapPrm);
+    else if (key == "CapEff") hex(ps.cap_eff, kCapEff);
+    else if (key == "CapBnd") hex(ps.cap_bnd, kCapBnd);
+    else if (key == "CapAmb") hex(ps.cap_amb, kCapAmb);
+    else if (key == "Umask") ok = parse_u32(value, 8, ps.umask);  // "%#04o": "0022"
+    else if (key == "Tgid") dec(ps.tgid, kTgid);
+    else if (key == "TracerPid") dec(ps.tracer_pid, kTracer);
+    else if (key == "SigPnd") hex(ps.sig_pnd, kSigPnd);
+    else if (key == "ShdPnd") hex(ps.shd_pnd, kShdPnd);
+    else if (key == "SigBlk") hex(ps.sig_blk, kSigBlk);
+    else if (key == "SigIgn") hex(ps.sig_ign, kSigIgn);
+    else if (key == "SigCgt") hex(ps.sig_cgt, kSigCgt);
+    if (!ok)
+      return make_error("pid %d: %s: bad value for %.*s: \"%.*s\"", pid, path.c_str(),
+                        int(key.size()), key.data(), int(value.size()), value.data());
+  }
+  if (seen != kAll)
+    return make_error("pid %d: %s lacks expected lines (found mask %#x of %#x)", pid,
+                      path.c_str(), seen, unsigned(kAll));
+  return ps;
+}
+
+Expected<std::vector<pid_t>> list_threads(pid_t pid) {
+  auto tids = list_numeric_dir("/proc/" + std::to_string(pid) + "/task");
+  if (!tids) return tids.error().context("pid " + std::to_string(pid));
+  return tids;
+}
+
+Expected<std::vector<pid_t>> list_children(pid_t pid) {
+  auto tids = list_threads(pid);
+  if (!tids) return tids.error();
+  // Each thread's "children" lists only the children it forked itself
+  // (needs CONFIG_PROC_CHILDREN). The kernel documents the list as
+  // reliable only while the children cannot exit or fork, i.e. frozen.
+  std::vector<pid_t> out;
+  for (pid_t tid : *tids) {
+    std::string path = proc_file(pid, tid, "children");
+    auto text = read_file(path);
+    if (!text) {
+      // The thread exited between listing and reading: it has no children.
+      if (access(proc_file(pid, tid, "").c_str(), F_OK) != 0) continue;
+      return text.error().context("pid " + std::to_string(pid));
+    }
+    if (!parse_pid_list(*text, out))
+      return make_error("pid %d: %s: not a list of pids", pid, path.c_str());
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+Expected<std::vector<u64>> read_auxv(pid_t pid) {
+  std::string path = proc_file(pid, 0, "auxv");
+  auto text = read_file(path);
+  if (!text) return text.error().context("pid " + std::to_string(pid));
+  // The kernel prints the saved vector up to and including the AT_NULL pair.
+  if (text->size() % 16 != 0 || text->empty())
+    return make_error("pid %d: %s: %zu bytes is not a whole number of (type, value) pairs", pid,
+                      path.c_str(), text->size());
+  std::vector<u64> words(text->size() / 8);
+  std::memcpy(words.data(), text->data(), text->size());
+  return words;
+}
+
+Expected<std::string> read_cmdline(pid_t pid) {
+  auto text = read_file(proc_file(pid, 0, "cmdline"));
+  if (!text) return text.error().context("pid " + std::to_string(pid));
+  return text;
+}
+
+Expected<u32> read_personality(pid_t pid) {
+  std::string path = proc_file(pid, 0, "personality");
+  auto text = read_file(path);
+  if (!text) return text.error().context("pid " + std::to_string(pid));
+  u32 v = 0;
+  if (!parse_u32(trim(*text), 16, v))  // "%08x\n"
+    return make_error("pid %d: %s: not hex: \"%s\"", pid, path.c_str(), text->c_str());
+  return v;
+}
+
+Expected<std::vector<img::RlimitRecord>> read_rlimits(pid_t pid) {
+  // The raw syscall, not glibc's prlimit(), so RLIM64_INFINITY comes back
+  // as the kernel's ~0 without any translation.
+  struct KernelRlimit64 {
+    u64 cur, max;
+  };
+  std::vector<img::RlimitRecord> out;
+  for (unsigned r = 0; r < kRlimitCount; ++r) {
+    KernelRlimit64 old{};
+    if (syscall(SYS_prlimit64, pid, r, nullptr, &old) != 0)
+      return make_error("pid %d: prlimit64(resource %u): %s", pid, r, strerror(errno));
+    img::RlimitRecord rec{};
+    rec.pid = pid;
+    rec.resource = r;
+    rec.cur = old.cur;
+    rec.max = old.max;
+    out.push_back(rec);
+  }
+  return out;
+}
+
+Expected<std::vector<PosixTimerInfo>> read_posix_timers(pid_t pid) {
+  // fs/proc/base.c show_timer() prints, per timer:
+  //   ID: <id>
+  //   signal: <signo>/<sival_ptr as %px: 16 hex digits, no 0x>
+  //   notify: <signal|none|thread>/<pid|tid>.<nr>
+  //   ClockID: <clock>
+  // The word before '/' is sigev_notify without SIGEV_THREAD_ID; "tid"
+  // after it means SIGEV_THREAD_ID was set. Timers come newest first.
+  std::string path = proc_file(pid, 0, "timers");
+  auto text = read_file(path);
+  if (!text) return text.error().context("pid " + std::to_string(pid));
+  std::vector<PosixTimerInfo> out;
+  std::string_view rest(*text);
+  size_t lineno = 0;
+  while (!rest.empty()) {
+    size_t nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    ++lineno;
+    std::string_view key, value;
+    if (trim(line).empty()) continue;
+    if (!split_key(line, key, value))
+      return make_error("pid %d: %s line %zu: no ':'", pid, path.c_str(), lineno);
+    if (key == "ID") {
+      out.emplace_back();
+      if (!parse_i32(value, out.back().id))
+        return make_error("pid %d: %s line %zu: bad ID", pid, path.c_str(), lineno);
+      continue;
+    }
+    if (out.empty())
+      return make_error("pid %d: %s line %zu: field before the first ID", pid, path.c_str(),
+                        lineno);
+    PosixTimerInfo &t = out.back();
+    bool ok = true;
+    if (key == "signal") {
+      size_t slash = value.find('/');
+      ok = slash != std::string_view::npos && parse_i32(value.substr(0, slash), t.signo);
+      if (ok) {
+        std::string_view ptr = value.substr(slash + 1);
+        if (ptr.substr(0, 2) == "0x") ptr.remove_prefix(2);
+        ok = parse_u64(ptr, 16, t.sigev_value);
+      }
+    } else if (key == "notify") {
+      size_t slash = value.find('/');
+      size_t dot = value.find('.', slash == std::string_view::npos ? 0 : slash);
+      ok = slash != std::string_view::npos && dot != std::string_view::npos;
+      if (ok) {
+        std::string_view how = value.substr(0, slash);
+        std::string_view who = value.substr(slash + 1, dot - slash - 1);
+        int nr = 0;
+        ok = parse_i32(value.substr(dot + 1), nr);
+        if (how == "signal") t.notify = SIGEV_SIGNAL;
+        else if (how == "none") t.notify = SIGEV_NONE;
+        else if (how == "thread") t.notify = SIGEV_THREAD;
+        else ok = false;
+        if (who == "tid") {
+          t.notify |= SIGEV_THREAD_ID;
+          t.notify_tid = nr;
+        } else if (who != "pid") {
+          ok = false;
+        }
+      }
+    } else if (key == "ClockID") {
+      ok = parse_i32(value, t.clock_id);
+    }
+    if (!ok)
+      return make_error("pid %d: %s line %zu: bad %.*s value \"%.*s\"", pid, path.c_str(), lineno,
+                        int(key.size()), key.data(), int(value.size()), value.data());
+  }
+  std::sort(out.begin(), out.end(),
+            [](const PosixTimerInfo &a, const PosixTimerInfo &b) { return a.id < b.id; });
+  return out;
+}
+
+Expected<RobustList> read_robust_list(pid_t tid) {
+  // get_robust_list(2) takes a tid (0 = the caller) and needs ptrace read
+  // access to it; glibc has no wrapper.
+  void *head = nullptr;
+  size_t len = 0;
+  if (syscall(SYS_get_robust_list, tid, &head, &len) != 0)
+    return make_error("tid %d: get_robust_list: %s", tid, strerror(errno));
+  RobustList r;
+  r.head = reinterpret_cast<uintptr_t>(head);
+  r.len = len;
+  return r;
+}
+
+}  // namespace ckpt::writer
