@@ -234,8 +234,10 @@ Expected<json> describe_image(const std::string &path) {
   auto image = ImageReader::open(path);
   if (!image) return image.error();
   // A ckpt image is trusted only once its checksums hold; a damaged one is
-  // refused rather than summarised from bytes that may be wrong.
-  if (image->has_ckpt_marker()) CKPT_TRY(verify_integrity(*image));
+  // refused rather than summarised from bytes that may be wrong. A damaged
+  // e_ident marker must not pass a damaged image off as a plain core: any
+  // file that carries a CKPT integrity note is checked.
+  if (image->has_ckpt_marker() || image->find_ckpt(CkptNote::Integrity)) CKPT_TRY(verify_integrity(*image));
   auto core = decode_core(*image);
   if (!core) return core.error();
 

@@ -45,7 +45,7 @@ Status verify_integrity(const ImageReader &image) {
   const IntegrityRecord &self = recs.back();
   u64 self_off = note->desc.data() - image.bytes().data() - note->offset + sizeof(TableHeader) +
                  (recs.size() - 1) * sizeof(IntegrityRecord);
-  if (self.offset != note->offset || self.size != self_off || table->data.size() != 0 ||
+  if (self.offset != note->offset || self.index != 0 || self.size != self_off || table->data.size() != 0 ||
       note->desc.size() != sizeof(TableHeader) + recs.size() * sizeof(IntegrityRecord))
     return make_error("integrity note at offset %llu is malformed", (unsigned long long)note->offset);
   if (XXH3_64bits(image.bytes().data() + note->offset, self_off) != self.xxh3)
@@ -54,6 +54,8 @@ Status verify_integrity(const ImageReader &image) {
   // Expected coverage: headers, every note of PT_NOTE 0, every stored
   // PT_LOAD, the prefix.
   std::vector<IntegrityRecord> want;
+  // Only a PT_NOTE's (or PT_LOAD's) offset was checked against the file size.
+  if (ph[0].p_type != PT_NOTE) return make_error("program header 0 is not the PT_NOTE the headers end at");
   u64 headers_end = ph[0].p_offset;
   want.push_back({static_cast<u32>(IntegrityKind::Headers), 0, 0, headers_end, 0});
   for (const NoteRef &n : image.notes())

@@ -196,7 +196,9 @@ Status ImageWriter::begin(int fd) {
   began_ = true;
   fd_ = fd;
   struct stat st;
-  seekable_ = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_CUR) == 0;
+  // Skipping zeros leaves holes only in a file with nothing in it yet: over old
+  // bytes (a reused, untruncated file) they must be written.
+  seekable_ = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 && lseek(fd, 0, SEEK_CUR) == 0;
   buffer_.reserve(kBufferSize);
   const ImageLayout &l = layout_;
   bool xnum = l.phnum >= kPnXnum;

@@ -16,13 +16,6 @@ namespace ckpt::writer {
 using img::make_error;
 using img::u8;
 
-// Kernel-internal syscall return codes (include/linux/errno.h); user space
-// never sees them, a ptrace stop inside an interrupted syscall does.
-static constexpr long kErestartsys = 512;
-static constexpr long kErestartnointr = 513;
-static constexpr long kErestartnohand = 514;
-static constexpr long kErestartRestartblock = 516;
-static constexpr long kNrRestartSyscall = 219;
 
 // Scratch space: below the 128-byte red zone of the x86-64 ABI, so no live
 // data of the interrupted function is touched.
@@ -59,6 +52,7 @@ static pid_t tid_group(pid_t tid) {
 // Resumes to the next syscall stop (entry or exit) of tid.
 static Status to_syscall_stop(pid_t tid) {
   if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
+  int foreign_stops = 0;
   for (;;) {
     int status;
     if (waitpid(tid, &status, __WALL) < 0) {
@@ -70,10 +64,15 @@ static Status to_syscall_stop(pid_t tid) {
     // A signal-delivery stop: a signal arrived while we borrowed the
     // thread. Suppressing it here and sending it again keeps it pending
     // for the process (with our pid as its sender: the kernel refuses to
-    // let us queue a siginfo that claims another sender).
+    // let us queue a siginfo that claims another sender). Stop signals are
+    // the exception: a thread resumed out of a job-control stop reports the
+    // group stop again as a SIGSTOP delivery; the stop is still in effect
+    // and re-applies when we detach, so re-sending would loop forever.
     if (WIFSTOPPED(status)) {
+      if (++foreign_stops > 64) return make_error("thread %d keeps stopping during an injected syscall", tid);
       int sig = WSTOPSIG(status);
-      if ((status >> 16) == 0 && sig != SIGTRAP) syscall(SYS_tgkill, tid_group(tid), tid, sig);
+      bool stop_signal = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+      if ((status >> 16) == 0 && sig != SIGTRAP && !stop_signal) syscall(SYS_tgkill, tid_group(tid), tid, sig);
       if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
     }
   }
@@ -130,18 +129,38 @@ Expected<long> Injector::call_out(long nr, std::initializer_list<u64> args, int 
 Status Injector::restore() {
   restored_ = true;
   if (!ran_) return {};
-  img::UserRegs r = saved_;
-  if (static_cast<long long>(r.orig_rax) >= 0) {
-    long err = -static_cast<long>(r.rax);
-    if (err == kErestartsys || err == kErestartnointr || err == kErestartnohand) {
-      r.rax = r.orig_rax;
-      r.rip -= 2;
-    } else if (err == kErestartRestartblock) {
-      r.rax = kNrRestartSyscall;
-      r.rip -= 2;
+  // Put the frozen registers back exactly, then bring the thread back into
+  // the kind of stop we found it in: PTRACE_INTERRUPT raises a pending
+  // trap, so on its way out of our syscall's exit stop the thread enters
+  // get_signal() and stops there, before the kernel's syscall-restart step.
+  // When we later detach, that step runs on the original registers, just as
+  // it would have without us, and anyone looking meanwhile (gdb's gcore)
+  // sees the registers unchanged.
+  CKPT_TRY(set_regs(tid_, saved_));
+  if (ptrace(PTRACE_INTERRUPT, tid_, 0, 0) < 0) return make_error("PTRACE_INTERRUPT(%d): %s", tid_, strerror(errno));
+  if (ptrace(PTRACE_CONT, tid_, 0, 0) < 0) return make_error("PTRACE_CONT(%d): %s", tid_, strerror(errno));
+  for (int stops = 0; stops < 64; stops++) {
+    int status;
+    if (waitpid(tid_, &status, __WALL) < 0) {
+      if (errno == EINTR) continue;
+      return make_error("waitpid(%d): %s", tid_, strerror(errno));
     }
+    if (WIFEXITED(status) || WIFSIGNALED(status)) return make_error("thread %d exited during the dump", tid_);
+    if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP) {
+      img::UserRegs now;
+      if (ptrace(PTRACE_GETREGS, tid_, 0, &now) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid_, strerror(errno));
+      if (now.rip != saved_.rip || now.rax != saved_.rax)
+        return make_error("thread %d did not come back to its frozen state", tid_);
+      return {};
+    }
+    // A signal arriving now: leave it queued (see to_syscall_stop).
+    int sig = WSTOPSIG(status);
+    bool stop_signal = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+    if (!stop_signal && sig != SIGTRAP) syscall(SYS_tgkill, tid_group(tid_), tid_, sig);
+    if (ptrace(PTRACE_CONT, tid_, 0, 0) < 0) return make_error("PTRACE_CONT(%d): %s", tid_, strerror(errno));
+    ptrace(PTRACE_INTERRUPT, tid_, 0, 0);
   }
-  return set_regs(tid_, r);
+  return make_error("thread %d does not stop", tid_);
 }
 
 u64 find_syscall_instruction(pid_t pid, u64 start, u64 end) {

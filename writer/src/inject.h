@@ -4,10 +4,9 @@
 //
 // The thread's registers are saved first and put back at the end, and the
 // scratch bytes on its stack are restored after every call, so memory read
-// afterwards is the process's own. A thread frozen inside an interrupted
-// syscall would have had the kernel restart it on the way back to user
-// mode; once we have run a syscall of our own in it, that exit path is
-// gone, so restore() performs the kernel's restart step itself.
+// afterwards is the process's own. restore() returns the thread to the very
+// stop it was frozen in (see inject.cc), so an interrupted syscall is still
+// restarted by the kernel, not by us.
 #pragma once
 
 #include <sys/types.h>
@@ -39,8 +38,8 @@ class Injector {
   /// is the output pointer.
   Expected<long> call_out(long nr, std::initializer_list<u64> args, int pointer_arg, void *out, size_t out_size);
 
-  /// Puts the thread's registers back (with the kernel's syscall restart
-  /// applied if the thread had been interrupted in one).
+  /// Puts the thread's registers back and returns it to an interrupt stop
+  /// with them unchanged.
   Status restore();
 
  private:
