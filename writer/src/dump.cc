@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 #include "build_notes.h"
 #include "capture.h"
@@ -41,7 +42,9 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   if (!pc) return pc.error();
   SegmentLayout layout = layout_segments(pc->memory);
   ImageNotes notes = build_notes(*pc, layout, new_identity("imgtool dump " CKPT_VERSION));
-  auto writer = ImageWriter::create(notes.encode(), layout.segments);
+  ImageWriter::Options wopt;
+  wopt.direct_io = getenv("CKPT_BUFFERED_IO") == nullptr;
+  auto writer = ImageWriter::create(notes.encode(), layout.segments, wopt);
   if (!writer) return writer.error();
   stats.memory_bytes = stored_bytes(pc->memory);
   stats.image_bytes = writer->layout().total_size;

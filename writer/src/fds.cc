@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
-#include <dirent.h>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
 #include <map>
@@ -59,6 +59,11 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+/// "pid N fd M", the prefix of every per-fd error.
+std::string where(pid_t pid, int fd) {
+  return "pid " + std::to_string(pid) + " fd " + std::to_string(fd);
+}
+
 std::string fd_link(pid_t pid, int fd) {
   return "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
 }
@@ -82,7 +87,7 @@ struct FdinfoFields {
 Expected<FdinfoFields> read_fdinfo(pid_t pid, int fd) {
   std::string path = "/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd);
   auto text = read_file(path);
-  if (!text) return text.error().context("pid " + std::to_string(pid) + " fd " + std::to_string(fd));
+  if (!text) return text.error().context(where(pid, fd));
   FdinfoFields out;
   bool have_pos = false, have_flags = false;
   std::string_view rest(*text);
@@ -248,7 +253,7 @@ Expected<PipeInfo> read_pipe(pid_t pid, int pidfd, int fd, bool readable) {
   int ours_cap = fcntl(our_w.get(), F_SETPIPE_SZ, cap);
   if (ours_cap < 0 && errno == EPERM) {
     auto max = pipe_max_size();
-    if (!max) return max.error().context("pid " + std::to_string(pid) + " fd " + std::to_string(fd));
+    if (!max) return max.error().context(where(pid, fd));
     ours_cap = fcntl(our_w.get(), F_SETPIPE_SZ, int(*max));
   }
   if (ours_cap < 0)
@@ -288,7 +293,7 @@ Expected<FdInfo> read_one_fd(pid_t pid, int fd) {
   FdInfo fi;
   std::string link = fd_link(pid, fd);
   auto target = read_link(link);
-  if (!target) return target.error().context("pid " + std::to_string(pid) + " fd " + std::to_string(fd));
+  if (!target) return target.error().context(where(pid, fd));
   // stat() follows the magic link to the open file's inode, even when the
   // name is gone or lives in another mount namespace.
   struct stat st {};
@@ -375,10 +380,20 @@ Expected<FdTable> read_fds(pid_t pid, int pidfd) {
   if (!fds) return fds.error();
 
   for (int fd : *fds) {
+    // An fd listed but gone by now was closed in between. A stopped target
+    // cannot do that, but the reader's own process can (the directory fd
+    // of the listing itself shows up when pid is getpid()): leave it out.
+    struct stat link_st {};
+    if (lstat(fd_link(pid, fd).c_str(), &link_st) != 0 && errno == ENOENT) continue;
     auto fi = read_one_fd(pid, fd);
     if (!fi) return fi.error();
     table.fds.push_back(fi.take());
   }
+  // Skipping vanished fds must not turn a process that exited meanwhile
+  // into an empty table.
+  if (access(("/proc/" + std::to_string(pid) + "/fd").c_str(), F_OK) != 0)
+    return make_error("pid %d: exited while its fds were read (/proc/%d/fd: %s)", pid, pid,
+                      strerror(errno));
 
   // file_id: fds sharing one open file description (dup, fork, SCM_RIGHTS)
   // have equal ids. Only fds on the same inode can share one, so kcmp() is
@@ -423,7 +438,8 @@ Expected<FdTable> read_fds(pid_t pid, int pidfd) {
   }
   for (size_t k = 0; k < first_fd_of_pipe.size(); ++k) {
     bool readable = readable_fd_of_pipe[k] != SIZE_MAX;
-    const img::FdRecord &r = table.fds[readable ? readable_fd_of_pipe[k] : first_fd_of_pipe[k]].record;
+    size_t i = readable ? readable_fd_of_pipe[k] : first_fd_of_pipe[k];
+    const img::FdRecord &r = table.fds[i].record;
     auto pipe = read_pipe(pid, pidfd, r.fd, readable);
     if (!pipe) return pipe.error();
     pipe->pipe_id = u32(k + 1);

@@ -23,8 +23,6 @@ static constexpr u64 kPage = 4096;
 // no file bytes at all (p_filesz 0) so that a streamed image stays small.
 static constexpr u64 kZeroBlockMax = 8ull << 20;
 static constexpr u64 kMaxZeroRun = 512ull << 20;
-// Bytes read per process_vm_readv batch.
-static constexpr size_t kBatch = 8u << 20;
 
 // pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
 static constexpr u64 kPmPresent = 1ull << 63;
@@ -229,105 +227,6 @@ u64 stored_bytes(const std::vector<VmaPlan> &plan) {
     for (const PageRun &r : v.runs)
       if (r.source == PageSource::Image) n += r.length;
   return n;
-}
-
-static bool page_is_zero(const u8 *p) {
-  const u64 *w = reinterpret_cast<const u64 *>(p);
-  u64 acc = 0;
-  for (size_t i = 0; i < kPage / 8; i++) acc |= w[i];
-  return acc == 0;
-}
-
-// Writes buf (a whole number of pages) with zero pages as holes.
-static Status emit_pages(ImageWriter &w, const u8 *buf, size_t len) {
-  size_t i = 0;
-  while (i < len) {
-    size_t j = i;
-    bool zero = page_is_zero(buf + i);
-    while (j < len && page_is_zero(buf + j) == zero) j += kPage;
-    if (zero)
-      CKPT_TRY(w.write_zeros(j - i));
-    else
-      CKPT_TRY(w.write({buf + i, j - i}));
-    i = j;
-  }
-  return {};
-}
-
-Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &writer,
-                    const std::function<void(u64)> &progress) {
-  int mem = open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
-  if (mem < 0) return make_error("cannot open /proc/%d/mem: %s", pid, strerror(errno));
-  std::vector<u8> buffer(kBatch);
-  u64 done = 0;
-  // Gather runs into batches of at most kBatch bytes and IOV_MAX pieces.
-  struct Piece {
-    u64 addr, len;
-  };
-  std::vector<Piece> batch;
-  size_t batch_bytes = 0;
-  Status result;
-  auto flush = [&]() -> Status {
-    if (batch.empty()) return {};
-    std::vector<iovec> local(batch.size()), remote(batch.size());
-    size_t off = 0;
-    for (size_t i = 0; i < batch.size(); i++) {
-      local[i] = {buffer.data() + off, batch[i].len};
-      remote[i] = {reinterpret_cast<void *>(batch[i].addr), batch[i].len};
-      off += batch[i].len;
-    }
-    ssize_t got = process_vm_readv(pid, local.data(), local.size(), remote.data(), remote.size(), 0);
-    if (got < 0) got = 0;
-    // process_vm_readv stops at the first piece it cannot read (PROT_NONE,
-    // VM_IO, a race with the process's own munmap is impossible: it is
-    // frozen). /proc/PID/mem reads with FOLL_FORCE and gets the rest.
-    if (static_cast<size_t>(got) < off) {
-      size_t pos = 0;
-      for (const Piece &p : batch) {
-        if (pos + p.len > static_cast<size_t>(got)) {
-          size_t have = static_cast<size_t>(got) > pos ? got - pos : 0;
-          for (size_t k = have; k < p.len;) {
-            ssize_t n = pread(mem, buffer.data() + pos + k, p.len - k, p.addr + k);
-            if (n <= 0) {
-              // Unreadable even by force (e.g. a VM_IO page): zeros, as
-              // the kernel's own core dump does.
-              n = static_cast<ssize_t>(std::min<u64>(kPage - (p.addr + k) % kPage, p.len - k));
-              std::memset(buffer.data() + pos + k, 0, n);
-            }
-            k += n;
-          }
-        }
-        pos += p.len;
-      }
-    }
-    CKPT_TRY(emit_pages(writer, buffer.data(), off));
-    done += off;
-    if (progress) progress(done);
-    batch.clear();
-    batch_bytes = 0;
-    return {};
-  };
-  for (const VmaPlan &v : plan) {
-    for (const PageRun &r : v.runs) {
-      if (r.source != PageSource::Image) continue;
-      for (u64 off = 0; off < r.length;) {
-        u64 n = std::min<u64>(r.length - off, kBatch - batch_bytes);
-        batch.push_back({r.start + off, n});
-        batch_bytes += n;
-        off += n;
-        if (batch_bytes == kBatch || batch.size() == 1024) {
-          result = flush();
-          if (!result) {
-            close(mem);
-            return result;
-          }
-        }
-      }
-    }
-  }
-  result = flush();
-  close(mem);
-  return result;
 }
 
 }  // namespace ckpt::writer

@@ -261,8 +261,10 @@ Expected<std::string> read_link(const std::string &path) {
   return make_error("readlink %s: target longer than %zu bytes", path.c_str(), kMaxLinkBytes);
 }
 
-Expected<std::vector<MapEntry>> read_maps(pid_t pid) {
-  std::string path = proc_file(pid, 0, "smaps");
+namespace {
+
+/// One pass over /proc/PID/smaps. Errors name the file; the caller adds the pid.
+Expected<std::vector<MapEntry>> read_maps_once(const std::string &path) {
   std::vector<MapEntry> maps;
   size_t lineno = 0;
   img::Status st = for_each_line(path, kMaxSmapsBytes, [&](std::string_view line) -> img::Status {
@@ -274,23 +276,54 @@ Expected<std::vector<MapEntry>> read_maps(pid_t pid) {
     }
     std::string_view key, value;
     if (!split_key(line, key, value))
-      return make_error("pid %d: %s line %zu is neither a mapping nor \"Key: value\"", pid,
-                        path.c_str(), lineno);
+      return make_error("%s line %zu is neither a mapping nor \"Key: value\"", path.c_str(),
+                        lineno);
     if (maps.empty())
-      return make_error("pid %d: %s line %zu: \"%.*s\" before any mapping", pid, path.c_str(),
-                        lineno, int(key.size()), key.data());
+      return make_error("%s line %zu: \"%.*s\" before any mapping", path.c_str(), lineno,
+                        int(key.size()), key.data());
     if (key == "Anonymous") {
       // "Anonymous:        12 kB"
       auto toks = split_ws(value);
       if (toks.empty() || !parse_u64(toks[0], 10, maps.back().anonymous_kb))
-        return make_error("pid %d: %s line %zu: bad Anonymous value", pid, path.c_str(), lineno);
+        return make_error("%s line %zu: bad Anonymous value", path.c_str(), lineno);
     } else if (key == "VmFlags") {
       for (std::string_view f : split_ws(value)) maps.back().vmflags.emplace_back(f);
     }
     return img::Status::ok();
   });
-  if (!st) return st.error().context("pid " + std::to_string(pid));
+  if (!st) return st.error();
   return maps;
+}
+
+/// Index of the first mapping that starts before the previous one ends, or
+/// 0 when the list is ascending and disjoint.
+size_t first_out_of_order(const std::vector<MapEntry> &maps) {
+  for (size_t i = 1; i < maps.size(); ++i)
+    if (maps[i].start < maps[i - 1].end) return i;
+  return 0;
+}
+
+}  // namespace
+
+Expected<std::vector<MapEntry>> read_maps(pid_t pid) {
+  std::string path = proc_file(pid, 0, "smaps");
+  // smaps is generated a page at a time: each read() takes and drops the
+  // mm lock, so a mapping that changes between two read() calls can be
+  // shown twice or out of order (a VMA that grew is printed again from its
+  // start). A stopped target cannot change, but the reader's own process
+  // can (its allocations between reads), so check the order and re-read.
+  constexpr int kAttempts = 8;
+  size_t bad = 0;
+  u64 bad_addr = 0;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    auto maps = read_maps_once(path);
+    if (!maps) return maps.error().context("pid " + std::to_string(pid));
+    bad = first_out_of_order(*maps);
+    if (bad == 0) return maps;
+    bad_addr = (*maps)[bad].start;
+  }
+  return make_error("pid %d: %s changed while being read %d times (mapping at %#llx out of order)",
+                    pid, path.c_str(), kAttempts, (unsigned long long)bad_addr);
 }
 
 Expected<ProcStat> read_stat(pid_t pid, pid_t tid) {

@@ -64,6 +64,9 @@ class ImageWriter {
   /// that is not a ckpt image (tests) can turn them off.
   struct Options {
     bool ckpt_marker = true;
+    /// Write bulk segment data to a regular file with O_DIRECT (where the
+    /// filesystem supports it), bypassing the page cache.
+    bool direct_io = false;
   };
 
   static Expected<ImageWriter> create(std::vector<Note> notes, std::vector<SegmentPlan> segments,
@@ -112,6 +115,7 @@ class ImageWriter {
   std::vector<IntegrityRecord> checks_;
   bool began_ = false;
   bool seekable_ = false;
+  int direct_fd_ = -1;
 };
 
 }  // namespace ckpt::img

@@ -1,0 +1,190 @@
+// write_memory: the process's stored pages into the image, as a two-stage
+// pipeline. One thread reads batches out of the frozen process
+// (process_vm_readv, falling back to /proc/PID/mem), the calling thread
+// writes them; both are mostly kernel copies, so on two cores the dump
+// costs about the slower of the two instead of their sum.
+#include "memory.h"
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <fcntl.h>
+#include <mutex>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <thread>
+#include <unistd.h>
+
+namespace ckpt::writer {
+
+using namespace img;
+
+static constexpr u64 kPage = 4096;
+static constexpr size_t kBatch = 8u << 20;   // bytes per read
+static constexpr size_t kSlots = 4;          // batches in flight
+static constexpr size_t kMaxPieces = 1024;   // IOV_MAX
+
+namespace {
+
+struct Piece {
+  u64 addr, len;
+};
+
+struct Batch {
+  std::vector<Piece> pieces;
+  size_t bytes = 0;
+};
+
+struct Slot {
+  u8 *buffer = nullptr;
+  size_t batch = SIZE_MAX;   // which batch it holds, SIZE_MAX = free
+  bool filled = false;
+  Status status;
+};
+
+std::vector<Batch> make_batches(const std::vector<VmaPlan> &plan) {
+  std::vector<Batch> batches(1);
+  for (const VmaPlan &v : plan)
+    for (const PageRun &r : v.runs) {
+      if (r.source != PageSource::Image) continue;
+      for (u64 off = 0; off < r.length;) {
+        Batch &b = batches.back();
+        u64 n = std::min<u64>(r.length - off, kBatch - b.bytes);
+        b.pieces.push_back({r.start + off, n});
+        b.bytes += n;
+        off += n;
+        if (b.bytes == kBatch || b.pieces.size() == kMaxPieces) batches.emplace_back();
+      }
+    }
+  if (batches.back().pieces.empty()) batches.pop_back();
+  return batches;
+}
+
+Status read_batch(pid_t pid, int mem, const Batch &b, u8 *buffer) {
+  std::vector<iovec> local(b.pieces.size()), remote(b.pieces.size());
+  size_t off = 0;
+  for (size_t i = 0; i < b.pieces.size(); i++) {
+    local[i] = {buffer + off, b.pieces[i].len};
+    remote[i] = {reinterpret_cast<void *>(b.pieces[i].addr), b.pieces[i].len};
+    off += b.pieces[i].len;
+  }
+  ssize_t got = process_vm_readv(pid, local.data(), local.size(), remote.data(), remote.size(), 0);
+  if (got < 0) {
+    if (errno == ESRCH) return make_error("process %d exited during the dump", pid);
+    got = 0;
+  }
+  if (static_cast<size_t>(got) == off) return {};
+  // process_vm_readv stops at the first page it cannot read (PROT_NONE,
+  // VM_IO); /proc/PID/mem reads with FOLL_FORCE and gets the rest.
+  size_t pos = 0;
+  for (const Piece &p : b.pieces) {
+    if (pos + p.len > static_cast<size_t>(got)) {
+      size_t have = static_cast<size_t>(got) > pos ? got - pos : 0;
+      for (size_t k = have; k < p.len;) {
+        ssize_t n = pread(mem, buffer + pos + k, p.len - k, p.addr + k);
+        if (n <= 0) {
+          // Unreadable even by force (a VM_IO page): zeros, as the
+          // kernel's own core dump writes.
+          n = static_cast<ssize_t>(std::min<u64>(kPage - (p.addr + k) % kPage, p.len - k));
+          std::memset(buffer + pos + k, 0, n);
+        }
+        k += n;
+      }
+    }
+    pos += p.len;
+  }
+  return {};
+}
+
+bool page_is_zero(const u8 *p) {
+  const u64 *w = reinterpret_cast<const u64 *>(p);
+  u64 acc = 0;
+  for (size_t i = 0; i < kPage / 8; i++) acc |= w[i];
+  return acc == 0;
+}
+
+// Writes buf (whole pages) with runs of zero pages as holes.
+Status emit_pages(ImageWriter &w, const u8 *buf, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    size_t j = i;
+    bool zero = page_is_zero(buf + i);
+    while (j < len && page_is_zero(buf + j) == zero) j += kPage;
+    if (zero)
+      CKPT_TRY(w.write_zeros(j - i));
+    else
+      CKPT_TRY(w.write({buf + i, j - i}));
+    i = j;
+  }
+  return {};
+}
+
+}  // namespace
+
+Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &writer,
+                    const std::function<void(u64)> &progress) {
+  std::vector<Batch> batches = make_batches(plan);
+  if (batches.empty()) return {};
+  int mem = open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+  if (mem < 0) return make_error("cannot open /proc/%d/mem: %s", pid, strerror(errno));
+  size_t slots = std::min(kSlots, batches.size());
+  // Page-aligned buffers, allocated once and reused: fresh pages cost a
+  // fault each on this VM, reused ones do not.
+  void *arena = mmap(nullptr, slots * kBatch, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (arena == MAP_FAILED) {
+    close(mem);
+    return make_error("cannot allocate %zu MiB of buffers: %s", (slots * kBatch) >> 20, strerror(errno));
+  }
+  std::vector<Slot> slot(slots);
+  for (size_t i = 0; i < slots; i++) slot[i].buffer = static_cast<u8 *>(arena) + i * kBatch;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stop = false;
+  std::thread reader([&] {
+    for (size_t b = 0; b < batches.size(); b++) {
+      Slot &s = slot[b % slots];
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return stop || s.batch == SIZE_MAX; });
+        if (stop) return;
+      }
+      Status st = read_batch(pid, mem, batches[b], s.buffer);
+      {
+        std::lock_guard lock(mu);
+        s.batch = b;
+        s.filled = true;
+        s.status = st;
+      }
+      cv.notify_all();
+      if (!st) return;
+    }
+  });
+
+  Status result;
+  u64 done = 0;
+  for (size_t b = 0; b < batches.size() && result; b++) {
+    Slot &s = slot[b % slots];
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return s.filled && s.batch == b; });
+    }
+    result = s.status;
+    if (result) result = emit_pages(writer, s.buffer, batches[b].bytes);
+    done += batches[b].bytes;
+    {
+      std::lock_guard lock(mu);
+      s.filled = false;
+      s.batch = SIZE_MAX;
+      if (!result) stop = true;
+    }
+    cv.notify_all();
+    if (result && progress) progress(done);
+  }
+  reader.join();
+  munmap(arena, slots * kBatch);
+  close(mem);
+  return result;
+}
+
+}  // namespace ckpt::writer
