@@ -1,17 +1,84 @@
 // A benchmark target: touches N MiB of anonymous memory with non-zero
 // bytes, says "ready" on stdout, then sleeps until killed.
+//
+//   memhog [N] [--ticks FILE]
+//
+// With --ticks FILE it also runs a helper thread that wakes every 1 ms of
+// CLOCK_MONOTONIC and records in FILE (mapped MAP_SHARED, layout in ticks.h)
+// the largest gap between consecutive wake-ups; bench/tickgap resets and
+// reads it from outside. That gap is how long the process was stopped.
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "ticks.h"
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void *ticker(void *arg) {
+  struct ticks *t = arg;
+  uint64_t last = now_ns();
+  uint64_t next = last;
+  for (;;) {
+    next += TICKS_PERIOD_NS;
+    struct timespec ts = {(time_t)(next / 1000000000ULL), (long)(next % 1000000000ULL)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    }
+    uint64_t now = now_ns();
+    uint64_t gap = now - last;
+    uint64_t req = __atomic_load_n(&t->reset_req, __ATOMIC_ACQUIRE);
+    if (req != __atomic_load_n(&t->reset_ack, __ATOMIC_RELAXED)) {
+      __atomic_store_n(&t->max_gap_ns, 0, __ATOMIC_RELAXED);
+      __atomic_store_n(&t->reset_ack, req, __ATOMIC_RELEASE);
+    } else if (gap > __atomic_load_n(&t->max_gap_ns, __ATOMIC_RELAXED)) {
+      __atomic_store_n(&t->max_gap_ns, gap, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&t->last_ns, now, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&t->seq, 1, __ATOMIC_RELEASE);
+    last = now;
+    if (next < now) next = now;  // after a stop: no burst of catch-up ticks
+  }
+  return NULL;
+}
+
+static int start_ticker(const char *path) {
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0 || ftruncate(fd, TICKS_FILE_SIZE) < 0) return -1;
+  struct ticks *t = mmap(NULL, TICKS_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (t == MAP_FAILED) return -1;
+  __atomic_store_n(&t->magic, TICKS_MAGIC, __ATOMIC_RELEASE);
+  pthread_t th;
+  return pthread_create(&th, NULL, ticker, t) == 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv) {
-  size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 256;
+  size_t mib = 256;
+  const char *ticks_path = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--ticks") == 0 && i + 1 < argc)
+      ticks_path = argv[++i];
+    else
+      mib = strtoul(argv[i], NULL, 10);
+  }
   size_t len = mib << 20;
   unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return 1;
   for (size_t i = 0; i < len; i += 4096) memset(p + i, (int)((i >> 12) % 251) + 1, 4096);
+  if (ticks_path && start_ticker(ticks_path) < 0) {
+    perror("memhog: --ticks");
+    return 1;
+  }
   printf("ready\n");
   fflush(stdout);
   for (;;) pause();

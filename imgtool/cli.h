@@ -35,5 +35,7 @@ std::optional<Args> parse_args(const std::string &cmd, int argc, char **argv, in
 int cmd_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
+int cmd_gdb(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 }  // namespace ckpt::tool

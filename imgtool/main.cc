@@ -17,12 +17,14 @@ struct Command {
 
 const Command kCommands[] = {
     {"dump", cmd_dump, "checkpoint a running process into an image"},
+    {"restore", cmd_restore, "bring a checkpointed process back to life"},
     {"info", cmd_info, "summarise an image or core file (--json for machine use)"},
     {"verify", cmd_verify, "check that an image is intact and restorable here"},
+    {"gdb", cmd_gdb, "start gdb on an image with the ckpt gdb commands loaded"},
 };
 
 // Named in the contract but not written yet: saying so beats "unknown command".
-const char *const kPlanned[] = {"restore", "merge", "convert", "gdb"};
+const char *const kPlanned[] = {"merge", "convert"};
 
 void usage(FILE *out) {
   std::fprintf(out, "usage: imgtool COMMAND [ARGS]\n\ncommands:\n");

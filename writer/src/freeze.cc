@@ -103,12 +103,27 @@ Status FrozenProcess::seize_all() {
       if (seized.count(tid)) continue;
       new_thread = true;
       if (ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD) < 0) {
-        if (errno == ESRCH) continue;  // it exited between listing and seizing
-        if (errno == EPERM) {
-          if (seized.empty())
-            return make_error("not permitted to trace process %d (ptrace: %s)", pid_, strerror(errno));
+        int e = errno;
+        if (e == ESRCH) continue;  // it exited between listing and seizing
+        if (e == EPERM) {
+          // EPERM also means "already traced by us" (a thread auto-attached
+          // through PTRACE_O_TRACECLONE) or "exiting": neither is a refusal.
+          auto st = read_status(pid_, tid);
+          if (st && st->tracer_pid == getpid()) {
+            seized.insert(tid);
+            FrozenThread t;
+            t.tid = tid;
+            threads_.push_back(t);
+            continue;  // it reports its own PTRACE_EVENT_STOP
+          }
+          auto ts = read_stat(pid_, tid);
+          if (!ts || ts->state == 'Z' || ts->state == 'X') {
+            if (tid == pid_) return make_error("process %d exited", pid_);
+            continue;
+          }
+          if (seized.empty()) return make_error("not permitted to trace process %d (ptrace: %s)", pid_, strerror(e));
         }
-        return make_error("cannot seize thread %d of process %d: %s", tid, pid_, strerror(errno));
+        return make_error("cannot seize thread %d of process %d: %s", tid, pid_, strerror(e));
       }
       seized.insert(tid);
       FrozenThread t;

@@ -142,8 +142,12 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
       plan.push_back(std::move(v));
       continue;
     }
+    // The first page of an ELF object mapped from offset 0 is stored even
+    // when unchanged, as the kernel's and gdb's cores do: elfutils and BFD
+    // find each module's build-id there, and gdb matches the executable.
+    bool elf_head = file && m.offset == 0 && (m.prot & PROT_READ) && !v.build_id.empty();
     // Fast path: smaps says no anonymous page exists here.
-    if (m.anonymous_kb == 0 && !m.has_flag("io") && m.swap_kb == 0) {
+    if (m.anonymous_kb == 0 && !m.has_flag("io") && m.swap_kb == 0 && !elf_head) {
       add_run(v.runs, m.start, len, file ? PageSource::File : PageSource::Zero);
       plan.push_back(std::move(v));
       continue;
@@ -168,6 +172,7 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
           data = swapped || (present && !(e & kPmFileOrShared));
         else
           data = swapped || (present && !(zero_pfn && (e & kPmPfnMask) == zero_pfn));
+        if (elf_head && done + i == 0) data = true;
         add_run(v.runs, m.start + (done + i) * kPage, kPage,
                 data ? PageSource::Image : (file ? PageSource::File : PageSource::Zero));
       }

@@ -281,11 +281,14 @@ Expected<std::vector<MapEntry>> read_maps_once(const std::string &path) {
     if (maps.empty())
       return make_error("%s line %zu: \"%.*s\" before any mapping", path.c_str(), lineno,
                         int(key.size()), key.data());
-    if (key == "Anonymous") {
+    if (key == "Anonymous" || key == "Swap" || key == "Rss") {
       // "Anonymous:        12 kB"
+      u64 &field = key == "Anonymous" ? maps.back().anonymous_kb
+                   : key == "Swap"    ? maps.back().swap_kb
+                                      : maps.back().rss_kb;
       auto toks = split_ws(value);
-      if (toks.empty() || !parse_u64(toks[0], 10, maps.back().anonymous_kb))
-        return make_error("%s line %zu: bad Anonymous value", path.c_str(), lineno);
+      if (toks.empty() || !parse_u64(toks[0], 10, field))
+        return make_error("%s line %zu: bad %.*s value", path.c_str(), lineno, int(key.size()), key.data());
     } else if (key == "VmFlags") {
       for (std::string_view f : split_ws(value)) maps.back().vmflags.emplace_back(f);
     }

@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Dump benchmark: imgtool dump vs gdb gcore vs the kernel's own core dump, on
+# memhog processes holding N MiB of touched anonymous memory. See
+# bench/README.md for what is measured and how.
+#
+#   bench/dump_bench.sh [--quick] [-r R] [BUILD_DIR] [SIZES...]
+#
+#   BUILD_DIR  the CMake build folder (default: build/ next to bench/)
+#   SIZES      memory sizes, in MiB, or with a suffix: 256M, 1G (default: 256 1024)
+#   -r R       repetitions per measurement, median reported (default 3)
+#   --quick    smoke run: sizes 64, R=1 (explicit SIZES / -r still win)
+set -euo pipefail
+export LC_ALL=C
+
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+die() { echo "dump_bench: $*" >&2; exit 1; }
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+build=""
+sizes=()
+repeat=""
+quick=0
+while (($#)); do
+  case $1 in
+    -h|--help) usage; exit 0 ;;
+    --quick) quick=1 ;;
+    -r|--repeat) (($# >= 2)) || die "$1 needs a number"; repeat=$2; shift ;;
+    -r*) repeat=${1#-r} ;;
+    -*) die "unknown option $1 (see --help)" ;;
+    *)
+      if [[ -z $build && ${#sizes[@]} -eq 0 && -d $1 ]]; then
+        build=$1
+      elif [[ $1 =~ ^([0-9]+)([MmGg]([Ii][Bb])?)?$ ]]; then
+        n=${BASH_REMATCH[1]}
+        [[ ${BASH_REMATCH[2]} == [Gg]* ]] && n=$((n * 1024))
+        ((n > 0)) || die "size must be positive: $1"
+        sizes+=("$n")
+      else
+        die "'$1' is neither a build folder nor a size (see --help)"
+      fi ;;
+  esac
+  shift
+done
+if ((quick)); then
+  ((${#sizes[@]})) || sizes=(64)
+  [[ -n $repeat ]] || repeat=1
+fi
+((${#sizes[@]})) || sizes=(256 1024)
+[[ -n $repeat ]] || repeat=3
+[[ $repeat =~ ^[1-9][0-9]*$ ]] || die "-r wants a positive number, not '$repeat'"
+build=$(cd "${build:-$here/../build}" 2>/dev/null && pwd) || die "no build folder ${build:-$here/../build}"
+
+imgtool=$build/imgtool
+memhog=$build/bench/memhog
+tickgap=$build/bench/tickgap
+if [[ ! -x $imgtool || ! -x $memhog || ! -x $tickgap ]]; then
+  echo "building imgtool memhog tickgap in $build" >&2
+  cmake --build "$build" --target imgtool memhog tickgap >&2 || die "build failed"
+fi
+command -v gdb >/dev/null || die "gdb is not installed"
+
+# ---- temp folder and cleanup ------------------------------------------------
+# Under the build folder, i.e. on the same filesystem as /work (not /tmp).
+tmp=$(mktemp -d "$build/dump_bench.XXXXXX")
+pids=()
+cleanup() {
+  local p
+  trap - EXIT INT TERM HUP
+  for p in "${pids[@]}"; do
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'echo "dump_bench: interrupted, cleaning up" >&2; exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+forget_pid() {
+  local p keep=()
+  for p in "${pids[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+  pids=("${keep[@]}")
+}
+
+# ---- helpers ------------------------------------------------------------------
+now() { echo "$EPOCHREALTIME"; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+    END { if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+label() { if (($1 % 1024 == 0)); then echo "$(($1 / 1024)) GiB"; else echo "$1 MiB"; fi; }
+
+# start_memhog MIB DIR [core]: starts memhog with a tick file DIR/ticks and
+# waits for "ready"; sets MH_PID. With "core", it runs with cwd DIR and
+# ulimit -c unlimited, for the kernel's core dump (core_pattern "core").
+start_memhog() {
+  local size=$1 dir=$2 core=${3:-}
+  mkdir -p "$dir"
+  rm -f "$dir/out"
+  if [[ -n $core ]]; then
+    (ulimit -c unlimited && cd "$dir" && exec "$memhog" "$size" --ticks "$dir/ticks") >"$dir/out" 2>&1 &
+  else
+    "$memhog" "$size" --ticks "$dir/ticks" >"$dir/out" 2>&1 &
+  fi
+  MH_PID=$!
+  pids+=("$MH_PID")
+  local deadline=$((SECONDS + 300))
+  until grep -q '^ready$' "$dir/out" 2>/dev/null; do
+    kill -0 "$MH_PID" 2>/dev/null || die "memhog $size exited early: $(cat "$dir/out")"
+    ((SECONDS < deadline)) || die "memhog $size not ready after 300 s"
+    sleep 0.02
+  done
+}
+
+stop_memhog() {
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  forget_pid "$1"
+}
+
+# ---- header -------------------------------------------------------------------
+rev=$(git -C "$here/.." describe --always --dirty 2>/dev/null || echo unknown)
+echo "dump_bench: $(date -u +%Y-%m-%dT%H:%M:%SZ)  kernel $(uname -r)  $(nproc) cpus  ckpt $rev"
+echo "sizes: ${sizes[*]} MiB   repetitions: $repeat (median)   temp: $tmp"
+echo "temp filesystem: $(df -P "$tmp" | awk 'NR == 2 { print $1 " on " $6 }')"
+if [[ $(stat -c %d "$tmp") != $(stat -c %d /work 2>/dev/null || stat -c %d "$tmp") ]]; then
+  echo "warning: $tmp is not on the same filesystem as /work" >&2
+fi
+echo "core_pattern: $(cat /proc/sys/kernel/core_pattern)  (left unchanged)   load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ $(cat /proc/sys/kernel/core_pattern) == \|* ]]; then
+  echo "warning: core_pattern pipes cores to a program; kernel core times measure that instead" >&2
+fi
+echo
+
+rows=()
+notes=()
+for size in "${sizes[@]}"; do
+  name=$(label "$size")
+  dir=$tmp/$size
+  start_memhog "$size" "$dir"
+  pid=$MH_PID
+
+  # Noise floor: the largest tick gap while nobody touches the process.
+  "$tickgap" reset "$dir/ticks"
+  sleep 1
+  idle=$(printf '%.3f' "$("$tickgap" read "$dir/ticks")")
+  echo "$name: memhog pid $pid ready; idle largest tick gap over 1 s: $idle s"
+
+  dump_t=() frozen_t=() gcore_t=() gfrozen_t=()
+  img_bytes=0 img_du=0 g_bytes=0 g_du=0
+  for ((i = 1; i <= repeat; i++)); do
+    # imgtool dump
+    "$tickgap" reset "$dir/ticks"
+    t0=$(now)
+    "$imgtool" dump --pid "$pid" -o "$dir/img" 2>"$dir/imgtool.log" ||
+      die "imgtool dump failed: $(cat "$dir/imgtool.log")"
+    t1=$(now)
+    frozen=$("$tickgap" read "$dir/ticks") || die "memhog does not tick after imgtool dump (left stopped?)"
+    frozen=$(printf '%.3f' "$frozen")
+    kill -0 "$pid" 2>/dev/null || die "memhog died during imgtool dump"
+    img_bytes=$(stat -c %s "$dir/img")
+    img_du=$(du -k "$dir/img" | cut -f1)
+    rm -f "$dir/img"
+    dump_t+=("$(elapsed "$t0" "$t1")")
+    frozen_t+=("$frozen")
+    echo "$name: imgtool dump $i/$repeat: ${dump_t[-1]} s, frozen $frozen s, image $(mib "$img_bytes") MiB, du $(mib $((img_du * 1024))) MiB"
+
+    # gdb gcore of the same process
+    "$tickgap" reset "$dir/ticks"
+    t0=$(now)
+    gdb -batch -nx -p "$pid" -ex "gcore $dir/g" >"$dir/gdb.log" 2>&1 || true
+    t1=$(now)
+    [[ -f $dir/g ]] || die "gcore wrote no file: $(tail -5 "$dir/gdb.log")"
+    gfrozen=$("$tickgap" read "$dir/ticks") || die "memhog does not tick after gcore"
+    gfrozen=$(printf '%.3f' "$gfrozen")
+    g_bytes=$(stat -c %s "$dir/g")
+    g_du=$(du -k "$dir/g" | cut -f1)
+    rm -f "$dir/g"
+    gcore_t+=("$(elapsed "$t0" "$t1")")
+    gfrozen_t+=("$gfrozen")
+    echo "$name: gdb gcore    $i/$repeat: ${gcore_t[-1]} s, frozen $gfrozen s, file $(mib "$g_bytes") MiB, du $(mib $((g_du * 1024))) MiB"
+  done
+  stop_memhog "$pid"
+  rm -rf "$dir"
+
+  # The kernel's core dump of an identical memhog, fresh for every run: from
+  # kill -SEGV to the moment wait returns (the core is complete before exit).
+  kernel_t=()
+  core_bytes=0 core_du=0
+  for ((i = 1; i <= repeat; i++)); do
+    kdir=$tmp/kernel-$size
+    start_memhog "$size" "$kdir" core
+    kpid=$MH_PID
+    t0=$(now)
+    kill -SEGV "$kpid"
+    status=0
+    { wait "$kpid"; } 2>/dev/null || status=$?  # quiet: no "Segmentation fault (core dumped)"
+    t1=$(now)
+    forget_pid "$kpid"
+    core=$(find "$kdir" -maxdepth 1 -name 'core*' -type f | head -1)
+    [[ -n $core ]] || die "no core file after SIGSEGV (status $status; ulimit -Hc $(ulimit -Hc))"
+    core_bytes=$(stat -c %s "$core")
+    core_du=$(du -k "$core" | cut -f1)
+    rm -rf "$kdir"
+    kernel_t+=("$(elapsed "$t0" "$t1")")
+    echo "$name: kernel core  $i/$repeat: ${kernel_t[-1]} s, core $(mib "$core_bytes") MiB, du $(mib $((core_du * 1024))) MiB (exit status $status)"
+  done
+
+  d=$(median "${dump_t[@]}")
+  f=$(median "${frozen_t[@]}")
+  g=$(median "${gcore_t[@]}")
+  gf=$(median "${gfrozen_t[@]}")
+  k=$(median "${kernel_t[@]}")
+  rows+=("| $name | $d | $f | $g | $gf | $k | $(mib "$img_bytes") / $(mib $((img_du * 1024))) | $(mib "$g_bytes") / $(mib $((g_du * 1024))) | $(ratio "$g" "$d") | $(ratio "$k" "$d") |")
+  notes+=("$name: idle tick gap (noise floor) $idle s; kernel core file $(mib "$core_bytes") / $(mib $((core_du * 1024))) MiB"
+          "$name runs (s): imgtool ${dump_t[*]} | frozen ${frozen_t[*]} | gcore ${gcore_t[*]} | gcore frozen ${gfrozen_t[*]} | kernel ${kernel_t[*]}")
+  echo
+done
+
+echo "Results (median of $repeat; wall-clock seconds; sizes in MiB, logical / du -k):"
+echo
+echo "| size | imgtool dump s | frozen s | gcore s | gcore frozen s | kernel core s | image MiB / disk MiB | gcore file MiB / disk MiB | gcore/imgtool | kernel/imgtool |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+printf '%s\n' "${rows[@]}"
+echo
+printf '%s\n' "${notes[@]}"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+cat <<'EOF'
+Reference, 1 GiB touched anonymous memory, quoted from
+/work/shared/reference/machine-facts.md (measured in an EARLIER session, not by this run):
+  CRIU 4.2        dump 0.50 s (leave running), target frozen 0.46 s, image RSS + 1 MiB
+  DMTCP           dump 2.0 s (no gzip) / 29.9 s (default gzip), frozen for the whole checkpoint,
+                  image 1046 MiB (+22 MiB library copies)
+  gdb gcore       1.56 s (256 MiB: 0.35 s), frozen for the whole dump
+  kernel core     2.67 s (256 MiB: 0.35 s)
+Note: imgtool fsyncs its image before returning; gcore and the kernel leave theirs in the page cache.
+EOF

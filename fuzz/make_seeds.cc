@@ -1,0 +1,449 @@
+// make_seeds OUTDIR: writes the seed corpora of the fuzz targets into
+// OUTDIR/<target>/. Seeds are generated (not committed) so they always match
+// the current format:
+//
+//   fuzz_image_reader, fuzz_imgtool_info, fuzz_llvm_diff: synthetic ckpt images (1-4 threads,
+//     with a parent, without the marker, extra empty PT_LOADs), a truncated
+//     and a corrupted one, and hand-built gcore/kernel-like cores (PT_NOTE
+//     p_align 0/1/4/8, several PT_NOTEs, unnamed notes, unterminated owners,
+//     empty PT_LOADs, unaligned segment offsets); fuzz_image_reader also
+//     gets a PN_XNUM image (too large for -max_len, replayed whole by
+//     run-all.sh).
+//   fuzz_tables: each CKPT table desc of the synthetic images, prefixed with
+//     its selector byte, plus older/newer record sizes and a Tree table.
+//   fuzz_nt_file: NT_FILE descs.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <elf.h>
+
+#include <ckpt/img/note.h>
+#include <ckpt/img/reader.h>
+#include <ckpt/img/table.h>
+
+#include "fuzz_common.h"
+#include "synthetic.h"
+
+using namespace ckpt;
+using namespace ckpt::img;
+
+namespace {
+
+std::string g_out;
+int g_count = 0;
+
+void mkdir_p(const std::string &dir) {
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    std::fprintf(stderr, "make_seeds: mkdir %s: %s\n", dir.c_str(), std::strerror(errno));
+    std::exit(1);
+  }
+}
+
+void emit(const char *target, const std::string &name, const std::vector<u8> &bytes) {
+  std::string dir = g_out + "/" + target;
+  mkdir_p(dir);
+  std::string path = dir + "/" + name;
+  if (!test::write_file(path, bytes)) {
+    std::fprintf(stderr, "make_seeds: cannot write %s\n", path.c_str());
+    std::exit(1);
+  }
+  g_count++;
+}
+
+void emit_image(const std::string &name, const std::vector<u8> &bytes, bool llvm_too = true) {
+  emit("fuzz_image_reader", name, bytes);
+  emit("fuzz_imgtool_info", name, bytes);
+  if (llvm_too) emit("fuzz_llvm_diff", name, bytes);
+}
+
+// ---- Hand-built cores -----------------------------------------------------
+
+struct RawNote {
+  std::string name;   // raw name bytes, NUL included when wanted
+  u32 type = 0;
+  std::vector<u8> desc;
+};
+
+struct NoteSeg {
+  u64 align = 4;      // p_align; 8 lays notes out with 8-byte padding
+  std::vector<RawNote> notes;
+  u32 file_align = 4; // where the segment starts in the file
+};
+
+struct LoadSeg {
+  u64 vaddr = 0, memsz = 0, filesz = 0;
+  u32 flags = PF_R;
+  u64 align = kPageSize;
+  bool page_aligned_offset = true;
+};
+
+std::vector<u8> encode_notes(const NoteSeg &s) {
+  const u64 a = s.align == 8 ? 8 : 4;
+  auto pad = [&](u64 v) { return (v + a - 1) & ~(a - 1); };
+  std::vector<u8> out;
+  for (const RawNote &n : s.notes) {
+    // Header and name, then the desc at the next multiple of a (counting
+    // from the note header), then padding to a multiple of a.
+    size_t at = out.size();
+    u32 h[3] = {static_cast<u32>(n.name.size()), static_cast<u32>(n.desc.size()), n.type};
+    size_t desc_at = pad(12 + n.name.size());
+    out.resize(at + desc_at + pad(n.desc.size()), 0);
+    std::memcpy(out.data() + at, h, 12);
+    std::memcpy(out.data() + at + 12, n.name.data(), n.name.size());
+    if (!n.desc.empty()) std::memcpy(out.data() + at + desc_at, n.desc.data(), n.desc.size());
+  }
+  return out;
+}
+
+std::vector<u8> build_core(const std::vector<NoteSeg> &notes, const std::vector<LoadSeg> &loads,
+                           bool marker = false) {
+  auto align_up = [](u64 v, u64 a) { return (v + a - 1) / a * a; };
+  const size_t phnum = notes.size() + loads.size();
+  std::vector<u8> out(sizeof(Elf64_Ehdr) + phnum * sizeof(Elf64_Phdr));
+  std::vector<Elf64_Phdr> ph;
+  for (const NoteSeg &s : notes) {
+    std::vector<u8> b = encode_notes(s);
+    u64 off = align_up(out.size(), s.file_align);
+    out.resize(off, 0);
+    out.insert(out.end(), b.begin(), b.end());
+    ph.push_back(Elf64_Phdr{PT_NOTE, 0, off, 0, 0, b.size(), 0, s.align});
+  }
+  for (size_t i = 0; i < loads.size(); i++) {
+    const LoadSeg &l = loads[i];
+    u64 off = l.page_aligned_offset ? align_up(out.size(), kPageSize) : out.size() + 3;
+    out.resize(off, 0);
+    for (u64 k = 0; k < l.filesz; k++) out.push_back(static_cast<u8>(k * 13 + i));
+    ph.push_back(Elf64_Phdr{PT_LOAD, l.flags, l.filesz ? off : 0, l.vaddr, 0, l.filesz, l.memsz, l.align});
+  }
+  Elf64_Ehdr eh{};
+  std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
+  eh.e_ident[EI_CLASS] = ELFCLASS64;
+  eh.e_ident[EI_DATA] = ELFDATA2LSB;
+  eh.e_ident[EI_VERSION] = EV_CURRENT;
+  if (marker) {
+    std::memcpy(eh.e_ident + kIdentMarkerOffset, kIdentMarker, sizeof kIdentMarker);
+    eh.e_ident[kIdentVersionOffset] = kFormatMajor;
+  }
+  eh.e_type = ET_CORE;
+  eh.e_machine = EM_X86_64;
+  eh.e_version = EV_CURRENT;
+  eh.e_phoff = sizeof(Elf64_Ehdr);
+  eh.e_ehsize = sizeof(Elf64_Ehdr);
+  eh.e_phentsize = sizeof(Elf64_Phdr);
+  eh.e_phnum = static_cast<u16>(phnum);
+  std::memcpy(out.data(), &eh, sizeof eh);
+  std::memcpy(out.data() + sizeof eh, ph.data(), ph.size() * sizeof(Elf64_Phdr));
+  return out;
+}
+
+template <typename T>
+std::vector<u8> as_bytes(const T &v) {
+  std::vector<u8> b(sizeof v);
+  std::memcpy(b.data(), &v, sizeof v);
+  return b;
+}
+
+RawNote core_note(u32 type, std::vector<u8> desc) { return {std::string("CORE", 5), type, std::move(desc)}; }
+
+/// The standard notes of a process with `threads` threads, in the kernel's
+/// order (PRSTATUS, PRPSINFO, SIGINFO, AUXV, FILE, FPREGSET, XSTATE, then the
+/// other threads) or gdb's (PRPSINFO first, per thread PRSTATUS, FPREGSET,
+/// XSTATE).
+std::vector<RawNote> standard_notes(int threads, bool kernel_order) {
+  PrPsInfo ps{};
+  ps.pr_state = 'R';
+  ps.pr_pid = 1000;
+  std::strcpy(ps.pr_fname, "seed");
+  std::vector<u8> fp(kFpregsetSize, 0), xs(832, 0), si(kSiginfoSize, 0);
+  u64 xcr0 = 3;
+  std::memcpy(xs.data() + kXstateXcr0Offset, &xcr0, 8);
+  std::vector<u64> auxv = {AT_PAGESZ, 4096, AT_NULL, 0};
+  Note files = make_nt_file({{0x400000, 0x401000, 0, "/usr/bin/seed"}, {0x7f0000000000, 0x7f0000002000, 8192, "/lib/x.so"}});
+  Note nauxv = make_nt_auxv(auxv);
+  auto prstatus = [&](int t) {
+    PrStatus st{};
+    st.pr_pid = 1000 + t;
+    st.pr_reg.rip = 0x400100 + t;
+    st.pr_reg.cs = 0x33;
+    return as_bytes(st);
+  };
+  std::vector<RawNote> out;
+  auto regs = [&](int t) {
+    out.push_back(core_note(kNtFpregset, fp));
+    out.push_back({std::string("LINUX", 6), kNtX86Xstate, xs});
+  };
+  if (kernel_order) {
+    out.push_back(core_note(kNtPrstatus, prstatus(0)));
+    out.push_back(core_note(kNtPrpsinfo, as_bytes(ps)));
+    out.push_back(core_note(kNtSiginfo, si));
+    out.push_back(core_note(kNtAuxv, nauxv.desc));
+    out.push_back(core_note(kNtFile, files.desc));
+    regs(0);
+    for (int t = 1; t < threads; t++) {
+      out.push_back(core_note(kNtPrstatus, prstatus(t)));
+      regs(t);
+    }
+  } else {
+    out.push_back(core_note(kNtPrpsinfo, as_bytes(ps)));
+    for (int t = 0; t < threads; t++) {
+      out.push_back(core_note(kNtPrstatus, prstatus(t)));
+      regs(t);
+    }
+    out.push_back(core_note(kNtSiginfo, si));
+    out.push_back(core_note(kNtAuxv, nauxv.desc));
+    out.push_back(core_note(kNtFile, files.desc));
+  }
+  return out;
+}
+
+std::vector<LoadSeg> some_loads(bool page_aligned = true) {
+  return {
+      {0x400000, 0x1000, 0x1000, PF_R | PF_X, kPageSize, page_aligned},
+      {0x401000, 0x2000, 0, PF_R, kPageSize, page_aligned},  // not dumped, as gcore leaves r/o file maps
+      {0x7f0000000000, 0x2000, 0x800, PF_R | PF_W, 1, page_aligned},
+  };
+}
+
+void core_seeds() {
+  emit_image("core-kernel-align4", build_core({{4, standard_notes(2, true)}}, some_loads()));
+  emit_image("core-kernel-align0", build_core({{0, standard_notes(1, true)}}, some_loads()));
+  emit_image("core-gdb-align1", build_core({{1, standard_notes(3, false)}}, some_loads(false)));
+  // 8-byte note padding, as for NT_GNU_PROPERTY_TYPE_0 (LLVM >= 15 and
+  // elfutils read p_align 8 that way).
+  emit_image("core-notes-align8",
+             build_core({{8, {core_note(kNtPrpsinfo, std::vector<u8>(sizeof(PrPsInfo), 1)),
+                              {std::string("GNU", 4), 5, std::vector<u8>(12, 2)},
+                              core_note(kNtPrstatus, std::vector<u8>(sizeof(PrStatus), 0)),
+                              {std::string("LINUX", 6), kNtX86Xstate, std::vector<u8>(576, 0)}},
+                          8}},
+                        some_loads()));
+  // Two PT_NOTEs; the second has odd notes: no name, an unterminated owner,
+  // an empty desc, a name of exactly a NUL.
+  emit_image("core-two-notes",
+             build_core({{4, standard_notes(1, true)},
+                         {4,
+                          {{"", 7, {1, 2, 3}},
+                           {"ABCDE", 9, {4, 5, 6, 7, 8}},
+                           {std::string("CKPT", 5), static_cast<u32>(CkptNote::Tree), {}},
+                           {std::string(1, '\0'), 1, {}}}}},
+                        some_loads()));
+  // A PT_NOTE at an odd file offset, and no PT_LOAD at all.
+  emit_image("core-odd-note-offset", build_core({{0, standard_notes(1, true), 1}}, {}));
+  // Only PT_LOADs.
+  emit_image("core-loads-only", build_core({}, some_loads()));
+  // An empty PT_NOTE and an empty core.
+  emit_image("core-empty-note", build_core({{4, {}}}, {}));
+  // The marker on a core that is otherwise plain: a damaged ckpt image.
+  emit_image("core-marker-only", build_core({{4, standard_notes(1, true)}}, some_loads(), true));
+}
+
+// ---- Synthetic ckpt images ------------------------------------------------
+
+std::vector<u8> synthetic(const test::SyntheticOptions &o) {
+  auto bytes = test::encode_image(test::make_synthetic(o), o.ckpt_marker);
+  if (bytes.empty()) {
+    std::fprintf(stderr, "make_seeds: encoding a synthetic image failed\n");
+    std::exit(1);
+  }
+  return bytes;
+}
+
+std::vector<u8> with_selector(CkptNote type, std::span<const u8> desc) {
+  std::vector<u8> out;
+  out.push_back(static_cast<u8>(fuzz::selector_of(type)));
+  out.insert(out.end(), desc.begin(), desc.end());
+  return out;
+}
+
+/// Every CKPT table note of an image, for fuzz_tables; NT_FILE for
+/// fuzz_nt_file.
+void table_seeds_from(const std::string &stem, const std::vector<u8> &bytes) {
+  auto r = ImageReader::from_bytes(bytes);
+  if (!r) {
+    std::fprintf(stderr, "make_seeds: %s does not read back: %s\n", stem.c_str(), r.error().message().c_str());
+    std::exit(1);
+  }
+  for (const NoteRef &n : r->notes()) {
+    if (n.owner == kOwnerCkpt) {
+      int sel = fuzz::selector_of(static_cast<CkptNote>(n.type));
+      if (sel < 0) continue;
+      emit("fuzz_tables", stem + "-" + std::to_string(sel), with_selector(static_cast<CkptNote>(n.type), n.desc));
+    } else if (n.owner == kOwnerCore && n.type == kNtFile) {
+      emit("fuzz_nt_file", stem, std::vector<u8>(n.desc.begin(), n.desc.end()));
+    }
+  }
+}
+
+/// A table desc whose records are `record_size` bytes: older writers
+/// (shorter records) and newer ones (longer records, zero tail).
+template <typename R>
+std::vector<u8> resized_table(const TableBuilder<R> &b, u32 record_size) {
+  std::vector<u8> full = b.encode();
+  TableHeader h;
+  std::memcpy(&h, full.data(), sizeof h);
+  std::vector<u8> out(sizeof h);
+  const u8 *recs = full.data() + sizeof h;
+  for (u32 i = 0; i < h.record_count; i++) {
+    size_t at = out.size();
+    out.resize(at + record_size, 0);
+    std::memcpy(out.data() + at, recs + size_t(i) * sizeof(R), std::min<size_t>(record_size, sizeof(R)));
+  }
+  out.insert(out.end(), recs + size_t(h.record_count) * sizeof(R), recs - sizeof h + full.size());
+  h.record_size = record_size;
+  std::memcpy(out.data(), &h, sizeof h);
+  return out;
+}
+
+void synthetic_seeds() {
+  struct Variant {
+    const char *name;
+    test::SyntheticOptions o;
+  };
+  std::vector<Variant> variants;
+  for (int t = 1; t <= 4; t++) {
+    test::SyntheticOptions o;
+    o.threads = t;
+    o.segments = t == 4 ? 1 : 2;
+    variants.push_back({t == 1 ? "ckpt-1thread" : t == 2 ? "ckpt-2threads" : t == 3 ? "ckpt-3threads" : "ckpt-4threads", o});
+  }
+  {
+    test::SyntheticOptions o;
+    o.with_parent = true;
+    o.threads = 2;
+    variants.push_back({"ckpt-parent", o});
+  }
+  {
+    test::SyntheticOptions o;
+    o.ckpt_marker = false;
+    o.threads = 1;
+    variants.push_back({"ckpt-no-marker", o});
+  }
+  {
+    test::SyntheticOptions o;
+    o.threads = 1;
+    o.segments = 1;
+    o.extra_segments = 3;
+    variants.push_back({"ckpt-extra-segments", o});
+  }
+  {
+    test::SyntheticOptions o;
+    o.threads = 1;
+    o.segments = 0;
+    variants.push_back({"ckpt-no-memory", o});
+  }
+  for (const Variant &v : variants) {
+    std::vector<u8> b = synthetic(v.o);
+    emit_image(v.name, b);
+    table_seeds_from(v.name, b);
+  }
+
+  test::SyntheticOptions small;
+  small.threads = 1;
+  small.segments = 1;
+  std::vector<u8> b = synthetic(small);
+
+  // Zero segments (FORMAT.md 5.2): PT_LOADs whose file bytes are the shared
+  // zero block, with a ZeroBlock integrity record.
+  {
+    test::SyntheticOptions o = small;
+    o.segments = 2;
+    test::SyntheticImage im = test::make_synthetic(o);
+    for (u64 k = 0; k < 2; k++) {
+      u64 start = 0x10000000 + 0x100000 + k * 0x10000, len = 0x2000 * (k + 1);
+      SegmentPlan z{start, len, len, PF_R | PF_W};
+      z.zero = true;
+      im.segments.push_back(z);  // after the synthetic segments, in address order
+      VmaRecord v{};
+      v.start = start;
+      v.end = start + len;
+      v.prot = 3;
+      v.pid = o.pid;
+      v.first_range = static_cast<u32>(im.notes.ranges.records.size());
+      v.range_count = 1;
+      im.notes.vmas.add(v);
+      im.notes.ranges.add({start, len, static_cast<u32>(PageSource::Zero), 0});
+    }
+    std::vector<u8> zb = test::encode_image(im, true);
+    if (zb.empty()) {
+      std::fprintf(stderr, "make_seeds: encoding the zero-block image failed\n");
+      std::exit(1);
+    }
+    emit_image("ckpt-zero-block", zb);
+  }
+  // Damaged: cut in the middle of the segment data, and a flipped byte in
+  // the notes (checksum mismatch).
+  emit_image("ckpt-truncated", std::vector<u8>(b.begin(), b.begin() + b.size() / 2));
+  std::vector<u8> flipped = b;
+  flipped[sizeof(Elf64_Ehdr) + 3 * sizeof(Elf64_Phdr) + 40] ^= 0x20;
+  emit_image("ckpt-flipped", flipped);
+
+  // PN_XNUM: 65536 program headers (3.5 MiB), more than -max_len; replayed
+  // whole by run-all.sh. LLVM 14 cannot read it, so not for fuzz_llvm_diff.
+  test::SyntheticOptions xnum;
+  xnum.threads = 1;
+  xnum.segments = 1;
+  xnum.extra_segments = 65535;
+  emit_image("ckpt-pn-xnum", synthetic(xnum), false);
+
+  // Tables the synthetic images lack or write only one way.
+  auto im = test::make_synthetic(small);
+  TableBuilder<TreeRecord> tree;
+  tree.add({5000, 4242, 4096, 8192});
+  tree.add({5001, 5000, 16384, 4096});
+  emit("fuzz_tables", "tree", with_selector(CkptNote::Tree, tree.encode()));
+  emit("fuzz_tables", "tasks-older", with_selector(CkptNote::Tasks, resized_table(im.notes.tasks, 200)));
+  emit("fuzz_tables", "tasks-newer", with_selector(CkptNote::Tasks, resized_table(im.notes.tasks, 300)));
+  emit("fuzz_tables", "vmas-newer", with_selector(CkptNote::Vmas, resized_table(im.notes.vmas, 112)));
+  emit("fuzz_tables", "threads-min", with_selector(CkptNote::Threads, resized_table(im.notes.thread_records, 8)));
+  TableBuilder<PipeRecord> empty;
+  emit("fuzz_tables", "empty", with_selector(CkptNote::Pipes, empty.encode()));
+  // A longer header (a future writer's): header_size 32.
+  std::vector<u8> longhdr = im.notes.identity.encode();
+  TableHeader h;
+  std::memcpy(&h, longhdr.data(), sizeof h);
+  h.header_size = 32;
+  std::memcpy(longhdr.data(), &h, sizeof h);
+  longhdr.insert(longhdr.begin() + sizeof h, 8, 0);
+  emit("fuzz_tables", "identity-longer-header", with_selector(CkptNote::Identity, longhdr));
+}
+
+void nt_file_seeds() {
+  emit("fuzz_nt_file", "empty", make_nt_file({}).desc);
+  emit("fuzz_nt_file", "one", make_nt_file({{0x400000, 0x401000, 0, "/bin/true"}}).desc);
+  emit("fuzz_nt_file", "three",
+       make_nt_file({{0x400000, 0x401000, 0, "/usr/bin/a"},
+                     {0x401000, 0x403000, 4096, "/usr/bin/a"},
+                     {0x7f0000000000, 0x7f0000010000, 1 << 20, "/lib/x86_64-linux-gnu/libc.so.6 (deleted)"}})
+           .desc);
+  emit("fuzz_nt_file", "empty-name", make_nt_file({{0x1000, 0x2000, 0, ""}}).desc);
+  // Page size 1: offsets in bytes.
+  std::vector<u64> w = {1, 1, 0x1000, 0x2000, 123};
+  std::vector<u8> d(w.size() * 8);
+  std::memcpy(d.data(), w.data(), d.size());
+  const char name[] = "/odd/offset";
+  d.insert(d.end(), name, name + sizeof name);
+  emit("fuzz_nt_file", "page-size-1", d);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: make_seeds OUTDIR\n");
+    return 2;
+  }
+  g_out = argv[1];
+  mkdir_p(g_out);
+  core_seeds();
+  synthetic_seeds();
+  nt_file_seeds();
+  std::printf("make_seeds: wrote %d seeds under %s\n", g_count, g_out.c_str());
+  return 0;
+}

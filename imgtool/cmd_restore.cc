@@ -1,0 +1,42 @@
+#include <cstdio>
+
+#include <ckpt/reader/restore.h>
+
+#include "cli.h"
+
+namespace ckpt::tool {
+
+static const char kHelp[] =
+    "usage: imgtool restore FILE [--detach [--pidfile F]] [--lazy]\n"
+    "\n"
+    "Brings the checkpointed process back with its original pid and tids.\n"
+    "In the foreground imgtool waits for it, passes on SIGINT, SIGTERM,\n"
+    "SIGHUP, SIGQUIT and SIGWINCH, and exits with its exit status (128+N\n"
+    "for death by signal N).\n"
+    "\n"
+    "  --detach       return once the process runs\n"
+    "  --pidfile F    write the restored process's pid to F\n"
+    "  --lazy         map memory straight from FILE instead of reading it\n"
+    "                 (faster for large images; FILE must stay in place)\n";
+
+int cmd_restore(int argc, char **argv) {
+  auto args = parse_args("restore", argc, argv, 2,
+                         {{"--detach", false, ""}, {"--pidfile", true, ""}, {"--lazy", false, ""}, {"--help", false, "-h"}});
+  if (!args) return 2;
+  if (args->has("--help")) {
+    std::fputs(kHelp, stdout);
+    return 0;
+  }
+  if (args->positional.size() != 1) return fail("restore", "expected exactly one FILE (see 'imgtool restore --help')");
+  reader::RestoreOptions opt;
+  opt.image = args->positional[0];
+  opt.detach = args->has("--detach");
+  opt.lazy = args->has("--lazy");
+  if (auto p = args->get("--pidfile")) opt.pidfile = *p;
+  std::fflush(stdout);
+  auto status = reader::restore_image(opt);
+  if (!status) return fail("restore", opt.image + ": " + status.error().message());
+  return *status;
+}
+
+}  // namespace ckpt::tool

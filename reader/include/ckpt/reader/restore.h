@@ -1,0 +1,24 @@
+// Restoring an image: the reader's public contract for `imgtool restore`.
+#pragma once
+
+#include <string>
+
+#include <ckpt/img/expected.h>
+
+namespace ckpt::reader {
+
+struct RestoreOptions {
+  std::string image;
+  bool detach = false;        ///< return once the process runs
+  std::string pidfile;        ///< with detach (or not): write the root's pid here
+  bool lazy = false;          ///< map memory from the image instead of reading it
+};
+
+/// Checks the image and this machine, then brings the process back with its
+/// original pid and tids; the image "super-execs" into a child of the
+/// caller. In the foreground, waits for it and returns the exit status to
+/// exit with (128+N for death by signal N); with detach, returns 0 once it
+/// runs. Nothing is started when a check fails.
+img::Expected<int> restore_image(const RestoreOptions &options);
+
+}  // namespace ckpt::reader

@@ -1,0 +1,272 @@
+/* The restorer: a freestanding, position-independent blob that replaces the
+ * process it runs in with the image's. It is copied into a region free in
+ * both the old and the new address space, entered on its own stack, and
+ * never returns: it unmaps everything else, maps the image's memory, sets
+ * the mm fields, creates the threads with their original tids and hands
+ * each thread its registers through rt_sigreturn.
+ *
+ * No libc, no relocations: every reference is RIP-relative and all data
+ * comes through the RestoreArgs block (abi.h). */
+#include "abi.h"
+
+typedef unsigned long ulong;
+
+/* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+enum {
+  NR_write = 1, NR_close = 3, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11,
+  NR_rt_sigreturn = 15, NR_pread64 = 17, NR_mremap = 25, NR_madvise = 28,
+  NR_getpid = 39, NR_exit = 60, NR_rt_sigqueueinfo = 129, NR_prctl = 157,
+  NR_arch_prctl = 158, NR_futex = 202, NR_set_tid_address = 218,
+  NR_exit_group = 231, NR_set_robust_list = 273, NR_rt_tgsigqueueinfo = 297,
+  NR_rseq = 334, NR_clone3 = 435,
+};
+
+static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
+  long ret;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+#define sys1(n, a) sys6(n, (long)(a), 0, 0, 0, 0, 0)
+#define sys2(n, a, b) sys6(n, (long)(a), (long)(b), 0, 0, 0, 0)
+#define sys3(n, a, b, c) sys6(n, (long)(a), (long)(b), (long)(c), 0, 0, 0)
+#define sys4(n, a, b, c, d) sys6(n, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+#define sys5(n, a, b, c, d, e) sys6(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
+
+#define PROT_WRITE 2
+#define MAP_SHARED 1
+#define MAP_PRIVATE 2
+#define MAP_FIXED 0x10
+#define MAP_ANONYMOUS 0x20
+#define MREMAP_MAYMOVE 1
+#define MREMAP_FIXED 2
+#define MADV_DONTFORK 10
+#define MADV_DONTDUMP 16
+#define MADV_HUGEPAGE 14
+#define MADV_NOHUGEPAGE 15
+#define MADV_WIPEONFORK 18
+#define PR_SET_MM 35
+#define PR_SET_NAME 15
+#define PR_SET_MM_MAP 14
+#define ARCH_SET_GS 0x1001
+#define ARCH_SET_FS 0x1002
+#define FUTEX_WAKE 1
+#define TASK_SIZE_4LEVEL 0x7ffffffff000ul
+
+/* Reports the failed stage to imgtool and dies: after the unmapping there
+ * is nothing to return to. */
+static void __attribute__((noreturn)) fail(const struct rs_args *a, int stage, long err) {
+  unsigned char msg[2] = {(unsigned char)stage, (unsigned char)(-err)};
+  sys3(NR_write, a->status_fd, msg, 2);
+  for (;;) sys1(NR_exit_group, 127);
+}
+
+static void unmap_all_but(const struct rs_args *a) {
+  /* Everything below TASK_SIZE except our own region and the mappings we
+   * move goes: munmap of an empty range is harmless, so the gaps between the
+   * kept ranges are unmapped whole, whatever they hold. */
+  ulong keep_start[16], keep_end[16];
+  unsigned n = 0;
+  keep_start[n] = a->self_start;
+  keep_end[n++] = a->self_end;
+  for (unsigned i = 0; i < a->nmove && n < 16; i++) {
+    keep_start[n] = a->move[i].from;
+    keep_end[n++] = a->move[i].from + a->move[i].len;
+  }
+  /* sort the few kept ranges */
+  for (unsigned i = 1; i < n; i++)
+    for (unsigned j = i; j > 0 && keep_start[j] < keep_start[j - 1]; j--) {
+      ulong s = keep_start[j], e = keep_end[j];
+      keep_start[j] = keep_start[j - 1];
+      keep_end[j] = keep_end[j - 1];
+      keep_start[j - 1] = s;
+      keep_end[j - 1] = e;
+    }
+  ulong at = 0x1000;
+  for (unsigned i = 0; i <= n; i++) {
+    ulong stop = i < n ? keep_start[i] : TASK_SIZE_4LEVEL;
+    if (stop > at) {
+      long r = sys2(NR_munmap, at, stop - at);
+      if (r < 0) fail(a, RS_UNMAP, r);
+    }
+    if (i < n && keep_end[i] > at) at = keep_end[i];
+  }
+}
+
+static void move_special_mappings(const struct rs_args *a) {
+  /* Two steps, through scratch space, so that a move whose target overlaps
+   * another mapping's current place cannot clobber it. */
+  ulong scratch = a->move_scratch;
+  for (unsigned i = 0; i < a->nmove; i++) {
+    const struct rs_move *m = &a->move[i];
+    long r = sys5(NR_mremap, m->from, m->len, m->len, MREMAP_MAYMOVE | MREMAP_FIXED, scratch);
+    if (r < 0) fail(a, RS_MOVE, r);
+    scratch += m->len;
+  }
+  scratch = a->move_scratch;
+  for (unsigned i = 0; i < a->nmove; i++) {
+    const struct rs_move *m = &a->move[i];
+    if (m->to != scratch) {
+      long r = sys5(NR_mremap, scratch, m->len, m->len, MREMAP_MAYMOVE | MREMAP_FIXED, m->to);
+      if (r < 0) fail(a, RS_MOVE, r);
+    }
+    scratch += m->len;
+  }
+}
+
+static void read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off) {
+  while (len) {
+    long r = sys4(NR_pread64, a->image_fd, addr, len, off);
+    if (r <= 0) fail(a, RS_FILL, r ? r : -5);
+    addr += r;
+    off += r;
+    len -= r;
+  }
+}
+
+static void map_memory(const struct rs_args *a) {
+  for (unsigned i = 0; i < a->nvma; i++) {
+    const struct rs_vma *v = &a->vma[i];
+    ulong len = v->end - v->start;
+    int shared = (v->map_flags & MAP_SHARED) != 0;
+    /* Filled by reading: writable until filled. Filled by mapping the
+     * image (lazy, private only): the image pages come in with the final
+     * protection. */
+    int read_fill = v->nfill && (!a->lazy || shared);
+    int prot0 = v->prot | (read_fill ? PROT_WRITE : 0);
+    int flags = MAP_FIXED | (int)v->map_flags | (v->fd < 0 ? MAP_ANONYMOUS : 0);
+    long r = sys6(NR_mmap, v->start, len, prot0, flags, v->fd, v->pgoff);
+    if (r != (long)v->start) fail(a, RS_MAP, r < 0 ? r : -22);
+    for (unsigned k = 0; k < v->nfill; k++) {
+      const struct rs_fill *f = &a->fill[v->first_fill + k];
+      if (read_fill) {
+        read_fully(a, f->addr, f->len, f->file_offset);
+      } else {
+        r = sys6(NR_mmap, f->addr, f->len, v->prot, MAP_FIXED | MAP_PRIVATE, a->image_fd, f->file_offset);
+        if (r != (long)f->addr) fail(a, RS_FILL, r < 0 ? r : -22);
+      }
+    }
+    if ((ulong)prot0 != v->prot) {
+      r = sys3(NR_mprotect, v->start, len, v->prot);
+      if (r < 0) fail(a, RS_PROTECT, r);
+    }
+    /* madvise failures are not fatal: they tune, they do not define. */
+    if (v->madvise & RS_MADV_DONTDUMP) sys3(NR_madvise, v->start, len, MADV_DONTDUMP);
+    if (v->madvise & RS_MADV_HUGEPAGE) sys3(NR_madvise, v->start, len, MADV_HUGEPAGE);
+    if (v->madvise & RS_MADV_NOHUGEPAGE) sys3(NR_madvise, v->start, len, MADV_NOHUGEPAGE);
+    if (v->madvise & RS_MADV_DONTFORK) sys3(NR_madvise, v->start, len, MADV_DONTFORK);
+    if (v->madvise & RS_MADV_WIPEONFORK) sys3(NR_madvise, v->start, len, MADV_WIPEONFORK);
+  }
+}
+
+/* Per-thread state a thread can only set on itself, then its registers. */
+static void __attribute__((noreturn)) become_thread(const struct rs_args *a, const struct rs_thread *t) {
+  sys2(NR_prctl, PR_SET_NAME, t->comm);
+  sys2(NR_arch_prctl, ARCH_SET_FS, t->fs_base);
+  if (t->gs_base) sys2(NR_arch_prctl, ARCH_SET_GS, t->gs_base);
+  if (t->robust_list) sys2(NR_set_robust_list, t->robust_list, t->robust_list_len);
+  sys1(NR_set_tid_address, t->clear_child_tid);
+  /* rseq can fail (e.g. a kernel without it); glibc copes with a thread
+   * whose rseq area the kernel does not update. */
+  if (t->rseq_addr) sys4(NR_rseq, t->rseq_addr, t->rseq_len, 0, t->rseq_sig);
+  __atomic_fetch_add((uint32_t *)&a->threads_started, 1, __ATOMIC_SEQ_CST);
+  sys3(NR_futex, &a->threads_started, FUTEX_WAKE, 1);
+  /* rt_sigreturn reads the frame at rsp - 8: registers, signal mask,
+   * alternate stack and the XSAVE area all come from it. */
+  __asm__ volatile(
+      "mov %0, %%rsp\n"
+      "mov $15, %%eax\n"
+      "syscall\n"
+      "ud2\n"
+      :
+      : "r"(t->sigframe + 8)
+      : "memory");
+  __builtin_unreachable();
+}
+
+void rs_thread_main(const struct rs_args *a, const struct rs_thread *t) __attribute__((used, noreturn));
+void rs_thread_main(const struct rs_args *a, const struct rs_thread *t) { become_thread(a, t); }
+
+struct clone_args_v2 {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+      cgroup;
+};
+
+#define CLONE_VM 0x100
+#define CLONE_FS 0x200
+#define CLONE_FILES 0x400
+#define CLONE_SIGHAND 0x800
+#define CLONE_THREAD 0x10000
+#define CLONE_SYSVSEM 0x40000
+
+static long spawn_thread(const struct rs_args *a, const struct rs_thread *t) {
+  int32_t tid = t->tid;
+  struct clone_args_v2 ca = {0};
+  ca.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
+  ca.stack = t->stack_top - 16384;
+  ca.stack_size = 16384;
+  ca.set_tid = (uint64_t)(ulong)&tid;
+  ca.set_tid_size = 1;
+  long ret;
+  /* The child starts on its new stack with the parent's registers but
+   * rax = 0; r12/r13 carry its arguments into rs_thread_main. */
+  register long r12 __asm__("r12") = (long)a;
+  register long r13 __asm__("r13") = (long)t;
+  __asm__ volatile(
+      "syscall\n"
+      "test %%rax, %%rax\n"
+      "jnz 1f\n"
+      "mov %%r12, %%rdi\n"
+      "mov %%r13, %%rsi\n"
+      "and $-16, %%rsp\n"
+      "call rs_thread_main\n"
+      "ud2\n"
+      "1:\n"
+      : "=a"(ret)
+      : "a"(NR_clone3), "D"(&ca), "S"(sizeof ca), "r"(r12), "r"(r13)
+      : "rcx", "r11", "rdx", "memory");
+  return ret;
+}
+
+void rs_main(struct rs_args *a) __attribute__((used, noreturn));
+void rs_main(struct rs_args *a) {
+  if (a->magic != CKPT_RS_MAGIC) fail(a, RS_BAD_ARGS, -22);
+  unmap_all_but(a);
+  move_special_mappings(a);
+  map_memory(a);
+  long r = sys5(NR_prctl, PR_SET_MM, PR_SET_MM_MAP, &a->mm, sizeof a->mm, 0);
+  if (r < 0) fail(a, RS_MM, r);
+  for (unsigned i = 0; i < a->nclose; i++) sys1(NR_close, a->close_fds[i]);
+  sys1(NR_close, a->image_fd);
+  for (unsigned i = 1; i < a->nthread; i++) {
+    r = spawn_thread(a, &a->thread[i]);
+    if (r < 0) fail(a, RS_CLONE, r);
+  }
+  long pid = sys1(NR_getpid, 0);
+  for (unsigned i = 0; i < a->nsignal; i++) {
+    const struct rs_signal *s = &a->signal[i];
+    if (s->tid)
+      r = sys4(NR_rt_tgsigqueueinfo, pid, s->tid, s->signo, s->siginfo);
+    else
+      r = sys3(NR_rt_sigqueueinfo, pid, s->signo, s->siginfo);
+    if (r < 0) fail(a, RS_SIGNAL, r);
+  }
+  /* Success: imgtool sees EOF on the status pipe. */
+  sys1(NR_close, a->status_fd);
+  become_thread(a, &a->thread[0]);
+}
+
+/* Entry at offset 0 of the blob: rdi = args, rsp = the leader's stack. */
+__asm__(
+    ".section .text.entry,\"ax\",@progbits\n"
+    ".globl rs_entry\n"
+    "rs_entry:\n"
+    "  and $-16, %rsp\n"
+    "  call rs_main\n"
+    "  ud2\n"
+    ".previous\n");

@@ -1,0 +1,268 @@
+#include "process_setup.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <map>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+namespace ckpt::reader {
+
+using namespace img;
+
+static Status write_all(int fd, std::span<const u8> data, const char *what) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error("cannot refill %s: %s", what, strerror(errno));
+    done += n;
+  }
+  return {};
+}
+
+// Opens what fd record r describes, or fails naming it.
+static Expected<int> open_fd(const CkptView &v, const FdRecord &r, std::map<u32, std::pair<int, int>> &pipes,
+                             const int terminal[3]) {
+  std::string path(v.fds.str_or_empty(r.path));
+  int acc = r.open_flags & O_ACCMODE;
+  // Flags that made sense at open time only, or that open() cannot take.
+  int flags = int(r.open_flags) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
+  switch (static_cast<FdType>(r.type)) {
+    case FdType::PipeRead:
+    case FdType::PipeWrite: {
+      auto it = pipes.find(r.pipe_id);
+      if (it == pipes.end()) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0) return make_error("fd %d: pipe: %s", r.fd, strerror(errno));
+        for (const PipeRecord &pr : v.pipes.records) {
+          if (pr.pipe_id != r.pipe_id) continue;
+          if (pr.capacity) fcntl(p[1], F_SETPIPE_SZ, pr.capacity);
+          auto data = v.pipes.blob(pr.data);
+          if (!data) return data.error();
+          CKPT_TRY(write_all(p[1], *data, "a pipe"));
+        }
+        it = pipes.emplace(r.pipe_id, std::make_pair(p[0], p[1])).first;
+      }
+      int end = static_cast<FdType>(r.type) == FdType::PipeRead ? it->second.first : it->second.second;
+      int fd = fcntl(end, F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) return make_error("fd %d: dup: %s", r.fd, strerror(errno));
+      fcntl(fd, F_SETFL, flags & (O_NONBLOCK | O_APPEND | O_ASYNC));
+      return fd;
+    }
+    case FdType::CharDevice:
+      if (r.flags & kFdTerminal) {
+        int src = terminal[acc == O_RDONLY ? 0 : (r.fd == 2 ? 2 : 1)];
+        if (src >= 0) {
+          int fd = fcntl(src, F_DUPFD_CLOEXEC, 0);
+          if (fd < 0) return make_error("fd %d: dup of the terminal: %s", r.fd, strerror(errno));
+          return fd;
+        }
+      }
+      break;
+    case FdType::Fifo: {
+      // Opening one end of a FIFO alone blocks until the other end opens:
+      // hold it read-write while opening the real end.
+      int hold = open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+      if (hold < 0) return make_error("fd %d: %s: %s", r.fd, path.c_str(), strerror(errno));
+      int fd = open(path.c_str(), flags | O_CLOEXEC);
+      int e = errno;
+      if (fd >= 0)
+        for (const PipeRecord &pr : v.pipes.records)
+          if (pr.pipe_id == r.pipe_id && pr.pipe_id) {
+            auto data = v.pipes.blob(pr.data);
+            if (data && !data->empty()) (void)write_all(hold, *data, "a FIFO");
+          }
+      close(hold);
+      if (fd < 0) return make_error("fd %d: %s: %s", r.fd, path.c_str(), strerror(e));
+      return fd;
+    }
+    case FdType::Regular:
+    case FdType::MemFd:
+      if ((r.flags & kFdUnlinked) || static_cast<FdType>(r.type) == FdType::MemFd) {
+        // Recreate the unlinked file from its captured bytes, then unlink it
+        // again: a memfd as a memfd, anything else beside its old path.
+        auto content = v.fds.blob(r.content);
+        if (!content) return content.error();
+        int fd;
+        if (static_cast<FdType>(r.type) == FdType::MemFd) {
+          std::string name = path.rfind("/memfd:", 0) == 0 ? path.substr(7) : "restored";
+          if (name.size() > 10 && name.compare(name.size() - 10, 10, " (deleted)") == 0) name.resize(name.size() - 10);
+          fd = static_cast<int>(syscall(SYS_memfd_create, name.c_str(), MFD_CLOEXEC));
+        } else {
+          std::string dir = path.substr(0, path.rfind('/') + 1);
+          if (dir.empty()) dir = "/tmp/";
+          fd = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, r.mode & 07777);
+          if (fd < 0) fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, r.mode & 07777);
+        }
+        if (fd < 0) return make_error("fd %d: cannot recreate unlinked %s: %s", r.fd, path.c_str(), strerror(errno));
+        CKPT_TRY(write_all(fd, *content, path.c_str()));
+        if (acc != O_RDWR) {
+          // Reopen with the original access mode through /proc.
+          std::string self = "/proc/self/fd/" + std::to_string(fd);
+          int again = open(self.c_str(), flags | O_CLOEXEC);
+          if (again >= 0) {
+            close(fd);
+            fd = again;
+          }
+        }
+        lseek(fd, static_cast<off_t>(r.pos), SEEK_SET);
+        return fd;
+      }
+      break;
+    default:
+      break;
+  }
+  int fd = open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return make_error("fd %d: cannot open %s: %s", r.fd, path.c_str(), strerror(errno));
+  if (static_cast<FdType>(r.type) == FdType::Regular && !(r.open_flags & O_APPEND))
+    if (lseek(fd, static_cast<off_t>(r.pos), SEEK_SET) < 0)
+      return make_error("fd %d: cannot seek %s to %llu: %s", r.fd, path.c_str(), (unsigned long long)r.pos,
+                        strerror(errno));
+  if ((r.open_flags & O_APPEND) && static_cast<FdType>(r.type) == FdType::Regular)
+    lseek(fd, static_cast<off_t>(r.pos), SEEK_SET);
+  return fd;
+}
+
+Status restore_fds(const CkptView &v, std::vector<int *> keep, const int terminal[3]) {
+  // Our own fds must not sit where restored ones go: move them above all.
+  int top = 3;
+  for (const FdRecord &r : v.fds.records) top = std::max(top, r.fd + 1);
+  for (int *fd : keep) {
+    int moved = fcntl(*fd, F_DUPFD_CLOEXEC, top + 16);
+    if (moved < 0) return make_error("cannot move fd %d: %s", *fd, strerror(errno));
+    close(*fd);
+    *fd = moved;
+  }
+  int term[3];
+  for (int i = 0; i < 3; i++) term[i] = terminal[i] >= 0 ? fcntl(terminal[i], F_DUPFD_CLOEXEC, top + 64) : -1;
+
+  // Close everything else we have open, except the kept and terminal fds.
+  std::vector<int> ours;
+  for (int *fd : keep) ours.push_back(*fd);
+  for (int t : term) ours.push_back(t);
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return make_error("/proc/self/fd: %s", strerror(errno));
+  std::vector<int> open_fds;
+  while (dirent *e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    int fd = std::atoi(e->d_name);
+    if (fd != dirfd(d)) open_fds.push_back(fd);
+  }
+  closedir(d);
+  for (int fd : open_fds)
+    if (std::find(ours.begin(), ours.end(), fd) == ours.end()) close(fd);
+
+  std::map<u32, int> by_file;                       // file_id -> our fd
+  std::map<u32, std::pair<int, int>> pipes;          // pipe_id -> ends
+  std::vector<std::pair<int, int>> placed;           // (opened fd, target)
+  for (const FdRecord &r : v.fds.records) {
+    int fd;
+    auto shared = r.file_id ? by_file.find(r.file_id) : by_file.end();
+    if (shared != by_file.end()) {
+      fd = fcntl(shared->second, F_DUPFD_CLOEXEC, top + 128);
+    } else {
+      auto opened = open_fd(v, r, pipes, term);
+      if (!opened) return opened.error();
+      fd = fcntl(*opened, F_DUPFD_CLOEXEC, top + 128);
+      close(*opened);
+      if (r.file_id) by_file[r.file_id] = fd;
+    }
+    if (fd < 0) return make_error("fd %d: %s", r.fd, strerror(errno));
+    placed.push_back({fd, r.fd});
+  }
+  for (size_t i = 0; i < placed.size(); i++) {
+    const FdRecord &r = v.fds.records[i];
+    if (dup3(placed[i].first, placed[i].second, (r.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+      return make_error("fd %d: dup3: %s", r.fd, strerror(errno));
+  }
+  for (auto &[fd, target] : placed) close(fd);
+  for (auto &[id, ends] : pipes) {
+    close(ends.first);
+    close(ends.second);
+  }
+  for (int t : term)
+    if (t >= 0) close(t);
+  return {};
+}
+
+// struct kernel_sigaction for rt_sigaction(2) on x86-64.
+struct KernelSigaction {
+  u64 handler, flags, restorer, mask;
+};
+
+Status restore_process_state(const CkptView &v) {
+  const TaskRecord &t = v.tasks.records[0];
+  if (t.sid == t.pid && getsid(0) != t.pid) {
+    if (setsid() < 0) return make_error("setsid: %s", strerror(errno));
+  } else if (t.pgid == t.pid && getpgid(0) != t.pid) {
+    if (setpgid(0, 0) < 0) return make_error("setpgid: %s", strerror(errno));
+  }
+  std::string cwd(v.tasks.str_or_empty(t.cwd));
+  if (chdir(cwd.c_str()) < 0) return make_error("cannot change to the working directory %s: %s", cwd.c_str(), strerror(errno));
+  umask(t.umask);
+  if (personality(t.personality) < 0) return make_error("personality 0x%x: %s", t.personality, strerror(errno));
+  setpriority(PRIO_PROCESS, 0, t.nice);
+  std::string comm(v.tasks.str_or_empty(t.comm));
+  prctl(PR_SET_NAME, comm.c_str());
+  for (const RlimitRecord &r : v.rlimits.records) {
+    struct rlimit lim = {r.cur, r.max};
+    if (setrlimit(static_cast<int>(r.resource), &lim) < 0 && errno != EINVAL)
+      return make_error("cannot restore resource limit %u: %s", r.resource, strerror(errno));
+  }
+  for (const SigActionRecord &s : v.sigactions.records) {
+    if (s.signo == SIGKILL || s.signo == SIGSTOP || s.signo > 64) continue;
+    KernelSigaction ka{s.handler, s.flags, s.restorer, s.mask};
+    if (syscall(SYS_rt_sigaction, s.signo, &ka, nullptr, 8) < 0)
+      return make_error("cannot restore the action of signal %u: %s", s.signo, strerror(errno));
+  }
+  for (const TimerRecord &tm : v.timers.records) {
+    int which = -1;
+    switch (static_cast<TimerKind>(tm.kind)) {
+      case TimerKind::ItimerReal: which = ITIMER_REAL; break;
+      case TimerKind::ItimerVirtual: which = ITIMER_VIRTUAL; break;
+      case TimerKind::ItimerProf: which = ITIMER_PROF; break;
+      default: continue;
+    }
+    itimerval it{};
+    it.it_interval.tv_sec = tm.interval_ns / 1000000000;
+    it.it_interval.tv_usec = (tm.interval_ns % 1000000000) / 1000;
+    it.it_value.tv_sec = tm.value_ns / 1000000000;
+    it.it_value.tv_usec = (tm.value_ns % 1000000000) / 1000;
+    if (it.it_value.tv_sec == 0 && it.it_value.tv_usec == 0) it.it_value.tv_usec = 1;
+    if (setitimer(which, &it, nullptr) < 0) return make_error("setitimer: %s", strerror(errno));
+  }
+  return {};
+}
+
+Status restore_credentials(const CkptView &v) {
+  const TaskRecord &t = v.tasks.records[0];
+  auto groups = v.tasks.blob(t.groups);
+  if (groups && getuid() == 0) {
+    std::vector<gid_t> g(groups->size() / 4);
+    std::memcpy(g.data(), groups->data(), g.size() * 4);
+    if (setgroups(g.size(), g.data()) < 0) return make_error("setgroups: %s", strerror(errno));
+  }
+  uid_t ruid, euid, suid;
+  gid_t rgid, egid, sgid;
+  getresuid(&ruid, &euid, &suid);
+  getresgid(&rgid, &egid, &sgid);
+  if ((rgid != t.gid[0] || egid != t.gid[1] || sgid != t.gid[2]) && setresgid(t.gid[0], t.gid[1], t.gid[2]) < 0)
+    return make_error("cannot restore group ids %u/%u/%u: %s", t.gid[0], t.gid[1], t.gid[2], strerror(errno));
+  if ((ruid != t.uid[0] || euid != t.uid[1] || suid != t.uid[2]) && setresuid(t.uid[0], t.uid[1], t.uid[2]) < 0)
+    return make_error("cannot restore user ids %u/%u/%u: %s", t.uid[0], t.uid[1], t.uid[2], strerror(errno));
+  return {};
+}
+
+}  // namespace ckpt::reader

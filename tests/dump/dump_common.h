@@ -1,0 +1,58 @@
+// Shared by the `imgtool dump` end-to-end tests: running imgtool and the
+// checks every failure and every image must pass.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "subprocess.h"
+#include "target.h"
+
+namespace ckpt::dumptest {
+
+using test::RunResult;
+using test::TempDir;
+
+inline RunResult dump(pid_t pid, const std::string &out, const std::vector<std::string> &extra = {}) {
+  std::vector<std::string> argv = {imgtool(), "dump", "--pid", std::to_string(pid), "-o", out};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return test::run(argv, 120);
+}
+
+inline RunResult verify(const std::string &image) { return test::run({imgtool(), "verify", image}, 120); }
+
+/// A dump that must have failed: non-zero exit, exactly one line on stderr
+/// starting "imgtool dump: " and (if non-empty) containing `needle`
+/// (case-insensitive), nothing on stdout.
+inline void expect_one_line_failure(const RunResult &r, const std::string &needle) {
+  ASSERT_TRUE(r.started);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_TRUE(r.exited) << r.status();
+  EXPECT_NE(r.exit_code, 0) << "stderr: " << r.err;
+  std::vector<std::string> lines = r.err_lines();
+  ASSERT_EQ(lines.size(), 1u) << "stderr:\n" << r.err;
+  EXPECT_EQ(r.err.back(), '\n');
+  EXPECT_EQ(lines[0].rfind("imgtool dump: ", 0), 0u) << lines[0];
+  if (!needle.empty()) {
+    EXPECT_NE(test::lower(lines[0]).find(test::lower(needle)), std::string::npos)
+        << "expected \"" << needle << "\" in: " << lines[0];
+  }
+  EXPECT_EQ(r.out, "") << "stdout should be empty";
+}
+
+inline void expect_success(const RunResult &r) {
+  ASSERT_TRUE(r.started);
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\nstderr:\n" << r.err;
+  EXPECT_EQ(r.err, "");
+}
+
+/// Running (or sleeping) and not traced by anyone.
+inline void expect_running_untraced(pid_t pid) {
+  char s = proc_state(pid);
+  EXPECT_TRUE(s == 'R' || s == 'S' || s == 'D') << "state '" << s << "' of " << pid;
+  EXPECT_EQ(tracer_pid(pid), 0) << "TracerPid of " << pid;
+}
+
+}  // namespace ckpt::dumptest

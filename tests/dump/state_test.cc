@@ -1,0 +1,174 @@
+// The target after a dump (running stays running, stopped stays stopped
+// with the same registers, never left traced), `-o -`, and `--kill`.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "dump_common.h"
+
+namespace ckpt::dumptest {
+namespace {
+
+/// Polls (bounded) until the counter at addr differs from `from`.
+bool counter_advances(pid_t pid, unsigned long addr, unsigned long from, int timeout_s = 10) {
+  timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    unsigned long v;
+    if (!read_remote_u64(pid, addr, &v)) return false;
+    if (v != from) return true;
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - start.tv_sec > timeout_s) return false;
+    timespec ts{0, 2 * 1000 * 1000};
+    nanosleep(&ts, nullptr);
+  }
+}
+
+void expect_keeps_running(const char *program) {
+  Target t({program});
+  ASSERT_TRUE(t.ready()) << t.error();
+  unsigned long addr = std::strtoul(t.value("counter").c_str(), nullptr, 16);
+  ASSERT_NE(addr, 0u) << "no \"counter ADDR\" line from " << program;
+  TempDir tmp;
+  std::string c = tmp.file("img.core");
+  expect_success(dump(t.pid(), c));
+  ASSERT_TRUE(path_exists(c));
+  // Right after the command returns: not stopped, not traced.
+  expect_running_untraced(t.pid());
+  unsigned long after;
+  ASSERT_TRUE(read_remote_u64(t.pid(), addr, &after));
+  EXPECT_TRUE(counter_advances(t.pid(), addr, after)) << "the counter of " << program << " stopped at " << after;
+  expect_running_untraced(t.pid());
+  EXPECT_EQ(verify(c).exit_code, 0);
+}
+
+TEST(DumpState, ComputingTargetKeepsRunning) { expect_keeps_running(DUMP_COMPUTE_PATH); }
+
+TEST(DumpState, SleepingTargetKeepsRunning) { expect_keeps_running(DUMP_SLEEPER_PATH); }
+
+/// What gdb shows for a live process's registers (gdb attaches and
+/// detaches; a stopped process stays stopped).
+std::string live_registers(pid_t pid) {
+  RunResult r = run_merged(
+      {"gdb", "-batch", "-nx", "-p", std::to_string(pid), "-ex", "thread apply all info registers rip rax orig_rax"});
+  return r.status() + "\n" + r.out;
+}
+
+TEST(DumpState, StoppedTargetStaysStoppedWithSameRegisters) {
+  Target t({DUMP_TLS_THREADS_PATH});
+  ASSERT_TRUE(t.ready()) << t.error();
+  ASSERT_TRUE(t.stop());
+  std::string before = live_registers(t.pid());
+  ASSERT_NE(before.find("orig_rax"), std::string::npos) << before;
+  ASSERT_TRUE(wait_for_state(t.pid(), 'T')) << "gdb left the target running";
+
+  TempDir tmp;
+  std::string c = tmp.file("img.core");
+  expect_success(dump(t.pid(), c));
+  EXPECT_EQ(proc_state(t.pid()), 'T') << "the target is no longer stopped right after the dump";
+  EXPECT_EQ(tracer_pid(t.pid()), 0);
+  // Had the dump let it run even briefly, the busy thread's registers
+  // (and the nanosleep thread's) would differ now.
+  std::string after = live_registers(t.pid());
+  EXPECT_TRUE(before == after) << "registers changed across the dump (- before, + after):\n"
+                               << unified_diff(before, after, "before", "after");
+  EXPECT_TRUE(wait_for_state(t.pid(), 'T'));
+  EXPECT_EQ(tracer_pid(t.pid()), 0);
+  EXPECT_EQ(verify(c).exit_code, 0);
+}
+
+// Threads that come and go while the process is being frozen must not make
+// the dump fail. Two kernel details make this easy to get wrong: a thread
+// created by an already seized thread is auto-attached (PTRACE_O_TRACECLONE)
+// and PTRACE_SEIZE on it then fails with EPERM (it is traced, by us); and
+// PTRACE_SEIZE on a thread that is exiting fails with EPERM, not ESRCH.
+TEST(DumpState, ThreadChurnDoesNotFailTheDump) {
+  Target t({DUMP_EXIT_PATH, "-1"});  // creates and joins threads forever
+  ASSERT_TRUE(t.ready()) << t.error();
+  TempDir tmp;
+  int failures = 0;
+  std::string first_failure;
+  for (int i = 0; i < 60; i++) {
+    std::string c = tmp.file("churn" + std::to_string(i) + ".core");
+    RunResult r = dump(t.pid(), c);
+    if (!(r.exited && r.exit_code == 0)) {
+      if (failures++ == 0) first_failure = r.status() + ": " + r.err;
+      continue;
+    }
+    RunResult v = verify(c);
+    EXPECT_EQ(v.exit_code, 0) << "attempt " << i << ": " << v.status() << "\n" << v.err;
+    expect_running_untraced(t.pid());
+  }
+  EXPECT_EQ(failures, 0) << "of 60 dumps; the first: " << first_failure;
+}
+
+// `-o -` writes the image to a pipe (run() gives imgtool a pipe as stdout).
+TEST(DumpStdout, StreamsImageThroughAPipe) {
+  Target t({DUMP_SLEEPER_PATH});
+  ASSERT_TRUE(t.ready()) << t.error();
+  TempDir tmp;
+  RunResult r = dump(t.pid(), "-");
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_EQ(r.err, "");
+  ASSERT_GE(r.out.size(), 64u);
+  EXPECT_EQ(r.out.compare(0, 4, "\x7f" "ELF"), 0);
+  std::string f = tmp.file("streamed.core");
+  ASSERT_TRUE(write_file(f, r.out));
+  RunResult v = verify(f);
+  EXPECT_EQ(v.exit_code, 0) << v.status() << "\n" << v.err;
+  // Nothing else appeared in the current directory's sense: only our file.
+  EXPECT_EQ(dir_listing(tmp.path()), std::vector<std::string>{"streamed.core"});
+  expect_running_untraced(t.pid());
+}
+
+// The same through a shell pipeline into cat, as a user would.
+TEST(DumpStdout, ShellPipelineIntoCat) {
+  Target t({DUMP_SLEEPER_PATH});
+  ASSERT_TRUE(t.ready()) << t.error();
+  TempDir tmp;
+  std::string f = tmp.file("piped.core"), rc = tmp.file("rc");
+  // The pipeline's status is cat's; imgtool's is saved to a file.
+  RunResult r = test::run({"/bin/sh", "-c", "{ \"$0\" dump --pid \"$1\" -o -; echo $? > \"$3\"; } | cat > \"$2\"",
+                           imgtool(), std::to_string(t.pid()), f, rc},
+                          120);
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_EQ(read_file(rc), "0\n") << r.err;
+  EXPECT_EQ(r.err, "");
+  RunResult v = verify(f);
+  EXPECT_EQ(v.exit_code, 0) << v.status() << "\n" << v.err;
+  expect_running_untraced(t.pid());
+}
+
+TEST(DumpKill, ProcessGoneAfterDump) {
+  Target t({DUMP_SLEEPER_PATH});
+  ASSERT_TRUE(t.ready()) << t.error();
+  TempDir tmp;
+  std::string c = tmp.file("killed.core");
+  expect_success(dump(t.pid(), c, {"--kill"}));
+  int status = 0;
+  ASSERT_TRUE(t.wait_exit(&status, 10)) << "the target is still alive after --kill";
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "wait status 0x" << std::hex << status;
+  RunResult v = verify(c);
+  EXPECT_EQ(v.exit_code, 0) << v.status() << "\n" << v.err;
+}
+
+TEST(DumpKill, KillsAStoppedMultiThreadedProcess) {
+  Target t({DUMP_TLS_THREADS_PATH});
+  ASSERT_TRUE(t.ready()) << t.error();
+  ASSERT_TRUE(t.stop());
+  TempDir tmp;
+  std::string c = tmp.file("killed.core");
+  expect_success(dump(t.pid(), c, {"--kill"}));
+  int status = 0;
+  ASSERT_TRUE(t.wait_exit(&status, 10)) << "the target is still alive after --kill";
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "wait status 0x" << std::hex << status;
+  RunResult v = verify(c);
+  EXPECT_EQ(v.exit_code, 0) << v.status() << "\n" << v.err;
+}
+
+}  // namespace
+}  // namespace ckpt::dumptest

@@ -1,0 +1,626 @@
+// The gdb commands of gdb-scripts/ckpt.py and `imgtool gdb`, on an image of a
+// real process (tests/programs/gdbscripts_target.c) whose descriptors,
+// signals and memory have known values. Every check compares values: the
+// numbers, paths and offsets the target set up, the handler symbol gdb finds,
+// the image id `imgtool info --json` reports.
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <elf.h>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <poll.h>
+#include <regex>
+#include <spawn.h>
+#include <string>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "subprocess.h"
+
+extern char **environ;
+
+using namespace ckpt::test;
+using json = nlohmann::json;
+
+namespace {
+
+const std::string kImgtool = IMGTOOL_PATH;
+const std::string kScript = CKPT_GDB_SCRIPT;
+const std::string kTargetProgram = GDBSCRIPTS_TARGET_PATH;
+const std::string kSynthetic = MAKE_SYNTHETIC_PATH;
+
+// ---------------------------------------------------------------------------
+// The target process: spawned with stdout on a pipe, "KEY VALUE" lines read
+// until "ready"; SIGKILLed and reaped by the destructor, always.
+
+class Target {
+ public:
+  explicit Target(const std::vector<std::string> &argv) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+      error_ = "pipe2 failed";
+      return;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    std::vector<char *> args;
+    for (const std::string &a : argv) args.push_back(const_cast<char *>(a.c_str()));
+    args.push_back(nullptr);
+    int rc = posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(p[1]);
+    if (rc != 0) {
+      pid_ = -1;
+      close(p[0]);
+      error_ = std::string("spawn failed: ") + strerror(rc);
+      return;
+    }
+    out_ = p[0];
+    std::string buf;
+    timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (!ready_) {
+      timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      int left_ms = 30000 - int((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+      if (left_ms <= 0) {
+        error_ = "no 'ready' within 30 s";
+        return;
+      }
+      pollfd pfd{out_, POLLIN, 0};
+      int n = poll(&pfd, 1, left_ms);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) continue;
+      char chunk[4096];
+      ssize_t k = read(out_, chunk, sizeof chunk);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) {
+        error_ = "target exited before 'ready'";
+        return;
+      }
+      buf.append(chunk, k);
+      size_t nl;
+      while ((nl = buf.find('\n')) != std::string::npos) {
+        std::string line = buf.substr(0, nl);
+        buf.erase(0, nl + 1);
+        if (line == "ready") {
+          ready_ = true;
+          break;
+        }
+        auto sp = line.find(' ');
+        if (sp != std::string::npos) values_[line.substr(0, sp)] = line.substr(sp + 1);
+      }
+    }
+  }
+  ~Target() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);  // our unreaped child: the pid cannot be reused yet
+      int status;
+      while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
+    }
+    if (out_ >= 0) close(out_);
+  }
+  Target(const Target &) = delete;
+  Target &operator=(const Target &) = delete;
+
+  bool ready() const { return ready_; }
+  const std::string &error() const { return error_; }
+  pid_t pid() const { return pid_; }
+  std::string value(const std::string &key) const {
+    auto it = values_.find(key);
+    return it == values_.end() ? "" : it->second;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  bool ready_ = false;
+  std::string error_;
+  std::map<std::string, std::string> values_;
+};
+
+// ---------------------------------------------------------------------------
+// Output helpers.
+
+std::vector<std::string> lines_of(const std::string &text) {
+  std::vector<std::string> lines;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t nl = text.find('\n', at);
+    if (nl == std::string::npos) nl = text.size();
+    lines.push_back(text.substr(at, nl - at));
+    at = nl + 1;
+  }
+  return lines;
+}
+
+std::string trim(const std::string &s) {
+  size_t a = s.find_first_not_of(' ');
+  size_t b = s.find_last_not_of(' ');
+  return a == std::string::npos ? "" : s.substr(a, b - a + 1);
+}
+
+// The commands print tables whose columns are separated by two or more
+// spaces; no cell contains two spaces in a row.
+std::vector<std::string> cells(const std::string &line) {
+  std::vector<std::string> out;
+  std::string t = trim(line);
+  static const std::regex sep(" {2,}");
+  for (std::sregex_token_iterator it(t.begin(), t.end(), sep, -1), end; it != end; ++it) out.push_back(*it);
+  return out;
+}
+
+// The rows of the table printed after the line `header_first_cell ...`.
+std::vector<std::vector<std::string>> table_after(const std::string &text, const std::string &header_first_cell) {
+  std::vector<std::vector<std::string>> rows;
+  bool in = false;
+  for (const std::string &line : lines_of(text)) {
+    if (!in) {
+      auto c = cells(line);
+      if (!c.empty() && c[0] == header_first_cell) in = true;
+      continue;
+    }
+    if (line.rfind("  ", 0) != 0) break;  // rows are indented; anything else ends the table
+    rows.push_back(cells(line));
+  }
+  return rows;
+}
+
+// "Label:   value" lines of `info checkpoint`.
+std::string labelled(const std::string &text, const std::string &label) {
+  for (const std::string &line : lines_of(text))
+    if (line.rfind(label, 0) == 0) return trim(line.substr(label.size()));
+  return "<no line '" + label + "'>";
+}
+
+int count(const std::string &text, const std::string &what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) n++;
+  return n;
+}
+
+std::string gdb() { return find_tool({"gdb"}); }
+
+// gdb -batch on a core with ckpt.py sourced and the given commands, with this
+// build's imgtool. Returns stdout + stderr.
+RunResult run_gdb(const std::string &core, const std::vector<std::string> &commands,
+                  const std::string &program = kTargetProgram,
+                  const std::string &imgtool = kImgtool) {
+  std::vector<std::string> argv = {"env", "CKPT_IMGTOOL=" + imgtool, gdb(), "-batch", "-nx",
+                                   "-ex", "source " + kScript};
+  for (const std::string &c : commands) {
+    argv.push_back("-ex");
+    argv.push_back(c);
+  }
+  if (!program.empty()) argv.push_back(program);
+  if (!core.empty()) {
+    argv.push_back("-c");
+    argv.push_back(core);
+  }
+  return run(argv, 120);
+}
+
+std::string both(const RunResult &r) { return r.out + "\n" + r.err; }
+
+unsigned long long hex(const std::string &s) { return std::stoull(s, nullptr, 16); }
+
+// ---------------------------------------------------------------------------
+// The fixture: the target running, dumped once per test.
+
+class GdbScripts : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(gdb(), "") << "gdb is required (scripts/setup.sh installs it)";
+    ASSERT_FALSE(dir_.path().empty());
+    data_ = dir_.file("data.txt");
+    image_ = dir_.file("target.ckpt");
+    target_ = std::make_unique<Target>(std::vector<std::string>{kTargetProgram, data_});
+    ASSERT_TRUE(target_->ready()) << target_->error();
+    RunResult d = run({kImgtool, "dump", "--pid", std::to_string(target_->pid()), "-o", image_}, 120);
+    ASSERT_EQ(d.status(), "exit 0") << d.err;
+    RunResult i = run({kImgtool, "info", "--json", image_});
+    ASSERT_EQ(i.status(), "exit 0") << i.err;
+    info_ = json::parse(i.out);
+    ASSERT_EQ(info_["kind"], "ckpt");
+    ASSERT_EQ(info_["processes"].size(), 1u);
+  }
+
+  const json &process() const { return info_["processes"][0]; }
+
+  TempDir dir_;
+  std::string data_, image_;
+  std::unique_ptr<Target> target_;
+  json info_;
+};
+
+// Every command's output, and no Python traceback anywhere.
+void expect_clean(const RunResult &r) {
+  EXPECT_EQ(count(both(r), "Traceback"), 0) << both(r);
+  EXPECT_EQ(count(both(r), "Python Exception"), 0) << both(r);
+  EXPECT_EQ(count(both(r), "Error occurred in Python"), 0) << both(r);
+}
+
+TEST_F(GdbScripts, InfoCheckpointShowsTheIdentityFromImgtool) {
+  RunResult r = run_gdb(image_, {"info checkpoint", "printf \"id=%s\\n\", $ckpt_image_id"});
+  ASSERT_TRUE(r.exited) << r.status();
+  expect_clean(r);
+  const json &id = info_["identity"];
+  std::string image_id = id["image_id"];
+  EXPECT_EQ(image_id.size(), 32u);
+  EXPECT_EQ(labelled(r.out, "Image id:"), image_id) << r.out;
+  EXPECT_EQ(labelled(r.out, "Image:"), std::filesystem::canonical(image_).string()) << r.out;
+  EXPECT_EQ(labelled(r.out, "Checkpoint id:"),
+            std::to_string(id["checkpoint_id"].get<long>()) + " (root pid " + std::to_string(target_->pid()) + ")")
+      << r.out;
+  EXPECT_EQ(labelled(r.out, "Created:"),
+            id["created"].get<std::string>() + " on host " + id["hostname"].get<std::string>());
+  EXPECT_EQ(labelled(r.out, "Kernel:"), id["kernel_release"].get<std::string>());
+  EXPECT_EQ(labelled(r.out, "Writer:"), id["writer"].get<std::string>());
+  EXPECT_EQ(labelled(r.out, "Incremental:"), "no");
+  EXPECT_EQ(labelled(r.out, "Parent chain:"), "none (a full image)");
+  std::string restorable = info_["restorable"].get<bool>()
+                               ? "yes"
+                               : "no: " + info_["not_restorable_because"].get<std::string>();
+  EXPECT_EQ(labelled(r.out, "Restorable here:"), restorable);
+  // Set when the script was sourced on the loaded core.
+  EXPECT_EQ(count(r.out, "id=" + image_id + "\n"), 1) << r.out;
+}
+
+TEST_F(GdbScripts, ConvenienceVariableFollowsCoreFileAndRefresh) {
+  // Script first, no core: void. Then core-file: set by the hooks.
+  RunResult r = run_gdb("", {"p $ckpt_image_id", "core-file " + image_, "printf \"after-load=%s\\n\", $ckpt_image_id",
+                             "ckpt refresh", "printf \"after-refresh=%s\\n\", $ckpt_image_id"},
+                        "");
+  ASSERT_TRUE(r.exited) << r.status();
+  expect_clean(r);
+  std::string image_id = info_["identity"]["image_id"];
+  EXPECT_EQ(count(r.out, "$1 = void"), 1) << r.out;
+  EXPECT_EQ(count(r.out, "after-load=" + image_id + "\n"), 1) << r.out;
+  EXPECT_EQ(count(r.out, "ckpt: image " + image_id + " (" + std::filesystem::canonical(image_).string() + ")"), 1)
+      << r.out;
+  EXPECT_EQ(count(r.out, "after-refresh=" + image_id + "\n"), 1) << r.out;
+}
+
+TEST_F(GdbScripts, FdsShowNumbersTypesPositionsFlagsAndPaths) {
+  RunResult r = run_gdb(image_, {"ckpt fds"});
+  ASSERT_TRUE(r.exited) << r.status();
+  expect_clean(r);
+  auto rows = table_after(r.out, "FD");
+  std::map<std::string, std::vector<std::string>> by_fd;
+  for (auto &row : rows) {
+    ASSERT_EQ(row.size(), 5u) << "row: " << row[0] << "\n" << r.out;
+    by_fd[row[0]] = row;
+  }
+  // Exactly the image's descriptors.
+  ASSERT_EQ(by_fd.size(), process()["fds"].size()) << r.out;
+  for (const json &f : process()["fds"]) {
+    std::string n = std::to_string(f["fd"].get<int>());
+    ASSERT_TRUE(by_fd.count(n)) << "fd " << n << " missing\n" << r.out;
+    EXPECT_EQ(by_fd[n][1], f["type"]);
+    EXPECT_EQ(by_fd[n][2], std::to_string(f["pos"].get<long>()));
+    EXPECT_EQ(by_fd[n][4], f["path"]);
+  }
+  // The values the target set up.
+  ASSERT_TRUE(by_fd.count("42")) << r.out;
+  EXPECT_EQ(by_fd["42"][1], "regular");
+  EXPECT_EQ(by_fd["42"][2], "1234");
+  EXPECT_EQ(by_fd["42"][3].rfind("O_RDWR", 0), 0u) << by_fd["42"][3];
+  EXPECT_EQ(by_fd["42"][4], std::filesystem::canonical(data_).string());
+  ASSERT_TRUE(by_fd.count("50") && by_fd.count("51")) << r.out;
+  EXPECT_EQ(by_fd["50"][1], "pipe_read");
+  EXPECT_EQ(by_fd["50"][3], "O_RDONLY");
+  EXPECT_EQ(by_fd["51"][1], "pipe_write");
+  EXPECT_EQ(by_fd["51"][3], "O_WRONLY");
+  EXPECT_EQ(by_fd["50"][4], by_fd["51"][4]) << "both ends name the same pipe";
+  EXPECT_TRUE(std::regex_match(by_fd["50"][4], std::regex(R"(pipe:\[\d+\])"))) << by_fd["50"][4];
+}
+
+TEST_F(GdbScripts, SignalsNameTheHandlerAndShowPerThreadMasks) {
+  RunResult r = run_gdb(image_, {"ckpt signals"});
+  ASSERT_TRUE(r.exited) << r.status();
+  expect_clean(r);
+  std::map<std::string, std::vector<std::string>> actions;
+  for (auto &row : table_after(r.out, "SIGNAL")) actions[row[0]] = row;
+  ASSERT_TRUE(actions.count("SIGUSR1")) << r.out;
+  // The handler address the target printed, named by gdb from the program.
+  char expected[64];
+  std::snprintf(expected, sizeof expected, "0x%llx <on_usr1>", hex(target_->value("on_usr1")));
+  EXPECT_EQ(actions["SIGUSR1"][1], expected) << r.out;
+  EXPECT_NE(actions["SIGUSR1"][2].find("SA_RESTART"), std::string::npos) << r.out;
+  ASSERT_TRUE(actions.count("SIGPIPE")) << r.out;
+  EXPECT_EQ(actions["SIGPIPE"][1], "SIG_IGN");
+  EXPECT_FALSE(actions.count("SIGUSR2")) << "SIGUSR2 keeps its default disposition\n" << r.out;
+
+  std::map<std::string, std::vector<std::string>> threads;  // by LWP
+  for (auto &row : table_after(r.out, "THREAD")) {
+    ASSERT_EQ(row.size(), 5u) << r.out;
+    threads[row[1]] = row;
+  }
+  ASSERT_EQ(threads.size(), 2u) << r.out;
+  std::string main_tid = std::to_string(target_->pid());
+  std::string blocker_tid = target_->value("blocker_tid");
+  ASSERT_TRUE(threads.count(main_tid) && threads.count(blocker_tid)) << r.out;
+  EXPECT_EQ(threads[main_tid][0], "Thread 1");
+  EXPECT_EQ(threads[main_tid][3], "none") << "main thread blocks nothing";
+  EXPECT_EQ(threads[main_tid][4], "none");
+  EXPECT_EQ(threads[blocker_tid][0], "Thread 2");
+  EXPECT_EQ(threads[blocker_tid][2], "blocker");
+  EXPECT_EQ(threads[blocker_tid][3], "SIGUSR2") << "blocked in the blocker thread";
+  EXPECT_EQ(threads[blocker_tid][4], "SIGUSR2") << "pending for the blocker thread";
+  EXPECT_EQ(count(r.out, "Pending for the whole process: none"), 1) << r.out;
+}
+
+std::string expected_source(const json &m) {
+  std::vector<std::string> kinds;
+  for (auto [key, name] : {std::pair{"stored_bytes", "image"}, {"file_bytes", "file"}, {"zero_bytes", "zero"},
+                           {"parent_bytes", "parent"}, {"absent_bytes", "absent"}})
+    if (m[key].get<unsigned long long>()) kinds.push_back(name);
+  return kinds.size() == 1 ? kinds[0] : "";
+}
+
+TEST_F(GdbScripts, MapsShowWhereEveryRangesBytesComeFrom) {
+  char anon[32], filemap[32];
+  std::snprintf(anon, sizeof anon, "0x%llx", hex(target_->value("anon")));
+  std::snprintf(filemap, sizeof filemap, "0x%llx", hex(target_->value("filemap")));
+  RunResult r = run_gdb(image_, {"ckpt maps", "echo ==anon==\\n", std::string("ckpt maps ") + anon,
+                                 "echo ==file==\\n", std::string("ckpt maps ") + filemap});
+  ASSERT_TRUE(r.exited) << r.status();
+  expect_clean(r);
+  size_t anon_at = r.out.find("==anon==\n"), file_at = r.out.find("==file==\n");
+  ASSERT_TRUE(anon_at != std::string::npos && file_at != std::string::npos && anon_at < file_at) << r.out;
+  auto rows = table_after(r.out.substr(0, anon_at), "START");
+  auto anon_rows = table_after(r.out.substr(anon_at, file_at - anon_at), "START");
+  auto file_rows = table_after(r.out.substr(file_at), "START");
+  const json &memory = info_["memory"];
+  ASSERT_EQ(rows.size(), memory.size()) << r.out;
+  for (size_t i = 0; i < rows.size(); i++) {
+    const json &m = memory[i];
+    const auto &row = rows[i];
+    ASSERT_GE(row.size(), 6u) << r.out;
+    EXPECT_EQ(hex(row[0]), hex(m["start"]));
+    EXPECT_EQ(hex(row[1]), hex(m["end"]));
+    EXPECT_EQ(row[2], m["prot"]);
+    EXPECT_EQ(row[3], m["kind"]);
+    std::string single = expected_source(m);
+    if (!single.empty()) {
+      EXPECT_EQ(row[5], single) << "mapping " << row[0];
+    } else {
+      for (auto [key, name] : {std::pair{"stored_bytes", "image "}, {"file_bytes", "file "},
+                               {"zero_bytes", "zero "}, {"parent_bytes", "parent "}, {"absent_bytes", "absent "}})
+        EXPECT_EQ(row[5].find(name) != std::string::npos, m[key].get<unsigned long long>() != 0)
+            << "mapping " << row[0] << " source " << row[5];
+    }
+    if (!m["path"].get<std::string>().empty()) {
+      ASSERT_EQ(row.size(), 7u) << r.out;
+      EXPECT_EQ(row[6], m["path"]);
+    }
+  }
+  // The target's own mappings, alone with an address argument.
+  ASSERT_EQ(anon_rows.size(), 1u) << r.out;
+  EXPECT_LE(hex(anon_rows[0][0]), hex(anon));
+  EXPECT_GT(hex(anon_rows[0][1]), hex(anon));
+  // One page written, the rest never touched.
+  EXPECT_NE(anon_rows[0][5].find("image"), std::string::npos) << anon_rows[0][5];
+  EXPECT_NE(anon_rows[0][5].find("zero"), std::string::npos) << anon_rows[0][5];
+  ASSERT_EQ(file_rows.size(), 1u) << r.out;
+  EXPECT_EQ(file_rows[0][0], filemap);
+  EXPECT_EQ(file_rows[0][2], "r--p");
+  EXPECT_EQ(file_rows[0][5], "file") << "a private file mapping never written: read from the file";
+  EXPECT_EQ(file_rows[0][6], std::filesystem::canonical(data_).string());
+  // Kernel-provided [vvar] is not saved.
+  bool saw_vvar = false;
+  for (const auto &row : rows)
+    if (row.size() == 7 && row[6] == "[vvar]") {
+      saw_vvar = true;
+      EXPECT_EQ(row[5], "absent");
+    }
+  EXPECT_TRUE(saw_vvar) << r.out;
+}
+
+TEST_F(GdbScripts, TreeListsTheProcessWithPidAndPpid) {
+  RunResult r = run_gdb(image_, {"ckpt tree"});
+  ASSERT_TRUE(r.exited) << r.status();
+  expect_clean(r);
+  EXPECT_EQ(count(r.out, "Processes in this image (1):"), 1) << r.out;
+  auto rows = table_after(r.out, "PID");
+  ASSERT_EQ(rows.size(), 1u) << r.out;
+  // "*" (the process gdb shows), pid, ppid, pgid, sid, threads, name, program
+  ASSERT_EQ(rows[0].size(), 8u) << r.out;
+  EXPECT_EQ(rows[0][0], "*");
+  EXPECT_EQ(rows[0][1], std::to_string(target_->pid()));
+  EXPECT_EQ(rows[0][2], std::to_string(getpid())) << "the test spawned the target";
+  EXPECT_EQ(rows[0][3], std::to_string(process()["pgid"].get<int>()));
+  EXPECT_EQ(rows[0][4], std::to_string(process()["sid"].get<int>()));
+  EXPECT_EQ(rows[0][5], "2");
+  EXPECT_EQ(rows[0][6], "gdbscripts_targ");
+  EXPECT_EQ(rows[0][7], std::filesystem::canonical(kTargetProgram).string() + " [root]");
+}
+
+TEST_F(GdbScripts, ImgtoolGdbTakesTheProgramFromTheImage) {
+  RunResult r = run({kImgtool, "gdb", image_, "--", "-batch", "-ex", "ckpt signals", "-ex",
+                     "python import os; print('imgtool=' + os.environ['CKPT_IMGTOOL'])", "-ex",
+                     "printf \"id=%s\\n\", $ckpt_image_id"},
+                    120);
+  ASSERT_EQ(r.status(), "exit 0") << both(r);
+  expect_clean(r);
+  // No note on stderr: the program exists.
+  EXPECT_EQ(count(r.err, "imgtool gdb:"), 0) << r.err;
+  // The handler is named only if gdb loaded the program's symbols.
+  EXPECT_EQ(count(r.out, "<on_usr1>"), 1) << r.out;
+  EXPECT_EQ(count(r.out, "imgtool=" + std::filesystem::canonical(kImgtool).string() + "\n"), 1) << r.out;
+  EXPECT_EQ(count(r.out, "id=" + info_["identity"]["image_id"].get<std::string>() + "\n"), 1) << r.out;
+}
+
+TEST_F(GdbScripts, ImgtoolGdbWithAnExplicitProgram) {
+  RunResult r = run({kImgtool, "gdb", image_, kTargetProgram, "--", "-batch", "-ex", "info checkpoint", "-ex",
+                     "info symbol on_usr1"},
+                    120);
+  ASSERT_EQ(r.status(), "exit 0") << both(r);
+  expect_clean(r);
+  EXPECT_EQ(labelled(r.out, "Image id:"), info_["identity"]["image_id"]) << r.out;
+  EXPECT_EQ(count(r.out, "on_usr1 in section .text"), 1) << r.out;
+}
+
+TEST_F(GdbScripts, ImgtoolGdbRefusesWhatItCannotOpen) {
+  RunResult missing = run({kImgtool, "gdb", dir_.file("nope.ckpt")});
+  EXPECT_EQ(missing.status(), "exit 1");
+  ASSERT_EQ(missing.err_lines().size(), 1u) << missing.err;
+  EXPECT_NE(missing.err.find("nope.ckpt"), std::string::npos) << missing.err;
+  RunResult bad_program = run({kImgtool, "gdb", image_, dir_.file("no-such-program")});
+  EXPECT_EQ(bad_program.status(), "exit 1");
+  EXPECT_EQ(bad_program.err_lines().size(), 1u) << bad_program.err;
+  RunResult none = run({kImgtool, "gdb"});
+  EXPECT_EQ(none.status(), "exit 1");
+  EXPECT_EQ(none.err_lines().size(), 1u) << none.err;
+  RunResult help = run({kImgtool, "gdb", "--help"});
+  EXPECT_EQ(help.status(), "exit 0");
+  EXPECT_NE(help.out.find("usage: imgtool gdb FILE [PROGRAM] [-- GDB-ARGS...]"), std::string::npos);
+}
+
+TEST_F(GdbScripts, PlainGcoreGivesOneClearLinePerCommand) {
+  std::string prefix = dir_.file("plain");
+  RunResult g = run({"gcore", "-o", prefix, std::to_string(target_->pid())}, 120);
+  ASSERT_EQ(g.status(), "exit 0") << both(g);
+  std::string core = prefix + "." + std::to_string(target_->pid());
+  const std::vector<std::string> commands = {"info checkpoint", "ckpt fds", "ckpt signals", "ckpt maps",
+                                             "ckpt tree", "ckpt refresh"};
+  RunResult r = run_gdb(core, commands);
+  ASSERT_TRUE(r.exited) << r.status();
+  expect_clean(r);
+  std::string message = "ckpt: this core is not a ckpt image: " + std::filesystem::canonical(core).string() +
+                        " is an ordinary core file (no CKPT notes)\n";
+  EXPECT_EQ(count(r.err, message), int(commands.size())) << both(r);
+  EXPECT_EQ(count(r.err, "ckpt:"), int(commands.size())) << r.err;
+}
+
+// Flips one byte inside the data of the last PT_LOAD that has file bytes.
+bool damage_memory(const std::string &path) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  Elf64_Ehdr eh;
+  if (!f.read(reinterpret_cast<char *>(&eh), sizeof eh)) return false;
+  uint64_t where = 0;
+  for (int i = 0; i < eh.e_phnum; i++) {
+    Elf64_Phdr ph;
+    f.seekg(eh.e_phoff + uint64_t(i) * sizeof ph);
+    if (!f.read(reinterpret_cast<char *>(&ph), sizeof ph)) return false;
+    if (ph.p_type == PT_LOAD && ph.p_filesz > 0) where = ph.p_offset + ph.p_filesz / 2;
+  }
+  if (!where) return false;
+  char c;
+  f.seekg(where);
+  f.read(&c, 1);
+  c ^= 0x55;
+  f.seekp(where);
+  f.write(&c, 1);
+  return bool(f);
+}
+
+TEST_F(GdbScripts, DamagedImageGivesOneClearLinePerCommand) {
+  std::string bad = dir_.file("damaged.ckpt");
+  std::filesystem::copy_file(image_, bad);
+  ASSERT_TRUE(damage_memory(bad));
+  RunResult info = run({kImgtool, "info", "--json", bad});
+  ASSERT_EQ(info.status(), "exit 1") << "imgtool must refuse the damaged copy";
+  const std::vector<std::string> commands = {"info checkpoint", "ckpt fds", "ckpt signals", "ckpt maps",
+                                             "ckpt tree", "ckpt refresh", "p $ckpt_image_id"};
+  RunResult r = run_gdb(bad, commands);
+  ASSERT_TRUE(r.exited) << r.status();
+  expect_clean(r);
+  EXPECT_EQ(count(r.err, "ckpt: this core is not a valid ckpt image: "), int(commands.size()) - 1) << both(r);
+  EXPECT_EQ(count(r.err, "checksum"), int(commands.size()) - 1) << r.err;
+  // No id for an image imgtool refuses: the variable is void.
+  EXPECT_EQ(count(r.out, "$1 = void\n"), 1) << r.out;
+  // imgtool gdb still opens it, and the commands say the same (gdb -batch
+  // exits 1 because its last command failed).
+  RunResult g = run({kImgtool, "gdb", bad, "--", "-batch", "-ex", "ckpt fds"}, 120);
+  ASSERT_TRUE(g.exited) << both(g);
+  expect_clean(g);
+  EXPECT_EQ(count(g.err, "ckpt: this core is not a valid ckpt image: "), 1) << both(g);
+}
+
+TEST_F(GdbScripts, NoCoreOrNoImgtoolGiveOneClearLine) {
+  RunResult none = run_gdb("", {"ckpt fds", "info checkpoint"}, "");
+  ASSERT_TRUE(none.exited) << none.status();
+  expect_clean(none);
+  EXPECT_EQ(count(none.err, "ckpt: no core file is loaded"), 2) << both(none);
+
+  RunResult no_tool = run_gdb(image_, {"ckpt maps"}, kTargetProgram, dir_.file("no-imgtool"));
+  ASSERT_TRUE(no_tool.exited) << no_tool.status();
+  expect_clean(no_tool);
+  EXPECT_EQ(count(no_tool.err, "ckpt: cannot run imgtool"), 1) << both(no_tool);
+}
+
+// The program the image names is gone: imgtool gdb starts gdb without it
+// and says so in one line.
+TEST(GdbScriptsStandalone, ImgtoolGdbWithoutTheProgramSaysSoOnce) {
+  ASSERT_NE(gdb(), "");
+  TempDir dir;
+  std::string copy = dir.file("vanishing");
+  std::filesystem::copy_file(kTargetProgram, copy);
+  std::string image = dir.file("v.ckpt");
+  {
+    Target t({copy, dir.file("data.txt")});
+    ASSERT_TRUE(t.ready()) << t.error();
+    RunResult d = run({kImgtool, "dump", "--pid", std::to_string(t.pid()), "-o", image}, 120);
+    ASSERT_EQ(d.status(), "exit 0") << d.err;
+  }
+  std::filesystem::remove(copy);
+  RunResult info = run({kImgtool, "info", "--json", image});
+  ASSERT_EQ(info.status(), "exit 0") << info.err;
+  std::string image_id = json::parse(info.out)["identity"]["image_id"];
+  RunResult r = run({kImgtool, "gdb", image, "--", "-batch", "-ex", "info checkpoint", "-ex", "ckpt fds"}, 120);
+  ASSERT_EQ(r.status(), "exit 0") << both(r);
+  expect_clean(r);
+  std::vector<std::string> notes;
+  for (const std::string &l : r.err_lines())
+    if (l.rfind("imgtool gdb:", 0) == 0) notes.push_back(l);
+  ASSERT_EQ(notes.size(), 1u) << r.err;
+  EXPECT_EQ(notes[0], "imgtool gdb: the program " + copy + " no longer exists; starting gdb without it");
+  EXPECT_EQ(labelled(r.out, "Image id:"), image_id) << r.out;
+  EXPECT_NE(r.out.find("1234"), std::string::npos) << r.out;
+}
+
+// An incremental image (synthetic): the parent shows in `info checkpoint`,
+// parent-sourced bytes in `ckpt maps`.
+TEST(GdbScriptsStandalone, IncrementalImageShowsParentAndParentBytes) {
+  ASSERT_NE(gdb(), "");
+  TempDir dir;
+  std::string image = dir.file("incr.ckpt");
+  RunResult mk = run({kSynthetic, image, "--parent"});
+  ASSERT_EQ(mk.status(), "exit 0") << mk.err;
+  RunResult info = run({kImgtool, "info", "--json", image});
+  ASSERT_EQ(info.status(), "exit 0") << info.err;
+  json j = json::parse(info.out);
+  RunResult r = run_gdb(image, {"info checkpoint", "ckpt maps"}, "");
+  ASSERT_TRUE(r.exited) << r.status();
+  expect_clean(r);
+  EXPECT_EQ(labelled(r.out, "Incremental:"), "yes");
+  EXPECT_EQ(labelled(r.out, "Parent:"), j["parent"]["image_id"].get<std::string>() + " at " +
+                                            j["parent"]["path_hint"].get<std::string>());
+  ASSERT_FALSE(j["restorable"].get<bool>());
+  EXPECT_EQ(labelled(r.out, "Restorable here:"), "no: " + j["not_restorable_because"].get<std::string>());
+  int parent_rows = 0;
+  for (const auto &row : table_after(r.out, "START"))
+    if (row.size() >= 6 && row[5].find("parent") != std::string::npos) parent_rows++;
+  int expected = 0;
+  for (const json &m : j["memory"])
+    if (m["parent_bytes"].get<unsigned long long>()) expected++;
+  EXPECT_GT(expected, 0);
+  EXPECT_EQ(parent_rows, expected) << r.out;
+  EXPECT_EQ(count(r.out, "Note: gdb reads 'parent' bytes"), 1) << r.out;
+}
+
+}  // namespace
