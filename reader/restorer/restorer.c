@@ -256,7 +256,9 @@ void rs_main(struct rs_args *a) {
       r = sys3(NR_rt_sigqueueinfo, pid, s->signo, s->siginfo);
     if (r < 0) fail(a, RS_SIGNAL, r);
   }
-  /* Success: imgtool sees EOF on the status pipe. */
+  /* Success: one zero byte, then EOF. */
+  unsigned char ok = RS_OK;
+  sys3(NR_write, a->status_fd, &ok, 1);
   sys1(NR_close, a->status_fd);
   become_thread(a, &a->thread[0]);
 }

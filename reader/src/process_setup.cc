@@ -44,8 +44,14 @@ static Expected<int> open_fd(const CkptView &v, const FdRecord &r, std::map<u32,
     case FdType::PipeWrite: {
       auto it = pipes.find(r.pipe_id);
       if (it == pipes.end()) {
-        int p[2];
-        if (pipe2(p, O_CLOEXEC) < 0) return make_error("fd %d: pipe: %s", r.fd, strerror(errno));
+        int low[2], p[2];
+        if (pipe2(low, O_CLOEXEC) < 0) return make_error("fd %d: pipe: %s", r.fd, strerror(errno));
+        // Out of the way of the fd numbers being restored.
+        p[0] = fcntl(low[0], F_DUPFD_CLOEXEC, 512);
+        p[1] = fcntl(low[1], F_DUPFD_CLOEXEC, 512);
+        close(low[0]);
+        close(low[1]);
+        if (p[0] < 0 || p[1] < 0) return make_error("fd %d: pipe: %s", r.fd, strerror(errno));
         for (const PipeRecord &pr : v.pipes.records) {
           if (pr.pipe_id != r.pipe_id) continue;
           if (pr.capacity) fcntl(p[1], F_SETPIPE_SZ, pr.capacity);

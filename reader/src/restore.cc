@@ -12,6 +12,7 @@
 #include <linux/sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -321,6 +322,15 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
   if (arena.used > arena.size) return make_error("restorer argument area overflowed");
   CKPT_TRY(restore_credentials(v));
 
+  // glibc registered an rseq area in our TLS; once the restorer unmaps it
+  // the kernel would fault updating it on the next return to user mode
+  // (SIGSEGV, SI_KERNEL). Unregister it: the restorer registers the image's.
+  if (__rseq_size > 0) {
+    u64 area = reinterpret_cast<u64>(__builtin_thread_pointer()) + __rseq_offset;
+    // glibc 2.36 registers 32 bytes but publishes __rseq_size 20.
+    if (syscall(SYS_rseq, area, 32, 1 /* RSEQ_FLAG_UNREGISTER */, RSEQ_SIG) < 0)
+      syscall(SYS_rseq, area, __rseq_size, 1, RSEQ_SIG);
+  }
   // The jump: onto the leader's restorer stack, into the blob.
   u64 entry = reinterpret_cast<u64>(base);
   u64 stack = a->thread[0].stack_top;
@@ -408,7 +418,15 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     verdict.append(buf, n);
   }
   close(status[0]);
-  if (!verdict.empty()) {
+  if (verdict.size() == 1 && verdict[0] == RS_OK) {
+    verdict.clear();
+  } else if (verdict.empty()) {
+    int st = 0;
+    waitpid(static_cast<pid_t>(pid), &st, 0);
+    if (WIFSIGNALED(st))
+      return make_error("the restorer died of signal %d before the process was running", WTERMSIG(st));
+    return make_error("the restorer exited (status %d) before the process was running", WEXITSTATUS(st));
+  } else {
     int st;
     waitpid(static_cast<pid_t>(pid), &st, 0);
     if (verdict.size() == 2 && static_cast<unsigned char>(verdict[0]) < 32)
