@@ -355,8 +355,8 @@ def _process(info, arg):
 
 
 class _Command(gdb.Command):
-    def __init__(self, name, command_class=gdb.COMMAND_DATA, prefix=False):
-        super().__init__(name, command_class, gdb.COMPLETE_NONE, prefix)
+    def __init__(self, name, command_class=gdb.COMMAND_DATA, prefix=False, complete=gdb.COMPLETE_NONE):
+        super().__init__(name, command_class, complete, prefix)
         self._name = name
 
 
@@ -524,7 +524,7 @@ incremental image); absent = not saved (e.g. [vvar]; recreated on restore).
 With ADDRESS, shows only the mapping that contains it."""
 
     def __init__(self):
-        super().__init__("ckpt maps")
+        super().__init__("ckpt maps", complete=gdb.COMPLETE_EXPRESSION)
 
     @_command
     def invoke(self, arg, from_tty):

@@ -294,6 +294,16 @@ TEST_F(GdbScripts, ConvenienceVariableFollowsCoreFileAndRefresh) {
   EXPECT_EQ(count(r.out, "after-refresh=" + image_id + "\n"), 1) << r.out;
 }
 
+// Loaded before the core, as a system gdbinit loader (docs/GDB.md) does.
+TEST_F(GdbScripts, ConvenienceVariableWhenLoadedBeforeTheCore) {
+  RunResult r = run({"env", "CKPT_IMGTOOL=" + kImgtool, gdb(), "-batch", "-nx", "-ix", kScript, "-ex",
+                     "printf \"id=%s\\n\", $ckpt_image_id", "-c", image_},
+                    120);
+  ASSERT_TRUE(r.exited) << r.status();
+  expect_clean(r);
+  EXPECT_EQ(count(r.out, "id=" + info_["identity"]["image_id"].get<std::string>() + "\n"), 1) << both(r);
+}
+
 TEST_F(GdbScripts, FdsShowNumbersTypesPositionsFlagsAndPaths) {
   RunResult r = run_gdb(image_, {"ckpt fds"});
   ASSERT_TRUE(r.exited) << r.status();
