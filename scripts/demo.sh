@@ -100,8 +100,17 @@ if [[ $HAVE_CKPT == 1 ]] && "$IMGTOOL" restore --help >/dev/null 2>&1; then
   ORIG_PID=""
   lines_before=$(wc -l <"$LOG")
 
-  echo "\$ $IMGTOOL restore --detach --pidfile $OUT/restored.pid $IMAGE"
-  "$IMGTOOL" restore --detach --pidfile "$OUT/restored.pid" "$IMAGE"
+  # In the foreground imgtool waits for the restored process and exits with
+  # its status; run it as a background job so the demo can watch the log.
+  echo "\$ $IMGTOOL restore --pidfile $OUT/restored.pid $IMAGE &"
+  "$IMGTOOL" restore --pidfile "$OUT/restored.pid" "$IMAGE" &
+  RESTORE_JOB=$!
+  for _ in $(seq 100); do [[ -s "$OUT/restored.pid" ]] && break; sleep 0.05; done
+  if [[ ! -s "$OUT/restored.pid" ]]; then
+    wait "$RESTORE_JOB" || true
+    echo "demo: imgtool restore did not start the process" >&2
+    exit 1
+  fi
   RESTORED_PID=$(cat "$OUT/restored.pid")
   echo "restored as pid $RESTORED_PID (original pid was $old_pid)"
 
@@ -117,6 +126,11 @@ if [[ $HAVE_CKPT == 1 ]] && "$IMGTOOL" restore --help >/dev/null 2>&1; then
   echo "$new_output"
   if alive "$RESTORED_PID"; then
     echo "pid $RESTORED_PID is still running; stopping it"
+    kill -TERM "$RESTORED_PID"
+    status=0
+    wait "$RESTORE_JOB" || status=$?
+    echo "imgtool restore exited with $status (128+SIGTERM: the restored process's own fate)"
+    RESTORED_PID=""
   fi
 else
   if [[ $HAVE_CKPT == 0 ]]; then
