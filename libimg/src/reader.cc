@@ -251,6 +251,16 @@ std::vector<const NoteRef *> ImageReader::find_notes(std::string_view owner, u32
 
 Expected<std::vector<u8>> ImageReader::read_memory(u64 addr, u64 len) const {
   if (len > (u64(1) << 30)) return make_error("refusing to read %llu bytes at once", (unsigned long long)len);
+  // Check that every byte is stored before allocating for them.
+  for (u64 a = addr, left = len; left;) {
+    const Elf64_Phdr *seg = nullptr;
+    for (const Elf64_Phdr &ph : phdrs_)
+      if (ph.p_type == PT_LOAD && a >= ph.p_vaddr && a - ph.p_vaddr < ph.p_filesz) seg = &ph;
+    if (!seg) return make_error("address 0x%llx is not stored in this file", (unsigned long long)a);
+    u64 k = std::min(left, seg->p_filesz - (a - seg->p_vaddr));
+    a += k;
+    left -= k;
+  }
   std::vector<u8> out(len);
   u64 done = 0;
   while (done < len) {
