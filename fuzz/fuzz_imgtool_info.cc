@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     auto info = ckpt::tool::describe_image(path);
     if (info) {
       // Exactly what cmd_info prints for --json and for text.
-      std::string json = info->dump(2) + "\n";
+      std::string json = ckpt::tool::render_json(*info);
       std::string text = ckpt::tool::render_text(*info);
       ckpt::fuzz::touch(json);
       ckpt::fuzz::touch(text);

@@ -24,7 +24,7 @@ int cmd_info(int argc, char **argv) {
   if (args->positional.size() != 1) return fail("info", "expected exactly one FILE (see 'imgtool info --help')");
   auto info = describe_image(args->positional[0]);
   if (!info) return fail("info", args->positional[0] + ": " + info.error().message());
-  std::string out = args->has("--json") ? info->dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n" : render_text(*info);
+  std::string out = args->has("--json") ? render_json(*info) : render_text(*info);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }

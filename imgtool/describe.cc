@@ -292,7 +292,9 @@ Expected<json> describe_image(const std::string &path) {
   return info;
 }
 
-static std::string str(const json &j) { return j.is_string() ? j.get<std::string>() : j.dump(); }
+static std::string str(const json &j) {
+  return j.is_string() ? j.get<std::string>() : j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 static std::string human_bytes(u64 n) {
   char b[32];
@@ -305,6 +307,10 @@ static std::string human_bytes(u64 n) {
   else
     std::snprintf(b, sizeof b, "%llu B", (unsigned long long)n);
   return b;
+}
+
+std::string render_json(const json &info) {
+  return info.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 std::string render_text(const json &info) {
@@ -361,7 +367,7 @@ std::string render_text(const json &info) {
         line("  signal handlers:");
         for (const json &a : sig["actions"]) line("    " + str(a["signal"]) + "  " + str(a["handler"]));
       }
-      if (!sig["pending"].empty()) line("  pending: " + sig["pending"].dump());
+      if (!sig["pending"].empty()) line("  pending: " + str(sig["pending"]));
     }
     if (p.contains("rlimits") && !p["rlimits"].empty()) {
       std::string s = "  limits:";

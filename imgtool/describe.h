@@ -15,5 +15,8 @@ inline constexpr int kInfoSchema = 1;
 
 img::Expected<nlohmann::ordered_json> describe_image(const std::string &path);
 std::string render_text(const nlohmann::ordered_json &info);
+/// The --json form. Bytes that are not UTF-8 (a comm cut mid-character, an
+/// odd path) become U+FFFD instead of aborting the dump.
+std::string render_json(const nlohmann::ordered_json &info);
 
 }  // namespace ckpt::tool
