@@ -174,6 +174,14 @@ static void __attribute__((noreturn)) become_thread(const struct rs_args *a, con
   /* rseq can fail (e.g. a kernel without it); glibc copes with a thread
    * whose rseq area the kernel does not update. */
   if (t->rseq_addr) sys4(NR_rseq, t->rseq_addr, t->rseq_len, 0, t->rseq_sig);
+  /* Signals pending on this thread: the kernel lets only the target thread
+   * itself queue a siginfo that claims to come from kill/tgkill. */
+  long pid = sys1(NR_getpid, 0);
+  for (unsigned i = 0; i < a->nsignal && t != &a->thread[0]; i++)
+    if (a->signal[i].tid == t->tid) {
+      long r = sys4(NR_rt_tgsigqueueinfo, pid, t->tid, a->signal[i].signo, a->signal[i].siginfo);
+      if (r < 0) fail(a, RS_SIGNAL, r);
+    }
   __atomic_fetch_add((uint32_t *)&a->threads_started, 1, __ATOMIC_SEQ_CST);
   sys3(NR_futex, &a->threads_started, FUTEX_WAKE, 1);
   /* rt_sigreturn reads the frame at rsp - 8: registers, signal mask,
@@ -247,11 +255,20 @@ void rs_main(struct rs_args *a) {
     r = spawn_thread(a, &a->thread[i]);
     if (r < 0) fail(a, RS_CLONE, r);
   }
+  /* Wait until the other threads have set themselves up (and queued their
+   * own pending signals), so that their failures are still reported. */
+  for (;;) {
+    uint32_t n = __atomic_load_n(&a->threads_started, __ATOMIC_SEQ_CST);
+    if (n >= a->nthread - 1) break;
+    sys4(NR_futex, &a->threads_started, 0 /* FUTEX_WAIT */, n, 0);
+  }
   long pid = sys1(NR_getpid, 0);
   for (unsigned i = 0; i < a->nsignal; i++) {
     const struct rs_signal *s = &a->signal[i];
-    if (s->tid)
+    if (s->tid == a->thread[0].tid)
       r = sys4(NR_rt_tgsigqueueinfo, pid, s->tid, s->signo, s->siginfo);
+    else if (s->tid)
+      continue; /* queued by its own thread in become_thread */
     else
       r = sys3(NR_rt_sigqueueinfo, pid, s->signo, s->siginfo);
     if (r < 0) fail(a, RS_SIGNAL, r);

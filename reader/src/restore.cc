@@ -366,7 +366,9 @@ static void forward_signal(int sig) {
 }
 
 Expected<int> restore_image(const RestoreOptions &opt) {
-  auto report = validate_image(opt.image);
+  // Eager restore reads every stored byte anyway and checks them first;
+  // lazy restore must not read them at all.
+  auto report = validate_image(opt.image, !opt.lazy);
   if (!report) return report.error();
   auto image = ImageReader::open(opt.image);
   if (!image) return image.error();

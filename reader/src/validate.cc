@@ -34,10 +34,10 @@ std::string resolve_parent_path(const std::string &child_path, const std::string
   return child_path.substr(0, slash + 1) + hint;
 }
 
-Status validate_one(const ImageReader &image, CkptView *out_view) {
+Status validate_one(const ImageReader &image, CkptView *out_view, bool check_memory) {
   if (!image.has_ckpt_marker())
     return make_error("not a ckpt image (an ordinary core file: it can be read, but not restored)");
-  CKPT_TRY(verify_integrity(image));
+  CKPT_TRY(verify_integrity(image, check_memory));
   auto view = decode_ckpt(image);
   if (!view) return view.error();
   auto core = decode_core(image);
@@ -68,7 +68,7 @@ Status validate_one(const ImageReader &image, CkptView *out_view) {
   return {};
 }
 
-Expected<ValidationReport> validate_image(const std::string &path) {
+Expected<ValidationReport> validate_image(const std::string &path, bool check_memory) {
   ValidationReport report;
   std::string current = path;
   std::set<std::string> seen;
@@ -80,7 +80,7 @@ Expected<ValidationReport> validate_image(const std::string &path) {
     auto image = ImageReader::open(current);
     if (!image) return depth ? image.error().context("parent image") : image.error();
     CkptView view;
-    Status s = validate_one(*image, &view);
+    Status s = validate_one(*image, &view, check_memory);
     if (!s) return depth ? s.error().context("parent image " + current) : s.error();
     std::string id = image_id_hex(view.identity.image_id);
     if (expected_id && std::memcmp(expected_id, view.identity.image_id, 16) != 0)

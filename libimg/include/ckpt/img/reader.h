@@ -82,7 +82,11 @@ class ImageReader {
 
 /// Checks the CKPT Integrity note against the file: every checksum, and that
 /// the regions it lists are exactly the file's headers, notes and segments.
-/// Fails with the first region whose bytes differ.
-Status verify_integrity(const ImageReader &image);
+/// Fails with the first region whose bytes differ. With check_memory false
+/// the PT_LOAD data (and the whole-file checksum that includes it) is not
+/// read: headers, notes, the zero block and the integrity note still are.
+/// That is what a lazy restore affords, whose cost must not grow with the
+/// memory size; `imgtool verify` always checks everything.
+Status verify_integrity(const ImageReader &image, bool check_memory = true);
 
 }  // namespace ckpt::img

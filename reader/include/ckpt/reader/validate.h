@@ -26,10 +26,12 @@ struct ValidationReport {
 /// are intact, whose parent chain is present and intact, and which this
 /// machine can restore (CPU XSAVE features). The first problem found is the
 /// error; on success the report lists the chain.
-img::Expected<ValidationReport> validate_image(const std::string &path);
+/// check_memory false skips the checksums of stored memory (see
+/// img::verify_integrity), for a lazy restore.
+img::Expected<ValidationReport> validate_image(const std::string &path, bool check_memory = true);
 
 /// Checks one opened image (no chain): integrity, notes, thread registers.
-Status validate_one(const img::ImageReader &image, img::CkptView *out_view = nullptr);
+Status validate_one(const img::ImageReader &image, img::CkptView *out_view = nullptr, bool check_memory = true);
 
 /// XSAVE features (XCR0) of this CPU.
 uint64_t host_xsave_features();
