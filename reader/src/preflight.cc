@@ -1,5 +1,9 @@
 #include "preflight.h"
 
+#include <algorithm>
+
+#include <ckpt/img/build_id.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -58,6 +62,12 @@ Status preflight(const ImageReader &image, const CkptView &v, const CoreView &co
       if (checked.count(path)) continue;
       checked[path] = true;
       CKPT_TRY(check_file(path, m.ino, m.file_size, m.file_mtime_ns, "mapped file"));
+      auto want_id = v.vmas.blob(m.build_id);
+      if (want_id && !want_id->empty()) {
+        std::vector<u8> have = read_build_id(path);
+        if (have.size() != want_id->size() || !std::equal(have.begin(), have.end(), want_id->begin()))
+          return make_error("mapped file %s is not the binary that was dumped (build-id differs)", path.c_str());
+      }
     }
     if (kind == VmaKind::SysvShm) return make_error("SysV shared memory at 0x%llx is not supported yet", (unsigned long long)m.start);
   }

@@ -1,6 +1,6 @@
 #include "memory.h"
 
-#include "build_id.h"
+#include <ckpt/img/build_id.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -109,7 +109,7 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
       }
       if (m.offset == 0) {
         auto cached = build_ids.find(m.ino);
-        if (cached == build_ids.end()) cached = build_ids.emplace(m.ino, read_build_id(link)).first;
+        if (cached == build_ids.end()) cached = build_ids.emplace(m.ino, img::read_build_id(link)).first;
         v.build_id = cached->second;
       }
     }

@@ -7,10 +7,10 @@
 
 #include <ckpt/img/format.h>
 
-namespace ckpt::writer {
+namespace ckpt::img {
 
 /// The NT_GNU_BUILD_ID bytes of the ELF file at path, or empty if it has
 /// none or is not ELF.
-std::vector<img::u8> read_build_id(const std::string &path);
+std::vector<u8> read_build_id(const std::string &path);
 
-}  // namespace ckpt::writer
+}  // namespace ckpt::img

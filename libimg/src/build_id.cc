@@ -1,4 +1,4 @@
-#include "build_id.h"
+#include <ckpt/img/build_id.h>
 
 #include <fcntl.h>
 #include <gelf.h>
@@ -7,10 +7,10 @@
 
 #include <cstring>
 
-namespace ckpt::writer {
+namespace ckpt::img {
 
-std::vector<img::u8> read_build_id(const std::string &path) {
-  std::vector<img::u8> id;
+std::vector<u8> read_build_id(const std::string &path) {
+  std::vector<u8> id;
   if (elf_version(EV_CURRENT) == EV_NONE) return id;
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return id;
@@ -38,4 +38,4 @@ std::vector<img::u8> read_build_id(const std::string &path) {
   return id;
 }
 
-}  // namespace ckpt::writer
+}  // namespace ckpt::img
