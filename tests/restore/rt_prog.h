@@ -1,0 +1,97 @@
+/* Shared by the restore test programs (tests/programs/restore_*.c).
+ *
+ * Shape of every program: set up state, print "KEY value" lines and then
+ * "ready" on stdout, and wait until the file named by argv[1] exists (the
+ * test creates it after the dump, before the restore). The restored program
+ * then checks itself and exits 0, or prints what went wrong to stderr (a
+ * regular file the test reads back) and exits non-zero.
+ *
+ * After "ready" nothing may go to stdout: it was a pipe to the test, which
+ * comes back as a pipe with no reader. */
+#ifndef CKPT_RESTORE_RT_PROG_H
+#define CKPT_RESTORE_RT_PROG_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+static int rt_failures;
+
+/* Records a failed check (stderr) and carries on. */
+static __attribute__((unused)) void __attribute__((format(printf, 1, 2))) rt_fail(const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "FAIL: %s\n", buf);
+  fflush(stderr);
+  __atomic_fetch_add(&rt_failures, 1, __ATOMIC_SEQ_CST);
+}
+
+/* A setup step failed before "ready": nothing to restore. */
+static __attribute__((unused)) void __attribute__((noreturn, format(printf, 1, 2))) rt_die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "setup: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, " (errno %d: %s)\n", errno, strerror(errno));
+  va_end(ap);
+  exit(90);
+}
+
+#define RT_CHECK(cond, ...)          \
+  do {                               \
+    if (!(cond)) rt_fail(__VA_ARGS__); \
+  } while (0)
+
+/* Dies with the test process (before the dump; restore resets this). */
+static __attribute__((unused)) void rt_start(int argc, char **argv, int need_args) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() == 1) exit(91);
+  if (argc < need_args) {
+    fprintf(stderr, "usage: %s GOFILE ...\n", argv[0]);
+    exit(92);
+  }
+}
+
+static __attribute__((unused)) void rt_ready(void) {
+  printf("ready\n");
+  fflush(stdout);
+}
+
+static __attribute__((unused)) void rt_sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+  }
+}
+
+/* Polls for the go file. */
+static __attribute__((unused)) void rt_wait_go(const char *path) {
+  while (access(path, F_OK) != 0) rt_sleep_ms(5);
+}
+
+static __attribute__((unused)) double rt_now(clockid_t clk) {
+  struct timespec ts;
+  clock_gettime(clk, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Exit status: 0 when every check passed. */
+static __attribute__((unused)) int rt_finish(void) {
+  if (rt_failures) {
+    fprintf(stderr, "%d check(s) failed\n", rt_failures);
+    return 1;
+  }
+  fprintf(stderr, "PASS\n");
+  return 0;
+}
+
+#endif
