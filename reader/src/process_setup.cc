@@ -132,7 +132,8 @@ static Expected<int> open_fd(const CkptView &v, const FdRecord &r, std::map<u32,
   }
   int fd = open(path.c_str(), flags | O_CLOEXEC);
   if (fd < 0) return make_error("fd %d: cannot open %s: %s", r.fd, path.c_str(), strerror(errno));
-  if (static_cast<FdType>(r.type) == FdType::Regular && !(r.open_flags & O_APPEND))
+  // An O_PATH fd has no file position (lseek fails with EBADF).
+  if (static_cast<FdType>(r.type) == FdType::Regular && !(r.open_flags & (O_APPEND | O_PATH)))
     if (lseek(fd, static_cast<off_t>(r.pos), SEEK_SET) < 0)
       return make_error("fd %d: cannot seek %s to %llu: %s", r.fd, path.c_str(), (unsigned long long)r.pos,
                         strerror(errno));

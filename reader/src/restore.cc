@@ -155,7 +155,7 @@ static Status build_sigframe(ArgArena &arena, const CoreThread &ct, const Thread
 
 // In the child: everything from the process state to the jump.
 static Status become_image(const std::string &path, ImageReader &image, const CkptView &v, const CoreView &core,
-                           bool lazy, int status_fd, const int terminal[3]) {
+                           bool lazy, int &status_fd, const int terminal[3]) {
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -403,6 +403,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   }
   if (pid == 0) {
     close(status[0]);
+    // status[1] by reference: restore_fds() moves it out of the way.
     Status s = become_image(opt.image, *image, *view, *core, opt.lazy, status[1], terminal);
     std::string msg = s.error().message() + "\n";
     (void)!write(status[1], msg.data(), msg.size());

@@ -17,6 +17,10 @@
 #define FD_PIPE_W 26
 #define FD_UNLINKED 27
 #define FD_RDONLY 28
+#define FD_DIR 29
+#define FD_DEVZERO 32
+#define FD_OPATH 33
+#define FD_DEVNULL 34
 
 static const char kText[] = "0123456789abcdefghijklmnopqrstuvwxyz";
 static const char kPipeBytes[] = "bytes left in the pipe";
@@ -91,6 +95,11 @@ int main(int argc, char **argv) {
   place(ufd, FD_UNLINKED);
   lseek(FD_UNLINKED, 7, SEEK_SET);
 
+  place(open(dir, O_RDONLY | O_DIRECTORY), FD_DIR);
+  place(open("/dev/zero", O_RDONLY), FD_DEVZERO);
+  place(open("/dev/null", O_WRONLY), FD_DEVNULL);
+  place(open(p_offset, O_PATH), FD_OPATH);
+
   rt_ready();
   rt_wait_go(argv[1]);
 
@@ -143,6 +152,21 @@ int main(int argc, char **argv) {
   RT_CHECK(pread(FD_UNLINKED, back, sizeof big, 8) == (ssize_t)sizeof big && memcmp(back, big, sizeof big) == 0,
            "unlinked file: content differs");
   RT_CHECK(access(p_unlinked, F_OK) != 0, "%s exists again", p_unlinked);
+
+  /* A directory, devices, an O_PATH fd. */
+  struct stat dst;
+  RT_CHECK(fstat(FD_DIR, &dst) == 0 && S_ISDIR(dst.st_mode), "fd %d is no longer a directory", FD_DIR);
+  int at = openat(FD_DIR, "offset.txt", O_RDONLY);
+  RT_CHECK(at >= 0, "openat(directory fd, offset.txt): %s", strerror(errno));
+  if (at >= 0) close(at);
+  char zeros[16] = {1};
+  RT_CHECK(read(FD_DEVZERO, zeros, sizeof zeros) == sizeof zeros && zeros[0] == 0 && zeros[15] == 0,
+           "/dev/zero does not read zeros");
+  RT_CHECK(write(FD_DEVNULL, "x", 1) == 1, "/dev/null: write: %s", strerror(errno));
+  int pf = fcntl(FD_OPATH, F_GETFL);
+  RT_CHECK(pf >= 0 && (pf & O_PATH), "fd %d: O_PATH lost (flags 0%o)", FD_OPATH, pf);
+  struct stat pst;
+  RT_CHECK(fstat(FD_OPATH, &pst) == 0 && S_ISREG(pst.st_mode), "fd %d (O_PATH): fstat", FD_OPATH);
 
   /* stdin: the bytes the test wrote, then EOF (the writer is gone). */
   fcntl(0, F_SETFL, O_NONBLOCK);

@@ -25,27 +25,41 @@ class RestoreErrors : public RestoreTest {
   }
 };
 
-// Offset in the file of a byte in the middle of the largest PT_LOAD's data.
-off_t byte_in_a_segment(const std::string &path) {
+std::vector<Elf64_Phdr> read_phdrs(const std::string &path) {
+  std::vector<Elf64_Phdr> out;
   std::string f = read_file(path);
-  if (f.size() < sizeof(Elf64_Ehdr)) return -1;
+  if (f.size() < sizeof(Elf64_Ehdr)) return out;
   Elf64_Ehdr eh;
   std::memcpy(&eh, f.data(), sizeof eh);
   size_t phnum = eh.e_phnum;
   if (phnum == PN_XNUM) {
     Elf64_Shdr sh0;
-    if (eh.e_shoff + sizeof sh0 > f.size()) return -1;
+    if (eh.e_shoff + sizeof sh0 > f.size()) return out;
     std::memcpy(&sh0, f.data() + eh.e_shoff, sizeof sh0);
     phnum = sh0.sh_info;
   }
-  off_t best = -1;
-  uint64_t best_size = 0;
   for (size_t i = 0; i < phnum; i++) {
     Elf64_Phdr ph;
     size_t at = eh.e_phoff + i * sizeof ph;
-    if (at + sizeof ph > f.size()) return -1;
+    if (at + sizeof ph > f.size()) break;
     std::memcpy(&ph, f.data() + at, sizeof ph);
-    if (ph.p_type == PT_LOAD && ph.p_filesz > best_size) {
+    out.push_back(ph);
+  }
+  return out;
+}
+
+// Offset of a byte in the middle of the largest PT_LOAD holding its own
+// data (zero segments all share the one zero block: not those).
+off_t byte_in_a_data_segment(const std::string &path) {
+  std::vector<Elf64_Phdr> phdrs = read_phdrs(path);
+  off_t best = -1;
+  uint64_t best_size = 0;
+  for (const Elf64_Phdr &ph : phdrs) {
+    if (ph.p_type != PT_LOAD || ph.p_filesz == 0) continue;
+    int sharing = 0;
+    for (const Elf64_Phdr &o : phdrs)
+      if (o.p_type == PT_LOAD && o.p_filesz && o.p_offset == ph.p_offset) sharing++;
+    if (sharing == 1 && ph.p_filesz > best_size) {
       best_size = ph.p_filesz;
       best = static_cast<off_t>(ph.p_offset + ph.p_filesz / 2);
     }
@@ -53,18 +67,48 @@ off_t byte_in_a_segment(const std::string &path) {
   return best;
 }
 
-TEST_F(RestoreErrors, DamagedImage) {
+// Offset of a byte in the middle of the first PT_NOTE.
+off_t byte_in_the_notes(const std::string &path) {
+  for (const Elf64_Phdr &ph : read_phdrs(path))
+    if (ph.p_type == PT_NOTE && ph.p_filesz > 64) return static_cast<off_t>(ph.p_offset + ph.p_filesz / 2);
+  return -1;
+}
+
+bool flip_byte(const std::string &path, off_t at) {
+  int fd = open(path.c_str(), O_RDWR);
+  if (fd < 0) return false;
+  unsigned char b;
+  bool ok = pread(fd, &b, 1, at) == 1;
+  b ^= 0x40;
+  ok = ok && pwrite(fd, &b, 1, at) == 1;
+  close(fd);
+  return ok;
+}
+
+// A byte of memory data flipped: the segment checksum catches it. (--lazy
+// skips memory checksums by design, so that restore time does not grow
+// with memory size; `imgtool verify` still checks them.)
+TEST_F(RestoreErrors, DamagedMemorySegment) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
-  off_t at = byte_in_a_segment(image_path());
+  off_t at = byte_in_a_data_segment(image_path());
   ASSERT_GT(at, 0);
-  int fd = open(image_path().c_str(), O_RDWR);
-  ASSERT_GE(fd, 0);
-  unsigned char b;
-  ASSERT_EQ(pread(fd, &b, 1, at), 1);
-  b ^= 0x40;
-  ASSERT_EQ(pwrite(fd, &b, 1, at), 1);
-  close(fd);
+  ASSERT_TRUE(flip_byte(image_path(), at));
+  ASSERT_NO_FATAL_FAILURE(go());
+  std::string pidfile = tmp_.file("restored.pid");
+  expect_failed_cleanly(restore(image_path()), "checksum");
+  expect_failed_cleanly(restore(image_path(), {"--detach", "--pidfile", pidfile}), "checksum");
+  EXPECT_FALSE(access(pidfile.c_str(), F_OK) == 0) << "a failed restore left a pid file";
+  EXPECT_EQ(read_file(tmp_.file("report.txt")), "") << "the damaged image ran";
+}
+
+// A byte of the notes flipped: refused, with --lazy too.
+TEST_F(RestoreErrors, DamagedNotes) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  off_t at = byte_in_the_notes(image_path());
+  ASSERT_GT(at, 0);
+  ASSERT_TRUE(flip_byte(image_path(), at));
   ASSERT_NO_FATAL_FAILURE(go());
   expect_failed_cleanly(restore(image_path()), "");
   expect_failed_cleanly(restore(image_path(), {"--lazy"}), "");
@@ -119,6 +163,27 @@ TEST_F(RestoreErrors, MappedFileRemoved) {
   ASSERT_EQ(unlink((dir() + "/private.dat").c_str()), 0);
   ASSERT_NO_FATAL_FAILURE(go());
   expect_failed_cleanly(restore(image_path()), "private.dat");
+}
+
+// A failure late in the restore, in the child (after its fds were
+// rearranged): the reason still reaches imgtool's one line.
+TEST_F(RestoreErrors, WorkingDirectoryRemoved) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_PROCESS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_EQ(rmdir((dir() + "/sub dir").c_str()), 0);
+  ASSERT_NO_FATAL_FAILURE(go());
+  expect_failed_cleanly(restore(image_path()), "sub dir");
+  EXPECT_EQ(log(), "") << "the program ran";
+}
+
+// A file the process had open read-write is gone: refused, naming it.
+TEST_F(RestoreErrors, OpenedFileRemoved) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FDS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_EQ(rename((dir() + "/append.log").c_str(), (dir() + "/renamed.log").c_str()), 0);
+  ASSERT_NO_FATAL_FAILURE(go());
+  expect_failed_cleanly(restore(image_path()), "append.log");
+  EXPECT_EQ(log(), "") << "the program ran";
 }
 
 TEST_F(RestoreErrors, OpenedFileChanged) {

@@ -96,13 +96,24 @@ bool python_line(long i, const std::string &line) {
 TEST_F(RestoreInterpreter, Python) {
   if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
   const char *script =
-      "import time\n"
+      "import threading, time\n"
       "d = {}\n"
+      "lock = threading.Lock()\n"
+      "def grow():\n"
+      "    n = 0\n"
+      "    while True:\n"
+      "        n += 1\n"
+      "        with lock:\n"
+      "            d[-n] = n\n"
+      "        time.sleep(0.01)\n"
+      "threading.Thread(target=grow, daemon=True).start()\n"
       "i = 0\n"
       "while True:\n"
       "    i += 1\n"
-      "    d[i] = str(i) * 3\n"
-      "    print(i, len(d), flush=True)\n"
+      "    with lock:\n"
+      "        d[i] = str(i) * 3\n"
+      "        mine = sum(1 for k in d if k > 0)\n"
+      "    print(i, mine, flush=True)\n"
       "    time.sleep(0.05)\n";
   run_case({"/usr/bin/python3", "-c", script}, python_line);
 }

@@ -90,6 +90,40 @@ TEST_F(RestoreRun, LazyBigMemory) {
   EXPECT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
+// A restored process can be dumped and restored again (its vdso, mm
+// fields, auxv and threads look right to the dumper too).
+TEST_F(RestoreRun, RestoredProcessDumpedAndRestoredAgain) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"run"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(go());
+  for (int round = 1; round <= 2; round++) {
+    RunResult r = restore(image_path(), {"--detach"}, 60);
+    ASSERT_TRUE(r.exited && r.exit_code == 0) << "round " << round << ": " << r.status() << "\n" << r.err;
+    int ticks = count(report(), "tick");
+    ASSERT_TRUE(wait_until([&] { return count(report(), "tick") >= ticks + 3; }, 20))
+        << "round " << round << ": no ticks; report:\n" << report();
+    EXPECT_EQ(count(report(), "PASS"), 1) << report();
+    std::string again = tmp_.file("again.core");
+    RunResult d = dump(pid_, again, {"--kill"});
+    ASSERT_TRUE(d.exited && d.exit_code == 0) << "round " << round << ": dump of the restored process: " << d.status()
+                                              << "\n" << d.err;
+    int st = 0;
+    ASSERT_EQ(waitpid(pid_, &st, 0), pid_);  // our child since imgtool left
+    EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << std::hex << st;
+    RunResult v = test::run({imgtool(), "verify", again}, 60);
+    EXPECT_TRUE(v.exited && v.exit_code == 0) << v.out << v.err;
+    ASSERT_EQ(rename(again.c_str(), image_path().c_str()), 0);
+  }
+  // The image of the image of the image: once more, then kill it.
+  RunResult r = restore(image_path(), {"--detach"}, 60);
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  int ticks = count(report(), "tick");
+  EXPECT_TRUE(wait_until([&] { return count(report(), "tick") >= ticks + 3; }, 20)) << report();
+  kill(pid_, SIGKILL);
+  int st;
+  waitpid(pid_, &st, 0);
+}
+
 // A process dumped while stopped (SIGSTOP) comes back stopped, as the dump
 // left it, and runs on SIGCONT.
 TEST_F(RestoreRun, StoppedProcessComesBackStopped) {

