@@ -95,6 +95,8 @@ struct rs_args {
   uint32_t nthread;        struct rs_thread *thread; /* [0] is the leader */
   struct rs_signal *signal; uint32_t nsignal;
   uint32_t threads_started; /* futex word: threads done with setup */
+  uint32_t stopped;        /* the process was job-control stopped: stop it again */
+  uint32_t threads_go;     /* futex word: set once the stop has been taken */
   uint32_t pad0;
 };
 

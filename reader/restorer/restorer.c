@@ -18,7 +18,7 @@ enum {
   NR_getpid = 39, NR_exit = 60, NR_rt_sigqueueinfo = 129, NR_prctl = 157,
   NR_arch_prctl = 158, NR_futex = 202, NR_set_tid_address = 218,
   NR_exit_group = 231, NR_set_robust_list = 273, NR_rt_tgsigqueueinfo = 297,
-  NR_rseq = 334, NR_clone3 = 435,
+  NR_rseq = 334, NR_clone3 = 435, NR_kill = 62,
 };
 
 static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {
@@ -56,6 +56,7 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define ARCH_SET_GS 0x1001
 #define ARCH_SET_FS 0x1002
 #define FUTEX_WAKE 1
+#define SIGSTOP_NR 19
 #define TASK_SIZE_4LEVEL 0x7ffffffff000ul
 
 /* Reports the failed stage to imgtool and dies: after the unmapping there
@@ -184,6 +185,11 @@ static void __attribute__((noreturn)) become_thread(const struct rs_args *a, con
     }
   __atomic_fetch_add((uint32_t *)&a->threads_started, 1, __ATOMIC_SEQ_CST);
   sys3(NR_futex, &a->threads_started, FUTEX_WAKE, 1);
+  /* A stopped process must not run a single instruction of its own before
+   * the stop: wait here until the leader has taken it (and SIGCONT came). */
+  if (a->stopped && t != &a->thread[0])
+    while (!__atomic_load_n(&a->threads_go, __ATOMIC_SEQ_CST))
+      sys4(NR_futex, &a->threads_go, 0 /* FUTEX_WAIT */, 0, 0);
   /* rt_sigreturn reads the frame at rsp - 8: registers, signal mask,
    * alternate stack and the XSAVE area all come from it. */
   __asm__ volatile(
@@ -277,6 +283,13 @@ void rs_main(struct rs_args *a) {
   unsigned char ok = RS_OK;
   sys3(NR_write, a->status_fd, &ok, 1);
   sys1(NR_close, a->status_fd);
+  if (a->stopped) {
+    /* Back into the job-control stop the dump found: the group stops here,
+     * every thread still inside the restorer; SIGCONT lets them go on. */
+    sys2(NR_kill, pid, SIGSTOP_NR);
+    __atomic_store_n(&a->threads_go, 1, __ATOMIC_SEQ_CST);
+    sys3(NR_futex, &a->threads_go, FUTEX_WAKE, 0x7fffffff);
+  }
   become_thread(a, &a->thread[0]);
 }
 

@@ -229,6 +229,7 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
   a->self_start = reinterpret_cast<u64>(base);
   a->self_end = reinterpret_cast<u64>(base) + region_len;
   a->move_scratch = scratch;
+  a->stopped = (task.flags & kTaskStopped) != 0;
 
   // Memory.
   const auto &ph = image.phdrs();

@@ -137,14 +137,7 @@ TEST_F(RestoreRun, StoppedProcessComesBackStopped) {
   // Give a wrongly running process the time to finish its checks.
   usleep(300 * 1000);
   char state = proc_state(pid_);
-  if (state != 'T') {
-    // Known bug: reader/src/restore.cc ignores TaskRecord::flags &
-    // kTaskStopped (written by writer/src/build_notes.cc); the restored
-    // process runs at once. Reproduce: SIGSTOP a process, dump --kill,
-    // restore --detach, look at /proc/PID/stat.
-    GTEST_SKIP() << "known bug: a process dumped while stopped is restored running (state '" << state
-                 << "', report: " << report() << ")";
-  }
+  ASSERT_EQ(state, 'T') << "a process dumped while stopped must come back stopped; report: " << report();
   EXPECT_EQ(report(), "") << "it ran while it should be stopped";
   ASSERT_EQ(kill(pid_, SIGCONT), 0);
   int st = 0;
