@@ -78,9 +78,17 @@ Status preflight(const ImageReader &image, const CkptView &v, const CoreView &co
     switch (type) {
       case FdType::Regular:
       case FdType::Directory:
-        if (!(f.flags & kFdUnlinked) && type == FdType::Regular && (f.open_flags & O_ACCMODE) == O_RDONLY) {
+        if (!(f.flags & kFdUnlinked)) {
+          // The same file, and not shorter: a file that grew (a log) is
+          // fine, as it is for CRIU; one that was replaced or truncated is
+          // not the file the process had open.
           struct stat st;
           if (stat(path.c_str(), &st) < 0) return make_error("fd %d: %s: %s", f.fd, path.c_str(), strerror(errno));
+          if (f.ino && st.st_ino != f.ino)
+            return make_error("fd %d: %s has been replaced since the dump (inode differs)", f.fd, path.c_str());
+          if (type == FdType::Regular && u64(st.st_size) < f.size)
+            return make_error("fd %d: %s is shorter than at the dump (%lld bytes, was %llu)", f.fd, path.c_str(),
+                              (long long)st.st_size, (unsigned long long)f.size);
         }
         break;
       case FdType::PipeRead:
