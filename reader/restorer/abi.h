@@ -97,7 +97,12 @@ struct rs_args {
   uint32_t threads_started; /* futex word: threads done with setup */
   uint32_t stopped;        /* the process was job-control stopped: stop it again */
   uint32_t threads_go;     /* futex word: set once the stop has been taken */
-  uint32_t pad0;
+  uint32_t set_creds;      /* set the ids below on every thread, last of all */
+  uint32_t uid[3], gid[3]; /* real, effective, saved */
+  uint32_t ngroups;
+  uint32_t *groups;
+  uint32_t dumpable;       /* PR_SET_DUMPABLE after the ids change */
+  uint32_t pad1;
 };
 
 /* Failure stages reported through status_fd (one byte). */

@@ -18,7 +18,8 @@ enum {
   NR_getpid = 39, NR_exit = 60, NR_rt_sigqueueinfo = 129, NR_prctl = 157,
   NR_arch_prctl = 158, NR_futex = 202, NR_set_tid_address = 218,
   NR_exit_group = 231, NR_set_robust_list = 273, NR_rt_tgsigqueueinfo = 297,
-  NR_rseq = 334, NR_clone3 = 435, NR_kill = 62,
+  NR_rseq = 334, NR_clone3 = 435, NR_kill = 62, NR_setgroups = 116, NR_setresuid = 117,
+  NR_setresgid = 119,
 };
 
 static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {
@@ -52,6 +53,7 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define MADV_WIPEONFORK 18
 #define PR_SET_MM 35
 #define PR_SET_NAME 15
+#define PR_SET_DUMPABLE 4
 #define PR_SET_MM_MAP 14
 #define ARCH_SET_GS 0x1001
 #define ARCH_SET_FS 0x1002
@@ -183,6 +185,17 @@ static void __attribute__((noreturn)) become_thread(const struct rs_args *a, con
       long r = sys4(NR_rt_tgsigqueueinfo, pid, t->tid, a->signal[i].signo, a->signal[i].siginfo);
       if (r < 0) fail(a, RS_SIGNAL, r);
     }
+  /* Credentials are per thread in the kernel, and last: the leader needs
+   * its privileges to create the threads with their tids (clone3 set_tid). */
+  if (a->set_creds) {
+    long r = sys2(NR_setgroups, a->ngroups, a->groups);
+    if (r >= 0) r = sys3(NR_setresgid, a->gid[0], a->gid[1], a->gid[2]);
+    if (r >= 0) r = sys3(NR_setresuid, a->uid[0], a->uid[1], a->uid[2]);
+    if (r < 0) fail(a, RS_THREAD, r);
+    /* Changing ids makes the mm non-dumpable; a process that was dumpable
+     * (can read its own /proc files, be traced by its user) is again. */
+    if (a->dumpable) sys2(NR_prctl, PR_SET_DUMPABLE, 1);
+  }
   __atomic_fetch_add((uint32_t *)&a->threads_started, 1, __ATOMIC_SEQ_CST);
   sys3(NR_futex, &a->threads_started, FUTEX_WAKE, 1);
   /* A stopped process must not run a single instruction of its own before

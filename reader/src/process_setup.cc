@@ -6,7 +6,6 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <map>
 #include <sys/mman.h>
 #include <sys/personality.h>
@@ -250,25 +249,6 @@ Status restore_process_state(const CkptView &v) {
     if (it.it_value.tv_sec == 0 && it.it_value.tv_usec == 0) it.it_value.tv_usec = 1;
     if (setitimer(which, &it, nullptr) < 0) return make_error("setitimer: %s", strerror(errno));
   }
-  return {};
-}
-
-Status restore_credentials(const CkptView &v) {
-  const TaskRecord &t = v.tasks.records[0];
-  auto groups = v.tasks.blob(t.groups);
-  if (groups && getuid() == 0) {
-    std::vector<gid_t> g(groups->size() / 4);
-    std::memcpy(g.data(), groups->data(), g.size() * 4);
-    if (setgroups(g.size(), g.data()) < 0) return make_error("setgroups: %s", strerror(errno));
-  }
-  uid_t ruid, euid, suid;
-  gid_t rgid, egid, sgid;
-  getresuid(&ruid, &euid, &suid);
-  getresgid(&rgid, &egid, &sgid);
-  if ((rgid != t.gid[0] || egid != t.gid[1] || sgid != t.gid[2]) && setresgid(t.gid[0], t.gid[1], t.gid[2]) < 0)
-    return make_error("cannot restore group ids %u/%u/%u: %s", t.gid[0], t.gid[1], t.gid[2], strerror(errno));
-  if ((ruid != t.uid[0] || euid != t.uid[1] || suid != t.uid[2]) && setresuid(t.uid[0], t.uid[1], t.uid[2]) < 0)
-    return make_error("cannot restore user ids %u/%u/%u: %s", t.uid[0], t.uid[1], t.uid[2], strerror(errno));
   return {};
 }
 

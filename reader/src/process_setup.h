@@ -1,6 +1,7 @@
 // Process state restored by ordinary syscalls in the child, before the
 // restorer replaces its memory: fds, cwd, umask, limits, personality,
-// signal dispositions, itimers, session and credentials.
+// signal dispositions, itimers and session. (Credentials are set by the
+// restorer, last: see restorer.c.)
 #pragma once
 
 #include <vector>
@@ -18,8 +19,5 @@ img::Status restore_fds(const img::CkptView &view, std::vector<int *> keep, cons
 /// cwd, umask, rlimits, personality, nice, comm, session/group leadership,
 /// signal dispositions and itimers of the (only) task.
 img::Status restore_process_state(const img::CkptView &view);
-
-/// Credentials last of all: after them we may no longer be allowed the rest.
-img::Status restore_credentials(const img::CkptView &view);
 
 }  // namespace ckpt::reader

@@ -320,8 +320,26 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
     s.signo = static_cast<i32>(p.signo);
     std::memcpy(s.siginfo, p.siginfo, sizeof s.siginfo);
   }
+  // Credentials: set by each thread in the restorer, after everything that
+  // needs privilege.
+  auto groups = v.tasks.blob(task.groups);
+  if (!groups) return groups.error();
+  a->ngroups = static_cast<u32>(groups->size() / 4);
+  a->groups = arena.alloc<u32>(a->ngroups + 1);
+  if (!a->groups) return make_error("restorer argument area too small");
+  std::memcpy(a->groups, groups->data(), a->ngroups * 4);
+  for (int i = 0; i < 3; i++) {
+    a->uid[i] = task.uid[i];
+    a->gid[i] = task.gid[i];
+  }
+  uid_t ids[3];
+  gid_t gids[3];
+  getresuid(&ids[0], &ids[1], &ids[2]);
+  getresgid(&gids[0], &gids[1], &gids[2]);
+  a->set_creds = ids[0] != task.uid[0] || ids[1] != task.uid[1] || ids[2] != task.uid[2] ||
+                 gids[0] != task.gid[0] || gids[1] != task.gid[1] || gids[2] != task.gid[2] || getuid() == 0;
+  a->dumpable = (task.flags & kTaskDumpable) != 0;
   if (arena.used > arena.size) return make_error("restorer argument area overflowed");
-  CKPT_TRY(restore_credentials(v));
 
   // glibc registered an rseq area in our TLS; once the restorer unmaps it
   // the kernel would fault updating it on the next return to user mode

@@ -89,24 +89,11 @@ TEST_F(RestoreState, ProcessAttributesOfAnotherUser) {
                                      o));
   ASSERT_EQ(program_->value("uid"), "65534");
   RunResult d = dump(pid_, image_path(), {"--kill"});
-  if (!(d.exited && d.exit_code == 0) && d.err.find("prlimit64") != std::string::npos) {
-    // Known bug (writer/src/procfs.cc, read_rlimits): prlimit64(pid, r,
-    // NULL, &old) on another user's process needs CAP_SYS_RESOURCE, which
-    // root lacks here; /proc/PID/limits is readable instead.
-    GTEST_SKIP() << "known bug: dump of a process of another user fails: " << d.err;
-  }
   ASSERT_TRUE(d.exited && d.exit_code == 0) << d.status() << "\n" << d.err;
   int st;
   ASSERT_TRUE(program_->wait_exit(&st, 10));
   ASSERT_NO_FATAL_FAILURE(go());
   RunResult r = restore(image_path());
-  if (!(r.exited && r.exit_code == 0) && r.err.find("PR_SET_MM_MAP") != std::string::npos) {
-    // Known bug (reader/src/restore.cc, become_image): restore_credentials()
-    // switches to the image's uids before the restorer runs, which drops
-    // the capabilities that PR_SET_MM_MAP and clone3(set_tid) for the
-    // threads need. The ids would have to be set last, by every thread.
-    GTEST_SKIP() << "known bug: a process of another user cannot be restored: " << r.err;
-  }
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err << "\nprogram stderr:\n" << log();
   EXPECT_EQ(r.err, "");
   EXPECT_NE(log().find("PASS"), std::string::npos) << log();

@@ -139,7 +139,7 @@ ImageNotes build_notes(const ProcessCapture &pc, const SegmentLayout &layout, co
   task.umask = pc.status.umask;
   task.personality = pc.personality;
   task.nice = static_cast<i32>(pc.stat.nice);
-  task.flags = (pc.stopped ? u32(kTaskStopped) : 0u) | (pc.stat.session == pid ? u32(kTaskSessionLeader) : 0u) |
+  task.flags = (pc.stopped ? u32(kTaskStopped) : 0u) | (pc.dumpable ? u32(kTaskDumpable) : 0u) | (pc.stat.session == pid ? u32(kTaskSessionLeader) : 0u) |
                (pc.stat.pgrp == pid ? u32(kTaskGroupLeader) : 0u);
   task.exit_signal = pc.stat.exit_signal;
   task.thread_count = static_cast<u32>(pc.threads.size());

@@ -45,6 +45,9 @@ static Status query_process(pid_t pid, Injector &inj, ProcessCapture &pc) {
       pc.sigactions.push_back({pid, u32(sig), 1, 0, 0, 0});
     }
   }
+  auto dumpable = inj.call(SYS_prctl, {PR_GET_DUMPABLE});
+  if (!dumpable) return dumpable.error();
+  pc.dumpable = *dumpable == 1;
   auto brk = inj.call(SYS_brk, {0});
   if (!brk) return brk.error();
   pc.brk = static_cast<u64>(*brk);

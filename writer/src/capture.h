@@ -38,6 +38,7 @@ struct ProcessCapture {
   std::string cmdline, comm, cwd, root, exe;
   img::u32 personality = 0;
   img::u64 brk = 0;
+  bool dumpable = true;                   ///< prctl(PR_GET_DUMPABLE) == 1
   std::vector<img::SigActionRecord> sigactions;
   std::vector<img::TimerRecord> timers;
   FdTable fds;

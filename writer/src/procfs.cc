@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <charconv>
 #include <csignal>
 #include <cstring>
@@ -514,6 +516,35 @@ Expected<u32> read_personality(pid_t pid) {
   return v;
 }
 
+// /proc/PID/limits: a header line, then one line per resource in the
+// kernel's RLIMIT_* order: a 25-column name, soft and hard values (or
+// "unlimited"), units.
+static Expected<std::vector<img::RlimitRecord>> read_rlimits_from_proc(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/limits";
+  auto text = read_file(path);
+  if (!text) return text.error();
+  std::vector<img::RlimitRecord> out;
+  size_t pos = text->find('\n');
+  for (unsigned r = 0; r < kRlimitCount; ++r) {
+    if (pos == std::string::npos) return make_error("%s: %u limits, expected %u", path.c_str(), r, kRlimitCount);
+    size_t end = text->find('\n', pos + 1);
+    std::string line = text->substr(pos + 1, end == std::string::npos ? std::string::npos : end - pos - 1);
+    pos = end;
+    if (line.size() < 26) return make_error("%s: short line '%s'", path.c_str(), line.c_str());
+    char soft[32] = {}, hard[32] = {};
+    if (std::sscanf(line.c_str() + 26, "%31s %31s", soft, hard) != 2)
+      return make_error("%s: cannot parse '%s'", path.c_str(), line.c_str());
+    auto value = [](const char *v) { return std::strcmp(v, "unlimited") == 0 ? ~u64(0) : std::strtoull(v, nullptr, 10); };
+    img::RlimitRecord rec{};
+    rec.pid = pid;
+    rec.resource = r;
+    rec.cur = value(soft);
+    rec.max = value(hard);
+    out.push_back(rec);
+  }
+  return out;
+}
+
 Expected<std::vector<img::RlimitRecord>> read_rlimits(pid_t pid) {
   // The raw syscall, not glibc's prlimit(), so RLIM64_INFINITY comes back
   // as the kernel's ~0 without any translation.
@@ -523,8 +554,12 @@ Expected<std::vector<img::RlimitRecord>> read_rlimits(pid_t pid) {
   std::vector<img::RlimitRecord> out;
   for (unsigned r = 0; r < kRlimitCount; ++r) {
     KernelRlimit64 old{};
-    if (syscall(SYS_prlimit64, pid, r, nullptr, &old) != 0)
+    if (syscall(SYS_prlimit64, pid, r, nullptr, &old) != 0) {
+      // prlimit64 on another user's process needs CAP_SYS_RESOURCE, which
+      // root lacks on these machines; /proc/PID/limits says the same.
+      if (errno == EPERM) return read_rlimits_from_proc(pid);
       return make_error("pid %d: prlimit64(resource %u): %s", pid, r, strerror(errno));
+    }
     img::RlimitRecord rec{};
     rec.pid = pid;
     rec.resource = r;
