@@ -115,21 +115,6 @@ TEST_F(RestoreState, SharedMappingsStayShared) {
   ASSERT_NO_FATAL_FAILURE(go());
   RunResult r = restore(image_path());
   ASSERT_TRUE(r.exited) << r.status();
-  if (r.exit_code != 0) {
-    // Known bug (reader/src/restore.cc, become_image): a MAP_SHARED mapping
-    // of a memfd or of an unlinked file (VmaRecord with kVmaDeletedFile) is
-    // mapped as MAP_SHARED|MAP_ANONYMOUS and filled from the image, while
-    // restore_fds() recreates the file for the fd separately: contents are
-    // right but the mapping and the fd are two different objects, so
-    // writes through one are not seen through the other.
-    bool only_link = true;
-    for (const std::string &line : split_lines(log()))
-      if (line.rfind("FAIL: ", 0) == 0 && line.find("is not seen") == std::string::npos) only_link = false;
-    if (only_link && r.err.empty())
-      GTEST_SKIP() << "known bug: shared mappings of a memfd / unlinked file are restored as anonymous shared "
-                      "memory, detached from the restored fd:\n"
-                   << log();
-  }
   EXPECT_EQ(r.exit_code, 0) << r.err << "\nprogram stderr:\n" << log();
   EXPECT_EQ(r.err, "");
 }
