@@ -6,6 +6,8 @@
 
 #include <xxhash.h>
 
+#include "zero_hash.h"
+
 namespace ckpt::img {
 
 static const char *kind_name(u32 kind) {
@@ -18,23 +20,6 @@ static const char *kind_name(u32 kind) {
     case IntegrityKind::ZeroBlock: return "zero block";
   }
   return "region";
-}
-
-// The checksum of n zero bytes, streamed: a hostile image may declare a
-// zero block as large as the file, which must not become an allocation.
-static u64 zero_checksum(u64 n) {
-  static const u8 zeros[65536] = {};
-  XXH3_state_t *st = XXH3_createState();
-  if (!st) return 0;
-  XXH3_64bits_reset(st);
-  for (u64 left = n; left;) {
-    u64 k = left < sizeof zeros ? left : sizeof zeros;
-    XXH3_64bits_update(st, zeros, k);
-    left -= k;
-  }
-  u64 h = XXH3_64bits_digest(st);
-  XXH3_freeState(st);
-  return h;
 }
 
 Status verify_integrity(const ImageReader &image, bool check_memory) {
@@ -84,7 +69,7 @@ Status verify_integrity(const ImageReader &image, bool check_memory) {
         zb_off > note->offset - zb_size)
       return make_error("integrity note places the zero block at an impossible offset %llu",
                         (unsigned long long)zb_off);
-    if (recs[at].xxh3 != zero_checksum(zb_size))
+    if (recs[at].xxh3 != zeros_xxh3(zb_size))
       return make_error("the zero block at offset %llu is declared with a checksum of non-zero bytes",
                         (unsigned long long)zb_off);
     want.push_back(recs[at]);

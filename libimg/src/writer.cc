@@ -13,23 +13,12 @@
 
 #include <ckpt/img/table.h>
 
+#include "zero_hash.h"
+
 namespace ckpt::img {
 
 static u64 align_up(u64 v, u64 a) { return (v + a - 1) & ~(a - 1); }
 
-static u64 zero_hash(u64 n) {
-  static const u8 zeros[65536] = {};
-  XXH3_state_t *st = XXH3_createState();
-  XXH3_64bits_reset(st);
-  for (u64 left = n; left;) {
-    u64 k = std::min<u64>(left, sizeof zeros);
-    XXH3_64bits_update(st, zeros, k);
-    left -= k;
-  }
-  u64 h = XXH3_64bits_digest(st);
-  XXH3_freeState(st);
-  return h;
-}
 
 // Writes are gathered into this much memory before a write(2), except that
 // large segment data goes straight out.
@@ -189,12 +178,7 @@ Status ImageWriter::emit(std::span<const u8> bytes) {
 // written (a hole), on a stream they are.
 Status ImageWriter::skip(u64 n) {
   if (!seekable_ || n < kPageSize) return emit_zeros(n);
-  static const u8 zeros[65536] = {};
-  for (u64 left = n; left;) {
-    u64 k = std::min<u64>(left, sizeof zeros);
-    XXH3_64bits_update(prefix_hash_, zeros, k);
-    left -= k;
-  }
+  hash_zeros(prefix_hash_, n);
   CKPT_TRY(flush());
   pos_ += n;
   return {};
@@ -279,7 +263,7 @@ Status ImageWriter::begin(int fd) {
     CKPT_TRY(emit_zeros(l.zero_block_offset - pos_));
     CKPT_TRY(skip(l.zero_block_size));
     checks_.push_back({static_cast<u32>(IntegrityKind::ZeroBlock), 0, l.zero_block_offset, l.zero_block_size,
-                       zero_hash(l.zero_block_size)});
+                       zeros_xxh3(l.zero_block_size)});
   }
   seg_ = 0;
   seg_done_ = 0;
@@ -325,12 +309,7 @@ Status ImageWriter::write_zeros(u64 n) {
     if (seg_ >= segments_.size()) return make_error("%llu zero bytes beyond the last planned segment", (unsigned long long)n);
     const SegmentPlan &s = segments_[seg_];
     u64 k = std::min<u64>(n, s.filesz - seg_done_);
-    static const u8 zeros[65536] = {};
-    for (u64 left = k; left;) {
-      u64 c = std::min<u64>(left, sizeof zeros);
-      XXH3_64bits_update(seg_hash_, zeros, c);
-      left -= c;
-    }
+    hash_zeros(seg_hash_, k);
     CKPT_TRY(skip(k));
     n -= k;
     seg_done_ += k;

@@ -135,7 +135,13 @@ std::string Target::value(const std::string &key) const {
 bool Target::stop() {
   if (pidfd_ < 0) return false;
   if (syscall(SYS_pidfd_send_signal, pidfd_, SIGSTOP, nullptr, 0) != 0) return false;
-  return wait_for_state(pid_, 'T');
+  // The leader shows 'T' before every other thread has entered the group
+  // stop; a thread still running would give gcore and the dump different
+  // registers. Wait for each one (/proc/TID/stat works for any tid).
+  if (!wait_for_state(pid_, 'T')) return false;
+  for (pid_t tid : task_tids(pid_))
+    if (!wait_for_state(tid, 'T')) return false;
+  return true;
 }
 
 bool Target::wait_exit(int *status, int timeout_s) {

@@ -1,5 +1,7 @@
 #include "inject.h"
 
+#include "procfs.h"
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -35,18 +37,10 @@ static Status set_regs(pid_t tid, const img::UserRegs &r) {
   return {};
 }
 
-// The thread group of tid, from /proc (tgkill needs it).
+// The thread group of tid (tgkill needs it).
 static pid_t tid_group(pid_t tid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/status", tid);
-  FILE *f = std::fopen(path, "re");
-  if (!f) return tid;
-  char line[256];
-  pid_t tgid = tid;
-  while (std::fgets(line, sizeof line, f))
-    if (std::sscanf(line, "Tgid: %d", &tgid) == 1) break;
-  std::fclose(f);
-  return tgid;
+  auto status = read_status(tid);
+  return status ? status->tgid : tid;
 }
 
 // Resumes to the next syscall stop (entry or exit) of tid.
