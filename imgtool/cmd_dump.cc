@@ -22,7 +22,15 @@ static const char kHelp[] =
     "                    standard output. FILE appears only once complete.\n"
     "  --kill            kill the process once the image is safely written\n"
     "  --leave-running   the default: the process carries on\n"
+    "  --allow-unrestorable\n"
+    "                    write the image even if it holds what restore cannot\n"
+    "                    bring back, marked not restorable (for gdb, like a\n"
+    "                    gcore); not with --kill\n"
     "\n"
+    "A process holding what restore cannot bring back (sockets, epoll, eventfd,\n"
+    "signalfd, timerfd, inotify, POSIX timers, a pty it opened, most character\n"
+    "devices, SysV shm) is refused before anything is written or killed, naming\n"
+    "every such resource; it is left running (or stopped) as it was.\n"
     "Processes with children are refused for now (process trees come later).\n";
 
 static std::atomic<bool> g_cancel{false};
@@ -37,6 +45,7 @@ int cmd_dump(int argc, char **argv) {
                           {"--leave-running", false, ""},
                           {"--parent", true, ""},
                           {"--exec", false, ""},
+                          {"--allow-unrestorable", false, ""},
                           {"--help", false, "-h"}});
   if (!args) return 2;
   if (args->has("--help")) {
@@ -49,6 +58,8 @@ int cmd_dump(int argc, char **argv) {
   if (!pid_text) return fail("dump", "--pid PID is required (see 'imgtool dump --help')");
   if (!output) return fail("dump", "-o FILE is required (see 'imgtool dump --help')");
   if (args->has("--kill") && args->has("--leave-running")) return fail("dump", "--kill and --leave-running conflict");
+  if (args->has("--kill") && args->has("--allow-unrestorable"))
+    return fail("dump", "--kill and --allow-unrestorable conflict: the process could not be brought back");
   if (args->has("--parent")) return fail("dump", "--parent (incremental images) is not implemented yet");
   if (args->has("--exec")) return fail("dump", "--exec (self-restoring images) is not implemented yet");
   char *end = nullptr;
@@ -59,6 +70,7 @@ int cmd_dump(int argc, char **argv) {
   opt.pid = static_cast<pid_t>(pid);
   opt.output = *output;
   opt.kill_after = args->has("--kill");
+  opt.allow_unrestorable = args->has("--allow-unrestorable");
   opt.show_progress = isatty(STDERR_FILENO);
   opt.cancel = &g_cancel;
   // Interrupting a dump must not leave the target stopped or a partial

@@ -7,14 +7,21 @@
 namespace ckpt::tool {
 
 static const char kHelp[] =
-    "usage: imgtool verify FILE\n"
+    "usage: imgtool verify FILE [--intact]\n"
     "\n"
     "Exits 0 if FILE and its parent chain are intact (structure, every\n"
-    "checksum, every note) and restorable on this machine; otherwise prints\n"
-    "one line saying what is wrong and where, and exits 1.\n";
+    "checksum, every note) and 'imgtool restore FILE' would start here and\n"
+    "now: it runs every check restore runs before it starts anything. Else\n"
+    "prints one line with the reason restore would give, and exits 1:\n"
+    "  'not restorable: ...'           the image holds what restore cannot\n"
+    "                                  bring back (on any machine)\n"
+    "  'not restorable here now: ...'  a pid is in use, a file changed, ...\n"
+    "\n"
+    "  --intact   only check that the file and its chain are undamaged\n";
 
 int cmd_verify(int argc, char **argv) {
-  auto args = parse_args("verify", argc, argv, 2, {{"--help", false, "-h"}, {"--quiet", false, "-q"}});
+  auto args = parse_args("verify", argc, argv, 2,
+                         {{"--help", false, "-h"}, {"--quiet", false, "-q"}, {"--intact", false, ""}});
   if (!args) return 2;
   if (args->has("--help")) {
     std::fputs(kHelp, stdout);
@@ -22,11 +29,19 @@ int cmd_verify(int argc, char **argv) {
   }
   if (args->positional.size() != 1) return fail("verify", "expected exactly one FILE (see 'imgtool verify --help')");
   const std::string &path = args->positional[0];
-  auto report = reader::validate_image(path);
-  if (!report) return fail("verify", path + ": " + report.error().message());
+  reader::ValidationReport report;
+  if (args->has("--intact")) {
+    auto intact = reader::validate_image(path);
+    if (!intact) return fail("verify", path + ": " + intact.error().message());
+    report = intact.take();
+  } else {
+    reader::Restorability r = reader::check_restorable(path);
+    if (!r.restorable()) return fail("verify", path + ": " + r.message);
+    report = std::move(r.report);
+  }
   if (!args->has("--quiet")) {
     std::printf("%s: ok", path.c_str());
-    if (report->chain.size() > 1) std::printf(" (chain of %zu images)", report->chain.size());
+    if (report.chain.size() > 1) std::printf(" (chain of %zu images)", report.chain.size());
     std::printf("\n");
   }
   return 0;

@@ -246,6 +246,7 @@ Expected<json> describe_image(const std::string &path) {
     info["kind"] = "core";
     info["restorable"] = false;
     info["not_restorable_because"] = "an ordinary core file, not a ckpt image";
+    info["not_restorable_kind"] = "core";
     info["processes"] = json::array({core_process(*core)});
     info["memory"] = core_memory(*image, *core);
     return info;
@@ -254,9 +255,15 @@ Expected<json> describe_image(const std::string &path) {
   if (!view) return view.error();
   const IdentityRecord &id = view->identity;
   info["kind"] = "ckpt";
-  auto report = reader::validate_image(path);
-  info["restorable"] = bool(report);
-  if (!report) info["not_restorable_because"] = report.error().message();
+  // What restore itself checks, so that info agrees with it.
+  reader::Restorability verdict = reader::check_restorable(path);
+  info["restorable"] = verdict.restorable();
+  if (!verdict.restorable()) {
+    info["not_restorable_because"] = verdict.message;
+    info["not_restorable_kind"] = verdict.obstacle == reader::Obstacle::Damaged       ? "damaged"
+                                  : verdict.obstacle == reader::Obstacle::Unsupported ? "unsupported"
+                                                                                      : "here_now";
+  }
   char when[64];
   time_t secs = static_cast<time_t>(id.created_sec);
   struct tm tm;
@@ -286,8 +293,7 @@ Expected<json> describe_image(const std::string &path) {
     info["parent"] = nullptr;
   }
   json chain = json::array();
-  if (report)
-    for (const auto &link : report->chain) chain.push_back(json{{"path", link.path}, {"image_id", link.image_id}});
+  for (const auto &link : verdict.report.chain) chain.push_back(json{{"path", link.path}, {"image_id", link.image_id}});
   info["chain"] = chain;
   return info;
 }
@@ -313,6 +319,17 @@ std::string render_json(const json &info) {
   return info.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
+// "yes", "no (REASON)", or "not here now (REASON)": the reason as restore
+// and verify give it, less the prefix the label already says.
+static std::string restorable_text(const json &info) {
+  if (info["restorable"].get<bool>()) return "yes";
+  std::string why = str(info["not_restorable_because"]);
+  bool here_now = info.value("not_restorable_kind", "") == "here_now";
+  for (std::string prefix : {"not restorable here now: ", "not restorable: "})
+    if (why.rfind(prefix, 0) == 0) why = why.substr(prefix.size());
+  return std::string(here_now ? "not here now (" : "no (") + why + ")";
+}
+
 std::string render_text(const json &info) {
   std::string out;
   auto line = [&](const std::string &s) { out += s + "\n"; };
@@ -321,8 +338,7 @@ std::string render_text(const json &info) {
   line(std::string("kind:        ") + (ckpt ? "ckpt image, format " + str(info["format"]["major"]) + "." +
                                                  str(info["format"]["minor"])
                                            : "core file (not a ckpt image)"));
-  line(std::string("restorable:  ") + (info["restorable"].get<bool>() ? "yes"
-                                       : "no: " + str(info["not_restorable_because"])));
+  line("restorable:  " + restorable_text(info));
   if (ckpt) {
     const json &id = info["identity"];
     line("image id:    " + str(id["image_id"]));

@@ -1,15 +1,16 @@
 #include "preflight.h"
 
 #include <algorithm>
-
-#include <ckpt/img/build_id.h>
-
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <map>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <ckpt/img/build_id.h>
+#include <ckpt/img/restorable.h>
+#include <ckpt/reader/validate.h>
 
 #include "self_maps.h"
 
@@ -36,79 +37,71 @@ static bool pid_in_use(i32 pid) {
   return stat(path, &st) == 0;
 }
 
-Status preflight(const ImageReader &image, const CkptView &v, const CoreView &core) {
-  if (v.tasks.records.size() != 1)
-    return make_error("the image holds %zu processes; restoring process trees is not supported yet",
-                      v.tasks.records.size());
-  if (v.parent) return make_error("restoring incremental images is not supported yet; merge the chain first");
-  const TaskRecord &task = v.tasks.records[0];
-
-  for (const ThreadRecord &t : v.threads.records)
-    if (pid_in_use(t.tid))
-      return make_error("%s %d is in use by another process", t.tid == task.pid ? "pid" : "tid", t.tid);
-
+static Status check_mapped_files(const CkptView &v) {
   std::map<std::string, bool> checked;
-  for (size_t i = 0; i < v.vmas.records.size(); i++) {
-    const VmaRecord &m = v.vmas.records[i];
-    auto kind = static_cast<VmaKind>(m.kind);
-    bool needs_file = false;
-    for (u32 k = 0; k < m.range_count; k++) {
-      auto src = static_cast<PageSource>(v.ranges.records[m.first_range + k].source);
-      if (src == PageSource::File) needs_file = true;
-      if (src == PageSource::Parent) return make_error("the image refers to a parent image");
+  for (const VmaRecord &m : v.vmas.records) {
+    if (static_cast<VmaKind>(m.kind) != VmaKind::File || (m.flags & kVmaDeletedFile)) continue;
+    bool needs_file = (m.flags & kVmaShared) != 0;
+    for (u32 k = 0; k < m.range_count; k++)
+      if (static_cast<PageSource>(v.ranges.records[m.first_range + k].source) == PageSource::File) needs_file = true;
+    if (!needs_file) continue;
+    std::string path(v.vmas.str_or_empty(m.path));
+    if (checked.count(path)) continue;
+    checked[path] = true;
+    CKPT_TRY(check_file(path, m.ino, m.file_size, m.file_mtime_ns, "mapped file"));
+    auto want_id = v.vmas.blob(m.build_id);
+    if (want_id && !want_id->empty()) {
+      std::vector<u8> have = read_build_id(path);
+      if (have.size() != want_id->size() || !std::equal(have.begin(), have.end(), want_id->begin()))
+        return make_error("mapped file %s is not the binary that was dumped (build-id differs)", path.c_str());
     }
-    if (kind == VmaKind::File && (m.flags & kVmaDeletedFile) == 0 && (needs_file || (m.flags & kVmaShared))) {
-      std::string path(v.vmas.str_or_empty(m.path));
-      if (checked.count(path)) continue;
-      checked[path] = true;
-      CKPT_TRY(check_file(path, m.ino, m.file_size, m.file_mtime_ns, "mapped file"));
-      auto want_id = v.vmas.blob(m.build_id);
-      if (want_id && !want_id->empty()) {
-        std::vector<u8> have = read_build_id(path);
-        if (have.size() != want_id->size() || !std::equal(have.begin(), have.end(), want_id->begin()))
-          return make_error("mapped file %s is not the binary that was dumped (build-id differs)", path.c_str());
-      }
-    }
-    if (kind == VmaKind::SysvShm) return make_error("SysV shared memory at 0x%llx is not supported yet", (unsigned long long)m.start);
   }
+  return {};
+}
 
+// The files fds name: restore opens them by path.
+static Status check_fd_files(const CkptView &v) {
   for (const FdRecord &f : v.fds.records) {
     auto type = static_cast<FdType>(f.type);
     std::string path(v.fds.str_or_empty(f.path));
+    struct stat st;
     switch (type) {
       case FdType::Regular:
       case FdType::Directory:
-        if (!(f.flags & kFdUnlinked)) {
-          // The same file, and not shorter: a file that grew (a log) is
-          // fine, as it is for CRIU; one that was replaced or truncated is
-          // not the file the process had open.
-          struct stat st;
-          if (stat(path.c_str(), &st) < 0) return make_error("fd %d: %s: %s", f.fd, path.c_str(), strerror(errno));
-          if (f.ino && st.st_ino != f.ino)
-            return make_error("fd %d: %s has been replaced since the dump (inode differs)", f.fd, path.c_str());
-          if (type == FdType::Regular && u64(st.st_size) < f.size)
-            return make_error("fd %d: %s is shorter than at the dump (%lld bytes, was %llu)", f.fd, path.c_str(),
-                              (long long)st.st_size, (unsigned long long)f.size);
-        }
+        if (f.flags & kFdUnlinked) break;  // recreated from the image
+        // The same file, and not shorter: a file that grew (a log) is
+        // fine, as it is for CRIU; one that was replaced or truncated is
+        // not the file the process had open (decision 24).
+        if (stat(path.c_str(), &st) < 0) return make_error("fd %d: %s: %s", f.fd, path.c_str(), strerror(errno));
+        if (f.ino && st.st_ino != f.ino)
+          return make_error("fd %d: %s has been replaced since the dump (inode differs)", f.fd, path.c_str());
+        if (type == FdType::Regular && u64(st.st_size) < f.size)
+          return make_error("fd %d: %s is shorter than at the dump (%lld bytes, was %llu)", f.fd, path.c_str(),
+                            (long long)st.st_size, (unsigned long long)f.size);
         break;
-      case FdType::PipeRead:
-      case FdType::PipeWrite:
       case FdType::Fifo:
-      case FdType::CharDevice:
+        if (f.flags & kFdUnlinked) break;
+        if (stat(path.c_str(), &st) < 0) return make_error("fd %d: FIFO %s: %s", f.fd, path.c_str(), strerror(errno));
+        if (!S_ISFIFO(st.st_mode)) return make_error("fd %d: %s is no longer a FIFO", f.fd, path.c_str());
         break;
-      case FdType::MemFd:
-        if (f.content.length == 0 && f.size != 0) return make_error("fd %d: memfd contents were not captured", f.fd);
+      case FdType::CharDevice:
+        // The controlling terminal is reconnected to ours, whatever its
+        // path; the others are reopened by path and must be that device.
+        if (f.flags & kFdTerminal) break;
+        if (stat(path.c_str(), &st) < 0) return make_error("fd %d: %s: %s", f.fd, path.c_str(), strerror(errno));
+        if (!S_ISCHR(st.st_mode) || u64(st.st_rdev) != f.rdev)
+          return make_error("fd %d: %s is not the character device it was at the dump", f.fd, path.c_str());
         break;
       default:
-        return make_error("fd %d (%s) is of a kind restore does not support yet", f.fd, path.c_str());
+        break;
     }
   }
-  for (const TimerRecord &t : v.timers.records)
-    if (static_cast<TimerKind>(t.kind) == TimerKind::Posix)
-      return make_error("POSIX timer %d: restoring POSIX timers is not supported yet", t.timer_id);
+  return {};
+}
 
-  // The kernel's vdso area must have the image's shape: restore moves the
-  // current one where the image had it.
+// The kernel's vdso area must have the image's shape: restore moves the
+// current one where the image had it.
+static Status check_vdso(const CkptView &v) {
   auto self = read_self_maps();
   if (!self) return self.error();
   for (VmaKind k : {VmaKind::Vdso, VmaKind::Vvar, VmaKind::VvarVclock}) {
@@ -122,12 +115,64 @@ Status preflight(const ImageReader &image, const CkptView &v, const CoreView &co
       return make_error("%s is %llu bytes here but %llu in the image (a different kernel?)", name,
                         (unsigned long long)here_len, (unsigned long long)image_len);
   }
-  for (const VmaRecord &m : v.vmas.records)
-    if (m.end > 0x7ffffffff000ull && static_cast<VmaKind>(m.kind) != VmaKind::Vsyscall)
-      return make_error("mapping at 0x%llx is above the 47-bit address space", (unsigned long long)m.start);
-  if (core.threads.size() != v.threads.records.size()) return make_error("thread notes and records disagree");
-  (void)image;
   return {};
+}
+
+Status check_here_now(const CkptView &v) {
+  u64 need = v.identity.xsave_features, have = host_xsave_features();
+  if (need & ~have)
+    return make_error("this CPU lacks XSAVE features 0x%llx that the image uses (image 0x%llx, CPU 0x%llx)",
+                      (unsigned long long)(need & ~have), (unsigned long long)need, (unsigned long long)have);
+  for (const TaskRecord &t : v.tasks.records)
+    if (pid_in_use(t.pid)) return make_error("pid %d is in use by another process", t.pid);
+  for (const ThreadRecord &t : v.threads.records)
+    if (pid_in_use(t.tid)) return make_error("tid %d is in use by another process", t.tid);
+  CKPT_TRY(check_mapped_files(v));
+  CKPT_TRY(check_fd_files(v));
+  for (const TaskRecord &t : v.tasks.records) {
+    std::string cwd(v.tasks.str_or_empty(t.cwd));
+    struct stat st;
+    if (stat(cwd.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
+      return make_error("the working directory %s of pid %d is gone", cwd.c_str(), t.pid);
+  }
+  return check_vdso(v);
+}
+
+Restorability check_restorable(const std::string &path, bool check_memory) {
+  Restorability r;
+  auto report = validate_image(path, check_memory);
+  if (!report) {
+    r.obstacle = Obstacle::Damaged;
+    r.message = report.error().message();
+    return r;
+  }
+  r.report = report.take();
+  auto image = ImageReader::open(path);
+  if (!image) {
+    r.obstacle = Obstacle::Damaged;
+    r.message = image.error().message();
+    return r;
+  }
+  auto view = decode_ckpt(*image);
+  if (!view) {
+    r.obstacle = Obstacle::Damaged;
+    r.message = view.error().message();
+    return r;
+  }
+  std::string lacks = unsupported_message(unsupported_state(*view));
+  if (lacks.empty() && !(view->identity.flags & kIdentityRestorable))
+    lacks = "the image was written without the state a restore needs";
+  if (!lacks.empty()) {
+    r.obstacle = Obstacle::Unsupported;
+    r.message = "not restorable: " + lacks;
+    return r;
+  }
+  Status here = check_here_now(*view);
+  if (!here) {
+    r.obstacle = Obstacle::NotHereNow;
+    r.message = "not restorable here now: " + here.error().message();
+  }
+  return r;
 }
 
 }  // namespace ckpt::reader

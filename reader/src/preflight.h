@@ -1,14 +1,18 @@
-// Checks made before anything is started: is this image restorable here?
+// Checks of this machine, now, made before anything is started: what the
+// image needs from here that it does not carry. What the image holds that
+// restore cannot do at all is img::unsupported_state (libimg/restorable.h).
 #pragma once
 
 #include <ckpt/img/model.h>
 
 namespace ckpt::reader {
 
-/// Every file a mapping depends on is still the same file (inode, size,
-/// mtime, build-id); every fd can be recreated; the pids and tids are free;
-/// the vdso layout matches; nothing the restorer cannot do yet is needed.
-/// Fails naming the first problem.
-img::Status preflight(const img::ImageReader &image, const img::CkptView &view, const img::CoreView &core);
+/// This CPU has the image's XSAVE features; the pids and tids are free;
+/// every file a mapping depends on is still the same file (inode, size,
+/// mtime, build-id); every file an fd names is still there and the same
+/// (decision 24); the working directory exists; the vdso layout matches.
+/// Fails naming the first problem (without the "not restorable here now"
+/// prefix: check_restorable adds it).
+img::Status check_here_now(const img::CkptView &view);
 
 }  // namespace ckpt::reader

@@ -23,7 +23,6 @@
 #include <ckpt/reader/validate.h>
 
 #include "../restorer/abi.h"
-#include "preflight.h"
 #include "process_setup.h"
 #include "self_maps.h"
 
@@ -437,16 +436,16 @@ static void forward_signal(int sig) {
 
 Expected<int> restore_image(const RestoreOptions &opt) {
   // Eager restore reads every stored byte anyway and checks them first;
-  // lazy restore must not read them at all.
-  auto report = validate_image(opt.image, !opt.lazy);
-  if (!report) return report.error();
+  // lazy restore must not read them at all. The same checks as verify's,
+  // so both say the same thing.
+  Restorability restorability = check_restorable(opt.image, !opt.lazy);
+  if (!restorability.restorable()) return Error(restorability.message);
   auto image = ImageReader::open(opt.image);
   if (!image) return image.error();
   auto view = decode_ckpt(*image);
   if (!view) return view.error();
   auto core = decode_core(*image);
   if (!core) return core.error();
-  CKPT_TRY(preflight(*image, *view, *core));
   const TaskRecord &task = view->tasks.records[0];
 
   int status[2];

@@ -42,9 +42,6 @@ Status validate_one(const ImageReader &image, CkptView *out_view, bool check_mem
   if (!view) return view.error();
   auto core = decode_core(image);
   if (!core) return core.error();
-  if (!(view->identity.flags & kIdentityRestorable))
-    return make_error("the image was written without the state a restore needs");
-
   // Each CKPT thread needs its registers in the core notes, and vice versa.
   std::set<int32_t> core_tids, ckpt_tids;
   for (const CoreThread &t : core->threads) {
@@ -59,11 +56,6 @@ Status validate_one(const ImageReader &image, CkptView *out_view, bool check_mem
   if (core_tids != ckpt_tids) return make_error("the core notes and the thread records name different threads");
   if (view->tasks.records.empty()) return make_error("the image describes no process");
   if (view->vmas.records.empty()) return make_error("the image has no memory map");
-
-  uint64_t need = view->identity.xsave_features, have = host_xsave_features();
-  if (need & ~have)
-    return make_error("this CPU lacks XSAVE features 0x%llx that the image uses (image 0x%llx, CPU 0x%llx)",
-                      (unsigned long long)(need & ~have), (unsigned long long)need, (unsigned long long)have);
   if (out_view) *out_view = view.take();
   return {};
 }

@@ -182,6 +182,7 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen) {
   auto fds = read_fds(pid, frozen.pidfd());
   if (!fds) return fds.error();
   pc.fds = fds.take();
+  mark_controlling_terminal(pc.fds, pc.stat.tty_nr);
   auto plan = plan_memory(pid, pc.maps);
   if (!plan) return plan.error();
   pc.memory = plan.take();

@@ -1,12 +1,15 @@
-// dump_process: freeze, capture, plan, stream, release. The order matters
-// for the target's sake: it is released as soon as its memory has been
-// read, before the image is synced, and killed (--kill) only after the
-// image is safely in place.
+// dump_process: freeze, capture, plan, check, stream, release. The order
+// matters for the target's sake: what restore could not bring back is
+// refused before the output exists; the target is released as soon as its
+// memory has been read, before the image is synced, and killed (--kill)
+// only after the image is safely in place.
 #include <ckpt/writer/dump.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+
+#include <ckpt/img/restorable.h>
 
 #include "build_notes.h"
 #include "capture.h"
@@ -26,8 +29,6 @@ static double seconds_since(Clock::time_point t) {
 Expected<DumpStats> dump_process(const DumpOptions &opt) {
   DumpStats stats;
   auto start = Clock::now();
-  auto out = ImageOutput::open(opt.output);
-  if (!out) return out.error();
   auto frozen = FrozenProcess::freeze(opt.pid);
   if (!frozen) return frozen.error();
   auto frozen_at = Clock::now();
@@ -42,6 +43,20 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   if (!pc) return pc.error();
   SegmentLayout layout = layout_segments(pc->memory);
   ImageNotes notes = build_notes(*pc, layout, new_identity("imgtool dump " CKPT_VERSION));
+  // Refuse what restore would refuse before anything is written or killed
+  // (the same support list restore, verify and info use): returning here
+  // releases the target exactly as it was, and no file was ever created.
+  auto captured = view_of_notes(notes);
+  if (!captured) return captured.error();
+  std::string lacks = unsupported_message(unsupported_state(captured->view));
+  if (!lacks.empty()) {
+    if (!opt.allow_unrestorable)
+      return make_error("%s (nothing written; --allow-unrestorable writes an image for debugging only)",
+                        lacks.c_str());
+    notes.identity.records[0].flags &= ~u32(kIdentityRestorable);
+  }
+  auto out = ImageOutput::open(opt.output);
+  if (!out) return out.error();
   ImageWriter::Options wopt;
   wopt.direct_io = getenv("CKPT_BUFFERED_IO") == nullptr;
   auto writer = ImageWriter::create(notes.encode(), layout.segments, wopt);

@@ -374,6 +374,20 @@ Expected<std::vector<int>> list_fd_numbers(pid_t pid) {
 
 }  // namespace
 
+void mark_controlling_terminal(FdTable &table, int tty_nr) {
+  // tty_nr in /proc/PID/stat is the kernel's new_encode_dev() of the
+  // controlling terminal (0: none), not a glibc dev_t.
+  unsigned ma = (unsigned(tty_nr) >> 8) & 0xfff, mi = (unsigned(tty_nr) & 0xff) | ((unsigned(tty_nr) >> 12) & 0xfff00);
+  dev_t ctty = tty_nr ? makedev(ma, mi) : 0;
+  for (FdInfo &fi : table.fds) {
+    img::FdRecord &r = fi.record;
+    if (!(r.flags & img::kFdTerminal)) continue;
+    // /dev/tty (5:0) always means the controlling terminal, whatever it is.
+    bool controlling = ctty && (r.rdev == ctty || r.rdev == makedev(5, 0));
+    if (!controlling) r.flags &= ~img::u32(img::kFdTerminal);
+  }
+}
+
 Expected<FdTable> read_fds(pid_t pid, int pidfd) {
   FdTable table;
   auto fds = list_fd_numbers(pid);

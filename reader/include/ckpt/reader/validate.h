@@ -23,15 +23,40 @@ struct ValidationReport {
 };
 
 /// Checks that `path` is a ckpt image whose structure, checksums and notes
-/// are intact, whose parent chain is present and intact, and which this
-/// machine can restore (CPU XSAVE features). The first problem found is the
-/// error; on success the report lists the chain.
+/// are intact, and whose parent chain is present and intact: the file is
+/// not damaged. Says nothing about whether it can be restored (see
+/// check_restorable). The first problem found is the error; on success the
+/// report lists the chain.
 /// check_memory false skips the checksums of stored memory (see
 /// img::verify_integrity), for a lazy restore.
 img::Expected<ValidationReport> validate_image(const std::string &path, bool check_memory = true);
 
 /// Checks one opened image (no chain): integrity, notes, thread registers.
 Status validate_one(const img::ImageReader &image, img::CkptView *out_view = nullptr, bool check_memory = true);
+
+/// Why an image cannot be restored.
+enum class Obstacle {
+  None,          ///< restorable here, now
+  Damaged,       ///< the file or its parent chain is not intact
+  Unsupported,   ///< it holds what restore cannot bring back (anywhere)
+  NotHereNow,    ///< this machine, now: a pid in use, a file changed, ...
+};
+
+struct Restorability {
+  Obstacle obstacle = Obstacle::None;
+  /// One line, "" when restorable: the damage as validate_image says it,
+  /// "not restorable: pid 123: fd 3 eventpoll, ...: not supported", or
+  /// "not restorable here now: pid 123 is in use by another process".
+  std::string message;
+  ValidationReport report;   ///< the chain, whenever it is intact
+  bool restorable() const { return obstacle == Obstacle::None; }
+};
+
+/// Every check restore makes before it starts anything, in its order:
+/// validate_image, then img::unsupported_state (and kIdentityRestorable),
+/// then this machine now (CPU, pids, files, vdso). restore, verify and
+/// info all call this, so they give the same verdict and the same reason.
+Restorability check_restorable(const std::string &path, bool check_memory = true);
 
 /// XSAVE features (XCR0) of this CPU.
 uint64_t host_xsave_features();

@@ -15,6 +15,10 @@ struct DumpOptions {
   std::string output;          ///< a path, or "-" for standard output
   bool kill_after = false;     ///< --kill: SIGKILL the process once the image is safe
   bool show_progress = false;  ///< a progress line on stderr for long dumps
+  /// Write an image even when it holds what restore cannot bring back
+  /// (kIdentityRestorable clear: for gdb only). Otherwise such a dump is
+  /// refused, naming every offender, before anything is written.
+  bool allow_unrestorable = false;
   /// Set (e.g. from a signal handler) to abandon the dump: the target is
   /// released and no output file is left.
   const std::atomic<bool> *cancel = nullptr;
