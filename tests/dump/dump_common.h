@@ -21,7 +21,14 @@ inline RunResult dump(pid_t pid, const std::string &out, const std::vector<std::
   return test::run(argv, 120);
 }
 
+/// `imgtool verify`: intact and restorable here, now (after --kill).
 inline RunResult verify(const std::string &image) { return test::run({imgtool(), "verify", image}, 120); }
+/// `imgtool verify --intact`: undamaged, whatever this machine says (the
+/// process of a leave-running dump still holds its pid, so a full verify
+/// says "not restorable here now").
+inline RunResult verify_intact(const std::string &image) {
+  return test::run({imgtool(), "verify", "--intact", image}, 120);
+}
 
 /// A dump that must have failed: non-zero exit, exactly one line on stderr
 /// starting "imgtool dump: " and (if non-empty) containing `needle`

@@ -124,7 +124,7 @@ TEST(DumpErrors, TargetExitsDuringDump) {
     if (r.exit_code == 0) {
       successes++;
       EXPECT_EQ(r.err, "");
-      RunResult v = verify(dest);
+      RunResult v = verify_intact(dest);
       EXPECT_EQ(v.exit_code, 0) << v.status() << "\n" << v.err;
       EXPECT_EQ(dir_listing(tmp.path()), std::vector<std::string>{"img.core"});
     } else {

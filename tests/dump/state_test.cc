@@ -43,7 +43,7 @@ void expect_keeps_running(const char *program) {
   ASSERT_TRUE(read_remote_u64(t.pid(), addr, &after));
   EXPECT_TRUE(counter_advances(t.pid(), addr, after)) << "the counter of " << program << " stopped at " << after;
   expect_running_untraced(t.pid());
-  EXPECT_EQ(verify(c).exit_code, 0);
+  EXPECT_EQ(verify_intact(c).exit_code, 0);
 }
 
 TEST(DumpState, ComputingTargetKeepsRunning) { expect_keeps_running(DUMP_COMPUTE_PATH); }
@@ -78,7 +78,7 @@ TEST(DumpState, StoppedTargetStaysStoppedWithSameRegisters) {
                                << unified_diff(before, after, "before", "after");
   EXPECT_TRUE(wait_for_state(t.pid(), 'T'));
   EXPECT_EQ(tracer_pid(t.pid()), 0);
-  EXPECT_EQ(verify(c).exit_code, 0);
+  EXPECT_EQ(verify_intact(c).exit_code, 0);
 }
 
 // Threads that come and go while the process is being frozen must not make
@@ -99,7 +99,7 @@ TEST(DumpState, ThreadChurnDoesNotFailTheDump) {
       if (failures++ == 0) first_failure = r.status() + ": " + r.err;
       continue;
     }
-    RunResult v = verify(c);
+    RunResult v = verify_intact(c);
     EXPECT_EQ(v.exit_code, 0) << "attempt " << i << ": " << v.status() << "\n" << v.err;
     expect_running_untraced(t.pid());
   }
@@ -118,7 +118,7 @@ TEST(DumpStdout, StreamsImageThroughAPipe) {
   EXPECT_EQ(r.out.compare(0, 4, "\x7f" "ELF"), 0);
   std::string f = tmp.file("streamed.core");
   ASSERT_TRUE(write_file(f, r.out));
-  RunResult v = verify(f);
+  RunResult v = verify_intact(f);
   EXPECT_EQ(v.exit_code, 0) << v.status() << "\n" << v.err;
   // Nothing else appeared in the current directory's sense: only our file.
   EXPECT_EQ(dir_listing(tmp.path()), std::vector<std::string>{"streamed.core"});
@@ -138,7 +138,7 @@ TEST(DumpStdout, ShellPipelineIntoCat) {
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
   EXPECT_EQ(read_file(rc), "0\n") << r.err;
   EXPECT_EQ(r.err, "");
-  RunResult v = verify(f);
+  RunResult v = verify_intact(f);
   EXPECT_EQ(v.exit_code, 0) << v.status() << "\n" << v.err;
   expect_running_untraced(t.pid());
 }

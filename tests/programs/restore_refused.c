@@ -1,0 +1,124 @@
+/* Restore test: a process holding what restore cannot bring back. `imgtool
+ * dump` must refuse it before anything is written or killed, so this
+ * program is never restored: after the go file appears, the *original*
+ * checks that the refused dump left every object exactly as it was, and
+ * exits 0 (or reports FAIL lines on stderr).
+ *   usage: restore_refused GOFILE WORKDIR MODE
+ *   MODE objects  an eventfd (fd 40, counter 5), an epoll fd (fd 41) watching
+ *                 a pipe with a byte in it (fd 42), a POSIX timer ticking
+ *                 (its signal blocked until the go file appears)
+ *        pty      a pty pair it opened itself: master fd 50, slave fd 51
+ *                 in raw mode with a 33x111 window, bytes written to the
+ *                 master and not read yet
+ *        chardev  /dev/kmsg (fd 60, refused) beside /dev/null (61) and
+ *                 /dev/urandom (62), which restore reopens faithfully
+ * Prints "timer N" (objects) and "pts PATH" (pty) before "ready". */
+#include "rt_prog.h"
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+
+static const char kQueued[] = "typed but not read yet";
+
+static void place(int fd, int target) {
+  if (fd < 0) rt_die("create for fd %d", target);
+  if (fd != target) {
+    if (dup2(fd, target) < 0) rt_die("dup2 %d", target);
+    close(fd);
+  }
+}
+
+static volatile int timer_ticks;
+static void on_timer(int sig) {
+  (void)sig;
+  timer_ticks++;
+}
+
+int main(int argc, char **argv) {
+  rt_start(argc, argv, 4);
+  const char *mode = argv[3];
+  timer_t timer = 0;
+  if (!strcmp(mode, "objects")) {
+    place(eventfd(5, 0), 40);
+    int p[2];
+    if (pipe(p) != 0) rt_die("pipe");
+    place(p[0], 42);
+    if (write(p[1], "x", 1) != 1) rt_die("write");
+    close(p[1]);
+    place(epoll_create1(0), 41);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0x1234};
+    if (epoll_ctl(41, EPOLL_CTL_ADD, 42, &ev) != 0) rt_die("epoll_ctl");
+    /* Blocked until the go file: a timer signal arriving while the dumper
+     * borrows a thread for an injected syscall is not what this tests. */
+    signal(SIGRTMIN, on_timer);
+    sigset_t rt;
+    sigemptyset(&rt);
+    sigaddset(&rt, SIGRTMIN);
+    sigprocmask(SIG_BLOCK, &rt, NULL);
+    struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN};
+    if (timer_create(CLOCK_MONOTONIC, &sev, &timer) != 0) rt_die("timer_create");
+    struct itimerspec its = {{0, 20000000}, {0, 20000000}};
+    if (timer_settime(timer, 0, &its, NULL) != 0) rt_die("timer_settime");
+    printf("timer %ld\n", (long)(intptr_t)timer);
+  } else if (!strcmp(mode, "pty")) {
+    place(posix_openpt(O_RDWR | O_NOCTTY), 50);
+    if (grantpt(50) != 0 || unlockpt(50) != 0) rt_die("grantpt/unlockpt");
+    const char *name = ptsname(50);
+    if (!name) rt_die("ptsname");
+    printf("pts %s\n", name);
+    place(open(name, O_RDWR | O_NOCTTY), 51);
+    struct termios t;
+    if (tcgetattr(51, &t) != 0) rt_die("tcgetattr");
+    cfmakeraw(&t);
+    if (tcsetattr(51, TCSANOW, &t) != 0) rt_die("tcsetattr");
+    struct winsize ws = {.ws_row = 33, .ws_col = 111};
+    if (ioctl(51, TIOCSWINSZ, &ws) != 0) rt_die("TIOCSWINSZ");
+    if (write(50, kQueued, strlen(kQueued)) != (ssize_t)strlen(kQueued)) rt_die("write to the master");
+  } else if (!strcmp(mode, "chardev")) {
+    place(open("/dev/kmsg", O_RDONLY | O_NONBLOCK), 60);
+    place(open("/dev/null", O_RDWR), 61);
+    place(open("/dev/urandom", O_RDONLY), 62);
+  } else {
+    rt_die("unknown mode %s", mode);
+  }
+  rt_ready();
+  rt_wait_go(argv[1]);
+
+  if (!strcmp(mode, "objects")) {
+    uint64_t v = 0;
+    RT_CHECK(read(40, &v, 8) == 8 && v == 5, "eventfd: counter %llu, expected 5", (unsigned long long)v);
+    struct epoll_event ev;
+    int n = epoll_wait(41, &ev, 1, 1000);
+    RT_CHECK(n == 1 && ev.data.u64 == 0x1234, "epoll: %d events", n);
+    sigset_t rt;
+    sigemptyset(&rt);
+    sigaddset(&rt, SIGRTMIN);
+    sigprocmask(SIG_UNBLOCK, &rt, NULL);
+    int before = timer_ticks;
+    double until = rt_now(CLOCK_MONOTONIC) + 5;
+    while (timer_ticks < before + 3 && rt_now(CLOCK_MONOTONIC) < until) rt_sleep_ms(5);
+    RT_CHECK(timer_ticks >= before + 3, "the POSIX timer stopped ticking (%d ticks)", timer_ticks - before);
+  } else if (!strcmp(mode, "pty")) {
+    struct termios t;
+    RT_CHECK(tcgetattr(51, &t) == 0 && !(t.c_lflag & (ICANON | ECHO)), "the slave is no longer in raw mode");
+    struct winsize ws = {0};
+    RT_CHECK(ioctl(51, TIOCGWINSZ, &ws) == 0 && ws.ws_row == 33 && ws.ws_col == 111, "window size %ux%u",
+             ws.ws_row, ws.ws_col);
+    char buf[64] = "";
+    int fl = fcntl(51, F_GETFL);
+    fcntl(51, F_SETFL, fl | O_NONBLOCK);
+    ssize_t got = read(51, buf, sizeof buf - 1);
+    RT_CHECK(got == (ssize_t)strlen(kQueued) && !memcmp(buf, kQueued, strlen(kQueued)),
+             "queued bytes: read %zd \"%s\"", got, buf);
+  } else {
+    char b[8];
+    RT_CHECK(write(61, "x", 1) == 1, "/dev/null: write failed");
+    RT_CHECK(read(62, b, sizeof b) == (ssize_t)sizeof b, "/dev/urandom: read failed");
+    RT_CHECK(fcntl(60, F_GETFD) >= 0, "/dev/kmsg fd is gone");
+  }
+  return rt_finish();
+}

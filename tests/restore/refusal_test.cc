@@ -1,0 +1,195 @@
+// Refused before anything is lost (issue 8): `imgtool dump` refuses a
+// process holding what restore cannot bring back before it writes or kills
+// anything, naming every offender in one line, and leaves the process as it
+// was; `imgtool verify` and `imgtool info` give the verdict restore gives,
+// including "not restorable here now".
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstdio>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "restore_common.h"
+
+namespace ckpt::restoretest {
+namespace {
+
+using json = nlohmann::json;
+
+class Refusal : public RestoreTest {
+ protected:
+  // A refused dump: one line "imgtool dump: ..." containing each of
+  // `needles`, nothing on stdout, and no image or temporary file.
+  void expect_refused(const RunResult &r, const std::vector<std::string> &needles) {
+    ASSERT_TRUE(r.started);
+    EXPECT_TRUE(r.exited) << r.status();
+    EXPECT_NE(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "");
+    std::vector<std::string> lines = r.err_lines();
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_EQ(lines[0].rfind("imgtool dump: pid " + std::to_string(pid_) + ": ", 0), 0u) << lines[0];
+    for (const std::string &n : needles) EXPECT_NE(lines[0].find(n), std::string::npos) << "no \"" << n << "\" in " << lines[0];
+    EXPECT_NE(lines[0].find(": not supported"), std::string::npos) << lines[0];
+    EXPECT_EQ(images_left(), "") << "a refused dump left files behind";
+  }
+
+  // Names in the work directory that an image or its temporary file would have.
+  std::string images_left() const {
+    std::string found;
+    if (DIR *d = opendir(dir().c_str())) {
+      while (dirent *e = readdir(d)) {
+        std::string n = e->d_name;
+        if (n.find("img.core") != std::string::npos) found += n + " ";
+      }
+      closedir(d);
+    }
+    return found;
+  }
+
+  // The original, untouched by the refused dump, checks its objects and
+  // exits 0 once the go file appears.
+  void expect_original_carries_on() {
+    EXPECT_EQ(proc_ppid(pid_), getpid());
+    ASSERT_NO_FATAL_FAILURE(go());
+    int st = 0;
+    ASSERT_TRUE(program_->wait_exit(&st, 30)) << "the original did not finish";
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << std::hex << st << "\n" << log();
+    EXPECT_NE(log().find("PASS"), std::string::npos) << log();
+  }
+
+  RunResult imgtool_run(const std::vector<std::string> &args) {
+    std::vector<std::string> argv = {imgtool()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return test::run(argv, 60);
+  }
+
+  // verify fails with exactly restore's reason, and info says the same.
+  void expect_verify_info_agree_with_restore(const std::string &reason_start, const std::string &kind) {
+    RunResult r = restore(image_path());
+    expect_one_line_failure(r, reason_start);
+    std::string reason = r.err_lines().at(0).substr(std::string("imgtool restore: " + image_path() + ": ").size());
+    EXPECT_EQ(reason.rfind(reason_start, 0), 0u) << reason;
+    RunResult v = imgtool_run({"verify", image_path()});
+    EXPECT_TRUE(v.exited && v.exit_code == 1) << v.status();
+    EXPECT_EQ(v.out, "");
+    EXPECT_EQ(v.err, "imgtool verify: " + image_path() + ": " + reason + "\n");
+    RunResult i = imgtool_run({"info", "--json", image_path()});
+    ASSERT_TRUE(i.exited && i.exit_code == 0) << i.err;
+    json j = json::parse(i.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << i.out;
+    EXPECT_EQ(j["restorable"], false);
+    EXPECT_EQ(j["not_restorable_because"], reason);
+    EXPECT_EQ(j["not_restorable_kind"], kind);
+    RunResult t = imgtool_run({"info", image_path()});
+    std::string label = kind == "here_now" ? "restorable:  not here now (" : "restorable:  no (";
+    EXPECT_NE(t.out.find(label), std::string::npos) << t.out;
+  }
+};
+
+// An eventfd, an epoll fd and a POSIX timer: all three named at once, and
+// with --kill nothing is killed.
+TEST_F(Refusal, DumpNamesEveryUnsupportedObjectAndKillsNothing) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_REFUSED_PATH, {"objects"}));
+  RunResult r = dump(pid_, image_path(), {"--kill"});
+  expect_refused(r, {"fd 40 eventfd, fd 41 eventpoll, POSIX timer "});
+  char s = proc_state(pid_);
+  EXPECT_TRUE(s == 'S' || s == 'R') << "state " << s;
+  EXPECT_NO_FATAL_FAILURE(expect_original_carries_on());
+}
+
+// A stopped process stays stopped after a refused dump, as after a good one.
+TEST_F(Refusal, StoppedProcessStaysStopped) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_REFUSED_PATH, {"objects"}));
+  ASSERT_EQ(kill(pid_, SIGSTOP), 0);
+  ASSERT_TRUE(wait_until([&] { return proc_state(pid_) == 'T'; }, 10));
+  expect_refused(dump(pid_, image_path(), {"--kill"}), {"eventfd", "eventpoll", "POSIX timer"});
+  // Give a wrongly continued process the time to show it.
+  usleep(100000);
+  EXPECT_EQ(proc_state(pid_), 'T');
+  std::string status = read_file("/proc/" + std::to_string(pid_) + "/status");
+  EXPECT_NE(status.find("TracerPid:\t0\n"), std::string::npos) << "still traced:\n" << status;
+  ASSERT_EQ(kill(pid_, SIGCONT), 0);
+  EXPECT_NO_FATAL_FAILURE(expect_original_carries_on());
+}
+
+// A pty pair the process opened itself used to come back as imgtool's
+// stdout and a fresh /dev/ptmx, with termios, window size and queued bytes
+// lost. Refused until ptys are really restored.
+TEST_F(Refusal, PtyPairOpenedByTheProcess) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_REFUSED_PATH, {"pty"}));
+  std::string pts = program_->value("pts");
+  ASSERT_FALSE(pts.empty());
+  expect_refused(dump(pid_, image_path(), {"--kill"}),
+                 {"fd 50 pty master /dev/ptmx", "fd 51 pty " + pts + " (not the controlling terminal)"});
+  EXPECT_NO_FATAL_FAILURE(expect_original_carries_on());
+}
+
+// A character device with state of its own (/dev/kmsg keeps a read
+// position) cannot be reopened faithfully; /dev/null and /dev/urandom can.
+TEST_F(Refusal, CharacterDeviceWithState) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_REFUSED_PATH, {"chardev"}));
+  RunResult r = dump(pid_, image_path(), {"--kill"});
+  expect_refused(r, {"fd 60 character device /dev/kmsg (1:11): not supported"});
+  EXPECT_EQ(r.err.find("/dev/null"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("/dev/urandom"), std::string::npos) << r.err;
+  EXPECT_NO_FATAL_FAILURE(expect_original_carries_on());
+}
+
+// --allow-unrestorable writes the image for gdb, marked not restorable,
+// and verify, info and restore all say why in the same words.
+TEST_F(Refusal, AllowUnrestorableWritesADebugImage) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_REFUSED_PATH, {"objects"}));
+  RunResult k = dump(pid_, image_path(), {"--kill", "--allow-unrestorable"});
+  EXPECT_NE(k.exit_code, 0);
+  EXPECT_NE(k.err.find("conflict"), std::string::npos) << k.err;
+  EXPECT_EQ(images_left(), "");
+  RunResult r = dump(pid_, image_path(), {"--allow-unrestorable"});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  RunResult intact = imgtool_run({"verify", "--intact", image_path()});
+  EXPECT_TRUE(intact.exited && intact.exit_code == 0) << intact.err;
+  expect_verify_info_agree_with_restore("not restorable: pid " + std::to_string(pid_) +
+                                            ": fd 40 eventfd, fd 41 eventpoll, POSIX timer ",
+                                        "unsupported");
+  EXPECT_NO_FATAL_FAILURE(expect_original_carries_on());
+}
+
+// The pid is taken (the original still runs): verify and info say "not
+// restorable here now" with restore's own reason. verify used to say "ok".
+TEST_F(Refusal, VerifyAndInfoOnAPidInUse) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
+  RunResult d = dump(pid_, image_path());  // leave running
+  ASSERT_TRUE(d.exited && d.exit_code == 0) << d.status() << "\n" << d.err;
+  ASSERT_EQ(kill(pid_, SIGSTOP), 0);  // so it cannot exit meanwhile
+  ASSERT_TRUE(wait_until([&] { return proc_state(pid_) == 'T'; }, 10));
+  expect_verify_info_agree_with_restore(
+      "not restorable here now: pid " + std::to_string(pid_) + " is in use by another process", "here_now");
+  EXPECT_EQ(proc_state(pid_), 'T');
+  ASSERT_EQ(kill(pid_, SIGCONT), 0);
+  ASSERT_NO_FATAL_FAILURE(go());
+  int st = 0;
+  ASSERT_TRUE(program_->wait_exit(&st, 30));
+  // Now it is free: verify says ok.
+  RunResult v = imgtool_run({"verify", image_path()});
+  EXPECT_TRUE(v.exited && v.exit_code == 0) << v.status() << "\n" << v.err;
+}
+
+// A file the process had open was replaced since the dump.
+TEST_F(Refusal, VerifyAndInfoOnAReplacedFile) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FDS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  std::string f = dir() + "/offset.txt";
+  // Same bytes, another inode (written beside it first: an unlinked
+  // inode's number would be reused at once).
+  ASSERT_TRUE(write_file(f + ".new", read_file(f)));
+  ASSERT_EQ(rename((f + ".new").c_str(), f.c_str()), 0);
+  expect_verify_info_agree_with_restore("not restorable here now: fd 20: " + f + " has been replaced", "here_now");
+  EXPECT_FALSE(pid_exists(pid_));
+}
+
+}  // namespace
+}  // namespace ckpt::restoretest
