@@ -607,5 +607,62 @@ TEST(Fds, GoneProcessFailsClearly) {
       << table.error().message();
 }
 
+// Which terminals keep kFdTerminal, i.e. are reconnected to the restoring
+// terminal (docs/DECISIONS.md 27); the others are refused by restore.
+FdInfo terminal_fd(int fd, dev_t rdev) {
+  FdInfo fi;
+  fi.record.fd = fd;
+  fi.record.type = u32(FdType::CharDevice);
+  fi.record.rdev = rdev;
+  fi.record.flags = img::kFdTerminal;
+  return fi;
+}
+
+bool marked(const FdTable &t, int fd) {
+  for (const FdInfo &fi : t.fds)
+    if (fi.record.fd == fd) return (fi.record.flags & img::kFdTerminal) != 0;
+  ADD_FAILURE() << "no fd " << fd;
+  return false;
+}
+
+TEST(Fds, OnlyTheTerminalTheProgramRanFromIsReconnected) {
+  const dev_t pts3 = makedev(136, 3), pts7 = makedev(136, 7), dev_tty = makedev(5, 0);
+  const int tty_nr_pts3 = (136 << 8) | 3;  // new_encode_dev, as /proc/PID/stat prints it
+  {
+    // Run from pts/3: its std streams there, /dev/tty, and a pts/7 it opened.
+    FdTable t;
+    for (int fd : {0, 1, 2}) t.fds.push_back(terminal_fd(fd, pts3));
+    t.fds.push_back(terminal_fd(5, dev_tty));
+    t.fds.push_back(terminal_fd(6, pts7));
+    t.fds.push_back(terminal_fd(9, pts3));
+    mark_controlling_terminal(t, tty_nr_pts3);
+    for (int fd : {0, 1, 2, 5, 9}) EXPECT_TRUE(marked(t, fd)) << fd;
+    EXPECT_FALSE(marked(t, 6));
+  }
+  {
+    // After setsid: no controlling terminal, but fds 0-2 are still the
+    // terminal it was started from; /dev/tty would not open, pts/7 elsewhere.
+    FdTable t;
+    for (int fd : {0, 1, 2}) t.fds.push_back(terminal_fd(fd, pts3));
+    t.fds.push_back(terminal_fd(5, dev_tty));
+    t.fds.push_back(terminal_fd(6, pts7));
+    mark_controlling_terminal(t, 0);
+    for (int fd : {0, 1, 2}) EXPECT_TRUE(marked(t, fd)) << fd;
+    EXPECT_FALSE(marked(t, 5));
+    EXPECT_FALSE(marked(t, 6));
+  }
+  {
+    // A pair of its own (a /dev/ptmx master): its slave is not reconnected,
+    // not even on fd 0-2 (`script`, expect).
+    FdTable t;
+    FdInfo master = terminal_fd(3, makedev(5, 2));
+    master.record.flags = 0;
+    t.fds.push_back(master);
+    for (int fd : {0, 1, 2}) t.fds.push_back(terminal_fd(fd, pts7));
+    mark_controlling_terminal(t, 0);
+    for (int fd : {0, 1, 2}) EXPECT_FALSE(marked(t, fd)) << fd;
+  }
+}
+
 }  // namespace
 }  // namespace ckpt::writer

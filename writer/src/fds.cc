@@ -379,12 +379,20 @@ void mark_controlling_terminal(FdTable &table, int tty_nr) {
   // controlling terminal (0: none), not a glibc dev_t.
   unsigned ma = (unsigned(tty_nr) >> 8) & 0xfff, mi = (unsigned(tty_nr) & 0xff) | ((unsigned(tty_nr) >> 12) & 0xfff00);
   dev_t ctty = tty_nr ? makedev(ma, mi) : 0;
+  // A process holding a pty master (/dev/ptmx, 5:2) made its own pair: none
+  // of its terminals is a standard stream it was merely given.
+  bool holds_master = std::any_of(table.fds.begin(), table.fds.end(), [](const FdInfo &fi) {
+    return img::FdType(fi.record.type) == img::FdType::CharDevice && fi.record.rdev == makedev(5, 2);
+  });
   for (FdInfo &fi : table.fds) {
     img::FdRecord &r = fi.record;
     if (!(r.flags & img::kFdTerminal)) continue;
     // /dev/tty (5:0) always means the controlling terminal, whatever it is.
     bool controlling = ctty && (r.rdev == ctty || r.rdev == makedev(5, 0));
-    if (!controlling) r.flags &= ~img::u32(img::kFdTerminal);
+    // A terminal on fd 0-2 without being the controlling one: the terminal
+    // the program was started from, after setsid (or by a daemon).
+    bool standard_stream = r.fd <= 2 && r.rdev != makedev(5, 0) && !holds_master;
+    if (!controlling && !standard_stream) r.flags &= ~img::u32(img::kFdTerminal);
   }
 }
 

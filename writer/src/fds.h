@@ -40,10 +40,10 @@ inline constexpr img::u64 kMaxUnlinkedFileBytes = img::u64(256) << 20;
 img::Expected<FdTable> read_fds(pid_t pid, int pidfd);
 
 /// Keeps kFdTerminal only on fds that are the process's controlling
-/// terminal (tty_nr from /proc/PID/stat) or /dev/tty: restore reconnects
-/// those to its own terminal (decision 27). A terminal the process opened
-/// itself (the slave of a pty pair it made) loses the mark, and restore
-/// refuses it.
+/// terminal (tty_nr from /proc/PID/stat) or /dev/tty, or a terminal on fd
+/// 0-2 of a process holding no pty master: restore reconnects those to its
+/// own terminal (decision 27). Any other terminal (the slave of a pty pair
+/// the process made) loses the mark, and restore refuses it.
 void mark_controlling_terminal(FdTable &table, int tty_nr);
 
 }  // namespace ckpt::writer
