@@ -22,11 +22,12 @@ static std::string char_device_offender(const FdRecord &f, std::string_view path
   // would make a fresh, unrelated pty pair.
   if (ma == 5 && mi == 2) return "pty master " + p;
   // Unix98 pty slaves (majors 136..143), consoles and serial lines (4),
-  // /dev/tty (5:0), /dev/console (5:1): kFdTerminal marks the controlling
-  // terminal, which restore reconnects; any other terminal was opened by
-  // the process itself and its settings and queued bytes would be lost.
-  if (ma >= 136 && ma <= 143) return "pty " + p + " (not the controlling terminal)";
-  if (ma == 4 || (ma == 5 && mi <= 1)) return "terminal " + p + " (not the controlling terminal)";
+  // /dev/tty (5:0), /dev/console (5:1): kFdTerminal marks the terminal the
+  // program was run from, which restore reconnects (DECISIONS.md 27); any
+  // other one is the process's own, and reconnecting it would lose its
+  // other end, settings and queued bytes.
+  if (ma >= 136 && ma <= 143) return "pty " + p + " (not the terminal it was run from)";
+  if (ma == 4 || (ma == 5 && mi <= 1)) return "terminal " + p + " (not the terminal it was run from)";
   return "character device " + p + " (" + std::to_string(ma) + ":" + std::to_string(mi) + ")";
 }
 

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -125,7 +126,7 @@ TEST_F(Refusal, PtyPairOpenedByTheProcess) {
   std::string pts = program_->value("pts");
   ASSERT_FALSE(pts.empty());
   expect_refused(dump(pid_, image_path(), {"--kill"}),
-                 {"fd 50 pty master /dev/ptmx", "fd 51 pty " + pts + " (not the controlling terminal)"});
+                 {"fd 50 pty master /dev/ptmx", "fd 51 pty " + pts + " (not the terminal it was run from)"});
   EXPECT_NO_FATAL_FAILURE(expect_original_carries_on());
 }
 
@@ -138,6 +139,23 @@ TEST_F(Refusal, CharacterDeviceWithState) {
   EXPECT_EQ(r.err.find("/dev/null"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("/dev/urandom"), std::string::npos) << r.err;
   EXPECT_NO_FATAL_FAILURE(expect_original_carries_on());
+}
+
+// The terminal the program was run from (its controlling terminal, its
+// master held elsewhere, as by a terminal emulator) is not refused: it is
+// reconnected to the restoring imgtool's (decision 27).
+TEST_F(Refusal, ControllingTerminalIsReconnectedNotRefused) {
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);  // not inherited by the program
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(grantpt(master), 0);
+  ASSERT_EQ(unlockpt(master), 0);
+  std::string slave = ptsname(master);
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_CTTY_PATH, {slave}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  RunResult v = imgtool_run({"verify", image_path()});
+  EXPECT_TRUE(v.exited && v.exit_code == 0) << v.status() << "\n" << v.err;
+  EXPECT_NO_FATAL_FAILURE(restore_expect(0));
+  close(master);
 }
 
 // --allow-unrestorable writes the image for gdb, marked not restorable,

@@ -116,10 +116,11 @@ Expected<FdinfoFields> read_fdinfo(pid_t pid, int fd) {
   return out;
 }
 
-/// A character device the restorer should reconnect to its own terminal:
-/// pseudo-terminal slaves (136..143), virtual consoles and serial ports
-/// (major 4), /dev/tty (5:0) and /dev/console (5:1). /dev/ptmx (5:2) is a
-/// master, not a terminal to reconnect.
+/// A terminal restore might reconnect to its own: pseudo-terminal slaves
+/// (136..143), virtual consoles and serial ports (major 4), /dev/tty (5:0)
+/// and /dev/console (5:1). /dev/ptmx (5:2) is a master, not a terminal to
+/// reconnect. mark_controlling_terminal() then keeps the mark only on the
+/// terminal the program was run from.
 bool is_terminal(dev_t rdev) {
   unsigned ma = major(rdev), mi = minor(rdev);
   return (ma >= 136 && ma <= 143) || ma == 4 || (ma == 5 && (mi == 0 || mi == 1));
