@@ -12,6 +12,8 @@
  *                 master and not read yet
  *        chardev  /dev/kmsg (fd 60, refused) beside /dev/null (61) and
  *                 /dev/urandom (62), which restore reopens faithfully
+ *        storm    a POSIX timer signalling every millisecond, unblocked: the
+ *                 dumper's injected syscalls are hit by its signals
  * Prints "timer N" (objects) and "pts PATH" (pty) before "ready". */
 #include "rt_prog.h"
 
@@ -78,6 +80,12 @@ int main(int argc, char **argv) {
     struct winsize ws = {.ws_row = 33, .ws_col = 111};
     if (ioctl(51, TIOCSWINSZ, &ws) != 0) rt_die("TIOCSWINSZ");
     if (write(50, kQueued, strlen(kQueued)) != (ssize_t)strlen(kQueued)) rt_die("write to the master");
+  } else if (!strcmp(mode, "storm")) {
+    signal(SIGRTMIN, on_timer);
+    struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN};
+    if (timer_create(CLOCK_MONOTONIC, &sev, &timer) != 0) rt_die("timer_create");
+    struct itimerspec its = {{0, 1000000}, {0, 1000000}};
+    if (timer_settime(timer, 0, &its, NULL) != 0) rt_die("timer_settime");
   } else if (!strcmp(mode, "chardev")) {
     place(open("/dev/kmsg", O_RDONLY | O_NONBLOCK), 60);
     place(open("/dev/null", O_RDWR), 61);
@@ -114,6 +122,11 @@ int main(int argc, char **argv) {
     ssize_t got = read(51, buf, sizeof buf - 1);
     RT_CHECK(got == (ssize_t)strlen(kQueued) && !memcmp(buf, kQueued, strlen(kQueued)),
              "queued bytes: read %zd \"%s\"", got, buf);
+  } else if (!strcmp(mode, "storm")) {
+    int before = timer_ticks;
+    double until = rt_now(CLOCK_MONOTONIC) + 5;
+    while (timer_ticks < before + 50 && rt_now(CLOCK_MONOTONIC) < until) rt_sleep_ms(1);
+    RT_CHECK(timer_ticks >= before + 50, "the POSIX timer stopped ticking (%d ticks)", timer_ticks - before);
   } else {
     char b[8];
     RT_CHECK(write(61, "x", 1) == 1, "/dev/null: write failed");

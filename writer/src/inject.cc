@@ -29,6 +29,7 @@ Injector::Injector(pid_t tid, u64 syscall_insn, const img::UserRegs &regs)
 
 Injector::~Injector() {
   if (ran_ && !restored_) (void)restore();
+  resend_deferred();  // never lose one, even when restore() failed
 }
 
 static Status set_regs(pid_t tid, const img::UserRegs &r) {
@@ -43,8 +44,25 @@ static pid_t tid_group(pid_t tid) {
   return status ? status->tgid : tid;
 }
 
+// A signal-delivery stop while we borrow the thread: a signal arrived (or
+// was pending) for it. It is suppressed here and remembered, to be sent
+// again once the thread is back in its frozen stop (resend_deferred), so it
+// stays pending for the process (with our pid as its sender: the kernel
+// refuses to let us queue a siginfo that claims another sender). Sending
+// it again at once would make the kernel dequeue it at once: the thread
+// would stop for it again and again, and the dump fail with "keeps
+// stopping" whenever a timer signal arrived mid-injection. Stop signals
+// are the exception: a thread resumed out of a job-control stop reports
+// the group stop again as a SIGSTOP delivery; the stop is still in effect
+// and re-applies when we detach.
+static void defer_signal(int status, std::vector<int> &deferred) {
+  int sig = WSTOPSIG(status);
+  bool stop_signal = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+  if ((status >> 16) == 0 && sig != SIGTRAP && !stop_signal) deferred.push_back(sig);
+}
+
 // Resumes to the next syscall stop (entry or exit) of tid.
-static Status to_syscall_stop(pid_t tid) {
+static Status to_syscall_stop(pid_t tid, std::vector<int> &deferred) {
   if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
   int foreign_stops = 0;
   for (;;) {
@@ -55,18 +73,10 @@ static Status to_syscall_stop(pid_t tid) {
     }
     if (WIFEXITED(status) || WIFSIGNALED(status)) return make_error("thread %d exited during the dump", tid);
     if (WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80)) return {};
-    // A signal-delivery stop: a signal arrived while we borrowed the
-    // thread. Suppressing it here and sending it again keeps it pending
-    // for the process (with our pid as its sender: the kernel refuses to
-    // let us queue a siginfo that claims another sender). Stop signals are
-    // the exception: a thread resumed out of a job-control stop reports the
-    // group stop again as a SIGSTOP delivery; the stop is still in effect
-    // and re-applies when we detach, so re-sending would loop forever.
     if (WIFSTOPPED(status)) {
-      if (++foreign_stops > 64) return make_error("thread %d keeps stopping during an injected syscall", tid);
-      int sig = WSTOPSIG(status);
-      bool stop_signal = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
-      if ((status >> 16) == 0 && sig != SIGTRAP && !stop_signal) syscall(SYS_tgkill, tid_group(tid), tid, sig);
+      // Bounded by the signals pending, plus any arriving meanwhile.
+      if (++foreign_stops > 1024) return make_error("thread %d keeps stopping during an injected syscall", tid);
+      defer_signal(status, deferred);
       if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
     }
   }
@@ -90,8 +100,8 @@ Expected<long> Injector::call(long nr, std::initializer_list<u64> args) {
   r.r9 = a[5];
   ran_ = true;
   CKPT_TRY(set_regs(tid_, r));
-  CKPT_TRY(to_syscall_stop(tid_));  // entry
-  CKPT_TRY(to_syscall_stop(tid_));  // exit
+  CKPT_TRY(to_syscall_stop(tid_, deferred_));  // entry
+  CKPT_TRY(to_syscall_stop(tid_, deferred_));  // exit
   img::UserRegs out;
   if (ptrace(PTRACE_GETREGS, tid_, 0, &out) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid_, strerror(errno));
   return static_cast<long>(out.rax);
@@ -133,7 +143,7 @@ Status Injector::restore() {
   CKPT_TRY(set_regs(tid_, saved_));
   if (ptrace(PTRACE_INTERRUPT, tid_, 0, 0) < 0) return make_error("PTRACE_INTERRUPT(%d): %s", tid_, strerror(errno));
   if (ptrace(PTRACE_CONT, tid_, 0, 0) < 0) return make_error("PTRACE_CONT(%d): %s", tid_, strerror(errno));
-  for (int stops = 0; stops < 64; stops++) {
+  for (int stops = 0; stops < 1024; stops++) {
     int status;
     if (waitpid(tid_, &status, __WALL) < 0) {
       if (errno == EINTR) continue;
@@ -145,16 +155,23 @@ Status Injector::restore() {
       if (ptrace(PTRACE_GETREGS, tid_, 0, &now) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid_, strerror(errno));
       if (now.rip != saved_.rip || now.rax != saved_.rax)
         return make_error("thread %d did not come back to its frozen state", tid_);
+      resend_deferred();
       return {};
     }
-    // A signal arriving now: leave it queued (see to_syscall_stop).
-    int sig = WSTOPSIG(status);
-    bool stop_signal = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
-    if (!stop_signal && sig != SIGTRAP) syscall(SYS_tgkill, tid_group(tid_), tid_, sig);
+    // A signal arriving now: deferred too (see defer_signal).
+    defer_signal(status, deferred_);
     if (ptrace(PTRACE_CONT, tid_, 0, 0) < 0) return make_error("PTRACE_CONT(%d): %s", tid_, strerror(errno));
     ptrace(PTRACE_INTERRUPT, tid_, 0, 0);
   }
   return make_error("thread %d does not stop", tid_);
+}
+
+void Injector::resend_deferred() {
+  // The thread sits in a ptrace stop: the signals stay pending and are
+  // delivered when it runs again (after the dump lets it go).
+  pid_t group = deferred_.empty() ? 0 : tid_group(tid_);
+  for (int sig : deferred_) syscall(SYS_tgkill, group, tid_, sig);
+  deferred_.clear();
 }
 
 u64 find_syscall_instruction(pid_t pid, u64 start, u64 end) {

@@ -48,6 +48,10 @@ class Injector {
   img::UserRegs saved_;
   bool ran_ = false;
   bool restored_ = false;
+  /// Signals that arrived while the thread was borrowed, sent again once it
+  /// is back in its frozen stop (inject.cc, defer_signal).
+  std::vector<int> deferred_;
+  void resend_deferred();
 };
 
 /// Finds a `syscall` instruction in the target's [vdso], or returns 0.
