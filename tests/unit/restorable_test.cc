@@ -1,0 +1,81 @@
+// The support list (libimg/restorable.h): every offender named, grouped by
+// pid, and the same answer for notes not yet written (what dump asks) as
+// for the image they become (what restore, verify and info ask).
+#include <gtest/gtest.h>
+
+#include <sys/sysmacros.h>
+
+#include <ckpt/img/reader.h>
+#include <ckpt/img/restorable.h>
+
+#include "synthetic.h"
+
+namespace {
+
+using namespace ckpt::img;
+
+FdRecord fd_of(ImageNotes &n, i32 pid, i32 fd, FdType type, const char *path, u64 rdev = 0) {
+  FdRecord r{};
+  r.pid = pid;
+  r.fd = fd;
+  r.type = static_cast<u32>(type);
+  r.rdev = rdev;
+  r.path = n.fds.add_string(path);
+  return r;
+}
+
+TEST(Restorable, SyntheticImageHoldsNothingUnsupported) {
+  auto im = ckpt::test::make_synthetic();
+  auto v = view_of_notes(im.notes);
+  ASSERT_TRUE(v) << v.error().message();
+  EXPECT_TRUE(unsupported_state(v->view).empty()) << unsupported_message(unsupported_state(v->view));
+}
+
+TEST(Restorable, EveryOffenderGroupedByPid) {
+  auto im = ckpt::test::make_synthetic();
+  ImageNotes &n = im.notes;
+  n.fds.add(fd_of(n, 4242, 5, FdType::Socket, "socket:[77]"));
+  n.fds.add(fd_of(n, 4242, 6, FdType::CharDevice, "/dev/null", makedev(1, 3)));    // fine
+  n.fds.add(fd_of(n, 4242, 7, FdType::CharDevice, "/dev/urandom", makedev(1, 9)));  // fine
+  n.fds.add(fd_of(n, 4242, 8, FdType::CharDevice, "/dev/net/tun", makedev(10, 200)));
+  n.fds.add(fd_of(n, 4242, 9, FdType::CharDevice, "/dev/pts/4", makedev(136, 4)));
+  FdRecord ctty = fd_of(n, 4242, 10, FdType::CharDevice, "/dev/pts/1", makedev(136, 1));
+  ctty.flags = kFdTerminal;  // the terminal it was run from: reconnected
+  n.fds.add(ctty);
+  n.fds.add(fd_of(n, 4242, 11, FdType::Other, "anon_inode:[pidfd]"));
+  TimerRecord t{};
+  t.pid = 4242;
+  t.kind = static_cast<u32>(TimerKind::Posix);
+  t.timer_id = 2;
+  n.timers.add(t);
+  // A second process (a tree): grouped apart, after the image-wide line.
+  TaskRecord second = n.tasks.records[0];
+  second.pid = 4300;
+  n.tasks.add(second);
+  n.fds.add(fd_of(n, 4300, 3, FdType::Inotify, "anon_inode:inotify"));
+
+  auto v = view_of_notes(n);
+  ASSERT_TRUE(v) << v.error().message();
+  EXPECT_EQ(unsupported_message(unsupported_state(v->view)),
+            "image: a process tree of 2 processes: not supported; "
+            "pid 4242: fd 5 socket, fd 8 character device /dev/net/tun (10:200), "
+            "fd 9 pty /dev/pts/4 (not the terminal it was run from), fd 11 anon_inode:[pidfd], POSIX timer 2: "
+            "not supported; pid 4300: fd 3 inotify: not supported");
+
+  // The written image gives the same answer as the notes before writing.
+  auto bytes = ckpt::test::encode_image(im);
+  auto r = ImageReader::from_bytes(bytes);
+  ASSERT_TRUE(r) << r.error().message();
+  auto decoded = decode_ckpt(*r);
+  ASSERT_TRUE(decoded) << decoded.error().message();
+  EXPECT_EQ(unsupported_message(unsupported_state(*decoded)), unsupported_message(unsupported_state(v->view)));
+}
+
+TEST(Restorable, StatelessCharDevices) {
+  for (unsigned mi : {3u, 5u, 7u, 8u, 9u}) EXPECT_TRUE(is_stateless_char_device(makedev(1, mi))) << mi;
+  for (unsigned mi : {1u, 2u, 4u, 11u}) EXPECT_FALSE(is_stateless_char_device(makedev(1, mi))) << mi;
+  EXPECT_FALSE(is_stateless_char_device(makedev(5, 2)));
+  EXPECT_FALSE(is_stateless_char_device(makedev(136, 0)));
+}
+
+}  // namespace
