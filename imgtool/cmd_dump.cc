@@ -22,6 +22,10 @@ static const char kHelp[] =
     "                    standard output. FILE appears only once complete.\n"
     "  --kill            kill the process once the image is safely written\n"
     "  --leave-running   the default: the process carries on\n"
+    "  --store-tmpfs-files\n"
+    "                    also store the files on tmpfs/ramfs (/tmp, /dev/shm,\n"
+    "                    /run) that the process holds open or maps shared, so\n"
+    "                    that restore can recreate them if they are deleted\n"
     "\n"
     "Processes with children are refused for now (process trees come later).\n";
 
@@ -35,6 +39,7 @@ int cmd_dump(int argc, char **argv) {
                           {"--output", true, "-o"},
                           {"--kill", false, ""},
                           {"--leave-running", false, ""},
+                          {"--store-tmpfs-files", false, ""},
                           {"--parent", true, ""},
                           {"--exec", false, ""},
                           {"--help", false, "-h"}});
@@ -59,6 +64,7 @@ int cmd_dump(int argc, char **argv) {
   opt.pid = static_cast<pid_t>(pid);
   opt.output = *output;
   opt.kill_after = args->has("--kill");
+  opt.store_tmpfs_files = args->has("--store-tmpfs-files");
   opt.show_progress = isatty(STDERR_FILENO);
   opt.cancel = &g_cancel;
   // Interrupting a dump must not leave the target stopped or a partial

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "self_maps.h"
+#include "stored_files.h"
 
 namespace ckpt::reader {
 
@@ -19,7 +20,12 @@ using namespace img;
 
 static Status check_file(const std::string &path, u64 ino, u64 size, i64 mtime_ns, const char *what) {
   struct stat st;
-  if (stat(path.c_str(), &st) < 0) return make_error("%s %s: %s", what, path.c_str(), strerror(errno));
+  if (stat(path.c_str(), &st) < 0) {
+    // Files in memory file systems are often removed between a dump and a
+    // restore; the dump can keep them.
+    const char *hint = errno == ENOENT ? " (imgtool dump --store-tmpfs-files keeps files of tmpfs in the image)" : "";
+    return make_error("%s %s: %s%s", what, path.c_str(), strerror(errno), hint);
+  }
   i64 mtime = i64(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   if (ino && st.st_ino != ino) return make_error("%s %s has been replaced since the dump (inode differs)", what, path.c_str());
   if (size && u64(st.st_size) != size)
@@ -36,7 +42,14 @@ static bool pid_in_use(i32 pid) {
   return stat(path, &st) == 0;
 }
 
-Status preflight(const ImageReader &image, const CkptView &v, const CoreView &core) {
+// True when nothing is at `path` and the image stores the file that was
+// there: restore recreates it (stored_files.h).
+static bool gone_but_stored(const CkptView &v, const std::string &path, u64 ino) {
+  struct stat st;
+  return lstat(path.c_str(), &st) < 0 && errno == ENOENT && find_stored_file(v, path, ino);
+}
+
+Status preflight(const ImageReader &image, const CkptView &v, const CoreView &core, const PreflightOptions &opt) {
   if (v.tasks.records.size() != 1)
     return make_error("the image holds %zu processes; restoring process trees is not supported yet",
                       v.tasks.records.size());
@@ -61,6 +74,7 @@ Status preflight(const ImageReader &image, const CkptView &v, const CoreView &co
       std::string path(v.vmas.str_or_empty(m.path));
       if (checked.count(path)) continue;
       checked[path] = true;
+      if (gone_but_stored(v, path, m.ino)) continue;
       CKPT_TRY(check_file(path, m.ino, m.file_size, m.file_mtime_ns, "mapped file"));
       auto want_id = v.vmas.blob(m.build_id);
       if (want_id && !want_id->empty()) {
@@ -82,13 +96,17 @@ Status preflight(const ImageReader &image, const CkptView &v, const CoreView &co
           // The same file, and not shorter: a file that grew (a log) is
           // fine, as it is for CRIU; one that was replaced or truncated is
           // not the file the process had open.
+          // With --reopen-changed-files a replaced or truncated file (a
+          // rotated log) is opened as it is now; a missing one never is.
           struct stat st;
+          if (gone_but_stored(v, path, f.ino)) break;
           if (stat(path.c_str(), &st) < 0) return make_error("fd %d: %s: %s", f.fd, path.c_str(), strerror(errno));
-          if (f.ino && st.st_ino != f.ino)
-            return make_error("fd %d: %s has been replaced since the dump (inode differs)", f.fd, path.c_str());
-          if (type == FdType::Regular && u64(st.st_size) < f.size)
-            return make_error("fd %d: %s is shorter than at the dump (%lld bytes, was %llu)", f.fd, path.c_str(),
-                              (long long)st.st_size, (unsigned long long)f.size);
+          const char *hint = type == FdType::Regular ? " (restore --reopen-changed-files opens it as it is now)" : "";
+          if (f.ino && st.st_ino != f.ino && !(opt.reopen_changed_files && type == FdType::Regular))
+            return make_error("fd %d: %s has been replaced since the dump (inode differs)%s", f.fd, path.c_str(), hint);
+          if (type == FdType::Regular && u64(st.st_size) < f.size && !opt.reopen_changed_files)
+            return make_error("fd %d: %s is shorter than at the dump (%lld bytes, was %llu)%s", f.fd, path.c_str(),
+                              (long long)st.st_size, (unsigned long long)f.size, hint);
         }
         break;
       case FdType::PipeRead:

@@ -26,6 +26,7 @@
 #include "preflight.h"
 #include "process_setup.h"
 #include "self_maps.h"
+#include "stored_files.h"
 
 extern "C" const unsigned char ckpt_restorer_blob[];
 extern "C" const unsigned char ckpt_restorer_blob_end[];
@@ -446,7 +447,20 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   if (!view) return view.error();
   auto core = decode_core(*image);
   if (!core) return core.error();
-  CKPT_TRY(preflight(*image, *view, *core));
+  PreflightOptions checks;
+  checks.reopen_changed_files = opt.reopen_changed_files;
+  CKPT_TRY(preflight(*image, *view, *core, checks));
+  // Stored files that are gone come back before the process that needs
+  // them, and go again if it never runs.
+  auto recreated = recreate_missing_files(*view);
+  if (!recreated) return recreated.error();
+  struct RemoveUnlessRunning {
+    std::vector<std::string> paths;
+    bool running = false;
+    ~RemoveUnlessRunning() {
+      if (!running) remove_files(paths);
+    }
+  } recreated_files{recreated.take()};
   const TaskRecord &task = view->tasks.records[0];
 
   int status[2];
@@ -492,6 +506,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   }
   close(status[0]);
   if (verdict.size() == 1 && verdict[0] == RS_OK) {
+    recreated_files.running = true;
     verdict.clear();
   } else if (verdict.empty()) {
     int st = 0;

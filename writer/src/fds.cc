@@ -184,19 +184,7 @@ img::Status copy_content(pid_t pid, int fd, u64 size, std::vector<u8> &out) {
   if (!f.valid())
     return make_error("pid %d fd %d: open %s to copy the unlinked file: %s", pid, fd,
                       link.c_str(), strerror(errno));
-  out.resize(size);
-  u64 done = 0;
-  while (done < size) {
-    ssize_t n = pread(f.get(), out.data() + done, size - done, off_t(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
-      return make_error("pid %d fd %d: pread %s at %llu: %s", pid, fd, link.c_str(),
-                        (unsigned long long)done, strerror(errno));
-    if (n == 0) break;  // shrank since stat(): keep what is there
-    done += u64(n);
-  }
-  out.resize(done);
-  return img::Status::ok();
+  return read_file_bytes(f.get(), size, out, where(pid, fd) + ": " + link);
 }
 
 /// /proc/sys/fs/pipe-max-size: the largest F_SETPIPE_SZ allowed without
@@ -373,6 +361,21 @@ Expected<std::vector<int>> list_fd_numbers(pid_t pid) {
 }
 
 }  // namespace
+
+img::Status read_file_bytes(int fd, u64 size, std::vector<u8> &out, const std::string &what) {
+  out.resize(size);
+  u64 done = 0;
+  while (done < size) {
+    ssize_t n = pread(fd, out.data() + done, size - done, off_t(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      return make_error("%s: pread at %llu: %s", what.c_str(), (unsigned long long)done, strerror(errno));
+    if (n == 0) break;  // shrank since stat(): keep what is there
+    done += u64(n);
+  }
+  out.resize(done);
+  return img::Status::ok();
+}
 
 Expected<FdTable> read_fds(pid_t pid, int pidfd) {
   FdTable table;

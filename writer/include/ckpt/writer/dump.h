@@ -15,6 +15,9 @@ struct DumpOptions {
   std::string output;          ///< a path, or "-" for standard output
   bool kill_after = false;     ///< --kill: SIGKILL the process once the image is safe
   bool show_progress = false;  ///< a progress line on stderr for long dumps
+  /// --store-tmpfs-files: keep the bytes of files on tmpfs/ramfs that the
+  /// process holds open or maps shared, so restore can recreate them.
+  bool store_tmpfs_files = false;
   /// Set (e.g. from a signal handler) to abandon the dump: the target is
   /// released and no output file is left.
   const std::atomic<bool> *cancel = nullptr;
