@@ -13,6 +13,7 @@
 
 #include "self_maps.h"
 #include "stored_files.h"
+#include "vdso_check.h"
 
 namespace ckpt::reader {
 
@@ -140,11 +141,11 @@ Status preflight(const ImageReader &image, const CkptView &v, const CoreView &co
       return make_error("%s is %llu bytes here but %llu in the image (a different kernel?)", name,
                         (unsigned long long)here_len, (unsigned long long)image_len);
   }
+  CKPT_TRY(check_vdso_matches(image, v));
   for (const VmaRecord &m : v.vmas.records)
     if (m.end > 0x7ffffffff000ull && static_cast<VmaKind>(m.kind) != VmaKind::Vsyscall)
       return make_error("mapping at 0x%llx is above the 47-bit address space", (unsigned long long)m.start);
   if (core.threads.size() != v.threads.records.size()) return make_error("thread notes and records disagree");
-  (void)image;
   return {};
 }
 
