@@ -26,6 +26,10 @@ static const char kHelp[] =
     "                    write the image even if it holds what restore cannot\n"
     "                    bring back, marked not restorable (for gdb, like a\n"
     "                    gcore); not with --kill\n"
+    "  --store-tmpfs-files\n"
+    "                    also store the files on tmpfs/ramfs (/tmp, /dev/shm,\n"
+    "                    /run) that the process holds open or maps shared, so\n"
+    "                    that restore can recreate them if they are deleted\n"
     "\n"
     "A process holding what restore cannot bring back (sockets, epoll, eventfd,\n"
     "signalfd, timerfd, inotify, POSIX timers, a pty it opened, most character\n"
@@ -43,6 +47,7 @@ int cmd_dump(int argc, char **argv) {
                           {"--output", true, "-o"},
                           {"--kill", false, ""},
                           {"--leave-running", false, ""},
+                          {"--store-tmpfs-files", false, ""},
                           {"--parent", true, ""},
                           {"--exec", false, ""},
                           {"--allow-unrestorable", false, ""},
@@ -71,6 +76,7 @@ int cmd_dump(int argc, char **argv) {
   opt.output = *output;
   opt.kill_after = args->has("--kill");
   opt.allow_unrestorable = args->has("--allow-unrestorable");
+  opt.store_tmpfs_files = args->has("--store-tmpfs-files");
   opt.show_progress = isatty(STDERR_FILENO);
   opt.cancel = &g_cancel;
   // Interrupting a dump must not leave the target stopped or a partial

@@ -7,7 +7,7 @@
 namespace ckpt::tool {
 
 static const char kHelp[] =
-    "usage: imgtool restore FILE [--detach [--pidfile F]] [--lazy]\n"
+    "usage: imgtool restore FILE [--detach [--pidfile F]] [--lazy] [--reopen-changed-files]\n"
     "\n"
     "Brings the checkpointed process back with its original pid and tids.\n"
     "In the foreground imgtool waits for it, passes on SIGINT, SIGTERM,\n"
@@ -17,11 +17,19 @@ static const char kHelp[] =
     "  --detach       return once the process runs\n"
     "  --pidfile F    write the restored process's pid to F\n"
     "  --lazy         map memory straight from FILE instead of reading it\n"
-    "                 (faster for large images; FILE must stay in place)\n";
+    "                 (faster for large images; FILE must stay in place)\n"
+    "  --reopen-changed-files\n"
+    "                 open files that were replaced or truncated since the\n"
+    "                 dump (rotated logs) as they are now, instead of refusing;\n"
+    "                 a position past the new end moves to the end\n"
+    "\n"
+    "Files the image stores (dump --store-tmpfs-files) that are gone are\n"
+    "recreated with their bytes, mode, owner and mtime.\n";
 
 int cmd_restore(int argc, char **argv) {
   auto args = parse_args("restore", argc, argv, 2,
-                         {{"--detach", false, ""}, {"--pidfile", true, ""}, {"--lazy", false, ""}, {"--help", false, "-h"}});
+                         {{"--detach", false, ""}, {"--pidfile", true, ""}, {"--lazy", false, ""},
+                          {"--reopen-changed-files", false, ""}, {"--help", false, "-h"}});
   if (!args) return 2;
   if (args->has("--help")) {
     std::fputs(kHelp, stdout);
@@ -32,6 +40,7 @@ int cmd_restore(int argc, char **argv) {
   opt.image = args->positional[0];
   opt.detach = args->has("--detach");
   opt.lazy = args->has("--lazy");
+  opt.reopen_changed_files = args->has("--reopen-changed-files");
   if (auto p = args->get("--pidfile")) opt.pidfile = *p;
   std::fflush(stdout);
   auto status = reader::restore_image(opt);

@@ -292,6 +292,18 @@ Expected<json> describe_image(const std::string &path) {
   } else {
     info["parent"] = nullptr;
   }
+  json stored_files = json::array();
+  for (const StoredFileRecord &f : view->stored_files.records) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", f.mode & 07777);
+    stored_files.push_back(json{{"path", std::string(view->stored_files.str_or_empty(f.path))},
+                                {"inode", f.ino},
+                                {"size", f.size},
+                                {"mode", mode},
+                                {"uid", f.uid},
+                                {"gid", f.gid}});
+  }
+  info["stored_files"] = stored_files;
   json chain = json::array();
   for (const auto &link : verdict.report.chain) chain.push_back(json{{"path", link.path}, {"image_id", link.image_id}});
   info["chain"] = chain;
@@ -410,6 +422,13 @@ std::string render_text(const json &info) {
     std::string s = b;
     if (m["parent_bytes"].get<u64>()) s += " parent " + human_bytes(m["parent_bytes"].get<u64>());
     line(s + " " + str(m["path"]));
+  }
+  if (ckpt && info.contains("stored_files") && !info["stored_files"].empty()) {
+    line("");
+    line("stored files (recreated by restore when gone):");
+    for (const json &f : info["stored_files"])
+      line("  " + str(f["mode"]) + " " + str(f["uid"]) + ":" + str(f["gid"]) + " " + human_bytes(f["size"].get<u64>()) +
+           "  " + str(f["path"]));
   }
   if (ckpt) {
     line("");

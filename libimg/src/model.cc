@@ -99,6 +99,7 @@ Expected<CkptView> decode_ckpt(const ImageReader &image) {
   CKPT_TRY(decode_into(image, CkptNote::Timers, "timers", v.timers));
   CKPT_TRY(decode_into(image, CkptNote::Rlimits, "rlimits", v.rlimits));
   CKPT_TRY(decode_into(image, CkptNote::Tree, "tree", v.tree));
+  CKPT_TRY(decode_into(image, CkptNote::StoredFiles, "stored files", v.stored_files));
   if (image.find_ckpt(CkptNote::Parent)) {
     Table<ParentRecord> p;
     CKPT_TRY(decode_into(image, CkptNote::Parent, "parent", p));
@@ -134,6 +135,14 @@ Expected<CkptView> decode_ckpt(const ImageReader &image) {
   }
   for (size_t i = 0; i < v.pipes.records.size(); i++) CKPT_TRY(check_blob(v.pipes, v.pipes.records[i].data, "pipe", i));
   if (v.parent) CKPT_TRY(check_str(*v.parent, v.parent->records[0].path_hint, "parent", 0));
+  for (size_t i = 0; i < v.stored_files.records.size(); i++) {
+    const StoredFileRecord &f = v.stored_files.records[i];
+    CKPT_TRY(check_str(v.stored_files, f.path, "stored file", i));
+    CKPT_TRY(check_blob(v.stored_files, f.content, "stored file", i));
+    if (f.content.length != f.size)
+      return make_error("stored file record %zu: %llu bytes stored for a file of %llu", i,
+                        (unsigned long long)f.content.length, (unsigned long long)f.size);
+  }
 
   // VMAs: ordered, non-empty, and covered exactly by their page ranges,
   // each Image range lying inside the stored bytes of its PT_LOAD.

@@ -13,6 +13,8 @@
 #include <ckpt/reader/validate.h>
 
 #include "self_maps.h"
+#include "stored_files.h"
+#include "vdso_check.h"
 
 namespace ckpt::reader {
 
@@ -20,7 +22,12 @@ using namespace img;
 
 static Status check_file(const std::string &path, u64 ino, u64 size, i64 mtime_ns, const char *what) {
   struct stat st;
-  if (stat(path.c_str(), &st) < 0) return make_error("%s %s: %s", what, path.c_str(), strerror(errno));
+  if (stat(path.c_str(), &st) < 0) {
+    // Files in memory file systems are often removed between a dump and a
+    // restore; the dump can keep them.
+    const char *hint = errno == ENOENT ? " (imgtool dump --store-tmpfs-files keeps files of tmpfs in the image)" : "";
+    return make_error("%s %s: %s%s", what, path.c_str(), strerror(errno), hint);
+  }
   i64 mtime = i64(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   if (ino && st.st_ino != ino) return make_error("%s %s has been replaced since the dump (inode differs)", what, path.c_str());
   if (size && u64(st.st_size) != size)
@@ -37,6 +44,13 @@ static bool pid_in_use(i32 pid) {
   return stat(path, &st) == 0;
 }
 
+// True when nothing is at `path` and the image stores the file that was
+// there: restore recreates it (stored_files.h).
+static bool gone_but_stored(const CkptView &v, const std::string &path, u64 ino) {
+  struct stat st;
+  return lstat(path.c_str(), &st) < 0 && errno == ENOENT && find_stored_file(v, path, ino);
+}
+
 static Status check_mapped_files(const CkptView &v) {
   std::map<std::string, bool> checked;
   for (const VmaRecord &m : v.vmas.records) {
@@ -48,6 +62,7 @@ static Status check_mapped_files(const CkptView &v) {
     std::string path(v.vmas.str_or_empty(m.path));
     if (checked.count(path)) continue;
     checked[path] = true;
+    if (gone_but_stored(v, path, m.ino)) continue;
     CKPT_TRY(check_file(path, m.ino, m.file_size, m.file_mtime_ns, "mapped file"));
     auto want_id = v.vmas.blob(m.build_id);
     if (want_id && !want_id->empty()) {
@@ -60,7 +75,7 @@ static Status check_mapped_files(const CkptView &v) {
 }
 
 // The files fds name: restore opens them by path.
-static Status check_fd_files(const CkptView &v) {
+static Status check_fd_files(const CkptView &v, const HereNowOptions &opt) {
   for (const FdRecord &f : v.fds.records) {
     auto type = static_cast<FdType>(f.type);
     std::string path(v.fds.str_or_empty(f.path));
@@ -72,12 +87,19 @@ static Status check_fd_files(const CkptView &v) {
         // The same file, and not shorter: a file that grew (a log) is
         // fine, as it is for CRIU; one that was replaced or truncated is
         // not the file the process had open (decision 24).
+        // With --reopen-changed-files a replaced or truncated file (a
+        // rotated log) is opened as it is now (decision 32); a missing
+        // one never is, unless the image stores it.
+        if (gone_but_stored(v, path, f.ino)) break;
         if (stat(path.c_str(), &st) < 0) return make_error("fd %d: %s: %s", f.fd, path.c_str(), strerror(errno));
-        if (f.ino && st.st_ino != f.ino)
-          return make_error("fd %d: %s has been replaced since the dump (inode differs)", f.fd, path.c_str());
-        if (type == FdType::Regular && u64(st.st_size) < f.size)
-          return make_error("fd %d: %s is shorter than at the dump (%lld bytes, was %llu)", f.fd, path.c_str(),
-                            (long long)st.st_size, (unsigned long long)f.size);
+        {
+          const char *hint = type == FdType::Regular ? " (restore --reopen-changed-files opens it as it is now)" : "";
+          if (f.ino && st.st_ino != f.ino && !(opt.reopen_changed_files && type == FdType::Regular))
+            return make_error("fd %d: %s has been replaced since the dump (inode differs)%s", f.fd, path.c_str(), hint);
+          if (type == FdType::Regular && u64(st.st_size) < f.size && !opt.reopen_changed_files)
+            return make_error("fd %d: %s is shorter than at the dump (%lld bytes, was %llu)%s", f.fd, path.c_str(),
+                              (long long)st.st_size, (unsigned long long)f.size, hint);
+        }
         break;
       case FdType::Fifo:
         if (f.flags & kFdUnlinked) break;
@@ -118,7 +140,7 @@ static Status check_vdso(const CkptView &v) {
   return {};
 }
 
-Status check_here_now(const CkptView &v) {
+Status check_here_now(const ImageReader &image, const CkptView &v, const HereNowOptions &opt) {
   u64 need = v.identity.xsave_features, have = host_xsave_features();
   if (need & ~have)
     return make_error("this CPU lacks XSAVE features 0x%llx that the image uses (image 0x%llx, CPU 0x%llx)",
@@ -128,17 +150,18 @@ Status check_here_now(const CkptView &v) {
   for (const ThreadRecord &t : v.threads.records)
     if (pid_in_use(t.tid)) return make_error("tid %d is in use by another process", t.tid);
   CKPT_TRY(check_mapped_files(v));
-  CKPT_TRY(check_fd_files(v));
+  CKPT_TRY(check_fd_files(v, opt));
   for (const TaskRecord &t : v.tasks.records) {
     std::string cwd(v.tasks.str_or_empty(t.cwd));
     struct stat st;
     if (stat(cwd.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
       return make_error("the working directory %s of pid %d is gone", cwd.c_str(), t.pid);
   }
-  return check_vdso(v);
+  CKPT_TRY(check_vdso(v));
+  return check_vdso_matches(image, v);
 }
 
-Restorability check_restorable(const std::string &path, bool check_memory) {
+Restorability check_restorable(const std::string &path, bool check_memory, const HereNowOptions &opt) {
   Restorability r;
   auto report = validate_image(path, check_memory);
   if (!report) {
@@ -167,7 +190,7 @@ Restorability check_restorable(const std::string &path, bool check_memory) {
     r.message = "not restorable: " + lacks;
     return r;
   }
-  Status here = check_here_now(*view);
+  Status here = check_here_now(*image, *view, opt);
   if (!here) {
     r.obstacle = Obstacle::NotHereNow;
     r.message = "not restorable here now: " + here.error().message();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ckpt/img/model.h>
+#include <ckpt/reader/validate.h>
 
 namespace ckpt::reader {
 
@@ -11,8 +12,11 @@ namespace ckpt::reader {
 /// every file a mapping depends on is still the same file (inode, size,
 /// mtime, build-id); every file an fd names is still there and the same
 /// (decision 24); the working directory exists; the vdso layout matches.
-/// Fails naming the first problem (without the "not restorable here now"
-/// prefix: check_restorable adds it).
-img::Status check_here_now(const img::CkptView &view);
+/// The image's vDSO has this kernel's entry points (vdso_check.h). A file
+/// the image stores (dump --store-tmpfs-files) may be gone: restore
+/// recreates it. Fails naming the first problem (without the "not
+/// restorable here now" prefix: check_restorable adds it).
+img::Status check_here_now(const img::ImageReader &image, const img::CkptView &view,
+                           const HereNowOptions &options = {});
 
 }  // namespace ckpt::reader

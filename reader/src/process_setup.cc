@@ -131,13 +131,19 @@ static Expected<int> open_fd(const CkptView &v, const FdRecord &r, std::map<u32,
   }
   int fd = open(path.c_str(), flags | O_CLOEXEC);
   if (fd < 0) return make_error("fd %d: cannot open %s: %s", r.fd, path.c_str(), strerror(errno));
-  // An O_PATH fd has no file position (lseek fails with EBADF).
+  // An O_PATH fd has no file position (lseek fails with EBADF). A file
+  // shorter than at the dump (restore --reopen-changed-files: a truncated
+  // or rotated log) is continued at its end, not past it with a hole.
+  u64 pos = r.pos;
+  struct stat now {};
+  if (static_cast<FdType>(r.type) == FdType::Regular && fstat(fd, &now) == 0 && u64(now.st_size) < r.size)
+    pos = std::min<u64>(pos, u64(now.st_size));
   if (static_cast<FdType>(r.type) == FdType::Regular && !(r.open_flags & (O_APPEND | O_PATH)))
-    if (lseek(fd, static_cast<off_t>(r.pos), SEEK_SET) < 0)
+    if (lseek(fd, static_cast<off_t>(pos), SEEK_SET) < 0)
       return make_error("fd %d: cannot seek %s to %llu: %s", r.fd, path.c_str(), (unsigned long long)r.pos,
                         strerror(errno));
   if ((r.open_flags & O_APPEND) && static_cast<FdType>(r.type) == FdType::Regular)
-    lseek(fd, static_cast<off_t>(r.pos), SEEK_SET);
+    lseek(fd, static_cast<off_t>(pos), SEEK_SET);
   return fd;
 }
 

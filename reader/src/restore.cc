@@ -25,6 +25,7 @@
 #include "../restorer/abi.h"
 #include "process_setup.h"
 #include "self_maps.h"
+#include "stored_files.h"
 
 extern "C" const unsigned char ckpt_restorer_blob[];
 extern "C" const unsigned char ckpt_restorer_blob_end[];
@@ -438,7 +439,9 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   // Eager restore reads every stored byte anyway and checks them first;
   // lazy restore must not read them at all. The same checks as verify's,
   // so both say the same thing.
-  Restorability restorability = check_restorable(opt.image, !opt.lazy);
+  HereNowOptions here_now;
+  here_now.reopen_changed_files = opt.reopen_changed_files;
+  Restorability restorability = check_restorable(opt.image, !opt.lazy, here_now);
   if (!restorability.restorable()) return Error(restorability.message);
   auto image = ImageReader::open(opt.image);
   if (!image) return image.error();
@@ -446,6 +449,17 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   if (!view) return view.error();
   auto core = decode_core(*image);
   if (!core) return core.error();
+  // Stored files that are gone come back before the process that needs
+  // them, and go again if it never runs.
+  auto recreated = recreate_missing_files(*view);
+  if (!recreated) return recreated.error();
+  struct RemoveUnlessRunning {
+    std::vector<std::string> paths;
+    bool running = false;
+    ~RemoveUnlessRunning() {
+      if (!running) remove_files(paths);
+    }
+  } recreated_files{recreated.take()};
   const TaskRecord &task = view->tasks.records[0];
 
   int status[2];
@@ -491,6 +505,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   }
   close(status[0]);
   if (verdict.size() == 1 && verdict[0] == RS_OK) {
+    recreated_files.running = true;
     verdict.clear();
   } else if (verdict.empty()) {
     int st = 0;

@@ -287,9 +287,11 @@ void RestoreTest::start(const std::string &program, const std::vector<std::strin
   start_argv(argv, o);
 }
 
-void RestoreTest::dump_kill() {
+void RestoreTest::dump_kill(const std::vector<std::string> &extra) {
   ASSERT_TRUE(program_);
-  RunResult r = dump(pid_, image_path(), {"--kill"});
+  std::vector<std::string> args = {"--kill"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  RunResult r = dump(pid_, image_path(), args);
   ASSERT_TRUE(r.exited && r.exit_code == 0) << "dump: " << r.status() << "\n" << r.err;
   int status = 0;
   ASSERT_TRUE(program_->wait_exit(&status, 10)) << "still alive after dump --kill";

@@ -113,8 +113,9 @@ class RestoreTest : public ::testing::Test {
   /// log_path(); asserts "ready". Call through ASSERT_NO_FATAL_FAILURE.
   void start(const std::string &program, const std::vector<std::string> &extra = {});
   void start_argv(const std::vector<std::string> &argv, const Program::Options &options);
-  /// Dumps the program with --kill and waits until it is gone.
-  void dump_kill();
+  /// Dumps the program with --kill (and `extra` options) and waits until
+  /// it is gone.
+  void dump_kill(const std::vector<std::string> &extra = {});
   /// Creates the go file.
   void go();
   /// go(), restore in the foreground, expect exit `code` and one more

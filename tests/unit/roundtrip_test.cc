@@ -202,6 +202,11 @@ Fixture make_fixture() {
   ParentRecord parent = patterned<ParentRecord>(1300);
   parent.path_hint = n.parent.add_string("../previous.ckpt");
   n.parent.add(parent);
+  StoredFileRecord stored = patterned<StoredFileRecord>(1400);
+  stored.path = n.stored_files.add_string("/dev/shm/stored");
+  stored.content = n.stored_files.add_blob(std::vector<u8>{'a', 'b', 'c'});
+  stored.size = 3;
+  n.stored_files.add(stored);
   return f;
 }
 
@@ -322,6 +327,7 @@ TEST_F(RoundTrip, NoteOrderAndOwners) {
   want.push_back({"CORE", kNtAuxv});
   want.push_back({"CORE", kNtFile});
   for (u32 t = 0x434b0001; t <= 0x434b000d; t++) want.push_back({"CKPT", t});
+  want.push_back({"CKPT", static_cast<u32>(CkptNote::StoredFiles)});
   std::vector<std::pair<std::string, u32>> got;
   for (const NoteRef &n : reader_->notes())
     if (n.phdr == 0) got.push_back({std::string(n.owner), n.type});
@@ -524,6 +530,16 @@ TEST_F(RoundTrip, Parent) {
   ASSERT_TRUE(v.parent.has_value());
   expect_same_records(v.parent->records, fixture_->notes.parent.records, "parent");
   EXPECT_EQ(v.parent->str_or_empty(v.parent->records[0].path_hint), "../previous.ckpt");
+}
+
+TEST_F(RoundTrip, StoredFiles) {
+  const CkptView &v = ckpt();
+  expect_same_records(v.stored_files.records, fixture_->notes.stored_files.records, "stored file");
+  ASSERT_EQ(v.stored_files.records.size(), 1u);
+  EXPECT_EQ(v.stored_files.str_or_empty(v.stored_files.records[0].path), "/dev/shm/stored");
+  auto bytes = v.stored_files.blob(v.stored_files.records[0].content);
+  ASSERT_TRUE(bytes);
+  EXPECT_EQ(std::string(bytes->begin(), bytes->end()), "abc");
 }
 
 TEST_F(RoundTrip, EmptyTablesAreOmitted) {

@@ -253,6 +253,12 @@ ImageNotes build_notes(const ProcessCapture &pc, const SegmentLayout &layout, co
   for (const SigActionRecord &s : pc.sigactions) n.sigactions.add(s);
   for (const TimerRecord &t : pc.timers) n.timers.add(t);
   for (const RlimitRecord &r : pc.rlimits) n.rlimits.add(r);
+  for (const StoredFile &f : pc.stored_files) {
+    StoredFileRecord r = f.record;
+    r.path = n.stored_files.add_string(f.path);
+    r.content = n.stored_files.add_blob(f.content);
+    n.stored_files.add(r);
+  }
   return n;
 }
 

@@ -14,6 +14,7 @@
 #include "freeze.h"
 #include "memory.h"
 #include "procfs.h"
+#include "stored_files.h"
 #include "thread_state.h"
 
 namespace ckpt::writer {
@@ -44,6 +45,7 @@ struct ProcessCapture {
   FdTable fds;
   std::vector<MapEntry> maps;
   std::vector<VmaPlan> memory;
+  std::vector<StoredFile> stored_files;  ///< only with --store-tmpfs-files
 };
 
 /// Reads all state of the frozen process (registers, /proc, fds, injected

@@ -41,6 +41,11 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
 
   auto pc = capture_process(*frozen);
   if (!pc) return pc.error();
+  if (opt.store_tmpfs_files) {
+    auto stored = read_stored_files(opt.pid, pc->fds, pc->maps);
+    if (!stored) return stored.error();
+    pc->stored_files = stored.take();
+  }
   SegmentLayout layout = layout_segments(pc->memory);
   ImageNotes notes = build_notes(*pc, layout, new_identity("imgtool dump " CKPT_VERSION));
   // Refuse what restore would refuse before anything is written or killed

@@ -185,19 +185,7 @@ img::Status copy_content(pid_t pid, int fd, u64 size, std::vector<u8> &out) {
   if (!f.valid())
     return make_error("pid %d fd %d: open %s to copy the unlinked file: %s", pid, fd,
                       link.c_str(), strerror(errno));
-  out.resize(size);
-  u64 done = 0;
-  while (done < size) {
-    ssize_t n = pread(f.get(), out.data() + done, size - done, off_t(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
-      return make_error("pid %d fd %d: pread %s at %llu: %s", pid, fd, link.c_str(),
-                        (unsigned long long)done, strerror(errno));
-    if (n == 0) break;  // shrank since stat(): keep what is there
-    done += u64(n);
-  }
-  out.resize(done);
-  return img::Status::ok();
+  return read_file_bytes(f.get(), size, out, where(pid, fd) + ": " + link);
 }
 
 /// /proc/sys/fs/pipe-max-size: the largest F_SETPIPE_SZ allowed without
@@ -395,6 +383,21 @@ void mark_controlling_terminal(FdTable &table, int tty_nr) {
     bool standard_stream = r.fd <= 2 && r.rdev != makedev(5, 0) && !holds_master;
     if (!controlling && !standard_stream) r.flags &= ~img::u32(img::kFdTerminal);
   }
+}
+
+img::Status read_file_bytes(int fd, u64 size, std::vector<u8> &out, const std::string &what) {
+  out.resize(size);
+  u64 done = 0;
+  while (done < size) {
+    ssize_t n = pread(fd, out.data() + done, size - done, off_t(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      return make_error("%s: pread at %llu: %s", what.c_str(), (unsigned long long)done, strerror(errno));
+    if (n == 0) break;  // shrank since stat(): keep what is there
+    done += u64(n);
+  }
+  out.resize(done);
+  return img::Status::ok();
 }
 
 Expected<FdTable> read_fds(pid_t pid, int pidfd) {

@@ -34,6 +34,10 @@ struct FdTable {
 /// Largest unlinked file whose bytes are copied into the image.
 inline constexpr img::u64 kMaxUnlinkedFileBytes = img::u64(256) << 20;
 
+/// Reads up to `size` bytes from the start of the file open at fd into
+/// out (fewer if it shrank meanwhile); `what` names it in errors.
+img::Status read_file_bytes(int fd, img::u64 size, std::vector<img::u8> &out, const std::string &what);
+
 /// Reads the fd table of pid. pidfd is a pidfd_open() of pid (for
 /// pidfd_getfd). Fails with a clear message on an fd it cannot represent
 /// (e.g. an unlinked file larger than kMaxUnlinkedFileBytes).

@@ -70,6 +70,7 @@ enum class CkptNote : u32 {
   Rlimits = 0x434b000b,      ///< RlimitRecord per process and resource
   Tree = 0x434b000c,         ///< TreeRecord: further processes of the tree
   Parent = 0x434b000d,       ///< ParentRecord: the parent image of an increment
+  StoredFiles = 0x434b0010,  ///< StoredFileRecord: files stored by dump --store-tmpfs-files
   Integrity = 0x434b00ff,    ///< IntegrityRecord; alone in the last PT_NOTE
 };
 

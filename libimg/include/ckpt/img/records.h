@@ -303,6 +303,25 @@ struct ParentRecord {
 };
 static_assert(sizeof(ParentRecord) == 24);
 
+/// CkptNote::StoredFiles: the bytes of a file that still had a name at the
+/// dump, stored on request (imgtool dump --store-tmpfs-files) because it
+/// lives in memory (tmpfs, ramfs) and may be gone by the time of the
+/// restore: a JVM's hsperfdata file, a socket's lock file. Restore
+/// recreates it at `path` when nothing is there any more.
+struct StoredFileRecord {
+  u64 dev;                  ///< st_dev of the file, as FdRecord::dev
+  u64 ino;
+  u64 size;                 ///< st_size at the dump (= content.length)
+  i64 mtime_ns;
+  u32 mode;                 ///< st_mode
+  u32 uid;
+  u32 gid;
+  u32 pad0;
+  StrRef path;
+  BlobRef content;
+};
+static_assert(sizeof(StoredFileRecord) == 72);
+
 /// CkptNote::Integrity: xxh3-64 checksums, in the last PT_NOTE. The final
 /// record has kind SelfCheck and covers every byte of this note before it.
 struct IntegrityRecord {

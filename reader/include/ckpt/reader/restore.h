@@ -12,6 +12,9 @@ struct RestoreOptions {
   bool detach = false;        ///< return once the process runs
   std::string pidfile;        ///< with detach (or not): write the root's pid here
   bool lazy = false;          ///< map memory from the image instead of reading it
+  /// Reopen by path the files of fds that were replaced or truncated since
+  /// the dump (rotated logs) instead of refusing.
+  bool reopen_changed_files = false;
 };
 
 /// Checks the image and this machine, then brings the process back with its

@@ -52,11 +52,18 @@ struct Restorability {
   bool restorable() const { return obstacle == Obstacle::None; }
 };
 
+/// Options of restore that change what "here now" accepts.
+struct HereNowOptions {
+  /// restore --reopen-changed-files: an fd whose file was replaced or
+  /// truncated since the dump is fine (it is reopened by path as it is now).
+  bool reopen_changed_files = false;
+};
+
 /// Every check restore makes before it starts anything, in its order:
 /// validate_image, then img::unsupported_state (and kIdentityRestorable),
 /// then this machine now (CPU, pids, files, vdso). restore, verify and
 /// info all call this, so they give the same verdict and the same reason.
-Restorability check_restorable(const std::string &path, bool check_memory = true);
+Restorability check_restorable(const std::string &path, bool check_memory = true, const HereNowOptions &options = {});
 
 /// XSAVE features (XCR0) of this CPU.
 uint64_t host_xsave_features();

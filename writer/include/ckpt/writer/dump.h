@@ -19,6 +19,9 @@ struct DumpOptions {
   /// (kIdentityRestorable clear: for gdb only). Otherwise such a dump is
   /// refused, naming every offender, before anything is written.
   bool allow_unrestorable = false;
+  /// --store-tmpfs-files: keep the bytes of files on tmpfs/ramfs that the
+  /// process holds open or maps shared, so restore can recreate them.
+  bool store_tmpfs_files = false;
   /// Set (e.g. from a signal handler) to abandon the dump: the target is
   /// released and no output file is left.
   const std::atomic<bool> *cancel = nullptr;
