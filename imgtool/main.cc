@@ -1,6 +1,8 @@
 // imgtool: one binary, git-style subcommands.
 #include <cstdio>
 #include <cstring>
+#include <exception>
+#include <new>
 #include <string>
 
 #include "cli.h"
@@ -34,7 +36,7 @@ void usage(FILE *out) {
 
 }  // namespace
 
-int main(int argc, char **argv) {
+static int dispatch(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
     return 2;
@@ -53,4 +55,21 @@ int main(int argc, char **argv) {
   for (const char *p : kPlanned)
     if (name == p) return fail(name, "not implemented yet in this version of imgtool");
   return fail(name, "unknown command (see 'imgtool --help')");
+}
+
+// The libraries return errors as values; this is the last resort for
+// what slips through anyway (std::bad_alloc from a huge allocation, a
+// library bug): one line and a non-zero exit, never std::terminate's
+// abort with a core dump.
+int main(int argc, char **argv) {
+  const std::string name = argc >= 2 ? argv[1] : "";
+  try {
+    return dispatch(argc, argv);
+  } catch (const std::bad_alloc &) {
+    return fail(name, "out of memory");
+  } catch (const std::exception &e) {
+    return fail(name, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return fail(name, "internal error: an unknown exception");
+  }
 }

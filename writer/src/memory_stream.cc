@@ -6,6 +6,7 @@
 #include "memory.h"
 
 #include <cerrno>
+#include <csignal>
 #include <condition_variable>
 #include <cstring>
 #include <fcntl.h>
@@ -122,7 +123,7 @@ Status emit_pages(ImageWriter &w, const u8 *buf, size_t len) {
 }  // namespace
 
 Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &writer,
-                    const std::function<void(u64)> &progress) {
+                    const std::function<void(u64)> &progress, const std::atomic<bool> *cancel) {
   std::vector<Batch> batches = make_batches(plan);
   if (batches.empty()) return {};
   int mem = open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
@@ -141,6 +142,11 @@ Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &wr
   std::mutex mu;
   std::condition_variable cv;
   bool stop = false;
+  // The reader thread takes no signals: a SIGINT must interrupt the
+  // calling thread, whose write may be what blocks (a full pipe).
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   std::thread reader([&] {
     for (size_t b = 0; b < batches.size(); b++) {
       Slot &s = slot[b % slots];
@@ -160,6 +166,7 @@ Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &wr
       if (!st) return;
     }
   });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
 
   Status result;
   u64 done = 0;
@@ -170,6 +177,7 @@ Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &wr
       cv.wait(lock, [&] { return s.filled && s.batch == b; });
     }
     result = s.status;
+    if (result && cancel && cancel->load()) result = make_error("interrupted");
     if (result) result = emit_pages(writer, s.buffer, batches[b].bytes);
     done += batches[b].bytes;
     {
