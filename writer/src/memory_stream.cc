@@ -13,6 +13,7 @@
 #include <mutex>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <system_error>
 #include <thread>
 #include <unistd.h>
 
@@ -147,7 +148,9 @@ Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &wr
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  std::thread reader([&] {
+  // std::thread reports a failed clone (EAGAIN at RLIMIT_NPROC) by
+  // throwing std::system_error; it must not leave the library.
+  auto read_all = [&] {
     for (size_t b = 0; b < batches.size(); b++) {
       Slot &s = slot[b % slots];
       {
@@ -165,8 +168,20 @@ Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &wr
       cv.notify_all();
       if (!st) return;
     }
-  });
+  };
+  std::thread reader;
+  std::string thread_error;
+  try {
+    reader = std::thread(read_all);
+  } catch (const std::system_error &e) {
+    thread_error = e.what();
+  }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (!reader.joinable()) {
+    munmap(arena, slots * kBatch);
+    close(mem);
+    return make_error("cannot start the thread that reads memory: %s", thread_error.c_str());
+  }
 
   Status result;
   u64 done = 0;
