@@ -8,7 +8,9 @@
 #include <cstring>
 #include <fcntl.h>
 #include <map>
+#include <linux/capability.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "self_maps.h"
@@ -16,6 +18,9 @@
 namespace ckpt::reader {
 
 using namespace img;
+
+// CAP_CHECKPOINT_RESTORE (Linux 5.9), spelled out for older headers.
+constexpr unsigned kCapCheckpointRestore = 40;
 
 static Status check_file(const std::string &path, u64 ino, u64 size, i64 mtime_ns, const char *what) {
   struct stat st;
@@ -128,6 +133,23 @@ Status preflight(const ImageReader &image, const CkptView &v, const CoreView &co
   if (core.threads.size() != v.threads.records.size()) return make_error("thread notes and records disagree");
   (void)image;
   return {};
+}
+
+Error not_permitted_to_restore() {
+  return make_error("not permitted: user %u may not restore processes (recreating their pids needs root, "
+                    "CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN)",
+                    static_cast<unsigned>(geteuid()));
+}
+
+// clone3's set_tid is allowed with CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN
+// over the pid namespace (checkpoint_restore_ns_capable() in the kernel).
+Status check_restore_privilege() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capget, &header, data) < 0) return {};  // cannot tell: clone3 decides
+  auto has = [&](unsigned cap) { return (data[cap / 32].effective >> (cap % 32)) & 1; };
+  if (has(CAP_SYS_ADMIN) || has(kCapCheckpointRestore)) return {};
+  return not_permitted_to_restore();
 }
 
 }  // namespace ckpt::reader

@@ -11,4 +11,11 @@ namespace ckpt::reader {
 /// Fails naming the first problem.
 img::Status preflight(const img::ImageReader &image, const img::CkptView &view, const img::CoreView &core);
 
+/// The restoring user may recreate processes with their original pids
+/// (root, CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN); checked before anything
+/// else, so that an unprivileged user hears that and not about a file
+/// they cannot read. Also the message for clone3's EPERM.
+img::Status check_restore_privilege();
+img::Error not_permitted_to_restore();
+
 }  // namespace ckpt::reader
