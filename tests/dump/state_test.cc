@@ -162,6 +162,29 @@ TEST(DumpState, ThreadChurnDoesNotFailTheDump) {
   EXPECT_EQ(failures, 0) << "of 60 dumps; the first: " << first_failure;
 }
 
+// Signals arriving while the dump runs syscalls inside a thread (here a
+// POSIX timer's, every 200 us) must neither fail the dump nor be lost. A
+// suppressed signal used to be re-sent at once, was pending again at the
+// next resume and stopped the thread again: "keeps stopping during an
+// injected syscall".
+TEST(DumpState, SignalsArrivingDuringTheDump) {
+  Target t({DUMP_TIMER_PATH});
+  ASSERT_TRUE(t.ready()) << t.error();
+  unsigned long addr = std::strtoul(t.value("counter").c_str(), nullptr, 16);
+  ASSERT_NE(addr, 0u);
+  TempDir tmp;
+  for (int i = 0; i < 20; i++) {
+    SCOPED_TRACE("dump " + std::to_string(i));
+    std::string c = tmp.file("timer" + std::to_string(i % 2) + ".core");
+    expect_success(dump(t.pid(), c));
+    if (HasFatalFailure()) return;
+  }
+  expect_running_untraced(t.pid());
+  unsigned long after;
+  ASSERT_TRUE(read_remote_u64(t.pid(), addr, &after));
+  EXPECT_TRUE(counter_advances(t.pid(), addr, after)) << "the timer's signals stopped arriving";
+}
+
 // `-o -` writes the image to a pipe (run() gives imgtool a pipe as stdout).
 TEST(DumpStdout, StreamsImageThroughAPipe) {
   Target t({DUMP_SLEEPER_PATH});

@@ -43,8 +43,21 @@ static pid_t tid_group(pid_t tid) {
   return status ? status->tgid : tid;
 }
 
+static bool is_stop_signal(int sig) { return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU; }
+
 // Resumes to the next syscall stop (entry or exit) of tid.
-static Status to_syscall_stop(pid_t tid) {
+//
+// A signal-delivery stop on the way means a signal arrived while we
+// borrowed the thread. It is suppressed here and sent again (with our pid
+// as its sender: the kernel refuses to let us queue a siginfo that claims
+// another sender) only once the thread is back in its frozen stop, in
+// restore(): sent at once, it would be pending for the very next resume
+// and stop the thread again, over and over (a POSIX timer's signal made
+// every dump of its process fail with "keeps stopping"). Stop signals are
+// not re-sent: a thread resumed out of a job-control stop reports the
+// group stop again as a SIGSTOP delivery; the stop is still in effect and
+// re-applies when we detach.
+static Status to_syscall_stop(pid_t tid, std::vector<int> &deferred) {
   if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
   int foreign_stops = 0;
   for (;;) {
@@ -55,18 +68,10 @@ static Status to_syscall_stop(pid_t tid) {
     }
     if (WIFEXITED(status) || WIFSIGNALED(status)) return make_error("thread %d exited during the dump", tid);
     if (WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80)) return {};
-    // A signal-delivery stop: a signal arrived while we borrowed the
-    // thread. Suppressing it here and sending it again keeps it pending
-    // for the process (with our pid as its sender: the kernel refuses to
-    // let us queue a siginfo that claims another sender). Stop signals are
-    // the exception: a thread resumed out of a job-control stop reports the
-    // group stop again as a SIGSTOP delivery; the stop is still in effect
-    // and re-applies when we detach, so re-sending would loop forever.
     if (WIFSTOPPED(status)) {
       if (++foreign_stops > 64) return make_error("thread %d keeps stopping during an injected syscall", tid);
       int sig = WSTOPSIG(status);
-      bool stop_signal = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
-      if ((status >> 16) == 0 && sig != SIGTRAP && !stop_signal) syscall(SYS_tgkill, tid_group(tid), tid, sig);
+      if ((status >> 16) == 0 && sig < 65 && sig != SIGTRAP && !is_stop_signal(sig)) deferred.push_back(sig);
       if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
     }
   }
@@ -90,8 +95,8 @@ Expected<long> Injector::call(long nr, std::initializer_list<u64> args) {
   r.r9 = a[5];
   ran_ = true;
   CKPT_TRY(set_regs(tid_, r));
-  CKPT_TRY(to_syscall_stop(tid_));  // entry
-  CKPT_TRY(to_syscall_stop(tid_));  // exit
+  CKPT_TRY(to_syscall_stop(tid_, deferred_signals_));  // entry
+  CKPT_TRY(to_syscall_stop(tid_, deferred_signals_));  // exit
   img::UserRegs out;
   if (ptrace(PTRACE_GETREGS, tid_, 0, &out) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid_, strerror(errno));
   return static_cast<long>(out.rax);
@@ -123,6 +128,15 @@ Expected<long> Injector::call_out(long nr, std::initializer_list<u64> args, int 
 Status Injector::restore() {
   restored_ = true;
   if (!ran_) return {};
+  Status s = return_to_frozen_stop();
+  // Back in its frozen stop (or failing to get there): what arrived
+  // meanwhile is pending again, delivered once the process is let go.
+  for (int sig : deferred_signals_) syscall(SYS_tgkill, tid_group(tid_), tid_, sig);
+  deferred_signals_.clear();
+  return s;
+}
+
+Status Injector::return_to_frozen_stop() {
   // Put the frozen registers back exactly, then bring the thread back into
   // the kind of stop we found it in: PTRACE_INTERRUPT raises a pending
   // trap, so on its way out of our syscall's exit stop the thread enters
@@ -147,10 +161,9 @@ Status Injector::restore() {
         return make_error("thread %d did not come back to its frozen state", tid_);
       return {};
     }
-    // A signal arriving now: leave it queued (see to_syscall_stop).
+    // A signal arriving now: keep it for later (see to_syscall_stop).
     int sig = WSTOPSIG(status);
-    bool stop_signal = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
-    if (!stop_signal && sig != SIGTRAP) syscall(SYS_tgkill, tid_group(tid_), tid_, sig);
+    if ((status >> 16) == 0 && sig < 65 && !is_stop_signal(sig) && sig != SIGTRAP) deferred_signals_.push_back(sig);
     if (ptrace(PTRACE_CONT, tid_, 0, 0) < 0) return make_error("PTRACE_CONT(%d): %s", tid_, strerror(errno));
     ptrace(PTRACE_INTERRUPT, tid_, 0, 0);
   }

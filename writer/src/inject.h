@@ -43,11 +43,15 @@ class Injector {
   Status restore();
 
  private:
+  Status return_to_frozen_stop();
+
   pid_t tid_;
   u64 insn_;
   img::UserRegs saved_;
   bool ran_ = false;
   bool restored_ = false;
+  /// Signals that arrived during injected syscalls, sent again by restore().
+  std::vector<int> deferred_signals_;
 };
 
 /// Finds a `syscall` instruction in the target's [vdso], or returns 0.
