@@ -23,7 +23,9 @@ static const char kHelp[] =
     "  --kill            kill the process once the image is safely written\n"
     "  --leave-running   the default: the process carries on\n"
     "\n"
-    "Processes with children are refused for now (process trees come later).\n";
+    "Processes with children are refused for now (process trees come later).\n"
+    "Interrupting a dump (SIGINT, SIGTERM, SIGHUP) stops it within moments and\n"
+    "leaves no file behind and the process as it was.\n";
 
 static std::atomic<bool> g_cancel{false};
 

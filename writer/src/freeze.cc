@@ -217,8 +217,9 @@ Status FrozenProcess::release() {
         wait_for_stop(t, std::chrono::milliseconds(1000), false) != StopWait::Stopped)
       continue;
     if (!t.stop_signal) continue;
-    // Detaching from a group-stop leaves the thread in it; from our own
-    // interrupt stop it resumes. Either way: as we found it.
+    // Detached from a group-stop, the thread goes back into it (see
+    // await_group_stop); from our own interrupt stop it resumes. Either
+    // way: as we found it.
     if (ptrace(PTRACE_DETACH, t.tid, 0, 0) < 0 && errno != ESRCH && result)
       result = make_error("cannot detach from thread %d: %s", t.tid, strerror(errno));
   }
