@@ -35,7 +35,9 @@ static const char kHelp[] =
     "signalfd, timerfd, inotify, POSIX timers, a pty it opened, most character\n"
     "devices, SysV shm) is refused before anything is written or killed, naming\n"
     "every such resource; it is left running (or stopped) as it was.\n"
-    "Processes with children are refused for now (process trees come later).\n";
+    "Processes with children are refused for now (process trees come later).\n"
+    "Interrupting a dump (SIGINT, SIGTERM, SIGHUP) stops it within moments and\n"
+    "leaves no file behind and the process as it was.\n";
 
 static std::atomic<bool> g_cancel{false};
 
@@ -80,11 +82,18 @@ int cmd_dump(int argc, char **argv) {
   opt.show_progress = isatty(STDERR_FILENO);
   opt.cancel = &g_cancel;
   // Interrupting a dump must not leave the target stopped or a partial
-  // file behind: the signal only asks the dump to stop at the next step.
+  // file behind: the signal only asks the dump to stop at the next step
+  // (no SA_RESTART: a blocked waitpid or write returns EINTR and sees the
+  // request). A signal ignored on entry (nohup, a background job's
+  // SIGINT) stays ignored, as the user asked.
   struct sigaction sa {};
   sa.sa_handler = on_signal;
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);  // a closed pipe on "-o -" is an error, not death
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction old {};
+    if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    sigaction(sig, &sa, nullptr);
+  }
+  signal(SIGPIPE, SIG_IGN);  // a closed pipe on "-o -" is an error (EPIPE), not death
 
   auto stats = writer::dump_process(opt);
   if (!stats) return fail("dump", stats.error().message());

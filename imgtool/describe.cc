@@ -1,6 +1,7 @@
 #include "describe.h"
 
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -409,7 +410,8 @@ std::string render_text(const json &info) {
   u64 stored = 0, total = 0;
   for (const json &m : info["memory"]) {
     stored += m["stored_bytes"].get<u64>();
-    total += std::stoull(str(m["end"]), nullptr, 16) - std::stoull(str(m["start"]), nullptr, 16);
+    // strtoull, not std::stoull: nothing here may throw.
+    total += std::strtoull(str(m["end"]).c_str(), nullptr, 16) - std::strtoull(str(m["start"]).c_str(), nullptr, 16);
   }
   line("memory: " + std::to_string(info["memory"].size()) + " mappings, " + human_bytes(total) + ", " +
        human_bytes(stored) + " stored here");

@@ -1,7 +1,10 @@
 // imgtool: one binary, git-style subcommands.
 #include <cstdio>
 #include <cstring>
+#include <exception>
+#include <new>
 #include <string>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -34,7 +37,7 @@ void usage(FILE *out) {
 
 }  // namespace
 
-int main(int argc, char **argv) {
+static int dispatch(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
     return 2;
@@ -53,4 +56,41 @@ int main(int argc, char **argv) {
   for (const char *p : kPlanned)
     if (name == p) return fail(name, "not implemented yet in this version of imgtool");
   return fail(name, "unknown command (see 'imgtool --help')");
+}
+
+// The command, for the out-of-memory line.
+static const char *g_command = "";
+
+// Out of memory ends imgtool with one line, wherever it happens. A
+// std::bad_alloc cannot always be caught: nlohmann::json's destructor
+// allocates (it flattens nested values onto a vector), and an exception
+// leaving a destructor is std::terminate's abort. The handler writes
+// with write(2), which needs no memory. A dump in progress leaves its
+// target to the kernel, which detaches a tracer's tracees when it exits.
+[[noreturn]] static void out_of_memory() {
+  auto put = [](const char *s) {
+    if (write(STDERR_FILENO, s, strlen(s)) < 0) _exit(1);
+  };
+  put("imgtool ");
+  put(g_command);
+  put(": out of memory\n");
+  _exit(1);
+}
+
+// The libraries return errors as values; this is the last resort for
+// what slips through anyway (a library bug): one line and a non-zero
+// exit, never std::terminate's abort with a core dump.
+int main(int argc, char **argv) {
+  const std::string name = argc >= 2 ? argv[1] : "";
+  g_command = argc >= 2 ? argv[1] : "";
+  std::set_new_handler(out_of_memory);
+  try {
+    return dispatch(argc, argv);
+  } catch (const std::bad_alloc &) {
+    return fail(name, "out of memory");
+  } catch (const std::exception &e) {
+    return fail(name, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return fail(name, "internal error: an unknown exception");
+  }
 }

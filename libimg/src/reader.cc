@@ -232,7 +232,12 @@ Status ImageReader::parse_notes(u32 pi) {
 }
 
 std::span<const u8> ImageReader::segment_bytes(size_t i) const {
-  const Elf64_Phdr &ph = phdrs_.at(i);
+  // No bytes, rather than an exception or a span past the mapping, for an
+  // index out of range or a header open() did not check (only PT_LOAD and
+  // PT_NOTE must lie inside the file).
+  if (i >= phdrs_.size()) return {};
+  const Elf64_Phdr &ph = phdrs_[i];
+  if (add_overflows(ph.p_offset, ph.p_filesz) || ph.p_offset + ph.p_filesz > size_) return {};
   return {data_ + ph.p_offset, static_cast<size_t>(ph.p_filesz)};
 }
 

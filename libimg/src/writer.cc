@@ -124,12 +124,16 @@ ImageWriter::~ImageWriter() {
 
 // Writes len bytes at file offset `at` (a regular file) or at the stream's
 // current end (a pipe): no seek backwards is ever needed.
-static Status put(int fd, bool positioned, const u8 *p, size_t len, u64 at) {
+// A signal that sets *cancel ends a write blocked on a full pipe (EINTR).
+static Status put(int fd, bool positioned, const u8 *p, size_t len, u64 at, const std::atomic<bool> *cancel) {
   size_t done = 0;
   while (done < len) {
     ssize_t n = positioned ? ::pwrite(fd, p + done, len - done, static_cast<off_t>(at + done))
                            : ::write(fd, p + done, len - done);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINTR) {
+      if (cancel && cancel->load()) return make_error("interrupted while writing at byte %llu", (unsigned long long)(at + done));
+      continue;
+    }
     if (n < 0) return make_error("write failed at byte %llu: %s", (unsigned long long)(at + done), strerror(errno));
     done += n;
   }
@@ -137,7 +141,7 @@ static Status put(int fd, bool positioned, const u8 *p, size_t len, u64 at) {
 }
 
 Status ImageWriter::flush() {
-  CKPT_TRY(put(fd_, seekable_, buffer_.data(), buffer_.size(), pos_ - buffer_.size()));
+  CKPT_TRY(put(fd_, seekable_, buffer_.data(), buffer_.size(), pos_ - buffer_.size(), options_.cancel));
   buffer_.clear();
   return {};
 }
@@ -161,7 +165,7 @@ Status ImageWriter::emit(std::span<const u8> bytes) {
   bool aligned = pos_ % kPageSize == 0 && bytes.size() % kPageSize == 0 &&
                  reinterpret_cast<uintptr_t>(bytes.data()) % kPageSize == 0;
   if (direct_fd_ >= 0 && aligned) {
-    Status s = put(direct_fd_, true, bytes.data(), bytes.size(), pos_);
+    Status s = put(direct_fd_, true, bytes.data(), bytes.size(), pos_, options_.cancel);
     if (s) {
       pos_ += bytes.size();
       return {};
@@ -169,7 +173,7 @@ Status ImageWriter::emit(std::span<const u8> bytes) {
     close(direct_fd_);  // e.g. EINVAL from a filesystem that refuses it late
     direct_fd_ = -1;
   }
-  CKPT_TRY(put(fd_, seekable_, bytes.data(), bytes.size(), pos_));
+  CKPT_TRY(put(fd_, seekable_, bytes.data(), bytes.size(), pos_, options_.cancel));
   pos_ += bytes.size();
   return {};
 }

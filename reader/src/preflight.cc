@@ -5,7 +5,9 @@
 #include <cstring>
 #include <fcntl.h>
 #include <map>
+#include <linux/capability.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <ckpt/img/build_id.h>
@@ -19,6 +21,9 @@
 namespace ckpt::reader {
 
 using namespace img;
+
+// CAP_CHECKPOINT_RESTORE (Linux 5.9), spelled out for older headers.
+constexpr unsigned kCapCheckpointRestore = 40;
 
 static Status check_file(const std::string &path, u64 ino, u64 size, i64 mtime_ns, const char *what) {
   struct stat st;
@@ -140,7 +145,26 @@ static Status check_vdso(const CkptView &v) {
   return {};
 }
 
+Error not_permitted_to_restore() {
+  return make_error("not permitted: user %u may not restore processes (recreating their pids needs root, "
+                    "CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN)",
+                    static_cast<unsigned>(geteuid()));
+}
+
+// clone3's set_tid is allowed with CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN
+// over the pid namespace (checkpoint_restore_ns_capable() in the kernel).
+Status check_restore_privilege() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capget, &header, data) < 0) return {};  // cannot tell: clone3 decides
+  auto has = [&](unsigned cap) { return (data[cap / 32].effective >> (cap % 32)) & 1; };
+  if (has(CAP_SYS_ADMIN) || has(kCapCheckpointRestore)) return {};
+  return not_permitted_to_restore();
+}
+
 Status check_here_now(const ImageReader &image, const CkptView &v, const HereNowOptions &opt) {
+  // Who restores matters as much as where: verify and info say so too.
+  CKPT_TRY(check_restore_privilege());
   u64 need = v.identity.xsave_features, have = host_xsave_features();
   if (need & ~have)
     return make_error("this CPU lacks XSAVE features 0x%llx that the image uses (image 0x%llx, CPU 0x%llx)",

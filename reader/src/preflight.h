@@ -19,4 +19,11 @@ namespace ckpt::reader {
 img::Status check_here_now(const img::ImageReader &image, const img::CkptView &view,
                            const HereNowOptions &options = {});
 
+/// The restoring user may recreate processes with their original pids
+/// (root, CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN); checked before anything
+/// else, so that an unprivileged user hears that and not about a file
+/// they cannot read. Also the message for clone3's EPERM.
+img::Status check_restore_privilege();
+img::Error not_permitted_to_restore();
+
 }  // namespace ckpt::reader

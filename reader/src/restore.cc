@@ -23,6 +23,7 @@
 #include <ckpt/reader/validate.h>
 
 #include "../restorer/abi.h"
+#include "preflight.h"
 #include "process_setup.h"
 #include "self_maps.h"
 #include "stored_files.h"
@@ -436,6 +437,7 @@ static void forward_signal(int sig) {
 }
 
 Expected<int> restore_image(const RestoreOptions &opt) {
+  CKPT_TRY(check_restore_privilege());
   // Eager restore reads every stored byte anyway and checks them first;
   // lazy restore must not read them at all. The same checks as verify's,
   // so both say the same thing.
@@ -482,6 +484,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     close(status[0]);
     close(status[1]);
     if (e == EEXIST) return make_error("pid %d is in use", want);
+    if (e == EPERM) return not_permitted_to_restore();
     return make_error("cannot create a process with pid %d: %s", want, strerror(e));
   }
   if (pid == 0) {

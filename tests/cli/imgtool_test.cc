@@ -488,3 +488,35 @@ TEST_F(Imgtool, RealGcore) {
   EXPECT_EQ(lines[0].rfind("imgtool verify: ", 0), 0u) << lines[0];
   EXPECT_NE(lines[0].find("not a ckpt image"), std::string::npos) << lines[0];
 }
+
+// Running out of memory anywhere must end in one line, not in
+// std::terminate's "terminate called after throwing std::bad_alloc" and an
+// abort: `imgtool info --json` of an image with thousands of mappings under
+// every address-space limit from "cannot even start" up to "enough".
+TEST(ImgtoolLimits, OutOfMemoryIsOneLine) {
+  std::string prlimit = find_tool({"prlimit"});
+  ASSERT_NE(prlimit, "") << "prlimit (util-linux) is needed";
+  TempDir dir;
+  SyntheticOptions o;
+  o.segments = 3000;
+  std::string image = dir.file("many.ckpt");
+  ASSERT_TRUE(write_file(image, encode_image(make_synthetic(o))));
+  int out_of_memory = 0;
+  bool succeeded = false;
+  for (int mib = 16; mib <= 1024 && !succeeded; mib += 1) {
+    SCOPED_TRACE("address space limit " + std::to_string(mib) + " MiB");
+    RunResult r = run({prlimit, "--as=" + std::to_string(mib << 20), kImgtool, "info", "--json", image}, 60);
+    ASSERT_TRUE(r.exited) << r.status() << "\n" << r.err;
+    if (r.err.find("error while loading shared libraries") != std::string::npos) continue;  // ld.so, not us
+    if (r.exit_code == 0) {
+      succeeded = true;
+      break;
+    }
+    std::vector<std::string> lines = r.err_lines();
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_EQ(lines[0].rfind("imgtool info: ", 0), 0u) << lines[0];
+    if (lines[0].find("out of memory") != std::string::npos) out_of_memory++;
+  }
+  EXPECT_TRUE(succeeded);
+  EXPECT_GT(out_of_memory, 0) << "no limit ran out of memory after the image was opened";
+}

@@ -44,7 +44,10 @@ Parity run_parity(const std::vector<std::string> &target_argv, const std::string
   RunResult r = test::run({"gdb", "-batch", "-nx", "-p", std::to_string(t.pid()), "-ex", "gcore " + g}, 120);
   if (!r.exited || r.exit_code != 0 || !path_exists(g))
     return p.error = "gdb gcore failed: " + r.status() + "\n" + r.out + r.err, p;
-  if (proc_state(t.pid()) != 'T') return p.error = "gdb's gcore left the target running", p;
+  // gdb's PTRACE_DETACH wakes each thread to re-enter the group stop
+  // (runnable, 'R', until it gets a CPU): gdb is not under test, so wait.
+  for (pid_t tid : task_tids(t.pid()))
+    if (!wait_for_state(tid, 'T')) return p.error = "gdb's gcore left the target running", p;
   if (tracer_pid(t.pid()) != 0) return p.error = "gdb's gcore left the target traced", p;
 
   r = dump(t.pid(), c);

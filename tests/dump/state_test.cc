@@ -2,10 +2,13 @@
 // with the same registers, never left traced), `-o -`, and `--kill`.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dump_common.h"
 
@@ -81,6 +84,59 @@ TEST(DumpState, StoppedTargetStaysStoppedWithSameRegisters) {
   EXPECT_EQ(verify_intact(c).exit_code, 0);
 }
 
+/// Processes spinning on every CPU (and one more) until destroyed, so
+/// that a thread woken by the kernel waits for a CPU.
+class CpuHogs {
+ public:
+  CpuHogs() {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    for (long i = 0; i < std::max(n, 1L); i++) {
+      pid_t p = fork();
+      if (p == 0) {
+        for (volatile unsigned long x = 0;; x++) {
+        }
+      }
+      if (p > 0) pids_.push_back(p);
+    }
+  }
+  ~CpuHogs() {
+    for (pid_t p : pids_) kill(p, SIGKILL);
+    for (pid_t p : pids_) waitpid(p, nullptr, 0);
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+};
+
+// The race seen as "after imgtool dump, the target's state is R, not T" on
+// a busy machine: PTRACE_DETACH from a group-stopped thread makes it
+// runnable until it re-enters the group stop, so a dump that returned
+// right after detaching showed a running process for a moment. With the
+// target at nice 19 and every CPU busy that moment is long; every thread
+// must read 'T' the instant the dump has returned, in each of 12 rounds.
+TEST(DumpState, StoppedTargetIsStoppedWhenTheDumpReturnsUnderLoad) {
+  Target t({DUMP_TLS_THREADS_PATH});
+  ASSERT_TRUE(t.ready()) << t.error();
+  for (pid_t tid : task_tids(t.pid())) ASSERT_EQ(setpriority(PRIO_PROCESS, tid, 19), 0);  // per thread on Linux
+  ASSERT_TRUE(t.stop());
+  TempDir tmp;
+  CpuHogs hogs;
+  int running = 0;
+  std::string first;
+  for (int i = 0; i < 12; i++) {
+    std::string c = tmp.file("stopped" + std::to_string(i % 2) + ".core");
+    expect_success(dump(t.pid(), c));
+    std::string states;
+    for (pid_t tid : task_tids(t.pid())) states += proc_state(tid);
+    if (states.find_first_not_of('T') != std::string::npos && running++ == 0)
+      first = "round " + std::to_string(i) + ": thread states " + states;
+    ASSERT_TRUE(wait_for_state(t.pid(), 'T')) << "round " << i << ": the target does not stop again";
+    for (pid_t tid : task_tids(t.pid())) ASSERT_TRUE(wait_for_state(tid, 'T')) << "round " << i << ", thread " << tid;
+    EXPECT_EQ(tracer_pid(t.pid()), 0);
+  }
+  EXPECT_EQ(running, 0) << "of 12 dumps left a thread not stopped when it returned; the first: " << first;
+}
+
 // Threads that come and go while the process is being frozen must not make
 // the dump fail. Two kernel details make this easy to get wrong: a thread
 // created by an already seized thread is auto-attached (PTRACE_O_TRACECLONE)
@@ -104,6 +160,29 @@ TEST(DumpState, ThreadChurnDoesNotFailTheDump) {
     expect_running_untraced(t.pid());
   }
   EXPECT_EQ(failures, 0) << "of 60 dumps; the first: " << first_failure;
+}
+
+// Signals arriving while the dump runs syscalls inside a thread (here a
+// POSIX timer's, every 200 us) must neither fail the dump nor be lost. A
+// suppressed signal used to be re-sent at once, was pending again at the
+// next resume and stopped the thread again: "keeps stopping during an
+// injected syscall".
+TEST(DumpState, SignalsArrivingDuringTheDump) {
+  Target t({DUMP_TIMER_PATH});
+  ASSERT_TRUE(t.ready()) << t.error();
+  unsigned long addr = std::strtoul(t.value("counter").c_str(), nullptr, 16);
+  ASSERT_NE(addr, 0u);
+  TempDir tmp;
+  for (int i = 0; i < 20; i++) {
+    SCOPED_TRACE("dump " + std::to_string(i));
+    std::string c = tmp.file("timer" + std::to_string(i % 2) + ".core");
+    expect_success(dump(t.pid(), c));
+    if (HasFatalFailure()) return;
+  }
+  expect_running_untraced(t.pid());
+  unsigned long after;
+  ASSERT_TRUE(read_remote_u64(t.pid(), addr, &after));
+  EXPECT_TRUE(counter_advances(t.pid(), addr, after)) << "the timer's signals stopped arriving";
 }
 
 // `-o -` writes the image to a pipe (run() gives imgtool a pipe as stdout).

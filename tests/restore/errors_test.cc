@@ -220,19 +220,34 @@ TEST_F(RestoreErrors, OpenedFileReplaced) {
   expect_failed_cleanly(r, "offset.txt");
 }
 
+// The restoring user (nobody) may read everything the restore needs but
+// lacks the privilege to restore pids: the message must say so plainly.
+// The program is a copy in the test's own directory, so that the result
+// does not depend on where the checkout lives (a build tree under a 0700
+// /root is out of nobody's reach and gave "Permission denied" instead).
 TEST_F(RestoreErrors, NotPermitted) {
   std::string setpriv = test::find_tool({"setpriv"});
   if (setpriv.empty()) GTEST_SKIP() << "no setpriv";
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
+  std::string program = tmp_.file("restore_counter");
+  RunResult cp = test::run({"cp", RESTORE_COUNTER_PATH, program});
+  ASSERT_TRUE(cp.exited && cp.exit_code == 0) << cp.err;
+  ASSERT_EQ(chmod(program.c_str(), 0755), 0);
+  ASSERT_NO_FATAL_FAILURE(start(program, {"exit:0"}));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   ASSERT_NO_FATAL_FAILURE(go());
-  // nobody must be able to read the image: only the privilege is missing.
+  // nobody must be able to read the image and the program: only the
+  // privilege is missing. Every directory above them must be searchable.
   ASSERT_EQ(chmod(dir().c_str(), 0755), 0);
   ASSERT_EQ(chmod(image_path().c_str(), 0644), 0);
+  for (std::string d = dir(); d.size() > 1; d = d.substr(0, d.rfind('/') > 0 ? d.rfind('/') : 1)) {
+    struct stat st;
+    ASSERT_EQ(stat(d.c_str(), &st), 0) << d;
+    ASSERT_TRUE(st.st_mode & S_IXOTH) << d << " is not searchable by others: set TMPDIR elsewhere";
+  }
   RunResult r = test::run({setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", imgtool(), "restore",
                            image_path()},
                           60);
-  expect_failed_cleanly(r, "not permitted");
+  expect_failed_cleanly(r, "not permitted: user 65534 may not restore");
   EXPECT_EQ(read_file(tmp_.file("report.txt")), "");
 }
 

@@ -29,7 +29,7 @@ static double seconds_since(Clock::time_point t) {
 Expected<DumpStats> dump_process(const DumpOptions &opt) {
   DumpStats stats;
   auto start = Clock::now();
-  auto frozen = FrozenProcess::freeze(opt.pid);
+  auto frozen = FrozenProcess::freeze(opt.pid, opt.cancel);
   if (!frozen) return frozen.error();
   auto frozen_at = Clock::now();
 
@@ -64,12 +64,18 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   if (!out) return out.error();
   ImageWriter::Options wopt;
   wopt.direct_io = getenv("CKPT_BUFFERED_IO") == nullptr;
+  wopt.cancel = opt.cancel;
   auto writer = ImageWriter::create(notes.encode(), layout.segments, wopt);
   if (!writer) return writer.error();
   stats.memory_bytes = stored_bytes(pc->memory);
   stats.image_bytes = writer->layout().total_size;
 
   auto cancelled = [&] { return opt.cancel && opt.cancel->load(); };
+  // Every return below releases the process (FrozenProcess's destructor)
+  // and removes the temporary file (ImageOutput's).
+  auto interrupted = [&] {
+    return make_error("interrupted; no image was written and process %d was let go as it was", opt.pid);
+  };
   auto last_report = Clock::now();
   bool reported = false;
   auto progress = [&](u64 done) {
@@ -82,21 +88,20 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
                  (unsigned long long)(stats.memory_bytes >> 20), (done >> 20) / elapsed);
   };
 
+  if (cancelled()) return interrupted();
   CKPT_TRY(writer->begin(out->fd()));
-  if (cancelled()) return make_error("interrupted");
-  Status s = write_memory(opt.pid, pc->memory, *writer, [&](u64 done) {
-    progress(done);
-  });
+  Status s = write_memory(
+      opt.pid, pc->memory, *writer, [&](u64 done) { progress(done); }, opt.cancel);
   if (reported) std::fprintf(stderr, "\n");
+  if (cancelled()) return interrupted();
   if (!s) return s.error();
-  if (cancelled()) return make_error("interrupted");
   CKPT_TRY(writer->finish());
 
   if (!opt.kill_after) {
     CKPT_TRY(frozen->release());
     stats.frozen_seconds = seconds_since(frozen_at);
   }
-  if (cancelled()) return make_error("interrupted");
+  if (cancelled()) return interrupted();
   CKPT_TRY(out->commit());
   if (opt.kill_after) {
     CKPT_TRY(frozen->kill());

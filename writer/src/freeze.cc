@@ -1,6 +1,8 @@
 #include "freeze.h"
 
 #include <algorithm>
+#include <chrono>
+#include <ctime>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -17,7 +19,7 @@ namespace ckpt::writer {
 using img::make_error;
 
 FrozenProcess::FrozenProcess(FrozenProcess &&o) noexcept
-    : pid_(o.pid_), pidfd_(o.pidfd_), was_stopped_(o.was_stopped_), attached_(o.attached_),
+    : pid_(o.pid_), pidfd_(o.pidfd_), was_stopped_(o.was_stopped_), attached_(o.attached_), cancel_(o.cancel_),
       threads_(std::move(o.threads_)) {
   o.attached_ = false;
   o.pidfd_ = -1;
@@ -28,17 +30,46 @@ FrozenProcess::~FrozenProcess() {
   if (pidfd_ >= 0) close(pidfd_);
 }
 
-// Waits for tid's next stop. Returns false if the thread is gone (it exited
-// or was killed while we were seizing it).
-static bool wait_for_stop(pid_t tid, FrozenThread &t) {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long one thread may take to reach the stop we asked for. A thread
+// in an uninterruptible sleep (state D: I/O on a dead NFS server, a FUSE
+// request, a vfork() parent waiting for its child) ignores
+// PTRACE_INTERRUPT until it wakes, possibly never, while every other
+// thread is frozen. Generous, as a busy machine may be slow to schedule
+// the thread (docs/DECISIONS.md).
+constexpr std::chrono::seconds kStopTimeout{5};
+
+void pause_briefly(long &ns) {
+  timespec ts{0, ns};
+  nanosleep(&ts, nullptr);
+  ns = std::min(ns * 2, 5'000'000L);
+}
+
+}  // namespace
+
+// Waits for tid's next stop (polling: waitpid has no timeout).
+FrozenProcess::StopWait FrozenProcess::wait_for_stop(FrozenThread &t, std::chrono::milliseconds timeout,
+                                                     bool cancellable) {
+  const pid_t tid = t.tid;
+  const auto deadline = Clock::now() + timeout;
+  long pause_ns = 10'000;
   for (;;) {
     int status = 0;
-    pid_t r = waitpid(tid, &status, __WALL);
+    pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
     if (r < 0) {
       if (errno == EINTR) continue;
-      return false;
+      return StopWait::Gone;
     }
-    if (WIFEXITED(status) || WIFSIGNALED(status)) return false;
+    if (r == 0) {
+      if (cancellable && cancel_ && cancel_->load()) return StopWait::Cancelled;
+      if (Clock::now() >= deadline) return StopWait::TimedOut;
+      pause_briefly(pause_ns);
+      continue;
+    }
+    if (WIFEXITED(status) || WIFSIGNALED(status)) return StopWait::Gone;
     if (!WIFSTOPPED(status)) continue;
     int sig = WSTOPSIG(status);
     int event = status >> 16;
@@ -47,7 +78,7 @@ static bool wait_for_stop(pid_t tid, FrozenThread &t) {
       // group-stop (SIGSTOP/SIGTSTP/SIGTTIN/SIGTTOU) under PTRACE_SEIZE.
       t.stop_signal = sig;
       t.group_stop = sig != SIGTRAP;
-      return true;
+      return StopWait::Stopped;
     }
     if (event == PTRACE_EVENT_CLONE) {
       // The new thread is auto-attached (PTRACE_O_TRACECLONE) and will
@@ -66,9 +97,10 @@ static bool wait_for_stop(pid_t tid, FrozenThread &t) {
   }
 }
 
-img::Expected<FrozenProcess> FrozenProcess::freeze(pid_t pid) {
+img::Expected<FrozenProcess> FrozenProcess::freeze(pid_t pid, const std::atomic<bool> *cancel) {
   FrozenProcess fp;
   fp.pid_ = pid;
+  fp.cancel_ = cancel;
   auto status = read_status(pid);
   if (!status) {
     if (::kill(pid, 0) < 0 && errno == ESRCH) return make_error("no process with pid %d", pid);
@@ -139,12 +171,26 @@ Status FrozenProcess::seize_all() {
         i++;
         continue;
       }
-      if (!wait_for_stop(t.tid, t)) {
-        seized.erase(t.tid);
-        threads_.erase(threads_.begin() + i);
-        continue;
+      switch (wait_for_stop(t, kStopTimeout, true)) {
+        case StopWait::Stopped:
+          i++;
+          continue;
+        case StopWait::Gone:
+          seized.erase(t.tid);
+          threads_.erase(threads_.begin() + i);
+          continue;
+        case StopWait::Cancelled:
+          return make_error("interrupted while freezing process %d", pid_);
+        case StopWait::TimedOut: {
+          auto ts = read_stat(pid_, t.tid);
+          char state = ts ? ts->state : '?';
+          t.stuck = true;
+          return make_error("thread %d of process %d did not stop within %lld s (state %c%s); nothing was dumped", t.tid,
+                            pid_, (long long)kStopTimeout.count(), state,
+                            state == 'D' ? ": in an uninterruptible sleep, e.g. waiting for I/O or for a vfork child"
+                                         : "");
+        }
       }
-      i++;
     }
     if (!new_thread) break;
   }
@@ -161,13 +207,47 @@ Status FrozenProcess::release() {
   if (!attached_) return {};
   attached_ = false;
   Status result;
-  for (const FrozenThread &t : threads_) {
-    // Detaching from a group-stop leaves the thread in it; from our own
-    // interrupt stop it resumes. Either way: as we found it.
+  for (FrozenThread &t : threads_) {
+    // A freeze that failed half-way may hold threads that were seized and
+    // interrupted but whose stop we never collected; PTRACE_DETACH needs
+    // the thread in a ptrace stop (else ESRCH), so collect it first. A
+    // thread that never stops (stuck in state D) cannot be detached from
+    // here: the kernel detaches it when this tracer thread exits.
+    if (!t.stop_signal && !t.stuck &&
+        wait_for_stop(t, std::chrono::milliseconds(1000), false) != StopWait::Stopped)
+      continue;
+    if (!t.stop_signal) continue;
+    // Detached from a group-stop, the thread goes back into it (see
+    // await_group_stop); from our own interrupt stop it resumes. Either
+    // way: as we found it.
     if (ptrace(PTRACE_DETACH, t.tid, 0, 0) < 0 && errno != ESRCH && result)
       result = make_error("cannot detach from thread %d: %s", t.tid, strerror(errno));
   }
+  await_group_stop();
   return result;
+}
+
+// Kernel quirk: PTRACE_DETACH from a thread in a group-stop does not leave
+// it stopped in place. __ptrace_unlink() sets JOBCTL_STOP_PENDING and
+// wakes the thread, which is runnable (state R) until it gets a CPU and
+// re-enters the group stop in do_signal_stop(), before it ever returns to
+// user mode. On a busy machine that takes long enough for the caller to
+// see a "running" process after the dump. Waiting here until /proc shows
+// 'T' again keeps "a stopped process stays stopped" true when the dump
+// returns. A SIGCONT meanwhile legitimately resumes it: hence the bound
+// and no error.
+void FrozenProcess::await_group_stop() const {
+  const auto deadline = Clock::now() + std::chrono::seconds(2);
+  long pause_ns = 10'000;
+  for (const FrozenThread &t : threads_) {
+    if (!t.group_stop) continue;
+    for (;;) {
+      auto st = read_stat(pid_, t.tid);
+      if (!st || st->state == 'T' || st->state == 't' || st->state == 'Z' || st->state == 'X') break;
+      if (Clock::now() >= deadline) return;
+      pause_briefly(pause_ns);
+    }
+  }
 }
 
 Status FrozenProcess::kill() {

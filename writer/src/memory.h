@@ -2,6 +2,7 @@
 // (pagemap decides), and streaming them into an ImageWriter.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <sys/types.h>
 #include <vector>
@@ -48,9 +49,10 @@ SegmentLayout layout_segments(const std::vector<VmaPlan> &plan);
 /// Streams every Image run's bytes into the writer in segment order:
 /// process_vm_readv in large batches, /proc/PID/mem for what it cannot
 /// read (PROT_NONE, VM_IO), all-zero pages as holes. `progress` is called
-/// with the bytes done so far after each batch.
+/// with the bytes done so far after each batch. Stops with an error before
+/// the next batch once *cancel is true.
 img::Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, img::ImageWriter &writer,
-                         const std::function<void(img::u64)> &progress);
+                         const std::function<void(img::u64)> &progress, const std::atomic<bool> *cancel = nullptr);
 
 /// Bytes of all Image runs.
 img::u64 stored_bytes(const std::vector<VmaPlan> &plan);

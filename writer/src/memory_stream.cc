@@ -6,12 +6,14 @@
 #include "memory.h"
 
 #include <cerrno>
+#include <csignal>
 #include <condition_variable>
 #include <cstring>
 #include <fcntl.h>
 #include <mutex>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <system_error>
 #include <thread>
 #include <unistd.h>
 
@@ -122,7 +124,7 @@ Status emit_pages(ImageWriter &w, const u8 *buf, size_t len) {
 }  // namespace
 
 Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &writer,
-                    const std::function<void(u64)> &progress) {
+                    const std::function<void(u64)> &progress, const std::atomic<bool> *cancel) {
   std::vector<Batch> batches = make_batches(plan);
   if (batches.empty()) return {};
   int mem = open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
@@ -141,7 +143,14 @@ Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &wr
   std::mutex mu;
   std::condition_variable cv;
   bool stop = false;
-  std::thread reader([&] {
+  // The reader thread takes no signals: a SIGINT must interrupt the
+  // calling thread, whose write may be what blocks (a full pipe).
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  // std::thread reports a failed clone (EAGAIN at RLIMIT_NPROC) by
+  // throwing std::system_error; it must not leave the library.
+  auto read_all = [&] {
     for (size_t b = 0; b < batches.size(); b++) {
       Slot &s = slot[b % slots];
       {
@@ -159,7 +168,20 @@ Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &wr
       cv.notify_all();
       if (!st) return;
     }
-  });
+  };
+  std::thread reader;
+  std::string thread_error;
+  try {
+    reader = std::thread(read_all);
+  } catch (const std::system_error &e) {
+    thread_error = e.what();
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (!reader.joinable()) {
+    munmap(arena, slots * kBatch);
+    close(mem);
+    return make_error("cannot start the thread that reads memory: %s", thread_error.c_str());
+  }
 
   Status result;
   u64 done = 0;
@@ -170,6 +192,7 @@ Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &wr
       cv.wait(lock, [&] { return s.filled && s.batch == b; });
     }
     result = s.status;
+    if (result && cancel && cancel->load()) result = make_error("interrupted");
     if (result) result = emit_pages(writer, s.buffer, batches[b].bytes);
     done += batches[b].bytes;
     {

@@ -60,10 +60,13 @@ ImageOutput::~ImageOutput() {
 
 void ImageOutput::abandon() {
   done_ = true;
-  if (is_stdout_ || fd_ < 0) return;
-  close(fd_);
+  if (is_stdout_) return;
+  if (fd_ >= 0) close(fd_);
   fd_ = -1;
-  unlink(temp_.c_str());
+  // The name goes even when the fd is already closed: commit() closes it
+  // before the rename, and a failed rename must not leave the file.
+  if (!temp_.empty()) unlink(temp_.c_str());
+  temp_.clear();
 }
 
 img::Status ImageOutput::commit() {
@@ -71,12 +74,16 @@ img::Status ImageOutput::commit() {
     done_ = true;
     return {};
   }
+  img::Status s = sync_and_rename();
+  if (!s) abandon();
+  return s;
+}
+
+img::Status ImageOutput::sync_and_rename() {
   if (fsync(fd_) < 0) return make_error("cannot sync %s: %s", temp_.c_str(), strerror(errno));
-  if (close(fd_) < 0) {
-    fd_ = -1;
-    return make_error("cannot close %s: %s", temp_.c_str(), strerror(errno));
-  }
+  int fd = fd_;
   fd_ = -1;
+  if (close(fd) < 0) return make_error("cannot close %s: %s", temp_.c_str(), strerror(errno));
   // The destination may have become a symlink or a directory meanwhile;
   // rename() replaces a symlink itself, never what it points to.
   struct stat st;
@@ -84,6 +91,7 @@ img::Status ImageOutput::commit() {
   if (rename(temp_.c_str(), path_.c_str()) < 0)
     return make_error("cannot rename the image to %s: %s", path_.c_str(), strerror(errno));
   done_ = true;
+  temp_.clear();
   size_t slash = path_.rfind('/');
   std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

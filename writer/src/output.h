@@ -19,13 +19,15 @@ class ImageOutput {
   ~ImageOutput();
 
   int fd() const { return fd_; }
-  /// fsync, rename over the destination, fsync the folder.
+  /// fsync, rename over the destination, fsync the folder. On failure
+  /// the temporary file is removed too.
   img::Status commit();
   /// Removes the temporary file now.
   void abandon();
 
  private:
   ImageOutput() = default;
+  img::Status sync_and_rename();
   std::string path_, temp_;
   int fd_ = -1;
   bool is_stdout_ = false;

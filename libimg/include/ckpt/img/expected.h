@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -39,6 +40,16 @@ Error make_error(const char *fmt, Args... args) {
   }
 }
 
+/// Reading the value of an Expected that holds an error is a bug in the
+/// caller, not a condition of the input: it ends the program with one line
+/// naming the error that was ignored (std::get would throw
+/// std::bad_variant_access across the library boundary instead).
+[[noreturn]] inline void expected_value_missing(const Error &ignored) {
+  std::fprintf(stderr, "internal error: a result was used without checking it: %s\n", ignored.message().c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
 /// Either a T or an Error.
 template <typename T>
 class [[nodiscard]] Expected {
@@ -47,14 +58,30 @@ class [[nodiscard]] Expected {
   Expected(Error err) : v_(std::move(err)) {}
 
   explicit operator bool() const { return v_.index() == 0; }
-  T &operator*() { return std::get<0>(v_); }
-  const T &operator*() const { return std::get<0>(v_); }
-  T *operator->() { return &std::get<0>(v_); }
-  const T *operator->() const { return &std::get<0>(v_); }
-  const Error &error() const { return std::get<1>(v_); }
-  T take() { return std::move(std::get<0>(v_)); }
+  T &operator*() { return value(); }
+  const T &operator*() const { return value(); }
+  T *operator->() { return &value(); }
+  const T *operator->() const { return &value(); }
+  /// The error; a success has none, and says so.
+  const Error &error() const {
+    static const Error kNone("no error");
+    const Error *e = std::get_if<1>(&v_);
+    return e ? *e : kNone;
+  }
+  T take() { return std::move(value()); }
 
  private:
+  T &value() {
+    T *v = std::get_if<0>(&v_);
+    if (!v) expected_value_missing(*std::get_if<1>(&v_));
+    return *v;
+  }
+  const T &value() const {
+    const T *v = std::get_if<0>(&v_);
+    if (!v) expected_value_missing(*std::get_if<1>(&v_));
+    return *v;
+  }
+
   std::variant<T, Error> v_;
 };
 

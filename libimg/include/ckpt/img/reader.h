@@ -49,7 +49,8 @@ class ImageReader {
   bool has_ckpt_marker() const { return ckpt_marker_; }
   u8 format_major() const { return format_major_; }
 
-  /// The file bytes of program header i (checked at open).
+  /// The file bytes of program header i; empty if i is out of range or
+  /// its bytes do not lie inside the file.
   std::span<const u8> segment_bytes(size_t i) const;
 
   /// First note with this owner and type, or nullptr.

@@ -10,6 +10,7 @@
 //   | [section header 0 if PN_XNUM] | PT_NOTE (CKPT Integrity)
 #pragma once
 
+#include <atomic>
 #include <span>
 #include <vector>
 
@@ -67,6 +68,9 @@ class ImageWriter {
     /// Write bulk segment data to a regular file with O_DIRECT (where the
     /// filesystem supports it), bypassing the page cache.
     bool direct_io = false;
+    /// When set (e.g. by a signal handler), a write interrupted by a
+    /// signal fails instead of being retried.
+    const std::atomic<bool> *cancel = nullptr;
   };
 
   static Expected<ImageWriter> create(std::vector<Note> notes, std::vector<SegmentPlan> segments,

@@ -1,0 +1,236 @@
+// Dumps cut short from outside: a signal to imgtool half-way through the
+// memory phase, the destination changing under a running dump, a thread
+// that never stops. Each must end with one line, no file (temporary ones
+// included) and the target as it was: running, or stopped, and untraced.
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <spawn.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dump_common.h"
+
+extern char **environ;
+
+namespace ckpt::dumptest {
+namespace {
+
+double now_s() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void sleep_ms(int ms) {
+  timespec ts{ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, nullptr);
+}
+
+/// `imgtool dump --pid PID -o DEST` running in the background, its stderr
+/// in a file; killed and reaped when destroyed.
+class BackgroundDump {
+ public:
+  BackgroundDump(pid_t target, const std::string &dest, const std::string &err_file) : err_file_(err_file) {
+    std::vector<std::string> argv = {imgtool(), "dump", "--pid", std::to_string(target), "-o", dest};
+    std::vector<char *> args;
+    for (std::string &a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ~BackgroundDump() {
+    if (pid_ > 0 && !reaped_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  pid_t pid() const { return pid_; }
+  bool running() {
+    if (pid_ <= 0 || reaped_) return false;
+    pid_t r = waitpid(pid_, &status_, WNOHANG);
+    if (r == pid_) reaped_ = true;
+    return !reaped_;
+  }
+  /// The wait status once !running().
+  int status() const { return status_; }
+  /// What it printed on stderr, as a RunResult for expect_one_line_failure.
+  RunResult result() const {
+    RunResult r;
+    r.started = pid_ > 0;
+    r.exited = reaped_ && WIFEXITED(status_);
+    r.exit_code = r.exited ? WEXITSTATUS(status_) : -1;
+    r.term_signal = reaped_ && WIFSIGNALED(status_) ? WTERMSIG(status_) : 0;
+    r.err = read_file(err_file_);
+    return r;
+  }
+
+ private:
+  std::string err_file_;
+  pid_t pid_ = -1;
+  int status_ = 0;
+  bool reaped_ = false;
+};
+
+/// Size of the dump's temporary file in dir (".NAME.tmp-*"), or -1.
+long long temp_file_size(const std::string &dir) {
+  for (const std::string &n : dir_listing(dir)) {
+    if (n.find(".tmp-") == std::string::npos) continue;
+    struct stat st;
+    if (stat((dir + "/" + n).c_str(), &st) == 0) return st.st_size;
+  }
+  return -1;
+}
+
+constexpr long long kBigMiB = 768;
+
+/// Dumps a kBigMiB target and sends `sig` to imgtool once 64 MiB of the
+/// image are written. imgtool must stop within a few batches (the
+/// temporary file never grows past half the memory), print one line, and
+/// leave no file and the target as it was.
+void interrupt_mid_memory(int sig, bool target_stopped) {
+  Target t({DUMP_BIGMEM_PATH, std::to_string(kBigMiB)}, 120);
+  ASSERT_TRUE(t.ready()) << t.error();
+  if (target_stopped) ASSERT_TRUE(t.stop());
+  TempDir tmp, logs;
+  BackgroundDump d(t.pid(), tmp.file("img.core"), logs.file("stderr"));
+  ASSERT_GT(d.pid(), 0);
+  double deadline = now_s() + 120;
+  long long size = -1;
+  while (d.running() && (size = temp_file_size(tmp.path())) < (64ll << 20) && now_s() < deadline) sleep_ms(1);
+  ASSERT_TRUE(d.running()) << "the dump ended before 64 MiB were written: " << d.result().err;
+  ASSERT_GE(size, 64ll << 20) << "hang guard: the image did not grow";
+  ASSERT_EQ(kill(d.pid(), sig), 0);
+  long long largest = size;
+  while (d.running() && now_s() < deadline) {
+    largest = std::max(largest, temp_file_size(tmp.path()));
+    sleep_ms(1);
+  }
+  ASSERT_FALSE(d.running()) << "hang guard: imgtool still runs after the signal";
+  EXPECT_LT(largest, (kBigMiB << 20) / 2) << "the memory phase went on after " << strsignal(sig);
+  expect_one_line_failure(d.result(), "interrupted");
+  EXPECT_EQ(dir_listing(tmp.path()), std::vector<std::string>{});
+  if (target_stopped) {
+    EXPECT_EQ(proc_state(t.pid()), 'T');
+    EXPECT_EQ(tracer_pid(t.pid()), 0);
+  } else {
+    expect_running_untraced(t.pid());
+    for (pid_t tid : task_tids(t.pid())) EXPECT_EQ(tracer_pid(tid), 0) << "thread " << tid;
+  }
+}
+
+TEST(DumpInterrupted, SigintMidMemoryPhase) { interrupt_mid_memory(SIGINT, false); }
+TEST(DumpInterrupted, SigtermMidMemoryPhase) { interrupt_mid_memory(SIGTERM, false); }
+TEST(DumpInterrupted, SighupMidMemoryPhaseOfAStoppedTarget) { interrupt_mid_memory(SIGHUP, true); }
+
+// The destination turned into a directory while the memory is written:
+// the rename fails, and the temporary file (hundreds of MiB) must go too.
+TEST(DumpInterrupted, DestinationBecomesADirectoryMidDump) {
+  Target t({DUMP_BIGMEM_PATH, "256"}, 120);
+  ASSERT_TRUE(t.ready()) << t.error();
+  TempDir tmp, logs;
+  std::string dest = tmp.file("img.core");
+  BackgroundDump d(t.pid(), dest, logs.file("stderr"));
+  ASSERT_GT(d.pid(), 0);
+  double deadline = now_s() + 120;
+  while (d.running() && temp_file_size(tmp.path()) < 0 && now_s() < deadline) sleep_ms(1);
+  ASSERT_TRUE(d.running()) << "the dump ended before its temporary file was seen: " << d.result().err;
+  ASSERT_EQ(mkdir(dest.c_str(), 0755), 0);
+  while (d.running() && now_s() < deadline) sleep_ms(5);
+  ASSERT_FALSE(d.running()) << "hang guard";
+  expect_one_line_failure(d.result(), "directory");
+  EXPECT_EQ(dir_listing(tmp.path()), std::vector<std::string>{"img.core"});
+  EXPECT_EQ(dir_listing(dest), std::vector<std::string>{});
+  expect_running_untraced(t.pid());
+}
+
+/// Sets or clears FS_IMMUTABLE_FL; false where the filesystem lacks it.
+bool set_immutable(const std::string &path, bool on) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  int flags = 0;
+  bool ok = ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+  if (ok) {
+    flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+    ok = ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+  }
+  close(fd);
+  return ok;
+}
+
+// An existing destination that even root may not replace (immutable):
+// the dump is written in full, the final rename fails with EPERM, and the
+// temporary file must not stay behind.
+TEST(DumpInterrupted, DestinationCannotBeReplaced) {
+  Target t({DUMP_SLEEPER_PATH});
+  ASSERT_TRUE(t.ready()) << t.error();
+  TempDir tmp;
+  std::string dest = tmp.file("img.core");
+  ASSERT_TRUE(write_file(dest, "an older image\n"));
+  if (!set_immutable(dest, true)) GTEST_SKIP() << "no immutable files on this filesystem: " << strerror(errno);
+  struct Mutable {  // declared after tmp: runs first, so tmp can be removed
+    std::string path;
+    ~Mutable() { set_immutable(path, false); }
+  } undo{dest};
+  expect_one_line_failure(dump(t.pid(), dest), "img.core");
+  EXPECT_EQ(dir_listing(tmp.path()), std::vector<std::string>{"img.core"});
+  EXPECT_EQ(read_file(dest), "an older image\n");
+  expect_running_untraced(t.pid());
+}
+
+// `-o -` into a reader that goes away: EPIPE, one line, target running.
+TEST(DumpInterrupted, StdoutReaderGoesAway) {
+  Target t({DUMP_BIGMEM_PATH, "64"}, 60);
+  ASSERT_TRUE(t.ready()) << t.error();
+  TempDir tmp;
+  std::string rc = tmp.file("rc"), err = tmp.file("err");
+  RunResult r = test::run({"/bin/sh", "-c", "{ \"$0\" dump --pid \"$1\" -o - 2>\"$3\"; echo $? > \"$2\"; } | head -c 4096 >/dev/null",
+                           imgtool(), std::to_string(t.pid()), rc, err},
+                          120);
+  ASSERT_TRUE(r.exited) << r.status();
+  EXPECT_NE(read_file(rc), "0\n");
+  RunResult d;
+  d.started = d.exited = true;
+  d.exit_code = std::atoi(read_file(rc).c_str());
+  d.err = read_file(err);
+  expect_one_line_failure(d, "broken pipe");
+  expect_running_untraced(t.pid());
+}
+
+// A thread that never reaches a stop (a vfork() parent whose child blocks:
+// state D) must not hang the dump with every other thread frozen: it
+// gives up after a few seconds with one line, and lets the process go.
+// On the old code this hung until the hang guard.
+TEST(DumpInterrupted, ThreadThatNeverStopsTimesOut) {
+  Target t({DUMP_VFORK_PATH});
+  ASSERT_TRUE(t.ready()) << t.error();
+  pid_t stuck = static_cast<pid_t>(std::atoi(t.value("stuck").c_str()));
+  ASSERT_GT(stuck, 0);
+  ASSERT_TRUE(wait_for_state(stuck, 'D')) << "the vfork thread is not in state D but " << proc_state(stuck);
+  TempDir tmp;
+  RunResult r = test::run({imgtool(), "dump", "--pid", std::to_string(t.pid()), "-o", tmp.file("img.core")}, 60);
+  expect_one_line_failure(r, "did not stop");
+  EXPECT_NE(r.err.find(std::to_string(stuck)), std::string::npos) << r.err;
+  EXPECT_EQ(dir_listing(tmp.path()), std::vector<std::string>{});
+  // Every thread let go: the stuck one too (the kernel detaches it when
+  // imgtool exits); the main thread runs on, the stuck one is still in D.
+  for (pid_t tid : task_tids(t.pid())) EXPECT_EQ(tracer_pid(tid), 0) << "thread " << tid;
+  char s = proc_state(t.pid());
+  EXPECT_TRUE(s == 'S' || s == 'R') << s;
+  EXPECT_EQ(proc_state(stuck), 'D');
+}
+
+}  // namespace
+}  // namespace ckpt::dumptest
