@@ -24,6 +24,7 @@
 
 #include "../restorer/abi.h"
 #include "preflight.h"
+#include "privileges.h"
 #include "process_setup.h"
 #include "self_maps.h"
 
@@ -58,6 +59,7 @@ static u64 args_size(const CkptView &v, const CoreView &core) {
   n += 8 * sizeof(rs_move) + 64 * sizeof(int32_t) + v.pending.records.size() * sizeof(rs_signal);
   for (const CoreThread &t : core.threads) n += sizeof(rs_thread) + 1024 + std::max<u64>(t.xstate.size(), 512) + 4096;
   n += v.tasks.records[0].auxv.length + 64;
+  for (const SeccompFilterRecord &f : v.seccomp_filters.records) n += sizeof(rs_filter) + f.program.length + 16;
   return page_up(n);
 }
 
@@ -151,6 +153,42 @@ static Status build_sigframe(ArgArena &arena, const CoreThread &ct, const Thread
   std::memcpy(uc + 40, sc, 256);
   std::memcpy(uc + 40 + 256, &tr.sigmask, 8);
   out.sigframe = reinterpret_cast<u64>(frame);
+  return {};
+}
+
+// The thread's privileges as the restorer sets them (preflight checked
+// that they can be set): capability sets and securebits when they differ
+// from ours or the ids change, no_new_privs, and the seccomp filters.
+static Status set_thread_privileges(ArgArena &arena, const CkptView &v, const ThreadRecord &tr,
+                                    const OwnPrivileges &own, bool set_creds, rs_thread &t) {
+  ThreadPrivileges p = thread_privileges(v, tr, own);
+  bool caps_differ = p.effective != own.effective || p.permitted != own.permitted || p.inheritable != own.inheritable ||
+                     p.bounding != own.bounding || p.ambient != own.ambient || p.securebits != own.securebits;
+  t.priv = (set_creds || caps_differ ? RS_PRIV_CAPS : 0u) | (p.no_new_privs && !own.no_new_privs ? RS_PRIV_NO_NEW_PRIVS : 0u);
+  t.securebits = p.securebits;
+  t.cap_effective = p.effective;
+  t.cap_permitted = p.permitted;
+  t.cap_inheritable = p.inheritable;
+  t.cap_ambient = p.ambient;
+  t.cap_bounding_drop = own.bounding & ~p.bounding;
+  t.seccomp_mode = p.seccomp_mode == static_cast<u32>(SeccompMode::Strict)   ? RS_SECCOMP_STRICT
+                   : p.seccomp_mode == static_cast<u32>(SeccompMode::Filter) ? RS_SECCOMP_FILTER
+                                                                             : 0u;
+  if (p.filters.empty()) return {};
+  t.filter = arena.alloc<rs_filter>(p.filters.size());
+  if (!t.filter) return make_error("restorer argument area too small");
+  for (const SeccompFilterRecord *f : p.filters) {
+    auto prog = v.seccomp_filters.blob(f->program);
+    if (!prog) return prog.error();
+    u8 *insns = arena.alloc<u8>(prog->size(), 8);
+    if (!insns) return make_error("restorer argument area too small");
+    std::memcpy(insns, prog->data(), prog->size());
+    rs_filter &out = t.filter[t.nfilter++];
+    out = {};
+    out.len = static_cast<u16>(prog->size() / 8);
+    out.insns = reinterpret_cast<u64>(insns);
+    out.flags = f->flags;
+  }
   return {};
 }
 
@@ -335,6 +373,28 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
   for (auto &[ino, fd] : shared_by_ino) a->close_fds[a->nclose++] = fd;
   if (exe_fd >= 0) a->close_fds[a->nclose++] = exe_fd;
 
+  // Credentials: set by each thread in the restorer, after everything that
+  // needs privilege.
+  auto groups = v.tasks.blob(task.groups);
+  if (!groups) return groups.error();
+  a->ngroups = static_cast<u32>(groups->size() / 4);
+  a->groups = arena.alloc<u32>(a->ngroups + 1);
+  if (!a->groups) return make_error("restorer argument area too small");
+  std::memcpy(a->groups, groups->data(), a->ngroups * 4);
+  for (int i = 0; i < 3; i++) {
+    a->uid[i] = task.uid[i];
+    a->gid[i] = task.gid[i];
+  }
+  uid_t ids[3];
+  gid_t gids[3];
+  getresuid(&ids[0], &ids[1], &ids[2]);
+  getresgid(&gids[0], &gids[1], &gids[2]);
+  a->set_creds = ids[0] != task.uid[0] || ids[1] != task.uid[1] || ids[2] != task.uid[2] ||
+                 gids[0] != task.gid[0] || gids[1] != task.gid[1] || gids[2] != task.gid[2] || getuid() == 0;
+  a->dumpable = (task.flags & kTaskDumpable) != 0;
+  auto own = own_privileges();
+  if (!own) return own.error();
+  a->cap_permitted_now = own->permitted;
   // Threads, the leader first.
   a->thread = arena.alloc<rs_thread>(v.threads.records.size());
   std::vector<const ThreadRecord *> order;
@@ -363,6 +423,7 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
     std::string name(v.threads.str_or_empty(tr.comm));
     std::strncpy(t.comm, name.c_str(), sizeof t.comm - 1);
     CKPT_TRY(build_sigframe(arena, *ct, tr, t));
+    CKPT_TRY(set_thread_privileges(arena, v, tr, *own, a->set_creds != 0, t));
   }
   a->signal = arena.alloc<rs_signal>(v.pending.records.size() + 1);
   for (const PendingSignalRecord &p : v.pending.records) {
@@ -371,25 +432,6 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
     s.signo = static_cast<i32>(p.signo);
     std::memcpy(s.siginfo, p.siginfo, sizeof s.siginfo);
   }
-  // Credentials: set by each thread in the restorer, after everything that
-  // needs privilege.
-  auto groups = v.tasks.blob(task.groups);
-  if (!groups) return groups.error();
-  a->ngroups = static_cast<u32>(groups->size() / 4);
-  a->groups = arena.alloc<u32>(a->ngroups + 1);
-  if (!a->groups) return make_error("restorer argument area too small");
-  std::memcpy(a->groups, groups->data(), a->ngroups * 4);
-  for (int i = 0; i < 3; i++) {
-    a->uid[i] = task.uid[i];
-    a->gid[i] = task.gid[i];
-  }
-  uid_t ids[3];
-  gid_t gids[3];
-  getresuid(&ids[0], &ids[1], &ids[2]);
-  getresgid(&gids[0], &gids[1], &gids[2]);
-  a->set_creds = ids[0] != task.uid[0] || ids[1] != task.uid[1] || ids[2] != task.uid[2] ||
-                 gids[0] != task.gid[0] || gids[1] != task.gid[1] || gids[2] != task.gid[2] || getuid() == 0;
-  a->dumpable = (task.flags & kTaskDumpable) != 0;
   if (arena.used > arena.size) return make_error("restorer argument area overflowed");
 
   // glibc registered an rseq area in our TLS; once the restorer unmaps it
@@ -423,6 +465,13 @@ static const char *stage_name(int stage) {
     case RS_MM: return "setting the mm fields (PR_SET_MM_MAP)";
     case RS_CLONE: return "creating threads";
     case RS_SIGNAL: return "queueing pending signals";
+    case RS_CREDS: return "setting the user and group ids";
+    case RS_TLS: return "setting the thread pointer (ARCH_SET_FS)";
+    case RS_ROBUST_LIST: return "setting the robust futex list";
+    case RS_RSEQ: return "registering rseq";
+    case RS_CAPS: return "setting capabilities";
+    case RS_SECUREBITS: return "setting securebits";
+    case RS_NO_NEW_PRIVS: return "setting no_new_privs";
     default: return "starting";
   }
 }
@@ -502,7 +551,9 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   } else {
     int st;
     waitpid(static_cast<pid_t>(pid), &st, 0);
-    if (verdict.size() == 2 && static_cast<unsigned char>(verdict[0]) < 32)
+    // A stage byte and an errno byte; when two threads fail at once, the
+    // first report is the one.
+    if (verdict.size() >= 2 && verdict.size() % 2 == 0 && static_cast<unsigned char>(verdict[0]) < 32)
       return make_error("restore failed while %s: %s", stage_name(verdict[0]),
                         strerror(static_cast<unsigned char>(verdict[1])));
     while (!verdict.empty() && verdict.back() == '\n') verdict.pop_back();

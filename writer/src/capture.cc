@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstring>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 
@@ -110,7 +111,42 @@ static Status query_thread(pid_t tid, Injector &inj, ThreadExtra &extra) {
   if (!t) return t.error();
   if (*t < 0) return make_error("PR_GET_TID_ADDRESS in thread %d failed: %s", tid, strerror(-*t));
   extra.clear_child_tid = addr;
+  // Securebits are per thread (part of its credentials) and /proc does not
+  // show them.
+  auto bits = inj.call(SYS_prctl, {PR_GET_SECUREBITS});
+  if (!bits) return bits.error();
+  if (*bits < 0) return make_error("PR_GET_SECUREBITS in thread %d failed: %s", tid, strerror(-*bits));
+  extra.securebits = static_cast<u32>(*bits);
   return {};
+}
+
+// struct seccomp_metadata (linux/ptrace.h).
+struct SeccompMetadata {
+  u64 filter_off;
+  u64 flags;
+};
+
+// A stopped thread's seccomp filters through ptrace. The kernel numbers
+// them newest first (index 0 is the last one installed); we store them
+// oldest first, the order in which restore installs them again.
+static Expected<std::vector<SeccompFilter>> read_seccomp_filters(pid_t tid, u32 count) {
+  std::vector<SeccompFilter> out(count);
+  for (u32 i = 0; i < count; i++) {
+    long n = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, i, nullptr);
+    if (n < 0 && errno == EACCES)
+      return make_error("thread %d has seccomp filters; reading them needs CAP_SYS_ADMIN", tid);
+    if (n <= 0 || n > long(kMaxSeccompInsns))
+      return make_error("PTRACE_SECCOMP_GET_FILTER(%d, %u): %s", tid, i, n < 0 ? strerror(errno) : "bad length");
+    SeccompFilter &f = out[count - 1 - i];
+    f.program.resize(size_t(n) * 8);
+    long again = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, i, f.program.data());
+    if (again != n) return make_error("PTRACE_SECCOMP_GET_FILTER(%d, %u): %s", tid, i, strerror(errno));
+    SeccompMetadata md{i, 0};
+    if (ptrace(PTRACE_SECCOMP_GET_METADATA, tid, sizeof md, &md) < 0)
+      return make_error("PTRACE_SECCOMP_GET_METADATA(%d, %u): %s", tid, i, strerror(errno));
+    f.flags = static_cast<u32>(md.flags);
+  }
+  return out;
 }
 
 Expected<ProcessCapture> capture_process(const FrozenProcess &frozen) {
@@ -134,6 +170,15 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen) {
     auto ts = read_status(pid, ft.tid);
     if (!ts) return ts.error();
     pc.thread_status.push_back(ts.take());
+    // Filter mode: the chain's length is in the thread's status (a
+    // strict-mode thread has none, PTRACE_SECCOMP_GET_FILTER says EINVAL).
+    std::vector<SeccompFilter> filters;
+    if (pc.thread_status.back().seccomp_mode == static_cast<u32>(SeccompMode::Filter)) {
+      auto f = read_seccomp_filters(ft.tid, pc.thread_status.back().seccomp_filters);
+      if (!f) return f.error();
+      filters = f.take();
+    }
+    pc.seccomp.push_back(std::move(filters));
   }
   auto shared = read_shared_pending(pid);
   if (!shared) return shared.error();

@@ -37,6 +37,7 @@ struct ImageNotes {
   TableBuilder<RlimitRecord> rlimits;
   TableBuilder<TreeRecord> tree;
   TableBuilder<ParentRecord> parent;
+  TableBuilder<SeccompFilterRecord> seccomp_filters;
 
   /// The notes in file order: NT_PRPSINFO; per thread NT_PRSTATUS,
   /// NT_FPREGSET, NT_X86_XSTATE, with NT_SIGINFO right after the first

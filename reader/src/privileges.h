@@ -1,0 +1,46 @@
+// Privilege state of a restored thread: capability sets, securebits,
+// no_new_privs and seccomp. What the image asks for is checked against
+// what this restore holds before anything starts (a restored process must
+// never hold more privilege than the original, and what cannot be set is
+// refused with one line); the restorer then sets it on each thread.
+#pragma once
+
+#include <vector>
+
+#include <ckpt/img/model.h>
+
+namespace ckpt::reader {
+
+/// One thread's privileges as the image gives them.
+struct ThreadPrivileges {
+  img::u64 effective = 0, permitted = 0, inheritable = 0, bounding = 0, ambient = 0;
+  img::u32 securebits = 0;
+  bool no_new_privs = false;
+  img::u32 seccomp_mode = 0;                          ///< img::SeccompMode
+  std::vector<const img::SeccompFilterRecord *> filters;  ///< oldest first
+};
+
+/// This process's own privileges: where every restored thread starts.
+struct OwnPrivileges {
+  img::u64 effective = 0, permitted = 0, inheritable = 0, bounding = 0, ambient = 0;
+  img::u32 securebits = 0;
+  bool no_new_privs = false;
+  img::u32 seccomp_mode = 0;
+};
+
+img::Expected<OwnPrivileges> own_privileges();
+
+/// The image's privileges for thread `t`. An image from before the
+/// per-thread fields (no kThreadPrivileges) gives the task's capability
+/// sets and leaves securebits as `own` has them.
+ThreadPrivileges thread_privileges(const img::CkptView &view, const img::ThreadRecord &t, const OwnPrivileges &own);
+
+/// Refuses, with one line, what this restore cannot give back exactly:
+/// capabilities it does not hold itself, securebits or a bounding set it
+/// may not change, seccomp filters that need a listener (user notification)
+/// or that the kernel rejects (each thread's chain is installed in a
+/// throwaway child first), and confinement of our own (seccomp,
+/// no_new_privs) that the restored process would inherit.
+img::Status check_privileges(const img::CkptView &view);
+
+}  // namespace ckpt::reader

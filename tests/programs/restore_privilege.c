@@ -1,0 +1,161 @@
+/* Restore test: privilege state, per thread. Run as root.
+ *   usage: restore_privilege GOFILE WORKDIR [plain|notif]
+ *
+ * "notif" adds a filter that hands getppid() to a user-space listener
+ * (SECCOMP_RET_USER_NOTIF; the listener fd is closed again): restore must
+ * refuse that image.
+ * Without "plain", the main thread drops CAP_SYS_ADMIN from its bounding,
+ * permitted and effective sets, puts CAP_NET_BIND_SERVICE into its
+ * inheritable and ambient sets, sets SECBIT_KEEP_CAPS and SECBIT_NOROOT,
+ * sets no_new_privs and installs two seccomp filters; a second thread then
+ * drops CAP_NET_RAW from its own effective set and installs a third filter
+ * of its own (credentials and filters are per thread).
+ *
+ * Either way, each thread's capability, no_new_privs, seccomp and signal
+ * lines of /proc/self/task/TID/status are recorded before the dump and
+ * must read the same after the restore; and the filters must still act:
+ * getppid() fails with errno 78 in the main thread (the newer of its two
+ * filters wins over the older one's 77) and 79 in the second thread. */
+#include "rt_prog.h"
+
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/syscall.h>
+
+#define NKEYS 11
+static const char *const kKeys[NKEYS] = {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs",
+                                        "Seccomp", "Seccomp_filters", "SigIgn", "SigCgt", "SigBlk"};
+
+struct status_lines {
+  char line[NKEYS][128];
+};
+
+static void read_status(pid_t tid, struct status_lines *out) {
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+  FILE *f = fopen(path, "r");
+  if (!f) rt_die("open %s", path);
+  memset(out, 0, sizeof *out);
+  while (fgets(buf, sizeof buf, f))
+    for (int k = 0; k < NKEYS; k++) {
+      size_t n = strlen(kKeys[k]);
+      if (strncmp(buf, kKeys[k], n) == 0 && buf[n] == ':') snprintf(out->line[k], sizeof out->line[k], "%s", buf);
+    }
+  fclose(f);
+}
+
+static void compare_status(const char *who, pid_t tid, const struct status_lines *before) {
+  struct status_lines now;
+  read_status(tid, &now);
+  for (int k = 0; k < NKEYS; k++) {
+    RT_CHECK(before->line[k][0], "%s: no %s line before the dump", who, kKeys[k]);
+    RT_CHECK(strcmp(before->line[k], now.line[k]) == 0, "%s: %s was \"%.*s\", now \"%.*s\"", who, kKeys[k],
+             (int)strcspn(before->line[k], "\n"), before->line[k], (int)strcspn(now.line[k], "\n"), now.line[k]);
+  }
+}
+
+/* getppid() returns -1 with errno `err` (the whole filter: x86-64 only),
+ * or goes to a listener when err is 0. */
+static void install_filter(int err, unsigned flags) {
+  struct sock_filter insns[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, err ? SECCOMP_RET_ERRNO | (unsigned)err : SECCOMP_RET_USER_NOTIF),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {sizeof insns / sizeof insns[0], insns};
+  long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+  if (r < 0) rt_die("seccomp");
+  if (flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) close((int)r);
+}
+
+static void expect_getppid_errno(const char *who, int err) {
+  errno = 0;
+  long r = syscall(SYS_getppid);
+  RT_CHECK(r == -1 && errno == err, "%s: getppid() = %ld, errno %d; expected -1, errno %d", who, r, errno, err);
+}
+
+/* capset of this thread only (the syscall is per thread). */
+static void thread_caps(int drop_eff, int drop_all, int add_inh) {
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  if (syscall(SYS_capget, &hdr, data) != 0) rt_die("capget");
+  if (drop_eff >= 0) data[drop_eff / 32].effective &= ~(1u << (drop_eff % 32));
+  if (drop_all >= 0) {
+    data[drop_all / 32].effective &= ~(1u << (drop_all % 32));
+    data[drop_all / 32].permitted &= ~(1u << (drop_all % 32));
+  }
+  if (add_inh >= 0) data[add_inh / 32].inheritable |= 1u << (add_inh % 32);
+  if (syscall(SYS_capset, &hdr, data) != 0) rt_die("capset");
+}
+
+static int plain, notif;
+static struct status_lines thread_before;
+static pid_t thread_tid;
+static int thread_set_up, thread_go;
+static const char *go_path;
+
+static void *second_thread(void *arg) {
+  (void)arg;
+  thread_tid = (pid_t)syscall(SYS_gettid);
+  if (!plain) {
+    thread_caps(CAP_NET_RAW, -1, -1);
+    install_filter(79, 0);
+  }
+  read_status(thread_tid, &thread_before);
+  int bits = prctl(PR_GET_SECUREBITS);
+  __atomic_store_n(&thread_set_up, 1, __ATOMIC_SEQ_CST);
+  while (!__atomic_load_n(&thread_go, __ATOMIC_SEQ_CST)) rt_sleep_ms(5);
+  compare_status("second thread", thread_tid, &thread_before);
+  RT_CHECK(prctl(PR_GET_SECUREBITS) == bits, "second thread: securebits 0x%x, were 0x%x", prctl(PR_GET_SECUREBITS), bits);
+  if (!plain) expect_getppid_errno("second thread", 79);
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  rt_start(argc, argv, 3);
+  go_path = argv[1];
+  plain = argc > 3 && strcmp(argv[3], "plain") == 0;
+  notif = argc > 3 && strcmp(argv[3], "notif") == 0;
+  /* A disposition and a mask of our own, to tell them from imgtool's. */
+  signal(SIGUSR2, SIG_IGN);
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+  if (!plain) {
+    if (prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0) rt_die("PR_CAPBSET_DROP");
+    thread_caps(-1, CAP_SYS_ADMIN, CAP_NET_BIND_SERVICE);
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_BIND_SERVICE, 0, 0) != 0) rt_die("PR_CAP_AMBIENT_RAISE");
+    /* SECBIT_NOROOT | SECBIT_KEEP_CAPS (linux/securebits.h). */
+    if (prctl(PR_SET_SECUREBITS, (1 << 0) | (1 << 4), 0, 0, 0) != 0) rt_die("PR_SET_SECUREBITS");
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) rt_die("PR_SET_NO_NEW_PRIVS");
+    install_filter(77, 0);
+    install_filter(78, SECCOMP_FILTER_FLAG_LOG);
+    if (notif) install_filter(0, SECCOMP_FILTER_FLAG_NEW_LISTENER);
+  }
+  struct status_lines main_before;
+  read_status((pid_t)syscall(SYS_gettid), &main_before);
+  pthread_t th;
+  if (pthread_create(&th, NULL, second_thread, NULL) != 0) rt_die("pthread_create");
+  while (!__atomic_load_n(&thread_set_up, __ATOMIC_SEQ_CST)) rt_sleep_ms(1);
+  rt_ready();
+  rt_wait_go(go_path);
+
+  compare_status("main thread", (pid_t)syscall(SYS_gettid), &main_before);
+  if (!plain) {
+    expect_getppid_errno("main thread", 78);
+    int bits = prctl(PR_GET_SECUREBITS);
+    RT_CHECK(bits == ((1 << 0) | (1 << 4)), "securebits 0x%x, expected 0x11", bits);
+  }
+  __atomic_store_n(&thread_go, 1, __ATOMIC_SEQ_CST);
+  pthread_join(th, NULL);
+  return rt_finish();
+}
