@@ -284,7 +284,7 @@ static void setup_thread(const struct rs_args *a, const struct rs_thread *t) {
  * may fail any more (imgtool installed the same filters in a throwaway
  * child first); if it does all the same, the process dies rather than run
  * with less confinement than it had. */
-static void __attribute__((noreturn)) enter_thread(const struct rs_args *a, const struct rs_thread *t) {
+static void __attribute__((noreturn)) enter_thread(const struct rs_thread *t) {
   /* The filters filter every later syscall of ours too: the next seccomp()
    * and rt_sigreturn, the only ones left (strict mode allows rt_sigreturn). */
   if (t->seccomp_mode == RS_SECCOMP_STRICT) {
@@ -318,7 +318,7 @@ static void __attribute__((noreturn)) become_thread(const struct rs_args *a, con
    * process, taken the stop). */
   while (!__atomic_load_n(&a->threads_go, __ATOMIC_SEQ_CST))
     sys4(NR_futex, &a->threads_go, 0 /* FUTEX_WAIT */, 0, 0);
-  enter_thread(a, t);
+  enter_thread(t);
 }
 
 void rs_thread_main(const struct rs_args *a, const struct rs_thread *t) __attribute__((used, noreturn));
@@ -413,7 +413,7 @@ void rs_main(struct rs_args *a) {
   }
   __atomic_store_n(&a->threads_go, 1, __ATOMIC_SEQ_CST);
   sys3(NR_futex, &a->threads_go, FUTEX_WAKE, 0x7fffffff);
-  enter_thread(a, &a->thread[0]);
+  enter_thread(&a->thread[0]);
 }
 
 /* Entry at offset 0 of the blob: rdi = args, rsp = the leader's stack. */

@@ -1,6 +1,10 @@
 /* Restore test: privilege state, per thread. Run as root.
- *   usage: restore_privilege GOFILE WORKDIR [plain|notif]
+ *   usage: restore_privilege GOFILE WORKDIR [plain|notif|late-failure]
  *
+ * "late-failure" leaves a process-wide real-time signal queued with
+ * RLIMIT_SIGPENDING at 0, so that the restorer's leader cannot queue it
+ * again and the restore fails late; the second thread spins on the go
+ * file and creates WORKDIR/thread-ran the moment it runs: it must not.
  * "notif" adds a filter that hands getppid() to a user-space listener
  * (SECCOMP_RET_USER_NOTIF; the listener fd is closed again): restore must
  * refuse that image.
@@ -9,7 +13,9 @@
  * inheritable and ambient sets, sets SECBIT_KEEP_CAPS and SECBIT_NOROOT,
  * sets no_new_privs and installs two seccomp filters; a second thread then
  * drops CAP_NET_RAW from its own effective set and installs a third filter
- * of its own (credentials and filters are per thread).
+ * of its own (credentials and filters are per thread), and a third thread
+ * enters seccomp strict mode and waits in read() on a pipe: after the
+ * restore it must still be strict, and still able to read, write and exit.
  *
  * Either way, each thread's capability, no_new_privs, seccomp and signal
  * lines of /proc/self/task/TID/status are recorded before the dump and
@@ -24,6 +30,9 @@
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 
 #define NKEYS 11
@@ -31,7 +40,7 @@ static const char *const kKeys[NKEYS] = {"CapInh", "CapPrm", "CapEff", "CapBnd",
                                         "Seccomp", "Seccomp_filters", "SigIgn", "SigCgt", "SigBlk"};
 
 struct status_lines {
-  char line[NKEYS][128];
+  char line[NKEYS][256];
 };
 
 static void read_status(pid_t tid, struct status_lines *out) {
@@ -96,7 +105,24 @@ static void thread_caps(int drop_eff, int drop_all, int add_inh) {
   if (syscall(SYS_capset, &hdr, data) != 0) rt_die("capset");
 }
 
-static int plain, notif;
+static int plain, notif, late_failure;
+static int to_strict[2], from_strict[2];
+
+/* In strict mode only read, write, _exit and rt_sigreturn are allowed: no
+ * libc beyond those (pthread_exit would call more, so the thread ends with
+ * a raw exit). */
+static void *strict_thread(void *arg) {
+  (void)arg;
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0, 0, 0) != 0) rt_die("PR_SET_SECCOMP");
+  char c = 's';
+  if (write(from_strict[1], &c, 1) != 1) syscall(SYS_exit, 1);
+  if (read(to_strict[0], &c, 1) != 1) syscall(SYS_exit, 1);
+  c = (char)(c + 1);
+  if (write(from_strict[1], &c, 1) != 1) syscall(SYS_exit, 1);
+  syscall(SYS_exit, 0);
+  return NULL;
+}
+static const char *work_dir;
 static struct status_lines thread_before;
 static pid_t thread_tid;
 static int thread_set_up, thread_go;
@@ -105,6 +131,15 @@ static const char *go_path;
 static void *second_thread(void *arg) {
   (void)arg;
   thread_tid = (pid_t)syscall(SYS_gettid);
+  if (late_failure) {
+    __atomic_store_n(&thread_set_up, 1, __ATOMIC_SEQ_CST);
+    while (access(go_path, F_OK) != 0) {
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/thread-ran", work_dir);
+    close(open(path, O_WRONLY | O_CREAT, 0644));
+    return NULL;
+  }
   if (!plain) {
     thread_caps(CAP_NET_RAW, -1, -1);
     install_filter(79, 0);
@@ -124,12 +159,49 @@ int main(int argc, char **argv) {
   go_path = argv[1];
   plain = argc > 3 && strcmp(argv[3], "plain") == 0;
   notif = argc > 3 && strcmp(argv[3], "notif") == 0;
+  late_failure = argc > 3 && strcmp(argv[3], "late-failure") == 0;
+  plain |= late_failure;
+  work_dir = argv[2];
+  if (late_failure) {
+    sigset_t rt;
+    sigemptyset(&rt);
+    sigaddset(&rt, SIGRTMIN);
+    pthread_sigmask(SIG_BLOCK, &rt, NULL);
+    union sigval value = {.sival_int = 42};
+    if (sigqueue(getpid(), SIGRTMIN, value) != 0) rt_die("sigqueue");
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_SIGPENDING, &none) != 0) rt_die("setrlimit");
+  }
   /* A disposition and a mask of our own, to tell them from imgtool's. */
   signal(SIGUSR2, SIG_IGN);
   sigset_t usr1;
   sigemptyset(&usr1);
   sigaddset(&usr1, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+  /* The strict thread first: strict mode cannot follow filter mode. */
+  pid_t strict_tid = 0;
+  if (!plain) {
+    if (pipe(to_strict) != 0 || pipe(from_strict) != 0) rt_die("pipe");
+    pthread_t strict;
+    if (pthread_create(&strict, NULL, strict_thread, NULL) != 0) rt_die("pthread_create");
+    char c;
+    if (read(from_strict[0], &c, 1) != 1) rt_die("strict thread");
+    /* Its tid: the thread of ours that is in strict mode. */
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir) rt_die("opendir /proc/self/task");
+    for (struct dirent *e; (e = readdir(dir)) != NULL && !strict_tid;) {
+      char path[300], buf[256];
+      if (e->d_name[0] == '.') continue;
+      snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+      FILE *f = fopen(path, "r");
+      if (!f) continue;
+      while (fgets(buf, sizeof buf, f))
+        if (strcmp(buf, "Seccomp:\t1\n") == 0) strict_tid = (pid_t)atoi(e->d_name);
+      fclose(f);
+    }
+    closedir(dir);
+    if (!strict_tid) rt_die("no strict-mode thread in /proc/self/task");
+  }
   if (!plain) {
     if (prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0) rt_die("PR_CAPBSET_DROP");
     thread_caps(-1, CAP_SYS_ADMIN, CAP_NET_BIND_SERVICE);
@@ -141,16 +213,23 @@ int main(int argc, char **argv) {
     install_filter(78, SECCOMP_FILTER_FLAG_LOG);
     if (notif) install_filter(0, SECCOMP_FILTER_FLAG_NEW_LISTENER);
   }
-  struct status_lines main_before;
-  read_status((pid_t)syscall(SYS_gettid), &main_before);
   pthread_t th;
   if (pthread_create(&th, NULL, second_thread, NULL) != 0) rt_die("pthread_create");
   while (!__atomic_load_n(&thread_set_up, __ATOMIC_SEQ_CST)) rt_sleep_ms(1);
+  /* After pthread_create, which may install glibc's own handlers. */
+  struct status_lines main_before, strict_before;
+  read_status((pid_t)syscall(SYS_gettid), &main_before);
+  if (strict_tid) read_status(strict_tid, &strict_before);
   rt_ready();
   rt_wait_go(go_path);
+  if (late_failure) rt_fail("the process ran after a failed restore");
 
   compare_status("main thread", (pid_t)syscall(SYS_gettid), &main_before);
   if (!plain) {
+    compare_status("strict thread", strict_tid, &strict_before);
+    char c = 'a';
+    RT_CHECK(write(to_strict[1], &c, 1) == 1, "write to the strict thread: %s", strerror(errno));
+    RT_CHECK(read(from_strict[0], &c, 1) == 1 && c == 'b', "the strict thread answered '%c', not 'b'", c);
     expect_getppid_errno("main thread", 78);
     int bits = prctl(PR_GET_SECUREBITS);
     RT_CHECK(bits == ((1 << 0) | (1 << 4)), "securebits 0x%x, expected 0x11", bits);

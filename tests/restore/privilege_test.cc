@@ -31,18 +31,29 @@ TEST_F(RestorePrivilege, CapabilitiesNoNewPrivsAndSeccompFiltersPerThread) {
   ASSERT_TRUE(info.exited && info.exit_code == 0) << info.err;
   nlohmann::json j = nlohmann::json::parse(info.out);
   const nlohmann::json &threads = j["processes"][0]["threads"];
-  ASSERT_EQ(threads.size(), 2u) << info.out;
+  ASSERT_EQ(threads.size(), 3u) << info.out;
+  int strict = 0, filtered = 0;
   for (const nlohmann::json &t : threads) {
-    bool main_thread = t["tid"] == pid_;
     const nlohmann::json &p = t["privileges"];
+    uint64_t eff = std::stoull(p["cap_effective"].get<std::string>(), nullptr, 16);
+    if (p["seccomp"] == "strict") {
+      // Created before the others dropped anything.
+      strict++;
+      EXPECT_EQ(p["seccomp_filters"], 0) << t;
+      EXPECT_EQ(p["no_new_privs"], false) << t;
+      EXPECT_NE(eff & (1ull << 21), 0u) << "CAP_SYS_ADMIN not effective: " << t;
+      continue;
+    }
+    filtered++;
     EXPECT_EQ(p["seccomp"], "filter") << t;
-    EXPECT_EQ(p["seccomp_filters"], main_thread ? 2 : 3) << t;
+    EXPECT_EQ(p["seccomp_filters"], t["tid"] == pid_ ? 2 : 3) << t;
     EXPECT_EQ(p["no_new_privs"], true) << t;
     EXPECT_EQ(p["securebits"], "0x11") << t;
-    uint64_t eff = std::stoull(p["cap_effective"].get<std::string>(), nullptr, 16);
     EXPECT_EQ(eff & (1ull << 21), 0u) << "CAP_SYS_ADMIN still effective: " << t;
     EXPECT_EQ(p["cap_ambient"], "0x400") << t;  // CAP_NET_BIND_SERVICE
   }
+  EXPECT_EQ(strict, 1);
+  EXPECT_EQ(filtered, 2);
   EXPECT_FALSE(j["processes"][0]["capabilities"]["bounding"].is_null());
   RunResult text = test::run({imgtool(), "info", image_path()});
   EXPECT_NE(text.out.find("seccomp filter (2 filters)"), std::string::npos) << text.out;
@@ -100,6 +111,21 @@ TEST_F(RestorePrivilege, RefusedForAUserNotificationFilter) {
   RunResult r = restore(image_path());
   ASSERT_NO_FATAL_FAILURE(expect_one_line_failure(r, "SECCOMP_RET_USER_NOTIF"));
   EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " exists after a refused restore";
+}
+
+// The restorer fails after every thread exists (the leader cannot queue the
+// process-wide signal again: RLIMIT_SIGPENDING is 0): imgtool says where,
+// and no thread ran a single instruction of the program before that.
+TEST_F(RestorePrivilege, LateRestorerFailureIsReportedBeforeAnyThreadRuns) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_PRIVILEGE_PATH, {"late-failure"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(go());
+  RunResult r = restore(image_path());
+  ASSERT_NO_FATAL_FAILURE(expect_one_line_failure(r, "queueing pending signals"));
+  EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " exists after a failed restore";
+  usleep(100 * 1000);
+  EXPECT_NE(access((dir() + "/thread-ran").c_str(), F_OK), 0) << "a thread ran before the restore failed";
+  EXPECT_EQ(log().find("FAIL"), std::string::npos) << log();
 }
 
 }  // namespace

@@ -195,10 +195,22 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen) {
   if (!insn) return make_error("process %d has no [vdso] with a syscall instruction to borrow", pid);
   pc.thread_extra.resize(pc.threads.size());
   for (size_t i = 0; i < pc.threads.size(); i++) {
-    Injector inj(pc.threads[i].tid, insn, pc.threads[i].regs);
-    Status s = query_thread(pc.threads[i].tid, inj, pc.thread_extra[i]);
+    // Injected syscalls pass the thread's seccomp filters like its own (a
+    // strict-mode thread would be killed by the first prctl): suspend them
+    // while we borrow the thread (PTRACE_O_SUSPEND_SECCOMP, CRIU's way; it
+    // needs CAP_SYS_ADMIN, without which the filters apply and a refused
+    // query fails the dump with its errno). The options must repeat
+    // freeze.cc's: PTRACE_SETOPTIONS replaces them all.
+    pid_t tid = pc.threads[i].tid;
+    constexpr long kFreezeOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD;
+    bool suspended = pc.thread_status[i].seccomp_mode != 0 &&
+                     ptrace(PTRACE_SETOPTIONS, tid, 0, kFreezeOptions | PTRACE_O_SUSPEND_SECCOMP) == 0;
+    Injector inj(tid, insn, pc.threads[i].regs);
+    Status s = query_thread(tid, inj, pc.thread_extra[i]);
     if (s && i == 0) s = query_process(pid, inj, pc);
     Status r = inj.restore();
+    if (suspended && ptrace(PTRACE_SETOPTIONS, tid, 0, kFreezeOptions) < 0 && r)
+      r = make_error("PTRACE_SETOPTIONS(%d): %s", tid, strerror(errno));
     if (!s) return s.error();
     if (!r) return r.error();
   }
