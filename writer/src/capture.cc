@@ -126,9 +126,9 @@ struct SeccompMetadata {
   u64 flags;
 };
 
-// A stopped thread's seccomp filters through ptrace. The kernel numbers
-// them newest first (index 0 is the last one installed); we store them
-// oldest first, the order in which restore installs them again.
+// A stopped thread's seccomp filters through ptrace, oldest first: the
+// kernel's get_nth_filter counts back from the newest to index 0, the
+// first one installed (the order restore installs them in again).
 static Expected<std::vector<SeccompFilter>> read_seccomp_filters(pid_t tid, u32 count) {
   std::vector<SeccompFilter> out(count);
   for (u32 i = 0; i < count; i++) {
@@ -137,7 +137,7 @@ static Expected<std::vector<SeccompFilter>> read_seccomp_filters(pid_t tid, u32 
       return make_error("thread %d has seccomp filters; reading them needs CAP_SYS_ADMIN", tid);
     if (n <= 0 || n > long(kMaxSeccompInsns))
       return make_error("PTRACE_SECCOMP_GET_FILTER(%d, %u): %s", tid, i, n < 0 ? strerror(errno) : "bad length");
-    SeccompFilter &f = out[count - 1 - i];
+    SeccompFilter &f = out[i];
     f.program.resize(size_t(n) * 8);
     long again = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, i, f.program.data());
     if (again != n) return make_error("PTRACE_SECCOMP_GET_FILTER(%d, %u): %s", tid, i, strerror(errno));
