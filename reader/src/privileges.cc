@@ -26,14 +26,21 @@ static const char *const kCapNames[] = {
     "mac_override", "mac_admin", "syslog", "wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf",
     "checkpoint_restore"};
 
-// "cap_sys_admin,cap_net_raw" for the bits of `caps`.
+// "cap_sys_admin, cap_net_raw" for the bits of `caps`; past three names,
+// "and N more" (one line stays readable when root's whole set is missing).
 static std::string cap_list(u64 caps) {
   std::string out;
+  int named = 0, more = 0;
   for (int c = 0; c < 64; c++) {
     if (!(caps & (u64(1) << c))) continue;
-    if (!out.empty()) out += ",";
+    if (named == 3) {
+      more++;
+      continue;
+    }
+    if (named++) out += ", ";
     out += c < int(std::size(kCapNames)) ? std::string("cap_") + kCapNames[c] : "cap_" + std::to_string(c);
   }
+  if (more) out += " and " + std::to_string(more) + " more";
   return out;
 }
 
@@ -184,12 +191,13 @@ Status check_privileges(const CkptView &v) {
     ThreadPrivileges p = thread_privileges(v, t, *own);
     const int tid = t.tid;
     if (u64 missing = p.permitted & ~own->permitted)
-      return make_error("thread %d held capabilities this restore does not have: %s", tid, cap_list(missing).c_str());
+      return make_error("not permitted: thread %d held capabilities this restore does not have (%s)", tid,
+                        cap_list(missing).c_str());
     if (u64 missing = p.bounding & ~own->bounding)
-      return make_error("thread %d's capability bounding set has %s, which this restore's lacks", tid,
+      return make_error("not permitted: thread %d's capability bounding set has %s, which this restore's lacks", tid,
                         cap_list(missing).c_str());
     if (u64 missing = p.inheritable & ~(own->inheritable | (own->permitted & own->bounding)))
-      return make_error("thread %d's inheritable capabilities %s cannot be set by this restore", tid,
+      return make_error("not permitted: thread %d's inheritable capabilities %s cannot be set by this restore", tid,
                         cap_list(missing).c_str());
     if (p.ambient & ~(p.permitted & p.inheritable))
       return make_error("thread %d: ambient capabilities outside its permitted and inheritable sets", tid);
