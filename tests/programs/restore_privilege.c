@@ -3,8 +3,9 @@
  *
  * "late-failure" leaves a process-wide real-time signal queued with
  * RLIMIT_SIGPENDING at 0, so that the restorer's leader cannot queue it
- * again and the restore fails late; the second thread spins on the go
- * file and creates WORKDIR/thread-ran the moment it runs: it must not.
+ * again and the restore fails late; the second thread spins incrementing
+ * a counter in a MAP_SHARED mapping of WORKDIR/counter, so any instruction
+ * of it that runs after the dump shows in that file: none may.
  * "notif" adds a filter that hands getppid() to a user-space listener
  * (SECCOMP_RET_USER_NOTIF; the listener fd is closed again): restore must
  * refuse that image.
@@ -32,6 +33,7 @@
 #include <stddef.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
@@ -132,13 +134,15 @@ static void *second_thread(void *arg) {
   (void)arg;
   thread_tid = (pid_t)syscall(SYS_gettid);
   if (late_failure) {
-    __atomic_store_n(&thread_set_up, 1, __ATOMIC_SEQ_CST);
-    while (access(go_path, F_OK) != 0) {
-    }
     char path[4096];
-    snprintf(path, sizeof path, "%s/thread-ran", work_dir);
-    close(open(path, O_WRONLY | O_CREAT, 0644));
-    return NULL;
+    snprintf(path, sizeof path, "%s/counter", work_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || ftruncate(fd, 4096) != 0) rt_die("%s", path);
+    volatile unsigned long *counter = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (counter == MAP_FAILED) rt_die("mmap");
+    close(fd);
+    __atomic_store_n(&thread_set_up, 1, __ATOMIC_SEQ_CST);
+    for (;;) (*counter)++;
   }
   if (!plain) {
     thread_caps(CAP_NET_RAW, -1, -1);
