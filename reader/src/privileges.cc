@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <optional>
 #include <string>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -124,6 +125,103 @@ static bool returns_user_notif(std::span<const u8> prog) {
   return false;
 }
 
+// What a classic BPF seccomp program returns for one syscall (struct
+// seccomp_data: nr, arch, instruction pointer, six arguments), run the way
+// the kernel's interpreter does; nullopt for a program it would not have
+// accepted (the kernel checked them all at install time, so only a damaged
+// image gets there).
+static std::optional<u32> run_filter(std::span<const u8> prog, const u8 (&data)[64]) {
+  size_t n = prog.size() / sizeof(BpfInsn);
+  u32 a = 0, x = 0, mem[16] = {};
+  for (size_t pc = 0; pc < n; pc++) {
+    BpfInsn in;
+    std::memcpy(&in, prog.data() + pc * sizeof in, sizeof in);
+    u32 src = (in.code & 0x08) ? x : in.k;
+    switch (in.code & 0x07) {
+      case 0x00:    // BPF_LD
+      case 0x01: {  // BPF_LDX
+        u32 v;
+        switch (in.code & 0xe0) {
+          case 0x00: v = in.k; break;  // BPF_IMM
+          case 0x20:                   // BPF_ABS (32-bit words only)
+            if (in.k > 60 || in.k % 4) return std::nullopt;
+            std::memcpy(&v, data + in.k, 4);
+            break;
+          case 0x60:  // BPF_MEM
+            if (in.k >= 16) return std::nullopt;
+            v = mem[in.k];
+            break;
+          case 0x80: v = 64; break;  // BPF_LEN
+          default: return std::nullopt;
+        }
+        ((in.code & 0x07) == 0x00 ? a : x) = v;
+        break;
+      }
+      case 0x02:  // BPF_ST
+      case 0x03:  // BPF_STX
+        if (in.k >= 16) return std::nullopt;
+        mem[in.k] = (in.code & 0x07) == 0x02 ? a : x;
+        break;
+      case 0x04:  // BPF_ALU
+        switch (in.code & 0xf0) {
+          case 0x00: a += src; break;
+          case 0x10: a -= src; break;
+          case 0x20: a *= src; break;
+          case 0x30: a = src ? a / src : 0; break;
+          case 0x40: a |= src; break;
+          case 0x50: a &= src; break;
+          case 0x60: a = src < 32 ? a << src : 0; break;
+          case 0x70: a = src < 32 ? a >> src : 0; break;
+          case 0x80: a = -a; break;
+          case 0x90: a = src ? a % src : 0; break;
+          case 0xa0: a ^= src; break;
+          default: return std::nullopt;
+        }
+        break;
+      case 0x05: {  // BPF_JMP: forward only
+        bool taken;
+        switch (in.code & 0xf0) {
+          case 0x00: pc += in.k; continue;  // BPF_JA
+          case 0x10: taken = a == src; break;
+          case 0x20: taken = a > src; break;
+          case 0x30: taken = a >= src; break;
+          case 0x40: taken = (a & src) != 0; break;
+          default: return std::nullopt;
+        }
+        pc += taken ? in.jt : in.jf;
+        break;
+      }
+      case 0x06:  // BPF_RET
+        return (in.code & 0x18) == 0x10 ? a : in.k;
+      case 0x07:  // BPF_MISC: TAX, TXA
+        if (in.code & 0x80) a = x;
+        else x = a;
+        break;
+    }
+  }
+  return std::nullopt;
+}
+
+// The restorer's very last call in each thread is rt_sigreturn, made after
+// the thread's filters are in place: they must let it through (the kernel's
+// verdict over a chain is the most restrictive one; ALLOW and LOG let it
+// run). The instruction pointer and arguments are the restorer's and not
+// known here; filters almost never look at them for rt_sigreturn.
+static bool allows_rt_sigreturn(const CkptView &v, const std::vector<const SeccompFilterRecord *> &filters) {
+  u8 data[64] = {};
+  u32 nr = 15, arch = 0xc000003eu;  // __NR_rt_sigreturn, AUDIT_ARCH_X86_64
+  std::memcpy(data, &nr, 4);
+  std::memcpy(data + 4, &arch, 4);
+  for (const SeccompFilterRecord *f : filters) {
+    auto prog = v.seccomp_filters.blob(f->program);
+    if (!prog) return false;
+    auto ret = run_filter(*prog, data);
+    constexpr u32 kRetLog = 0x7ffc0000u;
+    if (!ret || static_cast<i32>(*ret & 0xffff0000u) < static_cast<i32>(kRetLog)) return false;
+  }
+  return true;
+}
+
 // Installs a thread's chain, oldest first, in a throwaway child, exactly as
 // the restorer will: the kernel checks each program at install time, and an
 // earlier filter may refuse the seccomp() call of a later one. The restorer
@@ -230,6 +328,8 @@ Status check_privileges(const CkptView &v) {
       chain.emplace_back(prog->begin(), prog->end());
       chain.back().push_back(static_cast<u8>(p.filters[i]->flags));
     }
+    if (!allows_rt_sigreturn(v, p.filters))
+      return make_error("thread %d: its seccomp filters refuse rt_sigreturn, which restore needs to start it", tid);
     // Threads usually share one chain: try each distinct chain once.
     if (std::find(tried.begin(), tried.end(), chain) != tried.end()) continue;
     CKPT_TRY(try_filters(v, tid, p.filters));
