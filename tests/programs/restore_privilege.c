@@ -1,5 +1,9 @@
 /* Restore test: privilege state, per thread. Run as root.
- *   usage: restore_privilege GOFILE WORKDIR [plain|notif|late-failure]
+ *   usage: restore_privilege GOFILE WORKDIR [plain|notif|no-sigreturn|late-failure]
+ *
+ * "no-sigreturn" adds a filter that refuses rt_sigreturn (the program has
+ * no signal handler, so it never needs it): restore must refuse that image,
+ * the restorer's last call in each thread is rt_sigreturn.
  *
  * "late-failure" leaves a process-wide real-time signal queued with
  * RLIMIT_SIGPENDING at 0, so that the restorer's leader cannot queue it
@@ -71,13 +75,15 @@ static void compare_status(const char *who, pid_t tid, const struct status_lines
 
 /* getppid() returns -1 with errno `err` (the whole filter: x86-64 only),
  * or goes to a listener when err is 0. */
-static void install_filter(int err, unsigned flags) {
+static void install_filter_for(long nr, int err, unsigned flags);
+static void install_filter(int err, unsigned flags) { install_filter_for(SYS_getppid, err, flags); }
+static void install_filter_for(long nr, int err, unsigned flags) {
   struct sock_filter insns[] = {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
       BPF_STMT(BPF_RET | BPF_K, err ? SECCOMP_RET_ERRNO | (unsigned)err : SECCOMP_RET_USER_NOTIF),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
@@ -107,7 +113,7 @@ static void thread_caps(int drop_eff, int drop_all, int add_inh) {
   if (syscall(SYS_capset, &hdr, data) != 0) rt_die("capset");
 }
 
-static int plain, notif, late_failure;
+static int plain, notif, no_sigreturn, late_failure;
 static int to_strict[2], from_strict[2];
 
 /* In strict mode only read, write, _exit and rt_sigreturn are allowed: no
@@ -164,6 +170,7 @@ int main(int argc, char **argv) {
   go_path = argv[1];
   plain = argc > 3 && strcmp(argv[3], "plain") == 0;
   notif = argc > 3 && strcmp(argv[3], "notif") == 0;
+  no_sigreturn = argc > 3 && strcmp(argv[3], "no-sigreturn") == 0;
   late_failure = argc > 3 && strcmp(argv[3], "late-failure") == 0;
   plain |= late_failure;
   work_dir = argv[2];
@@ -217,6 +224,7 @@ int main(int argc, char **argv) {
     install_filter(77, 0);
     install_filter(78, SECCOMP_FILTER_FLAG_LOG);
     if (notif) install_filter(0, SECCOMP_FILTER_FLAG_NEW_LISTENER);
+    if (no_sigreturn) install_filter_for(SYS_rt_sigreturn, EPERM, 0);
   }
   pthread_t th;
   if (pthread_create(&th, NULL, second_thread, NULL) != 0) rt_die("pthread_create");

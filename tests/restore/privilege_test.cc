@@ -113,6 +113,17 @@ TEST_F(RestorePrivilege, RefusedForAUserNotificationFilter) {
   EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " exists after a refused restore";
 }
 
+// The restorer's last call in each thread, rt_sigreturn, runs under the
+// thread's filters: a chain that refuses it cannot be restored.
+TEST_F(RestorePrivilege, RefusedForFiltersThatRefuseRtSigreturn) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_PRIVILEGE_PATH, {"no-sigreturn"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(go());
+  RunResult r = restore(image_path());
+  ASSERT_NO_FATAL_FAILURE(expect_one_line_failure(r, "refuse rt_sigreturn"));
+  EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " exists after a refused restore";
+}
+
 // The restorer fails after every thread exists (the leader cannot queue the
 // process-wide signal again: RLIMIT_SIGPENDING is 0): imgtool says where,
 // and no thread ran a single instruction of the program before that.
