@@ -1,5 +1,7 @@
 #include "privileges.h"
 
+#include "../restorer/abi.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -334,6 +336,42 @@ Status check_privileges(const CkptView &v) {
     if (std::find(tried.begin(), tried.end(), chain) != tried.end()) continue;
     CKPT_TRY(try_filters(v, tid, p.filters));
     tried.push_back(std::move(chain));
+  }
+  return {};
+}
+
+// The thread's privileges as the restorer sets them (preflight checked
+// that they can be set): capability sets and securebits when they differ
+// from ours or the ids change, no_new_privs, and the seccomp filters.
+Status set_thread_privileges(ArgArena &arena, const CkptView &v, const ThreadRecord &tr,
+                                    const OwnPrivileges &own, bool set_creds, rs_thread &t) {
+  ThreadPrivileges p = thread_privileges(v, tr, own);
+  bool caps_differ = p.effective != own.effective || p.permitted != own.permitted || p.inheritable != own.inheritable ||
+                     p.bounding != own.bounding || p.ambient != own.ambient || p.securebits != own.securebits;
+  t.priv = (set_creds || caps_differ ? RS_PRIV_CAPS : 0u) | (p.no_new_privs && !own.no_new_privs ? RS_PRIV_NO_NEW_PRIVS : 0u);
+  t.securebits = p.securebits;
+  t.cap_effective = p.effective;
+  t.cap_permitted = p.permitted;
+  t.cap_inheritable = p.inheritable;
+  t.cap_ambient = p.ambient;
+  t.cap_bounding_drop = own.bounding & ~p.bounding;
+  t.seccomp_mode = p.seccomp_mode == static_cast<u32>(SeccompMode::Strict)   ? RS_SECCOMP_STRICT
+                   : p.seccomp_mode == static_cast<u32>(SeccompMode::Filter) ? RS_SECCOMP_FILTER
+                                                                             : 0u;
+  if (p.filters.empty()) return {};
+  t.filter = arena.alloc<rs_filter>(p.filters.size());
+  if (!t.filter) return make_error("restorer argument area too small");
+  for (const SeccompFilterRecord *f : p.filters) {
+    auto prog = v.seccomp_filters.blob(f->program);
+    if (!prog) return prog.error();
+    u8 *insns = arena.alloc<u8>(prog->size(), 8);
+    if (!insns) return make_error("restorer argument area too small");
+    std::memcpy(insns, prog->data(), prog->size());
+    rs_filter &out = t.filter[t.nfilter++];
+    out = {};
+    out.len = static_cast<u16>(prog->size() / 8);
+    out.insns = reinterpret_cast<u64>(insns);
+    out.flags = f->flags;
   }
   return {};
 }

@@ -9,6 +9,10 @@
 
 #include <ckpt/img/model.h>
 
+#include "arg_arena.h"
+
+struct rs_thread;
+
 namespace ckpt::reader {
 
 /// One thread's privileges as the image gives them.
@@ -42,5 +46,12 @@ ThreadPrivileges thread_privileges(const img::CkptView &view, const img::ThreadR
 /// throwaway child first), and confinement of our own (seccomp,
 /// no_new_privs) that the restored process would inherit.
 img::Status check_privileges(const img::CkptView &view);
+
+/// Fills the privilege fields of the restorer's thread `t` (check_privileges
+/// said they can be set): capability sets and securebits when they differ
+/// from `own` or the ids change, no_new_privs, and the seccomp mode with
+/// the filters copied into the arena.
+img::Status set_thread_privileges(ArgArena &arena, const img::CkptView &view, const img::ThreadRecord &tr,
+                                  const OwnPrivileges &own, bool set_creds, rs_thread &t);
 
 }  // namespace ckpt::reader
