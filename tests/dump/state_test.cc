@@ -106,25 +106,6 @@ TEST(DumpState, ThreadChurnDoesNotFailTheDump) {
   EXPECT_EQ(failures, 0) << "of 60 dumps; the first: " << first_failure;
 }
 
-// A signal that arrives while the dump borrows a thread for an injected
-// syscall is held back and queued again afterwards; sending it again at
-// once made the thread report it over and over ("keeps stopping during an
-// injected syscall").
-TEST(DumpState, SignalsArrivingDuringInjectedSyscalls) {
-  Target t({DUMP_SLEEPER_PATH, "itimer"});
-  ASSERT_TRUE(t.ready()) << t.error();
-  TempDir tmp;
-  int failures = 0;
-  std::string first_failure;
-  for (int i = 0; i < 20; i++) {
-    std::string c = tmp.file("alarm" + std::to_string(i) + ".core");
-    RunResult r = dump(t.pid(), c);
-    if (!(r.exited && r.exit_code == 0) && failures++ == 0) first_failure = r.status() + ": " + r.err;
-    expect_running_untraced(t.pid());
-  }
-  EXPECT_EQ(failures, 0) << "of 20 dumps; the first: " << first_failure;
-}
-
 // `-o -` writes the image to a pipe (run() gives imgtool a pipe as stdout).
 TEST(DumpStdout, StreamsImageThroughAPipe) {
   Target t({DUMP_SLEEPER_PATH});

@@ -43,9 +43,8 @@ static pid_t tid_group(pid_t tid) {
   return status ? status->tgid : tid;
 }
 
-// Resumes to the next syscall stop (entry or exit) of tid. Signals that
-// arrive meanwhile are suppressed and added to `deferred`.
-static Status to_syscall_stop(pid_t tid, std::vector<int> &deferred) {
+// Resumes to the next syscall stop (entry or exit) of tid.
+static Status to_syscall_stop(pid_t tid) {
   if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
   int foreign_stops = 0;
   for (;;) {
@@ -57,20 +56,17 @@ static Status to_syscall_stop(pid_t tid, std::vector<int> &deferred) {
     if (WIFEXITED(status) || WIFSIGNALED(status)) return make_error("thread %d exited during the dump", tid);
     if (WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80)) return {};
     // A signal-delivery stop: a signal arrived while we borrowed the
-    // thread. It is suppressed here and sent again once the thread is back
-    // in its frozen stop (Injector::restore), which keeps it pending for
-    // the process (with our pid as its sender: the kernel refuses to let us
-    // queue a siginfo that claims another sender). Sending it again right
-    // away would not do: the thread would dequeue it at once, report the
-    // same delivery stop, and so on until we gave up. Stop signals are the
-    // exception: a thread resumed out of a job-control stop reports the
+    // thread. Suppressing it here and sending it again keeps it pending
+    // for the process (with our pid as its sender: the kernel refuses to
+    // let us queue a siginfo that claims another sender). Stop signals are
+    // the exception: a thread resumed out of a job-control stop reports the
     // group stop again as a SIGSTOP delivery; the stop is still in effect
-    // and re-applies when we detach.
+    // and re-applies when we detach, so re-sending would loop forever.
     if (WIFSTOPPED(status)) {
       if (++foreign_stops > 64) return make_error("thread %d keeps stopping during an injected syscall", tid);
       int sig = WSTOPSIG(status);
       bool stop_signal = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
-      if ((status >> 16) == 0 && sig != SIGTRAP && !stop_signal) deferred.push_back(sig);
+      if ((status >> 16) == 0 && sig != SIGTRAP && !stop_signal) syscall(SYS_tgkill, tid_group(tid), tid, sig);
       if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
     }
   }
@@ -94,8 +90,8 @@ Expected<long> Injector::call(long nr, std::initializer_list<u64> args) {
   r.r9 = a[5];
   ran_ = true;
   CKPT_TRY(set_regs(tid_, r));
-  CKPT_TRY(to_syscall_stop(tid_, deferred_));  // entry
-  CKPT_TRY(to_syscall_stop(tid_, deferred_));  // exit
+  CKPT_TRY(to_syscall_stop(tid_));  // entry
+  CKPT_TRY(to_syscall_stop(tid_));  // exit
   img::UserRegs out;
   if (ptrace(PTRACE_GETREGS, tid_, 0, &out) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid_, strerror(errno));
   return static_cast<long>(out.rax);
@@ -149,16 +145,12 @@ Status Injector::restore() {
       if (ptrace(PTRACE_GETREGS, tid_, 0, &now) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid_, strerror(errno));
       if (now.rip != saved_.rip || now.rax != saved_.rax)
         return make_error("thread %d did not come back to its frozen state", tid_);
-      // Back in its frozen stop: the signals we held back are queued again
-      // and delivered when the thread is released.
-      for (int sig : deferred_) syscall(SYS_tgkill, tid_group(tid_), tid_, sig);
-      deferred_.clear();
       return {};
     }
-    // A signal arriving now: held back too (see to_syscall_stop).
+    // A signal arriving now: leave it queued (see to_syscall_stop).
     int sig = WSTOPSIG(status);
     bool stop_signal = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
-    if (!stop_signal && sig != SIGTRAP) deferred_.push_back(sig);
+    if (!stop_signal && sig != SIGTRAP) syscall(SYS_tgkill, tid_group(tid_), tid_, sig);
     if (ptrace(PTRACE_CONT, tid_, 0, 0) < 0) return make_error("PTRACE_CONT(%d): %s", tid_, strerror(errno));
     ptrace(PTRACE_INTERRUPT, tid_, 0, 0);
   }

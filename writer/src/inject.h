@@ -48,7 +48,6 @@ class Injector {
   img::UserRegs saved_;
   bool ran_ = false;
   bool restored_ = false;
-  std::vector<int> deferred_;  ///< signals held back while we borrow the thread
 };
 
 /// Finds a `syscall` instruction in the target's [vdso], or returns 0.
