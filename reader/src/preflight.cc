@@ -127,7 +127,8 @@ Status preflight(const ImageReader &image, const CkptView &v, const CoreView &co
     if (m.end > 0x7ffffffff000ull && static_cast<VmaKind>(m.kind) != VmaKind::Vsyscall)
       return make_error("mapping at 0x%llx is above the 47-bit address space", (unsigned long long)m.start);
   if (core.threads.size() != v.threads.records.size()) return make_error("thread notes and records disagree");
-  CKPT_TRY(check_privileges(v));
+  CKPT_TRY(unsupported_privileges(v));
+  CKPT_TRY(check_privileges_here(v));
   (void)image;
   return {};
 }

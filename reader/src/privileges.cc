@@ -281,7 +281,34 @@ static Status try_filters(const CkptView &v, pid_t tid, const std::vector<const 
   return {};
 }
 
-Status check_privileges(const CkptView &v) {
+Status unsupported_privileges(const CkptView &v) {
+  OwnPrivileges none;  // only the image's own fields matter here
+  for (const ThreadRecord &t : v.threads.records) {
+    ThreadPrivileges p = thread_privileges(v, t, none);
+    const int tid = t.tid;
+    if (p.ambient & ~(p.permitted & p.inheritable))
+      return make_error("thread %d: ambient capabilities outside its permitted and inheritable sets", tid);
+    if (p.seccomp_mode != static_cast<u32>(SeccompMode::Filter)) continue;
+    // seccomp(SECCOMP_SET_MODE_FILTER) needs no_new_privs or CAP_SYS_ADMIN
+    // in the effective set: the restorer installs the filters last, with
+    // the thread's final capabilities.
+    if (!p.no_new_privs && !(p.effective & (u64(1) << kCapSysAdmin)))
+      return make_error("thread %d has seccomp filters but neither no_new_privs nor CAP_SYS_ADMIN, "
+                        "so the kernel would not let it install them again", tid);
+    for (size_t i = 0; i < p.filters.size(); i++) {
+      auto prog = v.seccomp_filters.blob(p.filters[i]->program);
+      if (!prog) return prog.error();
+      if (returns_user_notif(*prog))
+        return make_error("thread %d: seccomp filter %zu passes syscalls to a user-space listener "
+                          "(SECCOMP_RET_USER_NOTIF), which cannot be restored", tid, i);
+    }
+    if (!allows_rt_sigreturn(v, p.filters))
+      return make_error("thread %d: its seccomp filters refuse rt_sigreturn, which restore needs to start it", tid);
+  }
+  return {};
+}
+
+Status check_privileges_here(const CkptView &v) {
   auto own = own_privileges();
   if (!own) return own.error();
   if (own->seccomp_mode)
@@ -299,8 +326,6 @@ Status check_privileges(const CkptView &v) {
     if (u64 missing = p.inheritable & ~(own->inheritable | (own->permitted & own->bounding)))
       return make_error("not permitted: thread %d's inheritable capabilities %s cannot be set by this restore", tid,
                         cap_list(missing).c_str());
-    if (p.ambient & ~(p.permitted & p.inheritable))
-      return make_error("thread %d: ambient capabilities outside its permitted and inheritable sets", tid);
     if (p.ambient && (own->securebits & kSecbitNoCapAmbientRaise))
       return make_error("thread %d had ambient capabilities, and this restore runs with SECBIT_NO_CAP_AMBIENT_RAISE", tid);
     bool setpcap = own->permitted & (u64(1) << kCapSetpcap);
@@ -314,24 +339,13 @@ Status check_privileges(const CkptView &v) {
     if (own->no_new_privs && !p.no_new_privs)
       return make_error("imgtool runs with no_new_privs, which thread %d did not have and would inherit", tid);
     if (p.seccomp_mode != static_cast<u32>(SeccompMode::Filter)) continue;
-    // seccomp(SECCOMP_SET_MODE_FILTER) needs no_new_privs or CAP_SYS_ADMIN
-    // in the effective set: the restorer installs the filters last, with
-    // the thread's final capabilities.
-    if (!p.no_new_privs && !(p.effective & (u64(1) << kCapSysAdmin)))
-      return make_error("thread %d has seccomp filters but neither no_new_privs nor CAP_SYS_ADMIN, "
-                        "so the kernel would not let it install them again", tid);
     std::vector<std::vector<u8>> chain;
-    for (size_t i = 0; i < p.filters.size(); i++) {
-      auto prog = v.seccomp_filters.blob(p.filters[i]->program);
+    for (const SeccompFilterRecord *f : p.filters) {
+      auto prog = v.seccomp_filters.blob(f->program);
       if (!prog) return prog.error();
-      if (returns_user_notif(*prog))
-        return make_error("thread %d: seccomp filter %zu passes syscalls to a user-space listener "
-                          "(SECCOMP_RET_USER_NOTIF), which cannot be restored", tid, i);
       chain.emplace_back(prog->begin(), prog->end());
-      chain.back().push_back(static_cast<u8>(p.filters[i]->flags));
+      chain.back().push_back(static_cast<u8>(f->flags));
     }
-    if (!allows_rt_sigreturn(v, p.filters))
-      return make_error("thread %d: its seccomp filters refuse rt_sigreturn, which restore needs to start it", tid);
     // Threads usually share one chain: try each distinct chain once.
     if (std::find(tried.begin(), tried.end(), chain) != tried.end()) continue;
     CKPT_TRY(try_filters(v, tid, p.filters));

@@ -39,15 +39,21 @@ img::Expected<OwnPrivileges> own_privileges();
 /// sets and leaves securebits as `own` has them.
 ThreadPrivileges thread_privileges(const img::CkptView &view, const img::ThreadRecord &t, const OwnPrivileges &own);
 
-/// Refuses, with one line, what this restore cannot give back exactly:
-/// capabilities it does not hold itself, securebits or a bounding set it
-/// may not change, seccomp filters that need a listener (user notification)
-/// or that the kernel rejects (each thread's chain is installed in a
-/// throwaway child first), and confinement of our own (seccomp,
-/// no_new_privs) that the restored process would inherit.
-img::Status check_privileges(const img::CkptView &view);
+/// What no restore can give back, whoever runs it (a pure function of the
+/// image, one line naming the thread): seccomp filters that need a listener
+/// (SECCOMP_RET_USER_NOTIF), that refuse the restorer's last rt_sigreturn,
+/// or that the kernel would not let the thread install again (neither
+/// no_new_privs nor CAP_SYS_ADMIN); inconsistent ambient capabilities.
+img::Status unsupported_privileges(const img::CkptView &view);
 
-/// Fills the privilege fields of the restorer's thread `t` (check_privileges
+/// What this restore, here and now, cannot give back exactly: capabilities
+/// it does not hold itself, a bounding set or securebits it may not change,
+/// confinement of its own (seccomp, no_new_privs) the restored process would
+/// inherit, and filter chains the kernel rejects (each distinct chain is
+/// installed in a throwaway child first).
+img::Status check_privileges_here(const img::CkptView &view);
+
+/// Fills the privilege fields of the restorer's thread `t` (check_privileges_here
 /// said they can be set): capability sets and securebits when they differ
 /// from `own` or the ids change, no_new_privs, and the seccomp mode with
 /// the filters copied into the arena.
