@@ -325,28 +325,6 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
   for (auto &[ino, fd] : shared_by_ino) a->close_fds[a->nclose++] = fd;
   if (exe_fd >= 0) a->close_fds[a->nclose++] = exe_fd;
 
-  // Credentials: set by each thread in the restorer, after everything that
-  // needs privilege.
-  auto groups = v.tasks.blob(task.groups);
-  if (!groups) return groups.error();
-  a->ngroups = static_cast<u32>(groups->size() / 4);
-  a->groups = arena.alloc<u32>(a->ngroups + 1);
-  if (!a->groups) return make_error("restorer argument area too small");
-  std::memcpy(a->groups, groups->data(), a->ngroups * 4);
-  for (int i = 0; i < 3; i++) {
-    a->uid[i] = task.uid[i];
-    a->gid[i] = task.gid[i];
-  }
-  uid_t ids[3];
-  gid_t gids[3];
-  getresuid(&ids[0], &ids[1], &ids[2]);
-  getresgid(&gids[0], &gids[1], &gids[2]);
-  a->set_creds = ids[0] != task.uid[0] || ids[1] != task.uid[1] || ids[2] != task.uid[2] ||
-                 gids[0] != task.gid[0] || gids[1] != task.gid[1] || gids[2] != task.gid[2] || getuid() == 0;
-  a->dumpable = (task.flags & kTaskDumpable) != 0;
-  auto own = own_privileges();
-  if (!own) return own.error();
-  a->cap_permitted_now = own->permitted;
   // Threads, the leader first.
   a->thread = arena.alloc<rs_thread>(v.threads.records.size());
   std::vector<const ThreadRecord *> order;
@@ -375,7 +353,6 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
     std::string name(v.threads.str_or_empty(tr.comm));
     std::strncpy(t.comm, name.c_str(), sizeof t.comm - 1);
     CKPT_TRY(build_sigframe(arena, *ct, tr, t));
-    CKPT_TRY(set_thread_privileges(arena, v, tr, *own, a->set_creds != 0, t));
   }
   a->signal = arena.alloc<rs_signal>(v.pending.records.size() + 1);
   for (const PendingSignalRecord &p : v.pending.records) {
@@ -384,6 +361,31 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
     s.signo = static_cast<i32>(p.signo);
     std::memcpy(s.siginfo, p.siginfo, sizeof s.siginfo);
   }
+  // Credentials: set by each thread in the restorer, after everything that
+  // needs privilege.
+  auto groups = v.tasks.blob(task.groups);
+  if (!groups) return groups.error();
+  a->ngroups = static_cast<u32>(groups->size() / 4);
+  a->groups = arena.alloc<u32>(a->ngroups + 1);
+  if (!a->groups) return make_error("restorer argument area too small");
+  std::memcpy(a->groups, groups->data(), a->ngroups * 4);
+  for (int i = 0; i < 3; i++) {
+    a->uid[i] = task.uid[i];
+    a->gid[i] = task.gid[i];
+  }
+  uid_t ids[3];
+  gid_t gids[3];
+  getresuid(&ids[0], &ids[1], &ids[2]);
+  getresgid(&gids[0], &gids[1], &gids[2]);
+  a->set_creds = ids[0] != task.uid[0] || ids[1] != task.uid[1] || ids[2] != task.uid[2] ||
+                 gids[0] != task.gid[0] || gids[1] != task.gid[1] || gids[2] != task.gid[2] || getuid() == 0;
+  a->dumpable = (task.flags & kTaskDumpable) != 0;
+  // Privileges, per thread, set right after the ids (restorer.c).
+  auto own = own_privileges();
+  if (!own) return own.error();
+  a->cap_permitted_now = own->permitted;
+  for (size_t i = 0; i < order.size(); i++)
+    CKPT_TRY(set_thread_privileges(arena, v, *order[i], *own, a->set_creds != 0, a->thread[i]));
   if (arena.used > arena.size) return make_error("restorer argument area overflowed");
 
   // glibc registered an rseq area in our TLS; once the restorer unmaps it
