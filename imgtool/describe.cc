@@ -163,9 +163,24 @@ static json ckpt_process(const CkptView &v, const TaskRecord &t, const CoreView 
     for (const PendingSignalRecord &s : v.pending.records)
       if (s.pid == t.pid && s.tid == th.tid) pending.push_back(signal_name(s.signo));
     j["pending"] = pending;
+    if (th.flags & kThreadPrivileges) {
+      static const char *modes[] = {"disabled", "strict", "filter"};
+      j["privileges"] = json{{"cap_effective", hex(th.cap_effective)},
+                             {"cap_permitted", hex(th.cap_permitted)},
+                             {"cap_inheritable", hex(th.cap_inheritable)},
+                             {"cap_bounding", hex(th.cap_bounding)},
+                             {"cap_ambient", hex(th.cap_ambient)},
+                             {"securebits", hex(th.securebits)},
+                             {"no_new_privs", bool(th.flags & kThreadNoNewPrivs)},
+                             {"seccomp", th.seccomp_mode < 3 ? modes[th.seccomp_mode] : "unknown"},
+                             {"seccomp_filters", th.seccomp_filter_count}};
+    }
     threads.push_back(j);
   }
   p["threads"] = threads;
+  p["capabilities"] = json{{"effective", hex(t.cap_effective)},     {"permitted", hex(t.cap_permitted)},
+                           {"inheritable", hex(t.cap_inheritable)}, {"bounding", hex(t.cap_bounding)},
+                           {"ambient", hex(t.cap_ambient)}};
 
   json fds = json::array();
   for (const FdRecord &f : v.fds.records) {
@@ -383,6 +398,15 @@ std::string render_text(const json &info) {
       if (t.value("in_syscall", false)) s += "  in syscall " + str(t["syscall"]);
       if (t.contains("signal")) s += "  signal " + str(t["signal"]);
       line(s);
+      if (t.contains("privileges")) {
+        const json &pr = t["privileges"];
+        std::string seccomp = str(pr["seccomp"]);
+        if (seccomp == "filter") seccomp += " (" + str(pr["seccomp_filters"]) + " filters)";
+        line("    caps eff " + str(pr["cap_effective"]) + " prm " + str(pr["cap_permitted"]) + " inh " +
+             str(pr["cap_inheritable"]) + " bnd " + str(pr["cap_bounding"]) + " amb " + str(pr["cap_ambient"]) +
+             "  securebits " + str(pr["securebits"]) + "  no_new_privs " +
+             (pr["no_new_privs"].get<bool>() ? "1" : "0") + "  seccomp " + seccomp);
+      }
     }
     if (p.contains("fds") && !p["fds"].empty()) {
       line("  files:");

@@ -35,6 +35,7 @@ std::vector<Note> ImageNotes::encode() const {
   add_table(out, CkptNote::Rlimits, rlimits);
   add_table(out, CkptNote::Tree, tree);
   add_table(out, CkptNote::Parent, parent);
+  add_table(out, CkptNote::SeccompFilters, seccomp_filters);
   add_table(out, CkptNote::StoredFiles, stored_files);
   return out;
 }

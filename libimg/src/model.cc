@@ -80,6 +80,53 @@ static Status decode_into(const ImageReader &image, CkptNote type, const char *n
   return {};
 }
 
+// Threads' privilege fields and their seccomp filters: every filter belongs
+// to a thread in filter mode, each such thread has exactly its count of
+// filters at positions 0..count-1, and each program is a whole number of
+// classic BPF instructions the kernel could have accepted.
+static Status check_seccomp(const CkptView &v) {
+  std::vector<std::vector<bool>> seen(v.threads.records.size());
+  for (size_t i = 0; i < v.threads.records.size(); i++) {
+    const ThreadRecord &t = v.threads.records[i];
+    if (!(t.flags & kThreadPrivileges)) continue;
+    if (t.seccomp_mode > static_cast<u32>(SeccompMode::Filter))
+      return make_error("thread record %zu (tid %d): unknown seccomp mode %u", i, t.tid, t.seccomp_mode);
+    if (t.seccomp_mode != static_cast<u32>(SeccompMode::Filter) && t.seccomp_filter_count)
+      return make_error("thread record %zu (tid %d): %u seccomp filters but not in filter mode", i, t.tid,
+                        t.seccomp_filter_count);
+    if (t.seccomp_filter_count > v.seccomp_filters.records.size())
+      return make_error("thread record %zu (tid %d): %u seccomp filters, the image has %zu", i, t.tid,
+                        t.seccomp_filter_count, v.seccomp_filters.records.size());
+    seen[i].assign(t.seccomp_filter_count, false);
+  }
+  for (size_t i = 0; i < v.seccomp_filters.records.size(); i++) {
+    const SeccompFilterRecord &f = v.seccomp_filters.records[i];
+    auto bad = [&](const char *what) {
+      return make_error("seccomp filter record %zu (tid %d, position %u): %s", i, f.tid, f.position, what);
+    };
+    auto prog = v.seccomp_filters.blob(f.program);
+    if (!prog) return prog.error().context("seccomp filter record " + std::to_string(i));
+    if (prog->empty() || prog->size() % 8 || prog->size() / 8 > kMaxSeccompInsns)
+      return bad("the program is not 1 to 4096 instructions of 8 bytes");
+    if (f.flags & ~kSeccompFilterFlagLog) return bad("unknown filter flags");
+    size_t t = 0;
+    while (t < v.threads.records.size() && v.threads.records[t].tid != f.tid) t++;
+    if (t == v.threads.records.size()) return bad("no thread has this tid");
+    const ThreadRecord &tr = v.threads.records[t];
+    if (!(tr.flags & kThreadPrivileges) || tr.seccomp_mode != static_cast<u32>(SeccompMode::Filter))
+      return bad("its thread is not in seccomp filter mode");
+    if (f.position >= seen[t].size()) return bad("position beyond the thread's filter count");
+    if (seen[t][f.position]) return bad("a second filter at this position");
+    seen[t][f.position] = true;
+  }
+  for (size_t i = 0; i < seen.size(); i++)
+    for (bool s : seen[i])
+      if (!s)
+        return make_error("thread record %zu (tid %d): %u seccomp filters counted, fewer stored", i,
+                          v.threads.records[i].tid, v.threads.records[i].seccomp_filter_count);
+  return {};
+}
+
 Expected<CkptView> decode_ckpt(const ImageReader &image) {
   CkptView v;
   const NoteRef *id = image.find_ckpt(CkptNote::Identity);
@@ -99,6 +146,7 @@ Expected<CkptView> decode_ckpt(const ImageReader &image) {
   CKPT_TRY(decode_into(image, CkptNote::Timers, "timers", v.timers));
   CKPT_TRY(decode_into(image, CkptNote::Rlimits, "rlimits", v.rlimits));
   CKPT_TRY(decode_into(image, CkptNote::Tree, "tree", v.tree));
+  CKPT_TRY(decode_into(image, CkptNote::SeccompFilters, "seccomp filters", v.seccomp_filters));
   CKPT_TRY(decode_into(image, CkptNote::StoredFiles, "stored files", v.stored_files));
   if (image.find_ckpt(CkptNote::Parent)) {
     Table<ParentRecord> p;
@@ -135,6 +183,7 @@ Expected<CkptView> decode_ckpt(const ImageReader &image) {
   }
   for (size_t i = 0; i < v.pipes.records.size(); i++) CKPT_TRY(check_blob(v.pipes, v.pipes.records[i].data, "pipe", i));
   if (v.parent) CKPT_TRY(check_str(*v.parent, v.parent->records[0].path_hint, "parent", 0));
+  CKPT_TRY(check_seccomp(v));
   for (size_t i = 0; i < v.stored_files.records.size(); i++) {
     const StoredFileRecord &f = v.stored_files.records[i];
     CKPT_TRY(check_str(v.stored_files, f.path, "stored file", i));

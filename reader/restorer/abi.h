@@ -46,6 +46,22 @@ struct rs_move {
   uint64_t from, to, len;
 };
 
+/* One seccomp filter to install: the first 16 bytes are a struct
+ * sock_fprog (linux/filter.h) that seccomp(2) takes as is. */
+struct rs_filter {
+  uint16_t len;            /* instructions */
+  uint16_t pad0[3];
+  uint64_t insns;          /* struct sock_filter[len] */
+  uint32_t flags;          /* SECCOMP_FILTER_FLAG_* to install it with */
+  uint32_t pad1;
+};
+
+/* RS_PRIV_* bits of rs_thread.priv. */
+#define RS_PRIV_CAPS 1u        /* set the capability sets and securebits below */
+#define RS_PRIV_NO_NEW_PRIVS 2u
+#define RS_SECCOMP_STRICT 1u   /* rs_thread.seccomp_mode */
+#define RS_SECCOMP_FILTER 2u
+
 /* One thread: everything it sets on itself before rt_sigreturn. */
 struct rs_thread {
   int32_t tid;
@@ -61,6 +77,14 @@ struct rs_thread {
   uint64_t sigframe;       /* address of a ready rt_sigframe (ucontext at +8) */
   uint64_t stack_top;      /* restorer stack for this thread */
   char comm[16];           /* thread name, NUL-terminated */
+  /* Privileges, set after the ids (see restorer.c for the order). */
+  uint32_t priv;           /* RS_PRIV_* */
+  uint32_t securebits;
+  uint64_t cap_effective, cap_permitted, cap_inheritable, cap_ambient;
+  uint64_t cap_bounding_drop; /* bits to drop from the bounding set */
+  uint32_t seccomp_mode;   /* 0, RS_SECCOMP_STRICT or RS_SECCOMP_FILTER */
+  uint32_t nfilter;
+  struct rs_filter *filter; /* oldest first: the install order */
 };
 
 /* A signal to queue once all threads exist (tid 0: process-wide). */
@@ -96,13 +120,14 @@ struct rs_args {
   struct rs_signal *signal; uint32_t nsignal;
   uint32_t threads_started; /* futex word: threads done with setup */
   uint32_t stopped;        /* the process was job-control stopped: stop it again */
-  uint32_t threads_go;     /* futex word: set once the stop has been taken */
+  uint32_t threads_go;     /* futex word: set once success is reported (and a stop taken) */
   uint32_t set_creds;      /* set the ids below on every thread, last of all */
   uint32_t uid[3], gid[3]; /* real, effective, saved */
   uint32_t ngroups;
   uint32_t *groups;
   uint32_t dumpable;       /* PR_SET_DUMPABLE after the ids change */
   uint32_t pad1;
+  uint64_t cap_permitted_now; /* imgtool's permitted set, which every thread starts with */
 };
 
 /* Failure stages reported through status_fd (one byte). */
@@ -118,6 +143,13 @@ enum rs_stage {
   RS_THREAD = 8,
   RS_SIGNAL = 9,
   RS_BAD_ARGS = 10,
+  RS_CREDS = 11,           /* setgroups/setresgid/setresuid, PR_SET_KEEPCAPS */
+  RS_TLS = 12,             /* ARCH_SET_FS / ARCH_SET_GS */
+  RS_ROBUST_LIST = 13,
+  RS_RSEQ = 14,
+  RS_CAPS = 15,            /* capset, ambient set, bounding set */
+  RS_SECUREBITS = 16,
+  RS_NO_NEW_PRIVS = 17,
 };
 
 #ifdef __cplusplus

@@ -19,7 +19,7 @@ enum {
   NR_arch_prctl = 158, NR_futex = 202, NR_set_tid_address = 218,
   NR_exit_group = 231, NR_set_robust_list = 273, NR_rt_tgsigqueueinfo = 297,
   NR_rseq = 334, NR_clone3 = 435, NR_kill = 62, NR_setgroups = 116, NR_setresuid = 117,
-  NR_setresgid = 119,
+  NR_setresgid = 119, NR_capset = 126, NR_seccomp = 317,
 };
 
 static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {
@@ -55,6 +55,20 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define PR_SET_NAME 15
 #define PR_SET_DUMPABLE 4
 #define PR_SET_MM_MAP 14
+#define PR_SET_KEEPCAPS 8
+#define PR_CAPBSET_DROP 24
+#define PR_GET_SECUREBITS 27
+#define PR_SET_SECUREBITS 28
+#define PR_SET_NO_NEW_PRIVS 38
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#define SECBIT_KEEP_CAPS 0x10
+#define LINUX_CAPABILITY_VERSION_3 0x20080522
+#define SECCOMP_SET_MODE_STRICT 0
+#define SECCOMP_SET_MODE_FILTER 1
+#define EINVAL_NR 22
+#define ENOSYS_NR 38
 #define ARCH_SET_GS 0x1001
 #define ARCH_SET_FS 0x1002
 #define FUTEX_WAKE 1
@@ -167,42 +181,119 @@ static void map_memory(const struct rs_args *a) {
   }
 }
 
-/* Per-thread state a thread can only set on itself, then its registers. */
-static void __attribute__((noreturn)) become_thread(const struct rs_args *a, const struct rs_thread *t) {
+/* capset(2) with the three sets (v3: two 32-bit words per set). */
+static long set_caps(uint64_t eff, uint64_t prm, uint64_t inh) {
+  struct { uint32_t version; int32_t pid; } hdr = {LINUX_CAPABILITY_VERSION_3, 0};
+  struct { uint32_t eff, prm, inh; } data[2] = {
+      {(uint32_t)eff, (uint32_t)prm, (uint32_t)inh},
+      {(uint32_t)(eff >> 32), (uint32_t)(prm >> 32), (uint32_t)(inh >> 32)}};
+  return sys2(NR_capset, &hdr, data);
+}
+
+/* Credentials and privileges, per thread (the kernel keeps them per task).
+ * The kernel dictates the order:
+ *  - setresuid away from uid 0 clears the permitted and effective sets
+ *    unless SECBIT_KEEP_CAPS is set (PR_SET_KEEPCAPS), and always clears
+ *    the effective set (cap_emulate_setxuid), so ids go first with
+ *    KEEP_CAPS set, and capset raises the effective set back to what we
+ *    still hold: the steps after it need CAP_SETPCAP;
+ *  - an ambient capability can only be raised while it is in both the
+ *    permitted and the inheritable set, so the inheritable set is set
+ *    first and the ambient set before the permitted set shrinks (capset
+ *    keeps ambient ∩ permitted ∩ inheritable, which is the image's own);
+ *  - PR_CAPBSET_DROP and PR_SET_SECUREBITS need CAP_SETPCAP in the
+ *    effective set, so they come before the final capset drops it;
+ *  - no_new_privs is one-way and needs nothing, so it is last.
+ * seccomp comes later still, in enter_thread: a filter also filters these
+ * calls. */
+static void set_privileges(const struct rs_args *a, const struct rs_thread *t) {
+  long r;
+  int caps = (t->priv & RS_PRIV_CAPS) != 0;
+  if (a->set_creds) {
+    if (caps && (r = sys2(NR_prctl, PR_SET_KEEPCAPS, 1)) < 0) fail(a, RS_CREDS, r);
+    r = sys2(NR_setgroups, a->ngroups, a->groups);
+    if (r >= 0) r = sys3(NR_setresgid, a->gid[0], a->gid[1], a->gid[2]);
+    if (r >= 0) r = sys3(NR_setresuid, a->uid[0], a->uid[1], a->uid[2]);
+    if (r < 0) fail(a, RS_CREDS, r);
+    /* Changing ids makes the mm non-dumpable; a process that was dumpable
+     * (can read its own /proc files, be traced by its user) is again. */
+    if (a->dumpable) sys2(NR_prctl, PR_SET_DUMPABLE, 1);
+  }
+  if (caps) {
+    /* What we still hold (imgtool checked it covers the image's sets),
+     * effective again, with the image's inheritable set. */
+    r = set_caps(a->cap_permitted_now, a->cap_permitted_now, t->cap_inheritable);
+    if (r < 0) fail(a, RS_CAPS, r);
+    r = sys5(NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    for (unsigned c = 0; c < 64 && r >= 0; c++)
+      if (t->cap_ambient & (1ull << c)) r = sys5(NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
+    for (unsigned c = 0; c < 64 && r >= 0; c++)
+      if (t->cap_bounding_drop & (1ull << c)) r = sys2(NR_prctl, PR_CAPBSET_DROP, c);
+    if (r < 0) fail(a, RS_CAPS, r);
+    /* KEEP_CAPS needs no privilege to change (and is ours from above). */
+    r = sys2(NR_prctl, PR_SET_KEEPCAPS, (t->securebits & SECBIT_KEEP_CAPS) != 0);
+    if (r < 0) fail(a, RS_SECUREBITS, r);
+    if ((uint32_t)sys1(NR_prctl, PR_GET_SECUREBITS) != t->securebits) {
+      r = sys2(NR_prctl, PR_SET_SECUREBITS, t->securebits);
+      if (r < 0) fail(a, RS_SECUREBITS, r);
+    }
+    r = set_caps(t->cap_effective, t->cap_permitted, t->cap_inheritable);
+    if (r < 0) fail(a, RS_CAPS, r);
+  }
+  if (t->priv & RS_PRIV_NO_NEW_PRIVS) {
+    r = sys5(NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    if (r < 0) fail(a, RS_NO_NEW_PRIVS, r);
+  }
+}
+
+/* Per-thread state a thread can only set on itself. Everything here can
+ * fail, and does so before success is reported: the threads wait at the
+ * barrier afterwards, the leader reports. */
+static void setup_thread(const struct rs_args *a, const struct rs_thread *t) {
   sys2(NR_prctl, PR_SET_NAME, t->comm);
-  sys2(NR_arch_prctl, ARCH_SET_FS, t->fs_base);
-  if (t->gs_base) sys2(NR_arch_prctl, ARCH_SET_GS, t->gs_base);
-  if (t->robust_list) sys2(NR_set_robust_list, t->robust_list, t->robust_list_len);
+  long r = sys2(NR_arch_prctl, ARCH_SET_FS, t->fs_base);
+  if (r >= 0 && t->gs_base) r = sys2(NR_arch_prctl, ARCH_SET_GS, t->gs_base);
+  if (r < 0) fail(a, RS_TLS, r);
+  if (t->robust_list) {
+    r = sys2(NR_set_robust_list, t->robust_list, t->robust_list_len);
+    if (r < 0) fail(a, RS_ROBUST_LIST, r);
+  }
   sys1(NR_set_tid_address, t->clear_child_tid);
-  /* rseq can fail (e.g. a kernel without it); glibc copes with a thread
-   * whose rseq area the kernel does not update. */
-  if (t->rseq_addr) sys4(NR_rseq, t->rseq_addr, t->rseq_len, 0, t->rseq_sig);
+  /* rseq: a kernel without it (ENOSYS), or one that does not know the
+   * image's longer rseq area (EINVAL), is tolerated: glibc copes with a
+   * thread whose rseq area the kernel does not update. Anything else
+   * (EFAULT, EPERM) means the area is wrong and fails the restore. */
+  if (t->rseq_addr) {
+    r = sys4(NR_rseq, t->rseq_addr, t->rseq_len, 0, t->rseq_sig);
+    if (r < 0 && r != -ENOSYS_NR && r != -EINVAL_NR) fail(a, RS_RSEQ, r);
+  }
   /* Signals pending on this thread: the kernel lets only the target thread
    * itself queue a siginfo that claims to come from kill/tgkill. */
   long pid = sys1(NR_getpid, 0);
   for (unsigned i = 0; i < a->nsignal && t != &a->thread[0]; i++)
     if (a->signal[i].tid == t->tid) {
-      long r = sys4(NR_rt_tgsigqueueinfo, pid, t->tid, a->signal[i].signo, a->signal[i].siginfo);
+      r = sys4(NR_rt_tgsigqueueinfo, pid, t->tid, a->signal[i].signo, a->signal[i].siginfo);
       if (r < 0) fail(a, RS_SIGNAL, r);
     }
   /* Credentials are per thread in the kernel, and last: the leader needs
    * its privileges to create the threads with their tids (clone3 set_tid). */
-  if (a->set_creds) {
-    long r = sys2(NR_setgroups, a->ngroups, a->groups);
-    if (r >= 0) r = sys3(NR_setresgid, a->gid[0], a->gid[1], a->gid[2]);
-    if (r >= 0) r = sys3(NR_setresuid, a->uid[0], a->uid[1], a->uid[2]);
-    if (r < 0) fail(a, RS_THREAD, r);
-    /* Changing ids makes the mm non-dumpable; a process that was dumpable
-     * (can read its own /proc files, be traced by its user) is again. */
-    if (a->dumpable) sys2(NR_prctl, PR_SET_DUMPABLE, 1);
+  set_privileges(a, t);
+}
+
+/* After the barrier: seccomp, then the thread's registers. Nothing here
+ * may fail any more (imgtool installed the same filters in a throwaway
+ * child first); if it does all the same, the process dies rather than run
+ * with less confinement than it had. */
+static void __attribute__((noreturn)) enter_thread(const struct rs_thread *t) {
+  /* The filters filter every later syscall of ours too: the next seccomp()
+   * and rt_sigreturn, the only ones left (strict mode allows rt_sigreturn). */
+  if (t->seccomp_mode == RS_SECCOMP_STRICT) {
+    if (sys3(NR_seccomp, SECCOMP_SET_MODE_STRICT, 0, 0) < 0) sys1(NR_exit_group, 127);
+  } else if (t->seccomp_mode == RS_SECCOMP_FILTER) {
+    for (unsigned i = 0; i < t->nfilter; i++)
+      if (sys3(NR_seccomp, SECCOMP_SET_MODE_FILTER, t->filter[i].flags, &t->filter[i]) < 0)
+        sys1(NR_exit_group, 127);
   }
-  __atomic_fetch_add((uint32_t *)&a->threads_started, 1, __ATOMIC_SEQ_CST);
-  sys3(NR_futex, &a->threads_started, FUTEX_WAKE, 1);
-  /* A stopped process must not run a single instruction of its own before
-   * the stop: wait here until the leader has taken it (and SIGCONT came). */
-  if (a->stopped && t != &a->thread[0])
-    while (!__atomic_load_n(&a->threads_go, __ATOMIC_SEQ_CST))
-      sys4(NR_futex, &a->threads_go, 0 /* FUTEX_WAIT */, 0, 0);
   /* rt_sigreturn reads the frame at rsp - 8: registers, signal mask,
    * alternate stack and the XSAVE area all come from it. */
   __asm__ volatile(
@@ -214,6 +305,20 @@ static void __attribute__((noreturn)) become_thread(const struct rs_args *a, con
       : "r"(t->sigframe + 8)
       : "memory");
   __builtin_unreachable();
+}
+
+/* A thread other than the leader: set up, check in, and wait until the
+ * leader has reported success for the whole process. */
+static void __attribute__((noreturn)) become_thread(const struct rs_args *a, const struct rs_thread *t) {
+  setup_thread(a, t);
+  __atomic_fetch_add((uint32_t *)&a->threads_started, 1, __ATOMIC_SEQ_CST);
+  sys3(NR_futex, &a->threads_started, FUTEX_WAKE, 1);
+  /* No instruction of the program runs before the leader has queued the
+   * process-wide signals and reported success (and, for a stopped
+   * process, taken the stop). */
+  while (!__atomic_load_n(&a->threads_go, __ATOMIC_SEQ_CST))
+    sys4(NR_futex, &a->threads_go, 0 /* FUTEX_WAIT */, 0, 0);
+  enter_thread(t);
 }
 
 void rs_thread_main(const struct rs_args *a, const struct rs_thread *t) __attribute__((used, noreturn));
@@ -274,6 +379,9 @@ void rs_main(struct rs_args *a) {
     r = spawn_thread(a, &a->thread[i]);
     if (r < 0) fail(a, RS_CLONE, r);
   }
+  /* The leader's own setup, its credentials included, before it checks
+   * on the others: everything that can fail happens before the verdict. */
+  setup_thread(a, &a->thread[0]);
   /* Wait until the other threads have set themselves up (and queued their
    * own pending signals), so that their failures are still reported. */
   for (;;) {
@@ -281,13 +389,15 @@ void rs_main(struct rs_args *a) {
     if (n >= a->nthread - 1) break;
     sys4(NR_futex, &a->threads_started, 0 /* FUTEX_WAIT */, n, 0);
   }
+  /* Queued to ourselves (same thread group): the kernel allows that with
+   * any credentials, so after the ids change is fine. */
   long pid = sys1(NR_getpid, 0);
   for (unsigned i = 0; i < a->nsignal; i++) {
     const struct rs_signal *s = &a->signal[i];
     if (s->tid == a->thread[0].tid)
       r = sys4(NR_rt_tgsigqueueinfo, pid, s->tid, s->signo, s->siginfo);
     else if (s->tid)
-      continue; /* queued by its own thread in become_thread */
+      continue; /* queued by its own thread in setup_thread */
     else
       r = sys3(NR_rt_sigqueueinfo, pid, s->signo, s->siginfo);
     if (r < 0) fail(a, RS_SIGNAL, r);
@@ -300,10 +410,10 @@ void rs_main(struct rs_args *a) {
     /* Back into the job-control stop the dump found: the group stops here,
      * every thread still inside the restorer; SIGCONT lets them go on. */
     sys2(NR_kill, pid, SIGSTOP_NR);
-    __atomic_store_n(&a->threads_go, 1, __ATOMIC_SEQ_CST);
-    sys3(NR_futex, &a->threads_go, FUTEX_WAKE, 0x7fffffff);
   }
-  become_thread(a, &a->thread[0]);
+  __atomic_store_n(&a->threads_go, 1, __ATOMIC_SEQ_CST);
+  sys3(NR_futex, &a->threads_go, FUTEX_WAKE, 0x7fffffff);
+  enter_thread(&a->thread[0]);
 }
 
 /* Entry at offset 0 of the blob: rdi = args, rsp = the leader's stack. */

@@ -14,6 +14,7 @@
 #include <ckpt/img/restorable.h>
 #include <ckpt/reader/validate.h>
 
+#include "privileges.h"
 #include "self_maps.h"
 #include "stored_files.h"
 #include "vdso_check.h"
@@ -182,7 +183,8 @@ Status check_here_now(const ImageReader &image, const CkptView &v, const HereNow
       return make_error("the working directory %s of pid %d is gone", cwd.c_str(), t.pid);
   }
   CKPT_TRY(check_vdso(v));
-  return check_vdso_matches(image, v);
+  CKPT_TRY(check_vdso_matches(image, v));
+  return check_privileges_here(v);
 }
 
 Restorability check_restorable(const std::string &path, bool check_memory, const HereNowOptions &opt) {
@@ -207,6 +209,10 @@ Restorability check_restorable(const std::string &path, bool check_memory, const
     return r;
   }
   std::string lacks = unsupported_message(unsupported_state(*view));
+  // Seccomp filters no restore can install again (privileges.h): checked
+  // here, in the reader, whose BPF reading they need; dump does not refuse
+  // them yet.
+  if (Status priv = unsupported_privileges(*view); lacks.empty() && !priv) lacks = priv.error().message();
   if (lacks.empty() && !(view->identity.flags & kIdentityRestorable))
     lacks = "the image was written without the state a restore needs";
   if (!lacks.empty()) {

@@ -233,11 +233,17 @@ Status restore_process_state(const CkptView &v) {
     if (setrlimit(static_cast<int>(r.resource), &lim) < 0 && errno != EINVAL)
       return make_error("cannot restore resource limit %u: %s", r.resource, strerror(errno));
   }
-  for (const SigActionRecord &s : v.sigactions.records) {
-    if (s.signo == SIGKILL || s.signo == SIGSTOP || s.signo > 64) continue;
-    KernelSigaction ka{s.handler, s.flags, s.restorer, s.mask};
-    if (syscall(SYS_rt_sigaction, s.signo, &ka, nullptr, 8) < 0)
-      return make_error("cannot restore the action of signal %u: %s", s.signo, strerror(errno));
+  // The image lists only dispositions that are not SIG_DFL; every other
+  // one is SIG_DFL, whatever imgtool inherited (SIG_IGN survives fork and
+  // exec: `trap '' TERM` in the caller's shell would leak in).
+  std::vector<KernelSigaction> actions(65, KernelSigaction{0, 0, 0, 0});
+  for (const SigActionRecord &s : v.sigactions.records)
+    if (s.signo >= 1 && s.signo <= 64) actions[s.signo] = {s.handler, s.flags, s.restorer, s.mask};
+  for (int signo = 1; signo <= 64; signo++) {
+    if (signo == SIGKILL || signo == SIGSTOP) continue;
+    const KernelSigaction &ka = actions[signo];
+    if (syscall(SYS_rt_sigaction, signo, &ka, nullptr, 8) < 0)
+      return make_error("cannot restore the action of signal %d: %s", signo, strerror(errno));
   }
   for (const TimerRecord &tm : v.timers.records) {
     int which = -1;

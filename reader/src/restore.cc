@@ -23,7 +23,9 @@
 #include <ckpt/reader/validate.h>
 
 #include "../restorer/abi.h"
+#include "arg_arena.h"
 #include "preflight.h"
+#include "privileges.h"
 #include "process_setup.h"
 #include "self_maps.h"
 #include "stored_files.h"
@@ -39,19 +41,6 @@ static constexpr u64 kPage = 4096;
 static constexpr u64 kThreadStack = 64 * 1024;
 static u64 page_up(u64 v) { return (v + kPage - 1) & ~(kPage - 1); }
 
-// Bump allocator over the restorer region's argument area.
-struct ArgArena {
-  u8 *base = nullptr;
-  u64 size = 0, used = 0;
-  template <typename T>
-  T *alloc(size_t n = 1, size_t align = alignof(T)) {
-    used = (used + align - 1) & ~u64(align - 1);
-    T *p = reinterpret_cast<T *>(base + used);
-    used += sizeof(T) * n;
-    return used <= size ? p : nullptr;
-  }
-};
-
 // Bytes the argument area needs (generous: computed before layout).
 static u64 args_size(const CkptView &v, const CoreView &core) {
   u64 n = sizeof(rs_args) + 4096;
@@ -59,6 +48,7 @@ static u64 args_size(const CkptView &v, const CoreView &core) {
   n += 8 * sizeof(rs_move) + 64 * sizeof(int32_t) + v.pending.records.size() * sizeof(rs_signal);
   for (const CoreThread &t : core.threads) n += sizeof(rs_thread) + 1024 + std::max<u64>(t.xstate.size(), 512) + 4096;
   n += v.tasks.records[0].auxv.length + 64;
+  for (const SeccompFilterRecord &f : v.seccomp_filters.records) n += sizeof(rs_filter) + f.program.length + 16;
   return page_up(n);
 }
 
@@ -391,6 +381,12 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
   a->set_creds = ids[0] != task.uid[0] || ids[1] != task.uid[1] || ids[2] != task.uid[2] ||
                  gids[0] != task.gid[0] || gids[1] != task.gid[1] || gids[2] != task.gid[2] || getuid() == 0;
   a->dumpable = (task.flags & kTaskDumpable) != 0;
+  // Privileges, per thread, set right after the ids (restorer.c).
+  auto own = own_privileges();
+  if (!own) return own.error();
+  a->cap_permitted_now = own->permitted;
+  for (size_t i = 0; i < order.size(); i++)
+    CKPT_TRY(set_thread_privileges(arena, v, *order[i], *own, a->set_creds != 0, a->thread[i]));
   if (arena.used > arena.size) return make_error("restorer argument area overflowed");
 
   // glibc registered an rseq area in our TLS; once the restorer unmaps it
@@ -424,6 +420,13 @@ static const char *stage_name(int stage) {
     case RS_MM: return "setting the mm fields (PR_SET_MM_MAP)";
     case RS_CLONE: return "creating threads";
     case RS_SIGNAL: return "queueing pending signals";
+    case RS_CREDS: return "setting the user and group ids";
+    case RS_TLS: return "setting the thread pointer (ARCH_SET_FS)";
+    case RS_ROBUST_LIST: return "setting the robust futex list";
+    case RS_RSEQ: return "registering rseq";
+    case RS_CAPS: return "setting capabilities";
+    case RS_SECUREBITS: return "setting securebits";
+    case RS_NO_NEW_PRIVS: return "setting no_new_privs";
     default: return "starting";
   }
 }
@@ -519,7 +522,9 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   } else {
     int st;
     waitpid(static_cast<pid_t>(pid), &st, 0);
-    if (verdict.size() == 2 && static_cast<unsigned char>(verdict[0]) < 32)
+    // A stage byte and an errno byte; when two threads fail at once, the
+    // first report is the one.
+    if (verdict.size() >= 2 && verdict.size() % 2 == 0 && static_cast<unsigned char>(verdict[0]) < 32)
       return make_error("restore failed while %s: %s", stage_name(verdict[0]),
                         strerror(static_cast<unsigned char>(verdict[1])));
     while (!verdict.empty() && verdict.back() == '\n') verdict.pop_back();

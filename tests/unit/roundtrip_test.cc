@@ -58,7 +58,7 @@ struct Fixture {
   std::vector<std::string> task_strings;  // comm, cwd, root, exe per task
   std::vector<std::vector<u8>> task_groups, task_auxv;
   std::vector<std::string> thread_names, vma_paths, fd_paths;
-  std::vector<std::vector<u8>> vma_build_ids, fd_contents, pipe_data;
+  std::vector<std::vector<u8>> vma_build_ids, fd_contents, pipe_data, seccomp_programs;
 };
 
 constexpr int kThreads = 3;
@@ -116,7 +116,21 @@ Fixture make_fixture() {
     r.pid = kPid;
     f.thread_names.push_back(t ? "worker-" + std::to_string(t) : "main");
     r.comm = n.thread_records.add_string(f.thread_names.back());
+    // Privileges: thread 0 in seccomp filter mode with two filters,
+    // thread 1 in strict mode, thread 2 as an older writer left it.
+    r.flags &= ~u32(kThreadPrivileges);
+    if (t < 2) {
+      r.flags |= kThreadPrivileges;
+      r.seccomp_mode = static_cast<u32>(t == 0 ? SeccompMode::Filter : SeccompMode::Strict);
+      r.seccomp_filter_count = t == 0 ? 2 : 0;
+    }
     n.thread_records.add(r);
+  }
+  // Stored newest first here: position, not table order, is install order.
+  for (u32 pos : {1u, 0u}) {
+    f.seccomp_programs.push_back(random_bytes(8 * (3 + pos), 320 + pos));
+    n.seccomp_filters.add({kPid, kPid, pos, pos ? kSeccompFilterFlagLog : 0u,
+                           n.seccomp_filters.add_blob(f.seccomp_programs.back())});
   }
 
   // Memory: segment 0 fully stored; 1 stored then zero; 2 not stored at
@@ -326,7 +340,7 @@ TEST_F(RoundTrip, NoteOrderAndOwners) {
   }
   want.push_back({"CORE", kNtAuxv});
   want.push_back({"CORE", kNtFile});
-  for (u32 t = 0x434b0001; t <= 0x434b000d; t++) want.push_back({"CKPT", t});
+  for (u32 t = 0x434b0001; t <= 0x434b000e; t++) want.push_back({"CKPT", t});
   want.push_back({"CKPT", static_cast<u32>(CkptNote::StoredFiles)});
   std::vector<std::pair<std::string, u32>> got;
   for (const NoteRef &n : reader_->notes())
@@ -540,6 +554,82 @@ TEST_F(RoundTrip, StoredFiles) {
   auto bytes = v.stored_files.blob(v.stored_files.records[0].content);
   ASSERT_TRUE(bytes);
   EXPECT_EQ(std::string(bytes->begin(), bytes->end()), "abc");
+}
+
+TEST_F(RoundTrip, SeccompFilters) {
+  CkptView v = ckpt();
+  expect_same_records(v.seccomp_filters.records, fixture_->notes.seccomp_filters.records, "seccomp filter");
+  for (size_t i = 0; i < v.seccomp_filters.records.size(); i++) {
+    auto b = v.seccomp_filters.blob(v.seccomp_filters.records[i].program);
+    ASSERT_TRUE(b);
+    EXPECT_EQ(bytes_str(*b), bytes_str(fixture_->seccomp_programs[i]));
+  }
+}
+
+// decode_ckpt's checks of the seccomp filters against their threads: each
+// breakage alone is an error naming it.
+TEST(SeccompFilterChecks, InconsistentFiltersAreRejected) {
+  struct Case {
+    const char *name;
+    const char *error;
+    void (*breakage)(ThreadRecord &, std::vector<SeccompFilterRecord> &);
+  };
+  const Case cases[] = {
+      {"valid", "", [](ThreadRecord &, std::vector<SeccompFilterRecord> &) {}},
+      {"not in filter mode", "not in filter mode",
+       [](ThreadRecord &t, std::vector<SeccompFilterRecord> &) { t.seccomp_mode = 1; }},
+      {"unknown mode", "unknown seccomp mode",
+       [](ThreadRecord &t, std::vector<SeccompFilterRecord> &) { t.seccomp_mode = 3; }},
+      {"one missing", "the image has 1",
+       [](ThreadRecord &, std::vector<SeccompFilterRecord> &f) { f.pop_back(); }},
+      {"count beyond the note", "the image has 2",
+       [](ThreadRecord &t, std::vector<SeccompFilterRecord> &) { t.seccomp_filter_count = 3; }},
+      {"position twice", "second filter at this position",
+       [](ThreadRecord &, std::vector<SeccompFilterRecord> &f) { f[1].position = 0; }},
+      {"position beyond", "beyond the thread's filter count",
+       [](ThreadRecord &, std::vector<SeccompFilterRecord> &f) { f[1].position = 2; }},
+      {"unknown tid", "no thread has this tid",
+       [](ThreadRecord &, std::vector<SeccompFilterRecord> &f) { f[0].tid = 99; }},
+      {"unknown flag", "unknown filter flags",
+       [](ThreadRecord &, std::vector<SeccompFilterRecord> &f) { f[0].flags = 1; }},
+      {"partial instruction", "not 1 to 4096 instructions",
+       [](ThreadRecord &, std::vector<SeccompFilterRecord> &f) { f[0].program.length = 12; }},
+      {"empty program", "not 1 to 4096 instructions",
+       [](ThreadRecord &, std::vector<SeccompFilterRecord> &f) { f[0].program.length = 0; }},
+  };
+  for (const Case &c : cases) {
+    ImageNotes n;
+    IdentityRecord id{};
+    n.identity.add(id);
+    ThreadRecord t{};
+    t.tid = t.pid = 10;
+    t.flags = kThreadPrivileges;
+    t.seccomp_mode = static_cast<u32>(SeccompMode::Filter);
+    t.seccomp_filter_count = 2;
+    std::vector<u8> prog(16, 0x06);
+    std::vector<SeccompFilterRecord> filters = {{10, 10, 0, 0, n.seccomp_filters.add_blob(prog)},
+                                                {10, 10, 1, kSeccompFilterFlagLog, n.seccomp_filters.add_blob(prog)}};
+    c.breakage(t, filters);
+    n.thread_records.add(t);
+    for (const SeccompFilterRecord &f : filters) n.seccomp_filters.add(f);
+    auto w = ImageWriter::create(n.encode(), {});
+    ASSERT_TRUE(w) << w.error().message();
+    int fd = memfd_create("seccomp", MFD_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(w->begin(fd));
+    ASSERT_TRUE(w->finish());
+    std::vector<u8> bytes = read_fd_all(fd);
+    close(fd);
+    auto r = ImageReader::from_bytes(bytes);
+    ASSERT_TRUE(r) << r.error().message();
+    auto v = decode_ckpt(*r);
+    if (!*c.error) {
+      EXPECT_TRUE(v) << c.name << ": " << v.error().message();
+    } else {
+      ASSERT_FALSE(v) << c.name << ": accepted";
+      EXPECT_NE(v.error().message().find(c.error), std::string::npos) << c.name << ": " << v.error().message();
+    }
+  }
 }
 
 TEST_F(RoundTrip, EmptyTablesAreOmitted) {

@@ -14,8 +14,11 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/auxv.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -349,6 +352,31 @@ TEST(Procfs, ZombieHasNoUmaskLine) {
   ASSERT_TRUE(text);
   EXPECT_EQ(text->find("Umask:"), std::string::npos);  // kernel quirk read_status tolerates
   ASSERT_EQ(waitpid(pid, nullptr, 0), pid);
+}
+
+// The privilege lines: a child with no_new_privs and two allow-all seccomp
+// filters, against ourselves without either.
+TEST(Procfs, NoNewPrivsAndSeccompLines) {
+  Child child([](int in, int out) {
+    struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    struct sock_fprog prog = {1, &allow};
+    CHILD_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, out);
+    for (int i = 0; i < 2; i++) CHILD_CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0, out);
+    dprintf(out, "ready\n");
+    ckpt_test::serve_commands(in, out, [](char) { return std::string("?"); });
+  });
+  ASSERT_TRUE(child.started());
+  ASSERT_EQ(child.reply(), "ready");
+  auto ps = read_status(child.pid());
+  ASSERT_TRUE(ps) << ps.error().message();
+  EXPECT_EQ(ps->no_new_privs, 1u);
+  EXPECT_EQ(ps->seccomp_mode, 2u);
+  EXPECT_EQ(ps->seccomp_filters, 2u);
+  auto me = read_status(getpid());
+  ASSERT_TRUE(me) << me.error().message();
+  EXPECT_EQ(me->no_new_privs, 0u);
+  EXPECT_EQ(me->seccomp_mode, 0u);
+  EXPECT_EQ(me->seccomp_filters, 0u);
 }
 
 TEST(Procfs, ErrorsNameThePidAndPath) {

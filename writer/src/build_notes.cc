@@ -199,6 +199,22 @@ ImageNotes build_notes(const ProcessCapture &pc, const SegmentLayout &layout, co
       }
     }
     r.comm = n.thread_records.add_string(t.name);
+    // Privileges, per thread: capability sets, securebits, no_new_privs
+    // and the seccomp mode with its filters (stored oldest first).
+    const ProcStatus &ts = pc.thread_status[i];
+    r.flags |= kThreadPrivileges | (ts.no_new_privs ? u32(kThreadNoNewPrivs) : 0u);
+    r.cap_inheritable = ts.cap_inh;
+    r.cap_permitted = ts.cap_prm;
+    r.cap_effective = ts.cap_eff;
+    r.cap_bounding = ts.cap_bnd;
+    r.cap_ambient = ts.cap_amb;
+    r.securebits = x.securebits;
+    r.seccomp_mode = ts.seccomp_mode;
+    r.seccomp_filter_count = static_cast<u32>(pc.seccomp[i].size());
+    for (u32 k = 0; k < pc.seccomp[i].size(); k++) {
+      const SeccompFilter &f = pc.seccomp[i][k];
+      n.seccomp_filters.add({pid, t.tid, k, f.flags, n.seccomp_filters.add_blob(f.program)});
+    }
     n.thread_records.add(r);
     for (const auto &si : t.pending) {
       PendingSignalRecord p{};

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstring>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 
@@ -110,7 +111,42 @@ static Status query_thread(pid_t tid, Injector &inj, ThreadExtra &extra) {
   if (!t) return t.error();
   if (*t < 0) return make_error("PR_GET_TID_ADDRESS in thread %d failed: %s", tid, strerror(-*t));
   extra.clear_child_tid = addr;
+  // Securebits are per thread (part of its credentials) and /proc does not
+  // show them.
+  auto bits = inj.call(SYS_prctl, {PR_GET_SECUREBITS});
+  if (!bits) return bits.error();
+  if (*bits < 0) return make_error("PR_GET_SECUREBITS in thread %d failed: %s", tid, strerror(-*bits));
+  extra.securebits = static_cast<u32>(*bits);
   return {};
+}
+
+// struct seccomp_metadata (linux/ptrace.h).
+struct SeccompMetadata {
+  u64 filter_off;
+  u64 flags;
+};
+
+// A stopped thread's seccomp filters through ptrace, oldest first: the
+// kernel's get_nth_filter counts back from the newest to index 0, the
+// first one installed (the order restore installs them in again).
+static Expected<std::vector<SeccompFilter>> read_seccomp_filters(pid_t tid, u32 count) {
+  std::vector<SeccompFilter> out(count);
+  for (u32 i = 0; i < count; i++) {
+    long n = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, i, nullptr);
+    if (n < 0 && errno == EACCES)
+      return make_error("thread %d has seccomp filters; reading them needs CAP_SYS_ADMIN", tid);
+    if (n <= 0 || n > long(kMaxSeccompInsns))
+      return make_error("PTRACE_SECCOMP_GET_FILTER(%d, %u): %s", tid, i, n < 0 ? strerror(errno) : "bad length");
+    SeccompFilter &f = out[i];
+    f.program.resize(size_t(n) * 8);
+    long again = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, i, f.program.data());
+    if (again != n) return make_error("PTRACE_SECCOMP_GET_FILTER(%d, %u): %s", tid, i, strerror(errno));
+    SeccompMetadata md{i, 0};
+    if (ptrace(PTRACE_SECCOMP_GET_METADATA, tid, sizeof md, &md) < 0)
+      return make_error("PTRACE_SECCOMP_GET_METADATA(%d, %u): %s", tid, i, strerror(errno));
+    f.flags = static_cast<u32>(md.flags);
+  }
+  return out;
 }
 
 Expected<ProcessCapture> capture_process(const FrozenProcess &frozen) {
@@ -134,6 +170,15 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen) {
     auto ts = read_status(pid, ft.tid);
     if (!ts) return ts.error();
     pc.thread_status.push_back(ts.take());
+    // Filter mode: the chain's length is in the thread's status (a
+    // strict-mode thread has none, PTRACE_SECCOMP_GET_FILTER says EINVAL).
+    std::vector<SeccompFilter> filters;
+    if (pc.thread_status.back().seccomp_mode == static_cast<u32>(SeccompMode::Filter)) {
+      auto f = read_seccomp_filters(ft.tid, pc.thread_status.back().seccomp_filters);
+      if (!f) return f.error();
+      filters = f.take();
+    }
+    pc.seccomp.push_back(std::move(filters));
   }
   auto shared = read_shared_pending(pid);
   if (!shared) return shared.error();
@@ -150,10 +195,22 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen) {
   if (!insn) return make_error("process %d has no [vdso] with a syscall instruction to borrow", pid);
   pc.thread_extra.resize(pc.threads.size());
   for (size_t i = 0; i < pc.threads.size(); i++) {
-    Injector inj(pc.threads[i].tid, insn, pc.threads[i].regs);
-    Status s = query_thread(pc.threads[i].tid, inj, pc.thread_extra[i]);
+    // Injected syscalls pass the thread's seccomp filters like its own (a
+    // strict-mode thread would be killed by the first prctl): suspend them
+    // while we borrow the thread (PTRACE_O_SUSPEND_SECCOMP, CRIU's way; it
+    // needs CAP_SYS_ADMIN, without which the filters apply and a refused
+    // query fails the dump with its errno). The options must repeat
+    // freeze.cc's: PTRACE_SETOPTIONS replaces them all.
+    pid_t tid = pc.threads[i].tid;
+    constexpr long kFreezeOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD;
+    bool suspended = pc.thread_status[i].seccomp_mode != 0 &&
+                     ptrace(PTRACE_SETOPTIONS, tid, 0, kFreezeOptions | PTRACE_O_SUSPEND_SECCOMP) == 0;
+    Injector inj(tid, insn, pc.threads[i].regs);
+    Status s = query_thread(tid, inj, pc.thread_extra[i]);
     if (s && i == 0) s = query_process(pid, inj, pc);
     Status r = inj.restore();
+    if (suspended && ptrace(PTRACE_SETOPTIONS, tid, 0, kFreezeOptions) < 0 && r)
+      r = make_error("PTRACE_SETOPTIONS(%d): %s", tid, strerror(errno));
     if (!s) return s.error();
     if (!r) return r.error();
   }

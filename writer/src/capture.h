@@ -23,6 +23,13 @@ struct ThreadExtra {
   img::u64 altstack_sp = 0, altstack_size = 0;
   img::u32 altstack_flags = 0;
   img::u64 clear_child_tid = 0;
+  img::u32 securebits = 0;                ///< prctl(PR_GET_SECUREBITS)
+};
+
+/// One seccomp filter of a thread, as PTRACE_SECCOMP_GET_FILTER gives it.
+struct SeccompFilter {
+  std::vector<img::u8> program;           ///< struct sock_filter[]
+  img::u32 flags = 0;                     ///< SECCOMP_FILTER_FLAG_LOG or 0
 };
 
 struct ProcessCapture {
@@ -32,7 +39,9 @@ struct ProcessCapture {
   ProcStatus status;
   std::vector<ThreadCapture> threads;     ///< leader first
   std::vector<ThreadExtra> thread_extra;  ///< parallel to threads
-  std::vector<ProcStatus> thread_status;  ///< parallel to threads (SigPnd)
+  std::vector<ProcStatus> thread_status;  ///< parallel to threads (SigPnd, caps, seccomp)
+  /// Parallel to threads: each thread's seccomp filters, oldest first.
+  std::vector<std::vector<SeccompFilter>> seccomp;
   std::vector<std::vector<img::u8>> shared_pending;
   std::vector<img::RlimitRecord> rlimits;
   std::vector<img::u64> auxv;

@@ -448,6 +448,11 @@ Expected<ProcStatus> read_status(pid_t pid, pid_t tid) {
     else if (key == "SigBlk") hex(ps.sig_blk, kSigBlk);
     else if (key == "SigIgn") hex(ps.sig_ign, kSigIgn);
     else if (key == "SigCgt") hex(ps.sig_cgt, kSigCgt);
+    // Optional: a kernel without CONFIG_SECCOMP prints neither Seccomp
+    // line, which means mode 0 and no filters.
+    else if (key == "NoNewPrivs") ok = parse_u32(value, 10, ps.no_new_privs);
+    else if (key == "Seccomp") ok = parse_u32(value, 10, ps.seccomp_mode);
+    else if (key == "Seccomp_filters") ok = parse_u32(value, 10, ps.seccomp_filters);
     if (!ok)
       return make_error("pid %d: %s: bad value for %.*s: \"%.*s\"", pid, path.c_str(),
                         int(key.size()), key.data(), int(value.size()), value.data());

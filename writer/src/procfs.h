@@ -62,6 +62,9 @@ struct ProcStatus {
   u32 umask = 0;
   pid_t tgid = 0, tracer_pid = 0;
   u64 sig_pnd = 0, shd_pnd = 0, sig_blk = 0, sig_ign = 0, sig_cgt = 0;
+  u32 no_new_privs = 0;            ///< "NoNewPrivs"
+  u32 seccomp_mode = 0;            ///< "Seccomp": SECCOMP_MODE_*
+  u32 seccomp_filters = 0;         ///< "Seccomp_filters": the thread's chain length
 };
 Expected<ProcStatus> read_status(pid_t pid, pid_t tid = 0);
 

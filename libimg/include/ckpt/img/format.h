@@ -31,7 +31,7 @@ inline constexpr int kIdentVersionOffset = 13;
 /// Minor growth (new notes, longer records) never bumps it.
 inline constexpr u8 kFormatMajor = 1;
 /// Minor version, stored in IdentityRecord::format_minor.
-inline constexpr u32 kFormatMinor = 0;
+inline constexpr u32 kFormatMinor = 1;
 
 inline constexpr u64 kPageSize = 4096;
 
@@ -70,6 +70,7 @@ enum class CkptNote : u32 {
   Rlimits = 0x434b000b,      ///< RlimitRecord per process and resource
   Tree = 0x434b000c,         ///< TreeRecord: further processes of the tree
   Parent = 0x434b000d,       ///< ParentRecord: the parent image of an increment
+  SeccompFilters = 0x434b000e,  ///< SeccompFilterRecord per filter of a thread
   StoredFiles = 0x434b0010,  ///< StoredFileRecord: files stored by dump --store-tmpfs-files
   Integrity = 0x434b00ff,    ///< IntegrityRecord; alone in the last PT_NOTE
 };

@@ -37,6 +37,7 @@ struct ImageNotes {
   TableBuilder<RlimitRecord> rlimits;
   TableBuilder<TreeRecord> tree;
   TableBuilder<ParentRecord> parent;
+  TableBuilder<SeccompFilterRecord> seccomp_filters;
   TableBuilder<StoredFileRecord> stored_files;
 
   /// The notes in file order: NT_PRPSINFO; per thread NT_PRSTATUS,

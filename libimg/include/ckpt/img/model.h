@@ -49,6 +49,7 @@ struct CkptView {
   Table<RlimitRecord> rlimits;
   Table<TreeRecord> tree;
   std::optional<Table<ParentRecord>> parent;
+  Table<SeccompFilterRecord> seccomp_filters;
   Table<StoredFileRecord> stored_files;
 };
 

@@ -102,12 +102,29 @@ struct ThreadRecord {
   u64 restart_rip;          ///< rip to resume at for a restart
   u64 restart_rax;          ///< rax to resume with for a restart
   StrRef comm;              ///< thread name
+  // Privilege state (credentials are per thread in the kernel). Valid only
+  // with kThreadPrivileges; an older image has zeros here and restore then
+  // uses the TaskRecord's capability sets for every thread.
+  u64 cap_inheritable, cap_permitted, cap_effective, cap_bounding, cap_ambient;
+  u32 securebits;           ///< prctl(PR_GET_SECUREBITS)
+  u32 seccomp_mode;         ///< SeccompMode
+  u32 seccomp_filter_count; ///< SeccompFilterRecords of this thread
+  u32 pad1;
 };
-static_assert(sizeof(ThreadRecord) == 144);
+static_assert(sizeof(ThreadRecord) == 200);
 
 enum ThreadFlags : u32 {
   kThreadInSyscall = 1u << 0,
   kThreadLeader = 1u << 1,
+  kThreadPrivileges = 1u << 2,   ///< the cap_*/securebits/seccomp fields are valid
+  kThreadNoNewPrivs = 1u << 3,   ///< prctl(PR_SET_NO_NEW_PRIVS) was set
+};
+
+/// /proc/PID/status "Seccomp:" (SECCOMP_MODE_* of linux/seccomp.h).
+enum class SeccompMode : u32 {
+  Disabled = 0,
+  Strict = 1,
+  Filter = 2,
 };
 
 enum class SyscallRestart : u32 {
@@ -285,6 +302,24 @@ struct RlimitRecord {
   u64 max;
 };
 static_assert(sizeof(RlimitRecord) == 24);
+
+/// CkptNote::SeccompFilters: one per classic BPF filter of a thread in
+/// SeccompMode::Filter. A thread's filters are numbered in the order they
+/// were installed (position 0 is the oldest, installed first at restore).
+struct SeccompFilterRecord {
+  i32 pid;
+  i32 tid;
+  u32 position;             ///< 0 = oldest filter of the thread's chain
+  u32 flags;                ///< SECCOMP_FILTER_FLAG_LOG if it was installed with it
+  BlobRef program;          ///< struct sock_filter[]: 8 bytes per instruction
+};
+static_assert(sizeof(SeccompFilterRecord) == 32);
+
+/// Largest classic BPF program the kernel accepts (BPF_MAXINSNS).
+inline constexpr u32 kMaxSeccompInsns = 4096;
+/// SECCOMP_FILTER_FLAG_LOG: the only filter flag the kernel reports back
+/// (PTRACE_SECCOMP_GET_METADATA) and the only one an image may carry.
+inline constexpr u32 kSeccompFilterFlagLog = 1u << 1;
 
 /// CkptNote::Tree: one per process other than the root. Each is a complete
 /// ELF core of its own, page-aligned inside this file.
