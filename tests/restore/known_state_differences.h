@@ -1,0 +1,35 @@
+// The differences between a dumped process and its restored copy that are
+// known bugs, each being fixed under its issue item. A difference the list
+// does not name fails the test; deleting an entry is how its fix is proven
+// (the restore tests then fail if the difference is still there).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace ckpt::restoretest {
+
+struct KnownStateDifference {
+  const char *issue;    ///< the issue item it belongs to, "8: ..."
+  const char *pattern;  ///< ECMAScript regex matched against a whole diff_states() line
+  bool lazy_only = false;  ///< applies only to restores with --lazy
+};
+
+/// The list (known_state_differences.cc).
+const std::vector<KnownStateDifference> &known_state_differences();
+
+struct StateComparison {
+  std::vector<std::string> unexpected;  ///< differences no entry names
+  std::vector<std::string> known;       ///< "line  [issue ...]" for the others
+};
+
+StateComparison compare_with_known_differences(const std::vector<std::string> &differences, bool lazy);
+
+/// The one known dump failure that depends on timing, not on the program
+/// (see the .cc): dump_kill() retries it, saying so, instead of failing.
+bool is_known_dump_flake(const std::string &dump_stderr);
+
+/// Indented lines, at most `max` of them and a count of the rest.
+std::string join_lines(const std::vector<std::string> &lines, size_t max = 1000);
+
+}  // namespace ckpt::restoretest
