@@ -48,9 +48,9 @@ SpawnedProcess::SpawnedProcess(const std::vector<std::string> &argv, const Optio
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   else
     posix_spawn_file_actions_addopen(&fa, 1, o.stdout_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (o.log.empty())
+  if (!o.inherit_stderr && o.log.empty())
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  else
+  else if (!o.inherit_stderr)
     posix_spawn_file_actions_addopen(&fa, 2, o.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (!o.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, o.cwd.c_str());
   std::vector<char *> args;
@@ -112,7 +112,7 @@ SpawnedProcess::SpawnedProcess(const std::vector<std::string> &argv, const Optio
     if (k < 0 && errno == EINTR) continue;
     if (k <= 0) {
       error_ = argv[0] + " exited before printing \"ready\"; stdout: " + buf;
-      if (!o.log.empty()) error_ += "; stderr: " + read_text_file(o.log);
+      if (!o.log.empty() && !o.inherit_stderr) error_ += "; stderr: " + read_text_file(o.log);
       return;
     }
     buf.append(chunk, size_t(k));

@@ -4,7 +4,7 @@
 // The program's stdout is a pipe read up to the line "ready" (or a file);
 // the "KEY value" lines before it are kept (value()). stdin is a pipe the
 // test holds (write_stdin(); never closed, so a read blocks) or /dev/null;
-// stderr appends to a log file or goes to /dev/null. A thread reaps the
+// stderr appends to a log file, goes to /dev/null, or is the test's. A thread reaps the
 // program the moment it exits, so a dump never finds a zombie left by the
 // test and the wait status is there for wait_exit(). The destructor SIGKILLs
 // it through a pidfd (never a recycled pid) and joins the reaper, so nothing
@@ -24,6 +24,7 @@ class SpawnedProcess {
  public:
   struct Options {
     std::string log;            ///< stderr appends here ("" = /dev/null)
+    bool inherit_stderr = false;  ///< stderr is ours (log is ignored)
     std::string stdout_file;    ///< stdout to this file instead of the ready pipe
     std::string cwd;            ///< working directory ("" = ours)
     bool stdin_pipe = true;     ///< a pipe the test holds, else /dev/null
