@@ -13,6 +13,7 @@ struct KnownStateDifference {
   const char *issue;    ///< the issue item it belongs to, "8: ..."
   const char *pattern;  ///< ECMAScript regex matched against a whole diff_states() line
   bool lazy_only = false;  ///< applies only to restores with --lazy
+  const char *only_in_test = nullptr;  ///< applies only in the test of this name
 };
 
 /// The list (known_state_differences.cc).
@@ -23,7 +24,10 @@ struct StateComparison {
   std::vector<std::string> known;       ///< "line  [issue ...]" for the others
 };
 
-StateComparison compare_with_known_differences(const std::vector<std::string> &differences, bool lazy);
+/// Sorts differences into known and unexpected, for a restore with or
+/// without --lazy in the test named `test`.
+StateComparison compare_with_known_differences(const std::vector<std::string> &differences, bool lazy,
+                                               const std::string &test);
 
 /// The one known dump failure that depends on timing, not on the program
 /// (see the .cc): dump_kill() retries it, saying so, instead of failing.

@@ -185,7 +185,8 @@ void RestoreTest::restore_compare_expect(int code, const std::vector<std::string
   EXPECT_EQ(after.error, "") << "the restored program; its stderr:\n" << log();
   if (after.error.empty()) {
     StateComparison cmp =
-        compare_with_known_differences(test::diff_states(before_state_, after), !options.anonymous_backing.empty());
+        compare_with_known_differences(test::diff_states(before_state_, after), !options.anonymous_backing.empty(),
+                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
     for (const std::string &k : cmp.known) std::cout << "[ known    ] " << k << "\n";
     EXPECT_TRUE(cmp.unexpected.empty()) << "the restored process differs from the dumped one ("
                                         << cmp.unexpected.size() << " fields):\n"

@@ -2,6 +2,7 @@
 // itself after the restore and exits 0 (see tests/programs/restore_*.c).
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -97,6 +98,43 @@ TEST_F(RestoreState, ProcessAttributesOfAnotherUser) {
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
   EXPECT_NE(log().find("PASS"), std::string::npos) << log();
+}
+
+// The same with privileges dropped: no_new_privs set and CAP_SYS_ADMIN
+// out of the bounding set (setpriv execs the program: same pid).
+TEST_F(RestoreState, ProcessAttributesWithPrivilegesDropped) {
+  std::string setpriv = test::find_tool({"setpriv"});
+  if (setpriv.empty()) GTEST_SKIP() << "no setpriv";
+  Program::Options o;
+  o.log = log_path();
+  ASSERT_NO_FATAL_FAILURE(
+      start_argv({setpriv, "--nnp", "--bounding-set", "-sys_admin", RESTORE_PROCESS_PATH, go_path(), dir()}, o));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_EQ(before_state_.fields["status.NoNewPrivs"], "1");
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+// imgtool run with SIGHUP and SIGTERM ignored (as under nohup or
+// `trap '' HUP TERM`): the restored process has its own dispositions back,
+// not its restorer's.
+TEST_F(RestoreState, SignalsRestoredByACallerIgnoringSignals) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SIGNALS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  // imgtool inherits SIG_IGN across posix_spawn and exec.
+  struct IgnoredWhileInScope {
+    struct sigaction hup {}, term {};
+    IgnoredWhileInScope() {
+      struct sigaction ign {};
+      ign.sa_handler = SIG_IGN;
+      sigaction(SIGHUP, &ign, &hup);
+      sigaction(SIGTERM, &ign, &term);
+    }
+    ~IgnoredWhileInScope() {
+      sigaction(SIGHUP, &hup, nullptr);
+      sigaction(SIGTERM, &term, nullptr);
+    }
+  } ignored;
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
 // Threads blocked in read, poll, select, sigwaitinfo, pause and sleeps:
