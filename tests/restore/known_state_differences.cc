@@ -8,6 +8,8 @@ const std::vector<KnownStateDifference> &known_state_differences() {
   static const std::vector<KnownStateDifference> list = {
       // The restorer's own region (code, stack, arguments) stays mapped
       // rwx after the restore; VmSize, VmData and vsize grow by its size.
+      // (Those three are sums over the mappings, which are compared one
+      // by one: any other change shows there.)
       {"8: the restorer region is left mapped after restore",
        R"(maps\.[0-9a-f]+-[0-9a-f]+: \(absent\) -> rwxp 00000000 00:00 0  VmFlags: rd wr ex mr mw me ac)"},
       {"8: the restorer region is left mapped after restore (its size)", R"(status\.Vm(Size|Data): \d+ kB -> \d+ kB)"},
@@ -15,8 +17,8 @@ const std::vector<KnownStateDifference> &known_state_differences() {
       // Found by this comparison; no issue item yet. A private mapping is
       // charged to commit (VM_ACCOUNT, "ac") when it was ever writable: the
       // restore maps read-only file pages writable to fill them (gaining
-      // "ac"), and maps guard pages PROT_NONE where the program had
-      // mprotect()ed anonymous memory (losing it).
+      // "ac"), and maps PROT_NONE pages (a thread stack's guard) straight
+      // as PROT_NONE where the program's had been writable first (losing it).
       {"8 (found by the state comparison): VM_ACCOUNT of private mappings differs",
        R"(maps\.\S+: (.*) VmFlags: (.*) -> \1 VmFlags: \2 ac)"},
       {"8 (found by the state comparison): VM_ACCOUNT of private mappings differs",
