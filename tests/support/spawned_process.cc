@@ -53,6 +53,9 @@ SpawnedProcess::SpawnedProcess(const std::vector<std::string> &argv, const Optio
   else if (!o.inherit_stderr)
     posix_spawn_file_actions_addopen(&fa, 2, o.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (!o.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, o.cwd.c_str());
+  // Nothing else of ours: a test runner's fds (ctest keeps a log open
+  // without O_CLOEXEC, and writes to it) would be the program's state too.
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   std::vector<char *> args;
   for (const std::string &a : argv) args.push_back(const_cast<char *>(a.c_str()));
   args.push_back(nullptr);
