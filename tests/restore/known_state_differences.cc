@@ -81,7 +81,7 @@ StateComparison compare_with_known_differences(const std::vector<std::string> &d
     if (i == patterns.size())
       out.unexpected.push_back(line);
     else
-      out.known.push_back(line + "  [issue " + known_state_differences()[i].issue + "]");
+      out.known[known_state_differences()[i].issue].push_back(line);
   }
   return out;
 }

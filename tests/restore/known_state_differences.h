@@ -4,6 +4,7 @@
 // (the restore tests then fail if the difference is still there).
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,8 @@ const std::vector<KnownStateDifference> &known_state_differences();
 
 struct StateComparison {
   std::vector<std::string> unexpected;  ///< differences no entry names
-  std::vector<std::string> known;       ///< "line  [issue ...]" for the others
+  /// The others, by the issue of the entry that names them.
+  std::map<std::string, std::vector<std::string>> known;
 };
 
 /// Sorts differences into known and unexpected, for a restore with or

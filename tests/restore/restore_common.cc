@@ -187,7 +187,8 @@ void RestoreTest::restore_compare_expect(int code, const std::vector<std::string
     StateComparison cmp =
         compare_with_known_differences(test::diff_states(before_state_, after), !options.anonymous_backing.empty(),
                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    for (const std::string &k : cmp.known) std::cout << "[ known    ] " << k << "\n";
+    for (const auto &[issue, lines] : cmp.known)
+      std::cout << "[ known    ] issue " << issue << ": " << lines.size() << " field(s):\n" << join_lines(lines, 3);
     EXPECT_TRUE(cmp.unexpected.empty()) << "the restored process differs from the dumped one ("
                                         << cmp.unexpected.size() << " fields):\n"
                                         << join_lines(cmp.unexpected, 80);
