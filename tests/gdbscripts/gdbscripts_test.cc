@@ -12,22 +12,16 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <poll.h>
 #include <regex>
-#include <spawn.h>
 #include <string>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "spawned_process.h"
 #include "subprocess.h"
-
-extern char **environ;
 
 using namespace ckpt::test;
 using json = nlohmann::json;
@@ -40,112 +34,25 @@ const std::string kTargetProgram = GDBSCRIPTS_TARGET_PATH;
 const std::string kSynthetic = MAKE_SYNTHETIC_PATH;
 
 // ---------------------------------------------------------------------------
-// The target process: spawned with stdout on a pipe, "KEY VALUE" lines read
-// until "ready"; SIGKILLed and reaped by the destructor, always.
+// The target process (tests/support/spawned_process.h): stdin /dev/null,
+// stderr ours, "KEY VALUE" lines read until "ready"; SIGKILLed and reaped
+// when it goes away, always.
 
-class Target {
+class Target : public SpawnedProcess {
  public:
-  explicit Target(const std::vector<std::string> &argv) {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) {
-      error_ = "pipe2 failed";
-      return;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    std::vector<char *> args;
-    for (const std::string &a : argv) args.push_back(const_cast<char *>(a.c_str()));
-    args.push_back(nullptr);
-    int rc = posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(p[1]);
-    if (rc != 0) {
-      pid_ = -1;
-      close(p[0]);
-      error_ = std::string("spawn failed: ") + strerror(rc);
-      return;
-    }
-    out_ = p[0];
-    std::string buf;
-    timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    while (!ready_) {
-      timespec now;
-      clock_gettime(CLOCK_MONOTONIC, &now);
-      int left_ms = 30000 - int((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
-      if (left_ms <= 0) {
-        error_ = "no 'ready' within 30 s";
-        return;
-      }
-      pollfd pfd{out_, POLLIN, 0};
-      int n = poll(&pfd, 1, left_ms);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) continue;
-      char chunk[4096];
-      ssize_t k = read(out_, chunk, sizeof chunk);
-      if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) {
-        error_ = "target exited before 'ready'";
-        return;
-      }
-      buf.append(chunk, k);
-      size_t nl;
-      while ((nl = buf.find('\n')) != std::string::npos) {
-        std::string line = buf.substr(0, nl);
-        buf.erase(0, nl + 1);
-        if (line == "ready") {
-          ready_ = true;
-          break;
-        }
-        auto sp = line.find(' ');
-        if (sp != std::string::npos) values_[line.substr(0, sp)] = line.substr(sp + 1);
-      }
-    }
-  }
-  ~Target() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);  // our unreaped child: the pid cannot be reused yet
-      int status;
-      while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-      }
-    }
-    if (out_ >= 0) close(out_);
-  }
-  Target(const Target &) = delete;
-  Target &operator=(const Target &) = delete;
-
-  bool ready() const { return ready_; }
-  const std::string &error() const { return error_; }
-  pid_t pid() const { return pid_; }
-  std::string value(const std::string &key) const {
-    auto it = values_.find(key);
-    return it == values_.end() ? "" : it->second;
-  }
+  explicit Target(const std::vector<std::string> &argv) : SpawnedProcess(argv, options()) {}
 
  private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-  bool ready_ = false;
-  std::string error_;
-  std::map<std::string, std::string> values_;
+  static Options options() {
+    Options o;
+    o.stdin_pipe = false;
+    o.inherit_stderr = true;
+    return o;
+  }
 };
 
 // ---------------------------------------------------------------------------
 // Output helpers.
-
-std::vector<std::string> lines_of(const std::string &text) {
-  std::vector<std::string> lines;
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t nl = text.find('\n', at);
-    if (nl == std::string::npos) nl = text.size();
-    lines.push_back(text.substr(at, nl - at));
-    at = nl + 1;
-  }
-  return lines;
-}
 
 std::string trim(const std::string &s) {
   size_t a = s.find_first_not_of(' ');
@@ -167,7 +74,7 @@ std::vector<std::string> cells(const std::string &line) {
 std::vector<std::vector<std::string>> table_after(const std::string &text, const std::string &header_first_cell) {
   std::vector<std::vector<std::string>> rows;
   bool in = false;
-  for (const std::string &line : lines_of(text)) {
+  for (const std::string &line : split_lines(text)) {
     if (!in) {
       auto c = cells(line);
       if (!c.empty() && c[0] == header_first_cell) in = true;
@@ -181,7 +88,7 @@ std::vector<std::vector<std::string>> table_after(const std::string &text, const
 
 // "Label:   value" lines of `info checkpoint`.
 std::string labelled(const std::string &text, const std::string &label) {
-  for (const std::string &line : lines_of(text))
+  for (const std::string &line : split_lines(text))
     if (line.rfind(label, 0) == 0) return trim(line.substr(label.size()));
   return "<no line '" + label + "'>";
 }

@@ -15,13 +15,13 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <sys/types.h>
-#include <thread>
 #include <vector>
 
+#include "process_state.h"
+#include "spawned_process.h"
 #include "subprocess.h"
 
 namespace ckpt::restoretest {
@@ -32,43 +32,17 @@ using test::TempDir;
 /// The imgtool under test: $CKPT_TEST_IMGTOOL if set, else the one built.
 std::string imgtool();
 
-/// A program under test. stdin is a pipe the test holds (write_stdin()),
-/// stdout a pipe read up to "ready", stderr appends to `log` (or /dev/null).
-/// A thread reaps it the moment it exits; the destructor SIGKILLs it
-/// through a pidfd (never a recycled pid).
-class Program {
- public:
-  struct Options {
-    std::string log;            ///< stderr file ("" = /dev/null)
-    std::string stdout_file;    ///< stdout to this file instead of the ready pipe
-    std::string cwd;            ///< working directory ("" = ours)
-    int ready_timeout_s = 30;
-  };
-  Program(const std::vector<std::string> &argv, const Options &options);
-  ~Program();
-  Program(const Program &) = delete;
-  Program &operator=(const Program &) = delete;
-
-  bool ready() const { return ready_; }
-  const std::string &error() const { return error_; }
-  pid_t pid() const { return pid_; }
-  std::string value(const std::string &key) const;
-  bool write_stdin(const std::string &bytes);
-  /// Waits up to timeout_s for the program to exit; true and the wait
-  /// status in *status if it did.
-  bool wait_exit(int *status, int timeout_s = 30);
-
- private:
-  pid_t pid_ = -1;
-  int pidfd_ = -1;
-  int out_ = -1, in_ = -1;
-  bool ready_ = false;
-  std::string error_;
-  std::vector<std::string> lines_;
-  std::thread reaper_;
-  std::atomic<bool> reaped_{false};
-  int status_ = 0;
-};
+/// A program under test (see spawned_process.h): stdin a pipe the test
+/// holds, stdout a pipe read up to "ready", stderr appends to `log`.
+using Program = test::SpawnedProcess;
+using test::now_s;
+using test::pid_exists;
+using test::proc_ppid;
+using test::proc_state;
+using test::split_lines;
+using test::wait_until;
+inline std::string read_file(const std::string &path) { return test::read_text_file(path); }
+inline bool write_file(const std::string &path, const std::string &data) { return test::write_text_file(path, data); }
 
 RunResult dump(pid_t pid, const std::string &image, const std::vector<std::string> &extra = {});
 /// `imgtool restore [extra...] image` in the foreground.
@@ -77,24 +51,6 @@ RunResult restore(const std::string &image, const std::vector<std::string> &extr
 /// A failed restore: non-zero exit, exactly one line on stderr starting
 /// "imgtool restore: " and containing `needle` (case-insensitive, if set).
 void expect_one_line_failure(const RunResult &r, const std::string &needle);
-
-bool pid_exists(pid_t pid);          ///< /proc/PID exists (zombies count)
-char proc_state(pid_t pid);          ///< /proc/PID/stat state, 0 if gone
-pid_t proc_ppid(pid_t pid);          ///< -1 if gone
-std::string read_file(const std::string &path);
-bool write_file(const std::string &path, const std::string &data);
-std::vector<std::string> split_lines(const std::string &text);
-double now_s();
-/// Polls `pred` every 10 ms until it holds or timeout_s passes.
-template <typename F>
-bool wait_until(F pred, double timeout_s) {
-  double deadline = now_s() + timeout_s;
-  for (;;) {
-    if (pred()) return true;
-    if (now_s() > deadline) return false;
-    usleep(10000);
-  }
-}
 
 /// Fixture: a work directory, the image and go-file paths, the program
 /// under test, and cleanup of every child left over.
@@ -114,13 +70,22 @@ class RestoreTest : public ::testing::Test {
   void start(const std::string &program, const std::vector<std::string> &extra = {});
   void start_argv(const std::vector<std::string> &argv, const Program::Options &options);
   /// Dumps the program with --kill (and `extra` options) and waits until
-  /// it is gone.
+  /// it is gone; with compare_state_, captures its idle state first
+  /// (before_state_).
   void dump_kill(const std::vector<std::string> &extra = {});
   /// Creates the go file.
   void go();
   /// go(), restore in the foreground, expect exit `code` and one more
-  /// "PASS" in pass_file_ (the log by default).
+  /// "PASS" in pass_file_ (the log by default). With compare_state_, see
+  /// restore_compare_expect() instead.
   void restore_expect(int code, const std::vector<std::string> &extra = {});
+  /// Restores with --detach --pidfile (we are the subreaper, so the
+  /// restored program becomes our child), captures its state once it is
+  /// idle again (polling for the go file), compares it with before_state_
+  /// (every difference fails the test unless known_state_differences.cc
+  /// lists it), then go(), and expects exit `code` (128+N: death by signal
+  /// N) and one more "PASS" in pass_file_.
+  void restore_compare_expect(int code, const std::vector<std::string> &extra = {});
 
   TempDir tmp_;
   std::unique_ptr<Program> program_;
@@ -130,6 +95,12 @@ class RestoreTest : public ::testing::Test {
   /// TearDown fails the test when a child is still running (false where
   /// the restored program's own children outlive it, e.g. bash's sleep).
   bool fail_on_leftovers_ = true;
+  /// dump_kill() captures before_state_, restore_expect() compares with it.
+  bool compare_state_ = false;
+  test::ProcessState before_state_;
+
+ private:
+  int pass_count() const;
 };
 
 }  // namespace ckpt::restoretest

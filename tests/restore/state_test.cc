@@ -2,6 +2,7 @@
 // itself after the restore and exits 0 (see tests/programs/restore_*.c).
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,7 +13,13 @@
 namespace ckpt::restoretest {
 namespace {
 
-class RestoreState : public RestoreTest {};
+// Besides its own checks, every program's whole /proc state is compared
+// before the dump and after the restore (compare_state_, see
+// restore_common.h and known_state_differences.cc).
+class RestoreState : public RestoreTest {
+ protected:
+  RestoreState() { compare_state_ = true; }
+};
 
 TEST_F(RestoreState, Memory) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_MEMORY_PATH));
@@ -88,15 +95,46 @@ TEST_F(RestoreState, ProcessAttributesOfAnotherUser) {
                                       RESTORE_PROCESS_PATH, go_path(), dir()},
                                      o));
   ASSERT_EQ(program_->value("uid"), "65534");
-  RunResult d = dump(pid_, image_path(), {"--kill"});
-  ASSERT_TRUE(d.exited && d.exit_code == 0) << d.status() << "\n" << d.err;
-  int st;
-  ASSERT_TRUE(program_->wait_exit(&st, 10));
-  ASSERT_NO_FATAL_FAILURE(go());
-  RunResult r = restore(image_path());
-  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err << "\nprogram stderr:\n" << log();
-  EXPECT_EQ(r.err, "");
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
   EXPECT_NE(log().find("PASS"), std::string::npos) << log();
+}
+
+// The same with privileges dropped: no_new_privs set and CAP_SYS_ADMIN
+// out of the bounding set (setpriv execs the program: same pid).
+TEST_F(RestoreState, ProcessAttributesWithPrivilegesDropped) {
+  std::string setpriv = test::find_tool({"setpriv"});
+  if (setpriv.empty()) GTEST_SKIP() << "no setpriv";
+  Program::Options o;
+  o.log = log_path();
+  ASSERT_NO_FATAL_FAILURE(
+      start_argv({setpriv, "--nnp", "--bounding-set", "-sys_admin", RESTORE_PROCESS_PATH, go_path(), dir()}, o));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_EQ(before_state_.fields["status.NoNewPrivs"], "1");
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+// imgtool run with SIGHUP and SIGTERM ignored (as under nohup or
+// `trap '' HUP TERM`): the restored process has its own dispositions back,
+// not its restorer's.
+TEST_F(RestoreState, SignalsRestoredByACallerIgnoringSignals) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SIGNALS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  // imgtool inherits SIG_IGN across posix_spawn and exec.
+  struct IgnoredWhileInScope {
+    struct sigaction hup {}, term {};
+    IgnoredWhileInScope() {
+      struct sigaction ign {};
+      ign.sa_handler = SIG_IGN;
+      sigaction(SIGHUP, &ign, &hup);
+      sigaction(SIGTERM, &ign, &term);
+    }
+    ~IgnoredWhileInScope() {
+      sigaction(SIGHUP, &hup, nullptr);
+      sigaction(SIGTERM, &term, nullptr);
+    }
+  } ignored;
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
 // Threads blocked in read, poll, select, sigwaitinfo, pause and sleeps:
@@ -112,11 +150,7 @@ TEST_F(RestoreState, BlockedSystemCalls) {
 TEST_F(RestoreState, SharedMappingsStayShared) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_SHMEM_PATH));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(go());
-  RunResult r = restore(image_path());
-  ASSERT_TRUE(r.exited) << r.status();
-  EXPECT_EQ(r.exit_code, 0) << r.err << "\nprogram stderr:\n" << log();
-  EXPECT_EQ(r.err, "");
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
 }  // namespace
