@@ -119,8 +119,8 @@ struct rs_args {
   uint32_t nthread;        struct rs_thread *thread; /* [0] is the leader */
   struct rs_signal *signal; uint32_t nsignal;
   uint32_t threads_started; /* futex word: threads done with setup */
-  uint32_t stopped;        /* the process was job-control stopped: stop it again */
-  uint32_t threads_go;     /* futex word: set once success is reported (and a stop taken) */
+  uint32_t stopped;        /* the process was job-control stopped (imgtool stops it again) */
+  uint32_t threads_go;     /* futex word: set by imgtool, through ptrace, at the handover */
   uint32_t set_creds;      /* set the ids below on every thread, last of all */
   uint32_t uid[3], gid[3]; /* real, effective, saved */
   uint32_t ngroups;
@@ -128,6 +128,15 @@ struct rs_args {
   uint32_t dumpable;       /* PR_SET_DUMPABLE after the ids change */
   uint32_t pad1;
   uint64_t cap_permitted_now; /* imgtool's permitted set, which every thread starts with */
+};
+
+/* What follows the RS_OK byte on status_fd: where imgtool finds the
+ * restorer to hand the process over (reader/src/handover.cc). Every thread
+ * then waits on threads_go; imgtool attaches to each with ptrace, sets it,
+ * follows each thread out through rt_sigreturn and unmaps the region. */
+struct rs_handover {
+  uint64_t region_start, region_end; /* the restorer region (self_start/end) */
+  uint64_t threads_go;               /* address of rs_args.threads_go */
 };
 
 /* Failure stages reported through status_fd (one byte). */

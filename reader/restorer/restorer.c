@@ -72,7 +72,6 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define ARCH_SET_GS 0x1001
 #define ARCH_SET_FS 0x1002
 #define FUTEX_WAKE 1
-#define SIGSTOP_NR 19
 #define TASK_SIZE_4LEVEL 0x7ffffffff000ul
 
 /* Reports the failed stage to imgtool and dies: after the unmapping there
@@ -314,8 +313,8 @@ static void __attribute__((noreturn)) become_thread(const struct rs_args *a, con
   __atomic_fetch_add((uint32_t *)&a->threads_started, 1, __ATOMIC_SEQ_CST);
   sys3(NR_futex, &a->threads_started, FUTEX_WAKE, 1);
   /* No instruction of the program runs before the leader has queued the
-   * process-wide signals and reported success (and, for a stopped
-   * process, taken the stop). */
+   * process-wide signals and reported success, and imgtool has taken
+   * over (handover.cc). */
   while (!__atomic_load_n(&a->threads_go, __ATOMIC_SEQ_CST))
     sys4(NR_futex, &a->threads_go, 0 /* FUTEX_WAIT */, 0, 0);
   enter_thread(t);
@@ -402,17 +401,19 @@ void rs_main(struct rs_args *a) {
       r = sys3(NR_rt_sigqueueinfo, pid, s->signo, s->siginfo);
     if (r < 0) fail(a, RS_SIGNAL, r);
   }
-  /* Success: one zero byte, then EOF. */
-  unsigned char ok = RS_OK;
-  sys3(NR_write, a->status_fd, &ok, 1);
+  /* Success: one zero byte and where to find us, then EOF. From here on
+   * imgtool takes over: it attaches to every thread, sets threads_go,
+   * follows each thread out through rt_sigreturn, unmaps this region and
+   * (for a stopped process) stops it, before any instruction of the
+   * program runs. */
+  struct {
+    unsigned char ok;
+    struct rs_handover h;
+  } __attribute__((packed)) verdict = {RS_OK, {a->self_start, a->self_end, (uint64_t)(ulong)&a->threads_go}};
+  sys3(NR_write, a->status_fd, &verdict, sizeof verdict);
   sys1(NR_close, a->status_fd);
-  if (a->stopped) {
-    /* Back into the job-control stop the dump found: the group stops here,
-     * every thread still inside the restorer; SIGCONT lets them go on. */
-    sys2(NR_kill, pid, SIGSTOP_NR);
-  }
-  __atomic_store_n(&a->threads_go, 1, __ATOMIC_SEQ_CST);
-  sys3(NR_futex, &a->threads_go, FUTEX_WAKE, 0x7fffffff);
+  while (!__atomic_load_n(&a->threads_go, __ATOMIC_SEQ_CST))
+    sys4(NR_futex, &a->threads_go, 0 /* FUTEX_WAIT */, 0, 0);
   enter_thread(&a->thread[0]);
 }
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <linux/sched.h>
@@ -24,6 +25,7 @@
 
 #include "../restorer/abi.h"
 #include "arg_arena.h"
+#include "handover.h"
 #include "preflight.h"
 #include "privileges.h"
 #include "process_setup.h"
@@ -431,6 +433,39 @@ static const char *stage_name(int stage) {
   }
 }
 
+// A `syscall` instruction in this process's [vdso], as an offset: the
+// restored process has the same vDSO (check_vdso_matches) at the image's
+// address.
+static u64 vdso_syscall_offset() {
+  auto self = read_self_maps();
+  if (!self) return 0;
+  for (const SelfMapping &m : *self)
+    if (m.name == "[vdso]") {
+      const u8 *p = reinterpret_cast<const u8 *>(m.start);
+      for (u64 i = 0; i + 1 < m.end - m.start; i++)
+        if (p[i] == 0x0f && p[i + 1] == 0x05) return i;
+    }
+  return 0;
+}
+
+static Handover handover_of(const CkptView &v, pid_t pid, const rs_handover &where) {
+  Handover h;
+  h.pid = pid;
+  const TaskRecord &task = v.tasks.records[0];
+  h.tids.push_back(task.pid);
+  for (const ThreadRecord &t : v.threads.records)
+    if (t.tid != task.pid) h.tids.push_back(t.tid);
+  h.region_start = where.region_start;
+  h.region_end = where.region_end;
+  h.threads_go = where.threads_go;
+  u64 offset = vdso_syscall_offset();
+  for (const VmaRecord &m : v.vmas.records)
+    if (static_cast<VmaKind>(m.kind) == VmaKind::Vdso && offset && offset < m.end - m.start)
+      h.syscall_insn = m.start + offset;
+  h.stopped = (task.flags & kTaskStopped) != 0;
+  return h;
+}
+
 static pid_t g_child = 0;
 // A restored process in our own process group already gets the terminal's
 // signals; forwarding them too would deliver each twice.
@@ -510,7 +545,12 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     verdict.append(buf, n);
   }
   close(status[0]);
-  if (verdict.size() == 1 && verdict[0] == RS_OK) {
+  if (verdict.size() == 1 + sizeof(rs_handover) && verdict[0] == RS_OK) {
+    rs_handover where;
+    std::memcpy(&where, verdict.data() + 1, sizeof where);
+    std::string warning;
+    CKPT_TRY(hand_over(handover_of(*view, static_cast<pid_t>(pid), where), &warning));
+    if (!warning.empty()) std::fprintf(stderr, "imgtool restore: warning: %s\n", warning.c_str());
     recreated_files.running = true;
     verdict.clear();
   } else if (verdict.empty()) {

@@ -1,0 +1,132 @@
+#include "handover.h"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <string>
+#include <sys/ptrace.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+
+namespace ckpt::reader {
+
+using namespace img;
+
+namespace {
+
+// Not in glibc 2.36's <sys/ptrace.h> under these names on every build.
+constexpr int kSuspendSeccomp = 1 << 21;  // PTRACE_O_SUSPEND_SECCOMP
+constexpr int kEventStop = 128;           // PTRACE_EVENT_STOP
+constexpr long kMaxStops = 100000;        // a runaway loop, not a slow thread
+
+bool in_region(const Handover &h, u64 ip) { return ip >= h.region_start && ip < h.region_end; }
+
+Status wait_stop(pid_t tid, int *status) {
+  for (;;) {
+    pid_t r = waitpid(tid, status, __WALL);
+    if (r == tid) break;
+    if (r < 0 && errno == EINTR) continue;
+    return make_error("waitpid(%d): %s", tid, strerror(errno));
+  }
+  if (WIFEXITED(*status) || WIFSIGNALED(*status)) return make_error("thread %d died during the handover", tid);
+  return {};
+}
+
+// Lets tid run, one syscall stop at a time, until it stands outside the
+// restorer region: at the exit of its rt_sigreturn, with the program's
+// registers. Signals other than ours cannot arrive meanwhile (the restorer
+// blocks all); a stop signal from outside is kept in `deferred`.
+Status follow_out(const Handover &h, pid_t tid, std::vector<int> &deferred) {
+  for (long n = 0; n < kMaxStops; n++) {
+    user_regs_struct regs;
+    if (ptrace(PTRACE_GETREGS, tid, 0, &regs) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid, strerror(errno));
+    if (!in_region(h, regs.rip)) return {};
+    if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
+    int status = 0;
+    CKPT_TRY(wait_stop(tid, &status));
+    int sig = WSTOPSIG(status);
+    // Syscall stops (SIGTRAP|0x80) and event stops carry on; a signal is
+    // held back and sent again after the detach.
+    if (sig != (SIGTRAP | 0x80) && (status >> 16) != kEventStop && (status >> 16) == 0 && sig != SIGTRAP)
+      deferred.push_back(sig);
+  }
+  return make_error("thread %d did not leave the restorer", tid);
+}
+
+// munmap(region) in the leader, through the [vdso]'s `syscall`, with every
+// signal blocked so that none is delivered on the injected call's way out.
+Status unmap_region(const Handover &h, pid_t tid) {
+  if (!h.syscall_insn) return make_error("no [vdso] syscall instruction to borrow");
+  user_regs_struct saved, regs;
+  u64 mask = 0, all = ~u64(0);
+  if (ptrace(PTRACE_GETREGS, tid, 0, &saved) < 0) return make_error("PTRACE_GETREGS: %s", strerror(errno));
+  if (ptrace(PTRACE_GETSIGMASK, tid, sizeof mask, &mask) < 0) return make_error("PTRACE_GETSIGMASK: %s", strerror(errno));
+  if (ptrace(PTRACE_SETSIGMASK, tid, sizeof all, &all) < 0) return make_error("PTRACE_SETSIGMASK: %s", strerror(errno));
+  regs = saved;
+  regs.rip = h.syscall_insn;
+  regs.rax = 11;  // munmap
+  regs.orig_rax = ~0ull;
+  regs.rdi = h.region_start;
+  regs.rsi = h.region_end - h.region_start;
+  Status s = {};
+  if (ptrace(PTRACE_SETREGS, tid, 0, &regs) < 0) s = make_error("PTRACE_SETREGS: %s", strerror(errno));
+  long result = 0;
+  for (int stop = 0; s && stop < 2; stop++) {  // syscall entry, then exit
+    int status = 0;
+    if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) s = make_error("PTRACE_SYSCALL: %s", strerror(errno));
+    else s = wait_stop(tid, &status);
+    if (s && WSTOPSIG(status) != (SIGTRAP | 0x80)) stop--;  // an event stop on the way
+  }
+  if (s && ptrace(PTRACE_GETREGS, tid, 0, &regs) == 0) result = static_cast<long>(regs.rax);
+  // Back to exactly the program's state: not inside any syscall (no
+  // restart on the way out), its own mask.
+  saved.orig_rax = ~0ull;
+  if (ptrace(PTRACE_SETREGS, tid, 0, &saved) < 0 && s) s = make_error("PTRACE_SETREGS: %s", strerror(errno));
+  if (ptrace(PTRACE_SETSIGMASK, tid, sizeof mask, &mask) < 0 && s) s = make_error("PTRACE_SETSIGMASK: %s", strerror(errno));
+  if (s && result < 0) s = make_error("munmap: %s", strerror(static_cast<int>(-result)));
+  return s;
+}
+
+}  // namespace
+
+Status hand_over(const Handover &h, std::string *warning) {
+  std::vector<pid_t> attached;
+  auto fail = [&](Error e) -> Status {
+    // Nothing of the program has run: end it rather than let it run
+    // from a half-done handover.
+    kill(h.pid, SIGKILL);
+    for (pid_t t : attached) ptrace(PTRACE_DETACH, t, 0, 0);
+    return e.context("handing the process over");
+  };
+  for (pid_t tid : h.tids) {
+    // Suspending seccomp (root only) lets the injected munmap through the
+    // filters the threads install on their way out.
+    long opts = PTRACE_O_TRACESYSGOOD | kSuspendSeccomp;
+    if (ptrace(PTRACE_SEIZE, tid, 0, opts) < 0 && (errno != EPERM || ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) < 0))
+      return fail(make_error("PTRACE_SEIZE(%d): %s", tid, strerror(errno)));
+    attached.push_back(tid);
+    int status = 0;
+    if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) return fail(make_error("PTRACE_INTERRUPT(%d): %s", tid, strerror(errno)));
+    if (Status s = wait_stop(tid, &status); !s) return fail(s.error());
+  }
+  // Release the threads parked on threads_go (a u32 in a u64 word).
+  errno = 0;
+  long word = ptrace(PTRACE_PEEKDATA, h.tids[0], h.threads_go, 0);
+  if (errno) return fail(make_error("PTRACE_PEEKDATA: %s", strerror(errno)));
+  word = (word & ~0xffffffffl) | 1;
+  if (ptrace(PTRACE_POKEDATA, h.tids[0], h.threads_go, word) < 0)
+    return fail(make_error("PTRACE_POKEDATA: %s", strerror(errno)));
+  std::vector<int> deferred;
+  for (pid_t tid : h.tids)
+    if (Status s = follow_out(h, tid, deferred); !s) return fail(s.error());
+  if (Status s = unmap_region(h, h.tids[0]); !s && warning)
+    *warning = "the restorer's memory stays mapped in the restored process (" + s.error().message() + ")";
+  // A stopped image stops again before its first instruction: the stop is
+  // pending when the threads leave their ptrace stops.
+  if (h.stopped) kill(h.pid, SIGSTOP);
+  for (pid_t tid : h.tids) ptrace(PTRACE_DETACH, tid, 0, 0);
+  for (int sig : deferred) kill(h.pid, sig);
+  return {};
+}
+
+}  // namespace ckpt::reader
