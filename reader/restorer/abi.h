@@ -27,6 +27,8 @@ struct rs_vma {
   int32_t fd;              /* file to map, or -1 for anonymous memory */
   uint32_t first_fill, nfill; /* rs_fill entries that overlay it */
   uint32_t madvise;        /* RS_MADV_* bits to apply at the end */
+  uint32_t lock;           /* RS_LOCK_* : mlock2 once mapped and filled */
+  uint32_t pad0;
 };
 
 #define RS_MADV_DONTDUMP 1u
@@ -34,6 +36,9 @@ struct rs_vma {
 #define RS_MADV_NOHUGEPAGE 4u
 #define RS_MADV_DONTFORK 8u
 #define RS_MADV_WIPEONFORK 16u
+
+#define RS_LOCK 1u               /* VM_LOCKED: mlock2 */
+#define RS_LOCK_ONFAULT 2u       /* VM_LOCKONFAULT: mlock2(MLOCK_ONFAULT) */
 
 /* Bytes of the image file that go to [addr, addr+len). */
 struct rs_fill {
@@ -118,6 +123,7 @@ enum rs_stage {
   RS_THREAD = 8,
   RS_SIGNAL = 9,
   RS_BAD_ARGS = 10,
+  RS_LOCK_MEMORY = 11,
 };
 
 #ifdef __cplusplus

@@ -19,7 +19,7 @@ enum {
   NR_arch_prctl = 158, NR_futex = 202, NR_set_tid_address = 218,
   NR_exit_group = 231, NR_set_robust_list = 273, NR_rt_tgsigqueueinfo = 297,
   NR_rseq = 334, NR_clone3 = 435, NR_kill = 62, NR_setgroups = 116, NR_setresuid = 117,
-  NR_setresgid = 119,
+  NR_setresgid = 119, NR_mlock2 = 325,
 };
 
 static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {
@@ -51,6 +51,7 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define MADV_HUGEPAGE 14
 #define MADV_NOHUGEPAGE 15
 #define MADV_WIPEONFORK 18
+#define MLOCK_ONFAULT 1
 #define PR_SET_MM 35
 #define PR_SET_NAME 15
 #define PR_SET_DUMPABLE 4
@@ -157,6 +158,13 @@ static void map_memory(const struct rs_args *a) {
     if ((ulong)prot0 != v->prot) {
       r = sys3(NR_mprotect, v->start, len, v->prot);
       if (r < 0) fail(a, RS_PROTECT, r);
+    }
+    /* Locked memory stays locked: mlock2 faults in (or, on fault, keeps)
+     * the pages like the original mlock did. It fails only beyond
+     * RLIMIT_MEMLOCK without CAP_IPC_LOCK, which the original was within. */
+    if (v->lock & RS_LOCK) {
+      r = sys3(NR_mlock2, v->start, len, (v->lock & RS_LOCK_ONFAULT) ? MLOCK_ONFAULT : 0);
+      if (r < 0) fail(a, RS_LOCK_MEMORY, r);
     }
     /* madvise failures are not fatal: they tune, they do not define. */
     if (v->madvise & RS_MADV_DONTDUMP) sys3(NR_madvise, v->start, len, MADV_DONTDUMP);

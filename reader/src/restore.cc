@@ -23,6 +23,7 @@
 #include <ckpt/reader/validate.h>
 
 #include "../restorer/abi.h"
+#include "mapped_objects.h"
 #include "preflight.h"
 #include "process_setup.h"
 #include "self_maps.h"
@@ -183,11 +184,8 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
     }
     file_fds[i] = it->second;
   }
-  std::string exe(v.tasks.str_or_empty(task.exe));
-  int exe_fd = open(exe.c_str(), O_RDONLY | O_CLOEXEC);
 
   std::vector<int *> keep = {&image_fd, &status_fd};
-  if (exe_fd >= 0) keep.push_back(&exe_fd);
   for (auto &o : opened) keep.push_back(&o.second);
   CKPT_TRY(restore_fds(v, keep, terminal));
   for (size_t i = 0; i < v.vmas.records.size(); i++)
@@ -199,56 +197,16 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
       for (auto &o : opened)
         if (o.first == key) file_fds[i] = o.second;
     }
+  // The objects behind shared and deleted-file mappings, made now that
+  // every restored fd is in place.
+  MappedObjects objects;
+  CKPT_TRY(prepare_shared_objects(v, image, objects));
+  auto exe_fd = open_executable(v, image, objects);
+  if (!exe_fd) return exe_fd.error();
+  objects.owned_fds.push_back(*exe_fd);
+  for (size_t i = 0; i < v.vmas.records.size(); i++)
+    if (objects.vma_fd[i] >= 0) file_fds[i] = objects.vma_fd[i];
   CKPT_TRY(restore_process_state(v));
-
-  // MAP_SHARED mappings of a deleted file (a memfd, an unlinked file) must
-  // stay shared with each other and with any fd on the same file. The fd,
-  // if the process has one, was just recreated with the file's bytes: map
-  // that. Otherwise recreate the file as a memfd from the stored pages.
-  std::vector<bool> no_fill(v.vmas.records.size(), false);
-  std::map<u64, int> shared_by_ino;
-  for (size_t i = 0; i < v.vmas.records.size(); i++) {
-    const VmaRecord &m = v.vmas.records[i];
-    if (static_cast<VmaKind>(m.kind) != VmaKind::File || !(m.flags & kVmaDeletedFile) || !(m.flags & kVmaShared))
-      continue;
-    auto it = shared_by_ino.find(m.ino);
-    if (it == shared_by_ino.end()) {
-      int fd = -1;
-      for (const FdRecord &f : v.fds.records)
-        if (f.ino == m.ino && m.ino && (static_cast<FdType>(f.type) == FdType::Regular ||
-                                        static_cast<FdType>(f.type) == FdType::MemFd)) {
-          std::string self = "/proc/self/fd/" + std::to_string(f.fd);
-          fd = open(self.c_str(), O_RDWR | O_CLOEXEC);
-          if (fd >= 0) break;
-        }
-      if (fd < 0) {
-        fd = static_cast<int>(syscall(SYS_memfd_create, "ckpt-shared", MFD_CLOEXEC));
-        if (fd < 0) return make_error("memfd_create: %s", strerror(errno));
-        u64 size = 0;
-        for (const VmaRecord &o : v.vmas.records)
-          if (o.ino == m.ino && (o.flags & kVmaDeletedFile)) size = std::max(size, o.pgoff + (o.end - o.start));
-        if (ftruncate(fd, static_cast<off_t>(size)) < 0) return make_error("ftruncate: %s", strerror(errno));
-        for (const VmaRecord &o : v.vmas.records) {
-          if (o.ino != m.ino || !(o.flags & kVmaDeletedFile)) continue;
-          for (u32 k = 0; k < o.range_count; k++) {
-            const PageRangeRecord &r = v.ranges.records[o.first_range + k];
-            if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
-            const Elf64_Phdr &seg = image.phdrs()[r.segment];
-            const u8 *bytes = image.bytes().data() + seg.p_offset + (r.start - seg.p_vaddr);
-            if (pwrite(fd, bytes, r.length, static_cast<off_t>(o.pgoff + (r.start - o.start))) != static_cast<ssize_t>(r.length))
-              return make_error("cannot refill shared memory at 0x%llx: %s", (unsigned long long)r.start, strerror(errno));
-          }
-        }
-      }
-      // Above every restored fd; the restorer closes it after mapping.
-      int high = fcntl(fd, F_DUPFD_CLOEXEC, 1024);
-      close(fd);
-      if (high < 0) return make_error("fcntl: %s", strerror(errno));
-      it = shared_by_ino.emplace(m.ino, high).first;
-    }
-    file_fds[i] = it->second;
-    no_fill[i] = true;
-  }
 
   // Lay out the restorer region: blob | arguments | thread stacks | scratch.
   auto self = read_self_maps();
@@ -301,7 +259,8 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
     out.madvise = ((m.flags & kVmaDontDump) ? RS_MADV_DONTDUMP : 0) | ((m.flags & kVmaHugePage) ? RS_MADV_HUGEPAGE : 0) |
                   ((m.flags & kVmaNoHugePage) ? RS_MADV_NOHUGEPAGE : 0) |
                   ((m.flags & kVmaDontFork) ? RS_MADV_DONTFORK : 0) | ((m.flags & kVmaWipeOnFork) ? RS_MADV_WIPEONFORK : 0);
-    for (u32 k = 0; k < m.range_count && !no_fill[i]; k++) {
+    out.lock = (m.flags & kVmaLocked) ? (RS_LOCK | ((m.flags & kVmaLockOnFault) ? RS_LOCK_ONFAULT : 0)) : 0;
+    for (u32 k = 0; k < m.range_count && !objects.prefilled[i]; k++) {
       const PageRangeRecord &r = v.ranges.records[m.first_range + k];
       if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
       const Elf64_Phdr &seg = ph[r.segment];
@@ -328,12 +287,11 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
   std::memcpy(auxv_copy, auxv->data(), auxv->size());
   a->mm = {task.start_code, task.end_code, task.start_data, task.end_data, task.start_brk, task.brk, task.start_stack,
            task.arg_start, task.arg_end, task.env_start, task.env_end, reinterpret_cast<u64>(auxv_copy),
-           static_cast<u32>(auxv->size()), exe_fd >= 0 ? static_cast<u32>(exe_fd) : 0xffffffffu};
+           static_cast<u32>(auxv->size()), static_cast<u32>(*exe_fd)};
 
-  a->close_fds = arena.alloc<int32_t>(opened.size() + shared_by_ino.size() + 1);
+  a->close_fds = arena.alloc<int32_t>(opened.size() + objects.owned_fds.size());
   for (auto &o : opened) a->close_fds[a->nclose++] = o.second;
-  for (auto &[ino, fd] : shared_by_ino) a->close_fds[a->nclose++] = fd;
-  if (exe_fd >= 0) a->close_fds[a->nclose++] = exe_fd;
+  for (int fd : objects.owned_fds) a->close_fds[a->nclose++] = fd;
 
   // Threads, the leader first.
   a->thread = arena.alloc<rs_thread>(v.threads.records.size());
@@ -423,6 +381,7 @@ static const char *stage_name(int stage) {
     case RS_MM: return "setting the mm fields (PR_SET_MM_MAP)";
     case RS_CLONE: return "creating threads";
     case RS_SIGNAL: return "queueing pending signals";
+    case RS_LOCK_MEMORY: return "locking memory (mlock2)";
     default: return "starting";
   }
 }

@@ -2,6 +2,8 @@
 
 #include <ckpt/img/build_id.h>
 
+#include "unsupported_memory.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -72,6 +74,7 @@ static void add_run(std::vector<PageRun> &runs, u64 start, u64 len, PageSource s
 }
 
 Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry> &maps) {
+  CKPT_TRY(check_memory_supported(pid, maps));
   std::vector<VmaPlan> plan;
   int pagemap = open(("/proc/" + std::to_string(pid) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
   if (pagemap < 0) return make_error("cannot open /proc/%d/pagemap: %s", pid, strerror(errno));
@@ -92,13 +95,15 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
     if (m.has_flag("gd")) v.flags |= kVmaGrowsDown;
     if (m.has_flag("dd")) v.flags |= kVmaDontDump;
     if (m.has_flag("lo")) v.flags |= kVmaLocked;
+    if (m.has_flag("lf")) v.flags |= kVmaLockOnFault;  // mlock2(MLOCK_ONFAULT)
     if (m.has_flag("hg")) v.flags |= kVmaHugePage;
     if (m.has_flag("nh")) v.flags |= kVmaNoHugePage;
     if (m.has_flag("dc")) v.flags |= kVmaDontFork;
     if (m.has_flag("wf")) v.flags |= kVmaWipeOnFork;
 
-    if (v.kind == VmaKind::File && !(v.flags & kVmaDeletedFile)) {
-      // map_files names the very file mapped, even if the path was replaced.
+    if (v.kind == VmaKind::File) {
+      // map_files names the very file mapped, even if the path was replaced
+      // or unlinked (restore recreates a deleted executable at its size).
       char link[96];
       std::snprintf(link, sizeof link, "/proc/%d/map_files/%llx-%llx", pid, (unsigned long long)m.start,
                     (unsigned long long)m.end);
@@ -107,7 +112,7 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
         v.file_size = st.st_size;
         v.file_mtime_ns = i64(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
       }
-      if (m.offset == 0) {
+      if (m.offset == 0 && !(v.flags & kVmaDeletedFile)) {
         auto cached = build_ids.find(m.ino);
         if (cached == build_ids.end()) cached = build_ids.emplace(m.ino, img::read_build_id(link)).first;
         v.build_id = cached->second;

@@ -146,6 +146,7 @@ enum VmaFlags : u32 {
   kVmaDeletedFile = 1u << 6,  ///< the mapped file was unlinked
   kVmaDontFork = 1u << 7,
   kVmaWipeOnFork = 1u << 8,
+  kVmaLockOnFault = 1u << 9,  ///< with kVmaLocked: mlock2(MLOCK_ONFAULT)
 };
 
 enum class VmaKind : u32 {

@@ -1,0 +1,40 @@
+/* Dump test: memory the dumper cannot save must make the dump refuse, not
+ * write zeros. argv[3] picks the mapping: "secretmem" (memfd_secret) or
+ * "hugetlb" (MAP_HUGETLB; the test provides the huge pages). The program
+ * just waits; it is never restored.
+ *   usage: restore_unsupported_memory GOFILE WORKDIR secretmem|hugetlb */
+#include "rt_prog.h"
+
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#define HUGE_2M (2u << 20)
+#define NR_memfd_secret 447
+
+int main(int argc, char **argv) {
+  rt_start(argc, argv, 4);
+  uint8_t *p;
+  size_t len;
+  if (strcmp(argv[3], "secretmem") == 0) {
+    int fd = (int)syscall(NR_memfd_secret, 0);
+    if (fd < 0) {
+      printf("skip memfd_secret: %s\n", strerror(errno));
+      rt_ready();
+      return 0;
+    }
+    len = 4096;
+    if (ftruncate(fd, len) < 0) rt_die("ftruncate secretmem");
+    p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd); /* only the mapping is left to refuse */
+  } else {
+    len = HUGE_2M;
+    p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+  }
+  if (p == MAP_FAILED) rt_die("mmap %s", argv[3]);
+  memset(p, 0x5a, len);
+  printf("start %llx\n", (unsigned long long)(uintptr_t)p);
+  rt_ready();
+  rt_wait_go(argv[1]);
+  return 0;
+}

@@ -1,0 +1,119 @@
+// Memory and fd state that restore must bring back exactly (issue 8,
+// "Restore fidelity"): FIFO and pipe contents, locked memory, a deleted
+// executable, aliased shared memory; and memory the dump cannot save,
+// which it must refuse rather than store as zeros.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "restore_common.h"
+
+namespace ckpt::restoretest {
+namespace {
+
+class RestoreFidelity : public RestoreTest {
+ protected:
+  // `imgtool dump --kill` refused with one line naming `needles`, wrote no
+  // image and left the program running.
+  void expect_dump_refused(const std::vector<std::string> &needles) {
+    RunResult r = dump(pid_, image_path(), {"--kill"});
+    ASSERT_TRUE(r.exited) << r.status();
+    EXPECT_NE(r.exit_code, 0) << "the dump succeeded";
+    std::vector<std::string> lines = r.err_lines();
+    ASSERT_EQ(lines.size(), 1u) << "stderr:\n" << r.err;
+    EXPECT_EQ(lines[0].rfind("imgtool dump: ", 0), 0u) << lines[0];
+    for (const std::string &n : needles) EXPECT_NE(lines[0].find(n), std::string::npos) << "no \"" << n << "\" in: " << lines[0];
+    EXPECT_NE(access(image_path().c_str(), F_OK), 0) << "an image was written";
+    EXPECT_TRUE(pid_exists(pid_) && proc_state(pid_) != 'Z') << "the program did not survive the refused dump";
+  }
+};
+
+// A FIFO holding "hello" with a reader and a writer fd: the bytes come
+// back once, not once per fd. A FIFO and a pipe holding more than the
+// default 64 KiB capacity keep their capacity and every byte.
+TEST_F(RestoreFidelity, FifoAndPipeContentsComeBackOnce) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FIFO_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+TEST_F(RestoreFidelity, LockedMemoryStaysLocked) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_MLOCK_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+TEST_F(RestoreFidelity, LockedMemoryStaysLockedLazy) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_MLOCK_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+}
+
+// /proc/self/exe of a program whose executable was deleted names the same
+// "(deleted)" file after the restore, not imgtool.
+TEST_F(RestoreFidelity, DeletedExecutableKeepsItsName) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_DELETED_EXE_PATH));
+  EXPECT_EQ(program_->value("exe"), dir() + "/deleted-exe (deleted)");
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  EXPECT_NE(access((dir() + "/deleted-exe").c_str(), F_OK), 0) << "the recreated executable kept its name";
+}
+
+// One shared anonymous object mapped three times stays one object.
+TEST_F(RestoreFidelity, SharedAnonymousMemoryMappedTwiceStillAliases) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SHARED_ALIAS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+TEST_F(RestoreFidelity, SharedAnonymousMemoryMappedTwiceStillAliasesLazy) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SHARED_ALIAS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+}
+
+// memfd_secret pages cannot be read from outside: the dump refuses.
+TEST_F(RestoreFidelity, SecretMemoryIsRefusedAtDump) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_UNSUPPORTED_MEMORY_PATH, {"secretmem"}));
+  if (!program_->value("skip").empty()) GTEST_SKIP() << "this kernel has no " << program_->value("skip");
+  std::string start = program_->value("start");
+  ASSERT_NO_FATAL_FAILURE(expect_dump_refused({"pid " + std::to_string(pid_), start + "-", "secret memory"}));
+}
+
+// Sets vm.nr_hugepages to at least `want` for the test, and back after.
+class HugePages {
+ public:
+  explicit HugePages(int want) {
+    old_ = read_file(kPath);
+    if (old_.empty() || std::stoi(old_) >= want) return;
+    changed_ = write_file(kPath, std::to_string(want) + "\n");
+  }
+  ~HugePages() {
+    if (changed_) write_file(kPath, old_);
+  }
+  int free_pages() const {
+    for (const std::string &l : split_lines(read_file("/proc/meminfo")))
+      if (l.rfind("HugePages_Free:", 0) == 0) return std::atoi(l.c_str() + 15);
+    return 0;
+  }
+
+ private:
+  static constexpr const char *kPath = "/proc/sys/vm/nr_hugepages";
+  std::string old_;
+  bool changed_ = false;
+};
+
+// hugetlb memory is not restored as such yet: the dump refuses it rather
+// than writing an image that would bring it back as ordinary pages.
+TEST_F(RestoreFidelity, HugetlbMemoryIsRefusedAtDump) {
+  HugePages pages(2);
+  if (pages.free_pages() < 1) GTEST_SKIP() << "no free huge page (vm.nr_hugepages could not be raised)";
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_UNSUPPORTED_MEMORY_PATH, {"hugetlb"}));
+  std::string start = program_->value("start");
+  ASSERT_NO_FATAL_FAILURE(expect_dump_refused({"pid " + std::to_string(pid_), start + "-", "hugetlb"}));
+}
+
+}  // namespace
+}  // namespace ckpt::restoretest
