@@ -3,7 +3,9 @@
  * a FIFO and an anonymous pipe each holding more bytes than the default
  * 64 KiB capacity would take, with their capacity raised. After the
  * restore every byte comes back exactly once and the capacities are kept.
- *   usage: restore_fifo GOFILE WORKDIR */
+ * With "huge": only a pipe of 2 MiB capacity holding 1.5 MB (the test
+ * raises fs.pipe-max-size for the dump and lowers it for the restore).
+ *   usage: restore_fifo GOFILE WORKDIR [huge] */
 #include "rt_prog.h"
 
 #include <fcntl.h>
@@ -63,8 +65,30 @@ static void check_big(const char *what, int rfd, int wfd, unsigned seed) {
     }
 }
 
+#define HUGE_CAPACITY (2 * 1024 * 1024)
+#define HUGE_BYTES 1500000
+
+static int huge_pipe(const char *gofile) {
+  int p[2];
+  if (pipe(p) < 0) rt_die("pipe");
+  place(p[0], FD_PIPE_R);
+  place(p[1], FD_PIPE_W);
+  if (fcntl(FD_PIPE_W, F_SETPIPE_SZ, HUGE_CAPACITY) < 0) rt_die("F_SETPIPE_SZ %d", HUGE_CAPACITY);
+  static uint8_t buf[HUGE_BYTES];
+  memset(buf, 0x5a, sizeof buf);
+  if (write(FD_PIPE_W, buf, HUGE_BYTES) != HUGE_BYTES) rt_die("write %d bytes", HUGE_BYTES);
+  rt_ready();
+  rt_wait_go(gofile);
+  uint8_t *back = malloc(HUGE_BYTES + 1);
+  fcntl(FD_PIPE_R, F_SETFL, O_NONBLOCK);
+  size_t got = back ? drain(FD_PIPE_R, back, HUGE_BYTES + 1) : 0;
+  RT_CHECK(got == HUGE_BYTES, "pipe: %zu bytes buffered, expected %d", got, HUGE_BYTES);
+  return rt_finish();
+}
+
 int main(int argc, char **argv) {
   rt_start(argc, argv, 3);
+  if (argc > 3 && strcmp(argv[3], "huge") == 0) return huge_pipe(argv[1]);
   char small[4096], big[4096];
   snprintf(small, sizeof small, "%s/small.fifo", argv[2]);
   snprintf(big, sizeof big, "%s/big.fifo", argv[2]);

@@ -4,6 +4,7 @@
 // which it must refuse rather than store as zeros.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,6 +38,37 @@ TEST_F(RestoreFidelity, FifoAndPipeContentsComeBackOnce) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_FIFO_PATH));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+// Sets /proc/sys/fs/pipe-max-size for the test, and back after. (root
+// lacks CAP_SYS_RESOURCE here, so this limit binds it too.)
+class PipeMaxSize {
+ public:
+  PipeMaxSize() : old_(read_file(kPath)) {}
+  ~PipeMaxSize() {
+    if (!old_.empty()) write_file(kPath, old_);
+  }
+  bool set(size_t bytes) { return write_file(kPath, std::to_string(bytes) + "\n"); }
+  void reset() { write_file(kPath, old_); }
+
+ private:
+  static constexpr const char *kPath = "/proc/sys/fs/pipe-max-size";
+  std::string old_;
+};
+
+// A pipe whose capacity cannot be restored (here: above a lowered
+// fs.pipe-max-size) fails the restore with one line instead of blocking
+// forever in the refill.
+TEST_F(RestoreFidelity, PipeTooFullForTheCapacityHereFails) {
+  PipeMaxSize limit;
+  if (!limit.set(4 << 20)) GTEST_SKIP() << "cannot raise fs.pipe-max-size";
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FIFO_PATH, {"huge"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_TRUE(limit.set(1 << 20));
+  ASSERT_NO_FATAL_FAILURE(go());
+  RunResult r = restore(image_path(), {}, 60);
+  expect_one_line_failure(r, "capacity of 2097152 bytes");
+  EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " exists after a failed restore";
 }
 
 TEST_F(RestoreFidelity, LockedMemoryStaysLocked) {
@@ -80,6 +112,16 @@ TEST_F(RestoreFidelity, SecretMemoryIsRefusedAtDump) {
   if (!program_->value("skip").empty()) GTEST_SKIP() << "this kernel has no " << program_->value("skip");
   std::string start = program_->value("start");
   ASSERT_NO_FATAL_FAILURE(expect_dump_refused({"pid " + std::to_string(pid_), start + "-", "secret memory"}));
+}
+
+// Pages of a deleted file mapped past its end raise SIGBUS and cannot be
+// read: the dump refuses rather than storing them as zeros.
+TEST_F(RestoreFidelity, UnreadablePagesAreRefusedAtDump) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_UNSUPPORTED_MEMORY_PATH, {"past-eof"}));
+  unsigned long long start = std::stoull(program_->value("start"), nullptr, 16);
+  char page[64];
+  std::snprintf(page, sizeof page, "cannot read the page at 0x%llx", start + 4096);
+  ASSERT_NO_FATAL_FAILURE(expect_dump_refused({"pid " + std::to_string(pid_), page}));
 }
 
 // Sets vm.nr_hugepages to at least `want` for the test, and back after.
