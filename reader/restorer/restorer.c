@@ -44,6 +44,7 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define MAP_PRIVATE 2
 #define MAP_FIXED 0x10
 #define MAP_ANONYMOUS 0x20
+#define MAP_HUGETLB 0x40000
 #define MREMAP_MAYMOVE 1
 #define MREMAP_FIXED 2
 #define MADV_DONTFORK 10
@@ -141,7 +142,8 @@ static void map_memory(const struct rs_args *a) {
     /* Filled by reading: writable until filled. Filled by mapping the
      * image (lazy, private only): the image pages come in with the final
      * protection. */
-    int read_fill = v->nfill && (!a->lazy || shared);
+    /* hugetlb memory cannot be replaced by image pages: always read. */
+    int read_fill = v->nfill && (!a->lazy || shared || (v->map_flags & MAP_HUGETLB));
     int prot0 = v->prot | (read_fill ? PROT_WRITE : 0);
     int flags = MAP_FIXED | (int)v->map_flags | (v->fd < 0 ? MAP_ANONYMOUS : 0);
     long r = sys6(NR_mmap, v->start, len, prot0, flags, v->fd, v->pgoff);

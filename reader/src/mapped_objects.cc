@@ -12,6 +12,8 @@
 #include <tuple>
 #include <unistd.h>
 
+#include <ckpt/img/reader.h>
+
 namespace ckpt::reader {
 
 using namespace img;
@@ -51,14 +53,39 @@ static Status write_stored_pages(const CkptView &v, const ImageReader &image, co
   return {};
 }
 
-// A fresh shmem object of `size` bytes, the same kind of object as
-// MAP_SHARED|MAP_ANONYMOUS memory (/proc/PID/maps shows "/dev/zero
-// (deleted)" for it): made by such an mmap, then reopened through
-// /proc/self/map_files, which needs CAP_CHECKPOINT_RESTORE (or
-// CAP_SYS_ADMIN) like the rest of restore.
-static Expected<int> new_shared_anon_object(u64 size) {
-  void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return make_error("cannot create %llu bytes of shared memory: %s", (unsigned long long)size, strerror(errno));
+u32 hugetlb_mmap_flags(u64 page_size) {
+  u32 flags = MAP_HUGETLB;
+  if (page_size && (page_size & (page_size - 1)) == 0) flags |= u32(__builtin_ctzll(page_size)) << MAP_HUGE_SHIFT;
+  return flags;
+}
+
+// A fresh memory object of `size` bytes holding the stored bytes of
+// `maps`, of the same kind as MAP_SHARED|MAP_ANONYMOUS memory (shmem, or
+// hugetlbfs with MAP_HUGETLB in `huge_flags`), so /proc/PID/maps shows it
+// as before ("/dev/zero (deleted)", "/anon_hugepage (deleted)"). Made by
+// such an mmap, filled through it (hugetlbfs files have no write()), and
+// reopened through /proc/self/map_files, which needs
+// CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) like the rest of restore.
+static Expected<int> new_shared_anon_object(const CkptView &v, const ImageReader &image,
+                                            const std::vector<const VmaRecord *> &maps, u64 size, u32 huge_flags) {
+  void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | int(huge_flags), -1, 0);
+  if (p == MAP_FAILED)
+    return make_error("cannot create %llu bytes of shared %smemory: %s", (unsigned long long)size,
+                      huge_flags ? "hugetlb " : "", strerror(errno));
+  u8 *base = static_cast<u8 *>(p);
+  for (const VmaRecord *o : maps)
+    for (u32 k = 0; k < o->range_count; k++) {
+      const PageRangeRecord &r = v.ranges.records[o->first_range + k];
+      if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
+      const Elf64_Phdr &seg = image.phdrs()[r.segment];
+      const u8 *bytes = image.bytes().data() + seg.p_offset + (r.start - seg.p_vaddr);
+      u8 *to = base + o->pgoff + (r.start - o->start);
+      // Zero pages are left alone: untouched, they cost no memory.
+      for (u64 off = 0; off < r.length; off += kPage) {
+        u64 n = std::min(kPage, r.length - off);
+        if (n < kPage || !page_is_zero(bytes + off)) std::memcpy(to + off, bytes + off, n);
+      }
+    }
   char link[96];
   std::snprintf(link, sizeof link, "/proc/self/map_files/%llx-%llx", (unsigned long long)reinterpret_cast<u64>(p),
                 (unsigned long long)(reinterpret_cast<u64>(p) + size));
@@ -72,19 +99,20 @@ static Expected<int> new_shared_anon_object(u64 size) {
 Status prepare_shared_objects(const CkptView &v, const ImageReader &image, MappedObjects &out) {
   out.vma_fd.resize(v.vmas.records.size(), -1);
   out.prefilled.resize(v.vmas.records.size(), false);
-  // (is shared anonymous, dev, ino) -> fd
-  std::map<std::tuple<bool, u64, u64>, int> objects;
+  // (kind, dev, ino) -> fd
+  std::map<std::tuple<u32, u64, u64>, int> objects;
   for (size_t i = 0; i < v.vmas.records.size(); i++) {
     const VmaRecord &m = v.vmas.records[i];
-    bool anon = static_cast<VmaKind>(m.kind) == VmaKind::SharedAnon;
+    auto kind = static_cast<VmaKind>(m.kind);
+    bool anon = kind == VmaKind::SharedAnon || kind == VmaKind::Hugetlb;
     if (!(m.flags & kVmaShared) || !(anon || is_deleted_file(m))) continue;
-    auto key = std::make_tuple(anon, m.dev, m.ino);
+    auto key = std::make_tuple(m.kind, m.dev, m.ino);
     auto it = objects.find(key);
     if (it == objects.end()) {
       std::vector<const VmaRecord *> maps;
       u64 size = 0;
       for (const VmaRecord &o : v.vmas.records)
-        if ((static_cast<VmaKind>(o.kind) == VmaKind::SharedAnon) == anon && o.dev == m.dev && o.ino == m.ino &&
+        if (o.kind == m.kind && (o.flags & kVmaShared) && o.dev == m.dev && o.ino == m.ino &&
             (anon || is_deleted_file(o))) {
           maps.push_back(&o);
           size = std::max(size, o.pgoff + (o.end - o.start));
@@ -101,18 +129,20 @@ Status prepare_shared_objects(const CkptView &v, const ImageReader &image, Mappe
         }
       if (fd < 0) {
         if (anon) {
-          auto obj = new_shared_anon_object(size);
+          auto obj = new_shared_anon_object(v, image, maps, size,
+                                            kind == VmaKind::Hugetlb ? hugetlb_mmap_flags(m.page_size) : 0);
           if (!obj) return obj.error();
           fd = *obj;
         } else {
           fd = static_cast<int>(syscall(SYS_memfd_create, "ckpt-shared", MFD_CLOEXEC));
           if (fd < 0) return make_error("memfd_create: %s", strerror(errno));
-          if (ftruncate(fd, static_cast<off_t>(size)) < 0) return make_error("ftruncate: %s", strerror(errno));
-        }
-        Status filled = write_stored_pages(v, image, maps, fd);
-        if (!filled) {
-          close(fd);
-          return filled;
+          Status filled = ftruncate(fd, static_cast<off_t>(size)) == 0
+                              ? write_stored_pages(v, image, maps, fd)
+                              : make_error("ftruncate: %s", strerror(errno));
+          if (!filled) {
+            close(fd);
+            return filled;
+          }
         }
       }
       // Any free number: every restored fd is in place already, and the
@@ -200,6 +230,63 @@ Expected<int> open_executable(const CkptView &v, const ImageReader &image, Mappe
     if (std::find(maps.begin(), maps.end(), &m) != maps.end() && !(m.flags & kVmaShared)) out.vma_fd[i] = fd;
   }
   return fd;
+}
+
+// The default huge page size here (/proc/meminfo "Hugepagesize:"), 0 if none.
+static u64 default_huge_page_size() {
+  FILE *f = std::fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "Hugepagesize: %llu kB", &kb) == 1) break;
+  std::fclose(f);
+  return u64(kb) * 1024;
+}
+
+static u64 read_count(const std::string &path) {
+  FILE *f = std::fopen(path.c_str(), "r");
+  unsigned long long n = 0;
+  if (f) {
+    if (std::fscanf(f, "%llu", &n) != 1) n = 0;
+    std::fclose(f);
+  }
+  return n;
+}
+
+Status check_huge_pages(const CkptView &v) {
+  std::map<u64, u64> need;                           // page size -> pages
+  std::map<std::tuple<u64, u64>, u64> shared_size;   // (dev, ino) -> bytes
+  u64 fallback = 0;
+  for (const VmaRecord &m : v.vmas.records) {
+    if (static_cast<VmaKind>(m.kind) != VmaKind::Hugetlb) continue;
+    u64 ps = m.page_size;
+    if (!ps) ps = fallback ? fallback : (fallback = default_huge_page_size());
+    if (!ps) return make_error("hugetlb memory at 0x%llx: this kernel has no huge pages", (unsigned long long)m.start);
+    if (m.flags & kVmaShared) {
+      u64 &size = shared_size[{m.dev, m.ino}];
+      u64 end = m.pgoff + (m.end - m.start);
+      // Count an object once, at its largest extent.
+      if (end > size) {
+        need[ps] += (end - size + ps - 1) / ps;
+        size = end;
+      }
+    } else {
+      need[ps] += (m.end - m.start + ps - 1) / ps;
+    }
+  }
+  for (auto [ps, pages] : need) {
+    std::string dir = "/sys/kernel/mm/hugepages/hugepages-" + std::to_string(ps / 1024) + "kB/";
+    if (access(dir.c_str(), F_OK) != 0)
+      return make_error("the image has hugetlb memory of %llu kB pages, which this kernel does not offer",
+                        (unsigned long long)(ps / 1024));
+    u64 free_pages = read_count(dir + "free_hugepages"), reserved = read_count(dir + "resv_hugepages");
+    u64 available = free_pages > reserved ? free_pages - reserved : 0;
+    if (available < pages)
+      return make_error("the image needs %llu huge pages of %llu kB, %llu are available here (see vm.nr_hugepages)",
+                        (unsigned long long)pages, (unsigned long long)(ps / 1024), (unsigned long long)available);
+  }
+  return {};
 }
 
 }  // namespace ckpt::reader

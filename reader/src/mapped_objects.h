@@ -21,8 +21,9 @@ struct MappedObjects {
   std::vector<int> owned_fds;   ///< the restorer closes them after mapping
 };
 
-/// MAP_SHARED mappings of a deleted file (a memfd, an unlinked file) and
-/// of shared anonymous memory: one object per (device, inode), mapped
+/// MAP_SHARED mappings of a deleted file (a memfd, an unlinked file), of
+/// shared anonymous memory and of shared hugetlb memory: one object per
+/// (kind, device, inode), mapped
 /// shared by every mapping of it. A deleted file the process has an fd on
 /// reuses that fd's (already recreated) file; otherwise the object is
 /// made anew and filled from the image. Call after restore_fds().
@@ -35,5 +36,15 @@ img::Status prepare_shared_objects(const img::CkptView &v, const img::ImageReade
 /// filled from the image as usual). Fails with one line when the name is
 /// taken by another file or the directory is gone.
 img::Expected<int> open_executable(const img::CkptView &v, const img::ImageReader &image, MappedObjects &out);
+
+/// mmap flags for a hugetlb mapping of `page_size` bytes per page
+/// (MAP_HUGETLB with the size's log2 in the MAP_HUGE_SHIFT bits; 0 for the
+/// default size).
+img::u32 hugetlb_mmap_flags(img::u64 page_size);
+
+/// Enough free huge pages here, of each size, for the image's hugetlb
+/// memory: without them the restorer's mmap would fail after the point of
+/// no return. Fails naming the size, the need and what is free.
+img::Status check_huge_pages(const img::CkptView &v);
 
 }  // namespace ckpt::reader

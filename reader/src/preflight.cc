@@ -1,5 +1,7 @@
 #include "preflight.h"
 
+#include "mapped_objects.h"
+
 #include <algorithm>
 
 #include <ckpt/img/build_id.h>
@@ -69,6 +71,8 @@ Status preflight(const ImageReader &image, const CkptView &v, const CoreView &co
           return make_error("mapped file %s is not the binary that was dumped (build-id differs)", path.c_str());
       }
     }
+    if (m.kind > static_cast<u32>(VmaKind::Hugetlb))
+      return make_error("mapping at 0x%llx is of kind %u, which this restore does not know", (unsigned long long)m.start, m.kind);
     if (kind == VmaKind::SysvShm) return make_error("SysV shared memory at 0x%llx is not supported yet", (unsigned long long)m.start);
   }
 
@@ -126,6 +130,7 @@ Status preflight(const ImageReader &image, const CkptView &v, const CoreView &co
     if (m.end > 0x7ffffffff000ull && static_cast<VmaKind>(m.kind) != VmaKind::Vsyscall)
       return make_error("mapping at 0x%llx is above the 47-bit address space", (unsigned long long)m.start);
   if (core.threads.size() != v.threads.records.size()) return make_error("thread notes and records disagree");
+  CKPT_TRY(check_huge_pages(v));
   (void)image;
   return {};
 }

@@ -86,6 +86,9 @@ static Expected<u64> find_free_range(const CkptView &v, const std::vector<SelfMa
 static u32 map_flags_of(const VmaRecord &m) {
   u32 f = (m.flags & kVmaShared) ? MAP_SHARED : MAP_PRIVATE;
   if (m.flags & kVmaGrowsDown) f |= MAP_GROWSDOWN;
+  // Private hugetlb memory is made anew by the restorer; shared hugetlb
+  // memory is mapped from its object (prepare_shared_objects).
+  if (static_cast<VmaKind>(m.kind) == VmaKind::Hugetlb && !(m.flags & kVmaShared)) f |= hugetlb_mmap_flags(m.page_size);
   return f;
 }
 

@@ -1,10 +1,9 @@
 /* Dump test: memory the dumper cannot save must make the dump refuse, not
- * write zeros. argv[3] picks the mapping: "secretmem" (memfd_secret),
- * "hugetlb" (MAP_HUGETLB; the test provides the huge pages), or
+ * write zeros. argv[3] picks the mapping: "secretmem" (memfd_secret) or
  * "past-eof" (three pages of a one-page file, unlinked: the last two
  * raise SIGBUS and cannot be read). "start" is the mapping's address. The
  * program just waits; it is never restored.
- *   usage: restore_unsupported_memory GOFILE WORKDIR secretmem|hugetlb|past-eof */
+ *   usage: restore_unsupported_memory GOFILE WORKDIR secretmem|past-eof */
 #include "rt_prog.h"
 
 #include <fcntl.h>
@@ -12,7 +11,6 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
-#define HUGE_2M (2u << 20)
 #define NR_memfd_secret 447
 
 int main(int argc, char **argv) {
@@ -45,8 +43,7 @@ int main(int argc, char **argv) {
     rt_wait_go(argv[1]);
     return 0;
   } else {
-    len = HUGE_2M;
-    p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+    rt_die("unknown mode %s", argv[3]);
   }
   if (p == MAP_FAILED) rt_die("mmap %s", argv[3]);
   memset(p, 0x5a, len);

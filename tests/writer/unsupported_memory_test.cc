@@ -1,5 +1,5 @@
 // The dump's refusal of memory it cannot save (writer/src/unsupported_memory.h).
-// Secret and hugetlb memory are refused end to end in tests/restore
+// Secret memory is refused end to end in tests/restore
 // (fidelity_test.cc); this machine has no device whose memory can be mapped
 // (no /dev/mem, /dev/fb*, PCI resource files; /proc/bus/pci mmap is locked
 // down), so VM_IO/VM_PFNMAP is checked here on smaps entries as the kernel
@@ -42,11 +42,13 @@ TEST(UnsupportedMemory, OrdinaryMemoryIsNot) {
   EXPECT_EQ(unsupported_memory(entry("/usr/lib/libc.so.6", {"rd", "ex", "mr", "mw", "me"})), "");
 }
 
-TEST(UnsupportedMemory, SecretAndHugetlbMemoryAreRefused) {
+TEST(UnsupportedMemory, SecretMemoryAndHugetlbfsFilesAreRefused) {
   EXPECT_NE(unsupported_memory(entry("/secretmem (deleted)", {"rd", "wr", "sh", "mr", "mw", "me", "ms", "lo"})), "");
-  EXPECT_NE(unsupported_memory(entry("/anon_hugepage (deleted)", {"rd", "wr", "mr", "mw", "me", "de", "ht"}))
-                .find("hugetlb"),
+  EXPECT_NE(unsupported_memory(entry("/mnt/huge/buffer", {"rd", "wr", "sh", "mr", "mw", "me", "ms", "de", "ht"}))
+                .find("hugetlbfs"),
             std::string::npos);
+  // MAP_HUGETLB anonymous memory, private or shared, is restored.
+  EXPECT_EQ(unsupported_memory(entry("/anon_hugepage (deleted)", {"rd", "wr", "mr", "mw", "me", "de", "ht"})), "");
 }
 
 TEST(UnsupportedMemory, OneLineNamesEveryOffender) {

@@ -61,6 +61,9 @@ static VmaKind kind_of(const MapEntry &m) {
   if (p == "[vvar_vclock]") return VmaKind::VvarVclock;
   if (p == "[vsyscall]") return VmaKind::Vsyscall;
   if (p.rfind("/SYSV", 0) == 0) return VmaKind::SysvShm;
+  // MAP_HUGETLB anonymous memory is a file on the kernel's internal
+  // hugetlbfs mount, shown as deleted (hugetlb_file_setup).
+  if (p == "/anon_hugepage (deleted)" && m.has_flag("ht")) return VmaKind::Hugetlb;
   if (p.empty() || p[0] == '[') return m.shared ? VmaKind::SharedAnon : VmaKind::Anon;
   if (p.rfind("/dev/zero", 0) == 0 && m.shared) return VmaKind::SharedAnon;
   return VmaKind::File;
@@ -86,6 +89,7 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
     v.map = m;
     v.kind = kind_of(m);
     v.path = m.path;
+    v.page_size = m.kernel_page_kb * 1024;
     const std::string deleted = " (deleted)";
     if (v.path.size() > deleted.size() && v.path.compare(v.path.size() - deleted.size(), deleted.size(), deleted) == 0) {
       v.path.resize(v.path.size() - deleted.size());
@@ -127,6 +131,9 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
         add_run(v.runs, m.start, len, PageSource::Absent);
         plan.push_back(std::move(v));
         continue;
+      case VmaKind::Hugetlb:
+        if (!m.shared) break;  // private: pagemap says which pages exist
+        [[fallthrough]];
       case VmaKind::Vdso:
       case VmaKind::SharedAnon:
       case VmaKind::SysvShm:
@@ -152,7 +159,8 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
     // find each module's build-id there, and gdb matches the executable.
     bool elf_head = file && m.offset == 0 && (m.prot & PROT_READ) && !v.build_id.empty();
     // Fast path: smaps says no anonymous page exists here.
-    if (m.anonymous_kb == 0 && !m.has_flag("io") && m.swap_kb == 0 && !elf_head) {
+    // (smaps counts hugetlb pages apart, never as Anonymous.)
+    if (m.anonymous_kb == 0 && !m.has_flag("io") && m.swap_kb == 0 && !elf_head && v.kind != VmaKind::Hugetlb) {
       add_run(v.runs, m.start, len, file ? PageSource::File : PageSource::Zero);
       plan.push_back(std::move(v));
       continue;

@@ -17,9 +17,11 @@ std::string unsupported_memory(const MapEntry &m) {
   // memfd_secret(2): the kernel removes these pages from its direct map
   // and refuses every foreign read (process_vm_readv and /proc/PID/mem).
   if (p == "/secretmem (deleted)") return "secret memory (memfd_secret) cannot be read from outside the process";
-  // hugetlb pages come from a reserved pool; restoring them as ordinary
-  // memory would silently change the mapping's page size and accounting.
-  if (m.has_flag("ht")) return "hugetlb memory is not supported by restore";
+  // MAP_HUGETLB anonymous memory is restored as such; a file on a
+  // hugetlbfs mount the process opened itself is not (its pages would have
+  // to be kept in a file that may be gone or changed by then).
+  if (m.has_flag("ht") && p != "/anon_hugepage (deleted)")
+    return "mappings of hugetlbfs files are not supported (only MAP_HUGETLB anonymous memory)";
   return "";
 }
 
