@@ -95,6 +95,20 @@ TEST_F(RestoreFidelity, DeletedExecutableKeepsItsName) {
   EXPECT_NE(access((dir() + "/deleted-exe").c_str(), F_OK), 0) << "the recreated executable kept its name";
 }
 
+// When another file has the deleted executable's name by now (an upgraded
+// binary), restore refuses with one line rather than point /proc/PID/exe
+// at something else.
+TEST_F(RestoreFidelity, DeletedExecutableWhoseNameIsTakenIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_DELETED_EXE_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_TRUE(write_file(dir() + "/deleted-exe", "a newer binary\n"));
+  ASSERT_NO_FATAL_FAILURE(go());
+  RunResult r = restore(image_path(), {}, 60);
+  expect_one_line_failure(r, "deleted executable " + dir() + "/deleted-exe");
+  EXPECT_EQ(read_file(dir() + "/deleted-exe"), "a newer binary\n");
+  EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " exists after a refused restore";
+}
+
 // One shared anonymous object mapped three times stays one object.
 TEST_F(RestoreFidelity, SharedAnonymousMemoryMappedTwiceStillAliases) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_SHARED_ALIAS_PATH));
