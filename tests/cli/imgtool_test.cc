@@ -105,7 +105,7 @@ TEST_F(Imgtool, InfoText) {
   RunResult r = run({kImgtool, "info", *good_});
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << ": " << r.err;
   EXPECT_EQ(r.err, "");
-  for (const char *want : {"kind:        ckpt image, format 1.0", "restorable:  yes",
+  for (const char *want : {"kind:        ckpt image, format 1.1", "restorable:  yes",
                            "image id:    a0a1a2a3a4a5a6a7a8a9aaabacadaeaf", "process 4242 (synthetic)",
                            "thread 4242 (synthetic)", "thread 4243 (worker)", "thread 4244", "thread 4245",
                            "/tmp/synthetic.txt", "SIGUSR1", "SIG_IGN", "memory: 4 mappings",
