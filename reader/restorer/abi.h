@@ -28,7 +28,7 @@ struct rs_vma {
   uint32_t first_fill, nfill; /* rs_fill entries that overlay it */
   uint32_t madvise;        /* RS_MADV_* bits to apply at the end */
   uint32_t lock;           /* RS_LOCK_* : mlock2 once mapped and filled */
-  uint32_t pad0;
+  uint32_t uffd;           /* lazy: register on rs_args.uffd instead of filling */
 };
 
 #define RS_MADV_DONTDUMP 1u
@@ -107,7 +107,7 @@ struct rs_args {
   uint32_t ngroups;
   uint32_t *groups;
   uint32_t dumpable;       /* PR_SET_DUMPABLE after the ids change */
-  uint32_t pad1;
+  int32_t uffd;            /* lazy: the userfaultfd imgtool's helper serves, or -1 */
 };
 
 /* Failure stages reported through status_fd (one byte). */
@@ -124,6 +124,7 @@ enum rs_stage {
   RS_SIGNAL = 9,
   RS_BAD_ARGS = 10,
   RS_LOCK_MEMORY = 11,
+  RS_LAZY = 12,
 };
 
 #ifdef __cplusplus

@@ -13,7 +13,7 @@ typedef unsigned long ulong;
 
 /* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
 enum {
-  NR_write = 1, NR_close = 3, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11,
+  NR_write = 1, NR_close = 3, NR_ioctl = 16, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11,
   NR_rt_sigreturn = 15, NR_pread64 = 17, NR_mremap = 25, NR_madvise = 28,
   NR_getpid = 39, NR_exit = 60, NR_rt_sigqueueinfo = 129, NR_prctl = 157,
   NR_arch_prctl = 158, NR_futex = 202, NR_set_tid_address = 218,
@@ -53,6 +53,8 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define MADV_NOHUGEPAGE 15
 #define MADV_WIPEONFORK 18
 #define MLOCK_ONFAULT 1
+#define UFFDIO_REGISTER 0xc020aa00ul /* _IOWR(0xAA, 0x00, struct uffdio_register) */
+#define UFFDIO_REGISTER_MODE_MISSING 1
 #define ENOMEM_NR 12
 #define PR_SET_MM 35
 #define PR_SET_NAME 15
@@ -139,24 +141,26 @@ static void map_memory(const struct rs_args *a) {
   for (unsigned i = 0; i < a->nvma; i++) {
     const struct rs_vma *v = &a->vma[i];
     ulong len = v->end - v->start;
-    int shared = (v->map_flags & MAP_SHARED) != 0;
-    /* Filled by reading: writable until filled. Filled by mapping the
-     * image (lazy, private only): the image pages come in with the final
-     * protection. */
-    /* hugetlb memory cannot be replaced by image pages: always read. */
-    int read_fill = v->nfill && (!a->lazy || shared || (v->map_flags & MAP_HUGETLB));
+    /* Filled by reading: writable until filled. Served lazily: mapped
+     * with the final protection and registered on the userfaultfd, whose
+     * helper (in imgtool) puts the pages in as they are touched. */
+    int read_fill = v->nfill != 0;
     int prot0 = v->prot | (read_fill ? PROT_WRITE : 0);
     int flags = MAP_FIXED | (int)v->map_flags | (v->fd < 0 ? MAP_ANONYMOUS : 0);
     long r = sys6(NR_mmap, v->start, len, prot0, flags, v->fd, v->pgoff);
     if (r != (long)v->start) fail(a, RS_MAP, r < 0 ? r : -22);
     for (unsigned k = 0; k < v->nfill; k++) {
       const struct rs_fill *f = &a->fill[v->first_fill + k];
-      if (read_fill) {
-        read_fully(a, f->addr, f->len, f->file_offset);
-      } else {
-        r = sys6(NR_mmap, f->addr, f->len, v->prot, MAP_FIXED | MAP_PRIVATE, a->image_fd, f->file_offset);
-        if (r != (long)f->addr) fail(a, RS_FILL, r < 0 ? r : -22);
-      }
+      read_fully(a, f->addr, f->len, f->file_offset);
+    }
+    if (v->uffd) {
+      /* The whole VMA, so it is not split: pages that were zero are
+       * served as zero pages until the helper hands it back. */
+      struct {
+        uint64_t start, len, mode, ioctls;
+      } reg = {v->start, len, UFFDIO_REGISTER_MODE_MISSING, 0};
+      r = sys3(NR_ioctl, a->uffd, UFFDIO_REGISTER, &reg);
+      if (r < 0) fail(a, RS_LAZY, r);
     }
     if ((ulong)prot0 != v->prot) {
       r = sys3(NR_mprotect, v->start, len, v->prot);

@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/rseq.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include <ckpt/reader/validate.h>
 
 #include "../restorer/abi.h"
+#include "lazy_pages.h"
 #include "mapped_objects.h"
 #include "preflight.h"
 #include "process_setup.h"
@@ -160,7 +162,7 @@ static Status build_sigframe(ArgArena &arena, const CoreThread &ct, const Thread
 
 // In the child: everything from the process state to the jump.
 static Status become_image(const std::string &path, ImageReader &image, const CkptView &v, const CoreView &core,
-                           bool lazy, int &status_fd, const int terminal[3]) {
+                           int lazy_sock, int &status_fd, const int terminal[3]) {
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -188,7 +190,15 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
     file_fds[i] = it->second;
   }
 
+  // --lazy: the userfaultfd imgtool's helper serves (lazy_pages.h).
+  int uffd = -1;
+  if (lazy_sock >= 0) {
+    auto made = make_lazy_uffd(lazy_sock);
+    if (!made) return made.error();
+    uffd = *made;
+  }
   std::vector<int *> keep = {&image_fd, &status_fd};
+  if (uffd >= 0) keep.push_back(&uffd);
   for (auto &o : opened) keep.push_back(&o.second);
   CKPT_TRY(restore_fds(v, keep, terminal));
   for (size_t i = 0; i < v.vmas.records.size(); i++)
@@ -236,7 +246,8 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
   a->magic = CKPT_RS_MAGIC;
   a->image_fd = image_fd;
   a->status_fd = status_fd;
-  a->lazy = lazy;
+  a->lazy = uffd >= 0;
+  a->uffd = uffd;
   a->self_start = reinterpret_cast<u64>(base);
   a->self_end = reinterpret_cast<u64>(base) + region_len;
   a->move_scratch = scratch;
@@ -263,7 +274,8 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
                   ((m.flags & kVmaNoHugePage) ? RS_MADV_NOHUGEPAGE : 0) |
                   ((m.flags & kVmaDontFork) ? RS_MADV_DONTFORK : 0) | ((m.flags & kVmaWipeOnFork) ? RS_MADV_WIPEONFORK : 0);
     out.lock = (m.flags & kVmaLocked) ? (RS_LOCK | ((m.flags & kVmaLockOnFault) ? RS_LOCK_ONFAULT : 0)) : 0;
-    for (u32 k = 0; k < m.range_count && !objects.prefilled[i]; k++) {
+    out.uffd = uffd >= 0 && served_lazily(v, m);
+    for (u32 k = 0; k < m.range_count && !objects.prefilled[i] && !out.uffd; k++) {
       const PageRangeRecord &r = v.ranges.records[m.first_range + k];
       if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
       const Elf64_Phdr &seg = ph[r.segment];
@@ -292,9 +304,10 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
            task.arg_start, task.arg_end, task.env_start, task.env_end, reinterpret_cast<u64>(auxv_copy),
            static_cast<u32>(auxv->size()), static_cast<u32>(*exe_fd)};
 
-  a->close_fds = arena.alloc<int32_t>(opened.size() + objects.owned_fds.size());
+  a->close_fds = arena.alloc<int32_t>(opened.size() + objects.owned_fds.size() + 1);
   for (auto &o : opened) a->close_fds[a->nclose++] = o.second;
   for (int fd : objects.owned_fds) a->close_fds[a->nclose++] = fd;
+  if (uffd >= 0) a->close_fds[a->nclose++] = uffd;  // the helper has its own
 
   // Threads, the leader first.
   a->thread = arena.alloc<rs_thread>(v.threads.records.size());
@@ -385,6 +398,7 @@ static const char *stage_name(int stage) {
     case RS_CLONE: return "creating threads";
     case RS_SIGNAL: return "queueing pending signals";
     case RS_LOCK_MEMORY: return "locking memory (mlock2)";
+    case RS_LAZY: return "registering memory for lazy restore (userfaultfd)";
     default: return "starting";
   }
 }
@@ -420,6 +434,10 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   for (int i = 0; i < 3; i++)
     if (terminal[i] < 0 && fcntl(i, F_GETFD) >= 0) terminal[i] = i;
 
+  int lazy[2] = {-1, -1};
+  if (opt.lazy && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, lazy) < 0)
+    return make_error("socketpair: %s", strerror(errno));
+
   pid_t want = task.pid;
   struct clone_args ca = {};
   ca.exit_signal = SIGCHLD;
@@ -430,19 +448,57 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     int e = errno;
     close(status[0]);
     close(status[1]);
+    if (lazy[0] >= 0) {
+      close(lazy[0]);
+      close(lazy[1]);
+    }
     if (e == EEXIST) return make_error("pid %d is in use", want);
     return make_error("cannot create a process with pid %d: %s", want, strerror(e));
   }
   if (pid == 0) {
     close(status[0]);
+    if (lazy[0] >= 0) close(lazy[0]);
     // status[1] by reference: restore_fds() moves it out of the way.
-    Status s = become_image(opt.image, *image, *view, *core, opt.lazy, status[1], terminal);
+    Status s = become_image(opt.image, *image, *view, *core, lazy[1], status[1], terminal);
     std::string msg = s.error().message() + "\n";
     (void)!write(status[1], msg.data(), msg.size());
     _exit(127);
   }
   close(status[1]);
   g_child = static_cast<pid_t>(pid);
+  // The lazy-pages helper, forked after status[1] is closed so that it
+  // does not hold the verdict pipe open. It ends by itself once every page
+  // is in or the process is gone.
+  pid_t helper = 0;
+  int go[2] = {-1, -1};
+  if (lazy[0] >= 0) {
+    close(lazy[1]);
+    if (pipe2(go, O_CLOEXEC) < 0) go[0] = go[1] = -1;
+    auto started = go[0] < 0 ? Expected<pid_t>(make_error("pipe: %s", strerror(errno)))
+                             : start_lazy_helper(lazy[0], go[0], *image, *view);
+    if (go[0] >= 0) close(go[0]);
+    if (!started) {
+      if (go[1] >= 0) close(go[1]);
+      kill(static_cast<pid_t>(pid), SIGKILL);
+      waitpid(static_cast<pid_t>(pid), nullptr, 0);
+      return started.error();
+    }
+    helper = *started;
+  }
+  struct HelperReaper {
+    pid_t pid;
+    int go;
+    bool kill_it = true;  // unless the restored process ran
+    ~HelperReaper() {
+      if (go >= 0) close(go);
+      if (pid <= 0) return;
+      // CKPT_LAZY_NO_BACKGROUND (tests) makes a helper that would wait for
+      // faults forever.
+      const char *hold = getenv("CKPT_LAZY_NO_BACKGROUND");
+      if (kill_it || (hold && *hold == '1')) kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  } helper_reaper{helper, go[1]};
   // Wait for the restorer's verdict: EOF means the process is running.
   std::string verdict;
   char buf[512];
@@ -455,6 +511,10 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   close(status[0]);
   if (verdict.size() == 1 && verdict[0] == RS_OK) {
     verdict.clear();
+    helper_reaper.kill_it = false;
+    // Every VMA is registered: the helper may copy in the background.
+    if (helper_reaper.go >= 0 && write(helper_reaper.go, "g", 1) != 1)
+      return make_error("cannot start the lazy-pages helper's copy: %s", strerror(errno));
   } else if (verdict.empty()) {
     int st = 0;
     waitpid(static_cast<pid_t>(pid), &st, 0);
@@ -477,7 +537,10 @@ Expected<int> restore_image(const RestoreOptions &opt) {
       return make_error("cannot write the pid file %s: %s", opt.pidfile.c_str(), strerror(errno));
     close(fd);
   }
-  if (opt.detach) return 0;
+  if (opt.detach) {
+    helper_reaper.pid = 0;  // it outlives us, serving the process
+    return 0;
+  }
 
   struct sigaction sa {};
   sa.sa_handler = forward_signal;

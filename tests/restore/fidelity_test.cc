@@ -122,6 +122,30 @@ TEST_F(RestoreFidelity, SharedAnonymousMemoryMappedTwiceStillAliasesLazy) {
   ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
 }
 
+// --lazy gives the memory map of an eager restore (no VMA split per stored
+// range, [stack] still MAP_GROWSDOWN), and pages not yet in stay right
+// through fork, mremap and MADV_DONTNEED. The background copy is held back
+// (CKPT_LAZY_NO_BACKGROUND) so that those happen while pages are missing.
+TEST_F(RestoreFidelity, LazyRestoreKeepsTheMemoryMap) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_LAZY_MAPS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  setenv("CKPT_LAZY_NO_BACKGROUND", "1", 1);
+  restore_expect(0, {"--lazy"});
+  unsetenv("CKPT_LAZY_NO_BACKGROUND");
+}
+
+TEST_F(RestoreFidelity, LazyRestoreKeepsTheMemoryMapWithBackgroundCopy) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_LAZY_MAPS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+}
+
+TEST_F(RestoreFidelity, EagerRestoreKeepsTheMemoryMap) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_LAZY_MAPS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
 // memfd_secret pages cannot be read from outside: the dump refuses.
 TEST_F(RestoreFidelity, SecretMemoryIsRefusedAtDump) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_UNSUPPORTED_MEMORY_PATH, {"secretmem"}));
