@@ -25,7 +25,9 @@ static constexpr u64 kStep = 1u << 20;
 
 bool served_lazily(const CkptView &v, const VmaRecord &m) {
   auto kind = static_cast<VmaKind>(m.kind);
-  if (m.flags & kVmaShared) return false;
+  // PROT_NONE memory cannot be touched, so nothing would fault its pages
+  // in before the background copy: read it like the rest.
+  if ((m.flags & kVmaShared) || m.prot == 0) return false;
   if (kind != VmaKind::Anon && kind != VmaKind::Heap && kind != VmaKind::Stack) return false;
   for (u32 k = 0; k < m.range_count; k++)
     if (static_cast<PageSource>(v.ranges.records[m.first_range + k].source) == PageSource::Image) return true;
@@ -106,6 +108,7 @@ class Target {
 
   int fd() const { return uffd_; }
   bool finished() const { return stored_.empty(); }
+  bool copies_in_background() const { return copy_in_background_; }
   bool has_background_work() const { return copy_in_background_ && !stored_.empty(); }
   Target fork_child(int child_uffd) const { return Target(child_uffd, stored_, vmas_, copy_in_background_); }
 
@@ -259,6 +262,14 @@ bool drain_events(std::vector<Target> &targets, size_t t) {
 void serve(std::vector<Target> &targets, int go) {
   bool started = false;
   while (!targets.empty()) {
+    // A target with nothing left to copy (all copied, or all of it
+    // unmapped since) is done: hand its VMAs back and let it go.
+    for (size_t i = targets.size(); started && i-- > 0;)
+      if (targets[i].copies_in_background() && targets[i].finished()) {
+        targets[i].release();
+        targets.erase(targets.begin() + static_cast<long>(i));
+      }
+    if (targets.empty()) break;
     std::vector<pollfd> fds;
     bool background = false;
     for (const Target &t : targets) {
@@ -291,10 +302,6 @@ void serve(std::vector<Target> &targets, int go) {
           Step s = targets[i].background();
           if (s == Step::Gone) gone[i] = true;
           if (s == Step::Retry && !drain_events(targets, i)) gone[i] = true;
-          if (!gone[i] && targets[i].finished()) {
-            targets[i].release();
-            gone[i] = true;
-          }
           break;  // one step, then look for faults again
         }
     for (size_t i = gone.size(); i-- > 0;)
