@@ -7,9 +7,11 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <utility>
 #include <vector>
@@ -311,7 +313,50 @@ void serve(std::vector<Target> &targets, int go) {
 
 }  // namespace
 
-Expected<pid_t> start_lazy_helper(int sock, int go, const ImageReader &image, const CkptView &v) {
+Expected<int> LazyHelper::open_channel() {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return make_error("socketpair: %s", strerror(errno));
+  sock_ = sv[0];
+  return sv[1];
+}
+
+void LazyHelper::close_parent_end() {
+  if (sock_ >= 0) close(sock_);
+  sock_ = -1;
+}
+
+Status LazyHelper::go() {
+  running_ = true;
+  if (go_ < 0) return {};
+  bool ok = write(go_, "g", 1) == 1;
+  int e = errno;
+  close(go_);
+  go_ = -1;
+  if (!ok) return make_error("cannot start the lazy-pages helper's copy: %s", strerror(e));
+  return {};
+}
+
+LazyHelper::~LazyHelper() {
+  if (sock_ >= 0) close(sock_);
+  if (go_ >= 0) close(go_);
+  if (pid_ <= 0) return;
+  // CKPT_LAZY_NO_BACKGROUND (tests) makes a helper that waits for faults
+  // until it is killed.
+  const char *hold = std::getenv("CKPT_LAZY_NO_BACKGROUND");
+  if (!running_ || (hold && *hold == '1')) kill(pid_, SIGKILL);
+  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+Status LazyHelper::start(const ImageReader &image, const CkptView &v) {
+  int sock = std::exchange(sock_, -1);
+  int go_pipe[2];
+  if (pipe2(go_pipe, O_CLOEXEC) < 0) {
+    close(sock);
+    return make_error("pipe: %s", strerror(errno));
+  }
+  go_ = go_pipe[1];
+  int go = go_pipe[0];
   char byte;
   iovec iov{&byte, 1};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
@@ -325,7 +370,11 @@ Expected<pid_t> start_lazy_helper(int sock, int go, const ImageReader &image, co
   }
   close(sock);
   cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&msg) : nullptr;
-  if (!c || c->cmsg_type != SCM_RIGHTS) return pid_t(0);
+  // No fd: the child failed before it made one; its status says why.
+  if (!c || c->cmsg_type != SCM_RIGHTS) {
+    close(go);
+    return {};
+  }
   int uffd;
   std::memcpy(&uffd, CMSG_DATA(c), sizeof uffd);
 
@@ -346,9 +395,11 @@ Expected<pid_t> start_lazy_helper(int sock, int go, const ImageReader &image, co
   if (helper < 0) {
     int e = errno;
     close(uffd);
+    close(go);
     return make_error("cannot start the lazy-pages helper: %s", strerror(e));
   }
   if (helper == 0) {
+    close(go_);  // or the helper would never see imgtool's end close
     // It outlives imgtool with --detach: keep nothing of imgtool's output
     // open (a reader of imgtool's stdout would wait for it).
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -366,7 +417,9 @@ Expected<pid_t> start_lazy_helper(int sock, int go, const ImageReader &image, co
     _exit(0);
   }
   close(uffd);
-  return helper;
+  close(go);
+  pid_ = helper;
+  return {};
 }
 
 }  // namespace ckpt::reader

@@ -24,12 +24,36 @@ bool served_lazily(const img::CkptView &v, const img::VmaRecord &m);
 /// through the socket `sock` (which is closed).
 img::Expected<int> make_lazy_uffd(int sock);
 
-/// In imgtool: receives the child's userfaultfd through `sock` (closed)
-/// and forks the helper that serves it. The helper serves faults at once
-/// and starts its background copy when a byte arrives on the pipe `go`
-/// (the read end; the caller writes it once the restorer reported success,
-/// or closes its end on failure). Returns the helper's pid, or 0 when the
-/// child sent none (it failed first; its status says why).
-img::Expected<pid_t> start_lazy_helper(int sock, int go, const img::ImageReader &image, const img::CkptView &v);
+/// imgtool's side: the channel the child's userfaultfd comes through, and
+/// the helper process that serves it.
+class LazyHelper {
+ public:
+  LazyHelper() = default;
+  LazyHelper(const LazyHelper &) = delete;
+  LazyHelper &operator=(const LazyHelper &) = delete;
+  /// Kills the helper unless go() was called (the process never ran), then
+  /// waits for it unless detached: it ends by itself once every page is in
+  /// or the process is gone.
+  ~LazyHelper();
+
+  /// A socket pair; returns the child's end (pass it to make_lazy_uffd).
+  img::Expected<int> open_channel();
+  /// In the child: drops the parent's end.
+  void close_parent_end();
+  /// Receives the userfaultfd and forks the helper. It serves faults at
+  /// once; its background copy waits for go(), since until the restorer
+  /// has registered every VMA a copy there would fail.
+  img::Status start(const img::ImageReader &image, const img::CkptView &v);
+  /// The restorer reported success: the helper may copy in the background.
+  img::Status go();
+  /// Returning while the process runs: leave the helper to it.
+  void detach() { pid_ = 0; }
+
+ private:
+  int sock_ = -1;      ///< parent's end of the channel
+  int go_ = -1;        ///< write end of the helper's go pipe
+  pid_t pid_ = 0;
+  bool running_ = false;  ///< go() was called: the process may need the helper
+};
 
 }  // namespace ckpt::reader

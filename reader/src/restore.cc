@@ -14,7 +14,6 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/rseq.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -434,9 +433,13 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   for (int i = 0; i < 3; i++)
     if (terminal[i] < 0 && fcntl(i, F_GETFD) >= 0) terminal[i] = i;
 
-  int lazy[2] = {-1, -1};
-  if (opt.lazy && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, lazy) < 0)
-    return make_error("socketpair: %s", strerror(errno));
+  LazyHelper lazy;
+  int lazy_sock = -1;  // the child's end of the channel to the helper
+  if (opt.lazy) {
+    auto sock = lazy.open_channel();
+    if (!sock) return sock.error();
+    lazy_sock = *sock;
+  }
 
   pid_t want = task.pid;
   struct clone_args ca = {};
@@ -448,18 +451,15 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     int e = errno;
     close(status[0]);
     close(status[1]);
-    if (lazy[0] >= 0) {
-      close(lazy[0]);
-      close(lazy[1]);
-    }
+    if (lazy_sock >= 0) close(lazy_sock);
     if (e == EEXIST) return make_error("pid %d is in use", want);
     return make_error("cannot create a process with pid %d: %s", want, strerror(e));
   }
   if (pid == 0) {
     close(status[0]);
-    if (lazy[0] >= 0) close(lazy[0]);
+    lazy.close_parent_end();
     // status[1] by reference: restore_fds() moves it out of the way.
-    Status s = become_image(opt.image, *image, *view, *core, lazy[1], status[1], terminal);
+    Status s = become_image(opt.image, *image, *view, *core, lazy_sock, status[1], terminal);
     std::string msg = s.error().message() + "\n";
     (void)!write(status[1], msg.data(), msg.size());
     _exit(127);
@@ -467,38 +467,16 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   close(status[1]);
   g_child = static_cast<pid_t>(pid);
   // The lazy-pages helper, forked after status[1] is closed so that it
-  // does not hold the verdict pipe open. It ends by itself once every page
-  // is in or the process is gone.
-  pid_t helper = 0;
-  int go[2] = {-1, -1};
-  if (lazy[0] >= 0) {
-    close(lazy[1]);
-    if (pipe2(go, O_CLOEXEC) < 0) go[0] = go[1] = -1;
-    auto started = go[0] < 0 ? Expected<pid_t>(make_error("pipe: %s", strerror(errno)))
-                             : start_lazy_helper(lazy[0], go[0], *image, *view);
-    if (go[0] >= 0) close(go[0]);
+  // does not hold the verdict pipe open.
+  if (lazy_sock >= 0) {
+    close(lazy_sock);
+    Status started = lazy.start(*image, *view);
     if (!started) {
-      if (go[1] >= 0) close(go[1]);
       kill(static_cast<pid_t>(pid), SIGKILL);
       waitpid(static_cast<pid_t>(pid), nullptr, 0);
       return started.error();
     }
-    helper = *started;
   }
-  struct HelperReaper {
-    pid_t pid;
-    int go;
-    bool kill_it = true;  // unless the restored process ran
-    ~HelperReaper() {
-      if (go >= 0) close(go);
-      if (pid <= 0) return;
-      // CKPT_LAZY_NO_BACKGROUND (tests) makes a helper that would wait for
-      // faults forever.
-      const char *hold = getenv("CKPT_LAZY_NO_BACKGROUND");
-      if (kill_it || (hold && *hold == '1')) kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  } helper_reaper{helper, go[1]};
   // Wait for the restorer's verdict: EOF means the process is running.
   std::string verdict;
   char buf[512];
@@ -511,10 +489,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   close(status[0]);
   if (verdict.size() == 1 && verdict[0] == RS_OK) {
     verdict.clear();
-    helper_reaper.kill_it = false;
-    // Every VMA is registered: the helper may copy in the background.
-    if (helper_reaper.go >= 0 && write(helper_reaper.go, "g", 1) != 1)
-      return make_error("cannot start the lazy-pages helper's copy: %s", strerror(errno));
+    CKPT_TRY(lazy.go());
   } else if (verdict.empty()) {
     int st = 0;
     waitpid(static_cast<pid_t>(pid), &st, 0);
@@ -538,7 +513,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     close(fd);
   }
   if (opt.detach) {
-    helper_reaper.pid = 0;  // it outlives us, serving the process
+    lazy.detach();  // it outlives us, serving the process
     return 0;
   }
 

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <cerrno>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -138,6 +139,23 @@ TEST_F(RestoreFidelity, LazyRestoreKeepsTheMemoryMapWithBackgroundCopy) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_LAZY_MAPS_PATH));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+}
+
+// With --detach the helper outlives imgtool and serves the process to the
+// end; it then exits by itself.
+TEST_F(RestoreFidelity, LazyDetachedRestoreIsServedToTheEnd) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_LAZY_MAPS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(go());
+  RunResult r = restore(image_path(), {"--lazy", "--detach"}, 60);
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  int st = 0;
+  ASSERT_TRUE(wait_until([&] { return waitpid(pid_, &st, WNOHANG) == pid_; }, 30)) << "the restored program did not finish";
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "status 0x" << std::hex << st << "\n" << log();
+  EXPECT_NE(log().find("PASS"), std::string::npos) << log();
+  // The helper, our child too now, exits once every page is in.
+  EXPECT_TRUE(wait_until([&] { return waitpid(-1, nullptr, WNOHANG) < 0 && errno == ECHILD; }, 30))
+      << "the lazy-pages helper is still running";
 }
 
 TEST_F(RestoreFidelity, EagerRestoreKeepsTheMemoryMap) {
