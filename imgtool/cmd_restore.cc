@@ -16,8 +16,10 @@ static const char kHelp[] =
     "\n"
     "  --detach       return once the process runs\n"
     "  --pidfile F    write the restored process's pid to F\n"
-    "  --lazy         map memory straight from FILE instead of reading it\n"
-    "                 (faster for large images; FILE must stay in place)\n";
+    "  --lazy         map memory straight from FILE instead of reading it:\n"
+    "                 pages come from FILE as the process touches them, the\n"
+    "                 rest in the background (faster for large images; FILE\n"
+    "                 must stay in place until a helper process has finished)\n";
 
 int cmd_restore(int argc, char **argv) {
   auto args = parse_args("restore", argc, argv, 2,

@@ -88,7 +88,7 @@ struct rs_args {
   uint32_t magic;
   int32_t image_fd;        /* closed before the threads run */
   int32_t status_fd;       /* pipe to imgtool: a byte on failure, EOF on success */
-  uint32_t lazy;           /* map image pages instead of reading them */
+  uint32_t lazy;           /* a lazy restore (rs_vma.uffd says which VMAs) */
   uint64_t self_start, self_end; /* the restorer region itself */
   struct rs_range *unmap;  uint32_t nunmap;
   uint32_t nvma;           struct rs_vma *vma;
