@@ -65,6 +65,7 @@ static const char *vma_kind_name(u32 k) {
     case VmaKind::Vsyscall: return "vsyscall";
     case VmaKind::SharedAnon: return "shared_anon";
     case VmaKind::SysvShm: return "sysv_shm";
+    case VmaKind::Hugetlb: return "hugetlb";
   }
   return "unknown";
 }

@@ -87,6 +87,10 @@ std::vector<Unsupported> unsupported_state(const CkptView &v) {
     if (static_cast<VmaKind>(m.kind) == VmaKind::SysvShm) {
       std::snprintf(buf, sizeof buf, "SysV shared memory at 0x%llx", (unsigned long long)m.start);
       add(m.pid, buf);
+    } else if (m.kind > static_cast<u32>(VmaKind::Hugetlb)) {
+      // Written by a newer imgtool: a kind of memory this one cannot map.
+      std::snprintf(buf, sizeof buf, "a mapping at 0x%llx of unknown kind %u", (unsigned long long)m.start, m.kind);
+      add(m.pid, buf);
     } else if (m.end > 0x7ffffffff000ull && static_cast<VmaKind>(m.kind) != VmaKind::Vsyscall) {
       // Restore maps with 4-level page tables' 47-bit user address space.
       std::snprintf(buf, sizeof buf, "a mapping at 0x%llx above the 47-bit address space", (unsigned long long)m.start);

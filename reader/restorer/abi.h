@@ -27,6 +27,8 @@ struct rs_vma {
   int32_t fd;              /* file to map, or -1 for anonymous memory */
   uint32_t first_fill, nfill; /* rs_fill entries that overlay it */
   uint32_t madvise;        /* RS_MADV_* bits to apply at the end */
+  uint32_t lock;           /* RS_LOCK_* : mlock2 once mapped and filled */
+  uint32_t uffd;           /* lazy: register on rs_args.uffd instead of filling */
 };
 
 #define RS_MADV_DONTDUMP 1u
@@ -34,6 +36,9 @@ struct rs_vma {
 #define RS_MADV_NOHUGEPAGE 4u
 #define RS_MADV_DONTFORK 8u
 #define RS_MADV_WIPEONFORK 16u
+
+#define RS_LOCK 1u               /* VM_LOCKED: mlock2 */
+#define RS_LOCK_ONFAULT 2u       /* VM_LOCKONFAULT: mlock2(MLOCK_ONFAULT) */
 
 /* Bytes of the image file that go to [addr, addr+len). */
 struct rs_fill {
@@ -107,7 +112,7 @@ struct rs_args {
   uint32_t magic;
   int32_t image_fd;        /* closed before the threads run */
   int32_t status_fd;       /* pipe to imgtool: a byte on failure, EOF on success */
-  uint32_t lazy;           /* map image pages instead of reading them */
+  uint32_t lazy;           /* a lazy restore (rs_vma.uffd says which VMAs) */
   uint64_t self_start, self_end; /* the restorer region itself */
   struct rs_range *unmap;  uint32_t nunmap;
   uint32_t nvma;           struct rs_vma *vma;
@@ -126,7 +131,7 @@ struct rs_args {
   uint32_t ngroups;
   uint32_t *groups;
   uint32_t dumpable;       /* PR_SET_DUMPABLE after the ids change */
-  uint32_t pad1;
+  int32_t uffd;            /* lazy: the userfaultfd imgtool's helper serves, or -1 */
   uint64_t cap_permitted_now; /* imgtool's permitted set, which every thread starts with */
 };
 
@@ -159,6 +164,8 @@ enum rs_stage {
   RS_CAPS = 15,            /* capset, ambient set, bounding set */
   RS_SECUREBITS = 16,
   RS_NO_NEW_PRIVS = 17,
+  RS_LOCK_MEMORY = 18,
+  RS_LAZY = 19,
 };
 
 #ifdef __cplusplus

@@ -13,13 +13,13 @@ typedef unsigned long ulong;
 
 /* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
 enum {
-  NR_write = 1, NR_close = 3, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11,
+  NR_write = 1, NR_close = 3, NR_ioctl = 16, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11,
   NR_rt_sigreturn = 15, NR_pread64 = 17, NR_mremap = 25, NR_madvise = 28,
   NR_getpid = 39, NR_exit = 60, NR_rt_sigqueueinfo = 129, NR_prctl = 157,
   NR_arch_prctl = 158, NR_futex = 202, NR_set_tid_address = 218,
   NR_exit_group = 231, NR_set_robust_list = 273, NR_rt_tgsigqueueinfo = 297,
   NR_rseq = 334, NR_clone3 = 435, NR_kill = 62, NR_setgroups = 116, NR_setresuid = 117,
-  NR_setresgid = 119, NR_capset = 126, NR_seccomp = 317,
+  NR_setresgid = 119, NR_capset = 126, NR_seccomp = 317, NR_mlock2 = 325,
 };
 
 static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {
@@ -44,6 +44,7 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define MAP_PRIVATE 2
 #define MAP_FIXED 0x10
 #define MAP_ANONYMOUS 0x20
+#define MAP_HUGETLB 0x40000
 #define MREMAP_MAYMOVE 1
 #define MREMAP_FIXED 2
 #define MADV_DONTFORK 10
@@ -51,6 +52,10 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define MADV_HUGEPAGE 14
 #define MADV_NOHUGEPAGE 15
 #define MADV_WIPEONFORK 18
+#define MLOCK_ONFAULT 1
+#define UFFDIO_REGISTER 0xc020aa00ul /* _IOWR(0xAA, 0x00, struct uffdio_register) */
+#define UFFDIO_REGISTER_MODE_MISSING 1
+#define ENOMEM_NR 12
 #define PR_SET_MM 35
 #define PR_SET_NAME 15
 #define PR_SET_DUMPABLE 4
@@ -149,27 +154,40 @@ static void map_memory(const struct rs_args *a) {
   for (unsigned i = 0; i < a->nvma; i++) {
     const struct rs_vma *v = &a->vma[i];
     ulong len = v->end - v->start;
-    int shared = (v->map_flags & MAP_SHARED) != 0;
-    /* Filled by reading: writable until filled. Filled by mapping the
-     * image (lazy, private only): the image pages come in with the final
-     * protection. */
-    int read_fill = v->nfill && (!a->lazy || shared);
+    /* Filled by reading: writable until filled. Served lazily: mapped
+     * with the final protection and registered on the userfaultfd, whose
+     * helper (in imgtool) puts the pages in as they are touched. */
+    int read_fill = v->nfill != 0;
     int prot0 = v->prot | (read_fill ? PROT_WRITE : 0);
     int flags = MAP_FIXED | (int)v->map_flags | (v->fd < 0 ? MAP_ANONYMOUS : 0);
     long r = sys6(NR_mmap, v->start, len, prot0, flags, v->fd, v->pgoff);
     if (r != (long)v->start) fail(a, RS_MAP, r < 0 ? r : -22);
     for (unsigned k = 0; k < v->nfill; k++) {
       const struct rs_fill *f = &a->fill[v->first_fill + k];
-      if (read_fill) {
-        read_fully(a, f->addr, f->len, f->file_offset);
-      } else {
-        r = sys6(NR_mmap, f->addr, f->len, v->prot, MAP_FIXED | MAP_PRIVATE, a->image_fd, f->file_offset);
-        if (r != (long)f->addr) fail(a, RS_FILL, r < 0 ? r : -22);
-      }
+      read_fully(a, f->addr, f->len, f->file_offset);
+    }
+    if (v->uffd) {
+      /* The whole VMA, so it is not split: pages that were zero are
+       * served as zero pages until the helper hands it back. */
+      struct {
+        uint64_t start, len, mode, ioctls;
+      } reg = {v->start, len, UFFDIO_REGISTER_MODE_MISSING, 0};
+      r = sys3(NR_ioctl, a->uffd, UFFDIO_REGISTER, &reg);
+      if (r < 0) fail(a, RS_LAZY, r);
     }
     if ((ulong)prot0 != v->prot) {
       r = sys3(NR_mprotect, v->start, len, v->prot);
       if (r < 0) fail(a, RS_PROTECT, r);
+    }
+    /* Locked memory stays locked: mlock2 faults in (or, on fault, keeps)
+     * the pages like the original mlock did. It fails only beyond
+     * RLIMIT_MEMLOCK without CAP_IPC_LOCK, which the original was within. */
+    if (v->lock & RS_LOCK) {
+      r = sys3(NR_mlock2, v->start, len, (v->lock & RS_LOCK_ONFAULT) ? MLOCK_ONFAULT : 0);
+      /* A PROT_NONE range gets VM_LOCKED and then fails to fault in
+       * (mm/mlock.c do_mlock: flags first, __mm_populate after, ENOMEM):
+       * locked as the original was, so not a failure. */
+      if (r < 0 && !(r == -ENOMEM_NR && v->prot == 0)) fail(a, RS_LOCK_MEMORY, r);
     }
     /* madvise failures are not fatal: they tune, they do not define. */
     if (v->madvise & RS_MADV_DONTDUMP) sys3(NR_madvise, v->start, len, MADV_DONTDUMP);

@@ -1,5 +1,7 @@
 #include "preflight.h"
 
+#include "mapped_objects.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -184,6 +186,7 @@ Status check_here_now(const ImageReader &image, const CkptView &v, const HereNow
   }
   CKPT_TRY(check_vdso(v));
   CKPT_TRY(check_vdso_matches(image, v));
+  CKPT_TRY(check_huge_pages(v));
   return check_privileges_here(v);
 }
 

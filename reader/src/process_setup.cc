@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <map>
+#include <set>
 #include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -31,9 +32,40 @@ static Status write_all(int fd, std::span<const u8> data, const char *what) {
   return {};
 }
 
+// Pipes being recreated: anonymous pipes by pipe id (both ends, shared by
+// every fd on them), and the FIFOs whose buffered bytes are back already.
+struct PipeTable {
+  std::map<u32, std::pair<int, int>> ends;
+  std::set<u32> refilled_fifos;
+};
+
+// Puts a pipe's or FIFO's buffered bytes (and its capacity) back through
+// write_end, which must be O_NONBLOCK: a pipe too small for the bytes
+// would block the restore forever; it fails naming fd instead.
+static Status refill_pipe(const CkptView &v, u32 pipe_id, int write_end, int fd, const char *what) {
+  for (const PipeRecord &pr : v.pipes.records) {
+    if (pr.pipe_id != pipe_id) continue;
+    auto data = v.pipes.blob(pr.data);
+    if (!data) return data.error();
+    if (pr.capacity && fcntl(write_end, F_SETPIPE_SZ, pr.capacity) < 0)
+      return make_error("fd %d: cannot give the %s its capacity of %u bytes: %s", fd, what, pr.capacity,
+                        strerror(errno));
+    size_t done = 0;
+    while (done < data->size()) {
+      ssize_t n = write(write_end, data->data() + done, data->size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN)
+        return make_error("fd %d: the %s's %zu buffered bytes do not fit its capacity of %d bytes", fd, what,
+                          data->size(), fcntl(write_end, F_GETPIPE_SZ));
+      if (n < 0) return make_error("fd %d: cannot refill the %s: %s", fd, what, strerror(errno));
+      done += size_t(n);
+    }
+  }
+  return {};
+}
+
 // Opens what fd record r describes, or fails naming it.
-static Expected<int> open_fd(const CkptView &v, const FdRecord &r, std::map<u32, std::pair<int, int>> &pipes,
-                             const int terminal[3]) {
+static Expected<int> open_fd(const CkptView &v, const FdRecord &r, PipeTable &pipes, const int terminal[3]) {
   std::string path(v.fds.str_or_empty(r.path));
   int acc = r.open_flags & O_ACCMODE;
   // Flags that made sense at open time only, or that open() cannot take.
@@ -41,24 +73,19 @@ static Expected<int> open_fd(const CkptView &v, const FdRecord &r, std::map<u32,
   switch (static_cast<FdType>(r.type)) {
     case FdType::PipeRead:
     case FdType::PipeWrite: {
-      auto it = pipes.find(r.pipe_id);
-      if (it == pipes.end()) {
+      auto it = pipes.ends.find(r.pipe_id);
+      if (it == pipes.ends.end()) {
         int low[2], p[2];
-        if (pipe2(low, O_CLOEXEC) < 0) return make_error("fd %d: pipe: %s", r.fd, strerror(errno));
+        // Non-blocking while refilled; each fd gets its own flags below.
+        if (pipe2(low, O_CLOEXEC | O_NONBLOCK) < 0) return make_error("fd %d: pipe: %s", r.fd, strerror(errno));
         // Out of the way of the fd numbers being restored.
         p[0] = fcntl(low[0], F_DUPFD_CLOEXEC, 512);
         p[1] = fcntl(low[1], F_DUPFD_CLOEXEC, 512);
         close(low[0]);
         close(low[1]);
         if (p[0] < 0 || p[1] < 0) return make_error("fd %d: pipe: %s", r.fd, strerror(errno));
-        for (const PipeRecord &pr : v.pipes.records) {
-          if (pr.pipe_id != r.pipe_id) continue;
-          if (pr.capacity) fcntl(p[1], F_SETPIPE_SZ, pr.capacity);
-          auto data = v.pipes.blob(pr.data);
-          if (!data) return data.error();
-          CKPT_TRY(write_all(p[1], *data, "a pipe"));
-        }
-        it = pipes.emplace(r.pipe_id, std::make_pair(p[0], p[1])).first;
+        it = pipes.ends.emplace(r.pipe_id, std::make_pair(p[0], p[1])).first;
+        CKPT_TRY(refill_pipe(v, r.pipe_id, p[1], r.fd, "pipe"));
       }
       int end = static_cast<FdType>(r.type) == FdType::PipeRead ? it->second.first : it->second.second;
       int fd = fcntl(end, F_DUPFD_CLOEXEC, 0);
@@ -83,14 +110,18 @@ static Expected<int> open_fd(const CkptView &v, const FdRecord &r, std::map<u32,
       if (hold < 0) return make_error("fd %d: %s: %s", r.fd, path.c_str(), strerror(errno));
       int fd = open(path.c_str(), flags | O_CLOEXEC);
       int e = errno;
-      if (fd >= 0)
-        for (const PipeRecord &pr : v.pipes.records)
-          if (pr.pipe_id == r.pipe_id && pr.pipe_id) {
-            auto data = v.pipes.blob(pr.data);
-            if (data && !data->empty()) (void)write_all(hold, *data, "a FIFO");
-          }
+      // The bytes live in the FIFO's one pipe, shared by every fd opened
+      // on it: put them back once, not once per fd. The first fd keeps the
+      // pipe (and its buffer) alive once `hold` is closed.
+      Status refilled;
+      if (fd >= 0 && r.pipe_id && pipes.refilled_fifos.insert(r.pipe_id).second)
+        refilled = refill_pipe(v, r.pipe_id, hold, r.fd, "FIFO");
       close(hold);
       if (fd < 0) return make_error("fd %d: %s: %s", r.fd, path.c_str(), strerror(e));
+      if (!refilled) {
+        close(fd);
+        return refilled.error();
+      }
       return fd;
     }
     case FdType::Regular:
@@ -177,7 +208,7 @@ Status restore_fds(const CkptView &v, std::vector<int *> keep, const int termina
     if (std::find(ours.begin(), ours.end(), fd) == ours.end()) close(fd);
 
   std::map<u32, int> by_file;                       // file_id -> our fd
-  std::map<u32, std::pair<int, int>> pipes;          // pipe_id -> ends
+  PipeTable pipes;
   std::vector<std::pair<int, int>> placed;           // (opened fd, target)
   for (const FdRecord &r : v.fds.records) {
     int fd;
@@ -200,7 +231,7 @@ Status restore_fds(const CkptView &v, std::vector<int *> keep, const int termina
       return make_error("fd %d: dup3: %s", r.fd, strerror(errno));
   }
   for (auto &[fd, target] : placed) close(fd);
-  for (auto &[id, ends] : pipes) {
+  for (auto &[id, ends] : pipes.ends) {
     close(ends.first);
     close(ends.second);
   }

@@ -26,6 +26,8 @@
 #include "../restorer/abi.h"
 #include "arg_arena.h"
 #include "handover.h"
+#include "lazy_pages.h"
+#include "mapped_objects.h"
 #include "preflight.h"
 #include "privileges.h"
 #include "process_setup.h"
@@ -78,6 +80,9 @@ static Expected<u64> find_free_range(const CkptView &v, const std::vector<SelfMa
 static u32 map_flags_of(const VmaRecord &m) {
   u32 f = (m.flags & kVmaShared) ? MAP_SHARED : MAP_PRIVATE;
   if (m.flags & kVmaGrowsDown) f |= MAP_GROWSDOWN;
+  // Private hugetlb memory is made anew by the restorer; shared hugetlb
+  // memory is mapped from its object (prepare_shared_objects).
+  if (static_cast<VmaKind>(m.kind) == VmaKind::Hugetlb && !(m.flags & kVmaShared)) f |= hugetlb_mmap_flags(m.page_size);
   return f;
 }
 
@@ -149,7 +154,7 @@ static Status build_sigframe(ArgArena &arena, const CoreThread &ct, const Thread
 
 // In the child: everything from the process state to the jump.
 static Status become_image(const std::string &path, ImageReader &image, const CkptView &v, const CoreView &core,
-                           bool lazy, int &status_fd, const int terminal[3]) {
+                           int lazy_sock, int &status_fd, const int terminal[3]) {
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -176,11 +181,16 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
     }
     file_fds[i] = it->second;
   }
-  std::string exe(v.tasks.str_or_empty(task.exe));
-  int exe_fd = open(exe.c_str(), O_RDONLY | O_CLOEXEC);
 
+  // --lazy: the userfaultfd imgtool's helper serves (lazy_pages.h).
+  int uffd = -1;
+  if (lazy_sock >= 0) {
+    auto made = make_lazy_uffd(lazy_sock);
+    if (!made) return made.error();
+    uffd = *made;
+  }
   std::vector<int *> keep = {&image_fd, &status_fd};
-  if (exe_fd >= 0) keep.push_back(&exe_fd);
+  if (uffd >= 0) keep.push_back(&uffd);
   for (auto &o : opened) keep.push_back(&o.second);
   CKPT_TRY(restore_fds(v, keep, terminal));
   for (size_t i = 0; i < v.vmas.records.size(); i++)
@@ -192,56 +202,16 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
       for (auto &o : opened)
         if (o.first == key) file_fds[i] = o.second;
     }
+  // The objects behind shared and deleted-file mappings, made now that
+  // every restored fd is in place.
+  MappedObjects objects;
+  CKPT_TRY(prepare_shared_objects(v, image, objects));
+  auto exe_fd = open_executable(v, image, objects);
+  if (!exe_fd) return exe_fd.error();
+  objects.owned_fds.push_back(*exe_fd);
+  for (size_t i = 0; i < v.vmas.records.size(); i++)
+    if (objects.vma_fd[i] >= 0) file_fds[i] = objects.vma_fd[i];
   CKPT_TRY(restore_process_state(v));
-
-  // MAP_SHARED mappings of a deleted file (a memfd, an unlinked file) must
-  // stay shared with each other and with any fd on the same file. The fd,
-  // if the process has one, was just recreated with the file's bytes: map
-  // that. Otherwise recreate the file as a memfd from the stored pages.
-  std::vector<bool> no_fill(v.vmas.records.size(), false);
-  std::map<u64, int> shared_by_ino;
-  for (size_t i = 0; i < v.vmas.records.size(); i++) {
-    const VmaRecord &m = v.vmas.records[i];
-    if (static_cast<VmaKind>(m.kind) != VmaKind::File || !(m.flags & kVmaDeletedFile) || !(m.flags & kVmaShared))
-      continue;
-    auto it = shared_by_ino.find(m.ino);
-    if (it == shared_by_ino.end()) {
-      int fd = -1;
-      for (const FdRecord &f : v.fds.records)
-        if (f.ino == m.ino && m.ino && (static_cast<FdType>(f.type) == FdType::Regular ||
-                                        static_cast<FdType>(f.type) == FdType::MemFd)) {
-          std::string self = "/proc/self/fd/" + std::to_string(f.fd);
-          fd = open(self.c_str(), O_RDWR | O_CLOEXEC);
-          if (fd >= 0) break;
-        }
-      if (fd < 0) {
-        fd = static_cast<int>(syscall(SYS_memfd_create, "ckpt-shared", MFD_CLOEXEC));
-        if (fd < 0) return make_error("memfd_create: %s", strerror(errno));
-        u64 size = 0;
-        for (const VmaRecord &o : v.vmas.records)
-          if (o.ino == m.ino && (o.flags & kVmaDeletedFile)) size = std::max(size, o.pgoff + (o.end - o.start));
-        if (ftruncate(fd, static_cast<off_t>(size)) < 0) return make_error("ftruncate: %s", strerror(errno));
-        for (const VmaRecord &o : v.vmas.records) {
-          if (o.ino != m.ino || !(o.flags & kVmaDeletedFile)) continue;
-          for (u32 k = 0; k < o.range_count; k++) {
-            const PageRangeRecord &r = v.ranges.records[o.first_range + k];
-            if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
-            const Elf64_Phdr &seg = image.phdrs()[r.segment];
-            const u8 *bytes = image.bytes().data() + seg.p_offset + (r.start - seg.p_vaddr);
-            if (pwrite(fd, bytes, r.length, static_cast<off_t>(o.pgoff + (r.start - o.start))) != static_cast<ssize_t>(r.length))
-              return make_error("cannot refill shared memory at 0x%llx: %s", (unsigned long long)r.start, strerror(errno));
-          }
-        }
-      }
-      // Above every restored fd; the restorer closes it after mapping.
-      int high = fcntl(fd, F_DUPFD_CLOEXEC, 1024);
-      close(fd);
-      if (high < 0) return make_error("fcntl: %s", strerror(errno));
-      it = shared_by_ino.emplace(m.ino, high).first;
-    }
-    file_fds[i] = it->second;
-    no_fill[i] = true;
-  }
 
   // Lay out the restorer region: blob | arguments | thread stacks | scratch.
   auto self = read_self_maps();
@@ -268,7 +238,8 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
   a->magic = CKPT_RS_MAGIC;
   a->image_fd = image_fd;
   a->status_fd = status_fd;
-  a->lazy = lazy;
+  a->lazy = uffd >= 0;
+  a->uffd = uffd;
   a->self_start = reinterpret_cast<u64>(base);
   a->self_end = reinterpret_cast<u64>(base) + region_len;
   a->move_scratch = scratch;
@@ -294,7 +265,9 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
     out.madvise = ((m.flags & kVmaDontDump) ? RS_MADV_DONTDUMP : 0) | ((m.flags & kVmaHugePage) ? RS_MADV_HUGEPAGE : 0) |
                   ((m.flags & kVmaNoHugePage) ? RS_MADV_NOHUGEPAGE : 0) |
                   ((m.flags & kVmaDontFork) ? RS_MADV_DONTFORK : 0) | ((m.flags & kVmaWipeOnFork) ? RS_MADV_WIPEONFORK : 0);
-    for (u32 k = 0; k < m.range_count && !no_fill[i]; k++) {
+    out.lock = (m.flags & kVmaLocked) ? (RS_LOCK | ((m.flags & kVmaLockOnFault) ? RS_LOCK_ONFAULT : 0)) : 0;
+    out.uffd = uffd >= 0 && served_lazily(v, m);
+    for (u32 k = 0; k < m.range_count && !objects.prefilled[i] && !out.uffd; k++) {
       const PageRangeRecord &r = v.ranges.records[m.first_range + k];
       if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
       const Elf64_Phdr &seg = ph[r.segment];
@@ -321,12 +294,12 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
   std::memcpy(auxv_copy, auxv->data(), auxv->size());
   a->mm = {task.start_code, task.end_code, task.start_data, task.end_data, task.start_brk, task.brk, task.start_stack,
            task.arg_start, task.arg_end, task.env_start, task.env_end, reinterpret_cast<u64>(auxv_copy),
-           static_cast<u32>(auxv->size()), exe_fd >= 0 ? static_cast<u32>(exe_fd) : 0xffffffffu};
+           static_cast<u32>(auxv->size()), static_cast<u32>(*exe_fd)};
 
-  a->close_fds = arena.alloc<int32_t>(opened.size() + shared_by_ino.size() + 1);
+  a->close_fds = arena.alloc<int32_t>(opened.size() + objects.owned_fds.size() + 1);
   for (auto &o : opened) a->close_fds[a->nclose++] = o.second;
-  for (auto &[ino, fd] : shared_by_ino) a->close_fds[a->nclose++] = fd;
-  if (exe_fd >= 0) a->close_fds[a->nclose++] = exe_fd;
+  for (int fd : objects.owned_fds) a->close_fds[a->nclose++] = fd;
+  if (uffd >= 0) a->close_fds[a->nclose++] = uffd;  // the helper has its own
 
   // Threads, the leader first.
   a->thread = arena.alloc<rs_thread>(v.threads.records.size());
@@ -429,6 +402,8 @@ static const char *stage_name(int stage) {
     case RS_CAPS: return "setting capabilities";
     case RS_SECUREBITS: return "setting securebits";
     case RS_NO_NEW_PRIVS: return "setting no_new_privs";
+    case RS_LOCK_MEMORY: return "locking memory (mlock2)";
+    case RS_LAZY: return "registering memory for lazy restore (userfaultfd)";
     default: return "starting";
   }
 }
@@ -511,6 +486,14 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   for (int i = 0; i < 3; i++)
     if (terminal[i] < 0 && fcntl(i, F_GETFD) >= 0) terminal[i] = i;
 
+  LazyHelper lazy;
+  int lazy_sock = -1;  // the child's end of the channel to the helper
+  if (opt.lazy) {
+    auto sock = lazy.open_channel();
+    if (!sock) return sock.error();
+    lazy_sock = *sock;
+  }
+
   pid_t want = task.pid;
   struct clone_args ca = {};
   ca.exit_signal = SIGCHLD;
@@ -521,20 +504,33 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     int e = errno;
     close(status[0]);
     close(status[1]);
+    if (lazy_sock >= 0) close(lazy_sock);
     if (e == EEXIST) return make_error("pid %d is in use", want);
     if (e == EPERM) return not_permitted_to_restore();
     return make_error("cannot create a process with pid %d: %s", want, strerror(e));
   }
   if (pid == 0) {
     close(status[0]);
+    lazy.close_parent_end();
     // status[1] by reference: restore_fds() moves it out of the way.
-    Status s = become_image(opt.image, *image, *view, *core, opt.lazy, status[1], terminal);
+    Status s = become_image(opt.image, *image, *view, *core, lazy_sock, status[1], terminal);
     std::string msg = s.error().message() + "\n";
     (void)!write(status[1], msg.data(), msg.size());
     _exit(127);
   }
   close(status[1]);
   g_child = static_cast<pid_t>(pid);
+  // The lazy-pages helper, forked after status[1] is closed so that it
+  // does not hold the verdict pipe open.
+  if (lazy_sock >= 0) {
+    close(lazy_sock);
+    Status started = lazy.start(*image, *view);
+    if (!started) {
+      kill(static_cast<pid_t>(pid), SIGKILL);
+      waitpid(static_cast<pid_t>(pid), nullptr, 0);
+      return started.error();
+    }
+  }
   // Wait for the restorer's verdict: EOF means the process is running.
   std::string verdict;
   char buf[512];
@@ -553,6 +549,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     if (!warning.empty()) std::fprintf(stderr, "imgtool restore: warning: %s\n", warning.c_str());
     recreated_files.running = true;
     verdict.clear();
+    CKPT_TRY(lazy.go());
   } else if (verdict.empty()) {
     int st = 0;
     waitpid(static_cast<pid_t>(pid), &st, 0);
@@ -577,7 +574,10 @@ Expected<int> restore_image(const RestoreOptions &opt) {
       return make_error("cannot write the pid file %s: %s", opt.pidfile.c_str(), strerror(errno));
     close(fd);
   }
-  if (opt.detach) return 0;
+  if (opt.detach) {
+    lazy.detach();  // it outlives us, serving the process
+    return 0;
+  }
 
   struct sigaction sa {};
   sa.sa_handler = forward_signal;

@@ -94,9 +94,11 @@ ImageNotes build_notes(const ProcessCapture &pc, const SegmentLayout &layout, co
   // 0 as the executable).
   std::vector<FileMapping> exe_maps, other_maps;
   for (const VmaPlan &v : pc.memory) {
-    if (v.kind != VmaKind::File) continue;
+    // hugetlb memory is a (deleted) hugetlbfs file: the kernel lists it.
+    if (v.kind != VmaKind::File && v.kind != VmaKind::Hugetlb) continue;
     FileMapping f{v.map.start, v.map.end, v.map.offset, v.map.path};
-    (v.path == pc.exe ? exe_maps : other_maps).push_back(f);
+    // As printed, " (deleted)" included: /proc/PID/exe says the same.
+    (v.map.path == pc.exe ? exe_maps : other_maps).push_back(f);
   }
   n.files = exe_maps;
   n.files.insert(n.files.end(), other_maps.begin(), other_maps.end());
@@ -246,6 +248,7 @@ ImageNotes build_notes(const ProcessCapture &pc, const SegmentLayout &layout, co
     r.dev = (u64(v.map.dev_major) << 8) | v.map.dev_minor;
     r.ino = v.map.ino;
     r.file_size = v.file_size;
+    r.page_size = v.page_size;
     r.file_mtime_ns = v.file_mtime_ns;
     r.path = n.vmas.add_string(v.path);
     r.build_id = n.vmas.add_blob(v.build_id);

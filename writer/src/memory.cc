@@ -2,6 +2,8 @@
 
 #include <ckpt/img/build_id.h>
 
+#include "unsupported_memory.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -59,6 +61,9 @@ static VmaKind kind_of(const MapEntry &m) {
   if (p == "[vvar_vclock]") return VmaKind::VvarVclock;
   if (p == "[vsyscall]") return VmaKind::Vsyscall;
   if (p.rfind("/SYSV", 0) == 0) return VmaKind::SysvShm;
+  // MAP_HUGETLB anonymous memory is a file on the kernel's internal
+  // hugetlbfs mount, shown as deleted (hugetlb_file_setup).
+  if (p == "/anon_hugepage (deleted)" && m.has_flag("ht")) return VmaKind::Hugetlb;
   if (p.empty() || p[0] == '[') return m.shared ? VmaKind::SharedAnon : VmaKind::Anon;
   if (p.rfind("/dev/zero", 0) == 0 && m.shared) return VmaKind::SharedAnon;
   return VmaKind::File;
@@ -72,6 +77,7 @@ static void add_run(std::vector<PageRun> &runs, u64 start, u64 len, PageSource s
 }
 
 Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry> &maps) {
+  CKPT_TRY(check_memory_supported(pid, maps));
   std::vector<VmaPlan> plan;
   int pagemap = open(("/proc/" + std::to_string(pid) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
   if (pagemap < 0) return make_error("cannot open /proc/%d/pagemap: %s", pid, strerror(errno));
@@ -83,6 +89,7 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
     v.map = m;
     v.kind = kind_of(m);
     v.path = m.path;
+    v.page_size = m.kernel_page_kb * 1024;
     const std::string deleted = " (deleted)";
     if (v.path.size() > deleted.size() && v.path.compare(v.path.size() - deleted.size(), deleted.size(), deleted) == 0) {
       v.path.resize(v.path.size() - deleted.size());
@@ -92,13 +99,15 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
     if (m.has_flag("gd")) v.flags |= kVmaGrowsDown;
     if (m.has_flag("dd")) v.flags |= kVmaDontDump;
     if (m.has_flag("lo")) v.flags |= kVmaLocked;
+    if (m.has_flag("lf")) v.flags |= kVmaLockOnFault;  // mlock2(MLOCK_ONFAULT)
     if (m.has_flag("hg")) v.flags |= kVmaHugePage;
     if (m.has_flag("nh")) v.flags |= kVmaNoHugePage;
     if (m.has_flag("dc")) v.flags |= kVmaDontFork;
     if (m.has_flag("wf")) v.flags |= kVmaWipeOnFork;
 
-    if (v.kind == VmaKind::File && !(v.flags & kVmaDeletedFile)) {
-      // map_files names the very file mapped, even if the path was replaced.
+    if (v.kind == VmaKind::File) {
+      // map_files names the very file mapped, even if the path was replaced
+      // or unlinked (restore recreates a deleted executable at its size).
       char link[96];
       std::snprintf(link, sizeof link, "/proc/%d/map_files/%llx-%llx", pid, (unsigned long long)m.start,
                     (unsigned long long)m.end);
@@ -107,7 +116,7 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
         v.file_size = st.st_size;
         v.file_mtime_ns = i64(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
       }
-      if (m.offset == 0) {
+      if (m.offset == 0 && !(v.flags & kVmaDeletedFile)) {
         auto cached = build_ids.find(m.ino);
         if (cached == build_ids.end()) cached = build_ids.emplace(m.ino, img::read_build_id(link)).first;
         v.build_id = cached->second;
@@ -122,6 +131,9 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
         add_run(v.runs, m.start, len, PageSource::Absent);
         plan.push_back(std::move(v));
         continue;
+      case VmaKind::Hugetlb:
+        if (!m.shared) break;  // private: pagemap says which pages exist
+        [[fallthrough]];
       case VmaKind::Vdso:
       case VmaKind::SharedAnon:
       case VmaKind::SysvShm:
@@ -147,7 +159,8 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
     // find each module's build-id there, and gdb matches the executable.
     bool elf_head = file && m.offset == 0 && (m.prot & PROT_READ) && !v.build_id.empty();
     // Fast path: smaps says no anonymous page exists here.
-    if (m.anonymous_kb == 0 && !m.has_flag("io") && m.swap_kb == 0 && !elf_head) {
+    // (smaps counts hugetlb pages apart, never as Anonymous.)
+    if (m.anonymous_kb == 0 && !m.has_flag("io") && m.swap_kb == 0 && !elf_head && v.kind != VmaKind::Hugetlb) {
       add_run(v.runs, m.start, len, file ? PageSource::File : PageSource::Zero);
       plan.push_back(std::move(v));
       continue;

@@ -29,6 +29,7 @@ struct VmaPlan {
   img::u64 file_size = 0;          ///< of the mapped file, for File kinds
   img::i64 file_mtime_ns = 0;
   std::vector<img::u8> build_id;   ///< of an ELF file mapped from offset 0
+  img::u64 page_size = 0;          ///< the kernel's page size for it (hugetlb: huge)
   std::vector<PageRun> runs;       ///< ascending, tiling the VMA
 };
 

@@ -84,11 +84,16 @@ Status read_batch(pid_t pid, int mem, const Batch &b, u8 *buffer) {
       size_t have = static_cast<size_t>(got) > pos ? got - pos : 0;
       for (size_t k = have; k < p.len;) {
         ssize_t n = pread(mem, buffer + pos + k, p.len - k, p.addr + k);
+        if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-          // Unreadable even by force (a VM_IO page): zeros, as the
-          // kernel's own core dump writes.
-          n = static_cast<ssize_t>(std::min<u64>(kPage - (p.addr + k) % kPage, p.len - k));
-          std::memset(buffer + pos + k, 0, n);
+          // Unreadable even by force: a file page past the end of a
+          // deleted file (SIGBUS in the process), a page the kernel hides.
+          // The kernel's core dump writes zeros here; a restorable image
+          // must not, or the process would come back with zeros it never
+          // had.
+          if (n < 0 && errno == ESRCH) return make_error("process %d exited during the dump", pid);
+          return make_error("pid %d: cannot read the page at 0x%llx: %s", pid,
+                            (unsigned long long)((p.addr + k) & ~(kPage - 1)), n < 0 ? strerror(errno) : "end of memory");
         }
         k += n;
       }

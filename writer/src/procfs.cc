@@ -283,11 +283,12 @@ Expected<std::vector<MapEntry>> read_maps_once(const std::string &path) {
     if (maps.empty())
       return make_error("%s line %zu: \"%.*s\" before any mapping", path.c_str(), lineno,
                         int(key.size()), key.data());
-    if (key == "Anonymous" || key == "Swap" || key == "Rss") {
+    if (key == "Anonymous" || key == "Swap" || key == "Rss" || key == "KernelPageSize") {
       // "Anonymous:        12 kB"
       u64 &field = key == "Anonymous" ? maps.back().anonymous_kb
                    : key == "Swap"    ? maps.back().swap_kb
-                                      : maps.back().rss_kb;
+                   : key == "Rss"     ? maps.back().rss_kb
+                                      : maps.back().kernel_page_kb;
       auto toks = split_ws(value);
       if (toks.empty() || !parse_u64(toks[0], 10, field))
         return make_error("%s line %zu: bad %.*s value", path.c_str(), lineno, int(key.size()), key.data());

@@ -30,6 +30,7 @@ struct MapEntry {
   u64 anonymous_kb = 0;      ///< smaps "Anonymous:"
   u64 swap_kb = 0;           ///< smaps "Swap:"
   u64 rss_kb = 0;            ///< smaps "Rss:"
+  u64 kernel_page_kb = 0;    ///< smaps "KernelPageSize:" (2048 for 2 MiB hugetlb pages)
   bool has_flag(const char *code) const;
 };
 

@@ -150,8 +150,11 @@ struct VmaRecord {
   BlobRef build_id;         ///< GNU build-id of an ELF object, raw bytes
   u32 first_range;          ///< index into PageRanges
   u32 range_count;
+  u64 page_size;            ///< smaps KernelPageSize in bytes (a hugetlb
+                            ///< mapping's huge page size); 0 from writers
+                            ///< before format minor 1: the base page size
 };
-static_assert(sizeof(VmaRecord) == 104);
+static_assert(sizeof(VmaRecord) == 112);
 
 enum VmaFlags : u32 {
   kVmaShared = 1u << 0,       ///< MAP_SHARED (otherwise private)
@@ -163,6 +166,7 @@ enum VmaFlags : u32 {
   kVmaDeletedFile = 1u << 6,  ///< the mapped file was unlinked
   kVmaDontFork = 1u << 7,
   kVmaWipeOnFork = 1u << 8,
+  kVmaLockOnFault = 1u << 9,  ///< with kVmaLocked: mlock2(MLOCK_ONFAULT)
 };
 
 enum class VmaKind : u32 {
@@ -176,6 +180,7 @@ enum class VmaKind : u32 {
   Vsyscall = 7,
   SharedAnon = 8,   ///< MAP_SHARED|MAP_ANONYMOUS (shmem)
   SysvShm = 9,
+  Hugetlb = 10,     ///< MAP_HUGETLB anonymous memory, private or shared
 };
 
 /// CkptNote::PageRanges: a VMA's bytes, split by where they come from.

@@ -1,0 +1,425 @@
+#include "lazy_pages.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+namespace ckpt::reader {
+
+using namespace img;
+
+static constexpr u64 kPage = 4096;
+// Background copies go in steps of this many bytes, so that a fault waits
+// for at most one step.
+static constexpr u64 kStep = 1u << 20;
+
+bool served_lazily(const CkptView &v, const VmaRecord &m) {
+  auto kind = static_cast<VmaKind>(m.kind);
+  // PROT_NONE memory cannot be touched, so nothing would fault its pages
+  // in before the background copy: read it like the rest.
+  if ((m.flags & kVmaShared) || m.prot == 0) return false;
+  if (kind != VmaKind::Anon && kind != VmaKind::Heap && kind != VmaKind::Stack) return false;
+  for (u32 k = 0; k < m.range_count; k++)
+    if (static_cast<PageSource>(v.ranges.records[m.first_range + k].source) == PageSource::Image) return true;
+  return false;
+}
+
+Expected<int> make_lazy_uffd(int sock) {
+  int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+  if (uffd < 0) {
+    close(sock);
+    return make_error("userfaultfd: %s", strerror(errno));
+  }
+  // Non-cooperative events: the helper must see the process fork (the
+  // child's missing pages would read as zeros otherwise: dup_userfaultfd
+  // drops the registration), move memory and drop or unmap pages.
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |
+                 UFFD_FEATURE_EVENT_UNMAP;
+  if (ioctl(uffd, UFFDIO_API, &api) < 0) {
+    int e = errno;
+    close(uffd);
+    close(sock);
+    return make_error("userfaultfd API handshake: %s", strerror(e));
+  }
+  char byte = 0;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &uffd, sizeof(int));
+  ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  int e = errno;
+  close(sock);
+  if (n != 1) {
+    close(uffd);
+    return make_error("cannot pass the userfaultfd to imgtool: %s", strerror(e));
+  }
+  return uffd;
+}
+
+namespace {
+
+// Stored bytes still to be put into one mm, by address.
+struct Stored {
+  u64 start, len;
+  const u8 *bytes;
+};
+
+enum class Step { Done, Retry, Gone };
+
+// One mm being served: the restored process, or a child it forked while
+// pages were still missing.
+class Target {
+ public:
+  Target(int uffd, std::vector<Stored> stored, std::vector<std::pair<u64, u64>> vmas, bool copy_in_background)
+      : uffd_(uffd), stored_(std::move(stored)), vmas_(std::move(vmas)), copy_in_background_(copy_in_background) {}
+  Target(Target &&o) noexcept
+      : uffd_(std::exchange(o.uffd_, -1)), stored_(std::move(o.stored_)), vmas_(std::move(o.vmas_)),
+        copy_in_background_(o.copy_in_background_) {}
+  Target &operator=(Target &&o) noexcept {
+    std::swap(uffd_, o.uffd_);
+    stored_ = std::move(o.stored_);
+    vmas_ = std::move(o.vmas_);
+    copy_in_background_ = o.copy_in_background_;
+    return *this;
+  }
+  ~Target() {
+    if (uffd_ >= 0) close(uffd_);
+  }
+
+  int fd() const { return uffd_; }
+  bool finished() const { return stored_.empty(); }
+  bool copies_in_background() const { return copy_in_background_; }
+  bool has_background_work() const { return copy_in_background_ && !stored_.empty(); }
+  Target fork_child(int child_uffd) const { return Target(child_uffd, stored_, vmas_, copy_in_background_); }
+
+  Step fault(u64 page) {
+    const Stored *s = find(page);
+    int r;
+    if (s) {
+      uffdio_copy c{};
+      c.dst = page;
+      c.src = reinterpret_cast<u64>(s->bytes + (page - s->start));
+      c.len = kPage;
+      r = ioctl(uffd_, UFFDIO_COPY, &c);
+    } else {
+      uffdio_zeropage z{};
+      z.range = {page, kPage};
+      r = ioctl(uffd_, UFFDIO_ZEROPAGE, &z);
+    }
+    if (r == 0) return Step::Done;
+    if (errno == EAGAIN) return Step::Retry;  // an event is pending: read it first
+    if (errno == EEXIST) {
+      // Already in (a background copy won): wake whoever waits for it.
+      uffdio_range range{page, kPage};
+      ioctl(uffd_, UFFDIO_WAKE, &range);
+      return Step::Done;
+    }
+    return Step::Gone;
+  }
+
+  // Copies the next step of stored bytes in.
+  Step background() {
+    Stored &s = stored_.front();
+    u64 len = std::min(kStep, s.len);
+    uffdio_copy c{};
+    c.dst = s.start;
+    c.src = reinterpret_cast<u64>(s.bytes);
+    c.len = len;
+    u64 advance = len;
+    if (ioctl(uffd_, UFFDIO_COPY, &c) != 0) {
+      if (errno == EAGAIN) return Step::Retry;
+      if (errno != EEXIST) return Step::Gone;
+      // c.copy: bytes copied before the page that is there already.
+      advance = std::min(len, (c.copy > 0 ? u64(c.copy) : 0) + kPage);
+    }
+    s.start += advance;
+    s.bytes += advance;
+    s.len -= advance;
+    if (s.len == 0) stored_.erase(stored_.begin());
+    return Step::Done;
+  }
+
+  // The pages in [start, end) are gone (munmap) or dropped (MADV_DONTNEED:
+  // they read as zeros now): their stored bytes must never come back.
+  void forget(u64 start, u64 end) {
+    std::vector<Stored> kept;
+    for (const Stored &s : stored_) {
+      u64 s_end = s.start + s.len;
+      if (s_end <= start || s.start >= end) {
+        kept.push_back(s);
+        continue;
+      }
+      if (s.start < start) kept.push_back({s.start, start - s.start, s.bytes});
+      if (s_end > end) kept.push_back({end, s_end - end, s.bytes + (end - s.start)});
+    }
+    stored_ = std::move(kept);
+  }
+
+  // mremap moved [from, from+len) to `to`.
+  void moved(u64 from, u64 to, u64 len) {
+    std::vector<Stored> inside;
+    for (const Stored &s : stored_) {
+      u64 lo = std::max(s.start, from), hi = std::min(s.start + s.len, from + len);
+      if (lo < hi) inside.push_back({lo - from + to, hi - lo, s.bytes + (lo - s.start)});
+    }
+    forget(from, from + len);
+    forget(to, to + len);
+    stored_.insert(stored_.end(), inside.begin(), inside.end());
+    std::sort(stored_.begin(), stored_.end(), [](const Stored &a, const Stored &b) { return a.start < b.start; });
+    for (auto &[s, e] : vmas_)
+      if (s >= from && e <= from + len) {
+        s = s - from + to;
+        e = e - from + to;
+      }
+  }
+
+  // Every stored page is in; what is still missing was zero, which the
+  // kernel's own anonymous faults give: hand the VMAs back (they merge
+  // again as if never registered).
+  void release() {
+    for (auto [start, end] : vmas_) {
+      uffdio_range range{start, end - start};
+      ioctl(uffd_, UFFDIO_UNREGISTER, &range);
+    }
+  }
+
+ private:
+  const Stored *find(u64 page) const {
+    auto it = std::upper_bound(stored_.begin(), stored_.end(), page,
+                               [](u64 a, const Stored &s) { return a < s.start; });
+    if (it == stored_.begin()) return nullptr;
+    --it;
+    return page < it->start + it->len ? &*it : nullptr;
+  }
+
+  int uffd_;
+  std::vector<Stored> stored_;  // ascending, disjoint, page-aligned
+  std::vector<std::pair<u64, u64>> vmas_;
+  bool copy_in_background_;
+};
+
+// Reads and handles every pending message of target t. False when its mm
+// is gone.
+bool drain_events(std::vector<Target> &targets, size_t t) {
+  for (;;) {
+    uffd_msg msg;
+    ssize_t n = read(targets[t].fd(), &msg, sizeof msg);
+    if (n < 0 && errno == EAGAIN) return true;
+    if (n < 0 && errno == EINTR) continue;
+    if (n != sizeof msg) return false;
+    switch (msg.event) {
+      case UFFD_EVENT_PAGEFAULT: {
+        u64 page = msg.arg.pagefault.address & ~(kPage - 1);
+        Step s;
+        while ((s = targets[t].fault(page)) == Step::Retry) {
+          // A non-cooperative event is queued behind this fault: take it
+          // first (the kernel refuses copies until it is read).
+          if (!drain_events(targets, t)) return false;
+        }
+        if (s == Step::Gone) return false;
+        break;
+      }
+      case UFFD_EVENT_FORK:
+        targets.push_back(targets[t].fork_child(static_cast<int>(msg.arg.fork.ufd)));
+        break;
+      case UFFD_EVENT_REMAP:
+        targets[t].moved(msg.arg.remap.from, msg.arg.remap.to, msg.arg.remap.len);
+        break;
+      case UFFD_EVENT_REMOVE:
+      case UFFD_EVENT_UNMAP:
+        targets[t].forget(msg.arg.remove.start, msg.arg.remove.end);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// The helper's loop: serve faults first, copy in the background when idle.
+// The background copy waits for a byte on `go`: until the restorer has
+// registered every VMA a copy there would fail (ENOENT). EOF on `go`
+// without it means the restore failed.
+void serve(std::vector<Target> &targets, int go) {
+  bool started = false;
+  while (!targets.empty()) {
+    // A target with nothing left to copy (all copied, or all of it
+    // unmapped since) is done: hand its VMAs back and let it go.
+    for (size_t i = targets.size(); started && i-- > 0;)
+      if (targets[i].copies_in_background() && targets[i].finished()) {
+        targets[i].release();
+        targets.erase(targets.begin() + static_cast<long>(i));
+      }
+    if (targets.empty()) break;
+    std::vector<pollfd> fds;
+    bool background = false;
+    for (const Target &t : targets) {
+      fds.push_back({t.fd(), POLLIN, 0});
+      background = background || t.has_background_work();
+    }
+    background = background && started;
+    if (!started) fds.push_back({go, POLLIN, 0});
+    int r = poll(fds.data(), fds.size(), background ? 0 : -1);
+    if (r < 0 && errno != EINTR) return;
+    if (!started && r > 0 && fds.back().revents) {
+      char byte;
+      if (read(go, &byte, 1) != 1) return;
+      started = true;
+      close(go);
+      fds.pop_back();
+      r--;
+    } else if (!started) {
+      fds.pop_back();
+    }
+    std::vector<bool> gone(targets.size(), false);
+    for (size_t i = 0; r > 0 && i < fds.size(); i++)
+      if (fds[i].revents & (POLLERR | POLLHUP))
+        gone[i] = true;
+      else if ((fds[i].revents & POLLIN) && !drain_events(targets, i))
+        gone[i] = true;
+    if (r == 0)
+      for (size_t i = 0; i < fds.size(); i++)
+        if (targets[i].has_background_work()) {
+          Step s = targets[i].background();
+          if (s == Step::Gone) gone[i] = true;
+          if (s == Step::Retry && !drain_events(targets, i)) gone[i] = true;
+          break;  // one step, then look for faults again
+        }
+    for (size_t i = gone.size(); i-- > 0;)
+      if (gone[i]) targets.erase(targets.begin() + static_cast<long>(i));
+  }
+}
+
+}  // namespace
+
+Expected<int> LazyHelper::open_channel() {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return make_error("socketpair: %s", strerror(errno));
+  sock_ = sv[0];
+  return sv[1];
+}
+
+void LazyHelper::close_parent_end() {
+  if (sock_ >= 0) close(sock_);
+  sock_ = -1;
+}
+
+Status LazyHelper::go() {
+  running_ = true;
+  if (go_ < 0) return {};
+  bool ok = write(go_, "g", 1) == 1;
+  int e = errno;
+  close(go_);
+  go_ = -1;
+  if (!ok) return make_error("cannot start the lazy-pages helper's copy: %s", strerror(e));
+  return {};
+}
+
+LazyHelper::~LazyHelper() {
+  if (sock_ >= 0) close(sock_);
+  if (go_ >= 0) close(go_);
+  if (pid_ <= 0) return;
+  // CKPT_LAZY_NO_BACKGROUND (tests) makes a helper that waits for faults
+  // until it is killed.
+  const char *hold = std::getenv("CKPT_LAZY_NO_BACKGROUND");
+  if (!running_ || (hold && *hold == '1')) kill(pid_, SIGKILL);
+  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+Status LazyHelper::start(const ImageReader &image, const CkptView &v) {
+  int sock = std::exchange(sock_, -1);
+  int go_pipe[2];
+  if (pipe2(go_pipe, O_CLOEXEC) < 0) {
+    close(sock);
+    return make_error("pipe: %s", strerror(errno));
+  }
+  go_ = go_pipe[1];
+  int go = go_pipe[0];
+  char byte;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  }
+  close(sock);
+  cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&msg) : nullptr;
+  // No fd: the child failed before it made one; its status says why.
+  if (!c || c->cmsg_type != SCM_RIGHTS) {
+    close(go);
+    return {};
+  }
+  int uffd;
+  std::memcpy(&uffd, CMSG_DATA(c), sizeof uffd);
+
+  std::vector<Stored> stored;
+  std::vector<std::pair<u64, u64>> vmas;
+  for (const VmaRecord &m : v.vmas.records) {
+    if (!served_lazily(v, m)) continue;
+    vmas.push_back({m.start, m.end});
+    for (u32 k = 0; k < m.range_count; k++) {
+      const PageRangeRecord &r = v.ranges.records[m.first_range + k];
+      if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
+      const Elf64_Phdr &seg = image.phdrs()[r.segment];
+      stored.push_back({r.start, r.length, image.bytes().data() + seg.p_offset + (r.start - seg.p_vaddr)});
+    }
+  }
+  std::sort(stored.begin(), stored.end(), [](const Stored &a, const Stored &b) { return a.start < b.start; });
+  pid_t helper = fork();
+  if (helper < 0) {
+    int e = errno;
+    close(uffd);
+    close(go);
+    return make_error("cannot start the lazy-pages helper: %s", strerror(e));
+  }
+  if (helper == 0) {
+    close(go_);  // or the helper would never see imgtool's end close
+    // It outlives imgtool with --detach: keep nothing of imgtool's output
+    // open (a reader of imgtool's stdout would wait for it).
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd = 0; fd < 3 && null >= 0; fd++) dup2(null, fd);
+    // Nor the terminal's signals: a Ctrl-C meant for the restored process
+    // must not kill the helper (closing the userfaultfd would leave every
+    // page not yet in reading as zeros).
+    setpgid(0, 0);
+    // Tests hold the background copy back to check that faults alone
+    // bring every page in (CKPT_LAZY_NO_BACKGROUND=1).
+    const char *hold = std::getenv("CKPT_LAZY_NO_BACKGROUND");
+    std::vector<Target> targets;
+    targets.emplace_back(uffd, std::move(stored), std::move(vmas), !(hold && *hold == '1'));
+    serve(targets, go);
+    _exit(0);
+  }
+  close(uffd);
+  close(go);
+  pid_ = helper;
+  return {};
+}
+
+}  // namespace ckpt::reader

@@ -1,0 +1,44 @@
+#include "unsupported_memory.h"
+
+#include <cstdio>
+
+namespace ckpt::writer {
+
+std::string unsupported_memory(const MapEntry &m) {
+  // The kernel's own special mappings carry VM_IO|VM_PFNMAP too ([vvar]
+  // shows "pf io"); restore maps them anew, so they are not refused.
+  const std::string &p = m.path;
+  if (p == "[vvar]" || p == "[vvar_vclock]" || p == "[vsyscall]" || p == "[vdso]") return "";
+  // VM_IO / VM_PFNMAP: device memory (a framebuffer, a PCI BAR, /dev/mem)
+  // inserted by pfn. Reading it may have side effects or fail, and restore
+  // could only map the device afresh, not bring back what it held.
+  if (m.has_flag("io") || m.has_flag("pf"))
+    return "device memory (VM_IO/VM_PFNMAP) cannot be saved or recreated";
+  // memfd_secret(2): the kernel removes these pages from its direct map
+  // and refuses every foreign read (process_vm_readv and /proc/PID/mem).
+  if (p == "/secretmem (deleted)") return "secret memory (memfd_secret) cannot be read from outside the process";
+  // MAP_HUGETLB anonymous memory is restored as such; a file on a
+  // hugetlbfs mount the process opened itself is not (its pages would have
+  // to be kept in a file that may be gone or changed by then).
+  if (m.has_flag("ht") && p != "/anon_hugepage (deleted)")
+    return "mappings of hugetlbfs files are not supported (only MAP_HUGETLB anonymous memory)";
+  return "";
+}
+
+img::Status check_memory_supported(pid_t pid, const std::vector<MapEntry> &maps) {
+  std::string offenders;
+  for (const MapEntry &m : maps) {
+    std::string why = unsupported_memory(m);
+    if (why.empty()) continue;
+    char range[160];
+    std::snprintf(range, sizeof range, "%s%llx-%llx", offenders.empty() ? "" : "; ",
+                  (unsigned long long)m.start, (unsigned long long)m.end);
+    offenders += range;
+    if (!m.path.empty()) offenders += " " + m.path;
+    offenders += ": " + why;
+  }
+  if (offenders.empty()) return {};
+  return img::make_error("pid %d: cannot checkpoint mapping %s", pid, offenders.c_str());
+}
+
+}  // namespace ckpt::writer
