@@ -16,28 +16,17 @@ static const char kHelp[] =
     "\n"
     "  --detach       return once the process runs\n"
     "  --pidfile F    write the restored process's pid to F\n"
-    "  --lazy         map memory straight from FILE instead of reading it:
-"
-    "                 pages come from FILE as the process touches them, the
-"
-    "                 rest in the background (faster for large images; FILE
-"
-    "                 must stay in place until a helper process has finished)
-"
-    "  --reopen-changed-files
-"
-    "                 open files that were replaced or truncated since the
-"
-    "                 dump (rotated logs) as they are now, instead of refusing;
-"
-    "                 a position past the new end moves to the end
-"
-    "
-"
-    "Files the image stores (dump --store-tmpfs-files) that are gone are
-"
-    "recreated with their bytes, mode, owner and mtime.
-";
+    "  --lazy         map memory straight from FILE instead of reading it:\n"
+    "                 pages come from FILE as the process touches them, the\n"
+    "                 rest in the background (faster for large images; FILE\n"
+    "                 must stay in place until a helper process has finished)\n"
+    "  --reopen-changed-files\n"
+    "                 open files that were replaced or truncated since the\n"
+    "                 dump (rotated logs) as they are now, instead of refusing;\n"
+    "                 a position past the new end moves to the end\n"
+    "\n"
+    "Files the image stores (dump --store-tmpfs-files) that are gone are\n"
+    "recreated with their bytes, mode, owner and mtime.\n";
 
 int cmd_restore(int argc, char **argv) {
   auto args = parse_args("restore", argc, argv, 2,
