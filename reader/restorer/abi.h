@@ -133,6 +133,8 @@ struct rs_args {
   uint32_t dumpable;       /* PR_SET_DUMPABLE after the ids change */
   int32_t uffd;            /* lazy: the userfaultfd imgtool's helper serves, or -1 */
   uint64_t cap_permitted_now; /* imgtool's permitted set, which every thread starts with */
+  uint32_t memory_ready;   /* futex word: the image's memory is in place */
+  uint32_t pad2;
 };
 
 /* What follows the RS_OK byte on status_fd: where imgtool finds the

@@ -327,6 +327,11 @@ static void __attribute__((noreturn)) enter_thread(const struct rs_thread *t) {
 /* A thread other than the leader: set up, check in, and wait until the
  * leader has reported success for the whole process. */
 static void __attribute__((noreturn)) become_thread(const struct rs_args *a, const struct rs_thread *t) {
+  /* Created before the old memory goes (so that a tid taken since the
+   * preflight fails the restore while nothing is lost yet); its setup
+   * registers addresses in the image's memory, so it waits for that. */
+  while (!__atomic_load_n(&a->memory_ready, __ATOMIC_SEQ_CST))
+    sys4(NR_futex, &a->memory_ready, 0 /* FUTEX_WAIT */, 0, 0);
   setup_thread(a, t);
   __atomic_fetch_add((uint32_t *)&a->threads_started, 1, __ATOMIC_SEQ_CST);
   sys3(NR_futex, &a->threads_started, FUTEX_WAKE, 1);
@@ -385,17 +390,23 @@ static long spawn_thread(const struct rs_args *a, const struct rs_thread *t) {
 void rs_main(struct rs_args *a) __attribute__((used, noreturn));
 void rs_main(struct rs_args *a) {
   if (a->magic != CKPT_RS_MAGIC) fail(a, RS_BAD_ARGS, -22);
-  unmap_all_but(a);
-  move_special_mappings(a);
-  map_memory(a);
-  long r = sys5(NR_prctl, PR_SET_MM, PR_SET_MM_MAP, &a->mm, sizeof a->mm, 0);
-  if (r < 0) fail(a, RS_MM, r);
-  for (unsigned i = 0; i < a->nclose; i++) sys1(NR_close, a->close_fds[i]);
-  sys1(NR_close, a->image_fd);
+  /* The threads first, with their tids: the last claim that can fail on
+   * the machine's state (a tid taken since the preflight) fails while the
+   * restore can still be given up cleanly. They wait for memory_ready. */
+  long r;
   for (unsigned i = 1; i < a->nthread; i++) {
     r = spawn_thread(a, &a->thread[i]);
     if (r < 0) fail(a, RS_CLONE, r);
   }
+  unmap_all_but(a);
+  move_special_mappings(a);
+  map_memory(a);
+  r = sys5(NR_prctl, PR_SET_MM, PR_SET_MM_MAP, &a->mm, sizeof a->mm, 0);
+  if (r < 0) fail(a, RS_MM, r);
+  for (unsigned i = 0; i < a->nclose; i++) sys1(NR_close, a->close_fds[i]);
+  sys1(NR_close, a->image_fd);
+  __atomic_store_n(&a->memory_ready, 1, __ATOMIC_SEQ_CST);
+  sys3(NR_futex, &a->memory_ready, FUTEX_WAKE, 0x7fffffff);
   /* The leader's own setup, its credentials included, before it checks
    * on the others: everything that can fail happens before the verdict. */
   setup_thread(a, &a->thread[0]);
