@@ -226,4 +226,10 @@ Expected<CkptView> decode_ckpt(const ImageReader &image) {
   return v;
 }
 
+StoredRange stored_range(const ImageReader &image, const PageRangeRecord &range) {
+  const Elf64_Phdr &seg = image.phdrs()[range.segment];
+  u64 offset = seg.p_offset + (range.start - seg.p_vaddr);
+  return {offset, image.bytes().subspan(offset, range.length)};
+}
+
 }  // namespace ckpt::img

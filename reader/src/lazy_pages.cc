@@ -386,8 +386,7 @@ Status LazyHelper::start(const ImageReader &image, const CkptView &v) {
     for (u32 k = 0; k < m.range_count; k++) {
       const PageRangeRecord &r = v.ranges.records[m.first_range + k];
       if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
-      const Elf64_Phdr &seg = image.phdrs()[r.segment];
-      stored.push_back({r.start, r.length, image.bytes().data() + seg.p_offset + (r.start - seg.p_vaddr)});
+      stored.push_back({r.start, r.length, stored_range(image, r).bytes.data()});
     }
   }
   std::sort(stored.begin(), stored.end(), [](const Stored &a, const Stored &b) { return a.start < b.start; });

@@ -39,8 +39,7 @@ static Status write_stored_pages(const CkptView &v, const ImageReader &image, co
     for (u32 k = 0; k < o->range_count; k++) {
       const PageRangeRecord &r = v.ranges.records[o->first_range + k];
       if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
-      const Elf64_Phdr &seg = image.phdrs()[r.segment];
-      const u8 *bytes = image.bytes().data() + seg.p_offset + (r.start - seg.p_vaddr);
+      const u8 *bytes = stored_range(image, r).bytes.data();
       for (u64 off = 0; off < r.length; off += kPage) {
         u64 n = std::min(kPage, r.length - off);
         if (n == kPage && page_is_zero(bytes + off)) continue;
@@ -77,8 +76,7 @@ static Expected<int> new_shared_anon_object(const CkptView &v, const ImageReader
     for (u32 k = 0; k < o->range_count; k++) {
       const PageRangeRecord &r = v.ranges.records[o->first_range + k];
       if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
-      const Elf64_Phdr &seg = image.phdrs()[r.segment];
-      const u8 *bytes = image.bytes().data() + seg.p_offset + (r.start - seg.p_vaddr);
+      const u8 *bytes = stored_range(image, r).bytes.data();
       u8 *to = base + o->pgoff + (r.start - o->start);
       // Zero pages are left alone: untouched, they cost no memory.
       for (u64 off = 0; off < r.length; off += kPage) {

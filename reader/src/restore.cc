@@ -246,7 +246,6 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
   a->stopped = (task.flags & kTaskStopped) != 0;
 
   // Memory.
-  const auto &ph = image.phdrs();
   a->vma = arena.alloc<rs_vma>(v.vmas.records.size());
   a->fill = arena.alloc<rs_fill>(v.ranges.records.size());
   for (size_t i = 0; i < v.vmas.records.size(); i++) {
@@ -270,8 +269,7 @@ static Status become_image(const std::string &path, ImageReader &image, const Ck
     for (u32 k = 0; k < m.range_count && !objects.prefilled[i] && !out.uffd; k++) {
       const PageRangeRecord &r = v.ranges.records[m.first_range + k];
       if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
-      const Elf64_Phdr &seg = ph[r.segment];
-      a->fill[a->nfill++] = {r.start, r.length, seg.p_offset + (r.start - seg.p_vaddr)};
+      a->fill[a->nfill++] = {r.start, r.length, stored_range(image, r).file_offset};
     }
     out.nfill = a->nfill - out.first_fill;
   }

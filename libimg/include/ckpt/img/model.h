@@ -57,4 +57,14 @@ struct CkptView {
 /// with any inconsistent record (e.g. a page range outside its segment).
 Expected<CkptView> decode_ckpt(const ImageReader &image);
 
+/// Where the bytes of a page range with source Image lie: their offset in
+/// the file and a view of them. `range` must come from decode_ckpt() of this
+/// image (it checked that the range lies in its PT_LOAD's stored bytes).
+/// The one place that turns a page range into a file offset.
+struct StoredRange {
+  u64 file_offset = 0;
+  std::span<const u8> bytes;
+};
+StoredRange stored_range(const ImageReader &image, const PageRangeRecord &range);
+
 }  // namespace ckpt::img
