@@ -30,17 +30,6 @@ const std::vector<KnownStateDifference> &known_state_differences() {
       // execve, which recomputes it; the personality itself is restored).
       {"8 (found by the state comparison): PF_RANDOMIZE under ADDR_NO_RANDOMIZE",
        R"((task\.\d+\.)?stat\.flags: 0 -> 4194304)"},
-      // --lazy maps the image file over every private mapping with stored
-      // pages, one mapping per stored range: the executable's and
-      // libraries' written pages no longer name their file, and VMAs split
-      // (the capture already shows image-backed memory as anonymous).
-      {"8: --lazy splits VMAs (restore fidelity, stretch item)", R"(maps\..*)", true},
-      {"8: --lazy splits VMAs: the stack's bottom loses GROWSDOWN", R"(status\.VmStk: \d+ kB -> \d+ kB)", true},
-      {"8: --lazy splits VMAs: image-backed pages count as data", R"(status\.VmData: \d+ kB -> \d+ kB)", true},
-      // Found by this comparison; no issue item yet: after a --lazy
-      // restore /proc/PID/cmdline and environ read as empty.
-      {"8 (found by the state comparison): --lazy: /proc/PID/cmdline and environ are empty",
-       R"((cmdline|environ): .+ -> )", true},
   };
   return list;
 }
