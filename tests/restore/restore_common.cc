@@ -178,7 +178,14 @@ void RestoreTest::restore_compare_expect(int code, const std::vector<std::string
   // it is idle, as it was when before_state_ was captured.
   test::CaptureOptions options;
   // --lazy maps the image file where the process had anonymous memory.
-  if (std::find(extra.begin(), extra.end(), "--lazy") != extra.end()) options.anonymous_backing = image_path();
+  if (std::find(extra.begin(), extra.end(), "--lazy") != extra.end()) {
+    options.anonymous_backing = image_path();
+    // The lazy helper copies the rest of memory in the background, then
+    // unregisters it: until then the served VMAs carry userfaultfd's "um"
+    // VmFlag. Compare the state the restore ends in.
+    bool served = wait_until([&] { return read_file("/proc/" + std::to_string(pid_) + "/smaps").find(" um") == std::string::npos; }, 60);
+    EXPECT_TRUE(served) << "the lazy restore still serves pages after 60 s";
+  }
   test::ProcessState after = test::capture_idle_state(pid_, options);
   EXPECT_EQ(after.error, "") << "the restored program; its stderr:\n" << log();
   if (after.error.empty()) {
