@@ -137,21 +137,32 @@ static Expected<int> open_fd(const CkptView &v, const FdRecord &r, PipeTable &pi
           if (name.size() > 10 && name.compare(name.size() - 10, 10, " (deleted)") == 0) name.resize(name.size() - 10);
           fd = static_cast<int>(syscall(SYS_memfd_create, name.c_str(), MFD_CLOEXEC));
         } else {
-          std::string dir = path.substr(0, path.rfind('/') + 1);
-          if (dir.empty()) dir = "/tmp/";
-          fd = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, r.mode & 07777);
-          if (fd < 0) fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, r.mode & 07777);
+          // Under its old name when that is free, then unlinked: /proc
+          // shows "NAME (deleted)" again. An O_TMPFILE file (the fallback,
+          // when the name is taken) shows as "#INODE (deleted)".
+          fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+          if (fd >= 0) {
+            unlink(path.c_str());
+          } else {
+            std::string dir = path.substr(0, path.rfind('/') + 1);
+            if (dir.empty()) dir = "/tmp/";
+            fd = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+            if (fd < 0) fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+          }
+          // The mode as it was, not as imgtool's umask left it.
+          if (fd >= 0) (void)fchmod(fd, r.mode & 07777);
         }
         if (fd < 0) return make_error("fd %d: cannot recreate unlinked %s: %s", r.fd, path.c_str(), strerror(errno));
         CKPT_TRY(write_all(fd, *content, path.c_str()));
-        if (acc != O_RDWR) {
-          // Reopen with the original access mode through /proc.
+        {
+          // Reopen through /proc with the original access mode and status
+          // flags (O_APPEND, O_NONBLOCK...), none of the creation's
+          // (O_TMPFILE would show in F_GETFL).
           std::string self = "/proc/self/fd/" + std::to_string(fd);
           int again = open(self.c_str(), flags | O_CLOEXEC);
-          if (again >= 0) {
-            close(fd);
-            fd = again;
-          }
+          if (again < 0) return make_error("fd %d: cannot reopen the recreated %s: %s", r.fd, path.c_str(), strerror(errno));
+          close(fd);
+          fd = again;
         }
         lseek(fd, static_cast<off_t>(r.pos), SEEK_SET);
         return fd;

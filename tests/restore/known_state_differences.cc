@@ -15,15 +15,6 @@ const std::vector<KnownStateDifference> &known_state_differences() {
        R"(maps\.\S+: (.*) VmFlags: (.*) -> \1 VmFlags: \2 ac)"},
       {"8 (found by the state comparison): VM_ACCOUNT of private mappings differs",
        R"(maps\.\S+: (.*) VmFlags: (.*) ac -> \1 VmFlags: \2)"},
-      // Found by this comparison; no issue item yet. An unlinked file comes
-      // back as an O_TMPFILE file: /proc names it "#INODE (deleted)" and
-      // F_GETFL shows O_TMPFILE (020200000).
-      {"8 (found by the state comparison): an unlinked file comes back as O_TMPFILE",
-       R"(fd\.\d+\.flags: 0100(\d{3}) -> 020300\1)"},
-      {"8 (found by the state comparison): an unlinked file comes back as O_TMPFILE",
-       R"(fd\.\d+\.link: (.*)/[^/]+ \(deleted\) -> \1/#\d+ \(deleted\))"},
-      {"8 (found by the state comparison): an unlinked file comes back as O_TMPFILE",
-       R"(maps\.\S+: (.* #\d+ )(.*)/[^/]+ \(deleted\)( VmFlags: .*) -> \1\2/#\d+ \(deleted\)\3)"},
       // Found by this comparison; no issue item yet. execve sets
       // PF_RANDOMIZE unless the personality has ADDR_NO_RANDOMIZE; a
       // restored task keeps imgtool's flag (no effect until its next
