@@ -46,7 +46,7 @@ inline bool within(const void *p, size_t n, const void *base, size_t size) {
 // ---- Record types of fuzz_tables ------------------------------------------
 // The first input byte, modulo kRecordTypes, selects one of these.
 
-inline constexpr unsigned kRecordTypes = 15;
+inline constexpr unsigned kRecordTypes = 16;
 
 /// Calls f.template operator()<R>() for the record type selected by sel.
 template <typename F>
@@ -68,6 +68,7 @@ void with_record_type(uint8_t sel, F &&f) {
     case 12: f.template operator()<ParentRecord>(); break;
     case 13: f.template operator()<IntegrityRecord>(); break;
     case 14: f.template operator()<SeccompFilterRecord>(); break;
+    case 15: f.template operator()<StoredFileRecord>(); break;
   }
 }
 
@@ -90,6 +91,7 @@ inline int selector_of(img::CkptNote type) {
     case CkptNote::Parent: return 12;
     case CkptNote::Integrity: return 13;
     case CkptNote::SeccompFilters: return 14;
+    case CkptNote::StoredFiles: return 15;
   }
   return -1;
 }
@@ -124,6 +126,9 @@ void for_each_ref(const R &r, S &&on_str, B &&on_blob) {
     on_str(r.path_hint);
   } else if constexpr (std::is_same_v<R, SeccompFilterRecord>) {
     on_blob(r.program);
+  } else if constexpr (std::is_same_v<R, StoredFileRecord>) {
+    on_str(r.path);
+    on_blob(r.content);
   }
   // PageRange, SigAction, PendingSignal, Timer, Rlimit, Tree and Integrity
   // records hold no references into the data area.
