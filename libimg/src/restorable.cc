@@ -1,5 +1,7 @@
 #include <ckpt/img/restorable.h>
 
+#include "seccomp_check.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <sys/sysmacros.h>
@@ -97,6 +99,7 @@ std::vector<Unsupported> unsupported_state(const CkptView &v) {
       add(m.pid, buf);
     }
   }
+  for (Unsupported &u : unsupported_seccomp(v)) out.push_back(std::move(u));
   return out;
 }
 
@@ -149,6 +152,8 @@ Expected<NotesView> view_of_notes(const ImageNotes &notes) {
   CKPT_TRY(decode_into(nv, notes.timers, v.timers, "timers"));
   CKPT_TRY(decode_into(nv, notes.rlimits, v.rlimits, "rlimits"));
   CKPT_TRY(decode_into(nv, notes.tree, v.tree, "tree"));
+  CKPT_TRY(decode_into(nv, notes.seccomp_filters, v.seccomp_filters, "seccomp filters"));
+  CKPT_TRY(decode_into(nv, notes.stored_files, v.stored_files, "stored files"));
   if (!notes.parent.records.empty()) {
     Table<ParentRecord> p;
     CKPT_TRY(decode_into(nv, notes.parent, p, "parent"));

@@ -212,10 +212,6 @@ Restorability check_restorable(const std::string &path, bool check_memory, const
     return r;
   }
   std::string lacks = unsupported_message(unsupported_state(*view));
-  // Seccomp filters no restore can install again (privileges.h): checked
-  // here, in the reader, whose BPF reading they need; dump does not refuse
-  // them yet.
-  if (Status priv = unsupported_privileges(*view); lacks.empty() && !priv) lacks = priv.error().message();
   if (lacks.empty() && !(view->identity.flags & kIdentityRestorable))
     lacks = "the image was written without the state a restore needs";
   if (!lacks.empty()) {

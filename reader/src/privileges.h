@@ -39,13 +39,6 @@ img::Expected<OwnPrivileges> own_privileges();
 /// sets and leaves securebits as `own` has them.
 ThreadPrivileges thread_privileges(const img::CkptView &view, const img::ThreadRecord &t, const OwnPrivileges &own);
 
-/// What no restore can give back, whoever runs it (a pure function of the
-/// image, one line naming the thread): seccomp filters that need a listener
-/// (SECCOMP_RET_USER_NOTIF), that refuse the restorer's last rt_sigreturn,
-/// or that the kernel would not let the thread install again (neither
-/// no_new_privs nor CAP_SYS_ADMIN); inconsistent ambient capabilities.
-img::Status unsupported_privileges(const img::CkptView &view);
-
 /// What this restore, here and now, cannot give back exactly: capabilities
 /// it does not hold itself, a bounding set or securebits it may not change,
 /// confinement of its own (seccomp, no_new_privs) the restored process would

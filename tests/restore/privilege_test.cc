@@ -5,9 +5,12 @@
 // cannot be restored is refused before anything starts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <nlohmann/json.hpp>
 #include <pthread.h>
+
+#include <unistd.h>
 
 #include "restore_common.h"
 
@@ -15,6 +18,30 @@ namespace ckpt::restoretest {
 namespace {
 
 class RestorePrivilege : public RestoreTest {
+ protected:
+  // A process whose seccomp filters no restore could install again: dump
+  // --kill refuses it (one line naming the reason) and leaves it running;
+  // an image written anyway for gdb is refused by restore for the same
+  // reason.
+  void expect_refused_at_dump_and_restore(const std::string &why) {
+    RunResult d = dump(pid_, image_path(), {"--kill"});
+    EXPECT_TRUE(d.exited && d.exit_code != 0) << d.status();
+    EXPECT_EQ(std::count(d.err.begin(), d.err.end(), '\n'), 1) << d.err;
+    EXPECT_EQ(d.err.rfind("imgtool dump: ", 0), 0u) << d.err;
+    EXPECT_NE(d.err.find(why), std::string::npos) << d.err;
+    EXPECT_TRUE(pid_exists(pid_) && proc_state(pid_) != 'Z') << "dump --kill killed a process it refused";
+    EXPECT_NE(access(image_path().c_str(), F_OK), 0) << "a refused dump wrote " << image_path();
+    RunResult debug = dump(pid_, image_path(), {"--allow-unrestorable"});
+    ASSERT_TRUE(debug.exited && debug.exit_code == 0) << debug.err;
+    kill(pid_, SIGKILL);
+    int st = 0;
+    ASSERT_TRUE(program_->wait_exit(&st, 10));
+    ASSERT_NO_FATAL_FAILURE(go());
+    RunResult r = restore(image_path());
+    ASSERT_NO_FATAL_FAILURE(expect_one_line_failure(r, why));
+    EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " exists after a refused restore";
+  }
+
  protected:
   void SetUp() override {
     RestoreTest::SetUp();
@@ -106,22 +133,14 @@ TEST_F(RestorePrivilege, RefusedWhenTheRestoreLacksACapabilityTheImageHolds) {
 
 TEST_F(RestorePrivilege, RefusedForAUserNotificationFilter) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_PRIVILEGE_PATH, {"notif"}));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(go());
-  RunResult r = restore(image_path());
-  ASSERT_NO_FATAL_FAILURE(expect_one_line_failure(r, "SECCOMP_RET_USER_NOTIF"));
-  EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " exists after a refused restore";
+  ASSERT_NO_FATAL_FAILURE(expect_refused_at_dump_and_restore("SECCOMP_RET_USER_NOTIF"));
 }
 
 // The restorer's last call in each thread, rt_sigreturn, runs under the
 // thread's filters: a chain that refuses it cannot be restored.
 TEST_F(RestorePrivilege, RefusedForFiltersThatRefuseRtSigreturn) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_PRIVILEGE_PATH, {"no-sigreturn"}));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(go());
-  RunResult r = restore(image_path());
-  ASSERT_NO_FATAL_FAILURE(expect_one_line_failure(r, "refuse rt_sigreturn"));
-  EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " exists after a refused restore";
+  ASSERT_NO_FATAL_FAILURE(expect_refused_at_dump_and_restore("refuse rt_sigreturn"));
 }
 
 // The restorer fails after every thread exists (the leader cannot queue the
