@@ -8,6 +8,8 @@
 #include <sys/user.h>
 #include <sys/wait.h>
 
+#include "self_maps.h"
+
 namespace ckpt::reader {
 
 using namespace img;
@@ -88,6 +90,39 @@ Status unmap_region(const Handover &h, pid_t tid) {
 }
 
 }  // namespace
+
+// A `syscall` instruction in this process's [vdso], as an offset: the
+// restored process has the same vDSO (check_vdso_matches) at the image's
+// address.
+static u64 vdso_syscall_offset() {
+  auto self = read_self_maps();
+  if (!self) return 0;
+  for (const SelfMapping &m : *self)
+    if (m.name == "[vdso]") {
+      const u8 *p = reinterpret_cast<const u8 *>(m.start);
+      for (u64 i = 0; i + 1 < m.end - m.start; i++)
+        if (p[i] == 0x0f && p[i + 1] == 0x05) return i;
+    }
+  return 0;
+}
+
+Handover handover_of(const CkptView &v, pid_t pid, const rs_handover &where) {
+  Handover h;
+  h.pid = pid;
+  const TaskRecord &task = v.tasks.records[0];
+  h.tids.push_back(task.pid);
+  for (const ThreadRecord &t : v.threads.records)
+    if (t.tid != task.pid) h.tids.push_back(t.tid);
+  h.region_start = where.region_start;
+  h.region_end = where.region_end;
+  h.threads_go = where.threads_go;
+  u64 offset = vdso_syscall_offset();
+  for (const VmaRecord &m : v.vmas.records)
+    if (static_cast<VmaKind>(m.kind) == VmaKind::Vdso && offset && offset < m.end - m.start)
+      h.syscall_insn = m.start + offset;
+  h.stopped = (task.flags & kTaskStopped) != 0;
+  return h;
+}
 
 Status hand_over(const Handover &h, std::string *warning) {
   std::vector<pid_t> attached;

@@ -3,11 +3,15 @@
 // instruction under ptrace, then removes the restorer from the process.
 #pragma once
 
+#include <string>
 #include <sys/types.h>
 #include <vector>
 
 #include <ckpt/img/expected.h>
 #include <ckpt/img/format.h>
+#include <ckpt/img/model.h>
+
+#include "../restorer/abi.h"
 
 namespace ckpt::reader {
 
@@ -19,6 +23,9 @@ struct Handover {
   img::u64 syscall_insn = 0;      ///< a `syscall` instruction in the process's [vdso], or 0
   bool stopped = false;           ///< stop the process again (it was dumped stopped)
 };
+
+/// The handover of the process the restorer reported from `where`.
+Handover handover_of(const img::CkptView &v, pid_t pid, const rs_handover &where);
 
 /// Attaches to every thread (parked in the restorer), releases them,
 /// follows each through its rt_sigreturn (the thread then holds exactly the
