@@ -17,7 +17,7 @@ namespace ckpt::reader {
 
 using namespace img;
 
-static constexpr int kCapSetpcap = 8, kCapSysAdmin = 21;
+static constexpr int kCapSetpcap = 8;
 static constexpr u32 kSecbitKeepCaps = 1u << 4, kSecbitNoCapAmbientRaise = 1u << 6;
 static constexpr u32 kSecureAllLocks = 0xaa;  // the *_LOCKED bits (linux/securebits.h)
 
