@@ -1,6 +1,8 @@
 #include <ckpt/img/model.h>
 
 #include <cstring>
+#include <optional>
+#include <string>
 
 namespace ckpt::img {
 
@@ -70,12 +72,19 @@ Expected<CoreView> decode_core(const ImageReader &image) {
   return core;
 }
 
-template <typename R>
-static Status decode_into(const ImageReader &image, CkptNote type, const char *name, Table<R> &out) {
-  const NoteRef *n = image.find_ckpt(type);
+// A CKPT note's bytes and how to name it in an error, from wherever the
+// notes are: an image file, or notes not written yet.
+struct FoundNote {
+  std::span<const u8> desc;
+  std::string where;  ///< e.g. " note at offset 1234"
+};
+
+template <typename R, typename Find>
+static Status decode_into(Find &find, CkptNote type, const char *name, Table<R> &out) {
+  std::optional<FoundNote> n = find(type);
   if (!n) return {};
   auto t = decode_table<R>(n->desc);
-  if (!t) return t.error().context(std::string(name) + " note at offset " + std::to_string(n->offset));
+  if (!t) return t.error().context(std::string(name) + n->where);
   out = t.take();
   return {};
 }
@@ -127,30 +136,33 @@ static Status check_seccomp(const CkptView &v) {
   return {};
 }
 
-Expected<CkptView> decode_ckpt(const ImageReader &image) {
+// Every CKPT table, decoded and cross-checked (strings, blobs, seccomp
+// filters, stored files): all of decode_ckpt() but what needs the
+// program headers. The one list of CKPT tables a view is made of.
+template <typename Find>
+static Expected<CkptView> decode_tables(Find &&find) {
   CkptView v;
-  const NoteRef *id = image.find_ckpt(CkptNote::Identity);
-  if (!id) return make_error("no CKPT identity note: not a ckpt image");
-  CKPT_TRY(decode_into(image, CkptNote::Identity, "identity", v.identity_table));
+  if (!find(CkptNote::Identity)) return make_error("no CKPT identity note: not a ckpt image");
+  CKPT_TRY(decode_into(find, CkptNote::Identity, "identity", v.identity_table));
   if (v.identity_table.records.size() != 1)
     return make_error("identity note has %zu records, not 1", v.identity_table.records.size());
   v.identity = v.identity_table.records[0];
-  CKPT_TRY(decode_into(image, CkptNote::Tasks, "tasks", v.tasks));
-  CKPT_TRY(decode_into(image, CkptNote::Threads, "threads", v.threads));
-  CKPT_TRY(decode_into(image, CkptNote::Vmas, "vmas", v.vmas));
-  CKPT_TRY(decode_into(image, CkptNote::PageRanges, "page ranges", v.ranges));
-  CKPT_TRY(decode_into(image, CkptNote::Fds, "fds", v.fds));
-  CKPT_TRY(decode_into(image, CkptNote::Pipes, "pipes", v.pipes));
-  CKPT_TRY(decode_into(image, CkptNote::SigActions, "signal actions", v.sigactions));
-  CKPT_TRY(decode_into(image, CkptNote::PendingSignals, "pending signals", v.pending));
-  CKPT_TRY(decode_into(image, CkptNote::Timers, "timers", v.timers));
-  CKPT_TRY(decode_into(image, CkptNote::Rlimits, "rlimits", v.rlimits));
-  CKPT_TRY(decode_into(image, CkptNote::Tree, "tree", v.tree));
-  CKPT_TRY(decode_into(image, CkptNote::SeccompFilters, "seccomp filters", v.seccomp_filters));
-  CKPT_TRY(decode_into(image, CkptNote::StoredFiles, "stored files", v.stored_files));
-  if (image.find_ckpt(CkptNote::Parent)) {
+  CKPT_TRY(decode_into(find, CkptNote::Tasks, "tasks", v.tasks));
+  CKPT_TRY(decode_into(find, CkptNote::Threads, "threads", v.threads));
+  CKPT_TRY(decode_into(find, CkptNote::Vmas, "vmas", v.vmas));
+  CKPT_TRY(decode_into(find, CkptNote::PageRanges, "page ranges", v.ranges));
+  CKPT_TRY(decode_into(find, CkptNote::Fds, "fds", v.fds));
+  CKPT_TRY(decode_into(find, CkptNote::Pipes, "pipes", v.pipes));
+  CKPT_TRY(decode_into(find, CkptNote::SigActions, "signal actions", v.sigactions));
+  CKPT_TRY(decode_into(find, CkptNote::PendingSignals, "pending signals", v.pending));
+  CKPT_TRY(decode_into(find, CkptNote::Timers, "timers", v.timers));
+  CKPT_TRY(decode_into(find, CkptNote::Rlimits, "rlimits", v.rlimits));
+  CKPT_TRY(decode_into(find, CkptNote::Tree, "tree", v.tree));
+  CKPT_TRY(decode_into(find, CkptNote::SeccompFilters, "seccomp filters", v.seccomp_filters));
+  CKPT_TRY(decode_into(find, CkptNote::StoredFiles, "stored files", v.stored_files));
+  if (find(CkptNote::Parent)) {
     Table<ParentRecord> p;
-    CKPT_TRY(decode_into(image, CkptNote::Parent, "parent", p));
+    CKPT_TRY(decode_into(find, CkptNote::Parent, "parent", p));
     if (p.records.size() != 1) return make_error("parent note has %zu records, not 1", p.records.size());
     v.parent = std::move(p);
   }
@@ -192,6 +204,27 @@ Expected<CkptView> decode_ckpt(const ImageReader &image) {
       return make_error("stored file record %zu: %llu bytes stored for a file of %llu", i,
                         (unsigned long long)f.content.length, (unsigned long long)f.size);
   }
+  return v;
+}
+
+Expected<CkptView> decode_ckpt(const ImageReader &image) {
+  auto found = decode_tables([&](CkptNote type) -> std::optional<FoundNote> {
+    const NoteRef *n = image.find_ckpt(type);
+    if (!n) return std::nullopt;
+    return FoundNote{n->desc, " note at offset " + std::to_string(n->offset)};
+  });
+  if (!found) return found.error();
+  CkptView v = found.take();
+  auto check_str = [](auto &table, StrRef r, const char *what, size_t i) -> Status {
+    auto s = table.str(r);
+    if (!s) return s.error().context(std::string(what) + " record " + std::to_string(i));
+    return {};
+  };
+  auto check_blob = [](auto &table, BlobRef r, const char *what, size_t i) -> Status {
+    auto s = table.blob(r);
+    if (!s) return s.error().context(std::string(what) + " record " + std::to_string(i));
+    return {};
+  };
 
   // VMAs: ordered, non-empty, and covered exactly by their page ranges,
   // each Image range lying inside the stored bytes of its PT_LOAD.
@@ -224,6 +257,14 @@ Expected<CkptView> decode_ckpt(const ImageReader &image) {
     if (at != m.end) return bad("page ranges do not tile the VMA");
   }
   return v;
+}
+
+Expected<CkptView> decode_ckpt_notes(std::span<const Note> notes) {
+  return decode_tables([&](CkptNote type) -> std::optional<FoundNote> {
+    for (const Note &n : notes)
+      if (n.owner == kOwnerCkpt && n.type == static_cast<u32>(type)) return FoundNote{n.desc, " note"};
+    return std::nullopt;
+  });
 }
 
 StoredRange stored_range(const ImageReader &image, const PageRangeRecord &range) {

@@ -125,40 +125,14 @@ std::string unsupported_message(const std::vector<Unsupported> &list) {
   return msg;
 }
 
-template <typename R>
-static Status decode_into(NotesView &nv, const TableBuilder<R> &builder, Table<R> &table, const char *what) {
-  nv.tables.push_back(builder.encode());
-  auto t = decode_table<R>(nv.tables.back());
-  if (!t) return t.error().context(what);
-  table = t.take();
-  return {};
-}
-
 Expected<NotesView> view_of_notes(const ImageNotes &notes) {
+  // The view points into the encoded notes' buffers, which stay put when
+  // the NotesView is moved.
   NotesView nv;
-  // The views point into the inner buffers, which stay put when the
-  // outer vector grows or the NotesView is moved.
-  CkptView &v = nv.view;
-  CKPT_TRY(decode_into(nv, notes.identity, v.identity_table, "identity"));
-  if (v.identity_table.records.size() == 1) v.identity = v.identity_table.records[0];
-  CKPT_TRY(decode_into(nv, notes.tasks, v.tasks, "tasks"));
-  CKPT_TRY(decode_into(nv, notes.thread_records, v.threads, "threads"));
-  CKPT_TRY(decode_into(nv, notes.vmas, v.vmas, "vmas"));
-  CKPT_TRY(decode_into(nv, notes.ranges, v.ranges, "page ranges"));
-  CKPT_TRY(decode_into(nv, notes.fds, v.fds, "fds"));
-  CKPT_TRY(decode_into(nv, notes.pipes, v.pipes, "pipes"));
-  CKPT_TRY(decode_into(nv, notes.sigactions, v.sigactions, "signal actions"));
-  CKPT_TRY(decode_into(nv, notes.pending, v.pending, "pending signals"));
-  CKPT_TRY(decode_into(nv, notes.timers, v.timers, "timers"));
-  CKPT_TRY(decode_into(nv, notes.rlimits, v.rlimits, "rlimits"));
-  CKPT_TRY(decode_into(nv, notes.tree, v.tree, "tree"));
-  CKPT_TRY(decode_into(nv, notes.seccomp_filters, v.seccomp_filters, "seccomp filters"));
-  CKPT_TRY(decode_into(nv, notes.stored_files, v.stored_files, "stored files"));
-  if (!notes.parent.records.empty()) {
-    Table<ParentRecord> p;
-    CKPT_TRY(decode_into(nv, notes.parent, p, "parent"));
-    v.parent = std::move(p);
-  }
+  nv.notes = notes.encode();
+  auto view = decode_ckpt_notes(nv.notes);
+  if (!view) return view.error();
+  nv.view = view.take();
   return nv;
 }
 

@@ -80,8 +80,13 @@ TEST(Restorable, NotesViewHasEveryTable) {
   StoredFileRecord f{};
   f.path = n.stored_files.add_string("/dev/shm/x");
   n.stored_files.add(f);
+  ThreadRecord &t = n.thread_records.records[0];
+  t.flags |= kThreadPrivileges;
+  t.seccomp_mode = static_cast<u32>(SeccompMode::Filter);
+  t.seccomp_filter_count = 1;
   SeccompFilterRecord filter{};
-  filter.pid = filter.tid = n.thread_records.records[0].tid;
+  filter.pid = t.pid;
+  filter.tid = t.tid;
   filter.program = n.seccomp_filters.add_blob(std::vector<u8>(8, 0));
   n.seccomp_filters.add(filter);
   auto v = view_of_notes(n);

@@ -60,12 +60,15 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
                         lacks.c_str());
     notes.identity.records[0].flags &= ~u32(kIdentityRestorable);
   }
+  // The notes just checked are the notes written (encoded once); only a
+  // debug image changed its identity flags since.
+  std::vector<Note> encoded = lacks.empty() ? std::move(captured->notes) : notes.encode();
   auto out = ImageOutput::open(opt.output);
   if (!out) return out.error();
   ImageWriter::Options wopt;
   wopt.direct_io = getenv("CKPT_BUFFERED_IO") == nullptr;
   wopt.cancel = opt.cancel;
-  auto writer = ImageWriter::create(notes.encode(), layout.segments, wopt);
+  auto writer = ImageWriter::create(std::move(encoded), layout.segments, wopt);
   if (!writer) return writer.error();
   stats.memory_bytes = stored_bytes(pc->memory);
   stats.image_bytes = writer->layout().total_size;

@@ -57,6 +57,12 @@ struct CkptView {
 /// with any inconsistent record (e.g. a page range outside its segment).
 Expected<CkptView> decode_ckpt(const ImageReader &image);
 
+/// The CKPT notes among `notes` (as ImageNotes::encode() makes them),
+/// decoded and cross-checked as decode_ckpt() does, but for what needs the
+/// image's program headers (where page ranges lie): the view a writer can
+/// ask questions of before it writes. The view points into `notes`.
+Expected<CkptView> decode_ckpt_notes(std::span<const Note> notes);
+
 /// Where the bytes of a page range with source Image lie: their offset in
 /// the file and a view of them. `range` must come from decode_ckpt() of this
 /// image (it checked that the range lies in its PT_LOAD's stored bytes).

@@ -33,10 +33,11 @@ std::string unsupported_message(const std::vector<Unsupported> &list);
 bool is_stateless_char_device(u64 rdev);
 
 /// A CkptView of notes not written yet, so the writer can ask the same
-/// questions of what it captured. Owns the encoded tables it views: move
-/// it, never copy it.
+/// questions of what it captured (decode_ckpt_notes). Owns the encoded
+/// notes it views, which are the very notes to write: move it, never copy
+/// it.
 struct NotesView {
-  std::vector<std::vector<u8>> tables;
+  std::vector<Note> notes;
   CkptView view;
   NotesView() = default;
   NotesView(NotesView &&) = default;
