@@ -30,11 +30,13 @@ static bool page_is_zero(const u8 *p) {
   return true;
 }
 
-// Writes the stored bytes of every mapping in `maps` into fd at the
-// mapping's file offset. All-zero pages are skipped: the object starts
-// zero-filled (a fresh shmem object or a truncated file).
-static Status write_stored_pages(const CkptView &v, const ImageReader &image, const std::vector<const VmaRecord *> &maps,
-                                 int fd) {
+// Calls put(object offset, bytes, n) for every stored page of the mappings
+// in `maps` that is not all zero: the objects they go into start
+// zero-filled (a fresh shmem object or a truncated file), and a zero page
+// left alone costs no memory.
+template <typename Put>
+static Status for_each_stored_page(const CkptView &v, const ImageReader &image,
+                                   const std::vector<const VmaRecord *> &maps, Put &&put) {
   for (const VmaRecord *o : maps)
     for (u32 k = 0; k < o->range_count; k++) {
       const PageRangeRecord &r = v.ranges.records[o->first_range + k];
@@ -43,13 +45,21 @@ static Status write_stored_pages(const CkptView &v, const ImageReader &image, co
       for (u64 off = 0; off < r.length; off += kPage) {
         u64 n = std::min(kPage, r.length - off);
         if (n == kPage && page_is_zero(bytes + off)) continue;
-        off_t at = static_cast<off_t>(o->pgoff + (r.start - o->start) + off);
-        if (pwrite(fd, bytes + off, n, at) != static_cast<ssize_t>(n))
-          return make_error("cannot refill the object mapped at 0x%llx: %s", (unsigned long long)(r.start + off),
-                            strerror(errno));
+        CKPT_TRY(put(o->pgoff + (r.start - o->start) + off, bytes + off, n, r.start + off));
       }
     }
   return {};
+}
+
+// Writes the stored bytes of every mapping in `maps` into fd at the
+// mapping's file offset.
+static Status write_stored_pages(const CkptView &v, const ImageReader &image, const std::vector<const VmaRecord *> &maps,
+                                 int fd) {
+  return for_each_stored_page(v, image, maps, [&](u64 at, const u8 *bytes, u64 n, u64 addr) -> Status {
+    if (pwrite(fd, bytes, n, static_cast<off_t>(at)) != static_cast<ssize_t>(n))
+      return make_error("cannot refill the object mapped at 0x%llx: %s", (unsigned long long)addr, strerror(errno));
+    return {};
+  });
 }
 
 u32 hugetlb_mmap_flags(u64 page_size) {
@@ -72,18 +82,10 @@ static Expected<int> new_shared_anon_object(const CkptView &v, const ImageReader
     return make_error("cannot create %llu bytes of shared %smemory: %s", (unsigned long long)size,
                       huge_flags ? "hugetlb " : "", strerror(errno));
   u8 *base = static_cast<u8 *>(p);
-  for (const VmaRecord *o : maps)
-    for (u32 k = 0; k < o->range_count; k++) {
-      const PageRangeRecord &r = v.ranges.records[o->first_range + k];
-      if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
-      const u8 *bytes = stored_range(image, r).bytes.data();
-      u8 *to = base + o->pgoff + (r.start - o->start);
-      // Zero pages are left alone: untouched, they cost no memory.
-      for (u64 off = 0; off < r.length; off += kPage) {
-        u64 n = std::min(kPage, r.length - off);
-        if (n < kPage || !page_is_zero(bytes + off)) std::memcpy(to + off, bytes + off, n);
-      }
-    }
+  (void)for_each_stored_page(v, image, maps, [&](u64 at, const u8 *bytes, u64 n, u64) -> Status {
+    std::memcpy(base + at, bytes, n);
+    return {};
+  });
   char link[96];
   std::snprintf(link, sizeof link, "/proc/self/map_files/%llx-%llx", (unsigned long long)reinterpret_cast<u64>(p),
                 (unsigned long long)(reinterpret_cast<u64>(p) + size));
