@@ -18,7 +18,6 @@ namespace {
 
 // Not in glibc 2.36's <sys/ptrace.h> under these names on every build.
 constexpr int kSuspendSeccomp = 1 << 21;  // PTRACE_O_SUSPEND_SECCOMP
-constexpr int kEventStop = 128;           // PTRACE_EVENT_STOP
 constexpr long kMaxStops = 100000;        // a runaway loop, not a slow thread
 
 bool in_region(const Handover &h, u64 ip) { return ip >= h.region_start && ip < h.region_end; }
@@ -49,8 +48,7 @@ Status follow_out(const Handover &h, pid_t tid, std::vector<int> &deferred) {
     int sig = WSTOPSIG(status);
     // Syscall stops (SIGTRAP|0x80) and event stops carry on; a signal is
     // held back and sent again after the detach.
-    if (sig != (SIGTRAP | 0x80) && (status >> 16) != kEventStop && (status >> 16) == 0 && sig != SIGTRAP)
-      deferred.push_back(sig);
+    if ((status >> 16) == 0 && sig != (SIGTRAP | 0x80) && sig != SIGTRAP) deferred.push_back(sig);
   }
   return make_error("thread %d did not leave the restorer", tid);
 }
