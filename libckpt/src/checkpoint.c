@@ -99,10 +99,16 @@ static int check_output_dir(const char *path) {
 static long wait_helper(pid_t helper, int *exit_code) {
   siginfo_t si;
   memset(&si, 0, sizeof si);
-  /* By pid, and __WALL because the helper has no exit signal: nothing else
-   * of the program's is reaped, and its wait(-1) never reaps ours. */
-  while (waitid(P_PID, (id_t)helper, &si, WEXITED | __WALL) < 0)
+  /* By pid: no other child of the program's is ever reaped here. ECHILD:
+   * the program reaped the helper itself (a SIGCHLD handler calling
+   * waitpid(-1)); its exit status is lost, the pipe still tells. */
+  while (waitid(P_PID, (id_t)helper, &si, WEXITED) < 0) {
+    if (errno == ECHILD) {
+      *exit_code = -1;
+      return 0;
+    }
     if (errno != EINTR) return -errno;
+  }
   *exit_code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
   return 0;
 }
@@ -156,9 +162,12 @@ long ckpt_checkpoint(const char *path, unsigned flags) {
     close(pipefd[1]);
     goto out_mask;
   }
-  /* vfork-style (as posix_spawn), with exit signal 0: the helper's death
-   * sends the program no SIGCHLD and only __WALL waits see it. */
-  pid_t helper = clone(helper_main, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK, &args);
+  /* vfork-style, as posix_spawn. Kernel quirk: an exit signal other than
+   * SIGCHLD would not hide the helper from the program, as execve() resets
+   * it to SIGCHLD (de_thread(): "we have changed execution domain"). So
+   * the program may see a SIGCHLD for it, and its own wait(-1) may reap
+   * it: wait_helper copes, and the id on the pipe decides success. */
+  pid_t helper = clone(helper_main, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
   int clone_errno = errno;
   munmap(stack, stack_size);
   close(pipefd[1]);
@@ -194,8 +203,8 @@ long ckpt_checkpoint(const char *path, unsigned flags) {
     result = waited;
   else if (n == (ssize_t)sizeof value && value < 0)
     result = value; /* exec failed: its errno */
-  else if (n == (ssize_t)sizeof value && value > 0 && exit_code == 0)
-    result = value;
+  else if (n == (ssize_t)sizeof value && value > 0 && exit_code <= 0)
+    result = value; /* written only once the image is in place */
   else
     result = -EIO; /* imgtool failed (its line is on stderr) or died */
 

@@ -45,8 +45,10 @@ extern "C" {
  *  process; the other threads are frozen together for the dump and then
  *  run on. During the call the calling thread blocks every signal (they
  *  stay pending and arrive afterwards, in the original and in the restored
- *  copy). The helper is spawned with no exit signal (no SIGCHLD) and
- *  reaped by its pid only, so the program's own wait()s never see it.
+ *  copy). The helper is the caller's child for the duration of the call:
+ *  the program may see a SIGCHLD for it, and a wait(-1) of the program's
+ *  may reap it (harmless); the library reaps the helper by its pid only,
+ *  never another child of the program's.
  *  Like `imgtool dump`, a process with child processes is refused for now.
  *  Without CAP_SYS_PTRACE the helper needs the Yama permission this call
  *  grants with prctl(PR_SET_PTRACER) and resets to none afterwards (an
