@@ -114,7 +114,9 @@ static long wait_helper(pid_t helper, int *exit_code) {
 }
 
 long ckpt_checkpoint(const char *path, unsigned flags) {
-  if (!path || !*path || strlen(path) >= PATH_MAX || (flags & ~(CKPT_EXEC | CKPT_KILL))) return -EINVAL;
+  /* "-" would be imgtool's standard output, which is the program's. */
+  if (!path || !*path || strcmp(path, "-") == 0 || strlen(path) >= PATH_MAX || (flags & ~(CKPT_EXEC | CKPT_KILL)))
+    return -EINVAL;
   char imgtool[PATH_MAX];
   int r = ckpt_find_imgtool(imgtool, sizeof imgtool);
   if (r < 0) return r;

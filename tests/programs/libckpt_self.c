@@ -250,6 +250,16 @@ static int mode_fail(char **argv) {
   printf("notdir %ld\n", ckpt_checkpoint("/etc/passwd/bad.core", 0));
   printf("nodir %ld\n", ckpt_checkpoint("/nonexistent-dir/bad.core", 0));
   printf("badflags %ld\n", ckpt_checkpoint(path, 0x80));
+  /* ckpt_exclude takes page-aligned private anonymous memory only. */
+  long page = sysconf(_SC_PAGESIZE);
+  char *anon = mmap(NULL, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char *file = mmap(NULL, page, PROT_READ, MAP_PRIVATE, data_fd, 0);
+  if (anon == MAP_FAILED || file == MAP_FAILED) rt_die("mmap");
+  munmap(anon + 2 * page, page);
+  printf("exclude_unaligned %d\n", ckpt_exclude(anon + 1, page));
+  printf("exclude_file %d\n", ckpt_exclude(file, page));
+  printf("exclude_hole %d\n", ckpt_exclude(anon, 4 * page));
+  printf("exclude_ok %d\n", ckpt_exclude(anon, 2 * page));
   const char *imgtool = getenv("CKPT_IMGTOOL");
   char *saved = imgtool ? strdup(imgtool) : NULL;
   setenv("CKPT_IMGTOOL", "/nonexistent/imgtool", 1);

@@ -65,6 +65,10 @@ TEST_F(Libckpt, FailuresReturnNegativeErrnoAndLeaveNothing) {
   EXPECT_EQ(program_->value("notdir"), std::to_string(-ENOTDIR));
   EXPECT_EQ(program_->value("nodir"), std::to_string(-ENOENT));
   EXPECT_EQ(program_->value("badflags"), std::to_string(-EINVAL));
+  EXPECT_EQ(program_->value("exclude_unaligned"), std::to_string(-EINVAL));
+  EXPECT_EQ(program_->value("exclude_file"), std::to_string(-EINVAL));
+  EXPECT_EQ(program_->value("exclude_hole"), std::to_string(-ENOMEM));
+  EXPECT_EQ(program_->value("exclude_ok"), "0");
   EXPECT_EQ(program_->value("noimgtool"), std::to_string(-ENOENT));
   // A helper that exits without a result; the program's own child keeps
   // its wait status; a program reaping every child (the helper too) gets

@@ -27,7 +27,8 @@ extern "C" {
  *  (`imgtool dump --kill`); only the restored copy carries on. */
 #define CKPT_KILL 0x2u
 
-/** Writes an image of the calling process (all its threads) to path.
+/** Writes an image of the calling process (all its threads) to path (a
+ *  file name; relative to the current directory).
  *
  *  Returns, like fork():
  *    > 0  in the caller, once the image is complete: the checkpoint id
