@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -113,6 +114,9 @@ static long wait_helper(pid_t helper, int *exit_code) {
   return 0;
 }
 
+static pthread_mutex_t checkpoint_lock = PTHREAD_MUTEX_INITIALIZER;
+static long checkpoint_locked(const char *imgtool, const char *path, unsigned flags);
+
 long ckpt_checkpoint(const char *path, unsigned flags) {
   /* "-" would be imgtool's standard output, which is the program's. */
   if (!path || !*path || strcmp(path, "-") == 0 || strlen(path) >= PATH_MAX || (flags & ~(CKPT_EXEC | CKPT_KILL)))
@@ -123,6 +127,16 @@ long ckpt_checkpoint(const char *path, unsigned flags) {
   r = check_output_dir(path);
   if (r < 0) return r;
 
+  /* One checkpoint at a time: a second helper would find the first as a
+   * child of ours and refuse. The restored copy finds the lock held by the
+   * same thread (same tid) and releases it as the original does. */
+  pthread_mutex_lock(&checkpoint_lock);
+  long result = checkpoint_locked(imgtool, path, flags);
+  pthread_mutex_unlock(&checkpoint_lock);
+  return result;
+}
+
+static long checkpoint_locked(const char *imgtool, const char *path, unsigned flags) {
   char pid_text[16], caller[64];
   snprintf(pid_text, sizeof pid_text, "%d", (int)getpid());
   snprintf(caller, sizeof caller, "%d:%llu:%d", (int)gettid(), (unsigned long long)kRestoredValue, kResultFd);

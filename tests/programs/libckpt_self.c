@@ -19,6 +19,7 @@
  *                     it zero-filled and writable.
  *   fail              failure paths; prints "KEY value" lines (see
  *                     libckpt_test.cc) and exits after "ready".
+ *   concurrent A B    two threads checkpoint at once; prints "ids IDA IDB".
  *   exec IMAGE        ckpt_checkpoint(IMAGE, CKPT_EXEC); prints "exec R". */
 #include "rt_prog.h"
 
@@ -296,6 +297,25 @@ static int mode_fail(char **argv) {
   return 0;
 }
 
+static void *checkpoint_thread(void *path) { return (void *)ckpt_checkpoint(path, 0); }
+
+/* Two threads checkpoint at once: both must succeed (one waits). */
+static int mode_concurrent(char **argv) {
+  pthread_t a, b;
+  void *ra, *rb;
+  if (pthread_create(&a, NULL, checkpoint_thread, argv[4]) || pthread_create(&b, NULL, checkpoint_thread, argv[5]))
+    rt_die("pthread_create");
+  pthread_join(a, &ra);
+  pthread_join(b, &rb);
+  if ((long)ra == 0 || (long)rb == 0) { /* a restored copy: not restored by the test */
+    rt_wait_go(argv[1]);
+    return rt_finish();
+  }
+  printf("ids %ld %ld\n", (long)ra, (long)rb);
+  rt_ready();
+  return 0;
+}
+
 int main(int argc, char **argv) {
   rt_start(argc, argv, 4);
   const char *mode = argv[3];
@@ -304,6 +324,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "exclude") == 0 && argc == 6) return mode_exclude(argv);
   if (strcmp(mode, "outside") == 0) return mode_outside(argv);
   if (strcmp(mode, "fail") == 0) return mode_fail(argv);
+  if (strcmp(mode, "concurrent") == 0 && argc == 6) return mode_concurrent(argv);
   if (strcmp(mode, "exec") == 0 && argc == 5) {
     long r = ckpt_checkpoint(argv[4], CKPT_EXEC);
     if (r == 0) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -82,6 +83,16 @@ TEST_F(Libckpt, FailuresReturnNegativeErrnoAndLeaveNothing) {
   EXPECT_EQ(program_->value("leftover_children"), "0");
   EXPECT_EQ(program_->value("leftover_files"), "0");
   EXPECT_EQ(program_->value("thread_runs"), "1");
+  ASSERT_NO_FATAL_FAILURE(expect_original_exit(0));
+}
+
+TEST_F(Libckpt, ConcurrentCallsBothSucceed) {
+  ASSERT_NO_FATAL_FAILURE(start_mode({"concurrent", tmp_.file("a.core"), tmp_.file("b.core")}));
+  long long a = 0, b = 0;
+  ASSERT_EQ(std::sscanf(program_->value("ids").c_str(), "%lld %lld", &a, &b), 2) << log();
+  EXPECT_GT(a, 0);
+  EXPECT_GT(b, 0);
+  EXPECT_NE(a, b);
   ASSERT_NO_FATAL_FAILURE(expect_original_exit(0));
 }
 
