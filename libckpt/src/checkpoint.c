@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <ckpt/ckpt.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "find_imgtool.h"
@@ -114,6 +116,35 @@ static long wait_helper(pid_t helper, int *exit_code) {
   return 0;
 }
 
+/* A helper killed mid-dump (SIGKILL) cannot remove its temporary file,
+ * writer/src/output.cc's "DIR/.BASE.tmp-XXXXXXXX" beside path: remove
+ * those made since the call began (not another dump's older ones). */
+static void remove_abandoned_temp(const char *path, struct timespec since) {
+  const char *slash = strrchr(path, '/');
+  char dir[PATH_MAX], prefix[NAME_MAX + 8];
+  if (!slash)
+    strcpy(dir, ".");
+  else if (slash == path)
+    strcpy(dir, "/");
+  else
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  snprintf(prefix, sizeof prefix, ".%s.tmp-", slash ? slash + 1 : path);
+  DIR *d = opendir(dir);
+  if (!d) return;
+  size_t plen = strlen(prefix);
+  for (struct dirent *e; (e = readdir(d));) {
+    if (strncmp(e->d_name, prefix, plen) != 0 || strlen(e->d_name) != plen + 8 ||
+        strspn(e->d_name + plen, "0123456789abcdef") != 8)
+      continue;
+    struct stat st;
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        (st.st_ctim.tv_sec > since.tv_sec ||
+         (st.st_ctim.tv_sec == since.tv_sec && st.st_ctim.tv_nsec >= since.tv_nsec)))
+      unlinkat(dirfd(d), e->d_name, 0);
+  }
+  closedir(d);
+}
+
 static pthread_mutex_t checkpoint_lock = PTHREAD_MUTEX_INITIALIZER;
 static long checkpoint_locked(const char *imgtool, const char *path, unsigned flags);
 
@@ -137,6 +168,9 @@ long ckpt_checkpoint(const char *path, unsigned flags) {
 }
 
 static long checkpoint_locked(const char *imgtool, const char *path, unsigned flags) {
+  /* File timestamps come from the coarse clock: compare with it. */
+  struct timespec started;
+  clock_gettime(CLOCK_REALTIME_COARSE, &started);
   char pid_text[16], caller[64];
   snprintf(pid_text, sizeof pid_text, "%d", (int)getpid());
   snprintf(caller, sizeof caller, "%d:%llu:%d", (int)gettid(), (unsigned long long)kRestoredValue, kResultFd);
@@ -212,6 +246,7 @@ static long checkpoint_locked(const char *imgtool, const char *path, unsigned fl
   close(pipefd[0]);
   int exit_code = 0;
   long waited = wait_helper(helper, &exit_code);
+  if (exit_code >= 128) remove_abandoned_temp(path, started);
   prctl(PR_SET_PTRACER, 0, 0, 0, 0);
   if (n < 0)
     result = -read_errno;

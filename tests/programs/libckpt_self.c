@@ -19,6 +19,8 @@
  *                     it zero-filled and writable.
  *   fail              failure paths; prints "KEY value" lines (see
  *                     libckpt_test.cc) and exits after "ready".
+ *   helperkilled IMAGE  384 MiB to dump; the test SIGKILLs the helper while
+ *                     it writes: prints "helperkilled R", "leftover_files N".
  *   concurrent A B    two threads checkpoint at once; prints "ids IDA IDB".
  *   exec IMAGE        ckpt_checkpoint(IMAGE, CKPT_EXEC); prints "exec R". */
 #include "rt_prog.h"
@@ -297,6 +299,26 @@ static int mode_fail(char **argv) {
   return 0;
 }
 
+/* The test SIGKILLs the helper while it writes the image. */
+static int mode_helper_killed(char **argv) {
+  const size_t len = 384u << 20;
+  char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) rt_die("mmap");
+  memset(p, 1, len);
+  printf("helperkilled %ld\n", ckpt_checkpoint(argv[4], 0));
+  DIR *d = opendir(argv[2]);
+  int left = 0;
+  for (struct dirent *e; d && (e = readdir(d));)
+    if (strstr(e->d_name, "img.core")) left++;
+  if (d) closedir(d);
+  printf("leftover_files %d\n", left);
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  printf("leftover_children %d\n", waitid(P_ALL, 0, &si, WEXITED | WNOHANG) < 0 && errno == ECHILD ? 0 : 1);
+  rt_ready();
+  return 0;
+}
+
 static void *checkpoint_thread(void *path) { return (void *)ckpt_checkpoint(path, 0); }
 
 /* Two threads checkpoint at once: both must succeed (one waits). */
@@ -325,6 +347,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "outside") == 0) return mode_outside(argv);
   if (strcmp(mode, "fail") == 0) return mode_fail(argv);
   if (strcmp(mode, "concurrent") == 0 && argc == 6) return mode_concurrent(argv);
+  if (strcmp(mode, "helperkilled") == 0 && argc == 5) return mode_helper_killed(argv);
   if (strcmp(mode, "exec") == 0 && argc == 5) {
     long r = ckpt_checkpoint(argv[4], CKPT_EXEC);
     if (r == 0) {

@@ -5,7 +5,11 @@
 // restore` like every restore test's.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <csignal>
+#include <cstring>
+#include <dirent.h>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <sys/stat.h>
@@ -83,6 +87,47 @@ TEST_F(Libckpt, FailuresReturnNegativeErrnoAndLeaveNothing) {
   EXPECT_EQ(program_->value("leftover_children"), "0");
   EXPECT_EQ(program_->value("leftover_files"), "0");
   EXPECT_EQ(program_->value("thread_runs"), "1");
+  ASSERT_NO_FATAL_FAILURE(expect_original_exit(0));
+}
+
+// The helper SIGKILLed while it writes the image (the temporary file
+// exists): the caller gets -EIO and neither the file nor the temporary one
+// is left.
+TEST_F(Libckpt, HelperKilledMidDumpLeavesNothing) {
+  std::atomic<bool> done{false}, killed{false};
+  std::string dir = this->dir();
+  std::thread killer([&] {
+    while (!done) {
+      bool writing = false;
+      if (DIR *d = opendir(dir.c_str())) {
+        while (dirent *e = readdir(d))
+          if (std::strstr(e->d_name, ".img.core.tmp-")) writing = true;
+        closedir(d);
+      }
+      if (writing) {
+        // The helper: the imgtool whose command line names our image.
+        if (DIR *p = opendir("/proc")) {
+          while (dirent *e = readdir(p)) {
+            std::string cmd = read_file(std::string("/proc/") + e->d_name + "/cmdline");
+            if (cmd.find("--libckpt-caller") != std::string::npos && cmd.find(dir) != std::string::npos &&
+                kill(std::atoi(e->d_name), SIGKILL) == 0)
+              killed = true;
+          }
+          closedir(p);
+        }
+        if (killed) return;
+      }
+      usleep(500);
+    }
+  });
+  start_mode({"helperkilled", image_path()});
+  done = true;
+  killer.join();
+  ASSERT_TRUE(program_ && program_->ready()) << log();
+  ASSERT_TRUE(killed) << "the helper was never seen writing\n" << log();
+  EXPECT_EQ(program_->value("helperkilled"), std::to_string(-EIO));
+  EXPECT_EQ(program_->value("leftover_files"), "0");
+  EXPECT_EQ(program_->value("leftover_children"), "0");
   ASSERT_NO_FATAL_FAILURE(expect_original_exit(0));
 }
 
