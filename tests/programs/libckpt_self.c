@@ -34,6 +34,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #define HEAP_WORDS (128 * 1024)
@@ -136,8 +137,36 @@ static void check_state(uint64_t want_heap, const uint64_t *stack_words, const c
   wait_for_counting(counter);
 }
 
+/* Signals at the caller all through the call (no SA_RESTART): the call
+ * must neither fail with EINTR nor lose them; they arrive after it. */
+static volatile int usr1_count;
+static pid_t main_tid;
+static void on_usr1(int sig) { usr1_count++; }
+static void *signal_caller(void *arg) {
+  for (;;) {
+    syscall(SYS_tgkill, getpid(), main_tid, SIGUSR1);
+    rt_sleep_ms(1);
+  }
+  return arg;
+}
+
+static void expect_signals_arrive(const char *who) {
+  int from = usr1_count;
+  double until = rt_now(CLOCK_MONOTONIC) + 5;
+  while (usr1_count == from && rt_now(CLOCK_MONOTONIC) < until) rt_sleep_ms(1);
+  RT_CHECK(usr1_count > from, "%s: SIGUSR1 at the caller no longer arrives", who);
+}
+
 static int mode_checkpoint(char **argv, unsigned flags) {
   set_up_state(argv[2]);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1;
+  sigaction(SIGUSR1, &sa, NULL);
+  main_tid = gettid();
+  pthread_t signaller;
+  if (pthread_create(&signaller, NULL, signal_caller, NULL) != 0) rt_die("pthread_create");
+  while (usr1_count == 0) rt_sleep_ms(1);
   uint64_t want_heap = heap_sum();
   volatile uint64_t stack_words[STACK_WORDS];
   for (int i = 0; i < STACK_WORDS; i++) stack_words[i] = (uint64_t)i * 0x9e3779b97f4a7c15ull;
@@ -151,6 +180,7 @@ static int mode_checkpoint(char **argv, unsigned flags) {
     }
     printf("id %ld\n", r);
     check_state(want_heap, (const uint64_t *)stack_words, "original");
+    expect_signals_arrive("original");
     printf("original_ok %d\n", rt_failures == 0);
     rt_ready();
     return 0;
@@ -161,6 +191,7 @@ static int mode_checkpoint(char **argv, unsigned flags) {
   }
   rt_wait_go(argv[1]);
   check_state(want_heap, (const uint64_t *)stack_words, "restored");
+  expect_signals_arrive("restored");
   return rt_finish();
 }
 
