@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <unistd.h>
 
 #include <ckpt/img/restorable.h>
 
@@ -16,6 +18,7 @@
 #include "freeze.h"
 #include "memory.h"
 #include "output.h"
+#include "self_checkpoint.h"
 
 namespace ckpt::writer {
 
@@ -29,25 +32,31 @@ static double seconds_since(Clock::time_point t) {
 Expected<DumpStats> dump_process(const DumpOptions &opt) {
   DumpStats stats;
   auto start = Clock::now();
+  if (opt.caller_tid) CKPT_TRY(await_caller_in_read(opt.pid, opt.caller_tid));
   auto frozen = FrozenProcess::freeze(opt.pid, opt.cancel);
   if (!frozen) return frozen.error();
   auto frozen_at = Clock::now();
 
   auto children = list_children(opt.pid);
   if (!children) return children.error();
+  // A dumper spawned by the target (libckpt) is not part of its image.
+  std::erase(*children, getpid());
   if (!children->empty())
     return make_error("process %d has %zu child process(es) (e.g. %d); dumping process trees is not supported yet",
                       opt.pid, children->size(), children->front());
 
   auto pc = capture_process(*frozen);
   if (!pc) return pc.error();
+  if (opt.caller_tid) CKPT_TRY(resume_caller_with(*pc, opt.caller_tid, opt.caller_resume_value));
   if (opt.store_tmpfs_files) {
     auto stored = read_stored_files(opt.pid, pc->fds, pc->maps);
     if (!stored) return stored.error();
     pc->stored_files = stored.take();
   }
   SegmentLayout layout = layout_segments(pc->memory);
-  ImageNotes notes = build_notes(*pc, layout, new_identity("imgtool dump " CKPT_VERSION));
+  ImageIdentity identity = new_identity("imgtool dump " CKPT_VERSION);
+  std::memcpy(&stats.image_id, identity.image_id, sizeof stats.image_id);
+  ImageNotes notes = build_notes(*pc, layout, identity);
   // Refuse what restore would refuse before anything is written or killed
   // (the same support list restore, verify and info use): returning here
   // releases the target exactly as it was, and no file was ever created.

@@ -25,6 +25,11 @@ struct DumpOptions {
   /// Set (e.g. from a signal handler) to abandon the dump: the target is
   /// released and no output file is left.
   const std::atomic<bool> *cancel = nullptr;
+  /// libckpt's ckpt_checkpoint (self_checkpoint.h): this thread of pid is
+  /// blocked in read() waiting for us; its image resumes that read with
+  /// caller_resume_value as the result. 0: an ordinary dump.
+  pid_t caller_tid = 0;
+  img::u64 caller_resume_value = 0;
 };
 
 struct DumpStats {
@@ -32,6 +37,7 @@ struct DumpStats {
   img::u64 memory_bytes = 0;    ///< bytes of memory stored
   double frozen_seconds = 0;    ///< how long the target was stopped
   double total_seconds = 0;
+  img::u64 image_id = 0;        ///< the first 8 bytes of the image's id
 };
 
 /// Writes an image of process options.pid. On failure nothing is left at
