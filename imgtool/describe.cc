@@ -1,4 +1,5 @@
 #include "describe.h"
+#include "describe_tree.h"
 
 #include <csignal>
 #include <cstdlib>
@@ -300,7 +301,13 @@ Expected<json> describe_image(const std::string &path) {
                           {"incremental", bool(id.flags & kIdentityIncremental)}};
   json procs = json::array();
   for (const TaskRecord &t : view->tasks.records) procs.push_back(ckpt_process(*view, t, *core));
+  // A tree image: each embedded core's process, described like the root.
+  auto tree = describe_tree(*image, *view, [&](const CkptView &v, const TaskRecord &t, const CoreView &c) {
+    procs.push_back(ckpt_process(v, t, c));
+  });
+  if (!tree) return tree.error();
   info["processes"] = procs;
+  info["tree"] = *tree;
   info["memory"] = ckpt_memory(*view);
   if (view->parent) {
     const ParentRecord &p = view->parent->records[0];
@@ -376,6 +383,7 @@ std::string render_text(const json &info) {
     line("checkpoint:  " + str(id["checkpoint_id"]) + "  (written by " + str(id["writer"]) + ")");
     line("xsave:       features " + str(id["xsave_features"]) + ", " + str(id["xsave_size"]) + " bytes");
   }
+  render_tree_text(info, out);
   for (const json &p : info["processes"]) {
     std::string head = "process " + str(p.value("pid", json(0)));
     if (p.contains("comm")) head += " (" + str(p["comm"]) + ")";
