@@ -159,6 +159,9 @@ int cmd_gdb(int argc, char **argv) {
       img::Status s = copy_embedded_core(file, *record, tmp);
       if (!s) return fail("gdb", s.error().message());
       core = "/proc/" + std::to_string(getpid()) + "/fd/" + std::to_string(tmp);
+      // 'ckpt tree' lists the whole file's tree, not the one process.
+      char real[PATH_MAX];
+      setenv("CKPT_TREE_IMAGE", realpath(file.c_str(), real) ? real : file.c_str(), 1);
     }
   }
 

@@ -302,13 +302,15 @@ Expected<json> describe_image(const std::string &path) {
   json procs = json::array();
   for (const TaskRecord &t : view->tasks.records) procs.push_back(ckpt_process(*view, t, *core));
   // A tree image: each embedded core's process, described like the root.
+  json memory = ckpt_memory(*view);
   auto tree = describe_tree(*image, *view, [&](const CkptView &v, const TaskRecord &t, const CoreView &c) {
     procs.push_back(ckpt_process(v, t, c));
+    for (json &m : ckpt_memory(v)) memory.push_back(std::move(m));
   });
   if (!tree) return tree.error();
   info["processes"] = procs;
   info["tree"] = *tree;
-  info["memory"] = ckpt_memory(*view);
+  info["memory"] = memory;
   if (view->parent) {
     const ParentRecord &p = view->parent->records[0];
     info["parent"] = json{{"image_id", reader::image_id_hex(p.image_id)},
@@ -448,7 +450,13 @@ std::string render_text(const json &info) {
   }
   line("memory: " + std::to_string(info["memory"].size()) + " mappings, " + human_bytes(total) + ", " +
        human_bytes(stored) + " stored here");
+  json last_pid;
+  bool several = info.contains("tree") && info["tree"].size() > 1;
   for (const json &m : info["memory"]) {
+    if (several && m.value("pid", json()) != last_pid) {
+      last_pid = m.value("pid", json());
+      line("  process " + str(last_pid) + ":");
+    }
     char b[256];
     std::snprintf(b, sizeof b, "  %18s-%-18s %-4s %-11s here %-10s file %-10s zero %-10s", str(m["start"]).c_str(),
                   str(m["end"]).c_str(), str(m["prot"]).c_str(), str(m["kind"]).c_str(),
