@@ -6,7 +6,7 @@
  *   - MAP_SHARED|MAP_ANONYMOUS memory (one shmem object) with "shared!".
  * The zombie exited with status 7 and is never reaped (waitid WNOWAIT).
  * With argv[2] = "epoll-in-child", child 2 also holds an epoll fd, which
- * restore does not support. Prints "KEY value" lines (child1, child2,
+ * restore does not support (fd 6). Prints "KEY value" lines (child1, child2,
  * grandchild, zombie, shared_addr) then "ready"; every process waits in
  * pause() (in a function named after its role, for backtraces). */
 #define _GNU_SOURCE
