@@ -299,7 +299,9 @@ Expected<CkptView> decode_ckpt_notes(std::span<const Note> notes) {
 StoredRange stored_range(const ImageReader &image, const PageRangeRecord &range) {
   const Elf64_Phdr &seg = image.phdrs()[range.segment];
   u64 offset = seg.p_offset + (range.start - seg.p_vaddr);
-  return {offset, image.bytes().subspan(offset, range.length)};
+  // An embedded core's offsets are relative to its own ELF header; the
+  // file offset is where its bytes are in the whole file (§12.1).
+  return {image.base_offset() + offset, image.bytes().subspan(offset, range.length)};
 }
 
 }  // namespace ckpt::img
