@@ -264,3 +264,47 @@ TEST(DumpTree, KillEndsTheWholeTree) {
 
 }  // namespace
 }  // namespace ckpt::dumptest
+
+namespace ckpt::dumptest {
+namespace {
+
+// libckpt runs imgtool as a child of the process it checkpoints: the dumper
+// leaves itself (and what it runs) out of the tree (DECISIONS.md 102).
+TEST(DumpTree, TheDumperLeavesItselfOut) {
+  TempDir tmp;
+  std::string image = tmp.file("self.ckpt");
+  RunResult r = test::run({"/bin/sh", "-c", "echo $$; \"$0\" dump --pid $$ -o \"$1\"; echo rc=$?", imgtool(), image});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  std::vector<std::string> lines = split_lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out << r.err;
+  EXPECT_EQ(lines[1], "rc=0") << r.err;
+  RunResult info = test::run({imgtool(), "info", "--json", image});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  json j = json::parse(info.out);
+  ASSERT_EQ(j["tree"].size(), 1u) << j["tree"].dump();
+  EXPECT_EQ(j["tree"][0]["pid"], std::stol(lines[0]));
+}
+
+// A process of the tree stopped by job control stays stopped, as gcore
+// leaves it; the others run on.
+TEST(DumpTree, AStoppedChildStaysStopped) {
+  TempDir tmp;
+  Target t({DUMP_TREE_PATH, tmp.file("shared.txt")});
+  ASSERT_TRUE(t.ready()) << t.error();
+  TreePids p = pids_of(t);
+  ASSERT_EQ(kill(p.child2, SIGSTOP), 0);
+  ASSERT_TRUE(wait_for_state(p.child2, 'T'));
+  std::string image = tmp.file("tree.ckpt");
+  expect_success(dump(p.root, image));
+  EXPECT_EQ(proc_state(p.child2), 'T');
+  EXPECT_EQ(tracer_pid(p.child2), 0);
+  for (pid_t pid : {p.root, p.child1, p.grandchild}) expect_running_untraced(pid);
+  RunResult info = test::run({imgtool(), "info", "--json", image});
+  json j = json::parse(info.out);
+  for (const json &e : j["tree"])
+    if (e["pid"] == p.child2) EXPECT_EQ(e["state"], "stopped");
+  kill(p.child2, SIGCONT);
+}
+
+}  // namespace
+}  // namespace ckpt::dumptest
