@@ -92,6 +92,7 @@ TEST(DumpTree, ParentTwoChildrenGrandchildAndAZombie) {
   EXPECT_EQ(by_pid[p.zombie]["exit_code"], 7);
   EXPECT_EQ(by_pid[p.grandchild]["state"], "running");
   EXPECT_EQ(by_pid[p.child1]["creator_tid"], p.root);
+  EXPECT_EQ(by_pid[p.child2]["creator_tid"], std::stol(t.value("forker_tid"))) << "forked by the second thread";
   EXPECT_EQ(j["processes"].size(), 4u);
   RunResult text = test::run({imgtool(), "info", image});
   EXPECT_NE(text.out.find("tree: 5 processes"), std::string::npos) << text.out;
@@ -304,6 +305,28 @@ TEST(DumpTree, AStoppedChildStaysStopped) {
   for (const json &e : j["tree"])
     if (e["pid"] == p.child2) EXPECT_EQ(e["state"], "stopped");
   kill(p.child2, SIGCONT);
+}
+
+// Children that come and go while the tree is frozen: each dump still
+// succeeds with a consistent tree (a child exiting meanwhile is a zombie
+// record, or not there at all), and the churn goes on afterwards.
+TEST(DumpTree, ChildrenComingAndGoingWhileFreezing) {
+  TempDir tmp;
+  Target t({DUMP_TREE_PATH, tmp.file("shared.txt"), "churn"});
+  ASSERT_TRUE(t.ready()) << t.error();
+  TreePids p = pids_of(t);
+  for (int i = 0; i < 5; i++) {
+    std::string image = tmp.file("churn" + std::to_string(i) + ".ckpt");
+    expect_success(dump(p.root, image));
+    if (HasFatalFailure()) return;
+    RunResult v = verify_intact(image);
+    EXPECT_EQ(v.exit_code, 0) << v.err;
+    Cores cores = open_cores(image);
+    EXPECT_GE(cores.records.size(), 4u);
+    for (auto &[pid, rec] : cores.records)
+      if (rec.ppid == p.child2) EXPECT_TRUE(rec.flags & kTreeZombie || cores.embedded.count(pid)) << pid;
+    for (pid_t pid : {p.root, p.child1, p.child2, p.grandchild}) expect_running_untraced(pid);
+  }
 }
 
 }  // namespace
