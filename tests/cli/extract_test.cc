@@ -115,3 +115,24 @@ TEST(ImgtoolTree, InfoShowsTheTree) {
 }
 
 }  // namespace
+
+namespace {
+
+// A zombie a signal ended: its wait status holds the signal, not an exit code.
+TEST(ImgtoolTree, InfoNamesTheSignalThatEndedAZombie) {
+  TempDir dir;
+  std::string tree = dir.file("tree.ckpt");
+  SyntheticTree t = make_synthetic_tree();
+  t.root.notes.tree.records[1].wait_status = 9;  // SIGKILL, no core dump
+  ASSERT_TRUE(write_file(tree, encode_tree_image(t)));
+  RunResult r = run({kImgtool, "info", "--json", tree});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json z = json::parse(r.out)["tree"][2];
+  EXPECT_EQ(z["state"], "zombie");
+  EXPECT_EQ(z["term_signal"], "SIGKILL");
+  EXPECT_FALSE(z.contains("exit_code"));
+  RunResult text = run({kImgtool, "info", tree});
+  EXPECT_NE(text.out.find("zombie (SIGKILL)"), std::string::npos) << text.out;
+}
+
+}  // namespace
