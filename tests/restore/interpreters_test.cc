@@ -42,24 +42,9 @@ class RestoreInterpreter : public RestoreTest {
     ASSERT_NO_FATAL_FAILURE(start_argv(argv, o));
     ASSERT_TRUE(wait_until([&] { return last_counter() >= 5; }, 30))
         << "no counter output; stdout:\n" << read_file(out_path()) << "\nstderr:\n" << log();
-    if (allow_tree_skip) {
-      // bash is nearly always waiting for its `sleep` child, and dumping
-      // process trees is not supported yet: retry until a dump catches it
-      // between two children.
-      RunResult d;
-      double deadline = now_s() + 5;
-      do {
-        d = dump(pid_, image_path(), {"--kill"});
-      } while (!(d.exited && d.exit_code == 0) && d.err.find("child process") != std::string::npos &&
-               now_s() < deadline);
-      if (!(d.exited && d.exit_code == 0) && d.err.find("trees is not supported") != std::string::npos)
-        GTEST_SKIP() << "known limitation (writer): for 5 s every dump caught bash with its `sleep` child: " << d.err;
-      ASSERT_TRUE(d.exited && d.exit_code == 0) << "dump: " << d.status() << "\n" << d.err;
-      int st;
-      ASSERT_TRUE(program_->wait_exit(&st, 10));
-    } else {
-      ASSERT_NO_FATAL_FAILURE(dump_kill());
-    }
+    // bash is nearly always waiting for its `sleep` child: the dump takes
+    // the tree (issue 9, dump side).
+    ASSERT_NO_FATAL_FAILURE(dump_kill());
     long at_dump = last_counter();
     ASSERT_GE(at_dump, 5);
 
@@ -73,6 +58,8 @@ class RestoreInterpreter : public RestoreTest {
     if (advanced) EXPECT_EQ(kill(pid_, SIGKILL), 0);
     else if (!done.load()) kill(pid_, SIGKILL);  // hung: do not wait for the hang guard
     restorer.join();
+    if (allow_tree_skip && !advanced && r.err.find("a process tree of") != std::string::npos)
+      GTEST_SKIP() << "known limitation (reader): restoring a process tree is not supported yet: " << r.err;
     ASSERT_TRUE(advanced) << "the counter did not get past " << at_dump << " after the restore (last "
                           << last_counter() << ")\nimgtool restore: " << r.status() << "\n"
                           << r.err << "\nstderr:\n" << log();

@@ -571,6 +571,46 @@ void for_each_variant(const CorpusOptions &o, const std::function<void(const Var
     std::memcpy(find_note(notes, kOwnerCore, kNtFile)->desc.data(), &huge, 8);
   });
 
+  // ---- A process tree (FORMAT.md §12.1): lying Tree records, resealed so
+  // that only the Tree's bounds can catch them, and damage inside an
+  // embedded core, which the root's resealed checksums no longer see.
+  {
+    std::vector<u8> tb = encode_tree_image(make_synthetic_tree());
+    auto tr = ImageReader::from_bytes(tb);
+    const NoteRef *tn = tr ? tr->find_ckpt(CkptNote::Tree) : nullptr;
+    if (tn) {
+      const u64 records = (tn->desc.data() - tr->bytes().data()) + sizeof(TableHeader);
+      const u64 integrity = tr->phdrs().back().p_offset;
+      auto field = [&](u32 i, size_t off) { return records + i * sizeof(TreeRecord) + off; };
+      const u64 first = get<u64>(tb, field(0, offsetof(TreeRecord, offset)));
+      const u64 second = get<u64>(tb, field(2, offsetof(TreeRecord, offset)));
+      auto tpatch = [&](const std::string &name, const std::string &expect,
+                        const std::function<void(std::vector<u8> &)> &patch) {
+        std::vector<u8> b = tb;
+        patch(b);
+        emit(DamageKind::Absurd, "tree-" + name, expect + "|checksum mismatch", b);
+        if (reseal(b, integrity)) emit(DamageKind::Absurd, "tree-" + name, expect, std::move(b), true);
+      };
+      tpatch("offset-unaligned", "not page-aligned", [&](std::vector<u8> &b) { put<u64>(b, field(0, offsetof(TreeRecord, offset)), first + 8); });
+      tpatch("offset-in-root-notes", "overlaps the root", [&](std::vector<u8> &b) { put<u64>(b, field(0, offsetof(TreeRecord, offset)), 0); });
+      tpatch("cores-overlap", "overlaps the root's data or the core before it", [&](std::vector<u8> &b) { put<u64>(b, field(2, offsetof(TreeRecord, offset)), first); });
+      tpatch("size-past-integrity", "runs past the root", [&](std::vector<u8> &b) {
+        put<u64>(b, field(2, offsetof(TreeRecord, size)), integrity - second + 4096);
+      });
+      tpatch("size-huge", "runs past the root", [&](std::vector<u8> &b) { put<u64>(b, field(2, offsetof(TreeRecord, size)), ~u64(0) - 4096); });
+      tpatch("zombie-with-core", "a zombie has no embedded core", [&](std::vector<u8> &b) { put<u64>(b, field(1, offsetof(TreeRecord, offset)), first); });
+      tpatch("live-without-core", "too small for an ELF header", [&](std::vector<u8> &b) { put<u32>(b, field(0, offsetof(TreeRecord, flags)), 0); put<u64>(b, field(0, offsetof(TreeRecord, size)), 0); });
+      tpatch("pid-repeated", "is not a new positive pid", [&](std::vector<u8> &b) { put<i32>(b, field(2, offsetof(TreeRecord, pid)), 5000); });
+      tpatch("parent-unknown", "neither the root nor an earlier record", [&](std::vector<u8> &b) { put<i32>(b, field(2, offsetof(TreeRecord, ppid)), 77); });
+      tpatch("core-in-core", "tree record 2 (pid 6000): embedded core at offset 0", [&](std::vector<u8> &b) {
+        // The second core's offset pointed at the root itself: a Tree inside.
+        put<u64>(b, field(2, offsetof(TreeRecord, offset)), 0);
+      });
+      tpatch("embedded-byte-flipped", "process 6000 (embedded core at offset", [&](std::vector<u8> &b) { b[second + 300] ^= 0x10; });
+      tpatch("embedded-marker-cleared", "is not a ckpt image", [&](std::vector<u8> &b) { b[second + 9] = 0; });
+    }
+  }
+
   // ---- Lying PN_XNUM ------------------------------------------------------------
   if (o.xnum) {
     SyntheticOptions xo = o.base;
