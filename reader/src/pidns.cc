@@ -72,6 +72,11 @@ Status enter_own_proc() {
   sa.sa_handler = init_forward_signal;
   sa.sa_flags = SA_RESTART;
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, SIGUSR1, SIGUSR2}) sigaction(sig, &sa, nullptr);
+  // Our standard streams are imgtool's: a caller that reads them to EOF
+  // (restore --detach in a pipeline) must not wait for the init too.
+  int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  for (int fd = 0; fd < 3 && null_fd >= 0; fd++) dup2(null_fd, fd);
+  if (null_fd > 2) close(null_fd);
   (void)!write(report_fd, "ok\n", 3);
   close(report_fd);
   for (;;) {
