@@ -54,6 +54,25 @@ Status open_mapped_files(const CkptView &v, MappedFiles &out) {
 
 }  // namespace
 
+std::vector<int *> InheritedObjects::all_fds() {
+  std::vector<int *> out;
+  for (auto &[id, fd] : fds.files) out.push_back(&fd);
+  for (auto &[id, ends] : fds.pipes) {
+    out.push_back(&ends.first);
+    out.push_back(&ends.second);
+  }
+  for (auto &[key, fd] : memory) out.push_back(&fd);
+  return out;
+}
+
+void InheritedObjects::close_all() {
+  for (int *fd : all_fds())
+    if (*fd >= 0) {
+      close(*fd);
+      *fd = -1;
+    }
+}
+
 Status become_image(const ProcessImage &process, ChildChannels &channels) {
   const CkptView &v = process.view;
   sigset_t all;
@@ -77,14 +96,21 @@ Status become_image(const ProcessImage &process, ChildChannels &channels) {
   std::vector<int *> keep = {&fds.image_fd, &fds.status_fd};
   if (fds.uffd >= 0) keep.push_back(&fds.uffd);
   for (auto &o : files.opened) keep.push_back(&o.second);
-  Status fds_restored = restore_fds(v, keep, channels.terminal);
+  if (channels.inherited)
+    for (int *fd : channels.inherited->all_fds()) keep.push_back(fd);
+  Status fds_restored =
+      restore_fds(v, keep, channels.terminal, channels.inherited ? &channels.inherited->fds : nullptr);
   channels.status_fd = fds.status_fd;
   CKPT_TRY(fds_restored);
 
   // The objects behind shared and deleted-file mappings, made now that
   // every restored fd is in place.
   MappedObjects objects;
-  CKPT_TRY(prepare_shared_objects(v, process.image, objects));
+  Status prepared =
+      prepare_shared_objects(v, process.image, objects, channels.inherited ? &channels.inherited->memory : nullptr);
+  // What we use of the inherited objects is dup'ed by now.
+  if (channels.inherited) channels.inherited->close_all();
+  CKPT_TRY(prepared);
   auto exe_fd = open_executable(v, process.image, objects);
   if (!exe_fd) return exe_fd.error();
   objects.owned_fds.push_back(*exe_fd);

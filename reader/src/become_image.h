@@ -4,10 +4,15 @@
 // the jump. The parent waits for the restorer's verdict (verdict.h).
 #pragma once
 
+#include <map>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <ckpt/img/model.h>
 #include <ckpt/img/reader.h>
+
+#include "process_setup.h"
 
 namespace ckpt::reader {
 
@@ -19,12 +24,24 @@ struct ProcessImage {
   const img::CoreView &core;
 };
 
+/// Objects of a tree that several processes share, made once by the root
+/// before it forks and inherited (tree_create.h): files and pipes by
+/// file_id and pipe_id, shared anonymous memory by (VmaKind, dev, ino).
+struct InheritedObjects {
+  InheritedFds fds;
+  std::map<std::tuple<img::u32, img::u64, img::u64>, int> memory;
+  /// Every fd of ours in here, to survive restore_fds (which renumbers them).
+  std::vector<int *> all_fds();
+  void close_all();
+};
+
 /// What the child keeps of imgtool's: the verdict pipe, the lazy channel,
-/// the restoring terminal.
+/// the restoring terminal, the objects inherited from a tree's root.
 struct ChildChannels {
   int status_fd = -1;               ///< write end of the verdict pipe
   int lazy_sock = -1;               ///< --lazy: the channel to the helper, or -1
   int terminal[3] = {-1, -1, -1};   ///< the restoring terminal's fds 0..2 (or -1)
+  InheritedObjects *inherited = nullptr;
 };
 
 /// Turns the calling process into the image's. Returns only on failure,

@@ -19,6 +19,7 @@
 #include "privileges.h"
 #include "self_maps.h"
 #include "stored_files.h"
+#include "tree_plan.h"
 #include "vdso_check.h"
 
 namespace ckpt::reader {
@@ -255,6 +256,45 @@ Restorability check_restorable(const std::string &path, bool check_memory, const
   if (!here) {
     r.obstacle = Obstacle::NotHereNow;
     r.message = "not restorable here now: " + here.error().message();
+    return r;
+  }
+  // A tree: every further process is checked like the root.
+  if (!view->tree.records.empty()) {
+    auto core = decode_core(*image);
+    if (!core) {
+      r.obstacle = Obstacle::Damaged;
+      r.message = core.error().message();
+      return r;
+    }
+    auto plan = plan_tree(path, *image, *view, *core);
+    if (!plan) {
+      r.obstacle = Obstacle::Damaged;
+      r.message = plan.error().message();
+      return r;
+    }
+    for (size_t i = 1; i < plan->processes.size(); i++) {
+      const TreeProcess &p = plan->processes[i];
+      std::string who = "process " + std::to_string(p.pid) + ": ";
+      if (p.zombie) {
+        if (!opt.new_pid_namespace && pid_in_use(p.pid)) {
+          r.obstacle = Obstacle::NotHereNow;
+          r.message = "not restorable here now: " + pid_taken_message(p.pid, false);
+          return r;
+        }
+        continue;
+      }
+      std::string lacks_here = unsupported_message(unsupported_state(*p.view));
+      if (!lacks_here.empty()) {
+        r.obstacle = Obstacle::Unsupported;
+        r.message = "not restorable: " + lacks_here;
+        return r;
+      }
+      if (Status s = check_here_now(*p.image, *p.view, opt); !s) {
+        r.obstacle = Obstacle::NotHereNow;
+        r.message = "not restorable here now: " + s.error().message();
+        return r;
+      }
+    }
   }
   return r;
 }

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <optional>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +24,8 @@
 #include "preflight.h"
 #include "restore_session.h"
 #include "stored_files.h"
+#include "tree_create.h"
+#include "tree_plan.h"
 #include "verdict.h"
 
 namespace ckpt::reader {
@@ -74,6 +77,7 @@ void forward_signal(int sig) {
 }  // namespace
 
 Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProcesses &out) {
+  if (loaded.tree) return start_tree(*loaded.tree, out);
   int status[2];
   if (pipe2(status, O_CLOEXEC) < 0) return make_error("pipe: %s", strerror(errno));
   ChildChannels channels;
@@ -153,6 +157,15 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   auto core = decode_core(*image);
   if (!core) return core.error();
   LoadedImage loaded{opt.image, *image, *view, *core};
+  std::optional<TreePlan> tree;
+  if (!view->tree.records.empty()) {
+    // Not yet: --lazy for a tree (one helper per process).
+    if (opt.lazy) return make_error("--lazy is not supported for a process tree yet");
+    auto plan = plan_tree(opt.image, *image, *view, *core);
+    if (!plan) return plan.error();
+    tree.emplace(plan.take());
+    loaded.tree = &*tree;
+  }
   // Stored files that are gone come back before the process that needs
   // them, and go again if it never runs.
   auto recreated = recreate_missing_files(*view);

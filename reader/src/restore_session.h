@@ -18,6 +18,7 @@ struct LoadedImage {
   const img::ImageReader &image;
   const img::CkptView &view;
   const img::CoreView &core;
+  const struct TreePlan *tree = nullptr;  ///< a tree image's plan (tree_plan.h), else null
 };
 
 /// What start_restored leaves running.

@@ -45,6 +45,13 @@ int reap(pid_t pid) {
 
 }  // namespace
 
+std::string describe_restorer_failure(const std::string &verdict) {
+  // A stage byte and an errno byte; when two threads fail at once, the
+  // first report is the one.
+  return std::string("restore failed while ") + stage_name(verdict[0]) + ": " +
+         strerror(static_cast<unsigned char>(verdict[1]));
+}
+
 Expected<rs_handover> await_verdict(int fd, pid_t pid) {
   std::string verdict;
   char buf[512];
@@ -66,11 +73,8 @@ Expected<rs_handover> await_verdict(int fd, pid_t pid) {
       return make_error("the restorer died of signal %d before the process was running", WTERMSIG(st));
     return make_error("the restorer exited (status %d) before the process was running", WEXITSTATUS(st));
   }
-  // A stage byte and an errno byte; when two threads fail at once, the
-  // first report is the one.
   if (verdict.size() >= 2 && verdict.size() % 2 == 0 && static_cast<unsigned char>(verdict[0]) < 32)
-    return make_error("restore failed while %s: %s", stage_name(verdict[0]),
-                      strerror(static_cast<unsigned char>(verdict[1])));
+    return Error(describe_restorer_failure(verdict));
   while (!verdict.empty() && verdict.back() == '\n') verdict.pop_back();
   return Error(verdict);
 }

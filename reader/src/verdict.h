@@ -5,6 +5,7 @@
 // it (become_image_or_report). EOF with nothing means the child died.
 #pragma once
 
+#include <string>
 #include <sys/types.h>
 
 #include <ckpt/img/expected.h>
@@ -16,6 +17,9 @@ namespace ckpt::reader {
 /// Reads the verdict of child `pid` from `fd` (closed). On failure the
 /// child is reaped and the error says why, in one line.
 img::Expected<rs_handover> await_verdict(int fd, pid_t pid);
+
+/// "restore failed while STAGE: ERRNO" for the restorer's two bytes.
+std::string describe_restorer_failure(const std::string &verdict);
 
 /// Reaps `pid` (the child of the caller) and returns its exit status as a
 /// shell reports it: the code, or 128+N for death by signal N (EINTR is
