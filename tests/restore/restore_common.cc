@@ -71,24 +71,6 @@ static std::vector<pid_t> our_children() {
   return kids;
 }
 
-// pid's descendants, from /proc/PID/task/*/children, recursively.
-static std::vector<pid_t> descendants(pid_t pid) {
-  std::vector<pid_t> out;
-  std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  DIR *d = opendir(dir.c_str());
-  if (!d) return out;
-  while (dirent *e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::istringstream ss(read_file(dir + "/" + e->d_name + "/children"));
-    for (pid_t p; ss >> p;) {
-      out.push_back(p);
-      for (pid_t q : descendants(p)) out.push_back(q);
-    }
-  }
-  closedir(d);
-  return out;
-}
-
 void RestoreTest::SetUp() {
   ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0) << strerror(errno);
   ASSERT_FALSE(tmp_.path().empty());
@@ -138,9 +120,10 @@ void RestoreTest::dump_kill(const std::vector<std::string> &extra) {
   }
   std::vector<std::string> args = {"--kill"};
   args.insert(args.end(), extra.begin(), extra.end());
-  // A tree: its other processes become our orphans (we are the subreaper)
-  // once it is killed; they are reaped below so that their pids are free.
-  std::vector<pid_t> tree = descendants(pid_);
+  // A tree: its other processes become our children (we are the
+  // subreaper) as it dies, all killed; they are reaped below so that their
+  // pids are free. Ours before the dump are not the tree's.
+  std::vector<pid_t> before = our_children();
   RunResult r = dump(pid_, image_path(), args);
   ASSERT_TRUE(r.exited && r.exit_code == 0) << "dump: " << r.status() << "\n" << r.err;
   int status = 0;
@@ -150,10 +133,11 @@ void RestoreTest::dump_kill(const std::vector<std::string> &extra) {
   ASSERT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " still exists after the dump";
   bool gone = wait_until(
       [&] {
-        for (pid_t p : tree) waitpid(p, nullptr, WNOHANG);
-        for (pid_t p : tree)
-          if (pid_exists(p)) return false;
-        return true;
+        bool left = false;
+        for (pid_t p : our_children())
+          if (std::find(before.begin(), before.end(), p) == before.end())
+            left |= waitpid(p, nullptr, WNOHANG) != p;
+        return !left;
       },
       10);
   ASSERT_TRUE(gone) << "the dumped tree's other processes are still there after the dump";
