@@ -24,6 +24,7 @@ const Command kCommands[] = {
     {"info", cmd_info, "summarise an image or core file (--json for machine use)"},
     {"verify", cmd_verify, "check that an image is intact and restorable here"},
     {"gdb", cmd_gdb, "start gdb on an image with the ckpt gdb commands loaded"},
+    {"extract", cmd_extract, "write one process of a tree image as a standalone core"},
 };
 
 // Named in the contract but not written yet: saying so beats "unknown command".

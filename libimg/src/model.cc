@@ -142,6 +142,7 @@ static Status check_seccomp(const CkptView &v) {
 // distinct pids, each parent the root or an earlier record.
 static Status check_tree_records(const CkptView &v) {
   const auto &tree = v.tree.records;
+  if (tree.empty()) return {};  // a single process (writers before format 1.2 left process_count unchecked)
   if (v.identity.process_count != 1 + tree.size())
     return make_error("identity says %u processes but the image has 1 + %zu tree records", v.identity.process_count,
                       tree.size());
@@ -298,7 +299,9 @@ Expected<CkptView> decode_ckpt_notes(std::span<const Note> notes) {
 StoredRange stored_range(const ImageReader &image, const PageRangeRecord &range) {
   const Elf64_Phdr &seg = image.phdrs()[range.segment];
   u64 offset = seg.p_offset + (range.start - seg.p_vaddr);
-  return {offset, image.bytes().subspan(offset, range.length)};
+  // An embedded core's offsets are relative to its own ELF header; the
+  // file offset is where its bytes are in the whole file (§12.1).
+  return {image.base_offset() + offset, image.bytes().subspan(offset, range.length)};
 }
 
 }  // namespace ckpt::img
