@@ -103,9 +103,8 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
     for (u32 k = 0; k < m.range_count && !in.fds.prefilled[i] && !out.uffd; k++) {
       const PageRangeRecord &r = v.ranges.records[m.first_range + k];
       if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
-      // The restorer reads the file itself: an embedded core's offsets are
-      // relative to its own ELF header (FORMAT.md §12.1).
-      a.fill[a.nfill++] = {r.start, r.length, in.image.base_offset() + stored_range(in.image, r).file_offset};
+      // In the whole file, also for an embedded core (stored_range says so).
+      a.fill[a.nfill++] = {r.start, r.length, stored_range(in.image, r).file_offset};
     }
     out.nfill = a.nfill - out.first_fill;
   }
