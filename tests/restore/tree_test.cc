@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <dirent.h>
+#include <map>
 #include <sstream>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "known_state_differences.h"
 #include "restore_common.h"
 
 namespace ckpt::restoretest {
@@ -40,6 +43,59 @@ TEST_F(RestoreTree, ComesBackWhole) {
   // The same image again, in a new pid namespace.
   ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--pidns"}));
   EXPECT_EQ(report(), "PASS\nPASS\n");
+}
+
+// pid's live descendants, from /proc/PID/task/*/children.
+std::vector<pid_t> live_descendants(pid_t pid) {
+  std::vector<pid_t> out;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR *d = opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent *e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::istringstream ss(read_file(dir + "/" + e->d_name + "/children"));
+    for (pid_t p; ss >> p;) {
+      if (proc_state(p) == 'Z') continue;
+      out.push_back(p);
+      for (pid_t q : live_descendants(p)) out.push_back(q);
+    }
+  }
+  closedir(d);
+  return out;
+}
+
+// Every live process of the tree, idle before the dump and idle again after
+// a --detach restore, compares equal field by field (tests/support), save
+// the differences known_state_differences.cc lists.
+TEST_F(RestoreTree, EveryProcessStateComparesEqual) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_TREE_PATH));
+  std::vector<pid_t> live = live_descendants(pid_);
+  live.insert(live.begin(), pid_);
+  ASSERT_EQ(live.size(), 7u) << "R, A, G, B, C, D, T";
+  std::map<pid_t, test::ProcessState> before;
+  for (pid_t p : live) {
+    before[p] = test::capture_idle_state(p);
+    ASSERT_EQ(before[p].error, "") << "process " << p << " before the dump";
+  }
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  std::string pidfile = tmp_.file("restored.pid");
+  RunResult r = restore(image_path(), {"--detach", "--pidfile", pidfile});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_EQ(read_file(pidfile), std::to_string(pid_) + "\n");
+  for (pid_t p : live) {
+    test::ProcessState after = test::capture_idle_state(p);
+    EXPECT_EQ(after.error, "") << "restored process " << p;
+    if (!after.error.empty()) continue;
+    StateComparison cmp = compare_with_known_differences(
+        test::diff_states(before[p], after), false, ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    EXPECT_TRUE(cmp.unexpected.empty()) << "restored process " << p << " differs (" << cmp.unexpected.size()
+                                        << " fields):\n" << join_lines(cmp.unexpected, 80);
+  }
+  ASSERT_NO_FATAL_FAILURE(go());
+  int st = 0;
+  ASSERT_TRUE(test::wait_child_exit(pid_, &st, 60)) << report();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << std::hex << st << "\n" << report();
+  EXPECT_EQ(report(), "PASS\n");
 }
 
 // A pid of the tree (not the root's) is taken: one line naming it and its
