@@ -92,6 +92,7 @@ TEST(DumpTree, ParentTwoChildrenGrandchildAndAZombie) {
   EXPECT_EQ(by_pid[p.zombie]["exit_code"], 7);
   EXPECT_EQ(by_pid[p.grandchild]["state"], "running");
   EXPECT_EQ(by_pid[p.child1]["creator_tid"], p.root);
+  EXPECT_EQ(by_pid[p.child2]["creator_tid"], std::stol(t.value("forker_tid"))) << "forked by the second thread";
   EXPECT_EQ(j["processes"].size(), 4u);
   RunResult text = test::run({imgtool(), "info", image});
   EXPECT_NE(text.out.find("tree: 5 processes"), std::string::npos) << text.out;
@@ -259,6 +260,72 @@ TEST(DumpTree, KillEndsTheWholeTree) {
       if (!gone) usleep(10000);
     }
     EXPECT_TRUE(gone) << "process " << pid << " still runs";
+  }
+}
+
+}  // namespace
+}  // namespace ckpt::dumptest
+
+namespace ckpt::dumptest {
+namespace {
+
+// libckpt runs imgtool as a child of the process it checkpoints: the dumper
+// leaves itself (and what it runs) out of the tree (DECISIONS.md 102).
+TEST(DumpTree, TheDumperLeavesItselfOut) {
+  TempDir tmp;
+  std::string image = tmp.file("self.ckpt");
+  RunResult r = test::run({"/bin/sh", "-c", "echo $$; \"$0\" dump --pid $$ -o \"$1\"; echo rc=$?", imgtool(), image});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  std::vector<std::string> lines = split_lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out << r.err;
+  EXPECT_EQ(lines[1], "rc=0") << r.err;
+  RunResult info = test::run({imgtool(), "info", "--json", image});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  json j = json::parse(info.out);
+  ASSERT_EQ(j["tree"].size(), 1u) << j["tree"].dump();
+  EXPECT_EQ(j["tree"][0]["pid"], std::stol(lines[0]));
+}
+
+// A process of the tree stopped by job control stays stopped, as gcore
+// leaves it; the others run on.
+TEST(DumpTree, AStoppedChildStaysStopped) {
+  TempDir tmp;
+  Target t({DUMP_TREE_PATH, tmp.file("shared.txt")});
+  ASSERT_TRUE(t.ready()) << t.error();
+  TreePids p = pids_of(t);
+  ASSERT_EQ(kill(p.child2, SIGSTOP), 0);
+  ASSERT_TRUE(wait_for_state(p.child2, 'T'));
+  std::string image = tmp.file("tree.ckpt");
+  expect_success(dump(p.root, image));
+  EXPECT_EQ(proc_state(p.child2), 'T');
+  EXPECT_EQ(tracer_pid(p.child2), 0);
+  for (pid_t pid : {p.root, p.child1, p.grandchild}) expect_running_untraced(pid);
+  RunResult info = test::run({imgtool(), "info", "--json", image});
+  json j = json::parse(info.out);
+  for (const json &e : j["tree"])
+    if (e["pid"] == p.child2) EXPECT_EQ(e["state"], "stopped");
+  kill(p.child2, SIGCONT);
+}
+
+// Children that come and go while the tree is frozen: each dump still
+// succeeds with a consistent tree (a child exiting meanwhile is a zombie
+// record, or not there at all), and the churn goes on afterwards.
+TEST(DumpTree, ChildrenComingAndGoingWhileFreezing) {
+  TempDir tmp;
+  Target t({DUMP_TREE_PATH, tmp.file("shared.txt"), "churn"});
+  ASSERT_TRUE(t.ready()) << t.error();
+  TreePids p = pids_of(t);
+  for (int i = 0; i < 5; i++) {
+    std::string image = tmp.file("churn" + std::to_string(i) + ".ckpt");
+    expect_success(dump(p.root, image));
+    if (HasFatalFailure()) return;
+    RunResult v = verify_intact(image);
+    EXPECT_EQ(v.exit_code, 0) << v.err;
+    Cores cores = open_cores(image);
+    EXPECT_GE(cores.records.size(), 4u);
+    for (auto &[pid, rec] : cores.records)
+      if (rec.ppid == p.child2) EXPECT_TRUE(rec.flags & kTreeZombie || cores.embedded.count(pid)) << pid;
+    for (pid_t pid : {p.root, p.child1, p.child2, p.grandchild}) expect_running_untraced(pid);
   }
 }
 

@@ -5,12 +5,15 @@
  *     writing "hello") every process holds as fd 5;
  *   - MAP_SHARED|MAP_ANONYMOUS memory (one shmem object) with "shared!".
  * The zombie exited with status 7 and is never reaped (waitid WNOWAIT).
- * With argv[2] = "epoll-in-child", child 2 also holds an epoll fd, which
- * restore does not support (fd 6). Prints "KEY value" lines (child1, child2,
- * grandchild, zombie, shared_addr) then "ready"; every process waits in
+ * Child 2 is forked by a second thread of the parent (forker_tid). With
+ * argv[2] = "epoll-in-child", child 2 also holds an epoll fd, which restore
+ * does not support (fd 6); with "churn", child 2 forks and reaps short-lived
+ * children without pause. Prints "KEY value" lines (child1, child2,
+ * forker_tid, grandchild, zombie, shared_addr) then "ready"; every process waits in
  * pause() (in a function named after its role, for backtraces). */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +37,37 @@ __attribute__((noinline)) static void child1_main(void) {
 }
 
 __attribute__((noinline)) static void child2_main(void) {
+  for (;;) pause();
+}
+
+struct forker {
+  pid_t parent;
+  const char *mode;
+  pid_t child;
+  int done;
+  pid_t tid;
+};
+
+static void *fork_child2(void *arg) {
+  struct forker *f = arg;
+  f->tid = gettid();
+  pid_t c = fork();
+  if (c == 0) {
+    die_with_parent(f->parent);
+    if (strcmp(f->mode, "epoll-in-child") == 0 && epoll_create1(0) < 0) _exit(1);
+    if (strcmp(f->mode, "churn") == 0) {
+      /* Children come and go all the time: the dump meets some alive,
+       * some exiting, some zombies. */
+      for (;;) {
+        pid_t k = fork();
+        if (k == 0) _exit(3);
+        if (k > 0) waitpid(k, NULL, 0);
+      }
+    }
+    child2_main();
+  }
+  f->child = c;
+  __atomic_store_n(&f->done, 1, __ATOMIC_RELEASE);
   for (;;) pause();
 }
 
@@ -66,13 +100,14 @@ int main(int argc, char **argv) {
     fflush(stdout);
     child1_main();
   }
-  pid_t c2 = fork();
+  /* Child 2 is forked by a second thread of the parent (which then waits
+   * in pause: PR_SET_PDEATHSIG follows the forking thread). */
+  struct forker f2 = {parent, argc > 2 ? argv[2] : "", -1, 0};
+  pthread_t th;
+  if (pthread_create(&th, NULL, fork_child2, &f2) != 0) return 1;
+  while (!__atomic_load_n(&f2.done, __ATOMIC_ACQUIRE)) usleep(1000);
+  pid_t c2 = f2.child;
   if (c2 < 0) return 1;
-  if (c2 == 0) {
-    die_with_parent(parent);
-    if (argc > 2 && strcmp(argv[2], "epoll-in-child") == 0 && epoll_create1(0) < 0) _exit(1);
-    child2_main();
-  }
   pid_t z = fork();
   if (z < 0) return 1;
   if (z == 0) _exit(7);
@@ -91,7 +126,8 @@ int main(int argc, char **argv) {
     usleep(10000);
   }
   usleep(100000);
-  printf("child1 %d\nchild2 %d\nzombie %d\nshared_addr %p\nready\n", c1, c2, z, (void *)shared);
+  printf("child1 %d\nchild2 %d\nforker_tid %d\nzombie %d\nshared_addr %p\nready\n", c1, c2, f2.tid, z,
+         (void *)shared);
   fflush(stdout);
   for (;;) pause();
 }

@@ -510,6 +510,45 @@ void for_each_variant(const CorpusOptions &o, const std::function<void(const Var
     std::memcpy(find_note(notes, kOwnerCore, kNtFile)->desc.data(), &huge, 8);
   });
 
+  // ---- A process tree (FORMAT.md §12.1): lying Tree records, resealed so
+  // that only the Tree's bounds can catch them, and damage inside an
+  // embedded core, which the root's resealed checksums no longer see.
+  {
+    std::vector<u8> tb = encode_tree_image(make_synthetic_tree());
+    auto tr = ImageReader::from_bytes(tb);
+    const NoteRef *tn = tr ? tr->find_ckpt(CkptNote::Tree) : nullptr;
+    if (tn) {
+      const u64 records = (tn->desc.data() - tr->bytes().data()) + sizeof(TableHeader);
+      const u64 integrity = tr->phdrs().back().p_offset;
+      auto field = [&](u32 i, size_t off) { return records + i * sizeof(TreeRecord) + off; };
+      const u64 first = get<u64>(tb, field(0, offsetof(TreeRecord, offset)));
+      const u64 second = get<u64>(tb, field(2, offsetof(TreeRecord, offset)));
+      auto tpatch = [&](const std::string &name, const std::function<void(std::vector<u8> &)> &patch) {
+        std::vector<u8> b = tb;
+        patch(b);
+        emit(DamageKind::Absurd, "tree-" + name, b);
+        if (reseal(b, integrity)) emit(DamageKind::Absurd, "tree-" + name, std::move(b), true);
+      };
+      tpatch("offset-unaligned", [&](std::vector<u8> &b) { put<u64>(b, field(0, offsetof(TreeRecord, offset)), first + 8); });
+      tpatch("offset-in-root-notes", [&](std::vector<u8> &b) { put<u64>(b, field(0, offsetof(TreeRecord, offset)), 0); });
+      tpatch("cores-overlap", [&](std::vector<u8> &b) { put<u64>(b, field(2, offsetof(TreeRecord, offset)), first); });
+      tpatch("size-past-integrity", [&](std::vector<u8> &b) {
+        put<u64>(b, field(2, offsetof(TreeRecord, size)), integrity - second + 4096);
+      });
+      tpatch("size-huge", [&](std::vector<u8> &b) { put<u64>(b, field(2, offsetof(TreeRecord, size)), ~u64(0) - 4096); });
+      tpatch("zombie-with-core", [&](std::vector<u8> &b) { put<u64>(b, field(1, offsetof(TreeRecord, offset)), first); });
+      tpatch("live-without-core", [&](std::vector<u8> &b) { put<u32>(b, field(0, offsetof(TreeRecord, flags)), 0); put<u64>(b, field(0, offsetof(TreeRecord, size)), 0); });
+      tpatch("pid-repeated", [&](std::vector<u8> &b) { put<i32>(b, field(2, offsetof(TreeRecord, pid)), 5000); });
+      tpatch("parent-unknown", [&](std::vector<u8> &b) { put<i32>(b, field(2, offsetof(TreeRecord, ppid)), 77); });
+      tpatch("core-in-core", [&](std::vector<u8> &b) {
+        // The second core's offset pointed at the root itself: a Tree inside.
+        put<u64>(b, field(2, offsetof(TreeRecord, offset)), 0);
+      });
+      tpatch("embedded-byte-flipped", [&](std::vector<u8> &b) { b[second + 300] ^= 0x10; });
+      tpatch("embedded-marker-cleared", [&](std::vector<u8> &b) { b[second + 9] = 0; });
+    }
+  }
+
   // ---- Lying PN_XNUM ------------------------------------------------------------
   if (o.xnum) {
     SyntheticOptions xo = o.base;
