@@ -9,6 +9,7 @@
 #include <linux/sched.h>
 #include <poll.h>
 #include <set>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -259,9 +260,16 @@ Status start_tree(const TreePlan &plan, RestoredProcesses &out) {
   ch.go = go[0];
   for (int i = 0; i < 3; i++) ch.terminal[i] = isatty(i) ? i : (fcntl(i, F_GETFD) >= 0 ? i : -1);
 
+  // While the tree is being made, its orphans (a process whose parent
+  // failed) become ours, so that a failure can reap them: none is left as
+  // a zombie holding a pid (the init of some machines reaps nothing).
+  int was_subreaper = 0;
+  prctl(PR_GET_CHILD_SUBREAPER, &was_subreaper);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
   long root = clone_with_pid(plan.processes[0].pid, SIGCHLD);
   if (root < 0) {
     int e = errno;
+    prctl(PR_SET_CHILD_SUBREAPER, was_subreaper);
     close_all();
     if (e == EEXIST) return Error(pid_taken_message(plan.processes[0].pid, false));
     if (e == EPERM) return not_permitted_to_restore();
@@ -305,7 +313,11 @@ Status start_tree(const TreePlan &plan, RestoredProcesses &out) {
         }
       }
     close_all();
-    waitpid(static_cast<pid_t>(root), nullptr, 0);
+    // Every process killed comes to us (the root is our child; the others
+    // are orphaned to us): reap them all.
+    while (waitpid(-1, nullptr, __WALL) > 0 || errno == EINTR) {
+    }
+    prctl(PR_SET_CHILD_SUBREAPER, was_subreaper);
     return e;
   };
   if (Status s = await_created(plan, created[0], status_read, pids); !s) return fail(s.error());
@@ -323,6 +335,8 @@ Status start_tree(const TreePlan &plan, RestoredProcesses &out) {
   std::string warning;
   if (Status s = hand_over_all(handovers, &warning); !s) return fail(s.error());
   if (!warning.empty()) std::fprintf(stderr, "imgtool restore: warning: %s\n", warning.c_str());
+  // Running: its orphans from now on go where the restored program's would.
+  prctl(PR_SET_CHILD_SUBREAPER, was_subreaper);
   close_all();
   out.root = static_cast<pid_t>(root);
   return {};

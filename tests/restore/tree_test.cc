@@ -98,6 +98,32 @@ TEST_F(RestoreTree, EveryProcessStateComparesEqual) {
   EXPECT_EQ(report(), "PASS\n");
 }
 
+// A process of the tree fails after others exist (here: its deleted
+// executable cannot be recreated, its name being taken since the dump, which
+// only that child finds out): one line naming the process, and every process
+// already created is gone.
+TEST_F(RestoreTree, AFailureInAChildLeavesNothingRunning) {
+  std::string exe = tmp_.file("mysleep");
+  Program::Options o;
+  o.log = log_path();
+  o.cwd = dir();
+  ASSERT_NO_FATAL_FAILURE(start_argv({"/bin/bash", "-c",
+                                      "cp /bin/sleep \"$0\" || exit 1; \"$0\" 1000 & child=$!; "
+                                      "until [ \"$(readlink /proc/$child/exe)\" = \"$0\" ]; do :; done; "
+                                      "rm -f \"$0\"; echo child $child; echo ready; wait",
+                                      exe},
+                                     o));
+  pid_t child = std::stoi(program_->value("child"));
+  ASSERT_TRUE(wait_until([&] { return access(exe.c_str(), F_OK) != 0; }, 10));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_TRUE(write_file(exe, "another file\n"));
+  RunResult r = restore(image_path());
+  expect_one_line_failure(r, "process " + std::to_string(child) +
+                                 ": cannot recreate the deleted executable " + exe + ": another file has its name now");
+  EXPECT_FALSE(pid_exists(pid_)) << "the root is left (state " << proc_state(pid_) << ")";
+  EXPECT_FALSE(pid_exists(child)) << "the child is left (state " << proc_state(child) << ")";
+}
+
 // A pid of the tree (not the root's) is taken: one line naming it and its
 // owner, and nothing is started.
 TEST_F(RestoreTree, APidTakenStartsNothing) {
