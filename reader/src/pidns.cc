@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tree_plan.h"
 #include "verdict.h"
 
 namespace ckpt::reader {
@@ -62,8 +63,10 @@ Status enter_own_proc() {
   if (!opt.detach) prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (Status s = enter_own_proc(); !s) report_failure(s.error());
   // The init is pid 1 here: a process that was pid 1 cannot have its pid.
-  if (loaded.view.tasks.records[0].pid == 1)
-    report_failure(make_error("pid 1 cannot be restored under --pidns (the namespace's init is pid 1)"));
+  bool has_pid_1 = loaded.view.tasks.records[0].pid == 1;
+  if (loaded.tree)
+    for (const TreeProcess &p : loaded.tree->processes) has_pid_1 |= p.pid == 1;
+  if (has_pid_1) report_failure(make_error("pid 1 cannot be restored under --pidns (the namespace's init is pid 1)"));
   RestoredProcesses restored;
   if (Status s = start_restored(loaded, opt.lazy, restored); !s) report_failure(s.error());
   restored.lazy.detach();  // our child: reaped below like every orphan

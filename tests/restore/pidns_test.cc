@@ -41,6 +41,32 @@ class RestorePidns : public RestoreTest {
     char ns[64] = "";
     return readlink("/proc/self/ns/pid", ns, sizeof ns - 1) > 0 ? ns : "";
   }
+  // The children of pid (its main thread's).
+  static std::vector<pid_t> children_of(pid_t pid) {
+    std::vector<pid_t> out;
+    std::string text = read_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+    size_t at = 0;
+    while (at < text.size()) {
+      size_t end = text.find(' ', at);
+      if (end == std::string::npos) end = text.size();
+      if (end > at) out.push_back(std::stoi(text.substr(at, end - at)));
+      at = end + 1;
+    }
+    return out;
+  }
+  // The restore `tool` runs its restored root (`inner` inside its
+  // namespace) under its init: the outside pid of that root, or 0.
+  static pid_t restored_under(pid_t tool, pid_t inner) {
+    for (pid_t init : children_of(tool))
+      for (pid_t p : children_of(init)) {
+        std::string status = read_file("/proc/" + std::to_string(p) + "/status");
+        size_t at = status.find("\nNSpid:");
+        if (at == std::string::npos) continue;
+        std::string nspid = status.substr(at + 7, status.find('\n', at + 1) - at - 7);
+        if (nspid.substr(nspid.find_last_of(" \t") + 1) == std::to_string(inner)) return p;
+      }
+    return 0;
+  }
   static int count(const std::string &text, const std::string &what) {
     int n = 0;
     for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) n++;
@@ -66,6 +92,10 @@ TEST_F(RestorePidns, TwoRestoresAtOnceWhileTheOriginalRuns) {
   Program second({imgtool(), "restore", "--pidns", image_path()}, o2);
   ASSERT_TRUE(first.ready()) << first.error();
   ASSERT_TRUE(second.ready()) << second.error();
+  // Both restored copies run at once, each in its namespace, before any
+  // goes on (a namespace freed early could lend its inode number to the next).
+  ASSERT_TRUE(wait_until([&] { return restored_under(first.pid(), pid_) && restored_under(second.pid(), pid_); }, 30))
+      << read_file(o1.log) << read_file(o2.log);
   ASSERT_NO_FATAL_FAILURE(go());  // all three go on now
   int st1 = 0, st2 = 0, st0 = 0;
   ASSERT_TRUE(first.wait_exit(&st1, 60)) << "first restore hung; report:\n" << report();
@@ -127,10 +157,14 @@ TEST_F(RestorePidns, DetachWritesThePidSeenOutside) {
   ASSERT_NO_FATAL_FAILURE(go());
   ASSERT_TRUE(wait_until([&] { return count(report(), "tick") >= 10; }, 20)) << report();
   EXPECT_EQ(count(report(), "PASS"), 2) << report();
-  // Killing the root ends its namespace: the init exits with 128+9, and
-  // is reaped by us (the subreaper) in TearDown.
+  // Killing the root ends its namespace: the init (our child since imgtool
+  // returned) exits with 128+9.
+  pid_t init = proc_ppid(outside);
   ASSERT_EQ(kill(outside, SIGKILL), 0);
-  ASSERT_TRUE(wait_until([&] { return !pid_exists(outside) || proc_state(outside) == 'Z'; }, 10));
+  int init_status = 0;
+  ASSERT_TRUE(test::wait_child_exit(init, &init_status, 10)) << "the init " << init << " did not end";
+  EXPECT_TRUE(WIFEXITED(init_status) && WEXITSTATUS(init_status) == 128 + SIGKILL) << std::hex << init_status;
+  EXPECT_FALSE(pid_exists(outside));
   ASSERT_EQ(kill(pid_, SIGKILL), 0);
   int st = 0;
   ASSERT_TRUE(program_->wait_exit(&st, 10));
