@@ -77,7 +77,7 @@ void forward_signal(int sig) {
 }  // namespace
 
 Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProcesses &out) {
-  if (loaded.tree) return start_tree(*loaded.tree, out);
+  if (loaded.tree) return start_tree(*loaded.tree, lazy_restore, out);
   int status[2];
   if (pipe2(status, O_CLOEXEC) < 0) return make_error("pipe: %s", strerror(errno));
   ChildChannels channels;
@@ -159,8 +159,6 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   LoadedImage loaded{opt.image, *image, *view, *core};
   std::optional<TreePlan> tree;
   if (!view->tree.records.empty()) {
-    // Not yet: --lazy for a tree (one helper per process).
-    if (opt.lazy) return make_error("--lazy is not supported for a process tree yet");
     auto plan = plan_tree(opt.image, *image, *view, *core);
     if (!plan) return plan.error();
     tree.emplace(plan.take());
@@ -186,7 +184,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   recreated_files.running = true;
   CKPT_TRY(write_pidfile(opt.pidfile, restored.root));
   if (opt.detach) {
-    restored.lazy.detach();  // it outlives us, serving the process
+    restored.detach_helpers();  // they outlive us, serving the processes
     return 0;
   }
   return wait_in_foreground(restored.root, restored.root);

@@ -2,7 +2,9 @@
 // the init of a new pid namespace (pidns.cc) run.
 #pragma once
 
+#include <memory>
 #include <string>
+#include <vector>
 #include <sys/types.h>
 
 #include <ckpt/img/model.h>
@@ -25,6 +27,14 @@ struct LoadedImage {
 struct RestoredProcesses {
   pid_t root = 0;        ///< the restored root, our child (as we see its pid)
   LazyHelper lazy;       ///< --lazy: the helper serving its memory
+  /// --lazy with a tree: one helper per further process.
+  std::vector<std::unique_ptr<LazyHelper>> tree_lazy;
+  /// Returning while the processes run: leave the helpers to them.
+  void detach_helpers() {
+    lazy.detach();
+    for (auto &h : tree_lazy)
+      if (h) h->detach();
+  }
 };
 
 /// Creates the restored process as our child with its original pid, waits

@@ -31,6 +31,7 @@ struct TreeChannels {
   int created = -1;                 ///< write end: each process's pid, once it exists
   int go = -1;                      ///< read end: EOF once every process exists
   std::vector<int> status;          ///< per process index: write end of its verdict pipe (-1: zombie)
+  std::vector<int> lazy_sock;       ///< per process index: --lazy: its end of its helper's channel, or -1
   int terminal[3] = {-1, -1, -1};
   InheritedObjects inherited;
 };
@@ -171,6 +172,7 @@ void wait_for_go(int go) {
   ProcessImage process{plan.path, *p.image, *p.view, *p.core};
   ChildChannels channels;
   channels.status_fd = ch.status[index];
+  channels.lazy_sock = ch.lazy_sock[index];
   for (int i = 0; i < 3; i++) channels.terminal[i] = ch.terminal[i];
   channels.inherited = &ch.inherited;
   become_image_or_report(process, channels);
@@ -228,7 +230,7 @@ Expected<rs_handover> read_tree_verdict(int fd, pid_t pid) {
 
 }  // namespace
 
-Status start_tree(const TreePlan &plan, RestoredProcesses &out) {
+Status start_tree(const TreePlan &plan, bool lazy, RestoredProcesses &out) {
   const size_t n = plan.processes.size();
   TreeChannels ch;
   std::vector<int> status_read(n, -1);
@@ -240,8 +242,13 @@ Status start_tree(const TreePlan &plan, RestoredProcesses &out) {
       if (fd >= 0) close(fd);
     for (int fd : ch.status)
       if (fd >= 0) close(fd);
+    for (int fd : ch.lazy_sock)
+      if (fd >= 0) close(fd);
   };
   ch.status.assign(n, -1);
+  ch.lazy_sock.assign(n, -1);
+  out.tree_lazy.clear();
+  out.tree_lazy.resize(n);
   if (pipe2(created, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0) {
     close_all();
     return make_error("pipe: %s", strerror(errno));
@@ -255,6 +262,15 @@ Status start_tree(const TreePlan &plan, RestoredProcesses &out) {
     }
     status_read[i] = p[0];
     ch.status[i] = p[1];
+    if (lazy) {
+      out.tree_lazy[i] = std::make_unique<LazyHelper>();
+      auto sock = out.tree_lazy[i]->open_channel();
+      if (!sock) {
+        close_all();
+        return sock.error();
+      }
+      ch.lazy_sock[i] = *sock;
+    }
   }
   ch.created = created[1];
   ch.go = go[0];
@@ -283,6 +299,8 @@ Status start_tree(const TreePlan &plan, RestoredProcesses &out) {
     close(created[0]);
     for (int fd : status_read)
       if (fd >= 0) close(fd);
+    for (auto &h : out.tree_lazy)
+      if (h) h->close_parent_end();
     if (Status s = make_inherited_objects(plan, ch); !s) report_and_exit(ch, 0, s.error().message());
     run_process(plan, 0, ch);
   }
@@ -290,6 +308,8 @@ Status start_tree(const TreePlan &plan, RestoredProcesses &out) {
   close(go[0]);
   created[1] = go[0] = -1;
   for (int &fd : ch.status)
+    if (fd >= 0) close(fd), fd = -1;
+  for (int &fd : ch.lazy_sock)
     if (fd >= 0) close(fd), fd = -1;
 
   std::vector<pid_t> pids;
@@ -313,6 +333,7 @@ Status start_tree(const TreePlan &plan, RestoredProcesses &out) {
         }
       }
     close_all();
+    out.tree_lazy.clear();  // helpers killed and reaped: nothing ran
     // Every process killed comes to us (the root is our child; the others
     // are orphaned to us): reap them all.
     while (waitpid(-1, nullptr, __WALL) > 0 || errno == EINTR) {
@@ -323,6 +344,13 @@ Status start_tree(const TreePlan &plan, RestoredProcesses &out) {
   if (Status s = await_created(plan, created[0], status_read, pids); !s) return fail(s.error());
   close(go[1]);  // every process exists: go on
   go[1] = -1;
+  // --lazy: each process sends its userfaultfd early in become_image; its
+  // helper is forked once it has it (a process failing first closes its
+  // end, or the others do in restore_fds: start() fails, not hangs).
+  for (size_t i = 0; i < n; i++)
+    if (out.tree_lazy[i])
+      if (Status s = out.tree_lazy[i]->start(*plan.processes[i].image, *plan.processes[i].view); !s)
+        return fail(s.error().context("process " + std::to_string(plan.processes[i].pid)));
   std::vector<Handover> handovers;
   for (size_t i = 0; i < n; i++) {
     if (plan.processes[i].zombie) continue;
@@ -338,6 +366,8 @@ Status start_tree(const TreePlan &plan, RestoredProcesses &out) {
   // Running: its orphans from now on go where the restored program's would.
   prctl(PR_SET_CHILD_SUBREAPER, was_subreaper);
   close_all();
+  for (auto &h : out.tree_lazy)
+    if (h) CKPT_TRY(h->go());
   out.root = static_cast<pid_t>(root);
   return {};
 }

@@ -24,7 +24,9 @@
 namespace ckpt::reader {
 
 /// Creates and hands over the tree; on success out.root is the root's pid
-/// (our child) and every process runs. One line on failure, nothing left.
-img::Status start_tree(const TreePlan &plan, RestoredProcesses &out);
+/// (our child) and every process runs. With `lazy`, each process's memory
+/// is served by a lazy-pages helper of its own (out.tree_lazy). One line on
+/// failure, nothing left.
+img::Status start_tree(const TreePlan &plan, bool lazy, RestoredProcesses &out);
 
 }  // namespace ckpt::reader

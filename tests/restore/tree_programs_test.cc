@@ -67,6 +67,25 @@ TEST_F(RestoreTreePrograms, PythonPoolMidMap) {
   EXPECT_EQ(read_file(tmp_.file("out.txt")), "sum 328350\n");
 }
 
+// python3's Pool again, each process's memory served lazily.
+TEST_F(RestoreTreePrograms, PythonPoolMidMapLazy) {
+  if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
+  const char *script =
+      "import multiprocessing, sys, time\n"
+      "def work(x):\n"
+      "    time.sleep(0.02)\n"
+      "    if x == 5:\n"
+      "        open('started', 'w').close()\n"
+      "    return x * 3\n"
+      "if __name__ == '__main__':\n"
+      "    with multiprocessing.Pool(2) as pool:\n"
+      "        res = pool.map(work, range(100), chunksize=1)\n"
+      "    print('sum', sum(res), flush=True)\n";
+  run_to_completion({"/usr/bin/python3", "-c", script},
+                    [&] { return access(tmp_.file("started").c_str(), F_OK) == 0; }, {"--lazy"});
+  EXPECT_EQ(read_file(tmp_.file("out.txt")), "sum 14850\n");
+}
+
 // The same with --pidns, while nothing holds the pids: the namespace's
 // init passes the root's status on.
 TEST_F(RestoreTreePrograms, MakeJ2FinishesInANewPidNamespace) {

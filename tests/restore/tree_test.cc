@@ -43,6 +43,9 @@ TEST_F(RestoreTree, ComesBackWhole) {
   // The same image again, in a new pid namespace.
   ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--pidns"}));
   EXPECT_EQ(report(), "PASS\nPASS\n");
+  // And with --lazy: one lazy-pages helper per process.
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+  EXPECT_EQ(report(), "PASS\nPASS\nPASS\n");
 }
 
 // pid's live descendants, from /proc/PID/task/*/children.
