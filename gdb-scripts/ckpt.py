@@ -566,7 +566,8 @@ class CkptTree(_Command):
 
 Usage: ckpt tree
 Lists each checkpointed process with its pid, parent pid, process group,
-session, thread count, name and program ('[zombie, exit N]' for a zombie);
+session, thread count, name and program ('[zombie, exit N]' or '[zombie,
+killed by SIGX]' for a zombie);
 '*' marks the process gdb shows. Under 'imgtool gdb --pid N' the tree is
 that of the whole image file."""
 
@@ -589,7 +590,8 @@ that of the whole image file."""
             if t.get("pid") not in known and t.get("state") == "zombie":
                 procs.append({"pid": t.get("pid"), "ppid": t.get("ppid"), "pgid": t.get("pgid"),
                               "sid": t.get("sid"), "comm": t.get("comm", ""), "threads": [],
-                              "zombie": t.get("exit_code", t.get("exit_signal"))})
+                              "zombie": ("exit %s" % t["exit_code"]) if "exit_code" in t
+                              else "killed by %s" % t.get("term_signal")})
         shown = gdb.selected_inferior().pid
         root = info.get("identity", {}).get("root_pid")
         pids = {p.get("pid") for p in procs}
@@ -610,7 +612,7 @@ that of the whole image file."""
                 if p.get("stopped"):
                     note.append("stopped")
                 if "zombie" in p:
-                    note.append("zombie, exit %s" % p["zombie"])
+                    note.append("zombie, %s" % p["zombie"])
                 rows.append(("*" if pid == shown else " ", "  " * depth + str(pid), str(p.get("ppid")),
                              str(p.get("pgid")), str(p.get("sid")), str(len(p.get("threads", []))),
                              str(p.get("comm", "")),

@@ -155,6 +155,12 @@ int cmd_gdb(int argc, char **argv) {
       const char *tmpdir = getenv("TMPDIR");
       std::string dir = tmpdir && *tmpdir ? tmpdir : "/tmp";
       int tmp = open(dir.c_str(), O_TMPFILE | O_RDWR, 0600);
+      if (tmp < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        // A file system without O_TMPFILE: a named file, unlinked at once.
+        std::string name = dir + "/.imgtool-gdb-XXXXXX";
+        tmp = mkstemp(name.data());
+        if (tmp >= 0) unlink(name.c_str());
+      }
       if (tmp < 0) return fail("gdb", "cannot create a temporary file in " + dir + ": " + std::strerror(errno));
       img::Status s = copy_embedded_core(file, *record, tmp);
       if (!s) return fail("gdb", s.error().message());

@@ -33,7 +33,7 @@ Expected<json> describe_tree(const ImageReader &image, const CkptView &root, con
       e["wait_status"] = r.wait_status;
       if (WIFSIGNALED(r.wait_status)) {
         const char *name = sigabbrev_np(WTERMSIG(r.wait_status));
-        e["exit_signal"] = name ? std::string("SIG") + name : std::to_string(WTERMSIG(r.wait_status));
+        e["term_signal"] = name ? std::string("SIG") + name : std::to_string(WTERMSIG(r.wait_status));
       } else {
         e["exit_code"] = WEXITSTATUS(r.wait_status);
       }
@@ -81,7 +81,7 @@ void render_tree_text(const json &info, std::string &out) {
       if (!seen.insert(pid).second) continue;
       std::string state = text((*p)["state"]);
       if (p->contains("exit_code")) state += " (exit " + text((*p)["exit_code"]) + ")";
-      if (p->contains("exit_signal")) state += " (" + text((*p)["exit_signal"]) + ")";
+      if (p->contains("term_signal")) state += " (" + text((*p)["term_signal"]) + ")";
       std::string indented = std::string(2 * depth, ' ') + std::to_string(pid);
       std::snprintf(line, sizeof line, "  %-16s %-8s %-8s %-8s %-16s %-7s %s\n", indented.c_str(),
                     text((*p)["ppid"]).c_str(), text((*p)["pgid"]).c_str(), text((*p)["sid"]).c_str(), state.c_str(),

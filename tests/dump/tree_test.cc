@@ -284,6 +284,13 @@ TEST(DumpTree, TheDumperLeavesItselfOut) {
   json j = json::parse(info.out);
   ASSERT_EQ(j["tree"].size(), 1u) << j["tree"].dump();
   EXPECT_EQ(j["tree"][0]["pid"], std::stol(lines[0]));
+  // A single process is the single-process image of before: no Tree note.
+  auto r2 = ImageReader::open(image);
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r2->find_ckpt(CkptNote::Tree), nullptr);
+  auto v2 = decode_ckpt(*r2);
+  ASSERT_TRUE(v2);
+  EXPECT_EQ(v2->identity.process_count, 1u);
 }
 
 // A process of the tree stopped by job control stays stopped, as gcore

@@ -54,10 +54,13 @@ img::Status assign_tree_ids(std::vector<ProcessCapture *> &captures) {
       r.file_id = id;
       if (r.pipe_id && is_pipe_record(r)) {
         auto [it, fresh] = pipe_ids.try_emplace({r.dev, r.ino}, u32(pipe_ids.size() + 1));
-        auto [lit, lfresh] = local_pipe.try_emplace(r.pipe_id, it->second);
-        (void)lfresh;
-        if (fresh) pipe_is_new.resize(std::max<size_t>(pipe_is_new.size(), r.pipe_id + 1)), pipe_is_new[r.pipe_id] = true;
-        r.pipe_id = lit->second;
+        local_pipe.try_emplace(r.pipe_id, it->second);
+        if (fresh) {
+          // This process is the first to hold the pipe: its PipeInfo stays.
+          if (pipe_is_new.size() <= r.pipe_id) pipe_is_new.resize(r.pipe_id + 1);
+          pipe_is_new[r.pipe_id] = true;
+        }
+        r.pipe_id = it->second;
       }
     }
     // Keep the PipeInfo of pipes this process is the first to hold.
