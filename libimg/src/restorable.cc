@@ -51,10 +51,10 @@ std::vector<Unsupported> unsupported_state(const CkptView &v) {
   auto add = [&](i32 pid, std::string what) { out.push_back({pid, std::move(what)}); };
   char buf[96];
 
-  // Restoring a tree (the Tree note's further processes) is not supported
-  // by this reader yet: refused, never silently restored as the root alone.
-  if (v.tasks.records.size() + v.tree.records.size() > 1)
-    add(0, "a process tree of " + std::to_string(v.tasks.records.size() + v.tree.records.size()) + " processes");
+  // A tree is one root view plus a Tree note (each further process is
+  // checked on its own view); several tasks in one view are not a format.
+  if (v.tasks.records.size() > 1)
+    add(0, "a process tree of " + std::to_string(v.tasks.records.size()) + " processes");
   if (v.parent) add(0, "an incremental image (merge the chain first)");
   else {
     bool refers_to_parent = false;
