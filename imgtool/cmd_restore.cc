@@ -7,9 +7,13 @@
 namespace ckpt::tool {
 
 static const char kHelp[] =
-    "usage: imgtool restore FILE [--detach [--pidfile F]] [--lazy] [--pidns] [--reopen-changed-files]\n"
+    "usage: imgtool restore FILE|- [--detach [--pidfile F]] [--lazy] [--pidns] [--reopen-changed-files]\n"
     "\n"
     "Brings the checkpointed process back with its original pid and tids.\n"
+    "FILE '-' reads the image from standard input (a pipe or socket:\n"
+    "'imgtool dump --pid P -o - --kill | ssh HOST imgtool restore -'); it is\n"
+    "held in memory, checked whole before anything starts, and freed once\n"
+    "the processes have their memory back.\n"
     "In the foreground imgtool waits for it, passes on SIGINT, SIGTERM,\n"
     "SIGHUP, SIGQUIT and SIGWINCH, and exits with its exit status (128+N\n"
     "for death by signal N).\n"
@@ -45,7 +49,8 @@ int cmd_restore(int argc, char **argv) {
     std::fputs(kHelp, stdout);
     return 0;
   }
-  if (args->positional.size() != 1) return fail("restore", "expected exactly one FILE (see 'imgtool restore --help')");
+  if (args->positional.size() != 1)
+    return fail("restore", "expected exactly one FILE, or '-' for standard input (see 'imgtool restore --help')");
   reader::RestoreOptions opt;
   opt.image = args->positional[0];
   opt.detach = args->has("--detach");
@@ -55,7 +60,8 @@ int cmd_restore(int argc, char **argv) {
   if (auto p = args->get("--pidfile")) opt.pidfile = *p;
   std::fflush(stdout);
   auto status = reader::restore_image(opt);
-  if (!status) return fail("restore", opt.image + ": " + status.error().message());
+  std::string source = opt.image == "-" ? "standard input" : opt.image;
+  if (!status) return fail("restore", source + ": " + status.error().message());
   return *status;
 }
 

@@ -69,6 +69,7 @@ Status enter_own_proc() {
   if (has_pid_1) report_failure(make_error("pid 1 cannot be restored under --pidns (the namespace's init is pid 1)"));
   RestoredProcesses restored;
   if (Status s = start_restored(loaded, opt.lazy, restored); !s) report_failure(s.error());
+  if (loaded.memory_restored) loaded.memory_restored();  // our copy of a spooled stream
   restored.detach_helpers();  // our children: reaped below like every orphan
   g_inner_root = restored.root;
   struct sigaction sa {};

@@ -46,11 +46,27 @@ static Status check_file(const std::string &path, u64 ino, u64 size, i64 mtime_n
   return {};
 }
 
+// A zombie frees its pid as soon as its parent reaps it. `dump --kill -o -
+// | restore -` on one host reaches this check the moment the dump ends,
+// while the killed process's parent has yet to reap it (on its SIGCHLD,
+// asynchronously): a zombie gets a bounded moment before its pid counts
+// as taken.
 static bool pid_in_use(i32 pid) {
   char path[32];
-  std::snprintf(path, sizeof path, "/proc/%d", pid);
-  struct stat st;
-  return stat(path, &st) == 0;
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  for (int waited_ms = 0;; waited_ms += 5) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno != ENOENT;
+    char buf[512];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    // "pid (comm) S ...": the state follows the last ')'.
+    const char *paren = std::strrchr(buf, ')');
+    bool zombie = paren && paren[1] == ' ' && paren[2] == 'Z';
+    if (!zombie || waited_ms >= 2000) return true;
+    usleep(5000);
+  }
 }
 
 // One line of /proc/PID/status ("Tgid:\t123" gives "123"), or "".

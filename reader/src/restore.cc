@@ -24,6 +24,7 @@
 #include "preflight.h"
 #include "restore_session.h"
 #include "stored_files.h"
+#include "stream_spool.h"
 #include "tree_create.h"
 #include "tree_plan.h"
 #include "verdict.h"
@@ -142,28 +143,52 @@ Expected<int> wait_in_foreground(pid_t root, pid_t child) {
 
 Expected<int> restore_image(const RestoreOptions &opt) {
   CKPT_TRY(check_restore_privilege());
+  // "-": the image comes on standard input, spooled whole (stream_spool.h)
+  // and then restored from like a file.
+  std::optional<StreamSpool> spool;
+  std::string path = opt.image;
+  if (opt.image == "-") {
+    if (opt.lazy)
+      return make_error("--lazy maps memory from an image file that stays in place; an image on standard input "
+                        "can only be restored eagerly (without --lazy)");
+    auto spooled = StreamSpool::from_fd(STDIN_FILENO);
+    if (!spooled) return spooled.error();
+    spool.emplace(spooled.take());
+    path = spool->path();
+  }
   // Eager restore reads every stored byte anyway and checks them first;
   // lazy restore must not read them at all. The same checks as verify's,
   // so both say the same thing.
   HereNowOptions here_now;
   here_now.reopen_changed_files = opt.reopen_changed_files;
   here_now.new_pid_namespace = opt.pidns;
-  Restorability restorability = check_restorable(opt.image, !opt.lazy, here_now);
+  Restorability restorability = check_restorable(path, !opt.lazy, here_now);
   if (!restorability.restorable()) return Error(restorability.message);
-  auto image = ImageReader::open(opt.image);
-  if (!image) return image.error();
+  std::optional<ImageReader> image;
+  if (auto opened = ImageReader::open(path); opened) image.emplace(opened.take());
+  else return opened.error();
   auto view = decode_ckpt(*image);
   if (!view) return view.error();
   auto core = decode_core(*image);
   if (!core) return core.error();
-  LoadedImage loaded{opt.image, *image, *view, *core};
+  LoadedImage loaded{path, *image, *view, *core, nullptr, nullptr};
   std::optional<TreePlan> tree;
   if (!view->tree.records.empty()) {
-    auto plan = plan_tree(opt.image, *image, *view, *core);
+    auto plan = plan_tree(path, *image, *view, *core);
     if (!plan) return plan.error();
     tree.emplace(plan.take());
     loaded.tree = &*tree;
   }
+  // A spooled stream is memory as large as the image: gone once every
+  // restorer has read its pages (they close their fds to it before the
+  // process runs), not kept while we wait for the process. Only the
+  // records copied out of it (view's tables) are used afterwards.
+  if (spool)
+    loaded.memory_restored = [&] {
+      tree.reset();
+      image.reset();
+      spool->release();
+    };
   // Stored files that are gone come back before the process that needs
   // them, and go again if it never runs.
   auto recreated = recreate_missing_files(*view);
@@ -177,11 +202,15 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   } recreated_files{recreated.take()};
 
   if (opt.pidns) {
-    return restore_in_new_pid_namespace(opt, loaded, [&] { recreated_files.running = true; });
+    return restore_in_new_pid_namespace(opt, loaded, [&] {
+      recreated_files.running = true;
+      if (loaded.memory_restored) loaded.memory_restored();
+    });
   }
   RestoredProcesses restored;
   CKPT_TRY(start_restored(loaded, opt.lazy, restored));
   recreated_files.running = true;
+  if (loaded.memory_restored) loaded.memory_restored();
   CKPT_TRY(write_pidfile(opt.pidfile, restored.root));
   if (opt.detach) {
     restored.detach_helpers();  // they outlive us, serving the processes

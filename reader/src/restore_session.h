@@ -2,6 +2,7 @@
 // the init of a new pid namespace (pidns.cc) run.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,9 @@ struct LoadedImage {
   const img::CkptView &view;
   const img::CoreView &core;
   const struct TreePlan *tree = nullptr;  ///< a tree image's plan (tree_plan.h), else null
+  /// Called once every restored process has read its memory (restore -:
+  /// drops the spooled stream, with image and tree; view stays usable).
+  std::function<void()> memory_restored;
 };
 
 /// What start_restored leaves running.

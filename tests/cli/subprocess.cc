@@ -42,7 +42,7 @@ static double now_s() {
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-RunResult run(const std::vector<std::string> &argv, int hang_guard_s) {
+RunResult run(const std::vector<std::string> &argv, int hang_guard_s, int stdin_fd) {
   RunResult r;
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0) return r;
@@ -53,7 +53,8 @@ RunResult run(const std::vector<std::string> &argv, int hang_guard_s) {
   }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  if (stdin_fd >= 0) posix_spawn_file_actions_adddup2(&fa, stdin_fd, 0);
+  else posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
   std::vector<char *> args;

@@ -23,9 +23,10 @@ struct RunResult {
 };
 
 /// Runs argv[0] (looked up in PATH when it has no slash) with stdin from
-/// /dev/null, capturing stdout and stderr. `hang_guard_s` only stops a hung
-/// child so the test fails instead of hanging; no test asserts on time.
-RunResult run(const std::vector<std::string> &argv, int hang_guard_s = 60);
+/// /dev/null (or `stdin_fd`, when given), capturing stdout and stderr.
+/// `hang_guard_s` only stops a hung child so the test fails instead of
+/// hanging; no test asserts on time.
+RunResult run(const std::vector<std::string> &argv, int hang_guard_s = 60, int stdin_fd = -1);
 
 /// The first of `names` found in PATH (or as an absolute path), or "".
 std::string find_tool(const std::vector<std::string> &names);

@@ -253,9 +253,27 @@ void FrozenProcess::await_group_stop() const {
 Status FrozenProcess::kill() {
   if (pidfd_ >= 0 && syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0) < 0 && errno != ESRCH)
     return make_error("cannot kill process %d: %s", pid_, strerror(errno));
+  // SIGKILL takes effect asynchronously, and a killed tracee does not
+  // finish exiting until its tracer (we) collects its exit (ptrace(2): a
+  // traced thread's death is reported to the tracer first): reap each
+  // thread's exit here, bounded, so that once dump --kill returns the
+  // process is gone but for its parent's wait(), whose pid a restore on
+  // this host (`dump --kill -o - | restore -`) may need at once.
+  // The leader's exit is reported only after every other thread's.
   if (attached_) {
     attached_ = false;
-    for (const FrozenThread &t : threads_) ptrace(PTRACE_DETACH, t.tid, 0, 0);
+    std::vector<pid_t> pending;
+    for (const FrozenThread &t : threads_) pending.push_back(t.tid);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!pending.empty() && std::chrono::steady_clock::now() < deadline) {
+      std::erase_if(pending, [](pid_t tid) {
+        int status = 0;
+        pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
+        return (r < 0 && errno != EINTR) || (r == tid && (WIFEXITED(status) || WIFSIGNALED(status)));
+      });
+      if (!pending.empty()) usleep(500);
+    }
+    // Any left (the deadline): the kernel detaches them when we exit.
   }
   return {};
 }
