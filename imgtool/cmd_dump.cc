@@ -26,6 +26,10 @@ static const char kHelp[] =
     "  -o, --output FILE where to write the image (0600); '-' streams it to\n"
     "                    standard output. FILE appears only once complete.\n"
     "  --kill            kill the tree once the image is safely written\n"
+    "  --stats           on success, print one line on stderr:\n"
+    "                    'dump stats: frozen S s, total S s, image N bytes,\n"
+    "                    memory N bytes' (frozen: from the start of the\n"
+    "                    freeze until the tree runs again, or is killed)\n"
     "  --leave-running   the default: the process carries on\n"
     "  --allow-unrestorable\n"
     "                    write the image even if it holds what restore cannot\n"
@@ -59,6 +63,7 @@ int cmd_dump(int argc, char **argv) {
                           {"--parent", true, ""},
                           {"--exec", false, ""},
                           {"--allow-unrestorable", false, ""},
+                          {"--stats", false, ""},
                           {"--libckpt-caller", true, ""},
                           {"--help", false, "-h"}});
   if (!args) return 2;
@@ -120,6 +125,10 @@ int cmd_dump(int argc, char **argv) {
 
   auto stats = writer::dump_process(opt);
   if (!stats) return fail("dump", stats.error().message());
+  if (args->has("--stats"))
+    std::fprintf(stderr, "dump stats: frozen %.6f s, total %.6f s, image %llu bytes, memory %llu bytes\n",
+                 stats->frozen_seconds, stats->total_seconds, static_cast<unsigned long long>(stats->image_bytes),
+                 static_cast<unsigned long long>(stats->memory_bytes));
   if (result_fd >= 0) {
     // A positive id (fork()'s convention): the image id's first 8 bytes.
     long long id = static_cast<long long>(stats->image_id & 0x7fffffffffffffffull);

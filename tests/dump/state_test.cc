@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -222,6 +223,37 @@ TEST(DumpStdout, ShellPipelineIntoCat) {
   RunResult v = verify_intact(f);
   EXPECT_EQ(v.exit_code, 0) << v.status() << "\n" << v.err;
   expect_running_untraced(t.pid());
+}
+
+// --stats: one line on stderr with the frozen time (no timing asserted:
+// only that the numbers are there and agree with each other and the file).
+TEST(DumpStats, ReportsFrozenTimeOnStderr) {
+  Target t({DUMP_SLEEPER_PATH});
+  ASSERT_TRUE(t.ready()) << t.error();
+  TempDir tmp;
+  std::string c = tmp.file("img.core");
+  RunResult r = dump(t.pid(), c, {"--stats"});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_EQ(r.out, "");
+  double frozen = -1, total = -1;
+  unsigned long long image = 0, memory = 0;
+  int used = 0;
+  ASSERT_EQ(std::sscanf(r.err.c_str(), "dump stats: frozen %lf s, total %lf s, image %llu bytes, memory %llu bytes\n%n",
+                        &frozen, &total, &image, &memory, &used),
+            4)
+      << r.err;
+  EXPECT_EQ(static_cast<size_t>(used), r.err.size()) << "one line only:\n" << r.err;
+  EXPECT_GT(frozen, 0.0);
+  EXPECT_LE(frozen, total);
+  EXPECT_EQ(image, read_file(c).size());
+  EXPECT_GT(memory, 0u);
+  EXPECT_LT(memory, image);
+  expect_running_untraced(t.pid());
+  // With -o - the image alone goes to stdout, the line to stderr.
+  RunResult s = dump(t.pid(), "-", {"--stats"});
+  ASSERT_TRUE(s.exited && s.exit_code == 0) << s.status() << "\n" << s.err;
+  EXPECT_EQ(s.out.compare(0, 4, "\x7f" "ELF"), 0);
+  EXPECT_EQ(s.err.rfind("dump stats: frozen ", 0), 0u) << s.err;
 }
 
 TEST(DumpKill, ProcessGoneAfterDump) {

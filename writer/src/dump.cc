@@ -66,9 +66,11 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   DumpStats stats;
   auto start = Clock::now();
   if (opt.caller_tid) CKPT_TRY(await_caller_in_read(opt.pid, opt.caller_tid));
+  // Frozen time counts from the first stop request: an upper bound of
+  // how long any thread of the tree was stopped.
+  auto frozen_at = Clock::now();
   auto frozen = FrozenTree::freeze(opt.pid, opt.cancel);
   if (!frozen) return frozen.error();
-  auto frozen_at = Clock::now();
   const std::vector<TreeMember> &members = frozen->members();
 
   std::vector<CapturedProcess> procs;  // live members, root first
@@ -186,8 +188,8 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   if (cancelled()) return interrupted();
   CKPT_TRY(out->commit());
   if (opt.kill_after) {
+    stats.frozen_seconds = seconds_since(frozen_at);  // not the wait for the kill
     CKPT_TRY(frozen->kill());
-    stats.frozen_seconds = seconds_since(frozen_at);
   }
   stats.total_seconds = seconds_since(start);
   return stats;
