@@ -154,13 +154,13 @@ for size in "${sizes[@]}"; do
   idle=$(printf '%.3f' "$("$tickgap" read "$dir/ticks")")
   echo "$name: memhog pid $pid ready; idle largest tick gap over 1 s: $idle s"
 
-  dump_t=() frozen_t=() gcore_t=() gfrozen_t=()
+  dump_t=() frozen_t=() sfrozen_t=() gcore_t=() gfrozen_t=()
   img_bytes=0 img_du=0 g_bytes=0 g_du=0
   for ((i = 1; i <= repeat; i++)); do
     # imgtool dump
     "$tickgap" reset "$dir/ticks"
     t0=$(now)
-    "$imgtool" dump --pid "$pid" -o "$dir/img" 2>"$dir/imgtool.log" ||
+    "$imgtool" dump --stats --pid "$pid" -o "$dir/img" 2>"$dir/imgtool.log" ||
       die "imgtool dump failed: $(cat "$dir/imgtool.log")"
     t1=$(now)
     frozen=$("$tickgap" read "$dir/ticks") || die "memhog does not tick after imgtool dump (left stopped?)"
@@ -171,7 +171,11 @@ for size in "${sizes[@]}"; do
     rm -f "$dir/img"
     dump_t+=("$(elapsed "$t0" "$t1")")
     frozen_t+=("$frozen")
-    echo "$name: imgtool dump $i/$repeat: ${dump_t[-1]} s, frozen $frozen s, image $(mib "$img_bytes") MiB, du $(mib $((img_du * 1024))) MiB"
+    # What imgtool itself reports (dump --stats): from its first stop request.
+    sfrozen=$(sed -n 's/^dump stats: frozen \([0-9.]*\) s.*/\1/p' "$dir/imgtool.log")
+    [[ -n $sfrozen ]] || die "no 'dump stats' line from imgtool dump --stats: $(cat "$dir/imgtool.log")"
+    sfrozen_t+=("$(printf '%.3f' "$sfrozen")")
+    echo "$name: imgtool dump $i/$repeat: ${dump_t[-1]} s, frozen $frozen s (reported ${sfrozen_t[-1]} s), image $(mib "$img_bytes") MiB, du $(mib $((img_du * 1024))) MiB"
 
     # gdb gcore of the same process
     "$tickgap" reset "$dir/ticks"
@@ -219,6 +223,29 @@ for size in "${sizes[@]}"; do
       echo "$name: restore $mode $i/$repeat: $(elapsed "$t0" "$t1") s"
     done
   done
+  # Migration through a pipe: from the start of `dump --kill -o - | restore
+  # -` to the moment restore reports the process running, of a fresh memhog
+  # each time (ours: the shell reaps it as dump kills it, freeing its pid).
+  migrate_t=()
+  for ((i = 1; i <= repeat; i++)); do
+    MH_NO_TICKS=1 start_memhog "$size" "$dir"
+    rm -f "$dir/rpid"
+    t0=$(now)
+    { "$imgtool" dump --kill --pid "$MH_PID" -o - 2>"$dir/imgtool.log" |
+        "$imgtool" restore --pidfile "$dir/rpid" - 2>"$dir/restore.log"; } &
+    rjob=$!
+    until [[ -s $dir/rpid ]]; do
+      kill -0 "$rjob" 2>/dev/null || die "dump -o - | restore - failed: $(cat "$dir/imgtool.log" "$dir/restore.log")"
+      sleep 0.001
+    done
+    t1=$(now)
+    wait "$MH_PID" 2>/dev/null || true
+    forget_pid "$MH_PID"
+    kill -KILL "$(cat "$dir/rpid")"
+    wait "$rjob" 2>/dev/null || true
+    migrate_t+=("$(elapsed "$t0" "$t1")")
+    echo "$name: dump -o - | restore - $i/$repeat: ${migrate_t[-1]} s"
+  done
   rm -rf "$dir"
 
   # The kernel's core dump of an identical memhog, fresh for every run: from
@@ -246,21 +273,23 @@ for size in "${sizes[@]}"; do
 
   d=$(median "${dump_t[@]}")
   f=$(median "${frozen_t[@]}")
+  sf=$(median "${sfrozen_t[@]}")
+  mg=$(median "${migrate_t[@]}")
   g=$(median "${gcore_t[@]}")
   gf=$(median "${gfrozen_t[@]}")
   k=$(median "${kernel_t[@]}")
   re=$(median "${eager_t[@]}")
   rl=$(median "${lazy_t[@]}")
-  rows+=("| $name | $d | $f | $g | $gf | $k | $(mib "$img_bytes") / $(mib $((img_du * 1024))) | $(mib "$g_bytes") / $(mib $((g_du * 1024))) | $(ratio "$g" "$d") | $(ratio "$k" "$d") | $re | $rl |")
+  rows+=("| $name | $d | $f | $g | $gf | $k | $(mib "$img_bytes") / $(mib $((img_du * 1024))) | $(mib "$g_bytes") / $(mib $((g_du * 1024))) | $(ratio "$g" "$d") | $(ratio "$k" "$d") | $re | $rl | $sf | $mg |")
   notes+=("$name: idle tick gap (noise floor) $idle s; kernel core file $(mib "$core_bytes") / $(mib $((core_du * 1024))) MiB"
-          "$name runs (s): imgtool ${dump_t[*]} | frozen ${frozen_t[*]} | gcore ${gcore_t[*]} | gcore frozen ${gfrozen_t[*]} | kernel ${kernel_t[*]}")
+          "$name runs (s): imgtool ${dump_t[*]} | frozen ${frozen_t[*]} | reported frozen ${sfrozen_t[*]} | pipe migration ${migrate_t[*]} | gcore ${gcore_t[*]} | gcore frozen ${gfrozen_t[*]} | kernel ${kernel_t[*]}")
   echo
 done
 
 echo "Results (median of $repeat; wall-clock seconds; sizes in MiB, logical / du -k):"
 echo
-echo "| size | imgtool dump s | frozen s | gcore s | gcore frozen s | kernel core s | image MiB / disk MiB | gcore file MiB / disk MiB | gcore/imgtool | kernel/imgtool | restore eager s | restore lazy s |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| size | imgtool dump s | frozen s | gcore s | gcore frozen s | kernel core s | image MiB / disk MiB | gcore file MiB / disk MiB | gcore/imgtool | kernel/imgtool | restore eager s | restore lazy s | frozen (dump --stats) s | dump -o - \\| restore - s |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${rows[@]}"
 echo
 printf '%s\n' "${notes[@]}"
