@@ -276,6 +276,10 @@ TEST(DumpKill, KillsAStoppedMultiThreadedProcess) {
   TempDir tmp;
   std::string c = tmp.file("killed.core");
   expect_success(dump(t.pid(), c, {"--kill"}));
+  // dump --kill returns once every thread has exited (decision 702): a
+  // zombie at most, waiting for its parent.
+  char state = proc_state(t.pid());
+  EXPECT_TRUE(state == 0 || state == 'Z') << "state '" << state << "' right after dump --kill";
   int status = 0;
   ASSERT_TRUE(t.wait_exit(&status, 10)) << "the target is still alive after --kill";
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "wait status 0x" << std::hex << status;
