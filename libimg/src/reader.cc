@@ -43,6 +43,7 @@ Expected<ImageReader> ImageReader::open(const std::string &path) {
   ImageReader r;
   r.data_ = static_cast<u8 *>(p);
   r.size_ = st.st_size;
+  r.map_size_ = st.st_size;
   r.mapped_ = true;
   Status s = r.parse();
   if (!s) return s.error();
@@ -67,7 +68,9 @@ ImageReader &ImageReader::operator=(ImageReader &&o) noexcept {
     release();
     data_ = o.data_;
     size_ = o.size_;
+    map_size_ = o.map_size_;
     mapped_ = o.mapped_;
+    exec_form_ = o.exec_form_;
     elf_ = o.elf_;
     ehdr_ = o.ehdr_;
     phdrs_ = std::move(o.phdrs_);
@@ -88,7 +91,7 @@ void ImageReader::release() {
   elf_ = nullptr;
   if (data_) {
     if (mapped_)
-      munmap(data_, size_);
+      munmap(data_, map_size_);
     else
       std::free(data_);
   }
@@ -96,6 +99,15 @@ void ImageReader::release() {
 }
 
 Status ImageReader::parse() {
+  // The exec form (§12.3) is read as its core form: its head is patched in
+  // this reader's private copy and the launcher after the core is cut off.
+  if (looks_like_exec_form({data_, size_})) {
+    auto layout = check_exec_form({data_, size_});
+    if (!layout) return layout.error();
+    exec_head_to_core_view(data_);
+    exec_form_ = *layout;
+    size_ = layout->core_size;
+  }
   // Our own checks come first: libelf clamps a program header count that
   // does not fit the file instead of failing, and we want to say where.
   if (size_ < sizeof(Elf64_Ehdr))

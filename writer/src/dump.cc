@@ -7,7 +7,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <sys/stat.h>
 
 #include <ckpt/img/restorable.h>
 
@@ -68,6 +71,10 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   ImageWriter::Options wopt;
   wopt.direct_io = getenv("CKPT_BUFFERED_IO") == nullptr;
   wopt.cancel = opt.cancel;
+  wopt.exec_launcher = opt.exec_launcher;
+  // The exec form is a program its owner runs as ./FILE.
+  if (!opt.exec_launcher.empty() && opt.output != "-" && fchmod(out->fd(), 0700) < 0)
+    return make_error("chmod %s: %s", opt.output.c_str(), strerror(errno));
   auto writer = ImageWriter::create(std::move(encoded), layout.segments, wopt);
   if (!writer) return writer.error();
   stats.memory_bytes = stored_bytes(pc->memory);

@@ -13,6 +13,7 @@
 
 #include <elf.h>
 
+#include <ckpt/img/exec_form.h>
 #include <ckpt/img/expected.h>
 #include <ckpt/img/format.h>
 
@@ -31,7 +32,9 @@ struct NoteRef {
 
 class ImageReader {
  public:
-  /// Maps and validates a file. The reader keeps the mapping open.
+  /// Maps and validates a file. The reader keeps the mapping open. A file
+  /// in the exec form (§12.3) is seen in its core form: its private mapping
+  /// has the core header at 0, and bytes() ends with the core image.
   static Expected<ImageReader> open(const std::string &path);
   /// Validates bytes in memory (copied). For fuzzing and tests.
   static Expected<ImageReader> from_bytes(std::span<const u8> bytes);
@@ -44,6 +47,9 @@ class ImageReader {
   const std::vector<Elf64_Phdr> &phdrs() const { return phdrs_; }
   const std::vector<NoteRef> &notes() const { return notes_; }
   std::span<const u8> bytes() const { return {data_, size_}; }
+
+  /// Where the launcher is, when the file is in the exec form.
+  const std::optional<ExecFormLayout> &exec_form() const { return exec_form_; }
 
   /// Has the ckpt marker in e_ident (a ckpt image, possibly damaged).
   bool has_ckpt_marker() const { return ckpt_marker_; }
@@ -71,8 +77,10 @@ class ImageReader {
   void release();
 
   u8 *data_ = nullptr;
-  size_t size_ = 0;
+  size_t size_ = 0;      ///< of the core image; the exec form's launcher follows
+  size_t map_size_ = 0;
   bool mapped_ = false;
+  std::optional<ExecFormLayout> exec_form_;
   void *elf_ = nullptr;   // Elf*, kept opaque to spare users <libelf.h>
   Elf64_Ehdr ehdr_{};
   std::vector<Elf64_Phdr> phdrs_;

@@ -1,0 +1,69 @@
+// The launcher of the exec form (docs/FORMAT.md §12.3): a static-pie build
+// of the restore path that imgtool appends to an image. Run as ./FILE, the
+// kernel loads only this program (the image's own segments are not
+// PT_LOADs of the exec header); it opens its own file, which ImageReader
+// sees in its core form, and restores it exactly as `imgtool restore FILE`.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <ckpt/reader/restore.h>
+
+static const char kHelp[] =
+    "usage: %s [--detach [--pidfile F]] [--lazy] [--reopen-changed-files]\n"
+    "\n"
+    "A self-restoring checkpoint image (imgtool dump --exec). Running it\n"
+    "brings the checkpointed process back with its original pid and tids,\n"
+    "like 'imgtool restore' of this file: in the foreground it waits for the\n"
+    "process, passes on SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGWINCH, and\n"
+    "exits with its exit status (128+N for death by signal N).\n"
+    "\n"
+    "  --detach       return once the process runs\n"
+    "  --pidfile F    write the restored process's pid to F\n"
+    "  --lazy         map memory straight from this file instead of reading it\n"
+    "                 (the file must stay in place until the helper finishes)\n"
+    "  --reopen-changed-files\n"
+    "                 open files replaced or truncated since the dump as they\n"
+    "                 are now, instead of refusing\n"
+    "\n"
+    "'imgtool info', 'verify' and 'gdb' read this file as they read the core\n"
+    "form; 'imgtool convert FILE --to core' turns it back into one.\n";
+
+static int fail(const char *self, const std::string &message) {
+  std::fprintf(stderr, "%s: %s\n", self, message.c_str());
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  const char *self = argc > 0 && argv[0] ? argv[0] : "ckpt-image";
+  ckpt::reader::RestoreOptions opt;
+  // The kernel's name for the file being run: the same file from any
+  // directory, and in the restore's child processes too (same executable).
+  opt.image = "/proc/self/exe";
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::printf(kHelp, self);
+      return 0;
+    } else if (a == "--detach") {
+      opt.detach = true;
+    } else if (a == "--lazy") {
+      opt.lazy = true;
+    } else if (a == "--reopen-changed-files") {
+      opt.reopen_changed_files = true;
+    } else if (a == "--pidfile" || a.rfind("--pidfile=", 0) == 0) {
+      if (a == "--pidfile") {
+        if (i + 1 >= argc) return fail(self, "--pidfile needs a file name");
+        opt.pidfile = argv[++i];
+      } else {
+        opt.pidfile = a.substr(std::strlen("--pidfile="));
+      }
+    } else {
+      return fail(self, "unexpected argument '" + a + "' (see '" + std::string(self) + " --help')");
+    }
+  }
+  std::fflush(stdout);
+  auto status = ckpt::reader::restore_image(opt);
+  if (!status) return fail(self, "restore: " + status.error().message());
+  return *status;
+}
