@@ -86,7 +86,9 @@ class ExecForm : public RestoreTest {
   RunResult run_exec(const std::string &image, const std::vector<std::string> &extra = {},
                      const std::string &name = "ckpt.elf") {
     std::string moved = elsewhere_ + "/" + name;
-    if (image != moved) EXPECT_EQ(rename(image.c_str(), moved.c_str()), 0) << strerror(errno);
+    if (image != moved) {
+      EXPECT_EQ(rename(image.c_str(), moved.c_str()), 0) << strerror(errno);
+    }
     std::vector<std::string> argv = {"/usr/bin/env", "-C", elsewhere_, "-i", "./" + name};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return test::run(argv, 90);
@@ -114,6 +116,7 @@ class ExecForm : public RestoreTest {
     EXPECT_EQ(r.err.rfind(prefix, 0), 0u) << r.err;
     EXPECT_NE(r.err.find(needle), std::string::npos) << "expected \"" << needle << "\" in: " << r.err;
   }
+  std::string moved() const { return elsewhere_ + "/ckpt.elf"; }
   std::string elsewhere_;
 };
 
@@ -141,11 +144,11 @@ TEST_F(ExecForm, DetachWithPidfileAndHelp) {
   RunResult help = run_exec(image_path(), {"--help"});
   EXPECT_TRUE(help.exited && help.exit_code == 0) << help.status() << help.err;
   EXPECT_NE(help.out.find("usage: ./ckpt.elf"), std::string::npos) << help.out;
-  RunResult bad = run_exec(image_path(), {"--bogus"});
+  RunResult bad = run_exec(moved(), {"--bogus"});
   expect_one_line(bad, "./ckpt.elf: ", "--bogus");
   ASSERT_NO_FATAL_FAILURE(go());
   std::string pidfile = tmp_.file("restored.pid");
-  RunResult r = run_exec(image_path(), {"--detach", "--pidfile", pidfile});
+  RunResult r = run_exec(moved(), {"--detach", "--pidfile", pidfile});
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
   EXPECT_EQ(read_file(pidfile), std::to_string(pid_) + "\n");
   ASSERT_TRUE(pid_exists(pid_));
@@ -162,8 +165,8 @@ TEST_F(ExecForm, LazyBigMemoryFromTheExecutable) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_BIGMEM_PATH));
   ASSERT_NO_FATAL_FAILURE(dump_kill({"--exec"}));
   ASSERT_NO_FATAL_FAILURE(run_exec_expect(image_path(), 0, {"--lazy"}));
-  ASSERT_NO_FATAL_FAILURE(run_exec_expect(elsewhere_ + "/ckpt.elf", 0));
-  expect_ok(imgtool_run({"verify", elsewhere_ + "/ckpt.elf"}), "verify");
+  ASSERT_NO_FATAL_FAILURE(run_exec_expect(moved(), 0));
+  expect_ok(imgtool_run({"verify", moved()}), "verify");
 }
 
 // Convert in place both ways: the core form comes back byte for byte, the
@@ -182,7 +185,7 @@ TEST_F(ExecForm, ConvertInPlaceRoundTripsAndEveryCommandReadsBothForms) {
   EXPECT_EQ(header_at(exec, 0).e_type, ET_DYN);
   EXPECT_EQ(exec.substr(64, 64), core.substr(0, 64));
   EXPECT_EQ(exec.substr(kHead, size - kHead), core.substr(kHead)) << "the core bytes moved or changed";
-  EXPECT_EQ(exec.size() % 4096, 0u);
+  EXPECT_GT(exec.size(), (size + 4095) / 4096 * 4096) << "no launcher after the page-aligned core image";
   expect_ok(imgtool_run({"verify", image_path()}), "verify of the exec form");
   RunResult info = imgtool_run({"info", image_path()});
   expect_ok(info, "info of the exec form");
