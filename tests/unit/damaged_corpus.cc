@@ -98,7 +98,7 @@ struct Map {
   };
   std::vector<N> notes;
   u64 integrity_offset = 0, integrity_size = 0, size = 0;
-  u64 phdr_off(size_t i, size_t field) const { return sizeof(Elf64_Ehdr) + i * sizeof(Elf64_Phdr) + field; }
+  u64 phdr_off(size_t i, size_t field) const { return kPhdrOffset + i * sizeof(Elf64_Phdr) + field; }
   const N *find(const char *owner, u32 type) const {
     for (const N &n : notes)
       if (n.owner == owner && n.type == type) return &n;
@@ -519,7 +519,7 @@ void for_each_variant(const CorpusOptions &o, const std::function<void(const Var
     if (!xb.empty() && eh.e_phnum == 0xffff && eh.e_shoff) {
       u64 sh_info = eh.e_shoff + offsetof(Elf64_Shdr, sh_info);
       u32 real = get<u32>(xb, sh_info);
-      Elf64_Phdr last = get<Elf64_Phdr>(xb, sizeof(Elf64_Ehdr) + (real - 1) * sizeof(Elf64_Phdr));
+      Elf64_Phdr last = get<Elf64_Phdr>(xb, kPhdrOffset + (real - 1) * sizeof(Elf64_Phdr));
       auto xpatch = [&](const std::string &name, const std::function<void(std::vector<u8> &)> &patch) {
         std::vector<u8> b = xb;
         patch(b);
