@@ -246,6 +246,22 @@ TEST_F(ExecForm, ConvertOfALargeImageRewritesHeadersOnly) {
   EXPECT_TRUE(read_bytes(image_path()) == core);
 }
 
+// gdb opens only cores: `imgtool gdb` hands it an unnamed core-form copy,
+// and the ckpt commands (imgtool info --json on that copy) work on it.
+TEST_F(ExecForm, ImgtoolGdbOpensTheExecForm) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill({"--exec"}));
+  RunResult r = imgtool_run({"gdb", image_path(), "--", "-batch", "-nx", "-ex", "thread apply all bt", "-ex",
+                             "ckpt info"});
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.out << r.err;
+  EXPECT_NE(r.out.find(" main ("), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find(std::to_string(pid_)), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(r.err.find("not a core"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("is not a core dump"), std::string::npos) << r.err;
+  // The image itself is untouched (still runs).
+  EXPECT_EQ(header_at(read_bytes(image_path()), 0).e_type, ET_DYN);
+}
+
 TEST_F(ExecForm, DamagedExecHeadersAreRefusedWithOneLine) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
   ASSERT_NO_FATAL_FAILURE(dump_kill({"--exec"}));
