@@ -71,6 +71,47 @@ eager_ms=$(median_ms eager)
 lazy_ms=$(median_ms lazy)
 cd - >/dev/null
 
+# The JVM: OpenJDK 17 running a small class after a warm-up loop (Warm.java
+# below), which blocks on standard input the same way and then halts.
+JAVA=/usr/bin/java
+JAVA_OPTS=(-XX:-UsePerfData -Xmx64m -XX:+UseSerialGC)
+java_cold_ms="" java_eager_ms="" java_lazy_ms=""
+if [[ -x $JAVA ]] && command -v javac >/dev/null; then
+  echo "== warm start: $JAVA after a warm-up loop =="
+  cat >"$WORK/Warm.java" <<'JAVA'
+public class Warm {
+  public static void main(String[] args) throws Exception {
+    long sum = 0;
+    for (int round = 0; round < 200; round++) {
+      java.util.HashMap<Integer, String> m = new java.util.HashMap<>();
+      for (int i = 0; i < 10000; i++) m.put(i, Integer.toString(i));
+      sum += m.size();
+    }
+    System.out.println("ready " + sum);
+    System.out.flush();
+    while (System.in.read() >= 0) {}
+    Runtime.getRuntime().halt(0);
+  }
+}
+JAVA
+  javac -d "$WORK" "$WORK/Warm.java"
+  java_cold() { env -i "$JAVA" "${JAVA_OPTS[@]}" -cp "$WORK" Warm </dev/null; }
+  java_cold_ms=$(median_ms java_cold)
+  exec 7> >(exec env -i "$JAVA" "${JAVA_OPTS[@]}" -cp "$WORK" Warm >"$WORK/java.out")
+  JPID=$!
+  for _ in $(seq 600); do grep -q ready "$WORK/java.out" 2>/dev/null && break; sleep 0.05; done
+  "$IMGTOOL" dump --pid "$JPID" -o "$WORK/jwarm.elf" --exec --kill
+  exec 7>&-
+  wait "$JPID" 2>/dev/null || true
+  cd "$WORK"
+  java_eager() { env -i ./jwarm.elf; }
+  java_lazy() { env -i ./jwarm.elf --lazy; }
+  java_eager_ms=$(median_ms java_eager)
+  java_lazy_ms=$(median_ms java_lazy)
+  cd - >/dev/null
+  java_kib=$(du -k "$WORK/jwarm.elf" | cut -f1)
+fi
+
 echo "== convert of a ${CONVERT_MIB} MiB image =="
 "$MEMHOG" "$CONVERT_MIB" >"$WORK/memhog.out" &
 HOG=$!
@@ -92,6 +133,13 @@ printf '%-44s %10s %10s\n' "./warm.elf (eager; image ${image_kib} KiB)" "$eager_
   "$(awk -v c=$cold_ms -v w=$eager_ms 'BEGIN {printf "%.1fx", c/w}')"
 printf '%-44s %10s %10s\n' "./warm.elf --lazy" "$lazy_ms" \
   "$(awk -v c=$cold_ms -v w=$lazy_ms 'BEGIN {printf "%.1fx", c/w}')"
+if [[ -n $java_cold_ms ]]; then
+  printf '%-44s %10s %10s\n' "cold: java Warm (warm-up loop)" "$java_cold_ms" "1.0x"
+  printf '%-44s %10s %10s\n' "./jwarm.elf (eager; image ${java_kib} KiB)" "$java_eager_ms" \
+    "$(awk -v c=$java_cold_ms -v w=$java_eager_ms 'BEGIN {printf "%.1fx", c/w}')"
+  printf '%-44s %10s %10s\n' "./jwarm.elf --lazy" "$java_lazy_ms" \
+    "$(awk -v c=$java_cold_ms -v w=$java_lazy_ms 'BEGIN {printf "%.1fx", c/w}')"
+fi
 echo
 printf '%-44s %10s\n' "imgtool convert, ${big_mib} MiB image" "ms"
 printf '%-44s %10s\n' "  --to exec (in place)" "$conv_exec_ms"
