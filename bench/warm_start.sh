@@ -69,6 +69,10 @@ eager() { env -i ./warm.elf; }
 lazy() { env -i ./warm.elf --lazy; }
 eager_ms=$(median_ms eager)
 lazy_ms=$(median_ms lazy)
+# The same image in the core form through imgtool: what the launcher costs.
+"$IMGTOOL" convert warm.elf --to core -o warm.core
+tool_lazy() { "$IMGTOOL" restore --lazy warm.core; }
+tool_lazy_ms=$(median_ms tool_lazy)
 cd - >/dev/null
 
 # The JVM: OpenJDK 17 running a small class after a warm-up loop (Warm.java
@@ -133,6 +137,8 @@ printf '%-44s %10s %10s\n' "./warm.elf (eager; image ${image_kib} KiB)" "$eager_
   "$(awk -v c=$cold_ms -v w=$eager_ms 'BEGIN {printf "%.1fx", c/w}')"
 printf '%-44s %10s %10s\n' "./warm.elf --lazy" "$lazy_ms" \
   "$(awk -v c=$cold_ms -v w=$lazy_ms 'BEGIN {printf "%.1fx", c/w}')"
+printf '%-44s %10s %10s\n' "imgtool restore --lazy warm.core" "$tool_lazy_ms" \
+  "$(awk -v c=$cold_ms -v w=$tool_lazy_ms 'BEGIN {printf "%.1fx", c/w}')"
 if [[ -n $java_cold_ms ]]; then
   printf '%-44s %10s %10s\n' "cold: java Warm (warm-up loop)" "$java_cold_ms" "1.0x"
   printf '%-44s %10s %10s\n' "./jwarm.elf (eager; image ${java_kib} KiB)" "$java_eager_ms" \
