@@ -159,6 +159,19 @@ TEST_F(ExecForm, DetachWithPidfileAndHelp) {
   ASSERT_EQ(waitpid(pid_, &status, 0), pid_);
 }
 
+// dump --exec streams like any dump (-o -): the writer never seeks.
+TEST_F(ExecForm, StreamedToStandardOutput) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:5"}));
+  RunResult d = dump(pid_, "-", {"--exec", "--kill"});
+  ASSERT_TRUE(d.exited && d.exit_code == 0) << d.status() << "\n" << d.err;
+  int status = 0;
+  ASSERT_TRUE(program_->wait_exit(&status, 10));
+  ASSERT_TRUE(write_file(image_path(), d.out));
+  ASSERT_EQ(chmod(image_path().c_str(), 0700), 0);
+  expect_ok(imgtool_run({"verify", image_path()}), "verify of the streamed exec form");
+  ASSERT_NO_FATAL_FAILURE(run_exec_expect(image_path(), 5));
+}
+
 // --lazy maps the memory straight from the executable file.
 TEST_F(ExecForm, LazyBigMemoryFromTheExecutable) {
   pass_file_ = log_path();  // restore_bigmem reports on its stderr
