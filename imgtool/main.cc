@@ -25,6 +25,7 @@ const Command kCommands[] = {
     {"verify", cmd_verify, "check that an image is intact and restorable here"},
     {"gdb", cmd_gdb, "start gdb on an image with the ckpt gdb commands loaded"},
     {"convert", cmd_convert, "switch an image between its core and self-restoring form"},
+    {"binfmt", cmd_binfmt, "run core-form images as ./IMAGE (binfmt_misc rule)"},
 };
 
 // Named in the contract but not written yet: saying so beats "unknown command".

@@ -4,6 +4,8 @@
 // PT_LOADs of the exec header); it opens its own file, which ImageReader
 // sees in its core form, and restores it exactly as `imgtool restore FILE`.
 #include <cstdio>
+#include <fcntl.h>
+#include <unistd.h>
 #include <cstring>
 #include <string>
 
@@ -34,13 +36,35 @@ static int fail(const char *self, const std::string &message) {
   return 1;
 }
 
+// True when this program runs as itself, not inside an exec-form image: the
+// binfmt_misc interpreter of `imgtool binfmt install`, which the kernel
+// starts as INTERPRETER IMAGE ARGS... for a core-form image run as ./IMAGE.
+static bool running_as_interpreter() {
+  unsigned char head[16] = {};
+  int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool got = read(fd, head, sizeof head) == static_cast<ssize_t>(sizeof head);
+  close(fd);
+  return got && std::memcmp(head + 9, "CKPT", 4) != 0;
+}
+
 int main(int argc, char **argv) {
   const char *self = argc > 0 && argv[0] ? argv[0] : "ckpt-image";
   ckpt::reader::RestoreOptions opt;
   // The kernel's name for the file being run: the same file from any
   // directory, and in the restore's child processes too (same executable).
   opt.image = "/proc/self/exe";
-  for (int i = 1; i < argc; i++) {
+  int first = 1;
+  if (running_as_interpreter()) {
+    if (argc < 2) return fail(self, "expected the image to restore (this is the binfmt_misc interpreter of imgtool)");
+    // binfmt_misc passes the path as it was run; the restore's children
+    // have this interpreter as their executable, so the path is what names
+    // the image for them too.
+    self = argv[1];
+    opt.image = argv[1];
+    first = 2;
+  }
+  for (int i = first; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       std::printf(kHelp, self);

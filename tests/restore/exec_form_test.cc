@@ -275,6 +275,32 @@ TEST_F(ExecForm, ImgtoolGdbOpensTheExecForm) {
   EXPECT_EQ(header_at(read_bytes(image_path()), 0).e_type, ET_DYN);
 }
 
+// `imgtool binfmt install` inside a user+mount namespace (binfmt_misc is
+// per user namespace since Linux 6.7, so the host's rules are untouched):
+// the core form then runs as ./IMAGE through the launcher. A restore needs
+// privileges over the host's pid namespace, which the namespace lacks: the
+// launcher is reached (its --help, and the one-line refusal) but nothing
+// is restored in there.
+TEST_F(ExecForm, BinfmtRuleRunsTheCoreFormInAUserNamespace) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_EQ(chmod(image_path().c_str(), 0700), 0);
+  std::string tool = imgtool(), image = image_path();
+  std::string script = "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && " + tool +
+                       " binfmt install && " + tool + " binfmt status && " + image + " --help && { " + image +
+                       "; echo rc=$?; } && " + tool + " binfmt uninstall && " + tool + " binfmt status";
+  RunResult r = test::run({"/usr/bin/unshare", "--user", "--map-root-user", "--mount", "/bin/sh", "-c", script}, 60);
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.out << r.err;
+  EXPECT_NE(r.out.find("installed (enabled): /proc/sys/fs/binfmt_misc/ckpt"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("usage: " + image), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find("rc=1"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find(image + ": restore: not permitted"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("removed /proc/sys/fs/binfmt_misc/ckpt"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.rfind("not installed"), std::string::npos) << r.out;
+  // The host's registrations: none of ours.
+  EXPECT_NE(access("/proc/sys/fs/binfmt_misc/ckpt", F_OK), 0);
+}
+
 TEST_F(ExecForm, DamagedExecHeadersAreRefusedWithOneLine) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
   ASSERT_NO_FATAL_FAILURE(dump_kill({"--exec"}));
