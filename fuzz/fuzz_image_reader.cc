@@ -1,7 +1,8 @@
 // fuzz_image_reader: a whole image through everything a consumer calls.
 //
 //   ImageReader::from_bytes, then decode_core, decode_ckpt (and every string
-//   and blob it references), verify_integrity, read_memory on addresses taken
+//   and blob it references; for a tree image, the same for every embedded
+//   core), verify_integrity, read_memory on addresses taken
 //   from the PT_LOADs and page ranges, and reader::validate_one.
 //
 // A fuzzer cannot forge xxh3 checksums, so verify_integrity and the part of
@@ -177,12 +178,24 @@ void check_core_view(const CoreView &c) {
 
 /// Everything a consumer does with an opened image.
 void exercise(const ImageReader &r) {
+  // (Recursion is bounded: an embedded core has no Tree to follow.)
   check_structure(r);
   check_memory(r);
   auto core = decode_core(r);
   if (core) check_core_view(*core);
   auto view = decode_ckpt(r);
   if (view) check_ckpt_view(r, *view);
+  // A tree image: each embedded core, one level only (its own Tree note is
+  // refused), through the same checks as any image.
+  if (view && r.base_offset() == 0)
+    for (const TreeRecord &t : view->tree.records) {
+      auto sub = r.embedded(t);
+      if (!sub) continue;
+      CKPT_FUZZ_CHECK(sub->bytes().data() >= r.bytes().data() &&
+                      sub->bytes().data() + sub->bytes().size() <= r.bytes().data() + r.bytes().size());
+      CKPT_FUZZ_CHECK(!sub->find_ckpt(CkptNote::Tree));
+      exercise(*sub);
+    }
   Status integrity = verify_integrity(r);
   CkptView validated;
   Status valid = reader::validate_one(r, &validated);

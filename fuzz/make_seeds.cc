@@ -3,7 +3,8 @@
 // the current format:
 //
 //   fuzz_image_reader, fuzz_imgtool_info, fuzz_llvm_diff: synthetic ckpt images (1-4 threads,
-//     with a parent, without the marker, extra empty PT_LOADs), a truncated
+//     with a parent, without the marker, extra empty PT_LOADs, a process
+//     tree with embedded cores and a zombie), a truncated
 //     and a corrupted one, and hand-built gcore/kernel-like cores (PT_NOTE
 //     p_align 0/1/4/8, several PT_NOTEs, unnamed notes, unterminated owners,
 //     empty PT_LOADs, unaligned segment offsets); fuzz_image_reader also
@@ -391,6 +392,14 @@ void synthetic_seeds() {
   xnum.segments = 1;
   xnum.extra_segments = 65535;
   emit_image("ckpt-pn-xnum", synthetic(xnum), false);
+
+  // A process tree: the root, two embedded cores and a zombie (§12.1).
+  std::vector<u8> tree_image = test::encode_tree_image(test::make_synthetic_tree());
+  if (tree_image.empty()) {
+    std::fprintf(stderr, "make_seeds: encoding the tree image failed\n");
+    std::exit(1);
+  }
+  emit_image("ckpt-tree", tree_image);
 
   // Tables the synthetic images lack or write only one way.
   auto im = test::make_synthetic(small);

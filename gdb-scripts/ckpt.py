@@ -566,7 +566,10 @@ class CkptTree(_Command):
 
 Usage: ckpt tree
 Lists each checkpointed process with its pid, parent pid, process group,
-session, thread count, name and program; '*' marks the process gdb shows."""
+session, thread count, name and program ('[zombie, exit N]' or '[zombie,
+killed by SIGX]' for a zombie);
+'*' marks the process gdb shows. Under 'imgtool gdb --pid N' the tree is
+that of the whole image file."""
 
     def __init__(self):
         super().__init__("ckpt tree")
@@ -576,7 +579,19 @@ session, thread count, name and program; '*' marks the process gdb shows."""
         if arg.strip():
             raise _Fail("'ckpt tree' takes no arguments")
         _, info = _image()
-        procs = info.get("processes", [])
+        whole = os.environ.get("CKPT_TREE_IMAGE")
+        if whole:
+            # 'imgtool gdb --pid N': gdb shows one process of a tree image;
+            # the tree is the whole file's.
+            info = _run_imgtool_info(whole)
+        procs = list(info.get("processes", []))
+        known = {p.get("pid") for p in procs}
+        for t in info.get("tree", []):
+            if t.get("pid") not in known and t.get("state") == "zombie":
+                procs.append({"pid": t.get("pid"), "ppid": t.get("ppid"), "pgid": t.get("pgid"),
+                              "sid": t.get("sid"), "comm": t.get("comm", ""), "threads": [],
+                              "zombie": ("exit %s" % t["exit_code"]) if "exit_code" in t
+                              else "killed by %s" % t.get("term_signal")})
         shown = gdb.selected_inferior().pid
         root = info.get("identity", {}).get("root_pid")
         pids = {p.get("pid") for p in procs}
@@ -596,6 +611,8 @@ session, thread count, name and program; '*' marks the process gdb shows."""
                     note.append("root")
                 if p.get("stopped"):
                     note.append("stopped")
+                if "zombie" in p:
+                    note.append("zombie, %s" % p["zombie"])
                 rows.append(("*" if pid == shown else " ", "  " * depth + str(pid), str(p.get("ppid")),
                              str(p.get("pgid")), str(p.get("sid")), str(len(p.get("threads", []))),
                              str(p.get("comm", "")),

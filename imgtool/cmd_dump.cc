@@ -1,7 +1,10 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <string>
 #include <unistd.h>
 
 #include <ckpt/writer/dump.h>
@@ -14,14 +17,16 @@ namespace ckpt::tool {
 static const char kHelp[] =
     "usage: imgtool dump --pid PID -o FILE [--kill | --leave-running]\n"
     "\n"
-    "Checkpoints process PID and all its threads into FILE, an ELF core file\n"
-    "that gdb opens like a gcore and that 'imgtool restore' brings back.\n"
-    "The process keeps running (or stays stopped, if it was), as after gcore.\n"
+    "Checkpoints process PID, all its threads and all its descendants (zombies\n"
+    "included) into FILE, an ELF core file that gdb opens like a gcore of PID\n"
+    "and that 'imgtool restore' brings back ('imgtool gdb FILE --pid N' and\n"
+    "'imgtool extract' show the other processes). The tree keeps running (or\n"
+    "stays stopped, if it was), as after gcore.\n"
     "\n"
     "  --pid PID         the process to checkpoint\n"
     "  -o, --output FILE where to write the image (0600); '-' streams it to\n"
     "                    standard output. FILE appears only once complete.\n"
-    "  --kill            kill the process once the image is safely written\n"
+    "  --kill            kill the tree once the image is safely written\n"
     "  --leave-running   the default: the process carries on\n"
     "  --allow-unrestorable\n"
     "                    write the image even if it holds what restore cannot\n"
@@ -38,8 +43,9 @@ static const char kHelp[] =
     "A process holding what restore cannot bring back (sockets, epoll, eventfd,\n"
     "signalfd, timerfd, inotify, POSIX timers, a pty it opened, most character\n"
     "devices, SysV shm) is refused before anything is written or killed, naming\n"
-    "every such resource; it is left running (or stopped) as it was.\n"
-    "Processes with children are refused for now (process trees come later).\n"
+    "every such resource and the process holding it; the whole tree is left\n"
+    "running (or stopped) as it was.\n"
+    "'--libckpt-caller TID:VALUE:FD' is internal to libckpt's ckpt_checkpoint.\n"
     "Interrupting a dump (SIGINT, SIGTERM, SIGHUP) stops it within moments and\n"
     "leaves no file behind and the process as it was.\n";
 
@@ -57,6 +63,7 @@ int cmd_dump(int argc, char **argv) {
                           {"--parent", true, ""},
                           {"--exec", false, ""},
                           {"--allow-unrestorable", false, ""},
+                          {"--libckpt-caller", true, ""},
                           {"--help", false, "-h"}});
   if (!args) return 2;
   if (args->has("--help")) {
@@ -77,6 +84,22 @@ int cmd_dump(int argc, char **argv) {
   if (!end || *end || pid <= 0 || pid > 0x3fffffff) return fail("dump", "'" + *pid_text + "' is not a pid");
 
   writer::DumpOptions opt;
+  int result_fd = -1;
+  if (auto caller = args->get("--libckpt-caller")) {
+    // TID:VALUE:FD from libckpt (libckpt/src/checkpoint.c): thread TID of
+    // the target waits in read() on the pipe whose write end is our fd FD;
+    // its image resumes that read returning VALUE, and once the image is
+    // in place we write the checkpoint id (8 bytes) to FD.
+    long tid = 0;
+    unsigned long long value = 0;
+    int fd = -1, used = 0;
+    if (std::sscanf(caller->c_str(), "%ld:%llu:%d%n", &tid, &value, &fd, &used) != 3 ||
+        used != static_cast<int>(caller->size()) || tid <= 0 || fd < 0)
+      return fail("dump", "--libckpt-caller wants TID:VALUE:FD, not '" + *caller + "'");
+    opt.caller_tid = static_cast<pid_t>(tid);
+    opt.caller_resume_value = value;
+    result_fd = fd;
+  }
   opt.pid = static_cast<pid_t>(pid);
   opt.output = *output;
   opt.kill_after = args->has("--kill");
@@ -101,6 +124,14 @@ int cmd_dump(int argc, char **argv) {
 
   auto stats = writer::dump_process(opt);
   if (!stats) return fail("dump", stats.error().message());
+  if (result_fd >= 0) {
+    // A positive id (fork()'s convention): the image id's first 8 bytes.
+    long long id = static_cast<long long>(stats->image_id & 0x7fffffffffffffffull);
+    if (id == 0) id = 1;
+    // With --kill nobody reads it any more (EPIPE, SIGPIPE ignored above).
+    if (write(result_fd, &id, sizeof id) != static_cast<ssize_t>(sizeof id) && !opt.kill_after)
+      return fail("dump", "cannot hand the checkpoint id to the caller: " + std::string(strerror(errno)));
+  }
   return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <ckpt/img/reader.h>
 
 #include "cli.h"
+#include "tree_process.h"
 
 #ifndef CKPT_GDB_SCRIPT_FROM_BINDIR
 #define CKPT_GDB_SCRIPT_FROM_BINDIR "../share/ckpt/gdb/ckpt.py"
@@ -24,7 +25,7 @@
 namespace ckpt::tool {
 
 static const char kHelp[] =
-    "usage: imgtool gdb FILE [PROGRAM] [-- GDB-ARGS...]\n"
+    "usage: imgtool gdb FILE [--pid N] [PROGRAM] [-- GDB-ARGS...]\n"
     "\n"
     "Starts gdb on the image FILE as a core file, with the ckpt gdb commands\n"
     "loaded: 'info checkpoint', 'ckpt fds', 'ckpt signals', 'ckpt maps',\n"
@@ -36,7 +37,12 @@ static const char kHelp[] =
     "\n"
     "  imgtool gdb app.ckpt -- -batch -ex 'ckpt fds' -ex bt\n"
     "\n"
-    "The commands ask this imgtool (exported as CKPT_IMGTOOL) for the data.\n";
+    "The commands ask this imgtool (exported as CKPT_IMGTOOL) for the data.\n"
+    "\n"
+    "  --pid N   open process N of a process-tree image (default: the root).\n"
+    "            Its core is copied to an unnamed temporary file that gdb\n"
+    "            reads through /proc and that vanishes when gdb exits\n"
+    "            (docs/GDB.md).\n";
 
 static bool exists(const std::string &path) {
   struct stat st;
@@ -125,7 +131,7 @@ int cmd_gdb(int argc, char **argv) {
       split = i;
       break;
     }
-  auto args = parse_args("gdb", split, argv, 2, {{"--help", false, "-h"}});
+  auto args = parse_args("gdb", split, argv, 2, {{"--pid", true, ""}, {"--help", false, "-h"}});
   if (!args) return 2;
   if (args->has("--help")) {
     std::fputs(kHelp, stdout);
@@ -137,13 +143,43 @@ int cmd_gdb(int argc, char **argv) {
   int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail("gdb", file + ": " + std::strerror(errno));
   close(fd);
+  std::string core = file;
+  if (auto pid_text = args->get("--pid")) {
+    char *end = nullptr;
+    long pid = std::strtol(pid_text->c_str(), &end, 10);
+    if (!end || *end || pid <= 0 || pid > 0x3fffffff) return fail("gdb", "'" + *pid_text + "' is not a pid");
+    auto record = find_embedded_process(file, static_cast<img::i32>(pid), true);
+    if (!record) return fail("gdb", file + ": " + record.error().message());
+    if (record->size) {
+      // The kernel cannot hand gdb a byte range of a file, so the process's
+      // core is copied into an unnamed temporary file (O_TMPFILE) that stays
+      // open across exec (no O_CLOEXEC): gdb and the commands' imgtool open
+      // it as /proc/PID/fd/N, and it is gone once gdb exits.
+      const char *tmpdir = getenv("TMPDIR");
+      std::string dir = tmpdir && *tmpdir ? tmpdir : "/tmp";
+      int tmp = open(dir.c_str(), O_TMPFILE | O_RDWR, 0600);
+      if (tmp < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        // A file system without O_TMPFILE: a named file, unlinked at once.
+        std::string name = dir + "/.imgtool-gdb-XXXXXX";
+        tmp = mkstemp(name.data());
+        if (tmp >= 0) unlink(name.c_str());
+      }
+      if (tmp < 0) return fail("gdb", "cannot create a temporary file in " + dir + ": " + std::strerror(errno));
+      img::Status s = copy_embedded_core(file, *record, tmp);
+      if (!s) return fail("gdb", s.error().message());
+      core = "/proc/" + std::to_string(getpid()) + "/fd/" + std::to_string(tmp);
+      // 'ckpt tree' lists the whole file's tree, not the one process.
+      char real[PATH_MAX];
+      setenv("CKPT_TREE_IMAGE", realpath(file.c_str(), real) ? real : file.c_str(), 1);
+    }
+  }
 
   std::string script = find_script();
   if (script.empty())
     return fail("gdb", "cannot find the gdb script ckpt.py (expected at " + dir_of(self_exe()) + "/" +
                            CKPT_GDB_SCRIPT_FROM_BINDIR + ")");
 
-  ImageFacts facts = read_facts(file);
+  ImageFacts facts = read_facts(core);
   std::string program;
   if (args->positional.size() == 2) {
     program = args->positional[1];
@@ -175,7 +211,7 @@ int cmd_gdb(int argc, char **argv) {
   // gdb will not open an ET_EXEC as a core: it gets an unnamed temporary
   // copy in the core form, by /proc/PID/fd/N of this process, which gdb
   // becomes (exec keeps the pid and the fd); the copy vanishes with gdb.
-  std::string core = file;
+  // (An embedded core copied for --pid is in the core form already.)
   if (facts.exec_form) {
     const char *tmp = std::getenv("TMPDIR");
     auto fd = img::core_form_copy(file, tmp && *tmp ? tmp : "/tmp");

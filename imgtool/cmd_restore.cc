@@ -7,7 +7,7 @@
 namespace ckpt::tool {
 
 static const char kHelp[] =
-    "usage: imgtool restore FILE [--detach [--pidfile F]] [--lazy] [--reopen-changed-files]\n"
+    "usage: imgtool restore FILE [--detach [--pidfile F]] [--lazy] [--pidns] [--reopen-changed-files]\n"
     "\n"
     "Brings the checkpointed process back with its original pid and tids.\n"
     "In the foreground imgtool waits for it, passes on SIGINT, SIGTERM,\n"
@@ -15,7 +15,15 @@ static const char kHelp[] =
     "for death by signal N).\n"
     "\n"
     "  --detach       return once the process runs\n"
-    "  --pidfile F    write the restored process's pid to F\n"
+    "  --pidfile F    write the restored process's pid to F (with --pidns:\n"
+    "                 its pid as seen here, outside the new namespace)\n"
+    "  --pidns        restore into a new pid namespace with its own /proc,\n"
+    "                 where the original pids are free even when this host\n"
+    "                 has reused them; inside, getpid() is the original pid\n"
+    "                 and a small init (pid 1 there) reaps orphans; when the\n"
+    "                 root exits, the namespace ends (its other processes\n"
+    "                 are killed). Several restores of one image can run at\n"
+    "                 once.\n"
     "  --lazy         map memory straight from FILE instead of reading it:\n"
     "                 pages come from FILE as the process touches them, the\n"
     "                 rest in the background (faster for large images; FILE\n"
@@ -31,7 +39,7 @@ static const char kHelp[] =
 int cmd_restore(int argc, char **argv) {
   auto args = parse_args("restore", argc, argv, 2,
                          {{"--detach", false, ""}, {"--pidfile", true, ""}, {"--lazy", false, ""},
-                          {"--reopen-changed-files", false, ""}, {"--help", false, "-h"}});
+                          {"--reopen-changed-files", false, ""}, {"--pidns", false, ""}, {"--help", false, "-h"}});
   if (!args) return 2;
   if (args->has("--help")) {
     std::fputs(kHelp, stdout);
@@ -42,6 +50,7 @@ int cmd_restore(int argc, char **argv) {
   opt.image = args->positional[0];
   opt.detach = args->has("--detach");
   opt.lazy = args->has("--lazy");
+  opt.pidns = args->has("--pidns");
   opt.reopen_changed_files = args->has("--reopen-changed-files");
   if (auto p = args->get("--pidfile")) opt.pidfile = *p;
   std::fflush(stdout);

@@ -1,4 +1,5 @@
 #include "describe.h"
+#include "describe_tree.h"
 
 #include <csignal>
 #include <cstdlib>
@@ -306,8 +307,16 @@ Expected<json> describe_image(const std::string &path) {
                           {"incremental", bool(id.flags & kIdentityIncremental)}};
   json procs = json::array();
   for (const TaskRecord &t : view->tasks.records) procs.push_back(ckpt_process(*view, t, *core));
+  // A tree image: each embedded core's process, described like the root.
+  json memory = ckpt_memory(*view);
+  auto tree = describe_tree(*image, *view, [&](const CkptView &v, const TaskRecord &t, const CoreView &c) {
+    procs.push_back(ckpt_process(v, t, c));
+    for (json &m : ckpt_memory(v)) memory.push_back(std::move(m));
+  });
+  if (!tree) return tree.error();
   info["processes"] = procs;
-  info["memory"] = ckpt_memory(*view);
+  info["tree"] = *tree;
+  info["memory"] = memory;
   if (view->parent) {
     const ParentRecord &p = view->parent->records[0];
     info["parent"] = json{{"image_id", reader::image_id_hex(p.image_id)},
@@ -385,6 +394,7 @@ std::string render_text(const json &info) {
     line("checkpoint:  " + str(id["checkpoint_id"]) + "  (written by " + str(id["writer"]) + ")");
     line("xsave:       features " + str(id["xsave_features"]) + ", " + str(id["xsave_size"]) + " bytes");
   }
+  render_tree_text(info, out);
   for (const json &p : info["processes"]) {
     std::string head = "process " + str(p.value("pid", json(0)));
     if (p.contains("comm")) head += " (" + str(p["comm"]) + ")";
@@ -449,7 +459,13 @@ std::string render_text(const json &info) {
   }
   line("memory: " + std::to_string(info["memory"].size()) + " mappings, " + human_bytes(total) + ", " +
        human_bytes(stored) + " stored here");
+  json last_pid;
+  bool several = info.contains("tree") && info["tree"].size() > 1;
   for (const json &m : info["memory"]) {
+    if (several && m.value("pid", json()) != last_pid) {
+      last_pid = m.value("pid", json());
+      line("  process " + str(last_pid) + ":");
+    }
     char b[256];
     std::snprintf(b, sizeof b, "  %18s-%-18s %-4s %-11s here %-10s file %-10s zero %-10s", str(m["start"]).c_str(),
                   str(m["end"]).c_str(), str(m["prot"]).c_str(), str(m["kind"]).c_str(),

@@ -26,6 +26,7 @@ const Command kCommands[] = {
     {"gdb", cmd_gdb, "start gdb on an image with the ckpt gdb commands loaded"},
     {"convert", cmd_convert, "switch an image between its core and self-restoring form"},
     {"binfmt", cmd_binfmt, "run core-form images as ./IMAGE (binfmt_misc rule)"},
+    {"extract", cmd_extract, "write one process of a tree image as a standalone core"},
 };
 
 // Named in the contract but not written yet: saying so beats "unknown command".

@@ -12,16 +12,20 @@
 #include <ckpt/reader/restore.h>
 
 static const char kHelp[] =
-    "usage: %s [--detach [--pidfile F]] [--lazy] [--reopen-changed-files]\n"
+    "usage: %s [--detach [--pidfile F]] [--lazy] [--pidns] [--reopen-changed-files]\n"
     "\n"
     "A self-restoring checkpoint image (imgtool dump --exec). Running it\n"
-    "brings the checkpointed process back with its original pid and tids,\n"
-    "like 'imgtool restore' of this file: in the foreground it waits for the\n"
-    "process, passes on SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGWINCH, and\n"
-    "exits with its exit status (128+N for death by signal N).\n"
+    "brings the checkpointed process (or process tree) back with its original\n"
+    "pids and tids, like 'imgtool restore' of this file: in the foreground it\n"
+    "waits for the (root) process, passes on SIGINT, SIGTERM, SIGHUP, SIGQUIT\n"
+    "and SIGWINCH, and exits with its exit status (128+N for death by signal N).\n"
     "\n"
     "  --detach       return once the process runs\n"
-    "  --pidfile F    write the restored process's pid to F\n"
+    "  --pidfile F    write the restored process's pid to F (with --pidns:\n"
+    "                 its pid as seen here, outside the new namespace)\n"
+    "  --pidns        restore into a new pid namespace with its own /proc,\n"
+    "                 where the original pids are free even when this host\n"
+    "                 has reused them\n"
     "  --lazy         map memory straight from this file instead of reading it\n"
     "                 (the file must stay in place until the helper finishes)\n"
     "  --reopen-changed-files\n"
@@ -73,6 +77,8 @@ int main(int argc, char **argv) {
       opt.detach = true;
     } else if (a == "--lazy") {
       opt.lazy = true;
+    } else if (a == "--pidns") {
+      opt.pidns = true;
     } else if (a == "--reopen-changed-files") {
       opt.reopen_changed_files = true;
     } else if (a == "--pidfile" || a.rfind("--pidfile=", 0) == 0) {

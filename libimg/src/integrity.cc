@@ -103,6 +103,21 @@ Status verify_integrity(const ImageReader &image, bool check_memory) {
                         (unsigned long long)r.offset, (unsigned long long)(r.offset + r.size));
     }
   }
+  // A tree image: each embedded core carries its own integrity note (the
+  // root's Prefix covered their bytes only with check_memory). Offsets in
+  // errors are the core's own, as `imgtool extract` would write it.
+  if (image.base_offset() == 0) {
+    auto tree = check_tree_layout(image);
+    if (!tree) return tree.error();
+    for (const TreeRecord &r : *tree) {
+      if (r.flags & kTreeZombie) continue;
+      auto core = image.embedded(r);
+      if (!core) return core.error();
+      Status s = verify_integrity(*core, check_memory);
+      if (!s) return s.error().context("process " + std::to_string(r.pid) + " (embedded core at offset " +
+                                       std::to_string(r.offset) + ")");
+    }
+  }
   return {};
 }
 

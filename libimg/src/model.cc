@@ -1,5 +1,7 @@
 #include <ckpt/img/model.h>
 
+#include <set>
+
 #include <cstring>
 #include <optional>
 #include <string>
@@ -136,6 +138,29 @@ static Status check_seccomp(const CkptView &v) {
   return {};
 }
 
+// The Tree's process-level rules (§13.5): one record per further process,
+// distinct pids, each parent the root or an earlier record.
+static Status check_tree_records(const CkptView &v) {
+  const auto &tree = v.tree.records;
+  if (tree.empty()) return {};  // a single process (writers before format 1.2 left process_count unchecked)
+  if (v.identity.process_count != 1 + tree.size())
+    return make_error("identity says %u processes but the image has 1 + %zu tree records", v.identity.process_count,
+                      tree.size());
+  std::set<i32> seen{v.identity.root_pid};
+  for (size_t i = 0; i < tree.size(); i++) {
+    const TreeRecord &r = tree[i];
+    if (r.pid <= 0 || seen.count(r.pid))
+      return make_error("tree record %zu: pid %d is not a new positive pid", i, r.pid);
+    if (!seen.count(r.ppid))
+      return make_error("tree record %zu (pid %d): parent %d is neither the root nor an earlier record", i, r.pid,
+                        r.ppid);
+    seen.insert(r.pid);
+    auto comm = v.tree.str(r.comm);
+    if (!comm) return comm.error().context("tree record " + std::to_string(i));
+  }
+  return {};
+}
+
 // Every CKPT table, decoded and cross-checked (strings, blobs, seccomp
 // filters, stored files): all of decode_ckpt() but what needs the
 // program headers. The one list of CKPT tables a view is made of.
@@ -196,6 +221,7 @@ static Expected<CkptView> decode_tables(Find &&find) {
   for (size_t i = 0; i < v.pipes.records.size(); i++) CKPT_TRY(check_blob(v.pipes, v.pipes.records[i].data, "pipe", i));
   if (v.parent) CKPT_TRY(check_str(*v.parent, v.parent->records[0].path_hint, "parent", 0));
   CKPT_TRY(check_seccomp(v));
+  CKPT_TRY(check_tree_records(v));
   for (size_t i = 0; i < v.stored_files.records.size(); i++) {
     const StoredFileRecord &f = v.stored_files.records[i];
     CKPT_TRY(check_str(v.stored_files, f.path, "stored file", i));
@@ -225,6 +251,9 @@ Expected<CkptView> decode_ckpt(const ImageReader &image) {
     if (!s) return s.error().context(std::string(what) + " record " + std::to_string(i));
     return {};
   };
+
+  auto tree = check_tree_layout(image);
+  if (!tree) return tree.error();
 
   // VMAs: ordered, non-empty, and covered exactly by their page ranges,
   // each Image range lying inside the stored bytes of its PT_LOAD.
@@ -270,7 +299,9 @@ Expected<CkptView> decode_ckpt_notes(std::span<const Note> notes) {
 StoredRange stored_range(const ImageReader &image, const PageRangeRecord &range) {
   const Elf64_Phdr &seg = image.phdrs()[range.segment];
   u64 offset = seg.p_offset + (range.start - seg.p_vaddr);
-  return {offset, image.bytes().subspan(offset, range.length)};
+  // An embedded core's offsets are relative to its own ELF header; the
+  // file offset is where its bytes are in the whole file (§12.1).
+  return {image.base_offset() + offset, image.bytes().subspan(offset, range.length)};
 }
 
 }  // namespace ckpt::img

@@ -41,10 +41,12 @@ Expected<ImageReader> ImageReader::open(const std::string &path) {
   ::close(fd);
   if (p == MAP_FAILED) return make_error("mmap: %s", strerror(e));
   ImageReader r;
-  r.data_ = static_cast<u8 *>(p);
-  r.size_ = st.st_size;
-  r.map_size_ = st.st_size;
-  r.mapped_ = true;
+  size_t size = st.st_size;
+  // The whole mapping is unmapped, launcher included, though size_ may end
+  // with the core image (the exec form, §12.3).
+  r.storage_ = std::shared_ptr<u8>(static_cast<u8 *>(p), [size](u8 *q) { munmap(q, size); });
+  r.data_ = r.storage_.get();
+  r.size_ = size;
   Status s = r.parse();
   if (!s) return s.error();
   return r;
@@ -53,8 +55,10 @@ Expected<ImageReader> ImageReader::open(const std::string &path) {
 Expected<ImageReader> ImageReader::from_bytes(std::span<const u8> bytes) {
   ImageReader r;
   r.size_ = bytes.size();
-  r.data_ = static_cast<u8 *>(std::malloc(bytes.empty() ? 1 : bytes.size()));
-  if (!r.data_) return make_error("out of memory");
+  u8 *copy = static_cast<u8 *>(std::malloc(bytes.empty() ? 1 : bytes.size()));
+  if (!copy) return make_error("out of memory");
+  r.storage_ = std::shared_ptr<u8>(copy, [](u8 *q) { std::free(q); });
+  r.data_ = copy;
   if (!bytes.empty()) std::memcpy(r.data_, bytes.data(), bytes.size());
   Status s = r.parse();
   if (!s) return s.error();
@@ -66,11 +70,11 @@ ImageReader::ImageReader(ImageReader &&o) noexcept { *this = std::move(o); }
 ImageReader &ImageReader::operator=(ImageReader &&o) noexcept {
   if (this != &o) {
     release();
+    storage_ = std::move(o.storage_);
     data_ = o.data_;
     size_ = o.size_;
-    map_size_ = o.map_size_;
-    mapped_ = o.mapped_;
     exec_form_ = o.exec_form_;
+    base_offset_ = o.base_offset_;
     elf_ = o.elf_;
     ehdr_ = o.ehdr_;
     phdrs_ = std::move(o.phdrs_);
@@ -89,13 +93,39 @@ ImageReader::~ImageReader() { release(); }
 void ImageReader::release() {
   if (elf_) elf_end(static_cast<Elf *>(elf_));
   elf_ = nullptr;
-  if (data_) {
-    if (mapped_)
-      munmap(data_, map_size_);
-    else
-      std::free(data_);
-  }
+  storage_.reset();
   data_ = nullptr;
+}
+
+Expected<ImageReader> ImageReader::embedded(const TreeRecord &rec) const {
+  if (rec.flags & kTreeZombie) return make_error("process %d is a zombie: it has no embedded core", rec.pid);
+  if (rec.offset > size_ || rec.size > size_ - rec.offset || rec.size == 0)
+    return make_error("process %d: embedded core at offset %llu, %llu bytes, lies outside the %zu-byte file", rec.pid,
+                      (unsigned long long)rec.offset, (unsigned long long)rec.size, size_);
+  if (rec.offset % kPageSize)
+    return make_error("process %d: embedded core at offset %llu is not page-aligned", rec.pid,
+                      (unsigned long long)rec.offset);
+  // An embedded core is always in the core form: only the whole file's
+  // first 128 bytes may be an exec head (§12.3).
+  if (looks_like_exec_form({data_ + rec.offset, rec.size}))
+    return make_error("process %d: embedded core at offset %llu is in the exec form", rec.pid,
+                      (unsigned long long)rec.offset);
+  ImageReader r;
+  r.storage_ = storage_;
+  r.data_ = data_ + rec.offset;
+  r.size_ = rec.size;
+  r.base_offset_ = base_offset_ + rec.offset;
+  Status s = r.parse();
+  if (!s) return s.error().context("process " + std::to_string(rec.pid) + " (embedded core at offset " +
+                                   std::to_string(rec.offset) + ")");
+  if (!r.has_ckpt_marker())
+    return make_error("process %d: embedded core at offset %llu is not a ckpt image", rec.pid,
+                      (unsigned long long)rec.offset);
+  // The Tree is followed one level only (§13): no recursion on file data.
+  if (r.find_ckpt(CkptNote::Tree))
+    return make_error("process %d: embedded core at offset %llu has a Tree note of its own", rec.pid,
+                      (unsigned long long)rec.offset);
+  return r;
 }
 
 Status ImageReader::parse() {

@@ -51,6 +51,8 @@ std::vector<Unsupported> unsupported_state(const CkptView &v) {
   auto add = [&](i32 pid, std::string what) { out.push_back({pid, std::move(what)}); };
   char buf[96];
 
+  // A tree is one root view plus a Tree note (each further process is
+  // checked on its own view); several tasks in one view are not a format.
   if (v.tasks.records.size() > 1)
     add(0, "a process tree of " + std::to_string(v.tasks.records.size()) + " processes");
   if (v.parent) add(0, "an incremental image (merge the chain first)");

@@ -34,6 +34,11 @@ static u64 integrity_desc_size(size_t notes, size_t loads_with_data, bool zero_b
 static const Note kIntegrityShape{kOwnerCkpt, static_cast<u32>(CkptNote::Integrity), {}};
 
 Expected<ImageLayout> plan_layout(const std::vector<Note> &notes, const std::vector<SegmentPlan> &segments) {
+  return plan_layout(notes, segments, {});
+}
+
+Expected<ImageLayout> plan_layout(const std::vector<Note> &notes, const std::vector<SegmentPlan> &segments,
+                                  const std::vector<u64> &embedded_sizes) {
   ImageLayout l;
   u64 phnum = segments.size() + 2;
   if (phnum > UINT32_MAX) return make_error("%zu segments are more than ELF can count", segments.size());
@@ -79,6 +84,15 @@ Expected<ImageLayout> plan_layout(const std::vector<Note> &notes, const std::vec
       pos = align_up(pos + s.filesz, kPageSize);
     }
   }
+  // Embedded cores of a tree image: after the last PT_LOAD data, each on
+  // a page boundary of its own (§12.1).
+  for (u64 size : embedded_sizes) {
+    if (size < sizeof(Elf64_Ehdr)) return make_error("embedded core of %llu bytes is too small", (unsigned long long)size);
+    pos = align_up(pos, kPageSize);
+    l.embedded_offsets.push_back(pos);
+    l.embedded_sizes.push_back(size);
+    pos += size;
+  }
   if (phnum >= kPnXnum) {
     l.shdr_offset = align_up(pos, 8);
     pos = l.shdr_offset + sizeof(Elf64_Shdr);
@@ -107,12 +121,67 @@ Expected<ImageWriter> ImageWriter::create(std::vector<Note> notes, std::vector<S
   return w;
 }
 
+Expected<ImageWriter> ImageWriter::create_tree(std::vector<Note> notes, std::vector<SegmentPlan> segments,
+                                               std::vector<EmbeddedCorePlan> embedded, Options options) {
+  std::vector<ImageWriter> parts;
+  std::vector<u64> sizes;
+  for (size_t i = 0; i < embedded.size(); i++) {
+    Options part_options = options;
+    part_options.direct_io = false;  // the root's output does the writing
+    part_options.exec_launcher = {};  // the exec form is the whole file's, never an embedded core's (§12.3)
+    auto part = create(std::move(embedded[i].notes), std::move(embedded[i].segments), part_options);
+    if (!part) return part.error().context("embedded core " + std::to_string(i));
+    for (const Note &n : part->notes_)
+      if (n.owner == kOwnerCkpt && n.type == static_cast<u32>(CkptNote::Tree))
+        return make_error("embedded core %zu has a Tree note of its own", i);
+    sizes.push_back(part->layout_.total_size);
+    parts.push_back(std::move(*part));
+  }
+  auto layout = plan_layout(notes, segments, sizes);
+  if (!layout) return layout.error();
+  // Fill in the Tree records' offset and size: only u64 fields of existing
+  // records change, so the note keeps the size the layout was planned with.
+  Note *tree = nullptr;
+  for (Note &n : notes)
+    if (n.owner == kOwnerCkpt && n.type == static_cast<u32>(CkptNote::Tree)) tree = &n;
+  if (!tree) return make_error("a tree image needs a Tree note");
+  auto raw = parse_table(tree->desc);
+  if (!raw) return raw.error().context("tree note");
+  if (raw->header.record_size < sizeof(TreeRecord))
+    return make_error("tree note records of %u bytes are shorter than %zu", raw->header.record_size, sizeof(TreeRecord));
+  size_t records_at = raw->records.data() - tree->desc.data();
+  size_t part = 0;
+  for (u32 i = 0; i < raw->header.record_count; i++) {
+    u8 *rec = tree->desc.data() + records_at + size_t(i) * raw->header.record_size;
+    TreeRecord r;
+    std::memcpy(&r, rec, sizeof r);
+    u64 offset = 0, size = 0;
+    if (!(r.flags & kTreeZombie)) {
+      if (part == parts.size()) return make_error("tree record %u (pid %d) has no embedded core planned", i, r.pid);
+      offset = layout->embedded_offsets[part];
+      size = layout->embedded_sizes[part];
+      part++;
+    }
+    std::memcpy(rec + offsetof(TreeRecord, offset), &offset, 8);
+    std::memcpy(rec + offsetof(TreeRecord, size), &size, 8);
+  }
+  if (part != parts.size())
+    return make_error("%zu embedded cores planned but the tree note names %zu live processes", parts.size(), part);
+  auto w = create(std::move(notes), std::move(segments), options);
+  if (!w) return w.error();
+  w->layout_ = layout.take();
+  w->embedded_ = std::move(parts);
+  return w;
+}
+
 ImageWriter::ImageWriter(ImageWriter &&o) noexcept
     : notes_(std::move(o.notes_)), segments_(std::move(o.segments_)), options_(o.options_),
       layout_(std::move(o.layout_)), fd_(o.fd_), pos_(o.pos_), seg_(o.seg_), seg_done_(o.seg_done_),
       buffer_(std::move(o.buffer_)), prefix_hash_(o.prefix_hash_), seg_hash_(o.seg_hash_),
       checks_(std::move(o.checks_)), began_(o.began_), seekable_(o.seekable_), direct_fd_(o.direct_fd_),
-      exec_launcher_(std::move(o.exec_launcher_)), exec_launcher_offset_(o.exec_launcher_offset_) {
+      exec_launcher_(std::move(o.exec_launcher_)), exec_launcher_offset_(o.exec_launcher_offset_),
+      embedded_(std::move(o.embedded_)), embedded_next_(o.embedded_next_), outer_(o.outer_),
+      finished_(o.finished_) {
   o.direct_fd_ = -1;
   o.prefix_hash_ = nullptr;
   o.seg_hash_ = nullptr;
@@ -143,6 +212,7 @@ static Status put(int fd, bool positioned, const u8 *p, size_t len, u64 at, cons
 }
 
 Status ImageWriter::flush() {
+  if (outer_) return {};  // an embedded core's bytes went to the root's buffer
   CKPT_TRY(put(fd_, seekable_, buffer_.data(), buffer_.size(), pos_ - buffer_.size(), options_.cancel));
   buffer_.clear();
   return {};
@@ -150,6 +220,12 @@ Status ImageWriter::flush() {
 
 Status ImageWriter::emit(std::span<const u8> bytes, bool hashed) {
   if (hashed) XXH3_64bits_update(prefix_hash_, bytes.data(), bytes.size());
+  if (outer_) {
+    // An embedded core: its own checksums, the root's file (and Prefix).
+    CKPT_TRY(outer_->emit(bytes, hashed));
+    pos_ += bytes.size();
+    return {};
+  }
   if (buffer_.size() + bytes.size() <= kBufferSize) {
     buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
     pos_ += bytes.size();
@@ -185,7 +261,10 @@ Status ImageWriter::emit(std::span<const u8> bytes, bool hashed) {
 Status ImageWriter::skip(u64 n) {
   if (!seekable_ || n < kPageSize) return emit_zeros(n);
   hash_zeros(prefix_hash_, n);
-  CKPT_TRY(flush());
+  if (outer_)
+    CKPT_TRY(outer_->skip(n));
+  else
+    CKPT_TRY(flush());
   pos_ += n;
   return {};
 }
@@ -214,6 +293,32 @@ Status ImageWriter::begin(int fd) {
     direct_fd_ = ::open(self.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
   }
   buffer_.reserve(kBufferSize);
+  return write_head();
+}
+
+Status ImageWriter::begin_nested(ImageWriter *outer) {
+  if (began_) return make_error("embedded core begun twice");
+  began_ = true;
+  outer_ = outer;
+  fd_ = outer->fd_;
+  seekable_ = outer->seekable_;
+  return write_head();
+}
+
+Expected<ImageWriter *> ImageWriter::begin_embedded(size_t i) {
+  if (!began_ || outer_) return make_error("begin_embedded on a writer that has not begun or is embedded itself");
+  if (i != embedded_next_ || i >= embedded_.size())
+    return make_error("embedded core %zu begun out of order (next is %zu of %zu)", i, embedded_next_,
+                      embedded_.size());
+  if (seg_ < segments_.size()) return make_error("embedded core %zu begun before the root's segment data is complete", i);
+  if (i > 0 && !embedded_[i - 1].finished_) return make_error("embedded core %zu begun before core %zu was finished", i, i - 1);
+  CKPT_TRY(emit_zeros(layout_.embedded_offsets[i] - pos_));
+  embedded_next_++;
+  CKPT_TRY(embedded_[i].begin_nested(this));
+  return &embedded_[i];
+}
+
+Status ImageWriter::write_head() {
   const ImageLayout &l = layout_;
   bool xnum = l.phnum >= kPnXnum;
 
@@ -348,7 +453,13 @@ Status ImageWriter::finish() {
     return make_error("segment %zu at 0x%llx got %llu of its %llu bytes", seg_,
                       (unsigned long long)segments_[seg_].vaddr, (unsigned long long)seg_done_,
                       (unsigned long long)segments_[seg_].filesz);
+  if (embedded_next_ != embedded_.size() || (!embedded_.empty() && !embedded_.back().finished_))
+    return make_error("tree image finished before all %zu embedded cores were written", embedded_.size());
   const ImageLayout &l = layout_;
+  if (!embedded_.empty()) {
+    u64 end = l.embedded_offsets.back() + l.embedded_sizes.back();
+    if (pos_ != end) return make_error("embedded cores end at %llu, planned %llu", (unsigned long long)pos_, (unsigned long long)end);
+  }
   if (l.shdr_offset) {
     CKPT_TRY(emit_zeros(l.shdr_offset - pos_));
     Elf64_Shdr sh{};
@@ -381,6 +492,7 @@ Status ImageWriter::finish() {
     CKPT_TRY(emit(exec_launcher_, false));
   }
   CKPT_TRY(flush());
+  finished_ = true;
   return {};
 }
 

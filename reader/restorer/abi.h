@@ -79,7 +79,7 @@ struct rs_thread {
   uint64_t altstack_sp, altstack_size;
   uint32_t altstack_flags;
   uint32_t pad1;
-  uint64_t sigframe;       /* address of a ready rt_sigframe (ucontext at +8) */
+  uint64_t sigframe;       /* address of a ready struct rs_sigframe */
   uint64_t stack_top;      /* restorer stack for this thread */
   char comm[16];           /* thread name, NUL-terminated */
   /* Privileges, set after the ids (see restorer.c for the order). */
@@ -91,6 +91,67 @@ struct rs_thread {
   uint32_t nfilter;
   struct rs_filter *filter; /* oldest first: the install order */
 };
+
+/* The frame rt_sigreturn(2) reads on x86-64 (arch/x86/include/asm/
+ * sigframe.h, struct rt_sigframe; uapi asm/sigcontext.h, asm/ucontext.h):
+ * the kernel pops pretcode's 8 bytes first, so rsp points at uc when the
+ * restorer issues rt_sigreturn (rs_thread.sigframe + 8). */
+struct rs_sigcontext {     /* struct sigcontext (64-bit) */
+  uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+  uint64_t rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
+  uint16_t cs, gs, fs, ss;
+  uint64_t err, trapno, oldmask, cr2;
+  uint64_t fpstate;        /* address of the XSAVE area, 64-aligned */
+  uint64_t reserved1[8];
+};
+
+struct rs_stack {          /* stack_t */
+  uint64_t ss_sp;
+  int32_t ss_flags;
+  uint32_t pad;
+  uint64_t ss_size;
+};
+
+#define RS_UC_FP_XSTATE 0x1u
+#define RS_UC_SIGCONTEXT_SS 0x2u
+#define RS_UC_STRICT_RESTORE_SS 0x4u
+#define RS_SS_DISABLE 2
+
+struct rs_ucontext {       /* struct ucontext */
+  uint64_t uc_flags;       /* RS_UC_* */
+  uint64_t uc_link;
+  struct rs_stack uc_stack; /* the alternate signal stack rt_sigreturn sets */
+  struct rs_sigcontext uc_mcontext;
+  uint64_t uc_sigmask;
+};
+
+struct rs_sigframe {       /* struct rt_sigframe */
+  uint64_t pretcode;
+  struct rs_ucontext uc;
+  uint8_t info[128];       /* siginfo_t, unused by rt_sigreturn */
+};
+
+/* struct _fpx_sw_bytes: the software bytes at offset 464 of the FXSAVE
+ * image that tell rt_sigreturn the area is an XSAVE area (FP_XSTATE_MAGIC1),
+ * followed by FP_XSTATE_MAGIC2 right after the xstate_size bytes. */
+#define RS_FP_XSTATE_MAGIC1 0x46505853u
+#define RS_FP_XSTATE_MAGIC2 0x46505845u
+#define RS_FPX_SW_BYTES_OFFSET 464
+struct rs_fpx_sw_bytes {
+  uint32_t magic1, extended_size;
+  uint64_t xfeatures;
+  uint32_t xstate_size;
+  uint32_t padding[7];
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct rs_sigcontext) == 256, "struct sigcontext is 256 bytes");
+static_assert(sizeof(struct rs_ucontext) == 304, "struct ucontext is 304 bytes");
+static_assert(sizeof(struct rs_sigframe) == 440, "struct rt_sigframe is 440 bytes");
+static_assert(sizeof(struct rs_fpx_sw_bytes) == 48, "struct _fpx_sw_bytes is 48 bytes");
+#else
+_Static_assert(sizeof(struct rs_ucontext) == 304, "struct ucontext is 304 bytes");
+#endif
 
 /* A signal to queue once all threads exist (tid 0: process-wide). */
 struct rs_signal {

@@ -311,15 +311,16 @@ static void __attribute__((noreturn)) enter_thread(const struct rs_thread *t) {
       if (sys3(NR_seccomp, SECCOMP_SET_MODE_FILTER, t->filter[i].flags, &t->filter[i]) < 0)
         sys1(NR_exit_group, 127);
   }
-  /* rt_sigreturn reads the frame at rsp - 8: registers, signal mask,
-   * alternate stack and the XSAVE area all come from it. */
+  /* rt_sigreturn reads the frame at rsp - 8 (it takes pretcode as
+   * popped): registers, signal mask, alternate stack and the XSAVE area
+   * all come from it. */
   __asm__ volatile(
       "mov %0, %%rsp\n"
       "mov $15, %%eax\n"
       "syscall\n"
       "ud2\n"
       :
-      : "r"(t->sigframe + 8)
+      : "r"(t->sigframe + __builtin_offsetof(struct rs_sigframe, uc))
       : "memory");
   __builtin_unreachable();
 }

@@ -122,43 +122,75 @@ Handover handover_of(const CkptView &v, pid_t pid, const rs_handover &where) {
   return h;
 }
 
-Status hand_over(const Handover &h, std::string *warning) {
+namespace {
+
+// One process under our ptrace between take_over and let_go.
+struct Taken {
+  const Handover *h = nullptr;
   std::vector<pid_t> attached;
-  auto fail = [&](Error e) -> Status {
-    // Nothing of the program has run: end it rather than let it run
-    // from a half-done handover.
-    kill(h.pid, SIGKILL);
-    for (pid_t t : attached) ptrace(PTRACE_DETACH, t, 0, 0);
-    return e.context("handing the process over");
-  };
+  std::vector<int> deferred;      ///< stop signals held back meanwhile
+};
+
+// Everything up to the program's first instruction: attach to every
+// thread (parked in the restorer), release them, follow each through its
+// rt_sigreturn, unmap the restorer region. Leaves every thread in a ptrace
+// stop at the program's instruction.
+Status take_over(Taken &t, std::string *warning) {
+  const Handover &h = *t.h;
   for (pid_t tid : h.tids) {
     // Suspending seccomp (root only) lets the injected munmap through the
     // filters the threads install on their way out.
     long opts = PTRACE_O_TRACESYSGOOD | kSuspendSeccomp;
     if (ptrace(PTRACE_SEIZE, tid, 0, opts) < 0 && (errno != EPERM || ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) < 0))
-      return fail(make_error("PTRACE_SEIZE(%d): %s", tid, strerror(errno)));
-    attached.push_back(tid);
+      return make_error("PTRACE_SEIZE(%d): %s", tid, strerror(errno));
+    t.attached.push_back(tid);
     int status = 0;
-    if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) return fail(make_error("PTRACE_INTERRUPT(%d): %s", tid, strerror(errno)));
-    if (Status s = wait_stop(tid, &status); !s) return fail(s.error());
+    if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) return make_error("PTRACE_INTERRUPT(%d): %s", tid, strerror(errno));
+    CKPT_TRY(wait_stop(tid, &status));
   }
   // Release the threads parked on threads_go (a u32 in a u64 word).
   errno = 0;
   long word = ptrace(PTRACE_PEEKDATA, h.tids[0], h.threads_go, 0);
-  if (errno) return fail(make_error("PTRACE_PEEKDATA: %s", strerror(errno)));
+  if (errno) return make_error("PTRACE_PEEKDATA: %s", strerror(errno));
   word = (word & ~0xffffffffl) | 1;
   if (ptrace(PTRACE_POKEDATA, h.tids[0], h.threads_go, word) < 0)
-    return fail(make_error("PTRACE_POKEDATA: %s", strerror(errno)));
-  std::vector<int> deferred;
-  for (pid_t tid : h.tids)
-    if (Status s = follow_out(h, tid, deferred); !s) return fail(s.error());
+    return make_error("PTRACE_POKEDATA: %s", strerror(errno));
+  for (pid_t tid : h.tids) CKPT_TRY(follow_out(h, tid, t.deferred));
   if (Status s = unmap_region(h, h.tids[0]); !s && warning)
     *warning = "the restorer's memory stays mapped in the restored process (" + s.error().message() + ")";
+  return {};
+}
+
+// The program runs from here.
+void let_go(Taken &t) {
   // A stopped image stops again before its first instruction: the stop is
   // pending when the threads leave their ptrace stops.
-  if (h.stopped) kill(h.pid, SIGSTOP);
-  for (pid_t tid : h.tids) ptrace(PTRACE_DETACH, tid, 0, 0);
-  for (int sig : deferred) kill(h.pid, sig);
+  if (t.h->stopped) kill(t.h->pid, SIGSTOP);
+  for (pid_t tid : t.attached) ptrace(PTRACE_DETACH, tid, 0, 0);
+  for (int sig : t.deferred) kill(t.h->pid, sig);
+}
+
+}  // namespace
+
+Status hand_over(const Handover &h, std::string *warning) { return hand_over_all({h}, warning); }
+
+Status hand_over_all(const std::vector<Handover> &processes, std::string *warning) {
+  std::vector<Taken> taken(processes.size());
+  for (size_t i = 0; i < processes.size(); i++) {
+    taken[i].h = &processes[i];
+    if (Status s = take_over(taken[i], warning); !s) {
+      // Nothing of any program has run: end them all rather than let one
+      // run from a half-done handover.
+      for (const Handover &h : processes) kill(h.pid, SIGKILL);
+      for (Taken &t : taken)
+        for (pid_t tid : t.attached) ptrace(PTRACE_DETACH, tid, 0, 0);
+      std::string what = processes.size() > 1 ? "handing process " + std::to_string(processes[i].pid) + " over"
+                                              : std::string("handing the process over");
+      return s.error().context(what);
+    }
+  }
+  // Every process stands at its first instruction: now they all run.
+  for (Taken &t : taken) let_go(t);
   return {};
 }
 

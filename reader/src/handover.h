@@ -37,4 +37,9 @@ Handover handover_of(const img::CkptView &v, pid_t pid, const rs_handover &where
 /// (the process runs all the same, with the region left behind).
 img::Status hand_over(const Handover &h, std::string *warning);
 
+/// hand_over for the processes of a tree, as one step: every process is
+/// taken to its first instruction before any is let go, so that no program
+/// runs before the whole tree is in place. A failure kills them all.
+img::Status hand_over_all(const std::vector<Handover> &processes, std::string *warning);
+
 }  // namespace ckpt::reader

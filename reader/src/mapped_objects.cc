@@ -75,8 +75,8 @@ u32 hugetlb_mmap_flags(u64 page_size) {
 // such an mmap, filled through it (hugetlbfs files have no write()), and
 // reopened through /proc/self/map_files, which needs
 // CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) like the rest of restore.
-static Expected<int> new_shared_anon_object(const CkptView &v, const ImageReader &image,
-                                            const std::vector<const VmaRecord *> &maps, u64 size, u32 huge_flags) {
+Expected<int> new_shared_anon_object(const CkptView &v, const ImageReader &image,
+                                     const std::vector<const VmaRecord *> &maps, u64 size, u32 huge_flags) {
   void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | int(huge_flags), -1, 0);
   if (p == MAP_FAILED)
     return make_error("cannot create %llu bytes of shared %smemory: %s", (unsigned long long)size,
@@ -96,7 +96,19 @@ static Expected<int> new_shared_anon_object(const CkptView &v, const ImageReader
   return fd;
 }
 
-Status prepare_shared_objects(const CkptView &v, const ImageReader &image, MappedObjects &out) {
+std::vector<const VmaRecord *> mappings_of_object(const CkptView &v, const VmaRecord &m, u64 *size) {
+  std::vector<const VmaRecord *> maps;
+  *size = 0;
+  for (const VmaRecord &o : v.vmas.records)
+    if (o.kind == m.kind && (o.flags & kVmaShared) && o.dev == m.dev && o.ino == m.ino) {
+      maps.push_back(&o);
+      *size = std::max(*size, o.pgoff + (o.end - o.start));
+    }
+  return maps;
+}
+
+Status prepare_shared_objects(const CkptView &v, const ImageReader &image, MappedObjects &out,
+                              const std::map<std::tuple<u32, u64, u64>, int> *inherited) {
   out.vma_fd.resize(v.vmas.records.size(), -1);
   out.prefilled.resize(v.vmas.records.size(), false);
   // (kind, dev, ino) -> fd
@@ -118,10 +130,16 @@ Status prepare_shared_objects(const CkptView &v, const ImageReader &image, Mappe
           size = std::max(size, o.pgoff + (o.end - o.start));
         }
       int fd = -1;
+      // Shared with other processes of a tree: made once by an ancestor
+      // and inherited (tree_create.h); ours to map and close.
+      if (auto made = inherited ? inherited->find(key) : decltype(inherited->end()){}; inherited && made != inherited->end()) {
+        fd = fcntl(made->second, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) return make_error("dup of shared memory: %s", strerror(errno));
+      }
       // A deleted file the process still has open was recreated by
       // restore_fds with its bytes: map that very file.
       for (const FdRecord &f : v.fds.records)
-        if (!anon && m.ino && f.ino == m.ino &&
+        if (fd < 0 && !anon && m.ino && f.ino == m.ino &&
             (static_cast<FdType>(f.type) == FdType::Regular || static_cast<FdType>(f.type) == FdType::MemFd)) {
           std::string self = "/proc/self/fd/" + std::to_string(f.fd);
           fd = open(self.c_str(), O_RDWR | O_CLOEXEC);

@@ -4,6 +4,8 @@
 // still aliases), and the executable when it had been deleted.
 #pragma once
 
+#include <map>
+#include <tuple>
 #include <vector>
 
 #include <ckpt/img/model.h>
@@ -27,7 +29,20 @@ struct MappedObjects {
 /// shared by every mapping of it. A deleted file the process has an fd on
 /// reuses that fd's (already recreated) file; otherwise the object is
 /// made anew and filled from the image. Call after restore_fds().
-img::Status prepare_shared_objects(const img::CkptView &v, const img::ImageReader &image, MappedObjects &out);
+/// `inherited`: shared anonymous memory objects a tree's processes share,
+/// made once by an ancestor, by (VmaKind, dev, ino).
+img::Status prepare_shared_objects(const img::CkptView &v, const img::ImageReader &image, MappedObjects &out,
+                                   const std::map<std::tuple<img::u32, img::u64, img::u64>, int> *inherited = nullptr);
+
+/// Every shared mapping of the object VMA m maps (same kind, dev, inode),
+/// and the object's size.
+std::vector<const img::VmaRecord *> mappings_of_object(const img::CkptView &v, const img::VmaRecord &m, img::u64 *size);
+
+/// A fresh shared anonymous (shmem, or hugetlb with `huge_flags`) object of
+/// `size` bytes filled with the stored bytes of `maps`, as an fd.
+img::Expected<int> new_shared_anon_object(const img::CkptView &v, const img::ImageReader &image,
+                                          const std::vector<const img::VmaRecord *> &maps, img::u64 size,
+                                          img::u32 huge_flags);
 
 /// An fd for PR_SET_MM_MAP's exe_fd (/proc/PID/exe). A deleted executable
 /// is recreated under its old name from the bytes of its mappings, opened

@@ -19,6 +19,7 @@
 #include "privileges.h"
 #include "self_maps.h"
 #include "stored_files.h"
+#include "tree_plan.h"
 #include "vdso_check.h"
 
 namespace ckpt::reader {
@@ -50,6 +51,37 @@ static bool pid_in_use(i32 pid) {
   std::snprintf(path, sizeof path, "/proc/%d", pid);
   struct stat st;
   return stat(path, &st) == 0;
+}
+
+// One line of /proc/PID/status ("Tgid:\t123" gives "123"), or "".
+static std::string status_field(i32 pid, const char *field) {
+  std::string text;
+  char path[48];
+  std::snprintf(path, sizeof path, "/proc/%d/status", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) text.append(buf, n);
+  close(fd);
+  text.insert(0, "\n");
+  std::string key = "\n" + std::string(field) + ":";
+  size_t at = text.find(key);
+  if (at == std::string::npos) return "";
+  size_t start = text.find_first_not_of(" \t", at + key.size());
+  size_t end = text.find('\n', at + 1);
+  return start == std::string::npos || start > end ? "" : text.substr(start, end - start);
+}
+
+std::string pid_taken_message(i32 pid, bool thread) {
+  // The owner: its command name, and the process it is a thread of when it
+  // is not a process of its own (a tid taken by another program's thread).
+  std::string owner = status_field(pid, "Name");
+  std::string tgid = status_field(pid, "Tgid");
+  if (owner.empty()) owner = "exited since";
+  else if (!tgid.empty() && tgid != std::to_string(pid)) owner += ", a thread of pid " + tgid;
+  return std::string(thread ? "tid " : "pid ") + std::to_string(pid) + " is in use by another process (" + owner +
+         "); 'restore --pidns' restores into a new pid namespace";
 }
 
 // True when nothing is at `path` and the image stores the file that was
@@ -172,10 +204,11 @@ Status check_here_now(const ImageReader &image, const CkptView &v, const HereNow
   if (need & ~have)
     return make_error("this CPU lacks XSAVE features 0x%llx that the image uses (image 0x%llx, CPU 0x%llx)",
                       (unsigned long long)(need & ~have), (unsigned long long)need, (unsigned long long)have);
+  // In a new pid namespace (restore --pidns) every pid is free.
   for (const TaskRecord &t : v.tasks.records)
-    if (pid_in_use(t.pid)) return make_error("pid %d is in use by another process", t.pid);
+    if (!opt.new_pid_namespace && pid_in_use(t.pid)) return Error(pid_taken_message(t.pid, false));
   for (const ThreadRecord &t : v.threads.records)
-    if (pid_in_use(t.tid)) return make_error("tid %d is in use by another process", t.tid);
+    if (!opt.new_pid_namespace && pid_in_use(t.tid)) return Error(pid_taken_message(t.tid, true));
   CKPT_TRY(check_mapped_files(v));
   CKPT_TRY(check_fd_files(v, opt));
   for (const TaskRecord &t : v.tasks.records) {
@@ -223,6 +256,45 @@ Restorability check_restorable(const std::string &path, bool check_memory, const
   if (!here) {
     r.obstacle = Obstacle::NotHereNow;
     r.message = "not restorable here now: " + here.error().message();
+    return r;
+  }
+  // A tree: every further process is checked like the root.
+  if (!view->tree.records.empty()) {
+    auto core = decode_core(*image);
+    if (!core) {
+      r.obstacle = Obstacle::Damaged;
+      r.message = core.error().message();
+      return r;
+    }
+    auto plan = plan_tree(path, *image, *view, *core);
+    if (!plan) {
+      r.obstacle = Obstacle::Damaged;
+      r.message = plan.error().message();
+      return r;
+    }
+    for (size_t i = 1; i < plan->processes.size(); i++) {
+      const TreeProcess &p = plan->processes[i];
+      std::string who = "process " + std::to_string(p.pid) + ": ";
+      if (p.zombie) {
+        if (!opt.new_pid_namespace && pid_in_use(p.pid)) {
+          r.obstacle = Obstacle::NotHereNow;
+          r.message = "not restorable here now: " + pid_taken_message(p.pid, false);
+          return r;
+        }
+        continue;
+      }
+      std::string lacks_here = unsupported_message(unsupported_state(*p.view));
+      if (!lacks_here.empty()) {
+        r.obstacle = Obstacle::Unsupported;
+        r.message = "not restorable: " + lacks_here;
+        return r;
+      }
+      if (Status s = check_here_now(*p.image, *p.view, opt); !s) {
+        r.obstacle = Obstacle::NotHereNow;
+        r.message = "not restorable here now: " + s.error().message();
+        return r;
+      }
+    }
   }
   return r;
 }

@@ -3,6 +3,8 @@
 // restore cannot do at all is img::unsupported_state (libimg/restorable.h).
 #pragma once
 
+#include <string>
+
 #include <ckpt/img/model.h>
 #include <ckpt/reader/validate.h>
 
@@ -24,6 +26,10 @@ img::Status check_here_now(const img::ImageReader &image, const img::CkptView &v
 /// else, so that an unprivileged user hears that and not about a file
 /// they cannot read. Also the message for clone3's EPERM.
 img::Status check_restore_privilege();
+
+/// "pid N is in use by another process (COMM)": the line for a pid (or
+/// tid) that is taken here, naming its current owner from /proc.
+std::string pid_taken_message(img::i32 pid, bool thread);
 img::Error not_permitted_to_restore();
 
 }  // namespace ckpt::reader

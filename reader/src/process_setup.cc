@@ -189,7 +189,24 @@ static Expected<int> open_fd(const CkptView &v, const FdRecord &r, PipeTable &pi
   return fd;
 }
 
-Status restore_fds(const CkptView &v, std::vector<int *> keep, const int terminal[3]) {
+Expected<int> open_file_description(const CkptView &v, const FdRecord &r, const int terminal[3]) {
+  PipeTable unused;
+  return open_fd(v, r, unused, terminal);
+}
+
+Expected<std::pair<int, int>> recreate_pipe(const CkptView &v, u32 pipe_id) {
+  int p[2];
+  // Non-blocking while refilled; each fd gets its own flags when placed.
+  if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) return make_error("pipe: %s", strerror(errno));
+  if (Status s = refill_pipe(v, pipe_id, p[1], -1, "pipe"); !s) {
+    close(p[0]);
+    close(p[1]);
+    return s.error();
+  }
+  return std::make_pair(p[0], p[1]);
+}
+
+Status restore_fds(const CkptView &v, std::vector<int *> keep, const int terminal[3], const InheritedFds *inherited) {
   // Our own fds must not sit where restored ones go: move them above all.
   int top = 3;
   for (const FdRecord &r : v.fds.records) top = std::max(top, r.fd + 1);
@@ -224,7 +241,19 @@ Status restore_fds(const CkptView &v, std::vector<int *> keep, const int termina
   for (const FdRecord &r : v.fds.records) {
     int fd;
     auto shared = r.file_id ? by_file.find(r.file_id) : by_file.end();
-    if (shared != by_file.end()) {
+    auto type = static_cast<FdType>(r.type);
+    bool pipe_end = type == FdType::PipeRead || type == FdType::PipeWrite;
+    // Made once for the tree by an ancestor and inherited (tree_create.h).
+    auto inherited_pipe = inherited && pipe_end ? inherited->pipes.find(r.pipe_id) : std::map<u32, std::pair<int, int>>::const_iterator{};
+    auto inherited_file = inherited && !pipe_end ? inherited->files.find(r.file_id) : std::map<u32, int>::const_iterator{};
+    if (inherited && pipe_end && inherited_pipe != inherited->pipes.end()) {
+      int end = type == FdType::PipeRead ? inherited_pipe->second.first : inherited_pipe->second.second;
+      fd = fcntl(end, F_DUPFD_CLOEXEC, top + 128);
+      // The pipe's status flags are per description: set them as this fd had them.
+      if (fd >= 0) fcntl(fd, F_SETFL, int(r.open_flags) & (O_NONBLOCK | O_APPEND | O_ASYNC));
+    } else if (inherited && !pipe_end && r.file_id && inherited_file != inherited->files.end()) {
+      fd = fcntl(inherited_file->second, F_DUPFD_CLOEXEC, top + 128);
+    } else if (shared != by_file.end()) {
       fd = fcntl(shared->second, F_DUPFD_CLOEXEC, top + 128);
     } else {
       auto opened = open_fd(v, r, pipes, term);

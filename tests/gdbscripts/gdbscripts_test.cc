@@ -404,7 +404,7 @@ TEST_F(GdbScripts, ImgtoolGdbRefusesWhatItCannotOpen) {
   EXPECT_EQ(none.err_lines().size(), 1u) << none.err;
   RunResult help = run({kImgtool, "gdb", "--help"});
   EXPECT_EQ(help.status(), "exit 0");
-  EXPECT_NE(help.out.find("usage: imgtool gdb FILE [PROGRAM] [-- GDB-ARGS...]"), std::string::npos);
+  EXPECT_NE(help.out.find("usage: imgtool gdb FILE [--pid N] [PROGRAM] [-- GDB-ARGS...]"), std::string::npos);
 }
 
 TEST_F(GdbScripts, PlainGcoreGivesOneClearLinePerCommand) {

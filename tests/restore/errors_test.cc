@@ -124,7 +124,8 @@ TEST_F(RestoreErrors, PidInUse) {
   ASSERT_EQ(kill(pid_, SIGSTOP), 0);
   ASSERT_TRUE(wait_until([&] { return proc_state(pid_) == 'T'; }, 10));
   RunResult r = restore(image_path());
-  expect_one_line_failure(r, "in use");
+  // The line names the pid and its current owner.
+  expect_one_line_failure(r, "pid " + std::to_string(pid_) + " is in use by another process (restore_counter)");
   // The original is untouched (still ours, still stopped) and runs on.
   EXPECT_EQ(proc_ppid(pid_), getpid());
   EXPECT_EQ(proc_state(pid_), 'T');

@@ -17,6 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ckpt/img/model.h>
+#include <ckpt/img/reader.h>
+
 #include "restore_common.h"
 
 namespace ckpt::restoretest {
@@ -273,6 +276,43 @@ TEST_F(ExecForm, ImgtoolGdbOpensTheExecForm) {
   EXPECT_EQ(r.err.find("is not a core dump"), std::string::npos) << r.err;
   // The image itself is untouched (still runs).
   EXPECT_EQ(header_at(read_bytes(image_path()), 0).e_type, ET_DYN);
+}
+
+// A tree image in the exec form (FORMAT.md §12.3 over §12.1): the head and
+// the launcher are the whole file's, every embedded core keeps its core
+// form at its place; extract, gdb --pid and verify read it, and ./FILE
+// restores the whole tree, also with --pidns.
+TEST_F(ExecForm, ATreeImageRunsWholeAndItsProcessesExtract) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_TREE_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill({"--exec"}));
+  std::string bytes = read_bytes(image_path());
+  EXPECT_EQ(header_at(bytes, 0).e_type, ET_DYN);
+  auto image = img::ImageReader::open(image_path());
+  ASSERT_TRUE(image) << image.error().message();
+  ASSERT_TRUE(image->exec_form());
+  auto view = img::decode_ckpt(*image);
+  ASSERT_TRUE(view) << view.error().message();
+  int live = 0;
+  for (const img::TreeRecord &r : view->tree.records) {
+    if (r.flags & img::kTreeZombie) continue;
+    live++;
+    Elf64_Ehdr h = header_at(bytes, r.offset);
+    EXPECT_EQ(h.e_type, ET_CORE) << r.pid;
+    EXPECT_EQ(h.e_phoff, 128u) << r.pid;
+    std::string core = tmp_.file("core." + std::to_string(r.pid));
+    expect_ok(imgtool_run({"extract", image_path(), "--pid", std::to_string(r.pid), "-o", core}), "extract");
+    EXPECT_TRUE(read_bytes(core) == bytes.substr(r.offset, r.size)) << "extract of " << r.pid;
+    expect_ok(imgtool_run({"verify", "--intact", core}), "verify --intact of an extracted core");
+  }
+  EXPECT_EQ(live, 6) << "A, G, B, C, D, T live below the root";
+  const img::TreeRecord &first = view->tree.records.at(0);
+  RunResult g = imgtool_run({"gdb", image_path(), "--pid", std::to_string(first.pid), "--", "-batch", "-nx", "-ex",
+                             "ckpt info"});
+  EXPECT_TRUE(g.exited && g.exit_code == 0) << g.status() << "\n" << g.out << g.err;
+  EXPECT_NE(g.out.find(std::to_string(first.pid)), std::string::npos) << g.out << g.err;
+  expect_ok(imgtool_run({"verify", image_path()}), "verify of the exec-form tree");
+  ASSERT_NO_FATAL_FAILURE(run_exec_expect(image_path(), 0));
+  ASSERT_NO_FATAL_FAILURE(run_exec_expect(moved(), 0, {"--pidns"}));
 }
 
 // `imgtool binfmt install` inside a user+mount namespace (binfmt_misc is

@@ -120,6 +120,10 @@ void RestoreTest::dump_kill(const std::vector<std::string> &extra) {
   }
   std::vector<std::string> args = {"--kill"};
   args.insert(args.end(), extra.begin(), extra.end());
+  // A tree: its other processes become our children (we are the
+  // subreaper) as it dies, all killed; they are reaped below so that their
+  // pids are free. Ours before the dump are not the tree's.
+  std::vector<pid_t> before = our_children();
   RunResult r = dump(pid_, image_path(), args);
   ASSERT_TRUE(r.exited && r.exit_code == 0) << "dump: " << r.status() << "\n" << r.err;
   int status = 0;
@@ -127,6 +131,16 @@ void RestoreTest::dump_kill(const std::vector<std::string> &extra) {
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
       << "wait status 0x" << std::hex << status << "\nstderr:\n" << log();
   ASSERT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " still exists after the dump";
+  bool gone = wait_until(
+      [&] {
+        bool left = false;
+        for (pid_t p : our_children())
+          if (std::find(before.begin(), before.end(), p) == before.end())
+            left |= waitpid(p, nullptr, WNOHANG) != p;
+        return !left;
+      },
+      10);
+  ASSERT_TRUE(gone) << "the dumped tree's other processes are still there after the dump";
 }
 
 void RestoreTest::go() { ASSERT_TRUE(write_file(go_path(), "go\n")); }

@@ -191,6 +191,71 @@ std::vector<uint8_t> encode_image(const SyntheticImage &image, bool ckpt_marker)
   return out;
 }
 
+SyntheticTree make_synthetic_tree() {
+  SyntheticTree t;
+  t.root = make_synthetic();
+  struct Member {
+    int pid, ppid;
+    bool zombie;
+  };
+  const Member members[] = {{5000, 4242, false}, {5500, 4242, true}, {6000, 5000, false}};
+  for (const Member &m : members) {
+    TreeRecord r{};
+    r.pid = m.pid;
+    r.ppid = m.ppid;
+    r.pgid = r.sid = 4242;
+    r.creator_tid = m.ppid;
+    r.flags = m.zombie ? u32(kTreeZombie) : 0u;
+    r.wait_status = m.zombie ? 7 << 8 : 0;
+    r.exit_signal = SIGCHLD;
+    r.comm = t.root.notes.tree.add_string(m.zombie ? "zombie" : "child");
+    t.root.notes.tree.add(r);
+    if (m.zombie) continue;
+    SyntheticOptions o;
+    o.pid = m.pid;
+    o.threads = 1;
+    o.segments = 2;
+    SyntheticImage part = make_synthetic(o);
+    part.notes.tasks.records[0].ppid = m.ppid;
+    part.notes.tasks.records[0].pgid = part.notes.tasks.records[0].sid = 4242;
+    part.notes.tasks.records[0].flags = 0;
+    t.parts.push_back(std::move(part));
+  }
+  t.root.notes.identity.records[0].process_count = 1 + 3;
+  return t;
+}
+
+bool write_tree_image(const SyntheticTree &tree, int fd) {
+  std::vector<EmbeddedCorePlan> parts;
+  for (const SyntheticImage &p : tree.parts) parts.push_back({p.notes.encode(), p.segments});
+  auto w = ImageWriter::create_tree(tree.root.notes.encode(), tree.root.segments, std::move(parts), {});
+  if (!w) return false;
+  if (!w->begin(fd)) return false;
+  for (const auto &d : tree.root.segment_data)
+    if (!w->write(d)) return false;
+  for (size_t i = 0; i < tree.parts.size(); i++) {
+    auto part = w->begin_embedded(i);
+    if (!part) return false;
+    for (const auto &d : tree.parts[i].segment_data)
+      if (!(*part)->write(d)) return false;
+    if (!(*part)->finish()) return false;
+  }
+  return bool(w->finish());
+}
+
+std::vector<uint8_t> encode_tree_image(const SyntheticTree &tree) {
+  int fd = memfd_create("synthetic-tree", MFD_CLOEXEC);
+  if (fd < 0) return {};
+  std::vector<uint8_t> out;
+  if (write_tree_image(tree, fd)) {
+    off_t size = lseek(fd, 0, SEEK_END);
+    out.resize(size);
+    if (pread(fd, out.data(), size, 0) != size) out.clear();
+  }
+  close(fd);
+  return out;
+}
+
 bool write_file(const std::string &path, const std::vector<uint8_t> &bytes) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return false;

@@ -31,6 +31,21 @@ SyntheticImage make_synthetic(const SyntheticOptions &options = {});
 /// Encodes an image into bytes (through ImageWriter on a pipe-free memfd).
 std::vector<uint8_t> encode_image(const SyntheticImage &image, bool ckpt_marker = true);
 
+/// A process-tree image (FORMAT.md §12.1): the root (pid 4242, 3 threads),
+/// its child 5000, a zombie child 5500 (exit status 7) and a grandchild
+/// 6000 under 5000; 5000 and 6000 are embedded cores.
+struct SyntheticTree {
+  SyntheticImage root;                ///< its Tree note included
+  std::vector<SyntheticImage> parts;  ///< the live further processes, in Tree order
+};
+SyntheticTree make_synthetic_tree();
+
+/// Writes a tree image to fd (a regular file or a pipe) through
+/// ImageWriter::create_tree; false on any failure.
+bool write_tree_image(const SyntheticTree &tree, int fd);
+/// The same into bytes (through a memfd).
+std::vector<uint8_t> encode_tree_image(const SyntheticTree &tree);
+
 /// Writes bytes to path (0600), returns false on failure.
 bool write_file(const std::string &path, const std::vector<uint8_t> &bytes);
 std::vector<uint8_t> read_file(const std::string &path);

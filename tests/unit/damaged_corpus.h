@@ -27,7 +27,21 @@ struct Variant {
   DamageKind kind;
   bool resealed = false;     ///< checksums recomputed after the damage
   std::vector<uint8_t> bytes;
+  /// What the refusal must say, so that a variant refused for an unrelated
+  /// reason fails the test: alternatives separated by '|', one of which
+  /// must be a substring of the error. Empty for flipped bytes, which are
+  /// judged by where they are (damaged_at, checksum_only).
+  std::string expect;
+  uint64_t damaged_at = 0;   ///< Flipped: the offset of the changed byte
+  /// Flipped: the byte is memory or padding, which only a checksum covers;
+  /// header, note and integrity bytes may fail a structural check first.
+  bool checksum_only = false;
 };
+
+/// "" if `error` (non-empty) refuses `v` for its own damage, else what is
+/// wrong with the refusal. A checksum mismatch must name a byte range that
+/// holds a flipped byte.
+std::string refusal_mismatch(const Variant &v, const std::string &error);
 
 struct CorpusOptions {
   SyntheticOptions base;         ///< the good image everything derives from

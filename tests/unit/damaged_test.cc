@@ -112,15 +112,19 @@ TEST(DamagedCorpus, ResealIsFaithful) {
 TEST(DamagedCorpus, EveryVariantRejectedInProcess) {
   CorpusOptions o = default_options();
   std::map<std::string, size_t> per_kind;
-  std::vector<std::string> accepted_info, accepted_verify;
+  std::vector<std::string> accepted_info, accepted_verify, misrefused;
   std::set<std::string> names;
   size_t total = 0;
   for_each_variant(o, [&](const Variant &v) {
     total++;
     per_kind[std::string(kind_name(v.kind)) + (v.resealed ? " (resealed)" : "")]++;
     EXPECT_TRUE(names.insert(v.name).second) << "duplicate variant name " << v.name;
-    if (library_error(v.bytes).empty()) accepted_info.push_back(v.name);
-    if (validate_error(v.bytes).empty()) accepted_verify.push_back(v.name);
+    std::string info = library_error(v.bytes), verify = validate_error(v.bytes);
+    if (info.empty()) accepted_info.push_back(v.name);
+    else if (std::string why = refusal_mismatch(v, info); !why.empty()) misrefused.push_back(v.name + " (info): " + why);
+    if (verify.empty()) accepted_verify.push_back(v.name);
+    else if (std::string why = refusal_mismatch(v, verify); !why.empty())
+      misrefused.push_back(v.name + " (verify): " + why);
   });
   std::string summary;
   for (auto &[k, n] : per_kind) summary += " " + k + ":" + std::to_string(n);
@@ -142,6 +146,8 @@ TEST(DamagedCorpus, EveryVariantRejectedInProcess) {
                                      << show(accepted_info);
   EXPECT_TRUE(accepted_verify.empty()) << accepted_verify.size()
                                        << " damaged variants were accepted by validate_one:" << show(accepted_verify);
+  EXPECT_TRUE(misrefused.empty()) << misrefused.size() << " damaged variants were refused for another reason than "
+                                  << "their damage:" << show(misrefused);
 }
 
 TEST(DamagedCorpus, SampleRejectedByImgtool) {

@@ -44,6 +44,8 @@ int main(int argc, char **argv) {
       "absurd-loads-overlap-resealed",
       "semantic-range-beyond-stored-bytes",
       "semantic-fpregset-before-prstatus",
+      "absurd-tree-cores-overlap-resealed",
+      "absurd-tree-embedded-byte-flipped-resealed",
   };
   std::set<std::string> written;
   bool ok = true;

@@ -212,7 +212,17 @@ Fixture make_fixture() {
   for (int i = 0; i < 2; i++) n.pending.add(patterned<PendingSignalRecord>(900 + i));
   for (int i = 0; i < 3; i++) n.timers.add(patterned<TimerRecord>(1000 + i));
   for (int i = 0; i < 16; i++) n.rlimits.add(patterned<RlimitRecord>(1100 + i));
-  for (int i = 0; i < 2; i++) n.tree.add(patterned<TreeRecord>(1200 + i));
+  // Two zombies (no embedded core): every other field round-trips as written.
+  for (int i = 0; i < 2; i++) {
+    TreeRecord r = patterned<TreeRecord>(1200 + i);
+    r.pid = 1200 + i;
+    r.ppid = n.identity.records[0].root_pid;
+    r.offset = r.size = 0;
+    r.flags = kTreeZombie;
+    r.comm = n.tree.add_string("zombie" + std::to_string(i));
+    n.tree.add(r);
+  }
+  n.identity.records[0].process_count = 3;
   ParentRecord parent = patterned<ParentRecord>(1300);
   parent.path_hint = n.parent.add_string("../previous.ckpt");
   n.parent.add(parent);

@@ -1,6 +1,6 @@
-// dump_process: freeze, capture, plan, check, stream, release. The order
-// matters for the target's sake: what restore could not bring back is
-// refused before the output exists; the target is released as soon as its
+// dump_process: freeze the tree, capture, plan, check, stream, release. The
+// order matters for the targets' sake: what restore could not bring back is
+// refused before the output exists; the tree is released as soon as its
 // memory has been read, before the image is synced, and killed (--kill)
 // only after the image is safely in place.
 #include <ckpt/writer/dump.h>
@@ -11,14 +11,17 @@
 #include <cstdlib>
 #include <cstring>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <ckpt/img/restorable.h>
 
 #include "build_notes.h"
 #include "capture.h"
-#include "freeze.h"
+#include "freeze_tree.h"
 #include "memory.h"
 #include "output.h"
+#include "self_checkpoint.h"
+#include "tree_ids.h"
 
 namespace ckpt::writer {
 
@@ -29,43 +32,100 @@ static double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+namespace {
+
+// One live process of the tree on its way into the image.
+struct CapturedProcess {
+  ProcessCapture capture;
+  SegmentLayout layout;
+  ImageNotes notes;
+};
+
+// The root's Tree note: one record per further process, in tree order
+// (parents before children); offsets and sizes are the writer's to fill.
+TableBuilder<TreeRecord> tree_table(const std::vector<TreeMember> &members) {
+  TableBuilder<TreeRecord> t;
+  for (size_t i = 1; i < members.size(); i++) {
+    const TreeMember &m = members[i];
+    TreeRecord r{};
+    r.pid = m.pid;
+    r.ppid = m.ppid;
+    r.pgid = m.stat.pgrp;
+    r.sid = m.stat.session;
+    r.creator_tid = m.creator_tid;
+    r.flags = m.zombie ? u32(kTreeZombie) : 0u;
+    r.wait_status = m.zombie ? m.stat.exit_code : 0;
+    r.exit_signal = m.stat.exit_signal;
+    r.comm = t.add_string(m.stat.comm);
+    t.add(r);
+  }
+  return t;
+}
+
+}  // namespace
+
 Expected<DumpStats> dump_process(const DumpOptions &opt) {
   DumpStats stats;
   auto start = Clock::now();
-  auto frozen = FrozenProcess::freeze(opt.pid, opt.cancel);
+  if (opt.caller_tid) CKPT_TRY(await_caller_in_read(opt.pid, opt.caller_tid));
+  auto frozen = FrozenTree::freeze(opt.pid, opt.cancel);
   if (!frozen) return frozen.error();
   auto frozen_at = Clock::now();
+  const std::vector<TreeMember> &members = frozen->members();
 
-  auto children = list_children(opt.pid);
-  if (!children) return children.error();
-  if (!children->empty())
-    return make_error("process %d has %zu child process(es) (e.g. %d); dumping process trees is not supported yet",
-                      opt.pid, children->size(), children->front());
-
-  auto pc = capture_process(*frozen);
-  if (!pc) return pc.error();
-  if (opt.store_tmpfs_files) {
-    auto stored = read_stored_files(opt.pid, pc->fds, pc->maps);
-    if (!stored) return stored.error();
-    pc->stored_files = stored.take();
+  std::vector<CapturedProcess> procs;  // live members, root first
+  for (const TreeMember &m : members) {
+    if (m.zombie) continue;
+    auto pc = capture_process(*m.frozen);
+    if (!pc) return m.pid == opt.pid ? pc.error() : pc.error().context("process " + std::to_string(m.pid));
+    if (opt.caller_tid && m.pid == opt.pid)
+      CKPT_TRY(resume_caller_with(*pc, opt.caller_tid, opt.caller_resume_value));
+    if (opt.store_tmpfs_files) {
+      auto stored = read_stored_files(m.pid, pc->fds, pc->maps);
+      if (!stored) return stored.error();
+      pc->stored_files = stored.take();
+    }
+    procs.push_back(CapturedProcess{pc.take(), {}, {}});
   }
-  SegmentLayout layout = layout_segments(pc->memory);
-  ImageNotes notes = build_notes(*pc, layout, new_identity("imgtool dump " CKPT_VERSION));
+  if (procs.size() > 1) {
+    std::vector<ProcessCapture *> all;
+    for (CapturedProcess &p : procs) all.push_back(&p.capture);
+    CKPT_TRY(assign_tree_ids(all));
+  }
+  ImageIdentity ident = new_identity("imgtool dump " CKPT_VERSION);
+  std::memcpy(&stats.image_id, ident.image_id, sizeof stats.image_id);
   // Refuse what restore would refuse before anything is written or killed
-  // (the same support list restore, verify and info use): returning here
-  // releases the target exactly as it was, and no file was ever created.
-  auto captured = view_of_notes(notes);
-  if (!captured) return captured.error();
-  std::string lacks = unsupported_message(unsupported_state(captured->view));
+  // (the same support list restore, verify and info use), in every process
+  // of the tree: returning here releases the tree exactly as it was, and
+  // no file was ever created.
+  std::vector<Unsupported> lacking;
+  std::vector<std::vector<Note>> encoded;
+  for (CapturedProcess &p : procs) {
+    p.layout = layout_segments(p.capture.memory);
+    p.notes = build_notes(p.capture, p.layout, ident);
+    auto captured = view_of_notes(p.notes);
+    if (!captured) return captured.error().context("process " + std::to_string(p.capture.pid));
+    auto list = unsupported_state(captured->view);
+    lacking.insert(lacking.end(), list.begin(), list.end());
+    encoded.push_back(std::move(captured->notes));
+  }
+  std::string lacks = unsupported_message(lacking);
+  bool tree = members.size() > 1;
   if (!lacks.empty()) {
     if (!opt.allow_unrestorable)
       return make_error("%s (nothing written; --allow-unrestorable writes an image for debugging only)",
                         lacks.c_str());
-    notes.identity.records[0].flags &= ~u32(kIdentityRestorable);
+    for (CapturedProcess &p : procs) p.notes.identity.records[0].flags &= ~u32(kIdentityRestorable);
   }
-  // The notes just checked are the notes written (encoded once); only a
-  // debug image changed its identity flags since.
-  std::vector<Note> encoded = lacks.empty() ? std::move(captured->notes) : notes.encode();
+  if (tree) {
+    procs[0].notes.identity.records[0].process_count = static_cast<u32>(members.size());
+    procs[0].notes.tree = tree_table(members);
+  }
+  // The notes just checked are the notes written (encoded once); only the
+  // root of a tree (its Tree note) or a debug image changed since.
+  for (size_t i = 0; i < procs.size(); i++)
+    if (!lacks.empty() || (tree && i == 0)) encoded[i] = procs[i].notes.encode();
+
   auto out = ImageOutput::open(opt.output);
   if (!out) return out.error();
   ImageWriter::Options wopt;
@@ -75,36 +135,54 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   // The exec form is a program its owner runs as ./FILE.
   if (!opt.exec_launcher.empty() && opt.output != "-" && fchmod(out->fd(), 0700) < 0)
     return make_error("chmod %s: %s", opt.output.c_str(), strerror(errno));
-  auto writer = ImageWriter::create(std::move(encoded), layout.segments, wopt);
+  std::vector<EmbeddedCorePlan> embedded;
+  for (size_t i = 1; i < procs.size(); i++) embedded.push_back({std::move(encoded[i]), procs[i].layout.segments});
+  auto writer = tree ? ImageWriter::create_tree(std::move(encoded[0]), procs[0].layout.segments, std::move(embedded), wopt)
+                     : ImageWriter::create(std::move(encoded[0]), procs[0].layout.segments, wopt);
   if (!writer) return writer.error();
-  stats.memory_bytes = stored_bytes(pc->memory);
+  for (const CapturedProcess &p : procs) stats.memory_bytes += stored_bytes(p.capture.memory);
   stats.image_bytes = writer->layout().total_size;
 
   auto cancelled = [&] { return opt.cancel && opt.cancel->load(); };
-  // Every return below releases the process (FrozenProcess's destructor)
-  // and removes the temporary file (ImageOutput's).
+  // Every return below releases the tree (FrozenTree's destructor) and
+  // removes the temporary file (ImageOutput's).
   auto interrupted = [&] {
     return make_error("interrupted; no image was written and process %d was let go as it was", opt.pid);
   };
   auto last_report = Clock::now();
   bool reported = false;
+  u64 done_before = 0;  // bytes of the processes already written
   auto progress = [&](u64 done) {
     if (!opt.show_progress) return;
     double elapsed = seconds_since(start);
     if (elapsed < 1.0 || seconds_since(last_report) < 0.2) return;
     last_report = Clock::now();
     reported = true;
-    std::fprintf(stderr, "\rimgtool dump: %llu of %llu MiB (%.0f MiB/s)   ", (unsigned long long)(done >> 20),
-                 (unsigned long long)(stats.memory_bytes >> 20), (done >> 20) / elapsed);
+    std::fprintf(stderr, "\rimgtool dump: %llu of %llu MiB (%.0f MiB/s)   ",
+                 (unsigned long long)((done_before + done) >> 20), (unsigned long long)(stats.memory_bytes >> 20),
+                 ((done_before + done) >> 20) / elapsed);
   };
 
   if (cancelled()) return interrupted();
   CKPT_TRY(writer->begin(out->fd()));
-  Status s = write_memory(
-      opt.pid, pc->memory, *writer, [&](u64 done) { progress(done); }, opt.cancel);
+  for (size_t i = 0; i < procs.size(); i++) {
+    ImageWriter *w = &*writer;
+    if (i > 0) {
+      auto part = writer->begin_embedded(i - 1);
+      if (!part) return part.error();
+      w = *part;
+    }
+    const ProcessCapture &pc = procs[i].capture;
+    Status s = write_memory(pc.pid, pc.memory, *w, [&](u64 done) { progress(done); }, opt.cancel);
+    if (cancelled()) {
+      if (reported) std::fprintf(stderr, "\n");
+      return interrupted();
+    }
+    if (!s) return i == 0 ? s.error() : s.error().context("process " + std::to_string(pc.pid));
+    if (i > 0) CKPT_TRY(w->finish());
+    done_before += stored_bytes(pc.memory);
+  }
   if (reported) std::fprintf(stderr, "\n");
-  if (cancelled()) return interrupted();
-  if (!s) return s.error();
   CKPT_TRY(writer->finish());
 
   if (!opt.kill_after) {

@@ -2,6 +2,7 @@
 
 #include <ckpt/img/build_id.h>
 
+#include "excluded_pages.h"
 #include "unsupported_memory.h"
 
 #include <algorithm>
@@ -194,6 +195,10 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
     plan.push_back(std::move(v));
   }
   close(pagemap);
+  // Pages the process asked to leave out (ckpt_exclude) read as zeros.
+  auto excluded = read_excluded_ranges(pid, maps);
+  if (!excluded) return excluded.error();
+  apply_exclusions(plan, *excluded);
   return plan;
 }
 

@@ -386,6 +386,7 @@ Expected<ProcStat> read_stat(pid_t pid, pid_t tid) {
   get_u64(49, ps.arg_end);
   get_u64(50, ps.env_start);
   get_u64(51, ps.env_end);
+  if (toks.size() >= 52 - 2) get_i32(52, ps.exit_code);  // Linux 3.5 on
   if (!ok) return make_error("pid %d: %s: a numeric field does not parse", pid, path.c_str());
   return ps;
 }
@@ -468,6 +469,25 @@ Expected<std::vector<pid_t>> list_threads(pid_t pid) {
   auto tids = list_numeric_dir("/proc/" + std::to_string(pid) + "/task");
   if (!tids) return tids.error().context("pid " + std::to_string(pid));
   return tids;
+}
+
+Expected<std::vector<ChildOf>> list_children_by_thread(pid_t pid) {
+  auto tids = list_threads(pid);
+  if (!tids) return tids.error();
+  std::vector<ChildOf> out;
+  for (pid_t tid : *tids) {
+    std::string path = proc_file(pid, tid, "children");
+    auto text = read_file(path);
+    if (!text) {
+      if (access(proc_file(pid, tid, "").c_str(), F_OK) != 0) continue;  // the thread exited
+      return text.error().context("pid " + std::to_string(pid));
+    }
+    std::vector<pid_t> kids;
+    if (!parse_pid_list(*text, kids)) return make_error("pid %d: %s: not a list of pids", pid, path.c_str());
+    for (pid_t k : kids) out.push_back({k, tid});
+  }
+  std::sort(out.begin(), out.end(), [](const ChildOf &a, const ChildOf &b) { return a.child < b.child; });
+  return out;
 }
 
 Expected<std::vector<pid_t>> list_children(pid_t pid) {

@@ -49,6 +49,7 @@ struct ProcStat {
   i64 nice = 0;
   i64 num_threads = 0;
   int exit_signal = 0;
+  int exit_code = 0;         ///< field 52: a zombie's status as waitpid() reports it
   u64 start_code = 0, end_code = 0, start_stack = 0;
   u64 start_data = 0, end_data = 0, start_brk = 0;
   u64 arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
@@ -73,6 +74,12 @@ Expected<ProcStatus> read_status(pid_t pid, pid_t tid = 0);
 Expected<std::vector<pid_t>> list_threads(pid_t pid);
 /// Children of every thread (/proc/PID/task/*/children), ascending.
 Expected<std::vector<pid_t>> list_children(pid_t pid);
+/// The same, each child with the thread that forked it, ascending by child.
+struct ChildOf {
+  pid_t child = 0;
+  pid_t creator_tid = 0;
+};
+Expected<std::vector<ChildOf>> list_children_by_thread(pid_t pid);
 
 /// Whole contents of a /proc file (or any file); binary safe.
 Expected<std::string> read_file(const std::string &path);

@@ -64,7 +64,8 @@ Expected<CkptView> decode_ckpt(const ImageReader &image);
 Expected<CkptView> decode_ckpt_notes(std::span<const Note> notes);
 
 /// Where the bytes of a page range with source Image lie: their offset in
-/// the file and a view of them. `range` must come from decode_ckpt() of this
+/// the file (for an embedded core of a tree image, in the whole file, not
+/// in the core) and a view of them. `range` must come from decode_ckpt() of this
 /// image (it checked that the range lies in its PT_LOAD's stored bytes).
 /// The one place that turns a page range into a file offset.
 struct StoredRange {

@@ -16,6 +16,7 @@
 #include <ckpt/img/exec_form.h>
 #include <ckpt/img/expected.h>
 #include <ckpt/img/format.h>
+#include <ckpt/img/records.h>
 
 namespace ckpt::img {
 
@@ -38,6 +39,17 @@ class ImageReader {
   static Expected<ImageReader> open(const std::string &path);
   /// Validates bytes in memory (copied). For fuzzing and tests.
   static Expected<ImageReader> from_bytes(std::span<const u8> bytes);
+
+  /// The embedded core a Tree record of this (root) image names (§12.1),
+  /// validated like any image: zero copy, sharing (and keeping alive) this
+  /// reader's bytes, so every per-process decoder works on it unchanged.
+  /// Fails for a zombie's record (no core), a range outside the file, or a
+  /// core that is not a ckpt image or has a Tree note of its own. The
+  /// bounds against the root's layout are check_tree_layout()'s.
+  Expected<ImageReader> embedded(const TreeRecord &record) const;
+  /// Offset of this view's first byte in the file it came from (0 for a
+  /// whole file; a Tree record's offset for an embedded core).
+  u64 base_offset() const { return base_offset_; }
 
   ImageReader(ImageReader &&) noexcept;
   ImageReader &operator=(ImageReader &&) noexcept;
@@ -76,11 +88,11 @@ class ImageReader {
   Status parse_notes(u32 phdr_index);
   void release();
 
+  std::shared_ptr<u8> storage_;  // the mapping (or copy), shared with embedded views
   u8 *data_ = nullptr;
   size_t size_ = 0;      ///< of the core image; the exec form's launcher follows
-  size_t map_size_ = 0;
-  bool mapped_ = false;
   std::optional<ExecFormLayout> exec_form_;
+  u64 base_offset_ = 0;
   void *elf_ = nullptr;   // Elf*, kept opaque to spare users <libelf.h>
   Elf64_Ehdr ehdr_{};
   std::vector<Elf64_Phdr> phdrs_;
@@ -96,6 +108,16 @@ class ImageReader {
 /// read: headers, notes, the zero block and the integrity note still are.
 /// That is what a lazy restore affords, whose cost must not grow with the
 /// memory size; `imgtool verify` always checks everything.
+/// A tree image is checked whole: the root's regions, then each embedded
+/// core's own integrity note (an error names the process).
 Status verify_integrity(const ImageReader &image, bool check_memory = true);
+
+/// The Tree records of a root image, or none. Checks what a reader must
+/// before it follows one (FORMAT.md §13.5): zombies have offset = size = 0;
+/// every embedded core is page-aligned, lies after the root's last PT_LOAD
+/// data and before its PN_XNUM section header or integrity note, and the
+/// cores are in ascending order without overlap. Process-level rules (pids,
+/// parents before children) are decode_ckpt's.
+Expected<std::vector<TreeRecord>> check_tree_layout(const ImageReader &image);
 
 }  // namespace ckpt::img

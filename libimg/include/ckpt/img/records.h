@@ -328,13 +328,29 @@ inline constexpr u32 kSeccompFilterFlagLog = 1u << 1;
 
 /// CkptNote::Tree: one per process other than the root. Each is a complete
 /// ELF core of its own, page-aligned inside this file.
+/// Records come parents before children; the embedded cores of live
+/// processes lie in record order (ascending offset). A zombie has none.
 struct TreeRecord {
   i32 pid;
   i32 ppid;
-  u64 offset;               ///< of the embedded core's ELF header
-  u64 size;
+  u64 offset;               ///< of the embedded core's ELF header; 0 for a zombie
+  u64 size;                 ///< bytes of the embedded core; 0 for a zombie
+  // Format 1.2 on (older readers see the 24 bytes above only):
+  i32 pgid;                 ///< process group
+  i32 sid;                  ///< session
+  i32 creator_tid;          ///< the parent's thread that forked it (task/TID/children); 0 unknown
+  u32 flags;                ///< TreeFlags
+  i32 wait_status;          ///< kTreeZombie: what waitpid() will report (stat field 52)
+  i32 exit_signal;          ///< signal the parent gets on its exit (stat field 38)
+  StrRef comm;              ///< process name (the only one a zombie has)
 };
-static_assert(sizeof(TreeRecord) == 24);
+static_assert(sizeof(TreeRecord) == 56);
+static_assert(offsetof(TreeRecord, pgid) == 24 && offsetof(TreeRecord, comm) == 48);
+
+/// TreeRecord::flags.
+enum TreeFlags : u32 {
+  kTreeZombie = 1u << 0,    ///< exited, not yet reaped: no embedded core
+};
 
 /// CkptNote::Parent: the image an incremental image builds on.
 struct ParentRecord {

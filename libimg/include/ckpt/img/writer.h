@@ -7,7 +7,12 @@
 //
 //   ELF header | program headers | PT_NOTE 0 (all notes) | pad to page
 //   | [zero block] | PT_LOAD data, page-aligned, in address order
+//   | [embedded cores of a tree image, each page-aligned]
 //   | [section header 0 if PN_XNUM] | PT_NOTE (CKPT Integrity)
+//
+// A tree image (docs/FORMAT.md §12.1) embeds one complete core per further
+// live process; each is written by an ImageWriter of its own whose bytes go
+// through the root's, so every offset is still known before the first byte.
 #pragma once
 
 #include <atomic>
@@ -43,6 +48,8 @@ struct ImageLayout {
   u64 zero_block_offset = 0;   ///< page-aligned; 0 when no segment is zero
   u64 zero_block_size = 0;     ///< the largest zero segment, page-rounded
   std::vector<u64> segment_offsets;
+  std::vector<u64> embedded_offsets;  ///< tree image: each embedded core's ELF header, page-aligned
+  std::vector<u64> embedded_sizes;    ///< tree image: each embedded core's size
   u64 shdr_offset = 0;         ///< 0 unless PN_XNUM is needed
   u64 integrity_offset = 0;
   u64 integrity_size = 0;
@@ -56,6 +63,17 @@ struct ImageLayout {
 /// out of address order or overlapping, filesz > memsz, address overflow).
 Expected<ImageLayout> plan_layout(const std::vector<Note> &notes,
                                   const std::vector<SegmentPlan> &segments);
+/// The same with embedded cores of these sizes placed after the PT_LOAD
+/// data, each at the next page boundary (FORMAT.md §5.1, §12.1).
+Expected<ImageLayout> plan_layout(const std::vector<Note> &notes, const std::vector<SegmentPlan> &segments,
+                                  const std::vector<u64> &embedded_sizes);
+
+/// One further process of a tree image: the notes and segments of its own
+/// complete core (no Tree note of its own).
+struct EmbeddedCorePlan {
+  std::vector<Note> notes;
+  std::vector<SegmentPlan> segments;
+};
 
 /// Writes one image. Usage: create, begin(), write() exactly each segment's
 /// filesz bytes in order, finish().
@@ -81,6 +99,11 @@ class ImageWriter {
   static Expected<ImageWriter> create(std::vector<Note> notes, std::vector<SegmentPlan> segments) {
     return create(std::move(notes), std::move(segments), Options{});
   }
+  /// A tree image. `notes` must hold a Tree note whose records without
+  /// kTreeZombie name, in order, the processes of `embedded`; create fills
+  /// in their `offset` and `size` (the note's size does not change).
+  static Expected<ImageWriter> create_tree(std::vector<Note> notes, std::vector<SegmentPlan> segments,
+                                           std::vector<EmbeddedCorePlan> embedded, Options options);
   ImageWriter(ImageWriter &&other) noexcept;
   ImageWriter &operator=(ImageWriter &&) = delete;
   ~ImageWriter();
@@ -96,7 +119,16 @@ class ImageWriter {
   /// become a hole (no disk blocks); on a pipe they are written.
   Status write_zeros(u64 n);
   /// Pads the last segment, writes the trailer and the integrity note.
+  /// In a tree image, every embedded core must be finished first.
   Status finish();
+  /// Tree image: after all of the root's segment data, starts embedded core
+  /// i (0, 1, ... in order) and returns its writer, which takes that core's
+  /// segment data and must be finish()ed before the next one begins. It
+  /// stays owned by this writer.
+  Expected<ImageWriter *> begin_embedded(size_t i);
+  size_t embedded_count() const { return embedded_.size(); }
+  /// The plan of embedded core i (its own offsets, relative to its header).
+  const ImageLayout &embedded_layout(size_t i) const { return embedded_[i].layout_; }
   /// Bytes written so far.
   u64 written() const { return pos_; }
 
@@ -107,6 +139,8 @@ class ImageWriter {
   Status flush();
   Status advance_to_segment_data();
   Status skip(u64 n);
+  Status begin_nested(ImageWriter *outer);
+  Status write_head();
 
   std::vector<Note> notes_;
   std::vector<SegmentPlan> segments_;
@@ -125,6 +159,12 @@ class ImageWriter {
   int direct_fd_ = -1;
   std::vector<u8> exec_launcher_;  // relocated launcher, written after the core image
   u64 exec_launcher_offset_ = 0;
+  // Tree images: the embedded cores' writers, and for one of them the
+  // writer its bytes go through (set by begin_embedded).
+  std::vector<ImageWriter> embedded_;
+  size_t embedded_next_ = 0;
+  ImageWriter *outer_ = nullptr;
+  bool finished_ = false;
 };
 
 }  // namespace ckpt::img

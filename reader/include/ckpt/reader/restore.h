@@ -15,6 +15,10 @@ struct RestoreOptions {
   /// Reopen by path the files of fds that were replaced or truncated since
   /// the dump (rotated logs) instead of refusing.
   bool reopen_changed_files = false;
+  /// Restore into a new pid namespace (with its own /proc) under a small
+  /// init, where the original pids are free; pidfile gets the root's pid
+  /// as this namespace sees it.
+  bool pidns = false;
 };
 
 /// Checks the image and this machine, then brings the process back with its

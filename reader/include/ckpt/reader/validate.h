@@ -57,6 +57,9 @@ struct HereNowOptions {
   /// restore --reopen-changed-files: an fd whose file was replaced or
   /// truncated since the dump is fine (it is reopened by path as it is now).
   bool reopen_changed_files = false;
+  /// restore --pidns: the process comes back in a new pid namespace, where
+  /// every pid is free; pids taken here do not matter.
+  bool new_pid_namespace = false;
 };
 
 /// Every check restore makes before it starts anything, in its order:

@@ -28,6 +28,11 @@ struct DumpOptions {
   const std::atomic<bool> *cancel = nullptr;
   /// --exec: write the exec form with this launcher appended (FORMAT.md §12.3).
   std::span<const img::u8> exec_launcher;
+  /// libckpt's ckpt_checkpoint (self_checkpoint.h): this thread of pid is
+  /// blocked in read() waiting for us; its image resumes that read with
+  /// caller_resume_value as the result. 0: an ordinary dump.
+  pid_t caller_tid = 0;
+  img::u64 caller_resume_value = 0;
 };
 
 struct DumpStats {
@@ -35,6 +40,7 @@ struct DumpStats {
   img::u64 memory_bytes = 0;    ///< bytes of memory stored
   double frozen_seconds = 0;    ///< how long the target was stopped
   double total_seconds = 0;
+  img::u64 image_id = 0;        ///< the first 8 bytes of the image's id
 };
 
 /// Writes an image of process options.pid. On failure nothing is left at

@@ -1,0 +1,24 @@
+// One process of a tree image as a standalone core: found by pid (after the
+// whole file's integrity is checked) and copied out byte for byte, for
+// `imgtool extract` and `imgtool gdb --pid`.
+#pragma once
+
+#include <string>
+
+#include <ckpt/img/expected.h>
+#include <ckpt/img/records.h>
+
+namespace ckpt::tool {
+
+/// The Tree record of process `pid` of the image at `path`, checked to have
+/// an embedded core (the root and zombies have none: each gets its own
+/// one-line error; with `root_ok`, the root instead yields a record with
+/// size 0, meaning "the file itself").
+img::Expected<img::TreeRecord> find_embedded_process(const std::string &path, img::i32 pid, bool root_ok = false);
+
+/// Copies the record's embedded core out of the file at `path` into `out_fd`
+/// (copy_file_range: no bytes pass through this process where the file
+/// systems allow).
+img::Status copy_embedded_core(const std::string &path, const img::TreeRecord &record, int out_fd);
+
+}  // namespace ckpt::tool

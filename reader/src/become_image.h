@@ -1,0 +1,56 @@
+// The restoring child's side: the process that turns into the image's.
+// In order: the fd table (with our own fds moved out of its way), the
+// objects behind the mappings, the process state, the restorer region,
+// the jump. The parent waits for the restorer's verdict (verdict.h).
+#pragma once
+
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <ckpt/img/model.h>
+#include <ckpt/img/reader.h>
+
+#include "process_setup.h"
+
+namespace ckpt::reader {
+
+/// One process of an image, as the child restoring it needs it.
+struct ProcessImage {
+  std::string path;                 ///< the image file (the restorer reads memory from it)
+  const img::ImageReader &image;
+  const img::CkptView &view;
+  const img::CoreView &core;
+};
+
+/// Objects of a tree that several processes share, made once by the root
+/// before it forks and inherited (tree_create.h): files and pipes by
+/// file_id and pipe_id, shared anonymous memory by (VmaKind, dev, ino).
+struct InheritedObjects {
+  InheritedFds fds;
+  std::map<std::tuple<img::u32, img::u64, img::u64>, int> memory;
+  /// Every fd of ours in here, to survive restore_fds (which renumbers them).
+  std::vector<int *> all_fds();
+  void close_all();
+};
+
+/// What the child keeps of imgtool's: the verdict pipe, the lazy channel,
+/// the restoring terminal, the objects inherited from a tree's root.
+struct ChildChannels {
+  int status_fd = -1;               ///< write end of the verdict pipe
+  int lazy_sock = -1;               ///< --lazy: the channel to the helper, or -1
+  int terminal[3] = {-1, -1, -1};   ///< the restoring terminal's fds 0..2 (or -1)
+  InheritedObjects *inherited = nullptr;
+};
+
+/// Turns the calling process into the image's. Returns only on failure,
+/// before the point of no return; the caller reports the error on
+/// `channels.status_fd` (updated: it is moved out of the restored fds' way).
+img::Status become_image(const ProcessImage &process, ChildChannels &channels);
+
+/// become_image, then the report of its failure on the verdict pipe and
+/// _exit(127). For the child right after clone.
+[[noreturn]] void become_image_or_report(const ProcessImage &process, ChildChannels channels);
+
+}  // namespace ckpt::reader

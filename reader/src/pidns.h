@@ -1,0 +1,32 @@
+// restore --pidns: the restore runs inside a new pid namespace (with a
+// private mount namespace and its own /proc), where the image's pids are
+// free whatever this host has done with them. imgtool clones a small init
+// into it (pid 1 there); the init restores the image as its child with the
+// original pids, reaps orphans, and when the restored root exits, exits
+// with the root's status, which ends the namespace (the kernel kills what
+// is left in it). imgtool, outside, forwards signals to the root and
+// passes the init's exit status on.
+#pragma once
+
+#include <functional>
+
+#include <ckpt/img/expected.h>
+#include <ckpt/reader/restore.h>
+
+#include "restore_session.h"
+
+namespace ckpt::reader {
+
+/// The --pidns restore; `running` is called once the restored root runs.
+/// Returns like restore_image: the exit status to exit with, or 0 with
+/// --detach once the root runs (the init stays behind, serving it).
+img::Expected<int> restore_in_new_pid_namespace(const RestoreOptions &opt, const LoadedImage &loaded,
+                                                const std::function<void()> &running);
+
+/// The pid as this (the host's) pid namespace sees it of the process that
+/// is `inner_pid` in the namespace whose init is our child `init`; 0 if
+/// none. (Field NSpid of /proc/PID/status lists a pid in each namespace,
+/// outermost first.)
+pid_t host_pid_of(pid_t init, pid_t inner_pid);
+
+}  // namespace ckpt::reader

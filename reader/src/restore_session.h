@@ -1,0 +1,52 @@
+// The steps of one restore that both the plain restore (restore.cc) and
+// the init of a new pid namespace (pidns.cc) run.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+#include <sys/types.h>
+
+#include <ckpt/img/model.h>
+#include <ckpt/img/reader.h>
+
+#include "lazy_pages.h"
+
+namespace ckpt::reader {
+
+/// The image, opened and decoded.
+struct LoadedImage {
+  std::string path;
+  const img::ImageReader &image;
+  const img::CkptView &view;
+  const img::CoreView &core;
+  const struct TreePlan *tree = nullptr;  ///< a tree image's plan (tree_plan.h), else null
+};
+
+/// What start_restored leaves running.
+struct RestoredProcesses {
+  pid_t root = 0;        ///< the restored root, our child (as we see its pid)
+  LazyHelper lazy;       ///< --lazy: the helper serving its memory
+  /// --lazy with a tree: one helper per further process.
+  std::vector<std::unique_ptr<LazyHelper>> tree_lazy;
+  /// Returning while the processes run: leave the helpers to them.
+  void detach_helpers() {
+    lazy.detach();
+    for (auto &h : tree_lazy)
+      if (h) h->detach();
+  }
+};
+
+/// Creates the restored process as our child with its original pid, waits
+/// for the restorer's verdict and hands it over: on success it runs. On
+/// failure nothing is left running and the error is one line.
+img::Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProcesses &out);
+
+/// Writes "PID\n" to `path` (nothing when `path` is empty).
+img::Status write_pidfile(const std::string &path, pid_t pid);
+
+/// Forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGWINCH to `root` and
+/// waits for our child `child`: its exit status, 128+N for signal N.
+img::Expected<int> wait_in_foreground(pid_t root, pid_t child);
+
+}  // namespace ckpt::reader

@@ -1,0 +1,290 @@
+// Laying out the restorer region (restorer_args.h).
+#include "restorer_args.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <sys/mman.h>
+#include <sys/rseq.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "arg_arena.h"
+#include "lazy_pages.h"
+#include "mapped_objects.h"
+#include "privileges.h"
+#include "self_maps.h"
+#include "sigframe.h"
+
+extern "C" const unsigned char ckpt_restorer_blob[];
+extern "C" const unsigned char ckpt_restorer_blob_end[];
+
+namespace ckpt::reader {
+
+using namespace img;
+
+namespace {
+
+constexpr u64 kPage = 4096;
+constexpr u64 kThreadStack = 64 * 1024;
+u64 page_up(u64 v) { return (v + kPage - 1) & ~(kPage - 1); }
+
+bool is_vdso_area(const std::string &name) { return name == "[vdso]" || name == "[vvar]" || name == "[vvar_vclock]"; }
+
+// A free range of `len` bytes that overlaps neither our mappings nor the
+// image's: the restorer must survive the unmapping and not be mapped over.
+Expected<u64> find_free_range(const CkptView &v, const std::vector<SelfMapping> &self, u64 len) {
+  std::vector<std::pair<u64, u64>> used;
+  for (const SelfMapping &m : self) used.push_back({m.start, m.end});
+  for (const VmaRecord &m : v.vmas.records) used.push_back({m.start, m.end});
+  std::sort(used.begin(), used.end());
+  u64 top = 0x7ff000000000ull;
+  // Walk down from the top of the usual mmap area.
+  for (auto it = used.rbegin(); it != used.rend(); ++it) {
+    if (it->first >= top) {
+      top = std::min(top, it->first);
+      continue;
+    }
+    if (it->second <= top && top - it->second >= len + 2 * kPage) return (top - len - kPage) & ~(kPage - 1);
+    top = std::min(top, it->first);
+  }
+  if (top > 0x10000000ull + len + kPage) return (top - len - kPage) & ~(kPage - 1);
+  return make_error("no free address range of %llu bytes for the restorer", (unsigned long long)len);
+}
+
+u32 map_flags_of(const VmaRecord &m) {
+  u32 f = (m.flags & kVmaShared) ? MAP_SHARED : MAP_PRIVATE;
+  if (m.flags & kVmaGrowsDown) f |= MAP_GROWSDOWN;
+  // Private hugetlb memory is made anew by the restorer; shared hugetlb
+  // memory is mapped from its object (prepare_shared_objects).
+  if (static_cast<VmaKind>(m.kind) == VmaKind::Hugetlb && !(m.flags & kVmaShared)) f |= hugetlb_mmap_flags(m.page_size);
+  return f;
+}
+
+u32 madvise_of(const VmaRecord &m) {
+  return ((m.flags & kVmaDontDump) ? RS_MADV_DONTDUMP : 0) | ((m.flags & kVmaHugePage) ? RS_MADV_HUGEPAGE : 0) |
+         ((m.flags & kVmaNoHugePage) ? RS_MADV_NOHUGEPAGE : 0) | ((m.flags & kVmaDontFork) ? RS_MADV_DONTFORK : 0) |
+         ((m.flags & kVmaWipeOnFork) ? RS_MADV_WIPEONFORK : 0);
+}
+
+// Everything the layout reads, gathered once.
+struct LayoutInputs {
+  const ImageReader &image;
+  const CkptView &v;
+  const CoreView &core;
+  const RestorerFds &fds;
+  const std::vector<SelfMapping> &self;
+  const OwnPrivileges &own;
+  u64 region_start, region_len, stacks, scratch;
+};
+
+Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
+  const CkptView &v = in.v;
+  a.vma = arena.alloc<rs_vma>(v.vmas.records.size());
+  a.fill = arena.alloc<rs_fill>(v.ranges.records.size());
+  if (!a.vma || !a.fill) return make_error("restorer argument area too small");
+  for (size_t i = 0; i < v.vmas.records.size(); i++) {
+    const VmaRecord &m = v.vmas.records[i];
+    auto kind = static_cast<VmaKind>(m.kind);
+    if (kind == VmaKind::Vdso || kind == VmaKind::Vvar || kind == VmaKind::VvarVclock || kind == VmaKind::Vsyscall)
+      continue;
+    rs_vma &out = a.vma[a.nvma++];
+    out = {};
+    out.start = m.start;
+    out.end = m.end;
+    out.pgoff = m.pgoff;
+    out.prot = m.prot;
+    out.map_flags = map_flags_of(m);
+    out.fd = in.fds.vma_fd[i];
+    out.first_fill = a.nfill;
+    out.madvise = madvise_of(m);
+    out.lock = (m.flags & kVmaLocked) ? (RS_LOCK | ((m.flags & kVmaLockOnFault) ? RS_LOCK_ONFAULT : 0)) : 0;
+    out.uffd = in.fds.uffd >= 0 && served_lazily(v, m);
+    for (u32 k = 0; k < m.range_count && !in.fds.prefilled[i] && !out.uffd; k++) {
+      const PageRangeRecord &r = v.ranges.records[m.first_range + k];
+      if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
+      // In the whole file, also for an embedded core (stored_range says so).
+      a.fill[a.nfill++] = {r.start, r.length, stored_range(in.image, r).file_offset};
+    }
+    out.nfill = a.nfill - out.first_fill;
+  }
+  // The kernel's vdso area, moved to where the image had it.
+  a.move = arena.alloc<rs_move>(4);
+  if (!a.move) return make_error("restorer argument area too small");
+  for (const SelfMapping &m : in.self) {
+    VmaKind k;
+    if (m.name == "[vdso]") k = VmaKind::Vdso;
+    else if (m.name == "[vvar]") k = VmaKind::Vvar;
+    else if (m.name == "[vvar_vclock]") k = VmaKind::VvarVclock;
+    else continue;
+    for (const VmaRecord &r : v.vmas.records)
+      if (static_cast<VmaKind>(r.kind) == k && a.nmove < 4) a.move[a.nmove++] = {m.start, r.start, m.end - m.start};
+  }
+  // mm fields, with the saved auxv.
+  const TaskRecord &task = v.tasks.records[0];
+  auto auxv = v.tasks.blob(task.auxv);
+  if (!auxv) return auxv.error();
+  u8 *auxv_copy = arena.alloc<u8>(auxv->size() + 16, 8);
+  if (!auxv_copy) return make_error("restorer argument area too small");
+  std::memcpy(auxv_copy, auxv->data(), auxv->size());
+  a.mm = {task.start_code, task.end_code, task.start_data, task.end_data, task.start_brk, task.brk, task.start_stack,
+          task.arg_start, task.arg_end, task.env_start, task.env_end, reinterpret_cast<u64>(auxv_copy),
+          static_cast<u32>(auxv->size()), static_cast<u32>(in.fds.exe_fd)};
+  a.close_fds = arena.alloc<int32_t>(in.fds.close_fds.size() + 1);
+  if (!a.close_fds) return make_error("restorer argument area too small");
+  for (int fd : in.fds.close_fds) a.close_fds[a.nclose++] = fd;
+  return {};
+}
+
+// Threads, the leader first, each with its signal frame and privileges.
+Status lay_out_threads(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
+  const CkptView &v = in.v;
+  const TaskRecord &task = v.tasks.records[0];
+  std::vector<const ThreadRecord *> order;
+  for (const ThreadRecord &t : v.threads.records)
+    if (t.tid == task.pid) order.insert(order.begin(), &t);
+    else order.push_back(&t);
+  if (order.empty() || order[0]->tid != task.pid) return make_error("the image has no thread for its main thread");
+  a.thread = arena.alloc<rs_thread>(order.size());
+  if (!a.thread) return make_error("restorer argument area too small");
+  for (size_t i = 0; i < order.size(); i++) {
+    const ThreadRecord &tr = *order[i];
+    const CoreThread *ct = nullptr;
+    for (const CoreThread &c : in.core.threads)
+      if (c.prstatus.pr_pid == tr.tid) ct = &c;
+    if (!ct) return make_error("thread %d has no registers", tr.tid);
+    rs_thread &t = a.thread[a.nthread++];
+    std::memset(&t, 0, sizeof t);
+    t.tid = tr.tid;
+    t.fs_base = ct->prstatus.pr_reg.fs_base;
+    t.gs_base = ct->prstatus.pr_reg.gs_base;
+    t.robust_list = tr.robust_list;
+    t.robust_list_len = tr.robust_list_len;
+    t.clear_child_tid = tr.clear_child_tid;
+    t.rseq_addr = tr.rseq_addr;
+    t.rseq_len = tr.rseq_len;
+    t.rseq_sig = tr.rseq_sig;
+    t.stack_top = in.stacks + (i + 1) * kThreadStack;
+    std::string name(v.threads.str_or_empty(tr.comm));
+    std::strncpy(t.comm, name.c_str(), sizeof t.comm - 1);
+    CKPT_TRY(build_sigframe(arena, *ct, tr, t));
+  }
+  a.signal = arena.alloc<rs_signal>(v.pending.records.size() + 1);
+  if (!a.signal) return make_error("restorer argument area too small");
+  for (const PendingSignalRecord &p : v.pending.records) {
+    rs_signal &s = a.signal[a.nsignal++];
+    s.tid = p.tid;
+    s.signo = static_cast<i32>(p.signo);
+    std::memcpy(s.siginfo, p.siginfo, sizeof s.siginfo);
+  }
+  // Credentials: set by each thread in the restorer, after everything that
+  // needs privilege.
+  auto groups = v.tasks.blob(task.groups);
+  if (!groups) return groups.error();
+  a.ngroups = static_cast<u32>(groups->size() / 4);
+  a.groups = arena.alloc<u32>(a.ngroups + 1);
+  if (!a.groups) return make_error("restorer argument area too small");
+  std::memcpy(a.groups, groups->data(), a.ngroups * 4);
+  for (int i = 0; i < 3; i++) {
+    a.uid[i] = task.uid[i];
+    a.gid[i] = task.gid[i];
+  }
+  uid_t ids[3];
+  gid_t gids[3];
+  getresuid(&ids[0], &ids[1], &ids[2]);
+  getresgid(&gids[0], &gids[1], &gids[2]);
+  a.set_creds = ids[0] != task.uid[0] || ids[1] != task.uid[1] || ids[2] != task.uid[2] ||
+                gids[0] != task.gid[0] || gids[1] != task.gid[1] || gids[2] != task.gid[2] || getuid() == 0;
+  a.dumpable = (task.flags & kTaskDumpable) != 0;
+  // Privileges, per thread, set right after the ids (restorer.c).
+  a.cap_permitted_now = in.own.permitted;
+  for (size_t i = 0; i < order.size(); i++)
+    CKPT_TRY(set_thread_privileges(arena, v, *order[i], in.own, a.set_creds != 0, a.thread[i]));
+  return {};
+}
+
+// The whole argument block; returns where it starts.
+Expected<rs_args *> lay_out_args(ArgArena &arena, const LayoutInputs &in) {
+  rs_args *a = arena.alloc<rs_args>();
+  if (!a) return make_error("restorer argument area too small");
+  std::memset(a, 0, sizeof *a);
+  a->magic = CKPT_RS_MAGIC;
+  a->image_fd = in.fds.image_fd;
+  a->status_fd = in.fds.status_fd;
+  a->lazy = in.fds.uffd >= 0;
+  a->uffd = in.fds.uffd;
+  a->self_start = in.region_start;
+  a->self_end = in.region_start + in.region_len;
+  a->move_scratch = in.scratch;
+  a->stopped = (in.v.tasks.records[0].flags & kTaskStopped) != 0;
+  CKPT_TRY(lay_out_memory(arena, in, *a));
+  CKPT_TRY(lay_out_threads(arena, in, *a));
+  return a;
+}
+
+}  // namespace
+
+Expected<RestorerRegion> lay_out_restorer(const ImageReader &image, const CkptView &v, const CoreView &core,
+                                          const RestorerFds &fds) {
+  auto self = read_self_maps();
+  if (!self) return self.error();
+  auto own = own_privileges();
+  if (!own) return own.error();
+  const u64 blob_len = static_cast<u64>(ckpt_restorer_blob_end - ckpt_restorer_blob);
+  const u64 stacks_len = v.threads.records.size() * kThreadStack;
+  u64 move_len = 0;
+  for (const SelfMapping &m : *self)
+    if (is_vdso_area(m.name)) move_len += m.end - m.start;
+
+  // Measure: the same layout into a heap buffer (grown until it fits), so
+  // that the region is exactly as large as the arguments need.
+  u64 args_len = 0;
+  for (u64 guess = 64 * 1024;; guess *= 2) {
+    std::vector<u8> buffer(guess);
+    ArgArena measure{buffer.data(), guess, 0};
+    LayoutInputs in{image, v, core, fds, *self, *own, 0, 0, 0, 0};
+    auto laid = lay_out_args(measure, in);
+    if (laid) {
+      args_len = page_up(measure.used);
+      break;
+    }
+    if (measure.used <= measure.size) return laid.error();  // a real failure, not the size
+  }
+  const u64 region_len = page_up(blob_len) + args_len + stacks_len + move_len;
+  auto at = find_free_range(v, *self, region_len);
+  if (!at) return at.error();
+  void *region = mmap(reinterpret_cast<void *>(*at), region_len, PROT_READ | PROT_WRITE | PROT_EXEC,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (region == MAP_FAILED)
+    return make_error("cannot map the restorer at 0x%llx: %s", (unsigned long long)*at, strerror(errno));
+  u8 *base = static_cast<u8 *>(region);
+  std::memcpy(base, ckpt_restorer_blob, blob_len);
+  ArgArena arena{base + page_up(blob_len), args_len, 0};
+  const u64 stacks = reinterpret_cast<u64>(arena.base + args_len);
+  LayoutInputs in{image, v, core, fds, *self, *own, *at, region_len, stacks, stacks + stacks_len};
+  auto a = lay_out_args(arena, in);
+  if (!a) return a.error();
+  return RestorerRegion{reinterpret_cast<u64>(base), *a, (*a)->thread[0].stack_top};
+}
+
+void jump_to_restorer(const RestorerRegion &region) {
+  // glibc registered an rseq area in our TLS; once the restorer unmaps it
+  // the kernel would fault updating it on the next return to user mode
+  // (SIGSEGV, SI_KERNEL). Unregister it: the restorer registers the image's.
+  if (__rseq_size > 0) {
+    u64 area = reinterpret_cast<u64>(__builtin_thread_pointer()) + __rseq_offset;
+    // glibc 2.36 registers 32 bytes but publishes __rseq_size 20.
+    if (syscall(SYS_rseq, area, 32, 1 /* RSEQ_FLAG_UNREGISTER */, RSEQ_SIG) < 0)
+      syscall(SYS_rseq, area, __rseq_size, 1, RSEQ_SIG);
+  }
+  // The jump: onto the leader's restorer stack, into the blob.
+  __asm__ volatile("mov %0, %%rsp\n"
+                   "mov %1, %%rdi\n"
+                   "jmp *%2\n"
+                   :
+                   : "r"(region.stack), "r"(region.args), "r"(region.entry)
+                   : "memory");
+  __builtin_unreachable();
+}
+
+}  // namespace ckpt::reader

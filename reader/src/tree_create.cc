@@ -1,0 +1,375 @@
+// Creating a tree's processes (tree_create.h).
+#include "tree_create.h"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <set>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "become_image.h"
+#include "handover.h"
+#include "mapped_objects.h"
+#include "preflight.h"
+#include "verdict.h"
+
+namespace ckpt::reader {
+
+using namespace img;
+
+namespace {
+
+// What every process of the tree inherits from imgtool.
+struct TreeChannels {
+  int created = -1;                 ///< write end: each process's pid, once it exists
+  int go = -1;                      ///< read end: EOF once every process exists
+  std::vector<int> status;          ///< per process index: write end of its verdict pipe (-1: zombie)
+  std::vector<int> lazy_sock;       ///< per process index: --lazy: its end of its helper's channel, or -1
+  int terminal[3] = {-1, -1, -1};
+  InheritedObjects inherited;
+};
+
+[[noreturn]] void report_and_exit(const TreeChannels &ch, size_t index, const std::string &what) {
+  std::string line = what + "\n";
+  if (ch.status[index] >= 0) (void)!write(ch.status[index], line.data(), line.size());
+  _exit(127);
+}
+
+// Makes, in the root, every object several processes share.
+Status make_inherited_objects(const TreePlan &plan, TreeChannels &ch) {
+  for (const auto &[key, use] : plan.shared) {
+    const TreeProcess &p = plan.processes[use.process];
+    const CkptView &v = *p.view;
+    std::string who = "process " + std::to_string(p.pid);
+    switch (key.kind) {
+      case SharedKey::File: {
+        auto fd = open_file_description(v, v.fds.records[use.record], ch.terminal);
+        if (!fd) return fd.error().context(who);
+        ch.inherited.fds.files[static_cast<u32>(key.a)] = *fd;
+        break;
+      }
+      case SharedKey::Pipe: {
+        // Its buffered bytes are with the first process that holds an end.
+        const CkptView *holder = &v;
+        for (const TreeProcess &q : plan.processes)
+          if (!q.zombie)
+            for (const PipeRecord &pr : q.view->pipes.records)
+              if (pr.pipe_id == key.a) holder = &*q.view;
+        auto ends = recreate_pipe(*holder, static_cast<u32>(key.a));
+        if (!ends) return ends.error().context(who);
+        ch.inherited.fds.pipes[static_cast<u32>(key.a)] = *ends;
+        break;
+      }
+      case SharedKey::Memory: {
+        const VmaRecord &m = v.vmas.records[use.record];
+        u64 size = 0;
+        auto maps = mappings_of_object(v, m, &size);
+        auto kind = static_cast<VmaKind>(m.kind);
+        auto fd = new_shared_anon_object(v, *p.image, maps, size,
+                                         kind == VmaKind::Hugetlb ? hugetlb_mmap_flags(m.page_size) : 0);
+        if (!fd) return fd.error().context(who);
+        ch.inherited.memory[{m.kind, m.dev, m.ino}] = *fd;
+        break;
+      }
+    }
+  }
+  return {};
+}
+
+bool in_tree(const TreePlan &plan, pid_t pid) {
+  for (const TreeProcess &p : plan.processes)
+    if (p.pid == pid) return true;
+  return false;
+}
+
+long clone_with_pid(pid_t pid, int exit_signal) {
+  struct clone_args ca = {};
+  ca.exit_signal = static_cast<u64>(exit_signal);
+  ca.set_tid = reinterpret_cast<u64>(&pid);
+  ca.set_tid_size = 1;
+  return syscall(SYS_clone3, &ca, sizeof ca);
+}
+
+void wait_for_go(int go) {
+  char c;
+  while (read(go, &c, 1) < 0 && errno == EINTR) {
+  }
+}
+
+// Steps 1 to 5 of tree_create.h for process `index`, in the process itself.
+[[noreturn]] void run_process(const TreePlan &plan, size_t index, TreeChannels &ch) {
+  const TreeProcess &p = plan.processes[index];
+  // 1. Its session or process group, before its children exist.
+  if (p.sid == p.pid && getsid(0) != p.pid) {
+    if (setsid() < 0) report_and_exit(ch, index, "process " + std::to_string(p.pid) + ": setsid: " + strerror(errno));
+  } else if (p.pgid == p.pid && getpgid(0) != p.pid) {
+    if (setpgid(0, 0) < 0)
+      report_and_exit(ch, index, "process " + std::to_string(p.pid) + ": setpgid: " + strerror(errno));
+  }
+  // 2. It exists.
+  i32 me = p.pid;
+  (void)!write(ch.created, &me, sizeof me);
+  if (p.zombie) {
+    wait_for_go(ch.go);
+    if (p.pgid != p.pid && in_tree(plan, p.pgid)) setpgid(0, p.pgid);
+    // It dies as it died: the status its parent's waitpid() gets.
+    if (WIFSIGNALED(p.wait_status)) {
+      int sig = WTERMSIG(p.wait_status);
+      signal(sig, SIG_DFL);
+      sigset_t one;
+      sigemptyset(&one);
+      sigaddset(&one, sig);
+      sigprocmask(SIG_UNBLOCK, &one, nullptr);
+      kill(getpid(), sig);
+    }
+    _exit(WEXITSTATUS(p.wait_status));
+  }
+  // 3. Its children, with their pids.
+  std::vector<pid_t> zombies;
+  std::set<int> exit_signals;
+  for (size_t c : p.children) {
+    const TreeProcess &child = plan.processes[c];
+    int sig = child.exit_signal >= 0 && child.exit_signal < 65 ? child.exit_signal : SIGCHLD;
+    long made = clone_with_pid(child.pid, sig);
+    if (made < 0) {
+      int e = errno;
+      report_and_exit(ch, index,
+                      e == EEXIST ? pid_taken_message(child.pid, false)
+                                  : "cannot create process " + std::to_string(child.pid) + ": " + strerror(e));
+    }
+    if (made == 0) run_process(plan, c, ch);
+    if (child.zombie) zombies.push_back(child.pid);
+    if (sig) exit_signals.insert(sig);
+  }
+  // 4. Every process exists: its group's leader too.
+  wait_for_go(ch.go);
+  if (p.pgid != p.pid && in_tree(plan, p.pgid) && getpgid(0) != p.pgid && setpgid(0, p.pgid) < 0)
+    report_and_exit(ch, index,
+                    "process " + std::to_string(p.pid) + ": setpgid to group " + std::to_string(p.pgid) + ": " +
+                        strerror(errno));
+  // Its zombies have exited (not reaped: WNOWAIT); the signals their exits
+  // sent us are dropped, as the original had taken them long ago (the
+  // image's own pending signals are queued again by the restorer).
+  for (pid_t z : zombies) {
+    siginfo_t info;
+    while (waitid(P_PID, static_cast<id_t>(z), &info, WEXITED | WNOWAIT | __WALL) < 0 && errno == EINTR) {
+    }
+  }
+  sigset_t drop;
+  sigemptyset(&drop);
+  for (int sig : exit_signals) sigaddset(&drop, sig);
+  timespec zero{0, 0};
+  while (sigtimedwait(&drop, nullptr, &zero) > 0) {
+  }
+  // 5. Its image.
+  ProcessImage process{plan.path, *p.image, *p.view, *p.core};
+  ChildChannels channels;
+  channels.status_fd = ch.status[index];
+  channels.lazy_sock = ch.lazy_sock[index];
+  for (int i = 0; i < 3; i++) channels.terminal[i] = ch.terminal[i];
+  channels.inherited = &ch.inherited;
+  become_image_or_report(process, channels);
+}
+
+// Reads each process's pid from `created` until all exist; a verdict pipe
+// that becomes readable first means a process failed (or died).
+Status await_created(const TreePlan &plan, int created, const std::vector<int> &status_read,
+                     std::vector<pid_t> &pids) {
+  while (pids.size() < plan.processes.size()) {
+    std::vector<pollfd> fds{{created, POLLIN, 0}};
+    for (int fd : status_read)
+      if (fd >= 0) fds.push_back({fd, POLLIN, 0});
+    if (poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      return make_error("poll: %s", strerror(errno));
+    }
+    for (size_t i = 1; i < fds.size(); i++)
+      if (fds[i].revents) return make_error("a process failed while the tree was created");
+    if (fds[0].revents & POLLIN) {
+      i32 pid;
+      ssize_t n = read(created, &pid, sizeof pid);
+      if (n == sizeof pid) pids.push_back(pid);
+      else if (n <= 0) return make_error("the tree's processes ended while it was created");
+    } else if (fds[0].revents) {
+      return make_error("the tree's processes ended while it was created");
+    }
+  }
+  return {};
+}
+
+// The verdict of a process that is not our child: RS_OK and where its
+// restorer is, or its line.
+Expected<rs_handover> read_tree_verdict(int fd, pid_t pid) {
+  std::string verdict;
+  char buf[512];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    verdict.append(buf, n);
+  }
+  if (verdict.size() == 1 + sizeof(rs_handover) && verdict[0] == RS_OK) {
+    rs_handover where;
+    std::memcpy(&where, verdict.data() + 1, sizeof where);
+    return where;
+  }
+  if (verdict.empty()) return make_error("process %d ended before it was running", pid);
+  if (verdict.size() >= 2 && verdict.size() % 2 == 0 && static_cast<unsigned char>(verdict[0]) < 32)
+    return make_error("process %d: %s", pid, describe_restorer_failure(verdict).c_str());
+  while (!verdict.empty() && verdict.back() == '\n') verdict.pop_back();
+  if (verdict.rfind("process ", 0) == 0) return Error(verdict);
+  return make_error("process %d: %s", pid, verdict.c_str());
+}
+
+}  // namespace
+
+Status start_tree(const TreePlan &plan, bool lazy, RestoredProcesses &out) {
+  const size_t n = plan.processes.size();
+  TreeChannels ch;
+  std::vector<int> status_read(n, -1);
+  int created[2] = {-1, -1}, go[2] = {-1, -1};
+  auto close_all = [&] {
+    for (int fd : {created[0], created[1], go[0], go[1]})
+      if (fd >= 0) close(fd);
+    for (int fd : status_read)
+      if (fd >= 0) close(fd);
+    for (int fd : ch.status)
+      if (fd >= 0) close(fd);
+    for (int fd : ch.lazy_sock)
+      if (fd >= 0) close(fd);
+  };
+  ch.status.assign(n, -1);
+  ch.lazy_sock.assign(n, -1);
+  out.tree_lazy.clear();
+  out.tree_lazy.resize(n);
+  if (pipe2(created, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0) {
+    close_all();
+    return make_error("pipe: %s", strerror(errno));
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (plan.processes[i].zombie) continue;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+      close_all();
+      return make_error("pipe: %s", strerror(errno));
+    }
+    status_read[i] = p[0];
+    ch.status[i] = p[1];
+    if (lazy) {
+      out.tree_lazy[i] = std::make_unique<LazyHelper>();
+      auto sock = out.tree_lazy[i]->open_channel();
+      if (!sock) {
+        close_all();
+        return sock.error();
+      }
+      ch.lazy_sock[i] = *sock;
+    }
+  }
+  ch.created = created[1];
+  ch.go = go[0];
+  for (int i = 0; i < 3; i++) ch.terminal[i] = isatty(i) ? i : (fcntl(i, F_GETFD) >= 0 ? i : -1);
+
+  // While the tree is being made, its orphans (a process whose parent
+  // failed) become ours, so that a failure can reap them: none is left as
+  // a zombie holding a pid (the init of some machines reaps nothing).
+  int was_subreaper = 0;
+  prctl(PR_GET_CHILD_SUBREAPER, &was_subreaper);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  long root = clone_with_pid(plan.processes[0].pid, SIGCHLD);
+  if (root < 0) {
+    int e = errno;
+    prctl(PR_SET_CHILD_SUBREAPER, was_subreaper);
+    close_all();
+    if (e == EEXIST) return Error(pid_taken_message(plan.processes[0].pid, false));
+    if (e == EPERM) return not_permitted_to_restore();
+    return make_error("cannot create a process with pid %d: %s", plan.processes[0].pid, strerror(e));
+  }
+  if (root == 0) {
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, nullptr);
+    close(go[1]);
+    close(created[0]);
+    for (int fd : status_read)
+      if (fd >= 0) close(fd);
+    for (auto &h : out.tree_lazy)
+      if (h) h->close_parent_end();
+    if (Status s = make_inherited_objects(plan, ch); !s) report_and_exit(ch, 0, s.error().message());
+    run_process(plan, 0, ch);
+  }
+  close(created[1]);
+  close(go[0]);
+  created[1] = go[0] = -1;
+  for (int &fd : ch.status)
+    if (fd >= 0) close(fd), fd = -1;
+  for (int &fd : ch.lazy_sock)
+    if (fd >= 0) close(fd), fd = -1;
+
+  std::vector<pid_t> pids;
+  // Any failure: every process created so far goes (none has run).
+  auto fail = [&](Error e) -> Status {
+    kill(static_cast<pid_t>(root), SIGKILL);
+    for (pid_t p : pids) kill(p, SIGKILL);
+    // The first line a process wrote says more than "a process failed".
+    for (size_t i = 0; i < n; i++)
+      if (status_read[i] >= 0) {
+        int flags = fcntl(status_read[i], F_GETFL);
+        fcntl(status_read[i], F_SETFL, flags | O_NONBLOCK);
+        char buf[512];
+        ssize_t got = read(status_read[i], buf, sizeof buf);
+        if (got > 0 && static_cast<unsigned char>(buf[0]) >= 32) {
+          std::string line(buf, static_cast<size_t>(got));
+          line = line.substr(0, line.find('\n'));
+          e = line.rfind("process ", 0) == 0 ? Error(line)
+                                              : make_error("process %d: %s", plan.processes[i].pid, line.c_str());
+          break;
+        }
+      }
+    close_all();
+    out.tree_lazy.clear();  // helpers killed and reaped: nothing ran
+    // Every process killed comes to us (the root is our child; the others
+    // are orphaned to us): reap them all.
+    while (waitpid(-1, nullptr, __WALL) > 0 || errno == EINTR) {
+    }
+    prctl(PR_SET_CHILD_SUBREAPER, was_subreaper);
+    return e;
+  };
+  if (Status s = await_created(plan, created[0], status_read, pids); !s) return fail(s.error());
+  close(go[1]);  // every process exists: go on
+  go[1] = -1;
+  // --lazy: each process sends its userfaultfd early in become_image; its
+  // helper is forked once it has it (a process failing first closes its
+  // end, or the others do in restore_fds: start() fails, not hangs).
+  for (size_t i = 0; i < n; i++)
+    if (out.tree_lazy[i])
+      if (Status s = out.tree_lazy[i]->start(*plan.processes[i].image, *plan.processes[i].view); !s)
+        return fail(s.error().context("process " + std::to_string(plan.processes[i].pid)));
+  std::vector<Handover> handovers;
+  for (size_t i = 0; i < n; i++) {
+    if (plan.processes[i].zombie) continue;
+    auto where = read_tree_verdict(status_read[i], plan.processes[i].pid);
+    close(status_read[i]);
+    status_read[i] = -1;
+    if (!where) return fail(where.error());
+    handovers.push_back(handover_of(*plan.processes[i].view, plan.processes[i].pid, *where));
+  }
+  std::string warning;
+  if (Status s = hand_over_all(handovers, &warning); !s) return fail(s.error());
+  if (!warning.empty()) std::fprintf(stderr, "imgtool restore: warning: %s\n", warning.c_str());
+  // Running: its orphans from now on go where the restored program's would.
+  prctl(PR_SET_CHILD_SUBREAPER, was_subreaper);
+  close_all();
+  for (auto &h : out.tree_lazy)
+    if (h) CKPT_TRY(h->go());
+  out.root = static_cast<pid_t>(root);
+  return {};
+}
+
+}  // namespace ckpt::reader

@@ -1,0 +1,106 @@
+// Real process trees checkpointed mid-run and finishing correctly after the
+// restore: `make -j2` on a small Makefile, python3's multiprocessing.Pool in
+// the middle of a map.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <functional>
+#include <unistd.h>
+
+#include "restore_common.h"
+
+namespace ckpt::restoretest {
+namespace {
+
+class RestoreTreePrograms : public RestoreTest {
+ protected:
+  // Starts argv in the work directory with stdout to out.txt, waits for
+  // `started`, dumps the tree with --kill, restores it in the foreground
+  // (with `extra`) and expects exit 0.
+  void run_to_completion(const std::vector<std::string> &argv, const std::function<bool()> &started,
+                         const std::vector<std::string> &extra = {}) {
+    Program::Options o;
+    o.log = log_path();
+    o.stdout_file = tmp_.file("out.txt");
+    o.cwd = dir();
+    ASSERT_NO_FATAL_FAILURE(start_argv(argv, o));
+    ASSERT_TRUE(wait_until(started, 30)) << "it did not get going; stdout:\n"
+                                         << read_file(o.stdout_file) << "\nstderr:\n" << log();
+    ASSERT_NO_FATAL_FAILURE(dump_kill());
+    RunResult r = restore(image_path(), extra, 90);
+    ASSERT_FALSE(r.timed_out) << "the restored tree did not finish; stdout:\n" << read_file(o.stdout_file);
+    EXPECT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err << "\nstdout:\n"
+                                              << read_file(o.stdout_file) << "\nstderr:\n" << log();
+    EXPECT_EQ(r.err, "");
+  }
+};
+
+TEST_F(RestoreTreePrograms, MakeJ2Finishes) {
+  if (access("/usr/bin/make", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/make";
+  std::ofstream(tmp_.file("Makefile")) << "PARTS := $(addsuffix .out,1 2 3 4 5 6 7 8)\n"
+                                          "all.txt: $(PARTS)\n"
+                                          "\tcat $(PARTS) > $@\n"
+                                          "%.out:\n"
+                                          "\tsleep 0.2; echo part $* > $@\n";
+  // Checkpointed once the first parts are made, with jobs running.
+  run_to_completion({"/usr/bin/make", "-j2"}, [&] { return access(tmp_.file("2.out").c_str(), F_OK) == 0; });
+  std::string want;
+  for (int i = 1; i <= 8; i++) want += "part " + std::to_string(i) + "\n";
+  EXPECT_EQ(read_file(tmp_.file("all.txt")), want);
+}
+
+TEST_F(RestoreTreePrograms, PythonPoolMidMap) {
+  if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
+  const char *script =
+      "import multiprocessing, sys, time\n"
+      "def work(x):\n"
+      "    time.sleep(0.02)\n"
+      "    if x == 5:\n"
+      "        open('started', 'w').close()\n"
+      "    return x * x\n"
+      "if __name__ == '__main__':\n"
+      "    with multiprocessing.Pool(2) as pool:\n"
+      "        res = pool.map(work, range(100), chunksize=1)\n"
+      "    print('sum', sum(res), flush=True)\n";
+  run_to_completion({"/usr/bin/python3", "-c", script},
+                    [&] { return access(tmp_.file("started").c_str(), F_OK) == 0; });
+  EXPECT_EQ(read_file(tmp_.file("out.txt")), "sum 328350\n");
+}
+
+// python3's Pool again, each process's memory served lazily.
+TEST_F(RestoreTreePrograms, PythonPoolMidMapLazy) {
+  if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
+  const char *script =
+      "import multiprocessing, sys, time\n"
+      "def work(x):\n"
+      "    time.sleep(0.02)\n"
+      "    if x == 5:\n"
+      "        open('started', 'w').close()\n"
+      "    return x * 3\n"
+      "if __name__ == '__main__':\n"
+      "    with multiprocessing.Pool(2) as pool:\n"
+      "        res = pool.map(work, range(100), chunksize=1)\n"
+      "    print('sum', sum(res), flush=True)\n";
+  run_to_completion({"/usr/bin/python3", "-c", script},
+                    [&] { return access(tmp_.file("started").c_str(), F_OK) == 0; }, {"--lazy"});
+  EXPECT_EQ(read_file(tmp_.file("out.txt")), "sum 14850\n");
+}
+
+// The same with --pidns, while nothing holds the pids: the namespace's
+// init passes the root's status on.
+TEST_F(RestoreTreePrograms, MakeJ2FinishesInANewPidNamespace) {
+  if (access("/usr/bin/make", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/make";
+  std::ofstream(tmp_.file("Makefile")) << "PARTS := $(addsuffix .out,1 2 3 4 5 6)\n"
+                                          "all.txt: $(PARTS)\n"
+                                          "\tcat $(PARTS) > $@\n"
+                                          "%.out:\n"
+                                          "\tsleep 0.2; echo part $* > $@\n";
+  run_to_completion({"/usr/bin/make", "-j2"}, [&] { return access(tmp_.file("1.out").c_str(), F_OK) == 0; },
+                    {"--pidns"});
+  std::string want;
+  for (int i = 1; i <= 6; i++) want += "part " + std::to_string(i) + "\n";
+  EXPECT_EQ(read_file(tmp_.file("all.txt")), want);
+}
+
+}  // namespace
+}  // namespace ckpt::restoretest

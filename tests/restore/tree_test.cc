@@ -1,0 +1,149 @@
+// Restoring a process tree: every process with its pid, parent, session
+// and process group, zombies with their statuses, pipes between processes
+// with their bytes, one shared file offset, shared anonymous memory
+// (tests/programs/restore_tree.c checks all of it from inside).
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <dirent.h>
+#include <map>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "known_state_differences.h"
+#include "restore_common.h"
+
+namespace ckpt::restoretest {
+namespace {
+
+class RestoreTree : public RestoreTest {
+ protected:
+  void SetUp() override {
+    RestoreTest::SetUp();
+    pass_file_ = tmp_.file("report.txt");
+  }
+  std::string report() const { return read_file(tmp_.file("report.txt")); }
+  // The tree's pids from the program's "pids" line.
+  std::vector<pid_t> tree_pids() const {
+    std::vector<pid_t> out;
+    std::istringstream in(program_->value("pids"));
+    for (pid_t p; in >> p;) out.push_back(p);
+    return out;
+  }
+};
+
+TEST_F(RestoreTree, ComesBackWhole) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_TREE_PATH));
+  std::vector<pid_t> pids = tree_pids();
+  ASSERT_EQ(pids.size(), 8u) << program_->value("pids");
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  EXPECT_EQ(report(), "PASS\n") << "the restored tree's report";
+  // The same image again, in a new pid namespace.
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--pidns"}));
+  EXPECT_EQ(report(), "PASS\nPASS\n");
+  // And with --lazy: one lazy-pages helper per process.
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+  EXPECT_EQ(report(), "PASS\nPASS\nPASS\n");
+}
+
+// pid's live descendants, from /proc/PID/task/*/children.
+std::vector<pid_t> live_descendants(pid_t pid) {
+  std::vector<pid_t> out;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR *d = opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent *e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::istringstream ss(read_file(dir + "/" + e->d_name + "/children"));
+    for (pid_t p; ss >> p;) {
+      if (proc_state(p) == 'Z') continue;
+      out.push_back(p);
+      for (pid_t q : live_descendants(p)) out.push_back(q);
+    }
+  }
+  closedir(d);
+  return out;
+}
+
+// Every live process of the tree, idle before the dump and idle again after
+// a --detach restore, compares equal field by field (tests/support), save
+// the differences known_state_differences.cc lists.
+TEST_F(RestoreTree, EveryProcessStateComparesEqual) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_TREE_PATH));
+  std::vector<pid_t> live = live_descendants(pid_);
+  live.insert(live.begin(), pid_);
+  ASSERT_EQ(live.size(), 7u) << "R, A, G, B, C, D, T";
+  std::map<pid_t, test::ProcessState> before;
+  for (pid_t p : live) {
+    before[p] = test::capture_idle_state(p);
+    ASSERT_EQ(before[p].error, "") << "process " << p << " before the dump";
+  }
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  std::string pidfile = tmp_.file("restored.pid");
+  RunResult r = restore(image_path(), {"--detach", "--pidfile", pidfile});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_EQ(read_file(pidfile), std::to_string(pid_) + "\n");
+  for (pid_t p : live) {
+    test::ProcessState after = test::capture_idle_state(p);
+    EXPECT_EQ(after.error, "") << "restored process " << p;
+    if (!after.error.empty()) continue;
+    StateComparison cmp = compare_with_known_differences(
+        test::diff_states(before[p], after), false, ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    EXPECT_TRUE(cmp.unexpected.empty()) << "restored process " << p << " differs (" << cmp.unexpected.size()
+                                        << " fields):\n" << join_lines(cmp.unexpected, 80);
+  }
+  ASSERT_NO_FATAL_FAILURE(go());
+  int st = 0;
+  ASSERT_TRUE(test::wait_child_exit(pid_, &st, 60)) << report();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << std::hex << st << "\n" << report();
+  EXPECT_EQ(report(), "PASS\n");
+}
+
+// A process of the tree fails after others exist (here: its deleted
+// executable cannot be recreated, its name being taken since the dump, which
+// only that child finds out): one line naming the process, and every process
+// already created is gone.
+TEST_F(RestoreTree, AFailureInAChildLeavesNothingRunning) {
+  std::string exe = tmp_.file("mysleep");
+  Program::Options o;
+  o.log = log_path();
+  o.cwd = dir();
+  ASSERT_NO_FATAL_FAILURE(start_argv({"/bin/bash", "-c",
+                                      "cp /bin/sleep \"$0\" || exit 1; \"$0\" 1000 & child=$!; "
+                                      "until [ \"$(readlink /proc/$child/exe)\" = \"$0\" ]; do :; done; "
+                                      "rm -f \"$0\"; echo child $child; echo ready; wait",
+                                      exe},
+                                     o));
+  pid_t child = std::stoi(program_->value("child"));
+  ASSERT_TRUE(wait_until([&] { return access(exe.c_str(), F_OK) != 0; }, 10));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_TRUE(write_file(exe, "another file\n"));
+  RunResult r = restore(image_path());
+  expect_one_line_failure(r, "process " + std::to_string(child) +
+                                 ": cannot recreate the deleted executable " + exe + ": another file has its name now");
+  EXPECT_FALSE(pid_exists(pid_)) << "the root is left (state " << proc_state(pid_) << ")";
+  EXPECT_FALSE(pid_exists(child)) << "the child is left (state " << proc_state(child) << ")";
+}
+
+// A pid of the tree (not the root's) is taken: one line naming it and its
+// owner, and nothing is started.
+TEST_F(RestoreTree, APidTakenStartsNothing) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_TREE_PATH));
+  std::vector<pid_t> pids = tree_pids();
+  ASSERT_EQ(pids.size(), 8u);
+  RunResult d = dump(pid_, image_path());  // leave running
+  ASSERT_TRUE(d.exited && d.exit_code == 0) << d.status() << "\n" << d.err;
+  // The root goes; its children stay (ours now) and hold their pids.
+  ASSERT_EQ(kill(pid_, SIGKILL), 0);
+  int st = 0;
+  ASSERT_TRUE(program_->wait_exit(&st, 10));
+  RunResult r = restore(image_path());
+  expect_one_line_failure(r, "pid " + std::to_string(pids[1]) + " is in use by another process (restore_tree)");
+  EXPECT_FALSE(pid_exists(pid_)) << "the root was started";
+  fail_on_leftovers_ = false;  // the original's children, killed in TearDown
+}
+
+}  // namespace
+}  // namespace ckpt::restoretest

@@ -1,1 +1,0 @@
-set(CKPT_WRITER_PROCFS_SOURCES src/procfs.cc src/fds.cc)
