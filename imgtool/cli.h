@@ -32,6 +32,8 @@ struct OptionSpec {
 std::optional<Args> parse_args(const std::string &cmd, int argc, char **argv, int first,
                                const std::vector<OptionSpec> &specs);
 
+int cmd_binfmt(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_dump(int argc, char **argv);

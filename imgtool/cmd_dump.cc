@@ -10,6 +10,7 @@
 #include <ckpt/writer/dump.h>
 
 #include "cli.h"
+#include "launcher_bytes.h"
 
 namespace ckpt::tool {
 
@@ -35,6 +36,9 @@ static const char kHelp[] =
     "                    write the image even if it holds what restore cannot\n"
     "                    bring back, marked not restorable (for gdb, like a\n"
     "                    gcore); not with --kill\n"
+    "  --exec            write the self-restoring form: FILE (0700) runs as\n"
+    "                    ./FILE like 'imgtool restore FILE', with nothing\n"
+    "                    installed; 'imgtool convert' switches forms\n"
     "  --store-tmpfs-files\n"
     "                    also store the files on tmpfs/ramfs (/tmp, /dev/shm,\n"
     "                    /run) that the process holds open or maps shared, so\n"
@@ -80,7 +84,6 @@ int cmd_dump(int argc, char **argv) {
   if (args->has("--kill") && args->has("--allow-unrestorable"))
     return fail("dump", "--kill and --allow-unrestorable conflict: the process could not be brought back");
   if (args->has("--parent")) return fail("dump", "--parent (incremental images) is not implemented yet");
-  if (args->has("--exec")) return fail("dump", "--exec (self-restoring images) is not implemented yet");
   char *end = nullptr;
   long pid = std::strtol(pid_text->c_str(), &end, 10);
   if (!end || *end || pid <= 0 || pid > 0x3fffffff) return fail("dump", "'" + *pid_text + "' is not a pid");
@@ -107,6 +110,7 @@ int cmd_dump(int argc, char **argv) {
   opt.kill_after = args->has("--kill");
   opt.allow_unrestorable = args->has("--allow-unrestorable");
   opt.store_tmpfs_files = args->has("--store-tmpfs-files");
+  if (args->has("--exec")) opt.exec_launcher = launcher_bytes();
   opt.show_progress = isatty(STDERR_FILENO);
   opt.cancel = &g_cancel;
   // Interrupting a dump must not leave the target stopped or a partial

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include <ckpt/img/exec_form.h>
 #include <ckpt/img/model.h>
 #include <ckpt/img/reader.h>
 
@@ -80,6 +81,7 @@ struct ImageFacts {
   std::string problem;   // why the image could not be read, "" if it could
   bool ckpt = false;
   bool incremental = false;
+  bool exec_form = false;  // gdb opens only the core form (FORMAT.md §12.3)
 };
 
 // What imgtool gdb needs from the image: the executable and whether some
@@ -92,6 +94,7 @@ static ImageFacts read_facts(const std::string &file) {
     facts.problem = image.error().message();
     return facts;
   }
+  facts.exec_form = image->exec_form().has_value();
   if (image->has_ckpt_marker() && image->find_ckpt(img::CkptNote::Identity)) {
     facts.ckpt = true;
     auto view = img::decode_ckpt(*image);
@@ -204,6 +207,17 @@ int cmd_gdb(int argc, char **argv) {
 
   std::string self = self_exe();
   if (!self.empty()) setenv("CKPT_IMGTOOL", self.c_str(), 1);
+
+  // gdb will not open an ET_EXEC as a core: it gets an unnamed temporary
+  // copy in the core form, by /proc/PID/fd/N of this process, which gdb
+  // becomes (exec keeps the pid and the fd); the copy vanishes with gdb.
+  // (An embedded core copied for --pid is in the core form already.)
+  if (facts.exec_form) {
+    const char *tmp = std::getenv("TMPDIR");
+    auto fd = img::core_form_copy(file, tmp && *tmp ? tmp : "/tmp");
+    if (!fd) return fail("gdb", file + ": core-form copy for gdb: " + fd.error().message());
+    core = "/proc/" + std::to_string(getpid()) + "/fd/" + std::to_string(*fd);
+  }
 
   std::vector<std::string> words = {"gdb", "-q"};
   if (!program.empty()) words.push_back("--se=" + program);

@@ -288,6 +288,12 @@ Expected<json> describe_image(const std::string &path) {
   gmtime_r(&secs, &tm);
   strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
   info["format"] = json{{"major", image->format_major()}, {"minor", id.format_minor}};
+  // The form (FORMAT.md §12.3): "core", or "exec" with the launcher's place.
+  if (const auto &exec = image->exec_form())
+    info["form"] = json{{"form", "exec"}, {"launcher_offset", exec->launcher_offset},
+                        {"launcher_size", exec->file_size - exec->launcher_offset}};
+  else
+    info["form"] = json{{"form", "core"}};
   info["identity"] = json{{"image_id", reader::image_id_hex(id.image_id)},
                           {"created", when},
                           {"created_sec", id.created_sec},
@@ -376,6 +382,9 @@ std::string render_text(const json &info) {
   line(std::string("kind:        ") + (ckpt ? "ckpt image, format " + str(info["format"]["major"]) + "." +
                                                  str(info["format"]["minor"])
                                            : "core file (not a ckpt image)"));
+  if (ckpt && info.contains("form") && info["form"]["form"] == "exec")
+    line("form:        exec form (runs as ./FILE; launcher of " + str(info["form"]["launcher_size"]) +
+         " bytes at offset " + str(info["form"]["launcher_offset"]) + ")");
   line("restorable:  " + restorable_text(info));
   if (ckpt) {
     const json &id = info["identity"];

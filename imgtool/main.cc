@@ -24,11 +24,13 @@ const Command kCommands[] = {
     {"info", cmd_info, "summarise an image or core file (--json for machine use)"},
     {"verify", cmd_verify, "check that an image is intact and restorable here"},
     {"gdb", cmd_gdb, "start gdb on an image with the ckpt gdb commands loaded"},
+    {"convert", cmd_convert, "switch an image between its core and self-restoring form"},
+    {"binfmt", cmd_binfmt, "run core-form images as ./IMAGE (binfmt_misc rule)"},
     {"extract", cmd_extract, "write one process of a tree image as a standalone core"},
 };
 
 // Named in the contract but not written yet: saying so beats "unknown command".
-const char *const kPlanned[] = {"merge", "convert"};
+const char *const kPlanned[] = {"merge"};
 
 void usage(FILE *out) {
   std::fprintf(out, "usage: imgtool COMMAND [ARGS]\n\ncommands:\n");

@@ -153,8 +153,32 @@ else
   fi
 fi
 
+if [[ $HAVE_CKPT == 1 ]]; then
+  echo
+  echo "== 7. the same image as a self-restoring executable =="
+  # convert rewrites the first 128 bytes and appends the launcher: no
+  # memory is copied, and the result runs with nothing installed.
+  echo "\$ $IMGTOOL convert $IMAGE --to exec -o $OUT/ckpt.elf"
+  "$IMGTOOL" convert "$IMAGE" --to exec -o "$OUT/ckpt.elf"
+  ls -l "$OUT/ckpt.elf"
+  lines_before=$(wc -l <"$LOG")
+  echo "\$ cd $OUT && env -i ./ckpt.elf --pidfile elf.pid &"
+  (cd "$OUT" && exec env -i ./ckpt.elf --pidfile elf.pid) &
+  ELF_JOB=$!
+  for _ in $(seq 100); do [[ -s "$OUT/elf.pid" ]] && break; sleep 0.05; done
+  RESTORED_PID=$(cat "$OUT/elf.pid" 2>/dev/null || true)
+  sleep 3
+  echo "pid $RESTORED_PID carries on from the image:"
+  tail -n +"$((lines_before + 1))" "$LOG"
+  if alive "$RESTORED_PID"; then kill -TERM "$RESTORED_PID"; fi
+  status=0
+  wait "$ELF_JOB" || status=$?
+  echo "./ckpt.elf exited with $status, like imgtool restore"
+  RESTORED_PID=""
+fi
+
 echo
-echo "== 7. what restore could not bring back is refused before anything is lost =="
+echo "== 8. what restore could not bring back is refused before anything is lost =="
 # A process holding an eventfd and an epoll instance: restore cannot
 # recreate them yet, so dump --kill refuses, names both, and kills nothing.
 python3 -c 'import os, select, time; e = os.eventfd(0); p = select.epoll(); print("ready", flush=True); time.sleep(60)' \

@@ -12,6 +12,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   clang clang-14 libclang-rt-14-dev llvm-14-dev
   libelf-dev libdw-dev elfutils libxxhash-dev nlohmann-json3-dev
+  zlib1g-dev  # libz.a: the exec-form launcher links libelf statically
   libgtest-dev libgmock-dev libbenchmark-dev
   gdb binutils lldb python3 procps util-linux
 )

@@ -42,6 +42,8 @@ Expected<ImageReader> ImageReader::open(const std::string &path) {
   if (p == MAP_FAILED) return make_error("mmap: %s", strerror(e));
   ImageReader r;
   size_t size = st.st_size;
+  // The whole mapping is unmapped, launcher included, though size_ may end
+  // with the core image (the exec form, §12.3).
   r.storage_ = std::shared_ptr<u8>(static_cast<u8 *>(p), [size](u8 *q) { munmap(q, size); });
   r.data_ = r.storage_.get();
   r.size_ = size;
@@ -71,6 +73,7 @@ ImageReader &ImageReader::operator=(ImageReader &&o) noexcept {
     storage_ = std::move(o.storage_);
     data_ = o.data_;
     size_ = o.size_;
+    exec_form_ = o.exec_form_;
     base_offset_ = o.base_offset_;
     elf_ = o.elf_;
     ehdr_ = o.ehdr_;
@@ -102,6 +105,11 @@ Expected<ImageReader> ImageReader::embedded(const TreeRecord &rec) const {
   if (rec.offset % kPageSize)
     return make_error("process %d: embedded core at offset %llu is not page-aligned", rec.pid,
                       (unsigned long long)rec.offset);
+  // An embedded core is always in the core form: only the whole file's
+  // first 128 bytes may be an exec head (§12.3).
+  if (looks_like_exec_form({data_ + rec.offset, rec.size}))
+    return make_error("process %d: embedded core at offset %llu is in the exec form", rec.pid,
+                      (unsigned long long)rec.offset);
   ImageReader r;
   r.storage_ = storage_;
   r.data_ = data_ + rec.offset;
@@ -121,6 +129,15 @@ Expected<ImageReader> ImageReader::embedded(const TreeRecord &rec) const {
 }
 
 Status ImageReader::parse() {
+  // The exec form (§12.3) is read as its core form: its head is patched in
+  // this reader's private copy and the launcher after the core is cut off.
+  if (looks_like_exec_form({data_, size_})) {
+    auto layout = check_exec_form({data_, size_});
+    if (!layout) return layout.error();
+    exec_head_to_core_view(data_);
+    exec_form_ = *layout;
+    size_ = layout->core_size;
+  }
   // Our own checks come first: libelf clamps a program header count that
   // does not fit the file instead of failing, and we want to say where.
   if (size_ < sizeof(Elf64_Ehdr))

@@ -11,6 +11,7 @@
 
 #include <elf.h>
 
+#include <ckpt/img/exec_form.h>
 #include <ckpt/img/table.h>
 
 #include "zero_hash.h"
@@ -42,7 +43,7 @@ Expected<ImageLayout> plan_layout(const std::vector<Note> &notes, const std::vec
   u64 phnum = segments.size() + 2;
   if (phnum > UINT32_MAX) return make_error("%zu segments are more than ELF can count", segments.size());
   l.phnum = static_cast<u32>(phnum);
-  l.phdr_offset = sizeof(Elf64_Ehdr);
+  l.phdr_offset = kPhdrOffset;  // 64..127 stay zero for the exec form (§12.3)
   l.notes_offset = l.phdr_offset + phnum * sizeof(Elf64_Phdr);
   for (const Note &n : notes) {
     if (n.desc.size() > UINT32_MAX) return make_error("note of type 0x%x is larger than 4 GiB", n.type);
@@ -127,6 +128,7 @@ Expected<ImageWriter> ImageWriter::create_tree(std::vector<Note> notes, std::vec
   for (size_t i = 0; i < embedded.size(); i++) {
     Options part_options = options;
     part_options.direct_io = false;  // the root's output does the writing
+    part_options.exec_launcher = {};  // the exec form is the whole file's, never an embedded core's (§12.3)
     auto part = create(std::move(embedded[i].notes), std::move(embedded[i].segments), part_options);
     if (!part) return part.error().context("embedded core " + std::to_string(i));
     for (const Note &n : part->notes_)
@@ -177,6 +179,7 @@ ImageWriter::ImageWriter(ImageWriter &&o) noexcept
       layout_(std::move(o.layout_)), fd_(o.fd_), pos_(o.pos_), seg_(o.seg_), seg_done_(o.seg_done_),
       buffer_(std::move(o.buffer_)), prefix_hash_(o.prefix_hash_), seg_hash_(o.seg_hash_),
       checks_(std::move(o.checks_)), began_(o.began_), seekable_(o.seekable_), direct_fd_(o.direct_fd_),
+      exec_launcher_(std::move(o.exec_launcher_)), exec_launcher_offset_(o.exec_launcher_offset_),
       embedded_(std::move(o.embedded_)), embedded_next_(o.embedded_next_), outer_(o.outer_),
       finished_(o.finished_) {
   o.direct_fd_ = -1;
@@ -215,11 +218,11 @@ Status ImageWriter::flush() {
   return {};
 }
 
-Status ImageWriter::emit(std::span<const u8> bytes) {
-  XXH3_64bits_update(prefix_hash_, bytes.data(), bytes.size());
+Status ImageWriter::emit(std::span<const u8> bytes, bool hashed) {
+  if (hashed) XXH3_64bits_update(prefix_hash_, bytes.data(), bytes.size());
   if (outer_) {
     // An embedded core: its own checksums, the root's file (and Prefix).
-    CKPT_TRY(outer_->emit(bytes));
+    CKPT_TRY(outer_->emit(bytes, hashed));
     pos_ += bytes.size();
     return {};
   }
@@ -354,7 +357,19 @@ Status ImageWriter::write_head() {
   std::memcpy(head.data() + l.phdr_offset, ph.data(), ph.size() * sizeof(Elf64_Phdr));
   checks_.push_back({static_cast<u32>(IntegrityKind::Headers), 0, 0, head.size(),
                      XXH3_64bits(head.data(), head.size())});
-  CKPT_TRY(emit(head));
+  if (!options_.exec_launcher.empty()) {
+    // The exec form: its own head goes out, the core form's is what the
+    // checksums cover (§12.3).
+    auto parts = make_exec_form(std::span<const u8>(head).first(sizeof eh), l.total_size, options_.exec_launcher);
+    if (!parts) return parts.error();
+    XXH3_64bits_update(prefix_hash_, head.data(), kPhdrOffset);
+    CKPT_TRY(emit(parts->head, false));
+    CKPT_TRY(emit(std::span<const u8>(head).subspan(kPhdrOffset)));
+    exec_launcher_ = std::move(parts->launcher);
+    exec_launcher_offset_ = parts->launcher_offset;
+  } else {
+    CKPT_TRY(emit(head));
+  }
 
   std::vector<u8> note_bytes;
   u64 at = l.notes_offset;
@@ -470,9 +485,13 @@ Status ImageWriter::finish() {
                        XXH3_64bits(bytes.data(), self_off)};
   std::memcpy(bytes.data() + self_off, &self, sizeof self);
   CKPT_TRY(emit(bytes));
-  CKPT_TRY(flush());
   if (pos_ != l.total_size)
     return make_error("wrote %llu bytes, planned %llu", (unsigned long long)pos_, (unsigned long long)l.total_size);
+  if (!exec_launcher_.empty()) {
+    CKPT_TRY(emit_zeros(exec_launcher_offset_ - pos_));
+    CKPT_TRY(emit(exec_launcher_, false));
+  }
+  CKPT_TRY(flush());
   finished_ = true;
   return {};
 }

@@ -160,9 +160,8 @@ TEST_F(Libckpt, ImgtoolDumpFromOutsideHonoursExclusions) {
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
-// Enabled when `imgtool dump --exec` exists (wip-execform): until then
-// imgtool answers "not implemented" and the library returns -EIO.
-TEST_F(Libckpt, DISABLED_ExecFormRunsAsAnExecutable) {
+// CKPT_EXEC: the image is the self-restoring form, run as ./FILE.
+TEST_F(Libckpt, ExecFormRunsAsAnExecutable) {
   ASSERT_NO_FATAL_FAILURE(start_mode({"exec", image_path()}));
   EXPECT_GT(std::atoll(program_->value("exec").c_str()), 0) << log();
   ASSERT_NO_FATAL_FAILURE(expect_original_exit(0));

@@ -98,7 +98,7 @@ struct Map {
   };
   std::vector<N> notes;
   u64 integrity_offset = 0, integrity_size = 0, size = 0;
-  u64 phdr_off(size_t i, size_t field) const { return sizeof(Elf64_Ehdr) + i * sizeof(Elf64_Phdr) + field; }
+  u64 phdr_off(size_t i, size_t field) const { return kPhdrOffset + i * sizeof(Elf64_Phdr) + field; }
   const N *find(const char *owner, u32 type) const {
     for (const N &n : notes)
       if (n.owner == owner && n.type == type) return &n;
@@ -221,7 +221,8 @@ void for_each_variant(const CorpusOptions &o, const std::function<void(const Var
   };
 
   // ---- Truncations -------------------------------------------------------
-  std::set<u64> cuts = {0, 1, 63, 64, 64 + 56, notes_off - 1, notes_off, notes_off + 1, notes_off + 12,
+  std::set<u64> cuts = {0, 1, 63, 64, kPhdrOffset - 1, kPhdrOffset, kPhdrOffset + 56,
+                        notes_off - 1, notes_off, notes_off + 1, notes_off + 12,
                         notes_off + (notes_end - notes_off) / 2, notes_end - 1, notes_end,
                         m.integrity_offset, m.integrity_offset + 1, m.integrity_offset + 20,
                         m.integrity_offset + m.integrity_size / 2, m.size - 8, m.size - 1};
@@ -277,7 +278,7 @@ void for_each_variant(const CorpusOptions &o, const std::function<void(const Var
     std::string expect = n == 0                       ? "no program headers"
                          : n == 1 || n == phnum - 1   ? "no integrity note"
                          : n == phnum + 1             ? "not alone in the last PT_NOTE"
-                                                      : "program headers at offset 64 run past the end";
+                                                      : "program headers at offset 128 run past the end";
     patched("e_phnum-" + std::to_string(n), expect, [&](std::vector<u8> &b) { put<u16>(b, e_phnum, n); });
   }
   patched("e_phoff-odd", "e_phoff 65 is not 8-aligned", [&](std::vector<u8> &b) { put<u64>(b, offsetof(Elf64_Ehdr, e_phoff), 65); });
@@ -286,7 +287,21 @@ void for_each_variant(const CorpusOptions &o, const std::function<void(const Var
   });
   patched("e_phoff-huge", "run past the end", [&](std::vector<u8> &b) { put<u64>(b, offsetof(Elf64_Ehdr, e_phoff), ~u64(7)); });
   patched("e_phentsize-32", "e_phentsize 32 is not 56", [&](std::vector<u8> &b) { put<u16>(b, offsetof(Elf64_Ehdr, e_phentsize), 32); });
-  patched("e_type-exec", "is not ET_CORE", [&](std::vector<u8> &b) { put<u16>(b, offsetof(Elf64_Ehdr, e_type), ET_EXEC); });
+  // A marked ELF that is not ET_CORE is the exec form (FORMAT.md §12.3):
+  // a core form's zeros at 64 are then a damaged saved core header.
+  patched("e_type-exec", "the core ELF header saved at offset 64 is damaged",
+          [&](std::vector<u8> &b) { put<u16>(b, offsetof(Elf64_Ehdr, e_type), ET_EXEC); });
+  // An exec head whose launcher is missing: the core header saved at 64,
+  // an exec header at 0 pointing past the end of the file.
+  patched("exec-head-without-launcher", "before its launcher at offset", [&](std::vector<u8> &b) {
+    std::memcpy(b.data() + 64, b.data(), 64);
+    put<u16>(b, offsetof(Elf64_Ehdr, e_type), ET_DYN);
+  });
+  patched("exec-head-saved-phoff-64", "puts program headers at 64, not 128", [&](std::vector<u8> &b) {
+    std::memcpy(b.data() + 64, b.data(), 64);
+    put<u16>(b, offsetof(Elf64_Ehdr, e_type), ET_DYN);
+    put<u64>(b, 64 + offsetof(Elf64_Ehdr, e_phoff), 64);
+  });
   patched("e_machine-aarch64", "is not x86-64", [&](std::vector<u8> &b) { put<u16>(b, offsetof(Elf64_Ehdr, e_machine), EM_AARCH64); });
   patched("elfclass32", "not a 64-bit ELF file", [&](std::vector<u8> &b) { b[EI_CLASS] = ELFCLASS32; });
   patched("big-endian", "not a little-endian ELF file", [&](std::vector<u8> &b) { b[EI_DATA] = ELFDATA2MSB; });
@@ -608,6 +623,10 @@ void for_each_variant(const CorpusOptions &o, const std::function<void(const Var
       });
       tpatch("embedded-byte-flipped", "process 6000 (embedded core at offset", [&](std::vector<u8> &b) { b[second + 300] ^= 0x10; });
       tpatch("embedded-marker-cleared", "is not a ckpt image", [&](std::vector<u8> &b) { b[second + 9] = 0; });
+      // Only the whole file's head may be an exec head (§12.3): an embedded
+      // core that looks like the exec form is refused before it is parsed.
+      tpatch("embedded-exec-head", "embedded core at offset " + std::to_string(second) + " is in the exec form",
+             [&](std::vector<u8> &b) { put<u16>(b, second + offsetof(Elf64_Ehdr, e_type), ET_DYN); });
     }
   }
 
@@ -620,7 +639,7 @@ void for_each_variant(const CorpusOptions &o, const std::function<void(const Var
     if (!xb.empty() && eh.e_phnum == 0xffff && eh.e_shoff) {
       u64 sh_info = eh.e_shoff + offsetof(Elf64_Shdr, sh_info);
       u32 real = get<u32>(xb, sh_info);
-      Elf64_Phdr last = get<Elf64_Phdr>(xb, sizeof(Elf64_Ehdr) + (real - 1) * sizeof(Elf64_Phdr));
+      Elf64_Phdr last = get<Elf64_Phdr>(xb, kPhdrOffset + (real - 1) * sizeof(Elf64_Phdr));
       auto xpatch = [&](const std::string &name, const std::string &expect,
                         const std::function<void(std::vector<u8> &)> &patch) {
         std::vector<u8> b = xb;
@@ -630,7 +649,7 @@ void for_each_variant(const CorpusOptions &o, const std::function<void(const Var
       };
       xpatch("sh_info-plus-1", "not alone in the last PT_NOTE", [&](std::vector<u8> &b) { put<u32>(b, sh_info, real + 1); });
       xpatch("sh_info-minus-1", "no integrity note", [&](std::vector<u8> &b) { put<u32>(b, sh_info, real - 1); });
-      xpatch("sh_info-huge", "program headers at offset 64 run past the end", [&](std::vector<u8> &b) { put<u32>(b, sh_info, 0xfffffff0u); });
+      xpatch("sh_info-huge", "program headers at offset 128 run past the end", [&](std::vector<u8> &b) { put<u32>(b, sh_info, 0xfffffff0u); });
       xpatch("sh_info-below-xnum", "section header 0 gives only 65534", [&](std::vector<u8> &b) { put<u32>(b, sh_info, 0xfffe); });
       xpatch("sh_info-zero", "section header 0 gives only 0", [&](std::vector<u8> &b) { put<u32>(b, sh_info, 0); });
       xpatch("e_shoff-past-eof", "section header 0 at offset", [&](std::vector<u8> &b) { put<u64>(b, offsetof(Elf64_Ehdr, e_shoff), xb.size()); });

@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <dirent.h>
+#include <cstring>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
+#include <ckpt/img/exec_form.h>
 #include <ckpt/img/model.h>
 #include <ckpt/img/reader.h>
 #include <ckpt/reader/validate.h>
@@ -213,4 +215,34 @@ TEST(DamagedCorpus, CommittedSeedsAreRejected) {
     EXPECT_EQ(imgtool_refuses("verify", f), "") << f;
     EXPECT_EQ(imgtool_refuses("info", f), "") << f;
   }
+}
+
+// Images written before format 1.2 keep their program headers at 64, with
+// no room for the exec form's header: still read and verified, and refused
+// by the exec-form conversion with one line.
+TEST(OldLayout, ProgramHeadersAt64StillReadButCannotBecomeExecForm) {
+  std::vector<u8> b = encode_image(corpus_base_image({}));
+  ASSERT_FALSE(b.empty());
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, b.data(), sizeof eh);
+  ASSERT_EQ(eh.e_phoff, kPhdrOffset);
+  size_t table = size_t(eh.e_phnum) * sizeof(Elf64_Phdr);
+  Elf64_Phdr last;
+  std::memcpy(&last, b.data() + kPhdrOffset + table - sizeof last, sizeof last);
+  // The old writer's layout: headers at 64, notes where they were (the
+  // program header table's old end is padding before them).
+  std::memmove(b.data() + 64, b.data() + kPhdrOffset, table);
+  std::memset(b.data() + 64 + table, 0, kPhdrOffset - 64);
+  eh.e_phoff = 64;
+  std::memcpy(b.data(), &eh, sizeof eh);
+  ASSERT_TRUE(reseal(b, last.p_offset));
+  auto r = ImageReader::from_bytes(b);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_FALSE(r->exec_form());
+  auto ok = verify_integrity(*r);
+  EXPECT_TRUE(ok) << ok.error().message();
+  const u8 not_a_launcher[64] = {};
+  auto parts = make_exec_form({b.data(), sizeof eh}, b.size(), not_a_launcher);
+  ASSERT_FALSE(parts);
+  EXPECT_NE(parts.error().message().find("written before format 1.2"), std::string::npos) << parts.error().message();
 }

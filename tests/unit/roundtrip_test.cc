@@ -691,7 +691,7 @@ TEST_F(RoundTrip, Layout) {
   const Elf64_Ehdr &eh = reader_->ehdr();
   EXPECT_EQ(eh.e_type, ET_CORE);
   EXPECT_EQ(eh.e_machine, EM_X86_64);
-  EXPECT_EQ(eh.e_phoff, sizeof(Elf64_Ehdr));
+  EXPECT_EQ(eh.e_phoff, kPhdrOffset);  // 64..127 reserved for the exec form (FORMAT.md §12.3)
   EXPECT_EQ(eh.e_phnum, ph.size());
   EXPECT_EQ(eh.e_shnum, 0);
   EXPECT_EQ(eh.e_shoff, 0u);
@@ -931,7 +931,7 @@ TEST(PnXnum, ManySegmentsUseSectionZero) {
   ASSERT_EQ(ph.size(), want_phnum);
   EXPECT_EQ(ph.front().p_type, u32(PT_NOTE));
   EXPECT_EQ(ph.back().p_type, u32(PT_NOTE));
-  EXPECT_EQ(ph.front().p_offset, sizeof(Elf64_Ehdr) + want_phnum * sizeof(Elf64_Phdr));
+  EXPECT_EQ(ph.front().p_offset, kPhdrOffset + want_phnum * sizeof(Elf64_Phdr));
   // The section header sits after the data and before the integrity note,
   // and the file ends at the integrity note.
   EXPECT_LT(eh.e_shoff, ph.back().p_offset);

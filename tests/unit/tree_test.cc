@@ -174,3 +174,42 @@ TEST_F(TreeImage, AnEmbeddedCoreWithATreeIsRefused) {
 }
 
 }  // namespace
+
+// The numbers of docs/FORMAT.md Appendix A, "A tree image".
+constexpr u64 kAppendixNotesEnd = 9096, kAppendixDataStart = 12288, kAppendixDataEnd = 45056,
+              kAppendixCoreSize = 25324, kAppendixSecondCore = 73728, kAppendixIntegrity = 99052,
+              kAppendixIntegritySize = 1036;
+
+// docs/FORMAT.md Appendix A "A tree image" is this synthetic tree: every
+// number the appendix gives, from the writer's real output (format 1.2:
+// program headers at 128 in the root and in each embedded core).
+TEST_F(TreeImage, LayoutIsTheWorkedExampleOfFormatAppendixA) {
+  auto r = ImageReader::from_bytes(bytes_);
+  ASSERT_TRUE(r) << r.error().message();
+  const auto &ph = r->phdrs();
+  ASSERT_EQ(ph.size(), 6u);
+  EXPECT_EQ(r->ehdr().e_phoff, 128u);
+  EXPECT_EQ(ph[0].p_offset, 128u + 6 * 56);
+  EXPECT_EQ(ph[0].p_offset + ph[0].p_filesz, kAppendixNotesEnd);
+  EXPECT_EQ(ph[1].p_offset, kAppendixDataStart);
+  EXPECT_EQ(ph[4].p_offset + ph[4].p_filesz, kAppendixDataEnd);
+  auto view = decode_ckpt(*r);
+  ASSERT_TRUE(view) << view.error().message();
+  ASSERT_EQ(view->tree.records.size(), 3u);
+  const TreeRecord &a = view->tree.records[0], &z = view->tree.records[1], &g = view->tree.records[2];
+  EXPECT_EQ(a.pid, 5000);
+  EXPECT_EQ(z.pid, 5500);
+  EXPECT_EQ(g.pid, 6000);
+  EXPECT_EQ(a.offset, kAppendixDataEnd);
+  EXPECT_EQ(a.size, kAppendixCoreSize);
+  EXPECT_EQ(g.offset, kAppendixSecondCore);
+  EXPECT_EQ(g.size, kAppendixCoreSize);
+  EXPECT_EQ(ph[5].p_offset, kAppendixIntegrity);
+  EXPECT_EQ(ph[5].p_filesz, kAppendixIntegritySize);
+  EXPECT_EQ(bytes_.size(), kAppendixIntegrity + kAppendixIntegritySize);
+  for (const TreeRecord *t : {&a, &g}) {
+    auto core = r->embedded(*t);
+    ASSERT_TRUE(core) << core.error().message();
+    EXPECT_EQ(core->ehdr().e_phoff, 128u) << t->pid;
+  }
+}

@@ -7,8 +7,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ckpt/img/restorable.h>
@@ -131,6 +133,10 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   ImageWriter::Options wopt;
   wopt.direct_io = getenv("CKPT_BUFFERED_IO") == nullptr;
   wopt.cancel = opt.cancel;
+  wopt.exec_launcher = opt.exec_launcher;
+  // The exec form is a program its owner runs as ./FILE.
+  if (!opt.exec_launcher.empty() && opt.output != "-" && fchmod(out->fd(), 0700) < 0)
+    return make_error("chmod %s: %s", opt.output.c_str(), strerror(errno));
   std::vector<EmbeddedCorePlan> embedded;
   for (size_t i = 1; i < procs.size(); i++) embedded.push_back({std::move(encoded[i]), procs[i].layout.segments});
   auto writer = tree ? ImageWriter::create_tree(std::move(encoded[0]), procs[0].layout.segments, std::move(embedded), wopt)

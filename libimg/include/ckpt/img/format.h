@@ -35,6 +35,16 @@ inline constexpr u32 kFormatMinor = 2;
 
 inline constexpr u64 kPageSize = 4096;
 
+// ---- The core and the exec form (FORMAT.md §12.3) -----------------------
+
+/// Bytes 64..127 of a core-form image are zero: the exec form keeps the
+/// core ELF header there while its own (executable) ELF header is at 0.
+/// Program headers therefore start at 128 in images of format minor >= 2;
+/// readers still take older images with e_phoff 64 (which cannot be
+/// converted).
+inline constexpr u64 kSavedCoreHeaderOffset = 64;
+inline constexpr u64 kPhdrOffset = 128;
+
 // ---- Note owners and types ------------------------------------------------
 
 inline constexpr char kOwnerCore[] = "CORE";

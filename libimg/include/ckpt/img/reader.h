@@ -13,6 +13,7 @@
 
 #include <elf.h>
 
+#include <ckpt/img/exec_form.h>
 #include <ckpt/img/expected.h>
 #include <ckpt/img/format.h>
 #include <ckpt/img/records.h>
@@ -32,7 +33,9 @@ struct NoteRef {
 
 class ImageReader {
  public:
-  /// Maps and validates a file. The reader keeps the mapping open.
+  /// Maps and validates a file. The reader keeps the mapping open. A file
+  /// in the exec form (§12.3) is seen in its core form: its private mapping
+  /// has the core header at 0, and bytes() ends with the core image.
   static Expected<ImageReader> open(const std::string &path);
   /// Validates bytes in memory (copied). For fuzzing and tests.
   static Expected<ImageReader> from_bytes(std::span<const u8> bytes);
@@ -56,6 +59,9 @@ class ImageReader {
   const std::vector<Elf64_Phdr> &phdrs() const { return phdrs_; }
   const std::vector<NoteRef> &notes() const { return notes_; }
   std::span<const u8> bytes() const { return {data_, size_}; }
+
+  /// Where the launcher is, when the file is in the exec form.
+  const std::optional<ExecFormLayout> &exec_form() const { return exec_form_; }
 
   /// Has the ckpt marker in e_ident (a ckpt image, possibly damaged).
   bool has_ckpt_marker() const { return ckpt_marker_; }
@@ -84,7 +90,8 @@ class ImageReader {
 
   std::shared_ptr<u8> storage_;  // the mapping (or copy), shared with embedded views
   u8 *data_ = nullptr;
-  size_t size_ = 0;
+  size_t size_ = 0;      ///< of the core image; the exec form's launcher follows
+  std::optional<ExecFormLayout> exec_form_;
   u64 base_offset_ = 0;
   void *elf_ = nullptr;   // Elf*, kept opaque to spare users <libelf.h>
   Elf64_Ehdr ehdr_{};

@@ -89,6 +89,9 @@ class ImageWriter {
     /// When set (e.g. by a signal handler), a write interrupted by a
     /// signal fails instead of being retried.
     const std::atomic<bool> *cancel = nullptr;
+    /// Non-empty: write the exec form (FORMAT.md §12.3) with this static-pie
+    /// launcher appended; the integrity note still covers the core form.
+    std::span<const u8> exec_launcher;
   };
 
   static Expected<ImageWriter> create(std::vector<Note> notes, std::vector<SegmentPlan> segments,
@@ -131,7 +134,7 @@ class ImageWriter {
 
  private:
   ImageWriter() = default;
-  Status emit(std::span<const u8> bytes);
+  Status emit(std::span<const u8> bytes, bool hashed = true);
   Status emit_zeros(u64 n);
   Status flush();
   Status advance_to_segment_data();
@@ -154,6 +157,8 @@ class ImageWriter {
   bool began_ = false;
   bool seekable_ = false;
   int direct_fd_ = -1;
+  std::vector<u8> exec_launcher_;  // relocated launcher, written after the core image
+  u64 exec_launcher_offset_ = 0;
   // Tree images: the embedded cores' writers, and for one of them the
   // writer its bytes go through (set by begin_embedded).
   std::vector<ImageWriter> embedded_;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <span>
 #include <string>
 #include <sys/types.h>
 
@@ -25,6 +26,8 @@ struct DumpOptions {
   /// Set (e.g. from a signal handler) to abandon the dump: the target is
   /// released and no output file is left.
   const std::atomic<bool> *cancel = nullptr;
+  /// --exec: write the exec form with this launcher appended (FORMAT.md §12.3).
+  std::span<const img::u8> exec_launcher;
   /// libckpt's ckpt_checkpoint (self_checkpoint.h): this thread of pid is
   /// blocked in read() waiting for us; its image resumes that read with
   /// caller_resume_value as the result. 0: an ordinary dump.

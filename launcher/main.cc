@@ -1,0 +1,99 @@
+// The launcher of the exec form (docs/FORMAT.md §12.3): a static-pie build
+// of the restore path that imgtool appends to an image. Run as ./FILE, the
+// kernel loads only this program (the image's own segments are not
+// PT_LOADs of the exec header); it opens its own file, which ImageReader
+// sees in its core form, and restores it exactly as `imgtool restore FILE`.
+#include <cstdio>
+#include <fcntl.h>
+#include <unistd.h>
+#include <cstring>
+#include <string>
+
+#include <ckpt/reader/restore.h>
+
+static const char kHelp[] =
+    "usage: %s [--detach [--pidfile F]] [--lazy] [--pidns] [--reopen-changed-files]\n"
+    "\n"
+    "A self-restoring checkpoint image (imgtool dump --exec). Running it\n"
+    "brings the checkpointed process (or process tree) back with its original\n"
+    "pids and tids, like 'imgtool restore' of this file: in the foreground it\n"
+    "waits for the (root) process, passes on SIGINT, SIGTERM, SIGHUP, SIGQUIT\n"
+    "and SIGWINCH, and exits with its exit status (128+N for death by signal N).\n"
+    "\n"
+    "  --detach       return once the process runs\n"
+    "  --pidfile F    write the restored process's pid to F (with --pidns:\n"
+    "                 its pid as seen here, outside the new namespace)\n"
+    "  --pidns        restore into a new pid namespace with its own /proc,\n"
+    "                 where the original pids are free even when this host\n"
+    "                 has reused them\n"
+    "  --lazy         map memory straight from this file instead of reading it\n"
+    "                 (the file must stay in place until the helper finishes)\n"
+    "  --reopen-changed-files\n"
+    "                 open files replaced or truncated since the dump as they\n"
+    "                 are now, instead of refusing\n"
+    "\n"
+    "'imgtool info', 'verify' and 'gdb' read this file as they read the core\n"
+    "form; 'imgtool convert FILE --to core' turns it back into one.\n";
+
+static int fail(const char *self, const std::string &message) {
+  std::fprintf(stderr, "%s: %s\n", self, message.c_str());
+  return 1;
+}
+
+// True when this program runs as itself, not inside an exec-form image: the
+// binfmt_misc interpreter of `imgtool binfmt install`, which the kernel
+// starts as INTERPRETER IMAGE ARGS... for a core-form image run as ./IMAGE.
+static bool running_as_interpreter() {
+  unsigned char head[16] = {};
+  int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool got = read(fd, head, sizeof head) == static_cast<ssize_t>(sizeof head);
+  close(fd);
+  return got && std::memcmp(head + 9, "CKPT", 4) != 0;
+}
+
+int main(int argc, char **argv) {
+  const char *self = argc > 0 && argv[0] ? argv[0] : "ckpt-image";
+  ckpt::reader::RestoreOptions opt;
+  // The kernel's name for the file being run: the same file from any
+  // directory, and in the restore's child processes too (same executable).
+  opt.image = "/proc/self/exe";
+  int first = 1;
+  if (running_as_interpreter()) {
+    if (argc < 2) return fail(self, "expected the image to restore (this is the binfmt_misc interpreter of imgtool)");
+    // binfmt_misc passes the path as it was run; the restore's children
+    // have this interpreter as their executable, so the path is what names
+    // the image for them too.
+    self = argv[1];
+    opt.image = argv[1];
+    first = 2;
+  }
+  for (int i = first; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::printf(kHelp, self);
+      return 0;
+    } else if (a == "--detach") {
+      opt.detach = true;
+    } else if (a == "--lazy") {
+      opt.lazy = true;
+    } else if (a == "--pidns") {
+      opt.pidns = true;
+    } else if (a == "--reopen-changed-files") {
+      opt.reopen_changed_files = true;
+    } else if (a == "--pidfile" || a.rfind("--pidfile=", 0) == 0) {
+      if (a == "--pidfile") {
+        if (i + 1 >= argc) return fail(self, "--pidfile needs a file name");
+        opt.pidfile = argv[++i];
+      } else {
+        opt.pidfile = a.substr(std::strlen("--pidfile="));
+      }
+    } else {
+      return fail(self, "unexpected argument '" + a + "' (see '" + std::string(self) + " --help')");
+    }
+  }
+  std::fflush(stdout);
+  auto status = ckpt::reader::restore_image(opt);
+  if (!status) return fail(self, "restore: " + status.error().message());
+  return *status;
+}
