@@ -222,23 +222,54 @@ struct FdRecord {
 };
 static_assert(sizeof(FdRecord) == 112);
 
+/// The fd kinds, one line each: name and the number stored in
+/// FdRecord::type (dense from 0; a new kind takes the next number). Every
+/// fd kind registry (libimg/fd_kinds.h, writer/src/fd_kinds/,
+/// reader/src/fd_kinds/) is a table of exactly kFdTypeCount entries that a
+/// static_assert checks, so a kind added here without its dump, restore,
+/// describe and preflight parts does not build (docs/DESIGN.md).
+#define CKPT_FD_TYPES(X) \
+  X(Regular, 0)          \
+  X(Directory, 1)        \
+  X(PipeRead, 2)         \
+  X(PipeWrite, 3)        \
+  X(Fifo, 4)             \
+  X(CharDevice, 5)       \
+  X(BlockDevice, 6)      \
+  X(Socket, 7)           \
+  X(EventFd, 8)          \
+  X(SignalFd, 9)         \
+  X(TimerFd, 10)         \
+  X(Epoll, 11)           \
+  X(Inotify, 12)         \
+  X(MemFd, 13)           \
+  X(Other, 14)
+
 enum class FdType : u32 {
-  Regular = 0,
-  Directory = 1,
-  PipeRead = 2,
-  PipeWrite = 3,
-  Fifo = 4,
-  CharDevice = 5,
-  BlockDevice = 6,
-  Socket = 7,
-  EventFd = 8,
-  SignalFd = 9,
-  TimerFd = 10,
-  Epoll = 11,
-  Inotify = 12,
-  MemFd = 13,
-  Other = 14,
+#define CKPT_FD_TYPE_ENUMERATOR(name, value) name = value,
+  CKPT_FD_TYPES(CKPT_FD_TYPE_ENUMERATOR)
+#undef CKPT_FD_TYPE_ENUMERATOR
 };
+
+/// How many FdTypes there are: the size of every fd kind registry.
+inline constexpr u32 kFdTypeCount = 0
+#define CKPT_FD_TYPE_COUNT(name, value) +1
+    CKPT_FD_TYPES(CKPT_FD_TYPE_COUNT)
+#undef CKPT_FD_TYPE_COUNT
+    ;
+namespace detail {
+constexpr bool fd_types_are_dense() {
+  u32 values[] = {
+#define CKPT_FD_TYPE_VALUE(name, value) value,
+      CKPT_FD_TYPES(CKPT_FD_TYPE_VALUE)
+#undef CKPT_FD_TYPE_VALUE
+  };
+  for (u32 i = 0; i < kFdTypeCount; i++)
+    if (values[i] != i) return false;
+  return true;
+}
+}  // namespace detail
+static_assert(detail::fd_types_are_dense(), "FdType values must be 0, 1, 2... in CKPT_FD_TYPES order");
 
 enum FdFlags : u32 {
   kFdUnlinked = 1u << 0,     ///< path no longer names the file
