@@ -181,9 +181,13 @@ static json ckpt_process(const CkptView &v, const TaskRecord &t, const CoreView 
   json fds = json::array();
   for (const FdRecord &f : v.fds.records) {
     if (f.pid != t.pid) continue;
-    fds.push_back(json{{"fd", f.fd}, {"type", fd_kind_name(f.type)}, {"path", v.fds.str_or_empty(f.path)},
-                       {"pos", f.pos}, {"flags", hex(f.open_flags)}, {"cloexec", bool(f.fd_flags & 1)},
-                       {"unlinked", bool(f.flags & kFdUnlinked)}, {"file_id", f.file_id}});
+    json j{{"fd", f.fd}, {"type", fd_kind_name(f.type)}, {"path", v.fds.str_or_empty(f.path)},
+           {"pos", f.pos}, {"flags", hex(f.open_flags)}, {"cloexec", bool(f.fd_flags & 1)},
+           {"unlinked", bool(f.flags & kFdUnlinked)}, {"file_id", f.file_id}};
+    // The kind's own state (an eventfd's counter), as its registry entry words it.
+    if (const FdKindInfo *kind = fd_kind_info(f.type))
+      if (std::string state = kind->describe(v.fds, f); !state.empty()) j["state"] = state;
+    fds.push_back(j);
   }
   p["fds"] = fds;
 
@@ -417,7 +421,8 @@ std::string render_text(const json &info) {
       line("  files:");
       for (const json &f : p["fds"])
         line("    " + str(f["fd"]) + "  " + str(f["type"]) + "  " + str(f["path"]) + "  pos " + str(f["pos"]) +
-             "  flags " + str(f["flags"]) + (f["cloexec"].get<bool>() ? "  cloexec" : ""));
+             "  flags " + str(f["flags"]) + (f["cloexec"].get<bool>() ? "  cloexec" : "") +
+             (f.contains("state") ? "  (" + str(f["state"]) + ")" : ""));
     }
     if (p.contains("signals")) {
       const json &sig = p["signals"];

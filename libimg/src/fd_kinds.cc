@@ -36,11 +36,25 @@ std::string char_device_refusal(const FdRecord &r, std::string_view path) {
   return "character device " + p + " (" + std::to_string(ma) + ":" + std::to_string(mi) + ")";
 }
 
+// An eventfd comes back from its state (EventFdState); an image without
+// one (an older writer's, dumped with --allow-unrestorable) cannot give
+// the counter back.
+std::string eventfd_refusal(const FdRecord &r, std::string_view) {
+  return r.state.length ? "" : "eventfd (its counter was not captured)";
+}
+
+std::string no_state(const Table<FdRecord> &, const FdRecord &) { return ""; }
+
+std::string eventfd_state(const Table<FdRecord> &fds, const FdRecord &r) {
+  auto s = fd_state<EventFdState>(fds, r);
+  if (!s) return "state unreadable: " + s.error().message();
+  return "count " + std::to_string(s->count) + ((s->flags & kEventFdSemaphore) ? ", semaphore" : "");
+}
+
 // Kinds restore does not bring back yet: refused by the name the kernel
 // gives them.
 std::string block_device_refusal(const FdRecord &, std::string_view) { return "block device"; }
 std::string socket_refusal(const FdRecord &, std::string_view) { return "socket"; }
-std::string eventfd_refusal(const FdRecord &, std::string_view) { return "eventfd"; }
 std::string signalfd_refusal(const FdRecord &, std::string_view) { return "signalfd"; }
 std::string timerfd_refusal(const FdRecord &, std::string_view) { return "timerfd"; }
 std::string epoll_refusal(const FdRecord &, std::string_view) { return "eventpoll"; }
@@ -50,21 +64,21 @@ std::string other_refusal(const FdRecord &, std::string_view path) {
 }
 
 constexpr std::array<FdKindInfo, kFdTypeCount> kFdKinds = {{
-    {FdType::Regular, "regular", FdSharing::FileId, restorable},
-    {FdType::Directory, "directory", FdSharing::FileId, restorable},
-    {FdType::PipeRead, "pipe_read", FdSharing::PipeId, restorable},
-    {FdType::PipeWrite, "pipe_write", FdSharing::PipeId, restorable},
-    {FdType::Fifo, "fifo", FdSharing::FileId, restorable},
-    {FdType::CharDevice, "char_device", FdSharing::FileId, char_device_refusal},
-    {FdType::BlockDevice, "block_device", FdSharing::FileId, block_device_refusal},
-    {FdType::Socket, "socket", FdSharing::FileId, socket_refusal},
-    {FdType::EventFd, "eventfd", FdSharing::FileId, eventfd_refusal},
-    {FdType::SignalFd, "signalfd", FdSharing::FileId, signalfd_refusal},
-    {FdType::TimerFd, "timerfd", FdSharing::FileId, timerfd_refusal},
-    {FdType::Epoll, "epoll", FdSharing::FileId, epoll_refusal},
-    {FdType::Inotify, "inotify", FdSharing::FileId, inotify_refusal},
-    {FdType::MemFd, "memfd", FdSharing::FileId, memfd_refusal},
-    {FdType::Other, "other", FdSharing::FileId, other_refusal},
+    {FdType::Regular, "regular", FdSharing::FileId, restorable, no_state},
+    {FdType::Directory, "directory", FdSharing::FileId, restorable, no_state},
+    {FdType::PipeRead, "pipe_read", FdSharing::PipeId, restorable, no_state},
+    {FdType::PipeWrite, "pipe_write", FdSharing::PipeId, restorable, no_state},
+    {FdType::Fifo, "fifo", FdSharing::FileId, restorable, no_state},
+    {FdType::CharDevice, "char_device", FdSharing::FileId, char_device_refusal, no_state},
+    {FdType::BlockDevice, "block_device", FdSharing::FileId, block_device_refusal, no_state},
+    {FdType::Socket, "socket", FdSharing::FileId, socket_refusal, no_state},
+    {FdType::EventFd, "eventfd", FdSharing::FileId, eventfd_refusal, eventfd_state},
+    {FdType::SignalFd, "signalfd", FdSharing::FileId, signalfd_refusal, no_state},
+    {FdType::TimerFd, "timerfd", FdSharing::FileId, timerfd_refusal, no_state},
+    {FdType::Epoll, "epoll", FdSharing::FileId, epoll_refusal, no_state},
+    {FdType::Inotify, "inotify", FdSharing::FileId, inotify_refusal, no_state},
+    {FdType::MemFd, "memfd", FdSharing::FileId, memfd_refusal, no_state},
+    {FdType::Other, "other", FdSharing::FileId, other_refusal, no_state},
 }};
 static_assert(covers_every_fd_type(kFdKinds), "every FdType needs its libimg entry (name, sharing, refusal)");
 

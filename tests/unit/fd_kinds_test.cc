@@ -68,3 +68,73 @@ TEST(FdKinds, ARefusedKindIsOneLineNotASilentSkip) {
   ASSERT_FALSE(fd);
   EXPECT_EQ(fd.error().message(), "fd 7: epoll: not supported");
 }
+
+// A kind's state (FdRecord::state): length-prefixed and versioned; what a
+// reader cannot trust is an error naming the fd, never a guess.
+class FdState : public ::testing::Test {
+ protected:
+  Table<FdRecord> encode(const std::vector<u8> &state) {
+    TableBuilder<FdRecord> b;
+    FdRecord r{};
+    r.fd = 9;
+    r.type = static_cast<u32>(FdType::EventFd);
+    r.state = b.add_blob(state);
+    b.add(r);
+    bytes_ = b.encode();
+    auto t = decode_table<FdRecord>(bytes_);
+    EXPECT_TRUE(t) << t.error().message();
+    return t.take();
+  }
+  std::vector<u8> bytes_;
+};
+
+TEST_F(FdState, RoundTrips) {
+  EventFdState s{};
+  s.header = {sizeof s, EventFdState::kVersion};
+  s.count = 0x123456789abULL;
+  s.flags = kEventFdSemaphore;
+  Table<FdRecord> t = encode(fd_state_bytes(s));
+  auto back = fd_state<EventFdState>(t, t.records[0]);
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->count, s.count);
+  EXPECT_EQ(back->flags, s.flags);
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->describe(t, t.records[0]), "count 1250999896491, semaphore");
+}
+
+TEST_F(FdState, ShorterStateIsZeroFilled) {
+  // An older layout of the same version that ended after `count`.
+  EventFdState s{};
+  s.header = {16, EventFdState::kVersion};
+  s.count = 5;
+  s.flags = kEventFdSemaphore;  // beyond the 16 bytes: must not be read
+  std::vector<u8> b = fd_state_bytes(s);
+  b.resize(16);
+  Table<FdRecord> t = encode(b);
+  auto back = fd_state<EventFdState>(t, t.records[0]);
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->count, 5u);
+  EXPECT_EQ(back->flags, 0u);
+}
+
+TEST_F(FdState, BadStatesAreRefusedByName) {
+  EventFdState s{};
+  s.header = {sizeof s, EventFdState::kVersion + 1};
+  Table<FdRecord> t = encode(fd_state_bytes(s));
+  auto newer = fd_state<EventFdState>(t, t.records[0]);
+  ASSERT_FALSE(newer);
+  EXPECT_EQ(newer.error().message(), "fd 9: eventfd state version 2 is not 1 (written by a newer imgtool?)");
+
+  s.header = {40, EventFdState::kVersion};
+  t = encode(fd_state_bytes(s));
+  auto lying = fd_state<EventFdState>(t, t.records[0]);
+  ASSERT_FALSE(lying);
+  EXPECT_EQ(lying.error().message(), "fd 9: eventfd state says 40 bytes but has 24");
+
+  t = encode({});
+  auto none = fd_state<EventFdState>(t, t.records[0]);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().message(), "fd 9: no eventfd state in the image");
+  // And an image without it is refused before any restore starts.
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->refusal(t.records[0], "anon_inode:[eventfd]"),
+            "eventfd (its counter was not captured)");
+}

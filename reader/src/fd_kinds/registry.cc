@@ -24,7 +24,7 @@ constexpr std::array<ReaderFdKind, kFdTypeCount> kReaderFdKinds = {{
     {FdType::CharDevice, check_char_device, open_char_device},
     {FdType::BlockDevice, check_nothing, open_refused},
     {FdType::Socket, check_nothing, open_refused},
-    {FdType::EventFd, check_nothing, open_refused},
+    {FdType::EventFd, check_nothing, open_eventfd},
     {FdType::SignalFd, check_nothing, open_refused},
     {FdType::TimerFd, check_nothing, open_refused},
     {FdType::Epoll, check_nothing, open_refused},

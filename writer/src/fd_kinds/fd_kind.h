@@ -105,10 +105,11 @@ bool recognizes_char_device(const FdProbe &);
 img::Status capture_char_device(pid_t, FdInfo &);
 bool recognizes_memfd(const FdProbe &);
 img::Status capture_memfd(pid_t, FdInfo &);
+bool recognizes_eventfd(const FdProbe &);
+img::Status capture_eventfd(pid_t, FdInfo &);
 // Kinds restore refuses (refused.cc): recognised so the refusal can name them.
 bool recognizes_block_device(const FdProbe &);
 bool recognizes_socket(const FdProbe &);
-bool recognizes_eventfd(const FdProbe &);
 bool recognizes_signalfd(const FdProbe &);
 bool recognizes_timerfd(const FdProbe &);
 bool recognizes_epoll(const FdProbe &);

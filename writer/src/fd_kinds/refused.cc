@@ -19,7 +19,6 @@ bool anon_inode_named(const FdProbe &p, std::string_view name) {
 
 bool recognizes_block_device(const FdProbe &p) { return !is_anon_inode(p.link) && S_ISBLK(p.st.st_mode); }
 bool recognizes_socket(const FdProbe &p) { return !is_anon_inode(p.link) && S_ISSOCK(p.st.st_mode); }
-bool recognizes_eventfd(const FdProbe &p) { return anon_inode_named(p, "[eventfd]"); }
 bool recognizes_signalfd(const FdProbe &p) { return anon_inode_named(p, "[signalfd]"); }
 bool recognizes_timerfd(const FdProbe &p) { return anon_inode_named(p, "[timerfd]"); }
 bool recognizes_epoll(const FdProbe &p) { return anon_inode_named(p, "[eventpoll]"); }

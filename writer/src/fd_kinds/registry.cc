@@ -16,7 +16,7 @@ constexpr std::array<WriterFdKind, img::kFdTypeCount> kWriterFdKinds = {{
     {FdType::CharDevice, recognizes_char_device, capture_char_device, false},
     {FdType::BlockDevice, recognizes_block_device, capture_nothing, false},
     {FdType::Socket, recognizes_socket, capture_nothing, false},
-    {FdType::EventFd, recognizes_eventfd, capture_nothing, false},
+    {FdType::EventFd, recognizes_eventfd, capture_eventfd, false},
     {FdType::SignalFd, recognizes_signalfd, capture_nothing, false},
     {FdType::TimerFd, recognizes_timerfd, capture_nothing, false},
     {FdType::Epoll, recognizes_epoll, capture_nothing, false},

@@ -219,8 +219,35 @@ struct FdRecord {
   u64 rdev;
   StrRef path;
   BlobRef content;       ///< an unlinked file's bytes
+  // Format 1.2 on (older writers' records end above: state reads as empty):
+  BlobRef state;         ///< the kind's own state: FdStateHeader + fields
 };
-static_assert(sizeof(FdRecord) == 112);
+static_assert(sizeof(FdRecord) == 128);
+static_assert(offsetof(FdRecord, state) == 112);
+
+/// FdRecord::state, in the Fds table's data area: a kind's state that the
+/// common fields have no room for, length-prefixed and versioned per kind
+/// (docs/FORMAT.md §9.7). A reader copies the fields it knows of a longer
+/// state and zero-fills a shorter one; it refuses a version it does not know.
+struct FdStateHeader {
+  u32 size;                 ///< bytes of the state, this header included
+  u32 version;              ///< of the kind's layout
+};
+static_assert(sizeof(FdStateHeader) == 8);
+
+/// FdType::EventFd's state, version 1.
+struct EventFdState {
+  static constexpr u32 kVersion = 1;
+  FdStateHeader header;
+  u64 count;                ///< the counter (fdinfo "eventfd-count", hex)
+  u32 flags;                ///< EventFdFlags
+  u32 pad0;
+};
+static_assert(sizeof(EventFdState) == 24);
+
+enum EventFdFlags : u32 {
+  kEventFdSemaphore = 1u << 0,  ///< made with EFD_SEMAPHORE (fdinfo "eventfd-semaphore: 1")
+};
 
 /// The fd kinds, one line each: name and the number stored in
 /// FdRecord::type (dense from 0; a new kind takes the next number). Every
