@@ -120,6 +120,7 @@ void for_each_ref(const R &r, S &&on_str, B &&on_blob) {
   } else if constexpr (std::is_same_v<R, FdRecord>) {
     on_str(r.path);
     on_blob(r.content);
+    on_blob(r.state);
   } else if constexpr (std::is_same_v<R, PipeRecord>) {
     on_blob(r.data);
   } else if constexpr (std::is_same_v<R, ParentRecord>) {

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 
+#include <ckpt/img/fd_kinds.h>
 #include <ckpt/img/model.h>
 #include <ckpt/reader/validate.h>
 
@@ -69,13 +70,6 @@ static const char *vma_kind_name(u32 k) {
     case VmaKind::Hugetlb: return "hugetlb";
   }
   return "unknown";
-}
-
-static const char *fd_type_name(u32 t) {
-  static const char *names[] = {"regular", "directory", "pipe_read", "pipe_write", "fifo", "char_device",
-                                "block_device", "socket", "eventfd", "signalfd", "timerfd", "epoll",
-                                "inotify", "memfd", "other"};
-  return t < std::size(names) ? names[t] : "unknown";
 }
 
 static const char *rlimit_name(u32 r) {
@@ -187,9 +181,13 @@ static json ckpt_process(const CkptView &v, const TaskRecord &t, const CoreView 
   json fds = json::array();
   for (const FdRecord &f : v.fds.records) {
     if (f.pid != t.pid) continue;
-    fds.push_back(json{{"fd", f.fd}, {"type", fd_type_name(f.type)}, {"path", v.fds.str_or_empty(f.path)},
-                       {"pos", f.pos}, {"flags", hex(f.open_flags)}, {"cloexec", bool(f.fd_flags & 1)},
-                       {"unlinked", bool(f.flags & kFdUnlinked)}, {"file_id", f.file_id}});
+    json j{{"fd", f.fd}, {"type", fd_kind_name(f.type)}, {"path", v.fds.str_or_empty(f.path)},
+           {"pos", f.pos}, {"flags", hex(f.open_flags)}, {"cloexec", bool(f.fd_flags & 1)},
+           {"unlinked", bool(f.flags & kFdUnlinked)}, {"file_id", f.file_id}};
+    // The kind's own state (an eventfd's counter), as its registry entry words it.
+    if (const FdKindInfo *kind = fd_kind_info(f.type))
+      if (std::string state = kind->describe(v.fds, f); !state.empty()) j["state"] = state;
+    fds.push_back(j);
   }
   p["fds"] = fds;
 
@@ -432,7 +430,8 @@ std::string render_text(const json &info) {
       line("  files:");
       for (const json &f : p["fds"])
         line("    " + str(f["fd"]) + "  " + str(f["type"]) + "  " + str(f["path"]) + "  pos " + str(f["pos"]) +
-             "  flags " + str(f["flags"]) + (f["cloexec"].get<bool>() ? "  cloexec" : ""));
+             "  flags " + str(f["flags"]) + (f["cloexec"].get<bool>() ? "  cloexec" : "") +
+             (f.contains("state") ? "  (" + str(f["state"]) + ")" : ""));
     }
     if (p.contains("signals")) {
       const json &sig = p["signals"];

@@ -220,9 +220,9 @@ echo "\$ $IMGTOOL restore $OUT/self.ckpt"
 
 echo
 echo "== 10. what restore could not bring back is refused before anything is lost =="
-# A process holding an eventfd and an epoll instance: restore cannot
+# A process holding an epoll instance and a socket: restore cannot
 # recreate them yet, so dump --kill refuses, names both, and kills nothing.
-python3 -c 'import os, select, time; e = os.eventfd(0); p = select.epoll(); print("ready", flush=True); time.sleep(60)' \
+python3 -c 'import socket, select, time; s = socket.socket(); p = select.epoll(); print("ready", flush=True); time.sleep(60)' \
   >"$OUT/holder.log" 2>&1 </dev/null &
 HOLDER_PID=$!
 for _ in $(seq 100); do grep -q ready "$OUT/holder.log" 2>/dev/null && break; sleep 0.05; done

@@ -217,6 +217,7 @@ static Expected<CkptView> decode_tables(Find &&find) {
   for (size_t i = 0; i < v.fds.records.size(); i++) {
     CKPT_TRY(check_str(v.fds, v.fds.records[i].path, "fd", i));
     CKPT_TRY(check_blob(v.fds, v.fds.records[i].content, "fd", i));
+    CKPT_TRY(check_blob(v.fds, v.fds.records[i].state, "fd", i));
   }
   for (size_t i = 0; i < v.pipes.records.size(); i++) CKPT_TRY(check_blob(v.pipes, v.pipes.records[i].data, "pipe", i));
   if (v.parent) CKPT_TRY(check_str(*v.parent, v.parent->records[0].path_hint, "parent", 0));

@@ -1,5 +1,7 @@
 #include <ckpt/img/restorable.h>
 
+#include <ckpt/img/fd_kinds.h>
+
 #include "seccomp_check.h"
 
 #include <algorithm>
@@ -14,36 +16,6 @@ bool is_stateless_char_device(u64 rdev) {
   // 1:4 (port) and 1:11 (kmsg, a read position in the log) do.
   unsigned ma = major(rdev), mi = minor(rdev);
   return ma == 1 && (mi == 3 || mi == 5 || mi == 7 || mi == 8 || mi == 9);
-}
-
-// Names a character device restore cannot reopen faithfully.
-static std::string char_device_offender(const FdRecord &f, std::string_view path) {
-  unsigned ma = major(f.rdev), mi = minor(f.rdev);
-  std::string p(path);
-  // /dev/ptmx is 5:2; an open master also shows that rdev. Reopening it
-  // would make a fresh, unrelated pty pair.
-  if (ma == 5 && mi == 2) return "pty master " + p;
-  // Unix98 pty slaves (majors 136..143), consoles and serial lines (4),
-  // /dev/tty (5:0), /dev/console (5:1): kFdTerminal marks the terminal the
-  // program was run from, which restore reconnects (DECISIONS.md 27); any
-  // other one is the process's own, and reconnecting it would lose its
-  // other end, settings and queued bytes.
-  if (ma >= 136 && ma <= 143) return "pty " + p + " (not the terminal it was run from)";
-  if (ma == 4 || (ma == 5 && mi <= 1)) return "terminal " + p + " (not the terminal it was run from)";
-  return "character device " + p + " (" + std::to_string(ma) + ":" + std::to_string(mi) + ")";
-}
-
-static const char *fd_kind_name(FdType t) {
-  switch (t) {
-    case FdType::BlockDevice: return "block device";
-    case FdType::Socket: return "socket";
-    case FdType::EventFd: return "eventfd";
-    case FdType::SignalFd: return "signalfd";
-    case FdType::TimerFd: return "timerfd";
-    case FdType::Epoll: return "eventpoll";
-    case FdType::Inotify: return "inotify";
-    default: return nullptr;
-  }
 }
 
 std::vector<Unsupported> unsupported_state(const CkptView &v) {
@@ -63,27 +35,13 @@ std::vector<Unsupported> unsupported_state(const CkptView &v) {
     if (refers_to_parent) add(0, "pages in a parent image");
   }
 
+  // Each kind's own policy (fd_kinds.cc); a number this build does not
+  // know was written by a newer imgtool and is refused by its path.
   for (const FdRecord &f : v.fds.records) {
-    auto type = static_cast<FdType>(f.type);
     std::string_view path = v.fds.str_or_empty(f.path);
-    std::string fd = "fd " + std::to_string(f.fd) + " ";
-    switch (type) {
-      case FdType::Regular:
-      case FdType::Directory:
-      case FdType::PipeRead:
-      case FdType::PipeWrite:
-      case FdType::Fifo:
-        break;
-      case FdType::MemFd:
-        if (f.content.length == 0 && f.size != 0) add(f.pid, fd + "memfd " + std::string(path) + " (contents not captured)");
-        break;
-      case FdType::CharDevice:
-        if (!(f.flags & kFdTerminal) && !is_stateless_char_device(f.rdev)) add(f.pid, fd + char_device_offender(f, path));
-        break;
-      default:
-        if (const char *name = fd_kind_name(type)) add(f.pid, fd + name);
-        else add(f.pid, fd + std::string(path.empty() ? "of an unknown kind" : path));
-    }
+    const FdKindInfo *kind = fd_kind_info(f.type);
+    std::string why = kind ? kind->refusal(f, path) : std::string(path.empty() ? "of an unknown kind" : path);
+    if (!why.empty()) add(f.pid, "fd " + std::to_string(f.fd) + " " + why);
   }
   for (const TimerRecord &t : v.timers.records)
     if (static_cast<TimerKind>(t.kind) == TimerKind::Posix) add(t.pid, "POSIX timer " + std::to_string(t.timer_id));

@@ -16,6 +16,7 @@
 #include <ckpt/img/restorable.h>
 #include <ckpt/reader/validate.h>
 
+#include "fd_kinds/fd_kind.h"
 #include "privileges.h"
 #include "self_maps.h"
 #include "stored_files.h"
@@ -100,13 +101,6 @@ std::string pid_taken_message(i32 pid, bool thread) {
          "); 'restore --pidns' restores into a new pid namespace";
 }
 
-// True when nothing is at `path` and the image stores the file that was
-// there: restore recreates it (stored_files.h).
-static bool gone_but_stored(const CkptView &v, const std::string &path, u64 ino) {
-  struct stat st;
-  return lstat(path.c_str(), &st) < 0 && errno == ENOENT && find_stored_file(v, path, ino);
-}
-
 static Status check_mapped_files(const CkptView &v) {
   std::map<std::string, bool> checked;
   for (const VmaRecord &m : v.vmas.records) {
@@ -130,49 +124,12 @@ static Status check_mapped_files(const CkptView &v) {
   return {};
 }
 
-// The files fds name: restore opens them by path.
+// What each fd needs from this machine: its kind's check (fd_kinds/).
 static Status check_fd_files(const CkptView &v, const HereNowOptions &opt) {
   for (const FdRecord &f : v.fds.records) {
-    auto type = static_cast<FdType>(f.type);
-    std::string path(v.fds.str_or_empty(f.path));
-    struct stat st;
-    switch (type) {
-      case FdType::Regular:
-      case FdType::Directory:
-        if (f.flags & kFdUnlinked) break;  // recreated from the image
-        // The same file, and not shorter: a file that grew (a log) is
-        // fine, as it is for CRIU; one that was replaced or truncated is
-        // not the file the process had open (decision 24).
-        // With --reopen-changed-files a replaced or truncated file (a
-        // rotated log) is opened as it is now (decision 32); a missing
-        // one never is, unless the image stores it.
-        if (gone_but_stored(v, path, f.ino)) break;
-        if (stat(path.c_str(), &st) < 0) return make_error("fd %d: %s: %s", f.fd, path.c_str(), strerror(errno));
-        {
-          const char *hint = type == FdType::Regular ? " (restore --reopen-changed-files opens it as it is now)" : "";
-          if (f.ino && st.st_ino != f.ino && !(opt.reopen_changed_files && type == FdType::Regular))
-            return make_error("fd %d: %s has been replaced since the dump (inode differs)%s", f.fd, path.c_str(), hint);
-          if (type == FdType::Regular && u64(st.st_size) < f.size && !opt.reopen_changed_files)
-            return make_error("fd %d: %s is shorter than at the dump (%lld bytes, was %llu)%s", f.fd, path.c_str(),
-                              (long long)st.st_size, (unsigned long long)f.size, hint);
-        }
-        break;
-      case FdType::Fifo:
-        if (f.flags & kFdUnlinked) break;
-        if (stat(path.c_str(), &st) < 0) return make_error("fd %d: FIFO %s: %s", f.fd, path.c_str(), strerror(errno));
-        if (!S_ISFIFO(st.st_mode)) return make_error("fd %d: %s is no longer a FIFO", f.fd, path.c_str());
-        break;
-      case FdType::CharDevice:
-        // The controlling terminal is reconnected to ours, whatever its
-        // path; the others are reopened by path and must be that device.
-        if (f.flags & kFdTerminal) break;
-        if (stat(path.c_str(), &st) < 0) return make_error("fd %d: %s: %s", f.fd, path.c_str(), strerror(errno));
-        if (!S_ISCHR(st.st_mode) || u64(st.st_rdev) != f.rdev)
-          return make_error("fd %d: %s is not the character device it was at the dump", f.fd, path.c_str());
-        break;
-      default:
-        break;
-    }
+    const ReaderFdKind *kind = reader_fd_kind(f.type);
+    if (!kind) return make_error("fd %d: of an unknown kind %u", f.fd, f.type);
+    CKPT_TRY(kind->check_here(v, f, opt));
   }
   return {};
 }

@@ -3,6 +3,8 @@
 
 #include <set>
 
+#include <ckpt/img/fd_kinds.h>
+
 
 namespace ckpt::reader {
 
@@ -16,10 +18,7 @@ size_t TreePlan::live_count() const {
 
 namespace {
 
-bool is_pipe(const FdRecord &r) {
-  auto t = static_cast<FdType>(r.type);
-  return t == FdType::PipeRead || t == FdType::PipeWrite;
-}
+bool is_pipe(const FdRecord &r) { return is_pipe_end(static_cast<FdType>(r.type)); }
 
 // Counts the users of every object a process could share with another and
 // keeps those with more than one process.

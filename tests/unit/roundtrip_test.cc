@@ -200,6 +200,7 @@ Fixture make_fixture() {
     r.path = n.fds.add_string(f.fd_paths.back());
     f.fd_contents.push_back(random_bytes(i * 33, 610 + i));
     r.content = n.fds.add_blob(f.fd_contents.back());
+    r.state = n.fds.add_blob(random_bytes(8 + 16 * i, 620 + i));  // any bytes: decode checks bounds only
     n.fds.add(r);
   }
   for (int i = 0; i < 2; i++) {

@@ -266,6 +266,7 @@ ImageNotes build_notes(const ProcessCapture &pc, const SegmentLayout &layout, co
     r.pid = pid;
     r.path = n.fds.add_string(f.path);
     r.content = n.fds.add_blob(f.content);
+    r.state = n.fds.add_blob(f.state);
     n.fds.add(r);
   }
   for (const PipeInfo &p : pc.fds.pipes) n.pipes.add({p.pipe_id, p.capacity, p.ino, n.pipes.add_blob(p.data)});

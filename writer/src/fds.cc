@@ -1,6 +1,7 @@
 // The fd table of another process, read from outside. See fds.h.
 #include "fds.h"
 
+#include "fd_kinds/fd_kind.h"
 #include "procfs.h"
 
 #include <algorithm>
@@ -31,44 +32,6 @@ namespace {
 
 constexpr std::string_view kDeletedSuffix = " (deleted)";
 
-/// Closes the fd it holds when it goes out of scope, so that every early
-/// error return below releases what was opened.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(const UniqueFd &) = delete;
-  UniqueFd &operator=(const UniqueFd &) = delete;
-  UniqueFd(UniqueFd &&o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  UniqueFd &operator=(UniqueFd &&o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  ~UniqueFd() { reset(); }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void reset() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-/// "pid N fd M", the prefix of every per-fd error.
-std::string where(pid_t pid, int fd) {
-  return "pid " + std::to_string(pid) + " fd " + std::to_string(fd);
-}
-
-std::string fd_link(pid_t pid, int fd) {
-  return "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
-}
-
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 bool ends_with(std::string_view s, std::string_view p) {
   return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
 }
@@ -87,7 +50,7 @@ struct FdinfoFields {
 Expected<FdinfoFields> read_fdinfo(pid_t pid, int fd) {
   std::string path = "/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd);
   auto text = read_file(path);
-  if (!text) return text.error().context(where(pid, fd));
+  if (!text) return text.error().context(fd_where(pid, fd));
   FdinfoFields out;
   bool have_pos = false, have_flags = false;
   std::string_view rest(*text);
@@ -116,48 +79,6 @@ Expected<FdinfoFields> read_fdinfo(pid_t pid, int fd) {
   return out;
 }
 
-/// A terminal restore might reconnect to its own: pseudo-terminal slaves
-/// (136..143), virtual consoles and serial ports (major 4), /dev/tty (5:0)
-/// and /dev/console (5:1). /dev/ptmx (5:2) is a master, not a terminal to
-/// reconnect. mark_controlling_terminal() then keeps the mark only on the
-/// terminal the program was run from.
-bool is_terminal(dev_t rdev) {
-  unsigned ma = major(rdev), mi = minor(rdev);
-  return (ma >= 136 && ma <= 143) || ma == 4 || (ma == 5 && (mi == 0 || mi == 1));
-}
-
-img::FdType classify(std::string_view link, const struct stat &st, u32 open_flags) {
-  using img::FdType;
-  // Anonymous inodes come first: they print no file type in st_mode at all
-  // (mode 0600, S_IFMT bits zero), so the link text is the only clue.
-  if (starts_with(link, "anon_inode:")) {
-    std::string_view what = link.substr(11);
-    if (what == "[eventfd]") return FdType::EventFd;
-    if (what == "[signalfd]") return FdType::SignalFd;
-    if (what == "[timerfd]") return FdType::TimerFd;
-    if (what == "[eventpoll]") return FdType::Epoll;
-    if (what == "inotify") return FdType::Inotify;  // no brackets, as printed by the kernel
-    return FdType::Other;
-  }
-  if (S_ISREG(st.st_mode)) {
-    // memfd_create() files live on an internal shmem (or hugetlbfs) mount
-    // and are born unlinked: "/memfd:NAME (deleted)".
-    if (starts_with(link, "/memfd:") && st.st_nlink == 0) return FdType::MemFd;
-    return FdType::Regular;
-  }
-  if (S_ISDIR(st.st_mode)) return FdType::Directory;
-  if (S_ISFIFO(st.st_mode)) {
-    if (!starts_with(link, "pipe:[")) return FdType::Fifo;
-    // pipe(2) opens its ends O_RDONLY and O_WRONLY; the access mode is the
-    // only difference between them.
-    return (open_flags & O_ACCMODE) == O_RDONLY ? FdType::PipeRead : FdType::PipeWrite;
-  }
-  if (S_ISCHR(st.st_mode)) return FdType::CharDevice;
-  if (S_ISBLK(st.st_mode)) return FdType::BlockDevice;
-  if (S_ISSOCK(st.st_mode)) return FdType::Socket;
-  return FdType::Other;
-}
-
 /// True when readlink printed " (deleted)" because the file was unlinked,
 /// false when the file's real name simply ends in " (deleted)" (then the
 /// printed path still names the same inode).
@@ -172,117 +93,13 @@ bool is_unlinked(const std::string &link, const struct stat &st) {
   return true;
 }
 
-/// Copies an unlinked file's bytes by opening the fd's magic link, which
-/// reaches the inode even though no name does, and works whatever access
-/// mode the target opened it with.
-img::Status copy_content(pid_t pid, int fd, u64 size, std::vector<u8> &out) {
-  if (size > kMaxUnlinkedFileBytes)
-    return make_error("pid %d fd %d: unlinked file is %llu bytes, more than the %llu byte limit",
-                      pid, fd, (unsigned long long)size,
-                      (unsigned long long)kMaxUnlinkedFileBytes);
-  std::string link = fd_link(pid, fd);
-  UniqueFd f(open(link.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-  if (!f.valid())
-    return make_error("pid %d fd %d: open %s to copy the unlinked file: %s", pid, fd,
-                      link.c_str(), strerror(errno));
-  return read_file_bytes(f.get(), size, out, where(pid, fd) + ": " + link);
-}
-
-/// /proc/sys/fs/pipe-max-size: the largest F_SETPIPE_SZ allowed without
-/// CAP_SYS_RESOURCE.
-Expected<u32> pipe_max_size() {
-  auto text = read_file("/proc/sys/fs/pipe-max-size");
-  if (!text) return text.error();
-  unsigned long v = strtoul(text->c_str(), nullptr, 10);
-  if (v == 0 || v > UINT32_MAX)
-    return make_error("/proc/sys/fs/pipe-max-size: bad value \"%s\"", text->c_str());
-  return u32(v);
-}
-
-/// Capacity and buffered bytes of the pipe/FIFO that fd in pid refers to,
-/// without consuming them. `readable` says whether that fd can be read
-/// from; if not, a new read end is opened through our copy's magic link.
-Expected<PipeInfo> read_pipe(pid_t pid, int pidfd, int fd, bool readable) {
-  PipeInfo info;
-  // pidfd_getfd() gives us the target's open file description itself (not
-  // a reopen), with FD_CLOEXEC set on our fd.
-  UniqueFd got(int(syscall(SYS_pidfd_getfd, pidfd, fd, 0)));
-  if (!got.valid())
-    return make_error("pid %d fd %d: pidfd_getfd: %s", pid, fd, strerror(errno));
-  UniqueFd reopened;
-  int src = got.get();
-  if (!readable) {
-    // Only write ends are held: opening the pipe inode's /proc link read-only
-    // gives a fresh read end of the same pipe (fifo_open works for pipefs
-    // inodes too). O_NONBLOCK so a FIFO open never waits for a writer.
-    std::string self = "/proc/self/fd/" + std::to_string(got.get());
-    reopened = UniqueFd(open(self.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
-    if (!reopened.valid())
-      return make_error("pid %d fd %d: open a read end via %s: %s", pid, fd, self.c_str(),
-                        strerror(errno));
-    src = reopened.get();
-  }
-  int cap = fcntl(src, F_GETPIPE_SZ);
-  if (cap < 0) return make_error("pid %d fd %d: F_GETPIPE_SZ: %s", pid, fd, strerror(errno));
-  info.capacity = u32(cap);
-  int avail = 0;
-  if (ioctl(src, FIONREAD, &avail) != 0)
-    return make_error("pid %d fd %d: FIONREAD on the pipe: %s", pid, fd, strerror(errno));
-  if (avail <= 0) return info;  // tee() on an empty pipe would only say EAGAIN
-
-  int ours[2];
-  if (pipe2(ours, O_CLOEXEC | O_NONBLOCK) != 0)
-    return make_error("pid %d fd %d: pipe2 for copying the pipe: %s", pid, fd, strerror(errno));
-  UniqueFd our_r(ours[0]), our_w(ours[1]);
-  // tee() links the source's buffers one ring slot each, and a slot may hold
-  // only a few bytes (packet-mode pipes, vmsplice, non-mergeable writes),
-  // so our ring needs as many slots as the source's: match its capacity.
-  // Above pipe-max-size that needs CAP_SYS_RESOURCE; fall back to the
-  // maximum and fail below if the bytes do not all fit.
-  int ours_cap = fcntl(our_w.get(), F_SETPIPE_SZ, cap);
-  if (ours_cap < 0 && errno == EPERM) {
-    auto max = pipe_max_size();
-    if (!max) return max.error().context(where(pid, fd));
-    ours_cap = fcntl(our_w.get(), F_SETPIPE_SZ, int(*max));
-  }
-  if (ours_cap < 0)
-    return make_error("pid %d fd %d: F_SETPIPE_SZ %d on our copy pipe: %s", pid, fd, cap,
-                      strerror(errno));
-  if (avail > ours_cap)
-    return make_error("pid %d fd %d: pipe holds %d bytes, more than the %d our copy pipe can take "
-                      "(needs CAP_SYS_RESOURCE)",
-                      pid, fd, avail, ours_cap);
-  // tee() duplicates the buffers' references into our pipe; the source keeps
-  // every byte, so the target reads exactly what it would have.
-  ssize_t teed;
-  do {
-    teed = tee(src, our_w.get(), size_t(avail), SPLICE_F_NONBLOCK);
-  } while (teed < 0 && errno == EINTR);
-  if (teed < 0) return make_error("pid %d fd %d: tee: %s", pid, fd, strerror(errno));
-  if (teed != avail)
-    return make_error("pid %d fd %d: tee copied %zd of %d buffered bytes (more buffers than our "
-                      "%d byte pipe has slots for)",
-                      pid, fd, teed, avail, ours_cap);
-  info.data.resize(size_t(avail));
-  size_t done = 0;
-  while (done < info.data.size()) {
-    ssize_t n = read(our_r.get(), info.data.data() + done, info.data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      return make_error("pid %d fd %d: read back the pipe copy at %zu of %d bytes: %s", pid, fd,
-                        done, avail, n == 0 ? "unexpected EOF" : strerror(errno));
-    done += size_t(n);
-  }
-  return info;
-}
-
 /// One fd's record, path and unlinked content; file_id and pipe_id are
 /// assigned later across the table.
 Expected<FdInfo> read_one_fd(pid_t pid, int fd) {
   FdInfo fi;
   std::string link = fd_link(pid, fd);
   auto target = read_link(link);
-  if (!target) return target.error().context(where(pid, fd));
+  if (!target) return target.error().context(fd_where(pid, fd));
   // stat() follows the magic link to the open file's inode, even when the
   // name is gone or lives in another mount namespace.
   struct stat st {};
@@ -305,26 +122,18 @@ Expected<FdInfo> read_one_fd(pid_t pid, int fd) {
   r.size = u64(st.st_size);
   r.mtime_ns = mtime_ns(st);
   r.rdev = st.st_rdev;
-  img::FdType type = classify(*target, st, r.open_flags);
+  img::FdType type = classify_fd(FdProbe{*target, st, r.open_flags});
   r.type = u32(type);
-  if (type == img::FdType::CharDevice && is_terminal(st.st_rdev)) r.flags |= img::kFdTerminal;
 
   fi.path = *target;
   if (is_unlinked(*target, st)) {
     r.flags |= img::kFdUnlinked;
     fi.path.resize(fi.path.size() - kDeletedSuffix.size());
-    // Only a regular file's bytes (a memfd's included) are gone with its
-    // name; a deleted FIFO or directory has no content to save.
-    if (S_ISREG(st.st_mode)) {
-      img::Status s = copy_content(pid, fd, u64(st.st_size), fi.content);
-      if (!s) return s.error();
-    }
   }
+  // The kind's own state (an unlinked file's bytes, the terminal mark):
+  // writer/src/fd_kinds/.
+  CKPT_TRY(writer_fd_kind(type).capture(pid, fi));
   return fi;
-}
-
-bool is_pipe_type(img::FdType t) {
-  return t == img::FdType::PipeRead || t == img::FdType::PipeWrite || t == img::FdType::Fifo;
 }
 
 /// A pipe/FIFO fd we can read buffered bytes through directly.
@@ -452,7 +261,7 @@ Expected<FdTable> read_fds(pid_t pid, int pidfd) {
   std::vector<size_t> first_fd_of_pipe, readable_fd_of_pipe;  // indices into table.fds
   for (size_t i = 0; i < table.fds.size(); ++i) {
     img::FdRecord &r = table.fds[i].record;
-    if (!is_pipe_type(img::FdType(r.type)) || (r.open_flags & O_PATH)) continue;
+    if (!writer_fd_kind(img::FdType(r.type)).pipe_buffer || (r.open_flags & O_PATH)) continue;
     auto [it, fresh] = pipe_ids.try_emplace({r.dev, r.ino}, u32(pipe_ids.size() + 1));
     r.pipe_id = it->second;
     if (fresh) {
@@ -466,7 +275,7 @@ Expected<FdTable> read_fds(pid_t pid, int pidfd) {
     bool readable = readable_fd_of_pipe[k] != SIZE_MAX;
     size_t i = readable ? readable_fd_of_pipe[k] : first_fd_of_pipe[k];
     const img::FdRecord &r = table.fds[i].record;
-    auto pipe = read_pipe(pid, pidfd, r.fd, readable);
+    auto pipe = read_pipe_buffer(pid, pidfd, r.fd, readable);
     if (!pipe) return pipe.error();
     pipe->pipe_id = u32(k + 1);
     pipe->ino = r.ino;

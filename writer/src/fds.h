@@ -14,9 +14,10 @@
 namespace ckpt::writer {
 
 struct FdInfo {
-  img::FdRecord record{};          ///< all fields except path/content refs
+  img::FdRecord record{};          ///< all fields except path/content/state refs
   std::string path;                ///< readlink of /proc/PID/fd/N, " (deleted)" removed
   std::vector<img::u8> content;    ///< an unlinked regular file's bytes
+  std::vector<img::u8> state;      ///< the kind's own state (img::fd_state_bytes), or empty
 };
 
 struct PipeInfo {

@@ -1,5 +1,7 @@
 #include "tree_ids.h"
 
+#include "fd_kinds/fd_kind.h"
+
 #include <cerrno>
 #include <cstring>
 #include <linux/kcmp.h>
@@ -14,8 +16,7 @@ using img::u32;
 using img::u64;
 
 static bool is_pipe_record(const img::FdRecord &r) {
-  auto t = static_cast<img::FdType>(r.type);
-  return t == img::FdType::PipeRead || t == img::FdType::PipeWrite || t == img::FdType::Fifo;
+  return writer_fd_kind(static_cast<img::FdType>(r.type)).pipe_buffer;
 }
 
 img::Status assign_tree_ids(std::vector<ProcessCapture *> &captures) {

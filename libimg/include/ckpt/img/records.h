@@ -219,26 +219,84 @@ struct FdRecord {
   u64 rdev;
   StrRef path;
   BlobRef content;       ///< an unlinked file's bytes
+  // Format 1.2 on (older writers' records end above: state reads as empty):
+  BlobRef state;         ///< the kind's own state: FdStateHeader + fields
 };
-static_assert(sizeof(FdRecord) == 112);
+static_assert(sizeof(FdRecord) == 128);
+static_assert(offsetof(FdRecord, state) == 112);
+
+/// FdRecord::state, in the Fds table's data area: a kind's state that the
+/// common fields have no room for, length-prefixed and versioned per kind
+/// (docs/FORMAT.md §9.7). A reader copies the fields it knows of a longer
+/// state and zero-fills a shorter one; it refuses a version it does not know.
+struct FdStateHeader {
+  u32 size;                 ///< bytes of the state, this header included
+  u32 version;              ///< of the kind's layout
+};
+static_assert(sizeof(FdStateHeader) == 8);
+
+/// FdType::EventFd's state, version 1.
+struct EventFdState {
+  static constexpr u32 kVersion = 1;
+  FdStateHeader header;
+  u64 count;                ///< the counter (fdinfo "eventfd-count", hex)
+  u32 flags;                ///< EventFdFlags
+  u32 pad0;
+};
+static_assert(sizeof(EventFdState) == 24);
+
+enum EventFdFlags : u32 {
+  kEventFdSemaphore = 1u << 0,  ///< made with EFD_SEMAPHORE (fdinfo "eventfd-semaphore: 1")
+};
+
+/// The fd kinds, one line each: name and the number stored in
+/// FdRecord::type (dense from 0; a new kind takes the next number). Every
+/// fd kind registry (libimg/fd_kinds.h, writer/src/fd_kinds/,
+/// reader/src/fd_kinds/) is a table of exactly kFdTypeCount entries that a
+/// static_assert checks, so a kind added here without its dump, restore,
+/// describe and preflight parts does not build (docs/DESIGN.md).
+#define CKPT_FD_TYPES(X) \
+  X(Regular, 0)          \
+  X(Directory, 1)        \
+  X(PipeRead, 2)         \
+  X(PipeWrite, 3)        \
+  X(Fifo, 4)             \
+  X(CharDevice, 5)       \
+  X(BlockDevice, 6)      \
+  X(Socket, 7)           \
+  X(EventFd, 8)          \
+  X(SignalFd, 9)         \
+  X(TimerFd, 10)         \
+  X(Epoll, 11)           \
+  X(Inotify, 12)         \
+  X(MemFd, 13)           \
+  X(Other, 14)
 
 enum class FdType : u32 {
-  Regular = 0,
-  Directory = 1,
-  PipeRead = 2,
-  PipeWrite = 3,
-  Fifo = 4,
-  CharDevice = 5,
-  BlockDevice = 6,
-  Socket = 7,
-  EventFd = 8,
-  SignalFd = 9,
-  TimerFd = 10,
-  Epoll = 11,
-  Inotify = 12,
-  MemFd = 13,
-  Other = 14,
+#define CKPT_FD_TYPE_ENUMERATOR(name, value) name = value,
+  CKPT_FD_TYPES(CKPT_FD_TYPE_ENUMERATOR)
+#undef CKPT_FD_TYPE_ENUMERATOR
 };
+
+/// How many FdTypes there are: the size of every fd kind registry.
+inline constexpr u32 kFdTypeCount = 0
+#define CKPT_FD_TYPE_COUNT(name, value) +1
+    CKPT_FD_TYPES(CKPT_FD_TYPE_COUNT)
+#undef CKPT_FD_TYPE_COUNT
+    ;
+namespace detail {
+constexpr bool fd_types_are_dense() {
+  u32 values[] = {
+#define CKPT_FD_TYPE_VALUE(name, value) value,
+      CKPT_FD_TYPES(CKPT_FD_TYPE_VALUE)
+#undef CKPT_FD_TYPE_VALUE
+  };
+  for (u32 i = 0; i < kFdTypeCount; i++)
+    if (values[i] != i) return false;
+  return true;
+}
+}  // namespace detail
+static_assert(detail::fd_types_are_dense(), "FdType values must be 0, 1, 2... in CKPT_FD_TYPES order");
 
 enum FdFlags : u32 {
   kFdUnlinked = 1u << 0,     ///< path no longer names the file

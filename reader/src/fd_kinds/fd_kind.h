@@ -1,0 +1,91 @@
+// The fd kind registry, the reader's part: for every FdType what preflight
+// checks of this machine (check_here_now) and how restore makes a new open
+// file description of it. One file per kind (regular.cc, pipe.cc...);
+// registry.cc is the table, which must have an entry for every FdType to
+// build (img::covers_every_fd_type, libimg/fd_kinds.h). Which kinds restore
+// refuses altogether is libimg's policy (img::unsupported_state), asked
+// before any of this runs.
+#pragma once
+
+#include <map>
+#include <set>
+#include <span>
+#include <string>
+#include <utility>
+
+#include <ckpt/img/fd_kinds.h>
+#include <ckpt/img/model.h>
+#include <ckpt/reader/validate.h>
+
+namespace ckpt::reader {
+
+/// Pipes being recreated in one process: anonymous pipes by pipe id (both
+/// ends, shared by every fd on them), and the FIFOs whose buffered bytes
+/// are back already.
+struct PipeTable {
+  std::map<img::u32, std::pair<int, int>> ends;
+  std::set<img::u32> refilled_fifos;
+};
+
+/// What opening one fd may use: the image's view, the pipes made so far,
+/// and the restoring terminal's fds 0..2 (or -1).
+struct FdOpenContext {
+  const img::CkptView &view;
+  PipeTable &pipes;
+  const int *terminal;
+};
+
+struct ReaderFdKind {
+  img::FdType type;
+  /// What fd record r needs from this machine now (its file still there
+  /// and the same...); fails naming the fd and what is wrong.
+  img::Status (*check_here)(const img::CkptView &view, const img::FdRecord &r, const HereNowOptions &options);
+  /// A new open file description as r describes it (access mode, status
+  /// flags, position), at any fd number, close-on-exec.
+  img::Expected<int> (*open)(FdOpenContext &context, const img::FdRecord &r);
+
+  constexpr bool complete() const { return check_here != nullptr && open != nullptr; }
+};
+
+/// The reader's entry for fd record type `type`; nullptr for a number this
+/// build does not know (unsupported_state refuses such an image first).
+const ReaderFdKind *reader_fd_kind(img::u32 type);
+
+// ---- Shared by the kinds' files ----------------------------------------
+
+/// r's open flags as open() takes them again: without those that made
+/// sense at creation only (O_CREAT, O_EXCL, O_TRUNC, O_NOCTTY) or are fd flags.
+int reopen_flags(const img::FdRecord &r);
+/// Opens r's path with its flags (no seek).
+img::Expected<int> open_by_path(const img::CkptView &view, const img::FdRecord &r);
+/// Writes all of data to fd; `what` names it in errors.
+img::Status write_all(int fd, std::span<const img::u8> data, const char *what);
+/// Fills a recreated unlinked file (fd, ours, read-write) with r's stored
+/// bytes, then reopens it through /proc with r's access mode and status
+/// flags and seeks to r's position; closes fd.
+img::Expected<int> fill_and_reopen(const img::CkptView &view, const img::FdRecord &r, int fd, const std::string &path);
+/// True when nothing is at `path` and the image stores the file that was
+/// there: restore recreates it (stored_files.h).
+bool gone_but_stored(const img::CkptView &view, const std::string &path, img::u64 ino);
+/// Regular files and directories reopened by path: still there, the same
+/// inode, not shorter (decision 24; --reopen-changed-files: decision 32).
+img::Status check_reopened_file(const img::CkptView &view, const img::FdRecord &r, const HereNowOptions &options);
+/// Nothing to check of this machine.
+img::Status check_nothing(const img::CkptView &, const img::FdRecord &, const HereNowOptions &);
+
+// ---- The kinds' functions (one file each) ----------------------------------
+
+img::Expected<int> open_regular(FdOpenContext &, const img::FdRecord &);
+img::Expected<int> open_directory(FdOpenContext &, const img::FdRecord &);
+img::Expected<int> open_pipe_end(FdOpenContext &, const img::FdRecord &);
+img::Status check_fifo(const img::CkptView &, const img::FdRecord &, const HereNowOptions &);
+img::Expected<int> open_fifo(FdOpenContext &, const img::FdRecord &);
+img::Status check_char_device(const img::CkptView &, const img::FdRecord &, const HereNowOptions &);
+img::Expected<int> open_char_device(FdOpenContext &, const img::FdRecord &);
+img::Expected<int> open_memfd(FdOpenContext &, const img::FdRecord &);
+img::Expected<int> open_eventfd(FdOpenContext &, const img::FdRecord &);
+/// Kinds restore refuses (refused.cc): unsupported_state stops a restore
+/// of them before this could run; reaching it is a one-line error.
+img::Expected<int> open_refused(FdOpenContext &, const img::FdRecord &);
+
+}  // namespace ckpt::reader

@@ -1,0 +1,91 @@
+// The reader's fd kind table (fd_kind.h) and what the kinds share.
+#include "fd_kind.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../stored_files.h"
+
+namespace ckpt::reader {
+
+using namespace img;
+
+namespace {
+
+constexpr std::array<ReaderFdKind, kFdTypeCount> kReaderFdKinds = {{
+    {FdType::Regular, check_reopened_file, open_regular},
+    {FdType::Directory, check_reopened_file, open_directory},
+    {FdType::PipeRead, check_nothing, open_pipe_end},
+    {FdType::PipeWrite, check_nothing, open_pipe_end},
+    {FdType::Fifo, check_fifo, open_fifo},
+    {FdType::CharDevice, check_char_device, open_char_device},
+    {FdType::BlockDevice, check_nothing, open_refused},
+    {FdType::Socket, check_nothing, open_refused},
+    {FdType::EventFd, check_nothing, open_eventfd},
+    {FdType::SignalFd, check_nothing, open_refused},
+    {FdType::TimerFd, check_nothing, open_refused},
+    {FdType::Epoll, check_nothing, open_refused},
+    {FdType::Inotify, check_nothing, open_refused},
+    {FdType::MemFd, check_nothing, open_memfd},
+    {FdType::Other, check_nothing, open_refused},
+}};
+static_assert(covers_every_fd_type(kReaderFdKinds),
+              "every FdType needs its reader entry (check_here, open): reader/src/fd_kinds/");
+
+}  // namespace
+
+const ReaderFdKind *reader_fd_kind(u32 type) { return type < kReaderFdKinds.size() ? &kReaderFdKinds[type] : nullptr; }
+
+int reopen_flags(const FdRecord &r) { return int(r.open_flags) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC); }
+
+Expected<int> open_by_path(const CkptView &v, const FdRecord &r) {
+  std::string path(v.fds.str_or_empty(r.path));
+  int fd = open(path.c_str(), reopen_flags(r) | O_CLOEXEC);
+  if (fd < 0) return make_error("fd %d: cannot open %s: %s", r.fd, path.c_str(), strerror(errno));
+  return fd;
+}
+
+Status write_all(int fd, std::span<const u8> data, const char *what) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error("cannot refill %s: %s", what, strerror(errno));
+    done += n;
+  }
+  return {};
+}
+
+Expected<int> fill_and_reopen(const CkptView &v, const FdRecord &r, int fd, const std::string &path) {
+  auto content = v.fds.blob(r.content);
+  if (!content) {
+    close(fd);
+    return content.error();
+  }
+  if (Status s = write_all(fd, *content, path.c_str()); !s) {
+    close(fd);
+    return s.error();
+  }
+  // Reopen through /proc with the original access mode and status flags
+  // (O_APPEND, O_NONBLOCK...), none of the creation's (O_TMPFILE would
+  // show in F_GETFL).
+  std::string self = "/proc/self/fd/" + std::to_string(fd);
+  int again = open(self.c_str(), reopen_flags(r) | O_CLOEXEC);
+  int e = errno;
+  close(fd);
+  if (again < 0) return make_error("fd %d: cannot reopen the recreated %s: %s", r.fd, path.c_str(), strerror(e));
+  lseek(again, static_cast<off_t>(r.pos), SEEK_SET);
+  return again;
+}
+
+bool gone_but_stored(const CkptView &v, const std::string &path, u64 ino) {
+  struct stat st;
+  return lstat(path.c_str(), &st) < 0 && errno == ENOENT && find_stored_file(v, path, ino);
+}
+
+Status check_nothing(const CkptView &, const FdRecord &, const HereNowOptions &) { return {}; }
+
+}  // namespace ckpt::reader

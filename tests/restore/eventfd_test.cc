@@ -1,0 +1,48 @@
+// eventfds (issue 13, the first kind on the fd kind registry): a real
+// program holding semaphore and plain eventfds, a dup of one, a counter
+// above 2^32 and a zero one, dumped with --kill and restored; the program
+// checks each counter, mode and flag itself (restore_eventfd.c). `info`
+// shows each counter.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "restore_common.h"
+
+namespace ckpt::restoretest {
+namespace {
+
+using json = nlohmann::json;
+
+class RestoreEventfd : public RestoreTest {
+ protected:
+  RunResult imgtool_run(const std::vector<std::string> &args) {
+    std::vector<std::string> argv = {imgtool()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return test::run(argv, 60);
+  }
+};
+
+TEST_F(RestoreEventfd, CounterSemaphoreAndFlagsComeBack) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_EVENTFD_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+
+  RunResult i = imgtool_run({"info", "--json", image_path()});
+  ASSERT_TRUE(i.exited && i.exit_code == 0) << i.err;
+  json j = json::parse(i.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << i.out;
+  std::map<int, std::string> state;
+  for (const json &f : j["processes"][0]["fds"])
+    if (f["type"] == "eventfd") state[f["fd"].get<int>()] = f.value("state", "");
+  EXPECT_EQ(state[40], "count 7, semaphore");
+  EXPECT_EQ(state[41], "count 7, semaphore");
+  EXPECT_EQ(state[42], "count " + std::to_string(0x123456789abULL));
+  EXPECT_EQ(state[43], "count 0");
+  RunResult text = imgtool_run({"info", image_path()});
+  EXPECT_NE(text.out.find("(count 7, semaphore)"), std::string::npos) << text.out;
+
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+}  // namespace
+}  // namespace ckpt::restoretest

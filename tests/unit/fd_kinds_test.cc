@@ -1,0 +1,140 @@
+// The fd kind registry (libimg/fd_kinds.h, reader/src/fd_kinds/): every
+// FdType has its entries, under the names `imgtool info --json` has always
+// used. That a missing entry fails the build is fd_kind_registry_compile.cc.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+#include <ckpt/img/fd_kinds.h>
+
+#include "fd_kinds/fd_kind.h"
+
+using namespace ckpt;
+using namespace ckpt::img;
+
+TEST(FdKinds, EveryTypeHasItsStableName) {
+  // The JSON names are an interface (gdb-scripts, users' scripts): they
+  // were positional before the registry and must not move.
+  const char *expected[] = {"regular", "directory", "pipe_read", "pipe_write", "fifo", "char_device",
+                            "block_device", "socket", "eventfd", "signalfd", "timerfd", "epoll",
+                            "inotify", "memfd", "other"};
+  ASSERT_EQ(kFdTypeCount, std::size(expected));
+  std::set<std::string> seen;
+  for (u32 t = 0; t < kFdTypeCount; t++) {
+    const FdKindInfo *k = fd_kind_info(t);
+    ASSERT_NE(k, nullptr) << "type " << t;
+    EXPECT_EQ(static_cast<u32>(k->type), t);
+    EXPECT_STREQ(k->name, expected[t]);
+    EXPECT_STREQ(fd_kind_name(t), expected[t]);
+    EXPECT_TRUE(seen.insert(k->name).second) << "two kinds named " << k->name;
+  }
+}
+
+TEST(FdKinds, UnknownNumbersAreNamedUnknown) {
+  EXPECT_EQ(fd_kind_info(kFdTypeCount), nullptr);
+  EXPECT_STREQ(fd_kind_name(kFdTypeCount), "unknown");
+  EXPECT_STREQ(fd_kind_name(0xffffffffu), "unknown");
+  EXPECT_EQ(reader::reader_fd_kind(kFdTypeCount), nullptr);
+}
+
+TEST(FdKinds, EveryTypeHasAReaderEntry) {
+  for (u32 t = 0; t < kFdTypeCount; t++) {
+    const reader::ReaderFdKind *k = reader::reader_fd_kind(t);
+    ASSERT_NE(k, nullptr) << "type " << t;
+    EXPECT_EQ(static_cast<u32>(k->type), t);
+    EXPECT_TRUE(k->complete());
+  }
+}
+
+TEST(FdKinds, OnlyPipeEndsAreSharedByPipeId) {
+  for (u32 t = 0; t < kFdTypeCount; t++) {
+    auto type = static_cast<FdType>(t);
+    EXPECT_EQ(is_pipe_end(type), type == FdType::PipeRead || type == FdType::PipeWrite) << fd_kind_name(t);
+  }
+}
+
+TEST(FdKinds, ARefusedKindIsOneLineNotASilentSkip) {
+  // unsupported_state refuses these first; should a restore still get to
+  // one, opening it fails naming the fd and the kind.
+  FdRecord r{};
+  r.fd = 7;
+  r.type = static_cast<u32>(FdType::Epoll);
+  CkptView v;
+  reader::PipeTable pipes;
+  int terminal[3] = {-1, -1, -1};
+  reader::FdOpenContext c{v, pipes, terminal};
+  auto fd = reader::reader_fd_kind(r.type)->open(c, r);
+  ASSERT_FALSE(fd);
+  EXPECT_EQ(fd.error().message(), "fd 7: epoll: not supported");
+}
+
+// A kind's state (FdRecord::state): length-prefixed and versioned; what a
+// reader cannot trust is an error naming the fd, never a guess.
+class FdState : public ::testing::Test {
+ protected:
+  Table<FdRecord> encode(const std::vector<u8> &state) {
+    TableBuilder<FdRecord> b;
+    FdRecord r{};
+    r.fd = 9;
+    r.type = static_cast<u32>(FdType::EventFd);
+    r.state = b.add_blob(state);
+    b.add(r);
+    bytes_ = b.encode();
+    auto t = decode_table<FdRecord>(bytes_);
+    EXPECT_TRUE(t) << t.error().message();
+    return t.take();
+  }
+  std::vector<u8> bytes_;
+};
+
+TEST_F(FdState, RoundTrips) {
+  EventFdState s{};
+  s.header = {sizeof s, EventFdState::kVersion};
+  s.count = 0x123456789abULL;
+  s.flags = kEventFdSemaphore;
+  Table<FdRecord> t = encode(fd_state_bytes(s));
+  auto back = fd_state<EventFdState>(t, t.records[0]);
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->count, s.count);
+  EXPECT_EQ(back->flags, s.flags);
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->describe(t, t.records[0]), "count 1250999896491, semaphore");
+}
+
+TEST_F(FdState, ShorterStateIsZeroFilled) {
+  // An older layout of the same version that ended after `count`.
+  EventFdState s{};
+  s.header = {16, EventFdState::kVersion};
+  s.count = 5;
+  s.flags = kEventFdSemaphore;  // beyond the 16 bytes: must not be read
+  std::vector<u8> b = fd_state_bytes(s);
+  b.resize(16);
+  Table<FdRecord> t = encode(b);
+  auto back = fd_state<EventFdState>(t, t.records[0]);
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->count, 5u);
+  EXPECT_EQ(back->flags, 0u);
+}
+
+TEST_F(FdState, BadStatesAreRefusedByName) {
+  EventFdState s{};
+  s.header = {sizeof s, EventFdState::kVersion + 1};
+  Table<FdRecord> t = encode(fd_state_bytes(s));
+  auto newer = fd_state<EventFdState>(t, t.records[0]);
+  ASSERT_FALSE(newer);
+  EXPECT_EQ(newer.error().message(), "fd 9: eventfd state version 2 is not 1 (written by a newer imgtool?)");
+
+  s.header = {40, EventFdState::kVersion};
+  t = encode(fd_state_bytes(s));
+  auto lying = fd_state<EventFdState>(t, t.records[0]);
+  ASSERT_FALSE(lying);
+  EXPECT_EQ(lying.error().message(), "fd 9: eventfd state says 40 bytes but has 24");
+
+  t = encode({});
+  auto none = fd_state<EventFdState>(t, t.records[0]);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().message(), "fd 9: no eventfd state in the image");
+  // And an image without it is refused before any restore starts.
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->refusal(t.records[0], "anon_inode:[eventfd]"),
+            "eventfd (its counter was not captured)");
+}
