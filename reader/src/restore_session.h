@@ -21,6 +21,7 @@ struct LoadedImage {
   const img::CkptView &view;
   const img::CoreView &core;
   const struct TreePlan *tree = nullptr;  ///< a tree image's plan (tree_plan.h), else null
+  bool hold_stopped = false;              ///< RestoreOptions::hold_stopped
 };
 
 /// What start_restored leaves running.
