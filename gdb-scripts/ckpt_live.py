@@ -18,6 +18,9 @@
 # at once, before any instruction (signals are taken on the way back to user
 # mode), and gdb is told not to pass that signal on.
 
+import os
+import sys
+
 import gdb
 
 _SIGSTOP_BIT = 1 << (19 - 1)
@@ -35,24 +38,24 @@ def _sigstop_pending(pid, tid):
 
 
 def _quietly(commands):
-    """Runs gdb commands without their output: to_string takes the
-    commands' own text, suppress-cli-notifications (gdb 12+) the stop
-    reports and thread switches, which gdb prints through its CLI
-    observers, outside to_string."""
-    saved = gdb.parameter("suppress-cli-notifications")
-    saved_file = gdb.parameter("logging file")
-    saved_redirect = gdb.parameter("logging redirect")
-    for c in ("set suppress-cli-notifications on", "set logging file /dev/null", "set logging redirect on",
-              "set logging enabled on"):
-        gdb.execute(c, to_string=True)
+    """Runs gdb commands without their output. to_string takes the
+    commands' own text, but gdb 13 prints stop reports ("received signal")
+    through its CLI observers straight to its standard output, past
+    to_string, `set logging redirect` and suppress-cli-notifications; so
+    fd 1 points at /dev/null meanwhile."""
+    gdb.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
     try:
         for c in commands:
             gdb.execute(c, to_string=True)
     finally:
-        for c in ("set logging enabled off", "set logging redirect %s" % ("on" if saved_redirect else "off"),
-                  "set logging file %s" % saved_file,
-                  "set suppress-cli-notifications %s" % ("on" if saved else "off")):
-            gdb.execute(c, to_string=True)
+        gdb.flush()
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def settle():
