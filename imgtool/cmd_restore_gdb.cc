@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dirent.h>
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,6 +60,27 @@ bool held_stopped(pid_t pid) {
   buf[n] = 0;
   const char *close_paren = std::strrchr(buf, ')');
   return close_paren && close_paren[1] == ' ' && close_paren[2] == 'T';
+}
+
+// Whether every thread of pid has `tracer` as its tracer.
+bool traced_by(pid_t pid, pid_t tracer) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR *d = opendir(dir.c_str());
+  if (!d) return false;
+  bool all = true, any = false;
+  while (dirent *e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    any = true;
+    FILE *f = std::fopen((dir + "/" + e->d_name + "/status").c_str(), "r");
+    char line[256];
+    long tracer_pid = 0;
+    while (f && std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "TracerPid: %ld", &tracer_pid) == 1) break;
+    if (f) std::fclose(f);
+    all = all && tracer_pid == tracer;
+  }
+  closedir(d);
+  return any && all;
 }
 
 }  // namespace
@@ -137,15 +159,26 @@ int restore_under_gdb(int argc, char **argv) {
     for (pid_t p : pids) kill(p, SIGKILL);
     return fail("restore", std::string("cannot start gdb: ") + std::strerror(errno));
   }
+  // The other processes of a tree run on once gdb holds the target: as if
+  // gdb had attached to one process of the live tree (a parent waiting for
+  // a held child would otherwise never finish; docs/DECISIONS.md).
+  bool others_released = pids.size() == 1;
   int status = 0;
   for (;;) {
-    pid_t r = waitpid(-1, &status, 0);  // reaps the restored root too
+    pid_t r = waitpid(-1, &status, others_released ? 0 : WNOHANG);  // reaps the restored root too
     if (r == gdb) break;
     if (r < 0 && errno != EINTR) break;
+    if (r == 0) {
+      if (traced_by(target, gdb)) {
+        for (pid_t p : pids)
+          if (p != target) kill(p, SIGCONT);
+        others_released = true;
+      } else {
+        usleep(20 * 1000);
+      }
+    }
   }
-  // gdb is gone: what it detached from runs on (gdb's detach semantics);
-  // processes of the tree gdb never attached to are still in the stop the
-  // restore left them in, and run on as well (docs/DECISIONS.md).
+  // gdb is gone: what it detached from runs on (gdb's detach semantics).
   for (pid_t p : pids)
     if (held_stopped(p)) kill(p, SIGCONT);
   while (waitpid(-1, nullptr, WNOHANG) > 0) {

@@ -2,6 +2,7 @@
 // batch mode (tests/programs/restore_gdb_live.c).
 #include <regex>
 #include <set>
+#include <sstream>
 #include <sys/wait.h>
 
 #include "restore_common.h"
@@ -120,6 +121,43 @@ TEST_F(RestoreGdb, DetachLeavesItRunning) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   expect_no_stray_stop(r);
   // We are the subreaper: the detached program is our child now.
+  int status = 0;
+  ASSERT_EQ(waitpid(pid_, &status, 0), pid_);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
+}
+
+// A tree: gdb holds the root; the others run on once it has attached, so
+// the root's waits for its children end and it exits with its own checks
+// passed.
+TEST_F(RestoreGdb, TreeRootRunsToTheEnd) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_TREE_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  go();
+  RunResult r = live({"info inferiors", "continue"});
+  ASSERT_TRUE(r.exited) << r.status();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("exited normally]"), std::string::npos) << r.out << log();
+  expect_no_stray_stop(r);
+}
+
+// --gdb-pid N: gdb on another process of the tree; after gdb's detach the
+// whole tree finishes normally.
+TEST_F(RestoreGdb, TreeChildByPid) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_TREE_PATH));
+  std::vector<std::string> pids;
+  std::istringstream words(program_->value("pids"));
+  for (std::string w; words >> w;) pids.push_back(w);
+  ASSERT_GE(pids.size(), 2u);
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  go();
+  RunResult r = test::run({imgtool(), "restore", image_path(), "--gdb", "--gdb-pid", pids[1], "--", "-batch", "-ex",
+                           "info inferiors", "-ex", "print (int)getpid()"},
+                          120);
+  ASSERT_TRUE(r.exited) << r.status();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("process " + pids[1]), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("= " + pids[1]), std::string::npos) << r.out;
+  expect_no_stray_stop(r);
   int status = 0;
   ASSERT_EQ(waitpid(pid_, &status, 0), pid_);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
