@@ -78,6 +78,10 @@ TEST_F(RestoreGdb, ShowsWhatTheImageShows) {
   EXPECT_NE(live_run.out.find("\"reader\""), std::string::npos) << live_run.out;
   EXPECT_NE(live_run.out.find("\"sleeper\""), std::string::npos) << live_run.out;
   expect_no_stray_stop(live_run);
+  // The end of -batch detached: the program runs on, to its clean exit.
+  int status = 0;
+  ASSERT_EQ(waitpid(pid_, &status, 0), pid_);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
 }
 
 TEST_F(RestoreGdb, BreakpointWatchpointAndNormalExit) {
