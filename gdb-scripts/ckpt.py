@@ -689,3 +689,5 @@ def _install():
 
 
 _install()
+# The live-session commands (ckpt settle, ckpt attach) live next to this file.
+gdb.execute("source " + os.path.join(os.path.dirname(_SCRIPT_PATH), "ckpt_live.py"))

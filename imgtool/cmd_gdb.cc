@@ -16,6 +16,7 @@
 #include <ckpt/img/reader.h>
 
 #include "cli.h"
+#include "gdb_launch.h"
 #include "tree_process.h"
 
 #ifndef CKPT_GDB_SCRIPT_FROM_BINDIR
@@ -122,6 +123,10 @@ static ImageFacts read_facts(const std::string &file) {
   }
   return facts;
 }
+
+std::string gdb_script_path() { return find_script(); }
+std::string imgtool_path() { return self_exe(); }
+std::string recorded_program(const std::string &image) { return read_facts(image).program; }
 
 int cmd_gdb(int argc, char **argv) {
   // Everything after the first "--" belongs to gdb.

@@ -1,13 +1,16 @@
 #include <cstdio>
+#include <string>
 
 #include <ckpt/reader/restore.h>
 
 #include "cli.h"
+#include "gdb_launch.h"
 
 namespace ckpt::tool {
 
 static const char kHelp[] =
     "usage: imgtool restore FILE|- [--detach [--pidfile F]] [--lazy] [--pidns] [--reopen-changed-files]\n"
+    "       imgtool restore FILE --gdb [--gdb-pid N] [--lazy] [-- GDB-ARGS...]\n"
     "\n"
     "Brings the checkpointed process back with its original pid and tids.\n"
     "FILE '-' reads the image from standard input (a pipe or socket:\n"
@@ -37,10 +40,17 @@ static const char kHelp[] =
     "                 dump (rotated logs) as they are now, instead of refusing;\n"
     "                 a position past the new end moves to the end\n"
     "\n"
+    "  --gdb          restore every process stopped before its first\n"
+    "                 instruction and run gdb attached to the root (see\n"
+    "                 docs/GDB.md); the exit status is gdb's\n"
+    "  --gdb-pid N    with --gdb: attach to process N of a tree instead\n"
+    "\n"
     "Files the image stores (dump --store-tmpfs-files) that are gone are\n"
     "recreated with their bytes, mode, owner and mtime.\n";
 
 int cmd_restore(int argc, char **argv) {
+  for (int i = 2; i < argc && std::string(argv[i]) != "--"; i++)
+    if (std::string(argv[i]) == "--gdb" || std::string(argv[i]) == "--gdb-pid") return restore_under_gdb(argc, argv);
   auto args = parse_args("restore", argc, argv, 2,
                          {{"--detach", false, ""}, {"--pidfile", true, ""}, {"--lazy", false, ""},
                           {"--reopen-changed-files", false, ""}, {"--pidns", false, ""}, {"--help", false, "-h"}});

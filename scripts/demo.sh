@@ -235,4 +235,16 @@ kill -KILL "$HOLDER_PID" 2>/dev/null || true
 wait "$HOLDER_PID" 2>/dev/null || true
 
 echo
+echo "== 11. debug the checkpointed instant live: restore --gdb =="
+# The same image once more, stopped before its first instruction, with gdb
+# attached (docs/GDB.md); batch mode, and `kill` so that it ends here.
+if [[ $HAVE_CKPT == 1 ]] && command -v gdb >/dev/null 2>&1 && [[ -z "$RESTORED_PID" ]]; then
+  echo "\$ $IMGTOOL restore $IMAGE --gdb -- -batch -ex 'info threads' -ex 'bt 3' -ex kill"
+  "$IMGTOOL" restore "$IMAGE" --gdb -- -batch -ex 'info threads' -ex 'bt 3' -ex kill </dev/null ||
+    echo "(exit status $?)"
+else
+  echo "no ckpt image or no gdb; skipping"
+fi
+
+echo
 echo "demo: done; images and logs are in $OUT"

@@ -78,7 +78,7 @@ void forward_signal(int sig) {
 }  // namespace
 
 Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProcesses &out) {
-  if (loaded.tree) return start_tree(*loaded.tree, lazy_restore, out);
+  if (loaded.tree) return start_tree(*loaded.tree, lazy_restore, loaded.hold_stopped, out);
   int status[2];
   if (pipe2(status, O_CLOEXEC) < 0) return make_error("pipe: %s", strerror(errno));
   ChildChannels channels;
@@ -114,7 +114,9 @@ Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProc
   auto where = await_verdict(status[0], *pid);
   if (!where) return where.error();
   std::string warning;
-  CKPT_TRY(hand_over(handover_of(loaded.view, *pid, *where), &warning));
+  Handover handover = handover_of(loaded.view, *pid, *where);
+  handover.stopped = handover.stopped || loaded.hold_stopped;
+  CKPT_TRY(hand_over(handover, &warning));
   if (!warning.empty()) std::fprintf(stderr, "imgtool restore: warning: %s\n", warning.c_str());
   return out.lazy.go();
 }
@@ -172,6 +174,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   auto core = decode_core(*image);
   if (!core) return core.error();
   LoadedImage loaded{path, *image, *view, *core, nullptr, nullptr};
+  loaded.hold_stopped = opt.hold_stopped;
   std::optional<TreePlan> tree;
   if (!view->tree.records.empty()) {
     auto plan = plan_tree(path, *image, *view, *core);

@@ -25,6 +25,7 @@ struct LoadedImage {
   /// Called once every restored process has read its memory (restore -:
   /// drops the spooled stream, with image and tree; view stays usable).
   std::function<void()> memory_restored;
+  bool hold_stopped = false;              ///< RestoreOptions::hold_stopped
 };
 
 /// What start_restored leaves running.

@@ -230,7 +230,7 @@ Expected<rs_handover> read_tree_verdict(int fd, pid_t pid) {
 
 }  // namespace
 
-Status start_tree(const TreePlan &plan, bool lazy, RestoredProcesses &out) {
+Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredProcesses &out) {
   const size_t n = plan.processes.size();
   TreeChannels ch;
   std::vector<int> status_read(n, -1);
@@ -359,6 +359,7 @@ Status start_tree(const TreePlan &plan, bool lazy, RestoredProcesses &out) {
     status_read[i] = -1;
     if (!where) return fail(where.error());
     handovers.push_back(handover_of(*plan.processes[i].view, plan.processes[i].pid, *where));
+    handovers.back().stopped = handovers.back().stopped || hold_stopped;
   }
   std::string warning;
   if (Status s = hand_over_all(handovers, &warning); !s) return fail(s.error());

@@ -27,6 +27,6 @@ namespace ckpt::reader {
 /// (our child) and every process runs. With `lazy`, each process's memory
 /// is served by a lazy-pages helper of its own (out.tree_lazy). One line on
 /// failure, nothing left.
-img::Status start_tree(const TreePlan &plan, bool lazy, RestoredProcesses &out);
+img::Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredProcesses &out);
 
 }  // namespace ckpt::reader

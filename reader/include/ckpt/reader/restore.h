@@ -19,6 +19,11 @@ struct RestoreOptions {
   /// init, where the original pids are free; pidfile gets the root's pid
   /// as this namespace sees it.
   bool pidns = false;
+  /// Leave every restored process in a job-control stop (SIGSTOP) before
+  /// its first instruction, as a dump of a stopped process comes back:
+  /// `restore --gdb` attaches a debugger there. Implies nothing about
+  /// detach; the caller decides.
+  bool hold_stopped = false;
 };
 
 /// Checks the image and this machine, then brings the process back with its
