@@ -104,6 +104,9 @@ int restore_under_gdb(int argc, char **argv) {
   if (args->has("--detach") || args->has("--pidfile"))
     return fail("restore", "--gdb runs in the foreground: --detach and --pidfile do not apply");
   const std::string &file = args->positional[0];
+  // gdb reads its commands from standard input: the image cannot come
+  // through it as well.
+  if (file == "-") return fail("restore", "--gdb needs an image file; standard input ('-') is gdb's");
   std::string problem;
   std::vector<pid_t> pids = restored_pids(file, &problem);
   if (pids.empty()) return fail("restore", file + ": " + problem);

@@ -172,5 +172,11 @@ TEST_F(RestoreGdb, RefusesPidns) {
   expect_one_line_failure(restore(image_path(), {"--gdb", "--pidns"}), "not supported");
 }
 
+TEST_F(RestoreGdb, RefusesStandardInput) {
+  // gdb takes its commands from standard input; the image cannot come that way.
+  ASSERT_NO_FATAL_FAILURE(prepare());
+  expect_one_line_failure(restore("-", {"--gdb"}), "standard input ('-') is gdb's");
+}
+
 }  // namespace
 }  // namespace ckpt::restoretest
