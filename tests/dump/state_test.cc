@@ -276,7 +276,7 @@ TEST(DumpKill, KillsAStoppedMultiThreadedProcess) {
   TempDir tmp;
   std::string c = tmp.file("killed.core");
   expect_success(dump(t.pid(), c, {"--kill"}));
-  // dump --kill returns once every thread has exited (decision 702): a
+  // dump --kill returns once every thread has exited (decision 83): a
   // zombie at most, waiting for its parent.
   char state = proc_state(t.pid());
   EXPECT_TRUE(state == 0 || state == 'Z') << "state '" << state << "' right after dump --kill";

@@ -270,7 +270,7 @@ namespace ckpt::dumptest {
 namespace {
 
 // libckpt runs imgtool as a child of the process it checkpoints: the dumper
-// leaves itself (and what it runs) out of the tree (DECISIONS.md 102).
+// leaves itself (and what it runs) out of the tree (DECISIONS.md 73).
 TEST(DumpTree, TheDumperLeavesItselfOut) {
   TempDir tmp;
   std::string image = tmp.file("self.ckpt");

@@ -133,7 +133,7 @@ TEST_F(RestoreStream, ProcessTreeThroughAPipe) {
 // The same with the original pids on this host: the killed tree's
 // processes are zombies until their parent (here the test, their
 // subreaper) reaps them, here 300 ms after restore has the whole stream
-// (decision 702: restore gives a zombie's pid a moment).
+// (decision 83: restore gives a zombie's pid a moment).
 TEST_F(RestoreStream, ProcessTreeThroughAPipeWithItsPids) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_TREE_PATH));
   std::vector<pid_t> pids = descendants(pid_);

@@ -29,7 +29,7 @@ class FrozenTree {
  public:
   /// Freezes root and every descendant (re-reading children until no new
   /// one appears). The process running this code and its descendants are
-  /// never part of the tree (DECISIONS.md 102). On failure every process frozen
+  /// never part of the tree (DECISIONS.md 73). On failure every process frozen
   /// so far is let go as it was and the error names the process.
   static img::Expected<FrozenTree> freeze(pid_t root, const std::atomic<bool> *cancel = nullptr);
 
