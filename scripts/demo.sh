@@ -212,11 +212,16 @@ echo "== 9. a program that checkpoints itself (libckpt) =="
 # ckpt_checkpoint() returns the checkpoint id in the original and 0 in the
 # copy restored from the image, like fork(); an excluded 8 MiB scratch
 # buffer is left out of the image and comes back zero-filled.
-echo "\$ build/examples/selfckpt $OUT/self.ckpt"
-build/examples/selfckpt "$OUT/self.ckpt"
+# Its output goes to a log opened O_APPEND: the restored copy's stdout is
+# the original's, at the offset the checkpoint saw.
+echo "\$ build/examples/selfckpt $OUT/self.ckpt >>$OUT/self.log"
+build/examples/selfckpt "$OUT/self.ckpt" >>"$OUT/self.log" 2>&1 </dev/null
+cat "$OUT/self.log"
 ls -l "$OUT/self.ckpt"
 echo "\$ $IMGTOOL restore $OUT/self.ckpt"
-"$IMGTOOL" restore "$OUT/self.ckpt"
+lines_before=$(wc -l <"$OUT/self.log")
+"$IMGTOOL" restore "$OUT/self.ckpt" </dev/null
+tail -n +"$((lines_before + 1))" "$OUT/self.log"
 
 echo
 echo "== 10. what restore could not bring back is refused before anything is lost =="
