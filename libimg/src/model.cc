@@ -95,6 +95,21 @@ static Status decode_into(Find &find, CkptNote type, const char *name, Table<R> 
 // to a thread in filter mode, each such thread has exactly its count of
 // filters at positions 0..count-1, and each program is a whole number of
 // classic BPF instructions the kernel could have accepted.
+// A string or blob reference of record i must lie in its table's data.
+template <typename Table>
+static Status check_str(const Table &table, StrRef r, const char *what, size_t i) {
+  auto s = table.str(r);
+  if (!s) return s.error().context(std::string(what) + " record " + std::to_string(i));
+  return {};
+}
+
+template <typename Table>
+static Status check_blob(const Table &table, BlobRef r, const char *what, size_t i) {
+  auto s = table.blob(r);
+  if (!s) return s.error().context(std::string(what) + " record " + std::to_string(i));
+  return {};
+}
+
 static Status check_seccomp(const CkptView &v) {
   std::vector<std::vector<bool>> seen(v.threads.records.size());
   for (size_t i = 0; i < v.threads.records.size(); i++) {
@@ -193,16 +208,6 @@ static Expected<CkptView> decode_tables(Find &&find) {
   }
 
   // Cross references. Every string and blob must lie in its table.
-  auto check_str = [](auto &table, StrRef r, const char *what, size_t i) -> Status {
-    auto s = table.str(r);
-    if (!s) return s.error().context(std::string(what) + " record " + std::to_string(i));
-    return {};
-  };
-  auto check_blob = [](auto &table, BlobRef r, const char *what, size_t i) -> Status {
-    auto s = table.blob(r);
-    if (!s) return s.error().context(std::string(what) + " record " + std::to_string(i));
-    return {};
-  };
   CKPT_TRY(check_str(v.identity_table, v.identity.kernel_release, "identity", 0));
   CKPT_TRY(check_str(v.identity_table, v.identity.hostname, "identity", 0));
   CKPT_TRY(check_str(v.identity_table, v.identity.writer, "identity", 0));
@@ -242,16 +247,6 @@ Expected<CkptView> decode_ckpt(const ImageReader &image) {
   });
   if (!found) return found.error();
   CkptView v = found.take();
-  auto check_str = [](auto &table, StrRef r, const char *what, size_t i) -> Status {
-    auto s = table.str(r);
-    if (!s) return s.error().context(std::string(what) + " record " + std::to_string(i));
-    return {};
-  };
-  auto check_blob = [](auto &table, BlobRef r, const char *what, size_t i) -> Status {
-    auto s = table.blob(r);
-    if (!s) return s.error().context(std::string(what) + " record " + std::to_string(i));
-    return {};
-  };
 
   auto tree = check_tree_layout(image);
   if (!tree) return tree.error();

@@ -207,19 +207,8 @@ Status await_created(const TreePlan &plan, int created, const std::vector<int> &
 // The verdict of a process that is not our child: RS_OK and where its
 // restorer is, or its line.
 Expected<rs_handover> read_tree_verdict(int fd, pid_t pid) {
-  std::string verdict;
-  char buf[512];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    verdict.append(buf, n);
-  }
-  if (verdict.size() == 1 + sizeof(rs_handover) && verdict[0] == RS_OK) {
-    rs_handover where;
-    std::memcpy(&where, verdict.data() + 1, sizeof where);
-    return where;
-  }
+  std::string verdict = read_verdict(fd);
+  if (auto where = handover_of(verdict)) return *where;
   if (verdict.empty()) return make_error("process %d ended before it was running", pid);
   if (verdict.size() >= 2 && verdict.size() % 2 == 0 && static_cast<unsigned char>(verdict[0]) < 32)
     return make_error("process %d: %s", pid, describe_restorer_failure(verdict).c_str());

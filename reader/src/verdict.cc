@@ -52,7 +52,7 @@ std::string describe_restorer_failure(const std::string &verdict) {
          strerror(static_cast<unsigned char>(verdict[1]));
 }
 
-Expected<rs_handover> await_verdict(int fd, pid_t pid) {
+std::string read_verdict(int fd) {
   std::string verdict;
   char buf[512];
   for (;;) {
@@ -61,12 +61,20 @@ Expected<rs_handover> await_verdict(int fd, pid_t pid) {
     if (n <= 0) break;
     verdict.append(buf, n);
   }
+  return verdict;
+}
+
+std::optional<rs_handover> handover_of(const std::string &verdict) {
+  if (verdict.size() != 1 + sizeof(rs_handover) || verdict[0] != RS_OK) return std::nullopt;
+  rs_handover where;
+  std::memcpy(&where, verdict.data() + 1, sizeof where);
+  return where;
+}
+
+Expected<rs_handover> await_verdict(int fd, pid_t pid) {
+  std::string verdict = read_verdict(fd);
   close(fd);
-  if (verdict.size() == 1 + sizeof(rs_handover) && verdict[0] == RS_OK) {
-    rs_handover where;
-    std::memcpy(&where, verdict.data() + 1, sizeof where);
-    return where;
-  }
+  if (auto where = handover_of(verdict)) return *where;
   int st = reap(pid);
   if (verdict.empty()) {
     if (WIFSIGNALED(st))

@@ -5,6 +5,7 @@
 // it (become_image_or_report). EOF with nothing means the child died.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <sys/types.h>
 
@@ -13,6 +14,12 @@
 #include "../restorer/abi.h"
 
 namespace ckpt::reader {
+
+/// Everything written to the verdict pipe `fd` until EOF (not closed).
+std::string read_verdict(int fd);
+
+/// The handover of a verdict that says RS_OK, else nothing.
+std::optional<rs_handover> handover_of(const std::string &verdict);
 
 /// Reads the verdict of child `pid` from `fd` (closed). On failure the
 /// child is reaped and the error says why, in one line.
