@@ -689,5 +689,7 @@ def _install():
 
 
 _install()
-# The live-session commands (ckpt settle, ckpt attach) live next to this file.
+# The live-session commands (ckpt settle, ckpt attach) and the commands on
+# whole images (ckpt diff, ckpt restore-here) live next to this file.
 gdb.execute("source " + os.path.join(os.path.dirname(_SCRIPT_PATH), "ckpt_live.py"))
+gdb.execute("source " + os.path.join(os.path.dirname(_SCRIPT_PATH), "ckpt_image_ops.py"))

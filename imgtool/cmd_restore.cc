@@ -9,7 +9,8 @@
 namespace ckpt::tool {
 
 static const char kHelp[] =
-    "usage: imgtool restore FILE|- [--detach [--pidfile F]] [--lazy] [--pidns] [--reopen-changed-files]\n"
+    "usage: imgtool restore FILE|- [--detach [--pidfile F]] [--lazy] [--pidns] [--leave-stopped]\n"
+    "                              [--reopen-changed-files]\n"
     "       imgtool restore FILE --gdb [--gdb-pid N] [--lazy] [-- GDB-ARGS...]\n"
     "\n"
     "Brings the checkpointed process back with its original pid and tids.\n"
@@ -35,6 +36,11 @@ static const char kHelp[] =
     "                 pages come from FILE as the process touches them, the\n"
     "                 rest in the background (faster for large images; FILE\n"
     "                 must stay in place until a helper process has finished)\n"
+    "  --leave-stopped\n"
+    "                 leave every restored process stopped (as by SIGSTOP)\n"
+    "                 before its first instruction: continue it with\n"
+    "                 'kill -CONT', or attach a debugger (gdb's 'ckpt\n"
+    "                 restore-here' uses this)\n"
     "  --reopen-changed-files\n"
     "                 open files that were replaced or truncated since the\n"
     "                 dump (rotated logs) as they are now, instead of refusing;\n"
@@ -53,7 +59,8 @@ int cmd_restore(int argc, char **argv) {
     if (std::string(argv[i]) == "--gdb" || std::string(argv[i]) == "--gdb-pid") return restore_under_gdb(argc, argv);
   auto args = parse_args("restore", argc, argv, 2,
                          {{"--detach", false, ""}, {"--pidfile", true, ""}, {"--lazy", false, ""},
-                          {"--reopen-changed-files", false, ""}, {"--pidns", false, ""}, {"--help", false, "-h"}});
+                          {"--reopen-changed-files", false, ""}, {"--pidns", false, ""}, {"--leave-stopped", false, ""},
+                          {"--help", false, "-h"}});
   if (!args) return 2;
   if (args->has("--help")) {
     std::fputs(kHelp, stdout);
@@ -67,6 +74,7 @@ int cmd_restore(int argc, char **argv) {
   opt.lazy = args->has("--lazy");
   opt.pidns = args->has("--pidns");
   opt.reopen_changed_files = args->has("--reopen-changed-files");
+  opt.hold_stopped = args->has("--leave-stopped");
   if (auto p = args->get("--pidfile")) opt.pidfile = *p;
   std::fflush(stdout);
   auto status = reader::restore_image(opt);

@@ -27,6 +27,7 @@ const Command kCommands[] = {
     {"convert", cmd_convert, "switch an image between its core and self-restoring form"},
     {"binfmt", cmd_binfmt, "run core-form images as ./IMAGE (binfmt_misc rule)"},
     {"extract", cmd_extract, "write one process of a tree image as a standalone core"},
+    {"diff", cmd_diff, "show what changed in a process between two checkpoints"},
 };
 
 // Named in the contract but not written yet: saying so beats "unknown command".

@@ -1,0 +1,481 @@
+#include "image_diff.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <map>
+#include <optional>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ckpt/img/fd_kinds.h>
+#include <ckpt/img/model.h>
+#include <ckpt/img/reader.h>
+
+#include "tree_process.h"
+
+namespace ckpt::tool {
+
+using namespace img;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+constexpr u64 kPage = 4096;
+
+std::string hex(u64 v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", (unsigned long long)v);
+  return b;
+}
+
+std::string signal_name(int sig) {
+  const char *abbrev = sig > 0 && sig < 65 ? sigabbrev_np(sig) : nullptr;
+  if (abbrev) return std::string("SIG") + abbrev;
+  if (sig >= SIGRTMIN && sig <= SIGRTMAX) return "SIGRTMIN+" + std::to_string(sig - SIGRTMIN);
+  return "signal " + std::to_string(sig);
+}
+
+json signal_set(u64 mask) {
+  json a = json::array();
+  for (int s = 1; s <= 64; s++)
+    if (mask & (u64(1) << (s - 1))) a.push_back(signal_name(s));
+  return a;
+}
+
+std::string prot_string(u32 prot, bool shared) {
+  std::string s = "---p";
+  if (prot & PROT_READ) s[0] = 'r';
+  if (prot & PROT_WRITE) s[1] = 'w';
+  if (prot & PROT_EXEC) s[2] = 'x';
+  if (shared) s[3] = 's';
+  return s;
+}
+
+// One side of the comparison: one process of one image, decoded.
+struct Side {
+  std::string path;
+  ImageReader image;
+  CkptView view;
+  CoreView core;
+  const TaskRecord *task = nullptr;
+  std::vector<const VmaRecord *> vmas;  // of this process, ascending
+};
+
+Expected<Side> open_side(const std::string &path, i32 pid) {
+  auto file = ImageReader::open(path);
+  if (!file) return file.error();
+  if (!file->has_ckpt_marker() || !file->find_ckpt(CkptNote::Identity))
+    return make_error("not a ckpt image (imgtool diff compares checkpoints)");
+  CKPT_TRY(verify_integrity(*file));
+  auto root_view = decode_ckpt(*file);
+  if (!root_view) return root_view.error();
+  Side side{path, std::move(*file), {}, {}, nullptr, {}};
+  if (pid != 0 && pid != root_view->identity.root_pid) {
+    auto record = find_embedded_process(path, pid);
+    if (!record) return record.error();
+    auto nested = side.image.embedded(*record);
+    if (!nested) return nested.error();
+    side.image = std::move(*nested);
+    auto view = decode_ckpt(side.image);
+    if (!view) return view.error();
+    side.view = std::move(*view);
+  } else {
+    side.view = std::move(*root_view);
+    pid = side.view.identity.root_pid;
+  }
+  auto core = decode_core(side.image);
+  if (!core) return core.error();
+  side.core = std::move(*core);
+  for (const TaskRecord &t : side.view.tasks.records)
+    if (t.pid == pid) side.task = &t;
+  if (!side.task) return make_error("holds no process %d", pid);
+  for (const VmaRecord &m : side.view.vmas.records)
+    if (m.pid == pid) side.vmas.push_back(&m);
+  std::sort(side.vmas.begin(), side.vmas.end(), [](auto *x, auto *y) { return x->start < y->start; });
+  for (const PageRangeRecord &r : side.view.ranges.records)
+    if (r.source == u32(PageSource::Parent))
+      return make_error("is an incremental image: diff compares complete images ('imgtool merge' it first)");
+  return side;
+}
+
+// A page range's bytes at one address: where they come from.
+struct Bytes {
+  enum Kind { Stored, Zero, FileBacked, Absent } kind = Absent;
+  const u8 *data = nullptr;     // Stored: the bytes
+  const VmaRecord *vma = nullptr;
+};
+
+Bytes bytes_at(const Side &s, const VmaRecord &m, u64 addr, u64 *run_end) {
+  for (u32 k = 0; k < m.range_count; k++) {
+    const PageRangeRecord &r = s.view.ranges.records[m.first_range + k];
+    if (addr < r.start || addr >= r.start + r.length) continue;
+    *run_end = r.start + r.length;
+    Bytes b;
+    b.vma = &m;
+    switch (static_cast<PageSource>(r.source)) {
+      case PageSource::Image:
+        b.kind = Bytes::Stored;
+        b.data = stored_range(s.image, r).bytes.data() + (addr - r.start);
+        break;
+      case PageSource::Zero: b.kind = Bytes::Zero; break;
+      case PageSource::File: b.kind = Bytes::FileBacked; break;
+      default: b.kind = Bytes::Absent; break;
+    }
+    return b;
+  }
+  *run_end = m.end;
+  return Bytes{};
+}
+
+// The page at addr of a file-backed range, read from the mapped file when
+// it is still the file the image recorded; false otherwise.
+bool read_file_page(const Side &s, const VmaRecord &m, u64 addr, u8 *out) {
+  std::string path(s.view.vmas.str_or_empty(m.path));
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st;
+  bool same = fstat(fd, &st) == 0 && st.st_ino == m.ino;
+  ssize_t n = same ? pread(fd, out, kPage, static_cast<off_t>(m.pgoff + (addr - m.start))) : -1;
+  close(fd);
+  if (n < 0) return false;
+  std::memset(out + n, 0, kPage - static_cast<size_t>(n));  // past the end of the file: zeros
+  return true;
+}
+
+// Fills one page of side s into buf (the bytes as the process saw them).
+// False when they cannot be known (a changed or missing mapped file).
+bool page_bytes(const Side &s, const Bytes &b, u64 addr, u8 *buf) {
+  switch (b.kind) {
+    case Bytes::Stored: std::memcpy(buf, b.data, kPage); return true;
+    case Bytes::Zero: std::memset(buf, 0, kPage); return true;
+    case Bytes::FileBacked: return read_file_page(s, *b.vma, addr, buf);
+    case Bytes::Absent: return false;
+  }
+  return false;
+}
+
+std::string vma_name(const Side &s, const VmaRecord &m) {
+  std::string_view p = s.view.vmas.str_or_empty(m.path);
+  return p.empty() ? "[anon]" : std::string(p);
+}
+
+// base with the fields of extra added (json::update returns nothing).
+json with(json base, const json &extra) {
+  base.update(extra);
+  return base;
+}
+
+json vma_json(const Side &s, const VmaRecord &m) {
+  return json{{"start", hex(m.start)}, {"end", hex(m.end)}, {"prot", prot_string(m.prot, m.flags & kVmaShared)},
+              {"path", vma_name(s, m)}};
+}
+
+// Changed runs of pages inside the overlap [lo, hi) of a VMA of each side.
+void diff_overlap(const Side &a, const VmaRecord &ma, const Side &b, const VmaRecord &mb, u64 lo, u64 hi,
+                  json &out) {
+  std::vector<u8> pa(kPage), pb(kPage);
+  json run;
+  u64 run_bytes = 0, run_pages = 0;
+  auto flush = [&] {
+    if (run.is_null()) return;
+    run["bytes_differ"] = run_bytes;
+    run["pages"] = run_pages;
+    out.push_back(run);
+    run = json();
+    run_bytes = run_pages = 0;
+  };
+  u64 addr = lo;
+  while (addr < hi) {
+    u64 end_a, end_b;
+    Bytes ba = bytes_at(a, ma, addr, &end_a), bb = bytes_at(b, mb, addr, &end_b);
+    u64 seg_end = std::min({end_a, end_b, hi});
+    // Equal without looking: both untouched, both unchanged from the same
+    // file, or neither captured.
+    bool same_file = ba.kind == Bytes::FileBacked && bb.kind == Bytes::FileBacked && ma.ino == mb.ino &&
+                     ma.pgoff - ma.start == mb.pgoff - mb.start;
+    if ((ba.kind == Bytes::Zero && bb.kind == Bytes::Zero) || same_file ||
+        (ba.kind == Bytes::Absent && bb.kind == Bytes::Absent)) {
+      flush();
+      addr = seg_end;
+      continue;
+    }
+    for (; addr < seg_end; addr += kPage) {
+      u64 differ = 0;
+      bool known = page_bytes(a, ba, addr, pa.data()) && page_bytes(b, bb, addr, pb.data());
+      if (known && std::memcmp(pa.data(), pb.data(), kPage) != 0) {
+        for (u64 i = 0; i < kPage; i++) differ += pa[i] != pb[i];
+      } else if (known) {
+        differ = 0;
+      } else {
+        differ = kPage;  // cannot tell: counted as changed, and said so
+      }
+      if (!differ) {
+        flush();
+        continue;
+      }
+      if (run.is_null()) {
+        run = json{{"change", "changed"}, {"start", hex(addr)}, {"end", hex(addr + kPage)},
+                   {"prot", prot_string(mb.prot, mb.flags & kVmaShared)}, {"path", vma_name(b, mb)}};
+        if (!known) run["unknown"] = true;
+      }
+      run["end"] = hex(addr + kPage);
+      run_bytes += differ;
+      run_pages++;
+    }
+  }
+  flush();
+}
+
+json diff_memory(const Side &a, const Side &b) {
+  json out = json::array();
+  // Mappings present on one side only, or with other protections.
+  auto covered = [](const std::vector<const VmaRecord *> &vmas, const VmaRecord &m) {
+    for (const VmaRecord *o : vmas)
+      if (o->start < m.end && m.start < o->end) return true;
+    return false;
+  };
+  for (const VmaRecord *m : a.vmas)
+    if (!covered(b.vmas, *m)) out.push_back(with({{"change", "unmapped"}}, vma_json(a, *m)));
+  for (const VmaRecord *m : b.vmas)
+    if (!covered(a.vmas, *m)) out.push_back(with({{"change", "mapped"}}, vma_json(b, *m)));
+  for (const VmaRecord *ma : a.vmas)
+    for (const VmaRecord *mb : b.vmas) {
+      if (!(ma->start < mb->end && mb->start < ma->end)) continue;
+      if (ma->start != mb->start || ma->end != mb->end) {
+        json j{{"change", "resized"}};
+        j.update(vma_json(b, *mb));
+        j["was"] = json{{"start", hex(ma->start)}, {"end", hex(ma->end)}};
+        out.push_back(j);
+      } else if (ma->prot != mb->prot || (ma->flags & kVmaShared) != (mb->flags & kVmaShared)) {
+        json j{{"change", "protection"}};
+        j.update(vma_json(b, *mb));
+        j["was"] = prot_string(ma->prot, ma->flags & kVmaShared);
+        out.push_back(j);
+      }
+      diff_overlap(a, *ma, b, *mb, std::max(ma->start, mb->start), std::min(ma->end, mb->end), out);
+    }
+  std::stable_sort(out.begin(), out.end(), [](const json &x, const json &y) {
+    return std::stoull(x["start"].get<std::string>(), nullptr, 16) < std::stoull(y["start"].get<std::string>(), nullptr, 16);
+  });
+  return out;
+}
+
+const CoreThread *core_thread(const Side &s, i32 tid) {
+  for (const CoreThread &t : s.core.threads)
+    if (t.prstatus.pr_pid == tid) return &t;
+  return nullptr;
+}
+
+const ThreadRecord *thread_record(const Side &s, i32 tid) {
+  for (const ThreadRecord &t : s.view.threads.records)
+    if (t.tid == tid && t.pid == s.task->pid) return &t;
+  return nullptr;
+}
+
+json diff_registers(const UserRegs &x, const UserRegs &y) {
+  static const char *names[] = {"r15", "r14", "r13", "r12", "rbp", "rbx", "r11",     "r10", "r9",
+                                "r8",  "rax", "rcx", "rdx", "rsi", "rdi", "orig_rax", "rip", "cs",
+                                "eflags", "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs"};
+  static_assert(sizeof(UserRegs) == std::size(names) * sizeof(u64));
+  u64 vx[std::size(names)], vy[std::size(names)];
+  std::memcpy(vx, &x, sizeof vx);
+  std::memcpy(vy, &y, sizeof vy);
+  json regs = json::object();
+  for (size_t i = 0; i < std::size(names); i++)
+    if (vx[i] != vy[i]) regs[names[i]] = json::array({hex(vx[i]), hex(vy[i])});
+  return regs;
+}
+
+json diff_threads(const Side &a, const Side &b) {
+  json out = json::array();
+  auto tids = [](const Side &s) {
+    std::vector<i32> v;
+    for (const ThreadRecord &t : s.view.threads.records)
+      if (t.pid == s.task->pid) v.push_back(t.tid);
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  std::vector<i32> ta = tids(a), tb = tids(b), all = ta;
+  all.insert(all.end(), tb.begin(), tb.end());
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  for (i32 tid : all) {
+    const ThreadRecord *ra = thread_record(a, tid), *rb = thread_record(b, tid);
+    if (!ra || !rb) {
+      out.push_back(json{{"tid", tid}, {"change", ra ? "exited" : "new"}});
+      continue;
+    }
+    json j{{"tid", tid}, {"change", "changed"}};
+    const CoreThread *ca = core_thread(a, tid), *cb = core_thread(b, tid);
+    if (ca && cb) {
+      json regs = diff_registers(ca->prstatus.pr_reg, cb->prstatus.pr_reg);
+      if (!regs.empty()) j["registers"] = regs;
+      bool fp_same = ca->fpregs.size() == cb->fpregs.size() &&
+                     std::equal(ca->fpregs.begin(), ca->fpregs.end(), cb->fpregs.begin()) &&
+                     ca->xstate.size() == cb->xstate.size() &&
+                     std::equal(ca->xstate.begin(), ca->xstate.end(), cb->xstate.begin());
+      if (!fp_same) j["fpu_changed"] = true;
+    }
+    if (ra->sigmask != rb->sigmask)
+      j["blocked"] = json{{"added", signal_set(rb->sigmask & ~ra->sigmask)},
+                          {"removed", signal_set(ra->sigmask & ~rb->sigmask)}};
+    if (ra->syscall_nr != rb->syscall_nr) j["syscall"] = json::array({ra->syscall_nr, rb->syscall_nr});
+    std::string_view na = a.view.threads.str_or_empty(ra->comm), nb = b.view.threads.str_or_empty(rb->comm);
+    if (na != nb) j["name"] = json::array({na, nb});
+    if (j.size() > 2) out.push_back(j);
+  }
+  return out;
+}
+
+json fd_json(const Side &s, const FdRecord &f) {
+  return json{{"fd", f.fd}, {"type", fd_kind_name(f.type)}, {"path", s.view.fds.str_or_empty(f.path)}, {"pos", f.pos}};
+}
+
+json diff_fds(const Side &a, const Side &b) {
+  std::map<i32, const FdRecord *> fa, fb;
+  for (const FdRecord &f : a.view.fds.records)
+    if (f.pid == a.task->pid) fa[f.fd] = &f;
+  for (const FdRecord &f : b.view.fds.records)
+    if (f.pid == b.task->pid) fb[f.fd] = &f;
+  json out = json::array();
+  for (auto &[fd, f] : fa)
+    if (!fb.count(fd)) out.push_back(with({{"change", "closed"}}, fd_json(a, *f)));
+  for (auto &[fd, f] : fb) {
+    auto it = fa.find(fd);
+    if (it == fa.end()) {
+      out.push_back(with({{"change", "opened"}}, fd_json(b, *f)));
+      continue;
+    }
+    const FdRecord &x = *it->second, &y = *f;
+    bool same_object = x.type == y.type && x.ino == y.ino && x.dev == y.dev &&
+                       a.view.fds.str_or_empty(x.path) == b.view.fds.str_or_empty(y.path);
+    if (!same_object) {
+      json j{{"change", "replaced"}};
+      j.update(fd_json(b, y));
+      j["was"] = fd_json(a, x);
+      out.push_back(j);
+      continue;
+    }
+    if (x.pos != y.pos) out.push_back(with({{"change", "moved"}, {"was_pos", x.pos}}, fd_json(b, y)));
+    if (x.open_flags != y.open_flags || x.fd_flags != y.fd_flags)
+      out.push_back(with(fd_json(b, y), {{"change", "flags"},
+                                         {"was_flags", hex(x.open_flags)},
+                                         {"flags", hex(y.open_flags)},
+                                         {"was_cloexec", bool(x.fd_flags & 1)},
+                                         {"cloexec", bool(y.fd_flags & 1)}}));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const json &x, const json &y) { return x["fd"] < y["fd"]; });
+  return out;
+}
+
+std::string handler_name(u64 h) { return h == 0 ? "SIG_DFL" : h == 1 ? "SIG_IGN" : hex(h); }
+
+json diff_signals(const Side &a, const Side &b) {
+  json out = json::array();
+  auto action = [](const Side &s, u32 signo) -> const SigActionRecord * {
+    for (const SigActionRecord &r : s.view.sigactions.records)
+      if (r.pid == s.task->pid && r.signo == signo) return &r;
+    return nullptr;
+  };
+  for (u32 signo = 1; signo <= 64; signo++) {
+    const SigActionRecord *x = action(a, signo), *y = action(b, signo);
+    SigActionRecord none{};
+    if (!x) x = &none;
+    if (!y) y = &none;
+    if (x->handler == y->handler && x->flags == y->flags && x->mask == y->mask) continue;
+    out.push_back(json{{"change", "action"}, {"signal", signal_name(int(signo))},
+                       {"handler", json::array({handler_name(x->handler), handler_name(y->handler)})},
+                       {"flags", json::array({hex(x->flags), hex(y->flags)})}});
+  }
+  // Pending signals, process-wide (tid 0) and per thread, as sets.
+  auto pending = [](const Side &s) {
+    std::map<i32, u64> by_tid;
+    for (const PendingSignalRecord &p : s.view.pending.records)
+      if (p.pid == s.task->pid && p.signo >= 1 && p.signo <= 64) by_tid[p.tid] |= u64(1) << (p.signo - 1);
+    return by_tid;
+  };
+  std::map<i32, u64> pa = pending(a), pb = pending(b);
+  std::map<i32, bool> tids;
+  for (auto &[t, m] : pa) tids[t] = true;
+  for (auto &[t, m] : pb) tids[t] = true;
+  for (auto &[tid, unused] : tids) {
+    u64 x = pa[tid], y = pb[tid];
+    if (x == y) continue;
+    json j{{"change", "pending"}, {"added", signal_set(y & ~x)}, {"removed", signal_set(x & ~y)}};
+    if (tid) j["tid"] = tid;
+    out.push_back(j);
+  }
+  return out;
+}
+
+json diff_process(const Side &a, const Side &b) {
+  json out = json::object();
+  const TaskRecord &x = *a.task, &y = *b.task;
+  auto num = [&](const char *name, i64 vx, i64 vy) {
+    if (vx != vy) out[name] = json::array({vx, vy});
+  };
+  auto str = [&](const char *name, std::string_view vx, std::string_view vy) {
+    if (vx != vy) out[name] = json::array({vx, vy});
+  };
+  num("ppid", x.ppid, y.ppid);
+  num("pgid", x.pgid, y.pgid);
+  num("sid", x.sid, y.sid);
+  for (int i = 0; i < 4; i++) {
+    static const char *uid_names[] = {"uid", "euid", "suid", "fsuid"}, *gid_names[] = {"gid", "egid", "sgid", "fsgid"};
+    num(uid_names[i], x.uid[i], y.uid[i]);
+    num(gid_names[i], x.gid[i], y.gid[i]);
+  }
+  num("umask", x.umask, y.umask);
+  num("nice", x.nice, y.nice);
+  num("brk", i64(x.brk), i64(y.brk));
+  str("comm", a.view.tasks.str_or_empty(x.comm), b.view.tasks.str_or_empty(y.comm));
+  str("cwd", a.view.tasks.str_or_empty(x.cwd), b.view.tasks.str_or_empty(y.cwd));
+  str("exe", a.view.tasks.str_or_empty(x.exe), b.view.tasks.str_or_empty(y.exe));
+  auto limits = [](const Side &s) {
+    std::map<u32, std::pair<u64, u64>> m;
+    for (const RlimitRecord &r : s.view.rlimits.records)
+      if (r.pid == s.task->pid) m[r.resource] = {r.cur, r.max};
+    return m;
+  };
+  auto la = limits(a), lb = limits(b);
+  for (auto &[res, v] : lb)
+    if (la.count(res) && la[res] != v) {
+      static const char *names[] = {"cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile",
+                                    "memlock", "as", "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime"};
+      std::string name = res < std::size(names) ? names[res] : std::to_string(res);
+      out["rlimit " + name] = json::array({json::array({la[res].first, la[res].second}), json::array({v.first, v.second})});
+    }
+  return out;
+}
+
+json side_json(const Side &s) {
+  return json{{"file", s.path}, {"pid", s.task->pid}, {"checkpoint_id", s.view.identity.checkpoint_id},
+              {"created_sec", s.view.identity.created_sec}};
+}
+
+}  // namespace
+
+Expected<json> diff_images(const std::string &path_a, const std::string &path_b, i32 pid) {
+  auto a = open_side(path_a, pid);
+  if (!a) return make_error("%s: %s", path_a.c_str(), a.error().message().c_str());
+  auto b = open_side(path_b, pid);
+  if (!b) return make_error("%s: %s", path_b.c_str(), b.error().message().c_str());
+  json d{{"schema", 1}, {"a", side_json(*a)}, {"b", side_json(*b)}};
+  if (a->task->pid != b->task->pid)
+    d["note"] = "the images hold different processes (pid " + std::to_string(a->task->pid) + " and " +
+                std::to_string(b->task->pid) + ")";
+  d["memory"] = diff_memory(*a, *b);
+  d["threads"] = diff_threads(*a, *b);
+  d["fds"] = diff_fds(*a, *b);
+  d["signals"] = diff_signals(*a, *b);
+  d["process"] = diff_process(*a, *b);
+  d["same"] = d["memory"].empty() && d["threads"].empty() && d["fds"].empty() && d["signals"].empty() &&
+              d["process"].empty();
+  return d;
+}
+
+}  // namespace ckpt::tool
