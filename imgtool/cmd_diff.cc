@@ -82,10 +82,9 @@ void render_threads(std::string &out, const json &threads) {
       line(out, "  tid %-7d %s", tid, s(t["change"]).c_str());
       continue;
     }
-    std::string regs;
     if (t.contains("registers"))
-      for (auto &[name, v] : t["registers"].items()) regs += " " + name + " " + s(v[0]) + " -> " + s(v[1]);
-    if (!regs.empty()) line(out, "  tid %-7d%s", tid, regs.c_str());
+      for (auto &[name, v] : t["registers"].items())
+        line(out, "  tid %-7d %-8s %s -> %s", tid, name.c_str(), s(v[0]).c_str(), s(v[1]).c_str());
     if (t.contains("fpu_changed")) line(out, "  tid %-7d floating-point/vector registers changed", tid);
     if (t.contains("blocked"))
       line(out, "  tid %-7d blocked +%s -%s", tid, signal_list(t["blocked"]["added"]).c_str(),

@@ -109,6 +109,45 @@ TEST_F(RestoreGdb, BreakpointWatchpointAndNormalExit) {
   EXPECT_EQ(without_exit_reports(again.out), without_exit_reports(r.out));
 }
 
+// `ckpt restore-here` in gdb on the image: the same live session without
+// leaving gdb (breakpoint, software watchpoint, normal exit).
+TEST_F(RestoreGdb, RestoreHereFromTheImageSession) {
+  ASSERT_NO_FATAL_FAILURE(prepare());
+  std::vector<std::string> argv = {imgtool(), "gdb", image_path(), RESTORE_GDB_LIVE_PATH, "--", "-batch",
+                                   "-ex", "info threads", "-ex", "ckpt restore-here", "-ex", "break after_checkpoint",
+                                   "-ex", "continue", "-ex", "set can-use-hw-watchpoints 0", "-ex", "watch watched",
+                                   "-ex", "continue", "-ex", "delete", "-ex", "continue"};
+  RunResult r = test::run(argv, 120);
+  ASSERT_TRUE(r.exited) << r.status();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Breakpoint 1, after_checkpoint"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find("Old value = 7"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("New value = 42"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("exited normally]"), std::string::npos) << "the program's own checks failed:\n"
+                                                                 << r.out << r.err << log();
+  EXPECT_EQ(log().find("FAIL"), std::string::npos) << log();
+  expect_no_stray_stop(r);
+}
+
+// `restore --leave-stopped --detach`: every thread stopped before its
+// first instruction, and the program runs to its end after SIGCONT.
+TEST_F(RestoreGdb, LeaveStoppedHoldsItUntilContinued) {
+  ASSERT_NO_FATAL_FAILURE(prepare());
+  std::string pidfile = tmp_.file("pid");
+  RunResult r = test::run({imgtool(), "restore", image_path(), "--detach", "--leave-stopped", "--pidfile", pidfile}, 120);
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << r.err;
+  pid_t pid = std::atoi(read_file(pidfile).c_str());
+  ASSERT_EQ(pid, pid_);
+  for (pid_t tid : test::task_tids(pid)) EXPECT_EQ(test::proc_state(tid), 'T') << "tid " << tid;
+  usleep(200 * 1000);
+  EXPECT_EQ(test::proc_state(pid), 'T');
+  ASSERT_EQ(kill(pid, SIGCONT), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);  // we are the subreaper: it is our child
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << log();
+  EXPECT_EQ(log().find("FAIL"), std::string::npos) << log();
+}
+
 TEST_F(RestoreGdb, ContinueRightAfterAttachRunsToTheEnd) {
   ASSERT_NO_FATAL_FAILURE(prepare());
   RunResult r = live({"continue"});
