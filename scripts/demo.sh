@@ -91,6 +91,17 @@ echo "\$ gdb -batch -ex 'info threads' -ex 'bt' $EXAMPLE $IMAGE"
 gdb_batch -ex 'info threads' -ex 'bt' "$EXAMPLE" "$IMAGE"
 
 echo
+echo "== 4b. what changed two seconds later: imgtool diff =="
+# A second checkpoint of the running counter, compared with the first: the
+# counter's global, the ticker thread's stack and registers.
+if [[ $HAVE_CKPT == 1 ]] && "$IMGTOOL" diff --help >/dev/null 2>&1; then
+  sleep 2
+  "$IMGTOOL" dump --pid "$ORIG_PID" -o "$OUT/counter-later.ckpt"
+  echo "\$ $IMGTOOL diff $IMAGE $OUT/counter-later.ckpt"
+  "$IMGTOOL" diff "$IMAGE" "$OUT/counter-later.ckpt"
+fi
+
+echo
 echo "== 5. kill the original and restore it from the image =="
 if [[ $HAVE_CKPT == 1 ]] && "$IMGTOOL" restore --help >/dev/null 2>&1; then
   # The state the restored process must have again, field by field.
