@@ -16,6 +16,8 @@ using json = nlohmann::json;
 
 class RestoreEventfd : public RestoreTest {
  protected:
+  // The whole /proc state (fdinfo of every eventfd included) must come back.
+  RestoreEventfd() { compare_state_ = true; }
   RunResult imgtool_run(const std::vector<std::string> &args) {
     std::vector<std::string> argv = {imgtool()};
     argv.insert(argv.end(), args.begin(), args.end());

@@ -135,6 +135,17 @@ TEST_F(ExecForm, RunsAsDotSlashWithEmptyEnvironmentFromAnotherDirectory) {
   ASSERT_NO_FATAL_FAILURE(run_exec_expect(image_path(), 42));
 }
 
+// Run as ./ckpt.elf, the restored process equals the dumped one in its
+// whole /proc state (restore_compare_expect, with the exec form).
+TEST_F(ExecForm, WholeStateAsDotSlash) {
+  compare_state_ = true;
+  pass_file_ = log_path();
+  restore_command_ = [&](const std::vector<std::string> &args) { return run_exec(image_path(), args); };
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_THREADS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill({"--exec"}));
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
 TEST_F(ExecForm, DeathBySignalAs128PlusN) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"signal:" + std::to_string(SIGTERM)}));
   ASSERT_NO_FATAL_FAILURE(dump_kill({"--exec"}));

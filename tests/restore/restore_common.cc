@@ -179,7 +179,7 @@ void RestoreTest::restore_compare_expect(int code, const std::vector<std::string
   unlink(pidfile.c_str());
   std::vector<std::string> args = extra;
   args.insert(args.end(), {"--detach", "--pidfile", pidfile});
-  RunResult r = restore(image_path(), args);
+  RunResult r = restore_command_ ? restore_command_(args) : restore(image_path(), args);
   ASSERT_TRUE(r.started);
   ASSERT_FALSE(r.timed_out) << "imgtool restore --detach hung; program stderr:\n" << log();
   ASSERT_TRUE(r.exited && r.exit_code == 0) << "imgtool restore --detach: " << r.status() << "\nimgtool stderr:\n"

@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <sys/types.h>
@@ -98,6 +99,10 @@ class RestoreTest : public ::testing::Test {
   /// dump_kill() captures before_state_, restore_expect() compares with it.
   bool compare_state_ = false;
   test::ProcessState before_state_;
+  /// How restore_compare_expect() restores, given the options it needs
+  /// (`--detach --pidfile F` and the test's): `imgtool restore IMAGE` when
+  /// empty; `restore -` or `./IMAGE` (the exec form) in the tests of those.
+  std::function<RunResult(const std::vector<std::string> &)> restore_command_;
 
  private:
   int pass_count() const;

@@ -111,6 +111,16 @@ TEST_F(RestoreStream, MultithreadedProgramThroughAPipe) {
   EXPECT_FALSE(pid_exists(pid_));
 }
 
+// Through standard input, the restored process equals the dumped one in
+// its whole /proc state (restore_compare_expect, with `restore -`).
+TEST_F(RestoreStream, WholeStateThroughStandardInput) {
+  compare_state_ = true;
+  restore_command_ = [&](const std::vector<std::string> &args) { return restore_from_stdin(image_path(), args); };
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_THREADS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
 // Files at their offsets, a pipe with unread bytes, an unlinked file, the
 // standard streams: the fd table arrives through the pipe.
 TEST_F(RestoreStream, FileDescriptorsThroughAPipe) {
