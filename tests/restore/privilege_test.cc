@@ -121,7 +121,7 @@ TEST_F(RestorePrivilege, CallersIgnoredSignalsAndMaskDoNotLeak) {
 
 TEST_F(RestorePrivilege, RefusedWhenTheRestoreLacksACapabilityTheImageHolds) {
   std::string setpriv = test::find_tool({"setpriv"});
-  if (setpriv.empty()) GTEST_SKIP() << "no setpriv";
+  ASSERT_FALSE(setpriv.empty()) << "no setpriv (scripts/setup.sh installs util-linux)";
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_PRIVILEGE_PATH, {"plain"}));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   ASSERT_NO_FATAL_FAILURE(go());

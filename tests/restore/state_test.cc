@@ -74,7 +74,7 @@ TEST_F(RestoreState, VectorRegistersLiveAcrossTheDump) {
 // The same with a non-default personality (setarch -R: ADDR_NO_RANDOMIZE).
 TEST_F(RestoreState, ProcessAttributesWithPersonality) {
   std::string setarch = test::find_tool({"setarch"});
-  if (setarch.empty()) GTEST_SKIP() << "no setarch";
+  ASSERT_FALSE(setarch.empty()) << "no setarch (scripts/setup.sh installs util-linux)";
   Program::Options o;
   o.log = log_path();
   ASSERT_NO_FATAL_FAILURE(start_argv({setarch, "x86_64", "-R", RESTORE_PROCESS_PATH, go_path(), dir()}, o));
@@ -86,7 +86,7 @@ TEST_F(RestoreState, ProcessAttributesWithPersonality) {
 // root, it gets its user, group and supplementary groups back.
 TEST_F(RestoreState, ProcessAttributesOfAnotherUser) {
   std::string setpriv = test::find_tool({"setpriv"});
-  if (setpriv.empty()) GTEST_SKIP() << "no setpriv";
+  ASSERT_FALSE(setpriv.empty()) << "no setpriv (scripts/setup.sh installs util-linux)";
   ASSERT_EQ(chmod(dir().c_str(), 0777), 0);
   Program::Options o;
   o.log = log_path();
@@ -104,7 +104,7 @@ TEST_F(RestoreState, ProcessAttributesOfAnotherUser) {
 // out of the bounding set (setpriv execs the program: same pid).
 TEST_F(RestoreState, ProcessAttributesWithPrivilegesDropped) {
   std::string setpriv = test::find_tool({"setpriv"});
-  if (setpriv.empty()) GTEST_SKIP() << "no setpriv";
+  ASSERT_FALSE(setpriv.empty()) << "no setpriv (scripts/setup.sh installs util-linux)";
   Program::Options o;
   o.log = log_path();
   ASSERT_NO_FATAL_FAILURE(

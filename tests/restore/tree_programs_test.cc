@@ -36,7 +36,7 @@ class RestoreTreePrograms : public RestoreTest {
 };
 
 TEST_F(RestoreTreePrograms, MakeJ2Finishes) {
-  if (access("/usr/bin/make", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/make";
+  ASSERT_EQ(access("/usr/bin/make", X_OK), 0) << "no /usr/bin/make (scripts/setup.sh installs it)";
   std::ofstream(tmp_.file("Makefile")) << "PARTS := $(addsuffix .out,1 2 3 4 5 6 7 8)\n"
                                           "all.txt: $(PARTS)\n"
                                           "\tcat $(PARTS) > $@\n"
@@ -50,7 +50,7 @@ TEST_F(RestoreTreePrograms, MakeJ2Finishes) {
 }
 
 TEST_F(RestoreTreePrograms, PythonPoolMidMap) {
-  if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
+  ASSERT_EQ(access("/usr/bin/python3", X_OK), 0) << "no /usr/bin/python3 (scripts/setup.sh installs it)";
   const char *script =
       "import multiprocessing, sys, time\n"
       "def work(x):\n"
@@ -69,7 +69,7 @@ TEST_F(RestoreTreePrograms, PythonPoolMidMap) {
 
 // python3's Pool again, each process's memory served lazily.
 TEST_F(RestoreTreePrograms, PythonPoolMidMapLazy) {
-  if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
+  ASSERT_EQ(access("/usr/bin/python3", X_OK), 0) << "no /usr/bin/python3 (scripts/setup.sh installs it)";
   const char *script =
       "import multiprocessing, sys, time\n"
       "def work(x):\n"
@@ -89,7 +89,7 @@ TEST_F(RestoreTreePrograms, PythonPoolMidMapLazy) {
 // The same with --pidns, while nothing holds the pids: the namespace's
 // init passes the root's status on.
 TEST_F(RestoreTreePrograms, MakeJ2FinishesInANewPidNamespace) {
-  if (access("/usr/bin/make", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/make";
+  ASSERT_EQ(access("/usr/bin/make", X_OK), 0) << "no /usr/bin/make (scripts/setup.sh installs it)";
   std::ofstream(tmp_.file("Makefile")) << "PARTS := $(addsuffix .out,1 2 3 4 5 6)\n"
                                           "all.txt: $(PARTS)\n"
                                           "\tcat $(PARTS) > $@\n"
