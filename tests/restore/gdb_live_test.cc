@@ -169,6 +169,22 @@ TEST_F(RestoreGdb, DetachLeavesItRunning) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
 }
 
+// Restored under gdb and detached, the program equals the dumped one in its
+// whole /proc state: gdb's attach, `ckpt settle` and detach leave no trace.
+TEST_F(RestoreGdb, WholeStateAfterDetach) {
+  compare_state_ = true;
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_GDB_LIVE_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  RunResult r = live({"detach"});
+  ASSERT_TRUE(r.exited) << r.status();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_NO_FATAL_FAILURE(expect_state_as_before());
+  go();
+  int status = 0;
+  ASSERT_EQ(waitpid(pid_, &status, 0), pid_);  // our child: we are the subreaper
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
+}
+
 // A tree: gdb holds the root; the others run on once it has attached, so
 // the root's waits for its children end and it exits with its own checks
 // passed.

@@ -171,6 +171,20 @@ void RestoreTest::restore_expect(int code, const std::vector<std::string> &extra
   EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " still exists after the restored process exited";
 }
 
+void RestoreTest::expect_state_as_before(const test::CaptureOptions &options) {
+  test::ProcessState after = test::capture_idle_state(pid_, options);
+  EXPECT_EQ(after.error, "") << "the restored program; its stderr:\n" << log();
+  if (!after.error.empty()) return;
+  StateComparison cmp =
+      compare_with_known_differences(test::diff_states(before_state_, after), !options.anonymous_backing.empty(),
+                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  for (const auto &[issue, lines] : cmp.known)
+    std::cout << "[ known    ] issue " << issue << ": " << lines.size() << " field(s):\n" << join_lines(lines, 3);
+  EXPECT_TRUE(cmp.unexpected.empty()) << "the restored process differs from the dumped one (" << cmp.unexpected.size()
+                                      << " fields):\n"
+                                      << join_lines(cmp.unexpected, 80);
+}
+
 void RestoreTest::restore_compare_expect(int code, const std::vector<std::string> &extra) {
   ASSERT_FALSE(before_state_.fields.empty()) << "no state captured before the dump (dump_kill with compare_state_)";
   if (pass_file_.empty()) pass_file_ = log_path();
@@ -200,18 +214,7 @@ void RestoreTest::restore_compare_expect(int code, const std::vector<std::string
     bool served = wait_until([&] { return read_file("/proc/" + std::to_string(pid_) + "/smaps").find(" um") == std::string::npos; }, 60);
     EXPECT_TRUE(served) << "the lazy restore still serves pages after 60 s";
   }
-  test::ProcessState after = test::capture_idle_state(pid_, options);
-  EXPECT_EQ(after.error, "") << "the restored program; its stderr:\n" << log();
-  if (after.error.empty()) {
-    StateComparison cmp =
-        compare_with_known_differences(test::diff_states(before_state_, after), !options.anonymous_backing.empty(),
-                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    for (const auto &[issue, lines] : cmp.known)
-      std::cout << "[ known    ] issue " << issue << ": " << lines.size() << " field(s):\n" << join_lines(lines, 3);
-    EXPECT_TRUE(cmp.unexpected.empty()) << "the restored process differs from the dumped one ("
-                                        << cmp.unexpected.size() << " fields):\n"
-                                        << join_lines(cmp.unexpected, 80);
-  }
+  expect_state_as_before(options);
   ASSERT_NO_FATAL_FAILURE(go());
   int st = 0;
   ASSERT_TRUE(test::wait_child_exit(pid_, &st, 90))

@@ -87,6 +87,9 @@ class RestoreTest : public ::testing::Test {
   /// lists it), then go(), and expects exit `code` (128+N: death by signal
   /// N) and one more "PASS" in pass_file_.
   void restore_compare_expect(int code, const std::vector<std::string> &extra = {});
+  /// Captures the restored program's state once it is idle (pid_) and
+  /// compares it with before_state_, as restore_compare_expect() does.
+  void expect_state_as_before(const test::CaptureOptions &options = {});
 
   TempDir tmp_;
   std::unique_ptr<Program> program_;
