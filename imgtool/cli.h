@@ -40,5 +40,6 @@ int cmd_dump(int argc, char **argv);
 int cmd_gdb(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 }  // namespace ckpt::tool
