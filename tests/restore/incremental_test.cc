@@ -155,5 +155,18 @@ TEST_F(Incremental, MissingDamagedOrReplacedParentIsRefused) {
   expect_one_line_failure(restore(link(2)), "checksum");
 }
 
+// A parent that is not there refuses the dump before anything is stopped
+// or killed; the message names the path as resolved (beside the output).
+TEST_F(Incremental, DumpWithAMissingParentChangesNothing) {
+  pass_file_ = log_path();
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_INCREMENTAL_PATH, {"8"}));
+  RunResult d = dump(pid_, link(1), {"--parent", "nowhere.core", "--kill"});
+  expect_one_line(d, tmp_.file("nowhere.core"));
+  EXPECT_TRUE(pid_exists(pid_));
+  EXPECT_EQ(access(link(1).c_str(), F_OK), -1);
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
 }  // namespace
 }  // namespace ckpt::restoretest

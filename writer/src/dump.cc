@@ -69,16 +69,20 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   DumpStats stats;
   auto start = Clock::now();
   if (opt.caller_tid) CKPT_TRY(await_caller_in_read(opt.pid, opt.caller_tid));
-  // --parent: the chain is opened and checked whole before the freeze (a
-  // damaged or replaced parent refuses the dump without stopping anything).
+  // --parent: the chain is opened and checked before the freeze (a
+  // missing, replaced or structurally damaged parent refuses the dump
+  // without stopping anything). Its memory checksums are not read here:
+  // the compare reads those bytes anyway, a damaged page only compares
+  // unequal (and is stored), and restore, verify and merge check them.
   // The image will name PREV by the path as given, resolved against its
   // own directory, so that is the file compared against.
   Chain parent;
   if (!opt.parent.empty()) {
     if (!opt.exec_launcher.empty())
       return make_error("--parent: an incremental image is core-form only (merge it, then convert)");
-    auto chain = open_chain(parent_path_of(opt.output, opt.parent), true);
-    if (!chain) return chain.error().context("--parent " + opt.parent);
+    std::string where = parent_path_of(opt.output, opt.parent);
+    auto chain = open_chain(where, false);
+    if (!chain) return chain.error().context("--parent " + where);
     parent = chain.take();
   }
   // Frozen time counts from the first stop request: an upper bound of
