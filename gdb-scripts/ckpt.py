@@ -624,6 +624,41 @@ that of the whole image file."""
         _table(rows, right=(2, 3, 4, 5))
 
 
+class CkptChain(_Command):
+    """The parent chain of an incremental image.
+
+Usage: ckpt chain
+Lists each image of the chain, this one first: its image id, its path and
+how many pages it stores itself and how many it takes from its parent.
+Under 'imgtool gdb' gdb reads the chain merged into one temporary image;
+the chain shown is that of the file given to imgtool gdb."""
+
+    def __init__(self):
+        super().__init__("ckpt chain")
+
+    @_command
+    def invoke(self, arg, from_tty):
+        if arg.strip():
+            raise _Fail("'ckpt chain' takes no arguments")
+        path, info = _image()
+        given = os.environ.get("CKPT_CHAIN_IMAGE")
+        if given:
+            path, info = given, _run_imgtool_info(given)
+        chain = info.get("chain") or []
+        if not info.get("parent"):
+            _out("%s is a full image (no parent chain)." % path)
+            return
+        if not chain:
+            raise _Fail("the parent chain of %s cannot be followed: %s"
+                        % (path, info.get("not_restorable_because", "unknown reason")))
+        _out("Chain of %d images (this one first):" % len(chain))
+        rows = [("#", "IMAGE ID", "STORED PAGES", "PARENT PAGES", "PATH")]
+        for i, link in enumerate(chain):
+            rows.append((str(i), str(link.get("image_id")), str(link.get("stored_pages", "?")),
+                         str(link.get("parent_pages", "?")), str(link.get("path"))))
+        _table(rows, right=(2, 3))
+
+
 class CkptRefresh(_Command):
     """Re-read the loaded image with imgtool and update $ckpt_image_id.
 
@@ -672,6 +707,7 @@ def _install():
     CkptSignals()
     CkptMaps()
     CkptTree()
+    CkptChain()
     CkptRefresh()
     # Sourcing the script again must not stack up hooks.
     registries = (gdb.events.before_prompt, gdb.events.new_objfile, gdb.events.new_thread)

@@ -41,5 +41,6 @@ int cmd_gdb(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 }  // namespace ckpt::tool

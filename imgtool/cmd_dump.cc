@@ -39,6 +39,12 @@ static const char kHelp[] =
     "  --exec            write the self-restoring form: FILE (0700) runs as\n"
     "                    ./FILE like 'imgtool restore FILE', with nothing\n"
     "                    installed; 'imgtool convert' switches forms\n"
+    "  --parent PREV     incremental: store only the pages that changed since\n"
+    "                    PREV, an earlier image of the same process; FILE names\n"
+    "                    PREV by its image id and by PREV as given (a relative\n"
+    "                    path is resolved against FILE's directory). Restore,\n"
+    "                    verify and info follow the chain; 'imgtool merge'\n"
+    "                    folds it into one image. One process only (no tree)\n"
     "  --store-tmpfs-files\n"
     "                    also store the files on tmpfs/ramfs (/tmp, /dev/shm,\n"
     "                    /run) that the process holds open or maps shared, so\n"
@@ -83,7 +89,6 @@ int cmd_dump(int argc, char **argv) {
   if (args->has("--kill") && args->has("--leave-running")) return fail("dump", "--kill and --leave-running conflict");
   if (args->has("--kill") && args->has("--allow-unrestorable"))
     return fail("dump", "--kill and --allow-unrestorable conflict: the process could not be brought back");
-  if (args->has("--parent")) return fail("dump", "--parent (incremental images) is not implemented yet");
   char *end = nullptr;
   long pid = std::strtol(pid_text->c_str(), &end, 10);
   if (!end || *end || pid <= 0 || pid > 0x3fffffff) return fail("dump", "'" + *pid_text + "' is not a pid");
@@ -107,6 +112,7 @@ int cmd_dump(int argc, char **argv) {
   }
   opt.pid = static_cast<pid_t>(pid);
   opt.output = *output;
+  if (auto prev = args->get("--parent")) opt.parent = *prev;
   opt.kill_after = args->has("--kill");
   opt.allow_unrestorable = args->has("--allow-unrestorable");
   opt.store_tmpfs_files = args->has("--store-tmpfs-files");
@@ -133,6 +139,10 @@ int cmd_dump(int argc, char **argv) {
     std::fprintf(stderr, "dump stats: frozen %.6f s, total %.6f s, image %llu bytes, memory %llu bytes\n",
                  stats->frozen_seconds, stats->total_seconds, static_cast<unsigned long long>(stats->image_bytes),
                  static_cast<unsigned long long>(stats->memory_bytes));
+  if (args->has("--stats") && !opt.parent.empty())
+    std::fprintf(stderr, "dump stats: parent %llu bytes (unchanged pages found by %s)\n",
+                 static_cast<unsigned long long>(stats->parent_bytes),
+                 stats->dirty_tracked ? "dirty tracking" : "comparing with the parent");
   if (result_fd >= 0) {
     // A positive id (fork()'s convention): the image id's first 8 bytes.
     long long id = static_cast<long long>(stats->image_id & 0x7fffffffffffffffull);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include <ckpt/img/chain.h>
 #include <ckpt/img/exec_form.h>
 #include <ckpt/img/model.h>
 #include <ckpt/img/reader.h>
@@ -176,6 +177,24 @@ int cmd_gdb(int argc, char **argv) {
       // 'ckpt tree' lists the whole file's tree, not the one process.
       char real[PATH_MAX];
       setenv("CKPT_TREE_IMAGE", realpath(file.c_str(), real) ? real : file.c_str(), 1);
+    }
+  }
+
+  // An incremental image: gdb gets the chain merged into an unnamed
+  // temporary file (open across exec, like the --pid copy above), so it
+  // reads the pages kept in the parents too; 'ckpt chain' and 'info
+  // checkpoint' describe the file given (CKPT_CHAIN_IMAGE).
+  if (core == file) {
+    auto image = img::ImageReader::open(file);
+    if (image && image->find_ckpt(img::CkptNote::Parent)) {
+      auto chain = img::open_chain(file, true);
+      if (!chain) return fail("gdb", file + ": " + chain.error().message());
+      const char *tmpdir = getenv("TMPDIR");
+      auto tmp = img::merge_to_temporary(*chain, tmpdir && *tmpdir ? tmpdir : "/tmp", false);
+      if (!tmp) return fail("gdb", file + ": " + tmp.error().message());
+      core = "/proc/" + std::to_string(getpid()) + "/fd/" + std::to_string(*tmp);
+      char real[PATH_MAX];
+      setenv("CKPT_CHAIN_IMAGE", realpath(file.c_str(), real) ? real : file.c_str(), 1);
     }
   }
 

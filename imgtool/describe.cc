@@ -335,7 +335,10 @@ Expected<json> describe_image(const std::string &path) {
   }
   info["stored_files"] = stored_files;
   json chain = json::array();
-  for (const auto &link : verdict.report.chain) chain.push_back(json{{"path", link.path}, {"image_id", link.image_id}});
+  for (const auto &link : verdict.report.chain) chain.push_back(json{{"path", link.path},
+                                                                    {"image_id", link.image_id},
+                                                                    {"stored_pages", link.stored_pages},
+                                                                    {"parent_pages", link.parent_pages}});
   info["chain"] = chain;
   return info;
 }
@@ -487,7 +490,9 @@ std::string render_text(const json &info) {
       line("parent chain: none (a full image)");
     } else {
       line("parent: " + str(info["parent"]["image_id"]) + " at " + str(info["parent"]["path_hint"]));
-      for (const json &c : info["chain"]) line("  " + str(c["image_id"]) + "  " + str(c["path"]));
+      for (const json &c : info["chain"])
+        line("  " + str(c["image_id"]) + "  " + str(c["path"]) + "  (" + str(c["stored_pages"]) + " pages stored, " +
+             str(c["parent_pages"]) + " in its parent)");
     }
   }
   return out;

@@ -27,8 +27,9 @@ std::vector<Unsupported> unsupported_state(const CkptView &v) {
   // checked on its own view); several tasks in one view are not a format.
   if (v.tasks.records.size() > 1)
     add(0, "a process tree of " + std::to_string(v.tasks.records.size()) + " processes");
-  if (v.parent) add(0, "an incremental image (merge the chain first)");
-  else {
+  // An incremental image is restored through its chain (restore merges it
+  // first, FORMAT.md §12.2); Parent ranges without a Parent note are not.
+  if (!v.parent) {
     bool refers_to_parent = false;
     for (const PageRangeRecord &r : v.ranges.records)
       if (static_cast<PageSource>(r.source) == PageSource::Parent) refers_to_parent = true;

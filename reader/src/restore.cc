@@ -24,6 +24,7 @@
 #include "preflight.h"
 #include "restore_session.h"
 #include "stored_files.h"
+#include "chain_merge.h"
 #include "stream_spool.h"
 #include "tree_create.h"
 #include "tree_plan.h"
@@ -158,6 +159,11 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     spool.emplace(spooled.take());
     path = spool->path();
   }
+  // An incremental image: its chain, checked and merged into one
+  // temporary image, which everything below restores as usual.
+  auto source = RestoreSource::open(path, opt.image == "-" ? "." : "");
+  if (!source) return source.error();
+  path = source->path();
   // Eager restore reads every stored byte anyway and checks them first;
   // lazy restore must not read them at all. The same checks as verify's,
   // so both say the same thing.

@@ -5,6 +5,8 @@
 
 #include <cpuid.h>
 
+#include <ckpt/img/chain.h>
+
 namespace ckpt::reader {
 
 using namespace img;
@@ -68,9 +70,9 @@ Expected<ValidationReport> validate_image(const std::string &path, bool check_me
   uint8_t expected_buf[16];
   // A chain is walked child first; each parent must carry the id its child
   // names. The depth bound stops a cycle made of copies.
-  for (int depth = 0; depth < 1024; depth++) {
+  for (size_t depth = 0; depth < kMaxChainLength; depth++) {
     auto image = ImageReader::open(current);
-    if (!image) return depth ? image.error().context("parent image") : image.error();
+    if (!image) return depth ? image.error().context("parent image " + current) : image.error();
     CkptView view;
     Status s = validate_one(*image, &view, check_memory);
     if (!s) return depth ? s.error().context("parent image " + current) : s.error();
@@ -79,14 +81,19 @@ Expected<ValidationReport> validate_image(const std::string &path, bool check_me
       return make_error("parent image %s has id %s, not the %s its child names", current.c_str(), id.c_str(),
                         image_id_hex(expected_buf).c_str());
     if (!seen.insert(id).second) return make_error("the parent chain loops at %s", current.c_str());
-    report.chain.push_back({current, id});
+    ChainLink link{current, id};
+    for (const PageRangeRecord &r : view.ranges.records) {
+      if (static_cast<PageSource>(r.source) == PageSource::Image) link.stored_pages += r.length / 4096;
+      if (static_cast<PageSource>(r.source) == PageSource::Parent) link.parent_pages += r.length / 4096;
+    }
+    report.chain.push_back(link);
     if (!view.parent) return report;
     const ParentRecord &p = view.parent->records[0];
     std::memcpy(expected_buf, p.image_id, 16);
     expected_id = expected_buf;
     current = resolve_parent_path(current, std::string(view.parent->str_or_empty(p.path_hint)));
   }
-  return make_error("the parent chain is longer than 1024 images");
+  return make_error("the parent chain is longer than %zu images", kMaxChainLength);
 }
 
 }  // namespace ckpt::reader

@@ -20,6 +20,7 @@
 #include "freeze_tree.h"
 #include "memory.h"
 #include "output.h"
+#include "parent_compare.h"
 #include "self_checkpoint.h"
 #include "tree_ids.h"
 
@@ -68,6 +69,22 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   DumpStats stats;
   auto start = Clock::now();
   if (opt.caller_tid) CKPT_TRY(await_caller_in_read(opt.pid, opt.caller_tid));
+  // --parent: the chain is opened and checked before the freeze (a
+  // missing, replaced or structurally damaged parent refuses the dump
+  // without stopping anything). Its memory checksums are not read here:
+  // the compare reads those bytes anyway, a damaged page only compares
+  // unequal (and is stored), and restore, verify and merge check them.
+  // The image will name PREV by the path as given, resolved against its
+  // own directory, so that is the file compared against.
+  Chain parent;
+  if (!opt.parent.empty()) {
+    if (!opt.exec_launcher.empty())
+      return make_error("--parent: an incremental image is core-form only (merge it, then convert)");
+    std::string where = parent_path_of(opt.output, opt.parent);
+    auto chain = open_chain(where, false);
+    if (!chain) return chain.error().context("--parent " + where);
+    parent = chain.take();
+  }
   // Frozen time counts from the first stop request: an upper bound of
   // how long any thread of the tree was stopped.
   auto frozen_at = Clock::now();
@@ -89,6 +106,19 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     }
     procs.push_back(CapturedProcess{pc.take(), {}, {}});
   }
+  if (!parent.empty()) {
+    // Decision 90: one process only; a tree's links would need every
+    // embedded core matched to its parent's.
+    if (members.size() > 1)
+      return make_error("--parent: process %d has descendants, and incremental images of a process tree are not "
+                        "supported (dump without --parent)", opt.pid);
+    if (parent[0]->view.tasks.records.empty() || parent[0]->view.tasks.records[0].pid != opt.pid)
+      return make_error("--parent %s is not a checkpoint of process %d", opt.parent.c_str(), opt.pid);
+    auto sel = select_parent_pages(opt.pid, procs[0].capture.memory, parent, nullptr);
+    if (!sel) return sel.error();
+    stats.parent_bytes = sel->parent_bytes;
+    stats.dirty_tracked = sel->tracked;
+  }
   if (procs.size() > 1) {
     std::vector<ProcessCapture *> all;
     for (CapturedProcess &p : procs) all.push_back(&p.capture);
@@ -105,6 +135,13 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   for (CapturedProcess &p : procs) {
     p.layout = layout_segments(p.capture.memory);
     p.notes = build_notes(p.capture, p.layout, ident);
+    if (!parent.empty()) {
+      ParentRecord link{};
+      std::memcpy(link.image_id, parent[0]->view.identity.image_id, sizeof link.image_id);
+      link.path_hint = p.notes.parent.add_string(opt.parent);
+      p.notes.parent.add(link);
+      p.notes.identity.records[0].flags |= kIdentityIncremental;
+    }
     auto captured = view_of_notes(p.notes);
     if (!captured) return captured.error().context("process " + std::to_string(p.capture.pid));
     auto list = unsupported_state(captured->view);

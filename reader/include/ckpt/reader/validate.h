@@ -16,6 +16,8 @@ using img::Status;
 struct ChainLink {
   std::string path;
   std::string image_id;   ///< hex
+  uint64_t stored_pages = 0;   ///< 4 KiB pages of page ranges with source Image in this link
+  uint64_t parent_pages = 0;   ///< ... with source Parent (taken from the next link)
 };
 
 struct ValidationReport {

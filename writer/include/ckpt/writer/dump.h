@@ -33,6 +33,9 @@ struct DumpOptions {
   /// caller_resume_value as the result. 0: an ordinary dump.
   pid_t caller_tid = 0;
   img::u64 caller_resume_value = 0;
+  /// --parent PREV: an incremental image on top of PREV, named in the image
+  /// by its id and by this path as given (FORMAT.md §12.2).
+  std::string parent;
 };
 
 struct DumpStats {
@@ -41,6 +44,8 @@ struct DumpStats {
   double frozen_seconds = 0;    ///< how long the target was stopped
   double total_seconds = 0;
   img::u64 image_id = 0;        ///< the first 8 bytes of the image's id
+  img::u64 parent_bytes = 0;    ///< --parent: bytes left in the parent (Parent ranges)
+  bool dirty_tracked = false;   ///< --parent: dirty tracking, not a compare, chose them
 };
 
 /// Writes an image of process options.pid. On failure nothing is left at

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Incremental chain benchmark (issue 11): for each size, a program holding
+# N MiB of patterned anonymous memory (tests/programs/restore_incremental.c)
+# is dumped whole, rewrites 10% of its pages, is dumped with --parent, and
+# the chain is merged. Prints, per size: full dump time and size, the
+# incremental dump's time, size and size as a share of the full image, and
+# the merge time. See bench/README.md.
+#
+#   bench/incremental_bench.sh [BUILD_DIR] [SIZES...]
+#
+#   BUILD_DIR  the CMake build folder (default: build/ next to bench/)
+#   SIZES      memory sizes in MiB (default: 256 1024)
+set -euo pipefail
+export LC_ALL=C
+
+die() { echo "incremental_bench: $*" >&2; exit 1; }
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+build=""
+sizes=()
+for a in "$@"; do
+  case $a in
+    -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+    *) if [[ -z $build && ${#sizes[@]} -eq 0 && -d $a ]]; then build=$a
+       elif [[ $a =~ ^[1-9][0-9]*$ ]]; then sizes+=("$a")
+       else die "'$a' is neither a build folder nor a size in MiB"; fi ;;
+  esac
+done
+((${#sizes[@]})) || sizes=(256 1024)
+build=$(cd "${build:-$here/../build}" 2>/dev/null && pwd) || die "no build folder"
+imgtool=$build/imgtool
+prog=$build/tests/restore/restore_incremental
+[[ -x $imgtool && -x $prog ]] || cmake --build "$build" --target imgtool ckpt_restore_incremental >&2 ||
+  die "build failed"
+
+tmp=$(mktemp -d "$build/incremental_bench.XXXXXX")
+pid=""
+cleanup() {
+  [[ -n $pid ]] && { kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+elapsed() { echo "$(now) - $1" | bc; }
+size_of() { stat -c %s "$1"; }
+
+printf '%-6s %10s %12s %10s %12s %7s %9s\n' MiB full_s full_bytes incr_s incr_bytes share merge_s
+for mib in "${sizes[@]}"; do
+  rm -rf "$tmp"/*
+  exec 3< <(exec "$prog" "$tmp/go" "$tmp" "$mib" 2>"$tmp/err")
+  pid=$!
+  read -r _ <&3   # "mem ADDRESS"
+  read -r ready <&3
+  [[ $ready == ready ]] || die "the program did not start"
+  sync
+  t=$(now); "$imgtool" dump --pid "$pid" -o "$tmp/full.core"; full_s=$(elapsed "$t")
+  touch "$tmp/step1"
+  while [[ ! -e $tmp/done1 ]]; do sleep 0.01; done
+  sync
+  t=$(now); "$imgtool" dump --pid "$pid" --parent full.core -o "$tmp/incr.core"; incr_s=$(elapsed "$t")
+  t=$(now); "$imgtool" merge "$tmp/incr.core" -o "$tmp/merged.core"; merge_s=$(elapsed "$t")
+  kill -KILL "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+  full=$(size_of "$tmp/full.core"); incr=$(size_of "$tmp/incr.core")
+  printf '%-6s %10.3f %12s %10.3f %12s %6.1f%% %9.3f\n' "$mib" "$full_s" "$full" "$incr_s" "$incr" \
+    "$(echo "100 * $incr / $full" | bc -l)" "$merge_s"
+done

@@ -1,0 +1,71 @@
+// Incremental chains (docs/FORMAT.md §12.2): an image whose Parent note
+// names the image it builds on, which may name another, and so on. This is
+// the one place that opens a chain (checking every link's id, integrity and
+// the chain's length and loops) and that says where the bytes of a Parent
+// page range are; `imgtool merge`, restore, gdb and the writer's parent
+// compare all go through it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ckpt/img/model.h>
+#include <ckpt/img/reader.h>
+
+namespace ckpt::img {
+
+/// Longest chain a reader follows (the child included).
+inline constexpr size_t kMaxChainLength = 256;
+
+/// One opened image of a chain.
+struct ChainLinkImage {
+  std::string path;     ///< as opened (the child's path, or a resolved parent path)
+  ImageReader image;
+  CkptView view;
+};
+
+/// A chain, child first; the last link has no parent.
+using Chain = std::vector<std::unique_ptr<ChainLinkImage>>;
+
+/// A parent's path as the contract says: `hint` as given to --parent, a
+/// relative one resolved against the directory of `child_path` (against
+/// `base_dir` instead when that is not empty, e.g. for an image read from
+/// standard input).
+std::string parent_path_of(const std::string &child_path, const std::string &hint, const std::string &base_dir = "");
+
+/// Opens `path` and every parent it names. Each link is checked for
+/// integrity (verify_integrity, with check_memory), decoded, and must carry
+/// the image id its child names; a missing, replaced (other id) or damaged
+/// parent, a loop or a chain longer than kMaxChainLength is one error line
+/// naming the parent. A tree image cannot be part of a chain.
+Expected<Chain> open_chain(const std::string &path, bool check_memory, const std::string &base_dir = "");
+
+/// A part of an address range resolved through a chain: where its bytes
+/// are. For Image, `bytes` points at them in one link's file.
+struct ResolvedPiece {
+  u64 addr = 0, length = 0;
+  PageSource source = PageSource::Zero;
+  const u8 *bytes = nullptr;   ///< Image only
+};
+
+/// Resolves [addr, addr+len) of link `link` (its own page ranges, then the
+/// parents' for Parent ranges) into pieces of source Image, Zero, File or
+/// Absent, in address order, appended to `out`. Fails if a link has no page
+/// range for an address its child takes from it.
+Status resolve_pages(const Chain &chain, size_t link, u64 addr, u64 len, std::vector<ResolvedPiece> &out);
+
+/// Writes the chain's child as one self-contained image to `fd` (FORMAT.md
+/// §12.2 merge): every Parent range becomes the Image, Zero or File range it
+/// resolves to, the Parent note and kIdentityIncremental go, every other
+/// note is kept byte for byte; the image id stays the child's (the merged
+/// image is the same checkpoint, so increments of the child still find it).
+/// Streams: page bytes are copied from the chain's mappings, never gathered.
+Status write_merged(const Chain &chain, int fd);
+
+/// Merges the chain at `path` into an unnamed temporary file (O_TMPFILE in
+/// `dir`, else a memfd) and returns its fd (no O_CLOEXEC unless `cloexec`):
+/// what restore and `imgtool gdb` open as /proc/PID/fd/N.
+Expected<int> merge_to_temporary(const Chain &chain, const std::string &dir, bool cloexec);
+
+}  // namespace ckpt::img

@@ -1,0 +1,34 @@
+// Restoring an incremental image: its chain is merged first (decision 93).
+#pragma once
+
+#include <string>
+
+#include <ckpt/img/expected.h>
+
+namespace ckpt::reader {
+
+/// The image at `path` as restore reads it. A full image is itself; an
+/// incremental one is its chain, opened and checked whole (every link's id
+/// and checksums), merged into an unnamed temporary file beside it (or a
+/// memfd where that cannot be made) that lives as long as this object and
+/// every process forked while it is open (restore never execs: the fd is
+/// O_CLOEXEC and still reaches the restorers and lazy helpers).
+class RestoreSource {
+ public:
+  /// `base_dir`: where a relative parent path is resolved when `path` is
+  /// not a real file's path (an image read from standard input).
+  static img::Expected<RestoreSource> open(const std::string &path, const std::string &base_dir = "");
+  RestoreSource(RestoreSource &&o) noexcept : path_(std::move(o.path_)), fd_(o.fd_) { o.fd_ = -1; }
+  RestoreSource &operator=(RestoreSource &&) = delete;
+  ~RestoreSource();
+
+  const std::string &path() const { return path_; }
+  bool merged() const { return fd_ >= 0; }
+
+ private:
+  RestoreSource(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  std::string path_;
+  int fd_ = -1;
+};
+
+}  // namespace ckpt::reader

@@ -1,0 +1,172 @@
+// Incremental chains (issue #11): `dump --parent`, restore/verify/info along
+// the chain, `merge`, gdb on an incremental image, and every way a parent
+// can go missing. restore_incremental rewrites one page in ten between
+// dumps; restoring from the last link must bring back the pages of every
+// link.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "restore_common.h"
+
+namespace ckpt::restoretest {
+namespace {
+
+using json = nlohmann::json;
+
+long long file_size(const std::string &path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 ? static_cast<long long>(st.st_size) : -1;
+}
+
+// Non-zero exit and exactly one line on stderr, containing `needle`.
+void expect_one_line(const RunResult &r, const std::string &needle) {
+  EXPECT_TRUE(r.exited && r.exit_code != 0) << r.status();
+  auto lines = split_lines(r.err);
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  EXPECT_NE(lines[0].find(needle), std::string::npos) << lines[0];
+}
+
+class Incremental : public RestoreTest {
+ protected:
+  std::string link(int n) const { return tmp_.file("link" + std::to_string(n) + ".core"); }
+
+  // Tells the program to write generation n and waits until it has.
+  void step(int n) {
+    ASSERT_TRUE(write_file(tmp_.file("step" + std::to_string(n)), ""));
+    ASSERT_TRUE(wait_until([&] { return access(tmp_.file("done" + std::to_string(n)).c_str(), F_OK) == 0; }, 30))
+        << "generation " << n << " never written";
+  }
+
+  void dump_ok(const std::string &out, const std::vector<std::string> &extra) {
+    RunResult d = dump(pid_, out, extra);
+    ASSERT_TRUE(d.exited && d.exit_code == 0) << d.status() << "\n" << d.err;
+  }
+
+  // link0 full, link1 on link0, link2 on link1 (relative --parent paths,
+  // resolved against the output's directory), the last with --kill.
+  void make_chain(int links, const std::vector<std::string> &extra = {}) {
+    pass_file_ = log_path();
+    ASSERT_NO_FATAL_FAILURE(start(RESTORE_INCREMENTAL_PATH, {"32"}));
+    for (int n = 0; n < links; n++) {
+      if (n) ASSERT_NO_FATAL_FAILURE(step(n));
+      std::vector<std::string> opts = extra;
+      if (n) opts.insert(opts.end(), {"--parent", "link" + std::to_string(n - 1) + ".core"});
+      if (n == links - 1) opts.push_back("--kill");
+      ASSERT_NO_FATAL_FAILURE(dump_ok(link(n), opts));
+    }
+    ASSERT_TRUE(wait_until([&] { return !pid_exists(pid_); }, 20));
+  }
+};
+
+TEST_F(Incremental, ChainOfThreeRestoresFromTheLastLink) {
+  ASSERT_NO_FATAL_FAILURE(make_chain(3));
+  // Small: one page in ten changed, plus the state that is not memory.
+  long long full = file_size(link(0));
+  for (int n = 1; n < 3; n++)
+    EXPECT_LE(file_size(link(n)), full * 15 / 100) << "link " << n << " of " << full << " bytes";
+  RunResult v = test::run({imgtool(), "verify", link(2)}, 60);
+  EXPECT_TRUE(v.exited && v.exit_code == 0) << v.status() << "\n" << v.out << v.err;
+  EXPECT_NE(v.out.find("chain of 3 images"), std::string::npos) << v.out;
+  RunResult info = test::run({imgtool(), "info", "--json", link(2)}, 60);
+  ASSERT_TRUE(info.exited && info.exit_code == 0) << info.err;
+  json j = json::parse(info.out);
+  ASSERT_EQ(j["chain"].size(), 3u) << info.out;
+  EXPECT_EQ(j["chain"][2]["path"], link(0));
+  EXPECT_GT(j["chain"][1]["parent_pages"].get<unsigned long long>(), 0u);
+  EXPECT_EQ(j["chain"][2]["parent_pages"].get<unsigned long long>(), 0u);
+  RunResult human = test::run({imgtool(), "info", link(2)}, 60);
+  EXPECT_NE(human.out.find("parent: "), std::string::npos) << human.out;
+
+  // Restored from the last link (under the fixture's image name, in the
+  // same folder: the relative parent paths still resolve).
+  ASSERT_EQ(::link(link(2).c_str(), image_path().c_str()), 0);
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {}));
+  EXPECT_NE(log().find("generation 2 checked"), std::string::npos) << log();
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+}
+
+TEST_F(Incremental, MergedChainVerifiesRestoresAndOpensInGdb) {
+  ASSERT_NO_FATAL_FAILURE(make_chain(3));
+  std::string full = tmp_.file("full.core");
+  RunResult m = test::run({imgtool(), "merge", link(2), "-o", full}, 120);
+  ASSERT_TRUE(m.exited && m.exit_code == 0) << m.status() << "\n" << m.err;
+  RunResult v = test::run({imgtool(), "verify", full}, 60);
+  EXPECT_TRUE(v.exited && v.exit_code == 0) << v.status() << "\n" << v.out << v.err;
+  json j = json::parse(test::run({imgtool(), "info", "--json", full}, 60).out);
+  EXPECT_TRUE(j["parent"].is_null());
+  EXPECT_EQ(j["identity"]["incremental"], false);
+  // The merged image holds every page: the chain can go.
+  for (int n = 0; n < 3; n++) ASSERT_EQ(unlink(link(n).c_str()), 0);
+  RunResult g = test::run({"gdb", "-batch", "-nx", "-ex", "print generation", RESTORE_INCREMENTAL_PATH, full}, 60);
+  EXPECT_NE(g.out.find("= 2"), std::string::npos) << g.out << g.err;
+  std::string saved = image_path();
+  ASSERT_EQ(rename(full.c_str(), saved.c_str()), 0);
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  EXPECT_NE(log().find("generation 2 checked"), std::string::npos) << log();
+}
+
+TEST_F(Incremental, GdbShowsTheChildsMemory) {
+  ASSERT_NO_FATAL_FAILURE(make_chain(2));
+  // generation's page is in link1 only if it changed; the big buffer's
+  // unchanged pages are in link0: read one of each through imgtool gdb.
+  RunResult g = test::run({imgtool(), "gdb", link(1), "--", "-batch", "-ex", "print generation", "-ex", "ckpt chain"},
+                          60);
+  ASSERT_TRUE(g.exited) << g.status();
+  EXPECT_NE(g.out.find("= 1"), std::string::npos) << g.out << g.err;
+  EXPECT_NE(g.out.find(link(0)), std::string::npos) << g.out << g.err;
+  EXPECT_NE(g.out.find(link(1)), std::string::npos) << g.out << g.err;
+}
+
+TEST_F(Incremental, MissingDamagedOrReplacedParentIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(make_chain(3));
+  // Moved away: the child names it by path.
+  std::string moved = tmp_.file("moved.core");
+  ASSERT_EQ(rename(link(1).c_str(), moved.c_str()), 0);
+  expect_one_line(test::run({imgtool(), "verify", link(2)}, 60), link(1));
+  RunResult r = restore(link(2));
+  expect_one_line_failure(r, link(1));
+  expect_one_line(test::run({imgtool(), "merge", link(2), "-o", tmp_.file("m.core")}, 60), link(1));
+  EXPECT_EQ(access(tmp_.file("m.core").c_str(), F_OK), -1);
+  ASSERT_EQ(rename(moved.c_str(), link(1).c_str()), 0);
+  // Replaced by another image (another id) under the same name.
+  std::string keep = tmp_.file("keep.core");
+  ASSERT_EQ(rename(link(0).c_str(), keep.c_str()), 0);
+  ASSERT_EQ(::link(link(2).c_str(), link(0).c_str()), 0);
+  expect_one_line(test::run({imgtool(), "verify", link(2)}, 60), "not the");
+  expect_one_line_failure(restore(link(2)), "has id");
+  ASSERT_EQ(unlink(link(0).c_str()), 0);
+  ASSERT_EQ(rename(keep.c_str(), link(0).c_str()), 0);
+  // Damaged: one byte of the grandparent's memory flipped.
+  {
+    int fd = open(link(0).c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    off_t at = file_size(link(0)) / 2;
+    unsigned char b = 0;
+    ASSERT_EQ(pread(fd, &b, 1, at), 1);
+    b ^= 0x40;
+    ASSERT_EQ(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+  }
+  expect_one_line(test::run({imgtool(), "verify", link(2)}, 60), "parent image " + link(0));
+  expect_one_line_failure(restore(link(2)), "checksum");
+}
+
+// A parent that is not there refuses the dump before anything is stopped
+// or killed; the message names the path as resolved (beside the output).
+TEST_F(Incremental, DumpWithAMissingParentChangesNothing) {
+  pass_file_ = log_path();
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_INCREMENTAL_PATH, {"8"}));
+  RunResult d = dump(pid_, link(1), {"--parent", "nowhere.core", "--kill"});
+  expect_one_line(d, tmp_.file("nowhere.core"));
+  EXPECT_TRUE(pid_exists(pid_));
+  EXPECT_EQ(access(link(1).c_str(), F_OK), -1);
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+}  // namespace
+}  // namespace ckpt::restoretest

@@ -1,0 +1,94 @@
+// select_parent_pages (parent_compare.h).
+#include "parent_compare.h"
+
+#include <algorithm>
+#include <cstring>
+#include <sys/uio.h>
+
+namespace ckpt::writer {
+
+using namespace img;
+
+static constexpr u64 kPage = 4096;
+// Compared in slices: one read of the target and one resolution through
+// the chain per slice.
+static constexpr u64 kSlice = 4ull << 20;
+
+bool WrittenPages::clean(u64 start, u64 end) const {
+  auto it = std::partition_point(ranges.begin(), ranges.end(), [&](const Range &r) { return r.end <= start; });
+  return it == ranges.end() || it->start >= end;
+}
+
+// Private memory only: shared memory may be written by another process
+// without this one's tracking seeing it, and the writer stores it whole.
+static bool candidate(const VmaPlan &v) {
+  if (v.flags & (kVmaShared | kVmaDeletedFile)) return false;
+  switch (v.kind) {
+    case VmaKind::Anon:
+    case VmaKind::Heap:
+    case VmaKind::Stack:
+    case VmaKind::File:
+      return v.page_size == 0 || v.page_size == kPage;
+    default:
+      return false;
+  }
+}
+
+static void add_run(std::vector<PageRun> &runs, u64 start, u64 len, PageSource src) {
+  if (!runs.empty() && runs.back().source == src && runs.back().start + runs.back().length == start)
+    runs.back().length += len;
+  else
+    runs.push_back({start, len, src});
+}
+
+Expected<ParentSelection> select_parent_pages(pid_t pid, std::vector<VmaPlan> &plan, const Chain &parent,
+                                              const WrittenPages *written) {
+  ParentSelection sel;
+  sel.tracked = written != nullptr;
+  std::vector<u8> buf(kSlice);
+  std::vector<ResolvedPiece> pieces;
+  for (VmaPlan &v : plan) {
+    if (!candidate(v)) continue;
+    std::vector<PageRun> runs;
+    for (const PageRun &r : v.runs) {
+      if (r.source != PageSource::Image) {
+        add_run(runs, r.start, r.length, r.source);
+        continue;
+      }
+      for (u64 at = r.start; at < r.start + r.length; at += kSlice) {
+        u64 n = std::min(kSlice, r.start + r.length - at);
+        pieces.clear();
+        // Not in the parent at all (a mapping made since): stored as planned.
+        if (!resolve_pages(parent, 0, at, n, pieces)) {
+          add_run(runs, at, n, PageSource::Image);
+          continue;
+        }
+        bool read_ok = true;
+        if (!written) {
+          iovec local{buf.data(), n}, remote{reinterpret_cast<void *>(at), n};
+          // A page process_vm_readv cannot read (PROT_NONE) is left to the
+          // writer, which reads it through /proc/PID/mem.
+          read_ok = process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(n);
+          if (read_ok) sel.compared_bytes += n;
+        }
+        for (const ResolvedPiece &p : pieces) {
+          for (u64 page = p.addr; page < p.addr + p.length; page += kPage) {
+            bool same = false;
+            if (p.source == PageSource::Image) {
+              if (written)
+                same = written->clean(page, page + kPage);
+              else if (read_ok)
+                same = std::memcmp(buf.data() + (page - at), p.bytes + (page - p.addr), kPage) == 0;
+            }
+            if (same) sel.parent_bytes += kPage;
+            add_run(runs, page, kPage, same ? PageSource::Parent : PageSource::Image);
+          }
+        }
+      }
+    }
+    v.runs = std::move(runs);
+  }
+  return sel;
+}
+
+}  // namespace ckpt::writer
