@@ -1,5 +1,7 @@
 #include "lazy_pages.h"
 
+#include "phase_times.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
@@ -88,6 +90,12 @@ struct Stored {
 
 enum class Step { Done, Retry, Gone };
 
+// What the helper did, for CKPT_TRACE_TIMES.
+struct HelperCounts {
+  u64 faults_copied = 0, faults_zeroed = 0, faults_raced = 0;
+  u64 background_copies = 0, background_bytes = 0;
+} g_counts;
+
 // One mm being served: the restored process, or a child it forked while
 // pages were still missing.
 class Target {
@@ -128,9 +136,13 @@ class Target {
       z.range = {page, kPage};
       r = ioctl(uffd_, UFFDIO_ZEROPAGE, &z);
     }
-    if (r == 0) return Step::Done;
+    if (r == 0) {
+      (s ? g_counts.faults_copied : g_counts.faults_zeroed)++;
+      return Step::Done;
+    }
     if (errno == EAGAIN) return Step::Retry;  // an event is pending: read it first
     if (errno == EEXIST) {
+      g_counts.faults_raced++;
       // Already in (a background copy won): wake whoever waits for it.
       uffdio_range range{page, kPage};
       ioctl(uffd_, UFFDIO_WAKE, &range);
@@ -148,11 +160,30 @@ class Target {
     c.src = reinterpret_cast<u64>(s.bytes);
     c.len = len;
     u64 advance = len;
+    g_counts.background_copies++;
     if (ioctl(uffd_, UFFDIO_COPY, &c) != 0) {
-      if (errno == EAGAIN) return Step::Retry;
-      if (errno != EEXIST) return Step::Gone;
-      // c.copy: bytes copied before the page that is there already.
-      advance = std::min(len, (c.copy > 0 ? u64(c.copy) : 0) + kPage);
+      // The kernel copies page by page and stops at the first page that is
+      // there already (a fault was served first). With some pages copied
+      // the ioctl fails with EAGAIN and c.copy holds their bytes
+      // (fs/userfaultfd.c, userfaultfd_copy: "a partial copy is -EAGAIN");
+      // with none, EEXIST. The copied pages are done either way: retrying
+      // the step from its start would meet each of them again, one EEXIST
+      // per page.
+      int e = errno;
+      u64 copied = c.copy > 0 ? u64(c.copy) : 0;
+      if (e == EEXIST) {
+        advance = std::min(len, copied + kPage);
+        g_counts.background_bytes += copied;
+      } else if (e == EAGAIN && copied > 0) {
+        advance = copied;
+        g_counts.background_bytes += copied;
+      } else if (e == EAGAIN) {
+        return Step::Retry;  // an event is pending: read it first
+      } else {
+        return Step::Gone;
+      }
+    } else {
+      g_counts.background_bytes += len;
     }
     s.start += advance;
     s.bytes += advance;
@@ -285,6 +316,7 @@ void serve(std::vector<Target> &targets, int go) {
     if (!started && r > 0 && fds.back().revents) {
       char byte;
       if (read(go, &byte, 1) != 1) return;
+      trace_phase("helper: go, background copy may start");
       started = true;
       close(go);
       fds.pop_back();
@@ -401,6 +433,7 @@ Status LazyHelper::start(const ImageReader &image, const CkptView &v) {
     close(go_);  // or the helper would never see imgtool's end close
     // It outlives imgtool with --detach: keep nothing of imgtool's output
     // open (a reader of imgtool's stdout would wait for it).
+    if (tracing_times()) set_phase_trace_fd(fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     for (int fd = 0; fd < 3 && null >= 0; fd++) dup2(null, fd);
     // Nor the terminal's signals: a Ctrl-C meant for the restored process
@@ -413,6 +446,10 @@ Status LazyHelper::start(const ImageReader &image, const CkptView &v) {
     std::vector<Target> targets;
     targets.emplace_back(uffd, std::move(stored), std::move(vmas), !(hold && *hold == '1'));
     serve(targets, go);
+    trace_phasef("helper: done; faults served %llu copied, %llu zero, %llu raced; %llu background copies, %llu KiB",
+                 (unsigned long long)g_counts.faults_copied, (unsigned long long)g_counts.faults_zeroed,
+                 (unsigned long long)g_counts.faults_raced, (unsigned long long)g_counts.background_copies,
+                 (unsigned long long)(g_counts.background_bytes >> 10));
     _exit(0);
   }
   close(uffd);
