@@ -106,7 +106,7 @@ Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProc
   // The lazy-pages helper, forked after status[1] is closed so that it
   // does not hold the verdict pipe open.
   if (lazy_restore) {
-    if (Status started = out.lazy.start(loaded.image, loaded.view); !started) {
+    if (Status started = out.lazy.start(loaded.image, loaded.view, *pid); !started) {
       close(status[0]);
       kill(*pid, SIGKILL);
       waitpid(*pid, nullptr, 0);

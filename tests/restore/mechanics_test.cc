@@ -124,6 +124,36 @@ TEST_F(RestoreRun, LazyBackgroundCopyGoesOnAfterFaultedPages) {
   EXPECT_LE(copies, 65 + 2 * (copied + zeroed + raced) + 16) << r.err;
 }
 
+// The background copy waits a while after the process starts running
+// (DECISIONS 501): a program done before then is served by its faults
+// alone, copies nothing else, and its imgtool returns as soon as it exits
+// (the helper leaves with the process, it does not wait out the delay).
+TEST_F(RestoreRun, LazyProgramDoneBeforeTheBackgroundCopyCopiesNothing) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(go());
+  setenv("CKPT_TRACE_TIMES", "1", 1);
+  setenv("CKPT_LAZY_BACKGROUND_DELAY_MS", "60000", 1);
+  double t0 = now_s();
+  RunResult r = restore(image_path(), {"--lazy"});
+  double took = now_s() - t0;
+  unsetenv("CKPT_LAZY_BACKGROUND_DELAY_MS");
+  unsetenv("CKPT_TRACE_TIMES");
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err << report();
+  EXPECT_EQ(count(report(), "PASS"), 1) << report();
+  EXPECT_LT(took, 30) << "imgtool waited for the background copy's delay";
+  size_t at = r.err.find("helper: done;");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  unsigned long long copied = 0, zeroed = 0, raced = 0, copies = 1;
+  ASSERT_EQ(std::sscanf(r.err.c_str() + at,
+                        "helper: done; faults served %llu copied, %llu zero, %llu raced; %llu background copies",
+                        &copied, &zeroed, &raced, &copies),
+            4)
+      << r.err;
+  EXPECT_EQ(copies, 0u) << r.err;
+  EXPECT_GT(copied, 0u) << "the program's pages came by faults: " << r.err;
+}
+
 // A restored process can be dumped and restored again (its vdso, mm
 // fields, auxv and threads look right to the dumper too).
 TEST_F(RestoreRun, RestoredProcessDumpedAndRestoredAgain) {
