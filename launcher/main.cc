@@ -11,6 +11,8 @@
 
 #include <ckpt/reader/restore.h>
 
+#include "../reader/src/phase_times.h"
+
 static const char kHelp[] =
     "usage: %s [--detach [--pidfile F]] [--lazy] [--pidns] [--reopen-changed-files]\n"
     "\n"
@@ -53,6 +55,7 @@ static bool running_as_interpreter() {
 }
 
 int main(int argc, char **argv) {
+  ckpt::reader::start_phase_clock();
   const char *self = argc > 0 && argv[0] ? argv[0] : "ckpt-image";
   ckpt::reader::RestoreOptions opt;
   // The kernel's name for the file being run: the same file from any

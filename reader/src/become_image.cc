@@ -12,6 +12,7 @@
 
 #include "lazy_pages.h"
 #include "mapped_objects.h"
+#include "phase_times.h"
 #include "process_setup.h"
 #include "restorer_args.h"
 
@@ -75,6 +76,7 @@ void InheritedObjects::close_all() {
 
 Status become_image(const ProcessImage &process, ChildChannels &channels) {
   const CkptView &v = process.view;
+  trace_phase("child: becoming the image");
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -92,8 +94,14 @@ Status become_image(const ProcessImage &process, ChildChannels &channels) {
     if (!made) return made.error();
     fds.uffd = *made;
   }
+  trace_phase("child: image, mapped files and userfaultfd open");
   // The fd table; ours move above it (restore_fds writes the new numbers back).
   std::vector<int *> keep = {&fds.image_fd, &fds.status_fd};
+  // CKPT_TRACE_TIMES: a copy of imgtool's stderr for the trace lines, kept
+  // through restore_fds (fd 2 becomes the program's) and closed before the
+  // restorer runs.
+  int trace_fd = tracing_times() ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3) : -1;
+  if (trace_fd >= 0) keep.push_back(&trace_fd);
   if (fds.uffd >= 0) keep.push_back(&fds.uffd);
   for (auto &o : files.opened) keep.push_back(&o.second);
   if (channels.inherited)
@@ -102,6 +110,8 @@ Status become_image(const ProcessImage &process, ChildChannels &channels) {
       restore_fds(v, keep, channels.terminal, channels.inherited ? &channels.inherited->fds : nullptr);
   channels.status_fd = fds.status_fd;
   CKPT_TRY(fds_restored);
+  if (trace_fd >= 0) set_phase_trace_fd(trace_fd);
+  trace_phase("child: fds restored");
 
   // The objects behind shared and deleted-file mappings, made now that
   // every restored fd is in place.
@@ -127,9 +137,12 @@ Status become_image(const ProcessImage &process, ChildChannels &channels) {
   for (int fd : objects.owned_fds) fds.close_fds.push_back(fd);
   if (fds.uffd >= 0) fds.close_fds.push_back(fds.uffd);  // the helper has its own
 
+  trace_phase("child: shared objects and executable ready");
   CKPT_TRY(restore_process_state(v));
+  if (trace_fd >= 0) fds.close_fds.push_back(trace_fd);
   auto region = lay_out_restorer(process.image, v, process.core, fds);
   if (!region) return region.error();
+  trace_phase("child: restorer laid out, jumping to it");
   jump_to_restorer(*region);
 }
 

@@ -1,9 +1,12 @@
 #include "lazy_pages.h"
 
+#include "phase_times.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
@@ -24,6 +27,26 @@ static constexpr u64 kPage = 4096;
 // Background copies go in steps of this many bytes, so that a fault waits
 // for at most one step.
 static constexpr u64 kStep = 1u << 20;
+// The background copy starts this long after the process runs: a program
+// that is done by then (a warm start that answers and exits) never pays for
+// copying, and then freeing, memory it does not touch; faults are served
+// from the first instant (DECISIONS 95). CKPT_LAZY_BACKGROUND_DELAY_MS
+// overrides it (tests).
+static constexpr long kBackgroundDelayMs = 100;
+
+static long background_delay_ms() {
+  const char *v = std::getenv("CKPT_LAZY_BACKGROUND_DELAY_MS");
+  if (!v || !*v) return kBackgroundDelayMs;
+  char *end;
+  long ms = std::strtol(v, &end, 10);
+  return *end || ms < 0 ? kBackgroundDelayMs : ms;
+}
+
+static long now_ms() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return long(t.tv_sec) * 1000 + t.tv_nsec / 1000000;
+}
 
 bool served_lazily(const CkptView &v, const VmaRecord &m) {
   auto kind = static_cast<VmaKind>(m.kind);
@@ -88,6 +111,12 @@ struct Stored {
 
 enum class Step { Done, Retry, Gone };
 
+// What the helper did, for CKPT_TRACE_TIMES.
+struct HelperCounts {
+  u64 faults_copied = 0, faults_zeroed = 0, faults_raced = 0;
+  u64 background_copies = 0, background_bytes = 0;
+} g_counts;
+
 // One mm being served: the restored process, or a child it forked while
 // pages were still missing.
 class Target {
@@ -109,6 +138,9 @@ class Target {
   }
 
   int fd() const { return uffd_; }
+  /// The restored process itself (not a child it forked).
+  bool is_first() const { return first_; }
+  void set_first() { first_ = true; }
   bool finished() const { return stored_.empty(); }
   bool copies_in_background() const { return copy_in_background_; }
   bool has_background_work() const { return copy_in_background_ && !stored_.empty(); }
@@ -128,9 +160,13 @@ class Target {
       z.range = {page, kPage};
       r = ioctl(uffd_, UFFDIO_ZEROPAGE, &z);
     }
-    if (r == 0) return Step::Done;
+    if (r == 0) {
+      (s ? g_counts.faults_copied : g_counts.faults_zeroed)++;
+      return Step::Done;
+    }
     if (errno == EAGAIN) return Step::Retry;  // an event is pending: read it first
     if (errno == EEXIST) {
+      g_counts.faults_raced++;
       // Already in (a background copy won): wake whoever waits for it.
       uffdio_range range{page, kPage};
       ioctl(uffd_, UFFDIO_WAKE, &range);
@@ -148,11 +184,30 @@ class Target {
     c.src = reinterpret_cast<u64>(s.bytes);
     c.len = len;
     u64 advance = len;
+    g_counts.background_copies++;
     if (ioctl(uffd_, UFFDIO_COPY, &c) != 0) {
-      if (errno == EAGAIN) return Step::Retry;
-      if (errno != EEXIST) return Step::Gone;
-      // c.copy: bytes copied before the page that is there already.
-      advance = std::min(len, (c.copy > 0 ? u64(c.copy) : 0) + kPage);
+      // The kernel copies page by page and stops at the first page that is
+      // there already (a fault was served first). With some pages copied
+      // the ioctl fails with EAGAIN and c.copy holds their bytes
+      // (fs/userfaultfd.c, userfaultfd_copy: "a partial copy is -EAGAIN");
+      // with none, EEXIST. The copied pages are done either way: retrying
+      // the step from its start would meet each of them again, one EEXIST
+      // per page.
+      int e = errno;
+      u64 copied = c.copy > 0 ? u64(c.copy) : 0;
+      if (e == EEXIST) {
+        advance = std::min(len, copied + kPage);
+        g_counts.background_bytes += copied;
+      } else if (e == EAGAIN && copied > 0) {
+        advance = copied;
+        g_counts.background_bytes += copied;
+      } else if (e == EAGAIN) {
+        return Step::Retry;  // an event is pending: read it first
+      } else {
+        return Step::Gone;
+      }
+    } else {
+      g_counts.background_bytes += len;
     }
     s.start += advance;
     s.bytes += advance;
@@ -218,6 +273,7 @@ class Target {
   std::vector<Stored> stored_;  // ascending, disjoint, page-aligned
   std::vector<std::pair<u64, u64>> vmas_;
   bool copy_in_background_;
+  bool first_ = false;
 };
 
 // Reads and handles every pending message of target t. False when its mm
@@ -261,8 +317,13 @@ bool drain_events(std::vector<Target> &targets, size_t t) {
 // The background copy waits for a byte on `go`: until the restorer has
 // registered every VMA a copy there would fail (ENOENT). EOF on `go`
 // without it means the restore failed.
-void serve(std::vector<Target> &targets, int go) {
+// `exited` (a pidfd, or -1) becomes readable when the restored process is
+// gone: with the background copy not yet begun, nothing else tells us
+// (its mm's teardown sends the userfaultfd no event), and imgtool waits
+// for us in the foreground.
+void serve(std::vector<Target> &targets, int go, int exited) {
   bool started = false;
+  long copy_from = 0;  // CLOCK_MONOTONIC ms when the background copy may begin
   while (!targets.empty()) {
     // A target with nothing left to copy (all copied, or all of it
     // unmapped since) is done: hand its VMAs back and let it go.
@@ -279,13 +340,18 @@ void serve(std::vector<Target> &targets, int go) {
       background = background || t.has_background_work();
     }
     background = background && started;
+    size_t n_targets = fds.size();
+    if (exited >= 0) fds.push_back({exited, POLLIN, 0});
     if (!started) fds.push_back({go, POLLIN, 0});
-    int r = poll(fds.data(), fds.size(), background ? 0 : -1);
+    long wait_ms = background ? std::max(0L, copy_from - now_ms()) : -1;
+    int r = poll(fds.data(), fds.size(), static_cast<int>(std::min(wait_ms, 60000L)));
     if (r < 0 && errno != EINTR) return;
     if (!started && r > 0 && fds.back().revents) {
       char byte;
       if (read(go, &byte, 1) != 1) return;
+      trace_phase("helper: go (the process runs)");
       started = true;
+      copy_from = now_ms() + background_delay_ms();
       close(go);
       fds.pop_back();
       r--;
@@ -293,12 +359,21 @@ void serve(std::vector<Target> &targets, int go) {
       fds.pop_back();
     }
     std::vector<bool> gone(targets.size(), false);
+    if (exited >= 0 && fds.back().revents) {
+      // The process this helper was started for has exited; the children
+      // it forked (later targets) may still need their pages.
+      r--;
+      close(exited);
+      exited = -1;
+      gone[0] = targets[0].is_first();
+    }
+    fds.resize(n_targets);
     for (size_t i = 0; r > 0 && i < fds.size(); i++)
       if (fds[i].revents & (POLLERR | POLLHUP))
         gone[i] = true;
       else if ((fds[i].revents & POLLIN) && !drain_events(targets, i))
         gone[i] = true;
-    if (r == 0)
+    if (r == 0 && started && now_ms() >= copy_from)
       for (size_t i = 0; i < fds.size(); i++)
         if (targets[i].has_background_work()) {
           Step s = targets[i].background();
@@ -348,7 +423,7 @@ LazyHelper::~LazyHelper() {
   }
 }
 
-Status LazyHelper::start(const ImageReader &image, const CkptView &v) {
+Status LazyHelper::start(const ImageReader &image, const CkptView &v, pid_t pid) {
   int sock = std::exchange(sock_, -1);
   int go_pipe[2];
   if (pipe2(go_pipe, O_CLOEXEC) < 0) {
@@ -390,17 +465,24 @@ Status LazyHelper::start(const ImageReader &image, const CkptView &v) {
     }
   }
   std::sort(stored.begin(), stored.end(), [](const Stored &a, const Stored &b) { return a.start < b.start; });
+  // Taken while the process is our child (alive or a zombie), so it names
+  // that process; -1 without pidfd_open (Linux < 5.3): the helper then
+  // learns of the exit from its first failed background copy.
+  int exited = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (exited >= 0) fcntl(exited, F_SETFD, FD_CLOEXEC);
   pid_t helper = fork();
   if (helper < 0) {
     int e = errno;
     close(uffd);
     close(go);
+    if (exited >= 0) close(exited);
     return make_error("cannot start the lazy-pages helper: %s", strerror(e));
   }
   if (helper == 0) {
     close(go_);  // or the helper would never see imgtool's end close
     // It outlives imgtool with --detach: keep nothing of imgtool's output
     // open (a reader of imgtool's stdout would wait for it).
+    if (tracing_times()) set_phase_trace_fd(fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     for (int fd = 0; fd < 3 && null >= 0; fd++) dup2(null, fd);
     // Nor the terminal's signals: a Ctrl-C meant for the restored process
@@ -412,11 +494,17 @@ Status LazyHelper::start(const ImageReader &image, const CkptView &v) {
     const char *hold = std::getenv("CKPT_LAZY_NO_BACKGROUND");
     std::vector<Target> targets;
     targets.emplace_back(uffd, std::move(stored), std::move(vmas), !(hold && *hold == '1'));
-    serve(targets, go);
+    targets.back().set_first();
+    serve(targets, go, exited);
+    trace_phasef("helper: done; faults served %llu copied, %llu zero, %llu raced; %llu background copies, %llu KiB",
+                 (unsigned long long)g_counts.faults_copied, (unsigned long long)g_counts.faults_zeroed,
+                 (unsigned long long)g_counts.faults_raced, (unsigned long long)g_counts.background_copies,
+                 (unsigned long long)(g_counts.background_bytes >> 10));
     _exit(0);
   }
   close(uffd);
   close(go);
+  if (exited >= 0) close(exited);
   pid_ = helper;
   return {};
 }

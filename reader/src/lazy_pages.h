@@ -40,11 +40,13 @@ class LazyHelper {
   img::Expected<int> open_channel();
   /// In the child: drops the parent's end.
   void close_parent_end();
-  /// Receives the userfaultfd and forks the helper. It serves faults at
-  /// once; its background copy waits for go(), since until the restorer
-  /// has registered every VMA a copy there would fail.
-  img::Status start(const img::ImageReader &image, const img::CkptView &v);
-  /// The restorer reported success: the helper may copy in the background.
+  /// Receives the userfaultfd of process `pid` and forks the helper. It
+  /// serves faults at once; its background copy waits for go(), since
+  /// until the restorer has registered every VMA a copy there would fail,
+  /// and then a while longer (DECISIONS 95). It ends when every stored
+  /// page is in or `pid` (and every child it forked) is gone.
+  img::Status start(const img::ImageReader &image, const img::CkptView &v, pid_t pid);
+  /// The restorer reported success: the process runs.
   img::Status go();
   /// Returning while the process runs: leave the helper to it.
   void detach() { pid_ = 0; }

@@ -17,6 +17,7 @@
 #include <ckpt/reader/validate.h>
 
 #include "fd_kinds/fd_kind.h"
+#include "phase_times.h"
 #include "privileges.h"
 #include "self_maps.h"
 #include "stored_files.h"
@@ -182,7 +183,9 @@ Status check_here_now(const ImageReader &image, const CkptView &v, const HereNow
     if (!opt.new_pid_namespace && pid_in_use(t.pid)) return Error(pid_taken_message(t.pid, false));
   for (const ThreadRecord &t : v.threads.records)
     if (!opt.new_pid_namespace && pid_in_use(t.tid)) return Error(pid_taken_message(t.tid, true));
+  trace_phase("check: pids free");
   CKPT_TRY(check_mapped_files(v));
+  trace_phase("check: mapped files (build-ids)");
   CKPT_TRY(check_fd_files(v, opt));
   for (const TaskRecord &t : v.tasks.records) {
     std::string cwd(v.tasks.str_or_empty(t.cwd));
@@ -192,6 +195,7 @@ Status check_here_now(const ImageReader &image, const CkptView &v, const HereNow
   }
   CKPT_TRY(check_vdso(v));
   CKPT_TRY(check_vdso_matches(image, v));
+  trace_phase("check: vdso");
   CKPT_TRY(check_huge_pages(v));
   return check_privileges_here(v);
 }
@@ -205,6 +209,7 @@ Restorability check_restorable(const std::string &path, bool check_memory, const
     return r;
   }
   r.report = report.take();
+  trace_phase("check: image validated");
   auto image = ImageReader::open(path);
   if (!image) {
     r.obstacle = Obstacle::Damaged;

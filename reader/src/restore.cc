@@ -20,6 +20,7 @@
 
 #include "become_image.h"
 #include "handover.h"
+#include "phase_times.h"
 #include "pidns.h"
 #include "preflight.h"
 #include "restore_session.h"
@@ -95,6 +96,7 @@ Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProc
     channels.lazy_sock = *sock;
   }
   auto pid = create_process(loaded, loaded.view.tasks.records[0].pid, channels, status[0], out.lazy);
+  trace_phase("process created (clone3)");
   close(status[1]);
   if (channels.lazy_sock >= 0) close(channels.lazy_sock);
   if (!pid) {
@@ -105,19 +107,22 @@ Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProc
   // The lazy-pages helper, forked after status[1] is closed so that it
   // does not hold the verdict pipe open.
   if (lazy_restore) {
-    if (Status started = out.lazy.start(loaded.image, loaded.view); !started) {
+    if (Status started = out.lazy.start(loaded.image, loaded.view, *pid); !started) {
       close(status[0]);
       kill(*pid, SIGKILL);
       waitpid(*pid, nullptr, 0);
       return started.error();
     }
+    trace_phase("lazy-pages helper started");
   }
   auto where = await_verdict(status[0], *pid);
   if (!where) return where.error();
+  trace_phase("restorer reported success");
   std::string warning;
   Handover handover = handover_of(loaded.view, *pid, *where);
   handover.stopped = handover.stopped || loaded.hold_stopped;
   CKPT_TRY(hand_over(handover, &warning));
+  trace_phase("handed over: the program runs");
   if (!warning.empty()) std::fprintf(stderr, "imgtool restore: warning: %s\n", warning.c_str());
   return out.lazy.go();
 }
@@ -141,10 +146,14 @@ Expected<int> wait_in_foreground(pid_t root, pid_t child) {
   sa.sa_handler = forward_signal;
   sa.sa_flags = SA_RESTART;
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH}) sigaction(sig, &sa, nullptr);
-  return wait_exit_status(child);
+  auto status = wait_exit_status(child);
+  trace_phase("restored process exited");
+  return status;
 }
 
 Expected<int> restore_image(const RestoreOptions &opt) {
+  start_phase_clock();
+  trace_phase("restore starts");
   CKPT_TRY(check_restore_privilege());
   // "-": the image comes on standard input, spooled whole (stream_spool.h)
   // and then restored from like a file.
@@ -172,6 +181,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   here_now.new_pid_namespace = opt.pidns;
   Restorability restorability = check_restorable(path, !opt.lazy, here_now);
   if (!restorability.restorable()) return Error(restorability.message);
+  trace_phase("checked: restorable here now");
   std::optional<ImageReader> image;
   if (auto opened = ImageReader::open(path); opened) image.emplace(opened.take());
   else return opened.error();
@@ -188,6 +198,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     tree.emplace(plan.take());
     loaded.tree = &*tree;
   }
+  trace_phase("image opened and decoded");
   // A spooled stream is memory as large as the image: gone once every
   // restorer has read its pages (they close their fds to it before the
   // process runs), not kept while we wait for the process. Only the

@@ -338,7 +338,7 @@ Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredPr
   // end, or the others do in restore_fds: start() fails, not hangs).
   for (size_t i = 0; i < n; i++)
     if (out.tree_lazy[i])
-      if (Status s = out.tree_lazy[i]->start(*plan.processes[i].image, *plan.processes[i].view); !s)
+      if (Status s = out.tree_lazy[i]->start(*plan.processes[i].image, *plan.processes[i].view, plan.processes[i].pid); !s)
         return fail(s.error().context("process " + std::to_string(plan.processes[i].pid)));
   std::vector<Handover> handovers;
   for (size_t i = 0; i < n; i++) {

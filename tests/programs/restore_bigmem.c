@@ -1,7 +1,10 @@
 /* Restore test: ~64 MiB of patterned anonymous memory (for --lazy). After
  * the restore every word is checked, then every page is written, which
- * must not reach the image file a lazy restore maps.
- *   usage: restore_bigmem GOFILE [MIB] */
+ * must not reach the image file a lazy restore maps. With "scatter" as the
+ * third argument it first reads one word in the middle of every MiB,
+ * from the last MiB back, so that with --lazy those pages come in by
+ * faults ahead of the helper's background copy.
+ *   usage: restore_bigmem GOFILE [MIB [scatter]] */
 #include "rt_prog.h"
 
 #include <stdint.h>
@@ -26,6 +29,11 @@ int main(int argc, char **argv) {
   mprotect(ro, 1 << 20, PROT_READ);
   rt_ready();
   rt_wait_go(argv[1]);
+  if (argc > 3 && strcmp(argv[3], "scatter") == 0) {
+    volatile uint64_t sum = 0;
+    for (size_t mi = mib; mi-- > 0;) sum += mem[(mi << 17) + (1 << 16)];
+    (void)sum;
+  }
   size_t bad = 0;
   for (size_t i = 0; i < words; i++)
     if (mem[i] != pattern(i) && bad++ < 5)

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -90,6 +92,66 @@ TEST_F(RestoreRun, LazyBigMemory) {
   EXPECT_TRUE(v.exited && v.exit_code == 0) << v.status() << "\n" << v.out << v.err;
   ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
   EXPECT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+// The lazy-pages helper's background copy steps over pages that faults
+// brought in first. The program reads one page in the middle of every MiB,
+// from the end back, before the copy gets there; each 1 MiB copy step then
+// stops at such a page. The helper used to retry the step from its start,
+// one failed UFFDIO_COPY for every page it had just copied (some 8000 here);
+// now it goes on after them: a few copies per MiB. CKPT_TRACE_TIMES=1 has
+// the helper report its counts on imgtool's stderr.
+TEST_F(RestoreRun, LazyBackgroundCopyGoesOnAfterFaultedPages) {
+  pass_file_ = log_path();  // restore_bigmem reports on its stderr
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_BIGMEM_PATH, {"scatter"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(go());
+  setenv("CKPT_TRACE_TIMES", "1", 1);
+  RunResult r = restore(image_path(), {"--lazy"});
+  unsetenv("CKPT_TRACE_TIMES");
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err << log();
+  EXPECT_NE(log().find("PASS"), std::string::npos) << log();
+  unsigned long long copied = 0, zeroed = 0, raced = 0, copies = 0;
+  size_t at = r.err.find("helper: done;");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  ASSERT_EQ(std::sscanf(r.err.c_str() + at,
+                        "helper: done; faults served %llu copied, %llu zero, %llu raced; %llu background copies",
+                        &copied, &zeroed, &raced, &copies),
+            4)
+      << r.err;
+  // 65 MiB stored: one copy per MiB, and at most two more per fault (the
+  // partial step up to the faulted page, the step after it).
+  EXPECT_LE(copies, 65 + 2 * (copied + zeroed + raced) + 16) << r.err;
+}
+
+// The background copy waits a while after the process starts running
+// (DECISIONS 95): a program done before then is served by its faults
+// alone, copies nothing else, and its imgtool returns as soon as it exits
+// (the helper leaves with the process, it does not wait out the delay).
+TEST_F(RestoreRun, LazyProgramDoneBeforeTheBackgroundCopyCopiesNothing) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(go());
+  setenv("CKPT_TRACE_TIMES", "1", 1);
+  setenv("CKPT_LAZY_BACKGROUND_DELAY_MS", "60000", 1);
+  double t0 = now_s();
+  RunResult r = restore(image_path(), {"--lazy"});
+  double took = now_s() - t0;
+  unsetenv("CKPT_LAZY_BACKGROUND_DELAY_MS");
+  unsetenv("CKPT_TRACE_TIMES");
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err << report();
+  EXPECT_EQ(count(report(), "PASS"), 1) << report();
+  EXPECT_LT(took, 30) << "imgtool waited for the background copy's delay";
+  size_t at = r.err.find("helper: done;");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  unsigned long long copied = 0, zeroed = 0, raced = 0, copies = 1;
+  ASSERT_EQ(std::sscanf(r.err.c_str() + at,
+                        "helper: done; faults served %llu copied, %llu zero, %llu raced; %llu background copies",
+                        &copied, &zeroed, &raced, &copies),
+            4)
+      << r.err;
+  EXPECT_EQ(copies, 0u) << r.err;
+  EXPECT_GT(copied, 0u) << "the program's pages came by faults: " << r.err;
 }
 
 // A restored process can be dumped and restored again (its vdso, mm

@@ -803,6 +803,22 @@ TEST_F(RoundTrip, IntegrityVerifies) {
   EXPECT_TRUE(s) << s.error().message();
 }
 
+// The zero block is memory: the check a lazy restore makes (no
+// check_memory) does not read it, as it does not read the segments; the
+// full check finds a byte there that is not zero.
+TEST_F(RoundTrip, ZeroBlockIsReadOnlyWithMemory) {
+  ASSERT_NE(layout_->zero_block_offset, 0u);
+  std::vector<u8> damaged = *bytes_;
+  damaged[layout_->zero_block_offset + 100] = 1;
+  auto r = ImageReader::from_bytes(damaged);
+  ASSERT_TRUE(r) << r.error().message();
+  Status without_memory = verify_integrity(*r, false);
+  EXPECT_TRUE(without_memory) << without_memory.error().message();
+  Status with_memory = verify_integrity(*r, true);
+  ASSERT_FALSE(with_memory);
+  EXPECT_NE(with_memory.error().message().find("zero block"), std::string::npos) << with_memory.error().message();
+}
+
 TEST_F(RoundTrip, OpenFromPathMatchesFromBytes) {
   std::string path = "/proc/self/fd/" + std::to_string(memfd_);
   auto r = ImageReader::open(path);

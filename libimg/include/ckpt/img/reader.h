@@ -104,8 +104,10 @@ class ImageReader {
 /// Checks the CKPT Integrity note against the file: every checksum, and that
 /// the regions it lists are exactly the file's headers, notes and segments.
 /// Fails with the first region whose bytes differ. With check_memory false
-/// the PT_LOAD data (and the whole-file checksum that includes it) is not
-/// read: headers, notes, the zero block and the integrity note still are.
+/// the PT_LOAD data, the zero block (the zero segments' bytes) and the
+/// whole-file checksum that includes them are not read: headers, notes and
+/// the integrity note still are (and that the zero block's recorded
+/// checksum is the one of zeros).
 /// That is what a lazy restore affords, whose cost must not grow with the
 /// memory size; `imgtool verify` always checks everything.
 /// A tree image is checked whole: the root's regions, then each embedded
