@@ -53,6 +53,11 @@ TEST_F(RestoreEventFds, TimerfdsFireOnTimeWithTheirTicks) {
   EXPECT_EQ(states[44], "clock 7, disarmed, ticks 0");
   RunResult text = imgtool_run({"info", image_path()});
   EXPECT_NE(text.out.find("(clock 1, disarmed, ticks 1)"), std::string::npos) << text.out;
+  // gdb's `ckpt fds` lists each kind's state after the table.
+  RunResult g = imgtool_run({"gdb", image_path(), "--", "-batch", "-ex", "ckpt fds"});
+  EXPECT_TRUE(g.exited && g.exit_code == 0) << g.status() << "\n" << g.err;
+  EXPECT_NE(g.out.find("State of their kinds:\n"), std::string::npos) << g.out;
+  EXPECT_NE(g.out.find("\n  fd 41 timerfd: clock 1, disarmed, ticks 1\n"), std::string::npos) << g.out;
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 

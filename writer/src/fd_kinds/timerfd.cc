@@ -46,7 +46,7 @@ img::Status capture_timerfd(pid_t pid, FdInfo &fi) {
   itimerspec its{};
   if (timerfd_gettime(copy.get(), &its) != 0)
     return img::make_error("%s: timerfd_gettime: %s", fd_where(pid, fd).c_str(), strerror(errno));
-  std::string path = fdinfo_path(getpid(), copy.get());
+  std::string path = "/proc/self/fdinfo/" + std::to_string(copy.get());
   auto text = read_file(path);
   if (!text) return text.error().context(fd_where(pid, fd));
   unsigned long long clock = 0, ticks = 0, flags = 0;
