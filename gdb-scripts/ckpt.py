@@ -438,7 +438,8 @@ class CkptFds(_Command):
 
 Usage: ckpt fds [PID]
 Lists each descriptor with its number, type, path, file position and open
-flags, as 'imgtool restore' will recreate them. PID selects a process of a
+flags, and a kind's own state (an eventfd's counter, a timerfd's settings,
+inotify watches...), as 'imgtool restore' will recreate them. PID selects a process of a
 process-tree image (default: the process gdb shows)."""
 
     def __init__(self):
@@ -462,6 +463,11 @@ process-tree image (default: the process gdb shows)."""
                 path += " (deleted)"
             rows.append((str(f.get("fd")), str(f.get("type")), str(f.get("pos")), flags, path))
         _table(rows, right=(0, 2))
+        states = [f for f in fds if f.get("state")]
+        if states:
+            _out("State of their kinds:")
+            for f in states:
+                _out("  fd %s %s: %s" % (f.get("fd"), f.get("type"), f.get("state")))
 
 
 class CkptSignals(_Command):

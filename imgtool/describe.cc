@@ -207,8 +207,17 @@ static json ckpt_process(const CkptView &v, const TaskRecord &t, const CoreView 
   static const char *timer_kinds[] = {"itimer_real", "itimer_virtual", "itimer_prof", "posix"};
   for (const TimerRecord &tm : v.timers.records) {
     if (tm.pid != t.pid) continue;
-    timers.push_back(json{{"kind", tm.kind < 4 ? timer_kinds[tm.kind] : "unknown"},
-                          {"value_ns", tm.value_ns}, {"interval_ns", tm.interval_ns}});
+    json one{{"kind", tm.kind < 4 ? timer_kinds[tm.kind] : "unknown"}, {"value_ns", tm.value_ns},
+             {"interval_ns", tm.interval_ns}};
+    if (static_cast<TimerKind>(tm.kind) == TimerKind::Posix) {
+      one["id"] = tm.timer_id;
+      one["clock"] = tm.clock_id;
+      one["notify"] = tm.sigev_notify;
+      one["signal"] = tm.sigev_signo;
+      one["value"] = tm.sigev_value;
+      if (tm.sigev_notify & 4) one["tid"] = tm.sigev_tid;  // SIGEV_THREAD_ID
+    }
+    timers.push_back(one);
   }
   p["timers"] = timers;
   json limits = json::array();
@@ -450,7 +459,15 @@ std::string render_text(const json &info) {
       line(s);
     }
     if (p.contains("timers"))
-      for (const json &tm : p["timers"]) line("  timer " + str(tm["kind"]) + " in " + str(tm["value_ns"]) + " ns");
+      for (const json &tm : p["timers"]) {
+        std::string s = "  timer " + str(tm["kind"]);
+        if (tm.contains("id"))
+          s += " " + str(tm["id"]) + " (clock " + str(tm["clock"]) + ", notify " + str(tm["notify"]) + ", signal " +
+               str(tm["signal"]) + ", value " + str(tm["value"]) + ")";
+        s += " in " + str(tm["value_ns"]) + " ns";
+        if (tm["interval_ns"].get<u64>()) s += ", every " + str(tm["interval_ns"]) + " ns";
+        line(s);
+      }
   }
   line("");
   u64 stored = 0, total = 0;

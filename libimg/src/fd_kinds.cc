@@ -3,6 +3,8 @@
 
 #include <ckpt/img/restorable.h>
 
+#include <cstdio>
+#include <utility>
 #include <sys/sysmacros.h>
 
 namespace ckpt::img {
@@ -51,15 +53,72 @@ std::string eventfd_state(const Table<FdRecord> &fds, const FdRecord &r) {
   return "count " + std::to_string(s->count) + ((s->flags & kEventFdSemaphore) ? ", semaphore" : "");
 }
 
+// Kinds that come back from their state (TimerFdState, SignalFdState,
+// InotifyState): an image without one (an older writer's, dumped with
+// --allow-unrestorable) cannot give their settings back.
+std::string timerfd_refusal(const FdRecord &r, std::string_view) {
+  return r.state.length ? "" : "timerfd (its settings were not captured)";
+}
+std::string signalfd_refusal(const FdRecord &r, std::string_view) {
+  return r.state.length ? "" : "signalfd (its mask was not captured)";
+}
+std::string inotify_refusal(const FdRecord &r, std::string_view) {
+  return r.state.length ? "" : "inotify (its watches were not captured)";
+}
+
+std::string timerfd_state(const Table<FdRecord> &fds, const FdRecord &r) {
+  auto s = fd_state<TimerFdState>(fds, r);
+  if (!s) return "state unreadable: " + s.error().message();
+  std::string out = "clock " + std::to_string(s->clock_id);
+  out += s->value_ns ? ", next in " + std::to_string(s->value_ns) + " ns" : ", disarmed";
+  if (s->interval_ns) out += ", interval " + std::to_string(s->interval_ns) + " ns";
+  out += ", ticks " + std::to_string(s->ticks);
+  if (s->settime_flags & 1) out += ", abstime";
+  if (s->settime_flags & 2) out += ", cancel on set";
+  return out;
+}
+
+std::string signalfd_state(const Table<FdRecord> &fds, const FdRecord &r) {
+  auto s = fd_state<SignalFdState>(fds, r);
+  if (!s) return "state unreadable: " + s.error().message();
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "sigmask %016llx", (unsigned long long)s->sigmask);
+  return buf;
+}
+
+std::string inotify_state(const Table<FdRecord> &fds, const FdRecord &r) {
+  auto w = inotify_watches(fds, r);
+  if (!w) return "state unreadable: " + w.error().message();
+  std::string out = std::to_string(w->size()) + (w->size() == 1 ? " watch" : " watches");
+  char buf[64];
+  for (size_t i = 0; i < w->size(); i++) {
+    std::snprintf(buf, sizeof buf, "wd %d mask %#x ", (*w)[i].watch.wd, (*w)[i].watch.mask);
+    out += (i ? ", " : ": ") + std::string(buf) + (*w)[i].path;
+  }
+  return out;
+}
+
 // Kinds restore does not bring back yet: refused by the name the kernel
 // gives them.
 std::string block_device_refusal(const FdRecord &, std::string_view) { return "block device"; }
 std::string socket_refusal(const FdRecord &, std::string_view) { return "socket"; }
-std::string signalfd_refusal(const FdRecord &, std::string_view) { return "signalfd"; }
-std::string timerfd_refusal(const FdRecord &, std::string_view) { return "timerfd"; }
 std::string epoll_refusal(const FdRecord &, std::string_view) { return "eventpoll"; }
-std::string inotify_refusal(const FdRecord &, std::string_view) { return "inotify"; }
+// Kernel objects of other kinds, each refused with why (by the link the
+// kernel gives them, /proc/PID/fd/N).
 std::string other_refusal(const FdRecord &, std::string_view path) {
+  static const std::pair<std::string_view, std::string_view> kWhy[] = {
+      {"anon_inode:[io_uring]", "io_uring instance (its rings and requests in flight cannot be captured)"},
+      {"anon_inode:[perf_event]", "perf_event (a counter the kernel keeps, which cannot be recreated with its count)"},
+      {"anon_inode:bpf-map", "bpf map (a kernel object shared beyond the process)"},
+      {"anon_inode:bpf-prog", "bpf program (a kernel object shared beyond the process)"},
+      {"anon_inode:bpf_link", "bpf link (a kernel object shared beyond the process)"},
+      {"anon_inode:[userfaultfd]", "userfaultfd of the program's own (its registrations and pending faults)"},
+      {"anon_inode:[pidfd]", "pidfd (it names a process that may not exist after restore)"},
+      {"anon_inode:[fanotify]", "fanotify (its marks and permission events cannot be captured)"},
+  };
+  for (auto [link, why] : kWhy)
+    if (path == link) return std::string(why);
+  if (path.substr(0, 11) == "anon_inode:") return std::string(path) + " (a kernel object restore does not know)";
   return path.empty() ? "of an unknown kind" : std::string(path);
 }
 
@@ -73,10 +132,10 @@ constexpr std::array<FdKindInfo, kFdTypeCount> kFdKinds = {{
     {FdType::BlockDevice, "block_device", FdSharing::FileId, block_device_refusal, no_state},
     {FdType::Socket, "socket", FdSharing::FileId, socket_refusal, no_state},
     {FdType::EventFd, "eventfd", FdSharing::FileId, eventfd_refusal, eventfd_state},
-    {FdType::SignalFd, "signalfd", FdSharing::FileId, signalfd_refusal, no_state},
-    {FdType::TimerFd, "timerfd", FdSharing::FileId, timerfd_refusal, no_state},
+    {FdType::SignalFd, "signalfd", FdSharing::FileId, signalfd_refusal, signalfd_state},
+    {FdType::TimerFd, "timerfd", FdSharing::FileId, timerfd_refusal, timerfd_state},
     {FdType::Epoll, "epoll", FdSharing::FileId, epoll_refusal, no_state},
-    {FdType::Inotify, "inotify", FdSharing::FileId, inotify_refusal, no_state},
+    {FdType::Inotify, "inotify", FdSharing::FileId, inotify_refusal, inotify_state},
     {FdType::MemFd, "memfd", FdSharing::FileId, memfd_refusal, no_state},
     {FdType::Other, "other", FdSharing::FileId, other_refusal, no_state},
 }};
@@ -89,6 +148,54 @@ const FdKindInfo *fd_kind_info(u32 type) { return type < kFdKinds.size() ? &kFdK
 bool is_pipe_end(FdType t) {
   const FdKindInfo *k = fd_kind_info(static_cast<u32>(t));
   return k && k->sharing == FdSharing::PipeId;
+}
+
+std::vector<u8> inotify_state_bytes(const std::vector<InotifyWatchEntry> &watches) {
+  InotifyState head{};
+  head.header.version = InotifyState::kVersion;
+  head.watch_count = static_cast<u32>(watches.size());
+  std::vector<u8> out(sizeof head);
+  for (const InotifyWatchEntry &e : watches) {
+    InotifyWatch w = e.watch;
+    w.path_length = static_cast<u32>(e.path.size());
+    w.pad0 = 0;
+    size_t at = out.size();
+    out.resize(at + sizeof w + ((e.path.size() + 7) & ~size_t(7)), 0);
+    std::memcpy(out.data() + at, &w, sizeof w);
+    std::memcpy(out.data() + at + sizeof w, e.path.data(), e.path.size());
+  }
+  head.header.size = static_cast<u32>(out.size());
+  std::memcpy(out.data(), &head, sizeof head);
+  return out;
+}
+
+Expected<std::vector<InotifyWatchEntry>> inotify_watches(const Table<FdRecord> &fds, const FdRecord &r) {
+  auto head = fd_state<InotifyState>(fds, r);
+  if (!head) return head.error();
+  auto bytes = fds.blob(r.state);
+  if (!bytes) return bytes.error();
+  // A later version's longer header would be refused by fd_state; the
+  // watches start right after this one.
+  size_t at = sizeof(InotifyState);
+  std::vector<InotifyWatchEntry> out;
+  for (u32 i = 0; i < head->watch_count; i++) {
+    InotifyWatchEntry e;
+    if (bytes->size() - at < sizeof e.watch)
+      return make_error("fd %d: inotify state ends inside watch %u of %u", r.fd, i, head->watch_count);
+    std::memcpy(&e.watch, bytes->data() + at, sizeof e.watch);
+    at += sizeof e.watch;
+    size_t padded = (size_t(e.watch.path_length) + 7) & ~size_t(7);
+    if (bytes->size() - at < padded)
+      return make_error("fd %d: inotify watch %d's path runs past the state", r.fd, e.watch.wd);
+    e.path.assign(reinterpret_cast<const char *>(bytes->data() + at), e.watch.path_length);
+    at += padded;
+    if (!out.empty() && e.watch.wd <= out.back().watch.wd)
+      return make_error("fd %d: inotify watches not in ascending wd order (%d after %d)", r.fd, e.watch.wd,
+                        out.back().watch.wd);
+    out.push_back(std::move(e));
+  }
+  if (at != bytes->size()) return make_error("fd %d: %zu stray bytes after the inotify watches", r.fd, bytes->size() - at);
+  return out;
 }
 
 const char *fd_kind_name(u32 type) { return type < kFdKinds.size() ? kFdKinds[type].name : "unknown"; }

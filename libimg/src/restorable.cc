@@ -18,6 +18,25 @@ bool is_stateless_char_device(u64 rdev) {
   return ma == 1 && (mi == 3 || mi == 5 || mi == 7 || mi == 8 || mi == 9);
 }
 
+// Restore makes POSIX timers in the process before its other threads
+// exist (reader/src/process_setup.cc): one aimed at another thread
+// (SIGEV_THREAD_ID, as glibc's SIGEV_THREAD timers are, or a thread's CPU
+// clock) has no thread to aim at yet.
+static std::string posix_timer_refusal(const TimerRecord &t) {
+  std::string what = "POSIX timer " + std::to_string(t.timer_id);
+  constexpr i32 kSigevThreadId = 4;
+  if ((t.sigev_notify & kSigevThreadId) && t.sigev_tid != t.pid)
+    return what + " (it signals thread " + std::to_string(t.sigev_tid) + ", not the main thread)";
+  // A CPU clock id (kernel/time/posix-cpu-timers.c): ~pid << 3 | type,
+  // bit 2 for a thread's; pid 0 means the caller.
+  if (t.clock_id < 0) {
+    i32 owner = ~(t.clock_id >> 3);
+    if (owner != 0 && owner != t.pid)
+      return what + " (on the CPU clock of " + ((t.clock_id & 4) ? "thread " : "process ") + std::to_string(owner) + ")";
+  }
+  return "";
+}
+
 std::vector<Unsupported> unsupported_state(const CkptView &v) {
   std::vector<Unsupported> out;
   auto add = [&](i32 pid, std::string what) { out.push_back({pid, std::move(what)}); };
@@ -45,7 +64,8 @@ std::vector<Unsupported> unsupported_state(const CkptView &v) {
     if (!why.empty()) add(f.pid, "fd " + std::to_string(f.fd) + " " + why);
   }
   for (const TimerRecord &t : v.timers.records)
-    if (static_cast<TimerKind>(t.kind) == TimerKind::Posix) add(t.pid, "POSIX timer " + std::to_string(t.timer_id));
+    if (static_cast<TimerKind>(t.kind) == TimerKind::Posix)
+      if (std::string why = posix_timer_refusal(t); !why.empty()) add(t.pid, why);
   for (const VmaRecord &m : v.vmas.records) {
     if (static_cast<VmaKind>(m.kind) == VmaKind::SysvShm) {
       std::snprintf(buf, sizeof buf, "SysV shared memory at 0x%llx", (unsigned long long)m.start);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 namespace ckpt::reader {
@@ -116,6 +117,69 @@ struct KernelSigaction {
   u64 handler, flags, restorer, mask;
 };
 
+// The kernel's struct sigevent on x86-64 (64 bytes; glibc's names the
+// thread id field differently across versions).
+struct KernelSigevent {
+  u64 value;
+  i32 signo;
+  i32 notify;
+  i32 tid;
+  i32 pad[11];
+};
+static_assert(sizeof(KernelSigevent) == 64);
+
+// prctl(PR_TIMER_CREATE_RESTORE_IDS), Linux 6.16 (kernel/time/posix-timers.c):
+// while on, timer_create takes the id to give the new timer from its
+// third argument instead of choosing one. Older headers lack it.
+constexpr int kPrTimerCreateRestoreIds = 77;
+constexpr int kPrTimerCreateRestoreIdsOff = 0;
+constexpr int kPrTimerCreateRestoreIdsOn = 1;
+
+static itimerspec to_itimerspec(u64 value_ns, u64 interval_ns) {
+  itimerspec its{};
+  its.it_value = {static_cast<time_t>(value_ns / 1000000000), static_cast<long>(value_ns % 1000000000)};
+  its.it_interval = {static_cast<time_t>(interval_ns / 1000000000), static_cast<long>(interval_ns % 1000000000)};
+  return its;
+}
+
+// POSIX timers with the ids the program holds, their clocks and sigevents,
+// armed with the time that was left. Made now, with only the main thread
+// alive and every signal blocked: one that expires before the program
+// runs again is delivered when the restorer unblocks signals. The overrun
+// count of the last expiry is not restored (decision 98).
+static Status restore_posix_timers(const CkptView &v) {
+  bool any = false;
+  for (const TimerRecord &tm : v.timers.records) any |= static_cast<TimerKind>(tm.kind) == TimerKind::Posix;
+  if (!any) return {};
+  if (prctl(kPrTimerCreateRestoreIds, kPrTimerCreateRestoreIdsOn, 0, 0, 0) != 0)
+    return make_error("POSIX timers cannot be given their ids on this kernel (prctl PR_TIMER_CREATE_RESTORE_IDS, "
+                      "Linux 6.16): %s",
+                      strerror(errno));
+  for (const TimerRecord &tm : v.timers.records) {
+    if (static_cast<TimerKind>(tm.kind) != TimerKind::Posix) continue;
+    KernelSigevent sev{};
+    sev.value = tm.sigev_value;
+    sev.signo = tm.sigev_signo;
+    sev.notify = tm.sigev_notify;
+    sev.tid = tm.sigev_tid;
+    int id = tm.timer_id;
+    if (syscall(SYS_timer_create, tm.clock_id, &sev, &id) != 0 || id != tm.timer_id) {
+      int e = errno;
+      prctl(kPrTimerCreateRestoreIds, kPrTimerCreateRestoreIdsOff, 0, 0, 0);
+      return make_error("cannot make POSIX timer %d again (clock %d): %s", tm.timer_id, tm.clock_id,
+                        id != tm.timer_id ? "it got another id" : strerror(e));
+    }
+    itimerspec its = to_itimerspec(tm.value_ns, tm.interval_ns);
+    if (tm.value_ns && syscall(SYS_timer_settime, id, 0, &its, nullptr) != 0) {
+      int e = errno;
+      prctl(kPrTimerCreateRestoreIds, kPrTimerCreateRestoreIdsOff, 0, 0, 0);
+      return make_error("cannot arm POSIX timer %d: %s", tm.timer_id, strerror(e));
+    }
+  }
+  prctl(kPrTimerCreateRestoreIds, kPrTimerCreateRestoreIdsOff, 0, 0, 0);
+  return {};
+}
+
 Status restore_process_state(const CkptView &v) {
   const TaskRecord &t = v.tasks.records[0];
   if (t.sid == t.pid && getsid(0) != t.pid) {
@@ -163,7 +227,7 @@ Status restore_process_state(const CkptView &v) {
     if (it.it_value.tv_sec == 0 && it.it_value.tv_usec == 0) it.it_value.tv_usec = 1;
     if (setitimer(which, &it, nullptr) < 0) return make_error("setitimer: %s", strerror(errno));
   }
-  return {};
+  return restore_posix_timers(v);
 }
 
 }  // namespace ckpt::reader

@@ -177,9 +177,7 @@ TEST(DumpState, SignalsArrivingDuringTheDump) {
   for (int i = 0; i < 20; i++) {
     SCOPED_TRACE("dump " + std::to_string(i));
     std::string c = tmp.file("timer" + std::to_string(i % 2) + ".core");
-    // Restore does not support POSIX timers yet, so dump refuses the
-    // process unless asked for an image anyway (for gdb).
-    expect_success(dump(t.pid(), c, {"--allow-unrestorable"}));
+    expect_success(dump(t.pid(), c));
     if (HasFatalFailure()) return;
   }
   expect_running_untraced(t.pid());

@@ -14,12 +14,22 @@
  *                 /dev/urandom (62), which restore reopens faithfully
  *        storm    a POSIX timer signalling every millisecond, unblocked: the
  *                 dumper's injected syscalls are hit by its signals
+ *        objects and storm also hold a userfaultfd (fd 43), which restore
+ *        refuses: POSIX timers and eventfds alone are restorable now
+ *        kernel:KIND  fd 70 is a kernel object restore refuses: io_uring,
+ *                 perf_event, bpf (an array map), userfaultfd, pidfd (of
+ *                 the process's parent), fanotify
  * Prints "timer N" (objects) and "pts PATH" (pty) before "ready". */
 #include "rt_prog.h"
 
 #include <fcntl.h>
 #include <stdint.h>
+#include <linux/bpf.h>
+#include <linux/io_uring.h>
+#include <linux/perf_event.h>
 #include <sys/epoll.h>
+#include <sys/fanotify.h>
+#include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <termios.h>
@@ -32,6 +42,41 @@ static void place(int fd, int target) {
     if (dup2(fd, target) < 0) rt_die("dup2 %d", target);
     close(fd);
   }
+}
+
+/* A kernel object of the kind named, at fd 70. */
+static void make_kernel_object(const char *kind) {
+  int fd = -1;
+  if (!strcmp(kind, "io_uring")) {
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    fd = (int)syscall(SYS_io_uring_setup, 4, &p);
+  } else if (!strcmp(kind, "perf_event")) {
+    struct perf_event_attr a;
+    memset(&a, 0, sizeof a);
+    a.size = sizeof a;
+    a.type = PERF_TYPE_SOFTWARE;
+    a.config = PERF_COUNT_SW_TASK_CLOCK;
+    fd = (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
+  } else if (!strcmp(kind, "bpf")) {
+    union bpf_attr a;
+    memset(&a, 0, sizeof a);
+    a.map_type = BPF_MAP_TYPE_ARRAY;
+    a.key_size = 4;
+    a.value_size = 4;
+    a.max_entries = 1;
+    fd = (int)syscall(SYS_bpf, BPF_MAP_CREATE, &a, sizeof a);
+  } else if (!strcmp(kind, "userfaultfd")) {
+    fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+  } else if (!strcmp(kind, "pidfd")) {
+    fd = (int)syscall(SYS_pidfd_open, getppid(), 0);
+  } else if (!strcmp(kind, "fanotify")) {
+    fd = fanotify_init(FAN_CLASS_NOTIF, 0);
+  } else {
+    rt_die("unknown kernel object %s", kind);
+  }
+  if (fd < 0) rt_die("make %s", kind);
+  place(fd, 70);
 }
 
 static volatile int timer_ticks;
@@ -66,6 +111,7 @@ int main(int argc, char **argv) {
     struct itimerspec its = {{0, 20000000}, {0, 20000000}};
     if (timer_settime(timer, 0, &its, NULL) != 0) rt_die("timer_settime");
     printf("timer %ld\n", (long)(intptr_t)timer);
+    place((int)syscall(SYS_userfaultfd, O_CLOEXEC), 43);
   } else if (!strcmp(mode, "pty")) {
     place(posix_openpt(O_RDWR | O_NOCTTY), 50);
     if (grantpt(50) != 0 || unlockpt(50) != 0) rt_die("grantpt/unlockpt");
@@ -86,6 +132,9 @@ int main(int argc, char **argv) {
     if (timer_create(CLOCK_MONOTONIC, &sev, &timer) != 0) rt_die("timer_create");
     struct itimerspec its = {{0, 1000000}, {0, 1000000}};
     if (timer_settime(timer, 0, &its, NULL) != 0) rt_die("timer_settime");
+    place((int)syscall(SYS_userfaultfd, O_CLOEXEC), 43);
+  } else if (!strncmp(mode, "kernel:", 7)) {
+    make_kernel_object(mode + 7);
   } else if (!strcmp(mode, "chardev")) {
     place(open("/dev/kmsg", O_RDONLY | O_NONBLOCK), 60);
     place(open("/dev/null", O_RDWR), 61);
@@ -127,6 +176,8 @@ int main(int argc, char **argv) {
     double until = rt_now(CLOCK_MONOTONIC) + 5;
     while (timer_ticks < before + 50 && rt_now(CLOCK_MONOTONIC) < until) rt_sleep_ms(1);
     RT_CHECK(timer_ticks >= before + 50, "the POSIX timer stopped ticking (%d ticks)", timer_ticks - before);
+  } else if (!strncmp(mode, "kernel:", 7)) {
+    RT_CHECK(fcntl(70, F_GETFD) >= 0, "the %s fd is gone", mode + 7);
   } else {
     char b[8];
     RT_CHECK(write(61, "x", 1) == 1, "/dev/null: write failed");

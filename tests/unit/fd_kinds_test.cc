@@ -138,3 +138,68 @@ TEST_F(FdState, BadStatesAreRefusedByName) {
   EXPECT_EQ(fd_kind_info(t.records[0].type)->refusal(t.records[0], "anon_inode:[eventfd]"),
             "eventfd (its counter was not captured)");
 }
+
+// An inotify fd's state: its watches, each with its path, in wd order.
+TEST_F(FdState, InotifyWatchesRoundTrip) {
+  std::vector<InotifyWatchEntry> in(2);
+  in[0].watch.wd = 1;
+  in[0].watch.mask = 0x2;
+  in[0].watch.ino = 77;
+  in[0].path = "/tmp/a";
+  in[1].watch.wd = 4;
+  in[1].watch.mask = 0x100 | 0x80000000u;  // IN_CREATE | IN_ONESHOT
+  in[1].path = "/tmp/a directory of eight";
+  std::vector<u8> b = inotify_state_bytes(in);
+  // 16 + (32 + 8) + (32 + 32): each path padded to 8.
+  EXPECT_EQ(b.size(), 120u);
+  Table<FdRecord> t = encode(b);
+  t.records[0].type = static_cast<u32>(FdType::Inotify);
+  auto back = inotify_watches(t, t.records[0]);
+  ASSERT_TRUE(back) << back.error().message();
+  ASSERT_EQ(back->size(), 2u);
+  EXPECT_EQ((*back)[0].watch.wd, 1);
+  EXPECT_EQ((*back)[0].path, "/tmp/a");
+  EXPECT_EQ((*back)[1].watch.mask, 0x80000100u);
+  EXPECT_EQ((*back)[1].path, "/tmp/a directory of eight");
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->describe(t, t.records[0]),
+            "2 watches: wd 1 mask 0x2 /tmp/a, wd 4 mask 0x80000100 /tmp/a directory of eight");
+
+  // Out of order, or a path running past the end: refused by fd.
+  std::swap(in[0], in[1]);
+  t = encode(inotify_state_bytes(in));
+  auto unordered = inotify_watches(t, t.records[0]);
+  ASSERT_FALSE(unordered);
+  EXPECT_EQ(unordered.error().message(), "fd 9: inotify watches not in ascending wd order (1 after 4)");
+  b = inotify_state_bytes({in[1]});
+  b[16 + 24] = 200;  // path_length beyond the state
+  t = encode(b);
+  auto truncated = inotify_watches(t, t.records[0]);
+  ASSERT_FALSE(truncated);
+  EXPECT_EQ(truncated.error().message(), "fd 9: inotify watch 1's path runs past the state");
+}
+
+// timerfd and signalfd states as `imgtool info` shows them.
+TEST_F(FdState, TimerfdAndSignalfdDescribed) {
+  TimerFdState s{};
+  s.header = {sizeof s, TimerFdState::kVersion};
+  s.clock_id = 0;
+  s.settime_flags = 3;
+  s.ticks = 2;
+  s.value_ns = 1500;
+  s.interval_ns = 1000000;
+  s.expiry_ns = 123456789;
+  Table<FdRecord> t = encode(fd_state_bytes(s));
+  t.records[0].type = static_cast<u32>(FdType::TimerFd);
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->describe(t, t.records[0]),
+            "clock 0, next in 1500 ns, interval 1000000 ns, ticks 2, abstime, cancel on set");
+  SignalFdState g{};
+  g.header = {sizeof g, SignalFdState::kVersion};
+  g.sigmask = 0xa00;
+  t = encode(fd_state_bytes(g));
+  t.records[0].type = static_cast<u32>(FdType::SignalFd);
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->describe(t, t.records[0]), "sigmask 0000000000000a00");
+  // Without a state (an older writer's image) each is refused, saying so.
+  t = encode({});
+  t.records[0].type = static_cast<u32>(FdType::TimerFd);
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->refusal(t.records[0], ""), "timerfd (its settings were not captured)");
+}

@@ -47,7 +47,13 @@ TEST(Restorable, EveryOffenderGroupedByPid) {
   t.pid = 4242;
   t.kind = static_cast<u32>(TimerKind::Posix);
   t.timer_id = 2;
+  t.sigev_notify = 4;  // SIGEV_THREAD_ID, to a thread restore makes later
+  t.sigev_tid = 4243;
   n.timers.add(t);
+  TimerRecord to_main = t;  // to the main thread: restorable
+  to_main.timer_id = 3;
+  to_main.sigev_tid = 4242;
+  n.timers.add(to_main);
   // A second process (a tree): grouped apart, after the image-wide line.
   TaskRecord second = n.tasks.records[0];
   second.pid = 4300;
@@ -59,8 +65,9 @@ TEST(Restorable, EveryOffenderGroupedByPid) {
   EXPECT_EQ(unsupported_message(unsupported_state(v->view)),
             "image: a process tree of 2 processes: not supported; "
             "pid 4242: fd 5 socket, fd 8 character device /dev/net/tun (10:200), "
-            "fd 9 pty /dev/pts/4 (not the terminal it was run from), fd 11 anon_inode:[pidfd], POSIX timer 2: "
-            "not supported; pid 4300: fd 3 inotify: not supported");
+            "fd 9 pty /dev/pts/4 (not the terminal it was run from), fd 11 pidfd (it names a process that may not "
+            "exist after restore), POSIX timer 2 (it signals thread 4243, not the main thread): not supported; "
+            "pid 4300: fd 3 inotify (its watches were not captured): not supported");
 
   // The written image gives the same answer as the notes before writing.
   auto bytes = ckpt::test::encode_image(im);

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -427,6 +428,19 @@ TEST(Fds, TableOfChild) {
   EXPECT_EQ(type(fd(119)), FdType::SignalFd);
   EXPECT_EQ(type(fd(120)), FdType::TimerFd);
   EXPECT_EQ(type(fd(121)), FdType::Inotify);
+  // Their own states (issue 13): the signalfd's mask (SIGUSR1: bit 9), a
+  // disarmed monotonic timerfd, an inotify fd without watches.
+  img::SignalFdState sig{};
+  ASSERT_EQ(fd(119).state.size(), sizeof sig);
+  std::memcpy(&sig, fd(119).state.data(), sizeof sig);
+  EXPECT_EQ(sig.sigmask, 1ull << (SIGUSR1 - 1));
+  img::TimerFdState tfd{};
+  ASSERT_EQ(fd(120).state.size(), sizeof tfd);
+  std::memcpy(&tfd, fd(120).state.data(), sizeof tfd);
+  EXPECT_EQ(tfd.clock_id, CLOCK_MONOTONIC);
+  EXPECT_EQ(tfd.value_ns, 0u);
+  EXPECT_EQ(tfd.ticks, 0u);
+  EXPECT_EQ(fd(121).state.size(), sizeof(img::InotifyState));
   FdInfo f122 = fd(122), f123 = fd(123);
   EXPECT_EQ(type(f122), FdType::CharDevice);
   EXPECT_EQ(f122.record.flags & img::kFdTerminal, 0u);  // the ptmx master

@@ -84,6 +84,10 @@ img::Status check_char_device(const img::CkptView &, const img::FdRecord &, cons
 img::Expected<int> open_char_device(FdOpenContext &, const img::FdRecord &);
 img::Expected<int> open_memfd(FdOpenContext &, const img::FdRecord &);
 img::Expected<int> open_eventfd(FdOpenContext &, const img::FdRecord &);
+img::Expected<int> open_timerfd(FdOpenContext &, const img::FdRecord &);
+img::Expected<int> open_signalfd(FdOpenContext &, const img::FdRecord &);
+img::Status check_inotify(const img::CkptView &, const img::FdRecord &, const HereNowOptions &);
+img::Expected<int> open_inotify(FdOpenContext &, const img::FdRecord &);
 /// Kinds restore refuses (refused.cc): unsupported_state stops a restore
 /// of them before this could run; reaching it is a one-line error.
 img::Expected<int> open_refused(FdOpenContext &, const img::FdRecord &);

@@ -25,10 +25,10 @@ constexpr std::array<ReaderFdKind, kFdTypeCount> kReaderFdKinds = {{
     {FdType::BlockDevice, check_nothing, open_refused},
     {FdType::Socket, check_nothing, open_refused},
     {FdType::EventFd, check_nothing, open_eventfd},
-    {FdType::SignalFd, check_nothing, open_refused},
-    {FdType::TimerFd, check_nothing, open_refused},
+    {FdType::SignalFd, check_nothing, open_signalfd},
+    {FdType::TimerFd, check_nothing, open_timerfd},
     {FdType::Epoll, check_nothing, open_refused},
-    {FdType::Inotify, check_nothing, open_refused},
+    {FdType::Inotify, check_inotify, open_inotify},
     {FdType::MemFd, check_nothing, open_memfd},
     {FdType::Other, check_nothing, open_refused},
 }};

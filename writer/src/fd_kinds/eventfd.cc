@@ -8,36 +8,14 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
 
 namespace ckpt::writer {
-
-namespace {
-
-/// The value of fdinfo line "KEY:\tVALUE", or nullopt.
-std::optional<std::string> fdinfo_value(std::string_view text, std::string_view key) {
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t nl = text.find('\n', at);
-    std::string_view line = text.substr(at, nl == std::string_view::npos ? std::string_view::npos : nl - at);
-    if (line.size() > key.size() && line.substr(0, key.size()) == key && line[key.size()] == ':') {
-      std::string_view v = line.substr(key.size() + 1);
-      size_t b = v.find_first_not_of(" \t");
-      return std::string(b == std::string_view::npos ? std::string_view() : v.substr(b));
-    }
-    if (nl == std::string_view::npos) break;
-    at = nl + 1;
-  }
-  return std::nullopt;
-}
-
-}  // namespace
 
 bool recognizes_eventfd(const FdProbe &p) { return is_anon_inode(p.link) && p.link.substr(11) == "[eventfd]"; }
 
 img::Status capture_eventfd(pid_t pid, FdInfo &fi) {
   int fd = fi.record.fd;
-  std::string path = "/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd);
+  std::string path = fdinfo_path(pid, fd);
   auto text = read_file(path);
   if (!text) return text.error().context(fd_where(pid, fd));
   // fs/eventfd.c prints the counter as "%16llx": hexadecimal, padded with

@@ -5,6 +5,7 @@
 // (img::covers_every_fd_type, libimg/fd_kinds.h).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <sys/stat.h>
@@ -79,6 +80,10 @@ class UniqueFd {
 std::string fd_where(pid_t pid, int fd);
 /// "/proc/PID/fd/N".
 std::string fd_link(pid_t pid, int fd);
+/// "/proc/PID/fdinfo/N".
+std::string fdinfo_path(pid_t pid, int fd);
+/// The value of fdinfo line "KEY:<blanks>VALUE" in text, or nullopt.
+std::optional<std::string> fdinfo_value(std::string_view text, std::string_view key);
 inline bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 /// An anonymous inode ("anon_inode:[eventfd]"): its st_mode says nothing
 /// reliable about its kind, only the link text does.
@@ -107,13 +112,16 @@ bool recognizes_memfd(const FdProbe &);
 img::Status capture_memfd(pid_t, FdInfo &);
 bool recognizes_eventfd(const FdProbe &);
 img::Status capture_eventfd(pid_t, FdInfo &);
+bool recognizes_timerfd(const FdProbe &);
+img::Status capture_timerfd(pid_t, FdInfo &);
+bool recognizes_signalfd(const FdProbe &);
+img::Status capture_signalfd(pid_t, FdInfo &);
+bool recognizes_inotify(const FdProbe &);
+img::Status capture_inotify(pid_t, FdInfo &);
 // Kinds restore refuses (refused.cc): recognised so the refusal can name them.
 bool recognizes_block_device(const FdProbe &);
 bool recognizes_socket(const FdProbe &);
-bool recognizes_signalfd(const FdProbe &);
-bool recognizes_timerfd(const FdProbe &);
 bool recognizes_epoll(const FdProbe &);
-bool recognizes_inotify(const FdProbe &);
 bool recognizes_other(const FdProbe &);
 /// Nothing beyond the common fields.
 img::Status capture_nothing(pid_t, FdInfo &);

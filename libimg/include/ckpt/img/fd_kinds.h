@@ -88,4 +88,17 @@ Expected<State> fd_state(const Table<FdRecord> &fds, const FdRecord &r) {
   return s;
 }
 
+/// One inotify watch with its path (InotifyState's entries).
+struct InotifyWatchEntry {
+  InotifyWatch watch;
+  std::string path;
+};
+
+/// The bytes of an inotify fd's state (InotifyState, then each watch and
+/// its path padded to 8), watches in ascending wd.
+std::vector<u8> inotify_state_bytes(const std::vector<InotifyWatchEntry> &watches);
+
+/// Decodes r's InotifyState and its watches; fails on a malformed state.
+Expected<std::vector<InotifyWatchEntry>> inotify_watches(const Table<FdRecord> &fds, const FdRecord &r);
+
 }  // namespace ckpt::img

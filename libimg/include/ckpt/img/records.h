@@ -249,6 +249,50 @@ enum EventFdFlags : u32 {
   kEventFdSemaphore = 1u << 0,  ///< made with EFD_SEMAPHORE (fdinfo "eventfd-semaphore: 1")
 };
 
+/// FdType::TimerFd's state, version 1 (fdinfo "clockid:", "ticks:",
+/// "settime flags:", "it_value:", "it_interval:").
+struct TimerFdState {
+  static constexpr u32 kVersion = 1;
+  FdStateHeader header;
+  i32 clock_id;             ///< CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, *_ALARM
+  u32 settime_flags;        ///< TFD_TIMER_ABSTIME (1), TFD_TIMER_CANCEL_ON_SET (2)
+  u64 ticks;                ///< expirations not read yet
+  u64 value_ns;             ///< time left to the next expiry at the dump; 0 = disarmed
+  u64 interval_ns;
+  i64 expiry_ns;            ///< TFD_TIMER_ABSTIME: the next expiry on clock_id's clock
+};
+static_assert(sizeof(TimerFdState) == 48);
+
+/// FdType::SignalFd's state, version 1.
+struct SignalFdState {
+  static constexpr u32 kVersion = 1;
+  FdStateHeader header;
+  u64 sigmask;              ///< fdinfo "sigmask:": bit N-1 = signal N
+};
+static_assert(sizeof(SignalFdState) == 16);
+
+/// FdType::Inotify's state, version 1: this header, then watch_count
+/// InotifyWatch entries in ascending wd, each followed by its path
+/// (path_length bytes, no NUL) and zero bytes to the next multiple of 8.
+struct InotifyState {
+  static constexpr u32 kVersion = 1;
+  FdStateHeader header;
+  u32 watch_count;
+  u32 pad0;
+};
+static_assert(sizeof(InotifyState) == 16);
+
+/// One watch of an inotify fd (fdinfo "inotify wd:.. ino:.. sdev:.. mask:..").
+struct InotifyWatch {
+  i32 wd;                   ///< watch descriptor, as the program holds it
+  u32 mask;                 ///< IN_* events and IN_ONESHOT / IN_EXCL_UNLINK
+  u64 ino;                  ///< the watched inode
+  u64 dev;                  ///< its st_dev
+  u32 path_length;          ///< bytes of the path that follows
+  u32 pad0;
+};
+static_assert(sizeof(InotifyWatch) == 32);
+
 /// The fd kinds, one line each: name and the number stored in
 /// FdRecord::type (dense from 0; a new kind takes the next number). Every
 /// fd kind registry (libimg/fd_kinds.h, writer/src/fd_kinds/,

@@ -1,0 +1,100 @@
+// timerfd, signalfd, inotify and POSIX timers (issue 13): real programs
+// holding each, dumped with --kill and restored; each program checks
+// itself (tests/programs/restore_{timerfd,signalfd,inotify,posix_timers}.c).
+// `imgtool info` shows each kind with its state.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "restore_common.h"
+
+namespace ckpt::restoretest {
+namespace {
+
+using json = nlohmann::json;
+
+class RestoreEventFds : public RestoreTest {
+ protected:
+  RunResult imgtool_run(const std::vector<std::string> &args) {
+    std::vector<std::string> argv = {imgtool()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return test::run(argv, 60);
+  }
+
+  // fd number -> "state" of every fd of `type` in `imgtool info --json`.
+  std::map<int, std::string> states_of(const std::string &type) {
+    RunResult i = imgtool_run({"info", "--json", image_path()});
+    EXPECT_TRUE(i.exited && i.exit_code == 0) << i.err;
+    json j = json::parse(i.out, nullptr, false);
+    std::map<int, std::string> out;
+    if (j.is_discarded()) {
+      ADD_FAILURE() << i.out;
+      return out;
+    }
+    EXPECT_EQ(j["restorable"], true) << i.out;
+    for (const json &f : j["processes"][0]["fds"])
+      if (f["type"] == type) out[f["fd"].get<int>()] = f.value("state", "");
+    return out;
+  }
+};
+
+TEST_F(RestoreEventFds, TimerfdsFireOnTimeWithTheirTicks) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_TIMERFD_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  auto states = states_of("timerfd");
+  ASSERT_EQ(states.size(), 5u);
+  EXPECT_EQ(states[40].rfind("clock 1, next in ", 0), 0u) << states[40];
+  EXPECT_NE(states[40].find(", interval 200000000 ns, ticks 0"), std::string::npos) << states[40];
+  EXPECT_EQ(states[41], "clock 1, disarmed, ticks 1");
+  EXPECT_NE(states[42].find("interval 20000000 ns"), std::string::npos) << states[42];
+  EXPECT_NE(states[43].find(", abstime, cancel on set"), std::string::npos) << states[43];
+  EXPECT_EQ(states[44], "clock 7, disarmed, ticks 0");
+  RunResult text = imgtool_run({"info", image_path()});
+  EXPECT_NE(text.out.find("(clock 1, disarmed, ticks 1)"), std::string::npos) << text.out;
+  // gdb's `ckpt fds` lists each kind's state after the table.
+  RunResult g = imgtool_run({"gdb", image_path(), "--", "-batch", "-ex", "ckpt fds"});
+  EXPECT_TRUE(g.exited && g.exit_code == 0) << g.status() << "\n" << g.err;
+  EXPECT_NE(g.out.find("State of their kinds:\n"), std::string::npos) << g.out;
+  EXPECT_NE(g.out.find("\n  fd 41 timerfd: clock 1, disarmed, ticks 1\n"), std::string::npos) << g.out;
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+TEST_F(RestoreEventFds, SignalfdsReadSignalsSentAfterRestore) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SIGNALFD_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  auto states = states_of("signalfd");
+  ASSERT_EQ(states.size(), 2u);
+  // SIGUSR1 (10) and SIGUSR2 (12): bits 9 and 11.
+  EXPECT_EQ(states[40], "sigmask 0000000000000a00");
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+TEST_F(RestoreEventFds, InotifyWatchesKeepTheirNumbers) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_INOTIFY_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  auto states = states_of("inotify");
+  ASSERT_EQ(states.size(), 1u);
+  EXPECT_EQ(states[40].rfind("4 watches: wd 1 mask 0x2 " + dir() + "/a, wd 3 ", 0), 0u) << states[40];
+  EXPECT_NE(states[40].find(", wd 5 mask 0x4 " + dir() + "/link"), std::string::npos) << states[40];
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+TEST_F(RestoreEventFds, PosixTimersKeepTheirIdsAndFire) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_POSIX_TIMERS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  RunResult i = imgtool_run({"info", "--json", image_path()});
+  ASSERT_TRUE(i.exited && i.exit_code == 0) << i.err;
+  json j = json::parse(i.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << i.out;
+  EXPECT_EQ(j["restorable"], true) << i.out;
+  std::vector<int> ids;
+  for (const json &t : j["processes"][0]["timers"])
+    if (t["kind"] == "posix") ids.push_back(t.value("id", -1));
+  EXPECT_EQ(ids, (std::vector<int>{0, 2, 3}));
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+}  // namespace
+}  // namespace ckpt::restoretest
