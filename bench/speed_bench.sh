@@ -141,7 +141,7 @@ start_memhog() {
 }
 stop_memhog() {
   kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
+  { wait "$1"; } 2>/dev/null || true
   forget_pid "$1"
 }
 # Waits until pid $1 is gone (reaped by us, the subreaper) or 10 s.
@@ -149,7 +149,7 @@ await_gone() {
   local i
   for ((i = 0; i < 1000; i++)); do
     kill -0 "$1" 2>/dev/null || return 0
-    wait "$1" 2>/dev/null || true
+    { wait "$1"; } 2>/dev/null || true
     sleep 0.01
   done
 }
@@ -247,7 +247,7 @@ for size in "${sizes[@]}"; do
     "$imgtool" dump --kill --pid "$MH_PID" -o "$dir/keep.img" 2>"$dir/log" || die "imgtool dump --kill failed: $(cat "$dir/log")"
     t1=$(now)
     put imgtool_dump_kill "$(elapsed "$t0" "$t1")"
-    wait "$MH_PID" 2>/dev/null || true
+    { wait "$MH_PID"; } 2>/dev/null || true
     forget_pid "$MH_PID"
   done
   # restore_imgtool MODE: from the start until the pid file is written
@@ -265,7 +265,7 @@ for size in "${sizes[@]}"; do
     t1=$(now)
     hwm=$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$rjob/status" 2>/dev/null || echo -)
     kill -KILL "$(cat "$dir/rpid")"
-    wait "$rjob" 2>/dev/null || true
+    { wait "$rjob"; } 2>/dev/null || true
     RESTORE_T=$(elapsed "$t0" "$t1") RESTORE_RSS=$hwm
   }
   for mode in eager lazy; do
@@ -273,7 +273,7 @@ for size in "${sizes[@]}"; do
       cat "$dir/keep.img" >/dev/null
       restore_imgtool $mode
       put "imgtool_restore_${mode}_hot" "$RESTORE_T"
-      put "imgtool_restore_rss" "$RESTORE_RSS"
+      [[ $mode == eager ]] && put imgtool_restore_rss "$RESTORE_RSS"
       drop_caches
       restore_imgtool $mode
       put "imgtool_restore_${mode}_cold" "$RESTORE_T"
@@ -290,7 +290,7 @@ for size in "${sizes[@]}"; do
         die "criu dump failed: $(tail -3 "$dir/criu/dump.log")"
       t1=$(now)
       put criu_dump_kill "$(elapsed "$t0" "$t1")"
-      wait "$MH_PID" 2>/dev/null || true
+      { wait "$MH_PID"; } 2>/dev/null || true
       forget_pid "$MH_PID"
     done
     # criu restore -d returns once the tree runs (detached; we reap it).
