@@ -52,7 +52,6 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define MADV_HUGEPAGE 14
 #define MADV_NOHUGEPAGE 15
 #define MADV_WIPEONFORK 18
-#define MADV_POPULATE_WRITE 23
 #define MLOCK_ONFAULT 1
 #define UFFDIO_REGISTER 0xc020aa00ul /* _IOWR(0xAA, 0x00, struct uffdio_register) */
 #define UFFDIO_REGISTER_MODE_MISSING 1
@@ -172,13 +171,6 @@ static void map_memory(const struct rs_args *a) {
       sys3(NR_madvise, v->start, len, (v->madvise & RS_MADV_HUGEPAGE) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
     for (unsigned k = 0; k < v->nfill; k++) {
       const struct rs_fill *f = &a->fill[v->first_fill + k];
-      /* Anonymous pages about to be read in are made first, all in one call
-       * (Linux 5.14+; ignored where it fails): the copy then finds them
-       * present, instead of taking a page fault per 4 KiB page inside
-       * pread, which costs about twice the CPU on this kind of VM (PVM:
-       * every fault exception goes through the hypervisor). Only the pages
-       * the image stores, so the resident set is the original's. */
-      if (v->fd < 0) sys3(NR_madvise, f->addr, f->len, MADV_POPULATE_WRITE);
       read_fully(a, f->addr, f->len, f->file_offset);
     }
     if (v->uffd) {
