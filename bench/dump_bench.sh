@@ -305,5 +305,6 @@ Reference, 1 GiB touched anonymous memory, quoted from
                   image 1046 MiB (+22 MiB library copies)
   gdb gcore       1.56 s (256 MiB: 0.35 s), frozen for the whole dump
   kernel core     2.67 s (256 MiB: 0.35 s)
-Note: imgtool fsyncs its image before returning; gcore and the kernel leave theirs in the page cache.
+Note: like gcore and the kernel, plain imgtool dump leaves its image in the page cache (--sync fsyncs it;
+bench/speed_bench.sh measures both, and CRIU, in the same run).
 EOF

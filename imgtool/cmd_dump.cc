@@ -26,7 +26,11 @@ static const char kHelp[] =
     "  --pid PID         the process to checkpoint\n"
     "  -o, --output FILE where to write the image (0600); '-' streams it to\n"
     "                    standard output. FILE appears only once complete.\n"
-    "  --kill            kill the tree once the image is safely written\n"
+    "  --kill            kill the tree once the image is complete and in place\n"
+    "  --sync            return (and --kill) only once the image is on disk\n"
+    "                    (fsync of FILE and its folder); without it FILE is\n"
+    "                    complete and in place when dump returns, its data\n"
+    "                    possibly still in the page cache, as after gcore\n"
     "  --stats           on success, print one line on stderr:\n"
     "                    'dump stats: frozen S s, total S s, image N bytes,\n"
     "                    memory N bytes' (frozen: from the start of the\n"
@@ -74,6 +78,7 @@ int cmd_dump(int argc, char **argv) {
                           {"--exec", false, ""},
                           {"--allow-unrestorable", false, ""},
                           {"--stats", false, ""},
+                          {"--sync", false, ""},
                           {"--libckpt-caller", true, ""},
                           {"--help", false, "-h"}});
   if (!args) return 2;
@@ -114,6 +119,7 @@ int cmd_dump(int argc, char **argv) {
   opt.output = *output;
   if (auto prev = args->get("--parent")) opt.parent = *prev;
   opt.kill_after = args->has("--kill");
+  opt.sync = args->has("--sync");
   opt.allow_unrestorable = args->has("--allow-unrestorable");
   opt.store_tmpfs_files = args->has("--store-tmpfs-files");
   if (args->has("--exec")) opt.exec_launcher = launcher_bytes();

@@ -43,7 +43,7 @@ int cmd_extract(int argc, char **argv) {
   if (!out) return fail("extract", out.error().message());
   img::Status s = copy_embedded_core(file, *record, out->fd());
   if (!s) return fail("extract", s.error().message());
-  s = out->commit();
+  s = out->commit(/*durable=*/true);  // as before: extract is no speed path
   if (!s) return fail("extract", s.error().message());
   return 0;
 }

@@ -4,6 +4,10 @@
 #include <ckpt/img/reader.h>
 #include <ckpt/img/table.h>
 
+#include <algorithm>
+#include <system_error>
+#include <thread>
+
 #include <xxhash.h>
 
 #include "zero_hash.h"
@@ -21,6 +25,104 @@ static const char *kind_name(u32 kind) {
   }
   return "region";
 }
+
+namespace {
+
+// One streamed pass over the file for the two checksums that cover stored
+// memory: each Segment's own and the whole-file Prefix. The file is taken
+// in chunks, in order; a second thread hashes a chunk for the Prefix while
+// this one hashes the segments' parts of it, so on two cores the pass
+// costs one checksum's time, and each byte is read from memory once per
+// checksum while it is still in the cache. The next chunk is read ahead
+// and the ones passed are dropped from the mapping: the resident set stays
+// a few chunks, not the image.
+constexpr u64 kChunk = 32ull << 20;
+
+struct RunningSegment {
+  const IntegrityRecord *rec;
+  XXH3_state_t *state;
+};
+
+Status check_memory_regions(const ImageReader &image, const std::vector<IntegrityRecord> &recs, u64 prefix_size) {
+  const u8 *data = image.bytes().data();
+  std::vector<const IntegrityRecord *> segments;
+  const IntegrityRecord *prefix = nullptr;
+  for (size_t i = 0; i + 1 < recs.size(); i++) {
+    auto kind = static_cast<IntegrityKind>(recs[i].kind);
+    if (kind == IntegrityKind::Segment) segments.push_back(&recs[i]);
+    if (kind == IntegrityKind::Prefix) prefix = &recs[i];
+  }
+  if (!prefix) return make_error("integrity note has no whole-file checksum");
+  std::stable_sort(segments.begin(), segments.end(),
+                   [](const IntegrityRecord *a, const IntegrityRecord *b) { return a->offset < b->offset; });
+  // Memory is only ever dropped past the headers and notes (libelf may
+  // have written to the headers' pages of the private mapping).
+  u64 forget_from = segments.empty() ? prefix_size : segments.front()->offset;
+  XXH3_state_t *prefix_state = XXH3_createState();
+  if (!prefix_state) return make_error("out of memory for checksum state");
+  XXH3_64bits_reset(prefix_state);
+  std::vector<RunningSegment> running;
+  auto free_all = [&] {
+    XXH3_freeState(prefix_state);
+    for (RunningSegment &r : running) XXH3_freeState(r.state);
+  };
+  // The layout check above placed every segment inside the file; the pass
+  // runs to the end of the last one should it lie past the prefix.
+  u64 total = prefix_size;
+  for (const IntegrityRecord *r : segments) total = std::max(total, r->offset + r->size);
+  size_t next = 0;
+  image.will_need(0, kChunk);
+  for (u64 at = 0; at < total; at += kChunk) {
+    u64 end = std::min(total, at + kChunk);
+    image.will_need(end, kChunk);
+    auto hash_prefix = [&] {
+      if (at < prefix_size) XXH3_64bits_update(prefix_state, data + at, std::min(end, prefix_size) - at);
+    };
+    std::thread helper;
+    try {
+      helper = std::thread(hash_prefix);
+    } catch (const std::system_error &) {
+      hash_prefix();  // no thread to be had: the same work, on this one
+    }
+    while (next < segments.size() && segments[next]->offset < end) {
+      XXH3_state_t *st = XXH3_createState();
+      if (!st) {
+        if (helper.joinable()) helper.join();
+        free_all();
+        return make_error("out of memory for checksum state");
+      }
+      XXH3_64bits_reset(st);
+      running.push_back({segments[next++], st});
+    }
+    const IntegrityRecord *bad = nullptr;
+    for (size_t i = 0; i < running.size();) {
+      const IntegrityRecord &r = *running[i].rec;
+      u64 a = std::max(at, r.offset), b = std::min(end, r.offset + r.size);
+      if (a < b) XXH3_64bits_update(running[i].state, data + a, b - a);
+      if (r.offset + r.size <= end) {
+        if (!bad && XXH3_64bits_digest(running[i].state) != r.xxh3) bad = &r;
+        XXH3_freeState(running[i].state);
+        running.erase(running.begin() + i);
+      } else {
+        i++;
+      }
+    }
+    if (helper.joinable()) helper.join();
+    if (bad) {
+      free_all();
+      return make_error("checksum mismatch in %s %u (bytes %llu..%llu)", kind_name(bad->kind), bad->index,
+                        (unsigned long long)bad->offset, (unsigned long long)(bad->offset + bad->size));
+    }
+    if (at >= forget_from) image.forget_pages(at, end - at);
+  }
+  bool prefix_ok = XXH3_64bits_digest(prefix_state) == prefix->xxh3;
+  free_all();
+  if (!prefix_ok)
+    return make_error("checksum mismatch in padding between offsets 0 and %llu", (unsigned long long)prefix->size);
+  return {};
+}
+
+}  // namespace
 
 Status verify_integrity(const ImageReader &image, bool check_memory) {
   const auto &ph = image.phdrs();
@@ -95,20 +197,17 @@ Status verify_integrity(const ImageReader &image, bool check_memory) {
   for (size_t i = 0; i + 1 < recs.size(); i++) {
     const IntegrityRecord &r = recs[i];
     auto kind = static_cast<IntegrityKind>(r.kind);
+    if (kind == IntegrityKind::Segment || kind == IntegrityKind::Prefix) continue;  // below, in one pass
     // The zero block is memory too (the zero pages of zero segments, which
     // no restore reads) and, on a regular file, a hole of up to 8 MiB that
     // reading through the mapping fills with page-cache pages: ~8 ms of a
     // JVM's lazy warm start, so a lazy restore skips it like the segments.
-    if (!check_memory &&
-        (kind == IntegrityKind::Segment || kind == IntegrityKind::Prefix || kind == IntegrityKind::ZeroBlock))
-      continue;
-    if (XXH3_64bits(image.bytes().data() + r.offset, r.size) != r.xxh3) {
-      if (static_cast<IntegrityKind>(r.kind) == IntegrityKind::Prefix)
-        return make_error("checksum mismatch in padding between offsets 0 and %llu", (unsigned long long)r.size);
+    if (!check_memory && kind == IntegrityKind::ZeroBlock) continue;
+    if (XXH3_64bits(image.bytes().data() + r.offset, r.size) != r.xxh3)
       return make_error("checksum mismatch in %s %u (bytes %llu..%llu)", kind_name(r.kind), r.index,
                         (unsigned long long)r.offset, (unsigned long long)(r.offset + r.size));
-    }
   }
+  if (check_memory) CKPT_TRY(check_memory_regions(image, recs, note->offset));
   // A tree image: each embedded core carries its own integrity note (the
   // root's Prefix covered their bytes only with check_memory). Offsets in
   // errors are the core's own, as `imgtool extract` would write it.

@@ -47,6 +47,7 @@ Expected<ImageReader> ImageReader::open(const std::string &path) {
   r.storage_ = std::shared_ptr<u8>(static_cast<u8 *>(p), [size](u8 *q) { munmap(q, size); });
   r.data_ = r.storage_.get();
   r.size_ = size;
+  r.file_mapped_ = true;
   Status s = r.parse();
   if (!s) return s.error();
   return r;
@@ -81,6 +82,7 @@ ImageReader &ImageReader::operator=(ImageReader &&o) noexcept {
     notes_ = std::move(o.notes_);
     ckpt_marker_ = o.ckpt_marker_;
     format_major_ = o.format_major_;
+    file_mapped_ = o.file_mapped_;
     o.data_ = nullptr;
     o.elf_ = nullptr;
     o.size_ = 0;
@@ -89,6 +91,28 @@ ImageReader &ImageReader::operator=(ImageReader &&o) noexcept {
 }
 
 ImageReader::~ImageReader() { release(); }
+
+// The page-aligned part of [offset, offset+len) of this view, inward
+// (forget) or outward (will_need).
+static void advise_range(const u8 *data, u64 size, u64 offset, u64 len, int advice, bool inward) {
+  if (offset >= size) return;
+  len = std::min(len, size - offset);
+  uintptr_t a = reinterpret_cast<uintptr_t>(data) + offset, b = a + len;
+  a = inward ? (a + kPageSize - 1) & ~uintptr_t(kPageSize - 1) : a & ~uintptr_t(kPageSize - 1);
+  b = inward ? b & ~uintptr_t(kPageSize - 1) : (b + kPageSize - 1) & ~uintptr_t(kPageSize - 1);
+  if (a < b) madvise(reinterpret_cast<void *>(a), b - a, advice);
+}
+
+void ImageReader::will_need(u64 offset, u64 len) const {
+  if (file_mapped_) advise_range(data_, size_, offset, len, MADV_WILLNEED, false);
+}
+
+void ImageReader::forget_pages(u64 offset, u64 len) const {
+  // Only pages of the file never written through this private mapping are
+  // dropped by callers (segment data), so nothing is lost: a later access
+  // maps the page cache's page again.
+  if (file_mapped_) advise_range(data_, size_, offset, len, MADV_DONTNEED, true);
+}
 
 void ImageReader::release() {
   if (elf_) elf_end(static_cast<Elf *>(elf_));
@@ -113,6 +137,7 @@ Expected<ImageReader> ImageReader::embedded(const TreeRecord &rec) const {
   ImageReader r;
   r.storage_ = storage_;
   r.data_ = data_ + rec.offset;
+  r.file_mapped_ = file_mapped_;
   r.size_ = rec.size;
   r.base_offset_ = base_offset_ + rec.offset;
   Status s = r.parse();

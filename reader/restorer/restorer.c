@@ -162,6 +162,13 @@ static void map_memory(const struct rs_args *a) {
     int flags = MAP_FIXED | (int)v->map_flags | (v->fd < 0 ? MAP_ANONYMOUS : 0);
     long r = sys6(NR_mmap, v->start, len, prot0, flags, v->fd, v->pgoff);
     if (r != (long)v->start) fail(a, RS_MAP, r < 0 ? r : -22);
+    /* The program's huge-page choice applies before the pages are read in,
+     * not after: a MADV_HUGEPAGE region is then filled in 2 MiB pages (one
+     * fault each instead of 512, the cost that bounds filling fresh memory
+     * on a VM), and a MADV_NOHUGEPAGE one stays in small pages even where
+     * THP is "always". */
+    if (read_fill && (v->madvise & (RS_MADV_HUGEPAGE | RS_MADV_NOHUGEPAGE)))
+      sys3(NR_madvise, v->start, len, (v->madvise & RS_MADV_HUGEPAGE) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
     for (unsigned k = 0; k < v->nfill; k++) {
       const struct rs_fill *f = &a->fill[v->first_fill + k];
       read_fully(a, f->addr, f->len, f->file_offset);

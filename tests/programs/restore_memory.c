@@ -18,6 +18,23 @@
 #define FILE_PAGES 16ul
 #define SHARED_PAGES 4ul
 
+/* AnonHugePages of the mapping that holds p, from /proc/self/smaps. */
+static unsigned long anon_huge_kb(const void *p) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (!f) return 0;
+  char line[512];
+  int inside = 0;
+  unsigned long kb = 0, lo, hi;
+  while (fgets(line, sizeof line, f)) {
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+      inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    else if (inside && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1)
+      break;
+  }
+  fclose(f);
+  return kb;
+}
+
 static uint64_t pattern(uint64_t seed, uint64_t i) {
   uint64_t x = (seed + i) * 0x9e3779b97f4a7c15ull;
   return x ^ (x >> 29);
@@ -244,6 +261,7 @@ int main(int argc, char **argv) {
     close(sfd);
   }
   check("huge-page region", thp, 4ul << 20, 11);
+  fprintf(stderr, "huge_kb_after_restore %lu\n", anon_huge_kb(thp));
   {
     size_t bad = 0;
     for (size_t i = 0; i < NSMALL; i++)

@@ -27,6 +27,14 @@ TEST_F(RestoreState, Memory) {
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
   EXPECT_NE(log().find("PASS"), std::string::npos) << log();
+  // The program's MADV_HUGEPAGE region (4 MiB, 2 MiB-aligned) is read in
+  // after the advice, so in huge pages, as the original had them; a fill
+  // before the advice leaves it in 4 KiB pages until khugepaged comes by.
+  unsigned long huge_kb = 0;
+  size_t at = log().find("huge_kb_after_restore ");
+  ASSERT_NE(at, std::string::npos) << log();
+  huge_kb = std::stoul(log().substr(at + 22));
+  EXPECT_GT(huge_kb, 0u) << "the MADV_HUGEPAGE region came back in small pages";
 }
 
 TEST_F(RestoreState, MemoryLazy) {

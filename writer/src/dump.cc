@@ -1,8 +1,8 @@
 // dump_process: freeze the tree, capture, plan, check, stream, release. The
 // order matters for the targets' sake: what restore could not bring back is
 // refused before the output exists; the tree is released as soon as its
-// memory has been read, before the image is synced, and killed (--kill)
-// only after the image is safely in place.
+// memory has been read, before the image is renamed (and synced, with
+// --sync), and killed (--kill) only after the image is in place.
 #include <ckpt/writer/dump.h>
 
 #include <chrono>
@@ -168,7 +168,9 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   auto out = ImageOutput::open(opt.output);
   if (!out) return out.error();
   ImageWriter::Options wopt;
-  wopt.direct_io = getenv("CKPT_BUFFERED_IO") == nullptr;
+  // --sync: start writeback while the dump goes on, so that the final
+  // fsync finds little left to write.
+  wopt.early_writeback = opt.sync;
   wopt.cancel = opt.cancel;
   wopt.exec_launcher = opt.exec_launcher;
   // The exec form is a program its owner runs as ./FILE.
@@ -229,7 +231,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     stats.frozen_seconds = seconds_since(frozen_at);
   }
   if (cancelled()) return interrupted();
-  CKPT_TRY(out->commit());
+  CKPT_TRY(out->commit(opt.sync));
   if (opt.kill_after) {
     stats.frozen_seconds = seconds_since(frozen_at);  // not the wait for the kill
     CKPT_TRY(frozen->kill());

@@ -69,18 +69,22 @@ void ImageOutput::abandon() {
   temp_.clear();
 }
 
-img::Status ImageOutput::commit() {
+img::Status ImageOutput::commit(bool durable) {
   if (is_stdout_) {
     done_ = true;
+    // A pipe or socket cannot be synced (EINVAL); a file redirected to
+    // standard output can and is.
+    if (durable && fsync(fd_) < 0 && errno != EINVAL && errno != EROFS)
+      return make_error("cannot sync standard output: %s", strerror(errno));
     return {};
   }
-  img::Status s = sync_and_rename();
+  img::Status s = rename_into_place(durable);
   if (!s) abandon();
   return s;
 }
 
-img::Status ImageOutput::sync_and_rename() {
-  if (fsync(fd_) < 0) return make_error("cannot sync %s: %s", temp_.c_str(), strerror(errno));
+img::Status ImageOutput::rename_into_place(bool durable) {
+  if (durable && fsync(fd_) < 0) return make_error("cannot sync %s: %s", temp_.c_str(), strerror(errno));
   int fd = fd_;
   fd_ = -1;
   if (close(fd) < 0) return make_error("cannot close %s: %s", temp_.c_str(), strerror(errno));
@@ -92,6 +96,7 @@ img::Status ImageOutput::sync_and_rename() {
     return make_error("cannot rename the image to %s: %s", path_.c_str(), strerror(errno));
   done_ = true;
   temp_.clear();
+  if (!durable) return {};
   size_t slash = path_.rfind('/');
   std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

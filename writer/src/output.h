@@ -1,5 +1,6 @@
 // Where an image goes: a temporary file beside the destination that is
-// renamed over it only once complete and synced, or standard output.
+// renamed over it only once complete (and, when asked, synced), or
+// standard output.
 #pragma once
 
 #include <string>
@@ -19,15 +20,18 @@ class ImageOutput {
   ~ImageOutput();
 
   int fd() const { return fd_; }
-  /// fsync, rename over the destination, fsync the folder. On failure
-  /// the temporary file is removed too.
-  img::Status commit();
+  /// Renames the complete image over the destination. With `durable`
+  /// (dump --sync) fsync first and fsync the folder after, so the image
+  /// survives a crash of the machine; without it the image is complete
+  /// and in place but its data may still be in the page cache, as after
+  /// gcore or criu dump. On failure the temporary file is removed too.
+  img::Status commit(bool durable);
   /// Removes the temporary file now.
   void abandon();
 
  private:
   ImageOutput() = default;
-  img::Status sync_and_rename();
+  img::Status rename_into_place(bool durable);
   std::string path_, temp_;
   int fd_ = -1;
   bool is_stdout_ = false;

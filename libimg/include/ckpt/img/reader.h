@@ -47,6 +47,13 @@ class ImageReader {
   /// core that is not a ckpt image or has a Tree note of its own. The
   /// bounds against the root's layout are check_tree_layout()'s.
   Expected<ImageReader> embedded(const TreeRecord &record) const;
+  /// For long sequential passes over a mapped file (verify): start reading
+  /// [offset, offset+len) of this view ahead (MADV_WILLNEED), and drop
+  /// pages already passed from this process's mapping (MADV_DONTNEED; the
+  /// page cache keeps them), so the resident set stays bounded however
+  /// large the image. No-ops for a reader made from bytes.
+  void will_need(u64 offset, u64 len) const;
+  void forget_pages(u64 offset, u64 len) const;
   /// Offset of this view's first byte in the file it came from (0 for a
   /// whole file; a Tree record's offset for an embedded core).
   u64 base_offset() const { return base_offset_; }
@@ -99,6 +106,7 @@ class ImageReader {
   std::vector<NoteRef> notes_;
   bool ckpt_marker_ = false;
   u8 format_major_ = 0;
+  bool file_mapped_ = false;  // storage_ is a mapping of the file (open), not a copy
 };
 
 /// Checks the CKPT Integrity note against the file: every checksum, and that

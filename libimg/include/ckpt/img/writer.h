@@ -86,6 +86,10 @@ class ImageWriter {
     /// Write bulk segment data to a regular file with O_DIRECT (where the
     /// filesystem supports it), bypassing the page cache.
     bool direct_io = false;
+    /// On a regular file, start writeback of the bytes written every few
+    /// MiB (sync_file_range) and wait for the window before, so that a
+    /// final fsync has little left to do and dirty pages stay bounded.
+    bool early_writeback = false;
     /// When set (e.g. by a signal handler), a write interrupted by a
     /// signal fails instead of being retried.
     const std::atomic<bool> *cancel = nullptr;
@@ -137,6 +141,7 @@ class ImageWriter {
   Status emit(std::span<const u8> bytes, bool hashed = true);
   Status emit_zeros(u64 n);
   Status flush();
+  void start_writeback();
   Status advance_to_segment_data();
   Status skip(u64 n);
   Status begin_nested(ImageWriter *outer);
@@ -157,6 +162,8 @@ class ImageWriter {
   bool began_ = false;
   bool seekable_ = false;
   int direct_fd_ = -1;
+  u64 writeback_started_ = 0;  // early_writeback: bytes [0, this) have been handed to writeback
+  u64 writeback_waited_ = 0;   // and [0, this) waited for
   std::vector<u8> exec_launcher_;  // relocated launcher, written after the core image
   u64 exec_launcher_offset_ = 0;
   // Tree images: the embedded cores' writers, and for one of them the

@@ -14,7 +14,12 @@ namespace ckpt::writer {
 struct DumpOptions {
   pid_t pid = 0;
   std::string output;          ///< a path, or "-" for standard output
-  bool kill_after = false;     ///< --kill: SIGKILL the process once the image is safe
+  bool kill_after = false;     ///< --kill: SIGKILL the process once the image is in place
+  /// --sync: the image's data and its name are on disk (fsync of the file
+  /// and its folder) before dump returns, and before --kill kills.
+  /// Without it the image is complete and renamed into place, its data
+  /// possibly still in the page cache (DECISIONS.md, Dump).
+  bool sync = false;
   bool show_progress = false;  ///< a progress line on stderr for long dumps
   /// Write an image even when it holds what restore cannot bring back
   /// (kIdentityRestorable clear: for gdb only). Otherwise such a dump is

@@ -1,0 +1,378 @@
+#!/usr/bin/env bash
+# Speed side by side: imgtool against gdb gcore, the kernel's core dump and
+# CRIU 4.2, in one run, on memhog processes holding N MiB of touched
+# anonymous memory. See bench/README.md ("speed_bench.sh").
+#
+#   bench/speed_bench.sh [-r R] [BUILD_DIR] [SIZES...]
+#
+#   BUILD_DIR  the CMake build folder (default: build/ next to bench/)
+#   SIZES      MiB, or with a suffix: 256M, 1G (default: 256 1024 4096, and
+#              16384 too when BENCH_BIG=1)
+#   -r R       repetitions per figure, median reported (default 3)
+#   CRIU=PATH  the criu binary (default: built by ../shared/peers/build-criu.sh
+#              into /tmp/criu-4.2 if that script exists)
+set -euo pipefail
+export LC_ALL=C
+
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+die() { echo "speed_bench: $*" >&2; exit 1; }
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# A restored process whose restorer exits (criu restore -d) is re-parented;
+# pid 1 on the project machines does not reap, and a zombie would keep the
+# pid the next restore needs. So the script runs as a child subreaper
+# (bash reaps whatever it adopts).
+if [[ -z ${SPEED_BENCH_SUBREAPER:-} ]]; then
+  export SPEED_BENCH_SUBREAPER=1
+  exec python3 -c 'import ctypes, os, sys
+if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0: sys.exit("speed_bench: PR_SET_CHILD_SUBREAPER failed")
+os.execv("/bin/bash", ["bash"] + sys.argv[1:])' "$0" "$@"
+fi
+
+build=""
+sizes=()
+repeat=3
+while (($#)); do
+  case $1 in
+    -h|--help) usage; exit 0 ;;
+    -r|--repeat) (($# >= 2)) || die "$1 needs a number"; repeat=$2; shift ;;
+    -r*) repeat=${1#-r} ;;
+    -*) die "unknown option $1 (see --help)" ;;
+    *)
+      if [[ -z $build && ${#sizes[@]} -eq 0 && -d $1 ]]; then
+        build=$1
+      elif [[ $1 =~ ^([0-9]+)([MmGg]([Ii][Bb])?)?$ ]]; then
+        n=${BASH_REMATCH[1]}
+        [[ ${BASH_REMATCH[2]} == [Gg]* ]] && n=$((n * 1024))
+        ((n > 0)) || die "size must be positive: $1"
+        sizes+=("$n")
+      else
+        die "'$1' is neither a build folder nor a size (see --help)"
+      fi ;;
+  esac
+  shift
+done
+((${#sizes[@]})) || { sizes=(256 1024 4096); [[ ${BENCH_BIG:-0} == 1 ]] && sizes+=(16384); }
+[[ $repeat =~ ^[1-9][0-9]*$ ]] || die "-r wants a positive number, not '$repeat'"
+build=$(cd "${build:-$here/../build}" 2>/dev/null && pwd) || die "no build folder ${build:-$here/../build}"
+(($(id -u) == 0)) || die "run as root (ptrace, drop_caches, criu)"
+
+imgtool=$build/imgtool
+memhog=$build/bench/memhog
+tickgap=$build/bench/tickgap
+if [[ ! -x $imgtool || ! -x $memhog || ! -x $tickgap ]]; then
+  echo "building imgtool memhog tickgap in $build" >&2
+  cmake --build "$build" --target imgtool memhog tickgap >&2 || die "build failed"
+fi
+command -v gdb >/dev/null || die "gdb is not installed"
+[[ -x /usr/bin/time ]] || die "/usr/bin/time is not installed (Debian package 'time')"
+
+# CRIU: skipped with one line when it cannot be built or `criu check` fails.
+criu=${CRIU:-}
+criu_skip=""
+if [[ -z $criu ]]; then
+  script=$here/../../shared/peers/build-criu.sh
+  [[ -x $script ]] || script=/work/shared/peers/build-criu.sh
+  if [[ -x /tmp/criu-4.2/criu/criu ]]; then
+    criu=/tmp/criu-4.2/criu/criu
+  elif [[ -f $script ]]; then
+    echo "building CRIU 4.2 with $script (once)" >&2
+    criu=$(bash "$script" 2>/dev/null | tail -1) || criu=""
+  fi
+fi
+if [[ -z $criu || ! -x $criu ]]; then
+  criu_skip="CRIU rows skipped: no criu binary (build-criu.sh failed or is missing)"
+elif ! "$criu" check >/dev/null 2>&1; then
+  criu_skip="CRIU rows skipped: '$criu check' fails here"
+fi
+
+tmp=$(mktemp -d "$build/speed_bench.XXXXXX")
+pids=()
+cleanup() {
+  local p
+  trap - EXIT INT TERM HUP
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'echo "speed_bench: interrupted, cleaning up" >&2; exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+forget_pid() {
+  local p keep=()
+  for p in "${pids[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+  pids=("${keep[@]}")
+}
+now() { echo "$EPOCHREALTIME"; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a + b }'; }
+median() {
+  (($#)) || { echo "-"; return; }
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+    END { if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b != "-" && b > 0) printf "%.2f", a / b; else printf "-" }'; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
+label() { if (($1 % 1024 == 0)); then echo "$(($1 / 1024)) GiB"; else echo "$1 MiB"; fi; }
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+disk_mib() { du -sk "$@" | awk '{ s += $1 } END { printf "%.0f", s / 1024 }'; }
+
+# start_memhog MIB DIR [ticks|core]: sets MH_PID once memhog says "ready".
+start_memhog() {
+  local size=$1 dir=$2 mode=${3:-}
+  mkdir -p "$dir"
+  rm -f "$dir/out"
+  case $mode in
+    ticks) "$memhog" "$size" --ticks "$dir/ticks" >"$dir/out" 2>&1 </dev/null & ;;
+    core) (ulimit -c unlimited && cd "$dir" && exec "$memhog" "$size" --ticks "$dir/ticks") >"$dir/out" 2>&1 </dev/null & ;;
+    *) "$memhog" "$size" >"$dir/out" 2>&1 </dev/null & ;;
+  esac
+  MH_PID=$!
+  pids+=("$MH_PID")
+  local deadline=$((SECONDS + 600))
+  until grep -q '^ready$' "$dir/out" 2>/dev/null; do
+    kill -0 "$MH_PID" 2>/dev/null || die "memhog $size exited early: $(cat "$dir/out")"
+    ((SECONDS < deadline)) || die "memhog $size not ready after 600 s"
+    sleep 0.02
+  done
+}
+stop_memhog() {
+  kill -KILL "$1" 2>/dev/null || true
+  { wait "$1"; } 2>/dev/null || true
+  forget_pid "$1"
+}
+# Waits until pid $1 is gone (reaped by us, the subreaper) or 10 s.
+await_gone() {
+  local i
+  for ((i = 0; i < 1000; i++)); do
+    kill -0 "$1" 2>/dev/null || return 0
+    { wait "$1"; } 2>/dev/null || true
+    sleep 0.01
+  done
+}
+# peak RSS in MiB from a `/usr/bin/time -f %M` log (its last line)
+rss_of() { awk 'END { printf "%.1f", $1 / 1024 }' "$1"; }
+frozen_since_reset() { printf '%.3f' "$("$tickgap" read "$1")"; }
+
+# ---- header -----------------------------------------------------------------------
+rev=$(git -C "$here/.." describe --always --dirty 2>/dev/null || echo unknown)
+echo "speed_bench: $(date -u +%Y-%m-%dT%H:%M:%SZ)  kernel $(uname -r)  $(nproc) cpus  $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)  ckpt $rev"
+echo "cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+echo "sizes: ${sizes[*]} MiB   repetitions: $repeat (median)   temp: $tmp ($(df -P "$tmp" | awk 'NR == 2 { print $1 }'))"
+echo "criu: ${criu_skip:-$criu ($("$criu" --version 2>/dev/null | head -1))}"
+echo "core_pattern: $(cat /proc/sys/kernel/core_pattern)   load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+# The disk's own rate, for the durable figures: 1 GiB written by dd into
+# the page cache, then its fsync.
+t0=$(now); dd if=/dev/zero of="$tmp/dd" bs=1M count=1024 status=none; t1=$(now)
+sync "$tmp/dd"; t2=$(now)
+echo "disk: 1 GiB dd into the page cache $(elapsed "$t0" "$t1") s, then its fsync $(elapsed "$t1" "$t2") s"
+rm -f "$tmp/dd"
+echo
+
+declare -A M  # M[size,figure] = median
+row_names=()
+for size in "${sizes[@]}"; do
+  name=$(label "$size")
+  dir=$tmp/$size
+  declare -A R=()  # R[figure] = space-separated runs
+  put() { R[$1]="${R[$1]:-} $2"; echo "$name: $1 $2${3:+ ($3)}"; }
+
+  # ---- leave-running dumps of one memhog: imgtool (plain, --sync), gcore, criu ----
+  start_memhog "$size" "$dir" ticks
+  pid=$MH_PID
+  for ((i = 1; i <= repeat; i++)); do
+    "$tickgap" reset "$dir/ticks"
+    t0=$(now)
+    /usr/bin/time -f %M -o "$dir/rss" "$imgtool" dump --pid "$pid" -o "$dir/img" 2>"$dir/log" ||
+      die "imgtool dump failed: $(cat "$dir/log")"
+    t1=$(now)
+    sync "$dir/img" "$dir"
+    t2=$(now)
+    put imgtool_dump "$(elapsed "$t0" "$t1")"
+    put imgtool_frozen "$(frozen_since_reset "$dir/ticks")"
+    put imgtool_dump_then_sync "$(elapsed "$t0" "$t2")"
+    put imgtool_dump_rss "$(rss_of "$dir/rss")"
+    img_mib=$(disk_mib "$dir/img")
+    rm -f "$dir/img"
+
+    "$tickgap" reset "$dir/ticks"
+    t0=$(now)
+    "$imgtool" dump --sync --pid "$pid" -o "$dir/img" 2>"$dir/log" || die "imgtool dump --sync failed: $(cat "$dir/log")"
+    t1=$(now)
+    put imgtool_dump_sync "$(elapsed "$t0" "$t1")"
+    put imgtool_sync_frozen "$(frozen_since_reset "$dir/ticks")"
+    rm -f "$dir/img"
+
+    "$tickgap" reset "$dir/ticks"
+    t0=$(now)
+    gdb -batch -nx -p "$pid" -ex "gcore $dir/g" >"$dir/gdb.log" 2>&1 || true
+    t1=$(now)
+    [[ -f $dir/g ]] || die "gcore wrote no file: $(tail -3 "$dir/gdb.log")"
+    sync "$dir/g" "$dir"
+    t2=$(now)
+    put gcore_dump "$(elapsed "$t0" "$t1")"
+    put gcore_frozen "$(frozen_since_reset "$dir/ticks")"
+    put gcore_dump_then_sync "$(elapsed "$t0" "$t2")"
+    gcore_mib=$(disk_mib "$dir/g")
+    rm -f "$dir/g"
+
+    if [[ -z $criu_skip ]]; then
+      rm -rf "$dir/criu" && mkdir -p "$dir/criu"
+      "$tickgap" reset "$dir/ticks"
+      t0=$(now)
+      /usr/bin/time -f %M -o "$dir/rss" "$criu" dump -t "$pid" -D "$dir/criu" --shell-job --leave-running \
+        -o dump.log >/dev/null 2>&1 || die "criu dump --leave-running failed: $(tail -3 "$dir/criu/dump.log")"
+      t1=$(now)
+      sync "$dir/criu"/* "$dir/criu"
+      t2=$(now)
+      put criu_dump "$(elapsed "$t0" "$t1")"
+      put criu_frozen "$(frozen_since_reset "$dir/ticks")"
+      put criu_dump_then_sync "$(elapsed "$t0" "$t2")"
+      put criu_dump_rss "$(rss_of "$dir/rss")"
+      criu_mib=$(disk_mib "$dir/criu")
+      rm -rf "$dir/criu"
+    fi
+  done
+  stop_memhog "$pid"
+
+  # ---- kill dumps (a fresh memhog each), then restores of the last image ----
+  # memhog without a tick file: its shared mapping changes after the dump,
+  # which restore rightly refuses.
+  for ((i = 1; i <= repeat; i++)); do
+    start_memhog "$size" "$dir"
+    t0=$(now)
+    "$imgtool" dump --kill --pid "$MH_PID" -o "$dir/keep.img" 2>"$dir/log" || die "imgtool dump --kill failed: $(cat "$dir/log")"
+    t1=$(now)
+    put imgtool_dump_kill "$(elapsed "$t0" "$t1")"
+    { wait "$MH_PID"; } 2>/dev/null || true
+    forget_pid "$MH_PID"
+  done
+  # restore_imgtool MODE: from the start until the pid file is written
+  # (the process runs); imgtool's VmHWM read then is its peak RSS.
+  restore_imgtool() {
+    local flag=() t0 t1 rjob hwm
+    [[ $1 == lazy ]] && flag=(--lazy)
+    rm -f "$dir/rpid"
+    t0=$(now)
+    "$imgtool" restore "${flag[@]}" --pidfile "$dir/rpid" "$dir/keep.img" 2>"$dir/rlog" &
+    rjob=$!
+    until [[ -s $dir/rpid ]]; do
+      kill -0 "$rjob" 2>/dev/null || die "imgtool restore failed: $(cat "$dir/rlog")"
+    done
+    t1=$(now)
+    hwm=$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$rjob/status" 2>/dev/null || echo -)
+    kill -KILL "$(cat "$dir/rpid")"
+    { wait "$rjob"; } 2>/dev/null || true
+    RESTORE_T=$(elapsed "$t0" "$t1") RESTORE_RSS=$hwm
+  }
+  for mode in eager lazy; do
+    for ((i = 1; i <= repeat; i++)); do
+      cat "$dir/keep.img" >/dev/null
+      restore_imgtool $mode
+      put "imgtool_restore_${mode}_hot" "$RESTORE_T"
+      [[ $mode == eager ]] && put imgtool_restore_rss "$RESTORE_RSS"
+      drop_caches
+      restore_imgtool $mode
+      put "imgtool_restore_${mode}_cold" "$RESTORE_T"
+    done
+  done
+  rm -f "$dir/keep.img"
+
+  if [[ -z $criu_skip ]]; then
+    for ((i = 1; i <= repeat; i++)); do
+      start_memhog "$size" "$dir"
+      rm -rf "$dir/criu" && mkdir -p "$dir/criu"
+      t0=$(now)
+      "$criu" dump -t "$MH_PID" -D "$dir/criu" --shell-job -o dump.log >/dev/null 2>&1 ||
+        die "criu dump failed: $(tail -3 "$dir/criu/dump.log")"
+      t1=$(now)
+      put criu_dump_kill "$(elapsed "$t0" "$t1")"
+      { wait "$MH_PID"; } 2>/dev/null || true
+      forget_pid "$MH_PID"
+    done
+    # criu restore -d returns once the tree runs (detached; we reap it).
+    restore_criu() {
+      local t0 t1 rp
+      rm -f "$dir/criu/rpid"
+      t0=$(now)
+      /usr/bin/time -f %M -o "$dir/rss" "$criu" restore -D "$dir/criu" --shell-job -d --pidfile rpid \
+        -o restore.log >/dev/null 2>&1 </dev/null || die "criu restore failed: $(tail -3 "$dir/criu/restore.log")"
+      t1=$(now)
+      rp=$(cat "$dir/criu/rpid")
+      kill -KILL "$rp"
+      await_gone "$rp"
+      RESTORE_T=$(elapsed "$t0" "$t1") RESTORE_RSS=$(rss_of "$dir/rss")
+    }
+    for ((i = 1; i <= repeat; i++)); do
+      cat "$dir/criu"/* >/dev/null
+      restore_criu
+      put criu_restore_eager_hot "$RESTORE_T"
+      put criu_restore_rss "$RESTORE_RSS"
+      drop_caches
+      restore_criu
+      put criu_restore_eager_cold "$RESTORE_T"
+    done
+    rm -rf "$dir/criu"
+  fi
+
+  # ---- the kernel's core dump of a fresh memhog, from kill -SEGV to exit ----
+  for ((i = 1; i <= repeat; i++)); do
+    kdir=$tmp/kernel-$size
+    start_memhog "$size" "$kdir" core
+    kpid=$MH_PID
+    t0=$(now)
+    kill -SEGV "$kpid"
+    { wait "$kpid"; } 2>/dev/null || true
+    t1=$(now)
+    forget_pid "$kpid"
+    core=$(find "$kdir" -maxdepth 1 -name 'core*' -type f | head -1)
+    [[ -n $core ]] || die "no core file after SIGSEGV (core_pattern $(cat /proc/sys/kernel/core_pattern))"
+    sync "$core" "$kdir"
+    t2=$(now)
+    put kernel_dump "$(elapsed "$t0" "$t1")"
+    put kernel_dump_then_sync "$(elapsed "$t0" "$t2")"
+    kernel_mib=$(disk_mib "$core")
+    rm -rf "$kdir"
+  done
+  rm -rf "$dir"
+
+  for k in "${!R[@]}"; do
+    # shellcheck disable=SC2086
+    M[$size,$k]=$(median ${R[$k]})
+  done
+  M[$size,img_mib]=$img_mib M[$size,gcore_mib]=$gcore_mib M[$size,kernel_mib]=$kernel_mib
+  M[$size,criu_mib]=${criu_mib:--}
+  unset R
+  echo
+done
+
+m() { echo "${M[$1,$2]:--}"; }
+echo "Results: medians of $repeat, wall-clock seconds; 'then sync' = the tool's dump followed by"
+echo "sync(1) of its files and folder; 'cold' = after drop_caches. Ratios < 1: imgtool faster."
+echo
+echo "| size | tool | dump s (page cache) | frozen s | dump until durable s | dump --kill s | restore hot s | restore cold s | lazy hot s | lazy cold s | image on disk MiB | peak RSS dump / restore MiB |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for s in "${sizes[@]}"; do
+  n=$(label "$s")
+  echo "| $n | imgtool | $(m "$s" imgtool_dump) | $(m "$s" imgtool_frozen) | $(m "$s" imgtool_dump_sync) (--sync); $(m "$s" imgtool_dump_then_sync) (then sync) | $(m "$s" imgtool_dump_kill) | $(m "$s" imgtool_restore_eager_hot) | $(m "$s" imgtool_restore_eager_cold) | $(m "$s" imgtool_restore_lazy_hot) | $(m "$s" imgtool_restore_lazy_cold) | $(m "$s" img_mib) | $(m "$s" imgtool_dump_rss) / $(m "$s" imgtool_restore_rss) |"
+  if [[ -z $criu_skip ]]; then
+    echo "| $n | CRIU 4.2 | $(m "$s" criu_dump) | $(m "$s" criu_frozen) | $(m "$s" criu_dump_then_sync) (then sync) | $(m "$s" criu_dump_kill) | $(m "$s" criu_restore_eager_hot) | $(m "$s" criu_restore_eager_cold) | - | - | $(m "$s" criu_mib) | $(m "$s" criu_dump_rss) / $(m "$s" criu_restore_rss) |"
+  fi
+  echo "| $n | gdb gcore | $(m "$s" gcore_dump) | $(m "$s" gcore_frozen) | $(m "$s" gcore_dump_then_sync) (then sync) | - | - | - | - | - | $(m "$s" gcore_mib) | - |"
+  echo "| $n | kernel core | $(m "$s" kernel_dump) | - | $(m "$s" kernel_dump_then_sync) (then sync) | - | - | - | - | - | $(m "$s" kernel_mib) | - |"
+done
+echo
+echo "Ratios imgtool / peer (like with like: page cache vs page cache, durable vs durable):"
+echo
+echo "| size | dump / CRIU | frozen / CRIU | durable (--sync) / CRIU then sync | dump --kill / CRIU dump | restore hot / CRIU | restore cold / CRIU | dump / gcore | durable / gcore then sync | dump / kernel core |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for s in "${sizes[@]}"; do
+  echo "| $(label "$s") | $(ratio "$(m "$s" imgtool_dump)" "$(m "$s" criu_dump)") | $(ratio "$(m "$s" imgtool_frozen)" "$(m "$s" criu_frozen)") | $(ratio "$(m "$s" imgtool_dump_sync)" "$(m "$s" criu_dump_then_sync)") | $(ratio "$(m "$s" imgtool_dump_kill)" "$(m "$s" criu_dump_kill)") | $(ratio "$(m "$s" imgtool_restore_eager_hot)" "$(m "$s" criu_restore_eager_hot)") | $(ratio "$(m "$s" imgtool_restore_eager_cold)" "$(m "$s" criu_restore_eager_cold)") | $(ratio "$(m "$s" imgtool_dump)" "$(m "$s" gcore_dump)") | $(ratio "$(m "$s" imgtool_dump_sync)" "$(m "$s" gcore_dump_then_sync)") | $(ratio "$(m "$s" imgtool_dump)" "$(m "$s" kernel_dump)") |"
+done
+echo
+[[ -n $criu_skip ]] && echo "$criu_skip"
+echo "CRIU's lazy restore is not measured (it needs its lazy-pages daemon and a page server)."
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
