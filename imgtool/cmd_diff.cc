@@ -20,8 +20,8 @@ static const char kHelp[] =
     "removed, resized or reprotected; each thread's registers and blocked\n"
     "signals; fds opened, closed, replaced, moved (file position) or with new\n"
     "flags; signal actions and pending signals; process attributes (ids, cwd,\n"
-    "brk, limits). Both images must be complete (merge an incremental one\n"
-    "first). Exit status 0 whether or not anything differs.\n"
+    "brk, limits). An incremental image is read through its parent chain.\n"
+    "Exit status 0 whether or not anything differs.\n"
     "\n"
     "  --pid N   compare process N of two process-tree images (default: the root)\n"
     "  --json    print the stable machine-readable form (docs/INFO-JSON.md)\n";

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ckpt/img/chain.h>
 #include <ckpt/img/fd_kinds.h>
 #include <ckpt/img/model.h>
 #include <ckpt/img/reader.h>
@@ -65,12 +66,30 @@ struct Side {
   std::vector<const VmaRecord *> vmas;  // of this process, ascending
 };
 
-Expected<Side> open_side(const std::string &path, i32 pid) {
+// An incremental image, merged with its chain into an unnamed temporary
+// file (what restore and `imgtool gdb` read); a full one as it is.
+Expected<ImageReader> open_whole(const std::string &path) {
   auto file = ImageReader::open(path);
   if (!file) return file.error();
   if (!file->has_ckpt_marker() || !file->find_ckpt(CkptNote::Identity))
     return make_error("not a ckpt image (imgtool diff compares checkpoints)");
   CKPT_TRY(verify_integrity(*file));
+  auto view = decode_ckpt(*file);
+  if (!view) return view.error();
+  if (!(view->identity.flags & kIdentityIncremental)) return file;
+  auto chain = open_chain(path, true);
+  if (!chain) return chain.error();
+  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
+  auto fd = merge_to_temporary(*chain, dir, true);
+  if (!fd) return fd.error();
+  auto merged = ImageReader::open("/proc/self/fd/" + std::to_string(*fd));
+  close(*fd);  // the mapping keeps the file
+  return merged;
+}
+
+Expected<Side> open_side(const std::string &path, i32 pid) {
+  auto file = open_whole(path);
+  if (!file) return file.error();
   auto root_view = decode_ckpt(*file);
   if (!root_view) return root_view.error();
   Side side{path, std::move(*file), {}, {}, nullptr, {}};
@@ -96,9 +115,6 @@ Expected<Side> open_side(const std::string &path, i32 pid) {
   for (const VmaRecord &m : side.view.vmas.records)
     if (m.pid == pid) side.vmas.push_back(&m);
   std::sort(side.vmas.begin(), side.vmas.end(), [](auto *x, auto *y) { return x->start < y->start; });
-  for (const PageRangeRecord &r : side.view.ranges.records)
-    if (r.source == u32(PageSource::Parent))
-      return make_error("is an incremental image: diff compares complete images ('imgtool merge' it first)");
   return side;
 }
 

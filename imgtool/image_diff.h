@@ -15,7 +15,8 @@
 namespace ckpt::tool {
 
 /// Compares process `pid` (0: the root) of image `a` with the same process
-/// of image `b`. Both must be intact, complete (not incremental) ckpt images.
+/// of image `b`. Both must be intact ckpt images; an incremental one is read
+/// through its chain.
 img::Expected<nlohmann::ordered_json> diff_images(const std::string &a, const std::string &b, img::i32 pid);
 
 /// The human form of diff_images()'s result.

@@ -121,6 +121,20 @@ TEST_F(Incremental, GdbShowsTheChildsMemory) {
   EXPECT_NE(g.out.find(link(1)), std::string::npos) << g.out << g.err;
 }
 
+// `imgtool diff` of a link and its parent reads the child through the
+// chain: the pages the program rewrote (one in ten of 32 MiB) differ.
+TEST_F(Incremental, DiffOfALinkAndItsParent) {
+  ASSERT_NO_FATAL_FAILURE(make_chain(2));
+  RunResult d = test::run({imgtool(), "diff", link(0), link(1), "--json"}, 120);
+  ASSERT_TRUE(d.exited && d.exit_code == 0) << d.status() << "\n" << d.err;
+  json j = json::parse(d.out);
+  unsigned long long pages = 0;
+  for (const json &m : j["memory"])
+    if (m["change"] == "changed") pages += m["pages"].get<unsigned long long>();
+  EXPECT_GE(pages, 32ull * 256 / 10) << d.out;
+  EXPECT_LE(pages, 32ull * 256 / 10 + 64) << d.out;
+}
+
 TEST_F(Incremental, MissingDamagedOrReplacedParentIsRefused) {
   ASSERT_NO_FATAL_FAILURE(make_chain(3));
   // Moved away: the child names it by path.
