@@ -22,6 +22,7 @@
 #include "output.h"
 #include "self_checkpoint.h"
 #include "tree_ids.h"
+#include "unix_peers.h"
 
 namespace ckpt::writer {
 
@@ -89,11 +90,11 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     }
     procs.push_back(CapturedProcess{pc.take(), {}, {}});
   }
-  if (procs.size() > 1) {
-    std::vector<ProcessCapture *> all;
-    for (CapturedProcess &p : procs) all.push_back(&p.capture);
-    CKPT_TRY(assign_tree_ids(all));
-  }
+  std::vector<ProcessCapture *> all;
+  for (CapturedProcess &p : procs) all.push_back(&p.capture);
+  if (procs.size() > 1) CKPT_TRY(assign_tree_ids(all));
+  // Socket peers are in the image only if some process of it holds them.
+  mark_unix_peers(all);
   ImageIdentity ident = new_identity("imgtool dump " CKPT_VERSION);
   std::memcpy(&stats.image_id, ident.image_id, sizeof stats.image_id);
   // Refuse what restore would refuse before anything is written or killed

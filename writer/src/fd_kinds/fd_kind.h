@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <ckpt/img/fd_kinds.h>
+#include <ckpt/img/fd_states.h>
 
 #include "../fds.h"
 
@@ -107,12 +108,14 @@ bool recognizes_memfd(const FdProbe &);
 img::Status capture_memfd(pid_t, FdInfo &);
 bool recognizes_eventfd(const FdProbe &);
 img::Status capture_eventfd(pid_t, FdInfo &);
+bool recognizes_socket(const FdProbe &);
+img::Status capture_socket(pid_t, FdInfo &);
+bool recognizes_epoll(const FdProbe &);
+img::Status capture_epoll(pid_t, FdInfo &);
 // Kinds restore refuses (refused.cc): recognised so the refusal can name them.
 bool recognizes_block_device(const FdProbe &);
-bool recognizes_socket(const FdProbe &);
 bool recognizes_signalfd(const FdProbe &);
 bool recognizes_timerfd(const FdProbe &);
-bool recognizes_epoll(const FdProbe &);
 bool recognizes_inotify(const FdProbe &);
 bool recognizes_other(const FdProbe &);
 /// Nothing beyond the common fields.

@@ -18,10 +18,8 @@ bool anon_inode_named(const FdProbe &p, std::string_view name) {
 }  // namespace
 
 bool recognizes_block_device(const FdProbe &p) { return !is_anon_inode(p.link) && S_ISBLK(p.st.st_mode); }
-bool recognizes_socket(const FdProbe &p) { return !is_anon_inode(p.link) && S_ISSOCK(p.st.st_mode); }
 bool recognizes_signalfd(const FdProbe &p) { return anon_inode_named(p, "[signalfd]"); }
 bool recognizes_timerfd(const FdProbe &p) { return anon_inode_named(p, "[timerfd]"); }
-bool recognizes_epoll(const FdProbe &p) { return anon_inode_named(p, "[eventpoll]"); }
 bool recognizes_inotify(const FdProbe &p) { return anon_inode_named(p, "inotify"); }
 // The kind of last resort (classify_fd tries it after every other): an
 // anonymous inode of another name (pidfd, io_uring...) or an inode type
