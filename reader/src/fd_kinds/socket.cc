@@ -8,6 +8,8 @@
 #include "fd_kind.h"
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -53,26 +55,49 @@ Expected<sockaddr_un> address_of(int fd, const std::string &name, socklen_t &len
   return a;
 }
 
+// True when a socket that is open now is bound to `path` (or to `name`,
+// as a relative name was bound): /proc/net/unix lists every bound socket
+// of this network namespace with its name, last on its line. Read, not
+// probed with connect(), which would queue a connection on a live
+// listener that its program would then accept.
+bool bound_by_a_live_socket(const std::string &path, const std::string &name) {
+  FILE *f = fopen("/proc/net/unix", "re");
+  if (!f) return false;
+  char *line = nullptr;
+  size_t cap = 0;
+  bool found = false;
+  // "Num RefCount Protocol Flags Type St Inode Path": seven fields, then the path.
+  while (!found && getline(&line, &cap, f) > 0) {
+    std::string l(line);
+    if (!l.empty() && l.back() == '\n') l.pop_back();
+    size_t at = 0;
+    for (int field = 0; field < 7 && at != std::string::npos; field++) {
+      at = l.find_first_not_of(' ', at);
+      at = at == std::string::npos ? at : l.find(' ', at);
+    }
+    if (at == std::string::npos) continue;
+    std::string bound = l.substr(at + 1);
+    found = bound == path || bound == name;
+  }
+  free(line);
+  fclose(f);
+  return found;
+}
+
 // Whether a path-bound socket's name is free for bind(): nothing there,
-// or a socket file no live socket listens on (connect says ECONNREFUSED).
-// That stale file is what the dumped process leaves behind when it dies:
-// with `fix` it is removed. Anything else is refused.
-Status path_name_free(const std::string &path, u32 type, int fd, bool fix) {
+// or a socket file no open socket is bound to. That stale file is what
+// the dumped process leaves behind when it dies: with `fix` it is removed.
+// Anything else is refused.
+Status path_name_free(const std::string &path, const std::string &name, int fd, bool fix) {
   struct stat st;
   if (lstat(path.c_str(), &st) < 0) {
     if (errno == ENOENT) return {};
     return make_error("fd %d: socket path %s: %s", fd, path.c_str(), strerror(errno));
   }
   if (!S_ISSOCK(st.st_mode)) return make_error("fd %d: socket path %s exists and is not a socket", fd, path.c_str());
-  Closer probe{socket(AF_UNIX, int(type) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
-  if (probe.fd < 0) return make_error("fd %d: socket: %s", fd, strerror(errno));
-  socklen_t len;
-  auto a = address_of(fd, path, len);
-  if (!a) return a.error();
-  if (connect(probe.fd, reinterpret_cast<const sockaddr *>(&*a), len) == 0 || errno == EAGAIN || errno == EPROTOTYPE)
+  if (bound_by_a_live_socket(path, name))
     return make_error("fd %d: socket path %s is in use by a live socket (is the dumped process still running?)", fd,
                       path.c_str());
-  if (errno != ECONNREFUSED) return make_error("fd %d: probing socket path %s: %s", fd, path.c_str(), strerror(errno));
   if (fix && unlink(path.c_str()) < 0 && errno != ENOENT)
     return make_error("fd %d: cannot remove the stale socket file %s: %s", fd, path.c_str(), strerror(errno));
   return {};
@@ -83,7 +108,7 @@ Status bind_name(const CkptView &v, int sock, const FdRecord &r, const UnixSocke
   auto a = address_of(r.fd, u.name, len);
   if (!a) return a.error();
   std::string printable = unix_socket_printable_name(u.name);
-  if (is_path_name(u.name)) CKPT_TRY(path_name_free(absolute(v, u.name), u.fixed.sock_type, r.fd, true));
+  if (is_path_name(u.name)) CKPT_TRY(path_name_free(absolute(v, u.name), u.name, r.fd, true));
   // A relative name is bound relative to the process's working directory,
   // so that getsockname() reads as it did.
   Closer here{-1};
@@ -197,7 +222,7 @@ Status check_socket(const CkptView &v, const FdRecord &r, const HereNowOptions &
   auto u = unix_socket_state(v.fds, r);
   if (!u) return u.error();
   if ((u->fixed.flags & kUnixConnected) || !is_path_name(u->name)) return {};
-  return path_name_free(absolute(v, u->name), u->fixed.sock_type, r.fd, false);
+  return path_name_free(absolute(v, u->name), u->name, r.fd, false);
 }
 
 Expected<int> open_socket(FdOpenContext &c, const FdRecord &r) {
