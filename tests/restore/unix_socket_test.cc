@@ -72,6 +72,11 @@ TEST_F(RestoreUnix, SocketpairsKeepQueuesBoundariesOptionsAndShutdown) {
   EXPECT_NE(s[43].find("6 bytes queued in 3 messages"), std::string::npos) << s[43];
   EXPECT_NE(s[45].find("shut down for writing"), std::string::npos) << s[45];
   EXPECT_NE(s[46].find("peer closed"), std::string::npos) << s[46];
+  // gdb's `ckpt fds` shows the same state beside each socket.
+  RunResult g = test::run({imgtool(), "gdb", image_path(), "--", "-batch", "-ex", "ckpt fds"}, 120);
+  EXPECT_TRUE(g.exited && g.exit_code == 0) << g.status() << "\n" << g.err;
+  EXPECT_NE(g.out.find("(unix dgram, peer socket:["), std::string::npos) << g.out;
+  EXPECT_NE(g.out.find("6 bytes queued in 3 messages)"), std::string::npos) << g.out;
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
