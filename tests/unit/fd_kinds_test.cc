@@ -167,7 +167,7 @@ TEST_F(FdState, UnixSocketRoundTripsWithNameAndMessages) {
 }
 
 TEST_F(FdState, UnixSocketFromAShorterFixedPartAndRefusals) {
-  // A writer whose fixed part ended at 56 bytes (before name_length): the
+  // A writer whose fixed part ended at 64 bytes (after name_length): the
   // fields from there on read as zero, the name starts where it says.
   UnixSocketState fixed{};
   fixed.sock_type = 1;
@@ -175,10 +175,12 @@ TEST_F(FdState, UnixSocketFromAShorterFixedPartAndRefusals) {
   std::vector<u8> b = unix_socket_state_bytes(fixed, "", {});
   UnixSocketState shorter{};
   std::memcpy(&shorter, b.data(), sizeof shorter);
-  shorter.name_offset = 56;
-  shorter.header.size = 56;
-  std::vector<u8> old(56);
-  std::memcpy(old.data(), &shorter, 56);
+  shorter.name_offset = 64;
+  shorter.header.size = 64;
+  shorter.message_count = 3;  // beyond the 64 bytes: must not be read
+  std::vector<u8> old(sizeof shorter);
+  std::memcpy(old.data(), &shorter, sizeof shorter);
+  old.resize(64);
   Table<FdRecord> t = encode(old, FdType::Socket);
   auto back = unix_socket_state(t, t.records[0]);
   ASSERT_TRUE(back) << back.error().message();

@@ -58,7 +58,7 @@ TEST(Restorable, EveryOffenderGroupedByPid) {
   ASSERT_TRUE(v) << v.error().message();
   EXPECT_EQ(unsupported_message(unsupported_state(v->view)),
             "image: a process tree of 2 processes: not supported; "
-            "pid 4242: fd 5 socket, fd 8 character device /dev/net/tun (10:200), "
+            "pid 4242: fd 5 socket (only AF_UNIX sockets are restored), fd 8 character device /dev/net/tun (10:200), "
             "fd 9 pty /dev/pts/4 (not the terminal it was run from), fd 11 anon_inode:[pidfd], POSIX timer 2: "
             "not supported; pid 4300: fd 3 inotify: not supported");
 
