@@ -438,8 +438,8 @@ class CkptFds(_Command):
 
 Usage: ckpt fds [PID]
 Lists each descriptor with its number, type, path, file position and open
-flags, and a kind's own state (an eventfd's counter, a timerfd's settings,
-inotify watches...), as 'imgtool restore' will recreate them. PID selects a process of a
+flags, and its kind's state (an eventfd's counter, a timerfd's settings,
+inotify watches, a socket's peer and queue, an epoll's targets), as 'imgtool restore' will recreate them. PID selects a process of a
 process-tree image (default: the process gdb shows)."""
 
     def __init__(self):
@@ -461,6 +461,8 @@ process-tree image (default: the process gdb shows)."""
             path = str(f.get("path", ""))
             if f.get("unlinked"):
                 path += " (deleted)"
+            if f.get("state"):
+                path += " (%s)" % f["state"]
             rows.append((str(f.get("fd")), str(f.get("type")), str(f.get("pos")), flags, path))
         _table(rows, right=(0, 2))
         states = [f for f in fds if f.get("state")]

@@ -1,6 +1,7 @@
 // The fd kind registry's libimg part (fd_kinds.h): names and restore policy.
 #include <ckpt/img/fd_kinds.h>
 
+#include <ckpt/img/fd_states.h>
 #include <ckpt/img/restorable.h>
 
 #include <cstdio>
@@ -101,8 +102,6 @@ std::string inotify_state(const Table<FdRecord> &fds, const FdRecord &r) {
 // Kinds restore does not bring back yet: refused by the name the kernel
 // gives them.
 std::string block_device_refusal(const FdRecord &, std::string_view) { return "block device"; }
-std::string socket_refusal(const FdRecord &, std::string_view) { return "socket"; }
-std::string epoll_refusal(const FdRecord &, std::string_view) { return "eventpoll"; }
 // Kernel objects of other kinds, each refused with why (by the link the
 // kernel gives them, /proc/PID/fd/N).
 std::string other_refusal(const FdRecord &, std::string_view path) {
@@ -122,6 +121,80 @@ std::string other_refusal(const FdRecord &, std::string_view path) {
   return path.empty() ? "of an unknown kind" : std::string(path);
 }
 
+// AF_UNIX sockets come back from their state (UnixSocketState); other
+// families have none. What of a captured one cannot come back (a peer
+// outside the image, descriptors in flight...) the writer marks in its
+// flags: socket_state_refusal.
+std::string socket_refusal(const FdRecord &r, std::string_view) {
+  return r.state.length ? "" : "socket (only AF_UNIX sockets are restored)";
+}
+
+std::string unix_flag_refusal(u32 flags, u32 sock_type) {
+  std::string kind = "AF_UNIX " + unix_socket_type_name(sock_type) + " socket";
+  if (flags & kUnixPeerOutside) return kind + " connected to a peer outside the dumped processes";
+  if (flags & kUnixRightsInFlight) return kind + " with file descriptors in flight (SCM_RIGHTS queued)";
+  if (flags & kUnixPendingConnections) return "listening " + kind + " with connections not yet accepted";
+  if (flags & kUnixOneWayPeer) return kind + " connected to a socket that is not connected back";
+  return "";
+}
+
+std::string socket_state(const Table<FdRecord> &fds, const FdRecord &r) {
+  if (!r.state.length) return "";
+  auto u = unix_socket_state(fds, r);
+  if (!u) return "state unreadable: " + u.error().message();
+  const UnixSocketState &s = u->fixed;
+  std::string out = "unix " + unix_socket_type_name(s.sock_type);
+  if (s.flags & kUnixListening) out += ", listening (backlog " + std::to_string(s.backlog) + ")";
+  if (!u->name.empty()) out += ", bound to " + unix_socket_printable_name(u->name);
+  if (s.flags & kUnixPeerClosed) out += ", peer closed";
+  else if (s.peer_ino) out += ", peer socket:[" + std::to_string(s.peer_ino) + "]";
+  if (s.shutdown & 1) out += ", shut down for reading";
+  if (s.shutdown & 2) out += ", shut down for writing";
+  if (s.flags & kUnixPassCred) out += ", SO_PASSCRED";
+  if (s.message_count)
+    out += ", " + std::to_string(s.queued_bytes) + " bytes queued" +
+           (s.sock_type == 1 ? "" : " in " + std::to_string(s.message_count) + " messages");
+  if (std::string why = unix_flag_refusal(s.flags, s.sock_type); !why.empty()) out += " (refused: " + why + ")";
+  return out;
+}
+
+std::string socket_state_refusal(const Table<FdRecord> &fds, const FdRecord &r) {
+  if (!r.state.length) return "";
+  auto u = unix_socket_state(fds, r);
+  if (!u) return "socket whose state is unreadable (" + u.error().message() + ")";
+  return unix_flag_refusal(u->fixed.flags, u->fixed.sock_type);
+}
+
+std::string epoll_refusal(const FdRecord &r, std::string_view) {
+  return r.state.length ? "" : "eventpoll (its interest list was not captured)";
+}
+
+// A target that the process closed (or replaced by another file) while it
+// stayed in the interest set: epoll_ctl() can only add an open fd.
+std::string epoll_state_refusal(const Table<FdRecord> &fds, const FdRecord &r) {
+  if (!r.state.length) return "";
+  auto targets = epoll_state(fds, r);
+  if (!targets) return "eventpoll whose state is unreadable (" + targets.error().message() + ")";
+  for (const EpollTarget &t : *targets)
+    if (!(t.flags & kEpollTargetOpen))
+      return "eventpoll whose target fd " + std::to_string(t.tfd) + " was closed but is still in its interest set";
+  return "";
+}
+
+std::string epoll_state_text(const Table<FdRecord> &fds, const FdRecord &r) {
+  auto targets = epoll_state(fds, r);
+  if (!targets) return "state unreadable: " + targets.error().message();
+  std::string out = std::to_string(targets->size()) + (targets->size() == 1 ? " target" : " targets");
+  char buf[96];
+  for (size_t i = 0; i < targets->size(); i++) {
+    const EpollTarget &t = (*targets)[i];
+    std::snprintf(buf, sizeof buf, "%s fd %d events 0x%x data 0x%llx%s", i ? ";" : ":", t.tfd, t.events,
+                  (unsigned long long)t.data, (t.flags & kEpollTargetOpen) ? "" : " (closed)");
+    out += buf;
+  }
+  return out;
+}
+
 constexpr std::array<FdKindInfo, kFdTypeCount> kFdKinds = {{
     {FdType::Regular, "regular", FdSharing::FileId, restorable, no_state},
     {FdType::Directory, "directory", FdSharing::FileId, restorable, no_state},
@@ -130,11 +203,11 @@ constexpr std::array<FdKindInfo, kFdTypeCount> kFdKinds = {{
     {FdType::Fifo, "fifo", FdSharing::FileId, restorable, no_state},
     {FdType::CharDevice, "char_device", FdSharing::FileId, char_device_refusal, no_state},
     {FdType::BlockDevice, "block_device", FdSharing::FileId, block_device_refusal, no_state},
-    {FdType::Socket, "socket", FdSharing::FileId, socket_refusal, no_state},
+    {FdType::Socket, "socket", FdSharing::FileId, socket_refusal, socket_state, socket_state_refusal},
     {FdType::EventFd, "eventfd", FdSharing::FileId, eventfd_refusal, eventfd_state},
     {FdType::SignalFd, "signalfd", FdSharing::FileId, signalfd_refusal, signalfd_state},
     {FdType::TimerFd, "timerfd", FdSharing::FileId, timerfd_refusal, timerfd_state},
-    {FdType::Epoll, "epoll", FdSharing::FileId, epoll_refusal, no_state},
+    {FdType::Epoll, "epoll", FdSharing::FileId, epoll_refusal, epoll_state_text, epoll_state_refusal},
     {FdType::Inotify, "inotify", FdSharing::FileId, inotify_refusal, inotify_state},
     {FdType::MemFd, "memfd", FdSharing::FileId, memfd_refusal, no_state},
     {FdType::Other, "other", FdSharing::FileId, other_refusal, no_state},

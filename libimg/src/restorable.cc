@@ -61,6 +61,7 @@ std::vector<Unsupported> unsupported_state(const CkptView &v) {
     std::string_view path = v.fds.str_or_empty(f.path);
     const FdKindInfo *kind = fd_kind_info(f.type);
     std::string why = kind ? kind->refusal(f, path) : std::string(path.empty() ? "of an unknown kind" : path);
+    if (why.empty() && kind && kind->state_refusal) why = kind->state_refusal(v.fds, f);
     if (!why.empty()) add(f.pid, "fd " + std::to_string(f.fd) + " " + why);
   }
   for (const TimerRecord &t : v.timers.records)

@@ -62,6 +62,7 @@ std::vector<int *> InheritedObjects::all_fds() {
     out.push_back(&ends.first);
     out.push_back(&ends.second);
   }
+  for (auto &[ino, fd] : fds.unix_sockets) out.push_back(&fd);
   for (auto &[key, fd] : memory) out.push_back(&fd);
   return out;
 }

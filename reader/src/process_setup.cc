@@ -78,7 +78,13 @@ Status restore_fds(const CkptView &v, std::vector<int *> keep, const int termina
     // Made once for the tree by an ancestor and inherited (tree_create.h).
     auto inherited_pipe = inherited && pipe_end ? inherited->pipes.find(r.pipe_id) : std::map<u32, std::pair<int, int>>::const_iterator{};
     auto inherited_file = inherited && !pipe_end ? inherited->files.find(r.file_id) : std::map<u32, int>::const_iterator{};
-    if (inherited && pipe_end && inherited_pipe != inherited->pipes.end()) {
+    // A connected AF_UNIX socket whose pair spans processes (tree_plan.cc).
+    auto inherited_socket = inherited && type == FdType::Socket ? inherited->unix_sockets.find(r.ino)
+                                                                : std::map<u64, int>::const_iterator{};
+    if (inherited && type == FdType::Socket && inherited_socket != inherited->unix_sockets.end()) {
+      fd = fcntl(inherited_socket->second, F_DUPFD_CLOEXEC, top + 128);
+      if (r.file_id) by_file[r.file_id] = fd;
+    } else if (inherited && pipe_end && inherited_pipe != inherited->pipes.end()) {
       int end = type == FdType::PipeRead ? inherited_pipe->second.first : inherited_pipe->second.second;
       fd = fcntl(end, F_DUPFD_CLOEXEC, top + 128);
       // The pipe's status flags are per description: set them as this fd had them.
@@ -103,6 +109,10 @@ Status restore_fds(const CkptView &v, std::vector<int *> keep, const int termina
       return make_error("fd %d: dup3: %s", r.fd, strerror(errno));
   }
   for (auto &[fd, target] : placed) close(fd);
+  for (auto &[ino, fd] : pipes.unix_ends) close(fd);
+  // What a kind does once every fd is at its number (epoll's targets).
+  for (const FdRecord &r : v.fds.records)
+    if (const ReaderFdKind *kind = reader_fd_kind(r.type); kind && kind->after_placed) CKPT_TRY(kind->after_placed(v, r));
   for (auto &[id, ends] : pipes.ends) {
     close(ends.first);
     close(ends.second);

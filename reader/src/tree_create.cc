@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "become_image.h"
+#include "fd_kinds/fd_kind.h"
 #include "handover.h"
 #include "mapped_objects.h"
 #include "preflight.h"
@@ -65,6 +66,27 @@ Status make_inherited_objects(const TreePlan &plan, TreeChannels &ch) {
         auto ends = recreate_pipe(*holder, static_cast<u32>(key.a));
         if (!ends) return ends.error().context(who);
         ch.inherited.fds.pipes[static_cast<u32>(key.a)] = *ends;
+        break;
+      }
+      case SharedKey::UnixPair: {
+        // Both ends, wherever they are held (each with its own queue).
+        const CkptView *vb = nullptr;
+        const FdRecord *ra = nullptr, *rb = nullptr;
+        const CkptView *va = nullptr;
+        for (const TreeProcess &q : plan.processes) {
+          if (q.zombie) continue;
+          for (const FdRecord &r : q.view->fds.records) {
+            if (static_cast<FdType>(r.type) != FdType::Socket) continue;
+            if (r.ino == key.a && !ra) ra = &r, va = &*q.view;
+            if (r.ino == key.b && !rb) rb = &r, vb = &*q.view;
+          }
+        }
+        if (!ra || !rb) return make_error("%s: socket pair %llu/%llu lacks an end", who.c_str(),
+                                          (unsigned long long)key.a, (unsigned long long)key.b);
+        auto ends = recreate_unix_pair(*va, *ra, vb, rb);
+        if (!ends) return ends.error().context(who);
+        ch.inherited.fds.unix_sockets[key.a] = ends->first;
+        ch.inherited.fds.unix_sockets[key.b] = ends->second;
         break;
       }
       case SharedKey::Memory: {

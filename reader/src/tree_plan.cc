@@ -1,9 +1,11 @@
 // Planning a tree restore (tree_plan.h).
 #include "tree_plan.h"
 
+#include <algorithm>
 #include <set>
 
 #include <ckpt/img/fd_kinds.h>
+#include <ckpt/img/fd_states.h>
 
 
 namespace ckpt::reader {
@@ -19,6 +21,15 @@ size_t TreePlan::live_count() const {
 namespace {
 
 bool is_pipe(const FdRecord &r) { return is_pipe_end(static_cast<FdType>(r.type)); }
+
+// The peer inode of a connected AF_UNIX socket whose peer is open (its
+// pair is one object: both ends are made together), else 0.
+u64 unix_peer(const CkptView &v, const FdRecord &r) {
+  if (static_cast<FdType>(r.type) != FdType::Socket || !r.state.length) return 0;
+  auto u = unix_socket_state(v.fds, r);
+  if (!u || !(u->fixed.flags & kUnixConnected) || (u->fixed.flags & kUnixPeerClosed)) return 0;
+  return u->fixed.peer_ino;
+}
 
 // Counts the users of every object a process could share with another and
 // keeps those with more than one process.
@@ -36,6 +47,7 @@ void find_shared(TreePlan &plan) {
     for (size_t i = 0; i < v.fds.records.size(); i++) {
       const FdRecord &r = v.fds.records[i];
       if (is_pipe(r) && r.pipe_id) use({SharedKey::Pipe, r.pipe_id, 0, 0}, p, i);
+      else if (auto peer = unix_peer(v, r)) use({SharedKey::UnixPair, std::min(r.ino, peer), std::max(r.ino, peer), 0}, p, i);
       else if (r.file_id) use({SharedKey::File, r.file_id, 0, 0}, p, i);
     }
     for (size_t i = 0; i < v.vmas.records.size(); i++) {

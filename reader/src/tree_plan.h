@@ -34,15 +34,16 @@ struct TreeProcess {
 
 /// An object several processes share, made once in the root.
 struct SharedKey {
-  enum Kind { File, Pipe, Memory } kind;
-  img::u64 a, b, c;               ///< File: file_id; Pipe: pipe_id; Memory: vma kind, dev, ino
+  enum Kind { File, Pipe, Memory, UnixPair } kind;
+  img::u64 a, b, c;               ///< File: file_id; Pipe: pipe_id; Memory: vma kind, dev, ino;
+                                  ///< UnixPair: the two sockets' inodes, lower first
   auto operator<=>(const SharedKey &) const = default;
 };
 
 /// Where the first use of a shared object is described.
 struct SharedUse {
   size_t process = 0;             ///< index of the process whose record made it
-  size_t record = 0;              ///< FdRecord (File, Pipe) or VmaRecord (Memory) index
+  size_t record = 0;              ///< FdRecord (File, Pipe, UnixPair) or VmaRecord (Memory) index
 };
 
 struct TreePlan {

@@ -5,8 +5,9 @@
  * exits 0 (or reports FAIL lines on stderr).
  *   usage: restore_refused GOFILE WORKDIR MODE
  *   MODE objects  an eventfd (fd 40, counter 5), an epoll fd (fd 41) watching
- *                 a pipe with a byte in it (fd 42), a POSIX timer ticking
- *                 (its signal blocked until the go file appears)
+ *                 a pipe with a byte in it (fd 42), a TCP listening socket
+ *                 (fd 43), a POSIX timer ticking (its signal blocked until
+ *                 the go file appears)
  *        pty      a pty pair it opened itself: master fd 50, slave fd 51
  *                 in raw mode with a 33x111 window, bytes written to the
  *                 master and not read yet
@@ -14,15 +15,19 @@
  *                 /dev/urandom (62), which restore reopens faithfully
  *        storm    a POSIX timer signalling every millisecond, unblocked: the
  *                 dumper's injected syscalls are hit by its signals
- *        objects and storm also hold a userfaultfd (fd 43), which restore
- *        refuses: POSIX timers and eventfds alone are restorable now
+ *        objects also holds a userfaultfd (fd 44), storm one at fd 43,
+ *        which restore refuses: POSIX timers, eventfds and epoll fds alone
+ *        are restorable now
  *        kernel:KIND  fd 70 is a kernel object restore refuses: io_uring,
  *                 perf_event, bpf (an array map), userfaultfd, pidfd (of
  *                 the process's parent), fanotify
  * Prints "timer N" (objects) and "pts PATH" (pty) before "ready". */
 #include "rt_prog.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdint.h>
 #include <linux/bpf.h>
 #include <linux/io_uring.h>
@@ -99,6 +104,10 @@ int main(int argc, char **argv) {
     place(epoll_create1(0), 41);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0x1234};
     if (epoll_ctl(41, EPOLL_CTL_ADD, 42, &ev) != 0) rt_die("epoll_ctl");
+    /* Sockets other than AF_UNIX are not restored yet. */
+    place(socket(AF_INET, SOCK_STREAM, 0), 43);
+    struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(43, (struct sockaddr *)&lo, sizeof lo) != 0 || listen(43, 1) != 0) rt_die("TCP listen");
     /* Blocked until the go file: a timer signal arriving while the dumper
      * borrows a thread for an injected syscall is not what this tests. */
     signal(SIGRTMIN, on_timer);
@@ -111,7 +120,7 @@ int main(int argc, char **argv) {
     struct itimerspec its = {{0, 20000000}, {0, 20000000}};
     if (timer_settime(timer, 0, &its, NULL) != 0) rt_die("timer_settime");
     printf("timer %ld\n", (long)(intptr_t)timer);
-    place((int)syscall(SYS_userfaultfd, O_CLOEXEC), 43);
+    place((int)syscall(SYS_userfaultfd, O_CLOEXEC), 44);
   } else if (!strcmp(mode, "pty")) {
     place(posix_openpt(O_RDWR | O_NOCTTY), 50);
     if (grantpt(50) != 0 || unlockpt(50) != 0) rt_die("grantpt/unlockpt");
@@ -151,6 +160,9 @@ int main(int argc, char **argv) {
     struct epoll_event ev;
     int n = epoll_wait(41, &ev, 1, 1000);
     RT_CHECK(n == 1 && ev.data.u64 == 0x1234, "epoll: %d events", n);
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    RT_CHECK(getsockopt(43, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening, "fd 43 no longer listens");
     sigset_t rt;
     sigemptyset(&rt);
     sigaddset(&rt, SIGRTMIN);

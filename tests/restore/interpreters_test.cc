@@ -102,6 +102,35 @@ TEST_F(RestoreInterpreter, Python) {
 
 // bash with a builtin-only loop: `read -t` on a FIFO it holds open
 // read-write is its sleep, so it never has a child.
+// asyncio over AF_UNIX (issue 13): an echo server on a path and a client
+// connected to it in the same event loop (epoll, the loop's self-pipe
+// socketpair, the listener and both ends of the connection), dumped while
+// an echo usually sits unread in the client's queue. The count and its
+// echo carry on line after line.
+TEST_F(RestoreInterpreter, PythonAsyncioUnixEcho) {
+  if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
+  const char *script =
+      "import asyncio, os\n"
+      "path = os.path.join(os.getcwd(), 'echo.sock')\n"
+      "async def handle(r, w):\n"
+      "    while line := await r.readline():\n"
+      "        w.write(line)\n"
+      "        await w.drain()\n"
+      "async def main():\n"
+      "    server = await asyncio.start_unix_server(handle, path)\n"
+      "    r, w = await asyncio.open_unix_connection(path)\n"
+      "    i = 0\n"
+      "    while True:\n"
+      "        i += 1\n"
+      "        w.write(b'%d\\n' % i)\n"
+      "        await w.drain()\n"
+      "        await asyncio.sleep(0.03)\n"
+      "        echo = (await r.readline()).decode().strip()\n"
+      "        print(i, echo, flush=True)\n"
+      "asyncio.run(main())\n";
+  run_case({"/usr/bin/python3", "-c", script}, python_line);
+}
+
 TEST_F(RestoreInterpreter, BashBuiltinLoop) {
   std::string fifo = tmp_.file("fifo");
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);

@@ -3,10 +3,12 @@
 // used. That a missing entry fails the build is fd_kind_registry_compile.cc.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <set>
 #include <string>
 
 #include <ckpt/img/fd_kinds.h>
+#include <ckpt/img/fd_states.h>
 
 #include "fd_kinds/fd_kind.h"
 
@@ -59,25 +61,25 @@ TEST(FdKinds, ARefusedKindIsOneLineNotASilentSkip) {
   // one, opening it fails naming the fd and the kind.
   FdRecord r{};
   r.fd = 7;
-  r.type = static_cast<u32>(FdType::Epoll);
+  r.type = static_cast<u32>(FdType::BlockDevice);
   CkptView v;
   reader::PipeTable pipes;
   int terminal[3] = {-1, -1, -1};
   reader::FdOpenContext c{v, pipes, terminal};
   auto fd = reader::reader_fd_kind(r.type)->open(c, r);
   ASSERT_FALSE(fd);
-  EXPECT_EQ(fd.error().message(), "fd 7: epoll: not supported");
+  EXPECT_EQ(fd.error().message(), "fd 7: block_device: not supported");
 }
 
 // A kind's state (FdRecord::state): length-prefixed and versioned; what a
 // reader cannot trust is an error naming the fd, never a guess.
 class FdState : public ::testing::Test {
  protected:
-  Table<FdRecord> encode(const std::vector<u8> &state) {
+  Table<FdRecord> encode(const std::vector<u8> &state, FdType type = FdType::EventFd) {
     TableBuilder<FdRecord> b;
     FdRecord r{};
     r.fd = 9;
-    r.type = static_cast<u32>(FdType::EventFd);
+    r.type = static_cast<u32>(type);
     r.state = b.add_blob(state);
     b.add(r);
     bytes_ = b.encode();
@@ -202,4 +204,78 @@ TEST_F(FdState, TimerfdAndSignalfdDescribed) {
   t = encode({});
   t.records[0].type = static_cast<u32>(FdType::TimerFd);
   EXPECT_EQ(fd_kind_info(t.records[0].type)->refusal(t.records[0], ""), "timerfd (its settings were not captured)");
+}
+
+// AF_UNIX and epoll states: a fixed part, then variable data at the offset
+// the fixed part names (docs/FORMAT.md §9.7).
+TEST_F(FdState, UnixSocketRoundTripsWithNameAndMessages) {
+  UnixSocketState fixed{};
+  fixed.sock_type = 2;
+  fixed.flags = kUnixConnected;
+  fixed.ino = 100;
+  fixed.peer_ino = 101;
+  std::vector<std::vector<u8>> messages = {{'a'}, {}, {'b', 'b', 'b', 'b', 'b', 'b', 'b', 'b', 'b'}};
+  std::string name("\0abstract", 9);
+  Table<FdRecord> t = encode(unix_socket_state_bytes(fixed, name, messages), FdType::Socket);
+  auto back = unix_socket_state(t, t.records[0]);
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->fixed.name_offset, sizeof(UnixSocketState));
+  EXPECT_EQ(back->fixed.queued_bytes, 10u);
+  EXPECT_EQ(back->name, name);
+  ASSERT_EQ(back->messages.size(), 3u);
+  EXPECT_EQ(back->messages[0].size(), 1u);
+  EXPECT_EQ(back->messages[1].size(), 0u);
+  EXPECT_EQ(back->messages[2].size(), 9u);
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->describe(t, t.records[0]),
+            "unix dgram, bound to @abstract, peer socket:[101], 10 bytes queued in 3 messages");
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->state_refusal(t, t.records[0]), "");
+}
+
+TEST_F(FdState, UnixSocketFromAShorterFixedPartAndRefusals) {
+  // A writer whose fixed part ended at 64 bytes (after name_length): the
+  // fields from there on read as zero, the name starts where it says.
+  UnixSocketState fixed{};
+  fixed.sock_type = 1;
+  fixed.flags = kUnixPeerOutside;
+  std::vector<u8> b = unix_socket_state_bytes(fixed, "", {});
+  UnixSocketState shorter{};
+  std::memcpy(&shorter, b.data(), sizeof shorter);
+  shorter.name_offset = 64;
+  shorter.header.size = 64;
+  shorter.message_count = 3;  // beyond the 64 bytes: must not be read
+  std::vector<u8> old(sizeof shorter);
+  std::memcpy(old.data(), &shorter, sizeof shorter);
+  old.resize(64);
+  Table<FdRecord> t = encode(old, FdType::Socket);
+  auto back = unix_socket_state(t, t.records[0]);
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->fixed.message_count, 0u);
+  EXPECT_EQ(back->name, "");
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->state_refusal(t, t.records[0]),
+            "AF_UNIX stream socket connected to a peer outside the dumped processes");
+  // A message running past the end is refused by name.
+  std::vector<u8> cut = unix_socket_state_bytes(fixed, "", {{1, 2, 3}});
+  cut.resize(cut.size() - 8);
+  UnixSocketState h{};
+  std::memcpy(&h, cut.data(), sizeof h);
+  h.header.size = u32(cut.size());
+  std::memcpy(cut.data(), &h, sizeof h);
+  t = encode(cut, FdType::Socket);
+  auto bad = unix_socket_state(t, t.records[0]);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message(), "fd 9: AF_UNIX socket state: a message runs past its end");
+}
+
+TEST_F(FdState, EpollTargetsRoundTripAndAClosedTargetIsRefused) {
+  std::vector<EpollTarget> targets = {{5, 0x19, 0x1234, kEpollTargetOpen, 0}, {6, 0x40000000, 7, 0, 0}};
+  Table<FdRecord> t = encode(epoll_state_bytes(targets), FdType::Epoll);
+  auto back = epoll_state(t, t.records[0]);
+  ASSERT_TRUE(back) << back.error().message();
+  ASSERT_EQ(back->size(), 2u);
+  EXPECT_EQ((*back)[0].data, 0x1234u);
+  EXPECT_EQ((*back)[1].events, 0x40000000u);
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->describe(t, t.records[0]),
+            "2 targets: fd 5 events 0x19 data 0x1234; fd 6 events 0x40000000 data 0x7 (closed)");
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->state_refusal(t, t.records[0]),
+            "eventpoll whose target fd 6 was closed but is still in its interest set");
 }

@@ -23,6 +23,7 @@
 #include "parent_compare.h"
 #include "self_checkpoint.h"
 #include "tree_ids.h"
+#include "unix_peers.h"
 
 namespace ckpt::writer {
 
@@ -119,11 +120,11 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     stats.parent_bytes = sel->parent_bytes;
     stats.dirty_tracked = sel->tracked;
   }
-  if (procs.size() > 1) {
-    std::vector<ProcessCapture *> all;
-    for (CapturedProcess &p : procs) all.push_back(&p.capture);
-    CKPT_TRY(assign_tree_ids(all));
-  }
+  std::vector<ProcessCapture *> all;
+  for (CapturedProcess &p : procs) all.push_back(&p.capture);
+  if (procs.size() > 1) CKPT_TRY(assign_tree_ids(all));
+  // Socket peers are in the image only if some process of it holds them.
+  mark_unix_peers(all);
   ImageIdentity ident = new_identity("imgtool dump " CKPT_VERSION);
   std::memcpy(&stats.image_id, ident.image_id, sizeof stats.image_id);
   // Refuse what restore would refuse before anything is written or killed

@@ -25,6 +25,9 @@ namespace ckpt::reader {
 struct PipeTable {
   std::map<img::u32, std::pair<int, int>> ends;
   std::set<img::u32> refilled_fifos;
+  /// AF_UNIX: the end of a socketpair made for a socket opened earlier,
+  /// kept for its peer's record, by the peer's inode.
+  std::map<img::u64, int> unix_ends;
 };
 
 /// What opening one fd may use: the image's view, the pipes made so far,
@@ -43,6 +46,10 @@ struct ReaderFdKind {
   /// A new open file description as r describes it (access mode, status
   /// flags, position), at any fd number, close-on-exec.
   img::Expected<int> (*open)(FdOpenContext &context, const img::FdRecord &r);
+  /// Optional (nullptr: nothing): the rest of r's state once every fd of
+  /// the process is at its number (epoll adds its targets by number); r's
+  /// fd is at r.fd.
+  img::Status (*after_placed)(const img::CkptView &view, const img::FdRecord &r) = nullptr;
 
   constexpr bool complete() const { return check_here != nullptr && open != nullptr; }
 };
@@ -88,6 +95,16 @@ img::Expected<int> open_timerfd(FdOpenContext &, const img::FdRecord &);
 img::Expected<int> open_signalfd(FdOpenContext &, const img::FdRecord &);
 img::Status check_inotify(const img::CkptView &, const img::FdRecord &, const HereNowOptions &);
 img::Expected<int> open_inotify(FdOpenContext &, const img::FdRecord &);
+img::Status check_socket(const img::CkptView &, const img::FdRecord &, const HereNowOptions &);
+img::Expected<int> open_socket(FdOpenContext &, const img::FdRecord &);
+/// A connected AF_UNIX pair: the socket of record a (in view va) and its
+/// peer b (in vb; nullptr when the peer was closed: that end is closed
+/// after its bytes are written), each with its queued messages, options,
+/// shutdown state and status flags. Returns (a's fd, b's fd or -1).
+img::Expected<std::pair<int, int>> recreate_unix_pair(const img::CkptView &va, const img::FdRecord &a,
+                                                      const img::CkptView *vb, const img::FdRecord *b);
+img::Expected<int> open_epoll(FdOpenContext &, const img::FdRecord &);
+img::Status add_epoll_targets(const img::CkptView &, const img::FdRecord &);
 /// Kinds restore refuses (refused.cc): unsupported_state stops a restore
 /// of them before this could run; reaching it is a one-line error.
 img::Expected<int> open_refused(FdOpenContext &, const img::FdRecord &);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <ckpt/img/fd_kinds.h>
+#include <ckpt/img/fd_states.h>
 
 #include "../fds.h"
 
@@ -118,10 +119,12 @@ bool recognizes_signalfd(const FdProbe &);
 img::Status capture_signalfd(pid_t, FdInfo &);
 bool recognizes_inotify(const FdProbe &);
 img::Status capture_inotify(pid_t, FdInfo &);
+bool recognizes_socket(const FdProbe &);
+img::Status capture_socket(pid_t, FdInfo &);
+bool recognizes_epoll(const FdProbe &);
+img::Status capture_epoll(pid_t, FdInfo &);
 // Kinds restore refuses (refused.cc): recognised so the refusal can name them.
 bool recognizes_block_device(const FdProbe &);
-bool recognizes_socket(const FdProbe &);
-bool recognizes_epoll(const FdProbe &);
 bool recognizes_other(const FdProbe &);
 /// Nothing beyond the common fields.
 img::Status capture_nothing(pid_t, FdInfo &);

@@ -36,6 +36,10 @@ struct FdKindInfo {
   /// The kind's own state in a few words for `imgtool info` ("count 7,
   /// semaphore"), or "" for a kind without one. `fds` holds r.
   std::string (*describe)(const Table<FdRecord> &fds, const FdRecord &r);
+  /// Optional (nullptr: none): why restore cannot bring r back, judged
+  /// from its state (which the writer captured, marking what it found
+  /// unrestorable), or "". Asked after `refusal` said "".
+  std::string (*state_refusal)(const Table<FdRecord> &fds, const FdRecord &r) = nullptr;
 
   constexpr bool complete() const { return name != nullptr && refusal != nullptr && describe != nullptr; }
 };

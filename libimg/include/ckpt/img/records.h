@@ -292,6 +292,72 @@ struct InotifyWatch {
   u32 pad0;
 };
 static_assert(sizeof(InotifyWatch) == 32);
+/// FdType::Socket's state for an AF_UNIX socket, version 1: the fixed
+/// part below, then (at name_offset) the bound name and the queued
+/// messages (docs/FORMAT.md §9.7). Other families have no state.
+struct UnixSocketState {
+  static constexpr u32 kVersion = 1;
+  FdStateHeader header;     ///< size covers the fixed part and what follows
+  u32 sock_type;            ///< SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_SEQPACKET 5
+  u32 flags;                ///< UnixSocketFlags
+  u64 ino;                  ///< this socket's inode (FdRecord::ino)
+  u64 peer_ino;             ///< the connected peer's inode; 0 for none or a closed one
+  u32 shutdown;             ///< sk_shutdown: 1 receive side, 2 send side shut down
+  u32 backlog;              ///< a listener's listen() backlog
+  u32 rcvbuf;               ///< SO_RCVBUF as getsockopt reports it (twice what was set)
+  u32 sndbuf;               ///< SO_SNDBUF likewise
+  i32 peek_off;             ///< SO_PEEK_OFF, -1 when unused
+  u32 file_mode;            ///< a path-bound socket's file permission bits
+  u32 name_offset;          ///< where the name starts in this state (= the fixed part's size)
+  u32 name_length;          ///< bytes of sun_path (abstract: a leading NUL); 0 unnamed
+  u32 message_count;        ///< queued messages after the name (8-aligned)
+  u32 pad0;
+  u64 queued_bytes;         ///< sum of the messages' lengths
+};
+static_assert(sizeof(UnixSocketState) == 80);
+
+enum UnixSocketFlags : u32 {
+  kUnixListening = 1u << 0,         ///< listen() was called
+  kUnixConnected = 1u << 1,         ///< has a peer (socketpair, connect, accept)
+  kUnixPeerClosed = 1u << 2,        ///< connected, but the peer is closed
+  kUnixPassCred = 1u << 3,          ///< SO_PASSCRED
+  // Why a socket cannot come back; dump refuses an image with one of these.
+  kUnixPeerOutside = 1u << 8,       ///< its peer is in no process of the image
+  kUnixRightsInFlight = 1u << 9,    ///< SCM_RIGHTS queued in its receive queue
+  kUnixPendingConnections = 1u << 10,  ///< a listener with connections not yet accepted
+  kUnixOneWayPeer = 1u << 11,       ///< a datagram socket connected to one not connected back
+};
+
+/// A queued message in UnixSocketState's tail: this header, then `length`
+/// bytes, then zeros up to a multiple of 8.
+struct UnixMessageHeader {
+  u32 length;
+  u32 pad0;
+};
+static_assert(sizeof(UnixMessageHeader) == 8);
+
+/// One target of FdType::Epoll's interest list (fdinfo "tfd: events: data:").
+struct EpollTarget {
+  i32 tfd;                  ///< the target's fd number when it was added
+  u32 events;               ///< EPOLL* bits, EPOLLET/ONESHOT/EXCLUSIVE included
+  u64 data;                 ///< epoll_data as registered
+  u32 flags;                ///< EpollTargetFlags
+  u32 pad0;
+};
+static_assert(sizeof(EpollTarget) == 24);
+
+enum EpollTargetFlags : u32 {
+  kEpollTargetOpen = 1u << 0,  ///< the process's fd `tfd` is still the target (kcmp KCMP_EPOLL_TFD)
+};
+
+/// FdType::Epoll's state, version 1: this, then target_count EpollTargets.
+struct EpollState {
+  static constexpr u32 kVersion = 1;
+  FdStateHeader header;     ///< size covers the targets too
+  u32 targets_offset;       ///< where the first EpollTarget starts (= the fixed part's size)
+  u32 target_count;
+};
+static_assert(sizeof(EpollState) == 16);
 
 /// The fd kinds, one line each: name and the number stored in
 /// FdRecord::type (dense from 0; a new kind takes the next number). Every

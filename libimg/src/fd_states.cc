@@ -1,0 +1,122 @@
+// Encoding and decoding of the fd states with variable data (fd_states.h).
+#include <ckpt/img/fd_states.h>
+
+#include <ckpt/img/fd_kinds.h>
+
+#include <cstring>
+
+namespace ckpt::img {
+
+namespace {
+
+size_t align8(size_t n) { return (n + 7) & ~size_t(7); }
+
+void append(std::vector<u8> &out, const void *p, size_t n) {
+  const u8 *b = static_cast<const u8 *>(p);
+  out.insert(out.end(), b, b + n);
+  out.resize(align8(out.size()), 0);
+}
+
+// The state's bytes and its fixed part, fields the writer did not write
+// (at or past `tail_offset`, when an older writer's fixed part was
+// shorter) zeroed.
+template <typename State>
+Expected<std::pair<State, std::span<const u8>>> with_tail(const Table<FdRecord> &fds, const FdRecord &r,
+                                                           u32 State::*tail_offset) {
+  auto fixed = fd_state<State>(fds, r);
+  if (!fixed) return fixed.error();
+  auto bytes = fds.blob(r.state);
+  if (!bytes) return bytes.error();
+  u32 tail = (*fixed).*tail_offset;
+  if (tail < sizeof(FdStateHeader) + sizeof(u32) || tail > bytes->size())
+    return make_error("fd %d: %s state's variable part at %u lies outside its %zu bytes", r.fd, fd_kind_name(r.type),
+                      tail, bytes->size());
+  State s = fixed.take();
+  if (tail < sizeof s) std::memset(reinterpret_cast<u8 *>(&s) + tail, 0, sizeof s - tail);
+  return std::make_pair(s, bytes->subspan(tail));
+}
+
+}  // namespace
+
+std::vector<u8> unix_socket_state_bytes(UnixSocketState fixed, std::string_view name,
+                                        const std::vector<std::vector<u8>> &messages) {
+  fixed.header.version = UnixSocketState::kVersion;
+  fixed.name_offset = sizeof fixed;
+  fixed.name_length = u32(name.size());
+  fixed.message_count = u32(messages.size());
+  fixed.queued_bytes = 0;
+  for (const auto &m : messages) fixed.queued_bytes += m.size();
+  std::vector<u8> out(sizeof fixed);
+  append(out, name.data(), name.size());
+  for (const auto &m : messages) {
+    UnixMessageHeader h{u32(m.size()), 0};
+    out.insert(out.end(), reinterpret_cast<const u8 *>(&h), reinterpret_cast<const u8 *>(&h) + sizeof h);
+    append(out, m.data(), m.size());
+  }
+  fixed.header.size = u32(out.size());
+  std::memcpy(out.data(), &fixed, sizeof fixed);
+  return out;
+}
+
+Expected<UnixSocket> unix_socket_state(const Table<FdRecord> &fds, const FdRecord &r) {
+  auto parts = with_tail<UnixSocketState>(fds, r, &UnixSocketState::name_offset);
+  if (!parts) return parts.error();
+  UnixSocket out;
+  out.fixed = parts->first;
+  std::span<const u8> tail = parts->second;
+  auto bad = [&](const char *what) {
+    return make_error("fd %d: AF_UNIX socket state: %s runs past its end", r.fd, what);
+  };
+  if (out.fixed.name_length > tail.size()) return bad("the name");
+  out.name.assign(reinterpret_cast<const char *>(tail.data()), out.fixed.name_length);
+  size_t at = align8(out.fixed.name_length);
+  for (u32 i = 0; i < out.fixed.message_count; i++) {
+    UnixMessageHeader h{};
+    if (at + sizeof h > tail.size()) return bad("a message header");
+    std::memcpy(&h, tail.data() + at, sizeof h);
+    at += sizeof h;
+    if (h.length > tail.size() - at) return bad("a message");
+    out.messages.push_back(tail.subspan(at, h.length));
+    at = align8(at + h.length);
+  }
+  return out;
+}
+
+std::vector<u8> epoll_state_bytes(const std::vector<EpollTarget> &targets) {
+  EpollState fixed{};
+  fixed.header.version = EpollState::kVersion;
+  fixed.targets_offset = sizeof fixed;
+  fixed.target_count = u32(targets.size());
+  std::vector<u8> out(sizeof fixed);
+  append(out, targets.data(), targets.size() * sizeof(EpollTarget));
+  fixed.header.size = u32(out.size());
+  std::memcpy(out.data(), &fixed, sizeof fixed);
+  return out;
+}
+
+Expected<std::vector<EpollTarget>> epoll_state(const Table<FdRecord> &fds, const FdRecord &r) {
+  auto parts = with_tail<EpollState>(fds, r, &EpollState::targets_offset);
+  if (!parts) return parts.error();
+  u32 n = parts->first.target_count;
+  if (parts->second.size() / sizeof(EpollTarget) < n)
+    return make_error("fd %d: epoll state: %u targets run past its end", r.fd, n);
+  std::vector<EpollTarget> out(n);
+  if (n) std::memcpy(out.data(), parts->second.data(), n * sizeof(EpollTarget));
+  return out;
+}
+
+std::string unix_socket_type_name(u32 sock_type) {
+  switch (sock_type) {
+    case 1: return "stream";
+    case 2: return "dgram";
+    case 5: return "seqpacket";
+    default: return "type " + std::to_string(sock_type);
+  }
+}
+
+std::string unix_socket_printable_name(std::string_view name) {
+  if (!name.empty() && name[0] == '\0') return "@" + std::string(name.substr(1));
+  return std::string(name);
+}
+
+}  // namespace ckpt::img
