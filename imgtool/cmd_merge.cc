@@ -41,7 +41,7 @@ int cmd_merge(int argc, char **argv) {
   if (!out) return fail("merge", out.error().message());
   img::Status s = img::write_merged(*chain, out->fd());
   if (!s) return fail("merge", file + ": " + s.error().message());
-  s = out->commit();
+  s = out->commit(/*durable=*/true);  // as extract: merge may replace the only copy of a chain (-o CHILD)
   if (!s) return fail("merge", s.error().message());
   return 0;
 }
