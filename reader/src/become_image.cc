@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lazy_pages.h"
+#include "locks.h"
 #include "mapped_objects.h"
 #include "process_setup.h"
 #include "restorer_args.h"
@@ -128,6 +129,8 @@ Status become_image(const ProcessImage &process, ChildChannels &channels) {
   if (fds.uffd >= 0) fds.close_fds.push_back(fds.uffd);  // the helper has its own
 
   CKPT_TRY(restore_process_state(v));
+  // Last of the fd work: nothing before the restorer closes an fd now.
+  CKPT_TRY(restore_locks(v));
   auto region = lay_out_restorer(process.image, v, process.core, fds);
   if (!region) return region.error();
   jump_to_restorer(*region);

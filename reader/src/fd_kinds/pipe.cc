@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -56,8 +57,13 @@ Expected<int> open_pipe_end(FdOpenContext &c, const FdRecord &r) {
     CKPT_TRY(refill_pipe(c.view, r.pipe_id, p[1], r.fd, "pipe"));
   }
   int end = static_cast<FdType>(r.type) == FdType::PipeRead ? it->second.first : it->second.second;
-  int fd = fcntl(end, F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) return make_error("fd %d: dup: %s", r.fd, strerror(errno));
+  // Status flags (O_NONBLOCK...) belong to the open file, not the pipe:
+  // each open file of a pipe (fds sharing one come here once: restore_fds
+  // dups them) is a new one, opened through /proc as the program opened
+  // /proc/self/fd/N. Both ends are held open, so this does not block.
+  std::string self = "/proc/self/fd/" + std::to_string(end);
+  int fd = open(self.c_str(), (reopen_flags(r) & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return make_error("fd %d: cannot open the pipe again: %s", r.fd, strerror(errno));
   fcntl(fd, F_SETFL, reopen_flags(r) & (O_NONBLOCK | O_APPEND | O_ASYNC));
   return fd;
 }
