@@ -46,7 +46,7 @@ inline bool within(const void *p, size_t n, const void *base, size_t size) {
 // ---- Record types of fuzz_tables ------------------------------------------
 // The first input byte, modulo kRecordTypes, selects one of these.
 
-inline constexpr unsigned kRecordTypes = 16;
+inline constexpr unsigned kRecordTypes = 18;
 
 /// Calls f.template operator()<R>() for the record type selected by sel.
 template <typename F>
@@ -69,6 +69,8 @@ void with_record_type(uint8_t sel, F &&f) {
     case 13: f.template operator()<IntegrityRecord>(); break;
     case 14: f.template operator()<SeccompFilterRecord>(); break;
     case 15: f.template operator()<StoredFileRecord>(); break;
+    case 16: f.template operator()<LockRecord>(); break;
+    case 17: f.template operator()<GuardRangeRecord>(); break;
   }
 }
 
@@ -92,6 +94,8 @@ inline int selector_of(img::CkptNote type) {
     case CkptNote::Integrity: return 13;
     case CkptNote::SeccompFilters: return 14;
     case CkptNote::StoredFiles: return 15;
+    case CkptNote::Locks: return 16;
+    case CkptNote::GuardRanges: return 17;
   }
   return -1;
 }
@@ -110,6 +114,7 @@ void for_each_ref(const R &r, S &&on_str, B &&on_blob) {
     on_str(r.cwd);
     on_str(r.root);
     on_str(r.exe);
+    on_str(r.cgroup);
     on_blob(r.groups);
     on_blob(r.auxv);
   } else if constexpr (std::is_same_v<R, ThreadRecord>) {

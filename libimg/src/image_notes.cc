@@ -37,6 +37,8 @@ std::vector<Note> ImageNotes::encode() const {
   add_table(out, CkptNote::Parent, parent);
   add_table(out, CkptNote::SeccompFilters, seccomp_filters);
   add_table(out, CkptNote::StoredFiles, stored_files);
+  add_table(out, CkptNote::Locks, locks);
+  add_table(out, CkptNote::GuardRanges, guard_ranges);
   return out;
 }
 

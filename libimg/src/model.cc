@@ -200,6 +200,8 @@ static Expected<CkptView> decode_tables(Find &&find) {
   CKPT_TRY(decode_into(find, CkptNote::Tree, "tree", v.tree));
   CKPT_TRY(decode_into(find, CkptNote::SeccompFilters, "seccomp filters", v.seccomp_filters));
   CKPT_TRY(decode_into(find, CkptNote::StoredFiles, "stored files", v.stored_files));
+  CKPT_TRY(decode_into(find, CkptNote::Locks, "locks", v.locks));
+  CKPT_TRY(decode_into(find, CkptNote::GuardRanges, "guard ranges", v.guard_ranges));
   if (find(CkptNote::Parent)) {
     Table<ParentRecord> p;
     CKPT_TRY(decode_into(find, CkptNote::Parent, "parent", p));
@@ -213,7 +215,7 @@ static Expected<CkptView> decode_tables(Find &&find) {
   CKPT_TRY(check_str(v.identity_table, v.identity.writer, "identity", 0));
   for (size_t i = 0; i < v.tasks.records.size(); i++) {
     const TaskRecord &t = v.tasks.records[i];
-    for (StrRef r : {t.comm, t.cwd, t.root, t.exe}) CKPT_TRY(check_str(v.tasks, r, "task", i));
+    for (StrRef r : {t.comm, t.cwd, t.root, t.exe, t.cgroup}) CKPT_TRY(check_str(v.tasks, r, "task", i));
     CKPT_TRY(check_blob(v.tasks, t.groups, "task", i));
     CKPT_TRY(check_blob(v.tasks, t.auxv, "task", i));
   }

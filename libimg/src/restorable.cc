@@ -82,6 +82,19 @@ std::vector<Unsupported> unsupported_state(const CkptView &v) {
     }
   }
   for (Unsupported &u : unsupported_seccomp(v)) out.push_back(std::move(u));
+  // A process's POSIX locks on an inode go when it closes any fd of that
+  // inode (fcntl(2)), and restore maps files through fds of its own that
+  // it closes: a POSIX-locked file that is also mapped would lose them.
+  for (const LockRecord &l : v.locks.records) {
+    if (static_cast<LockKind>(l.kind) != LockKind::Posix) continue;
+    auto fd = std::find_if(v.fds.records.begin(), v.fds.records.end(),
+                           [&](const FdRecord &f) { return f.pid == l.pid && f.fd == l.fd; });
+    if (fd == v.fds.records.end()) continue;
+    bool mapped = std::any_of(v.vmas.records.begin(), v.vmas.records.end(), [&](const VmaRecord &m) {
+      return m.pid == l.pid && m.dev == fd->dev && m.ino == fd->ino && static_cast<VmaKind>(m.kind) == VmaKind::File;
+    });
+    if (mapped) add(l.pid, "fd " + std::to_string(l.fd) + " POSIX lock on a file that is also mapped");
+  }
   return out;
 }
 

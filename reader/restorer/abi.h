@@ -195,7 +195,9 @@ struct rs_args {
   int32_t uffd;            /* lazy: the userfaultfd imgtool's helper serves, or -1 */
   uint64_t cap_permitted_now; /* imgtool's permitted set, which every thread starts with */
   uint32_t memory_ready;   /* futex word: the image's memory is in place */
-  uint32_t pad2;
+  uint32_t mlockall_flags; /* MCL_FUTURE [| MCL_ONFAULT] once memory is in place, or 0 */
+  struct rs_range *guard;  uint32_t nguard; /* MADV_GUARD_INSTALL once memory is in place */
+  uint32_t pad3;
 };
 
 /* What follows the RS_OK byte on status_fd: where imgtool finds the
@@ -229,6 +231,7 @@ enum rs_stage {
   RS_NO_NEW_PRIVS = 17,
   RS_LOCK_MEMORY = 18,
   RS_LAZY = 19,
+  RS_GUARD = 20,           /* MADV_GUARD_INSTALL */
 };
 
 #ifdef __cplusplus

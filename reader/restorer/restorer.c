@@ -20,6 +20,7 @@ enum {
   NR_exit_group = 231, NR_set_robust_list = 273, NR_rt_tgsigqueueinfo = 297,
   NR_rseq = 334, NR_clone3 = 435, NR_kill = 62, NR_setgroups = 116, NR_setresuid = 117,
   NR_setresgid = 119, NR_capset = 126, NR_seccomp = 317, NR_mlock2 = 325,
+  NR_mlockall = 151,
 };
 
 static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {
@@ -52,6 +53,7 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define MADV_HUGEPAGE 14
 #define MADV_NOHUGEPAGE 15
 #define MADV_WIPEONFORK 18
+#define MADV_GUARD_INSTALL 102
 #define MLOCK_ONFAULT 1
 #define UFFDIO_REGISTER 0xc020aa00ul /* _IOWR(0xAA, 0x00, struct uffdio_register) */
 #define UFFDIO_REGISTER_MODE_MISSING 1
@@ -409,6 +411,17 @@ void rs_main(struct rs_args *a) {
   unmap_all_but(a);
   move_special_mappings(a);
   map_memory(a);
+  /* mlockall(MCL_FUTURE) is mm->def_flags: set last, so that only the
+   * program's own later mappings are locked, as before the dump. */
+  if (a->mlockall_flags) {
+    r = sys1(NR_mlockall, a->mlockall_flags);
+    if (r < 0) fail(a, RS_LOCK_MEMORY, r);
+  }
+  /* Guard pages last: installing one zaps the page under it. */
+  for (unsigned i = 0; i < a->nguard; i++) {
+    r = sys3(NR_madvise, a->guard[i].start, a->guard[i].end - a->guard[i].start, MADV_GUARD_INSTALL);
+    if (r < 0) fail(a, RS_GUARD, r);
+  }
   r = sys5(NR_prctl, PR_SET_MM, PR_SET_MM_MAP, &a->mm, sizeof a->mm, 0);
   if (r < 0) fail(a, RS_MM, r);
   for (unsigned i = 0; i < a->nclose; i++) sys1(NR_close, a->close_fds[i]);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lazy_pages.h"
+#include "locks.h"
 #include "mapped_objects.h"
 #include "phase_times.h"
 #include "process_setup.h"
@@ -141,6 +142,8 @@ Status become_image(const ProcessImage &process, ChildChannels &channels) {
   trace_phase("child: shared objects and executable ready");
   CKPT_TRY(restore_process_state(v));
   if (trace_fd >= 0) fds.close_fds.push_back(trace_fd);
+  // Last of the fd work: nothing before the restorer closes an fd now.
+  CKPT_TRY(restore_locks(v));
   auto region = lay_out_restorer(process.image, v, process.core, fds);
   if (!region) return region.error();
   trace_phase("child: restorer laid out, jumping to it");

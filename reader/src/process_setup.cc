@@ -1,6 +1,7 @@
 #include "process_setup.h"
 
 #include "fd_kinds/fd_kind.h"
+#include "process_settings.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -38,6 +39,15 @@ Expected<int> open_file_description(const CkptView &v, const FdRecord &r, const 
   return open_fd(v, r, unused, terminal);
 }
 
+// A second open file of the recreated file at our fd `recreated`.
+static Expected<int> reopen_recreated(int recreated, const FdRecord &r) {
+  std::string self = "/proc/self/fd/" + std::to_string(recreated);
+  int fd = open(self.c_str(), reopen_flags(r) | O_CLOEXEC);
+  if (fd < 0) return make_error("fd %d: cannot open the recreated file again: %s", r.fd, strerror(errno));
+  lseek(fd, static_cast<off_t>(r.pos), SEEK_SET);
+  return fd;
+}
+
 Status restore_fds(const CkptView &v, std::vector<int *> keep, const int terminal[3], const InheritedFds *inherited) {
   // Our own fds must not sit where restored ones go: move them above all.
   int top = 3;
@@ -68,6 +78,7 @@ Status restore_fds(const CkptView &v, std::vector<int *> keep, const int termina
     if (std::find(ours.begin(), ours.end(), fd) == ours.end()) close(fd);
 
   std::map<u32, int> by_file;                       // file_id -> our fd
+  std::map<std::pair<u64, u64>, int> by_inode;      // (dev, ino) of a recreated unlinked file -> our fd
   PipeTable pipes;
   std::vector<std::pair<int, int>> placed;           // (opened fd, target)
   for (const FdRecord &r : v.fds.records) {
@@ -93,12 +104,23 @@ Status restore_fds(const CkptView &v, std::vector<int *> keep, const int termina
       fd = fcntl(inherited_file->second, F_DUPFD_CLOEXEC, top + 128);
     } else if (shared != by_file.end()) {
       fd = fcntl(shared->second, F_DUPFD_CLOEXEC, top + 128);
+    } else if (auto same = (r.flags & kFdUnlinked) ? by_inode.find({r.dev, r.ino}) : by_inode.end();
+               same != by_inode.end()) {
+      // Another open file of an unlinked file or memfd recreated above
+      // (the program reopened it through /proc/self/fd): open that one
+      // again, with this open file's own flags, not a second copy.
+      auto opened = reopen_recreated(same->second, r);
+      if (!opened) return opened.error();
+      fd = fcntl(*opened, F_DUPFD_CLOEXEC, top + 128);
+      close(*opened);
+      if (r.file_id) by_file[r.file_id] = fd;
     } else {
       auto opened = open_fd(v, r, pipes, term);
       if (!opened) return opened.error();
       fd = fcntl(*opened, F_DUPFD_CLOEXEC, top + 128);
       close(*opened);
       if (r.file_id) by_file[r.file_id] = fd;
+      if ((r.flags & kFdUnlinked) && fd >= 0) by_inode[{r.dev, r.ino}] = fd;
     }
     if (fd < 0) return make_error("fd %d: %s", r.fd, strerror(errno));
     placed.push_back({fd, r.fd});
@@ -202,6 +224,7 @@ Status restore_process_state(const CkptView &v) {
   umask(t.umask);
   if (personality(t.personality) < 0) return make_error("personality 0x%x: %s", t.personality, strerror(errno));
   setpriority(PRIO_PROCESS, 0, t.nice);
+  CKPT_TRY(restore_process_settings(t, v.tasks.str_or_empty(t.cgroup)));
   std::string comm(v.tasks.str_or_empty(t.comm));
   prctl(PR_SET_NAME, comm.c_str());
   for (const RlimitRecord &r : v.rlimits.records) {

@@ -55,6 +55,7 @@ Expected<u64> find_free_range(const CkptView &v, const std::vector<SelfMapping> 
 u32 map_flags_of(const VmaRecord &m) {
   u32 f = (m.flags & kVmaShared) ? MAP_SHARED : MAP_PRIVATE;
   if (m.flags & kVmaGrowsDown) f |= MAP_GROWSDOWN;
+  if (m.flags & kVmaNoReserve) f |= MAP_NORESERVE;
   // Private hugetlb memory is made anew by the restorer; shared hugetlb
   // memory is mapped from its object (prepare_shared_objects).
   if (static_cast<VmaKind>(m.kind) == VmaKind::Hugetlb && !(m.flags & kVmaShared)) f |= hugetlb_mmap_flags(m.page_size);
@@ -133,6 +134,9 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
   a.close_fds = arena.alloc<int32_t>(in.fds.close_fds.size() + 1);
   if (!a.close_fds) return make_error("restorer argument area too small");
   for (int fd : in.fds.close_fds) a.close_fds[a.nclose++] = fd;
+  a.guard = arena.alloc<rs_range>(v.guard_ranges.records.size() + 1);
+  if (!a.guard) return make_error("restorer argument area too small");
+  for (const GuardRangeRecord &g : v.guard_ranges.records) a.guard[a.nguard++] = {g.start, g.start + g.length};
   return {};
 }
 
@@ -217,6 +221,9 @@ Expected<rs_args *> lay_out_args(ArgArena &arena, const LayoutInputs &in) {
   a->self_end = in.region_start + in.region_len;
   a->move_scratch = in.scratch;
   a->stopped = (in.v.tasks.records[0].flags & kTaskStopped) != 0;
+  const TaskRecord &task = in.v.tasks.records[0];
+  if ((task.settings & kTaskSettingsCaptured) && (task.settings & kTaskMlockFuture))
+    a->mlockall_flags = MCL_FUTURE | ((task.settings & kTaskMlockFutureOnFault) ? MCL_ONFAULT : 0);
   CKPT_TRY(lay_out_memory(arena, in, *a));
   CKPT_TRY(lay_out_threads(arena, in, *a));
   return a;

@@ -32,6 +32,7 @@ const char *stage_name(int stage) {
     case RS_NO_NEW_PRIVS: return "setting no_new_privs";
     case RS_LOCK_MEMORY: return "locking memory (mlock2)";
     case RS_LAZY: return "registering memory for lazy restore (userfaultfd)";
+    case RS_GUARD: return "installing guard pages (MADV_GUARD_INSTALL)";
     default: return "starting";
   }
 }

@@ -1,9 +1,10 @@
 /* Dump test: memory the dumper cannot save must make the dump refuse, not
  * write zeros. argv[3] picks the mapping: "secretmem" (memfd_secret) or
  * "past-eof" (three pages of a one-page file, unlinked: the last two
- * raise SIGBUS and cannot be read). "start" is the mapping's address. The
- * program just waits; it is never restored.
- *   usage: restore_unsupported_memory GOFILE WORKDIR secretmem|past-eof */
+ * raise SIGBUS and cannot be read) or "aio" (an io_setup context, whose
+ * ring is the mapping). "start" is the mapping's address. The program
+ * just waits; it is never restored.
+ *   usage: restore_unsupported_memory GOFILE WORKDIR secretmem|past-eof|aio */
 #include "rt_prog.h"
 
 #include <fcntl.h>
@@ -39,6 +40,13 @@ int main(int argc, char **argv) {
     unlink(path);
     memset(p, 0x5a, 4096); /* only the first page exists */
     printf("start %llx\n", (unsigned long long)(uintptr_t)p);
+    rt_ready();
+    rt_wait_go(argv[1]);
+    return 0;
+  } else if (strcmp(argv[3], "aio") == 0) {
+    unsigned long ctx = 0; /* aio_context_t: the ring's address */
+    if (syscall(SYS_io_setup, 8, &ctx) < 0) rt_die("io_setup");
+    printf("start %llx\n", (unsigned long long)ctx);
     rt_ready();
     rt_wait_go(argv[1]);
     return 0;

@@ -182,6 +182,14 @@ TEST_F(RestoreFidelity, UnreadablePagesAreRefusedAtDump) {
   ASSERT_NO_FATAL_FAILURE(expect_dump_refused({"pid " + std::to_string(pid_), page}));
 }
 
+// An AIO context (io_setup) cannot be recreated at its ring's address
+// with its in-flight requests: the dump refuses (issue 17).
+TEST_F(RestoreFidelity, AioContextIsRefusedAtDump) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_UNSUPPORTED_MEMORY_PATH, {"aio"}));
+  std::string start = program_->value("start");
+  ASSERT_NO_FATAL_FAILURE(expect_dump_refused({"pid " + std::to_string(pid_), start + "-", "AIO context"}));
+}
+
 // Sets vm.nr_hugepages to at least `want` for the test, and back after.
 // The setting is global: tests that change it hold an exclusive lock so
 // that ctest -j does not run two of them at once.

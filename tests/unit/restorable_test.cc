@@ -78,6 +78,51 @@ TEST(Restorable, EveryOffenderGroupedByPid) {
   EXPECT_EQ(unsupported_message(unsupported_state(*decoded)), unsupported_message(unsupported_state(v->view)));
 }
 
+// A POSIX lock is refused on a file the process also maps (restore's own
+// fd for the mapping, closed, would drop it), and only there; flock and
+// OFD locks belong to the open file and are fine.
+TEST(Restorable, PosixLockOnAMappedFileIsRefused) {
+  auto im = ckpt::test::make_synthetic();
+  ImageNotes &n = im.notes;
+  // The synthetic image's first mapping, made a private file mapping
+  // (its stored pages are then the changed ones).
+  ASSERT_FALSE(n.vmas.records.empty());
+  VmaRecord *file = &n.vmas.records[0];
+  file->kind = static_cast<u32>(VmaKind::File);
+  file->dev = makedev(8, 1);
+  file->ino = 4711;
+  file->path = n.vmas.add_string("/usr/lib/mapped.so");
+  FdRecord mapped = fd_of(n, 4242, 5, FdType::Regular, "/usr/bin/synthetic");
+  mapped.dev = file->dev;
+  mapped.ino = file->ino;
+  n.fds.add(mapped);
+  FdRecord other = fd_of(n, 4242, 6, FdType::Regular, "/tmp/other");
+  other.dev = file->dev;
+  other.ino = file->ino + 1;
+  n.fds.add(other);
+  auto lock = [&](i32 fd, LockKind kind) {
+    LockRecord l{};
+    l.pid = 4242;
+    l.fd = fd;
+    l.kind = static_cast<u32>(kind);
+    l.end = kLockToEof;
+    n.locks.add(l);
+  };
+  lock(5, LockKind::Flock);
+  lock(5, LockKind::Ofd);
+  lock(6, LockKind::Posix);
+  {
+    auto v = view_of_notes(n);
+    ASSERT_TRUE(v) << v.error().message();
+    EXPECT_TRUE(unsupported_state(v->view).empty()) << unsupported_message(unsupported_state(v->view));
+  }
+  lock(5, LockKind::Posix);
+  auto v = view_of_notes(n);
+  ASSERT_TRUE(v) << v.error().message();
+  EXPECT_EQ(unsupported_message(unsupported_state(v->view)),
+            "pid 4242: fd 5 POSIX lock on a file that is also mapped: not supported");
+}
+
 // Notes not yet written show the writer every table the image will have:
 // a table left out of view_of_notes() would let dump pass what restore
 // refuses (seccomp filters were, once).

@@ -102,6 +102,7 @@ Fixture make_fixture() {
     t.cwd = n.tasks.add_string(s[1]);
     t.root = n.tasks.add_string(s[2]);
     t.exe = n.tasks.add_string(s[3]);
+    t.cgroup = n.tasks.add_string("0::/test.slice/" + std::to_string(p));
     for (auto &x : s) f.task_strings.push_back(x);
     f.task_groups.push_back(random_bytes(4 * (p + 1), 210 + p));
     f.task_auxv.push_back(random_bytes(16 * 6, 220 + p));
@@ -232,6 +233,8 @@ Fixture make_fixture() {
   stored.content = n.stored_files.add_blob(std::vector<u8>{'a', 'b', 'c'});
   stored.size = 3;
   n.stored_files.add(stored);
+  n.locks.add(patterned<LockRecord>(1500));
+  n.guard_ranges.add(patterned<GuardRangeRecord>(1600));
   return f;
 }
 
@@ -353,6 +356,8 @@ TEST_F(RoundTrip, NoteOrderAndOwners) {
   want.push_back({"CORE", kNtFile});
   for (u32 t = 0x434b0001; t <= 0x434b000e; t++) want.push_back({"CKPT", t});
   want.push_back({"CKPT", static_cast<u32>(CkptNote::StoredFiles)});
+  want.push_back({"CKPT", static_cast<u32>(CkptNote::Locks)});
+  want.push_back({"CKPT", static_cast<u32>(CkptNote::GuardRanges)});
   std::vector<std::pair<std::string, u32>> got;
   for (const NoteRef &n : reader_->notes())
     if (n.phdr == 0) got.push_back({std::string(n.owner), n.type});
@@ -477,6 +482,7 @@ TEST_F(RoundTrip, Tasks) {
     EXPECT_EQ(v.tasks.str_or_empty(t.cwd), fixture_->task_strings[4 * p + 1]);
     EXPECT_EQ(v.tasks.str_or_empty(t.root), fixture_->task_strings[4 * p + 2]);
     EXPECT_EQ(v.tasks.str_or_empty(t.exe), fixture_->task_strings[4 * p + 3]);
+    EXPECT_EQ(v.tasks.str_or_empty(t.cgroup), "0::/test.slice/" + std::to_string(p));
     auto g = v.tasks.blob(t.groups);
     ASSERT_TRUE(g);
     EXPECT_EQ(bytes_str(*g), bytes_str(fixture_->task_groups[p]));
@@ -565,6 +571,11 @@ TEST_F(RoundTrip, StoredFiles) {
   auto bytes = v.stored_files.blob(v.stored_files.records[0].content);
   ASSERT_TRUE(bytes);
   EXPECT_EQ(std::string(bytes->begin(), bytes->end()), "abc");
+}
+
+TEST_F(RoundTrip, Locks) { expect_same_records(ckpt().locks.records, fixture_->notes.locks.records, "lock"); }
+TEST_F(RoundTrip, GuardRanges) {
+  expect_same_records(ckpt().guard_ranges.records, fixture_->notes.guard_ranges.records, "guard range");
 }
 
 TEST_F(RoundTrip, SeccompFilters) {

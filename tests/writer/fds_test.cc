@@ -347,7 +347,8 @@ TEST(Fds, TableOfChild) {
   FdInfo f117 = fd(117);
   EXPECT_EQ(type(f117), FdType::MemFd);
   EXPECT_EQ(f117.path, "/memfd:ckpt-memfd");
-  EXPECT_EQ(f117.record.flags, u32(img::kFdUnlinked));
+  EXPECT_EQ(f117.record.flags, u32(img::kFdUnlinked | img::kFdSeals));
+  EXPECT_EQ(f117.record.seals, u32(F_SEAL_SEAL)) << "made without MFD_ALLOW_SEALING";
   EXPECT_EQ(f117.content, bytes("memfd!"));
 
   // Pipes and FIFOs.

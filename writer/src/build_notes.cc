@@ -162,6 +162,11 @@ ImageNotes build_notes(const ProcessCapture &pc, const SegmentLayout &layout, co
   task.exe = n.tasks.add_string(pc.exe);
   task.groups = n.tasks.add_blob({reinterpret_cast<const u8 *>(pc.status.groups.data()), pc.status.groups.size() * 4});
   task.auxv = n.tasks.add_blob({reinterpret_cast<const u8 *>(pc.auxv.data()), pc.auxv.size() * 8});
+  task.oom_score_adj = pc.settings.oom_score_adj;
+  task.loginuid = pc.settings.loginuid;
+  task.settings = pc.settings.settings;
+  task.membarrier = pc.settings.membarrier;
+  task.cgroup = n.tasks.add_string(pc.settings.cgroup);
   n.tasks.add(task);
 
   for (size_t i = 0; i < pc.threads.size(); i++) {
@@ -273,6 +278,8 @@ ImageNotes build_notes(const ProcessCapture &pc, const SegmentLayout &layout, co
   for (const SigActionRecord &s : pc.sigactions) n.sigactions.add(s);
   for (const TimerRecord &t : pc.timers) n.timers.add(t);
   for (const RlimitRecord &r : pc.rlimits) n.rlimits.add(r);
+  for (const LockRecord &l : pc.locks) n.locks.add(l);
+  for (const GuardRangeRecord &g : pc.guard_ranges) n.guard_ranges.add(g);
   for (const StoredFile &f : pc.stored_files) {
     StoredFileRecord r = f.record;
     r.path = n.stored_files.add_string(f.path);

@@ -52,6 +52,9 @@ static Status query_process(pid_t pid, Injector &inj, ProcessCapture &pc) {
   auto brk = inj.call(SYS_brk, {0});
   if (!brk) return brk.error();
   pc.brk = static_cast<u64>(*brk);
+  auto settings = capture_process_settings(pid, inj);
+  if (!settings) return settings.error();
+  pc.settings = *settings;
   static const TimerKind kinds[3] = {TimerKind::ItimerReal, TimerKind::ItimerVirtual, TimerKind::ItimerProf};
   static const int signals[3] = {SIGALRM, SIGVTALRM, SIGPROF};
   for (int which = 0; which < 3; which++) {
@@ -240,6 +243,12 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen) {
   if (!fds) return fds.error();
   pc.fds = fds.take();
   mark_controlling_terminal(pc.fds, pc.stat.tty_nr);
+  auto locks = read_locks(pid, pc.fds);
+  if (!locks) return locks.error();
+  pc.locks = locks.take();
+  auto guards = read_guard_ranges(pid, pc.maps);
+  if (!guards) return guards.error();
+  pc.guard_ranges = guards.take();
   auto plan = plan_memory(pid, pc.maps);
   if (!plan) return plan.error();
   pc.memory = plan.take();

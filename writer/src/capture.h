@@ -12,7 +12,10 @@
 
 #include "fds.h"
 #include "freeze.h"
+#include "guard_pages.h"
+#include "locks.h"
 #include "memory.h"
+#include "process_settings.h"
 #include "procfs.h"
 #include "stored_files.h"
 #include "thread_state.h"
@@ -49,10 +52,13 @@ struct ProcessCapture {
   img::u32 personality = 0;
   img::u64 brk = 0;
   bool dumpable = true;                   ///< prctl(PR_GET_DUMPABLE) == 1
+  ProcessSettings settings;
   std::vector<img::SigActionRecord> sigactions;
   std::vector<img::TimerRecord> timers;
   FdTable fds;
+  std::vector<img::LockRecord> locks;     ///< held through fds
   std::vector<MapEntry> maps;
+  std::vector<img::GuardRangeRecord> guard_ranges;
   std::vector<VmaPlan> memory;
   std::vector<StoredFile> stored_files;  ///< only with --store-tmpfs-files
 };

@@ -31,6 +31,10 @@ static constexpr u64 kMaxZeroRun = 512ull << 20;
 static constexpr u64 kPmPresent = 1ull << 63;
 static constexpr u64 kPmSwapped = 1ull << 62;
 static constexpr u64 kPmFileOrShared = 1ull << 61;
+// A guard page (MADV_GUARD_INSTALL, 6.14+ shows it): a page table marker
+// with no contents, which pagemap also reports as swapped; reading it
+// fails (EIO). Restore installs it again (CkptNote::GuardRanges).
+static constexpr u64 kPmGuardRegion = 1ull << 58;
 static constexpr u64 kPmPfnMask = (1ull << 55) - 1;
 
 // The PFN of the kernel's shared zero page: a page read but never written
@@ -105,6 +109,7 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
     if (m.has_flag("nh")) v.flags |= kVmaNoHugePage;
     if (m.has_flag("dc")) v.flags |= kVmaDontFork;
     if (m.has_flag("wf")) v.flags |= kVmaWipeOnFork;
+    if (m.has_flag("nr")) v.flags |= kVmaNoReserve;
 
     if (v.kind == VmaKind::File) {
       // map_files names the very file mapped, even if the path was replaced
@@ -186,6 +191,7 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
           data = swapped || (present && !(e & kPmFileOrShared));
         else
           data = swapped || (present && !(zero_pfn && (e & kPmPfnMask) == zero_pfn));
+        if (e & kPmGuardRegion) data = false;
         if (elf_head && done + i == 0) data = true;
         add_run(v.runs, m.start + (done + i) * kPage, kPage,
                 data ? PageSource::Image : (file ? PageSource::File : PageSource::Zero));

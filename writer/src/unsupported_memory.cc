@@ -17,6 +17,10 @@ std::string unsupported_memory(const MapEntry &m) {
   // memfd_secret(2): the kernel removes these pages from its direct map
   // and refuses every foreign read (process_vm_readv and /proc/PID/mem).
   if (p == "/secretmem (deleted)") return "secret memory (memfd_secret) cannot be read from outside the process";
+  // io_setup(2) maps the AIO ring from the aio pseudo filesystem; the
+  // context id is the ring's address, and restore cannot make io_setup
+  // put a new ring there (CRIU remaps it, with no requests in flight).
+  if (p == "/[aio] (deleted)") return "AIO context (io_setup) is not supported";
   // MAP_HUGETLB anonymous memory is restored as such; a file on a
   // hugetlbfs mount the process opened itself is not (its pages would have
   // to be kept in a file that may be gone or changed by then).

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,6 +41,10 @@ static Status refill_pipe(const CkptView &v, u32 pipe_id, int write_end, int fd,
   return {};
 }
 
+// The kernel's O_LARGEFILE (x86-64): glibc defines O_LARGEFILE as 0 on
+// 64-bit, but fdinfo shows the kernel's bit.
+constexpr u32 kKernelOLargefile = 0100000;
+
 Expected<int> open_pipe_end(FdOpenContext &c, const FdRecord &r) {
   auto it = c.pipes.ends.find(r.pipe_id);
   if (it == c.pipes.ends.end()) {
@@ -56,8 +61,21 @@ Expected<int> open_pipe_end(FdOpenContext &c, const FdRecord &r) {
     CKPT_TRY(refill_pipe(c.view, r.pipe_id, p[1], r.fd, "pipe"));
   }
   int end = static_cast<FdType>(r.type) == FdType::PipeRead ? it->second.first : it->second.second;
-  int fd = fcntl(end, F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) return make_error("fd %d: dup: %s", r.fd, strerror(errno));
+  // Status flags (O_NONBLOCK...) belong to the open file, not the pipe
+  // (fds sharing one come here once: restore_fds dups them). pipe() made
+  // one open file per end; any other was opened through /proc/self/fd/N,
+  // which the kernel marks O_LARGEFILE (force_o_largefile on 64-bit) and
+  // pipe() does not: such a one is opened the same way, as a new open
+  // file. Both ends are held open, so this does not block.
+  int fd;
+  if (r.open_flags & kKernelOLargefile) {
+    std::string self = "/proc/self/fd/" + std::to_string(end);
+    fd = open(self.c_str(), (reopen_flags(r) & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return make_error("fd %d: cannot open the pipe again: %s", r.fd, strerror(errno));
+  } else {
+    fd = fcntl(end, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return make_error("fd %d: dup: %s", r.fd, strerror(errno));
+  }
   fcntl(fd, F_SETFL, reopen_flags(r) & (O_NONBLOCK | O_APPEND | O_ASYNC));
   return fd;
 }

@@ -82,6 +82,8 @@ enum class CkptNote : u32 {
   Parent = 0x434b000d,       ///< ParentRecord: the parent image of an increment
   SeccompFilters = 0x434b000e,  ///< SeccompFilterRecord per filter of a thread
   StoredFiles = 0x434b0010,  ///< StoredFileRecord: files stored by dump --store-tmpfs-files
+  Locks = 0x434b0038,        ///< LockRecord: file locks and leases held through fds
+  GuardRanges = 0x434b0039,  ///< GuardRangeRecord: MADV_GUARD_INSTALL guard pages
   Integrity = 0x434b00ff,    ///< IntegrityRecord; alone in the last PT_NOTE
 };
 

@@ -39,6 +39,8 @@ struct ImageNotes {
   TableBuilder<ParentRecord> parent;
   TableBuilder<SeccompFilterRecord> seccomp_filters;
   TableBuilder<StoredFileRecord> stored_files;
+  TableBuilder<LockRecord> locks;
+  TableBuilder<GuardRangeRecord> guard_ranges;
 
   /// The notes in file order: NT_PRPSINFO; per thread NT_PRSTATUS,
   /// NT_FPREGSET, NT_X86_XSTATE, with NT_SIGINFO right after the first

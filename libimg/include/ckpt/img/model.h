@@ -51,6 +51,8 @@ struct CkptView {
   std::optional<Table<ParentRecord>> parent;
   Table<SeccompFilterRecord> seccomp_filters;
   Table<StoredFileRecord> stored_files;
+  Table<LockRecord> locks;
+  Table<GuardRangeRecord> guard_ranges;
 };
 
 /// Decodes the CKPT notes; fails on an image without an Identity note or

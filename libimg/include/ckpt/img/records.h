@@ -68,14 +68,33 @@ struct TaskRecord {
   StrRef exe;
   BlobRef groups;                 ///< u32 supplementary gids
   BlobRef auxv;                   ///< the raw saved auxv (also in NT_AUXV)
+  // Process settings (issue 17). Older writers' records end above: they
+  // read as zeros, settings without kTaskSettingsCaptured, and restore
+  // then leaves these as it finds them.
+  i32 oom_score_adj;              ///< /proc/PID/oom_score_adj
+  u32 loginuid;                   ///< /proc/PID/loginuid; 0xffffffff = unset
+  u32 settings;                   ///< TaskSettings
+  u32 membarrier;                 ///< membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS)
+  StrRef cgroup;                  ///< /proc/PID/cgroup as read ("" when not captured)
 };
-static_assert(sizeof(TaskRecord) == 264);
+static_assert(sizeof(TaskRecord) == 288);
+static_assert(offsetof(TaskRecord, oom_score_adj) == 264);
 
 enum TaskFlags : u32 {
   kTaskStopped = 1u << 0,          ///< job-control stopped at dump time
   kTaskSessionLeader = 1u << 1,
   kTaskGroupLeader = 1u << 2,
   kTaskDumpable = 1u << 3,
+};
+
+/// TaskRecord::settings.
+enum TaskSettings : u32 {
+  kTaskSettingsCaptured = 1u << 0,  ///< oom_score_adj, loginuid, membarrier and these bits are valid
+  kTaskChildSubreaper = 1u << 1,    ///< prctl(PR_SET_CHILD_SUBREAPER, 1)
+  kTaskThpDisabled = 1u << 2,       ///< prctl(PR_SET_THP_DISABLE, 1)
+  kTaskThpExceptAdvised = 1u << 3,  ///< with PR_THP_DISABLE_EXCEPT_ADVISED (Linux 6.18)
+  kTaskMlockFuture = 1u << 4,       ///< mlockall(MCL_FUTURE): new mappings are locked
+  kTaskMlockFutureOnFault = 1u << 5,  ///< with MCL_ONFAULT
 };
 
 /// CkptNote::Threads: one per thread; registers are in the thread's
@@ -167,6 +186,7 @@ enum VmaFlags : u32 {
   kVmaDontFork = 1u << 7,
   kVmaWipeOnFork = 1u << 8,
   kVmaLockOnFault = 1u << 9,  ///< with kVmaLocked: mlock2(MLOCK_ONFAULT)
+  kVmaNoReserve = 1u << 10,   ///< MAP_NORESERVE (VM_NORESERVE, smaps "nr")
 };
 
 enum class VmaKind : u32 {
@@ -215,7 +235,7 @@ struct FdRecord {
   u32 file_id;           ///< equal ids share one open file description
   u32 pipe_id;           ///< for pipes/FIFOs: key into PipeRecord
   u32 flags;             ///< FdFlags
-  u32 pad0;
+  u32 seals;             ///< a memfd's F_GET_SEALS, with kFdSeals (zero in older writers' pad)
   u64 rdev;
   StrRef path;
   BlobRef content;       ///< an unlinked file's bytes
@@ -411,6 +431,7 @@ static_assert(detail::fd_types_are_dense(), "FdType values must be 0, 1, 2... in
 enum FdFlags : u32 {
   kFdUnlinked = 1u << 0,     ///< path no longer names the file
   kFdTerminal = 1u << 1,     ///< a tty: reconnect to the restoring terminal
+  kFdSeals = 1u << 2,        ///< `seals` holds the memfd's seals (issue 17)
 };
 
 /// CkptNote::Pipes: bytes sitting in a pipe or FIFO buffer, read without
@@ -466,6 +487,39 @@ enum class TimerKind : u32 {
   ItimerProf = 2,
   Posix = 3,
 };
+
+/// CkptNote::Locks: a lock or lease held through an fd's open file, as
+/// /proc/PID/fdinfo/FD lists it ("lock:" lines). An fd that shares its
+/// open file with others has the same lines: one record per fd and line.
+struct LockRecord {
+  i32 pid;
+  i32 fd;
+  u32 kind;                  ///< LockKind
+  u32 type;                  ///< F_RDLCK (0) or F_WRLCK (1)
+  u64 start;                 ///< first byte (Posix, Ofd); 0 otherwise
+  u64 end;                   ///< last byte, inclusive; kLockToEof = to the end of the file
+};
+static_assert(sizeof(LockRecord) == 32);
+
+inline constexpr u64 kLockToEof = ~u64(0);
+
+enum class LockKind : u32 {
+  Flock = 0,                 ///< flock(2): owned by the open file
+  Posix = 1,                 ///< fcntl(F_SETLK): owned by the process
+  Ofd = 2,                   ///< fcntl(F_OFD_SETLK): owned by the open file
+  Lease = 3,                 ///< fcntl(F_SETLEASE), not being broken
+};
+
+/// CkptNote::GuardRanges: pages made guard pages by
+/// madvise(MADV_GUARD_INSTALL) (Linux 6.13+; a fault there raises SIGSEGV),
+/// found with PAGEMAP_SCAN's PAGE_IS_GUARD. Ascending, within one VMA each.
+struct GuardRangeRecord {
+  i32 pid;
+  u32 pad0;
+  u64 start;
+  u64 length;
+};
+static_assert(sizeof(GuardRangeRecord) == 24);
 
 /// CkptNote::Rlimits.
 struct RlimitRecord {

@@ -1,0 +1,104 @@
+#include "process_settings.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <ckpt/img/records.h>
+
+#include "inject.h"
+#include "procfs.h"
+
+namespace ckpt::writer {
+
+using namespace img;
+
+// linux/membarrier.h of older headers lacks it (Linux 6.3+).
+constexpr long kMembarrierGetRegistrations = 1 << 9;
+// linux/prctl.h of older headers lacks it (Linux 6.18+): a
+// PR_GET_THP_DISABLE result with this bit disabled THP except where
+// MADV_HUGEPAGE asked for it.
+constexpr long kThpDisableExceptAdvised = 1 << 1;
+
+static Expected<long> read_proc_number(pid_t pid, const char *name) {
+  std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+  auto text = read_file(path);
+  if (!text) return text.error();
+  char *end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(text->c_str(), &end, 10);
+  if (errno || end == text->c_str()) return make_error("%s: not a number: \"%s\"", path.c_str(), text->c_str());
+  return static_cast<long>(v);
+}
+
+Expected<ProcessSettings> capture_process_settings(pid_t pid, Injector &inj) {
+  ProcessSettings out;
+  out.settings = kTaskSettingsCaptured;
+  auto adj = read_proc_number(pid, "oom_score_adj");
+  if (!adj) return adj.error();
+  out.oom_score_adj = static_cast<i32>(*adj);
+  // Absent without CONFIG_AUDIT: then every process's is unset.
+  std::string loginuid_path = "/proc/" + std::to_string(pid) + "/loginuid";
+  if (access(loginuid_path.c_str(), F_OK) == 0) {
+    auto uid = read_proc_number(pid, "loginuid");
+    if (!uid) return uid.error();
+    out.loginuid = static_cast<u32>(*uid);
+  }
+
+  auto cgroup = read_file("/proc/" + std::to_string(pid) + "/cgroup");
+  if (!cgroup) return cgroup.error();
+  out.cgroup = cgroup.take();
+
+  // The subreaper bit is in the signal struct and no /proc file shows it.
+  int subreaper = 0;
+  auto r = inj.call_out(SYS_prctl, {PR_GET_CHILD_SUBREAPER, 0, 0, 0, 0}, 1, &subreaper, sizeof subreaper);
+  if (!r) return r.error();
+  if (*r < 0) return make_error("prctl(PR_GET_CHILD_SUBREAPER) in process %d failed: %s", pid, strerror(-*r));
+  if (subreaper) out.settings |= kTaskChildSubreaper;
+
+  auto thp = inj.call(SYS_prctl, {PR_GET_THP_DISABLE, 0, 0, 0, 0});
+  if (!thp) return thp.error();
+  if (*thp < 0) return make_error("prctl(PR_GET_THP_DISABLE) in process %d failed: %s", pid, strerror(-*thp));
+  if (*thp & 1) out.settings |= kTaskThpDisabled;
+  if (*thp & kThpDisableExceptAdvised) out.settings |= kTaskThpExceptAdvised;
+
+  // mlockall(MCL_FUTURE) sets mm->def_flags, which no /proc file shows;
+  // a mapping made now shows it in its smaps VmFlags ("lo", "lf" for
+  // MCL_ONFAULT). The probe is shared anonymous memory (shmem never merges
+  // with a neighbour) and PROT_NONE (nothing is faulted in), unmapped at
+  // once; the memory plan was read before it.
+  auto probe = inj.call(SYS_mmap, {0, 4096, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS, ~u64(0), 0});
+  if (!probe) return probe.error();
+  // A locked mapping beyond RLIMIT_MEMLOCK: only MCL_FUTURE locks it.
+  if (*probe == -EAGAIN)
+    return make_error("process %d: cannot tell whether mlockall(MCL_FUTURE) is in effect: its locked memory is at RLIMIT_MEMLOCK", pid);
+  if (*probe < 0 && *probe > -4096)
+    return make_error("mmap of a probe page in process %d failed: %s", pid, strerror(int(-*probe)));
+  auto maps = read_maps(pid);
+  auto unmapped = inj.call(SYS_munmap, {u64(*probe), 4096});
+  if (!maps) return maps.error();
+  if (!unmapped) return unmapped.error();
+  for (const MapEntry &m : *maps) {
+    if (m.start != u64(*probe)) continue;
+    if (m.has_flag("lo")) out.settings |= kTaskMlockFuture;
+    if (m.has_flag("lf")) out.settings |= kTaskMlockFuture | kTaskMlockFutureOnFault;
+  }
+
+  // The registrations are in mm->membarrier_state, which no /proc file
+  // shows; MEMBARRIER_CMD_GET_REGISTRATIONS (6.3+) asks the process. An
+  // older kernel cannot tell: EINVAL reads as none registered
+  // (docs/DECISIONS.md).
+  auto mb = inj.call(SYS_membarrier, {kMembarrierGetRegistrations, 0, 0});
+  if (!mb) return mb.error();
+  if (*mb >= 0) out.membarrier = static_cast<u32>(*mb);
+  else if (*mb != -EINVAL && *mb != -ENOSYS)
+    return make_error("membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS) in process %d failed: %s", pid, strerror(-*mb));
+  return out;
+}
+
+}  // namespace ckpt::writer
