@@ -121,7 +121,8 @@ Expected<Side> open_side(const std::string &path, i32 pid) {
 // A page range's bytes at one address: where they come from.
 struct Bytes {
   enum Kind { Stored, Zero, FileBacked, Absent } kind = Absent;
-  const u8 *data = nullptr;     // Stored: the bytes
+  const u8 *data = nullptr;     // Stored: the bytes from address `at` on
+  u64 at = 0;
   const VmaRecord *vma = nullptr;
 };
 
@@ -136,6 +137,7 @@ Bytes bytes_at(const Side &s, const VmaRecord &m, u64 addr, u64 *run_end) {
       case PageSource::Image:
         b.kind = Bytes::Stored;
         b.data = stored_range(s.image, r).bytes.data() + (addr - r.start);
+        b.at = addr;
         break;
       case PageSource::Zero: b.kind = Bytes::Zero; break;
       case PageSource::File: b.kind = Bytes::FileBacked; break;
@@ -166,7 +168,7 @@ bool read_file_page(const Side &s, const VmaRecord &m, u64 addr, u8 *out) {
 // False when they cannot be known (a changed or missing mapped file).
 bool page_bytes(const Side &s, const Bytes &b, u64 addr, u8 *buf) {
   switch (b.kind) {
-    case Bytes::Stored: std::memcpy(buf, b.data, kPage); return true;
+    case Bytes::Stored: std::memcpy(buf, b.data + (addr - b.at), kPage); return true;
     case Bytes::Zero: std::memset(buf, 0, kPage); return true;
     case Bytes::FileBacked: return read_file_page(s, *b.vma, addr, buf);
     case Bytes::Absent: return false;
