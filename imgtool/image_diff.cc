@@ -16,6 +16,7 @@
 #include <ckpt/img/model.h>
 #include <ckpt/img/reader.h>
 
+#include "names.h"
 #include "tree_process.h"
 
 namespace ckpt::tool {
@@ -26,35 +27,6 @@ using json = nlohmann::ordered_json;
 namespace {
 
 constexpr u64 kPage = 4096;
-
-std::string hex(u64 v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", (unsigned long long)v);
-  return b;
-}
-
-std::string signal_name(int sig) {
-  const char *abbrev = sig > 0 && sig < 65 ? sigabbrev_np(sig) : nullptr;
-  if (abbrev) return std::string("SIG") + abbrev;
-  if (sig >= SIGRTMIN && sig <= SIGRTMAX) return "SIGRTMIN+" + std::to_string(sig - SIGRTMIN);
-  return "signal " + std::to_string(sig);
-}
-
-json signal_set(u64 mask) {
-  json a = json::array();
-  for (int s = 1; s <= 64; s++)
-    if (mask & (u64(1) << (s - 1))) a.push_back(signal_name(s));
-  return a;
-}
-
-std::string prot_string(u32 prot, bool shared) {
-  std::string s = "---p";
-  if (prot & PROT_READ) s[0] = 'r';
-  if (prot & PROT_WRITE) s[1] = 'w';
-  if (prot & PROT_EXEC) s[2] = 'x';
-  if (shared) s[3] = 's';
-  return s;
-}
 
 // One side of the comparison: one process of one image, decoded.
 struct Side {
@@ -462,10 +434,7 @@ json diff_process(const Side &a, const Side &b) {
   auto la = limits(a), lb = limits(b);
   for (auto &[res, v] : lb)
     if (la.count(res) && la[res] != v) {
-      static const char *names[] = {"cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile",
-                                    "memlock", "as", "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime"};
-      std::string name = res < std::size(names) ? names[res] : std::to_string(res);
-      out["rlimit " + name] = json::array({json::array({la[res].first, la[res].second}), json::array({v.first, v.second})});
+      out[std::string("rlimit ") + rlimit_name(res)] = json::array({json::array({la[res].first, la[res].second}), json::array({v.first, v.second})});
     }
   return out;
 }

@@ -76,19 +76,25 @@ static std::vector<std::string> split_commas(const std::string &s) {
   return out;
 }
 
+// A /proc file read whole (its size is not known in advance).
+static Expected<std::string> read_proc_file(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error("%s: %s", path, strerror(errno));
+  std::string text;
+  char buf[8192];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, size_t(n));
+  close(fd);
+  return text;
+}
+
 // The directory of cgroup `path` of the hierarchy with `controllers`
 // ("" = cgroup v2) as mounted here, from /proc/self/mountinfo: a cgroup2
 // mount, or a v1 mount whose super options name every controller.
 static Expected<std::string> cgroup_directory(const std::string &controllers, const std::string &path) {
-  std::string text;
-  {
-    int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return make_error("/proc/self/mountinfo: %s", strerror(errno));
-    char buf[8192];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0) text.append(buf, size_t(n));
-    close(fd);
-  }
+  auto file = read_proc_file("/proc/self/mountinfo");
+  if (!file) return file.error();
+  std::string text = file.take();
   std::istringstream in(text);
   std::string line;
   std::vector<std::string> wanted = split_commas(controllers);
@@ -122,15 +128,9 @@ static Expected<std::string> cgroup_directory(const std::string &controllers, co
 // (docs/DECISIONS.md): the restore fails naming the first.
 static Status restore_cgroups(std::string_view image_text) {
   if (image_text.empty()) return {};
-  std::string own_text;
-  {
-    int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return make_error("/proc/self/cgroup: %s", strerror(errno));
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0) own_text.append(buf, size_t(n));
-    close(fd);
-  }
+  auto file = read_proc_file("/proc/self/cgroup");
+  if (!file) return file.error();
+  std::string own_text = file.take();
   std::vector<CgroupLine> own = parse_cgroups(own_text);
   for (const CgroupLine &want : parse_cgroups(image_text)) {
     std::string label = want.controllers.empty() ? "cgroup2" : want.controllers;

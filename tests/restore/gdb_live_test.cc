@@ -138,7 +138,10 @@ TEST_F(RestoreGdb, LeaveStoppedHoldsItUntilContinued) {
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << r.err;
   pid_t pid = std::atoi(read_file(pidfile).c_str());
   ASSERT_EQ(pid, pid_);
-  for (pid_t tid : test::task_tids(pid)) EXPECT_EQ(test::proc_state(tid), 'T') << "tid " << tid;
+  // Each thread takes the SIGSTOP queued before the detach on its way back
+  // to user mode (no instruction of the program runs first): 'T' soon.
+  for (pid_t tid : test::task_tids(pid))
+    EXPECT_TRUE(wait_until([&] { return test::proc_state(tid) == 'T'; }, 10)) << "tid " << tid;
   usleep(200 * 1000);
   EXPECT_EQ(test::proc_state(pid), 'T');
   ASSERT_EQ(kill(pid, SIGCONT), 0);

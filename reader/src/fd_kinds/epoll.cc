@@ -19,12 +19,7 @@ using namespace img;
 Expected<int> open_epoll(FdOpenContext &, const FdRecord &r) {
   int fd = epoll_create1(EPOLL_CLOEXEC);
   if (fd < 0) return make_error("fd %d: epoll_create1: %s", r.fd, strerror(errno));
-  if (fcntl(fd, F_SETFL, reopen_flags(r) & (O_NONBLOCK | O_ASYNC)) < 0) {
-    int e = errno;
-    close(fd);
-    return make_error("fd %d: epoll status flags: %s", r.fd, strerror(e));
-  }
-  return fd;
+  return with_status_flags(fd, r, "epoll");
 }
 
 namespace {

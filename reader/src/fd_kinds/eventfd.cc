@@ -26,12 +26,7 @@ Expected<int> open_eventfd(FdOpenContext &c, const FdRecord &r) {
     return make_error("fd %d: cannot set the eventfd counter to %llu: %s", r.fd, (unsigned long long)state->count,
                       strerror(e));
   }
-  if (fcntl(fd, F_SETFL, reopen_flags(r) & (O_NONBLOCK | O_ASYNC)) < 0) {
-    int e = errno;
-    close(fd);
-    return make_error("fd %d: eventfd status flags: %s", r.fd, strerror(e));
-  }
-  return fd;
+  return with_status_flags(fd, r, "eventfd");
 }
 
 }  // namespace ckpt::reader

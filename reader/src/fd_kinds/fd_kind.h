@@ -63,6 +63,9 @@ const ReaderFdKind *reader_fd_kind(img::u32 type);
 /// r's open flags as open() takes them again: without those that made
 /// sense at creation only (O_CREAT, O_EXCL, O_TRUNC, O_NOCTTY) or are fd flags.
 int reopen_flags(const img::FdRecord &r);
+/// Gives a kernel object's new fd the record's O_NONBLOCK/O_ASYNC and
+/// returns it; on failure closes it and names the kind.
+img::Expected<int> with_status_flags(int fd, const img::FdRecord &r, const char *kind);
 /// Opens r's path with its flags (no seek).
 img::Expected<int> open_by_path(const img::CkptView &view, const img::FdRecord &r);
 /// Writes all of data to fd; `what` names it in errors.

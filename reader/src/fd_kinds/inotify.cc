@@ -90,12 +90,7 @@ Expected<int> open_inotify(FdOpenContext &c, const FdRecord &r) {
   char buf[4096];
   while (read(fd, buf, sizeof buf) > 0) {
   }
-  if (fcntl(fd, F_SETFL, reopen_flags(r) & (O_NONBLOCK | O_ASYNC)) < 0) {
-    int e = errno;
-    close(fd);
-    return make_error("fd %d: inotify status flags: %s", r.fd, strerror(e));
-  }
-  return fd;
+  return with_status_flags(fd, r, "inotify");
 }
 
 }  // namespace ckpt::reader

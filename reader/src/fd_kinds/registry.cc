@@ -41,6 +41,15 @@ const ReaderFdKind *reader_fd_kind(u32 type) { return type < kReaderFdKinds.size
 
 int reopen_flags(const FdRecord &r) { return int(r.open_flags) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC); }
 
+Expected<int> with_status_flags(int fd, const FdRecord &r, const char *kind) {
+  if (fcntl(fd, F_SETFL, reopen_flags(r) & (O_NONBLOCK | O_ASYNC)) < 0) {
+    int e = errno;
+    close(fd);
+    return make_error("fd %d: %s status flags: %s", r.fd, kind, strerror(e));
+  }
+  return fd;
+}
+
 Expected<int> open_by_path(const CkptView &v, const FdRecord &r) {
   std::string path(v.fds.str_or_empty(r.path));
   int fd = open(path.c_str(), reopen_flags(r) | O_CLOEXEC);

@@ -20,12 +20,7 @@ Expected<int> open_signalfd(FdOpenContext &c, const FdRecord &r) {
   u64 mask = state->sigmask;
   int fd = int(syscall(SYS_signalfd4, -1, &mask, sizeof mask, O_CLOEXEC));
   if (fd < 0) return make_error("fd %d: signalfd(mask %016llx): %s", r.fd, (unsigned long long)mask, strerror(errno));
-  if (fcntl(fd, F_SETFL, reopen_flags(r) & (O_NONBLOCK | O_ASYNC)) < 0) {
-    int e = errno;
-    close(fd);
-    return make_error("fd %d: signalfd status flags: %s", r.fd, strerror(e));
-  }
-  return fd;
+  return with_status_flags(fd, r, "signalfd");
 }
 
 }  // namespace ckpt::reader

@@ -52,12 +52,7 @@ Expected<int> open_timerfd(FdOpenContext &c, const FdRecord &r) {
                       "CONFIG_CHECKPOINT_RESTORE): %s",
                       r.fd, (unsigned long long)ticks, strerror(e));
   }
-  if (fcntl(fd, F_SETFL, reopen_flags(r) & (O_NONBLOCK | O_ASYNC)) < 0) {
-    int e = errno;
-    close(fd);
-    return make_error("fd %d: timerfd status flags: %s", r.fd, strerror(e));
-  }
-  return fd;
+  return with_status_flags(fd, r, "timerfd");
 }
 
 }  // namespace ckpt::reader
