@@ -107,6 +107,19 @@ std::vector<const VmaRecord *> mappings_of_object(const CkptView &v, const VmaRe
   return maps;
 }
 
+Expected<int> new_deleted_file_object(const CkptView &v, const ImageReader &image,
+                                      const std::vector<const VmaRecord *> &maps, u64 size) {
+  int fd = static_cast<int>(syscall(SYS_memfd_create, "ckpt-shared", MFD_CLOEXEC));
+  if (fd < 0) return make_error("memfd_create: %s", strerror(errno));
+  Status filled = ftruncate(fd, static_cast<off_t>(size)) == 0 ? write_stored_pages(v, image, maps, fd)
+                                                               : make_error("ftruncate: %s", strerror(errno));
+  if (!filled) {
+    close(fd);
+    return filled.error();
+  }
+  return fd;
+}
+
 Status prepare_shared_objects(const CkptView &v, const ImageReader &image, MappedObjects &out,
                               const std::map<std::tuple<u32, u64, u64>, int> *inherited) {
   out.vma_fd.resize(v.vmas.records.size(), -1);
@@ -152,15 +165,9 @@ Status prepare_shared_objects(const CkptView &v, const ImageReader &image, Mappe
           if (!obj) return obj.error();
           fd = *obj;
         } else {
-          fd = static_cast<int>(syscall(SYS_memfd_create, "ckpt-shared", MFD_CLOEXEC));
-          if (fd < 0) return make_error("memfd_create: %s", strerror(errno));
-          Status filled = ftruncate(fd, static_cast<off_t>(size)) == 0
-                              ? write_stored_pages(v, image, maps, fd)
-                              : make_error("ftruncate: %s", strerror(errno));
-          if (!filled) {
-            close(fd);
-            return filled;
-          }
+          auto obj = new_deleted_file_object(v, image, maps, size);
+          if (!obj) return obj.error();
+          fd = *obj;
         }
       }
       // Any free number: every restored fd is in place already, and the

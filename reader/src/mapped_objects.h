@@ -44,6 +44,12 @@ img::Expected<int> new_shared_anon_object(const img::CkptView &v, const img::Ima
                                           const std::vector<const img::VmaRecord *> &maps, img::u64 size,
                                           img::u32 huge_flags);
 
+/// A fresh memfd of `size` bytes holding the stored bytes of `maps`: the
+/// object for MAP_SHARED mappings of a deleted file (a POSIX semaphore or
+/// shm_open object in /dev/shm, unlinked) that no fd holds.
+img::Expected<int> new_deleted_file_object(const img::CkptView &v, const img::ImageReader &image,
+                                           const std::vector<const img::VmaRecord *> &maps, img::u64 size);
+
 /// An fd for PR_SET_MM_MAP's exe_fd (/proc/PID/exe). A deleted executable
 /// is recreated under its old name from the bytes of its mappings, opened
 /// read-only and unlinked again, so that /proc/PID/exe names the same

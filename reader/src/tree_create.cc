@@ -94,8 +94,9 @@ Status make_inherited_objects(const TreePlan &plan, TreeChannels &ch) {
         u64 size = 0;
         auto maps = mappings_of_object(v, m, &size);
         auto kind = static_cast<VmaKind>(m.kind);
-        auto fd = new_shared_anon_object(v, *p.image, maps, size,
-                                         kind == VmaKind::Hugetlb ? hugetlb_mmap_flags(m.page_size) : 0);
+        auto fd = kind == VmaKind::File ? new_deleted_file_object(v, *p.image, maps, size)
+                                        : new_shared_anon_object(v, *p.image, maps, size,
+                                                                 kind == VmaKind::Hugetlb ? hugetlb_mmap_flags(m.page_size) : 0);
         if (!fd) return fd.error().context(who);
         ch.inherited.memory[{m.kind, m.dev, m.ino}] = *fd;
         break;

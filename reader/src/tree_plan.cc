@@ -54,8 +54,15 @@ void find_shared(TreePlan &plan) {
       const VmaRecord &m = v.vmas.records[i];
       auto kind = static_cast<VmaKind>(m.kind);
       // Shared anonymous (and shared hugetlb) memory inherited across
-      // fork is one object: the same inode in every process.
-      if ((m.flags & kVmaShared) && (kind == VmaKind::SharedAnon || kind == VmaKind::Hugetlb))
+      // fork is one object: the same inode in every process. So is a
+      // deleted file mapped shared (python's multiprocessing locks are
+      // POSIX semaphores in /dev/shm, unlinked at once): made once, or each
+      // process would get its own copy and the locks would lock nothing.
+      // One a process still holds an fd on is that fd's recreated file.
+      bool deleted_file = kind == VmaKind::File && (m.flags & kVmaDeletedFile) &&
+                          std::none_of(v.fds.records.begin(), v.fds.records.end(),
+                                       [&](const FdRecord &f) { return f.ino == m.ino; });
+      if ((m.flags & kVmaShared) && (kind == VmaKind::SharedAnon || kind == VmaKind::Hugetlb || deleted_file))
         use({SharedKey::Memory, m.kind, m.dev, m.ino}, p, i);
     }
   }

@@ -105,6 +105,16 @@ TEST_F(RestoreTree, EveryProcessStateComparesEqual) {
 // executable cannot be recreated, its name being taken since the dump, which
 // only that child finds out): one line naming the process, and every process
 // already created is gone.
+// A deleted /dev/shm object mapped shared by a parent and its child (a
+// POSIX semaphore's storage, as python's multiprocessing locks use) is one
+// object again after restore, not a copy per process.
+TEST_F(RestoreTree, UnlinkedShmObjectStaysSharedBetweenProcesses) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SHM_TREE_PATH));
+  pass_file_ = log_path();  // this program reports on stderr
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
 TEST_F(RestoreTree, AFailureInAChildLeavesNothingRunning) {
   std::string exe = tmp_.file("mysleep");
   Program::Options o;
