@@ -14,6 +14,14 @@ namespace {
 
 std::string restorable(const FdRecord &, std::string_view) { return ""; }
 
+// An unlinked name of a file that still has other names, none of which the
+// dump found: a copy made from its bytes would no longer be that file.
+std::string regular_refusal(const FdRecord &r, std::string_view path) {
+  if ((r.flags & kFdUnlinked) && (r.flags & kFdLinkedElsewhere))
+    return "file " + std::string(path) + " (unlinked, but still linked under a name in another folder)";
+  return "";
+}
+
 // A memfd is recreated from its bytes; an image whose writer left them out
 // (content empty for a non-empty file) cannot give them back.
 std::string memfd_refusal(const FdRecord &r, std::string_view path) {
@@ -47,6 +55,19 @@ std::string eventfd_refusal(const FdRecord &r, std::string_view) {
 }
 
 std::string no_state(const Table<FdRecord> &, const FdRecord &) { return ""; }
+
+// A recreated file's owner and data extents; nothing for a file reopened
+// by path (or an older writer's recreated file, which has no state).
+std::string recreated_file_description(const Table<FdRecord> &fds, const FdRecord &r) {
+  if (!r.state.length) return "";
+  auto s = recreated_file_state(fds, r);
+  if (!s) return "state unreadable: " + s.error().message();
+  u64 data = 0;
+  for (const DataExtent &e : s->extents) data += e.length;
+  std::string out = "owner " + std::to_string(s->fixed.uid) + ":" + std::to_string(s->fixed.gid);
+  if (data != r.size) out += ", " + std::to_string(data) + " of " + std::to_string(r.size) + " bytes data (sparse)";
+  return out;
+}
 
 std::string eventfd_state(const Table<FdRecord> &fds, const FdRecord &r) {
   auto s = fd_state<EventFdState>(fds, r);
@@ -196,7 +217,7 @@ std::string epoll_state_text(const Table<FdRecord> &fds, const FdRecord &r) {
 }
 
 constexpr std::array<FdKindInfo, kFdTypeCount> kFdKinds = {{
-    {FdType::Regular, "regular", FdSharing::FileId, restorable, no_state},
+    {FdType::Regular, "regular", FdSharing::FileId, regular_refusal, recreated_file_description},
     {FdType::Directory, "directory", FdSharing::FileId, restorable, no_state},
     {FdType::PipeRead, "pipe_read", FdSharing::PipeId, restorable, no_state},
     {FdType::PipeWrite, "pipe_write", FdSharing::PipeId, restorable, no_state},
@@ -209,7 +230,7 @@ constexpr std::array<FdKindInfo, kFdTypeCount> kFdKinds = {{
     {FdType::TimerFd, "timerfd", FdSharing::FileId, timerfd_refusal, timerfd_state},
     {FdType::Epoll, "epoll", FdSharing::FileId, epoll_refusal, epoll_state_text, epoll_state_refusal},
     {FdType::Inotify, "inotify", FdSharing::FileId, inotify_refusal, inotify_state},
-    {FdType::MemFd, "memfd", FdSharing::FileId, memfd_refusal, no_state},
+    {FdType::MemFd, "memfd", FdSharing::FileId, memfd_refusal, recreated_file_description},
     {FdType::Other, "other", FdSharing::FileId, other_refusal, no_state},
 }};
 static_assert(covers_every_fd_type(kFdKinds), "every FdType needs its libimg entry (name, sharing, refusal)");

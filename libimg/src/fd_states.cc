@@ -38,6 +38,37 @@ Expected<std::pair<State, std::span<const u8>>> with_tail(const Table<FdRecord> 
 
 }  // namespace
 
+std::vector<u8> recreated_file_state_bytes(RecreatedFileState fixed, const std::vector<DataExtent> &extents) {
+  fixed.header.version = RecreatedFileState::kVersion;
+  fixed.extents_offset = sizeof fixed;
+  fixed.extent_count = u32(extents.size());
+  std::vector<u8> out(sizeof fixed);
+  append(out, extents.data(), extents.size() * sizeof(DataExtent));
+  fixed.header.size = u32(out.size());
+  std::memcpy(out.data(), &fixed, sizeof fixed);
+  return out;
+}
+
+Expected<RecreatedFile> recreated_file_state(const Table<FdRecord> &fds, const FdRecord &r) {
+  auto parts = with_tail<RecreatedFileState>(fds, r, &RecreatedFileState::extents_offset);
+  if (!parts) return parts.error();
+  RecreatedFile out;
+  out.fixed = parts->first;
+  std::span<const u8> tail = parts->second;
+  if (out.fixed.extent_count > tail.size() / sizeof(DataExtent))
+    return make_error("fd %d: file state: %u data extents run past its end", r.fd, out.fixed.extent_count);
+  out.extents.resize(out.fixed.extent_count);
+  std::memcpy(out.extents.data(), tail.data(), out.extents.size() * sizeof(DataExtent));
+  u64 end = 0;
+  for (const DataExtent &e : out.extents) {
+    if (e.offset < end || e.length > r.size || e.offset > r.size - e.length)
+      return make_error("fd %d: file state: data extent at %llu (+%llu) is out of order or past the file's %llu bytes",
+                        r.fd, (unsigned long long)e.offset, (unsigned long long)e.length, (unsigned long long)r.size);
+    end = e.offset + e.length;
+  }
+  return out;
+}
+
 std::vector<u8> unix_socket_state_bytes(UnixSocketState fixed, std::string_view name,
                                         const std::vector<std::vector<u8>> &messages) {
   fixed.header.version = UnixSocketState::kVersion;

@@ -24,9 +24,11 @@ using namespace img;
 namespace {
 
 // The key of a mapped file: one fd per path, opened for writing only where
-// a shared writable mapping needs it.
+// a shared mapping is or may become writable.
 std::string mapped_file_key(const CkptView &v, const VmaRecord &m) {
-  bool writable_shared = (m.flags & kVmaShared) && (m.prot & PROT_WRITE);
+  // kVmaMayWrite: a mapping the program could mprotect to PROT_WRITE
+  // (images before it have only the protection to go by).
+  bool writable_shared = (m.flags & kVmaShared) && ((m.prot & PROT_WRITE) || (m.flags & kVmaMayWrite));
   return std::string(v.vmas.str_or_empty(m.path)) + (writable_shared ? "\1" : "");
 }
 

@@ -1,5 +1,7 @@
 #include "process_settings.h"
 
+#include <ckpt/img/cgroups.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
@@ -9,6 +11,7 @@
 #include <string>
 #include <vector>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -50,32 +53,6 @@ static Status write_own(const char *name, const std::string &value) {
   return {};
 }
 
-// One line of /proc/PID/cgroup: "ID:CONTROLLERS:PATH" ("0::PATH" for
-// cgroup v2; "N:name=systemd:PATH" for a named v1 hierarchy).
-struct CgroupLine {
-  std::string controllers, path;
-};
-
-static std::vector<CgroupLine> parse_cgroups(std::string_view text) {
-  std::vector<CgroupLine> out;
-  std::istringstream in{std::string(text)};
-  std::string line;
-  while (std::getline(in, line)) {
-    size_t a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
-    if (b == std::string::npos) continue;
-    out.push_back({line.substr(a + 1, b - a - 1), line.substr(b + 1)});
-  }
-  return out;
-}
-
-static std::vector<std::string> split_commas(const std::string &s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  std::string part;
-  while (std::getline(in, part, ',')) out.push_back(part);
-  return out;
-}
-
 // A /proc file read whole (its size is not known in advance).
 static Expected<std::string> read_proc_file(const char *path) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -88,50 +65,87 @@ static Expected<std::string> read_proc_file(const char *path) {
   return text;
 }
 
-// The directory of cgroup `path` of the hierarchy with `controllers`
-// ("" = cgroup v2) as mounted here, from /proc/self/mountinfo: a cgroup2
-// mount, or a v1 mount whose super options name every controller.
-static Expected<std::string> cgroup_directory(const std::string &controllers, const std::string &path) {
-  auto file = read_proc_file("/proc/self/mountinfo");
-  if (!file) return file.error();
-  std::string text = file.take();
-  std::istringstream in(text);
-  std::string line;
-  std::vector<std::string> wanted = split_commas(controllers);
-  while (std::getline(in, line)) {
-    // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS"
-    std::istringstream f(line);
-    std::string id, parent, devno, root, mountpoint;
-    f >> id >> parent >> devno >> root >> mountpoint;
-    size_t dash = line.find(" - ");
-    if (dash == std::string::npos) continue;
-    std::istringstream tail(line.substr(dash + 3));
-    std::string fstype, source, super;
-    tail >> fstype >> source >> super;
-    if (controllers.empty() ? fstype != "cgroup2" : fstype != "cgroup") continue;
-    if (!controllers.empty()) {
-      std::vector<std::string> opts = split_commas(super);
-      bool all = true;
-      for (const std::string &c : wanted) all = all && std::find(opts.begin(), opts.end(), c) != opts.end();
-      if (!all) continue;
-    }
-    // A mount of a sub-tree (ROOT != "/") shows only the paths below it.
-    if (root == "/") return mountpoint + path;
-    if (path.rfind(root, 0) == 0 && (path.size() == root.size() || path[root.size()] == '/'))
-      return mountpoint + path.substr(root.size());
+static std::vector<std::string> split_words(const std::string &s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  std::string w;
+  while (in >> w) out.push_back(w);
+  return out;
+}
+
+static Status write_file_text(const std::string &path, const std::string &text) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return make_error("%s: %s", path.c_str(), strerror(errno));
+  ssize_t n = write(fd, text.data(), text.size());
+  int err = errno;
+  close(fd);
+  if (n != static_cast<ssize_t>(text.size())) return make_error("%s: %s", path.c_str(), strerror(n < 0 ? err : EIO));
+  return {};
+}
+
+// Makes the missing cgroup `dir` (and any missing folder above it, up to
+// the hierarchy's mount) with the settings the image holds for its
+// hierarchy. On cgroup v2 each parent must first hand the settings'
+// controllers down (cgroup.subtree_control). A cgroup another process of
+// the tree made meanwhile (EEXIST) is joined as it is. Cgroups made here
+// stay when the process exits, as cgroups made by hand do.
+static Status make_cgroup(const CgroupLine &want, const std::string &dir, const std::vector<CgroupSetting> &settings) {
+  std::vector<const CgroupSetting *> mine;
+  std::string controllers;  // v2: "+memory +pids"
+  for (const CgroupSetting &c : settings) {
+    if (c.controllers != want.controllers) continue;
+    mine.push_back(&c);
+    std::string ctl = "+" + c.file.substr(0, c.file.find('.'));
+    if (want.controllers.empty() && controllers.find(ctl) == std::string::npos)
+      controllers += (controllers.empty() ? "" : " ") + ctl;
   }
-  return make_error("no %s hierarchy holding it is mounted here", controllers.empty() ? "cgroup2" : "cgroup v1");
+  // The mount point: dir without want.path's components.
+  std::string base = dir.substr(0, dir.size() - want.path.size());
+  std::string at = base;
+  bool made = false;  // the cgroup itself, by this process
+  size_t from = 1;
+  while (from <= want.path.size()) {
+    size_t slash = want.path.find('/', from);
+    if (slash == std::string::npos) slash = want.path.size();
+    std::string parent = at;
+    at = base + want.path.substr(0, slash);
+    from = slash + 1;
+    if (access(at.c_str(), F_OK) == 0) continue;
+    for (const std::string &one : split_words(controllers))
+      CKPT_TRY(write_file_text(parent + "/cgroup.subtree_control", one));
+    if (mkdir(at.c_str(), 0755) == 0)
+      made = slash == want.path.size();
+    else if (errno != EEXIST)
+      return make_error("mkdir %s: %s", at.c_str(), strerror(errno));
+  }
+  // Only the process that made the cgroup gives it its settings.
+  if (!made) return {};
+  for (const CgroupSetting *c : mine) {
+    // Only what differs from a new cgroup's default is written: defaults
+    // are not always accepted back as printed (v1's unlimited memory limit
+    // prints as PAGE_COUNTER_MAX pages in bytes), and an empty v1 cpuset
+    // is inherited from the parent as the kernel fills it.
+    std::string path = dir + "/" + c->file;
+    auto now = read_proc_file(path.c_str());
+    if (!now) continue;  // not in this kernel's or hierarchy's files
+    std::string current = now.take();
+    while (!current.empty() && current.back() == '\n') current.pop_back();
+    if (c->value.empty() || current == c->value) continue;
+    CKPT_TRY(write_file_text(path, c->value));
+  }
+  return {};
 }
 
 // Moves this process into each cgroup of the image that differs from the
-// one it is in (inherited from imgtool). Missing cgroups are not created
-// (docs/DECISIONS.md): the restore fails naming the first.
-static Status restore_cgroups(std::string_view image_text) {
+// one it is in (inherited from imgtool), making a missing one with the
+// settings the image has for it (decision 120).
+static Status restore_cgroups(std::string_view image_text, std::string_view settings_text) {
   if (image_text.empty()) return {};
   auto file = read_proc_file("/proc/self/cgroup");
   if (!file) return file.error();
   std::string own_text = file.take();
   std::vector<CgroupLine> own = parse_cgroups(own_text);
+  std::vector<CgroupSetting> settings = parse_cgroup_settings(settings_text);
   for (const CgroupLine &want : parse_cgroups(image_text)) {
     std::string label = want.controllers.empty() ? "cgroup2" : want.controllers;
     auto here = std::find_if(own.begin(), own.end(), [&](const CgroupLine &o) { return o.controllers == want.controllers; });
@@ -140,6 +154,9 @@ static Status restore_cgroups(std::string_view image_text) {
     if (here->path == want.path) continue;
     auto dir = cgroup_directory(want.controllers, want.path);
     if (!dir) return make_error("cannot restore cgroup %s:%s: %s", label.c_str(), want.path.c_str(), dir.error().message().c_str());
+    if (access(dir->c_str(), F_OK) != 0)
+      if (Status s = make_cgroup(want, *dir, settings); !s)
+        return make_error("cannot make cgroup %s:%s again: %s", label.c_str(), want.path.c_str(), s.error().message().c_str());
     std::string procs = *dir + "/cgroup.procs";
     int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
     // "0": the writing process itself.
@@ -153,9 +170,9 @@ static Status restore_cgroups(std::string_view image_text) {
   return {};
 }
 
-Status restore_process_settings(const TaskRecord &t, std::string_view cgroup) {
+Status restore_process_settings(const TaskRecord &t, std::string_view cgroup, std::string_view cgroup_settings) {
   if (!(t.settings & kTaskSettingsCaptured)) return {};
-  CKPT_TRY(restore_cgroups(cgroup));
+  CKPT_TRY(restore_cgroups(cgroup, cgroup_settings));
   // Lowering it below the oom_score_adj_min this process inherited needs
   // CAP_SYS_RESOURCE (EACCES otherwise), so only a change is written.
   if (read_own("oom_score_adj", 0) != t.oom_score_adj)

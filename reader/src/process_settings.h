@@ -15,6 +15,6 @@ namespace ckpt::reader {
 /// Nothing for an image whose writer did not capture them; otherwise each
 /// setting as recorded, or an error naming the one that cannot be.
 /// `cgroup` is the text TaskRecord::cgroup names.
-img::Status restore_process_settings(const img::TaskRecord &t, std::string_view cgroup);
+img::Status restore_process_settings(const img::TaskRecord &t, std::string_view cgroup, std::string_view cgroup_settings);
 
 }  // namespace ckpt::reader

@@ -95,11 +95,18 @@ Status restore_fds(const CkptView &v, std::vector<int *> keep, const int termina
     if (inherited && type == FdType::Socket && inherited_socket != inherited->unix_sockets.end()) {
       fd = fcntl(inherited_socket->second, F_DUPFD_CLOEXEC, top + 128);
       if (r.file_id) by_file[r.file_id] = fd;
+    } else if (inherited && pipe_end && inherited_pipe != inherited->pipes.end() && shared != by_file.end()) {
+      fd = fcntl(shared->second, F_DUPFD_CLOEXEC, top + 128);
     } else if (inherited && pipe_end && inherited_pipe != inherited->pipes.end()) {
+      // The same open file as another process's (inherited across fork), or
+      // one of this process's own (opened through /proc): each with its
+      // own status flags (place_pipe_end).
       int end = type == FdType::PipeRead ? inherited_pipe->second.first : inherited_pipe->second.second;
-      fd = fcntl(end, F_DUPFD_CLOEXEC, top + 128);
-      // The pipe's status flags are per description: set them as this fd had them.
-      if (fd >= 0) fcntl(fd, F_SETFL, int(r.open_flags) & (O_NONBLOCK | O_APPEND | O_ASYNC));
+      auto opened = place_pipe_end(end, r);
+      if (!opened) return opened.error();
+      fd = fcntl(*opened, F_DUPFD_CLOEXEC, top + 128);
+      close(*opened);
+      if (r.file_id) by_file[r.file_id] = fd;
     } else if (inherited && !pipe_end && r.file_id && inherited_file != inherited->files.end()) {
       fd = fcntl(inherited_file->second, F_DUPFD_CLOEXEC, top + 128);
     } else if (shared != by_file.end()) {
@@ -224,7 +231,7 @@ Status restore_process_state(const CkptView &v) {
   umask(t.umask);
   if (personality(t.personality) < 0) return make_error("personality 0x%x: %s", t.personality, strerror(errno));
   setpriority(PRIO_PROCESS, 0, t.nice);
-  CKPT_TRY(restore_process_settings(t, v.tasks.str_or_empty(t.cgroup)));
+  CKPT_TRY(restore_process_settings(t, v.tasks.str_or_empty(t.cgroup), v.tasks.str_or_empty(t.cgroup_settings)));
   std::string comm(v.tasks.str_or_empty(t.comm));
   prctl(PR_SET_NAME, comm.c_str());
   for (const RlimitRecord &r : v.rlimits.records) {

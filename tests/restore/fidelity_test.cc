@@ -110,6 +110,13 @@ TEST_F(RestoreFidelity, DeletedExecutableWhoseNameIsTakenIsRefused) {
   EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " exists after a refused restore";
 }
 
+// An unlinked name of a file still linked in another folder: a copy would
+// not be that file, so the dump refuses before --kill.
+TEST_F(RestoreFidelity, UnlinkedFileLinkedInAnotherFolderIsRefusedAtDump) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_UNLINKED_FILES_PATH, {"elsewhere"}));
+  ASSERT_NO_FATAL_FAILURE(expect_dump_refused({"first-name", "still linked under a name in another folder"}));
+}
+
 // One shared anonymous object mapped three times stays one object.
 TEST_F(RestoreFidelity, SharedAnonymousMemoryMappedTwiceStillAliases) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_SHARED_ALIAS_PATH));

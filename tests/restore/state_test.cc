@@ -213,6 +213,30 @@ TEST_F(RestoreState, OpenFileFlagsAndMemfdSeals) {
   unlink(shm.c_str());
 }
 
+// Shared file mappings keep what the kernel allowed (issue 17, "Memory"):
+// a read-only shared mapping of a file opened O_RDWR can be made writable;
+// a memfd and an unlinked file mapped twice stay one object with their fd.
+TEST_F(RestoreState, SharedFileMappingsKeepWriteAccessAndSharing) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FILEMAPS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+TEST_F(RestoreState, SharedFileMappingsKeepWriteAccessAndSharingLazy) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FILEMAPS_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+}
+
+// Unlinked files come back as the same files (issue 17): owner, mtime and
+// holes of a recreated file, a memfd's owner, and an unlinked name whose
+// file is still linked beside it reopened as that one inode.
+TEST_F(RestoreState, UnlinkedFilesKeepOwnerTimeHolesAndLinks) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_UNLINKED_FILES_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
 // Cgroups made for one test under the cgroup2 mount and the cgroup v1
 // "pids" hierarchy, where this machine has them; removed (rmdir) at the
 // end, when no process is left in them.
@@ -259,21 +283,30 @@ TEST_F(RestoreState, ProcessSettingsInOtherCgroups) {
   EXPECT_NE(log().find("PASS"), std::string::npos) << log();
 }
 
-// A cgroup that is gone by restore time: the restore fails with one line
-// naming it (missing cgroups are not created, docs/DECISIONS.md).
-TEST_F(RestoreState, ProcessSettingsInAMissingCgroupFails) {
+// Cgroups that are gone by restore time are made again, with the settings
+// they had (issue 17, decision 120): the v1 pids cgroup's pids.max.
+TEST_F(RestoreState, ProcessSettingsInMissingCgroupsMadeAgain) {
   TestCgroups cgroups;
   if (cgroups.dirs.empty()) GTEST_SKIP() << "cannot make a cgroup here";
+  std::string pids_dir;
+  for (const std::string &d : cgroups.dirs)
+    if (access((d + "/pids.max").c_str(), F_OK) == 0) pids_dir = d;
+  if (!pids_dir.empty()) {
+    ASSERT_TRUE(write_file(pids_dir + "/pids.max", "77")) << pids_dir;
+  }
+  std::vector<std::string> argv = {RESTORE_SETTINGS_PATH, go_path(), dir()};
+  argv.insert(argv.end(), cgroups.dirs.begin(), cgroups.dirs.end());
   Program::Options o;
   o.log = log_path();
-  ASSERT_NO_FATAL_FAILURE(start_argv({RESTORE_SETTINGS_PATH, go_path(), dir(), cgroups.dirs[0]}, o));
+  ASSERT_NO_FATAL_FAILURE(start_argv(argv, o));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_EQ(rmdir(cgroups.dirs[0].c_str()), 0) << strerror(errno);
-  ASSERT_NO_FATAL_FAILURE(go());
-  RunResult r = restore(image_path(), {}, 60);
-  std::string name = cgroups.dirs[0].substr(cgroups.dirs[0].rfind('/'));
-  expect_one_line_failure(r, name);
-  EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " exists after a failed restore";
+  for (const std::string &d : cgroups.dirs) ASSERT_EQ(rmdir(d.c_str()), 0) << d << ": " << strerror(errno);
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  EXPECT_NE(log().find("PASS"), std::string::npos) << log();
+  for (const std::string &d : cgroups.dirs) EXPECT_EQ(access(d.c_str(), F_OK), 0) << d << " was not made again";
+  if (!pids_dir.empty()) {
+    EXPECT_EQ(read_file(pids_dir + "/pids.max"), "77\n") << "pids.max of the remade " << pids_dir;
+  }
 }
 
 }  // namespace

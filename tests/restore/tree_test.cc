@@ -115,6 +115,16 @@ TEST_F(RestoreTree, UnlinkedShmObjectStaysSharedBetweenProcesses) {
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
+// A pipe made by the parent and inherited by its child, where the child
+// also opened the read end again through /proc with O_NONBLOCK: each open
+// file keeps its own status flags (issue 17).
+TEST_F(RestoreTree, InheritedPipeKeepsStatusFlagsPerOpenFile) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_TREE_PIPE_FLAGS_PATH));
+  pass_file_ = log_path();
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
 TEST_F(RestoreTree, AFailureInAChildLeavesNothingRunning) {
   std::string exe = tmp_.file("mysleep");
   Program::Options o;

@@ -167,6 +167,7 @@ ImageNotes build_notes(const ProcessCapture &pc, const SegmentLayout &layout, co
   task.settings = pc.settings.settings;
   task.membarrier = pc.settings.membarrier;
   task.cgroup = n.tasks.add_string(pc.settings.cgroup);
+  task.cgroup_settings = n.tasks.add_string(pc.settings.cgroup_settings);
   n.tasks.add(task);
 
   for (size_t i = 0; i < pc.threads.size(); i++) {

@@ -93,6 +93,29 @@ bool is_unlinked(const std::string &link, const struct stat &st) {
   return true;
 }
 
+/// Another name of the file `st` in the folder that held `old_name` (the
+/// name the fd was opened through, since unlinked), or "" if none there.
+/// A hard link made beside a file before it was unlinked is the usual case;
+/// the file is then reopened through it, the same inode.
+std::string other_name_in_folder(const std::string &old_name, const struct stat &st) {
+  std::string dir = old_name.substr(0, old_name.rfind('/') + 1);
+  if (dir.empty()) return "";
+  DIR *d = opendir(dir.c_str());
+  if (!d) return "";
+  std::string found;
+  while (struct dirent *e = readdir(d)) {
+    if (e->d_ino != st.st_ino) continue;
+    std::string candidate = dir + e->d_name;
+    struct stat named {};
+    if (lstat(candidate.c_str(), &named) == 0 && named.st_dev == st.st_dev && named.st_ino == st.st_ino) {
+      found = candidate;
+      break;
+    }
+  }
+  closedir(d);
+  return found;
+}
+
 /// One fd's record, path and unlinked content; file_id and pipe_id are
 /// assigned later across the table.
 Expected<FdInfo> read_one_fd(pid_t pid, int fd) {
@@ -127,8 +150,17 @@ Expected<FdInfo> read_one_fd(pid_t pid, int fd) {
 
   fi.path = *target;
   if (is_unlinked(*target, st)) {
-    r.flags |= img::kFdUnlinked;
     fi.path.resize(fi.path.size() - kDeletedSuffix.size());
+    // Unlinked under this name, still linked under another (st_nlink > 0):
+    // a copy would not be that file. Reopen it through its other name when
+    // one is in the same folder; otherwise restore refuses it.
+    std::string other = S_ISREG(st.st_mode) && st.st_nlink > 0 ? other_name_in_folder(fi.path, st) : "";
+    if (!other.empty()) {
+      fi.path = other;
+    } else {
+      r.flags |= img::kFdUnlinked;
+      if (S_ISREG(st.st_mode) && st.st_nlink > 0) r.flags |= img::kFdLinkedElsewhere;
+    }
   }
   // The kind's own state (an unlinked file's bytes, the terminal mark):
   // writer/src/fd_kinds/.

@@ -110,6 +110,10 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
     if (m.has_flag("dc")) v.flags |= kVmaDontFork;
     if (m.has_flag("wf")) v.flags |= kVmaWipeOnFork;
     if (m.has_flag("nr")) v.flags |= kVmaNoReserve;
+    // Every private mapping may be written (a private copy); a shared one
+    // only if its file was opened for writing, which restore must repeat
+    // or a later mprotect(PROT_WRITE) fails with EACCES.
+    if (m.shared && m.has_flag("mw")) v.flags |= kVmaMayWrite;
 
     if (v.kind == VmaKind::File) {
       // map_files names the very file mapped, even if the path was replaced

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <ckpt/img/cgroups.h>
 #include <ckpt/img/records.h>
 
 #include "inject.h"
@@ -36,6 +37,27 @@ static Expected<long> read_proc_number(pid_t pid, const char *name) {
   return static_cast<long>(v);
 }
 
+// The settings of each cgroup the process is in other than a hierarchy's
+// root (which restore never has to make), so that restore can make one
+// that is gone by then (decision 120). Files a cgroup lacks (controllers
+// not enabled there) are left out.
+static std::string capture_cgroup_settings(const std::string &cgroup_text) {
+  std::vector<CgroupSetting> settings;
+  for (const CgroupLine &line : parse_cgroups(cgroup_text)) {
+    if (line.path == "/") continue;
+    auto dir = cgroup_directory(line.controllers, line.path);
+    if (!dir) continue;
+    for (const std::string &file : cgroup_setting_files()) {
+      auto value = read_file(*dir + "/" + file);
+      if (!value) continue;
+      std::string v = value.take();
+      while (!v.empty() && v.back() == '\n') v.pop_back();
+      settings.push_back({line.controllers, file, v});
+    }
+  }
+  return cgroup_settings_text(settings);
+}
+
 Expected<ProcessSettings> capture_process_settings(pid_t pid, Injector &inj) {
   ProcessSettings out;
   out.settings = kTaskSettingsCaptured;
@@ -53,6 +75,7 @@ Expected<ProcessSettings> capture_process_settings(pid_t pid, Injector &inj) {
   auto cgroup = read_file("/proc/" + std::to_string(pid) + "/cgroup");
   if (!cgroup) return cgroup.error();
   out.cgroup = cgroup.take();
+  out.cgroup_settings = capture_cgroup_settings(out.cgroup);
 
   // The subreaper bit is in the signal struct and no /proc file shows it.
   int subreaper = 0;

@@ -20,6 +20,7 @@ struct ProcessSettings {
   img::u32 settings = 0;            ///< img::TaskSettings
   img::u32 membarrier = 0;          ///< MEMBARRIER_CMD_GET_REGISTRATIONS bits
   std::string cgroup;               ///< /proc/PID/cgroup
+  std::string cgroup_settings;      ///< img::cgroup_settings_text of its cgroups
 };
 
 /// Reads them from /proc and, through `inj` (a borrowed thread of pid),

@@ -73,6 +73,10 @@ img::Status write_all(int fd, std::span<const img::u8> data, const char *what);
 /// Fills a recreated unlinked file (fd, ours, read-write) with r's stored
 /// bytes, then reopens it through /proc with r's access mode and status
 /// flags and seeks to r's position; closes fd.
+/// An fd for r, a pipe end, from `end` (ours, of the same pipe and
+/// direction): a dup, or a new open file of the pipe where r's was one of
+/// its own (opened through /proc), with r's status flags.
+img::Expected<int> place_pipe_end(int end, const img::FdRecord &r);
 img::Expected<int> fill_and_reopen(const img::CkptView &view, const img::FdRecord &r, int fd, const std::string &path);
 /// True when nothing is at `path` and the image stores the file that was
 /// there: restore recreates it (stored_files.h).

@@ -61,6 +61,10 @@ Expected<int> open_pipe_end(FdOpenContext &c, const FdRecord &r) {
     CKPT_TRY(refill_pipe(c.view, r.pipe_id, p[1], r.fd, "pipe"));
   }
   int end = static_cast<FdType>(r.type) == FdType::PipeRead ? it->second.first : it->second.second;
+  return place_pipe_end(end, r);
+}
+
+Expected<int> place_pipe_end(int end, const FdRecord &r) {
   // Status flags (O_NONBLOCK...) belong to the open file, not the pipe
   // (fds sharing one come here once: restore_fds dups them). pipe() made
   // one open file per end; any other was opened through /proc/self/fd/N,

@@ -1,11 +1,14 @@
 // The reader's fd kind table (fd_kind.h) and what the kinds share.
 #include "fd_kind.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <ckpt/img/fd_states.h>
 
 #include "../stored_files.h"
 
@@ -68,13 +71,38 @@ Status write_all(int fd, std::span<const u8> data, const char *what) {
   return {};
 }
 
-Expected<int> fill_and_reopen(const CkptView &v, const FdRecord &r, int fd, const std::string &path) {
+// Writes only the stored file's data extents, so its holes stay holes,
+// then gives it its owner (before the mode: a chown clears set-user-ID),
+// mode and modification time. An older writer's image has no state: all
+// bytes are written, the file stays ours.
+static Status refill_recreated_file(const CkptView &v, const FdRecord &r, int fd, const std::string &path) {
   auto content = v.fds.blob(r.content);
-  if (!content) {
-    close(fd);
-    return content.error();
+  if (!content) return content.error();
+  if (!r.state.length) return write_all(fd, *content, path.c_str());
+  auto state = recreated_file_state(v.fds, r);
+  if (!state) return state.error();
+  if (ftruncate(fd, static_cast<off_t>(content->size())) < 0)
+    return make_error("cannot size %s to %zu bytes: %s", path.c_str(), content->size(), strerror(errno));
+  for (const DataExtent &e : state->extents) {
+    if (e.offset >= content->size()) break;
+    u64 n = std::min<u64>(e.length, content->size() - e.offset);
+    if (lseek(fd, static_cast<off_t>(e.offset), SEEK_SET) < 0)
+      return make_error("cannot refill %s: %s", path.c_str(), strerror(errno));
+    CKPT_TRY(write_all(fd, content->subspan(e.offset, n), path.c_str()));
   }
-  if (Status s = write_all(fd, *content, path.c_str()); !s) {
+  if (fchown(fd, state->fixed.uid, state->fixed.gid) < 0)
+    return make_error("cannot give the recreated %s to %u:%u: %s", path.c_str(), state->fixed.uid, state->fixed.gid,
+                      strerror(errno));
+  (void)fchmod(fd, r.mode & 07777);
+  struct timespec times[2] = {{0, UTIME_OMIT},
+                              {static_cast<time_t>(r.mtime_ns / 1000000000), static_cast<long>(r.mtime_ns % 1000000000)}};
+  if (r.mtime_ns && futimens(fd, times) < 0)
+    return make_error("cannot set the modification time of the recreated %s: %s", path.c_str(), strerror(errno));
+  return {};
+}
+
+Expected<int> fill_and_reopen(const CkptView &v, const FdRecord &r, int fd, const std::string &path) {
+  if (Status s = refill_recreated_file(v, r, fd, path); !s) {
     close(fd);
     return s.error();
   }

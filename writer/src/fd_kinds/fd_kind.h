@@ -91,8 +91,12 @@ inline bool starts_with(std::string_view s, std::string_view p) { return s.subst
 inline bool is_anon_inode(std::string_view link) { return starts_with(link, "anon_inode:"); }
 
 /// Copies the bytes of the unlinked regular file open at pid's fd into
-/// fi.content (regular files and memfds).
+/// fi.content (regular files and memfds), and its owner and data extents
+/// into fi.state (img::RecreatedFileState).
 img::Status capture_unlinked_content(pid_t pid, FdInfo &fi);
+
+/// The RecreatedFileState bytes of the file open at fd, `size` bytes long.
+std::vector<img::u8> recreated_file_state_of(int fd, img::u64 size);
 
 /// Capacity and buffered bytes of the pipe/FIFO that fd in pid refers to,
 /// without consuming them. `readable` says whether that fd can be read

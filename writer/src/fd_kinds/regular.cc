@@ -2,9 +2,12 @@
 // captured (up to kMaxUnlinkedFileBytes) and it is recreated from them.
 #include "fd_kind.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace ckpt::writer {
 
@@ -25,7 +28,37 @@ img::Status capture_unlinked_content(pid_t pid, FdInfo &fi) {
   if (!f.valid())
     return img::make_error("pid %d fd %d: open %s to copy the unlinked file: %s", pid, fd, link.c_str(),
                            strerror(errno));
-  return read_file_bytes(f.get(), size, fi.content, fd_where(pid, fd) + ": " + link);
+  CKPT_TRY(read_file_bytes(f.get(), size, fi.content, fd_where(pid, fd) + ": " + link));
+  fi.state = recreated_file_state_of(f.get(), size);
+  return img::Status::ok();
+}
+
+// Where the file's data lies (SEEK_DATA/SEEK_HOLE; a filesystem without
+// them reports one extent to the end) and who owns it: restore makes a
+// new inode, which would otherwise be root's and have its holes filled.
+std::vector<img::u8> recreated_file_state_of(int fd, img::u64 size) {
+  struct stat st {};
+  (void)fstat(fd, &st);
+  img::RecreatedFileState fixed{};
+  fixed.uid = st.st_uid;
+  fixed.gid = st.st_gid;
+  fixed.blocks = img::u64(st.st_blocks);
+  std::vector<img::DataExtent> extents;
+  off_t at = 0;
+  while (img::u64(at) < size) {
+    off_t data = lseek(fd, at, SEEK_DATA);
+    if (data < 0) {
+      // ENXIO: nothing but a hole from `at` to the end.
+      if (errno != ENXIO) extents = {{0, size}};
+      break;
+    }
+    if (img::u64(data) >= size) break;
+    off_t hole = lseek(fd, data, SEEK_HOLE);
+    img::u64 end = hole < 0 ? size : std::min<img::u64>(img::u64(hole), size);
+    extents.push_back({img::u64(data), end - img::u64(data)});
+    at = off_t(end);
+  }
+  return img::recreated_file_state_bytes(fixed, extents);
 }
 
 img::Status capture_regular(pid_t pid, FdInfo &fi) {

@@ -35,6 +35,18 @@ std::vector<u8> epoll_state_bytes(const std::vector<EpollTarget> &targets);
 /// Decodes r's state as an epoll interest list.
 Expected<std::vector<EpollTarget>> epoll_state(const Table<FdRecord> &fds, const FdRecord &r);
 
+/// A decoded RecreatedFileState: owner and data extents.
+struct RecreatedFile {
+  RecreatedFileState fixed{};
+  std::vector<DataExtent> extents;
+};
+/// The state bytes of a recreated file (fixed's header, extents_offset and
+/// extent_count are filled in here).
+std::vector<u8> recreated_file_state_bytes(RecreatedFileState fixed, const std::vector<DataExtent> &extents);
+/// Decodes r's state as a recreated file; fails on a malformed state or
+/// extents that are out of order or past the file's size.
+Expected<RecreatedFile> recreated_file_state(const Table<FdRecord> &fds, const FdRecord &r);
+
 /// "stream", "dgram", "seqpacket" (or the number) for a SOCK_* type.
 std::string unix_socket_type_name(u32 sock_type);
 /// A name as `info` prints it: a path, or "@name" for the abstract namespace.

@@ -76,8 +76,10 @@ struct TaskRecord {
   u32 settings;                   ///< TaskSettings
   u32 membarrier;                 ///< membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS)
   StrRef cgroup;                  ///< /proc/PID/cgroup as read ("" when not captured)
+  // Format 1.4 on (older writers' records end above: no settings).
+  StrRef cgroup_settings;         ///< settings of its cgroups (img/cgroups.h), for making them again
 };
-static_assert(sizeof(TaskRecord) == 288);
+static_assert(sizeof(TaskRecord) == 296);
 static_assert(offsetof(TaskRecord, oom_score_adj) == 264);
 
 enum TaskFlags : u32 {
@@ -187,6 +189,8 @@ enum VmaFlags : u32 {
   kVmaWipeOnFork = 1u << 8,
   kVmaLockOnFault = 1u << 9,  ///< with kVmaLocked: mlock2(MLOCK_ONFAULT)
   kVmaNoReserve = 1u << 10,   ///< MAP_NORESERVE (VM_NORESERVE, smaps "nr")
+  kVmaMayWrite = 1u << 11,    ///< a shared mapping that mprotect may make writable
+                              ///< (VM_MAYWRITE, smaps "mw": the file was opened for writing)
 };
 
 enum class VmaKind : u32 {
@@ -312,6 +316,28 @@ struct InotifyWatch {
   u32 pad0;
 };
 static_assert(sizeof(InotifyWatch) == 32);
+/// The state of a file restore recreates from its bytes (FdType::Regular
+/// with kFdUnlinked, FdType::MemFd), version 1: its owner, and where its
+/// data lies (the rest are holes, which stay holes). Then, at
+/// extents_offset, extent_count DataExtents in ascending order.
+struct RecreatedFileState {
+  static constexpr u32 kVersion = 1;
+  FdStateHeader header;
+  u32 uid;                  ///< st_uid
+  u32 gid;                  ///< st_gid
+  u32 extents_offset;       ///< where the DataExtents start (the fixed part's size)
+  u32 extent_count;
+  u64 blocks;               ///< st_blocks at the dump (512-byte units), for `info`
+};
+static_assert(sizeof(RecreatedFileState) == 32);
+
+/// A run of a file's bytes that holds data (SEEK_DATA to SEEK_HOLE).
+struct DataExtent {
+  u64 offset;
+  u64 length;
+};
+static_assert(sizeof(DataExtent) == 16);
+
 /// FdType::Socket's state for an AF_UNIX socket, version 1: the fixed
 /// part below, then (at name_offset) the bound name and the queued
 /// messages (docs/FORMAT.md §9.7). Other families have no state.
@@ -432,6 +458,7 @@ enum FdFlags : u32 {
   kFdUnlinked = 1u << 0,     ///< path no longer names the file
   kFdTerminal = 1u << 1,     ///< a tty: reconnect to the restoring terminal
   kFdSeals = 1u << 2,        ///< `seals` holds the memfd's seals (issue 17)
+  kFdLinkedElsewhere = 1u << 3,  ///< unlinked name, but the file still has a name restore was not given
 };
 
 /// CkptNote::Pipes: bytes sitting in a pipe or FIFO buffer, read without

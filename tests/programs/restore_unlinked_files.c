@@ -1,0 +1,89 @@
+/* Restore test: unlinked files are the same files after restore (issue 17,
+ * "Open files and fds").
+ * - An unlinked file owned by 1234:1235 with a set modification time and
+ *   holes (1 MiB, data only at 512 KiB): after restore it has the same
+ *   owner, mtime, bytes, and its holes are still holes.
+ * - A memfd given to 1234:1235: the same owner.
+ * - A file opened, hard-linked beside itself, unlinked under its first
+ *   name and opened again through the second: both fds are one inode, and
+ *   a write through one is read through the other.
+ * With argv[3] == "elsewhere", the hard link is made in a subfolder instead
+ * (the dump must refuse: the other name is not where it can be found).
+ *   usage: restore_unlinked_files GOFILE WORKDIR [elsewhere] */
+#include "rt_prog.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#define SIZE (1 << 20)
+#define DATA_AT (512 << 10)
+#define UID 1234
+#define GID 1235
+static const struct timespec kMtime = {1000000000, 123456789};
+
+static void check_owner(const char *what, int fd) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) {
+    rt_fail("%s: fstat: %s", what, strerror(errno));
+    return;
+  }
+  RT_CHECK(st.st_uid == UID && st.st_gid == GID, "%s: owner %u:%u, was %u:%u", what, st.st_uid, st.st_gid, UID, GID);
+}
+
+int main(int argc, char **argv) {
+  rt_start(argc, argv, 3);
+  int elsewhere = argc > 3 && strcmp(argv[3], "elsewhere") == 0;
+  char sparse_path[512], first[512], second[512], sub[512];
+  snprintf(sparse_path, sizeof sparse_path, "%s/sparse", argv[2]);
+  snprintf(first, sizeof first, "%s/first-name", argv[2]);
+  snprintf(sub, sizeof sub, "%s/sub", argv[2]);
+  snprintf(second, sizeof second, "%s/%ssecond-name", argv[2], elsewhere ? "sub/" : "");
+
+  int sparse = open(sparse_path, O_RDWR | O_CREAT | O_TRUNC, 0640);
+  if (sparse < 0 || ftruncate(sparse, SIZE) < 0) rt_die("create %s", sparse_path);
+  char block[4096];
+  memset(block, 'd', sizeof block);
+  if (pwrite(sparse, block, sizeof block, DATA_AT) != (ssize_t)sizeof block) rt_die("pwrite");
+  if (fchown(sparse, UID, GID) < 0) rt_die("fchown");
+  struct timespec times[2] = {{0, UTIME_OMIT}, kMtime};
+  if (futimens(sparse, times) < 0 || unlink(sparse_path) < 0) rt_die("futimens/unlink");
+  if (lseek(sparse, 0, SEEK_DATA) != DATA_AT) rt_die("this filesystem does not keep holes");
+
+  int memfd = (int)syscall(SYS_memfd_create, "owned", 0);
+  if (memfd < 0 || write(memfd, "m", 1) != 1 || fchown(memfd, UID, GID) < 0) rt_die("memfd");
+
+  if (elsewhere && mkdir(sub, 0700) < 0) rt_die("mkdir");
+  int linked = open(first, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  if (linked < 0 || write(linked, "hello", 5) != 5) rt_die("create %s", first);
+  if (link(first, second) < 0 || unlink(first) < 0) rt_die("link/unlink");
+  int again = open(second, O_RDWR);
+  if (again < 0) rt_die("open %s", second);
+
+  rt_ready();
+  rt_wait_go(argv[1]);
+
+  struct stat st;
+  if (fstat(sparse, &st) < 0) rt_die("fstat");
+  check_owner("unlinked file", sparse);
+  RT_CHECK(st.st_size == SIZE, "unlinked file size %lld, was %d", (long long)st.st_size, SIZE);
+  RT_CHECK(st.st_mtim.tv_sec == kMtime.tv_sec && st.st_mtim.tv_nsec == kMtime.tv_nsec,
+           "unlinked file mtime %lld.%09ld, was %lld.%09ld", (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+           (long long)kMtime.tv_sec, kMtime.tv_nsec);
+  off_t data = lseek(sparse, 0, SEEK_DATA);
+  RT_CHECK(data == DATA_AT, "unlinked file: first data at %lld, was %d (its holes were filled)", (long long)data, DATA_AT);
+  RT_CHECK(st.st_blocks * 512 < 64 * 1024, "unlinked file takes %lld bytes on disk: not sparse", (long long)st.st_blocks * 512);
+  char back[4096];
+  RT_CHECK(pread(sparse, back, sizeof back, DATA_AT) == (ssize_t)sizeof back && memcmp(back, block, sizeof back) == 0,
+           "unlinked file lost its data");
+  check_owner("memfd", memfd);
+
+  struct stat a, b;
+  if (fstat(linked, &a) < 0 || fstat(again, &b) < 0) rt_die("fstat linked");
+  RT_CHECK(a.st_dev == b.st_dev && a.st_ino == b.st_ino, "the unlinked name and its hard link are two files now");
+  if (pwrite(linked, "J", 1, 0) != 1) rt_die("pwrite linked");
+  char c = 0;
+  RT_CHECK(pread(again, &c, 1, 0) == 1 && c == 'J', "a write through the unlinked name is not read through the link");
+  unlink(second);
+  return rt_finish();
+}
