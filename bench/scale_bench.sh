@@ -80,6 +80,7 @@ run_case() {
   t0=$(now)
   "$imgtool" dump --pid "$hog_pid" -o "$img" --kill > /dev/null || die "dump of $kind $n failed"
   t1=$(now)
+  { wait "$hog_pid"; } 2> /dev/null || true
   hog_pid=""
   "$imgtool" verify "$img" > /dev/null || die "verify of $kind $n failed"
   t2=$(now)
