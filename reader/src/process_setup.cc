@@ -52,6 +52,19 @@ Status restore_fds(const CkptView &v, std::vector<int *> keep, const int termina
   // Our own fds must not sit where restored ones go: move them above all.
   int top = 3;
   for (const FdRecord &r : v.fds.records) top = std::max(top, r.fd + 1);
+  // Room for the table at its numbers and, while it is built, a copy of
+  // each fd above it (from top + 128): imgtool's RLIMIT_NOFILE (often
+  // 1024) is lower than a server's fd numbers. The image's own limit is
+  // set afterwards with its other rlimits.
+  rlim_t need = rlim_t(top) + 192 + v.fds.records.size() + keep.size();
+  struct rlimit nofile {};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < need) {
+    nofile.rlim_cur = need;
+    nofile.rlim_max = std::max(nofile.rlim_max, need);
+    if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+      return make_error("cannot raise RLIMIT_NOFILE to %llu for fds up to %d: %s", (unsigned long long)need, top - 1,
+                        strerror(errno));
+  }
   for (int *fd : keep) {
     int moved = fcntl(*fd, F_DUPFD_CLOEXEC, top + 16);
     if (moved < 0) return make_error("cannot move fd %d: %s", *fd, strerror(errno));

@@ -2,6 +2,8 @@
 // itself after the restore and exits 0 (see tests/programs/restore_*.c).
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -235,6 +237,22 @@ TEST_F(RestoreState, UnlinkedFilesKeepOwnerTimeHolesAndLinks) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_UNLINKED_FILES_PATH));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+// Fds numbered above imgtool's own RLIMIT_NOFILE (a server that raised
+// its limit): found by bench/scale_bench.sh at 10,000 fds.
+TEST_F(RestoreState, FdsAboveImgtoolsOwnLimit) {
+  // imgtool inherits the usual soft limit of 1024 (the hard one stays, so
+  // the program may raise its own).
+  struct rlimit saved {};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_GE(saved.rlim_max, 8192u) << "the program needs a hard RLIMIT_NOFILE of 8192";
+  struct rlimit low = {1024, saved.rlim_max};
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  start(RESTORE_HIGH_FDS_PATH);
+  if (!HasFatalFailure()) dump_kill();
+  if (!HasFatalFailure()) restore_expect(0);
+  setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 // Cgroups made for one test under the cgroup2 mount and the cgroup v1
