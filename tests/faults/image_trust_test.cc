@@ -22,7 +22,8 @@ class ImageTrust : public FaultTest {
     restoretest::Program::Options o;
     o.log = log_path();
     std::string id = std::to_string(kUser);
-    ASSERT_NO_FATAL_FAILURE(start_argv({"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups",
+    ASSERT_NE(test::find_tool({"setpriv"}), "") << "setpriv (util-linux) is needed";
+    ASSERT_NO_FATAL_FAILURE(start_argv({test::find_tool({"setpriv"}), "--reuid=" + id, "--regid=" + id, "--clear-groups",
                                         "--inh-caps=-all", RESTORE_THREADS_PATH, go_path(), dir()},
                                        o));
   }
@@ -79,7 +80,7 @@ TEST_F(ImageTrust, UnprivilegedRestoreNamesTheMissingCapability) {
   ASSERT_EQ(chown(image_path().c_str(), kUser, kUser), 0);
   ASSERT_NO_FATAL_FAILURE(go());
   std::string id = std::to_string(kUser);
-  RunResult r = test::run({"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups", "--inh-caps=-all",
+  RunResult r = test::run({test::find_tool({"setpriv"}), "--reuid=" + id, "--regid=" + id, "--clear-groups", "--inh-caps=-all",
                            imgtool(), "restore", image_path()},
                           60);
   ASSERT_NO_FATAL_FAILURE(restoretest::expect_one_line_failure(r, "CAP_CHECKPOINT_RESTORE"));
