@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ckpt/img/chain.h>
 #include <ckpt/img/fault_point.h>
 #include <ckpt/reader/validate.h>
 
@@ -225,7 +226,13 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     } else {
       views.push_back(&*view);
     }
-    CKPT_TRY(check_image_trust(opt.image, views));
+    // An incremental image's parents give memory too: each file counts.
+    std::vector<std::string> files{opt.image};
+    if (source->merged())
+      if (auto chain = open_chain(opt.image, false); chain)
+        for (const auto &link : *chain)
+          if (link->path != opt.image) files.push_back(link->path);
+    for (const std::string &file : files) CKPT_TRY(check_image_trust(file, views));
   }
   // A spooled stream is memory as large as the image: gone once every
   // restorer has read its pages (they close their fds to it before the

@@ -100,26 +100,49 @@ TEST_F(FaultTest, KilledWhileKillingLeavesACompleteImage) {
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
-// Killed at random moments, several times over: each time the target runs
-// on as before and the folder holds nothing new.
+// Whether `dumper` holds a file in `dir` open (the image being written).
+bool writes_into(pid_t dumper, const std::string &dir) {
+  std::string fds = "/proc/" + std::to_string(dumper) + "/fd";
+  for (const std::string &n : folder_names(fds)) {
+    char target[4096];
+    ssize_t len = readlink((fds + "/" + n).c_str(), target, sizeof target - 1);
+    if (len > 0 && std::string(target, size_t(len)).rfind(dir + "/", 0) == 0) return true;
+  }
+  return false;
+}
+
+// Killed at random moments, several times over: from its start (seizing,
+// capturing) and once it writes the image. Each time the target runs on
+// as before and the folder holds nothing new.
 TEST_F(FaultTest, KilledAtRandomMomentsLeavesTargetAndFolderAsBefore) {
   pass_file_ = log_path();
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_BIGMEM_PATH, {"32"}));
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_BIGMEM_PATH, {"64"}));
   ASSERT_NO_FATAL_FAILURE(remember_target());
   std::mt19937 random(std::random_device{}());
-  for (int round = 0; round < 8; round++) {
-    pid_t dumper = spawn({imgtool(), "dump", "--pid", std::to_string(pid_), "-o", image_path()}, tmp_.file("dump.err"));
+  int killed_writing = 0;
+  test::TempDir logs;  // not in dir: only the image may be open there
+  for (int round = 0; round < 10; round++) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    std::string err = logs.file("dump.err");
+    pid_t dumper = spawn({imgtool(), "dump", "--pid", std::to_string(pid_), "-o", image_path()}, err);
     ASSERT_GT(dumper, 0);
-    usleep(std::uniform_int_distribution<useconds_t>(0, 150000)(random));
+    if (round % 2) {
+      // Once the image is being written, then a little later.
+      restoretest::wait_until([&] { return writes_into(dumper, dir()); }, 10);
+      killed_writing += writes_into(dumper, dir());
+      usleep(std::uniform_int_distribution<useconds_t>(0, 20000)(random));
+    } else {
+      usleep(std::uniform_int_distribution<useconds_t>(0, 60000)(random));
+    }
     kill(dumper, SIGKILL);
     int status = 0;
     ASSERT_EQ(waitpid(dumper, &status, 0), dumper);
     // A dump that finished first left its image: that is no leftover.
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) unlink(image_path().c_str());
-    unlink(tmp_.file("dump.err").c_str());
-    SCOPED_TRACE("round " + std::to_string(round));
+    unlink(err.c_str());
     ASSERT_NO_FATAL_FAILURE(expect_target_as_before());
   }
+  EXPECT_GT(killed_writing, 0) << "no dumper was killed while writing the image";
   ASSERT_NO_FATAL_FAILURE(expect_program_passes());
 }
 

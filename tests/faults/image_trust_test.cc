@@ -64,6 +64,21 @@ TEST_F(ImageTrust, ImageWritableByOthersIsRefused) {
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
+// An incremental image whose parent (which gives memory too) another user
+// owns.
+TEST_F(ImageTrust, ParentImageOwnedByAnotherUserIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_THREADS_PATH));
+  std::string parent = tmp_.file("parent.core");
+  RunResult first = restoretest::dump(pid_, parent);
+  ASSERT_TRUE(first.exited && first.exit_code == 0) << first.err;
+  ASSERT_NO_FATAL_FAILURE(dump_kill({"--parent", parent}));
+  ASSERT_EQ(chown(parent.c_str(), kUser, kUser), 0);
+  ASSERT_NO_FATAL_FAILURE(go());
+  RunResult r = restoretest::restore(image_path());
+  ASSERT_NO_FATAL_FAILURE(restoretest::expect_one_line_failure(r, parent + " is owned by user 4242"));
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--trust-image"}));
+}
+
 // The user's own process in an image the user owns: nothing more than
 // they had, so root restores it (as that user).
 TEST_F(ImageTrust, UsersOwnProcessInTheirImageRestores) {
