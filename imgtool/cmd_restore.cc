@@ -10,7 +10,7 @@ namespace ckpt::tool {
 
 static const char kHelp[] =
     "usage: imgtool restore FILE|- [--detach [--pidfile F]] [--lazy] [--pidns] [--leave-stopped]\n"
-    "                              [--reopen-changed-files]\n"
+    "                              [--reopen-changed-files] [--trust-image]\n"
     "       imgtool restore FILE --gdb [--gdb-pid N] [--lazy] [-- GDB-ARGS...]\n"
     "\n"
     "Brings the checkpointed process back with its original pid and tids.\n"
@@ -45,6 +45,11 @@ static const char kHelp[] =
     "                 open files that were replaced or truncated since the\n"
     "                 dump (rotated logs) as they are now, instead of refusing;\n"
     "                 a position past the new end moves to the end\n"
+    "  --trust-image  restore FILE even though another user could have\n"
+    "                 written it (it, or a folder on its path, is theirs or\n"
+    "                 writable by others) and it would run with more than\n"
+    "                 that user holds: other ids, capabilities, securebits\n"
+    "                 or a setuid binary (docs/SECURITY.md)\n"
     "\n"
     "  --gdb          restore every process stopped before its first\n"
     "                 instruction and run gdb attached to the root (see\n"
@@ -60,7 +65,7 @@ int cmd_restore(int argc, char **argv) {
   auto args = parse_args("restore", argc, argv, 2,
                          {{"--detach", false, ""}, {"--pidfile", true, ""}, {"--lazy", false, ""},
                           {"--reopen-changed-files", false, ""}, {"--pidns", false, ""}, {"--leave-stopped", false, ""},
-                          {"--help", false, "-h"}});
+                          {"--trust-image", false, ""}, {"--help", false, "-h"}});
   if (!args) return 2;
   if (args->has("--help")) {
     std::fputs(kHelp, stdout);
@@ -75,6 +80,7 @@ int cmd_restore(int argc, char **argv) {
   opt.pidns = args->has("--pidns");
   opt.reopen_changed_files = args->has("--reopen-changed-files");
   opt.hold_stopped = args->has("--leave-stopped");
+  opt.trust_image = args->has("--trust-image");
   if (auto p = args->get("--pidfile")) opt.pidfile = *p;
   std::fflush(stdout);
   auto status = reader::restore_image(opt);

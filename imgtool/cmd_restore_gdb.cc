@@ -95,7 +95,7 @@ int restore_under_gdb(int argc, char **argv) {
   auto args = parse_args("restore", split, argv, 2,
                          {{"--gdb", false, ""}, {"--gdb-pid", true, ""}, {"--lazy", false, ""},
                           {"--reopen-changed-files", false, ""}, {"--pidns", false, ""}, {"--detach", false, ""},
-                          {"--pidfile", true, ""}, {"--help", false, "-h"}});
+                          {"--pidfile", true, ""}, {"--trust-image", false, ""}, {"--help", false, "-h"}});
   if (!args) return 2;
   if (args->positional.size() != 1) return fail("restore", "expected exactly one FILE (see 'imgtool restore --help')");
   if (!args->has("--gdb")) return fail("restore", "--gdb-pid needs --gdb");
@@ -128,6 +128,7 @@ int restore_under_gdb(int argc, char **argv) {
   opt.hold_stopped = true;  // ...and every process stopped before its first instruction
   opt.lazy = args->has("--lazy");
   opt.reopen_changed_files = args->has("--reopen-changed-files");
+  opt.trust_image = args->has("--trust-image");
   std::fflush(stdout);
   auto restored = reader::restore_image(opt);
   if (!restored) return fail("restore", file + ": " + restored.error().message());

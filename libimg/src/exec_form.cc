@@ -2,6 +2,7 @@
 // converting the 128 bytes at the head of the file and the launcher at its
 // end. The core image between them never moves.
 #include <ckpt/img/exec_form.h>
+#include <ckpt/img/pending_file.h>
 
 #include <cerrno>
 #include <cstring>
@@ -290,25 +291,24 @@ Expected<bool> convert_image(const std::string &path, const std::string &out, Im
   }
   int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return make_error("%s: %s", path.c_str(), strerror(errno));
-  std::string temp = out + ".convert-XXXXXX";
-  int fd = mkostemp(temp.data(), O_CLOEXEC);
-  if (fd < 0) {
+  // The output is unnamed until complete (pending_file.h): a killed
+  // convert leaves nothing.
+  auto pending = create_pending_file(out, true);
+  if (!pending) {
     ::close(in);
-    return make_error("%s: %s", temp.c_str(), strerror(errno));
+    return pending.error();
   }
+  int fd = pending->fd;
   Status s = copy_extents(in, fd, core_size, out);
   struct stat st;
   if (s && fstat(in, &st) == 0 && fchmod(fd, st.st_mode & 0777) < 0)
-    s = make_error("%s: chmod: %s", temp.c_str(), strerror(errno));
+    s = make_error("%s: chmod: %s", out.c_str(), strerror(errno));
   ::close(in);
-  if (s) s = write_form(fd, temp, to, head, core_size, launcher);
-  if (s && fsync(fd) < 0) s = make_error("%s: fsync: %s", temp.c_str(), strerror(errno));
-  ::close(fd);
-  if (s && rename(temp.c_str(), out.c_str()) < 0) s = make_error("%s: %s", out.c_str(), strerror(errno));
-  if (!s) {
-    unlink(temp.c_str());
-    return s.error();
-  }
+  if (s) s = write_form(fd, out, to, head, core_size, launcher);
+  if (s && fsync(fd) < 0) s = make_error("%s: fsync: %s", out.c_str(), strerror(errno));
+  if (s) s = link_into_place(*pending, out);
+  discard_pending(*pending);
+  if (!s) return s.error();
   return true;
 }
 

@@ -20,7 +20,7 @@ enum {
   NR_exit_group = 231, NR_set_robust_list = 273, NR_rt_tgsigqueueinfo = 297,
   NR_rseq = 334, NR_clone3 = 435, NR_kill = 62, NR_setgroups = 116, NR_setresuid = 117,
   NR_setresgid = 119, NR_capset = 126, NR_seccomp = 317, NR_mlock2 = 325,
-  NR_mlockall = 151,
+  NR_mlockall = 151, NR_getppid = 110,
 };
 
 static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {
@@ -60,6 +60,7 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define ENOMEM_NR 12
 #define PR_SET_MM 35
 #define PR_SET_NAME 15
+#define PR_SET_PDEATHSIG 1
 #define PR_SET_DUMPABLE 4
 #define PR_SET_MM_MAP 14
 #define PR_SET_KEEPCAPS 8
@@ -400,6 +401,7 @@ static long spawn_thread(const struct rs_args *a, const struct rs_thread *t) {
 void rs_main(struct rs_args *a) __attribute__((used, noreturn));
 void rs_main(struct rs_args *a) {
   if (a->magic != CKPT_RS_MAGIC) fail(a, RS_BAD_ARGS, -22);
+  long parent = sys1(NR_getppid, 0);
   /* The threads first, with their tids: the last claim that can fail on
    * the machine's state (a tid taken since the preflight) fails while the
    * restore can still be given up cleanly. They wait for memory_ready. */
@@ -431,6 +433,12 @@ void rs_main(struct rs_args *a) {
   /* The leader's own setup, its credentials included, before it checks
    * on the others: everything that can fail happens before the verdict. */
   setup_thread(a, &a->thread[0]);
+  /* commit_creds clears the parent-death signal when the ids change
+   * (kernel/cred.c): armed again, so that the leader still dies with
+   * imgtool until released (die_with_parent); a parent already gone
+   * shows as a new getppid(). */
+  sys2(NR_prctl, PR_SET_PDEATHSIG, 9 /* SIGKILL */);
+  if (sys1(NR_getppid, 0) != parent) sys1(NR_exit_group, 127);
   /* Wait until the other threads have set themselves up (and queued their
    * own pending signals), so that their failures are still reported. */
   for (;;) {
@@ -464,6 +472,11 @@ void rs_main(struct rs_args *a) {
   sys1(NR_close, a->status_fd);
   while (!__atomic_load_n(&a->threads_go, __ATOMIC_SEQ_CST))
     sys4(NR_futex, &a->threads_go, 0 /* FUTEX_WAIT */, 0, 0);
+  /* Released: the point of no return. Until here the leader dies with
+   * imgtool (PR_SET_PDEATHSIG, die_with_parent); from here the program
+   * runs on even if imgtool is killed. Threads made by clone start with no
+   * parent-death signal (copy_process clears it), so only the leader's. */
+  sys2(NR_prctl, PR_SET_PDEATHSIG, 0);
   enter_thread(&a->thread[0]);
 }
 

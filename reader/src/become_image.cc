@@ -78,13 +78,21 @@ void InheritedObjects::close_all() {
     }
 }
 
+void die_with_parent(pid_t parent) {
+  // PR_SET_PDEATHSIG: the kernel sends the signal when the parent *thread*
+  // exits (prctl(2)); the clone-calling thread of imgtool lives until
+  // imgtool exits. A parent that died before the prctl is seen as a
+  // changed getppid() (we were reparented).
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(127);
+}
+
 Status become_image(const ProcessImage &process, ChildChannels &channels) {
   const CkptView &v = process.view;
   trace_phase("child: becoming the image");
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, nullptr);
-  prctl(PR_SET_PDEATHSIG, 0);
 
   RestorerFds fds;
   fds.status_fd = channels.status_fd;

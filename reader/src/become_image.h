@@ -51,6 +51,13 @@ img::Status become_image(const ProcessImage &process, ChildChannels &channels);
 
 /// become_image, then the report of its failure on the verdict pipe and
 /// _exit(127). For the child right after clone.
+/// In a child just created for the restore: it dies (SIGKILL) with the
+/// thread that made it, `parent` (imgtool, or the restored parent in a
+/// tree), until the handover; the restorer clears that once released
+/// (restorer.c). A restore killed before its point of no return leaves
+/// no half-made process behind.
+void die_with_parent(pid_t parent);
+
 [[noreturn]] void become_image_or_report(const ProcessImage &process, ChildChannels channels);
 
 }  // namespace ckpt::reader

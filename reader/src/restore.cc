@@ -16,10 +16,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ckpt/img/chain.h>
+#include <ckpt/img/fault_point.h>
 #include <ckpt/reader/validate.h>
 
 #include "become_image.h"
 #include "handover.h"
+#include "image_trust.h"
 #include "phase_times.h"
 #include "pidns.h"
 #include "preflight.h"
@@ -54,6 +57,7 @@ Expected<pid_t> create_process(const LoadedImage &loaded, pid_t pid, ChildChanne
   ca.exit_signal = SIGCHLD;
   ca.set_tid = reinterpret_cast<u64>(&pid);
   ca.set_tid_size = 1;
+  pid_t parent = getpid();
   long made = syscall(SYS_clone3, &ca, sizeof ca);
   if (made < 0) {
     int e = errno;
@@ -62,6 +66,7 @@ Expected<pid_t> create_process(const LoadedImage &loaded, pid_t pid, ChildChanne
     return make_error("cannot create a process with pid %d: %s", pid, strerror(e));
   }
   if (made == 0) {
+    die_with_parent(parent);
     close(parent_end);
     lazy.close_parent_end();
     become_image_or_report(process, channels);
@@ -104,6 +109,17 @@ Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProc
     return pid.error();
   }
   out.root = *pid;
+  // An injected failure (CKPT_FAULT=...:eio) ends the process as any
+  // failure before the handover does.
+  auto give_up = [&](const Error &e) -> Status {
+    kill(*pid, SIGKILL);
+    waitpid(*pid, nullptr, 0);
+    return e;
+  };
+  if (Status s = fault_point("restore-forked"); !s) {
+    close(status[0]);
+    return give_up(s.error());
+  }
   // The lazy-pages helper, forked after status[1] is closed so that it
   // does not hold the verdict pipe open.
   if (lazy_restore) {
@@ -118,6 +134,7 @@ Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProc
   auto where = await_verdict(status[0], *pid);
   if (!where) return where.error();
   trace_phase("restorer reported success");
+  if (Status s = fault_point("restore-before-handover"); !s) return give_up(s.error());
   std::string warning;
   Handover handover = handover_of(loaded.view, *pid, *where);
   handover.stopped = handover.stopped || loaded.hold_stopped;
@@ -199,6 +216,24 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     loaded.tree = &*tree;
   }
   trace_phase("image opened and decoded");
+  // Whom the file comes from (image_trust.h). An image on standard input
+  // is vouched for by whoever runs the pipeline.
+  if (!opt.trust_image && opt.image != "-") {
+    std::vector<const CkptView *> views;
+    if (tree) {
+      for (const TreeProcess &p : tree->processes)
+        if (p.view) views.push_back(&*p.view);
+    } else {
+      views.push_back(&*view);
+    }
+    // An incremental image's parents give memory too: each file counts.
+    std::vector<std::string> files{opt.image};
+    if (source->merged())
+      if (auto chain = open_chain(opt.image, false); chain)
+        for (const auto &link : *chain)
+          if (link->path != opt.image) files.push_back(link->path);
+    for (const std::string &file : files) CKPT_TRY(check_image_trust(file, views));
+  }
   // A spooled stream is memory as large as the image: gone once every
   // restorer has read its pages (they close their fds to it before the
   // process runs), not kept while we wait for the process. Only the

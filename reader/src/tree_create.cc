@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ckpt/img/fault_point.h>
+
 #include "become_image.h"
 #include "fd_kinds/fd_kind.h"
 #include "handover.h"
@@ -117,7 +119,10 @@ long clone_with_pid(pid_t pid, int exit_signal) {
   ca.exit_signal = static_cast<u64>(exit_signal);
   ca.set_tid = reinterpret_cast<u64>(&pid);
   ca.set_tid_size = 1;
-  return syscall(SYS_clone3, &ca, sizeof ca);
+  pid_t parent = getpid();
+  long made = syscall(SYS_clone3, &ca, sizeof ca);
+  if (made == 0) die_with_parent(parent);
+  return made;
 }
 
 void wait_for_go(int go) {
@@ -354,6 +359,7 @@ Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredPr
     return e;
   };
   if (Status s = await_created(plan, created[0], status_read, pids); !s) return fail(s.error());
+  if (Status s = fault_point("restore-forked"); !s) return fail(s.error());
   close(go[1]);  // every process exists: go on
   go[1] = -1;
   // --lazy: each process sends its userfaultfd early in become_image; its
@@ -374,6 +380,7 @@ Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredPr
     handovers.back().stopped = handovers.back().stopped || hold_stopped;
   }
   std::string warning;
+  if (Status s = fault_point("restore-before-handover"); !s) return fail(s.error());
   if (Status s = hand_over_all(handovers, &warning); !s) return fail(s.error());
   if (!warning.empty()) std::fprintf(stderr, "imgtool restore: warning: %s\n", warning.c_str());
   // Running: its orphans from now on go where the restored program's would.

@@ -84,12 +84,19 @@ class BackgroundDump {
   bool reaped_ = false;
 };
 
-/// Size of the dump's temporary file in dir (".NAME.tmp-*"), or -1.
-long long temp_file_size(const std::string &dir) {
-  for (const std::string &n : dir_listing(dir)) {
-    if (n.find(".tmp-") == std::string::npos) continue;
+/// Size of the image the dumper `dumper` is writing in dir, or -1: the
+/// file is unnamed until complete (O_TMPFILE, "DIR/#INO (deleted)" in
+/// /proc/PID/fd) or, on filesystems without it, ".NAME.tmp-*".
+long long temp_file_size(pid_t dumper, const std::string &dir) {
+  std::string fds = "/proc/" + std::to_string(dumper) + "/fd";
+  for (const std::string &n : dir_listing(fds)) {
+    char target[4096];
+    ssize_t len = readlink((fds + "/" + n).c_str(), target, sizeof target - 1);
+    if (len <= 0) continue;
+    target[len] = 0;
+    if (std::string(target).rfind(dir + "/", 0) != 0) continue;
     struct stat st;
-    if (stat((dir + "/" + n).c_str(), &st) == 0) return st.st_size;
+    if (stat((fds + "/" + n).c_str(), &st) == 0 && S_ISREG(st.st_mode)) return st.st_size;
   }
   return -1;
 }
@@ -109,13 +116,13 @@ void interrupt_mid_memory(int sig, bool target_stopped) {
   ASSERT_GT(d.pid(), 0);
   double deadline = now_s() + 120;
   long long size = -1;
-  while (d.running() && (size = temp_file_size(tmp.path())) < (64ll << 20) && now_s() < deadline) sleep_ms(1);
+  while (d.running() && (size = temp_file_size(d.pid(), tmp.path())) < (64ll << 20) && now_s() < deadline) sleep_ms(1);
   ASSERT_TRUE(d.running()) << "the dump ended before 64 MiB were written: " << d.result().err;
   ASSERT_GE(size, 64ll << 20) << "hang guard: the image did not grow";
   ASSERT_EQ(kill(d.pid(), sig), 0);
   long long largest = size;
   while (d.running() && now_s() < deadline) {
-    largest = std::max(largest, temp_file_size(tmp.path()));
+    largest = std::max(largest, temp_file_size(d.pid(), tmp.path()));
     sleep_ms(1);
   }
   ASSERT_FALSE(d.running()) << "hang guard: imgtool still runs after the signal";
@@ -145,7 +152,7 @@ TEST(DumpInterrupted, DestinationBecomesADirectoryMidDump) {
   BackgroundDump d(t.pid(), dest, logs.file("stderr"));
   ASSERT_GT(d.pid(), 0);
   double deadline = now_s() + 120;
-  while (d.running() && temp_file_size(tmp.path()) < 0 && now_s() < deadline) sleep_ms(1);
+  while (d.running() && temp_file_size(d.pid(), tmp.path()) < 0 && now_s() < deadline) sleep_ms(1);
   ASSERT_TRUE(d.running()) << "the dump ended before its temporary file was seen: " << d.result().err;
   ASSERT_EQ(mkdir(dest.c_str(), 0755), 0);
   while (d.running() && now_s() < deadline) sleep_ms(5);

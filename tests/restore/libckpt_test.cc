@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "restore_common.h"
 
@@ -97,26 +98,35 @@ TEST_F(Libckpt, HelperKilledMidDumpLeavesNothing) {
   std::atomic<bool> done{false}, killed{false};
   std::string dir = this->dir();
   std::thread killer([&] {
-    while (!done) {
-      bool writing = false;
-      if (DIR *d = opendir(dir.c_str())) {
-        while (dirent *e = readdir(d))
-          if (std::strstr(e->d_name, ".img.core.tmp-")) writing = true;
+    // Writing: the helper (the imgtool whose command line names our image)
+    // holds the image open in dir, unnamed until complete (O_TMPFILE:
+    // "DIR/#INO (deleted)" in /proc/PID/fd; ".NAME.tmp-*" without it).
+    auto writes_into_dir = [&](const std::string &pid) {
+      std::string fds = "/proc/" + pid + "/fd";
+      bool found = false;
+      if (DIR *d = opendir(fds.c_str())) {
+        while (dirent *e = readdir(d)) {
+          char target[4096];
+          ssize_t len = readlink((fds + "/" + e->d_name).c_str(), target, sizeof target - 1);
+          std::string t = len > 0 ? std::string(target, size_t(len)) : "";
+          if (t.rfind(dir + "/", 0) == 0 && (t.find(" (deleted)") != std::string::npos || t.find(".tmp-") != std::string::npos))
+            found = true;
+        }
         closedir(d);
       }
-      if (writing) {
-        // The helper: the imgtool whose command line names our image.
-        if (DIR *p = opendir("/proc")) {
-          while (dirent *e = readdir(p)) {
-            std::string cmd = read_file(std::string("/proc/") + e->d_name + "/cmdline");
-            if (cmd.find("--libckpt-caller") != std::string::npos && cmd.find(dir) != std::string::npos &&
-                kill(std::atoi(e->d_name), SIGKILL) == 0)
-              killed = true;
-          }
-          closedir(p);
+      return found;
+    };
+    while (!done) {
+      if (DIR *p = opendir("/proc")) {
+        while (dirent *e = readdir(p)) {
+          std::string cmd = read_file(std::string("/proc/") + e->d_name + "/cmdline");
+          if (cmd.find("--libckpt-caller") != std::string::npos && cmd.find(dir) != std::string::npos &&
+              writes_into_dir(e->d_name) && kill(std::atoi(e->d_name), SIGKILL) == 0)
+            killed = true;
         }
-        if (killed) return;
+        closedir(p);
       }
+      if (killed) return;
       usleep(500);
     }
   });

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ckpt/img/fault_point.h>
 #include <ckpt/img/restorable.h>
 
 #include "build_notes.h"
@@ -91,6 +92,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   auto frozen_at = Clock::now();
   auto frozen = FrozenTree::freeze(opt.pid, opt.cancel);
   if (!frozen) return frozen.error();
+  CKPT_TRY(fault_point("dump-seized"));
   const std::vector<TreeMember> &members = frozen->members();
 
   std::vector<CapturedProcess> procs;  // live members, root first

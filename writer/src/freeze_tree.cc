@@ -1,5 +1,7 @@
 #include "freeze_tree.h"
 
+#include <ckpt/img/fault_point.h>
+
 #include <algorithm>
 #include <unistd.h>
 
@@ -92,6 +94,7 @@ Status FrozenTree::kill() {
     if (!m.frozen) continue;
     Status s = m.frozen->kill();
     if (!s && result) result = s;
+    if (result) result = img::fault_point("dump-killing");
   }
   return result;
 }

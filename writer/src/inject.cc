@@ -2,6 +2,8 @@
 
 #include "procfs.h"
 
+#include <ckpt/img/fault_point.h>
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -101,6 +103,7 @@ Expected<long> Injector::call(long nr, std::initializer_list<u64> args) {
   ran_ = true;
   CKPT_TRY(set_regs(tid_, r));
   CKPT_TRY(to_syscall_stop(tid_, deferred_));  // entry
+  CKPT_TRY(img::fault_point("dump-injected"));
   CKPT_TRY(to_syscall_stop(tid_, deferred_));  // exit
   img::UserRegs out;
   if (ptrace(PTRACE_GETREGS, tid_, 0, &out) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid_, strerror(errno));

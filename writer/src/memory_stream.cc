@@ -6,6 +6,8 @@
 // slower of the two instead of their sum.
 #include "memory.h"
 
+#include <ckpt/img/fault_point.h>
+
 #include <cerrno>
 #include <csignal>
 #include <condition_variable>
@@ -217,7 +219,9 @@ Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &wr
   }
 
   Status result;
-  u64 done = 0;
+  u64 done = 0, total = 0;
+  int half_point = 0;
+  for (const Batch &b : batches) total += b.bytes;
   for (size_t b = 0; b < batches.size() && result; b++) {
     Slot &s = slot[b % slots];
     {
@@ -225,6 +229,9 @@ Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &wr
       cv.wait(lock, [&] { return s.filled && s.batch == b; });
     }
     result = s.status;
+    // A fault point as the batch that holds the middle byte is written.
+    if (result && done + batches[b].bytes > total / 2 && !half_point++)
+      result = img::fault_point("dump-memory-midway");
     if (result && cancel && cancel->load()) result = make_error("interrupted");
     if (result) result = emit_pages(writer, s.buffer, batches[b].bytes, s.zero);
     done += batches[b].bytes;

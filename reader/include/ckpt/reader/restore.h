@@ -24,6 +24,9 @@ struct RestoreOptions {
   /// `restore --gdb` attaches a debugger there. Implies nothing about
   /// detach; the caller decides.
   bool hold_stopped = false;
+  /// Restore an image another user could have written even when it would
+  /// give them more than they hold (docs/SECURITY.md; image_trust.h).
+  bool trust_image = false;
 };
 
 /// Checks the image and this machine, then brings the process back with its

@@ -1,0 +1,20 @@
+// Fault injection for the fault tests (tests/faults, docs/DESIGN.md "Fault
+// points"): CKPT_FAULT=<point> makes the process SIGKILL itself when it
+// reaches the point named; CKPT_FAULT=<point>:eio makes fault_point()
+// return an injected I/O error there instead. Unset (every real run), a
+// point costs one cached lookup and does nothing.
+#pragma once
+
+#include <ckpt/img/expected.h>
+
+namespace ckpt::img {
+
+/// Reaching point `name`: kills this process, returns the injected error,
+/// or (the point not asked for) returns success.
+Status fault_point(const char *name);
+
+/// Whether CKPT_FAULT names `name` (any action): for code that must act
+/// on the fault itself, such as the restorer blob, which cannot call this.
+bool fault_point_armed(const char *name);
+
+}  // namespace ckpt::img
