@@ -79,6 +79,8 @@ int cmd_dump(int argc, char **argv) {
                           {"--allow-unrestorable", false, ""},
                           {"--stats", false, ""},
                           {"--sync", false, ""},
+                          {"--short-freeze", false, ""},
+                          {"--full-freeze", false, ""},
                           {"--libckpt-caller", true, ""},
                           {"--help", false, "-h"}});
   if (!args) return 2;
@@ -120,6 +122,10 @@ int cmd_dump(int argc, char **argv) {
   if (auto prev = args->get("--parent")) opt.parent = *prev;
   opt.kill_after = args->has("--kill");
   opt.sync = args->has("--sync");
+  if (args->has("--short-freeze") && args->has("--full-freeze"))
+    return fail("dump", "--short-freeze and --full-freeze conflict");
+  if (args->has("--short-freeze")) opt.freeze_mode = writer::DumpOptions::FreezeMode::Snapshot;
+  if (args->has("--full-freeze")) opt.freeze_mode = writer::DumpOptions::FreezeMode::Full;
   opt.allow_unrestorable = args->has("--allow-unrestorable");
   opt.store_tmpfs_files = args->has("--store-tmpfs-files");
   if (args->has("--exec")) opt.exec_launcher = launcher_bytes();
@@ -145,6 +151,7 @@ int cmd_dump(int argc, char **argv) {
     std::fprintf(stderr, "dump stats: frozen %.6f s, total %.6f s, image %llu bytes, memory %llu bytes\n",
                  stats->frozen_seconds, stats->total_seconds, static_cast<unsigned long long>(stats->image_bytes),
                  static_cast<unsigned long long>(stats->memory_bytes));
+  if (args->has("--stats")) std::fprintf(stderr, "dump stats: freeze %s\n", stats->freeze_mode.c_str());
   if (args->has("--stats") && !opt.parent.empty())
     std::fprintf(stderr, "dump stats: parent %llu bytes (unchanged pages found by %s)\n",
                  static_cast<unsigned long long>(stats->parent_bytes),
