@@ -258,7 +258,9 @@ Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const Proce
   if (early > kMaxEarlyBytes)
     return make_error("%llu MiB of shared or fork-excluded memory", (unsigned long long)(early >> 20));
   std::unique_ptr<Snapshot> snap(new Snapshot());
-  auto cg = make_frozen_cgroup(procs[0]->pid);
+  std::vector<pid_t> targets;
+  for (const ProcessCapture *pc : procs) targets.push_back(pc->pid);
+  auto cg = make_frozen_cgroup(targets);
   if (!cg) return cg.error();
   snap->cgroup_ = cg.take();
   auto guardian = start_guardian(snap->cgroup_);

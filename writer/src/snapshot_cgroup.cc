@@ -45,11 +45,21 @@ static bool write_text(const std::string &path, const char *text) {
   return ok;
 }
 
-Expected<std::string> make_frozen_cgroup(pid_t target) {
+// Whether target shares our namespace of this kind (/proc/PID/ns/KIND).
+static bool same_namespace(pid_t target, const char *kind) {
   struct stat ours, theirs;
-  if (stat("/proc/self/ns/mnt", &ours) < 0 || stat(("/proc/" + std::to_string(target) + "/ns/mnt").c_str(), &theirs) < 0 ||
-      ours.st_ino != theirs.st_ino)
-    return make_error("process %d is in another mount namespace", target);
+  return stat(("/proc/self/ns/" + std::string(kind)).c_str(), &ours) == 0 &&
+         stat(("/proc/" + std::to_string(target) + "/ns/" + kind).c_str(), &theirs) == 0 && ours.st_ino == theirs.st_ino;
+}
+
+Expected<std::string> make_frozen_cgroup(const std::vector<pid_t> &targets) {
+  // The cgroup's path is opened by the target, and the pid clone3 returns
+  // there is the copy's pid in the target's pid namespace: both must be
+  // ours for what we do with them.
+  for (pid_t target : targets) {
+    if (!same_namespace(target, "mnt")) return make_error("process %d is in another mount namespace", target);
+    if (!same_namespace(target, "pid")) return make_error("process %d is in another pid namespace", target);
+  }
   std::string mount = cgroup2_mount();
   if (mount.empty()) return make_error("no cgroup v2 hierarchy is mounted");
   std::string dir = mount + "/ckpt-snapshot-" + std::to_string(getpid());

@@ -4,15 +4,16 @@
 
 #include <string>
 #include <sys/types.h>
+#include <vector>
 
 #include <ckpt/img/expected.h>
 
 namespace ckpt::writer {
 
 /// Creates <cgroup2 mount>/ckpt-snapshot-<our pid> with cgroup.freeze=1.
-/// Fails (one line) where there is no writable cgroup v2, or where `target`
-/// lives in another mount namespace than we do (the path is opened there).
-img::Expected<std::string> make_frozen_cgroup(pid_t target);
+/// Fails (one line) where there is no writable cgroup v2, or where a target
+/// lives in another mount or pid namespace than we do.
+img::Expected<std::string> make_frozen_cgroup(const std::vector<pid_t> &targets);
 
 /// Kills whatever is left in the cgroup and removes it (best effort).
 void remove_cgroup(const std::string &cgroup);
