@@ -64,7 +64,7 @@ TEST_F(Snapshot, ImageIsOfOneInstantWhileThreadsMutateAndTheProgramSeesNothing) 
   // The default for a running process of this size.
   RunResult r = dump(pid_, image_path(), {"--stats"});
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
-  EXPECT_NE(r.err.find("dump stats: freeze snapshot\n"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(", freeze snapshot\n"), std::string::npos) << r.err;
   EXPECT_EQ(children(), "");
   EXPECT_EQ(fds(), fds_before);
   EXPECT_EQ(snapshot_cgroups(), "");
@@ -90,10 +90,10 @@ TEST_F(Snapshot, FullFreezeOnRequestAndForKill) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_SNAPSHOT_PATH));
   RunResult r = dump(pid_, image_path(), {"--stats", "--full-freeze"});
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
-  EXPECT_NE(r.err.find("dump stats: freeze full (--full-freeze)\n"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(", freeze full (--full-freeze)\n"), std::string::npos) << r.err;
   r = dump(pid_, image_path(), {"--stats", "--kill"});
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
-  EXPECT_NE(r.err.find("dump stats: freeze full (--kill)\n"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(", freeze full (--kill)\n"), std::string::npos) << r.err;
   int status;
   ASSERT_TRUE(program_->wait_exit(&status, 10));
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
@@ -116,7 +116,7 @@ TEST_F(Snapshot, ProgramStateUnchangedByTheDump) {
   ASSERT_EQ(before.error, "");
   RunResult r = dump(pid_, image_path(), {"--stats", "--short-freeze"});
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
-  EXPECT_NE(r.err.find("dump stats: freeze snapshot\n"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(", freeze snapshot\n"), std::string::npos) << r.err;
   test::ProcessState after = test::capture_idle_state(pid_);
   ASSERT_EQ(after.error, "");
   std::vector<std::string> diff = test::diff_states(before, after);
