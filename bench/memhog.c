@@ -9,11 +9,13 @@
 // reads it from outside. That gap is how long the process was stopped.
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +64,9 @@ static int start_ticker(const char *path) {
   return pthread_create(&th, NULL, ticker, t) == 0 ? 0 : -1;
 }
 
+static volatile sig_atomic_t fork_asked;
+static void on_usr2(int sig) { (void)sig; fork_asked = 1; }
+
 int main(int argc, char **argv) {
   size_t mib = 256;
   const char *ticks_path = NULL;
@@ -75,11 +80,42 @@ int main(int argc, char **argv) {
   unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return 1;
   for (size_t i = 0; i < len; i += 4096) memset(p + i, (int)((i >> 12) % 251) + 1, 4096);
+  // SIGUSR2 is for the main thread (below): the ticker is born blocking it.
+  sigset_t usr2;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &usr2, NULL);
   if (ticks_path && start_ticker(ticks_path) < 0) {
     perror("memhog: --ticks");
     return 1;
   }
+  pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+  // SIGUSR2: time one fork() of this very process (the child exits at
+  // once) and write the seconds to FILE.fork (--ticks FILE): the yardstick
+  // for a snapshot-mode dump's frozen time.
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr2;
+  sigaction(SIGUSR2, &sa, NULL);
   printf("ready\n");
   fflush(stdout);
-  for (;;) pause();
+  for (;;) {
+    pause();
+    if (!fork_asked || !ticks_path) continue;
+    fork_asked = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (child > 0) waitpid(child, NULL, 0);
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s.fork", ticks_path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) continue;
+    fprintf(f, "%.6f\n", (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+    fclose(f);
+    rename(tmp, path);
+  }
 }

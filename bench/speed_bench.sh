@@ -206,6 +206,19 @@ for size in "${sizes[@]}"; do
     put imgtool_sync_frozen "$(frozen_since_reset "$dir/ticks")"
     rm -f "$dir/img"
 
+    # The plain dump above uses snapshot mode (DECISIONS 401); the old way,
+    # frozen for the whole dump, for comparison; and fork() of this memhog.
+    "$tickgap" reset "$dir/ticks"
+    "$imgtool" dump --full-freeze --pid "$pid" -o "$dir/img" 2>"$dir/log" ||
+      die "imgtool dump --full-freeze failed: $(cat "$dir/log")"
+    put imgtool_full_frozen "$(frozen_since_reset "$dir/ticks")"
+    rm -f "$dir/img"
+    rm -f "$dir/ticks.fork"
+    kill -USR2 "$pid"
+    for ((w = 0; w < 3000; w++)); do [[ -f $dir/ticks.fork ]] && break; sleep 0.01; done
+    [[ -f $dir/ticks.fork ]] || die "memhog did not time its fork()"
+    put fork_time "$(cat "$dir/ticks.fork")"
+
     "$tickgap" reset "$dir/ticks"
     t0=$(now)
     gdb -batch -nx -p "$pid" -ex "gcore $dir/g" >"$dir/gdb.log" 2>&1 || true
@@ -371,6 +384,14 @@ echo "| size | dump / CRIU | frozen / CRIU | durable (--sync) / CRIU then sync |
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for s in "${sizes[@]}"; do
   echo "| $(label "$s") | $(ratio "$(m "$s" imgtool_dump)" "$(m "$s" criu_dump)") | $(ratio "$(m "$s" imgtool_frozen)" "$(m "$s" criu_frozen)") | $(ratio "$(m "$s" imgtool_dump_sync)" "$(m "$s" criu_dump_then_sync)") | $(ratio "$(m "$s" imgtool_dump_kill)" "$(m "$s" criu_dump_kill)") | $(ratio "$(m "$s" imgtool_restore_eager_hot)" "$(m "$s" criu_restore_eager_hot)") | $(ratio "$(m "$s" imgtool_restore_eager_cold)" "$(m "$s" criu_restore_eager_cold)") | $(ratio "$(m "$s" imgtool_dump)" "$(m "$s" gcore_dump)") | $(ratio "$(m "$s" imgtool_dump_sync)" "$(m "$s" gcore_dump_then_sync)") | $(ratio "$(m "$s" imgtool_dump)" "$(m "$s" kernel_dump)") |"
+done
+echo
+echo "Frozen time of a leave-running dump (the memhog's own ticker: largest gap), against fork() of the same process:"
+echo
+echo "| size | imgtool (snapshot mode, the default) | imgtool --full-freeze | CRIU 4.2 | fork() | snapshot / fork | snapshot / CRIU |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+for s in "${sizes[@]}"; do
+  echo "| $(label "$s") | $(m "$s" imgtool_frozen) | $(m "$s" imgtool_full_frozen) | $(m "$s" criu_frozen) | $(m "$s" fork_time) | $(ratio "$(m "$s" imgtool_frozen)" "$(m "$s" fork_time)") | $(ratio "$(m "$s" imgtool_frozen)" "$(m "$s" criu_frozen)") |"
 done
 echo
 [[ -n $criu_skip ]] && echo "$criu_skip"

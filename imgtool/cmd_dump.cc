@@ -33,8 +33,18 @@ static const char kHelp[] =
     "                    possibly still in the page cache, as after gcore\n"
     "  --stats           on success, print one line on stderr:\n"
     "                    'dump stats: frozen S s, total S s, image N bytes,\n"
-    "                    memory N bytes' (frozen: from the start of the\n"
-    "                    freeze until the tree runs again, or is killed)\n"
+    "                    memory N bytes, freeze MODE' (frozen: from the start\n"
+    "                    of the freeze until the tree runs again, or is\n"
+    "                    killed; MODE: 'snapshot' or 'full (why)')\n"
+    "  --short-freeze    snapshot mode even with --kill or for a small process:\n"
+    "                    the tree is stopped only to capture its state and to\n"
+    "                    make a frozen copy-on-write copy of each process (an\n"
+    "                    injected clone3 into a frozen cgroup v2); it runs on\n"
+    "                    while its memory is written from the copies. The\n"
+    "                    default for a running tree (no --kill) with 8 MiB or\n"
+    "                    more to store; where impossible (no cgroup v2, clone3\n"
+    "                    refused) the dump freezes fully and --stats says why\n"
+    "  --full-freeze     keep the tree stopped until its memory is written\n"
     "  --leave-running   the default: the process carries on\n"
     "  --allow-unrestorable\n"
     "                    write the image even if it holds what restore cannot\n"
@@ -79,6 +89,8 @@ int cmd_dump(int argc, char **argv) {
                           {"--allow-unrestorable", false, ""},
                           {"--stats", false, ""},
                           {"--sync", false, ""},
+                          {"--short-freeze", false, ""},
+                          {"--full-freeze", false, ""},
                           {"--libckpt-caller", true, ""},
                           {"--help", false, "-h"}});
   if (!args) return 2;
@@ -120,6 +132,10 @@ int cmd_dump(int argc, char **argv) {
   if (auto prev = args->get("--parent")) opt.parent = *prev;
   opt.kill_after = args->has("--kill");
   opt.sync = args->has("--sync");
+  if (args->has("--short-freeze") && args->has("--full-freeze"))
+    return fail("dump", "--short-freeze and --full-freeze conflict");
+  if (args->has("--short-freeze")) opt.freeze_mode = writer::DumpOptions::FreezeMode::Snapshot;
+  if (args->has("--full-freeze")) opt.freeze_mode = writer::DumpOptions::FreezeMode::Full;
   opt.allow_unrestorable = args->has("--allow-unrestorable");
   opt.store_tmpfs_files = args->has("--store-tmpfs-files");
   if (args->has("--exec")) opt.exec_launcher = launcher_bytes();
@@ -142,9 +158,9 @@ int cmd_dump(int argc, char **argv) {
   auto stats = writer::dump_process(opt);
   if (!stats) return fail("dump", stats.error().message());
   if (args->has("--stats"))
-    std::fprintf(stderr, "dump stats: frozen %.6f s, total %.6f s, image %llu bytes, memory %llu bytes\n",
+    std::fprintf(stderr, "dump stats: frozen %.6f s, total %.6f s, image %llu bytes, memory %llu bytes, freeze %s\n",
                  stats->frozen_seconds, stats->total_seconds, static_cast<unsigned long long>(stats->image_bytes),
-                 static_cast<unsigned long long>(stats->memory_bytes));
+                 static_cast<unsigned long long>(stats->memory_bytes), stats->freeze_mode.c_str());
   if (args->has("--stats") && !opt.parent.empty())
     std::fprintf(stderr, "dump stats: parent %llu bytes (unchanged pages found by %s)\n",
                  static_cast<unsigned long long>(stats->parent_bytes),

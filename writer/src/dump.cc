@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <sys/stat.h>
@@ -23,6 +24,7 @@
 #include "output.h"
 #include "parent_compare.h"
 #include "self_checkpoint.h"
+#include "snapshot.h"
 #include "tree_ids.h"
 #include "unix_peers.h"
 
@@ -63,6 +65,22 @@ TableBuilder<TreeRecord> tree_table(const std::vector<TreeMember> &members) {
     t.add(r);
   }
   return t;
+}
+
+// Why this dump freezes the tree for its whole length ("full (...)"), or ""
+// for snapshot mode (DECISIONS.md 401).
+std::string full_freeze_reason(const DumpOptions &opt, const std::vector<CapturedProcess> &procs) {
+  using Mode = DumpOptions::FreezeMode;
+  if (opt.freeze_mode == Mode::Full) return "full (--full-freeze)";
+  if (opt.caller_tid) return "full (libckpt)";
+  for (const CapturedProcess &p : procs)
+    if (p.capture.stopped) return "full (a stopped process)";
+  if (opt.freeze_mode == Mode::Snapshot) return "";
+  if (opt.kill_after) return "full (--kill)";
+  u64 bytes = 0;
+  for (const CapturedProcess &p : procs) bytes += stored_bytes(p.capture.memory);
+  if (bytes < (8ull << 20)) return "full (under 8 MiB to store)";
+  return "";
 }
 
 }  // namespace
@@ -168,6 +186,24 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   for (size_t i = 0; i < procs.size(); i++)
     if (!lacks.empty() || (tree && i == 0)) encoded[i] = procs[i].notes.encode();
 
+  // Snapshot mode: from here on memory is read from frozen copies and the
+  // tree runs on (snapshot.h).
+  std::unique_ptr<Snapshot> snap;
+  stats.freeze_mode = full_freeze_reason(opt, procs);
+  if (stats.freeze_mode.empty()) {
+    std::vector<const ProcessCapture *> all_captured;
+    for (const CapturedProcess &p : procs) all_captured.push_back(&p.capture);
+    auto taken = Snapshot::take(all_captured);
+    if (taken) {
+      snap = taken.take();
+      CKPT_TRY(frozen->release());
+      stats.frozen_seconds = seconds_since(frozen_at);
+      stats.freeze_mode = "snapshot";
+    } else {
+      stats.freeze_mode = "full (no snapshot: " + taken.error().message() + ")";
+    }
+  }
+
   auto out = ImageOutput::open(opt.output);
   if (!out) return out.error();
   ImageWriter::Options wopt;
@@ -197,6 +233,8 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   bool reported = false;
   u64 done_before = 0;  // bytes of the processes already written
   auto progress = [&](u64 done) {
+    // The fault test's point: imgtool killed while the copies are read.
+    if (snap && (done_before + done) * 2 >= stats.memory_bytes && fault_point("snapshot-midway")) kill(getpid(), SIGKILL);
     if (!opt.show_progress) return;
     double elapsed = seconds_since(start);
     if (elapsed < 1.0 || seconds_since(last_report) < 0.2) return;
@@ -217,7 +255,8 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
       w = *part;
     }
     const ProcessCapture &pc = procs[i].capture;
-    Status s = write_memory(pc.pid, pc.memory, *w, [&](u64 done) { progress(done); }, opt.cancel);
+    Status s = write_memory(snap ? snap->of(i).copy : pc.pid, pc.memory, *w, [&](u64 done) { progress(done); },
+                            opt.cancel, snap ? &snap->of(i).early : nullptr);
     if (cancelled()) {
       if (reported) std::fprintf(stderr, "\n");
       return interrupted();
@@ -229,14 +268,18 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   if (reported) std::fprintf(stderr, "\n");
   CKPT_TRY(writer->finish());
 
-  if (!opt.kill_after) {
+  if (snap) {
+    auto refrozen = snap->finish();  // the copies reaped in their targets
+    if (!refrozen) return refrozen.error();
+    stats.frozen_seconds += *refrozen;
+  } else if (!opt.kill_after) {
     CKPT_TRY(frozen->release());
     stats.frozen_seconds = seconds_since(frozen_at);
   }
   if (cancelled()) return interrupted();
   CKPT_TRY(out->commit(opt.sync));
   if (opt.kill_after) {
-    stats.frozen_seconds = seconds_since(frozen_at);  // not the wait for the kill
+    if (!snap) stats.frozen_seconds = seconds_since(frozen_at);  // not the wait for the kill
     CKPT_TRY(frozen->kill());
   }
   stats.total_seconds = seconds_since(start);

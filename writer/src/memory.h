@@ -47,13 +47,18 @@ struct SegmentLayout {
 };
 SegmentLayout layout_segments(const std::vector<VmaPlan> &plan);
 
+class PagesReadEarlier;  // snapshot.h
+
 /// Streams every Image run's bytes into the writer in segment order:
 /// process_vm_readv in large batches, /proc/PID/mem for what it cannot
 /// read (PROT_NONE, VM_IO), all-zero pages as holes. `progress` is called
 /// with the bytes done so far after each batch. Stops with an error before
-/// the next batch once *cancel is true.
+/// the next batch once *cancel is true. Snapshot mode: pid is the frozen
+/// copy, and the runs in `early` (read from the target while frozen) are
+/// taken from there.
 img::Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, img::ImageWriter &writer,
-                         const std::function<void(img::u64)> &progress, const std::atomic<bool> *cancel = nullptr);
+                         const std::function<void(img::u64)> &progress, const std::atomic<bool> *cancel = nullptr,
+                         const PagesReadEarlier *early = nullptr);
 
 /// Bytes of all Image runs.
 img::u64 stored_bytes(const std::vector<VmaPlan> &plan);

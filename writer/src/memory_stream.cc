@@ -5,6 +5,7 @@
 // Both are mostly kernel copies, so on two cores the dump costs about the
 // slower of the two instead of their sum.
 #include "memory.h"
+#include "snapshot.h"
 
 #include <ckpt/img/fault_point.h>
 
@@ -90,12 +91,17 @@ Status pread_piece(pid_t pid, int mem, const Piece &p, u8 *into, size_t from) {
   return {};
 }
 
-Status read_batch(pid_t pid, int mem, const Batch &b, u8 *buffer) {
-  if (b.bytes / b.pieces.size() >= kPreadPiece) {
+Status read_batch(pid_t pid, int mem, const Batch &b, u8 *buffer, const PagesReadEarlier *early) {
+  bool any_early = false;
+  for (const Piece &p : b.pieces) any_early = any_early || (early && early->find(p.addr, p.len));
+  if (any_early || b.bytes / b.pieces.size() >= kPreadPiece) {
     // /proc/PID/mem reads with FOLL_FORCE: PROT_NONE and VM_IO pages too.
     size_t off = 0;
     for (const Piece &p : b.pieces) {
-      CKPT_TRY(pread_piece(pid, mem, p, buffer + off, 0));
+      if (const u8 *bytes = early ? early->find(p.addr, p.len) : nullptr)
+        std::memcpy(buffer + off, bytes, p.len);
+      else
+        CKPT_TRY(pread_piece(pid, mem, p, buffer + off, 0));
       off += p.len;
     }
     return {};
@@ -158,7 +164,8 @@ Status emit_pages(ImageWriter &w, const u8 *buf, size_t len, const std::vector<b
 }  // namespace
 
 Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &writer,
-                    const std::function<void(u64)> &progress, const std::atomic<bool> *cancel) {
+                    const std::function<void(u64)> &progress, const std::atomic<bool> *cancel,
+                    const PagesReadEarlier *early) {
   std::vector<Batch> batches = make_batches(plan);
   if (batches.empty()) return {};
   int mem = open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
@@ -192,7 +199,7 @@ Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &wr
         cv.wait(lock, [&] { return stop || s.batch == SIZE_MAX; });
         if (stop) return;
       }
-      Status st = read_batch(pid, mem, batches[b], s.buffer);
+      Status st = read_batch(pid, mem, batches[b], s.buffer, early);
       if (st) mark_zero_pages(s.buffer, batches[b].bytes, s.zero);
       {
         std::lock_guard lock(mu);

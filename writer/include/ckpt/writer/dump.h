@@ -41,6 +41,13 @@ struct DumpOptions {
   /// --parent PREV: an incremental image on top of PREV, named in the image
   /// by its id and by this path as given (FORMAT.md §12.2).
   std::string parent;
+  /// How long the target is stopped (DECISIONS.md 401): Auto takes a
+  /// copy-on-write snapshot and lets the target run while memory is written
+  /// when that is possible and worth it (a running target, no --kill, at
+  /// least 8 MiB to store), else freezes for the whole dump. Snapshot
+  /// (--short-freeze) asks for it whatever the size, Full (--full-freeze)
+  /// never.
+  enum class FreezeMode { Auto, Full, Snapshot } freeze_mode = FreezeMode::Auto;
 };
 
 struct DumpStats {
@@ -51,6 +58,8 @@ struct DumpStats {
   img::u64 image_id = 0;        ///< the first 8 bytes of the image's id
   img::u64 parent_bytes = 0;    ///< --parent: bytes left in the parent (Parent ranges)
   bool dirty_tracked = false;   ///< --parent: dirty tracking, not a compare, chose them
+  /// "snapshot", or "full" followed by why in parentheses.
+  std::string freeze_mode;
 };
 
 /// Writes an image of process options.pid. On failure nothing is left at

@@ -1,0 +1,147 @@
+// Snapshot mode (the short freeze, DECISIONS.md 401): the dump of a running
+// process reads its memory from a frozen copy-on-write copy while the
+// process runs on. The image must be as of one instant (threads that keep
+// mutating memory under a lock find their invariants intact after
+// restore), the process must see nothing of the copy, and nothing may be
+// left behind, even when imgtool is killed half-way.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "restore_common.h"
+
+namespace ckpt::restoretest {
+namespace {
+
+class Snapshot : public RestoreTest {
+ protected:
+  std::string fds() const { return list_dir("/proc/" + std::to_string(pid_) + "/fd"); }
+  std::string children() const {
+    std::string all;
+    for (const std::string &tid : split_lines(list_dir("/proc/" + std::to_string(pid_) + "/task")))
+      all += read_file("/proc/" + std::to_string(pid_) + "/task/" + tid + "/children");
+    return all;
+  }
+  // The snapshot cgroups of any imgtool: none once a dump is over.
+  static std::string snapshot_cgroups() {
+    std::string all;
+    for (const std::string &name : split_lines(list_dir("/sys/fs/cgroup/unified")))
+      if (name.rfind("ckpt-snapshot-", 0) == 0) all += name + "\n";
+    return all;
+  }
+  static std::string list_dir(const std::string &path) {
+    std::string out;
+    if (DIR *d = opendir(path.c_str())) {
+      while (dirent *e = readdir(d))
+        if (e->d_name[0] != '.') out += std::string(e->d_name) + "\n";
+      closedir(d);
+    }
+    return out;
+  }
+  // WORKDIR/check makes the running program check what it sees (see
+  // restore_snapshot.c); returns its verdict.
+  std::string program_check() {
+    std::string checked = tmp_.file("checked");
+    unlink(checked.c_str());
+    EXPECT_TRUE(write_file(tmp_.file("check"), ""));
+    EXPECT_TRUE(wait_until([&] { return access(checked.c_str(), F_OK) == 0; }, 30)) << log();
+    return read_file(checked);
+  }
+  void kill_program() {
+    kill(pid_, SIGKILL);
+    int status;
+    ASSERT_TRUE(program_->wait_exit(&status, 10));
+  }
+};
+
+TEST_F(Snapshot, ImageIsOfOneInstantWhileThreadsMutateAndTheProgramSeesNothing) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SNAPSHOT_PATH));
+  std::string fds_before = fds();
+  // The default for a running process of this size.
+  RunResult r = dump(pid_, image_path(), {"--stats"});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_NE(r.err.find(", freeze snapshot\n"), std::string::npos) << r.err;
+  EXPECT_EQ(children(), "");
+  EXPECT_EQ(fds(), fds_before);
+  EXPECT_EQ(snapshot_cgroups(), "");
+  EXPECT_EQ(program_check(), "ok\n");
+  // gdb reads the image as of the instant too: the lock free, the sums hold.
+  RunResult g = test::run({"gdb", "-nx", "-batch", "-ex", "set pagination off", "-ex",
+                           "python import gdb\n"
+                           "p = gdb.parse_and_eval('pages')\n"
+                           "s = sum(int(p[i]['value']) for i in range(8192))\n"
+                           "t = sum(int(p[i]['touches']) for i in range(8192))\n"
+                           "o = int(gdb.parse_and_eval('ops'))\n"
+                           "held = int(gdb.parse_and_eval('lock.__data.__lock'))\n"
+                           "print('gdb-check', 'held' if held else ('ok' if s == 0 and t == 2 * o else 'torn %d %d %d' % (s, t, o)))",
+                           RESTORE_SNAPSHOT_PATH, image_path()},
+                          120);
+  EXPECT_TRUE(g.out.find("gdb-check ok") != std::string::npos || g.out.find("gdb-check held") != std::string::npos)
+      << g.out << g.err;
+  ASSERT_NO_FATAL_FAILURE(kill_program());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+TEST_F(Snapshot, FullFreezeOnRequestAndForKill) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SNAPSHOT_PATH));
+  RunResult r = dump(pid_, image_path(), {"--stats", "--full-freeze"});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_NE(r.err.find(", freeze full (--full-freeze)\n"), std::string::npos) << r.err;
+  r = dump(pid_, image_path(), {"--stats", "--kill"});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_NE(r.err.find(", freeze full (--kill)\n"), std::string::npos) << r.err;
+  int status;
+  ASSERT_TRUE(program_->wait_exit(&status, 10));
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+// The whole /proc state of a snapshot-mode image's restore, against the
+// program's before the dump (an idle program: restore_bigmem's 64 MiB).
+TEST_F(Snapshot, RestoredStateAsBefore) {
+  compare_state_ = true;
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_BIGMEM_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill({"--short-freeze"}));
+  ASSERT_NO_FATAL_FAILURE(restore_compare_expect(0));
+}
+
+// The original program's state after a snapshot-mode dump, against its
+// state before: the copy left nothing in it.
+TEST_F(Snapshot, ProgramStateUnchangedByTheDump) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_BIGMEM_PATH));
+  test::ProcessState before = test::capture_idle_state(pid_);
+  ASSERT_EQ(before.error, "");
+  RunResult r = dump(pid_, image_path(), {"--stats", "--short-freeze"});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_NE(r.err.find(", freeze snapshot\n"), std::string::npos) << r.err;
+  test::ProcessState after = test::capture_idle_state(pid_);
+  ASSERT_EQ(after.error, "");
+  std::vector<std::string> diff = test::diff_states(before, after);
+  EXPECT_TRUE(diff.empty()) << diff.size() << " fields differ, first: " << diff[0];
+  ASSERT_NO_FATAL_FAILURE(kill_program());
+}
+
+// imgtool killed (kill -9) while it reads the copies: its guardian kills
+// the copy and reaps it inside the program, which runs on unchanged.
+TEST_F(Snapshot, DumperKilledMidwayLeavesNothingBehind) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SNAPSHOT_PATH));
+  std::string fds_before = fds();
+  setenv("CKPT_FAULT", "snapshot-midway", 1);
+  RunResult r = dump(pid_, image_path(), {"--short-freeze"});
+  unsetenv("CKPT_FAULT");
+  ASSERT_EQ(r.term_signal, SIGKILL) << r.status() << "\n" << r.err;
+  EXPECT_EQ(access(image_path().c_str(), F_OK), -1);
+  // The guardian is done once the cgroup is gone.
+  EXPECT_TRUE(wait_until([&] { return snapshot_cgroups().empty(); }, 30)) << snapshot_cgroups();
+  EXPECT_TRUE(wait_until([&] { return children().empty(); }, 30)) << children();
+  EXPECT_EQ(fds(), fds_before);
+  EXPECT_NE(proc_state(pid_), 't');
+  EXPECT_EQ(program_check(), "ok\n");
+  ASSERT_NO_FATAL_FAILURE(kill_program());
+}
+
+}  // namespace
+}  // namespace ckpt::restoretest

@@ -1,0 +1,350 @@
+#include "snapshot.h"
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include "inject.h"
+#include "snapshot_cgroup.h"
+
+namespace ckpt::writer {
+
+using namespace img;
+
+// clone3's flags (linux/sched.h); spelled out so that older headers build.
+static constexpr u64 kCloneFiles = 0x00000400;
+static constexpr u64 kCloneUntraced = 0x00800000;
+static constexpr u64 kCloneIntoCgroup = 0x200000000ull;
+
+// struct clone_args, CLONE_ARGS_SIZE_VER2 (with the cgroup field).
+struct CloneArgs {
+  u64 flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+static_assert(sizeof(CloneArgs) == 88);
+
+// Memory a fork does not copy as it is read from the target while it is
+// still frozen and kept in our memory; more than this and the dump uses
+// the full freeze instead (the copy would not shorten it much, and
+// imgtool's memory stays bounded).
+static constexpr u64 kMaxEarlyBytes = 256ull << 20;
+
+const u8 *PagesReadEarlier::find(u64 addr, u64 len) const {
+  auto it = runs_.upper_bound(addr);
+  if (it == runs_.begin()) return nullptr;
+  --it;
+  if (addr + len > it->first + it->second.size()) return nullptr;
+  return it->second.data() + (addr - it->first);
+}
+
+u64 PagesReadEarlier::bytes() const {
+  u64 n = 0;
+  for (const auto &[at, b] : runs_) n += b.size();
+  return n;
+}
+
+bool fault_point(const char *name) {
+  const char *f = std::getenv("CKPT_FAULT");
+  return f && std::strcmp(f, name) == 0;
+}
+
+// What fork leaves out of the copy or shares with the target, so that the
+// copy's bytes would not be as of the frozen instant: MAP_SHARED memory
+// (both see later writes), MADV_DONTFORK (absent in the copy),
+// MADV_WIPEONFORK (zeros there), VM_IO/PFNMAP (not copied), and hugetlb
+// (a private huge page the target writes later may be taken from the copy:
+// hugetlb's unmap_ref_private).
+static bool read_while_frozen(const VmaPlan &v) {
+  return (v.flags & (kVmaShared | kVmaDontFork | kVmaWipeOnFork)) || v.map.has_flag("io") ||
+         v.kind == VmaKind::Hugetlb || v.kind == VmaKind::SysvShm || v.kind == VmaKind::SharedAnon;
+}
+
+static u64 early_bytes_of(const ProcessCapture &pc) {
+  u64 n = 0;
+  for (const VmaPlan &v : pc.memory)
+    if (read_while_frozen(v))
+      for (const PageRun &r : v.runs)
+        if (r.source == PageSource::Image) n += r.length;
+  return n;
+}
+
+static Status read_early(const ProcessCapture &pc, PagesReadEarlier &early) {
+  int mem = open(("/proc/" + std::to_string(pc.pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+  if (mem < 0) return make_error("cannot open /proc/%d/mem: %s", pc.pid, strerror(errno));
+  Status s;
+  for (const VmaPlan &v : pc.memory) {
+    if (!read_while_frozen(v)) continue;
+    for (const PageRun &r : v.runs) {
+      if (r.source != PageSource::Image || !s) continue;
+      std::vector<u8> bytes(r.length);
+      for (u64 k = 0; k < r.length;) {
+        ssize_t n = pread(mem, bytes.data() + k, r.length - k, r.start + k);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          s = make_error("pid %d: cannot read the page at 0x%llx: %s", pc.pid, (unsigned long long)(r.start + k),
+                         n < 0 ? strerror(errno) : "end of memory");
+          break;
+        }
+        k += n;
+      }
+      if (s) early.add(r.start, std::move(bytes));
+    }
+  }
+  close(mem);
+  return s;
+}
+
+// The `syscall` instruction injected syscalls borrow ([vdso]).
+static u64 vdso_syscall(pid_t pid, const std::vector<MapEntry> &maps) {
+  for (const MapEntry &m : maps)
+    if (m.path == "[vdso]") return find_syscall_instruction(pid, m.start, m.end);
+  return 0;
+}
+
+// Injects into thread tid (in an interrupt stop, registers `regs`): runs
+// `body` with the thread's seccomp filters suspended (as capture.cc does).
+template <typename Body>
+static Status with_injector(pid_t tid, u64 insn, const UserRegs &regs, bool seccomp, Body body) {
+  constexpr long kFreezeOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD;
+  bool suspended = seccomp && ptrace(PTRACE_SETOPTIONS, tid, 0, kFreezeOptions | PTRACE_O_SUSPEND_SECCOMP) == 0;
+  Injector inj(tid, insn, regs);
+  Status s = body(inj);
+  Status r = inj.restore();
+  if (suspended) ptrace(PTRACE_SETOPTIONS, tid, 0, kFreezeOptions);
+  if (!s) return s;
+  return r;
+}
+
+// wait4(child, NULL, __WCLONE, NULL) in the frozen thread tid: the copy is
+// a clone child (exit_signal 0), which only __WCLONE or __WALL waits see.
+static Status reap_in(pid_t target, pid_t tid, u64 insn, const UserRegs &regs, bool seccomp, pid_t child) {
+  long got = 0;
+  CKPT_TRY(with_injector(tid, insn, regs, seccomp, [&](Injector &inj) -> Status {
+    auto r = inj.call(SYS_wait4, {u64(child), 0, u64(__WCLONE), 0});
+    if (!r) return r.error();
+    got = *r;
+    return {};
+  }));
+  if (got != child)
+    return make_error("cannot reap the snapshot copy %d of process %d: wait4: %s", child, target,
+                      got < 0 ? strerror(int(-got)) : "another child");
+  return {};
+}
+
+// Kills the copy and waits until it is a zombie (its pidfd polls readable).
+static void kill_copy(pid_t child, int pidfd) {
+  int own = -1;
+  if (pidfd < 0) pidfd = own = int(syscall(SYS_pidfd_open, child, 0));
+  if (pidfd < 0) return;
+  syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+  struct pollfd p = {pidfd, POLLIN, 0};
+  for (int i = 0; i < 100 && poll(&p, 1, 100) == 0; i++) {
+  }
+  if (own >= 0) close(own);
+}
+
+Status reap_snapshot_copy(pid_t target, pid_t child, int child_pidfd) {
+  kill_copy(child, child_pidfd);
+  // The target is frozen again for the wait4. Right after imgtool died
+  // (the guardian's case) it may still be traced by the dying imgtool for
+  // a moment: PTRACE_SEIZE fails then, so retry for a while.
+  std::unique_ptr<FrozenProcess> frozen;
+  for (int attempt = 0;; attempt++) {
+    auto f = FrozenProcess::freeze(target);
+    if (f) {
+      frozen = std::make_unique<FrozenProcess>(f.take());
+      break;
+    }
+    // A target gone meanwhile took its copy with it (reparented to a reaper).
+    if (kill(target, 0) < 0) return {};
+    if (attempt == 250) return f.error();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  pid_t tid = frozen->threads()[0].tid;
+  UserRegs regs;
+  if (ptrace(PTRACE_GETREGS, tid, 0, &regs) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid, strerror(errno));
+  auto maps = read_maps(target);
+  if (!maps) return maps.error();
+  u64 insn = vdso_syscall(target, *maps);
+  if (!insn) return make_error("process %d has no [vdso] with a syscall instruction to borrow", target);
+  auto status = read_status(target, tid);
+  Status s = reap_in(target, tid, insn, regs, status && status->seccomp_mode != 0, child);
+  Status r = frozen->release();
+  if (!s) return s;
+  return r;
+}
+
+// Runs clone3 in the target's leader: the copy is born in our frozen
+// cgroup (CLONE_INTO_CGROUP needs an fd of the cgroup in the target: an
+// injected openat, closed again at once), untraced (CLONE_UNTRACED: our
+// PTRACE_O_TRACECLONE must not seize it), sharing the fd table
+// (CLONE_FILES: the copy holds no extra reference to any open file, so a
+// pipe or socket the program closes meanwhile still shows EOF at its peer
+// at once) and with exit_signal 0 (no SIGCHLD, invisible to wait()).
+static Expected<pid_t> clone_copy(const ProcessCapture &pc, const std::string &cgroup) {
+  const ThreadCapture &t = pc.threads[0];
+  u64 insn = vdso_syscall(pc.pid, pc.maps);
+  if (!insn) return make_error("process %d has no [vdso] with a syscall instruction to borrow", pc.pid);
+  // Scratch on the stack below the red zone and below Injector::call_out's
+  // scratch: the clone arguments and the cgroup's path.
+  constexpr u64 kScratch = 512, kPathAt = 128;
+  if (cgroup.size() + 1 > kScratch - kPathAt) return make_error("cgroup path %s is too long", cgroup.c_str());
+  u64 base = (t.regs.rsp - 128 - 256 - kScratch) & ~u64(15);
+  u8 saved[kScratch];
+  struct iovec local = {saved, kScratch}, remote = {reinterpret_cast<void *>(base), kScratch};
+  if (process_vm_readv(pc.pid, &local, 1, &remote, 1, 0) != ssize_t(kScratch))
+    return make_error("cannot read the stack of process %d at 0x%llx: %s", pc.pid, (unsigned long long)base,
+                      strerror(errno));
+  u8 scratch[kScratch] = {};
+  std::memcpy(scratch + kPathAt, cgroup.c_str(), cgroup.size() + 1);
+  auto put = [&](pid_t into, const u8 *bytes) {
+    struct iovec l = {const_cast<u8 *>(bytes), kScratch};
+    return process_vm_writev(into, &l, 1, &remote, 1, 0) == ssize_t(kScratch);
+  };
+  if (!put(pc.pid, scratch)) return make_error("cannot write the stack of process %d: %s", pc.pid, strerror(errno));
+  pid_t child = 0;
+  bool seccomp = pc.thread_status[0].seccomp_mode != 0;
+  Status s = with_injector(t.tid, insn, t.regs, seccomp, [&](Injector &inj) -> Status {
+    auto fd = inj.call(SYS_openat, {u64(AT_FDCWD), base + kPathAt, u64(O_RDONLY | O_DIRECTORY | O_CLOEXEC)});
+    if (!fd) return fd.error();
+    if (*fd < 0) return make_error("openat(%s) in process %d: %s", cgroup.c_str(), pc.pid, strerror(int(-*fd)));
+    CloneArgs args{};
+    args.flags = kCloneIntoCgroup | kCloneUntraced | kCloneFiles;
+    args.exit_signal = 0;
+    args.cgroup = u64(*fd);
+    std::memcpy(scratch, &args, sizeof args);
+    Status st;
+    if (!put(pc.pid, scratch)) st = make_error("cannot write the stack of process %d: %s", pc.pid, strerror(errno));
+    if (st) {
+      auto r = inj.call(SYS_clone3, {base, sizeof(CloneArgs)});
+      if (!r) st = r.error();
+      else if (*r < 0) st = make_error("clone3 in process %d: %s", pc.pid, strerror(int(-*r)));
+      else child = pid_t(*r);
+    }
+    auto closed = inj.call(SYS_close, {u64(*fd)});
+    if (st && !closed) st = closed.error();
+    return st;
+  });
+  // The scratch bytes go back in the target and in the copy (which took
+  // them over at the clone), so the image holds the program's own.
+  bool restored = put(pc.pid, saved);
+  if (child > 0 && !put(child, saved) && s)
+    s = make_error("cannot write the stack of the snapshot copy %d: %s", child, strerror(errno));
+  if (!restored && s) s = make_error("cannot restore the stack of process %d: %s", pc.pid, strerror(errno));
+  if (!s) {
+    if (child > 0) {
+      kill_copy(child, -1);
+      (void)reap_in(pc.pid, t.tid, insn, t.regs, seccomp, child);
+    }
+    return s.error();
+  }
+  return child;
+}
+
+Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const ProcessCapture *> &procs) {
+  u64 early = 0;
+  for (const ProcessCapture *pc : procs) early += early_bytes_of(*pc);
+  if (early > kMaxEarlyBytes)
+    return make_error("%llu MiB of shared or fork-excluded memory", (unsigned long long)(early >> 20));
+  std::unique_ptr<Snapshot> snap(new Snapshot());
+  std::vector<pid_t> targets;
+  for (const ProcessCapture *pc : procs) targets.push_back(pc->pid);
+  auto cg = make_frozen_cgroup(targets);
+  if (!cg) return cg.error();
+  snap->cgroup_ = cg.take();
+  auto guardian = start_guardian(snap->cgroup_);
+  if (!guardian) {
+    remove_cgroup(snap->cgroup_);
+    snap->cgroup_.clear();
+    return guardian.error();
+  }
+  snap->guardian_ = guardian->pid;
+  snap->guardian_pipe_ = guardian->pipe;
+  // Pages fork does not copy first: a failure there leaves no copy to undo.
+  for (const ProcessCapture *pc : procs) {
+    auto ps = std::make_unique<ProcessSnapshot>();
+    ps->target = pc->pid;
+    Status early_read = read_early(*pc, ps->early);
+    if (!early_read) {
+      snap->copies_.clear();
+      snap->finished_ = true;
+      snap->tidy();
+      return early_read.error();
+    }
+    snap->copies_.push_back(std::move(ps));
+  }
+  for (size_t i = 0; i < procs.size(); i++) {
+    auto child = clone_copy(*procs[i], snap->cgroup_);
+    if (!child) {
+      // The copies made so far are children of targets we still hold
+      // frozen: reap them under this freeze, not a new one.
+      for (size_t k = 0; k < i; k++) {
+        const ProcessCapture *owner = procs[k];
+        ProcessSnapshot &made = *snap->copies_[k];
+        kill_copy(made.copy, made.copy_pidfd);
+        (void)reap_in(owner->pid, owner->threads[0].tid, vdso_syscall(owner->pid, owner->maps), owner->threads[0].regs,
+                      owner->thread_status[0].seccomp_mode != 0, made.copy);
+        if (made.copy_pidfd >= 0) close(made.copy_pidfd);
+      }
+      snap->copies_.clear();
+      snap->finished_ = true;
+      snap->tidy();
+      return child.error();
+    }
+    snap->copies_[i]->copy = *child;
+    snap->copies_[i]->copy_pidfd = int(syscall(SYS_pidfd_open, *child, 0));
+  }
+  return snap;
+}
+
+Expected<double> Snapshot::finish() {
+  if (finished_) return 0.0;
+  finished_ = true;
+  Status result;
+  auto t0 = std::chrono::steady_clock::now();
+  for (auto &c : copies_) {
+    Status s = reap_snapshot_copy(c->target, c->copy, c->copy_pidfd);
+    if (c->copy_pidfd >= 0) close(c->copy_pidfd);
+    c->copy_pidfd = -1;
+    if (!s && result) result = s;
+  }
+  double frozen = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  tidy();
+  if (!result) return result.error();
+  return frozen;
+}
+
+void Snapshot::tidy() {
+  if (!cgroup_.empty()) remove_cgroup(cgroup_);
+  cgroup_.clear();
+  if (guardian_pipe_ >= 0) {
+    // All is clean: the guardian may go.
+    if (write(guardian_pipe_, "D", 1) < 0) {
+    }
+    close(guardian_pipe_);
+    guardian_pipe_ = -1;
+  }
+  if (guardian_ > 0) {
+    while (waitpid(guardian_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    guardian_ = 0;
+  }
+}
+
+Snapshot::~Snapshot() {
+  if (!finished_) (void)finish();
+  tidy();
+}
+
+}  // namespace ckpt::writer

@@ -1,0 +1,87 @@
+// Snapshot mode (the "millisecond freeze", DECISIONS.md 401): while the
+// target is frozen an injected clone3 makes a copy-on-write copy of it, born
+// frozen in a cgroup v2 of our own (CLONE_INTO_CGROUP, cgroup.freeze=1), so
+// it never runs a single instruction of the program. The target is let go
+// and its memory is read out of that copy, which holds every page as of the
+// instant of the clone. Memory fork does not copy (MAP_SHARED, DONTFORK,
+// WIPEONFORK, VM_IO, hugetlb) is read while the target is still frozen.
+//
+// Afterwards the copy is killed and its zombie reaped inside the target
+// (an injected wait4(__WCLONE) in a briefly re-frozen target): exit_signal 0
+// makes it a "clone child", so the program gets no SIGCHLD and its wait()
+// never sees it. A guardian process (our fork) does the same cleanup if
+// imgtool dies before it could (kill -9 included).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include <ckpt/img/expected.h>
+
+#include "capture.h"
+
+namespace ckpt::writer {
+
+/// Bytes of some Image runs read while the target was frozen: memory that a
+/// fork does not copy (or copies as zeros). Keyed by run start.
+class PagesReadEarlier {
+ public:
+  /// The bytes of [addr, addr+len) if one stored run holds all of them.
+  const img::u8 *find(img::u64 addr, img::u64 len) const;
+  void add(img::u64 addr, std::vector<img::u8> bytes) { runs_[addr] = std::move(bytes); }
+  img::u64 bytes() const;
+
+ private:
+  std::map<img::u64, std::vector<img::u8>> runs_;
+};
+
+/// The copy-on-write copy of one process.
+struct ProcessSnapshot {
+  pid_t target = 0;        ///< the process copied
+  pid_t copy = 0;          ///< its frozen copy, read instead of it
+  int copy_pidfd = -1;
+  PagesReadEarlier early;
+};
+
+/// The snapshots of a dump: one cgroup, one guardian, a copy per process.
+class Snapshot {
+ public:
+  /// Copies every process in `procs` (all frozen, all captured). An error
+  /// says why snapshot mode is not possible; nothing is left behind then
+  /// and the caller dumps with the full freeze.
+  static img::Expected<std::unique_ptr<Snapshot>> take(const std::vector<const ProcessCapture *> &procs);
+
+  ~Snapshot();
+  Snapshot(const Snapshot &) = delete;
+  Snapshot &operator=(const Snapshot &) = delete;
+
+  const ProcessSnapshot &of(size_t i) const { return *copies_[i]; }
+
+  /// Kills the copies and reaps them inside their targets (each target is
+  /// frozen again for the moment of the wait4). Returns the seconds the
+  /// targets were frozen for it.
+  img::Expected<double> finish();
+
+ private:
+  Snapshot() = default;
+  /// Removes the cgroup and lets the guardian go.
+  void tidy();
+  std::string cgroup_;        ///< our cgroup v2 directory
+  pid_t guardian_ = 0;
+  int guardian_pipe_ = -1;    ///< its write end: 'D' when all is cleaned up
+  std::vector<std::unique_ptr<ProcessSnapshot>> copies_;
+  bool finished_ = false;
+};
+
+/// Kills the copy `child` of `target` (if alive), waits for its exit and
+/// reaps it by an injected wait4 in the target. Used by finish() and by
+/// the guardian.
+img::Status reap_snapshot_copy(pid_t target, pid_t child, int child_pidfd);
+
+/// CKPT_FAULT=<point> (tests): the dumper SIGKILLs itself at that point.
+bool fault_point(const char *name);
+
+}  // namespace ckpt::writer

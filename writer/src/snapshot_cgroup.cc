@@ -1,0 +1,146 @@
+#include "snapshot_cgroup.h"
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <sstream>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "procfs.h"
+#include "snapshot.h"
+
+namespace ckpt::writer {
+
+using namespace img;
+
+// The first cgroup2 mount of our mount namespace (a hybrid hierarchy has
+// it at /sys/fs/cgroup/unified).
+static std::string cgroup2_mount() {
+  auto info = read_file("/proc/self/mountinfo");
+  if (!info) return {};
+  std::istringstream in(*info);
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t dash = line.find(" - ");
+    if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0) continue;
+    std::istringstream f(line.substr(0, dash));
+    std::string id, parent, dev, root, point;
+    if (f >> id >> parent >> dev >> root >> point && root == "/") return point;
+  }
+  return {};
+}
+
+static bool write_text(const std::string &path, const char *text) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = write(fd, text, strlen(text)) == ssize_t(strlen(text));
+  close(fd);
+  return ok;
+}
+
+// Whether target shares our namespace of this kind (/proc/PID/ns/KIND).
+static bool same_namespace(pid_t target, const char *kind) {
+  struct stat ours, theirs;
+  return stat(("/proc/self/ns/" + std::string(kind)).c_str(), &ours) == 0 &&
+         stat(("/proc/" + std::to_string(target) + "/ns/" + kind).c_str(), &theirs) == 0 && ours.st_ino == theirs.st_ino;
+}
+
+Expected<std::string> make_frozen_cgroup(const std::vector<pid_t> &targets) {
+  // The cgroup's path is opened by the target, and the pid clone3 returns
+  // there is the copy's pid in the target's pid namespace: both must be
+  // ours for what we do with them.
+  for (pid_t target : targets) {
+    if (!same_namespace(target, "mnt")) return make_error("process %d is in another mount namespace", target);
+    if (!same_namespace(target, "pid")) return make_error("process %d is in another pid namespace", target);
+  }
+  std::string mount = cgroup2_mount();
+  if (mount.empty()) return make_error("no cgroup v2 hierarchy is mounted");
+  std::string dir = mount + "/ckpt-snapshot-" + std::to_string(getpid());
+  remove_cgroup(dir);  // a leftover of an earlier imgtool with our pid
+  if (mkdir(dir.c_str(), 0700) < 0) return make_error("cannot create cgroup %s: %s", dir.c_str(), strerror(errno));
+  if (!write_text(dir + "/cgroup.freeze", "1")) {
+    int e = errno;
+    rmdir(dir.c_str());
+    return make_error("cannot freeze cgroup %s: %s", dir.c_str(), strerror(e));
+  }
+  return dir;
+}
+
+static std::vector<pid_t> cgroup_members(const std::string &cgroup) {
+  std::vector<pid_t> pids;
+  auto procs = read_file(cgroup + "/cgroup.procs");
+  if (!procs) return pids;
+  std::istringstream in(*procs);
+  pid_t p;
+  while (in >> p) pids.push_back(p);
+  return pids;
+}
+
+void remove_cgroup(const std::string &cgroup) {
+  if (rmdir(cgroup.c_str()) == 0 || errno == ENOENT) return;
+  // Something is still in it: cgroup.kill (5.14+) kills even frozen tasks.
+  write_text(cgroup + "/cgroup.kill", "1");
+  for (int i = 0; i < 500; i++) {
+    if (rmdir(cgroup.c_str()) == 0 || errno != EBUSY) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+[[noreturn]] static void guardian_main(int pipe, const std::string &cgroup) {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU}) signal(sig, SIG_IGN);
+  prctl(PR_SET_NAME, "imgtool-guard");
+  // Hold nothing of imgtool's open: a reader of "-o -" must see EOF when
+  // imgtool is done, not when we are.
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 1);
+  }
+  if (pipe != 3) {
+    dup2(pipe, 3);
+    pipe = 3;
+  }
+  syscall(SYS_close_range, 4, ~0u, 0);
+  char c = 0;
+  ssize_t n;
+  while ((n = read(pipe, &c, 1)) < 0 && errno == EINTR) {
+  }
+  if (n == 1 && c == 'D') _exit(0);
+  // imgtool died before it cleaned up: every process in our cgroup is a
+  // snapshot copy; its parent is the process it copies.
+  for (pid_t copy : cgroup_members(cgroup)) {
+    int pidfd = int(syscall(SYS_pidfd_open, copy, 0));
+    auto st = read_stat(copy);
+    if (pidfd >= 0 && st) (void)reap_snapshot_copy(st->ppid, copy, pidfd);
+    if (pidfd >= 0) close(pidfd);
+  }
+  remove_cgroup(cgroup);
+  _exit(0);
+}
+
+Expected<Guardian> start_guardian(const std::string &cgroup) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) return make_error("pipe: %s", strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(fds[0]);
+    close(fds[1]);
+    return make_error("cannot start the snapshot guardian: %s", strerror(e));
+  }
+  if (pid == 0) {
+    close(fds[1]);
+    guardian_main(fds[0], cgroup);
+  }
+  close(fds[0]);
+  return Guardian{pid, fds[1]};
+}
+
+}  // namespace ckpt::writer
