@@ -234,7 +234,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   u64 done_before = 0;  // bytes of the processes already written
   auto progress = [&](u64 done) {
     // The fault test's point: imgtool killed while the copies are read.
-    if (snap && (done_before + done) * 2 >= stats.memory_bytes && fault_point("snapshot-midway")) kill(getpid(), SIGKILL);
+    if (snap && (done_before + done) * 2 >= stats.memory_bytes) (void)fault_point("snapshot-midway");  // kill form only
     if (!opt.show_progress) return;
     double elapsed = seconds_since(start);
     if (elapsed < 1.0 || seconds_since(last_report) < 0.2) return;

@@ -54,11 +54,6 @@ u64 PagesReadEarlier::bytes() const {
   return n;
 }
 
-bool fault_point(const char *name) {
-  const char *f = std::getenv("CKPT_FAULT");
-  return f && std::strcmp(f, name) == 0;
-}
-
 // What fork leaves out of the copy or shares with the target, so that the
 // copy's bytes would not be as of the frozen instant: MAP_SHARED memory
 // (both see later writes), MADV_DONTFORK (absent in the copy),

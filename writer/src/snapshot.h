@@ -81,7 +81,4 @@ class Snapshot {
 /// the guardian.
 img::Status reap_snapshot_copy(pid_t target, pid_t child, int child_pidfd);
 
-/// CKPT_FAULT=<point> (tests): the dumper SIGKILLs itself at that point.
-bool fault_point(const char *name);
-
 }  // namespace ckpt::writer
