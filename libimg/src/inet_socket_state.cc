@@ -114,7 +114,6 @@ std::string inet_socket_refusal(const InetSocketState &s) {
     return kind + " in state " + tcp_state_name(s.state) + " (only LISTEN, ESTABLISHED and CLOSE are restored)";
   if (s.flags & kInetHalfClosed) return kind + " half-closed by shutdown() (not restored)";
   if (s.flags & kInetPendingConnections) return "listening " + kind + " with connections not yet accepted";
-  if (s.flags & kInetUrgentData) return kind + " with urgent (out-of-band) data pending";
   return "";
 }
 

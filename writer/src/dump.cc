@@ -24,6 +24,7 @@
 #include "self_checkpoint.h"
 #include "tree_ids.h"
 #include "unix_peers.h"
+#include "fd_kinds/tcp_repair.h"
 
 namespace ckpt::writer {
 
@@ -92,6 +93,10 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   auto frozen = FrozenTree::freeze(opt.pid, opt.cancel);
   if (!frozen) return frozen.error();
   const std::vector<TreeMember> &members = frozen->members();
+  // Established TCP connections are read in repair mode; they leave it
+  // before the tree runs again (declared after `frozen`, so also on every
+  // error return), or stay in it for --kill (tcp_repair.h).
+  TcpRepairHold tcp_repair;
 
   std::vector<CapturedProcess> procs;  // live members, root first
   for (const TreeMember &m : members) {
@@ -228,6 +233,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   CKPT_TRY(writer->finish());
 
   if (!opt.kill_after) {
+    tcp_repair.release();
     CKPT_TRY(frozen->release());
     stats.frozen_seconds = seconds_since(frozen_at);
   }
@@ -235,6 +241,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   CKPT_TRY(out->commit(opt.sync));
   if (opt.kill_after) {
     stats.frozen_seconds = seconds_since(frozen_at);  // not the wait for the kill
+    tcp_repair.keep_for_kill();
     CKPT_TRY(frozen->kill());
   }
   stats.total_seconds = seconds_since(start);

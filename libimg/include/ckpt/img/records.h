@@ -436,7 +436,6 @@ enum InetSocketFlags : u32 {
   kInetPendingConnections = 1u << 8,  ///< a listener with connections not yet accepted
   kInetUnrestorableState = 1u << 9,   ///< a TCP state other than CLOSE, LISTEN, ESTABLISHED (named by `state`)
   kInetHalfClosed = 1u << 10,         ///< an established connection shut down one way (inet_diag shutdown)
-  kInetUrgentData = 1u << 11,         ///< out-of-band data pending, which the queues cannot carry
 };
 
 /// A queued UDP datagram in InetSocketState's tail: this header, then
