@@ -22,6 +22,11 @@
  *                1000 pattern bytes; the test sent 500 it has not read.
  *                After the restore it reads those 500, sends 100000 more
  *                and reads 100000 back from the test.
+ *        closewait  (refused at dump, then checked in the original) an
+ *                established pair whose accepted end fd 42 shut down its
+ *                sending side: fd 41 is in CLOSE_WAIT, fd 42 in FIN_WAIT2
+ *        pending (refused likewise) fd 40 a listener, fd 41 a client it
+ *                has not accepted yet; afterwards it is accepted and works
  * Prints "port N" (listen: "port6 N" too) before "ready". */
 #include "rt_prog.h"
 
@@ -241,6 +246,19 @@ int main(int argc, char **argv) {
     len = loopback(AF_INET, &a, port_of(41));
     if (sendto(40, "back", 4, 0, (struct sockaddr *)&a, len) != 4) rt_die("send to 41");
     printf("port %d\nport41 %d\n", port_of(40), port_of(41));
+  } else if (!strcmp(mode, "closewait") || !strcmp(mode, "pending")) {
+    place(socket(AF_INET, SOCK_STREAM, 0), 40);
+    len = loopback(AF_INET, &a, 0);
+    if (bind(40, (struct sockaddr *)&a, len) != 0 || listen(40, 4) != 0) rt_die("listen");
+    place(socket(AF_INET, SOCK_STREAM, 0), 41);
+    len = loopback(AF_INET, &a, port_of(40));
+    if (connect(41, (struct sockaddr *)&a, len) != 0) rt_die("connect");
+    if (!strcmp(mode, "closewait")) {
+      place(accept(40, NULL, NULL), 42);
+      if (shutdown(42, SHUT_WR) != 0) rt_die("shutdown");
+      rt_sleep_ms(100);
+    }
+    printf("port %d\n", port_of(40));
   } else if (!strcmp(mode, "peer")) {
     if (argc < 5) rt_die("peer needs PORT");
     place(socket(AF_INET, SOCK_STREAM, 0), 40);
@@ -306,6 +324,15 @@ int main(int argc, char **argv) {
     RT_CHECK(send(41, "again", 5, 0) == 5, "fd 41: send");
     n = recvfrom(40, b, sizeof b, 0, (struct sockaddr *)&from, &flen);
     RT_CHECK(n == 5 && ntohs(from.sin_port) == port41, "fd 40: datagram after restore %zd", n);
+  } else if (!strcmp(mode, "closewait")) {
+    char c;
+    RT_CHECK(recv(41, &c, 1, MSG_DONTWAIT) == 0, "fd 41: no end of stream");
+    RT_CHECK(send(41, "x", 1, 0) == 1 && recv(42, &c, 1, 0) == 1 && c == 'x', "fd 41 -> 42 after the refused dump");
+  } else if (!strcmp(mode, "pending")) {
+    int s = accept(40, NULL, NULL);
+    char c;
+    RT_CHECK(s >= 0, "fd 40: accept after the refused dump: %s", strerror(errno));
+    RT_CHECK(send(41, "y", 1, 0) == 1 && recv(s, &c, 1, 0) == 1 && c == 'y', "fd 41 -> accepted after the refused dump");
   } else if (!strcmp(mode, "peer")) {
     read_pattern(40, 0, 500, 8, "from the test (queued)");
     write_pattern(40, 1000, 100000, 7, "to the test");

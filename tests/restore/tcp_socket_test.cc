@@ -173,5 +173,31 @@ TEST_F(RestoreTcp, LeaveRunningOriginalCarriesOnAndACopyIsRefused) {
   EXPECT_NE(log().find("PASS"), std::string::npos) << log();
 }
 
+// Refused at dump in one line naming the fd and why; nothing is killed,
+// and the original carries on with its connections (taken out of repair
+// mode again) and finishes its own checks.
+TEST_F(RestoreTcp, OtherStatesAndPendingConnectionsAreRefusedAtDump) {
+  const std::pair<const char *, std::string> cases[] = {
+      {"closewait", "fd 41 TCP socket in state CLOSE_WAIT (only LISTEN, ESTABLISHED and CLOSE are restored)"},
+      {"pending", "fd 40 listening TCP socket with connections not yet accepted"}};
+  for (const auto &[mode, why] : cases) {
+    SCOPED_TRACE(mode);
+    ASSERT_NO_FATAL_FAILURE(start(RESTORE_TCP_PATH, {mode}));
+    RunResult r = dump(pid_, image_path(), {"--kill"});
+    ASSERT_TRUE(r.exited);
+    EXPECT_NE(r.exit_code, 0);
+    std::vector<std::string> lines = r.err_lines();
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_EQ(lines[0].rfind("imgtool dump: pid " + std::to_string(pid_) + ": ", 0), 0u) << lines[0];
+    EXPECT_NE(lines[0].find(why), std::string::npos) << lines[0];
+    EXPECT_NE(access(image_path().c_str(), F_OK), 0) << "a refused dump wrote the image";
+    ASSERT_NO_FATAL_FAILURE(go());
+    int st = 0;
+    ASSERT_TRUE(program_->wait_exit(&st, 30)) << "the original did not finish";
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << std::hex << st << "\n" << log();
+    unlink(go_path().c_str());
+  }
+}
+
 }  // namespace
 }  // namespace ckpt::restoretest

@@ -278,9 +278,8 @@ Status finish_inet_socket(const CkptView &v, const FdRecord &r) {
   // Without a window probe: the peer is told nothing (TCP_REPAIR_OFF would
   // send one, harmless but not needed).
   CKPT_TRY(set_int(r.fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP, r, "TCP_REPAIR off"));
-  // Kernel quirk: leaving repair mode sets sk_reuse to SK_NO_REUSE;
-  // options_after puts the socket's own SO_REUSEADDR back.
-  CKPT_TRY(options_after(r.fd, r, s));
+  // The unsent tail goes first, while the send buffer still has the room
+  // made for the queues; then the socket's own buffer sizes and options.
   u32 unsent = std::min<u32>(s.unsent_bytes, u32(u->send_queue.size()));
   std::span<const u8> tail = u->send_queue.last(unsent);
   size_t done = 0;
@@ -292,7 +291,9 @@ Status finish_inet_socket(const CkptView &v, const FdRecord &r) {
                         strerror(errno));
     done += size_t(n);
   }
-  return {};
+  // Kernel quirk: leaving repair mode sets sk_reuse to SK_NO_REUSE;
+  // options_after puts the socket's own SO_REUSEADDR back.
+  return options_after(r.fd, r, s);
 }
 
 }  // namespace ckpt::reader

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
@@ -119,14 +120,9 @@ img::Status peek_exactly(pid_t pid, int fd, int sock, u32 length, std::vector<u8
   return {};
 }
 
-// An established connection through TCP_REPAIR (the socket stays in
-// repair mode until the dump ends: tcp_repair.h).
-img::Status capture_repaired(pid_t pid, int fd, int sock, img::InetSocketState &s, std::vector<u8> &recv_queue,
-                             std::vector<u8> &send_queue) {
-  int on = TCP_REPAIR_ON;
-  if (setsockopt(sock, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on) < 0)
-    return make_error("pid %d fd %d: TCP_REPAIR: %s (needs CAP_NET_ADMIN)", pid, fd, strerror(errno));
-  hold_in_repair(dup(sock), s.flags & img::kInetReuseAddr);
+// What repair mode shows of an established connection.
+img::Status read_repaired(pid_t pid, int fd, int sock, img::InetSocketState &s, std::vector<u8> &recv_queue,
+                          std::vector<u8> &send_queue) {
   int inq = 0, outq = 0, unsent = 0;
   if (ioctl(sock, SIOCINQ, &inq) < 0 || ioctl(sock, SIOCOUTQ, &outq) < 0 || ioctl(sock, SIOCOUTQNSD, &unsent) < 0)
     return make_error("pid %d fd %d: TCP queue lengths: %s", pid, fd, strerror(errno));
@@ -167,6 +163,18 @@ img::Status capture_repaired(pid_t pid, int fd, int sock, img::InetSocketState &
   s.rcv_wup = w.rcv_wup;
   s.flags |= img::kInetRepaired;
   return {};
+}
+
+// An established connection through TCP_REPAIR (the socket stays in
+// repair mode until the dump ends: tcp_repair.h).
+img::Status capture_repaired(pid_t pid, int fd, int sock, img::InetSocketState &s, std::vector<u8> &recv_queue,
+                             std::vector<u8> &send_queue) {
+  int on = TCP_REPAIR_ON;
+  if (setsockopt(sock, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on) < 0)
+    return make_error("pid %d fd %d: TCP_REPAIR: %s (needs CAP_NET_ADMIN)", pid, fd, strerror(errno));
+  img::Status read = read_repaired(pid, fd, sock, s, recv_queue, send_queue);
+  hold_in_repair(dup(sock), s.flags & img::kInetReuseAddr);
+  return read;
 }
 
 // A UDP socket's queued datagrams with their senders, walked with
