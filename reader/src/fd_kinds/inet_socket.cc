@@ -275,9 +275,10 @@ Status finish_inet_socket(const CkptView &v, const FdRecord &r) {
   int repair = 0;
   socklen_t len = sizeof repair;
   if (getsockopt(r.fd, IPPROTO_TCP, TCP_REPAIR, &repair, &len) < 0 || !repair) return {};
-  // Without a window probe: the peer is told nothing (TCP_REPAIR_OFF would
-  // send one, harmless but not needed).
-  CKPT_TRY(set_int(r.fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP, r, "TCP_REPAIR off"));
+  // With a window probe (TCP_REPAIR_OFF), as CRIU does: the peer's answer
+  // gives the socket the peer's window as it is now, which may have
+  // changed since the dump. The peer sees only an ordinary probe.
+  CKPT_TRY(set_int(r.fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF, r, "TCP_REPAIR off"));
   // The unsent tail goes first, while the send buffer still has the room
   // made for the queues; then the socket's own buffer sizes and options.
   u32 unsent = std::min<u32>(s.unsent_bytes, u32(u->send_queue.size()));
