@@ -285,10 +285,6 @@ int main(int argc, char **argv) {
     RT_CHECK(opt(41, IPPROTO_IPV6, IPV6_V6ONLY) == 1, "fd 41: IPV6_V6ONLY lost");
     RT_CHECK(fcntl(40, F_GETFL) & O_NONBLOCK, "fd 40: O_NONBLOCK lost");
     RT_CHECK(!(fcntl(41, F_GETFL) & O_NONBLOCK), "fd 41: O_NONBLOCK appeared");
-    RT_CHECK(opt(41, SOL_SOCKET, SO_SNDBUF) == 65536, "fd 41: SO_SNDBUF %d", opt(41, SOL_SOCKET, SO_SNDBUF));
-    RT_CHECK(opt(42, SOL_SOCKET, SO_RCVBUF) == 8192, "fd 42: SO_RCVBUF %d", opt(42, SOL_SOCKET, SO_RCVBUF));
-    /* Through a 4 KiB receive buffer the stream would crawl: open it up. */
-    set_opt(42, SOL_SOCKET, SO_RCVBUF, 1 << 20);
     check_listener(40, AF_INET, port40, "fd 40");
     check_listener(41, AF_INET6, port41, "fd 41");
   } else if (!strncmp(mode, "pair", 4)) {
@@ -300,6 +296,10 @@ int main(int argc, char **argv) {
     RT_CHECK(opt(42, IPPROTO_TCP, TCP_NODELAY) == 0, "fd 42: TCP_NODELAY appeared");
     RT_CHECK(fcntl(42, F_GETFL) & O_NONBLOCK, "fd 42: O_NONBLOCK lost");
     RT_CHECK(!(fcntl(41, F_GETFL) & O_NONBLOCK), "fd 41: O_NONBLOCK appeared");
+    RT_CHECK(opt(41, SOL_SOCKET, SO_SNDBUF) == 65536, "fd 41: SO_SNDBUF %d", opt(41, SOL_SOCKET, SO_SNDBUF));
+    RT_CHECK(opt(42, SOL_SOCKET, SO_RCVBUF) == 8192, "fd 42: SO_RCVBUF %d", opt(42, SOL_SOCKET, SO_RCVBUF));
+    /* Through a 4 KiB receive buffer the stream would crawl: open it up. */
+    set_opt(42, SOL_SOCKET, SO_RCVBUF, 1 << 20);
     char line[sizeof kLine];
     RT_CHECK(recv(41, line, sizeof kLine - 1, MSG_WAITALL) == (ssize_t)(sizeof kLine - 1) &&
                  !memcmp(line, kLine, sizeof kLine - 1),
