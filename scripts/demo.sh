@@ -236,10 +236,11 @@ tail -n +"$((lines_before + 1))" "$OUT/self.log"
 
 echo
 echo "== 10. what restore could not bring back is refused before anything is lost =="
-# A process listening on TCP (its epoll and AF_UNIX socketpair do come
-# back): restore cannot recreate TCP sockets yet, so dump --kill refuses,
-# names the socket, and kills nothing.
-python3 -c 'import socket, select, time; a, b = socket.socketpair(); p = select.epoll(); p.register(a); s = socket.create_server(("127.0.0.1", 0)); print("ready", flush=True); time.sleep(60)' \
+# A process holding a TCP connection its peer shut down one way (its
+# epoll, AF_UNIX socketpair and TCP listener do come back): restore cannot
+# recreate a connection in CLOSE_WAIT, so dump --kill refuses, names the
+# socket and its state, and kills nothing.
+python3 -c 'import socket, select, time; a, b = socket.socketpair(); p = select.epoll(); p.register(a); s = socket.create_server(("127.0.0.1", 0)); c = socket.create_connection(s.getsockname()); d, _ = s.accept(); d.shutdown(socket.SHUT_WR); time.sleep(0.1); print("ready", flush=True); time.sleep(60)' \
   >"$OUT/holder.log" 2>&1 </dev/null &
 HOLDER_PID=$!
 for _ in $(seq 100); do grep -q ready "$OUT/holder.log" 2>/dev/null && break; sleep 0.05; done

@@ -142,12 +142,12 @@ std::string other_refusal(const FdRecord &, std::string_view path) {
   return path.empty() ? "of an unknown kind" : std::string(path);
 }
 
-// AF_UNIX sockets come back from their state (UnixSocketState); other
-// families have none. What of a captured one cannot come back (a peer
+// AF_UNIX sockets come back from their state (UnixSocketState), TCP and
+// UDP ones from theirs (InetSocketState); other families have none. What of a captured one cannot come back (a peer
 // outside the image, descriptors in flight...) the writer marks in its
 // flags: socket_state_refusal.
 std::string socket_refusal(const FdRecord &r, std::string_view) {
-  return r.state.length ? "" : "socket (only AF_UNIX sockets are restored)";
+  return r.state.length ? "" : "socket (only AF_UNIX, TCP and UDP sockets are restored)";
 }
 
 std::string unix_flag_refusal(u32 flags, u32 sock_type) {
@@ -161,6 +161,10 @@ std::string unix_flag_refusal(u32 flags, u32 sock_type) {
 
 std::string socket_state(const Table<FdRecord> &fds, const FdRecord &r) {
   if (!r.state.length) return "";
+  if (is_inet_socket_state(fds, r)) {
+    auto i = inet_socket_state(fds, r);
+    return i ? inet_socket_text(*i) : "state unreadable: " + i.error().message();
+  }
   auto u = unix_socket_state(fds, r);
   if (!u) return "state unreadable: " + u.error().message();
   const UnixSocketState &s = u->fixed;
@@ -181,6 +185,10 @@ std::string socket_state(const Table<FdRecord> &fds, const FdRecord &r) {
 
 std::string socket_state_refusal(const Table<FdRecord> &fds, const FdRecord &r) {
   if (!r.state.length) return "";
+  if (is_inet_socket_state(fds, r)) {
+    auto i = inet_socket_state(fds, r);
+    return i ? inet_socket_refusal(i->fixed) : "socket whose state is unreadable (" + i.error().message() + ")";
+  }
   auto u = unix_socket_state(fds, r);
   if (!u) return "socket whose state is unreadable (" + u.error().message() + ")";
   return unix_flag_refusal(u->fixed.flags, u->fixed.sock_type);

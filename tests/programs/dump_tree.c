@@ -6,8 +6,8 @@
  *   - MAP_SHARED|MAP_ANONYMOUS memory (one shmem object) with "shared!".
  * The zombie exited with status 7 and is never reaped (waitid WNOWAIT).
  * Child 2 is forked by a second thread of the parent (forker_tid). With
- * argv[2] = "tcp-in-child", child 2 also holds a TCP socket, which restore
- * does not support (fd 6); with "churn", child 2 forks and reaps short-lived
+ * argv[2] = "netlink-in-child", child 2 also holds a netlink socket, which
+ * restore does not support (fd 6); with "churn", child 2 forks and reaps short-lived
  * children without pause. Prints "KEY value" lines (child1, child2,
  * forker_tid, grandchild, zombie, shared_addr) then "ready"; every process waits in
  * pause() (in a function named after its role, for backtraces). */
@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -55,7 +56,7 @@ static void *fork_child2(void *arg) {
   pid_t c = fork();
   if (c == 0) {
     die_with_parent(f->parent);
-    if (strcmp(f->mode, "tcp-in-child") == 0 && socket(AF_INET, SOCK_STREAM, 0) < 0) _exit(1);
+    if (strcmp(f->mode, "netlink-in-child") == 0 && socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE) < 0) _exit(1);
     if (strcmp(f->mode, "churn") == 0) {
       /* Children come and go all the time: the dump meets some alive,
        * some exiting, some zombies. */

@@ -29,6 +29,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/mman.h>
@@ -313,8 +314,8 @@ static int mode_fail(char **argv) {
   printf("helperreaped %ld\n", ckpt_checkpoint(path, 0));
   signal(SIGCHLD, SIG_DFL);
   if (saved) setenv("CKPT_IMGTOOL", saved, 1);
-  /* imgtool refuses what restore cannot bring back (a socket). */
-  int sock = socket(AF_INET, SOCK_STREAM, 0);
+  /* imgtool refuses what restore cannot bring back (a netlink socket). */
+  int sock = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
   if (sock < 0) rt_die("socket");
   printf("refused %ld\n", ckpt_checkpoint(path, 0));
   close(sock);

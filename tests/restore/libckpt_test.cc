@@ -82,7 +82,7 @@ TEST_F(Libckpt, FailuresReturnNegativeErrnoAndLeaveNothing) {
   EXPECT_EQ(program_->value("helperdied"), std::to_string(-EIO));
   EXPECT_EQ(program_->value("child_status"), "7");
   EXPECT_EQ(program_->value("helperreaped"), std::to_string(-EIO));
-  // imgtool refuses a process holding a socket.
+  // imgtool refuses a process holding a netlink socket.
   EXPECT_EQ(program_->value("refused"), std::to_string(-EIO));
   EXPECT_NE(log().find("socket"), std::string::npos) << log();
   EXPECT_EQ(program_->value("leftover_children"), "0");

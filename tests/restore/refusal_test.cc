@@ -92,13 +92,14 @@ class Refusal : public RestoreTest {
   }
 };
 
-// A TCP socket and a userfaultfd: both named at once (the eventfd, the
+// A netlink socket and a userfaultfd: both named at once (the eventfd, the
 // epoll fd and the POSIX timer beside them are restorable now and not
 // named), and with --kill nothing is killed.
 TEST_F(Refusal, DumpNamesEveryUnsupportedObjectAndKillsNothing) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_REFUSED_PATH, {"objects"}));
   RunResult r = dump(pid_, image_path(), {"--kill"});
-  expect_refused(r, {"pid " + std::to_string(pid_) + ": fd 43 socket (only AF_UNIX sockets are restored), fd 44 userfaultfd"});
+  expect_refused(r, {"pid " + std::to_string(pid_) +
+                     ": fd 43 socket (only AF_UNIX, TCP and UDP sockets are restored), fd 44 userfaultfd"});
   EXPECT_EQ(r.err.find("POSIX timer"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("eventpoll"), std::string::npos) << r.err;
   char s = proc_state(pid_);
@@ -212,7 +213,7 @@ TEST_F(Refusal, AllowUnrestorableWritesADebugImage) {
   RunResult intact = imgtool_run({"verify", "--intact", image_path()});
   EXPECT_TRUE(intact.exited && intact.exit_code == 0) << intact.err;
   expect_verify_info_agree_with_restore("not restorable: pid " + std::to_string(pid_) +
-                                            ": fd 43 socket (only AF_UNIX sockets are restored), fd 44 userfaultfd",
+                                            ": fd 43 socket (only AF_UNIX, TCP and UDP sockets are restored), fd 44 userfaultfd",
                                         "unsupported");
   EXPECT_NO_FATAL_FAILURE(expect_original_carries_on());
 }

@@ -266,6 +266,85 @@ TEST_F(FdState, UnixSocketFromAShorterFixedPartAndRefusals) {
   EXPECT_EQ(bad.error().message(), "fd 9: AF_UNIX socket state: a message runs past its end");
 }
 
+// TCP/UDP: their own layout beside AF_UNIX's, told apart by the version.
+TEST_F(FdState, InetSocketRoundTripsWithQueuesAndDatagrams) {
+  InetSocketState fixed{};
+  fixed.family = 2;
+  fixed.sock_type = 1;
+  fixed.protocol = 6;
+  fixed.state = 1;
+  fixed.flags = kInetRepaired | kInetNoDelay;
+  u8 lo[16] = {127, 0, 0, 1};
+  std::memcpy(fixed.local_addr, lo, 16);
+  std::memcpy(fixed.peer_addr, lo, 16);
+  fixed.local_port = 40000;
+  fixed.peer_port = 8080;
+  fixed.send_seq = 1000;
+  fixed.recv_seq = 2000;
+  fixed.unsent_bytes = 2;
+  std::vector<u8> recv = {'a', 'b', 'c'}, send = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  Table<FdRecord> t = encode(inet_socket_state_bytes(fixed, recv, send, {}), FdType::Socket);
+  EXPECT_TRUE(is_inet_socket_state(t, t.records[0]));
+  auto back = inet_socket_state(t, t.records[0]);
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->fixed.queues_offset, sizeof(InetSocketState));
+  EXPECT_EQ(std::vector<u8>(back->recv_queue.begin(), back->recv_queue.end()), recv);
+  EXPECT_EQ(std::vector<u8>(back->send_queue.begin(), back->send_queue.end()), send);
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->describe(t, t.records[0]),
+            "tcp ESTABLISHED 127.0.0.1:40000 -> 127.0.0.1:8080, seq snd 1000 rcv 2000, 3 bytes to read, 9 bytes "
+            "unacknowledged (2 unsent), TCP_NODELAY");
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->state_refusal(t, t.records[0]), "");
+
+  InetSocketState udp{};
+  udp.family = 10;
+  udp.sock_type = 2;
+  udp.protocol = 17;
+  udp.state = 7;
+  udp.local_addr[15] = 1;
+  udp.local_port = 53;
+  InetDatagram d;
+  d.header.port = 9;
+  d.header.addr[15] = 1;
+  std::vector<u8> payload = {'x', 'y'};
+  d.bytes = payload;
+  t = encode(inet_socket_state_bytes(udp, {}, {}, {d, d}), FdType::Socket);
+  auto u = inet_socket_state(t, t.records[0]);
+  ASSERT_TRUE(u) << u.error().message();
+  ASSERT_EQ(u->datagrams.size(), 2u);
+  EXPECT_EQ(u->datagrams[1].header.port, 9u);
+  EXPECT_EQ(u->datagrams[1].bytes.size(), 2u);
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->describe(t, t.records[0]), "udp6 [::1]:53, 2 datagrams queued");
+  // A datagram running past the end is refused by name.
+  std::vector<u8> cut = inet_socket_state_bytes(udp, {}, {}, {d});
+  cut.resize(cut.size() - 8);
+  InetSocketState h{};
+  std::memcpy(&h, cut.data(), sizeof h);
+  h.header.size = u32(cut.size());
+  std::memcpy(cut.data(), &h, sizeof h);
+  t = encode(cut, FdType::Socket);
+  auto bad = inet_socket_state(t, t.records[0]);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message(), "fd 9: socket state: a datagram runs past its end");
+}
+
+TEST_F(FdState, InetSocketStatesThatCannotComeBackAreRefused) {
+  InetSocketState s{};
+  s.family = 2;
+  s.sock_type = 1;
+  s.protocol = 6;
+  s.state = 8;
+  s.flags = kInetUnrestorableState;
+  Table<FdRecord> t = encode(inet_socket_state_bytes(s, {}, {}, {}), FdType::Socket);
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->state_refusal(t, t.records[0]),
+            "TCP socket in state CLOSE_WAIT (only LISTEN, ESTABLISHED and CLOSE are restored)");
+  s.state = 10;
+  s.family = 10;
+  s.flags = kInetPendingConnections;
+  t = encode(inet_socket_state_bytes(s, {}, {}, {}), FdType::Socket);
+  EXPECT_EQ(fd_kind_info(t.records[0].type)->state_refusal(t, t.records[0]),
+            "listening TCPv6 socket with connections not yet accepted");
+}
+
 TEST_F(FdState, EpollTargetsRoundTripAndAClosedTargetIsRefused) {
   std::vector<EpollTarget> targets = {{5, 0x19, 0x1234, kEpollTargetOpen, 0}, {6, 0x40000000, 7, 0, 0}};
   Table<FdRecord> t = encode(epoll_state_bytes(targets), FdType::Epoll);

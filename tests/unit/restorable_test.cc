@@ -64,7 +64,7 @@ TEST(Restorable, EveryOffenderGroupedByPid) {
   ASSERT_TRUE(v) << v.error().message();
   EXPECT_EQ(unsupported_message(unsupported_state(v->view)),
             "image: a process tree of 2 processes: not supported; "
-            "pid 4242: fd 5 socket (only AF_UNIX sockets are restored), fd 8 character device /dev/net/tun (10:200), "
+            "pid 4242: fd 5 socket (only AF_UNIX, TCP and UDP sockets are restored), fd 8 character device /dev/net/tun (10:200), "
             "fd 9 pty /dev/pts/4 (not the terminal it was run from), fd 11 pidfd (it names a process that may not "
             "exist after restore), POSIX timer 2 (it signals thread 4243, not the main thread): not supported; "
             "pid 4300: fd 3 inotify (its watches were not captured): not supported");

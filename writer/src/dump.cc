@@ -27,6 +27,7 @@
 #include "snapshot.h"
 #include "tree_ids.h"
 #include "unix_peers.h"
+#include "fd_kinds/tcp_repair.h"
 
 namespace ckpt::writer {
 
@@ -112,6 +113,10 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   if (!frozen) return frozen.error();
   CKPT_TRY(fault_point("dump-seized"));
   const std::vector<TreeMember> &members = frozen->members();
+  // Established TCP connections are read in repair mode; they leave it
+  // before the tree runs again (declared after `frozen`, so also on every
+  // error return), or stay in it for --kill (tcp_repair.h).
+  TcpRepairHold tcp_repair;
 
   std::vector<CapturedProcess> procs;  // live members, root first
   for (const TreeMember &m : members) {
@@ -196,6 +201,8 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     auto taken = Snapshot::take(all_captured);
     if (taken) {
       snap = taken.take();
+      // Sockets held in TCP repair mode leave it before the tree runs on.
+      tcp_repair.release();
       CKPT_TRY(frozen->release());
       stats.frozen_seconds = seconds_since(frozen_at);
       stats.freeze_mode = "snapshot";
@@ -273,6 +280,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     if (!refrozen) return refrozen.error();
     stats.frozen_seconds += *refrozen;
   } else if (!opt.kill_after) {
+    tcp_repair.release();
     CKPT_TRY(frozen->release());
     stats.frozen_seconds = seconds_since(frozen_at);
   }
@@ -280,6 +288,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   CKPT_TRY(out->commit(opt.sync));
   if (opt.kill_after) {
     if (!snap) stats.frozen_seconds = seconds_since(frozen_at);  // not the wait for the kill
+    tcp_repair.keep_for_kill();
     CKPT_TRY(frozen->kill());
   }
   stats.total_seconds = seconds_since(start);

@@ -16,8 +16,11 @@ img::UnixSocketState fixed_part(const FdInfo &fi) {
   return s;
 }
 
+// A Socket state in the AF_UNIX layout (TCP/UDP ones have their own,
+// whose version is above 0xff: records.h, InetSocketState).
 bool is_unix_socket(const FdInfo &fi) {
-  return img::FdType(fi.record.type) == img::FdType::Socket && fi.state.size() >= sizeof(img::UnixSocketState);
+  return img::FdType(fi.record.type) == img::FdType::Socket && fi.state.size() >= sizeof(img::UnixSocketState) &&
+         fixed_part(fi).header.version == img::UnixSocketState::kVersion;
 }
 
 }  // namespace

@@ -110,6 +110,11 @@ img::Expected<int> open_socket(FdOpenContext &, const img::FdRecord &);
 /// shutdown state and status flags. Returns (a's fd, b's fd or -1).
 img::Expected<std::pair<int, int>> recreate_unix_pair(const img::CkptView &va, const img::FdRecord &a,
                                                       const img::CkptView *vb, const img::FdRecord *b);
+/// TCP and UDP sockets (inet_socket.cc): open_socket's part for their
+/// state; finish_socket's part ends an established connection's repair mode.
+img::Expected<int> open_inet_socket(FdOpenContext &, const img::FdRecord &);
+img::Status finish_inet_socket(const img::CkptView &, const img::FdRecord &);
+img::Status finish_socket(const img::CkptView &, const img::FdRecord &);
 img::Expected<int> open_epoll(FdOpenContext &, const img::FdRecord &);
 img::Status add_epoll_targets(const img::CkptView &, const img::FdRecord &);
 /// Kinds restore refuses (refused.cc): unsupported_state stops a restore

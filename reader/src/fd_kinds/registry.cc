@@ -26,7 +26,7 @@ constexpr std::array<ReaderFdKind, kFdTypeCount> kReaderFdKinds = {{
     {FdType::Fifo, check_fifo, open_fifo},
     {FdType::CharDevice, check_char_device, open_char_device},
     {FdType::BlockDevice, check_nothing, open_refused},
-    {FdType::Socket, check_socket, open_socket},
+    {FdType::Socket, check_socket, open_socket, finish_socket},
     {FdType::EventFd, check_nothing, open_eventfd},
     {FdType::SignalFd, check_nothing, open_signalfd},
     {FdType::TimerFd, check_nothing, open_timerfd},

@@ -219,13 +219,22 @@ Expected<std::pair<int, int>> recreate_unix_pair(const CkptView &va, const FdRec
 }
 
 Status check_socket(const CkptView &v, const FdRecord &r, const HereNowOptions &) {
+  if (is_inet_socket_state(v.fds, r)) {
+    auto i = inet_socket_state(v.fds, r);
+    return i ? Status{} : Status(i.error());
+  }
   auto u = unix_socket_state(v.fds, r);
   if (!u) return u.error();
   if ((u->fixed.flags & kUnixConnected) || !is_path_name(u->name)) return {};
   return path_name_free(absolute(v, u->name), u->name, r.fd, false);
 }
 
+Status finish_socket(const CkptView &v, const FdRecord &r) {
+  return is_inet_socket_state(v.fds, r) ? finish_inet_socket(v, r) : Status{};
+}
+
 Expected<int> open_socket(FdOpenContext &c, const FdRecord &r) {
+  if (is_inet_socket_state(c.view.fds, r)) return open_inet_socket(c, r);
   auto u = unix_socket_state(c.view.fds, r);
   if (!u) return u.error();
   const UnixSocketState &s = u->fixed;

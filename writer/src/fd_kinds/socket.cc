@@ -3,10 +3,12 @@
 // getsockopt on our copy of the socket (pidfd_getfd: the same socket, not
 // a new one), and the receive queue read without consuming it (MSG_PEEK,
 // walked with SO_PEEK_OFF). Whether the peer is in the image is decided
-// once every process is captured (unix_peers.h). Other families have no
-// state and stay refused (libimg/src/fd_kinds.cc).
+// once every process is captured (unix_peers.h). TCP and UDP sockets are
+// inet_socket.cc's; other families have no state and stay refused
+// (libimg/src/fd_kinds.cc).
 #include "fd_kind.h"
 
+#include "inet_socket.h"
 #include "unix_diag.h"
 
 #include <cerrno>
@@ -116,8 +118,10 @@ img::Status capture_socket(pid_t pid, FdInfo &fi) {
   if (!pidfd.valid()) return make_error("pid %d fd %d: pidfd_open: %s", pid, fd, strerror(errno));
   UniqueFd sock(int(syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0)));
   if (!sock.valid()) return make_error("pid %d fd %d: pidfd_getfd: %s", pid, fd, strerror(errno));
-  // Only AF_UNIX sockets have a state; the rest are refused by kind.
-  if (int_option(sock.get(), SOL_SOCKET, SO_DOMAIN, -1) != AF_UNIX) return img::Status::ok();
+  int domain = int_option(sock.get(), SOL_SOCKET, SO_DOMAIN, -1);
+  if (domain == AF_INET || domain == AF_INET6) return capture_inet_socket(pid, sock.get(), fi);
+  // Other families have no state; they are refused by kind.
+  if (domain != AF_UNIX) return img::Status::ok();
 
   auto diag = unix_diag(fi.record.ino);
   if (!diag) return diag.error().context(fd_where(pid, fd));

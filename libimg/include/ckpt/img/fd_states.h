@@ -52,4 +52,36 @@ std::string unix_socket_type_name(u32 sock_type);
 /// A name as `info` prints it: a path, or "@name" for the abstract namespace.
 std::string unix_socket_printable_name(std::string_view name);
 
+/// A decoded InetSocketState: the fixed fields and views of the queued
+/// bytes (pointing into the table's data area).
+struct InetDatagram {
+  InetDatagramHeader header{};
+  std::span<const u8> bytes;
+};
+struct InetSocket {
+  InetSocketState fixed{};
+  std::span<const u8> recv_queue;      ///< TCP: received, not yet read
+  std::span<const u8> send_queue;      ///< TCP: written, not yet acknowledged (its last unsent_bytes never sent)
+  std::vector<InetDatagram> datagrams; ///< UDP: oldest first
+};
+
+/// True when r (a Socket) holds a TCP/UDP state (InetSocketState), false
+/// for an AF_UNIX one or none.
+bool is_inet_socket_state(const Table<FdRecord> &fds, const FdRecord &r);
+/// The state bytes of a TCP/UDP socket (header, queues_offset and the
+/// lengths are filled in here).
+std::vector<u8> inet_socket_state_bytes(InetSocketState fixed, std::span<const u8> recv_queue,
+                                        std::span<const u8> send_queue, const std::vector<InetDatagram> &datagrams);
+/// Decodes r's state as a TCP/UDP socket; fails naming the fd when
+/// missing, of an unknown version or malformed.
+Expected<InetSocket> inet_socket_state(const Table<FdRecord> &fds, const FdRecord &r);
+/// "127.0.0.1:8080", "[::1]:8080".
+std::string inet_endpoint_text(u32 family, const u8 (&addr)[16], u16 port);
+/// "ESTABLISHED", "LISTEN"..., the kernel's TCP state names.
+std::string tcp_state_name(u32 state);
+/// The socket in a few words for `imgtool info` and gdb's `ckpt fds`.
+std::string inet_socket_text(const InetSocket &s);
+/// Why restore cannot bring it back (its flags), or "".
+std::string inet_socket_refusal(const InetSocketState &s);
+
 }  // namespace ckpt::img

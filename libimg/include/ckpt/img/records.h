@@ -405,6 +405,75 @@ struct EpollState {
 };
 static_assert(sizeof(EpollState) == 16);
 
+/// FdType::Socket's state for a TCP or UDP socket over IPv4 or IPv6: its
+/// own layout beside UnixSocketState's, told apart by the header's version
+/// (AF_UNIX layouts 1..0xff, this one 0x101 for its version 1). Then the
+/// receive queue's bytes, the send queue's bytes (TCP: each padded to 8),
+/// then datagram_count queued UDP datagrams (InetDatagramHeader and bytes
+/// padded to 8 each).
+struct InetSocketState {
+  static constexpr u32 kVersion = 0x101;
+  FdStateHeader header;     ///< size covers the fixed part and what follows
+  u32 family;               ///< AF_INET 2, AF_INET6 10
+  u32 sock_type;            ///< SOCK_STREAM 1, SOCK_DGRAM 2
+  u32 protocol;             ///< IPPROTO_TCP 6, IPPROTO_UDP 17
+  u32 state;                ///< TCP_* (tcp_info): ESTABLISHED 1, CLOSE 7, LISTEN 10...; UDP 1 connected, 7 not
+  u32 flags;                ///< InetSocketFlags
+  u32 backlog;              ///< a listener's listen() backlog
+  u8 local_addr[16];        ///< getsockname, network order (IPv4: first 4 bytes)
+  u8 peer_addr[16];         ///< getpeername likewise; zeros when not connected
+  u16 local_port;           ///< host order; 0 unbound
+  u16 peer_port;            ///< host order; 0 not connected
+  u32 rcvbuf;               ///< SO_RCVBUF as getsockopt reports it (twice what was set)
+  u32 sndbuf;               ///< SO_SNDBUF likewise
+  u32 keepidle;             ///< TCP_KEEPIDLE, seconds
+  u32 keepintvl;            ///< TCP_KEEPINTVL, seconds
+  u32 keepcnt;              ///< TCP_KEEPCNT
+  u32 send_seq;             ///< repaired: TCP_QUEUE_SEQ of the send queue (write_seq, after its last byte)
+  u32 recv_seq;             ///< repaired: TCP_QUEUE_SEQ of the receive queue (rcv_nxt)
+  u32 mss;                  ///< repaired: TCP_MAXSEG
+  u32 snd_wscale;           ///< repaired: tcp_info's tcpi_snd_wscale
+  u32 rcv_wscale;           ///< repaired: tcpi_rcv_wscale
+  u32 tcp_options;          ///< repaired: tcpi_options (TCPI_OPT_TIMESTAMPS 1, SACK 2, WSCALE 4)
+  u32 timestamp;            ///< repaired: TCP_TIMESTAMP (the connection's timestamp clock)
+  u32 snd_wl1;              ///< repaired: TCP_REPAIR_WINDOW's five fields
+  u32 snd_wnd;
+  u32 max_window;
+  u32 rcv_wnd;
+  u32 rcv_wup;
+  u32 unsent_bytes;         ///< repaired: the send queue's tail never sent (SIOCOUTQNSD)
+  u32 queues_offset;        ///< where the receive queue starts (= the fixed part's size)
+  u32 recv_queue_length;    ///< TCP: bytes received, not yet read
+  u32 send_queue_length;    ///< TCP: bytes written, not yet acknowledged
+  u32 datagram_count;       ///< UDP: datagrams queued after the TCP queues
+  u32 pad0;
+};
+static_assert(sizeof(InetSocketState) == 160);
+
+enum InetSocketFlags : u32 {
+  kInetReuseAddr = 1u << 0,         ///< SO_REUSEADDR
+  kInetReusePort = 1u << 1,         ///< SO_REUSEPORT
+  kInetNoDelay = 1u << 2,           ///< TCP_NODELAY
+  kInetKeepAlive = 1u << 3,         ///< SO_KEEPALIVE
+  kInetV6Only = 1u << 4,            ///< IPV6_V6ONLY
+  kInetBroadcast = 1u << 5,         ///< SO_BROADCAST
+  kInetRepaired = 1u << 6,          ///< an established TCP connection captured through TCP_REPAIR
+  // Why a socket cannot come back; dump refuses an image with one of these.
+  kInetPendingConnections = 1u << 8,  ///< a listener with connections not yet accepted
+  kInetUnrestorableState = 1u << 9,   ///< a TCP state other than CLOSE, LISTEN, ESTABLISHED (named by `state`)
+  kInetHalfClosed = 1u << 10,         ///< an established connection shut down one way (inet_diag shutdown)
+};
+
+/// A queued UDP datagram in InetSocketState's tail: this header, then
+/// `length` bytes, then zeros up to a multiple of 8.
+struct InetDatagramHeader {
+  u32 length;
+  u16 port;                 ///< the sender's port, host order
+  u16 pad0;
+  u8 addr[16];              ///< the sender's address, network order (IPv4: first 4 bytes)
+};
+static_assert(sizeof(InetDatagramHeader) == 24);
+
 /// The fd kinds, one line each: name and the number stored in
 /// FdRecord::type (dense from 0; a new kind takes the next number). Every
 /// fd kind registry (libimg/fd_kinds.h, writer/src/fd_kinds/,
