@@ -107,7 +107,9 @@ class DirtyTracking : public RestoreTest {
     RunResult d = dump(pid_, link(n), opts);
     EXPECT_TRUE(d.exited && d.exit_code == 0) << d.status() << "\n" << d.err;
     EXPECT_EQ(split_lines(d.err).size(), 1u) << d.err;
-    if (kill) EXPECT_TRUE(wait_until([&] { return !pid_exists(pid_); }, 20));
+    if (kill) {
+      EXPECT_TRUE(wait_until([&] { return !pid_exists(pid_); }, 20));
+    }
     return parse_stats(d.err);
   }
 
@@ -160,7 +162,9 @@ TEST_F(DirtyTracking, TrackedChainRestoresEveryWord) {
     // 64 KiB, and pages of read-only mappings (relro); never A. (M moved
     // where the parent had nothing, and N is new: both stored.)
     EXPECT_LE(s.compared, 2 * kMiB);
-    if (n == 1) EXPECT_GE(s.compared, 64 * 1024);
+    if (n == 1) {
+      EXPECT_GE(s.compared, 64 * 1024);
+    }
     EXPECT_EQ(s.trackers, n == 3 ? 0u : 1u);
     EXPECT_LE(file_size(link(n)), file_size(link(0)) * 30 / 100);
     RunResult i = test::run({imgtool(), "info", "--json", link(n)}, 60);
