@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Incremental chain benchmark (issue 11): for each size, a program holding
 # N MiB of patterned anonymous memory (tests/programs/restore_incremental.c)
-# is dumped whole, rewrites 10% of its pages, is dumped with --parent, and
+# is dumped whole, rewrites 10% of its pages, is dumped with --parent (the
+# full dump armed dirty tracking, so only the written pages are read), once
+# more with --parent and CKPT_DIRTY_TRACKING=off (every page compared), and
 # the chain is merged. Prints, per size: full dump time and size, the
-# incremental dump's time, size and size as a share of the full image, and
-# the merge time. See bench/README.md.
+# tracked incremental dump's time, frozen time, size and size as a share of
+# the full image, the compared one's time and frozen time, and the merge
+# time. See bench/README.md.
 #
 #   bench/incremental_bench.sh [BUILD_DIR] [SIZES...]
 #
@@ -44,7 +47,9 @@ now() { date +%s.%N; }
 elapsed() { echo "$(now) - $1" | bc; }
 size_of() { stat -c %s "$1"; }
 
-printf '%-6s %10s %12s %10s %12s %7s %9s\n' MiB full_s full_bytes incr_s incr_bytes share merge_s
+frozen_of() { sed -n 's/^dump stats: frozen \([0-9.]*\) s.*/\1/p' "$1"; }
+
+printf '%-6s %8s %12s %8s %8s %11s %6s %8s %8s %8s\n' MiB full_s full_bytes incr_s frozen incr_bytes share cmp_s frozen merge_s
 for mib in "${sizes[@]}"; do
   rm -rf "$tmp"/*
   exec 3< <(exec "$prog" "$tmp/go" "$tmp" "$mib" 2>"$tmp/err")
@@ -57,10 +62,17 @@ for mib in "${sizes[@]}"; do
   touch "$tmp/step1"
   while [[ ! -e $tmp/done1 ]]; do sleep 0.01; done
   sync
-  t=$(now); "$imgtool" dump --pid "$pid" --parent full.core -o "$tmp/incr.core"; incr_s=$(elapsed "$t")
+  t=$(now); "$imgtool" dump --pid "$pid" --parent full.core -o "$tmp/incr.core" --stats 2>"$tmp/incr.stats"
+  incr_s=$(elapsed "$t")
+  grep -q ', tracked [1-9]' "$tmp/incr.stats" || die "dirty tracking was not used: $(cat "$tmp/incr.stats")"
+  sync
+  t=$(now); CKPT_DIRTY_TRACKING=off "$imgtool" dump --pid "$pid" --parent full.core -o "$tmp/cmp.core" --stats \
+    2>"$tmp/cmp.stats"
+  cmp_s=$(elapsed "$t")
   t=$(now); "$imgtool" merge "$tmp/incr.core" -o "$tmp/merged.core"; merge_s=$(elapsed "$t")
   kill -KILL "$pid"; wait "$pid" 2>/dev/null || true; pid=""
   full=$(size_of "$tmp/full.core"); incr=$(size_of "$tmp/incr.core")
-  printf '%-6s %10.3f %12s %10.3f %12s %6.1f%% %9.3f\n' "$mib" "$full_s" "$full" "$incr_s" "$incr" \
-    "$(echo "100 * $incr / $full" | bc -l)" "$merge_s"
+  printf '%-6s %8.3f %12s %8.3f %8.3f %11s %5.1f%% %8.3f %8.3f %8.3f\n' "$mib" "$full_s" "$full" "$incr_s" \
+    "$(frozen_of "$tmp/incr.stats")" "$incr" "$(echo "100 * $incr / $full" | bc -l)" "$cmp_s" \
+    "$(frozen_of "$tmp/cmp.stats")" "$merge_s"
 done

@@ -33,9 +33,14 @@ static const char kHelp[] =
     "                    possibly still in the page cache, as after gcore\n"
     "  --stats           on success, print one line on stderr:\n"
     "                    'dump stats: frozen S s, total S s, image N bytes,\n"
-    "                    memory N bytes, freeze MODE' (frozen: from the start\n"
-    "                    of the freeze until the tree runs again, or is\n"
-    "                    killed; MODE: 'snapshot' or 'full (why)')\n"
+    "                    memory N bytes[, parent N bytes, tracked N bytes,\n"
+    "                    written N bytes, compared N bytes], trackers armed N\n"
+    "                    [(why tracking was not used)], freeze MODE' (frozen:\n"
+    "                    from the start of the freeze until the tree runs again,\n"
+    "                    or is killed; with --parent: bytes left in PREV, bytes\n"
+    "                    dirty tracking decided unread and how many of them were\n"
+    "                    written, bytes compared with PREV; processes left with\n"
+    "                    a tracker; MODE: 'snapshot' or 'full (why)')\n"
     "  --short-freeze    snapshot mode even with --kill or for a small process:\n"
     "                    the tree is stopped only to capture its state and to\n"
     "                    make a frozen copy-on-write copy of each process (an\n"
@@ -58,7 +63,10 @@ static const char kHelp[] =
     "                    PREV by its image id and by PREV as given (a relative\n"
     "                    path is resolved against FILE's directory). Restore,\n"
     "                    verify and info follow the chain; 'imgtool merge'\n"
-    "                    folds it into one image. One process only (no tree)\n"
+    "                    folds it into one image. One process only (no tree).\n"
+    "                    Pages are chosen by the dirty tracking the previous\n"
+    "                    dump armed where it held since PREV, else by comparing\n"
+    "                    them with PREV (CKPT_DIRTY_TRACKING=off: always compare)\n"
     "  --store-tmpfs-files\n"
     "                    also store the files on tmpfs/ramfs (/tmp, /dev/shm,\n"
     "                    /run) that the process holds open or maps shared, so\n"
@@ -69,6 +77,10 @@ static const char kHelp[] =
     "character devices, SysV shm) is refused before anything is written or killed, naming\n"
     "every such resource and the process holding it; the whole tree is left\n"
     "running (or stopped) as it was.\n"
+    "A dump that lets the tree run on leaves a dirty-page tracker in each process\n"
+    "(a userfaultfd at a high fd number, close-on-exec; docs/DESIGN.md), so that\n"
+    "a later --parent dump reads only the pages written since; it is never part\n"
+    "of an image. CKPT_DIRTY_TRACKING=off in the environment arms none.\n"
     "'--libckpt-caller TID:VALUE:FD' is internal to libckpt's ckpt_checkpoint.\n"
     "Interrupting a dump (SIGINT, SIGTERM, SIGHUP) stops it within moments and\n"
     "leaves no file behind and the process as it was.\n";
@@ -138,6 +150,8 @@ int cmd_dump(int argc, char **argv) {
   if (args->has("--full-freeze")) opt.freeze_mode = writer::DumpOptions::FreezeMode::Full;
   opt.allow_unrestorable = args->has("--allow-unrestorable");
   opt.store_tmpfs_files = args->has("--store-tmpfs-files");
+  const char *tracking = std::getenv("CKPT_DIRTY_TRACKING");
+  opt.dirty_tracking = !(tracking && std::strcmp(tracking, "off") == 0);
   if (args->has("--exec")) opt.exec_launcher = launcher_bytes();
   opt.show_progress = isatty(STDERR_FILENO);
   opt.cancel = &g_cancel;
@@ -157,14 +171,26 @@ int cmd_dump(int argc, char **argv) {
 
   auto stats = writer::dump_process(opt);
   if (!stats) return fail("dump", stats.error().message());
-  if (args->has("--stats"))
-    std::fprintf(stderr, "dump stats: frozen %.6f s, total %.6f s, image %llu bytes, memory %llu bytes, freeze %s\n",
-                 stats->frozen_seconds, stats->total_seconds, static_cast<unsigned long long>(stats->image_bytes),
-                 static_cast<unsigned long long>(stats->memory_bytes), stats->freeze_mode.c_str());
-  if (args->has("--stats") && !opt.parent.empty())
-    std::fprintf(stderr, "dump stats: parent %llu bytes (unchanged pages found by %s)\n",
-                 static_cast<unsigned long long>(stats->parent_bytes),
-                 stats->dirty_tracked ? "dirty tracking" : "comparing with the parent");
+  if (args->has("--stats")) {
+    std::string line;
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "dump stats: frozen %.6f s, total %.6f s, image %llu bytes, memory %llu bytes",
+                  stats->frozen_seconds, stats->total_seconds, static_cast<unsigned long long>(stats->image_bytes),
+                  static_cast<unsigned long long>(stats->memory_bytes));
+    line = buf;
+    if (!opt.parent.empty()) {
+      std::snprintf(buf, sizeof buf, ", parent %llu bytes, tracked %llu bytes, written %llu bytes, compared %llu bytes",
+                    static_cast<unsigned long long>(stats->parent_bytes),
+                    static_cast<unsigned long long>(stats->tracked_bytes),
+                    static_cast<unsigned long long>(stats->written_bytes),
+                    static_cast<unsigned long long>(stats->compared_bytes));
+      line += buf;
+    }
+    line += ", trackers armed " + std::to_string(stats->trackers_armed);
+    if (!stats->tracking_note.empty()) line += " (" + stats->tracking_note + ")";
+    line += ", freeze " + stats->freeze_mode;
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
   if (result_fd >= 0) {
     // A positive id (fork()'s convention): the image id's first 8 bytes.
     long long id = static_cast<long long>(stats->image_id & 0x7fffffffffffffffull);

@@ -2,6 +2,8 @@
 #include "names.h"
 #include "describe_tree.h"
 
+#include <ckpt/img/dirty_tracking_note.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -299,6 +301,23 @@ Expected<json> describe_image(const std::string &path) {
   } else {
     info["parent"] = nullptr;
   }
+  // The dump's dirty tracker (not a resource of the program): whether it
+  // left one armed, and how this image's pages were chosen against PREV.
+  auto tracking = read_dirty_tracking(*image);
+  if (!tracking) return tracking.error();
+  if (*tracking && !(*tracking)->records.empty()) {
+    const DirtyTrackingRecord &t = (*tracking)->records[0];
+    u64 armed_bytes = 0;
+    for (auto [start, end] : armed_ranges(**tracking, t)) armed_bytes += end - start;
+    info["dirty_tracking"] = json{{"armed", t.tracker_ino != 0},
+                                  {"armed_bytes", armed_bytes},
+                                  {"used", (t.flags & kTrackingUsed) != 0},
+                                  {"tracked_bytes", t.tracked_bytes},
+                                  {"written_bytes", t.written_bytes},
+                                  {"compared_bytes", t.compared_bytes}};
+  } else {
+    info["dirty_tracking"] = nullptr;
+  }
   json stored_files = json::array();
   for (const StoredFileRecord &f : view->stored_files.records) {
     char mode[8];
@@ -475,6 +494,10 @@ std::string render_text(const json &info) {
       line("parent chain: none (a full image)");
     } else {
       line("parent: " + str(info["parent"]["image_id"]) + " at " + str(info["parent"]["path_hint"]));
+      if (const json &t = info["dirty_tracking"]; !t.is_null())
+        line("  pages chosen: " + human_bytes(t["tracked_bytes"].get<u64>()) + " by dirty tracking (" +
+             human_bytes(t["written_bytes"].get<u64>()) + " written), " + human_bytes(t["compared_bytes"].get<u64>()) +
+             " compared with the parent");
       for (const json &c : info["chain"])
         line("  " + str(c["image_id"]) + "  " + str(c["path"]) + "  (" + str(c["stored_pages"]) + " pages stored, " +
              str(c["parent_pages"]) + " in its parent)");

@@ -235,10 +235,13 @@ TEST(DumpStats, ReportsFrozenTimeOnStderr) {
   EXPECT_EQ(r.out, "");
   double frozen = -1, total = -1;
   unsigned long long image = 0, memory = 0;
+  unsigned trackers = 0;
   int used = 0;
-  ASSERT_EQ(std::sscanf(r.err.c_str(), "dump stats: frozen %lf s, total %lf s, image %llu bytes, memory %llu bytes\n%n",
-                        &frozen, &total, &image, &memory, &used),
-            4)
+  ASSERT_EQ(std::sscanf(r.err.c_str(),
+                        "dump stats: frozen %lf s, total %lf s, image %llu bytes, memory %llu bytes, trackers armed "
+                        "%u\n%n",
+                        &frozen, &total, &image, &memory, &trackers, &used),
+            5)
       << r.err;
   // Then how it froze: this small process, for the whole dump.
   EXPECT_EQ(r.err.substr(used), ", freeze full (under 8 MiB to store)\n") << "one line only:\n" << r.err;
@@ -247,6 +250,7 @@ TEST(DumpStats, ReportsFrozenTimeOnStderr) {
   EXPECT_EQ(image, read_file(c).size());
   EXPECT_GT(memory, 0u);
   EXPECT_LT(memory, image);
+  EXPECT_EQ(trackers, 1u) << "the sleeper runs on with a dirty tracker";
   expect_running_untraced(t.pid());
   // With -o - the image alone goes to stdout, the line to stderr.
   RunResult s = dump(t.pid(), "-", {"--stats"});

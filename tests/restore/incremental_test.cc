@@ -55,7 +55,15 @@ class Incremental : public RestoreTest {
       if (n) ASSERT_NO_FATAL_FAILURE(step(n));
       std::vector<std::string> opts = extra;
       if (n) opts.insert(opts.end(), {"--parent", "link" + std::to_string(n - 1) + ".core"});
-      if (n == links - 1) opts.push_back("--kill");
+      if (n == links - 1) {
+        opts.push_back("--kill");
+        // The state the restore is compared with (restore_compare_expect):
+        // the original's dirty tracker is the one allowed difference.
+        if (compare_state_) {
+          before_state_ = test::capture_idle_state(pid_);
+          ASSERT_EQ(before_state_.error, "") << "the program before the last dump";
+        }
+      }
       ASSERT_NO_FATAL_FAILURE(dump_ok(link(n), opts));
     }
     ASSERT_TRUE(wait_until([&] { return !pid_exists(pid_); }, 20));
@@ -63,6 +71,7 @@ class Incremental : public RestoreTest {
 };
 
 TEST_F(Incremental, ChainOfThreeRestoresFromTheLastLink) {
+  compare_state_ = true;
   ASSERT_NO_FATAL_FAILURE(make_chain(3));
   // Small: one page in ten changed, plus the state that is not memory.
   long long full = file_size(link(0));
@@ -86,10 +95,14 @@ TEST_F(Incremental, ChainOfThreeRestoresFromTheLastLink) {
   ASSERT_EQ(::link(link(2).c_str(), image_path().c_str()), 0);
   ASSERT_NO_FATAL_FAILURE(restore_expect(0, {}));
   EXPECT_NE(log().find("generation 2 checked"), std::string::npos) << log();
+  // --lazy maps the merged chain (a temporary file), which the state
+  // comparison cannot tell from the image: not compared.
+  compare_state_ = false;
   ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
 }
 
 TEST_F(Incremental, MergedChainVerifiesRestoresAndOpensInGdb) {
+  compare_state_ = true;
   ASSERT_NO_FATAL_FAILURE(make_chain(3));
   std::string full = tmp_.file("full.core");
   RunResult m = test::run({imgtool(), "merge", link(2), "-o", full}, 120);

@@ -1,21 +1,103 @@
 // Dirty-page tracking between dumps, for `dump --parent` (issue #11):
-// which pages a process wrote since the previous dump.
+// which pages a process wrote since the previous dump, without reading them.
+//
+// A dump that lets the process run on leaves a *tracker* in it: a
+// userfaultfd in async write-protect mode (UFFD_FEATURE_WP_ASYNC), made by
+// injected syscalls, registered over the process's private writable
+// mappings and write-protected from outside with PAGEMAP_SCAN. A write then
+// clears a page's protection in the kernel (no signal, no fault the program
+// sees), so the next dump finds exactly the written pages with one
+// PAGEMAP_SCAN of /proc/PID/pagemap. The tracker is an fd in the process
+// (the uffd context lives only as long as one does): high in its table,
+// O_CLOEXEC, marked O_APPEND so that the dumper knows it for its own; the
+// dump leaves it out of the image, so restore never makes one. Each dump
+// makes a new tracker (a new inode) and records it in the image's
+// DirtyTracking note; tracking is trusted against PREV only if the tracker
+// found is the one PREV recorded (docs/DESIGN.md "Dirty tracking").
 #pragma once
 
+#include <string>
+#include <sys/types.h>
 #include <vector>
 
+#include <ckpt/img/dirty_tracking_note.h>
 #include <ckpt/img/records.h>
+
+#include "capture.h"
 
 namespace ckpt::writer {
 
-/// Page ranges written since tracking was (re-)armed, ascending, disjoint.
+/// Page ranges, ascending, disjoint.
+struct AddressRange {
+  img::u64 start = 0, end = 0;
+};
+
+/// What tracking knows since the parent.
 struct WrittenPages {
-  struct Range {
-    img::u64 start = 0, end = 0;
-  };
-  std::vector<Range> ranges;
+  std::vector<AddressRange> tracked;  ///< where tracking was continuous since the parent
+  std::vector<AddressRange> written;  ///< within tracked: pages written since the parent
+  /// Whether [start, end) lies wholly in tracked.
+  bool covers(img::u64 start, img::u64 end) const;
   /// Whether [start, end) holds no written page.
   bool clean(img::u64 start, img::u64 end) const;
 };
+
+/// The dump's own tracker in a process's fd table, if there is one.
+struct TrackerFd {
+  int fd = -1;
+  img::u64 ino = 0;
+};
+
+/// Takes the dumper's tracker (a userfaultfd marked O_APPEND) out of a
+/// captured fd table: it is not the program's and never goes into an image.
+TrackerFd take_tracker_fd(FdTable &fds);
+
+/// The pages process pc wrote since the image `parent` was taken, if the tracker that image armed is still the one in the process
+/// (same inode, pid, start time and boot) and only over the ranges it
+/// armed that are still registered (mremap, munmap+mmap, exec and close
+/// lose registration). Ranges outside `tracked` must be compared. Returns
+/// an empty WrittenPages and `why` when tracking cannot be used at all.
+img::Expected<WrittenPages> read_written_pages(const ProcessCapture &pc, const TrackerFd &tracker,
+                                               const img::ImageReader &parent, std::string &why);
+
+/// A tracker made by arm_tracking.
+struct ArmedTracker {
+  img::u64 ino = 0;                   ///< 0: none armed (why says why)
+  std::vector<AddressRange> ranges;   ///< registered and write-protected
+  std::string why;
+};
+
+/// Closes the old tracker in the frozen process. Every process holding it
+/// must close it before any is armed again: its context (and the mappings
+/// registered with it, which a new one cannot register: EBUSY) lives as
+/// long as one fd does, and a forked child inherits the fd.
+img::Status close_tracker(const ProcessCapture &pc, const TrackerFd &old);
+
+/// Makes a new tracker in the frozen process, registers its private
+/// writable mappings and write-protects them. Run after read_written_pages
+/// and close_tracker, before memory is read. Failing to arm is not an
+/// error for the dump (the next --parent dump compares): ArmedTracker says
+/// why. Errors are only what leaves the process in doubt.
+img::Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc);
+
+/// Which process a tracker belongs to: the same pid, started at the same
+/// time, in the same boot.
+struct TrackingIdentity {
+  img::u8 boot_id[16] = {};
+  img::u64 start_time = 0;  ///< /proc/PID/stat field 22
+  pid_t pid = 0;
+};
+img::Expected<TrackingIdentity> tracking_identity(pid_t pid);
+
+/// One PAGEMAP_SCAN walk of [start, end) of an open /proc/PID/pagemap for
+/// written pages (appended to *written when given), write-protecting them
+/// again with `write_protect`. Returns 0 or an errno (EPERM: a VMA there
+/// is not registered for async write-protection).
+int scan_written(int pagemap, img::u64 start, img::u64 end, bool write_protect, std::vector<AddressRange> *written);
+
+/// The DirtyTracking record of an image (armed ranges as its blob).
+void add_tracking_record(img::TableBuilder<img::DirtyTrackingRecord> &table, const ProcessCapture &pc,
+                         const ArmedTracker &armed, img::u32 flags, img::u64 tracked_bytes, img::u64 written_bytes,
+                         img::u64 compared_bytes);
 
 }  // namespace ckpt::writer

@@ -6,6 +6,7 @@
 #include <ckpt/writer/dump.h>
 
 #include <chrono>
+#include <optional>
 #include <cstdio>
 #include <cerrno>
 #include <csignal>
@@ -19,6 +20,7 @@
 
 #include "build_notes.h"
 #include "capture.h"
+#include "dirty_tracking.h"
 #include "freeze_tree.h"
 #include "memory.h"
 #include "output.h"
@@ -45,6 +47,7 @@ struct CapturedProcess {
   ProcessCapture capture;
   SegmentLayout layout;
   ImageNotes notes;
+  TrackerFd tracker;  ///< the dirty tracker an earlier dump left (not in the image)
 };
 
 // The root's Tree note: one record per further process, in tree order
@@ -125,12 +128,13 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     if (!pc) return m.pid == opt.pid ? pc.error() : pc.error().context("process " + std::to_string(m.pid));
     if (opt.caller_tid && m.pid == opt.pid)
       CKPT_TRY(resume_caller_with(*pc, opt.caller_tid, opt.caller_resume_value));
+    TrackerFd tracker = take_tracker_fd(pc->fds);
     if (opt.store_tmpfs_files) {
       auto stored = read_stored_files(m.pid, pc->fds, pc->maps);
       if (!stored) return stored.error();
       pc->stored_files = stored.take();
     }
-    procs.push_back(CapturedProcess{pc.take(), {}, {}});
+    procs.push_back(CapturedProcess{pc.take(), {}, {}, tracker});
   }
   if (!parent.empty()) {
     // Decision 90: one process only; a tree's links would need every
@@ -140,10 +144,24 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
                         "supported (dump without --parent)", opt.pid);
     if (parent[0]->view.tasks.records.empty() || parent[0]->view.tasks.records[0].pid != opt.pid)
       return make_error("--parent %s is not a checkpoint of process %d", opt.parent.c_str(), opt.pid);
-    auto sel = select_parent_pages(opt.pid, procs[0].capture.memory, parent, nullptr);
+    // Dirty tracking since PREV where it holds (dirty_tracking.h); the
+    // rest is compared.
+    WrittenPages written;
+    if (opt.dirty_tracking) {
+      auto w = read_written_pages(procs[0].capture, procs[0].tracker, parent[0]->image, stats.tracking_note);
+      if (!w) return w.error();
+      written = w.take();
+    } else {
+      stats.tracking_note = "dirty tracking is off";
+    }
+    auto sel = select_parent_pages(opt.pid, procs[0].capture.memory, parent,
+                                   written.tracked.empty() ? nullptr : &written);
     if (!sel) return sel.error();
     stats.parent_bytes = sel->parent_bytes;
-    stats.dirty_tracked = sel->tracked;
+    stats.tracked_bytes = sel->tracked_bytes;
+    stats.written_bytes = sel->written_bytes;
+    stats.compared_bytes = sel->compared_bytes;
+    stats.dirty_tracked = sel->tracked_bytes > 0;
   }
   std::vector<ProcessCapture *> all;
   for (CapturedProcess &p : procs) all.push_back(&p.capture);
@@ -182,14 +200,42 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
                         lacks.c_str());
     for (CapturedProcess &p : procs) p.notes.identity.records[0].flags &= ~u32(kIdentityRestorable);
   }
+  // Dirty tracking from this dump on, in every process that runs on
+  // (dirty_tracking.h): armed only now that nothing will refuse the dump.
+  // A --kill dump and libckpt's in-process one arm nothing.
+  bool arm = opt.dirty_tracking && !opt.kill_after && !opt.caller_tid;
+  std::vector<std::optional<Note>> tracking_notes(procs.size());
+  if (arm)
+    for (CapturedProcess &p : procs) CKPT_TRY(close_tracker(p.capture, p.tracker));
+  for (size_t i = 0; i < procs.size(); i++) {
+    CapturedProcess &p = procs[i];
+    bool selected = i == 0 && !parent.empty();
+    if (!arm && !selected) continue;
+    ArmedTracker armed;
+    if (arm) {
+      auto a = arm_tracking(p.capture);
+      if (!a) return a.error();
+      armed = a.take();
+      if (armed.ino) stats.trackers_armed++;
+      else if (stats.tracking_note.empty()) stats.tracking_note = "not armed: " + armed.why;
+    }
+    u32 flags = selected && stats.tracked_bytes ? u32(kTrackingUsed) : 0u;
+    TableBuilder<DirtyTrackingRecord> table;
+    add_tracking_record(table, p.capture, armed, flags, selected ? stats.tracked_bytes : 0,
+                        selected ? stats.written_bytes : 0, selected ? stats.compared_bytes : 0);
+    tracking_notes[i] = make_dirty_tracking_note(table);
+  }
   if (tree) {
     procs[0].notes.identity.records[0].process_count = static_cast<u32>(members.size());
     procs[0].notes.tree = tree_table(members);
   }
   // The notes just checked are the notes written (encoded once); only the
   // root of a tree (its Tree note) or a debug image changed since.
-  for (size_t i = 0; i < procs.size(); i++)
+  for (size_t i = 0; i < procs.size(); i++) {
     if (!lacks.empty() || (tree && i == 0)) encoded[i] = procs[i].notes.encode();
+    // Last in PT_NOTE 0: its type is above every other CKPT table's.
+    if (tracking_notes[i]) encoded[i].push_back(std::move(*tracking_notes[i]));
+  }
 
   // Snapshot mode: from here on memory is read from frozen copies and the
   // tree runs on (snapshot.h).

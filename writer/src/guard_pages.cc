@@ -1,5 +1,7 @@
 #include "guard_pages.h"
 
+#include "pagemap_scan.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -11,18 +13,6 @@
 namespace ckpt::writer {
 
 using namespace img;
-
-// linux/fs.h of older headers lacks PAGEMAP_SCAN (6.7) and PAGE_IS_GUARD
-// (6.14).
-struct PmScanArg {
-  u64 size, flags, start, end, walk_end, vec, vec_len, max_pages;
-  u64 category_inverted, category_mask, category_anyof_mask, return_mask;
-};
-struct PageRegion {
-  u64 start, end, categories;
-};
-constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
-constexpr u64 kPageIsGuard = 1u << 8;
 
 Expected<std::vector<GuardRangeRecord>> read_guard_ranges(pid_t pid, const std::vector<MapEntry> &maps) {
   std::vector<GuardRangeRecord> out;

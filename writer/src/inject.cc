@@ -112,6 +112,16 @@ Expected<long> Injector::call(long nr, std::initializer_list<u64> args) {
 
 Expected<long> Injector::call_out(long nr, std::initializer_list<u64> args, int pointer_arg, void *out,
                                   size_t out_size) {
+  return call_with_scratch(nr, args, pointer_arg, out, out_size, false);
+}
+
+Expected<long> Injector::call_inout(long nr, std::initializer_list<u64> args, int pointer_arg, void *inout,
+                                    size_t size) {
+  return call_with_scratch(nr, args, pointer_arg, inout, size, true);
+}
+
+Expected<long> Injector::call_with_scratch(long nr, std::initializer_list<u64> args, int pointer_arg, void *out,
+                                           size_t out_size, bool copy_in) {
   if (out_size > kScratchSize) return make_error("injected syscall output of %zu bytes is too large", out_size);
   u64 scratch = (saved_.rsp - kRedZone - kScratchSize) & ~u64(15);
   u8 saved_bytes[kScratchSize];
@@ -119,6 +129,11 @@ Expected<long> Injector::call_out(long nr, std::initializer_list<u64> args, int 
   if (process_vm_readv(tid_, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(out_size))
     return make_error("cannot read the stack of thread %d at 0x%llx: %s", tid_, (unsigned long long)scratch,
                       strerror(errno));
+  if (copy_in) {
+    struct iovec in = {out, out_size};
+    if (process_vm_writev(tid_, &in, 1, &remote, 1, 0) != static_cast<ssize_t>(out_size))
+      return make_error("cannot write the stack of thread %d: %s", tid_, strerror(errno));
+  }
   std::vector<u64> a(args);
   a.resize(6, 0);
   a[pointer_arg] = scratch;

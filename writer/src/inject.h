@@ -38,6 +38,10 @@ class Injector {
   /// is the output pointer.
   Expected<long> call_out(long nr, std::initializer_list<u64> args, int pointer_arg, void *out, size_t out_size);
 
+  /// The same for an argument the syscall reads and writes (an ioctl's
+  /// struct): `inout`'s bytes are placed on the stack first.
+  Expected<long> call_inout(long nr, std::initializer_list<u64> args, int pointer_arg, void *inout, size_t size);
+
   /// Puts the thread's registers back and returns it to an interrupt stop
   /// with them unchanged.
   Status restore();
@@ -52,6 +56,8 @@ class Injector {
   /// is back in its frozen stop (inject.cc, defer_signal).
   std::vector<int> deferred_;
   void resend_deferred();
+  Expected<long> call_with_scratch(long nr, std::initializer_list<u64> args, int pointer_arg, void *buf,
+                                   size_t size, bool copy_in);
 };
 
 /// Finds a `syscall` instruction in the target's [vdso], or returns 0.

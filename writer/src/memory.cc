@@ -35,6 +35,12 @@ static constexpr u64 kPmFileOrShared = 1ull << 61;
 // with no contents, which pagemap also reports as swapped; reading it
 // fails (EIO). Restore installs it again (CkptNote::GuardRanges).
 static constexpr u64 kPmGuardRegion = 1ull << 58;
+// Kernel quirk: the uffd-wp marker the dirty tracker's write-protection
+// leaves on an empty entry (dirty_tracking.h; always in file mappings,
+// with UFFD_FEATURE_WP_UNPOPULATED in anonymous ones) reads in pagemap
+// as a swapped page with PM_UFFD_WP. In a mapping with nothing swapped
+// out (smaps "Swap: 0") it is such a marker: no contents.
+static constexpr u64 kPmUffdWp = 1ull << 57;
 static constexpr u64 kPmPfnMask = (1ull << 55) - 1;
 
 // The PFN of the kernel's shared zero page: a page read but never written
@@ -196,6 +202,7 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
         else
           data = swapped || (present && !(zero_pfn && (e & kPmPfnMask) == zero_pfn));
         if (e & kPmGuardRegion) data = false;
+        if (swapped && !present && (e & kPmUffdWp) && m.swap_kb == 0) data = false;
         if (elf_head && done + i == 0) data = true;
         add_run(v.runs, m.start + (done + i) * kPage, kPage,
                 data ? PageSource::Image : (file ? PageSource::File : PageSource::Zero));

@@ -14,11 +14,6 @@ static constexpr u64 kPage = 4096;
 // the chain per slice.
 static constexpr u64 kSlice = 4ull << 20;
 
-bool WrittenPages::clean(u64 start, u64 end) const {
-  auto it = std::partition_point(ranges.begin(), ranges.end(), [&](const Range &r) { return r.end <= start; });
-  return it == ranges.end() || it->start >= end;
-}
-
 // Private memory only: shared memory may be written by another process
 // without this one's tracking seeing it, and the writer stores it whole.
 static bool candidate(const VmaPlan &v) {
@@ -44,7 +39,6 @@ static void add_run(std::vector<PageRun> &runs, u64 start, u64 len, PageSource s
 Expected<ParentSelection> select_parent_pages(pid_t pid, std::vector<VmaPlan> &plan, const Chain &parent,
                                               const WrittenPages *written) {
   ParentSelection sel;
-  sel.tracked = written != nullptr;
   std::vector<u8> buf(kSlice);
   std::vector<ResolvedPiece> pieces;
   for (VmaPlan &v : plan) {
@@ -63,22 +57,26 @@ Expected<ParentSelection> select_parent_pages(pid_t pid, std::vector<VmaPlan> &p
           add_run(runs, at, n, PageSource::Image);
           continue;
         }
-        bool read_ok = true;
-        if (!written) {
+        // Only a slice tracking does not wholly cover is read.
+        bool read_ok = false, read = !(written && written->covers(at, at + n));
+        if (read) {
           iovec local{buf.data(), n}, remote{reinterpret_cast<void *>(at), n};
           // A page process_vm_readv cannot read (PROT_NONE) is left to the
           // writer, which reads it through /proc/PID/mem.
           read_ok = process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(n);
-          if (read_ok) sel.compared_bytes += n;
         }
         for (const ResolvedPiece &p : pieces) {
           for (u64 page = p.addr; page < p.addr + p.length; page += kPage) {
             bool same = false;
             if (p.source == PageSource::Image) {
-              if (written)
+              if (written && written->covers(page, page + kPage)) {
                 same = written->clean(page, page + kPage);
-              else if (read_ok)
+                sel.tracked_bytes += kPage;
+                if (!same) sel.written_bytes += kPage;
+              } else if (read_ok) {
                 same = std::memcmp(buf.data() + (page - at), p.bytes + (page - p.addr), kPage) == 0;
+                sel.compared_bytes += kPage;
+              }
             }
             if (same) sel.parent_bytes += kPage;
             add_run(runs, page, kPage, same ? PageSource::Parent : PageSource::Image);

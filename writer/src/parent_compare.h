@@ -18,15 +18,16 @@ namespace ckpt::writer {
 struct ParentSelection {
   img::u64 parent_bytes = 0;     ///< bytes that became Parent
   img::u64 compared_bytes = 0;   ///< bytes read and compared against the parent
-  bool tracked = false;          ///< the dirty-page tracker decided (no compare needed)
+  img::u64 tracked_bytes = 0;    ///< bytes the dirty-page tracker decided, unread
+  img::u64 written_bytes = 0;    ///< of those, written since the parent (stored)
 };
 
 /// Rewrites the Image runs of private anonymous and private file memory of
 /// `plan` (process `pid`, frozen): a page whose bytes equal the bytes the
 /// chain `parent` (PREV first) has at that address becomes Parent. With
-/// `written` (dirty tracking continuous since PREV), a page tracking says
-/// was not written since PREV and that PREV stores becomes Parent without
-/// being read; without it, every candidate page is read and compared.
+/// `written` (dirty tracking since PREV), a page in its tracked ranges that
+/// PREV stores becomes Parent without being read unless tracking says it
+/// was written; every other candidate page is read and compared.
 /// Pages PREV does not store (new mappings, Zero or File there) stay as
 /// planned.
 img::Expected<ParentSelection> select_parent_pages(pid_t pid, std::vector<VmaPlan> &plan, const img::Chain &parent,

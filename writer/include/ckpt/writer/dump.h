@@ -48,6 +48,11 @@ struct DumpOptions {
   /// (--short-freeze) asks for it whatever the size, Full (--full-freeze)
   /// never.
   enum class FreezeMode { Auto, Full, Snapshot } freeze_mode = FreezeMode::Auto;
+  /// Dirty tracking (issue #11): arm a userfaultfd-WP tracker in every
+  /// process that runs on, and with --parent use the one PREV armed.
+  /// Off: every page is compared with the parent (imgtool: the
+  /// CKPT_DIRTY_TRACKING=off environment variable).
+  bool dirty_tracking = true;
 };
 
 struct DumpStats {
@@ -57,7 +62,12 @@ struct DumpStats {
   double total_seconds = 0;
   img::u64 image_id = 0;        ///< the first 8 bytes of the image's id
   img::u64 parent_bytes = 0;    ///< --parent: bytes left in the parent (Parent ranges)
-  bool dirty_tracked = false;   ///< --parent: dirty tracking, not a compare, chose them
+  bool dirty_tracked = false;   ///< --parent: dirty tracking chose some of them
+  img::u64 tracked_bytes = 0;   ///< --parent: bytes dirty tracking decided without reading them
+  img::u64 written_bytes = 0;   ///< of those, bytes written since the parent
+  img::u64 compared_bytes = 0;  ///< --parent: bytes compared with the parent
+  img::u32 trackers_armed = 0;  ///< processes left with a dirty tracker
+  std::string tracking_note;    ///< why tracking was not used or armed, or ""
   /// "snapshot", or "full" followed by why in parentheses.
   std::string freeze_mode;
 };

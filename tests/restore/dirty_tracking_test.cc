@@ -1,0 +1,217 @@
+// Dirty tracking between dumps (issue #11): a dump that lets the program
+// run on leaves a userfaultfd-WP tracker in it, and `dump --parent` reads
+// only the pages it saw written, comparing only what tracking cannot vouch
+// for (mappings made, moved or replaced since). restore_dirty_tracking
+// changes its memory in each of those ways between dumps and checks every
+// word after the restore, and that it has no tracker.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <dirent.h>
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "restore_common.h"
+
+namespace ckpt::restoretest {
+namespace {
+
+using json = nlohmann::json;
+
+long long file_size(const std::string &path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 ? static_cast<long long>(st.st_size) : -1;
+}
+
+// The numbers of a `dump --stats` line.
+struct Stats {
+  unsigned long long memory = 0, parent = 0, tracked = 0, written = 0, compared = 0;
+  unsigned trackers = 0;
+  std::string note;  // why tracking was not used, in parentheses
+};
+
+Stats parse_stats(const std::string &err) {
+  Stats s;
+  auto number = [&](const std::string &before, const std::string &after) -> unsigned long long {
+    std::smatch m;
+    std::regex re(before + " (\\d+)" + after);
+    // A missing field reads as 0 (and fails the tests that need it).
+    return std::regex_search(err, m, re) ? std::stoull(m[1]) : 0;
+  };
+  s.memory = number("memory", " bytes");
+  s.parent = number("parent", " bytes");
+  s.tracked = number("tracked", " bytes");
+  s.written = number("written", " bytes");
+  s.compared = number("compared", " bytes");
+  s.trackers = static_cast<unsigned>(number("trackers armed", ""));
+  size_t open = err.find('(');
+  if (open != std::string::npos) s.note = err.substr(open);
+  return s;
+}
+
+// The fds of pid that are userfaultfds: (fd number, fdinfo flags).
+std::vector<std::pair<int, std::string>> userfaultfds(pid_t pid) {
+  std::vector<std::pair<int, std::string>> out;
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR *d = opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent *e = readdir(d)) {
+    char link[256];
+    ssize_t n = readlink((dir + "/" + e->d_name).c_str(), link, sizeof link - 1);
+    if (n <= 0) continue;
+    link[n] = 0;
+    if (std::string(link) != "anon_inode:[userfaultfd]") continue;
+    std::string info = read_file("/proc/" + std::to_string(pid) + "/fdinfo/" + e->d_name);
+    std::smatch m;
+    std::regex flags("flags:\\s*(\\d+)");
+    out.push_back({std::atoi(e->d_name), std::regex_search(info, m, flags) ? m[1].str() : ""});
+  }
+  closedir(d);
+  return out;
+}
+
+constexpr unsigned long long kMiB = 1ull << 20;
+// restore_dirty_tracking's A: 8 MiB, one page in ten rewritten per step.
+constexpr unsigned long long kTenthOfA = 205 * 4096;
+
+class DirtyTracking : public RestoreTest {
+ protected:
+  void TearDown() override {
+    unsetenv("CKPT_DIRTY_TRACKING");
+    RestoreTest::TearDown();
+  }
+
+  std::string link(int n) const { return tmp_.file("link" + std::to_string(n) + ".core"); }
+
+  void step(int n) {
+    ASSERT_TRUE(write_file(tmp_.file("step" + std::to_string(n)), ""));
+    ASSERT_TRUE(wait_until([&] { return access(tmp_.file("done" + std::to_string(n)).c_str(), F_OK) == 0; }, 30))
+        << "generation " << n << " never written; program stderr:\n"
+        << log();
+  }
+
+  // Dumps link n (on link `parent` unless it is negative) with --stats.
+  Stats dump_link(int n, int parent, bool kill = false) {
+    std::vector<std::string> opts = {"--stats"};
+    if (parent >= 0) opts.insert(opts.end(), {"--parent", "link" + std::to_string(parent) + ".core"});
+    if (kill) {
+      if (compare_state_) {
+        before_state_ = test::capture_idle_state(pid_);
+        EXPECT_EQ(before_state_.error, "") << "the program before the last dump";
+      }
+      opts.push_back("--kill");
+    }
+    RunResult d = dump(pid_, link(n), opts);
+    EXPECT_TRUE(d.exited && d.exit_code == 0) << d.status() << "\n" << d.err;
+    EXPECT_EQ(split_lines(d.err).size(), 1u) << d.err;
+    if (kill) {
+      EXPECT_TRUE(wait_until([&] { return !pid_exists(pid_); }, 20));
+    }
+    return parse_stats(d.err);
+  }
+
+  void start_program() {
+    pass_file_ = log_path();
+    ASSERT_NO_FATAL_FAILURE(start(RESTORE_DIRTY_TRACKING_PATH));
+  }
+
+  void restore_last(int n) {
+    ASSERT_EQ(::link(link(n).c_str(), image_path().c_str()), 0);
+    ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+    EXPECT_NE(log().find("generation " + std::to_string(n) + " checked"), std::string::npos) << log();
+  }
+};
+
+// Four links, each on the one before: tracking decides A's pages (reading
+// none of them), the replaced, moved and new mappings are compared or
+// stored, and the last link restores every word; the restored process has
+// no tracker and is otherwise the process that was dumped.
+TEST_F(DirtyTracking, TrackedChainRestoresEveryWord) {
+  compare_state_ = true;
+  ASSERT_NO_FATAL_FAILURE(start_program());
+  Stats s0 = dump_link(0, -1);
+  EXPECT_EQ(s0.trackers, 1u) << s0.note;
+
+  // The tracker: one userfaultfd, close-on-exec, marked O_APPEND, high in
+  // the table; not in the image.
+  auto uffds = userfaultfds(pid_);
+  ASSERT_EQ(uffds.size(), 1u);
+  EXPECT_GE(uffds[0].first, 900);
+  EXPECT_EQ(std::strtoul(uffds[0].second.c_str(), nullptr, 8) & (O_APPEND | O_CLOEXEC), unsigned(O_APPEND | O_CLOEXEC))
+      << uffds[0].second;
+  RunResult info = test::run({imgtool(), "info", "--json", link(0)}, 60);
+  ASSERT_TRUE(info.exited && info.exit_code == 0) << info.err;
+  json j = json::parse(info.out);
+  for (const json &fd : j["processes"][0]["fds"])
+    EXPECT_EQ(fd["path"].get<std::string>().find("userfaultfd"), std::string::npos) << fd.dump();
+  EXPECT_EQ(j["dirty_tracking"]["armed"], true) << info.out;
+  EXPECT_GE(j["dirty_tracking"]["armed_bytes"].get<unsigned long long>(), 8 * kMiB);
+
+  for (int n = 1; n <= 3; n++) {
+    ASSERT_NO_FATAL_FAILURE(step(n));
+    Stats s = dump_link(n, n - 1, n == 3);
+    SCOPED_TRACE("link " + std::to_string(n));
+    // A (8 MiB) and the rest of the old memory: decided by tracking.
+    EXPECT_GE(s.tracked, 8 * kMiB) << s.note;
+    EXPECT_GE(s.written, kTenthOfA);
+    EXPECT_LE(s.written, kTenthOfA + 2 * kMiB);
+    // Compared: at link 1 Q (a new mapping where the parent had one),
+    // 64 KiB, and pages of read-only mappings (relro); never A. (M moved
+    // where the parent had nothing, and N is new: both stored.)
+    EXPECT_LE(s.compared, 2 * kMiB);
+    if (n == 1) {
+      EXPECT_GE(s.compared, 64 * 1024);
+    }
+    EXPECT_EQ(s.trackers, n == 3 ? 0u : 1u);
+    EXPECT_LE(file_size(link(n)), file_size(link(0)) * 30 / 100);
+    RunResult i = test::run({imgtool(), "info", "--json", link(n)}, 60);
+    ASSERT_TRUE(i.exited && i.exit_code == 0) << i.err;
+    json jn = json::parse(i.out);
+    EXPECT_EQ(jn["dirty_tracking"]["used"], true);
+    EXPECT_EQ(jn["dirty_tracking"]["tracked_bytes"].get<unsigned long long>(), s.tracked);
+    EXPECT_EQ(jn["dirty_tracking"]["compared_bytes"].get<unsigned long long>(), s.compared);
+  }
+  ASSERT_NO_FATAL_FAILURE(restore_last(3));
+}
+
+// CKPT_DIRTY_TRACKING=off: no tracker, every page compared; the chain
+// restores the same.
+TEST_F(DirtyTracking, ComparedChainWhenTrackingIsOff) {
+  setenv("CKPT_DIRTY_TRACKING", "off", 1);
+  ASSERT_NO_FATAL_FAILURE(start_program());
+  Stats s0 = dump_link(0, -1);
+  EXPECT_EQ(s0.trackers, 0u);
+  EXPECT_TRUE(userfaultfds(pid_).empty());
+  for (int n = 1; n <= 2; n++) {
+    ASSERT_NO_FATAL_FAILURE(step(n));
+    Stats s = dump_link(n, n - 1, n == 2);
+    EXPECT_EQ(s.tracked, 0u);
+    EXPECT_GE(s.compared, 8 * kMiB);
+    EXPECT_NE(s.note.find("off"), std::string::npos) << s.note;
+    EXPECT_LE(file_size(link(n)), file_size(link(0)) * 30 / 100);
+  }
+  ASSERT_NO_FATAL_FAILURE(restore_last(2));
+}
+
+// Each dump makes a new tracker: a dump on an older parent than the last
+// dump must not trust the newer tracker (it saw only the writes since the
+// last dump) and compares instead; the restore proves nothing was lost.
+TEST_F(DirtyTracking, ANewerTrackerIsNotTrustedForAnOlderParent) {
+  ASSERT_NO_FATAL_FAILURE(start_program());
+  dump_link(0, -1);
+  ASSERT_NO_FATAL_FAILURE(step(1));
+  Stats s1 = dump_link(1, 0);
+  EXPECT_GE(s1.tracked, 8 * kMiB);
+  ASSERT_NO_FATAL_FAILURE(step(2));
+  Stats s2 = dump_link(2, 0, true);  // on link0, not link1
+  EXPECT_EQ(s2.tracked, 0u);
+  EXPECT_GE(s2.compared, 8 * kMiB);
+  EXPECT_NE(s2.note.find("not the parent's"), std::string::npos) << s2.note;
+  ASSERT_NO_FATAL_FAILURE(restore_last(2));
+}
+
+}  // namespace
+}  // namespace ckpt::restoretest

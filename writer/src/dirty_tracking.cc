@@ -1,0 +1,194 @@
+// Dirty tracking (dirty_tracking.h): finding the tracker, reading what it
+// saw, and the image's record of it. Arming is dirty_tracking_arm.cc's.
+#include "dirty_tracking.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "pagemap_scan.h"
+
+namespace ckpt::writer {
+
+using namespace img;
+
+static bool overlaps(const std::vector<AddressRange> &set, u64 start, u64 end) {
+  auto it = std::partition_point(set.begin(), set.end(), [&](const AddressRange &r) { return r.end <= start; });
+  return it != set.end() && it->start < end;
+}
+
+bool WrittenPages::covers(u64 start, u64 end) const {
+  auto it = std::partition_point(tracked.begin(), tracked.end(), [&](const AddressRange &r) { return r.end <= start; });
+  return it != tracked.end() && it->start <= start && it->end >= end;
+}
+
+bool WrittenPages::clean(u64 start, u64 end) const { return !overlaps(written, start, end); }
+
+TrackerFd take_tracker_fd(FdTable &table) {
+  TrackerFd found;
+  for (auto it = table.fds.begin(); it != table.fds.end(); ++it) {
+    // Ours: a userfaultfd with O_APPEND, a flag that means nothing to a
+    // userfaultfd and that no program sets on one (dirty_tracking_arm.cc).
+    if (it->path != "anon_inode:[userfaultfd]" || !(it->record.open_flags & O_APPEND)) continue;
+    found.fd = it->record.fd;
+    found.ino = it->record.ino;
+    table.fds.erase(it);
+    break;
+  }
+  return found;
+}
+
+Expected<TrackingIdentity> tracking_identity(pid_t pid) {
+  TrackingIdentity id;
+  id.pid = pid;
+  // boot_id: "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx\n".
+  char text[64] = {};
+  int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error("/proc/sys/kernel/random/boot_id: %s", strerror(errno));
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  size_t k = 0;
+  for (ssize_t i = 0; i + 1 < n && k < 16; i++) {
+    if (text[i] == '-') continue;
+    unsigned byte = 0;
+    if (std::sscanf(text + i, "%2x", &byte) != 1) break;
+    id.boot_id[k++] = static_cast<u8>(byte);
+    i++;
+  }
+  if (k != 16) return make_error("/proc/sys/kernel/random/boot_id: not a UUID");
+  // Start time: field 22 of /proc/PID/stat, counted after the ')' that
+  // ends the command name (which may hold spaces and parentheses).
+  std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  char stat[1024] = {};
+  fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error("%s: %s", path.c_str(), strerror(errno));
+  n = read(fd, stat, sizeof stat - 1);
+  close(fd);
+  const char *p = n > 0 ? std::strrchr(stat, ')') : nullptr;
+  if (!p) return make_error("%s: unreadable", path.c_str());
+  p++;
+  for (int field = 3; field <= 22 && p; field++) {
+    while (*p == ' ') p++;
+    if (field == 22) id.start_time = std::strtoull(p, nullptr, 10);
+    p = std::strchr(p, ' ');
+  }
+  if (!id.start_time) return make_error("%s: no start time", path.c_str());
+  return id;
+}
+
+int scan_written(int pagemap, u64 start, u64 end, bool write_protect, std::vector<AddressRange> *written) {
+  PageRegion regions[512];
+  for (u64 at = start; at < end;) {
+    PmScanArg arg{};
+    arg.size = sizeof arg;
+    arg.flags = kPmScanCheckWpAsync | (write_protect ? kPmScanWpMatching : 0);
+    arg.start = at;
+    arg.end = end;
+    arg.vec = reinterpret_cast<u64>(regions);
+    arg.vec_len = sizeof regions / sizeof regions[0];
+    arg.category_mask = kPageIsWritten;
+    arg.return_mask = kPageIsWritten;
+    long n = ioctl(pagemap, kPagemapScan, &arg);
+    if (n < 0) return errno;
+    for (long i = 0; written && i < n; i++) {
+      if (!written->empty() && written->back().end == regions[i].start)
+        written->back().end = regions[i].end;
+      else
+        written->push_back({regions[i].start, regions[i].end});
+    }
+    // A full vector stops the walk early; walk_end says where.
+    if (arg.walk_end <= at) return EIO;
+    at = arg.walk_end;
+  }
+  return 0;
+}
+
+Expected<WrittenPages> read_written_pages(const ProcessCapture &pc, const TrackerFd &tracker,
+                                          const ImageReader &parent, std::string &why) {
+  WrittenPages out;
+  auto table = read_dirty_tracking(parent);
+  if (!table) return table.error().context("the parent image");
+  if (!*table || (*table)->records.empty() || (*table)->records[0].tracker_ino == 0) {
+    why = "the parent image armed no tracker";
+    return out;
+  }
+  const DirtyTrackingRecord &rec = (*table)->records[0];
+  if (tracker.fd < 0) {
+    why = "no tracker in the process (closed, or the process exec'd or was restored)";
+    return out;
+  }
+  if (tracker.ino != rec.tracker_ino) {
+    why = "the tracker is not the parent's (another dump re-armed it since)";
+    return out;
+  }
+  auto id = tracking_identity(pc.pid);
+  if (!id) return id.error();
+  if (std::memcmp(id->boot_id, rec.boot_id, 16) != 0 || id->pid != rec.pid || id->start_time != rec.start_time) {
+    why = "the parent image is of another process";
+    return out;
+  }
+  std::vector<AddressRange> armed;
+  for (auto [start, end] : armed_ranges(**table, rec)) armed.push_back({start, end});
+  // Tracked: armed at the parent's dump and still registered (VmFlags
+  // "uw"). A VMA made since (mmap, or moved by mremap, which drops its
+  // registration without UFFD_FEATURE_EVENT_REMAP) is not "uw".
+  std::vector<AddressRange> candidates;
+  for (const MapEntry &m : pc.maps) {
+    if (!m.has_flag("uw")) continue;
+    for (const AddressRange &a : armed) {
+      u64 s = std::max(a.start, m.start), e = std::min(a.end, m.end);
+      if (s < e) candidates.push_back({s, e});
+    }
+  }
+  std::string path = "/proc/" + std::to_string(pc.pid) + "/pagemap";
+  int pagemap = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (pagemap < 0) return make_error("%s: %s", path.c_str(), strerror(errno));
+  for (const AddressRange &c : candidates) {
+    std::vector<AddressRange> written;
+    // EPERM (PM_SCAN_CHECK_WPASYNC): not async-wp registered after all
+    // (the program's own userfaultfd): compared instead.
+    if (scan_written(pagemap, c.start, c.end, false, &written) != 0) continue;
+    if (!out.tracked.empty() && out.tracked.back().end == c.start)
+      out.tracked.back().end = c.end;
+    else
+      out.tracked.push_back(c);
+    for (const AddressRange &w : written) {
+      if (!out.written.empty() && out.written.back().end == w.start)
+        out.written.back().end = w.end;
+      else
+        out.written.push_back(w);
+    }
+  }
+  close(pagemap);
+  if (out.tracked.empty()) why = "no range the parent armed is still tracked";
+  return out;
+}
+
+void add_tracking_record(TableBuilder<DirtyTrackingRecord> &table, const ProcessCapture &pc,
+                         const ArmedTracker &armed, u32 flags, u64 tracked_bytes, u64 written_bytes,
+                         u64 compared_bytes) {
+  DirtyTrackingRecord r{};
+  r.pid = pc.pid;
+  if (armed.ino) {
+    auto id = tracking_identity(pc.pid);
+    if (id) {
+      std::memcpy(r.boot_id, id->boot_id, 16);
+      r.start_time = id->start_time;
+      r.tracker_ino = armed.ino;
+    }
+  }
+  r.flags = flags;
+  r.tracked_bytes = tracked_bytes;
+  r.written_bytes = written_bytes;
+  r.compared_bytes = compared_bytes;
+  if (r.tracker_ino && !armed.ranges.empty())
+    r.armed = table.add_blob({reinterpret_cast<const u8 *>(armed.ranges.data()), armed.ranges.size() * 16});
+  table.add(r);
+}
+
+}  // namespace ckpt::writer

@@ -1,0 +1,266 @@
+// arm_tracking (dirty_tracking.h): a new userfaultfd-WP tracker in a
+// frozen process, made by syscalls injected into its main thread, then
+// write-protected from outside.
+#include "dirty_tracking.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "inject.h"
+
+namespace ckpt::writer {
+
+using namespace img;
+
+// Debian 12's linux/userfaultfd.h predates these (6.1); the kernel has them
+// from 6.4 (WP_UNPOPULATED, WP_HUGETLBFS_SHMEM) and 6.7 (WP_ASYNC).
+static constexpr u64 kFeatureWpHugetlbfsShmem = 1u << 12;
+static constexpr u64 kFeatureWpUnpopulated = 1u << 13;
+static constexpr u64 kFeatureWpAsync = 1u << 15;
+static constexpr u64 kUffdUserModeOnly = 1;  // UFFD_USER_MODE_ONLY (5.11)
+
+// The fd number the tracker takes: the lowest free one at or above this,
+// below the soft RLIMIT_NOFILE (or 1024, so that the kernel's fd table
+// stays small when the limit is huge): out of the way of the program's
+// own fds, which the kernel numbers from the lowest free one up.
+static constexpr u64 kTrackerFdCeiling = 1024;
+static constexpr u64 kTrackerFdHeadroom = 32;
+
+static constexpr u64 kPage = 4096;
+
+// Mappings worth tracking: the private writable memory of 4 KiB pages that
+// selection would compare (parent_compare.cc); not [vdso], I/O or hugetlb.
+static bool trackable(const VmaPlan &v) {
+  if (v.flags & (kVmaShared | kVmaDeletedFile)) return false;
+  if (!(v.map.prot & PROT_WRITE) || v.map.has_flag("io")) return false;
+  if (v.page_size != 0 && v.page_size != kPage) return false;
+  switch (v.kind) {
+    case VmaKind::Anon:
+    case VmaKind::Heap:
+    case VmaKind::Stack:
+    case VmaKind::File:
+      return true;
+    default:
+      return false;
+  }
+}
+
+namespace {
+
+// The syscalls of one arming, in the process's main thread.
+class TrackerMaker {
+ public:
+  explicit TrackerMaker(Injector &inj) : inj_(inj) {}
+
+  // A new userfaultfd in async write-protect mode, or a negative errno.
+  // A failed UFFDIO_API leaves the context unusable, so every try uses a
+  // fresh one; WP_UNPOPULATED (markers on empty page table entries) and
+  // WP_HUGETLBFS_SHMEM are asked for where the kernel has them.
+  Expected<long> open_async_wp() {
+    const u64 tries[] = {kFeatureWpAsync | kFeatureWpUnpopulated | kFeatureWpHugetlbfsShmem,
+                         kFeatureWpAsync | kFeatureWpUnpopulated, kFeatureWpAsync};
+    long last = -EINVAL;
+    for (u64 features : tries) {
+      // Without vm.unprivileged_userfaultfd, a process lacking
+      // CAP_SYS_PTRACE may only make a user-mode-only one (EPERM otherwise);
+      // async write-protection resolves in the kernel either way.
+      auto fd = inj_.call(SYS_userfaultfd, {u64(O_CLOEXEC | O_NONBLOCK)});
+      if (!fd) return fd;
+      if (*fd == -EPERM) fd = inj_.call(SYS_userfaultfd, {u64(O_CLOEXEC | O_NONBLOCK) | kUffdUserModeOnly});
+      if (!fd) return fd;
+      if (*fd < 0) return *fd;
+      uffdio_api api{};
+      api.api = UFFD_API;
+      api.features = features;
+      auto r = inj_.call_inout(SYS_ioctl, {u64(*fd), u64(UFFDIO_API), 0}, 2, &api, sizeof api);
+      if (!r) return r.error();
+      if (*r == 0 && (api.features & kFeatureWpAsync)) return *fd;
+      last = *r < 0 ? *r : -EINVAL;
+      CKPT_TRY(close(*fd));
+    }
+    return last;
+  }
+
+  Status close(long fd) {
+    auto r = inj_.call(SYS_close, {u64(fd)});
+    if (!r) return r.error();
+    return {};
+  }
+
+  Expected<long> call(long nr, std::initializer_list<u64> args) { return inj_.call(nr, args); }
+
+  // UFFDIO_REGISTER in write-protect mode; 0 or a negative errno.
+  Expected<long> register_wp(long fd, u64 start, u64 end) {
+    uffdio_register reg{};
+    reg.range.start = start;
+    reg.range.len = end - start;
+    reg.mode = UFFDIO_REGISTER_MODE_WP;
+    return inj_.call_inout(SYS_ioctl, {u64(fd), u64(UFFDIO_REGISTER), 0}, 2, &reg, sizeof reg);
+  }
+
+ private:
+  Injector &inj_;
+};
+
+// Seccomp filters of the main thread stay out of the way of the injected
+// syscalls as in capture.cc (PTRACE_O_SUSPEND_SECCOMP); without it no
+// tracker is made: a filter might kill the process for a userfaultfd().
+class SeccompSuspension {
+ public:
+  SeccompSuspension(pid_t tid, bool filtered) : tid_(tid) {
+    if (!filtered) return;
+    suspended_ = ptrace(PTRACE_SETOPTIONS, tid, 0, kFreezeOptions | PTRACE_O_SUSPEND_SECCOMP) == 0;
+    refused_ = !suspended_;
+  }
+  ~SeccompSuspension() {
+    if (suspended_) ptrace(PTRACE_SETOPTIONS, tid_, 0, kFreezeOptions);
+  }
+  bool refused() const { return refused_; }
+
+ private:
+  // freeze.cc's options: PTRACE_SETOPTIONS replaces them all.
+  static constexpr long kFreezeOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD;
+  pid_t tid_;
+  bool suspended_ = false, refused_ = false;
+};
+
+// Adjacent trackable mappings, registered with one ioctl each.
+std::vector<AddressRange> trackable_runs(const std::vector<VmaPlan> &plan) {
+  std::vector<AddressRange> runs;
+  for (const VmaPlan &v : plan) {
+    if (!trackable(v)) continue;
+    if (!runs.empty() && runs.back().end == v.map.start)
+      runs.back().end = v.map.end;
+    else
+      runs.push_back({v.map.start, v.map.end});
+  }
+  return runs;
+}
+
+}  // namespace
+
+// Runs `body` with an Injector on the main thread of the frozen process
+// (seccomp suspended as capture.cc does); `why` says why it could not.
+template <typename Body>
+static Status with_main_thread(const ProcessCapture &pc, std::string &why, Body &&body) {
+  if (pc.threads.empty()) return make_error("process %d has no threads", pc.pid);
+  pid_t tid = pc.threads[0].tid;
+  u64 insn = 0;
+  for (const MapEntry &m : pc.maps)
+    if (m.path == "[vdso]") insn = find_syscall_instruction(pc.pid, m.start, m.end);
+  if (!insn) {
+    why = "no [vdso] to run syscalls through";
+    return {};
+  }
+  SeccompSuspension seccomp(tid, !pc.thread_status.empty() && pc.thread_status[0].seccomp_mode != 0);
+  if (seccomp.refused()) {
+    why = "seccomp filters could not be suspended";
+    return {};
+  }
+  // The thread's registers as they are now (libckpt's caller has had its
+  // captured ones changed): the Injector puts them back.
+  UserRegs regs{};
+  if (ptrace(PTRACE_GETREGS, tid, 0, &regs) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid, strerror(errno));
+  Injector inj(tid, insn, regs);
+  TrackerMaker maker(inj);
+  Status s = body(maker);
+  // The thread leaves the last syscall here, and a close()'s final fput
+  // (task work) runs on that way out: the old context is gone when this
+  // returns.
+  Status back = inj.restore();
+  if (!s) return s.error().context("dirty tracking in process " + std::to_string(pc.pid));
+  return back;
+}
+
+Status close_tracker(const ProcessCapture &pc, const TrackerFd &old) {
+  if (old.fd < 0) return {};
+  std::string why;
+  return with_main_thread(pc, why, [&](TrackerMaker &maker) { return maker.close(old.fd); });
+}
+
+Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc) {
+  ArmedTracker out;
+  u64 nofile = kTrackerFdCeiling;
+  for (const RlimitRecord &r : pc.rlimits)
+    if (r.resource == RLIMIT_NOFILE) nofile = std::min<u64>(r.cur, kTrackerFdCeiling);
+  if (nofile <= 2 * kTrackerFdHeadroom) {
+    out.why = "RLIMIT_NOFILE leaves no room for the tracker";
+    return out;
+  }
+  long slot = -1;
+  CKPT_TRY(with_main_thread(pc, out.why, [&](TrackerMaker &maker) -> Status {
+    auto fd = maker.open_async_wp();
+    if (!fd) return fd.error();
+    if (*fd < 0) {
+      out.why = std::string("userfaultfd with UFFD_FEATURE_WP_ASYNC: ") + strerror(int(-*fd));
+      return {};
+    }
+    // The mark that tells the tracker from a program's own userfaultfd.
+    auto fl = maker.call(SYS_fcntl, {u64(*fd), F_SETFL, u64(O_APPEND | O_NONBLOCK)});
+    if (!fl) return fl.error();
+    auto moved = maker.call(SYS_fcntl, {u64(*fd), F_DUPFD_CLOEXEC, nofile - kTrackerFdHeadroom});
+    if (!moved) return moved.error();
+    CKPT_TRY(maker.close(*fd));
+    if (*fl < 0 || *moved < 0) {
+      if (*moved >= 0) CKPT_TRY(maker.close(*moved));
+      out.why = std::string("no place for the tracker fd: ") + strerror(int(-(*fl < 0 ? *fl : *moved)));
+      return {};
+    }
+    slot = *moved;
+    for (const AddressRange &run : trackable_runs(pc.memory)) {
+      auto r = maker.register_wp(slot, run.start, run.end);
+      if (!r) return r.error();
+      if (*r == 0) {
+        out.ranges.push_back(run);
+        continue;
+      }
+      // One mapping of the run the kernel will not track (VM_DROPPABLE,
+      // a special mapping, one still registered elsewhere): the others
+      // one by one.
+      for (const VmaPlan &v : pc.memory) {
+        if (!trackable(v) || v.map.start < run.start || v.map.end > run.end) continue;
+        auto one = maker.register_wp(slot, v.map.start, v.map.end);
+        if (!one) return one.error();
+        if (*one == 0) out.ranges.push_back({v.map.start, v.map.end});
+      }
+    }
+    if (out.ranges.empty()) {
+      CKPT_TRY(maker.close(slot));
+      slot = -1;
+      out.why = "no mapping to track";
+    }
+    return {};
+  }));
+  if (slot < 0) return out;
+
+  struct stat st {};
+  std::string link = "/proc/" + std::to_string(pc.pid) + "/fd/" + std::to_string(slot);
+  if (stat(link.c_str(), &st) != 0) return make_error("%s: %s", link.c_str(), strerror(errno));
+  // Write-protect every page of the registered ranges: all count as
+  // written after registering (no uffd-wp bit yet), so one matching scan
+  // protects them all (and, with WP_UNPOPULATED, marks the empty ones).
+  std::string path = "/proc/" + std::to_string(pc.pid) + "/pagemap";
+  int pagemap = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (pagemap < 0) return make_error("%s: %s", path.c_str(), strerror(errno));
+  std::vector<AddressRange> armed;
+  for (const AddressRange &r : out.ranges)
+    if (scan_written(pagemap, r.start, r.end, true, nullptr) == 0) armed.push_back(r);
+  ::close(pagemap);
+  // A range left unprotected stays registered but is not listed: the next
+  // dump compares it.
+  out.ranges = std::move(armed);
+  out.ino = st.st_ino;
+  return out;
+}
+
+}  // namespace ckpt::writer
