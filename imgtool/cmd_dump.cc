@@ -56,7 +56,7 @@ static const char kHelp[] =
     "\n"
     "A process holding what restore cannot bring back (sockets, epoll, io_uring,\n"
     "perf_event, bpf, fanotify, userfaultfd, pidfds, a pty it opened, most\n"
-    "character devices, SysV shm) is refused before anything is written or killed, naming\n"
+    "character devices, SysV shm mapped in part) is refused before anything is written or killed, naming\n"
     "every such resource and the process holding it; the whole tree is left\n"
     "running (or stopped) as it was.\n"
     "'--libckpt-caller TID:VALUE:FD' is internal to libckpt's ckpt_checkpoint.\n"

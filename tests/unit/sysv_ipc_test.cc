@@ -78,11 +78,24 @@ TEST(SysvIpcNotes, RecordsAndDataRoundTrip) {
   for (size_t i = 0; i < 3; i++) {
     const SysvIpcRecord &got = view.sysv_ipc.records[i], &want = im.notes.sysv_ipc.records[i];
     EXPECT_EQ(std::memcmp(&got, &want, sizeof got), 0) << "record " << i;
-    auto a = view.sysv_ipc.blob(got.data);
-    ASSERT_TRUE(a);
-    std::span<const u8> b(im.notes.sysv_ipc.data.data() + want.data.offset, want.data.length);
-    EXPECT_TRUE(std::equal(a->begin(), a->end(), b.begin(), b.end())) << "data of record " << i;
   }
+  auto shm = view.sysv_ipc.blob(view.sysv_ipc.records[0].data);
+  ASSERT_TRUE(shm);
+  ASSERT_EQ(shm->size(), 16384u);
+  for (size_t i = 0; i < shm->size(); i++) ASSERT_EQ((*shm)[i], u8(i * 7)) << "segment byte " << i;
+  auto sem = view.sysv_ipc.blob(view.sysv_ipc.records[1].data);
+  ASSERT_TRUE(sem);
+  ASSERT_EQ(sem->size(), 6u);
+  u16 values[3];
+  std::memcpy(values, sem->data(), 6);
+  EXPECT_EQ(values[0], 5);
+  EXPECT_EQ(values[1], 0);
+  EXPECT_EQ(values[2], 42);
+  auto msg = view.sysv_ipc.blob(view.sysv_ipc.records[2].data);
+  ASSERT_TRUE(msg);
+  std::vector<u8> want = message(1, "hello"), second = message(7, "world!!");
+  want.insert(want.end(), second.begin(), second.end());
+  EXPECT_EQ(std::vector<u8>(msg->begin(), msg->end()), want);
   EXPECT_EQ(view.sysv_ipc.records[0].mode & kSysvShmLocked, kSysvShmLocked);
 }
 
