@@ -17,7 +17,10 @@
  *   address with the same protection, and the objects still work.
  * MODE "host": in the host's namespace, one IPC_PRIVATE segment attached
  * and marked for removal (so the dump's --kill removes it): it comes back
- * with the same id, bytes and address. Prints "SHMID id". */
+ * with the same id, bytes and address. Prints "SHMID id".
+ * MODE "tree": in an IPC namespace of its own, a segment attached by the
+ * process and by its child (a tree: the child's image refers to the
+ * root's record): after the restore a write by one shows in the other. */
 #include "rt_prog.h"
 
 #include <sched.h>
@@ -26,6 +29,7 @@
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
+#include <sys/wait.h>
 
 #define A_SIZE (3 * 4096 + 100)
 #define B_SIZE 4096
@@ -113,9 +117,48 @@ static int host_mode(char **argv) {
   return rt_finish();
 }
 
+static int tree_mode(char **argv) {
+  if (unshare(CLONE_NEWIPC) < 0) rt_die("unshare(CLONE_NEWIPC)");
+  set_next_id("shm", 99);
+  int id = shmget(0x5eed0010, B_SIZE, IPC_CREAT | 0600);
+  if (id != 99) rt_die("shmget gave %d", id);
+  volatile unsigned char *p = shmat(id, NULL, 0);
+  if (p == (void *)-1) rt_die("shmat");
+  p[0] = 1;
+  int ready[2];
+  if (pipe(ready) < 0) rt_die("pipe");
+  pid_t child = fork();
+  if (child < 0) rt_die("fork");
+  if (child == 0) {
+    volatile unsigned char *q = shmat(id, NULL, 0);
+    if (q == (void *)-1) _exit(3);
+    q[1] = 2;
+    if (write(ready[1], "x", 1) != 1) _exit(4);
+    rt_wait_go(argv[1]);
+    /* After the restore: the parent's write comes through the segment. */
+    for (int i = 0; i < 2000 && q[2] != 3; i++) rt_sleep_ms(5);
+    _exit(q[2] == 3 && q[0] == 1 && q[1] == 2 ? 0 : 5);
+  }
+  char c;
+  if (read(ready[0], &c, 1) != 1) rt_die("child setup");
+  printf("CHILD %d\n", (int)child);
+  rt_ready();
+  rt_wait_go(argv[1]);
+  RT_CHECK(p[1] == 2, "tree: the child's write before the dump is not in the segment");
+  p[2] = 3;
+  int status = 0;
+  RT_CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+           "tree: the child did not see the segment shared (status 0x%x)", status);
+  struct shmid_ds ds;
+  RT_CHECK(shmctl(id, IPC_STAT, &ds) == 0 && ds.shm_nattch == 1, "tree: %d attaches left, expected 1",
+           (int)ds.shm_nattch);
+  return rt_finish();
+}
+
 int main(int argc, char **argv) {
   rt_start(argc, argv, 4);
   if (strcmp(argv[3], "host") == 0) return host_mode(argv);
+  if (strcmp(argv[3], "tree") == 0) return tree_mode(argv);
   if (unshare(CLONE_NEWIPC) < 0) rt_die("unshare(CLONE_NEWIPC)");
 
   set_next_id("shm", 4711);
