@@ -33,6 +33,7 @@ class RestoreSysvIpc : public RestoreTest {
 };
 
 TEST_F(RestoreSysvIpc, OwnNamespaceComesBackWithEveryObject) {
+  compare_state_ = true;  // and the whole /proc state (maps of the attaches included)
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_SYSV_PATH, {"ns"}));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
 
@@ -81,6 +82,7 @@ TEST_F(RestoreSysvIpc, SegmentSharedByATreeStaysShared) {
 }
 
 TEST_F(RestoreSysvIpc, AttachedSegmentInTheHostNamespaceComesBackWithItsId) {
+  compare_state_ = true;
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_SYSV_PATH, {"host"}));
   int id = std::stoi(program_->value("SHMID"));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
