@@ -46,7 +46,7 @@ inline bool within(const void *p, size_t n, const void *base, size_t size) {
 // ---- Record types of fuzz_tables ------------------------------------------
 // The first input byte, modulo kRecordTypes, selects one of these.
 
-inline constexpr unsigned kRecordTypes = 18;
+inline constexpr unsigned kRecordTypes = 20;
 
 /// Calls f.template operator()<R>() for the record type selected by sel.
 template <typename F>
@@ -71,6 +71,8 @@ void with_record_type(uint8_t sel, F &&f) {
     case 15: f.template operator()<StoredFileRecord>(); break;
     case 16: f.template operator()<LockRecord>(); break;
     case 17: f.template operator()<GuardRangeRecord>(); break;
+    case 18: f.template operator()<SysvIpcRecord>(); break;
+    case 19: f.template operator()<IpcNamespaceRecord>(); break;
   }
 }
 
@@ -96,6 +98,8 @@ inline int selector_of(img::CkptNote type) {
     case CkptNote::StoredFiles: return 15;
     case CkptNote::Locks: return 16;
     case CkptNote::GuardRanges: return 17;
+    case CkptNote::SysvIpc: return 18;
+    case CkptNote::IpcNamespace: return 19;
   }
   return -1;
 }
@@ -135,6 +139,8 @@ void for_each_ref(const R &r, S &&on_str, B &&on_blob) {
   } else if constexpr (std::is_same_v<R, StoredFileRecord>) {
     on_str(r.path);
     on_blob(r.content);
+  } else if constexpr (std::is_same_v<R, SysvIpcRecord>) {
+    on_blob(r.data);
   }
   // PageRange, SigAction, PendingSignal, Timer, Rlimit, Tree and Integrity
   // records hold no references into the data area.

@@ -74,7 +74,7 @@ static const char kHelp[] =
     "\n"
     "A process holding what restore cannot bring back (sockets, epoll, io_uring,\n"
     "perf_event, bpf, fanotify, userfaultfd, pidfds, a pty it opened, most\n"
-    "character devices, SysV shm) is refused before anything is written or killed, naming\n"
+    "character devices, SysV shm mapped in part) is refused before anything is written or killed, naming\n"
     "every such resource and the process holding it; the whole tree is left\n"
     "running (or stopped) as it was.\n"
     "A dump that lets the tree run on leaves a dirty-page tracker in each process\n"

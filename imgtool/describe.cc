@@ -1,5 +1,6 @@
 #include "describe.h"
 #include "names.h"
+#include "describe_ipc.h"
 #include "describe_tree.h"
 
 #include <ckpt/img/dirty_tracking_note.h>
@@ -330,6 +331,7 @@ Expected<json> describe_image(const std::string &path) {
                                 {"gid", f.gid}});
   }
   info["stored_files"] = stored_files;
+  info["ipc"] = describe_sysv_ipc(*view);
   json chain = json::array();
   for (const auto &link : verdict.report.chain) chain.push_back(json{{"path", link.path},
                                                                     {"image_id", link.image_id},
@@ -488,6 +490,7 @@ std::string render_text(const json &info) {
       line("  " + str(f["mode"]) + " " + str(f["uid"]) + ":" + str(f["gid"]) + " " + human_bytes(f["size"].get<u64>()) +
            "  " + str(f["path"]));
   }
+  if (ckpt) render_sysv_ipc_text(info, out);
   if (ckpt) {
     line("");
     if (info["parent"].is_null()) {

@@ -39,6 +39,8 @@ std::vector<Note> ImageNotes::encode() const {
   add_table(out, CkptNote::StoredFiles, stored_files);
   add_table(out, CkptNote::Locks, locks);
   add_table(out, CkptNote::GuardRanges, guard_ranges);
+  add_table(out, CkptNote::SysvIpc, sysv_ipc);
+  add_table(out, CkptNote::IpcNamespace, ipc_namespace);
   return out;
 }
 

@@ -153,6 +153,52 @@ static Status check_seccomp(const CkptView &v) {
   return {};
 }
 
+// SysV IPC objects (§ SysvIpc): data of the size their kind implies, every
+// message inside the data, one object per kind and id.
+static Status check_sysv_ipc(const CkptView &v) {
+  std::set<std::pair<u32, i32>> seen;
+  for (size_t i = 0; i < v.sysv_ipc.records.size(); i++) {
+    const SysvIpcRecord &r = v.sysv_ipc.records[i];
+    CKPT_TRY(check_blob(v.sysv_ipc, r.data, "SysV IPC", i));
+    if (r.kind > static_cast<u32>(SysvIpcKind::Msg))
+      return make_error("SysV IPC record %zu: unknown kind %u", i, r.kind);
+    if (r.id < 0 || !seen.insert({r.kind, r.id}).second)
+      return make_error("SysV IPC record %zu: id %d is negative or repeated", i, r.id);
+    switch (static_cast<SysvIpcKind>(r.kind)) {
+      case SysvIpcKind::Shm:
+        if (r.data.length != ((r.flags & kSysvIpcInRoot) ? 0 : r.size))
+          return make_error("SysV IPC record %zu (shm %d): %llu bytes stored for a segment of %llu", i, r.id,
+                            (unsigned long long)r.data.length, (unsigned long long)r.size);
+        break;
+      case SysvIpcKind::Sem:
+        if (r.count == 0 || r.data.length != u64(r.count) * 2)
+          return make_error("SysV IPC record %zu (semaphore set %d): %llu bytes stored for %u semaphores", i, r.id,
+                            (unsigned long long)r.data.length, r.count);
+        break;
+      case SysvIpcKind::Msg: {
+        std::span<const u8> bytes = *v.sysv_ipc.blob(r.data);  // checked above
+        u64 at = 0;
+        for (u32 m = 0; m < r.count; m++) {
+          SysvMessageHeader h{};
+          if (bytes.size() - at < sizeof h)
+            return make_error("SysV IPC record %zu (queue %d): message %u lies past its data", i, r.id, m);
+          std::memcpy(&h, bytes.data() + at, sizeof h);
+          at += sizeof h;
+          if (h.mtype <= 0 || h.length > bytes.size() - at)
+            return make_error("SysV IPC record %zu (queue %d): message %u has type %lld and %llu bytes past its data",
+                              i, r.id, m, (long long)h.mtype, (unsigned long long)h.length);
+          at += (h.length + 7) & ~u64(7);
+        }
+        if (at != bytes.size())
+          return make_error("SysV IPC record %zu (queue %d): %zu bytes of data for %u messages", i, r.id, bytes.size(),
+                            r.count);
+        break;
+      }
+    }
+  }
+  return {};
+}
+
 // The Tree's process-level rules (§13.5): one record per further process,
 // distinct pids, each parent the root or an earlier record.
 static Status check_tree_records(const CkptView &v) {
@@ -202,6 +248,10 @@ static Expected<CkptView> decode_tables(Find &&find) {
   CKPT_TRY(decode_into(find, CkptNote::StoredFiles, "stored files", v.stored_files));
   CKPT_TRY(decode_into(find, CkptNote::Locks, "locks", v.locks));
   CKPT_TRY(decode_into(find, CkptNote::GuardRanges, "guard ranges", v.guard_ranges));
+  CKPT_TRY(decode_into(find, CkptNote::SysvIpc, "SysV IPC objects", v.sysv_ipc));
+  CKPT_TRY(decode_into(find, CkptNote::IpcNamespace, "IPC namespace", v.ipc_namespace));
+  if (v.ipc_namespace.records.size() > 1)
+    return make_error("IPC namespace note has %zu records, not 1", v.ipc_namespace.records.size());
   if (find(CkptNote::Parent)) {
     Table<ParentRecord> p;
     CKPT_TRY(decode_into(find, CkptNote::Parent, "parent", p));
@@ -229,6 +279,7 @@ static Expected<CkptView> decode_tables(Find &&find) {
   for (size_t i = 0; i < v.pipes.records.size(); i++) CKPT_TRY(check_blob(v.pipes, v.pipes.records[i].data, "pipe", i));
   if (v.parent) CKPT_TRY(check_str(*v.parent, v.parent->records[0].path_hint, "parent", 0));
   CKPT_TRY(check_seccomp(v));
+  CKPT_TRY(check_sysv_ipc(v));
   CKPT_TRY(check_tree_records(v));
   for (size_t i = 0; i < v.stored_files.records.size(); i++) {
     const StoredFileRecord &f = v.stored_files.records[i];

@@ -37,6 +37,28 @@ static std::string posix_timer_refusal(const TimerRecord &t) {
   return "";
 }
 
+// An attached SysV shm segment comes back by shmat of the segment its
+// SysvIpc record recreates (the mapping's inode number is the shmid,
+// ipc/shm.c newseg()): whole, from its first byte, as shmat maps it.
+static std::string sysv_shm_refusal(const CkptView &v, const VmaRecord &m) {
+  char buf[128];
+  auto seg = std::find_if(v.sysv_ipc.records.begin(), v.sysv_ipc.records.end(), [&](const SysvIpcRecord &r) {
+    return static_cast<SysvIpcKind>(r.kind) == SysvIpcKind::Shm && u64(r.id) == m.ino;
+  });
+  if (seg == v.sysv_ipc.records.end()) {
+    std::snprintf(buf, sizeof buf, "SysV shared memory at 0x%llx (segment %llu is not in the image)",
+                  (unsigned long long)m.start, (unsigned long long)m.ino);
+    return buf;
+  }
+  u64 whole = (seg->size + kPageSize - 1) & ~(kPageSize - 1);
+  if (m.pgoff != 0 || m.end - m.start != whole) {
+    std::snprintf(buf, sizeof buf, "SysV shared memory at 0x%llx (a part of segment %d: partly unmapped)",
+                  (unsigned long long)m.start, seg->id);
+    return buf;
+  }
+  return "";
+}
+
 std::vector<Unsupported> unsupported_state(const CkptView &v) {
   std::vector<Unsupported> out;
   auto add = [&](i32 pid, std::string what) { out.push_back({pid, std::move(what)}); };
@@ -69,8 +91,7 @@ std::vector<Unsupported> unsupported_state(const CkptView &v) {
       if (std::string why = posix_timer_refusal(t); !why.empty()) add(t.pid, why);
   for (const VmaRecord &m : v.vmas.records) {
     if (static_cast<VmaKind>(m.kind) == VmaKind::SysvShm) {
-      std::snprintf(buf, sizeof buf, "SysV shared memory at 0x%llx", (unsigned long long)m.start);
-      add(m.pid, buf);
+      if (std::string why = sysv_shm_refusal(v, m); !why.empty()) add(m.pid, why);
     } else if (m.kind > static_cast<u32>(VmaKind::Hugetlb)) {
       // Written by a newer imgtool: a kind of memory this one cannot map.
       std::snprintf(buf, sizeof buf, "a mapping at 0x%llx of unknown kind %u", (unsigned long long)m.start, m.kind);

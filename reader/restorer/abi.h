@@ -29,6 +29,8 @@ struct rs_vma {
   uint32_t madvise;        /* RS_MADV_* bits to apply at the end */
   uint32_t lock;           /* RS_LOCK_* : mlock2 once mapped and filled */
   uint32_t uffd;           /* lazy: register on rs_args.uffd instead of filling */
+  uint32_t sysv_shm;       /* 1: shmat(shmid) here instead of mmap (no fills: the segment holds the bytes) */
+  int32_t shmid;
 };
 
 #define RS_MADV_DONTDUMP 1u

@@ -14,7 +14,7 @@ typedef unsigned long ulong;
 /* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
 enum {
   NR_write = 1, NR_close = 3, NR_ioctl = 16, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11,
-  NR_rt_sigreturn = 15, NR_pread64 = 17, NR_mremap = 25, NR_madvise = 28,
+  NR_rt_sigreturn = 15, NR_pread64 = 17, NR_mremap = 25, NR_madvise = 28, NR_shmat = 30,
   NR_getpid = 39, NR_exit = 60, NR_rt_sigqueueinfo = 129, NR_prctl = 157,
   NR_arch_prctl = 158, NR_futex = 202, NR_set_tid_address = 218,
   NR_exit_group = 231, NR_set_robust_list = 273, NR_rt_tgsigqueueinfo = 297,
@@ -41,6 +41,10 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define sys5(n, a, b, c, d, e) sys6(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
 
 #define PROT_WRITE 2
+#define PROT_READ 1
+#define PROT_EXEC 4
+#define SHM_RDONLY 010000
+#define SHM_EXEC 0100000
 #define MAP_SHARED 1
 #define MAP_PRIVATE 2
 #define MAP_FIXED 0x10
@@ -163,7 +167,17 @@ static void map_memory(const struct rs_args *a) {
     int read_fill = v->nfill != 0;
     int prot0 = v->prot | (read_fill ? PROT_WRITE : 0);
     int flags = MAP_FIXED | (int)v->map_flags | (v->fd < 0 ? MAP_ANONYMOUS : 0);
-    long r = sys6(NR_mmap, v->start, len, prot0, flags, v->fd, v->pgoff);
+    long r;
+    if (v->sysv_shm) {
+      /* A SysV attach (shmdt and shm_nattch see it), of the segment imgtool
+       * made again with the image's id and bytes; the protection shmat
+       * gives is read, write unless SHM_RDONLY, exec with SHM_EXEC. */
+      int shmflg = ((v->prot & PROT_WRITE) ? 0 : SHM_RDONLY) | ((v->prot & PROT_EXEC) ? SHM_EXEC : 0);
+      r = sys3(NR_shmat, v->shmid, v->start, shmflg);
+      prot0 = PROT_READ | ((v->prot & PROT_WRITE) ? PROT_WRITE : 0) | (v->prot & PROT_EXEC);
+    } else {
+      r = sys6(NR_mmap, v->start, len, prot0, flags, v->fd, v->pgoff);
+    }
     if (r != (long)v->start) fail(a, RS_MAP, r < 0 ? r : -22);
     /* The program's huge-page choice applies before the pages are read in,
      * not after: a MADV_HUGEPAGE region is then filled in 2 MiB pages (one

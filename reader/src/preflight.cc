@@ -21,6 +21,7 @@
 #include "privileges.h"
 #include "self_maps.h"
 #include "stored_files.h"
+#include "sysv_ipc.h"
 #include "tree_plan.h"
 #include "vdso_check.h"
 
@@ -197,6 +198,7 @@ Status check_here_now(const ImageReader &image, const CkptView &v, const HereNow
   CKPT_TRY(check_vdso_matches(image, v));
   trace_phase("check: vdso");
   CKPT_TRY(check_huge_pages(v));
+  CKPT_TRY(check_sysv_ipc_here(v));
   return check_privileges_here(v);
 }
 

@@ -28,6 +28,7 @@
 #include "preflight.h"
 #include "restore_session.h"
 #include "stored_files.h"
+#include "sysv_ipc.h"
 #include "chain_merge.h"
 #include "stream_spool.h"
 #include "tree_create.h"
@@ -255,16 +256,22 @@ Expected<int> restore_image(const RestoreOptions &opt) {
       if (!running) remove_files(paths);
     }
   } recreated_files{recreated.take()};
+  // SysV IPC objects before the processes that attach them (and, for a
+  // tree's own IPC namespace, the namespace they are born into).
+  auto ipc = make_sysv_ipc(*view);
+  if (!ipc) return ipc.error();
 
   if (opt.pidns) {
     return restore_in_new_pid_namespace(opt, loaded, [&] {
       recreated_files.running = true;
+      ipc->started();
       if (loaded.memory_restored) loaded.memory_restored();
     });
   }
   RestoredProcesses restored;
   CKPT_TRY(start_restored(loaded, opt.lazy, restored));
   recreated_files.running = true;
+  ipc->started();
   if (loaded.memory_restored) loaded.memory_restored();
   CKPT_TRY(write_pidfile(opt.pidfile, restored.root));
   if (opt.detach) {

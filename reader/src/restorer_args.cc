@@ -101,7 +101,10 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
     out.madvise = madvise_of(m);
     out.lock = (m.flags & kVmaLocked) ? (RS_LOCK | ((m.flags & kVmaLockOnFault) ? RS_LOCK_ONFAULT : 0)) : 0;
     out.uffd = in.fds.uffd >= 0 && served_lazily(v, m);
-    for (u32 k = 0; k < m.range_count && !in.fds.prefilled[i] && !out.uffd; k++) {
+    // A SysV segment is attached, its bytes already in it (sysv_ipc.cc).
+    out.sysv_shm = kind == VmaKind::SysvShm;
+    out.shmid = out.sysv_shm ? static_cast<i32>(m.ino) : -1;
+    for (u32 k = 0; k < m.range_count && !in.fds.prefilled[i] && !out.uffd && !out.sysv_shm; k++) {
       const PageRangeRecord &r = v.ranges.records[m.first_range + k];
       if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
       // In the whole file, also for an embedded core (stored_range says so).

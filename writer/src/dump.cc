@@ -27,6 +27,7 @@
 #include "parent_compare.h"
 #include "self_checkpoint.h"
 #include "snapshot.h"
+#include "sysv_ipc.h"
 #include "tree_ids.h"
 #include "unix_peers.h"
 #include "fd_kinds/tcp_repair.h"
@@ -165,6 +166,8 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   }
   std::vector<ProcessCapture *> all;
   for (CapturedProcess &p : procs) all.push_back(&p.capture);
+  auto ipc = capture_sysv_ipc(std::vector<const ProcessCapture *>(all.begin(), all.end()));
+  if (!ipc) return ipc.error();
   if (procs.size() > 1) CKPT_TRY(assign_tree_ids(all));
   // Socket peers are in the image only if some process of it holds them.
   mark_unix_peers(all);
@@ -179,6 +182,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   for (CapturedProcess &p : procs) {
     p.layout = layout_segments(p.capture.memory);
     p.notes = build_notes(p.capture, p.layout, ident);
+    add_sysv_ipc_notes(*ipc, p.capture, &p == &procs[0], p.notes);  // the objects' state: once, in the root
     if (!parent.empty()) {
       ParentRecord link{};
       std::memcpy(link.image_id, parent[0]->view.identity.image_id, sizeof link.image_id);

@@ -84,6 +84,8 @@ enum class CkptNote : u32 {
   StoredFiles = 0x434b0010,  ///< StoredFileRecord: files stored by dump --store-tmpfs-files
   Locks = 0x434b0038,        ///< LockRecord: file locks and leases held through fds
   GuardRanges = 0x434b0039,  ///< GuardRangeRecord: MADV_GUARD_INSTALL guard pages
+  SysvIpc = 0x434b0058,      ///< SysvIpcRecord: SysV shm segments, semaphore sets, message queues
+  IpcNamespace = 0x434b0059, ///< IpcNamespaceRecord, at most one: the tree's IPC namespace
   Integrity = 0x434b00ff,    ///< IntegrityRecord; alone in the last PT_NOTE
 };
 

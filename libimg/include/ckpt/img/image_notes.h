@@ -41,6 +41,8 @@ struct ImageNotes {
   TableBuilder<StoredFileRecord> stored_files;
   TableBuilder<LockRecord> locks;
   TableBuilder<GuardRangeRecord> guard_ranges;
+  TableBuilder<SysvIpcRecord> sysv_ipc;
+  TableBuilder<IpcNamespaceRecord> ipc_namespace;
 
   /// The notes in file order: NT_PRPSINFO; per thread NT_PRSTATUS,
   /// NT_FPREGSET, NT_X86_XSTATE, with NT_SIGINFO right after the first

@@ -53,6 +53,8 @@ struct CkptView {
   Table<StoredFileRecord> stored_files;
   Table<LockRecord> locks;
   Table<GuardRangeRecord> guard_ranges;
+  Table<SysvIpcRecord> sysv_ipc;
+  Table<IpcNamespaceRecord> ipc_namespace;
 };
 
 /// Decodes the CKPT notes; fails on an image without an Identity note or
