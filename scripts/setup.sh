@@ -15,6 +15,7 @@ PACKAGES=(
   zlib1g-dev  # libz.a: the exec-form launcher links libelf statically
   libgtest-dev libgmock-dev libbenchmark-dev
   gdb binutils lldb python3 procps util-linux
+  tmux less  # the terminal tests: a full-screen program in a tmux pane
 )
 # Installed when the distribution has them; their absence is not an error.
 OPTIONAL_PACKAGES=(python3-lldb-14)

@@ -40,4 +40,10 @@ std::string unix_socket_type_name(u32 sock_type);
 /// A name as `info` prints it: a path, or "@name" for the abstract namespace.
 std::string unix_socket_printable_name(std::string_view name);
 
+/// CharDevice's TtyState in a few words for `imgtool info` ("" without one).
+std::string tty_state_text(const Table<FdRecord> &fds, const FdRecord &r);
+/// Why a terminal cannot come back, judged from the marks its writer set
+/// in its TtyState (kTtyMasterOutside...), or "".
+std::string tty_state_refusal(const Table<FdRecord> &fds, const FdRecord &r);
+
 }  // namespace ckpt::img
