@@ -138,7 +138,11 @@ Expected<int> ForegroundTerminal::wait(pid_t root) {
       if (active()) take_back();
       return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     }
+    // Only the terminal's stops: a SIGSTOP (a process dumped stopped,
+    // --leave-stopped) is not the user's Ctrl-Z.
     if (!WIFSTOPPED(st) || !job) continue;
+    int sig = WSTOPSIG(st);
+    if (sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU) continue;
     // Stopped (Ctrl-Z, or SIGTTIN/SIGTTOU): as a shell does, keep its
     // termios, take the terminal back with ours, and stop ourselves so
     // that the shell that ran us sees the job stop (decision 707). Our

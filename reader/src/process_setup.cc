@@ -141,7 +141,7 @@ Status restore_fds(const CkptView &v, std::vector<int *> keep, const int termina
   }
   for (auto &[index, pair] : pipes.pty_pairs) {
     close(pair.first);
-    close(pair.second);
+    if (pair.second >= 0) close(pair.second);
   }
   for (int t : term)
     if (t >= 0) close(t);

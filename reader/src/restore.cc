@@ -81,7 +81,8 @@ void forward_signal(int sig) {
 }  // namespace
 
 Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProcesses &out) {
-  if (loaded.tree) return start_tree(*loaded.tree, lazy_restore, loaded.hold_stopped, out);
+  if (loaded.tree)
+    return start_tree(*loaded.tree, lazy_restore, loaded.hold_stopped, out, loaded.take_terminal, loaded.before_running);
   int status[2];
   if (pipe2(status, O_CLOEXEC) < 0) return make_error("pipe: %s", strerror(errno));
   ChildChannels channels;
@@ -231,10 +232,11 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     });
   }
   // In the foreground on a terminal: the program's terminal handling
-  // (foreground_terminal.h). Trees and --pidns keep today's streams.
+  // (foreground_terminal.h), by its root's records. --pidns keeps
+  // today's streams.
   ForegroundTerminal terminal;
-  if (!opt.detach && !tree) {
-    terminal = ForegroundTerminal::for_image(*view);
+  if (!opt.detach) {
+    terminal = ForegroundTerminal::for_image(tree ? *tree->processes[0].view : *view);
     loaded.take_terminal = terminal.root_takes_terminal();
     loaded.before_running = [&](pid_t root) { terminal.give(root); };
     if (!terminal.warning().empty()) std::fprintf(stderr, "imgtool restore: warning: %s\n", terminal.warning().c_str());

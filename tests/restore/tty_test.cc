@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <termios.h>
 
 #include "restore_common.h"
@@ -26,6 +27,35 @@ TEST_F(PtyTest, PairWithSettingsAndQueuedBytesComesBack) {
   EXPECT_NE(info.out.find("pty master"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("raw, no echo, 33x111, packet mode"), std::string::npos) << info.out;
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+// A console the program opened (issue 17): before, dump refused it (and
+// earlier still it came back as /dev/null); now it is reopened by path
+// when the same device is there, and the restore refuses with one line
+// when another device is.
+class ConsoleTest : public RestoreTest {
+ protected:
+  ConsoleTest() { compare_state_ = true; }
+  std::string node() const { return tmp_.file("console"); }
+};
+
+TEST_F(ConsoleTest, VirtualConsoleIsReopened) {
+  ASSERT_EQ(mknod(node().c_str(), S_IFCHR | 0600, makedev(4, 1)), 0) << strerror(errno);
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_CONSOLE_PATH, {node()}));
+  ASSERT_EQ(program_->value("rdev"), "4:1");
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+TEST_F(ConsoleTest, AnotherDeviceAtItsPathIsRefused) {
+  compare_state_ = false;
+  ASSERT_EQ(mknod(node().c_str(), S_IFCHR | 0600, makedev(4, 1)), 0) << strerror(errno);
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_CONSOLE_PATH, {node()}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_EQ(unlink(node().c_str()), 0);
+  ASSERT_EQ(mknod(node().c_str(), S_IFCHR | 0600, makedev(1, 3)), 0);  // /dev/null's numbers
+  go();
+  expect_one_line_failure(restore(image_path()), "fd 45: " + node() + " is not the character device it was at the dump");
 }
 
 class TerminalJobTest : public RestoreTest {

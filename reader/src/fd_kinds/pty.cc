@@ -7,6 +7,7 @@
 // wherever the process's /dev/pts is.
 #include "fd_kind.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -37,9 +38,23 @@ const FdRecord *master_record(const CkptView &v, i32 pid, u32 index) {
 // (owned by the table) and one slave kept open until every fd is placed,
 // so that the slave is never closed by all in between (its last close
 // would make the master read EIO).
+// Moves fd above every fd number the process restores: the pair's fds
+// stay open until all are placed (restore_fds), and must not sit where
+// one of them goes (dup3 would replace it, and closing ours close it).
+int above_restored(const CkptView &v, int fd) {
+  if (fd < 0) return fd;
+  int top = 3;
+  for (const FdRecord &r : v.fds.records) top = std::max(top, r.fd + 1);
+  int moved = fcntl(fd, F_DUPFD_CLOEXEC, top + 256);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return moved;
+}
+
 Expected<std::pair<int, int>> pair_for(FdOpenContext &c, const FdRecord &master, const TtyState &ms) {
   if (auto made = c.pipes.pty_pairs.find(ms.index); made != c.pipes.pty_pairs.end()) return made->second;
-  int m = open("/dev/ptmx", reopen_flags(master) | O_NOCTTY | O_CLOEXEC);
+  int m = above_restored(c.view, open("/dev/ptmx", reopen_flags(master) | O_NOCTTY | O_CLOEXEC));
   if (m < 0) return make_error("fd %d: pty master: cannot open /dev/ptmx: %s", master.fd, strerror(errno));
   auto fail = [&](const char *what) -> Error {
     int e = errno;
@@ -53,7 +68,27 @@ Expected<std::pair<int, int>> pair_for(FdOpenContext &c, const FdRecord &master,
   if (ioctl(m, kTcsets2, &t) != 0) return fail("TCSETS2");
   struct winsize ws = {ms.ws_row, ms.ws_col, ms.ws_xpixel, ms.ws_ypixel};
   if (ioctl(m, TIOCSWINSZ, &ws) != 0) return fail("TIOCSWINSZ");
-  int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  // The slave is opened only when the process held it: one opened and
+  // closed here would make the master read EIO, unlike a pair whose slave
+  // was never opened.
+  const FdRecord *slave_record = nullptr;
+  TtyState slave_state{};
+  for (const FdRecord &o : c.view.fds.records) {
+    if (o.pid != master.pid || FdType(o.type) != FdType::CharDevice || !o.state.length) continue;
+    auto os = pty_state(c.view, o);
+    if (os && (os->flags & kTtySlave) && os->index == ms.index) {
+      slave_record = &o;
+      slave_state = *os;
+      break;
+    }
+  }
+  int on = 1;
+  if ((ms.flags & kTtyPacketMode) && ioctl(m, TIOCPKT, &on) != 0) return fail("TIOCPKT");
+  if (!slave_record) {
+    c.pipes.pty_pairs[ms.index] = {m, -1};
+    return std::pair{m, -1};
+  }
+  int s = above_restored(c.view, ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (s < 0) return fail("TIOCGPTPEER");
   auto bytes = c.view.fds.blob(master.content);
   if (!bytes) {
@@ -72,25 +107,14 @@ Expected<std::pair<int, int>> pair_for(FdOpenContext &c, const FdRecord &master,
     errno = e;
     return fail("putting back its queued bytes");
   }
-  int on = 1;
-  if ((ms.flags & kTtyPacketMode) && ioctl(m, TIOCPKT, &on) != 0) {
+  // The slave's owner, mode and exclusive mode.
+  if (fchown(s, slave_state.owner_uid, slave_state.owner_gid) != 0 || fchmod(s, slave_state.file_mode) != 0) {
     close(s);
-    return fail("TIOCPKT");
+    return fail("setting the slave's owner and mode");
   }
-  // The slave's owner, mode and exclusive mode, from its fds' records.
-  for (const FdRecord &o : c.view.fds.records) {
-    if (o.pid != master.pid || FdType(o.type) != FdType::CharDevice || !o.state.length) continue;
-    auto os = pty_state(c.view, o);
-    if (!os || !(os->flags & kTtySlave) || os->index != ms.index) continue;
-    if (fchown(s, os->owner_uid, os->owner_gid) != 0 || fchmod(s, os->file_mode) != 0) {
-      close(s);
-      return fail("setting the slave's owner and mode");
-    }
-    if ((os->flags & kTtyExclusive) && ioctl(s, TIOCEXCL) != 0) {
-      close(s);
-      return fail("TIOCEXCL");
-    }
-    break;
+  if ((slave_state.flags & kTtyExclusive) && ioctl(s, TIOCEXCL) != 0) {
+    close(s);
+    return fail("TIOCEXCL");
   }
   c.pipes.pty_pairs[ms.index] = {m, s};
   return std::pair{m, s};
