@@ -13,7 +13,6 @@
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <termios.h>
 
 static volatile sig_atomic_t winches, conts;
@@ -57,10 +56,11 @@ int main(int argc, char **argv) {
            now.c_iflag, t.c_lflag, t.c_iflag);
   RT_CHECK(tcgetpgrp(0) == getpgrp(), "foreground group %d, want ours %d", tcgetpgrp(0), getpgrp());
   int tty = open("/dev/tty", O_RDWR);
-  struct stat a, b;
-  RT_CHECK(tty >= 0, "open /dev/tty: %s", strerror(errno));
-  RT_CHECK(tty >= 0 && fstat(tty, &a) == 0 && fstat(0, &b) == 0 && a.st_rdev == b.st_rdev,
-           "/dev/tty is not the terminal on fd 0");
+  RT_CHECK(tty >= 0, "open /dev/tty: %s (ENXIO: no controlling terminal)", strerror(errno));
+  // /dev/tty's own inode is 5:0; what it reaches is the terminal on fd 0.
+  int sid = -1;
+  RT_CHECK(tty >= 0 && ioctl(tty, TIOCGSID, &sid) == 0 && sid == getsid(0), "/dev/tty's session %d, want ours %d", sid,
+           getsid(0));
   if (tty >= 0) close(tty);
 
   snprintf(path, sizeof path, "%s/jobctl", argv[2]);
