@@ -174,33 +174,34 @@ TEST_F(TmuxLessTest, LessRedrawsInANewPaneAndTakesKeys) {
   std::string text;
   for (int i = 1; i <= 500; i++) text += "line " + std::to_string(i) + " of the file\n";
   ASSERT_TRUE(write_file(text_path, text));
-  // A first window that stays, so that the session outlives less.
-  ASSERT_EQ(tmux({"new-session", "-d", "-s", "t", "-x", "80", "-y", "24", "exec sleep 600"}).exit_code, 0);
-  ASSERT_EQ(tmux({"set-option", "-g", "window-size", "manual"}).exit_code, 0);
-  RunResult w = tmux({"new-window", "-P", "-F", "#{pane_pid} #{window_id}", "-t", "t", "exec less " + text_path});
+  // A session that stays, so that the server outlives less's; each pane
+  // is a session of its own size (tmux 3.3a's server crashes on new-window
+  // under window-size manual).
+  ASSERT_EQ(tmux({"new-session", "-d", "-s", "keep", "exec sleep 600"}).exit_code, 0);
+  RunResult w = tmux({"new-session", "-d", "-P", "-F", "#{pane_pid}", "-s", "old", "-x", "80", "-y", "24",
+                      "exec less " + text_path});
   ASSERT_EQ(w.exit_code, 0) << w.err;
   pid_ = std::atoi(w.out.c_str());
-  std::string window = w.out.substr(w.out.find(' ') + 1);
-  window.erase(window.find_last_not_of("\n") + 1);
-  ASSERT_TRUE(wait_until([&] { return capture(window).find("line 1 of the file") != std::string::npos; }, 20))
-      << capture(window);
+  ASSERT_GT(pid_, 0) << w.out;
+  ASSERT_TRUE(wait_until([&] { return capture("old").find("line 1 of the file") != std::string::npos; }, 20))
+      << capture("old");
   RunResult d = dump(pid_, image_path(), {"--kill"});
   ASSERT_TRUE(d.exited && d.exit_code == 0) << d.err;
   ASSERT_TRUE(wait_until([&] { return !pid_exists(pid_); }, 10));
 
-  ASSERT_EQ(tmux({"set-option", "-t", "t", "default-size", "100x30"}).exit_code, 0);
   std::string err = tmp_.file("restore.err");
-  RunResult r = tmux({"new-window", "-P", "-F", "#{window_id}", "-t", "t",
+  RunResult r = tmux({"new-session", "-d", "-s", "new", "-x", "100", "-y", "30",
                       "exec " + imgtool() + " restore " + image_path() + " 2>" + err});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::string pane = r.out.substr(0, r.out.find('\n'));
-  EXPECT_EQ(tmux({"display-message", "-p", "-t", pane, "#{window_width}x#{window_height}"}).out, "100x30\n");
-  ASSERT_TRUE(wait_until([&] { return capture(pane).find("line 1 of the file") != std::string::npos; }, 20))
-      << "the restored less did not redraw:\n" << capture(pane) << "\nrestore: " << read_file(err);
-  tmux({"send-keys", "-t", pane, "G"});
-  EXPECT_TRUE(wait_until([&] { return capture(pane).find("line 500 of the file") != std::string::npos; }, 20))
-      << "less did not take G:\n" << capture(pane);
-  tmux({"send-keys", "-t", pane, "q"});
+  EXPECT_EQ(tmux({"display-message", "-p", "-t", "new", "#{window_width}x#{window_height}"}).out, "100x30\n");
+  // Redrawn for 30 rows: lines 1..29 and the prompt.
+  ASSERT_TRUE(wait_until([&] { return capture("new").find("line 29 of the file") != std::string::npos; }, 20))
+      << "the restored less did not redraw:\n" << capture("new") << "\nrestore: " << read_file(err);
+  EXPECT_NE(capture("new").find("line 1 of the file"), std::string::npos) << capture("new");
+  tmux({"send-keys", "-t", "new", "G"});
+  EXPECT_TRUE(wait_until([&] { return capture("new").find("line 500 of the file") != std::string::npos; }, 20))
+      << "less did not take G:\n" << capture("new");
+  tmux({"send-keys", "-t", "new", "q"});
   EXPECT_TRUE(wait_until([&] { return !pid_exists(pid_); }, 20)) << "less did not take q";
   EXPECT_EQ(read_file(err), "");
 }
