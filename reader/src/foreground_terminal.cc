@@ -90,6 +90,7 @@ ForegroundTerminal ForegroundTerminal::for_image(const CkptView &v) {
 
 void ForegroundTerminal::give(pid_t root) {
   if (!active()) return;
+  root_ = root;
   TtouBlocked blocked;
   ioctl(fd_, kTcsets2, &program_);
   if (root_leads_session_) {
@@ -107,7 +108,10 @@ void ForegroundTerminal::tell_to_redraw() {
   if (!active() || program_pgrp_ <= 0) return;
   // Always, not only when the size differs: the new terminal's screen does
   // not hold what the program drew on the old one (decision 706).
+  // In our own group (it did not lead one) only the root is told: we
+  // would forward our own copy to it (forward_signal) as well.
   if (program_pgrp_ != getpgrp()) kill(-program_pgrp_, SIGWINCH);
+  else kill(root_, SIGWINCH);
 }
 
 void ForegroundTerminal::take_back() {

@@ -59,6 +59,7 @@ class ForegroundTerminal {
   bool root_takes_ = false;
   bool foreground_ = false;     ///< the root's group had the foreground at the dump
   pid_t program_pgrp_ = 0;
+  pid_t root_ = 0;
   std::string warning_;
 };
 

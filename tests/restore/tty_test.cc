@@ -178,11 +178,19 @@ TEST_F(TmuxLessTest, LessRedrawsInANewPaneAndTakesKeys) {
   // is a session of its own size (tmux 3.3a's server crashes on new-window
   // under window-size manual).
   ASSERT_EQ(tmux({"new-session", "-d", "-s", "keep", "exec sleep 600"}).exit_code, 0);
+  // less under a shell that waits for it, as typed at a prompt: the shell
+  // reaps it after the dump (tmux's server, as its parent, sometimes left
+  // it a zombie holding its pid).
   RunResult w = tmux({"new-session", "-d", "-P", "-F", "#{pane_pid}", "-s", "old", "-x", "80", "-y", "24",
-                      "exec less " + text_path});
+                      "less " + text_path + "; exit 0"});
   ASSERT_EQ(w.exit_code, 0) << w.err;
-  pid_ = std::atoi(w.out.c_str());
-  ASSERT_GT(pid_, 0) << w.out;
+  pid_t shell = std::atoi(w.out.c_str());
+  ASSERT_TRUE(wait_until(
+      [&] {
+        pid_ = std::atoi(read_file("/proc/" + std::to_string(shell) + "/task/" + std::to_string(shell) + "/children").c_str());
+        return pid_ > 0;
+      },
+      10));
   ASSERT_TRUE(wait_until([&] { return capture("old").find("line 1 of the file") != std::string::npos; }, 20))
       << capture("old");
   RunResult d = dump(pid_, image_path(), {"--kill"});
