@@ -16,6 +16,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   gdb binutils lldb python3 procps util-linux
   nodejs openjdk-17-jdk-headless  # the node and JVM end-to-end restore tests
+  tmux less  # the terminal tests: a full-screen program in a tmux pane
 )
 # Installed when the distribution has them; their absence is not an error.
 OPTIONAL_PACKAGES=(python3-lldb-14)

@@ -34,16 +34,22 @@ std::string char_device_refusal(const FdRecord &r, std::string_view path) {
   if ((r.flags & kFdTerminal) || is_stateless_char_device(r.rdev)) return "";
   unsigned ma = major(r.rdev), mi = minor(r.rdev);
   std::string p(path);
-  // /dev/ptmx is 5:2; an open master also shows that rdev. Reopening it
-  // would make a fresh, unrelated pty pair.
-  if (ma == 5 && mi == 2) return "pty master " + p;
-  // Unix98 pty slaves (majors 136..143), consoles and serial lines (4),
-  // /dev/tty (5:0), /dev/console (5:1): kFdTerminal marks the terminal the
-  // program was run from, which restore reconnects (DECISIONS.md 27); any
-  // other one is the process's own, and reconnecting it would lose its
-  // other end, settings and queued bytes.
-  if (ma >= 136 && ma <= 143) return "pty " + p + " (not the terminal it was run from)";
-  if (ma == 4 || (ma == 5 && mi <= 1)) return "terminal " + p + " (not the terminal it was run from)";
+  // /dev/ptmx is 5:2; an open master also shows that rdev. It comes back
+  // as a new pair from its TtyState (with its slave fds, when the same
+  // process holds them: tty_state_refusal); an older writer stored none.
+  if (ma == 5 && mi == 2) return r.state.length ? "" : "pty master " + p + " (its state was not captured)";
+  // Unix98 pty slaves (majors 136..143): with their master (above).
+  // kFdTerminal marks the terminal the program was run from, which
+  // restore reconnects (DECISIONS.md 27).
+  if (ma >= 136 && ma <= 143)
+    return r.state.length ? "" : "pty " + p + " (not the terminal it was run from)";
+  // Consoles and serial lines (4:N) and /dev/console (5:1) are the same
+  // device when reopened: the termios and window size live in the device,
+  // not in the open file. Reopened by path, checked to be the same rdev
+  // (decision 704). /dev/tty (5:0) without a controlling terminal cannot
+  // be open at all.
+  if (ma == 4 || (ma == 5 && mi == 1)) return "";
+  if (ma == 5 && mi == 0) return "terminal " + p + " (not the terminal it was run from)";
   return "character device " + p + " (" + std::to_string(ma) + ":" + std::to_string(mi) + ")";
 }
 
@@ -230,7 +236,7 @@ constexpr std::array<FdKindInfo, kFdTypeCount> kFdKinds = {{
     {FdType::PipeRead, "pipe_read", FdSharing::PipeId, restorable, no_state},
     {FdType::PipeWrite, "pipe_write", FdSharing::PipeId, restorable, no_state},
     {FdType::Fifo, "fifo", FdSharing::FileId, restorable, no_state},
-    {FdType::CharDevice, "char_device", FdSharing::FileId, char_device_refusal, no_state},
+    {FdType::CharDevice, "char_device", FdSharing::FileId, char_device_refusal, tty_state_text, tty_state_refusal},
     {FdType::BlockDevice, "block_device", FdSharing::FileId, block_device_refusal, no_state},
     {FdType::Socket, "socket", FdSharing::FileId, socket_refusal, socket_state, socket_state_refusal},
     {FdType::EventFd, "eventfd", FdSharing::FileId, eventfd_refusal, eventfd_state},

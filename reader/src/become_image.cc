@@ -1,5 +1,6 @@
 // The restoring child (become_image.h).
 #include "become_image.h"
+#include "foreground_terminal.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -151,6 +152,7 @@ Status become_image(const ProcessImage &process, ChildChannels &channels) {
 
   trace_phase("child: shared objects and executable ready");
   CKPT_TRY(restore_process_state(v));
+  if (channels.take_terminal) CKPT_TRY(take_controlling_terminal(v));
   if (trace_fd >= 0) fds.close_fds.push_back(trace_fd);
   // Last of the fd work: nothing before the restorer closes an fd now.
   CKPT_TRY(restore_locks(v));

@@ -42,6 +42,9 @@ struct ChildChannels {
   int lazy_sock = -1;               ///< --lazy: the channel to the helper, or -1
   int terminal[3] = {-1, -1, -1};   ///< the restoring terminal's fds 0..2 (or -1)
   InheritedObjects *inherited = nullptr;
+  /// The root takes the restoring terminal as its controlling terminal
+  /// after setsid (ForegroundTerminal::root_takes_terminal).
+  bool take_terminal = false;
 };
 
 /// Turns the calling process into the image's. Returns only on failure,

@@ -159,6 +159,10 @@ Status restore_fds(const CkptView &v, std::vector<int *> keep, const int termina
     close(ends.first);
     close(ends.second);
   }
+  for (auto &[index, pair] : pipes.pty_pairs) {
+    close(pair.first);
+    if (pair.second >= 0) close(pair.second);
+  }
   for (int t : term)
     if (t >= 0) close(t);
   return {};

@@ -21,6 +21,7 @@
 #include <ckpt/reader/validate.h>
 
 #include "become_image.h"
+#include "foreground_terminal.h"
 #include "handover.h"
 #include "image_trust.h"
 #include "phase_times.h"
@@ -86,12 +87,14 @@ void forward_signal(int sig) {
 }  // namespace
 
 Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProcesses &out) {
-  if (loaded.tree) return start_tree(*loaded.tree, lazy_restore, loaded.hold_stopped, out);
+  if (loaded.tree)
+    return start_tree(*loaded.tree, lazy_restore, loaded.hold_stopped, out, loaded.take_terminal, loaded.before_running);
   int status[2];
   if (pipe2(status, O_CLOEXEC) < 0) return make_error("pipe: %s", strerror(errno));
   ChildChannels channels;
   channels.status_fd = status[1];
   restoring_terminal(channels.terminal);
+  channels.take_terminal = loaded.take_terminal;
   if (lazy_restore) {
     auto sock = out.lazy.open_channel();
     if (!sock) {
@@ -139,6 +142,7 @@ Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProc
   std::string warning;
   Handover handover = handover_of(loaded.view, *pid, *where);
   handover.stopped = handover.stopped || loaded.hold_stopped;
+  if (loaded.before_running) loaded.before_running(*pid);
   CKPT_TRY(hand_over(handover, &warning));
   trace_phase("handed over: the program runs");
   if (!warning.empty()) std::fprintf(stderr, "imgtool restore: warning: %s\n", warning.c_str());
@@ -158,13 +162,13 @@ Status write_pidfile(const std::string &path, pid_t pid) {
   return {};
 }
 
-Expected<int> wait_in_foreground(pid_t root, pid_t child) {
+Expected<int> wait_in_foreground(pid_t root, pid_t child, ForegroundTerminal *terminal) {
   g_root = root;
   struct sigaction sa {};
   sa.sa_handler = forward_signal;
   sa.sa_flags = SA_RESTART;
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH}) sigaction(sig, &sa, nullptr);
-  auto status = wait_exit_status(child);
+  auto status = terminal && terminal->active() ? terminal->wait(child) : wait_exit_status(child);
   trace_phase("restored process exited");
   return status;
 }
@@ -268,8 +272,22 @@ Expected<int> restore_image(const RestoreOptions &opt) {
       if (loaded.memory_restored) loaded.memory_restored();
     });
   }
+  // In the foreground on a terminal: the program's terminal handling
+  // (foreground_terminal.h), by its root's records. --pidns keeps
+  // today's streams.
+  ForegroundTerminal terminal;
+  if (!opt.detach) {
+    terminal = ForegroundTerminal::for_image(tree ? *tree->processes[0].view : *view);
+    loaded.take_terminal = terminal.root_takes_terminal();
+    loaded.before_running = [&](pid_t root) { terminal.give(root); };
+    if (!terminal.warning().empty()) std::fprintf(stderr, "imgtool restore: warning: %s\n", terminal.warning().c_str());
+  }
   RestoredProcesses restored;
-  CKPT_TRY(start_restored(loaded, opt.lazy, restored));
+  if (Status started = start_restored(loaded, opt.lazy, restored); !started) {
+    if (terminal.active()) terminal.take_back();
+    return started.error();
+  }
+  terminal.tell_to_redraw();
   recreated_files.running = true;
   ipc->started();
   if (loaded.memory_restored) loaded.memory_restored();
@@ -278,7 +296,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     restored.detach_helpers();  // they outlive us, serving the processes
     return 0;
   }
-  return wait_in_foreground(restored.root, restored.root);
+  return wait_in_foreground(restored.root, restored.root, &terminal);
 }
 
 }  // namespace ckpt::reader

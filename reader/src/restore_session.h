@@ -26,6 +26,11 @@ struct LoadedImage {
   /// drops the spooled stream, with image and tree; view stays usable).
   std::function<void()> memory_restored;
   bool hold_stopped = false;              ///< RestoreOptions::hold_stopped
+  /// The root takes the restoring terminal after setsid (ChildChannels).
+  bool take_terminal = false;
+  /// Called with the root's pid once its restorer reported success, just
+  /// before it runs (the terminal's termios and foreground group).
+  std::function<void(pid_t)> before_running = nullptr;
 };
 
 /// What start_restored leaves running.
@@ -52,6 +57,7 @@ img::Status write_pidfile(const std::string &path, pid_t pid);
 
 /// Forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGWINCH to `root` and
 /// waits for our child `child`: its exit status, 128+N for signal N.
-img::Expected<int> wait_in_foreground(pid_t root, pid_t child);
+class ForegroundTerminal;
+img::Expected<int> wait_in_foreground(pid_t root, pid_t child, ForegroundTerminal *terminal = nullptr);
 
 }  // namespace ckpt::reader

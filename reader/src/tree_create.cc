@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <ckpt/img/fault_point.h>
@@ -36,6 +37,7 @@ struct TreeChannels {
   std::vector<int> status;          ///< per process index: write end of its verdict pipe (-1: zombie)
   std::vector<int> lazy_sock;       ///< per process index: --lazy: its end of its helper's channel, or -1
   int terminal[3] = {-1, -1, -1};
+  bool take_terminal = false;       ///< the root takes the restoring terminal after setsid
   InheritedObjects inherited;
 };
 
@@ -137,6 +139,15 @@ void wait_for_go(int go) {
   // 1. Its session or process group, before its children exist.
   if (p.sid == p.pid && getsid(0) != p.pid) {
     if (setsid() < 0) report_and_exit(ch, index, "process " + std::to_string(p.pid) + ": setsid: " + strerror(errno));
+    // Before its children exist, so that its session's processes share
+    // it (ForegroundTerminal, decision 705).
+    for (int t : ch.terminal)
+      if (index == 0 && ch.take_terminal && t >= 0 && isatty(t)) {
+        if (ioctl(t, TIOCSCTTY, 1) != 0)
+          report_and_exit(ch, index, "process " + std::to_string(p.pid) +
+                                         ": cannot make the restoring terminal its controlling terminal: " + strerror(errno));
+        break;
+      }
   } else if (p.pgid == p.pid && getpgid(0) != p.pid) {
     if (setpgid(0, 0) < 0)
       report_and_exit(ch, index, "process " + std::to_string(p.pid) + ": setpgid: " + strerror(errno));
@@ -247,7 +258,8 @@ Expected<rs_handover> read_tree_verdict(int fd, pid_t pid) {
 
 }  // namespace
 
-Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredProcesses &out) {
+Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredProcesses &out, bool take_terminal,
+                  const std::function<void(pid_t)> &before_running) {
   const size_t n = plan.processes.size();
   TreeChannels ch;
   std::vector<int> status_read(n, -1);
@@ -292,6 +304,7 @@ Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredPr
   ch.created = created[1];
   ch.go = go[0];
   for (int i = 0; i < 3; i++) ch.terminal[i] = isatty(i) ? i : (fcntl(i, F_GETFD) >= 0 ? i : -1);
+  ch.take_terminal = take_terminal;
 
   // While the tree is being made, its orphans (a process whose parent
   // failed) become ours, so that a failure can reap them: none is left as
@@ -381,6 +394,7 @@ Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredPr
   }
   std::string warning;
   if (Status s = fault_point("restore-before-handover"); !s) return fail(s.error());
+  if (before_running) before_running(static_cast<pid_t>(root));
   if (Status s = hand_over_all(handovers, &warning); !s) return fail(s.error());
   if (!warning.empty()) std::fprintf(stderr, "imgtool restore: warning: %s\n", warning.c_str());
   // Running: its orphans from now on go where the restored program's would.

@@ -16,6 +16,8 @@
 // failure kills every process created so far.
 #pragma once
 
+#include <functional>
+
 #include <ckpt/img/expected.h>
 
 #include "restore_session.h"
@@ -27,6 +29,10 @@ namespace ckpt::reader {
 /// (our child) and every process runs. With `lazy`, each process's memory
 /// is served by a lazy-pages helper of its own (out.tree_lazy). One line on
 /// failure, nothing left.
-img::Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredProcesses &out);
+/// take_terminal: the root takes the restoring terminal as its controlling
+/// terminal after setsid; before_running (if set) is called with the
+/// root's pid just before the processes run.
+img::Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredProcesses &out,
+                       bool take_terminal = false, const std::function<void(pid_t)> &before_running = nullptr);
 
 }  // namespace ckpt::reader

@@ -256,7 +256,7 @@ TEST_F(Imgtool, VerifyRefusesWhatRestoreRefuses) {
   TempDir d;
   std::string f = d.file("unsupported.ckpt");
   ASSERT_TRUE(write_file(f, encode_image(im)));
-  const std::string want = "not restorable: pid 4242: fd 7 eventpoll (its interest list was not captured), fd 8 pty master /dev/ptmx, "
+  const std::string want = "not restorable: pid 4242: fd 7 eventpoll (its interest list was not captured), fd 8 pty master /dev/ptmx (its state was not captured), "
                            "POSIX timer 3 (it signals thread 4250, not the main thread): not supported";
   expect_one_line_failure({"verify", f}, want);
   RunResult restore = run({kImgtool, "restore", f});
@@ -267,7 +267,7 @@ TEST_F(Imgtool, VerifyRefusesWhatRestoreRefuses) {
   EXPECT_EQ(j["not_restorable_because"], want);
   RunResult text = run({kImgtool, "info", f});
   EXPECT_NE(text.out.find("restorable:  no (pid 4242: fd 7 eventpoll (its interest list was not captured), fd 8 pty master "
-                          "/dev/ptmx, POSIX timer 3 (it signals thread 4250, not the main thread): not supported)\n"),
+                          "/dev/ptmx (its state was not captured), POSIX timer 3 (it signals thread 4250, not the main thread): not supported)\n"),
             std::string::npos)
       << text.out;
   // Still intact: it can be read, just not restored.

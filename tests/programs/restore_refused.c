@@ -8,9 +8,10 @@
  *                 a pipe with a byte in it (fd 42), a netlink route socket
  *                 (fd 43), a POSIX timer ticking (its signal blocked until
  *                 the go file appears)
- *        pty      a pty pair it opened itself: master fd 50, slave fd 51
- *                 in raw mode with a 33x111 window, bytes written to the
- *                 master and not read yet
+ *        pty      a pty pair it opened, its master (fd 50) handed to a
+ *                 child and closed here: slave fd 51 in raw mode with a
+ *                 33x111 window; a pair split over two processes is
+ *                 refused
  *        chardev  /dev/kmsg (fd 60, refused) beside /dev/null (61) and
  *                 /dev/urandom (62), which restore reopens faithfully
  *        storm    a POSIX timer signalling every millisecond, unblocked: the
@@ -134,6 +135,14 @@ int main(int argc, char **argv) {
     struct winsize ws = {.ws_row = 33, .ws_col = 111};
     if (ioctl(51, TIOCSWINSZ, &ws) != 0) rt_die("TIOCSWINSZ");
     if (write(50, kQueued, strlen(kQueued)) != (ssize_t)strlen(kQueued)) rt_die("write to the master");
+    pid_t holder = fork();
+    if (holder < 0) rt_die("fork");
+    if (holder == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      close(51);
+      for (;;) pause();
+    }
+    close(50);
   } else if (!strcmp(mode, "storm")) {
     signal(SIGRTMIN, on_timer);
     struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN};

@@ -242,7 +242,7 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen) {
   auto fds = read_fds(pid, frozen.pidfd());
   if (!fds) return fds.error();
   pc.fds = fds.take();
-  mark_controlling_terminal(pc.fds, pc.stat.tty_nr);
+  CKPT_TRY(finish_terminals(pid, frozen.pidfd(), pc.fds, pc.stat.tty_nr, pc.stat.tpgid, pc.stat.pgrp));
   auto locks = read_locks(pid, pc.fds);
   if (!locks) return locks.error();
   pc.locks = locks.take();

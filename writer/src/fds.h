@@ -51,4 +51,11 @@ img::Expected<FdTable> read_fds(pid_t pid, int pidfd);
 /// the process made) loses the mark, and restore refuses it.
 void mark_controlling_terminal(FdTable &table, int tty_nr);
 
+/// mark_controlling_terminal, then the terminals' TtyStates completed
+/// (terminals.cc): the controlling one (kTtyControlling; kTtyForeground
+/// when tpgid, the terminal's foreground group, is pgrp), pty slaves
+/// without their master, and the bytes queued in pairs the process holds
+/// both ends of (read out and put back). pidfd: pidfd_open() of pid.
+img::Status finish_terminals(pid_t pid, int pidfd, FdTable &table, int tty_nr, pid_t tpgid, pid_t pgrp);
+
 }  // namespace ckpt::writer

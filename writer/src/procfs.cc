@@ -365,6 +365,7 @@ Expected<ProcStat> read_stat(pid_t pid, pid_t tid) {
   get_i32(5, ps.pgrp);
   get_i32(6, ps.session);
   get_i32(7, ps.tty_nr);
+  get_i32(8, ps.tpgid);
   get_u64(9, ps.flags);
   get_u64(14, ps.utime);
   get_u64(15, ps.stime);

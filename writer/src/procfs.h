@@ -43,6 +43,7 @@ struct ProcStat {
   char state = '?';
   pid_t ppid = 0, pgrp = 0, session = 0;
   int tty_nr = 0;
+  pid_t tpgid = 0;           ///< the controlling terminal's foreground group (-1: none)
   u64 flags = 0;
   u64 utime = 0, stime = 0;  ///< clock ticks
   i64 cutime = 0, cstime = 0;

@@ -28,6 +28,9 @@ struct PipeTable {
   /// AF_UNIX: the end of a socketpair made for a socket opened earlier,
   /// kept for its peer's record, by the peer's inode.
   std::map<img::u64, int> unix_ends;
+  /// Pty pairs made so far, by the dumped pty number: (master, a slave
+  /// kept open until every fd is placed).
+  std::map<img::u32, std::pair<int, int>> pty_pairs;
 };
 
 /// What opening one fd may use: the image's view, the pipes made so far,
@@ -96,6 +99,13 @@ img::Status check_fifo(const img::CkptView &, const img::FdRecord &, const HereN
 img::Expected<int> open_fifo(FdOpenContext &, const img::FdRecord &);
 img::Status check_char_device(const img::CkptView &, const img::FdRecord &, const HereNowOptions &);
 img::Expected<int> open_char_device(FdOpenContext &, const img::FdRecord &);
+/// A pty master or slave of a pair the process held (TtyState), not the
+/// terminal it was run from.
+bool is_pty_end(const img::CkptView &view, const img::FdRecord &r);
+/// A new pair's master, or a new open file of its slave (pty.cc).
+img::Expected<int> open_pty_end(FdOpenContext &, const img::FdRecord &);
+/// A master locked at the dump is locked again once its slaves are open.
+img::Status lock_pty_master(const img::CkptView &, const img::FdRecord &);
 img::Expected<int> open_memfd(FdOpenContext &, const img::FdRecord &);
 img::Expected<int> open_eventfd(FdOpenContext &, const img::FdRecord &);
 img::Expected<int> open_timerfd(FdOpenContext &, const img::FdRecord &);

@@ -24,7 +24,7 @@ constexpr std::array<ReaderFdKind, kFdTypeCount> kReaderFdKinds = {{
     {FdType::PipeRead, check_nothing, open_pipe_end},
     {FdType::PipeWrite, check_nothing, open_pipe_end},
     {FdType::Fifo, check_fifo, open_fifo},
-    {FdType::CharDevice, check_char_device, open_char_device},
+    {FdType::CharDevice, check_char_device, open_char_device, lock_pty_master},
     {FdType::BlockDevice, check_nothing, open_refused},
     {FdType::Socket, check_socket, open_socket, finish_socket},
     {FdType::EventFd, check_nothing, open_eventfd},

@@ -83,5 +83,10 @@ std::string tcp_state_name(u32 state);
 std::string inet_socket_text(const InetSocket &s);
 /// Why restore cannot bring it back (its flags), or "".
 std::string inet_socket_refusal(const InetSocketState &s);
+/// CharDevice's TtyState in a few words for `imgtool info` ("" without one).
+std::string tty_state_text(const Table<FdRecord> &fds, const FdRecord &r);
+/// Why a terminal cannot come back, judged from the marks its writer set
+/// in its TtyState (kTtyMasterOutside...), or "".
+std::string tty_state_refusal(const Table<FdRecord> &fds, const FdRecord &r);
 
 }  // namespace ckpt::img

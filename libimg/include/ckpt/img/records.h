@@ -474,6 +474,46 @@ struct InetDatagramHeader {
 };
 static_assert(sizeof(InetDatagramHeader) == 24);
 
+/// FdType::CharDevice's state for a terminal, version 1 (format 1.4): a
+/// pty master (/dev/ptmx) or slave (/dev/pts/N), or the terminal the
+/// program was run from (kFdTerminal). Termios and window size are the
+/// pair's (a master's ioctls act on its slave). A master's queued bytes
+/// follow in FdRecord::content: input_length bytes written to the master
+/// and not yet read from the slave, then output_length bytes written to
+/// the slave and not yet read from the master (docs/FORMAT.md §9.7).
+struct TtyState {
+  static constexpr u32 kVersion = 1;
+  FdStateHeader header;
+  u32 flags;                ///< TtyFlags
+  u32 index;                ///< pty number: TIOCGPTN of a master, N of /dev/pts/N
+  u32 c_iflag, c_oflag, c_cflag, c_lflag;  ///< TCGETS2
+  u8 c_line;
+  u8 c_cc[19];              ///< NCCS of struct termios2
+  u32 c_ispeed, c_ospeed;
+  u16 ws_row, ws_col, ws_xpixel, ws_ypixel;  ///< TIOCGWINSZ
+  u32 owner_uid, owner_gid; ///< the slave's devpts inode (grantpt gives it to the opener)
+  u32 file_mode;            ///< its st_mode permission bits
+  i32 foreground_pgrp;      ///< the controlling terminal's: tpgid of /proc/PID/stat, else 0
+  u32 input_length;         ///< a master's queued bytes, see above
+  u32 output_length;
+  u32 pad0;
+};
+static_assert(sizeof(TtyState) == 96);
+
+enum TtyFlags : u32 {
+  kTtyMaster = 1u << 0,         ///< /dev/ptmx (5:2)
+  kTtySlave = 1u << 1,          ///< /dev/pts/N (majors 136..143)
+  kTtyPacketMode = 1u << 2,     ///< TIOCGPKT (a master)
+  kTtyLocked = 1u << 3,         ///< TIOCGPTLCK: the slave cannot be opened (a master)
+  kTtyExclusive = 1u << 4,      ///< TIOCGEXCL on the slave
+  kTtyControlling = 1u << 5,    ///< the process's controlling terminal (tty_nr)
+  kTtyForeground = 1u << 6,     ///< ... with the process's group in the foreground (tpgid == pgrp)
+  // Why a terminal cannot come back; dump refuses an image with one of these.
+  kTtyMasterOutside = 1u << 8,  ///< a slave whose master no fd of its process holds
+  kTtyPairIsControlling = 1u << 9,  ///< a pair's slave is the controlling terminal of its own process
+  kTtyQueueUnreadable = 1u << 10,  ///< a master with bytes queued whose slave no fd of its process holds
+};
+
 /// The fd kinds, one line each: name and the number stored in
 /// FdRecord::type (dense from 0; a new kind takes the next number). Every
 /// fd kind registry (libimg/fd_kinds.h, writer/src/fd_kinds/,
