@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,34 @@ static __attribute__((unused)) double rt_now(clockid_t clk) {
   struct timespec ts;
   clock_gettime(clk, &ts);
   return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* 1 if the VMA holding addr lists `flag` (two letters, as "lo" or "wp") in
+ * its smaps VmFlags line, 0 if not, -1 if no VMA holds addr. */
+static __attribute__((unused)) int rt_vma_has_flag(const void *addr, const char *flag) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  char line[1024];
+  int in = 0, found = -1;
+  uintptr_t a = (uintptr_t)addr;
+  while (f && fgets(line, sizeof line, f)) {
+    unsigned long s, e;
+    /* A VMA's first line ("start-end perms ..."); other lines have no '-'
+     * before their first space. */
+    if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+      in = s <= a && a < e;
+      continue;
+    }
+    if (in && strncmp(line, "VmFlags:", 8) == 0) {
+      char want[8];
+      size_t n = (size_t)snprintf(want, sizeof want, " %s", flag);
+      found = 0;
+      for (char *p = line + 8; (p = strstr(p, want)) != NULL; p++)
+        if (p[n] == ' ' || p[n] == '\n') found = 1;
+      break;
+    }
+  }
+  if (f) fclose(f);
+  return found;
 }
 
 /* Exit status: 0 when every check passed. */
