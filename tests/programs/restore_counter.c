@@ -43,11 +43,7 @@ int main(int argc, char **argv) {
   rt_ready();
   rt_wait_go(argv[1]);
 
-  char path[4096];
-  snprintf(path, sizeof path, "%s/report.txt", argv[2]);
-  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0 || dup2(fd, 2) < 0) return 93;
-  close(fd);
+  rt_report_to(argv[2]);
   RT_CHECK(sum() == want, "heap checksum differs");
   uint64_t c0 = counter;
   double until = rt_now(CLOCK_MONOTONIC) + 10;

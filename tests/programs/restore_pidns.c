@@ -20,11 +20,7 @@ int main(int argc, char **argv) {
   rt_ready();
   rt_wait_go(argv[1]);
 
-  char path[4096];
-  snprintf(path, sizeof path, "%s/report.txt", argv[2]);
-  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0 || dup2(fd, 2) < 0) return 93;
-  close(fd);
+  rt_report_to(argv[2]);
   pid_t now = (pid_t)syscall(SYS_getpid);
   char ns[64] = "", self[64] = "";
   if (readlink("/proc/self/ns/pid", ns, sizeof ns - 1) < 0) rt_fail("readlink /proc/self/ns/pid: %s", strerror(errno));
