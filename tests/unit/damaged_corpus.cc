@@ -245,7 +245,8 @@ void for_each_variant(const CorpusOptions &o, const std::function<void(const Var
   for (u64 c : cuts)
     if (c < m.size)
       emit(DamageKind::Truncated, "at-" + std::to_string(c),
-           std::to_string(c) + "-byte file|file of " + std::to_string(c) + " bytes",
+           std::to_string(c) + "-byte file|file of " + std::to_string(c) + " bytes" +
+               (c == 0 ? "|empty file" : ""),  // ImageReader::open's word for it
            std::vector<u8>(base.begin(), base.begin() + c));
 
   // ---- Single flipped bytes -----------------------------------------------
