@@ -51,23 +51,5 @@ int main(int argc, char **argv) {
   RT_CHECK(counter >= c0 + 100000, "the counting thread stopped at %llu", (unsigned long long)counter);
   stop = 1;
   pthread_join(t, NULL);
-  int status = rt_finish();
-  const char *mode = argv[3];
-  if (status != 0) return status;
-  if (strncmp(mode, "exit:", 5) == 0) return atoi(mode + 5);
-  if (strncmp(mode, "signal:", 7) == 0) {
-    int sig = atoi(mode + 7);
-    signal(sig, SIG_DFL);
-    sigset_t s;
-    sigemptyset(&s);
-    sigaddset(&s, sig);
-    sigprocmask(SIG_UNBLOCK, &s, NULL);
-    raise(sig);
-    return 94;
-  }
-  for (unsigned long n = 1;; n++) {
-    fprintf(stderr, "tick %lu\n", n);
-    fflush(stderr);
-    rt_sleep_ms(20);
-  }
+  rt_end_as(argv[3], rt_finish());
 }

@@ -28,19 +28,5 @@ int main(int argc, char **argv) {
   fprintf(stderr, "pid %d getpid %d ppid %d ns %s proc_self %s\n", pid, now, (int)syscall(SYS_getppid), ns, self);
   RT_CHECK(now == pid, "getpid() is %d, was %d", now, pid);
   RT_CHECK(atoi(self) == pid, "/proc/self is %s, getpid() %d", self, pid);
-  int status = rt_finish();
-  const char *mode = argv[3];
-  if (status != 0) return status;
-  if (strncmp(mode, "exit:", 5) == 0) return atoi(mode + 5);
-  if (strncmp(mode, "signal:", 7) == 0) {
-    int sig = atoi(mode + 7);
-    signal(sig, SIG_DFL);
-    raise(sig);
-    return 94;
-  }
-  for (unsigned long n = 1;; n++) {
-    fprintf(stderr, "tick %lu\n", n);
-    fflush(stderr);
-    rt_sleep_ms(20);
-  }
+  rt_end_as(argv[3], rt_finish());
 }
