@@ -12,119 +12,14 @@
 set -euo pipefail
 export LC_ALL=C
 
-usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
-die() { echo "dump_bench: $*" >&2; exit 1; }
-
+bench_name=dump_bench
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-build=""
-sizes=()
-repeat=""
-quick=0
-while (($#)); do
-  case $1 in
-    -h|--help) usage; exit 0 ;;
-    --quick) quick=1 ;;
-    -r|--repeat) (($# >= 2)) || die "$1 needs a number"; repeat=$2; shift ;;
-    -r*) repeat=${1#-r} ;;
-    -*) die "unknown option $1 (see --help)" ;;
-    *)
-      if [[ -z $build && ${#sizes[@]} -eq 0 && -d $1 ]]; then
-        build=$1
-      elif [[ $1 =~ ^([0-9]+)([MmGg]([Ii][Bb])?)?$ ]]; then
-        n=${BASH_REMATCH[1]}
-        [[ ${BASH_REMATCH[2]} == [Gg]* ]] && n=$((n * 1024))
-        ((n > 0)) || die "size must be positive: $1"
-        sizes+=("$n")
-      else
-        die "'$1' is neither a build folder nor a size (see --help)"
-      fi ;;
-  esac
-  shift
-done
-if ((quick)); then
-  ((${#sizes[@]})) || sizes=(64)
-  [[ -n $repeat ]] || repeat=1
-fi
-((${#sizes[@]})) || sizes=(256 1024)
-[[ -n $repeat ]] || repeat=3
-[[ $repeat =~ ^[1-9][0-9]*$ ]] || die "-r wants a positive number, not '$repeat'"
-build=$(cd "${build:-$here/../build}" 2>/dev/null && pwd) || die "no build folder ${build:-$here/../build}"
-
-imgtool=$build/imgtool
-memhog=$build/bench/memhog
-tickgap=$build/bench/tickgap
-if [[ ! -x $imgtool || ! -x $memhog || ! -x $tickgap ]]; then
-  echo "building imgtool memhog tickgap in $build" >&2
-  cmake --build "$build" --target imgtool memhog tickgap >&2 || die "build failed"
-fi
-command -v gdb >/dev/null || die "gdb is not installed"
-
-# ---- temp folder and cleanup ------------------------------------------------
-# Under the build folder, i.e. on the same filesystem as /work (not /tmp).
-tmp=$(mktemp -d "$build/dump_bench.XXXXXX")
-pids=()
-cleanup() {
-  local p
-  trap - EXIT INT TERM HUP
-  for p in "${pids[@]}"; do
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'echo "dump_bench: interrupted, cleaning up" >&2; exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-forget_pid() {
-  local p keep=()
-  for p in "${pids[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-  pids=("${keep[@]}")
-}
-
-# ---- helpers ------------------------------------------------------------------
-now() { echo "$EPOCHREALTIME"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-    END { if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
-label() { if (($1 % 1024 == 0)); then echo "$(($1 / 1024)) GiB"; else echo "$1 MiB"; fi; }
-
-# start_memhog MIB DIR [core]: starts memhog with a tick file DIR/ticks and
-# waits for "ready"; sets MH_PID. With "core", it runs with cwd DIR and
-# ulimit -c unlimited, for the kernel's core dump (core_pattern "core").
-start_memhog() {
-  local size=$1 dir=$2 core=${3:-}
-  mkdir -p "$dir"
-  rm -f "$dir/out"
-  if [[ -n $core ]]; then
-    (ulimit -c unlimited && cd "$dir" && exec "$memhog" "$size" --ticks "$dir/ticks") >"$dir/out" 2>&1 &
-  else
-    if [[ -n ${MH_NO_TICKS:-} ]]; then
-      "$memhog" "$size" >"$dir/out" 2>&1 &
-    else
-      "$memhog" "$size" --ticks "$dir/ticks" >"$dir/out" 2>&1 &
-    fi
-  fi
-  MH_PID=$!
-  pids+=("$MH_PID")
-  local deadline=$((SECONDS + 300))
-  until grep -q '^ready$' "$dir/out" 2>/dev/null; do
-    kill -0 "$MH_PID" 2>/dev/null || die "memhog $size exited early: $(cat "$dir/out")"
-    ((SECONDS < deadline)) || die "memhog $size not ready after 300 s"
-    sleep 0.02
-  done
-}
-
-stop_memhog() {
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-  forget_pid "$1"
-}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_parse_args "$@"
+bench_finish_args 256 1024
+bench_tools
+bench_temp
 
 # ---- header -------------------------------------------------------------------
 rev=$(git -C "$here/.." describe --always --dirty 2>/dev/null || echo unknown)
@@ -145,7 +40,7 @@ notes=()
 for size in "${sizes[@]}"; do
   name=$(label "$size")
   dir=$tmp/$size
-  start_memhog "$size" "$dir"
+  start_memhog "$size" "$dir" ticks
   pid=$MH_PID
 
   # Noise floor: the largest tick gap while nobody touches the process.
@@ -199,7 +94,7 @@ for size in "${sizes[@]}"; do
   # rightly refuses): from the start of imgtool restore to the moment it
   # reports the process running (it writes the pid file then). The restored
   # memhog is killed; imgtool, its parent, reaps it, freeing the pid.
-  MH_NO_TICKS=1 start_memhog "$size" "$dir"
+  start_memhog "$size" "$dir"
   "$imgtool" dump --kill --pid "$MH_PID" -o "$dir/keep.img" 2>"$dir/imgtool.log" ||
     die "imgtool dump --kill failed: $(cat "$dir/imgtool.log")"
   wait "$MH_PID" 2>/dev/null || true
@@ -228,7 +123,7 @@ for size in "${sizes[@]}"; do
   # each time (ours: the shell reaps it as dump kills it, freeing its pid).
   migrate_t=()
   for ((i = 1; i <= repeat; i++)); do
-    MH_NO_TICKS=1 start_memhog "$size" "$dir"
+    start_memhog "$size" "$dir"
     rm -f "$dir/rpid"
     t0=$(now)
     { "$imgtool" dump --kill --pid "$MH_PID" -o - 2>"$dir/imgtool.log" |
@@ -254,21 +149,12 @@ for size in "${sizes[@]}"; do
   core_bytes=0 core_du=0
   for ((i = 1; i <= repeat; i++)); do
     kdir=$tmp/kernel-$size
-    start_memhog "$size" "$kdir" core
-    kpid=$MH_PID
-    t0=$(now)
-    kill -SEGV "$kpid"
-    status=0
-    { wait "$kpid"; } 2>/dev/null || status=$?  # quiet: no "Segmentation fault (core dumped)"
-    t1=$(now)
-    forget_pid "$kpid"
-    core=$(find "$kdir" -maxdepth 1 -name 'core*' -type f | head -1)
-    [[ -n $core ]] || die "no core file after SIGSEGV (status $status; ulimit -Hc $(ulimit -Hc))"
-    core_bytes=$(stat -c %s "$core")
-    core_du=$(du -k "$core" | cut -f1)
+    kernel_core "$size" "$kdir"
+    core_bytes=$(stat -c %s "$KERNEL_CORE")
+    core_du=$(du -k "$KERNEL_CORE" | cut -f1)
     rm -rf "$kdir"
-    kernel_t+=("$(elapsed "$t0" "$t1")")
-    echo "$name: kernel core  $i/$repeat: ${kernel_t[-1]} s, core $(mib "$core_bytes") MiB, du $(mib $((core_du * 1024))) MiB (exit status $status)"
+    kernel_t+=("$(elapsed "$KERNEL_T0" "$KERNEL_T1")")
+    echo "$name: kernel core  $i/$repeat: ${kernel_t[-1]} s, core $(mib "$core_bytes") MiB, du $(mib $((core_du * 1024))) MiB (exit status $KERNEL_STATUS)"
   done
 
   d=$(median "${dump_t[@]}")

@@ -3,21 +3,22 @@
 # CRIU 4.2, in one run, on memhog processes holding N MiB of touched
 # anonymous memory. See bench/README.md ("speed_bench.sh").
 #
-#   bench/speed_bench.sh [-r R] [BUILD_DIR] [SIZES...]
+#   bench/speed_bench.sh [--quick] [-r R] [BUILD_DIR] [SIZES...]
 #
 #   BUILD_DIR  the CMake build folder (default: build/ next to bench/)
 #   SIZES      MiB, or with a suffix: 256M, 1G (default: 256 1024 4096, and
 #              16384 too when BENCH_BIG=1)
 #   -r R       repetitions per figure, median reported (default 3)
+#   --quick    smoke run: sizes 64, R=1 (explicit SIZES / -r still win)
 #   CRIU=PATH  the criu binary (default: built by ../shared/peers/build-criu.sh
 #              into /tmp/criu-4.2 if that script exists)
 set -euo pipefail
 export LC_ALL=C
 
-usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
-die() { echo "speed_bench: $*" >&2; exit 1; }
-
+bench_name=speed_bench
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 # A restored process whose restorer exits (criu restore -d) is re-parented;
 # pid 1 on the project machines does not reap, and a zombie would keep the
@@ -30,42 +31,13 @@ if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0: sys.exit("speed
 os.execv("/bin/bash", ["bash"] + sys.argv[1:])' "$0" "$@"
 fi
 
-build=""
-sizes=()
-repeat=3
-while (($#)); do
-  case $1 in
-    -h|--help) usage; exit 0 ;;
-    -r|--repeat) (($# >= 2)) || die "$1 needs a number"; repeat=$2; shift ;;
-    -r*) repeat=${1#-r} ;;
-    -*) die "unknown option $1 (see --help)" ;;
-    *)
-      if [[ -z $build && ${#sizes[@]} -eq 0 && -d $1 ]]; then
-        build=$1
-      elif [[ $1 =~ ^([0-9]+)([MmGg]([Ii][Bb])?)?$ ]]; then
-        n=${BASH_REMATCH[1]}
-        [[ ${BASH_REMATCH[2]} == [Gg]* ]] && n=$((n * 1024))
-        ((n > 0)) || die "size must be positive: $1"
-        sizes+=("$n")
-      else
-        die "'$1' is neither a build folder nor a size (see --help)"
-      fi ;;
-  esac
-  shift
-done
-((${#sizes[@]})) || { sizes=(256 1024 4096); [[ ${BENCH_BIG:-0} == 1 ]] && sizes+=(16384); }
-[[ $repeat =~ ^[1-9][0-9]*$ ]] || die "-r wants a positive number, not '$repeat'"
-build=$(cd "${build:-$here/../build}" 2>/dev/null && pwd) || die "no build folder ${build:-$here/../build}"
+bench_parse_args "$@"
+default_sizes=(256 1024 4096)
+[[ ${BENCH_BIG:-0} == 1 ]] && default_sizes+=(16384)
+bench_finish_args "${default_sizes[@]}"
 (($(id -u) == 0)) || die "run as root (ptrace, drop_caches, criu)"
 
-imgtool=$build/imgtool
-memhog=$build/bench/memhog
-tickgap=$build/bench/tickgap
-if [[ ! -x $imgtool || ! -x $memhog || ! -x $tickgap ]]; then
-  echo "building imgtool memhog tickgap in $build" >&2
-  cmake --build "$build" --target imgtool memhog tickgap >&2 || die "build failed"
-fi
-command -v gdb >/dev/null || die "gdb is not installed"
+bench_tools
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is not installed (Debian package 'time')"
 
 # CRIU: skipped with one line when it cannot be built or `criu check` fails.
@@ -87,63 +59,11 @@ elif ! "$criu" check >/dev/null 2>&1; then
   criu_skip="CRIU rows skipped: '$criu check' fails here"
 fi
 
-tmp=$(mktemp -d "$build/speed_bench.XXXXXX")
-pids=()
-cleanup() {
-  local p
-  trap - EXIT INT TERM HUP
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'echo "speed_bench: interrupted, cleaning up" >&2; exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-forget_pid() {
-  local p keep=()
-  for p in "${pids[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-  pids=("${keep[@]}")
-}
-now() { echo "$EPOCHREALTIME"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+bench_temp
 add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a + b }'; }
-median() {
-  (($#)) || { echo "-"; return; }
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-    END { if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b != "-" && b > 0) printf "%.2f", a / b; else printf "-" }'; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
-label() { if (($1 % 1024 == 0)); then echo "$(($1 / 1024)) GiB"; else echo "$1 MiB"; fi; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 disk_mib() { du -sk "$@" | awk '{ s += $1 } END { printf "%.0f", s / 1024 }'; }
 
-# start_memhog MIB DIR [ticks|core]: sets MH_PID once memhog says "ready".
-start_memhog() {
-  local size=$1 dir=$2 mode=${3:-}
-  mkdir -p "$dir"
-  rm -f "$dir/out"
-  case $mode in
-    ticks) "$memhog" "$size" --ticks "$dir/ticks" >"$dir/out" 2>&1 </dev/null & ;;
-    core) (ulimit -c unlimited && cd "$dir" && exec "$memhog" "$size" --ticks "$dir/ticks") >"$dir/out" 2>&1 </dev/null & ;;
-    *) "$memhog" "$size" >"$dir/out" 2>&1 </dev/null & ;;
-  esac
-  MH_PID=$!
-  pids+=("$MH_PID")
-  local deadline=$((SECONDS + 600))
-  until grep -q '^ready$' "$dir/out" 2>/dev/null; do
-    kill -0 "$MH_PID" 2>/dev/null || die "memhog $size exited early: $(cat "$dir/out")"
-    ((SECONDS < deadline)) || die "memhog $size not ready after 600 s"
-    sleep 0.02
-  done
-}
-stop_memhog() {
-  kill -KILL "$1" 2>/dev/null || true
-  { wait "$1"; } 2>/dev/null || true
-  forget_pid "$1"
-}
 # Waits until pid $1 is gone (reaped by us, the subreaper) or 10 s.
 await_gone() {
   local i
@@ -334,20 +254,12 @@ for size in "${sizes[@]}"; do
   # ---- the kernel's core dump of a fresh memhog, from kill -SEGV to exit ----
   for ((i = 1; i <= repeat; i++)); do
     kdir=$tmp/kernel-$size
-    start_memhog "$size" "$kdir" core
-    kpid=$MH_PID
-    t0=$(now)
-    kill -SEGV "$kpid"
-    { wait "$kpid"; } 2>/dev/null || true
-    t1=$(now)
-    forget_pid "$kpid"
-    core=$(find "$kdir" -maxdepth 1 -name 'core*' -type f | head -1)
-    [[ -n $core ]] || die "no core file after SIGSEGV (core_pattern $(cat /proc/sys/kernel/core_pattern))"
-    sync "$core" "$kdir"
+    kernel_core "$size" "$kdir"
+    sync "$KERNEL_CORE" "$kdir"
     t2=$(now)
-    put kernel_dump "$(elapsed "$t0" "$t1")"
-    put kernel_dump_then_sync "$(elapsed "$t0" "$t2")"
-    kernel_mib=$(disk_mib "$core")
+    put kernel_dump "$(elapsed "$KERNEL_T0" "$KERNEL_T1")"
+    put kernel_dump_then_sync "$(elapsed "$KERNEL_T0" "$t2")"
+    kernel_mib=$(disk_mib "$KERNEL_CORE")
     rm -rf "$kdir"
   done
   rm -rf "$dir"

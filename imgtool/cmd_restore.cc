@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "gdb_launch.h"
+#include "restore_help.h"
 
 namespace ckpt::tool {
 
@@ -18,33 +19,14 @@ static const char kHelp[] =
     "'imgtool dump --pid P -o - --kill | ssh HOST imgtool restore -'); it is\n"
     "held in memory, checked whole before anything starts, and freed once\n"
     "the processes have their memory back.\n"
-    "In the foreground imgtool waits for it, passes on SIGINT, SIGTERM,\n"
-    "SIGHUP, SIGQUIT and SIGWINCH, and exits with its exit status (128+N\n"
-    "for death by signal N).\n"
+    CKPT_RESTORE_FOREGROUND_HELP
     "\n"
-    "  --detach       return once the process runs\n"
-    "  --pidfile F    write the restored process's pid to F (with --pidns:\n"
-    "                 its pid as seen here, outside the new namespace)\n"
-    "  --pidns        restore into a new pid namespace with its own /proc,\n"
-    "                 where the original pids are free even when this host\n"
-    "                 has reused them; inside, getpid() is the original pid\n"
-    "                 and a small init (pid 1 there) reaps orphans; when the\n"
-    "                 root exits, the namespace ends (its other processes\n"
-    "                 are killed). Several restores of one image can run at\n"
-    "                 once.\n"
-    "  --lazy         map memory straight from FILE instead of reading it:\n"
-    "                 pages come from FILE as the process touches them, the\n"
-    "                 rest in the background (faster for large images; FILE\n"
-    "                 must stay in place until a helper process has finished)\n"
+    CKPT_RESTORE_OPTIONS_HELP
     "  --leave-stopped\n"
     "                 leave every restored process stopped (as by SIGSTOP)\n"
     "                 before its first instruction: continue it with\n"
     "                 'kill -CONT', or attach a debugger (gdb's 'ckpt\n"
     "                 restore-here' uses this)\n"
-    "  --reopen-changed-files\n"
-    "                 open files that were replaced or truncated since the\n"
-    "                 dump (rotated logs) as they are now, instead of refusing;\n"
-    "                 a position past the new end moves to the end\n"
     "  --trust-image  restore FILE even though another user could have\n"
     "                 written it (it, or a folder on its path, is theirs or\n"
     "                 writable by others) and it would run with more than\n"

@@ -11,6 +11,7 @@
 
 #include <ckpt/reader/restore.h>
 
+#include "../imgtool/restore_help.h"
 #include "../reader/src/phase_times.h"
 
 static const char kHelp[] =
@@ -18,21 +19,10 @@ static const char kHelp[] =
     "\n"
     "A self-restoring checkpoint image (imgtool dump --exec). Running it\n"
     "brings the checkpointed process (or process tree) back with its original\n"
-    "pids and tids, like 'imgtool restore' of this file: in the foreground it\n"
-    "waits for the (root) process, passes on SIGINT, SIGTERM, SIGHUP, SIGQUIT\n"
-    "and SIGWINCH, and exits with its exit status (128+N for death by signal N).\n"
+    "pids and tids, like 'imgtool restore' of this file.\n"
+    CKPT_RESTORE_FOREGROUND_HELP
     "\n"
-    "  --detach       return once the process runs\n"
-    "  --pidfile F    write the restored process's pid to F (with --pidns:\n"
-    "                 its pid as seen here, outside the new namespace)\n"
-    "  --pidns        restore into a new pid namespace with its own /proc,\n"
-    "                 where the original pids are free even when this host\n"
-    "                 has reused them\n"
-    "  --lazy         map memory straight from this file instead of reading it\n"
-    "                 (the file must stay in place until the helper finishes)\n"
-    "  --reopen-changed-files\n"
-    "                 open files replaced or truncated since the dump as they\n"
-    "                 are now, instead of refusing\n"
+    CKPT_RESTORE_OPTIONS_HELP
     "\n"
     "'imgtool info', 'verify' and 'gdb' read this file as they read the core\n"
     "form; 'imgtool convert FILE --to core' turns it back into one.\n";

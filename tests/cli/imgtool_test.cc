@@ -7,10 +7,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <dirent.h>
 #include <fcntl.h>
 #include <set>
-#include <spawn.h>
 #include <string>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -21,14 +19,13 @@
 
 #include <ckpt/img/records.h>
 
+#include "spawned_process.h"
 #include "subprocess.h"
 #include "synthetic.h"
 
 using namespace ckpt::test;
 namespace img = ckpt::img;
 using json = nlohmann::json;
-
-extern char **environ;
 
 namespace {
 
@@ -379,64 +376,24 @@ TEST_F(Imgtool, OneLineErrors) {
 
 namespace {
 
-// The sleeper program, started with its stdout on a pipe; killed and reaped
-// when this object goes away, whatever happened in between.
-class Sleeper {
+// The sleeper program (spawned_process.h), its "pid" and "tids" lines read
+// up to "ready"; killed and reaped when this object goes away, whatever
+// happened in between.
+class Sleeper : public SpawnedProcess {
  public:
-  Sleeper() {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) return;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    char *argv[] = {const_cast<char *>(SLEEPER_PATH), nullptr};
-    int rc = posix_spawn(&pid_, SLEEPER_PATH, &fa, nullptr, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(p[1]);
-    if (rc != 0) {
-      pid_ = -1;
-      close(p[0]);
-      return;
-    }
-    // One line: "ready PID TID0 TID1".
-    std::string line;
-    char c;
-    while (line.size() < 200) {
-      ssize_t n = read(p[0], &c, 1);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0 || c == '\n') break;
-      line += c;
-    }
-    close(p[0]);
-    int pid, t0, t1;
-    if (std::sscanf(line.c_str(), "ready %d %d %d", &pid, &t0, &t1) == 3 && pid == pid_) tids_ = {t0, t1};
+  Sleeper() : SpawnedProcess({SLEEPER_PATH}, Options::without_input()) {}
+  /// Its threads as it reported them ("tids T0 T1").
+  std::set<int> reported_tids() const {
+    std::set<int> out;
+    int t0, t1;
+    if (std::sscanf(value("tids").c_str(), "%d %d", &t0, &t1) == 2) out = {t0, t1};
+    return out;
   }
-  ~Sleeper() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      int st;
-      while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-      }
-    }
-  }
-  pid_t pid() const { return pid_; }
-  const std::vector<int> &tids() const { return tids_; }
-
- private:
-  pid_t pid_ = -1;
-  std::vector<int> tids_;
 };
 
-std::set<int> task_tids(pid_t pid) {
-  std::set<int> out;
-  std::string d = "/proc/" + std::to_string(pid) + "/task";
-  if (DIR *dir = opendir(d.c_str())) {
-    while (dirent *e = readdir(dir))
-      if (e->d_name[0] != '.') out.insert(std::atoi(e->d_name));
-    closedir(dir);
-  }
-  return out;
+std::set<int> tids_of(pid_t pid) {
+  std::vector<pid_t> tids = task_tids(pid);
+  return std::set<int>(tids.begin(), tids.end());
 }
 
 }  // namespace
@@ -449,17 +406,18 @@ TEST_F(Imgtool, RealGcore) {
   std::string core = dir_->file("sleeper.core");
   {
     Sleeper s;
-    ASSERT_GT(s.pid(), 0) << "could not start " << SLEEPER_PATH;
-    ASSERT_EQ(s.tids().size(), 2u) << "sleeper did not report ready";
+    ASSERT_TRUE(s.ready()) << s.error();
+    ASSERT_EQ(s.value("pid"), std::to_string(s.pid()));
+    ASSERT_EQ(s.reported_tids().size(), 2u) << "sleeper did not report its threads";
     pid = s.pid();
-    tids = task_tids(pid);
-    ASSERT_EQ(tids, std::set<int>(s.tids().begin(), s.tids().end()));
+    tids = tids_of(pid);
+    ASSERT_EQ(tids, s.reported_tids());
     RunResult g = run({gdb, "-batch", "-nx", "-p", std::to_string(pid), "-ex", "gcore " + core}, 120);
     ASSERT_TRUE(g.exited && g.exit_code == 0) << "gdb gcore: " << g.status() << "\n" << g.out << g.err;
     ASSERT_NE(g.out.find("Saved corefile"), std::string::npos) << g.out << g.err;
     // gcore detaches: the program is still there, with both threads.
     EXPECT_EQ(kill(pid, 0), 0);
-    EXPECT_EQ(task_tids(pid), tids);
+    EXPECT_EQ(tids_of(pid), tids);
   }  // the sleeper is killed and reaped here
   EXPECT_NE(kill(pid, 0), 0) << "sleeper left behind";
 

@@ -15,12 +15,6 @@ using namespace ckpt::test;
 
 namespace {
 
-size_t Tools_count(const std::string &hay, const std::string &needle) {
-  size_t n = 0;
-  for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1)) n++;
-  return n;
-}
-
 class Tools : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -62,7 +56,7 @@ class Tools : public ::testing::Test {
     EXPECT_EQ(r.err, "") << what;
   }
 
-  static size_t count(const std::string &hay, const std::string &needle) { return Tools_count(hay, needle); }
+  static size_t count(const std::string &hay, const std::string &needle) { return count_occurrences(hay, needle); }
 
   static TempDir *dir_;
   static std::string *image_, *xnum_image_;
@@ -154,7 +148,7 @@ void check_eu_stack(const std::string &image, int threads) {
   ASSERT_TRUE(r.exited) << r.status();
   EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 1) << r.status() << "\n" << r.err;
   EXPECT_NE(r.out.find("PID 4242 - core"), std::string::npos) << r.out;
-  EXPECT_EQ(Tools_count(r.out, "TID "), size_t(threads)) << r.out;
+  EXPECT_EQ(count_occurrences(r.out, "TID "), threads) << r.out;
   for (int t2 = 0; t2 < threads; t2++) {
     std::string tid = "TID " + std::to_string(4242 + t2) + ":";
     size_t at = r.out.find(tid);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "one_line_failure.h"
 #include "subprocess.h"
 #include "target.h"
 
@@ -34,19 +35,7 @@ inline RunResult verify_intact(const std::string &image) {
 /// starting "imgtool dump: " and (if non-empty) containing `needle`
 /// (case-insensitive), nothing on stdout.
 inline void expect_one_line_failure(const RunResult &r, const std::string &needle) {
-  ASSERT_TRUE(r.started);
-  EXPECT_FALSE(r.timed_out);
-  EXPECT_TRUE(r.exited) << r.status();
-  EXPECT_NE(r.exit_code, 0) << "stderr: " << r.err;
-  std::vector<std::string> lines = r.err_lines();
-  ASSERT_EQ(lines.size(), 1u) << "stderr:\n" << r.err;
-  EXPECT_EQ(r.err.back(), '\n');
-  EXPECT_EQ(lines[0].rfind("imgtool dump: ", 0), 0u) << lines[0];
-  if (!needle.empty()) {
-    EXPECT_NE(test::lower(lines[0]).find(test::lower(needle)), std::string::npos)
-        << "expected \"" << needle << "\" in: " << lines[0];
-  }
-  EXPECT_EQ(r.out, "") << "stdout should be empty";
+  test::expect_one_line_failure(r, "imgtool dump: ", needle);
 }
 
 inline void expect_success(const RunResult &r) {

@@ -9,79 +9,52 @@
 #include <cstring>
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dump_common.h"
 
-extern char **environ;
-
 namespace ckpt::dumptest {
 namespace {
 
-double now_s() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-void sleep_ms(int ms) {
-  timespec ts{ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, nullptr);
-}
-
-/// `imgtool dump --pid PID -o DEST` running in the background, its stderr
-/// in a file; killed and reaped when destroyed.
+/// `imgtool dump --pid PID -o DEST` running in the background
+/// (spawned_process.h), its stderr in a file; killed and reaped when
+/// destroyed.
 class BackgroundDump {
  public:
-  BackgroundDump(pid_t target, const std::string &dest, const std::string &err_file) : err_file_(err_file) {
-    std::vector<std::string> argv = {imgtool(), "dump", "--pid", std::to_string(target), "-o", dest};
-    std::vector<char *> args;
-    for (std::string &a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~BackgroundDump() {
-    if (pid_ > 0 && !reaped_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
+  BackgroundDump(pid_t target, const std::string &dest, const std::string &err_file)
+      : err_file_(err_file),
+        process_({imgtool(), "dump", "--pid", std::to_string(target), "-o", dest}, [&] {
+          test::SpawnedProcess::Options o;
+          o.log = err_file;
+          o.stdout_file = "/dev/null";
+          o.stdin_pipe = false;
+          return o;
+        }()) {}
+  pid_t pid() const { return process_.ready() ? process_.pid() : -1; }
   bool running() {
-    if (pid_ <= 0 || reaped_) return false;
-    pid_t r = waitpid(pid_, &status_, WNOHANG);
-    if (r == pid_) reaped_ = true;
-    return !reaped_;
+    if (!process_.ready()) return false;
+    if (!exited_) exited_ = process_.wait_exit(&status_, 0);
+    return !exited_;
   }
-  /// The wait status once !running().
-  int status() const { return status_; }
   /// What it printed on stderr, as a RunResult for expect_one_line_failure.
   RunResult result() const {
     RunResult r;
-    r.started = pid_ > 0;
-    r.exited = reaped_ && WIFEXITED(status_);
+    r.started = process_.ready();
+    r.exited = exited_ && WIFEXITED(status_);
     r.exit_code = r.exited ? WEXITSTATUS(status_) : -1;
-    r.term_signal = reaped_ && WIFSIGNALED(status_) ? WTERMSIG(status_) : 0;
+    r.term_signal = exited_ && WIFSIGNALED(status_) ? WTERMSIG(status_) : 0;
     r.err = read_file(err_file_);
     return r;
   }
 
  private:
   std::string err_file_;
-  pid_t pid_ = -1;
+  test::SpawnedProcess process_;
   int status_ = 0;
-  bool reaped_ = false;
+  bool exited_ = false;
 };
 
 /// Size of the image the dumper `dumper` is writing in dir, or -1: the
@@ -114,17 +87,18 @@ void interrupt_mid_memory(int sig, bool target_stopped) {
   TempDir tmp, logs;
   BackgroundDump d(t.pid(), tmp.file("img.core"), logs.file("stderr"));
   ASSERT_GT(d.pid(), 0);
-  double deadline = now_s() + 120;
   long long size = -1;
-  while (d.running() && (size = temp_file_size(d.pid(), tmp.path())) < (64ll << 20) && now_s() < deadline) sleep_ms(1);
+  test::wait_until([&] { return !d.running() || (size = temp_file_size(d.pid(), tmp.path())) >= (64ll << 20); }, 120);
   ASSERT_TRUE(d.running()) << "the dump ended before 64 MiB were written: " << d.result().err;
   ASSERT_GE(size, 64ll << 20) << "hang guard: the image did not grow";
   ASSERT_EQ(kill(d.pid(), sig), 0);
   long long largest = size;
-  while (d.running() && now_s() < deadline) {
-    largest = std::max(largest, temp_file_size(d.pid(), tmp.path()));
-    sleep_ms(1);
-  }
+  test::wait_until(
+      [&] {
+        largest = std::max(largest, temp_file_size(d.pid(), tmp.path()));
+        return !d.running();
+      },
+      120);
   ASSERT_FALSE(d.running()) << "hang guard: imgtool still runs after the signal";
   EXPECT_LT(largest, (kBigMiB << 20) / 2) << "the memory phase went on after " << strsignal(sig);
   expect_one_line_failure(d.result(), "interrupted");
@@ -151,11 +125,10 @@ TEST(DumpInterrupted, DestinationBecomesADirectoryMidDump) {
   std::string dest = tmp.file("img.core");
   BackgroundDump d(t.pid(), dest, logs.file("stderr"));
   ASSERT_GT(d.pid(), 0);
-  double deadline = now_s() + 120;
-  while (d.running() && temp_file_size(d.pid(), tmp.path()) < 0 && now_s() < deadline) sleep_ms(1);
+  test::wait_until([&] { return !d.running() || temp_file_size(d.pid(), tmp.path()) >= 0; }, 120);
   ASSERT_TRUE(d.running()) << "the dump ended before its temporary file was seen: " << d.result().err;
   ASSERT_EQ(mkdir(dest.c_str(), 0755), 0);
-  while (d.running() && now_s() < deadline) sleep_ms(5);
+  test::wait_until([&] { return !d.running(); }, 120);
   ASSERT_FALSE(d.running()) << "hang guard";
   expect_one_line_failure(d.result(), "directory");
   EXPECT_EQ(dir_listing(tmp.path()), std::vector<std::string>{"img.core"});

@@ -18,18 +18,12 @@ namespace {
 
 /// Polls (bounded) until the counter at addr differs from `from`.
 bool counter_advances(pid_t pid, unsigned long addr, unsigned long from, int timeout_s = 10) {
-  timespec start;
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  for (;;) {
-    unsigned long v;
-    if (!read_remote_u64(pid, addr, &v)) return false;
-    if (v != from) return true;
-    timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec - start.tv_sec > timeout_s) return false;
-    timespec ts{0, 2 * 1000 * 1000};
-    nanosleep(&ts, nullptr);
-  }
+  return test::wait_until(
+      [&] {
+        unsigned long v;
+        return read_remote_u64(pid, addr, &v) && v != from;
+      },
+      timeout_s);
 }
 
 void expect_keeps_running(const char *program) {

@@ -22,23 +22,6 @@ Target::Target(const std::vector<std::string> &argv, int ready_timeout_s)
         return o;
       }()) {}
 
-static bool read_text(const std::string &path, std::string &out) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return false;
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  out = ss.str();
-  return true;
-}
-
-int tracer_pid(pid_t pid) {
-  std::string s;
-  if (!read_text("/proc/" + std::to_string(pid) + "/status", s)) return -1;
-  size_t at = s.find("\nTracerPid:");
-  if (at == std::string::npos) return -1;
-  return std::atoi(s.c_str() + at + 11);
-}
-
 bool wait_all_in_syscall(pid_t pid, long nr, int timeout_s) {
   return test::wait_until([&] {
     std::vector<pid_t> tids = task_tids(pid);

@@ -25,12 +25,11 @@ using test::dir_listing;
 using test::proc_state;
 using test::split_lines;
 using test::task_tids;
+using test::tracer_pid;
 using test::wait_for_state;
 inline std::string read_file(const std::string &path) { return test::read_text_file(path); }
 inline bool write_file(const std::string &path, const std::string &data) { return test::write_text_file(path, data); }
 
-/// TracerPid from /proc/PID/status, or -1 if unreadable.
-int tracer_pid(pid_t pid);
 /// Polls (bounded) until every thread of pid is blocked in system call
 /// `nr` (per /proc/PID/task/TID/syscall).
 bool wait_all_in_syscall(pid_t pid, long nr, int timeout_s = 10);

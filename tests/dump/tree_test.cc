@@ -253,13 +253,13 @@ TEST(DumpTree, KillEndsTheWholeTree) {
   ASSERT_TRUE(t.wait_exit(&status, 10));
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   for (pid_t pid : {p.child1, p.child2, p.grandchild}) {
-    bool gone = false;
-    for (int i = 0; i < 500 && !gone; i++) {
-      char s = proc_state(pid);
-      gone = s != 'S' && s != 'R' && s != 'D' && s != 'T' && s != 't';
-      if (!gone) usleep(10000);
-    }
-    EXPECT_TRUE(gone) << "process " << pid << " still runs";
+    bool gone = test::wait_until(
+        [&] {
+          char s = proc_state(pid);
+          return s != 'S' && s != 'R' && s != 'D' && s != 'T' && s != 't';
+        },
+        10);
+    EXPECT_TRUE(gone) << "process " << pid << " still runs (state " << proc_state(pid) << ")";
   }
 }
 

@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "spawned_process.h"
 #include "subprocess.h"
 #include "synthetic.h"
 
@@ -30,12 +31,7 @@ std::map<int, std::map<std::string, unsigned long long>> parse_registers(const s
   std::regex thread_re(R"(^Thread \d+ \(LWP (\d+)\):$)");
   std::regex reg_re(R"(^(\w+)\s+0x([0-9a-f]+)\s+.*$)");
   int current = -1;
-  size_t at = 0;
-  while (at < out.size()) {
-    size_t nl = out.find('\n', at);
-    if (nl == std::string::npos) nl = out.size();
-    std::string line = out.substr(at, nl - at);
-    at = nl + 1;
+  for (const std::string &line : split_lines(out)) {
     std::smatch m;
     if (std::regex_match(line, m, thread_re)) {
       current = std::stoi(m[1]);
@@ -70,13 +66,8 @@ TEST(GdbSynthetic, ThreadsAndRegisters) {
   // "info threads": all four LWPs.
   std::set<int> listed;
   std::regex info_re(R"(^\*?\s+\d+\s+LWP (\d+)\s+0x([0-9a-f]+) in .*$)");
-  size_t at = 0;
   std::string &out = r.out;
-  while (at < out.size()) {
-    size_t nl = out.find('\n', at);
-    if (nl == std::string::npos) nl = out.size();
-    std::string line = out.substr(at, nl - at);
-    at = nl + 1;
+  for (const std::string &line : split_lines(out)) {
     std::smatch m;
     if (std::regex_match(line, m, info_re)) {
       int lwp = std::stoi(m[1]);

@@ -40,15 +40,8 @@ const std::string kSynthetic = MAKE_SYNTHETIC_PATH;
 
 class Target : public SpawnedProcess {
  public:
-  explicit Target(const std::vector<std::string> &argv) : SpawnedProcess(argv, options()) {}
-
- private:
-  static Options options() {
-    Options o;
-    o.stdin_pipe = false;
-    o.inherit_stderr = true;
-    return o;
-  }
+  explicit Target(const std::vector<std::string> &argv)
+      : SpawnedProcess(argv, Options::without_input()) {}
 };
 
 // ---------------------------------------------------------------------------
@@ -93,11 +86,7 @@ std::string labelled(const std::string &text, const std::string &label) {
   return "<no line '" + label + "'>";
 }
 
-int count(const std::string &text, const std::string &what) {
-  int n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) n++;
-  return n;
-}
+int count(const std::string &text, const std::string &what) { return count_occurrences(text, what); }
 
 std::string gdb() { return find_tool({"gdb"}); }
 

@@ -43,11 +43,7 @@ int main(int argc, char **argv) {
   rt_ready();
   rt_wait_go(argv[1]);
 
-  char path[4096];
-  snprintf(path, sizeof path, "%s/report.txt", argv[2]);
-  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0 || dup2(fd, 2) < 0) return 93;
-  close(fd);
+  rt_report_to(argv[2]);
   RT_CHECK(sum() == want, "heap checksum differs");
   uint64_t c0 = counter;
   double until = rt_now(CLOCK_MONOTONIC) + 10;
@@ -55,23 +51,5 @@ int main(int argc, char **argv) {
   RT_CHECK(counter >= c0 + 100000, "the counting thread stopped at %llu", (unsigned long long)counter);
   stop = 1;
   pthread_join(t, NULL);
-  int status = rt_finish();
-  const char *mode = argv[3];
-  if (status != 0) return status;
-  if (strncmp(mode, "exit:", 5) == 0) return atoi(mode + 5);
-  if (strncmp(mode, "signal:", 7) == 0) {
-    int sig = atoi(mode + 7);
-    signal(sig, SIG_DFL);
-    sigset_t s;
-    sigemptyset(&s);
-    sigaddset(&s, sig);
-    sigprocmask(SIG_UNBLOCK, &s, NULL);
-    raise(sig);
-    return 94;
-  }
-  for (unsigned long n = 1;; n++) {
-    fprintf(stderr, "tick %lu\n", n);
-    fflush(stderr);
-    rt_sleep_ms(20);
-  }
+  rt_end_as(argv[3], rt_finish());
 }

@@ -6,7 +6,6 @@
  * lock-on-fault ("lf") exactly as before.   usage: restore_mlock GOFILE WORKDIR */
 #include "rt_prog.h"
 
-#include <stdint.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
@@ -23,32 +22,6 @@ static long vmlck_kb(void) {
     if (sscanf(line, "VmLck: %ld kB", &kb) == 1) break;
   if (f) fclose(f);
   return kb;
-}
-
-/* 1 if the VMA containing addr has VmFlags code `flag`, 0 if not, -1 if
- * the VMA is not found. */
-static int vma_has_flag(const void *addr, const char *flag) {
-  FILE *f = fopen("/proc/self/smaps", "r");
-  char line[1024];
-  int in = 0, found = -1;
-  uintptr_t a = (uintptr_t)addr;
-  while (f && fgets(line, sizeof line, f)) {
-    unsigned long s, e;
-    if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-      in = s <= a && a < e;
-      continue;
-    }
-    if (in && strncmp(line, "VmFlags:", 8) == 0) {
-      char want[8];
-      snprintf(want, sizeof want, " %s", flag);
-      found = 0;
-      for (char *p = line + 8; (p = strstr(p, want)) != NULL; p++)
-        if (p[3] == ' ' || p[3] == '\n') found = 1;
-      break;
-    }
-  }
-  if (f) fclose(f);
-  return found;
 }
 
 struct probe {
@@ -79,8 +52,8 @@ int main(int argc, char **argv) {
   probes[3].addr = onfault;
   probes[4].addr = noaccess;
   for (int i = 0; i < NPROBES; i++) {
-    probes[i].lo = vma_has_flag(probes[i].addr, "lo");
-    probes[i].lf = vma_has_flag(probes[i].addr, "lf");
+    probes[i].lo = rt_vma_has_flag(probes[i].addr, "lo");
+    probes[i].lf = rt_vma_has_flag(probes[i].addr, "lf");
   }
   long vmlck_before = vmlck_kb();
   if (probes[1].lo != 1 || probes[3].lf != 1 || probes[4].lo != 1 || vmlck_before < 8) rt_die("mlock did not show in smaps/status");
@@ -92,7 +65,7 @@ int main(int argc, char **argv) {
   long vmlck_after = vmlck_kb();
   RT_CHECK(vmlck_after == vmlck_before, "VmLck is %ld kB after the restore, %ld kB before", vmlck_after, vmlck_before);
   for (int i = 0; i < NPROBES; i++) {
-    int lo = vma_has_flag(probes[i].addr, "lo"), lf = vma_has_flag(probes[i].addr, "lf");
+    int lo = rt_vma_has_flag(probes[i].addr, "lo"), lf = rt_vma_has_flag(probes[i].addr, "lf");
     RT_CHECK(lo == probes[i].lo, "%s: smaps 'lo' %d after the restore, %d before", probes[i].name, lo, probes[i].lo);
     RT_CHECK(lf == probes[i].lf, "%s: smaps 'lf' %d after the restore, %d before", probes[i].name, lf, probes[i].lf);
   }

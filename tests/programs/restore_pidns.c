@@ -20,11 +20,7 @@ int main(int argc, char **argv) {
   rt_ready();
   rt_wait_go(argv[1]);
 
-  char path[4096];
-  snprintf(path, sizeof path, "%s/report.txt", argv[2]);
-  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0 || dup2(fd, 2) < 0) return 93;
-  close(fd);
+  rt_report_to(argv[2]);
   pid_t now = (pid_t)syscall(SYS_getpid);
   char ns[64] = "", self[64] = "";
   if (readlink("/proc/self/ns/pid", ns, sizeof ns - 1) < 0) rt_fail("readlink /proc/self/ns/pid: %s", strerror(errno));
@@ -32,19 +28,5 @@ int main(int argc, char **argv) {
   fprintf(stderr, "pid %d getpid %d ppid %d ns %s proc_self %s\n", pid, now, (int)syscall(SYS_getppid), ns, self);
   RT_CHECK(now == pid, "getpid() is %d, was %d", now, pid);
   RT_CHECK(atoi(self) == pid, "/proc/self is %s, getpid() %d", self, pid);
-  int status = rt_finish();
-  const char *mode = argv[3];
-  if (status != 0) return status;
-  if (strncmp(mode, "exit:", 5) == 0) return atoi(mode + 5);
-  if (strncmp(mode, "signal:", 7) == 0) {
-    int sig = atoi(mode + 7);
-    signal(sig, SIG_DFL);
-    raise(sig);
-    return 94;
-  }
-  for (unsigned long n = 1;; n++) {
-    fprintf(stderr, "tick %lu\n", n);
-    fflush(stderr);
-    rt_sleep_ms(20);
-  }
+  rt_end_as(argv[3], rt_finish());
 }

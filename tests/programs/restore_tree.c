@@ -189,10 +189,7 @@ int main(int argc, char **argv) {
   rt_ready();
   rt_wait_go(go_file);
 
-  snprintf(path, sizeof path, "%s/report.txt", argv[2]);
-  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0 || dup2(fd, 2) < 0) return 93;
-  close(fd);
+  rt_report_to(argv[2]);
   RT_CHECK(real_getpid() == root_pid, "getpid() %d, was %d", real_getpid(), root_pid);
   const struct { pid_t pid; const char *name; } kids[] = {{a, "A"}, {b, "B"}, {c, "C"}, {d, "D"}, {t, "T"}};
   for (size_t i = 0; i < sizeof kids / sizeof kids[0]; i++) {

@@ -11,7 +11,6 @@
 #include "rt_prog.h"
 
 #include <setjmp.h>
-#include <stdint.h>
 #include <sys/mman.h>
 
 #define MADV_GUARD_INSTALL_ 102
@@ -36,32 +35,6 @@ static int write_faults(volatile char *p) {
 #define PAGE 4096
 #define NPROBES 6
 
-/* 1 if the VMA containing addr has VmFlags code `flag`, 0 if not, -1 if
- * the VMA is not found. */
-static int vma_has_flag(const void *addr, const char *flag) {
-  FILE *f = fopen("/proc/self/smaps", "r");
-  char line[1024];
-  int in = 0, found = -1;
-  uintptr_t a = (uintptr_t)addr;
-  while (f && fgets(line, sizeof line, f)) {
-    unsigned long s, e;
-    if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-      in = s <= a && a < e;
-      continue;
-    }
-    if (in && strncmp(line, "VmFlags:", 8) == 0) {
-      char want[8];
-      snprintf(want, sizeof want, " %s", flag);
-      found = 0;
-      for (char *p = line + 8; (p = strstr(p, want)) != NULL; p++)
-        if (p[3] == ' ' || p[3] == '\n') found = 1;
-      break;
-    }
-  }
-  if (f) fclose(f);
-  return found;
-}
-
 struct probe {
   const char *flag;
   int advice; /* -1: the mmap flag itself */
@@ -83,7 +56,7 @@ int main(int argc, char **argv) {
     if (probes[i].advice >= 0 && madvise(p, 4 * PAGE, probes[i].advice) < 0) rt_die("madvise %s", probes[i].flag);
     memset(p, i + 1, 4 * PAGE);
     probes[i].addr = p;
-    if (vma_has_flag(p, probes[i].flag) != 1) rt_die("no '%s' in smaps before the dump", probes[i].flag);
+    if (rt_vma_has_flag(p, probes[i].flag) != 1) rt_die("no '%s' in smaps before the dump", probes[i].flag);
   }
   char *guarded = mmap(NULL, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (guarded == MAP_FAILED) rt_die("mmap guarded");
@@ -92,7 +65,7 @@ int main(int argc, char **argv) {
   if (!write_faults(guarded + PAGE)) rt_die("the guard page does not fault");
   if (mlockall(MCL_FUTURE | MCL_ONFAULT) < 0) rt_die("mlockall");
   char *later = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (later == MAP_FAILED || vma_has_flag(later, "lo") != 1 || vma_has_flag(later, "lf") != 1)
+  if (later == MAP_FAILED || rt_vma_has_flag(later, "lo") != 1 || rt_vma_has_flag(later, "lf") != 1)
     rt_die("mlockall(MCL_FUTURE | MCL_ONFAULT) did not lock a new mapping");
   munmap(later, PAGE);
 
@@ -100,9 +73,9 @@ int main(int argc, char **argv) {
   rt_wait_go(argv[1]);
 
   for (int i = 0; i < NPROBES; i++) {
-    int has = vma_has_flag(probes[i].addr, probes[i].flag);
+    int has = rt_vma_has_flag(probes[i].addr, probes[i].flag);
     RT_CHECK(has == 1, "the mapping with '%s' has it %d after the restore", probes[i].flag, has);
-    RT_CHECK(vma_has_flag(probes[i].addr, "lo") == 0, "the mapping with '%s' is locked after the restore", probes[i].flag);
+    RT_CHECK(rt_vma_has_flag(probes[i].addr, "lo") == 0, "the mapping with '%s' is locked after the restore", probes[i].flag);
     for (int k = 0; k < 4 * PAGE; k++)
       if (probes[i].addr[k] != i + 1) {
         rt_fail("the mapping with '%s' lost its contents at byte %d", probes[i].flag, k);
@@ -114,7 +87,7 @@ int main(int argc, char **argv) {
            "the pages around the guard page lost their bytes");
   RT_CHECK(!write_faults(guarded) && !write_faults(guarded + 2 * PAGE), "the pages around the guard page fault");
   later = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  RT_CHECK(later != MAP_FAILED && vma_has_flag(later, "lo") == 1 && vma_has_flag(later, "lf") == 1,
+  RT_CHECK(later != MAP_FAILED && rt_vma_has_flag(later, "lo") == 1 && rt_vma_has_flag(later, "lf") == 1,
            "a mapping made after the restore is not locked on fault (mlockall(MCL_FUTURE | MCL_ONFAULT) lost)");
   return rt_finish();
 }

@@ -1,5 +1,6 @@
 /* A small dynamically linked program with two threads that just sleeps: the
- * target of the gcore tests. Prints "ready PID TID0 TID1" once both threads
+ * target of the gcore tests. Prints "pid PID", "tids TID0 TID1" and "ready"
+ * (the lines tests/support/spawned_process.h reads) once both threads
  * exist, then waits to be killed. It dies with its parent (PR_SET_PDEATHSIG)
  * so a crashed test leaves nothing behind. */
 #define _GNU_SOURCE
@@ -29,7 +30,7 @@ int main(void) {
   pthread_t t;
   if (pthread_create(&t, NULL, worker, NULL) != 0) return 1;
   pthread_barrier_wait(&started);
-  printf("ready %d %d %d\n", (int)getpid(), (int)gettid(), (int)worker_tid);
+  printf("pid %d\ntids %d %d\nready\n", (int)getpid(), (int)gettid(), (int)worker_tid);
   fflush(stdout);
   for (;;) pause();
 }

@@ -65,6 +65,24 @@ std::vector<std::pair<uint64_t, uint64_t>> extents(const std::string &path, uint
   return out;
 }
 
+// The "  --option  description" blocks of a --help text: a line starting
+// "  --" and the deeper-indented lines that continue it.
+std::vector<std::string> option_blocks(const std::string &help) {
+  std::vector<std::string> blocks;
+  bool in_block = false;
+  for (const std::string &line : split_lines(help)) {
+    if (line.rfind("  --", 0) == 0) {
+      blocks.push_back(line + "\n");
+      in_block = true;
+    } else if (in_block && line.rfind("   ", 0) == 0) {
+      blocks.back() += line + "\n";
+    } else {
+      in_block = false;
+    }
+  }
+  return blocks;
+}
+
 class ExecForm : public RestoreTest {
  protected:
   void SetUp() override {
@@ -73,12 +91,7 @@ class ExecForm : public RestoreTest {
     elsewhere_ = tmp_.file("elsewhere");
     ASSERT_EQ(mkdir(elsewhere_.c_str(), 0755), 0);
   }
-  int passes() const {
-    std::string text = read_file(pass_file_);
-    int n = 0;
-    for (size_t at = text.find("PASS\n"); at != std::string::npos; at = text.find("PASS\n", at + 1)) n++;
-    return n;
-  }
+  int passes() const { return test::count_occurrences(read_file(pass_file_), "PASS\n"); }
   RunResult imgtool_run(const std::vector<std::string> &args) {
     std::vector<std::string> argv = {imgtool()};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -158,6 +171,14 @@ TEST_F(ExecForm, DetachWithPidfileAndHelp) {
   RunResult help = run_exec(image_path(), {"--help"});
   EXPECT_TRUE(help.exited && help.exit_code == 0) << help.status() << help.err;
   EXPECT_NE(help.out.find("usage: ./ckpt.elf"), std::string::npos) << help.out;
+  // Every option the image takes reads as in `imgtool restore --help`
+  // (imgtool/restore_help.h; they had drifted apart on --pidns).
+  RunResult tool_help = test::run({imgtool(), "restore", "--help"});
+  std::vector<std::string> options = option_blocks(help.out);
+  EXPECT_EQ(options.size(), 5u) << help.out;
+  for (const std::string &option : options)
+    EXPECT_NE(tool_help.out.find(option), std::string::npos)
+        << "described differently by imgtool restore --help:\n" << option << "imgtool restore --help:\n" << tool_help.out;
   RunResult bad = run_exec(moved(), {"--bogus"});
   expect_one_line(bad, "./ckpt.elf: ", "--bogus");
   ASSERT_NO_FATAL_FAILURE(go());

@@ -217,13 +217,21 @@ class HugePages {
     if (changed_) write_file(kPath, old_);
     changed_ = false;
   }
-  static int free_pages() {
-    for (const std::string &l : split_lines(read_file("/proc/meminfo")))
-      if (l.rfind("HugePages_Free:", 0) == 0) return std::atoi(l.c_str() + 15);
-    return 0;
+  /// Shrinks the pool to the huge pages in use (the kernel frees only free
+  /// ones), so that none is free; put_back() grows it again.
+  bool leave_none_free() {
+    int in_use = meminfo("HugePages_Total:") - free_pages();
+    changed_ = write_file(kPath, std::to_string(in_use) + "\n");
+    return changed_;
   }
+  static int free_pages() { return meminfo("HugePages_Free:"); }
 
  private:
+  static int meminfo(const std::string &field) {
+    for (const std::string &l : split_lines(read_file("/proc/meminfo")))
+      if (l.rfind(field, 0) == 0) return std::atoi(l.c_str() + field.size());
+    return 0;
+  }
   static constexpr const char *kPath = "/proc/sys/vm/nr_hugepages";
   std::string old_;
   bool changed_ = false;
@@ -254,8 +262,8 @@ TEST_F(RestoreFidelity, HugetlbMemoryWithoutHugePagesIsRefused) {
   if (pages.free_pages() < 3) GTEST_SKIP() << "fewer than 3 free huge pages (vm.nr_hugepages could not be raised)";
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_HUGETLB_PATH));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
-  pages.put_back();
-  if (HugePages::free_pages() >= 3) GTEST_SKIP() << "vm.nr_hugepages was at least 3 before the test";
+  ASSERT_TRUE(pages.leave_none_free()) << "cannot lower vm.nr_hugepages";
+  ASSERT_LT(HugePages::free_pages(), 3) << "huge pages stay free after lowering vm.nr_hugepages";
   ASSERT_NO_FATAL_FAILURE(go());
   RunResult r = restore(image_path(), {}, 60);
   expect_one_line_failure(r, "huge pages of 2048 kB");

@@ -140,10 +140,13 @@ TEST_F(RestoreGdb, LeaveStoppedHoldsItUntilContinued) {
   ASSERT_EQ(pid, pid_);
   // Each thread takes the SIGSTOP queued before the detach on its way back
   // to user mode (no instruction of the program runs first): 'T' soon.
-  for (pid_t tid : test::task_tids(pid))
-    EXPECT_TRUE(wait_until([&] { return test::proc_state(tid) == 'T'; }, 10)) << "tid " << tid;
-  usleep(200 * 1000);
-  EXPECT_EQ(test::proc_state(pid), 'T');
+  EXPECT_TRUE(wait_until([&] { return test::all_threads_in_state(pid, 'T'); }, 10))
+      << "threads: " << test::thread_states(pid);
+  // In a group stop with no tracer left, only SIGCONT runs it again: there
+  // is nothing to wait for. Had it run, it would have found the go file
+  // and reported PASS.
+  for (pid_t tid : test::task_tids(pid)) EXPECT_EQ(test::tracer_pid(tid), 0) << "tid " << tid;
+  EXPECT_EQ(log().find("PASS"), std::string::npos) << "it ran before SIGCONT:\n" << log();
   ASSERT_EQ(kill(pid, SIGCONT), 0);
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);  // we are the subreaper: it is our child

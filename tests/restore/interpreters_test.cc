@@ -76,7 +76,7 @@ bool python_line(long i, const std::string &line) {
 }
 
 TEST_F(RestoreInterpreter, Python) {
-  if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
+  ASSERT_EQ(access("/usr/bin/python3", X_OK), 0) << "no /usr/bin/python3 (scripts/setup.sh installs it)";
   const char *script =
       "import threading, time\n"
       "d = {}\n"
@@ -108,7 +108,7 @@ TEST_F(RestoreInterpreter, Python) {
 // an echo usually sits unread in the client's queue. The count and its
 // echo carry on line after line.
 TEST_F(RestoreInterpreter, PythonAsyncioUnixEcho) {
-  if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
+  ASSERT_EQ(access("/usr/bin/python3", X_OK), 0) << "no /usr/bin/python3 (scripts/setup.sh installs it)";
   const char *script =
       "import asyncio, os\n"
       "path = os.path.join(os.getcwd(), 'echo.sock')\n"

@@ -67,11 +67,7 @@ class RestorePidns : public RestoreTest {
       }
     return 0;
   }
-  static int count(const std::string &text, const std::string &what) {
-    int n = 0;
-    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) n++;
-    return n;
-  }
+  static int count(const std::string &text, const std::string &what) { return test::count_occurrences(text, what); }
 };
 
 // The pid is taken by the running original: two restores of its image at

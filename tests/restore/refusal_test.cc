@@ -113,11 +113,13 @@ TEST_F(Refusal, StoppedProcessStaysStopped) {
   ASSERT_EQ(kill(pid_, SIGSTOP), 0);
   ASSERT_TRUE(wait_until([&] { return proc_state(pid_) == 'T'; }, 10));
   expect_refused(dump(pid_, image_path(), {"--kill"}), {"fd 43 socket", "fd 44 userfaultfd"});
-  // Give a wrongly continued process the time to show it.
-  usleep(100000);
-  EXPECT_EQ(proc_state(pid_), 'T');
-  std::string status = read_file("/proc/" + std::to_string(pid_) + "/status");
-  EXPECT_NE(status.find("TracerPid:\t0\n"), std::string::npos) << "still traced:\n" << status;
+  // A thread the dumper let go re-enters the group stop on its way out of
+  // the kernel; one wrongly continued never does (it polls for the go
+  // file). Once every thread is in the group stop and untraced, only
+  // SIGCONT runs it again: nothing more to wait for.
+  EXPECT_TRUE(wait_until([&] { return test::all_threads_in_state(pid_, 'T'); }, 10))
+      << "threads: " << test::thread_states(pid_);
+  for (pid_t tid : test::task_tids(pid_)) EXPECT_EQ(test::tracer_pid(tid), 0) << "still traced: thread " << tid;
   ASSERT_EQ(kill(pid_, SIGCONT), 0);
   EXPECT_NO_FATAL_FAILURE(expect_original_carries_on());
 }

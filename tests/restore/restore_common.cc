@@ -1,6 +1,7 @@
 #include "restore_common.h"
 
 #include "known_state_differences.h"
+#include "one_line_failure.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -41,19 +42,7 @@ RunResult restore(const std::string &image, const std::vector<std::string> &extr
 }
 
 void expect_one_line_failure(const RunResult &r, const std::string &needle) {
-  ASSERT_TRUE(r.started);
-  EXPECT_FALSE(r.timed_out);
-  EXPECT_TRUE(r.exited) << r.status();
-  EXPECT_NE(r.exit_code, 0) << "stderr: " << r.err;
-  std::vector<std::string> lines = r.err_lines();
-  ASSERT_EQ(lines.size(), 1u) << "stderr:\n" << r.err;
-  EXPECT_EQ(r.err.back(), '\n');
-  EXPECT_EQ(lines[0].rfind("imgtool restore: ", 0), 0u) << lines[0];
-  if (!needle.empty()) {
-    EXPECT_NE(test::lower(lines[0]).find(test::lower(needle)), std::string::npos)
-        << "expected \"" << needle << "\" in: " << lines[0];
-  }
-  EXPECT_EQ(r.out, "") << "stdout should be empty";
+  test::expect_one_line_failure(r, "imgtool restore: ", needle);
 }
 
 // Our children, from /proc/self/task/*/children.
@@ -145,12 +134,7 @@ void RestoreTest::dump_kill(const std::vector<std::string> &extra) {
 
 void RestoreTest::go() { ASSERT_TRUE(write_file(go_path(), "go\n")); }
 
-int RestoreTest::pass_count() const {
-  std::string text = read_file(pass_file_);
-  int n = 0;
-  for (size_t at = text.find("PASS\n"); at != std::string::npos; at = text.find("PASS\n", at + 1)) n++;
-  return n;
-}
+int RestoreTest::pass_count() const { return test::count_occurrences(read_file(pass_file_), "PASS\n"); }
 
 void RestoreTest::restore_expect(int code, const std::vector<std::string> &extra) {
   if (compare_state_) return restore_compare_expect(code, extra);

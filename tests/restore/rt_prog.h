@@ -13,8 +13,10 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +86,45 @@ static __attribute__((unused)) double rt_now(clockid_t clk) {
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* 1 if the VMA holding addr lists `flag` (two letters, as "lo" or "wp") in
+ * its smaps VmFlags line, 0 if not, -1 if no VMA holds addr. */
+static __attribute__((unused)) int rt_vma_has_flag(const void *addr, const char *flag) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  char line[1024];
+  int in = 0, found = -1;
+  uintptr_t a = (uintptr_t)addr;
+  while (f && fgets(line, sizeof line, f)) {
+    unsigned long s, e;
+    /* A VMA's first line ("start-end perms ..."); other lines have no '-'
+     * before their first space. */
+    if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+      in = s <= a && a < e;
+      continue;
+    }
+    if (in && strncmp(line, "VmFlags:", 8) == 0) {
+      char want[8];
+      size_t n = (size_t)snprintf(want, sizeof want, " %s", flag);
+      found = 0;
+      for (char *p = line + 8; (p = strstr(p, want)) != NULL; p++)
+        if (p[n] == ' ' || p[n] == '\n') found = 1;
+      break;
+    }
+  }
+  if (f) fclose(f);
+  return found;
+}
+
+/* After the restore: stderr appends to WORKDIR/report.txt, which the test
+ * reads (the stderr the program started with may be gone). Exits 93 if it
+ * cannot. */
+static __attribute__((unused)) void rt_report_to(const char *workdir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/report.txt", workdir);
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0 || dup2(fd, 2) < 0) exit(93);
+  close(fd);
+}
+
 /* Exit status: 0 when every check passed. */
 static __attribute__((unused)) int rt_finish(void) {
   if (rt_failures) {
@@ -92,6 +133,30 @@ static __attribute__((unused)) int rt_finish(void) {
   }
   fprintf(stderr, "PASS\n");
   return 0;
+}
+
+/* Ends as MODE asks once the checks are done (rt_finish()'s status 0):
+ * "exit:N" exits N, "signal:N" dies of signal N (unblocked, its default
+ * action), anything else ("run") prints "tick N" to stderr every 20 ms
+ * until killed. A failed check exits with `status` instead. */
+static __attribute__((unused, noreturn)) void rt_end_as(const char *mode, int status) {
+  if (status != 0) exit(status);
+  if (strncmp(mode, "exit:", 5) == 0) exit(atoi(mode + 5));
+  if (strncmp(mode, "signal:", 7) == 0) {
+    int sig = atoi(mode + 7);
+    signal(sig, SIG_DFL);
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, sig);
+    sigprocmask(SIG_UNBLOCK, &s, NULL);
+    raise(sig);
+    exit(94);
+  }
+  for (unsigned long n = 1;; n++) {
+    fprintf(stderr, "tick %lu\n", n);
+    fflush(stderr);
+    rt_sleep_ms(20);
+  }
 }
 
 #endif

@@ -244,6 +244,27 @@ bool wait_for_state(pid_t pid, char state, int timeout_s) {
   return wait_until([&] { return proc_state(pid) == state; }, timeout_s);
 }
 
+bool all_threads_in_state(pid_t pid, char state) {
+  std::vector<pid_t> tids = task_tids(pid);
+  return !tids.empty() && std::all_of(tids.begin(), tids.end(), [&](pid_t t) { return proc_state(t) == state; });
+}
+
+std::string thread_states(pid_t pid) {
+  std::string out;
+  for (pid_t tid : task_tids(pid)) {
+    char s = proc_state(tid);
+    out += (out.empty() ? "" : ", ") + std::to_string(tid) + " " + (s ? std::string(1, s) : "gone");
+  }
+  return out.empty() ? "no threads" : out;
+}
+
+int tracer_pid(pid_t pid) {
+  std::string s = read_text_file("/proc/" + std::to_string(pid) + "/status");
+  size_t at = s.find("\nTracerPid:");
+  if (at == std::string::npos) return -1;
+  return std::atoi(s.c_str() + at + 11);
+}
+
 bool wait_child_exit(pid_t pid, int *status, int timeout_s) {
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) return false;

@@ -29,6 +29,13 @@ class SpawnedProcess {
     std::string cwd;            ///< working directory ("" = ours)
     bool stdin_pipe = true;     ///< a pipe the test holds, else /dev/null
     int ready_timeout_s = 30;
+    /// stdin /dev/null, stderr the test's: a program that reads nothing.
+    static Options without_input() {
+      Options o;
+      o.stdin_pipe = false;
+      o.inherit_stderr = true;
+      return o;
+    }
   };
   SpawnedProcess(const std::vector<std::string> &argv, const Options &options);
   ~SpawnedProcess();
@@ -84,6 +91,12 @@ pid_t proc_ppid(pid_t pid);               ///< -1 if gone
 std::vector<pid_t> task_tids(pid_t pid);  ///< /proc/PID/task, ascending
 /// Polls (bounded) until proc_state(pid) == state.
 bool wait_for_state(pid_t pid, char state, int timeout_s = 10);
+/// True if pid has threads and each shows `state` in /proc/PID/task/TID/stat.
+bool all_threads_in_state(pid_t pid, char state);
+/// Each thread's state ("1234 T, 1235 S"), for failure messages.
+std::string thread_states(pid_t pid);
+/// TracerPid of pid (or of a thread: any tid works), -1 if unreadable.
+int tracer_pid(pid_t pid);
 /// Waits up to timeout_s for pid (our child) to exit and reaps it: true and
 /// the wait status in *status if it did. Polls a pidfd, never a bare pid.
 bool wait_child_exit(pid_t pid, int *status, int timeout_s);

@@ -277,4 +277,12 @@ std::vector<uint8_t> read_file(const std::string &path) {
   return out;
 }
 
+SyntheticImage make_synthetic_with_files() {
+  SyntheticOptions o;
+  o.threads = 4;
+  SyntheticImage im = make_synthetic(o);
+  im.notes.files = {{0x10000000, 0x10004000, 0, "/usr/bin/synthetic"}, {0x10010000, 0x10014000, 0x3000, "/lib/x.so"}};
+  return im;
+}
+
 }  // namespace ckpt::test

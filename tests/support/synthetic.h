@@ -28,6 +28,11 @@ struct SyntheticImage {
 /// A consistent image description: every note type has records.
 SyntheticImage make_synthetic(const SyntheticOptions &options = {});
 
+/// make_synthetic() of 4 threads with an NT_FILE note naming two mapped
+/// files (the executable at 0x10000000, a library at 0x10010000 from file
+/// offset 0x3000): what the cross-checks against other ELF readers read.
+SyntheticImage make_synthetic_with_files();
+
 /// Encodes an image into bytes (through ImageWriter on a pipe-free memfd).
 std::vector<uint8_t> encode_image(const SyntheticImage &image, bool ckpt_marker = true);
 

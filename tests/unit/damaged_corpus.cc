@@ -166,6 +166,15 @@ static bool checksum_range(const std::string &error, u64 &from, u64 &to) {
   return true;
 }
 
+CorpusOptions seed_corpus_options() {
+  CorpusOptions o;
+  o.base.threads = 1;
+  o.base.segments = 1;  // plus the zero segment: enough PT_LOADs for every load variant
+  o.every_flip = false;
+  o.xnum = false;  // PN_XNUM images are 3.7 MB: too big to commit
+  return o;
+}
+
 std::string refusal_mismatch(const Variant &v, const std::string &error) {
   if (v.kind == DamageKind::Flipped) {
     if (error.find("checksum mismatch") == std::string::npos)
@@ -236,7 +245,8 @@ void for_each_variant(const CorpusOptions &o, const std::function<void(const Var
   for (u64 c : cuts)
     if (c < m.size)
       emit(DamageKind::Truncated, "at-" + std::to_string(c),
-           std::to_string(c) + "-byte file|file of " + std::to_string(c) + " bytes",
+           std::to_string(c) + "-byte file|file of " + std::to_string(c) + " bytes" +
+               (c == 0 ? "|empty file" : ""),  // ImageReader::open's word for it
            std::vector<u8>(base.begin(), base.begin() + c));
 
   // ---- Single flipped bytes -----------------------------------------------

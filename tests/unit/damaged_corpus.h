@@ -50,6 +50,10 @@ struct CorpusOptions {
   bool xnum = true;              ///< include PN_XNUM variants (3.7 MB each)
 };
 
+/// The options the committed seeds (tests/corpus/damaged/) are made with:
+/// a small base image, a sample of flips, no PN_XNUM variants (3.7 MB each).
+CorpusOptions seed_corpus_options();
+
 /// The good image the corpus is made from (synthetic + an NT_FILE note).
 SyntheticImage corpus_base_image(const SyntheticOptions &o);
 

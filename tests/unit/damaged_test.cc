@@ -57,9 +57,11 @@ std::string validate_error(std::span<const u8> bytes) {
   return s ? "" : s.error().message();
 }
 
-// Runs `imgtool CMD FILE` and returns "" if it failed as the contract says,
-// else what was wrong.
-std::string imgtool_refuses(const std::string &cmd, const std::string &file) {
+// Runs `imgtool CMD FILE` and returns "" if it refused the variant `v` as
+// the contract says (exit 1, one line on stderr, nothing on stdout) and
+// for its damage (refusal_mismatch), else what was wrong. FILE's name
+// must not say what the damage is, or the line would name it for sure.
+std::string imgtool_refuses(const std::string &cmd, const std::string &file, const Variant &v) {
   RunResult r = run({kImgtool, cmd, file});
   if (!r.exited) return "imgtool " + cmd + ": " + r.status();
   if (r.exit_code != 1) return "imgtool " + cmd + " exited " + std::to_string(r.exit_code) + " (want 1)";
@@ -67,6 +69,7 @@ std::string imgtool_refuses(const std::string &cmd, const std::string &file) {
   auto lines = r.err_lines();
   if (lines.size() != 1) return "imgtool " + cmd + " printed " + std::to_string(lines.size()) + " stderr lines: " + r.err.substr(0, 500);
   if (lines[0].rfind("imgtool " + cmd + ": ", 0) != 0) return "imgtool " + cmd + " stderr line is: " + lines[0];
+  if (std::string why = refusal_mismatch(v, lines[0]); !why.empty()) return "imgtool " + cmd + ": " + why;
   return "";
 }
 
@@ -179,14 +182,14 @@ TEST(DamagedCorpus, SampleRejectedByImgtool) {
         take = true;
     }
     if (!take) return;
-    std::string file = dir.file(v.name);
+    std::string file = dir.file("variant.ckpt");
     if (!write_file(file, v.bytes)) {
       failures.push_back(v.name + ": could not write the variant");
       return;
     }
     run_count++;
     for (const char *cmd : {"verify", "info"}) {
-      std::string why = imgtool_refuses(cmd, file);
+      std::string why = imgtool_refuses(cmd, file, v);
       if (!why.empty()) failures.push_back(v.name + ": " + why);
     }
     unlink(file.c_str());
@@ -198,22 +201,38 @@ TEST(DamagedCorpus, SampleRejectedByImgtool) {
   EXPECT_TRUE(failures.empty()) << failures.size() << " failures:" << all;
 }
 
-TEST(DamagedCorpus, CommittedSeedsAreRejected) {
+TEST(DamagedCorpus, CommittedSeedsAreRejectedForTheirDamage) {
   // tests/corpus/damaged/ holds a few variants written by make_damaged_corpus
-  // for the fuzzers. Each must still be damage that is caught.
-  std::vector<std::string> files;
+  // for the fuzzers, named as the generator names them. Each must still be
+  // refused, and for the damage its variant of that name says.
+  std::map<std::string, std::string> seeds;  // name -> path
   if (DIR *d = opendir(kCorpusDir.c_str())) {
     while (dirent *e = readdir(d))
-      if (e->d_name[0] != '.' && std::string(e->d_name) != "README.md") files.push_back(kCorpusDir + "/" + e->d_name);
+      if (e->d_name[0] != '.' && std::string(e->d_name) != "README.md") seeds[e->d_name] = kCorpusDir + "/" + e->d_name;
     closedir(d);
   }
-  ASSERT_GE(files.size(), 5u) << "expected the committed seeds in " << kCorpusDir;
-  for (const std::string &f : files) {
-    auto bytes = read_file(f);
-    EXPECT_NE(library_error(bytes), "") << f;
-    EXPECT_NE(validate_error(bytes), "") << f;
-    EXPECT_EQ(imgtool_refuses("verify", f), "") << f;
-    EXPECT_EQ(imgtool_refuses("info", f), "") << f;
+  ASSERT_GE(seeds.size(), 5u) << "expected the committed seeds in " << kCorpusDir;
+  std::map<std::string, Variant> made;
+  for_each_variant(seed_corpus_options(), [&](const Variant &v) {
+    if (seeds.count(v.name)) made[v.name] = v;
+  });
+  TempDir dir;
+  std::string file = dir.file("seed.ckpt");
+  for (const auto &[name, path] : seeds) {
+    SCOPED_TRACE(path);
+    auto it = made.find(name);
+    ASSERT_NE(it, made.end()) << "the generator makes no variant named " << name
+                              << " (regenerate: cmake --build build --target damaged_corpus)";
+    const Variant &v = it->second;
+    auto bytes = read_file(path);
+    std::string info = library_error(bytes), verify = validate_error(bytes);
+    ASSERT_NE(info, "");
+    ASSERT_NE(verify, "");
+    EXPECT_EQ(refusal_mismatch(v, info), "");
+    EXPECT_EQ(refusal_mismatch(v, verify), "");
+    ASSERT_TRUE(write_file(file, bytes));
+    EXPECT_EQ(imgtool_refuses("verify", file, v), "");
+    EXPECT_EQ(imgtool_refuses("info", file, v), "");
   }
 }
 

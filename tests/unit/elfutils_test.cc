@@ -112,10 +112,7 @@ void cross_check(std::vector<u8> bytes, size_t want_phnum) {
 }  // namespace
 
 TEST(Libelf, SameHeadersAndNotesNormal) {
-  ckpt::test::SyntheticOptions o;
-  o.threads = 4;
-  auto im = ckpt::test::make_synthetic(o);
-  im.notes.files = {{0x10000000, 0x10004000, 0, "/usr/bin/synthetic"}, {0x10010000, 0x10014000, 0x3000, "/lib/x.so"}};
+  auto im = ckpt::test::make_synthetic_with_files();
   auto bytes = ckpt::test::encode_image(im);
   ASSERT_FALSE(bytes.empty());
   cross_check(bytes, im.segments.size() + 2);

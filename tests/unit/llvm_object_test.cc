@@ -44,10 +44,7 @@ void compare_phdr(const Elf64_Phdr &a, const ELFT::Phdr &b, size_t i) {
 }  // namespace
 
 TEST(LlvmObject, SameHeadersAndNotes) {
-  ckpt::test::SyntheticOptions o;
-  o.threads = 4;
-  auto im = ckpt::test::make_synthetic(o);
-  im.notes.files = {{0x10000000, 0x10004000, 0, "/usr/bin/synthetic"}, {0x10010000, 0x10014000, 0x3000, "/lib/x.so"}};
+  auto im = ckpt::test::make_synthetic_with_files();
   auto bytes = ckpt::test::encode_image(im);
   ASSERT_FALSE(bytes.empty());
   auto r = ImageReader::from_bytes(bytes);

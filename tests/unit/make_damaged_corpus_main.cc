@@ -18,11 +18,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   std::string dir = argv[1];
-  CorpusOptions o;
-  o.base.threads = 1;
-  o.base.segments = 1;  // plus the zero segment: enough PT_LOADs for every load variant
-  o.every_flip = false;
-  o.xnum = false;  // PN_XNUM images are 3.7 MB: too big to commit
+  CorpusOptions o = seed_corpus_options();
 
   // Where the notes are, to name the truncation and flip to keep.
   auto base = encode_image(corpus_base_image(o.base));

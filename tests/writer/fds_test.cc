@@ -31,7 +31,7 @@
 namespace ckpt::writer {
 namespace {
 
-using ckpt_test::Child;
+using ckpt::test::Child;
 using img::FdFlags;
 using img::FdType;
 using img::i64;
@@ -145,7 +145,7 @@ struct TempDir {
 bool write_file(const std::string &path, const std::string &content) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
-  bool ok = ckpt_test::write_all(fd, content);
+  bool ok = ckpt::test::write_all(fd, content);
   close(fd);
   return ok;
 }
@@ -182,7 +182,7 @@ void table_child(int in, int out, const Paths &p, int p2_read) {
 
   int u = open(p.unlinked.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
   CHILD_CHECK(u >= 0, kOut);
-  CHILD_CHECK(ckpt_test::write_all(u, kUnlinkedContent), kOut);
+  CHILD_CHECK(ckpt::test::write_all(u, kUnlinkedContent), kOut);
   CHILD_CHECK(unlink(p.unlinked.c_str()) == 0, kOut);
   place(u, 109);
 
@@ -223,8 +223,8 @@ void table_child(int in, int out, const Paths &p, int p2_read) {
   place(open(p.fake_deleted.c_str(), O_RDONLY), 127);
   place(open(p.fifo1.c_str(), O_PATH), 124);  // a FIFO named but not opened
 
-  ckpt_test::write_all(kOut, "ready\n");
-  ckpt_test::serve_commands(kIn, kOut, [](char c) -> std::string {
+  ckpt::test::write_all(kOut, "ready\n");
+  ckpt::test::serve_commands(kIn, kOut, [](char c) -> std::string {
     if (c != 'r') return "?";
     return read_now(105) + "|" + read_now(107) + "|" + read_now(110) + "|" + read_now(125);
   });
@@ -475,8 +475,8 @@ TEST(Fds, PacketPipeKeepsEverySlot) {
     place(p[0], 100);
     place(p[1], 101);
     for (char c : kPackets) CHILD_CHECK(write(101, &c, 1) == 1, kOut);
-    ckpt_test::write_all(kOut, "ready\n");
-    ckpt_test::serve_commands(kIn, kOut, [](char) {
+    ckpt::test::write_all(kOut, "ready\n");
+    ckpt::test::serve_commands(kIn, kOut, [](char) {
       // Each read returns one packet; count them.
       std::string got;
       int reads = 0;
@@ -521,9 +521,9 @@ TEST(Fds, LargestPipeWithoutCapSysResource) {
     CHILD_CHECK(fcntl(p[1], F_SETPIPE_SZ, max) == max, kOut);
     place(p[0], 100);
     place(p[1], 101);
-    CHILD_CHECK(ckpt_test::write_all(101, content), kOut);
-    ckpt_test::write_all(kOut, "ready\n");
-    ckpt_test::serve_commands(kIn, kOut, [&](char) {
+    CHILD_CHECK(ckpt::test::write_all(101, content), kOut);
+    ckpt::test::write_all(kOut, "ready\n");
+    ckpt::test::serve_commands(kIn, kOut, [&](char) {
       std::string got;
       for (;;) {
         std::string s = read_now(100);
@@ -594,8 +594,8 @@ TEST(Fds, UnlinkedFileAboveTheLimitFailsClearly) {
     CHILD_CHECK(ftruncate(fd, off_t(kMaxUnlinkedFileBytes + 1)) == 0, kOut);  // sparse
     CHILD_CHECK(unlink(path.c_str()) == 0, kOut);
     place(fd, 100);
-    ckpt_test::write_all(kOut, "ready\n");
-    ckpt_test::serve_commands(kIn, kOut, [](char) { return std::string("?"); });
+    ckpt::test::write_all(kOut, "ready\n");
+    ckpt::test::serve_commands(kIn, kOut, [](char) { return std::string("?"); });
   });
   ASSERT_TRUE(child.started());
   ASSERT_EQ(child.reply(), "ready");

@@ -28,7 +28,7 @@
 namespace ckpt::writer {
 namespace {
 
-using ckpt_test::Child;
+using ckpt::test::Child;
 
 u64 sigbit(int sig) { return u64(1) << (sig - 1); }
 
@@ -108,7 +108,7 @@ void state_child(int in, int out) {
 
   dprintf(out, "ready %d %d %d %d %d %d\n", tid, g, persona, int(intptr_t(t1)), int(intptr_t(t2)),
           int(intptr_t(t3)));
-  ckpt_test::serve_commands(in, out, [](char) { return std::string("?"); });
+  ckpt::test::serve_commands(in, out, [](char) { return std::string("?"); });
 }
 
 TEST(Procfs, StateOfChild) {
@@ -309,7 +309,7 @@ TEST(Procfs, StateOfChild) {
 void comm_child(int in, int out, const char *name) {
   CHILD_CHECK(prctl(PR_SET_NAME, name) == 0, out);
   dprintf(out, "ready\n");
-  ckpt_test::serve_commands(in, out, [](char) { return std::string("?"); });
+  ckpt::test::serve_commands(in, out, [](char) { return std::string("?"); });
 }
 
 TEST(Procfs, StatCommWithParentheses) {
@@ -363,7 +363,7 @@ TEST(Procfs, NoNewPrivsAndSeccompLines) {
     CHILD_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, out);
     for (int i = 0; i < 2; i++) CHILD_CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0, out);
     dprintf(out, "ready\n");
-    ckpt_test::serve_commands(in, out, [](char) { return std::string("?"); });
+    ckpt::test::serve_commands(in, out, [](char) { return std::string("?"); });
   });
   ASSERT_TRUE(child.started());
   ASSERT_EQ(child.reply(), "ready");

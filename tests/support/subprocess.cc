@@ -153,4 +153,10 @@ std::string lower(std::string s) {
   return s;
 }
 
+int count_occurrences(const std::string &text, const std::string &what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) n++;
+  return n;
+}
+
 }  // namespace ckpt::test

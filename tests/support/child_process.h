@@ -1,4 +1,5 @@
-// A forked child process for tests that read another process's state.
+// A forked child process for tests that read another process's state
+// (the writer tests; a program started by exec is a SpawnedProcess).
 // The child runs a body that sets up state, then talks to the test over two
 // pipes, one line per reply; the test never sleeps, it blocks on the
 // child's replies. The child dies with the test (PR_SET_PDEATHSIG, and EOF
@@ -17,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-namespace ckpt_test {
+namespace ckpt::test {
 
 inline bool write_all(int fd, std::string_view s) {
   while (!s.empty()) {
@@ -51,7 +52,7 @@ inline std::string read_line(int fd) {
 }
 #define CHILD_CHECK(cond, out)                                   \
   do {                                                           \
-    if (!(cond)) ckpt_test::child_fail((out), #cond, __LINE__);  \
+    if (!(cond)) ckpt::test::child_fail((out), #cond, __LINE__);  \
   } while (0)
 
 class Child {
@@ -117,4 +118,8 @@ void serve_commands(int in, int out, Serve serve) {
   }
 }
 
-}  // namespace ckpt_test
+}  // namespace ckpt::test
+
+// The name the writer tests used before this header moved to tests/support
+// (kept for branches written against it).
+namespace ckpt_test = ckpt::test;

@@ -49,4 +49,7 @@ class TempDir {
 /// Lower-cased copy.
 std::string lower(std::string s);
 
+/// How often `what` occurs in `text` (overlapping occurrences count).
+int count_occurrences(const std::string &text, const std::string &what);
+
 }  // namespace ckpt::test
