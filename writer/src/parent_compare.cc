@@ -9,7 +9,6 @@ namespace ckpt::writer {
 
 using namespace img;
 
-static constexpr u64 kPage = 4096;
 // Compared in slices: one read of the target and one resolution through
 // the chain per slice.
 static constexpr u64 kSlice = 4ull << 20;
@@ -28,7 +27,7 @@ static bool candidate(const VmaPlan &v) {
     case VmaKind::Heap:
     case VmaKind::Stack:
     case VmaKind::File:
-      return v.page_size == 0 || v.page_size == kPage;
+      return v.page_size == 0 || v.page_size == kPageSize;
     default:
       return false;
   }
@@ -72,16 +71,16 @@ Expected<ParentSelection> select_parent_pages(pid_t pid, std::vector<VmaPlan> &p
           if (read_ok) sel.compared_bytes += n;
         }
         for (const ResolvedPiece &p : pieces) {
-          for (u64 page = p.addr; page < p.addr + p.length; page += kPage) {
+          for (u64 page = p.addr; page < p.addr + p.length; page += kPageSize) {
             bool same = false;
             if (p.source == PageSource::Image) {
               if (written)
-                same = written->clean(page, page + kPage);
+                same = written->clean(page, page + kPageSize);
               else if (read_ok)
-                same = std::memcmp(buf.data() + (page - at), p.bytes + (page - p.addr), kPage) == 0;
+                same = std::memcmp(buf.data() + (page - at), p.bytes + (page - p.addr), kPageSize) == 0;
             }
-            if (same) sel.parent_bytes += kPage;
-            add_run(runs, page, kPage, same ? PageSource::Parent : PageSource::Image);
+            if (same) sel.parent_bytes += kPageSize;
+            add_run(runs, page, kPageSize, same ? PageSource::Parent : PageSource::Image);
           }
         }
       }

@@ -161,7 +161,7 @@ struct VmaRecord {
   u32 flags;                ///< VmaFlags
   u32 kind;                 ///< VmaKind
   i32 pid;
-  u64 dev;                  ///< st_dev of the mapped file
+  u64 dev;                  ///< (major << 8) | minor of the mapped file's device
   u64 ino;
   u64 file_size;
   i64 file_mtime_ns;
@@ -172,8 +172,13 @@ struct VmaRecord {
   u64 page_size;            ///< smaps KernelPageSize in bytes (a hugetlb
                             ///< mapping's huge page size); 0 from writers
                             ///< before format minor 1: the base page size
+  // Format 1.4 on (zero from older writers: file_identity() derives them
+  // from dev, which keeps its old encoding for older readers):
+  u32 dev_major;            ///< the device as /proc/PID/maps shows it, MAJ:MIN
+  u32 dev_minor;
 };
-static_assert(sizeof(VmaRecord) == 112);
+static_assert(sizeof(VmaRecord) == 120);
+static_assert(offsetof(VmaRecord, dev_major) == 112);
 
 enum VmaFlags : u32 {
   kVmaShared = 1u << 0,       ///< MAP_SHARED (otherwise private)
@@ -241,9 +246,13 @@ struct FdRecord {
   BlobRef content;       ///< an unlinked file's bytes
   // Format 1.2 on (older writers' records end above: state reads as empty):
   BlobRef state;         ///< the kind's own state: FdStateHeader + fields
+  // Format 1.4 on (zero from older writers: file_identity() derives them
+  // from dev):
+  u32 dev_major;         ///< major(st_dev)
+  u32 dev_minor;         ///< minor(st_dev)
 };
-static_assert(sizeof(FdRecord) == 128);
-static_assert(offsetof(FdRecord, state) == 112);
+static_assert(sizeof(FdRecord) == 136);
+static_assert(offsetof(FdRecord, state) == 112 && offsetof(FdRecord, dev_major) == 128);
 
 /// FdRecord::state, in the Fds table's data area: a kind's state that the
 /// common fields have no room for, length-prefixed and versioned per kind
@@ -597,8 +606,12 @@ struct StoredFileRecord {
   u32 pad0;
   StrRef path;
   BlobRef content;
+  // Format 1.4 on (zero from older writers: derived from dev):
+  u32 dev_major;            ///< major(st_dev)
+  u32 dev_minor;            ///< minor(st_dev)
 };
-static_assert(sizeof(StoredFileRecord) == 72);
+static_assert(sizeof(StoredFileRecord) == 80);
+static_assert(offsetof(StoredFileRecord, dev_major) == 72);
 
 /// CkptNote::Integrity: xxh3-64 checksums, in the last PT_NOTE. The final
 /// record has kind SelfCheck and covers every byte of this note before it.
