@@ -92,14 +92,26 @@ TEST(NoteKinds, KnownNotesGiveNoWarning) {
 
 // ---- Files by device and inode --------------------------------------------
 
-TEST(FileIdentity, SameInodeOnAnotherDeviceIsAnotherFile) {
+// A VMA record as a format 1.4 writer makes it, and an fd record.
+static VmaRecord mapping(u32 major, u32 minor, u64 ino) {
   VmaRecord m{};
-  m.ino = 1234;
-  m.dev_major = 8;
-  m.dev_minor = 1;
+  m.dev = (u64(major) << 8) | minor;  // the old field, as the writer still fills it
+  m.dev_major = major;
+  m.dev_minor = minor;
+  m.ino = ino;
+  return m;
+}
+
+static FdRecord open_file(u64 st_dev, u64 ino) {
   FdRecord f{};
-  set_device(f, makedev(8, 1));
-  f.ino = 1234;
+  set_device(f, st_dev);
+  f.ino = ino;
+  return f;
+}
+
+TEST(FileIdentity, SameInodeOnAnotherDeviceIsAnotherFile) {
+  VmaRecord m = mapping(8, 1, 1234);
+  FdRecord f = open_file(makedev(8, 1), 1234);
   EXPECT_TRUE(same_file(m, f));
   set_device(f, makedev(0, 45));  // another file system, same inode number
   EXPECT_FALSE(same_file(m, f));
@@ -130,14 +142,8 @@ TEST(FileIdentity, OlderRecordsDeriveMajorAndMinor) {
 // 0:N): st_dev packs it differently from (major << 8) | minor, so comparing
 // the raw `dev` fields of a VMA and an fd missed the match.
 TEST(FileIdentity, LargeMinorMatchesAcrossRecordKinds) {
-  VmaRecord m{};
-  m.dev = (u64(0) << 8) | 300;  // what the writer still puts in `dev`
-  m.dev_major = 0;
-  m.dev_minor = 300;
-  m.ino = 9;
-  FdRecord f{};
-  set_device(f, makedev(0, 300));
-  f.ino = 9;
+  VmaRecord m = mapping(0, 300, 9);
+  FdRecord f = open_file(makedev(0, 300), 9);
   EXPECT_NE(m.dev, f.dev);
   EXPECT_TRUE(same_file(m, f));
 }
