@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include <ckpt/img/format.h>
+#include <ckpt/img/note_kinds.h>
 #include <ckpt/img/records.h>
 #include <ckpt/img/table.h>
 
@@ -104,47 +105,8 @@ inline int selector_of(img::CkptNote type) {
   return -1;
 }
 
-/// Calls str(ref) or blob(ref) on the table for every StrRef and BlobRef
-/// field of a record; g(Expected<...>, ref) gets each result.
-template <typename R, typename S, typename B>
-void for_each_ref(const R &r, S &&on_str, B &&on_blob) {
-  using namespace img;
-  if constexpr (std::is_same_v<R, IdentityRecord>) {
-    on_str(r.kernel_release);
-    on_str(r.hostname);
-    on_str(r.writer);
-  } else if constexpr (std::is_same_v<R, TaskRecord>) {
-    on_str(r.comm);
-    on_str(r.cwd);
-    on_str(r.root);
-    on_str(r.exe);
-    on_str(r.cgroup);
-    on_blob(r.groups);
-    on_blob(r.auxv);
-  } else if constexpr (std::is_same_v<R, ThreadRecord>) {
-    on_str(r.comm);
-  } else if constexpr (std::is_same_v<R, VmaRecord>) {
-    on_str(r.path);
-    on_blob(r.build_id);
-  } else if constexpr (std::is_same_v<R, FdRecord>) {
-    on_str(r.path);
-    on_blob(r.content);
-    on_blob(r.state);
-  } else if constexpr (std::is_same_v<R, PipeRecord>) {
-    on_blob(r.data);
-  } else if constexpr (std::is_same_v<R, ParentRecord>) {
-    on_str(r.path_hint);
-  } else if constexpr (std::is_same_v<R, SeccompFilterRecord>) {
-    on_blob(r.program);
-  } else if constexpr (std::is_same_v<R, StoredFileRecord>) {
-    on_str(r.path);
-    on_blob(r.content);
-  } else if constexpr (std::is_same_v<R, SysvIpcRecord>) {
-    on_blob(r.data);
-  }
-  // PageRange, SigAction, PendingSignal, Timer, Rlimit, Tree and Integrity
-  // records hold no references into the data area.
-}
+// The references of each record type are libimg's (note_kinds.h).
+using img::for_each_ref;
 
 /// Resolves every reference of every record of a decoded table and checks
 /// what str()/blob() return against the data area.

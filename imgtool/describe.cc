@@ -101,6 +101,22 @@ static json ckpt_memory(const CkptView &v) {
   return mem;
 }
 
+// Every CKPT note of PT_NOTE 0 as the registry names it ("kind": null for
+// a type this imgtool does not know).
+static json ckpt_notes(const ImageReader &image) {
+  json notes = json::array();
+  for (const NoteRef &n : image.notes()) {
+    if (n.owner != kOwnerCkpt || n.type == static_cast<u32>(CkptNote::Integrity)) continue;
+    const NoteKindInfo *kind = find_note_kind(n.type);
+    auto table = parse_table(n.desc);
+    notes.push_back(json{{"type", hex(n.type)},
+                         {"kind", kind ? json(kind->name) : json(nullptr)},
+                         {"records", table ? json(table->header.record_count) : json(nullptr)},
+                         {"bytes", n.desc.size()}});
+  }
+  return notes;
+}
+
 static json ckpt_process(const CkptView &v, const TaskRecord &t, const CoreView &core) {
   json p{{"pid", t.pid},   {"ppid", t.ppid}, {"pgid", t.pgid},
          {"sid", t.sid},   {"comm", v.tasks.str_or_empty(t.comm)},
@@ -245,7 +261,8 @@ Expected<json> describe_image(const std::string &path) {
     info["memory"] = core_memory(*image, *core);
     return info;
   }
-  auto view = decode_ckpt(*image);
+  u32 unknown_notes = 0;
+  auto view = decode_ckpt(*image, [&](const Error &) { unknown_notes++; });
   if (!view) return view.error();
   const IdentityRecord &id = view->identity;
   info["kind"] = "ckpt";
@@ -332,6 +349,8 @@ Expected<json> describe_image(const std::string &path) {
   }
   info["stored_files"] = stored_files;
   info["ipc"] = describe_sysv_ipc(*view);
+  info["notes"] = ckpt_notes(*image);
+  info["unknown_notes"] = unknown_notes;
   json chain = json::array();
   for (const auto &link : verdict.report.chain) chain.push_back(json{{"path", link.path},
                                                                     {"image_id", link.image_id},
@@ -392,6 +411,9 @@ std::string render_text(const json &info) {
          str(id["kernel_release"]));
     line("checkpoint:  " + str(id["checkpoint_id"]) + "  (written by " + str(id["writer"]) + ")");
     line("xsave:       features " + str(id["xsave_features"]) + ", " + str(id["xsave_size"]) + " bytes");
+    if (u32 unknown = info.value("unknown_notes", 0u))
+      line("notes:       " + std::to_string(unknown) + (unknown == 1 ? " note" : " notes") +
+           " of an unknown kind (written by a newer imgtool?)");
   }
   render_tree_text(info, out);
   for (const json &p : info["processes"]) {

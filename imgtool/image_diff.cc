@@ -26,7 +26,6 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-constexpr u64 kPage = 4096;
 
 // One side of the comparison: one process of one image, decoded.
 struct Side {
@@ -129,10 +128,10 @@ bool read_file_page(const Side &s, const VmaRecord &m, u64 addr, u8 *out) {
   if (fd < 0) return false;
   struct stat st;
   bool same = fstat(fd, &st) == 0 && st.st_ino == m.ino;
-  ssize_t n = same ? pread(fd, out, kPage, static_cast<off_t>(m.pgoff + (addr - m.start))) : -1;
+  ssize_t n = same ? pread(fd, out, kPageSize, static_cast<off_t>(m.pgoff + (addr - m.start))) : -1;
   close(fd);
   if (n < 0) return false;
-  std::memset(out + n, 0, kPage - static_cast<size_t>(n));  // past the end of the file: zeros
+  std::memset(out + n, 0, kPageSize - static_cast<size_t>(n));  // past the end of the file: zeros
   return true;
 }
 
@@ -140,8 +139,8 @@ bool read_file_page(const Side &s, const VmaRecord &m, u64 addr, u8 *out) {
 // False when they cannot be known (a changed or missing mapped file).
 bool page_bytes(const Side &s, const Bytes &b, u64 addr, u8 *buf) {
   switch (b.kind) {
-    case Bytes::Stored: std::memcpy(buf, b.data + (addr - b.at), kPage); return true;
-    case Bytes::Zero: std::memset(buf, 0, kPage); return true;
+    case Bytes::Stored: std::memcpy(buf, b.data + (addr - b.at), kPageSize); return true;
+    case Bytes::Zero: std::memset(buf, 0, kPageSize); return true;
     case Bytes::FileBacked: return read_file_page(s, *b.vma, addr, buf);
     case Bytes::Absent: return false;
   }
@@ -167,7 +166,7 @@ json vma_json(const Side &s, const VmaRecord &m) {
 // Changed runs of pages inside the overlap [lo, hi) of a VMA of each side.
 void diff_overlap(const Side &a, const VmaRecord &ma, const Side &b, const VmaRecord &mb, u64 lo, u64 hi,
                   json &out) {
-  std::vector<u8> pa(kPage), pb(kPage);
+  std::vector<u8> pa(kPageSize), pb(kPageSize);
   json run;
   u64 run_bytes = 0, run_pages = 0;
   auto flush = [&] {
@@ -193,26 +192,26 @@ void diff_overlap(const Side &a, const VmaRecord &ma, const Side &b, const VmaRe
       addr = seg_end;
       continue;
     }
-    for (; addr < seg_end; addr += kPage) {
+    for (; addr < seg_end; addr += kPageSize) {
       u64 differ = 0;
       bool known = page_bytes(a, ba, addr, pa.data()) && page_bytes(b, bb, addr, pb.data());
-      if (known && std::memcmp(pa.data(), pb.data(), kPage) != 0) {
-        for (u64 i = 0; i < kPage; i++) differ += pa[i] != pb[i];
+      if (known && std::memcmp(pa.data(), pb.data(), kPageSize) != 0) {
+        for (u64 i = 0; i < kPageSize; i++) differ += pa[i] != pb[i];
       } else if (known) {
         differ = 0;
       } else {
-        differ = kPage;  // cannot tell: counted as changed, and said so
+        differ = kPageSize;  // cannot tell: counted as changed, and said so
       }
       if (!differ) {
         flush();
         continue;
       }
       if (run.is_null()) {
-        run = json{{"change", "changed"}, {"start", hex(addr)}, {"end", hex(addr + kPage)},
+        run = json{{"change", "changed"}, {"start", hex(addr)}, {"end", hex(addr + kPageSize)},
                    {"prot", prot_string(mb.prot, mb.flags & kVmaShared)}, {"path", vma_name(b, mb)}};
         if (!known) run["unknown"] = true;
       }
-      run["end"] = hex(addr + kPage);
+      run["end"] = hex(addr + kPageSize);
       run_bytes += differ;
       run_pages++;
     }

@@ -10,27 +10,18 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <ckpt/img/segment_plan.h>
 #include <ckpt/img/writer.h>
 
 namespace ckpt::img {
 
 namespace {
 
-constexpr u64 kPage = 4096;
-// The writer's PT_LOAD policy for Zero ranges (FORMAT.md §11.4): zero
-// segments of at most 8 MiB, and none at all (p_filesz 0) for a run longer
-// than 512 MiB or one in a mapping without PROT_READ.
-constexpr u64 kZeroBlockMax = 8ull << 20;
-constexpr u64 kMaxZeroRun = 512ull << 20;
 
 std::string hex_id(const u8 (&id)[16]) {
   char buf[33];
   for (int i = 0; i < 16; i++) std::snprintf(buf + 2 * i, 3, "%02x", id[i]);
   return buf;
-}
-
-u32 pf_flags(u32 prot) {
-  return ((prot & PROT_READ) ? PF_R : 0) | ((prot & PROT_WRITE) ? PF_W : 0) | ((prot & PROT_EXEC) ? PF_X : 0);
 }
 
 // A table note's desc with new records and the old data area kept byte for
@@ -160,32 +151,10 @@ Status write_merged(const Chain &chain, int fd) {
   std::vector<PageRangeRecord> ranges;
   for (size_t vi = 0; vi < vmas.size(); vi++) {
     VmaRecord &m = vmas[vi];
-    u32 flags = pf_flags(m.prot);
     m.first_range = static_cast<u32>(ranges.size());
     m.range_count = static_cast<u32>(merged[vi].size());
     for (const MergedRange &r : merged[vi]) {
-      u32 first = ImageLayout::phdr_index_of_segment(segments.size());
-      switch (r.source) {
-        case PageSource::Image:
-          segments.push_back({r.start, r.length, r.length, flags, false});
-          break;
-        case PageSource::Zero:
-          if (r.length <= kMaxZeroRun && (m.prot & PROT_READ)) {
-            for (u64 off = 0; off < r.length; off += kZeroBlockMax) {
-              u64 n = std::min(kZeroBlockMax, r.length - off);
-              segments.push_back({r.start + off, n, n, flags, true});
-            }
-          } else {
-            segments.push_back({r.start, r.length, 0, flags, false});
-          }
-          break;
-        case PageSource::Absent:
-          first = 0;
-          break;
-        default:
-          segments.push_back({r.start, r.length, 0, flags, false});
-          break;
-      }
+      u32 first = plan_run_segments(segments, r.start, r.length, r.source, m.prot);
       ranges.push_back({r.start, r.length, static_cast<u32>(r.source), first});
     }
   }

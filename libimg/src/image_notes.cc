@@ -22,25 +22,9 @@ std::vector<Note> ImageNotes::encode() const {
   if (threads.empty() && !siginfo.empty()) out.push_back(Note{kOwnerCore, kNtSiginfo, siginfo});
   if (!auxv.empty()) out.push_back(make_nt_auxv(auxv));
   if (!files.empty()) out.push_back(make_nt_file(files));
-  add_table(out, CkptNote::Identity, identity);
-  add_table(out, CkptNote::Tasks, tasks);
-  add_table(out, CkptNote::Threads, thread_records);
-  add_table(out, CkptNote::Vmas, vmas);
-  add_table(out, CkptNote::PageRanges, ranges);
-  add_table(out, CkptNote::Fds, fds);
-  add_table(out, CkptNote::Pipes, pipes);
-  add_table(out, CkptNote::SigActions, sigactions);
-  add_table(out, CkptNote::PendingSignals, pending);
-  add_table(out, CkptNote::Timers, timers);
-  add_table(out, CkptNote::Rlimits, rlimits);
-  add_table(out, CkptNote::Tree, tree);
-  add_table(out, CkptNote::Parent, parent);
-  add_table(out, CkptNote::SeccompFilters, seccomp_filters);
-  add_table(out, CkptNote::StoredFiles, stored_files);
-  add_table(out, CkptNote::Locks, locks);
-  add_table(out, CkptNote::GuardRanges, guard_ranges);
-  add_table(out, CkptNote::SysvIpc, sysv_ipc);
-  add_table(out, CkptNote::IpcNamespace, ipc_namespace);
+#define CKPT_NOTE_ENCODE(name, type, R, builder, ...) add_table(out, CkptNote::name, builder);
+  CKPT_NOTE_KINDS(CKPT_NOTE_ENCODE)
+#undef CKPT_NOTE_ENCODE
   return out;
 }
 

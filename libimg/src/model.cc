@@ -1,5 +1,7 @@
 #include <ckpt/img/model.h>
 
+#include <ckpt/img/assert.h>
+
 #include <set>
 
 #include <cstring>
@@ -91,25 +93,53 @@ static Status decode_into(Find &find, CkptNote type, const char *name, Table<R> 
   return {};
 }
 
+// One note kind's table, decoded as its NoteCount says: any number of
+// records, exactly one, or an optional one.
+template <NoteCount C, typename R, typename Find>
+static Status decode_kind(Find &find, CkptNote type, const char *name, NoteTable<C, R> &out) {
+  if constexpr (C == NoteCount::Many) {
+    return decode_into(find, type, name, out);
+  } else {
+    if (!find(type)) {
+      if (C == NoteCount::One) return make_error("no CKPT %s note", name);
+      return {};
+    }
+    Table<R> t;
+    CKPT_TRY(decode_into(find, type, name, t));
+    if (t.records.size() != 1) return make_error("%s note has %zu records, not 1", name, t.records.size());
+    out = std::move(t);
+    return {};
+  }
+}
+
+// Every string and blob of every record lies in its table's data area.
+template <typename R>
+static Status check_refs(const Table<R> &table, const char *record_name) {
+  Status result;
+  for (size_t i = 0; i < table.records.size() && result; i++) {
+    auto context = [&] { return std::string(record_name) + " record " + std::to_string(i); };
+    for_each_ref(
+        table.records[i],
+        [&](StrRef r) {
+          if (!result) return;
+          if (auto s = table.str(r); !s) result = s.error().context(context());
+        },
+        [&](BlobRef r) {
+          if (!result) return;
+          if (auto b = table.blob(r); !b) result = b.error().context(context());
+        });
+  }
+  return result;
+}
+template <typename R>
+static Status check_refs(const std::optional<Table<R>> &table, const char *record_name) {
+  return table ? check_refs(*table, record_name) : Status{};
+}
+
 // Threads' privilege fields and their seccomp filters: every filter belongs
 // to a thread in filter mode, each such thread has exactly its count of
 // filters at positions 0..count-1, and each program is a whole number of
 // classic BPF instructions the kernel could have accepted.
-// A string or blob reference of record i must lie in its table's data.
-template <typename Table>
-static Status check_str(const Table &table, StrRef r, const char *what, size_t i) {
-  auto s = table.str(r);
-  if (!s) return s.error().context(std::string(what) + " record " + std::to_string(i));
-  return {};
-}
-
-template <typename Table>
-static Status check_blob(const Table &table, BlobRef r, const char *what, size_t i) {
-  auto s = table.blob(r);
-  if (!s) return s.error().context(std::string(what) + " record " + std::to_string(i));
-  return {};
-}
-
 static Status check_seccomp(const CkptView &v) {
   std::vector<std::vector<bool>> seen(v.threads.records.size());
   for (size_t i = 0; i < v.threads.records.size(); i++) {
@@ -131,7 +161,7 @@ static Status check_seccomp(const CkptView &v) {
       return make_error("seccomp filter record %zu (tid %d, position %u): %s", i, f.tid, f.position, what);
     };
     auto prog = v.seccomp_filters.blob(f.program);
-    if (!prog) return prog.error().context("seccomp filter record " + std::to_string(i));
+    CKPT_ASSERT(prog) << "seccomp filter record " << i << ": checked by check_refs";
     if (prog->empty() || prog->size() % 8 || prog->size() / 8 > kMaxSeccompInsns)
       return bad("the program is not 1 to 4096 instructions of 8 bytes");
     if (f.flags & ~kSeccompFilterFlagLog) return bad("unknown filter flags");
@@ -156,6 +186,8 @@ static Status check_seccomp(const CkptView &v) {
 // SysV IPC objects (§ SysvIpc): data of the size their kind implies, every
 // message inside the data, one object per kind and id.
 static Status check_sysv_ipc(const CkptView &v) {
+  if (v.ipc_namespace.records.size() > 1)
+    return make_error("IPC namespace note has %zu records, not 1", v.ipc_namespace.records.size());
   std::set<std::pair<u32, i32>> seen;
   for (size_t i = 0; i < v.sysv_ipc.records.size(); i++) {
     const SysvIpcRecord &r = v.sysv_ipc.records[i];
@@ -216,8 +248,6 @@ static Status check_tree_records(const CkptView &v) {
       return make_error("tree record %zu (pid %d): parent %d is neither the root nor an earlier record", i, r.pid,
                         r.ppid);
     seen.insert(r.pid);
-    auto comm = v.tree.str(r.comm);
-    if (!comm) return comm.error().context("tree record " + std::to_string(i));
   }
   return {};
 }
@@ -229,62 +259,22 @@ template <typename Find>
 static Expected<CkptView> decode_tables(Find &&find) {
   CkptView v;
   if (!find(CkptNote::Identity)) return make_error("no CKPT identity note: not a ckpt image");
-  CKPT_TRY(decode_into(find, CkptNote::Identity, "identity", v.identity_table));
-  if (v.identity_table.records.size() != 1)
-    return make_error("identity note has %zu records, not 1", v.identity_table.records.size());
+#define CKPT_NOTE_DECODE(name, type, R, builder, view, scope, count, label, record_label) \
+  CKPT_TRY((decode_kind<NoteCount::count, R>(find, CkptNote::name, label, v.view)));
+  CKPT_NOTE_KINDS(CKPT_NOTE_DECODE)
+#undef CKPT_NOTE_DECODE
   v.identity = v.identity_table.records[0];
-  CKPT_TRY(decode_into(find, CkptNote::Tasks, "tasks", v.tasks));
-  CKPT_TRY(decode_into(find, CkptNote::Threads, "threads", v.threads));
-  CKPT_TRY(decode_into(find, CkptNote::Vmas, "vmas", v.vmas));
-  CKPT_TRY(decode_into(find, CkptNote::PageRanges, "page ranges", v.ranges));
-  CKPT_TRY(decode_into(find, CkptNote::Fds, "fds", v.fds));
-  CKPT_TRY(decode_into(find, CkptNote::Pipes, "pipes", v.pipes));
-  CKPT_TRY(decode_into(find, CkptNote::SigActions, "signal actions", v.sigactions));
-  CKPT_TRY(decode_into(find, CkptNote::PendingSignals, "pending signals", v.pending));
-  CKPT_TRY(decode_into(find, CkptNote::Timers, "timers", v.timers));
-  CKPT_TRY(decode_into(find, CkptNote::Rlimits, "rlimits", v.rlimits));
-  CKPT_TRY(decode_into(find, CkptNote::Tree, "tree", v.tree));
-  CKPT_TRY(decode_into(find, CkptNote::SeccompFilters, "seccomp filters", v.seccomp_filters));
-  CKPT_TRY(decode_into(find, CkptNote::StoredFiles, "stored files", v.stored_files));
-  CKPT_TRY(decode_into(find, CkptNote::Locks, "locks", v.locks));
-  CKPT_TRY(decode_into(find, CkptNote::GuardRanges, "guard ranges", v.guard_ranges));
-  CKPT_TRY(decode_into(find, CkptNote::SysvIpc, "SysV IPC objects", v.sysv_ipc));
-  CKPT_TRY(decode_into(find, CkptNote::IpcNamespace, "IPC namespace", v.ipc_namespace));
-  if (v.ipc_namespace.records.size() > 1)
-    return make_error("IPC namespace note has %zu records, not 1", v.ipc_namespace.records.size());
-  if (find(CkptNote::Parent)) {
-    Table<ParentRecord> p;
-    CKPT_TRY(decode_into(find, CkptNote::Parent, "parent", p));
-    if (p.records.size() != 1) return make_error("parent note has %zu records, not 1", p.records.size());
-    v.parent = std::move(p);
-  }
 
   // Cross references. Every string and blob must lie in its table.
-  CKPT_TRY(check_str(v.identity_table, v.identity.kernel_release, "identity", 0));
-  CKPT_TRY(check_str(v.identity_table, v.identity.hostname, "identity", 0));
-  CKPT_TRY(check_str(v.identity_table, v.identity.writer, "identity", 0));
-  for (size_t i = 0; i < v.tasks.records.size(); i++) {
-    const TaskRecord &t = v.tasks.records[i];
-    for (StrRef r : {t.comm, t.cwd, t.root, t.exe, t.cgroup}) CKPT_TRY(check_str(v.tasks, r, "task", i));
-    CKPT_TRY(check_blob(v.tasks, t.groups, "task", i));
-    CKPT_TRY(check_blob(v.tasks, t.auxv, "task", i));
-  }
-  for (size_t i = 0; i < v.threads.records.size(); i++)
-    CKPT_TRY(check_str(v.threads, v.threads.records[i].comm, "thread", i));
-  for (size_t i = 0; i < v.fds.records.size(); i++) {
-    CKPT_TRY(check_str(v.fds, v.fds.records[i].path, "fd", i));
-    CKPT_TRY(check_blob(v.fds, v.fds.records[i].content, "fd", i));
-    CKPT_TRY(check_blob(v.fds, v.fds.records[i].state, "fd", i));
-  }
-  for (size_t i = 0; i < v.pipes.records.size(); i++) CKPT_TRY(check_blob(v.pipes, v.pipes.records[i].data, "pipe", i));
-  if (v.parent) CKPT_TRY(check_str(*v.parent, v.parent->records[0].path_hint, "parent", 0));
+#define CKPT_NOTE_CHECK_REFS(name, type, R, builder, view, scope, count, label, record_label) \
+  CKPT_TRY(check_refs(v.view, record_label));
+  CKPT_NOTE_KINDS(CKPT_NOTE_CHECK_REFS)
+#undef CKPT_NOTE_CHECK_REFS
   CKPT_TRY(check_seccomp(v));
   CKPT_TRY(check_sysv_ipc(v));
   CKPT_TRY(check_tree_records(v));
   for (size_t i = 0; i < v.stored_files.records.size(); i++) {
     const StoredFileRecord &f = v.stored_files.records[i];
-    CKPT_TRY(check_str(v.stored_files, f.path, "stored file", i));
-    CKPT_TRY(check_blob(v.stored_files, f.content, "stored file", i));
     if (f.content.length != f.size)
       return make_error("stored file record %zu: %llu bytes stored for a file of %llu", i,
                         (unsigned long long)f.content.length, (unsigned long long)f.size);
@@ -292,7 +282,15 @@ static Expected<CkptView> decode_tables(Find &&find) {
   return v;
 }
 
-Expected<CkptView> decode_ckpt(const ImageReader &image) {
+Expected<CkptView> decode_ckpt(const ImageReader &image, const WarningHandler &warn) {
+  // Notes of a kind a newer writer added: readers skip them (FORMAT.md
+  // §8.3), and tell a caller who asks, so that what it shows is known to be
+  // incomplete.
+  if (warn)
+    for (const NoteRef &n : image.notes())
+      if (n.owner == kOwnerCkpt && n.type != static_cast<u32>(CkptNote::Integrity) && !find_note_kind(n.type))
+        warn(make_error("CKPT note %u (type 0x%x) at offset %llu is of an unknown kind", n.index, n.type,
+                        (unsigned long long)n.offset));
   auto found = decode_tables([&](CkptNote type) -> std::optional<FoundNote> {
     const NoteRef *n = image.find_ckpt(type);
     if (!n) return std::nullopt;
@@ -313,8 +311,6 @@ Expected<CkptView> decode_ckpt(const ImageReader &image) {
       return make_error("VMA record %zu (0x%llx-0x%llx): %s", i, (unsigned long long)m.start,
                         (unsigned long long)m.end, what);
     };
-    CKPT_TRY(check_str(v.vmas, m.path, "VMA", i));
-    CKPT_TRY(check_blob(v.vmas, m.build_id, "VMA", i));
     if (m.start >= m.end || m.start % kPageSize || m.end % kPageSize) return bad("not a page-aligned, non-empty range");
     if (u64(m.first_range) + m.range_count > v.ranges.records.size()) return bad("page ranges out of bounds");
     u64 at = m.start;

@@ -1,20 +1,23 @@
 #include <ckpt/img/note.h>
 
 #include <cstring>
+#include <elf.h>
 
 namespace ckpt::img {
 
 static u64 pad4(u64 n) { return (n + 3) & ~u64(3); }
 
-u64 Note::encoded_size() const { return 12 + pad4(owner.size() + 1) + pad4(desc.size()); }
+u64 Note::desc_offset() const { return sizeof(Elf64_Nhdr) + pad4(owner.size() + 1); }
+
+u64 Note::encoded_size() const { return desc_offset() + pad4(desc.size()); }
 
 void Note::encode_to(std::vector<u8> &out) const {
-  u32 hdr[3] = {static_cast<u32>(owner.size() + 1), static_cast<u32>(desc.size()), type};
+  Elf64_Nhdr hdr{static_cast<u32>(owner.size() + 1), static_cast<u32>(desc.size()), type};
   size_t at = out.size();
   out.resize(at + encoded_size(), 0);
-  std::memcpy(out.data() + at, hdr, sizeof hdr);
-  std::memcpy(out.data() + at + 12, owner.data(), owner.size());
-  if (!desc.empty()) std::memcpy(out.data() + at + 12 + pad4(owner.size() + 1), desc.data(), desc.size());
+  std::memcpy(out.data() + at, &hdr, sizeof hdr);
+  std::memcpy(out.data() + at + sizeof hdr, owner.data(), owner.size());
+  if (!desc.empty()) std::memcpy(out.data() + at + desc_offset(), desc.data(), desc.size());
 }
 
 Note make_nt_file(const std::vector<FileMapping> &files) {

@@ -1,6 +1,7 @@
 #include <ckpt/img/restorable.h>
 
 #include <ckpt/img/fd_kinds.h>
+#include <ckpt/img/file_identity.h>
 
 #include "seccomp_check.h"
 
@@ -112,7 +113,7 @@ std::vector<Unsupported> unsupported_state(const CkptView &v) {
                            [&](const FdRecord &f) { return f.pid == l.pid && f.fd == l.fd; });
     if (fd == v.fds.records.end()) continue;
     bool mapped = std::any_of(v.vmas.records.begin(), v.vmas.records.end(), [&](const VmaRecord &m) {
-      return m.pid == l.pid && m.dev == fd->dev && m.ino == fd->ino && static_cast<VmaKind>(m.kind) == VmaKind::File;
+      return m.pid == l.pid && same_file(m, *fd) && static_cast<VmaKind>(m.kind) == VmaKind::File;
     });
     if (mapped) add(l.pid, "fd " + std::to_string(l.fd) + " POSIX lock on a file that is also mapped");
   }

@@ -11,6 +11,7 @@
 
 #include <elf.h>
 
+#include <ckpt/img/assert.h>
 #include <ckpt/img/exec_form.h>
 #include <ckpt/img/table.h>
 
@@ -406,6 +407,8 @@ Status ImageWriter::write_head() {
     at += note_bytes.size();
     CKPT_TRY(emit(note_bytes));
   }
+  CKPT_ASSERT(at == l.notes_offset + l.notes_size)
+      << "notes end at " << at << ", planned " << l.notes_offset + l.notes_size;
   notes_.clear();  // desc bytes may be large (file contents); not needed any more
   if (l.zero_block_size) {
     CKPT_TRY(emit_zeros(l.zero_block_offset - pos_));
@@ -502,16 +505,14 @@ Status ImageWriter::finish() {
   Note note = make_ckpt_note(CkptNote::Integrity, table.encode());
   std::vector<u8> bytes;
   note.encode_to(bytes);
-  if (bytes.size() != l.integrity_size)
-    return make_error("integrity note is %zu bytes, planned %llu", bytes.size(),
-                      (unsigned long long)l.integrity_size);
-  u64 self_off = 12 + 8 + sizeof(TableHeader) + (checks_.size()) * sizeof(IntegrityRecord);
+  CKPT_ASSERT(bytes.size() == l.integrity_size) << "integrity note is " << bytes.size() << " bytes, planned "
+                                                << l.integrity_size;
+  u64 self_off = note.desc_offset() + sizeof(TableHeader) + checks_.size() * sizeof(IntegrityRecord);
   IntegrityRecord self{static_cast<u32>(IntegrityKind::SelfCheck), 0, l.integrity_offset, self_off,
                        XXH3_64bits(bytes.data(), self_off)};
   std::memcpy(bytes.data() + self_off, &self, sizeof self);
   CKPT_TRY(emit(bytes));
-  if (pos_ != l.total_size)
-    return make_error("wrote %llu bytes, planned %llu", (unsigned long long)pos_, (unsigned long long)l.total_size);
+  CKPT_ASSERT(pos_ == l.total_size) << "wrote " << pos_ << " bytes, planned " << l.total_size;
   if (!exec_launcher_.empty()) {
     CKPT_TRY(emit_zeros(exec_launcher_offset_ - pos_));
     CKPT_TRY(emit(exec_launcher_, false));

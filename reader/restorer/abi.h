@@ -146,14 +146,26 @@ struct rs_fpx_sw_bytes {
   uint32_t padding[7];
 };
 
+/* The kernel fixes these layouts (rt_sigreturn reads them at these
+ * offsets); both the C++ that fills a frame and the restorer check them. */
 #ifdef __cplusplus
-static_assert(sizeof(struct rs_sigcontext) == 256, "struct sigcontext is 256 bytes");
-static_assert(sizeof(struct rs_ucontext) == 304, "struct ucontext is 304 bytes");
-static_assert(sizeof(struct rs_sigframe) == 440, "struct rt_sigframe is 440 bytes");
-static_assert(sizeof(struct rs_fpx_sw_bytes) == 48, "struct _fpx_sw_bytes is 48 bytes");
+#define RS_STATIC_ASSERT static_assert
 #else
-_Static_assert(sizeof(struct rs_ucontext) == 304, "struct ucontext is 304 bytes");
+#define RS_STATIC_ASSERT _Static_assert
 #endif
+RS_STATIC_ASSERT(sizeof(struct rs_sigcontext) == 256, "struct sigcontext is 256 bytes");
+RS_STATIC_ASSERT(__builtin_offsetof(struct rs_sigcontext, rip) == 128, "sigcontext.rip at 128");
+RS_STATIC_ASSERT(__builtin_offsetof(struct rs_sigcontext, cs) == 144, "sigcontext.cs at 144");
+RS_STATIC_ASSERT(__builtin_offsetof(struct rs_sigcontext, fpstate) == 184, "sigcontext.fpstate at 184");
+RS_STATIC_ASSERT(sizeof(struct rs_stack) == 24, "stack_t is 24 bytes");
+RS_STATIC_ASSERT(sizeof(struct rs_ucontext) == 304, "struct ucontext is 304 bytes");
+RS_STATIC_ASSERT(__builtin_offsetof(struct rs_ucontext, uc_stack) == 16, "ucontext.uc_stack at 16");
+RS_STATIC_ASSERT(__builtin_offsetof(struct rs_ucontext, uc_mcontext) == 40, "ucontext.uc_mcontext at 40");
+RS_STATIC_ASSERT(__builtin_offsetof(struct rs_ucontext, uc_sigmask) == 296, "ucontext.uc_sigmask at 296");
+RS_STATIC_ASSERT(sizeof(struct rs_sigframe) == 440, "struct rt_sigframe is 440 bytes");
+RS_STATIC_ASSERT(__builtin_offsetof(struct rs_sigframe, uc) == 8, "rt_sigframe.uc at 8, after pretcode");
+RS_STATIC_ASSERT(sizeof(struct rs_fpx_sw_bytes) == 48, "struct _fpx_sw_bytes is 48 bytes");
+#undef RS_STATIC_ASSERT
 
 /* A signal to queue once all threads exist (tid 0: process-wide). */
 struct rs_signal {
@@ -234,6 +246,10 @@ enum rs_stage {
   RS_LOCK_MEMORY = 18,
   RS_LAZY = 19,
   RS_GUARD = 20,           /* MADV_GUARD_INSTALL */
+  /* An RS_ASSERT failed (restorer.c): the line (u16, little-endian) and the
+   * condition's text follow the two bytes. Far from the stages above so
+   * that new stages can be appended. */
+  RS_INTERNAL = 127,
 };
 
 #ifdef __cplusplus

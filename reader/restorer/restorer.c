@@ -94,6 +94,21 @@ static void __attribute__((noreturn)) fail(const struct rs_args *a, int stage, l
   for (;;) sys1(NR_exit_group, 127);
 }
 
+/* RS_ASSERT(a, cond): the restorer's CKPT_ASSERT, on in every build, for
+ * invariants of the argument block imgtool laid out. A failure is reported
+ * like a failed stage (RS_INTERNAL), with the line and the condition. */
+static void __attribute__((noreturn)) fail_assert(const struct rs_args *a, unsigned line, const char *cond) {
+  unsigned char msg[128] = {RS_INTERNAL, 0, (unsigned char)line, (unsigned char)(line >> 8)};
+  unsigned n = 4;
+  while (*cond && n < sizeof msg) msg[n++] = (unsigned char)*cond++;
+  sys3(NR_write, a->status_fd, msg, n);
+  for (;;) sys1(NR_exit_group, 127);
+}
+#define RS_ASSERT(a, cond) \
+  do {                     \
+    if (!(cond)) fail_assert((a), __LINE__, #cond); \
+  } while (0)
+
 static void unmap_all_but(const struct rs_args *a) {
   /* Everything below TASK_SIZE except our own region and the mappings we
    * move goes: munmap of an empty range is harmless, so the gaps between the
@@ -102,7 +117,8 @@ static void unmap_all_but(const struct rs_args *a) {
   unsigned n = 0;
   keep_start[n] = a->self_start;
   keep_end[n++] = a->self_end;
-  for (unsigned i = 0; i < a->nmove && n < 16; i++) {
+  RS_ASSERT(a, a->nmove < 16);
+  for (unsigned i = 0; i < a->nmove; i++) {
     keep_start[n] = a->move[i].from;
     keep_end[n++] = a->move[i].from + a->move[i].len;
   }
@@ -188,6 +204,7 @@ static void map_memory(const struct rs_args *a) {
       sys3(NR_madvise, v->start, len, (v->madvise & RS_MADV_HUGEPAGE) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
     for (unsigned k = 0; k < v->nfill; k++) {
       const struct rs_fill *f = &a->fill[v->first_fill + k];
+      RS_ASSERT(a, v->first_fill + k < a->nfill && f->addr >= v->start && f->len <= v->end - f->addr);
       read_fully(a, f->addr, f->len, f->file_offset);
     }
     if (v->uffd) {
@@ -416,6 +433,7 @@ void rs_main(struct rs_args *a) __attribute__((used, noreturn));
 void rs_main(struct rs_args *a) {
   if (a->magic != CKPT_RS_MAGIC) fail(a, RS_BAD_ARGS, -22);
   long parent = sys1(NR_getppid, 0);
+  RS_ASSERT(a, a->nthread >= 1);
   /* The threads first, with their tids: the last claim that can fail on
    * the machine's state (a tid taken since the preflight) fails while the
    * restore can still be given up cleanly. They wait for memory_ready. */

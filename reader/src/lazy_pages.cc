@@ -23,7 +23,6 @@ namespace ckpt::reader {
 
 using namespace img;
 
-static constexpr u64 kPage = 4096;
 // Background copies go in steps of this many bytes, so that a fault waits
 // for at most one step.
 static constexpr u64 kStep = 1u << 20;
@@ -153,11 +152,11 @@ class Target {
       uffdio_copy c{};
       c.dst = page;
       c.src = reinterpret_cast<u64>(s->bytes + (page - s->start));
-      c.len = kPage;
+      c.len = kPageSize;
       r = ioctl(uffd_, UFFDIO_COPY, &c);
     } else {
       uffdio_zeropage z{};
-      z.range = {page, kPage};
+      z.range = {page, kPageSize};
       r = ioctl(uffd_, UFFDIO_ZEROPAGE, &z);
     }
     if (r == 0) {
@@ -168,7 +167,7 @@ class Target {
     if (errno == EEXIST) {
       g_counts.faults_raced++;
       // Already in (a background copy won): wake whoever waits for it.
-      uffdio_range range{page, kPage};
+      uffdio_range range{page, kPageSize};
       ioctl(uffd_, UFFDIO_WAKE, &range);
       return Step::Done;
     }
@@ -196,7 +195,7 @@ class Target {
       int e = errno;
       u64 copied = c.copy > 0 ? u64(c.copy) : 0;
       if (e == EEXIST) {
-        advance = std::min(len, copied + kPage);
+        advance = std::min(len, copied + kPageSize);
         g_counts.background_bytes += copied;
       } else if (e == EAGAIN && copied > 0) {
         advance = copied;
@@ -287,7 +286,7 @@ bool drain_events(std::vector<Target> &targets, size_t t) {
     if (n != sizeof msg) return false;
     switch (msg.event) {
       case UFFD_EVENT_PAGEFAULT: {
-        u64 page = msg.arg.pagefault.address & ~(kPage - 1);
+        u64 page = msg.arg.pagefault.address & ~(kPageSize - 1);
         Step s;
         while ((s = targets[t].fault(page)) == Step::Retry) {
           // A non-cooperative event is queued behind this fault: take it

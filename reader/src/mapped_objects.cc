@@ -12,20 +12,20 @@
 #include <tuple>
 #include <unistd.h>
 
+#include <ckpt/img/file_identity.h>
 #include <ckpt/img/reader.h>
 
 namespace ckpt::reader {
 
 using namespace img;
 
-static constexpr u64 kPage = 4096;
 
 static bool is_deleted_file(const VmaRecord &m) {
   return static_cast<VmaKind>(m.kind) == VmaKind::File && (m.flags & kVmaDeletedFile);
 }
 
 static bool page_is_zero(const u8 *p) {
-  for (u64 i = 0; i < kPage; i++)
+  for (u64 i = 0; i < kPageSize; i++)
     if (p[i]) return false;
   return true;
 }
@@ -42,9 +42,9 @@ static Status for_each_stored_page(const CkptView &v, const ImageReader &image,
       const PageRangeRecord &r = v.ranges.records[o->first_range + k];
       if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
       const u8 *bytes = stored_range(image, r).bytes.data();
-      for (u64 off = 0; off < r.length; off += kPage) {
-        u64 n = std::min(kPage, r.length - off);
-        if (n == kPage && page_is_zero(bytes + off)) continue;
+      for (u64 off = 0; off < r.length; off += kPageSize) {
+        u64 n = std::min(kPageSize, r.length - off);
+        if (n == kPageSize && page_is_zero(bytes + off)) continue;
         CKPT_TRY(put(o->pgoff + (r.start - o->start) + off, bytes + off, n, r.start + off));
       }
     }
@@ -152,7 +152,7 @@ Status prepare_shared_objects(const CkptView &v, const ImageReader &image, Mappe
       // A deleted file the process still has open was recreated by
       // restore_fds with its bytes: map that very file.
       for (const FdRecord &f : v.fds.records)
-        if (fd < 0 && !anon && m.ino && f.ino == m.ino &&
+        if (fd < 0 && !anon && same_file(m, f) &&
             (static_cast<FdType>(f.type) == FdType::Regular || static_cast<FdType>(f.type) == FdType::MemFd)) {
           std::string self = "/proc/self/fd/" + std::to_string(f.fd);
           fd = open(self.c_str(), O_RDWR | O_CLOEXEC);

@@ -25,9 +25,8 @@ using namespace img;
 
 namespace {
 
-constexpr u64 kPage = 4096;
 constexpr u64 kThreadStack = 64 * 1024;
-u64 page_up(u64 v) { return (v + kPage - 1) & ~(kPage - 1); }
+u64 page_up(u64 v) { return (v + kPageSize - 1) & ~(kPageSize - 1); }
 
 bool is_vdso_area(const std::string &name) { return name == "[vdso]" || name == "[vvar]" || name == "[vvar_vclock]"; }
 
@@ -45,10 +44,10 @@ Expected<u64> find_free_range(const CkptView &v, const std::vector<SelfMapping> 
       top = std::min(top, it->first);
       continue;
     }
-    if (it->second <= top && top - it->second >= len + 2 * kPage) return (top - len - kPage) & ~(kPage - 1);
+    if (it->second <= top && top - it->second >= len + 2 * kPageSize) return (top - len - kPageSize) & ~(kPageSize - 1);
     top = std::min(top, it->first);
   }
-  if (top > 0x10000000ull + len + kPage) return (top - len - kPage) & ~(kPage - 1);
+  if (top > 0x10000000ull + len + kPageSize) return (top - len - kPageSize) & ~(kPageSize - 1);
   return make_error("no free address range of %llu bytes for the restorer", (unsigned long long)len);
 }
 

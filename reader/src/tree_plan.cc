@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <set>
 
+#include <ckpt/img/file_identity.h>
 #include <ckpt/img/fd_kinds.h>
 #include <ckpt/img/fd_states.h>
 
@@ -61,7 +62,7 @@ void find_shared(TreePlan &plan) {
       // One a process still holds an fd on is that fd's recreated file.
       bool deleted_file = kind == VmaKind::File && (m.flags & kVmaDeletedFile) &&
                           std::none_of(v.fds.records.begin(), v.fds.records.end(),
-                                       [&](const FdRecord &f) { return f.ino == m.ino; });
+                                       [&](const FdRecord &f) { return same_file(m, f); });
       if ((m.flags & kVmaShared) && (kind == VmaKind::SharedAnon || kind == VmaKind::Hugetlb || deleted_file))
         use({SharedKey::Memory, m.kind, m.dev, m.ino}, p, i);
     }

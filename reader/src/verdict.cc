@@ -48,7 +48,12 @@ int reap(pid_t pid) {
 
 std::string describe_restorer_failure(const std::string &verdict) {
   // A stage byte and an errno byte; when two threads fail at once, the
-  // first report is the one.
+  // first report is the one. A failed RS_ASSERT adds its line and condition.
+  if (verdict.size() >= 4 && static_cast<unsigned char>(verdict[0]) == RS_INTERNAL) {
+    unsigned line = static_cast<unsigned char>(verdict[2]) | static_cast<unsigned char>(verdict[3]) << 8;
+    return "restore failed: internal error: restorer.c:" + std::to_string(line) + ": RS_ASSERT(" +
+           verdict.substr(4).c_str() + ") failed";
+  }
   return std::string("restore failed while ") + stage_name(verdict[0]) + ": " +
          strerror(static_cast<unsigned char>(verdict[1]));
 }

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include <ckpt/img/records.h>
+#include <ckpt/img/table.h>
 
 #include "spawned_process.h"
 #include "subprocess.h"
@@ -193,6 +194,33 @@ TEST_F(Imgtool, InfoJson) {
     EXPECT_EQ(m["zero_bytes"], 0x2000);
     EXPECT_EQ(m["parent_bytes"], 0);
   }
+}
+
+// A note of a kind this imgtool does not know (a newer one wrote it) is
+// skipped, and info says so instead of staying silent.
+TEST_F(Imgtool, InfoNamesNotesOfAnUnknownKind) {
+  auto im = make_synthetic();
+  img::TableBuilder<img::RlimitRecord> table;
+  table.add({});
+  im.extra_notes.push_back(img::Note{img::kOwnerCkpt, 0x434b00f0, table.encode()});
+  std::string path = dir_->file("newer.ckpt");
+  ASSERT_TRUE(write_file(path, encode_image(im)));
+  RunResult r = run({kImgtool, "info", path});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << ": " << r.err;
+  EXPECT_NE(r.out.find("notes:       1 note of an unknown kind (written by a newer imgtool?)"), std::string::npos)
+      << r.out;
+  json j = info_json(path);
+  EXPECT_EQ(j["unknown_notes"], 1);
+  ASSERT_TRUE(j["notes"].is_array());
+  EXPECT_EQ(j["notes"].back()["type"], "0x434b00f0");
+  EXPECT_TRUE(j["notes"].back()["kind"].is_null());
+  EXPECT_EQ(j["notes"].back()["records"], 1);
+  EXPECT_EQ(j["notes"].front()["kind"], "identity");
+
+  json good = info_json(*good_);
+  EXPECT_EQ(good["unknown_notes"], 0);
+  RunResult g = run({kImgtool, "info", *good_});
+  EXPECT_EQ(g.out.find("unknown kind"), std::string::npos) << g.out;
 }
 
 TEST_F(Imgtool, InfoJsonWithParent) {

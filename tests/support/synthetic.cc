@@ -173,7 +173,9 @@ SyntheticImage make_synthetic(const SyntheticOptions &o) {
 std::vector<uint8_t> encode_image(const SyntheticImage &image, bool ckpt_marker) {
   ImageWriter::Options opts;
   opts.ckpt_marker = ckpt_marker;
-  auto w = ImageWriter::create(image.notes.encode(), image.segments, opts);
+  std::vector<Note> notes = image.notes.encode();
+  notes.insert(notes.end(), image.extra_notes.begin(), image.extra_notes.end());
+  auto w = ImageWriter::create(std::move(notes), image.segments, opts);
   if (!w) return {};
   int fd = memfd_create("synthetic", MFD_CLOEXEC);
   if (fd < 0) return {};

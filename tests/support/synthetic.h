@@ -23,6 +23,7 @@ struct SyntheticImage {
   img::ImageNotes notes;
   std::vector<img::SegmentPlan> segments;
   std::vector<std::vector<uint8_t>> segment_data;  ///< filesz bytes each
+  std::vector<img::Note> extra_notes;              ///< after notes' own (e.g. of an unknown kind)
 };
 
 /// A consistent image description: every note type has records.

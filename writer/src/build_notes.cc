@@ -251,7 +251,9 @@ ImageNotes build_notes(const ProcessCapture &pc, const SegmentLayout &layout, co
     r.flags = v.flags;
     r.kind = static_cast<u32>(v.kind);
     r.pid = pid;
-    r.dev = (u64(v.map.dev_major) << 8) | v.map.dev_minor;
+    r.dev = (u64(v.map.dev_major) << 8) | v.map.dev_minor;  // what readers before format 1.4 compare
+    r.dev_major = v.map.dev_major;
+    r.dev_minor = v.map.dev_minor;
     r.ino = v.map.ino;
     r.file_size = v.file_size;
     r.page_size = v.page_size;

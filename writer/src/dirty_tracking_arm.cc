@@ -36,7 +36,7 @@ static constexpr u64 kUffdUserModeOnly = 1;  // UFFD_USER_MODE_ONLY (5.11)
 static constexpr u64 kTrackerFdCeiling = 1024;
 static constexpr u64 kTrackerFdHeadroom = 32;
 
-static constexpr u64 kPage = 4096;
+static constexpr u64 kPage = kPageSize;  // tracking registers base-page mappings only
 
 // Mappings worth tracking: the private writable memory of 4 KiB pages that
 // selection would compare (parent_compare.cc); not [vdso], I/O or hugetlb.

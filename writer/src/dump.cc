@@ -208,7 +208,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   // (dirty_tracking.h): armed only now that nothing will refuse the dump.
   // A --kill dump and libckpt's in-process one arm nothing.
   bool arm = opt.dirty_tracking && !opt.kill_after && !opt.caller_tid;
-  std::vector<std::optional<Note>> tracking_notes(procs.size());
+  std::vector<bool> tracking_added(procs.size(), false);
   if (arm)
     for (CapturedProcess &p : procs) CKPT_TRY(close_tracker(p.capture, p.tracker));
   for (size_t i = 0; i < procs.size(); i++) {
@@ -224,22 +224,19 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
       else if (stats.tracking_note.empty()) stats.tracking_note = "not armed: " + armed.why;
     }
     u32 flags = selected && stats.tracked_bytes ? u32(kTrackingUsed) : 0u;
-    TableBuilder<DirtyTrackingRecord> table;
-    add_tracking_record(table, p.capture, armed, flags, selected ? stats.tracked_bytes : 0,
+    add_tracking_record(p.notes.dirty_tracking, p.capture, armed, flags, selected ? stats.tracked_bytes : 0,
                         selected ? stats.written_bytes : 0, selected ? stats.compared_bytes : 0);
-    tracking_notes[i] = make_dirty_tracking_note(table);
+    tracking_added[i] = true;
   }
   if (tree) {
     procs[0].notes.identity.records[0].process_count = static_cast<u32>(members.size());
     procs[0].notes.tree = tree_table(members);
   }
   // The notes just checked are the notes written (encoded once); only the
-  // root of a tree (its Tree note) or a debug image changed since.
-  for (size_t i = 0; i < procs.size(); i++) {
-    if (!lacks.empty() || (tree && i == 0)) encoded[i] = procs[i].notes.encode();
-    // Last in PT_NOTE 0: its type is above every other CKPT table's.
-    if (tracking_notes[i]) encoded[i].push_back(std::move(*tracking_notes[i]));
-  }
+  // root of a tree (its Tree note), a process given a DirtyTracking record
+  // or a debug image changed since.
+  for (size_t i = 0; i < procs.size(); i++)
+    if (!lacks.empty() || (tree && i == 0) || tracking_added[i]) encoded[i] = procs[i].notes.encode();
 
   // Snapshot mode: from here on memory is read from frozen copies and the
   // tree runs on (snapshot.h).

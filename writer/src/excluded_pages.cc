@@ -13,7 +13,6 @@ namespace ckpt::writer {
 
 using namespace img;
 
-static constexpr u64 kPage = 4096;
 // The table's layout is docs/FORMAT.md's "Excluded pages"; libckpt writes it.
 static constexpr char kTableLink[] = "/memfd:ckpt-exclude (deleted)";
 static constexpr char kTableMagic[8] = {'C', 'K', 'P', 'T', 'E', 'X', 'C', 'L'};
@@ -52,7 +51,7 @@ static Status read_table(pid_t pid, int fd, ExcludedRanges &out) {
     u64 start, end;
     std::memcpy(&start, bytes.data() + 16 + i * 16, 8);
     std::memcpy(&end, bytes.data() + 24 + i * 16, 8);
-    if (start % kPage || end % kPage || end <= start)
+    if (start % kPageSize || end % kPageSize || end <= start)
       return make_error("pid %d fd %d: ckpt-exclude entry %u [0x%llx, 0x%llx) is not whole pages", pid, fd, i,
                         (unsigned long long)start, (unsigned long long)end);
     out.push_back({start, end});

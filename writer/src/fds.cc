@@ -4,6 +4,8 @@
 #include "fd_kinds/fd_kind.h"
 #include "procfs.h"
 
+#include <ckpt/img/file_identity.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -140,7 +142,7 @@ Expected<FdInfo> read_one_fd(pid_t pid, int fd) {
   r.open_flags = info->flags & ~u32(O_CLOEXEC);
   r.mode = st.st_mode;
   r.pos = info->pos;
-  r.dev = st.st_dev;
+  img::set_device(r, st.st_dev);
   r.ino = st.st_ino;
   r.size = u64(st.st_size);
   r.mtime_ns = mtime_ns(st);

@@ -1,6 +1,8 @@
 #include "memory.h"
 
+#include <ckpt/img/assert.h>
 #include <ckpt/img/build_id.h>
+#include <ckpt/img/segment_plan.h>
 
 #include "excluded_pages.h"
 #include "unsupported_memory.h"
@@ -19,13 +21,6 @@
 namespace ckpt::writer {
 
 using namespace img;
-
-static constexpr u64 kPage = 4096;
-// The shared zero block is at most this big; longer zero runs are split
-// into several segments reading it, and runs longer than kMaxZeroRun get
-// no file bytes at all (p_filesz 0) so that a streamed image stays small.
-static constexpr u64 kZeroBlockMax = 8ull << 20;
-static constexpr u64 kMaxZeroRun = 512ull << 20;
 
 // pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
 static constexpr u64 kPmPresent = 1ull << 63;
@@ -47,17 +42,17 @@ static constexpr u64 kPmPfnMask = (1ull << 55) - 1;
 // maps it, and its bytes need not be stored.
 static u64 zero_page_pfn() {
   static u64 pfn = [] {
-    void *p = mmap(nullptr, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(nullptr, kPageSize, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return u64(0);
     volatile char c = *static_cast<volatile char *>(p);
     (void)c;
     u64 entry = 0;
     int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
-      if (pread(fd, &entry, 8, (reinterpret_cast<u64>(p) / kPage) * 8) != 8) entry = 0;
+      if (pread(fd, &entry, 8, (reinterpret_cast<u64>(p) / kPageSize) * 8) != 8) entry = 0;
       close(fd);
     }
-    munmap(p, kPage);
+    munmap(p, kPageSize);
     return (entry & kPmPresent) ? (entry & kPmPfnMask) : u64(0);
   }();
   return pfn;
@@ -181,15 +176,15 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
       plan.push_back(std::move(v));
       continue;
     }
-    u64 pages = len / kPage;
+    u64 pages = len / kPageSize;
     entries.resize(std::min<u64>(pages, 1 << 18));
     for (u64 done = 0; done < pages;) {
       u64 n = std::min<u64>(pages - done, entries.size());
-      ssize_t got = pread(pagemap, entries.data(), n * 8, ((m.start / kPage) + done) * 8);
+      ssize_t got = pread(pagemap, entries.data(), n * 8, ((m.start / kPageSize) + done) * 8);
       if (got != static_cast<ssize_t>(n * 8)) {
         close(pagemap);
         return make_error("cannot read /proc/%d/pagemap at 0x%llx: %s", pid,
-                          (unsigned long long)(m.start + done * kPage), got < 0 ? strerror(errno) : "short read");
+                          (unsigned long long)(m.start + done * kPageSize), got < 0 ? strerror(errno) : "short read");
       }
       for (u64 i = 0; i < n; i++) {
         u64 e = entries[i];
@@ -204,7 +199,7 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
         if (e & kPmGuardRegion) data = false;
         if (swapped && !present && (e & kPmUffdWp) && m.swap_kb == 0) data = false;
         if (elf_head && done + i == 0) data = true;
-        add_run(v.runs, m.start + (done + i) * kPage, kPage,
+        add_run(v.runs, m.start + (done + i) * kPageSize, kPageSize,
                 data ? PageSource::Image : (file ? PageSource::File : PageSource::Zero));
       }
       done += n;
@@ -219,44 +214,22 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
   return plan;
 }
 
-static u32 pf_flags(u32 prot) {
-  return ((prot & PROT_READ) ? PF_R : 0) | ((prot & PROT_WRITE) ? PF_W : 0) | ((prot & PROT_EXEC) ? PF_X : 0);
-}
-
+// The PT_LOAD policy is libimg's (segment_plan.h); this only walks the plan.
 SegmentLayout layout_segments(const std::vector<VmaPlan> &plan) {
   SegmentLayout out;
   out.run_segment.resize(plan.size());
   for (size_t vi = 0; vi < plan.size(); vi++) {
     const VmaPlan &v = plan[vi];
-    u32 flags = pf_flags(v.map.prot);
+    u64 at = v.map.start;
     for (const PageRun &r : v.runs) {
-      u32 first = ImageLayout::phdr_index_of_segment(out.segments.size());
-      switch (r.source) {
-        case PageSource::Image:
-          out.segments.push_back({r.start, r.length, r.length, flags, false});
-          break;
-        case PageSource::Zero:
-          if (r.length <= kMaxZeroRun && (v.map.prot & PROT_READ)) {
-            for (u64 off = 0; off < r.length; off += kZeroBlockMax) {
-              u64 n = std::min(kZeroBlockMax, r.length - off);
-              out.segments.push_back({r.start + off, n, n, flags, true});
-            }
-          } else {
-            // Unreadable (a guard) or huge: no file bytes, as the kernel
-            // would dump it.
-            out.segments.push_back({r.start, r.length, 0, flags, false});
-          }
-          break;
-        case PageSource::File:
-        case PageSource::Parent:
-          out.segments.push_back({r.start, r.length, 0, flags, false});
-          break;
-        case PageSource::Absent:
-          first = 0;
-          break;
-      }
-      out.run_segment[vi].push_back(first);
+      CKPT_ASSERT(r.start == at && r.length > 0 && r.start + r.length <= v.map.end)
+          << "VMA 0x" << std::hex << v.map.start << "-0x" << v.map.end << ": run 0x" << r.start << "+0x" << r.length
+          << " does not follow on at 0x" << at;
+      at = r.start + r.length;
+      out.run_segment[vi].push_back(plan_run_segments(out.segments, r.start, r.length, r.source, v.map.prot));
     }
+    CKPT_ASSERT(at == v.map.end) << "VMA 0x" << std::hex << v.map.start << "-0x" << v.map.end
+                                 << ": runs end at 0x" << at;
   }
   return out;
 }

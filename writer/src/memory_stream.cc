@@ -25,7 +25,6 @@ namespace ckpt::writer {
 
 using namespace img;
 
-static constexpr u64 kPage = 4096;
 static constexpr size_t kBatch = 8u << 20;   // bytes per read
 static constexpr size_t kSlots = 4;          // batches in flight
 static constexpr size_t kMaxPieces = 1024;   // IOV_MAX
@@ -84,7 +83,7 @@ Status pread_piece(pid_t pid, int mem, const Piece &p, u8 *into, size_t from) {
       // had.
       if (n < 0 && errno == ESRCH) return make_error("process %d exited during the dump", pid);
       return make_error("pid %d: cannot read the page at 0x%llx: %s", pid,
-                        (unsigned long long)((p.addr + k) & ~(kPage - 1)), n < 0 ? strerror(errno) : "end of memory");
+                        (unsigned long long)((p.addr + k) & ~(kPageSize - 1)), n < 0 ? strerror(errno) : "end of memory");
     }
     k += n;
   }
@@ -137,25 +136,25 @@ bool page_is_zero(const u8 *p) {
   // A page with data mostly shows it in its first word: no full scan.
   if (w[0]) return false;
   u64 acc = 0;
-  for (size_t i = 0; i < kPage / 8; i++) acc |= w[i];
+  for (size_t i = 0; i < kPageSize / 8; i++) acc |= w[i];
   return acc == 0;
 }
 
 void mark_zero_pages(const u8 *buf, size_t len, std::vector<bool> &zero) {
-  zero.resize(len / kPage);
-  for (size_t i = 0; i < zero.size(); i++) zero[i] = page_is_zero(buf + i * kPage);
+  zero.resize(len / kPageSize);
+  for (size_t i = 0; i < zero.size(); i++) zero[i] = page_is_zero(buf + i * kPageSize);
 }
 
 // Writes buf (whole pages) with runs of zero pages as holes.
 Status emit_pages(ImageWriter &w, const u8 *buf, size_t len, const std::vector<bool> &zero) {
-  size_t pages = len / kPage, i = 0;
+  size_t pages = len / kPageSize, i = 0;
   while (i < pages) {
     size_t j = i;
     while (j < pages && zero[j] == zero[i]) j++;
     if (zero[i])
-      CKPT_TRY(w.write_zeros((j - i) * kPage));
+      CKPT_TRY(w.write_zeros((j - i) * kPageSize));
     else
-      CKPT_TRY(w.write({buf + i * kPage, (j - i) * kPage}));
+      CKPT_TRY(w.write({buf + i * kPageSize, (j - i) * kPageSize}));
     i = j;
   }
   return {};

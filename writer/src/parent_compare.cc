@@ -9,7 +9,6 @@ namespace ckpt::writer {
 
 using namespace img;
 
-static constexpr u64 kPage = 4096;
 // Compared in slices: one read of the target and one resolution through
 // the chain per slice.
 static constexpr u64 kSlice = 4ull << 20;
@@ -23,7 +22,7 @@ static bool candidate(const VmaPlan &v) {
     case VmaKind::Heap:
     case VmaKind::Stack:
     case VmaKind::File:
-      return v.page_size == 0 || v.page_size == kPage;
+      return v.page_size == 0 || v.page_size == kPageSize;
     default:
       return false;
   }
@@ -66,20 +65,20 @@ Expected<ParentSelection> select_parent_pages(pid_t pid, std::vector<VmaPlan> &p
           read_ok = process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(n);
         }
         for (const ResolvedPiece &p : pieces) {
-          for (u64 page = p.addr; page < p.addr + p.length; page += kPage) {
+          for (u64 page = p.addr; page < p.addr + p.length; page += kPageSize) {
             bool same = false;
             if (p.source == PageSource::Image) {
-              if (written && written->covers(page, page + kPage)) {
-                same = written->clean(page, page + kPage);
-                sel.tracked_bytes += kPage;
-                if (!same) sel.written_bytes += kPage;
+              if (written && written->covers(page, page + kPageSize)) {
+                same = written->clean(page, page + kPageSize);
+                sel.tracked_bytes += kPageSize;
+                if (!same) sel.written_bytes += kPageSize;
               } else if (read_ok) {
-                same = std::memcmp(buf.data() + (page - at), p.bytes + (page - p.addr), kPage) == 0;
-                sel.compared_bytes += kPage;
+                same = std::memcmp(buf.data() + (page - at), p.bytes + (page - p.addr), kPageSize) == 0;
+                sel.compared_bytes += kPageSize;
               }
             }
-            if (same) sel.parent_bytes += kPage;
-            add_run(runs, page, kPage, same ? PageSource::Parent : PageSource::Image);
+            if (same) sel.parent_bytes += kPageSize;
+            add_run(runs, page, kPageSize, same ? PageSource::Parent : PageSource::Image);
           }
         }
       }

@@ -4,6 +4,8 @@
 // since it was opened, is still the file the process has.
 #include "stored_files.h"
 
+#include <ckpt/img/file_identity.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -42,7 +44,7 @@ img::Status store_if_volatile(const std::string &link, const std::string &path, 
                      (long long)st.st_size, (unsigned long long)kMaxStoredFileBytes);
     } else {
       StoredFile f;
-      f.record.dev = u64(st.st_dev);
+      img::set_device(f.record, st.st_dev);
       f.record.ino = u64(st.st_ino);
       f.record.mtime_ns = mtime_of(st);
       f.record.mode = st.st_mode;

@@ -64,28 +64,64 @@ enum : u32 {
   kNtFile = 0x46494c45,
 };
 
-/// Note types of owner "CKPT". Every one is a table note (see table.h)
-/// unless stated otherwise.
+/// Which records a CKPT note holds: one per image, per process (the record
+/// has a pid), per thread (a pid and a tid) or per VMA (reached from its
+/// VmaRecord's first_range/range_count).
+enum class NoteScope : u8 { Image, Process, Thread, Vma };
+/// How many records a table note holds: any number (an empty table is not
+/// written), exactly one (the note must be there), or an optional one.
+enum class NoteCount : u8 { Many, One, OptionalOne };
+
+/// The registry of CKPT table notes (owner "CKPT", table encoding of
+/// table.h, version 1), one line each, in type order, which is their order
+/// in PT_NOTE 0:
+///   X(Name, type, Record, builder, view, scope, count, "notes", "record")
+/// Name is the CkptNote enumerator; Record the record struct (records.h; a
+/// reader accepts any record_size >= kMinRecordSize and zero-fills what it
+/// did not get); builder the TableBuilder<Record> member of ImageNotes and
+/// view the Table<Record> member of CkptView, both generated from this list,
+/// as are the encoding, the decoding and `imgtool info`'s list of notes;
+/// the two strings name the note and one record in errors. Every Record
+/// needs its for_each_ref() (note_kinds.h) or nothing builds: that is the
+/// decoding's cross-check of its strings and blobs. docs/DESIGN.md "Adding
+/// a note kind" is the recipe.
+#define CKPT_NOTE_KINDS(X)                                                                                  \
+  X(Identity, 0x434b0001, IdentityRecord, identity, identity_table, Image, One, "identity", "identity")      \
+  X(Tasks, 0x434b0002, TaskRecord, tasks, tasks, Process, Many, "tasks", "task")                             \
+  X(Threads, 0x434b0003, ThreadRecord, thread_records, threads, Thread, Many, "threads", "thread")           \
+  X(Vmas, 0x434b0004, VmaRecord, vmas, vmas, Process, Many, "vmas", "VMA")                                   \
+  X(PageRanges, 0x434b0005, PageRangeRecord, ranges, ranges, Vma, Many, "page ranges", "page range")         \
+  X(Fds, 0x434b0006, FdRecord, fds, fds, Process, Many, "fds", "fd")                                         \
+  X(Pipes, 0x434b0007, PipeRecord, pipes, pipes, Image, Many, "pipes", "pipe")                               \
+  X(SigActions, 0x434b0008, SigActionRecord, sigactions, sigactions, Process, Many, "signal actions",       \
+    "signal action")                                                                                         \
+  X(PendingSignals, 0x434b0009, PendingSignalRecord, pending, pending, Process, Many, "pending signals",    \
+    "pending signal")                                                                                        \
+  X(Timers, 0x434b000a, TimerRecord, timers, timers, Process, Many, "timers", "timer")                       \
+  X(Rlimits, 0x434b000b, RlimitRecord, rlimits, rlimits, Process, Many, "rlimits", "rlimit")                 \
+  X(Tree, 0x434b000c, TreeRecord, tree, tree, Process, Many, "tree", "tree")                                 \
+  X(Parent, 0x434b000d, ParentRecord, parent, parent, Image, OptionalOne, "parent", "parent")                \
+  X(SeccompFilters, 0x434b000e, SeccompFilterRecord, seccomp_filters, seccomp_filters, Thread, Many,        \
+    "seccomp filters", "seccomp filter")                                                                     \
+  X(StoredFiles, 0x434b0010, StoredFileRecord, stored_files, stored_files, Image, Many, "stored files",      \
+    "stored file")                                                                                           \
+  X(Locks, 0x434b0038, LockRecord, locks, locks, Process, Many, "locks", "lock")                             \
+  X(GuardRanges, 0x434b0039, GuardRangeRecord, guard_ranges, guard_ranges, Process, Many, "guard ranges",   \
+    "guard range")                                                                                           \
+  X(DirtyTracking, 0x434b0040, DirtyTrackingRecord, dirty_tracking, dirty_tracking, Image, Many,            \
+    "dirty tracking", "dirty tracking record")                                                               \
+  X(SysvIpc, 0x434b0058, SysvIpcRecord, sysv_ipc, sysv_ipc, Image, Many, "SysV IPC objects",                \
+    "SysV IPC object")                                                                                       \
+  X(IpcNamespace, 0x434b0059, IpcNamespaceRecord, ipc_namespace, ipc_namespace, Image, Many, "IPC namespace", \
+    "IPC namespace")
+
+/// Note types of owner "CKPT": the table notes of CKPT_NOTE_KINDS, and the
+/// integrity note, which libimg's writer makes itself (writer.h) alone in
+/// the last PT_NOTE.
 enum class CkptNote : u32 {
-  Identity = 0x434b0001,     ///< IdentityRecord, exactly one record
-  Tasks = 0x434b0002,        ///< TaskRecord per process
-  Threads = 0x434b0003,      ///< ThreadRecord per thread
-  Vmas = 0x434b0004,         ///< VmaRecord per mapping
-  PageRanges = 0x434b0005,   ///< PageRangeRecord: where each VMA's bytes are
-  Fds = 0x434b0006,          ///< FdRecord per file descriptor
-  Pipes = 0x434b0007,        ///< PipeRecord: bytes buffered in a pipe or FIFO
-  SigActions = 0x434b0008,   ///< SigActionRecord per process and signal
-  PendingSignals = 0x434b0009,  ///< PendingSignalRecord
-  Timers = 0x434b000a,       ///< TimerRecord: itimers and POSIX timers
-  Rlimits = 0x434b000b,      ///< RlimitRecord per process and resource
-  Tree = 0x434b000c,         ///< TreeRecord: further processes of the tree
-  Parent = 0x434b000d,       ///< ParentRecord: the parent image of an increment
-  SeccompFilters = 0x434b000e,  ///< SeccompFilterRecord per filter of a thread
-  StoredFiles = 0x434b0010,  ///< StoredFileRecord: files stored by dump --store-tmpfs-files
-  Locks = 0x434b0038,        ///< LockRecord: file locks and leases held through fds
-  GuardRanges = 0x434b0039,  ///< GuardRangeRecord: MADV_GUARD_INSTALL guard pages
-  SysvIpc = 0x434b0058,      ///< SysvIpcRecord: SysV shm segments, semaphore sets, message queues
-  IpcNamespace = 0x434b0059, ///< IpcNamespaceRecord, at most one: the tree's IPC namespace
+#define CKPT_NOTE_ENUMERATOR(name, type, ...) name = type,
+  CKPT_NOTE_KINDS(CKPT_NOTE_ENUMERATOR)
+#undef CKPT_NOTE_ENUMERATOR
   Integrity = 0x434b00ff,    ///< IntegrityRecord; alone in the last PT_NOTE
 };
 

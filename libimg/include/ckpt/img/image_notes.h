@@ -24,25 +24,10 @@ struct ImageNotes {
   std::vector<u64> auxv;            ///< (type, value) words incl. AT_NULL
   std::vector<FileMapping> files;   ///< NT_FILE, main executable first
 
-  TableBuilder<IdentityRecord> identity;
-  TableBuilder<TaskRecord> tasks;
-  TableBuilder<ThreadRecord> thread_records;
-  TableBuilder<VmaRecord> vmas;
-  TableBuilder<PageRangeRecord> ranges;
-  TableBuilder<FdRecord> fds;
-  TableBuilder<PipeRecord> pipes;
-  TableBuilder<SigActionRecord> sigactions;
-  TableBuilder<PendingSignalRecord> pending;
-  TableBuilder<TimerRecord> timers;
-  TableBuilder<RlimitRecord> rlimits;
-  TableBuilder<TreeRecord> tree;
-  TableBuilder<ParentRecord> parent;
-  TableBuilder<SeccompFilterRecord> seccomp_filters;
-  TableBuilder<StoredFileRecord> stored_files;
-  TableBuilder<LockRecord> locks;
-  TableBuilder<GuardRangeRecord> guard_ranges;
-  TableBuilder<SysvIpcRecord> sysv_ipc;
-  TableBuilder<IpcNamespaceRecord> ipc_namespace;
+  // One TableBuilder per CKPT note kind (CKPT_NOTE_KINDS), e.g. `tasks`.
+#define CKPT_NOTE_BUILDER(name, type, R, builder, ...) TableBuilder<R> builder;
+  CKPT_NOTE_KINDS(CKPT_NOTE_BUILDER)
+#undef CKPT_NOTE_BUILDER
 
   /// The notes in file order: NT_PRPSINFO; per thread NT_PRSTATUS,
   /// NT_FPREGSET, NT_X86_XSTATE, with NT_SIGINFO right after the first

@@ -3,11 +3,13 @@
 // VMA's page ranges, a page range's segment) so consumers can index freely.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <span>
 #include <vector>
 
 #include <ckpt/img/note.h>
+#include <ckpt/img/note_kinds.h>
 #include <ckpt/img/reader.h>
 #include <ckpt/img/table.h>
 
@@ -33,33 +35,29 @@ struct CoreView {
 /// the PRSTATUS before them, as BFD and lldb read them.
 Expected<CoreView> decode_core(const ImageReader &image);
 
+/// The member type of one note kind in CkptView.
+template <NoteCount C, typename R>
+using NoteTable = std::conditional_t<C == NoteCount::OptionalOne, std::optional<Table<R>>, Table<R>>;
+
 /// Every CKPT note of an image, decoded and cross-checked.
 struct CkptView {
   IdentityRecord identity{};
-  Table<IdentityRecord> identity_table;
-  Table<TaskRecord> tasks;
-  Table<ThreadRecord> threads;
-  Table<VmaRecord> vmas;
-  Table<PageRangeRecord> ranges;
-  Table<FdRecord> fds;
-  Table<PipeRecord> pipes;
-  Table<SigActionRecord> sigactions;
-  Table<PendingSignalRecord> pending;
-  Table<TimerRecord> timers;
-  Table<RlimitRecord> rlimits;
-  Table<TreeRecord> tree;
-  std::optional<Table<ParentRecord>> parent;
-  Table<SeccompFilterRecord> seccomp_filters;
-  Table<StoredFileRecord> stored_files;
-  Table<LockRecord> locks;
-  Table<GuardRangeRecord> guard_ranges;
-  Table<SysvIpcRecord> sysv_ipc;
-  Table<IpcNamespaceRecord> ipc_namespace;
+  // One table per CKPT note kind (CKPT_NOTE_KINDS), e.g. `tasks`; an
+  // optional one (the parent) is a std::optional.
+#define CKPT_NOTE_VIEW(name, type, R, builder, view, scope, count, ...) NoteTable<NoteCount::count, R> view;
+  CKPT_NOTE_KINDS(CKPT_NOTE_VIEW)
+#undef CKPT_NOTE_VIEW
 };
+
+/// Receives what a decoder skips without failing (libObject's
+/// WarningHandler): e.g. a CKPT note of a kind this libimg does not know.
+using WarningHandler = std::function<void(const Error &)>;
 
 /// Decodes the CKPT notes; fails on an image without an Identity note or
 /// with any inconsistent record (e.g. a page range outside its segment).
-Expected<CkptView> decode_ckpt(const ImageReader &image);
+/// A CKPT note of an unknown type (a newer writer's) is skipped, and
+/// reported to `warn` if one is given.
+Expected<CkptView> decode_ckpt(const ImageReader &image, const WarningHandler &warn = {});
 
 /// The CKPT notes among `notes` (as ImageNotes::encode() makes them),
 /// decoded and cross-checked as decode_ckpt() does, but for what needs the

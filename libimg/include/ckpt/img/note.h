@@ -18,9 +18,12 @@ struct Note {
   u32 type = 0;
   std::vector<u8> desc;
 
-  /// Bytes the note takes in a PT_NOTE: 12-byte header, name with NUL and
-  /// desc, each padded to 4.
+  /// Bytes the note takes in a PT_NOTE: 12-byte header (Elf64_Nhdr), name
+  /// with NUL and desc, each padded to 4.
   u64 encoded_size() const;
+  /// Where the desc starts in the encoded note: after the header and the
+  /// padded name.
+  u64 desc_offset() const;
   /// Appends the encoded note to out.
   void encode_to(std::vector<u8> &out) const;
 };

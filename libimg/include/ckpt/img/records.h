@@ -163,7 +163,7 @@ struct VmaRecord {
   u32 flags;                ///< VmaFlags
   u32 kind;                 ///< VmaKind
   i32 pid;
-  u64 dev;                  ///< st_dev of the mapped file
+  u64 dev;                  ///< (major << 8) | minor of the mapped file's device
   u64 ino;
   u64 file_size;
   i64 file_mtime_ns;
@@ -174,8 +174,13 @@ struct VmaRecord {
   u64 page_size;            ///< smaps KernelPageSize in bytes (a hugetlb
                             ///< mapping's huge page size); 0 from writers
                             ///< before format minor 1: the base page size
+  // Format 1.4 on (zero from older writers: file_identity() derives them
+  // from dev, which keeps its old encoding for older readers):
+  u32 dev_major;            ///< the device as /proc/PID/maps shows it, MAJ:MIN
+  u32 dev_minor;
 };
-static_assert(sizeof(VmaRecord) == 112);
+static_assert(sizeof(VmaRecord) == 120);
+static_assert(offsetof(VmaRecord, dev_major) == 112);
 
 enum VmaFlags : u32 {
   kVmaShared = 1u << 0,       ///< MAP_SHARED (otherwise private)
@@ -245,9 +250,13 @@ struct FdRecord {
   BlobRef content;       ///< an unlinked file's bytes
   // Format 1.2 on (older writers' records end above: state reads as empty):
   BlobRef state;         ///< the kind's own state: FdStateHeader + fields
+  // Format 1.4 on (zero from older writers: file_identity() derives them
+  // from dev):
+  u32 dev_major;         ///< major(st_dev)
+  u32 dev_minor;         ///< minor(st_dev)
 };
-static_assert(sizeof(FdRecord) == 128);
-static_assert(offsetof(FdRecord, state) == 112);
+static_assert(sizeof(FdRecord) == 136);
+static_assert(offsetof(FdRecord, state) == 112 && offsetof(FdRecord, dev_major) == 128);
 
 /// FdRecord::state, in the Fds table's data area: a kind's state that the
 /// common fields have no room for, length-prefixed and versioned per kind
@@ -791,8 +800,12 @@ struct StoredFileRecord {
   u32 pad0;
   StrRef path;
   BlobRef content;
+  // Format 1.4 on (zero from older writers: derived from dev):
+  u32 dev_major;            ///< major(st_dev)
+  u32 dev_minor;            ///< minor(st_dev)
 };
-static_assert(sizeof(StoredFileRecord) == 72);
+static_assert(sizeof(StoredFileRecord) == 80);
+static_assert(offsetof(StoredFileRecord, dev_major) == 72);
 
 /// CkptNote::Integrity: xxh3-64 checksums, in the last PT_NOTE. The final
 /// record has kind SelfCheck and covers every byte of this note before it.
@@ -812,6 +825,30 @@ enum class IntegrityKind : u32 {
   Prefix = 3,        ///< every byte before the integrity note
   SelfCheck = 4,     ///< this note up to this record
   ZeroBlock = 5,     ///< the shared zero block read by zero segments
+};
+
+/// CkptNote::DirtyTracking (format 1.4, FORMAT.md §9.20): the dirty-page
+/// tracker a dump left armed in the process, and how an incremental
+/// image's pages were chosen against its parent.
+/// A later `dump --parent` of the image trusts tracking only if it finds
+/// the tracker with this inode in the same process (pid, start time, boot)
+/// and only in `armed` ranges still registered.
+struct DirtyTrackingRecord {
+  u8 boot_id[16];           ///< /proc/sys/kernel/random/boot_id of the dump
+  u64 tracker_ino;          ///< inode of the tracker armed at this dump; 0: none armed
+  u64 start_time;           ///< the process's start (stat field 22, clock ticks since boot)
+  i32 pid;
+  u32 flags;                ///< DirtyTrackingFlags
+  u64 tracked_bytes;        ///< --parent: candidate bytes tracking decided (not read)
+  u64 written_bytes;        ///< of those, bytes written since the parent (stored)
+  u64 compared_bytes;       ///< --parent: bytes compared with the parent byte for byte
+  BlobRef armed;            ///< u64 pairs [start, end): ranges registered and write-protected
+};
+static_assert(sizeof(DirtyTrackingRecord) == 80);
+
+/// DirtyTrackingRecord::flags.
+enum DirtyTrackingFlags : u32 {
+  kTrackingUsed = 1u << 0,  ///< tracking since the parent decided some pages of this image
 };
 
 }  // namespace ckpt::img
