@@ -58,7 +58,7 @@ for mib in "${sizes[@]}"; do
   read -r ready <&3
   [[ $ready == ready ]] || die "the program did not start"
   sync
-  t=$(now); "$imgtool" dump --pid "$pid" -o "$tmp/full.core"; full_s=$(elapsed "$t")
+  t=$(now); "$imgtool" dump --pid "$pid" --track-dirty -o "$tmp/full.core"; full_s=$(elapsed "$t")
   touch "$tmp/step1"
   while [[ ! -e $tmp/done1 ]]; do sleep 0.01; done
   sync

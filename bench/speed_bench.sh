@@ -126,7 +126,7 @@ for size in "${sizes[@]}"; do
     put imgtool_sync_frozen "$(frozen_since_reset "$dir/ticks")"
     rm -f "$dir/img"
 
-    # The plain dump above uses snapshot mode (DECISIONS 401); the old way,
+    # The plain dump above uses snapshot mode (DECISIONS 131); the old way,
     # frozen for the whole dump, for comparison; and fork() of this memhog.
     "$tickgap" reset "$dir/ticks"
     "$imgtool" dump --full-freeze --pid "$pid" -o "$dir/img" 2>"$dir/log" ||

@@ -41,15 +41,20 @@ static const char kHelp[] =
     "                    dirty tracking decided unread and how many of them were\n"
     "                    written, bytes compared with PREV; processes left with\n"
     "                    a tracker; MODE: 'snapshot' or 'full (why)')\n"
-    "  --short-freeze    snapshot mode even with --kill or for a small process:\n"
-    "                    the tree is stopped only to capture its state and to\n"
-    "                    make a frozen copy-on-write copy of each process (an\n"
-    "                    injected clone3 into a frozen cgroup v2); it runs on\n"
-    "                    while its memory is written from the copies. The\n"
-    "                    default for a running tree (no --kill) with 8 MiB or\n"
-    "                    more to store; where impossible (no cgroup v2, clone3\n"
-    "                    refused) the dump freezes fully and --stats says why\n"
+    "  --short-freeze    snapshot mode: the tree is stopped only to capture its\n"
+    "                    state and to make a frozen copy-on-write copy of each\n"
+    "                    process (an injected clone3 into a frozen cgroup v2);\n"
+    "                    it runs on while its memory is written from the\n"
+    "                    copies. Not yet the default (DECISIONS 156); where\n"
+    "                    impossible (no cgroup v2, clone3 refused) the dump\n"
+    "                    freezes fully and --stats says why\n"
     "  --full-freeze     keep the tree stopped until its memory is written\n"
+    "  --track-dirty     leave a dirty-page tracker in each process that runs on\n"
+    "                    (a userfaultfd in write-protect mode at a high fd,\n"
+    "                    close-on-exec, never in an image), so that a later\n"
+    "                    --parent dump of it reads only the pages written\n"
+    "                    since; without it the process is left exactly as it\n"
+    "                    was and --parent compares every page with PREV\n"
     "  --leave-running   the default: the process carries on\n"
     "  --allow-unrestorable\n"
     "                    write the image even if it holds what restore cannot\n"
@@ -103,6 +108,7 @@ int cmd_dump(int argc, char **argv) {
                           {"--sync", false, ""},
                           {"--short-freeze", false, ""},
                           {"--full-freeze", false, ""},
+                          {"--track-dirty", false, ""},
                           {"--libckpt-caller", true, ""},
                           {"--help", false, "-h"}});
   if (!args) return 2;
@@ -152,6 +158,7 @@ int cmd_dump(int argc, char **argv) {
   opt.store_tmpfs_files = args->has("--store-tmpfs-files");
   const char *tracking = std::getenv("CKPT_DIRTY_TRACKING");
   opt.dirty_tracking = !(tracking && std::strcmp(tracking, "off") == 0);
+  opt.arm_dirty_tracking = args->has("--track-dirty");
   if (args->has("--exec")) opt.exec_launcher = launcher_bytes();
   opt.show_progress = isatty(STDERR_FILENO);
   opt.cancel = &g_cancel;

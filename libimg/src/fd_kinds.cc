@@ -46,7 +46,7 @@ std::string char_device_refusal(const FdRecord &r, std::string_view path) {
   // Consoles and serial lines (4:N) and /dev/console (5:1) are the same
   // device when reopened: the termios and window size live in the device,
   // not in the open file. Reopened by path, checked to be the same rdev
-  // (decision 704). /dev/tty (5:0) without a controlling terminal cannot
+  // (decision 146). /dev/tty (5:0) without a controlling terminal cannot
   // be open at all.
   if (ma == 4 || (ma == 5 && mi == 1)) return "";
   if (ma == 5 && mi == 0) return "terminal " + p + " (not the terminal it was run from)";

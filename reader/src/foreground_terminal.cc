@@ -107,7 +107,7 @@ void ForegroundTerminal::give(pid_t root) {
 void ForegroundTerminal::tell_to_redraw() {
   if (!active() || program_pgrp_ <= 0) return;
   // Always, not only when the size differs: the new terminal's screen does
-  // not hold what the program drew on the old one (decision 706).
+  // not hold what the program drew on the old one (decision 148).
   // In our own group (it did not lead one) only the root is told: we
   // would forward our own copy to it (forward_signal) as well.
   if (program_pgrp_ != getpgrp()) kill(-program_pgrp_, SIGWINCH);
@@ -149,7 +149,7 @@ Expected<int> ForegroundTerminal::wait(pid_t root) {
     if (sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU) continue;
     // Stopped (Ctrl-Z, or SIGTTIN/SIGTTOU): as a shell does, keep its
     // termios, take the terminal back with ours, and stop ourselves so
-    // that the shell that ran us sees the job stop (decision 707). Our
+    // that the shell that ran us sees the job stop (decision 149). Our
     // own group orphaned (we lead our session: no shell to return to)
     // discards SIGTSTP, and the program goes on at once.
     ioctl(fd_, kTcgets2, &program_);

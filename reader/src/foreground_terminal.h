@@ -1,5 +1,5 @@
 // The restoring terminal in a foreground restore, handled as a shell
-// handles a job's (decisions 705-707): the restored program gets the
+// handles a job's (decisions 147-149): the restored program gets the
 // termios it had, its controlling terminal and the foreground, is told to
 // redraw (SIGWINCH); a stop of the program (Ctrl-Z) stops imgtool too, so
 // that the calling shell's `fg` works; when it exits the terminal gets our

@@ -1,7 +1,7 @@
 // System V IPC objects of an image (CkptNote::SysvIpc), made again before
 // the processes that use them: in a new IPC namespace when the tree had one
 // of its own, else in this host's, with the ids the programs hold
-// (decision 601).
+// (decision 141).
 #pragma once
 
 #include <vector>

@@ -140,7 +140,7 @@ void wait_for_go(int go) {
   if (p.sid == p.pid && getsid(0) != p.pid) {
     if (setsid() < 0) report_and_exit(ch, index, "process " + std::to_string(p.pid) + ": setsid: " + strerror(errno));
     // Before its children exist, so that its session's processes share
-    // it (ForegroundTerminal, decision 705).
+    // it (ForegroundTerminal, decision 147).
     for (int t : ch.terminal)
       if (index == 0 && ch.take_terminal && t >= 0 && isatty(t)) {
         if (ioctl(t, TIOCSCTTY, 1) != 0)

@@ -95,7 +95,7 @@ class DirtyTracking : public RestoreTest {
 
   // Dumps link n (on link `parent` unless it is negative) with --stats.
   Stats dump_link(int n, int parent, bool kill = false) {
-    std::vector<std::string> opts = {"--stats"};
+    std::vector<std::string> opts = {"--stats", "--track-dirty"};
     if (parent >= 0) opts.insert(opts.end(), {"--parent", "link" + std::to_string(parent) + ".core"});
     if (kill) {
       if (compare_state_) {

@@ -37,7 +37,7 @@ const std::vector<KnownStateDifference> &known_state_differences() {
        false, "UnlinkedFilesKeepOwnerTimeHolesAndLinks"},
       {"17: an unlinked name reopened through its hard link", R"(fd\.\d+\.ino: #\d+ -> \d+)", false,
        "UnlinkedFilesKeepOwnerTimeHolesAndLinks"},
-      // Not a bug (docs/DECISIONS.md 301): the dirty tracker a dump leaves
+      // Not a bug (docs/DECISIONS.md 126): the dirty tracker a dump leaves
       // in the process it lets run on (a userfaultfd marked O_APPEND, its
       // mappings registered, "uw") is the dumper's, never restored: it is
       // in the process compared before a --kill dump taken after an

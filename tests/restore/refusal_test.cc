@@ -140,7 +140,7 @@ TEST_F(Refusal, SignalStormDuringTheDump) {
 
 // A pty pair the process opened itself comes back (PtyTest); one whose
 // master another process holds (a child here) is refused: only pairs held
-// by one process are recreated (decision 701).
+// by one process are recreated (decision 143).
 TEST_F(Refusal, PtySlaveWithTheMasterInAnotherProcess) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_REFUSED_PATH, {"pty"}));
   std::string pts = program_->value("pts");

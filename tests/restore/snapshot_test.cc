@@ -1,4 +1,4 @@
-// Snapshot mode (the short freeze, DECISIONS.md 401): the dump of a running
+// Snapshot mode (the short freeze, DECISIONS.md 131): the dump of a running
 // process reads its memory from a frozen copy-on-write copy while the
 // process runs on. The image must be as of one instant (threads that keep
 // mutating memory under a lock find their invariants intact after
@@ -61,8 +61,7 @@ class Snapshot : public RestoreTest {
 TEST_F(Snapshot, ImageIsOfOneInstantWhileThreadsMutateAndTheProgramSeesNothing) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_SNAPSHOT_PATH));
   std::string fds_before = fds();
-  // The default for a running process of this size.
-  RunResult r = dump(pid_, image_path(), {"--stats"});
+  RunResult r = dump(pid_, image_path(), {"--stats", "--short-freeze"});
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
   EXPECT_NE(r.err.find(", freeze snapshot\n"), std::string::npos) << r.err;
   EXPECT_EQ(children(), "");

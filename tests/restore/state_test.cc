@@ -101,7 +101,10 @@ TEST_F(RestoreState, ProcessAttributesWithPersonality) {
 TEST_F(RestoreState, ProcessAttributesOfAnotherUser) {
   std::string setpriv = test::find_tool({"setpriv"});
   ASSERT_FALSE(setpriv.empty()) << "no setpriv (scripts/setup.sh installs util-linux)";
-  ASSERT_EQ(chmod(dir().c_str(), 0777), 0);
+  // Sticky, as /tmp: the program writes here, but cannot replace the
+  // image root writes (a folder others could write the image into is
+  // refused by restore, docs/SECURITY.md).
+  ASSERT_EQ(chmod(dir().c_str(), 01777), 0);
   Program::Options o;
   o.log = log_path();
   // setpriv execs the program: same pid.

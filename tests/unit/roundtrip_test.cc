@@ -103,6 +103,7 @@ Fixture make_fixture() {
     t.root = n.tasks.add_string(s[2]);
     t.exe = n.tasks.add_string(s[3]);
     t.cgroup = n.tasks.add_string("0::/test.slice/" + std::to_string(p));
+    t.cgroup_settings = n.tasks.add_string("pids\tpids.max\t" + std::to_string(50 + p) + "\n");
     for (auto &x : s) f.task_strings.push_back(x);
     f.task_groups.push_back(random_bytes(4 * (p + 1), 210 + p));
     f.task_auxv.push_back(random_bytes(16 * 6, 220 + p));

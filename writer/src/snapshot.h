@@ -1,4 +1,4 @@
-// Snapshot mode (the "millisecond freeze", DECISIONS.md 401): while the
+// Snapshot mode (the "millisecond freeze", DECISIONS.md 131): while the
 // target is frozen an injected clone3 makes a copy-on-write copy of it, born
 // frozen in a cgroup v2 of our own (CLONE_INTO_CGROUP, cgroup.freeze=1), so
 // it never runs a single instruction of the program. The target is let go

@@ -1,6 +1,6 @@
 // System V IPC objects (shm segments, semaphore sets, message queues) of a
 // frozen tree's IPC namespace, read through the IPC syscalls from inside
-// that namespace. Which objects an image holds: decision 601.
+// that namespace. Which objects an image holds: decision 141.
 #pragma once
 
 #include <sys/types.h>

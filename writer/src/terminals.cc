@@ -35,7 +35,7 @@ void put_tty_state(FdInfo &fi, const TtyState &s) { std::memcpy(fi.state.data(),
 
 /// Reads what can be read from a terminal fd now, without blocking: in
 /// canonical mode FIONREAD counts complete lines only, so the start of a
-/// line not yet ended stays in the line discipline (dropped, decision 703).
+/// line not yet ended stays in the line discipline (dropped, decision 145).
 std::vector<img::u8> read_queued(int fd) {
   std::vector<img::u8> out;
   for (;;) {
@@ -108,7 +108,7 @@ img::Status finish_terminals(pid_t pid, int pidfd, FdTable &table, int tty_nr, p
     if (s->flags & img::kTtySlave) {
       bool master_here = master_of(s->index) != nullptr;
       // The slave of a pair the process holds is restored with its pair;
-      // one that is also its controlling terminal is not (decision 702).
+      // one that is also its controlling terminal is not (decision 144).
       if (master_here && terminal) s->flags |= img::kTtyPairIsControlling;
       if (!master_here && !terminal) s->flags |= img::kTtyMasterOutside;
     }

@@ -2,7 +2,7 @@
 // a new pair from /dev/ptmx, with the dumped termios, window size, packet
 // mode, queued bytes, the slave's owner, mode and exclusive mode, and the
 // lock state once every fd is placed. The kernel picks the pair's number:
-// it may differ from the dumped one (decision 701). Each slave fd is a new
+// it may differ from the dumped one (decision 143). Each slave fd is a new
 // open file of the new slave (TIOCGPTPEER, Linux 4.13), so it works
 // wherever the process's /dev/pts is.
 #include "fd_kind.h"

@@ -667,7 +667,7 @@ struct GuardRangeRecord {
 static_assert(sizeof(GuardRangeRecord) == 24);
 
 /// CkptNote::SysvIpc (format 1.4): one per System V IPC object the image
-/// holds (decision 601: every object of an IPC namespace of the tree's own;
+/// holds (decision 141: every object of an IPC namespace of the tree's own;
 /// in the host's, the shm segments the tree has attached). Only the root
 /// image of a tree has this note.
 struct SysvIpcRecord {

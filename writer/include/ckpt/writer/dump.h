@@ -41,7 +41,7 @@ struct DumpOptions {
   /// --parent PREV: an incremental image on top of PREV, named in the image
   /// by its id and by this path as given (FORMAT.md §12.2).
   std::string parent;
-  /// How long the target is stopped (DECISIONS.md 401): Auto takes a
+  /// How long the target is stopped (DECISIONS.md 131): Auto takes a
   /// copy-on-write snapshot and lets the target run while memory is written
   /// when that is possible and worth it (a running target, no --kill, at
   /// least 8 MiB to store), else freezes for the whole dump. Snapshot
@@ -53,6 +53,10 @@ struct DumpOptions {
   /// Off: every page is compared with the parent (imgtool: the
   /// CKPT_DIRTY_TRACKING=off environment variable).
   bool dirty_tracking = true;
+  /// --track-dirty: leave a tracker armed in every process that runs on,
+  /// for a later --parent dump. Off by default: a dump leaves the target
+  /// exactly as it was (DECISIONS 155).
+  bool arm_dirty_tracking = false;
 };
 
 struct DumpStats {
