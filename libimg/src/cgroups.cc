@@ -20,8 +20,10 @@ std::vector<std::string> split(const std::string &s, char sep) {
   return out;
 }
 
-// A /proc file read whole (its size is not known in advance).
-Expected<std::string> read_whole_file(const char *path) {
+
+}  // namespace
+
+Expected<std::string> read_kernel_file(const char *path) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return make_error("%s: %s", path, strerror(errno));
   std::string text;
@@ -31,8 +33,6 @@ Expected<std::string> read_whole_file(const char *path) {
   close(fd);
   return text;
 }
-
-}  // namespace
 
 std::vector<CgroupLine> parse_cgroups(std::string_view text) {
   std::vector<CgroupLine> out;
@@ -47,7 +47,7 @@ std::vector<CgroupLine> parse_cgroups(std::string_view text) {
 }
 
 Expected<std::string> cgroup_directory(const std::string &controllers, const std::string &path) {
-  auto file = read_whole_file("/proc/self/mountinfo");
+  auto file = read_kernel_file("/proc/self/mountinfo");
   if (!file) return file.error();
   std::string text = file.take();
   std::istringstream in(text);

@@ -1,6 +1,8 @@
 // Encoding and decoding of the fd states with variable data (fd_states.h).
 #include <ckpt/img/fd_states.h>
 
+#include "state_bytes.h"
+
 #include <ckpt/img/fd_kinds.h>
 
 #include <cstring>
@@ -9,13 +11,8 @@ namespace ckpt::img {
 
 namespace {
 
-size_t align8(size_t n) { return (n + 7) & ~size_t(7); }
-
-void append(std::vector<u8> &out, const void *p, size_t n) {
-  const u8 *b = static_cast<const u8 *>(p);
-  out.insert(out.end(), b, b + n);
-  out.resize(align8(out.size()), 0);
-}
+using state_bytes::align8;
+using state_bytes::append;
 
 // The state's bytes and its fixed part, fields the writer did not write
 // (at or past `tail_offset`, when an older writer's fixed part was

@@ -3,6 +3,8 @@
 // `info` agree on the bytes.
 #include <ckpt/img/fd_states.h>
 
+#include "state_bytes.h"
+
 #include <ckpt/img/fd_kinds.h>
 
 #include <arpa/inet.h>
@@ -12,13 +14,8 @@ namespace ckpt::img {
 
 namespace {
 
-size_t align8(size_t n) { return (n + 7) & ~size_t(7); }
-
-void append(std::vector<u8> &out, const void *p, size_t n) {
-  const u8 *b = static_cast<const u8 *>(p);
-  out.insert(out.end(), b, b + n);
-  out.resize(align8(out.size()), 0);
-}
+using state_bytes::align8;
+using state_bytes::append;
 
 constexpr u32 kAfInet6 = 10;
 constexpr u32 kTcpListen = 10;

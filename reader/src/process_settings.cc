@@ -53,18 +53,6 @@ static Status write_own(const char *name, const std::string &value) {
   return {};
 }
 
-// A /proc file read whole (its size is not known in advance).
-static Expected<std::string> read_proc_file(const char *path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error("%s: %s", path, strerror(errno));
-  std::string text;
-  char buf[8192];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, size_t(n));
-  close(fd);
-  return text;
-}
-
 static std::vector<std::string> split_words(const std::string &s) {
   std::vector<std::string> out;
   std::istringstream in(s);
@@ -126,7 +114,7 @@ static Status make_cgroup(const CgroupLine &want, const std::string &dir, const 
     // prints as PAGE_COUNTER_MAX pages in bytes), and an empty v1 cpuset
     // is inherited from the parent as the kernel fills it.
     std::string path = dir + "/" + c->file;
-    auto now = read_proc_file(path.c_str());
+    auto now = read_kernel_file(path.c_str());
     if (!now) continue;  // not in this kernel's or hierarchy's files
     std::string current = now.take();
     while (!current.empty() && current.back() == '\n') current.pop_back();
@@ -141,7 +129,7 @@ static Status make_cgroup(const CgroupLine &want, const std::string &dir, const 
 // settings the image has for it (decision 120).
 static Status restore_cgroups(std::string_view image_text, std::string_view settings_text) {
   if (image_text.empty()) return {};
-  auto file = read_proc_file("/proc/self/cgroup");
+  auto file = read_kernel_file("/proc/self/cgroup");
   if (!file) return file.error();
   std::string own_text = file.take();
   std::vector<CgroupLine> own = parse_cgroups(own_text);

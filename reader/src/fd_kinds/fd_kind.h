@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <utility>
+#include <unistd.h>
 
 #include <ckpt/img/fd_kinds.h>
 #include <ckpt/img/model.h>
@@ -76,6 +77,16 @@ img::Status write_all(int fd, std::span<const img::u8> data, const char *what);
 /// Fills a recreated unlinked file (fd, ours, read-write) with r's stored
 /// bytes, then reopens it through /proc with r's access mode and status
 /// flags and seeks to r's position; closes fd.
+/// Closes the fd it holds at the end of its scope unless released: the
+/// early error returns of a kind's open function.
+struct Closer {
+  int fd;
+  ~Closer() {
+    if (fd >= 0) close(fd);
+  }
+  int release() { return std::exchange(fd, -1); }
+};
+
 /// An fd for r, a pipe end, from `end` (ours, of the same pipe and
 /// direction): a dup, or a new open file of the pipe where r's was one of
 /// its own (opened through /proc), with r's status flags.

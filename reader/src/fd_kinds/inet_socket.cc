@@ -30,14 +30,6 @@ using namespace img;
 
 namespace {
 
-struct Closer {
-  int fd;
-  ~Closer() {
-    if (fd >= 0) close(fd);
-  }
-  int release() { return std::exchange(fd, -1); }
-};
-
 struct Address {
   sockaddr_storage storage{};
   socklen_t length = 0;

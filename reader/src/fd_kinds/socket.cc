@@ -26,14 +26,6 @@ using namespace img;
 
 namespace {
 
-struct Closer {
-  int fd;
-  ~Closer() {
-    if (fd >= 0) close(fd);
-  }
-  int release() { return std::exchange(fd, -1); }
-};
-
 std::string cwd_of(const CkptView &v) {
   return v.tasks.records.empty() ? std::string("/") : std::string(v.tasks.str_or_empty(v.tasks.records[0].cwd));
 }

@@ -12,6 +12,10 @@
 
 namespace ckpt::img {
 
+/// A /proc or cgroupfs file read whole (st_size says 0 or 4096 there, not
+/// its length).
+Expected<std::string> read_kernel_file(const char *path);
+
 /// One line of /proc/PID/cgroup: "ID:CONTROLLERS:PATH" ("0::PATH" for
 /// cgroup v2; "N:name=systemd:PATH" for a named v1 hierarchy).
 struct CgroupLine {
