@@ -6,8 +6,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <span>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 
 #include <ckpt/img/format.h>
 #include <ckpt/img/note_kinds.h>
@@ -45,63 +48,71 @@ inline bool within(const void *p, size_t n, const void *base, size_t size) {
 }
 
 // ---- Record types of fuzz_tables ------------------------------------------
-// The first input byte, modulo kRecordTypes, selects one of these.
+// Generated from the note registry (CKPT_NOTE_KINDS): selector i is the i-th
+// kind in registry order, and the last one is the integrity note's record.
+// A kind added to the registry is fuzzed from then on without a line here.
 
-inline constexpr unsigned kRecordTypes = 20;
+template <typename... R>
+struct RecordTypeList {
+  static constexpr unsigned size = sizeof...(R);
+};
+#define CKPT_FUZZ_RECORD_TYPE(name, type, R, ...) img::R,
+using RecordTypes = RecordTypeList<CKPT_NOTE_KINDS(CKPT_FUZZ_RECORD_TYPE) img::IntegrityRecord>;
+#undef CKPT_FUZZ_RECORD_TYPE
+
+/// The first input byte of fuzz_tables, modulo kRecordTypes, selects one.
+inline constexpr unsigned kRecordTypes = RecordTypes::size;
+static_assert(kRecordTypes == std::size(img::kNoteKinds) + 1, "every note kind and the integrity note");
+static_assert(kRecordTypes <= 256, "a selector is one byte");
+
+/// The CKPT note type of each selector, in the same order.
+inline constexpr img::CkptNote kSelectorNote[] = {
+#define CKPT_FUZZ_SELECTOR_NOTE(name, ...) img::CkptNote::name,
+    CKPT_NOTE_KINDS(CKPT_FUZZ_SELECTOR_NOTE)
+#undef CKPT_FUZZ_SELECTOR_NOTE
+    img::CkptNote::Integrity};
+static_assert(std::size(kSelectorNote) == kRecordTypes);
+
+namespace detail {
+template <typename F, typename... R, size_t... I>
+void dispatch_record_type(unsigned index, F &f, RecordTypeList<R...>, std::index_sequence<I...>) {
+  (void)((index == I ? (f.template operator()<R>(), true) : false) || ...);
+}
+}  // namespace detail
 
 /// Calls f.template operator()<R>() for the record type selected by sel.
 template <typename F>
 void with_record_type(uint8_t sel, F &&f) {
-  using namespace img;
-  switch (sel % kRecordTypes) {
-    case 0: f.template operator()<IdentityRecord>(); break;
-    case 1: f.template operator()<TaskRecord>(); break;
-    case 2: f.template operator()<ThreadRecord>(); break;
-    case 3: f.template operator()<VmaRecord>(); break;
-    case 4: f.template operator()<PageRangeRecord>(); break;
-    case 5: f.template operator()<FdRecord>(); break;
-    case 6: f.template operator()<PipeRecord>(); break;
-    case 7: f.template operator()<SigActionRecord>(); break;
-    case 8: f.template operator()<PendingSignalRecord>(); break;
-    case 9: f.template operator()<TimerRecord>(); break;
-    case 10: f.template operator()<RlimitRecord>(); break;
-    case 11: f.template operator()<TreeRecord>(); break;
-    case 12: f.template operator()<ParentRecord>(); break;
-    case 13: f.template operator()<IntegrityRecord>(); break;
-    case 14: f.template operator()<SeccompFilterRecord>(); break;
-    case 15: f.template operator()<StoredFileRecord>(); break;
-    case 16: f.template operator()<LockRecord>(); break;
-    case 17: f.template operator()<GuardRangeRecord>(); break;
-    case 18: f.template operator()<SysvIpcRecord>(); break;
-    case 19: f.template operator()<IpcNamespaceRecord>(); break;
-  }
+  detail::dispatch_record_type(sel % kRecordTypes, f, RecordTypes{}, std::make_index_sequence<kRecordTypes>{});
 }
 
-/// The selector byte of a CKPT note type, or -1.
+namespace detail {
+template <typename R, typename... Rs>
+constexpr unsigned index_in(RecordTypeList<Rs...>) {
+  constexpr bool same[] = {std::is_same_v<R, Rs>...};
+  for (unsigned i = 0; i < sizeof...(Rs); i++)
+    if (same[i]) return i;
+  return sizeof...(Rs);
+}
+}  // namespace detail
+
+/// The selector of record type R (its kind's position in the registry).
+template <typename R>
+constexpr unsigned selector_of_record() {
+  return detail::index_in<R>(RecordTypes{});
+}
+// One record type per kind, so a record type names its kind.
+#define CKPT_FUZZ_SELECTOR_CHECK(name, type, R, ...)                                      \
+  static_assert(kSelectorNote[selector_of_record<img::R>()] == img::CkptNote::name, \
+                #R " is the record type of more than one note kind");
+CKPT_NOTE_KINDS(CKPT_FUZZ_SELECTOR_CHECK)
+#undef CKPT_FUZZ_SELECTOR_CHECK
+
+/// The selector byte of a CKPT note type, or -1 for a type the registry
+/// does not know.
 inline int selector_of(img::CkptNote type) {
-  using img::CkptNote;
-  switch (type) {
-    case CkptNote::Identity: return 0;
-    case CkptNote::Tasks: return 1;
-    case CkptNote::Threads: return 2;
-    case CkptNote::Vmas: return 3;
-    case CkptNote::PageRanges: return 4;
-    case CkptNote::Fds: return 5;
-    case CkptNote::Pipes: return 6;
-    case CkptNote::SigActions: return 7;
-    case CkptNote::PendingSignals: return 8;
-    case CkptNote::Timers: return 9;
-    case CkptNote::Rlimits: return 10;
-    case CkptNote::Tree: return 11;
-    case CkptNote::Parent: return 12;
-    case CkptNote::Integrity: return 13;
-    case CkptNote::SeccompFilters: return 14;
-    case CkptNote::StoredFiles: return 15;
-    case CkptNote::Locks: return 16;
-    case CkptNote::GuardRanges: return 17;
-    case CkptNote::SysvIpc: return 18;
-    case CkptNote::IpcNamespace: return 19;
-  }
+  for (unsigned i = 0; i < kRecordTypes; i++)
+    if (kSelectorNote[i] == type) return static_cast<int>(i);
   return -1;
 }
 

@@ -1,8 +1,9 @@
 // fuzz_image_reader: a whole image through everything a consumer calls.
 //
 //   ImageReader::from_bytes, then decode_core, decode_ckpt (and every string
-//   and blob it references; for a tree image, the same for every embedded
-//   core), verify_integrity, read_memory on addresses taken
+//   and blob it references, and each note kind's and fd kind's own decoders:
+//   kind_checks.h; for a tree image, the same for every embedded core),
+//   verify_integrity, read_memory on addresses taken
 //   from the PT_LOADs and page ranges, and reader::validate_one.
 //
 // A fuzzer cannot forge xxh3 checksums, so verify_integrity and the part of
@@ -31,6 +32,7 @@
 #include <ckpt/reader/validate.h>
 
 #include "fuzz_common.h"
+#include "kind_checks.h"
 
 using namespace ckpt;
 using namespace ckpt::img;
@@ -104,23 +106,9 @@ void check_memory(const ImageReader &r) {
 }
 
 void check_ckpt_view(const ImageReader &r, const CkptView &v) {
-  fuzz::check_refs(v.identity_table);
-  fuzz::check_refs(v.tasks);
-  fuzz::check_refs(v.threads);
-  fuzz::check_refs(v.vmas);
-  fuzz::check_refs(v.ranges);
-  fuzz::check_refs(v.fds);
-  fuzz::check_refs(v.pipes);
-  fuzz::check_refs(v.sigactions);
-  fuzz::check_refs(v.pending);
-  fuzz::check_refs(v.timers);
-  fuzz::check_refs(v.rlimits);
-  fuzz::check_refs(v.tree);
-  if (v.parent) {
-    CKPT_FUZZ_CHECK(v.parent->records.size() == 1);
-    fuzz::check_refs(*v.parent);
-  }
-  CKPT_FUZZ_CHECK(v.identity_table.records.size() == 1);
+  // Every note kind's table (generated from the registry) and its kind's
+  // decoders: fd states, armed ranges, SysV messages; the restore policy.
+  fuzz::check_view(v);
   // decode_ckpt promises that consumers can index freely: every VMA's page
   // ranges exist and every Image range is stored in its PT_LOAD.
   const auto &ph = r.phdrs();
@@ -183,8 +171,19 @@ void exercise(const ImageReader &r) {
   check_memory(r);
   auto core = decode_core(r);
   if (core) check_core_view(*core);
-  auto view = decode_ckpt(r);
+  // With a warning handler, as `imgtool info` calls it: each warning is
+  // one line (a note of a kind this build does not know).
+  auto view = decode_ckpt(r, [](const Error &e) {
+    CKPT_FUZZ_CHECK(!e.message().empty() && e.message().find('\n') == std::string::npos);
+  });
   if (view) check_ckpt_view(r, *view);
+  // The writer's reader of a parent's dirty tracking (dump --parent).
+  auto tracking = read_dirty_tracking(r);
+  if (!tracking) CKPT_FUZZ_CHECK(!tracking.error().message().empty());
+  else if (*tracking) {
+    CKPT_FUZZ_CHECK((*tracking)->records.size() <= 1);
+    fuzz::check_contents(**tracking);
+  }
   // A tree image: each embedded core, one level only (its own Tree note is
   // refused), through the same checks as any image.
   if (view && r.base_offset() == 0)

@@ -1,6 +1,10 @@
 // fuzz_tables: one CKPT table note desc. The first byte selects the record
-// type (see with_record_type in fuzz_common.h), the rest is the desc given to
-// parse_table and decode_table<R>.
+// type (with_record_type in fuzz_common.h: every kind of the note registry,
+// then the integrity note's), the rest is the desc given to parse_table and
+// decode_table<R>, then to the kind's own decoders (kind_checks.h: the fd
+// kinds' states, armed ranges, SysV messages) and, beside a minimal
+// identity note, to decode_ckpt_notes (the cross-record rules) and the
+// restore policy (unsupported_state).
 //
 // Checked beyond "no crash": parse_table's parts tile the desc exactly,
 // decode_table agrees with parse_table and copies each record's prefix
@@ -15,6 +19,7 @@
 #include <ckpt/img/table.h>
 
 #include "fuzz_common.h"
+#include "kind_checks.h"
 
 using namespace ckpt;
 using namespace ckpt::img;
@@ -52,7 +57,7 @@ void check_table(std::span<const u8> desc) {
     CKPT_FUZZ_CHECK(std::memcmp(rec, raw->records.data() + i * h.record_size, copied) == 0);
     for (size_t k = copied; k < sizeof(R); k++) CKPT_FUZZ_CHECK(rec[k] == 0);
   }
-  fuzz::check_refs(*t);
+  fuzz::check_contents(*t);
 
   // Round trip through the builder: the data area goes in as one blob at
   // offset 0, so every reference stays valid.
@@ -74,6 +79,34 @@ void check_table(std::span<const u8> desc) {
   if (!t->data.empty()) CKPT_FUZZ_CHECK(std::memcmp(t2->data.data(), t->data.data(), t->data.size()) == 0);
 }
 
+/// The desc as the one note of its kind in a view's notes, with a minimal
+/// identity note beside it (unless it is the identity note): what
+/// decode_ckpt checks across records, and the restore policy, on it.
+template <typename R>
+void check_as_view(std::span<const u8> desc) {
+  const CkptNote type = fuzz::kSelectorNote[fuzz::selector_of_record<R>()];
+  if (type == CkptNote::Integrity) return;  // not a table of the view
+  std::vector<Note> notes;
+  if (type != CkptNote::Identity) {
+    static const std::vector<u8> identity = [] {
+      TableBuilder<IdentityRecord> b;
+      IdentityRecord id{};
+      id.format_minor = kFormatMinor;
+      id.process_count = 1;
+      b.add(id);
+      return b.encode();
+    }();
+    notes.push_back(make_ckpt_note(CkptNote::Identity, identity));
+  }
+  notes.push_back(make_ckpt_note(type, std::vector<u8>(desc.begin(), desc.end())));
+  auto view = decode_ckpt_notes(notes);
+  if (!view) {
+    CKPT_FUZZ_CHECK(!view.error().message().empty());
+    return;
+  }
+  fuzz::check_view(*view);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -81,6 +114,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   // libFuzzer's buffer ends exactly at data + size, so ASan catches reads
   // past the end of the desc.
   std::span<const u8> desc(data + 1, size - 1);
-  fuzz::with_record_type(data[0], [&]<typename R>() { check_table<R>(desc); });
+  fuzz::with_record_type(data[0], [&]<typename R>() {
+    check_table<R>(desc);
+    check_as_view<R>(desc);
+  });
   return 0;
 }

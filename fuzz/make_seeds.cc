@@ -11,7 +11,10 @@
 //     gets a PN_XNUM image (too large for -max_len, replayed whole by
 //     run-all.sh).
 //   fuzz_tables: each CKPT table desc of the synthetic images, prefixed with
-//     its selector byte, plus older/newer record sizes and a Tree table.
+//     its selector byte, plus older/newer record sizes, a Tree table and an
+//     Fds table per fd kind. An image with records of every note kind and
+//     an fd of every fd kind (kind_seeds.h), and tables of zero-filled records
+//     for every selector.
 //   fuzz_nt_file: NT_FILE descs.
 #include <sys/stat.h>
 
@@ -29,7 +32,11 @@
 #include <ckpt/img/reader.h>
 #include <ckpt/img/table.h>
 
+#include <ckpt/img/fd_kinds.h>
+#include <ckpt/img/model.h>
+
 #include "fuzz_common.h"
+#include "kind_seeds.h"
 #include "synthetic.h"
 
 using namespace ckpt;
@@ -345,6 +352,27 @@ void synthetic_seeds() {
     table_seeds_from(v.name, b);
   }
 
+  // Every note kind and every fd kind in one image that decodes.
+  {
+    test::SyntheticOptions o;
+    o.threads = 2;
+    o.segments = 2;
+    test::SyntheticImage im = test::make_synthetic(o);
+    fuzz::add_every_kind(im.notes, o.pid);
+    std::vector<u8> b = test::encode_image(im, true);
+    auto r = ImageReader::from_bytes(b);
+    auto view = r ? decode_ckpt(*r) : Expected<CkptView>(r.error());
+    if (!view) {
+      std::fprintf(stderr, "make_seeds: the image of every kind does not decode: %s\n", view.error().message().c_str());
+      std::exit(1);
+    }
+    emit_image("ckpt-every-kind", b);
+    table_seeds_from("ckpt-every-kind", b);
+    for (u32 t = 0; t < kFdTypeCount; t++)
+      emit("fuzz_tables", std::string("fds-") + fd_kind_name(t),
+           with_selector(CkptNote::Fds, fuzz::fd_kind_table(static_cast<FdType>(t), o.pid)));
+  }
+
   test::SyntheticOptions small;
   small.threads = 1;
   small.segments = 1;
@@ -423,6 +451,20 @@ void synthetic_seeds() {
   emit("fuzz_tables", "identity-longer-header", with_selector(CkptNote::Identity, longhdr));
 }
 
+/// Every selector of fuzz_tables, from the registry: a table of one
+/// zero-filled record and one of two, so a kind with no records in the
+/// images above has seeds too.
+void zero_record_seeds() {
+  for (unsigned i = 0; i < fuzz::kRecordTypes; i++)
+    fuzz::with_record_type(static_cast<u8>(i), [&]<typename R>() {
+      TableBuilder<R> b;
+      b.add(R{});
+      emit("fuzz_tables", "zero1-" + std::to_string(i), with_selector(fuzz::kSelectorNote[i], b.encode()));
+      b.add(R{});
+      emit("fuzz_tables", "zero2-" + std::to_string(i), with_selector(fuzz::kSelectorNote[i], b.encode()));
+    });
+}
+
 void nt_file_seeds() {
   emit("fuzz_nt_file", "empty", make_nt_file({}).desc);
   emit("fuzz_nt_file", "one", make_nt_file({{0x400000, 0x401000, 0, "/bin/true"}}).desc);
@@ -453,6 +495,7 @@ int main(int argc, char **argv) {
   core_seeds();
   synthetic_seeds();
   nt_file_seeds();
+  zero_record_seeds();
   std::printf("make_seeds: wrote %d seeds under %s\n", g_count, g_out.c_str());
   return 0;
 }
