@@ -25,64 +25,17 @@ fi
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$(cd "$1" && pwd) || exit 2
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
-ALL_TARGETS="fuzz_image_reader fuzz_tables fuzz_nt_file fuzz_llvm_diff fuzz_imgtool_info"
-read -r -a TARGETS <<<"${FUZZ_TARGETS:-$ALL_TARGETS}"
-for t in "${TARGETS[@]}"; do
-  if [[ " $ALL_TARGETS " != *" $t "* ]]; then
-    echo "fuzz: unknown target $t (known: $ALL_TARGETS)" >&2
-    exit 2
-  fi
-done
-# Inputs that are whole images also go to these targets.
-IMAGE_TARGETS=" fuzz_image_reader fuzz_llvm_diff fuzz_imgtool_info "
-LIMITS=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024)
-
-for t in "${TARGETS[@]}" make_seeds; do
-  if [[ ! -x "$BUILD/fuzz/$t" ]]; then
-    echo "fuzz: $BUILD/fuzz/$t is missing; build with -DCKPT_BUILD_FUZZ=ON first" >&2
-    exit 2
-  fi
-done
+# shellcheck source=fuzz/lib.sh
+source "$SRC/fuzz/lib.sh"
+read -r -a TARGETS <<<"${FUZZ_TARGETS:-$FUZZ_ALL_TARGETS}"
+fuzz_check_targets "$BUILD" "${TARGETS[@]}" || exit 2
+LIMITS=("${FUZZ_LIMITS[@]}")
 
 SEEDS=$BUILD/fuzz-seeds
 LOGS=$BUILD/fuzz-logs
-rm -rf "$SEEDS" "$LOGS"
-mkdir -p "$SEEDS" "$LOGS"
-if ! "$BUILD/fuzz/make_seeds" "$SEEDS" >"$LOGS/make_seeds.log" 2>&1; then
-  echo "fuzz: make_seeds failed:" >&2
-  tail -n 20 "$LOGS/make_seeds.log" >&2
-  exit 1
-fi
-
-# add_inputs TARGET PREFIX FILE...: copies regular files (not *.md) into the
-# seed folder of TARGET under a prefixed name (sources may share file names).
-add_inputs() {
-  local target=$1 prefix=$2
-  shift 2
-  local f
-  for f in "$@"; do
-    [[ -f "$f" && "$f" != *.md ]] || continue
-    cp "$f" "$SEEDS/$target/$prefix-$(basename "$f")"
-  done
-}
-
-for t in "${TARGETS[@]}"; do
-  mkdir -p "$SEEDS/$t"
-  if [[ -d "$SRC/fuzz/corpus/$t" ]]; then
-    add_inputs "$t" corpus "$SRC/fuzz/corpus/$t"/*
-  fi
-  # Regressions: fuzz/regressions/<target>/* for that target, anything
-  # directly in fuzz/regressions/ for all (every target takes any input).
-  if [[ -d "$SRC/fuzz/regressions/$t" ]]; then
-    add_inputs "$t" regression "$SRC/fuzz/regressions/$t"/*
-  fi
-  if [[ -d "$SRC/fuzz/regressions" ]]; then
-    add_inputs "$t" regression "$SRC/fuzz/regressions"/*
-  fi
-  if [[ "$IMAGE_TARGETS" == *" $t "* && -d "$SRC/tests/corpus/damaged" ]]; then
-    add_inputs "$t" damaged "$SRC/tests/corpus/damaged"/*
-  fi
-done
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
+fuzz_prepare_seeds "$SRC" "$BUILD" "$SEEDS" "$LOGS/make_seeds.log" "${TARGETS[@]}" || exit 1
 
 failed=0
 
@@ -131,10 +84,7 @@ for t in "${TARGETS[@]}"; do
   artifacts=$BUILD/fuzz-artifacts/$t
   mkdir -p "$corpus" "$artifacts"
   log=$LOGS/$t.log
-  dict=()
-  if [[ "$IMAGE_TARGETS" == *" $t "* && -f "$SRC/fuzz/image.dict" ]]; then
-    dict=(-dict="$SRC/fuzz/image.dict")
-  fi
+  read -r -a dict <<<"$(fuzz_dict_args "$SRC" "$t")"
   "$BUILD/fuzz/$t" "${LIMITS[@]}" -max_len=65536 -max_total_time="$SECONDS_PER_TARGET" \
     -print_final_stats=0 -artifact_prefix="$artifacts/" "${dict[@]}" \
     "$corpus" "$SEEDS/$t" >"$log" 2>&1
