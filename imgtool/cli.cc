@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 namespace ckpt::tool {
 
@@ -62,6 +63,26 @@ std::optional<Args> parse_args(const std::string &cmd, int argc, char **argv, in
     args.options.emplace_back(spec->name, value);
   }
   return args;
+}
+
+std::variant<Args, int> parse_command(const std::string &cmd, int argc, char **argv, std::vector<OptionSpec> specs,
+                                      const char *help) {
+  specs.push_back({"--help", false, "-h"});
+  auto args = parse_args(cmd, argc, argv, 2, specs);
+  if (!args) return 2;
+  if (args->has("--help")) {
+    std::fputs(help, stdout);
+    return 0;
+  }
+  return std::move(*args);
+}
+
+std::optional<int> parse_pid(const std::string &text) {
+  char *end = nullptr;
+  long pid = std::strtol(text.c_str(), &end, 10);
+  // PID_MAX_LIMIT is 2^22 on 64-bit; 0x3fffffff is the most a pid field can hold.
+  if (text.empty() || !end || *end || pid <= 0 || pid > 0x3fffffff) return std::nullopt;
+  return static_cast<int>(pid);
 }
 
 }  // namespace ckpt::tool

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace ckpt::tool {
@@ -31,6 +32,16 @@ struct OptionSpec {
 /// Scans argv[first..]. On error, returns nullopt after printing the error.
 std::optional<Args> parse_args(const std::string &cmd, int argc, char **argv, int first,
                                const std::vector<OptionSpec> &specs);
+
+/// The start every subcommand shares: parses argv[2..argc) with `specs`
+/// and --help/-h, and prints `help` on stdout for --help. Returns the
+/// arguments, or the exit code to return at once: 0 after --help, 2 after
+/// an option error (printed by parse_args).
+std::variant<Args, int> parse_command(const std::string &cmd, int argc, char **argv, std::vector<OptionSpec> specs,
+                                      const char *help);
+
+/// A pid as given on the command line (decimal, 1..2^30-1), or nullopt.
+std::optional<int> parse_pid(const std::string &text);
 
 int cmd_binfmt(int argc, char **argv);
 int cmd_convert(int argc, char **argv);

@@ -25,20 +25,17 @@ static const char kHelp[] =
     "A file already in the asked form is left as it is.\n";
 
 int cmd_convert(int argc, char **argv) {
-  auto args = parse_args("convert", argc, argv, 2,
-                         {{"--to", true, ""}, {"--output", true, "-o"}, {"--help", false, "-h"}});
-  if (!args) return 2;
-  if (args->has("--help")) {
-    std::fputs(kHelp, stdout);
-    return 0;
-  }
-  if (args->positional.size() != 1) return fail("convert", "expected exactly one FILE (see 'imgtool convert --help')");
-  auto to = args->get("--to");
+  auto parsed = parse_command("convert", argc, argv,
+                              {{"--to", true, ""}, {"--output", true, "-o"}}, kHelp);
+  if (auto *code = std::get_if<int>(&parsed)) return *code;
+  const Args &args = std::get<Args>(parsed);
+  if (args.positional.size() != 1) return fail("convert", "expected exactly one FILE (see 'imgtool convert --help')");
+  auto to = args.get("--to");
   if (!to) return fail("convert", "--to exec|core is required");
   if (*to != "exec" && *to != "core") return fail("convert", "--to takes 'exec' or 'core', not '" + *to + "'");
-  std::string out = args->get("--output").value_or("");
+  std::string out = args.get("--output").value_or("");
   if (out == "-") return fail("convert", "-o - is not supported: convert writes a file");
-  const std::string &file = args->positional[0];
+  const std::string &file = args.positional[0];
   auto done = img::convert_image(file, out, *to == "exec" ? img::ImageForm::Exec : img::ImageForm::Core,
                                  launcher_bytes());
   if (!done) return fail("convert", file + ": " + done.error().message());

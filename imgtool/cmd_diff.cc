@@ -149,22 +149,20 @@ std::string render_diff_text(const json &d) {
 }
 
 int cmd_diff(int argc, char **argv) {
-  auto args = parse_args("diff", argc, argv, 2, {{"--json", false, ""}, {"--pid", true, ""}, {"--help", false, "-h"}});
-  if (!args) return 2;
-  if (args->has("--help")) {
-    std::fputs(kHelp, stdout);
-    return 0;
+  auto parsed = parse_command("diff", argc, argv,
+                              {{"--json", false, ""}, {"--pid", true, ""}}, kHelp);
+  if (auto *code = std::get_if<int>(&parsed)) return *code;
+  const Args &args = std::get<Args>(parsed);
+  if (args.positional.size() != 2) return fail("diff", "expected two images A B (see 'imgtool diff --help')");
+  int pid = 0;
+  if (auto text = args.get("--pid")) {
+    auto given = parse_pid(*text);
+    if (!given) return fail("diff", "'" + *text + "' is not a pid");
+    pid = *given;
   }
-  if (args->positional.size() != 2) return fail("diff", "expected two images A B (see 'imgtool diff --help')");
-  long pid = 0;
-  if (auto text = args->get("--pid")) {
-    char *end = nullptr;
-    pid = std::strtol(text->c_str(), &end, 10);
-    if (!end || *end || pid <= 0 || pid > 0x3fffffff) return fail("diff", "'" + *text + "' is not a pid");
-  }
-  auto d = diff_images(args->positional[0], args->positional[1], static_cast<img::i32>(pid));
+  auto d = diff_images(args.positional[0], args.positional[1], pid);
   if (!d) return fail("diff", d.error().message());
-  std::string out = args->has("--json") ? d->dump(2) + "\n" : render_diff_text(*d);
+  std::string out = args.has("--json") ? d->dump(2) + "\n" : render_diff_text(*d);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }

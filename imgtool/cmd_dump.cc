@@ -95,34 +95,30 @@ static std::atomic<bool> g_cancel{false};
 static void on_signal(int) { g_cancel.store(true); }
 
 int cmd_dump(int argc, char **argv) {
-  auto args = parse_args("dump", argc, argv, 2,
-                         {{"--pid", true, ""},
-                          {"--output", true, "-o"},
-                          {"--kill", false, ""},
-                          {"--leave-running", false, ""},
-                          {"--store-tmpfs-files", false, ""},
-                          {"--parent", true, ""},
-                          {"--exec", false, ""},
-                          {"--allow-unrestorable", false, ""},
-                          {"--stats", false, ""},
-                          {"--sync", false, ""},
-                          {"--short-freeze", false, ""},
-                          {"--full-freeze", false, ""},
-                          {"--track-dirty", false, ""},
-                          {"--libckpt-caller", true, ""},
-                          {"--help", false, "-h"}});
-  if (!args) return 2;
-  if (args->has("--help")) {
-    std::fputs(kHelp, stdout);
-    return 0;
-  }
-  if (!args->positional.empty()) return fail("dump", "unexpected argument '" + args->positional[0] + "'");
-  auto pid_text = args->get("--pid");
-  auto output = args->get("--output");
+  auto parsed = parse_command("dump", argc, argv,
+                              {{"--pid", true, ""},
+                               {"--output", true, "-o"},
+                               {"--kill", false, ""},
+                               {"--leave-running", false, ""},
+                               {"--store-tmpfs-files", false, ""},
+                               {"--parent", true, ""},
+                               {"--exec", false, ""},
+                               {"--allow-unrestorable", false, ""},
+                               {"--stats", false, ""},
+                               {"--sync", false, ""},
+                               {"--short-freeze", false, ""},
+                               {"--full-freeze", false, ""},
+                               {"--track-dirty", false, ""},
+                               {"--libckpt-caller", true, ""}}, kHelp);
+  if (auto *code = std::get_if<int>(&parsed)) return *code;
+  const Args &args = std::get<Args>(parsed);
+  if (!args.positional.empty()) return fail("dump", "unexpected argument '" + args.positional[0] + "'");
+  auto pid_text = args.get("--pid");
+  auto output = args.get("--output");
   if (!pid_text) return fail("dump", "--pid PID is required (see 'imgtool dump --help')");
   if (!output) return fail("dump", "-o FILE is required (see 'imgtool dump --help')");
-  if (args->has("--kill") && args->has("--leave-running")) return fail("dump", "--kill and --leave-running conflict");
-  if (args->has("--kill") && args->has("--allow-unrestorable"))
+  if (args.has("--kill") && args.has("--leave-running")) return fail("dump", "--kill and --leave-running conflict");
+  if (args.has("--kill") && args.has("--allow-unrestorable"))
     return fail("dump", "--kill and --allow-unrestorable conflict: the process could not be brought back");
   char *end = nullptr;
   long pid = std::strtol(pid_text->c_str(), &end, 10);
@@ -130,7 +126,7 @@ int cmd_dump(int argc, char **argv) {
 
   writer::DumpOptions opt;
   int result_fd = -1;
-  if (auto caller = args->get("--libckpt-caller")) {
+  if (auto caller = args.get("--libckpt-caller")) {
     // TID:VALUE:FD from libckpt (libckpt/src/checkpoint.c): thread TID of
     // the target waits in read() on the pipe whose write end is our fd FD;
     // its image resumes that read returning VALUE, and once the image is
@@ -147,19 +143,19 @@ int cmd_dump(int argc, char **argv) {
   }
   opt.pid = static_cast<pid_t>(pid);
   opt.output = *output;
-  if (auto prev = args->get("--parent")) opt.parent = *prev;
-  opt.kill_after = args->has("--kill");
-  opt.sync = args->has("--sync");
-  if (args->has("--short-freeze") && args->has("--full-freeze"))
+  if (auto prev = args.get("--parent")) opt.parent = *prev;
+  opt.kill_after = args.has("--kill");
+  opt.sync = args.has("--sync");
+  if (args.has("--short-freeze") && args.has("--full-freeze"))
     return fail("dump", "--short-freeze and --full-freeze conflict");
-  if (args->has("--short-freeze")) opt.freeze_mode = writer::DumpOptions::FreezeMode::Snapshot;
-  if (args->has("--full-freeze")) opt.freeze_mode = writer::DumpOptions::FreezeMode::Full;
-  opt.allow_unrestorable = args->has("--allow-unrestorable");
-  opt.store_tmpfs_files = args->has("--store-tmpfs-files");
+  if (args.has("--short-freeze")) opt.freeze_mode = writer::DumpOptions::FreezeMode::Snapshot;
+  if (args.has("--full-freeze")) opt.freeze_mode = writer::DumpOptions::FreezeMode::Full;
+  opt.allow_unrestorable = args.has("--allow-unrestorable");
+  opt.store_tmpfs_files = args.has("--store-tmpfs-files");
   const char *tracking = std::getenv("CKPT_DIRTY_TRACKING");
   opt.dirty_tracking = !(tracking && std::strcmp(tracking, "off") == 0);
-  opt.arm_dirty_tracking = args->has("--track-dirty");
-  if (args->has("--exec")) opt.exec_launcher = launcher_bytes();
+  opt.arm_dirty_tracking = args.has("--track-dirty");
+  if (args.has("--exec")) opt.exec_launcher = launcher_bytes();
   opt.show_progress = isatty(STDERR_FILENO);
   opt.cancel = &g_cancel;
   // Interrupting a dump must not leave the target stopped or a partial
@@ -178,7 +174,7 @@ int cmd_dump(int argc, char **argv) {
 
   auto stats = writer::dump_process(opt);
   if (!stats) return fail("dump", stats.error().message());
-  if (args->has("--stats")) {
+  if (args.has("--stats")) {
     std::string line;
     char buf[256];
     std::snprintf(buf, sizeof buf, "dump stats: frozen %.6f s, total %.6f s, image %llu bytes, memory %llu bytes",

@@ -21,23 +21,19 @@ static const char kHelp[] =
     "  -o CORE      the output file (replaced only once complete)\n";
 
 int cmd_extract(int argc, char **argv) {
-  auto args = parse_args("extract", argc, argv, 2,
-                         {{"--pid", true, ""}, {"--output", true, "-o"}, {"--help", false, "-h"}});
-  if (!args) return 2;
-  if (args->has("--help")) {
-    std::fputs(kHelp, stdout);
-    return 0;
-  }
-  if (args->positional.size() != 1) return fail("extract", "expected exactly one FILE (see 'imgtool extract --help')");
-  auto pid_text = args->get("--pid");
-  auto output = args->get("--output");
+  auto parsed = parse_command("extract", argc, argv,
+                              {{"--pid", true, ""}, {"--output", true, "-o"}}, kHelp);
+  if (auto *code = std::get_if<int>(&parsed)) return *code;
+  const Args &args = std::get<Args>(parsed);
+  if (args.positional.size() != 1) return fail("extract", "expected exactly one FILE (see 'imgtool extract --help')");
+  auto pid_text = args.get("--pid");
+  auto output = args.get("--output");
   if (!pid_text) return fail("extract", "--pid N is required (see 'imgtool extract --help')");
   if (!output) return fail("extract", "-o CORE is required (see 'imgtool extract --help')");
-  char *end = nullptr;
-  long pid = std::strtol(pid_text->c_str(), &end, 10);
-  if (!end || *end || pid <= 0 || pid > 0x3fffffff) return fail("extract", "'" + *pid_text + "' is not a pid");
-  const std::string &file = args->positional[0];
-  auto record = find_embedded_process(file, static_cast<img::i32>(pid));
+  auto pid = parse_pid(*pid_text);
+  if (!pid) return fail("extract", "'" + *pid_text + "' is not a pid");
+  const std::string &file = args.positional[0];
+  auto record = find_embedded_process(file, *pid);
   if (!record) return fail("extract", file + ": " + record.error().message());
   auto out = writer::ImageOutput::open(*output);
   if (!out) return fail("extract", out.error().message());

@@ -137,24 +137,21 @@ int cmd_gdb(int argc, char **argv) {
       split = i;
       break;
     }
-  auto args = parse_args("gdb", split, argv, 2, {{"--pid", true, ""}, {"--help", false, "-h"}});
-  if (!args) return 2;
-  if (args->has("--help")) {
-    std::fputs(kHelp, stdout);
-    return 0;
-  }
-  if (args->positional.empty() || args->positional.size() > 2)
+  auto parsed = parse_command("gdb", split, argv,
+                              {{"--pid", true, ""}}, kHelp);
+  if (auto *code = std::get_if<int>(&parsed)) return *code;
+  const Args &args = std::get<Args>(parsed);
+  if (args.positional.empty() || args.positional.size() > 2)
     return fail("gdb", "expected FILE and at most one PROGRAM (see 'imgtool gdb --help')");
-  const std::string &file = args->positional[0];
+  const std::string &file = args.positional[0];
   int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail("gdb", file + ": " + std::strerror(errno));
   close(fd);
   std::string core = file;
-  if (auto pid_text = args->get("--pid")) {
-    char *end = nullptr;
-    long pid = std::strtol(pid_text->c_str(), &end, 10);
-    if (!end || *end || pid <= 0 || pid > 0x3fffffff) return fail("gdb", "'" + *pid_text + "' is not a pid");
-    auto record = find_embedded_process(file, static_cast<img::i32>(pid), true);
+  if (auto pid_text = args.get("--pid")) {
+    auto pid = parse_pid(*pid_text);
+    if (!pid) return fail("gdb", "'" + *pid_text + "' is not a pid");
+    auto record = find_embedded_process(file, *pid, true);
     if (!record) return fail("gdb", file + ": " + record.error().message());
     if (record->size) {
       // The kernel cannot hand gdb a byte range of a file, so the process's
@@ -205,8 +202,8 @@ int cmd_gdb(int argc, char **argv) {
 
   ImageFacts facts = read_facts(core);
   std::string program;
-  if (args->positional.size() == 2) {
-    program = args->positional[1];
+  if (args.positional.size() == 2) {
+    program = args.positional[1];
     if (!exists(program)) return fail("gdb", program + ": " + std::strerror(errno));
   } else if (!facts.problem.empty()) {
     std::fprintf(stderr, "imgtool gdb: %s: %s; starting gdb without a program\n", file.c_str(),

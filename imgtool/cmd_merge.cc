@@ -24,16 +24,14 @@ static const char kHelp[] =
     "               '-' writes to standard output)\n";
 
 int cmd_merge(int argc, char **argv) {
-  auto args = parse_args("merge", argc, argv, 2, {{"--output", true, "-o"}, {"--help", false, "-h"}});
-  if (!args) return 2;
-  if (args->has("--help")) {
-    std::fputs(kHelp, stdout);
-    return 0;
-  }
-  if (args->positional.size() != 1) return fail("merge", "expected exactly one CHILD (see 'imgtool merge --help')");
-  auto output = args->get("--output");
+  auto parsed = parse_command("merge", argc, argv,
+                              {{"--output", true, "-o"}}, kHelp);
+  if (auto *code = std::get_if<int>(&parsed)) return *code;
+  const Args &args = std::get<Args>(parsed);
+  if (args.positional.size() != 1) return fail("merge", "expected exactly one CHILD (see 'imgtool merge --help')");
+  auto output = args.get("--output");
   if (!output) return fail("merge", "-o FULL is required (see 'imgtool merge --help')");
-  const std::string &file = args->positional[0];
+  const std::string &file = args.positional[0];
   auto chain = img::open_chain(file, true);
   if (!chain) return fail("merge", file + ": " + chain.error().message());
   if (!(*chain)[0]->view.parent) return fail("merge", file + " is not an incremental image: there is nothing to merge");

@@ -44,26 +44,23 @@ static const char kHelp[] =
 int cmd_restore(int argc, char **argv) {
   for (int i = 2; i < argc && std::string(argv[i]) != "--"; i++)
     if (std::string(argv[i]) == "--gdb" || std::string(argv[i]) == "--gdb-pid") return restore_under_gdb(argc, argv);
-  auto args = parse_args("restore", argc, argv, 2,
-                         {{"--detach", false, ""}, {"--pidfile", true, ""}, {"--lazy", false, ""},
-                          {"--reopen-changed-files", false, ""}, {"--pidns", false, ""}, {"--leave-stopped", false, ""},
-                          {"--trust-image", false, ""}, {"--help", false, "-h"}});
-  if (!args) return 2;
-  if (args->has("--help")) {
-    std::fputs(kHelp, stdout);
-    return 0;
-  }
-  if (args->positional.size() != 1)
+  auto parsed = parse_command("restore", argc, argv,
+                              {{"--detach", false, ""}, {"--pidfile", true, ""}, {"--lazy", false, ""},
+                               {"--reopen-changed-files", false, ""}, {"--pidns", false, ""}, {"--leave-stopped", false, ""},
+                               {"--trust-image", false, ""}}, kHelp);
+  if (auto *code = std::get_if<int>(&parsed)) return *code;
+  const Args &args = std::get<Args>(parsed);
+  if (args.positional.size() != 1)
     return fail("restore", "expected exactly one FILE, or '-' for standard input (see 'imgtool restore --help')");
   reader::RestoreOptions opt;
-  opt.image = args->positional[0];
-  opt.detach = args->has("--detach");
-  opt.lazy = args->has("--lazy");
-  opt.pidns = args->has("--pidns");
-  opt.reopen_changed_files = args->has("--reopen-changed-files");
-  opt.hold_stopped = args->has("--leave-stopped");
-  opt.trust_image = args->has("--trust-image");
-  if (auto p = args->get("--pidfile")) opt.pidfile = *p;
+  opt.image = args.positional[0];
+  opt.detach = args.has("--detach");
+  opt.lazy = args.has("--lazy");
+  opt.pidns = args.has("--pidns");
+  opt.reopen_changed_files = args.has("--reopen-changed-files");
+  opt.hold_stopped = args.has("--leave-stopped");
+  opt.trust_image = args.has("--trust-image");
+  if (auto p = args.get("--pidfile")) opt.pidfile = *p;
   std::fflush(stdout);
   auto status = reader::restore_image(opt);
   std::string source = opt.image == "-" ? "standard input" : opt.image;

@@ -20,17 +20,14 @@ static const char kHelp[] =
     "  --intact   only check that the file and its chain are undamaged\n";
 
 int cmd_verify(int argc, char **argv) {
-  auto args = parse_args("verify", argc, argv, 2,
-                         {{"--help", false, "-h"}, {"--quiet", false, "-q"}, {"--intact", false, ""}});
-  if (!args) return 2;
-  if (args->has("--help")) {
-    std::fputs(kHelp, stdout);
-    return 0;
-  }
-  if (args->positional.size() != 1) return fail("verify", "expected exactly one FILE (see 'imgtool verify --help')");
-  const std::string &path = args->positional[0];
+  auto parsed = parse_command("verify", argc, argv,
+                              {{"--quiet", false, "-q"}, {"--intact", false, ""}}, kHelp);
+  if (auto *code = std::get_if<int>(&parsed)) return *code;
+  const Args &args = std::get<Args>(parsed);
+  if (args.positional.size() != 1) return fail("verify", "expected exactly one FILE (see 'imgtool verify --help')");
+  const std::string &path = args.positional[0];
   reader::ValidationReport report;
-  if (args->has("--intact")) {
+  if (args.has("--intact")) {
     auto intact = reader::validate_image(path);
     if (!intact) return fail("verify", path + ": " + intact.error().message());
     report = intact.take();
@@ -39,7 +36,7 @@ int cmd_verify(int argc, char **argv) {
     if (!r.restorable()) return fail("verify", path + ": " + r.message);
     report = std::move(r.report);
   }
-  if (!args->has("--quiet")) {
+  if (!args.has("--quiet")) {
     std::printf("%s: ok", path.c_str());
     if (report.chain.size() > 1) std::printf(" (chain of %zu images)", report.chain.size());
     std::printf("\n");

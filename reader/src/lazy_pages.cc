@@ -58,6 +58,25 @@ bool served_lazily(const CkptView &v, const VmaRecord &m) {
   return false;
 }
 
+// The one-byte message that carries the userfaultfd from the restored
+// process to imgtool (SCM_RIGHTS): room for one fd.
+namespace {
+struct FdMessage {
+  char byte = 0;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  FdMessage() {
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+  }
+  FdMessage(const FdMessage &) = delete;
+  FdMessage &operator=(const FdMessage &) = delete;
+};
+}  // namespace
+
 Expected<int> make_lazy_uffd(int sock) {
   int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
   if (uffd < 0) {
@@ -77,20 +96,13 @@ Expected<int> make_lazy_uffd(int sock) {
     close(sock);
     return make_error("userfaultfd API handshake: %s", strerror(e));
   }
-  char byte = 0;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  FdMessage m;
+  cmsghdr *c = CMSG_FIRSTHDR(&m.msg);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(c), &uffd, sizeof(int));
-  ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  ssize_t n = sendmsg(sock, &m.msg, MSG_NOSIGNAL);
   int e = errno;
   close(sock);
   if (n != 1) {
@@ -431,19 +443,12 @@ Status LazyHelper::start(const ImageReader &image, const CkptView &v, pid_t pid)
   }
   go_ = go_pipe[1];
   int go = go_pipe[0];
-  char byte;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
+  FdMessage m;
   ssize_t n;
-  while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  while ((n = recvmsg(sock, &m.msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
   }
   close(sock);
-  cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&msg) : nullptr;
+  cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&m.msg) : nullptr;
   // No fd: the child failed before it made one; its status says why.
   if (!c || c->cmsg_type != SCM_RIGHTS) {
     close(go);

@@ -99,13 +99,13 @@ std::vector<std::string_view> split_ws(std::string_view s) {
   return out;
 }
 
-/// Calls fn(line) for every '\n'-terminated line (and a final unterminated
-/// one), reading in chunks so that a large file is never held whole.
+/// Calls fn(chunk) with what each read() returns, to EOF: /proc files
+/// report st_size 0 and are generated per read() call, so they are read
+/// until EOF rather than by their size. Fails past `cap` bytes in all.
 template <typename Fn>
-img::Status for_each_line(const std::string &path, size_t cap, Fn fn) {
+img::Status for_each_chunk(const std::string &path, size_t cap, Fn fn) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return make_error("open %s: %s", path.c_str(), strerror(errno));
-  std::string pending;
   char buf[65536];
   size_t total = 0;
   for (;;) {
@@ -122,18 +122,29 @@ img::Status for_each_line(const std::string &path, size_t cap, Fn fn) {
       close(fd);
       return make_error("read %s: larger than the %zu byte cap", path.c_str(), cap);
     }
-    pending.append(buf, size_t(n));
-    size_t start = 0;
-    for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
-      img::Status st = fn(std::string_view(pending).substr(start, nl - start));
-      if (!st) {
-        close(fd);
-        return st;
-      }
+    img::Status st = fn(std::string_view(buf, size_t(n)));
+    if (!st) {
+      close(fd);
+      return st;
     }
-    pending.erase(0, start);
   }
   close(fd);
+  return img::Status::ok();
+}
+
+/// Calls fn(line) for every '\n'-terminated line (and a final unterminated
+/// one), reading in chunks so that a large file is never held whole.
+template <typename Fn>
+img::Status for_each_line(const std::string &path, size_t cap, Fn fn) {
+  std::string pending;
+  CKPT_TRY(for_each_chunk(path, cap, [&](std::string_view chunk) -> img::Status {
+    pending.append(chunk);
+    size_t start = 0;
+    for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
+      CKPT_TRY(fn(std::string_view(pending).substr(start, nl - start)));
+    pending.erase(0, start);
+    return img::Status::ok();
+  }));
   if (!pending.empty()) return fn(std::string_view(pending));
   return img::Status::ok();
 }
@@ -223,28 +234,11 @@ bool MapEntry::has_flag(const char *code) const {
 }
 
 Expected<std::string> read_file(const std::string &path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error("open %s: %s", path.c_str(), strerror(errno));
-  // /proc files report st_size 0 and are generated per read() call, so read
-  // until EOF rather than trusting the size.
   std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      return make_error("read %s: %s", path.c_str(), strerror(e));
-    }
-    if (n == 0) break;
-    if (out.size() + size_t(n) > kMaxProcFileBytes) {
-      close(fd);
-      return make_error("read %s: larger than the %zu byte cap", path.c_str(), kMaxProcFileBytes);
-    }
-    out.append(buf, size_t(n));
-  }
-  close(fd);
+  CKPT_TRY(for_each_chunk(path, kMaxProcFileBytes, [&](std::string_view chunk) {
+    out.append(chunk);
+    return img::Status::ok();
+  }));
   return out;
 }
 
@@ -475,12 +469,16 @@ Expected<std::vector<pid_t>> list_threads(pid_t pid) {
 Expected<std::vector<ChildOf>> list_children_by_thread(pid_t pid) {
   auto tids = list_threads(pid);
   if (!tids) return tids.error();
+  // Each thread's "children" lists only the children it forked itself
+  // (needs CONFIG_PROC_CHILDREN). The kernel documents the list as
+  // reliable only while the children cannot exit or fork, i.e. frozen.
   std::vector<ChildOf> out;
   for (pid_t tid : *tids) {
     std::string path = proc_file(pid, tid, "children");
     auto text = read_file(path);
     if (!text) {
-      if (access(proc_file(pid, tid, "").c_str(), F_OK) != 0) continue;  // the thread exited
+      // The thread exited between listing and reading: it has no children.
+      if (access(proc_file(pid, tid, "").c_str(), F_OK) != 0) continue;
       return text.error().context("pid " + std::to_string(pid));
     }
     std::vector<pid_t> kids;
@@ -492,25 +490,11 @@ Expected<std::vector<ChildOf>> list_children_by_thread(pid_t pid) {
 }
 
 Expected<std::vector<pid_t>> list_children(pid_t pid) {
-  auto tids = list_threads(pid);
-  if (!tids) return tids.error();
-  // Each thread's "children" lists only the children it forked itself
-  // (needs CONFIG_PROC_CHILDREN). The kernel documents the list as
-  // reliable only while the children cannot exit or fork, i.e. frozen.
+  auto by_thread = list_children_by_thread(pid);
+  if (!by_thread) return by_thread.error();
   std::vector<pid_t> out;
-  for (pid_t tid : *tids) {
-    std::string path = proc_file(pid, tid, "children");
-    auto text = read_file(path);
-    if (!text) {
-      // The thread exited between listing and reading: it has no children.
-      if (access(proc_file(pid, tid, "").c_str(), F_OK) != 0) continue;
-      return text.error().context("pid " + std::to_string(pid));
-    }
-    if (!parse_pid_list(*text, out))
-      return make_error("pid %d: %s: not a list of pids", pid, path.c_str());
-  }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
+  for (const ChildOf &c : *by_thread) out.push_back(c.child);
+  out.erase(std::unique(out.begin(), out.end()), out.end());  // sorted by child already
   return out;
 }
 
