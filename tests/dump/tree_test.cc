@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <map>
+#include <optional>
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,6 +43,22 @@ void expect_tree_as_it_was(const TreePids &p) {
   EXPECT_EQ(proc_state(p.zombie), 'Z') << "the zombie was reaped or changed";
 }
 
+// Each test runs dump_tree on a shared file in tmp: start_tree() starts it
+// (with a mode such as "churn") and reads its tree's pids into p.
+class DumpTree : public ::testing::Test {
+ protected:
+  void start_tree(const char *mode = nullptr) {
+    std::vector<std::string> argv = {DUMP_TREE_PATH, tmp.file("shared.txt")};
+    if (mode) argv.push_back(mode);
+    tree.emplace(argv);
+    ASSERT_TRUE(tree->ready()) << tree->error();
+    p = pids_of(*tree);
+  }
+  TempDir tmp;
+  std::optional<Target> tree;
+  TreePids p{};
+};
+
 // Every core of the image (the root's, then each embedded one) by pid.
 struct Cores {
   ImageReader root;
@@ -66,11 +83,8 @@ Cores open_cores(const std::string &path) {
   return c;
 }
 
-TEST(DumpTree, ParentTwoChildrenGrandchildAndAZombie) {
-  TempDir tmp;
-  Target t({DUMP_TREE_PATH, tmp.file("shared.txt")});
-  ASSERT_TRUE(t.ready()) << t.error();
-  TreePids p = pids_of(t);
+TEST_F(DumpTree, ParentTwoChildrenGrandchildAndAZombie) {
+  ASSERT_NO_FATAL_FAILURE(start_tree());
   std::string image = tmp.file("tree.ckpt");
   expect_success(dump(p.root, image));
   expect_tree_as_it_was(p);
@@ -92,7 +106,7 @@ TEST(DumpTree, ParentTwoChildrenGrandchildAndAZombie) {
   EXPECT_EQ(by_pid[p.zombie]["exit_code"], 7);
   EXPECT_EQ(by_pid[p.grandchild]["state"], "running");
   EXPECT_EQ(by_pid[p.child1]["creator_tid"], p.root);
-  EXPECT_EQ(by_pid[p.child2]["creator_tid"], std::stol(t.value("forker_tid"))) << "forked by the second thread";
+  EXPECT_EQ(by_pid[p.child2]["creator_tid"], std::stol(tree->value("forker_tid"))) << "forked by the second thread";
   EXPECT_EQ(j["processes"].size(), 4u);
   RunResult text = test::run({imgtool(), "info", image});
   EXPECT_NE(text.out.find("tree: 5 processes"), std::string::npos) << text.out;
@@ -157,11 +171,8 @@ TEST(DumpTree, ParentTwoChildrenGrandchildAndAZombie) {
 
 // One open file description, one pipe (its bytes stored once) and one
 // shared anonymous object across the tree.
-TEST(DumpTree, SharedFileOffsetPipeAndMemoryGetOneIdentity) {
-  TempDir tmp;
-  Target t({DUMP_TREE_PATH, tmp.file("shared.txt")});
-  ASSERT_TRUE(t.ready()) << t.error();
-  TreePids p = pids_of(t);
+TEST_F(DumpTree, SharedFileOffsetPipeAndMemoryGetOneIdentity) {
+  ASSERT_NO_FATAL_FAILURE(start_tree());
   std::string image = tmp.file("tree.ckpt");
   expect_success(dump(p.root, image));
   Cores cores = open_cores(image);
@@ -208,11 +219,9 @@ TEST(DumpTree, SharedFileOffsetPipeAndMemoryGetOneIdentity) {
   EXPECT_EQ(pipe_data[0], "tree-pipe");
 }
 
-TEST(DumpTree, RefusalInAChildNamesItAndLeavesTheTreeRunning) {
-  TempDir tmp, out;
-  Target t({DUMP_TREE_PATH, tmp.file("shared.txt"), "netlink-in-child"});
-  ASSERT_TRUE(t.ready()) << t.error();
-  TreePids p = pids_of(t);
+TEST_F(DumpTree, RefusalInAChildNamesItAndLeavesTheTreeRunning) {
+  TempDir out;
+  ASSERT_NO_FATAL_FAILURE(start_tree("netlink-in-child"));
   RunResult r = dump(p.root, out.file("tree.ckpt"));
   expect_one_line_failure(r, "pid " + std::to_string(p.child2) + ": fd 6 socket (only AF_UNIX, TCP and UDP sockets are restored)");
   EXPECT_EQ(dir_listing(out.path()), std::vector<std::string>{});
@@ -220,11 +229,8 @@ TEST(DumpTree, RefusalInAChildNamesItAndLeavesTheTreeRunning) {
 }
 
 // -o - cannot seek: the streamed tree image has the file form's layout.
-TEST(DumpTree, StreamedTreeEqualsTheFileForm) {
-  TempDir tmp;
-  Target t({DUMP_TREE_PATH, tmp.file("shared.txt")});
-  ASSERT_TRUE(t.ready()) << t.error();
-  TreePids p = pids_of(t);
+TEST_F(DumpTree, StreamedTreeEqualsTheFileForm) {
+  ASSERT_NO_FATAL_FAILURE(start_tree());
   std::string file = tmp.file("file.ckpt"), streamed = tmp.file("streamed.ckpt");
   expect_success(dump(p.root, file));
   RunResult r = dump(p.root, "-");
@@ -243,14 +249,11 @@ TEST(DumpTree, StreamedTreeEqualsTheFileForm) {
   expect_tree_as_it_was(p);
 }
 
-TEST(DumpTree, KillEndsTheWholeTree) {
-  TempDir tmp;
-  Target t({DUMP_TREE_PATH, tmp.file("shared.txt")});
-  ASSERT_TRUE(t.ready()) << t.error();
-  TreePids p = pids_of(t);
+TEST_F(DumpTree, KillEndsTheWholeTree) {
+  ASSERT_NO_FATAL_FAILURE(start_tree());
   expect_success(dump(p.root, tmp.file("tree.ckpt"), {"--kill"}));
   int status = 0;
-  ASSERT_TRUE(t.wait_exit(&status, 10));
+  ASSERT_TRUE(tree->wait_exit(&status, 10));
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   for (pid_t pid : {p.child1, p.child2, p.grandchild}) {
     bool gone = test::wait_until(
@@ -271,8 +274,7 @@ namespace {
 
 // libckpt runs imgtool as a child of the process it checkpoints: the dumper
 // leaves itself (and what it runs) out of the tree (DECISIONS.md 73).
-TEST(DumpTree, TheDumperLeavesItselfOut) {
-  TempDir tmp;
+TEST_F(DumpTree, TheDumperLeavesItselfOut) {
   std::string image = tmp.file("self.ckpt");
   RunResult r = test::run({"/bin/sh", "-c", "echo $$; \"$0\" dump --pid $$ -o \"$1\"; echo rc=$?", imgtool(), image});
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
@@ -295,11 +297,8 @@ TEST(DumpTree, TheDumperLeavesItselfOut) {
 
 // A process of the tree stopped by job control stays stopped, as gcore
 // leaves it; the others run on.
-TEST(DumpTree, AStoppedChildStaysStopped) {
-  TempDir tmp;
-  Target t({DUMP_TREE_PATH, tmp.file("shared.txt")});
-  ASSERT_TRUE(t.ready()) << t.error();
-  TreePids p = pids_of(t);
+TEST_F(DumpTree, AStoppedChildStaysStopped) {
+  ASSERT_NO_FATAL_FAILURE(start_tree());
   ASSERT_EQ(kill(p.child2, SIGSTOP), 0);
   ASSERT_TRUE(wait_for_state(p.child2, 'T'));
   std::string image = tmp.file("tree.ckpt");
@@ -317,11 +316,8 @@ TEST(DumpTree, AStoppedChildStaysStopped) {
 // Children that come and go while the tree is frozen: each dump still
 // succeeds with a consistent tree (a child exiting meanwhile is a zombie
 // record, or not there at all), and the churn goes on afterwards.
-TEST(DumpTree, ChildrenComingAndGoingWhileFreezing) {
-  TempDir tmp;
-  Target t({DUMP_TREE_PATH, tmp.file("shared.txt"), "churn"});
-  ASSERT_TRUE(t.ready()) << t.error();
-  TreePids p = pids_of(t);
+TEST_F(DumpTree, ChildrenComingAndGoingWhileFreezing) {
+  ASSERT_NO_FATAL_FAILURE(start_tree("churn"));
   for (int i = 0; i < 5; i++) {
     std::string image = tmp.file("churn" + std::to_string(i) + ".ckpt");
     expect_success(dump(p.root, image));

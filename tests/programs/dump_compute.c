@@ -1,33 +1,17 @@
 /* A target that computes: the main thread and one worker spin, updating a
  * volatile global whose address is printed before "ready". */
-#define _GNU_SOURCE
-#include <pthread.h>
-#include <signal.h>
-#include <stdio.h>
-#include <sys/prctl.h>
-#include <unistd.h>
-
-/* "ready" only once the worker runs its own code (not still inside
- * clone3, where unwinders stop). */
-static pthread_barrier_t started;
+#include "dump_prog.h"
 
 volatile unsigned long counter;
 volatile unsigned long worker_counter;
 
 static void *worker(void *arg) {
-  pthread_barrier_wait(&started);
+  dp_worker_started();
   for (;;) worker_counter++;
   return arg;
 }
 
 int main(void) {
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() == 1) return 1;
-  pthread_barrier_init(&started, NULL, 2);
-  pthread_t t;
-  if (pthread_create(&t, NULL, worker, NULL) != 0) return 1;
-  pthread_barrier_wait(&started);
-  printf("counter %p\nready\n", (void *)&counter);
-  fflush(stdout);
+  if (dp_start_worker_then_ready(worker, &counter) != 0) return 1;
   for (;;) counter++;
 }

@@ -20,6 +20,37 @@ static volatile int go_flag;
 static volatile int loaded_a, loaded_b;
 static int avx512;
 
+/* The start of both loops, once the registers are loaded: say so, then
+ * (label 1) compare ymm0 with the pattern, to label 2 if it changed. */
+#define SAY_LOADED_THEN_CHECK_YMM0 \
+  "movl $1, (%[loaded])\n\t" \
+  "1:\n\t" \
+  "vpcmpeqq (%[pat]), %%ymm0, %%ymm1\n\t" \
+  "vpmovmskb %%ymm1, %%eax\n\t" \
+  "cmpl $-1, %%eax\n\t" \
+  "jne 2f\n\t"
+
+/* The end of both loops: with [sleep], a raw nanosleep(ts) system call;
+ * then back to label 1 until the go flag is set, with bad = 0. Labels 2 and
+ * 3 set bad to 1 and 2 (ymm0, then the other registers changed); the asm
+ * block ends with label 9. */
+#define SLEEP_OR_SPIN_UNTIL_GO \
+  "testl %[sleep], %[sleep]\n\t" \
+  "jz 4f\n\t" \
+  "movl $35, %%eax\n\t" /* SYS_nanosleep */ \
+  "movq %[ts], %%rdi\n\t" \
+  "xorl %%esi, %%esi\n\t" \
+  "syscall\n\t" \
+  "4:\n\t" \
+  "pause\n\t" \
+  "cmpl $0, (%[go])\n\t" \
+  "je 1b\n\t" \
+  "xorl %k[bad], %k[bad]\n\t" \
+  "jmp 9f\n\t" \
+  "2: movl $1, %k[bad]\n\t" \
+  "jmp 9f\n\t" \
+  "3: movl $2, %k[bad]\n\t"
+
 /* Returns 0 while the registers hold the values; 1..3 says which changed. */
 static long spin_avx2(const uint64_t *pat, volatile int *loaded, int sleep) {
   long bad;
@@ -27,31 +58,12 @@ static long spin_avx2(const uint64_t *pat, volatile int *loaded, int sleep) {
   __asm__ volatile(
       "vmovdqu (%[pat]), %%ymm0\n\t"
       "vmovdqu 32(%[pat]), %%ymm8\n\t"
-      "movl $1, (%[loaded])\n\t"
-      "1:\n\t"
-      "vpcmpeqq (%[pat]), %%ymm0, %%ymm1\n\t"
-      "vpmovmskb %%ymm1, %%eax\n\t"
-      "cmpl $-1, %%eax\n\t"
-      "jne 2f\n\t"
+      SAY_LOADED_THEN_CHECK_YMM0
       "vpcmpeqq 32(%[pat]), %%ymm8, %%ymm1\n\t"
       "vpmovmskb %%ymm1, %%eax\n\t"
       "cmpl $-1, %%eax\n\t"
       "jne 3f\n\t"
-      "testl %[sleep], %[sleep]\n\t"
-      "jz 4f\n\t"
-      "movl $35, %%eax\n\t" /* SYS_nanosleep */
-      "movq %[ts], %%rdi\n\t"
-      "xorl %%esi, %%esi\n\t"
-      "syscall\n\t"
-      "4:\n\t"
-      "pause\n\t"
-      "cmpl $0, (%[go])\n\t"
-      "je 1b\n\t"
-      "xorl %k[bad], %k[bad]\n\t"
-      "jmp 9f\n\t"
-      "2: movl $1, %k[bad]\n\t"
-      "jmp 9f\n\t"
-      "3: movl $2, %k[bad]\n\t"
+      SLEEP_OR_SPIN_UNTIL_GO
       "9:\n\t"
       : [bad] "=&r"(bad)
       : [pat] "r"(pat), [loaded] "r"(loaded), [go] "r"(&go_flag), [sleep] "r"(sleep), [ts] "r"(&ts)
@@ -67,12 +79,7 @@ __attribute__((target("avx512f"))) static long spin_avx512(const uint64_t *pat, 
       "vmovdqu64 (%[pat]), %%zmm16\n\t"
       "vmovdqu64 (%[pat]), %%zmm31\n\t"
       "kmovq (%[kmask]), %%k2\n\t"
-      "movl $1, (%[loaded])\n\t"
-      "1:\n\t"
-      "vpcmpeqq (%[pat]), %%ymm0, %%ymm1\n\t"
-      "vpmovmskb %%ymm1, %%eax\n\t"
-      "cmpl $-1, %%eax\n\t"
-      "jne 2f\n\t"
+      SAY_LOADED_THEN_CHECK_YMM0
       "vpcmpeqq (%[pat]), %%zmm16, %%k3\n\t"
       "kmovw %%k3, %%eax\n\t"
       "cmpl $0xff, %%eax\n\t"
@@ -84,21 +91,7 @@ __attribute__((target("avx512f"))) static long spin_avx512(const uint64_t *pat, 
       "kmovq %%k2, %%rax\n\t"
       "cmpq (%[kmask]), %%rax\n\t"
       "jne 5f\n\t"
-      "testl %[sleep], %[sleep]\n\t"
-      "jz 4f\n\t"
-      "movl $35, %%eax\n\t"
-      "movq %[ts], %%rdi\n\t"
-      "xorl %%esi, %%esi\n\t"
-      "syscall\n\t"
-      "4:\n\t"
-      "pause\n\t"
-      "cmpl $0, (%[go])\n\t"
-      "je 1b\n\t"
-      "xorl %k[bad], %k[bad]\n\t"
-      "jmp 9f\n\t"
-      "2: movl $1, %k[bad]\n\t"
-      "jmp 9f\n\t"
-      "3: movl $2, %k[bad]\n\t"
+      SLEEP_OR_SPIN_UNTIL_GO
       "jmp 9f\n\t"
       "5: movl $3, %k[bad]\n\t"
       "9:\n\t"

@@ -121,12 +121,6 @@ static int seed_m(size_t p, int gen) { return gen >= 2 && p == 0 ? 2002 : 2000; 
 static int seed_n(size_t p, int gen) { return 3001; }
 static int seed_d(size_t p, int gen) { return gen >= 1 && p < 4 ? -1 : 4000; }
 
-static int exists_in(const char *dir, const char *name, int n) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s%d", dir, name, n);
-  return access(path, F_OK) == 0;
-}
-
 /* No userfaultfd among the fds, no mapping registered with one. */
 static void check_no_tracker(void) {
   char path[64], link[256];
@@ -161,19 +155,7 @@ int main(int argc, char **argv) {
   fill(D, D_PAGES, 4000);
   printf("A %p\n", (void *)A);
   rt_ready();
-  while (access(argv[1], F_OK) != 0) {
-    if (exists_in(dir, "step", generation + 1)) {
-      int gen = generation + 1;
-      advance(gen);
-      generation = gen;
-      char path[4096];
-      snprintf(path, sizeof path, "%s/done%d", dir, gen);
-      int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-      if (fd < 0) rt_die("create %s", path);
-      close(fd);
-    }
-    rt_sleep_ms(5);
-  }
+  rt_serve_steps(argv[1], dir, &generation, advance);
   int gen = generation;
   size_t bad = check("A", A, A_PAGES, seed_a, gen) + check("K", K, K_PAGES, seed_k, gen) +
                check("Q", Q, Q_PAGES, seed_q, gen) + check("M", M, M_PAGES, seed_m, gen) +

@@ -16,14 +16,6 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
-static void place(int fd, int target) {
-  if (fd < 0) rt_die("create for fd %d", target);
-  if (fd != target) {
-    if (dup2(fd, target) < 0) rt_die("dup2 %d", target);
-    close(fd);
-  }
-}
-
 static void sort_lines(char *text);
 
 static void add(int ep, int fd, uint32_t events, uint64_t data) {
@@ -73,18 +65,18 @@ int main(int argc, char **argv) {
   rt_start(argc, argv, 3);
   int p[2], q[2], sv[2];
   if (pipe(p) != 0 || pipe(q) != 0 || socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0) rt_die("pipe/socketpair");
-  place(p[0], 40);
+  rt_place(p[0], 40);
   if (write(p[1], "x", 1) != 1) rt_die("write");
-  place(p[1], 46);
-  place(eventfd(3, 0), 41);
-  place(sv[0], 42);
-  place(sv[1], 43);
+  rt_place(p[1], 46);
+  rt_place(eventfd(3, 0), 41);
+  rt_place(sv[0], 42);
+  rt_place(sv[1], 43);
   if (send(43, "m", 1, 0) != 1) rt_die("send");
-  place(eventfd(1, 0), 44);
-  place(q[0], 45);
+  rt_place(eventfd(1, 0), 44);
+  rt_place(q[0], 45);
   if (write(q[1], "y", 1) != 1) rt_die("write");
-  place(q[1], 47);
-  place(epoll_create1(0), 50);
+  rt_place(q[1], 47);
+  rt_place(epoll_create1(0), 50);
   fcntl(50, F_SETFD, FD_CLOEXEC);
   add(50, 40, EPOLLIN, 111);
   add(50, 41, EPOLLIN, 222);
@@ -97,7 +89,7 @@ int main(int argc, char **argv) {
   struct epoll_event evs[16];
   int n = epoll_wait(50, evs, 16, 0);
   if (n != 5) rt_die("setup epoll_wait gave %d events, expected 5", n);
-  place(epoll_create1(0), 51);
+  rt_place(epoll_create1(0), 51);
   add(51, 40, EPOLLIN | EPOLLEXCLUSIVE, 777);
   add(51, 50, EPOLLIN, 888);
   targets(50, before50, sizeof before50);

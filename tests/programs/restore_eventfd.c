@@ -17,22 +17,16 @@
 #define FD_ZERO 43
 #define BIG_COUNT 0x123456789abULL
 
-static void place(int fd, int target) {
-  if (fd < 0) rt_die("create for fd %d", target);
-  if (dup2(fd, target) < 0) rt_die("dup2 %d", target);
-  close(fd);
-}
-
 int main(int argc, char **argv) {
   rt_start(argc, argv, 3);
-  place(eventfd(5, EFD_SEMAPHORE | EFD_NONBLOCK), FD_SEM);
+  rt_place(eventfd(5, EFD_SEMAPHORE | EFD_NONBLOCK), FD_SEM);
   uint64_t two = 2;
   if (write(FD_SEM, &two, 8) != 8) rt_die("write 2");
   if (dup2(FD_SEM, FD_SEM_DUP) < 0) rt_die("dup2");
-  place(eventfd(0, 0), FD_BIG);
+  rt_place(eventfd(0, 0), FD_BIG);
   uint64_t big = BIG_COUNT;
   if (write(FD_BIG, &big, 8) != 8) rt_die("write big");
-  place(eventfd(0, EFD_NONBLOCK), FD_ZERO);
+  rt_place(eventfd(0, EFD_NONBLOCK), FD_ZERO);
   rt_ready();
   rt_wait_go(argv[1]);
 

@@ -26,14 +26,6 @@ static const char kText[] = "0123456789abcdefghijklmnopqrstuvwxyz";
 static const char kPipeBytes[] = "bytes left in the pipe";
 static const char kStdinBytes[] = "stdin-bytes-from-the-test";
 
-static void place(int fd, int target) {
-  if (fd < 0) rt_die("open for fd %d", target);
-  if (fd != target) {
-    if (dup2(fd, target) < 0) rt_die("dup2 %d", target);
-    close(fd);
-  }
-}
-
 static void write_file(const char *path, const char *text) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) rt_die("write %s", path);
@@ -61,28 +53,28 @@ int main(int argc, char **argv) {
   snprintf(p_unlinked, sizeof p_unlinked, "%s/unlinked.bin", dir);
 
   write_file(p_offset, kText);
-  place(open(p_offset, O_RDWR), FD_OFFSET);
+  rt_place(open(p_offset, O_RDWR), FD_OFFSET);
   lseek(FD_OFFSET, 10, SEEK_SET);
 
   write_file(p_append, "before\n");
-  place(open(p_append, O_WRONLY | O_APPEND), FD_APPEND);
+  rt_place(open(p_append, O_WRONLY | O_APPEND), FD_APPEND);
 
   write_file(p_shared, kText);
-  place(open(p_shared, O_RDONLY), FD_SHARED_A);
+  rt_place(open(p_shared, O_RDONLY), FD_SHARED_A);
   lseek(FD_SHARED_A, 5, SEEK_SET);
   if (dup2(FD_SHARED_A, FD_SHARED_B) < 0) rt_die("dup2");
   /* FD_SHARED_A is close-on-exec, its dup is not: the flag is per fd. */
   fcntl(FD_SHARED_A, F_SETFD, FD_CLOEXEC);
 
-  place(open(p_offset, O_RDONLY), FD_CLOEXEC_NO); /* no O_CLOEXEC */
-  place(open(p_offset, O_RDONLY | O_CLOEXEC), FD_RDONLY);
+  rt_place(open(p_offset, O_RDONLY), FD_CLOEXEC_NO); /* no O_CLOEXEC */
+  rt_place(open(p_offset, O_RDONLY | O_CLOEXEC), FD_RDONLY);
   /* dup2 clears FD_CLOEXEC: set it again on the placed fd. */
   fcntl(FD_RDONLY, F_SETFD, FD_CLOEXEC);
 
   int p[2];
   if (pipe(p) != 0) rt_die("pipe");
-  place(p[0], FD_PIPE_R);
-  place(p[1], FD_PIPE_W);
+  rt_place(p[0], FD_PIPE_R);
+  rt_place(p[1], FD_PIPE_W);
   if (write(FD_PIPE_W, kPipeBytes, strlen(kPipeBytes)) != (ssize_t)strlen(kPipeBytes)) rt_die("write pipe");
 
   /* Unlinked: 3 pages of a pattern after a header, offset 7. */
@@ -92,13 +84,13 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < sizeof big; i++) big[i] = (char)(i * 7 + 3);
   if (write(ufd, "UNLINKED", 8) != 8 || write(ufd, big, sizeof big) != (ssize_t)sizeof big) rt_die("write unlinked");
   unlink(p_unlinked);
-  place(ufd, FD_UNLINKED);
+  rt_place(ufd, FD_UNLINKED);
   lseek(FD_UNLINKED, 7, SEEK_SET);
 
-  place(open(dir, O_RDONLY | O_DIRECTORY), FD_DIR);
-  place(open("/dev/zero", O_RDONLY), FD_DEVZERO);
-  place(open("/dev/null", O_WRONLY), FD_DEVNULL);
-  place(open(p_offset, O_PATH), FD_OPATH);
+  rt_place(open(dir, O_RDONLY | O_DIRECTORY), FD_DIR);
+  rt_place(open("/dev/zero", O_RDONLY), FD_DEVZERO);
+  rt_place(open("/dev/null", O_WRONLY), FD_DEVNULL);
+  rt_place(open(p_offset, O_PATH), FD_OPATH);
 
   rt_ready();
   rt_wait_go(argv[1]);

@@ -22,14 +22,6 @@
 #define BIG_CAPACITY (256 * 1024)
 #define BIG_BYTES 150000 /* more than the default 65536 */
 
-static void place(int fd, int target) {
-  if (fd < 0) rt_die("open for fd %d", target);
-  if (fd != target) {
-    if (dup2(fd, target) < 0) rt_die("dup2 %d", target);
-    close(fd);
-  }
-}
-
 static uint8_t pattern(size_t i, unsigned seed) { return (uint8_t)(i * 7 + i / 251 + seed); }
 
 static void fill_big(int fd, unsigned seed) {
@@ -71,8 +63,8 @@ static void check_big(const char *what, int rfd, int wfd, unsigned seed) {
 static int huge_pipe(const char *gofile) {
   int p[2];
   if (pipe(p) < 0) rt_die("pipe");
-  place(p[0], FD_PIPE_R);
-  place(p[1], FD_PIPE_W);
+  rt_place(p[0], FD_PIPE_R);
+  rt_place(p[1], FD_PIPE_W);
   if (fcntl(FD_PIPE_W, F_SETPIPE_SZ, HUGE_CAPACITY) < 0) rt_die("F_SETPIPE_SZ %d", HUGE_CAPACITY);
   static uint8_t buf[HUGE_BYTES];
   memset(buf, 0x5a, sizeof buf);
@@ -94,18 +86,18 @@ int main(int argc, char **argv) {
   snprintf(big, sizeof big, "%s/big.fifo", argv[2]);
   if (mkfifo(small, 0600) < 0 || mkfifo(big, 0600) < 0) rt_die("mkfifo");
 
-  place(open(small, O_RDONLY | O_NONBLOCK), FD_SMALL_R);
-  place(open(small, O_WRONLY), FD_SMALL_W);
+  rt_place(open(small, O_RDONLY | O_NONBLOCK), FD_SMALL_R);
+  rt_place(open(small, O_WRONLY), FD_SMALL_W);
   if (write(FD_SMALL_W, "hello", 5) != 5) rt_die("write hello");
 
-  place(open(big, O_RDONLY | O_NONBLOCK), FD_BIG_R);
-  place(open(big, O_WRONLY), FD_BIG_W);
+  rt_place(open(big, O_RDONLY | O_NONBLOCK), FD_BIG_R);
+  rt_place(open(big, O_WRONLY), FD_BIG_W);
   fill_big(FD_BIG_W, 1);
 
   int p[2];
   if (pipe(p) < 0) rt_die("pipe");
-  place(p[0], FD_PIPE_R);
-  place(p[1], FD_PIPE_W);
+  rt_place(p[0], FD_PIPE_R);
+  rt_place(p[1], FD_PIPE_W);
   fill_big(FD_PIPE_W, 2);
 
   rt_ready();

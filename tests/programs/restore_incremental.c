@@ -26,37 +26,28 @@ static int last_writer(size_t p, int gen) {
   return 0;
 }
 
-static int exists_in(const char *dir, const char *name, int n) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s%d", dir, name, n);
-  return access(path, F_OK) == 0;
+static uint64_t *mem;
+static size_t pages;
+
+/* Generation gen rewrites the pages it is the last writer of. */
+static void advance(int gen) {
+  for (size_t p = 0; p < pages; p++)
+    if (last_writer(p, gen) == gen)
+      for (size_t i = p * 512; i < (p + 1) * 512; i++) mem[i] = pattern(i, gen);
 }
 
 int main(int argc, char **argv) {
   rt_start(argc, argv, 3);
   const char *dir = argv[2];
   size_t mib = argc > 3 && atoi(argv[3]) > 0 ? (size_t)atoi(argv[3]) : 32;
-  size_t words = mib << 17, pages = words / 512;
-  uint64_t *mem = mmap(NULL, words * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  size_t words = mib << 17;
+  pages = words / 512;
+  mem = mmap(NULL, words * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) rt_die("mmap");
   for (size_t i = 0; i < words; i++) mem[i] = pattern(i, 0);
   printf("mem %p\n", (void *)mem);
   rt_ready();
-  while (access(argv[1], F_OK) != 0) {
-    if (exists_in(dir, "step", generation + 1)) {
-      int gen = generation + 1;
-      for (size_t p = 0; p < pages; p++)
-        if (last_writer(p, gen) == gen)
-          for (size_t i = p * 512; i < (p + 1) * 512; i++) mem[i] = pattern(i, gen);
-      generation = gen;
-      char path[4096];
-      snprintf(path, sizeof path, "%s/done%d", dir, gen);
-      int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-      if (fd < 0) rt_die("create %s", path);
-      close(fd);
-    }
-    rt_sleep_ms(5);
-  }
+  rt_serve_steps(argv[1], dir, &generation, advance);
   size_t bad = 0;
   for (size_t p = 0; p < pages; p++) {
     int gen = last_writer(p, generation);

@@ -17,18 +17,6 @@
 #define FD_A 40
 #define FD_B 41
 
-static void place(int fd, int target) {
-  if (fd < 0) rt_die("create for fd %d", target);
-  if (dup2(fd, target) < 0) rt_die("dup2");
-  close(fd);
-}
-
-static volatile int timer_ticks;
-static void on_timer(int sig) {
-  (void)sig;
-  timer_ticks++;
-}
-
 int main(int argc, char **argv) {
   rt_start(argc, argv, 4);
   const char *mode = argv[3];
@@ -36,21 +24,21 @@ int main(int argc, char **argv) {
   if (!strcmp(mode, "socketpair")) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) rt_die("socketpair");
-    place(sv[0], FD_A);
-    place(sv[1], FD_B);
+    rt_place(sv[0], FD_A);
+    rt_place(sv[1], FD_B);
     if (write(FD_A, "queued", 6) != 6) rt_die("write");
   } else if (!strcmp(mode, "eventfd")) {
-    place(eventfd(5, 0), FD_A);
+    rt_place(eventfd(5, 0), FD_A);
   } else if (!strcmp(mode, "timerfd")) {
-    place(timerfd_create(CLOCK_MONOTONIC, 0), FD_A);
+    rt_place(timerfd_create(CLOCK_MONOTONIC, 0), FD_A);
     struct itimerspec its = {{0, 20000000}, {0, 20000000}};
     timerfd_settime(FD_A, 0, &its, NULL);
   } else if (!strcmp(mode, "epoll")) {
     int p[2];
     if (pipe(p) != 0) rt_die("pipe");
-    place(p[0], FD_B);
+    rt_place(p[0], FD_B);
     if (write(p[1], "x", 1) != 1) rt_die("write");
-    place(epoll_create1(0), FD_A);
+    rt_place(epoll_create1(0), FD_A);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0x1234};
     if (epoll_ctl(FD_A, EPOLL_CTL_ADD, FD_B, &ev) != 0) rt_die("epoll_ctl");
   } else if (!strcmp(mode, "signalfd")) {
@@ -58,15 +46,15 @@ int main(int argc, char **argv) {
     sigemptyset(&m);
     sigaddset(&m, SIGUSR1);
     sigprocmask(SIG_BLOCK, &m, NULL);
-    place(signalfd(-1, &m, 0), FD_A);
+    rt_place(signalfd(-1, &m, 0), FD_A);
   } else if (!strcmp(mode, "posix-timer")) {
-    signal(SIGRTMIN, on_timer);
+    signal(SIGRTMIN, rt_count_tick);
     struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN};
     if (timer_create(CLOCK_MONOTONIC, &sev, &timer) != 0) rt_die("timer_create");
     struct itimerspec its = {{0, 20000000}, {0, 20000000}};
     timer_settime(timer, 0, &its, NULL);
   } else if (!strcmp(mode, "inotify")) {
-    place(inotify_init1(0), FD_A);
+    rt_place(inotify_init1(0), FD_A);
     if (inotify_add_watch(FD_A, argv[2], IN_CREATE) < 0) rt_die("inotify_add_watch");
   } else {
     rt_die("unknown mode %s", mode);
@@ -95,10 +83,10 @@ int main(int argc, char **argv) {
     struct signalfd_siginfo si;
     RT_CHECK(read(FD_A, &si, sizeof si) == sizeof si && si.ssi_signo == SIGUSR1, "signalfd: no SIGUSR1");
   } else if (!strcmp(mode, "posix-timer")) {
-    int t0 = timer_ticks;
+    int t0 = rt_timer_ticks;
     double until = rt_now(CLOCK_MONOTONIC) + 5;
-    while (timer_ticks < t0 + 3 && rt_now(CLOCK_MONOTONIC) < until) rt_sleep_ms(5);
-    RT_CHECK(timer_ticks >= t0 + 3, "POSIX timer: %d ticks after the restore", timer_ticks - t0);
+    while (rt_timer_ticks < t0 + 3 && rt_now(CLOCK_MONOTONIC) < until) rt_sleep_ms(5);
+    RT_CHECK(rt_timer_ticks >= t0 + 3, "POSIX timer: %d ticks after the restore", rt_timer_ticks - t0);
   } else if (!strcmp(mode, "inotify")) {
     char path[4096];
     snprintf(path, sizeof path, "%s/inotify-new", argv[2]);

@@ -95,9 +95,10 @@ int main(int argc, char **argv) {
   RT_CHECK(fired[0] >= 3, "timer 0 fired %d times in 10 s", fired[0]);
   RT_CHECK(value_of[0] == 0x1111 && timer_of[0] == 0, "timer 0's signal: value %#lx timer %d", value_of[0],
            timer_of[0]);
-  /* Three expiries: the time left, then two intervals. */
-  RT_CHECK(took > left0 + 0.5 && took < left0 + 2.0, "timer 0 fired 3 times in %.3f s, expected %.3f", took,
-           left0 + 0.6);
+  /* Three expiries: the time left, then two intervals; never sooner. No
+   * upper bound (a loaded machine delivers late): the bounded wait above
+   * already failed if the restored interval were much longer. */
+  RT_CHECK(took > left0 + 0.5, "timer 0 fired 3 times in %.3f s, expected at least %.3f", took, left0 + 0.6);
   /* A new timer works, and takes an id none of the others has. */
   timer_t t4 = make(CLOCK_MONOTONIC, SIGEV_NONE, 0, 0);
   RT_CHECK((long)t4 != 0 && (long)t4 != 2 && (long)t4 != 3, "a new timer got id %ld, which is taken", (long)t4);

@@ -19,14 +19,6 @@
 static const char kToSlave[] = "typed-before-the-dump";
 static const char kToMaster[] = "written-before-the-dump";
 
-static void place(int fd, int target) {
-  if (fd < 0) rt_die("create for fd %d", target);
-  if (fd != target) {
-    if (dup2(fd, target) < 0) rt_die("dup2 %d", target);
-    close(fd);
-  }
-}
-
 /* Reads what fd has within 2 s (at most cap bytes). */
 static ssize_t read_some(int fd, char *buf, size_t cap) {
   struct pollfd p = {fd, POLLIN, 0};
@@ -36,12 +28,12 @@ static ssize_t read_some(int fd, char *buf, size_t cap) {
 
 int main(int argc, char **argv) {
   rt_start(argc, argv, 3);
-  place(posix_openpt(O_RDWR | O_NOCTTY), 40);
+  rt_place(posix_openpt(O_RDWR | O_NOCTTY), 40);
   if (grantpt(40) != 0 || unlockpt(40) != 0) rt_die("grantpt/unlockpt");
   const char *name = ptsname(40);
   if (!name) rt_die("ptsname");
   printf("pts %s\n", name);
-  place(open(name, O_RDWR | O_NOCTTY), 41);
+  rt_place(open(name, O_RDWR | O_NOCTTY), 41);
   struct termios t;
   if (tcgetattr(41, &t) != 0) rt_die("tcgetattr");
   cfmakeraw(&t);
@@ -56,7 +48,7 @@ int main(int argc, char **argv) {
   if (fchown(41, 1234, 5) != 0 || fchmod(41, 0640) != 0) rt_die("fchown/fchmod of the slave");
   if (write(40, kToSlave, strlen(kToSlave)) != (ssize_t)strlen(kToSlave)) rt_die("write to the master");
   if (write(41, kToMaster, strlen(kToMaster)) != (ssize_t)strlen(kToMaster)) rt_die("write to the slave");
-  place(posix_openpt(O_RDWR | O_NOCTTY), 42);  // pair 2: locked
+  rt_place(posix_openpt(O_RDWR | O_NOCTTY), 42);  // pair 2: locked
   rt_sleep_ms(50);  /* the pty's work queue delivers the writes */
   rt_ready();
   rt_wait_go(argv[1]);

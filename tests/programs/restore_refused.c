@@ -43,14 +43,6 @@
 
 static const char kQueued[] = "typed but not read yet";
 
-static void place(int fd, int target) {
-  if (fd < 0) rt_die("create for fd %d", target);
-  if (fd != target) {
-    if (dup2(fd, target) < 0) rt_die("dup2 %d", target);
-    close(fd);
-  }
-}
-
 /* A kernel object of the kind named, at fd 70. */
 static void make_kernel_object(const char *kind) {
   int fd = -1;
@@ -83,13 +75,7 @@ static void make_kernel_object(const char *kind) {
     rt_die("unknown kernel object %s", kind);
   }
   if (fd < 0) rt_die("make %s", kind);
-  place(fd, 70);
-}
-
-static volatile int timer_ticks;
-static void on_timer(int sig) {
-  (void)sig;
-  timer_ticks++;
+  rt_place(fd, 70);
 }
 
 int main(int argc, char **argv) {
@@ -97,20 +83,20 @@ int main(int argc, char **argv) {
   const char *mode = argv[3];
   timer_t timer = 0;
   if (!strcmp(mode, "objects")) {
-    place(eventfd(5, 0), 40);
+    rt_place(eventfd(5, 0), 40);
     int p[2];
     if (pipe(p) != 0) rt_die("pipe");
-    place(p[0], 42);
+    rt_place(p[0], 42);
     if (write(p[1], "x", 1) != 1) rt_die("write");
     close(p[1]);
-    place(epoll_create1(0), 41);
+    rt_place(epoll_create1(0), 41);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0x1234};
     if (epoll_ctl(41, EPOLL_CTL_ADD, 42, &ev) != 0) rt_die("epoll_ctl");
     /* Sockets other than AF_UNIX, TCP and UDP are not restored. */
-    place(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), 43);
+    rt_place(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), 43);
     /* Blocked until the go file: a timer signal arriving while the dumper
      * borrows a thread for an injected syscall is not what this tests. */
-    signal(SIGRTMIN, on_timer);
+    signal(SIGRTMIN, rt_count_tick);
     sigset_t rt;
     sigemptyset(&rt);
     sigaddset(&rt, SIGRTMIN);
@@ -120,14 +106,14 @@ int main(int argc, char **argv) {
     struct itimerspec its = {{0, 20000000}, {0, 20000000}};
     if (timer_settime(timer, 0, &its, NULL) != 0) rt_die("timer_settime");
     printf("timer %ld\n", (long)(intptr_t)timer);
-    place((int)syscall(SYS_userfaultfd, O_CLOEXEC), 44);
+    rt_place((int)syscall(SYS_userfaultfd, O_CLOEXEC), 44);
   } else if (!strcmp(mode, "pty")) {
-    place(posix_openpt(O_RDWR | O_NOCTTY), 50);
+    rt_place(posix_openpt(O_RDWR | O_NOCTTY), 50);
     if (grantpt(50) != 0 || unlockpt(50) != 0) rt_die("grantpt/unlockpt");
     const char *name = ptsname(50);
     if (!name) rt_die("ptsname");
     printf("pts %s\n", name);
-    place(open(name, O_RDWR | O_NOCTTY), 51);
+    rt_place(open(name, O_RDWR | O_NOCTTY), 51);
     struct termios t;
     if (tcgetattr(51, &t) != 0) rt_die("tcgetattr");
     cfmakeraw(&t);
@@ -144,18 +130,18 @@ int main(int argc, char **argv) {
     }
     close(50);
   } else if (!strcmp(mode, "storm")) {
-    signal(SIGRTMIN, on_timer);
+    signal(SIGRTMIN, rt_count_tick);
     struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN};
     if (timer_create(CLOCK_MONOTONIC, &sev, &timer) != 0) rt_die("timer_create");
     struct itimerspec its = {{0, 1000000}, {0, 1000000}};
     if (timer_settime(timer, 0, &its, NULL) != 0) rt_die("timer_settime");
-    place((int)syscall(SYS_userfaultfd, O_CLOEXEC), 43);
+    rt_place((int)syscall(SYS_userfaultfd, O_CLOEXEC), 43);
   } else if (!strncmp(mode, "kernel:", 7)) {
     make_kernel_object(mode + 7);
   } else if (!strcmp(mode, "chardev")) {
-    place(open("/dev/kmsg", O_RDONLY | O_NONBLOCK), 60);
-    place(open("/dev/null", O_RDWR), 61);
-    place(open("/dev/urandom", O_RDONLY), 62);
+    rt_place(open("/dev/kmsg", O_RDONLY | O_NONBLOCK), 60);
+    rt_place(open("/dev/null", O_RDWR), 61);
+    rt_place(open("/dev/urandom", O_RDONLY), 62);
   } else {
     rt_die("unknown mode %s", mode);
   }
@@ -176,10 +162,10 @@ int main(int argc, char **argv) {
     sigemptyset(&rt);
     sigaddset(&rt, SIGRTMIN);
     sigprocmask(SIG_UNBLOCK, &rt, NULL);
-    int before = timer_ticks;
+    int before = rt_timer_ticks;
     double until = rt_now(CLOCK_MONOTONIC) + 5;
-    while (timer_ticks < before + 3 && rt_now(CLOCK_MONOTONIC) < until) rt_sleep_ms(5);
-    RT_CHECK(timer_ticks >= before + 3, "the POSIX timer stopped ticking (%d ticks)", timer_ticks - before);
+    while (rt_timer_ticks < before + 3 && rt_now(CLOCK_MONOTONIC) < until) rt_sleep_ms(5);
+    RT_CHECK(rt_timer_ticks >= before + 3, "the POSIX timer stopped ticking (%d ticks)", rt_timer_ticks - before);
   } else if (!strcmp(mode, "pty")) {
     struct termios t;
     RT_CHECK(tcgetattr(51, &t) == 0 && !(t.c_lflag & (ICANON | ECHO)), "the slave is no longer in raw mode");
@@ -193,10 +179,10 @@ int main(int argc, char **argv) {
     RT_CHECK(got == (ssize_t)strlen(kQueued) && !memcmp(buf, kQueued, strlen(kQueued)),
              "queued bytes: read %zd \"%s\"", got, buf);
   } else if (!strcmp(mode, "storm")) {
-    int before = timer_ticks;
+    int before = rt_timer_ticks;
     double until = rt_now(CLOCK_MONOTONIC) + 5;
-    while (timer_ticks < before + 50 && rt_now(CLOCK_MONOTONIC) < until) rt_sleep_ms(1);
-    RT_CHECK(timer_ticks >= before + 50, "the POSIX timer stopped ticking (%d ticks)", timer_ticks - before);
+    while (rt_timer_ticks < before + 50 && rt_now(CLOCK_MONOTONIC) < until) rt_sleep_ms(1);
+    RT_CHECK(rt_timer_ticks >= before + 50, "the POSIX timer stopped ticking (%d ticks)", rt_timer_ticks - before);
   } else if (!strncmp(mode, "kernel:", 7)) {
     RT_CHECK(fcntl(70, F_GETFD) >= 0, "the %s fd is gone", mode + 7);
   } else {

@@ -14,12 +14,6 @@
 #define FD_USR 40
 #define FD_RT 41
 
-static void place(int fd, int target) {
-  if (fd < 0) rt_die("create for fd %d", target);
-  if (dup2(fd, target) < 0) rt_die("dup2 %d", target);
-  close(fd);
-}
-
 static const char *sigmask_of(int fd) {
   static char line[128];
   char path[64];
@@ -58,8 +52,8 @@ int main(int argc, char **argv) {
   sigaddset(&all, SIGUSR2);
   sigaddset(&all, SIGRTMIN + 3);
   if (sigprocmask(SIG_BLOCK, &all, NULL) != 0) rt_die("sigprocmask");
-  place(signalfd(-1, &usr, SFD_NONBLOCK), FD_USR);
-  place(signalfd(-1, &rt, 0), FD_RT);
+  rt_place(signalfd(-1, &usr, SFD_NONBLOCK), FD_USR);
+  rt_place(signalfd(-1, &rt, 0), FD_RT);
   if (fcntl(FD_RT, F_SETFD, FD_CLOEXEC) != 0) rt_die("F_SETFD");
   char usr_mask[32], rt_mask[32];
   snprintf(usr_mask, sizeof usr_mask, "%s", sigmask_of(FD_USR));

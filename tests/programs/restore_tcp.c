@@ -39,14 +39,6 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
-static void place(int fd, int target) {
-  if (fd < 0) rt_die("create for fd %d", target);
-  if (fd != target) {
-    if (dup2(fd, target) < 0) rt_die("dup2 %d", target);
-    close(fd);
-  }
-}
-
 static int family_of(const char *mode) { return strchr(mode, '6') ? AF_INET6 : AF_INET; }
 
 static socklen_t loopback(int family, struct sockaddr_storage *a, int port) {
@@ -193,28 +185,28 @@ int main(int argc, char **argv) {
   socklen_t len;
   size_t pattern_sent = 0;
   if (!strcmp(mode, "listen")) {
-    place(socket(AF_INET, SOCK_STREAM, 0), 40);
+    rt_place(socket(AF_INET, SOCK_STREAM, 0), 40);
     set_opt(40, SOL_SOCKET, SO_REUSEADDR, 1);
     len = loopback(AF_INET, &a, 0);
     if (bind(40, (struct sockaddr *)&a, len) != 0 || listen(40, 7) != 0) rt_die("listen 4");
     fcntl(40, F_SETFL, O_NONBLOCK);
-    place(socket(AF_INET6, SOCK_STREAM, 0), 41);
+    rt_place(socket(AF_INET6, SOCK_STREAM, 0), 41);
     set_opt(41, IPPROTO_IPV6, IPV6_V6ONLY, 1);
     len = loopback(AF_INET6, &a, 0);
     if (bind(41, (struct sockaddr *)&a, len) != 0 || listen(41, 3) != 0) rt_die("listen 6");
     printf("port %d\nport6 %d\n", port_of(40), port_of(41));
   } else if (!strcmp(mode, "pair4") || !strcmp(mode, "pair6")) {
-    place(socket(family, SOCK_STREAM, 0), 40);
+    rt_place(socket(family, SOCK_STREAM, 0), 40);
     len = loopback(family, &a, 0);
     if (bind(40, (struct sockaddr *)&a, len) != 0 || listen(40, 4) != 0) rt_die("listen");
-    place(socket(family, SOCK_STREAM, 0), 41);
+    rt_place(socket(family, SOCK_STREAM, 0), 41);
     set_opt(41, IPPROTO_TCP, TCP_NODELAY, 1);
     set_opt(41, SOL_SOCKET, SO_KEEPALIVE, 1);
     set_opt(41, IPPROTO_TCP, TCP_KEEPIDLE, 77);
     set_opt(41, SOL_SOCKET, SO_SNDBUF, 32768);
     len = loopback(family, &a, port_of(40));
     if (connect(41, (struct sockaddr *)&a, len) != 0) rt_die("connect");
-    place(accept(40, NULL, NULL), 42);
+    rt_place(accept(40, NULL, NULL), 42);
     set_opt(42, SOL_SOCKET, SO_RCVBUF, 4096);
     fcntl(42, F_SETFL, O_NONBLOCK);
     if (send(42, kLine, sizeof kLine - 1, 0) != (ssize_t)(sizeof kLine - 1)) rt_die("send line");
@@ -237,10 +229,10 @@ int main(int argc, char **argv) {
     ioctl(41, TIOCOUTQ, &outq);
     printf("port %d\nsent %zu\noutq %d\n", port_of(40), pattern_sent, outq);
   } else if (!strcmp(mode, "udp")) {
-    place(socket(AF_INET, SOCK_DGRAM, 0), 40);
+    rt_place(socket(AF_INET, SOCK_DGRAM, 0), 40);
     len = loopback(AF_INET, &a, 0);
     if (bind(40, (struct sockaddr *)&a, len) != 0) rt_die("bind 40");
-    place(socket(AF_INET, SOCK_DGRAM, 0), 41);
+    rt_place(socket(AF_INET, SOCK_DGRAM, 0), 41);
     if (bind(41, (struct sockaddr *)&a, len) != 0) rt_die("bind 41");
     len = loopback(AF_INET, &a, port_of(40));
     if (connect(41, (struct sockaddr *)&a, len) != 0) rt_die("connect 41");
@@ -249,21 +241,21 @@ int main(int argc, char **argv) {
     if (sendto(40, "back", 4, 0, (struct sockaddr *)&a, len) != 4) rt_die("send to 41");
     printf("port %d\nport41 %d\n", port_of(40), port_of(41));
   } else if (!strcmp(mode, "closewait") || !strcmp(mode, "pending")) {
-    place(socket(AF_INET, SOCK_STREAM, 0), 40);
+    rt_place(socket(AF_INET, SOCK_STREAM, 0), 40);
     len = loopback(AF_INET, &a, 0);
     if (bind(40, (struct sockaddr *)&a, len) != 0 || listen(40, 4) != 0) rt_die("listen");
-    place(socket(AF_INET, SOCK_STREAM, 0), 41);
+    rt_place(socket(AF_INET, SOCK_STREAM, 0), 41);
     len = loopback(AF_INET, &a, port_of(40));
     if (connect(41, (struct sockaddr *)&a, len) != 0) rt_die("connect");
     if (!strcmp(mode, "closewait")) {
-      place(accept(40, NULL, NULL), 42);
+      rt_place(accept(40, NULL, NULL), 42);
       if (shutdown(42, SHUT_WR) != 0) rt_die("shutdown");
       rt_sleep_ms(100);
     }
     printf("port %d\n", port_of(40));
   } else if (!strcmp(mode, "peer")) {
     if (argc < 5) rt_die("peer needs PORT");
-    place(socket(AF_INET, SOCK_STREAM, 0), 40);
+    rt_place(socket(AF_INET, SOCK_STREAM, 0), 40);
     len = loopback(AF_INET, &a, atoi(argv[4]));
     if (connect(40, (struct sockaddr *)&a, len) != 0) rt_die("connect to the test");
     write_pattern(40, 0, 1000, 7, "to the test");

@@ -21,12 +21,6 @@
 #define FD_ABS 43
 #define FD_OFF 44
 
-static void place(int fd, int target) {
-  if (fd < 0) rt_die("create for fd %d", target);
-  if (dup2(fd, target) < 0) rt_die("dup2 %d", target);
-  close(fd);
-}
-
 static void arm(int fd, int flags, long long value_ns, long long interval_ns) {
   struct itimerspec its = {{interval_ns / 1000000000, interval_ns % 1000000000},
                            {value_ns / 1000000000, value_ns % 1000000000}};
@@ -67,19 +61,19 @@ static uint64_t read_ticks(int fd) {
 
 int main(int argc, char **argv) {
   rt_start(argc, argv, 3);
-  place(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), FD_INTERVAL);
+  rt_place(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), FD_INTERVAL);
   if (fcntl(FD_INTERVAL, F_SETFD, FD_CLOEXEC) != 0) rt_die("F_SETFD");
   arm(FD_INTERVAL, 0, 6000000000LL, 200000000LL);
-  place(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), FD_EXPIRED);
+  rt_place(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), FD_EXPIRED);
   arm(FD_EXPIRED, 0, 1000000LL, 0);
-  place(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), FD_MISSED);
+  rt_place(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), FD_MISSED);
   arm(FD_MISSED, 0, 20000000LL, 20000000LL);
-  place(timerfd_create(CLOCK_REALTIME, 0), FD_ABS);
+  rt_place(timerfd_create(CLOCK_REALTIME, 0), FD_ABS);
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   long long abs_ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec + 60000000000LL;
   arm(FD_ABS, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, abs_ns, 0);
-  place(timerfd_create(CLOCK_BOOTTIME, 0), FD_OFF);
+  rt_place(timerfd_create(CLOCK_BOOTTIME, 0), FD_OFF);
   rt_sleep_ms(150);
   printf("abs_expiry %lld\n", abs_ns);
   rt_ready();

@@ -30,14 +30,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
-static void place(int fd, int target) {
-  if (fd < 0) rt_die("create for fd %d", target);
-  if (fd != target) {
-    if (dup2(fd, target) < 0) rt_die("dup2 %d", target);
-    close(fd);
-  }
-}
-
 static void pair(int type, int a, int b) {
   int sv[2];
   if (socketpair(AF_UNIX, type, 0, sv) != 0) rt_die("socketpair");
@@ -45,8 +37,8 @@ static void pair(int type, int a, int b) {
   int x = fcntl(sv[0], F_DUPFD, 100), y = fcntl(sv[1], F_DUPFD, 100);
   close(sv[0]);
   close(sv[1]);
-  place(x, a);
-  place(y, b);
+  rt_place(x, a);
+  rt_place(y, b);
 }
 
 static void send_str(int fd, const char *s) {
@@ -180,21 +172,21 @@ static void setup_listen(const char *dir) {
   snprintf(abstract_name, sizeof abstract_name, "ckpt-test-%d", getpid());
   struct sockaddr_un a;
   socklen_t l = addr(&a, stream_path, 0);
-  place(socket(AF_UNIX, SOCK_STREAM, 0), 40);
+  rt_place(socket(AF_UNIX, SOCK_STREAM, 0), 40);
   if (bind(40, (struct sockaddr *)&a, l) != 0 || listen(40, 7) != 0) rt_die("bind/listen %s", stream_path);
   chmod(stream_path, 0600);
   l = addr(&a, abstract_name, 1);
-  place(socket(AF_UNIX, SOCK_SEQPACKET, 0), 41);
+  rt_place(socket(AF_UNIX, SOCK_SEQPACKET, 0), 41);
   if (bind(41, (struct sockaddr *)&a, l) != 0 || listen(41, 3) != 0) rt_die("bind/listen @%s", abstract_name);
   l = addr(&a, dgram_path, 0);
-  place(socket(AF_UNIX, SOCK_DGRAM, 0), 42);
+  rt_place(socket(AF_UNIX, SOCK_DGRAM, 0), 42);
   if (bind(42, (struct sockaddr *)&a, l) != 0) rt_die("bind %s", dgram_path);
   int s = socket(AF_UNIX, SOCK_DGRAM, 0);
   if (sendto(s, "first", 5, 0, (struct sockaddr *)&a, l) != 5 || sendto(s, "second!", 7, 0, (struct sockaddr *)&a, l) != 7)
     rt_die("sendto %s", dgram_path);
   close(s);
-  place(connect_to(SOCK_STREAM, stream_path, 0), 43);
-  place(accept(40, NULL, NULL), 44);
+  rt_place(connect_to(SOCK_STREAM, stream_path, 0), 43);
+  rt_place(accept(40, NULL, NULL), 44);
   send_str(43, "ping");
   send_str(44, "pong");
 }
@@ -279,7 +271,7 @@ int main(int argc, char **argv) {
     close(43);
   } else if (!strcmp(mode, "peer")) {
     if (argc < 5) rt_die("peer: no listener name");
-    place(connect_to(SOCK_STREAM, argv[4], 1), 40);
+    rt_place(connect_to(SOCK_STREAM, argv[4], 1), 40);
   } else if (!strcmp(mode, "rights")) {
     pair(SOCK_STREAM, 40, 41);
     char c = 'r';

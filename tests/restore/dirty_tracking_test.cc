@@ -21,11 +21,6 @@ namespace {
 
 using json = nlohmann::json;
 
-long long file_size(const std::string &path) {
-  struct stat st {};
-  return stat(path.c_str(), &st) == 0 ? static_cast<long long>(st.st_size) : -1;
-}
-
 // The numbers of a `dump --stats` line.
 struct Stats {
   unsigned long long memory = 0, parent = 0, tracked = 0, written = 0, compared = 0;

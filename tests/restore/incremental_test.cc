@@ -17,11 +17,6 @@ namespace {
 
 using json = nlohmann::json;
 
-long long file_size(const std::string &path) {
-  struct stat st {};
-  return stat(path.c_str(), &st) == 0 ? static_cast<long long>(st.st_size) : -1;
-}
-
 // Non-zero exit and exactly one line on stderr, containing `needle`.
 void expect_one_line(const RunResult &r, const std::string &needle) {
   EXPECT_TRUE(r.exited && r.exit_code != 0) << r.status();

@@ -64,6 +64,23 @@ static __attribute__((unused)) void rt_start(int argc, char **argv, int need_arg
   }
 }
 
+/* Puts a newly made fd at number target (closing the original); dies
+ * naming target if making it failed. */
+static __attribute__((unused)) void rt_place(int fd, int target) {
+  if (fd < 0) rt_die("create for fd %d", target);
+  if (fd != target) {
+    if (dup2(fd, target) < 0) rt_die("dup2 %d", target);
+    close(fd);
+  }
+}
+
+/* A signal handler that counts the ticks of a timer. */
+static volatile int rt_timer_ticks;
+static __attribute__((unused)) void rt_count_tick(int sig) {
+  (void)sig;
+  rt_timer_ticks++;
+}
+
 static __attribute__((unused)) void rt_ready(void) {
   printf("ready\n");
   fflush(stdout);
@@ -78,6 +95,27 @@ static __attribute__((unused)) void rt_sleep_ms(long ms) {
 /* Polls for the go file. */
 static __attribute__((unused)) void rt_wait_go(const char *path) {
   while (access(path, F_OK) != 0) rt_sleep_ms(5);
+}
+
+/* Until GOFILE exists: whenever DIR/stepN appears for N = *generation + 1,
+ * calls advance(N), sets *generation to N and creates DIR/doneN: the
+ * handshake of the tests that dump between generations. */
+static __attribute__((unused)) void rt_serve_steps(const char *gofile, const char *dir, volatile int *generation,
+                                                   void (*advance)(int gen)) {
+  char path[4096];
+  while (access(gofile, F_OK) != 0) {
+    snprintf(path, sizeof path, "%s/step%d", dir, *generation + 1);
+    if (access(path, F_OK) == 0) {
+      int gen = *generation + 1;
+      advance(gen);
+      *generation = gen;
+      snprintf(path, sizeof path, "%s/done%d", dir, gen);
+      int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+      if (fd < 0) rt_die("create %s", path);
+      close(fd);
+    }
+    rt_sleep_ms(5);
+  }
 }
 
 static __attribute__((unused)) double rt_now(clockid_t clk) {

@@ -184,6 +184,11 @@ bool write_text_file(const std::string &path, const std::string &data) {
   return static_cast<bool>(f);
 }
 
+long long file_size(const std::string &path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 ? static_cast<long long>(st.st_size) : -1;
+}
+
 std::vector<std::string> split_lines(const std::string &text) {
   std::vector<std::string> lines;
   size_t at = 0;

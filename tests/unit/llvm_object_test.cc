@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,21 +42,40 @@ void compare_phdr(const Elf64_Phdr &a, const ELFT::Phdr &b, size_t i) {
   ASSERT_EQ(a.p_align, u64(b.p_align)) << i;
 }
 
+/// One synthetic image, encoded and opened by ImageReader and by LLVM.
+/// Views into `bytes`: not to be moved once opened.
+struct OpenedBoth {
+  std::vector<u8> bytes;
+  std::optional<ImageReader> ours;
+  std::optional<llvm::object::ELFFile<ELFT>> theirs;
+  llvm::ArrayRef<ELFT::Phdr> phdrs;  ///< LLVM's program headers
+};
+
+void open_both(const ckpt::test::SyntheticImage &im, OpenedBoth &o) {
+  o.bytes = ckpt::test::encode_image(im);
+  ASSERT_FALSE(o.bytes.empty());
+  auto r = ImageReader::from_bytes(o.bytes);
+  ASSERT_TRUE(r) << r.error().message();
+  o.ours.emplace(std::move(*r));
+  llvm::StringRef buf(reinterpret_cast<const char *>(o.bytes.data()), o.bytes.size());
+  auto file = llvm::object::ELFFile<ELFT>::create(buf);
+  ASSERT_TRUE(bool(file)) << take_message(file.takeError());
+  o.theirs.emplace(std::move(*file));
+  auto phdrs = o.theirs->program_headers();
+  ASSERT_TRUE(bool(phdrs)) << take_message(phdrs.takeError());
+  o.phdrs = *phdrs;
+}
+
 }  // namespace
 
 TEST(LlvmObject, SameHeadersAndNotes) {
   auto im = ckpt::test::make_synthetic_with_files();
-  auto bytes = ckpt::test::encode_image(im);
-  ASSERT_FALSE(bytes.empty());
-  auto r = ImageReader::from_bytes(bytes);
-  ASSERT_TRUE(r) << r.error().message();
-
-  llvm::StringRef buf(reinterpret_cast<const char *>(bytes.data()), bytes.size());
-  auto file = llvm::object::ELFFile<ELFT>::create(buf);
-  ASSERT_TRUE(bool(file)) << take_message(file.takeError());
+  OpenedBoth both;
+  ASSERT_NO_FATAL_FAILURE(open_both(im, both));
+  const auto &r = both.ours;
+  const auto &file = both.theirs;
+  const auto *phdrs = &both.phdrs;
   EXPECT_EQ(file->getHeader().e_type, ET_CORE);
-  auto phdrs = file->program_headers();
-  ASSERT_TRUE(bool(phdrs)) << take_message(phdrs.takeError());
   ASSERT_EQ(phdrs->size(), r->phdrs().size());
   ASSERT_EQ(phdrs->size(), im.segments.size() + 2);
   for (size_t i = 0; i < phdrs->size(); i++) compare_phdr(r->phdrs()[i], (*phdrs)[i], i);
@@ -99,15 +119,11 @@ TEST(LlvmObject, PnXnumPrefix) {
   ckpt::test::SyntheticOptions o;
   o.extra_segments = 65540;
   auto im = ckpt::test::make_synthetic(o);
-  auto bytes = ckpt::test::encode_image(im);
-  ASSERT_FALSE(bytes.empty());
-  auto r = ImageReader::from_bytes(bytes);
-  ASSERT_TRUE(r) << r.error().message();
-  llvm::StringRef buf(reinterpret_cast<const char *>(bytes.data()), bytes.size());
-  auto file = llvm::object::ELFFile<ELFT>::create(buf);
-  ASSERT_TRUE(bool(file)) << take_message(file.takeError());
-  auto phdrs = file->program_headers();
-  ASSERT_TRUE(bool(phdrs)) << take_message(phdrs.takeError());
+  OpenedBoth both;
+  ASSERT_NO_FATAL_FAILURE(open_both(im, both));
+  const auto &r = both.ours;
+  const auto &file = both.theirs;
+  const auto *phdrs = &both.phdrs;
   ASSERT_GE(phdrs->size(), size_t(0xffff));
   ASSERT_LE(phdrs->size(), r->phdrs().size());
   for (size_t i = 0; i < phdrs->size(); i++) compare_phdr(r->phdrs()[i], (*phdrs)[i], i);

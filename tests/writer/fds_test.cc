@@ -79,6 +79,18 @@ std::string read_now(int fd) {
   return buf;
 }
 
+/// In the child: non-blocking reads until EAGAIN, all they returned;
+/// `reads` counts them (one packet each in packet mode).
+std::string read_all_now(int fd, int *reads = nullptr) {
+  std::string got;
+  for (;;) {
+    std::string s = read_now(fd);
+    if (s == "EAGAIN") return got;
+    got += s;
+    if (reads) ++*reads;
+  }
+}
+
 /// Reads what a pipe/FIFO holds through a new read end opened on
 /// /proc/PID/fd/N, for ends the child only writes to.
 std::string read_via_proc(pid_t pid, int fd) {
@@ -111,6 +123,28 @@ const PipeInfo *find_pipe(const FdTable &t, img::u32 pipe_id) {
   for (const PipeInfo &p : t.pipes)
     if (p.pipe_id == pipe_id) return &p;
   return nullptr;
+}
+
+/// The fd table of a child that has said "ready", read through a pidfd of
+/// it; a child that does not get there fails the test.
+img::Expected<FdTable> fds_of_ready_child(Child &child) {
+  if (!child.started()) {
+    ADD_FAILURE() << "the child did not start";
+    return img::make_error("the child did not start");
+  }
+  std::string reply = child.reply();
+  if (reply != "ready") {
+    ADD_FAILURE() << "the child said \"" << reply << "\", not \"ready\"";
+    return img::make_error("the child is not ready");
+  }
+  int pidfd = pidfd_open(child.pid());
+  if (pidfd < 0) {
+    ADD_FAILURE() << "pidfd_open " << child.pid() << ": " << strerror(errno);
+    return img::make_error("no pidfd");
+  }
+  auto table = read_fds(child.pid(), pidfd);
+  close(pidfd);
+  return table;
 }
 
 size_t count_own_fds() {
@@ -478,23 +512,12 @@ TEST(Fds, PacketPipeKeepsEverySlot) {
     ckpt::test::write_all(kOut, "ready\n");
     ckpt::test::serve_commands(kIn, kOut, [](char) {
       // Each read returns one packet; count them.
-      std::string got;
       int reads = 0;
-      for (;;) {
-        std::string s = read_now(100);
-        if (s == "EAGAIN") break;
-        got += s;
-        ++reads;
-      }
+      std::string got = read_all_now(100, &reads);
       return std::to_string(reads) + " " + got;
     });
   });
-  ASSERT_TRUE(child.started());
-  ASSERT_EQ(child.reply(), "ready");
-  int pidfd = pidfd_open(child.pid());
-  ASSERT_GE(pidfd, 0);
-  auto table = read_fds(child.pid(), pidfd);
-  close(pidfd);
+  auto table = fds_of_ready_child(child);
   ASSERT_TRUE(table) << table.error().message();
   const FdInfo *r = find_fd(*table, 100);
   ASSERT_NE(r, nullptr);
@@ -524,21 +547,11 @@ TEST(Fds, LargestPipeWithoutCapSysResource) {
     CHILD_CHECK(ckpt::test::write_all(101, content), kOut);
     ckpt::test::write_all(kOut, "ready\n");
     ckpt::test::serve_commands(kIn, kOut, [&](char) {
-      std::string got;
-      for (;;) {
-        std::string s = read_now(100);
-        if (s == "EAGAIN") break;
-        got += s;
-      }
+      std::string got = read_all_now(100);
       return std::string(got == content ? "same" : "differs") + " " + std::to_string(got.size());
     });
   });
-  ASSERT_TRUE(child.started());
-  ASSERT_EQ(child.reply(), "ready");
-  int pidfd = pidfd_open(child.pid());
-  ASSERT_GE(pidfd, 0);
-  auto table = read_fds(child.pid(), pidfd);
-  close(pidfd);
+  auto table = fds_of_ready_child(child);
   ASSERT_TRUE(table) << table.error().message();
   const FdInfo *w = find_fd(*table, 101);
   ASSERT_NE(w, nullptr);
@@ -597,12 +610,7 @@ TEST(Fds, UnlinkedFileAboveTheLimitFailsClearly) {
     ckpt::test::write_all(kOut, "ready\n");
     ckpt::test::serve_commands(kIn, kOut, [](char) { return std::string("?"); });
   });
-  ASSERT_TRUE(child.started());
-  ASSERT_EQ(child.reply(), "ready");
-  int pidfd = pidfd_open(child.pid());
-  ASSERT_GE(pidfd, 0);
-  auto table = read_fds(child.pid(), pidfd);
-  close(pidfd);
+  auto table = fds_of_ready_child(child);
   ASSERT_FALSE(table);
   const std::string &msg = table.error().message();
   EXPECT_NE(msg.find("pid " + std::to_string(child.pid()) + " fd 100"), std::string::npos) << msg;
