@@ -4,10 +4,11 @@
 # tree of many processes, at three sizes each, so that one can see whether
 # time grows linearly. Prints one table; see bench/README.md.
 #
-#   bench/scale_bench.sh [--quick] [BUILD_DIR]
+#   bench/scale_bench.sh [--quick] [--cases LIST] [BUILD_DIR]
 #
-#   BUILD_DIR  the CMake build folder (default: build/ next to bench/)
-#   --quick    smoke run: the smallest size of each case only
+#   BUILD_DIR     the CMake build folder (default: build/ next to bench/)
+#   --quick       smoke run: the smallest size of each case only
+#   --cases LIST  only these cases, comma-separated (maps,threads,fds,sparse,tree)
 #
 # Sizes: maps 25k/50k/100k (100k is past 65535 program headers: PN_XNUM),
 # threads 250/500/1000, fds 2.5k/5k/10k, sparse 4/8/16 GiB with 16 pages
@@ -20,11 +21,12 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 die() { echo "scale_bench: $*" >&2; exit 1; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-build="" quick=0
+build="" quick=0 cases="maps,threads,fds,sparse,tree"
 while (($#)); do
   case $1 in
     -h|--help) usage; exit 0 ;;
     --quick) quick=1 ;;
+    --cases) (($# > 1)) || die "--cases needs a list"; cases=$2; shift ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) [[ -d $1 ]] || die "no build folder $1"; build=$1 ;;
   esac
@@ -108,7 +110,8 @@ declare -A sizes=(
   [sparse]="4 8 16"
   [tree]="50 100 200"
 )
-for kind in maps threads fds sparse tree; do
+for kind in ${cases//,/ }; do
+  [[ -n ${sizes[$kind]:-} ]] || die "no case $kind (see --help)"
   for n in ${sizes[$kind]}; do
     run_case "$kind" "$n"
     ((quick)) && break

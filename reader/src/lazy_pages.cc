@@ -1,6 +1,9 @@
 #include "lazy_pages.h"
 
+#include "lazy_guard.h"
 #include "phase_times.h"
+
+#include <ckpt/img/fault_point.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -128,6 +131,15 @@ struct HelperCounts {
   u64 background_copies = 0, background_bytes = 0;
 } g_counts;
 
+// The stored bytes of the restored process, for the restore-lazy-midway
+// fault point (docs/DESIGN.md "Fault points"): the helper dies once half of
+// them were served or copied, the program mid-way through its memory.
+u64 g_stored_bytes = 0;
+void midway_fault_point() {
+  if ((g_counts.faults_copied * kPageSize + g_counts.background_bytes) * 2 < g_stored_bytes) return;
+  if (!fault_point("restore-lazy-midway")) _exit(1);  // the :eio form: the helper gives up
+}
+
 // One mm being served: the restored process, or a child it forked while
 // pages were still missing.
 class Target {
@@ -153,6 +165,7 @@ class Target {
   bool is_first() const { return first_; }
   void set_first() { first_ = true; }
   bool finished() const { return stored_.empty(); }
+  const std::vector<Stored> &stored() const { return stored_; }
   bool copies_in_background() const { return copy_in_background_; }
   bool has_background_work() const { return copy_in_background_ && !stored_.empty(); }
   Target fork_child(int child_uffd) const { return Target(child_uffd, stored_, vmas_, copy_in_background_); }
@@ -161,6 +174,7 @@ class Target {
     const Stored *s = find(page);
     int r;
     if (s) {
+      midway_fault_point();
       uffdio_copy c{};
       c.dst = page;
       c.src = reinterpret_cast<u64>(s->bytes + (page - s->start));
@@ -195,6 +209,7 @@ class Target {
     c.src = reinterpret_cast<u64>(s.bytes);
     c.len = len;
     u64 advance = len;
+    midway_fault_point();
     g_counts.background_copies++;
     if (ioctl(uffd_, UFFDIO_COPY, &c) != 0) {
       // The kernel copies page by page and stops at the first page that is
@@ -289,7 +304,7 @@ class Target {
 
 // Reads and handles every pending message of target t. False when its mm
 // is gone.
-bool drain_events(std::vector<Target> &targets, size_t t) {
+bool drain_events(std::vector<Target> &targets, size_t t, LazyGuard &guard) {
   for (;;) {
     uffd_msg msg;
     ssize_t n = read(targets[t].fd(), &msg, sizeof msg);
@@ -303,12 +318,13 @@ bool drain_events(std::vector<Target> &targets, size_t t) {
         while ((s = targets[t].fault(page)) == Step::Retry) {
           // A non-cooperative event is queued behind this fault: take it
           // first (the kernel refuses copies until it is read).
-          if (!drain_events(targets, t)) return false;
+          if (!drain_events(targets, t, guard)) return false;
         }
         if (s == Step::Gone) return false;
         break;
       }
       case UFFD_EVENT_FORK:
+        guard.hold(static_cast<int>(msg.arg.fork.ufd));
         targets.push_back(targets[t].fork_child(static_cast<int>(msg.arg.fork.ufd)));
         break;
       case UFFD_EVENT_REMAP:
@@ -332,7 +348,9 @@ bool drain_events(std::vector<Target> &targets, size_t t) {
 // gone: with the background copy not yet begun, nothing else tells us
 // (its mm's teardown sends the userfaultfd no event), and imgtool waits
 // for us in the foreground.
-void serve(std::vector<Target> &targets, int go, int exited) {
+// True when every target is done (all its pages in, or its mm gone); false
+// when the helper gave up (the restore failed, poll failed).
+bool serve(std::vector<Target> &targets, int go, int exited, LazyGuard &guard) {
   bool started = false;
   long copy_from = 0;  // CLOCK_MONOTONIC ms when the background copy may begin
   while (!targets.empty()) {
@@ -356,10 +374,10 @@ void serve(std::vector<Target> &targets, int go, int exited) {
     if (!started) fds.push_back({go, POLLIN, 0});
     long wait_ms = background ? std::max(0L, copy_from - now_ms()) : -1;
     int r = poll(fds.data(), fds.size(), static_cast<int>(std::min(wait_ms, 60000L)));
-    if (r < 0 && errno != EINTR) return;
+    if (r < 0 && errno != EINTR) return false;
     if (!started && r > 0 && fds.back().revents) {
       char byte;
-      if (read(go, &byte, 1) != 1) return;
+      if (read(go, &byte, 1) != 1) return false;
       trace_phase("helper: go (the process runs)");
       started = true;
       copy_from = now_ms() + background_delay_ms();
@@ -382,19 +400,20 @@ void serve(std::vector<Target> &targets, int go, int exited) {
     for (size_t i = 0; r > 0 && i < fds.size(); i++)
       if (fds[i].revents & (POLLERR | POLLHUP))
         gone[i] = true;
-      else if ((fds[i].revents & POLLIN) && !drain_events(targets, i))
+      else if ((fds[i].revents & POLLIN) && !drain_events(targets, i, guard))
         gone[i] = true;
     if (r == 0 && started && now_ms() >= copy_from)
       for (size_t i = 0; i < fds.size(); i++)
         if (targets[i].has_background_work()) {
           Step s = targets[i].background();
           if (s == Step::Gone) gone[i] = true;
-          if (s == Step::Retry && !drain_events(targets, i)) gone[i] = true;
+          if (s == Step::Retry && !drain_events(targets, i, guard)) gone[i] = true;
           break;  // one step, then look for faults again
         }
     for (size_t i = gone.size(); i-- > 0;)
       if (gone[i]) targets.erase(targets.begin() + static_cast<long>(i));
   }
+  return true;
 }
 
 }  // namespace
@@ -499,7 +518,12 @@ Status LazyHelper::start(const ImageReader &image, const CkptView &v, pid_t pid)
     std::vector<Target> targets;
     targets.emplace_back(uffd, std::move(stored), std::move(vmas), !(hold && *hold == '1'));
     targets.back().set_first();
-    serve(targets, go, exited);
+    for (const Stored &st : targets.back().stored()) g_stored_bytes += st.len;
+    // The guard (lazy_guard.h): should this helper die before every page is
+    // in, the restored process is killed rather than run on reading zeros.
+    LazyGuard guard;
+    if (!guard.start(uffd, exited, pid)) trace_phase("helper: no guard (fork failed): serving unguarded");
+    if (serve(targets, go, exited, guard)) guard.finished();
     trace_phasef("helper: done; faults served %llu copied, %llu zero, %llu raced; %llu background copies, %llu KiB",
                  (unsigned long long)g_counts.faults_copied, (unsigned long long)g_counts.faults_zeroed,
                  (unsigned long long)g_counts.faults_raced, (unsigned long long)g_counts.background_copies,

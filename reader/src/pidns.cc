@@ -95,7 +95,50 @@ Status enter_own_proc() {
   }
 }
 
+bool g_own_user_namespace = false;
+bool g_own_user_namespace_planned = false;
+Status write_proc_self(const char *name, const std::string &text) {
+  int fd = open((std::string("/proc/self/") + name).c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return make_error("cannot open /proc/self/%s: %s", name, strerror(errno));
+  ssize_t n = write(fd, text.data(), text.size());
+  int e = errno;
+  close(fd);
+  if (n != static_cast<ssize_t>(text.size()))
+    return make_error("cannot write /proc/self/%s of the new user namespace: %s", name, strerror(e));
+  return {};
+}
+
 }  // namespace
+
+Status enter_own_user_namespace() {
+  uid_t uid = geteuid();
+  gid_t gid = getegid();
+  if (uid != getuid() || gid != getgid())
+    return make_error("restore --pidns as user %u: imgtool runs with different real and effective ids (setuid?)",
+                      unsigned(uid));
+  // Unprivileged user namespaces may be switched off (user.max_user_namespaces
+  // = 0, Debian's kernel.unprivileged_userns_clone = 0, an LSM such as
+  // AppArmor's restrict_unprivileged_userns): unshare then fails with EPERM
+  // or ENOSPC, and nothing has changed yet.
+  if (unshare(CLONE_NEWUSER) < 0)
+    return make_error("restore --pidns as user %u needs a user namespace to own the new pid namespace (clone3 "
+                      "set_tid needs CAP_CHECKPOINT_RESTORE there), and creating one failed: %s (see sysctl "
+                      "user.max_user_namespaces, kernel.unprivileged_userns_clone)",
+                      unsigned(uid), strerror(errno));
+  // An unprivileged writer of gid_map must deny setgroups first
+  // (user_namespaces(7)): the groups stay the user's own.
+  CKPT_TRY(write_proc_self("setgroups", "deny"));
+  CKPT_TRY(write_proc_self("uid_map", std::to_string(uid) + " " + std::to_string(uid) + " 1\n"));
+  CKPT_TRY(write_proc_self("gid_map", std::to_string(gid) + " " + std::to_string(gid) + " 1\n"));
+  g_own_user_namespace = true;
+  return {};
+}
+
+bool in_own_user_namespace() { return g_own_user_namespace; }
+
+void plan_own_user_namespace() { g_own_user_namespace_planned = true; }
+
+bool own_user_namespace_planned() { return g_own_user_namespace_planned; }
 
 pid_t host_pid_of(pid_t init, pid_t inner_pid) {
   std::string children = read_text("/proc/" + std::to_string(init) + "/task/" + std::to_string(init) + "/children");
@@ -119,6 +162,7 @@ pid_t host_pid_of(pid_t init, pid_t inner_pid) {
 
 Expected<int> restore_in_new_pid_namespace(const RestoreOptions &opt, const LoadedImage &loaded,
                                            const std::function<void()> &running) {
+  if (own_user_namespace_planned()) CKPT_TRY(enter_own_user_namespace());
   int report[2];
   if (pipe2(report, O_CLOEXEC) < 0) return make_error("pipe: %s", strerror(errno));
   // clone with CLONE_NEWPID makes the child pid 1 of a new pid namespace

@@ -9,6 +9,8 @@
 #pragma once
 
 #include <functional>
+#include <sys/types.h>
+#include <vector>
 
 #include <ckpt/img/expected.h>
 #include <ckpt/reader/restore.h>
@@ -22,6 +24,25 @@ namespace ckpt::reader {
 /// --detach once the root runs (the init stays behind, serving it).
 img::Expected<int> restore_in_new_pid_namespace(const RestoreOptions &opt, const LoadedImage &loaded,
                                                 const std::function<void()> &running);
+
+/// restore --pidns without the privilege to recreate pids (not root, no
+/// CAP_CHECKPOINT_RESTORE): the checks are made as the user (the host's
+/// files and owners as they are, not as a user namespace maps them), then
+/// restore_in_new_pid_namespace() calls enter_own_user_namespace().
+void plan_own_user_namespace();
+bool own_user_namespace_planned();
+
+/// imgtool moves into a new user namespace that
+/// maps only its own uid and gid to themselves, so it holds every
+/// capability over the namespaces it creates next (the pid namespace whose
+/// clone3 set_tid needs CAP_CHECKPOINT_RESTORE in its owner, the mount
+/// namespace of its /proc) and nothing more on the host. Fails with one
+/// line naming what is missing. imgtool must be single-threaded.
+img::Status enter_own_user_namespace();
+
+/// Whether enter_own_user_namespace() was done: only the process's own ids
+/// are mapped (and its groups cannot change: setgroups is denied there).
+bool in_own_user_namespace();
 
 /// The pid as this (the host's) pid namespace sees it of the process that
 /// is `inner_pid` in the namespace whose init is our child `init`; 0 if

@@ -18,6 +18,7 @@
 
 #include "fd_kinds/fd_kind.h"
 #include "phase_times.h"
+#include "pidns.h"
 #include "privileges.h"
 #include "self_maps.h"
 #include "stored_files.h"
@@ -174,7 +175,9 @@ Status check_restore_privilege() {
 
 Status check_here_now(const ImageReader &image, const CkptView &v, const HereNowOptions &opt) {
   // Who restores matters as much as where: verify and info say so too.
-  CKPT_TRY(check_restore_privilege());
+  // (restore --pidns unprivileged gets the privilege from a user namespace
+  // of its own, pidns.h.)
+  if (!own_user_namespace_planned()) CKPT_TRY(check_restore_privilege());
   u64 need = v.identity.xsave_features, have = host_xsave_features();
   if (need & ~have)
     return make_error("this CPU lacks XSAVE features 0x%llx that the image uses (image 0x%llx, CPU 0x%llx)",

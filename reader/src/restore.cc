@@ -176,7 +176,10 @@ Expected<int> wait_in_foreground(pid_t root, pid_t child, ForegroundTerminal *te
 Expected<int> restore_image(const RestoreOptions &opt) {
   start_phase_clock();
   trace_phase("restore starts");
-  CKPT_TRY(check_restore_privilege());
+  // Not privileged to recreate pids: --pidns can still, from a user
+  // namespace of our own (pidns.h), entered once every check is done.
+  if (opt.pidns && !check_restore_privilege()) plan_own_user_namespace();
+  else CKPT_TRY(check_restore_privilege());
   // "-": the image comes on standard input, spooled whole (stream_spool.h)
   // and then restored from like a file.
   std::optional<StreamSpool> spool;

@@ -12,6 +12,7 @@
 #include "arg_arena.h"
 #include "lazy_pages.h"
 #include "mapped_objects.h"
+#include "pidns.h"
 #include "privileges.h"
 #include "self_maps.h"
 #include "sigframe.h"
@@ -201,6 +202,13 @@ Status lay_out_threads(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
   getresgid(&gids[0], &gids[1], &gids[2]);
   a.set_creds = ids[0] != task.uid[0] || ids[1] != task.uid[1] || ids[2] != task.uid[2] ||
                 gids[0] != task.gid[0] || gids[1] != task.gid[1] || gids[2] != task.gid[2] || getuid() == 0;
+  // In a user namespace of our own (restore --pidns unprivileged, pidns.h)
+  // only our own ids are mapped: other ids cannot be taken there.
+  if (a.set_creds && in_own_user_namespace())
+    return make_error("restore --pidns as user %u: process %d ran as uid %u/%u/%u gid %u/%u/%u (real/effective/"
+                      "saved), not as this user; only root can restore other users' processes",
+                      unsigned(ids[0]), task.pid, unsigned(task.uid[0]), unsigned(task.uid[1]),
+                      unsigned(task.uid[2]), unsigned(task.gid[0]), unsigned(task.gid[1]), unsigned(task.gid[2]));
   a.dumpable = (task.flags & kTaskDumpable) != 0;
   // Privileges, per thread, set right after the ids (restorer.c).
   a.cap_permitted_now = in.own.permitted;

@@ -49,12 +49,31 @@ TEST_P(DumpFaults, FailingAtPointIsOneLineAndLeavesNothing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Points, DumpFaults,
-                         ::testing::Values("dump-seized", "dump-memory-midway", "dump-before-link"),
+                         ::testing::Values("dump-seized", "dump-injected", "dump-memory-midway", "dump-before-link"),
                          [](const auto &info) {
                            std::string n = info.param;
                            std::erase(n, '-');
                            return n;
                          });
+
+// Killed while a syscall is injected into a thread that was frozen in the
+// middle of its own computation (not in a syscall): the kernel lets the
+// thread go with the registers it has then (DECISIONS 301). It must carry
+// on with its own: its loop invariant holds and it finishes with PASS, no
+// crash. Several rounds: each dump freezes it at another instruction.
+TEST_F(FaultTest, KilledWhileInjectingIntoAComputingThreadLeavesItsRegisters) {
+  ASSERT_NO_FATAL_FAILURE(start(FAULT_SPIN_PATH));
+  ASSERT_NO_FATAL_FAILURE(remember_target());
+  for (int round = 0; round < 5; round++) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    RunResult r = dump_with_fault("dump-injected", pid_, image_path());
+    EXPECT_TRUE(!r.exited && r.term_signal == SIGKILL) << "the fault point was not reached: " << r.status() << "\n"
+                                                       << r.err;
+    usleep(100000);  // the thread runs on (or dies) meanwhile
+    ASSERT_NO_FATAL_FAILURE(expect_target_as_before());
+  }
+  ASSERT_NO_FATAL_FAILURE(expect_program_passes());
+}
 
 // In the middle of 48 MiB (six 8 MiB batches): the dumper dies with part
 // of the image written. Nothing of it remains.

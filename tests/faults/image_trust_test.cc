@@ -17,11 +17,11 @@ class ImageTrust : public FaultTest {
  protected:
   // The program as user kUser (setpriv drops every capability with the
   // ids); its folder searchable so that it sees the go file.
-  void start_as_user() {
+  void start_as_user(uid_t user = kUser) {
     ASSERT_EQ(chmod(dir().c_str(), 0711), 0);
     restoretest::Program::Options o;
     o.log = log_path();
-    std::string id = std::to_string(kUser);
+    std::string id = std::to_string(user);
     ASSERT_NE(test::find_tool({"setpriv"}), "") << "setpriv (util-linux) is needed";
     ASSERT_NO_FATAL_FAILURE(start_argv({test::find_tool({"setpriv"}), "--reuid=" + id, "--regid=" + id, "--clear-groups",
                                         "--inh-caps=-all", RESTORE_THREADS_PATH, go_path(), dir()},
@@ -99,6 +99,50 @@ TEST_F(ImageTrust, UnprivilegedRestoreNamesTheMissingCapability) {
                            imgtool(), "restore", image_path()},
                           60);
   ASSERT_NO_FATAL_FAILURE(restoretest::expect_one_line_failure(r, "CAP_CHECKPOINT_RESTORE"));
+  EXPECT_FALSE(restoretest::pid_exists(pid_));
+}
+
+// restore --pidns as that user, still without any capability on the host:
+// imgtool makes a user namespace of its own that maps the user's ids (pid
+// namespace's clone3 set_tid needs CAP_CHECKPOINT_RESTORE only in the
+// namespace's owner), and the program restores with its pid and passes.
+TEST_F(ImageTrust, UnprivilegedPidnsRestoreRunsInItsOwnUserNamespace) {
+  ASSERT_NO_FATAL_FAILURE(start_as_user());
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_EQ(chown(image_path().c_str(), kUser, kUser), 0);
+  // The restored program opens its log again, as the user.
+  ASSERT_EQ(chown(log_path().c_str(), kUser, kUser), 0);
+  ASSERT_NO_FATAL_FAILURE(go());
+  auto passes = [&] {
+    std::string text = log();
+    size_t n = 0;
+    for (size_t at = text.find("PASS"); at != std::string::npos; at = text.find("PASS", at + 1)) n++;
+    return n;
+  };
+  size_t before = passes();
+  std::string id = std::to_string(kUser);
+  RunResult r = test::run({test::find_tool({"setpriv"}), "--reuid=" + id, "--regid=" + id, "--clear-groups",
+                           "--inh-caps=-all", imgtool(), "restore", "--pidns", image_path()},
+                          90);
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err << "\nprogram stderr:\n" << log();
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(passes(), before + 1) << log();
+}
+
+// Another user's process in the user's own --pidns restore (trusted, so
+// that the image trust rule does not refuse it first): only the user's ids
+// exist in its namespace. One line, nothing runs.
+TEST_F(ImageTrust, UnprivilegedPidnsRestoreOfAnotherUsersProcessIsOneLine) {
+  ASSERT_NO_FATAL_FAILURE(start_as_user(kUser + 1));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_EQ(chown(image_path().c_str(), kUser, kUser), 0);
+  ASSERT_EQ(chmod(log_path().c_str(), 0666), 0);  // its files open for the user: the ids are what is refused
+  ASSERT_NO_FATAL_FAILURE(go());
+  std::string id = std::to_string(kUser);
+  RunResult r = test::run({test::find_tool({"setpriv"}), "--reuid=" + id, "--regid=" + id, "--clear-groups",
+                           "--inh-caps=-all", imgtool(), "restore", "--pidns", "--trust-image", image_path()},
+                          60);
+  ASSERT_NO_FATAL_FAILURE(restoretest::expect_one_line_failure(r, "only root can restore"));
   EXPECT_FALSE(restoretest::pid_exists(pid_));
 }
 

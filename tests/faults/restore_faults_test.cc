@@ -67,6 +67,32 @@ TEST_P(RestoreFaults, TreeKilledBeforeHandoverLeavesNothing) {
   EXPECT_EQ(test::read_text_file(pass_file_), "PASS\n");
 }
 
+// --lazy, the lazy-pages helper killed once it served half of the stored
+// bytes, while the program reads its memory (a fault waits on it then).
+// Closing the userfaultfd would let the program read zeros for every page
+// not yet in (reader/src/lazy_guard.h): it must be killed instead, never
+// finish with wrong memory. Its pid is free afterwards.
+TEST_F(RestoreFaults, LazyHelperKilledMidwayKillsTheProgram) {
+  pass_file_ = log_path();
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_BIGMEM_PATH, {"48"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(go());
+  RunResult r = run_with_fault("restore-lazy-midway", {imgtool(), "restore", "--lazy", image_path()});
+  ASSERT_TRUE(r.exited) << r.status() << "\n" << r.err;
+  EXPECT_EQ(r.exit_code, 128 + SIGKILL) << "the program ran on after its pages could no longer be served\n"
+                                        << r.err << log();
+  EXPECT_EQ(log().find("FAIL"), std::string::npos) << log();
+  bool gone = restoretest::wait_until(
+      [&] {
+        while (waitpid(-1, nullptr, WNOHANG | __WALL) > 0) {
+        }
+        return !restoretest::pid_exists(pid_);
+      },
+      10);
+  EXPECT_TRUE(gone) << "the restored process is still there";
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Points, RestoreFaults, ::testing::Values("restore-forked", "restore-before-handover"),
                          [](const auto &info) {
                            std::string n = info.param;

@@ -84,7 +84,21 @@ static Status to_syscall_stop(pid_t tid, std::vector<int> &deferred) {
   }
 }
 
+// Scratch space of the snapshot's clone (snapshot.cc) ends 896 bytes below
+// rsp; the return frame goes below that.
+static constexpr u64 kReturnFrameBelow = 1024;
+
+void Injector::prepare_return_frame() {
+  // Without the frame (a stack too close to its end, unreadable state) the
+  // injection works as before, only not kill-safe: the dump is not failed
+  // for a safety net it does not need on its normal path.
+  auto frame = write_return_frame(tid_, saved_, saved_.rsp - kReturnFrameBelow);
+  if (frame) frame_ = frame.take();
+  sigreturn_at_ = find_sigreturn_sequence(tid_group(tid_));
+}
+
 Expected<long> Injector::call(long nr, std::initializer_list<u64> args) {
+  if (!ran_) prepare_return_frame();
   img::UserRegs r = saved_;
   r.rip = insn_;
   r.rax = nr;
@@ -100,13 +114,42 @@ Expected<long> Injector::call(long nr, std::initializer_list<u64> args) {
   r.r10 = a[3];
   r.r8 = a[4];
   r.r9 = a[5];
+  // Kill-safety (inject_return_frame.h): until the entry stop the thread,
+  // let go, would run rt_sigreturn on the frame, not our syscall.
+  if (frame_) {
+    r.rax = SYS_rt_sigreturn;
+    r.rsp = frame_->rsp;
+  }
   ran_ = true;
   CKPT_TRY(set_regs(tid_, r));
   CKPT_TRY(to_syscall_stop(tid_, deferred_));  // entry
-  CKPT_TRY(img::fault_point("dump-injected"));
+  if (frame_) {
+    // The syscall entry stop: the kernel takes the syscall number from
+    // orig_rax after the tracer's stop (syscall_trace_enter), and returns to
+    // rip, here the rt_sigreturn sequence when the process has one.
+    img::UserRegs entry;
+    if (ptrace(PTRACE_GETREGS, tid_, 0, &entry) < 0)
+      return make_error("PTRACE_GETREGS(%d): %s", tid_, strerror(errno));
+    entry.orig_rax = nr;
+    if (sigreturn_at_) entry.rip = sigreturn_at_;
+    CKPT_TRY(set_regs(tid_, entry));
+  }
+  // An error here still lets the syscall finish: restore() must find the
+  // thread at the exit stop (at the entry stop, the registers it puts back
+  // would make the kernel run the thread's own orig_rax as a syscall).
+  Status injected = img::fault_point("dump-injected");
   CKPT_TRY(to_syscall_stop(tid_, deferred_));  // exit
+  if (!injected) return injected.error();
   img::UserRegs out;
   if (ptrace(PTRACE_GETREGS, tid_, 0, &out) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid_, strerror(errno));
+  if (frame_ && !sigreturn_at_) {
+    // No sequence to return to: from here on rt_sigreturn through the
+    // borrowed `syscall` instruction (the syscall itself was the window).
+    img::UserRegs safe = out;
+    safe.rip = insn_;
+    safe.rax = SYS_rt_sigreturn;
+    CKPT_TRY(set_regs(tid_, safe));
+  }
   return static_cast<long>(out.rax);
 }
 
@@ -159,6 +202,8 @@ Status Injector::restore() {
   // it would have without us, and anyone looking meanwhile (gdb's gcore)
   // sees the registers unchanged.
   CKPT_TRY(set_regs(tid_, saved_));
+  // Its own registers are back: the frame is not needed any more.
+  if (frame_) CKPT_TRY(restore_stack(tid_, *frame_));
   if (ptrace(PTRACE_INTERRUPT, tid_, 0, 0) < 0) return make_error("PTRACE_INTERRUPT(%d): %s", tid_, strerror(errno));
   if (ptrace(PTRACE_CONT, tid_, 0, 0) < 0) return make_error("PTRACE_CONT(%d): %s", tid_, strerror(errno));
   for (int stops = 0; stops < 1024; stops++) {

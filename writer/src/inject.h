@@ -9,11 +9,14 @@
 // restarted by the kernel, not by us.
 #pragma once
 
+#include <optional>
 #include <sys/types.h>
 #include <vector>
 
 #include <ckpt/img/expected.h>
 #include <ckpt/img/format.h>
+
+#include "inject_return_frame.h"
 
 namespace ckpt::writer {
 
@@ -52,6 +55,12 @@ class Injector {
   img::UserRegs saved_;
   bool ran_ = false;
   bool restored_ = false;
+  /// The frame the thread returns through should imgtool die while it is
+  /// borrowed (inject_return_frame.h); none when it could not be written.
+  std::optional<ReturnFrame> frame_;
+  /// glibc's `mov $15,%rax; syscall`, or 0 (inject_return_frame.h).
+  u64 sigreturn_at_ = 0;
+  void prepare_return_frame();
   /// Signals that arrived while the thread was borrowed, sent again once it
   /// is back in its frozen stop (inject.cc, defer_signal).
   std::vector<int> deferred_;

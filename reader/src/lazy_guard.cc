@@ -1,0 +1,133 @@
+#include "lazy_guard.h"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <dirent.h>
+#include <string>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+namespace ckpt::reader {
+
+namespace {
+
+// The children of pid, from /proc/PID/task/*/children.
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::string task = "/proc/" + std::to_string(pid) + "/task";
+  DIR *d = opendir(task.c_str());
+  if (!d) return out;
+  while (dirent *e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    FILE *f = std::fopen((task + "/" + e->d_name + "/children").c_str(), "re");
+    if (!f) continue;
+    int child;
+    while (std::fscanf(f, "%d", &child) == 1) out.push_back(child);
+    std::fclose(f);
+  }
+  closedir(d);
+  return out;
+}
+
+// The restored process and everything it forked since (each may be waiting
+// on a page that will never come), children first listed, then killed:
+// killing the parent first would reparent its children out of our reach.
+void kill_tree(int pidfd, pid_t pid) {
+  // Gone already (it exited, and imgtool then killed the helper): its pid
+  // may be another process's by now. The pidfd tells.
+  if (pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) < 0) return;
+  std::vector<pid_t> tree = {pid};
+  for (size_t i = 0; i < tree.size() && tree.size() < 100000; i++)
+    for (pid_t c : children_of(tree[i])) tree.push_back(c);
+  if (pidfd < 0 || syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) < 0) kill(pid, SIGKILL);
+  for (size_t i = 1; i < tree.size(); i++) kill(tree[i], SIGKILL);
+}
+
+[[noreturn]] void guard(int sock, int pidfd, pid_t pid) {
+  std::vector<int> held;  // the userfaultfds: open as long as we live
+  for (;;) {
+    char byte = 0;
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 1 && byte == 'f') _exit(0);
+    if (n == 1) {
+      cmsghdr *c = CMSG_FIRSTHDR(&msg);
+      int fd;
+      if (c && c->cmsg_type == SCM_RIGHTS) {
+        std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+        held.push_back(fd);
+      }
+      continue;
+    }
+    // EOF (or an error) without 'f': the helper died with pages missing.
+    kill_tree(pidfd, pid);
+    _exit(1);
+  }
+}
+
+}  // namespace
+
+bool LazyGuard::start(int uffd, int process, pid_t pid) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return false;
+  pid_t g = fork();
+  if (g < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return false;
+  }
+  if (g == 0) {
+    close(sv[0]);
+    // `uffd` stays open here: the guard's copy of it. Every other fd the
+    // helper has (the image mapping's, the go pipe) closes when it exits.
+    guard(sv[1], process, pid);
+  }
+  (void)uffd;
+  pid_ = g;
+  close(sv[1]);
+  sock_ = sv[0];
+  return true;
+}
+
+void LazyGuard::hold(int child_uffd) {
+  if (sock_ < 0) return;
+  char byte = 'u';
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &child_uffd, sizeof(int));
+  while (sendmsg(sock_, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  }
+}
+
+void LazyGuard::finished() {
+  if (sock_ < 0) return;
+  while (write(sock_, "f", 1) < 0 && errno == EINTR) {
+  }
+  close(sock_);
+  sock_ = -1;
+  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+}  // namespace ckpt::reader
