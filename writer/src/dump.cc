@@ -120,8 +120,8 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   const std::vector<TreeMember> &members = frozen->members();
   // Established TCP connections are read in repair mode; they leave it
   // before the tree runs again (declared after `frozen`, so also on every
-  // error return), or stay in it for --kill (tcp_repair.h).
-  TcpRepairHold tcp_repair;
+  // error return), or stay in it, locked, for --kill (tcp_repair.h).
+  TcpRepairHold tcp_repair(opt.kill_after);
 
   std::vector<CapturedProcess> procs;  // live members, root first
   for (const TreeMember &m : members) {
