@@ -27,7 +27,9 @@
  *                     namespace (IPC_PRIVATE, filled, marked for removal,
  *                     printed as "shmid N"), then ckpt_checkpoint(IMAGE,
  *                     CKPT_KILL); the restored copy finds the segment at the
- *                     same address with the same id, size and bytes. */
+ *                     same address with the same id, size and bytes.
+ *   sysvshm-run IMAGE the same without CKPT_KILL: the original prints "id N"
+ *                     and exits (its last detach removes the segment). */
 #include "rt_prog.h"
 
 #include <ckpt/ckpt.h>
@@ -202,7 +204,7 @@ static int mode_checkpoint(char **argv, unsigned flags) {
   return rt_finish();
 }
 
-static int mode_sysvshm(char **argv) {
+static int mode_sysvshm(char **argv, unsigned flags) {
   const size_t len = 3 * 4096;
   int id = shmget(IPC_PRIVATE, len, IPC_CREAT | 0600);
   if (id < 0) rt_die("shmget");
@@ -216,7 +218,12 @@ static int mode_sysvshm(char **argv) {
   fill(want, len, 1234);
   printf("shmid %d\n", id);
   rt_ready();
-  long r = ckpt_checkpoint(argv[4], CKPT_KILL);
+  long r = ckpt_checkpoint(argv[4], flags);
+  if (r > 0 && !(flags & CKPT_KILL)) {
+    printf("id %ld\n", r);
+    fflush(stdout);
+    return 0;
+  }
   if (r != 0) {
     fprintf(stderr, "setup: ckpt_checkpoint returned %ld%s%s\n", r, r < 0 ? ": " : "", r < 0 ? strerror((int)-r) : "");
     return 4;
@@ -416,7 +423,8 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "fail") == 0) return mode_fail(argv);
   if (strcmp(mode, "concurrent") == 0 && argc == 6) return mode_concurrent(argv);
   if (strcmp(mode, "helperkilled") == 0 && argc == 5) return mode_helper_killed(argv);
-  if (strcmp(mode, "sysvshm") == 0 && argc == 5) return mode_sysvshm(argv);
+  if (strcmp(mode, "sysvshm") == 0 && argc == 5) return mode_sysvshm(argv, CKPT_KILL);
+  if (strcmp(mode, "sysvshm-run") == 0 && argc == 5) return mode_sysvshm(argv, 0);
   if (strcmp(mode, "exec") == 0 && argc == 5) {
     long r = ckpt_checkpoint(argv[4], CKPT_EXEC);
     if (r == 0) {

@@ -80,6 +80,14 @@ TEST_F(Libckpt, AttachedSysvShmComesBack) {
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
+// The same without CKPT_KILL: the original runs on and exits, taking its
+// segment with it; the image restores it.
+TEST_F(Libckpt, AttachedSysvShmComesBackAfterTheOriginalExits) {
+  ASSERT_NO_FATAL_FAILURE(start_mode({"sysvshm-run", image_path()}));
+  ASSERT_NO_FATAL_FAILURE(expect_original_exit(0));  // 0: the checkpoint returned an id
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
 TEST_F(Libckpt, FailuresReturnNegativeErrnoAndLeaveNothing) {
   ASSERT_NO_FATAL_FAILURE(start_mode({"fail"}));
   EXPECT_EQ(program_->value("notdir"), std::to_string(-ENOTDIR));
