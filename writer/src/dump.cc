@@ -138,6 +138,13 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     }
     procs.push_back(CapturedProcess{pc.take(), {}, {}, tracker});
   }
+  {
+    std::vector<TreeFdTable> tables;
+    size_t i = 0;
+    for (const TreeMember &m : members)
+      if (!m.zombie) tables.push_back({m.pid, m.frozen->pidfd(), &procs[i++].capture.fds});
+    CKPT_TRY(join_split_pty_pairs(tables));
+  }
   if (!parent.empty()) {
     // Decision 90: one process only; a tree's links would need every
     // embedded core matched to its parent's.
