@@ -12,7 +12,9 @@
  *                 child and closed here: slave fd 51 in raw mode with a
  *                 33x111 window and bytes queued from the master; the
  *                 pair split over two processes comes back as one pair
- *                 (the child's master reaches fd 51 both ways)
+ *                 (the child's master reaches fd 51 both ways: it
+ *                 echoes a line in capitals when fd 53, a pipe to it,
+ *                 says so, and exits when 53 is closed)
  *        chardev  /dev/kmsg (fd 60, refused) beside /dev/null (61) and
  *                 /dev/urandom (62), which restore reopens faithfully
  *        storm    a POSIX timer signalling every millisecond, unblocked: the
@@ -26,6 +28,7 @@
  * Prints "timer N" (objects) and "pts PATH" (pty) before "ready". */
 #include "rt_prog.h"
 
+#include <poll.h>
 #include <sys/wait.h>
 
 #include <arpa/inet.h>
@@ -156,7 +159,12 @@ int main(int argc, char **argv) {
       char line[16];
       ssize_t n = read(50, line, sizeof line);
       for (ssize_t i = 0; i < n; i++) line[i] = (char)(line[i] >= 'a' && line[i] <= 'z' ? line[i] - 32 : line[i]);
-      _exit(n > 0 && write(50, line, (size_t)n) == n ? 0 : 3);
+      if (n <= 0 || write(50, line, (size_t)n) != n) _exit(3);
+      /* Its last close of the master hangs the slave up, which drops what
+       * the slave has not read: it waits until the parent has. */
+      while (read(52, &c, 1) > 0) {
+      }
+      _exit(0);
     }
     close(50);
     close(52);
@@ -201,6 +209,7 @@ int main(int argc, char **argv) {
   } else if (!strcmp(mode, "pty")) {
     struct termios t;
     RT_CHECK(tcgetattr(51, &t) == 0 && !(t.c_lflag & (ICANON | ECHO)), "the slave is no longer in raw mode");
+    RT_CHECK(t.c_cc[VMIN] == 1 && t.c_cc[VTIME] == 0, "VMIN %d VTIME %d", t.c_cc[VMIN], t.c_cc[VTIME]);
     struct winsize ws = {0};
     RT_CHECK(ioctl(51, TIOCGWINSZ, &ws) == 0 && ws.ws_row == 33 && ws.ws_col == 111, "window size %ux%u",
              ws.ws_row, ws.ws_col);
@@ -215,8 +224,16 @@ int main(int argc, char **argv) {
     fcntl(51, F_SETFL, fl);
     RT_CHECK(write(51, "ping", 4) == 4 && write(53, "g", 1) == 1, "writing to the pty");
     memset(buf, 0, sizeof buf);
-    got = read(51, buf, 4);
+    got = 0;
+    for (int tries = 0; got < 4 && tries < 100; tries++) {
+      struct pollfd p = {51, POLLIN, 0};
+      if (poll(&p, 1, 100) != 1) continue;
+      ssize_t n = read(51, buf + got, 4 - (size_t)got);
+      if (n <= 0) break;
+      got += n;
+    }
     RT_CHECK(got == 4 && !memcmp(buf, "PING", 4), "the master's answer: read %zd \"%s\"", got, buf);
+    close(53);
     int st = 0;
     RT_CHECK(waitpid(pty_holder, &st, 0) == pty_holder && WIFEXITED(st) && WEXITSTATUS(st) == 0,
              "the master's holder: wait status 0x%x", st);
