@@ -439,7 +439,8 @@ class CkptFds(_Command):
 Usage: ckpt fds [PID]
 Lists each descriptor with its number, type, path, file position and open
 flags, and its kind's state (an eventfd's counter, a timerfd's settings,
-inotify watches, a socket's peer and queue, an epoll's targets), as 'imgtool restore' will recreate them. PID selects a process of a
+inotify watches, a socket's peer and queue, an epoll's targets), as 'imgtool restore' will recreate them, then the image's SysV IPC objects
+(shared memory, semaphore sets, message queues). PID selects a process of a
 process-tree image (default: the process gdb shows)."""
 
     def __init__(self):
@@ -470,6 +471,32 @@ process-tree image (default: the process gdb shows)."""
             _out("State of their kinds:")
             for f in states:
                 _out("  fd %s %s: %s" % (f.get("fd"), f.get("type"), f.get("state")))
+        _sysv_ipc(info)
+
+
+def _sysv_ipc(info):
+    """The image's SysV IPC objects, as 'imgtool info' lists them."""
+    ipc = info.get("ipc") or {}
+    objects = ipc.get("objects") or []
+    if not objects:
+        return
+    where = "its own IPC namespace" if ipc.get("namespace") == "own" else "the host's IPC namespace"
+    _out("SysV IPC objects (%s):" % where)
+    for o in objects:
+        line = "  %s %s key %s mode %s %s:%s" % (o.get("kind"), o.get("id"), o.get("key"), o.get("mode"),
+                                                o.get("uid"), o.get("gid"))
+        if o.get("kind") == "shm":
+            line += "  %d bytes" % _int(o.get("size", 0))
+            if o.get("locked"):
+                line += ", locked"
+            if o.get("removed"):
+                line += ", marked for removal"
+        elif o.get("kind") == "sem":
+            line += "  values " + " ".join(str(v) for v in o.get("values", []))
+        elif o.get("kind") == "msg":
+            messages = o.get("messages", [])
+            line += "  %d messages, %d bytes" % (len(messages), sum(_int(m.get("bytes", 0)) for m in messages))
+        _out(line)
 
 
 class CkptSignals(_Command):

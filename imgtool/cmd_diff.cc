@@ -20,7 +20,8 @@ static const char kHelp[] =
     "removed, resized or reprotected; each thread's registers and blocked\n"
     "signals; fds opened, closed, replaced, moved (file position) or with new\n"
     "flags; signal actions and pending signals; process attributes (ids, cwd,\n"
-    "brk, limits). An incremental image is read through its parent chain.\n"
+    "brk, limits); SysV IPC objects added, removed or changed. An\n"
+    "incremental image is read through its parent chain.\n"
     "Exit status 0 whether or not anything differs.\n"
     "\n"
     "  --pid N   compare process N of two process-tree images (default: the root)\n"
@@ -124,6 +125,19 @@ void render_signals(std::string &out, const json &signals) {
   }
 }
 
+void render_ipc(std::string &out, const json &ipc) {
+  if (ipc.empty()) return;
+  line(out, "SysV IPC:");
+  for (const json &o : ipc) {
+    std::string detail;
+    if (o.contains("fields"))
+      for (auto &[name, v] : o["fields"].items()) detail += " " + name + " " + s(v[0]) + " -> " + s(v[1]);
+    if (o.value("contents_differ", false)) detail += " contents differ";
+    line(out, "  %-9s %s %s key %s%s", s(o["change"]).c_str(), s(o["kind"]).c_str(), s(o["id"]).c_str(),
+         s(o["key"]).c_str(), detail.c_str());
+  }
+}
+
 }  // namespace
 
 std::string render_diff_text(const json &d) {
@@ -141,6 +155,7 @@ std::string render_diff_text(const json &d) {
   render_threads(out, d["threads"]);
   render_fds(out, d["fds"]);
   render_signals(out, d["signals"]);
+  render_ipc(out, d["ipc"]);
   if (!d["process"].empty()) {
     line(out, "process:");
     for (auto &[name, v] : d["process"].items()) line(out, "  %-10s %s -> %s", name.c_str(), s(v[0]).c_str(), s(v[1]).c_str());

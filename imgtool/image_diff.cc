@@ -16,6 +16,7 @@
 #include <ckpt/img/model.h>
 #include <ckpt/img/reader.h>
 
+#include "describe_ipc.h"
 #include "names.h"
 #include "tree_process.h"
 
@@ -438,6 +439,45 @@ json diff_process(const Side &a, const Side &b) {
   return out;
 }
 
+// SysV IPC objects (of the image's IPC namespace or the host's), matched
+// by kind and id: added, removed, or changed (the fields of `imgtool
+// info` that differ, and whether the contents differ: shm bytes,
+// semaphore values, queued messages).
+json diff_ipc(const Side &a, const Side &b) {
+  auto by_id = [](const Side &s) {
+    std::map<std::pair<std::string, i64>, std::pair<json, const SysvIpcRecord *>> m;
+    json objects = describe_sysv_ipc(s.view)["objects"];
+    for (size_t i = 0; i < objects.size() && i < s.view.sysv_ipc.records.size(); i++)
+      m[{objects[i]["kind"].get<std::string>(), objects[i]["id"].get<i64>()}] = {objects[i], &s.view.sysv_ipc.records[i]};
+    return m;
+  };
+  auto ma = by_id(a), mb = by_id(b);
+  json out = json::array();
+  auto ident = [](const json &o) { return json{{"kind", o["kind"]}, {"id", o["id"]}, {"key", o["key"]}}; };
+  for (auto &[k, v] : ma)
+    if (!mb.count(k)) out.push_back(with({{"change", "removed"}}, ident(v.first)));
+  for (auto &[k, v] : mb) {
+    auto it = ma.find(k);
+    if (it == ma.end()) {
+      out.push_back(with({{"change", "added"}}, ident(v.first)));
+      continue;
+    }
+    const json &x = it->second.first, &y = v.first;
+    json fields = json::object();
+    for (auto &[name, value] : y.items())
+      if (!x.contains(name) || x[name] != value) fields[name] = json::array({x.contains(name) ? x[name] : json(), value});
+    auto bytes_x = a.view.sysv_ipc.blob(it->second.second->data), bytes_y = b.view.sysv_ipc.blob(v.second->data);
+    bool contents = !bytes_x || !bytes_y || bytes_x->size() != bytes_y->size() ||
+                    !std::equal(bytes_x->begin(), bytes_x->end(), bytes_y->begin());
+    if (fields.empty() && !contents) continue;
+    json j = with({{"change", "changed"}}, ident(y));
+    if (!fields.empty()) j["fields"] = fields;
+    j["contents_differ"] = contents;
+    out.push_back(j);
+  }
+  return out;
+}
+
 json side_json(const Side &s) {
   return json{{"file", s.path}, {"pid", s.task->pid}, {"checkpoint_id", s.view.identity.checkpoint_id},
               {"created_sec", s.view.identity.created_sec}};
@@ -459,8 +499,9 @@ Expected<json> diff_images(const std::string &path_a, const std::string &path_b,
   d["fds"] = diff_fds(*a, *b);
   d["signals"] = diff_signals(*a, *b);
   d["process"] = diff_process(*a, *b);
+  d["ipc"] = diff_ipc(*a, *b);
   d["same"] = d["memory"].empty() && d["threads"].empty() && d["fds"].empty() && d["signals"].empty() &&
-              d["process"].empty();
+              d["process"].empty() && d["ipc"].empty();
   return d;
 }
 

@@ -40,7 +40,7 @@ std::string tty_state_refusal(const Table<FdRecord> &fds, const FdRecord &r) {
   if (!s) return "terminal whose state is unreadable (" + s.error().message() + ")";
   std::string path(fds.str_or_empty(r.path));
   if (s->flags & kTtyMasterOutside)
-    return "pty " + path + " whose master no fd of the process holds (only pairs held by one process are restored)";
+    return "pty " + path + " whose master no process of the dumped tree holds (a terminal outside it)";
   if (s->flags & kTtyPairIsControlling)
     return "pty " + path + ", the controlling terminal of the process that holds its master";
   if (s->flags & kTtyQueueUnreadable)

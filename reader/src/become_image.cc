@@ -67,6 +67,10 @@ std::vector<int *> InheritedObjects::all_fds() {
     out.push_back(&ends.second);
   }
   for (auto &[ino, fd] : fds.unix_sockets) out.push_back(&fd);
+  for (auto &[index, pair] : fds.pty_pairs) {
+    out.push_back(&pair.first);
+    if (pair.second >= 0) out.push_back(&pair.second);
+  }
   for (auto &[key, fd] : memory) out.push_back(&fd);
   return out;
 }

@@ -93,6 +93,15 @@ Status restore_fds(const CkptView &v, std::vector<int *> keep, const int termina
   std::map<u32, int> by_file;                       // file_id -> our fd
   std::map<std::pair<u64, u64>, int> by_inode;      // (dev, ino) of a recreated unlinked file -> our fd
   PipeTable pipes;
+  // Pty pairs made once for the tree: the pty kind finds them where it
+  // keeps its own (closed below with those).
+  if (inherited)
+    for (auto &[index, pair] : inherited->pty_pairs) {
+      int m = fcntl(pair.first, F_DUPFD_CLOEXEC, top + 128);
+      int s = pair.second >= 0 ? fcntl(pair.second, F_DUPFD_CLOEXEC, top + 128) : -1;
+      if (m < 0 || (pair.second >= 0 && s < 0)) return make_error("pty %u: dup: %s", index, strerror(errno));
+      pipes.pty_pairs[index] = {m, s};
+    }
   std::vector<std::pair<int, int>> placed;           // (opened fd, target)
   for (const FdRecord &r : v.fds.records) {
     int fd;

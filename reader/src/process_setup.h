@@ -22,6 +22,7 @@ struct InheritedFds {
   std::map<img::u32, int> files;                   ///< file_id -> fd
   std::map<img::u32, std::pair<int, int>> pipes;   ///< pipe_id -> read end, write end
   std::map<img::u64, int> unix_sockets;           ///< AF_UNIX socket inode -> fd (pairs across processes)
+  std::map<img::u32, std::pair<int, int>> pty_pairs;  ///< pty number -> master, slave or -1 (pairs across processes)
 };
 img::Status restore_fds(const img::CkptView &view, std::vector<int *> keep, const int terminal[3],
                         const InheritedFds *inherited = nullptr);

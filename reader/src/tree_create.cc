@@ -93,6 +93,29 @@ Status make_inherited_objects(const TreePlan &plan, TreeChannels &ch) {
         ch.inherited.fds.unix_sockets[key.b] = ends->second;
         break;
       }
+      case SharedKey::PtyPair: {
+        // Its master (one open file, wherever held) and a slave, if any
+        // process holds one (its owner and mode come from it).
+        const CkptView *mv = nullptr, *sv = nullptr;
+        const FdRecord *master = nullptr, *slave = nullptr;
+        for (const TreeProcess &q : plan.processes) {
+          if (q.zombie) continue;
+          for (const FdRecord &r : q.view->fds.records) {
+            auto index = pty_index(*q.view, r);
+            if (!index || *index != key.a) continue;
+            auto state = fd_state<TtyState>(q.view->fds, r);
+            if (!state) return state.error().context(who);
+            if ((state->flags & kTtyMaster) && !master) master = &r, mv = &*q.view;
+            if ((state->flags & kTtySlave) && !slave) slave = &r, sv = &*q.view;
+          }
+        }
+        if (!master) return make_error("%s: pty %llu: its master is in no process of the tree", who.c_str(),
+                                       (unsigned long long)key.a);
+        auto pair = make_tree_pty_pair(*mv, *master, sv, slave);
+        if (!pair) return pair.error().context(who);
+        ch.inherited.fds.pty_pairs[static_cast<u32>(key.a)] = *pair;
+        break;
+      }
       case SharedKey::Memory: {
         const VmaRecord &m = v.vmas.records[use.record];
         u64 size = 0;

@@ -1,6 +1,8 @@
 // Planning a tree restore (tree_plan.h).
 #include "tree_plan.h"
 
+#include "fd_kinds/fd_kind.h"
+
 #include <algorithm>
 #include <set>
 
@@ -47,7 +49,11 @@ void find_shared(TreePlan &plan) {
     const CkptView &v = *tp.view;
     for (size_t i = 0; i < v.fds.records.size(); i++) {
       const FdRecord &r = v.fds.records[i];
-      if (is_pipe(r) && r.pipe_id) use({SharedKey::Pipe, r.pipe_id, 0, 0}, p, i);
+      // A pty pair whose ends several processes hold (a terminal emulator
+      // and the child on its slave) is made once; its master's open file
+      // is the pair's, so a master fd is never a File of its own.
+      if (auto index = pty_index(v, r)) use({SharedKey::PtyPair, *index, 0, 0}, p, i);
+      else if (is_pipe(r) && r.pipe_id) use({SharedKey::Pipe, r.pipe_id, 0, 0}, p, i);
       else if (auto peer = unix_peer(v, r)) use({SharedKey::UnixPair, std::min(r.ino, peer), std::max(r.ino, peer), 0}, p, i);
       else if (r.file_id) use({SharedKey::File, r.file_id, 0, 0}, p, i);
     }

@@ -34,9 +34,9 @@ struct TreeProcess {
 
 /// An object several processes share, made once in the root.
 struct SharedKey {
-  enum Kind { File, Pipe, Memory, UnixPair } kind;
+  enum Kind { File, Pipe, Memory, UnixPair, PtyPair } kind;
   img::u64 a, b, c;               ///< File: file_id; Pipe: pipe_id; Memory: vma kind, dev, ino;
-                                  ///< UnixPair: the two sockets' inodes, lower first
+                                  ///< UnixPair: the two sockets' inodes, lower first; PtyPair: the pty number
   auto operator<=>(const SharedKey &) const = default;
 };
 

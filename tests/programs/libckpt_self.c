@@ -22,7 +22,14 @@
  *   helperkilled IMAGE  384 MiB to dump; the test SIGKILLs the helper while
  *                     it writes: prints "helperkilled R", "leftover_files N".
  *   concurrent A B    two threads checkpoint at once; prints "ids IDA IDB".
- *   exec IMAGE        ckpt_checkpoint(IMAGE, CKPT_EXEC); prints "exec R". */
+ *   exec IMAGE        ckpt_checkpoint(IMAGE, CKPT_EXEC); prints "exec R".
+ *   sysvshm IMAGE     attaches a 3-page SysV shm segment of the host's
+ *                     namespace (IPC_PRIVATE, filled, marked for removal,
+ *                     printed as "shmid N"), then ckpt_checkpoint(IMAGE,
+ *                     CKPT_KILL); the restored copy finds the segment at the
+ *                     same address with the same id, size and bytes.
+ *   sysvshm-run IMAGE the same without CKPT_KILL: the original prints "id N"
+ *                     and exits (its last detach removes the segment). */
 #include "rt_prog.h"
 
 #include <ckpt/ckpt.h>
@@ -33,6 +40,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -193,6 +201,41 @@ static int mode_checkpoint(char **argv, unsigned flags) {
   rt_wait_go(argv[1]);
   check_state(want_heap, (const uint64_t *)stack_words, "restored");
   expect_signals_arrive("restored");
+  return rt_finish();
+}
+
+static int mode_sysvshm(char **argv, unsigned flags) {
+  const size_t len = 3 * 4096;
+  int id = shmget(IPC_PRIVATE, len, IPC_CREAT | 0600);
+  if (id < 0) rt_die("shmget");
+  unsigned char *p = shmat(id, NULL, 0);
+  if (p == (void *)-1) rt_die("shmat");
+  fill(p, len, 1234);
+  /* Gone with its last detach: the killed original's. */
+  if (shmctl(id, IPC_RMID, NULL) != 0) rt_die("IPC_RMID");
+  unsigned char *want = malloc(len);
+  if (!want) rt_die("malloc");
+  fill(want, len, 1234);
+  printf("shmid %d\n", id);
+  rt_ready();
+  long r = ckpt_checkpoint(argv[4], flags);
+  if (r > 0 && !(flags & CKPT_KILL)) {
+    printf("id %ld\n", r);
+    fflush(stdout);
+    return 0;
+  }
+  if (r != 0) {
+    fprintf(stderr, "setup: ckpt_checkpoint returned %ld%s%s\n", r, r < 0 ? ": " : "", r < 0 ? strerror((int)-r) : "");
+    return 4;
+  }
+  rt_wait_go(argv[1]);
+  struct shmid_ds ds;
+  RT_CHECK(shmctl(id, IPC_STAT, &ds) == 0, "segment %d: IPC_STAT: %s", id, strerror(errno));
+  RT_CHECK(ds.shm_segsz == len, "segment %d: %zu bytes", id, (size_t)ds.shm_segsz);
+  RT_CHECK(ds.shm_nattch == 1, "segment %d: %d attaches", id, (int)ds.shm_nattch);
+  RT_CHECK(memcmp(p, want, len) == 0, "segment %d: its bytes differ", id);
+  p[0] ^= 1; /* still writable */
+  RT_CHECK(shmdt(p) == 0, "shmdt: %s", strerror(errno));
   return rt_finish();
 }
 
@@ -380,6 +423,8 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "fail") == 0) return mode_fail(argv);
   if (strcmp(mode, "concurrent") == 0 && argc == 6) return mode_concurrent(argv);
   if (strcmp(mode, "helperkilled") == 0 && argc == 5) return mode_helper_killed(argv);
+  if (strcmp(mode, "sysvshm") == 0 && argc == 5) return mode_sysvshm(argv, CKPT_KILL);
+  if (strcmp(mode, "sysvshm-run") == 0 && argc == 5) return mode_sysvshm(argv, 0);
   if (strcmp(mode, "exec") == 0 && argc == 5) {
     long r = ckpt_checkpoint(argv[4], CKPT_EXEC);
     if (r == 0) {

@@ -10,8 +10,11 @@
  *                 the go file appears)
  *        pty      a pty pair it opened, its master (fd 50) handed to a
  *                 child and closed here: slave fd 51 in raw mode with a
- *                 33x111 window; a pair split over two processes is
- *                 refused
+ *                 33x111 window and bytes queued from the master; the
+ *                 pair split over two processes comes back as one pair
+ *                 (the child's master reaches fd 51 both ways: it
+ *                 echoes a line in capitals when fd 53, a pipe to it,
+ *                 says so, and exits when 53 is closed)
  *        chardev  /dev/kmsg (fd 60, refused) beside /dev/null (61) and
  *                 /dev/urandom (62), which restore reopens faithfully
  *        storm    a POSIX timer signalling every millisecond, unblocked: the
@@ -24,6 +27,9 @@
  *                 the process's parent), fanotify
  * Prints "timer N" (objects) and "pts PATH" (pty) before "ready". */
 #include "rt_prog.h"
+
+#include <poll.h>
+#include <sys/wait.h>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -78,6 +84,8 @@ static void make_kernel_object(const char *kind) {
   rt_place(fd, 70);
 }
 
+static pid_t pty_holder = -1;
+
 int main(int argc, char **argv) {
   rt_start(argc, argv, 4);
   const char *mode = argv[3];
@@ -121,14 +129,32 @@ int main(int argc, char **argv) {
     struct winsize ws = {.ws_row = 33, .ws_col = 111};
     if (ioctl(51, TIOCSWINSZ, &ws) != 0) rt_die("TIOCSWINSZ");
     if (write(50, kQueued, strlen(kQueued)) != (ssize_t)strlen(kQueued)) rt_die("write to the master");
-    pid_t holder = fork();
-    if (holder < 0) rt_die("fork");
-    if (holder == 0) {
+    int echo[2];
+    if (pipe(echo) != 0) rt_die("pipe");
+    place(echo[0], 52);
+    pty_holder = fork();
+    if (pty_holder < 0) rt_die("fork");
+    if (pty_holder == 0) {
+      /* The terminal emulator in miniature: once the parent writes a line
+       * to its end, the master echoes it back in capitals, then exits. */
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       close(51);
-      for (;;) pause();
+      close(echo[1]);
+      char c;
+      if (read(52, &c, 1) != 1) _exit(2);
+      char line[16];
+      ssize_t n = read(50, line, sizeof line);
+      for (ssize_t i = 0; i < n; i++) line[i] = (char)(line[i] >= 'a' && line[i] <= 'z' ? line[i] - 32 : line[i]);
+      if (n <= 0 || write(50, line, (size_t)n) != n) _exit(3);
+      /* Its last close of the master hangs the slave up, which drops what
+       * the slave has not read: it waits until the parent has. */
+      while (read(52, &c, 1) > 0) {
+      }
+      _exit(0);
     }
     close(50);
+    close(52);
+    place(echo[1], 53);
   } else if (!strcmp(mode, "storm")) {
     signal(SIGRTMIN, rt_count_tick);
     struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN};
@@ -169,6 +195,7 @@ int main(int argc, char **argv) {
   } else if (!strcmp(mode, "pty")) {
     struct termios t;
     RT_CHECK(tcgetattr(51, &t) == 0 && !(t.c_lflag & (ICANON | ECHO)), "the slave is no longer in raw mode");
+    RT_CHECK(t.c_cc[VMIN] == 1 && t.c_cc[VTIME] == 0, "VMIN %d VTIME %d", t.c_cc[VMIN], t.c_cc[VTIME]);
     struct winsize ws = {0};
     RT_CHECK(ioctl(51, TIOCGWINSZ, &ws) == 0 && ws.ws_row == 33 && ws.ws_col == 111, "window size %ux%u",
              ws.ws_row, ws.ws_col);
@@ -178,6 +205,24 @@ int main(int argc, char **argv) {
     ssize_t got = read(51, buf, sizeof buf - 1);
     RT_CHECK(got == (ssize_t)strlen(kQueued) && !memcmp(buf, kQueued, strlen(kQueued)),
              "queued bytes: read %zd \"%s\"", got, buf);
+    /* Both ways through the one pair: the child's master reads what fd 51
+     * writes and answers. */
+    fcntl(51, F_SETFL, fl);
+    RT_CHECK(write(51, "ping", 4) == 4 && write(53, "g", 1) == 1, "writing to the pty");
+    memset(buf, 0, sizeof buf);
+    got = 0;
+    for (int tries = 0; got < 4 && tries < 100; tries++) {
+      struct pollfd p = {51, POLLIN, 0};
+      if (poll(&p, 1, 100) != 1) continue;
+      ssize_t n = read(51, buf + got, 4 - (size_t)got);
+      if (n <= 0) break;
+      got += n;
+    }
+    RT_CHECK(got == 4 && !memcmp(buf, "PING", 4), "the master's answer: read %zd \"%s\"", got, buf);
+    close(53);
+    int st = 0;
+    RT_CHECK(waitpid(pty_holder, &st, 0) == pty_holder && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+             "the master's holder: wait status 0x%x", st);
   } else if (!strcmp(mode, "storm")) {
     int before = rt_timer_ticks;
     double until = rt_now(CLOCK_MONOTONIC) + 5;

@@ -23,6 +23,18 @@
  *                1000 pattern bytes; the test sent 500 it has not read.
  *                After the restore it reads those 500, sends 100000 more
  *                and reads 100000 back from the test.
+ *        stream  fd 40: a TCP connection to 127.0.0.1:PORT (the test). From
+ *                "ready" on it reads pattern bytes (seed 9) until the end of
+ *                stream, through the dump, the kill, the restore, checking
+ *                each byte (nothing lost, nothing twice), then sends back
+ *                "total N\n". It does not wait for the go file.
+ *        prefork  a pre-fork server in a tree: fd 40 a listener (backlog 8),
+ *                fd 41 a client of it, fd 42 the accepted end, then a
+ *                worker forked, holding all three too. After the restore
+ *                the worker accepts a new client of the parent's and
+ *                answers it, writes "w" on the shared fd 42 and exits 0;
+ *                then the parent accepts a client itself, writes "p" on
+ *                42, and fd 41 reads "wp".
  *        closewait  (refused at dump, then checked in the original) an
  *                established pair whose accepted end fd 42 shut down its
  *                sending side: fd 41 is in CLOSE_WAIT, fd 42 in FIN_WAIT2
@@ -38,6 +50,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 static int family_of(const char *mode) { return strchr(mode, '6') ? AF_INET6 : AF_INET; }
 
@@ -175,6 +188,50 @@ static void check_listener(int fd, int family, int port, const char *what) {
   close(c);
 }
 
+/* A new client of the listener on 127.0.0.1:port. */
+static int connect_client(int port) {
+  struct sockaddr_storage a;
+  socklen_t len = loopback(AF_INET, &a, port);
+  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (c < 0 || connect(c, (struct sockaddr *)&a, len) != 0) rt_fail("connect to port %d: %s", port, strerror(errno));
+  return c;
+}
+
+/* prefork's worker after the restore: accepts one client on the inherited
+ * listener, answers it, and writes "w" on the inherited connection. */
+static void serve_as_worker(void) {
+  int s = accept(40, NULL, NULL);
+  RT_CHECK(s >= 0, "worker: accept on the inherited listener: %s", strerror(errno));
+  RT_CHECK(s >= 0 && send(s, "worker", 6, 0) == 6, "worker: answering its client");
+  RT_CHECK(send(42, "w", 1, 0) == 1, "worker: send on the inherited connection: %s", strerror(errno));
+  if (s >= 0) close(s);
+}
+
+/* Reads pattern bytes (seed 9) until the end of stream, then sends back
+ * how many arrived. */
+static void read_stream_to_end(int fd) {
+  unsigned char buf[8192];
+  unsigned long total = 0;
+  for (;;) {
+    ssize_t r = recv(fd, buf, sizeof buf, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      rt_fail("stream: recv after %lu bytes: %s", total, strerror(errno));
+      return;
+    }
+    if (r == 0) break;
+    for (ssize_t i = 0; i < r; i++)
+      if (buf[i] != pattern(total + i, 9)) {
+        rt_fail("stream: byte %lu is %u, expected %u", total + i, buf[i], pattern(total + i, 9));
+        return;
+      }
+    total += r;
+  }
+  char line[64];
+  int n = snprintf(line, sizeof line, "total %lu\n", total);
+  RT_CHECK(send(fd, line, n, MSG_NOSIGNAL) == n, "stream: sending the total: %s", strerror(errno));
+}
+
 static const char kLine[] = "a line from the accepted end\n";
 
 int main(int argc, char **argv) {
@@ -184,6 +241,7 @@ int main(int argc, char **argv) {
   struct sockaddr_storage a;
   socklen_t len;
   size_t pattern_sent = 0;
+  pid_t worker = -1;
   if (!strcmp(mode, "listen")) {
     rt_place(socket(AF_INET, SOCK_STREAM, 0), 40);
     set_opt(40, SOL_SOCKET, SO_REUSEADDR, 1);
@@ -260,12 +318,41 @@ int main(int argc, char **argv) {
     if (connect(40, (struct sockaddr *)&a, len) != 0) rt_die("connect to the test");
     write_pattern(40, 0, 1000, 7, "to the test");
     printf("port %d\n", port_of(40));
+  } else if (!strcmp(mode, "prefork")) {
+    place(socket(AF_INET, SOCK_STREAM, 0), 40);
+    set_opt(40, SOL_SOCKET, SO_REUSEADDR, 1);
+    len = loopback(AF_INET, &a, 0);
+    if (bind(40, (struct sockaddr *)&a, len) != 0 || listen(40, 8) != 0) rt_die("listen");
+    place(socket(AF_INET, SOCK_STREAM, 0), 41);
+    len = loopback(AF_INET, &a, port_of(40));
+    if (connect(41, (struct sockaddr *)&a, len) != 0) rt_die("connect");
+    place(accept(40, NULL, NULL), 42);
+    printf("port %d\n", port_of(40));
+    fflush(stdout);
+    worker = fork();
+    if (worker < 0) rt_die("fork");
+    if (worker == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      rt_wait_go(argv[1]);
+      serve_as_worker();
+      _exit(rt_failures ? 1 : 0);
+    }
+  } else if (!strcmp(mode, "stream")) {
+    if (argc < 5) rt_die("stream needs PORT");
+    place(socket(AF_INET, SOCK_STREAM, 0), 40);
+    len = loopback(AF_INET, &a, atoi(argv[4]));
+    if (connect(40, (struct sockaddr *)&a, len) != 0) rt_die("connect to the test");
+    printf("port %d\n", port_of(40));
   } else {
     rt_die("unknown mode %s", mode);
   }
   int port40 = port_of(40);
   int port41 = !strcmp(mode, "listen") || !strcmp(mode, "udp") ? port_of(41) : 0;
   rt_ready();
+  if (!strcmp(mode, "stream")) {
+    read_stream_to_end(40);
+    return rt_finish();
+  }
   rt_wait_go(argv[1]);
 
   RT_CHECK(port_of(40) == port40, "fd 40: port %d, expected %d", port_of(40), port40);
@@ -331,6 +418,22 @@ int main(int argc, char **argv) {
     char c;
     RT_CHECK(s >= 0, "fd 40: accept after the refused dump: %s", strerror(errno));
     RT_CHECK(send(41, "y", 1, 0) == 1 && recv(s, &c, 1, 0) == 1 && c == 'y', "fd 41 -> accepted after the refused dump");
+  } else if (!strcmp(mode, "prefork")) {
+    RT_CHECK(opt(40, SOL_SOCKET, SO_ACCEPTCONN) == 1, "fd 40: not listening");
+    int c1 = connect_client(port40);
+    char b[8];
+    RT_CHECK(recv(c1, b, 6, MSG_WAITALL) == 6 && !memcmp(b, "worker", 6), "the worker did not answer its client");
+    close(c1);
+    int st = 0;
+    RT_CHECK(waitpid(worker, &st, 0) == worker && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+             "worker %d: wait status 0x%x", worker, st);
+    int c2 = connect_client(port40);
+    int s2 = accept(40, NULL, NULL);
+    RT_CHECK(s2 >= 0 && send(s2, "parent", 6, 0) == 6, "the parent's accept: %s", strerror(errno));
+    RT_CHECK(recv(c2, b, 6, MSG_WAITALL) == 6 && !memcmp(b, "parent", 6), "the parent did not answer its client");
+    RT_CHECK(send(42, "p", 1, 0) == 1, "fd 42 (parent): send");
+    RT_CHECK(recv(41, b, 2, MSG_WAITALL) == 2 && !memcmp(b, "wp", 2), "fd 41: expected \"wp\" through fd 42");
+    check_listener(40, AF_INET, port40, "fd 40 (parent)");
   } else if (!strcmp(mode, "peer")) {
     read_pattern(40, 0, 500, 8, "from the test (queued)");
     write_pattern(40, 1000, 100000, 7, "to the test");

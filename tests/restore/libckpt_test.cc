@@ -66,6 +66,28 @@ TEST_F(Libckpt, KillEndsTheOriginal) {
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
+// A caller with an attached SysV shm segment checkpoints itself like
+// `imgtool dump` would: the segment, with its id and bytes, is in the
+// image, and the restored copy finds it attached again.
+TEST_F(Libckpt, AttachedSysvShmComesBack) {
+  ASSERT_NO_FATAL_FAILURE(start_mode({"sysvshm", image_path()}));
+  int status = 0;
+  ASSERT_TRUE(program_->wait_exit(&status, 30)) << log();
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+      << "wait status 0x" << std::hex << status << "\nstderr:\n" << log();
+  RunResult i = run({imgtool(), "info", image_path()});
+  EXPECT_NE(i.out.find("shm " + program_->value("shmid") + " key 0x0"), std::string::npos) << i.out << i.err;
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+// The same without CKPT_KILL: the original runs on and exits, taking its
+// segment with it; the image restores it.
+TEST_F(Libckpt, AttachedSysvShmComesBackAfterTheOriginalExits) {
+  ASSERT_NO_FATAL_FAILURE(start_mode({"sysvshm-run", image_path()}));
+  ASSERT_NO_FATAL_FAILURE(expect_original_exit(0));  // 0: the checkpoint returned an id
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
 TEST_F(Libckpt, FailuresReturnNegativeErrnoAndLeaveNothing) {
   ASSERT_NO_FATAL_FAILURE(start_mode({"fail"}));
   EXPECT_EQ(program_->value("notdir"), std::to_string(-ENOTDIR));

@@ -99,6 +99,65 @@ TEST_F(RestoreSysvIpc, AttachedSegmentInTheHostNamespaceComesBackWithItsId) {
   EXPECT_LT(shmctl(id, IPC_STAT, &ds), 0) << "segment " << id << " left behind by the restored program";
 }
 
+// `imgtool diff` and gdb's `ckpt fds` show SysV objects too: between two
+// dumps that leave the program running, the test changes its segment's
+// bytes and mode (and puts them back before the program checks them).
+TEST_F(RestoreSysvIpc, DiffAndGdbShowTheObjects) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SYSV_PATH, {"host"}));
+  int id = std::stoi(program_->value("SHMID"));
+  std::string a = tmp_.file("a.img"), b = tmp_.file("b.img");
+  RunResult d = dump(pid_, a);
+  ASSERT_TRUE(d.exited && d.exit_code == 0) << d.err;
+  auto *p = static_cast<unsigned char *>(shmat(id, nullptr, 0));
+  ASSERT_NE(p, reinterpret_cast<void *>(-1)) << strerror(errno);
+  unsigned char was = p[0];
+  p[0] = static_cast<unsigned char>(was + 1);
+  struct shmid_ds ds{};
+  ASSERT_EQ(shmctl(id, IPC_STAT, &ds), 0);
+  ds.shm_perm.mode = 0640;
+  ASSERT_EQ(shmctl(id, IPC_SET, &ds), 0) << strerror(errno);
+  d = dump(pid_, b);
+  p[0] = was;
+  ds.shm_perm.mode = 0600;
+  EXPECT_EQ(shmctl(id, IPC_SET, &ds), 0) << strerror(errno);
+  shmdt(p);
+  ASSERT_TRUE(d.exited && d.exit_code == 0) << d.err;
+
+  RunResult diff = imgtool_run({"diff", a, b, "--json"});
+  ASSERT_TRUE(diff.exited && diff.exit_code == 0) << diff.err;
+  json j = json::parse(diff.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << diff.out;
+  EXPECT_EQ(j["same"], false);
+  ASSERT_EQ(j["ipc"].size(), 1u) << j["ipc"].dump();
+  EXPECT_EQ(j["ipc"][0]["change"], "changed");
+  EXPECT_EQ(j["ipc"][0]["kind"], "shm");
+  EXPECT_EQ(j["ipc"][0]["id"], id);
+  EXPECT_EQ(j["ipc"][0]["fields"]["mode"], json({"0600", "0640"})) << j["ipc"].dump();
+  EXPECT_EQ(j["ipc"][0]["contents_differ"], true);
+  RunResult text = imgtool_run({"diff", a, b});
+  EXPECT_NE(text.out.find("SysV IPC:\n  changed   shm " + std::to_string(id) + " key 0x0 mode 0600 -> 0640 "),
+            std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find(" contents differ\n"), std::string::npos) << text.out;
+  RunResult same = imgtool_run({"diff", a, a, "--json"});
+  json js = json::parse(same.out, nullptr, false);
+  ASSERT_FALSE(js.is_discarded()) << same.out;
+  EXPECT_TRUE(js["ipc"].empty()) << js["ipc"].dump();
+
+  RunResult g = test::run({imgtool(), "gdb", b, "--", "-batch", "-ex", "ckpt fds"}, 120);
+  EXPECT_TRUE(g.exited && g.exit_code == 0) << g.status() << "\n" << g.err;
+  EXPECT_NE(g.out.find("SysV IPC objects (the host's IPC namespace):\n  shm " + std::to_string(id) +
+                        " key 0x0 mode 0640"),
+            std::string::npos)
+      << g.out;
+  EXPECT_NE(g.out.find(" bytes, marked for removal"), std::string::npos) << g.out;
+
+  ASSERT_NO_FATAL_FAILURE(go());
+  int st = 0;
+  ASSERT_TRUE(program_->wait_exit(&st, 60)) << "the original did not finish";
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << std::hex << st << "\n" << log();
+}
+
 // The id the image needs, taken on this host by another segment (made
 // with shm_next_id, as restore itself would): one line, nothing started.
 TEST_F(RestoreSysvIpc, IdTakenOnTheHostIsRefusedInOneLine) {

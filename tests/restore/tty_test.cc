@@ -29,6 +29,23 @@ TEST_F(PtyTest, PairWithSettingsAndQueuedBytesComesBack) {
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
+// A `script`-like tree (restore_pty_script.c): the parent holds the
+// master, the child leads its own session on the slave as its controlling
+// terminal. Before: the child's slave was taken for the terminal the tree
+// was run from and given imgtool's streams, and the parent's master came
+// back as a pair of its own, connected to nothing. Now the pair is made
+// once, the slave is the child's controlling terminal again with its
+// group in the foreground, and a line typed on the master reaches the
+// child, whose answer reaches the master.
+TEST_F(PtyTest, PairSplitBetweenScriptAndItsChildComesBack) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_PTY_SCRIPT_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  RunResult info = test::run({imgtool(), "info", image_path()}, 60);
+  EXPECT_NE(info.out.find("canonical, echo"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("controlling terminal (its group in the foreground)"), std::string::npos) << info.out;
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
 // A console the program opened (issue 17): before, dump refused it (and
 // earlier still it came back as /dev/null); now it is reopened by path
 // when the same device is there, and the restore refuses with one line

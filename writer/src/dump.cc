@@ -120,8 +120,8 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   const std::vector<TreeMember> &members = frozen->members();
   // Established TCP connections are read in repair mode; they leave it
   // before the tree runs again (declared after `frozen`, so also on every
-  // error return), or stay in it for --kill (tcp_repair.h).
-  TcpRepairHold tcp_repair;
+  // error return), or stay in it, locked, for --kill (tcp_repair.h).
+  TcpRepairHold tcp_repair(opt.kill_after);
 
   std::vector<CapturedProcess> procs;  // live members, root first
   for (const TreeMember &m : members) {
@@ -137,6 +137,13 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
       pc->stored_files = stored.take();
     }
     procs.push_back(CapturedProcess{pc.take(), {}, {}, tracker});
+  }
+  {
+    std::vector<TreeFdTable> tables;
+    size_t i = 0;
+    for (const TreeMember &m : members)
+      if (!m.zombie) tables.push_back({m.pid, m.frozen->pidfd(), &procs[i++].capture.fds});
+    CKPT_TRY(join_split_pty_pairs(tables));
   }
   if (!parent.empty()) {
     // Decision 90: one process only; a tree's links would need every

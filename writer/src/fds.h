@@ -58,4 +58,18 @@ void mark_controlling_terminal(FdTable &table, int tty_nr);
 /// both ends of (read out and put back). pidfd: pidfd_open() of pid.
 img::Status finish_terminals(pid_t pid, int pidfd, FdTable &table, int tty_nr, pid_t tpgid, pid_t pgrp);
 
+/// One process's fd table among a tree's (join_split_pty_pairs).
+struct TreeFdTable {
+  pid_t pid;
+  int pidfd;
+  FdTable *table;
+};
+
+/// Pty pairs split over processes of the tree (a terminal emulator or
+/// `script` holding the master, a child on the slave): the slaves are
+/// no longer "without their master" nor the terminal the tree was run
+/// from, and the pair's queued bytes are read through the master's process
+/// and a slave's (decision 404). Once every process's table is read.
+img::Status join_split_pty_pairs(const std::vector<TreeFdTable> &tree);
+
 }  // namespace ckpt::writer

@@ -53,11 +53,12 @@ std::vector<img::u8> read_queued(int fd) {
 }
 
 /// Moves the bytes queued in both directions of the pair (master at
-/// master_fd, a slave at slave_fd in pid) into the master's record, and
-/// puts them back so that a process left running keeps them.
-img::Status capture_pair_queues(pid_t pid, int pidfd, FdInfo &master, TtyState &ms, int slave_fd) {
+/// master.record.fd in pid, a slave at slave_fd in the process of
+/// slave_pidfd: the same one, or another of the tree) into the master's
+/// record, and puts them back so that a process left running keeps them.
+img::Status capture_pair_queues(pid_t pid, int pidfd, FdInfo &master, TtyState &ms, int slave_pidfd, int slave_fd) {
   UniqueFd m(int(syscall(SYS_pidfd_getfd, pidfd, master.record.fd, 0)));
-  UniqueFd s(int(syscall(SYS_pidfd_getfd, pidfd, slave_fd, 0)));
+  UniqueFd s(int(syscall(SYS_pidfd_getfd, slave_pidfd, slave_fd, 0)));
   if (!m.valid() || !s.valid())
     return img::make_error("%s: pty pair: pidfd_getfd: %s", fd_where(pid, master.record.fd).c_str(), strerror(errno));
   // In packet mode every read from the master starts with a status byte;
@@ -122,7 +123,7 @@ img::Status finish_terminals(pid_t pid, int pidfd, FdTable &table, int tty_nr, p
       return os && (os->flags & img::kTtySlave) && os->index == s->index;
     });
     if (slave != table.fds.end()) {
-      CKPT_TRY(capture_pair_queues(pid, pidfd, fi, *s, slave->record.fd));
+      CKPT_TRY(capture_pair_queues(pid, pidfd, fi, *s, pidfd, slave->record.fd));
     } else {
       // Without a slave open, its input queue cannot be reached, and
       // opening one here would change the pair (its last close makes the
@@ -133,6 +134,42 @@ img::Status finish_terminals(pid_t pid, int pidfd, FdTable &table, int tty_nr, p
     }
     put_tty_state(fi, *s);
   }
+  return img::Status::ok();
+}
+
+img::Status join_split_pty_pairs(const std::vector<TreeFdTable> &tree) {
+  auto is_slave_of = [](const FdInfo &fi, img::u32 index) {
+    auto s = tty_state(fi);
+    return s && (s->flags & img::kTtySlave) && s->index == index;
+  };
+  for (const TreeFdTable &mp : tree)
+    for (FdInfo &mfi : mp.table->fds) {
+      auto ms = tty_state(mfi);
+      if (!ms || !(ms->flags & img::kTtyMaster)) continue;
+      // One devpts instance per tree is assumed: the index names the pair.
+      bool queues_read = std::any_of(mp.table->fds.begin(), mp.table->fds.end(),
+                                     [&](const FdInfo &o) { return is_slave_of(o, ms->index); });
+      for (const TreeFdTable &sp : tree) {
+        if (sp.table == mp.table) continue;
+        for (FdInfo &sfi : sp.table->fds) {
+          if (!is_slave_of(sfi, ms->index)) continue;
+          TtyState ss = *tty_state(sfi);
+          // The tree's own pair, made once at restore (reader tree_plan.cc):
+          // not a slave without its master, and not the terminal the tree
+          // was run from even where it is a controlling terminal (which
+          // kTtyControlling still says) or a standard stream.
+          ss.flags &= ~img::u32(img::kTtyMasterOutside);
+          sfi.record.flags &= ~img::u32(img::kFdTerminal);
+          put_tty_state(sfi, ss);
+          if (!queues_read) {
+            ms->flags &= ~img::u32(img::kTtyQueueUnreadable);
+            CKPT_TRY(capture_pair_queues(mp.pid, mp.pidfd, mfi, *ms, sp.pidfd, sfi.record.fd));
+            put_tty_state(mfi, *ms);
+            queues_read = true;
+          }
+        }
+      }
+    }
   return img::Status::ok();
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -115,6 +116,13 @@ img::Expected<int> open_char_device(FdOpenContext &, const img::FdRecord &);
 bool is_pty_end(const img::CkptView &view, const img::FdRecord &r);
 /// A new pair's master, or a new open file of its slave (pty.cc).
 img::Expected<int> open_pty_end(FdOpenContext &, const img::FdRecord &);
+/// The dumped pty number of a pty end (is_pty_end), else nullopt.
+std::optional<img::u32> pty_index(const img::CkptView &view, const img::FdRecord &r);
+/// A pair made once for a tree whose processes share it (tree_create.cc):
+/// (master, slave or -1), as `master` of master_view describes it, with
+/// `slave` (of slave_view) open when given.
+img::Expected<std::pair<int, int>> make_tree_pty_pair(const img::CkptView &master_view, const img::FdRecord &master,
+                                                      const img::CkptView *slave_view, const img::FdRecord *slave);
 /// A master locked at the dump is locked again once its slaves are open.
 img::Status lock_pty_master(const img::CkptView &, const img::FdRecord &);
 img::Expected<int> open_memfd(FdOpenContext &, const img::FdRecord &);

@@ -6,7 +6,8 @@
 // sequence numbers, both queues, the options negotiated, window and
 // timestamp clock), and leaves repair mode once every fd of the process is
 // in place (finish_inet_socket), so that the peer sees nothing but the
-// connection carrying on.
+// connection carrying on; then the dump's network lock of the connection
+// is removed (net_lock.h).
 #include "fd_kind.h"
 
 #include <arpa/inet.h>
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include <ckpt/img/fd_states.h>
+#include <ckpt/img/net_lock.h>
 
 namespace ckpt::reader {
 
@@ -271,6 +273,16 @@ Status finish_inet_socket(const CkptView &v, const FdRecord &r) {
   // gives the socket the peer's window as it is now, which may have
   // changed since the dump. The peer sees only an ordinary probe.
   CKPT_TRY(set_int(r.fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF, r, "TCP_REPAIR off"));
+  // The connection is whole again: the --kill dump's lock goes, and the
+  // peer's next retransmission gets through (none to remove after a dump
+  // that kept its tree running, or from an image older than the lock).
+  TcpConnectionEnds ends;
+  ends.family = s.family;
+  std::memcpy(ends.local_addr, s.local_addr, 16);
+  std::memcpy(ends.peer_addr, s.peer_addr, 16);
+  ends.local_port = s.local_port;
+  ends.peer_port = s.peer_port;
+  if (auto unlocked = net_lock_remove(ends); !unlocked) return unlocked.error().context("fd " + std::to_string(r.fd));
   // The unsent tail goes first, while the send buffer still has the room
   // made for the queues; then the socket's own buffer sizes and options.
   u32 unsent = std::min<u32>(s.unsent_bytes, u32(u->send_queue.size()));

@@ -8,6 +8,8 @@
 #include "fd_kind.h"
 
 #include <algorithm>
+#include <optional>
+#include <termios.h>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -52,9 +54,12 @@ int above_restored(const CkptView &v, int fd) {
   return moved;
 }
 
-Expected<std::pair<int, int>> pair_for(FdOpenContext &c, const FdRecord &master, const TtyState &ms) {
-  if (auto made = c.pipes.pty_pairs.find(ms.index); made != c.pipes.pty_pairs.end()) return made->second;
-  int m = above_restored(c.view, open("/dev/ptmx", reopen_flags(master) | O_NOCTTY | O_CLOEXEC));
+// A new pair as `master` (of master_view) describes it, with `slave` (of
+// slave_view: the same process's, or another's of the tree) open when
+// given (the slave's owner, mode and exclusive mode come from it).
+Expected<std::pair<int, int>> make_pair(const CkptView &master_view, const FdRecord &master, const TtyState &ms,
+                                        const CkptView *slave_view, const FdRecord *slave_record) {
+  int m = above_restored(master_view, open("/dev/ptmx", reopen_flags(master) | O_NOCTTY | O_CLOEXEC));
   if (m < 0) return make_error("fd %d: pty master: cannot open /dev/ptmx: %s", master.fd, strerror(errno));
   auto fail = [&](const char *what) -> Error {
     int e = errno;
@@ -71,26 +76,18 @@ Expected<std::pair<int, int>> pair_for(FdOpenContext &c, const FdRecord &master,
   // The slave is opened only when the process held it: one opened and
   // closed here would make the master read EIO, unlike a pair whose slave
   // was never opened.
-  const FdRecord *slave_record = nullptr;
-  TtyState slave_state{};
-  for (const FdRecord &o : c.view.fds.records) {
-    if (o.pid != master.pid || FdType(o.type) != FdType::CharDevice || !o.state.length) continue;
-    auto os = pty_state(c.view, o);
-    if (os && (os->flags & kTtySlave) && os->index == ms.index) {
-      slave_record = &o;
-      slave_state = *os;
-      break;
-    }
-  }
   int on = 1;
   if ((ms.flags & kTtyPacketMode) && ioctl(m, TIOCPKT, &on) != 0) return fail("TIOCPKT");
-  if (!slave_record) {
-    c.pipes.pty_pairs[ms.index] = {m, -1};
-    return std::pair{m, -1};
+  if (!slave_record) return std::pair{m, -1};
+  auto slave_state_read = pty_state(*slave_view, *slave_record);
+  if (!slave_state_read) {
+    close(m);
+    return slave_state_read.error();
   }
-  int s = above_restored(c.view, ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  TtyState slave_state = *slave_state_read;
+  int s = above_restored(master_view, ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (s < 0) return fail("TIOCGPTPEER");
-  auto bytes = c.view.fds.blob(master.content);
+  auto bytes = master_view.fds.blob(master.content);
   if (!bytes) {
     close(s);
     close(m);
@@ -116,8 +113,25 @@ Expected<std::pair<int, int>> pair_for(FdOpenContext &c, const FdRecord &master,
     close(s);
     return fail("TIOCEXCL");
   }
-  c.pipes.pty_pairs[ms.index] = {m, s};
   return std::pair{m, s};
+}
+
+// The process's pair of the dumped pty ms.index: made on first use, or
+// made once for the tree and inherited (restore_fds puts those here).
+Expected<std::pair<int, int>> pair_for(FdOpenContext &c, const FdRecord &master, const TtyState &ms) {
+  if (auto made = c.pipes.pty_pairs.find(ms.index); made != c.pipes.pty_pairs.end()) return made->second;
+  const FdRecord *slave = nullptr;
+  for (const FdRecord &o : c.view.fds.records) {
+    if (o.pid != master.pid || FdType(o.type) != FdType::CharDevice || !o.state.length) continue;
+    auto os = pty_state(c.view, o);
+    if (os && (os->flags & kTtySlave) && os->index == ms.index) {
+      slave = &o;
+      break;
+    }
+  }
+  auto pair = make_pair(c.view, master, ms, slave ? &c.view : nullptr, slave);
+  if (pair) c.pipes.pty_pairs[ms.index] = *pair;
+  return pair;
 }
 
 }  // namespace
@@ -128,10 +142,32 @@ bool is_pty_end(const CkptView &v, const FdRecord &r) {
   return s && (s->flags & (kTtyMaster | kTtySlave));
 }
 
+std::optional<u32> pty_index(const CkptView &v, const FdRecord &r) {
+  if (!is_pty_end(v, r)) return std::nullopt;
+  auto s = pty_state(v, r);
+  if (!s) return std::nullopt;
+  return s->index;
+}
+
+Expected<std::pair<int, int>> make_tree_pty_pair(const CkptView &master_view, const FdRecord &master,
+                                                 const CkptView *slave_view, const FdRecord *slave) {
+  auto ms = pty_state(master_view, master);
+  if (!ms) return ms.error();
+  return make_pair(master_view, master, *ms, slave_view, slave);
+}
+
 Expected<int> open_pty_end(FdOpenContext &c, const FdRecord &r) {
   auto s = pty_state(c.view, r);
   if (!s) return s.error();
   const FdRecord *master = (s->flags & kTtyMaster) ? &r : master_record(c.view, r.pid, s->index);
+  // A slave whose master another process of the tree holds: the pair was
+  // made once for the tree and inherited (tree_create.cc).
+  if (!master)
+    if (auto made = c.pipes.pty_pairs.find(s->index); made != c.pipes.pty_pairs.end()) {
+      int fd = ioctl(made->second.first, TIOCGPTPEER, reopen_flags(r) | O_NOCTTY | O_CLOEXEC);
+      if (fd < 0) return make_error("fd %d: pty slave: TIOCGPTPEER: %s", r.fd, strerror(errno));
+      return fd;
+    }
   if (!master) return make_error("fd %d: pty slave %u: its master is not in the image", r.fd, s->index);
   auto ms = pty_state(c.view, *master);
   if (!ms) return ms.error();
@@ -155,6 +191,17 @@ Status lock_pty_master(const CkptView &v, const FdRecord &r) {
   int locked = 1;
   if ((s->flags & kTtyMaster) && (s->flags & kTtyLocked) && ioctl(r.fd, TIOCSPTLCK, &locked) != 0)
     return make_error("fd %d: pty master: TIOCSPTLCK: %s", r.fd, strerror(errno));
+  // The slave of a pair the tree holds that was this process's controlling
+  // terminal (a `script`-like child's: only such slaves are pty ends and
+  // controlling, decision 404) becomes it again: the process leads its
+  // session by now (tree_create.cc step 1). TIOCSCTTY on the terminal it
+  // already has is a no-op for its other fds.
+  if ((s->flags & kTtySlave) && (s->flags & kTtyControlling) && getsid(0) == getpid()) {
+    if (ioctl(r.fd, TIOCSCTTY, 0) != 0)
+      return make_error("fd %d: pty slave: cannot make it the controlling terminal again: %s", r.fd, strerror(errno));
+    if ((s->flags & kTtyForeground) && tcsetpgrp(r.fd, getpgrp()) != 0)
+      return make_error("fd %d: pty slave: cannot give its group the foreground: %s", r.fd, strerror(errno));
+  }
   return {};
 }
 

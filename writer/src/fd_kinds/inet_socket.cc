@@ -166,9 +166,17 @@ img::Status read_repaired(pid_t pid, int fd, int sock, img::InetSocketState &s, 
 }
 
 // An established connection through TCP_REPAIR (the socket stays in
-// repair mode until the dump ends: tcp_repair.h).
+// repair mode until the dump ends: tcp_repair.h). A --kill dump locks it
+// first: from then on nothing the peer sends reaches the queues read here.
 img::Status capture_repaired(pid_t pid, int fd, int sock, img::InetSocketState &s, std::vector<u8> &recv_queue,
                              std::vector<u8> &send_queue) {
+  img::TcpConnectionEnds ends;
+  ends.family = s.family;
+  std::memcpy(ends.local_addr, s.local_addr, 16);
+  std::memcpy(ends.peer_addr, s.peer_addr, 16);
+  ends.local_port = s.local_port;
+  ends.peer_port = s.peer_port;
+  if (auto locked = lock_connection(pid, ends); !locked) return locked.error().context(fd_where(pid, fd));
   int on = TCP_REPAIR_ON;
   if (setsockopt(sock, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on) < 0)
     return make_error("pid %d fd %d: TCP_REPAIR: %s (needs CAP_NET_ADMIN)", pid, fd, strerror(errno));

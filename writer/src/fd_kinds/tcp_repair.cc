@@ -1,6 +1,7 @@
 // Sockets held in TCP repair mode during a dump (tcp_repair.h).
 #include "tcp_repair.h"
 
+#include <cstdio>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -17,9 +18,20 @@ struct Held {
   bool reuseaddr;
 };
 
+struct Locked {
+  pid_t netns_of;
+  img::TcpConnectionEnds ends;
+};
+
+struct Holding {
+  bool lock_network;
+  std::vector<Held> held;
+  std::vector<Locked> locked;
+};
+
 // The current dump's sockets (a dump runs on one thread; libckpt's
 // self-checkpoint dumps one process at a time too).
-std::vector<Held> *current = nullptr;
+Holding *current = nullptr;
 
 void repair_off(const Held &h) {
   // Without a window probe: the connection carries on as if nothing
@@ -32,28 +44,43 @@ void repair_off(const Held &h) {
 
 }  // namespace
 
-TcpRepairHold::TcpRepairHold() { current = new std::vector<Held>; }
+TcpRepairHold::TcpRepairHold(bool lock_network) { current = new Holding{lock_network, {}, {}}; }
 
 void TcpRepairHold::release() {
   if (released_ || !current) return;
   released_ = true;
-  for (const Held &h : *current) repair_off(h);
+  for (const Held &h : current->held) repair_off(h);
 }
 
 TcpRepairHold::~TcpRepairHold() {
   if (!keep_) release();
-  std::vector<Held> *held = std::exchange(current, nullptr);
-  for (const Held &h : *held) close(h.sock);
-  delete held;
+  Holding *holding = std::exchange(current, nullptr);
+  if (!keep_) {
+    // Best effort: a lock that cannot be removed now is named, and removed
+    // by hand (decision 401).
+    for (const Locked &l : holding->locked)
+      if (auto removed = img::net_lock_remove(l.ends, l.netns_of); !removed)
+        std::fprintf(stderr, "warning: %s (remove it with: nft delete table inet %s)\n",
+                     removed.error().message().c_str(), img::net_lock_name(l.ends).c_str());
+  }
+  for (const Held &h : holding->held) close(h.sock);
+  delete holding;
 }
 
 void hold_in_repair(int sock, bool reuseaddr) {
   if (current) {
-    current->push_back({sock, reuseaddr});
+    current->held.push_back({sock, reuseaddr});
     return;
   }
   repair_off({sock, reuseaddr});
   close(sock);
+}
+
+img::Status lock_connection(pid_t pid, const img::TcpConnectionEnds &ends) {
+  if (!current || !current->lock_network) return {};
+  CKPT_TRY(img::net_lock_add(ends, pid));
+  current->locked.push_back({pid, ends});
+  return {};
 }
 
 }  // namespace ckpt::writer
