@@ -309,9 +309,13 @@ Expected<double> Snapshot::finish() {
   if (finished_) return 0.0;
   finished_ = true;
   Status result;
+  // The copies die first (not frozen time: the targets run meanwhile),
+  // then each is reaped with its target's main thread stopped.
+  for (auto &c : copies_) kill_copy(c->copy, c->copy_pidfd);
   auto t0 = std::chrono::steady_clock::now();
   for (auto &c : copies_) {
-    Status s = reap_snapshot_copy(c->target, c->copy, c->copy_pidfd);
+    pid_t target = c->target, copy = c->copy;
+    Status s = inject_in_refrozen(target, [&](Injector &inj) { return reap_with(inj, target, copy); });
     if (c->copy_pidfd >= 0) close(c->copy_pidfd);
     c->copy_pidfd = -1;
     if (!s && result) result = s;
