@@ -41,20 +41,22 @@ static const char kHelp[] =
     "                    dirty tracking decided unread and how many of them were\n"
     "                    written, bytes compared with PREV; processes left with\n"
     "                    a tracker; MODE: 'snapshot' or 'full (why)')\n"
-    "  --short-freeze    snapshot mode: the tree is stopped only to capture its\n"
-    "                    state and to make a frozen copy-on-write copy of each\n"
-    "                    process (an injected clone3 into a frozen cgroup v2);\n"
-    "                    it runs on while its memory is written from the\n"
-    "                    copies. Not yet the default (DECISIONS 156); where\n"
-    "                    impossible (no cgroup v2, clone3 refused) the dump\n"
-    "                    freezes fully and --stats says why\n"
+    "  --short-freeze    snapshot mode always: the tree is stopped only to\n"
+    "                    capture its state and to make a frozen copy-on-write\n"
+    "                    copy of each process (an injected clone3 into a frozen\n"
+    "                    cgroup v2); it runs on while its memory is written from\n"
+    "                    the copies. The default for a running tree without\n"
+    "                    --kill with 8 MiB or more to store; where impossible\n"
+    "                    (no cgroup v2, clone3 refused, imgtool itself traced)\n"
+    "                    the dump freezes fully and --stats says why\n"
     "  --full-freeze     keep the tree stopped until its memory is written\n"
-    "  --track-dirty     leave a dirty-page tracker in each process that runs on\n"
-    "                    (a userfaultfd in write-protect mode at a high fd,\n"
+    "  --no-track-dirty  leave no dirty-page tracker: by default a dump that lets\n"
+    "                    the tree run on leaves one in each process (a\n"
+    "                    userfaultfd in write-protect mode at a high fd,\n"
     "                    close-on-exec, never in an image), so that a later\n"
-    "                    --parent dump of it reads only the pages written\n"
-    "                    since; without it the process is left exactly as it\n"
-    "                    was and --parent compares every page with PREV\n"
+    "                    --parent dump reads only the pages written since;\n"
+    "                    without one --parent compares every page with PREV\n"
+    "  --track-dirty     the default (see --no-track-dirty)\n"
     "  --leave-running   the default: the process carries on\n"
     "  --allow-unrestorable\n"
     "                    write the image even if it holds what restore cannot\n"
@@ -85,7 +87,9 @@ static const char kHelp[] =
     "A dump that lets the tree run on leaves a dirty-page tracker in each process\n"
     "(a userfaultfd at a high fd number, close-on-exec; docs/DESIGN.md), so that\n"
     "a later --parent dump reads only the pages written since; it is never part\n"
-    "of an image. CKPT_DIRTY_TRACKING=off in the environment arms none.\n"
+    "of an image. --no-track-dirty or CKPT_DIRTY_TRACKING=off arms none. A dump\n"
+    "that fails or is killed leaves each process as it was (no tracker where\n"
+    "there was none, no snapshot copy), before its exit can be seen.\n"
     "'--libckpt-caller TID:VALUE:FD' is internal to libckpt's ckpt_checkpoint.\n"
     "Interrupting a dump (SIGINT, SIGTERM, SIGHUP) stops it within moments and\n"
     "leaves no file behind and the process as it was.\n";
@@ -109,6 +113,7 @@ int cmd_dump(int argc, char **argv) {
                                {"--short-freeze", false, ""},
                                {"--full-freeze", false, ""},
                                {"--track-dirty", false, ""},
+                               {"--no-track-dirty", false, ""},
                                {"--libckpt-caller", true, ""}}, kHelp);
   if (auto *code = std::get_if<int>(&parsed)) return *code;
   const Args &args = std::get<Args>(parsed);
@@ -154,8 +159,15 @@ int cmd_dump(int argc, char **argv) {
   opt.store_tmpfs_files = args.has("--store-tmpfs-files");
   const char *tracking = std::getenv("CKPT_DIRTY_TRACKING");
   opt.dirty_tracking = !(tracking && std::strcmp(tracking, "off") == 0);
+<<<<<<< HEAD
   opt.arm_dirty_tracking = args.has("--track-dirty");
   if (args.has("--exec")) opt.exec_launcher = launcher_bytes();
+=======
+  if (args.has("--track-dirty") && args.has("--no-track-dirty"))
+    return fail("dump", "--track-dirty and --no-track-dirty conflict");
+  opt.arm_dirty_tracking = !args.has("--no-track-dirty");
+  if (args.has("--exec")) opt.exec_launcher = launcher_bytes();
+>>>>>>> wip-chain
   opt.show_progress = isatty(STDERR_FILENO);
   opt.cancel = &g_cancel;
   // Interrupting a dump must not leave the target stopped or a partial

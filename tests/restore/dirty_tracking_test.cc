@@ -208,5 +208,55 @@ TEST_F(DirtyTracking, ANewerTrackerIsNotTrustedForAnOlderParent) {
   ASSERT_NO_FATAL_FAILURE(restore_last(2));
 }
 
+// Tracking is the default (DECISIONS 501): a plain dump arms a tracker,
+// --no-track-dirty arms none.
+TEST_F(DirtyTracking, PlainDumpArmsAndNoTrackDirtyDoesNot) {
+  ASSERT_NO_FATAL_FAILURE(start_program());
+  RunResult none = dump(pid_, link(0), {"--stats", "--no-track-dirty"});
+  ASSERT_TRUE(none.exited && none.exit_code == 0) << none.status() << "\n" << none.err;
+  EXPECT_EQ(parse_stats(none.err).trackers, 0u) << none.err;
+  EXPECT_TRUE(userfaultfds(pid_).empty());
+  RunResult plain = dump(pid_, link(1), {"--stats"});
+  ASSERT_TRUE(plain.exited && plain.exit_code == 0) << plain.status() << "\n" << plain.err;
+  EXPECT_EQ(parse_stats(plain.err).trackers, 1u) << plain.err;
+  EXPECT_EQ(userfaultfds(pid_).size(), 1u);
+}
+
+// A dump that fails or is killed after arming (at the link of the image)
+// leaves no tracker where there was none, and that is so the moment the
+// dumper's exit can be seen (the guard undoes it first: dump_guard.h).
+TEST_F(DirtyTracking, FailedOrKilledDumpLeavesNoNewTracker) {
+  ASSERT_NO_FATAL_FAILURE(start_program());
+  for (const char *fault : {"dump-before-link:eio", "dump-before-link"}) {
+    SCOPED_TRACE(fault);
+    setenv("CKPT_FAULT", fault, 1);
+    RunResult r = dump(pid_, link(0), {"--stats", "--full-freeze"});
+    unsetenv("CKPT_FAULT");
+    EXPECT_FALSE(r.exited && r.exit_code == 0) << r.err;
+    EXPECT_TRUE(userfaultfds(pid_).empty()) << r.status() << "\n" << r.err;
+    EXPECT_EQ(access(link(0).c_str(), F_OK), -1);
+  }
+  // The same in snapshot mode, killed while the copy is read.
+  setenv("CKPT_FAULT", "snapshot-midway", 1);
+  RunResult r = dump(pid_, link(0), {"--short-freeze"});
+  unsetenv("CKPT_FAULT");
+  EXPECT_FALSE(r.exited) << r.status() << "\n" << r.err;
+  EXPECT_TRUE(userfaultfds(pid_).empty());
+}
+
+// A process that had a tracker keeps one (at the same fd) when a later
+// dump fails: the fd table looks as it did.
+TEST_F(DirtyTracking, FailedDumpKeepsTheTrackerSlotOfAnEarlierDump) {
+  ASSERT_NO_FATAL_FAILURE(start_program());
+  dump_link(0, -1);
+  auto before = userfaultfds(pid_);
+  ASSERT_EQ(before.size(), 1u);
+  setenv("CKPT_FAULT", "dump-before-link:eio", 1);
+  RunResult r = dump(pid_, link(1), {"--parent", "link0.core"});
+  unsetenv("CKPT_FAULT");
+  EXPECT_TRUE(r.exited && r.exit_code != 0) << r.status() << "\n" << r.err;
+  EXPECT_EQ(userfaultfds(pid_), before);
+}
+
 }  // namespace
 }  // namespace ckpt::restoretest

@@ -27,6 +27,7 @@
 #include "parent_compare.h"
 #include "self_checkpoint.h"
 #include "snapshot.h"
+#include "dump_guard.h"
 #include "sysv_ipc.h"
 #include "tree_ids.h"
 #include "unix_peers.h"
@@ -72,21 +73,29 @@ TableBuilder<TreeRecord> tree_table(const std::vector<TreeMember> &members) {
   return t;
 }
 
+// Snapshot mode pays off from this much memory to store on (decision 134).
+constexpr u64 kSnapshotMinBytes = 8ull << 20;
+
 // Why this dump freezes the tree for its whole length ("full (...)"), or ""
 // for snapshot mode (DECISIONS.md 131).
-std::string full_freeze_reason(const DumpOptions &opt, const std::vector<CapturedProcess> &procs) {
+std::string full_freeze_reason(const DumpOptions &opt, const std::vector<CapturedProcess> &procs,
+                               const std::string &unguarded) {
   using Mode = DumpOptions::FreezeMode;
   if (opt.freeze_mode == Mode::Full) return "full (--full-freeze)";
   if (opt.caller_tid) return "full (libckpt)";
   for (const CapturedProcess &p : procs)
     if (p.capture.stopped) return "full (a stopped process)";
+  // Without the guard a dumper killed mid-snapshot would leave the copy
+  // in the target for its parent to see (dump_guard.h).
+  if (!unguarded.empty()) return "full (no snapshot: " + unguarded + ")";
   if (opt.freeze_mode == Mode::Snapshot) return "";
   if (opt.kill_after) return "full (--kill)";
-  // Opt-in for now (decision 156): a dumper killed mid-snapshot leaves the
-  // copy and an fd to its cgroup in the target until the guardian has
-  // cleaned up, which is not yet "exactly as it was" at every instant.
-  (void)procs;
-  return "full (the default; --short-freeze takes a snapshot)";
+  // Below this the write takes about as long as making the copies
+  // (decision 134).
+  u64 bytes = 0;
+  for (const CapturedProcess &p : procs) bytes += stored_bytes(p.capture.memory);
+  if (bytes < kSnapshotMinBytes) return "full (under 8 MiB to store)";
+  return "";
 }
 
 }  // namespace
@@ -110,6 +119,25 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     auto chain = open_chain(where, false);
     if (!chain) return chain.error().context("--parent " + where);
     parent = chain.take();
+  }
+  // Dirty tracking from this dump on and snapshot mode change the tree
+  // for a while; the guard undoes that on every failure, imgtool killed
+  // included, before anyone sees imgtool gone (dump_guard.h). Declared
+  // before the freeze: it acts once the tree is released.
+  using Mode = DumpOptions::FreezeMode;
+  bool arm = opt.dirty_tracking && opt.arm_dirty_tracking && !opt.kill_after && !opt.caller_tid;
+  bool may_snapshot = !opt.caller_tid && (opt.freeze_mode == Mode::Snapshot ||
+                                          (opt.freeze_mode == Mode::Auto && !opt.kill_after));
+  std::unique_ptr<DumpGuard> guard;
+  std::string unguarded;
+  if (arm || may_snapshot) {
+    auto g = DumpGuard::start();
+    if (g) guard = g.take();
+    else unguarded = g.error().message();
+  }
+  if (arm && !guard) {
+    arm = false;
+    stats.tracking_note = "not armed: " + unguarded;
   }
   // Frozen time counts from the first stop request: an upper bound of
   // how long any thread of the tree was stopped.
@@ -215,10 +243,13 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   // Dirty tracking from this dump on, in every process that runs on
   // (dirty_tracking.h): armed only now that nothing will refuse the dump.
   // A --kill dump and libckpt's in-process one arm nothing.
-  bool arm = opt.dirty_tracking && opt.arm_dirty_tracking && !opt.kill_after && !opt.caller_tid;
+  // Journalled first: a failure from here on closes the new trackers in
+  // the processes that had none (dump_guard.h).
   std::vector<bool> tracking_added(procs.size(), false);
-  if (arm)
+  if (arm) {
+    for (CapturedProcess &p : procs) guard->arming(p.capture.pid, p.tracker.fd >= 0);
     for (CapturedProcess &p : procs) CKPT_TRY(close_tracker(p.capture, p.tracker));
+  }
   for (size_t i = 0; i < procs.size(); i++) {
     CapturedProcess &p = procs[i];
     bool selected = i == 0 && !parent.empty();
@@ -249,11 +280,11 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   // Snapshot mode: from here on memory is read from frozen copies and the
   // tree runs on (snapshot.h).
   std::unique_ptr<Snapshot> snap;
-  stats.freeze_mode = full_freeze_reason(opt, procs);
+  stats.freeze_mode = full_freeze_reason(opt, procs, guard ? std::string() : unguarded);
   if (stats.freeze_mode.empty()) {
     std::vector<const ProcessCapture *> all_captured;
     for (const CapturedProcess &p : procs) all_captured.push_back(&p.capture);
-    auto taken = Snapshot::take(all_captured);
+    auto taken = Snapshot::take(all_captured, *guard);
     if (taken) {
       snap = taken.take();
       // Sockets held in TCP repair mode leave it before the tree runs on.
@@ -341,6 +372,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   }
   if (cancelled()) return interrupted();
   CKPT_TRY(out->commit(opt.sync));
+  if (guard) guard->commit();  // the trackers stay with the image that names them
   if (opt.kill_after) {
     if (!snap) stats.frozen_seconds = seconds_since(frozen_at);  // not the wait for the kill
     tcp_repair.keep_for_kill();

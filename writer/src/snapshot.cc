@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/ptrace.h>
@@ -16,6 +17,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "dump_guard.h"
 #include "inject.h"
 #include "snapshot_cgroup.h"
 
@@ -121,24 +123,23 @@ static Status with_injector(pid_t tid, u64 insn, const UserRegs &regs, bool secc
   return r;
 }
 
-// wait4(child, NULL, __WCLONE, NULL) in the frozen thread tid: the copy is
-// a clone child (exit_signal 0), which only __WCLONE or __WALL waits see.
-static Status reap_in(pid_t target, pid_t tid, u64 insn, const UserRegs &regs, bool seccomp, pid_t child) {
-  long got = 0;
-  CKPT_TRY(with_injector(tid, insn, regs, seccomp, [&](Injector &inj) -> Status {
-    auto r = inj.call(SYS_wait4, {u64(child), 0, u64(__WCLONE), 0});
-    if (!r) return r.error();
-    got = *r;
-    return {};
-  }));
-  if (got != child)
+// wait4(child, NULL, __WCLONE, NULL) through inj: the copy is a clone
+// child (exit_signal 0), which only __WCLONE or __WALL waits see.
+Status reap_with(Injector &inj, pid_t target, pid_t child) {
+  auto r = inj.call(SYS_wait4, {u64(child), 0, u64(__WCLONE), 0});
+  if (!r) return r.error();
+  if (*r != child)
     return make_error("cannot reap the snapshot copy %d of process %d: wait4: %s", child, target,
-                      got < 0 ? strerror(int(-got)) : "another child");
+                      *r < 0 ? strerror(int(-*r)) : "another child");
   return {};
 }
 
-// Kills the copy and waits until it is a zombie (its pidfd polls readable).
-static void kill_copy(pid_t child, int pidfd) {
+// The same in the frozen thread tid.
+static Status reap_in(pid_t target, pid_t tid, u64 insn, const UserRegs &regs, bool seccomp, pid_t child) {
+  return with_injector(tid, insn, regs, seccomp, [&](Injector &inj) { return reap_with(inj, target, child); });
+}
+
+void kill_copy(pid_t child, int pidfd) {
   int own = -1;
   if (pidfd < 0) pidfd = own = int(syscall(SYS_pidfd_open, child, 0));
   if (pidfd < 0) return;
@@ -149,11 +150,10 @@ static void kill_copy(pid_t child, int pidfd) {
   if (own >= 0) close(own);
 }
 
-Status reap_snapshot_copy(pid_t target, pid_t child, int child_pidfd) {
-  kill_copy(child, child_pidfd);
-  // The target is frozen again for the wait4. Right after imgtool died
-  // (the guardian's case) it may still be traced by the dying imgtool for
-  // a moment: PTRACE_SEIZE fails then, so retry for a while.
+Status inject_in_refrozen(pid_t target, const std::function<Status(Injector &)> &body) {
+  // The target is frozen again for the injection. Right after imgtool died
+  // (the guard's case) it may still be traced by the dying imgtool for a
+  // moment: PTRACE_SEIZE fails then, so retry for a while.
   std::unique_ptr<FrozenProcess> frozen;
   for (int attempt = 0;; attempt++) {
     auto f = FrozenProcess::freeze(target);
@@ -174,10 +174,15 @@ Status reap_snapshot_copy(pid_t target, pid_t child, int child_pidfd) {
   u64 insn = vdso_syscall(target, *maps);
   if (!insn) return make_error("process %d has no [vdso] with a syscall instruction to borrow", target);
   auto status = read_status(target, tid);
-  Status s = reap_in(target, tid, insn, regs, status && status->seccomp_mode != 0, child);
+  Status s = with_injector(tid, insn, regs, status && status->seccomp_mode != 0, body);
   Status r = frozen->release();
   if (!s) return s;
   return r;
+}
+
+Status reap_snapshot_copy(pid_t target, pid_t child, int child_pidfd) {
+  kill_copy(child, child_pidfd);
+  return inject_in_refrozen(target, [&](Injector &inj) { return reap_with(inj, target, child); });
 }
 
 // Runs clone3 in the target's leader: the copy is born in our frozen
@@ -187,7 +192,7 @@ Status reap_snapshot_copy(pid_t target, pid_t child, int child_pidfd) {
 // (CLONE_FILES: the copy holds no extra reference to any open file, so a
 // pipe or socket the program closes meanwhile still shows EOF at its peer
 // at once) and with exit_signal 0 (no SIGCHLD, invisible to wait()).
-static Expected<pid_t> clone_copy(const ProcessCapture &pc, const std::string &cgroup) {
+static Expected<pid_t> clone_copy(const ProcessCapture &pc, const std::string &cgroup, DumpGuard &guard) {
   const ThreadCapture &t = pc.threads[0];
   u64 insn = vdso_syscall(pc.pid, pc.maps);
   if (!insn) return make_error("process %d has no [vdso] with a syscall instruction to borrow", pc.pid);
@@ -225,7 +230,10 @@ static Expected<pid_t> clone_copy(const ProcessCapture &pc, const std::string &c
       auto r = inj.call(SYS_clone3, {base, sizeof(CloneArgs)});
       if (!r) st = r.error();
       else if (*r < 0) st = make_error("clone3 in process %d: %s", pc.pid, strerror(int(-*r)));
-      else child = pid_t(*r);
+      else {
+        child = pid_t(*r);
+        guard.copy_made(pc.pid, child);
+      }
     }
     auto closed = inj.call(SYS_close, {u64(*fd)});
     if (st && !closed) st = closed.error();
@@ -247,7 +255,7 @@ static Expected<pid_t> clone_copy(const ProcessCapture &pc, const std::string &c
   return child;
 }
 
-Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const ProcessCapture *> &procs) {
+Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const ProcessCapture *> &procs, DumpGuard &guard) {
   u64 early = 0;
   for (const ProcessCapture *pc : procs) early += early_bytes_of(*pc);
   if (early > kMaxEarlyBytes)
@@ -258,14 +266,7 @@ Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const Proce
   auto cg = make_frozen_cgroup(targets);
   if (!cg) return cg.error();
   snap->cgroup_ = cg.take();
-  auto guardian = start_guardian(snap->cgroup_);
-  if (!guardian) {
-    remove_cgroup(snap->cgroup_);
-    snap->cgroup_.clear();
-    return guardian.error();
-  }
-  snap->guardian_ = guardian->pid;
-  snap->guardian_pipe_ = guardian->pipe;
+  guard.snapshot_cgroup(snap->cgroup_);
   // Pages fork does not copy first: a failure there leaves no copy to undo.
   for (const ProcessCapture *pc : procs) {
     auto ps = std::make_unique<ProcessSnapshot>();
@@ -280,7 +281,8 @@ Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const Proce
     snap->copies_.push_back(std::move(ps));
   }
   for (size_t i = 0; i < procs.size(); i++) {
-    auto child = clone_copy(*procs[i], snap->cgroup_);
+    guard.opening_cgroup_in(procs[i]->pid);
+    auto child = clone_copy(*procs[i], snap->cgroup_, guard);
     if (!child) {
       // The copies made so far are children of targets we still hold
       // frozen: reap them under this freeze, not a new one.
@@ -307,9 +309,13 @@ Expected<double> Snapshot::finish() {
   if (finished_) return 0.0;
   finished_ = true;
   Status result;
+  // The copies die first (not frozen time: the targets run meanwhile),
+  // then each is reaped with its target's main thread stopped.
+  for (auto &c : copies_) kill_copy(c->copy, c->copy_pidfd);
   auto t0 = std::chrono::steady_clock::now();
   for (auto &c : copies_) {
-    Status s = reap_snapshot_copy(c->target, c->copy, c->copy_pidfd);
+    pid_t target = c->target, copy = c->copy;
+    Status s = inject_in_refrozen(target, [&](Injector &inj) { return reap_with(inj, target, copy); });
     if (c->copy_pidfd >= 0) close(c->copy_pidfd);
     c->copy_pidfd = -1;
     if (!s && result) result = s;
@@ -323,18 +329,6 @@ Expected<double> Snapshot::finish() {
 void Snapshot::tidy() {
   if (!cgroup_.empty()) remove_cgroup(cgroup_);
   cgroup_.clear();
-  if (guardian_pipe_ >= 0) {
-    // All is clean: the guardian may go.
-    if (write(guardian_pipe_, "D", 1) < 0) {
-    }
-    close(guardian_pipe_);
-    guardian_pipe_ = -1;
-  }
-  if (guardian_ > 0) {
-    while (waitpid(guardian_, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    guardian_ = 0;
-  }
 }
 
 Snapshot::~Snapshot() {

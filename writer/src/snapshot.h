@@ -9,10 +9,12 @@
 // Afterwards the copy is killed and its zombie reaped inside the target
 // (an injected wait4(__WCLONE) in a briefly re-frozen target): exit_signal 0
 // makes it a "clone child", so the program gets no SIGCHLD and its wait()
-// never sees it. A guardian process (our fork) does the same cleanup if
-// imgtool dies before it could (kill -9 included).
+// never sees it. The dump guard (dump_guard.h) does the same cleanup if
+// imgtool dies before it could (kill -9 included), before anyone sees
+// imgtool gone.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -22,6 +24,7 @@
 #include <ckpt/img/expected.h>
 
 #include "capture.h"
+#include "inject.h"
 
 namespace ckpt::writer {
 
@@ -46,13 +49,17 @@ struct ProcessSnapshot {
   PagesReadEarlier early;
 };
 
-/// The snapshots of a dump: one cgroup, one guardian, a copy per process.
+class DumpGuard;
+
+/// The snapshots of a dump: one cgroup, a copy per process.
 class Snapshot {
  public:
   /// Copies every process in `procs` (all frozen, all captured). An error
   /// says why snapshot mode is not possible; nothing is left behind then
-  /// and the caller dumps with the full freeze.
-  static img::Expected<std::unique_ptr<Snapshot>> take(const std::vector<const ProcessCapture *> &procs);
+  /// and the caller dumps with the full freeze. Every change to a target
+  /// is journalled in `guard` before it is made.
+  static img::Expected<std::unique_ptr<Snapshot>> take(const std::vector<const ProcessCapture *> &procs,
+                                                      DumpGuard &guard);
 
   ~Snapshot();
   Snapshot(const Snapshot &) = delete;
@@ -67,18 +74,27 @@ class Snapshot {
 
  private:
   Snapshot() = default;
-  /// Removes the cgroup and lets the guardian go.
+  /// Removes the cgroup.
   void tidy();
   std::string cgroup_;        ///< our cgroup v2 directory
-  pid_t guardian_ = 0;
-  int guardian_pipe_ = -1;    ///< its write end: 'D' when all is cleaned up
   std::vector<std::unique_ptr<ProcessSnapshot>> copies_;
   bool finished_ = false;
 };
 
 /// Kills the copy `child` of `target` (if alive), waits for its exit and
-/// reaps it by an injected wait4 in the target. Used by finish() and by
-/// the guardian.
+/// reaps it by an injected wait4 in the target. Used by finish().
 img::Status reap_snapshot_copy(pid_t target, pid_t child, int child_pidfd);
+
+/// Kills a copy and waits until it is a zombie (its pidfd polls readable);
+/// pidfd -1: one is opened for the wait.
+void kill_copy(pid_t child, int pidfd);
+
+/// Freezes target (again: retrying while a dying imgtool still traces
+/// it), runs `body` with an Injector on its main thread (seccomp filters
+/// suspended) and lets it go. A target that is gone is no error.
+img::Status inject_in_refrozen(pid_t target, const std::function<img::Status(Injector &)> &body);
+
+/// wait4(copy, NULL, __WCLONE, NULL) through inj, in target.
+img::Status reap_with(Injector &inj, pid_t target, pid_t copy);
 
 }  // namespace ckpt::writer

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "procfs.h"
-#include "snapshot.h"
 
 namespace ckpt::writer {
 
@@ -73,16 +72,6 @@ Expected<std::string> make_frozen_cgroup(const std::vector<pid_t> &targets) {
   return dir;
 }
 
-static std::vector<pid_t> cgroup_members(const std::string &cgroup) {
-  std::vector<pid_t> pids;
-  auto procs = read_file(cgroup + "/cgroup.procs");
-  if (!procs) return pids;
-  std::istringstream in(*procs);
-  pid_t p;
-  while (in >> p) pids.push_back(p);
-  return pids;
-}
-
 void remove_cgroup(const std::string &cgroup) {
   if (rmdir(cgroup.c_str()) == 0 || errno == ENOENT) return;
   // Something is still in it: cgroup.kill (5.14+) kills even frozen tasks.
@@ -91,56 +80,6 @@ void remove_cgroup(const std::string &cgroup) {
     if (rmdir(cgroup.c_str()) == 0 || errno != EBUSY) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-}
-
-[[noreturn]] static void guardian_main(int pipe, const std::string &cgroup) {
-  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU}) signal(sig, SIG_IGN);
-  prctl(PR_SET_NAME, "imgtool-guard");
-  // Hold nothing of imgtool's open: a reader of "-o -" must see EOF when
-  // imgtool is done, not when we are.
-  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null >= 0) {
-    dup2(null, 0);
-    dup2(null, 1);
-  }
-  if (pipe != 3) {
-    dup2(pipe, 3);
-    pipe = 3;
-  }
-  syscall(SYS_close_range, 4, ~0u, 0);
-  char c = 0;
-  ssize_t n;
-  while ((n = read(pipe, &c, 1)) < 0 && errno == EINTR) {
-  }
-  if (n == 1 && c == 'D') _exit(0);
-  // imgtool died before it cleaned up: every process in our cgroup is a
-  // snapshot copy; its parent is the process it copies.
-  for (pid_t copy : cgroup_members(cgroup)) {
-    int pidfd = int(syscall(SYS_pidfd_open, copy, 0));
-    auto st = read_stat(copy);
-    if (pidfd >= 0 && st) (void)reap_snapshot_copy(st->ppid, copy, pidfd);
-    if (pidfd >= 0) close(pidfd);
-  }
-  remove_cgroup(cgroup);
-  _exit(0);
-}
-
-Expected<Guardian> start_guardian(const std::string &cgroup) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) < 0) return make_error("pipe: %s", strerror(errno));
-  pid_t pid = fork();
-  if (pid < 0) {
-    int e = errno;
-    close(fds[0]);
-    close(fds[1]);
-    return make_error("cannot start the snapshot guardian: %s", strerror(e));
-  }
-  if (pid == 0) {
-    close(fds[1]);
-    guardian_main(fds[0], cgroup);
-  }
-  close(fds[0]);
-  return Guardian{pid, fds[1]};
 }
 
 }  // namespace ckpt::writer

@@ -1,5 +1,4 @@
-// The cgroup v2 that snapshot copies are born frozen in, and the guardian
-// process that cleans up after imgtool if it dies mid-snapshot.
+// The cgroup v2 that snapshot copies are born frozen in.
 #pragma once
 
 #include <string>
@@ -17,15 +16,5 @@ img::Expected<std::string> make_frozen_cgroup(const std::vector<pid_t> &targets)
 
 /// Kills whatever is left in the cgroup and removes it (best effort).
 void remove_cgroup(const std::string &cgroup);
-
-struct Guardian {
-  pid_t pid = 0;
-  int pipe = -1;  ///< write end: one byte 'D' means all is clean
-};
-
-/// Forks the guardian. If the pipe closes without 'D' (imgtool died), it
-/// kills every copy in `cgroup`, reaps each inside its parent (the
-/// target, frozen for the moment) and removes the cgroup.
-img::Expected<Guardian> start_guardian(const std::string &cgroup);
 
 }  // namespace ckpt::writer

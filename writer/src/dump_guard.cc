@@ -1,0 +1,327 @@
+#include "dump_guard.h"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <map>
+#include <set>
+#include <sstream>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+#include "procfs.h"
+#include "snapshot.h"
+#include "snapshot_cgroup.h"
+
+namespace ckpt::writer {
+
+using namespace img;
+
+namespace {
+
+// What the journal says imgtool did (dump_guard.h).
+struct Journal {
+  std::map<pid_t, bool> armed;  ///< pid -> it had a tracker before
+  std::string cgroup;
+  std::set<pid_t> cgroup_opened;
+  std::map<pid_t, std::vector<pid_t>> copies;
+  bool committed = false;
+  bool ended = false;  ///< imgtool, alive, asks for the undo now
+  std::string partial;
+
+  void take(const char *bytes, size_t n) {
+    partial.append(bytes, n);
+    size_t nl;
+    while ((nl = partial.find('\n')) != std::string::npos) {
+      std::istringstream line(partial.substr(0, nl));
+      partial.erase(0, nl + 1);
+      char what = 0;
+      line >> what;
+      long a = 0, b = 0;
+      switch (what) {
+        case 'A':
+          if (line >> a >> b) armed[pid_t(a)] = b != 0;
+          break;
+        case 'G':
+          line >> std::ws;
+          std::getline(line, cgroup);
+          break;
+        case 'F':
+          if (line >> a) cgroup_opened.insert(pid_t(a));
+          break;
+        case 'C':
+          if (line >> a >> b) copies[pid_t(a)].push_back(pid_t(b));
+          break;
+        case 'K':
+          committed = true;
+          break;
+        case 'E':
+          ended = true;
+          break;
+      }
+    }
+  }
+};
+
+// Reads what the (non-blocking) journal holds now; true at EOF.
+bool drain(int fd, Journal &j) {
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n > 0) {
+      j.take(buf, size_t(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return n == 0;
+  }
+}
+
+std::string link_of(const std::string &path) {
+  char buf[4096];
+  ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, size_t(n)) : std::string();
+}
+
+// The fd flags fdinfo shows (octal), or 0.
+long fd_flags(pid_t pid, const std::string &fd) {
+  auto info = read_file("/proc/" + std::to_string(pid) + "/fdinfo/" + fd);
+  if (!info) return 0;
+  size_t at = info->find("flags:");
+  return at == std::string::npos ? 0 : std::strtol(info->c_str() + at + 6, nullptr, 8);
+}
+
+// The fds of pid to close: trackers (a userfaultfd marked O_APPEND, as
+// take_tracker_fd knows them) and fds on the snapshot cgroup.
+std::vector<int> fds_to_close(pid_t pid, bool trackers, const std::string &cgroup) {
+  std::vector<int> fds;
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  std::vector<std::string> names;
+  if (DIR *d = opendir(dir.c_str())) {
+    while (dirent *e = readdir(d))
+      if (e->d_name[0] != '.') names.push_back(e->d_name);
+    closedir(d);
+  }
+  for (const std::string &n : names) {
+    std::string link = link_of(dir + "/" + n);
+    bool tracker = trackers && link == "anon_inode:[userfaultfd]" && (fd_flags(pid, n) & O_APPEND);
+    bool on_cgroup = !cgroup.empty() && link == cgroup;
+    if (tracker || on_cgroup) fds.push_back(std::atoi(n.c_str()));
+  }
+  return fds;
+}
+
+// Undoes, in each process the journal names, what the dump did there.
+void undo(const Journal &j) {
+  std::set<pid_t> pids;
+  for (const auto &[pid, had] : j.armed)
+    if (!j.committed && !had) pids.insert(pid);
+  for (pid_t pid : j.cgroup_opened) pids.insert(pid);
+  for (const auto &[pid, copies] : j.copies) pids.insert(pid);
+  for (pid_t pid : pids) {
+    // Copies still children of pid: killed first (a zombie is reaped below).
+    std::vector<pid_t> copies;
+    if (auto it = j.copies.find(pid); it != j.copies.end())
+      for (pid_t copy : it->second) {
+        auto st = read_stat(copy);
+        if (!st || st->ppid != pid) continue;
+        kill_copy(copy, -1);
+        copies.push_back(copy);
+      }
+    auto armed = j.armed.find(pid);
+    bool trackers = !j.committed && armed != j.armed.end() && !armed->second;
+    std::vector<int> fds = fds_to_close(pid, trackers, j.cgroup_opened.count(pid) ? j.cgroup : std::string());
+    if (fds.empty() && copies.empty()) continue;  // nothing left here: no freeze
+    (void)inject_in_refrozen(pid, [&](Injector &inj) -> Status {
+      for (int fd : fds) {
+        auto r = inj.call(SYS_close, {u64(fd)});
+        if (!r) return r.error();
+      }
+      for (pid_t copy : copies) (void)reap_with(inj, pid, copy);
+      return {};
+    });
+  }
+  if (!j.cgroup.empty()) remove_cgroup(j.cgroup);
+}
+
+// Lets imgtool go on from a stop the guard's trace put it in.
+void resume(pid_t imgtool, int status) {
+  int sig = WSTOPSIG(status), event = (status >> 16) & 0xff;
+  if (event == PTRACE_EVENT_STOP) {
+    // A group stop (Ctrl-Z of imgtool) is kept with LISTEN, as a stop;
+    // any other event stop goes on.
+    bool job_control = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+    ptrace(job_control ? PTRACE_LISTEN : PTRACE_CONT, imgtool, 0, 0);
+  } else {
+    // A signal-delivery stop: the signal goes through.
+    ptrace(PTRACE_CONT, imgtool, 0, event == 0 ? sig : 0);
+  }
+}
+
+[[noreturn]] void guard_main(pid_t imgtool, int journal, int ready) {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU}) signal(sig, SIG_IGN);
+  sigset_t wake;
+  sigemptyset(&wake);
+  sigaddset(&wake, SIGCHLD);  // imgtool stopped or died (we trace it)
+  sigaddset(&wake, SIGUSR1);  // imgtool wrote its last journal line
+  sigprocmask(SIG_BLOCK, &wake, nullptr);
+  prctl(PR_SET_NAME, "imgtool-guard");
+  // Hold nothing of imgtool's open: a reader of "-o -" must see EOF when
+  // imgtool is done, not when we are.
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 1);
+  }
+  dup2(journal, 3);
+  dup2(ready, 4);
+  journal = 3;
+  ready = 4;
+  syscall(SYS_close_range, 5, ~0u, 0);
+  fcntl(journal, F_SETFL, O_NONBLOCK);
+  if (ptrace(PTRACE_SEIZE, imgtool, 0, 0) < 0) {
+    int e = errno;
+    if (write(ready, &e, sizeof e) < 0) {
+    }
+    _exit(1);
+  }
+  int ok = 0;
+  if (write(ready, &ok, sizeof ok) < 0) {
+  }
+  close(ready);
+  Journal j;
+  bool dead = false;
+  for (;;) {
+    bool eof = drain(journal, j);
+    if (j.ended) break;
+    siginfo_t si{};
+    if (waitid(P_PID, id_t(imgtool), &si, WEXITED | WSTOPPED | WNOHANG | WNOWAIT | __WALL) < 0) {
+      dead = errno != EINTR;  // ECHILD: no longer ours to wait for
+      if (dead) break;
+      continue;
+    }
+    if (si.si_pid == imgtool) {
+      if (si.si_code == CLD_EXITED || si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED) {
+        dead = true;
+        break;
+      }
+      int status = 0;
+      if (waitpid(imgtool, &status, __WALL | WNOHANG) == imgtool && WIFSTOPPED(status)) resume(imgtool, status);
+      continue;
+    }
+    if (eof && kill(imgtool, 0) < 0) {
+      dead = true;
+      break;
+    }
+    sigwaitinfo(&wake, nullptr);
+  }
+  drain(journal, j);
+  undo(j);
+  // Only now may imgtool's parent see it gone. Our exit detaches it: a
+  // zombie tracee is handed to its real parent then (kernel/ptrace.c,
+  // __ptrace_detach, called from exit_notify under tasklist_lock), in the
+  // same step that makes us a zombie, so no one sees imgtool gone while
+  // we still run. An imgtool still alive (the "E" case) just goes on.
+  (void)dead;
+  _exit(0);
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<DumpGuard>> DumpGuard::start() {
+  int journal[2], ready[2];
+  if (pipe2(journal, O_CLOEXEC) < 0) return make_error("pipe: %s", strerror(errno));
+  if (pipe2(ready, O_CLOEXEC) < 0) {
+    int e = errno;
+    close(journal[0]);
+    close(journal[1]);
+    return make_error("pipe: %s", strerror(e));
+  }
+  // Every ptrace stop of the target sends us SIGCHLD; traced, each would
+  // be a signal-delivery stop for the guard to resume. Blocked, none is.
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigset_t before;
+  sigprocmask(SIG_BLOCK, &chld, &before);
+  bool chld_was_blocked = sigismember(&before, SIGCHLD);
+  pid_t self = getpid();
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(journal[1]);
+    close(ready[0]);
+    guard_main(self, journal[0], ready[1]);
+  }
+  int e = errno;
+  close(journal[0]);
+  close(ready[1]);
+  auto unblock = [&] {
+    if (!chld_was_blocked) sigprocmask(SIG_UNBLOCK, &chld, nullptr);
+  };
+  if (pid < 0) {
+    close(journal[1]);
+    close(ready[0]);
+    unblock();
+    return make_error("cannot start the dump guard: %s", strerror(e));
+  }
+  int answer = -1;
+  ssize_t n;
+  while ((n = read(ready[0], &answer, sizeof answer)) < 0 && errno == EINTR) {
+  }
+  close(ready[0]);
+  if (n != ssize_t(sizeof answer) || answer != 0) {
+    close(journal[1]);
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    unblock();
+    return make_error("the dump guard cannot trace imgtool: %s",
+                      n == ssize_t(sizeof answer) ? strerror(answer) : "it died");
+  }
+  std::unique_ptr<DumpGuard> g(new DumpGuard());
+  g->pid_ = pid;
+  g->journal_ = journal[1];
+  g->chld_was_blocked_ = chld_was_blocked;
+  return g;
+}
+
+void DumpGuard::note(const std::string &line) {
+  // A few dozen bytes a line, far below the pipe's 64 KiB: never blocks.
+  if (journal_ >= 0 && write(journal_, line.data(), line.size()) < 0) {
+  }
+}
+
+void DumpGuard::arming(pid_t pid, bool had_one) {
+  note("A " + std::to_string(pid) + " " + (had_one ? "1" : "0") + "\n");
+}
+void DumpGuard::snapshot_cgroup(const std::string &path) { note("G " + path + "\n"); }
+void DumpGuard::opening_cgroup_in(pid_t pid) { note("F " + std::to_string(pid) + "\n"); }
+void DumpGuard::copy_made(pid_t pid, pid_t copy) {
+  note("C " + std::to_string(pid) + " " + std::to_string(copy) + "\n");
+}
+void DumpGuard::commit() {
+  committed_ = true;
+  note("K\n");
+}
+
+DumpGuard::~DumpGuard() {
+  note("E\n");
+  kill(pid_, SIGUSR1);
+  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  close(journal_);
+  if (!chld_was_blocked_) {
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_UNBLOCK, &chld, nullptr);
+  }
+}
+
+}  // namespace ckpt::writer
