@@ -206,8 +206,21 @@ Status check_here_now(const ImageReader &image, const CkptView &v, const HereNow
 }
 
 Restorability check_restorable(const std::string &path, bool check_memory, const HereNowOptions &opt) {
+  auto image = ImageReader::open(path);
+  if (!image) {
+    Restorability r;
+    r.obstacle = Obstacle::Damaged;
+    r.message = image.error().message();
+    return r;
+  }
+  DecodedImage decoded;
+  return check_restorable_opened(path, *image, check_memory, opt, decoded);
+}
+
+Restorability check_restorable_opened(const std::string &path, const ImageReader &image, bool check_memory,
+                                      const HereNowOptions &opt, DecodedImage &decoded) {
   Restorability r;
-  auto report = validate_image(path, check_memory);
+  auto report = validate_chain(path, &image, check_memory, decoded.view, decoded.core);
   if (!report) {
     r.obstacle = Obstacle::Damaged;
     r.message = report.error().message();
@@ -215,48 +228,32 @@ Restorability check_restorable(const std::string &path, bool check_memory, const
   }
   r.report = report.take();
   trace_phase("check: image validated");
-  auto image = ImageReader::open(path);
-  if (!image) {
-    r.obstacle = Obstacle::Damaged;
-    r.message = image.error().message();
-    return r;
-  }
-  auto view = decode_ckpt(*image);
-  if (!view) {
-    r.obstacle = Obstacle::Damaged;
-    r.message = view.error().message();
-    return r;
-  }
-  std::string lacks = unsupported_message(unsupported_state(*view));
-  if (lacks.empty() && !(view->identity.flags & kIdentityRestorable))
+  const CkptView &view = *decoded.view;
+  std::string lacks = unsupported_message(unsupported_state(view));
+  if (lacks.empty() && !(view.identity.flags & kIdentityRestorable))
     lacks = "the image was written without the state a restore needs";
   if (!lacks.empty()) {
     r.obstacle = Obstacle::Unsupported;
     r.message = "not restorable: " + lacks;
     return r;
   }
-  Status here = check_here_now(*image, *view, opt);
+  Status here = check_here_now(image, view, opt);
   if (!here) {
     r.obstacle = Obstacle::NotHereNow;
     r.message = "not restorable here now: " + here.error().message();
     return r;
   }
   // A tree: every further process is checked like the root.
-  if (!view->tree.records.empty()) {
-    auto core = decode_core(*image);
-    if (!core) {
-      r.obstacle = Obstacle::Damaged;
-      r.message = core.error().message();
-      return r;
-    }
-    auto plan = plan_tree(path, *image, *view, *core);
+  if (!view.tree.records.empty()) {
+    auto plan = plan_tree(path, image, view, *decoded.core);
     if (!plan) {
       r.obstacle = Obstacle::Damaged;
       r.message = plan.error().message();
       return r;
     }
-    for (size_t i = 1; i < plan->processes.size(); i++) {
-      const TreeProcess &p = plan->processes[i];
+    decoded.tree.emplace(plan.take());
+    for (size_t i = 1; i < decoded.tree->processes.size(); i++) {
+      const TreeProcess &p = decoded.tree->processes[i];
       std::string who = "process " + std::to_string(p.pid) + ": ";
       if (p.zombie) {
         if (!opt.new_pid_namespace && pid_in_use(p.pid)) {

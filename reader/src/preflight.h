@@ -3,10 +3,13 @@
 // restore cannot do at all is img::unsupported_state (libimg/restorable.h).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <ckpt/img/model.h>
 #include <ckpt/reader/validate.h>
+
+#include "tree_plan.h"
 
 namespace ckpt::reader {
 
@@ -31,5 +34,25 @@ img::Status check_restore_privilege();
 /// tid) that is taken here, naming its current owner from /proc.
 std::string pid_taken_message(img::i32 pid, bool thread);
 img::Error not_permitted_to_restore();
+
+/// What the checks decoded, kept for the restore that follows so that the
+/// image is decoded once (its notes, its embedded cores): view and core
+/// once validated, tree once planned (a tree image).
+struct DecodedImage {
+  std::optional<img::CkptView> view;
+  std::optional<img::CoreView> core;
+  std::optional<TreePlan> tree;
+};
+
+/// validate_image from an image that is open already (its first link).
+img::Expected<ValidationReport> validate_chain(const std::string &path, const img::ImageReader *first,
+                                               bool check_memory, std::optional<img::CkptView> &first_view,
+                                               std::optional<img::CoreView> &first_core);
+
+/// check_restorable of `image`, open at `path`: the same checks in the
+/// same order, and what they decoded is left in `decoded` (which must
+/// not move afterwards: the tree plan refers to its view and core).
+Restorability check_restorable_opened(const std::string &path, const img::ImageReader &image, bool check_memory,
+                                      const HereNowOptions &options, DecodedImage &decoded);
 
 }  // namespace ckpt::reader

@@ -200,29 +200,23 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   path = source->path();
   // Eager restore reads every stored byte anyway and checks them first;
   // lazy restore must not read them at all. The same checks as verify's,
-  // so both say the same thing.
+  // so both say the same thing; the image is opened and decoded once, for
+  // the checks, and restored from what they decoded.
   HereNowOptions here_now;
   here_now.reopen_changed_files = opt.reopen_changed_files;
   here_now.new_pid_namespace = opt.pidns;
-  Restorability restorability = check_restorable(path, !opt.lazy, here_now);
-  if (!restorability.restorable()) return Error(restorability.message);
-  trace_phase("checked: restorable here now");
   std::optional<ImageReader> image;
   if (auto opened = ImageReader::open(path); opened) image.emplace(opened.take());
   else return opened.error();
-  auto view = decode_ckpt(*image);
-  if (!view) return view.error();
-  auto core = decode_core(*image);
-  if (!core) return core.error();
-  LoadedImage loaded{path, *image, *view, *core, nullptr, nullptr};
+  DecodedImage decoded;
+  Restorability restorability = check_restorable_opened(path, *image, !opt.lazy, here_now, decoded);
+  if (!restorability.restorable()) return Error(restorability.message);
+  trace_phase("checked: restorable here now");
+  std::optional<CkptView> &view = decoded.view;
+  LoadedImage loaded{path, *image, *view, *decoded.core, nullptr, nullptr};
   loaded.hold_stopped = opt.hold_stopped;
-  std::optional<TreePlan> tree;
-  if (!view->tree.records.empty()) {
-    auto plan = plan_tree(path, *image, *view, *core);
-    if (!plan) return plan.error();
-    tree.emplace(plan.take());
-    loaded.tree = &*tree;
-  }
+  std::optional<TreePlan> &tree = decoded.tree;
+  if (tree) loaded.tree = &*tree;
   trace_phase("image opened and decoded");
   // Whom the file comes from (image_trust.h). An image on standard input
   // is vouched for by whoever runs the pipeline.

@@ -1,11 +1,14 @@
 #include <ckpt/reader/validate.h>
 
 #include <cstring>
+#include <optional>
 #include <set>
 
 #include <cpuid.h>
 
 #include <ckpt/img/chain.h>
+
+#include "preflight.h"
 
 namespace ckpt::reader {
 
@@ -36,33 +39,51 @@ std::string resolve_parent_path(const std::string &child_path, const std::string
   return child_path.substr(0, slash + 1) + hint;
 }
 
-Status validate_one(const ImageReader &image, CkptView *out_view, bool check_memory) {
+// validate_one's checks, leaving what it decoded in *view and *core.
+static Status validate_decoding(const ImageReader &image, bool check_memory, std::optional<CkptView> &view,
+                                std::optional<CoreView> &core) {
   if (!image.has_ckpt_marker())
     return make_error("not a ckpt image (an ordinary core file: it can be read, but not restored)");
   CKPT_TRY(verify_integrity(image, check_memory));
-  auto view = decode_ckpt(image);
-  if (!view) return view.error();
-  auto core = decode_core(image);
-  if (!core) return core.error();
+  auto decoded_view = decode_ckpt(image);
+  if (!decoded_view) return decoded_view.error();
+  auto decoded_core = decode_core(image);
+  if (!decoded_core) return decoded_core.error();
   // Each CKPT thread needs its registers in the core notes, and vice versa.
   std::set<int32_t> core_tids, ckpt_tids;
-  for (const CoreThread &t : core->threads) {
+  for (const CoreThread &t : decoded_core->threads) {
     if (!core_tids.insert(t.prstatus.pr_pid).second)
       return make_error("thread %d has two NT_PRSTATUS notes", t.prstatus.pr_pid);
     if (t.fpregs.empty()) return make_error("thread %d has no NT_FPREGSET", t.prstatus.pr_pid);
   }
-  for (const ThreadRecord &t : view->threads.records) {
+  for (const ThreadRecord &t : decoded_view->threads.records) {
     if (!ckpt_tids.insert(t.tid).second) return make_error("thread %d is listed twice", t.tid);
     if (!core_tids.count(t.tid)) return make_error("thread %d has no NT_PRSTATUS registers", t.tid);
   }
   if (core_tids != ckpt_tids) return make_error("the core notes and the thread records name different threads");
-  if (view->tasks.records.empty()) return make_error("the image describes no process");
-  if (view->vmas.records.empty()) return make_error("the image has no memory map");
-  if (out_view) *out_view = view.take();
+  if (decoded_view->tasks.records.empty()) return make_error("the image describes no process");
+  if (decoded_view->vmas.records.empty()) return make_error("the image has no memory map");
+  view.emplace(decoded_view.take());
+  core.emplace(decoded_core.take());
+  return {};
+}
+
+Status validate_one(const ImageReader &image, CkptView *out_view, bool check_memory) {
+  std::optional<CkptView> view;
+  std::optional<CoreView> core;
+  CKPT_TRY(validate_decoding(image, check_memory, view, core));
+  if (out_view) *out_view = std::move(*view);
   return {};
 }
 
 Expected<ValidationReport> validate_image(const std::string &path, bool check_memory) {
+  std::optional<CkptView> view;
+  std::optional<CoreView> core;
+  return validate_chain(path, nullptr, check_memory, view, core);
+}
+
+Expected<ValidationReport> validate_chain(const std::string &path, const ImageReader *first, bool check_memory,
+                                          std::optional<CkptView> &first_view, std::optional<CoreView> &first_core) {
   ValidationReport report;
   std::string current = path;
   std::set<std::string> seen;
@@ -71,11 +92,21 @@ Expected<ValidationReport> validate_image(const std::string &path, bool check_me
   // A chain is walked child first; each parent must carry the id its child
   // names. The depth bound stops a cycle made of copies.
   for (size_t depth = 0; depth < kMaxChainLength; depth++) {
-    auto image = ImageReader::open(current);
-    if (!image) return depth ? image.error().context("parent image " + current) : image.error();
-    CkptView view;
-    Status s = validate_one(*image, &view, check_memory);
+    // The first image may be open already (restore's): it is checked
+    // as it is, and what was decoded stays with the caller.
+    std::optional<ImageReader> opened;
+    if (!(depth == 0 && first)) {
+      auto image = ImageReader::open(current);
+      if (!image) return depth ? image.error().context("parent image " + current) : image.error();
+      opened.emplace(image.take());
+    }
+    std::optional<CkptView> parent_view;
+    std::optional<CoreView> parent_core;
+    std::optional<CkptView> &view_slot = depth ? parent_view : first_view;
+    std::optional<CoreView> &core_slot = depth ? parent_core : first_core;
+    Status s = validate_decoding(opened ? *opened : *first, check_memory, view_slot, core_slot);
     if (!s) return depth ? s.error().context("parent image " + current) : s.error();
+    const CkptView &view = *view_slot;
     std::string id = image_id_hex(view.identity.image_id);
     if (expected_id && std::memcmp(expected_id, view.identity.image_id, 16) != 0)
       return make_error("parent image %s has id %s, not the %s its child names", current.c_str(), id.c_str(),

@@ -18,6 +18,25 @@
 #define FILE_PAGES 16ul
 #define SHARED_PAGES 4ul
 
+/* A field ("Rss", "AnonHugePages") of the mapping that holds p, in kB,
+ * from /proc/self/smaps. */
+static unsigned long smaps_kb(const void *p, const char *field) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (!f) return 0;
+  char line[512];
+  int inside = 0;
+  unsigned long kb = 0, lo, hi;
+  size_t n = strlen(field);
+  while (fgets(line, sizeof line, f)) {
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+      inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    else if (inside && strncmp(line, field, n) == 0 && line[n] == ':' && sscanf(line + n + 1, "%lu", &kb) == 1)
+      break;
+  }
+  fclose(f);
+  return kb;
+}
+
 /* AnonHugePages of the mapping that holds p, from /proc/self/smaps. */
 static unsigned long anon_huge_kb(const void *p) {
   FILE *f = fopen("/proc/self/smaps", "r");
@@ -183,6 +202,7 @@ int main(int argc, char **argv) {
   memset(brk0, 0x5b, 4096);
   void *brk_end0 = sbrk(0);
 
+  unsigned long sparse_rss0 = smaps_kb(sparse, "Rss");
   printf("pid %d\ntid %d\n", pid0, tid0);
   rt_ready();
   rt_wait_go(go);
@@ -190,6 +210,12 @@ int main(int argc, char **argv) {
   RT_CHECK(getpid() == pid0, "getpid() %d, was %d", getpid(), pid0);
   RT_CHECK(syscall(SYS_gettid) == tid0, "gettid() %ld, was %d", syscall(SYS_gettid), tid0);
 
+  /* The restore made only the pages the image stores (every 7th), not the
+   * whole sparse mapping (which may have merged with its neighbours, as
+   * before the dump): read before the checks below touch the rest. */
+  unsigned long sparse_rss = smaps_kb(sparse, "Rss");
+  RT_CHECK(sparse_rss <= sparse_rss0, "the sparse mapping is %lu kB resident after the restore, %lu kB before",
+           sparse_rss, sparse_rss0);
   check("anonymous", anon, ANON_SIZE, 1);
   for (size_t p = 0; p < SPARSE_PAGES; p++) {
     if (p % 7 == 0) {
