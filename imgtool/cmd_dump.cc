@@ -159,15 +159,10 @@ int cmd_dump(int argc, char **argv) {
   opt.store_tmpfs_files = args.has("--store-tmpfs-files");
   const char *tracking = std::getenv("CKPT_DIRTY_TRACKING");
   opt.dirty_tracking = !(tracking && std::strcmp(tracking, "off") == 0);
-<<<<<<< HEAD
-  opt.arm_dirty_tracking = args.has("--track-dirty");
-  if (args.has("--exec")) opt.exec_launcher = launcher_bytes();
-=======
   if (args.has("--track-dirty") && args.has("--no-track-dirty"))
     return fail("dump", "--track-dirty and --no-track-dirty conflict");
   opt.arm_dirty_tracking = !args.has("--no-track-dirty");
   if (args.has("--exec")) opt.exec_launcher = launcher_bytes();
->>>>>>> wip-chain
   opt.show_progress = isatty(STDERR_FILENO);
   opt.cancel = &g_cancel;
   // Interrupting a dump must not leave the target stopped or a partial
