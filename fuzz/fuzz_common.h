@@ -47,7 +47,7 @@ inline bool within(const void *p, size_t n, const void *base, size_t size) {
 // ---- Record types of fuzz_tables ------------------------------------------
 // The first input byte, modulo kRecordTypes, selects one of these.
 
-inline constexpr unsigned kRecordTypes = 20;
+inline constexpr unsigned kRecordTypes = 21;
 
 /// Calls f.template operator()<R>() for the record type selected by sel.
 template <typename F>
@@ -74,6 +74,7 @@ void with_record_type(uint8_t sel, F &&f) {
     case 17: f.template operator()<GuardRangeRecord>(); break;
     case 18: f.template operator()<SysvIpcRecord>(); break;
     case 19: f.template operator()<IpcNamespaceRecord>(); break;
+    case 20: f.template operator()<CowPagesRecord>(); break;
   }
 }
 
@@ -101,6 +102,7 @@ inline int selector_of(img::CkptNote type) {
     case CkptNote::GuardRanges: return 17;
     case CkptNote::SysvIpc: return 18;
     case CkptNote::IpcNamespace: return 19;
+    case CkptNote::CowPages: return 20;
   }
   return -1;
 }
