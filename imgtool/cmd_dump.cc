@@ -199,6 +199,7 @@ int cmd_dump(int argc, char **argv) {
     line += ", trackers armed " + std::to_string(stats->trackers_armed);
     if (!stats->tracking_note.empty()) line += " (" + stats->tracking_note + ")";
     line += ", freeze " + stats->freeze_mode;
+    if (stats->cow_shared_bytes) line += ", stored once " + std::to_string(stats->cow_shared_bytes) + " bytes";
     std::fprintf(stderr, "%s\n", line.c_str());
   }
   if (result_fd >= 0) {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <set>
 #include <sys/mman.h>
 #include <sys/resource.h>
 
@@ -78,7 +79,7 @@ static json core_memory(const ImageReader &image, const CoreView &core) {
 static json ckpt_memory(const CkptView &v) {
   json mem = json::array();
   for (const VmaRecord &m : v.vmas.records) {
-    u64 by_source[5] = {};
+    u64 by_source[6] = {};  // by PageSource (decode_ckpt checked each is known)
     for (u32 k = 0; k < m.range_count; k++) {
       const PageRangeRecord &r = v.ranges.records[m.first_range + k];
       by_source[r.source] += r.length;
@@ -94,7 +95,10 @@ static json ckpt_memory(const CkptView &v) {
            {"zero_bytes", by_source[1]},
            {"file_bytes", by_source[2]},
            {"parent_bytes", by_source[3]},
-           {"absent_bytes", by_source[4]}};
+           {"absent_bytes", by_source[4]},
+           // Shared copy-on-write with an earlier process of the tree, whose
+           // core stores the bytes once (FORMAT.md §9.23).
+           {"stored_once_bytes", by_source[5]}};
     if (m.ino) j["inode"] = m.ino;
     mem.push_back(j);
   }
@@ -489,6 +493,17 @@ std::string render_text(const json &info) {
   }
   line("memory: " + std::to_string(info["memory"].size()) + " mappings, " + human_bytes(total) + ", " +
        human_bytes(stored) + " stored here");
+  u64 once = 0;
+  std::set<u64> sharing;  // processes whose copy-on-write memory an earlier one stores
+  for (const json &m : info["memory"])
+    if (u64 n = m.value("stored_once_bytes", u64(0))) {
+      once += n;
+      sharing.insert(m.value("pid", u64(0)));
+    }
+  if (once)
+    line("memory shared copy-on-write since fork, stored once: " + human_bytes(once) + " in " +
+         std::to_string(sharing.size()) + (sharing.size() == 1 ? " process" : " processes") +
+         " taken from an earlier process's core");
   json last_pid;
   bool several = info.contains("tree") && info["tree"].size() > 1;
   for (const json &m : info["memory"]) {

@@ -107,8 +107,9 @@ Bytes bytes_at(const Side &s, const VmaRecord &m, u64 addr, u64 *run_end) {
     b.vma = &m;
     switch (static_cast<PageSource>(r.source)) {
       case PageSource::Image:
+      case PageSource::Earlier:  // stored by an earlier core of the tree (§9.23)
         b.kind = Bytes::Stored;
-        b.data = stored_range(s.image, r).bytes.data() + (addr - r.start);
+        b.data = stored_range(s.image, s.view, r).bytes.data() + (addr - r.start);
         b.at = addr;
         break;
       case PageSource::Zero: b.kind = Bytes::Zero; break;

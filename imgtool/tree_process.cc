@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <ckpt/img/chain.h>
 #include <ckpt/img/model.h>
 #include <ckpt/img/reader.h>
 
@@ -36,7 +37,46 @@ Expected<TreeRecord> find_embedded_process(const std::string &path, i32 pid, boo
   return make_error("process %d is not in this image (see 'imgtool info')", pid);
 }
 
+// A core with pages an earlier core stores for it (CowPages, FORMAT.md
+// §9.23) is written with those bytes in place, as a one-link merge: gdb and
+// eu-stack then read the process's real memory, and the copy stands alone.
+// Returns false (nothing written) for a core that refers to none.
+static Expected<bool> write_materialised(const std::string &path, const TreeRecord &record, int out_fd) {
+  auto root = ImageReader::open(path);
+  if (!root) return root.error();
+  auto core = root->embedded(record);
+  if (!core) return core.error();
+  auto view = decode_ckpt(*core);
+  if (!view) return view.error().context("process " + std::to_string(record.pid));
+  if (view->cow_pages.records.empty()) return false;
+  std::vector<TreeCore> cores;  // the sources, checked as restore does
+  auto root_view = decode_ckpt(*root);
+  if (!root_view) return root_view.error();
+  std::vector<std::pair<ImageReader, CkptView>> earlier;
+  earlier.reserve(root_view->tree.records.size());
+  cores.push_back({&*root, &*root_view});
+  for (const TreeRecord &r : root_view->tree.records) {
+    if (r.pid == record.pid) break;
+    if (r.flags & kTreeZombie) continue;
+    auto e = root->embedded(r);
+    if (!e) return e.error();
+    auto ev = decode_ckpt(*e);
+    if (!ev) return ev.error().context("process " + std::to_string(r.pid));
+    earlier.emplace_back(e.take(), ev.take());
+    cores.push_back({&earlier.back().first, &earlier.back().second});
+  }
+  cores.push_back({&*core, &*view});
+  CKPT_TRY(check_cow_sources(cores));
+  Chain one;
+  one.push_back(std::make_unique<ChainLinkImage>(ChainLinkImage{path, core.take(), view.take()}));
+  CKPT_TRY(write_merged(one, out_fd));
+  return true;
+}
+
 Status copy_embedded_core(const std::string &path, const TreeRecord &record, int out_fd) {
+  auto materialised = write_materialised(path, record, out_fd);
+  if (!materialised) return materialised.error();
+  if (*materialised) return {};
   int in = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return make_error("%s: %s", path.c_str(), strerror(errno));
   loff_t from = static_cast<loff_t>(record.offset);

@@ -18,7 +18,9 @@ img::Expected<img::TreeRecord> find_embedded_process(const std::string &path, im
 
 /// Copies the record's embedded core out of the file at `path` into `out_fd`
 /// (copy_file_range: no bytes pass through this process where the file
-/// systems allow).
+/// systems allow). A core with pages an earlier core stores for it
+/// (CowPages, FORMAT.md §9.23) is instead written with those bytes in
+/// place (a one-link merge), so the copy is complete.
 img::Status copy_embedded_core(const std::string &path, const img::TreeRecord &record, int out_fd);
 
 }  // namespace ckpt::tool

@@ -110,8 +110,11 @@ Status resolve_pages(const Chain &chain, size_t link, u64 addr, u64 len, std::ve
         return make_error("%s refers to a parent image but has none", l.path.c_str());
       CKPT_TRY(resolve_pages(chain, link + 1, at, piece_end - at, out));
     } else {
+      // Bytes an earlier core of a tree image stores (§9.23) are stored
+      // bytes like the link's own.
+      if (source == PageSource::Earlier) source = PageSource::Image;
       ResolvedPiece p{at, piece_end - at, source, nullptr};
-      if (source == PageSource::Image) p.bytes = stored_range(l.image, *it).bytes.data() + (at - it->start);
+      if (source == PageSource::Image) p.bytes = stored_range(l.image, l.view, *it).bytes.data() + (at - it->start);
       if (!out.empty() && out.back().source == source && out.back().addr + out.back().length == at &&
           (source != PageSource::Image || out.back().bytes + out.back().length == p.bytes))
         out.back().length += p.length;
@@ -169,6 +172,7 @@ Status write_merged(const Chain &chain, int fd) {
     if (n.owner == kOwnerCkpt) {
       switch (static_cast<CkptNote>(n.type)) {
         case CkptNote::Parent:
+        case CkptNote::CowPages:  // every Earlier range is Image now
           continue;
         case CkptNote::Identity:
           out.desc = reencode(v.identity_table, idents);

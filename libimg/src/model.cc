@@ -316,7 +316,7 @@ Expected<CkptView> decode_ckpt(const ImageReader &image, const WarningHandler &w
     for (u32 k = 0; k < m.range_count; k++) {
       const PageRangeRecord &r = v.ranges.records[m.first_range + k];
       if (r.start != at || r.length == 0 || r.length > m.end - at) return bad("page ranges do not tile the VMA");
-      if (r.source > static_cast<u32>(PageSource::Absent)) return bad("page range has an unknown source");
+      if (r.source > static_cast<u32>(PageSource::Earlier)) return bad("page range has an unknown source");
       if (static_cast<PageSource>(r.source) == PageSource::Image) {
         if (r.segment >= ph.size() || ph[r.segment].p_type != PT_LOAD) return bad("page range names no PT_LOAD");
         const Elf64_Phdr &p = ph[r.segment];
@@ -325,6 +325,17 @@ Expected<CkptView> decode_ckpt(const ImageReader &image, const WarningHandler &w
       }
       if (static_cast<PageSource>(r.source) == PageSource::Parent && !v.parent)
         return bad("page range refers to a parent image but the image has none");
+      if (static_cast<PageSource>(r.source) == PageSource::Earlier) {
+        // Bytes stored once by an earlier core of the same file (§9.23):
+        // only an embedded core has any before it.
+        if (r.segment >= v.cow_pages.records.size()) return bad("page range names no copy-on-write pages record");
+        const CowPagesRecord &c = v.cow_pages.records[r.segment];
+        if (c.start != r.start || c.length != r.length)
+          return bad("page range and its copy-on-write pages record differ");
+        if (c.file_offset % kPageSize || c.file_offset > image.base_offset() ||
+            c.length > image.base_offset() - c.file_offset)
+          return bad("copy-on-write pages lie outside the earlier cores of the file");
+      }
       at += r.length;
     }
     if (at != m.end) return bad("page ranges do not tile the VMA");
@@ -346,6 +357,14 @@ StoredRange stored_range(const ImageReader &image, const PageRangeRecord &range)
   // An embedded core's offsets are relative to its own ELF header; the
   // file offset is where its bytes are in the whole file (§12.1).
   return {image.base_offset() + offset, image.bytes().subspan(offset, range.length)};
+}
+
+StoredRange stored_range(const ImageReader &image, const CkptView &view, const PageRangeRecord &range) {
+  if (static_cast<PageSource>(range.source) != PageSource::Earlier) return stored_range(image, range);
+  // decode_ckpt checked the record exists, matches the range and lies in
+  // the file before this core.
+  const CowPagesRecord &c = view.cow_pages.records[range.segment];
+  return {c.file_offset, image.file_bytes().subspan(c.file_offset, range.length)};
 }
 
 }  // namespace ckpt::img

@@ -76,6 +76,7 @@ ImageReader &ImageReader::operator=(ImageReader &&o) noexcept {
     size_ = o.size_;
     exec_form_ = o.exec_form_;
     base_offset_ = o.base_offset_;
+    file_size_ = o.file_size_;
     elf_ = o.elf_;
     ehdr_ = o.ehdr_;
     phdrs_ = std::move(o.phdrs_);
@@ -86,6 +87,7 @@ ImageReader &ImageReader::operator=(ImageReader &&o) noexcept {
     o.data_ = nullptr;
     o.elf_ = nullptr;
     o.size_ = 0;
+    o.file_size_ = 0;
   }
   return *this;
 }
@@ -140,6 +142,7 @@ Expected<ImageReader> ImageReader::embedded(const TreeRecord &rec) const {
   r.file_mapped_ = file_mapped_;
   r.size_ = rec.size;
   r.base_offset_ = base_offset_ + rec.offset;
+  r.file_size_ = file_size_;
   Status s = r.parse();
   if (!s) return s.error().context("process " + std::to_string(rec.pid) + " (embedded core at offset " +
                                    std::to_string(rec.offset) + ")");
@@ -163,6 +166,7 @@ Status ImageReader::parse() {
     exec_form_ = *layout;
     size_ = layout->core_size;
   }
+  if (base_offset_ == 0) file_size_ = size_;
   // Our own checks come first: libelf clamps a program header count that
   // does not fit the file instead of failing, and we want to say where.
   if (size_ < sizeof(Elf64_Ehdr))

@@ -37,6 +37,7 @@ u32 plan_run_segments(std::vector<SegmentPlan> &segments, u64 start, u64 length,
       break;
     case PageSource::File:
     case PageSource::Parent:
+    case PageSource::Earlier:  // the bytes are another core's (§9.23)
       segments.push_back({start, length, 0, flags, false});
       break;
     case PageSource::Absent:

@@ -15,6 +15,7 @@
 #include <ckpt/img/exec_form.h>
 #include <ckpt/img/table.h>
 
+#include "cow_pages.h"
 #include "zero_hash.h"
 
 namespace ckpt::img {
@@ -168,6 +169,25 @@ Expected<ImageWriter> ImageWriter::create_tree(std::vector<Note> notes, std::vec
   }
   if (part != parts.size())
     return make_error("%zu embedded cores planned but the tree note names %zu live processes", parts.size(), part);
+  // Memory stored once (CowPages, §9.23): now that every core's place is
+  // known, the references become file offsets.
+  auto ident = decode_table<IdentityRecord>([&]() -> std::span<const u8> {
+    for (const Note &n : notes)
+      if (n.owner == kOwnerCkpt && n.type == static_cast<u32>(CkptNote::Identity)) return n.desc;
+    return {};
+  }());
+  if (!ident || ident->records.empty()) return make_error("a tree image's root needs an Identity note");
+  std::vector<PlannedCore> cores{{ident->records[0].root_pid, &segments, &*layout, 0, &notes}};
+  part = 0;
+  for (u32 i = 0; i < raw->header.record_count; i++) {
+    TreeRecord r;
+    std::memcpy(&r, tree->desc.data() + records_at + size_t(i) * raw->header.record_size, sizeof r);
+    if (r.flags & kTreeZombie) continue;
+    cores.push_back({r.pid, &parts[part].segments_, &parts[part].layout_, layout->embedded_offsets[part],
+                     &parts[part].notes_});
+    part++;
+  }
+  CKPT_TRY(resolve_cow_pages(cores));
   auto w = create(std::move(notes), std::move(segments), options);
   if (!w) return w.error();
   w->layout_ = layout.take();

@@ -57,7 +57,7 @@ bool served_lazily(const CkptView &v, const VmaRecord &m) {
   if ((m.flags & kVmaShared) || m.prot == 0) return false;
   if (kind != VmaKind::Anon && kind != VmaKind::Heap && kind != VmaKind::Stack) return false;
   for (u32 k = 0; k < m.range_count; k++)
-    if (static_cast<PageSource>(v.ranges.records[m.first_range + k].source) == PageSource::Image) return true;
+    if (stored_in_file(v.ranges.records[m.first_range + k])) return true;
   return false;
 }
 
@@ -483,8 +483,10 @@ Status LazyHelper::start(const ImageReader &image, const CkptView &v, pid_t pid)
     vmas.push_back({m.start, m.end});
     for (u32 k = 0; k < m.range_count; k++) {
       const PageRangeRecord &r = v.ranges.records[m.first_range + k];
-      if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
-      stored.push_back({r.start, r.length, stored_range(image, r).bytes.data()});
+      // Also bytes an earlier core stores for this one (§9.23): the
+      // mapping is of the whole file.
+      if (!stored_in_file(r)) continue;
+      stored.push_back({r.start, r.length, stored_range(image, v, r).bytes.data()});
     }
   }
   std::sort(stored.begin(), stored.end(), [](const Stored &a, const Stored &b) { return a.start < b.start; });

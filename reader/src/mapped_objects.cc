@@ -40,8 +40,8 @@ static Status for_each_stored_page(const CkptView &v, const ImageReader &image,
   for (const VmaRecord *o : maps)
     for (u32 k = 0; k < o->range_count; k++) {
       const PageRangeRecord &r = v.ranges.records[o->first_range + k];
-      if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
-      const u8 *bytes = stored_range(image, r).bytes.data();
+      if (!stored_in_file(r)) continue;
+      const u8 *bytes = stored_range(image, v, r).bytes.data();
       for (u64 off = 0; off < r.length; off += kPageSize) {
         u64 n = std::min(kPageSize, r.length - off);
         if (n == kPageSize && page_is_zero(bytes + off)) continue;

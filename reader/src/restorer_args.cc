@@ -106,9 +106,10 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
     out.shmid = out.sysv_shm ? static_cast<i32>(m.ino) : -1;
     for (u32 k = 0; k < m.range_count && !in.fds.prefilled[i] && !out.uffd && !out.sysv_shm; k++) {
       const PageRangeRecord &r = v.ranges.records[m.first_range + k];
-      if (static_cast<PageSource>(r.source) != PageSource::Image) continue;
-      // In the whole file, also for an embedded core (stored_range says so).
-      a.fill[a.nfill++] = {r.start, r.length, stored_range(in.image, r).file_offset};
+      if (!stored_in_file(r)) continue;
+      // In the whole file, also for an embedded core and for bytes an
+      // earlier core stores for it (stored_range says so).
+      a.fill[a.nfill++] = {r.start, r.length, stored_range(in.image, v, r).file_offset};
     }
     out.nfill = a.nfill - out.first_fill;
   }

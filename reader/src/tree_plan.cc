@@ -125,6 +125,12 @@ Expected<TreePlan> plan_tree(const std::string &path, const ImageReader &root, c
     plan.processes[parent->second].children.push_back(plan.processes.size());
     plan.processes.push_back(std::move(p));
   }
+  // Memory stored once by an earlier core (CowPages, FORMAT.md §9.23) must
+  // be that core's stored bytes, covered by its checksums.
+  std::vector<TreeCore> cores;
+  for (const TreeProcess &p : plan.processes)
+    if (!p.zombie) cores.push_back({p.image, &*p.view});
+  CKPT_TRY(check_cow_sources(cores));
   find_shared(plan);
   return plan;
 }

@@ -114,7 +114,7 @@ Expected<ValidationReport> validate_chain(const std::string &path, const ImageRe
     if (!seen.insert(id).second) return make_error("the parent chain loops at %s", current.c_str());
     ChainLink link{current, id};
     for (const PageRangeRecord &r : view.ranges.records) {
-      if (static_cast<PageSource>(r.source) == PageSource::Image) link.stored_pages += r.length / 4096;
+      if (stored_in_file(r)) link.stored_pages += r.length / 4096;
       if (static_cast<PageSource>(r.source) == PageSource::Parent) link.parent_pages += r.length / 4096;
     }
     report.chain.push_back(link);

@@ -30,7 +30,7 @@ Note newer_note() {
 }  // namespace
 
 TEST(NoteKinds, RegistryNamesEveryTableNoteOnce) {
-  EXPECT_EQ(std::size(kNoteKinds), 20u);
+  EXPECT_EQ(std::size(kNoteKinds), 21u);
   for (const NoteKindInfo &k : kNoteKinds) {
     EXPECT_EQ(find_note_kind(static_cast<u32>(k.type)), &k) << k.name;
     EXPECT_GE(k.record_size, kMinRecordSize) << k.name;

@@ -265,7 +265,14 @@ ImageNotes build_notes(const ProcessCapture &pc, const SegmentLayout &layout, co
     n.vmas.add(r);
     for (size_t ri = 0; ri < v.runs.size(); ri++) {
       const PageRun &run = v.runs[ri];
-      n.ranges.add({run.start, run.length, static_cast<u32>(run.source), layout.run_segment[vi][ri]});
+      u32 segment = layout.run_segment[vi][ri];
+      if (run.source == PageSource::Earlier) {
+        // Stored once, by an earlier core (cow_sharing.h): the range names
+        // its CowPages record, whose file offset libimg fills in.
+        segment = static_cast<u32>(n.cow_pages.records.size());
+        n.cow_pages.add({run.start, run.length, 0, run.earlier_addr, run.earlier_pid, pid});
+      }
+      n.ranges.add({run.start, run.length, static_cast<u32>(run.source), segment});
     }
   }
 

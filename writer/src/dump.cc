@@ -20,6 +20,7 @@
 
 #include "build_notes.h"
 #include "capture.h"
+#include "cow_sharing.h"
 #include "dirty_tracking.h"
 #include "freeze_tree.h"
 #include "memory.h"
@@ -215,6 +216,13 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   // no file was ever created.
   std::vector<Unsupported> lacking;
   std::vector<std::vector<Note>> encoded;
+  if (procs.size() > 1) {
+    // Memory still shared copy-on-write since fork is stored once, by the
+    // first process holding it (cow_sharing.h).
+    std::vector<SharingMember> sharing;
+    for (CapturedProcess &p : procs) sharing.push_back({p.capture.pid, &p.capture.memory});
+    stats.cow_shared_bytes = share_cow_pages(sharing).bytes;
+  }
   for (CapturedProcess &p : procs) {
     p.layout = layout_segments(p.capture.memory);
     p.notes = build_notes(p.capture, p.layout, ident);

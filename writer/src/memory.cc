@@ -199,6 +199,21 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
         if (e & kPmGuardRegion) data = false;
         if (swapped && !present && (e & kPmUffdWp) && m.swap_kb == 0) data = false;
         if (elf_head && done + i == 0) data = true;
+        // The page's frame, for memory a forked tree still shares
+        // (cow_sharing.h): a private page mapped by this process alone or
+        // copy-on-write with others; never a page-cache page of a file
+        // (PM_FILE), and PFN 0 means "not shown" (no CAP_SYS_ADMIN).
+        // Huge pages show each 4 KiB part's own frame. Hugetlb memory is
+        // left out (filled by its own rules at restore).
+        u64 pfn = e & kPmPfnMask;
+        if (data && present && !(e & kPmFileOrShared) && pfn && v.kind != VmaKind::Hugetlb) {
+          u64 addr = m.start + (done + i) * kPageSize;
+          if (!v.frames.empty() && v.frames.back().start + v.frames.back().pages * kPageSize == addr &&
+              v.frames.back().pfn + v.frames.back().pages == pfn)
+            v.frames.back().pages++;
+          else
+            v.frames.push_back({addr, pfn, 1});
+        }
         add_run(v.runs, m.start + (done + i) * kPageSize, kPageSize,
                 data ? PageSource::Image : (file ? PageSource::File : PageSource::Zero));
       }

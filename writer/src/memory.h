@@ -19,6 +19,16 @@ namespace ckpt::writer {
 struct PageRun {
   img::u64 start = 0, length = 0;
   img::PageSource source = img::PageSource::Zero;
+  // Earlier only: the same bytes are stored by process `earlier_pid` at
+  // `earlier_addr` (cow_sharing.h).
+  img::u64 earlier_addr = 0;
+  pid_t earlier_pid = 0;
+};
+
+/// Present private pages of a VMA by physical frame (pagemap PFN):
+/// [start, start + pages * 4096) is frames pfn, pfn + 1, ...
+struct PfnRun {
+  img::u64 start = 0, pfn = 0, pages = 0;
 };
 
 struct VmaPlan {
@@ -31,6 +41,10 @@ struct VmaPlan {
   std::vector<img::u8> build_id;   ///< of an ELF file mapped from offset 0
   img::u64 page_size = 0;          ///< the kernel's page size for it (hugetlb: huge)
   std::vector<PageRun> runs;       ///< ascending, tiling the VMA
+  /// The frames of the private pages stored as Image that pagemap showed
+  /// present with a PFN (as root; PFNs read as 0 otherwise, and then this
+  /// stays empty), ascending: what cow_sharing.h compares across a tree.
+  std::vector<PfnRun> frames;
 };
 
 /// Decides, from /proc/PID/pagemap and smaps, where each page's bytes come

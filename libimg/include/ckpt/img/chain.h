@@ -50,8 +50,9 @@ struct ResolvedPiece {
 };
 
 /// Resolves [addr, addr+len) of link `link` (its own page ranges, then the
-/// parents' for Parent ranges) into pieces of source Image, Zero, File or
-/// Absent, in address order, appended to `out`. Fails if a link has no page
+/// parents' for Parent ranges; an embedded core's Earlier ranges are its
+/// Image bytes stored by an earlier core, §9.23) into pieces of source
+/// Image, Zero, File or Absent, in address order, appended to `out`. Fails if a link has no page
 /// range for an address its child takes from it.
 Status resolve_pages(const Chain &chain, size_t link, u64 addr, u64 len, std::vector<ResolvedPiece> &out);
 
@@ -60,6 +61,9 @@ Status resolve_pages(const Chain &chain, size_t link, u64 addr, u64 len, std::ve
 /// resolves to, the Parent note and kIdentityIncremental go, every other
 /// note is kept byte for byte; the image id stays the child's (the merged
 /// image is the same checkpoint, so increments of the child still find it).
+/// A one-link "chain" of an embedded core of a tree image is written
+/// standalone the same way: its Earlier ranges become Image and its
+/// CowPages note goes (`imgtool extract`, `gdb --pid`).
 /// Streams: page bytes are copied from the chain's mappings, never gathered.
 Status write_merged(const Chain &chain, int fd);
 

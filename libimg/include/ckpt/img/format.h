@@ -31,7 +31,7 @@ inline constexpr int kIdentVersionOffset = 13;
 /// Minor growth (new notes, longer records) never bumps it.
 inline constexpr u8 kFormatMajor = 1;
 /// Minor version, stored in IdentityRecord::format_minor.
-inline constexpr u32 kFormatMinor = 4;
+inline constexpr u32 kFormatMinor = 5;
 
 inline constexpr u64 kPageSize = 4096;
 
@@ -113,7 +113,9 @@ enum class NoteCount : u8 { Many, One, OptionalOne };
   X(SysvIpc, 0x434b0058, SysvIpcRecord, sysv_ipc, sysv_ipc, Image, Many, "SysV IPC objects",                \
     "SysV IPC object")                                                                                       \
   X(IpcNamespace, 0x434b0059, IpcNamespaceRecord, ipc_namespace, ipc_namespace, Image, Many, "IPC namespace", \
-    "IPC namespace")
+    "IPC namespace")                                                                                         \
+  X(CowPages, 0x434b0070, CowPagesRecord, cow_pages, cow_pages, Vma, Many, "copy-on-write pages",           \
+    "copy-on-write page range")
 
 /// Note types of owner "CKPT": the table notes of CKPT_NOTE_KINDS, and the
 /// integrity note, which libimg's writer makes itself (writer.h) alone in

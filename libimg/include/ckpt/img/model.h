@@ -75,5 +75,26 @@ struct StoredRange {
   std::span<const u8> bytes;
 };
 StoredRange stored_range(const ImageReader &image, const PageRangeRecord &range);
+/// The same for a range of source Image or Earlier (FORMAT.md §9.23: bytes
+/// an earlier core of the same tree image stores, found through `view`'s
+/// CowPages note; `file_offset` and `bytes` are then in the whole file).
+/// Both `view` and `range` must come from decode_ckpt() of this image.
+StoredRange stored_range(const ImageReader &image, const CkptView &view, const PageRangeRecord &range);
+/// One process's core of a tree image, decoded.
+struct TreeCore {
+  const ImageReader *image = nullptr;
+  const CkptView *view = nullptr;
+};
+/// The cross-core check of FORMAT.md §9.23 (decode_ckpt checks each core
+/// alone): every CowPages record of cores[i] (cores[0] the root, then the
+/// Tree's live processes in record order) names a process of cores[0..i)
+/// whose Image range at `source_addr` stores its bytes at `file_offset`,
+/// so the bytes restore reads are those the source's own checksum covers.
+Status check_cow_sources(const std::vector<TreeCore> &cores);
+/// Whether a range's bytes are stored in the file (source Image or Earlier),
+/// so restore copies them from it.
+inline bool stored_in_file(const PageRangeRecord &r) {
+  return static_cast<PageSource>(r.source) == PageSource::Image || static_cast<PageSource>(r.source) == PageSource::Earlier;
+}
 
 }  // namespace ckpt::img

@@ -114,6 +114,7 @@ template <typename S, typename B> void for_each_ref(const RlimitRecord &, S &&, 
 template <typename S, typename B> void for_each_ref(const LockRecord &, S &&, B &&) {}
 template <typename S, typename B> void for_each_ref(const GuardRangeRecord &, S &&, B &&) {}
 template <typename S, typename B> void for_each_ref(const IpcNamespaceRecord &, S &&, B &&) {}
+template <typename S, typename B> void for_each_ref(const CowPagesRecord &, S &&, B &&) {}
 template <typename S, typename B>
 void for_each_ref(const SysvIpcRecord &r, S &&, B &&on_blob) {
   on_blob(r.data);

@@ -57,6 +57,10 @@ class ImageReader {
   /// Offset of this view's first byte in the file it came from (0 for a
   /// whole file; a Tree record's offset for an embedded core).
   u64 base_offset() const { return base_offset_; }
+  /// The whole file this view is part of, in its core form: bytes() for a
+  /// whole file, the root image's for an embedded core (whose CowPages
+  /// ranges refer to bytes of earlier cores, §9.23).
+  std::span<const u8> file_bytes() const { return {data_ - base_offset_, file_size_}; }
 
   ImageReader(ImageReader &&) noexcept;
   ImageReader &operator=(ImageReader &&) noexcept;
@@ -100,6 +104,7 @@ class ImageReader {
   size_t size_ = 0;      ///< of the core image; the exec form's launcher follows
   std::optional<ExecFormLayout> exec_form_;
   u64 base_offset_ = 0;
+  size_t file_size_ = 0;  ///< of the whole file's core form (file_bytes())
   void *elf_ = nullptr;   // Elf*, kept opaque to spare users <libelf.h>
   Elf64_Ehdr ehdr_{};
   std::vector<Elf64_Phdr> phdrs_;

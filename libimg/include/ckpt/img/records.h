@@ -228,6 +228,10 @@ enum class PageSource : u32 {
   File = 2,      ///< unchanged from the mapped file
   Parent = 3,    ///< in the parent image (CkptNote::Parent)
   Absent = 4,    ///< not captured (e.g. VM_IO, [vvar]); restore recreates
+  /// Format 1.5: identical to bytes an earlier core of the same tree image
+  /// stores (memory still shared copy-on-write since fork); `segment` is the
+  /// index of the CowPages record that says where (FORMAT.md §9.23).
+  Earlier = 5,
 };
 
 /// CkptNote::Fds: one per file descriptor.
@@ -850,5 +854,22 @@ static_assert(sizeof(DirtyTrackingRecord) == 80);
 enum DirtyTrackingFlags : u32 {
   kTrackingUsed = 1u << 0,  ///< tracking since the parent decided some pages of this image
 };
+
+/// CkptNote::CowPages (format 1.5, FORMAT.md §9.23): in an embedded core of
+/// a tree image, one record per page range of source PageSource::Earlier
+/// (the range's `segment` is the record's index): the bytes of
+/// [start, start + length) of this process are stored once, by an earlier
+/// core of the same file, at `file_offset` of the whole file. libimg's
+/// writer computes `file_offset` from `source_pid` and `source_addr`.
+struct CowPagesRecord {
+  u64 start;                ///< first address in this process, page-aligned
+  u64 length;               ///< bytes, a multiple of 4096, > 0
+  u64 file_offset;          ///< of the bytes in the whole file (core form), page-aligned
+  u64 source_addr;          ///< where the source process has these bytes
+  i32 source_pid;           ///< the process (root or an earlier Tree record) whose core stores them
+  i32 pid;                  ///< this process
+};
+static_assert(sizeof(CowPagesRecord) == 40);
+static_assert(offsetof(CowPagesRecord, file_offset) == 16 && offsetof(CowPagesRecord, source_pid) == 32);
 
 }  // namespace ckpt::img

@@ -74,6 +74,9 @@ struct DumpStats {
   std::string tracking_note;    ///< why tracking was not used or armed, or ""
   /// "snapshot", or "full" followed by why in parentheses.
   std::string freeze_mode;
+  /// A tree: bytes of memory still shared copy-on-write since fork, stored
+  /// once (by the first process) and referenced by the others.
+  img::u64 cow_shared_bytes = 0;
 };
 
 /// Writes an image of process options.pid. On failure nothing is left at

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Copy-on-write tree benchmark (issue 9): python3 fills MiB of random bytes,
+# then starts multiprocessing.Pool(4), whose workers (forked) share them
+# copy-on-write; the tree is dumped and the image size printed, with how
+# much of it imgtool stored once ("stored once" in `imgtool info`). With
+# OTHER_IMGTOOL set, the same tree is dumped by it too, for the size
+# before. Sizes only: no timing.
+#
+#   bench/cow_tree_bench.sh [BUILD_DIR] [MIB]
+#
+#   BUILD_DIR  the CMake build folder (default: build/ next to bench/)
+#   MIB        random bytes the parent holds (default 128)
+set -euo pipefail
+export LC_ALL=C
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+build=${1:-$here/../build}
+mib=${2:-128}
+imgtool=$build/imgtool
+[[ -x $imgtool ]] || { echo "cow_tree_bench: no $imgtool (build first)" >&2; exit 1; }
+work=$(mktemp -d)
+pid=""
+cleanup() { [[ -n $pid ]] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+start_pool() {
+  python3 -c "
+import multiprocessing as mp, os, sys, time
+data = os.urandom($mib << 20)
+def work(i):
+    time.sleep(1000)
+if __name__ == '__main__':
+    mp.set_start_method('fork')
+    pool = mp.Pool(4)
+    pool.map_async(work, range(4))
+    time.sleep(2)
+    print('ready', flush=True)
+    time.sleep(1000)
+" >"$work/out" &
+  pid=$!
+  until grep -q ready "$work/out" 2>/dev/null; do sleep 0.2; done
+}
+
+dump_size() {  # $1: imgtool, $2: image
+  "$1" dump --pid "$pid" -o "$2" >/dev/null
+  stat -c %s "$2"
+}
+
+start_pool
+echo "python3 multiprocessing.Pool(4), parent holding $mib MiB of random bytes:"
+size=$(dump_size "$imgtool" "$work/after.img")
+echo "  image $((size >> 20)) MiB ($imgtool)"
+"$imgtool" info "$work/after.img" | grep 'stored once' | sed 's/^/  /' || true
+if [[ -n ${OTHER_IMGTOOL:-} ]]; then
+  size=$(dump_size "$OTHER_IMGTOOL" "$work/before.img")
+  echo "  image $((size >> 20)) MiB ($OTHER_IMGTOOL)"
+fi
