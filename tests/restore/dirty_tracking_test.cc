@@ -14,12 +14,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file_size.h"
 #include "restore_common.h"
 
 namespace ckpt::restoretest {
 namespace {
 
 using json = nlohmann::json;
+using test::file_size;
 
 // The numbers of a `dump --stats` line.
 struct Stats {

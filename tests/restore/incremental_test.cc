@@ -10,12 +10,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file_size.h"
 #include "restore_common.h"
 
 namespace ckpt::restoretest {
 namespace {
 
 using json = nlohmann::json;
+using test::file_size;
 
 // Non-zero exit and exactly one line on stderr, containing `needle`.
 void expect_one_line(const RunResult &r, const std::string &needle) {

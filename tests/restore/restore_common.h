@@ -36,7 +36,6 @@ std::string imgtool();
 /// A program under test (see spawned_process.h): stdin a pipe the test
 /// holds, stdout a pipe read up to "ready", stderr appends to `log`.
 using Program = test::SpawnedProcess;
-using test::file_size;
 using test::now_s;
 using test::pid_exists;
 using test::proc_ppid;

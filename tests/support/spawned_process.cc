@@ -1,5 +1,7 @@
 #include "spawned_process.h"
 
+#include "file_size.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <csignal>

@@ -83,7 +83,6 @@ bool wait_until(F pred, double timeout_s) {
 
 std::string read_text_file(const std::string &path);  ///< "" if unreadable
 bool write_text_file(const std::string &path, const std::string &data);
-long long file_size(const std::string &path);  ///< st_size, -1 if it cannot be stat'ed
 std::vector<std::string> split_lines(const std::string &text);  ///< without '\n'
 std::vector<std::string> dir_listing(const std::string &dir);   ///< sorted, no . ..
 bool pid_exists(pid_t pid);               ///< /proc/PID exists (zombies count)
