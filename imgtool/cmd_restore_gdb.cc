@@ -169,7 +169,11 @@ int restore_under_gdb(int argc, char **argv) {
   bool others_released = pids.size() == 1;
   int status = 0;
   for (;;) {
-    pid_t r = waitpid(-1, &status, others_released ? 0 : WNOHANG);  // reaps the restored root too
+    // Only gdb: a restored root that exits is left for whoever reaps it
+    // after us (our parent's subreaper or init takes it as a zombie when we
+    // exit), as when gdb detaches from a program someone else started.
+    // Reaping it here raced with the program's own exit.
+    pid_t r = waitpid(gdb, &status, others_released ? 0 : WNOHANG);
     if (r == gdb) break;
     if (r < 0 && errno != EINTR) break;
     if (r == 0) {
@@ -185,8 +189,6 @@ int restore_under_gdb(int argc, char **argv) {
   // gdb is gone: what it detached from runs on (gdb's detach semantics).
   for (pid_t p : pids)
     if (held_stopped(p)) kill(p, SIGCONT);
-  while (waitpid(-1, nullptr, WNOHANG) > 0) {
-  }
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
