@@ -20,7 +20,15 @@ imgtool=$build/imgtool
 [[ -x $imgtool ]] || { echo "cow_tree_bench: no $imgtool (build first)" >&2; exit 1; }
 work=$(mktemp -d)
 pid=""
-cleanup() { [[ -n $pid ]] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"; }
+# The pool's workers first (by their parent's pid), then the parent.
+cleanup() {
+  if [[ -n $pid ]]; then
+    for w in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do kill -9 "$w" 2>/dev/null; done
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 start_pool() {

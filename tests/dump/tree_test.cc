@@ -243,13 +243,17 @@ TEST_F(DumpTree, StreamedTreeEqualsTheFileForm) {
   ASSERT_TRUE(write_file(streamed, r.out));
   RunResult v = verify_intact(streamed);
   EXPECT_EQ(v.exit_code, 0) << v.err;
-  EXPECT_EQ(r.out.size(), read_file(file).size());
+  // Not byte for byte the same size any more: the first dump's injected
+  // syscalls write to each process's stack, ending the copy-on-write
+  // sharing of those pages with its parent, so the second dump may store
+  // a few pages that the first stored once (DECISIONS.md 101).
   Cores a = open_cores(file), b = open_cores(streamed);
   ASSERT_EQ(a.records.size(), 4u);
   ASSERT_EQ(a.records.size(), b.records.size());
   for (auto &[pid, rec] : a.records) {
-    EXPECT_EQ(rec.offset, b.records[pid].offset) << pid;
-    EXPECT_EQ(rec.size, b.records[pid].size) << pid;
+    ASSERT_TRUE(b.records.count(pid)) << pid;
+    EXPECT_EQ(rec.offset == 0, b.records[pid].offset == 0) << pid << ": a zombie in one form only";
+    EXPECT_EQ(b.records[pid].offset % 4096, 0u) << pid;
   }
   expect_tree_as_it_was(p);
 }

@@ -339,8 +339,9 @@ TEST_F(ExecForm, ATreeImageRunsWholeAndItsProcessesExtract) {
     ASSERT_TRUE(embedded) << embedded.error().message();
     auto embedded_view = img::decode_ckpt(*embedded);
     ASSERT_TRUE(embedded_view) << embedded_view.error().message();
-    if (embedded_view->cow_pages.records.empty())
+    if (embedded_view->cow_pages.records.empty()) {
       EXPECT_TRUE(read_bytes(core) == bytes.substr(r.offset, r.size)) << "extract of " << r.pid;
+    }
     expect_ok(imgtool_run({"verify", "--intact", core}), "verify --intact of an extracted core");
   }
   EXPECT_EQ(live, 6) << "A, G, B, C, D, T live below the root";
