@@ -95,7 +95,11 @@ TEST_F(RestoreTcp, EstablishedPairInsideTheProcessKeepsBothQueues) {
   EXPECT_NE(s[41].find("29 bytes to read"), std::string::npos) << s[41];
   EXPECT_NE(s[41].find("TCP_NODELAY, SO_KEEPALIVE"), std::string::npos) << s[41];
   EXPECT_NE(s[42].find("tcp ESTABLISHED 127.0.0.1:" + port + " -> 127.0.0.1:"), std::string::npos) << s[42];
+  // Both ends locked by the dump (fd 41's lock names the listener's port
+  // as its peer), both unlocked by the restore.
+  EXPECT_EQ(locks_with_peer_port(port).size(), 1u);
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  EXPECT_TRUE(locks_with_peer_port(port).empty()) << "the restore left a lock";
 }
 
 TEST_F(RestoreTcp, EstablishedPairOverIpv6) {
