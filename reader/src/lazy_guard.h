@@ -1,5 +1,5 @@
 // --lazy: what happens when the lazy-pages helper dies before every stored
-// page is in (killed by an OOM killer, a kill -9; docs/DECISIONS.md 302).
+// page is in (killed by an OOM killer, a kill -9; docs/DECISIONS.md 162).
 //
 // The kernel does not fail the faults: when the last reference to a
 // userfaultfd is closed, userfaultfd_release() unregisters every VMA and

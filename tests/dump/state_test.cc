@@ -245,7 +245,7 @@ TEST(DumpStats, ReportsFrozenTimeOnStderr) {
   EXPECT_EQ(image, read_file(c).size());
   EXPECT_GT(memory, 0u);
   EXPECT_LT(memory, image);
-  EXPECT_EQ(trackers, 1u) << "a dump that lets the process run on arms a dirty tracker (DECISIONS 501)";
+  EXPECT_EQ(trackers, 1u) << "a dump that lets the process run on arms a dirty tracker (DECISIONS 168)";
   expect_running_untraced(t.pid());
   // With -o - the image alone goes to stdout, the line to stderr.
   RunResult s = dump(t.pid(), "-", {"--stats"});

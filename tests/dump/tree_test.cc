@@ -246,7 +246,7 @@ TEST_F(DumpTree, StreamedTreeEqualsTheFileForm) {
   // Not byte for byte the same size any more: the first dump's injected
   // syscalls write to each process's stack, ending the copy-on-write
   // sharing of those pages with its parent, so the second dump may store
-  // a few pages that the first stored once (DECISIONS.md 101).
+  // a few pages that the first stored once (DECISIONS.md 157).
   Cores a = open_cores(file), b = open_cores(streamed);
   ASSERT_EQ(a.records.size(), 4u);
   ASSERT_EQ(a.records.size(), b.records.size());

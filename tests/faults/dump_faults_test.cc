@@ -58,7 +58,7 @@ INSTANTIATE_TEST_SUITE_P(Points, DumpFaults,
 
 // Killed while a syscall is injected into a thread that was frozen in the
 // middle of its own computation (not in a syscall): the kernel lets the
-// thread go with the registers it has then (DECISIONS 301). It must carry
+// thread go with the registers it has then (DECISIONS 161). It must carry
 // on with its own: its loop invariant holds and it finishes with PASS, no
 // crash. Several rounds: each dump freezes it at another instruction.
 TEST_F(FaultTest, KilledWhileInjectingIntoAComputingThreadLeavesItsRegisters) {
@@ -159,7 +159,7 @@ TEST_F(FaultTest, KilledAtRandomMomentsLeavesTargetAndFolderAsBefore) {
     unlink(err.c_str());
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
       // A dump that finished first left its image and, by design, its
-      // dirty tracker in the target (DECISIONS 501): no leftovers. The
+      // dirty tracker in the target (DECISIONS 168): no leftovers. The
       // rounds after compare against the target with that tracker.
       unlink(image_path().c_str());
       ASSERT_NO_FATAL_FAILURE(remember_target());

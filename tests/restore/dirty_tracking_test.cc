@@ -210,7 +210,7 @@ TEST_F(DirtyTracking, ANewerTrackerIsNotTrustedForAnOlderParent) {
   ASSERT_NO_FATAL_FAILURE(restore_last(2));
 }
 
-// Tracking is the default (DECISIONS 501): a plain dump arms a tracker,
+// Tracking is the default (DECISIONS 168): a plain dump arms a tracker,
 // --no-track-dirty arms none.
 TEST_F(DirtyTracking, PlainDumpArmsAndNoTrackDirtyDoesNot) {
   ASSERT_NO_FATAL_FAILURE(start_program());

@@ -140,7 +140,7 @@ TEST_F(Refusal, SignalStormDuringTheDump) {
 
 // A pty pair split over two processes of the tree (its master in a
 // child, the slave in the root) was refused here; it comes back as one
-// pair (decision 404): termios, window size, the queued bytes, and the
+// pair (decision 167): termios, window size, the queued bytes, and the
 // child's master answering what the root writes on the slave.
 TEST_F(Refusal, PtySplitOverTwoProcessesComesBack) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_REFUSED_PATH, {"pty"}));

@@ -190,7 +190,7 @@ TEST_F(RestoreTcp, ConnectionToAPeerOutsideCarriesOn) {
   close(c);
 }
 
-// The network lock (decision 401): the test sends a pattern stream
+// The network lock (decision 164): the test sends a pattern stream
 // without pause while the program is dumped with --kill, left dead for a
 // while, and restored. The dump locks the connection (its packets are
 // dropped, so the test's TCP retransmits them), the restore unlocks it:

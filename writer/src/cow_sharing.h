@@ -1,5 +1,5 @@
 // Memory a forked tree still shares copy-on-write, stored once (issue 9,
-// FORMAT.md §9.23, DECISIONS.md 101).
+// FORMAT.md §9.23, DECISIONS.md 157).
 //
 // A private page that a later process of the tree maps with the same
 // physical frame (pagemap PFN) as a page an earlier process stores is the

@@ -1,7 +1,7 @@
 // The dump guard: a process of ours that undoes what a dump changed in the
 // target tree (a dirty tracker armed, a snapshot copy made, an fd to the
 // snapshot cgroup) when the dump fails or imgtool dies, kill -9 included,
-// and does so *before anyone can see imgtool gone* (DECISIONS.md 501).
+// and does so *before anyone can see imgtool gone* (DECISIONS.md 168).
 //
 // The guard is a fork of imgtool that PTRACE_SEIZEs imgtool. A dead
 // tracee's zombie is reported only to its tracer; its real parent (a

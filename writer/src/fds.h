@@ -69,7 +69,7 @@ struct TreeFdTable {
 /// `script` holding the master, a child on the slave): the slaves are
 /// no longer "without their master" nor the terminal the tree was run
 /// from, and the pair's queued bytes are read through the master's process
-/// and a slave's (decision 404). Once every process's table is read.
+/// and a slave's (decision 167). Once every process's table is read.
 img::Status join_split_pty_pairs(const std::vector<TreeFdTable> &tree);
 
 }  // namespace ckpt::writer

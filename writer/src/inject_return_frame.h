@@ -1,4 +1,4 @@
-// Kill-safety of injected syscalls (docs/DECISIONS.md 301): while a thread
+// Kill-safety of injected syscalls (docs/DECISIONS.md 161): while a thread
 // is borrowed for an injected syscall, its registers are not its own. If
 // imgtool dies then (SIGKILL by an OOM killer or a job scheduler), the
 // kernel detaches the thread and lets it run on with whatever registers it

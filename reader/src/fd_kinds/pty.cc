@@ -193,7 +193,7 @@ Status lock_pty_master(const CkptView &v, const FdRecord &r) {
     return make_error("fd %d: pty master: TIOCSPTLCK: %s", r.fd, strerror(errno));
   // The slave of a pair the tree holds that was this process's controlling
   // terminal (a `script`-like child's: only such slaves are pty ends and
-  // controlling, decision 404) becomes it again: the process leads its
+  // controlling, decision 167) becomes it again: the process leads its
   // session by now (tree_create.cc step 1). TIOCSCTTY on the terminal it
   // already has is a no-op for its other fds.
   if ((s->flags & kTtySlave) && (s->flags & kTtyControlling) && getsid(0) == getpid()) {

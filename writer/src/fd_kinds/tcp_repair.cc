@@ -57,7 +57,7 @@ TcpRepairHold::~TcpRepairHold() {
   Holding *holding = std::exchange(current, nullptr);
   if (!keep_) {
     // Best effort: a lock that cannot be removed now is named, and removed
-    // by hand (decision 401).
+    // by hand (decision 164).
     for (const Locked &l : holding->locked)
       if (auto removed = img::net_lock_remove(l.ends, l.netns_of); !removed)
         std::fprintf(stderr, "warning: %s (remove it with: nft delete table inet %s)\n",

@@ -8,7 +8,7 @@
 // is switched off again before the tree runs on.
 //
 // A --kill dump also locks each connection before reading it (net_lock.h,
-// decision 401): the peer's packets are dropped until the restore removes
+// decision 164): the peer's packets are dropped until the restore removes
 // the lock, so that they are retransmitted to the restored socket instead
 // of being acknowledged by the original after its queues were read, or
 // answered with a reset once it is gone. (Kernel quirk, measured on 6.18:
