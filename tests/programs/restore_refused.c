@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
     if (write(50, kQueued, strlen(kQueued)) != (ssize_t)strlen(kQueued)) rt_die("write to the master");
     int echo[2];
     if (pipe(echo) != 0) rt_die("pipe");
-    place(echo[0], 52);
+    rt_place(echo[0], 52);
     pty_holder = fork();
     if (pty_holder < 0) rt_die("fork");
     if (pty_holder == 0) {
@@ -154,7 +154,7 @@ int main(int argc, char **argv) {
     }
     close(50);
     close(52);
-    place(echo[1], 53);
+    rt_place(echo[1], 53);
   } else if (!strcmp(mode, "storm")) {
     signal(SIGRTMIN, rt_count_tick);
     struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN};

@@ -319,14 +319,14 @@ int main(int argc, char **argv) {
     write_pattern(40, 0, 1000, 7, "to the test");
     printf("port %d\n", port_of(40));
   } else if (!strcmp(mode, "prefork")) {
-    place(socket(AF_INET, SOCK_STREAM, 0), 40);
+    rt_place(socket(AF_INET, SOCK_STREAM, 0), 40);
     set_opt(40, SOL_SOCKET, SO_REUSEADDR, 1);
     len = loopback(AF_INET, &a, 0);
     if (bind(40, (struct sockaddr *)&a, len) != 0 || listen(40, 8) != 0) rt_die("listen");
-    place(socket(AF_INET, SOCK_STREAM, 0), 41);
+    rt_place(socket(AF_INET, SOCK_STREAM, 0), 41);
     len = loopback(AF_INET, &a, port_of(40));
     if (connect(41, (struct sockaddr *)&a, len) != 0) rt_die("connect");
-    place(accept(40, NULL, NULL), 42);
+    rt_place(accept(40, NULL, NULL), 42);
     printf("port %d\n", port_of(40));
     fflush(stdout);
     worker = fork();
@@ -339,7 +339,7 @@ int main(int argc, char **argv) {
     }
   } else if (!strcmp(mode, "stream")) {
     if (argc < 5) rt_die("stream needs PORT");
-    place(socket(AF_INET, SOCK_STREAM, 0), 40);
+    rt_place(socket(AF_INET, SOCK_STREAM, 0), 40);
     len = loopback(AF_INET, &a, atoi(argv[4]));
     if (connect(40, (struct sockaddr *)&a, len) != 0) rt_die("connect to the test");
     printf("port %d\n", port_of(40));
