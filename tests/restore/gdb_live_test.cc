@@ -103,6 +103,10 @@ TEST_F(RestoreGdb, BreakpointWatchpointAndNormalExit) {
                                                                  << r.out << log();
   EXPECT_EQ(log().find("FAIL"), std::string::npos) << log();
   expect_no_stray_stop(r);
+  // It exited under gdb; imgtool left it to us (the subreaper) to reap,
+  // and its pid is free for the next restore once we have.
+  int status = 0;
+  ASSERT_EQ(waitpid(pid_, &status, 0), pid_);
   // The same image, debugged again: the same session (but for the order
   // in which gdb reports the threads' exits).
   RunResult again = live(session);
