@@ -29,6 +29,11 @@ namespace {
 // What the journal says imgtool did (dump_guard.h).
 struct Journal {
   std::map<pid_t, bool> armed;  ///< pid -> it had a tracker before
+  /// pid -> the userfaultfds it held when arming began (a program's own,
+  /// kept only with --allow-unrestorable; an earlier dump's tracker)
+  std::map<pid_t, std::set<int>> uffds_before;
+  /// pid -> the probe-like mappings it had before a probe (probe_pages)
+  std::map<pid_t, std::set<u64>> probes_before;
   std::string cgroup;
   std::set<pid_t> cgroup_opened;
   std::map<pid_t, std::vector<pid_t>> copies;
@@ -47,7 +52,17 @@ struct Journal {
       long a = 0, b = 0;
       switch (what) {
         case 'A':
-          if (line >> a >> b) armed[pid_t(a)] = b != 0;
+          if (line >> a >> b) {
+            armed[pid_t(a)] = b != 0;
+            auto &before = uffds_before[pid_t(a)];
+            for (long fd; line >> fd;) before.insert(int(fd));
+          }
+          break;
+        case 'M':
+          if (line >> a) {
+            auto &before = probes_before[pid_t(a)];
+            for (unsigned long long at; line >> std::hex >> at;) before.insert(u64(at));
+          }
           break;
         case 'G':
           line >> std::ws;
@@ -84,6 +99,25 @@ bool drain(int fd, Journal &j) {
   }
 }
 
+// The start of each mapping of pid that looks like process_settings.cc's
+// probe: 4 KiB, ---s, shared anonymous memory ("/dev/zero (deleted)").
+std::set<u64> probe_pages(pid_t pid) {
+  std::set<u64> out;
+  auto maps = read_file("/proc/" + std::to_string(pid) + "/maps");
+  if (!maps) return out;
+  std::istringstream in(*maps);
+  for (std::string line; std::getline(in, line);) {
+    unsigned long long start = 0, end = 0;
+    char perms[8] = "";
+    int path_at = 0;
+    if (std::sscanf(line.c_str(), "%llx-%llx %7s %*s %*s %*s %n", &start, &end, perms, &path_at) < 3) continue;
+    if (end - start == 4096 && std::strcmp(perms, "---s") == 0 && path_at > 0 &&
+        line.compare(size_t(path_at), std::string::npos, "/dev/zero (deleted)") == 0)
+      out.insert(u64(start));
+  }
+  return out;
+}
+
 std::string link_of(const std::string &path) {
   char buf[4096];
   ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
@@ -99,8 +133,12 @@ long fd_flags(pid_t pid, const std::string &fd) {
 }
 
 // The fds of pid to close: trackers (a userfaultfd marked O_APPEND, as
-// take_tracker_fd knows them) and fds on the snapshot cgroup.
-std::vector<int> fds_to_close(pid_t pid, bool trackers, const std::string &cgroup) {
+// take_tracker_fd knows them, when `trackers`), a userfaultfd the pid did
+// not hold when arming began and not marked yet (imgtool died between the
+// injected userfaultfd() and its mark: the new fd is the lowest free one,
+// not the tracker slot), and fds on the snapshot cgroup.
+std::vector<int> fds_to_close(pid_t pid, bool trackers, const std::set<int> *uffds_before,
+                              const std::string &cgroup) {
   std::vector<int> fds;
   std::string dir = "/proc/" + std::to_string(pid) + "/fd";
   std::vector<std::string> names;
@@ -111,7 +149,10 @@ std::vector<int> fds_to_close(pid_t pid, bool trackers, const std::string &cgrou
   }
   for (const std::string &n : names) {
     std::string link = link_of(dir + "/" + n);
-    bool tracker = trackers && link == "anon_inode:[userfaultfd]" && (fd_flags(pid, n) & O_APPEND);
+    bool uffd = link == "anon_inode:[userfaultfd]";
+    bool marked = uffd && (fd_flags(pid, n) & O_APPEND);
+    bool unmarked_new = uffd && !marked && uffds_before && !uffds_before->count(std::atoi(n.c_str()));
+    bool tracker = (trackers && marked) || unmarked_new;
     bool on_cgroup = !cgroup.empty() && link == cgroup;
     if (tracker || on_cgroup) fds.push_back(std::atoi(n.c_str()));
   }
@@ -122,28 +163,48 @@ std::vector<int> fds_to_close(pid_t pid, bool trackers, const std::string &cgrou
 void undo(const Journal &j) {
   std::set<pid_t> pids;
   for (const auto &[pid, had] : j.armed)
-    if (!j.committed && !had) pids.insert(pid);
+    if (!j.committed) pids.insert(pid);
   for (pid_t pid : j.cgroup_opened) pids.insert(pid);
+  for (const auto &[pid, before] : j.probes_before) pids.insert(pid);
   for (const auto &[pid, copies] : j.copies) pids.insert(pid);
   for (pid_t pid : pids) {
     // Copies still children of pid: killed first (a zombie is reaped below).
-    std::vector<pid_t> copies;
-    if (auto it = j.copies.find(pid); it != j.copies.end())
-      for (pid_t copy : it->second) {
-        auto st = read_stat(copy);
-        if (!st || st->ppid != pid) continue;
-        kill_copy(copy, -1);
-        copies.push_back(copy);
+    std::set<pid_t> candidates;
+    if (auto it = j.copies.find(pid); it != j.copies.end()) candidates.insert(it->second.begin(), it->second.end());
+    // A copy imgtool died too early to journal (between the injected
+    // clone3's return and its 'C' line): every process in our frozen
+    // cgroup is a copy, born there by CLONE_INTO_CGROUP.
+    if (j.cgroup_opened.count(pid) && !j.cgroup.empty())
+      if (auto procs = read_file(j.cgroup + "/cgroup.procs")) {
+        std::istringstream in(*procs);
+        for (long p; in >> p;) candidates.insert(pid_t(p));
       }
+    std::vector<pid_t> copies;
+    for (pid_t copy : candidates) {
+      auto st = read_stat(copy);
+      if (!st || st->ppid != pid) continue;
+      kill_copy(copy, -1);
+      copies.push_back(copy);
+    }
     auto armed = j.armed.find(pid);
     bool trackers = !j.committed && armed != j.armed.end() && !armed->second;
-    std::vector<int> fds = fds_to_close(pid, trackers, j.cgroup_opened.count(pid) ? j.cgroup : std::string());
-    if (fds.empty() && copies.empty()) continue;  // nothing left here: no freeze
+    auto before = j.uffds_before.find(pid);
+    const std::set<int> *uffds_before =
+        !j.committed && before != j.uffds_before.end() ? &before->second : nullptr;
+    std::vector<int> fds =
+        fds_to_close(pid, trackers, uffds_before, j.cgroup_opened.count(pid) ? j.cgroup : std::string());
+    // A probe page imgtool died before unmapping.
+    std::vector<u64> probes;
+    if (auto it = j.probes_before.find(pid); it != j.probes_before.end())
+      for (u64 at : probe_pages(pid))
+        if (!it->second.count(at)) probes.push_back(at);
+    if (fds.empty() && copies.empty() && probes.empty()) continue;  // nothing left here: no freeze
     (void)inject_in_refrozen(pid, [&](Injector &inj) -> Status {
       for (int fd : fds) {
         auto r = inj.call(SYS_close, {u64(fd)});
         if (!r) return r.error();
       }
+      for (u64 at : probes) (void)inj.call(SYS_munmap, {at, 4096});
       for (pid_t copy : copies) (void)reap_with(inj, pid, copy);
       return {};
     });
@@ -235,6 +296,10 @@ void resume(pid_t imgtool, int status) {
 
 }  // namespace
 
+// The guard of the dump running now (one dump at a time per imgtool).
+static DumpGuard *g_active = nullptr;
+DumpGuard *DumpGuard::active() { return g_active; }
+
 Expected<std::unique_ptr<DumpGuard>> DumpGuard::start() {
   int journal[2], ready[2];
   if (pipe2(journal, O_CLOEXEC) < 0) return make_error("pipe: %s", strerror(errno));
@@ -288,6 +353,7 @@ Expected<std::unique_ptr<DumpGuard>> DumpGuard::start() {
   g->pid_ = pid;
   g->journal_ = journal[1];
   g->chld_was_blocked_ = chld_was_blocked;
+  g_active = g.get();
   return g;
 }
 
@@ -298,8 +364,27 @@ void DumpGuard::note(const std::string &line) {
 }
 
 void DumpGuard::arming(pid_t pid, bool had_one) {
-  note("A " + std::to_string(pid) + " " + (had_one ? "1" : "0") + "\n");
+  // The userfaultfds it holds now (frozen: none can appear but ours).
+  std::string line = "A " + std::to_string(pid) + " " + (had_one ? "1" : "0");
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  if (DIR *d = opendir(dir.c_str())) {
+    while (dirent *e = readdir(d))
+      if (e->d_name[0] != '.' && link_of(dir + "/" + e->d_name) == "anon_inode:[userfaultfd]")
+        line += " " + std::string(e->d_name);
+    closedir(d);
+  }
+  note(line + "\n");
 }
+void DumpGuard::probing(pid_t pid) {
+  std::string line = "M " + std::to_string(pid);
+  char hex[32];
+  for (u64 at : probe_pages(pid)) {
+    std::snprintf(hex, sizeof hex, " %llx", (unsigned long long)at);
+    line += hex;
+  }
+  note(line + "\n");
+}
+
 void DumpGuard::snapshot_cgroup(const std::string &path) { note("G " + path + "\n"); }
 void DumpGuard::opening_cgroup_in(pid_t pid) { note("F " + std::to_string(pid) + "\n"); }
 void DumpGuard::copy_made(pid_t pid, pid_t copy) {
@@ -311,6 +396,7 @@ void DumpGuard::commit() {
 }
 
 DumpGuard::~DumpGuard() {
+  if (g_active == this) g_active = nullptr;
   note("E\n");
   kill(pid_, SIGUSR1);
   while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {

@@ -52,6 +52,13 @@ class DumpGuard {
   /// pid has the snapshot copy `copy` as a child: undone, the copy is
   /// killed and reaped inside pid (if still its child).
   void copy_made(pid_t pid, pid_t copy);
+  /// About to map a probe page in pid (process_settings.cc: a 4 KiB
+  /// PROT_NONE MAP_SHARED|MAP_ANONYMOUS mapping, unmapped at once).
+  /// Undone: such a mapping pid did not have before is unmapped.
+  void probing(pid_t pid);
+  /// The guard of the dump running now, or null (the in-process and
+  /// guard-less paths).
+  static DumpGuard *active();
   /// The image is in place: the trackers stay (copies are still undone,
   /// but the dump reaped them already).
   void commit();

@@ -1,5 +1,7 @@
 #include "process_settings.h"
 
+#include "dump_guard.h"
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -95,6 +97,9 @@ Expected<ProcessSettings> capture_process_settings(pid_t pid, Injector &inj) {
   // MCL_ONFAULT). The probe is shared anonymous memory (shmem never merges
   // with a neighbour) and PROT_NONE (nothing is faulted in), unmapped at
   // once; the memory plan was read before it.
+  // Journalled first: a dumper killed before the munmap leaves the page to
+  // the dump guard, which unmaps it (dump_guard.h).
+  if (DumpGuard *guard = DumpGuard::active()) guard->probing(pid);
   auto probe = inj.call(SYS_mmap, {0, 4096, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS, ~u64(0), 0});
   if (!probe) return probe.error();
   // A locked mapping beyond RLIMIT_MEMLOCK: only MCL_FUTURE locks it.
