@@ -7,6 +7,9 @@
  * - A file opened, hard-linked beside itself, unlinked under its first
  *   name and opened again through the second: both fds are one inode, and
  *   a write through one is read through the other.
+ * - A file made with open(WORKDIR, O_TMPFILE | O_RDWR | O_APPEND): the same
+ *   bytes, position and flags (F_GETFL shows O_TMPFILE), and it can still
+ *   be linked into the folder (only an O_TMPFILE file can).
  * With argv[3] == "elsewhere", the hard link is made in a subfolder instead
  * (the dump must refuse: the other name is not where it can be found).
  *   usage: restore_unlinked_files GOFILE WORKDIR [elsewhere] */
@@ -60,6 +63,11 @@ int main(int argc, char **argv) {
   int again = open(second, O_RDWR);
   if (again < 0) rt_die("open %s", second);
 
+  int tmpfile = open(argv[2], O_TMPFILE | O_RDWR | O_APPEND, 0640);
+  if (tmpfile < 0 || write(tmpfile, "tmpfile-bytes", 13) != 13 || lseek(tmpfile, 3, SEEK_SET) != 3)
+    rt_die("O_TMPFILE in %s", argv[2]);
+  int tmpfile_flags = fcntl(tmpfile, F_GETFL);
+
   rt_ready();
   rt_wait_go(argv[1]);
 
@@ -85,5 +93,19 @@ int main(int argc, char **argv) {
   char c = 0;
   RT_CHECK(pread(again, &c, 1, 0) == 1 && c == 'J', "a write through the unlinked name is not read through the link");
   unlink(second);
+
+  int flags = fcntl(tmpfile, F_GETFL);
+  RT_CHECK(flags == tmpfile_flags, "O_TMPFILE file: flags 0%o, were 0%o", flags, tmpfile_flags);
+  off_t pos = lseek(tmpfile, 0, SEEK_CUR);
+  RT_CHECK(pos == 3, "O_TMPFILE file: position %lld, was 3", (long long)pos);
+  char tbuf[32] = "";
+  RT_CHECK(pread(tmpfile, tbuf, sizeof tbuf, 0) == 13 && memcmp(tbuf, "tmpfile-bytes", 13) == 0,
+           "O_TMPFILE file: read '%s'", tbuf);
+  char fdpath[64], named[512];
+  snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", tmpfile);
+  snprintf(named, sizeof named, "%s/tmpfile-linked", argv[2]);
+  RT_CHECK(linkat(AT_FDCWD, fdpath, AT_FDCWD, named, AT_SYMLINK_FOLLOW) == 0, "O_TMPFILE file: linkat: %s",
+           strerror(errno));
+  unlink(named);
   return rt_finish();
 }

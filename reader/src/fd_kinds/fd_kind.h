@@ -93,6 +93,11 @@ struct Closer {
 /// its own (opened through /proc), with r's status flags.
 img::Expected<int> place_pipe_end(int end, const img::FdRecord &r);
 img::Expected<int> fill_and_reopen(const img::CkptView &view, const img::FdRecord &r, int fd, const std::string &path);
+/// The same refill on `fd` itself, kept as the fd (its status flags and
+/// position set): for a file whose creation flags are part of its state
+/// (an O_TMPFILE file: F_GETFL shows them, and only the creating fd has
+/// them).
+img::Expected<int> fill_in_place(const img::CkptView &view, const img::FdRecord &r, int fd, const std::string &path);
 /// True when nothing is at `path` and the image stores the file that was
 /// there: restore recreates it (stored_files.h).
 bool gone_but_stored(const img::CkptView &view, const std::string &path, img::u64 ino);

@@ -118,6 +118,21 @@ Expected<int> fill_and_reopen(const CkptView &v, const FdRecord &r, int fd, cons
   return again;
 }
 
+Expected<int> fill_in_place(const CkptView &v, const FdRecord &r, int fd, const std::string &path) {
+  if (Status s = refill_recreated_file(v, r, fd, path); !s) {
+    close(fd);
+    return s.error();
+  }
+  // The status flags F_SETFL may change (the file was made without them).
+  if (fcntl(fd, F_SETFL, reopen_flags(r) & (O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME)) < 0) {
+    int e = errno;
+    close(fd);
+    return make_error("fd %d: status flags of the recreated %s: %s", r.fd, path.c_str(), strerror(e));
+  }
+  lseek(fd, static_cast<off_t>(r.pos), SEEK_SET);
+  return fd;
+}
+
 bool gone_but_stored(const CkptView &v, const std::string &path, u64 ino) {
   struct stat st;
   return lstat(path.c_str(), &st) < 0 && errno == ENOENT && find_stored_file(v, path, ino);

@@ -53,8 +53,25 @@ static Expected<int> recreate_unlinked(const CkptView &v, const FdRecord &r, con
   return fill_and_reopen(v, r, fd, path);
 }
 
+// A file the program made with open(DIR, O_TMPFILE): made again the same
+// way in the same folder, with the same flags, and kept as that fd. The
+// kernel keeps __O_TMPFILE|O_DIRECTORY in the file's f_flags (F_GETFL,
+// fdinfo show them), so reopening it without them would differ, and with
+// them fails (ENOTDIR); and only an O_TMPFILE inode may be linked back
+// into the tree (I_LINKABLE), which a created-then-unlinked file may not.
+static Expected<int> recreate_tmpfile(const CkptView &v, const FdRecord &r, const std::string &path) {
+  std::string dir = path.substr(0, path.rfind('/') + 1);
+  if (dir.empty()) dir = "/tmp/";
+  // O_APPEND after the refill (the refill writes at offsets).
+  int fd = open(dir.c_str(), (reopen_flags(r) & ~(O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME)) | O_CLOEXEC, 0600);
+  if (fd < 0) return make_error("fd %d: cannot make an O_TMPFILE file in %s again: %s", r.fd, dir.c_str(), strerror(errno));
+  (void)fchmod(fd, r.mode & 07777);
+  return fill_in_place(v, r, fd, path);
+}
+
 Expected<int> open_regular(FdOpenContext &c, const FdRecord &r) {
   std::string path(c.view.fds.str_or_empty(r.path));
+  if ((r.flags & kFdUnlinked) && (int(r.open_flags) & O_TMPFILE) == O_TMPFILE) return recreate_tmpfile(c.view, r, path);
   if (r.flags & kFdUnlinked) return recreate_unlinked(c.view, r, path);
   auto opened = open_by_path(c.view, r);
   if (!opened) return opened.error();
