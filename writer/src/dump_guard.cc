@@ -167,39 +167,48 @@ void undo(const Journal &j) {
   for (pid_t pid : j.cgroup_opened) pids.insert(pid);
   for (const auto &[pid, before] : j.probes_before) pids.insert(pid);
   for (const auto &[pid, copies] : j.copies) pids.insert(pid);
+  // imgtool killed (it did not ask for the undo itself) may have died with
+  // a syscall injected in a target: the thread, let go, finishes it on its
+  // own (a clone3 makes its copy, a userfaultfd() its fd, an mmap the probe
+  // page) and only then returns through its return frame. So the target is
+  // frozen first, which waits for that syscall's end, and only then looked
+  // at; a dump that failed with imgtool alive had released it already.
+  const bool died = !j.ended;
   for (pid_t pid : pids) {
-    // Copies still children of pid: killed first (a zombie is reaped below).
-    std::set<pid_t> candidates;
-    if (auto it = j.copies.find(pid); it != j.copies.end()) candidates.insert(it->second.begin(), it->second.end());
-    // A copy imgtool died too early to journal (between the injected
-    // clone3's return and its 'C' line): every process in our frozen
-    // cgroup is a copy, born there by CLONE_INTO_CGROUP.
-    if (j.cgroup_opened.count(pid) && !j.cgroup.empty())
-      if (auto procs = read_file(j.cgroup + "/cgroup.procs")) {
-        std::istringstream in(*procs);
-        for (long p; in >> p;) candidates.insert(pid_t(p));
-      }
     std::vector<pid_t> copies;
-    for (pid_t copy : candidates) {
-      auto st = read_stat(copy);
-      if (!st || st->ppid != pid) continue;
-      kill_copy(copy, -1);
-      copies.push_back(copy);
-    }
-    auto armed = j.armed.find(pid);
-    bool trackers = !j.committed && armed != j.armed.end() && !armed->second;
-    auto before = j.uffds_before.find(pid);
-    const std::set<int> *uffds_before =
-        !j.committed && before != j.uffds_before.end() ? &before->second : nullptr;
-    std::vector<int> fds =
-        fds_to_close(pid, trackers, uffds_before, j.cgroup_opened.count(pid) ? j.cgroup : std::string());
-    // A probe page imgtool died before unmapping.
+    std::vector<int> fds;
     std::vector<u64> probes;
-    if (auto it = j.probes_before.find(pid); it != j.probes_before.end())
-      for (u64 at : probe_pages(pid))
-        if (!it->second.count(at)) probes.push_back(at);
-    if (fds.empty() && copies.empty() && probes.empty()) continue;  // nothing left here: no freeze
-    (void)inject_in_refrozen(pid, [&](Injector &inj) -> Status {
+    auto look = [&] {
+      copies.clear();
+      // Copies still children of pid: killed first (reaped below).
+      std::set<pid_t> candidates;
+      if (auto it = j.copies.find(pid); it != j.copies.end()) candidates.insert(it->second.begin(), it->second.end());
+      // A copy imgtool died too early to journal (between the injected
+      // clone3's return and its 'C' line): every process in our frozen
+      // cgroup is a copy, born there by CLONE_INTO_CGROUP.
+      if (j.cgroup_opened.count(pid) && !j.cgroup.empty())
+        if (auto procs = read_file(j.cgroup + "/cgroup.procs")) {
+          std::istringstream in(*procs);
+          for (long p; in >> p;) candidates.insert(pid_t(p));
+        }
+      for (pid_t copy : candidates) {
+        auto st = read_stat(copy);
+        if (!st || st->ppid != pid) continue;
+        kill_copy(copy, -1);
+        copies.push_back(copy);
+      }
+      auto armed = j.armed.find(pid);
+      bool trackers = !j.committed && armed != j.armed.end() && !armed->second;
+      auto before = j.uffds_before.find(pid);
+      const std::set<int> *uffds_before = !j.committed && before != j.uffds_before.end() ? &before->second : nullptr;
+      fds = fds_to_close(pid, trackers, uffds_before, j.cgroup_opened.count(pid) ? j.cgroup : std::string());
+      // A probe page imgtool died before unmapping.
+      probes.clear();
+      if (auto it = j.probes_before.find(pid); it != j.probes_before.end())
+        for (u64 at : probe_pages(pid))
+          if (!it->second.count(at)) probes.push_back(at);
+    };
+    auto act = [&](Injector &inj) -> Status {
       for (int fd : fds) {
         auto r = inj.call(SYS_close, {u64(fd)});
         if (!r) return r.error();
@@ -207,7 +216,17 @@ void undo(const Journal &j) {
       for (u64 at : probes) (void)inj.call(SYS_munmap, {at, 4096});
       for (pid_t copy : copies) (void)reap_with(inj, pid, copy);
       return {};
-    });
+    };
+    if (died) {
+      (void)inject_in_refrozen(pid, [&](Injector &inj) -> Status {
+        look();
+        return act(inj);
+      });
+      continue;
+    }
+    look();
+    if (fds.empty() && copies.empty() && probes.empty()) continue;  // nothing left here: no freeze
+    (void)inject_in_refrozen(pid, act);
   }
   if (!j.cgroup.empty()) remove_cgroup(j.cgroup);
 }
