@@ -263,10 +263,9 @@ Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const Proce
   std::unique_ptr<Snapshot> snap(new Snapshot());
   std::vector<pid_t> targets;
   for (const ProcessCapture *pc : procs) targets.push_back(pc->pid);
-  auto cg = make_frozen_cgroup(targets);
+  auto cg = make_frozen_cgroup(targets, [&](const std::string &path) { guard.snapshot_cgroup(path); });
   if (!cg) return cg.error();
   snap->cgroup_ = cg.take();
-  guard.snapshot_cgroup(snap->cgroup_);
   // Pages fork does not copy first: a failure there leaves no copy to undo.
   for (const ProcessCapture *pc : procs) {
     auto ps = std::make_unique<ProcessSnapshot>();

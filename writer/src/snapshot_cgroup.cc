@@ -51,7 +51,8 @@ static bool same_namespace(pid_t target, const char *kind) {
          stat(("/proc/" + std::to_string(target) + "/ns/" + kind).c_str(), &theirs) == 0 && ours.st_ino == theirs.st_ino;
 }
 
-Expected<std::string> make_frozen_cgroup(const std::vector<pid_t> &targets) {
+Expected<std::string> make_frozen_cgroup(const std::vector<pid_t> &targets,
+                                         const std::function<void(const std::string &)> &about_to_make) {
   // The cgroup's path is opened by the target, and the pid clone3 returns
   // there is the copy's pid in the target's pid namespace: both must be
   // ours for what we do with them.
@@ -63,6 +64,7 @@ Expected<std::string> make_frozen_cgroup(const std::vector<pid_t> &targets) {
   if (mount.empty()) return make_error("no cgroup v2 hierarchy is mounted");
   std::string dir = mount + "/ckpt-snapshot-" + std::to_string(getpid());
   remove_cgroup(dir);  // a leftover of an earlier imgtool with our pid
+  if (about_to_make) about_to_make(dir);
   if (mkdir(dir.c_str(), 0700) < 0) return make_error("cannot create cgroup %s: %s", dir.c_str(), strerror(errno));
   if (!write_text(dir + "/cgroup.freeze", "1")) {
     int e = errno;
