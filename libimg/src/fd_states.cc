@@ -55,7 +55,8 @@ Expected<RecreatedFile> recreated_file_state(const Table<FdRecord> &fds, const F
   if (out.fixed.extent_count > tail.size() / sizeof(DataExtent))
     return make_error("fd %d: file state: %u data extents run past its end", r.fd, out.fixed.extent_count);
   out.extents.resize(out.fixed.extent_count);
-  std::memcpy(out.extents.data(), tail.data(), out.extents.size() * sizeof(DataExtent));
+  if (!out.extents.empty())  // memcpy with a null pointer is undefined even for 0 bytes (UBSan)
+    std::memcpy(out.extents.data(), tail.data(), out.extents.size() * sizeof(DataExtent));
   u64 end = 0;
   for (const DataExtent &e : out.extents) {
     if (e.offset < end || e.length > r.size || e.offset > r.size - e.length)
