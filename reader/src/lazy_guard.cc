@@ -1,5 +1,7 @@
 #include "lazy_guard.h"
 
+#include "fd_message.h"
+
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -51,19 +53,12 @@ void kill_tree(int pidfd, pid_t pid) {
 [[noreturn]] void guard(int sock, int pidfd, pid_t pid) {
   std::vector<int> held;  // the userfaultfds: open as long as we live
   for (;;) {
-    char byte = 0;
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    FdMessage m;
+    ssize_t n = recvmsg(sock, &m.msg, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
-    if (n == 1 && byte == 'f') _exit(0);
+    if (n == 1 && m.byte == 'f') _exit(0);
     if (n == 1) {
-      cmsghdr *c = CMSG_FIRSTHDR(&msg);
+      cmsghdr *c = CMSG_FIRSTHDR(&m.msg);
       int fd;
       if (c && c->cmsg_type == SCM_RIGHTS) {
         std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
@@ -103,20 +98,14 @@ bool LazyGuard::start(int uffd, int process, pid_t pid) {
 
 void LazyGuard::hold(int child_uffd) {
   if (sock_ < 0) return;
-  char byte = 'u';
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  FdMessage m;
+  m.byte = 'u';
+  cmsghdr *c = CMSG_FIRSTHDR(&m.msg);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(c), &child_uffd, sizeof(int));
-  while (sendmsg(sock_, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  while (sendmsg(sock_, &m.msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {
   }
 }
 

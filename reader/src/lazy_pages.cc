@@ -1,5 +1,7 @@
 #include "lazy_pages.h"
 
+#include "fd_message.h"
+
 #include "lazy_guard.h"
 #include "phase_times.h"
 
@@ -60,25 +62,6 @@ bool served_lazily(const CkptView &v, const VmaRecord &m) {
     if (stored_in_file(v.ranges.records[m.first_range + k])) return true;
   return false;
 }
-
-// The one-byte message that carries the userfaultfd from the restored
-// process to imgtool (SCM_RIGHTS): room for one fd.
-namespace {
-struct FdMessage {
-  char byte = 0;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  FdMessage() {
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-  }
-  FdMessage(const FdMessage &) = delete;
-  FdMessage &operator=(const FdMessage &) = delete;
-};
-}  // namespace
 
 Expected<int> make_lazy_uffd(int sock) {
   int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));

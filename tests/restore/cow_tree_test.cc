@@ -165,15 +165,7 @@ TEST_F(CowTree, EveryProcessStateComparesEqual) {
   std::string pidfile = tmp_.file("restored.pid");
   RunResult r = restore(image_path(), {"--detach", "--pidfile", pidfile});
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
-  for (pid_t p : pids) {
-    test::ProcessState after = test::capture_idle_state(p);
-    EXPECT_EQ(after.error, "") << "restored process " << p;
-    if (!after.error.empty()) continue;
-    StateComparison cmp = compare_with_known_differences(
-        test::diff_states(before[p], after), false, ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    EXPECT_TRUE(cmp.unexpected.empty()) << "restored process " << p << " differs (" << cmp.unexpected.size()
-                                        << " fields):\n" << join_lines(cmp.unexpected, 80);
-  }
+  expect_processes_as_before(before, pids);
   ASSERT_NO_FATAL_FAILURE(go());
   int st = 0;
   ASSERT_TRUE(test::wait_child_exit(pid_, &st, 60)) << log();

@@ -155,6 +155,19 @@ void RestoreTest::restore_expect(int code, const std::vector<std::string> &extra
   EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " still exists after the restored process exited";
 }
 
+void RestoreTest::expect_processes_as_before(const std::map<pid_t, test::ProcessState> &before,
+                                             const std::vector<pid_t> &pids) {
+  for (pid_t p : pids) {
+    test::ProcessState after = test::capture_idle_state(p);
+    EXPECT_EQ(after.error, "") << "restored process " << p;
+    if (!after.error.empty()) continue;
+    StateComparison cmp = compare_with_known_differences(
+        test::diff_states(before.at(p), after), false, ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    EXPECT_TRUE(cmp.unexpected.empty()) << "restored process " << p << " differs (" << cmp.unexpected.size()
+                                        << " fields):\n" << join_lines(cmp.unexpected, 80);
+  }
+}
+
 void RestoreTest::expect_state_as_before(const test::CaptureOptions &options) {
   test::ProcessState after = test::capture_idle_state(pid_, options);
   EXPECT_EQ(after.error, "") << "the restored program; its stderr:\n" << log();

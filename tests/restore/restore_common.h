@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <memory>
+#include <map>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -90,6 +91,9 @@ class RestoreTest : public ::testing::Test {
   /// Captures the restored program's state once it is idle (pid_) and
   /// compares it with before_state_, as restore_compare_expect() does.
   void expect_state_as_before(const test::CaptureOptions &options = {});
+  /// Each restored process of `pids` equals its state in `before` (taken
+  /// before the dump), known differences aside: for trees.
+  void expect_processes_as_before(const std::map<pid_t, test::ProcessState> &before, const std::vector<pid_t> &pids);
 
   TempDir tmp_;
   std::unique_ptr<Program> program_;
