@@ -211,7 +211,8 @@ static Status check_sysv_ipc(const CkptView &v) {
         u64 at = 0;
         for (u32 m = 0; m < r.count; m++) {
           SysvMessageHeader h{};
-          if (bytes.size() - at < sizeof h)
+          // `at` can pass the end by a body's padding (up to 7 bytes): compare before subtracting.
+          if (at > bytes.size() || bytes.size() - at < sizeof h)
             return make_error("SysV IPC record %zu (queue %d): message %u lies past its data", i, r.id, m);
           std::memcpy(&h, bytes.data() + at, sizeof h);
           at += sizeof h;

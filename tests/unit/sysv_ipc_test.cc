@@ -117,6 +117,21 @@ TEST(SysvIpcNotes, DataThatDoesNotFitItsKindIsRefused) {
   EXPECT_NE(damaged([](auto &r) { r[0].kind = 9; }).find("unknown kind 9"), std::string::npos);
 }
 
+// A queue's data that ends inside a message's zero padding: the walk past
+// that padding must not read a further header from beyond the data (the
+// fuzz campaign's heap overflow, fuzz/regressions/fuzz_tables).
+TEST(SysvIpcNotes, QueueDataEndingInsideThePaddingIsRefused) {
+  auto im = with_ipc();
+  std::vector<u8> cut = message(1, "hello");
+  cut.resize(sizeof(SysvMessageHeader) + 5);
+  SysvIpcRecord &q = im.notes.sysv_ipc.records[2];
+  q.data = im.notes.sysv_ipc.add_blob(cut);
+  q.count = 2;
+  auto v = view_of_notes(im.notes);
+  ASSERT_FALSE(v);
+  EXPECT_NE(v.error().message().find("message 1 lies past its data"), std::string::npos) << v.error().message();
+}
+
 // The first synthetic mapping (two pages) made a SysV attach of segment
 // `id`: restorable only with the whole segment in the image.
 std::string refusal_of_attach(i32 id, u64 pgoff) {
