@@ -103,6 +103,30 @@ TEST_F(SharedAnonTree, StoredOnceAndRestoredShared) {
   EXPECT_EQ(passes(), before + 1) << log();
 }
 
+// Snapshot mode (a running tree: the default): shared memory is read
+// while the tree is frozen, once, from the process storing it; the tree
+// then runs on, and the image, restored once it is gone, is as of the
+// freeze.
+TEST_F(SharedAnonTree, SnapshotOfTheRunningTree) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SHARED_ANON_TREE_PATH));
+  std::vector<pid_t> pids = tree_pids();
+  ASSERT_EQ(pids.size(), 4u);
+  RunResult d = dump(pid_, image_path(), {"--stats", "--short-freeze"});
+  ASSERT_TRUE(d.exited && d.exit_code == 0) << d.status() << "\n" << d.err;
+  EXPECT_NE(d.err.find(", freeze snapshot"), std::string::npos) << d.err;
+  EXPECT_NE(d.err.find("shared memory stored once 94371840 bytes"), std::string::npos) << d.err;
+  for (size_t i = 1; i < pids.size(); i++) kill(pids[i], SIGKILL);
+  kill(pid_, SIGKILL);
+  int status;
+  ASSERT_TRUE(program_->wait_exit(&status, 10));
+  // The children, orphaned to us (the subreaper), are reaped so that
+  // their pids are free for the restore.
+  for (size_t i = 1; i < pids.size(); i++)
+    ASSERT_TRUE(wait_until([&] { return waitpid(pids[i], nullptr, WNOHANG) == pids[i] || !pid_exists(pids[i]); }, 30))
+        << "child " << pids[i] << " lives on";
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
 // Which core stores which part of A: the parent its 30 MiB, child 0 the
 // last 2 MiB; child 1's moved A refers to both, at their addresses.
 TEST_F(SharedAnonTree, LaterProcessesReferToTheFirstMapping) {
