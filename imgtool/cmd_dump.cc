@@ -200,6 +200,8 @@ int cmd_dump(int argc, char **argv) {
     if (!stats->tracking_note.empty()) line += " (" + stats->tracking_note + ")";
     line += ", freeze " + stats->freeze_mode;
     if (stats->cow_shared_bytes) line += ", stored once " + std::to_string(stats->cow_shared_bytes) + " bytes";
+    if (stats->shared_memory_once_bytes)
+      line += ", shared memory stored once " + std::to_string(stats->shared_memory_once_bytes) + " bytes";
     std::fprintf(stderr, "%s\n", line.c_str());
   }
   if (result_fd >= 0) {

@@ -493,17 +493,22 @@ std::string render_text(const json &info) {
   }
   line("memory: " + std::to_string(info["memory"].size()) + " mappings, " + human_bytes(total) + ", " +
        human_bytes(stored) + " stored here");
-  u64 once = 0;
-  std::set<u64> sharing;  // processes whose copy-on-write memory an earlier one stores
+  // Taken from an earlier process's core (§9.23): [0] private memory
+  // shared copy-on-write, [1] shared memory objects ("s" in prot).
+  u64 once[2] = {};
+  std::set<u64> sharing[2];  // the processes taking them
   for (const json &m : info["memory"])
     if (u64 n = m.value("stored_once_bytes", u64(0))) {
-      once += n;
-      sharing.insert(m.value("pid", u64(0)));
+      bool object = str(m["prot"]).find('s') != std::string::npos;
+      once[object] += n;
+      sharing[object].insert(m.value("pid", u64(0)));
     }
-  if (once)
-    line("memory shared copy-on-write since fork, stored once: " + human_bytes(once) + " in " +
-         std::to_string(sharing.size()) + (sharing.size() == 1 ? " process" : " processes") +
-         " taken from an earlier process's core");
+  const char *what[2] = {"memory shared copy-on-write since fork", "shared memory mapped by several processes"};
+  for (int k = 0; k < 2; k++)
+    if (once[k])
+      line(std::string(what[k]) + ", stored once: " + human_bytes(once[k]) + " in " +
+           std::to_string(sharing[k].size()) + (sharing[k].size() == 1 ? " process" : " processes") +
+           " taken from an earlier process's core");
   json last_pid;
   bool several = info.contains("tree") && info["tree"].size() > 1;
   for (const json &m : info["memory"]) {

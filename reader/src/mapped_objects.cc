@@ -31,31 +31,31 @@ static bool page_is_zero(const u8 *p) {
 }
 
 // Calls put(object offset, bytes, n) for every stored page of the mappings
-// in `maps` that is not all zero: the objects they go into start
+// in `sources` that is not all zero: the objects they go into start
 // zero-filled (a fresh shmem object or a truncated file), and a zero page
-// left alone costs no memory.
+// left alone costs no memory. A page mapped by several sources is put
+// once per mapping (the same bytes: stored once and referred to, §9.23).
 template <typename Put>
-static Status for_each_stored_page(const CkptView &v, const ImageReader &image,
-                                   const std::vector<const VmaRecord *> &maps, Put &&put) {
-  for (const VmaRecord *o : maps)
-    for (u32 k = 0; k < o->range_count; k++) {
-      const PageRangeRecord &r = v.ranges.records[o->first_range + k];
-      if (!stored_in_file(r)) continue;
-      const u8 *bytes = stored_range(image, v, r).bytes.data();
-      for (u64 off = 0; off < r.length; off += kPageSize) {
-        u64 n = std::min(kPageSize, r.length - off);
-        if (n == kPageSize && page_is_zero(bytes + off)) continue;
-        CKPT_TRY(put(o->pgoff + (r.start - o->start) + off, bytes + off, n, r.start + off));
+static Status for_each_stored_page(const std::vector<ObjectMappings> &sources, Put &&put) {
+  for (const ObjectMappings &src : sources)
+    for (const VmaRecord *o : src.maps)
+      for (u32 k = 0; k < o->range_count; k++) {
+        const PageRangeRecord &r = src.view->ranges.records[o->first_range + k];
+        if (!stored_in_file(r)) continue;
+        const u8 *bytes = stored_range(*src.image, *src.view, r).bytes.data();
+        for (u64 off = 0; off < r.length; off += kPageSize) {
+          u64 n = std::min(kPageSize, r.length - off);
+          if (n == kPageSize && page_is_zero(bytes + off)) continue;
+          CKPT_TRY(put(o->pgoff + (r.start - o->start) + off, bytes + off, n, r.start + off));
+        }
       }
-    }
   return {};
 }
 
-// Writes the stored bytes of every mapping in `maps` into fd at the
+// Writes the stored bytes of every mapping in `sources` into fd at the
 // mapping's file offset.
-static Status write_stored_pages(const CkptView &v, const ImageReader &image, const std::vector<const VmaRecord *> &maps,
-                                 int fd) {
-  return for_each_stored_page(v, image, maps, [&](u64 at, const u8 *bytes, u64 n, u64 addr) -> Status {
+static Status write_stored_pages(const std::vector<ObjectMappings> &sources, int fd) {
+  return for_each_stored_page(sources, [&](u64 at, const u8 *bytes, u64 n, u64 addr) -> Status {
     if (pwrite(fd, bytes, n, static_cast<off_t>(at)) != static_cast<ssize_t>(n))
       return make_error("cannot refill the object mapped at 0x%llx: %s", (unsigned long long)addr, strerror(errno));
     return {};
@@ -75,14 +75,13 @@ u32 hugetlb_mmap_flags(u64 page_size) {
 // such an mmap, filled through it (hugetlbfs files have no write()), and
 // reopened through /proc/self/map_files, which needs
 // CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) like the rest of restore.
-Expected<int> new_shared_anon_object(const CkptView &v, const ImageReader &image,
-                                     const std::vector<const VmaRecord *> &maps, u64 size, u32 huge_flags) {
+Expected<int> new_shared_anon_object(const std::vector<ObjectMappings> &sources, u64 size, u32 huge_flags) {
   void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | int(huge_flags), -1, 0);
   if (p == MAP_FAILED)
     return make_error("cannot create %llu bytes of shared %smemory: %s", (unsigned long long)size,
                       huge_flags ? "hugetlb " : "", strerror(errno));
   u8 *base = static_cast<u8 *>(p);
-  (void)for_each_stored_page(v, image, maps, [&](u64 at, const u8 *bytes, u64 n, u64) -> Status {
+  (void)for_each_stored_page(sources, [&](u64 at, const u8 *bytes, u64 n, u64) -> Status {
     std::memcpy(base + at, bytes, n);
     return {};
   });
@@ -96,22 +95,20 @@ Expected<int> new_shared_anon_object(const CkptView &v, const ImageReader &image
   return fd;
 }
 
-std::vector<const VmaRecord *> mappings_of_object(const CkptView &v, const VmaRecord &m, u64 *size) {
-  std::vector<const VmaRecord *> maps;
-  *size = 0;
+ObjectMappings mappings_of_object(const CkptView &v, const ImageReader &image, const VmaRecord &m, u64 *size) {
+  ObjectMappings out{&v, &image, {}};
   for (const VmaRecord &o : v.vmas.records)
     if (o.kind == m.kind && (o.flags & kVmaShared) && o.dev == m.dev && o.ino == m.ino) {
-      maps.push_back(&o);
+      out.maps.push_back(&o);
       *size = std::max(*size, o.pgoff + (o.end - o.start));
     }
-  return maps;
+  return out;
 }
 
-Expected<int> new_deleted_file_object(const CkptView &v, const ImageReader &image,
-                                      const std::vector<const VmaRecord *> &maps, u64 size) {
+Expected<int> new_deleted_file_object(const std::vector<ObjectMappings> &sources, u64 size) {
   int fd = static_cast<int>(syscall(SYS_memfd_create, "ckpt-shared", MFD_CLOEXEC));
   if (fd < 0) return make_error("memfd_create: %s", strerror(errno));
-  Status filled = ftruncate(fd, static_cast<off_t>(size)) == 0 ? write_stored_pages(v, image, maps, fd)
+  Status filled = ftruncate(fd, static_cast<off_t>(size)) == 0 ? write_stored_pages(sources, fd)
                                                                : make_error("ftruncate: %s", strerror(errno));
   if (!filled) {
     close(fd);
@@ -160,12 +157,12 @@ Status prepare_shared_objects(const CkptView &v, const ImageReader &image, Mappe
         }
       if (fd < 0) {
         if (anon) {
-          auto obj = new_shared_anon_object(v, image, maps, size,
+          auto obj = new_shared_anon_object({{&v, &image, maps}}, size,
                                             kind == VmaKind::Hugetlb ? hugetlb_mmap_flags(m.page_size) : 0);
           if (!obj) return obj.error();
           fd = *obj;
         } else {
-          auto obj = new_deleted_file_object(v, image, maps, size);
+          auto obj = new_deleted_file_object({{&v, &image, maps}}, size);
           if (!obj) return obj.error();
           fd = *obj;
         }
@@ -230,7 +227,7 @@ Expected<int> open_executable(const CkptView &v, const ImageReader &image, Mappe
   Status made;
   if (ftruncate(tmp, static_cast<off_t>(size)) < 0)
     made = make_error("cannot recreate the deleted executable %s: %s", path.c_str(), strerror(errno));
-  if (made) made = write_stored_pages(v, image, maps, tmp);
+  if (made) made = write_stored_pages({{&v, &image, maps}}, tmp);
   // The last page was stored whole; the file ended inside it.
   u64 recorded = maps[0]->file_size;
   if (made && recorded && recorded < size && ftruncate(tmp, static_cast<off_t>(recorded)) < 0)

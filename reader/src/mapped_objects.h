@@ -34,21 +34,29 @@ struct MappedObjects {
 img::Status prepare_shared_objects(const img::CkptView &v, const img::ImageReader &image, MappedObjects &out,
                                    const std::map<std::tuple<img::u32, img::u64, img::u64>, int> *inherited = nullptr);
 
-/// Every shared mapping of the object VMA m maps (same kind, dev, inode),
-/// and the object's size.
-std::vector<const img::VmaRecord *> mappings_of_object(const img::CkptView &v, const img::VmaRecord &m, img::u64 *size);
+/// The shared mappings of one memory object in one process's core.
+struct ObjectMappings {
+  const img::CkptView *view = nullptr;
+  const img::ImageReader *image = nullptr;
+  std::vector<const img::VmaRecord *> maps;
+};
+
+/// Every shared mapping in v of the object VMA m maps (same kind, dev,
+/// inode); raises *size to the object's extent they show.
+ObjectMappings mappings_of_object(const img::CkptView &v, const img::ImageReader &image, const img::VmaRecord &m,
+                                  img::u64 *size);
 
 /// A fresh shared anonymous (shmem, or hugetlb with `huge_flags`) object of
-/// `size` bytes filled with the stored bytes of `maps`, as an fd.
-img::Expected<int> new_shared_anon_object(const img::CkptView &v, const img::ImageReader &image,
-                                          const std::vector<const img::VmaRecord *> &maps, img::u64 size,
+/// `size` bytes filled with the stored bytes of every mapping in
+/// `sources` (of one process or of several: in a tree each page of an
+/// object is stored by the first process mapping it), as an fd.
+img::Expected<int> new_shared_anon_object(const std::vector<ObjectMappings> &sources, img::u64 size,
                                           img::u32 huge_flags);
 
-/// A fresh memfd of `size` bytes holding the stored bytes of `maps`: the
-/// object for MAP_SHARED mappings of a deleted file (a POSIX semaphore or
-/// shm_open object in /dev/shm, unlinked) that no fd holds.
-img::Expected<int> new_deleted_file_object(const img::CkptView &v, const img::ImageReader &image,
-                                           const std::vector<const img::VmaRecord *> &maps, img::u64 size);
+/// A fresh memfd of `size` bytes holding the stored bytes of `sources`:
+/// the object for MAP_SHARED mappings of a deleted file (a POSIX semaphore
+/// or shm_open object in /dev/shm, unlinked) that no fd holds.
+img::Expected<int> new_deleted_file_object(const std::vector<ObjectMappings> &sources, img::u64 size);
 
 /// An fd for PR_SET_MM_MAP's exe_fd (/proc/PID/exe). A deleted executable
 /// is recreated under its old name from the bytes of its mappings, opened

@@ -117,12 +117,20 @@ Status make_inherited_objects(const TreePlan &plan, TreeChannels &ch) {
         break;
       }
       case SharedKey::Memory: {
+        // From every process's mappings of it, at its largest extent: each
+        // page is stored once, by the first process mapping it (§9.23), so
+        // the bytes a later process alone maps (one its parent unmapped
+        // since) are in that process's core only.
         const VmaRecord &m = v.vmas.records[use.record];
         u64 size = 0;
-        auto maps = mappings_of_object(v, m, &size);
+        std::vector<ObjectMappings> sources;
+        for (const TreeProcess &q : plan.processes)
+          if (!q.zombie)
+            if (ObjectMappings o = mappings_of_object(*q.view, *q.image, m, &size); !o.maps.empty())
+              sources.push_back(std::move(o));
         auto kind = static_cast<VmaKind>(m.kind);
-        auto fd = kind == VmaKind::File ? new_deleted_file_object(v, *p.image, maps, size)
-                                        : new_shared_anon_object(v, *p.image, maps, size,
+        auto fd = kind == VmaKind::File ? new_deleted_file_object(sources, size)
+                                        : new_shared_anon_object(sources, size,
                                                                  kind == VmaKind::Hugetlb ? hugetlb_mmap_flags(m.page_size) : 0);
         if (!fd) return fd.error().context(who);
         ch.inherited.memory[{m.kind, m.dev, m.ino}] = *fd;

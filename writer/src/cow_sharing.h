@@ -10,6 +10,16 @@
 // match made at the freeze still holds. Such pages become Earlier runs
 // that name the process and address storing them; libimg turns those into
 // file offsets.
+//
+// A shared memory object several processes map (MAP_SHARED|MAP_ANONYMOUS
+// memory inherited across fork, a shared memfd or unlinked /dev/shm file,
+// a SysV segment, shared hugetlb memory) is one object whatever the
+// addresses: a page of it is named by the object (kind, device and inode,
+// as maps shows them: the key restore makes one object of) and its offset
+// in it, not by address or frame (a page one process never touched has no
+// frame in its page table, yet is the same page). The first process in
+// image order that maps a page of the object stores it; every later
+// mapping of that page, at whatever address, refers to it.
 #pragma once
 
 #include <sys/types.h>
@@ -28,15 +38,23 @@ struct SharingMember {
 };
 
 struct CowSharing {
-  img::u64 bytes = 0;    ///< bytes not stored again (Earlier)
+  img::u64 bytes = 0;    ///< private bytes not stored again (Earlier)
+  img::u64 shared_object_bytes = 0;  ///< bytes of shared memory objects not stored again (Earlier)
   size_t ranges = 0;     ///< Earlier runs made
 };
 
+/// Whether v maps a shared memory object whose bytes the image stores
+/// (shared anonymous, hugetlb or SysV memory, or a deleted file mapped
+/// shared), which share_cow_pages matches by object and offset.
+bool is_shared_memory_object(const VmaPlan &v);
+
 /// Rewrites the Image runs of every process after the first whose pages
-/// have the frame of a page an earlier process stores into Earlier runs.
+/// have the frame of a page an earlier process stores, or are the same
+/// page of a shared memory object an earlier process stores, into Earlier
+/// runs.
 /// An Earlier run's source lies within one Image run of its source (one
 /// page range, one PT_LOAD). Processes without frames (PFNs unreadable)
-/// keep every page.
+/// keep every private page.
 CowSharing share_cow_pages(const std::vector<SharingMember> &members);
 
 }  // namespace ckpt::writer

@@ -217,11 +217,14 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   std::vector<Unsupported> lacking;
   std::vector<std::vector<Note>> encoded;
   if (procs.size() > 1) {
-    // Memory still shared copy-on-write since fork is stored once, by the
-    // first process holding it (cow_sharing.h).
+    // Memory still shared copy-on-write since fork, and shared memory
+    // objects several processes map, are stored once, by the first
+    // process holding them (cow_sharing.h).
     std::vector<SharingMember> sharing;
     for (CapturedProcess &p : procs) sharing.push_back({p.capture.pid, &p.capture.memory});
-    stats.cow_shared_bytes = share_cow_pages(sharing).bytes;
+    CowSharing shared = share_cow_pages(sharing);
+    stats.cow_shared_bytes = shared.bytes;
+    stats.shared_memory_once_bytes = shared.shared_object_bytes;
   }
   for (CapturedProcess &p : procs) {
     p.layout = layout_segments(p.capture.memory);

@@ -77,6 +77,10 @@ struct DumpStats {
   /// A tree: bytes of memory still shared copy-on-write since fork, stored
   /// once (by the first process) and referenced by the others.
   img::u64 cow_shared_bytes = 0;
+  /// A tree: bytes of shared memory objects (shared anonymous memory, a
+  /// shared memfd...) that several processes map, stored once (by the
+  /// first process mapping each page) and referenced by the others.
+  img::u64 shared_memory_once_bytes = 0;
 };
 
 /// Writes an image of process options.pid. On failure nothing is left at
