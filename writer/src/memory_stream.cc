@@ -1,7 +1,7 @@
 // write_memory: the process's stored pages into the image, as a two-stage
-// pipeline. One thread reads batches out of the frozen process
-// (process_vm_readv, /proc/PID/mem where that cannot read) and marks the
-// all-zero pages; the calling thread checksums and writes them.
+// pipeline. One thread reads batches out of the frozen process (pread of
+// /proc/PID/mem for long runs, process_vm_readv for many short ones) and
+// marks the all-zero pages; the calling thread checksums and writes them.
 // Both are mostly kernel copies, so on two cores the dump costs about the
 // slower of the two instead of their sum.
 #include "memory.h"
@@ -66,6 +66,11 @@ std::vector<Batch> make_batches(const std::vector<VmaPlan> &plan) {
   return batches;
 }
 
+// Pieces at least this long on average are read with one pread of
+// /proc/PID/mem each: 3.1 GiB/s against process_vm_readv's 2.0 here
+// (machine-facts.md). Many short pieces go in one process_vm_readv.
+static constexpr size_t kPreadPiece = 256u << 10;
+
 Status pread_piece(pid_t pid, int mem, const Piece &p, u8 *into, size_t from) {
   for (size_t k = from; k < p.len;) {
     ssize_t n = pread(mem, into + k, p.len - k, p.addr + k);
@@ -100,75 +105,64 @@ void mark_zero_range(const u8 *buffer, size_t from, size_t to, std::vector<bool>
   for (size_t off = from; off < to; off += kPageSize) zero[off / kPageSize] = page_is_zero(buffer + off);
 }
 
-// Memory is read a slice at a time and checked for zero pages while the
-// slice is still in the CPU's cache: checked after the whole 8 MiB batch,
-// every page's first word was a cache miss (14 % of a dump's CPU).
-static constexpr size_t kSlice = 256u << 10;
-
-// One slice: pieces of the batch, read with one process_vm_readv. It
-// copies straight from the target's pages into the buffer (pread of
-// /proc/PID/mem copies each page twice, through a kernel bounce page:
-// 25 % more CPU here, decision 4001). It stops at the first page it
-// cannot read (PROT_NONE, VM_IO, a hole); /proc/PID/mem reads with
-// FOLL_FORCE and gets the rest of the slice.
-struct Slice {
-  std::vector<iovec> local, remote;
-  size_t from = 0, bytes = 0;  // where in the buffer, how much
-};
-
-Status read_slice(pid_t pid, int mem, Slice &s, u8 *buffer, std::vector<bool> &zero) {
-  if (s.local.empty()) return {};
-  ssize_t got = process_vm_readv(pid, s.local.data(), s.local.size(), s.remote.data(), s.remote.size(), 0);
-  if (got < 0) {
-    if (errno == ESRCH) return make_error("process %d exited during the dump", pid);
-    got = 0;
-  }
-  if (static_cast<size_t>(got) < s.bytes) {
-    size_t pos = 0;
-    for (size_t i = 0; i < s.local.size(); i++) {
-      size_t len = s.local[i].iov_len;
-      if (pos + len > static_cast<size_t>(got)) {
-        size_t have = static_cast<size_t>(got) > pos ? got - pos : 0;
-        Piece p{reinterpret_cast<u64>(s.remote[i].iov_base), len};
-        CKPT_TRY(pread_piece(pid, mem, p, static_cast<u8 *>(s.local[i].iov_base), have));
-      }
-      pos += len;
-    }
-  }
-  mark_zero_range(buffer, s.from, s.from + s.bytes, zero);
-  s.local.clear();
-  s.remote.clear();
-  s.bytes = 0;
-  return {};
-}
+// Long pieces are read and checked for zero pages a slice at a time, while
+// the slice is still in the CPU's cache: checked after the whole 8 MiB
+// batch, every page's first word was a cache miss (14 % of a dump's CPU).
+static constexpr size_t kZeroCheckSlice = 256u << 10;
 
 // Reads the batch into buffer and marks its zero pages in `zero`.
 Status read_batch(pid_t pid, int mem, const Batch &b, u8 *buffer, const PagesReadEarlier *early,
                   std::vector<bool> &zero) {
   zero.assign(b.bytes / kPageSize, false);
-  Slice slice;
-  size_t off = 0;
-  for (const Piece &p : b.pieces) {
-    if (const u8 *bytes = early ? early->find(p.addr, p.len) : nullptr) {
-      CKPT_TRY(read_slice(pid, mem, slice, buffer, zero));
-      std::memcpy(buffer + off, bytes, p.len);
-      mark_zero_range(buffer, off, off + p.len, zero);
+  bool any_early = false;
+  for (const Piece &p : b.pieces) any_early = any_early || (early && early->find(p.addr, p.len));
+  if (any_early || b.bytes / b.pieces.size() >= kPreadPiece) {
+    // /proc/PID/mem reads with FOLL_FORCE: PROT_NONE and VM_IO pages too.
+    size_t off = 0;
+    for (const Piece &p : b.pieces) {
+      if (const u8 *bytes = early ? early->find(p.addr, p.len) : nullptr) {
+        std::memcpy(buffer + off, bytes, p.len);
+        mark_zero_range(buffer, off, off + p.len, zero);
+      } else {
+        // Pieces are whole pages, and so are the slices.
+        for (size_t k = 0; k < p.len; k += kZeroCheckSlice) {
+          size_t n = std::min(kZeroCheckSlice, p.len - k);
+          CKPT_TRY(pread_piece(pid, mem, {p.addr + k, n}, buffer + off + k, 0));
+          mark_zero_range(buffer, off + k, off + k + n, zero);
+        }
+      }
       off += p.len;
-      continue;
     }
-    // Pieces are whole pages, and so are the parts of them a slice takes.
-    for (size_t k = 0; k < p.len;) {
-      if (slice.local.empty()) slice.from = off + k;
-      size_t n = std::min(kSlice - slice.bytes, p.len - k);
-      slice.local.push_back({buffer + off + k, n});
-      slice.remote.push_back({reinterpret_cast<void *>(p.addr + k), n});
-      slice.bytes += n;
-      k += n;
-      if (slice.bytes == kSlice || slice.local.size() == kMaxPieces) CKPT_TRY(read_slice(pid, mem, slice, buffer, zero));
-    }
-    off += p.len;
+    return {};
   }
-  return read_slice(pid, mem, slice, buffer, zero);
+  std::vector<iovec> local(b.pieces.size()), remote(b.pieces.size());
+  size_t off = 0;
+  for (size_t i = 0; i < b.pieces.size(); i++) {
+    local[i] = {buffer + off, b.pieces[i].len};
+    remote[i] = {reinterpret_cast<void *>(b.pieces[i].addr), b.pieces[i].len};
+    off += b.pieces[i].len;
+  }
+  ssize_t got = process_vm_readv(pid, local.data(), local.size(), remote.data(), remote.size(), 0);
+  if (got < 0) {
+    if (errno == ESRCH) return make_error("process %d exited during the dump", pid);
+    got = 0;
+  }
+  if (static_cast<size_t>(got) == off) {
+    mark_zero_range(buffer, 0, off, zero);
+    return {};
+  }
+  // process_vm_readv stops at the first page it cannot read (PROT_NONE,
+  // VM_IO); /proc/PID/mem reads with FOLL_FORCE and gets the rest.
+  size_t pos = 0;
+  for (const Piece &p : b.pieces) {
+    if (pos + p.len > static_cast<size_t>(got)) {
+      size_t have = static_cast<size_t>(got) > pos ? got - pos : 0;
+      CKPT_TRY(pread_piece(pid, mem, p, buffer + pos, have));
+    }
+    pos += p.len;
+  }
+  mark_zero_range(buffer, 0, pos, zero);
+  return {};
 }
 
 // Writes buf (whole pages) with runs of zero pages as holes.
