@@ -75,6 +75,12 @@ await_gone() {
 }
 # peak RSS in MiB from a `/usr/bin/time -f %M` log (its last line)
 rss_of() { awk 'END { printf "%.1f", $1 / 1024 }' "$1"; }
+# CPU seconds (user + system) from `/usr/bin/time -f "%M %U %S"`'s line, and
+# of a live process (with its reaped children) from /proc/PID/stat: under
+# load the wall clock measures the queue for the CPUs, CPU time the work.
+cpu_of() { awk 'END { printf "%.2f", $2 + $3 }' "$1"; }
+proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15 + $16 + $17) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a + b }'; }
 frozen_since_reset() { printf '%.3f' "$("$tickgap" read "$1")"; }
 
 # ---- header -----------------------------------------------------------------------
@@ -103,10 +109,17 @@ for size in "${sizes[@]}"; do
   # ---- leave-running dumps of one memhog: imgtool (plain, --sync), gcore, criu ----
   start_memhog "$size" "$dir" ticks
   pid=$MH_PID
+  # CRIU dumps a memhog of its own: imgtool's dump leaves its dirty
+  # tracker's userfaultfd in the target (for the next --parent dump),
+  # an fd CRIU cannot dump.
+  if [[ -z $criu_skip ]]; then
+    start_memhog "$size" "$dir/c" ticks
+    cpid=$MH_PID
+  fi
   for ((i = 1; i <= repeat; i++)); do
     "$tickgap" reset "$dir/ticks"
     t0=$(now)
-    /usr/bin/time -f %M -o "$dir/rss" "$imgtool" dump --pid "$pid" -o "$dir/img" 2>"$dir/log" ||
+    /usr/bin/time -f "%M %U %S" -o "$dir/rss" "$imgtool" dump --pid "$pid" -o "$dir/img" 2>"$dir/log" ||
       die "imgtool dump failed: $(cat "$dir/log")"
     t1=$(now)
     sync "$dir/img" "$dir"
@@ -115,6 +128,7 @@ for size in "${sizes[@]}"; do
     put imgtool_frozen "$(frozen_since_reset "$dir/ticks")"
     put imgtool_dump_then_sync "$(elapsed "$t0" "$t2")"
     put imgtool_dump_rss "$(rss_of "$dir/rss")"
+    put imgtool_dump_cpu "$(cpu_of "$dir/rss")"
     img_mib=$(disk_mib "$dir/img")
     rm -f "$dir/img"
 
@@ -141,7 +155,7 @@ for size in "${sizes[@]}"; do
 
     "$tickgap" reset "$dir/ticks"
     t0=$(now)
-    gdb -batch -nx -p "$pid" -ex "gcore $dir/g" >"$dir/gdb.log" 2>&1 || true
+    /usr/bin/time -f "%M %U %S" -o "$dir/rss" gdb -batch -nx -p "$pid" -ex "gcore $dir/g" >"$dir/gdb.log" 2>&1 || true
     t1=$(now)
     [[ -f $dir/g ]] || die "gcore wrote no file: $(tail -3 "$dir/gdb.log")"
     sync "$dir/g" "$dir"
@@ -149,27 +163,30 @@ for size in "${sizes[@]}"; do
     put gcore_dump "$(elapsed "$t0" "$t1")"
     put gcore_frozen "$(frozen_since_reset "$dir/ticks")"
     put gcore_dump_then_sync "$(elapsed "$t0" "$t2")"
+    put gcore_dump_cpu "$(cpu_of "$dir/rss")"
     gcore_mib=$(disk_mib "$dir/g")
     rm -f "$dir/g"
 
     if [[ -z $criu_skip ]]; then
       rm -rf "$dir/criu" && mkdir -p "$dir/criu"
-      "$tickgap" reset "$dir/ticks"
+      "$tickgap" reset "$dir/c/ticks"
       t0=$(now)
-      /usr/bin/time -f %M -o "$dir/rss" "$criu" dump -t "$pid" -D "$dir/criu" --shell-job --leave-running \
+      /usr/bin/time -f "%M %U %S" -o "$dir/rss" "$criu" dump -t "$cpid" -D "$dir/criu" --shell-job --leave-running \
         -o dump.log >/dev/null 2>&1 || die "criu dump --leave-running failed: $(tail -3 "$dir/criu/dump.log")"
       t1=$(now)
       sync "$dir/criu"/* "$dir/criu"
       t2=$(now)
       put criu_dump "$(elapsed "$t0" "$t1")"
-      put criu_frozen "$(frozen_since_reset "$dir/ticks")"
+      put criu_frozen "$(frozen_since_reset "$dir/c/ticks")"
       put criu_dump_then_sync "$(elapsed "$t0" "$t2")"
       put criu_dump_rss "$(rss_of "$dir/rss")"
+      put criu_dump_cpu "$(cpu_of "$dir/rss")"
       criu_mib=$(disk_mib "$dir/criu")
       rm -rf "$dir/criu"
     fi
   done
   stop_memhog "$pid"
+  if [[ -n ${cpid:-} ]]; then stop_memhog "$cpid"; cpid=""; fi
 
   # ---- kill dumps (a fresh memhog each), then restores of the last image ----
   # memhog without a tick file: its shared mapping changes after the dump,
@@ -192,11 +209,16 @@ for size in "${sizes[@]}"; do
     t0=$(now)
     "$imgtool" restore "${flag[@]}" --pidfile "$dir/rpid" "$dir/keep.img" 2>"$dir/rlog" &
     rjob=$!
+    # Polled every 5 ms, not in a busy loop: spinning here took a CPU from
+    # the restore it times (the 2026-11-30 run's hot-restore wall times).
     until [[ -s $dir/rpid ]]; do
       kill -0 "$rjob" 2>/dev/null || die "imgtool restore failed: $(cat "$dir/rlog")"
+      sleep 0.005
     done
     t1=$(now)
     hwm=$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$rjob/status" 2>/dev/null || echo -)
+    # imgtool's CPU so far and the restored process's (its restorer's reads).
+    RESTORE_CPU=$(add "$(proc_cpu "$rjob")" "$(proc_cpu "$(cat "$dir/rpid")")")
     kill -KILL "$(cat "$dir/rpid")"
     { wait "$rjob"; } 2>/dev/null || true
     RESTORE_T=$(elapsed "$t0" "$t1") RESTORE_RSS=$hwm
@@ -206,10 +228,12 @@ for size in "${sizes[@]}"; do
       cat "$dir/keep.img" >/dev/null
       restore_imgtool $mode
       put "imgtool_restore_${mode}_hot" "$RESTORE_T"
+      put "imgtool_restore_${mode}_hot_cpu" "$RESTORE_CPU"
       [[ $mode == eager ]] && put imgtool_restore_rss "$RESTORE_RSS"
       drop_caches
       restore_imgtool $mode
       put "imgtool_restore_${mode}_cold" "$RESTORE_T"
+      put "imgtool_restore_${mode}_cold_cpu" "$RESTORE_CPU"
     done
   done
   rm -f "$dir/keep.img"
@@ -231,10 +255,12 @@ for size in "${sizes[@]}"; do
       local t0 t1 rp
       rm -f "$dir/criu/rpid"
       t0=$(now)
-      /usr/bin/time -f %M -o "$dir/rss" "$criu" restore -D "$dir/criu" --shell-job -d --pidfile rpid \
+      /usr/bin/time -f "%M %U %S" -o "$dir/rss" "$criu" restore -D "$dir/criu" --shell-job -d --pidfile rpid \
         -o restore.log >/dev/null 2>&1 </dev/null || die "criu restore failed: $(tail -3 "$dir/criu/restore.log")"
       t1=$(now)
       rp=$(cat "$dir/criu/rpid")
+      # criu's CPU and the restored process's (CRIU's restorer runs in it).
+      RESTORE_CPU=$(add "$(cpu_of "$dir/rss")" "$(proc_cpu "$rp")")
       kill -KILL "$rp"
       await_gone "$rp"
       RESTORE_T=$(elapsed "$t0" "$t1") RESTORE_RSS=$(rss_of "$dir/rss")
@@ -243,10 +269,12 @@ for size in "${sizes[@]}"; do
       cat "$dir/criu"/* >/dev/null
       restore_criu
       put criu_restore_eager_hot "$RESTORE_T"
+      put criu_restore_eager_hot_cpu "$RESTORE_CPU"
       put criu_restore_rss "$RESTORE_RSS"
       drop_caches
       restore_criu
       put criu_restore_eager_cold "$RESTORE_T"
+      put criu_restore_eager_cold_cpu "$RESTORE_CPU"
     done
     rm -rf "$dir/criu"
   fi
@@ -296,6 +324,15 @@ echo "| size | dump / CRIU | frozen / CRIU | durable (--sync) / CRIU then sync |
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for s in "${sizes[@]}"; do
   echo "| $(label "$s") | $(ratio "$(m "$s" imgtool_dump)" "$(m "$s" criu_dump)") | $(ratio "$(m "$s" imgtool_frozen)" "$(m "$s" criu_frozen)") | $(ratio "$(m "$s" imgtool_dump_sync)" "$(m "$s" criu_dump_then_sync)") | $(ratio "$(m "$s" imgtool_dump_kill)" "$(m "$s" criu_dump_kill)") | $(ratio "$(m "$s" imgtool_restore_eager_hot)" "$(m "$s" criu_restore_eager_hot)") | $(ratio "$(m "$s" imgtool_restore_eager_cold)" "$(m "$s" criu_restore_eager_cold)") | $(ratio "$(m "$s" imgtool_dump)" "$(m "$s" gcore_dump)") | $(ratio "$(m "$s" imgtool_dump_sync)" "$(m "$s" gcore_dump_then_sync)") | $(ratio "$(m "$s" imgtool_dump)" "$(m "$s" kernel_dump)") |"
+done
+echo
+echo "CPU seconds (user + system; dump: the tool; restore: the tool and the restored process until it runs),"
+echo "medians of $repeat: under load the wall clock is mostly the queue for the CPUs, this is the work."
+echo
+echo "| size | dump imgtool | dump CRIU | dump gcore | imgtool / CRIU | imgtool / gcore | restore hot imgtool | CRIU | imgtool / CRIU | restore cold imgtool | CRIU | imgtool / CRIU |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for s in "${sizes[@]}"; do
+  echo "| $(label "$s") | $(m "$s" imgtool_dump_cpu) | $(m "$s" criu_dump_cpu) | $(m "$s" gcore_dump_cpu) | $(ratio "$(m "$s" imgtool_dump_cpu)" "$(m "$s" criu_dump_cpu)") | $(ratio "$(m "$s" imgtool_dump_cpu)" "$(m "$s" gcore_dump_cpu)") | $(m "$s" imgtool_restore_eager_hot_cpu) | $(m "$s" criu_restore_eager_hot_cpu) | $(ratio "$(m "$s" imgtool_restore_eager_hot_cpu)" "$(m "$s" criu_restore_eager_hot_cpu)") | $(m "$s" imgtool_restore_eager_cold_cpu) | $(m "$s" criu_restore_eager_cold_cpu) | $(ratio "$(m "$s" imgtool_restore_eager_cold_cpu)" "$(m "$s" criu_restore_eager_cold_cpu)") |"
 done
 echo
 echo "Frozen time of a leave-running dump (the memhog's own ticker: largest gap), against fork() of the same process:"

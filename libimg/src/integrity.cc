@@ -43,7 +43,10 @@ struct RunningSegment {
   XXH3_state_t *state;
 };
 
-Status check_memory_regions(const ImageReader &image, const std::vector<IntegrityRecord> &recs, u64 prefix_size) {
+// A Prefix mismatch is left to the caller (*prefix_ok): a region's own
+// checksum, found later, says better where the damage is.
+Status check_memory_regions(const ImageReader &image, const std::vector<IntegrityRecord> &recs, u64 prefix_size,
+                            bool *prefix_ok) {
   const u8 *data = image.bytes().data();
   std::vector<const IntegrityRecord *> segments;
   const IntegrityRecord *prefix = nullptr;
@@ -115,10 +118,8 @@ Status check_memory_regions(const ImageReader &image, const std::vector<Integrit
     }
     if (at >= forget_from) image.forget_pages(at, end - at);
   }
-  bool prefix_ok = XXH3_64bits_digest(prefix_state) == prefix->xxh3;
+  *prefix_ok = XXH3_64bits_digest(prefix_state) == prefix->xxh3;
   free_all();
-  if (!prefix_ok)
-    return make_error("checksum mismatch in padding between offsets 0 and %llu", (unsigned long long)prefix->size);
   return {};
 }
 
@@ -207,10 +208,16 @@ Status verify_integrity(const ImageReader &image, bool check_memory) {
       return make_error("checksum mismatch in %s %u (bytes %llu..%llu)", kind_name(r.kind), r.index,
                         (unsigned long long)r.offset, (unsigned long long)(r.offset + r.size));
   }
-  if (check_memory) CKPT_TRY(check_memory_regions(image, recs, note->offset));
+  bool prefix_ok = true;
+  if (check_memory) CKPT_TRY(check_memory_regions(image, recs, note->offset, &prefix_ok));
+  auto prefix_mismatch = [&] {
+    return make_error("checksum mismatch in padding between offsets 0 and %llu", (unsigned long long)note->offset);
+  };
   // A tree image: each embedded core carries its own integrity note (the
   // root's Prefix covered their bytes only with check_memory). Offsets in
-  // errors are the core's own, as `imgtool extract` would write it.
+  // errors are the core's own, as `imgtool extract` would write it. The
+  // root's Prefix covers the cores too: a core's own mismatch is reported
+  // first, as the same damage is when restore finds it (decision 174).
   if (image.base_offset() == 0) {
     auto tree = check_tree_layout(image);
     if (!tree) return tree.error();
@@ -223,6 +230,7 @@ Status verify_integrity(const ImageReader &image, bool check_memory) {
                                        std::to_string(r.offset) + ")");
     }
   }
+  if (!prefix_ok) return prefix_mismatch();
   return {};
 }
 

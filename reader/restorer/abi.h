@@ -46,6 +46,22 @@ struct rs_vma {
 struct rs_fill {
   uint64_t addr, len;
   uint64_t file_offset;    /* in the image file; page-aligned */
+  uint32_t check;          /* 1 + the rs_check its bytes are part of, or 0 */
+  uint32_t pad;
+};
+
+/* A segment checksum the restorer checks as it reads the bytes in
+ * (decision 174): the xxh3 of [file_offset, file_offset + size) of the
+ * image file, which the fills naming it read in file order, one right
+ * after the other. The other fields only make the failure's line, the
+ * same as `imgtool verify` gives: "checksum mismatch in segment PHDR
+ * (bytes CORE_OFFSET..CORE_OFFSET+SIZE)". */
+struct rs_check {
+  uint64_t file_offset, size;
+  uint64_t xxh3;
+  uint64_t core_offset;    /* the segment's offset in its own core */
+  uint32_t phdr;           /* its program header index */
+  uint32_t pad;
 };
 
 /* A kernel-provided mapping ([vdso], [vvar], [vvar_vclock]) to move. */
@@ -212,6 +228,11 @@ struct rs_args {
   uint32_t mlockall_flags; /* MCL_FUTURE [| MCL_ONFAULT] once memory is in place, or 0 */
   struct rs_range *guard;  uint32_t nguard; /* MADV_GUARD_INSTALL once memory is in place */
   uint32_t pad3;
+  struct rs_check *check;  uint32_t ncheck; /* checked while the fills read */
+  uint32_t pad4;
+  const char *check_context; /* NUL-terminated: what a mismatch's line starts with ("" or "process P (...): ") */
+  uint8_t *scratch;        /* scratch_len bytes the checked fills are hashed in */
+  uint64_t scratch_len;
 };
 
 /* What follows the RS_OK byte on status_fd: where imgtool finds the
@@ -246,6 +267,10 @@ enum rs_stage {
   RS_LOCK_MEMORY = 18,
   RS_LAZY = 19,
   RS_GUARD = 20,           /* MADV_GUARD_INSTALL */
+  /* A checksum of the image did not match: the text of the line follows
+   * (as verify words it), then EOF. The image is damaged, not the process:
+   * imgtool reports the line as it is (verdict.cc). */
+  RS_CHECKSUM = 21,
   /* An RS_ASSERT failed (restorer.c): the line (u16, little-endian) and the
    * condition's text follow the two bytes. Far from the stages above so
    * that new stages can be appended. */

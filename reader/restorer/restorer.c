@@ -11,6 +11,31 @@
 
 typedef unsigned long ulong;
 
+/* xxh3, the image's checksum, compiled in (decision 174): the header-only
+ * form, its portable scalar code (the blob uses no vector registers:
+ * -mgeneral-regs-only) and no assert. Its few calls of memcpy and memset
+ * are the ones defined below (-fno-builtin: the compiler emits calls). */
+void *memcpy(void *dst, const void *src, unsigned long n);
+void *memset(void *dst, int c, unsigned long n);
+#define XXH_INLINE_ALL
+#define XXH_VECTOR XXH_SCALAR
+#define XXH_FORCE_MEMORY_ACCESS 1 /* unaligned loads through packed structs, not memcpy calls */
+#define XXH_DEBUGLEVEL 0
+#include <xxhash.h>
+
+void *memcpy(void *dst, const void *src, unsigned long n) {
+  unsigned char *d = dst;
+  const unsigned char *s = src;
+  while (n--) *d++ = *s++;
+  return dst;
+}
+
+void *memset(void *dst, int c, unsigned long n) {
+  unsigned char *d = dst;
+  while (n--) *d++ = (unsigned char)c;
+  return dst;
+}
+
 /* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
 enum {
   NR_write = 1, NR_close = 3, NR_ioctl = 16, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11,
@@ -164,6 +189,38 @@ static void move_special_mappings(const struct rs_args *a) {
   }
 }
 
+/* A checksum that failed: the line verify would print (integrity.cc),
+ * after the stage byte, then EOF; the process dies. */
+static void __attribute__((noreturn)) fail_checksum(const struct rs_args *a, const struct rs_check *c) {
+  char msg[512];
+  unsigned n = 0;
+  msg[n++] = RS_CHECKSUM;
+  const char *parts[] = {a->check_context, "checksum mismatch in segment ", 0, " (bytes ", 0, "..", 0, ")\n"};
+  uint64_t numbers[] = {0, 0, c->phdr, 0, c->core_offset, 0, c->core_offset + c->size, 0};
+  for (unsigned i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+    if (parts[i]) {
+      for (const char *p = parts[i]; *p && n < sizeof msg - 24; p++) msg[n++] = *p;
+      continue;
+    }
+    char digits[24];
+    unsigned k = 0;
+    uint64_t v = numbers[i];
+    do digits[k++] = (char)('0' + v % 10); while ((v /= 10) && k < sizeof digits);
+    while (k) msg[n++] = digits[--k];
+  }
+  sys3(NR_write, a->status_fd, msg, n);
+  for (;;) sys1(NR_exit_group, 127);
+}
+
+/* The checksum being computed while fills read: one at a time, as
+ * imgtool assigned them (fill_checks.cc: a check's fills follow each
+ * other in file order). */
+struct running_check {
+  XXH3_state_t state;
+  uint32_t check;          /* 1 + index, or 0 */
+  uint64_t hashed;
+};
+
 static void read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off) {
   while (len) {
     long r = sys4(NR_pread64, a->image_fd, addr, len, off);
@@ -174,7 +231,48 @@ static void read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off
   }
 }
 
+/* A fill, checked as it is read (not in a pass before: decision 174): a
+ * slice at a time, the image's bytes are read into the scratch buffer and
+ * hashed there, then read again into place while the page cache's pages
+ * are still in the CPU's cache. Kernel quirk (of this VM's shadow paging,
+ * PVM): the first user-mode read of a page the kernel has just filled
+ * costs a fault-like exit per 4 KiB page (0.45 s of CPU per 200 MiB here),
+ * so hashing the restored memory itself costs as much as filling it; the
+ * scratch buffer is touched once, and the second read from the page cache
+ * costs almost nothing (decision 174). */
+static void fill_checked(const struct rs_args *a, const struct rs_fill *f, struct running_check *run) {
+  if (!f->check) {
+    read_fully(a, f->addr, f->len, f->file_offset);
+    return;
+  }
+  RS_ASSERT(a, f->check <= a->ncheck);
+  const struct rs_check *c = &a->check[f->check - 1];
+  if (run->check != f->check) {
+    RS_ASSERT(a, f->file_offset == c->file_offset);
+    XXH3_64bits_reset(&run->state);
+    run->check = f->check;
+    run->hashed = 0;
+  }
+  RS_ASSERT(a, f->file_offset == c->file_offset + run->hashed && f->len <= c->size - run->hashed);
+  RS_ASSERT(a, a->scratch && a->scratch_len);
+  for (ulong done = 0; done < f->len;) {
+    ulong n = f->len - done < a->scratch_len ? f->len - done : a->scratch_len;
+    read_fully(a, (ulong)a->scratch, n, f->file_offset + done);
+    XXH3_64bits_update(&run->state, a->scratch, n);
+    read_fully(a, f->addr + done, n, f->file_offset + done);
+    done += n;
+  }
+  run->hashed += f->len;
+  if (run->hashed == c->size) {
+    if (XXH3_64bits_digest(&run->state) != c->xxh3) fail_checksum(a, c);
+    run->check = 0;
+  }
+}
+
 static void map_memory(const struct rs_args *a) {
+  struct running_check run;
+  run.check = 0;
+  run.hashed = 0;
   for (unsigned i = 0; i < a->nvma; i++) {
     const struct rs_vma *v = &a->vma[i];
     ulong len = v->end - v->start;
@@ -217,7 +315,7 @@ static void map_memory(const struct rs_args *a) {
        * populate there would wait for a helper not yet serving): a VMA is
        * filled before it is registered, and one served lazily has no fill. */
       if (v->map_flags & MAP_PRIVATE) sys3(NR_madvise, f->addr, f->len, MADV_POPULATE_WRITE);
-      read_fully(a, f->addr, f->len, f->file_offset);
+      fill_checked(a, f, &run);
     }
     if (v->uffd) {
       /* The whole VMA, so it is not split: pages that were zero are
@@ -249,6 +347,7 @@ static void map_memory(const struct rs_args *a) {
     if (v->madvise & RS_MADV_DONTFORK) sys3(NR_madvise, v->start, len, MADV_DONTFORK);
     if (v->madvise & RS_MADV_WIPEONFORK) sys3(NR_madvise, v->start, len, MADV_WIPEONFORK);
   }
+  RS_ASSERT(a, run.check == 0); /* every check's fills came to its end */
 }
 
 /* capset(2) with the three sets (v3: two 32-bit words per set). */

@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "fill_checks.h"
 #include "lazy_pages.h"
 #include "locks.h"
 #include "mapped_objects.h"
@@ -162,6 +163,17 @@ Status become_image(const ProcessImage &process, ChildChannels &channels) {
   CKPT_TRY(restore_locks(v));
   auto region = lay_out_restorer(process.image, v, process.core, fds);
   if (!region) return region.error();
+  // Eager: the segments the restorer will not check as it reads, checked
+  // now (fill_checks.h). A damaged image is reported as verify words it,
+  // not as this process's failure (RS_CHECKSUM, verdict.cc). --lazy
+  // leaves the memory it does not read unchecked (the restorer still
+  // checks what it reads).
+  if (fds.uffd < 0)
+    if (Status s = check_segments_now(process.image, v, region->check_before); !s) {
+      std::string line = char(RS_CHECKSUM) + s.error().message() + "\n";
+      (void)!write(channels.status_fd, line.data(), line.size());
+      _exit(127);
+    }
   trace_phase("child: restorer laid out, jumping to it");
   jump_to_restorer(*region);
 }

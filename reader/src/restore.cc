@@ -198,10 +198,12 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   auto source = RestoreSource::open(path, opt.image == "-" ? "." : "");
   if (!source) return source.error();
   path = source->path();
-  // Eager restore reads every stored byte anyway and checks them first;
-  // lazy restore must not read them at all. The same checks as verify's,
-  // so both say the same thing; the image is opened and decoded once, for
-  // the checks, and restored from what they decoded.
+  // The same checks as verify's, so both say the same thing, save the
+  // checksums of stored memory: eager restore checks those as its
+  // restorers read the bytes in, or just before (fill_checks.h), so the
+  // image is read once; lazy restore must not read them at all. The image
+  // is opened and decoded once, for the checks, and restored from what
+  // they decoded.
   HereNowOptions here_now;
   here_now.reopen_changed_files = opt.reopen_changed_files;
   here_now.new_pid_namespace = opt.pidns;
@@ -209,7 +211,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   if (auto opened = ImageReader::open(path); opened) image.emplace(opened.take());
   else return opened.error();
   DecodedImage decoded;
-  Restorability restorability = check_restorable_opened(path, *image, !opt.lazy, here_now, decoded);
+  Restorability restorability = check_restorable_opened(path, *image, /*check_memory=*/false, here_now, decoded);
   if (!restorability.restorable()) return Error(restorability.message);
   trace_phase("checked: restorable here now");
   std::optional<CkptView> &view = decoded.view;

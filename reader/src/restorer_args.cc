@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "arg_arena.h"
+#include "fill_checks.h"
 #include "lazy_pages.h"
 #include "mapped_objects.h"
 #include "pidns.h"
@@ -77,6 +78,7 @@ struct LayoutInputs {
   const std::vector<SelfMapping> &self;
   const OwnPrivileges &own;
   u64 region_start, region_len, stacks, scratch;
+  std::vector<IntegrityRecord> *check_before;  ///< the segments the restorer does not check
 };
 
 Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
@@ -109,10 +111,29 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
       if (!stored_in_file(r)) continue;
       // In the whole file, also for an embedded core and for bytes an
       // earlier core stores for it (stored_range says so).
-      a.fill[a.nfill++] = {r.start, r.length, stored_range(in.image, v, r).file_offset};
+      a.fill[a.nfill++] = {r.start, r.length, stored_range(in.image, v, r).file_offset, 0, 0};
     }
     out.nfill = a.nfill - out.first_fill;
   }
+  // Segment checksums, checked by the restorer as it reads (fill_checks.h).
+  auto checks = plan_fill_checks(in.image, a.fill, a.nfill);
+  if (!checks) return checks.error();
+  a.check = arena.alloc<rs_check>(checks->checks.size() + 1);
+  std::string context = checksum_context(in.image, v);
+  char *context_copy = arena.alloc<char>(context.size() + 1, 1);
+  if (!a.check || !context_copy) return make_error("restorer argument area too small");
+  for (const rs_check &c : checks->checks) a.check[a.ncheck++] = c;
+  for (u32 i = 0; i < a.nfill; i++) a.fill[i].check = checks->fill_check[i];
+  std::memcpy(context_copy, context.c_str(), context.size() + 1);
+  a.check_context = context_copy;
+  // The slice a checked fill is hashed in (restorer.c, fill_checked).
+  constexpr u64 kCheckSlice = 64 * 1024;
+  if (a.ncheck) {
+    a.scratch = arena.alloc<u8>(kCheckSlice, kPageSize);
+    if (!a.scratch) return make_error("restorer argument area too small");
+    a.scratch_len = kCheckSlice;
+  }
+  *in.check_before = std::move(checks->before);
   // The kernel's vdso area, moved to where the image had it.
   a.move = arena.alloc<rs_move>(4);
   if (!a.move) return make_error("restorer argument area too small");
@@ -250,6 +271,7 @@ Expected<RestorerRegion> lay_out_restorer(const ImageReader &image, const CkptVi
   if (!own) return own.error();
   const u64 blob_len = static_cast<u64>(ckpt_restorer_blob_end - ckpt_restorer_blob);
   const u64 stacks_len = v.threads.records.size() * kThreadStack;
+  std::vector<IntegrityRecord> region_check_before;
   u64 move_len = 0;
   for (const SelfMapping &m : *self)
     if (is_vdso_area(m.name)) move_len += m.end - m.start;
@@ -260,7 +282,7 @@ Expected<RestorerRegion> lay_out_restorer(const ImageReader &image, const CkptVi
   for (u64 guess = 64 * 1024;; guess *= 2) {
     std::vector<u8> buffer(guess);
     ArgArena measure{buffer.data(), guess, 0};
-    LayoutInputs in{image, v, core, fds, *self, *own, 0, 0, 0, 0};
+    LayoutInputs in{image, v, core, fds, *self, *own, 0, 0, 0, 0, &region_check_before};
     auto laid = lay_out_args(measure, in);
     if (laid) {
       args_len = page_up(measure.used);
@@ -279,10 +301,10 @@ Expected<RestorerRegion> lay_out_restorer(const ImageReader &image, const CkptVi
   std::memcpy(base, ckpt_restorer_blob, blob_len);
   ArgArena arena{base + page_up(blob_len), args_len, 0};
   const u64 stacks = reinterpret_cast<u64>(arena.base + args_len);
-  LayoutInputs in{image, v, core, fds, *self, *own, *at, region_len, stacks, stacks + stacks_len};
+  LayoutInputs in{image, v, core, fds, *self, *own, *at, region_len, stacks, stacks + stacks_len, &region_check_before};
   auto a = lay_out_args(arena, in);
   if (!a) return a.error();
-  return RestorerRegion{reinterpret_cast<u64>(base), *a, (*a)->thread[0].stack_top};
+  return RestorerRegion{reinterpret_cast<u64>(base), *a, (*a)->thread[0].stack_top, std::move(region_check_before)};
 }
 
 void jump_to_restorer(const RestorerRegion &region) {

@@ -31,6 +31,9 @@ struct RestorerRegion {
   img::u64 entry = 0;                ///< the blob's first byte
   rs_args *args = nullptr;           ///< rdi at the entry
   img::u64 stack = 0;                ///< the leader's restorer stack
+  /// Segments of the image the restorer does not check as it reads them
+  /// (fill_checks.h): an eager restore checks them before the jump.
+  std::vector<img::IntegrityRecord> check_before;
 };
 
 /// Maps the region and lays out everything the restorer needs to turn the

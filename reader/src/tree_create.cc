@@ -280,6 +280,7 @@ Expected<rs_handover> read_tree_verdict(int fd, pid_t pid) {
   std::string verdict = read_verdict(fd);
   if (auto where = handover_of(verdict)) return *where;
   if (verdict.empty()) return make_error("process %d ended before it was running", pid);
+  if (auto damaged = checksum_failure(verdict)) return Error(*damaged);  // the image's, as verify says it
   if (verdict.size() >= 2 && verdict.size() % 2 == 0 && static_cast<unsigned char>(verdict[0]) < 32)
     return make_error("process %d: %s", pid, describe_restorer_failure(verdict).c_str());
   while (!verdict.empty() && verdict.back() == '\n') verdict.pop_back();

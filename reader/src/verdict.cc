@@ -70,6 +70,13 @@ std::string read_verdict(int fd) {
   return verdict;
 }
 
+std::optional<std::string> checksum_failure(const std::string &verdict) {
+  if (verdict.empty() || verdict[0] != RS_CHECKSUM) return std::nullopt;
+  std::string line = verdict.substr(1);
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  return line;
+}
+
 std::optional<rs_handover> handover_of(const std::string &verdict) {
   if (verdict.size() != 1 + sizeof(rs_handover) || verdict[0] != RS_OK) return std::nullopt;
   rs_handover where;
@@ -87,6 +94,7 @@ Expected<rs_handover> await_verdict(int fd, pid_t pid) {
       return make_error("the restorer died of signal %d before the process was running", WTERMSIG(st));
     return make_error("the restorer exited (status %d) before the process was running", WEXITSTATUS(st));
   }
+  if (auto damaged = checksum_failure(verdict)) return Error(*damaged);
   if (verdict.size() >= 2 && verdict.size() % 2 == 0 && static_cast<unsigned char>(verdict[0]) < 32)
     return Error(describe_restorer_failure(verdict));
   while (!verdict.empty() && verdict.back() == '\n') verdict.pop_back();

@@ -18,6 +18,11 @@ namespace ckpt::reader {
 /// Everything written to the verdict pipe `fd` until EOF (not closed).
 std::string read_verdict(int fd);
 
+/// The line of a verdict that says the image is damaged (RS_CHECKSUM: a
+/// segment checksum the restorer or the child checked did not match), as
+/// `imgtool verify` words it; otherwise nothing.
+std::optional<std::string> checksum_failure(const std::string &verdict);
+
 /// The handover of a verdict that says RS_OK, else nothing.
 std::optional<rs_handover> handover_of(const std::string &verdict);
 
