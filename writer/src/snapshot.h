@@ -46,6 +46,10 @@ struct ProcessSnapshot {
   pid_t target = 0;        ///< the process copied
   pid_t copy = 0;          ///< its frozen copy, read instead of it
   int copy_pidfd = -1;
+  pid_t leader = 0;        ///< the target's main thread, which reaps the copy
+  u64 syscall_insn = 0;    ///< the `syscall` in its [vdso] the injections borrow
+  /// The plan of the memory read while frozen (snapshot_plan.h), and its bytes.
+  std::vector<VmaPlan> early_plan;
   PagesReadEarlier early;
 };
 
