@@ -158,7 +158,7 @@ Status inject_in_refrozen(pid_t target, const std::function<Status(Injector &)> 
   pid_t tid = frozen->threads()[0].tid;
   UserRegs regs;
   if (ptrace(PTRACE_GETREGS, tid, 0, &regs) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid, strerror(errno));
-  auto maps = read_maps(target);
+  auto maps = read_maps(target, true);
   if (!maps) return maps.error();
   u64 insn = vdso_syscall(target, *maps);
   if (!insn) return make_error("process %d has no [vdso] with a syscall instruction to borrow", target);
