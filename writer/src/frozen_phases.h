@@ -16,9 +16,10 @@ namespace ckpt::writer {
 
 class FrozenPhases {
  public:
-  /// The window opens now; `tree_pids` are read for CPU time when tracing
-  /// (their process CPU clocks), may grow with add_process().
+  /// The window opens now.
   void open();
+  /// A process of the tree, whose CPU clock counts as the tree's from now
+  /// (when tracing).
   void add_process(pid_t pid);
   /// Ends the step running since the previous mark.
   void mark(const char *what);
