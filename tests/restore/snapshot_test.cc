@@ -133,6 +133,34 @@ TEST_F(Snapshot, ProgramStateUnchangedByTheDump) {
   ASSERT_NO_FATAL_FAILURE(kill_program());
 }
 
+// The frozen time `--stats` reports, from its line: "frozen S s" (-1 if
+// the line has none).
+double stats_frozen(const std::string &err) {
+  size_t at = err.find("dump stats: frozen ");
+  if (at == std::string::npos) return -1;
+  return std::strtod(err.c_str() + at + 19, nullptr);
+}
+
+// 50 threads, each counting in a register and writing the count to its
+// own page right before the dump (restore_snapshot_threads.c): every
+// thread's registers and page in the image are of the same instant, and
+// the image is the copy's while the program counts on. `--stats` reports
+// the frozen time, counted in the dump's total.
+TEST_F(Snapshot, FiftyThreadsRegistersAndPagesOfOneInstant) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SNAPSHOT_THREADS_PATH));
+  EXPECT_EQ(program_->value("threads"), "50");
+  RunResult r = dump(pid_, image_path(), {"--stats", "--short-freeze"});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_NE(r.err.find(", freeze snapshot"), std::string::npos) << r.err;
+  double frozen = stats_frozen(r.err);
+  double total = std::strtod(r.err.c_str() + r.err.find(", total ") + 8, nullptr);
+  EXPECT_GT(frozen, 0) << r.err;
+  EXPECT_LE(frozen, total) << r.err;
+  EXPECT_EQ(children(), "");
+  ASSERT_NO_FATAL_FAILURE(kill_program());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
 // imgtool killed (kill -9) while it reads the copies: its guard kills the
 // copy and reaps it inside the program, which runs on unchanged, and all
 // of that before imgtool's exit can be seen (nothing is waited for here).

@@ -8,6 +8,9 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 
+#include "excluded_pages.h"
+#include "frozen_phases.h"
+#include "unsupported_memory.h"
 #include "inject.h"
 
 namespace ckpt::writer {
@@ -152,7 +155,7 @@ static Expected<std::vector<SeccompFilter>> read_seccomp_filters(pid_t tid, u32 
   return out;
 }
 
-Expected<ProcessCapture> capture_process(const FrozenProcess &frozen) {
+Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_pages) {
   ProcessCapture pc;
   pid_t pid = frozen.pid();
   pc.pid = pid;
@@ -187,10 +190,12 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen) {
   if (!shared) return shared.error();
   pc.shared_pending = shared.take();
 
+  mark_frozen_phase("capture: threads");
   auto maps = read_maps(pid);
   if (!maps) return maps.error();
   pc.maps = maps.take();
 
+  mark_frozen_phase("capture: smaps");
   // Injected queries run through a `syscall` instruction in [vdso].
   u64 insn = 0;
   for (const MapEntry &m : pc.maps)
@@ -218,6 +223,7 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen) {
     if (!r) return r.error();
   }
 
+  mark_frozen_phase("capture: injected queries");
   auto rl = read_rlimits(pid);
   if (!rl) return rl.error();
   pc.rlimits = rl.take();
@@ -239,9 +245,13 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen) {
     if (!link) return link.error();
     *field = link.take();
   }
+
+  mark_frozen_phase("capture: /proc files");
   auto fds = read_fds(pid, frozen.pidfd());
   if (!fds) return fds.error();
   pc.fds = fds.take();
+
+  mark_frozen_phase("capture: fds");
   CKPT_TRY(finish_terminals(pid, frozen.pidfd(), pc.fds, pc.stat.tty_nr, pc.stat.tpgid, pc.stat.pgrp));
   auto locks = read_locks(pid, pc.fds);
   if (!locks) return locks.error();
@@ -249,9 +259,24 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen) {
   auto guards = read_guard_ranges(pid, pc.maps);
   if (!guards) return guards.error();
   pc.guard_ranges = guards.take();
+
+  mark_frozen_phase("capture: terminals, locks, guards");
+  if (!plan_pages) {
+    // Refused mappings are refused now, before any copy is made.
+    CKPT_TRY(check_memory_supported(pid, pc.maps));
+    auto excluded = read_excluded_ranges(pid, pc.maps);
+    if (!excluded) return excluded.error();
+    pc.excluded = excluded.take();
+    pc.memory = outline_vmas(pc.maps);
+    pc.memory_outlined = true;
+    mark_frozen_phase("capture: memory outlined");
+    return pc;
+  }
   auto plan = plan_memory(pid, pc.maps);
   if (!plan) return plan.error();
   pc.memory = plan.take();
+
+  mark_frozen_phase("capture: memory plan");
   return pc;
 }
 

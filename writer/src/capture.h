@@ -60,11 +60,17 @@ struct ProcessCapture {
   std::vector<MapEntry> maps;
   std::vector<img::GuardRangeRecord> guard_ranges;
   std::vector<VmaPlan> memory;
+  /// Snapshot mode: `memory` is only outlined (no runs) until the copy is
+  /// planned (snapshot_plan.h); `excluded` is read while frozen for that.
+  bool memory_outlined = false;
+  std::vector<std::pair<img::u64, img::u64>> excluded;
   std::vector<StoredFile> stored_files;  ///< only with --store-tmpfs-files
 };
 
 /// Reads all state of the frozen process (registers, /proc, fds, injected
 /// queries, the memory plan). The process stays frozen.
-img::Expected<ProcessCapture> capture_process(const FrozenProcess &frozen);
+/// `plan_pages` false (snapshot mode): the memory is outlined only, its
+/// pages planned later from the copy (snapshot_plan.h).
+img::Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_pages = true);
 
 }  // namespace ckpt::writer

@@ -23,11 +23,13 @@
 #include "cow_sharing.h"
 #include "dirty_tracking.h"
 #include "freeze_tree.h"
+#include "frozen_phases.h"
 #include "memory.h"
 #include "output.h"
 #include "parent_compare.h"
 #include "self_checkpoint.h"
 #include "snapshot.h"
+#include "snapshot_plan.h"
 #include "dump_guard.h"
 #include "sysv_ipc.h"
 #include "tree_ids.h"
@@ -94,7 +96,8 @@ std::string full_freeze_reason(const DumpOptions &opt, const std::vector<Capture
   // Below this the write takes about as long as making the copies
   // (decision 134).
   u64 bytes = 0;
-  for (const CapturedProcess &p : procs) bytes += stored_bytes(p.capture.memory);
+  for (const CapturedProcess &p : procs)
+    bytes += p.capture.memory_outlined ? estimated_stored_bytes(p.capture.maps) : stored_bytes(p.capture.memory);
   if (bytes < kSnapshotMinBytes) return "full (under 8 MiB to store)";
   return "";
 }
@@ -143,8 +146,16 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   // Frozen time counts from the first stop request: an upper bound of
   // how long any thread of the tree was stopped.
   auto frozen_at = Clock::now();
+  FrozenPhases phases;
+  phases.open();
+  FrozenPhases::set_active(&phases);
+  struct Deactivate {
+    ~Deactivate() { FrozenPhases::set_active(nullptr); }
+  } deactivate;
   auto frozen = FrozenTree::freeze(opt.pid, opt.cancel);
   if (!frozen) return frozen.error();
+  for (const TreeMember &m : frozen->members()) phases.add_process(m.pid);
+  phases.mark("freeze: seize and interrupt");
   CKPT_TRY(fault_point("dump-seized"));
   const std::vector<TreeMember> &members = frozen->members();
   // Established TCP connections are read in repair mode; they leave it
@@ -152,10 +163,13 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   // error return), or stay in it, locked, for --kill (tcp_repair.h).
   TcpRepairHold tcp_repair(opt.kill_after);
 
+  // Snapshot mode plans the pages after the release, from the copies
+  // (snapshot_plan.h); --parent's page selection needs them while frozen.
+  bool defer_plan = guard && may_snapshot && opt.parent.empty();
   std::vector<CapturedProcess> procs;  // live members, root first
   for (const TreeMember &m : members) {
     if (m.zombie) continue;
-    auto pc = capture_process(*m.frozen);
+    auto pc = capture_process(*m.frozen, !defer_plan);
     if (!pc) return m.pid == opt.pid ? pc.error() : pc.error().context("process " + std::to_string(m.pid));
     if (opt.caller_tid && m.pid == opt.pid)
       CKPT_TRY(resume_caller_with(*pc, opt.caller_tid, opt.caller_resume_value));
@@ -174,6 +188,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
       if (!m.zombie) tables.push_back({m.pid, m.frozen->pidfd(), &procs[i++].capture.fds});
     CKPT_TRY(join_split_pty_pairs(tables));
   }
+  phases.mark("capture: ptys");
   if (!parent.empty()) {
     // Decision 90: one process only; a tree's links would need every
     // embedded core matched to its parent's.
@@ -201,6 +216,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     stats.compared_bytes = sel->compared_bytes;
     stats.dirty_tracked = sel->tracked_bytes > 0;
   }
+  phases.mark("parent pages");
   std::vector<ProcessCapture *> all;
   for (CapturedProcess &p : procs) all.push_back(&p.capture);
   auto ipc = capture_sysv_ipc(std::vector<const ProcessCapture *>(all.begin(), all.end()));
@@ -210,9 +226,77 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   mark_unix_peers(all);
   ImageIdentity ident = new_identity("imgtool dump " CKPT_VERSION);
   std::memcpy(&stats.image_id, ident.image_id, sizeof stats.image_id);
+  phases.mark("sysv, tree ids");
+
+  // Dirty tracking from this dump on, in every process that runs on
+  // (dirty_tracking.h). A --kill dump and libckpt's in-process one arm
+  // nothing. Journalled first: a failure from here on closes the new
+  // trackers in the processes that had none (dump_guard.h).
+  std::vector<ArmedTracker> armed(procs.size());
+  bool trackers_done = false;
+  auto arm_trackers = [&]() -> Status {
+    trackers_done = true;
+    if (!arm) return {};
+    for (CapturedProcess &p : procs) guard->arming(p.capture.pid, p.tracker.fd >= 0);
+    for (CapturedProcess &p : procs) CKPT_TRY(close_tracker(p.capture, p.tracker));
+    for (size_t i = 0; i < procs.size(); i++) {
+      auto a = arm_tracking(procs[i].capture);
+      if (!a) return a.error();
+      armed[i] = a.take();
+      if (armed[i].ino) stats.trackers_armed++;
+      else if (stats.tracking_note.empty()) stats.tracking_note = "not armed: " + armed[i].why;
+    }
+    phases.mark("dirty tracker armed");
+    return {};
+  };
+
+  // Snapshot mode: from the release on, memory is read from frozen copies
+  // and the tree runs on (snapshot.h).
+  std::unique_ptr<Snapshot> snap;
+  stats.freeze_mode = full_freeze_reason(opt, procs, guard ? std::string() : unguarded);
+  auto take_snapshot = [&]() -> Status {
+    std::vector<const ProcessCapture *> all_captured;
+    for (const CapturedProcess &p : procs) all_captured.push_back(&p.capture);
+    auto taken = Snapshot::take(all_captured, *guard);
+    if (!taken) {
+      stats.freeze_mode = "full (no snapshot: " + taken.error().message() + ")";
+      return {};
+    }
+    snap = taken.take();
+    // Sockets held in TCP repair mode leave it before the tree runs on.
+    tcp_repair.release();
+    phases.mark("snapshot taken");
+    CKPT_TRY(frozen->release());
+    stats.frozen_seconds = seconds_since(frozen_at);
+    phases.mark("release");
+    phases.print();
+    stats.freeze_mode = "snapshot";
+    return {};
+  };
+  if (defer_plan && stats.freeze_mode.empty()) {
+    // The pages are planned from the copies, after the release (DECISIONS
+    // 3001): the trackers are armed and the copies made first, and the
+    // notes built and checked once the tree runs again. A refusal then
+    // still writes nothing, and the guard undoes the trackers and copies.
+    CKPT_TRY(arm_trackers());
+    CKPT_TRY(take_snapshot());
+  }
+  for (size_t i = 0; i < procs.size(); i++) {
+    ProcessCapture &pc = procs[i].capture;
+    if (!pc.memory_outlined) continue;
+    // From the copy; without one (snapshot mode not possible after all),
+    // from the process, still frozen.
+    auto plan = snap ? plan_from_copy(snap->of(i).copy, pc.maps, snap->of(i).early_plan, pc.excluded)
+                     : plan_memory(pc.pid, pc.maps, &pc.excluded);
+    if (!plan) return i == 0 ? plan.error() : plan.error().context("process " + std::to_string(pc.pid));
+    pc.memory = plan.take();
+    pc.memory_outlined = false;
+  }
+  if (!snap) phases.mark("memory planned");
+
   // Refuse what restore would refuse before anything is written or killed
   // (the same support list restore, verify and info use), in every process
-  // of the tree: returning here releases the tree exactly as it was, and
+  // of the tree: returning here lets the tree go exactly as it was, and
   // no file was ever created.
   std::vector<Unsupported> lacking;
   std::vector<std::vector<Note>> encoded;
@@ -243,6 +327,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     lacking.insert(lacking.end(), list.begin(), list.end());
     encoded.push_back(std::move(captured->notes));
   }
+  if (!snap) phases.mark("cow sharing, notes");
   std::string lacks = unsupported_message(lacking);
   bool tree = members.size() > 1;
   if (!lacks.empty()) {
@@ -251,30 +336,15 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
                         lacks.c_str());
     for (CapturedProcess &p : procs) p.notes.identity.records[0].flags &= ~u32(kIdentityRestorable);
   }
-  // Dirty tracking from this dump on, in every process that runs on
-  // (dirty_tracking.h): armed only now that nothing will refuse the dump.
-  // A --kill dump and libckpt's in-process one arm nothing.
-  // Journalled first: a failure from here on closes the new trackers in
-  // the processes that had none (dump_guard.h).
+  // Otherwise armed only now that nothing will refuse the dump.
+  if (!trackers_done) CKPT_TRY(arm_trackers());
   std::vector<bool> tracking_added(procs.size(), false);
-  if (arm) {
-    for (CapturedProcess &p : procs) guard->arming(p.capture.pid, p.tracker.fd >= 0);
-    for (CapturedProcess &p : procs) CKPT_TRY(close_tracker(p.capture, p.tracker));
-  }
   for (size_t i = 0; i < procs.size(); i++) {
     CapturedProcess &p = procs[i];
     bool selected = i == 0 && !parent.empty();
     if (!arm && !selected) continue;
-    ArmedTracker armed;
-    if (arm) {
-      auto a = arm_tracking(p.capture);
-      if (!a) return a.error();
-      armed = a.take();
-      if (armed.ino) stats.trackers_armed++;
-      else if (stats.tracking_note.empty()) stats.tracking_note = "not armed: " + armed.why;
-    }
     u32 flags = selected && stats.tracked_bytes ? u32(kTrackingUsed) : 0u;
-    add_tracking_record(p.notes.dirty_tracking, p.capture, armed, flags, selected ? stats.tracked_bytes : 0,
+    add_tracking_record(p.notes.dirty_tracking, p.capture, armed[i], flags, selected ? stats.tracked_bytes : 0,
                         selected ? stats.written_bytes : 0, selected ? stats.compared_bytes : 0);
     tracking_added[i] = true;
   }
@@ -287,26 +357,8 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   // or a debug image changed since.
   for (size_t i = 0; i < procs.size(); i++)
     if (!lacks.empty() || (tree && i == 0) || tracking_added[i]) encoded[i] = procs[i].notes.encode();
-
-  // Snapshot mode: from here on memory is read from frozen copies and the
-  // tree runs on (snapshot.h).
-  std::unique_ptr<Snapshot> snap;
-  stats.freeze_mode = full_freeze_reason(opt, procs, guard ? std::string() : unguarded);
-  if (stats.freeze_mode.empty()) {
-    std::vector<const ProcessCapture *> all_captured;
-    for (const CapturedProcess &p : procs) all_captured.push_back(&p.capture);
-    auto taken = Snapshot::take(all_captured, *guard);
-    if (taken) {
-      snap = taken.take();
-      // Sockets held in TCP repair mode leave it before the tree runs on.
-      tcp_repair.release();
-      CKPT_TRY(frozen->release());
-      stats.frozen_seconds = seconds_since(frozen_at);
-      stats.freeze_mode = "snapshot";
-    } else {
-      stats.freeze_mode = "full (no snapshot: " + taken.error().message() + ")";
-    }
-  }
+  // Snapshot mode with the pages planned while frozen (--parent).
+  if (!snap && stats.freeze_mode.empty()) CKPT_TRY(take_snapshot());
 
   auto out = ImageOutput::open(opt.output);
   if (!out) return out.error();
@@ -380,6 +432,8 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     tcp_repair.release();
     CKPT_TRY(frozen->release());
     stats.frozen_seconds = seconds_since(frozen_at);
+    phases.mark("memory written, release");
+    phases.print();
   }
   if (cancelled()) return interrupted();
   CKPT_TRY(out->commit(opt.sync));

@@ -19,7 +19,8 @@ namespace ckpt::writer {
 using img::make_error;
 
 FrozenProcess::FrozenProcess(FrozenProcess &&o) noexcept
-    : pid_(o.pid_), pidfd_(o.pidfd_), was_stopped_(o.was_stopped_), attached_(o.attached_), cancel_(o.cancel_),
+    : pid_(o.pid_), pidfd_(o.pidfd_), was_stopped_(o.was_stopped_), attached_(o.attached_),
+      leader_only_(o.leader_only_), cancel_(o.cancel_),
       threads_(std::move(o.threads_)) {
   o.attached_ = false;
   o.pidfd_ = -1;
@@ -97,10 +98,11 @@ FrozenProcess::StopWait FrozenProcess::wait_for_stop(FrozenThread &t, std::chron
   }
 }
 
-img::Expected<FrozenProcess> FrozenProcess::freeze(pid_t pid, const std::atomic<bool> *cancel) {
+img::Expected<FrozenProcess> FrozenProcess::freeze(pid_t pid, const std::atomic<bool> *cancel, bool leader_only) {
   FrozenProcess fp;
   fp.pid_ = pid;
   fp.cancel_ = cancel;
+  fp.leader_only_ = leader_only;
   auto status = read_status(pid);
   if (!status) {
     if (::kill(pid, 0) < 0 && errno == ESRCH) return make_error("no process with pid %d", pid);
@@ -132,9 +134,12 @@ Status FrozenProcess::seize_all() {
     if (tids->empty()) return make_error("process %d exited", pid_);
     bool new_thread = false;
     for (pid_t tid : *tids) {
-      if (seized.count(tid)) continue;
+      if (seized.count(tid) || (leader_only_ && tid != pid_)) continue;
       new_thread = true;
-      if (ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD) < 0) {
+      // Leader only: no PTRACE_O_TRACECLONE, or a thread it was making
+      // would be attached and held without our knowing.
+      long options = leader_only_ ? PTRACE_O_TRACESYSGOOD : PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD;
+      if (ptrace(PTRACE_SEIZE, tid, 0, options) < 0) {
         int e = errno;
         if (e == ESRCH) continue;  // it exited between listing and seizing
         if (e == EPERM) {

@@ -27,7 +27,10 @@ class FrozenProcess {
   /// attached) on a missing process, one traced by someone else, a zombie,
   /// or one we may not trace; fails when a thread does not stop within a
   /// few seconds (state D), or when *cancel becomes true meanwhile.
-  static img::Expected<FrozenProcess> freeze(pid_t pid, const std::atomic<bool> *cancel = nullptr);
+  /// `leader_only`: only the main thread is seized and stopped, the others
+  /// run on (snapshot mode's reap of its copy, DECISIONS.md 176).
+  static img::Expected<FrozenProcess> freeze(pid_t pid, const std::atomic<bool> *cancel = nullptr,
+                                             bool leader_only = false);
 
   FrozenProcess(FrozenProcess &&other) noexcept;
   FrozenProcess &operator=(FrozenProcess &&) = delete;
@@ -61,6 +64,7 @@ class FrozenProcess {
   int pidfd_ = -1;
   bool was_stopped_ = false;
   bool attached_ = false;
+  bool leader_only_ = false;
   const std::atomic<bool> *cancel_ = nullptr;
   std::vector<FrozenThread> threads_;
 };

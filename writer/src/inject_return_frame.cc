@@ -167,7 +167,7 @@ u64 find_sigreturn_sequence(pid_t pid) {
   // One search per process, not per thread: libc is the same in all.
   static std::map<pid_t, u64> found;
   if (auto it = found.find(pid); it != found.end() && still_there(it->second)) return it->second;
-  auto maps = read_maps(pid);
+  auto maps = read_maps(pid, true);  // addresses, protections and paths are all it needs
   if (!maps) return 0;
   // libc first: the sequence is there in every dynamically linked program.
   std::vector<const MapEntry *> order;

@@ -82,7 +82,42 @@ static void add_run(std::vector<PageRun> &runs, u64 start, u64 len, PageSource s
     runs.push_back({start, len, src});
 }
 
-Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry> &maps) {
+VmaPlan outline_vma(const MapEntry &m) {
+  VmaPlan v;
+  v.map = m;
+  v.kind = kind_of(m);
+  v.path = m.path;
+  v.page_size = m.kernel_page_kb * 1024;
+  const std::string deleted = " (deleted)";
+  if (v.path.size() > deleted.size() && v.path.compare(v.path.size() - deleted.size(), deleted.size(), deleted) == 0) {
+    v.path.resize(v.path.size() - deleted.size());
+    v.flags |= kVmaDeletedFile;
+  }
+  if (m.shared) v.flags |= kVmaShared;
+  if (m.has_flag("gd")) v.flags |= kVmaGrowsDown;
+  if (m.has_flag("dd")) v.flags |= kVmaDontDump;
+  if (m.has_flag("lo")) v.flags |= kVmaLocked;
+  if (m.has_flag("lf")) v.flags |= kVmaLockOnFault;  // mlock2(MLOCK_ONFAULT)
+  if (m.has_flag("hg")) v.flags |= kVmaHugePage;
+  if (m.has_flag("nh")) v.flags |= kVmaNoHugePage;
+  if (m.has_flag("dc")) v.flags |= kVmaDontFork;
+  if (m.has_flag("wf")) v.flags |= kVmaWipeOnFork;
+  if (m.has_flag("nr")) v.flags |= kVmaNoReserve;
+  // Every private mapping may be written (a private copy); a shared one
+  // only if its file was opened for writing, which restore must repeat
+  // or a later mprotect(PROT_WRITE) fails with EACCES.
+  if (m.shared && m.has_flag("mw")) v.flags |= kVmaMayWrite;
+  return v;
+}
+
+std::vector<VmaPlan> outline_vmas(const std::vector<MapEntry> &maps) {
+  std::vector<VmaPlan> out;
+  for (const MapEntry &m : maps) out.push_back(outline_vma(m));
+  return out;
+}
+
+Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry> &maps,
+                                           const ExcludedRanges *excluded_before) {
   CKPT_TRY(check_memory_supported(pid, maps));
   std::vector<VmaPlan> plan;
   int pagemap = open(("/proc/" + std::to_string(pid) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
@@ -91,31 +126,7 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
   std::vector<u64> entries;
   std::map<u64, std::vector<u8>> build_ids;  // by inode: libraries map several times
   for (const MapEntry &m : maps) {
-    VmaPlan v;
-    v.map = m;
-    v.kind = kind_of(m);
-    v.path = m.path;
-    v.page_size = m.kernel_page_kb * 1024;
-    const std::string deleted = " (deleted)";
-    if (v.path.size() > deleted.size() && v.path.compare(v.path.size() - deleted.size(), deleted.size(), deleted) == 0) {
-      v.path.resize(v.path.size() - deleted.size());
-      v.flags |= kVmaDeletedFile;
-    }
-    if (m.shared) v.flags |= kVmaShared;
-    if (m.has_flag("gd")) v.flags |= kVmaGrowsDown;
-    if (m.has_flag("dd")) v.flags |= kVmaDontDump;
-    if (m.has_flag("lo")) v.flags |= kVmaLocked;
-    if (m.has_flag("lf")) v.flags |= kVmaLockOnFault;  // mlock2(MLOCK_ONFAULT)
-    if (m.has_flag("hg")) v.flags |= kVmaHugePage;
-    if (m.has_flag("nh")) v.flags |= kVmaNoHugePage;
-    if (m.has_flag("dc")) v.flags |= kVmaDontFork;
-    if (m.has_flag("wf")) v.flags |= kVmaWipeOnFork;
-    if (m.has_flag("nr")) v.flags |= kVmaNoReserve;
-    // Every private mapping may be written (a private copy); a shared one
-    // only if its file was opened for writing, which restore must repeat
-    // or a later mprotect(PROT_WRITE) fails with EACCES.
-    if (m.shared && m.has_flag("mw")) v.flags |= kVmaMayWrite;
-
+    VmaPlan v = outline_vma(m);
     if (v.kind == VmaKind::File) {
       // map_files names the very file mapped, even if the path was replaced
       // or unlinked (restore recreates a deleted executable at its size).
@@ -223,6 +234,10 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
   }
   close(pagemap);
   // Pages the process asked to leave out (ckpt_exclude) read as zeros.
+  if (excluded_before) {
+    apply_exclusions(plan, *excluded_before);
+    return plan;
+  }
   auto excluded = read_excluded_ranges(pid, maps);
   if (!excluded) return excluded.error();
   apply_exclusions(plan, *excluded);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <functional>
 #include <sys/types.h>
+#include <utility>
 #include <vector>
 
 #include <ckpt/img/expected.h>
@@ -51,7 +52,15 @@ struct VmaPlan {
 /// from: touched anonymous pages are stored (Image), untouched ones and the
 /// shared zero page read as zeros (Zero), unchanged pages of private file
 /// mappings come from the file (File), [vvar]/[vsyscall] are Absent.
-img::Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry> &maps);
+/// `excluded`: the ckpt_exclude ranges read earlier (snapshot mode reads
+/// them from the target while frozen); null: read them from pid now.
+img::Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry> &maps,
+                                                const std::vector<std::pair<img::u64, img::u64>> *excluded = nullptr);
+
+/// Each mapping's plan without its pages and file details (no runs): its
+/// kind and flags, which snapshot mode decides from while the pages are
+/// planned only later, from the copy (snapshot_plan.h).
+std::vector<VmaPlan> outline_vmas(const std::vector<MapEntry> &maps);
 
 /// The segments (PT_LOADs) for a plan, in address order, and for every run
 /// the program header index that holds it (or 0 if none).

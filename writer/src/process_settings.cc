@@ -60,6 +60,15 @@ static std::string capture_cgroup_settings(const std::string &cgroup_text) {
   return cgroup_settings_text(settings);
 }
 
+// VmLck of /proc/PID/status, in kB (mm->locked_vm).
+static Expected<u64> locked_kb(pid_t pid) {
+  auto text = read_file("/proc/" + std::to_string(pid) + "/status");
+  if (!text) return text.error();
+  size_t at = text->find("\nVmLck:");
+  if (at == std::string::npos) return make_error("/proc/%d/status has no VmLck", pid);
+  return u64(std::strtoull(text->c_str() + at + 7, nullptr, 10));
+}
+
 Expected<ProcessSettings> capture_process_settings(pid_t pid, Injector &inj) {
   ProcessSettings out;
   out.settings = kTaskSettingsCaptured;
@@ -99,6 +108,12 @@ Expected<ProcessSettings> capture_process_settings(pid_t pid, Injector &inj) {
   // once; the memory plan was read before it.
   // Journalled first: a dumper killed before the munmap leaves the page to
   // the dump guard, which unmaps it (dump_guard.h).
+  // smaps walks every page table of the process (tens of ms per GiB, all
+  // inside the freeze), so it is read only when the probe was locked:
+  // a VM_LOCKED mapping adds its size to mm->locked_vm (VmLck in status)
+  // as mmap makes it, MCL_ONFAULT's too, so an unchanged VmLck says
+  // neither is in effect.
+  auto locked_before = locked_kb(pid);
   if (DumpGuard *guard = DumpGuard::active()) guard->probing(pid);
   auto probe = inj.call(SYS_mmap, {0, 4096, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS, ~u64(0), 0});
   if (!probe) return probe.error();
@@ -107,7 +122,9 @@ Expected<ProcessSettings> capture_process_settings(pid_t pid, Injector &inj) {
     return make_error("process %d: cannot tell whether mlockall(MCL_FUTURE) is in effect: its locked memory is at RLIMIT_MEMLOCK", pid);
   if (*probe < 0 && *probe > -4096)
     return make_error("mmap of a probe page in process %d failed: %s", pid, strerror(int(-*probe)));
-  auto maps = read_maps(pid);
+  auto locked_after = locked_kb(pid);
+  bool maybe_locked = !locked_before || !locked_after || *locked_after != *locked_before;
+  auto maps = maybe_locked ? read_maps(pid) : Expected<std::vector<MapEntry>>(std::vector<MapEntry>{});
   auto unmapped = inj.call(SYS_munmap, {u64(*probe), 4096});
   if (!maps) return maps.error();
   if (!unmapped) return unmapped.error();

@@ -305,8 +305,11 @@ size_t first_out_of_order(const std::vector<MapEntry> &maps) {
 
 }  // namespace
 
-Expected<std::vector<MapEntry>> read_maps(pid_t pid) {
-  std::string path = proc_file(pid, 0, "smaps");
+Expected<std::vector<MapEntry>> read_maps(pid_t pid, bool brief) {
+  // /proc/PID/maps prints the same header lines as smaps without walking
+  // any page table: what a reader of addresses, protections and paths
+  // needs, at no cost per page.
+  std::string path = proc_file(pid, 0, brief ? "maps" : "smaps");
   // smaps is generated a page at a time: each read() takes and drops the
   // mm lock, so a mapping that changes between two read() calls can be
   // shown twice or out of order (a VMA that grew is printed again from its

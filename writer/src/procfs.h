@@ -35,7 +35,9 @@ struct MapEntry {
 };
 
 /// Parses /proc/PID/smaps (one pass; paths with spaces kept whole).
-Expected<std::vector<MapEntry>> read_maps(pid_t pid);
+/// `brief`: /proc/PID/maps instead (no VmFlags, no sizes; it costs
+/// nothing per page, smaps walks every page table).
+Expected<std::vector<MapEntry>> read_maps(pid_t pid, bool brief = false);
 
 /// Fields of /proc/PID/stat or /proc/PID/task/TID/stat (see proc(5)).
 struct ProcStat {

@@ -18,8 +18,10 @@
 #include <unistd.h>
 
 #include "dump_guard.h"
+#include "frozen_phases.h"
 #include "inject.h"
 #include "snapshot_cgroup.h"
+#include "snapshot_plan.h"
 
 namespace ckpt::writer {
 
@@ -56,32 +58,19 @@ u64 PagesReadEarlier::bytes() const {
   return n;
 }
 
-// What fork leaves out of the copy or shares with the target, so that the
-// copy's bytes would not be as of the frozen instant: MAP_SHARED memory
-// (both see later writes), MADV_DONTFORK (absent in the copy),
-// MADV_WIPEONFORK (zeros there), VM_IO/PFNMAP (not copied), and hugetlb
-// (a private huge page the target writes later may be taken from the copy:
-// hugetlb's unmap_ref_private).
-static bool read_while_frozen(const VmaPlan &v) {
-  return (v.flags & (kVmaShared | kVmaDontFork | kVmaWipeOnFork)) || v.map.has_flag("io") ||
-         v.kind == VmaKind::Hugetlb || v.kind == VmaKind::SysvShm || v.kind == VmaKind::SharedAnon;
-}
-
-static u64 early_bytes_of(const ProcessCapture &pc) {
+static u64 early_bytes_of(const std::vector<VmaPlan> &early) {
   u64 n = 0;
-  for (const VmaPlan &v : pc.memory)
-    if (read_while_frozen(v))
-      for (const PageRun &r : v.runs)
-        if (r.source == PageSource::Image) n += r.length;
+  for (const VmaPlan &v : early)
+    for (const PageRun &r : v.runs)
+      if (r.source == PageSource::Image) n += r.length;
   return n;
 }
 
-static Status read_early(const ProcessCapture &pc, PagesReadEarlier &early) {
-  int mem = open(("/proc/" + std::to_string(pc.pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
-  if (mem < 0) return make_error("cannot open /proc/%d/mem: %s", pc.pid, strerror(errno));
+static Status read_early(pid_t pid, const std::vector<VmaPlan> &plan, PagesReadEarlier &early) {
+  int mem = open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+  if (mem < 0) return make_error("cannot open /proc/%d/mem: %s", pid, strerror(errno));
   Status s;
-  for (const VmaPlan &v : pc.memory) {
-    if (!read_while_frozen(v)) continue;
+  for (const VmaPlan &v : plan) {
     for (const PageRun &r : v.runs) {
       if (r.source != PageSource::Image || !s) continue;
       std::vector<u8> bytes(r.length);
@@ -89,7 +78,7 @@ static Status read_early(const ProcessCapture &pc, PagesReadEarlier &early) {
         ssize_t n = pread(mem, bytes.data() + k, r.length - k, r.start + k);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-          s = make_error("pid %d: cannot read the page at 0x%llx: %s", pc.pid, (unsigned long long)(r.start + k),
+          s = make_error("pid %d: cannot read the page at 0x%llx: %s", pid, (unsigned long long)(r.start + k),
                          n < 0 ? strerror(errno) : "end of memory");
           break;
         }
@@ -169,13 +158,38 @@ Status inject_in_refrozen(pid_t target, const std::function<Status(Injector &)> 
   pid_t tid = frozen->threads()[0].tid;
   UserRegs regs;
   if (ptrace(PTRACE_GETREGS, tid, 0, &regs) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid, strerror(errno));
-  auto maps = read_maps(target);
+  auto maps = read_maps(target, true);
   if (!maps) return maps.error();
   u64 insn = vdso_syscall(target, *maps);
   if (!insn) return make_error("process %d has no [vdso] with a syscall instruction to borrow", target);
   auto status = read_status(target, tid);
   Status s = with_injector(tid, insn, regs, status && status->seccomp_mode != 0, body);
   Status r = frozen->release();
+  if (!s) return s;
+  return r;
+}
+
+// Reaps the (dead) copy with only the target's main thread stopped: the
+// other threads run on (DECISIONS.md 176). The `syscall` instruction is
+// the one the clone borrowed, checked again (reading smaps for [vdso]
+// would walk every page table). Any failure here falls back to the whole
+// process frozen (inject_in_refrozen).
+static Status reap_in_leader(const ProcessSnapshot &c) {
+  u8 insn[2] = {};
+  struct iovec local = {insn, 2}, remote = {reinterpret_cast<void *>(c.syscall_insn), 2};
+  if (!c.syscall_insn || process_vm_readv(c.target, &local, 1, &remote, 1, 0) != 2 || insn[0] != 0x0f ||
+      insn[1] != 0x05)
+    return make_error("no syscall instruction at 0x%llx", (unsigned long long)c.syscall_insn);
+  auto f = FrozenProcess::freeze(c.target, nullptr, true);
+  if (!f) return f.error();
+  FrozenProcess frozen = f.take();
+  pid_t tid = frozen.threads()[0].tid;
+  UserRegs regs;
+  if (ptrace(PTRACE_GETREGS, tid, 0, &regs) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid, strerror(errno));
+  auto status = read_status(c.target, tid);
+  Status s = with_injector(tid, c.syscall_insn, regs, status && status->seccomp_mode != 0,
+                           [&](Injector &inj) { return reap_with(inj, c.target, c.copy); });
+  Status r = frozen.release();
   if (!s) return s;
   return r;
 }
@@ -216,6 +230,7 @@ static Expected<pid_t> clone_copy(const ProcessCapture &pc, const std::string &c
   pid_t child = 0;
   bool seccomp = pc.thread_status[0].seccomp_mode != 0;
   Status s = with_injector(t.tid, insn, t.regs, seccomp, [&](Injector &inj) -> Status {
+    mark_frozen_phase("snapshot: clone prepared");
     auto fd = inj.call(SYS_openat, {u64(AT_FDCWD), base + kPathAt, u64(O_RDONLY | O_DIRECTORY | O_CLOEXEC)});
     if (!fd) return fd.error();
     if (*fd < 0) return make_error("openat(%s) in process %d: %s", cgroup.c_str(), pc.pid, strerror(int(-*fd)));
@@ -227,7 +242,9 @@ static Expected<pid_t> clone_copy(const ProcessCapture &pc, const std::string &c
     Status st;
     if (!put(pc.pid, scratch)) st = make_error("cannot write the stack of process %d: %s", pc.pid, strerror(errno));
     if (st) {
+      mark_frozen_phase("snapshot: openat cgroup");
       auto r = inj.call(SYS_clone3, {base, sizeof(CloneArgs)});
+      mark_frozen_phase("snapshot: clone3");
       if (!r) st = r.error();
       else if (*r < 0) st = make_error("clone3 in process %d: %s", pc.pid, strerror(int(-*r)));
       else {
@@ -239,6 +256,7 @@ static Expected<pid_t> clone_copy(const ProcessCapture &pc, const std::string &c
     if (st && !closed) st = closed.error();
     return st;
   });
+  mark_frozen_phase("snapshot: close, injector restored");
   // The scratch bytes go back in the target and in the copy (which took
   // them over at the clone), so the image holds the program's own.
   bool restored = put(pc.pid, saved);
@@ -256,8 +274,15 @@ static Expected<pid_t> clone_copy(const ProcessCapture &pc, const std::string &c
 }
 
 Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const ProcessCapture *> &procs, DumpGuard &guard) {
+  std::vector<std::vector<VmaPlan>> early_plans;
   u64 early = 0;
-  for (const ProcessCapture *pc : procs) early += early_bytes_of(*pc);
+  for (const ProcessCapture *pc : procs) {
+    auto plan = plan_read_while_frozen(pc->pid, pc->memory, pc->excluded);
+    if (!plan) return plan.error();
+    early += early_bytes_of(*plan);
+    early_plans.push_back(plan.take());
+  }
+  mark_frozen_phase("snapshot: early mappings planned");
   if (early > kMaxEarlyBytes)
     return make_error("%llu MiB of shared or fork-excluded memory", (unsigned long long)(early >> 20));
   std::unique_ptr<Snapshot> snap(new Snapshot());
@@ -266,11 +291,16 @@ Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const Proce
   auto cg = make_frozen_cgroup(targets, [&](const std::string &path) { guard.snapshot_cgroup(path); });
   if (!cg) return cg.error();
   snap->cgroup_ = cg.take();
+  mark_frozen_phase("snapshot: cgroup made");
   // Pages fork does not copy first: a failure there leaves no copy to undo.
-  for (const ProcessCapture *pc : procs) {
+  for (size_t i = 0; i < procs.size(); i++) {
+    const ProcessCapture *pc = procs[i];
     auto ps = std::make_unique<ProcessSnapshot>();
     ps->target = pc->pid;
-    Status early_read = read_early(*pc, ps->early);
+    ps->leader = pc->threads[0].tid;
+    ps->syscall_insn = vdso_syscall(pc->pid, pc->maps);
+    ps->early_plan = std::move(early_plans[i]);
+    Status early_read = read_early(pc->pid, ps->early_plan, ps->early);
     if (!early_read) {
       snap->copies_.clear();
       snap->finished_ = true;
@@ -279,6 +309,7 @@ Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const Proce
     }
     snap->copies_.push_back(std::move(ps));
   }
+  mark_frozen_phase("snapshot: early reads");
   for (size_t i = 0; i < procs.size(); i++) {
     guard.opening_cgroup_in(procs[i]->pid);
     auto child = clone_copy(*procs[i], snap->cgroup_, guard);
@@ -314,7 +345,13 @@ Expected<double> Snapshot::finish() {
   auto t0 = std::chrono::steady_clock::now();
   for (auto &c : copies_) {
     pid_t target = c->target, copy = c->copy;
-    Status s = inject_in_refrozen(target, [&](Injector &inj) { return reap_with(inj, target, copy); });
+    Status s = reap_in_leader(*c);
+    // Still our zombie (the leader could not be stopped alone: it exited,
+    // or is traced): the whole process is frozen for the wait4.
+    if (!s && kill(copy, 0) == 0)
+      s = inject_in_refrozen(target, [&](Injector &inj) { return reap_with(inj, target, copy); });
+    else
+      s = {};
     if (c->copy_pidfd >= 0) close(c->copy_pidfd);
     c->copy_pidfd = -1;
     if (!s && result) result = s;

@@ -6,8 +6,10 @@
 // instant of the clone. Memory fork does not copy (MAP_SHARED, DONTFORK,
 // WIPEONFORK, VM_IO, hugetlb) is read while the target is still frozen.
 //
-// Afterwards the copy is killed and its zombie reaped inside the target
-// (an injected wait4(__WCLONE) in a briefly re-frozen target): exit_signal 0
+// The pages of every other mapping are planned from the copy after the
+// release (snapshot_plan.h). Afterwards the copy is killed and its zombie
+// reaped inside the target (an injected wait4(__WCLONE) in its main
+// thread, stopped alone for it): exit_signal 0
 // makes it a "clone child", so the program gets no SIGCHLD and its wait()
 // never sees it. The dump guard (dump_guard.h) does the same cleanup if
 // imgtool dies before it could (kill -9 included), before anyone sees
@@ -46,6 +48,10 @@ struct ProcessSnapshot {
   pid_t target = 0;        ///< the process copied
   pid_t copy = 0;          ///< its frozen copy, read instead of it
   int copy_pidfd = -1;
+  pid_t leader = 0;        ///< the target's main thread, which reaps the copy
+  u64 syscall_insn = 0;    ///< the `syscall` in its [vdso] the injections borrow
+  /// The plan of the memory read while frozen (snapshot_plan.h), and its bytes.
+  std::vector<VmaPlan> early_plan;
   PagesReadEarlier early;
 };
 
@@ -67,9 +73,9 @@ class Snapshot {
 
   const ProcessSnapshot &of(size_t i) const { return *copies_[i]; }
 
-  /// Kills the copies and reaps them inside their targets (each target is
-  /// frozen again for the moment of the wait4). Returns the seconds the
-  /// targets were frozen for it.
+  /// Kills the copies and reaps them inside their targets (each target's
+  /// main thread is stopped for the moment of the wait4; the whole target
+  /// where that fails). Returns the seconds they were stopped for it.
   img::Expected<double> finish();
 
  private:
