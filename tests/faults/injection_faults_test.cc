@@ -81,5 +81,38 @@ TEST_F(FaultTest, SignalsSentDuringAnInjectionArriveOnceAfterTheDump) {
   ASSERT_NO_FATAL_FAILURE(expect_program_passes());
 }
 
+// A process whose main thread (the first one a dump borrows) is in seccomp
+// strict mode: the dump is refused in one line before anything is
+// injected, so a dumper killed at its injection point (dump-injected) is
+// never killed there, and the strict thread keeps running. (The old code
+// injected into it: killed at that point, the kernel killed the thread.)
+TEST_F(FaultTest, StrictSeccompThreadIsNeverBorrowed) {
+  ASSERT_NO_FATAL_FAILURE(start(FAULT_STRICT_SECCOMP_PATH));
+  ASSERT_NO_FATAL_FAILURE(remember_target());
+  for (const char *fault : {"", "dump-injected"}) {
+    SCOPED_TRACE(std::string("CKPT_FAULT=") + fault);
+    RunResult r = run_with_fault(fault, {imgtool(), "dump", "--pid", std::to_string(pid_), "-o", image_path()});
+    ASSERT_TRUE(r.exited) << r.status() << "\n" << r.err;
+    EXPECT_NE(r.exit_code, 0);
+    ASSERT_EQ(r.err_lines().size(), 1u) << r.err;
+    EXPECT_NE(r.err.find("seccomp strict mode"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("--inject-strict-seccomp"), std::string::npos) << r.err;
+    ASSERT_NO_FATAL_FAILURE(expect_target_as_before());
+  }
+  ASSERT_NO_FATAL_FAILURE(expect_program_passes());
+}
+
+// With --inject-strict-seccomp the user takes that risk: the dump borrows
+// the strict thread (its seccomp suspended while traced) and completes, and
+// the thread runs on, still strict.
+TEST_F(FaultTest, StrictSeccompThreadIsBorrowedOnlyWhenAsked) {
+  ASSERT_NO_FATAL_FAILURE(start(FAULT_STRICT_SECCOMP_PATH));
+  RunResult r = test::run({imgtool(), "dump", "--pid", std::to_string(pid_), "-o", image_path(),
+                           "--inject-strict-seccomp"});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  ASSERT_NO_FATAL_FAILURE(expect_untraced_and_running(pid_));
+  ASSERT_NO_FATAL_FAILURE(expect_program_passes());
+}
+
 }  // namespace
 }  // namespace ckpt::faulttest

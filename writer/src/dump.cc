@@ -28,6 +28,7 @@
 #include "parent_compare.h"
 #include "self_checkpoint.h"
 #include "snapshot.h"
+#include "strict_seccomp.h"
 #include "dump_guard.h"
 #include "sysv_ipc.h"
 #include "tree_ids.h"
@@ -105,6 +106,9 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   DumpStats stats;
   auto start = Clock::now();
   if (opt.caller_tid) CKPT_TRY(await_caller_in_read(opt.pid, opt.caller_tid));
+  // Before anything is touched; checked again per process once frozen
+  // (a thread may enter strict mode in between).
+  if (!opt.inject_strict_seccomp) CKPT_TRY(refuse_strict_seccomp(opt.pid, true));
   // --parent: the chain is opened and checked before the freeze (a
   // missing, replaced or structurally damaged parent refuses the dump
   // without stopping anything). Its memory checksums are not read here:
@@ -155,6 +159,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   std::vector<CapturedProcess> procs;  // live members, root first
   for (const TreeMember &m : members) {
     if (m.zombie) continue;
+    if (!opt.inject_strict_seccomp) CKPT_TRY(refuse_strict_seccomp(m.pid, false));
     auto pc = capture_process(*m.frozen);
     if (!pc) return m.pid == opt.pid ? pc.error() : pc.error().context("process " + std::to_string(m.pid));
     if (opt.caller_tid && m.pid == opt.pid)

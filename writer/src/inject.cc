@@ -105,10 +105,20 @@ Status Injector::prepare() {
   // Kernel quirk: PTRACE_GETSIGMASK of a thread inside sigsuspend/ppoll
   // gives the mask it will go back to (saved_sigmask), and SETSIGMASK
   // clears TIF_RESTORE_SIGMASK: its syscall restarts after the dump and
-  // sets its temporary mask again. Read after the frame, which holds the
-  // same mask for rt_sigreturn.
+  // sets its temporary mask again. The frame holds the same mask.
   if (ptrace(PTRACE_GETSIGMASK, tid_, sizeof own_mask_, &own_mask_) < 0)
     return make_error("cannot read the signal mask of thread %d: %s", tid_, strerror(errno));
+  // Registers that end in rt_sigreturn on the frame before the mask
+  // changes: a dumper killed from here on gives the thread its own mask
+  // back with its registers.
+  if (frame_) {
+    img::UserRegs idle = saved_;
+    idle.rip = insn_;
+    idle.rax = SYS_rt_sigreturn;
+    idle.orig_rax = ~0ull;
+    idle.rsp = frame_->rsp;
+    CKPT_TRY(set_regs(tid_, idle));
+  }
   u64 all = ~u64(0);  // the kernel leaves SIGKILL and SIGSTOP out
   if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof all, &all) < 0)
     return make_error("cannot block signals in thread %d: %s", tid_, strerror(errno));
@@ -222,15 +232,13 @@ Expected<long> Injector::call_with_scratch(long nr, std::initializer_list<u64> a
 Status Injector::restore() {
   restored_ = true;
   if (!ran_) return {};
-  Status back = bring_back();
-  // Last: the thread's own mask in its final stop, so that no signal is
-  // taken on the way there (a handler would run in the middle of the dump).
+  // The thread's own mask first, while its registers still end in
+  // rt_sigreturn on the frame (which holds the same mask): killed at any
+  // point from here on, the thread has its own mask and registers. On the
+  // way to the stop below it takes no signal: get_signal() handles our
+  // PTRACE_INTERRUPT trap before it dequeues any.
   unmask();
-  if (back && masked_) return make_error("cannot put back the signal mask of thread %d: %s", tid_, strerror(errno));
-  return back;
-}
-
-Status Injector::bring_back() {
+  if (masked_) return make_error("cannot put back the signal mask of thread %d: %s", tid_, strerror(errno));
   // Put the frozen registers back exactly, then bring the thread back into
   // the kind of stop we found it in: PTRACE_INTERRUPT raises a pending
   // trap, so on its way out of our syscall's exit stop the thread enters
@@ -257,8 +265,9 @@ Status Injector::bring_back() {
         return make_error("thread %d did not come back to its frozen state", tid_);
       return {};
     }
-    // A SIGSTOP arriving now: passed on (see pass_signal_on); the thread
-    // is back on its own registers, so no other signal can be taken here.
+    // A signal taken now after all: passed on (see pass_signal_on) on the
+    // thread's own registers; a SIGSTOP brings the group stop, anything
+    // else fails the check above (the dump fails, nothing is lost).
     int sig = WSTOPSIG(status);
     bool delivery = (status >> 16) == 0 && sig != SIGTRAP;
     if (ptrace(PTRACE_CONT, tid_, 0, delivery ? sig : 0) < 0)

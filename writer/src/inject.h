@@ -68,8 +68,6 @@ class Injector {
   u64 own_mask_ = 0;
   bool masked_ = false;
   void unmask();
-  /// restore() before the mask goes back.
-  Status bring_back();
   Expected<long> call_with_scratch(long nr, std::initializer_list<u64> args, int pointer_arg, void *buf,
                                    size_t size, bool copy_in);
 };
