@@ -58,6 +58,10 @@ static const char kHelp[] =
     "                    without one --parent compares every page with PREV\n"
     "  --track-dirty     the default (see --no-track-dirty)\n"
     "  --leave-running   the default: the process carries on\n"
+    "  --inject-strict-seccomp\n"
+    "                    dump a thread in seccomp strict mode too (refused\n"
+    "                    otherwise): its queries are syscalls injected into it,\n"
+    "                    and a dumper killed during one kills that thread\n"
     "  --allow-unrestorable\n"
     "                    write the image even if it holds what restore cannot\n"
     "                    bring back, marked not restorable (for gdb, like a\n"
@@ -114,7 +118,8 @@ int cmd_dump(int argc, char **argv) {
                                {"--full-freeze", false, ""},
                                {"--track-dirty", false, ""},
                                {"--no-track-dirty", false, ""},
-                               {"--libckpt-caller", true, ""}}, kHelp);
+                               {"--libckpt-caller", true, ""},
+                               {"--inject-strict-seccomp", false, ""}}, kHelp);
   if (auto *code = std::get_if<int>(&parsed)) return *code;
   const Args &args = std::get<Args>(parsed);
   if (!args.positional.empty()) return fail("dump", "unexpected argument '" + args.positional[0] + "'");
@@ -157,6 +162,7 @@ int cmd_dump(int argc, char **argv) {
   if (args.has("--full-freeze")) opt.freeze_mode = writer::DumpOptions::FreezeMode::Full;
   opt.allow_unrestorable = args.has("--allow-unrestorable");
   opt.store_tmpfs_files = args.has("--store-tmpfs-files");
+  opt.inject_strict_seccomp = args.has("--inject-strict-seccomp");
   const char *tracking = std::getenv("CKPT_DIRTY_TRACKING");
   opt.dirty_tracking = !(tracking && std::strcmp(tracking, "off") == 0);
   if (args.has("--track-dirty") && args.has("--no-track-dirty"))

@@ -49,7 +49,8 @@ TEST_P(DumpFaults, FailingAtPointIsOneLineAndLeavesNothing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Points, DumpFaults,
-                         ::testing::Values("dump-seized", "dump-injected", "dump-memory-midway", "dump-before-link"),
+                         ::testing::Values("dump-seized", "dump-injecting", "dump-injected", "dump-memory-midway",
+                                           "dump-before-link"),
                          [](const auto &info) {
                            std::string n = info.param;
                            std::erase(n, '-');

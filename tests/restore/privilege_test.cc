@@ -24,14 +24,14 @@ class RestorePrivilege : public RestoreTest {
   // an image written anyway for gdb is refused by restore for the same
   // reason.
   void expect_refused_at_dump_and_restore(const std::string &why) {
-    RunResult d = dump(pid_, image_path(), {"--kill"});
+    RunResult d = dump(pid_, image_path(), {"--kill", "--inject-strict-seccomp"});
     EXPECT_TRUE(d.exited && d.exit_code != 0) << d.status();
     EXPECT_EQ(std::count(d.err.begin(), d.err.end(), '\n'), 1) << d.err;
     EXPECT_EQ(d.err.rfind("imgtool dump: ", 0), 0u) << d.err;
     EXPECT_NE(d.err.find(why), std::string::npos) << d.err;
     EXPECT_TRUE(pid_exists(pid_) && proc_state(pid_) != 'Z') << "dump --kill killed a process it refused";
     EXPECT_NE(access(image_path().c_str(), F_OK), 0) << "a refused dump wrote " << image_path();
-    RunResult debug = dump(pid_, image_path(), {"--allow-unrestorable"});
+    RunResult debug = dump(pid_, image_path(), {"--allow-unrestorable", "--inject-strict-seccomp"});
     ASSERT_TRUE(debug.exited && debug.exit_code == 0) << debug.err;
     kill(pid_, SIGKILL);
     int st = 0;
@@ -51,7 +51,8 @@ class RestorePrivilege : public RestoreTest {
 
 TEST_F(RestorePrivilege, CapabilitiesNoNewPrivsAndSeccompFiltersPerThread) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_PRIVILEGE_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  // Its third thread is in seccomp strict mode (DECISIONS 179).
+  ASSERT_NO_FATAL_FAILURE(dump_kill({"--inject-strict-seccomp"}));
 
   // info shows them, per thread, in text and JSON.
   RunResult info = test::run({imgtool(), "info", "--json", image_path()});

@@ -65,7 +65,16 @@ static Status query_process(pid_t pid, Injector &inj, ProcessCapture &pc) {
     auto r = inj.call_out(SYS_getitimer, {u64(which), 0}, 1, &it, sizeof it);
     if (!r) return r.error();
     if (*r < 0) return make_error("getitimer(%d) in process %d failed: %s", which, pid, strerror(-*r));
-    if (it.value_sec == 0 && it.value_usec == 0) continue;
+    if (it.value_sec == 0 && it.value_usec == 0) {
+      if (it.interval_sec == 0 && it.interval_usec == 0) continue;  // disarmed
+      // Kernel quirk: a periodic ITIMER_REAL is re-armed only when its
+      // SIGALRM is dequeued (dequeue_signal); until then getitimer says 0
+      // left. It expired while the process was frozen and its SIGALRM
+      // waits, queued (injected syscalls take no signal, DECISIONS 178):
+      // the timer is due, stored as due one interval on.
+      it.value_sec = it.interval_sec;
+      it.value_usec = it.interval_usec;
+    }
     TimerRecord t{};
     t.pid = pid;
     t.kind = static_cast<u32>(kinds[which]);

@@ -30,6 +30,7 @@
 #include "self_checkpoint.h"
 #include "snapshot.h"
 #include "snapshot_plan.h"
+#include "strict_seccomp.h"
 #include "dump_guard.h"
 #include "sysv_ipc.h"
 #include "tree_ids.h"
@@ -108,6 +109,9 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   DumpStats stats;
   auto start = Clock::now();
   if (opt.caller_tid) CKPT_TRY(await_caller_in_read(opt.pid, opt.caller_tid));
+  // Before anything is touched; checked again per process once frozen
+  // (a thread may enter strict mode in between).
+  if (!opt.inject_strict_seccomp) CKPT_TRY(refuse_strict_seccomp(opt.pid, true));
   // --parent: the chain is opened and checked before the freeze (a
   // missing, replaced or structurally damaged parent refuses the dump
   // without stopping anything). Its memory checksums are not read here:
@@ -169,6 +173,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   std::vector<CapturedProcess> procs;  // live members, root first
   for (const TreeMember &m : members) {
     if (m.zombie) continue;
+    if (!opt.inject_strict_seccomp) CKPT_TRY(refuse_strict_seccomp(m.pid, false));
     auto pc = capture_process(*m.frozen, !defer_plan);
     if (!pc) return m.pid == opt.pid ? pc.error() : pc.error().context("process " + std::to_string(m.pid));
     if (opt.caller_tid && m.pid == opt.pid)
@@ -275,7 +280,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   };
   if (defer_plan && stats.freeze_mode.empty()) {
     // The pages are planned from the copies, after the release (DECISIONS
-    // 3001): the trackers are armed and the copies made first, and the
+    // 175): the trackers are armed and the copies made first, and the
     // notes built and checked once the tree runs again. A refusal then
     // still writes nothing, and the guard undoes the trackers and copies.
     CKPT_TRY(arm_trackers());

@@ -245,7 +245,7 @@ void resume(pid_t imgtool, int status) {
   }
 }
 
-[[noreturn]] void guard_main(pid_t imgtool, int journal, int ready) {
+[[noreturn]] void guard_main(pid_t imgtool, int journal, int ready, int granted) {
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU}) signal(sig, SIG_IGN);
   sigset_t wake;
   sigemptyset(&wake);
@@ -253,6 +253,10 @@ void resume(pid_t imgtool, int status) {
   sigaddset(&wake, SIGUSR1);  // imgtool wrote its last journal line
   sigprocmask(SIG_BLOCK, &wake, nullptr);
   prctl(PR_SET_NAME, "imgtool-guard");
+  // Above 5 first, so that no dup2 below closes one still to be moved.
+  journal = fcntl(journal, F_DUPFD, 6);
+  ready = fcntl(ready, F_DUPFD, 6);
+  granted = fcntl(granted, F_DUPFD, 6);
   // Hold nothing of imgtool's open: a reader of "-o -" must see EOF when
   // imgtool is done, not when we are.
   int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -262,10 +266,18 @@ void resume(pid_t imgtool, int status) {
   }
   dup2(journal, 3);
   dup2(ready, 4);
+  dup2(granted, 5);
   journal = 3;
   ready = 4;
-  syscall(SYS_close_range, 5, ~0u, 0);
+  granted = 5;
+  syscall(SYS_close_range, 6, ~0u, 0);
   fcntl(journal, F_SETFL, O_NONBLOCK);
+  // Imgtool names us its ptracer first (DumpGuard::start); EOF means it
+  // could not, and the seize below says why.
+  char byte;
+  while (read(granted, &byte, 1) < 0 && errno == EINTR) {
+  }
+  close(granted);
   if (ptrace(PTRACE_SEIZE, imgtool, 0, 0) < 0) {
     int e = errno;
     if (write(ready, &e, sizeof e) < 0) {
@@ -320,12 +332,17 @@ static DumpGuard *g_active = nullptr;
 DumpGuard *DumpGuard::active() { return g_active; }
 
 Expected<std::unique_ptr<DumpGuard>> DumpGuard::start() {
-  int journal[2], ready[2];
+  int journal[2], ready[2], granted[2];
   if (pipe2(journal, O_CLOEXEC) < 0) return make_error("pipe: %s", strerror(errno));
   if (pipe2(ready, O_CLOEXEC) < 0) {
     int e = errno;
     close(journal[0]);
     close(journal[1]);
+    return make_error("pipe: %s", strerror(e));
+  }
+  if (pipe2(granted, O_CLOEXEC) < 0) {
+    int e = errno;
+    for (int fd : {journal[0], journal[1], ready[0], ready[1]}) close(fd);
     return make_error("pipe: %s", strerror(e));
   }
   // Every ptrace stop of the target sends us SIGCHLD; traced, each would
@@ -341,11 +358,25 @@ Expected<std::unique_ptr<DumpGuard>> DumpGuard::start() {
   if (pid == 0) {
     close(journal[1]);
     close(ready[0]);
-    guard_main(self, journal[0], ready[1]);
+    close(granted[1]);
+    guard_main(self, journal[0], ready[1], granted[0]);
   }
   int e = errno;
   close(journal[0]);
   close(ready[1]);
+  close(granted[0]);
+  if (pid > 0) {
+    // Kernel quirk (Yama, ptrace_scope 1, Ubuntu's default): a process may
+    // trace only its descendants unless the tracee names it with
+    // PR_SET_PTRACER; the guard is our child tracing us. Without Yama this
+    // says EINVAL, harmlessly; with ptrace_scope 2 or 3 the seize fails and
+    // the dump goes on unguarded, saying why (DECISIONS 180).
+    prctl(PR_SET_PTRACER, static_cast<unsigned long>(pid), 0, 0, 0);
+    char go = 1;
+    if (write(granted[1], &go, 1) < 0) {
+    }
+  }
+  close(granted[1]);
   auto unblock = [&] {
     if (!chld_was_blocked) sigprocmask(SIG_UNBLOCK, &chld, nullptr);
   };
@@ -420,6 +451,7 @@ DumpGuard::~DumpGuard() {
   kill(pid_, SIGUSR1);
   while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
   }
+  prctl(PR_SET_PTRACER, 0, 0, 0, 0);  // no ptracer named any more
   close(journal_);
   if (!chld_was_blocked_) {
     sigset_t chld;

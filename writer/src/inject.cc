@@ -31,7 +31,7 @@ Injector::Injector(pid_t tid, u64 syscall_insn, const img::UserRegs &regs)
 
 Injector::~Injector() {
   if (ran_ && !restored_) (void)restore();
-  resend_deferred();  // never lose one, even when restore() failed
+  unmask();  // the thread's own mask back, even when restore() failed
 }
 
 static Status set_regs(pid_t tid, const img::UserRegs &r) {
@@ -40,34 +40,39 @@ static Status set_regs(pid_t tid, const img::UserRegs &r) {
   return {};
 }
 
-// The thread group of tid (tgkill needs it).
+// The thread group of tid (its mappings are the process's).
 static pid_t tid_group(pid_t tid) {
   auto status = read_status(tid);
   return status ? status->tgid : tid;
 }
 
-// A signal-delivery stop while we borrow the thread: a signal arrived (or
-// was pending) for it. It is suppressed here and remembered, to be sent
-// again once the thread is back in its frozen stop (resend_deferred), so it
-// stays pending for the process (with our pid as its sender: the kernel
-// refuses to let us queue a siginfo that claims another sender). Sending
-// it again at once would make the kernel dequeue it at once: the thread
-// would stop for it again and again, and the dump fail with "keeps
-// stopping" whenever a timer signal arrived mid-injection. Stop signals
-// too: under PTRACE_SEIZE a group stop already in effect is reported as
-// PTRACE_EVENT_STOP (status >> 16 set), never as a delivery, so a SIGSTOP
-// delivery here is a new one (a shell's Ctrl-Z or kill -STOP during the
-// dump); suppressed, it would be lost and the process run on after the
-// dump instead of stopping (FaultTest.StoppedByAShellMidDumpStaysStopped,
-// once snapshot mode's clone made the injections long). Sent again, it
-// stays pending and stops the process when we detach.
-static void defer_signal(int status, std::vector<int> &deferred) {
+// Signals while we borrow the thread: none is ever taken out of the kernel
+// (DECISIONS 178). Before the first injected syscall every blockable
+// signal is blocked in the thread (PTRACE_SETSIGMASK; its own mask is in
+// the return frame and put back by restore()), so whatever arrives, or was
+// pending, stays queued with its siginfo and is delivered once the thread
+// runs its own code again: after the dump, or through the return frame's
+// rt_sigreturn if imgtool dies first (an earlier design suppressed such
+// signals and sent them again later, and a dumper killed in between lost
+// them). What can still stop the thread is a signal no mask holds back:
+// SIGSTOP (a shell's kill -STOP during the dump) or a synchronous signal
+// the kernel forces. It is passed on, as the thread would have taken it
+// without us: for SIGSTOP the kernel starts the group stop (reported to us
+// as PTRACE_EVENT_STOP, which we resume from) and, when we detach or die,
+// __ptrace_unlink puts every thread into it (it re-arms
+// JOBCTL_STOP_PENDING while the group stop is in effect), so the process
+// ends up stopped as the shell asked. SIGTRAP is ptrace's own.
+static Status pass_signal_on(pid_t tid, int status) {
   int sig = WSTOPSIG(status);
-  if ((status >> 16) == 0 && sig != SIGTRAP) deferred.push_back(sig);
+  bool delivery = (status >> 16) == 0 && sig != SIGTRAP;
+  if (ptrace(PTRACE_SYSCALL, tid, 0, delivery ? sig : 0) < 0)
+    return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
+  if (delivery) CKPT_TRY(img::fault_point("dump-signal-arrived"));
+  return {};
 }
 
 // Resumes to the next syscall stop (entry or exit) of tid.
-static Status to_syscall_stop(pid_t tid, std::vector<int> &deferred) {
+static Status to_syscall_stop(pid_t tid) {
   if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
   int foreign_stops = 0;
   for (;;) {
@@ -81,8 +86,7 @@ static Status to_syscall_stop(pid_t tid, std::vector<int> &deferred) {
     if (WIFSTOPPED(status)) {
       // Bounded by the signals pending, plus any arriving meanwhile.
       if (++foreign_stops > 1024) return make_error("thread %d keeps stopping during an injected syscall", tid);
-      defer_signal(status, deferred);
-      if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
+      CKPT_TRY(pass_signal_on(tid, status));
     }
   }
 }
@@ -91,17 +95,49 @@ static Status to_syscall_stop(pid_t tid, std::vector<int> &deferred) {
 // rsp; the return frame goes below that.
 static constexpr u64 kReturnFrameBelow = 1024;
 
-void Injector::prepare_return_frame() {
+Status Injector::prepare() {
   // Without the frame (a stack too close to its end, unreadable state) the
   // injection works as before, only not kill-safe: the dump is not failed
   // for a safety net it does not need on its normal path.
   auto frame = write_return_frame(tid_, saved_, saved_.rsp - kReturnFrameBelow);
   if (frame) frame_ = frame.take();
   sigreturn_at_ = find_sigreturn_sequence(tid_group(tid_));
+  // Kernel quirk: PTRACE_GETSIGMASK of a thread inside sigsuspend/ppoll
+  // gives the mask it will go back to (saved_sigmask), and SETSIGMASK
+  // clears TIF_RESTORE_SIGMASK: its syscall restarts after the dump and
+  // sets its temporary mask again. The frame holds the same mask.
+  if (ptrace(PTRACE_GETSIGMASK, tid_, sizeof own_mask_, &own_mask_) < 0)
+    return make_error("cannot read the signal mask of thread %d: %s", tid_, strerror(errno));
+  // Registers that end in rt_sigreturn on the frame before the mask
+  // changes: a dumper killed from here on gives the thread its own mask
+  // back with its registers.
+  if (frame_) {
+    img::UserRegs idle = saved_;
+    idle.rip = insn_;
+    idle.rax = SYS_rt_sigreturn;
+    idle.orig_rax = ~0ull;
+    idle.rsp = frame_->rsp;
+    CKPT_TRY(set_regs(tid_, idle));
+  }
+  u64 all = ~u64(0);  // the kernel leaves SIGKILL and SIGSTOP out
+  if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof all, &all) < 0)
+    return make_error("cannot block signals in thread %d: %s", tid_, strerror(errno));
+  masked_ = true;
+  return {};
+}
+
+void Injector::unmask() {
+  if (!masked_) return;
+  // The thread is in a ptrace stop: its pending signals wait until it runs.
+  if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof own_mask_, &own_mask_) == 0) masked_ = false;
 }
 
 Expected<long> Injector::call(long nr, std::initializer_list<u64> args) {
-  if (!ran_) prepare_return_frame();
+  if (!ran_) {
+    ran_ = true;
+    CKPT_TRY(prepare());
+  }
+  CKPT_TRY(img::fault_point("dump-injecting"));
   img::UserRegs r = saved_;
   r.rip = insn_;
   r.rax = nr;
@@ -123,9 +159,8 @@ Expected<long> Injector::call(long nr, std::initializer_list<u64> args) {
     r.rax = SYS_rt_sigreturn;
     r.rsp = frame_->rsp;
   }
-  ran_ = true;
   CKPT_TRY(set_regs(tid_, r));
-  CKPT_TRY(to_syscall_stop(tid_, deferred_));  // entry
+  CKPT_TRY(to_syscall_stop(tid_));  // entry
   if (frame_) {
     // The syscall entry stop: the kernel takes the syscall number from
     // orig_rax after the tracer's stop (syscall_trace_enter), and returns to
@@ -141,7 +176,7 @@ Expected<long> Injector::call(long nr, std::initializer_list<u64> args) {
   // thread at the exit stop (at the entry stop, the registers it puts back
   // would make the kernel run the thread's own orig_rax as a syscall).
   Status injected = img::fault_point("dump-injected");
-  CKPT_TRY(to_syscall_stop(tid_, deferred_));  // exit
+  CKPT_TRY(to_syscall_stop(tid_));  // exit
   if (!injected) return injected.error();
   img::UserRegs out;
   if (ptrace(PTRACE_GETREGS, tid_, 0, &out) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid_, strerror(errno));
@@ -197,6 +232,13 @@ Expected<long> Injector::call_with_scratch(long nr, std::initializer_list<u64> a
 Status Injector::restore() {
   restored_ = true;
   if (!ran_) return {};
+  // The thread's own mask first, while its registers still end in
+  // rt_sigreturn on the frame (which holds the same mask): killed at any
+  // point from here on, the thread has its own mask and registers. On the
+  // way to the stop below it takes no signal: get_signal() handles our
+  // PTRACE_INTERRUPT trap before it dequeues any.
+  unmask();
+  if (masked_) return make_error("cannot put back the signal mask of thread %d: %s", tid_, strerror(errno));
   // Put the frozen registers back exactly, then bring the thread back into
   // the kind of stop we found it in: PTRACE_INTERRUPT raises a pending
   // trap, so on its way out of our syscall's exit stop the thread enters
@@ -221,23 +263,18 @@ Status Injector::restore() {
       if (ptrace(PTRACE_GETREGS, tid_, 0, &now) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid_, strerror(errno));
       if (now.rip != saved_.rip || now.rax != saved_.rax)
         return make_error("thread %d did not come back to its frozen state", tid_);
-      resend_deferred();
       return {};
     }
-    // A signal arriving now: deferred too (see defer_signal).
-    defer_signal(status, deferred_);
-    if (ptrace(PTRACE_CONT, tid_, 0, 0) < 0) return make_error("PTRACE_CONT(%d): %s", tid_, strerror(errno));
+    // A signal taken now after all: passed on (see pass_signal_on) on the
+    // thread's own registers; a SIGSTOP brings the group stop, anything
+    // else fails the check above (the dump fails, nothing is lost).
+    int sig = WSTOPSIG(status);
+    bool delivery = (status >> 16) == 0 && sig != SIGTRAP;
+    if (ptrace(PTRACE_CONT, tid_, 0, delivery ? sig : 0) < 0)
+      return make_error("PTRACE_CONT(%d): %s", tid_, strerror(errno));
     ptrace(PTRACE_INTERRUPT, tid_, 0, 0);
   }
   return make_error("thread %d does not stop", tid_);
-}
-
-void Injector::resend_deferred() {
-  // The thread sits in a ptrace stop: the signals stay pending and are
-  // delivered when it runs again (after the dump lets it go).
-  pid_t group = deferred_.empty() ? 0 : tid_group(tid_);
-  for (int sig : deferred_) syscall(SYS_tgkill, group, tid_, sig);
-  deferred_.clear();
 }
 
 u64 find_syscall_instruction(pid_t pid, u64 start, u64 end) {

@@ -6,7 +6,8 @@
 // scratch bytes on its stack are restored after every call, so memory read
 // afterwards is the process's own. restore() returns the thread to the very
 // stop it was frozen in (see inject.cc), so an interrupted syscall is still
-// restarted by the kernel, not by us.
+// restarted by the kernel, not by us. While borrowed, the thread has every
+// signal blocked: what arrives stays queued in the kernel (inject.cc).
 #pragma once
 
 #include <optional>
@@ -60,11 +61,13 @@ class Injector {
   std::optional<ReturnFrame> frame_;
   /// glibc's `mov $15,%rax; syscall`, or 0 (inject_return_frame.h).
   u64 sigreturn_at_ = 0;
-  void prepare_return_frame();
-  /// Signals that arrived while the thread was borrowed, sent again once it
-  /// is back in its frozen stop (inject.cc, defer_signal).
-  std::vector<int> deferred_;
-  void resend_deferred();
+  /// Writes the return frame and blocks every signal in the thread while
+  /// it is borrowed (inject.cc, pass_signal_on).
+  Status prepare();
+  /// The thread's own signal mask, put back by unmask().
+  u64 own_mask_ = 0;
+  bool masked_ = false;
+  void unmask();
   Expected<long> call_with_scratch(long nr, std::initializer_list<u64> args, int pointer_arg, void *buf,
                                    size_t size, bool copy_in);
 };

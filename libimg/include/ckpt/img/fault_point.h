@@ -1,8 +1,11 @@
 // Fault injection for the fault tests (tests/faults, docs/DESIGN.md "Fault
 // points"): CKPT_FAULT=<point> makes the process SIGKILL itself when it
 // reaches the point named; CKPT_FAULT=<point>:eio makes fault_point()
-// return an injected I/O error there instead. Unset (every real run), a
-// point costs one cached lookup and does nothing.
+// return an injected I/O error there instead; CKPT_FAULT=<point>:wait
+// creates the file $CKPT_FAULT_WAIT.<point> there and waits (at most a
+// minute) until $CKPT_FAULT_WAIT exists, so that a test can act at that
+// moment. Several points are comma-separated ("a:wait,b"). Unset (every
+// real run), a point costs one cached lookup and does nothing.
 #pragma once
 
 #include <ckpt/img/expected.h>
@@ -10,7 +13,7 @@
 namespace ckpt::img {
 
 /// Reaching point `name`: kills this process, returns the injected error,
-/// or (the point not asked for) returns success.
+/// waits for the test, or (the point not asked for) returns success.
 Status fault_point(const char *name);
 
 /// Whether CKPT_FAULT names `name` (any action): for code that must act

@@ -57,6 +57,10 @@ struct DumpOptions {
   /// for a later --parent dump. Off by default: a dump leaves the target
   /// exactly as it was (DECISIONS 155).
   bool arm_dirty_tracking = false;
+  /// --inject-strict-seccomp: borrow threads in seccomp strict mode for the
+  /// injected queries too; a dumper killed in that moment kills such a
+  /// thread (DECISIONS 179). Off: such a dump is refused in one line.
+  bool inject_strict_seccomp = false;
 };
 
 struct DumpStats {

@@ -1,0 +1,118 @@
+// The dumper killed while it borrows a thread for an injected syscall
+// (DECISIONS 161): nothing the thread had may be lost, not a signal that
+// arrived meanwhile (DECISIONS 178), not a strict-seccomp thread (179).
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "faults_common.h"
+
+namespace ckpt::faulttest {
+namespace {
+
+// Starts `imgtool dump` of pid with CKPT_FAULT=fault and CKPT_FAULT_WAIT=go
+// (fault_point.h: a ":wait" point creates go.POINT and waits for go).
+pid_t spawn_dump_with_fault(const std::string &fault, const std::string &go, pid_t pid, const std::string &image,
+                            const std::string &err) {
+  setenv("CKPT_FAULT", fault.c_str(), 1);
+  setenv("CKPT_FAULT_WAIT", go.c_str(), 1);
+  pid_t dumper = spawn({imgtool(), "dump", "--pid", std::to_string(pid), "-o", image}, err);
+  unsetenv("CKPT_FAULT");
+  unsetenv("CKPT_FAULT_WAIT");
+  return dumper;
+}
+
+// A SIGUSR1 and a shell's SIGSTOP sent while the dumper borrows the main
+// thread (it waits at its first injected syscall), the dumper killed as
+// soon as the thread met one of them: the process is left stopped, as
+// the shell asked, and once continued its handler has run exactly once.
+// (The old code took both out of the kernel at delivery stops and meant to
+// send them again after the injection: killed first, it lost both.)
+TEST_F(FaultTest, SignalsSentDuringAnInjectionSurviveAKilledDumper) {
+  ASSERT_NO_FATAL_FAILURE(start(FAULT_SIGNALS_PATH, {"1"}));
+  ASSERT_NO_FATAL_FAILURE(remember_target());
+  test::TempDir side;  // not in dir(): its names are compared
+  std::string go = side.file("go"), err = side.file("dump.err");
+  pid_t dumper = spawn_dump_with_fault("dump-injecting:wait,dump-signal-arrived", go, pid_, image_path(), err);
+  ASSERT_GT(dumper, 0);
+  bool reached = restoretest::wait_until([&] { return access((go + ".dump-injecting").c_str(), F_OK) == 0; }, 60);
+  EXPECT_TRUE(reached) << "the dump never injected a syscall: " << test::read_text_file(err);
+  ASSERT_EQ(kill(pid_, SIGUSR1), 0);
+  ASSERT_EQ(kill(pid_, SIGSTOP), 0);
+  ASSERT_TRUE(test::write_text_file(go, ""));
+  int status = 0;
+  ASSERT_EQ(waitpid(dumper, &status, 0), dumper);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+      << "the dumper did not die at dump-signal-arrived: status 0x" << std::hex << status << "\n"
+      << test::read_text_file(err);
+  EXPECT_TRUE(restoretest::wait_until([&] { return restoretest::proc_state(pid_) == 'T'; }, 10))
+      << "state " << restoretest::proc_state(pid_) << ": the SIGSTOP was lost";
+  ASSERT_EQ(kill(pid_, SIGCONT), 0);
+  EXPECT_TRUE(restoretest::wait_until([&] { return restoretest::proc_state(pid_) != 'T'; }, 10));
+  ASSERT_NO_FATAL_FAILURE(expect_target_as_before());
+  ASSERT_NO_FATAL_FAILURE(expect_program_passes());  // SIGUSR1 counted once
+}
+
+// The same signals with the dumper alive: the dump completes, the process
+// is left stopped and the handler runs once (the signals stayed queued in
+// the kernel, blocked in the borrowed thread).
+TEST_F(FaultTest, SignalsSentDuringAnInjectionArriveOnceAfterTheDump) {
+  ASSERT_NO_FATAL_FAILURE(start(FAULT_SIGNALS_PATH, {"1"}));
+  test::TempDir side;
+  std::string go = side.file("go"), err = side.file("dump.err");
+  pid_t dumper = spawn_dump_with_fault("dump-injecting:wait", go, pid_, image_path(), err);
+  ASSERT_GT(dumper, 0);
+  bool reached = restoretest::wait_until([&] { return access((go + ".dump-injecting").c_str(), F_OK) == 0; }, 60);
+  EXPECT_TRUE(reached) << "the dump never injected a syscall: " << test::read_text_file(err);
+  ASSERT_EQ(kill(pid_, SIGUSR1), 0);
+  ASSERT_EQ(kill(pid_, SIGSTOP), 0);
+  ASSERT_TRUE(test::write_text_file(go, ""));
+  int status = 0;
+  ASSERT_EQ(waitpid(dumper, &status, 0), dumper);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "dump status 0x" << std::hex << status << "\n" << test::read_text_file(err);
+  EXPECT_TRUE(restoretest::wait_until([&] { return restoretest::proc_state(pid_) == 'T'; }, 10))
+      << "state " << restoretest::proc_state(pid_) << ": the SIGSTOP was lost";
+  ASSERT_EQ(kill(pid_, SIGCONT), 0);
+  ASSERT_NO_FATAL_FAILURE(expect_untraced_and_running(pid_));
+  ASSERT_NO_FATAL_FAILURE(expect_program_passes());
+}
+
+// A process whose main thread (the first one a dump borrows) is in seccomp
+// strict mode: the dump is refused in one line before anything is
+// injected, so a dumper killed at its injection point (dump-injected) is
+// never killed there, and the strict thread keeps running. (The old code
+// injected into it: killed at that point, the kernel killed the thread.)
+TEST_F(FaultTest, StrictSeccompThreadIsNeverBorrowed) {
+  ASSERT_NO_FATAL_FAILURE(start(FAULT_STRICT_SECCOMP_PATH));
+  ASSERT_NO_FATAL_FAILURE(remember_target());
+  for (const char *fault : {"", "dump-injected"}) {
+    SCOPED_TRACE(std::string("CKPT_FAULT=") + fault);
+    RunResult r = run_with_fault(fault, {imgtool(), "dump", "--pid", std::to_string(pid_), "-o", image_path()});
+    ASSERT_TRUE(r.exited) << r.status() << "\n" << r.err;
+    EXPECT_NE(r.exit_code, 0);
+    ASSERT_EQ(r.err_lines().size(), 1u) << r.err;
+    EXPECT_NE(r.err.find("seccomp strict mode"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("--inject-strict-seccomp"), std::string::npos) << r.err;
+    ASSERT_NO_FATAL_FAILURE(expect_target_as_before());
+  }
+  ASSERT_NO_FATAL_FAILURE(expect_program_passes());
+}
+
+// With --inject-strict-seccomp the user takes that risk: the dump borrows
+// the strict thread (its seccomp suspended while traced) and completes, and
+// the thread runs on, still strict.
+TEST_F(FaultTest, StrictSeccompThreadIsBorrowedOnlyWhenAsked) {
+  ASSERT_NO_FATAL_FAILURE(start(FAULT_STRICT_SECCOMP_PATH));
+  RunResult r = test::run({imgtool(), "dump", "--pid", std::to_string(pid_), "-o", image_path(),
+                           "--inject-strict-seccomp"});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  ASSERT_NO_FATAL_FAILURE(expect_untraced_and_running(pid_));
+  ASSERT_NO_FATAL_FAILURE(expect_program_passes());
+}
+
+}  // namespace
+}  // namespace ckpt::faulttest
