@@ -157,10 +157,7 @@ TEST_F(CowTree, EveryProcessStateComparesEqual) {
   std::vector<pid_t> pids = tree_pids();
   ASSERT_EQ(pids.size(), 4u);
   std::map<pid_t, test::ProcessState> before;
-  for (pid_t p : pids) {
-    before[p] = test::capture_idle_state(p);
-    ASSERT_EQ(before[p].error, "") << "process " << p << " before the dump";
-  }
+  ASSERT_NO_FATAL_FAILURE(capture_processes_before(pids, &before));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   std::string pidfile = tmp_.file("restored.pid");
   RunResult r = restore(image_path(), {"--detach", "--pidfile", pidfile});

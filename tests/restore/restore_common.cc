@@ -155,6 +155,14 @@ void RestoreTest::restore_expect(int code, const std::vector<std::string> &extra
   EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " still exists after the restored process exited";
 }
 
+void RestoreTest::capture_processes_before(const std::vector<pid_t> &pids,
+                                           std::map<pid_t, test::ProcessState> *before) {
+  for (pid_t p : pids) {
+    (*before)[p] = test::capture_idle_state(p);
+    ASSERT_EQ((*before)[p].error, "") << "process " << p << " before the dump";
+  }
+}
+
 void RestoreTest::expect_processes_as_before(const std::map<pid_t, test::ProcessState> &before,
                                              const std::vector<pid_t> &pids) {
   for (pid_t p : pids) {

@@ -91,6 +91,9 @@ class RestoreTest : public ::testing::Test {
   /// Captures the restored program's state once it is idle (pid_) and
   /// compares it with before_state_, as restore_compare_expect() does.
   void expect_state_as_before(const test::CaptureOptions &options = {});
+  /// The idle state of each process of `pids`, asserted captured, into
+  /// `before` (for expect_processes_as_before). ASSERT_NO_FATAL_FAILURE.
+  void capture_processes_before(const std::vector<pid_t> &pids, std::map<pid_t, test::ProcessState> *before);
   /// Each restored process of `pids` equals its state in `before` (taken
   /// before the dump), known differences aside: for trees.
   void expect_processes_as_before(const std::map<pid_t, test::ProcessState> &before, const std::vector<pid_t> &pids);
