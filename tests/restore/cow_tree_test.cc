@@ -36,11 +36,7 @@ class CowTree : public RestoreTest {
     return out;
   }
   img::u64 word_addr() const { return std::stoull(program_->value("word_addr"), nullptr, 16); }
-  RunResult imgtool_run(const std::vector<std::string> &args) {
-    std::vector<std::string> argv = {imgtool()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv, 120);
-  }
+  RunResult imgtool_run(const std::vector<std::string> &args) { return RestoreTest::imgtool_run(args, 120); }
   void expect_ok(const RunResult &r, const std::string &what) {
     EXPECT_TRUE(r.exited && r.exit_code == 0) << what << ": " << r.status() << "\n" << r.err;
   }

@@ -22,6 +22,8 @@
 #include <sys/types.h>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "process_state.h"
 #include "spawned_process.h"
 #include "subprocess.h"
@@ -77,6 +79,11 @@ class RestoreTest : public ::testing::Test {
   void dump_kill(const std::vector<std::string> &extra = {});
   /// Creates the go file.
   void go();
+  /// `imgtool ARGS...`, ended after `timeout_s`.
+  RunResult imgtool_run(const std::vector<std::string> &args, int timeout_s = 60);
+  /// `imgtool info --json` of the image, asserted to exit 0 and to parse,
+  /// into *out. Call through ASSERT_NO_FATAL_FAILURE.
+  void info_json(nlohmann::json *out);
   /// go(), restore in the foreground, expect exit `code` and one more
   /// "PASS" in pass_file_ (the log by default). With compare_state_, see
   /// restore_compare_expect() instead.
