@@ -12,6 +12,15 @@ import os
 import gdb
 
 
+def _image_or_given(variable):
+    """(path, info) of the loaded image, or of the file that imgtool gdb
+    names in the environment `variable` (the whole tree, the chain's last
+    link) when it is set."""
+    path, info = _image()
+    given = os.environ.get(variable)
+    return (given, _run_imgtool_info(given)) if given else (path, info)
+
+
 class CkptTree(_Command):
     """The processes in the image, as a tree.
 
@@ -28,12 +37,9 @@ that of the whole image file."""
     @_command
     def invoke(self, arg, from_tty):
         self._no_arguments(arg)
-        _, info = _image()
-        whole = os.environ.get("CKPT_TREE_IMAGE")
-        if whole:
-            # 'imgtool gdb --pid N': gdb shows one process of a tree image;
-            # the tree is the whole file's.
-            info = _run_imgtool_info(whole)
+        # 'imgtool gdb --pid N': gdb shows one process of a tree image;
+        # the tree is the whole file's.
+        _, info = _image_or_given("CKPT_TREE_IMAGE")
         procs = list(info.get("processes", []))
         known = {p.get("pid") for p in procs}
         for t in info.get("tree", []):
@@ -89,10 +95,7 @@ the chain shown is that of the file given to imgtool gdb."""
     @_command
     def invoke(self, arg, from_tty):
         self._no_arguments(arg)
-        path, info = _image()
-        given = os.environ.get("CKPT_CHAIN_IMAGE")
-        if given:
-            path, info = given, _run_imgtool_info(given)
+        path, info = _image_or_given("CKPT_CHAIN_IMAGE")
         chain = info.get("chain") or []
         if not info.get("parent"):
             _out("%s is a full image (no parent chain)." % path)

@@ -42,24 +42,27 @@ Expected<u64> ns_inode_of(const std::string &path) {
   return static_cast<u64>(st.st_ino);
 }
 
-void fill_perm(SysvIpcRecord &r, const struct ipc_perm &p) {
+// An object of `kind` with its id and its ipc_perm's fields.
+SysvIpcObject new_object(SysvIpcKind kind, int id, const struct ipc_perm &p) {
+  SysvIpcObject o;
+  SysvIpcRecord &r = o.record;
+  r.kind = static_cast<u32>(kind);
+  r.id = id;
   r.key = p.__key;
   r.mode = p.mode;
   r.uid = p.uid;
   r.gid = p.gid;
   r.cuid = p.cuid;
   r.cgid = p.cgid;
+  return o;
 }
 
 // The segment's bytes through an attach of our own (read-only). It moves
 // the segment's shm_lpid and attach times to the dumper's; a segment
 // marked for removal (SHM_DEST) can still be attached by id on Linux.
 Expected<SysvIpcObject> read_segment(int id, const struct shmid_ds &ds) {
-  SysvIpcObject o;
+  SysvIpcObject o = new_object(SysvIpcKind::Shm, id, ds.shm_perm);
   SysvIpcRecord &r = o.record;
-  r.kind = static_cast<u32>(SysvIpcKind::Shm);
-  r.id = id;
-  fill_perm(r, ds.shm_perm);
   r.cpid = ds.shm_cpid;
   r.lpid = ds.shm_lpid;
   r.size = ds.shm_segsz;
@@ -101,11 +104,8 @@ Expected<std::vector<SysvIpcObject>> read_segments(const std::set<int> *only) {
 }
 
 Expected<SysvIpcObject> read_semaphore_set(int id, const struct semid_ds &ds) {
-  SysvIpcObject o;
+  SysvIpcObject o = new_object(SysvIpcKind::Sem, id, ds.sem_perm);
   SysvIpcRecord &r = o.record;
-  r.kind = static_cast<u32>(SysvIpcKind::Sem);
-  r.id = id;
-  fill_perm(r, ds.sem_perm);
   r.count = static_cast<u32>(ds.sem_nsems);
   std::vector<unsigned short> values(ds.sem_nsems);
   if (semctl(id, 0, GETALL, values.data()) < 0)
@@ -126,11 +126,8 @@ Expected<std::vector<SysvIpcObject>> read_semaphore_sets() {
 // Messages are read with MSG_COPY (CONFIG_CHECKPOINT_RESTORE): a copy of
 // the n-th message, which stays queued for the original.
 Expected<SysvIpcObject> read_message_queue(int id, const struct msqid_ds &ds) {
-  SysvIpcObject o;
+  SysvIpcObject o = new_object(SysvIpcKind::Msg, id, ds.msg_perm);
   SysvIpcRecord &r = o.record;
-  r.kind = static_cast<u32>(SysvIpcKind::Msg);
-  r.id = id;
-  fill_perm(r, ds.msg_perm);
   r.size = ds.msg_qbytes;
   r.count = static_cast<u32>(ds.msg_qnum);
   // One message is at most the whole queue's bytes.
