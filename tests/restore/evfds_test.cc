@@ -80,7 +80,7 @@ TEST_F(RestoreEventFds, PosixTimersKeepTheirIdsAndFire) {
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   json j;
   ASSERT_NO_FATAL_FAILURE(info_json(&j));
-  EXPECT_EQ(j["restorable"], true) << i.out;
+  EXPECT_EQ(j["restorable"], true) << j.dump();
   std::vector<int> ids;
   for (const json &t : j["processes"][0]["timers"])
     if (t["kind"] == "posix") ids.push_back(t.value("id", -1));
