@@ -77,6 +77,15 @@ void pty_master(Fds &t, FdRecord r) {
   by_path(t, r, FdType::CharDevice, "/dev/ptmx", makedev(5, 2));
 }
 
+InetSocketState inet_socket(u32 family, u32 sock_type, u32 protocol, u32 state) {
+  InetSocketState s{};
+  s.family = family;
+  s.sock_type = sock_type;
+  s.protocol = protocol;
+  s.state = state;
+  return s;
+}
+
 void sockets(Fds &t, FdRecord r) {
   r.type = static_cast<u32>(FdType::Socket);
   // AF_UNIX: bound in the abstract namespace, two messages queued.
@@ -89,11 +98,7 @@ void sockets(Fds &t, FdRecord r) {
   r.state = t.add_blob(unix_socket_state_bytes(u, std::string("\0seed", 5), {{1, 2, 3}, {4, 5, 6, 7, 8, 9, 10, 11, 12}}));
   t.add(r);
   // TCP, established and repaired, with both queues.
-  InetSocketState tcp{};
-  tcp.family = 2;
-  tcp.sock_type = 1;
-  tcp.protocol = 6;
-  tcp.state = 1;
+  InetSocketState tcp = inet_socket(2, 1, 6, 1);  // AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_ESTABLISHED
   tcp.flags = kInetRepaired | kInetNoDelay;
   tcp.local_addr[0] = 127;
   tcp.local_addr[3] = 1;
@@ -108,11 +113,7 @@ void sockets(Fds &t, FdRecord r) {
   r.state = t.add_blob(inet_socket_state_bytes(tcp, bytes_of("received"), bytes_of("sent"), {}));
   t.add(r);
   // UDP over IPv6 with two datagrams.
-  InetSocketState udp{};
-  udp.family = 10;
-  udp.sock_type = 2;
-  udp.protocol = 17;
-  udp.state = 7;
+  InetSocketState udp = inet_socket(10, 2, 17, 7);  // AF_INET6, SOCK_DGRAM, IPPROTO_UDP, TCP_CLOSE
   InetDatagram d{};
   d.header.port = 53;
   d.header.addr[15] = 1;

@@ -234,122 +234,6 @@ def _table(rows, right=()):
         _out("  " + "  ".join(cells).rstrip())
 
 
-# Linux x86-64 open flags (the image is always x86-64 Linux).
-_O_ACCMODE = {0: "O_RDONLY", 1: "O_WRONLY", 2: "O_RDWR", 3: "O_ACCMODE"}
-_O_FLAGS = [
-    (0o2000, "O_APPEND"), (0o4000, "O_NONBLOCK"), (0o4010000, "O_SYNC"), (0o10000, "O_DSYNC"),
-    (0o20000, "O_ASYNC"), (0o40000, "O_DIRECT"), (0o100000, "O_LARGEFILE"), (0o200000, "O_DIRECTORY"),
-    (0o400000, "O_NOFOLLOW"), (0o1000000, "O_NOATIME"), (0o2000000, "O_CLOEXEC"), (0o10000000, "O_PATH"),
-    (0o20000000, "O_TMPFILE"), (0o100, "O_CREAT"), (0o200, "O_EXCL"), (0o400, "O_NOCTTY"), (0o1000, "O_TRUNC"),
-]
-
-
-def _open_flags(value):
-    flags = _int(value)
-    names = [_O_ACCMODE[flags & 3]]
-    rest = flags & ~3
-    for bit, name in _O_FLAGS:
-        if rest & bit == bit:
-            names.append(name)
-            rest &= ~bit
-    if rest:
-        names.append("0%o" % rest)
-    return "|".join(names)
-
-
-_SA_FLAGS = [
-    (0x00000001, "SA_NOCLDSTOP"), (0x00000002, "SA_NOCLDWAIT"), (0x00000004, "SA_SIGINFO"),
-    (0x00000400, "SA_UNSUPPORTED"), (0x00000800, "SA_EXPOSE_TAGBITS"), (0x04000000, "SA_RESTORER"),
-    (0x08000000, "SA_ONSTACK"), (0x10000000, "SA_RESTART"), (0x40000000, "SA_NODEFER"),
-    (0x80000000, "SA_RESETHAND"),
-]
-
-
-def _sa_flags(value):
-    flags = _int(value)
-    names = []
-    for bit, name in _SA_FLAGS:
-        if flags & bit:
-            names.append(name)
-            flags &= ~bit
-    if flags:
-        names.append("0x%x" % flags)
-    return "|".join(names) if names else "0"
-
-
-def _signal_list(names):
-    return ", ".join(names) if names else "none"
-
-
-def _symbol(addr):
-    """gdb's name for a code address, "" when it has none."""
-    name = ""
-    try:
-        block = gdb.current_progspace().block_for_pc(addr)
-        while block is not None and block.function is None:
-            block = block.superblock
-        if block is not None and block.function is not None:
-            func = block.function
-            name = func.print_name
-            entry = int(func.value().address)
-            if addr != entry:
-                name += "+%d" % (addr - entry)
-    except (RuntimeError, gdb.error):
-        name = ""
-    if not name:
-        try:
-            text = gdb.execute("info symbol 0x%x" % addr, to_string=True).strip()
-        except gdb.error:
-            text = ""
-        m = re.match(r"^(.+?)(?: \+ (\d+))? in section \S+", text)
-        if m:
-            name = m.group(1) + ("+" + m.group(2) if m.group(2) else "")
-    if not name:
-        return ""
-    lib = None
-    try:
-        lib = gdb.solib_name(addr)
-    except gdb.error:
-        pass
-    return "<%s>%s" % (name, " in " + os.path.basename(lib) if lib else "")
-
-
-def _gdb_threads():
-    """lwp -> "Thread N" for the selected inferior's threads."""
-    names = {}
-    try:
-        for th in gdb.selected_inferior().threads():
-            names[th.ptid[1] or th.ptid[0]] = "Thread %d" % th.num
-    except gdb.error:
-        pass
-    return names
-
-
-def _process(info, arg):
-    """The process a command is about: PID from arg, else the one gdb shows,
-    else the image's root."""
-    procs = info.get("processes", [])
-    if not procs:
-        raise _Fail("the image describes no process")
-    arg = arg.strip()
-    if arg:
-        try:
-            pid = int(gdb.parse_and_eval(arg))
-        except gdb.error as e:
-            raise _Fail("'%s' is not a pid: %s" % (arg, e))
-        for p in procs:
-            if p.get("pid") == pid:
-                return p
-        raise _Fail("process %d is not in this image (see 'ckpt tree')" % pid)
-    shown = gdb.selected_inferior().pid
-    root = info.get("identity", {}).get("root_pid")
-    for want in (shown, root):
-        for p in procs:
-            if want and p.get("pid") == want:
-                return p
-    return procs[0]
-
-
 # ---------------------------------------------------------------------------
 # Commands.
 
@@ -358,6 +242,10 @@ class _Command(gdb.Command):
     def __init__(self, name, command_class=gdb.COMMAND_DATA, prefix=False, complete=gdb.COMPLETE_NONE):
         super().__init__(name, command_class, complete, prefix)
         self._name = name
+
+    def _no_arguments(self, arg):
+        if arg.strip():
+            raise _Fail("'%s' takes no arguments" % self._name)
 
 
 class CkptPrefix(_Command):
@@ -389,8 +277,7 @@ whether 'imgtool restore' would accept it on this machine (and if not, why)."""
 
     @_command
     def invoke(self, arg, from_tty):
-        if arg.strip():
-            raise _Fail("'%s' takes no arguments" % self._name)
+        self._no_arguments(arg)
         path, info = _image()
         _set_image_id(info)
         ident = info.get("identity", {})
@@ -431,267 +318,6 @@ Usage: ckpt info"""
 
     def __init__(self):
         super().__init__("ckpt info", gdb.COMMAND_DATA)
-
-
-class CkptFds(_Command):
-    """File descriptors of the checkpointed process.
-
-Usage: ckpt fds [PID]
-Lists each descriptor with its number, type, path, file position and open
-flags, and its kind's state (an eventfd's counter, a timerfd's settings,
-inotify watches, a socket's peer and queue, an epoll's targets), as 'imgtool restore' will recreate them, then the image's SysV IPC objects
-(shared memory, semaphore sets, message queues). PID selects a process of a
-process-tree image (default: the process gdb shows)."""
-
-    def __init__(self):
-        super().__init__("ckpt fds")
-
-    @_command
-    def invoke(self, arg, from_tty):
-        _, info = _image()
-        proc = _process(info, arg)
-        fds = proc.get("fds", [])
-        _out("File descriptors of process %s (%d):" % (proc.get("pid"), len(fds)))
-        if not fds:
-            return
-        rows = [("FD", "TYPE", "POSITION", "FLAGS", "PATH")]
-        for f in fds:
-            flags = _open_flags(f.get("flags", 0))
-            if f.get("cloexec"):
-                flags += " cloexec"
-            path = str(f.get("path", ""))
-            if f.get("unlinked"):
-                path += " (deleted)"
-            if f.get("state"):
-                path += " (%s)" % f["state"]
-            rows.append((str(f.get("fd")), str(f.get("type")), str(f.get("pos")), flags, path))
-        _table(rows, right=(0, 2))
-        states = [f for f in fds if f.get("state")]
-        if states:
-            _out("State of their kinds:")
-            for f in states:
-                _out("  fd %s %s: %s" % (f.get("fd"), f.get("type"), f.get("state")))
-        _sysv_ipc(info)
-
-
-def _sysv_ipc(info):
-    """The image's SysV IPC objects, as 'imgtool info' lists them."""
-    ipc = info.get("ipc") or {}
-    objects = ipc.get("objects") or []
-    if not objects:
-        return
-    where = "its own IPC namespace" if ipc.get("namespace") == "own" else "the host's IPC namespace"
-    _out("SysV IPC objects (%s):" % where)
-    for o in objects:
-        line = "  %s %s key %s mode %s %s:%s" % (o.get("kind"), o.get("id"), o.get("key"), o.get("mode"),
-                                                o.get("uid"), o.get("gid"))
-        if o.get("kind") == "shm":
-            line += "  %d bytes" % _int(o.get("size", 0))
-            if o.get("locked"):
-                line += ", locked"
-            if o.get("removed"):
-                line += ", marked for removal"
-        elif o.get("kind") == "sem":
-            line += "  values " + " ".join(str(v) for v in o.get("values", []))
-        elif o.get("kind") == "msg":
-            messages = o.get("messages", [])
-            line += "  %d messages, %d bytes" % (len(messages), sum(_int(m.get("bytes", 0)) for m in messages))
-        _out(line)
-
-
-class CkptSignals(_Command):
-    """Signal dispositions and per-thread blocked and pending signals.
-
-Usage: ckpt signals [PID]
-Lists every signal whose disposition is not the default, its handler named
-by gdb from the loaded symbols, its flags and mask; then, per thread, the
-blocked and pending signals, and the signals pending for the whole process."""
-
-    def __init__(self):
-        super().__init__("ckpt signals")
-
-    @_command
-    def invoke(self, arg, from_tty):
-        _, info = _image()
-        proc = _process(info, arg)
-        sig = proc.get("signals", {})
-        actions = sig.get("actions", [])
-        _out("Signal dispositions of process %s:" % proc.get("pid"))
-        rows = [("SIGNAL", "HANDLER", "FLAGS", "MASK")]
-        for a in actions:
-            handler = str(a.get("handler"))
-            if handler.startswith("0x"):
-                name = _symbol(_int(handler))
-                if name:
-                    handler += " " + name
-            rows.append((str(a.get("signal")), handler, _sa_flags(a.get("flags", 0)),
-                         _signal_list(a.get("mask", []))))
-        _table(rows)
-        _out("  (every other signal: SIG_DFL)" if actions else "  (every signal: SIG_DFL)")
-        _out("Blocked and pending signals per thread:")
-        names = _gdb_threads()
-        rows = [("THREAD", "LWP", "NAME", "BLOCKED", "PENDING")]
-        for t in proc.get("threads", []):
-            tid = t.get("tid")
-            rows.append((names.get(tid, "-"), str(tid), str(t.get("name") or "-"),
-                         _signal_list(t.get("blocked", [])), _signal_list(t.get("pending", []))))
-        _table(rows)
-        _out("Pending for the whole process: %s" % _signal_list(sig.get("pending", [])))
-
-
-_SOURCES = [
-    ("stored_bytes", "image"),
-    ("file_bytes", "file"),
-    ("zero_bytes", "zero"),
-    ("parent_bytes", "parent"),
-    ("absent_bytes", "absent"),
-]
-
-
-class CkptMaps(_Command):
-    """Memory mappings and where each one's bytes come from.
-
-Usage: ckpt maps [ADDRESS]
-For each mapping: its range, protection, kind, size and sources, then its path.
-Sources: image = stored in this image file; file = not stored, read from the
-mapped file; zero = zero pages; parent = stored in the parent image (an
-incremental image); absent = not saved (e.g. [vvar]; recreated on restore).
-With ADDRESS, shows only the mapping that contains it."""
-
-    def __init__(self):
-        super().__init__("ckpt maps", complete=gdb.COMPLETE_EXPRESSION)
-
-    @_command
-    def invoke(self, arg, from_tty):
-        _, info = _image()
-        memory = info.get("memory", [])
-        procs = info.get("processes", [])
-        if len(procs) > 1:  # a tree image: the process gdb shows
-            pid = _process(info, "").get("pid")
-            memory = [m for m in memory if m.get("pid", pid) == pid]
-        if arg.strip():
-            try:
-                addr = int(gdb.parse_and_eval(arg).cast(gdb.lookup_type("unsigned long")))
-            except gdb.error as e:
-                raise _Fail("'%s' is not an address: %s" % (arg.strip(), e))
-            memory = [m for m in memory if _int(m["start"]) <= addr < _int(m["end"])]
-            if not memory:
-                raise _Fail("no mapping contains 0x%x" % addr)
-        rows = [("START", "END", "PROT", "KIND", "SIZE", "SOURCE", "PATH")]
-        parent_bytes = 0
-        for m in memory:
-            start, end = _int(m["start"]), _int(m["end"])
-            parts = [(m.get(k, 0), name) for k, name in _SOURCES if m.get(k, 0)]
-            if len(parts) == 1:
-                source = parts[0][1]
-            elif parts:
-                source = " + ".join("%s %s" % (name, _human(n)) for n, name in parts)
-            else:
-                source = "-"
-            parent_bytes += m.get("parent_bytes", 0)
-            rows.append(("0x%x" % start, "0x%x" % end, str(m.get("prot")), str(m.get("kind")),
-                         _human(end - start), source, str(m.get("path", ""))))
-        _table(rows, right=(4,))
-        if parent_bytes:
-            _out("Note: gdb reads 'parent' bytes (%s) as zeros; they are in the parent image." % _human(parent_bytes))
-
-
-class CkptTree(_Command):
-    """The processes in the image, as a tree.
-
-Usage: ckpt tree
-Lists each checkpointed process with its pid, parent pid, process group,
-session, thread count, name and program ('[zombie, exit N]' or '[zombie,
-killed by SIGX]' for a zombie);
-'*' marks the process gdb shows. Under 'imgtool gdb --pid N' the tree is
-that of the whole image file."""
-
-    def __init__(self):
-        super().__init__("ckpt tree")
-
-    @_command
-    def invoke(self, arg, from_tty):
-        if arg.strip():
-            raise _Fail("'ckpt tree' takes no arguments")
-        _, info = _image()
-        whole = os.environ.get("CKPT_TREE_IMAGE")
-        if whole:
-            # 'imgtool gdb --pid N': gdb shows one process of a tree image;
-            # the tree is the whole file's.
-            info = _run_imgtool_info(whole)
-        procs = list(info.get("processes", []))
-        known = {p.get("pid") for p in procs}
-        for t in info.get("tree", []):
-            if t.get("pid") not in known and t.get("state") == "zombie":
-                procs.append({"pid": t.get("pid"), "ppid": t.get("ppid"), "pgid": t.get("pgid"),
-                              "sid": t.get("sid"), "comm": t.get("comm", ""), "threads": [],
-                              "zombie": ("exit %s" % t["exit_code"]) if "exit_code" in t
-                              else "killed by %s" % t.get("term_signal")})
-        shown = gdb.selected_inferior().pid
-        root = info.get("identity", {}).get("root_pid")
-        pids = {p.get("pid") for p in procs}
-        children = {}
-        for p in procs:
-            children.setdefault(p.get("ppid") if p.get("ppid") in pids else None, []).append(p)
-        rows = [(" ", "PID", "PPID", "PGID", "SID", "THREADS", "NAME", "PROGRAM")]
-
-        def walk(parent, depth, seen):
-            for p in sorted(children.get(parent, []), key=lambda q: q.get("pid", 0)):
-                pid = p.get("pid")
-                if pid in seen:
-                    continue
-                seen.add(pid)
-                note = []
-                if pid == root:
-                    note.append("root")
-                if p.get("stopped"):
-                    note.append("stopped")
-                if "zombie" in p:
-                    note.append("zombie, %s" % p["zombie"])
-                rows.append(("*" if pid == shown else " ", "  " * depth + str(pid), str(p.get("ppid")),
-                             str(p.get("pgid")), str(p.get("sid")), str(len(p.get("threads", []))),
-                             str(p.get("comm", "")),
-                             "%s%s" % (p.get("exe", ""), " [" + ", ".join(note) + "]" if note else "")))
-                walk(pid, depth + 1, seen)
-
-        walk(None, 0, set())
-        _out("Processes in this image (%d):" % len(procs))
-        _table(rows, right=(2, 3, 4, 5))
-
-
-class CkptChain(_Command):
-    """The parent chain of an incremental image.
-
-Usage: ckpt chain
-Lists each image of the chain, this one first: its image id, its path and
-how many pages it stores itself and how many it takes from its parent.
-Under 'imgtool gdb' gdb reads the chain merged into one temporary image;
-the chain shown is that of the file given to imgtool gdb."""
-
-    def __init__(self):
-        super().__init__("ckpt chain")
-
-    @_command
-    def invoke(self, arg, from_tty):
-        if arg.strip():
-            raise _Fail("'ckpt chain' takes no arguments")
-        path, info = _image()
-        given = os.environ.get("CKPT_CHAIN_IMAGE")
-        if given:
-            path, info = given, _run_imgtool_info(given)
-        chain = info.get("chain") or []
-        if not info.get("parent"):
-            _out("%s is a full image (no parent chain)." % path)
-            return
-        if not chain:
-            raise _Fail("the parent chain of %s cannot be followed: %s"
-                        % (path, info.get("not_restorable_because", "unknown reason")))
-        _out("Chain of %d images (this one first):" % len(chain))
-        rows = [("#", "IMAGE ID", "STORED PAGES", "PARENT PAGES", "PATH")]
-        for i, link in enumerate(chain):
-            rows.append((str(i), str(link.get("image_id")), str(link.get("stored_pages", "?")),
-                         str(link.get("parent_pages", "?")), str(link.get("path"))))
-        _table(rows, right=(2, 3))
 
 
 class CkptRefresh(_Command):
@@ -738,11 +364,6 @@ def _install():
     CkptPrefix()
     InfoCheckpoint()
     CkptInfo()
-    CkptFds()
-    CkptSignals()
-    CkptMaps()
-    CkptTree()
-    CkptChain()
     CkptRefresh()
     # Sourcing the script again must not stack up hooks.
     registries = (gdb.events.before_prompt, gdb.events.new_objfile, gdb.events.new_thread)
@@ -760,7 +381,11 @@ def _install():
 
 
 _install()
-# The live-session commands (ckpt settle, ckpt attach) and the commands on
-# whole images (ckpt diff, ckpt restore-here) live next to this file.
+# The commands on one process (ckpt fds, ckpt signals, ckpt maps), the
+# live-session commands (ckpt settle, ckpt attach), the commands on trees and
+# chains (ckpt tree, ckpt chain) and on whole images (ckpt diff, ckpt
+# restore-here) live next to this file.
+gdb.execute("source " + os.path.join(os.path.dirname(_SCRIPT_PATH), "ckpt_process.py"))
 gdb.execute("source " + os.path.join(os.path.dirname(_SCRIPT_PATH), "ckpt_live.py"))
+gdb.execute("source " + os.path.join(os.path.dirname(_SCRIPT_PATH), "ckpt_tree.py"))
 gdb.execute("source " + os.path.join(os.path.dirname(_SCRIPT_PATH), "ckpt_image_ops.py"))

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace ckpt::tool {
 
@@ -75,6 +76,23 @@ std::variant<Args, int> parse_command(const std::string &cmd, int argc, char **a
     return 0;
   }
   return std::move(*args);
+}
+
+int run_command(const CommandSpec &spec, int argc, char **argv, const std::function<int(const Args &)> &body) {
+  auto parsed = parse_command(spec.name, argc, argv, spec.options, spec.help);
+  if (auto *code = std::get_if<int>(&parsed)) return *code;
+  const Args &args = std::get<Args>(parsed);
+  if (args.positional.size() < spec.min_words || args.positional.size() > spec.max_words) {
+    if (spec.max_words == 0) return fail(spec.name, "unexpected argument '" + args.positional[0] + "'");
+    return fail(spec.name, "expected " + spec.expected + " (see 'imgtool " + spec.name + " --help')");
+  }
+  return body(args);
+}
+
+int index_of_double_dash(int argc, char **argv) {
+  for (int i = 2; i < argc; i++)
+    if (std::strcmp(argv[i], "--") == 0) return i;
+  return argc;
 }
 
 std::optional<int> parse_pid(const std::string &text) {

@@ -2,6 +2,7 @@
 // failure report of the contract.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <variant>
@@ -39,6 +40,26 @@ std::optional<Args> parse_args(const std::string &cmd, int argc, char **argv, in
 /// an option error (printed by parse_args).
 std::variant<Args, int> parse_command(const std::string &cmd, int argc, char **argv, std::vector<OptionSpec> specs,
                                       const char *help);
+
+/// What a subcommand takes: its name, --help text, options, and from
+/// `min_words` to `max_words` positional words, `expected` saying which in
+/// the error ("expected exactly one FILE (see 'imgtool info --help')").
+struct CommandSpec {
+  std::string name;
+  const char *help;
+  std::vector<OptionSpec> options;
+  size_t min_words = 1, max_words = 1;
+  std::string expected = "exactly one FILE";
+};
+
+/// parse_command with `spec`'s options, then the count of positional
+/// words; runs `body` with the arguments and returns its exit code, or
+/// returns 0 after --help, 2 after an option error, 1 after a wrong count.
+int run_command(const CommandSpec &spec, int argc, char **argv, const std::function<int(const Args &)> &body);
+
+/// Where the words for gdb start: the index of the first "--" after the
+/// subcommand, or argc.
+int index_of_double_dash(int argc, char **argv);
 
 /// A pid as given on the command line (decimal, 1..2^30-1), or nullopt.
 std::optional<int> parse_pid(const std::string &text);

@@ -102,17 +102,15 @@ static int status(const std::string &dir) {
 }
 
 int cmd_binfmt(int argc, char **argv) {
-  auto parsed = parse_command("binfmt", argc, argv,
-                              {{"--dir", true, ""}}, kHelp);
-  if (auto *code = std::get_if<int>(&parsed)) return *code;
-  const Args &args = std::get<Args>(parsed);
-  if (args.positional.size() != 1) return fail("binfmt", "expected install, uninstall or status (see 'imgtool binfmt --help')");
-  std::string dir = args.get("--dir").value_or("/proc/sys/fs/binfmt_misc");
-  const std::string &what = args.positional[0];
-  if (what == "install") return install(dir);
-  if (what == "uninstall") return uninstall(dir);
-  if (what == "status") return status(dir);
-  return fail("binfmt", "unknown action '" + what + "' (install, uninstall or status)");
+  return run_command({"binfmt", kHelp, {{"--dir", true, ""}}, 1, 1, "install, uninstall or status"}, argc, argv,
+                     [](const Args &args) {
+    std::string dir = args.get("--dir").value_or("/proc/sys/fs/binfmt_misc");
+    const std::string &what = args.positional[0];
+    if (what == "install") return install(dir);
+    if (what == "uninstall") return uninstall(dir);
+    if (what == "status") return status(dir);
+    return fail("binfmt", "unknown action '" + what + "' (install, uninstall or status)");
+  });
 }
 
 }  // namespace ckpt::tool

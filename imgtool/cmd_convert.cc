@@ -25,21 +25,18 @@ static const char kHelp[] =
     "A file already in the asked form is left as it is.\n";
 
 int cmd_convert(int argc, char **argv) {
-  auto parsed = parse_command("convert", argc, argv,
-                              {{"--to", true, ""}, {"--output", true, "-o"}}, kHelp);
-  if (auto *code = std::get_if<int>(&parsed)) return *code;
-  const Args &args = std::get<Args>(parsed);
-  if (args.positional.size() != 1) return fail("convert", "expected exactly one FILE (see 'imgtool convert --help')");
-  auto to = args.get("--to");
-  if (!to) return fail("convert", "--to exec|core is required");
-  if (*to != "exec" && *to != "core") return fail("convert", "--to takes 'exec' or 'core', not '" + *to + "'");
-  std::string out = args.get("--output").value_or("");
-  if (out == "-") return fail("convert", "-o - is not supported: convert writes a file");
-  const std::string &file = args.positional[0];
-  auto done = img::convert_image(file, out, *to == "exec" ? img::ImageForm::Exec : img::ImageForm::Core,
-                                 launcher_bytes());
-  if (!done) return fail("convert", file + ": " + done.error().message());
-  return 0;
+  return run_command({"convert", kHelp, {{"--to", true, ""}, {"--output", true, "-o"}}}, argc, argv, [](const Args &args) {
+    auto to = args.get("--to");
+    if (!to) return fail("convert", "--to exec|core is required");
+    if (*to != "exec" && *to != "core") return fail("convert", "--to takes 'exec' or 'core', not '" + *to + "'");
+    std::string out = args.get("--output").value_or("");
+    if (out == "-") return fail("convert", "-o - is not supported: convert writes a file");
+    const std::string &file = args.positional[0];
+    auto done = img::convert_image(file, out, *to == "exec" ? img::ImageForm::Exec : img::ImageForm::Core,
+                                   launcher_bytes());
+    if (!done) return fail("convert", file + ": " + done.error().message());
+    return 0;
+  });
 }
 
 }  // namespace ckpt::tool

@@ -164,22 +164,20 @@ std::string render_diff_text(const json &d) {
 }
 
 int cmd_diff(int argc, char **argv) {
-  auto parsed = parse_command("diff", argc, argv,
-                              {{"--json", false, ""}, {"--pid", true, ""}}, kHelp);
-  if (auto *code = std::get_if<int>(&parsed)) return *code;
-  const Args &args = std::get<Args>(parsed);
-  if (args.positional.size() != 2) return fail("diff", "expected two images A B (see 'imgtool diff --help')");
-  int pid = 0;
-  if (auto text = args.get("--pid")) {
-    auto given = parse_pid(*text);
-    if (!given) return fail("diff", "'" + *text + "' is not a pid");
-    pid = *given;
-  }
-  auto d = diff_images(args.positional[0], args.positional[1], pid);
-  if (!d) return fail("diff", d.error().message());
-  std::string out = args.has("--json") ? d->dump(2) + "\n" : render_diff_text(*d);
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  return 0;
+  return run_command({"diff", kHelp, {{"--json", false, ""}, {"--pid", true, ""}}, 2, 2, "two images A B"}, argc, argv,
+                     [](const Args &args) {
+    int pid = 0;
+    if (auto text = args.get("--pid")) {
+      auto given = parse_pid(*text);
+      if (!given) return fail("diff", "'" + *text + "' is not a pid");
+      pid = *given;
+    }
+    auto d = diff_images(args.positional[0], args.positional[1], pid);
+    if (!d) return fail("diff", d.error().message());
+    std::string out = args.has("--json") ? d->dump(2) + "\n" : render_diff_text(*d);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+  });
 }
 
 }  // namespace ckpt::tool

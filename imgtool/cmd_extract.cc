@@ -21,27 +21,24 @@ static const char kHelp[] =
     "  -o CORE      the output file (replaced only once complete)\n";
 
 int cmd_extract(int argc, char **argv) {
-  auto parsed = parse_command("extract", argc, argv,
-                              {{"--pid", true, ""}, {"--output", true, "-o"}}, kHelp);
-  if (auto *code = std::get_if<int>(&parsed)) return *code;
-  const Args &args = std::get<Args>(parsed);
-  if (args.positional.size() != 1) return fail("extract", "expected exactly one FILE (see 'imgtool extract --help')");
-  auto pid_text = args.get("--pid");
-  auto output = args.get("--output");
-  if (!pid_text) return fail("extract", "--pid N is required (see 'imgtool extract --help')");
-  if (!output) return fail("extract", "-o CORE is required (see 'imgtool extract --help')");
-  auto pid = parse_pid(*pid_text);
-  if (!pid) return fail("extract", "'" + *pid_text + "' is not a pid");
-  const std::string &file = args.positional[0];
-  auto record = find_embedded_process(file, *pid);
-  if (!record) return fail("extract", file + ": " + record.error().message());
-  auto out = writer::ImageOutput::open(*output);
-  if (!out) return fail("extract", out.error().message());
-  img::Status s = copy_embedded_core(file, *record, out->fd());
-  if (!s) return fail("extract", s.error().message());
-  s = out->commit(/*durable=*/true);  // as before: extract is no speed path
-  if (!s) return fail("extract", s.error().message());
-  return 0;
+  return run_command({"extract", kHelp, {{"--pid", true, ""}, {"--output", true, "-o"}}}, argc, argv, [](const Args &args) {
+    auto pid_text = args.get("--pid");
+    auto output = args.get("--output");
+    if (!pid_text) return fail("extract", "--pid N is required (see 'imgtool extract --help')");
+    if (!output) return fail("extract", "-o CORE is required (see 'imgtool extract --help')");
+    auto pid = parse_pid(*pid_text);
+    if (!pid) return fail("extract", "'" + *pid_text + "' is not a pid");
+    const std::string &file = args.positional[0];
+    auto record = find_embedded_process(file, *pid);
+    if (!record) return fail("extract", file + ": " + record.error().message());
+    auto out = writer::ImageOutput::open(*output);
+    if (!out) return fail("extract", out.error().message());
+    img::Status s = copy_embedded_core(file, *record, out->fd());
+    if (!s) return fail("extract", s.error().message());
+    s = out->commit(/*durable=*/true);  // as before: extract is no speed path
+    if (!s) return fail("extract", s.error().message());
+    return 0;
+  });
 }
 
 }  // namespace ckpt::tool

@@ -131,12 +131,7 @@ std::string recorded_program(const std::string &image) { return read_facts(image
 
 int cmd_gdb(int argc, char **argv) {
   // Everything after the first "--" belongs to gdb.
-  int split = argc;
-  for (int i = 2; i < argc; i++)
-    if (std::strcmp(argv[i], "--") == 0) {
-      split = i;
-      break;
-    }
+  int split = index_of_double_dash(argc, argv);
   auto parsed = parse_command("gdb", split, argv,
                               {{"--pid", true, ""}}, kHelp);
   if (auto *code = std::get_if<int>(&parsed)) return *code;

@@ -15,16 +15,13 @@ static const char kHelp[] =
     "  --json   print the stable machine-readable form (docs/INFO-JSON.md)\n";
 
 int cmd_info(int argc, char **argv) {
-  auto parsed = parse_command("info", argc, argv,
-                              {{"--json", false, ""}}, kHelp);
-  if (auto *code = std::get_if<int>(&parsed)) return *code;
-  const Args &args = std::get<Args>(parsed);
-  if (args.positional.size() != 1) return fail("info", "expected exactly one FILE (see 'imgtool info --help')");
-  auto info = describe_image(args.positional[0]);
-  if (!info) return fail("info", args.positional[0] + ": " + info.error().message());
-  std::string out = args.has("--json") ? render_json(*info) : render_text(*info);
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  return 0;
+  return run_command({"info", kHelp, {{"--json", false, ""}}}, argc, argv, [](const Args &args) {
+    auto info = describe_image(args.positional[0]);
+    if (!info) return fail("info", args.positional[0] + ": " + info.error().message());
+    std::string out = args.has("--json") ? render_json(*info) : render_text(*info);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+  });
 }
 
 }  // namespace ckpt::tool

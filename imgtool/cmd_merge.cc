@@ -24,24 +24,21 @@ static const char kHelp[] =
     "               '-' writes to standard output)\n";
 
 int cmd_merge(int argc, char **argv) {
-  auto parsed = parse_command("merge", argc, argv,
-                              {{"--output", true, "-o"}}, kHelp);
-  if (auto *code = std::get_if<int>(&parsed)) return *code;
-  const Args &args = std::get<Args>(parsed);
-  if (args.positional.size() != 1) return fail("merge", "expected exactly one CHILD (see 'imgtool merge --help')");
-  auto output = args.get("--output");
-  if (!output) return fail("merge", "-o FULL is required (see 'imgtool merge --help')");
-  const std::string &file = args.positional[0];
-  auto chain = img::open_chain(file, true);
-  if (!chain) return fail("merge", file + ": " + chain.error().message());
-  if (!(*chain)[0]->view.parent) return fail("merge", file + " is not an incremental image: there is nothing to merge");
-  auto out = writer::ImageOutput::open(*output);
-  if (!out) return fail("merge", out.error().message());
-  img::Status s = img::write_merged(*chain, out->fd());
-  if (!s) return fail("merge", file + ": " + s.error().message());
-  s = out->commit(/*durable=*/true);  // as extract: merge may replace the only copy of a chain (-o CHILD)
-  if (!s) return fail("merge", s.error().message());
-  return 0;
+  return run_command({"merge", kHelp, {{"--output", true, "-o"}}, 1, 1, "exactly one CHILD"}, argc, argv, [](const Args &args) {
+    auto output = args.get("--output");
+    if (!output) return fail("merge", "-o FULL is required (see 'imgtool merge --help')");
+    const std::string &file = args.positional[0];
+    auto chain = img::open_chain(file, true);
+    if (!chain) return fail("merge", file + ": " + chain.error().message());
+    if (!(*chain)[0]->view.parent) return fail("merge", file + " is not an incremental image: there is nothing to merge");
+    auto out = writer::ImageOutput::open(*output);
+    if (!out) return fail("merge", out.error().message());
+    img::Status s = img::write_merged(*chain, out->fd());
+    if (!s) return fail("merge", file + ": " + s.error().message());
+    s = out->commit(/*durable=*/true);  // as extract: merge may replace the only copy of a chain (-o CHILD)
+    if (!s) return fail("merge", s.error().message());
+    return 0;
+  });
 }
 
 }  // namespace ckpt::tool

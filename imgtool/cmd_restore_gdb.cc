@@ -86,12 +86,7 @@ bool traced_by(pid_t pid, pid_t tracer) {
 }  // namespace
 
 int restore_under_gdb(int argc, char **argv) {
-  int split = argc;
-  for (int i = 2; i < argc; i++)
-    if (std::strcmp(argv[i], "--") == 0) {
-      split = i;
-      break;
-    }
+  int split = index_of_double_dash(argc, argv);
   auto args = parse_args("restore", split, argv, 2,
                          {{"--gdb", false, ""}, {"--gdb-pid", true, ""}, {"--lazy", false, ""},
                           {"--reopen-changed-files", false, ""}, {"--pidns", false, ""}, {"--detach", false, ""},

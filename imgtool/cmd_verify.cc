@@ -20,28 +20,25 @@ static const char kHelp[] =
     "  --intact   only check that the file and its chain are undamaged\n";
 
 int cmd_verify(int argc, char **argv) {
-  auto parsed = parse_command("verify", argc, argv,
-                              {{"--quiet", false, "-q"}, {"--intact", false, ""}}, kHelp);
-  if (auto *code = std::get_if<int>(&parsed)) return *code;
-  const Args &args = std::get<Args>(parsed);
-  if (args.positional.size() != 1) return fail("verify", "expected exactly one FILE (see 'imgtool verify --help')");
-  const std::string &path = args.positional[0];
-  reader::ValidationReport report;
-  if (args.has("--intact")) {
-    auto intact = reader::validate_image(path);
-    if (!intact) return fail("verify", path + ": " + intact.error().message());
-    report = intact.take();
-  } else {
-    reader::Restorability r = reader::check_restorable(path);
-    if (!r.restorable()) return fail("verify", path + ": " + r.message);
-    report = std::move(r.report);
-  }
-  if (!args.has("--quiet")) {
-    std::printf("%s: ok", path.c_str());
-    if (report.chain.size() > 1) std::printf(" (chain of %zu images)", report.chain.size());
-    std::printf("\n");
-  }
-  return 0;
+  return run_command({"verify", kHelp, {{"--quiet", false, "-q"}, {"--intact", false, ""}}}, argc, argv, [](const Args &args) {
+    const std::string &path = args.positional[0];
+    reader::ValidationReport report;
+    if (args.has("--intact")) {
+      auto intact = reader::validate_image(path);
+      if (!intact) return fail("verify", path + ": " + intact.error().message());
+      report = intact.take();
+    } else {
+      reader::Restorability r = reader::check_restorable(path);
+      if (!r.restorable()) return fail("verify", path + ": " + r.message);
+      report = std::move(r.report);
+    }
+    if (!args.has("--quiet")) {
+      std::printf("%s: ok", path.c_str());
+      if (report.chain.size() > 1) std::printf(" (chain of %zu images)", report.chain.size());
+      std::printf("\n");
+    }
+    return 0;
+  });
 }
 
 }  // namespace ckpt::tool

@@ -78,23 +78,25 @@ Expected<OwnPrivileges> own_privileges() {
   return own;
 }
 
+// The five capability sets of a TaskRecord or a ThreadRecord.
+template <class Record>
+static void take_capabilities(ThreadPrivileges &p, const Record &r) {
+  p.effective = r.cap_effective;
+  p.permitted = r.cap_permitted;
+  p.inheritable = r.cap_inheritable;
+  p.bounding = r.cap_bounding;
+  p.ambient = r.cap_ambient;
+}
+
 ThreadPrivileges thread_privileges(const CkptView &v, const ThreadRecord &t, const OwnPrivileges &own) {
   ThreadPrivileges p;
   if (!(t.flags & kThreadPrivileges)) {
     const TaskRecord &task = v.tasks.records[0];
-    p.effective = task.cap_effective;
-    p.permitted = task.cap_permitted;
-    p.inheritable = task.cap_inheritable;
-    p.bounding = task.cap_bounding;
-    p.ambient = task.cap_ambient;
+    take_capabilities(p, task);
     p.securebits = own.securebits;
     return p;
   }
-  p.effective = t.cap_effective;
-  p.permitted = t.cap_permitted;
-  p.inheritable = t.cap_inheritable;
-  p.bounding = t.cap_bounding;
-  p.ambient = t.cap_ambient;
+  take_capabilities(p, t);
   p.securebits = t.securebits;
   p.no_new_privs = (t.flags & kThreadNoNewPrivs) != 0;
   p.seccomp_mode = t.seccomp_mode;

@@ -42,16 +42,6 @@ static long read_own(const char *name, long fallback) {
   return n > 0 ? std::strtol(buf, nullptr, 10) : fallback;
 }
 
-static Status write_own(const char *name, const std::string &value) {
-  std::string path = std::string("/proc/self/") + name;
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return make_error("%s: %s", path.c_str(), strerror(errno));
-  ssize_t n = write(fd, value.data(), value.size());
-  int err = errno;
-  close(fd);
-  if (n != static_cast<ssize_t>(value.size())) return make_error("%s: %s", path.c_str(), strerror(n < 0 ? err : EIO));
-  return {};
-}
 
 static std::vector<std::string> split_words(const std::string &s) {
   std::vector<std::string> out;
@@ -69,6 +59,10 @@ static Status write_file_text(const std::string &path, const std::string &text) 
   close(fd);
   if (n != static_cast<ssize_t>(text.size())) return make_error("%s: %s", path.c_str(), strerror(n < 0 ? err : EIO));
   return {};
+}
+
+static Status write_own(const char *name, const std::string &value) {
+  return write_file_text(std::string("/proc/self/") + name, value);
 }
 
 // Makes the missing cgroup `dir` (and any missing folder above it, up to

@@ -43,6 +43,18 @@ class Tools : public ::testing::Test {
     return t;
   }
 
+  // The first of `names` found in PATH, run with `args`: *r, and
+  // expect_clean(*r, what). Call through ASSERT_NO_FATAL_FAILURE.
+  static void run_clean(const std::vector<std::string> &names, const std::vector<std::string> &args,
+                        const std::string &what, RunResult *r) {
+    std::string t = tool(names);
+    ASSERT_NE(t, "");
+    std::vector<std::string> argv = {t};
+    argv.insert(argv.end(), args.begin(), args.end());
+    *r = run(argv);
+    expect_clean(*r, what);
+  }
+
   // Exit 0, and nothing that looks like a complaint anywhere in the output.
   static void expect_clean(const RunResult &r, const std::string &what) {
     ASSERT_TRUE(r.started) << what << ": " << r.err;
@@ -69,10 +81,8 @@ std::string *Tools::xnum_image_ = nullptr;
 }  // namespace
 
 TEST_F(Tools, Readelf) {
-  std::string t = tool({"readelf"});
-  ASSERT_NE(t, "");
-  RunResult r = run({t, "-lnW", *image_});
-  expect_clean(r, "readelf -lnW");
+  RunResult r;
+  ASSERT_NO_FATAL_FAILURE(run_clean({"readelf"}, {"-lnW", *image_}, "readelf -lnW", &r));
   EXPECT_NE(r.out.find("CORE (Core file)"), std::string::npos) << r.out;
   EXPECT_EQ(count(r.out, "  LOAD "), 4u) << r.out;
   EXPECT_EQ(count(r.out, "NT_PRSTATUS"), 4u);
@@ -89,19 +99,15 @@ TEST_F(Tools, Readelf) {
 }
 
 TEST_F(Tools, ReadelfPnXnum) {
-  std::string t = tool({"readelf"});
-  ASSERT_NE(t, "");
-  RunResult r = run({t, "-hlnW", *xnum_image_});
-  expect_clean(r, "readelf -hlnW (PN_XNUM)");
+  RunResult r;
+  ASSERT_NO_FATAL_FAILURE(run_clean({"readelf"}, {"-hlnW", *xnum_image_}, "readelf -hlnW (PN_XNUM)", &r));
   EXPECT_NE(r.out.find("65535 (65546)"), std::string::npos) << r.out.substr(0, 2000);
   EXPECT_EQ(count(r.out, "  LOAD "), 65544u);
 }
 
 TEST_F(Tools, EuReadelf) {
-  std::string t = tool({"eu-readelf"});
-  ASSERT_NE(t, "");
-  RunResult r = run({t, "-n", "-l", *image_});
-  expect_clean(r, "eu-readelf -n -l");
+  RunResult r;
+  ASSERT_NO_FATAL_FAILURE(run_clean({"eu-readelf"}, {"-n", "-l", *image_}, "eu-readelf -n -l", &r));
   // elfutils accepts PRSTATUS/PRPSINFO only at their exact sizes and then
   // decodes them: the pids must be there.
   EXPECT_EQ(count(r.out, "PRSTATUS"), 4u);
@@ -113,10 +119,8 @@ TEST_F(Tools, EuReadelf) {
 }
 
 TEST_F(Tools, EuReadelfPnXnum) {
-  std::string t = tool({"eu-readelf"});
-  ASSERT_NE(t, "");
-  RunResult r = run({t, "-n", "-l", *xnum_image_});
-  expect_clean(r, "eu-readelf -n -l (PN_XNUM)");
+  RunResult r;
+  ASSERT_NO_FATAL_FAILURE(run_clean({"eu-readelf"}, {"-n", "-l", *xnum_image_}, "eu-readelf -n -l (PN_XNUM)", &r));
   EXPECT_EQ(count(r.out, "  LOAD "), 65544u);
   // eu-readelf -n looks for SHT_NOTE sections whenever the file has section
   // headers, and a PN_XNUM core has one (section 0, as the kernel writes
@@ -125,10 +129,8 @@ TEST_F(Tools, EuReadelfPnXnum) {
 }
 
 TEST_F(Tools, LlvmReadelf) {
-  std::string t = tool({"llvm-readelf", "llvm-readelf-14"});
-  ASSERT_NE(t, "");
-  RunResult r = run({t, "--notes", "-l", *image_});
-  expect_clean(r, "llvm-readelf --notes -l");
+  RunResult r;
+  ASSERT_NO_FATAL_FAILURE(run_clean({"llvm-readelf", "llvm-readelf-14"}, {"--notes", "-l", *image_}, "llvm-readelf --notes -l", &r));
   EXPECT_EQ(count(r.out, "NT_PRSTATUS"), 4u);
   EXPECT_EQ(count(r.out, "  LOAD "), 4u);
   // (No PN_XNUM run: LLVM 14 does not support it, see llvm_object_test.cc.)

@@ -72,9 +72,20 @@ Parity run_parity(const std::vector<std::string> &target_argv, const std::string
 const char kRegisters[] =
     "rip rsp rbp rax rbx rcx rdx rsi rdi r8 r9 r10 r11 r12 r13 r14 r15 eflags cs ss fs_base gs_base";
 
+// A suite whose tests share one Parity, computed by its SetUpTestSuite.
+template <class Suite>
+class SharedParity : public ::testing::Test {
+ protected:
+  static void TearDownTestSuite() {
+    delete result_;
+    result_ = nullptr;
+  }
+  static inline Parity *result_ = nullptr;
+};
+
 // ---- dump_tls_threads ---------------------------------------------------------
 
-class TlsThreadsParity : public ::testing::Test {
+class TlsThreadsParity : public SharedParity<TlsThreadsParity> {
  protected:
   static void SetUpTestSuite() {
     result_ = new Parity(run_parity({DUMP_TLS_THREADS_PATH}, DUMP_TLS_THREADS_PATH, [](size_t threads) {
@@ -89,13 +100,7 @@ class TlsThreadsParity : public ::testing::Test {
       return s.str();
     }));
   }
-  static void TearDownTestSuite() {
-    delete result_;
-    result_ = nullptr;
-  }
-  static Parity *result_;
 };
-Parity *TlsThreadsParity::result_ = nullptr;
 
 // The key test. Nothing needs to be excluded from the comparison: thread
 // order, frames, registers, TLS, globals, libraries and the "Core was
@@ -156,7 +161,7 @@ std::map<std::string, std::string> sections(const std::string &out) {
   return s;
 }
 
-class PythonParity : public ::testing::Test {
+class PythonParity : public SharedParity<PythonParity> {
  protected:
   static void SetUpTestSuite() {
     result_ = new Parity(run_parity({"/usr/bin/python3", "-c", kPythonScript}, "/usr/bin/python3", [](size_t) {
@@ -167,13 +172,7 @@ class PythonParity : public ::testing::Test {
           "echo @@libs\\n\ninfo sharedlibrary\n");
     }));
   }
-  static void TearDownTestSuite() {
-    delete result_;
-    result_ = nullptr;
-  }
-  static Parity *result_;
 };
-Parity *PythonParity::result_ = nullptr;
 
 TEST_F(PythonParity, BacktracesAndLibrariesIdenticalToGcore) {
   ASSERT_EQ(result_->error, "");

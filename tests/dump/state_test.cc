@@ -88,8 +88,8 @@ class CpuHogs {
     for (long i = 0; i < std::max(n, 1L); i++) {
       pid_t p = fork();
       if (p == 0) {
-        for (volatile unsigned long x = 0;; x++) {
-        }
+        volatile unsigned long x = 0;
+        for (;;) x = x + 1;
       }
       if (p > 0) pids_.push_back(p);
     }

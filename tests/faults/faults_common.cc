@@ -34,15 +34,8 @@ pid_t spawn(const std::vector<std::string> &argv, const std::string &err_path) {
 }
 
 std::set<std::string> folder_names(const std::string &dir) {
-  std::set<std::string> out;
-  DIR *d = opendir(dir.c_str());
-  if (!d) return out;
-  while (dirent *e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") out.insert(n);
-  }
-  closedir(d);
-  return out;
+  std::vector<std::string> names = test::dir_listing(dir);
+  return {names.begin(), names.end()};
 }
 
 static std::string status_field(const std::string &status, const std::string &key) {

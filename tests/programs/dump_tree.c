@@ -104,7 +104,7 @@ int main(int argc, char **argv) {
   }
   /* Child 2 is forked by a second thread of the parent (which then waits
    * in pause: PR_SET_PDEATHSIG follows the forking thread). */
-  struct forker f2 = {parent, argc > 2 ? argv[2] : "", -1, 0};
+  struct forker f2 = {parent, argc > 2 ? argv[2] : "", -1, 0, 0};
   pthread_t th;
   if (pthread_create(&th, NULL, fork_child2, &f2) != 0) return 1;
   while (!__atomic_load_n(&f2.done, __ATOMIC_ACQUIRE)) usleep(1000);

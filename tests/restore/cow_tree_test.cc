@@ -36,11 +36,7 @@ class CowTree : public RestoreTest {
     return out;
   }
   img::u64 word_addr() const { return std::stoull(program_->value("word_addr"), nullptr, 16); }
-  RunResult imgtool_run(const std::vector<std::string> &args) {
-    std::vector<std::string> argv = {imgtool()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv, 120);
-  }
+  RunResult imgtool_run(const std::vector<std::string> &args) { return RestoreTest::imgtool_run(args, 120); }
   void expect_ok(const RunResult &r, const std::string &what) {
     EXPECT_TRUE(r.exited && r.exit_code == 0) << what << ": " << r.status() << "\n" << r.err;
   }
@@ -157,10 +153,7 @@ TEST_F(CowTree, EveryProcessStateComparesEqual) {
   std::vector<pid_t> pids = tree_pids();
   ASSERT_EQ(pids.size(), 4u);
   std::map<pid_t, test::ProcessState> before;
-  for (pid_t p : pids) {
-    before[p] = test::capture_idle_state(p);
-    ASSERT_EQ(before[p].error, "") << "process " << p << " before the dump";
-  }
+  ASSERT_NO_FATAL_FAILURE(capture_processes_before(pids, &before));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   std::string pidfile = tmp_.file("restored.pid");
   RunResult r = restore(image_path(), {"--detach", "--pidfile", pidfile});

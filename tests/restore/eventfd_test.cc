@@ -18,21 +18,14 @@ class RestoreEventfd : public RestoreTest {
  protected:
   // The whole /proc state (fdinfo of every eventfd included) must come back.
   RestoreEventfd() { compare_state_ = true; }
-  RunResult imgtool_run(const std::vector<std::string> &args) {
-    std::vector<std::string> argv = {imgtool()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv, 60);
-  }
 };
 
 TEST_F(RestoreEventfd, CounterSemaphoreAndFlagsComeBack) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_EVENTFD_PATH));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
 
-  RunResult i = imgtool_run({"info", "--json", image_path()});
-  ASSERT_TRUE(i.exited && i.exit_code == 0) << i.err;
-  json j = json::parse(i.out, nullptr, false);
-  ASSERT_FALSE(j.is_discarded()) << i.out;
+  json j;
+  ASSERT_NO_FATAL_FAILURE(info_json(&j));
   std::map<int, std::string> state;
   for (const json &f : j["processes"][0]["fds"])
     if (f["type"] == "eventfd") state[f["fd"].get<int>()] = f.value("state", "");

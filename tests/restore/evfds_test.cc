@@ -17,12 +17,6 @@ using json = nlohmann::json;
 
 class RestoreEventFds : public RestoreTest {
  protected:
-  RunResult imgtool_run(const std::vector<std::string> &args) {
-    std::vector<std::string> argv = {imgtool()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv, 60);
-  }
-
   // fd number -> "state" of every fd of `type` in `imgtool info --json`.
   std::map<int, std::string> states_of(const std::string &type) {
     RunResult i = imgtool_run({"info", "--json", image_path()});
@@ -84,11 +78,9 @@ TEST_F(RestoreEventFds, InotifyWatchesKeepTheirNumbers) {
 TEST_F(RestoreEventFds, PosixTimersKeepTheirIdsAndFire) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_POSIX_TIMERS_PATH));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
-  RunResult i = imgtool_run({"info", "--json", image_path()});
-  ASSERT_TRUE(i.exited && i.exit_code == 0) << i.err;
-  json j = json::parse(i.out, nullptr, false);
-  ASSERT_FALSE(j.is_discarded()) << i.out;
-  EXPECT_EQ(j["restorable"], true) << i.out;
+  json j;
+  ASSERT_NO_FATAL_FAILURE(info_json(&j));
+  EXPECT_EQ(j["restorable"], true) << j.dump();
   std::vector<int> ids;
   for (const json &t : j["processes"][0]["timers"])
     if (t["kind"] == "posix") ids.push_back(t.value("id", -1));

@@ -92,11 +92,7 @@ class ExecForm : public RestoreTest {
     ASSERT_EQ(mkdir(elsewhere_.c_str(), 0755), 0);
   }
   int passes() const { return test::count_occurrences(read_file(pass_file_), "PASS\n"); }
-  RunResult imgtool_run(const std::vector<std::string> &args) {
-    std::vector<std::string> argv = {imgtool()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv, 120);
-  }
+  RunResult imgtool_run(const std::vector<std::string> &args) { return RestoreTest::imgtool_run(args, 120); }
   // Runs `./NAME extra...` with an empty environment in elsewhere_, after
   // moving `image` there as NAME.
   RunResult run_exec(const std::string &image, const std::vector<std::string> &extra = {},

@@ -49,7 +49,9 @@ class Incremental : public RestoreTest {
     pass_file_ = log_path();
     ASSERT_NO_FATAL_FAILURE(start(RESTORE_INCREMENTAL_PATH, {"32"}));
     for (int n = 0; n < links; n++) {
-      if (n) ASSERT_NO_FATAL_FAILURE(step(n));
+      if (n) {
+        ASSERT_NO_FATAL_FAILURE(step(n));
+      }
       std::vector<std::string> opts = extra;
       if (n) opts.insert(opts.end(), {"--parent", "link" + std::to_string(n - 1) + ".core"});
       if (n == links - 1) {

@@ -25,14 +25,7 @@ class RestorePidns : public RestoreTest {
     std::vector<std::vector<std::string>> out;
     for (const std::string &line : split_lines(report())) {
       if (line.rfind("pid ", 0) != 0) continue;
-      std::vector<std::string> words;
-      size_t at = 0;
-      while (at < line.size()) {
-        size_t end = line.find(' ', at);
-        if (end == std::string::npos) end = line.size();
-        words.push_back(line.substr(at, end - at));
-        at = end + 1;
-      }
+      std::vector<std::string> words = test::split_on(line, ' ');
       if (words.size() == 10) out.push_back({words[1], words[3], words[5], words[7], words[9]});
     }
     return out;

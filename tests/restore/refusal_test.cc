@@ -63,11 +63,6 @@ class Refusal : public RestoreTest {
     EXPECT_NE(log().find("PASS"), std::string::npos) << log();
   }
 
-  RunResult imgtool_run(const std::vector<std::string> &args) {
-    std::vector<std::string> argv = {imgtool()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv, 60);
-  }
 
   // verify fails with exactly restore's reason, and info says the same.
   void expect_verify_info_agree_with_restore(const std::string &reason_start, const std::string &kind) {
@@ -79,10 +74,8 @@ class Refusal : public RestoreTest {
     EXPECT_TRUE(v.exited && v.exit_code == 1) << v.status();
     EXPECT_EQ(v.out, "");
     EXPECT_EQ(v.err, "imgtool verify: " + image_path() + ": " + reason + "\n");
-    RunResult i = imgtool_run({"info", "--json", image_path()});
-    ASSERT_TRUE(i.exited && i.exit_code == 0) << i.err;
-    json j = json::parse(i.out, nullptr, false);
-    ASSERT_FALSE(j.is_discarded()) << i.out;
+    json j;
+    ASSERT_NO_FATAL_FAILURE(info_json(&j));
     EXPECT_EQ(j["restorable"], false);
     EXPECT_EQ(j["not_restorable_because"], reason);
     EXPECT_EQ(j["not_restorable_kind"], kind);

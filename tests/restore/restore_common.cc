@@ -1,5 +1,7 @@
 #include "restore_common.h"
 
+#include <nlohmann/json.hpp>
+
 #include "known_state_differences.h"
 #include "one_line_failure.h"
 
@@ -153,6 +155,27 @@ void RestoreTest::restore_expect(int code, const std::vector<std::string> &extra
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "") << "imgtool printed on stderr";
   EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " still exists after the restored process exited";
+}
+
+RunResult RestoreTest::imgtool_run(const std::vector<std::string> &args, int timeout_s) {
+  std::vector<std::string> argv = {imgtool()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return test::run(argv, timeout_s);
+}
+
+void RestoreTest::info_json(nlohmann::json *out) {
+  RunResult i = imgtool_run({"info", "--json", image_path()});
+  ASSERT_TRUE(i.exited && i.exit_code == 0) << i.err;
+  *out = nlohmann::json::parse(i.out, nullptr, false);
+  ASSERT_FALSE(out->is_discarded()) << i.out;
+}
+
+void RestoreTest::capture_processes_before(const std::vector<pid_t> &pids,
+                                           std::map<pid_t, test::ProcessState> *before) {
+  for (pid_t p : pids) {
+    (*before)[p] = test::capture_idle_state(p);
+    ASSERT_EQ((*before)[p].error, "") << "process " << p << " before the dump";
+  }
 }
 
 void RestoreTest::expect_processes_as_before(const std::map<pid_t, test::ProcessState> &before,

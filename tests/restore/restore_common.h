@@ -22,6 +22,8 @@
 #include <sys/types.h>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "process_state.h"
 #include "spawned_process.h"
 #include "subprocess.h"
@@ -77,6 +79,11 @@ class RestoreTest : public ::testing::Test {
   void dump_kill(const std::vector<std::string> &extra = {});
   /// Creates the go file.
   void go();
+  /// `imgtool ARGS...`, ended after `timeout_s`.
+  RunResult imgtool_run(const std::vector<std::string> &args, int timeout_s = 60);
+  /// `imgtool info --json` of the image, asserted to exit 0 and to parse,
+  /// into *out. Call through ASSERT_NO_FATAL_FAILURE.
+  void info_json(nlohmann::json *out);
   /// go(), restore in the foreground, expect exit `code` and one more
   /// "PASS" in pass_file_ (the log by default). With compare_state_, see
   /// restore_compare_expect() instead.
@@ -91,6 +98,9 @@ class RestoreTest : public ::testing::Test {
   /// Captures the restored program's state once it is idle (pid_) and
   /// compares it with before_state_, as restore_compare_expect() does.
   void expect_state_as_before(const test::CaptureOptions &options = {});
+  /// The idle state of each process of `pids`, asserted captured, into
+  /// `before` (for expect_processes_as_before). ASSERT_NO_FATAL_FAILURE.
+  void capture_processes_before(const std::vector<pid_t> &pids, std::map<pid_t, test::ProcessState> *before);
   /// Each restored process of `pids` equals its state in `before` (taken
   /// before the dump), known differences aside: for trees.
   void expect_processes_as_before(const std::map<pid_t, test::ProcessState> &before, const std::vector<pid_t> &pids);

@@ -23,24 +23,15 @@ namespace {
 
 using json = nlohmann::json;
 
-class RestoreSysvIpc : public RestoreTest {
- protected:
-  RunResult imgtool_run(const std::vector<std::string> &args) {
-    std::vector<std::string> argv = {imgtool()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv, 60);
-  }
-};
+class RestoreSysvIpc : public RestoreTest {};
 
 TEST_F(RestoreSysvIpc, OwnNamespaceComesBackWithEveryObject) {
   compare_state_ = true;  // and the whole /proc state (maps of the attaches included)
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_SYSV_PATH, {"ns"}));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
 
-  RunResult i = imgtool_run({"info", "--json", image_path()});
-  ASSERT_TRUE(i.exited && i.exit_code == 0) << i.err;
-  json j = json::parse(i.out, nullptr, false);
-  ASSERT_FALSE(j.is_discarded()) << i.out;
+  json j;
+  ASSERT_NO_FATAL_FAILURE(info_json(&j));
   EXPECT_EQ(j["ipc"]["namespace"], "own");
   std::map<std::string, std::vector<json>> by_kind;
   for (const json &o : j["ipc"]["objects"]) by_kind[o["kind"].get<std::string>()].push_back(o);

@@ -76,10 +76,7 @@ TEST_F(RestoreTree, EveryProcessStateComparesEqual) {
   live.insert(live.begin(), pid_);
   ASSERT_EQ(live.size(), 7u) << "R, A, G, B, C, D, T";
   std::map<pid_t, test::ProcessState> before;
-  for (pid_t p : live) {
-    before[p] = test::capture_idle_state(p);
-    ASSERT_EQ(before[p].error, "") << "process " << p << " before the dump";
-  }
+  ASSERT_NO_FATAL_FAILURE(capture_processes_before(live, &before));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   std::string pidfile = tmp_.file("restored.pid");
   RunResult r = restore(image_path(), {"--detach", "--pidfile", pidfile});

@@ -22,12 +22,6 @@ using json = nlohmann::json;
 
 class RestoreUnix : public RestoreTest {
  protected:
-  RunResult imgtool_run(const std::vector<std::string> &args) {
-    std::vector<std::string> argv = {imgtool()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv, 60);
-  }
-
   // fd -> `info --json` state of each socket of process `index`.
   std::map<int, std::string> socket_states(size_t index = 0) {
     RunResult i = imgtool_run({"info", "--json", image_path()});

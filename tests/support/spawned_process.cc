@@ -191,17 +191,19 @@ long long file_size(const std::string &path) {
   return stat(path.c_str(), &st) == 0 ? static_cast<long long>(st.st_size) : -1;
 }
 
-std::vector<std::string> split_lines(const std::string &text) {
-  std::vector<std::string> lines;
+std::vector<std::string> split_on(const std::string &text, char separator) {
+  std::vector<std::string> pieces;
   size_t at = 0;
   while (at < text.size()) {
-    size_t nl = text.find('\n', at);
-    if (nl == std::string::npos) nl = text.size();
-    lines.push_back(text.substr(at, nl - at));
-    at = nl + 1;
+    size_t end = text.find(separator, at);
+    if (end == std::string::npos) end = text.size();
+    pieces.push_back(text.substr(at, end - at));
+    at = end + 1;
   }
-  return lines;
+  return pieces;
 }
+
+std::vector<std::string> split_lines(const std::string &text) { return split_on(text, '\n'); }
 
 std::vector<std::string> dir_listing(const std::string &dir) {
   std::vector<std::string> names;

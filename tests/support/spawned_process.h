@@ -84,6 +84,7 @@ bool wait_until(F pred, double timeout_s) {
 std::string read_text_file(const std::string &path);  ///< "" if unreadable
 bool write_text_file(const std::string &path, const std::string &data);
 std::vector<std::string> split_lines(const std::string &text);  ///< without '\n'
+std::vector<std::string> split_on(const std::string &text, char separator);  ///< an empty last piece dropped
 std::vector<std::string> dir_listing(const std::string &dir);   ///< sorted, no . ..
 bool pid_exists(pid_t pid);               ///< /proc/PID exists (zombies count)
 char proc_state(pid_t pid);               ///< /proc/PID/stat state, 0 if gone

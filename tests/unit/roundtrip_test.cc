@@ -325,6 +325,23 @@ class RoundTrip : public ::testing::Test {
       EXPECT_EQ(0, std::memcmp(&got[i], &want[i], sizeof(R))) << what << " record " << i << " differs";
   }
 
+  // Each record's blob `blob` reads back as written.
+  template <class Table, class R>
+  static void expect_blobs(const Table &t, BlobRef R::*blob, const std::vector<std::vector<u8>> &blobs) {
+    for (size_t i = 0; i < t.records.size(); i++) {
+      auto b = t.blob(t.records[i].*blob);
+      ASSERT_TRUE(b);
+      EXPECT_EQ(bytes_str(*b), bytes_str(blobs[i]));
+    }
+  }
+  // Each record's string `path` and blob `blob` read back as written.
+  template <class Table, class R>
+  static void expect_paths_and_blobs(const Table &t, StrRef R::*path, BlobRef R::*blob,
+                                     const std::vector<std::string> &paths, const std::vector<std::vector<u8>> &blobs) {
+    for (size_t i = 0; i < t.records.size(); i++) EXPECT_EQ(t.str_or_empty(t.records[i].*path), paths[i]);
+    expect_blobs(t, blob, blobs);
+  }
+
   static Fixture *fixture_;
   static int memfd_;
   static ImageLayout *layout_;
@@ -503,12 +520,8 @@ TEST_F(RoundTrip, Threads) {
 TEST_F(RoundTrip, Vmas) {
   CkptView v = ckpt();
   expect_same_records(v.vmas.records, fixture_->notes.vmas.records, "vma");
-  for (size_t i = 0; i < v.vmas.records.size(); i++) {
-    EXPECT_EQ(v.vmas.str_or_empty(v.vmas.records[i].path), fixture_->vma_paths[i]);
-    auto b = v.vmas.blob(v.vmas.records[i].build_id);
-    ASSERT_TRUE(b);
-    EXPECT_EQ(bytes_str(*b), bytes_str(fixture_->vma_build_ids[i]));
-  }
+  ASSERT_NO_FATAL_FAILURE(
+      expect_paths_and_blobs(v.vmas, &VmaRecord::path, &VmaRecord::build_id, fixture_->vma_paths, fixture_->vma_build_ids));
 }
 
 TEST_F(RoundTrip, PageRanges) {
@@ -529,22 +542,14 @@ TEST_F(RoundTrip, PageRanges) {
 TEST_F(RoundTrip, Fds) {
   CkptView v = ckpt();
   expect_same_records(v.fds.records, fixture_->notes.fds.records, "fd");
-  for (size_t i = 0; i < v.fds.records.size(); i++) {
-    EXPECT_EQ(v.fds.str_or_empty(v.fds.records[i].path), fixture_->fd_paths[i]);
-    auto b = v.fds.blob(v.fds.records[i].content);
-    ASSERT_TRUE(b);
-    EXPECT_EQ(bytes_str(*b), bytes_str(fixture_->fd_contents[i]));
-  }
+  ASSERT_NO_FATAL_FAILURE(
+      expect_paths_and_blobs(v.fds, &FdRecord::path, &FdRecord::content, fixture_->fd_paths, fixture_->fd_contents));
 }
 
 TEST_F(RoundTrip, Pipes) {
   CkptView v = ckpt();
   expect_same_records(v.pipes.records, fixture_->notes.pipes.records, "pipe");
-  for (size_t i = 0; i < v.pipes.records.size(); i++) {
-    auto b = v.pipes.blob(v.pipes.records[i].data);
-    ASSERT_TRUE(b);
-    EXPECT_EQ(bytes_str(*b), bytes_str(fixture_->pipe_data[i]));
-  }
+  ASSERT_NO_FATAL_FAILURE(expect_blobs(v.pipes, &PipeRecord::data, fixture_->pipe_data));
 }
 
 TEST_F(RoundTrip, SigActions) {
@@ -582,11 +587,7 @@ TEST_F(RoundTrip, GuardRanges) {
 TEST_F(RoundTrip, SeccompFilters) {
   CkptView v = ckpt();
   expect_same_records(v.seccomp_filters.records, fixture_->notes.seccomp_filters.records, "seccomp filter");
-  for (size_t i = 0; i < v.seccomp_filters.records.size(); i++) {
-    auto b = v.seccomp_filters.blob(v.seccomp_filters.records[i].program);
-    ASSERT_TRUE(b);
-    EXPECT_EQ(bytes_str(*b), bytes_str(fixture_->seccomp_programs[i]));
-  }
+  ASSERT_NO_FATAL_FAILURE(expect_blobs(v.seccomp_filters, &SeccompFilterRecord::program, fixture_->seccomp_programs));
 }
 
 // decode_ckpt's checks of the seccomp filters against their threads: each

@@ -49,6 +49,15 @@ void set_header(std::vector<u8> &desc, const TableHeader &h) { std::memcpy(desc.
 
 }  // namespace
 
+// A table of `count` RecV1 records, each named `name` (one string).
+std::vector<u8> named_records(const char *name, int count) {
+  TableBuilder<RecV1> b;
+  RecV1 r{};
+  r.name = b.add_string(name);
+  for (int i = 0; i < count; i++) b.add(r);
+  return b.encode();
+}
+
 TEST(Table, RoundTripRecordsStringsAndBlobs) {
   TableBuilder<RecV2> b;
   std::vector<u8> blob1 = {1, 2, 3};
@@ -271,11 +280,7 @@ TEST(Table, ParseRejectsRecordsPastEnd) {
 }
 
 TEST(Table, ParseRejectsDataSizeMismatch) {
-  TableBuilder<RecV1> b;
-  RecV1 r{};
-  r.name = b.add_string("hello");
-  b.add(r);
-  auto desc = b.encode();
+  auto desc = named_records("hello", 1);
   TableHeader h0 = header_of(desc);
   ASSERT_EQ(h0.data_size, 5u);
   for (u64 ds : {u64(0), u64(4), u64(6), u64(1) << 40, ~u64(0)}) {
@@ -292,12 +297,7 @@ TEST(Table, ParseRejectsDataSizeMismatch) {
 }
 
 TEST(Table, ParseSplitsExactly) {
-  TableBuilder<RecV1> b;
-  RecV1 r{};
-  r.name = b.add_string("abcdef");
-  b.add(r);
-  b.add(r);
-  auto desc = b.encode();
+  auto desc = named_records("abcdef", 2);
   auto p = parse_table(desc);
   ASSERT_TRUE(p) << p.error().message();
   EXPECT_EQ(p->records.data(), desc.data() + sizeof(TableHeader));

@@ -82,30 +82,14 @@ Expected<TrackingIdentity> tracking_identity(pid_t pid) {
 }
 
 int scan_written(int pagemap, u64 start, u64 end, bool write_protect, std::vector<AddressRange> *written) {
-  PageRegion regions[512];
-  for (u64 at = start; at < end;) {
-    PmScanArg arg{};
-    arg.size = sizeof arg;
-    arg.flags = kPmScanCheckWpAsync | (write_protect ? kPmScanWpMatching : 0);
-    arg.start = at;
-    arg.end = end;
-    arg.vec = reinterpret_cast<u64>(regions);
-    arg.vec_len = sizeof regions / sizeof regions[0];
-    arg.category_mask = kPageIsWritten;
-    arg.return_mask = kPageIsWritten;
-    long n = ioctl(pagemap, kPagemapScan, &arg);
-    if (n < 0) return errno;
-    for (long i = 0; written && i < n; i++) {
-      if (!written->empty() && written->back().end == regions[i].start)
-        written->back().end = regions[i].end;
-      else
-        written->push_back({regions[i].start, regions[i].end});
-    }
-    // A full vector stops the walk early; walk_end says where.
-    if (arg.walk_end <= at) return EIO;
-    at = arg.walk_end;
-  }
-  return 0;
+  return pagemap_scan_walk(pagemap, start, end, kPmScanCheckWpAsync | (write_protect ? kPmScanWpMatching : 0),
+                           kPageIsWritten, [&](const PageRegion &region) {
+                             if (!written) return;
+                             if (!written->empty() && written->back().end == region.start)
+                               written->back().end = region.end;
+                             else
+                               written->push_back({region.start, region.end});
+                           });
 }
 
 Expected<WrittenPages> read_written_pages(const ProcessCapture &pc, const TrackerFd &tracker,

@@ -28,7 +28,6 @@ using img::Expected;
 using img::make_error;
 using img::u32;
 using img::u64;
-using img::u8;
 
 namespace {
 
@@ -228,7 +227,7 @@ void mark_controlling_terminal(FdTable &table, int tty_nr) {
   }
 }
 
-img::Status read_file_bytes(int fd, u64 size, std::vector<u8> &out, const std::string &what) {
+img::Status read_file_bytes(int fd, u64 size, std::vector<img::u8> &out, const std::string &what) {
   out.resize(size);
   u64 done = 0;
   while (done < size) {

@@ -27,39 +27,25 @@ Expected<std::vector<GuardRangeRecord>> read_guard_ranges(pid_t pid, const std::
     lo = std::min(lo, m.start);
     hi = std::max(hi, m.end);
   }
-  PageRegion regions[256];
-  for (u64 at = lo; at < hi;) {
-    PmScanArg arg{};
-    arg.size = sizeof arg;
-    arg.start = at;
-    arg.end = hi;
-    arg.vec = reinterpret_cast<u64>(regions);
-    arg.vec_len = sizeof regions / sizeof regions[0];
-    arg.category_mask = kPageIsGuard;
-    arg.return_mask = kPageIsGuard;
-    long n = ioctl(fd, kPagemapScan, &arg);
-    if (n < 0) {
-      int err = errno;
-      close(fd);
-      // No PAGEMAP_SCAN (before 6.7), or no PAGE_IS_GUARD (before 6.14;
-      // guard pages exist from 6.13, which cannot show them).
-      if (at == lo && (err == ENOTTY || err == EINVAL)) return std::vector<GuardRangeRecord>{};
-      return make_error("PAGEMAP_SCAN of %s at 0x%llx: %s", path.c_str(), (unsigned long long)at, strerror(err));
+  u64 failed_at = 0;
+  int err = pagemap_scan_walk(fd, lo, hi, 0, kPageIsGuard, [&](const PageRegion &region) {
+    // One record per VMA's piece of a run (a run may cross VMAs); a full
+    // vector splits a run, and the next call continues it.
+    for (const MapEntry &m : maps) {
+      u64 s = std::max(m.start, region.start), e = std::min(m.end, region.end);
+      if (s >= e) continue;
+      if (!out.empty() && out.back().start + out.back().length == s && out.back().start >= m.start)
+        out.back().length += e - s;
+      else
+        out.push_back({pid, 0, s, e - s});
     }
-    for (long i = 0; i < n; i++) {
-      // One record per VMA's piece of a run (a run may cross VMAs); a full
-      // vector splits a run, and the next call continues it.
-      for (const MapEntry &m : maps) {
-        u64 s = std::max(m.start, regions[i].start), e = std::min(m.end, regions[i].end);
-        if (s >= e) continue;
-        if (!out.empty() && out.back().start + out.back().length == s && out.back().start >= m.start)
-          out.back().length += e - s;
-        else
-          out.push_back({pid, 0, s, e - s});
-      }
-    }
-    if (arg.walk_end <= at) break;
-    at = arg.walk_end;
+  }, &failed_at);
+  if (err) {
+    close(fd);
+    // No PAGEMAP_SCAN (before 6.7), or no PAGE_IS_GUARD (before 6.14;
+    // guard pages exist from 6.13, which cannot show them).
+    if (failed_at == lo && (err == ENOTTY || err == EINVAL)) return std::vector<GuardRangeRecord>{};
+    return make_error("PAGEMAP_SCAN of %s at 0x%llx: %s", path.c_str(), (unsigned long long)failed_at, strerror(err));
   }
   close(fd);
   return out;

@@ -15,7 +15,6 @@ namespace ckpt::writer {
 
 using img::Expected;
 using img::make_error;
-using img::u32;
 using img::u64;
 using img::u8;
 
@@ -26,7 +25,7 @@ namespace {
 // (the handler's `ret` popped pretcode), and only uc is read.
 struct KernelStack {
   u64 ss_sp;
-  u32 ss_flags, pad;
+  img::u32 ss_flags, pad;
   u64 ss_size;
 };
 struct KernelSigcontext {
@@ -50,10 +49,10 @@ static_assert(sizeof(KernelSigcontext) == 256);
 static_assert(sizeof(KernelRtSigframe) == 440);
 
 constexpr u64 kUcFpXstate = 1, kUcSigcontextSs = 2, kUcStrictRestoreSs = 4;
-constexpr u32 kFpXstateMagic1 = 0x46505853, kFpXstateMagic2 = 0x46505845;
+constexpr img::u32 kFpXstateMagic1 = 0x46505853, kFpXstateMagic2 = 0x46505845;
 constexpr size_t kSwReservedOffset = 464;  // struct _fpx_sw_bytes in the FXSAVE area
 // No valid ss_flags value: see the comment where it is used.
-constexpr u32 kAltstackUnchanged = 3;
+constexpr img::u32 kAltstackUnchanged = 3;
 
 // The kernel's restart codes (include/linux/errno.h, not in uapi).
 constexpr long kErestartsys = 512, kErestartnointr = 513, kErestartnohand = 514, kErestartRestartblock = 516;
@@ -67,7 +66,7 @@ Expected<std::vector<u8>> read_fpstate(pid_t tid) {
   struct iovec iov = {x.data(), x.size()};
   if (ptrace(PTRACE_GETREGSET, tid, NT_X86_XSTATE, &iov) == 0 && iov.iov_len > kSwReservedOffset + 16) {
     x.resize(iov.iov_len);
-    u32 size = u32(x.size()), extended = size + 4;
+    img::u32 size = img::u32(x.size()), extended = size + 4;
     std::memcpy(x.data() + kSwReservedOffset, &kFpXstateMagic1, 4);
     std::memcpy(x.data() + kSwReservedOffset + 4, &extended, 4);
     std::memcpy(x.data() + kSwReservedOffset + 16, &size, 4);

@@ -3,6 +3,7 @@
 // linux/fs.h of older headers lacks it (and PAGE_IS_GUARD, 6.14).
 #pragma once
 
+#include <cerrno>
 #include <sys/ioctl.h>
 
 #include <ckpt/img/format.h>
@@ -23,5 +24,41 @@ constexpr img::u64 kPmScanCheckWpAsync = 1u << 1;  ///< EPERM unless every VMA i
 // Page categories.
 constexpr img::u64 kPageIsWritten = 1u << 1;       ///< no uffd-wp bit: written since protected
 constexpr img::u64 kPageIsGuard = 1u << 8;
+
+/// Walks [start, end) of an open /proc/PID/pagemap with PAGEMAP_SCAN
+/// (`flags`; `category` as both category_mask and return_mask) and calls
+/// visit(const PageRegion &) for each run of matching pages, in address
+/// order; a run may come in two pieces where a full vector ended one call.
+/// Returns 0, or the errno of the ioctl that failed (*failed_at: the address
+/// its walk started at), or EIO where the kernel's walk_end did not advance.
+template <class Visit>
+int pagemap_scan_walk(int pagemap, img::u64 start, img::u64 end, img::u64 flags, img::u64 category, Visit visit,
+                      img::u64 *failed_at = nullptr) {
+  PageRegion regions[512];
+  for (img::u64 at = start; at < end;) {
+    PmScanArg arg{};
+    arg.size = sizeof arg;
+    arg.flags = flags;
+    arg.start = at;
+    arg.end = end;
+    arg.vec = reinterpret_cast<img::u64>(regions);
+    arg.vec_len = sizeof regions / sizeof regions[0];
+    arg.category_mask = category;
+    arg.return_mask = category;
+    long n = ioctl(pagemap, kPagemapScan, &arg);
+    if (n < 0) {
+      if (failed_at) *failed_at = at;
+      return errno;
+    }
+    for (long i = 0; i < n; i++) visit(regions[i]);
+    // A full vector stops the walk early; walk_end says where.
+    if (arg.walk_end <= at) {
+      if (failed_at) *failed_at = at;
+      return EIO;
+    }
+    at = arg.walk_end;
+  }
+  return 0;
+}
 
 }  // namespace ckpt::writer

@@ -42,24 +42,27 @@ Expected<u64> ns_inode_of(const std::string &path) {
   return static_cast<u64>(st.st_ino);
 }
 
-void fill_perm(SysvIpcRecord &r, const struct ipc_perm &p) {
+// An object of `kind` with its id and its ipc_perm's fields.
+SysvIpcObject new_object(SysvIpcKind kind, int id, const struct ipc_perm &p) {
+  SysvIpcObject o;
+  SysvIpcRecord &r = o.record;
+  r.kind = static_cast<u32>(kind);
+  r.id = id;
   r.key = p.__key;
   r.mode = p.mode;
   r.uid = p.uid;
   r.gid = p.gid;
   r.cuid = p.cuid;
   r.cgid = p.cgid;
+  return o;
 }
 
 // The segment's bytes through an attach of our own (read-only). It moves
 // the segment's shm_lpid and attach times to the dumper's; a segment
 // marked for removal (SHM_DEST) can still be attached by id on Linux.
 Expected<SysvIpcObject> read_segment(int id, const struct shmid_ds &ds) {
-  SysvIpcObject o;
+  SysvIpcObject o = new_object(SysvIpcKind::Shm, id, ds.shm_perm);
   SysvIpcRecord &r = o.record;
-  r.kind = static_cast<u32>(SysvIpcKind::Shm);
-  r.id = id;
-  fill_perm(r, ds.shm_perm);
   r.cpid = ds.shm_cpid;
   r.lpid = ds.shm_lpid;
   r.size = ds.shm_segsz;
@@ -71,87 +74,89 @@ Expected<SysvIpcObject> read_segment(int id, const struct shmid_ds &ds) {
   return o;
 }
 
-Expected<std::vector<SysvIpcObject>> read_segments(const std::set<int> *only) {
+// Every object of one kind: *_INFO answers the highest slot index in use,
+// *_STAT_ANY at a slot index the id of the object there, or -1 for a free
+// slot (ipc/util.c ipc_obtain_object_idr); `read` turns (id, ds) into an
+// object, `keep` filters by id.
+template <class Ds, class Stat, class Read>
+Expected<std::vector<SysvIpcObject>> read_every_slot(int max, const char *info_call, Stat stat, Read read,
+                                                     const std::set<int> *keep = nullptr) {
+  if (max < 0) return make_error("%s: %s", info_call, strerror(errno));
   std::vector<SysvIpcObject> out;
-  struct shm_info info{};
-  int max = shmctl(0, SHM_INFO, reinterpret_cast<struct shmid_ds *>(&info));
-  if (max < 0) return make_error("shmctl(SHM_INFO): %s", strerror(errno));
   for (int i = 0; i <= max; i++) {
-    struct shmid_ds ds{};
-    int id = shmctl(i, SHM_STAT_ANY, &ds);
+    Ds ds{};
+    int id = stat(i, &ds);
     if (id < 0) continue;  // a free slot
-    if (only && !only->count(id)) continue;
-    auto o = read_segment(id, ds);
+    if (keep && !keep->count(id)) continue;
+    auto o = read(id, ds);
     if (!o) return o.error();
     out.push_back(o.take());
   }
   return out;
 }
 
+Expected<std::vector<SysvIpcObject>> read_segments(const std::set<int> *only) {
+  struct shm_info info{};
+  int max = shmctl(0, SHM_INFO, reinterpret_cast<struct shmid_ds *>(&info));
+  return read_every_slot<struct shmid_ds>(
+      max, "shmctl(SHM_INFO)", [](int i, struct shmid_ds *ds) { return shmctl(i, SHM_STAT_ANY, ds); }, read_segment,
+      only);
+}
+
+Expected<SysvIpcObject> read_semaphore_set(int id, const struct semid_ds &ds) {
+  SysvIpcObject o = new_object(SysvIpcKind::Sem, id, ds.sem_perm);
+  SysvIpcRecord &r = o.record;
+  r.count = static_cast<u32>(ds.sem_nsems);
+  std::vector<unsigned short> values(ds.sem_nsems);
+  if (semctl(id, 0, GETALL, values.data()) < 0)
+    return make_error("SysV semaphore set %d: semctl(GETALL): %s", id, strerror(errno));
+  o.data.resize(values.size() * 2);
+  std::memcpy(o.data.data(), values.data(), o.data.size());
+  return o;
+}
+
 Expected<std::vector<SysvIpcObject>> read_semaphore_sets() {
-  std::vector<SysvIpcObject> out;
   struct seminfo info{};
   int max = semctl(0, 0, SEM_INFO, &info);
-  if (max < 0) return make_error("semctl(SEM_INFO): %s", strerror(errno));
-  for (int i = 0; i <= max; i++) {
-    struct semid_ds ds{};
-    int id = semctl(i, 0, SEM_STAT_ANY, &ds);
-    if (id < 0) continue;
-    SysvIpcObject o;
-    SysvIpcRecord &r = o.record;
-    r.kind = static_cast<u32>(SysvIpcKind::Sem);
-    r.id = id;
-    fill_perm(r, ds.sem_perm);
-    r.count = static_cast<u32>(ds.sem_nsems);
-    std::vector<unsigned short> values(ds.sem_nsems);
-    if (semctl(id, 0, GETALL, values.data()) < 0)
-      return make_error("SysV semaphore set %d: semctl(GETALL): %s", id, strerror(errno));
-    o.data.resize(values.size() * 2);
-    std::memcpy(o.data.data(), values.data(), o.data.size());
-    out.push_back(std::move(o));
-  }
-  return out;
+  return read_every_slot<struct semid_ds>(
+      max, "semctl(SEM_INFO)", [](int i, struct semid_ds *ds) { return semctl(i, 0, SEM_STAT_ANY, ds); },
+      read_semaphore_set);
 }
 
 // Messages are read with MSG_COPY (CONFIG_CHECKPOINT_RESTORE): a copy of
 // the n-th message, which stays queued for the original.
+Expected<SysvIpcObject> read_message_queue(int id, const struct msqid_ds &ds) {
+  SysvIpcObject o = new_object(SysvIpcKind::Msg, id, ds.msg_perm);
+  SysvIpcRecord &r = o.record;
+  r.size = ds.msg_qbytes;
+  r.count = static_cast<u32>(ds.msg_qnum);
+  // One message is at most the whole queue's bytes.
+  std::vector<u8> buf(sizeof(long) + ds.__msg_cbytes + 1);
+  for (u32 n = 0; n < r.count; n++) {
+    ssize_t len = msgrcv(id, buf.data(), buf.size() - sizeof(long), n, IPC_NOWAIT | MSG_COPY);
+    if (len < 0) {
+      if (errno == ENOSYS)
+        return make_error("SysV message queue %d: reading its messages needs MSG_COPY, which this kernel lacks "
+                          "(CONFIG_CHECKPOINT_RESTORE)", id);
+      return make_error("SysV message queue %d: msgrcv(MSG_COPY) of message %u: %s", id, n, strerror(errno));
+    }
+    SysvMessageHeader h{};
+    std::memcpy(&h.mtype, buf.data(), sizeof(long));
+    h.length = static_cast<u64>(len);
+    size_t at = o.data.size();
+    o.data.resize(at + sizeof h + ((h.length + 7) & ~u64(7)), 0);
+    std::memcpy(o.data.data() + at, &h, sizeof h);
+    std::memcpy(o.data.data() + at + sizeof h, buf.data() + sizeof(long), h.length);
+  }
+  return o;
+}
+
 Expected<std::vector<SysvIpcObject>> read_message_queues() {
-  std::vector<SysvIpcObject> out;
   struct msginfo info{};
   int max = msgctl(0, MSG_INFO, reinterpret_cast<struct msqid_ds *>(&info));
-  if (max < 0) return make_error("msgctl(MSG_INFO): %s", strerror(errno));
-  for (int i = 0; i <= max; i++) {
-    struct msqid_ds ds{};
-    int id = msgctl(i, MSG_STAT_ANY, &ds);
-    if (id < 0) continue;
-    SysvIpcObject o;
-    SysvIpcRecord &r = o.record;
-    r.kind = static_cast<u32>(SysvIpcKind::Msg);
-    r.id = id;
-    fill_perm(r, ds.msg_perm);
-    r.size = ds.msg_qbytes;
-    r.count = static_cast<u32>(ds.msg_qnum);
-    // One message is at most the whole queue's bytes.
-    std::vector<u8> buf(sizeof(long) + ds.__msg_cbytes + 1);
-    for (u32 n = 0; n < r.count; n++) {
-      ssize_t len = msgrcv(id, buf.data(), buf.size() - sizeof(long), n, IPC_NOWAIT | MSG_COPY);
-      if (len < 0) {
-        if (errno == ENOSYS)
-          return make_error("SysV message queue %d: reading its messages needs MSG_COPY, which this kernel lacks "
-                            "(CONFIG_CHECKPOINT_RESTORE)", id);
-        return make_error("SysV message queue %d: msgrcv(MSG_COPY) of message %u: %s", id, n, strerror(errno));
-      }
-      SysvMessageHeader h{};
-      std::memcpy(&h.mtype, buf.data(), sizeof(long));
-      h.length = static_cast<u64>(len);
-      size_t at = o.data.size();
-      o.data.resize(at + sizeof h + ((h.length + 7) & ~u64(7)), 0);
-      std::memcpy(o.data.data() + at, &h, sizeof h);
-      std::memcpy(o.data.data() + at + sizeof h, buf.data() + sizeof(long), h.length);
-    }
-    out.push_back(std::move(o));
-  }
-  return out;
+  return read_every_slot<struct msqid_ds>(
+      max, "msgctl(MSG_INFO)", [](int i, struct msqid_ds *ds) { return msgctl(i, MSG_STAT_ANY, ds); },
+      read_message_queue);
 }
 
 Expected<std::vector<SysvIpcObject>> read_objects(bool everything, const std::set<int> &attached) {

@@ -36,7 +36,7 @@ img::Status capture_eventfd(pid_t pid, FdInfo &fi) {
   img::EventFdState state{};
   state.header = {sizeof state, 1};
   state.count = v;
-  state.flags = *semaphore == "1" ? img::kEventFdSemaphore : 0;
+  state.flags = *semaphore == "1" ? img::u32(img::kEventFdSemaphore) : 0u;
   fi.state = img::fd_state_bytes(state);
   return img::Status::ok();
 }

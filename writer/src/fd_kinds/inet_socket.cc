@@ -31,12 +31,6 @@ using img::u8;
 
 namespace {
 
-int int_option(int fd, int level, int name, int fallback) {
-  int v = 0;
-  socklen_t len = sizeof v;
-  return getsockopt(fd, level, name, &v, &len) == 0 ? v : fallback;
-}
-
 // An address as the state stores it: bytes in network order, port in host order.
 void store_address(const sockaddr_storage &a, u8 (&addr)[16], u16 &port) {
   if (a.ss_family == AF_INET) {
@@ -148,7 +142,7 @@ img::Status read_repaired(pid_t pid, int fd, int sock, img::InetSocketState &s, 
   s.tcp_options = ti.tcpi_options & (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE);
   s.snd_wscale = ti.tcpi_snd_wscale;
   s.rcv_wscale = ti.tcpi_rcv_wscale;
-  s.mss = u32(int_option(sock, IPPROTO_TCP, TCP_MAXSEG, 0));
+  s.mss = u32(socket_int_option(sock, IPPROTO_TCP, TCP_MAXSEG, 0));
   len = sizeof s.timestamp;
   if (getsockopt(sock, IPPROTO_TCP, TCP_TIMESTAMP, &s.timestamp, &len) < 0)
     return make_error("pid %d fd %d: TCP_TIMESTAMP: %s", pid, fd, strerror(errno));
@@ -189,7 +183,7 @@ img::Status capture_repaired(pid_t pid, int fd, int sock, img::InetSocketState &
 // MSG_PEEK from the peek offset (SO_PEEK_OFF, put back after).
 img::Status peek_datagrams(pid_t pid, int fd, int sock, std::vector<std::vector<u8>> &bytes,
                            std::vector<img::InetDatagramHeader> &headers) {
-  int saved_off = int_option(sock, SOL_SOCKET, SO_PEEK_OFF, -1);
+  int saved_off = socket_int_option(sock, SOL_SOCKET, SO_PEEK_OFF, -1);
   int zero = 0;
   if (setsockopt(sock, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) < 0)
     return make_error("pid %d fd %d: SO_PEEK_OFF: %s", pid, fd, strerror(errno));
@@ -229,9 +223,9 @@ img::Status peek_datagrams(pid_t pid, int fd, int sock, std::vector<std::vector<
 img::Status capture_inet_socket(pid_t pid, int sock, FdInfo &fi) {
   int fd = fi.record.fd;
   img::InetSocketState s{};
-  s.family = u32(int_option(sock, SOL_SOCKET, SO_DOMAIN, 0));
-  s.sock_type = u32(int_option(sock, SOL_SOCKET, SO_TYPE, 0));
-  s.protocol = u32(int_option(sock, SOL_SOCKET, SO_PROTOCOL, 0));
+  s.family = u32(socket_int_option(sock, SOL_SOCKET, SO_DOMAIN, 0));
+  s.sock_type = u32(socket_int_option(sock, SOL_SOCKET, SO_TYPE, 0));
+  s.protocol = u32(socket_int_option(sock, SOL_SOCKET, SO_PROTOCOL, 0));
   bool tcp = s.sock_type == SOCK_STREAM && s.protocol == IPPROTO_TCP;
   bool udp = s.sock_type == SOCK_DGRAM && s.protocol == IPPROTO_UDP;
   // Raw, ICMP, SCTP, MPTCP...: no state; restore refuses them by kind.
@@ -243,13 +237,13 @@ img::Status capture_inet_socket(pid_t pid, int sock, FdInfo &fi) {
   alen = sizeof a;
   bool connected = getpeername(sock, reinterpret_cast<sockaddr *>(&a), &alen) == 0;
   if (connected) store_address(a, s.peer_addr, s.peer_port);
-  s.rcvbuf = u32(int_option(sock, SOL_SOCKET, SO_RCVBUF, 0));
-  s.sndbuf = u32(int_option(sock, SOL_SOCKET, SO_SNDBUF, 0));
-  if (int_option(sock, SOL_SOCKET, SO_REUSEADDR, 0)) s.flags |= img::kInetReuseAddr;
-  if (int_option(sock, SOL_SOCKET, SO_REUSEPORT, 0)) s.flags |= img::kInetReusePort;
-  if (int_option(sock, SOL_SOCKET, SO_KEEPALIVE, 0)) s.flags |= img::kInetKeepAlive;
-  if (int_option(sock, SOL_SOCKET, SO_BROADCAST, 0)) s.flags |= img::kInetBroadcast;
-  if (s.family == AF_INET6 && int_option(sock, IPPROTO_IPV6, IPV6_V6ONLY, 0)) s.flags |= img::kInetV6Only;
+  s.rcvbuf = u32(socket_int_option(sock, SOL_SOCKET, SO_RCVBUF, 0));
+  s.sndbuf = u32(socket_int_option(sock, SOL_SOCKET, SO_SNDBUF, 0));
+  if (socket_int_option(sock, SOL_SOCKET, SO_REUSEADDR, 0)) s.flags |= img::kInetReuseAddr;
+  if (socket_int_option(sock, SOL_SOCKET, SO_REUSEPORT, 0)) s.flags |= img::kInetReusePort;
+  if (socket_int_option(sock, SOL_SOCKET, SO_KEEPALIVE, 0)) s.flags |= img::kInetKeepAlive;
+  if (socket_int_option(sock, SOL_SOCKET, SO_BROADCAST, 0)) s.flags |= img::kInetBroadcast;
+  if (s.family == AF_INET6 && socket_int_option(sock, IPPROTO_IPV6, IPV6_V6ONLY, 0)) s.flags |= img::kInetV6Only;
 
   std::vector<u8> recv_queue, send_queue;
   std::vector<std::vector<u8>> datagram_bytes;
@@ -258,10 +252,10 @@ img::Status capture_inet_socket(pid_t pid, int sock, FdInfo &fi) {
     s.state = connected ? 1 : 7;  // as the kernel keeps it: TCP_ESTABLISHED, TCP_CLOSE
     CKPT_TRY(peek_datagrams(pid, fd, sock, datagram_bytes, datagram_headers));
   } else {
-    if (int_option(sock, IPPROTO_TCP, TCP_NODELAY, 0)) s.flags |= img::kInetNoDelay;
-    s.keepidle = u32(int_option(sock, IPPROTO_TCP, TCP_KEEPIDLE, 0));
-    s.keepintvl = u32(int_option(sock, IPPROTO_TCP, TCP_KEEPINTVL, 0));
-    s.keepcnt = u32(int_option(sock, IPPROTO_TCP, TCP_KEEPCNT, 0));
+    if (socket_int_option(sock, IPPROTO_TCP, TCP_NODELAY, 0)) s.flags |= img::kInetNoDelay;
+    s.keepidle = u32(socket_int_option(sock, IPPROTO_TCP, TCP_KEEPIDLE, 0));
+    s.keepintvl = u32(socket_int_option(sock, IPPROTO_TCP, TCP_KEEPINTVL, 0));
+    s.keepcnt = u32(socket_int_option(sock, IPPROTO_TCP, TCP_KEEPCNT, 0));
     tcp_info ti{};
     socklen_t len = sizeof ti;
     if (getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
@@ -288,6 +282,12 @@ img::Status capture_inet_socket(pid_t pid, int sock, FdInfo &fi) {
   for (size_t i = 0; i < datagram_bytes.size(); i++) datagrams.push_back({datagram_headers[i], datagram_bytes[i]});
   fi.state = img::inet_socket_state_bytes(s, recv_queue, send_queue, datagrams);
   return img::Status::ok();
+}
+
+int socket_int_option(int fd, int level, int name, int fallback) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  return getsockopt(fd, level, name, &v, &len) == 0 ? v : fallback;
 }
 
 }  // namespace ckpt::writer

@@ -15,4 +15,7 @@ namespace ckpt::writer {
 /// and UDP (refused by kind).
 img::Status capture_inet_socket(pid_t pid, int sock, FdInfo &fi);
 
+/// getsockopt of an int option of any socket, or `fallback` where it fails.
+int socket_int_option(int fd, int level, int name, int fallback);
+
 }  // namespace ckpt::writer

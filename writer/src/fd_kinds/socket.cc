@@ -24,12 +24,6 @@ using img::u32;
 
 namespace {
 
-int int_option(int fd, int level, int name, int fallback) {
-  int v = 0;
-  socklen_t len = sizeof v;
-  return getsockopt(fd, level, name, &v, &len) == 0 ? v : fallback;
-}
-
 // Closes the descriptors a peeked SCM_RIGHTS message installed in our
 // process (a peek dups them) and says whether there were any.
 bool drop_passed_fds(msghdr &msg) {
@@ -54,7 +48,7 @@ bool drop_passed_fds(msghdr &msg) {
 /// peek offset is put back after.
 img::Status peek_queue(pid_t pid, int fd, int sock, u32 type, bool receive_shut,
                        std::vector<std::vector<img::u8>> &messages, bool &rights_in_flight) {
-  int saved_off = int_option(sock, SOL_SOCKET, SO_PEEK_OFF, -1);
+  int saved_off = socket_int_option(sock, SOL_SOCKET, SO_PEEK_OFF, -1);
   int zero = 0;
   if (setsockopt(sock, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) < 0)
     return make_error("pid %d fd %d: SO_PEEK_OFF: %s", pid, fd, strerror(errno));
@@ -118,7 +112,7 @@ img::Status capture_socket(pid_t pid, FdInfo &fi) {
   if (!pidfd.valid()) return make_error("pid %d fd %d: pidfd_open: %s", pid, fd, strerror(errno));
   UniqueFd sock(int(syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0)));
   if (!sock.valid()) return make_error("pid %d fd %d: pidfd_getfd: %s", pid, fd, strerror(errno));
-  int domain = int_option(sock.get(), SOL_SOCKET, SO_DOMAIN, -1);
+  int domain = socket_int_option(sock.get(), SOL_SOCKET, SO_DOMAIN, -1);
   if (domain == AF_INET || domain == AF_INET6) return capture_inet_socket(pid, sock.get(), fi);
   // Other families have no state; they are refused by kind.
   if (domain != AF_UNIX) return img::Status::ok();
@@ -129,10 +123,10 @@ img::Status capture_socket(pid_t pid, FdInfo &fi) {
   s.sock_type = diag->type;
   s.ino = fi.record.ino;
   s.shutdown = diag->shutdown;
-  s.rcvbuf = u32(int_option(sock.get(), SOL_SOCKET, SO_RCVBUF, 0));
-  s.sndbuf = u32(int_option(sock.get(), SOL_SOCKET, SO_SNDBUF, 0));
-  s.peek_off = int_option(sock.get(), SOL_SOCKET, SO_PEEK_OFF, -1);
-  if (int_option(sock.get(), SOL_SOCKET, SO_PASSCRED, 0)) s.flags |= img::kUnixPassCred;
+  s.rcvbuf = u32(socket_int_option(sock.get(), SOL_SOCKET, SO_RCVBUF, 0));
+  s.sndbuf = u32(socket_int_option(sock.get(), SOL_SOCKET, SO_SNDBUF, 0));
+  s.peek_off = socket_int_option(sock.get(), SOL_SOCKET, SO_PEEK_OFF, -1);
+  if (socket_int_option(sock.get(), SOL_SOCKET, SO_PASSCRED, 0)) s.flags |= img::kUnixPassCred;
   std::vector<std::vector<img::u8>> messages;
   constexpr u32 kListen = 10;  // TCP_LISTEN, as sk_state reads for a listener
   if (diag->state == kListen) {

@@ -27,29 +27,27 @@ static_assert(sizeof(KernelTermios2) == 44);
 inline constexpr unsigned long kTcgets2 = _IOR('T', 0x2A, KernelTermios2);
 inline constexpr unsigned long kTcsets2 = _IOW('T', 0x2B, KernelTermios2);
 
+// The fields TtyState and KernelTermios2 both name, from `from` into `to`.
+template <class To, class From>
+inline void copy_termios_fields(To &to, const From &from) {
+  static_assert(sizeof to.c_cc == sizeof from.c_cc);
+  to.c_iflag = from.c_iflag;
+  to.c_oflag = from.c_oflag;
+  to.c_cflag = from.c_cflag;
+  to.c_lflag = from.c_lflag;
+  to.c_line = from.c_line;
+  std::memcpy(to.c_cc, from.c_cc, sizeof to.c_cc);
+  to.c_ispeed = from.c_ispeed;
+  to.c_ospeed = from.c_ospeed;
+}
+
 inline KernelTermios2 termios_of(const TtyState &s) {
   KernelTermios2 t{};
-  t.c_iflag = s.c_iflag;
-  t.c_oflag = s.c_oflag;
-  t.c_cflag = s.c_cflag;
-  t.c_lflag = s.c_lflag;
-  t.c_line = s.c_line;
-  std::memcpy(t.c_cc, s.c_cc, sizeof t.c_cc);
-  t.c_ispeed = s.c_ispeed;
-  t.c_ospeed = s.c_ospeed;
+  copy_termios_fields(t, s);
   return t;
 }
 
-inline void set_termios(TtyState &s, const KernelTermios2 &t) {
-  s.c_iflag = t.c_iflag;
-  s.c_oflag = t.c_oflag;
-  s.c_cflag = t.c_cflag;
-  s.c_lflag = t.c_lflag;
-  s.c_line = t.c_line;
-  std::memcpy(s.c_cc, t.c_cc, sizeof s.c_cc);
-  s.c_ispeed = t.c_ispeed;
-  s.c_ospeed = t.c_ospeed;
-}
+inline void set_termios(TtyState &s, const KernelTermios2 &t) { copy_termios_fields(s, t); }
 
 /// The pty index of a Unix98 slave's rdev, or -1. The pts driver numbers
 /// its devices 136:N with 20-bit minors (/dev/pts/300 is 136:300); the
