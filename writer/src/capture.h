@@ -61,6 +61,7 @@ struct ProcessCapture {
   std::vector<img::GuardRangeRecord> guard_ranges;
   std::vector<VmaPlan> memory;
   std::vector<StoredFile> stored_files;  ///< only with --store-tmpfs-files
+  img::u8 boot_id[16] = {};               ///< of this boot: with pid and stat.start_time, which process this is
 };
 
 /// Reads all state of the frozen process (registers, /proc, fds, injected
