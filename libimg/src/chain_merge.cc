@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <unordered_map>
 
 #include <ckpt/img/segment_plan.h>
 #include <ckpt/img/writer.h>
@@ -31,13 +32,26 @@ std::vector<u8> reencode(const Table<R> &t, const std::vector<R> &records) {
 }
 
 // One range of the merged image, with the pieces its Image bytes come from
-// (an Earlier range kept as it is names its CowPages record instead).
+// (an Earlier range names its CowPages record instead).
 struct MergedRange {
   u64 start = 0, length = 0;
   PageSource source = PageSource::Zero;
   std::vector<ResolvedPiece> pieces;   // Image only, contiguous
   u32 cow_record = 0;                  // Earlier only
 };
+
+// Merging a tree: where an earlier core of the merged image stores the
+// bytes at a chain file's page (by its address in the mapping): those
+// bytes are one page of one file, so a later core resolving to the very
+// same page takes them from there (Earlier, §9.23) instead of storing
+// them again. That keeps the copy-on-write sharing of the links (a page
+// that is Parent in several processes resolves to one stored page).
+struct StoredPage {
+  i32 pid = 0;
+  u64 addr = 0;
+  size_t range = 0;  // which Image range of the merged image holds it
+};
+using StoredPages = std::unordered_map<const u8 *, StoredPage>;
 
 // One core of the merged image, planned: its notes, segments and ranges.
 struct MergedCore {
@@ -50,13 +64,15 @@ struct MergedCore {
 // the child first). With keep_earlier (a core of a merged tree), the
 // child's Earlier ranges stay Earlier and its CowPages note is rebuilt for
 // them; otherwise they become Image and the note goes.
-Expected<MergedCore> plan_merged_core(const ProcessChain &chain, bool keep_earlier) {
+Expected<MergedCore> plan_merged_core(const ProcessChain &chain, bool keep_earlier, StoredPages *stored = nullptr,
+                                      size_t *range_ids = nullptr) {
   const ChainLinkImage &child = *chain[0];
   const CkptView &v = child.view;
   MergedCore out;
   // New page ranges, VMA by VMA: the child's own, with Parent resolved.
   std::vector<VmaRecord> vmas = v.vmas.records;
   std::vector<CowPagesRecord> cow;
+  size_t last_range = 0;  // the stored range cow.back() takes from
   out.ranges.resize(vmas.size());
   for (size_t vi = 0; vi < vmas.size(); vi++) {
     const VmaRecord &m = vmas[vi];
@@ -68,17 +84,58 @@ Expected<MergedCore> plan_merged_core(const ProcessChain &chain, bool keep_earli
         c.file_offset = 0;  // the merged image's writer places it
         merged.push_back({r.start, r.length, PageSource::Earlier, {}, static_cast<u32>(cow.size())});
         cow.push_back(c);
+        last_range = 0;  // no page found in `stored` continues it (range ids start at 1)
         continue;
       }
       std::vector<ResolvedPiece> pieces;
       CKPT_TRY(resolve_pages(chain, 0, r.start, r.length, pieces));
       for (const ResolvedPiece &p : pieces) {
+        if (stored && p.source == PageSource::Image) {
+          for (u64 off = 0; off < p.length; off += kPageSize) {
+            auto found = stored->find(p.bytes + off);
+            if (found == stored->end()) {
+              ResolvedPiece page{p.addr + off, kPageSize, PageSource::Image, p.bytes + off};
+              if (merged.empty() || merged.back().source != PageSource::Image)
+                merged.push_back({page.addr, 0, PageSource::Image, {}, 0});
+              merged.back().length += kPageSize;
+              auto &ps = merged.back().pieces;
+              if (!ps.empty() && ps.back().bytes + ps.back().length == page.bytes) ps.back().length += kPageSize;
+              else ps.push_back(page);
+              continue;
+            }
+            const StoredPage &src = found->second;
+            bool follows = !merged.empty() && merged.back().source == PageSource::Earlier && !cow.empty() &&
+                           last_range == src.range && cow.back().source_pid == src.pid &&
+                           cow.back().source_addr + cow.back().length == src.addr &&
+                           merged.back().start + merged.back().length == p.addr + off &&
+                           merged.back().cow_record == cow.size() - 1;
+            if (follows) {
+              merged.back().length += kPageSize;
+              cow.back().length += kPageSize;
+              continue;
+            }
+            merged.push_back({p.addr + off, kPageSize, PageSource::Earlier, {}, static_cast<u32>(cow.size())});
+            cow.push_back({p.addr + off, kPageSize, 0, src.addr, src.pid, v.identity.root_pid});
+            last_range = src.range;
+          }
+          continue;
+        }
         if (merged.empty() || merged.back().source != p.source) merged.push_back({p.addr, 0, p.source, {}, 0});
         merged.back().length += p.length;
         if (p.source == PageSource::Image) merged.back().pieces.push_back(p);
       }
     }
   }
+  // This core's stored pages, for the cores after it.
+  if (stored)
+    for (const auto &per_vma : out.ranges)
+      for (const MergedRange &r : per_vma) {
+        if (r.source != PageSource::Image) continue;
+        size_t id = ++*range_ids;
+        for (const ResolvedPiece &p : r.pieces)
+          for (u64 off = 0; off < p.length; off += kPageSize)
+            stored->emplace(p.bytes + off, StoredPage{v.identity.root_pid, p.addr + off, id});
+      }
   // Segments as the writer lays them out (FORMAT.md §11.4), and the ranges'
   // segment indexes (an Earlier range's is its CowPages record's, §9.23).
   std::vector<PageRangeRecord> ranges;
@@ -122,6 +179,8 @@ Expected<MergedCore> plan_merged_core(const ProcessChain &chain, bool keep_earli
     }
     out.notes.push_back(std::move(note));
   }
+  if (!cow.empty() && v.cow_pages.records.empty() && !child.image.find_ckpt(CkptNote::CowPages))
+    out.notes.push_back({std::string(kOwnerCkpt), static_cast<u32>(CkptNote::CowPages), reencode(v.cow_pages, cow)});
   return out;
 }
 
@@ -147,7 +206,9 @@ Status write_merged_tree(const Chain &chain, int fd) {
   const CkptView &v = chain[0]->view;
   auto root_chain_of = process_chain(chain, v.identity.root_pid);
   if (!root_chain_of) return root_chain_of.error();
-  auto root = plan_merged_core(*root_chain_of, false);
+  StoredPages stored;
+  size_t range_ids = 0;
+  auto root = plan_merged_core(*root_chain_of, false, &stored, &range_ids);
   if (!root) return root.error();
   std::vector<MergedCore> cores;
   std::vector<EmbeddedCorePlan> plans;
@@ -155,7 +216,7 @@ Status write_merged_tree(const Chain &chain, int fd) {
     if (r.flags & kTreeZombie) continue;
     auto pc = process_chain(chain, r.pid);
     if (!pc) return pc.error();
-    auto core = plan_merged_core(*pc, true);
+    auto core = plan_merged_core(*pc, true, &stored, &range_ids);
     if (!core) return core.error().context("process " + std::to_string(r.pid));
     plans.push_back({core->notes, core->segments});
     cores.push_back(core.take());
