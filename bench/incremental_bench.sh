@@ -7,7 +7,11 @@
 # the chain is merged. Prints, per size: full dump time and size, the
 # tracked incremental dump's time, frozen time, size and size as a share of
 # the full image, the compared one's time and frozen time, and the merge
-# time. See bench/README.md.
+# time. A last row, "tree", does the same for a tree of 3 processes sharing
+# 16 MiB (tests/programs/restore_tree_incremental.c): full dump, a link in
+# which a new child is stored whole, then the link measured (each process
+# rewrote 10% of its pages; one child exited), its share of the full image,
+# and the merge of the 3-link chain. See bench/README.md.
 #
 #   bench/incremental_bench.sh [BUILD_DIR] [SIZES...]
 #
@@ -32,7 +36,9 @@ done
 build=$(cd "${build:-$here/../build}" 2>/dev/null && pwd) || die "no build folder"
 imgtool=$build/imgtool
 prog=$build/tests/restore/restore_incremental
-[[ -x $imgtool && -x $prog ]] || cmake --build "$build" --target imgtool ckpt_restore_incremental >&2 ||
+tree_prog=$build/tests/restore/restore_tree_incremental
+[[ -x $imgtool && -x $prog && -x $tree_prog ]] ||
+  cmake --build "$build" --target imgtool ckpt_restore_incremental ckpt_restore_tree_incremental >&2 ||
   die "build failed"
 
 tmp=$(mktemp -d "$build/incremental_bench.XXXXXX")
@@ -76,3 +82,32 @@ for mib in "${sizes[@]}"; do
     "$(frozen_of "$tmp/incr.stats")" "$incr" "$(echo "100 * $incr / $full" | bc -l)" "$cmp_s" \
     "$(frozen_of "$tmp/cmp.stats")" "$merge_s"
 done
+
+# The tree row: link 2 (on link 1, on the full link 0) of restore_tree_incremental.
+rm -rf "$tmp"/*
+wait_done() { for f in "$@"; do while [[ ! -e $tmp/$f ]]; do sleep 0.01; done; done; }
+exec 3< <(exec "$tree_prog" "$tmp/go" "$tmp" 2>"$tmp/err")
+pid=$!
+read -r _ _ child1 child2 <&3   # "pids ROOT C1 C2"
+read -r _ <&3   # "region ADDRESS"
+read -r ready <&3
+[[ $ready == ready ]] || die "the tree program did not start"
+sync
+t=$(now); "$imgtool" dump --pid "$pid" -o "$tmp/link0.core"; full_s=$(elapsed "$t")
+touch "$tmp/step1"; wait_done done1_0 done1_1 done1_2
+"$imgtool" dump --pid "$pid" --parent link0.core -o "$tmp/link1.core"
+touch "$tmp/step2"; wait_done done2_0 done2_1 done2_3
+sync
+t=$(now); "$imgtool" dump --pid "$pid" --parent link1.core -o "$tmp/link2.core" --stats 2>"$tmp/incr.stats"
+incr_s=$(elapsed "$t")
+t=$(now); CKPT_DIRTY_TRACKING=off "$imgtool" dump --pid "$pid" --parent link1.core -o "$tmp/cmp.core" --stats \
+  2>"$tmp/cmp.stats"
+cmp_s=$(elapsed "$t")
+t=$(now); "$imgtool" merge "$tmp/link2.core" -o "$tmp/merged.core"; merge_s=$(elapsed "$t")
+# The children outlive a killed root: killed by pid (child 2 exited at step 2).
+kill -KILL "$child1" "$(cat "$tmp/child3")" 2>/dev/null || true
+kill -KILL "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+full=$(size_of "$tmp/link0.core"); incr=$(size_of "$tmp/link2.core")
+printf '%-6s %8.3f %12s %8.3f %8.3f %11s %5.1f%% %8.3f %8.3f %8.3f\n' tree "$full_s" "$full" "$incr_s" \
+  "$(frozen_of "$tmp/incr.stats")" "$incr" "$(echo "100 * $incr / $full" | bc -l)" "$cmp_s" \
+  "$(frozen_of "$tmp/cmp.stats")" "$merge_s"

@@ -29,11 +29,14 @@ int cmd_extract(int argc, char **argv) {
     auto pid = parse_pid(*pid_text);
     if (!pid) return fail("extract", "'" + *pid_text + "' is not a pid");
     const std::string &file = args.positional[0];
-    auto record = find_embedded_process(file, *pid);
+    // An incremental tree: each process follows its own links (merged first).
+    auto source = merged_if_incremental(file);
+    if (!source) return fail("extract", file + ": " + source.error().message());
+    auto record = find_embedded_process(*source, *pid);
     if (!record) return fail("extract", file + ": " + record.error().message());
     auto out = writer::ImageOutput::open(*output);
     if (!out) return fail("extract", out.error().message());
-    img::Status s = copy_embedded_core(file, *record, out->fd());
+    img::Status s = copy_embedded_core(*source, *record, out->fd());
     if (!s) return fail("extract", s.error().message());
     s = out->commit(/*durable=*/true);  // as before: extract is no speed path
     if (!s) return fail("extract", s.error().message());

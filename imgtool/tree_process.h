@@ -23,4 +23,10 @@ img::Expected<img::TreeRecord> find_embedded_process(const std::string &path, im
 /// place (a one-link merge), so the copy is complete.
 img::Status copy_embedded_core(const std::string &path, const img::TreeRecord &record, int out_fd);
 
+/// An incremental image's chain merged into an unnamed temporary file
+/// (FORMAT.md §12.2; open, close-on-exec, until this process ends) whose
+/// /proc/self/fd path a process of it is then found and copied from, each
+/// process along its own links; `path` itself for any other file.
+img::Expected<std::string> merged_if_incremental(const std::string &path);
+
 }  // namespace ckpt::tool

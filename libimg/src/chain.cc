@@ -1,22 +1,15 @@
-// Incremental chains (chain.h): opening, resolving Parent pages, merging.
+// Incremental chains (chain.h): opening, following a process along the
+// chain, resolving Parent pages. Merging is chain_merge.cc's.
 #include <ckpt/img/chain.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
 #include <set>
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include <ckpt/img/segment_plan.h>
-#include <ckpt/img/writer.h>
 
 namespace ckpt::img {
 
 namespace {
-
 
 std::string hex_id(const u8 (&id)[16]) {
   char buf[33];
@@ -24,27 +17,57 @@ std::string hex_id(const u8 (&id)[16]) {
   return buf;
 }
 
-// A table note's desc with new records and the old data area kept byte for
-// byte (records refer into it by offset, so it needs no change).
-template <typename R>
-std::vector<u8> reencode(const Table<R> &t, const std::vector<R> &records) {
-  TableHeader h{sizeof(TableHeader), t.version ? t.version : 1u, sizeof(R), static_cast<u32>(records.size()),
-                t.data.size()};
-  std::vector<u8> out(sizeof h + records.size() * sizeof(R) + t.data.size());
-  std::memcpy(out.data(), &h, sizeof h);
-  if (!records.empty()) std::memcpy(out.data() + sizeof h, records.data(), records.size() * sizeof(R));
-  if (!t.data.empty()) std::memcpy(out.data() + sizeof h + records.size() * sizeof(R), t.data.data(), t.data.size());
-  return out;
+// A tree link's embedded cores (live processes), each decoded; a core's
+// Parent note, if any, must name the parent its root names (the writer
+// gives one to every core that takes pages from PREV, FORMAT.md §12.2).
+template <typename What>
+Status open_cores(ChainLinkImage &link, const What &what) {
+  const CkptView &v = link.view;
+  for (const TreeRecord &r : v.tree.records) {
+    if (r.flags & kTreeZombie) continue;
+    auto who = [&](const Error &e) { return what(e.context("process " + std::to_string(r.pid))); };
+    auto core = link.image.embedded(r);
+    if (!core) return who(core.error());
+    auto view = decode_ckpt(*core);
+    if (!view) return who(view.error());
+    if (view->parent && (!v.parent || std::memcmp(view->parent->records[0].image_id, v.parent->records[0].image_id,
+                                                  sizeof v.parent->records[0].image_id) != 0))
+      return who(Error("its parent image is not the one its tree's root names"));
+    link.cores.push_back(std::make_unique<ChainLinkImage>(ChainLinkImage{link.path, core.take(), view.take()}));
+  }
+  return {};
 }
 
-// One range of the merged image, with the pieces its Image bytes come from.
-struct MergedRange {
-  u64 start = 0, length = 0;
-  PageSource source = PageSource::Zero;
-  std::vector<ResolvedPiece> pieces;   // Image only, contiguous
-};
-
 }  // namespace
+
+const ChainLinkImage *core_of(const ChainLinkImage &link, i32 pid) {
+  if (link.view.identity.root_pid == pid) return &link;
+  for (const auto &c : link.cores)
+    if (c->view.identity.root_pid == pid) return c.get();
+  return nullptr;
+}
+
+Expected<ProcessChain> process_chain(const Chain &chain, i32 pid) {
+  ProcessChain out;
+  for (size_t depth = 0; depth < chain.size(); depth++) {
+    const ChainLinkImage *core = core_of(*chain[depth], pid);
+    if (!core && depth == 0) return make_error("%s holds no process %d", chain[0]->path.c_str(), pid);
+    if (!core)
+      return make_error("parent image %s holds no process %d, whose pages process %d of %s takes from it",
+                        chain[depth]->path.c_str(), pid, pid, chain[depth - 1]->path.c_str());
+    out.push_back(core);
+    // A core without a Parent note stands alone (a process new since the
+    // parent image): this process's chain ends here.
+    if (!core->view.parent) return out;
+  }
+  return make_error("%s refers to a parent image but has none", chain.back()->path.c_str());
+}
+
+ProcessChain root_chain(const Chain &chain) {
+  ProcessChain out;
+  for (const auto &l : chain) out.push_back(l.get());
+  return out;
+}
 
 std::string parent_path_of(const std::string &child_path, const std::string &hint, const std::string &base_dir) {
   if (!hint.empty() && hint[0] == '/') return hint;
@@ -77,10 +100,9 @@ Expected<Chain> open_chain(const std::string &path, bool check_memory, const std
       return make_error("parent image %s has id %s, not the %s its child names (replaced?)", current.c_str(),
                         id.c_str(), expected_id.c_str());
     if (!seen.insert(id).second) return make_error("the parent chain loops at %s", current.c_str());
-    if (view->parent && !view->tree.records.empty())
-      return what(Error("a process-tree image cannot be incremental"));
     auto link = std::make_unique<ChainLinkImage>(ChainLinkImage{current, image.take(), view.take()});
     const CkptView &v = link->view;
+    CKPT_TRY(open_cores(*link, what));
     std::string next;
     if (v.parent) {
       const ParentRecord &p = v.parent->records[0];
@@ -93,7 +115,7 @@ Expected<Chain> open_chain(const std::string &path, bool check_memory, const std
   }
 }
 
-Status resolve_pages(const Chain &chain, size_t link, u64 addr, u64 len, std::vector<ResolvedPiece> &out) {
+Status resolve_pages(const ProcessChain &chain, size_t link, u64 addr, u64 len, std::vector<ResolvedPiece> &out) {
   const ChainLinkImage &l = *chain[link];
   const auto &ranges = l.view.ranges.records;
   // A single process's ranges ascend (VMAs in address order, ranges tiling each).
@@ -101,8 +123,8 @@ Status resolve_pages(const Chain &chain, size_t link, u64 addr, u64 len, std::ve
                                  [&](const PageRangeRecord &r) { return r.start + r.length <= addr; });
   for (u64 at = addr, end = addr + len; at < end; ++it) {
     if (it == ranges.end() || it->start > at)
-      return make_error("%s has no page range at 0x%llx, which its child takes from it", l.path.c_str(),
-                        (unsigned long long)at);
+      return make_error("%s (process %d) has no page range at 0x%llx, which its child takes from it",
+                        l.path.c_str(), l.view.identity.root_pid, (unsigned long long)at);
     u64 piece_end = std::min(end, it->start + it->length);
     auto source = static_cast<PageSource>(it->source);
     if (source == PageSource::Parent) {
@@ -126,97 +148,22 @@ Status resolve_pages(const Chain &chain, size_t link, u64 addr, u64 len, std::ve
   return {};
 }
 
-Status write_merged(const Chain &chain, int fd) {
-  const ChainLinkImage &child = *chain[0];
-  const CkptView &v = child.view;
-  if (!v.tree.records.empty()) return make_error("%s is a process-tree image, not a chain link", child.path.c_str());
-
-  // New page ranges, VMA by VMA: the child's own, with Parent resolved.
-  std::vector<VmaRecord> vmas = v.vmas.records;
-  std::vector<std::vector<MergedRange>> merged(vmas.size());
-  for (size_t vi = 0; vi < vmas.size(); vi++) {
-    const VmaRecord &m = vmas[vi];
-    std::vector<ResolvedPiece> pieces;
-    for (u32 k = 0; k < m.range_count; k++) {
-      const PageRangeRecord &r = v.ranges.records[m.first_range + k];
-      CKPT_TRY(resolve_pages(chain, 0, r.start, r.length, pieces));
-    }
-    for (const ResolvedPiece &p : pieces) {
-      auto &out = merged[vi];
-      if (out.empty() || out.back().source != p.source) out.push_back({p.addr, 0, p.source, {}});
-      out.back().length += p.length;
-      if (p.source == PageSource::Image) out.back().pieces.push_back(p);
+Status check_process_chains(const Chain &chain) {
+  std::vector<i32> pids{chain[0]->view.identity.root_pid};
+  for (const TreeRecord &r : chain[0]->view.tree.records)
+    if (!(r.flags & kTreeZombie)) pids.push_back(r.pid);
+  std::vector<ResolvedPiece> pieces;
+  for (i32 pid : pids) {
+    auto pc = process_chain(chain, pid);
+    if (!pc) return pc.error();
+    for (const PageRangeRecord &r : (*pc)[0]->view.ranges.records) {
+      if (static_cast<PageSource>(r.source) != PageSource::Parent) continue;
+      pieces.clear();
+      if (Status s = resolve_pages(*pc, 0, r.start, r.length, pieces); !s)
+        return s.error().context("process " + std::to_string(pid));
     }
   }
-  // Segments as the writer lays them out (FORMAT.md §11.4), and the ranges'
-  // segment indexes.
-  std::vector<SegmentPlan> segments;
-  std::vector<PageRangeRecord> ranges;
-  for (size_t vi = 0; vi < vmas.size(); vi++) {
-    VmaRecord &m = vmas[vi];
-    m.first_range = static_cast<u32>(ranges.size());
-    m.range_count = static_cast<u32>(merged[vi].size());
-    for (const MergedRange &r : merged[vi]) {
-      u32 first = plan_run_segments(segments, r.start, r.length, r.source, m.prot);
-      ranges.push_back({r.start, r.length, static_cast<u32>(r.source), first});
-    }
-  }
-  // Every note of PT_NOTE 0, in order, but for the three that change.
-  std::vector<Note> notes;
-  IdentityRecord ident = v.identity;
-  ident.flags &= ~u32(kIdentityIncremental);
-  std::vector<IdentityRecord> idents = {ident};
-  for (const NoteRef &n : child.image.notes()) {
-    if (n.phdr != 0) continue;  // the integrity note is the writer's to make
-    Note out{std::string(n.owner), n.type, std::vector<u8>(n.desc.begin(), n.desc.end())};
-    if (n.owner == kOwnerCkpt) {
-      switch (static_cast<CkptNote>(n.type)) {
-        case CkptNote::Parent:
-        case CkptNote::CowPages:  // every Earlier range is Image now
-          continue;
-        case CkptNote::Identity:
-          out.desc = reencode(v.identity_table, idents);
-          break;
-        case CkptNote::Vmas:
-          out.desc = reencode(v.vmas, vmas);
-          break;
-        case CkptNote::PageRanges:
-          out.desc = reencode(v.ranges, ranges);
-          break;
-        default:
-          break;
-      }
-    }
-    notes.push_back(std::move(out));
-  }
-  auto writer = ImageWriter::create(std::move(notes), std::move(segments));
-  if (!writer) return writer.error();
-  CKPT_TRY(writer->begin(fd));
-  for (const auto &per_vma : merged)
-    for (const MergedRange &r : per_vma)
-      for (const ResolvedPiece &p : r.pieces) {
-        // In slices, so that the page cache, not this process, holds a
-        // large chain's bytes.
-        for (u64 done = 0; done < p.length;) {
-          u64 n = std::min<u64>(p.length - done, 8ull << 20);
-          CKPT_TRY(writer->write({p.bytes + done, n}));
-          done += n;
-        }
-      }
-  return writer->finish();
-}
-
-Expected<int> merge_to_temporary(const Chain &chain, const std::string &dir, bool cloexec) {
-  int flags = O_RDWR | (cloexec ? O_CLOEXEC : 0);
-  int fd = open(dir.c_str(), O_TMPFILE | flags, 0600);
-  if (fd < 0) fd = memfd_create("ckpt-merged-chain", cloexec ? MFD_CLOEXEC : 0);
-  if (fd < 0) return make_error("cannot create a temporary file for the merged chain: %s", strerror(errno));
-  Status s = write_merged(chain, fd);
-  if (!s) {
-    close(fd);
-    return s.error().context("merging the chain of " + chain[0]->path);
-  }
-  return fd;
+  return {};
 }
 
 }  // namespace ckpt::img

@@ -118,7 +118,16 @@ Expected<ValidationReport> validate_chain(const std::string &path, const ImageRe
       if (static_cast<PageSource>(r.source) == PageSource::Parent) link.parent_pages += r.length / 4096;
     }
     report.chain.push_back(link);
-    if (!view.parent) return report;
+    if (!view.parent) {
+      // A chain of tree images: every process finds its own core in each
+      // parent it takes pages from (FORMAT.md §12.2).
+      if (depth && !first_view->tree.records.empty()) {
+        auto chain = open_chain(path, false);
+        if (!chain) return chain.error();
+        CKPT_TRY(check_process_chains(*chain));
+      }
+      return report;
+    }
     const ParentRecord &p = view.parent->records[0];
     std::memcpy(expected_buf, p.image_id, 16);
     expected_id = expected_buf;

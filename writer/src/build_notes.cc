@@ -168,6 +168,8 @@ ImageNotes build_notes(const ProcessCapture &pc, const SegmentLayout &layout, co
   task.membarrier = pc.settings.membarrier;
   task.cgroup = n.tasks.add_string(pc.settings.cgroup);
   task.cgroup_settings = n.tasks.add_string(pc.settings.cgroup_settings);
+  task.start_time = pc.stat.start_time;
+  std::memcpy(task.boot_id, pc.boot_id, sizeof task.boot_id);
   n.tasks.add(task);
 
   for (size_t i = 0; i < pc.threads.size(); i++) {

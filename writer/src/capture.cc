@@ -1,5 +1,7 @@
 #include "capture.h"
 
+#include "dirty_tracking.h"
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -177,6 +179,11 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_
   auto status = read_status(pid);
   if (!status) return status.error();
   pc.status = status.take();
+  // Which process this is across dumps (dump --parent of a tree matches
+  // by pid, start time and boot).
+  auto identity = tracking_identity(pid);
+  if (!identity) return identity.error();
+  std::memcpy(pc.boot_id, identity->boot_id, sizeof pc.boot_id);
 
   for (const FrozenThread &ft : frozen.threads()) {
     auto t = capture_thread(pid, ft.tid);

@@ -65,6 +65,7 @@ struct ProcessCapture {
   bool memory_outlined = false;
   std::vector<std::pair<img::u64, img::u64>> excluded;
   std::vector<StoredFile> stored_files;  ///< only with --store-tmpfs-files
+  img::u8 boot_id[16] = {};               ///< of this boot: with pid and stat.start_time, which process this is
 };
 
 /// Reads all state of the frozen process (registers, /proc, fds, injected

@@ -54,6 +54,10 @@ struct CapturedProcess {
   SegmentLayout layout;
   ImageNotes notes;
   TrackerFd tracker;  ///< the dirty tracker an earlier dump left (not in the image)
+  /// --parent: the process is in PREV (matching_core), so its core takes
+  /// unchanged pages from its core there and has a Parent note.
+  bool incremental = false;
+  ParentSelection selection;
 };
 
 // The root's Tree note: one record per further process, in tree order
@@ -195,31 +199,40 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   }
   phases.mark("capture: ptys");
   if (!parent.empty()) {
-    // Decision 90: one process only; a tree's links would need every
-    // embedded core matched to its parent's.
-    if (members.size() > 1)
-      return make_error("--parent: process %d has descendants, and incremental images of a process tree are not "
-                        "supported (dump without --parent)", opt.pid);
     if (parent[0]->view.tasks.records.empty() || parent[0]->view.tasks.records[0].pid != opt.pid)
       return make_error("--parent %s is not a checkpoint of process %d", opt.parent.c_str(), opt.pid);
-    // Dirty tracking since PREV where it holds (dirty_tracking.h); the
-    // rest is compared.
-    WrittenPages written;
-    if (opt.dirty_tracking) {
-      auto w = read_written_pages(procs[0].capture, procs[0].tracker, parent[0]->image, stats.tracking_note);
-      if (!w) return w.error();
-      written = w.take();
-    } else {
-      stats.tracking_note = "dirty tracking is off";
+    // Each process against its own core in PREV (FORMAT.md §12.2); one
+    // new since PREV stores everything.
+    for (size_t i = 0; i < procs.size(); i++) {
+      CapturedProcess &p = procs[i];
+      const ChainLinkImage *prev = matching_core(parent, p.capture, i == 0);
+      if (!prev) continue;
+      auto chain = process_chain(parent, p.capture.pid);
+      if (!chain) return chain.error().context("--parent " + opt.parent);
+      // Dirty tracking since PREV where it holds (dirty_tracking.h); the
+      // rest is compared.
+      WrittenPages written;
+      std::string why;
+      if (opt.dirty_tracking) {
+        auto w = read_written_pages(p.capture, p.tracker, prev->image, why);
+        if (!w) return i == 0 ? w.error() : w.error().context("process " + std::to_string(p.capture.pid));
+        written = w.take();
+      } else {
+        why = "dirty tracking is off";
+      }
+      if (stats.tracking_note.empty() && !why.empty())
+        stats.tracking_note = i == 0 ? why : "process " + std::to_string(p.capture.pid) + ": " + why;
+      auto sel = select_parent_pages(p.capture.pid, p.capture.memory, *chain,
+                                     written.tracked.empty() ? nullptr : &written);
+      if (!sel) return sel.error();
+      p.incremental = true;
+      p.selection = sel.take();
+      stats.parent_bytes += p.selection.parent_bytes;
+      stats.tracked_bytes += p.selection.tracked_bytes;
+      stats.written_bytes += p.selection.written_bytes;
+      stats.compared_bytes += p.selection.compared_bytes;
     }
-    auto sel = select_parent_pages(opt.pid, procs[0].capture.memory, parent,
-                                   written.tracked.empty() ? nullptr : &written);
-    if (!sel) return sel.error();
-    stats.parent_bytes = sel->parent_bytes;
-    stats.tracked_bytes = sel->tracked_bytes;
-    stats.written_bytes = sel->written_bytes;
-    stats.compared_bytes = sel->compared_bytes;
-    stats.dirty_tracked = sel->tracked_bytes > 0;
+    stats.dirty_tracked = stats.tracked_bytes > 0;
   }
   phases.mark("parent pages");
   std::vector<ProcessCapture *> all;
@@ -319,7 +332,9 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     p.layout = layout_segments(p.capture.memory);
     p.notes = build_notes(p.capture, p.layout, ident);
     add_sysv_ipc_notes(*ipc, p.capture, &p == &procs[0], p.notes);  // the objects' state: once, in the root
-    if (!parent.empty()) {
+    // The root names PREV always (the chain goes through it); a further
+    // process only if its pages do (a new one is a full core).
+    if (!parent.empty() && (&p == &procs[0] || p.incremental)) {
       ParentRecord link{};
       std::memcpy(link.image_id, parent[0]->view.identity.image_id, sizeof link.image_id);
       link.path_hint = p.notes.parent.add_string(opt.parent);
@@ -346,11 +361,12 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   std::vector<bool> tracking_added(procs.size(), false);
   for (size_t i = 0; i < procs.size(); i++) {
     CapturedProcess &p = procs[i];
-    bool selected = i == 0 && !parent.empty();
+    bool selected = p.incremental;
     if (!arm && !selected) continue;
-    u32 flags = selected && stats.tracked_bytes ? u32(kTrackingUsed) : 0u;
-    add_tracking_record(p.notes.dirty_tracking, p.capture, armed[i], flags, selected ? stats.tracked_bytes : 0,
-                        selected ? stats.written_bytes : 0, selected ? stats.compared_bytes : 0);
+    const ParentSelection &sel = p.selection;  // zeros unless selected
+    u32 flags = selected && sel.tracked_bytes ? u32(kTrackingUsed) : 0u;
+    add_tracking_record(p.notes.dirty_tracking, p.capture, armed[i], flags, sel.tracked_bytes, sel.written_bytes,
+                        sel.compared_bytes);
     tracking_added[i] = true;
   }
   if (tree) {

@@ -35,7 +35,18 @@ static void add_run(std::vector<PageRun> &runs, u64 start, u64 len, PageSource s
     runs.push_back({start, len, src});
 }
 
-Expected<ParentSelection> select_parent_pages(pid_t pid, std::vector<VmaPlan> &plan, const Chain &parent,
+const ChainLinkImage *matching_core(const Chain &parent, const ProcessCapture &pc, bool root) {
+  const ChainLinkImage *core = core_of(*parent[0], pc.pid);
+  if (!core || root || core->view.tasks.records.empty()) return core;
+  const TaskRecord &t = core->view.tasks.records[0];
+  static const u8 unknown[16] = {};
+  // Zeros: a writer before format 1.6, which did not record them.
+  if (t.start_time == 0 || std::memcmp(t.boot_id, unknown, sizeof unknown) == 0) return core;
+  if (t.start_time != pc.stat.start_time || std::memcmp(t.boot_id, pc.boot_id, sizeof t.boot_id) != 0) return nullptr;
+  return core;
+}
+
+Expected<ParentSelection> select_parent_pages(pid_t pid, std::vector<VmaPlan> &plan, const ProcessChain &parent,
                                               const WrittenPages *written) {
   ParentSelection sel;
   std::vector<u8> buf(kSlice);

@@ -24,13 +24,22 @@ struct ParentSelection {
 
 /// Rewrites the Image runs of private anonymous and private file memory of
 /// `plan` (process `pid`, frozen): a page whose bytes equal the bytes the
-/// chain `parent` (PREV first) has at that address becomes Parent. With
+/// chain `parent` (its core in PREV first) has at that address becomes
+/// Parent. With
 /// `written` (dirty tracking since PREV), a page in its tracked ranges that
 /// PREV stores becomes Parent without being read unless tracking says it
 /// was written; every other candidate page is read and compared.
 /// Pages PREV does not store (new mappings, Zero or File there) stay as
 /// planned.
-img::Expected<ParentSelection> select_parent_pages(pid_t pid, std::vector<VmaPlan> &plan, const img::Chain &parent,
-                                                   const WrittenPages *written);
+img::Expected<ParentSelection> select_parent_pages(pid_t pid, std::vector<VmaPlan> &plan,
+                                                   const img::ProcessChain &parent, const WrittenPages *written);
+
+/// The core in PREV (`parent[0]`, a single process or a tree) of the same
+/// process as `pc`: the same pid and, but for the root (the process PREV
+/// was named for, matched by pid as a single process always was), the same
+/// start time in the same boot where PREV recorded them (format 1.6), so
+/// that a reused pid is a new process. nullptr: new since PREV (stored
+/// whole, as a full core).
+const img::ChainLinkImage *matching_core(const img::Chain &parent, const ProcessCapture &pc, bool root);
 
 }  // namespace ckpt::writer

@@ -370,6 +370,7 @@ Expected<ProcStat> read_stat(pid_t pid, pid_t tid) {
   get_i64(17, ps.cstime);
   get_i64(19, ps.nice);
   get_i64(20, ps.num_threads);
+  get_u64(22, ps.start_time);
   // The kernel prints 0 for the mm fields below when the reader lacks
   // ptrace access (or the task has no mm, e.g. a zombie); as root we see
   // the real values.

@@ -51,6 +51,7 @@ struct ProcStat {
   i64 cutime = 0, cstime = 0;
   i64 nice = 0;
   i64 num_threads = 0;
+  u64 start_time = 0;        ///< field 22: clock ticks since boot
   int exit_signal = 0;
   int exit_code = 0;         ///< field 52: a zombie's status as waitpid() reports it
   u64 start_code = 0, end_code = 0, start_stack = 0;

@@ -78,8 +78,14 @@ struct TaskRecord {
   StrRef cgroup;                  ///< /proc/PID/cgroup as read ("" when not captured)
   // Format 1.4 on (older writers' records end above: no settings).
   StrRef cgroup_settings;         ///< settings of its cgroups (img/cgroups.h), for making them again
+  // Format 1.6 on (older writers' records end above: zeros, "unknown").
+  // Which process this is, for `dump --parent` of a tree (FORMAT.md §12.2):
+  // a pid is the same process only with the same start time in the same boot.
+  u64 start_time;                 ///< /proc/PID/stat field 22 (clock ticks since boot)
+  u8 boot_id[16];                 ///< /proc/sys/kernel/random/boot_id of the dump
 };
-static_assert(sizeof(TaskRecord) == 296);
+static_assert(sizeof(TaskRecord) == 320);
+static_assert(offsetof(TaskRecord, start_time) == 296);
 static_assert(offsetof(TaskRecord, oom_score_adj) == 264);
 
 enum TaskFlags : u32 {
