@@ -25,6 +25,26 @@ pid_t spawn_dump_with_fault(const std::string &fault, const std::string &go, pid
   return dumper;
 }
 
+// Starts a dump of `pid` with CKPT_FAULT=`faults` (the first being
+// dump-injecting:wait), and once it waits at its first injected syscall
+// sends the process a SIGUSR1 and a shell's SIGSTOP, lets the dump go on
+// and waits for it: `*status` is the dumper's wait status, `*dump_err` its
+// stderr. ASSERT_NO_FATAL_FAILURE.
+void signal_during_injection(pid_t pid, const std::string &image, const std::string &faults, int *status,
+                             std::string *dump_err) {
+  test::TempDir side;  // not in the test's dir(): its names are compared
+  std::string go = side.file("go"), err = side.file("dump.err");
+  pid_t dumper = spawn_dump_with_fault(faults, go, pid, image, err);
+  ASSERT_GT(dumper, 0);
+  bool reached = restoretest::wait_until([&] { return access((go + ".dump-injecting").c_str(), F_OK) == 0; }, 60);
+  EXPECT_TRUE(reached) << "the dump never injected a syscall: " << test::read_text_file(err);
+  ASSERT_EQ(kill(pid, SIGUSR1), 0);
+  ASSERT_EQ(kill(pid, SIGSTOP), 0);
+  ASSERT_TRUE(test::write_text_file(go, ""));
+  ASSERT_EQ(waitpid(dumper, status, 0), dumper);
+  *dump_err = test::read_text_file(err);
+}
+
 // A SIGUSR1 and a shell's SIGSTOP sent while the dumper borrows the main
 // thread (it waits at its first injected syscall), the dumper killed as
 // soon as the thread met one of them: the process is left stopped, as
@@ -34,20 +54,12 @@ pid_t spawn_dump_with_fault(const std::string &fault, const std::string &go, pid
 TEST_F(FaultTest, SignalsSentDuringAnInjectionSurviveAKilledDumper) {
   ASSERT_NO_FATAL_FAILURE(start(FAULT_SIGNALS_PATH, {"1"}));
   ASSERT_NO_FATAL_FAILURE(remember_target());
-  test::TempDir side;  // not in dir(): its names are compared
-  std::string go = side.file("go"), err = side.file("dump.err");
-  pid_t dumper = spawn_dump_with_fault("dump-injecting:wait,dump-signal-arrived", go, pid_, image_path(), err);
-  ASSERT_GT(dumper, 0);
-  bool reached = restoretest::wait_until([&] { return access((go + ".dump-injecting").c_str(), F_OK) == 0; }, 60);
-  EXPECT_TRUE(reached) << "the dump never injected a syscall: " << test::read_text_file(err);
-  ASSERT_EQ(kill(pid_, SIGUSR1), 0);
-  ASSERT_EQ(kill(pid_, SIGSTOP), 0);
-  ASSERT_TRUE(test::write_text_file(go, ""));
   int status = 0;
-  ASSERT_EQ(waitpid(dumper, &status, 0), dumper);
+  std::string err;
+  ASSERT_NO_FATAL_FAILURE(
+      signal_during_injection(pid_, image_path(), "dump-injecting:wait,dump-signal-arrived", &status, &err));
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-      << "the dumper did not die at dump-signal-arrived: status 0x" << std::hex << status << "\n"
-      << test::read_text_file(err);
+      << "the dumper did not die at dump-signal-arrived: status 0x" << std::hex << status << "\n" << err;
   EXPECT_TRUE(restoretest::wait_until([&] { return restoretest::proc_state(pid_) == 'T'; }, 10))
       << "state " << restoretest::proc_state(pid_) << ": the SIGSTOP was lost";
   ASSERT_EQ(kill(pid_, SIGCONT), 0);
@@ -61,19 +73,11 @@ TEST_F(FaultTest, SignalsSentDuringAnInjectionSurviveAKilledDumper) {
 // the kernel, blocked in the borrowed thread).
 TEST_F(FaultTest, SignalsSentDuringAnInjectionArriveOnceAfterTheDump) {
   ASSERT_NO_FATAL_FAILURE(start(FAULT_SIGNALS_PATH, {"1"}));
-  test::TempDir side;
-  std::string go = side.file("go"), err = side.file("dump.err");
-  pid_t dumper = spawn_dump_with_fault("dump-injecting:wait", go, pid_, image_path(), err);
-  ASSERT_GT(dumper, 0);
-  bool reached = restoretest::wait_until([&] { return access((go + ".dump-injecting").c_str(), F_OK) == 0; }, 60);
-  EXPECT_TRUE(reached) << "the dump never injected a syscall: " << test::read_text_file(err);
-  ASSERT_EQ(kill(pid_, SIGUSR1), 0);
-  ASSERT_EQ(kill(pid_, SIGSTOP), 0);
-  ASSERT_TRUE(test::write_text_file(go, ""));
   int status = 0;
-  ASSERT_EQ(waitpid(dumper, &status, 0), dumper);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "dump status 0x" << std::hex << status << "\n" << test::read_text_file(err);
+  std::string err;
+  ASSERT_NO_FATAL_FAILURE(signal_during_injection(pid_, image_path(), "dump-injecting:wait", &status, &err));
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "dump status 0x" << std::hex << status << "\n"
+                                                             << err;
   EXPECT_TRUE(restoretest::wait_until([&] { return restoretest::proc_state(pid_) == 'T'; }, 10))
       << "state " << restoretest::proc_state(pid_) << ": the SIGSTOP was lost";
   ASSERT_EQ(kill(pid_, SIGCONT), 0);

@@ -19,33 +19,14 @@
 
 #include "known_state_differences.h"
 #include "restore_common.h"
+#include "stored_once_tree.h"
 
 namespace ckpt::restoretest {
 namespace {
 
-constexpr img::u64 kMiB = 1 << 20;
-
-class SharedAnonTree : public RestoreTest {
+class SharedAnonTree : public StoredOnceTreeTest {
  protected:
-  void SetUp() override {
-    RestoreTest::SetUp();
-    pass_file_ = log_path();  // the root reports on its stderr
-  }
-  std::vector<pid_t> tree_pids() const {
-    std::vector<pid_t> out;
-    std::istringstream in(program_->value("pids"));
-    for (pid_t p; in >> p;) out.push_back(p);
-    return out;
-  }
   img::u64 region() const { return std::stoull(program_->value("region"), nullptr, 16); }
-  RunResult imgtool_run(const std::vector<std::string> &args) {
-    std::vector<std::string> argv = {imgtool()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv, 120);
-  }
-  void expect_ok(const RunResult &r, const std::string &what) {
-    EXPECT_TRUE(r.exited && r.exit_code == 0) << what << ": " << r.status() << "\n" << r.err;
-  }
   // `imgtool info --json`'s shared_anon mappings: bytes stored, and bytes
   // taken from an earlier process's core.
   void shared_anon_bytes(img::u64 *stored, img::u64 *once) {
@@ -180,21 +161,8 @@ TEST_F(SharedAnonTree, ExtractedChildHasTheSharedMemory) {
   std::string value = program_->value("moved_word_value");
   std::string addr = program_->value("moved_word_addr");
   ASSERT_NO_FATAL_FAILURE(dump_kill());
-  std::string core = tmp_.file("child.core");
-  expect_ok(imgtool_run({"extract", image_path(), "--pid", std::to_string(pids[2]), "-o", core}), "extract");
-  expect_ok(imgtool_run({"verify", "--intact", core}), "verify --intact of the extracted core");
-  auto image = img::ImageReader::open(core);
-  ASSERT_TRUE(image) << image.error().message();
-  auto view = img::decode_ckpt(*image);
-  ASSERT_TRUE(view) << view.error().message();
-  EXPECT_TRUE(view->cow_pages.records.empty());
-  for (const img::PageRangeRecord &r : view->ranges.records)
-    EXPECT_NE(r.source, static_cast<img::u32>(img::PageSource::Earlier)) << std::hex << r.start;
-  std::string x = "print/x *(unsigned long *)" + addr;
-  RunResult g = test::run({"gdb", "-batch", "-nx", "-ex", x, RESTORE_SHARED_ANON_TREE_PATH, core}, 120);
-  EXPECT_NE(g.out.find(value), std::string::npos) << x << " wants " << value << "\n" << g.out << g.err;
-  RunResult p = imgtool_run({"gdb", image_path(), "--pid", std::to_string(pids[2]), "--", "-batch", "-nx", "-ex", x});
-  EXPECT_NE(p.out.find(value), std::string::npos) << x << " wants " << value << "\n" << p.out << p.err;
+  ASSERT_NO_FATAL_FAILURE(
+      expect_extracted_core_reads(RESTORE_SHARED_ANON_TREE_PATH, pids[2], pids[2], addr, value));
 }
 
 // A damaged page of A, stored by the parent and referred to by every
@@ -209,44 +177,17 @@ TEST_F(SharedAnonTree, VerifyFindsADamagedSharedPage) {
     ASSERT_TRUE(image) << image.error().message();
     auto view = img::decode_ckpt(*image);
     ASSERT_TRUE(view) << view.error().message();
-    for (const img::PageRangeRecord &r : view->ranges.records)
-      if (r.start <= addr && addr < r.start + r.length && r.source == static_cast<img::u32>(img::PageSource::Image))
-        offset = img::stored_range(*image, r).file_offset + (addr - r.start);
+    offset = root_stored_offset(*image, *view, addr);
     ASSERT_NE(offset, 0u) << "the root stores the page";
   }
-  std::string bytes = read_file(image_path());
-  ASSERT_GT(bytes.size(), offset);
-  bytes[offset] ^= 0x5a;
-  ASSERT_TRUE(write_file(image_path(), bytes));
-  RunResult v = imgtool_run({"verify", image_path()});
-  EXPECT_NE(v.exit_code, 0) << "verify accepted a damaged shared page";
-  EXPECT_EQ(v.err_lines().size(), 1u) << v.err;
-  EXPECT_NE(v.err.find("checksum"), std::string::npos) << v.err;
-  ASSERT_NO_FATAL_FAILURE(go());
-  RunResult r = restore(image_path());
-  EXPECT_FALSE(r.exited && r.exit_code == 0) << "restored from a damaged image";
+  ASSERT_NO_FATAL_FAILURE(expect_damage_found(offset));
 }
 
 // Every process, idle before the dump and again after a --detach restore,
 // compares equal field by field, save the known differences.
 TEST_F(SharedAnonTree, EveryProcessStateComparesEqual) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_SHARED_ANON_TREE_PATH));
-  std::vector<pid_t> pids = tree_pids();
-  ASSERT_EQ(pids.size(), 4u);
-  std::map<pid_t, test::ProcessState> before;
-  for (pid_t p : pids) {
-    before[p] = test::capture_idle_state(p);
-    ASSERT_EQ(before[p].error, "") << "process " << p << " before the dump";
-  }
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  std::string pidfile = tmp_.file("restored.pid");
-  RunResult r = restore(image_path(), {"--detach", "--pidfile", pidfile});
-  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
-  expect_processes_as_before(before, pids);
-  ASSERT_NO_FATAL_FAILURE(go());
-  int st = 0;
-  ASSERT_TRUE(test::wait_child_exit(pid_, &st, 60)) << log();
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << std::hex << st << "\n" << log();
+  ASSERT_NO_FATAL_FAILURE(expect_every_process_as_before());
 }
 
 }  // namespace
