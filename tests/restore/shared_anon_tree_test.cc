@@ -183,8 +183,8 @@ TEST_F(SharedAnonTree, VerifyFindsADamagedSharedPage) {
   ASSERT_NO_FATAL_FAILURE(expect_damage_found(offset));
 }
 
-// Every process, idle before the dump and again after a --detach restore,
-// compares equal field by field, save the known differences.
+// The whole state of all four processes, before the dump and after a
+// --detach restore (StoredOnceTreeTest::expect_every_process_as_before).
 TEST_F(SharedAnonTree, EveryProcessStateComparesEqual) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_SHARED_ANON_TREE_PATH));
   ASSERT_NO_FATAL_FAILURE(expect_every_process_as_before());
