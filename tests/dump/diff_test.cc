@@ -76,7 +76,9 @@ TEST_F(ImageDiff, ShowsTheChangedGlobalTheOpenedFileAndTheMovedThread) {
     SCOPED_TRACE(t.dump());
     EXPECT_EQ(t["change"], "changed");
     if (t["tid"] == mover_) mover_moved = t.contains("registers") && t["registers"].contains("rip");
-    if (t["tid"] == pid_) EXPECT_FALSE(t.contains("registers") && t["registers"].contains("rip"));
+    if (t["tid"] == pid_) {
+      EXPECT_FALSE(t.contains("registers") && t["registers"].contains("rip"));
+    }
   }
   EXPECT_TRUE(mover_moved) << d["threads"].dump(1);
 

@@ -83,7 +83,9 @@ constexpr long long kBigMiB = 768;
 void interrupt_mid_memory(int sig, bool target_stopped) {
   Target t({DUMP_BIGMEM_PATH, std::to_string(kBigMiB)}, 120);
   ASSERT_TRUE(t.ready()) << t.error();
-  if (target_stopped) ASSERT_TRUE(t.stop());
+  if (target_stopped) {
+    ASSERT_TRUE(t.stop());
+  }
   TempDir tmp, logs;
   BackgroundDump d(t.pid(), tmp.file("img.core"), logs.file("stderr"));
   ASSERT_GT(d.pid(), 0);

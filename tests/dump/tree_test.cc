@@ -318,7 +318,9 @@ TEST_F(DumpTree, AStoppedChildStaysStopped) {
   RunResult info = test::run({imgtool(), "info", "--json", image});
   json j = json::parse(info.out);
   for (const json &e : j["tree"])
-    if (e["pid"] == p.child2) EXPECT_EQ(e["state"], "stopped");
+    if (e["pid"] == p.child2) {
+      EXPECT_EQ(e["state"], "stopped");
+    }
   kill(p.child2, SIGCONT);
 }
 
@@ -336,7 +338,9 @@ TEST_F(DumpTree, ChildrenComingAndGoingWhileFreezing) {
     Cores cores = open_cores(image);
     EXPECT_GE(cores.records.size(), 4u);
     for (auto &[pid, rec] : cores.records)
-      if (rec.ppid == p.child2) EXPECT_TRUE(rec.flags & kTreeZombie || cores.embedded.count(pid)) << pid;
+      if (rec.ppid == p.child2) {
+        EXPECT_TRUE(rec.flags & kTreeZombie || cores.embedded.count(pid)) << pid;
+      }
     for (pid_t pid : {p.root, p.child1, p.child2, p.grandchild}) expect_running_untraced(pid);
   }
 }

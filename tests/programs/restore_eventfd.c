@@ -14,7 +14,7 @@
 #define FD_SEM 40
 #define FD_SEM_DUP 41
 #define FD_BIG 42
-#define FD_ZERO 43
+#define FD_ZERO_COUNTER 43
 #define BIG_COUNT 0x123456789abULL
 
 int main(int argc, char **argv) {
@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
   rt_place(eventfd(0, 0), FD_BIG);
   uint64_t big = BIG_COUNT;
   if (write(FD_BIG, &big, 8) != 8) rt_die("write big");
-  rt_place(eventfd(0, EFD_NONBLOCK), FD_ZERO);
+  rt_place(eventfd(0, EFD_NONBLOCK), FD_ZERO_COUNTER);
   rt_ready();
   rt_wait_go(argv[1]);
 
@@ -48,9 +48,9 @@ int main(int argc, char **argv) {
   uint64_t v = 0;
   RT_CHECK(read(FD_BIG, &v, 8) == 8 && v == BIG_COUNT, "fd 42: counter %llx, expected %llx", (unsigned long long)v,
            (unsigned long long)BIG_COUNT);
-  RT_CHECK(read(FD_ZERO, &v, 8) < 0 && errno == EAGAIN, "fd 43: a zero counter read did not say EAGAIN");
+  RT_CHECK(read(FD_ZERO_COUNTER, &v, 8) < 0 && errno == EAGAIN, "fd 43: a zero counter read did not say EAGAIN");
   /* Still an eventfd that works: a write wakes a read. */
   uint64_t one = 1;
-  RT_CHECK(write(FD_ZERO, &one, 8) == 8 && read(FD_ZERO, &v, 8) == 8 && v == 1, "fd 43: write/read after restore");
+  RT_CHECK(write(FD_ZERO_COUNTER, &one, 8) == 8 && read(FD_ZERO_COUNTER, &v, 8) == 8 && v == 1, "fd 43: write/read after restore");
   return rt_finish();
 }

@@ -96,20 +96,20 @@ static void read_children(char *out, size_t size) {
 static void self_check(const char *workdir, int fds_before) {
   char report[1000] = "";
   char children[400];
-  if (sigchld_count) snprintf(report + strlen(report), 200, "SIGCHLD delivered %d times; ", sigchld_count);
+  if (sigchld_count) snprintf(report + strlen(report), sizeof report - strlen(report), "SIGCHLD delivered %d times; ", sigchld_count);
   errno = 0;
   pid_t w = waitpid(-1, NULL, WNOHANG);
-  if (!(w < 0 && errno == ECHILD)) snprintf(report + strlen(report), 200, "waitpid(-1) says %d (%s); ", w, strerror(errno));
+  if (!(w < 0 && errno == ECHILD)) snprintf(report + strlen(report), sizeof report - strlen(report), "waitpid(-1) says %d (%s); ", w, strerror(errno));
   siginfo_t si;
   memset(&si, 0, sizeof si);
   errno = 0;
   int r = waitid(P_ALL, 0, &si, WEXITED | WSTOPPED | WNOHANG | __WALL);
   if (!(r < 0 && errno == ECHILD))
-    snprintf(report + strlen(report), 200, "waitid(P_ALL, __WALL) says %d, pid %d (%s); ", r, si.si_pid, strerror(errno));
+    snprintf(report + strlen(report), sizeof report - strlen(report), "waitid(P_ALL, __WALL) says %d, pid %d (%s); ", r, si.si_pid, strerror(errno));
   read_children(children, sizeof children);
-  if (children[0]) snprintf(report + strlen(report), 200, "children: %s; ", children);
+  if (children[0]) snprintf(report + strlen(report), sizeof report - strlen(report), "children: %s; ", children);
   int fds = count_fds();
-  if (fds != fds_before) snprintf(report + strlen(report), 200, "%d fds, %d before; ", fds, fds_before);
+  if (fds != fds_before) snprintf(report + strlen(report), sizeof report - strlen(report), "%d fds, %d before; ", fds, fds_before);
   const char *torn = check_invariants(NULL);
   if (torn) snprintf(report + strlen(report), 250, "%s; ", torn);
   char path[4096], tmp[4096];

@@ -188,7 +188,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
       if (!stored) return stored.error();
       pc->stored_files = stored.take();
     }
-    procs.push_back(CapturedProcess{pc.take(), {}, {}, tracker});
+    procs.push_back(CapturedProcess{pc.take(), {}, {}, tracker, false, {}});
   }
   {
     std::vector<TreeFdTable> tables;

@@ -57,7 +57,6 @@ img::Status peek_queue(pid_t pid, int fd, int sock, u32 type, bool receive_shut,
   std::vector<img::u8> buf(4u << 20);
   alignas(cmsghdr) char control[CMSG_SPACE(253 * sizeof(int)) + CMSG_SPACE(64)];
   img::Status result;
-  size_t stream_bytes = 0;
   for (;;) {
     iovec iov{buf.data(), buf.size()};
     msghdr msg{};
@@ -93,7 +92,6 @@ img::Status peek_queue(pid_t pid, int fd, int sock, u32 type, bool receive_shut,
       // One stream: consecutive peeks are one run of bytes.
       if (messages.empty()) messages.emplace_back();
       messages[0].insert(messages[0].end(), buf.begin(), buf.begin() + n);
-      stream_bytes += size_t(n);
     } else {
       messages.emplace_back(buf.begin(), buf.begin() + n);
     }
