@@ -14,12 +14,7 @@ static void on_usr1(int sig) {
 
 int main(int argc, char **argv) {
   rt_start(argc, argv, 4);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGUSR1, &sa, NULL) < 0) rt_die("sigaction");
+  rt_on_signal(SIGUSR1, on_usr1);
   rt_ready();
   rt_wait_go(argv[1]);
   RT_CHECK(usr1_count == atoi(argv[3]), "SIGUSR1 arrived %d times, expected %s", (int)usr1_count, argv[3]);

@@ -124,11 +124,7 @@ static void self_check(const char *workdir, int fds_before) {
 
 int main(int argc, char **argv) {
   rt_start(argc, argv, 3);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigchld;
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGCHLD, &sa, NULL);
+  rt_on_signal(SIGCHLD, on_sigchld);
   pages = mmap(NULL, sizeof(struct page) * PAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (pages == MAP_FAILED) rt_die("mmap");
   for (size_t i = 0; i < PAGES; i++) memset(pages[i].fill, (int)(i % 251) + 1, sizeof pages[i].fill);

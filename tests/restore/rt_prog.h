@@ -74,6 +74,16 @@ static __attribute__((unused)) void rt_place(int fd, int target) {
   }
 }
 
+/* Installs `handler` for `sig` with SA_RESTART and an empty mask. */
+static __attribute__((unused)) void rt_on_signal(int sig, void (*handler)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = handler;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(sig, &sa, NULL) < 0) rt_die("sigaction(%d)", sig);
+}
+
 /* A signal handler that counts the ticks of a timer. */
 static volatile int rt_timer_ticks;
 static __attribute__((unused)) void rt_count_tick(int sig) {

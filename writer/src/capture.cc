@@ -181,9 +181,7 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_
   pc.status = status.take();
   // Which process this is across dumps (dump --parent of a tree matches
   // by pid, start time and boot).
-  auto identity = tracking_identity(pid);
-  if (!identity) return identity.error();
-  std::memcpy(pc.boot_id, identity->boot_id, sizeof pc.boot_id);
+  CKPT_TRY(read_boot_id(pc.boot_id));
 
   for (const FrozenThread &ft : frozen.threads()) {
     auto t = capture_thread(pid, ft.tid);

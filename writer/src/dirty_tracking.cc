@@ -43,9 +43,7 @@ TrackerFd take_tracker_fd(FdTable &table) {
   return found;
 }
 
-Expected<TrackingIdentity> tracking_identity(pid_t pid) {
-  TrackingIdentity id;
-  id.pid = pid;
+Status read_boot_id(u8 (&out)[16]) {
   // boot_id: "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx\n".
   char text[64] = {};
   int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
@@ -57,27 +55,18 @@ Expected<TrackingIdentity> tracking_identity(pid_t pid) {
     if (text[i] == '-') continue;
     unsigned byte = 0;
     if (std::sscanf(text + i, "%2x", &byte) != 1) break;
-    id.boot_id[k++] = static_cast<u8>(byte);
+    out[k++] = static_cast<u8>(byte);
     i++;
   }
   if (k != 16) return make_error("/proc/sys/kernel/random/boot_id: not a UUID");
-  // Start time: field 22 of /proc/PID/stat, counted after the ')' that
-  // ends the command name (which may hold spaces and parentheses).
-  std::string path = "/proc/" + std::to_string(pid) + "/stat";
-  char stat[1024] = {};
-  fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error("%s: %s", path.c_str(), strerror(errno));
-  n = read(fd, stat, sizeof stat - 1);
-  close(fd);
-  const char *p = n > 0 ? std::strrchr(stat, ')') : nullptr;
-  if (!p) return make_error("%s: unreadable", path.c_str());
-  p++;
-  for (int field = 3; field <= 22 && p; field++) {
-    while (*p == ' ') p++;
-    if (field == 22) id.start_time = std::strtoull(p, nullptr, 10);
-    p = std::strchr(p, ' ');
-  }
-  if (!id.start_time) return make_error("%s: no start time", path.c_str());
+  return {};
+}
+
+TrackingIdentity identity_of(const ProcessCapture &pc) {
+  TrackingIdentity id;
+  id.pid = pc.pid;
+  std::memcpy(id.boot_id, pc.boot_id, sizeof id.boot_id);
+  id.start_time = pc.stat.start_time;
   return id;
 }
 
@@ -110,9 +99,8 @@ Expected<WrittenPages> read_written_pages(const ProcessCapture &pc, const Tracke
     why = "the tracker is not the parent's (another dump re-armed it since)";
     return out;
   }
-  auto id = tracking_identity(pc.pid);
-  if (!id) return id.error();
-  if (std::memcmp(id->boot_id, rec.boot_id, 16) != 0 || id->pid != rec.pid || id->start_time != rec.start_time) {
+  TrackingIdentity id = identity_of(pc);
+  if (std::memcmp(id.boot_id, rec.boot_id, 16) != 0 || id.pid != rec.pid || id.start_time != rec.start_time) {
     why = "the parent image is of another process";
     return out;
   }
@@ -159,12 +147,10 @@ void add_tracking_record(TableBuilder<DirtyTrackingRecord> &table, const Process
   DirtyTrackingRecord r{};
   r.pid = pc.pid;
   if (armed.ino) {
-    auto id = tracking_identity(pc.pid);
-    if (id) {
-      std::memcpy(r.boot_id, id->boot_id, 16);
-      r.start_time = id->start_time;
-      r.tracker_ino = armed.ino;
-    }
+    TrackingIdentity id = identity_of(pc);
+    std::memcpy(r.boot_id, id.boot_id, 16);
+    r.start_time = id.start_time;
+    r.tracker_ino = armed.ino;
   }
   r.flags = flags;
   r.tracked_bytes = tracked_bytes;

@@ -87,7 +87,11 @@ struct TrackingIdentity {
   img::u64 start_time = 0;  ///< /proc/PID/stat field 22
   pid_t pid = 0;
 };
-img::Expected<TrackingIdentity> tracking_identity(pid_t pid);
+/// This boot's id (/proc/sys/kernel/random/boot_id as 16 bytes).
+img::Status read_boot_id(img::u8 (&out)[16]);
+/// Which process `pc` is across dumps (its pid, stat.start_time and boot_id,
+/// all read by capture_process).
+TrackingIdentity identity_of(const ProcessCapture &pc);
 
 /// One PAGEMAP_SCAN walk of [start, end) of an open /proc/PID/pagemap for
 /// written pages (appended to *written when given), write-protecting them
