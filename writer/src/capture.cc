@@ -14,6 +14,7 @@
 #include "frozen_phases.h"
 #include "unsupported_memory.h"
 #include "inject.h"
+#include "strict_seccomp.h"
 
 namespace ckpt::writer {
 
@@ -166,7 +167,7 @@ static Expected<std::vector<SeccompFilter>> read_seccomp_filters(pid_t tid, u32 
   return out;
 }
 
-Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_pages) {
+Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_pages, bool refuse_strict) {
   ProcessCapture pc;
   pid_t pid = frozen.pid();
   pc.pid = pid;
@@ -189,6 +190,7 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_
     pc.threads.push_back(t.take());
     auto ts = read_status(pid, ft.tid);
     if (!ts) return ts.error();
+    if (refuse_strict) CKPT_TRY(refuse_strict_thread(pid, ft.tid, *ts));
     pc.thread_status.push_back(ts.take());
     // Filter mode: the chain's length is in the thread's status (a
     // strict-mode thread has none, PTRACE_SECCOMP_GET_FILTER says EINVAL).

@@ -72,6 +72,9 @@ struct ProcessCapture {
 /// queries, the memory plan). The process stays frozen.
 /// `plan_pages` false (snapshot mode): the memory is outlined only, its
 /// pages planned later from the copy (snapshot_plan.h).
-img::Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_pages = true);
+/// `refuse_strict`: a thread in seccomp strict mode refuses the capture
+/// before anything is injected (DECISIONS 179, strict_seccomp.h).
+img::Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_pages = true,
+                                              bool refuse_strict = false);
 
 }  // namespace ckpt::writer

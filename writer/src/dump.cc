@@ -177,8 +177,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   std::vector<CapturedProcess> procs;  // live members, root first
   for (const TreeMember &m : members) {
     if (m.zombie) continue;
-    if (!opt.inject_strict_seccomp) CKPT_TRY(refuse_strict_seccomp(m.pid, false));
-    auto pc = capture_process(*m.frozen, !defer_plan);
+    auto pc = capture_process(*m.frozen, !defer_plan, !opt.inject_strict_seccomp);
     if (!pc) return m.pid == opt.pid ? pc.error() : pc.error().context("process " + std::to_string(m.pid));
     if (opt.caller_tid && m.pid == opt.pid)
       CKPT_TRY(resume_caller_with(*pc, opt.caller_tid, opt.caller_resume_value));

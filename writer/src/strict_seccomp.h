@@ -15,10 +15,16 @@
 
 #include <ckpt/img/expected.h>
 
+#include "procfs.h"
+
 namespace ckpt::writer {
 
 /// Refuses (one line naming the thread) when a thread of process pid is in
 /// seccomp strict mode; with `descendants`, of any process of its tree.
+/// Before the freeze; capture_process checks each frozen thread again.
 img::Status refuse_strict_seccomp(pid_t pid, bool descendants);
+
+/// The same refusal for one thread whose status is already read.
+img::Status refuse_strict_thread(pid_t pid, pid_t tid, const ProcStatus &status);
 
 }  // namespace ckpt::writer
