@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -21,6 +22,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -97,6 +99,47 @@ Status LazyHelper::go() {
   return {};
 }
 
+namespace {
+
+// The helper's guard (lazy_guard.h) is the helper's child, not ours: once
+// the helper is killed it is orphaned, sees the helper's end and exits by
+// itself, some time later. Returning before it has would leave an imgtool
+// process running after `imgtool restore` ended (a test's subreaper saw
+// it). So the helper is stopped first (a stopped process cannot fork, so
+// its children cannot change), its guard is named by a pidfd, and after
+// the kill we wait for the guard's exit too.
+void kill_helper_and_await_its_guard(pid_t helper) {
+  int guard = -1;
+  int st = 0;
+  bool stopped = kill(helper, SIGSTOP) == 0;
+  while (stopped && waitpid(helper, &st, WUNTRACED) < 0 && errno == EINTR) {
+  }
+  if (stopped && WIFSTOPPED(st)) {
+    std::string children = "/proc/" + std::to_string(helper) + "/task/" + std::to_string(helper) + "/children";
+    if (FILE *f = std::fopen(children.c_str(), "re")) {
+      int child;
+      if (std::fscanf(f, "%d", &child) == 1) guard = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
+      std::fclose(f);
+    }
+  } else if (stopped) {
+    helper = -1;  // it ended on its own: reaped by the waitpid above
+  }
+  if (helper > 0) {
+    kill(helper, SIGKILL);
+    while (waitpid(helper, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  if (guard < 0) return;
+  // A pidfd polls readable once its process has exited. The guard needs
+  // no page and no lock to exit: 10 s bounds only a kernel gone wrong.
+  pollfd p = {guard, POLLIN, 0};
+  while (poll(&p, 1, 10000) < 0 && errno == EINTR) {
+  }
+  close(guard);
+}
+
+}  // namespace
+
 LazyHelper::~LazyHelper() {
   if (sock_ >= 0) close(sock_);
   if (go_ >= 0) close(go_);
@@ -104,7 +147,10 @@ LazyHelper::~LazyHelper() {
   // CKPT_LAZY_NO_BACKGROUND (tests) makes a helper that waits for faults
   // until it is killed.
   const char *hold = std::getenv("CKPT_LAZY_NO_BACKGROUND");
-  if (!running_ || (hold && *hold == '1')) kill(pid_, SIGKILL);
+  if (!running_ || (hold && *hold == '1')) {
+    kill_helper_and_await_its_guard(pid_);
+    return;
+  }
   while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
   }
 }

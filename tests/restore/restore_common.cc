@@ -74,7 +74,9 @@ void RestoreTest::TearDown() {
   for (int round = 0; round < 3; round++) {
     std::vector<pid_t> kids = our_children();
     for (pid_t p : kids) {
-      if (fail_on_leftovers_ && proc_state(p) != 'Z') ADD_FAILURE() << "process " << p << " was left running; killing it";
+      if (fail_on_leftovers_ && proc_state(p) != 'Z')
+        ADD_FAILURE() << "process " << p << " (" << read_file("/proc/" + std::to_string(p) + "/stat").substr(0, 120)
+                      << ") was left running; killing it";
       kill(p, SIGKILL);
     }
     for (pid_t p : kids) {
