@@ -7,7 +7,11 @@
  * its pid goes to WORKDIR/child3); at step 2 child 2 exits and the root
  * reaps it (absent from the third link). After the go file every process
  * checks every word against what the generations it lived through wrote;
- * the children report through their exit status.
+ * the children report through their exit status. A 4 MiB MAP_SHARED|
+ * MAP_ANONYMOUS region, mapped before the forks, is shared by all: only
+ * the root rewrites one page in ten of it per generation, and the root and
+ * children 1 and 3 check it at the end (an incremental link stores only
+ * those pages of it).
  *   usage: restore_tree_incremental GOFILE WORKDIR
  * Prints "pids R C1 C2", "region ADDR", then "ready". */
 #include "rt_prog.h"
@@ -21,12 +25,16 @@
 #define REGION_BYTES (16ul << 20)
 #define PAGES (REGION_BYTES / 4096)
 #define WORDS (REGION_BYTES / sizeof(uint64_t))
+#define SHARED_BYTES (4ul << 20)
+#define SHARED_PAGES (SHARED_BYTES / 4096)
+#define SHARED_WRITER 9 /* the pattern's "process" for the shared region */
 
 /* Read by the tests through gdb: the generation this process is at. */
 volatile int generation;
 static int me;              /* 0 root, 1..3 children */
 static int born_at[4];      /* the generation each process was forked at */
 static uint64_t *region;
+static uint64_t *shared; /* MAP_SHARED: every process sees the root's writes */
 
 static uint64_t pattern(uint64_t i, int k, int gen) {
   uint64_t x = (i + 91 + (uint64_t)gen * 0x1234567 + (uint64_t)k * 0xabcdef01ull) * 0x9e3779b97f4a7c15ull;
@@ -50,6 +58,28 @@ static void advance(int gen) {
   for (size_t p = 0; p < PAGES; p++)
     if (writes(p, me, gen))
       for (size_t i = p * 512; i < (p + 1) * 512; i++) region[i] = pattern(i, me, gen);
+  if (me == 0)
+    for (size_t p = 0; p < SHARED_PAGES; p++)
+      if (writes(p, SHARED_WRITER, gen))
+        for (size_t i = p * 512; i < (p + 1) * 512; i++) shared[i] = pattern(i, SHARED_WRITER, gen);
+}
+
+/* The shared region as the root left it at generation gen. */
+static uint64_t check_shared(int gen) {
+  uint64_t bad = 0;
+  for (size_t p = 0; p < SHARED_PAGES; p++)
+    for (size_t i = p * 512; i < (p + 1) * 512; i++) {
+      uint64_t want = pattern(i, SHARED_WRITER, 0);
+      for (int g = gen; g > 0; g--)
+        if (writes(p, SHARED_WRITER, g)) {
+          want = pattern(i, SHARED_WRITER, g);
+          break;
+        }
+      if (shared[i] != want && bad++ == 0)
+        rt_fail("process %d (%d) at generation %d: shared word %zu is 0x%" PRIx64 ", not 0x%" PRIx64, (int)getpid(),
+                me, gen, i, shared[i], want);
+    }
+  return bad;
 }
 
 static uint64_t check(void) {
@@ -118,6 +148,9 @@ int main(int argc, char **argv) {
   region = mmap(NULL, REGION_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (region == MAP_FAILED) rt_die("mmap");
   for (size_t i = 0; i < WORDS; i++) region[i] = pattern(i, 0, 0);
+  shared = mmap(NULL, SHARED_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) rt_die("mmap shared");
+  for (size_t i = 0; i < SHARED_BYTES / sizeof(uint64_t); i++) shared[i] = pattern(i, SHARED_WRITER, 0);
   fflush(stdout);
   for (int k = 1; k <= 2; k++) {
     kids[k] = fork();
@@ -133,8 +166,9 @@ int main(int argc, char **argv) {
     rt_ready();
   }
   serve(argv[1], dir);
-  if (me) _exit(check() ? 1 : 0);
+  if (me) _exit(check() + check_shared(generation) ? 1 : 0);
   RT_CHECK(check() == 0, "the root's memory differs");
+  RT_CHECK(check_shared(generation) == 0, "the shared region differs in the root");
   for (int k = 1; k <= 3; k++) {
     if ((k == 2 && generation >= 2) || (k == 3 && generation < 1)) continue;
     int st = 0;

@@ -1,11 +1,13 @@
 #include "process_state.h"
 
+#include <fcntl.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
+#include <fcntl.h>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -334,8 +336,15 @@ void add_fds(const std::string &proc, std::map<std::string, std::string> &fields
     if (recreated_object(target)) {
       std::string info;
       read_text(proc + "/fdinfo/" + fd, info);
+      // The dirty tracker a dump leaves behind (a userfaultfd marked
+      // O_APPEND, DECISIONS 126) is not restored: naming its inode would
+      // shift the names of every object seen after it.
+      bool tracker = false;
       for (const std::string &line : lines_of(info))
-        if (line.rfind("ino:", 0) == 0) inodes.see(std::strtoul(line.c_str() + 4, nullptr, 10));
+        if (line.rfind("flags:", 0) == 0)
+          tracker = target == "anon_inode:[userfaultfd]" && (std::strtoul(line.c_str() + 6, nullptr, 8) & O_APPEND);
+      for (const std::string &line : lines_of(info))
+        if (!tracker && line.rfind("ino:", 0) == 0) inodes.see(std::strtoul(line.c_str() + 4, nullptr, 10));
     }
     links[fd] = target;
   }

@@ -13,19 +13,31 @@ using namespace img;
 // the chain per slice.
 static constexpr u64 kSlice = 4ull << 20;
 
-// Private memory only: shared memory may be written by another process
-// without this one's tracking seeing it, and the writer stores it whole.
+// Private anonymous and file memory, and shared anonymous memory
+// (MAP_SHARED|MAP_ANONYMOUS, which maps show as "/dev/zero (deleted)": its
+// bytes are read here while the whole tree is frozen, as its stored copy
+// is). Private memory of a deleted file, shared memory of any file, SysV
+// shm and hugetlb stay whole.
 static bool candidate(const VmaPlan &v) {
-  if (v.flags & (kVmaShared | kVmaDeletedFile)) return false;
+  if (v.page_size != 0 && v.page_size != kPageSize) return false;
   switch (v.kind) {
     case VmaKind::Anon:
     case VmaKind::Heap:
     case VmaKind::Stack:
     case VmaKind::File:
-      return v.page_size == 0 || v.page_size == kPageSize;
+      return !(v.flags & (kVmaShared | kVmaDeletedFile));
+    case VmaKind::SharedAnon:
+      return true;
     default:
       return false;
   }
+}
+
+// Dirty tracking sees the writes of this process only: another process of
+// the tree (or outside it) may write shared memory behind its back, so
+// shared pages are always compared, never taken from the tracker.
+static const WrittenPages *tracking_for(const VmaPlan &v, const WrittenPages *written) {
+  return (v.flags & kVmaShared) ? nullptr : written;
 }
 
 static void add_run(std::vector<PageRun> &runs, u64 start, u64 len, PageSource src) {
@@ -47,12 +59,13 @@ const ChainLinkImage *matching_core(const Chain &parent, const ProcessCapture &p
 }
 
 Expected<ParentSelection> select_parent_pages(pid_t pid, std::vector<VmaPlan> &plan, const ProcessChain &parent,
-                                              const WrittenPages *written) {
+                                              const WrittenPages *written_private) {
   ParentSelection sel;
   std::vector<u8> buf(kSlice);
   std::vector<ResolvedPiece> pieces;
   for (VmaPlan &v : plan) {
     if (!candidate(v)) continue;
+    const WrittenPages *written = tracking_for(v, written_private);
     std::vector<PageRun> runs;
     for (const PageRun &r : v.runs) {
       if (r.source != PageSource::Image) {
