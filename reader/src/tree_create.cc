@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <ckpt/img/fault_point.h>
+#include <ckpt/img/fd_kinds.h>
+#include <ckpt/img/file_identity.h>
 
 #include "become_image.h"
 #include "fd_kinds/fd_kind.h"
@@ -45,6 +47,39 @@ struct TreeChannels {
   std::string line = what + "\n";
   if (ch.status[index] >= 0) (void)!write(ch.status[index], line.data(), line.size());
   _exit(127);
+}
+
+// A deleted file mapped shared by several processes. Where one of them
+// (or another process of the tree) still holds an fd on it, it is that
+// fd's file, recreated here with its owner, mode and bytes, and the fd's
+// open file is inherited by file_id too (restore_fds takes it from there):
+// the fd and every mapping stay one file. Otherwise a new file holding the
+// mappings' stored bytes.
+Expected<int> deleted_file_object(const TreePlan &plan, const VmaRecord &m, const std::vector<ObjectMappings> &sources,
+                                  u64 size, TreeChannels &ch) {
+  for (const TreeProcess &q : plan.processes) {
+    if (q.zombie) continue;
+    for (const FdRecord &f : q.view->fds.records) {
+      auto type = static_cast<FdType>(f.type);
+      if (!f.file_id || !same_file(m, f) || (type != FdType::Regular && type != FdType::MemFd)) continue;
+      int file;
+      if (auto made = ch.inherited.fds.files.find(f.file_id); made != ch.inherited.fds.files.end()) {
+        file = made->second;  // shared by several processes: made already (File sorts before Memory)
+      } else {
+        auto opened = open_file_description(*q.view, f, ch.terminal);
+        if (!opened) return opened.error().context("process " + std::to_string(q.pid));
+        file = ch.inherited.fds.files[f.file_id] = *opened;
+      }
+      // A new open file of it for the mappings, whatever the fd's access.
+      std::string self = "/proc/self/fd/" + std::to_string(file);
+      int mapped = open(self.c_str(), O_RDWR | O_CLOEXEC);
+      if (mapped < 0)
+        return make_error("cannot reopen the recreated %s for its shared mappings: %s",
+                          std::string(q.view->fds.str_or_empty(f.path)).c_str(), strerror(errno));
+      return mapped;
+    }
+  }
+  return new_deleted_file_object(sources, size);
 }
 
 // Makes, in the root, every object several processes share.
@@ -129,9 +164,9 @@ Status make_inherited_objects(const TreePlan &plan, TreeChannels &ch) {
             if (ObjectMappings o = mappings_of_object(*q.view, *q.image, m, &size); !o.maps.empty())
               sources.push_back(std::move(o));
         auto kind = static_cast<VmaKind>(m.kind);
-        auto fd = kind == VmaKind::File ? new_deleted_file_object(sources, size)
-                                        : new_shared_anon_object(sources, size,
-                                                                 kind == VmaKind::Hugetlb ? hugetlb_mmap_flags(m.page_size) : 0);
+        Expected<int> fd = kind == VmaKind::File ? deleted_file_object(plan, m, sources, size, ch)
+                                                 : new_shared_anon_object(sources, size,
+                                                                          kind == VmaKind::Hugetlb ? hugetlb_mmap_flags(m.page_size) : 0);
         if (!fd) return fd.error().context(who);
         ch.inherited.memory[{m.kind, m.dev, m.ino}] = *fd;
         break;

@@ -65,10 +65,9 @@ void find_shared(TreePlan &plan) {
       // deleted file mapped shared (python's multiprocessing locks are
       // POSIX semaphores in /dev/shm, unlinked at once): made once, or each
       // process would get its own copy and the locks would lock nothing.
-      // One a process still holds an fd on is that fd's recreated file.
-      bool deleted_file = kind == VmaKind::File && (m.flags & kVmaDeletedFile) &&
-                          std::none_of(v.fds.records.begin(), v.fds.records.end(),
-                                       [&](const FdRecord &f) { return same_file(m, f); });
+      // Where some process still holds an fd on it, the object is that
+      // fd's recreated file (tree_create.cc).
+      bool deleted_file = kind == VmaKind::File && (m.flags & kVmaDeletedFile);
       if ((m.flags & kVmaShared) && (kind == VmaKind::SharedAnon || kind == VmaKind::Hugetlb || deleted_file))
         use({SharedKey::Memory, m.kind, m.dev, m.ino}, p, i);
     }

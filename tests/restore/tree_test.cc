@@ -104,6 +104,23 @@ TEST_F(RestoreTree, UnlinkedShmObjectStaysSharedBetweenProcesses) {
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
+// The same object where one process also keeps its fd open and the other
+// only maps it: the fd and both mappings are one file after restore, not
+// the fd's file in one process and a copy in the other.
+TEST_F(RestoreTree, UnlinkedShmObjectHeldByTheParentsFdStaysShared) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SHM_TREE_PATH, {"parent-fd"}));
+  pass_file_ = log_path();
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+TEST_F(RestoreTree, UnlinkedShmObjectHeldByTheChildsFdStaysShared) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SHM_TREE_PATH, {"child-fd"}));
+  pass_file_ = log_path();
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
 // A pipe made by the parent and inherited by its child, where the child
 // also opened the read end again through /proc with O_NONBLOCK: each open
 // file keeps its own status flags (issue 17).

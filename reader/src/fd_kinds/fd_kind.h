@@ -92,7 +92,11 @@ struct Closer {
 /// direction): a dup, or a new open file of the pipe where r's was one of
 /// its own (opened through /proc), with r's status flags.
 img::Expected<int> place_pipe_end(int end, const img::FdRecord &r);
-img::Expected<int> fill_and_reopen(const img::CkptView &view, const img::FdRecord &r, int fd, const std::string &path);
+/// Refills the recreated file `fd` from the image and returns the open
+/// file r had on it; `fd` is closed. With `linked`, the file is still
+/// linked at `path`: it is reopened by that name, then unlinked.
+img::Expected<int> fill_and_reopen(const img::CkptView &view, const img::FdRecord &r, int fd, const std::string &path,
+                                   bool linked = false);
 /// The same refill on `fd` itself, kept as the fd (its status flags and
 /// position set): for a file whose creation flags are part of its state
 /// (an O_TMPFILE file: F_GETFL shows them, and only the creating fd has

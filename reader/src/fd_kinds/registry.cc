@@ -101,18 +101,24 @@ static Status refill_recreated_file(const CkptView &v, const FdRecord &r, int fd
   return {};
 }
 
-Expected<int> fill_and_reopen(const CkptView &v, const FdRecord &r, int fd, const std::string &path) {
-  if (Status s = refill_recreated_file(v, r, fd, path); !s) {
-    close(fd);
-    return s.error();
+Expected<int> fill_and_reopen(const CkptView &v, const FdRecord &r, int fd, const std::string &path, bool linked) {
+  Status filled = refill_recreated_file(v, r, fd, path);
+  int again = -1, e = 0;
+  if (filled) {
+    // Reopened with the original access mode and status flags (O_APPEND,
+    // O_NONBLOCK...), none of the creation's (O_TMPFILE would show in
+    // F_GETFL). By its name while it has one: /proc/self/fd/N is a magic
+    // link, which O_NOFOLLOW (shm_open sets it) refuses with ELOOP; through
+    // it the flag is dropped.
+    std::string name = linked ? path : "/proc/self/fd/" + std::to_string(fd);
+    int flags = reopen_flags(r) | O_CLOEXEC;
+    if (!linked) flags &= ~O_NOFOLLOW;
+    again = open(name.c_str(), flags);
+    e = errno;
   }
-  // Reopen through /proc with the original access mode and status flags
-  // (O_APPEND, O_NONBLOCK...), none of the creation's (O_TMPFILE would
-  // show in F_GETFL).
-  std::string self = "/proc/self/fd/" + std::to_string(fd);
-  int again = open(self.c_str(), reopen_flags(r) | O_CLOEXEC);
-  int e = errno;
+  if (linked) unlink(path.c_str());
   close(fd);
+  if (!filled) return filled.error();
   if (again < 0) return make_error("fd %d: cannot reopen the recreated %s: %s", r.fd, path.c_str(), strerror(e));
   lseek(again, static_cast<off_t>(r.pos), SEEK_SET);
   return again;

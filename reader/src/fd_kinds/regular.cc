@@ -39,9 +39,8 @@ Status check_reopened_file(const CkptView &v, const FdRecord &f, const HereNowOp
 // taken) shows as "#INODE (deleted)".
 static Expected<int> recreate_unlinked(const CkptView &v, const FdRecord &r, const std::string &path) {
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd >= 0) {
-    unlink(path.c_str());
-  } else {
+  bool linked = fd >= 0;  // unlinked once reopened (fill_and_reopen)
+  if (!linked) {
     std::string dir = path.substr(0, path.rfind('/') + 1);
     if (dir.empty()) dir = "/tmp/";
     fd = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -50,7 +49,7 @@ static Expected<int> recreate_unlinked(const CkptView &v, const FdRecord &r, con
   if (fd < 0) return make_error("fd %d: cannot recreate unlinked %s: %s", r.fd, path.c_str(), strerror(errno));
   // The mode as it was, not as imgtool's umask left it.
   (void)fchmod(fd, r.mode & 07777);
-  return fill_and_reopen(v, r, fd, path);
+  return fill_and_reopen(v, r, fd, path, linked);
 }
 
 // A file the program made with open(DIR, O_TMPFILE): made again the same
