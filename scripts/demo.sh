@@ -24,6 +24,26 @@ RESTORED_PID=""
 
 alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
 
+# `imgtool restore --pidfile PIDFILE IMAGE` as a background job (in the
+# foreground imgtool waits for the restored process and exits with its
+# status; the demo watches the log meanwhile): RESTORE_JOB and RESTORED_PID
+# are set once the pid file is written (RESTORED_PID empty if it never is).
+restore_in_background() {
+  local image=$1 pidfile=$2
+  echo "\$ $IMGTOOL restore --pidfile $pidfile $image &"
+  "$IMGTOOL" restore --pidfile "$pidfile" "$image" &
+  RESTORE_JOB=$!
+  for _ in $(seq 100); do [[ -s "$pidfile" ]] && break; sleep 0.05; done
+  RESTORED_PID=$(cat "$pidfile" 2>/dev/null || true)
+}
+
+# Ends what restore_in_background started (SIGTERM) and waits for its job.
+stop_restored() {
+  if alive "$RESTORED_PID"; then kill -TERM "$RESTORED_PID"; fi
+  wait "$RESTORE_JOB" 2>/dev/null || true
+  RESTORED_PID=""
+}
+
 cleanup() {
   local p
   for p in "$ORIG_PID" "$RESTORED_PID"; do
@@ -114,18 +134,12 @@ if [[ $HAVE_CKPT == 1 ]] && "$IMGTOOL" restore --help >/dev/null 2>&1; then
   ORIG_PID=""
   lines_before=$(wc -l <"$LOG")
 
-  # In the foreground imgtool waits for the restored process and exits with
-  # its status; run it as a background job so the demo can watch the log.
-  echo "\$ $IMGTOOL restore --pidfile $OUT/restored.pid $IMAGE &"
-  "$IMGTOOL" restore --pidfile "$OUT/restored.pid" "$IMAGE" &
-  RESTORE_JOB=$!
-  for _ in $(seq 100); do [[ -s "$OUT/restored.pid" ]] && break; sleep 0.05; done
-  if [[ ! -s "$OUT/restored.pid" ]]; then
+  restore_in_background "$IMAGE" "$OUT/restored.pid"
+  if [[ -z "$RESTORED_PID" ]]; then
     wait "$RESTORE_JOB" || true
     echo "demo: imgtool restore did not start the process" >&2
     exit 1
   fi
-  RESTORED_PID=$(cat "$OUT/restored.pid")
   echo "restored as pid $RESTORED_PID (original pid was $old_pid)"
 
   echo
@@ -204,19 +218,13 @@ ORIG_PID=""
 echo "\$ $IMGTOOL info $OUT/tree.ckpt | sed -n '/^tree/,/^$/p'"
 "$IMGTOOL" info "$OUT/tree.ckpt" | sed -n '/^tree/,/^$/p'
 lines_before=$(wc -l <"$TREE_LOG")
-echo "\$ $IMGTOOL restore --pidfile $OUT/tree.pid $OUT/tree.ckpt &"
-"$IMGTOOL" restore --pidfile "$OUT/tree.pid" "$OUT/tree.ckpt" &
-TREE_JOB=$!
-for _ in $(seq 100); do [[ -s "$OUT/tree.pid" ]] && break; sleep 0.05; done
-RESTORED_PID=$(cat "$OUT/tree.pid" 2>/dev/null || true)
+restore_in_background "$OUT/tree.ckpt" "$OUT/tree.pid"
 echo "restored; the tree as ps sees it (same pids as in the image):"
 ps -o pid,ppid,pgid,sid,stat,comm --pid "$RESTORED_PID" --ppid "$RESTORED_PID" || true
 sleep 2.5
 echo "the loop carries on:"
 tail -n +"$((lines_before + 1))" "$TREE_LOG"
-if alive "$RESTORED_PID"; then kill -TERM "$RESTORED_PID"; fi
-wait "$TREE_JOB" 2>/dev/null || true
-RESTORED_PID=""
+stop_restored
 
 echo
 echo "== 9. a program that checkpoints itself (libckpt) =="
@@ -301,17 +309,11 @@ ls -sh "$OUT/share1.ckpt" "$OUT/share2.ckpt"
 echo "\$ $IMGTOOL info $OUT/share1.ckpt | grep -E '^memory|stored once'"
 "$IMGTOOL" info "$OUT/share1.ckpt" | grep -E '^memory|stored once'
 lines_before=$(wc -l <"$SHARE_LOG")
-echo "\$ $IMGTOOL restore --pidfile $OUT/share.pid $OUT/share2.ckpt &"
-"$IMGTOOL" restore --pidfile "$OUT/share.pid" "$OUT/share2.ckpt" &
-SHARE_JOB=$!
-for _ in $(seq 100); do [[ -s "$OUT/share.pid" ]] && break; sleep 0.05; done
-RESTORED_PID=$(cat "$OUT/share.pid" 2>/dev/null || true)
+restore_in_background "$OUT/share2.ckpt" "$OUT/share.pid"
 sleep 1.6
 echo "restored as pid $RESTORED_PID (was $SHARE_PID); the child still sees the parent's counter:"
 tail -n +"$((lines_before + 1))" "$SHARE_LOG"
-if alive "$RESTORED_PID"; then kill -TERM "$RESTORED_PID"; fi
-wait "$SHARE_JOB" 2>/dev/null || true
-RESTORED_PID=""
+stop_restored
 
 echo
 echo "demo: done; images and logs are in $OUT"
