@@ -175,8 +175,11 @@ bool recreated_object(const std::string &target) {
 class InodeNames {
  public:
   void see(unsigned long ino) {
-    if (!names_.count(ino)) names_[ino] = "#" + std::to_string(names_.size() + 1);
+    if (!names_.count(ino)) names_[ino] = "#" + std::to_string(++numbered_);
   }
+  // Named apart from the numbering: an object one side lacks (the dump's
+  // dirty tracker) must not shift the numbers of every object after it.
+  void see_as(unsigned long ino, const std::string &name) { names_.emplace(ino, name); }
   bool known(unsigned long ino) const { return names_.count(ino) != 0; }
   std::string name(unsigned long ino) const {
     auto it = names_.find(ino);
@@ -185,6 +188,7 @@ class InodeNames {
 
  private:
   std::map<unsigned long, std::string> names_;
+  unsigned numbered_ = 0;
 };
 
 // "pipe:[1234]" -> 1234; 0 when the target has no bracketed number.
@@ -337,14 +341,18 @@ void add_fds(const std::string &proc, std::map<std::string, std::string> &fields
       std::string info;
       read_text(proc + "/fdinfo/" + fd, info);
       // The dirty tracker a dump leaves behind (a userfaultfd marked
-      // O_APPEND, DECISIONS 126) is not restored: naming its inode would
-      // shift the names of every object seen after it.
+      // O_APPEND, DECISIONS 126) is not restored: numbering its inode
+      // would shift the numbers of every object seen after it.
       bool tracker = false;
       for (const std::string &line : lines_of(info))
         if (line.rfind("flags:", 0) == 0)
           tracker = target == "anon_inode:[userfaultfd]" && (std::strtoul(line.c_str() + 6, nullptr, 8) & O_APPEND);
-      for (const std::string &line : lines_of(info))
-        if (!tracker && line.rfind("ino:", 0) == 0) inodes.see(std::strtoul(line.c_str() + 4, nullptr, 10));
+      for (const std::string &line : lines_of(info)) {
+        if (line.rfind("ino:", 0) != 0) continue;
+        unsigned long ino = std::strtoul(line.c_str() + 4, nullptr, 10);
+        if (tracker) inodes.see_as(ino, "#tracker");
+        else inodes.see(ino);
+      }
     }
     links[fd] = target;
   }
