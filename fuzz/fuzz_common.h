@@ -125,34 +125,30 @@ template <typename R>
 void check_refs(const img::Table<R> &t) {
   using namespace img;
   const auto data = t.data;
+  // str() and blob() alike: they succeed exactly when the reference fits,
+  // and then return its bytes, inside the data area.
+  auto check_ref = [&](auto ref, auto resolved) {
+    bool fits = ref.offset <= data.size() && ref.length <= data.size() - ref.offset;
+    CKPT_FUZZ_CHECK(bool(resolved) == fits);
+    if (resolved) {
+      CKPT_FUZZ_CHECK(resolved->size() == ref.length);
+      CKPT_FUZZ_CHECK(within(resolved->data(), resolved->size(), data.data(), data.size()));
+      touch(*resolved);
+    } else {
+      CKPT_FUZZ_CHECK(!resolved.error().message().empty());
+    }
+    return fits;
+  };
   for (const R &r : t.records) {
     for_each_ref(
         r,
         [&](StrRef ref) {
-          bool fits = ref.offset <= data.size() && ref.length <= data.size() - ref.offset;
-          auto s = t.str(ref);
-          CKPT_FUZZ_CHECK(bool(s) == fits);
-          if (s) {
-            CKPT_FUZZ_CHECK(s->size() == ref.length);
-            CKPT_FUZZ_CHECK(within(s->data(), s->size(), data.data(), data.size()));
-            touch(*s);
-          } else {
-            CKPT_FUZZ_CHECK(!s.error().message().empty());
-          }
+          bool fits = check_ref(ref, t.str(ref));
           std::string_view e = t.str_or_empty(ref);
           CKPT_FUZZ_CHECK(fits ? e.size() == ref.length : e.empty());
           touch(e);
         },
-        [&](BlobRef ref) {
-          bool fits = ref.offset <= data.size() && ref.length <= data.size() - ref.offset;
-          auto b = t.blob(ref);
-          CKPT_FUZZ_CHECK(bool(b) == fits);
-          if (b) {
-            CKPT_FUZZ_CHECK(b->size() == ref.length);
-            CKPT_FUZZ_CHECK(within(b->data(), b->size(), data.data(), data.size()));
-            touch(*b);
-          }
-        });
+        [&](BlobRef ref) { check_ref(ref, t.blob(ref)); });
   }
 }
 

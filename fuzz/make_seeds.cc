@@ -432,8 +432,8 @@ void synthetic_seeds() {
   // Tables the synthetic images lack or write only one way.
   auto im = test::make_synthetic(small);
   TableBuilder<TreeRecord> tree;
-  tree.add({5000, 4242, 4096, 8192});
-  tree.add({5001, 5000, 16384, 4096});
+  tree.add({.pid = 5000, .ppid = 4242, .offset = 4096, .size = 8192});
+  tree.add({.pid = 5001, .ppid = 5000, .offset = 16384, .size = 4096});
   emit("fuzz_tables", "tree", with_selector(CkptNote::Tree, tree.encode()));
   emit("fuzz_tables", "tasks-older", with_selector(CkptNote::Tasks, resized_table(im.notes.tasks, 200)));
   emit("fuzz_tables", "tasks-newer", with_selector(CkptNote::Tasks, resized_table(im.notes.tasks, 300)));

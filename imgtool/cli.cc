@@ -82,10 +82,8 @@ int run_command(const CommandSpec &spec, int argc, char **argv, const std::funct
   auto parsed = parse_command(spec.name, argc, argv, spec.options, spec.help);
   if (auto *code = std::get_if<int>(&parsed)) return *code;
   const Args &args = std::get<Args>(parsed);
-  if (args.positional.size() < spec.min_words || args.positional.size() > spec.max_words) {
-    if (spec.max_words == 0) return fail(spec.name, "unexpected argument '" + args.positional[0] + "'");
+  if (args.positional.size() < spec.min_words || args.positional.size() > spec.max_words)
     return fail(spec.name, "expected " + spec.expected + " (see 'imgtool " + spec.name + " --help')");
-  }
   return body(args);
 }
 

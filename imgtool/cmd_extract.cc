@@ -32,11 +32,11 @@ int cmd_extract(int argc, char **argv) {
     // An incremental tree: each process follows its own links (merged first).
     auto source = merged_if_incremental(file);
     if (!source) return fail("extract", file + ": " + source.error().message());
-    auto record = find_embedded_process(*source, *pid);
+    auto record = find_embedded_process(source->path(), *pid);
     if (!record) return fail("extract", file + ": " + record.error().message());
     auto out = writer::ImageOutput::open(*output);
     if (!out) return fail("extract", out.error().message());
-    img::Status s = copy_embedded_core(*source, *record, out->fd());
+    img::Status s = copy_embedded_core(source->path(), *record, out->fd());
     if (!s) return fail("extract", s.error().message());
     s = out->commit(/*durable=*/true);  // as before: extract is no speed path
     if (!s) return fail("extract", s.error().message());

@@ -149,7 +149,7 @@ int cmd_gdb(int argc, char **argv) {
     // An incremental tree: each process follows its own links (merged first).
     auto source = merged_if_incremental(file);
     if (!source) return fail("gdb", file + ": " + source.error().message());
-    auto record = find_embedded_process(*source, *pid, true);
+    auto record = find_embedded_process(source->path(), *pid, true);
     if (!record) return fail("gdb", file + ": " + record.error().message());
     if (record->size) {
       // The kernel cannot hand gdb a byte range of a file, so the process's
@@ -166,7 +166,7 @@ int cmd_gdb(int argc, char **argv) {
         if (tmp >= 0) unlink(name.c_str());
       }
       if (tmp < 0) return fail("gdb", "cannot create a temporary file in " + dir + ": " + std::strerror(errno));
-      img::Status s = copy_embedded_core(*source, *record, tmp);
+      img::Status s = copy_embedded_core(source->path(), *record, tmp);
       if (!s) return fail("gdb", s.error().message());
       core = "/proc/" + std::to_string(getpid()) + "/fd/" + std::to_string(tmp);
       // 'ckpt tree' lists the whole file's tree, not the one process.

@@ -117,15 +117,9 @@ Status copy_embedded_core(const std::string &path, const TreeRecord &record, int
   return result;
 }
 
-Expected<std::string> merged_if_incremental(const std::string &path) {
-  auto image = ImageReader::open(path);
-  if (!image || !image->find_ckpt(CkptNote::Parent)) return path;  // errors are find_embedded_process's to say
-  auto chain = open_chain(path, true);
-  if (!chain) return chain.error();
+Expected<reader::RestoreSource> merged_if_incremental(const std::string &path) {
   const char *tmpdir = std::getenv("TMPDIR");
-  auto fd = merge_to_temporary(*chain, tmpdir && *tmpdir ? tmpdir : "/tmp", true);
-  if (!fd) return fd.error();
-  return "/proc/self/fd/" + std::to_string(*fd);
+  return reader::RestoreSource::open(path, "", tmpdir && *tmpdir ? tmpdir : "/tmp");
 }
 
 }  // namespace ckpt::tool

@@ -7,6 +7,7 @@
 
 #include <ckpt/img/expected.h>
 #include <ckpt/img/records.h>
+#include <ckpt/reader/restore_source.h>
 
 namespace ckpt::tool {
 
@@ -23,10 +24,10 @@ img::Expected<img::TreeRecord> find_embedded_process(const std::string &path, im
 /// place (a one-link merge), so the copy is complete.
 img::Status copy_embedded_core(const std::string &path, const img::TreeRecord &record, int out_fd);
 
-/// An incremental image's chain merged into an unnamed temporary file
-/// (FORMAT.md §12.2; open, close-on-exec, until this process ends) whose
-/// /proc/self/fd path a process of it is then found and copied from, each
-/// process along its own links; `path` itself for any other file.
-img::Expected<std::string> merged_if_incremental(const std::string &path);
+/// An incremental image's chain merged into an unnamed temporary file in
+/// $TMPDIR (FORMAT.md §12.2; reader::RestoreSource, open close-on-exec while
+/// the result lives) that a process of it is then found and copied from,
+/// each process along its own links; `path` itself for any other file.
+img::Expected<reader::RestoreSource> merged_if_incremental(const std::string &path);
 
 }  // namespace ckpt::tool

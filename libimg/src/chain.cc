@@ -20,12 +20,11 @@ std::string hex_id(const u8 (&id)[16]) {
 // A tree link's embedded cores (live processes), each decoded; a core's
 // Parent note, if any, must name the parent its root names (the writer
 // gives one to every core that takes pages from PREV, FORMAT.md §12.2).
-template <typename What>
-Status open_cores(ChainLinkImage &link, const What &what) {
+Status open_cores(ChainLinkImage &link) {
   const CkptView &v = link.view;
   for (const TreeRecord &r : v.tree.records) {
     if (r.flags & kTreeZombie) continue;
-    auto who = [&](const Error &e) { return what(e.context("process " + std::to_string(r.pid))); };
+    auto who = [&](const Error &e) { return e.context("process " + std::to_string(r.pid)); };
     auto core = link.image.embedded(r);
     if (!core) return who(core.error());
     auto view = decode_ckpt(*core);
@@ -39,6 +38,12 @@ Status open_cores(ChainLinkImage &link, const What &what) {
 }
 
 }  // namespace
+
+Expected<std::unique_ptr<ChainLinkImage>> make_chain_link(std::string path, ImageReader image, CkptView view) {
+  auto link = std::make_unique<ChainLinkImage>(ChainLinkImage{std::move(path), std::move(image), std::move(view)});
+  CKPT_TRY(open_cores(*link));
+  return link;
+}
 
 const ChainLinkImage *core_of(const ChainLinkImage &link, i32 pid) {
   if (link.view.identity.root_pid == pid) return &link;
@@ -100,16 +105,16 @@ Expected<Chain> open_chain(const std::string &path, bool check_memory, const std
       return make_error("parent image %s has id %s, not the %s its child names (replaced?)", current.c_str(),
                         id.c_str(), expected_id.c_str());
     if (!seen.insert(id).second) return make_error("the parent chain loops at %s", current.c_str());
-    auto link = std::make_unique<ChainLinkImage>(ChainLinkImage{current, image.take(), view.take()});
-    const CkptView &v = link->view;
-    CKPT_TRY(open_cores(*link, what));
+    auto link = make_chain_link(current, image.take(), view.take());
+    if (!link) return what(link.error());
+    const CkptView &v = (*link)->view;
     std::string next;
     if (v.parent) {
       const ParentRecord &p = v.parent->records[0];
       expected_id = hex_id(p.image_id);
       next = parent_path_of(current, std::string(v.parent->str_or_empty(p.path_hint)), depth ? "" : base_dir);
     }
-    chain.push_back(std::move(link));
+    chain.push_back(link.take());
     if (next.empty()) return chain;
     current = next;
   }

@@ -12,6 +12,11 @@ namespace ckpt::img {
 
 namespace {
 
+// "1 watch", "3 watches".
+std::string count_of(size_t n, const char *one, const char *many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
 std::string restorable(const FdRecord &, std::string_view) { return ""; }
 
 // An unlinked name of a file that still has other names, none of which the
@@ -117,7 +122,7 @@ std::string signalfd_state(const Table<FdRecord> &fds, const FdRecord &r) {
 std::string inotify_state(const Table<FdRecord> &fds, const FdRecord &r) {
   auto w = inotify_watches(fds, r);
   if (!w) return "state unreadable: " + w.error().message();
-  std::string out = std::to_string(w->size()) + (w->size() == 1 ? " watch" : " watches");
+  std::string out = count_of(w->size(), "watch", "watches");
   char buf[64];
   for (size_t i = 0; i < w->size(); i++) {
     std::snprintf(buf, sizeof buf, "wd %d mask %#x ", (*w)[i].watch.wd, (*w)[i].watch.mask);
@@ -219,7 +224,7 @@ std::string epoll_state_refusal(const Table<FdRecord> &fds, const FdRecord &r) {
 std::string epoll_state_text(const Table<FdRecord> &fds, const FdRecord &r) {
   auto targets = epoll_state(fds, r);
   if (!targets) return "state unreadable: " + targets.error().message();
-  std::string out = std::to_string(targets->size()) + (targets->size() == 1 ? " target" : " targets");
+  std::string out = count_of(targets->size(), "target", "targets");
   char buf[96];
   for (size_t i = 0; i < targets->size(); i++) {
     const EpollTarget &t = (*targets)[i];

@@ -6,6 +6,7 @@
 #include <ckpt/img/fd_kinds.h>
 
 #include <cstring>
+#include <utility>
 
 namespace ckpt::img {
 
@@ -14,23 +15,23 @@ namespace {
 using state_bytes::align8;
 using state_bytes::append;
 
-// The state's bytes and its fixed part, fields the writer did not write
-// (at or past `tail_offset`, when an older writer's fixed part was
-// shorter) zeroed.
+// The state's variable part; its fixed part goes to `fixed`, fields the
+// writer did not write (at or past `tail_offset`, when an older writer's
+// fixed part was shorter) zeroed.
 template <typename State>
-Expected<std::pair<State, std::span<const u8>>> with_tail(const Table<FdRecord> &fds, const FdRecord &r,
-                                                           u32 State::*tail_offset) {
-  auto fixed = fd_state<State>(fds, r);
-  if (!fixed) return fixed.error();
+Expected<std::span<const u8>> with_tail(const Table<FdRecord> &fds, const FdRecord &r, u32 State::*tail_offset,
+                                        State &fixed) {
+  auto decoded = fd_state<State>(fds, r);
+  if (!decoded) return decoded.error();
   auto bytes = fds.blob(r.state);
   if (!bytes) return bytes.error();
-  u32 tail = (*fixed).*tail_offset;
+  u32 tail = (*decoded).*tail_offset;
   if (tail < sizeof(FdStateHeader) + sizeof(u32) || tail > bytes->size())
     return make_error("fd %d: %s state's variable part at %u lies outside its %zu bytes", r.fd, fd_kind_name(r.type),
                       tail, bytes->size());
-  State s = fixed.take();
-  if (tail < sizeof s) std::memset(reinterpret_cast<u8 *>(&s) + tail, 0, sizeof s - tail);
-  return std::make_pair(s, bytes->subspan(tail));
+  fixed = decoded.take();
+  if (tail < sizeof fixed) std::memset(reinterpret_cast<u8 *>(&fixed) + tail, 0, sizeof fixed - tail);
+  return bytes->subspan(tail);
 }
 
 }  // namespace
@@ -41,17 +42,14 @@ std::vector<u8> recreated_file_state_bytes(RecreatedFileState fixed, const std::
   fixed.extent_count = u32(extents.size());
   std::vector<u8> out(sizeof fixed);
   append(out, extents.data(), extents.size() * sizeof(DataExtent));
-  fixed.header.size = u32(out.size());
-  std::memcpy(out.data(), &fixed, sizeof fixed);
-  return out;
+  return state_bytes::seal(fixed, std::move(out));
 }
 
 Expected<RecreatedFile> recreated_file_state(const Table<FdRecord> &fds, const FdRecord &r) {
-  auto parts = with_tail<RecreatedFileState>(fds, r, &RecreatedFileState::extents_offset);
-  if (!parts) return parts.error();
   RecreatedFile out;
-  out.fixed = parts->first;
-  std::span<const u8> tail = parts->second;
+  auto tail_bytes = with_tail(fds, r, &RecreatedFileState::extents_offset, out.fixed);
+  if (!tail_bytes) return tail_bytes.error();
+  std::span<const u8> tail = *tail_bytes;
   if (out.fixed.extent_count > tail.size() / sizeof(DataExtent))
     return make_error("fd %d: file state: %u data extents run past its end", r.fd, out.fixed.extent_count);
   out.extents.resize(out.fixed.extent_count);
@@ -82,17 +80,14 @@ std::vector<u8> unix_socket_state_bytes(UnixSocketState fixed, std::string_view 
     out.insert(out.end(), reinterpret_cast<const u8 *>(&h), reinterpret_cast<const u8 *>(&h) + sizeof h);
     append(out, m.data(), m.size());
   }
-  fixed.header.size = u32(out.size());
-  std::memcpy(out.data(), &fixed, sizeof fixed);
-  return out;
+  return state_bytes::seal(fixed, std::move(out));
 }
 
 Expected<UnixSocket> unix_socket_state(const Table<FdRecord> &fds, const FdRecord &r) {
-  auto parts = with_tail<UnixSocketState>(fds, r, &UnixSocketState::name_offset);
-  if (!parts) return parts.error();
   UnixSocket out;
-  out.fixed = parts->first;
-  std::span<const u8> tail = parts->second;
+  auto tail_bytes = with_tail(fds, r, &UnixSocketState::name_offset, out.fixed);
+  if (!tail_bytes) return tail_bytes.error();
+  std::span<const u8> tail = *tail_bytes;
   auto bad = [&](const char *what) {
     return make_error("fd %d: AF_UNIX socket state: %s runs past its end", r.fd, what);
   };
@@ -118,19 +113,18 @@ std::vector<u8> epoll_state_bytes(const std::vector<EpollTarget> &targets) {
   fixed.target_count = u32(targets.size());
   std::vector<u8> out(sizeof fixed);
   append(out, targets.data(), targets.size() * sizeof(EpollTarget));
-  fixed.header.size = u32(out.size());
-  std::memcpy(out.data(), &fixed, sizeof fixed);
-  return out;
+  return state_bytes::seal(fixed, std::move(out));
 }
 
 Expected<std::vector<EpollTarget>> epoll_state(const Table<FdRecord> &fds, const FdRecord &r) {
-  auto parts = with_tail<EpollState>(fds, r, &EpollState::targets_offset);
-  if (!parts) return parts.error();
-  u32 n = parts->first.target_count;
-  if (parts->second.size() / sizeof(EpollTarget) < n)
+  EpollState fixed{};
+  auto tail = with_tail(fds, r, &EpollState::targets_offset, fixed);
+  if (!tail) return tail.error();
+  u32 n = fixed.target_count;
+  if (tail->size() / sizeof(EpollTarget) < n)
     return make_error("fd %d: epoll state: %u targets run past its end", r.fd, n);
   std::vector<EpollTarget> out(n);
-  if (n) std::memcpy(out.data(), parts->second.data(), n * sizeof(EpollTarget));
+  if (n) std::memcpy(out.data(), tail->data(), n * sizeof(EpollTarget));
   return out;
 }
 

@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <cstring>
+#include <utility>
 
 namespace ckpt::img {
 
@@ -48,9 +49,7 @@ std::vector<u8> inet_socket_state_bytes(InetSocketState fixed, std::span<const u
     append(out, &h, sizeof h);
     append(out, d.bytes.data(), d.bytes.size());
   }
-  fixed.header.size = u32(out.size());
-  std::memcpy(out.data(), &fixed, sizeof fixed);
-  return out;
+  return state_bytes::seal(fixed, std::move(out));
 }
 
 Expected<InetSocket> inet_socket_state(const Table<FdRecord> &fds, const FdRecord &r) {

@@ -28,6 +28,11 @@ static const char *kind_name(u32 kind) {
 
 namespace {
 
+Error checksum_mismatch(const IntegrityRecord &r) {
+  return make_error("checksum mismatch in %s %u (bytes %llu..%llu)", kind_name(r.kind), r.index,
+                    (unsigned long long)r.offset, (unsigned long long)(r.offset + r.size));
+}
+
 // One streamed pass over the file for the two checksums that cover stored
 // memory: each Segment's own and the whole-file Prefix. The file is taken
 // in chunks, in order; a second thread hashes a chunk for the Prefix while
@@ -113,8 +118,7 @@ Status check_memory_regions(const ImageReader &image, const std::vector<Integrit
     if (helper.joinable()) helper.join();
     if (bad) {
       free_all();
-      return make_error("checksum mismatch in %s %u (bytes %llu..%llu)", kind_name(bad->kind), bad->index,
-                        (unsigned long long)bad->offset, (unsigned long long)(bad->offset + bad->size));
+      return checksum_mismatch(*bad);
     }
     if (at >= forget_from) image.forget_pages(at, end - at);
   }
@@ -124,6 +128,32 @@ Status check_memory_regions(const ImageReader &image, const std::vector<Integrit
 }
 
 }  // namespace
+
+Status check_regions(const ImageReader &image, const std::vector<IntegrityRecord> &regions) {
+  constexpr u64 kSlice = 8ull << 20;
+  const u8 *data = image.bytes().data();
+  XXH3_state_t *state = XXH3_createState();
+  if (!state) return make_error("out of memory for checksum state");
+  for (const IntegrityRecord &r : regions) {
+    auto kind = static_cast<IntegrityKind>(r.kind);
+    // Only memory is dropped: libelf may have written to the headers'
+    // pages of the private mapping, and notes stay in use.
+    bool memory = kind == IntegrityKind::Segment || kind == IntegrityKind::ZeroBlock;
+    XXH3_64bits_reset(state);
+    for (u64 at = r.offset; at < r.offset + r.size; at += kSlice) {
+      u64 n = std::min(kSlice, r.offset + r.size - at);
+      if (memory) image.will_need(at + n, kSlice);
+      XXH3_64bits_update(state, data + at, n);
+      if (memory) image.forget_pages(at, n);
+    }
+    if (XXH3_64bits_digest(state) != r.xxh3) {
+      XXH3_freeState(state);
+      return checksum_mismatch(r);
+    }
+  }
+  XXH3_freeState(state);
+  return {};
+}
 
 Status verify_integrity(const ImageReader &image, bool check_memory) {
   const auto &ph = image.phdrs();
@@ -195,19 +225,18 @@ Status verify_integrity(const ImageReader &image, bool check_memory) {
                         (unsigned long long)w.offset);
   }
   // Region checks before the prefix: they say where the damage is.
+  std::vector<IntegrityRecord> regions;
   for (size_t i = 0; i + 1 < recs.size(); i++) {
-    const IntegrityRecord &r = recs[i];
-    auto kind = static_cast<IntegrityKind>(r.kind);
+    auto kind = static_cast<IntegrityKind>(recs[i].kind);
     if (kind == IntegrityKind::Segment || kind == IntegrityKind::Prefix) continue;  // below, in one pass
     // The zero block is memory too (the zero pages of zero segments, which
     // no restore reads) and, on a regular file, a hole of up to 8 MiB that
     // reading through the mapping fills with page-cache pages: ~8 ms of a
     // JVM's lazy warm start, so a lazy restore skips it like the segments.
     if (!check_memory && kind == IntegrityKind::ZeroBlock) continue;
-    if (XXH3_64bits(image.bytes().data() + r.offset, r.size) != r.xxh3)
-      return make_error("checksum mismatch in %s %u (bytes %llu..%llu)", kind_name(r.kind), r.index,
-                        (unsigned long long)r.offset, (unsigned long long)(r.offset + r.size));
+    regions.push_back(recs[i]);
   }
+  CKPT_TRY(check_regions(image, regions));
   bool prefix_ok = true;
   if (check_memory) CKPT_TRY(check_memory_regions(image, recs, note->offset, &prefix_ok));
   auto prefix_mismatch = [&] {

@@ -2,6 +2,7 @@
 // and removed through nfnetlink messages built here.
 #include <ckpt/img/net_lock.h>
 #include <ckpt/img/fd_states.h>
+#include <ckpt/img/netlink.h>
 
 #include <arpa/inet.h>
 #include <cerrno>
@@ -116,18 +117,15 @@ Expected<int> nfnetlink_socket(pid_t netns_of) {
 // Sends the messages and reads one acknowledgement per message that asked
 // for one; the first error is the answer (-errno), 0 when all succeeded.
 Expected<int> exchange(int s, const NlBuffer &b) {
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
   const auto &bytes = b.bytes();
-  if (sendto(s, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr *>(&kernel), sizeof kernel) < 0)
-    return make_error("nfnetlink send: %s", strerror(errno));
+  if (int e = send_to_kernel(s, bytes.data(), bytes.size())) return make_error("nfnetlink send: %s", strerror(e));
   std::vector<char> buf(16384);
   for (int acks = 0; acks < b.acks();) {
     ssize_t n = recv(s, buf.data(), buf.size(), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return make_error("nfnetlink reply: %s", strerror(errno));
-    int left = int(n);
-    for (auto *h = reinterpret_cast<nlmsghdr *>(buf.data()); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+    size_t left = size_t(n);
+    for (auto *h = reinterpret_cast<nlmsghdr *>(buf.data()); nlmsg_ok(h, left); h = nlmsg_next(h, left)) {
       if (h->nlmsg_type != NLMSG_ERROR) continue;  // a get's answer before its ack
       int error = reinterpret_cast<nlmsgerr *>(NLMSG_DATA(h))->error;
       if (error) return error;
@@ -135,6 +133,17 @@ Expected<int> exchange(int s, const NlBuffer &b) {
     }
   }
   return 0;
+}
+
+// exchange() about one table, closing the socket: true when it was done,
+// false when the table is not there (ENOENT), else an error saying `what`.
+Expected<bool> exchange_for_table(int s, const NlBuffer &b, const std::string &what) {
+  auto result = exchange(s, b);
+  close(s);
+  if (!result) return result.error();
+  if (*result == -ENOENT) return false;
+  if (*result) return make_error("%s: %s", what.c_str(), strerror(-*result));
+  return true;
 }
 
 void add_table_messages(NlBuffer &b, const std::string &name, u16 type, u16 flags) {
@@ -277,12 +286,7 @@ Expected<bool> net_lock_remove(const TcpConnectionEnds &c, pid_t netns_of) {
   batch_edge(b, NFNL_MSG_BATCH_BEGIN);
   add_table_messages(b, net_lock_name(c), NFT_MSG_DELTABLE, 0);
   batch_edge(b, NFNL_MSG_BATCH_END);
-  auto result = exchange(*s, b);
-  close(*s);
-  if (!result) return result.error();
-  if (*result == -ENOENT) return false;
-  if (*result) return make_error("removing the network lock %s: %s", net_lock_name(c).c_str(), strerror(-*result));
-  return true;
+  return exchange_for_table(*s, b, "removing the network lock " + net_lock_name(c));
 }
 
 Expected<bool> net_lock_present(const TcpConnectionEnds &c) {
@@ -290,12 +294,7 @@ Expected<bool> net_lock_present(const TcpConnectionEnds &c) {
   if (!s) return s.error();
   NlBuffer b;
   add_table_messages(b, net_lock_name(c), NFT_MSG_GETTABLE, 0);
-  auto result = exchange(*s, b);
-  close(*s);
-  if (!result) return result.error();
-  if (*result == -ENOENT) return false;
-  if (*result) return make_error("looking for the network lock %s: %s", net_lock_name(c).c_str(), strerror(-*result));
-  return true;
+  return exchange_for_table(*s, b, "looking for the network lock " + net_lock_name(c));
 }
 
 Expected<std::vector<std::string>> net_lock_names() {
@@ -303,13 +302,11 @@ Expected<std::vector<std::string>> net_lock_names() {
   if (!s) return s.error();
   NlBuffer b;
   b.end(b.begin(nft(NFT_MSG_GETTABLE), NLM_F_REQUEST | NLM_F_DUMP, NFPROTO_INET));
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
   const auto &bytes = b.bytes();
   std::vector<std::string> names;
-  if (sendto(*s, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr *>(&kernel), sizeof kernel) < 0) {
+  if (int e = send_to_kernel(*s, bytes.data(), bytes.size())) {
     close(*s);
-    return make_error("nfnetlink send: %s", strerror(errno));
+    return make_error("nfnetlink send: %s", strerror(e));
   }
   std::vector<char> buf(65536);
   for (;;) {
@@ -320,8 +317,8 @@ Expected<std::vector<std::string>> net_lock_names() {
       close(*s);
       return make_error("nfnetlink reply: %s", strerror(e));
     }
-    int left = int(n);
-    for (auto *h = reinterpret_cast<nlmsghdr *>(buf.data()); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+    size_t left = size_t(n);
+    for (auto *h = reinterpret_cast<nlmsghdr *>(buf.data()); nlmsg_ok(h, left); h = nlmsg_next(h, left)) {
       if (h->nlmsg_type == NLMSG_DONE) {
         close(*s);
         return names;

@@ -131,7 +131,7 @@ Status ImageWriter::skip(u64 n) {
 }
 
 Status ImageWriter::emit_zeros(u64 n) {
-  static const u8 zeros[4096] = {};
+  static const u8 zeros[kPageSize] = {};
   while (n) {
     u64 k = n < sizeof zeros ? n : sizeof zeros;
     CKPT_TRY(emit({zeros, static_cast<size_t>(k)}));

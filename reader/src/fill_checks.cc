@@ -3,8 +3,6 @@
 
 #include <algorithm>
 
-#include <xxhash.h>
-
 #include <ckpt/img/table.h>
 
 namespace ckpt::reader {
@@ -27,13 +25,6 @@ Expected<std::vector<IntegrityRecord>> segment_records(const ImageReader &image,
     else if (static_cast<IntegrityKind>(r.kind) == IntegrityKind::ZeroBlock) zero_block.push_back(r);
   std::sort(out.begin(), out.end(), [](const IntegrityRecord &a, const IntegrityRecord &b) { return a.offset < b.offset; });
   return out;
-}
-
-Error mismatch(const std::string &context, const IntegrityRecord &r) {
-  // integrity.cc's words for a damaged segment or zero block.
-  const char *what = static_cast<IntegrityKind>(r.kind) == IntegrityKind::ZeroBlock ? "zero block" : "segment";
-  return Error(context + "checksum mismatch in " + what + " " + std::to_string(r.index) + " (bytes " +
-               std::to_string(r.offset) + ".." + std::to_string(r.offset + r.size) + ")");
 }
 
 }  // namespace
@@ -105,25 +96,9 @@ std::string checksum_context(const ImageReader &image, const CkptView &view) {
 }
 
 Status check_segments_now(const ImageReader &image, const CkptView &view, const std::vector<IntegrityRecord> &segments) {
-  constexpr u64 kChunk = 8ull << 20;
-  const u8 *data = image.bytes().data();
-  XXH3_state_t *state = XXH3_createState();
-  if (!state) return make_error("out of memory for checksum state");
-  for (const IntegrityRecord &r : segments) {
-    XXH3_64bits_reset(state);
-    for (u64 at = r.offset; at < r.offset + r.size; at += kChunk) {
-      u64 n = std::min(kChunk, r.offset + r.size - at);
-      image.will_need(at + n, kChunk);
-      XXH3_64bits_update(state, data + at, n);
-      image.forget_pages(at, n);
-    }
-    if (XXH3_64bits_digest(state) != r.xxh3) {
-      XXH3_freeState(state);
-      return mismatch(checksum_context(image, view), r);
-    }
-  }
-  XXH3_freeState(state);
-  return {};
+  Status s = check_regions(image, segments);
+  if (!s) return Error(checksum_context(image, view) + s.error().message());
+  return s;
 }
 
 }  // namespace ckpt::reader

@@ -4,6 +4,7 @@
 // foreground wait for it and pass on its exit status. --pidns runs the
 // same steps inside a new pid namespace under a small init (pidns.h).
 #include <ckpt/reader/restore.h>
+#include <ckpt/reader/restore_source.h>
 
 #include <cerrno>
 #include <csignal>
@@ -30,7 +31,6 @@
 #include "restore_session.h"
 #include "stored_files.h"
 #include "sysv_ipc.h"
-#include "chain_merge.h"
 #include "stream_spool.h"
 #include "tree_create.h"
 #include "tree_plan.h"

@@ -4,10 +4,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <sys/mman.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <ckpt/img/assert.h>
 
 #include "arg_arena.h"
 #include "fill_checks.h"
@@ -78,7 +81,10 @@ struct LayoutInputs {
   const std::vector<SelfMapping> &self;
   const OwnPrivileges &own;
   u64 region_start, region_len, stacks, scratch;
-  std::vector<IntegrityRecord> *check_before;  ///< the segments the restorer does not check
+  /// Which checksum each fill is part of: planned in the first layout pass
+  /// that gets that far, the same for every later one (the fills do not
+  /// depend on where the region lies).
+  std::optional<FillChecks> *checks;
 };
 
 Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
@@ -116,8 +122,14 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
     out.nfill = a.nfill - out.first_fill;
   }
   // Segment checksums, checked by the restorer as it reads (fill_checks.h).
-  auto checks = plan_fill_checks(in.image, a.fill, a.nfill);
-  if (!checks) return checks.error();
+  if (!*in.checks) {
+    auto planned = plan_fill_checks(in.image, a.fill, a.nfill);
+    if (!planned) return planned.error();
+    *in.checks = std::move(*planned);
+  }
+  const FillChecks *checks = &**in.checks;
+  CKPT_ASSERT(checks->fill_check.size() == a.nfill) << "fill checks planned for " << checks->fill_check.size()
+                                                   << " fills, this layout pass has " << a.nfill;
   a.check = arena.alloc<rs_check>(checks->checks.size() + 1);
   std::string context = checksum_context(in.image, v);
   char *context_copy = arena.alloc<char>(context.size() + 1, 1);
@@ -126,14 +138,13 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
   for (u32 i = 0; i < a.nfill; i++) a.fill[i].check = checks->fill_check[i];
   std::memcpy(context_copy, context.c_str(), context.size() + 1);
   a.check_context = context_copy;
-  // The slice a checked fill is hashed in (restorer.c, fill_checked).
+  // The slice a checked fill is hashed in (map_memory.c, fill_checked).
   constexpr u64 kCheckSlice = 64 * 1024;
   if (a.ncheck) {
     a.scratch = arena.alloc<u8>(kCheckSlice, kPageSize);
     if (!a.scratch) return make_error("restorer argument area too small");
     a.scratch_len = kCheckSlice;
   }
-  *in.check_before = std::move(checks->before);
   // The kernel's vdso area, moved to where the image had it.
   a.move = arena.alloc<rs_move>(4);
   if (!a.move) return make_error("restorer argument area too small");
@@ -232,7 +243,7 @@ Status lay_out_threads(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
                       unsigned(ids[0]), task.pid, unsigned(task.uid[0]), unsigned(task.uid[1]),
                       unsigned(task.uid[2]), unsigned(task.gid[0]), unsigned(task.gid[1]), unsigned(task.gid[2]));
   a.dumpable = (task.flags & kTaskDumpable) != 0;
-  // Privileges, per thread, set right after the ids (restorer.c).
+  // Privileges, per thread, set right after the ids (privileges.c).
   a.cap_permitted_now = in.own.permitted;
   for (size_t i = 0; i < order.size(); i++)
     CKPT_TRY(set_thread_privileges(arena, v, *order[i], in.own, a.set_creds != 0, a.thread[i]));
@@ -271,7 +282,7 @@ Expected<RestorerRegion> lay_out_restorer(const ImageReader &image, const CkptVi
   if (!own) return own.error();
   const u64 blob_len = static_cast<u64>(ckpt_restorer_blob_end - ckpt_restorer_blob);
   const u64 stacks_len = v.threads.records.size() * kThreadStack;
-  std::vector<IntegrityRecord> region_check_before;
+  std::optional<FillChecks> checks;
   u64 move_len = 0;
   for (const SelfMapping &m : *self)
     if (is_vdso_area(m.name)) move_len += m.end - m.start;
@@ -282,7 +293,7 @@ Expected<RestorerRegion> lay_out_restorer(const ImageReader &image, const CkptVi
   for (u64 guess = 64 * 1024;; guess *= 2) {
     std::vector<u8> buffer(guess);
     ArgArena measure{buffer.data(), guess, 0};
-    LayoutInputs in{image, v, core, fds, *self, *own, 0, 0, 0, 0, &region_check_before};
+    LayoutInputs in{image, v, core, fds, *self, *own, 0, 0, 0, 0, &checks};
     auto laid = lay_out_args(measure, in);
     if (laid) {
       args_len = page_up(measure.used);
@@ -301,10 +312,10 @@ Expected<RestorerRegion> lay_out_restorer(const ImageReader &image, const CkptVi
   std::memcpy(base, ckpt_restorer_blob, blob_len);
   ArgArena arena{base + page_up(blob_len), args_len, 0};
   const u64 stacks = reinterpret_cast<u64>(arena.base + args_len);
-  LayoutInputs in{image, v, core, fds, *self, *own, *at, region_len, stacks, stacks + stacks_len, &region_check_before};
+  LayoutInputs in{image, v, core, fds, *self, *own, *at, region_len, stacks, stacks + stacks_len, &checks};
   auto a = lay_out_args(arena, in);
   if (!a) return a.error();
-  return RestorerRegion{reinterpret_cast<u64>(base), *a, (*a)->thread[0].stack_top, std::move(region_check_before)};
+  return RestorerRegion{reinterpret_cast<u64>(base), *a, (*a)->thread[0].stack_top, std::move((*checks).before)};
 }
 
 void jump_to_restorer(const RestorerRegion &region) {

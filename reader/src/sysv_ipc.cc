@@ -24,23 +24,24 @@ bool own_namespace(const CkptView &v) {
   return !v.ipc_namespace.records.empty() && (v.ipc_namespace.records[0].flags & kIpcNsOwn);
 }
 
-const char *kind_name(u32 kind) {
+// Per SysvIpcKind: how errors name it, and the file that sets the id the
+// next object of the kind gets (ipc/ipc_sysctl.c).
+struct SysvKindInfo {
+  const char *name;
+  const char *next_id_file;
+};
+
+SysvKindInfo kind_info(u32 kind) {
   switch (static_cast<SysvIpcKind>(kind)) {
-    case SysvIpcKind::Shm: return "shm segment";
-    case SysvIpcKind::Sem: return "semaphore set";
-    case SysvIpcKind::Msg: return "message queue";
+    case SysvIpcKind::Shm: return {"shm segment", "/proc/sys/kernel/shm_next_id"};
+    case SysvIpcKind::Sem: return {"semaphore set", "/proc/sys/kernel/sem_next_id"};
+    case SysvIpcKind::Msg: return {"message queue", "/proc/sys/kernel/msg_next_id"};
   }
-  return "IPC object";
+  return {"IPC object", ""};
 }
 
-const char *next_id_file(u32 kind) {
-  switch (static_cast<SysvIpcKind>(kind)) {
-    case SysvIpcKind::Shm: return "/proc/sys/kernel/shm_next_id";
-    case SysvIpcKind::Sem: return "/proc/sys/kernel/sem_next_id";
-    case SysvIpcKind::Msg: return "/proc/sys/kernel/msg_next_id";
-  }
-  return "";
-}
+const char *kind_name(u32 kind) { return kind_info(kind).name; }
+const char *next_id_file(u32 kind) { return kind_info(kind).next_id_file; }
 
 // The object with `r`'s id now, if any: its key, size and creator.
 struct Present {

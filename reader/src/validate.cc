@@ -82,6 +82,30 @@ Expected<ValidationReport> validate_image(const std::string &path, bool check_me
   return validate_chain(path, nullptr, check_memory, view, core);
 }
 
+namespace {
+
+/// A link of a tree chain as validate_chain opened and decoded it.
+struct OpenedLink {
+  std::string path;
+  ImageReader image;
+  CkptView view;
+};
+
+/// check_process_chains over the links validate_chain opened; errors name
+/// the parent image as open_chain's do.
+Status check_tree_chain(std::vector<OpenedLink> &links) {
+  Chain chain;
+  for (size_t depth = 0; depth < links.size(); depth++) {
+    OpenedLink &l = links[depth];
+    auto link = make_chain_link(l.path, std::move(l.image), std::move(l.view));
+    if (!link) return depth ? link.error().context("parent image " + l.path) : link.error();
+    chain.push_back(link.take());
+  }
+  return check_process_chains(chain);
+}
+
+}  // namespace
+
 Expected<ValidationReport> validate_chain(const std::string &path, const ImageReader *first, bool check_memory,
                                           std::optional<CkptView> &first_view, std::optional<CoreView> &first_core) {
   ValidationReport report;
@@ -89,6 +113,10 @@ Expected<ValidationReport> validate_chain(const std::string &path, const ImageRe
   std::set<std::string> seen;
   const uint8_t *expected_id = nullptr;
   uint8_t expected_buf[16];
+  // A chain of tree images: its links as opened here, kept for
+  // check_process_chains once the whole chain is known good (each link is
+  // opened once).
+  std::vector<OpenedLink> tree_links;
   // A chain is walked child first; each parent must carry the id its child
   // names. The depth bound stops a cycle made of copies.
   for (size_t depth = 0; depth < kMaxChainLength; depth++) {
@@ -114,24 +142,34 @@ Expected<ValidationReport> validate_chain(const std::string &path, const ImageRe
     if (!seen.insert(id).second) return make_error("the parent chain loops at %s", current.c_str());
     ChainLink link{current, id};
     for (const PageRangeRecord &r : view.ranges.records) {
-      if (stored_in_file(r)) link.stored_pages += r.length / 4096;
-      if (static_cast<PageSource>(r.source) == PageSource::Parent) link.parent_pages += r.length / 4096;
+      if (stored_in_file(r)) link.stored_pages += r.length / kPageSize;
+      if (static_cast<PageSource>(r.source) == PageSource::Parent) link.parent_pages += r.length / kPageSize;
     }
     report.chain.push_back(link);
-    if (!view.parent) {
-      // A chain of tree images: every process finds its own core in each
-      // parent it takes pages from (FORMAT.md §12.2).
-      if (depth && !first_view->tree.records.empty()) {
-        auto chain = open_chain(path, false);
-        if (!chain) return chain.error();
-        CKPT_TRY(check_process_chains(*chain));
+    std::string next;
+    if (view.parent) {
+      const ParentRecord &p = view.parent->records[0];
+      std::memcpy(expected_buf, p.image_id, 16);
+      expected_id = expected_buf;
+      next = resolve_parent_path(current, std::string(view.parent->str_or_empty(p.path_hint)));
+    }
+    // A chain of tree images: every process finds its own core in each
+    // parent it takes pages from (FORMAT.md §12.2).
+    if (!first_view->tree.records.empty() && (depth || view.parent)) {
+      // The caller's first image is its own: opened again here, which never
+      // happens for restore (it merges a chain before it validates).
+      if (!opened) {
+        auto image = ImageReader::open(current);
+        if (!image) return image.error();
+        opened.emplace(image.take());
       }
+      tree_links.push_back({current, std::move(*opened), depth ? std::move(*view_slot) : *view_slot});
+    }
+    if (next.empty()) {
+      if (tree_links.size() > 1) CKPT_TRY(check_tree_chain(tree_links));
       return report;
     }
-    const ParentRecord &p = view.parent->records[0];
-    std::memcpy(expected_buf, p.image_id, 16);
-    expected_id = expected_buf;
-    current = resolve_parent_path(current, std::string(view.parent->str_or_empty(p.path_hint)));
+    current = next;
   }
   return make_error("the parent chain is longer than %zu images", kMaxChainLength);
 }

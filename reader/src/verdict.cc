@@ -1,6 +1,7 @@
 // The verdict pipe (verdict.h).
 #include "verdict.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -49,10 +50,14 @@ int reap(pid_t pid) {
 std::string describe_restorer_failure(const std::string &verdict) {
   // A stage byte and an errno byte; when two threads fail at once, the
   // first report is the one. A failed RS_ASSERT adds its line and condition.
+  // (The blob's fail_assert: the line in two bytes, the file name, a NUL,
+  // the condition.)
   if (verdict.size() >= 4 && static_cast<unsigned char>(verdict[0]) == RS_INTERNAL) {
     unsigned line = static_cast<unsigned char>(verdict[2]) | static_cast<unsigned char>(verdict[3]) << 8;
-    return "restore failed: internal error: restorer.c:" + std::to_string(line) + ": RS_ASSERT(" +
-           verdict.substr(4).c_str() + ") failed";
+    std::string file = verdict.substr(4).c_str();
+    size_t cond_at = std::min(verdict.size(), 4 + file.size() + 1);
+    return "restore failed: internal error: " + file + ":" + std::to_string(line) +
+           ": RS_ASSERT(" + verdict.substr(cond_at).c_str() + ") failed";
   }
   return std::string("restore failed while ") + stage_name(verdict[0]) + ": " +
          strerror(static_cast<unsigned char>(verdict[1]));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 #include <ctime>
 #include <sys/random.h>
 #include <sys/utsname.h>
@@ -145,17 +146,17 @@ ImageNotes build_notes(const ProcessCapture &pc, const SegmentLayout &layout, co
                (pc.stat.pgrp == pid ? u32(kTaskGroupLeader) : 0u);
   task.exit_signal = pc.stat.exit_signal;
   task.thread_count = static_cast<u32>(pc.threads.size());
-  task.start_code = pc.stat.start_code;
-  task.end_code = pc.stat.end_code;
-  task.start_data = pc.stat.start_data;
-  task.end_data = pc.stat.end_data;
-  task.start_brk = pc.stat.start_brk;
+  // The mm's layout as /proc/PID/stat shows it (fields 26-51), what
+  // restore hands PR_SET_MM_MAP; brk itself comes from an injected brk(0).
+  static constexpr std::pair<u64 TaskRecord::*, u64 ProcStat::*> kMmFields[] = {
+      {&TaskRecord::start_code, &ProcStat::start_code}, {&TaskRecord::end_code, &ProcStat::end_code},
+      {&TaskRecord::start_data, &ProcStat::start_data}, {&TaskRecord::end_data, &ProcStat::end_data},
+      {&TaskRecord::start_brk, &ProcStat::start_brk},   {&TaskRecord::start_stack, &ProcStat::start_stack},
+      {&TaskRecord::arg_start, &ProcStat::arg_start},   {&TaskRecord::arg_end, &ProcStat::arg_end},
+      {&TaskRecord::env_start, &ProcStat::env_start},   {&TaskRecord::env_end, &ProcStat::env_end},
+  };
+  for (const auto &[to, from] : kMmFields) task.*to = pc.stat.*from;
   task.brk = pc.brk;
-  task.start_stack = pc.stat.start_stack;
-  task.arg_start = pc.stat.arg_start;
-  task.arg_end = pc.stat.arg_end;
-  task.env_start = pc.stat.env_start;
-  task.env_end = pc.stat.env_end;
   task.comm = n.tasks.add_string(pc.comm);
   task.cwd = n.tasks.add_string(pc.cwd);
   task.root = n.tasks.add_string(pc.root);

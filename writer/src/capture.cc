@@ -174,12 +174,8 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_
   pc.stopped = frozen.was_stopped();
   std::string proc = "/proc/" + std::to_string(pid);
 
-  auto stat = read_stat(pid);
-  if (!stat) return stat.error();
-  pc.stat = stat.take();
-  auto status = read_status(pid);
-  if (!status) return status.error();
-  pc.status = status.take();
+  CKPT_TRY_ASSIGN(pc.stat, read_stat(pid));
+  CKPT_TRY_ASSIGN(pc.status, read_status(pid));
   // Which process this is across dumps (dump --parent of a tree matches
   // by pid, start time and boot).
   CKPT_TRY(read_boot_id(pc.boot_id));
@@ -196,26 +192,20 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_
     // strict-mode thread has none, PTRACE_SECCOMP_GET_FILTER says EINVAL).
     std::vector<SeccompFilter> filters;
     if (pc.thread_status.back().seccomp_mode == static_cast<u32>(SeccompMode::Filter)) {
-      auto f = read_seccomp_filters(ft.tid, pc.thread_status.back().seccomp_filters);
-      if (!f) return f.error();
-      filters = f.take();
+      CKPT_TRY_ASSIGN(filters, read_seccomp_filters(ft.tid, pc.thread_status.back().seccomp_filters));
     }
     pc.seccomp.push_back(std::move(filters));
   }
-  auto shared = read_shared_pending(pid);
-  if (!shared) return shared.error();
-  pc.shared_pending = shared.take();
+  CKPT_TRY_ASSIGN(pc.shared_pending, read_shared_pending(pid));
 
   mark_frozen_phase("capture: threads");
-  auto maps = read_maps(pid);
-  if (!maps) return maps.error();
-  pc.maps = maps.take();
+  CKPT_TRY_ASSIGN(pc.maps, read_maps(pid));
 
   mark_frozen_phase("capture: smaps");
-  // Injected queries run through a `syscall` instruction in [vdso].
-  u64 insn = 0;
-  for (const MapEntry &m : pc.maps)
-    if (m.path == "[vdso]") insn = find_syscall_instruction(pid, m.start, m.end);
+  // Injected queries run through a `syscall` instruction in [vdso]; so do
+  // the snapshot's and dirty tracking's later (pc.syscall_insn).
+  pc.syscall_insn = find_vdso_syscall(pid, pc.maps);
+  const u64 insn = pc.syscall_insn;
   if (!insn) return make_error("process %d has no [vdso] with a syscall instruction to borrow", pid);
   pc.thread_extra.resize(pc.threads.size());
   for (size_t i = 0; i < pc.threads.size(); i++) {
@@ -240,57 +230,37 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_
   }
 
   mark_frozen_phase("capture: injected queries");
-  auto rl = read_rlimits(pid);
-  if (!rl) return rl.error();
-  pc.rlimits = rl.take();
-  auto auxv = read_auxv(pid);
-  if (!auxv) return auxv.error();
-  pc.auxv = auxv.take();
-  auto cmdline = read_cmdline(pid);
-  if (!cmdline) return cmdline.error();
-  pc.cmdline = cmdline.take();
+  CKPT_TRY_ASSIGN(pc.rlimits, read_rlimits(pid));
+  CKPT_TRY_ASSIGN(pc.auxv, read_auxv(pid));
+  CKPT_TRY_ASSIGN(pc.cmdline, read_cmdline(pid));
   auto pers = read_personality(pid);
   if (!pers) return pers.error();
   pc.personality = *pers;
-  auto comm = read_file(proc + "/comm");
-  if (!comm) return comm.error();
-  pc.comm = comm.take();
+  CKPT_TRY_ASSIGN(pc.comm, read_file(proc + "/comm"));
   if (!pc.comm.empty() && pc.comm.back() == '\n') pc.comm.pop_back();
   for (auto [field, name] : {std::pair{&pc.cwd, "cwd"}, {&pc.root, "root"}, {&pc.exe, "exe"}}) {
-    auto link = read_link(proc + "/" + name);
-    if (!link) return link.error();
-    *field = link.take();
+    CKPT_TRY_ASSIGN(*field, read_link(proc + "/" + name));
   }
 
   mark_frozen_phase("capture: /proc files");
-  auto fds = read_fds(pid, frozen.pidfd());
-  if (!fds) return fds.error();
-  pc.fds = fds.take();
+  CKPT_TRY_ASSIGN(pc.fds, read_fds(pid, frozen.pidfd()));
 
   mark_frozen_phase("capture: fds");
   CKPT_TRY(finish_terminals(pid, frozen.pidfd(), pc.fds, pc.stat.tty_nr, pc.stat.tpgid, pc.stat.pgrp));
-  auto locks = read_locks(pid, pc.fds);
-  if (!locks) return locks.error();
-  pc.locks = locks.take();
-  auto guards = read_guard_ranges(pid, pc.maps);
-  if (!guards) return guards.error();
-  pc.guard_ranges = guards.take();
+  CKPT_TRY_ASSIGN(pc.locks, read_locks(pid, pc.fds));
+  CKPT_TRY_ASSIGN(pc.guard_ranges, read_guard_ranges(pid, pc.maps));
 
   mark_frozen_phase("capture: terminals, locks, guards");
   if (!plan_pages) {
     // Refused mappings are refused now, before any copy is made.
     CKPT_TRY(check_memory_supported(pid, pc.maps));
-    auto excluded = read_excluded_ranges(pid, pc.maps);
-    if (!excluded) return excluded.error();
-    pc.excluded = excluded.take();
+    CKPT_TRY_ASSIGN(pc.excluded, read_excluded_ranges(pid, pc.maps));
     pc.memory = outline_vmas(pc.maps);
     pc.memory_outlined = true;
     mark_frozen_phase("capture: memory outlined");
     return pc;
   }
-  auto plan = plan_memory(pid, pc.maps);
-  if (!plan) return plan.error();
-  pc.memory = plan.take();
+  CKPT_TRY_ASSIGN(pc.memory, plan_memory(pid, pc.maps));
 
   mark_frozen_phase("capture: memory plan");
   return pc;

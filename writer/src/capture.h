@@ -58,6 +58,7 @@ struct ProcessCapture {
   FdTable fds;
   std::vector<img::LockRecord> locks;     ///< held through fds
   std::vector<MapEntry> maps;
+  img::u64 syscall_insn = 0;              ///< a `syscall` in its [vdso] that injected syscalls borrow
   std::vector<img::GuardRangeRecord> guard_ranges;
   std::vector<VmaPlan> memory;
   /// Snapshot mode: `memory` is only outlined (no runs) until the copy is

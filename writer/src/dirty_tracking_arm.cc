@@ -155,9 +155,7 @@ template <typename Body>
 static Status with_main_thread(const ProcessCapture &pc, std::string &why, Body &&body) {
   if (pc.threads.empty()) return make_error("process %d has no threads", pc.pid);
   pid_t tid = pc.threads[0].tid;
-  u64 insn = 0;
-  for (const MapEntry &m : pc.maps)
-    if (m.path == "[vdso]") insn = find_syscall_instruction(pc.pid, m.start, m.end);
+  const u64 insn = pc.syscall_insn;
   if (!insn) {
     why = "no [vdso] to run syscalls through";
     return {};

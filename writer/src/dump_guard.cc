@@ -4,7 +4,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <dirent.h>
 #include <fcntl.h>
 #include <map>
 #include <set>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "procfs.h"
+#include "procfs_text.h"
 #include "snapshot.h"
 #include "snapshot_cgroup.h"
 
@@ -25,6 +25,9 @@ namespace ckpt::writer {
 using namespace img;
 
 namespace {
+
+// What /proc/PID/fd shows for a userfaultfd (fs/userfaultfd.c's anon inode).
+constexpr const char *kUserfaultfdLink = "anon_inode:[userfaultfd]";
 
 // What the journal says imgtool did (dump_guard.h).
 struct Journal {
@@ -103,30 +106,30 @@ bool drain(int fd, Journal &j) {
 // probe: 4 KiB, ---s, shared anonymous memory ("/dev/zero (deleted)").
 std::set<u64> probe_pages(pid_t pid) {
   std::set<u64> out;
-  auto maps = read_file("/proc/" + std::to_string(pid) + "/maps");
+  auto maps = read_maps(pid, /*brief=*/true);
   if (!maps) return out;
-  std::istringstream in(*maps);
-  for (std::string line; std::getline(in, line);) {
-    unsigned long long start = 0, end = 0;
-    char perms[8] = "";
-    int path_at = 0;
-    if (std::sscanf(line.c_str(), "%llx-%llx %7s %*s %*s %*s %n", &start, &end, perms, &path_at) < 3) continue;
-    if (end - start == 4096 && std::strcmp(perms, "---s") == 0 && path_at > 0 &&
-        line.compare(size_t(path_at), std::string::npos, "/dev/zero (deleted)") == 0)
-      out.insert(u64(start));
+  for (const MapEntry &m : *maps)
+    if (m.end - m.start == kPageSize && m.prot == 0 && m.shared && m.path == "/dev/zero (deleted)") out.insert(m.start);
+  return out;
+}
+
+// Each fd of pid with what its /proc/PID/fd link names ("" where it
+// cannot be read: the fd was closed meanwhile); none if pid is gone.
+std::vector<std::pair<int, std::string>> fd_links(pid_t pid) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  std::vector<std::pair<int, std::string>> out;
+  auto fds = procfs_text::list_numeric_dir(dir);
+  if (!fds) return out;
+  for (int fd : *fds) {
+    auto link = read_link(dir + "/" + std::to_string(fd));
+    out.emplace_back(fd, link ? *link : std::string());
   }
   return out;
 }
 
-std::string link_of(const std::string &path) {
-  char buf[4096];
-  ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, size_t(n)) : std::string();
-}
-
 // The fd flags fdinfo shows (octal), or 0.
-long fd_flags(pid_t pid, const std::string &fd) {
-  auto info = read_file("/proc/" + std::to_string(pid) + "/fdinfo/" + fd);
+long fd_flags(pid_t pid, int fd) {
+  auto info = read_file("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd));
   if (!info) return 0;
   size_t at = info->find("flags:");
   return at == std::string::npos ? 0 : std::strtol(info->c_str() + at + 6, nullptr, 8);
@@ -140,21 +143,13 @@ long fd_flags(pid_t pid, const std::string &fd) {
 std::vector<int> fds_to_close(pid_t pid, bool trackers, const std::set<int> *uffds_before,
                               const std::string &cgroup) {
   std::vector<int> fds;
-  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-  std::vector<std::string> names;
-  if (DIR *d = opendir(dir.c_str())) {
-    while (dirent *e = readdir(d))
-      if (e->d_name[0] != '.') names.push_back(e->d_name);
-    closedir(d);
-  }
-  for (const std::string &n : names) {
-    std::string link = link_of(dir + "/" + n);
-    bool uffd = link == "anon_inode:[userfaultfd]";
-    bool marked = uffd && (fd_flags(pid, n) & O_APPEND);
-    bool unmarked_new = uffd && !marked && uffds_before && !uffds_before->count(std::atoi(n.c_str()));
+  for (const auto &[fd, link] : fd_links(pid)) {
+    bool uffd = link == kUserfaultfdLink;
+    bool marked = uffd && (fd_flags(pid, fd) & O_APPEND);
+    bool unmarked_new = uffd && !marked && uffds_before && !uffds_before->count(fd);
     bool tracker = (trackers && marked) || unmarked_new;
     bool on_cgroup = !cgroup.empty() && link == cgroup;
-    if (tracker || on_cgroup) fds.push_back(std::atoi(n.c_str()));
+    if (tracker || on_cgroup) fds.push_back(fd);
   }
   return fds;
 }
@@ -213,7 +208,7 @@ void undo(const Journal &j) {
         auto r = inj.call(SYS_close, {u64(fd)});
         if (!r) return r.error();
       }
-      for (u64 at : probes) (void)inj.call(SYS_munmap, {at, 4096});
+      for (u64 at : probes) (void)inj.call(SYS_munmap, {at, kPageSize});
       for (pid_t copy : copies) (void)reap_with(inj, pid, copy);
       return {};
     };
@@ -416,13 +411,8 @@ void DumpGuard::note(const std::string &line) {
 void DumpGuard::arming(pid_t pid, bool had_one) {
   // The userfaultfds it holds now (frozen: none can appear but ours).
   std::string line = "A " + std::to_string(pid) + " " + (had_one ? "1" : "0");
-  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-  if (DIR *d = opendir(dir.c_str())) {
-    while (dirent *e = readdir(d))
-      if (e->d_name[0] != '.' && link_of(dir + "/" + e->d_name) == "anon_inode:[userfaultfd]")
-        line += " " + std::string(e->d_name);
-    closedir(d);
-  }
+  for (const auto &[fd, link] : fd_links(pid))
+    if (link == kUserfaultfdLink) line += " " + std::to_string(fd);
   note(line + "\n");
 }
 void DumpGuard::probing(pid_t pid) {

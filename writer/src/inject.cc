@@ -277,6 +277,8 @@ Status Injector::restore() {
   return make_error("thread %d does not stop", tid_);
 }
 
+namespace {
+
 u64 find_syscall_instruction(pid_t pid, u64 start, u64 end) {
   if (end <= start || end - start > (1u << 20)) return 0;
   std::vector<u8> buf(end - start);
@@ -284,6 +286,14 @@ u64 find_syscall_instruction(pid_t pid, u64 start, u64 end) {
   if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(buf.size())) return 0;
   for (size_t i = 0; i + 1 < buf.size(); i++)
     if (buf[i] == 0x0f && buf[i + 1] == 0x05) return start + i;
+  return 0;
+}
+
+}  // namespace
+
+u64 find_vdso_syscall(pid_t pid, const std::vector<MapEntry> &maps) {
+  for (const MapEntry &m : maps)
+    if (m.path == "[vdso]") return find_syscall_instruction(pid, m.start, m.end);
   return 0;
 }
 

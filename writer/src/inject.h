@@ -18,6 +18,7 @@
 #include <ckpt/img/format.h>
 
 #include "inject_return_frame.h"
+#include "procfs.h"
 
 namespace ckpt::writer {
 
@@ -72,7 +73,8 @@ class Injector {
                                    size_t size, bool copy_in);
 };
 
-/// Finds a `syscall` instruction in the target's [vdso], or returns 0.
-u64 find_syscall_instruction(pid_t pid, u64 vdso_start, u64 vdso_end);
+/// Finds a `syscall` instruction in the target's [vdso] (found in its
+/// `maps`), or returns 0.
+u64 find_vdso_syscall(pid_t pid, const std::vector<MapEntry> &maps);
 
 }  // namespace ckpt::writer

@@ -8,6 +8,7 @@
 #include "unsupported_memory.h"
 
 #include <algorithm>
+#include <optional>
 #include <cerrno>
 #include <cstring>
 #include <elf.h>
@@ -145,14 +146,14 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
       }
     }
     u64 len = m.end - m.start;
+    std::optional<PageSource> whole;  // the whole VMA is one run of this source
     switch (v.kind) {
       case VmaKind::Vvar:
       case VmaKind::VvarVclock:
       case VmaKind::Vsyscall:
         // Kernel-provided pages that restore maps anew; not readable anyway.
-        add_run(v.runs, m.start, len, PageSource::Absent);
-        plan.push_back(std::move(v));
-        continue;
+        whole = PageSource::Absent;
+        break;
       case VmaKind::Hugetlb:
         if (!m.shared) break;  // private: pagemap says which pages exist
         [[fallthrough]];
@@ -162,11 +163,15 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
         // Shared memory may hold pages this process never touched; the vdso
         // is what gdb reads symbols from. Store all of it; zero pages
         // become holes when written.
-        add_run(v.runs, m.start, len, PageSource::Image);
-        plan.push_back(std::move(v));
-        continue;
+        whole = PageSource::Image;
+        break;
       default:
         break;
+    }
+    if (whole) {
+      add_run(v.runs, m.start, len, *whole);
+      plan.push_back(std::move(v));
+      continue;
     }
     bool file = v.kind == VmaKind::File;
     if (file && (m.shared || (v.flags & kVmaDeletedFile))) {

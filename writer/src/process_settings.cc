@@ -62,11 +62,10 @@ static std::string capture_cgroup_settings(const std::string &cgroup_text) {
 
 // VmLck of /proc/PID/status, in kB (mm->locked_vm).
 static Expected<u64> locked_kb(pid_t pid) {
-  auto text = read_file("/proc/" + std::to_string(pid) + "/status");
-  if (!text) return text.error();
-  size_t at = text->find("\nVmLck:");
-  if (at == std::string::npos) return make_error("/proc/%d/status has no VmLck", pid);
-  return u64(std::strtoull(text->c_str() + at + 7, nullptr, 10));
+  auto status = read_status(pid);
+  if (!status) return status.error();
+  if (!status->vm_lck_kb) return make_error("/proc/%d/status has no VmLck", pid);
+  return *status->vm_lck_kb;
 }
 
 Expected<ProcessSettings> capture_process_settings(pid_t pid, Injector &inj) {
@@ -115,7 +114,7 @@ Expected<ProcessSettings> capture_process_settings(pid_t pid, Injector &inj) {
   // neither is in effect.
   auto locked_before = locked_kb(pid);
   if (DumpGuard *guard = DumpGuard::active()) guard->probing(pid);
-  auto probe = inj.call(SYS_mmap, {0, 4096, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS, ~u64(0), 0});
+  auto probe = inj.call(SYS_mmap, {0, kPageSize, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS, ~u64(0), 0});
   if (!probe) return probe.error();
   // A locked mapping beyond RLIMIT_MEMLOCK: only MCL_FUTURE locks it.
   if (*probe == -EAGAIN)
@@ -125,7 +124,7 @@ Expected<ProcessSettings> capture_process_settings(pid_t pid, Injector &inj) {
   auto locked_after = locked_kb(pid);
   bool maybe_locked = !locked_before || !locked_after || *locked_after != *locked_before;
   auto maps = maybe_locked ? read_maps(pid) : Expected<std::vector<MapEntry>>(std::vector<MapEntry>{});
-  auto unmapped = inj.call(SYS_munmap, {u64(*probe), 4096});
+  auto unmapped = inj.call(SYS_munmap, {u64(*probe), kPageSize});
   if (!maps) return maps.error();
   if (!unmapped) return unmapped.error();
   for (const MapEntry &m : *maps) {

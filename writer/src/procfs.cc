@@ -1,153 +1,21 @@
-// Readers of /proc/PID/... and of prlimit64/get_robust_list. See procfs.h.
+// Readers of /proc/PID/{smaps,stat,status,task,auxv,...}. See procfs.h
+// (limits, timers and the robust list: procfs_limits.cc).
 //
 // Everything parses text the kernel formats in fs/proc/*.c; each parser
 // names the format it expects and fails with one line naming the pid and
 // file when the text does not match, rather than guessing.
-#include "procfs.h"
+#include "procfs_text.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstdlib>
-#include <charconv>
-#include <csignal>
 #include <cstring>
-#include <dirent.h>
-#include <fcntl.h>
-#include <string_view>
 #include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 namespace ckpt::writer {
 
 using img::make_error;
+using namespace procfs_text;
 
 namespace {
-
-/// Cap for read_file(): far above any /proc text file we read whole
-/// (status, stat, auxv, cmdline, timers, children), small enough that a
-/// runaway file cannot eat the dumper's memory.
-constexpr size_t kMaxProcFileBytes = size_t(64) << 20;
-
-/// Cap for streaming smaps: each VMA prints ~1.3 KiB and vm.max_map_count
-/// (65530 by default) can be raised, so this is larger than the whole-file
-/// cap, but smaps is parsed line by line and never held whole.
-constexpr size_t kMaxSmapsBytes = size_t(1) << 30;
-
-/// Cap for readlink(): the kernel's d_path never exceeds PATH_MAX, but the
-/// buffer grows until the result fits, so bound the growth.
-constexpr size_t kMaxLinkBytes = size_t(1) << 20;
-
-// The kernel's RLIM_NLIMITS (asm-generic/resource.h); glibc's __RLIM_NLIMITS
-// is the same number but not exposed under that name everywhere.
-constexpr unsigned kRlimitCount = 16;
-
-std::string proc_file(pid_t pid, pid_t tid, const char *leaf) {
-  std::string p = "/proc/" + std::to_string(pid);
-  if (tid != 0) p += "/task/" + std::to_string(tid);
-  p += "/";
-  p += leaf;
-  return p;
-}
-
-bool parse_u64(std::string_view s, int base, u64 &out) {
-  if (s.empty()) return false;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out, base);
-  return ec == std::errc() && ptr == s.data() + s.size();
-}
-
-bool parse_i64(std::string_view s, i64 &out) {
-  if (s.empty()) return false;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out, 10);
-  return ec == std::errc() && ptr == s.data() + s.size();
-}
-
-bool parse_i32(std::string_view s, int &out) {
-  i64 v = 0;
-  if (!parse_i64(s, v) || v < INT32_MIN || v > INT32_MAX) return false;
-  out = static_cast<int>(v);
-  return true;
-}
-
-bool parse_u32(std::string_view s, int base, u32 &out) {
-  u64 v = 0;
-  if (!parse_u64(s, base, v) || v > UINT32_MAX) return false;
-  out = static_cast<u32>(v);
-  return true;
-}
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-/// Splits on runs of spaces/tabs; empty tokens never appear.
-std::vector<std::string_view> split_ws(std::string_view s) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && is_space(s[i])) ++i;
-    size_t start = i;
-    while (i < s.size() && !is_space(s[i])) ++i;
-    if (i > start) out.push_back(s.substr(start, i - start));
-  }
-  return out;
-}
-
-/// Calls fn(chunk) with what each read() returns, to EOF: /proc files
-/// report st_size 0 and are generated per read() call, so they are read
-/// until EOF rather than by their size. Fails past `cap` bytes in all.
-template <typename Fn>
-img::Status for_each_chunk(const std::string &path, size_t cap, Fn fn) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error("open %s: %s", path.c_str(), strerror(errno));
-  char buf[65536];
-  size_t total = 0;
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      return make_error("read %s: %s", path.c_str(), strerror(e));
-    }
-    if (n == 0) break;
-    total += size_t(n);
-    if (total > cap) {
-      close(fd);
-      return make_error("read %s: larger than the %zu byte cap", path.c_str(), cap);
-    }
-    img::Status st = fn(std::string_view(buf, size_t(n)));
-    if (!st) {
-      close(fd);
-      return st;
-    }
-  }
-  close(fd);
-  return img::Status::ok();
-}
-
-/// Calls fn(line) for every '\n'-terminated line (and a final unterminated
-/// one), reading in chunks so that a large file is never held whole.
-template <typename Fn>
-img::Status for_each_line(const std::string &path, size_t cap, Fn fn) {
-  std::string pending;
-  CKPT_TRY(for_each_chunk(path, cap, [&](std::string_view chunk) -> img::Status {
-    pending.append(chunk);
-    size_t start = 0;
-    for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
-      CKPT_TRY(fn(std::string_view(pending).substr(start, nl - start)));
-    pending.erase(0, start);
-    return img::Status::ok();
-  }));
-  if (!pending.empty()) return fn(std::string_view(pending));
-  return img::Status::ok();
-}
 
 /// A smaps VMA header: "start-end perms offset major:minor inode [path]".
 /// Told apart from "Key: value" lines by shape, not by position, because
@@ -183,78 +51,10 @@ bool parse_map_header(std::string_view line, MapEntry &e) {
   return true;
 }
 
-/// "Key:<spaces>value" → key, trimmed value. False for lines without ':'.
-bool split_key(std::string_view line, std::string_view &key, std::string_view &value) {
-  size_t colon = line.find(':');
-  if (colon == std::string_view::npos) return false;
-  key = line.substr(0, colon);
-  value = trim(line.substr(colon + 1));
-  return true;
-}
-
-/// Parses whitespace-separated decimal pids, sorted into out.
-bool parse_pid_list(std::string_view text, std::vector<pid_t> &out) {
-  for (std::string_view tok : split_ws(text)) {
-    int v = 0;
-    if (!parse_i32(tok, v) || v <= 0) return false;
-    out.push_back(v);
-  }
-  return true;
-}
-
-/// Numeric entries of a /proc directory (task ids, fd numbers), ascending.
-Expected<std::vector<pid_t>> list_numeric_dir(const std::string &path) {
-  int dfd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return make_error("open %s: %s", path.c_str(), strerror(errno));
-  DIR *dir = fdopendir(dfd);
-  if (!dir) {
-    int e = errno;
-    close(dfd);
-    return make_error("fdopendir %s: %s", path.c_str(), strerror(e));
-  }
-  std::vector<pid_t> out;
-  for (;;) {
-    errno = 0;
-    dirent *d = readdir(dir);
-    if (!d) break;
-    int v = 0;
-    if (parse_i32(d->d_name, v) && v >= 0) out.push_back(v);
-  }
-  int e = errno;
-  closedir(dir);
-  if (e != 0) return make_error("readdir %s: %s", path.c_str(), strerror(e));
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 }  // namespace
 
 bool MapEntry::has_flag(const char *code) const {
   return std::find(vmflags.begin(), vmflags.end(), code) != vmflags.end();
-}
-
-Expected<std::string> read_file(const std::string &path) {
-  std::string out;
-  CKPT_TRY(for_each_chunk(path, kMaxProcFileBytes, [&](std::string_view chunk) {
-    out.append(chunk);
-    return img::Status::ok();
-  }));
-  return out;
-}
-
-Expected<std::string> read_link(const std::string &path) {
-  // readlink() truncates silently, so grow the buffer until the result
-  // leaves room to spare.
-  for (size_t cap = 256; cap <= kMaxLinkBytes; cap *= 2) {
-    std::string buf(cap, '\0');
-    ssize_t n = readlink(path.c_str(), buf.data(), cap);
-    if (n < 0) return make_error("readlink %s: %s", path.c_str(), strerror(errno));
-    if (size_t(n) < cap) {
-      buf.resize(size_t(n));
-      return buf;
-    }
-  }
-  return make_error("readlink %s: target longer than %zu bytes", path.c_str(), kMaxLinkBytes);
 }
 
 namespace {
@@ -404,13 +204,9 @@ Expected<ProcStatus> read_status(pid_t pid, pid_t tid) {
     kSigIgn = 1u << 13, kSigCgt = 1u << 14, kAll = (1u << 15) - 1,
   };
   unsigned seen = 0;
-  std::string_view rest(*text);
-  while (!rest.empty()) {
-    size_t nl = rest.find('\n');
-    std::string_view line = rest.substr(0, nl);
-    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+  CKPT_TRY(for_each_text_line(*text, [&](std::string_view line) -> img::Status {
     std::string_view key, value;
-    if (!split_key(line, key, value)) continue;
+    if (!split_key(line, key, value)) return img::Status::ok();
     bool ok = true;
     auto four = [&](u32 (&out)[4], unsigned bit) {
       auto toks = split_ws(value);
@@ -454,10 +250,19 @@ Expected<ProcStatus> read_status(pid_t pid, pid_t tid) {
     else if (key == "NoNewPrivs") ok = parse_u32(value, 10, ps.no_new_privs);
     else if (key == "Seccomp") ok = parse_u32(value, 10, ps.seccomp_mode);
     else if (key == "Seccomp_filters") ok = parse_u32(value, 10, ps.seccomp_filters);
+    // Optional: a task without an mm (a zombie, a kernel thread) has no
+    // Vm* lines. "VmLck:\t       0 kB".
+    else if (key == "VmLck") {
+      auto toks = split_ws(value);
+      u64 kb = 0;
+      ok = !toks.empty() && parse_u64(toks[0], 10, kb);
+      ps.vm_lck_kb = kb;
+    }
     if (!ok)
       return make_error("pid %d: %s: bad value for %.*s: \"%.*s\"", pid, path.c_str(),
                         int(key.size()), key.data(), int(value.size()), value.data());
-  }
+    return img::Status::ok();
+  }));
   if (seen != kAll)
     return make_error("pid %d: %s lacks expected lines (found mask %#x of %#x)", pid,
                       path.c_str(), seen, unsigned(kAll));
@@ -532,144 +337,5 @@ Expected<u32> read_personality(pid_t pid) {
 }
 
 // /proc/PID/limits: a header line, then one line per resource in the
-// kernel's RLIMIT_* order: a 25-column name, soft and hard values (or
-// "unlimited"), units.
-static Expected<std::vector<img::RlimitRecord>> read_rlimits_from_proc(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/limits";
-  auto text = read_file(path);
-  if (!text) return text.error();
-  std::vector<img::RlimitRecord> out;
-  size_t pos = text->find('\n');
-  for (unsigned r = 0; r < kRlimitCount; ++r) {
-    if (pos == std::string::npos) return make_error("%s: %u limits, expected %u", path.c_str(), r, kRlimitCount);
-    size_t end = text->find('\n', pos + 1);
-    std::string line = text->substr(pos + 1, end == std::string::npos ? std::string::npos : end - pos - 1);
-    pos = end;
-    if (line.size() < 26) return make_error("%s: short line '%s'", path.c_str(), line.c_str());
-    char soft[32] = {}, hard[32] = {};
-    if (std::sscanf(line.c_str() + 26, "%31s %31s", soft, hard) != 2)
-      return make_error("%s: cannot parse '%s'", path.c_str(), line.c_str());
-    auto value = [](const char *v) { return std::strcmp(v, "unlimited") == 0 ? ~u64(0) : std::strtoull(v, nullptr, 10); };
-    img::RlimitRecord rec{};
-    rec.pid = pid;
-    rec.resource = r;
-    rec.cur = value(soft);
-    rec.max = value(hard);
-    out.push_back(rec);
-  }
-  return out;
-}
-
-Expected<std::vector<img::RlimitRecord>> read_rlimits(pid_t pid) {
-  // The raw syscall, not glibc's prlimit(), so RLIM64_INFINITY comes back
-  // as the kernel's ~0 without any translation.
-  struct KernelRlimit64 {
-    u64 cur, max;
-  };
-  std::vector<img::RlimitRecord> out;
-  for (unsigned r = 0; r < kRlimitCount; ++r) {
-    KernelRlimit64 old{};
-    if (syscall(SYS_prlimit64, pid, r, nullptr, &old) != 0) {
-      // prlimit64 on another user's process needs CAP_SYS_RESOURCE, which
-      // root lacks on these machines; /proc/PID/limits says the same.
-      if (errno == EPERM) return read_rlimits_from_proc(pid);
-      return make_error("pid %d: prlimit64(resource %u): %s", pid, r, strerror(errno));
-    }
-    img::RlimitRecord rec{};
-    rec.pid = pid;
-    rec.resource = r;
-    rec.cur = old.cur;
-    rec.max = old.max;
-    out.push_back(rec);
-  }
-  return out;
-}
-
-Expected<std::vector<PosixTimerInfo>> read_posix_timers(pid_t pid) {
-  // fs/proc/base.c show_timer() prints, per timer:
-  //   ID: <id>
-  //   signal: <signo>/<sival_ptr as %px: 16 hex digits, no 0x>
-  //   notify: <signal|none|thread>/<pid|tid>.<nr>
-  //   ClockID: <clock>
-  // The word before '/' is sigev_notify without SIGEV_THREAD_ID; "tid"
-  // after it means SIGEV_THREAD_ID was set. Timers come newest first.
-  std::string path = proc_file(pid, 0, "timers");
-  auto text = read_file(path);
-  if (!text) return text.error().context("pid " + std::to_string(pid));
-  std::vector<PosixTimerInfo> out;
-  std::string_view rest(*text);
-  size_t lineno = 0;
-  while (!rest.empty()) {
-    size_t nl = rest.find('\n');
-    std::string_view line = rest.substr(0, nl);
-    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
-    ++lineno;
-    std::string_view key, value;
-    if (trim(line).empty()) continue;
-    if (!split_key(line, key, value))
-      return make_error("pid %d: %s line %zu: no ':'", pid, path.c_str(), lineno);
-    if (key == "ID") {
-      out.emplace_back();
-      if (!parse_i32(value, out.back().id))
-        return make_error("pid %d: %s line %zu: bad ID", pid, path.c_str(), lineno);
-      continue;
-    }
-    if (out.empty())
-      return make_error("pid %d: %s line %zu: field before the first ID", pid, path.c_str(),
-                        lineno);
-    PosixTimerInfo &t = out.back();
-    bool ok = true;
-    if (key == "signal") {
-      size_t slash = value.find('/');
-      ok = slash != std::string_view::npos && parse_i32(value.substr(0, slash), t.signo);
-      if (ok) {
-        std::string_view ptr = value.substr(slash + 1);
-        if (ptr.substr(0, 2) == "0x") ptr.remove_prefix(2);
-        ok = parse_u64(ptr, 16, t.sigev_value);
-      }
-    } else if (key == "notify") {
-      size_t slash = value.find('/');
-      size_t dot = value.find('.', slash == std::string_view::npos ? 0 : slash);
-      ok = slash != std::string_view::npos && dot != std::string_view::npos;
-      if (ok) {
-        std::string_view how = value.substr(0, slash);
-        std::string_view who = value.substr(slash + 1, dot - slash - 1);
-        int nr = 0;
-        ok = parse_i32(value.substr(dot + 1), nr);
-        if (how == "signal") t.notify = SIGEV_SIGNAL;
-        else if (how == "none") t.notify = SIGEV_NONE;
-        else if (how == "thread") t.notify = SIGEV_THREAD;
-        else ok = false;
-        if (who == "tid") {
-          t.notify |= SIGEV_THREAD_ID;
-          t.notify_tid = nr;
-        } else if (who != "pid") {
-          ok = false;
-        }
-      }
-    } else if (key == "ClockID") {
-      ok = parse_i32(value, t.clock_id);
-    }
-    if (!ok)
-      return make_error("pid %d: %s line %zu: bad %.*s value \"%.*s\"", pid, path.c_str(), lineno,
-                        int(key.size()), key.data(), int(value.size()), value.data());
-  }
-  std::sort(out.begin(), out.end(),
-            [](const PosixTimerInfo &a, const PosixTimerInfo &b) { return a.id < b.id; });
-  return out;
-}
-
-Expected<RobustList> read_robust_list(pid_t tid) {
-  // get_robust_list(2) takes a tid (0 = the caller) and needs ptrace read
-  // access to it; glibc has no wrapper.
-  void *head = nullptr;
-  size_t len = 0;
-  if (syscall(SYS_get_robust_list, tid, &head, &len) != 0)
-    return make_error("tid %d: get_robust_list: %s", tid, strerror(errno));
-  RobustList r;
-  r.head = reinterpret_cast<uintptr_t>(head);
-  r.len = len;
-  return r;
-}
 
 }  // namespace ckpt::writer

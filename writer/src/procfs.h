@@ -3,6 +3,7 @@
 // works on a process whether or not it is stopped; nothing here uses ptrace.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -71,6 +72,7 @@ struct ProcStatus {
   u32 no_new_privs = 0;            ///< "NoNewPrivs"
   u32 seccomp_mode = 0;            ///< "Seccomp": SECCOMP_MODE_*
   u32 seccomp_filters = 0;         ///< "Seccomp_filters": the thread's chain length
+  std::optional<u64> vm_lck_kb;    ///< "VmLck" in kB (mm->locked_vm); absent without an mm
 };
 Expected<ProcStatus> read_status(pid_t pid, pid_t tid = 0);
 

@@ -91,12 +91,6 @@ static Status read_early(pid_t pid, const std::vector<VmaPlan> &plan, PagesReadE
   return s;
 }
 
-// The `syscall` instruction injected syscalls borrow ([vdso]).
-static u64 vdso_syscall(pid_t pid, const std::vector<MapEntry> &maps) {
-  for (const MapEntry &m : maps)
-    if (m.path == "[vdso]") return find_syscall_instruction(pid, m.start, m.end);
-  return 0;
-}
 
 // Injects into thread tid (in an interrupt stop, registers `regs`): runs
 // `body` with the thread's seccomp filters suspended (as capture.cc does).
@@ -160,7 +154,7 @@ Status inject_in_refrozen(pid_t target, const std::function<Status(Injector &)> 
   if (ptrace(PTRACE_GETREGS, tid, 0, &regs) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid, strerror(errno));
   auto maps = read_maps(target, true);
   if (!maps) return maps.error();
-  u64 insn = vdso_syscall(target, *maps);
+  u64 insn = find_vdso_syscall(target, *maps);
   if (!insn) return make_error("process %d has no [vdso] with a syscall instruction to borrow", target);
   auto status = read_status(target, tid);
   Status s = with_injector(tid, insn, regs, status && status->seccomp_mode != 0, body);
@@ -208,7 +202,7 @@ Status reap_snapshot_copy(pid_t target, pid_t child, int child_pidfd) {
 // at once) and with exit_signal 0 (no SIGCHLD, invisible to wait()).
 static Expected<pid_t> clone_copy(const ProcessCapture &pc, const std::string &cgroup, DumpGuard &guard) {
   const ThreadCapture &t = pc.threads[0];
-  u64 insn = vdso_syscall(pc.pid, pc.maps);
+  const u64 insn = pc.syscall_insn;
   if (!insn) return make_error("process %d has no [vdso] with a syscall instruction to borrow", pc.pid);
   // Scratch on the stack below the red zone and below Injector::call_out's
   // scratch: the clone arguments and the cgroup's path.
@@ -298,7 +292,7 @@ Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const Proce
     auto ps = std::make_unique<ProcessSnapshot>();
     ps->target = pc->pid;
     ps->leader = pc->threads[0].tid;
-    ps->syscall_insn = vdso_syscall(pc->pid, pc->maps);
+    ps->syscall_insn = pc->syscall_insn;
     ps->early_plan = std::move(early_plans[i]);
     Status early_read = read_early(pc->pid, ps->early_plan, ps->early);
     if (!early_read) {
@@ -320,7 +314,7 @@ Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const Proce
         const ProcessCapture *owner = procs[k];
         ProcessSnapshot &made = *snap->copies_[k];
         kill_copy(made.copy, made.copy_pidfd);
-        (void)reap_in(owner->pid, owner->threads[0].tid, vdso_syscall(owner->pid, owner->maps), owner->threads[0].regs,
+        (void)reap_in(owner->pid, owner->threads[0].tid, owner->syscall_insn, owner->threads[0].regs,
                       owner->thread_status[0].seccomp_mode != 0, made.copy);
         if (made.copy_pidfd >= 0) close(made.copy_pidfd);
       }

@@ -5,6 +5,7 @@
 // established TCP connection what TCP_REPAIR shows: sequence numbers,
 // both queues, the options negotiated, window and timestamp clock.
 #include "fd_kind.h"
+#include "sock_diag.h"
 #include "inet_socket.h"
 #include "tcp_repair.h"
 
@@ -54,30 +55,21 @@ struct InetDiag {
 // dump of the family's TCP sockets (an exact lookup would need the
 // 4-tuple, which a listener bound to a wildcard address does not have).
 img::Expected<InetDiag> tcp_diag(u32 family, img::u64 ino) {
-  UniqueFd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-  if (!nl.valid()) return make_error("socket(NETLINK_SOCK_DIAG): %s", strerror(errno));
-  struct {
-    nlmsghdr h;
-    inet_diag_req_v2 r;
-  } req{};
-  req.h.nlmsg_len = sizeof req;
-  req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  req.r.sdiag_family = u8(family);
-  req.r.sdiag_protocol = IPPROTO_TCP;
-  req.r.idiag_states = ~0u;
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (sendto(nl.get(), &req, sizeof req, 0, reinterpret_cast<sockaddr *>(&kernel), sizeof kernel) < 0)
-    return make_error("inet_diag request: %s", strerror(errno));
+  auto nl = sock_diag_socket();
+  if (!nl) return nl.error();
+  inet_diag_req_v2 req{};
+  req.sdiag_family = u8(family);
+  req.sdiag_protocol = IPPROTO_TCP;
+  req.idiag_states = ~0u;
+  if (int e = send_sock_diag(nl->get(), req, NLM_F_DUMP)) return make_error("inet_diag request: %s", strerror(e));
   std::vector<char> buf(65536);
   std::optional<InetDiag> found;
   for (;;) {
-    ssize_t n = recv(nl.get(), buf.data(), buf.size(), 0);
+    ssize_t n = recv(nl->get(), buf.data(), buf.size(), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return make_error("inet_diag reply: %s", strerror(errno));
-    int left = int(n);
-    for (auto *h = reinterpret_cast<nlmsghdr *>(buf.data()); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+    size_t left = size_t(n);
+    for (auto *h = reinterpret_cast<nlmsghdr *>(buf.data()); img::nlmsg_ok(h, left); h = img::nlmsg_next(h, left)) {
       if (h->nlmsg_type == NLMSG_DONE) {
         if (!found) return make_error("inet_diag does not list socket:[%llu]", (unsigned long long)ino);
         return *found;

@@ -2,6 +2,7 @@
 #include "unix_diag.h"
 
 #include "fd_kind.h"
+#include "sock_diag.h"
 
 #include <cerrno>
 #include <cstring>
@@ -17,33 +18,25 @@ namespace ckpt::writer {
 using img::make_error;
 
 img::Expected<UnixDiag> unix_diag(img::u64 ino) {
-  UniqueFd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-  if (!nl.valid()) return make_error("socket(NETLINK_SOCK_DIAG): %s", strerror(errno));
-  struct {
-    nlmsghdr h;
-    unix_diag_req r;
-  } req{};
-  req.h.nlmsg_len = sizeof req;
-  req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  req.h.nlmsg_flags = NLM_F_REQUEST;
-  req.r.sdiag_family = AF_UNIX;
-  req.r.udiag_states = ~0u;
-  req.r.udiag_ino = static_cast<__u32>(ino);
-  req.r.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN;
+  auto nl = sock_diag_socket();
+  if (!nl) return nl.error();
+  unix_diag_req req{};
+  req.sdiag_family = AF_UNIX;
+  req.udiag_states = ~0u;
+  req.udiag_ino = static_cast<__u32>(ino);
+  req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN;
   // An exact lookup (no NLM_F_DUMP) checks the cookie unless it is
   // INET_DIAG_NOCOOKIE (~0, ~0): unix_diag_get_exact -> sock_diag_check_cookie.
-  req.r.udiag_cookie[0] = req.r.udiag_cookie[1] = ~0u;
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (sendto(nl.get(), &req, sizeof req, 0, reinterpret_cast<sockaddr *>(&kernel), sizeof kernel) < 0)
-    return make_error("sock_diag request for socket:[%llu]: %s", (unsigned long long)ino, strerror(errno));
+  req.udiag_cookie[0] = req.udiag_cookie[1] = ~0u;
+  if (int e = send_sock_diag(nl->get(), req, 0))
+    return make_error("sock_diag request for socket:[%llu]: %s", (unsigned long long)ino, strerror(e));
   std::vector<char> buf(32768);
   ssize_t n;
-  do n = recv(nl.get(), buf.data(), buf.size(), 0);
+  do n = recv(nl->get(), buf.data(), buf.size(), 0);
   while (n < 0 && errno == EINTR);
   if (n < 0) return make_error("sock_diag reply for socket:[%llu]: %s", (unsigned long long)ino, strerror(errno));
   auto *h = reinterpret_cast<nlmsghdr *>(buf.data());
-  if (!NLMSG_OK(h, size_t(n))) return make_error("sock_diag reply for socket:[%llu] is truncated", (unsigned long long)ino);
+  if (!img::nlmsg_ok(h, size_t(n))) return make_error("sock_diag reply for socket:[%llu] is truncated", (unsigned long long)ino);
   if (h->nlmsg_type == NLMSG_ERROR) {
     int e = -reinterpret_cast<nlmsgerr *>(NLMSG_DATA(h))->error;
     return make_error("sock_diag does not find socket:[%llu] (%s; is the process in another network namespace?)",

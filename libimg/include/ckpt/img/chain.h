@@ -69,6 +69,13 @@ std::string parent_path_of(const std::string &child_path, const std::string &hin
 /// the same parent image as its root's.
 Expected<Chain> open_chain(const std::string &path, bool check_memory, const std::string &base_dir = "");
 
+/// A link of a chain made of an image already opened, checked and decoded
+/// (open_chain's, or those of a caller that walks the chain itself, as
+/// reader::validate_chain does): its embedded cores are opened too, each
+/// core's Parent note checked to name its root's parent. Errors name the
+/// process.
+Expected<std::unique_ptr<ChainLinkImage>> make_chain_link(std::string path, ImageReader image, CkptView view);
+
 /// A part of an address range resolved through a chain: where its bytes
 /// are. For Image, `bytes` points at them in one link's file.
 struct ResolvedPiece {

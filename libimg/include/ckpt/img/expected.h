@@ -108,3 +108,12 @@ class [[nodiscard]] Status {
     auto ckpt_try_result_ = (expr);                      \
     if (!ckpt_try_result_) return ckpt_try_result_.error(); \
   } while (0)
+
+/// Early return of an Error from an Expected expression; otherwise its
+/// value is moved into `lhs`.
+#define CKPT_TRY_ASSIGN(lhs, expr)                       \
+  do {                                                   \
+    auto ckpt_try_result_ = (expr);                      \
+    if (!ckpt_try_result_) return ckpt_try_result_.error(); \
+    lhs = ckpt_try_result_.take();                       \
+  } while (0)

@@ -127,6 +127,14 @@ class ImageReader {
 /// core's own integrity note (an error names the process).
 Status verify_integrity(const ImageReader &image, bool check_memory = true);
 
+/// Hashes each of `regions` (records of `image`'s integrity note, offsets
+/// in this view) now, a few MiB at a time; the pages of memory regions
+/// (Segment, ZeroBlock) are dropped from the mapping after. The first
+/// mismatch fails with verify's line, "checksum mismatch in segment 3
+/// (bytes 4096..8192)"; restore's check of what its restorer does not
+/// check while reading says the same.
+Status check_regions(const ImageReader &image, const std::vector<IntegrityRecord> &regions);
+
 /// The Tree records of a root image, or none. Checks what a reader must
 /// before it follows one (FORMAT.md §13.5): zombies have offset = size = 0;
 /// every embedded core is page-aligned, lies after the root's last PT_LOAD

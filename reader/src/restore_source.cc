@@ -1,5 +1,5 @@
-// RestoreSource (chain_merge.h).
-#include "chain_merge.h"
+// RestoreSource (ckpt/reader/restore_source.h).
+#include <ckpt/reader/restore_source.h>
 
 #include <unistd.h>
 
@@ -10,13 +10,17 @@ namespace ckpt::reader {
 
 using namespace img;
 
-Expected<RestoreSource> RestoreSource::open(const std::string &path, const std::string &base_dir) {
+Expected<RestoreSource> RestoreSource::open(const std::string &path, const std::string &base_dir,
+                                            const std::string &merge_dir) {
   auto image = ImageReader::open(path);
   if (!image || !image->find_ckpt(CkptNote::Parent)) return RestoreSource(path, -1);  // errors are the checks' to say
   auto chain = open_chain(path, true, base_dir);
   if (!chain) return chain.error();
   size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  std::string dir = !merge_dir.empty()         ? merge_dir
+                    : slash == std::string::npos ? "."
+                    : slash == 0                 ? "/"
+                                                 : path.substr(0, slash);
   auto fd = merge_to_temporary(*chain, dir, true);
   if (!fd) return fd.error();
   return RestoreSource("/proc/self/fd/" + std::to_string(*fd), *fd);

@@ -1,0 +1,243 @@
+/* The restorer's memory work: unmap the old address space, move the
+ * special mappings ([vdso], [vvar], ...) to the image's addresses, and map
+ * and fill the image's memory, checking each checksum as its bytes are
+ * read (decision 174). See restorer.c for the order. */
+#include "syscalls.h"
+
+/* xxh3, the image's checksum, compiled in (decision 174): the header-only
+ * form, its portable scalar code (the blob uses no vector registers:
+ * -mgeneral-regs-only) and no assert. Its few calls of memcpy and memset
+ * are the ones defined below (-fno-builtin: the compiler emits calls). */
+#define XXH_INLINE_ALL
+#define XXH_VECTOR XXH_SCALAR
+#define XXH_FORCE_MEMORY_ACCESS 1 /* unaligned loads through packed structs, not memcpy calls */
+#define XXH_DEBUGLEVEL 0
+#include <xxhash.h>
+
+void *memcpy(void *dst, const void *src, unsigned long n) {
+  unsigned char *d = dst;
+  const unsigned char *s = src;
+  while (n--) *d++ = *s++;
+  return dst;
+}
+
+void *memset(void *dst, int c, unsigned long n) {
+  unsigned char *d = dst;
+  while (n--) *d++ = (unsigned char)c;
+  return dst;
+}
+
+void unmap_all_but(const struct rs_args *a) {
+  /* Everything below TASK_SIZE except our own region and the mappings we
+   * move goes: munmap of an empty range is harmless, so the gaps between the
+   * kept ranges are unmapped whole, whatever they hold. */
+  ulong keep_start[16], keep_end[16];
+  unsigned n = 0;
+  keep_start[n] = a->self_start;
+  keep_end[n++] = a->self_end;
+  RS_ASSERT(a, a->nmove < 16);
+  for (unsigned i = 0; i < a->nmove; i++) {
+    keep_start[n] = a->move[i].from;
+    keep_end[n++] = a->move[i].from + a->move[i].len;
+  }
+  /* sort the few kept ranges */
+  for (unsigned i = 1; i < n; i++)
+    for (unsigned j = i; j > 0 && keep_start[j] < keep_start[j - 1]; j--) {
+      ulong s = keep_start[j], e = keep_end[j];
+      keep_start[j] = keep_start[j - 1];
+      keep_end[j] = keep_end[j - 1];
+      keep_start[j - 1] = s;
+      keep_end[j - 1] = e;
+    }
+  ulong at = 0x1000;
+  for (unsigned i = 0; i <= n; i++) {
+    ulong stop = i < n ? keep_start[i] : TASK_SIZE_4LEVEL;
+    if (stop > at) {
+      long r = sys2(NR_munmap, at, stop - at);
+      if (r < 0) fail(a, RS_UNMAP, r);
+    }
+    if (i < n && keep_end[i] > at) at = keep_end[i];
+  }
+}
+
+void move_special_mappings(const struct rs_args *a) {
+  /* Two steps, through scratch space, so that a move whose target overlaps
+   * another mapping's current place cannot clobber it. */
+  ulong scratch = a->move_scratch;
+  for (unsigned i = 0; i < a->nmove; i++) {
+    const struct rs_move *m = &a->move[i];
+    long r = sys5(NR_mremap, m->from, m->len, m->len, MREMAP_MAYMOVE | MREMAP_FIXED, scratch);
+    if (r < 0) fail(a, RS_MOVE, r);
+    scratch += m->len;
+  }
+  scratch = a->move_scratch;
+  for (unsigned i = 0; i < a->nmove; i++) {
+    const struct rs_move *m = &a->move[i];
+    if (m->to != scratch) {
+      long r = sys5(NR_mremap, scratch, m->len, m->len, MREMAP_MAYMOVE | MREMAP_FIXED, m->to);
+      if (r < 0) fail(a, RS_MOVE, r);
+    }
+    scratch += m->len;
+  }
+}
+
+/* A checksum that failed: the line verify would print (integrity.cc),
+ * after the stage byte, then EOF; the process dies. */
+static void __attribute__((noreturn)) fail_checksum(const struct rs_args *a, const struct rs_check *c) {
+  char msg[512];
+  unsigned n = 0;
+  msg[n++] = RS_CHECKSUM;
+  const char *parts[] = {a->check_context, "checksum mismatch in segment ", 0, " (bytes ", 0, "..", 0, ")\n"};
+  uint64_t numbers[] = {0, 0, c->phdr, 0, c->core_offset, 0, c->core_offset + c->size, 0};
+  for (unsigned i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+    if (parts[i]) {
+      for (const char *p = parts[i]; *p && n < sizeof msg - 24; p++) msg[n++] = *p;
+      continue;
+    }
+    char digits[24];
+    unsigned k = 0;
+    uint64_t v = numbers[i];
+    do digits[k++] = (char)('0' + v % 10); while ((v /= 10) && k < sizeof digits);
+    while (k) msg[n++] = digits[--k];
+  }
+  sys3(NR_write, a->status_fd, msg, n);
+  for (;;) sys1(NR_exit_group, 127);
+}
+
+/* The checksum being computed while fills read: one at a time, as
+ * imgtool assigned them (fill_checks.cc: a check's fills follow each
+ * other in file order). */
+struct running_check {
+  XXH3_state_t state;
+  uint32_t check;          /* 1 + index, or 0 */
+  uint64_t hashed;
+};
+
+static void read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off) {
+  while (len) {
+    long r = sys4(NR_pread64, a->image_fd, addr, len, off);
+    if (r <= 0) fail(a, RS_FILL, r ? r : -5);
+    addr += r;
+    off += r;
+    len -= r;
+  }
+}
+
+/* A fill, checked as it is read (not in a pass before: decision 174): a
+ * slice at a time, the image's bytes are read into the scratch buffer and
+ * hashed there, then read again into place while the page cache's pages
+ * are still in the CPU's cache. Kernel quirk (of this VM's shadow paging,
+ * PVM): the first user-mode read of a page the kernel has just filled
+ * costs a fault-like exit per 4 KiB page (0.45 s of CPU per 200 MiB here),
+ * so hashing the restored memory itself costs as much as filling it; the
+ * scratch buffer is touched once, and the second read from the page cache
+ * costs almost nothing (decision 174). */
+static void fill_checked(const struct rs_args *a, const struct rs_fill *f, struct running_check *run) {
+  if (!f->check) {
+    read_fully(a, f->addr, f->len, f->file_offset);
+    return;
+  }
+  RS_ASSERT(a, f->check <= a->ncheck);
+  const struct rs_check *c = &a->check[f->check - 1];
+  if (run->check != f->check) {
+    RS_ASSERT(a, f->file_offset == c->file_offset);
+    XXH3_64bits_reset(&run->state);
+    run->check = f->check;
+    run->hashed = 0;
+  }
+  RS_ASSERT(a, f->file_offset == c->file_offset + run->hashed && f->len <= c->size - run->hashed);
+  RS_ASSERT(a, a->scratch && a->scratch_len);
+  for (ulong done = 0; done < f->len;) {
+    ulong n = f->len - done < a->scratch_len ? f->len - done : a->scratch_len;
+    read_fully(a, (ulong)a->scratch, n, f->file_offset + done);
+    XXH3_64bits_update(&run->state, a->scratch, n);
+    read_fully(a, f->addr + done, n, f->file_offset + done);
+    done += n;
+  }
+  run->hashed += f->len;
+  if (run->hashed == c->size) {
+    if (XXH3_64bits_digest(&run->state) != c->xxh3) fail_checksum(a, c);
+    run->check = 0;
+  }
+}
+
+void map_memory(const struct rs_args *a) {
+  struct running_check run;
+  run.check = 0;
+  run.hashed = 0;
+  for (unsigned i = 0; i < a->nvma; i++) {
+    const struct rs_vma *v = &a->vma[i];
+    ulong len = v->end - v->start;
+    /* Filled by reading: writable until filled. Served lazily: mapped
+     * with the final protection and registered on the userfaultfd, whose
+     * helper (in imgtool) puts the pages in as they are touched. */
+    int read_fill = v->nfill != 0;
+    int prot0 = v->prot | (read_fill ? PROT_WRITE : 0);
+    int flags = MAP_FIXED | (int)v->map_flags | (v->fd < 0 ? MAP_ANONYMOUS : 0);
+    long r;
+    if (v->sysv_shm) {
+      /* A SysV attach (shmdt and shm_nattch see it), of the segment imgtool
+       * made again with the image's id and bytes; the protection shmat
+       * gives is read, write unless SHM_RDONLY, exec with SHM_EXEC. */
+      int shmflg = ((v->prot & PROT_WRITE) ? 0 : SHM_RDONLY) | ((v->prot & PROT_EXEC) ? SHM_EXEC : 0);
+      r = sys3(NR_shmat, v->shmid, v->start, shmflg);
+      prot0 = PROT_READ | ((v->prot & PROT_WRITE) ? PROT_WRITE : 0) | (v->prot & PROT_EXEC);
+    } else {
+      r = sys6(NR_mmap, v->start, len, prot0, flags, v->fd, v->pgoff);
+    }
+    if (r != (long)v->start) fail(a, RS_MAP, r < 0 ? r : -22);
+    /* The program's huge-page choice applies before the pages are read in,
+     * not after: a MADV_HUGEPAGE region is then filled in 2 MiB pages (one
+     * fault each instead of 512, the cost that bounds filling fresh memory
+     * on a VM), and a MADV_NOHUGEPAGE one stays in small pages even where
+     * THP is "always". */
+    if (read_fill && (v->madvise & (RS_MADV_HUGEPAGE | RS_MADV_NOHUGEPAGE)))
+      sys3(NR_madvise, v->start, len, (v->madvise & RS_MADV_HUGEPAGE) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    for (unsigned k = 0; k < v->nfill; k++) {
+      const struct rs_fill *f = &a->fill[v->first_fill + k];
+      RS_ASSERT(a, v->first_fill + k < a->nfill && f->addr >= v->start && f->len <= v->end - f->addr);
+      /* The pages about to be read in are made first, all in one call
+       * (MADV_POPULATE_WRITE, Linux 5.14+; ignored where it fails: it
+       * tunes), so the pread finds them present instead of taking a fault
+       * per 4 KiB page inside its copy: on this kind of VM (PVM) each fault
+       * exception goes through the hypervisor and costs more than the copy.
+       * In a private file mapping it makes the private copies the pread's
+       * copy-on-write faults would. Only the stored ranges, so the resident
+       * set is the original's. Never on a userfaultfd-registered range (a
+       * populate there would wait for a helper not yet serving): a VMA is
+       * filled before it is registered, and one served lazily has no fill. */
+      if (v->map_flags & MAP_PRIVATE) sys3(NR_madvise, f->addr, f->len, MADV_POPULATE_WRITE);
+      fill_checked(a, f, &run);
+    }
+    if (v->uffd) {
+      /* The whole VMA, so it is not split: pages that were zero are
+       * served as zero pages until the helper hands it back. */
+      struct {
+        uint64_t start, len, mode, ioctls;
+      } reg = {v->start, len, UFFDIO_REGISTER_MODE_MISSING, 0};
+      r = sys3(NR_ioctl, a->uffd, UFFDIO_REGISTER, &reg);
+      if (r < 0) fail(a, RS_LAZY, r);
+    }
+    if ((ulong)prot0 != v->prot) {
+      r = sys3(NR_mprotect, v->start, len, v->prot);
+      if (r < 0) fail(a, RS_PROTECT, r);
+    }
+    /* Locked memory stays locked: mlock2 faults in (or, on fault, keeps)
+     * the pages like the original mlock did. It fails only beyond
+     * RLIMIT_MEMLOCK without CAP_IPC_LOCK, which the original was within. */
+    if (v->lock & RS_LOCK) {
+      r = sys3(NR_mlock2, v->start, len, (v->lock & RS_LOCK_ONFAULT) ? MLOCK_ONFAULT : 0);
+      /* A PROT_NONE range gets VM_LOCKED and then fails to fault in
+       * (mm/mlock.c do_mlock: flags first, __mm_populate after, ENOMEM):
+       * locked as the original was, so not a failure. */
+      if (r < 0 && !(r == -ENOMEM_NR && v->prot == 0)) fail(a, RS_LOCK_MEMORY, r);
+    }
+    /* madvise failures are not fatal: they tune, they do not define. */
+    if (v->madvise & RS_MADV_DONTDUMP) sys3(NR_madvise, v->start, len, MADV_DONTDUMP);
+    if (v->madvise & RS_MADV_HUGEPAGE) sys3(NR_madvise, v->start, len, MADV_HUGEPAGE);
+    if (v->madvise & RS_MADV_NOHUGEPAGE) sys3(NR_madvise, v->start, len, MADV_NOHUGEPAGE);
+    if (v->madvise & RS_MADV_DONTFORK) sys3(NR_madvise, v->start, len, MADV_DONTFORK);
+    if (v->madvise & RS_MADV_WIPEONFORK) sys3(NR_madvise, v->start, len, MADV_WIPEONFORK);
+  }
+  RS_ASSERT(a, run.check == 0); /* every check's fills came to its end */
+}
