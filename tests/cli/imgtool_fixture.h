@@ -39,19 +39,18 @@ inline const std::string kImgtool = IMGTOOL_PATH;
 class Imgtool : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    // A good image of four threads, one with a parent, and a plain core.
+    SyntheticOptions four_threads, with_parent, plain;
+    four_threads.threads = 4;
+    with_parent.with_parent = true;
+    plain.ckpt_marker = false;
     dir_ = new TempDir;
-    SyntheticOptions o;
-    o.threads = 4;
     good_ = new std::string(dir_->file("good.ckpt"));
-    ASSERT_TRUE(write_file(*good_, encode_image(make_synthetic(o))));
-    SyntheticOptions p;
-    p.with_parent = true;
     child_ = new std::string(dir_->file("child.ckpt"));
-    ASSERT_TRUE(write_file(*child_, encode_image(make_synthetic(p))));
-    SyntheticOptions n;
-    n.ckpt_marker = false;
     plain_ = new std::string(dir_->file("plain.core"));
-    ASSERT_TRUE(write_file(*plain_, encode_image(make_synthetic(n), false)));
+    ASSERT_TRUE(write_file(*good_, encode_image(make_synthetic(four_threads))));
+    ASSERT_TRUE(write_file(*child_, encode_image(make_synthetic(with_parent))));
+    ASSERT_TRUE(write_file(*plain_, encode_image(make_synthetic(plain), false)));
   }
   static void TearDownTestSuite() {
     delete good_;

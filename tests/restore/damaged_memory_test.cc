@@ -66,11 +66,7 @@ bool flip_byte_at(const std::string &path, img::u64 at) {
 
 class DamagedMemory : public ReportingRestoreTest {
  protected:
-  RunResult imgtool_run(const std::vector<std::string> &args) {
-    std::vector<std::string> argv = {imgtool()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv, 120);
-  }
+  RunResult imgtool_run(const std::vector<std::string> &args) { return RestoreTest::imgtool_run(args, 120); }
   // The byte in the middle of `s` flipped: verify names it in one line,
   // and restore (with `extra`) fails with that very line, nothing left of
   // `pids` and nothing run; then the byte is put back.
