@@ -60,7 +60,6 @@ elif ! "$criu" check >/dev/null 2>&1; then
 fi
 
 bench_temp
-add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a + b }'; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 disk_mib() { du -sk "$@" | awk '{ s += $1 } END { printf "%.0f", s / 1024 }'; }
 
@@ -82,6 +81,16 @@ cpu_of() { awk 'END { printf "%.2f", $2 + $3 }' "$1"; }
 proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15 + $16 + $17) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a + b }'; }
 frozen_since_reset() { printf '%.3f' "$("$tickgap" read "$1")"; }
+# put_dump_times TOOL TICKS [rss]: TOOL_dump (t0 to t1), TOOL_frozen (the
+# longest tick gap in TICKS since its reset), TOOL_dump_then_sync (t0 to
+# t2), TOOL_dump_cpu and with `rss` TOOL_dump_rss (from $dir/rss).
+put_dump_times() {
+  put "${1}_dump" "$(elapsed "$t0" "$t1")"
+  put "${1}_frozen" "$(frozen_since_reset "$2")"
+  put "${1}_dump_then_sync" "$(elapsed "$t0" "$t2")"
+  if [[ ${3:-} == rss ]]; then put "${1}_dump_rss" "$(rss_of "$dir/rss")"; fi
+  put "${1}_dump_cpu" "$(cpu_of "$dir/rss")"
+}
 
 # ---- header -----------------------------------------------------------------------
 rev=$(git -C "$here/.." describe --always --dirty 2>/dev/null || echo unknown)
@@ -124,11 +133,7 @@ for size in "${sizes[@]}"; do
     t1=$(now)
     sync "$dir/img" "$dir"
     t2=$(now)
-    put imgtool_dump "$(elapsed "$t0" "$t1")"
-    put imgtool_frozen "$(frozen_since_reset "$dir/ticks")"
-    put imgtool_dump_then_sync "$(elapsed "$t0" "$t2")"
-    put imgtool_dump_rss "$(rss_of "$dir/rss")"
-    put imgtool_dump_cpu "$(cpu_of "$dir/rss")"
+    put_dump_times imgtool "$dir/ticks" rss
     img_mib=$(disk_mib "$dir/img")
     rm -f "$dir/img"
 
@@ -160,10 +165,7 @@ for size in "${sizes[@]}"; do
     [[ -f $dir/g ]] || die "gcore wrote no file: $(tail -3 "$dir/gdb.log")"
     sync "$dir/g" "$dir"
     t2=$(now)
-    put gcore_dump "$(elapsed "$t0" "$t1")"
-    put gcore_frozen "$(frozen_since_reset "$dir/ticks")"
-    put gcore_dump_then_sync "$(elapsed "$t0" "$t2")"
-    put gcore_dump_cpu "$(cpu_of "$dir/rss")"
+    put_dump_times gcore "$dir/ticks"
     gcore_mib=$(disk_mib "$dir/g")
     rm -f "$dir/g"
 
@@ -176,11 +178,7 @@ for size in "${sizes[@]}"; do
       t1=$(now)
       sync "$dir/criu"/* "$dir/criu"
       t2=$(now)
-      put criu_dump "$(elapsed "$t0" "$t1")"
-      put criu_frozen "$(frozen_since_reset "$dir/c/ticks")"
-      put criu_dump_then_sync "$(elapsed "$t0" "$t2")"
-      put criu_dump_rss "$(rss_of "$dir/rss")"
-      put criu_dump_cpu "$(cpu_of "$dir/rss")"
+      put_dump_times criu "$dir/c/ticks" rss
       criu_mib=$(disk_mib "$dir/criu")
       rm -rf "$dir/criu"
     fi
@@ -191,15 +189,25 @@ for size in "${sizes[@]}"; do
   # ---- kill dumps (a fresh memhog each), then restores of the last image ----
   # memhog without a tick file: its shared mapping changes after the dump,
   # which restore rightly refuses.
-  for ((i = 1; i <= repeat; i++)); do
-    start_memhog "$size" "$dir"
-    t0=$(now)
-    "$imgtool" dump --kill --pid "$MH_PID" -o "$dir/keep.img" 2>"$dir/log" || die "imgtool dump --kill failed: $(cat "$dir/log")"
-    t1=$(now)
-    put imgtool_dump_kill "$(elapsed "$t0" "$t1")"
-    { wait "$MH_PID"; } 2>/dev/null || true
-    forget_pid "$MH_PID"
-  done
+  # kill_dumps KEY PREPARE DUMP: `repeat` times a fresh memhog, PREPARE
+  # (untimed), then DUMP PID timed as KEY (DUMP dies with its log on failure).
+  kill_dumps() {
+    local key=$1 prepare=$2 dump_fn=$3 i t0 t1
+    for ((i = 1; i <= repeat; i++)); do
+      start_memhog "$size" "$dir"
+      "$prepare"
+      t0=$(now)
+      "$dump_fn" "$MH_PID"
+      t1=$(now)
+      put "$key" "$(elapsed "$t0" "$t1")"
+      { wait "$MH_PID"; } 2>/dev/null || true
+      forget_pid "$MH_PID"
+    done
+  }
+  imgtool_dump_kill() {
+    "$imgtool" dump --kill --pid "$1" -o "$dir/keep.img" 2>"$dir/log" || die "imgtool dump --kill failed: $(cat "$dir/log")"
+  }
+  kill_dumps imgtool_dump_kill true imgtool_dump_kill
   # restore_imgtool MODE: from the start until the pid file is written
   # (the process runs); imgtool's VmHWM read then is its peak RSS.
   restore_imgtool() {
@@ -239,17 +247,12 @@ for size in "${sizes[@]}"; do
   rm -f "$dir/keep.img"
 
   if [[ -z $criu_skip ]]; then
-    for ((i = 1; i <= repeat; i++)); do
-      start_memhog "$size" "$dir"
-      rm -rf "$dir/criu" && mkdir -p "$dir/criu"
-      t0=$(now)
-      "$criu" dump -t "$MH_PID" -D "$dir/criu" --shell-job -o dump.log >/dev/null 2>&1 ||
+    criu_empty_dir() { rm -rf "$dir/criu" && mkdir -p "$dir/criu"; }
+    criu_dump_kill() {
+      "$criu" dump -t "$1" -D "$dir/criu" --shell-job -o dump.log >/dev/null 2>&1 ||
         die "criu dump failed: $(tail -3 "$dir/criu/dump.log")"
-      t1=$(now)
-      put criu_dump_kill "$(elapsed "$t0" "$t1")"
-      { wait "$MH_PID"; } 2>/dev/null || true
-      forget_pid "$MH_PID"
-    done
+    }
+    kill_dumps criu_dump_kill criu_empty_dir criu_dump_kill
     # criu restore -d returns once the tree runs (detached; we reap it).
     restore_criu() {
       local t0 t1 rp

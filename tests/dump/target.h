@@ -21,14 +21,7 @@ class Target : public test::SpawnedProcess {
   explicit Target(const std::vector<std::string> &argv, int ready_timeout_s = 30);
 };
 
-using test::dir_listing;
-using test::proc_state;
-using test::split_lines;
-using test::task_tids;
-using test::tracer_pid;
-using test::wait_for_state;
-inline std::string read_file(const std::string &path) { return test::read_text_file(path); }
-inline bool write_file(const std::string &path, const std::string &data) { return test::write_text_file(path, data); }
+using namespace test::process_names;
 
 /// Polls (bounded) until every thread of pid is blocked in system call
 /// `nr` (per /proc/PID/task/TID/syscall).

@@ -33,6 +33,13 @@ pid_t spawn(const std::vector<std::string> &argv, const std::string &err_path) {
   return pid;
 }
 
+void expect_failed_in_one_line(const RunResult &r, const std::vector<std::string> &needles) {
+  ASSERT_TRUE(r.exited) << r.status() << "\n" << r.err;
+  EXPECT_NE(r.exit_code, 0);
+  ASSERT_EQ(r.err_lines().size(), 1u) << r.err;
+  for (const std::string &needle : needles) EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+}
+
 std::set<std::string> folder_names(const std::string &dir) {
   std::vector<std::string> names = test::dir_listing(dir);
   return {names.begin(), names.end()};

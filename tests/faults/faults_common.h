@@ -36,6 +36,10 @@ void expect_untraced_and_running(pid_t pid);
 /// The live processes of the tree rooted at pid (pid first).
 std::vector<pid_t> tree_of(pid_t pid);
 
+/// `r` exited with a non-zero status and exactly one line on stderr, which
+/// holds each of `needles`. ASSERT_NO_FATAL_FAILURE.
+void expect_failed_in_one_line(const RunResult &r, const std::vector<std::string> &needles);
+
 class FaultTest : public restoretest::RestoreTest {
  protected:
   /// Captures the idle state of every process of the target's tree and the

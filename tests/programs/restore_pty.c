@@ -28,15 +28,8 @@ static ssize_t read_some(int fd, char *buf, size_t cap) {
 
 int main(int argc, char **argv) {
   rt_start(argc, argv, 3);
-  rt_place(posix_openpt(O_RDWR | O_NOCTTY), 40);
-  if (grantpt(40) != 0 || unlockpt(40) != 0) rt_die("grantpt/unlockpt");
-  const char *name = ptsname(40);
-  if (!name) rt_die("ptsname");
-  printf("pts %s\n", name);
-  rt_place(open(name, O_RDWR | O_NOCTTY), 41);
   struct termios t;
-  if (tcgetattr(41, &t) != 0) rt_die("tcgetattr");
-  cfmakeraw(&t);
+  rt_open_raw_pty(40, 41, &t);
   t.c_cc[VMIN] = 3;
   t.c_cc[VTIME] = 7;
   if (tcsetattr(41, TCSANOW, &t) != 0) rt_die("tcsetattr");

@@ -116,15 +116,8 @@ int main(int argc, char **argv) {
     printf("timer %ld\n", (long)(intptr_t)timer);
     rt_place((int)syscall(SYS_userfaultfd, O_CLOEXEC), 44);
   } else if (!strcmp(mode, "pty")) {
-    rt_place(posix_openpt(O_RDWR | O_NOCTTY), 50);
-    if (grantpt(50) != 0 || unlockpt(50) != 0) rt_die("grantpt/unlockpt");
-    const char *name = ptsname(50);
-    if (!name) rt_die("ptsname");
-    printf("pts %s\n", name);
-    rt_place(open(name, O_RDWR | O_NOCTTY), 51);
     struct termios t;
-    if (tcgetattr(51, &t) != 0) rt_die("tcgetattr");
-    cfmakeraw(&t);
+    rt_open_raw_pty(50, 51, &t);
     if (tcsetattr(51, TCSANOW, &t) != 0) rt_die("tcsetattr");
     struct winsize ws = {.ws_row = 33, .ws_col = 111};
     if (ioctl(51, TIOCSWINSZ, &ws) != 0) rt_die("TIOCSWINSZ");

@@ -66,13 +66,7 @@ static const char *check_invariants(uint64_t *ops_seen) {
   return why;
 }
 
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  int n = 0;
-  for (struct dirent *e; d && (e = readdir(d));) n += e->d_name[0] != '.';
-  if (d) closedir(d);
-  return n - 1; /* the DIR's own */
-}
+static int count_fds(void) { return rt_count_entries("/proc/self/fd") - 1; /* the DIR's own */ }
 
 /* Every /proc/self/task/N/children line, concatenated. */
 static void read_children(char *out, size_t size) {

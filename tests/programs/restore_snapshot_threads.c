@@ -60,13 +60,7 @@ static void *counter(void *arg) {
   return NULL;
 }
 
-static int count_threads(void) {
-  DIR *d = opendir("/proc/self/task");
-  int n = 0;
-  for (struct dirent *e; d && (e = readdir(d));) n += e->d_name[0] != '.';
-  if (d) closedir(d);
-  return n;
-}
+static int count_threads(void) { return rt_count_entries("/proc/self/task"); }
 
 int main(int argc, char **argv) {
   rt_start(argc, argv, 2);

@@ -165,6 +165,23 @@ static void expect_no_more(int fd, const char *what) {
   RT_CHECK(r < 0 && errno == EAGAIN, "%s: more bytes than expected (recv %zd)", what, r);
 }
 
+/* A TCP socket of `family` at fd `fd` listening on loopback (any port),
+ * with SO_REUSEADDR when `reuse`. */
+static void listen_loopback(int fd, int family, int backlog, int reuse) {
+  struct sockaddr_storage a;
+  rt_place(socket(family, SOCK_STREAM, 0), fd);
+  if (reuse) set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+  socklen_t len = loopback(family, &a, 0);
+  if (bind(fd, (struct sockaddr *)&a, len) != 0 || listen(fd, backlog) != 0) rt_die("listen");
+}
+
+/* fd (a TCP socket of `family`) connected to the listener at fd `listener`. */
+static void connect_loopback(int fd, int family, int listener) {
+  struct sockaddr_storage a;
+  socklen_t len = loopback(family, &a, port_of(listener));
+  if (connect(fd, (struct sockaddr *)&a, len) != 0) rt_die("connect");
+}
+
 /* A client connects to listener fd and is accepted: both ends work. */
 static void check_listener(int fd, int family, int port, const char *what) {
   struct sockaddr_storage a;
@@ -254,16 +271,13 @@ int main(int argc, char **argv) {
     if (bind(41, (struct sockaddr *)&a, len) != 0 || listen(41, 3) != 0) rt_die("listen 6");
     printf("port %d\nport6 %d\n", port_of(40), port_of(41));
   } else if (!strcmp(mode, "pair4") || !strcmp(mode, "pair6")) {
-    rt_place(socket(family, SOCK_STREAM, 0), 40);
-    len = loopback(family, &a, 0);
-    if (bind(40, (struct sockaddr *)&a, len) != 0 || listen(40, 4) != 0) rt_die("listen");
+    listen_loopback(40, family, 4, 0);
     rt_place(socket(family, SOCK_STREAM, 0), 41);
     set_opt(41, IPPROTO_TCP, TCP_NODELAY, 1);
     set_opt(41, SOL_SOCKET, SO_KEEPALIVE, 1);
     set_opt(41, IPPROTO_TCP, TCP_KEEPIDLE, 77);
     set_opt(41, SOL_SOCKET, SO_SNDBUF, 32768);
-    len = loopback(family, &a, port_of(40));
-    if (connect(41, (struct sockaddr *)&a, len) != 0) rt_die("connect");
+    connect_loopback(41, family, 40);
     rt_place(accept(40, NULL, NULL), 42);
     set_opt(42, SOL_SOCKET, SO_RCVBUF, 4096);
     fcntl(42, F_SETFL, O_NONBLOCK);
@@ -299,12 +313,9 @@ int main(int argc, char **argv) {
     if (sendto(40, "back", 4, 0, (struct sockaddr *)&a, len) != 4) rt_die("send to 41");
     printf("port %d\nport41 %d\n", port_of(40), port_of(41));
   } else if (!strcmp(mode, "closewait") || !strcmp(mode, "pending")) {
-    rt_place(socket(AF_INET, SOCK_STREAM, 0), 40);
-    len = loopback(AF_INET, &a, 0);
-    if (bind(40, (struct sockaddr *)&a, len) != 0 || listen(40, 4) != 0) rt_die("listen");
+    listen_loopback(40, AF_INET, 4, 0);
     rt_place(socket(AF_INET, SOCK_STREAM, 0), 41);
-    len = loopback(AF_INET, &a, port_of(40));
-    if (connect(41, (struct sockaddr *)&a, len) != 0) rt_die("connect");
+    connect_loopback(41, AF_INET, 40);
     if (!strcmp(mode, "closewait")) {
       rt_place(accept(40, NULL, NULL), 42);
       if (shutdown(42, SHUT_WR) != 0) rt_die("shutdown");
@@ -319,13 +330,9 @@ int main(int argc, char **argv) {
     write_pattern(40, 0, 1000, 7, "to the test");
     printf("port %d\n", port_of(40));
   } else if (!strcmp(mode, "prefork")) {
-    rt_place(socket(AF_INET, SOCK_STREAM, 0), 40);
-    set_opt(40, SOL_SOCKET, SO_REUSEADDR, 1);
-    len = loopback(AF_INET, &a, 0);
-    if (bind(40, (struct sockaddr *)&a, len) != 0 || listen(40, 8) != 0) rt_die("listen");
+    listen_loopback(40, AF_INET, 8, 1);
     rt_place(socket(AF_INET, SOCK_STREAM, 0), 41);
-    len = loopback(AF_INET, &a, port_of(40));
-    if (connect(41, (struct sockaddr *)&a, len) != 0) rt_die("connect");
+    connect_loopback(41, AF_INET, 40);
     rt_place(accept(40, NULL, NULL), 42);
     printf("port %d\n", port_of(40));
     fflush(stdout);

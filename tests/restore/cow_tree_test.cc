@@ -2,21 +2,10 @@
 // FORMAT.md §9.23): tests/programs/restore_cow_tree.c fills 32 MiB, forks 3
 // children that each rewrite 1 MiB, and after restore every process checks
 // every word.
-#include <gtest/gtest.h>
-
-#include <map>
-#include <sstream>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
-#include <ckpt/img/model.h>
-#include <ckpt/img/reader.h>
-
-#include "known_state_differences.h"
-#include "restore_common.h"
 #include "stored_once_tree.h"
 
 namespace ckpt::restoretest {
@@ -76,29 +65,22 @@ TEST_F(CowTree, VerifyFindsADamagedSharedPage) {
   img::u64 addr = word_addr();
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   img::u64 offset = 0;
-  {
-    auto image = img::ImageReader::open(image_path());
-    ASSERT_TRUE(image) << image.error().message();
-    auto view = img::decode_ckpt(*image);
-    ASSERT_TRUE(view) << view.error().message();
-    offset = root_stored_offset(*image, *view, addr);
+  ASSERT_NO_FATAL_FAILURE(with_decoded(image_path(), [&](const img::ImageReader &image, const img::CkptView &view) {
+    offset = root_stored_offset(image, view, addr);
     ASSERT_NE(offset, 0u) << "the root stores the word";
     // Each child takes that very page from the root's core.
+    std::map<pid_t, std::vector<img::CowPagesRecord>> refs;
+    ASSERT_NO_FATAL_FAILURE(cow_pages_by_pid(image, view, &refs));
     int referring = 0;
-    for (const img::TreeRecord &t : view->tree.records) {
-      auto core = image->embedded(t);
-      ASSERT_TRUE(core) << core.error().message();
-      auto cv = img::decode_ckpt(*core);
-      ASSERT_TRUE(cv) << cv.error().message();
-      for (const img::CowPagesRecord &c : cv->cow_pages.records)
+    for (const auto &[pid, records] : refs)
+      for (const img::CowPagesRecord &c : records)
         if (c.start <= addr && addr < c.start + c.length) {
           EXPECT_EQ(c.source_pid, pids[0]);
           EXPECT_EQ(c.file_offset + (addr - c.start), offset);
           referring++;
         }
-    }
     EXPECT_EQ(referring, 3);
-  }
+  }));
   ASSERT_NO_FATAL_FAILURE(expect_damage_found(offset));
 }
 

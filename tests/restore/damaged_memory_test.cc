@@ -64,23 +64,9 @@ bool flip_byte_at(const std::string &path, img::u64 at) {
   return ok;
 }
 
-class DamagedMemory : public RestoreTest {
+class DamagedMemory : public ReportingRestoreTest {
  protected:
-  void SetUp() override {
-    RestoreTest::SetUp();
-    pass_file_ = tmp_.file("report.txt");
-  }
-  RunResult imgtool_run(const std::vector<std::string> &args) {
-    std::vector<std::string> argv = {imgtool()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv, 120);
-  }
-  std::vector<pid_t> tree_pids() const {
-    std::vector<pid_t> out;
-    std::istringstream in(program_->value("pids"));
-    for (pid_t p; in >> p;) out.push_back(p);
-    return out;
-  }
+  RunResult imgtool_run(const std::vector<std::string> &args) { return RestoreTest::imgtool_run(args, 120); }
   // The byte in the middle of `s` flipped: verify names it in one line,
   // and restore (with `extra`) fails with that very line, nothing left of
   // `pids` and nothing run; then the byte is put back.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
 #include <elf.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -22,6 +23,17 @@ class RestoreErrors : public RestoreTest {
     expect_one_line_failure(r, needle);
     EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " exists after a failed restore (state "
                                    << proc_state(pid_) << ")";
+  }
+  // start(program), dump_kill(), `change` (what happened to the world after
+  // the dump), go(), and the restore fails cleanly naming `needle`. Call
+  // through ASSERT_NO_FATAL_FAILURE.
+  void expect_refused_after(const std::string &program, const std::function<void()> &change,
+                            const std::string &needle) {
+    ASSERT_NO_FATAL_FAILURE(start(program));
+    ASSERT_NO_FATAL_FAILURE(dump_kill());
+    ASSERT_NO_FATAL_FAILURE(change());
+    ASSERT_NO_FATAL_FAILURE(go());
+    expect_failed_cleanly(restore(image_path()), needle);
   }
 };
 
@@ -136,54 +148,59 @@ TEST_F(RestoreErrors, PidInUse) {
 }
 
 TEST_F(RestoreErrors, MappedFileTouched) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_MEMORY_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  // A new mtime, same size and content.
-  std::string f = dir() + "/private.dat";
-  struct timespec times[2] = {{0, UTIME_OMIT}, {1000000000, 0}};
-  ASSERT_EQ(utimensat(AT_FDCWD, f.c_str(), times, 0), 0);
-  ASSERT_NO_FATAL_FAILURE(go());
-  expect_failed_cleanly(restore(image_path()), "private.dat");
+  ASSERT_NO_FATAL_FAILURE(expect_refused_after(
+      RESTORE_MEMORY_PATH,
+      [&] {
+        // A new mtime, same size and content.
+        std::string f = dir() + "/private.dat";
+        struct timespec times[2] = {{0, UTIME_OMIT}, {1000000000, 0}};
+        ASSERT_EQ(utimensat(AT_FDCWD, f.c_str(), times, 0), 0);
+      },
+      "private.dat"));
 }
 
 TEST_F(RestoreErrors, MappedFileGrew) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_MEMORY_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  std::string f = dir() + "/shared.dat";
-  int fd = open(f.c_str(), O_WRONLY | O_APPEND);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(write(fd, "more", 4), 4);
-  close(fd);
-  ASSERT_NO_FATAL_FAILURE(go());
-  expect_failed_cleanly(restore(image_path()), "shared.dat");
+  ASSERT_NO_FATAL_FAILURE(expect_refused_after(
+      RESTORE_MEMORY_PATH,
+      [&] {
+        std::string f = dir() + "/shared.dat";
+        int fd = open(f.c_str(), O_WRONLY | O_APPEND);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(write(fd, "more", 4), 4);
+        close(fd);
+      },
+      "shared.dat"));
 }
 
 TEST_F(RestoreErrors, MappedFileRemoved) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_MEMORY_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_EQ(unlink((dir() + "/private.dat").c_str()), 0);
-  ASSERT_NO_FATAL_FAILURE(go());
-  expect_failed_cleanly(restore(image_path()), "private.dat");
+  ASSERT_NO_FATAL_FAILURE(expect_refused_after(
+      RESTORE_MEMORY_PATH,
+      [&] {
+        ASSERT_EQ(unlink((dir() + "/private.dat").c_str()), 0);
+      },
+      "private.dat"));
 }
 
 // A failure late in the restore, in the child (after its fds were
 // rearranged): the reason still reaches imgtool's one line.
 TEST_F(RestoreErrors, WorkingDirectoryRemoved) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_PROCESS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_EQ(rmdir((dir() + "/sub dir").c_str()), 0);
-  ASSERT_NO_FATAL_FAILURE(go());
-  expect_failed_cleanly(restore(image_path()), "sub dir");
+  ASSERT_NO_FATAL_FAILURE(expect_refused_after(
+      RESTORE_PROCESS_PATH,
+      [&] {
+        ASSERT_EQ(rmdir((dir() + "/sub dir").c_str()), 0);
+      },
+      "sub dir"));
   EXPECT_EQ(log(), "") << "the program ran";
 }
 
 // A file the process had open read-write is gone: refused, naming it.
 TEST_F(RestoreErrors, OpenedFileRemoved) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FDS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_EQ(rename((dir() + "/append.log").c_str(), (dir() + "/renamed.log").c_str()), 0);
-  ASSERT_NO_FATAL_FAILURE(go());
-  expect_failed_cleanly(restore(image_path()), "append.log");
+  ASSERT_NO_FATAL_FAILURE(expect_refused_after(
+      RESTORE_FDS_PATH,
+      [&] {
+        ASSERT_EQ(rename((dir() + "/append.log").c_str(), (dir() + "/renamed.log").c_str()), 0);
+      },
+      "append.log"));
   EXPECT_EQ(log(), "") << "the program ran";
 }
 

@@ -32,13 +32,20 @@ class RestoreEventFds : public RestoreTest {
       if (f["type"] == type) out[f["fd"].get<int>()] = f.value("state", "");
     return out;
   }
+  // start(program), dump_kill(), and the `count` states of its fds of
+  // `type` into *states. Call through ASSERT_NO_FATAL_FAILURE.
+  void start_dump_states(const std::string &program, const std::string &type, size_t count,
+                         std::map<int, std::string> *states) {
+    ASSERT_NO_FATAL_FAILURE(start(program));
+    ASSERT_NO_FATAL_FAILURE(dump_kill());
+    *states = states_of(type);
+    ASSERT_EQ(states->size(), count);
+  }
 };
 
 TEST_F(RestoreEventFds, TimerfdsFireOnTimeWithTheirTicks) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_TIMERFD_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  auto states = states_of("timerfd");
-  ASSERT_EQ(states.size(), 5u);
+  std::map<int, std::string> states;
+  ASSERT_NO_FATAL_FAILURE(start_dump_states(RESTORE_TIMERFD_PATH, "timerfd", 5, &states));
   EXPECT_EQ(states[40].rfind("clock 1, next in ", 0), 0u) << states[40];
   EXPECT_NE(states[40].find(", interval 200000000 ns, ticks 0"), std::string::npos) << states[40];
   EXPECT_EQ(states[41], "clock 1, disarmed, ticks 1");
@@ -48,7 +55,7 @@ TEST_F(RestoreEventFds, TimerfdsFireOnTimeWithTheirTicks) {
   RunResult text = imgtool_run({"info", image_path()});
   EXPECT_NE(text.out.find("(clock 1, disarmed, ticks 1)"), std::string::npos) << text.out;
   // gdb's `ckpt fds` lists each kind's state after the table.
-  RunResult g = imgtool_run({"gdb", image_path(), "--", "-batch", "-ex", "ckpt fds"});
+  RunResult g = gdb_ckpt_fds();
   EXPECT_TRUE(g.exited && g.exit_code == 0) << g.status() << "\n" << g.err;
   EXPECT_NE(g.out.find("State of their kinds:\n"), std::string::npos) << g.out;
   EXPECT_NE(g.out.find("\n  fd 41 timerfd: clock 1, disarmed, ticks 1\n"), std::string::npos) << g.out;
@@ -56,20 +63,16 @@ TEST_F(RestoreEventFds, TimerfdsFireOnTimeWithTheirTicks) {
 }
 
 TEST_F(RestoreEventFds, SignalfdsReadSignalsSentAfterRestore) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SIGNALFD_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  auto states = states_of("signalfd");
-  ASSERT_EQ(states.size(), 2u);
+  std::map<int, std::string> states;
+  ASSERT_NO_FATAL_FAILURE(start_dump_states(RESTORE_SIGNALFD_PATH, "signalfd", 2, &states));
   // SIGUSR1 (10) and SIGUSR2 (12): bits 9 and 11.
   EXPECT_EQ(states[40], "sigmask 0000000000000a00");
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
 TEST_F(RestoreEventFds, InotifyWatchesKeepTheirNumbers) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_INOTIFY_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  auto states = states_of("inotify");
-  ASSERT_EQ(states.size(), 1u);
+  std::map<int, std::string> states;
+  ASSERT_NO_FATAL_FAILURE(start_dump_states(RESTORE_INOTIFY_PATH, "inotify", 1, &states));
   EXPECT_EQ(states[40].rfind("4 watches: wd 1 mask 0x2 " + dir() + "/a, wd 3 ", 0), 0u) << states[40];
   EXPECT_NE(states[40].find(", wd 5 mask 0x4 " + dir() + "/link"), std::string::npos) << states[40];
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));

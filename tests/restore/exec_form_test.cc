@@ -83,11 +83,10 @@ std::vector<std::string> option_blocks(const std::string &help) {
   return blocks;
 }
 
-class ExecForm : public RestoreTest {
+class ExecForm : public ReportingRestoreTest {
  protected:
   void SetUp() override {
-    RestoreTest::SetUp();
-    pass_file_ = tmp_.file("report.txt");
+    ReportingRestoreTest::SetUp();
     elsewhere_ = tmp_.file("elsewhere");
     ASSERT_EQ(mkdir(elsewhere_.c_str(), 0755), 0);
   }

@@ -38,9 +38,7 @@ class RestoreFidelity : public RestoreTest {
 // back once, not once per fd. A FIFO and a pipe holding more than the
 // default 64 KiB capacity keep their capacity and every byte.
 TEST_F(RestoreFidelity, FifoAndPipeContentsComeBackOnce) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FIFO_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_FIFO_PATH));
 }
 
 // Sets /proc/sys/fs/pipe-max-size for the test, and back after. (root
@@ -75,15 +73,11 @@ TEST_F(RestoreFidelity, PipeTooFullForTheCapacityHereFails) {
 }
 
 TEST_F(RestoreFidelity, LockedMemoryStaysLocked) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_MLOCK_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_MLOCK_PATH));
 }
 
 TEST_F(RestoreFidelity, LockedMemoryStaysLockedLazy) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_MLOCK_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_MLOCK_PATH, {"--lazy"}));
 }
 
 // /proc/self/exe of a program whose executable was deleted names the same
@@ -119,15 +113,11 @@ TEST_F(RestoreFidelity, UnlinkedFileLinkedInAnotherFolderIsRefusedAtDump) {
 
 // One shared anonymous object mapped three times stays one object.
 TEST_F(RestoreFidelity, SharedAnonymousMemoryMappedTwiceStillAliases) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SHARED_ALIAS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_SHARED_ALIAS_PATH));
 }
 
 TEST_F(RestoreFidelity, SharedAnonymousMemoryMappedTwiceStillAliasesLazy) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SHARED_ALIAS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_SHARED_ALIAS_PATH, {"--lazy"}));
 }
 
 // --lazy gives the memory map of an eager restore (no VMA split per stored
@@ -143,9 +133,7 @@ TEST_F(RestoreFidelity, LazyRestoreKeepsTheMemoryMap) {
 }
 
 TEST_F(RestoreFidelity, LazyRestoreKeepsTheMemoryMapWithBackgroundCopy) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_LAZY_MAPS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_LAZY_MAPS_PATH, {"--lazy"}));
 }
 
 // With --detach the helper outlives imgtool and serves the process to the
@@ -166,9 +154,7 @@ TEST_F(RestoreFidelity, LazyDetachedRestoreIsServedToTheEnd) {
 }
 
 TEST_F(RestoreFidelity, EagerRestoreKeepsTheMemoryMap) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_LAZY_MAPS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_LAZY_MAPS_PATH));
 }
 
 // memfd_secret pages cannot be read from outside: the dump refuses.
@@ -243,17 +229,13 @@ class HugePages {
 TEST_F(RestoreFidelity, HugetlbMemoryComesBackAsHugetlb) {
   HugePages pages(4);
   if (pages.free_pages() < 3) GTEST_SKIP() << "fewer than 3 free huge pages (vm.nr_hugepages could not be raised)";
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_HUGETLB_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_HUGETLB_PATH));
 }
 
 TEST_F(RestoreFidelity, HugetlbMemoryComesBackAsHugetlbLazy) {
   HugePages pages(4);
   if (pages.free_pages() < 3) GTEST_SKIP() << "fewer than 3 free huge pages (vm.nr_hugepages could not be raised)";
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_HUGETLB_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_HUGETLB_PATH, {"--lazy"}));
 }
 
 // Without enough free huge pages the restore refuses before it starts.

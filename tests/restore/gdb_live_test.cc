@@ -29,6 +29,13 @@ class RestoreGdb : public RestoreTest {
     EXPECT_EQ(r.out.find("SIGSTOP"), std::string::npos) << r.out;
     EXPECT_EQ(r.err.find("SIGSTOP"), std::string::npos) << r.err;
   }
+  // The restored program (our child: we are the subreaper), left by gdb,
+  // runs on to its clean exit.
+  void expect_program_exits_0() {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid_, &status, 0), pid_);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
+  }
 };
 
 // Per thread (by LWP), the function names of its backtrace.
@@ -79,9 +86,7 @@ TEST_F(RestoreGdb, ShowsWhatTheImageShows) {
   EXPECT_NE(live_run.out.find("\"sleeper\""), std::string::npos) << live_run.out;
   expect_no_stray_stop(live_run);
   // The end of -batch detached: the program runs on, to its clean exit.
-  int status = 0;
-  ASSERT_EQ(waitpid(pid_, &status, 0), pid_);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
+  ASSERT_NO_FATAL_FAILURE(expect_program_exits_0());
 }
 
 TEST_F(RestoreGdb, BreakpointWatchpointAndNormalExit) {
@@ -174,9 +179,7 @@ TEST_F(RestoreGdb, DetachLeavesItRunning) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   expect_no_stray_stop(r);
   // We are the subreaper: the detached program is our child now.
-  int status = 0;
-  ASSERT_EQ(waitpid(pid_, &status, 0), pid_);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
+  ASSERT_NO_FATAL_FAILURE(expect_program_exits_0());
 }
 
 // Restored under gdb and detached, the program equals the dumped one in its
@@ -190,9 +193,7 @@ TEST_F(RestoreGdb, WholeStateAfterDetach) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   ASSERT_NO_FATAL_FAILURE(expect_state_as_before());
   go();
-  int status = 0;
-  ASSERT_EQ(waitpid(pid_, &status, 0), pid_);  // our child: we are the subreaper
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
+  ASSERT_NO_FATAL_FAILURE(expect_program_exits_0());
 }
 
 // A tree: gdb holds the root; the others run on once it has attached, so
@@ -227,9 +228,7 @@ TEST_F(RestoreGdb, TreeChildByPid) {
   EXPECT_NE(r.out.find("process " + pids[1]), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("= " + pids[1]), std::string::npos) << r.out;
   expect_no_stray_stop(r);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid_, &status, 0), pid_);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
+  ASSERT_NO_FATAL_FAILURE(expect_program_exits_0());
 }
 
 TEST_F(RestoreGdb, RefusesPidns) {

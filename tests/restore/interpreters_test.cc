@@ -70,6 +70,9 @@ class RestoreInterpreter : public RestoreTest {
   }
 };
 
+// A python3 program of tests/programs/scripts, run with `python3 -c`.
+std::string script(const std::string &name) { return read_file(std::string(INTERPRETER_SCRIPTS_DIR) + "/" + name); }
+
 bool counter_line(long i, const std::string &line) { return line == std::to_string(i); }
 bool python_line(long i, const std::string &line) {
   return line == std::to_string(i) + " " + std::to_string(i);
@@ -77,31 +80,9 @@ bool python_line(long i, const std::string &line) {
 
 TEST_F(RestoreInterpreter, Python) {
   ASSERT_EQ(access("/usr/bin/python3", X_OK), 0) << "no /usr/bin/python3 (scripts/setup.sh installs it)";
-  const char *script =
-      "import threading, time\n"
-      "d = {}\n"
-      "lock = threading.Lock()\n"
-      "def grow():\n"
-      "    n = 0\n"
-      "    while True:\n"
-      "        n += 1\n"
-      "        with lock:\n"
-      "            d[-n] = n\n"
-      "        time.sleep(0.01)\n"
-      "threading.Thread(target=grow, daemon=True).start()\n"
-      "i = 0\n"
-      "while True:\n"
-      "    i += 1\n"
-      "    with lock:\n"
-      "        d[i] = str(i) * 3\n"
-      "        mine = sum(1 for k in d if k > 0)\n"
-      "    print(i, mine, flush=True)\n"
-      "    time.sleep(0.05)\n";
-  run_case({"/usr/bin/python3", "-c", script}, python_line);
+  run_case({"/usr/bin/python3", "-c", script("threaded_dict_counter.py")}, python_line);
 }
 
-// bash with a builtin-only loop: `read -t` on a FIFO it holds open
-// read-write is its sleep, so it never has a child.
 // asyncio over AF_UNIX (issue 13): an echo server on a path and a client
 // connected to it in the same event loop (epoll, the loop's self-pipe
 // socketpair, the listener and both ends of the connection), dumped while
@@ -109,28 +90,11 @@ TEST_F(RestoreInterpreter, Python) {
 // echo carry on line after line.
 TEST_F(RestoreInterpreter, PythonAsyncioUnixEcho) {
   ASSERT_EQ(access("/usr/bin/python3", X_OK), 0) << "no /usr/bin/python3 (scripts/setup.sh installs it)";
-  const char *script =
-      "import asyncio, os\n"
-      "path = os.path.join(os.getcwd(), 'echo.sock')\n"
-      "async def handle(r, w):\n"
-      "    while line := await r.readline():\n"
-      "        w.write(line)\n"
-      "        await w.drain()\n"
-      "async def main():\n"
-      "    server = await asyncio.start_unix_server(handle, path)\n"
-      "    r, w = await asyncio.open_unix_connection(path)\n"
-      "    i = 0\n"
-      "    while True:\n"
-      "        i += 1\n"
-      "        w.write(b'%d\\n' % i)\n"
-      "        await w.drain()\n"
-      "        await asyncio.sleep(0.03)\n"
-      "        echo = (await r.readline()).decode().strip()\n"
-      "        print(i, echo, flush=True)\n"
-      "asyncio.run(main())\n";
-  run_case({"/usr/bin/python3", "-c", script}, python_line);
+  run_case({"/usr/bin/python3", "-c", script("asyncio_unix_echo_counter.py")}, python_line);
 }
 
+// bash with a builtin-only loop: `read -t` on a FIFO it holds open
+// read-write is its sleep, so it never has a child.
 TEST_F(RestoreInterpreter, BashBuiltinLoop) {
   std::string fifo = tmp_.file("fifo");
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);

@@ -40,6 +40,13 @@ class Libckpt : public RestoreTest {
         << "wait status 0x" << std::hex << status << "\nstderr:\n" << log();
     ASSERT_FALSE(pid_exists(pid_));
   }
+  // The original, having checkpointed itself with CKPT_KILL, was killed.
+  void expect_original_killed() {
+    int status = 0;
+    ASSERT_TRUE(program_->wait_exit(&status, 30)) << log();
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << "wait status 0x" << std::hex << status << "\nstderr:\n" << log();
+  }
   static long long allocated_bytes(const std::string &path) {
     struct stat st;
     return stat(path.c_str(), &st) == 0 ? (long long)st.st_blocks * 512 : -1;
@@ -59,10 +66,7 @@ TEST_F(Libckpt, OriginalSeesTheIdRestoredSeesZero) {
 
 TEST_F(Libckpt, KillEndsTheOriginal) {
   ASSERT_NO_FATAL_FAILURE(start_mode({"kill", image_path()}));
-  int status = 0;
-  ASSERT_TRUE(program_->wait_exit(&status, 30)) << log();
-  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-      << "wait status 0x" << std::hex << status << "\nstderr:\n" << log();
+  ASSERT_NO_FATAL_FAILURE(expect_original_killed());
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
@@ -71,10 +75,7 @@ TEST_F(Libckpt, KillEndsTheOriginal) {
 // image, and the restored copy finds it attached again.
 TEST_F(Libckpt, AttachedSysvShmComesBack) {
   ASSERT_NO_FATAL_FAILURE(start_mode({"sysvshm", image_path()}));
-  int status = 0;
-  ASSERT_TRUE(program_->wait_exit(&status, 30)) << log();
-  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-      << "wait status 0x" << std::hex << status << "\nstderr:\n" << log();
+  ASSERT_NO_FATAL_FAILURE(expect_original_killed());
   RunResult i = run({imgtool(), "info", image_path()});
   EXPECT_NE(i.out.find("shm " + program_->value("shmid") + " key 0x0"), std::string::npos) << i.out << i.err;
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));

@@ -14,15 +14,7 @@
 namespace ckpt::restoretest {
 namespace {
 
-class RestoreRun : public RestoreTest {
- protected:
-  void SetUp() override {
-    RestoreTest::SetUp();
-    pass_file_ = tmp_.file("report.txt");
-  }
-  std::string report() const { return read_file(tmp_.file("report.txt")); }
-  static int count(const std::string &text, const std::string &what) { return test::count_occurrences(text, what); }
-};
+class RestoreRun : public ReportingRestoreTest {};
 
 TEST_F(RestoreRun, PassesOnTheExitStatus) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:42"}));
@@ -79,9 +71,7 @@ TEST_F(RestoreRun, DetachWithPidfile) {
 
 TEST_F(RestoreRun, LazyBigMemory) {
   pass_file_ = log_path();  // restore_bigmem reports on its stderr
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_BIGMEM_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_BIGMEM_PATH, {"--lazy"}));
   EXPECT_NE(log().find("PASS"), std::string::npos) << log();
   // The process wrote every page: none of it may have reached the image.
   RunResult v = test::run({imgtool(), "verify", image_path()}, 60);
@@ -226,18 +216,7 @@ TEST_F(RestoreRun, ForegroundForwardsSigterm) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"run"}));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   ASSERT_NO_FATAL_FAILURE(go());
-  Program::Options o;
-  o.stdout_file = tmp_.file("imgtool.out");
-  o.log = tmp_.file("imgtool.err");
-  Program tool({imgtool(), "restore", image_path()}, o);
-  ASSERT_TRUE(tool.ready()) << tool.error();
-  ASSERT_TRUE(wait_until([&] { return count(report(), "tick") >= 3; }, 20))
-      << "the restored process does not tick; imgtool stderr: " << read_file(o.log) << "\nreport:\n" << report();
-  ASSERT_EQ(kill(tool.pid(), SIGTERM), 0);
-  int st = 0;
-  ASSERT_TRUE(tool.wait_exit(&st, 20)) << "imgtool restore did not exit after SIGTERM";
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGTERM) << "wait status 0x" << std::hex << st;
-  EXPECT_EQ(read_file(o.log), "");
+  ASSERT_NO_FATAL_FAILURE(expect_sigterm_forwarded({"restore", image_path()}));
   EXPECT_FALSE(pid_exists(pid_));
 }
 

@@ -13,13 +13,8 @@
 namespace ckpt::restoretest {
 namespace {
 
-class RestorePidns : public RestoreTest {
+class RestorePidns : public ReportingRestoreTest {
  protected:
-  void SetUp() override {
-    RestoreTest::SetUp();
-    pass_file_ = tmp_.file("report.txt");
-  }
-  std::string report() const { return read_file(tmp_.file("report.txt")); }
   // The report lines "pid P getpid G ppid Q ns NS proc_self S".
   std::vector<std::vector<std::string>> pid_lines() const {
     std::vector<std::vector<std::string>> out;
@@ -60,7 +55,6 @@ class RestorePidns : public RestoreTest {
       }
     return 0;
   }
-  static int count(const std::string &text, const std::string &what) { return test::count_occurrences(text, what); }
 };
 
 // The pid is taken by the running original: two restores of its image at
@@ -164,18 +158,7 @@ TEST_F(RestorePidns, ForegroundForwardsSigterm) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_PIDNS_PATH, {"run"}));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   ASSERT_NO_FATAL_FAILURE(go());
-  Program::Options o;
-  o.stdout_file = tmp_.file("imgtool.out");
-  o.log = tmp_.file("imgtool.err");
-  Program tool({imgtool(), "restore", "--pidns", image_path()}, o);
-  ASSERT_TRUE(tool.ready()) << tool.error();
-  ASSERT_TRUE(wait_until([&] { return count(report(), "tick") >= 3; }, 20))
-      << "the restored process does not tick; imgtool stderr: " << read_file(o.log) << "\nreport:\n" << report();
-  ASSERT_EQ(kill(tool.pid(), SIGTERM), 0);
-  int st = 0;
-  ASSERT_TRUE(tool.wait_exit(&st, 20)) << "imgtool restore --pidns did not exit after SIGTERM";
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGTERM) << "wait status 0x" << std::hex << st;
-  EXPECT_EQ(read_file(o.log), "");
+  ASSERT_NO_FATAL_FAILURE(expect_sigterm_forwarded({"restore", "--pidns", image_path()}));
 }
 
 }  // namespace

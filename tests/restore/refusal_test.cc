@@ -56,10 +56,7 @@ class Refusal : public RestoreTest {
   // exits 0 once the go file appears.
   void expect_original_carries_on() {
     EXPECT_EQ(proc_ppid(pid_), getpid());
-    ASSERT_NO_FATAL_FAILURE(go());
-    int st = 0;
-    ASSERT_TRUE(program_->wait_exit(&st, 30)) << "the original did not finish";
-    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << std::hex << st << "\n" << log();
+    ASSERT_NO_FATAL_FAILURE(expect_original_finishes(30));
     EXPECT_NE(log().find("PASS"), std::string::npos) << log();
   }
 

@@ -159,6 +159,12 @@ void RestoreTest::restore_expect(int code, const std::vector<std::string> &extra
   EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " still exists after the restored process exited";
 }
 
+void RestoreTest::start_dump_restore(const std::string &program, const std::vector<std::string> &restore_extra) {
+  ASSERT_NO_FATAL_FAILURE(start(program));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0, restore_extra));
+}
+
 RunResult RestoreTest::imgtool_run(const std::vector<std::string> &args, int timeout_s) {
   std::vector<std::string> argv = {imgtool()};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -250,6 +256,66 @@ void RestoreTest::restore_compare_expect(int code, const std::vector<std::string
   EXPECT_EQ(pass_count(), before + 1) << "the restored program did not report PASS in " << pass_file_ << ":\n"
                                       << read_file(pass_file_);
   EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " still exists after the restored process exited";
+}
+
+void RestoreTest::detach_restore_and_compare(const std::vector<pid_t> &pids) {
+  std::map<pid_t, test::ProcessState> before;
+  ASSERT_NO_FATAL_FAILURE(capture_processes_before(pids, &before));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  RunResult r = restore(image_path(), {"--detach", "--pidfile", restored_pidfile()});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  expect_processes_as_before(before, pids);
+}
+
+std::map<int, std::string> RestoreTest::fd_states(const std::string &type, size_t index) {
+  RunResult i = imgtool_run({"info", "--json", image_path()});
+  EXPECT_TRUE(i.exited && i.exit_code == 0) << i.err;
+  nlohmann::json j = nlohmann::json::parse(i.out, nullptr, false);
+  std::map<int, std::string> out;
+  if (j.is_discarded() || index >= j["processes"].size()) return out;
+  for (const nlohmann::json &f : j["processes"][index]["fds"])
+    if (f["type"] == type) out[f["fd"].get<int>()] = f.value("state", "");
+  return out;
+}
+
+RunResult RestoreTest::gdb_ckpt_fds() { return imgtool_run({"gdb", image_path(), "--", "-batch", "-ex", "ckpt fds"}, 120); }
+
+void RestoreTest::expect_original_finishes(int timeout_s) {
+  ASSERT_NO_FATAL_FAILURE(go());
+  int st = 0;
+  ASSERT_TRUE(program_->wait_exit(&st, timeout_s)) << "the original did not finish";
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << std::hex << st << "\n" << log();
+}
+
+std::vector<pid_t> RestoreTest::tree_pids() const {
+  std::vector<pid_t> out;
+  std::istringstream in(program_->value("pids"));
+  for (pid_t p; in >> p;) out.push_back(p);
+  return out;
+}
+
+void ReportingRestoreTest::SetUp() {
+  RestoreTest::SetUp();
+  pass_file_ = tmp_.file("report.txt");
+}
+
+void ReportingRestoreTest::expect_sigterm_forwarded(const std::vector<std::string> &restore_args) {
+  Program::Options o;
+  o.stdout_file = tmp_.file("imgtool.out");
+  o.log = tmp_.file("imgtool.err");
+  std::vector<std::string> argv = {imgtool()};
+  argv.insert(argv.end(), restore_args.begin(), restore_args.end());
+  std::string command = "imgtool";
+  for (size_t i = 0; i + 1 < restore_args.size(); i++) command += " " + restore_args[i];  // but the image
+  Program tool(argv, o);
+  ASSERT_TRUE(tool.ready()) << tool.error();
+  ASSERT_TRUE(wait_until([&] { return count(report(), "tick") >= 3; }, 20))
+      << "the restored process does not tick; imgtool stderr: " << read_file(o.log) << "\nreport:\n" << report();
+  ASSERT_EQ(kill(tool.pid(), SIGTERM), 0);
+  int st = 0;
+  ASSERT_TRUE(tool.wait_exit(&st, 20)) << command << " did not exit after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGTERM) << "wait status 0x" << std::hex << st;
+  EXPECT_EQ(read_file(o.log), "");
 }
 
 }  // namespace ckpt::restoretest

@@ -39,14 +39,7 @@ std::string imgtool();
 /// A program under test (see spawned_process.h): stdin a pipe the test
 /// holds, stdout a pipe read up to "ready", stderr appends to `log`.
 using Program = test::SpawnedProcess;
-using test::now_s;
-using test::pid_exists;
-using test::proc_ppid;
-using test::proc_state;
-using test::split_lines;
-using test::wait_until;
-inline std::string read_file(const std::string &path) { return test::read_text_file(path); }
-inline bool write_file(const std::string &path, const std::string &data) { return test::write_text_file(path, data); }
+using namespace test::process_names;
 
 RunResult dump(pid_t pid, const std::string &image, const std::vector<std::string> &extra = {});
 /// `imgtool restore [extra...] image` in the foreground.
@@ -88,6 +81,9 @@ class RestoreTest : public ::testing::Test {
   /// "PASS" in pass_file_ (the log by default). With compare_state_, see
   /// restore_compare_expect() instead.
   void restore_expect(int code, const std::vector<std::string> &extra = {});
+  /// start(program), dump_kill(), restore_expect(0, restore_extra): a
+  /// program that checks itself, end to end. ASSERT_NO_FATAL_FAILURE.
+  void start_dump_restore(const std::string &program, const std::vector<std::string> &restore_extra = {});
   /// Restores with --detach --pidfile (we are the subreaper, so the
   /// restored program becomes our child), captures its state once it is
   /// idle again (polling for the go file), compares it with before_state_
@@ -104,6 +100,23 @@ class RestoreTest : public ::testing::Test {
   /// Each restored process of `pids` equals its state in `before` (taken
   /// before the dump), known differences aside: for trees.
   void expect_processes_as_before(const std::map<pid_t, test::ProcessState> &before, const std::vector<pid_t> &pids);
+  /// capture_processes_before(pids), dump_kill(), a restore with --detach
+  /// --pidfile restored_pidfile(), and expect_processes_as_before(pids):
+  /// a tree's whole state. ASSERT_NO_FATAL_FAILURE.
+  void detach_restore_and_compare(const std::vector<pid_t> &pids);
+  std::string restored_pidfile() const { return tmp_.file("restored.pid"); }
+  /// fd -> `imgtool info --json` state of each fd of `type` ("socket") of
+  /// the image's process `index`; empty if info fails (a failure, too).
+  std::map<int, std::string> fd_states(const std::string &type, size_t index = 0);
+  /// `imgtool gdb IMAGE -- -batch -ex "ckpt fds"`: the fd table gdb's
+  /// script shows, each kind's state after it.
+  RunResult gdb_ckpt_fds();
+  /// go(), and the original program (not killed: a dump left it running
+  /// or refused) finishes within `timeout_s` with exit status 0.
+  /// ASSERT_NO_FATAL_FAILURE.
+  void expect_original_finishes(int timeout_s);
+  /// A tree program's pids, from its "pids P0 P1 ..." line.
+  std::vector<pid_t> tree_pids() const;
 
   TempDir tmp_;
   std::unique_ptr<Program> program_;
@@ -123,6 +136,20 @@ class RestoreTest : public ::testing::Test {
 
  private:
   int pass_count() const;
+};
+
+/// A RestoreTest whose program reports ("PASS", "tick") to
+/// WORKDIR/report.txt rather than to its stderr.
+class ReportingRestoreTest : public RestoreTest {
+ protected:
+  void SetUp() override;
+  std::string report() const { return read_file(tmp_.file("report.txt")); }
+  static int count(const std::string &text, const std::string &what) { return test::count_occurrences(text, what); }
+  /// `imgtool restore_args...` run in the foreground (go() already done):
+  /// once the restored program has ticked 3 times, SIGTERM to imgtool
+  /// reaches it and imgtool exits 128+SIGTERM, nothing on its stderr.
+  /// ASSERT_NO_FATAL_FAILURE.
+  void expect_sigterm_forwarded(const std::vector<std::string> &restore_args);
 };
 
 }  // namespace ckpt::restoretest

@@ -12,6 +12,7 @@
 #define CKPT_RESTORE_RT_PROG_H
 
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,6 +74,31 @@ static __attribute__((unused)) void rt_place(int fd, int target) {
     if (dup2(fd, target) < 0) rt_die("dup2 %d", target);
     close(fd);
   }
+}
+
+/* The entries of directory `path` but . and .. (-1 if it cannot be
+ * opened); for /proc/self/fd the count includes the DIR's own fd. */
+static __attribute__((unused)) int rt_count_entries(const char *path) {
+  DIR *d = opendir(path);
+  if (!d) return -1;
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+/* A pty pair: the master at fd `master`, the slave opened by name at fd
+ * `slave` (neither our controlling terminal), "pts NAME" printed; *t is the
+ * slave's settings made raw, for the caller to adjust and set. */
+static __attribute__((unused)) void rt_open_raw_pty(int master, int slave, struct termios *t) {
+  rt_place(posix_openpt(O_RDWR | O_NOCTTY), master);
+  if (grantpt(master) != 0 || unlockpt(master) != 0) rt_die("grantpt/unlockpt");
+  const char *name = ptsname(master);
+  if (!name) rt_die("ptsname");
+  printf("pts %s\n", name);
+  rt_place(open(name, O_RDWR | O_NOCTTY), slave);
+  if (tcgetattr(slave, t) != 0) rt_die("tcgetattr");
+  cfmakeraw(t);
 }
 
 /* Installs `handler` for `sig` with SA_RESTART and an empty mask. */

@@ -4,21 +4,11 @@
 // children (one keeps B, one moves A elsewhere, one unmaps part of A), the
 // parent unmaps A's tail; after restore every process checks every word and
 // that the memory is still shared.
-#include <gtest/gtest.h>
-
-#include <map>
-#include <sstream>
+#include <csignal>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
-#include <ckpt/img/model.h>
-#include <ckpt/img/reader.h>
-
-#include "known_state_differences.h"
-#include "restore_common.h"
 #include "stored_once_tree.h"
 
 namespace ckpt::restoretest {
@@ -116,22 +106,14 @@ TEST_F(SharedAnonTree, LaterProcessesReferToTheFirstMapping) {
   ASSERT_EQ(pids.size(), 4u);
   img::u64 a = region();
   ASSERT_NO_FATAL_FAILURE(dump_kill());
-  auto image = img::ImageReader::open(image_path());
-  ASSERT_TRUE(image) << image.error().message();
-  auto view = img::decode_ckpt(*image);
-  ASSERT_TRUE(view) << view.error().message();
-  // Tree records in fork order: child 0's core comes before child 1's.
-  ASSERT_EQ(view->tree.records.size(), 3u);
-  ASSERT_EQ(view->tree.records[0].pid, pids[1]);
-  ASSERT_EQ(view->tree.records[1].pid, pids[2]);
   std::map<pid_t, std::vector<img::CowPagesRecord>> refs;
-  for (const img::TreeRecord &t : view->tree.records) {
-    auto core = image->embedded(t);
-    ASSERT_TRUE(core) << core.error().message();
-    auto cv = img::decode_ckpt(*core);
-    ASSERT_TRUE(cv) << cv.error().message();
-    refs[t.pid] = cv->cow_pages.records;
-  }
+  ASSERT_NO_FATAL_FAILURE(with_decoded(image_path(), [&](const img::ImageReader &image, const img::CkptView &view) {
+    // Tree records in fork order: child 0's core comes before child 1's.
+    ASSERT_EQ(view.tree.records.size(), 3u);
+    ASSERT_EQ(view.tree.records[0].pid, pids[1]);
+    ASSERT_EQ(view.tree.records[1].pid, pids[2]);
+    ASSERT_NO_FATAL_FAILURE(cow_pages_by_pid(image, view, &refs));
+  }));
   // Child 1 (moved): 30 MiB from the parent at A, then 2 MiB from child 0
   // at A + 30 MiB, both at other addresses than its own.
   img::u64 from_parent = 0, from_child0 = 0;
@@ -172,14 +154,10 @@ TEST_F(SharedAnonTree, VerifyFindsADamagedSharedPage) {
   img::u64 addr = region() + 12 * kMiB;  // mapped by all four, in no window
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   img::u64 offset = 0;
-  {
-    auto image = img::ImageReader::open(image_path());
-    ASSERT_TRUE(image) << image.error().message();
-    auto view = img::decode_ckpt(*image);
-    ASSERT_TRUE(view) << view.error().message();
-    offset = root_stored_offset(*image, *view, addr);
+  ASSERT_NO_FATAL_FAILURE(with_decoded(image_path(), [&](const img::ImageReader &image, const img::CkptView &view) {
+    offset = root_stored_offset(image, view, addr);
     ASSERT_NE(offset, 0u) << "the root stores the page";
-  }
+  }));
   ASSERT_NO_FATAL_FAILURE(expect_damage_found(offset));
 }
 

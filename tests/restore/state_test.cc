@@ -44,16 +44,12 @@ TEST_F(RestoreState, Memory) {
 }
 
 TEST_F(RestoreState, MemoryLazy) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_MEMORY_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_MEMORY_PATH, {"--lazy"}));
   EXPECT_NE(log().find("PASS"), std::string::npos) << log();
 }
 
 TEST_F(RestoreState, Threads) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_THREADS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_THREADS_PATH));
 }
 
 TEST_F(RestoreState, FileDescriptors) {
@@ -67,15 +63,11 @@ TEST_F(RestoreState, FileDescriptors) {
 }
 
 TEST_F(RestoreState, Signals) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SIGNALS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_SIGNALS_PATH));
 }
 
 TEST_F(RestoreState, ProcessAttributes) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_PROCESS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_PROCESS_PATH));
 }
 
 TEST_F(RestoreState, VectorRegistersLiveAcrossTheDump) {
@@ -157,17 +149,13 @@ TEST_F(RestoreState, SignalsRestoredByACallerIgnoringSignals) {
 // Threads blocked in read, poll, select, sigwaitinfo, pause and sleeps:
 // none returns early after the restore, each completes when released.
 TEST_F(RestoreState, BlockedSystemCalls) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SYSCALLS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_SYSCALLS_PATH));
 }
 
 // A memfd and an unlinked file, each mapped MAP_SHARED with its fd open,
 // and shared anonymous memory.
 TEST_F(RestoreState, SharedMappingsStayShared) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SHMEM_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_SHMEM_PATH));
 }
 
 // Per-process settings (issue 17): oom_score_adj 400, loginuid 3, child
@@ -184,25 +172,19 @@ TEST_F(RestoreState, ProcessSettings) {
 // Mappings with MAP_NORESERVE and each madvise flag, and mlockall's
 // MCL_FUTURE | MCL_ONFAULT (issue 17).
 TEST_F(RestoreState, MappingFlags) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_VMAFLAGS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_VMAFLAGS_PATH));
   EXPECT_NE(log().find("PASS"), std::string::npos) << log();
 }
 
 TEST_F(RestoreState, MappingFlagsLazy) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_VMAFLAGS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_VMAFLAGS_PATH, {"--lazy"}));
   EXPECT_NE(log().find("PASS"), std::string::npos) << log();
 }
 
 // flock (exclusive and shared), POSIX and OFD record locks and a read
 // lease, held on the same open files after the restore (issue 17).
 TEST_F(RestoreState, FileLocks) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_LOCKS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_LOCKS_PATH));
   EXPECT_NE(log().find("PASS"), std::string::npos) << log();
 }
 
@@ -222,24 +204,18 @@ TEST_F(RestoreState, OpenFileFlagsAndMemfdSeals) {
 // a read-only shared mapping of a file opened O_RDWR can be made writable;
 // a memfd and an unlinked file mapped twice stay one object with their fd.
 TEST_F(RestoreState, SharedFileMappingsKeepWriteAccessAndSharing) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FILEMAPS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_FILEMAPS_PATH));
 }
 
 TEST_F(RestoreState, SharedFileMappingsKeepWriteAccessAndSharingLazy) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FILEMAPS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_FILEMAPS_PATH, {"--lazy"}));
 }
 
 // Unlinked files come back as the same files (issue 17): owner, mtime and
 // holes of a recreated file, a memfd's owner, and an unlinked name whose
 // file is still linked beside it reopened as that one inode.
 TEST_F(RestoreState, UnlinkedFilesKeepOwnerTimeHolesAndLinks) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_UNLINKED_FILES_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_UNLINKED_FILES_PATH));
 }
 
 // Fds numbered above imgtool's own RLIMIT_NOFILE (a server that raised

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 #include <sstream>
 #include <string>
@@ -28,12 +29,6 @@ class StoredOnceTreeTest : public RestoreTest {
     RestoreTest::SetUp();
     pass_file_ = log_path();  // the root reports on its stderr
   }
-  std::vector<pid_t> tree_pids() const {
-    std::vector<pid_t> out;
-    std::istringstream in(program_->value("pids"));
-    for (pid_t p; in >> p;) out.push_back(p);
-    return out;
-  }
   RunResult imgtool_run(const std::vector<std::string> &args) { return RestoreTest::imgtool_run(args, 120); }
   void expect_ok(const RunResult &r, const std::string &what) {
     EXPECT_TRUE(r.exited && r.exit_code == 0) << what << ": " << r.status() << "\n" << r.err;
@@ -47,18 +42,38 @@ class StoredOnceTreeTest : public RestoreTest {
     std::string core = tmp_.file("child.core");
     expect_ok(imgtool_run({"extract", image_path(), "--pid", std::to_string(extract_pid), "-o", core}), "extract");
     expect_ok(imgtool_run({"verify", "--intact", core}), "verify --intact of the extracted core");
-    auto image = img::ImageReader::open(core);
-    ASSERT_TRUE(image) << image.error().message();
-    auto view = img::decode_ckpt(*image);
-    ASSERT_TRUE(view) << view.error().message();
-    EXPECT_TRUE(view->cow_pages.records.empty());
-    for (const img::PageRangeRecord &r : view->ranges.records)
-      EXPECT_NE(r.source, static_cast<img::u32>(img::PageSource::Earlier)) << std::hex << r.start;
+    ASSERT_NO_FATAL_FAILURE(with_decoded(core, [](const img::ImageReader &, const img::CkptView &view) {
+      EXPECT_TRUE(view.cow_pages.records.empty());
+      for (const img::PageRangeRecord &r : view.ranges.records)
+        EXPECT_NE(r.source, static_cast<img::u32>(img::PageSource::Earlier)) << std::hex << r.start;
+    }));
     std::string x = "print/x *(unsigned long *)" + addr;
     RunResult g = test::run({"gdb", "-batch", "-nx", "-ex", x, program, core}, 120);
     EXPECT_NE(g.out.find(value), std::string::npos) << x << " wants " << value << "\n" << g.out << g.err;
     RunResult p = imgtool_run({"gdb", image_path(), "--pid", std::to_string(gdb_pid), "--", "-batch", "-nx", "-ex", x});
     EXPECT_NE(p.out.find(value), std::string::npos) << x << " wants " << value << "\n" << p.out << p.err;
+  }
+
+  // Opens and decodes `path` (asserted) and hands both to `use`. Call
+  // through ASSERT_NO_FATAL_FAILURE.
+  static void with_decoded(const std::string &path,
+                           const std::function<void(const img::ImageReader &, const img::CkptView &)> &use) {
+    auto image = img::ImageReader::open(path);
+    ASSERT_TRUE(image) << image.error().message();
+    auto view = img::decode_ckpt(*image);
+    ASSERT_TRUE(view) << view.error().message();
+    use(*image, *view);
+  }
+  // Each embedded core's CowPages records, by the pid of its Tree record.
+  static void cow_pages_by_pid(const img::ImageReader &image, const img::CkptView &view,
+                               std::map<pid_t, std::vector<img::CowPagesRecord>> *out) {
+    for (const img::TreeRecord &t : view.tree.records) {
+      auto core = image.embedded(t);
+      ASSERT_TRUE(core) << core.error().message();
+      auto cv = img::decode_ckpt(*core);
+      ASSERT_TRUE(cv) << cv.error().message();
+      (*out)[t.pid] = cv->cow_pages.records;
+    }
   }
 
   // The file offset of the root core's stored copy of the page at `addr`
@@ -93,13 +108,7 @@ class StoredOnceTreeTest : public RestoreTest {
   void expect_every_process_as_before() {
     std::vector<pid_t> pids = tree_pids();
     ASSERT_EQ(pids.size(), 4u);
-    std::map<pid_t, test::ProcessState> before;
-    ASSERT_NO_FATAL_FAILURE(capture_processes_before(pids, &before));
-    ASSERT_NO_FATAL_FAILURE(dump_kill());
-    std::string pidfile = tmp_.file("restored.pid");
-    RunResult r = restore(image_path(), {"--detach", "--pidfile", pidfile});
-    ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
-    expect_processes_as_before(before, pids);
+    ASSERT_NO_FATAL_FAILURE(detach_restore_and_compare(pids));
     ASSERT_NO_FATAL_FAILURE(go());
     int st = 0;
     ASSERT_TRUE(test::wait_child_exit(pid_, &st, 60)) << log();

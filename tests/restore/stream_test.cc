@@ -116,9 +116,7 @@ TEST_F(RestoreStream, MultithreadedProgramThroughAPipe) {
 TEST_F(RestoreStream, WholeStateThroughStandardInput) {
   compare_state_ = true;
   restore_command_ = [&](const std::vector<std::string> &args) { return restore_from_stdin(image_path(), args); };
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_THREADS_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_THREADS_PATH));
 }
 
 // Files at their offsets, a pipe with unread bytes, an unlinked file, the

@@ -143,10 +143,7 @@ TEST_F(RestoreSysvIpc, DiffAndGdbShowTheObjects) {
       << g.out;
   EXPECT_NE(g.out.find(" bytes, marked for removal"), std::string::npos) << g.out;
 
-  ASSERT_NO_FATAL_FAILURE(go());
-  int st = 0;
-  ASSERT_TRUE(program_->wait_exit(&st, 60)) << "the original did not finish";
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << std::hex << st << "\n" << log();
+  ASSERT_NO_FATAL_FAILURE(expect_original_finishes(60));
 }
 
 // The id the image needs, taken on this host by another segment (made

@@ -57,16 +57,7 @@ int loopback_listener(unsigned short &port) {
 class RestoreTcp : public RestoreTest {
  protected:
   // fd -> `info --json` state of each socket.
-  std::map<int, std::string> socket_states() {
-    RunResult i = test::run({imgtool(), "info", "--json", image_path()}, 60);
-    EXPECT_TRUE(i.exited && i.exit_code == 0) << i.err;
-    json j = json::parse(i.out, nullptr, false);
-    std::map<int, std::string> out;
-    if (j.is_discarded() || j["processes"].empty()) return out;
-    for (const json &f : j["processes"][0]["fds"])
-      if (f["type"] == "socket") out[f["fd"].get<int>()] = f.value("state", "");
-    return out;
-  }
+  std::map<int, std::string> socket_states() { return fd_states("socket"); }
 };
 
 TEST_F(RestoreTcp, ListenersKeepAddressBacklogAndOptions) {
@@ -78,7 +69,7 @@ TEST_F(RestoreTcp, ListenersKeepAddressBacklogAndOptions) {
   EXPECT_EQ(s[40], "tcp LISTEN 127.0.0.1:" + port + ", backlog 7, SO_REUSEADDR");
   EXPECT_EQ(s[41], "tcp6 LISTEN [::1]:" + port6 + ", backlog 3, IPV6_V6ONLY");
   // gdb's `ckpt fds` shows the same beside each socket.
-  RunResult g = test::run({imgtool(), "gdb", image_path(), "--", "-batch", "-ex", "ckpt fds"}, 120);
+  RunResult g = gdb_ckpt_fds();
   EXPECT_TRUE(g.exited && g.exit_code == 0) << g.status() << "\n" << g.err;
   EXPECT_NE(g.out.find("(tcp6 LISTEN [::1]:" + port6 + ", backlog 3"), std::string::npos) << g.out;
   ASSERT_NO_FATAL_FAILURE(restore_compare_expect(0));
@@ -297,10 +288,7 @@ TEST_F(RestoreTcp, LeaveRunningOriginalCarriesOnAndACopyIsRefused) {
   RunResult r = restore(image_path(), {"--pidns"});
   expect_one_line_failure(r, "fd 40: cannot bind TCP to 127.0.0.1:" + program_->value("port") +
                                  ": Address already in use (is the dumped process still running?)");
-  ASSERT_NO_FATAL_FAILURE(go());
-  int st = 0;
-  ASSERT_TRUE(program_->wait_exit(&st, 60)) << "the original did not finish";
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << std::hex << st << "\n" << log();
+  ASSERT_NO_FATAL_FAILURE(expect_original_finishes(60));
   EXPECT_NE(log().find("PASS"), std::string::npos) << log();
 }
 
@@ -325,10 +313,7 @@ TEST_F(RestoreTcp, OtherStatesAndPendingConnectionsAreRefusedAtDump) {
     // pending: fd 41 is an established connection to fd 40, locked
     // before the refusal; the failed dump removed the lock.
     EXPECT_TRUE(locks_with_peer_port(program_->value("port")).empty()) << "the refused dump left its lock";
-    ASSERT_NO_FATAL_FAILURE(go());
-    int st = 0;
-    ASSERT_TRUE(program_->wait_exit(&st, 30)) << "the original did not finish";
-    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << std::hex << st << "\n" << log();
+    ASSERT_NO_FATAL_FAILURE(expect_original_finishes(30));
     unlink(go_path().c_str());
   }
 }

@@ -69,8 +69,7 @@ class TreeIncremental : public RestoreTest {
   void make_chain(bool compare) {
     pass_file_ = log_path();
     ASSERT_NO_FATAL_FAILURE(start(RESTORE_TREE_INCREMENTAL_PATH));
-    std::istringstream in(program_->value("pids"));
-    for (pid_t p; in >> p;) pids_.push_back(p);
+    pids_ = tree_pids();
     ASSERT_EQ(pids_.size(), 3u) << program_->value("pids");
     ASSERT_NO_FATAL_FAILURE(dump_ok(link(0), {}));
     ASSERT_NO_FATAL_FAILURE(step(1, {0, 1, 2}));

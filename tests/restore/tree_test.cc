@@ -17,21 +17,7 @@
 namespace ckpt::restoretest {
 namespace {
 
-class RestoreTree : public RestoreTest {
- protected:
-  void SetUp() override {
-    RestoreTest::SetUp();
-    pass_file_ = tmp_.file("report.txt");
-  }
-  std::string report() const { return read_file(tmp_.file("report.txt")); }
-  // The tree's pids from the program's "pids" line.
-  std::vector<pid_t> tree_pids() const {
-    std::vector<pid_t> out;
-    std::istringstream in(program_->value("pids"));
-    for (pid_t p; in >> p;) out.push_back(p);
-    return out;
-  }
-};
+class RestoreTree : public ReportingRestoreTest {};
 
 TEST_F(RestoreTree, ComesBackWhole) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_TREE_PATH));
@@ -75,14 +61,8 @@ TEST_F(RestoreTree, EveryProcessStateComparesEqual) {
   std::vector<pid_t> live = live_descendants(pid_);
   live.insert(live.begin(), pid_);
   ASSERT_EQ(live.size(), 7u) << "R, A, G, B, C, D, T";
-  std::map<pid_t, test::ProcessState> before;
-  ASSERT_NO_FATAL_FAILURE(capture_processes_before(live, &before));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  std::string pidfile = tmp_.file("restored.pid");
-  RunResult r = restore(image_path(), {"--detach", "--pidfile", pidfile});
-  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
-  EXPECT_EQ(read_file(pidfile), std::to_string(pid_) + "\n");
-  expect_processes_as_before(before, live);
+  ASSERT_NO_FATAL_FAILURE(detach_restore_and_compare(live));
+  EXPECT_EQ(read_file(restored_pidfile()), std::to_string(pid_) + "\n");
   ASSERT_NO_FATAL_FAILURE(go());
   int st = 0;
   ASSERT_TRUE(test::wait_child_exit(pid_, &st, 60)) << report();

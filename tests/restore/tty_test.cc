@@ -16,17 +16,23 @@
 namespace ckpt::restoretest {
 namespace {
 
-class PtyTest : public RestoreTest {};
+class PtyTest : public RestoreTest {
+ protected:
+  // start(program), dump_kill(), `imgtool info` shows each of `shown`, and
+  // the restore passes. ASSERT_NO_FATAL_FAILURE.
+  void dump_show_and_restore(const std::string &program, const std::vector<std::string> &shown) {
+    ASSERT_NO_FATAL_FAILURE(start(program));
+    ASSERT_NO_FATAL_FAILURE(dump_kill());
+    RunResult info = test::run({imgtool(), "info", image_path()}, 60);
+    for (const std::string &s : shown) EXPECT_NE(info.out.find(s), std::string::npos) << info.out;
+    ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  }
+};
 
 // Before: dump refused the pair ("pty master /dev/ptmx"); the slave fd
 // read EBADF after restore, its owner was 0:0.
 TEST_F(PtyTest, PairWithSettingsAndQueuedBytesComesBack) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_PTY_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  RunResult info = test::run({imgtool(), "info", image_path()}, 60);
-  EXPECT_NE(info.out.find("pty master"), std::string::npos) << info.out;
-  EXPECT_NE(info.out.find("raw, no echo, 33x111, packet mode"), std::string::npos) << info.out;
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(dump_show_and_restore(RESTORE_PTY_PATH, {"pty master", "raw, no echo, 33x111, packet mode"}));
 }
 
 // A `script`-like tree (restore_pty_script.c): the parent holds the
@@ -38,12 +44,8 @@ TEST_F(PtyTest, PairWithSettingsAndQueuedBytesComesBack) {
 // group in the foreground, and a line typed on the master reaches the
 // child, whose answer reaches the master.
 TEST_F(PtyTest, PairSplitBetweenScriptAndItsChildComesBack) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_PTY_SCRIPT_PATH));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  RunResult info = test::run({imgtool(), "info", image_path()}, 60);
-  EXPECT_NE(info.out.find("canonical, echo"), std::string::npos) << info.out;
-  EXPECT_NE(info.out.find("controlling terminal (its group in the foreground)"), std::string::npos) << info.out;
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(dump_show_and_restore(
+      RESTORE_PTY_SCRIPT_PATH, {"canonical, echo", "controlling terminal (its group in the foreground)"}));
 }
 
 // A console the program opened (issue 17): before, dump refused it (and

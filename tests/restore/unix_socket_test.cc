@@ -23,16 +23,7 @@ using json = nlohmann::json;
 class RestoreUnix : public RestoreTest {
  protected:
   // fd -> `info --json` state of each socket of process `index`.
-  std::map<int, std::string> socket_states(size_t index = 0) {
-    RunResult i = imgtool_run({"info", "--json", image_path()});
-    EXPECT_TRUE(i.exited && i.exit_code == 0) << i.err;
-    json j = json::parse(i.out, nullptr, false);
-    std::map<int, std::string> out;
-    if (j.is_discarded() || index >= j["processes"].size()) return out;
-    for (const json &f : j["processes"][index]["fds"])
-      if (f["type"] == "socket") out[f["fd"].get<int>()] = f.value("state", "");
-    return out;
-  }
+  std::map<int, std::string> socket_states(size_t index = 0) { return fd_states("socket", index); }
 
   // A refused dump: one line naming the pid, the fd and why; no image;
   // the program still runs and finishes its own checks.
@@ -47,10 +38,7 @@ class RestoreUnix : public RestoreTest {
     EXPECT_NE(access(image_path().c_str(), F_OK), 0) << "a refused dump wrote the image";
     char s = proc_state(pid_);
     EXPECT_TRUE(s == 'S' || s == 'R') << "state " << s;
-    ASSERT_NO_FATAL_FAILURE(go());
-    int st = 0;
-    ASSERT_TRUE(program_->wait_exit(&st, 30)) << "the original did not finish";
-    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << std::hex << st << "\n" << log();
+    ASSERT_NO_FATAL_FAILURE(expect_original_finishes(30));
     EXPECT_NE(log().find("PASS"), std::string::npos) << log();
   }
 };
@@ -67,7 +55,7 @@ TEST_F(RestoreUnix, SocketpairsKeepQueuesBoundariesOptionsAndShutdown) {
   EXPECT_NE(s[45].find("shut down for writing"), std::string::npos) << s[45];
   EXPECT_NE(s[46].find("peer closed"), std::string::npos) << s[46];
   // gdb's `ckpt fds` shows the same state beside each socket.
-  RunResult g = test::run({imgtool(), "gdb", image_path(), "--", "-batch", "-ex", "ckpt fds"}, 120);
+  RunResult g = gdb_ckpt_fds();
   EXPECT_TRUE(g.exited && g.exit_code == 0) << g.status() << "\n" << g.err;
   EXPECT_NE(g.out.find("(unix dgram, peer socket:["), std::string::npos) << g.out;
   EXPECT_NE(g.out.find("6 bytes queued in 3 messages)"), std::string::npos) << g.out;
@@ -145,10 +133,7 @@ TEST_F(RestoreUnix, DescriptorsInFlightAreRefused) {
             std::string::npos)
       << r.err;
   EXPECT_NE(access(image_path().c_str(), F_OK), 0) << "a refused dump wrote the image";
-  ASSERT_NO_FATAL_FAILURE(go());
-  int st = 0;
-  ASSERT_TRUE(program_->wait_exit(&st, 30)) << "the original did not finish";
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << std::hex << st << "\n" << log();
+  ASSERT_NO_FATAL_FAILURE(expect_original_finishes(30));
 }
 
 }  // namespace

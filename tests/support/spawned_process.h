@@ -102,4 +102,21 @@ int tracer_pid(pid_t pid);
 /// the wait status in *status if it did. Polls a pidfd, never a bare pid.
 bool wait_child_exit(pid_t pid, int *status, int timeout_s);
 
+/// The names above that the dump and restore suites use unqualified
+/// (`using namespace test::process_names;` in target.h, restore_common.h).
+namespace process_names {
+using test::dir_listing;
+using test::now_s;
+using test::pid_exists;
+using test::proc_ppid;
+using test::proc_state;
+using test::split_lines;
+using test::task_tids;
+using test::tracer_pid;
+using test::wait_for_state;
+using test::wait_until;
+inline std::string read_file(const std::string &path) { return read_text_file(path); }
+inline bool write_file(const std::string &path, const std::string &data) { return write_text_file(path, data); }
+}  // namespace process_names
+
 }  // namespace ckpt::test

@@ -171,10 +171,14 @@ SyntheticImage make_synthetic(const SyntheticOptions &o) {
 }
 
 std::vector<uint8_t> encode_image(const SyntheticImage &image, bool ckpt_marker) {
-  ImageWriter::Options opts;
-  opts.ckpt_marker = ckpt_marker;
   std::vector<Note> notes = image.notes.encode();
   notes.insert(notes.end(), image.extra_notes.begin(), image.extra_notes.end());
+  return encode_with_notes(std::move(notes), image, ckpt_marker);
+}
+
+std::vector<uint8_t> encode_with_notes(std::vector<Note> notes, const SyntheticImage &image, bool ckpt_marker) {
+  ImageWriter::Options opts;
+  opts.ckpt_marker = ckpt_marker;
   auto w = ImageWriter::create(std::move(notes), image.segments, opts);
   if (!w) return {};
   int fd = memfd_create("synthetic", MFD_CLOEXEC);

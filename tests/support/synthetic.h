@@ -36,6 +36,10 @@ SyntheticImage make_synthetic_with_files();
 
 /// Encodes an image into bytes (through ImageWriter on a pipe-free memfd).
 std::vector<uint8_t> encode_image(const SyntheticImage &image, bool ckpt_marker = true);
+/// `notes` (in place of image.notes') and image's segments, written by
+/// ImageWriter; empty on failure. For images whose notes were edited.
+std::vector<uint8_t> encode_with_notes(std::vector<img::Note> notes, const SyntheticImage &image,
+                                       bool ckpt_marker = true);
 
 /// A process-tree image (FORMAT.md §12.1): the root (pid 4242, 3 threads),
 /// its child 5000, a zombie child 5500 (exit status 7) and a grandchild

@@ -87,6 +87,21 @@ class FdState : public ::testing::Test {
     EXPECT_TRUE(t) << t.error().message();
     return t.take();
   }
+  // A socket's state (Fixed first) cut 8 bytes short, its header's size
+  // saying so, is refused by `decode` with `message`.
+  // ASSERT_NO_FATAL_FAILURE.
+  template <class Fixed, class Decode>
+  void expect_cut_short_refused(std::vector<u8> state, Decode decode, const std::string &message) {
+    state.resize(state.size() - 8);
+    Fixed h{};
+    std::memcpy(&h, state.data(), sizeof h);
+    h.header.size = u32(state.size());
+    std::memcpy(state.data(), &h, sizeof h);
+    Table<FdRecord> t = encode(state, FdType::Socket);
+    auto bad = decode(t, t.records[0]);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().message(), message);
+  }
   std::vector<u8> bytes_;
 };
 
@@ -254,16 +269,10 @@ TEST_F(FdState, UnixSocketFromAShorterFixedPartAndRefusals) {
   EXPECT_EQ(fd_kind_info(t.records[0].type)->state_refusal(t, t.records[0]),
             "AF_UNIX stream socket connected to a peer outside the dumped processes");
   // A message running past the end is refused by name.
-  std::vector<u8> cut = unix_socket_state_bytes(fixed, "", {{1, 2, 3}});
-  cut.resize(cut.size() - 8);
-  UnixSocketState h{};
-  std::memcpy(&h, cut.data(), sizeof h);
-  h.header.size = u32(cut.size());
-  std::memcpy(cut.data(), &h, sizeof h);
-  t = encode(cut, FdType::Socket);
-  auto bad = unix_socket_state(t, t.records[0]);
-  ASSERT_FALSE(bad);
-  EXPECT_EQ(bad.error().message(), "fd 9: AF_UNIX socket state: a message runs past its end");
+  ASSERT_NO_FATAL_FAILURE(expect_cut_short_refused<UnixSocketState>(
+      unix_socket_state_bytes(fixed, "", {{1, 2, 3}}),
+      [](const Table<FdRecord> &table, const FdRecord &r) { return unix_socket_state(table, r); },
+      "fd 9: AF_UNIX socket state: a message runs past its end"));
 }
 
 // TCP/UDP: their own layout beside AF_UNIX's, told apart by the version.
@@ -315,16 +324,10 @@ TEST_F(FdState, InetSocketRoundTripsWithQueuesAndDatagrams) {
   EXPECT_EQ(u->datagrams[1].bytes.size(), 2u);
   EXPECT_EQ(fd_kind_info(t.records[0].type)->describe(t, t.records[0]), "udp6 [::1]:53, 2 datagrams queued");
   // A datagram running past the end is refused by name.
-  std::vector<u8> cut = inet_socket_state_bytes(udp, {}, {}, {d});
-  cut.resize(cut.size() - 8);
-  InetSocketState h{};
-  std::memcpy(&h, cut.data(), sizeof h);
-  h.header.size = u32(cut.size());
-  std::memcpy(cut.data(), &h, sizeof h);
-  t = encode(cut, FdType::Socket);
-  auto bad = inet_socket_state(t, t.records[0]);
-  ASSERT_FALSE(bad);
-  EXPECT_EQ(bad.error().message(), "fd 9: socket state: a datagram runs past its end");
+  ASSERT_NO_FATAL_FAILURE(expect_cut_short_refused<InetSocketState>(
+      inet_socket_state_bytes(udp, {}, {}, {d}),
+      [](const Table<FdRecord> &table, const FdRecord &r) { return inet_socket_state(table, r); },
+      "fd 9: socket state: a datagram runs past its end"));
 }
 
 TEST_F(FdState, InetSocketStatesThatCannotComeBackAreRefused) {

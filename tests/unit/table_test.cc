@@ -47,6 +47,16 @@ TableHeader header_of(std::span<const u8> desc) {
 
 void set_header(std::vector<u8> &desc, const TableHeader &h) { std::memcpy(desc.data(), &h, sizeof h); }
 
+// parse_table refuses `desc` (whose `field` is `value`) with a message that
+// names the field.
+void expect_refused_naming(const std::vector<u8> &desc, const std::string &field, u32 value) {
+  auto p = parse_table(desc);
+  EXPECT_FALSE(p) << field << " " << value;
+  if (!p) {
+    EXPECT_NE(p.error().message().find(field), std::string::npos) << p.error().message();
+  }
+}
+
 }  // namespace
 
 // A table of `count` RecV1 records, each named `name` (one string).
@@ -217,11 +227,7 @@ TEST(Table, ParseRejectsSmallHeaderSize) {
     TableHeader h = header_of(d);
     h.header_size = hs;
     set_header(d, h);
-    auto p = parse_table(d);
-    EXPECT_FALSE(p) << "header_size " << hs;
-    if (!p) {
-      EXPECT_NE(p.error().message().find("header_size"), std::string::npos) << p.error().message();
-    }
+    expect_refused_naming(d, "header_size", hs);
   }
 }
 
@@ -240,12 +246,7 @@ TEST(Table, ParseRejectsHeaderSizePastEnd) {
 TEST(Table, ParseRejectsSmallRecordSize) {
   for (u32 rs : {0u, 1u, 4u, 7u}) {
     TableHeader h{sizeof(TableHeader), 1, rs, 0, 0};
-    auto desc = encode_raw(h, {}, {});
-    auto p = parse_table(desc);
-    EXPECT_FALSE(p) << "record_size " << rs;
-    if (!p) {
-      EXPECT_NE(p.error().message().find("record_size"), std::string::npos) << p.error().message();
-    }
+    expect_refused_naming(encode_raw(h, {}, {}), "record_size", rs);
   }
   TableHeader ok{sizeof(TableHeader), 1, kMinRecordSize, 0, 0};
   EXPECT_TRUE(parse_table(encode_raw(ok, {}, {})));
