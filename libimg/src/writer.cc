@@ -30,13 +30,23 @@ ImageWriter::~ImageWriter() {
   XXH3_freeState(seg_hash_);
 }
 
+// Kernel quirk (ext4 large folios, Linux 6.16+): a buffered write of len
+// bytes fills page-cache folios of up to len's order, and on the project
+// VM (PVM with free page reporting) folios of 512 KiB and more come from
+// memory the host has taken back, whose first touch costs about 8x a
+// small folio's: writing 1 GiB into the page cache took 2.2-2.5 s of
+// system time in 8 MiB pwrites and 0.24-0.30 s in 64-256 KiB ones
+// (bench/README.md, "Where a dump's CPU goes"). So a file gets its bytes
+// in pwrites of at most this size; a pipe takes any length.
+static constexpr size_t kFileWriteChunk = 256u << 10;
+
 // Writes len bytes at file offset `at` (a regular file) or at the stream's
 // current end (a pipe): no seek backwards is ever needed.
 // A signal that sets *cancel ends a write blocked on a full pipe (EINTR).
 static Status put(int fd, bool positioned, const u8 *p, size_t len, u64 at, const std::atomic<bool> *cancel) {
   size_t done = 0;
   while (done < len) {
-    ssize_t n = positioned ? ::pwrite(fd, p + done, len - done, static_cast<off_t>(at + done))
+    ssize_t n = positioned ? ::pwrite(fd, p + done, std::min(len - done, kFileWriteChunk), static_cast<off_t>(at + done))
                            : ::write(fd, p + done, len - done);
     if (n < 0 && errno == EINTR) {
       if (cancel && cancel->load()) return make_error("interrupted while writing at byte %llu", (unsigned long long)(at + done));

@@ -197,6 +197,12 @@ Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &wr
     close(mem);
     return make_error("cannot allocate %zu MiB of buffers: %s", (slots * kBatch) >> 20, strerror(errno));
   }
+  // Made present in one go, in huge pages where the kernel can: filled by
+  // the reads, the first use of each 4 KiB page was a fault (5 us each on
+  // this VM, 3 % of a 1 GiB dump's CPU). Advisory: without THP or
+  // MADV_POPULATE_WRITE (Linux 5.14) the reads fault the pages in as before.
+  madvise(arena, slots * kBatch, MADV_HUGEPAGE);
+  madvise(arena, slots * kBatch, MADV_POPULATE_WRITE);
   std::vector<Slot> slot(slots);
   for (size_t i = 0; i < slots; i++) slot[i].buffer = static_cast<u8 *>(arena) + i * kBatch;
 
