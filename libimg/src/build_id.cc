@@ -65,12 +65,14 @@ std::vector<u8> build_id_in_notes(const std::vector<u8> &notes, u64 align, bool 
   for (u64 off = 0; off + 12 <= notes.size();) {
     u64 namesz = field(&notes[off], 4, big_endian), descsz = field(&notes[off + 4], 4, big_endian);
     u64 type = field(&notes[off + 8], 4, big_endian);
-    u64 name_at = off + 12, desc_at = name_at + up(namesz);
+    // Padding counts from the segment's start: the descriptor begins at the
+    // next aligned offset after the name (12 + 4 for "GNU" either way).
+    u64 name_at = off + 12, desc_at = up(name_at + namesz);
     if (namesz > notes.size() || descsz > notes.size() || desc_at > notes.size() || descsz > notes.size() - desc_at)
       break;
     if (type == NT_GNU_BUILD_ID && namesz == 4 && std::memcmp(&notes[name_at], "GNU", 4) == 0)
       return std::vector<u8>(notes.begin() + long(desc_at), notes.begin() + long(desc_at + descsz));
-    off = desc_at + up(descsz);
+    off = up(desc_at + descsz);
   }
   return {};
 }

@@ -10,6 +10,7 @@
 #include <libelf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -111,7 +112,7 @@ TEST(BuildId, NotElfOrMissingGivesNone) {
 // the count in section header 0.
 std::string synthetic_elf(u64 phoff, u64 notes_at, u64 align, u32 first_desc, bool xnum,
                           const std::vector<u8> &id) {
-  std::string file(notes_at + 4096, '\0');
+  std::string file(std::max(notes_at, phoff) + 4096, '\0');
   Elf64_Ehdr eh{};
   std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
   eh.e_ident[EI_CLASS] = ELFCLASS64;
