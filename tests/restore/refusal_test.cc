@@ -245,35 +245,5 @@ TEST_F(Refusal, VerifyAndInfoOnAReplacedFile) {
   EXPECT_FALSE(pid_exists(pid_));
 }
 
-// A mapped binary rewritten in place, with its inode, size and mtime as at
-// the dump, is told apart by its build-id (decisions 24, 5002).
-TEST_F(Refusal, VerifyAndInfoOnABinaryRewrittenInPlaceWithItsMtime) {
-  std::string copy = dir() + "/counter_copy";
-  ASSERT_TRUE(write_file(copy, read_file(RESTORE_COUNTER_PATH)));
-  ASSERT_EQ(chmod(copy.c_str(), 0755), 0);
-  ASSERT_NO_FATAL_FAILURE(start(copy, {"exit:0"}));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  struct stat before;
-  ASSERT_EQ(stat(copy.c_str(), &before), 0);
-  // The NT_GNU_BUILD_ID note of a 20-byte (sha1) id: namesz 4, descsz 20,
-  // type 3, "GNU": one byte of the id changes.
-  std::string bytes = read_file(copy);
-  const std::string note("\x04\0\0\0\x14\0\0\0\x03\0\0\0GNU\0", 16);
-  size_t at = bytes.find(note);
-  ASSERT_NE(at, std::string::npos) << "no build-id note in " << copy;
-  bytes[at + note.size()] ^= 0x01;
-  ASSERT_TRUE(write_file(copy, bytes));  // O_TRUNC: the same inode
-  timespec times[2] = {before.st_atim, before.st_mtim};
-  ASSERT_EQ(utimensat(AT_FDCWD, copy.c_str(), times, 0), 0);
-  struct stat after;
-  ASSERT_EQ(stat(copy.c_str(), &after), 0);
-  ASSERT_EQ(after.st_ino, before.st_ino);
-  ASSERT_EQ(after.st_size, before.st_size);
-  expect_verify_info_agree_with_restore(
-      "not restorable here now: mapped file " + copy + " is not the binary that was dumped (build-id differs)",
-      "here_now");
-  EXPECT_FALSE(pid_exists(pid_));
-}
-
 }  // namespace
 }  // namespace ckpt::restoretest
