@@ -109,7 +109,7 @@ static Status check_launcher_headers(std::span<const u8> launcher, u64 shift, co
   return {};
 }
 
-Expected<ExecFormLayout> check_exec_form(std::span<const u8> file) {
+Expected<ExecFormLayout> check_exec_form(std::span<const u8> file, LauncherCheck check) {
   if (file.size() < kHead) return make_error("exec-form file of %zu bytes is too short", file.size());
   Elf64_Ehdr exec, core;
   std::memcpy(&exec, file.data(), kEhdr);
@@ -129,7 +129,8 @@ Expected<ExecFormLayout> check_exec_form(std::span<const u8> file) {
   CKPT_TRY(check_launcher_headers(launcher, l.launcher_offset, where));
   Elf64_Ehdr own;
   std::memcpy(&own, launcher.data(), kEhdr);
-  Elf64_Ehdr want = derive_exec_header(own, l.launcher_offset, XXH3_64bits(launcher.data(), launcher.size()));
+  u64 launcher_xxh3 = check == LauncherCheck::Checksum ? XXH3_64bits(launcher.data(), launcher.size()) : exec.e_flags;
+  Elf64_Ehdr want = derive_exec_header(own, l.launcher_offset, launcher_xxh3);
   if (std::memcmp(&want, &exec, kEhdr) != 0) {
     want.e_flags = exec.e_flags;
     if (std::memcmp(&want, &exec, kEhdr) == 0) return make_error("checksum mismatch in %s", where);

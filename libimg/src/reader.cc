@@ -17,7 +17,7 @@ static constexpr u64 kMaxNoteSegment = u64(1) << 32;
 
 static bool add_overflows(u64 a, u64 b) { return a + b < a; }
 
-Expected<ImageReader> ImageReader::open(const std::string &path) {
+Expected<ImageReader> ImageReader::open(const std::string &path, LauncherCheck launcher) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return make_error("%s", strerror(errno));
   struct stat st;
@@ -48,7 +48,7 @@ Expected<ImageReader> ImageReader::open(const std::string &path) {
   r.data_ = r.storage_.get();
   r.size_ = size;
   r.file_mapped_ = true;
-  Status s = r.parse();
+  Status s = r.parse(launcher);
   if (!s) return s.error();
   return r;
 }
@@ -156,11 +156,11 @@ Expected<ImageReader> ImageReader::embedded(const TreeRecord &rec) const {
   return r;
 }
 
-Status ImageReader::parse() {
+Status ImageReader::parse(LauncherCheck launcher) {
   // The exec form (§12.3) is read as its core form: its head is patched in
   // this reader's private copy and the launcher after the core is cut off.
   if (looks_like_exec_form({data_, size_})) {
-    auto layout = check_exec_form({data_, size_});
+    auto layout = check_exec_form({data_, size_}, launcher);
     if (!layout) return layout.error();
     exec_head_to_core_view(data_);
     exec_form_ = *layout;

@@ -207,9 +207,11 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   HereNowOptions here_now;
   here_now.reopen_changed_files = opt.reopen_changed_files;
   here_now.new_pid_namespace = opt.pidns;
-  std::optional<ImageReader> image;
-  if (auto opened = ImageReader::open(path); opened) image.emplace(opened.take());
-  else return opened.error();
+  std::optional<ImageReader> image = source->take_image();
+  if (!image) {
+    if (auto opened = ImageReader::open(path, LauncherCheck::HeadersOnly); opened) image.emplace(opened.take());
+    else return opened.error();
+  }
   DecodedImage decoded;
   Restorability restorability = check_restorable_opened(path, *image, /*check_memory=*/false, here_now, decoded);
   if (!restorability.restorable()) return Error(restorability.message);

@@ -2,6 +2,7 @@
 #include <ckpt/reader/restore_source.h>
 
 #include <unistd.h>
+#include <utility>
 
 #include <ckpt/img/chain.h>
 #include <ckpt/img/reader.h>
@@ -12,8 +13,14 @@ using namespace img;
 
 Expected<RestoreSource> RestoreSource::open(const std::string &path, const std::string &base_dir,
                                             const std::string &merge_dir) {
-  auto image = ImageReader::open(path);
-  if (!image || !image->find_ckpt(CkptNote::Parent)) return RestoreSource(path, -1);  // errors are the checks' to say
+  // Restore reads nothing of an exec form's launcher (LauncherCheck).
+  auto image = ImageReader::open(path, LauncherCheck::HeadersOnly);
+  if (!image) return RestoreSource(path, -1);  // errors are the checks' to say
+  if (!image->find_ckpt(CkptNote::Parent)) {
+    RestoreSource full(path, -1);
+    full.image_.emplace(image.take());
+    return full;
+  }
   auto chain = open_chain(path, true, base_dir);
   if (!chain) return chain.error();
   size_t slash = path.rfind('/');

@@ -402,5 +402,19 @@ TEST_F(ExecForm, DamagedExecHeadersAreRefusedWithOneLine) {
   expect_one_line(imgtool_run({"verify", damaged}), "imgtool verify: ", "launcher");
 }
 
+// Restore reads nothing of the launcher's bytes and does not hash them
+// (decision 5001): a damaged launcher byte is verify's to report, and the
+// core image it follows still restores, lazily too.
+TEST_F(ExecForm, RestoreDoesNotHashTheLauncher) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:7"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill({"--exec"}));
+  std::string bytes = read_bytes(image_path());
+  bytes[bytes.size() - 5000] ^= 0x10;
+  ASSERT_TRUE(write_file(image_path(), bytes));
+  expect_one_line(imgtool_run({"verify", image_path()}), "imgtool verify: ", "checksum mismatch in the launcher");
+  expect_one_line(imgtool_run({"info", image_path()}), "imgtool info: ", "checksum mismatch in the launcher");
+  ASSERT_NO_FATAL_FAILURE(restore_expect(7, {"--lazy"}));
+}
+
 }  // namespace
 }  // namespace ckpt::restoretest

@@ -22,6 +22,13 @@ namespace ckpt::img {
 
 enum class ImageForm { Core, Exec };
 
+/// How much of an exec-form file's launcher a reader checks: everything
+/// (its bytes' XXH3 against the exec header's e_flags: verify, info,
+/// convert), or its headers only (restore, which reads nothing of the
+/// launcher's bytes: hashing them cost a warm start ~5 ms of CPU, each
+/// page of the 1.5 MB launcher touched through the mapping).
+enum class LauncherCheck { Checksum, HeadersOnly };
+
 /// Where the parts of an exec-form file are.
 struct ExecFormLayout {
   u64 core_size = 0;        ///< the core image: [0, core_size), in core view
@@ -38,8 +45,9 @@ bool looks_like_exec_form(std::span<const u8> head);
 /// (which the integrity note covers once the file is seen in core view):
 /// the saved core header, the launcher's headers, and that the exec header
 /// at 0 is exactly the one §12.3 derives from the launcher (its checksum
-/// included). Fails with one line naming what is wrong.
-Expected<ExecFormLayout> check_exec_form(std::span<const u8> file);
+/// included unless `launcher` is HeadersOnly). Fails with one line naming
+/// what is wrong.
+Expected<ExecFormLayout> check_exec_form(std::span<const u8> file, LauncherCheck launcher = LauncherCheck::Checksum);
 
 /// Turns the first 128 bytes of an exec-form file into those of its core
 /// form, in place (the caller's private copy): the saved core header moves

@@ -36,7 +36,10 @@ class ImageReader {
   /// Maps and validates a file. The reader keeps the mapping open. A file
   /// in the exec form (§12.3) is seen in its core form: its private mapping
   /// has the core header at 0, and bytes() ends with the core image.
-  static Expected<ImageReader> open(const std::string &path);
+  /// `launcher` says whether the exec form's launcher bytes are hashed
+  /// against the exec header's e_flags (§12.3); restore reads nothing of
+  /// them and skips that (decision 5001).
+  static Expected<ImageReader> open(const std::string &path, LauncherCheck launcher = LauncherCheck::Checksum);
   /// Validates bytes in memory (copied). For fuzzing and tests.
   static Expected<ImageReader> from_bytes(std::span<const u8> bytes);
 
@@ -95,7 +98,7 @@ class ImageReader {
 
  private:
   ImageReader() = default;
-  Status parse();
+  Status parse(LauncherCheck launcher = LauncherCheck::Checksum);
   Status parse_notes(u32 phdr_index);
   void release();
 
