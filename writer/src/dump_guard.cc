@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "procfs.h"
+#include "dirty_tracking.h"
 #include "snapshot.h"
 #include "snapshot_cgroup.h"
 
@@ -29,8 +30,9 @@ namespace {
 // What the journal says imgtool did (dump_guard.h).
 struct Journal {
   std::map<pid_t, bool> armed;  ///< pid -> it had a tracker before
-  /// pid -> the userfaultfds it held when arming began (a program's own,
-  /// kept only with --allow-unrestorable; an earlier dump's tracker)
+  /// pid -> the userfaultfds and epoch-named memfds it held when arming
+  /// began (a program's own, kept only with --allow-unrestorable; an
+  /// earlier dump's tracker and epoch)
   std::map<pid_t, std::set<int>> uffds_before;
   /// pid -> the probe-like mappings it had before a probe (probe_pages)
   std::map<pid_t, std::set<u64>> probes_before;
@@ -132,11 +134,18 @@ long fd_flags(pid_t pid, const std::string &fd) {
   return at == std::string::npos ? 0 : std::strtol(info->c_str() + at + 6, nullptr, 8);
 }
 
-// The fds of pid to close: trackers (a userfaultfd marked O_APPEND, as
-// take_tracker_fd knows them, when `trackers`), a userfaultfd the pid did
-// not hold when arming began and not marked yet (imgtool died between the
-// injected userfaultfd() and its mark: the new fd is the lowest free one,
-// not the tracker slot), and fds on the snapshot cgroup.
+// Whether a /proc/PID/fd link is of the kind a tracker or its epoch memfd
+// is (dirty_tracking.h).
+bool tracker_kind(const std::string &link) {
+  return link == "anon_inode:[userfaultfd]" || link == std::string("/memfd:") + kTrackerEpochName + " (deleted)";
+}
+
+// The fds of pid to close: trackers and their epoch memfds (marked
+// O_APPEND, as take_tracker_fd knows them, when `trackers`), one of those
+// kinds the pid did not hold when arming began and not marked yet (imgtool
+// died between the injected userfaultfd() or memfd_create() and its mark:
+// the new fd is the lowest free one, not the tracker slot), and fds on the
+// snapshot cgroup.
 std::vector<int> fds_to_close(pid_t pid, bool trackers, const std::set<int> *uffds_before,
                               const std::string &cgroup) {
   std::vector<int> fds;
@@ -149,7 +158,7 @@ std::vector<int> fds_to_close(pid_t pid, bool trackers, const std::set<int> *uff
   }
   for (const std::string &n : names) {
     std::string link = link_of(dir + "/" + n);
-    bool uffd = link == "anon_inode:[userfaultfd]";
+    bool uffd = tracker_kind(link);
     bool marked = uffd && (fd_flags(pid, n) & O_APPEND);
     bool unmarked_new = uffd && !marked && uffds_before && !uffds_before->count(std::atoi(n.c_str()));
     bool tracker = (trackers && marked) || unmarked_new;
@@ -414,12 +423,13 @@ void DumpGuard::note(const std::string &line) {
 }
 
 void DumpGuard::arming(pid_t pid, bool had_one) {
-  // The userfaultfds it holds now (frozen: none can appear but ours).
+  // The userfaultfds and epoch memfds it holds now (frozen: none can
+  // appear but ours).
   std::string line = "A " + std::to_string(pid) + " " + (had_one ? "1" : "0");
   std::string dir = "/proc/" + std::to_string(pid) + "/fd";
   if (DIR *d = opendir(dir.c_str())) {
     while (dirent *e = readdir(d))
-      if (e->d_name[0] != '.' && link_of(dir + "/" + e->d_name) == "anon_inode:[userfaultfd]")
+      if (e->d_name[0] != '.' && tracker_kind(link_of(dir + "/" + e->d_name)))
         line += " " + std::string(e->d_name);
     closedir(d);
   }
