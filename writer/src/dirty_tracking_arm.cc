@@ -255,7 +255,12 @@ static Status write_epoch(pid_t pid, int fd, const TrackerEpoch &epoch) {
   int e = errno;
   ::close(pidfd);
   if (mine < 0) return make_error("pidfd_getfd(%d, %d): %s", pid, fd, strerror(e));
-  ssize_t n = pwrite(mine, &epoch, sizeof epoch, 0);
+  // Kernel quirk (pwrite(2) BUGS): on a file opened O_APPEND, which the
+  // mark makes it, pwrite appends whatever the offset says. So the file is
+  // emptied first and written at its end; dying in between leaves an
+  // empty epoch, which matches no image and is not reused.
+  ssize_t n = -1;
+  if (ftruncate(mine, 0) == 0) n = write(mine, &epoch, sizeof epoch);
   e = errno;
   ::close(mine);
   if (n != ssize_t(sizeof epoch))
