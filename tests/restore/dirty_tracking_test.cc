@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
@@ -68,6 +69,41 @@ std::vector<std::pair<int, std::string>> userfaultfds(pid_t pid) {
   }
   closedir(d);
   return out;
+}
+
+// The tracker's epoch memfd (DECISIONS 3001) of pid: (fd, the image id of
+// the dump that last reset the tracker, as hex), or (-1, "") without one.
+std::pair<int, std::string> tracker_epoch(pid_t pid) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR *d = opendir(dir.c_str());
+  std::pair<int, std::string> out{-1, ""};
+  while (d) {
+    dirent *e = readdir(d);
+    if (!e) break;
+    char link[256];
+    ssize_t n = readlink((dir + "/" + e->d_name).c_str(), link, sizeof link - 1);
+    if (n <= 0) continue;
+    link[n] = 0;
+    if (std::string(link) != "/memfd:ckpt-dirty-tracker (deleted)") continue;
+    // magic u32, pid i32, start time u64, tracker inode u64, image id u8[16]
+    std::string bytes = read_file(dir + "/" + e->d_name);
+    EXPECT_EQ(bytes.size(), 40u);
+    out.first = std::atoi(e->d_name);
+    for (size_t i = 24; i < bytes.size(); i++) {
+      char hex[3];
+      std::snprintf(hex, sizeof hex, "%02x", static_cast<unsigned char>(bytes[i]));
+      out.second += hex;
+    }
+  }
+  if (d) closedir(d);
+  return out;
+}
+
+// The image id of an image file, as hex (imgtool info --json).
+std::string image_id_of(const std::string &image) {
+  RunResult info = test::run({imgtool(), "info", "--json", image}, 60);
+  EXPECT_TRUE(info.exited && info.exit_code == 0) << info.err;
+  return json::parse(info.out)["identity"]["image_id"].get<std::string>();
 }
 
 constexpr unsigned long long kMiB = 1ull << 20;
@@ -142,8 +178,10 @@ TEST_F(DirtyTracking, TrackedChainRestoresEveryWord) {
   RunResult info = test::run({imgtool(), "info", "--json", link(0)}, 60);
   ASSERT_TRUE(info.exited && info.exit_code == 0) << info.err;
   json j = json::parse(info.out);
-  for (const json &fd : j["processes"][0]["fds"])
+  for (const json &fd : j["processes"][0]["fds"]) {
     EXPECT_EQ(fd["path"].get<std::string>().find("userfaultfd"), std::string::npos) << fd.dump();
+    EXPECT_EQ(fd["path"].get<std::string>().find("ckpt-dirty-tracker"), std::string::npos) << fd.dump();
+  }
   EXPECT_EQ(j["dirty_tracking"]["armed"], true) << info.out;
   EXPECT_GE(j["dirty_tracking"]["armed_bytes"].get<unsigned long long>(), 8 * kMiB);
 
@@ -236,6 +274,7 @@ TEST_F(DirtyTracking, FailedOrKilledDumpLeavesNoNewTracker) {
     unsetenv("CKPT_FAULT");
     EXPECT_FALSE(r.exited && r.exit_code == 0) << r.err;
     EXPECT_TRUE(userfaultfds(pid_).empty()) << r.status() << "\n" << r.err;
+    EXPECT_EQ(tracker_epoch(pid_).first, -1);
     EXPECT_EQ(access(link(0).c_str(), F_OK), -1);
   }
   // The same in snapshot mode, killed while the copy is read.
@@ -244,6 +283,7 @@ TEST_F(DirtyTracking, FailedOrKilledDumpLeavesNoNewTracker) {
   unsetenv("CKPT_FAULT");
   EXPECT_FALSE(r.exited) << r.status() << "\n" << r.err;
   EXPECT_TRUE(userfaultfds(pid_).empty());
+  EXPECT_EQ(tracker_epoch(pid_).first, -1);
 }
 
 // A process that had a tracker keeps one (at the same fd) when a later
@@ -258,6 +298,53 @@ TEST_F(DirtyTracking, FailedDumpKeepsTheTrackerSlotOfAnEarlierDump) {
   unsetenv("CKPT_FAULT");
   EXPECT_TRUE(r.exited && r.exit_code != 0) << r.status() << "\n" << r.err;
   EXPECT_EQ(userfaultfds(pid_), before);
+}
+
+// A later dump keeps the process's tracker (the same fd and inode) and
+// names itself in its epoch instead of closing it and arming a new one.
+TEST_F(DirtyTracking, LaterDumpsReuseTheTrackerAndNameThemselvesInItsEpoch) {
+  ASSERT_NO_FATAL_FAILURE(start_program());
+  auto inode = [&](int fd) {
+    struct stat st {};
+    EXPECT_EQ(stat(("/proc/" + std::to_string(pid_) + "/fd/" + std::to_string(fd)).c_str(), &st), 0);
+    return st.st_ino;
+  };
+  dump_link(0, -1);
+  auto first = userfaultfds(pid_);
+  ASSERT_EQ(first.size(), 1u);
+  ino_t ino = inode(first[0].first);
+  auto epoch = tracker_epoch(pid_);
+  EXPECT_GE(epoch.first, 900);
+  EXPECT_EQ(epoch.second, image_id_of(link(0)));
+  for (int n = 1; n <= 2; n++) {
+    RunResult r = dump(pid_, link(n), {"--stats"});
+    ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+    EXPECT_NE(r.err.find("trackers armed 1, trackers reused 1"), std::string::npos) << r.err;
+    EXPECT_EQ(userfaultfds(pid_), first);
+    EXPECT_EQ(inode(first[0].first), ino);
+    EXPECT_EQ(tracker_epoch(pid_), std::make_pair(epoch.first, image_id_of(link(n))));
+  }
+}
+
+// A reusing dump that fails after its reset still leaves its own id in the
+// tracker's epoch: a later dump on the parent before it must not trust
+// the tracker (which now saw only the writes since the failed dump), and
+// the last link restores every word.
+TEST_F(DirtyTracking, FailedReusingDumpLeavesTheParentUntrusted) {
+  ASSERT_NO_FATAL_FAILURE(start_program());
+  dump_link(0, -1);
+  ASSERT_EQ(tracker_epoch(pid_).second, image_id_of(link(0)));
+  ASSERT_NO_FATAL_FAILURE(step(1));
+  setenv("CKPT_FAULT", "dump-before-link:eio", 1);
+  RunResult r = dump(pid_, link(1), {"--parent", "link0.core"});
+  unsetenv("CKPT_FAULT");
+  ASSERT_TRUE(r.exited && r.exit_code != 0) << r.status() << "\n" << r.err;
+  EXPECT_NE(tracker_epoch(pid_).second, image_id_of(link(0)));
+  Stats s = dump_link(1, 0, true);
+  EXPECT_EQ(s.tracked, 0u);
+  EXPECT_GE(s.compared, 8 * kMiB);
+  EXPECT_NE(s.note.find("reset it since"), std::string::npos) << s.note;
+  ASSERT_NO_FATAL_FAILURE(restore_last(1));
 }
 
 }  // namespace

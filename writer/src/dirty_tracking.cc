@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "pagemap_scan.h"
@@ -29,18 +30,47 @@ bool WrittenPages::covers(u64 start, u64 end) const {
 
 bool WrittenPages::clean(u64 start, u64 end) const { return !overlaps(written, start, end); }
 
-TrackerFd take_tracker_fd(FdTable &table) {
+// The epoch memfd's contents, read through a copy of the target's fd
+// (pidfd_getfd: same open file); zeros when it cannot be read.
+static TrackerEpoch read_epoch(pid_t pid, int fd) {
+  TrackerEpoch e{};
+  int pidfd = int(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return e;
+  int mine = int(syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+  close(pidfd);
+  if (mine < 0) return e;
+  if (pread(mine, &e, sizeof e, 0) != ssize_t(sizeof e)) e = TrackerEpoch{};
+  close(mine);
+  return e;
+}
+
+TrackerFd take_tracker_fd(pid_t pid, FdTable &table) {
   TrackerFd found;
-  for (auto it = table.fds.begin(); it != table.fds.end(); ++it) {
-    // Ours: a userfaultfd with O_APPEND, a flag that means nothing to a
-    // userfaultfd and that no program sets on one (dirty_tracking_arm.cc).
-    if (it->path != "anon_inode:[userfaultfd]" || !(it->record.open_flags & O_APPEND)) continue;
-    found.fd = it->record.fd;
-    found.ino = it->record.ino;
-    table.fds.erase(it);
-    break;
+  const std::string epoch_path = std::string("/memfd:") + kTrackerEpochName;
+  for (auto it = table.fds.begin(); it != table.fds.end();) {
+    // Ours: a userfaultfd (and a memfd of our name) with O_APPEND, a flag
+    // that means nothing to a userfaultfd and that no program sets on
+    // them (dirty_tracking_arm.cc).
+    bool marked = it->record.open_flags & O_APPEND;
+    if (marked && found.fd < 0 && it->path == "anon_inode:[userfaultfd]") {
+      found.fd = it->record.fd;
+      found.ino = it->record.ino;
+    } else if (marked && found.epoch_fd < 0 && it->path == epoch_path) {
+      found.epoch_fd = it->record.fd;
+    } else {
+      ++it;
+      continue;
+    }
+    it = table.fds.erase(it);
   }
+  if (found.epoch_fd >= 0) found.epoch = read_epoch(pid, found.epoch_fd);
   return found;
+}
+
+bool tracker_continues(const ProcessCapture &pc, const TrackerFd &old) {
+  const TrackerEpoch &e = old.epoch;
+  return old.fd >= 0 && old.epoch_fd >= 0 && e.magic == kTrackerEpochMagic && e.pid == pc.pid &&
+         e.start_time == pc.stat.start_time && e.tracker_ino == old.ino;
 }
 
 Status read_boot_id(u8 (&out)[16]) {
@@ -82,7 +112,7 @@ int scan_written(int pagemap, u64 start, u64 end, bool write_protect, std::vecto
 }
 
 Expected<WrittenPages> read_written_pages(const ProcessCapture &pc, const TrackerFd &tracker,
-                                          const ImageReader &parent, std::string &why) {
+                                          const ImageReader &parent, const u8 (&parent_id)[16], std::string &why) {
   WrittenPages out;
   auto table = read_dirty_tracking(parent);
   if (!table) return table.error().context("the parent image");
@@ -97,6 +127,14 @@ Expected<WrittenPages> read_written_pages(const ProcessCapture &pc, const Tracke
   }
   if (tracker.ino != rec.tracker_ino) {
     why = "the tracker is not the parent's (another dump re-armed it since)";
+    return out;
+  }
+  // The same tracker, reset by a later dump than PREV (its epoch names
+  // that dump, even one that failed): what it saw starts there. A tracker
+  // without an epoch (closed by the program, or an older writer's) cannot
+  // say, so it is not trusted either.
+  if (!tracker_continues(pc, tracker) || std::memcmp(tracker.epoch.image_id, parent_id, 16) != 0) {
+    why = "the tracker is not the parent's (another dump reset it since)";
     return out;
   }
   TrackingIdentity id = identity_of(pc);

@@ -14,6 +14,16 @@
 // makes a new tracker (a new inode) and records it in the image's
 // DirtyTracking note; tracking is trusted against PREV only if the tracker
 // found is the one PREV recorded (docs/DESIGN.md "Dirty tracking").
+//
+// A later dump reuses the tracker instead of closing it and making a new
+// one (closing clears the write-protection of every page, arming sets it
+// again: both walk the whole address space inside the freeze). Its reset
+// write-protects only the pages written since (one PAGEMAP_SCAN with
+// PM_SCAN_WP_MATCHING). What tells a reset tracker from the one PREV saw is
+// its *epoch*: kept in a second fd beside the tracker, a memfd named
+// "ckpt-dirty-tracker" (also O_APPEND, close-on-exec) holding the owner's
+// pid and start time, the tracker's inode and the image id of the dump
+// that last reset it, written before the reset (DECISIONS 3001).
 #pragma once
 
 #include <string>
@@ -42,27 +52,53 @@ struct WrittenPages {
   bool clean(img::u64 start, img::u64 end) const;
 };
 
+/// The contents of the epoch memfd (40 bytes, native byte order).
+struct TrackerEpoch {
+  img::u32 magic = 0;        ///< kTrackerEpochMagic
+  img::i32 pid = 0;          ///< the process whose tracker this is (a forked child inherits both fds)
+  img::u64 start_time = 0;   ///< its /proc/PID/stat field 22
+  img::u64 tracker_ino = 0;  ///< the userfaultfd it belongs to
+  img::u8 image_id[16] = {}; ///< the dump that last reset the tracker (written before the reset)
+};
+static_assert(sizeof(TrackerEpoch) == 40);
+inline constexpr img::u32 kTrackerEpochMagic = 0x434b5745;  // "EWKC"
+/// The epoch memfd's name (its /proc/PID/fd link: "/memfd:NAME (deleted)").
+inline constexpr const char *kTrackerEpochName = "ckpt-dirty-tracker";
+
 /// The dump's own tracker in a process's fd table, if there is one.
 struct TrackerFd {
   int fd = -1;
   img::u64 ino = 0;
+  int epoch_fd = -1;         ///< the epoch memfd, if there is one
+  TrackerEpoch epoch;        ///< its contents (zeros when unreadable)
 };
 
-/// Takes the dumper's tracker (a userfaultfd marked O_APPEND) out of a
-/// captured fd table: it is not the program's and never goes into an image.
-TrackerFd take_tracker_fd(FdTable &fds);
+/// Takes the dumper's tracker (a userfaultfd marked O_APPEND) and its
+/// epoch memfd out of a captured fd table of process pid (they are not the
+/// program's and never go into an image), and reads the epoch.
+TrackerFd take_tracker_fd(pid_t pid, FdTable &fds);
 
-/// The pages process pc wrote since the image `parent` was taken, if the tracker that image armed is still the one in the process
-/// (same inode, pid, start time and boot) and only over the ranges it
+/// Whether `old` is pc's own tracker with a usable epoch, so that this dump
+/// may reset and reuse it (continue_tracking) instead of making a new one:
+/// the epoch names pc (not a parent it was inherited from) and this
+/// tracker.
+bool tracker_continues(const ProcessCapture &pc, const TrackerFd &old);
+
+/// The pages process pc wrote since the image `parent` (image id
+/// `parent_id`) was taken, if the tracker that image armed is still the one
+/// in the process (same inode, pid, start time and boot) and no later dump
+/// reset it (its epoch names `parent_id`), and only over the ranges it
 /// armed that are still registered (mremap, munmap+mmap, exec and close
 /// lose registration). Ranges outside `tracked` must be compared. Returns
 /// an empty WrittenPages and `why` when tracking cannot be used at all.
 img::Expected<WrittenPages> read_written_pages(const ProcessCapture &pc, const TrackerFd &tracker,
-                                               const img::ImageReader &parent, std::string &why);
+                                               const img::ImageReader &parent, const img::u8 (&parent_id)[16],
+                                               std::string &why);
 
-/// A tracker made by arm_tracking.
+/// A tracker made by arm_tracking or reset by continue_tracking.
 struct ArmedTracker {
   img::u64 ino = 0;                   ///< 0: none armed (why says why)
+  bool reused = false;                ///< continue_tracking's
   std::vector<AddressRange> ranges;   ///< registered and write-protected
   std::string why;
 };
@@ -78,7 +114,19 @@ img::Status close_tracker(const ProcessCapture &pc, const TrackerFd &old);
 /// and close_tracker, before memory is read. Failing to arm is not an
 /// error for the dump (the next --parent dump compares): ArmedTracker says
 /// why. Errors are only what leaves the process in doubt.
-img::Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc);
+/// `image_id` is this dump's (the tracker's epoch from now on).
+img::Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc, const img::u8 (&image_id)[16]);
+
+/// Reuses pc's tracker `old` (tracker_continues): writes this dump's
+/// `image_id` into its epoch first (no earlier image matches it any more,
+/// whatever happens next),
+/// registers the private writable mappings not registered yet, and
+/// write-protects again every page written since the last reset, and every
+/// page of a mapping new to it, with one PAGEMAP_SCAN per range: the
+/// frozen instant is the tracker's new start. Failing to register is not
+/// an error (ArmedTracker says why).
+img::Expected<ArmedTracker> continue_tracking(const ProcessCapture &pc, const TrackerFd &old,
+                                             const img::u8 (&image_id)[16]);
 
 /// Which process a tracker belongs to: the same pid, started at the same
 /// time, in the same boot.

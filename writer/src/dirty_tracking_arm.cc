@@ -99,6 +99,29 @@ class TrackerMaker {
 
   Expected<long> call(long nr, std::initializer_list<u64> args) { return inj_.call(nr, args); }
 
+  // The epoch memfd (dirty_tracking.h), empty, close-on-exec; or a
+  // negative errno.
+  Expected<long> make_epoch() {
+    char name[32] = {};
+    std::strncpy(name, kTrackerEpochName, sizeof name - 1);
+    return inj_.call_inout(SYS_memfd_create, {0, u64(MFD_CLOEXEC)}, 0, name, sizeof name);
+  }
+
+  // Marks fd as ours (O_APPEND) and moves it to the lowest free slot at or
+  // above `from`; the new fd, or a negative errno (fd closed either way).
+  Expected<long> mark_and_move(long fd, u64 from) {
+    auto fl = call(SYS_fcntl, {u64(fd), F_SETFL, u64(O_APPEND | O_NONBLOCK)});
+    if (!fl) return fl;
+    auto moved = call(SYS_fcntl, {u64(fd), F_DUPFD_CLOEXEC, from});
+    if (!moved) return moved;
+    CKPT_TRY(close(fd));
+    if (*fl < 0 || *moved < 0) {
+      if (*moved >= 0) CKPT_TRY(close(*moved));
+      return *fl < 0 ? *fl : *moved;
+    }
+    return *moved;
+  }
+
   // UFFDIO_REGISTER in write-protect mode; 0 or a negative errno.
   Expected<long> register_wp(long fd, u64 start, u64 end) {
     uffdio_register reg{};
@@ -180,13 +203,80 @@ static Status with_main_thread(const ProcessCapture &pc, std::string &why, Body 
   return back;
 }
 
-Status close_tracker(const ProcessCapture &pc, const TrackerFd &old) {
-  if (old.fd < 0) return {};
-  std::string why;
-  return with_main_thread(pc, why, [&](TrackerMaker &maker) { return maker.close(old.fd); });
+// Registers the trackable runs of pc with the tracker at `slot` (already
+// registered mappings of the same tracker are left as they are: the
+// kernel skips them) and returns the ranges it holds.
+static Expected<std::vector<AddressRange>> register_runs(TrackerMaker &maker, long slot, const ProcessCapture &pc) {
+  std::vector<AddressRange> ranges;
+  for (const AddressRange &run : trackable_runs(pc.memory)) {
+    auto r = maker.register_wp(slot, run.start, run.end);
+    if (!r) return r.error();
+    if (*r == 0) {
+      ranges.push_back(run);
+      continue;
+    }
+    // One mapping of the run the kernel will not track (VM_DROPPABLE,
+    // a special mapping, one still registered elsewhere): the others
+    // one by one.
+    for (const VmaPlan &v : pc.memory) {
+      if (!trackable(v) || v.map.start < run.start || v.map.end > run.end) continue;
+      auto one = maker.register_wp(slot, v.map.start, v.map.end);
+      if (!one) return one.error();
+      if (*one == 0) ranges.push_back({v.map.start, v.map.end});
+    }
+  }
+  return ranges;
 }
 
-Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc) {
+// Write-protects every page of `ranges` that counts as written: after a
+// registration every page does (no uffd-wp bit yet; with WP_UNPOPULATED
+// the empty ones get a marker), after an earlier reset only those written
+// since. Returns the ranges protected; one left unprotected stays
+// registered but is not listed (the next dump compares it).
+static Expected<std::vector<AddressRange>> protect_written(pid_t pid, const std::vector<AddressRange> &ranges) {
+  std::string path = "/proc/" + std::to_string(pid) + "/pagemap";
+  int pagemap = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (pagemap < 0) return make_error("%s: %s", path.c_str(), strerror(errno));
+  std::vector<AddressRange> armed;
+  for (const AddressRange &r : ranges)
+    if (scan_written(pagemap, r.start, r.end, true, nullptr) == 0) armed.push_back(r);
+  ::close(pagemap);
+  return armed;
+}
+
+// Writes the epoch memfd of pid through a copy of its fd (pidfd_getfd: the
+// same open file, so the process's fd sees it at once).
+static Status write_epoch(pid_t pid, int fd, const TrackerEpoch &epoch) {
+  int pidfd = int(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return make_error("pidfd_open(%d): %s", pid, strerror(errno));
+  int mine = int(syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+  int e = errno;
+  ::close(pidfd);
+  if (mine < 0) return make_error("pidfd_getfd(%d, %d): %s", pid, fd, strerror(e));
+  // Kernel quirk (pwrite(2) BUGS): on a file opened O_APPEND, which the
+  // mark makes it, pwrite appends whatever the offset says. So the file is
+  // emptied first and written at its end; dying in between leaves an
+  // empty epoch, which matches no image and is not reused.
+  ssize_t n = -1;
+  if (ftruncate(mine, 0) == 0) n = write(mine, &epoch, sizeof epoch);
+  e = errno;
+  ::close(mine);
+  if (n != ssize_t(sizeof epoch))
+    return make_error("the dirty tracker's epoch in process %d: %s", pid, n < 0 ? strerror(e) : "short write");
+  return {};
+}
+
+Status close_tracker(const ProcessCapture &pc, const TrackerFd &old) {
+  if (old.fd < 0 && old.epoch_fd < 0) return {};
+  std::string why;
+  return with_main_thread(pc, why, [&](TrackerMaker &maker) -> Status {
+    if (old.fd >= 0) CKPT_TRY(maker.close(old.fd));
+    if (old.epoch_fd >= 0) CKPT_TRY(maker.close(old.epoch_fd));
+    return {};
+  });
+}
+
+Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc, const u8 (&image_id)[16]) {
   ArmedTracker out;
   u64 nofile = kTrackerFdCeiling;
   for (const RlimitRecord &r : pc.rlimits)
@@ -195,7 +285,7 @@ Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc) {
     out.why = "RLIMIT_NOFILE leaves no room for the tracker";
     return out;
   }
-  long slot = -1;
+  long slot = -1, epoch_slot = -1;
   CKPT_TRY(with_main_thread(pc, out.why, [&](TrackerMaker &maker) -> Status {
     auto fd = maker.open_async_wp();
     if (!fd) return fd.error();
@@ -204,37 +294,29 @@ Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc) {
       return {};
     }
     // The mark that tells the tracker from a program's own userfaultfd.
-    auto fl = maker.call(SYS_fcntl, {u64(*fd), F_SETFL, u64(O_APPEND | O_NONBLOCK)});
-    if (!fl) return fl.error();
-    auto moved = maker.call(SYS_fcntl, {u64(*fd), F_DUPFD_CLOEXEC, nofile - kTrackerFdHeadroom});
+    auto moved = maker.mark_and_move(*fd, nofile - kTrackerFdHeadroom);
     if (!moved) return moved.error();
-    CKPT_TRY(maker.close(*fd));
-    if (*fl < 0 || *moved < 0) {
-      if (*moved >= 0) CKPT_TRY(maker.close(*moved));
-      out.why = std::string("no place for the tracker fd: ") + strerror(int(-(*fl < 0 ? *fl : *moved)));
+    if (*moved < 0) {
+      out.why = std::string("no place for the tracker fd: ") + strerror(int(-*moved));
       return {};
     }
     slot = *moved;
-    for (const AddressRange &run : trackable_runs(pc.memory)) {
-      auto r = maker.register_wp(slot, run.start, run.end);
-      if (!r) return r.error();
-      if (*r == 0) {
-        out.ranges.push_back(run);
-        continue;
-      }
-      // One mapping of the run the kernel will not track (VM_DROPPABLE,
-      // a special mapping, one still registered elsewhere): the others
-      // one by one.
-      for (const VmaPlan &v : pc.memory) {
-        if (!trackable(v) || v.map.start < run.start || v.map.end > run.end) continue;
-        auto one = maker.register_wp(slot, v.map.start, v.map.end);
-        if (!one) return one.error();
-        if (*one == 0) out.ranges.push_back({v.map.start, v.map.end});
-      }
+    // Its epoch beside it; without one the tracker is still made, and the
+    // next dump makes a new one instead of reusing it.
+    auto epoch = maker.make_epoch();
+    if (!epoch) return epoch.error();
+    if (*epoch >= 0) {
+      auto at = maker.mark_and_move(*epoch, nofile - kTrackerFdHeadroom);
+      if (!at) return at.error();
+      epoch_slot = *at;
     }
+    auto ranges = register_runs(maker, slot, pc);
+    if (!ranges) return ranges.error();
+    out.ranges = ranges.take();
     if (out.ranges.empty()) {
       CKPT_TRY(maker.close(slot));
-      slot = -1;
+      if (epoch_slot >= 0) CKPT_TRY(maker.close(epoch_slot));
+      slot = epoch_slot = -1;
       out.why = "no mapping to track";
     }
     return {};
@@ -244,20 +326,43 @@ Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc) {
   struct stat st {};
   std::string link = "/proc/" + std::to_string(pc.pid) + "/fd/" + std::to_string(slot);
   if (stat(link.c_str(), &st) != 0) return make_error("%s: %s", link.c_str(), strerror(errno));
-  // Write-protect every page of the registered ranges: all count as
-  // written after registering (no uffd-wp bit yet), so one matching scan
-  // protects them all (and, with WP_UNPOPULATED, marks the empty ones).
-  std::string path = "/proc/" + std::to_string(pc.pid) + "/pagemap";
-  int pagemap = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (pagemap < 0) return make_error("%s: %s", path.c_str(), strerror(errno));
-  std::vector<AddressRange> armed;
-  for (const AddressRange &r : out.ranges)
-    if (scan_written(pagemap, r.start, r.end, true, nullptr) == 0) armed.push_back(r);
-  ::close(pagemap);
-  // A range left unprotected stays registered but is not listed: the next
-  // dump compares it.
-  out.ranges = std::move(armed);
+  if (epoch_slot >= 0) {
+    TrackerEpoch epoch{kTrackerEpochMagic, pc.pid, pc.stat.start_time, u64(st.st_ino), {}};
+    std::memcpy(epoch.image_id, image_id, sizeof epoch.image_id);
+    CKPT_TRY(write_epoch(pc.pid, int(epoch_slot), epoch));
+  }
+  auto armed = protect_written(pc.pid, out.ranges);
+  if (!armed) return armed.error();
+  out.ranges = armed.take();
   out.ino = st.st_ino;
+  return out;
+}
+
+Expected<ArmedTracker> continue_tracking(const ProcessCapture &pc, const TrackerFd &old, const u8 (&image_id)[16]) {
+  ArmedTracker out;
+  // The new epoch first: from here on no image before this dump matches
+  // the tracker, whether or not this dump ends with an image.
+  TrackerEpoch epoch = old.epoch;
+  std::memcpy(epoch.image_id, image_id, sizeof epoch.image_id);
+  CKPT_TRY(write_epoch(pc.pid, old.epoch_fd, epoch));
+  CKPT_TRY(with_main_thread(pc, out.why, [&](TrackerMaker &maker) -> Status {
+    auto ranges = register_runs(maker, old.fd, pc);
+    if (!ranges) return ranges.error();
+    out.ranges = ranges.take();
+    return {};
+  }));
+  if (out.ranges.empty()) {
+    if (out.why.empty()) out.why = "no mapping to track";
+    return out;
+  }
+  // Pages written between the last reset and this freeze are protected
+  // again now, inside it: a write after the release is seen by the next
+  // dump, and none before it is lost (this image holds it).
+  auto armed = protect_written(pc.pid, out.ranges);
+  if (!armed) return armed.error();
+  out.ranges = armed.take();
+  out.ino = old.ino;
+  out.reused = true;
   return out;
 }
 

@@ -181,7 +181,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     if (!pc) return m.pid == opt.pid ? pc.error() : pc.error().context("process " + std::to_string(m.pid));
     if (opt.caller_tid && m.pid == opt.pid)
       CKPT_TRY(resume_caller_with(*pc, opt.caller_tid, opt.caller_resume_value));
-    TrackerFd tracker = take_tracker_fd(pc->fds);
+    TrackerFd tracker = take_tracker_fd(m.pid, pc->fds);
     if (opt.store_tmpfs_files) {
       auto stored = read_stored_files(m.pid, pc->fds, pc->maps);
       if (!stored) return stored.error();
@@ -213,7 +213,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
       WrittenPages written;
       std::string why;
       if (opt.dirty_tracking) {
-        auto w = read_written_pages(p.capture, p.tracker, prev->image, why);
+        auto w = read_written_pages(p.capture, p.tracker, prev->image, prev->view.identity.image_id, why);
         if (!w) return i == 0 ? w.error() : w.error().context("process " + std::to_string(p.capture.pid));
         written = w.take();
       } else {
@@ -255,13 +255,23 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     trackers_done = true;
     if (!arm) return {};
     for (CapturedProcess &p : procs) guard->arming(p.capture.pid, p.tracker.fd >= 0);
-    for (CapturedProcess &p : procs) CKPT_TRY(close_tracker(p.capture, p.tracker));
+    // A process's own tracker is reset and kept (DECISIONS 3001); any
+    // other (one inherited from its parent, one without an epoch) is closed
+    // in every process before any is armed, as its registrations would
+    // make the new one's EBUSY.
+    std::vector<bool> reuse(procs.size());
     for (size_t i = 0; i < procs.size(); i++) {
-      auto a = arm_tracking(procs[i].capture);
+      reuse[i] = tracker_continues(procs[i].capture, procs[i].tracker);
+      if (!reuse[i]) CKPT_TRY(close_tracker(procs[i].capture, procs[i].tracker));
+    }
+    for (size_t i = 0; i < procs.size(); i++) {
+      auto a = reuse[i] ? continue_tracking(procs[i].capture, procs[i].tracker, ident.image_id)
+                        : arm_tracking(procs[i].capture, ident.image_id);
       if (!a) return a.error();
       armed[i] = a.take();
       if (armed[i].ino) stats.trackers_armed++;
-      else if (stats.tracking_note.empty()) stats.tracking_note = "not armed: " + armed[i].why;
+      if (armed[i].reused) stats.trackers_reused++;
+      if (!armed[i].ino && stats.tracking_note.empty()) stats.tracking_note = "not armed: " + armed[i].why;
     }
     phases.mark("dirty tracker armed");
     return {};

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "procfs.h"
+#include "dirty_tracking.h"
 #include "procfs_text.h"
 #include "snapshot.h"
 #include "snapshot_cgroup.h"
@@ -26,14 +27,13 @@ using namespace img;
 
 namespace {
 
-// What /proc/PID/fd shows for a userfaultfd (fs/userfaultfd.c's anon inode).
-constexpr const char *kUserfaultfdLink = "anon_inode:[userfaultfd]";
 
 // What the journal says imgtool did (dump_guard.h).
 struct Journal {
   std::map<pid_t, bool> armed;  ///< pid -> it had a tracker before
-  /// pid -> the userfaultfds it held when arming began (a program's own,
-  /// kept only with --allow-unrestorable; an earlier dump's tracker)
+  /// pid -> the userfaultfds and epoch-named memfds it held when arming
+  /// began (a program's own, kept only with --allow-unrestorable; an
+  /// earlier dump's tracker and epoch)
   std::map<pid_t, std::set<int>> uffds_before;
   /// pid -> the probe-like mappings it had before a probe (probe_pages)
   std::map<pid_t, std::set<u64>> probes_before;
@@ -135,16 +135,24 @@ long fd_flags(pid_t pid, int fd) {
   return at == std::string::npos ? 0 : std::strtol(info->c_str() + at + 6, nullptr, 8);
 }
 
-// The fds of pid to close: trackers (a userfaultfd marked O_APPEND, as
-// take_tracker_fd knows them, when `trackers`), a userfaultfd the pid did
-// not hold when arming began and not marked yet (imgtool died between the
-// injected userfaultfd() and its mark: the new fd is the lowest free one,
-// not the tracker slot), and fds on the snapshot cgroup.
+// Whether a /proc/PID/fd link is of the kind a tracker or its epoch memfd
+// is (dirty_tracking.h).
+bool tracker_kind(const std::string &link) {
+  // fs/userfaultfd.c's anon inode; kTrackerEpochName's memfd.
+  return link == "anon_inode:[userfaultfd]" || link == std::string("/memfd:") + kTrackerEpochName + " (deleted)";
+}
+
+// The fds of pid to close: trackers and their epoch memfds (marked
+// O_APPEND, as take_tracker_fd knows them, when `trackers`), one of those
+// kinds the pid did not hold when arming began and not marked yet (imgtool
+// died between the injected userfaultfd() or memfd_create() and its mark:
+// the new fd is the lowest free one, not the tracker slot), and fds on the
+// snapshot cgroup.
 std::vector<int> fds_to_close(pid_t pid, bool trackers, const std::set<int> *uffds_before,
                               const std::string &cgroup) {
   std::vector<int> fds;
   for (const auto &[fd, link] : fd_links(pid)) {
-    bool uffd = link == kUserfaultfdLink;
+    bool uffd = tracker_kind(link);
     bool marked = uffd && (fd_flags(pid, fd) & O_APPEND);
     bool unmarked_new = uffd && !marked && uffds_before && !uffds_before->count(fd);
     bool tracker = (trackers && marked) || unmarked_new;
@@ -409,10 +417,11 @@ void DumpGuard::note(const std::string &line) {
 }
 
 void DumpGuard::arming(pid_t pid, bool had_one) {
-  // The userfaultfds it holds now (frozen: none can appear but ours).
+  // The userfaultfds and epoch memfds it holds now (frozen: none can
+  // appear but ours).
   std::string line = "A " + std::to_string(pid) + " " + (had_one ? "1" : "0");
   for (const auto &[fd, link] : fd_links(pid))
-    if (link == kUserfaultfdLink) line += " " + std::to_string(fd);
+    if (tracker_kind(link)) line += " " + std::to_string(fd);
   note(line + "\n");
 }
 void DumpGuard::probing(pid_t pid) {
