@@ -45,7 +45,7 @@ enum {
   NR_exit_group = 231, NR_set_robust_list = 273, NR_rt_tgsigqueueinfo = 297,
   NR_rseq = 334, NR_clone3 = 435, NR_kill = 62, NR_setgroups = 116, NR_setresuid = 117,
   NR_setresgid = 119, NR_capset = 126, NR_seccomp = 317, NR_mlock2 = 325,
-  NR_mlockall = 151, NR_getppid = 110,
+  NR_mlockall = 151, NR_getppid = 110, NR_fcntl = 72,
 };
 
 static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {
@@ -71,6 +71,8 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define SHM_RDONLY 010000
 #define SHM_EXEC 0100000
 #define MAP_SHARED 1
+#define F_ADD_SEALS 1033
+#define F_GET_SEALS 1034
 #define MAP_PRIVATE 2
 #define MAP_FIXED 0x10
 #define MAP_ANONYMOUS 0x20
@@ -556,6 +558,16 @@ void rs_main(struct rs_args *a) {
   unmap_all_but(a);
   move_special_mappings(a);
   map_memory(a);
+  /* A memfd sealed with F_SEAL_FUTURE_WRITE keeps the writable shared
+   * mappings made before the seal, but refuses new ones (mm/memfd.c:
+   * memfd_check_seals_mmap, EPERM): imgtool left that seal (and F_SEAL_SEAL,
+   * which would forbid adding it) to now, when the mappings are back. */
+  for (unsigned i = 0; i < a->nlate_seal; i++) {
+    const struct rs_seal *s = &a->late_seal[i];
+    r = sys3(NR_fcntl, s->fd, F_GET_SEALS, 0);
+    if (r >= 0 && ((uint32_t)r & s->seals) != s->seals) r = sys3(NR_fcntl, s->fd, F_ADD_SEALS, s->seals & ~(uint32_t)r);
+    if (r < 0) fail(a, RS_SEAL, r);
+  }
   /* mlockall(MCL_FUTURE) is mm->def_flags: set last, so that only the
    * program's own later mappings are locked, as before the dump. */
   if (a->mlockall_flags) {

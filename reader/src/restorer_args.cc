@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "arg_arena.h"
+#include "fd_kinds/fd_kind.h"
 #include "fill_checks.h"
 #include "lazy_pages.h"
 #include "mapped_objects.h"
@@ -162,6 +163,11 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
   a.guard = arena.alloc<rs_range>(v.guard_ranges.records.size() + 1);
   if (!a.guard) return make_error("restorer argument area too small");
   for (const GuardRangeRecord &g : v.guard_ranges.records) a.guard[a.nguard++] = {g.start, g.start + g.length};
+  // The memfd seals open_memfd left to the restorer (memfd_late_seals).
+  a.late_seal = arena.alloc<rs_seal>(v.fds.records.size() + 1);
+  if (!a.late_seal) return make_error("restorer argument area too small");
+  for (const FdRecord &r : v.fds.records)
+    if (memfd_late_seals(r)) a.late_seal[a.nlate_seal++] = {r.fd, r.seals};
   return {};
 }
 
