@@ -86,7 +86,12 @@ const std::vector<std::string> &cgroup_setting_files() {
       "memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.swappiness", "cpu.shares",
       "cpu.cfs_period_us", "cpu.cfs_quota_us",
       // cgroup v2
-      "memory.min", "memory.low", "memory.high", "memory.max", "memory.swap.max", "cpu.weight", "cpu.max"};
+      "memory.min", "memory.low", "memory.high", "memory.max", "memory.swap.max", "cpu.weight", "cpu.max",
+      // cgroup v2's own limits (in every v2 cgroup, whatever controllers it
+      // has), memory.oom.group, and the hugetlb controller's limits (x86-64's
+      // two huge page sizes; v1's names too)
+      "cgroup.max.descendants", "cgroup.max.depth", "memory.oom.group", "hugetlb.2MB.max", "hugetlb.1GB.max",
+      "hugetlb.2MB.rsvd.max", "hugetlb.1GB.rsvd.max", "hugetlb.2MB.limit_in_bytes", "hugetlb.1GB.limit_in_bytes"};
   return files;
 }
 

@@ -190,6 +190,14 @@ struct rs_signal {
   uint8_t siginfo[128];
 };
 
+/* Seals of a memfd (fd, in the process's own table) that only the
+ * restorer may add, after the memory is mapped: F_SEAL_FUTURE_WRITE
+ * refuses a writable shared mapping made after it, not one made before. */
+struct rs_seal {
+  int32_t fd;
+  uint32_t seals;
+};
+
 /* struct prctl_mm_map (include/uapi/linux/prctl.h). */
 struct rs_mm_map {
   uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
@@ -233,6 +241,8 @@ struct rs_args {
   const char *check_context; /* NUL-terminated: what a mismatch's line starts with ("" or "process P (...): ") */
   uint8_t *scratch;        /* scratch_len bytes the checked fills are hashed in */
   uint64_t scratch_len;
+  struct rs_seal *late_seal; uint32_t nlate_seal; /* memfd seals added once memory is mapped */
+  uint32_t pad5;
 };
 
 /* What follows the RS_OK byte on status_fd: where imgtool finds the
@@ -271,6 +281,7 @@ enum rs_stage {
    * (as verify words it), then EOF. The image is damaged, not the process:
    * imgtool reports the line as it is (verdict.cc). */
   RS_CHECKSUM = 21,
+  RS_SEAL = 22,            /* F_ADD_SEALS of a memfd after its mappings */
   /* An RS_ASSERT failed (restorer.c): the line (u16, little-endian) and the
    * condition's text follow the two bytes. Far from the stages above so
    * that new stages can be appended. */

@@ -168,6 +168,16 @@ void rs_main(struct rs_args *a) {
   unmap_all_but(a);
   move_special_mappings(a);
   map_memory(a);
+  /* A memfd sealed with F_SEAL_FUTURE_WRITE keeps the writable shared
+   * mappings made before the seal, but refuses new ones (mm/memfd.c:
+   * memfd_check_seals_mmap, EPERM): imgtool left that seal (and F_SEAL_SEAL,
+   * which would forbid adding it) to now, when the mappings are back. */
+  for (unsigned i = 0; i < a->nlate_seal; i++) {
+    const struct rs_seal *s = &a->late_seal[i];
+    r = sys3(NR_fcntl, s->fd, F_GET_SEALS, 0);
+    if (r >= 0 && ((uint32_t)r & s->seals) != s->seals) r = sys3(NR_fcntl, s->fd, F_ADD_SEALS, s->seals & ~(uint32_t)r);
+    if (r < 0) fail(a, RS_SEAL, r);
+  }
   /* mlockall(MCL_FUTURE) is mm->def_flags: set last, so that only the
    * program's own later mappings are locked, as before the dump. */
   if (a->mlockall_flags) {

@@ -17,7 +17,7 @@ enum {
   NR_exit_group = 231, NR_set_robust_list = 273, NR_rt_tgsigqueueinfo = 297,
   NR_rseq = 334, NR_clone3 = 435, NR_kill = 62, NR_setgroups = 116, NR_setresuid = 117,
   NR_setresgid = 119, NR_capset = 126, NR_seccomp = 317, NR_mlock2 = 325,
-  NR_mlockall = 151, NR_getppid = 110,
+  NR_mlockall = 151, NR_getppid = 110, NR_fcntl = 72,
 };
 
 static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {
@@ -42,6 +42,8 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define PROT_EXEC 4
 #define SHM_RDONLY 010000
 #define SHM_EXEC 0100000
+#define F_ADD_SEALS 1033
+#define F_GET_SEALS 1034
 #define MAP_SHARED 1
 #define MAP_PRIVATE 2
 #define MAP_FIXED 0x10

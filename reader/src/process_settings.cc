@@ -77,6 +77,8 @@ static Status make_cgroup(const CgroupLine &want, const std::string &dir, const 
   for (const CgroupSetting &c : settings) {
     if (c.controllers != want.controllers) continue;
     mine.push_back(&c);
+    // cgroup.* files are the core's (cgroup.max.depth...), no controller's.
+    if (c.file.rfind("cgroup.", 0) == 0) continue;
     std::string ctl = "+" + c.file.substr(0, c.file.find('.'));
     if (want.controllers.empty() && controllers.find(ctl) == std::string::npos)
       controllers += (controllers.empty() ? "" : " ") + ctl;

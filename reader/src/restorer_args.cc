@@ -13,6 +13,7 @@
 #include <ckpt/img/assert.h>
 
 #include "arg_arena.h"
+#include "fd_kinds/fd_kind.h"
 #include "fill_checks.h"
 #include "lazy_pages.h"
 #include "mapped_objects.h"
@@ -173,6 +174,13 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
   a.guard = arena.alloc<rs_range>(v.guard_ranges.records.size() + 1);
   if (!a.guard) return make_error("restorer argument area too small");
   for (const GuardRangeRecord &g : v.guard_ranges.records) a.guard[a.nguard++] = {g.start, g.start + g.length};
+  // The memfd seals open_memfd left to the restorer (memfd_late_seals).
+  size_t late = std::count_if(v.fds.records.begin(), v.fds.records.end(),
+                              [](const FdRecord &r) { return memfd_late_seals(r) != 0; });
+  a.late_seal = arena.alloc<rs_seal>(late + 1);
+  if (!a.late_seal) return make_error("restorer argument area too small");
+  for (const FdRecord &r : v.fds.records)
+    if (memfd_late_seals(r)) a.late_seal[a.nlate_seal++] = {r.fd, r.seals};
   return {};
 }
 

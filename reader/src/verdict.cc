@@ -34,6 +34,7 @@ const char *stage_name(int stage) {
     case RS_LOCK_MEMORY: return "locking memory (mlock2)";
     case RS_LAZY: return "registering memory for lazy restore (userfaultfd)";
     case RS_GUARD: return "installing guard pages (MADV_GUARD_INSTALL)";
+    case RS_SEAL: return "sealing a memfd after its mappings (F_ADD_SEALS)";
     default: return "starting";
   }
 }

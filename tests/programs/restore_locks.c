@@ -4,18 +4,22 @@
  * 20 to EOF, WORKDIR/ofd with an OFD write lock on bytes 5-14, and
  * WORKDIR/lease with a read lease. After the restore every fd's fdinfo
  * "lock:" lines read as before, and a child finds each lock held against
- * it.   usage: restore_locks GOFILE WORKDIR */
+ * it. With "write-lease", WORKDIR/write-lease (opened O_RDWR, the only
+ * open file of it) holds a write lease as well, held again after the
+ * restore.   usage: restore_locks GOFILE WORKDIR [write-lease] */
 #include "rt_prog.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/wait.h>
 
-#define NFILES 5
+#define MAXFILES 6
+#define WRITE_LEASE 5
 
-static const char *names[NFILES] = {"flock-ex", "flock-sh", "posix", "ofd", "lease"};
-static char paths[NFILES][4096];
-static int fds[NFILES];
+static int nfiles = 5;
+static const char *names[MAXFILES] = {"flock-ex", "flock-sh", "posix", "ofd", "lease", "write-lease"};
+static char paths[MAXFILES][4096];
+static int fds[MAXFILES];
 
 /* Every "lock:" line of fd's fdinfo, with the leading "lock:\tN: " kept. */
 static void lock_lines(int fd, char *out, size_t size) {
@@ -59,7 +63,8 @@ static int child_finds_locks_held(void) {
 
 int main(int argc, char **argv) {
   rt_start(argc, argv, 3);
-  for (int i = 0; i < NFILES; i++) {
+  if (argc > 3 && strcmp(argv[3], "write-lease") == 0) nfiles = MAXFILES;
+  for (int i = 0; i < nfiles; i++) {
     snprintf(paths[i], sizeof paths[i], "%s/%s", argv[2], names[i]);
     int w = open(paths[i], O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (w < 0 || write(w, "0123456789abcdefghijklmnopqrstuvwxyz", 36) != 36) rt_die("create %s", paths[i]);
@@ -72,8 +77,9 @@ int main(int argc, char **argv) {
   if (set_lock(fds[2], F_SETLK, F_WRLCK, 0, 10) < 0 || set_lock(fds[2], F_SETLK, F_RDLCK, 20, 0) < 0) rt_die("POSIX locks");
   if (set_lock(fds[3], F_OFD_SETLK, F_WRLCK, 5, 10) < 0) rt_die("OFD lock");
   if (fcntl(fds[4], F_SETLEASE, F_RDLCK) < 0) rt_die("F_SETLEASE");
-  static char before[NFILES][2048], after[NFILES][2048];
-  for (int i = 0; i < NFILES; i++) {
+  if (nfiles > WRITE_LEASE && fcntl(fds[WRITE_LEASE], F_SETLEASE, F_WRLCK) < 0) rt_die("F_SETLEASE F_WRLCK");
+  static char before[MAXFILES][2048], after[MAXFILES][2048];
+  for (int i = 0; i < nfiles; i++) {
     lock_lines(fds[i], before[i], sizeof before[i]);
     if (!before[i][0]) rt_die("no lock: line for %s", names[i]);
   }
@@ -83,12 +89,15 @@ int main(int argc, char **argv) {
   rt_ready();
   rt_wait_go(argv[1]);
 
-  for (int i = 0; i < NFILES; i++) {
+  for (int i = 0; i < nfiles; i++) {
     lock_lines(fds[i], after[i], sizeof after[i]);
     RT_CHECK(strcmp(before[i], after[i]) == 0, "%s: fdinfo lock lines after the restore:\n%sbefore:\n%s", names[i],
              after[i], before[i]);
   }
   RT_CHECK(fcntl(fds[4], F_GETLEASE) == F_RDLCK, "the read lease is %d after the restore", fcntl(fds[4], F_GETLEASE));
+  if (nfiles > WRITE_LEASE)
+    RT_CHECK(fcntl(fds[WRITE_LEASE], F_GETLEASE) == F_WRLCK, "the write lease is %d after the restore",
+             fcntl(fds[WRITE_LEASE], F_GETLEASE));
   held = child_finds_locks_held();
   RT_CHECK(held == 0, "a child does not find lock %d held after the restore", held);
   return rt_finish();

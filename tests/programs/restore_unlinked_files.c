@@ -10,6 +10,10 @@
  * - A file made with open(WORKDIR, O_TMPFILE | O_RDWR | O_APPEND): the same
  *   bytes, position and flags (F_GETFL shows O_TMPFILE), and it can still
  *   be linked into the folder (only an O_TMPFILE file can).
+ * - An unlinked file of 512 KiB of data with holes punched into it
+ *   (fallocate PUNCH_HOLE | KEEP_SIZE), one in the middle and one at the
+ *   end: after restore SEEK_DATA/SEEK_HOLE give the same layout and every
+ *   byte is the same.
  * With argv[3] == "elsewhere", the hard link is made in a subfolder instead
  * (the dump must refuse: the other name is not where it can be found).
  *   usage: restore_unlinked_files GOFILE WORKDIR [elsewhere] */
@@ -24,6 +28,29 @@
 #define UID 1234
 #define GID 1235
 static const struct timespec kMtime = {1000000000, 123456789};
+
+#define PUNCHED_SIZE (512 << 10)
+#define MAX_RUNS 16
+
+/* The file's data runs as SEEK_DATA/SEEK_HOLE see them: starts and ends
+ * alternately in runs[], their count returned. */
+static int data_runs(int fd, off_t size, off_t *runs) {
+  int n = 0;
+  off_t at = 0;
+  while (at < size && n + 2 <= MAX_RUNS) {
+    off_t data = lseek(fd, at, SEEK_DATA);
+    if (data < 0) break;
+    off_t hole = lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) hole = size;
+    runs[n++] = data;
+    runs[n++] = hole;
+    at = hole;
+  }
+  return n;
+}
+
+/* The byte at `off` of the punched file before its holes were punched. */
+static char punched_byte(off_t off) { return (char)('a' + (off * 7 + off / 4096) % 26); }
 
 static void check_owner(const char *what, int fd) {
   struct stat st;
@@ -68,6 +95,23 @@ int main(int argc, char **argv) {
     rt_die("O_TMPFILE in %s", argv[2]);
   int tmpfile_flags = fcntl(tmpfile, F_GETFL);
 
+  char punched_path[512];
+  snprintf(punched_path, sizeof punched_path, "%s/punched", argv[2]);
+  int punched = open(punched_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  static char pattern[PUNCHED_SIZE];
+  for (off_t i = 0; i < PUNCHED_SIZE; i++) pattern[i] = punched_byte(i);
+  if (punched < 0 || pwrite(punched, pattern, PUNCHED_SIZE, 0) != PUNCHED_SIZE || fsync(punched) < 0)
+    rt_die("create %s", punched_path);
+  if (fallocate(punched, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 128 << 10, 64 << 10) < 0 ||
+      fallocate(punched, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 448 << 10, 64 << 10) < 0 || unlink(punched_path) < 0)
+    rt_die("punch holes into %s", punched_path);
+  off_t runs_before[MAX_RUNS], runs_after[MAX_RUNS];
+  int nruns_before = data_runs(punched, PUNCHED_SIZE, runs_before);
+  if (nruns_before != 4 || runs_before[1] != 128 << 10 || runs_before[2] != 192 << 10 || runs_before[3] != 448 << 10)
+    rt_die("this filesystem does not punch holes as asked (%d runs)", nruns_before / 2);
+  for (off_t i = 128 << 10; i < 192 << 10; i++) pattern[i] = 0;
+  for (off_t i = 448 << 10; i < PUNCHED_SIZE; i++) pattern[i] = 0;
+
   rt_ready();
   rt_wait_go(argv[1]);
 
@@ -107,5 +151,18 @@ int main(int argc, char **argv) {
   RT_CHECK(linkat(AT_FDCWD, fdpath, AT_FDCWD, named, AT_SYMLINK_FOLLOW) == 0, "O_TMPFILE file: linkat: %s",
            strerror(errno));
   unlink(named);
+
+  if (fstat(punched, &st) < 0) rt_die("fstat punched");
+  RT_CHECK(st.st_size == PUNCHED_SIZE, "punched file size %lld, was %d", (long long)st.st_size, PUNCHED_SIZE);
+  int nruns_after = data_runs(punched, PUNCHED_SIZE, runs_after);
+  int same_runs = nruns_after == nruns_before;
+  for (int i = 0; same_runs && i < nruns_after; i++) same_runs = runs_after[i] == runs_before[i];
+  RT_CHECK(same_runs, "punched file: %d data runs after the restore (first %lld-%lld, last ends at %lld), %d before (0-%lld, %lld-%lld)",
+           nruns_after / 2, nruns_after ? (long long)runs_after[0] : -1LL, nruns_after ? (long long)runs_after[1] : -1LL,
+           nruns_after ? (long long)runs_after[nruns_after - 1] : -1LL, nruns_before / 2, (long long)runs_before[1],
+           (long long)runs_before[2], (long long)runs_before[3]);
+  static char punched_back[PUNCHED_SIZE];
+  RT_CHECK(pread(punched, punched_back, PUNCHED_SIZE, 0) == PUNCHED_SIZE && memcmp(punched_back, pattern, PUNCHED_SIZE) == 0,
+           "punched file: its bytes differ after the restore");
   return rt_finish();
 }

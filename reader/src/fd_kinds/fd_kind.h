@@ -135,6 +135,9 @@ img::Expected<std::pair<int, int>> make_tree_pty_pair(const img::CkptView &maste
 /// A master locked at the dump is locked again once its slaves are open.
 img::Status lock_pty_master(const img::CkptView &, const img::FdRecord &);
 img::Expected<int> open_memfd(FdOpenContext &, const img::FdRecord &);
+/// The seals of a memfd's record that open_memfd leaves to the restorer,
+/// which adds them once the memory is mapped (0: none; memfd.cc).
+img::u32 memfd_late_seals(const img::FdRecord &r);
 img::Expected<int> open_eventfd(FdOpenContext &, const img::FdRecord &);
 img::Expected<int> open_timerfd(FdOpenContext &, const img::FdRecord &);
 img::Expected<int> open_signalfd(FdOpenContext &, const img::FdRecord &);

@@ -9,9 +9,25 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+// F_SEAL_EXEC is Linux 6.3's; older headers lack it.
+#ifndef F_SEAL_EXEC
+#define F_SEAL_EXEC 0x0020
+#endif
+
 namespace ckpt::reader {
 
 using namespace img;
+
+// F_SEAL_FUTURE_WRITE refuses a writable shared mapping made after it
+// (mm/memfd.c, memfd_check_seals_mmap: EPERM) but keeps the ones made
+// before, which the restorer makes again later than this: it adds that
+// seal itself once the memory is mapped, with F_SEAL_EXEC (which implies
+// F_SEAL_FUTURE_WRITE on a memfd whose mode has an exec bit) and
+// F_SEAL_SEAL (which forbids adding any seal after it).
+u32 memfd_late_seals(const FdRecord &r) {
+  if (!(r.flags & kFdSeals) || !(r.seals & F_SEAL_FUTURE_WRITE)) return 0;
+  return r.seals & (F_SEAL_FUTURE_WRITE | F_SEAL_EXEC | F_SEAL_SEAL);
+}
 
 Expected<int> open_memfd(FdOpenContext &c, const FdRecord &r) {
   std::string path(c.view.fds.str_or_empty(r.path));
@@ -23,10 +39,12 @@ Expected<int> open_memfd(FdOpenContext &c, const FdRecord &r) {
   if (fd < 0) return make_error("fd %d: cannot recreate unlinked %s: %s", r.fd, path.c_str(), strerror(errno));
   auto again = fill_and_reopen(c.view, r, fd, path);
   if (!again || !sealing) return again;
-  // Sealed after its bytes are back (F_SEAL_WRITE forbids the refill);
-  // another open file of the same memfd may have sealed it already.
+  // Sealed after its bytes are back (F_SEAL_WRITE forbids the refill),
+  // but for the seals the restorer adds; another open file of the same
+  // memfd may have sealed it already.
+  u32 early = r.seals & ~memfd_late_seals(r);
   int now = fcntl(*again, F_GET_SEALS);
-  if (now >= 0 && u32(now) != r.seals && fcntl(*again, F_ADD_SEALS, int(r.seals & ~u32(now))) < 0) {
+  if (now >= 0 && (u32(now) & early) != early && fcntl(*again, F_ADD_SEALS, int(early & ~u32(now))) < 0) {
     int e = errno;
     close(*again);
     return make_error("fd %d: cannot seal the recreated %s with 0x%x: %s", r.fd, path.c_str(), r.seals, strerror(e));
