@@ -71,7 +71,7 @@ std::vector<std::pair<int, std::string>> userfaultfds(pid_t pid) {
   return out;
 }
 
-// The tracker's epoch memfd (DECISIONS 3001) of pid: (fd, the image id of
+// The tracker's epoch memfd (DECISIONS 189) of pid: (fd, the image id of
 // the dump that last reset the tracker, as hex), or (-1, "") without one.
 std::pair<int, std::string> tracker_epoch(pid_t pid) {
   std::string dir = "/proc/" + std::to_string(pid) + "/fd";

@@ -403,7 +403,7 @@ TEST_F(ExecForm, DamagedExecHeadersAreRefusedWithOneLine) {
 }
 
 // Restore reads nothing of the launcher's bytes and does not hash them
-// (decision 5001): a damaged launcher byte is verify's to report, and the
+// (decision 190): a damaged launcher byte is verify's to report, and the
 // core image it follows still restores, lazily too.
 TEST_F(ExecForm, RestoreDoesNotHashTheLauncher) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:7"}));

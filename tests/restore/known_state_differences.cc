@@ -61,7 +61,7 @@ const std::vector<KnownStateDifference> &known_state_differences() {
       {"11: the dump's dirty tracker is not restored",
        R"(fd\.\d+\.(pos|mnt_id|ino|pending|total|API): \S+ -> \(absent\))"},
       {"11: the dump's dirty tracker is not restored", R"(maps\.\S+: (.*) VmFlags: (.*) uw(.*) -> \1 VmFlags: \2\3)"},
-      // Its epoch (DECISIONS 3001): a memfd of the dumper's name beside it,
+      // Its epoch (DECISIONS 189): a memfd of the dumper's name beside it,
       // O_RDWR|O_APPEND|O_CLOEXEC|O_LARGEFILE.
       {"11: the dump's dirty tracker is not restored",
        R"(fd\.\d+\.link: /memfd:ckpt-dirty-tracker \(deleted\) -> \(absent\))"},

@@ -183,7 +183,7 @@ TEST_F(Snapshot, DumperKilledMidwayLeavesNothingBehind) {
 // A chain of three dumps, each on the one before, of threads that never
 // stop writing (pages are written right up to each freeze and between the
 // dumps): the later dumps reuse the first one's dirty tracker, resetting
-// only the pages written since (DECISIONS 3001). A page written between a
+// only the pages written since (DECISIONS 189). A page written between a
 // reset and the next copy that tracking missed would come from an older
 // link and break the invariants the restored program checks.
 TEST_F(Snapshot, TrackedChainOfThreeWhileThreadsMutateIsOfOneInstant) {

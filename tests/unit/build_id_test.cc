@@ -1,4 +1,4 @@
-// read_build_id reads ELF headers with pread (decision 5002): it must give
+// read_build_id reads ELF headers with pread (decision 191): it must give
 // what libelf gives for the binaries a process maps, and find the note
 // where it lies outside the first 4 KiB, in an 8-aligned note segment, or
 // behind PN_XNUM.

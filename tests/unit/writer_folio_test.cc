@@ -4,7 +4,7 @@
 // at most 256 KiB. ext4 (Linux 6.16+) sizes a buffered write's folios by
 // the write's length, and on the project VM folios of 512 KiB and more cost
 // about 8x per byte to fill (bench/README.md, "Where a dump's CPU goes";
-// DECISIONS 4001). The folios are read from /proc/kpageflags (root). On a
+// DECISIONS 186). The folios are read from /proc/kpageflags (root). On a
 // filesystem without large folios every folio is one page and the test
 // passes; it cannot time anything, so it checks the sizes that cause the
 // cost.

@@ -23,7 +23,7 @@
 // its *epoch*: kept in a second fd beside the tracker, a memfd named
 // "ckpt-dirty-tracker" (also O_APPEND, close-on-exec) holding the owner's
 // pid and start time, the tracker's inode and the image id of the dump
-// that last reset it, written before the reset (DECISIONS 3001).
+// that last reset it, written before the reset (DECISIONS 189).
 #pragma once
 
 #include <string>

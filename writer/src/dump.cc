@@ -255,7 +255,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     trackers_done = true;
     if (!arm) return {};
     for (CapturedProcess &p : procs) guard->arming(p.capture.pid, p.tracker.fd >= 0);
-    // A process's own tracker is reset and kept (DECISIONS 3001); any
+    // A process's own tracker is reset and kept (DECISIONS 189); any
     // other (one inherited from its parent, one without an epoch) is closed
     // in every process before any is armed, as its registrations would
     // make the new one's EBUSY.

@@ -38,7 +38,7 @@ class ImageReader {
   /// has the core header at 0, and bytes() ends with the core image.
   /// `launcher` says whether the exec form's launcher bytes are hashed
   /// against the exec header's e_flags (§12.3); restore reads nothing of
-  /// them and skips that (decision 5001).
+  /// them and skips that (decision 190).
   static Expected<ImageReader> open(const std::string &path, LauncherCheck launcher = LauncherCheck::Checksum);
   /// Validates bytes in memory (copied). For fuzzing and tests.
   static Expected<ImageReader> from_bytes(std::span<const u8> bytes);

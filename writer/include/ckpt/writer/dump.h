@@ -75,7 +75,7 @@ struct DumpStats {
   img::u64 written_bytes = 0;   ///< of those, bytes written since the parent
   img::u64 compared_bytes = 0;  ///< --parent: bytes compared with the parent
   img::u32 trackers_armed = 0;  ///< processes left with a dirty tracker
-  img::u32 trackers_reused = 0; ///< of those, trackers of an earlier dump reset and kept (DECISIONS 3001)
+  img::u32 trackers_reused = 0; ///< of those, trackers of an earlier dump reset and kept (DECISIONS 189)
   std::string tracking_note;    ///< why tracking was not used or armed, or ""
   /// "snapshot", or "full" followed by why in parentheses.
   std::string freeze_mode;
