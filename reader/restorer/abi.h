@@ -100,7 +100,7 @@ struct rs_thread {
   uint64_t sigframe;       /* address of a ready struct rs_sigframe */
   uint64_t stack_top;      /* restorer stack for this thread */
   char comm[16];           /* thread name, NUL-terminated */
-  /* Privileges, set after the ids (see restorer.c for the order). */
+  /* Privileges, set after the ids (see privileges.c for the order). */
   uint32_t priv;           /* RS_PRIV_* */
   uint32_t securebits;
   uint64_t cap_effective, cap_permitted, cap_inheritable, cap_ambient;
@@ -282,8 +282,8 @@ enum rs_stage {
    * imgtool reports the line as it is (verdict.cc). */
   RS_CHECKSUM = 21,
   RS_SEAL = 22,            /* F_ADD_SEALS of a memfd after its mappings */
-  /* An RS_ASSERT failed (restorer.c): the line (u16, little-endian) and the
-   * condition's text follow the two bytes. Far from the stages above so
+  /* An RS_ASSERT (syscalls.h) failed: the line (u16, little-endian), the
+   * file's name and a NUL, then the condition's text follow the two bytes. Far from the stages above so
    * that new stages can be appended. */
   RS_INTERNAL = 127,
 };

@@ -2,7 +2,7 @@
 // the bytes in, and which are checked before (decision 174). Eager restore
 // reads the image once: a segment whose bytes the restorer's fills read
 // whole, in file order and one fill right after the other, is hashed as it
-// is read (restorer.c, fill_checked); any other segment (memory imgtool
+// is read (map_memory.c, fill_checked); any other segment (memory imgtool
 // puts into a shared object, the vdso, bytes read in some other order) is
 // checked by the restoring child just before it jumps to the restorer.
 // Both fail with the line `imgtool verify` gives for the same damage.

@@ -42,7 +42,9 @@ Expected<int> open_file_description(const CkptView &v, const FdRecord &r, const 
 // A second open file of the recreated file at our fd `recreated`.
 static Expected<int> reopen_recreated(int recreated, const FdRecord &r) {
   std::string self = "/proc/self/fd/" + std::to_string(recreated);
-  int fd = open(self.c_str(), reopen_flags(r) | O_CLOEXEC);
+  // /proc/self/fd/N is a magic link: O_NOFOLLOW (shm_open's) would refuse
+  // it with ELOOP.
+  int fd = open(self.c_str(), (reopen_flags(r) & ~O_NOFOLLOW) | O_CLOEXEC);
   if (fd < 0) return make_error("fd %d: cannot open the recreated file again: %s", r.fd, strerror(errno));
   lseek(fd, static_cast<off_t>(r.pos), SEEK_SET);
   return fd;
@@ -131,6 +133,10 @@ Status restore_fds(const CkptView &v, std::vector<int *> keep, const int termina
       if (r.file_id) by_file[r.file_id] = fd;
     } else if (inherited && !pipe_end && r.file_id && inherited_file != inherited->files.end()) {
       fd = fcntl(inherited_file->second, F_DUPFD_CLOEXEC, top + 128);
+      // Made by the root (a deleted file some process maps shared, or one
+      // several processes hold): another open file of the same inode here
+      // is reopened from it, not recreated as a copy.
+      if (fd >= 0 && (r.flags & kFdUnlinked)) by_inode.emplace(std::make_pair(r.dev, r.ino), fd);
     } else if (shared != by_file.end()) {
       fd = fcntl(shared->second, F_DUPFD_CLOEXEC, top + 128);
     } else if (auto same = (r.flags & kFdUnlinked) ? by_inode.find({r.dev, r.ino}) : by_inode.end();

@@ -70,9 +70,12 @@ Expected<int> deleted_file_object(const TreePlan &plan, const VmaRecord &m, cons
         if (!opened) return opened.error().context("process " + std::to_string(q.pid));
         file = ch.inherited.fds.files[f.file_id] = *opened;
       }
-      // A new open file of it for the mappings, whatever the fd's access.
+      // A new open file of it for the mappings, whatever the fd's access;
+      // read-only where its mode allows no more (an unprivileged restore
+      // of a 0444 file: its mappings are read-only then too).
       std::string self = "/proc/self/fd/" + std::to_string(file);
       int mapped = open(self.c_str(), O_RDWR | O_CLOEXEC);
+      if (mapped < 0 && (errno == EACCES || errno == EPERM)) mapped = open(self.c_str(), O_RDONLY | O_CLOEXEC);
       if (mapped < 0)
         return make_error("cannot reopen the recreated %s for its shared mappings: %s",
                           std::string(q.view->fds.str_or_empty(f.path)).c_str(), strerror(errno));

@@ -122,17 +122,21 @@ void add_fds(const std::string &proc, std::map<std::string, std::string> &fields
     if (recreated_object(target)) {
       std::string info;
       read_text(proc + "/fdinfo/" + fd, info);
-      // The dirty tracker a dump leaves behind (a userfaultfd marked
-      // O_APPEND, DECISIONS 126) is not restored: numbering its inode
-      // would shift the numbers of every object seen after it.
-      bool tracker = false;
+      // The dirty tracker a dump leaves behind and its epoch memfd (both
+      // marked O_APPEND, DECISIONS 126 and 189) are not restored:
+      // numbering their inodes would shift the numbers of every object
+      // seen after them.
+      bool appended = false;
       for (const std::string &line : lines_of(info))
-        if (line.rfind("flags:", 0) == 0)
-          tracker = target == "anon_inode:[userfaultfd]" && (std::strtoul(line.c_str() + 6, nullptr, 8) & O_APPEND);
+        if (line.rfind("flags:", 0) == 0) appended = std::strtoul(line.c_str() + 6, nullptr, 8) & O_APPEND;
+      const char *tracker = !appended                                           ? nullptr
+                            : target == "anon_inode:[userfaultfd]"              ? "#tracker"
+                            : target == "/memfd:ckpt-dirty-tracker (deleted)" ? "#tracker-epoch"
+                                                                                : nullptr;
       for (const std::string &line : lines_of(info)) {
         if (line.rfind("ino:", 0) != 0) continue;
         unsigned long ino = std::strtoul(line.c_str() + 4, nullptr, 10);
-        if (tracker) inodes.see_as(ino, "#tracker");
+        if (tracker) inodes.see_as(ino, tracker);
         else inodes.see(ino);
       }
     }

@@ -36,23 +36,11 @@ static constexpr u64 kUffdUserModeOnly = 1;  // UFFD_USER_MODE_ONLY (5.11)
 static constexpr u64 kTrackerFdCeiling = 1024;
 static constexpr u64 kTrackerFdHeadroom = 32;
 
-
 // Mappings worth tracking: the private writable memory of 4 KiB pages that
 // selection would compare (parent_compare.cc); not [vdso], I/O or hugetlb.
 static bool trackable(const VmaPlan &v) {
-  if (v.flags & (kVmaShared | kVmaDeletedFile)) return false;
-  if (!(v.map.prot & PROT_WRITE) || v.map.has_flag("io")) return false;
   // Tracking registers base-page mappings only.
-  if (v.page_size != 0 && v.page_size != kPageSize) return false;
-  switch (v.kind) {
-    case VmaKind::Anon:
-    case VmaKind::Heap:
-    case VmaKind::Stack:
-    case VmaKind::File:
-      return true;
-    default:
-      return false;
-  }
+  return private_base_page_memory(v) && (v.map.prot & PROT_WRITE) && !v.map.has_flag("io");
 }
 
 namespace {

@@ -27,7 +27,6 @@ using namespace img;
 
 namespace {
 
-
 // What the journal says imgtool did (dump_guard.h).
 struct Journal {
   std::map<pid_t, bool> armed;  ///< pid -> it had a tracker before

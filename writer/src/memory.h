@@ -48,6 +48,22 @@ struct VmaPlan {
   std::vector<PfnRun> frames;
 };
 
+/// Private anonymous, heap, stack or file memory of base pages, not of a
+/// deleted file: what dirty tracking covers and `--parent` compares.
+inline bool private_base_page_memory(const VmaPlan &v) {
+  if (v.page_size != 0 && v.page_size != img::kPageSize) return false;
+  if (v.flags & (img::kVmaShared | img::kVmaDeletedFile)) return false;
+  switch (v.kind) {
+    case img::VmaKind::Anon:
+    case img::VmaKind::Heap:
+    case img::VmaKind::Stack:
+    case img::VmaKind::File:
+      return true;
+    default:
+      return false;
+  }
+}
+
 /// Decides, from /proc/PID/pagemap and smaps, where each page's bytes come
 /// from: touched anonymous pages are stored (Image), untouched ones and the
 /// shared zero page read as zeros (Zero), unchanged pages of private file

@@ -19,18 +19,8 @@ static constexpr u64 kSlice = 4ull << 20;
 // is). Private memory of a deleted file, shared memory of any file, SysV
 // shm and hugetlb stay whole.
 static bool candidate(const VmaPlan &v) {
-  if (v.page_size != 0 && v.page_size != kPageSize) return false;
-  switch (v.kind) {
-    case VmaKind::Anon:
-    case VmaKind::Heap:
-    case VmaKind::Stack:
-    case VmaKind::File:
-      return !(v.flags & (kVmaShared | kVmaDeletedFile));
-    case VmaKind::SharedAnon:
-      return true;
-    default:
-      return false;
-  }
+  return private_base_page_memory(v) ||
+         (v.kind == VmaKind::SharedAnon && (v.page_size == 0 || v.page_size == kPageSize));
 }
 
 // Dirty tracking sees the writes of this process only: another process of

@@ -88,7 +88,7 @@ bool split_key(std::string_view line, std::string_view &key, std::string_view &v
   return true;
 }
 
-/// Parses whitespace-separated decimal pids, sorted into out.
+/// Parses whitespace-separated decimal pids, appended to out (unsorted).
 bool parse_pid_list(std::string_view text, std::vector<pid_t> &out) {
   for (std::string_view tok : split_ws(text)) {
     int v = 0;

@@ -35,7 +35,7 @@ std::string_view trim(std::string_view s);
 std::vector<std::string_view> split_ws(std::string_view s);
 /// "Key:<spaces>value" → key, trimmed value. False for lines without ':'.
 bool split_key(std::string_view line, std::string_view &key, std::string_view &value);
-/// Parses whitespace-separated decimal pids, sorted into out.
+/// Parses whitespace-separated decimal pids, appended to out (unsorted).
 bool parse_pid_list(std::string_view text, std::vector<pid_t> &out);
 /// Numeric entries of a /proc directory (task ids, fd numbers), ascending.
 Expected<std::vector<pid_t>> list_numeric_dir(const std::string &path);

@@ -91,7 +91,6 @@ static Status read_early(pid_t pid, const std::vector<VmaPlan> &plan, PagesReadE
   return s;
 }
 
-
 // Injects into thread tid (in an interrupt stop, registers `regs`): runs
 // `body` with the thread's seccomp filters suspended (as capture.cc does).
 template <typename Body>

@@ -102,24 +102,29 @@ static Status refill_recreated_file(const CkptView &v, const FdRecord &r, int fd
 }
 
 Expected<int> fill_and_reopen(const CkptView &v, const FdRecord &r, int fd, const std::string &path, bool linked) {
-  Status filled = refill_recreated_file(v, r, fd, path);
-  int again = -1, e = 0;
-  if (filled) {
-    // Reopened with the original access mode and status flags (O_APPEND,
-    // O_NONBLOCK...), none of the creation's (O_TMPFILE would show in
-    // F_GETFL). By its name while it has one: /proc/self/fd/N is a magic
-    // link, which O_NOFOLLOW (shm_open sets it) refuses with ELOOP; through
-    // it the flag is dropped.
-    std::string name = linked ? path : "/proc/self/fd/" + std::to_string(fd);
-    int flags = reopen_flags(r) | O_CLOEXEC;
-    if (!linked) flags &= ~O_NOFOLLOW;
-    again = open(name.c_str(), flags);
-    e = errno;
-  }
+  // Reopened with the original access mode and status flags (O_APPEND,
+  // O_NONBLOCK...), none of the creation's (O_TMPFILE would show in
+  // F_GETFL). By its name while it has one, which it then loses at once
+  // (before the refill: no other process can open it half-filled, and a
+  // killed restore leaves no name behind): /proc/self/fd/N is a magic link,
+  // which O_NOFOLLOW (shm_open sets it) refuses with ELOOP; through it the
+  // flag is dropped.
+  std::string name = linked ? path : "/proc/self/fd/" + std::to_string(fd);
+  int flags = reopen_flags(r) | O_CLOEXEC;
+  if (!linked) flags &= ~O_NOFOLLOW;
+  int again = open(name.c_str(), flags);
+  int e = errno;
   if (linked) unlink(path.c_str());
+  Status filled = refill_recreated_file(v, r, fd, path);
   close(fd);
-  if (!filled) return filled.error();
-  if (again < 0) return make_error("fd %d: cannot reopen the recreated %s: %s", r.fd, path.c_str(), strerror(e));
+  if (again < 0) {
+    if (!filled) return filled.error();
+    return make_error("fd %d: cannot reopen the recreated %s: %s", r.fd, path.c_str(), strerror(e));
+  }
+  if (!filled) {
+    close(again);
+    return filled.error();
+  }
   lseek(again, static_cast<off_t>(r.pos), SEEK_SET);
   return again;
 }
