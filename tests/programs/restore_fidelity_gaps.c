@@ -37,17 +37,6 @@
 #define MFD_NOEXEC_SEAL 0x0008U
 #endif
 
-/* "VmLck:" of /proc/self/status, in kB; -1 if missing. */
-static long vmlck_kb(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  long kb = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "VmLck: %ld kB", &kb) == 1) break;
-  if (f) fclose(f);
-  return kb;
-}
-
 static void read_all(const char *path, char *buf, size_t size) {
   int fd = open(path, O_RDONLY);
   ssize_t n = fd < 0 ? -1 : read(fd, buf, size - 1);
@@ -58,7 +47,7 @@ static void read_all(const char *path, char *buf, size_t size) {
 /* A new private anonymous mapping of `pages`: its "lo"/"lf" flags and how
  * much VmLck grew, then unmapped again. */
 static void probe_new_mapping(int pages, int *lo, int *lf, long *grew_kb) {
-  long before = vmlck_kb();
+  long before = rt_vmlck_kb();
   char *p = mmap(NULL, (size_t)pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
     *lo = *lf = -1;
@@ -67,7 +56,7 @@ static void probe_new_mapping(int pages, int *lo, int *lf, long *grew_kb) {
   }
   *lo = rt_vma_has_flag(p, "lo");
   *lf = rt_vma_has_flag(p, "lf");
-  *grew_kb = vmlck_kb() - before;
+  *grew_kb = rt_vmlck_kb() - before;
   munmap(p, (size_t)pages * PAGE);
 }
 
@@ -90,7 +79,7 @@ static int mlock_modes(char **argv, const char *mode) {
   }
   getrlimit(RLIMIT_MEMLOCK, &limit_before);
   int region_lo = rt_vma_has_flag(region, "lo");
-  long vmlck_before = vmlck_kb();
+  long vmlck_before = rt_vmlck_kb();
   int lo = 0, lf = 0;
   long grew = 0;
   if (future) {
@@ -118,7 +107,7 @@ static int mlock_modes(char **argv, const char *mode) {
   int region_lo_after = rt_vma_has_flag(region, "lo");
   RT_CHECK(region_lo_after == region_lo, "the region's smaps 'lo' is %d after the restore, %d before", region_lo_after,
            region_lo);
-  long vmlck_after = vmlck_kb();
+  long vmlck_after = rt_vmlck_kb();
   RT_CHECK(vmlck_after == vmlck_before, "VmLck is %ld kB after the restore, %ld kB before", vmlck_after, vmlck_before);
   if (future) {
     int lo2 = 0, lf2 = 0;
@@ -213,7 +202,7 @@ int main(int argc, char **argv) {
   /* stdio's buffers and the heap they come from, before any MCL_FUTURE:
    * allocated later they would be locked and change VmLck. */
   printf("mode %s\n", mode);
-  vmlck_kb();
+  rt_vmlck_kb();
   rt_vma_has_flag(argv, "lo");
   if (strncmp(mode, "mlock-setuid", 12) == 0 || strcmp(mode, "mcl-future") == 0) return mlock_modes(argv, mode);
   if (strcmp(mode, "cgroup") == 0) return cgroup_mode(argv, argc);

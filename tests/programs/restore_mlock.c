@@ -13,17 +13,6 @@
 #define MLOCK_ONFAULT_FLAG 1
 #define NPROBES 5
 
-/* "VmLck:" of /proc/self/status, in kB; -1 if missing. */
-static long vmlck_kb(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  long kb = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "VmLck: %ld kB", &kb) == 1) break;
-  if (f) fclose(f);
-  return kb;
-}
-
 struct probe {
   const char *name;
   char *addr;
@@ -55,14 +44,14 @@ int main(int argc, char **argv) {
     probes[i].lo = rt_vma_has_flag(probes[i].addr, "lo");
     probes[i].lf = rt_vma_has_flag(probes[i].addr, "lf");
   }
-  long vmlck_before = vmlck_kb();
+  long vmlck_before = rt_vmlck_kb();
   if (probes[1].lo != 1 || probes[3].lf != 1 || probes[4].lo != 1 || vmlck_before < 8) rt_die("mlock did not show in smaps/status");
   printf("vmlck %ld\n", vmlck_before);
 
   rt_ready();
   rt_wait_go(argv[1]);
 
-  long vmlck_after = vmlck_kb();
+  long vmlck_after = rt_vmlck_kb();
   RT_CHECK(vmlck_after == vmlck_before, "VmLck is %ld kB after the restore, %ld kB before", vmlck_after, vmlck_before);
   for (int i = 0; i < NPROBES; i++) {
     int lo = rt_vma_has_flag(probes[i].addr, "lo"), lf = rt_vma_has_flag(probes[i].addr, "lf");

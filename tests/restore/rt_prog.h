@@ -101,6 +101,17 @@ static __attribute__((unused)) void rt_open_raw_pty(int master, int slave, struc
   cfmakeraw(t);
 }
 
+/* "VmLck:" of /proc/self/status, in kB; -1 if missing. */
+static __attribute__((unused)) long rt_vmlck_kb(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmLck: %ld kB", &kb) == 1) break;
+  if (f) fclose(f);
+  return kb;
+}
+
 /* Installs `handler` for `sig` with SA_RESTART and an empty mask. */
 static __attribute__((unused)) void rt_on_signal(int sig, void (*handler)(int)) {
   struct sigaction sa;
