@@ -174,13 +174,14 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
   a.guard = arena.alloc<rs_range>(v.guard_ranges.records.size() + 1);
   if (!a.guard) return make_error("restorer argument area too small");
   for (const GuardRangeRecord &g : v.guard_ranges.records) a.guard[a.nguard++] = {g.start, g.start + g.length};
-  // The memfd seals open_memfd left to the restorer (memfd_late_seals).
+  // The memfd seals open_memfd left to the restorer (memfd_late_seals),
+  // but in a tree, where imgtool adds them (add_late_seals).
   size_t late = std::count_if(v.fds.records.begin(), v.fds.records.end(),
                               [](const FdRecord &r) { return memfd_late_seals(r) != 0; });
   a.late_seal = arena.alloc<rs_seal>(late + 1);
   if (!a.late_seal) return make_error("restorer argument area too small");
   for (const FdRecord &r : v.fds.records)
-    if (memfd_late_seals(r)) a.late_seal[a.nlate_seal++] = {r.fd, r.seals};
+    if (memfd_late_seals(r) && !in.fds.late_seals_by_imgtool) a.late_seal[a.nlate_seal++] = {r.fd, r.seals};
   return {};
 }
 

@@ -24,6 +24,10 @@ struct RestorerFds {
   std::vector<int> vma_fd;           ///< per VmaRecord: fd to map it from, or -1
   std::vector<bool> prefilled;       ///< per VmaRecord: its object holds its bytes already
   std::vector<int> close_fds;        ///< closed by the restorer once mapped
+  /// A process of a tree: the memfd seals the restorer would add once
+  /// memory is mapped are imgtool's to add, once every process of the tree
+  /// has mapped (add_late_seals, decision 2001).
+  bool late_seals_by_imgtool = false;
 };
 
 /// A laid-out region, ready for the jump.

@@ -462,6 +462,13 @@ Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredPr
     handovers.push_back(handover_of(*plan.processes[i].view, plan.processes[i].pid, *where));
     handovers.back().stopped = handovers.back().stopped || hold_stopped;
   }
+  // Kernel quirk: F_SEAL_FUTURE_WRITE refuses a writable shared mapping
+  // made after it (mm/memfd.c, EPERM), and another process of the tree
+  // may map the same memfd: the late seals go on once every process has
+  // reported, that is, has mapped its memory (decision 2001).
+  for (const TreeProcess &p : plan.processes)
+    if (!p.zombie)
+      if (Status s = add_late_seals(p.pid, *p.view); !s) return fail(s.error());
   std::string warning;
   if (Status s = fault_point("restore-before-handover"); !s) return fail(s.error());
   if (before_running) before_running(static_cast<pid_t>(root));

@@ -138,6 +138,10 @@ img::Expected<int> open_memfd(FdOpenContext &, const img::FdRecord &);
 /// The seals of a memfd's record that open_memfd leaves to the restorer,
 /// which adds them once the memory is mapped (0: none; memfd.cc).
 img::u32 memfd_late_seals(const img::FdRecord &r);
+/// In a tree: adds the late seals of process `pid`'s memfds (its fds of
+/// view `v`) through pidfd_getfd, once every process of the tree has
+/// mapped its memory and before any runs (decision 2001).
+img::Status add_late_seals(pid_t pid, const img::CkptView &v);
 img::Expected<int> open_eventfd(FdOpenContext &, const img::FdRecord &);
 img::Expected<int> open_timerfd(FdOpenContext &, const img::FdRecord &);
 img::Expected<int> open_signalfd(FdOpenContext &, const img::FdRecord &);

@@ -29,6 +29,30 @@ u32 memfd_late_seals(const FdRecord &r) {
   return r.seals & (F_SEAL_FUTURE_WRITE | F_SEAL_EXEC | F_SEAL_SEAL);
 }
 
+Status add_late_seals(pid_t pid, const CkptView &v) {
+  int pidfd = -1;
+  for (const FdRecord &r : v.fds.records) {
+    u32 seals = memfd_late_seals(r);
+    if (!seals) continue;
+    if (pidfd < 0 && (pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0))) < 0)
+      return make_error("process %d: pidfd_open to seal its memfds: %s", pid, strerror(errno));
+    // The process's own open file (its access mode: F_ADD_SEALS wants
+    // one open for writing, as the process's own fcntl would).
+    int fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, r.fd, 0));
+    int now = fd < 0 ? -1 : fcntl(fd, F_GET_SEALS);
+    if (now >= 0 && (u32(now) & seals) != seals) now = fcntl(fd, F_ADD_SEALS, int(seals & ~u32(now)));
+    int e = errno;
+    if (fd >= 0) close(fd);
+    if (now < 0) {
+      close(pidfd);
+      return make_error("process %d fd %d: cannot seal the recreated memfd with 0x%x once the tree's memory is mapped: %s",
+                        pid, r.fd, seals, strerror(e));
+    }
+  }
+  if (pidfd >= 0) close(pidfd);
+  return {};
+}
+
 Expected<int> open_memfd(FdOpenContext &c, const FdRecord &r) {
   std::string path(c.view.fds.str_or_empty(r.path));
   std::string name = path.rfind("/memfd:", 0) == 0 ? path.substr(7) : "restored";

@@ -1,0 +1,44 @@
+// A memfd sealed with F_SEAL_FUTURE_WRITE while a parent and its child both
+// map it shared and writable (tests/programs/restore_sealed_memfd_tree.c):
+// after the restore both still share the memory, the seals are as they
+// were and still refuse a new writable mapping. The seal goes on once
+// every process of the tree has mapped the memfd (decision 192's late
+// seals; decision 2001): a process that sealed it before its sibling had
+// mapped it failed the sibling's restore with EPERM, which of the two came
+// first being a race, so each image is restored several times.
+#include <gtest/gtest.h>
+
+#include "restore_common.h"
+
+namespace ckpt::restoretest {
+namespace {
+
+class SealedMemfdTree : public RestoreTest {
+ protected:
+  // Starts the program in `mode`, dumps it with --kill and restores the
+  // image `eager` times in the foreground, then once with each of `extra`.
+  void restore_repeatedly(const std::string &mode, int eager, const std::vector<std::string> &extra) {
+    ASSERT_NO_FATAL_FAILURE(start(RESTORE_SEALED_MEMFD_TREE_PATH, {mode}));
+    pass_file_ = log_path();  // the program reports on stderr
+    ASSERT_NO_FATAL_FAILURE(dump_kill());
+    for (int i = 0; i < eager; i++) {
+      SCOPED_TRACE("eager restore " + std::to_string(i + 1));
+      ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+    }
+    for (const std::string &option : extra) {
+      SCOPED_TRACE("restore " + option);
+      ASSERT_NO_FATAL_FAILURE(restore_expect(0, {option}));
+    }
+  }
+};
+
+// Both hold the fd (the child inherited it): each process's fd table has
+// the memfd, so each process's restore used to add the seal.
+TEST_F(SealedMemfdTree, BothHoldTheFd) { restore_repeatedly("both", 5, {"--lazy", "--pidns"}); }
+
+// The parent holds the fd, the child only maps the memfd: the parent's
+// seal came before the child's mapping whenever the parent ran first.
+TEST_F(SealedMemfdTree, ParentHoldsTheFdChildOnlyMaps) { restore_repeatedly("parent-fd", 5, {"--lazy"}); }
+
+}  // namespace
+}  // namespace ckpt::restoretest
