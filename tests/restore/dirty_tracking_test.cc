@@ -347,5 +347,50 @@ TEST_F(DirtyTracking, FailedReusingDumpLeavesTheParentUntrusted) {
   ASSERT_NO_FATAL_FAILURE(restore_last(1));
 }
 
+// A new tracker whose epoch memfd cannot be made, or cannot be written
+// (CKPT_FAULT), is not kept: it would be scanned at every dump and never
+// trusted (decision 2003). The dump succeeds and says why.
+TEST_F(DirtyTracking, NewTrackerWithoutAnEpochIsNotKept) {
+  ASSERT_NO_FATAL_FAILURE(start_program());
+  int n = 0;
+  for (const char *fault : {"dump-tracker-epoch-memfd:eio", "dump-tracker-epoch-write:eio"}) {
+    SCOPED_TRACE(fault);
+    setenv("CKPT_FAULT", fault, 1);
+    RunResult r = dump(pid_, link(n++), {"--stats"});
+    unsetenv("CKPT_FAULT");
+    ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+    Stats s = parse_stats(r.err);
+    EXPECT_EQ(s.trackers, 0u) << r.err;
+    EXPECT_NE(s.note.find("epoch"), std::string::npos) << r.err;
+    EXPECT_TRUE(userfaultfds(pid_).empty()) << "a tracker was left in the process";
+    EXPECT_EQ(tracker_epoch(pid_).first, -1);
+  }
+}
+
+// A reused tracker whose epoch cannot be written: the dump succeeds (its
+// pages chosen by the tracker), the tracker is left as it was, not reset,
+// its epoch naming the dump before; the image names no tracker, so the
+// next dump on it compares, and the chain restores every word.
+TEST_F(DirtyTracking, FailedEpochWriteOfAReusedTrackerFallsBackToComparing) {
+  ASSERT_NO_FATAL_FAILURE(start_program());
+  dump_link(0, -1);
+  auto before = userfaultfds(pid_);
+  ASSERT_EQ(before.size(), 1u);
+  ASSERT_NO_FATAL_FAILURE(step(1));
+  setenv("CKPT_FAULT", "dump-tracker-epoch-write:eio", 1);
+  Stats s1 = dump_link(1, 0);
+  unsetenv("CKPT_FAULT");
+  EXPECT_GE(s1.tracked, 8 * kMiB);
+  EXPECT_EQ(s1.trackers, 0u);
+  EXPECT_NE(s1.note.find("epoch"), std::string::npos) << s1.note;
+  EXPECT_EQ(userfaultfds(pid_), before);
+  EXPECT_EQ(tracker_epoch(pid_).second, image_id_of(link(0)));
+  ASSERT_NO_FATAL_FAILURE(step(2));
+  Stats s2 = dump_link(2, 1, true);
+  EXPECT_EQ(s2.tracked, 0u);
+  EXPECT_GE(s2.compared, 8 * kMiB);
+  ASSERT_NO_FATAL_FAILURE(restore_last(2));
+}
+
 }  // namespace
 }  // namespace ckpt::restoretest

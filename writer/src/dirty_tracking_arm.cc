@@ -16,6 +16,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <ckpt/img/fault_point.h>
+
 #include "inject.h"
 
 namespace ckpt::writer {
@@ -235,6 +237,7 @@ static Expected<std::vector<AddressRange>> protect_written(pid_t pid, const std:
 // Writes the epoch memfd of pid through a copy of its fd (pidfd_getfd: the
 // same open file, so the process's fd sees it at once).
 static Status write_epoch(pid_t pid, int fd, const TrackerEpoch &epoch) {
+  CKPT_TRY(fault_point("dump-tracker-epoch-write"));
   int pidfd = int(syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) return make_error("pidfd_open(%d): %s", pid, strerror(errno));
   int mine = int(syscall(SYS_pidfd_getfd, pidfd, fd, 0));
@@ -289,14 +292,23 @@ Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc, const u8 (&image_i
       return {};
     }
     slot = *moved;
-    // Its epoch beside it; without one the tracker is still made, and the
-    // next dump makes a new one instead of reusing it.
+    // Its epoch beside it. Without one the tracker would be scanned at
+    // every dump but never trusted (tracker_continues): none is armed.
     auto epoch = maker.make_epoch();
     if (!epoch) return epoch.error();
+    long epoch_error = *epoch;
     if (*epoch >= 0) {
       auto at = maker.mark_and_move(*epoch, nofile - kTrackerFdHeadroom);
       if (!at) return at.error();
-      epoch_slot = *at;
+      epoch_slot = epoch_error = *at;
+    }
+    if (epoch_slot >= 0 && !fault_point("dump-tracker-epoch-memfd")) epoch_error = -EIO;
+    if (epoch_error < 0) {
+      if (epoch_slot >= 0) CKPT_TRY(maker.close(epoch_slot));
+      CKPT_TRY(maker.close(slot));
+      slot = epoch_slot = -1;
+      out.why = std::string("no epoch memfd for the tracker: ") + strerror(int(-epoch_error));
+      return {};
     }
     auto ranges = register_runs(maker, slot, pc);
     if (!ranges) return ranges.error();
@@ -314,10 +326,14 @@ Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc, const u8 (&image_i
   struct stat st {};
   std::string link = "/proc/" + std::to_string(pc.pid) + "/fd/" + std::to_string(slot);
   if (stat(link.c_str(), &st) != 0) return make_error("%s: %s", link.c_str(), strerror(errno));
-  if (epoch_slot >= 0) {
-    TrackerEpoch epoch{kTrackerEpochMagic, pc.pid, pc.stat.start_time, u64(st.st_ino), {}};
-    std::memcpy(epoch.image_id, image_id, sizeof epoch.image_id);
-    CKPT_TRY(write_epoch(pc.pid, int(epoch_slot), epoch));
+  TrackerEpoch epoch{kTrackerEpochMagic, pc.pid, pc.stat.start_time, u64(st.st_ino), {}};
+  std::memcpy(epoch.image_id, image_id, sizeof epoch.image_id);
+  if (Status written = write_epoch(pc.pid, int(epoch_slot), epoch); !written) {
+    // Not trusted without its epoch (as above): closed again, the next
+    // --parent dump compares.
+    CKPT_TRY(close_tracker(pc, TrackerFd{int(slot), 0, int(epoch_slot), {}}));
+    out.why = written.error().message();
+    return out;
   }
   auto armed = protect_written(pc.pid, out.ranges);
   if (!armed) return armed.error();
@@ -332,7 +348,13 @@ Expected<ArmedTracker> continue_tracking(const ProcessCapture &pc, const Tracker
   // the tracker, whether or not this dump ends with an image.
   TrackerEpoch epoch = old.epoch;
   std::memcpy(epoch.image_id, image_id, sizeof epoch.image_id);
-  CKPT_TRY(write_epoch(pc.pid, old.epoch_fd, epoch));
+  if (Status written = write_epoch(pc.pid, old.epoch_fd, epoch); !written) {
+    // The tracker is not reset and this image names none: the next dump
+    // on it compares. The epoch names an earlier dump still (the tracker
+    // saw every write since), or nothing (emptied: never trusted again).
+    out.why = written.error().message();
+    return out;
+  }
   CKPT_TRY(with_main_thread(pc, out.why, [&](TrackerMaker &maker) -> Status {
     auto ranges = register_runs(maker, old.fd, pc);
     if (!ranges) return ranges.error();
