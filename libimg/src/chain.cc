@@ -82,7 +82,8 @@ std::string parent_path_of(const std::string &child_path, const std::string &hin
   return child_path.substr(0, slash + 1) + hint;
 }
 
-Expected<Chain> open_chain(const std::string &path, bool check_memory, const std::string &base_dir) {
+Expected<Chain> open_chain(const std::string &path, bool check_memory, const std::string &base_dir,
+                           LauncherCheck launcher) {
   Chain chain;
   std::set<std::string> seen;
   std::string current = path;
@@ -94,7 +95,7 @@ Expected<Chain> open_chain(const std::string &path, bool check_memory, const std
     auto what = [&](const Error &e) {
       return depth ? e.context("parent image " + current) : e;
     };
-    auto image = ImageReader::open(current);
+    auto image = ImageReader::open(current, launcher);
     if (!image) return what(image.error());
     if (!image->has_ckpt_marker()) return what(Error("not a ckpt image"));
     if (Status s = verify_integrity(*image, check_memory); !s) return what(s.error());

@@ -235,7 +235,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     // An incremental image's parents give memory too: each file counts.
     std::vector<std::string> files{opt.image};
     if (source->merged())
-      if (auto chain = open_chain(opt.image, false); chain)
+      if (auto chain = open_chain(opt.image, false, "", LauncherCheck::HeadersOnly); chain)
         for (const auto &link : *chain)
           if (link->path != opt.image) files.push_back(link->path);
     for (const std::string &file : files) CKPT_TRY(check_image_trust(file, views));

@@ -21,7 +21,7 @@ Expected<RestoreSource> RestoreSource::open(const std::string &path, const std::
     full.image_.emplace(image.take());
     return full;
   }
-  auto chain = open_chain(path, true, base_dir);
+  auto chain = open_chain(path, true, base_dir, LauncherCheck::HeadersOnly);
   if (!chain) return chain.error();
   size_t slash = path.rfind('/');
   std::string dir = !merge_dir.empty()         ? merge_dir

@@ -100,6 +100,28 @@ TEST_F(Incremental, ChainOfThreeRestoresFromTheLastLink) {
   ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
 }
 
+// A chain whose full image is in exec form (an increment is core form
+// only) restores without hashing that launcher, as the full exec-form
+// image alone does (decisions 190 and 2004): a damaged launcher byte is
+// verify's to report, and the chain, whose core images are intact,
+// restores.
+TEST_F(Incremental, ChainOnAnExecFormParentRestoresWithoutHashingItsLauncher) {
+  pass_file_ = log_path();
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_INCREMENTAL_PATH, {"32"}));
+  ASSERT_NO_FATAL_FAILURE(dump_ok(link(0), {"--exec"}));
+  ASSERT_NO_FATAL_FAILURE(step(1));
+  ASSERT_NO_FATAL_FAILURE(dump_ok(link(1), {"--parent", "link0.core", "--kill"}));
+  ASSERT_TRUE(wait_until([&] { return !pid_exists(pid_); }, 20));
+  std::string bytes = read_file(link(0));
+  ASSERT_GT(bytes.size(), 5000u);
+  bytes[bytes.size() - 5000] ^= 0x10;  // inside the launcher, after the page-aligned core
+  ASSERT_TRUE(write_file(link(0), bytes));
+  expect_one_line(test::run({imgtool(), "verify", link(1)}, 60), "checksum mismatch in the launcher");
+  ASSERT_EQ(::link(link(1).c_str(), image_path().c_str()), 0);
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  EXPECT_NE(log().find("generation 1 checked"), std::string::npos) << log();
+}
+
 TEST_F(Incremental, MergedChainVerifiesRestoresAndOpensInGdb) {
   compare_state_ = true;
   ASSERT_NO_FATAL_FAILURE(make_chain(3));

@@ -66,8 +66,10 @@ std::string parent_path_of(const std::string &child_path, const std::string &hin
 /// parent, a loop or a chain longer than kMaxChainLength is one error line
 /// naming the parent. The links of a tree chain have their embedded cores
 /// opened too (ChainLinkImage::cores); each core's Parent note must name
-/// the same parent image as its root's.
-Expected<Chain> open_chain(const std::string &path, bool check_memory, const std::string &base_dir = "");
+/// the same parent image as its root's. An exec-form link's launcher is
+/// checked as `launcher` says (restore reads none of it: HeadersOnly).
+Expected<Chain> open_chain(const std::string &path, bool check_memory, const std::string &base_dir = "",
+                           LauncherCheck launcher = LauncherCheck::Checksum);
 
 /// A link of a chain made of an image already opened, checked and decoded
 /// (open_chain's, or those of a caller that walks the chain itself, as
