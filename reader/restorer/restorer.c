@@ -171,7 +171,9 @@ void rs_main(struct rs_args *a) {
   /* A memfd sealed with F_SEAL_FUTURE_WRITE keeps the writable shared
    * mappings made before the seal, but refuses new ones (mm/memfd.c:
    * memfd_check_seals_mmap, EPERM): imgtool left that seal (and F_SEAL_SEAL,
-   * which would forbid adding it) to now, when the mappings are back. */
+   * which would forbid adding it) to now, when the mappings are back. In
+   * a tree none are left here: another process may map the same memfd
+   * later, so imgtool adds them once all have mapped (decision 2001). */
   for (unsigned i = 0; i < a->nlate_seal; i++) {
     const struct rs_seal *s = &a->late_seal[i];
     r = sys3(NR_fcntl, s->fd, F_GET_SEALS, 0);
