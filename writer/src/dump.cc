@@ -23,6 +23,7 @@
 #include "cow_sharing.h"
 #include "dirty_tracking.h"
 #include "freeze_tree.h"
+#include "inject_return_frame.h"
 #include "frozen_phases.h"
 #include "memory.h"
 #include "output.h"
@@ -151,6 +152,10 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     arm = false;
     stats.tracking_note = "not armed: " + unguarded;
   }
+  // Work the freeze would do that its result does not depend on is done
+  // before it (checked at its use inside).
+  prime_sigreturn_sequences(opt.pid);
+  CKPT_TRY(fault_point("dump-primed"));
   // Frozen time counts from the first stop request: an upper bound of
   // how long any thread of the tree was stopped.
   auto frozen_at = Clock::now();
