@@ -155,6 +155,8 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   // Work the freeze would do that its result does not depend on is done
   // before it (checked at its use inside).
   prime_sigreturn_sequences(opt.pid);
+  PreparedCgroup snapshot_cgroup;
+  if (guard && may_snapshot) snapshot_cgroup.make([&](const std::string &path) { guard->snapshot_cgroup(path); });
   CKPT_TRY(fault_point("dump-primed"));
   // Frozen time counts from the first stop request: an upper bound of
   // how long any thread of the tree was stopped.
@@ -289,7 +291,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   auto take_snapshot = [&]() -> Status {
     std::vector<const ProcessCapture *> all_captured;
     for (const CapturedProcess &p : procs) all_captured.push_back(&p.capture);
-    auto taken = Snapshot::take(all_captured, *guard);
+    auto taken = Snapshot::take(all_captured, *guard, &snapshot_cgroup);
     if (!taken) {
       stats.freeze_mode = "full (no snapshot: " + taken.error().message() + ")";
       return {};
