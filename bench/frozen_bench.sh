@@ -6,7 +6,8 @@
 # (memhog times its own fork on SIGUSR2); round 1 is a first dump (arms the
 # tracker), later rounds reuse it. Prints per round the ticker's largest
 # gap, `--stats`' frozen figure, the fork time, the ratio, and the window's
-# CPU ms (imgtool + tree, from CKPT_TRACE_TIMES=1). OTHER_IMGTOOL=PATH runs
+# CPU ms (imgtool + tree, from CKPT_TRACE_TIMES=1) against fork()'s CPU
+# (the ratio that holds on a loaded machine). OTHER_IMGTOOL=PATH runs
 # the same rounds with another imgtool on a fresh memhog after this one
 # (before/after in one run). Sizes: MiB, or 256M, 1G (default 256 1024).
 set -euo pipefail
@@ -20,8 +21,8 @@ bench_tools
 bench_temp
 
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "| size | imgtool | round | ticker gap s | --stats frozen s | fork() s | gap / fork | window CPU ms (imgtool + tree) |"
-echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| size | imgtool | round | ticker gap s | --stats frozen s | fork() s | gap / fork | window CPU ms (imgtool + tree) | fork() CPU ms | CPU / fork CPU |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 tools=("$imgtool")
 [[ -n ${OTHER_IMGTOOL:-} ]] && tools+=("$OTHER_IMGTOOL")
 for size in "${sizes[@]}"; do
@@ -38,13 +39,14 @@ for size in "${sizes[@]}"; do
       # The trace's per-step CPU, imgtool and tree, summed over the window.
       cpu=$(awk '/^ckpt-frozen:/ { if (match($0, /cpu imgtool \+[0-9.]+, tree \+[0-9.]+/)) {
                split(substr($0, RSTART, RLENGTH), f, /[+,]/); s += f[2] + f[4] } } END { printf "%.1f", s }' "$dir/trace")
-      rm -f "$dir/img" "$dir/ticks.fork"
+      rm -f "$dir/img" "$dir/ticks.fork" "$dir/ticks.fork_cpu"
       kill -USR2 "$pid"
       for ((w = 0; w < 3000; w++)); do [[ -f $dir/ticks.fork ]] && break; sleep 0.01; done
       [[ -f $dir/ticks.fork ]] || die "memhog did not time its fork()"
       fork=$(cat "$dir/ticks.fork")
+      fork_cpu=$(awk '{ printf "%.1f", $1 * 1000 }' "$dir/ticks.fork_cpu")
       tag=$([[ $tool == "$imgtool" ]] && echo this || echo other)
-      echo "| $(label "$size") | $tag | $i$( ((i == 1)) && echo ' (first)') | $gap | $frozen | $(printf '%.4f' "$fork") | $(ratio "$gap" "$fork") | $cpu |"
+      echo "| $(label "$size") | $tag | $i$( ((i == 1)) && echo ' (first)') | $gap | $frozen | $(printf '%.4f' "$fork") | $(ratio "$gap" "$fork") | $cpu | $fork_cpu | $(ratio "$cpu" "$fork_cpu") |"
       [[ -n ${SHOW_TRACE:-} ]] && sed 's/^/    /' "$dir/trace"
     done
     stop_memhog "$pid"
