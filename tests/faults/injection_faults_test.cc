@@ -114,5 +114,36 @@ TEST_F(FaultTest, StrictSeccompThreadIsBorrowedOnlyWhenAsked) {
   ASSERT_NO_FATAL_FAILURE(expect_program_passes());
 }
 
+// The rt_sigreturn sequence a borrowed thread returns through when the
+// dumper dies mid-injection (inject_return_frame.h) is searched before the
+// freeze (reading libc's text took a few ms of the frozen window). Here
+// the program makes the sequence that search found non-executable (the
+// dump waits at dump-primed; another one stays executable), and the dumper is killed in its first
+// injected syscall (dump-injected): the address must have been checked at
+// its use, or the thread, let go, jumps there and dies of SIGSEGV. The
+// program runs on as it was.
+TEST_F(FaultTest, SigreturnSequenceFoundBeforeTheFreezeIsCheckedAtItsUse) {
+  test::TempDir side;  // not in the test's dir(): its names are compared
+  ASSERT_NO_FATAL_FAILURE(start(FAULT_HIDDEN_SIGRETURN_PATH, {side.path()}));
+  std::string go = side.file("go"), err = side.file("dump.err");
+  pid_t dumper = spawn_dump_with_fault("dump-primed:wait,dump-injected", go, pid_, image_path(), err);
+  ASSERT_GT(dumper, 0);
+  bool primed = restoretest::wait_until([&] { return access((go + ".dump-primed").c_str(), F_OK) == 0; }, 60);
+  EXPECT_TRUE(primed) << "the dump never reached dump-primed: " << test::read_text_file(err);
+  std::string hide = side.file("hide"), hidden = side.file("hidden");
+  ASSERT_TRUE(test::write_text_file(hide, ""));
+  EXPECT_TRUE(restoretest::wait_until([&] { return access(hidden.c_str(), F_OK) == 0; }, 30))
+      << "the program did not hide its sequence";
+  ASSERT_NO_FATAL_FAILURE(remember_target());  // as hidden, before the freeze
+  ASSERT_TRUE(test::write_text_file(go, ""));
+  int status = 0;
+  ASSERT_EQ(waitpid(dumper, &status, 0), dumper);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+      << "the dumper did not die at dump-injected: status 0x" << std::hex << status << "\n"
+      << test::read_text_file(err);
+  ASSERT_NO_FATAL_FAILURE(expect_target_as_before());
+  ASSERT_NO_FATAL_FAILURE(expect_program_passes());
+}
+
 }  // namespace
 }  // namespace ckpt::faulttest

@@ -180,6 +180,33 @@ TEST_F(Snapshot, DumperKilledMidwayLeavesNothingBehind) {
   ASSERT_NO_FATAL_FAILURE(kill_program());
 }
 
+// The copies' cgroup is made before the freeze (its mkdir is not frozen
+// time): a dump that then freezes fully after all (under 8 MiB to store)
+// leaves none behind (the dump removes it; its guard would at the latest).
+TEST_F(Snapshot, CgroupMadeBeforeTheFreezeIsRemovedWhenTheDumpFreezesFully) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_THREADS_PATH));
+  RunResult r = dump(pid_, image_path(), {"--stats", "--no-track-dirty"});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_NE(r.err.find(", freeze full (under 8 MiB to store)\n"), std::string::npos) << r.err;
+  EXPECT_EQ(leftover_snapshot_cgroups(), "");
+}
+
+// The same cgroup with imgtool killed between its making and the freeze
+// (dump-primed): the guard removes it, and the program saw nothing.
+TEST_F(Snapshot, CgroupMadeBeforeTheFreezeIsRemovedByTheGuard) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SNAPSHOT_PATH));
+  std::string fds_before = fds();
+  setenv("CKPT_FAULT", "dump-primed", 1);
+  RunResult r = dump(pid_, image_path(), {"--short-freeze", "--no-track-dirty"});
+  unsetenv("CKPT_FAULT");
+  ASSERT_EQ(r.term_signal, SIGKILL) << r.status() << "\n" << r.err;
+  EXPECT_EQ(leftover_snapshot_cgroups(), "");
+  EXPECT_EQ(children(), "");
+  EXPECT_EQ(fds(), fds_before);
+  EXPECT_EQ(program_check(), "ok\n");
+  ASSERT_NO_FATAL_FAILURE(kill_program());
+}
+
 // A chain of three dumps, each on the one before, of threads that never
 // stop writing (pages are written right up to each freeze and between the
 // dumps): the later dumps reuse the first one's dirty tracker, resetting

@@ -23,6 +23,7 @@
 #include "cow_sharing.h"
 #include "dirty_tracking.h"
 #include "freeze_tree.h"
+#include "inject_return_frame.h"
 #include "frozen_phases.h"
 #include "memory.h"
 #include "output.h"
@@ -151,6 +152,12 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     arm = false;
     stats.tracking_note = "not armed: " + unguarded;
   }
+  // Work the freeze would do that its result does not depend on is done
+  // before it (checked at its use inside).
+  prime_sigreturn_sequences(opt.pid);
+  PreparedCgroup snapshot_cgroup;
+  if (guard && may_snapshot) snapshot_cgroup.make([&](const std::string &path) { guard->snapshot_cgroup(path); });
+  CKPT_TRY(fault_point("dump-primed"));
   // Frozen time counts from the first stop request: an upper bound of
   // how long any thread of the tree was stopped.
   auto frozen_at = Clock::now();
@@ -284,7 +291,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   auto take_snapshot = [&]() -> Status {
     std::vector<const ProcessCapture *> all_captured;
     for (const CapturedProcess &p : procs) all_captured.push_back(&p.capture);
-    auto taken = Snapshot::take(all_captured, *guard);
+    auto taken = Snapshot::take(all_captured, *guard, &snapshot_cgroup);
     if (!taken) {
       stats.freeze_mode = "full (no snapshot: " + taken.error().message() + ")";
       return {};

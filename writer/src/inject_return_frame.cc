@@ -7,9 +7,12 @@
 #include <cstring>
 #include <elf.h>
 #include <map>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 namespace ckpt::writer {
 
@@ -153,19 +156,61 @@ img::Status restore_stack(pid_t tid, const ReturnFrame &frame) {
   return {};
 }
 
-u64 find_sigreturn_sequence(pid_t pid) {
-  // mov $0xf,%rax; syscall: glibc's __restore_rt (the sa_restorer of every
-  // handler glibc installs).
-  static const u8 kSequence[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
-  auto still_there = [&](u64 at) {
-    u8 got[sizeof kSequence];
-    struct iovec local = {got, sizeof got}, remote = {reinterpret_cast<void *>(at), sizeof got};
-    return process_vm_readv(pid, &local, 1, &remote, 1, 0) == ssize_t(sizeof got) &&
-           std::memcmp(got, kSequence, sizeof got) == 0;
-  };
-  // One search per process, not per thread: libc is the same in all.
+namespace {
+
+// struct procmap_query and PROCMAP_QUERY (linux/fs.h, Linux 6.11+), spelled
+// out so that older headers build.
+struct ProcmapQuery {
+  u64 size, query_flags, query_addr, vma_start, vma_end, vma_flags, vma_page_size, vma_offset, inode;
+  uint32_t dev_major, dev_minor, vma_name_size, build_id_size;
+  u64 vma_name_addr, build_id_addr;
+};
+static_assert(sizeof(ProcmapQuery) == 104);
+constexpr unsigned long kProcmapQuery = _IOWR('f', 17, ProcmapQuery);
+constexpr u64 kProcmapExecutable = 0x04;
+
+// mov $0xf,%rax; syscall: glibc's __restore_rt (the sa_restorer of every
+// handler glibc installs).
+constexpr u8 kSequence[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+
+// Sequences found, by process: one search per process, not per thread
+// (libc is the same in all), and made before the freeze where possible
+// (prime_sigreturn_sequences).
+std::map<pid_t, u64> &found_sequences() {
   static std::map<pid_t, u64> found;
-  if (auto it = found.find(pid); it != found.end() && still_there(it->second)) return it->second;
+  return found;
+}
+
+// Whether `at` still holds the sequence in an executable mapping of pid:
+// a search made before the freeze is checked at its use (the program may
+// have unmapped or remapped that code since). The mapping's protection
+// through PROCMAP_QUERY (one VMA, no page-table walk); a kernel without
+// it reads /proc/PID/maps.
+bool still_there(pid_t pid, u64 at) {
+  u8 got[sizeof kSequence];
+  struct iovec local = {got, sizeof got}, remote = {reinterpret_cast<void *>(at), sizeof got};
+  if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != ssize_t(sizeof got) ||
+      std::memcmp(got, kSequence, sizeof got) != 0)
+    return false;
+  int fd = open(("/proc/" + std::to_string(pid) + "/maps").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ProcmapQuery q{};
+    q.size = sizeof q;
+    q.query_addr = at;
+    int r = ioctl(fd, kProcmapQuery, &q);
+    int err = errno;
+    close(fd);
+    if (r == 0) return (q.vma_flags & kProcmapExecutable) && at + sizeof kSequence <= q.vma_end;
+    if (err != ENOTTY && err != EINVAL) return false;
+  }
+  auto maps = read_maps(pid, true);
+  if (!maps) return false;
+  for (const MapEntry &m : *maps)
+    if (m.start <= at && at + sizeof kSequence <= m.end) return (m.prot & 4) != 0;
+  return false;
+}
+
+u64 search_sequence(pid_t pid) {
   auto maps = read_maps(pid, true);  // addresses, protections and paths are all it needs
   if (!maps) return 0;
   // libc first: the sequence is there in every dynamically linked program.
@@ -181,9 +226,34 @@ u64 find_sigreturn_sequence(pid_t pid) {
     struct iovec local = {text.data(), text.size()}, remote = {reinterpret_cast<void *>(m->start), text.size()};
     if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != ssize_t(text.size())) continue;
     auto hit = std::search(text.begin(), text.end(), std::begin(kSequence), std::end(kSequence));
-    if (hit != text.end()) return found[pid] = m->start + u64(hit - text.begin());
+    if (hit != text.end()) return found_sequences()[pid] = m->start + u64(hit - text.begin());
   }
   return 0;
+}
+
+}  // namespace
+
+u64 find_sigreturn_sequence(pid_t pid) {
+  auto &found = found_sequences();
+  if (auto it = found.find(pid); it != found.end()) {
+    if (still_there(pid, it->second)) return it->second;
+    found.erase(it);
+  }
+  return search_sequence(pid);
+}
+
+void prime_sigreturn_sequences(pid_t root) {
+  // The search reads libc's text (1.4 MiB: a few ms, the largest part of
+  // the injected queries' time) and is the same before the freeze as in
+  // it; each process of the tree as it is now (one forked later is
+  // searched when first injected into).
+  std::vector<pid_t> todo = {root};
+  for (size_t i = 0; i < todo.size() && todo.size() < 4096; i++) {
+    (void)find_sigreturn_sequence(todo[i]);
+    auto kids = list_children_by_thread(todo[i]);
+    if (!kids) continue;
+    for (const ChildOf &c : *kids) todo.push_back(c.child);
+  }
 }
 
 }  // namespace ckpt::writer

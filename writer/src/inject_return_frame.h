@@ -49,4 +49,8 @@ img::Status restore_stack(pid_t tid, const ReturnFrame &frame);
 /// that installs no signal handler may have none).
 img::u64 find_sigreturn_sequence(pid_t pid);
 
+/// Searches the sequence in root and its descendants now, before the
+/// freeze; find_sigreturn_sequence then only checks it is still there.
+void prime_sigreturn_sequences(pid_t root);
+
 }  // namespace ckpt::writer

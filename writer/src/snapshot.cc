@@ -266,7 +266,8 @@ static Expected<pid_t> clone_copy(const ProcessCapture &pc, const std::string &c
   return child;
 }
 
-Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const ProcessCapture *> &procs, DumpGuard &guard) {
+Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const ProcessCapture *> &procs, DumpGuard &guard,
+                                                   PreparedCgroup *cgroup) {
   std::vector<std::vector<VmaPlan>> early_plans;
   u64 early = 0;
   for (const ProcessCapture *pc : procs) {
@@ -281,7 +282,8 @@ Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const Proce
   std::unique_ptr<Snapshot> snap(new Snapshot());
   std::vector<pid_t> targets;
   for (const ProcessCapture *pc : procs) targets.push_back(pc->pid);
-  auto cg = make_frozen_cgroup(targets, [&](const std::string &path) { guard.snapshot_cgroup(path); });
+  auto cg = make_frozen_cgroup(targets, [&](const std::string &path) { guard.snapshot_cgroup(path); },
+                               cgroup ? cgroup->take() : std::string());
   if (!cg) return cg.error();
   snap->cgroup_ = cg.take();
   mark_frozen_phase("snapshot: cgroup made");

@@ -16,6 +16,8 @@
 // imgtool gone.
 #pragma once
 
+#include "snapshot_cgroup.h"
+
 #include <functional>
 #include <map>
 #include <memory>
@@ -64,8 +66,9 @@ class Snapshot {
   /// says why snapshot mode is not possible; nothing is left behind then
   /// and the caller dumps with the full freeze. Every change to a target
   /// is journalled in `guard` before it is made.
+  /// `cgroup`: the one made before the freeze, if any (taken over).
   static img::Expected<std::unique_ptr<Snapshot>> take(const std::vector<const ProcessCapture *> &procs,
-                                                      DumpGuard &guard);
+                                                      DumpGuard &guard, PreparedCgroup *cgroup = nullptr);
 
   ~Snapshot();
   Snapshot(const Snapshot &) = delete;

@@ -51,15 +51,8 @@ static bool same_namespace(pid_t target, const char *kind) {
          stat(("/proc/" + std::to_string(target) + "/ns/" + kind).c_str(), &theirs) == 0 && ours.st_ino == theirs.st_ino;
 }
 
-Expected<std::string> make_frozen_cgroup(const std::vector<pid_t> &targets,
-                                         const std::function<void(const std::string &)> &about_to_make) {
-  // The cgroup's path is opened by the target, and the pid clone3 returns
-  // there is the copy's pid in the target's pid namespace: both must be
-  // ours for what we do with them.
-  for (pid_t target : targets) {
-    if (!same_namespace(target, "mnt")) return make_error("process %d is in another mount namespace", target);
-    if (!same_namespace(target, "pid")) return make_error("process %d is in another pid namespace", target);
-  }
+// Makes <cgroup2 mount>/ckpt-snapshot-<our pid>, frozen.
+static Expected<std::string> make_cgroup_dir(const std::function<void(const std::string &)> &about_to_make) {
   std::string mount = cgroup2_mount();
   if (mount.empty()) return make_error("no cgroup v2 hierarchy is mounted");
   std::string dir = mount + "/ckpt-snapshot-" + std::to_string(getpid());
@@ -72,6 +65,32 @@ Expected<std::string> make_frozen_cgroup(const std::vector<pid_t> &targets,
     return make_error("cannot freeze cgroup %s: %s", dir.c_str(), strerror(e));
   }
   return dir;
+}
+
+Expected<std::string> make_frozen_cgroup(const std::vector<pid_t> &targets,
+                                         const std::function<void(const std::string &)> &about_to_make,
+                                         std::string premade) {
+  // The cgroup's path is opened by the target, and the pid clone3 returns
+  // there is the copy's pid in the target's pid namespace: both must be
+  // ours for what we do with them.
+  for (pid_t target : targets) {
+    const char *other = !same_namespace(target, "mnt") ? "mount" : !same_namespace(target, "pid") ? "pid" : nullptr;
+    if (other) {
+      if (!premade.empty()) remove_cgroup(premade);
+      return make_error("process %d is in another %s namespace", target, other);
+    }
+  }
+  if (!premade.empty()) return premade;
+  return make_cgroup_dir(about_to_make);
+}
+
+void PreparedCgroup::make(const std::function<void(const std::string &)> &about_to_make) {
+  auto dir = make_cgroup_dir(about_to_make);
+  if (dir) path_ = dir.take();
+}
+
+PreparedCgroup::~PreparedCgroup() {
+  if (!path_.empty()) remove_cgroup(path_);
 }
 
 void remove_cgroup(const std::string &cgroup) {
