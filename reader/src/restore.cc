@@ -19,6 +19,7 @@
 
 #include <ckpt/img/chain.h>
 #include <ckpt/img/fault_point.h>
+#include <ckpt/img/xstate.h>
 #include <ckpt/reader/validate.h>
 
 #include "become_image.h"
@@ -216,6 +217,9 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   Restorability restorability = check_restorable_opened(path, *image, /*check_memory=*/false, here_now, decoded);
   if (!restorability.restorable()) return Error(restorability.message);
   trace_phase("checked: restorable here now");
+  // Asked here, once: every restoring child forked below inherits it
+  // instead of asking the CPU again (xstate.cc).
+  (void)cpu_xsave_layout();
   std::optional<CkptView> &view = decoded.view;
   LoadedImage loaded{path, *image, *view, *decoded.core, nullptr, nullptr};
   loaded.hold_stopped = opt.hold_stopped;
