@@ -9,7 +9,7 @@
 // then the process named in it is killed. This process is a child
 // subreaper: whatever COMMAND leaves behind (a detached restored process,
 // lazy-pages helpers) is reaped here, so the CPU time counts every process
-// of a run. Prints one line:
+// of a run. COMMAND's standard output goes to /dev/null. Prints one line:
 //   wall_ms median MIN..MAX cpu_ms median MIN..MAX runs N
 // CLOCK_MONOTONIC from just before fork() to the end; CPU time is user +
 // system of every reaped descendant (getrusage RUSAGE_CHILDREN).
@@ -84,6 +84,9 @@ static double run_once(char **argv, const char *pidfile) {
     exit(1);
   }
   if (child == 0) {
+    // COMMAND's output is not ours to print: ours is the one result line.
+    int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null >= 0) dup2(null, STDOUT_FILENO);
     execvp(argv[0], argv);
     perror("timed_run: exec");
     _exit(127);

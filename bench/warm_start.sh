@@ -122,7 +122,7 @@ echo "== convert of a ${CONVERT_MIB} MiB image =="
 HOG=$!
 for _ in $(seq 600); do grep -q ready "$WORK/memhog.out" 2>/dev/null && break; sleep 0.05; done
 "$IMGTOOL" dump --pid "$HOG" -o "$WORK/big.core" --kill
-wait "$HOG" 2>/dev/null || true
+{ wait "$HOG"; } 2>/dev/null || true
 sync "$WORK/big.core"
 one_way() { "$IMGTOOL" convert "$WORK/big.core" --to exec; }
 back() { "$IMGTOOL" convert "$WORK/big.core" --to core; }

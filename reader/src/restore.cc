@@ -138,7 +138,7 @@ Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProc
   }
   auto where = await_verdict(status[0], *pid);
   if (!where) return where.error();
-  trace_phase("restorer reported success");
+  if (tracing_times()) trace_phasef("restorer reported success (its process: cpu %.3f ms)", process_cpu_ms(*pid));
   if (Status s = fault_point("restore-before-handover"); !s) return give_up(s.error());
   std::string warning;
   Handover handover = handover_of(loaded.view, *pid, *where);
