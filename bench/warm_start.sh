@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Warm start from a self-restoring image (imgtool dump --exec), against a
-# cold start of the same state, and the cost of `imgtool convert` on a large
-# image. Run as root from the source tree; see bench/README.md.
+# cold start of the same state; `imgtool convert` and lazy restore (until
+# the process runs) of a large image. Run as root from the source tree; see
+# bench/README.md. Every figure is timed by bench/timed_run: wall time and
+# the CPU time of every process of a run, medians of RUNS (default 10).
 #
 #   bench/warm_start.sh [-r RUNS] [--convert-mib N] [BUILD_DIR]
 #
@@ -19,7 +21,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     -r) RUNS=$2; shift 2 ;;
     --convert-mib) CONVERT_MIB=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
