@@ -150,8 +150,9 @@ static void place_from_scratch(const struct rs_args *a, struct running_check *ru
 
 /* A fill, checked as it is read (not in a pass before: decision 174): a
  * slice at a time, the image's bytes are read into the scratch buffer and
- * hashed there, then placed (place_from_scratch). The scratch buffer is
- * touched once and stays mapped: its pages cost the exit above once. */
+ * hashed there, then placed (place_from_scratch). Not hashed in place:
+ * the first user-mode read of a page costs the same exit (decision 174),
+ * while the scratch buffer is touched once and pays it once. */
 static void fill_checked(const struct rs_args *a, const struct rs_fill *f, struct running_check *run) {
   if (!f->check) {
     read_fully(a, f->addr, f->len, f->file_offset);
