@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Warm start from a self-restoring image (imgtool dump --exec), against a
-# cold start of the same state, and the cost of `imgtool convert` on a large
-# image. Run as root from the source tree; see bench/README.md.
+# cold start of the same state; `imgtool convert` and lazy restore (until
+# the process runs) of a large image. Run as root from the source tree; see
+# bench/README.md. Every figure is timed by bench/timed_run: wall time and
+# the CPU time of every process of a run, medians of RUNS (default 10).
 #
 #   bench/warm_start.sh [-r RUNS] [--convert-mib N] [BUILD_DIR]
 #
@@ -13,13 +15,13 @@
 # the time to bring the warm state back (plus one exit).
 set -euo pipefail
 
-RUNS=5
+RUNS=10
 CONVERT_MIB=1024
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -r) RUNS=$2; shift 2 ;;
     --convert-mib) CONVERT_MIB=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
@@ -36,21 +38,22 @@ cleanup() { rm -rf "$WORK"; }
 trap cleanup EXIT
 
 now_ns() { date +%s%N; }
-# Runs "$@" RUNS times; prints the median wall time in ms.
-median_ms() {
-  local times=() t0 t1 i
-  for ((i = 0; i < RUNS; i++)); do
-    t0=$(now_ns)
-    "$@" >/dev/null
-    t1=$(now_ns)
-    times+=($(( (t1 - t0) / 1000 )))
-  done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}'
+# Runs "$@" RUNS times under bench/timed_run (no shell fork in the timed
+# span; every process of a run reaped and its CPU counted); sets WALL_MS
+# and CPU_MS to the medians.
+TIMED_RUN=$(realpath "$BUILD/bench/timed_run")
+[[ -x $TIMED_RUN ]] || { echo "warm_start: build bench/timed_run first (ninja -C $BUILD timed_run)" >&2; exit 1; }
+timed() {
+  local out
+  out=$("$TIMED_RUN" -r "$RUNS" "$@" 2>/dev/null </dev/null) || { echo "warm_start: $* failed" >&2; exit 1; }
+  WALL_MS=$(awk '{print $2}' <<<"$out")
+  CPU_MS=$(awk '{print $5}' <<<"$out")
 }
+ratio() { awk -v c="$1" -v w="$2" 'BEGIN {printf "%.1fx", c/w}'; }
 
 echo "== warm start: $PYTHON importing $IMPORTS =="
-cold() { env -i "$PYTHON" -c "import $IMPORTS"; }
-cold_ms=$(median_ms cold)
+timed -- env -i "$PYTHON" -c "import $IMPORTS"
+cold_ms=$WALL_MS cold_cpu=$CPU_MS
 
 # The warm process: its stdin is a pipe whose only writer is our fd 7.
 exec 7> >(exec env -i "$PYTHON" -c "import $IMPORTS, os, sys
@@ -65,14 +68,14 @@ wait "$PY" 2>/dev/null || true
 image_kib=$(du -k "$WORK/warm.elf" | cut -f1)
 
 cd "$WORK"
-eager() { env -i ./warm.elf; }
-lazy() { env -i ./warm.elf --lazy; }
-eager_ms=$(median_ms eager)
-lazy_ms=$(median_ms lazy)
+timed -- env -i ./warm.elf
+eager_ms=$WALL_MS eager_cpu=$CPU_MS
+timed -- env -i ./warm.elf --lazy
+lazy_ms=$WALL_MS lazy_cpu=$CPU_MS
 # The same image in the core form through imgtool: what the launcher costs.
 "$IMGTOOL" convert warm.elf --to core -o warm.core
-tool_lazy() { "$IMGTOOL" restore --lazy warm.core; }
-tool_lazy_ms=$(median_ms tool_lazy)
+timed -- "$IMGTOOL" restore --lazy warm.core
+tool_lazy_ms=$WALL_MS tool_lazy_cpu=$CPU_MS
 cd - >/dev/null
 
 # The JVM: OpenJDK 17 running a small class after a warm-up loop (Warm.java
@@ -99,8 +102,8 @@ public class Warm {
 }
 JAVA
   javac -d "$WORK" "$WORK/Warm.java"
-  java_cold() { env -i "$JAVA" "${JAVA_OPTS[@]}" -cp "$WORK" Warm </dev/null; }
-  java_cold_ms=$(median_ms java_cold)
+  timed -- env -i "$JAVA" "${JAVA_OPTS[@]}" -cp "$WORK" Warm
+  java_cold_ms=$WALL_MS java_cold_cpu=$CPU_MS
   exec 7> >(exec env -i "$JAVA" "${JAVA_OPTS[@]}" -cp "$WORK" Warm >"$WORK/java.out")
   JPID=$!
   for _ in $(seq 600); do grep -q ready "$WORK/java.out" 2>/dev/null && break; sleep 0.05; done
@@ -108,10 +111,10 @@ JAVA
   exec 7>&-
   wait "$JPID" 2>/dev/null || true
   cd "$WORK"
-  java_eager() { env -i ./jwarm.elf; }
-  java_lazy() { env -i ./jwarm.elf --lazy; }
-  java_eager_ms=$(median_ms java_eager)
-  java_lazy_ms=$(median_ms java_lazy)
+  timed -- env -i ./jwarm.elf
+  java_eager_ms=$WALL_MS java_eager_cpu=$CPU_MS
+  timed -- env -i ./jwarm.elf --lazy
+  java_lazy_ms=$WALL_MS java_lazy_cpu=$CPU_MS
   cd - >/dev/null
   java_kib=$(du -k "$WORK/jwarm.elf" | cut -f1)
 fi
@@ -121,7 +124,7 @@ echo "== convert of a ${CONVERT_MIB} MiB image =="
 HOG=$!
 for _ in $(seq 600); do grep -q ready "$WORK/memhog.out" 2>/dev/null && break; sleep 0.05; done
 "$IMGTOOL" dump --pid "$HOG" -o "$WORK/big.core" --kill
-wait "$HOG" 2>/dev/null || true
+{ wait "$HOG"; } 2>/dev/null || true
 sync "$WORK/big.core"
 one_way() { "$IMGTOOL" convert "$WORK/big.core" --to exec; }
 back() { "$IMGTOOL" convert "$WORK/big.core" --to core; }
@@ -130,24 +133,38 @@ conv_exec_ms=$(awk -v a=$t0 -v b=$t1 'BEGIN {printf "%.1f", (b-a)/1e6}')
 conv_core_ms=$(awk -v a=$t1 -v b=$t2 'BEGIN {printf "%.1f", (b-a)/1e6}')
 big_mib=$(( $(stat -c %s "$WORK/big.core") >> 20 ))
 
+# Lazy restore of the same image until the process runs (issue 12: <= 10 ms
+# at any size): until `--pidfile` is written, which restore does once the
+# process is handed over, in the foreground and with --detach.
+timed -p "$WORK/restored.pid" -- "$IMGTOOL" restore --lazy --pidfile "$WORK/restored.pid" "$WORK/big.core"
+big_lazy_ms=$WALL_MS big_lazy_cpu=$CPU_MS
+timed -p "$WORK/restored.pid" -- "$IMGTOOL" restore --lazy --detach --pidfile "$WORK/restored.pid" "$WORK/big.core"
+big_detach_ms=$WALL_MS big_detach_cpu=$CPU_MS
+
+row() { printf '%-44s %10s %10s %10s %10s\n' "$@"; }
 echo
-printf '%-44s %10s %10s\n' "start of the same python3 state" "ms" "vs cold"
-printf '%-44s %10s %10s\n' "cold: python3 -c 'import ...'" "$cold_ms" "1.0x"
-printf '%-44s %10s %10s\n' "./warm.elf (eager; image ${image_kib} KiB)" "$eager_ms" \
-  "$(awk -v c=$cold_ms -v w=$eager_ms 'BEGIN {printf "%.1fx", c/w}')"
-printf '%-44s %10s %10s\n' "./warm.elf --lazy" "$lazy_ms" \
-  "$(awk -v c=$cold_ms -v w=$lazy_ms 'BEGIN {printf "%.1fx", c/w}')"
-printf '%-44s %10s %10s\n' "imgtool restore --lazy warm.core" "$tool_lazy_ms" \
-  "$(awk -v c=$cold_ms -v w=$tool_lazy_ms 'BEGIN {printf "%.1fx", c/w}')"
+row "start of the same python3 state" "wall ms" "vs cold" "CPU ms" "vs cold"
+row "cold: python3 -c 'import ...'" "$cold_ms" "1.0x" "$cold_cpu" "1.0x"
+row "./warm.elf (eager; image ${image_kib} KiB)" "$eager_ms" "$(ratio "$cold_ms" "$eager_ms")" \
+  "$eager_cpu" "$(ratio "$cold_cpu" "$eager_cpu")"
+row "./warm.elf --lazy" "$lazy_ms" "$(ratio "$cold_ms" "$lazy_ms")" "$lazy_cpu" "$(ratio "$cold_cpu" "$lazy_cpu")"
+row "imgtool restore --lazy warm.core" "$tool_lazy_ms" "$(ratio "$cold_ms" "$tool_lazy_ms")" \
+  "$tool_lazy_cpu" "$(ratio "$cold_cpu" "$tool_lazy_cpu")"
 if [[ -n $java_cold_ms ]]; then
-  printf '%-44s %10s %10s\n' "cold: java Warm (warm-up loop)" "$java_cold_ms" "1.0x"
-  printf '%-44s %10s %10s\n' "./jwarm.elf (eager; image ${java_kib} KiB)" "$java_eager_ms" \
-    "$(awk -v c=$java_cold_ms -v w=$java_eager_ms 'BEGIN {printf "%.1fx", c/w}')"
-  printf '%-44s %10s %10s\n' "./jwarm.elf --lazy" "$java_lazy_ms" \
-    "$(awk -v c=$java_cold_ms -v w=$java_lazy_ms 'BEGIN {printf "%.1fx", c/w}')"
+  row "cold: java Warm (warm-up loop)" "$java_cold_ms" "1.0x" "$java_cold_cpu" "1.0x"
+  row "./jwarm.elf (eager; image ${java_kib} KiB)" "$java_eager_ms" "$(ratio "$java_cold_ms" "$java_eager_ms")" \
+    "$java_eager_cpu" "$(ratio "$java_cold_cpu" "$java_eager_cpu")"
+  row "./jwarm.elf --lazy" "$java_lazy_ms" "$(ratio "$java_cold_ms" "$java_lazy_ms")" \
+    "$java_lazy_cpu" "$(ratio "$java_cold_cpu" "$java_lazy_cpu")"
 fi
+echo
+row "lazy restore of memhog ${CONVERT_MIB} MiB, until it runs" "wall ms" "" "CPU ms" ""
+row "  imgtool restore --lazy" "$big_lazy_ms" "" "$big_lazy_cpu" ""
+row "  imgtool restore --lazy --detach" "$big_detach_ms" "" "$big_detach_cpu" ""
 echo
 printf '%-44s %10s\n' "imgtool convert, ${big_mib} MiB image" "ms"
 printf '%-44s %10s\n' "  --to exec (in place)" "$conv_exec_ms"
 printf '%-44s %10s\n' "  --to core (in place)" "$conv_core_ms"
-echo "(medians of $RUNS runs; convert: one run each way, including imgtool's start)"
+echo "(medians of $RUNS runs by bench/timed_run: wall from fork to exit, or to the pid file;"
+echo " CPU of every process of a run; convert: one run each way, including imgtool's start)"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -15,16 +15,27 @@ const XsaveLayout &intel_xsave_layout() {
   return layout;
 }
 
-XsaveLayout cpu_xsave_layout() {
-  XsaveLayout l = intel_xsave_layout();
-  for (int i = 2; i < XsaveLayout::kComponents; i++) {
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    if (__get_cpuid_count(0xd, i, &a, &b, &c, &d) && a) {
-      l.size[i] = a;
-      l.offset[i] = b;
+const XsaveLayout &cpu_xsave_layout() {
+  // Kernel quirk (of this VM's hypervisor, PVM; any VM traps CPUID): each
+  // CPUID instruction costs ~60 us here, and __get_cpuid_count adds a
+  // second one (the highest leaf) to each query. Asked once per process,
+  // with one highest-leaf query: restore built each thread's signal frame
+  // twice (restorer_args.cc measures, then lays out) with 16 CPUIDs each,
+  // ~2 ms per thread (decision 5001).
+  static const XsaveLayout layout = [] {
+    XsaveLayout l = intel_xsave_layout();
+    if (__get_cpuid_max(0, nullptr) < 0xd) return l;
+    for (int i = 2; i < XsaveLayout::kComponents; i++) {
+      unsigned a = 0, b = 0, c = 0, d = 0;
+      __cpuid_count(0xd, i, a, b, c, d);
+      if (a) {
+        l.size[i] = a;
+        l.offset[i] = b;
+      }
     }
-  }
-  return l;
+    return l;
+  }();
+  return layout;
 }
 
 u32 xsave_size(const XsaveLayout &layout, u64 xcr0) {

@@ -111,6 +111,7 @@ struct running_check {
   XXH3_state_t state;
   uint32_t check;          /* 1 + index, or 0 */
   uint64_t hashed;
+  long self;               /* our pid for process_vm_writev, 0 once it failed */
 };
 
 static void read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off) {
@@ -123,15 +124,35 @@ static void read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off
   }
 }
 
+/* The n bytes of the scratch buffer (just hashed) go into place at addr.
+ * Kernel quirk (of this VM's shadow paging, PVM): the first access to a
+ * page through a user address, the kernel's copy in pread included, costs
+ * a fault-like exit per 4 KiB page (pread into place: ~7 ms per 2 MiB
+ * here, most of the restorer's time in a lazy warm start). process_vm_writev
+ * on ourselves writes through the kernel's own mapping of each page
+ * instead (pinned pages, kmap): ~1.5 ms per 2 MiB, and the bytes placed are
+ * the very bytes hashed (decision 5006). Where it is not available (ENOSYS
+ * without CONFIG_CROSS_MEMORY_ATTACH, EPERM from an LSM) or writes short,
+ * the slice is read into place again as before, and so are all later ones
+ * after a failure. */
+static void place_from_scratch(const struct rs_args *a, struct running_check *run, ulong addr, ulong n,
+                               ulong off) {
+  if (run->self > 0) {
+    struct {
+      ulong base, len;
+    } local = {(ulong)a->scratch, n}, remote = {addr, n};
+    long r = sys6(NR_process_vm_writev, run->self, (long)&local, 1, (long)&remote, 1, 0);
+    if (r == (long)n) return;
+    if (r < 0) run->self = 0;
+  }
+  read_fully(a, addr, n, off);
+}
+
 /* A fill, checked as it is read (not in a pass before: decision 174): a
  * slice at a time, the image's bytes are read into the scratch buffer and
- * hashed there, then read again into place while the page cache's pages
- * are still in the CPU's cache. Kernel quirk (of this VM's shadow paging,
- * PVM): the first user-mode read of a page the kernel has just filled
- * costs a fault-like exit per 4 KiB page (0.45 s of CPU per 200 MiB here),
- * so hashing the restored memory itself costs as much as filling it; the
- * scratch buffer is touched once, and the second read from the page cache
- * costs almost nothing (decision 174). */
+ * hashed there, then placed (place_from_scratch). Not hashed in place:
+ * the first user-mode read of a page costs the same exit (decision 174),
+ * while the scratch buffer is touched once and pays it once. */
 static void fill_checked(const struct rs_args *a, const struct rs_fill *f, struct running_check *run) {
   if (!f->check) {
     read_fully(a, f->addr, f->len, f->file_offset);
@@ -151,7 +172,7 @@ static void fill_checked(const struct rs_args *a, const struct rs_fill *f, struc
     ulong n = f->len - done < a->scratch_len ? f->len - done : a->scratch_len;
     read_fully(a, (ulong)a->scratch, n, f->file_offset + done);
     XXH3_64bits_update(&run->state, a->scratch, n);
-    read_fully(a, f->addr + done, n, f->file_offset + done);
+    place_from_scratch(a, run, f->addr + done, n, f->file_offset + done);
     done += n;
   }
   run->hashed += f->len;
@@ -165,6 +186,7 @@ void map_memory(const struct rs_args *a) {
   struct running_check run;
   run.check = 0;
   run.hashed = 0;
+  run.self = sys1(NR_getpid, 0);
   for (unsigned i = 0; i < a->nvma; i++) {
     const struct rs_vma *v = &a->vma[i];
     ulong len = v->end - v->start;

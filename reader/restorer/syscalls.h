@@ -17,7 +17,7 @@ enum {
   NR_exit_group = 231, NR_set_robust_list = 273, NR_rt_tgsigqueueinfo = 297,
   NR_rseq = 334, NR_clone3 = 435, NR_kill = 62, NR_setgroups = 116, NR_setresuid = 117,
   NR_setresgid = 119, NR_capset = 126, NR_seccomp = 317, NR_mlock2 = 325,
-  NR_mlockall = 151, NR_getppid = 110, NR_fcntl = 72,
+  NR_mlockall = 151, NR_getppid = 110, NR_fcntl = 72, NR_process_vm_writev = 311,
 };
 
 static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {

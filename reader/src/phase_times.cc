@@ -56,6 +56,17 @@ void trace_phase(const char *what) {
   if (n > 0) (void)!write(g_fd, line, size_t(n) < sizeof line ? size_t(n) : sizeof line - 1);
 }
 
+double process_cpu_ms(int pid) {
+  char path[48];
+  std::snprintf(path, sizeof path, "/proc/%d/schedstat", pid);
+  FILE *f = std::fopen(path, "re");
+  if (!f) return -1;
+  unsigned long long ns = 0;
+  int got = std::fscanf(f, "%llu", &ns);
+  std::fclose(f);
+  return got == 1 ? double(ns) / 1e6 : -1;
+}
+
 void trace_phasef(const char *fmt, ...) {
   if (!tracing_times()) return;
   char what[200];

@@ -19,5 +19,8 @@ void start_phase_clock();
 void trace_phase(const char *what);
 /// The same with a printf-style detail.
 void trace_phasef(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/// The CPU time process pid has used so far, in ms (its
+/// /proc/PID/schedstat), or -1: the restorer cannot trace itself.
+double process_cpu_ms(int pid);
 
 }  // namespace ckpt::reader

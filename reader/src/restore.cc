@@ -19,6 +19,7 @@
 
 #include <ckpt/img/chain.h>
 #include <ckpt/img/fault_point.h>
+#include <ckpt/img/xstate.h>
 #include <ckpt/reader/validate.h>
 
 #include "become_image.h"
@@ -137,7 +138,7 @@ Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProc
   }
   auto where = await_verdict(status[0], *pid);
   if (!where) return where.error();
-  trace_phase("restorer reported success");
+  if (tracing_times()) trace_phasef("restorer reported success (its process: cpu %.3f ms)", process_cpu_ms(*pid));
   if (Status s = fault_point("restore-before-handover"); !s) return give_up(s.error());
   std::string warning;
   Handover handover = handover_of(loaded.view, *pid, *where);
@@ -216,6 +217,9 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   Restorability restorability = check_restorable_opened(path, *image, /*check_memory=*/false, here_now, decoded);
   if (!restorability.restorable()) return Error(restorability.message);
   trace_phase("checked: restorable here now");
+  // Asked here, once: every restoring child forked below inherits it
+  // instead of asking the CPU again (xstate.cc).
+  (void)cpu_xsave_layout();
   std::optional<CkptView> &view = decoded.view;
   LoadedImage loaded{path, *image, *view, *decoded.core, nullptr, nullptr};
   loaded.hold_stopped = opt.hold_stopped;

@@ -4,7 +4,7 @@
 #include <optional>
 #include <set>
 
-#include <cpuid.h>
+#include <sys/platform/x86.h>
 
 #include <ckpt/img/chain.h>
 
@@ -25,8 +25,9 @@ std::string image_id_hex(const uint8_t (&id)[16]) {
 }
 
 uint64_t host_xsave_features() {
-  unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE)) return 0;
+  // glibc's copy of CPUID leaf 1 (read once at its start), not CPUID
+  // again: on a VM each CPUID traps (~60 us on this one, xstate.cc).
+  if (!CPU_FEATURE_PRESENT(OSXSAVE)) return 0;
   uint32_t lo, hi;
   asm volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
   return (uint64_t(hi) << 32) | lo;

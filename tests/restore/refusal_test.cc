@@ -242,5 +242,58 @@ TEST_F(Refusal, VerifyAndInfoOnAReplacedFile) {
   EXPECT_FALSE(pid_exists(pid_));
 }
 
+// A mapped binary rewritten in place, with its inode, size and mtime as at
+// the dump, is told apart by its build-id (decisions 24, 5002).
+TEST_F(Refusal, VerifyAndInfoOnABinaryRewrittenInPlaceWithItsMtime) {
+  std::string copy = dir() + "/counter_copy";
+  ASSERT_TRUE(write_file(copy, read_file(RESTORE_COUNTER_PATH)));
+  ASSERT_EQ(chmod(copy.c_str(), 0755), 0);
+  ASSERT_NO_FATAL_FAILURE(start(copy, {"exit:0"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  struct stat before;
+  ASSERT_EQ(stat(copy.c_str(), &before), 0);
+  // The NT_GNU_BUILD_ID note of a 20-byte (sha1) id: namesz 4, descsz 20,
+  // type 3, "GNU": one byte of the id changes.
+  std::string bytes = read_file(copy);
+  const std::string note("\x04\0\0\0\x14\0\0\0\x03\0\0\0GNU\0", 16);
+  size_t at = bytes.find(note);
+  ASSERT_NE(at, std::string::npos) << "no build-id note in " << copy;
+  bytes[at + note.size()] ^= 0x01;
+  ASSERT_TRUE(write_file(copy, bytes));  // O_TRUNC: the same inode
+  timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, copy.c_str(), times, 0), 0);
+  struct stat after;
+  ASSERT_EQ(stat(copy.c_str(), &after), 0);
+  ASSERT_EQ(after.st_ino, before.st_ino);
+  ASSERT_EQ(after.st_size, before.st_size);
+  // The go file first: a restore that is wrongly not refused runs the
+  // program to its end and fails the test at once, instead of leaving it
+  // waiting for go until the restore's hang guard (90 s) ends it.
+  ASSERT_NO_FATAL_FAILURE(go());
+  const std::string reason =
+      "not restorable here now: mapped file " + copy + " is not the binary that was dumped (build-id differs)";
+  expect_verify_info_agree_with_restore(reason, "here_now");
+  EXPECT_FALSE(pid_exists(pid_));
+  // --lazy and the exec form (whose launcher checks as restore does) refuse
+  // it too, before anything is created, within seconds.
+  RunResult lazy = restore(image_path(), {"--lazy"}, 30);
+  ASSERT_FALSE(lazy.timed_out) << "restore --lazy hung";
+  expect_one_line_failure(lazy, reason);
+  EXPECT_FALSE(pid_exists(pid_));
+  std::string exec_form = dir() + "/refused.elf";
+  RunResult converted = imgtool_run({"convert", image_path(), "--to", "exec", "-o", exec_form});
+  ASSERT_TRUE(converted.exited && converted.exit_code == 0) << converted.err;
+  for (const std::vector<std::string> &argv :
+       {std::vector<std::string>{exec_form}, std::vector<std::string>{exec_form, "--lazy"}}) {
+    RunResult r = test::run(argv, 30);
+    ASSERT_FALSE(r.timed_out) << "the exec form hung";
+    EXPECT_TRUE(r.exited && r.exit_code != 0) << r.status();
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find(reason), std::string::npos) << r.err;
+    EXPECT_EQ(r.err_lines().size(), 1u) << r.err;
+    EXPECT_FALSE(pid_exists(pid_));
+  }
+}
+
 }  // namespace
 }  // namespace ckpt::restoretest

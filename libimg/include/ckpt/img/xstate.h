@@ -27,8 +27,9 @@ struct XsaveLayout {
 /// Intel's standard-format offsets (SDM vol. 1, 13.4.3), as gdb assumes.
 const XsaveLayout &intel_xsave_layout();
 
-/// This CPU's layout, from CPUID leaf 0xD.
-XsaveLayout cpu_xsave_layout();
+/// This CPU's layout, from CPUID leaf 0xD (asked once per process: CPUID
+/// traps to the hypervisor on a VM).
+const XsaveLayout &cpu_xsave_layout();
 
 /// Bytes of a standard-format XSAVE area holding the features in xcr0.
 u32 xsave_size(const XsaveLayout &layout, u64 xcr0);

@@ -1,0 +1,156 @@
+// Times a command precisely, without the shell's forks of `date` and
+// `sleep` in the measurement (bench/README.md, warm_start.sh).
+//
+//   timed_run [-r RUNS] [-p PIDFILE] -- COMMAND [ARG...]
+//
+// Runs COMMAND RUNS times (default 10). Without -p each run lasts until
+// COMMAND exits; with -p until PIDFILE is written and closed (inotify: the
+// instant `imgtool restore --pidfile` says the restored process runs), and
+// then the process named in it is killed. This process is a child
+// subreaper: whatever COMMAND leaves behind (a detached restored process,
+// lazy-pages helpers) is reaped here, so the CPU time counts every process
+// of a run. COMMAND's standard output goes to /dev/null. Prints one line:
+//   wall_ms median MIN..MAX cpu_ms median MIN..MAX runs N
+// CLOCK_MONOTONIC from just before fork() to the end; CPU time is user +
+// system of every reaped descendant (getrusage RUSAGE_CHILDREN).
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static double children_cpu_ms(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_CHILDREN, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+static int by_value(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void summary(const char *name, double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, by_value);
+  printf("%s %.2f %.2f..%.2f ", name, v[n / 2], v[0], v[n - 1]);
+}
+
+// Reads the pid in PIDFILE; 0 when it is not (yet) complete.
+static pid_t read_pidfile(const char *path) {
+  char text[32] = {0};
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0 || text[n - 1] != '\n') return 0;
+  return (pid_t)atoi(text);
+}
+
+// One run: the wall time in ms, or a negative value when COMMAND failed.
+static double run_once(char **argv, const char *pidfile) {
+  int watch = -1;
+  if (pidfile) {
+    unlink(pidfile);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", pidfile);
+    watch = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (watch < 0 || inotify_add_watch(watch, dirname(dir), IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+      perror("timed_run: inotify");
+      exit(1);
+    }
+  }
+  double t0 = now_ms();
+  pid_t child = fork();
+  if (child < 0) {
+    perror("timed_run: fork");
+    exit(1);
+  }
+  if (child == 0) {
+    // COMMAND's output is not ours to print: ours is the one result line.
+    int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null >= 0) dup2(null, STDOUT_FILENO);
+    execvp(argv[0], argv);
+    perror("timed_run: exec");
+    _exit(127);
+  }
+  double t1 = -1;
+  int status = 0;
+  if (pidfile) {
+    int exited = (int)syscall(SYS_pidfd_open, child, 0);
+    for (;;) {
+      struct pollfd p[2] = {{watch, POLLIN, 0}, {exited, POLLIN, 0}};
+      if (poll(p, 2, -1) < 0 && errno != EINTR) break;
+      if (p[0].revents) {
+        char buf[4096] __attribute__((aligned(8)));
+        while (read(watch, buf, sizeof buf) > 0) {
+        }
+        pid_t restored = read_pidfile(pidfile);
+        if (restored > 0) {
+          t1 = now_ms();
+          kill(restored, SIGKILL);
+          break;
+        }
+      }
+      if (p[1].revents) break;  // COMMAND ended before writing the pid file
+    }
+    close(exited);
+    close(watch);
+    waitpid(child, &status, 0);
+  } else {
+    waitpid(child, &status, 0);
+    t1 = now_ms();
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) t1 = -1;
+  }
+  // Everything the run left: detached processes, helpers.
+  while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {
+  }
+  return t1 < 0 ? -1 : t1 - t0;
+}
+
+int main(int argc, char **argv) {
+  int runs = 10;
+  const char *pidfile = NULL;
+  int opt;
+  while ((opt = getopt(argc, argv, "+r:p:")) != -1) {
+    if (opt == 'r') runs = atoi(optarg);
+    else if (opt == 'p') pidfile = optarg;
+    else return 2;
+  }
+  if (optind >= argc || runs < 1) {
+    fprintf(stderr, "usage: timed_run [-r RUNS] [-p PIDFILE] -- COMMAND [ARG...]\n");
+    return 2;
+  }
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  double *wall = calloc((size_t)runs, sizeof *wall), *cpu = calloc((size_t)runs, sizeof *cpu);
+  for (int i = 0; i < runs; i++) {
+    double before = children_cpu_ms();
+    wall[i] = run_once(argv + optind, pidfile);
+    cpu[i] = children_cpu_ms() - before;
+    if (wall[i] < 0) {
+      fprintf(stderr, "timed_run: %s failed (run %d)\n", argv[optind], i + 1);
+      return 1;
+    }
+  }
+  summary("wall_ms", wall, runs);
+  summary("cpu_ms", cpu, runs);
+  printf("runs %d\n", runs);
+  return 0;
+}
