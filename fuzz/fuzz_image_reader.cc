@@ -17,6 +17,7 @@
 // file and inside its PT_NOTE; stored PT_LOAD bytes read back through
 // read_memory; bytes past p_filesz are refused; every Image page range of an
 // accepted CKPT view reads back exactly its segment's bytes.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -232,11 +233,41 @@ std::optional<std::vector<u8>> reseal(const ImageReader &r) {
   const size_t recs_at = (note->desc.data() - bytes.data()) + sizeof(TableHeader);
   const u32 n = raw->header.record_count;
   auto fits = [&](u64 off, u64 len) { return off <= out.size() && len <= out.size() - off; };
+  // A Prefix of index 1 (format minor 7, FORMAT.md §10.2) hashes only what
+  // no Segment record and no embedded core covers.
+  std::vector<std::pair<u64, u64>> covered;
+  if (auto tree = check_tree_layout(r))
+    for (const TreeRecord &t : *tree)
+      if (!(t.flags & kTreeZombie) && fits(t.offset, t.size)) covered.push_back({t.offset, t.offset + t.size});
+  for (u32 i = 0; i + 1 < n; i++) {
+    IntegrityRecord rec;
+    std::memcpy(&rec, out.data() + recs_at + size_t(i) * sizeof rec, sizeof rec);
+    if (rec.kind == static_cast<u32>(IntegrityKind::Segment) && fits(rec.offset, rec.size))
+      covered.push_back({rec.offset, rec.offset + rec.size});
+  }
+  std::sort(covered.begin(), covered.end());
+  auto hash_outside_covered = [&](u64 pos, u64 end) {
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) return u64(0);
+    XXH3_64bits_reset(st);
+    for (auto [a, b] : covered) {
+      if (a >= end) break;
+      if (a > pos) XXH3_64bits_update(st, out.data() + pos, a - pos);
+      pos = std::max(pos, b);
+    }
+    if (pos < end) XXH3_64bits_update(st, out.data() + pos, end - pos);
+    u64 h = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return h;
+  };
   for (u32 i = 0; i + 1 < n; i++) {
     IntegrityRecord rec;
     std::memcpy(&rec, out.data() + recs_at + size_t(i) * sizeof rec, sizeof rec);
     if (!fits(rec.offset, rec.size)) continue;
-    rec.xxh3 = XXH3_64bits(out.data() + rec.offset, rec.size);
+    if (rec.kind == static_cast<u32>(IntegrityKind::Prefix) && rec.index == 1)
+      rec.xxh3 = hash_outside_covered(rec.offset, rec.offset + rec.size);
+    else
+      rec.xxh3 = XXH3_64bits(out.data() + rec.offset, rec.size);
     std::memcpy(out.data() + recs_at + size_t(i) * sizeof rec, &rec, sizeof rec);
   }
   IntegrityRecord self;

@@ -10,6 +10,7 @@
 
 #include <xxhash.h>
 
+#include "prefix_rule.h"
 #include "zero_hash.h"
 
 namespace ckpt::img {
@@ -34,13 +35,15 @@ Error checksum_mismatch(const IntegrityRecord &r) {
 }
 
 // One streamed pass over the file for the two checksums that cover stored
-// memory: each Segment's own and the whole-file Prefix. The file is taken
-// in chunks, in order; a second thread hashes a chunk for the Prefix while
-// this one hashes the segments' parts of it, so on two cores the pass
-// costs one checksum's time, and each byte is read from memory once per
-// checksum while it is still in the cache. The next chunk is read ahead
-// and the ones passed are dropped from the mapping: the resident set stays
-// a few chunks, not the image.
+// memory: each Segment's own and the Prefix. The file is taken in chunks,
+// in order; the next chunk is read ahead and the ones passed are dropped
+// from the mapping: the resident set stays a few chunks, not the image.
+// Before minor 7 (Prefix index 0) the Prefix hashes the segments' bytes
+// again: a second thread hashes a chunk for it while this one hashes the
+// segments' parts, so on two cores the pass costs one checksum's time.
+// Since minor 7 (kPrefixOutsideCovered) it hashes only what lies outside
+// the segments and the embedded cores (`skipped`, sorted, disjoint): each
+// byte once.
 constexpr u64 kChunk = 32ull << 20;
 
 struct RunningSegment {
@@ -48,10 +51,28 @@ struct RunningSegment {
   XXH3_state_t *state;
 };
 
+struct Range {
+  u64 offset, size;
+};
+
+// Feeds [at, end) less the skipped ranges to the Prefix state; `next` is
+// the first skipped range that may still reach past `at`.
+void hash_outside(XXH3_state_t *state, const u8 *data, u64 at, u64 end, const std::vector<Range> &skipped,
+                  size_t &next) {
+  while (at < end) {
+    while (next < skipped.size() && skipped[next].offset + skipped[next].size <= at) next++;
+    u64 stop = end;
+    if (next < skipped.size()) stop = std::min(end, std::max(at, skipped[next].offset));
+    if (at < stop) XXH3_64bits_update(state, data + at, stop - at);
+    at = stop;
+    if (at < end && next < skipped.size()) at = std::min(end, skipped[next].offset + skipped[next].size);
+  }
+}
+
 // A Prefix mismatch is left to the caller (*prefix_ok): a region's own
 // checksum, found later, says better where the damage is.
 Status check_memory_regions(const ImageReader &image, const std::vector<IntegrityRecord> &recs, u64 prefix_size,
-                            bool *prefix_ok) {
+                            const std::vector<Range> &cores, bool *prefix_ok) {
   const u8 *data = image.bytes().data();
   std::vector<const IntegrityRecord *> segments;
   const IntegrityRecord *prefix = nullptr;
@@ -63,6 +84,24 @@ Status check_memory_regions(const ImageReader &image, const std::vector<Integrit
   if (!prefix) return make_error("integrity note has no whole-file checksum");
   std::stable_sort(segments.begin(), segments.end(),
                    [](const IntegrityRecord *a, const IntegrityRecord *b) { return a->offset < b->offset; });
+  bool outside_only = prefix->index == kPrefixOutsideCovered;
+  std::vector<Range> skipped;
+  if (outside_only) {
+    skipped = cores;
+    for (const IntegrityRecord *r : segments) skipped.push_back({r->offset, r->size});
+    std::sort(skipped.begin(), skipped.end(), [](const Range &a, const Range &b) { return a.offset < b.offset; });
+    // Overlapping ranges (none written so far) are joined: each is
+    // covered by its own checksum either way.
+    std::vector<Range> joined;
+    for (const Range &r : skipped) {
+      if (!joined.empty() && r.offset <= joined.back().offset + joined.back().size)
+        joined.back().size = std::max(joined.back().size, r.offset + r.size - joined.back().offset);
+      else
+        joined.push_back(r);
+    }
+    skipped = std::move(joined);
+  }
+  size_t next_skipped = 0;
   // Memory is only ever dropped past the headers and notes (libelf may
   // have written to the headers' pages of the private mapping).
   u64 forget_from = segments.empty() ? prefix_size : segments.front()->offset;
@@ -84,13 +123,21 @@ Status check_memory_regions(const ImageReader &image, const std::vector<Integrit
     u64 end = std::min(total, at + kChunk);
     image.will_need(end, kChunk);
     auto hash_prefix = [&] {
-      if (at < prefix_size) XXH3_64bits_update(prefix_state, data + at, std::min(end, prefix_size) - at);
+      if (at >= prefix_size) return;
+      if (outside_only)
+        hash_outside(prefix_state, data, at, std::min(end, prefix_size), skipped, next_skipped);
+      else
+        XXH3_64bits_update(prefix_state, data + at, std::min(end, prefix_size) - at);
     };
     std::thread helper;
-    try {
-      helper = std::thread(hash_prefix);
-    } catch (const std::system_error &) {
-      hash_prefix();  // no thread to be had: the same work, on this one
+    if (outside_only) {
+      hash_prefix();  // little left to hash: not worth a thread
+    } else {
+      try {
+        helper = std::thread(hash_prefix);
+      } catch (const std::system_error &) {
+        hash_prefix();  // no thread to be had: the same work, on this one
+      }
     }
     while (next < segments.size() && segments[next]->offset < end) {
       XXH3_state_t *st = XXH3_createState();
@@ -214,7 +261,9 @@ Status verify_integrity(const ImageReader &image, bool check_memory) {
     if (ph[i].p_type == PT_LOAD && ph[i].p_filesz && !in_zero_block(ph[i]))
       want.push_back({static_cast<u32>(IntegrityKind::Segment), static_cast<u32>(i), ph[i].p_offset,
                       ph[i].p_filesz, 0});
-  want.push_back({static_cast<u32>(IntegrityKind::Prefix), 0, 0, note->offset, 0});
+  // The Prefix's index says which bytes it hashes (kPrefixOutsideCovered).
+  u32 prefix_index = recs.size() >= 2 && recs[recs.size() - 2].index == kPrefixOutsideCovered ? kPrefixOutsideCovered : 0;
+  want.push_back({static_cast<u32>(IntegrityKind::Prefix), prefix_index, 0, note->offset, 0});
   if (want.size() != recs.size() - 1)
     return make_error("integrity note lists %zu regions but the file has %zu", recs.size() - 1, want.size());
   for (size_t i = 0; i < want.size(); i++) {
@@ -237,20 +286,32 @@ Status verify_integrity(const ImageReader &image, bool check_memory) {
     regions.push_back(recs[i]);
   }
   CKPT_TRY(check_regions(image, regions));
+  // A tree's root: since minor 7 its Prefix leaves out the embedded cores,
+  // each covered whole by its own integrity note (checked below).
+  std::vector<TreeRecord> tree_records;
+  if (image.base_offset() == 0) {
+    auto tree = check_tree_layout(image);
+    if (!tree) return tree.error();
+    tree_records = std::move(*tree);
+  }
   bool prefix_ok = true;
-  if (check_memory) CKPT_TRY(check_memory_regions(image, recs, note->offset, &prefix_ok));
+  if (check_memory) {
+    std::vector<Range> cores;
+    for (const TreeRecord &r : tree_records)
+      if (!(r.flags & kTreeZombie)) cores.push_back({r.offset, r.size});
+    CKPT_TRY(check_memory_regions(image, recs, note->offset, cores, &prefix_ok));
+  }
   auto prefix_mismatch = [&] {
     return make_error("checksum mismatch in padding between offsets 0 and %llu", (unsigned long long)note->offset);
   };
   // A tree image: each embedded core carries its own integrity note (the
-  // root's Prefix covered their bytes only with check_memory). Offsets in
-  // errors are the core's own, as `imgtool extract` would write it. The
-  // root's Prefix covers the cores too: a core's own mismatch is reported
-  // first, as the same damage is when restore finds it (decision 174).
+  // root's Prefix covered their bytes only with check_memory, and since
+  // minor 7 not at all). Offsets in errors are the core's own, as `imgtool
+  // extract` would write it. Before minor 7 the root's Prefix covers the
+  // cores too: a core's own mismatch is reported first, as the same damage
+  // is when restore finds it (decision 174).
   if (image.base_offset() == 0) {
-    auto tree = check_tree_layout(image);
-    if (!tree) return tree.error();
-    for (const TreeRecord &r : *tree) {
+    for (const TreeRecord &r : tree_records) {
       if (r.flags & kTreeZombie) continue;
       auto core = image.embedded(r);
       if (!core) return core.error();

@@ -16,6 +16,7 @@
 #include <ckpt/img/table.h>
 
 #include "cow_pages.h"
+#include "prefix_rule.h"
 #include "zero_hash.h"
 
 namespace ckpt::img {
@@ -91,8 +92,10 @@ void ImageWriter::start_writeback() {
 Status ImageWriter::emit(std::span<const u8> bytes, bool hashed) {
   if (hashed) XXH3_64bits_update(prefix_hash_, bytes.data(), bytes.size());
   if (outer_) {
-    // An embedded core: its own checksums, the root's file (and Prefix).
-    CKPT_TRY(outer_->emit(bytes, hashed));
+    // An embedded core: its own checksums, the root's file. Not the root's
+    // Prefix: the core's own integrity note covers all of its bytes
+    // (decision 4001).
+    CKPT_TRY(outer_->emit(bytes, false));
     pos_ += bytes.size();
     return {};
   }
@@ -132,10 +135,14 @@ Status ImageWriter::emit(std::span<const u8> bytes, bool hashed) {
 Status ImageWriter::skip(u64 n) {
   if (!seekable_ || n < kPageSize) return emit_zeros(n);
   hash_zeros(prefix_hash_, n);
-  if (outer_)
+  if (outer_) {
+    // Not in the root's Prefix: the core's own checksums cover it.
+    PrefixPause pause(outer_->prefix_hash_);
+    if (!pause.ok()) return make_error("out of memory for checksum state");
     CKPT_TRY(outer_->skip(n));
-  else
+  } else {
     CKPT_TRY(flush());
+  }
   pos_ += n;
   return {};
 }
@@ -283,8 +290,10 @@ Status ImageWriter::write(std::span<const u8> bytes) {
       return make_error("%zu bytes of segment data beyond the last planned segment", bytes.size());
     const SegmentPlan &s = segments_[seg_];
     u64 k = std::min<u64>(bytes.size(), s.filesz - seg_done_);
+    // Segment data is hashed once, for its Segment record; the Prefix
+    // leaves it out (format minor 7, decision 4001).
     XXH3_64bits_update(seg_hash_, bytes.data(), k);
-    CKPT_TRY(emit(bytes.first(k)));
+    CKPT_TRY(emit(bytes.first(k), false));
     bytes = bytes.subspan(k);
     seg_done_ += k;
     if (seg_done_ == s.filesz) {
@@ -306,7 +315,13 @@ Status ImageWriter::write_zeros(u64 n) {
     const SegmentPlan &s = segments_[seg_];
     u64 k = std::min<u64>(n, s.filesz - seg_done_);
     hash_zeros(seg_hash_, k);
-    CKPT_TRY(skip(k));
+    {
+      // A hole in segment data: its Segment record covers it, the Prefix
+      // does not (format minor 7).
+      PrefixPause pause(prefix_hash_);
+      if (!pause.ok()) return make_error("out of memory for checksum state");
+      CKPT_TRY(skip(k));
+    }
     n -= k;
     seg_done_ += k;
     if (seg_done_ == s.filesz) {
@@ -340,7 +355,7 @@ Status ImageWriter::finish() {
     CKPT_TRY(emit({reinterpret_cast<const u8 *>(&sh), sizeof sh}));
   }
   CKPT_TRY(emit_zeros(l.integrity_offset - pos_));
-  checks_.push_back({static_cast<u32>(IntegrityKind::Prefix), 0, 0, l.integrity_offset,
+  checks_.push_back({static_cast<u32>(IntegrityKind::Prefix), kPrefixOutsideCovered, 0, l.integrity_offset,
                      XXH3_64bits_digest(prefix_hash_)});
 
   // The SelfCheck record covers the note from its header to its own start.

@@ -170,12 +170,42 @@ bool reseal(std::vector<u8> &bytes, u64 integrity_offset) {
   if (h.record_size != sizeof(IntegrityRecord) || h.record_count == 0) return false;
   u64 recs = desc + h.header_size;
   if (recs + u64(h.record_count) * sizeof(IntegrityRecord) > bytes.size()) return false;
+  // A Prefix of index 1 (format minor 7, FORMAT.md §10.2) hashes what no
+  // Segment record and no embedded core (as the Tree note places them,
+  // where it can be read) covers.
+  std::vector<std::pair<u64, u64>> segments;
+  if (auto image = ImageReader::from_bytes(bytes)) {
+    if (auto tree = check_tree_layout(*image))
+      for (const TreeRecord &t : *tree)
+        if (!(t.flags & kTreeZombie) && t.size) segments.push_back({t.offset, t.offset + t.size});
+  }
+  for (u32 i = 0; i + 1 < h.record_count; i++) {
+    IntegrityRecord r = get<IntegrityRecord>(bytes, recs + u64(i) * sizeof(IntegrityRecord));
+    if (r.kind == static_cast<u32>(IntegrityKind::Segment) && r.offset <= bytes.size() &&
+        r.size <= bytes.size() - r.offset)
+      segments.push_back({r.offset, r.offset + r.size});
+  }
+  std::sort(segments.begin(), segments.end());
   for (u32 i = 0; i < h.record_count; i++) {
     u64 at = recs + u64(i) * sizeof(IntegrityRecord);
     IntegrityRecord r = get<IntegrityRecord>(bytes, at);
     if (i + 1 == h.record_count) break;  // SelfCheck last
     if (r.offset > bytes.size() || r.size > bytes.size() - r.offset) continue;
-    r.xxh3 = XXH3_64bits(bytes.data() + r.offset, r.size);
+    if (r.kind == static_cast<u32>(IntegrityKind::Prefix) && r.index == 1) {
+      XXH3_state_t *st = XXH3_createState();
+      XXH3_64bits_reset(st);
+      u64 pos = r.offset, end = r.offset + r.size;
+      for (auto [a, b] : segments) {
+        if (a >= end) break;
+        if (a > pos) XXH3_64bits_update(st, bytes.data() + pos, a - pos);
+        pos = std::max(pos, b);
+      }
+      if (pos < end) XXH3_64bits_update(st, bytes.data() + pos, end - pos);
+      r.xxh3 = XXH3_64bits_digest(st);
+      XXH3_freeState(st);
+    } else {
+      r.xxh3 = XXH3_64bits(bytes.data() + r.offset, r.size);
+    }
     put(bytes, at, r);
   }
   u64 at = recs + u64(h.record_count - 1) * sizeof(IntegrityRecord);

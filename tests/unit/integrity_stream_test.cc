@@ -5,13 +5,19 @@
 // growing with the image (the file mapping's passed pages are dropped).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fcntl.h>
 #include <string>
 #include <unistd.h>
+#include <vector>
+
+#include <xxhash.h>
 
 #include <ckpt/img/reader.h>
+#include <ckpt/img/table.h>
 #include <ckpt/img/writer.h>
 
 #include "synthetic.h"
@@ -83,6 +89,47 @@ class IntegrityStream : public ::testing::Test {
     Status s = verify_integrity(*image);
     return s ? "" : s.error().message();
   }
+  std::vector<u8> contents() {
+    std::vector<u8> bytes;
+    FILE *f = std::fopen(path_.c_str(), "rb");
+    if (!f) return bytes;
+    std::fseek(f, 0, SEEK_END);
+    bytes.resize(std::ftell(f));
+    std::fseek(f, 0, SEEK_SET);
+    if (std::fread(bytes.data(), 1, bytes.size(), f) != bytes.size()) bytes.clear();
+    std::fclose(f);
+    return bytes;
+  }
+  // The file's integrity records and where the note's descriptor starts.
+  std::vector<IntegrityRecord> records(u64 *note_offset, u64 *records_at) {
+    auto image = ImageReader::open(path_);
+    if (!image) return {};
+    const NoteRef *note = image->find_ckpt(CkptNote::Integrity);
+    if (!note) return {};
+    auto table = decode_table<IntegrityRecord>(note->desc);
+    if (!table) return {};
+    *note_offset = note->offset;
+    *records_at = (note->desc.data() - image->bytes().data()) + sizeof(TableHeader);
+    return table->records;
+  }
+  // XXH3 of [0, end) less the Segment records' ranges.
+  static u64 hash_outside_segments(const std::vector<u8> &bytes, const std::vector<IntegrityRecord> &recs, u64 end) {
+    std::vector<std::pair<u64, u64>> segs;
+    for (const IntegrityRecord &r : recs)
+      if (r.kind == static_cast<u32>(IntegrityKind::Segment)) segs.push_back({r.offset, r.offset + r.size});
+    std::sort(segs.begin(), segs.end());
+    XXH3_state_t *st = XXH3_createState();
+    XXH3_64bits_reset(st);
+    u64 at = 0;
+    for (auto [a, b] : segs) {
+      if (a > at) XXH3_64bits_update(st, bytes.data() + at, a - at);
+      at = std::max(at, b);
+    }
+    if (at < end) XXH3_64bits_update(st, bytes.data() + at, end - at);
+    u64 h = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return h;
+  }
   std::string dir_, path_;
   u64 big_offset_ = 0, padding_at_ = 0, padding_end_ = 0;
 };
@@ -106,6 +153,47 @@ TEST_F(IntegrityStream, DamageInPaddingIsFoundByTheWholeFileChecksum) {
   // Between the notes and the page-aligned data: covered by the
   // whole-file checksum alone, which the second thread computes.
   ASSERT_LT(padding_at_, padding_end_);
+  flip(padding_at_);
+  std::string e = check();
+  EXPECT_NE(e.find("checksum mismatch in padding"), std::string::npos) << e;
+}
+
+// Format minor 7 (decision 4001): the writer hashes each stored byte once.
+// The Prefix says so (index kPrefixOutsideCovered) and its checksum is that
+// of the bytes no Segment record covers; before, it hashed the segments'
+// bytes a second time.
+TEST_F(IntegrityStream, PrefixHashesOnlyTheBytesNoSegmentCovers) {
+  u64 note_offset = 0, records_at = 0;
+  auto recs = records(&note_offset, &records_at);
+  ASSERT_GE(recs.size(), 2u);
+  const IntegrityRecord &prefix = recs[recs.size() - 2];
+  ASSERT_EQ(prefix.kind, static_cast<u32>(IntegrityKind::Prefix));
+  EXPECT_EQ(prefix.index, 1u);  // kPrefixOutsideCovered (libimg/src/prefix_rule.h)
+  EXPECT_EQ(prefix.size, note_offset);
+  EXPECT_EQ(prefix.xxh3, hash_outside_segments(contents(), recs, note_offset));
+}
+
+// An image written before minor 7 (Prefix index 0, hashing every byte
+// before the integrity note) still verifies, and damage in it is found.
+TEST_F(IntegrityStream, AWholeFilePrefixOfAnOlderImageIsStillChecked) {
+  u64 note_offset = 0, records_at = 0;
+  auto recs = records(&note_offset, &records_at);
+  ASSERT_GE(recs.size(), 2u);
+  std::vector<u8> bytes = contents();
+  size_t p = recs.size() - 2, self = recs.size() - 1;
+  IntegrityRecord old = recs[p];
+  old.index = 0;
+  old.xxh3 = XXH3_64bits(bytes.data(), note_offset);
+  std::memcpy(bytes.data() + records_at + p * sizeof(IntegrityRecord), &old, sizeof old);
+  IntegrityRecord self_rec = recs[self];
+  self_rec.xxh3 = XXH3_64bits(bytes.data() + note_offset, self_rec.size);
+  std::memcpy(bytes.data() + records_at + self * sizeof(IntegrityRecord), &self_rec, sizeof self_rec);
+  int fd = open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, bytes.data() + note_offset, bytes.size() - note_offset, note_offset),
+            static_cast<ssize_t>(bytes.size() - note_offset));
+  close(fd);
+  EXPECT_EQ(check(), "");
   flip(padding_at_);
   std::string e = check();
   EXPECT_NE(e.find("checksum mismatch in padding"), std::string::npos) << e;
