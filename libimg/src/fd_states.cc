@@ -34,27 +34,45 @@ Expected<std::span<const u8>> with_tail(const Table<FdRecord> &fds, const FdReco
   return bytes->subspan(tail);
 }
 
+// A state that is its fixed part, then `items` (an array of Item).
+template <typename State, typename Item>
+std::vector<u8> fixed_with_items(State fixed, u32 State::*items_offset, u32 State::*item_count,
+                                 const std::vector<Item> &items) {
+  fixed.header.version = State::kVersion;
+  fixed.*items_offset = sizeof fixed;
+  fixed.*item_count = u32(items.size());
+  std::vector<u8> out(sizeof fixed);
+  append(out, items.data(), items.size() * sizeof(Item));
+  return state_bytes::seal(fixed, std::move(out));
+}
+
+// The items of such a state, its fixed part into `fixed`; errors name the
+// state ("epoll") and its items ("targets").
+template <typename Item, typename State>
+Expected<std::vector<Item>> items_after(const Table<FdRecord> &fds, const FdRecord &r, u32 State::*items_offset,
+                                        u32 State::*item_count, State &fixed, const char *state_name,
+                                        const char *items_name) {
+  std::span<const u8> tail;
+  CKPT_TRY_ASSIGN(tail, with_tail(fds, r, items_offset, fixed));
+  u32 n = fixed.*item_count;
+  if (tail.size() / sizeof(Item) < n)
+    return make_error("fd %d: %s state: %u %s run past its end", r.fd, state_name, n, items_name);
+  std::vector<Item> out(n);
+  if (n) std::memcpy(out.data(), tail.data(), n * sizeof(Item));  // memcpy from null is undefined even for 0 bytes
+  return out;
+}
+
 }  // namespace
 
 std::vector<u8> recreated_file_state_bytes(RecreatedFileState fixed, const std::vector<DataExtent> &extents) {
-  fixed.header.version = RecreatedFileState::kVersion;
-  fixed.extents_offset = sizeof fixed;
-  fixed.extent_count = u32(extents.size());
-  std::vector<u8> out(sizeof fixed);
-  append(out, extents.data(), extents.size() * sizeof(DataExtent));
-  return state_bytes::seal(fixed, std::move(out));
+  return fixed_with_items(fixed, &RecreatedFileState::extents_offset, &RecreatedFileState::extent_count, extents);
 }
 
 Expected<RecreatedFile> recreated_file_state(const Table<FdRecord> &fds, const FdRecord &r) {
   RecreatedFile out;
-  auto tail_bytes = with_tail(fds, r, &RecreatedFileState::extents_offset, out.fixed);
-  if (!tail_bytes) return tail_bytes.error();
-  std::span<const u8> tail = *tail_bytes;
-  if (out.fixed.extent_count > tail.size() / sizeof(DataExtent))
-    return make_error("fd %d: file state: %u data extents run past its end", r.fd, out.fixed.extent_count);
-  out.extents.resize(out.fixed.extent_count);
-  if (!out.extents.empty())  // memcpy with a null pointer is undefined even for 0 bytes (UBSan)
-    std::memcpy(out.extents.data(), tail.data(), out.extents.size() * sizeof(DataExtent));
+  CKPT_TRY_ASSIGN(out.extents, items_after<DataExtent>(fds, r, &RecreatedFileState::extents_offset,
+                                                       &RecreatedFileState::extent_count, out.fixed, "file",
+                                                       "data extents"));
   u64 end = 0;
   for (const DataExtent &e : out.extents) {
     if (e.offset < end || e.length > r.size || e.offset > r.size - e.length)
@@ -85,9 +103,8 @@ std::vector<u8> unix_socket_state_bytes(UnixSocketState fixed, std::string_view 
 
 Expected<UnixSocket> unix_socket_state(const Table<FdRecord> &fds, const FdRecord &r) {
   UnixSocket out;
-  auto tail_bytes = with_tail(fds, r, &UnixSocketState::name_offset, out.fixed);
-  if (!tail_bytes) return tail_bytes.error();
-  std::span<const u8> tail = *tail_bytes;
+  std::span<const u8> tail;
+  CKPT_TRY_ASSIGN(tail, with_tail(fds, r, &UnixSocketState::name_offset, out.fixed));
   auto bad = [&](const char *what) {
     return make_error("fd %d: AF_UNIX socket state: %s runs past its end", r.fd, what);
   };
@@ -107,25 +124,13 @@ Expected<UnixSocket> unix_socket_state(const Table<FdRecord> &fds, const FdRecor
 }
 
 std::vector<u8> epoll_state_bytes(const std::vector<EpollTarget> &targets) {
-  EpollState fixed{};
-  fixed.header.version = EpollState::kVersion;
-  fixed.targets_offset = sizeof fixed;
-  fixed.target_count = u32(targets.size());
-  std::vector<u8> out(sizeof fixed);
-  append(out, targets.data(), targets.size() * sizeof(EpollTarget));
-  return state_bytes::seal(fixed, std::move(out));
+  return fixed_with_items(EpollState{}, &EpollState::targets_offset, &EpollState::target_count, targets);
 }
 
 Expected<std::vector<EpollTarget>> epoll_state(const Table<FdRecord> &fds, const FdRecord &r) {
   EpollState fixed{};
-  auto tail = with_tail(fds, r, &EpollState::targets_offset, fixed);
-  if (!tail) return tail.error();
-  u32 n = fixed.target_count;
-  if (tail->size() / sizeof(EpollTarget) < n)
-    return make_error("fd %d: epoll state: %u targets run past its end", r.fd, n);
-  std::vector<EpollTarget> out(n);
-  if (n) std::memcpy(out.data(), tail->data(), n * sizeof(EpollTarget));
-  return out;
+  return items_after<EpollTarget>(fds, r, &EpollState::targets_offset, &EpollState::target_count, fixed, "epoll",
+                                  "targets");
 }
 
 std::string unix_socket_type_name(u32 sock_type) {

@@ -17,6 +17,7 @@
 #include <ckpt/img/model.h>
 #include <ckpt/img/reader.h>
 
+#include "file_size.h"
 #include "restore_common.h"
 
 namespace ckpt::restoretest {
@@ -53,17 +54,6 @@ std::vector<DataSegment> data_segments(const std::string &path) {
   return out;
 }
 
-bool flip_byte_at(const std::string &path, img::u64 at) {
-  int fd = open(path.c_str(), O_RDWR);
-  if (fd < 0) return false;
-  unsigned char b = 0;
-  bool ok = pread(fd, &b, 1, static_cast<off_t>(at)) == 1;
-  b ^= 0x40;
-  ok = ok && pwrite(fd, &b, 1, static_cast<off_t>(at)) == 1;
-  close(fd);
-  return ok;
-}
-
 class DamagedMemory : public ReportingRestoreTest {
  protected:
   RunResult imgtool_run(const std::vector<std::string> &args) { return RestoreTest::imgtool_run(args, 120); }
@@ -76,7 +66,7 @@ class DamagedMemory : public ReportingRestoreTest {
                  std::to_string(s.pid));
     img::u64 at = s.offset + s.size / 2;
     std::string ran_before = read_file(pass_file_);
-    ASSERT_TRUE(flip_byte_at(image_path(), at));
+    ASSERT_TRUE(test::flip_byte(image_path(), static_cast<long long>(at)));
     RunResult v = imgtool_run({"verify", image_path()});
     ASSERT_EQ(v.err_lines().size(), 1u) << v.err;
     const std::string verify_prefix = "imgtool verify: ";
@@ -90,7 +80,7 @@ class DamagedMemory : public ReportingRestoreTest {
     }
     for (pid_t p : pids) EXPECT_FALSE(pid_exists(p)) << "pid " << p << " exists after a refused restore";
     EXPECT_EQ(read_file(pass_file_), ran_before) << "the damaged image ran";
-    ASSERT_TRUE(flip_byte_at(image_path(), at));
+    ASSERT_TRUE(test::flip_byte(image_path(), static_cast<long long>(at)));
   }
 };
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "restore_common.h"
+#include "file_size.h"
 #include "synthetic.h"
 
 namespace ckpt::restoretest {
@@ -86,17 +87,6 @@ off_t byte_in_the_notes(const std::string &path) {
   return -1;
 }
 
-bool flip_byte(const std::string &path, off_t at) {
-  int fd = open(path.c_str(), O_RDWR);
-  if (fd < 0) return false;
-  unsigned char b;
-  bool ok = pread(fd, &b, 1, at) == 1;
-  b ^= 0x40;
-  ok = ok && pwrite(fd, &b, 1, at) == 1;
-  close(fd);
-  return ok;
-}
-
 // A byte of memory data flipped: the segment checksum catches it. (--lazy
 // skips memory checksums by design, so that restore time does not grow
 // with memory size; `imgtool verify` still checks them.)
@@ -105,7 +95,7 @@ TEST_F(RestoreErrors, DamagedMemorySegment) {
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   off_t at = byte_in_a_data_segment(image_path());
   ASSERT_GT(at, 0);
-  ASSERT_TRUE(flip_byte(image_path(), at));
+  ASSERT_TRUE(test::flip_byte(image_path(), at));
   ASSERT_NO_FATAL_FAILURE(go());
   std::string pidfile = tmp_.file("restored.pid");
   expect_failed_cleanly(restore(image_path()), "checksum");
@@ -120,7 +110,7 @@ TEST_F(RestoreErrors, DamagedNotes) {
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   off_t at = byte_in_the_notes(image_path());
   ASSERT_GT(at, 0);
-  ASSERT_TRUE(flip_byte(image_path(), at));
+  ASSERT_TRUE(test::flip_byte(image_path(), at));
   ASSERT_NO_FATAL_FAILURE(go());
   expect_failed_cleanly(restore(image_path()), "");
   expect_failed_cleanly(restore(image_path(), {"--lazy"}), "");

@@ -28,38 +28,28 @@ class FidelityGaps : public RestoreTest {
 // it), then the process drops to an unprivileged uid: the restore must
 // lock the range while it still may, not after the ids change.
 TEST_F(FidelityGaps, LockedMemoryOfAProcessThatChangedUidStaysLocked) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FIDELITY_GAPS_PATH, {"mlock-setuid"}));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore_args(RESTORE_FIDELITY_GAPS_PATH, {"mlock-setuid"}));
 }
 
 // The same with mlockall(MCL_FUTURE) set before the uid change: a mapping
 // the unprivileged process makes after the restore is locked.
 TEST_F(FidelityGaps, McLFutureOfAProcessThatChangedUidStillApplies) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FIDELITY_GAPS_PATH, {"mlock-setuid-future"}));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore_args(RESTORE_FIDELITY_GAPS_PATH, {"mlock-setuid-future"}));
 }
 
 TEST_F(FidelityGaps, McLFutureOfAProcessThatChangedUidStillAppliesLazy) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FIDELITY_GAPS_PATH, {"mlock-setuid-future"}));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore_args(RESTORE_FIDELITY_GAPS_PATH, {"mlock-setuid-future"}, {"--lazy"}));
 }
 
 // Plain mlockall(MCL_FUTURE), without MCL_ONFAULT: later mappings are
 // locked and faulted in, earlier ones stay unlocked.
 TEST_F(FidelityGaps, PlainMclFutureLocksLaterMappingsOnly) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FIDELITY_GAPS_PATH, {"mcl-future"}));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore_args(RESTORE_FIDELITY_GAPS_PATH, {"mcl-future"}));
 }
 
 // A write lease (F_SETLEASE F_WRLCK) beside the read lease and the locks.
 TEST_F(FidelityGaps, WriteLeaseIsHeldAgain) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_LOCKS_PATH, {"write-lease"}));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore_args(RESTORE_LOCKS_PATH, {"write-lease"}));
   EXPECT_NE(log().find("PASS"), std::string::npos) << log();
 }
 
@@ -67,28 +57,17 @@ TEST_F(FidelityGaps, WriteLeaseIsHeldAgain) {
 // F_SEAL_FUTURE_WRITE on a memfd mapped writable before it was sealed,
 // and F_SEAL_EXEC (MFD_NOEXEC_SEAL, and added later).
 TEST_F(FidelityGaps, MemfdFutureWriteAndExecSeals) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FIDELITY_GAPS_PATH, {"seals"}));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore_args(RESTORE_FIDELITY_GAPS_PATH, {"seals"}));
 }
 
 TEST_F(FidelityGaps, MemfdFutureWriteAndExecSealsLazy) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FIDELITY_GAPS_PATH, {"seals"}));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore_args(RESTORE_FIDELITY_GAPS_PATH, {"seals"}, {"--lazy"}));
 }
 
 // The cgroup2 mount, "" where there is none.
 std::string cgroup2_mount() {
-  std::istringstream in(read_file("/proc/self/mountinfo"));
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string id, parent, devno, root, mountpoint;
-    f >> id >> parent >> devno >> root >> mountpoint;
-    size_t dash = line.find(" - ");
-    if (dash != std::string::npos && root == "/" && line.compare(dash + 3, 8, "cgroup2 ") == 0) return mountpoint;
-  }
+  for (const WholeMount &m : whole_filesystem_mounts())
+    if (m.fs.rfind("cgroup2 ", 0) == 0) return m.mountpoint;
   return "";
 }
 

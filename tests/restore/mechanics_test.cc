@@ -31,9 +31,7 @@ TEST_F(RestoreRun, PassesOnDeathBySignalAs128PlusN) {
 }
 
 TEST_F(RestoreRun, TwiceFromTheSameImage) {
-  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore_args(RESTORE_COUNTER_PATH, {"exit:0"}));
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
   EXPECT_EQ(count(report(), "PASS"), 2) << report();
   ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));

@@ -30,6 +30,20 @@ std::string imgtool() {
   return env && *env ? env : IMGTOOL_PATH;
 }
 
+std::vector<WholeMount> whole_filesystem_mounts() {
+  std::vector<WholeMount> out;
+  std::istringstream in(read_file("/proc/self/mountinfo"));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string id, parent, devno, root, mountpoint;
+    f >> id >> parent >> devno >> root >> mountpoint;
+    size_t dash = line.find(" - ");
+    if (dash != std::string::npos && root == "/") out.push_back({mountpoint, line.substr(dash + 3)});
+  }
+  return out;
+}
+
 RunResult dump(pid_t pid, const std::string &image, const std::vector<std::string> &extra) {
   std::vector<std::string> argv = {imgtool(), "dump", "--pid", std::to_string(pid), "-o", image};
   argv.insert(argv.end(), extra.begin(), extra.end());
@@ -160,7 +174,12 @@ void RestoreTest::restore_expect(int code, const std::vector<std::string> &extra
 }
 
 void RestoreTest::start_dump_restore(const std::string &program, const std::vector<std::string> &restore_extra) {
-  ASSERT_NO_FATAL_FAILURE(start(program));
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore_args(program, {}, restore_extra));
+}
+
+void RestoreTest::start_dump_restore_args(const std::string &program, const std::vector<std::string> &args,
+                                          const std::vector<std::string> &restore_extra) {
+  ASSERT_NO_FATAL_FAILURE(start(program, args));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   ASSERT_NO_FATAL_FAILURE(restore_expect(0, restore_extra));
 }
@@ -279,6 +298,17 @@ std::map<int, std::string> RestoreTest::fd_states(const std::string &type, size_
 }
 
 RunResult RestoreTest::gdb_ckpt_fds() { return imgtool_run({"gdb", image_path(), "--", "-batch", "-ex", "ckpt fds"}, 120); }
+
+void RestoreTest::expect_dump_kill_refused(const std::string &after_pid, const std::string &why) {
+  RunResult r = dump(pid_, image_path(), {"--kill"});
+  ASSERT_TRUE(r.exited);
+  EXPECT_NE(r.exit_code, 0);
+  std::vector<std::string> lines = r.err_lines();
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  EXPECT_EQ(lines[0].rfind("imgtool dump: pid " + std::to_string(pid_) + ": " + after_pid, 0), 0u) << lines[0];
+  EXPECT_NE(lines[0].find(why), std::string::npos) << lines[0];
+  EXPECT_NE(access(image_path().c_str(), F_OK), 0) << "a refused dump wrote the image";
+}
 
 void RestoreTest::expect_original_finishes(int timeout_s) {
   ASSERT_NO_FATAL_FAILURE(go());

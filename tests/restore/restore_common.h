@@ -49,6 +49,14 @@ RunResult restore(const std::string &image, const std::vector<std::string> &extr
 /// "imgtool restore: " and containing `needle` (case-insensitive, if set).
 void expect_one_line_failure(const RunResult &r, const std::string &needle);
 
+/// A mount of a whole filesystem (its root "/", not a bind mount of a
+/// subtree), from /proc/self/mountinfo.
+struct WholeMount {
+  std::string mountpoint;
+  std::string fs;  ///< what follows " - ": filesystem type, source, super options
+};
+std::vector<WholeMount> whole_filesystem_mounts();
+
 /// Fixture: a work directory, the image and go-file paths, the program
 /// under test, and cleanup of every child left over.
 class RestoreTest : public ::testing::Test {
@@ -84,6 +92,9 @@ class RestoreTest : public ::testing::Test {
   /// start(program), dump_kill(), restore_expect(0, restore_extra): a
   /// program that checks itself, end to end. ASSERT_NO_FATAL_FAILURE.
   void start_dump_restore(const std::string &program, const std::vector<std::string> &restore_extra = {});
+  /// The same for a program given `args` after GOFILE and WORKDIR.
+  void start_dump_restore_args(const std::string &program, const std::vector<std::string> &args,
+                               const std::vector<std::string> &restore_extra = {});
   /// Restores with --detach --pidfile (we are the subreaper, so the
   /// restored program becomes our child), captures its state once it is
   /// idle again (polling for the go file), compares it with before_state_
@@ -115,6 +126,11 @@ class RestoreTest : public ::testing::Test {
   /// or refused) finishes within `timeout_s` with exit status 0.
   /// ASSERT_NO_FATAL_FAILURE.
   void expect_original_finishes(int timeout_s);
+  /// `imgtool dump --kill` of the program is refused: it exits non-zero
+  /// with one line on stderr starting "imgtool dump: pid PID: " and then
+  /// `after_pid`, containing `why`, and writes no image.
+  /// ASSERT_NO_FATAL_FAILURE.
+  void expect_dump_kill_refused(const std::string &after_pid, const std::string &why);
   /// A tree program's pids, from its "pids P0 P1 ..." line.
   std::vector<pid_t> tree_pids() const;
 

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <sstream>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -48,9 +47,7 @@ TEST_F(RestoreState, MemoryLazy) {
   EXPECT_NE(log().find("PASS"), std::string::npos) << log();
 }
 
-TEST_F(RestoreState, Threads) {
-  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_THREADS_PATH));
-}
+TEST_F(RestoreState, Threads) { ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_THREADS_PATH)); }
 
 TEST_F(RestoreState, FileDescriptors) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_FDS_PATH));
@@ -62,13 +59,9 @@ TEST_F(RestoreState, FileDescriptors) {
   EXPECT_FALSE(access((dir() + "/unlinked.bin").c_str(), F_OK) == 0) << "the unlinked file came back with a name";
 }
 
-TEST_F(RestoreState, Signals) {
-  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_SIGNALS_PATH));
-}
+TEST_F(RestoreState, Signals) { ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_SIGNALS_PATH)); }
 
-TEST_F(RestoreState, ProcessAttributes) {
-  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_PROCESS_PATH));
-}
+TEST_F(RestoreState, ProcessAttributes) { ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_PROCESS_PATH)); }
 
 TEST_F(RestoreState, VectorRegistersLiveAcrossTheDump) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_AVX_PATH));
@@ -148,15 +141,11 @@ TEST_F(RestoreState, SignalsRestoredByACallerIgnoringSignals) {
 
 // Threads blocked in read, poll, select, sigwaitinfo, pause and sleeps:
 // none returns early after the restore, each completes when released.
-TEST_F(RestoreState, BlockedSystemCalls) {
-  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_SYSCALLS_PATH));
-}
+TEST_F(RestoreState, BlockedSystemCalls) { ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_SYSCALLS_PATH)); }
 
 // A memfd and an unlinked file, each mapped MAP_SHARED with its fd open,
 // and shared anonymous memory.
-TEST_F(RestoreState, SharedMappingsStayShared) {
-  ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_SHMEM_PATH));
-}
+TEST_F(RestoreState, SharedMappingsStayShared) { ASSERT_NO_FATAL_FAILURE(start_dump_restore(RESTORE_SHMEM_PATH)); }
 
 // Per-process settings (issue 17): oom_score_adj 400, loginuid 3, child
 // subreaper, THP disabled, membarrier private and global expedited
@@ -240,19 +229,12 @@ TEST_F(RestoreState, FdsAboveImgtoolsOwnLimit) {
 class TestCgroups {
  public:
   TestCgroups() {
-    std::istringstream in(read_file("/proc/self/mountinfo"));
-    std::string line;
-    while (std::getline(in, line)) {
-      std::istringstream f(line);
-      std::string id, parent, devno, root, mountpoint;
-      f >> id >> parent >> devno >> root >> mountpoint;
-      size_t dash = line.find(" - ");
-      if (dash == std::string::npos || root != "/") continue;
-      std::string rest = line.substr(dash + 3);
-      bool v2 = rest.rfind("cgroup2 ", 0) == 0;
-      bool pids = rest.rfind("cgroup ", 0) == 0 && (rest.find(",pids") != std::string::npos || rest.find(" pids") != std::string::npos);
+    for (const WholeMount &m : whole_filesystem_mounts()) {
+      const std::string &fs = m.fs;
+      bool v2 = fs.rfind("cgroup2 ", 0) == 0;
+      bool pids = fs.rfind("cgroup ", 0) == 0 && (fs.find(",pids") != std::string::npos || fs.find(" pids") != std::string::npos);
       if (!v2 && !pids) continue;
-      std::string dir = mountpoint + "/ckpt-test-" + std::to_string(getpid()) + "-" + std::to_string(dirs.size());
+      std::string dir = m.mountpoint + "/ckpt-test-" + std::to_string(getpid()) + "-" + std::to_string(dirs.size());
       if (mkdir(dir.c_str(), 0755) == 0) dirs.push_back(dir);
     }
   }

@@ -302,14 +302,7 @@ TEST_F(RestoreTcp, OtherStatesAndPendingConnectionsAreRefusedAtDump) {
   for (const auto &[mode, why] : cases) {
     SCOPED_TRACE(mode);
     ASSERT_NO_FATAL_FAILURE(start(RESTORE_TCP_PATH, {mode}));
-    RunResult r = dump(pid_, image_path(), {"--kill"});
-    ASSERT_TRUE(r.exited);
-    EXPECT_NE(r.exit_code, 0);
-    std::vector<std::string> lines = r.err_lines();
-    ASSERT_EQ(lines.size(), 1u) << r.err;
-    EXPECT_EQ(lines[0].rfind("imgtool dump: pid " + std::to_string(pid_) + ": ", 0), 0u) << lines[0];
-    EXPECT_NE(lines[0].find(why), std::string::npos) << lines[0];
-    EXPECT_NE(access(image_path().c_str(), F_OK), 0) << "a refused dump wrote the image";
+    ASSERT_NO_FATAL_FAILURE(expect_dump_kill_refused("", why));
     // pending: fd 41 is an established connection to fd 40, locked
     // before the refusal; the failed dump removed the lock.
     EXPECT_TRUE(locks_with_peer_port(program_->value("port")).empty()) << "the refused dump left its lock";

@@ -28,14 +28,7 @@ class RestoreUnix : public RestoreTest {
   // A refused dump: one line naming the pid, the fd and why; no image;
   // the program still runs and finishes its own checks.
   void expect_refused(const std::string &why) {
-    RunResult r = dump(pid_, image_path(), {"--kill"});
-    ASSERT_TRUE(r.exited);
-    EXPECT_NE(r.exit_code, 0);
-    std::vector<std::string> lines = r.err_lines();
-    ASSERT_EQ(lines.size(), 1u) << r.err;
-    EXPECT_EQ(lines[0].rfind("imgtool dump: pid " + std::to_string(pid_) + ": fd 40 ", 0), 0u) << lines[0];
-    EXPECT_NE(lines[0].find(why), std::string::npos) << lines[0];
-    EXPECT_NE(access(image_path().c_str(), F_OK), 0) << "a refused dump wrote the image";
+    ASSERT_NO_FATAL_FAILURE(expect_dump_kill_refused("fd 40 ", why));
     char s = proc_state(pid_);
     EXPECT_TRUE(s == 'S' || s == 'R') << "state " << s;
     ASSERT_NO_FATAL_FAILURE(expect_original_finishes(30));

@@ -191,6 +191,17 @@ long long file_size(const std::string &path) {
   return stat(path.c_str(), &st) == 0 ? static_cast<long long>(st.st_size) : -1;
 }
 
+bool flip_byte(const std::string &path, long long offset) {
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  unsigned char b = 0;
+  bool ok = pread(fd, &b, 1, offset) == 1;
+  b ^= 0x40;
+  ok = ok && pwrite(fd, &b, 1, offset) == 1;
+  close(fd);
+  return ok;
+}
+
 std::vector<std::string> split_on(const std::string &text, char separator) {
   std::vector<std::string> pieces;
   size_t at = 0;

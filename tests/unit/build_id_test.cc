@@ -20,21 +20,12 @@
 
 #include <ckpt/img/build_id.h>
 
+#include "subprocess.h"
+
 namespace ckpt::img {
 namespace {
 
-// A directory of its own, removed with what is in it.
-struct TmpDir {
-  std::string path;
-  TmpDir() {
-    char tmpl[] = "/tmp/ckpt-build-id.XXXXXX";
-    if (mkdtemp(tmpl)) path = tmpl;
-  }
-  ~TmpDir() {
-    if (!path.empty()) (void)!std::system(("rm -rf '" + path + "'").c_str());
-  }
-  std::string file(const std::string &name) const { return path + "/" + name; }
-};
+using ckpt::test::TempDir;
 
 // The reference: libelf's reading, as read_build_id did before.
 std::vector<u8> libelf_build_id(const std::string &path) {
@@ -94,8 +85,8 @@ TEST(BuildId, SameAsLibelfForEveryMappedBinary) {
 }
 
 TEST(BuildId, NotElfOrMissingGivesNone) {
-  TmpDir tmp;
-  ASSERT_FALSE(tmp.path.empty());
+  TempDir tmp;
+  ASSERT_FALSE(tmp.path().empty());
   std::string text = tmp.file("text");
   std::ofstream(text) << "#!/bin/sh\necho hi\n";
   EXPECT_TRUE(read_build_id(text).empty());
@@ -159,8 +150,8 @@ std::string synthetic_elf(u64 phoff, u64 notes_at, u64 align, u32 first_desc, bo
 }
 
 TEST(BuildId, FoundOutsideTheFirstBlockInEightAlignedNotesAndBehindPnXnum) {
-  TmpDir tmp;
-  ASSERT_FALSE(tmp.path.empty());
+  TempDir tmp;
+  ASSERT_FALSE(tmp.path().empty());
   std::vector<u8> id = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20};
   struct Case {
     u64 phoff, notes_at, align;

@@ -275,14 +275,21 @@ TEST_F(FdState, UnixSocketFromAShorterFixedPartAndRefusals) {
       "fd 9: AF_UNIX socket state: a message runs past its end"));
 }
 
+// A TCP or UDP socket's state: family (AF_INET 2, AF_INET6 10), type,
+// protocol, TCP/UDP state and InetSocketFlags; the rest zero.
+static InetSocketState inet_state(u32 family, u32 sock_type, u32 protocol, u32 state, u32 flags = 0) {
+  InetSocketState s{};
+  s.family = family;
+  s.sock_type = sock_type;
+  s.protocol = protocol;
+  s.state = state;
+  s.flags = flags;
+  return s;
+}
+
 // TCP/UDP: their own layout beside AF_UNIX's, told apart by the version.
 TEST_F(FdState, InetSocketRoundTripsWithQueuesAndDatagrams) {
-  InetSocketState fixed{};
-  fixed.family = 2;
-  fixed.sock_type = 1;
-  fixed.protocol = 6;
-  fixed.state = 1;
-  fixed.flags = kInetRepaired | kInetNoDelay;
+  InetSocketState fixed = inet_state(2, 1, 6, 1, kInetRepaired | kInetNoDelay);
   u8 lo[16] = {127, 0, 0, 1};
   std::memcpy(fixed.local_addr, lo, 16);
   std::memcpy(fixed.peer_addr, lo, 16);
@@ -304,11 +311,7 @@ TEST_F(FdState, InetSocketRoundTripsWithQueuesAndDatagrams) {
             "unacknowledged (2 unsent), TCP_NODELAY");
   EXPECT_EQ(fd_kind_info(t.records[0].type)->state_refusal(t, t.records[0]), "");
 
-  InetSocketState udp{};
-  udp.family = 10;
-  udp.sock_type = 2;
-  udp.protocol = 17;
-  udp.state = 7;
+  InetSocketState udp = inet_state(10, 2, 17, 7);
   udp.local_addr[15] = 1;
   udp.local_port = 53;
   InetDatagram d;
@@ -331,12 +334,7 @@ TEST_F(FdState, InetSocketRoundTripsWithQueuesAndDatagrams) {
 }
 
 TEST_F(FdState, InetSocketStatesThatCannotComeBackAreRefused) {
-  InetSocketState s{};
-  s.family = 2;
-  s.sock_type = 1;
-  s.protocol = 6;
-  s.state = 8;
-  s.flags = kInetUnrestorableState;
+  InetSocketState s = inet_state(2, 1, 6, 8, kInetUnrestorableState);
   Table<FdRecord> t = encode(inet_socket_state_bytes(s, {}, {}, {}), FdType::Socket);
   EXPECT_EQ(fd_kind_info(t.records[0].type)->state_refusal(t, t.records[0]),
             "TCP socket in state CLOSE_WAIT (only LISTEN, ESTABLISHED and CLOSE are restored)");

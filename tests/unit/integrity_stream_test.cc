@@ -20,6 +20,7 @@
 #include <ckpt/img/table.h>
 #include <ckpt/img/writer.h>
 
+#include "file_size.h"
 #include "synthetic.h"
 
 namespace {
@@ -74,15 +75,7 @@ class IntegrityStream : public ::testing::Test {
     unlink(path_.c_str());
     rmdir(dir_.c_str());
   }
-  void flip(u64 offset) {
-    int fd = open(path_.c_str(), O_RDWR | O_CLOEXEC);
-    ASSERT_GE(fd, 0);
-    u8 b = 0;
-    ASSERT_EQ(pread(fd, &b, 1, offset), 1);
-    b ^= 0x40;
-    ASSERT_EQ(pwrite(fd, &b, 1, offset), 1);
-    close(fd);
-  }
+  void flip(u64 offset) { ASSERT_TRUE(ckpt::test::flip_byte(path_, static_cast<long long>(offset))); }
   std::string check() {
     auto image = ImageReader::open(path_);
     if (!image) return "open: " + image.error().message();

@@ -134,6 +134,14 @@ class RoundTrip : public ::testing::Test {
     expect_same_records(t.records, want, what);
     ASSERT_NO_FATAL_FAILURE(expect_paths_and_blobs(t, path, blob, paths, blobs));
   }
+  // A table's records are `want`, byte for byte, and each record's blob
+  // `blob` reads back as written.
+  template <class Table, class R>
+  static void expect_table(const Table &t, const std::vector<R> &want, const char *what, BlobRef R::*blob,
+                           const std::vector<std::vector<u8>> &blobs) {
+    expect_same_records(t.records, want, what);
+    ASSERT_NO_FATAL_FAILURE(expect_blobs(t, blob, blobs));
+  }
 
   static inline Fixture *fixture_ = nullptr;
   static inline int memfd_ = -1;

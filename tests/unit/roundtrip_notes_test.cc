@@ -193,9 +193,8 @@ TEST_F(RoundTrip, Fds) {
 }
 
 TEST_F(RoundTrip, Pipes) {
-  CkptView v = ckpt();
-  expect_same_records(v.pipes.records, fixture_->notes.pipes.records, "pipe");
-  ASSERT_NO_FATAL_FAILURE(expect_blobs(v.pipes, &PipeRecord::data, fixture_->pipe_data));
+  ASSERT_NO_FATAL_FAILURE(
+      expect_table(ckpt().pipes, fixture_->notes.pipes.records, "pipe", &PipeRecord::data, fixture_->pipe_data));
 }
 
 TEST_F(RoundTrip, SigActions) {
@@ -231,9 +230,8 @@ TEST_F(RoundTrip, GuardRanges) {
 }
 
 TEST_F(RoundTrip, SeccompFilters) {
-  CkptView v = ckpt();
-  expect_same_records(v.seccomp_filters.records, fixture_->notes.seccomp_filters.records, "seccomp filter");
-  ASSERT_NO_FATAL_FAILURE(expect_blobs(v.seccomp_filters, &SeccompFilterRecord::program, fixture_->seccomp_programs));
+  ASSERT_NO_FATAL_FAILURE(expect_table(ckpt().seccomp_filters, fixture_->notes.seccomp_filters.records,
+                                       "seccomp filter", &SeccompFilterRecord::program, fixture_->seccomp_programs));
 }
 
 // decode_ckpt's checks of the seccomp filters against their threads: each

@@ -6,6 +6,7 @@
 #include "procfs.h"
 
 #include "child_process.h"
+#include "subprocess.h"
 
 #include <gtest/gtest.h>
 
@@ -165,16 +166,7 @@ inline int default_pipe_size() {
   return size;
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char t[] = "/tmp/ckpt-fds-XXXXXX";
-    if (mkdtemp(t)) path = t;
-  }
-  ~TempDir() {
-    if (!path.empty()) (void)!system(("rm -rf '" + path + "'").c_str());
-  }
-};
+using ckpt::test::TempDir;
 
 inline bool write_file(const std::string &path, const std::string &content) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -90,15 +90,15 @@ void table_child(int in, int out, const Paths &p, int p2_read) {
 
 TEST(Fds, TableOfChild) {
   TempDir tmp;
-  ASSERT_FALSE(tmp.path.empty());
+  ASSERT_FALSE(tmp.path().empty());
   Paths p;
-  p.dir = tmp.path;
-  p.a = tmp.path + "/a";
-  p.b = tmp.path + "/b file";
-  p.unlinked = tmp.path + "/unlinked";
-  p.fifo1 = tmp.path + "/fifo1";
-  p.fifo2 = tmp.path + "/fifo 2";
-  p.fake_deleted = tmp.path + "/x (deleted)";
+  p.dir = tmp.path();
+  p.a = tmp.path() + "/a";
+  p.b = tmp.path() + "/b file";
+  p.unlinked = tmp.path() + "/unlinked";
+  p.fifo1 = tmp.path() + "/fifo1";
+  p.fifo2 = tmp.path() + "/fifo 2";
+  p.fake_deleted = tmp.path() + "/x (deleted)";
   ASSERT_TRUE(write_file(p.a, pattern(5000, 1)));
   ASSERT_TRUE(write_file(p.b, "b\n"));
   ASSERT_TRUE(write_file(p.fake_deleted, "still here"));

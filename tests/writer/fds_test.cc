@@ -82,8 +82,8 @@ TEST(Fds, OwnProcess) {
   // Reading our own table: the fds read_fds opens for itself come and go
   // while it runs and must not make it fail or appear in the result.
   TempDir tmp;
-  ASSERT_FALSE(tmp.path.empty());
-  std::string path = tmp.path + "/mine";
+  ASSERT_FALSE(tmp.path().empty());
+  std::string path = tmp.path() + "/mine";
   ASSERT_TRUE(write_file(path, "0123456789"));
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
@@ -113,8 +113,8 @@ TEST(Fds, OwnProcess) {
 
 TEST(Fds, UnlinkedFileAboveTheLimitFailsClearly) {
   TempDir tmp;
-  ASSERT_FALSE(tmp.path.empty());
-  std::string path = tmp.path + "/huge";
+  ASSERT_FALSE(tmp.path().empty());
+  std::string path = tmp.path() + "/huge";
   Child child([&](int in, int out) {
     isolate_fds(in, out);
     int fd = open(path.c_str(), O_RDWR | O_CREAT, 0600);

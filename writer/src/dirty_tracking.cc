@@ -30,17 +30,24 @@ bool WrittenPages::covers(u64 start, u64 end) const {
 
 bool WrittenPages::clean(u64 start, u64 end) const { return !overlaps(written, start, end); }
 
-// The epoch memfd's contents, read through a copy of the target's fd
-// (pidfd_getfd: same open file); zeros when it cannot be read.
+Expected<int> epoch_fd_copy(pid_t pid, int fd) {
+  int pidfd = int(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return make_error("pidfd_open(%d): %s", pid, strerror(errno));
+  int mine = int(syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+  int e = errno;
+  close(pidfd);
+  if (mine < 0) return make_error("pidfd_getfd(%d, %d): %s", pid, fd, strerror(e));
+  return mine;
+}
+
+// The epoch memfd's contents, read through a copy of the target's fd;
+// zeros when it cannot be read.
 static TrackerEpoch read_epoch(pid_t pid, int fd) {
   TrackerEpoch e{};
-  int pidfd = int(syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) return e;
-  int mine = int(syscall(SYS_pidfd_getfd, pidfd, fd, 0));
-  close(pidfd);
-  if (mine < 0) return e;
-  if (pread(mine, &e, sizeof e, 0) != ssize_t(sizeof e)) e = TrackerEpoch{};
-  close(mine);
+  auto mine = epoch_fd_copy(pid, fd);
+  if (!mine) return e;
+  if (pread(*mine, &e, sizeof e, 0) != ssize_t(sizeof e)) e = TrackerEpoch{};
+  close(*mine);
   return e;
 }
 

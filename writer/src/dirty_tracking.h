@@ -73,6 +73,11 @@ struct TrackerFd {
   TrackerEpoch epoch;        ///< its contents (zeros when unreadable)
 };
 
+/// A copy of process pid's epoch memfd `fd` (pidfd_getfd: the same open
+/// file, so what is written through it the process sees at once), to be
+/// closed by the caller; an error naming pid and fd.
+img::Expected<int> epoch_fd_copy(pid_t pid, int fd);
+
 /// Takes the dumper's tracker (a userfaultfd marked O_APPEND) and its
 /// epoch memfd out of a captured fd table of process pid (they are not the
 /// program's and never go into an image), and reads the epoch.

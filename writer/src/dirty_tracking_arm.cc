@@ -234,23 +234,18 @@ static Expected<std::vector<AddressRange>> protect_written(pid_t pid, const std:
   return armed;
 }
 
-// Writes the epoch memfd of pid through a copy of its fd (pidfd_getfd: the
-// same open file, so the process's fd sees it at once).
+// Writes the epoch memfd of pid through a copy of its fd (epoch_fd_copy).
 static Status write_epoch(pid_t pid, int fd, const TrackerEpoch &epoch) {
   CKPT_TRY(fault_point("dump-tracker-epoch-write"));
-  int pidfd = int(syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) return make_error("pidfd_open(%d): %s", pid, strerror(errno));
-  int mine = int(syscall(SYS_pidfd_getfd, pidfd, fd, 0));
-  int e = errno;
-  ::close(pidfd);
-  if (mine < 0) return make_error("pidfd_getfd(%d, %d): %s", pid, fd, strerror(e));
+  int mine = -1;
+  CKPT_TRY_ASSIGN(mine, epoch_fd_copy(pid, fd));
   // Kernel quirk (pwrite(2) BUGS): on a file opened O_APPEND, which the
   // mark makes it, pwrite appends whatever the offset says. So the file is
   // emptied first and written at its end; dying in between leaves an
   // empty epoch, which matches no image and is not reused.
   ssize_t n = -1;
   if (ftruncate(mine, 0) == 0) n = write(mine, &epoch, sizeof epoch);
-  e = errno;
+  int e = errno;
   ::close(mine);
   if (n != ssize_t(sizeof epoch))
     return make_error("the dirty tracker's epoch in process %d: %s", pid, n < 0 ? strerror(e) : "short write");
