@@ -11,7 +11,7 @@ namespace ckpt::img {
 /// hashes every byte before the integrity note. kPrefixOutsideCovered
 /// (minor 7): it hashes those bytes except the Segment records' ranges and,
 /// in a tree's root, the embedded cores, which their own checksums cover,
-/// so each stored byte is hashed once (decision 4001).
+/// so each stored byte is hashed once (decision 199).
 inline constexpr u32 kPrefixOutsideCovered = 1;
 
 /// Keeps a Prefix state as it is across a write of bytes it leaves out

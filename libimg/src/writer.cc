@@ -94,7 +94,7 @@ Status ImageWriter::emit(std::span<const u8> bytes, bool hashed) {
   if (outer_) {
     // An embedded core: its own checksums, the root's file. Not the root's
     // Prefix: the core's own integrity note covers all of its bytes
-    // (decision 4001).
+    // (decision 199).
     CKPT_TRY(outer_->emit(bytes, false));
     pos_ += bytes.size();
     return {};
@@ -291,7 +291,7 @@ Status ImageWriter::write(std::span<const u8> bytes) {
     const SegmentPlan &s = segments_[seg_];
     u64 k = std::min<u64>(bytes.size(), s.filesz - seg_done_);
     // Segment data is hashed once, for its Segment record; the Prefix
-    // leaves it out (format minor 7, decision 4001).
+    // leaves it out (format minor 7, decision 199).
     XXH3_64bits_update(seg_hash_, bytes.data(), k);
     CKPT_TRY(emit(bytes.first(k), false));
     bytes = bytes.subspan(k);

@@ -131,7 +131,7 @@ static void read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off
  * here, most of the restorer's time in a lazy warm start). process_vm_writev
  * on ourselves writes through the kernel's own mapping of each page
  * instead (pinned pages, kmap): ~1.5 ms per 2 MiB, and the bytes placed are
- * the very bytes hashed (decision 5006). Where it is not available (ENOSYS
+ * the very bytes hashed (decision 211). Where it is not available (ENOSYS
  * without CONFIG_CROSS_MEMORY_ATTACH, EPERM from an LSM) or writes short,
  * the slice is read into place again as before, and so are all later ones
  * after a failure. */

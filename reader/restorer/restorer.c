@@ -173,7 +173,7 @@ void rs_main(struct rs_args *a) {
    * memfd_check_seals_mmap, EPERM): imgtool left that seal (and F_SEAL_SEAL,
    * which would forbid adding it) to now, when the mappings are back. In
    * a tree none are left here: another process may map the same memfd
-   * later, so imgtool adds them once all have mapped (decision 2001). */
+   * later, so imgtool adds them once all have mapped (decision 204). */
   for (unsigned i = 0; i < a->nlate_seal; i++) {
     const struct rs_seal *s = &a->late_seal[i];
     r = sys3(NR_fcntl, s->fd, F_GET_SEALS, 0);

@@ -26,7 +26,7 @@ struct RestorerFds {
   std::vector<int> close_fds;        ///< closed by the restorer once mapped
   /// A process of a tree: the memfd seals the restorer would add once
   /// memory is mapped are imgtool's to add, once every process of the tree
-  /// has mapped (add_late_seals, decision 2001).
+  /// has mapped (add_late_seals, decision 204).
   bool late_seals_by_imgtool = false;
 };
 

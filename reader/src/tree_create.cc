@@ -465,7 +465,7 @@ Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredPr
   // Kernel quirk: F_SEAL_FUTURE_WRITE refuses a writable shared mapping
   // made after it (mm/memfd.c, EPERM), and another process of the tree
   // may map the same memfd: the late seals go on once every process has
-  // reported, that is, has mapped its memory (decision 2001).
+  // reported, that is, has mapped its memory (decision 204).
   for (const TreeProcess &p : plan.processes)
     if (!p.zombie)
       if (Status s = add_late_seals(p.pid, *p.view); !s) return fail(s.error());

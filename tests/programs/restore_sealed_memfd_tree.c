@@ -10,7 +10,7 @@
  * MODE says who keeps the memfd's fd open:
  *   "both": parent and child (the child inherits it);
  *   "parent-fd": the parent only, the child only maps it.
- * (Neither holding it, the seals are not kept: decision 2002.)
+ * (Neither holding it, the seals are not kept: decision 205.)
  * Each process reads the seals and opens the memfd anew through
  * /proc/self/map_files (which gives the mapped file whether or not the
  * process has an fd of it) after the restore.

@@ -349,7 +349,7 @@ TEST_F(DirtyTracking, FailedReusingDumpLeavesTheParentUntrusted) {
 
 // A new tracker whose epoch memfd cannot be made, or cannot be written
 // (CKPT_FAULT), is not kept: it would be scanned at every dump and never
-// trusted (decision 2003). The dump succeeds and says why.
+// trusted (decision 200). The dump succeeds and says why.
 TEST_F(DirtyTracking, NewTrackerWithoutAnEpochIsNotKept) {
   ASSERT_NO_FATAL_FAILURE(start_program());
   int n = 0;

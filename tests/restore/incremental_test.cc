@@ -102,7 +102,7 @@ TEST_F(Incremental, ChainOfThreeRestoresFromTheLastLink) {
 
 // A chain whose full image is in exec form (an increment is core form
 // only) restores without hashing that launcher, as the full exec-form
-// image alone does (decisions 190 and 2004): a damaged launcher byte is
+// image alone does (decisions 190 and 206): a damaged launcher byte is
 // verify's to report, and the chain, whose core images are intact,
 // restores.
 TEST_F(Incremental, ChainOnAnExecFormParentRestoresWithoutHashingItsLauncher) {

@@ -243,7 +243,7 @@ TEST_F(Refusal, VerifyAndInfoOnAReplacedFile) {
 }
 
 // A mapped binary rewritten in place, with its inode, size and mtime as at
-// the dump, is told apart by its build-id (decisions 24, 5002).
+// the dump, is told apart by its build-id (decisions 24, 212).
 TEST_F(Refusal, VerifyAndInfoOnABinaryRewrittenInPlaceWithItsMtime) {
   std::string copy = dir() + "/counter_copy";
   ASSERT_TRUE(write_file(copy, read_file(RESTORE_COUNTER_PATH)));

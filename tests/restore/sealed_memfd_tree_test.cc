@@ -3,7 +3,7 @@
 // after the restore both still share the memory, the seals are as they
 // were and still refuse a new writable mapping. The seal goes on once
 // every process of the tree has mapped the memfd (decision 192's late
-// seals; decision 2001): a process that sealed it before its sibling had
+// seals; decision 204): a process that sealed it before its sibling had
 // mapped it failed the sibling's restore with EPERM, which of the two came
 // first being a race, so each image is restored several times.
 #include <gtest/gtest.h>

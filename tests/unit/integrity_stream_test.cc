@@ -151,7 +151,7 @@ TEST_F(IntegrityStream, DamageInPaddingIsFoundByTheWholeFileChecksum) {
   EXPECT_NE(e.find("checksum mismatch in padding"), std::string::npos) << e;
 }
 
-// Format minor 7 (decision 4001): the writer hashes each stored byte once.
+// Format minor 7 (decision 199): the writer hashes each stored byte once.
 // The Prefix says so (index kPrefixOutsideCovered) and its checksum is that
 // of the bytes no Segment record covers; before, it hashed the segments'
 // bytes a second time.

@@ -140,7 +140,7 @@ img::Expected<int> open_memfd(FdOpenContext &, const img::FdRecord &);
 img::u32 memfd_late_seals(const img::FdRecord &r);
 /// In a tree: adds the late seals of process `pid`'s memfds (its fds of
 /// view `v`) through pidfd_getfd, once every process of the tree has
-/// mapped its memory and before any runs (decision 2001).
+/// mapped its memory and before any runs (decision 204).
 img::Status add_late_seals(pid_t pid, const img::CkptView &v);
 img::Expected<int> open_eventfd(FdOpenContext &, const img::FdRecord &);
 img::Expected<int> open_timerfd(FdOpenContext &, const img::FdRecord &);
