@@ -107,6 +107,14 @@ std::string image_id_of(const std::string &image) {
 }
 
 constexpr unsigned long long kMiB = 1ull << 20;
+
+// A dump that compared its memory with the parent instead of trusting a
+// tracker, for the reason `why` (a part of its --stats note).
+void expect_compared_because(const Stats &s, const char *why) {
+  EXPECT_EQ(s.tracked, 0u);
+  EXPECT_GE(s.compared, 8 * kMiB);
+  EXPECT_NE(s.note.find(why), std::string::npos) << s.note;
+}
 // restore_dirty_tracking's A: 8 MiB, one page in ten rewritten per step.
 constexpr unsigned long long kTenthOfA = 205 * 4096;
 
@@ -223,9 +231,7 @@ TEST_F(DirtyTracking, ComparedChainWhenTrackingIsOff) {
   for (int n = 1; n <= 2; n++) {
     ASSERT_NO_FATAL_FAILURE(step(n));
     Stats s = dump_link(n, n - 1, n == 2);
-    EXPECT_EQ(s.tracked, 0u);
-    EXPECT_GE(s.compared, 8 * kMiB);
-    EXPECT_NE(s.note.find("off"), std::string::npos) << s.note;
+    expect_compared_because(s, "off");
     EXPECT_LE(file_size(link(n)), file_size(link(0)) * 30 / 100);
   }
   ASSERT_NO_FATAL_FAILURE(restore_last(2));
@@ -242,9 +248,7 @@ TEST_F(DirtyTracking, ANewerTrackerIsNotTrustedForAnOlderParent) {
   EXPECT_GE(s1.tracked, 8 * kMiB);
   ASSERT_NO_FATAL_FAILURE(step(2));
   Stats s2 = dump_link(2, 0, true);  // on link0, not link1
-  EXPECT_EQ(s2.tracked, 0u);
-  EXPECT_GE(s2.compared, 8 * kMiB);
-  EXPECT_NE(s2.note.find("not the parent's"), std::string::npos) << s2.note;
+  expect_compared_because(s2, "not the parent's");
   ASSERT_NO_FATAL_FAILURE(restore_last(2));
 }
 
@@ -341,9 +345,7 @@ TEST_F(DirtyTracking, FailedReusingDumpLeavesTheParentUntrusted) {
   ASSERT_TRUE(r.exited && r.exit_code != 0) << r.status() << "\n" << r.err;
   EXPECT_NE(tracker_epoch(pid_).second, image_id_of(link(0)));
   Stats s = dump_link(1, 0, true);
-  EXPECT_EQ(s.tracked, 0u);
-  EXPECT_GE(s.compared, 8 * kMiB);
-  EXPECT_NE(s.note.find("reset it since"), std::string::npos) << s.note;
+  expect_compared_because(s, "reset it since");
   ASSERT_NO_FATAL_FAILURE(restore_last(1));
 }
 
