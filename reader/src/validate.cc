@@ -4,7 +4,12 @@
 #include <optional>
 #include <set>
 
+// glibc quirk: <sys/platform/x86.h> is a C header; its inline functions
+// return _Bool, which clang++ rejects (g++ takes it as an extension). In
+// C++ that type is bool.
+#define _Bool bool
 #include <sys/platform/x86.h>
+#undef _Bool
 
 #include <ckpt/img/chain.h>
 
