@@ -80,7 +80,7 @@ enum class IntegrityKind : u32 {
   Headers = 0,       ///< ELF header and program header table
   Note = 1,          ///< one note of the first PT_NOTE (index = note number)
   Segment = 2,       ///< one PT_LOAD's file bytes (index = phdr index)
-  Prefix = 3,        ///< every byte before the integrity note
+  Prefix = 3,        ///< bytes before the integrity note (index 1: those no Segment or embedded core covers)
   SelfCheck = 4,     ///< this note up to this record
   ZeroBlock = 5,     ///< the shared zero block read by zero segments
 };
