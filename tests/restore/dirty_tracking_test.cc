@@ -159,6 +159,15 @@ class DirtyTracking : public RestoreTest {
     ASSERT_NO_FATAL_FAILURE(start(RESTORE_DIRTY_TRACKING_PATH));
   }
 
+  // Starts the program and dumps it once, which leaves it one tracker:
+  // the userfaultfds it then holds.
+  void start_with_a_tracker(std::vector<std::pair<int, std::string>> &uffds) {
+    ASSERT_NO_FATAL_FAILURE(start_program());
+    dump_link(0, -1);
+    uffds = userfaultfds(pid_);
+    ASSERT_EQ(uffds.size(), 1u);
+  }
+
   void restore_last(int n) {
     ASSERT_EQ(::link(link(n).c_str(), image_path().c_str()), 0);
     ASSERT_NO_FATAL_FAILURE(restore_expect(0));
@@ -293,10 +302,8 @@ TEST_F(DirtyTracking, FailedOrKilledDumpLeavesNoNewTracker) {
 // A process that had a tracker keeps one (at the same fd) when a later
 // dump fails: the fd table looks as it did.
 TEST_F(DirtyTracking, FailedDumpKeepsTheTrackerSlotOfAnEarlierDump) {
-  ASSERT_NO_FATAL_FAILURE(start_program());
-  dump_link(0, -1);
-  auto before = userfaultfds(pid_);
-  ASSERT_EQ(before.size(), 1u);
+  std::vector<std::pair<int, std::string>> before;
+  ASSERT_NO_FATAL_FAILURE(start_with_a_tracker(before));
   setenv("CKPT_FAULT", "dump-before-link:eio", 1);
   RunResult r = dump(pid_, link(1), {"--parent", "link0.core"});
   unsetenv("CKPT_FAULT");
@@ -374,10 +381,8 @@ TEST_F(DirtyTracking, NewTrackerWithoutAnEpochIsNotKept) {
 // its epoch naming the dump before; the image names no tracker, so the
 // next dump on it compares, and the chain restores every word.
 TEST_F(DirtyTracking, FailedEpochWriteOfAReusedTrackerFallsBackToComparing) {
-  ASSERT_NO_FATAL_FAILURE(start_program());
-  dump_link(0, -1);
-  auto before = userfaultfds(pid_);
-  ASSERT_EQ(before.size(), 1u);
+  std::vector<std::pair<int, std::string>> before;
+  ASSERT_NO_FATAL_FAILURE(start_with_a_tracker(before));
   ASSERT_NO_FATAL_FAILURE(step(1));
   setenv("CKPT_FAULT", "dump-tracker-epoch-write:eio", 1);
   Stats s1 = dump_link(1, 0);
