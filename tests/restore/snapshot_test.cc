@@ -6,6 +6,7 @@
 // left behind, even when imgtool is killed half-way.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <dirent.h>
@@ -178,6 +179,31 @@ TEST_F(Snapshot, DumperKilledMidwayLeavesNothingBehind) {
   EXPECT_NE(proc_state(pid_), 't');
   EXPECT_EQ(program_check(), "ok\n");
   ASSERT_NO_FATAL_FAILURE(kill_program());
+}
+
+// A copy that does not hold the target's stack as it was when frozen (the
+// fault point zeroes its page at rsp) fails the dump in one line, before
+// any file is made, and leaves the program as it was (DECISIONS.md 214).
+TEST_F(Snapshot, CopyDisagreeingWithTheFrozenStackFailsTheDump) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_SNAPSHOT_PATH));
+  std::string fds_before = fds();
+  setenv("CKPT_FAULT", "snapshot-copy-stack-zeroed", 1);
+  RunResult r = dump(pid_, image_path(), {"--short-freeze", "--no-track-dirty"});
+  unsetenv("CKPT_FAULT");
+  ASSERT_TRUE(r.exited && r.exit_code != 0) << r.status() << "\n" << r.err;
+  EXPECT_NE(r.err.find("as it was when frozen (zeros in the copy)"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(access(image_path().c_str(), F_OK), -1);
+  EXPECT_EQ(children(), "");
+  EXPECT_EQ(fds(), fds_before);
+  EXPECT_EQ(leftover_snapshot_cgroups(), "");
+  EXPECT_EQ(program_check(), "ok\n");
+  // Without the fault the same dump is taken and restores.
+  r = dump(pid_, image_path(), {"--stats", "--short-freeze", "--no-track-dirty"});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_NE(r.err.find(", freeze snapshot\n"), std::string::npos) << r.err;
+  ASSERT_NO_FATAL_FAILURE(kill_program());
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
 // The copies' cgroup is made before the freeze (its mkdir is not frozen

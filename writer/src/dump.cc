@@ -323,6 +323,7 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     auto plan = snap ? plan_from_copy(snap->of(i).copy, pc.maps, snap->of(i).early_plan, pc.excluded)
                      : plan_memory(pc.pid, pc.maps, &pc.excluded);
     if (!plan) return i == 0 ? plan.error() : plan.error().context("process " + std::to_string(pc.pid));
+    if (snap) CKPT_TRY(check_stack_witnesses(pc.pid, snap->of(i).copy, snap->of(i).witnesses, *plan, pc.excluded));
     pc.memory = plan.take();
     pc.memory_outlined = false;
   }

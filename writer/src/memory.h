@@ -77,6 +77,7 @@ img::Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<Map
 /// kind and flags, which snapshot mode decides from while the pages are
 /// planned only later, from the copy (snapshot_plan.h).
 std::vector<VmaPlan> outline_vmas(const std::vector<MapEntry> &maps);
+VmaPlan outline_vma(const MapEntry &m);
 
 /// The segments (PT_LOADs) for a plan, in address order, and for every run
 /// the program header index that holds it (or 0 if none).

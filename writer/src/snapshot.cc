@@ -17,6 +17,8 @@
 #include <thread>
 #include <unistd.h>
 
+#include <ckpt/img/fault_point.h>
+
 #include "dump_guard.h"
 #include "frozen_phases.h"
 #include "inject.h"
@@ -296,6 +298,11 @@ Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const Proce
     ps->syscall_insn = pc->syscall_insn;
     ps->early_plan = std::move(early_plans[i]);
     Status early_read = read_early(pc->pid, ps->early_plan, ps->early);
+    if (early_read) {
+      auto witnesses = read_stack_witnesses(*pc);
+      if (witnesses) ps->witnesses = witnesses.take();
+      else early_read = witnesses.error();
+    }
     if (!early_read) {
       snap->copies_.clear();
       snap->finished_ = true;
@@ -326,6 +333,9 @@ Expected<std::unique_ptr<Snapshot>> Snapshot::take(const std::vector<const Proce
     }
     snap->copies_[i]->copy = *child;
     snap->copies_[i]->copy_pidfd = int(syscall(SYS_pidfd_open, *child, 0));
+    // The fault tests' stand-in for the copy going wrong (the check in
+    // snapshot_witness.h must catch it): zeros over its page at rsp.
+    if (fault_point_armed("snapshot-copy-stack-zeroed")) zero_page_for_test(*child, procs[i]->threads[0].regs.rsp);
   }
   return snap;
 }

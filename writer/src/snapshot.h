@@ -29,6 +29,7 @@
 
 #include "capture.h"
 #include "inject.h"
+#include "snapshot_witness.h"
 
 namespace ckpt::writer {
 
@@ -55,6 +56,8 @@ struct ProcessSnapshot {
   /// The plan of the memory read while frozen (snapshot_plan.h), and its bytes.
   std::vector<VmaPlan> early_plan;
   PagesReadEarlier early;
+  /// Each thread's live stack as it was when frozen (snapshot_witness.h).
+  std::vector<StackWitness> witnesses;
 };
 
 class DumpGuard;
