@@ -205,6 +205,8 @@ int cmd_dump(int argc, char **argv) {
     line += ", trackers armed " + std::to_string(stats->trackers_armed);
     if (!stats->tracking_note.empty()) line += " (" + stats->tracking_note + ")";
     if (stats->trackers_reused) line += ", trackers reused " + std::to_string(stats->trackers_reused);
+    // Only the unusual case: the early smaps read was out of date.
+    if (stats->smaps_note.rfind("in a second", 0) == 0) line += ", smaps " + stats->smaps_note;
     line += ", freeze " + stats->freeze_mode;
     if (stats->cow_shared_bytes) line += ", stored once " + std::to_string(stats->cow_shared_bytes) + " bytes";
     if (stats->shared_memory_once_bytes)
