@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <dirent.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -197,6 +198,21 @@ TEST_F(FaultTest, SmapsReadBeforeTheFreezeAndOutOfDateIsReadAgain) {
       << lines;
   EXPECT_NE(lines.find(" is not in the copy), freeze snapshot\n"), std::string::npos) << lines;
   ASSERT_NO_FATAL_FAILURE(expect_untraced_and_running(pid_));
+  // Nothing of the undone first attempt is left: no copy among its
+  // children, one dirty tracker (the second attempt's), not two.
+  std::string proc = "/proc/" + std::to_string(pid_);
+  EXPECT_EQ(test::read_text_file(proc + "/task/" + std::to_string(pid_) + "/children"), "");
+  int trackers = 0;
+  if (DIR *d = opendir((proc + "/fd").c_str())) {
+    while (dirent *e = readdir(d)) {
+      char target[256] = {};
+      if (readlink((proc + "/fd/" + e->d_name).c_str(), target, sizeof target - 1) > 0 &&
+          std::string(target) == "anon_inode:[userfaultfd]")
+        trackers++;
+    }
+    closedir(d);
+  }
+  EXPECT_EQ(trackers, 1);
   kill(pid_, SIGKILL);
   int st = 0;
   ASSERT_TRUE(program_->wait_exit(&st, 10));
