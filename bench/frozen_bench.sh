@@ -8,8 +8,8 @@
 # gap, `--stats`' frozen figure, the fork time, the ratio, and the window's
 # CPU ms (imgtool + tree, from CKPT_TRACE_TIMES=1) against fork()'s CPU
 # (the ratio that holds on a loaded machine). OTHER_IMGTOOL=PATH runs
-# the same rounds with another imgtool on a fresh memhog after this one
-# (before/after in one run). Sizes: MiB, or 256M, 1G (default 256 1024).
+# the same rounds with another imgtool on a second memhog, the two
+# imgtools' rounds alternating (before/after in the same minutes). Sizes: MiB, or 256M, 1G (default 256 1024).
 set -euo pipefail
 bench_name=frozen_bench
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,31 +25,39 @@ echo "| size | imgtool | round | ticker gap s | --stats frozen s | fork() s | ga
 echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 tools=("$imgtool")
 [[ -n ${OTHER_IMGTOOL:-} ]] && tools+=("$OTHER_IMGTOOL")
+# One round of tool on memhog pid (files in dir): a dump, then one fork().
+one_round() {
+  local tool=$1 pid=$2 dir=$3 i=$4
+  "$tickgap" reset "$dir/ticks"
+  CKPT_TRACE_TIMES=1 "$tool" dump --stats --pid "$pid" -o "$dir/img" >"$dir/stats" 2>"$dir/trace" ||
+    die "dump failed: $(tail -3 "$dir/trace")"
+  gap=$(printf '%.3f' "$("$tickgap" read "$dir/ticks")")
+  frozen=$(grep -h -o "dump stats: frozen [0-9.]*" "$dir/stats" "$dir/trace" | head -1 | grep -o "[0-9.]*$" || echo -)
+  # The trace's per-step CPU, imgtool and tree, summed over the window.
+  cpu=$(awk '/^ckpt-frozen:/ { if (match($0, /cpu imgtool \+[0-9.]+, tree \+[0-9.]+/)) {
+           split(substr($0, RSTART, RLENGTH), f, /[+,]/); s += f[2] + f[4] } } END { printf "%.1f", s }' "$dir/trace")
+  rm -f "$dir/img" "$dir/ticks.fork" "$dir/ticks.fork_cpu"
+  kill -USR2 "$pid"
+  for ((w = 0; w < 3000; w++)); do [[ -f $dir/ticks.fork ]] && break; sleep 0.01; done
+  [[ -f $dir/ticks.fork ]] || die "memhog did not time its fork()"
+  fork=$(cat "$dir/ticks.fork")
+  fork_cpu=$(awk '{ printf "%.1f", $1 * 1000 }' "$dir/ticks.fork_cpu")
+  tag=$([[ $tool == "$imgtool" ]] && echo this || echo other)
+  echo "| $(label "$size") | $tag | $i$( ((i == 1)) && echo ' (first)') | $gap | $frozen | $(printf '%.4f' "$fork") | $(ratio "$gap" "$fork") | $cpu | $fork_cpu | $(ratio "$cpu" "$fork_cpu") |"
+  [[ -n ${SHOW_TRACE:-} ]] && sed 's/^/    /' "$dir/trace"
+  return 0
+}
 for size in "${sizes[@]}"; do
-  for tool in "${tools[@]}"; do
-    dir=$tmp/$size
-    start_memhog "$size" "$dir" ticks
-    pid=$MH_PID
-    for ((i = 1; i <= repeat; i++)); do
-      "$tickgap" reset "$dir/ticks"
-      CKPT_TRACE_TIMES=1 "$tool" dump --stats --pid "$pid" -o "$dir/img" >"$dir/stats" 2>"$dir/trace" ||
-        die "dump failed: $(tail -3 "$dir/trace")"
-      gap=$(printf '%.3f' "$("$tickgap" read "$dir/ticks")")
-      frozen=$(grep -h -o "dump stats: frozen [0-9.]*" "$dir/stats" "$dir/trace" | head -1 | grep -o "[0-9.]*$" || echo -)
-      # The trace's per-step CPU, imgtool and tree, summed over the window.
-      cpu=$(awk '/^ckpt-frozen:/ { if (match($0, /cpu imgtool \+[0-9.]+, tree \+[0-9.]+/)) {
-               split(substr($0, RSTART, RLENGTH), f, /[+,]/); s += f[2] + f[4] } } END { printf "%.1f", s }' "$dir/trace")
-      rm -f "$dir/img" "$dir/ticks.fork" "$dir/ticks.fork_cpu"
-      kill -USR2 "$pid"
-      for ((w = 0; w < 3000; w++)); do [[ -f $dir/ticks.fork ]] && break; sleep 0.01; done
-      [[ -f $dir/ticks.fork ]] || die "memhog did not time its fork()"
-      fork=$(cat "$dir/ticks.fork")
-      fork_cpu=$(awk '{ printf "%.1f", $1 * 1000 }' "$dir/ticks.fork_cpu")
-      tag=$([[ $tool == "$imgtool" ]] && echo this || echo other)
-      echo "| $(label "$size") | $tag | $i$( ((i == 1)) && echo ' (first)') | $gap | $frozen | $(printf '%.4f' "$fork") | $(ratio "$gap" "$fork") | $cpu | $fork_cpu | $(ratio "$cpu" "$fork_cpu") |"
-      [[ -n ${SHOW_TRACE:-} ]] && sed 's/^/    /' "$dir/trace"
-    done
-    stop_memhog "$pid"
+  # One memhog per imgtool, both alive; their rounds alternate, so that
+  # both see the same minutes of load.
+  hogs=()
+  for k in "${!tools[@]}"; do
+    start_memhog "$size" "$tmp/$size.$k" ticks
+    hogs+=("$MH_PID")
   done
+  for ((i = 1; i <= repeat; i++)); do
+    for k in "${!tools[@]}"; do one_round "${tools[$k]}" "${hogs[$k]}" "$tmp/$size.$k" "$i"; done
+  done
+  for hog in "${hogs[@]}"; do stop_memhog "$hog"; done
 done
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

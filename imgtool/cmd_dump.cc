@@ -35,12 +35,15 @@ static const char kHelp[] =
     "                    'dump stats: frozen S s, total S s, image N bytes,\n"
     "                    memory N bytes[, parent N bytes, tracked N bytes,\n"
     "                    written N bytes, compared N bytes], trackers armed N\n"
-    "                    [(why tracking was not used)], freeze MODE' (frozen:\n"
-    "                    from the start of the freeze until the tree runs again,\n"
-    "                    or is killed; with --parent: bytes left in PREV, bytes\n"
-    "                    dirty tracking decided unread and how many of them were\n"
+    "                    [(why tracking was not used)][, smaps in a second\n"
+    "                    freeze (why)], freeze MODE' (frozen: from the start of\n"
+    "                    the freeze until the tree runs again, or is killed;\n"
+    "                    with --parent: bytes left in PREV, bytes dirty\n"
+    "                    tracking decided unread and how many of them were\n"
     "                    written, bytes compared with PREV; processes left with\n"
-    "                    a tracker; MODE: 'snapshot' or 'full (why)')\n"
+    "                    a tracker; a second freeze: smaps read before the\n"
+    "                    first was out of date at its instant; MODE: 'snapshot'\n"
+    "                    or 'full (why)')\n"
     "  --short-freeze    snapshot mode always: the tree is stopped only to\n"
     "                    capture its state and to make a frozen copy-on-write\n"
     "                    copy of each process (an injected clone3 into a frozen\n"
@@ -205,6 +208,8 @@ int cmd_dump(int argc, char **argv) {
     line += ", trackers armed " + std::to_string(stats->trackers_armed);
     if (!stats->tracking_note.empty()) line += " (" + stats->tracking_note + ")";
     if (stats->trackers_reused) line += ", trackers reused " + std::to_string(stats->trackers_reused);
+    // Only the unusual case: the early smaps read was out of date.
+    if (stats->smaps_note.rfind("in a second", 0) == 0) line += ", smaps " + stats->smaps_note;
     line += ", freeze " + stats->freeze_mode;
     if (stats->cow_shared_bytes) line += ", stored once " + std::to_string(stats->cow_shared_bytes) + " bytes";
     if (stats->shared_memory_once_bytes)

@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <dirent.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,10 +17,12 @@ namespace {
 // Starts `imgtool dump` of pid with CKPT_FAULT=fault and CKPT_FAULT_WAIT=go
 // (fault_point.h: a ":wait" point creates go.POINT and waits for go).
 pid_t spawn_dump_with_fault(const std::string &fault, const std::string &go, pid_t pid, const std::string &image,
-                            const std::string &err) {
+                            const std::string &err, const std::vector<std::string> &extra = {}) {
   setenv("CKPT_FAULT", fault.c_str(), 1);
   setenv("CKPT_FAULT_WAIT", go.c_str(), 1);
-  pid_t dumper = spawn({imgtool(), "dump", "--pid", std::to_string(pid), "-o", image}, err);
+  std::vector<std::string> argv = {imgtool(), "dump", "--pid", std::to_string(pid), "-o", image};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  pid_t dumper = spawn(argv, err);
   unsetenv("CKPT_FAULT");
   unsetenv("CKPT_FAULT_WAIT");
   return dumper;
@@ -143,6 +146,77 @@ TEST_F(FaultTest, SigreturnSequenceFoundBeforeTheFreezeIsCheckedAtItsUse) {
       << test::read_text_file(err);
   ASSERT_NO_FATAL_FAILURE(expect_target_as_before());
   ASSERT_NO_FATAL_FAILURE(expect_program_passes());
+}
+
+// smaps read before the freeze (DECISIONS 3000), nothing changed since:
+// the window reads /proc/PID/maps only (CKPT_TRACE_TIMES names the step),
+// the copy confirms the VmFlags, and the MADV_WIPEONFORK mapping (zeros in
+// the copy, so read while frozen with counters it cannot trust) keeps its
+// bytes through dump and restore.
+TEST_F(FaultTest, SmapsReadBeforeTheFreezeIsConfirmedByTheCopy) {
+  test::TempDir side;
+  ASSERT_NO_FATAL_FAILURE(start(FAULT_LATE_DONTFORK_PATH, {side.path()}));
+  setenv("CKPT_TRACE_TIMES", "1", 1);
+  RunResult r = restoretest::dump(pid_, image_path(), {"--stats"});
+  unsetenv("CKPT_TRACE_TIMES");
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_NE(r.err.find(" capture: maps (smaps read before) "), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("capture: smaps"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(", smaps in a second freeze"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(", freeze snapshot\n"), std::string::npos) << r.err;
+  kill(pid_, SIGKILL);
+  int st = 0;
+  ASSERT_TRUE(program_->wait_exit(&st, 10));
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+// smaps read before the freeze (DECISIONS 3000) and made out of date
+// before the instant: the program makes a whole mapping MADV_DONTFORK while
+// the dump waits between that read and its freeze (dump-primed), which
+// /proc/PID/maps does not show. The copy has no such mapping: the dump must
+// see that and freeze again with smaps read inside (a second freeze, said
+// in --stats), or the mapping, planned from the copy, is stored as zeros.
+TEST_F(FaultTest, SmapsReadBeforeTheFreezeAndOutOfDateIsReadAgain) {
+  test::TempDir side;
+  ASSERT_NO_FATAL_FAILURE(start(FAULT_LATE_DONTFORK_PATH, {side.path()}));
+  std::string go = side.file("go"), err = side.file("dump.err");
+  pid_t dumper = spawn_dump_with_fault("dump-primed:wait", go, pid_, image_path(), err, {"--stats"});
+  ASSERT_GT(dumper, 0);
+  bool primed = restoretest::wait_until([&] { return access((go + ".dump-primed").c_str(), F_OK) == 0; }, 60);
+  EXPECT_TRUE(primed) << "the dump never reached dump-primed: " << test::read_text_file(err);
+  ASSERT_TRUE(test::write_text_file(side.file("flip"), ""));
+  EXPECT_TRUE(restoretest::wait_until([&] { return access(side.file("flipped").c_str(), F_OK) == 0; }, 30))
+      << "the program did not make its mapping MADV_DONTFORK";
+  ASSERT_TRUE(test::write_text_file(go, ""));
+  int status = 0;
+  ASSERT_EQ(waitpid(dumper, &status, 0), dumper);
+  std::string lines = test::read_text_file(err);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "dump status 0x" << std::hex << status << "\n"
+                                                             << lines;
+  EXPECT_NE(lines.find(", smaps in a second freeze (process " + std::to_string(pid_) + ": the mapping at 0x"),
+            std::string::npos)
+      << lines;
+  EXPECT_NE(lines.find(" is not in the copy), freeze snapshot\n"), std::string::npos) << lines;
+  ASSERT_NO_FATAL_FAILURE(expect_untraced_and_running(pid_));
+  // Nothing of the undone first attempt is left: no copy among its
+  // children, one dirty tracker (the second attempt's), not two.
+  std::string proc = "/proc/" + std::to_string(pid_);
+  EXPECT_EQ(test::read_text_file(proc + "/task/" + std::to_string(pid_) + "/children"), "");
+  int trackers = 0;
+  if (DIR *d = opendir((proc + "/fd").c_str())) {
+    while (dirent *e = readdir(d)) {
+      char target[256] = {};
+      if (readlink((proc + "/fd/" + e->d_name).c_str(), target, sizeof target - 1) > 0 &&
+          std::string(target) == "anon_inode:[userfaultfd]")
+        trackers++;
+    }
+    closedir(d);
+  }
+  EXPECT_EQ(trackers, 1);
+  kill(pid_, SIGKILL);
+  int st = 0;
+  ASSERT_TRUE(program_->wait_exit(&st, 10));
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
 }  // namespace

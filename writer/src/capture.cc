@@ -11,6 +11,7 @@
 #include <sys/time.h>
 
 #include "excluded_pages.h"
+#include "smaps_before.h"
 #include "frozen_phases.h"
 #include "unsupported_memory.h"
 #include "inject.h"
@@ -167,7 +168,8 @@ static Expected<std::vector<SeccompFilter>> read_seccomp_filters(pid_t tid, u32 
   return out;
 }
 
-Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_pages, bool refuse_strict) {
+Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_pages, bool refuse_strict,
+                                         const std::vector<MapEntry> *smaps_before) {
   ProcessCapture pc;
   pid_t pid = frozen.pid();
   pc.pid = pid;
@@ -199,9 +201,17 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_
   CKPT_TRY_ASSIGN(pc.shared_pending, read_shared_pending(pid));
 
   mark_frozen_phase("capture: threads");
-  CKPT_TRY_ASSIGN(pc.maps, read_maps(pid));
+  if (smaps_before && !plan_pages) {
+    auto adopted = adopt_smaps_before(pid, *smaps_before, pc.status);
+    if (!adopted) return adopted.error();
+    if (*adopted) {
+      pc.maps = std::move(**adopted);
+      pc.maps_from_before = true;
+    }
+  }
+  if (!pc.maps_from_before) CKPT_TRY_ASSIGN(pc.maps, read_maps(pid));
 
-  mark_frozen_phase("capture: smaps");
+  mark_frozen_phase(pc.maps_from_before ? "capture: maps (smaps read before)" : "capture: smaps");
   // Injected queries run through a `syscall` instruction in [vdso]; so do
   // the snapshot's and dirty tracking's later (pc.syscall_insn).
   pc.syscall_insn = find_vdso_syscall(pid, pc.maps);
@@ -252,7 +262,12 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_
 
   mark_frozen_phase("capture: terminals, locks, guards");
   if (!plan_pages) {
-    // Refused mappings are refused now, before any copy is made.
+    // Refused mappings are refused now, before any copy is made; by
+    // smaps of the instant (one read before may be out of date).
+    if (pc.maps_from_before && !check_memory_supported(pid, pc.maps)) {
+      CKPT_TRY_ASSIGN(pc.maps, read_maps(pid));
+      pc.maps_from_before = false;
+    }
     CKPT_TRY(check_memory_supported(pid, pc.maps));
     CKPT_TRY_ASSIGN(pc.excluded, read_excluded_ranges(pid, pc.maps));
     pc.memory = outline_vmas(pc.maps);

@@ -58,6 +58,9 @@ struct ProcessCapture {
   FdTable fds;
   std::vector<img::LockRecord> locks;     ///< held through fds
   std::vector<MapEntry> maps;
+  /// `maps` is smaps as read before the freeze (smaps_before.h): its
+  /// VmFlags still to be confirmed by the copy, its counters refreshed.
+  bool maps_from_before = false;
   img::u64 syscall_insn = 0;              ///< a `syscall` in its [vdso] that injected syscalls borrow
   std::vector<img::GuardRangeRecord> guard_ranges;
   std::vector<VmaPlan> memory;
@@ -75,7 +78,11 @@ struct ProcessCapture {
 /// pages planned later from the copy (snapshot_plan.h).
 /// `refuse_strict`: a thread in seccomp strict mode refuses the capture
 /// before anything is injected (DECISIONS 179, strict_seccomp.h).
+/// `smaps_before`: the process's smaps read before the freeze, used when
+/// it still holds at the instant (smaps_before.h; only with `plan_pages`
+/// false: the copy confirms it later); null: smaps is read now.
 img::Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_pages = true,
-                                              bool refuse_strict = false);
+                                              bool refuse_strict = false,
+                                              const std::vector<MapEntry> *smaps_before = nullptr);
 
 }  // namespace ckpt::writer

@@ -5,7 +5,9 @@
 // --sync), and killed (--kill) only after the image is in place.
 #include <ckpt/writer/dump.h>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <optional>
 #include <cstdio>
 #include <cerrno>
@@ -30,6 +32,7 @@
 #include "parent_compare.h"
 #include "self_checkpoint.h"
 #include "snapshot.h"
+#include "smaps_before.h"
 #include "snapshot_plan.h"
 #include "strict_seccomp.h"
 #include "dump_guard.h"
@@ -110,7 +113,19 @@ std::string full_freeze_reason(const DumpOptions &opt, const std::vector<Capture
 
 }  // namespace
 
-Expected<DumpStats> dump_process(const DumpOptions &opt) {
+namespace {
+
+// A first attempt that read smaps before the freeze and found, once the
+// copy existed, that it was out of date (smaps_before.h): why, and how long
+// that attempt kept the tree frozen.
+struct StaleSmaps {
+  std::string why;
+  double frozen_seconds = 0;
+};
+
+// One dump; `smaps_early`: read smaps before the freeze where it can
+// (smaps_before.h), filling `stale` when the copy shows it out of date.
+Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, StaleSmaps *stale) {
   DumpStats stats;
   auto start = Clock::now();
   if (opt.caller_tid) CKPT_TRY(await_caller_in_read(opt.pid, opt.caller_tid));
@@ -155,6 +170,11 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   // Work the freeze would do that its result does not depend on is done
   // before it (checked at its use inside).
   prime_sigreturn_sequences(opt.pid);
+  // Snapshot mode plans the pages after the release, from the copies
+  // (snapshot_plan.h); --parent's page selection needs them while frozen.
+  bool defer_plan = guard && may_snapshot && opt.parent.empty();
+  std::map<pid_t, std::vector<MapEntry>> smaps_before;
+  if (defer_plan && smaps_early) smaps_before = read_smaps_before_freeze(opt.pid);
   PreparedCgroup snapshot_cgroup;
   if (guard && may_snapshot) snapshot_cgroup.make([&](const std::string &path) { guard->snapshot_cgroup(path); });
   CKPT_TRY(fault_point("dump-primed"));
@@ -178,13 +198,12 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   // error return), or stay in it, locked, for --kill (tcp_repair.h).
   TcpRepairHold tcp_repair(opt.kill_after);
 
-  // Snapshot mode plans the pages after the release, from the copies
-  // (snapshot_plan.h); --parent's page selection needs them while frozen.
-  bool defer_plan = guard && may_snapshot && opt.parent.empty();
   std::vector<CapturedProcess> procs;  // live members, root first
   for (const TreeMember &m : members) {
     if (m.zombie) continue;
-    auto pc = capture_process(*m.frozen, !defer_plan, !opt.inject_strict_seccomp);
+    auto before = smaps_before.find(m.pid);
+    auto pc = capture_process(*m.frozen, !defer_plan, !opt.inject_strict_seccomp,
+                              before == smaps_before.end() ? nullptr : &before->second);
     if (!pc) return m.pid == opt.pid ? pc.error() : pc.error().context("process " + std::to_string(m.pid));
     if (opt.caller_tid && m.pid == opt.pid)
       CKPT_TRY(resume_caller_with(*pc, opt.caller_tid, opt.caller_resume_value));
@@ -318,6 +337,21 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   for (size_t i = 0; i < procs.size(); i++) {
     ProcessCapture &pc = procs[i].capture;
     if (!pc.memory_outlined) continue;
+    // smaps read before the freeze holds only if the copy (or the process,
+    // still frozen) confirms it; otherwise this attempt is undone like any
+    // failed dump and the next reads smaps inside the window.
+    if (pc.maps_from_before) {
+      auto later = read_maps(snap ? snap->of(i).copy : pc.pid);
+      if (!later) return later.error();
+      std::string why;
+      if (!confirm_smaps(pc.maps, *later, snap != nullptr, why)) {
+        if (stale) {
+          stale->why = "process " + std::to_string(pc.pid) + ": " + why;
+          stale->frozen_seconds = snap ? stats.frozen_seconds : seconds_since(frozen_at);
+        }
+        return make_error("process %d: smaps read before the freeze is out of date: %s", pc.pid, why.c_str());
+      }
+    }
     // From the copy; without one (snapshot mode not possible after all),
     // from the process, still frozen.
     auto plan = snap ? plan_from_copy(snap->of(i).copy, pc.maps, snap->of(i).early_plan, pc.excluded)
@@ -474,6 +508,9 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
     phases.print();
   }
   if (cancelled()) return interrupted();
+  stats.smaps_note = "in the freeze";
+  if (std::all_of(procs.begin(), procs.end(), [](const CapturedProcess &p) { return p.capture.maps_from_before; }))
+    stats.smaps_note = "before the freeze";
   CKPT_TRY(out->commit(opt.sync));
   if (guard) guard->commit();  // the trackers stay with the image that names them
   if (opt.kill_after) {
@@ -483,6 +520,23 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
   }
   stats.total_seconds = seconds_since(start);
   return stats;
+}
+
+}  // namespace
+
+Expected<DumpStats> dump_process(const DumpOptions &opt) {
+  StaleSmaps stale;
+  auto first = dump_attempt(opt, true, &stale);
+  if (first || stale.why.empty()) return first;
+  // The program changed a mapping's VmFlags between the early smaps read
+  // and the freeze (rare: madvise or mlock of a whole mapping in those
+  // milliseconds). The first attempt left the tree as it was; this one
+  // reads smaps inside the window, as every dump did before.
+  auto again = dump_attempt(opt, false, nullptr);
+  if (!again) return again;
+  again->frozen_seconds += stale.frozen_seconds;
+  again->smaps_note = "in a second freeze (" + stale.why + ")";
+  return again;
 }
 
 }  // namespace ckpt::writer

@@ -79,6 +79,10 @@ struct DumpStats {
   std::string tracking_note;    ///< why tracking was not used or armed, or ""
   /// "snapshot", or "full" followed by why in parentheses.
   std::string freeze_mode;
+  /// Where smaps (VmFlags) was read: "before the freeze" (confirmed by
+  /// the copy, DECISIONS 3000), "in the freeze", or "in a second freeze
+  /// (why)" when the copy showed the early read out of date.
+  std::string smaps_note;
   /// A tree: bytes of memory still shared copy-on-write since fork, stored
   /// once (by the first process) and referenced by the others.
   img::u64 cow_shared_bytes = 0;
