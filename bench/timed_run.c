@@ -18,9 +18,9 @@
 // read at the instant the pid file is complete, before the kill: hwm_kib is
 // COMMAND's own peak RSS (VmHWM: imgtool's, not the restored process's),
 // ready_cpu_ms the CPU time COMMAND's process tree (with what it reaped)
-// and the restored process have used until then. cpu_ms also counts the restored
-// process's exit (freeing its memory), which a peer timed until its
-// process runs does not pay; speed_bench.sh compares ready_cpu_ms.
+// and the restored process have used until then. cpu_ms also counts the
+// restored process's exit (freeing its memory), which a peer timed until
+// its process runs does not pay; speed_bench.sh compares ready_cpu_ms.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <dirent.h>
