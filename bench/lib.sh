@@ -53,15 +53,16 @@ bench_finish_args() {
   build=$(cd "${build:-$here/../build}" 2>/dev/null && pwd) || die "no build folder ${build:-$here/../build}"
 }
 
-# Sets imgtool, memhog and tickgap, building whichever is missing, and
-# checks that gdb is there.
+# Sets imgtool, memhog, tickgap and timed_run, building whichever is
+# missing, and checks that gdb is there.
 bench_tools() {
   imgtool=$build/imgtool
   memhog=$build/bench/memhog
   tickgap=$build/bench/tickgap
-  if [[ ! -x $imgtool || ! -x $memhog || ! -x $tickgap ]]; then
-    echo "building imgtool memhog tickgap in $build" >&2
-    cmake --build "$build" --target imgtool memhog tickgap >&2 || die "build failed"
+  timed_run=$build/bench/timed_run
+  if [[ ! -x $imgtool || ! -x $memhog || ! -x $tickgap || ! -x $timed_run ]]; then
+    echo "building imgtool memhog tickgap timed_run in $build" >&2
+    cmake --build "$build" --target imgtool memhog tickgap timed_run >&2 || die "build failed"
   fi
   command -v gdb >/dev/null || die "gdb is not installed"
 }

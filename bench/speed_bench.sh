@@ -63,10 +63,11 @@ bench_temp
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 disk_mib() { du -sk "$@" | awk '{ s += $1 } END { printf "%.0f", s / 1024 }'; }
 
-# Waits until pid $1 is gone (reaped by us, the subreaper) or 10 s.
+# Waits until pid $1 is gone (reaped by us, the subreaper) or 60 s (the
+# exit of a 16 GiB process takes seconds).
 await_gone() {
   local i
-  for ((i = 0; i < 1000; i++)); do
+  for ((i = 0; i < 6000; i++)); do
     kill -0 "$1" 2>/dev/null || return 0
     { wait "$1"; } 2>/dev/null || true
     sleep 0.01
@@ -107,8 +108,23 @@ echo "disk: 1 GiB dd into the page cache $(elapsed "$t0" "$t1") s, then its fsyn
 rm -f "$tmp/dd"
 echo
 
+# criu_leave_running_dump: one `criu dump --leave-running` of memhog $cpid
+# (its tick file in $dir/c), timed as put_dump_times does imgtool's.
+criu_leave_running_dump() {
+  rm -rf "$dir/criu" && mkdir -p "$dir/criu"
+  "$tickgap" reset "$dir/c/ticks"
+  t0=$(now)
+  /usr/bin/time -f "%M %U %S" -o "$dir/rss" "$criu" dump -t "$cpid" -D "$dir/criu" --shell-job --leave-running \
+    -o dump.log >/dev/null 2>&1 || die "criu dump --leave-running failed: $(tail -3 "$dir/criu/dump.log")"
+  t1=$(now)
+  sync "$dir/criu"/* "$dir/criu"
+  t2=$(now)
+  put_dump_times criu "$dir/c/ticks" rss
+  criu_mib=$(disk_mib "$dir/criu")
+  rm -rf "$dir/criu"
+}
+
 declare -A M  # M[size,figure] = median
-row_names=()
 for size in "${sizes[@]}"; do
   name=$(label "$size")
   dir=$tmp/$size
@@ -120,8 +136,13 @@ for size in "${sizes[@]}"; do
   pid=$MH_PID
   # CRIU dumps a memhog of its own: imgtool's dump leaves its dirty
   # tracker's userfaultfd in the target (for the next --parent dump),
-  # an fd CRIU cannot dump.
-  if [[ -z $criu_skip ]]; then
+  # an fd CRIU cannot dump. Both run at once, the tools alternating, when
+  # two fit in the memory available with 2 GiB to spare; otherwise (16 GiB
+  # on a 24 GiB machine: two would be killed by the OOM killer) CRIU's
+  # runs after imgtool's is gone.
+  criu_beside=0
+  if [[ -z $criu_skip ]] && ((2 * size + 2048 <= $(awk '/MemAvailable/ { print int($2 / 1024) }' /proc/meminfo))); then
+    criu_beside=1
     start_memhog "$size" "$dir/c" ticks
     cpid=$MH_PID
   fi
@@ -169,21 +190,14 @@ for size in "${sizes[@]}"; do
     gcore_mib=$(disk_mib "$dir/g")
     rm -f "$dir/g"
 
-    if [[ -z $criu_skip ]]; then
-      rm -rf "$dir/criu" && mkdir -p "$dir/criu"
-      "$tickgap" reset "$dir/c/ticks"
-      t0=$(now)
-      /usr/bin/time -f "%M %U %S" -o "$dir/rss" "$criu" dump -t "$cpid" -D "$dir/criu" --shell-job --leave-running \
-        -o dump.log >/dev/null 2>&1 || die "criu dump --leave-running failed: $(tail -3 "$dir/criu/dump.log")"
-      t1=$(now)
-      sync "$dir/criu"/* "$dir/criu"
-      t2=$(now)
-      put_dump_times criu "$dir/c/ticks" rss
-      criu_mib=$(disk_mib "$dir/criu")
-      rm -rf "$dir/criu"
-    fi
+    if ((criu_beside)); then criu_leave_running_dump; fi
   done
   stop_memhog "$pid"
+  if [[ -z $criu_skip ]] && ((!criu_beside)); then
+    start_memhog "$size" "$dir/c" ticks
+    cpid=$MH_PID
+    for ((i = 1; i <= repeat; i++)); do criu_leave_running_dump; done
+  fi
   if [[ -n ${cpid:-} ]]; then stop_memhog "$cpid"; cpid=""; fi
 
   # ---- kill dumps (a fresh memhog each), then restores of the last image ----
@@ -208,34 +222,38 @@ for size in "${sizes[@]}"; do
     "$imgtool" dump --kill --pid "$1" -o "$dir/keep.img" 2>"$dir/log" || die "imgtool dump --kill failed: $(cat "$dir/log")"
   }
   kill_dumps imgtool_dump_kill true imgtool_dump_kill
-  # restore_imgtool MODE: from the start until the pid file is written
-  # (the process runs); imgtool's VmHWM read then is its peak RSS.
+  # restore_imgtool MODE [RUNS]: from the fork of imgtool until its pid
+  # file is written (the process runs), timed by bench/timed_run: inotify
+  # on the pid file, so no fork of `sleep` or `date` by this shell lands in
+  # the timed span (under load a polling shell measured itself,
+  # bench/README.md "Fourth pass (wip-warm...)"). At that instant timed_run
+  # reads imgtool's VmHWM (its peak RSS) and the CPU time of imgtool, its
+  # children and the restored process (its restorer's reads), then kills
+  # the process and reaps all. RUNS (default 1) restores, their medians;
+  # RESTORE_RANGE is the wall clock's min..max in ms.
   restore_imgtool() {
-    local flag=() t0 t1 rjob hwm
+    local flag=() out
     [[ $1 == lazy ]] && flag=(--lazy)
-    rm -f "$dir/rpid"
-    t0=$(now)
-    "$imgtool" restore "${flag[@]}" --pidfile "$dir/rpid" "$dir/keep.img" 2>"$dir/rlog" &
-    rjob=$!
-    # Polled every 5 ms, not in a busy loop: spinning here took a CPU from
-    # the restore it times (the 2026-11-30 run's hot-restore wall times).
-    until [[ -s $dir/rpid ]]; do
-      kill -0 "$rjob" 2>/dev/null || die "imgtool restore failed: $(cat "$dir/rlog")"
-      sleep 0.005
-    done
-    t1=$(now)
-    hwm=$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$rjob/status" 2>/dev/null || echo -)
-    # imgtool's CPU so far and the restored process's (its restorer's reads).
-    RESTORE_CPU=$(add "$(proc_cpu "$rjob")" "$(proc_cpu "$(cat "$dir/rpid")")")
-    kill -KILL "$(cat "$dir/rpid")"
-    { wait "$rjob"; } 2>/dev/null || true
-    RESTORE_T=$(elapsed "$t0" "$t1") RESTORE_RSS=$hwm
+    out=$("$timed_run" -r "${2:-1}" -p "$dir/rpid" -- "$imgtool" restore "${flag[@]}" --pidfile "$dir/rpid" "$dir/keep.img" \
+      2>"$dir/rlog" </dev/null) || die "imgtool restore${flag[*]:+ ${flag[*]}} failed: $(cat "$dir/rlog")"
+    # wall_ms M A..B cpu_ms M A..B runs N hwm_kib M A..B ready_cpu_ms M A..B
+    read -r RESTORE_T RESTORE_RANGE RESTORE_RSS RESTORE_CPU < <(awk '{ printf "%.4f %s %.1f %.4f\n", $2 / 1000, $3, $10 / 1024, $13 / 1000 }' <<<"$out")
   }
+  # A hot lazy restore takes a few ms: under load one run is mostly the
+  # wait for a CPU, so each repetition is the median of 5 (DECISIONS 4502).
+  # The others take 0.1 s to minutes and run once per repetition (a cold
+  # one needs its own drop_caches).
+  lazy_hot_runs=5
   for mode in eager lazy; do
     for ((i = 1; i <= repeat; i++)); do
       cat "$dir/keep.img" >/dev/null
-      restore_imgtool $mode
-      put "imgtool_restore_${mode}_hot" "$RESTORE_T"
+      if [[ $mode == lazy ]]; then
+        restore_imgtool lazy "$lazy_hot_runs"
+        put imgtool_restore_lazy_hot "$RESTORE_T" "median of $lazy_hot_runs; $RESTORE_RANGE ms"
+      else
+        restore_imgtool eager
+        put imgtool_restore_eager_hot "$RESTORE_T"
+      fi
       put "imgtool_restore_${mode}_hot_cpu" "$RESTORE_CPU"
       [[ $mode == eager ]] && put imgtool_restore_rss "$RESTORE_RSS"
       drop_caches

@@ -11,10 +11,19 @@
 // lazy-pages helpers) is reaped here, so the CPU time counts every process
 // of a run. COMMAND's standard output goes to /dev/null. Prints one line:
 //   wall_ms median MIN..MAX cpu_ms median MIN..MAX runs N
+// and with -p also
+//   hwm_kib median MIN..MAX ready_cpu_ms median MIN..MAX
 // CLOCK_MONOTONIC from just before fork() to the end; CPU time is user +
-// system of every reaped descendant (getrusage RUSAGE_CHILDREN).
+// system of every reaped descendant (getrusage RUSAGE_CHILDREN). With -p,
+// read at the instant the pid file is complete, before the kill: hwm_kib is
+// COMMAND's own peak RSS (VmHWM: imgtool's, not the restored process's),
+// ready_cpu_ms the CPU time COMMAND's process tree (with what it reaped)
+// and the restored process have used until then. cpu_ms also counts the
+// restored process's exit (freeing its memory), which a peer timed until
+// its process runs does not pay; speed_bench.sh compares ready_cpu_ms.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <poll.h>
@@ -64,6 +73,105 @@ static pid_t read_pidfile(const char *path) {
   return (pid_t)atoi(text);
 }
 
+// Field `key` of /proc/PID/status in KiB (VmHWM), -1 when unreadable.
+static double status_kib(pid_t pid, const char *key) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return -1;
+  double kib = -1;
+  size_t len = strlen(key);
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, key, len) == 0 && line[len] == ':') kib = atof(line + len + 1);
+  fclose(f);
+  return kib;
+}
+
+// cutime + cstime of PID in ms (fields 16-17 of /proc/PID/stat, counted
+// after the ")" that ends the command name: its reaped children), 0 when
+// unreadable. Clock ticks (10 ms): fine for what a restore reaps.
+static double reaped_cpu_ms(pid_t pid) {
+  char path[64], text[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  text[n] = 0;
+  char *p = strrchr(text, ')');
+  if (!p) return 0;
+  // After ")": field 3 (state) is the first; 16-17 are the 14th-15th.
+  unsigned long long v[15] = {0};
+  char state;
+  if (sscanf(p + 1, " %c %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &state, &v[0], &v[1],
+             &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11], &v[12], &v[13]) != 15)
+    return 0;
+  return (double)(v[12] + v[13]) * 1e3 / (double)sysconf(_SC_CLK_TCK);
+}
+
+// CPU time of every thread of PID in ms, from /proc/PID/task/TID/schedstat
+// (nanoseconds on the CPU: /proc/PID/stat's utime and stime count 10 ms
+// clock ticks, too coarse for a lazy restore's few ms).
+static double threads_cpu_ms(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  DIR *d = opendir(path);
+  if (!d) return 0;
+  double ms = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char file[320];
+    snprintf(file, sizeof file, "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
+    FILE *f = fopen(file, "re");
+    unsigned long long ns = 0;
+    if (f && fscanf(f, "%llu", &ns) == 1) ms += (double)ns / 1e6;
+    if (f) fclose(f);
+  }
+  closedir(d);
+  return ms;
+}
+
+// Adds PID and its descendants (through /proc/PID/task/TID/children) to
+// seen[] (at most `cap`, no pid twice).
+static void collect_tree(pid_t pid, pid_t *seen, int *n, int cap) {
+  for (int i = 0; i < *n; i++)
+    if (seen[i] == pid) return;
+  if (*n >= cap) return;
+  seen[(*n)++] = pid;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  DIR *d = opendir(path);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char file[320];
+    snprintf(file, sizeof file, "/proc/%d/task/%s/children", (int)pid, e->d_name);
+    FILE *f = fopen(file, "re");
+    int c;
+    while (f && fscanf(f, "%d", &c) == 1) collect_tree((pid_t)c, seen, n, cap);
+    if (f) fclose(f);
+  }
+  closedir(d);
+}
+
+// The CPU time COMMAND's process tree and the restored process (not
+// COMMAND's child with --detach) have used so far: every live process's
+// threads, and what each has reaped.
+static double tree_cpu_ms(pid_t child, pid_t restored) {
+  pid_t seen[256];
+  int n = 0;
+  collect_tree(child, seen, &n, 256);
+  collect_tree(restored, seen, &n, 256);
+  double ms = 0;
+  for (int i = 0; i < n; i++) ms += threads_cpu_ms(seen[i]) + reaped_cpu_ms(seen[i]);
+  return ms;
+}
+
+static double last_hwm_kib, last_ready_cpu_ms;
+
 // One run: the wall time in ms, or a negative value when COMMAND failed.
 static double run_once(char **argv, const char *pidfile) {
   int watch = -1;
@@ -105,6 +213,8 @@ static double run_once(char **argv, const char *pidfile) {
         pid_t restored = read_pidfile(pidfile);
         if (restored > 0) {
           t1 = now_ms();
+          last_hwm_kib = status_kib(child, "VmHWM");
+          last_ready_cpu_ms = tree_cpu_ms(child, restored);
           kill(restored, SIGKILL);
           break;
         }
@@ -140,10 +250,13 @@ int main(int argc, char **argv) {
   }
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   double *wall = calloc((size_t)runs, sizeof *wall), *cpu = calloc((size_t)runs, sizeof *cpu);
+  double *hwm = calloc((size_t)runs, sizeof *hwm), *ready_cpu = calloc((size_t)runs, sizeof *ready_cpu);
   for (int i = 0; i < runs; i++) {
     double before = children_cpu_ms();
     wall[i] = run_once(argv + optind, pidfile);
     cpu[i] = children_cpu_ms() - before;
+    hwm[i] = last_hwm_kib;
+    ready_cpu[i] = last_ready_cpu_ms;
     if (wall[i] < 0) {
       fprintf(stderr, "timed_run: %s failed (run %d)\n", argv[optind], i + 1);
       return 1;
@@ -151,6 +264,12 @@ int main(int argc, char **argv) {
   }
   summary("wall_ms", wall, runs);
   summary("cpu_ms", cpu, runs);
-  printf("runs %d\n", runs);
+  printf("runs %d", runs);
+  if (pidfile) {
+    printf(" ");
+    summary("hwm_kib", hwm, runs);
+    summary("ready_cpu_ms", ready_cpu, runs);
+  }
+  printf("\n");
   return 0;
 }
