@@ -8,6 +8,8 @@
 #include <sys/user.h>
 #include <sys/wait.h>
 
+#include <ckpt/img/fault_point.h>
+
 #include "self_maps.h"
 
 namespace ckpt::reader {
@@ -166,7 +168,12 @@ void let_go(Taken &t) {
   // A stopped image stops again before its first instruction: the stop is
   // pending when the threads leave their ptrace stops.
   if (t.h->stopped) kill(t.h->pid, SIGSTOP);
-  for (pid_t tid : t.attached) {
+  for (size_t i = 0; i < t.attached.size(); i++) {
+    pid_t tid = t.attached[i];
+    // The program runs from the first detach on; the point lets a test end
+    // it before the other threads are let go (its :eio form does nothing:
+    // nothing can be undone here).
+    if (i == 1) (void)fault_point("restore-letting-go");
     if (ptrace(PTRACE_DETACH, tid, 0, 0) == 0 || errno != ESRCH) continue;
     // Kernel quirk: the first threads let go run the program at once, and
     // a program that ends at once (a warm start's exit_group) kills the

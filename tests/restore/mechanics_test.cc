@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +22,40 @@ TEST_F(RestoreRun, PassesOnTheExitStatus) {
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   ASSERT_NO_FATAL_FAILURE(restore_expect(42));
   EXPECT_EQ(count(report(), "PASS"), 1) << report();
+}
+
+// A program that ends as soon as it runs kills the threads restore has
+// not let go yet (DECISIONS 5002; seen with the JVM's Runtime.halt). Here
+// restore_counter is killed once its leader is let go and while its worker
+// is still held (the restore-letting-go fault point waits). The worker,
+// killed in its ptrace stop, is restore's to reap: left a traced zombie,
+// the leader was never reaped and restore waited for ever (the hang guard
+// ended it).
+TEST_F(RestoreRun, ProgramEndingWhileThreadsAreLetGoEndsTheRestore) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(go());
+  std::string release = dir() + "/letting-go";
+  pid_t leader = pid_;
+  bool reached = false;
+  std::thread watcher([&] {
+    for (int i = 0; i < 6000 && !reached; i++) {
+      reached = access((release + ".restore-letting-go").c_str(), F_OK) == 0;
+      if (!reached) usleep(10000);
+    }
+    if (reached) kill(leader, SIGKILL);
+    FILE *f = std::fopen(release.c_str(), "we");
+    if (f) std::fclose(f);
+  });
+  setenv("CKPT_FAULT", "restore-letting-go:wait", 1);
+  setenv("CKPT_FAULT_WAIT", release.c_str(), 1);
+  RunResult r = restore(image_path(), {}, 60);
+  unsetenv("CKPT_FAULT");
+  unsetenv("CKPT_FAULT_WAIT");
+  watcher.join();
+  ASSERT_TRUE(reached) << "restore never reached restore-letting-go; its stderr:\n" << r.err;
+  ASSERT_FALSE(r.timed_out) << "restore hung on the killed, still traced worker; its stderr:\n" << r.err;
+  EXPECT_TRUE(r.exited && r.exit_code == 128 + SIGKILL) << r.status() << "\n" << r.err;
 }
 
 TEST_F(RestoreRun, PassesOnDeathBySignalAs128PlusN) {
