@@ -218,17 +218,23 @@ void map_memory(const struct rs_args *a) {
     for (unsigned k = 0; k < v->nfill; k++) {
       const struct rs_fill *f = &a->fill[v->first_fill + k];
       RS_ASSERT(a, v->first_fill + k < a->nfill && f->addr >= v->start && f->len <= v->end - f->addr);
-      /* The pages about to be read in are made first, all in one call
-       * (MADV_POPULATE_WRITE, Linux 5.14+; ignored where it fails: it
-       * tunes), so the pread finds them present instead of taking a fault
-       * per 4 KiB page inside its copy: on this kind of VM (PVM) each fault
-       * exception goes through the hypervisor and costs more than the copy.
-       * In a private file mapping it makes the private copies the pread's
-       * copy-on-write faults would. Only the stored ranges, so the resident
-       * set is the original's. Never on a userfaultfd-registered range (a
-       * populate there would wait for a helper not yet serving): a VMA is
-       * filled before it is registered, and one served lazily has no fill. */
-      if (v->map_flags & MAP_PRIVATE) sys3(NR_madvise, f->addr, f->len, MADV_POPULATE_WRITE);
+      /* A fill read into place by pread (one no checksum covers, or every
+       * fill once process_vm_writev failed) has its pages made first, all
+       * in one call (MADV_POPULATE_WRITE, Linux 5.14+; ignored where it
+       * fails: it tunes), so the pread finds them present instead of taking
+       * a fault per 4 KiB page inside its copy: on this kind of VM (PVM)
+       * each fault exception goes through the hypervisor and costs more
+       * than the copy. In a private file mapping it makes the private
+       * copies the pread's copy-on-write faults would. Only the stored
+       * ranges, so the resident set is the original's. Never on a
+       * userfaultfd-registered range (a populate there would wait for a
+       * helper not yet serving): a VMA is filled before it is registered,
+       * and one served lazily has no fill. A checked fill placed by
+       * process_vm_writev needs no populate: its pin makes the same pages
+       * in the kernel (the very work the populate did, a second page-table
+       * walk and a system call per fill for nothing, decision 5000). */
+      if ((v->map_flags & MAP_PRIVATE) && (!f->check || run.self <= 0))
+        sys3(NR_madvise, f->addr, f->len, MADV_POPULATE_WRITE);
       fill_checked(a, f, &run);
     }
     if (v->uffd) {
