@@ -240,7 +240,7 @@ for size in "${sizes[@]}"; do
     read -r RESTORE_T RESTORE_RANGE RESTORE_RSS RESTORE_CPU < <(awk '{ printf "%.4f %s %.1f %.4f\n", $2 / 1000, $3, $10 / 1024, $13 / 1000 }' <<<"$out")
   }
   # A hot lazy restore takes a few ms: under load one run is mostly the
-  # wait for a CPU, so each repetition is the median of 5 (DECISIONS 4502).
+  # wait for a CPU, so each repetition is the median of 5 (DECISIONS 222).
   # The others take 0.1 s to minutes and run once per repetition (a cold
   # one needs its own drop_caches).
   lazy_hot_runs=5

@@ -45,7 +45,7 @@ Error checksum_mismatch(const IntegrityRecord &r) {
 // Since minor 7 (kPrefixOutsideCovered) it hashes only what lies outside
 // the segments and the embedded cores (`skipped`, sorted, disjoint): each
 // byte once.
-// Stored bytes are hashed on the CPU's widest vector unit (decision 4000).
+// Stored bytes are hashed on the CPU's widest vector unit (decision 214).
 constexpr u64 kChunk = 32ull << 20;
 
 struct RunningSegment {

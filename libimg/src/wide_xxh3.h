@@ -1,5 +1,5 @@
 // xxh3_update_wide: XXH3_64bits_update on the widest vector unit the CPU
-// has, for the bulk bytes a dump checksums (decision 4000).
+// has, for the bulk bytes a dump checksums (decision 214).
 #pragma once
 
 #include <cstddef>

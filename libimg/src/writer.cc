@@ -293,7 +293,7 @@ Status ImageWriter::write(std::span<const u8> bytes) {
     u64 k = std::min<u64>(bytes.size(), s.filesz - seg_done_);
     // Segment data is hashed once, for its Segment record; the Prefix
     // leaves it out (format minor 7, decision 199). It is nearly all of
-    // the bytes a dump hashes: on the CPU's widest vector unit (4000).
+    // the bytes a dump hashes: on the CPU's widest vector unit (decision 214).
     xxh3_update_wide(seg_hash_, bytes.data(), k);
     CKPT_TRY(emit(bytes.first(k), false));
     bytes = bytes.subspan(k);

@@ -232,7 +232,7 @@ void map_memory(const struct rs_args *a) {
        * and one served lazily has no fill. A checked fill placed by
        * process_vm_writev needs no populate: its pin makes the same pages
        * in the kernel (the very work the populate did, a second page-table
-       * walk and a system call per fill for nothing, decision 5000). */
+       * walk and a system call per fill for nothing, decision 223). */
       if ((v->map_flags & MAP_PRIVATE) && (!f->check || run.self <= 0))
         sys3(NR_madvise, f->addr, f->len, MADV_POPULATE_WRITE);
       fill_checked(a, f, &run);

@@ -29,7 +29,7 @@ using namespace img;
 // for at most one step.
 static constexpr u64 kStep = 1u << 20;
 // A fault is served with the stored pages of its aligned window of this
-// many bytes (decision 5001): the kernel's own fault-around size for file
+// many bytes (decision 224): the kernel's own fault-around size for file
 // pages (fault_around_bytes, 64 KiB).
 static constexpr u64 kFaultAround = 64u << 10;
 // The background copy starts this long after the process runs: a program
@@ -109,7 +109,7 @@ class Target {
     int r;
     if (s) {
       midway_fault_point();
-      // Fault-around (decision 5001): the stored pages of the aligned
+      // Fault-around (decision 224): the stored pages of the aligned
       // window around the page come in with it, the page and those after
       // it first (the copy that wakes the program), then those before it.
       // A warm start touches its memory in clusters (the JVM: ~440 pages

@@ -148,7 +148,7 @@ TEST_F(FaultTest, SigreturnSequenceFoundBeforeTheFreezeIsCheckedAtItsUse) {
   ASSERT_NO_FATAL_FAILURE(expect_program_passes());
 }
 
-// smaps read before the freeze (DECISIONS 3000), nothing changed since:
+// smaps read before the freeze (DECISIONS 218), nothing changed since:
 // the window reads /proc/PID/maps only (CKPT_TRACE_TIMES names the step),
 // the copy confirms the VmFlags, and the MADV_WIPEONFORK mapping (zeros in
 // the copy, so read while frozen with counters it cannot trust) keeps its
@@ -170,7 +170,7 @@ TEST_F(FaultTest, SmapsReadBeforeTheFreezeIsConfirmedByTheCopy) {
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
-// smaps read before the freeze (DECISIONS 3000) and made out of date
+// smaps read before the freeze (DECISIONS 218) and made out of date
 // before the instant: the program makes a whole mapping MADV_DONTFORK while
 // the dump waits between that read and its freeze (dump-primed), which
 // /proc/PID/maps does not show. The copy has no such mapping: the dump must

@@ -2,7 +2,7 @@
  * program makes MADV_DONTFORK, whole mapping, when SIDEDIR/flip appears
  * (then it creates SIDEDIR/flipped), and 1 MiB of patterned
  * MADV_WIPEONFORK memory from the start. A dump reads smaps before its
- * freeze (DECISIONS 3000); the test may flip the mapping in between, so
+ * freeze (DECISIONS 218); the test may flip the mapping in between, so
  * that the early read is out of date at the instant: the copy has no such
  * mapping, and the dump must notice and read smaps again, or store it as
  * zeros. After the restore both mappings must have their bytes and flags.

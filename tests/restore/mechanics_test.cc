@@ -25,7 +25,7 @@ TEST_F(RestoreRun, PassesOnTheExitStatus) {
 }
 
 // A program that ends as soon as it runs kills the threads restore has
-// not let go yet (DECISIONS 5002; seen with the JVM's Runtime.halt). Here
+// not let go yet (DECISIONS 225; seen with the JVM's Runtime.halt). Here
 // restore_counter is killed once its leader is let go and while its worker
 // is still held (the restore-letting-go fault point waits). The worker,
 // killed in its ptrace stop, is restore's to reap: left a traced zombie,

@@ -183,7 +183,7 @@ TEST_F(Snapshot, DumperKilledMidwayLeavesNothingBehind) {
 
 // A copy that does not hold the target's stack as it was when frozen (the
 // fault point zeroes its page at rsp) fails the dump in one line, before
-// any file is made, and leaves the program as it was (DECISIONS.md 214).
+// any file is made, and leaves the program as it was (DECISIONS.md 217).
 TEST_F(Snapshot, CopyDisagreeingWithTheFrozenStackFailsTheDump) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_SNAPSHOT_PATH));
   std::string fds_before = fds();

@@ -1,4 +1,4 @@
-// xxh3_update_wide (libimg/src/wide_xxh3.h, decision 4000) must give the
+// xxh3_update_wide (libimg/src/wide_xxh3.h, decision 214) must give the
 // very digest XXH3_64bits gives: the Segment records of every image are
 // these values, and a reader built against a static libxxhash (the
 // launcher) checks them with the plain function. The vector loops of

@@ -1,4 +1,4 @@
-// smaps read before the freeze (smaps_before.h, DECISIONS 3000): adopted in
+// smaps read before the freeze (smaps_before.h, DECISIONS 218): adopted in
 // the window only while /proc/PID/maps shows the same mappings and nothing
 // is locked, and confirmed afterwards by the copy's smaps, mapping by
 // address, apart from what fork drops.

@@ -29,7 +29,7 @@ using namespace img;
 // made present up front (below), and on this VM that first touch of fresh
 // memory is paid per dump: 32 MiB of them (8 MiB batches) cost 6 % of a
 // 1 GiB dump's CPU in clear_page, and 24 MiB of its peak RSS (decision
-// 4001). A batch is one huge page.
+// 215). A batch is one huge page.
 static constexpr size_t kBatch = 2u << 20;   // bytes per read
 static constexpr size_t kSlots = 4;          // batches in flight
 static constexpr size_t kMaxPieces = 1024;   // IOV_MAX

@@ -1,5 +1,5 @@
 // smaps read before the freeze, checked in it and confirmed by the copy
-// (smaps_before.h, DECISIONS 3000).
+// (smaps_before.h, DECISIONS 218).
 #include "smaps_before.h"
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// smaps read before the freeze (DECISIONS 3000). Reading /proc/PID/smaps
+// smaps read before the freeze (DECISIONS 218). Reading /proc/PID/smaps
 // walks every page table of the process (about what a fork's page-table
 // copy costs), and the frozen window only needs it for each mapping's
 // VmFlags and the page counters. Snapshot mode (no --parent) now reads it

@@ -80,7 +80,7 @@ struct DumpStats {
   /// "snapshot", or "full" followed by why in parentheses.
   std::string freeze_mode;
   /// Where smaps (VmFlags) was read: "before the freeze" (confirmed by
-  /// the copy, DECISIONS 3000), "in the freeze", or "in a second freeze
+  /// the copy, DECISIONS 218), "in the freeze", or "in a second freeze
   /// (why)" when the copy showed the early read out of date.
   std::string smaps_note;
   /// A tree: bytes of memory still shared copy-on-write since fork, stored
