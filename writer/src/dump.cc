@@ -36,6 +36,7 @@
 #include "snapshot_plan.h"
 #include "strict_seccomp.h"
 #include "dump_guard.h"
+#include "dump_parts.h"
 #include "sysv_ipc.h"
 #include "tree_ids.h"
 #include "unix_peers.h"
@@ -49,69 +50,6 @@ using Clock = std::chrono::steady_clock;
 static double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
-
-namespace {
-
-// One live process of the tree on its way into the image.
-struct CapturedProcess {
-  ProcessCapture capture;
-  SegmentLayout layout;
-  ImageNotes notes;
-  TrackerFd tracker;  ///< the dirty tracker an earlier dump left (not in the image)
-  /// --parent: the process is in PREV (matching_core), so its core takes
-  /// unchanged pages from its core there and has a Parent note.
-  bool incremental = false;
-  ParentSelection selection;
-};
-
-// The root's Tree note: one record per further process, in tree order
-// (parents before children); offsets and sizes are the writer's to fill.
-TableBuilder<TreeRecord> tree_table(const std::vector<TreeMember> &members) {
-  TableBuilder<TreeRecord> t;
-  for (size_t i = 1; i < members.size(); i++) {
-    const TreeMember &m = members[i];
-    TreeRecord r{};
-    r.pid = m.pid;
-    r.ppid = m.ppid;
-    r.pgid = m.stat.pgrp;
-    r.sid = m.stat.session;
-    r.creator_tid = m.creator_tid;
-    r.flags = m.zombie ? u32(kTreeZombie) : 0u;
-    r.wait_status = m.zombie ? m.stat.exit_code : 0;
-    r.exit_signal = m.stat.exit_signal;
-    r.comm = t.add_string(m.stat.comm);
-    t.add(r);
-  }
-  return t;
-}
-
-// Snapshot mode pays off from this much memory to store on (decision 134).
-constexpr u64 kSnapshotMinBytes = 8ull << 20;
-
-// Why this dump freezes the tree for its whole length ("full (...)"), or ""
-// for snapshot mode (DECISIONS.md 131).
-std::string full_freeze_reason(const DumpOptions &opt, const std::vector<CapturedProcess> &procs,
-                               const std::string &unguarded) {
-  using Mode = DumpOptions::FreezeMode;
-  if (opt.freeze_mode == Mode::Full) return "full (--full-freeze)";
-  if (opt.caller_tid) return "full (libckpt)";
-  for (const CapturedProcess &p : procs)
-    if (p.capture.stopped) return "full (a stopped process)";
-  // Without the guard a dumper killed mid-snapshot would leave the copy
-  // in the target for its parent to see (dump_guard.h).
-  if (!unguarded.empty()) return "full (no snapshot: " + unguarded + ")";
-  if (opt.freeze_mode == Mode::Snapshot) return "";
-  if (opt.kill_after) return "full (--kill)";
-  // Below this the write takes about as long as making the copies
-  // (decision 134).
-  u64 bytes = 0;
-  for (const CapturedProcess &p : procs)
-    bytes += p.capture.memory_outlined ? estimated_stored_bytes(p.capture.maps) : stored_bytes(p.capture.memory);
-  if (bytes < kSnapshotMinBytes) return "full (under 8 MiB to store)";
-  return "";
-}
-
-}  // namespace
 
 namespace {
 
