@@ -6,6 +6,8 @@
 #include <cstring>
 #include <fcntl.h>
 #include <map>
+#include <string>
+#include <string_view>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -14,6 +16,8 @@
 
 #include <ckpt/img/file_identity.h>
 #include <ckpt/img/reader.h>
+
+#include "fd_kinds/fd_kind.h"
 
 namespace ckpt::reader {
 
@@ -106,10 +110,33 @@ ObjectMappings mappings_of_object(const CkptView &v, const ImageReader &image, c
 }
 
 Expected<int> new_deleted_file_object(const std::vector<ObjectMappings> &sources, u64 size) {
-  int fd = static_cast<int>(syscall(SYS_memfd_create, "ckpt-shared", MFD_CLOEXEC));
-  if (fd < 0) return make_error("memfd_create: %s", strerror(errno));
+  // A memfd keeps its name ("/memfd:NAME", without " (deleted)") and the
+  // seals its mappings' records carry (format minor 8, decision 2001);
+  // anything else (an unlinked file of /dev/shm) becomes "ckpt-shared".
+  std::string name = "ckpt-shared";
+  const VmaRecord *sealed = nullptr;
+  for (const ObjectMappings &src : sources)
+    for (const VmaRecord *o : src.maps) {
+      std::string_view path = src.view->vmas.str_or_empty(o->path);
+      if (path.rfind("/memfd:", 0) == 0 && path.size() > 7 && name == "ckpt-shared") name = path.substr(7);
+      if ((o->flags & kVmaSeals) && !sealed) sealed = o;
+    }
+  // F_SEAL_SEAL alone is what a memfd made without MFD_ALLOW_SEALING has.
+  bool sealing = sealed && sealed->seals != F_SEAL_SEAL;
+  int fd = static_cast<int>(syscall(SYS_memfd_create, name.c_str(), MFD_CLOEXEC | (sealing ? MFD_ALLOW_SEALING : 0)));
+  if (fd < 0) return make_error("memfd_create %s: %s", name.c_str(), strerror(errno));
   Status filled = ftruncate(fd, static_cast<off_t>(size)) == 0 ? write_stored_pages(sources, fd)
                                                                : make_error("ftruncate: %s", strerror(errno));
+  // Sealed once its bytes are back (F_SEAL_WRITE forbids the refill, the
+  // size seals the ftruncate), but for the seals that must wait until
+  // every mapping is made (memfd_late_seals: the restorer's, or in a tree
+  // imgtool's, decisions 192 and 204).
+  if (filled && sealing) {
+    u32 early = sealed->seals & ~memfd_late_seals(sealed->seals);
+    if (early && fcntl(fd, F_ADD_SEALS, int(early)) < 0)
+      filled = make_error("cannot seal the recreated memfd %s (mapped at 0x%llx) with 0x%x: %s", name.c_str(),
+                          (unsigned long long)sealed->start, early, strerror(errno));
+  }
   if (!filled) {
     close(fd);
     return filled.error();

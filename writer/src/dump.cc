@@ -25,6 +25,7 @@
 #include "freeze_tree.h"
 #include "inject_return_frame.h"
 #include "frozen_phases.h"
+#include "mapped_memfds.h"
 #include "memory.h"
 #include "output.h"
 #include "parent_compare.h"
@@ -194,6 +195,9 @@ Expected<DumpStats> dump_process(const DumpOptions &opt) {
       if (!stored) return stored.error();
       pc->stored_files = stored.take();
     }
+    auto seals = read_mapped_memfd_seals(m.pid, pc->maps);
+    if (!seals) return seals.error();
+    pc->memfd_seals = seals.take();
     procs.push_back(CapturedProcess{pc.take(), {}, {}, tracker, false, {}});
   }
   {
