@@ -51,14 +51,6 @@ const std::vector<KnownStateDifference> &known_state_differences() {
       // not when a test running beside it made a namespace meanwhile.
       {"13: an own IPC namespace is a new namespace", R"(ns\.ipc: ipc:\[\d+\] -> ipc:\[\d+\])", false,
        "OwnNamespaceComesBackWithEveryObject"},
-      // Found by the tree comparison (decision 2002); a bug, not fixed yet:
-      // a deleted file of /dev/shm that no process holds an fd of, only
-      // maps shared, comes back as a memfd named "ckpt-shared"
-      // (new_deleted_file_object), so /proc/PID/maps names another file
-      // on another device.
-      {"17 (found by the tree comparison): a deleted /dev/shm file only mapped comes back as a memfd",
-       R"(maps\.\S+: (\S+ \S+) \S+ (#\d+) /dev/shm/\S+ \(deleted\) (VmFlags: .*) -> \1 00:01 \2 /memfd:ckpt-shared \(deleted\) \3)",
-       false, "UnlinkedShmObjectStaysSharedBetweenProcesses"},
       // Not a bug (docs/DECISIONS.md 126): the dirty tracker a dump leaves
       // in the process it lets run on (a userfaultfd marked O_APPEND, its
       // mappings registered, "uw") is the dumper's, never restored: it is
