@@ -139,7 +139,9 @@ void RestoreTest::start(const std::string &program, const std::vector<std::strin
 
 void RestoreTest::dump_kill(const std::vector<std::string> &extra) {
   ASSERT_TRUE(program_);
-  if (compare_state_ || compare_tree_) ASSERT_NO_FATAL_FAILURE(capture_tree_before());
+  if (compare_state_ || compare_tree_) {
+    ASSERT_NO_FATAL_FAILURE(capture_tree_before());
+  }
   std::vector<std::string> args = {"--kill"};
   args.insert(args.end(), extra.begin(), extra.end());
   // A tree: its other processes become our children (we are the
@@ -169,7 +171,9 @@ void RestoreTest::capture_tree_before() {
   before_state_ = test::capture_idle_state(pid_);
   ASSERT_EQ(before_state_.error, "") << "the program before the dump";
   before_tree_.clear();
-  if (compare_tree_) ASSERT_NO_FATAL_FAILURE(capture_processes_before(live_descendants(pid_), &before_tree_));
+  if (compare_tree_) {
+    ASSERT_NO_FATAL_FAILURE(capture_processes_before(live_descendants(pid_), &before_tree_));
+  }
 }
 
 void RestoreTest::go() { ASSERT_TRUE(write_file(go_path(), "go\n")); }
