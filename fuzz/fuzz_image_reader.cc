@@ -33,6 +33,7 @@
 #include <ckpt/reader/validate.h>
 
 #include "fuzz_common.h"
+#include "hash_outside.h"
 #include "kind_checks.h"
 
 using namespace ckpt;
@@ -245,27 +246,12 @@ std::optional<std::vector<u8>> reseal(const ImageReader &r) {
     if (rec.kind == static_cast<u32>(IntegrityKind::Segment) && fits(rec.offset, rec.size))
       covered.push_back({rec.offset, rec.offset + rec.size});
   }
-  std::sort(covered.begin(), covered.end());
-  auto hash_outside_covered = [&](u64 pos, u64 end) {
-    XXH3_state_t *st = XXH3_createState();
-    if (!st) return u64(0);
-    XXH3_64bits_reset(st);
-    for (auto [a, b] : covered) {
-      if (a >= end) break;
-      if (a > pos) XXH3_64bits_update(st, out.data() + pos, a - pos);
-      pos = std::max(pos, b);
-    }
-    if (pos < end) XXH3_64bits_update(st, out.data() + pos, end - pos);
-    u64 h = XXH3_64bits_digest(st);
-    XXH3_freeState(st);
-    return h;
-  };
   for (u32 i = 0; i + 1 < n; i++) {
     IntegrityRecord rec;
     std::memcpy(&rec, out.data() + recs_at + size_t(i) * sizeof rec, sizeof rec);
     if (!fits(rec.offset, rec.size)) continue;
     if (rec.kind == static_cast<u32>(IntegrityKind::Prefix) && rec.index == 1)
-      rec.xxh3 = hash_outside_covered(rec.offset, rec.offset + rec.size);
+      rec.xxh3 = test::xxh3_outside(out, rec.offset, rec.offset + rec.size, covered);
     else
       rec.xxh3 = XXH3_64bits(out.data() + rec.offset, rec.size);
     std::memcpy(out.data() + recs_at + size_t(i) * sizeof rec, &rec, sizeof rec);

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <fcntl.h>
 #include <map>
+#include <string>
+#include <string_view>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -14,6 +16,8 @@
 
 #include <ckpt/img/file_identity.h>
 #include <ckpt/img/reader.h>
+
+#include "fd_kinds/fd_kind.h"
 
 namespace ckpt::reader {
 
@@ -105,11 +109,74 @@ ObjectMappings mappings_of_object(const CkptView &v, const ImageReader &image, c
   return out;
 }
 
+// An unlinked file (a POSIX semaphore or shm_open object of /dev/shm)
+// made again in its directory under its old name, filled, reopened by
+// that name and unlinked, so that /proc/PID/maps names it as before
+// ("/dev/shm/NAME (deleted)", on the same file system). -1 where that
+// cannot be (the directory is gone or not ours, the name is taken now:
+// another restore of the same image beside this one): the caller makes a
+// memfd instead (decision 2003).
+static Expected<int> remade_deleted_file(const std::vector<ObjectMappings> &sources, u64 size,
+                                         const std::string &path) {
+  size_t slash = path.rfind('/');
+  if (path.empty() || path[0] != '/' || slash == std::string::npos) return -1;
+  std::string dir = slash == 0 ? "/" : path.substr(0, slash);
+  int tmp = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (tmp < 0) return -1;
+  Status filled = ftruncate(tmp, static_cast<off_t>(size)) == 0 ? write_stored_pages(sources, tmp)
+                                                                : make_error("ftruncate: %s", strerror(errno));
+  if (!filled) {
+    close(tmp);
+    return filled.error();
+  }
+  // Kernel quirk: an O_TMPFILE file keeps the name "#INODE" for its open
+  // file even once linked (its dentry is the anonymous one), so the
+  // mappings are made from a new open of the linked name.
+  std::string self = "/proc/self/fd/" + std::to_string(tmp);
+  int fd = -1;
+  if (linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+    fd = open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    unlink(path.c_str());
+  }
+  close(tmp);
+  return fd;
+}
+
 Expected<int> new_deleted_file_object(const std::vector<ObjectMappings> &sources, u64 size) {
-  int fd = static_cast<int>(syscall(SYS_memfd_create, "ckpt-shared", MFD_CLOEXEC));
-  if (fd < 0) return make_error("memfd_create: %s", strerror(errno));
+  // A memfd keeps its name ("/memfd:NAME", without " (deleted)") and the
+  // seals its mappings' records carry (format minor 8, decision 2001);
+  // another deleted file is made again under its name where it can be,
+  // else it becomes a memfd named "ckpt-shared".
+  std::string name = "ckpt-shared";
+  std::string file;
+  const VmaRecord *sealed = nullptr;
+  for (const ObjectMappings &src : sources)
+    for (const VmaRecord *o : src.maps) {
+      std::string_view path = src.view->vmas.str_or_empty(o->path);
+      if (path.rfind("/memfd:", 0) == 0 && path.size() > 7 && name == "ckpt-shared") name = path.substr(7);
+      else if (file.empty() && path.rfind("/memfd:", 0) != 0) file = path;
+      if ((o->flags & kVmaSeals) && !sealed) sealed = o;
+    }
+  if (!file.empty() && !sealed) {
+    auto remade = remade_deleted_file(sources, size, file);
+    if (!remade || *remade >= 0) return remade;
+  }
+  // F_SEAL_SEAL alone is what a memfd made without MFD_ALLOW_SEALING has.
+  bool sealing = sealed && sealed->seals != F_SEAL_SEAL;
+  int fd = static_cast<int>(syscall(SYS_memfd_create, name.c_str(), MFD_CLOEXEC | (sealing ? MFD_ALLOW_SEALING : 0)));
+  if (fd < 0) return make_error("memfd_create %s: %s", name.c_str(), strerror(errno));
   Status filled = ftruncate(fd, static_cast<off_t>(size)) == 0 ? write_stored_pages(sources, fd)
                                                                : make_error("ftruncate: %s", strerror(errno));
+  // Sealed once its bytes are back (F_SEAL_WRITE forbids the refill, the
+  // size seals the ftruncate), but for the seals that must wait until
+  // every mapping is made (memfd_late_seals: the restorer's, or in a tree
+  // imgtool's, decisions 192 and 204).
+  if (filled && sealing) {
+    u32 early = sealed->seals & ~memfd_late_seals(sealed->seals);
+    if (early && fcntl(fd, F_ADD_SEALS, int(early)) < 0)
+      filled = make_error("cannot seal the recreated memfd %s (mapped at 0x%llx) with 0x%x: %s", name.c_str(),
+                          (unsigned long long)sealed->start, early, strerror(errno));
+  }
   if (!filled) {
     close(fd);
     return filled.error();

@@ -177,13 +177,21 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
   if (!a.guard) return make_error("restorer argument area too small");
   for (const GuardRangeRecord &g : v.guard_ranges.records) a.guard[a.nguard++] = {g.start, g.start + g.length};
   // The memfd seals open_memfd left to the restorer (memfd_late_seals),
-  // but in a tree, where imgtool adds them (add_late_seals).
+  // and those of memfds only mapped, through the fd each is mapped from
+  // (new_deleted_file_object left them; the restorer closes that fd
+  // after), but in a tree, where imgtool adds them (add_late_seals).
   size_t late = std::count_if(v.fds.records.begin(), v.fds.records.end(),
-                              [](const FdRecord &r) { return memfd_late_seals(r) != 0; });
+                              [](const FdRecord &r) { return memfd_late_seals(r) != 0; }) +
+                std::count_if(v.vmas.records.begin(), v.vmas.records.end(),
+                              [](const VmaRecord &m) { return mapped_memfd_late_seals(m) != 0; });
   a.late_seal = arena.alloc<rs_seal>(late + 1);
   if (!a.late_seal) return make_error("restorer argument area too small");
+  if (in.fds.late_seals_by_imgtool) return {};
   for (const FdRecord &r : v.fds.records)
-    if (memfd_late_seals(r) && !in.fds.late_seals_by_imgtool) a.late_seal[a.nlate_seal++] = {r.fd, r.seals};
+    if (memfd_late_seals(r)) a.late_seal[a.nlate_seal++] = {r.fd, r.seals};
+  for (size_t i = 0; i < v.vmas.records.size(); i++)
+    if (u32 seals = mapped_memfd_late_seals(v.vmas.records[i]); seals && i < in.fds.vma_fd.size() && in.fds.vma_fd[i] >= 0)
+      a.late_seal[a.nlate_seal++] = {in.fds.vma_fd[i], seals};
   return {};
 }
 

@@ -9,11 +9,17 @@
  * permitted").
  * MODE says who keeps the memfd's fd open:
  *   "both": parent and child (the child inherits it);
- *   "parent-fd": the parent only, the child only maps it.
- * (Neither holding it, the seals are not kept: decision 205.)
+ *   "parent-fd": the parent only, the child only maps it;
+ *   "none": neither, both only map it (its seals are in the VMA records,
+ *   format minor 8);
+ *   "single": one process, no child, that only maps it;
+ *   "single-write": the same with F_SEAL_WRITE instead of
+ *   F_SEAL_FUTURE_WRITE, mapped read-only after the seal (F_SEAL_WRITE
+ *   refuses writable shared mappings; restore adds it before mapping).
  * Each process reads the seals and opens the memfd anew through
  * /proc/self/map_files (which gives the mapped file whether or not the
- * process has an fd of it) after the restore.
+ * process has an fd of it) after the restore; map_files' link still
+ * names the memfd "/memfd:tree-sealed (deleted)".
  *   usage: restore_sealed_memfd_tree GOFILE WORKDIR MODE */
 #include "rt_prog.h"
 
@@ -26,7 +32,11 @@
 
 #define PAGE 4096
 #define PAGES 4
-#define SEALS (F_SEAL_FUTURE_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL)
+#define FUTURE_SEALS (F_SEAL_FUTURE_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL)
+#define WRITE_SEALS (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL)
+#define NAME_LINK "/memfd:tree-sealed (deleted)"
+
+static int SEALS = FUTURE_SEALS;
 #define TOKEN 0x5ea1ed
 
 /* The memfd behind the mapping at `shared`, opened anew through
@@ -44,6 +54,12 @@ static void check_sealed(volatile int *shared, int fd, const char *who) {
   int mapped = open_mapped(shared, O_RDWR);
   RT_CHECK(mapped >= 0, "%s: cannot open the mapped memfd through map_files: %s", who, strerror(errno));
   if (mapped < 0) return;
+  char link[128], name[256] = "";
+  snprintf(link, sizeof link, "/proc/self/map_files/%lx-%lx", (unsigned long)(uintptr_t)shared,
+           (unsigned long)(uintptr_t)shared + PAGES * PAGE);
+  ssize_t n = readlink(link, name, sizeof name - 1);
+  if (n > 0) name[n] = 0;
+  RT_CHECK(strcmp(name, NAME_LINK) == 0, "%s: the mapped memfd is \"%s\", was \"%s\"", who, name, NAME_LINK);
   int seals = fcntl(mapped, F_GET_SEALS);
   RT_CHECK(seals == SEALS, "%s: seals 0x%x through map_files, 0x%x before the dump", who, seals, SEALS);
   if (fd >= 0) {
@@ -71,15 +87,40 @@ int main(int argc, char **argv) {
   const char *mode = argv[3];
   int parent_fd = strcmp(mode, "parent-fd") == 0 || strcmp(mode, "both") == 0;
   int child_fd = strcmp(mode, "both") == 0;
-  if (!parent_fd) rt_die("mode %s: both or parent-fd", mode);
+  int single = strcmp(mode, "single") == 0 || strcmp(mode, "single-write") == 0;
+  if (!parent_fd && !single && strcmp(mode, "none") != 0)
+    rt_die("mode %s: both, parent-fd, none, single or single-write", mode);
+  if (strcmp(mode, "single-write") == 0) SEALS = WRITE_SEALS;
   int fd = memfd_create("tree-sealed", MFD_ALLOW_SEALING | MFD_CLOEXEC);
   if (fd < 0 || ftruncate(fd, PAGES * PAGE) != 0) rt_die("memfd_create");
-  volatile int *shared = mmap(NULL, PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (shared == MAP_FAILED) rt_die("mmap");
-  for (int i = 0; i < PAGES; i++) shared[i * PAGE / (int)sizeof(int) + 8] = 100 + i;
-  if (fcntl(fd, F_ADD_SEALS, SEALS) != 0) rt_die("F_ADD_SEALS");
+  volatile int *shared;
+  if (SEALS & F_SEAL_WRITE) {
+    /* The bytes by write(), then the seal, then a read-only mapping:
+     * F_SEAL_WRITE cannot be added while a writable mapping exists. */
+    for (int i = 0; i < PAGES; i++) {
+      int v = 100 + i;
+      if (pwrite(fd, &v, sizeof v, (off_t)i * PAGE + 8 * (off_t)sizeof(int)) != sizeof v) rt_die("pwrite");
+    }
+    if (fcntl(fd, F_ADD_SEALS, SEALS) != 0) rt_die("F_ADD_SEALS");
+    shared = mmap(NULL, PAGES * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+    if (shared == MAP_FAILED) rt_die("mmap");
+  } else {
+    shared = mmap(NULL, PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (shared == MAP_FAILED) rt_die("mmap");
+    for (int i = 0; i < PAGES; i++) shared[i * PAGE / (int)sizeof(int) + 8] = 100 + i;
+    if (fcntl(fd, F_ADD_SEALS, SEALS) != 0) rt_die("F_ADD_SEALS");
+  }
   check_sealed(shared, fd, "parent before the dump");
   if (rt_failures) rt_die("the seals do not hold before the dump");
+  if (single) {
+    close(fd);
+    rt_ready();
+    rt_wait_go(argv[1]);
+    check_sealed(shared, -1, "restored");
+    for (int i = 0; i < PAGES; i++)
+      RT_CHECK(shared[i * PAGE / (int)sizeof(int) + 8] == 100 + i, "page %d lost its bytes", i);
+    return rt_finish();
+  }
   pid_t child = fork();
   if (child < 0) rt_die("fork");
   if (child == 0) {
@@ -94,6 +135,7 @@ int main(int argc, char **argv) {
     _exit(rt_failures ? 1 : 0); /* the parent reports PASS for both */
   }
   if (!wait_for(&shared[1], 1)) rt_die("the child did not start");
+  if (!parent_fd) close(fd), fd = -1;
   rt_ready();
   rt_wait_go(argv[1]);
   check_sealed(shared, fd, "parent");

@@ -308,8 +308,11 @@ TEST_F(ExecForm, ImgtoolGdbOpensTheExecForm) {
 // A tree image in the exec form (FORMAT.md §12.3 over §12.1): the head and
 // the launcher are the whole file's, every embedded core keeps its core
 // form at its place; extract, gdb --pid and verify read it, and ./FILE
-// restores the whole tree, also with --pidns.
+// restores the whole tree, every process's whole state as before the
+// dump (compare_tree_), also with --pidns.
 TEST_F(ExecForm, ATreeImageRunsWholeAndItsProcessesExtract) {
+  compare_tree_ = true;
+  restore_command_ = [&](const std::vector<std::string> &args) { return run_exec(image_path(), args); };
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_TREE_PATH));
   ASSERT_NO_FATAL_FAILURE(dump_kill({"--exec"}));
   std::string bytes = read_bytes(image_path());
@@ -346,7 +349,7 @@ TEST_F(ExecForm, ATreeImageRunsWholeAndItsProcessesExtract) {
   EXPECT_TRUE(g.exited && g.exit_code == 0) << g.status() << "\n" << g.out << g.err;
   EXPECT_NE(g.out.find(std::to_string(first.pid)), std::string::npos) << g.out << g.err;
   expect_ok(imgtool_run({"verify", image_path()}), "verify of the exec-form tree");
-  ASSERT_NO_FATAL_FAILURE(run_exec_expect(image_path(), 0));
+  ASSERT_NO_FATAL_FAILURE(restore_expect(0));
   ASSERT_NO_FATAL_FAILURE(run_exec_expect(moved(), 0, {"--pidns"}));
 }
 

@@ -30,6 +30,24 @@ std::string imgtool() {
   return env && *env ? env : IMGTOOL_PATH;
 }
 
+std::vector<pid_t> live_descendants(pid_t pid) {
+  std::vector<pid_t> out;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR *d = opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent *e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::istringstream ss(read_file(dir + "/" + e->d_name + "/children"));
+    for (pid_t p; ss >> p;) {
+      if (proc_state(p) == 'Z') continue;
+      out.push_back(p);
+      for (pid_t q : live_descendants(p)) out.push_back(q);
+    }
+  }
+  closedir(d);
+  return out;
+}
+
 std::vector<WholeMount> whole_filesystem_mounts() {
   std::vector<WholeMount> out;
   std::istringstream in(read_file("/proc/self/mountinfo"));
@@ -121,9 +139,8 @@ void RestoreTest::start(const std::string &program, const std::vector<std::strin
 
 void RestoreTest::dump_kill(const std::vector<std::string> &extra) {
   ASSERT_TRUE(program_);
-  if (compare_state_) {
-    before_state_ = test::capture_idle_state(pid_);
-    ASSERT_EQ(before_state_.error, "") << "the program before the dump";
+  if (compare_state_ || compare_tree_) {
+    ASSERT_NO_FATAL_FAILURE(capture_tree_before());
   }
   std::vector<std::string> args = {"--kill"};
   args.insert(args.end(), extra.begin(), extra.end());
@@ -150,12 +167,22 @@ void RestoreTest::dump_kill(const std::vector<std::string> &extra) {
   ASSERT_TRUE(gone) << "the dumped tree's other processes are still there after the dump";
 }
 
+void RestoreTest::capture_tree_before() {
+  before_state_ = test::capture_idle_state(pid_);
+  ASSERT_EQ(before_state_.error, "") << "the program before the dump";
+  before_tree_.clear();
+  if (compare_tree_) {
+    ASSERT_NO_FATAL_FAILURE(capture_processes_before(live_descendants(pid_), &before_tree_));
+  }
+}
+
 void RestoreTest::go() { ASSERT_TRUE(write_file(go_path(), "go\n")); }
 
 int RestoreTest::pass_count() const { return test::count_occurrences(read_file(pass_file_), "PASS\n"); }
 
 void RestoreTest::restore_expect(int code, const std::vector<std::string> &extra) {
-  if (compare_state_) return restore_compare_expect(code, extra);
+  bool pidns = std::find(extra.begin(), extra.end(), "--pidns") != extra.end();
+  if (compare_state_ || (compare_tree_ && !pidns)) return restore_compare_expect(code, extra);
   ASSERT_NO_FATAL_FAILURE(go());
   if (pass_file_.empty()) pass_file_ = log_path();
   int before = pass_count();
@@ -206,13 +233,15 @@ void RestoreTest::capture_processes_before(const std::vector<pid_t> &pids,
 }
 
 void RestoreTest::expect_processes_as_before(const std::map<pid_t, test::ProcessState> &before,
-                                             const std::vector<pid_t> &pids) {
+                                             const std::vector<pid_t> &pids, const std::vector<std::string> &restore_extra) {
   for (pid_t p : pids) {
-    test::ProcessState after = test::capture_idle_state(p);
+    test::CaptureOptions options = restored_capture_options(p, restore_extra);
+    test::ProcessState after = test::capture_idle_state(p, options);
     EXPECT_EQ(after.error, "") << "restored process " << p;
     if (!after.error.empty()) continue;
-    StateComparison cmp = compare_with_known_differences(
-        test::diff_states(before.at(p), after), false, ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    StateComparison cmp =
+        compare_with_known_differences(test::diff_states(before.at(p), after), !options.anonymous_backing.empty(),
+                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
     EXPECT_TRUE(cmp.unexpected.empty()) << "restored process " << p << " differs (" << cmp.unexpected.size()
                                         << " fields):\n" << join_lines(cmp.unexpected, 80);
   }
@@ -238,6 +267,9 @@ void RestoreTest::restore_compare_expect(int code, const std::vector<std::string
   int before = pass_count();
   std::string pidfile = tmp_.file("restored.pid");
   unlink(pidfile.c_str());
+  // An earlier restore of the same image let its program run on: the
+  // restored one must wait for the go file again, idle, to be compared.
+  unlink(go_path().c_str());
   std::vector<std::string> args = extra;
   args.insert(args.end(), {"--detach", "--pidfile", pidfile});
   RunResult r = restore_command_ ? restore_command_(args) : restore(image_path(), args);
@@ -251,17 +283,12 @@ void RestoreTest::restore_compare_expect(int code, const std::vector<std::string
   EXPECT_EQ(read_file(pidfile), std::to_string(pid_) + "\n");
   // The restored program polls for the go file, which does not exist yet:
   // it is idle, as it was when before_state_ was captured.
-  test::CaptureOptions options;
-  // --lazy maps the image file where the process had anonymous memory.
-  if (std::find(extra.begin(), extra.end(), "--lazy") != extra.end()) {
-    options.anonymous_backing = image_path();
-    // The lazy helper copies the rest of memory in the background, then
-    // unregisters it: until then the served VMAs carry userfaultfd's "um"
-    // VmFlag. Compare the state the restore ends in.
-    bool served = wait_until([&] { return read_file("/proc/" + std::to_string(pid_) + "/smaps").find(" um") == std::string::npos; }, 60);
-    EXPECT_TRUE(served) << "the lazy restore still serves pages after 60 s";
+  expect_state_as_before(restored_capture_options(pid_, extra));
+  if (compare_tree_) {
+    std::vector<pid_t> members;
+    for (const auto &m : before_tree_) members.push_back(m.first);
+    expect_processes_as_before(before_tree_, members, extra);
   }
-  expect_state_as_before(options);
   ASSERT_NO_FATAL_FAILURE(go());
   int st = 0;
   ASSERT_TRUE(test::wait_child_exit(pid_, &st, 90))
@@ -275,6 +302,20 @@ void RestoreTest::restore_compare_expect(int code, const std::vector<std::string
   EXPECT_EQ(pass_count(), before + 1) << "the restored program did not report PASS in " << pass_file_ << ":\n"
                                       << read_file(pass_file_);
   EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " still exists after the restored process exited";
+}
+
+test::CaptureOptions RestoreTest::restored_capture_options(pid_t pid, const std::vector<std::string> &extra) {
+  test::CaptureOptions options;
+  // --lazy maps the image file where the process had anonymous memory.
+  if (std::find(extra.begin(), extra.end(), "--lazy") != extra.end()) {
+    options.anonymous_backing = image_path();
+    // The lazy helper copies the rest of memory in the background, then
+    // unregisters it: until then the served VMAs carry userfaultfd's "um"
+    // VmFlag. Compare the state the restore ends in.
+    bool served = wait_until([&] { return read_file("/proc/" + std::to_string(pid) + "/smaps").find(" um") == std::string::npos; }, 60);
+    EXPECT_TRUE(served) << "the lazy restore of process " << pid << " still serves pages after 60 s";
+  }
+  return options;
 }
 
 void RestoreTest::detach_restore_and_compare(const std::vector<pid_t> &pids) {

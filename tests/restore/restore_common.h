@@ -49,6 +49,10 @@ RunResult restore(const std::string &image, const std::vector<std::string> &extr
 /// "imgtool restore: " and containing `needle` (case-insensitive, if set).
 void expect_one_line_failure(const RunResult &r, const std::string &needle);
 
+/// pid's live descendants (zombies left out), from
+/// /proc/PID/task/*/children, depth first.
+std::vector<pid_t> live_descendants(pid_t pid);
+
 /// A mount of a whole filesystem (its root "/", not a bind mount of a
 /// subtree), from /proc/self/mountinfo.
 struct WholeMount {
@@ -76,8 +80,13 @@ class RestoreTest : public ::testing::Test {
   void start_argv(const std::vector<std::string> &argv, const Program::Options &options);
   /// Dumps the program with --kill (and `extra` options) and waits until
   /// it is gone; with compare_state_, captures its idle state first
-  /// (before_state_).
+  /// (before_state_); with compare_tree_, that of every live process of
+  /// its tree too (before_tree_).
   void dump_kill(const std::vector<std::string> &extra = {});
+  /// before_state_ and, with compare_tree_, before_tree_: the idle state
+  /// of pid_ and of its live descendants, asserted captured (dump_kill()
+  /// calls it; a test that dumps otherwise calls it before its dump).
+  void capture_tree_before();
   /// Creates the go file.
   void go();
   /// `imgtool ARGS...`, ended after `timeout_s`.
@@ -86,8 +95,9 @@ class RestoreTest : public ::testing::Test {
   /// into *out. Call through ASSERT_NO_FATAL_FAILURE.
   void info_json(nlohmann::json *out);
   /// go(), restore in the foreground, expect exit `code` and one more
-  /// "PASS" in pass_file_ (the log by default). With compare_state_, see
-  /// restore_compare_expect() instead.
+  /// "PASS" in pass_file_ (the log by default). With compare_state_, or
+  /// compare_tree_ but for a --pidns restore, see restore_compare_expect()
+  /// instead.
   void restore_expect(int code, const std::vector<std::string> &extra = {});
   /// start(program), dump_kill(), restore_expect(0, restore_extra): a
   /// program that checks itself, end to end. ASSERT_NO_FATAL_FAILURE.
@@ -99,18 +109,24 @@ class RestoreTest : public ::testing::Test {
   /// restored program becomes our child), captures its state once it is
   /// idle again (polling for the go file), compares it with before_state_
   /// (every difference fails the test unless known_state_differences.cc
-  /// lists it), then go(), and expects exit `code` (128+N: death by signal
-  /// N) and one more "PASS" in pass_file_.
+  /// lists it), and so each process of before_tree_, then go(), and
+  /// expects exit `code` (128+N: death by signal N) and one more "PASS" in
+  /// pass_file_.
   void restore_compare_expect(int code, const std::vector<std::string> &extra = {});
   /// Captures the restored program's state once it is idle (pid_) and
   /// compares it with before_state_, as restore_compare_expect() does.
   void expect_state_as_before(const test::CaptureOptions &options = {});
+  /// The options a comparison after a restore with `extra` needs: --lazy
+  /// maps the image where the process had anonymous memory, and waits
+  /// (bounded) until the lazy helper has served all of `pid`'s memory.
+  test::CaptureOptions restored_capture_options(pid_t pid, const std::vector<std::string> &extra);
   /// The idle state of each process of `pids`, asserted captured, into
   /// `before` (for expect_processes_as_before). ASSERT_NO_FATAL_FAILURE.
   void capture_processes_before(const std::vector<pid_t> &pids, std::map<pid_t, test::ProcessState> *before);
   /// Each restored process of `pids` equals its state in `before` (taken
   /// before the dump), known differences aside: for trees.
-  void expect_processes_as_before(const std::map<pid_t, test::ProcessState> &before, const std::vector<pid_t> &pids);
+  void expect_processes_as_before(const std::map<pid_t, test::ProcessState> &before, const std::vector<pid_t> &pids,
+                                  const std::vector<std::string> &restore_extra = {});
   /// capture_processes_before(pids), dump_kill(), a restore with --detach
   /// --pidfile restored_pidfile(), and expect_processes_as_before(pids):
   /// a tree's whole state. ASSERT_NO_FATAL_FAILURE.
@@ -145,6 +161,11 @@ class RestoreTest : public ::testing::Test {
   /// dump_kill() captures before_state_, restore_expect() compares with it.
   bool compare_state_ = false;
   test::ProcessState before_state_;
+  /// For trees: compare_state_ for every live process of the program's
+  /// tree, each captured before the dump and compared after the restore
+  /// (restores with --pidns, whose pids here are others, are not compared).
+  bool compare_tree_ = false;
+  std::map<pid_t, test::ProcessState> before_tree_;  ///< the live descendants of pid_
   /// How restore_compare_expect() restores, given the options it needs
   /// (`--detach --pidfile F` and the test's): `imgtool restore IMAGE` when
   /// empty; `restore -` or `./IMAGE` (the exec form) in the tests of those.

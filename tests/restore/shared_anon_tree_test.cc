@@ -82,6 +82,7 @@ TEST_F(SharedAnonTree, SnapshotOfTheRunningTree) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_SHARED_ANON_TREE_PATH));
   std::vector<pid_t> pids = tree_pids();
   ASSERT_EQ(pids.size(), 4u);
+  ASSERT_NO_FATAL_FAILURE(capture_tree_before());
   RunResult d = dump(pid_, image_path(), {"--stats", "--short-freeze"});
   ASSERT_TRUE(d.exited && d.exit_code == 0) << d.status() << "\n" << d.err;
   EXPECT_NE(d.err.find(", freeze snapshot"), std::string::npos) << d.err;

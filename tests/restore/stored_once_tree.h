@@ -25,6 +25,9 @@ class StoredOnceTreeTest : public RestoreTest {
  protected:
   static constexpr img::u64 kMiB = 1 << 20;
 
+  // Every restore_expect() but --pidns ones compares each live process's
+  // whole state with its state before the dump (restore_common.h).
+  StoredOnceTreeTest() { compare_tree_ = true; }
   void SetUp() override {
     RestoreTest::SetUp();
     pass_file_ = log_path();  // the root reports on its stderr

@@ -17,7 +17,13 @@
 namespace ckpt::restoretest {
 namespace {
 
-class RestoreTree : public ReportingRestoreTest {};
+// Every restore_expect() of a --kill dump but --pidns ones restores
+// detached and compares each live process's whole state with its state
+// before the dump (compare_tree_), then lets the tree run its own checks.
+class RestoreTree : public ReportingRestoreTest {
+ protected:
+  RestoreTree() { compare_tree_ = true; }
+};
 
 TEST_F(RestoreTree, ComesBackWhole) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_TREE_PATH));
@@ -32,25 +38,6 @@ TEST_F(RestoreTree, ComesBackWhole) {
   // And with --lazy: one lazy-pages helper per process.
   ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
   EXPECT_EQ(report(), "PASS\nPASS\nPASS\n");
-}
-
-// pid's live descendants, from /proc/PID/task/*/children.
-std::vector<pid_t> live_descendants(pid_t pid) {
-  std::vector<pid_t> out;
-  std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  DIR *d = opendir(dir.c_str());
-  if (!d) return out;
-  while (dirent *e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::istringstream ss(read_file(dir + "/" + e->d_name + "/children"));
-    for (pid_t p; ss >> p;) {
-      if (proc_state(p) == 'Z') continue;
-      out.push_back(p);
-      for (pid_t q : live_descendants(p)) out.push_back(q);
-    }
-  }
-  closedir(d);
-  return out;
 }
 
 // Every live process of the tree, idle before the dump and idle again after

@@ -21,6 +21,7 @@
 #include <ckpt/img/writer.h>
 
 #include "file_size.h"
+#include "hash_outside.h"
 #include "synthetic.h"
 
 namespace {
@@ -110,18 +111,7 @@ class IntegrityStream : public ::testing::Test {
     std::vector<std::pair<u64, u64>> segs;
     for (const IntegrityRecord &r : recs)
       if (r.kind == static_cast<u32>(IntegrityKind::Segment)) segs.push_back({r.offset, r.offset + r.size});
-    std::sort(segs.begin(), segs.end());
-    XXH3_state_t *st = XXH3_createState();
-    XXH3_64bits_reset(st);
-    u64 at = 0;
-    for (auto [a, b] : segs) {
-      if (a > at) XXH3_64bits_update(st, bytes.data() + at, a - at);
-      at = std::max(at, b);
-    }
-    if (at < end) XXH3_64bits_update(st, bytes.data() + at, end - at);
-    u64 h = XXH3_64bits_digest(st);
-    XXH3_freeState(st);
-    return h;
+    return ckpt::test::xxh3_outside(bytes, 0, end, segs);
   }
   std::string dir_, path_;
   u64 big_offset_ = 0, padding_at_ = 0, padding_end_ = 0;

@@ -176,7 +176,7 @@ TEST_F(TreeImage, AnEmbeddedCoreWithATreeIsRefused) {
 }  // namespace
 
 // The numbers of docs/FORMAT.md Appendix A, "A tree image".
-constexpr u64 kAppendixNotesEnd = 9232, kAppendixDataStart = 12288, kAppendixDataEnd = 45056,
+constexpr u64 kAppendixNotesEnd = 9264, kAppendixDataStart = 12288, kAppendixDataEnd = 45056,
               kAppendixCoreSize = 25324, kAppendixSecondCore = 73728, kAppendixIntegrity = 99052,
               kAppendixIntegritySize = 1036;
 

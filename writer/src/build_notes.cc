@@ -265,6 +265,10 @@ ImageNotes build_notes(const ProcessCapture &pc, const SegmentLayout &layout, co
     r.build_id = n.vmas.add_blob(v.build_id);
     r.first_range = static_cast<u32>(n.ranges.records.size());
     r.range_count = static_cast<u32>(v.runs.size());
+    if (auto sealed = pc.memfd_seals.find(v.map.start); sealed != pc.memfd_seals.end()) {
+      r.flags |= kVmaSeals;
+      r.seals = sealed->second;
+    }
     n.vmas.add(r);
     for (size_t ri = 0; ri < v.runs.size(); ri++) {
       const PageRun &run = v.runs[ri];

@@ -4,6 +4,7 @@
 // syscalls).
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,7 @@ struct ProcessCapture {
   bool memory_outlined = false;
   std::vector<std::pair<img::u64, img::u64>> excluded;
   std::vector<StoredFile> stored_files;  ///< only with --store-tmpfs-files
+  std::map<img::u64, img::u32> memfd_seals;  ///< of each shared memfd mapping, by its start (mapped_memfds.h)
   img::u8 boot_id[16] = {};               ///< of this boot: with pid and stat.start_time, which process this is
 };
 

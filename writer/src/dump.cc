@@ -27,6 +27,7 @@
 #include "freeze_tree.h"
 #include "inject_return_frame.h"
 #include "frozen_phases.h"
+#include "mapped_memfds.h"
 #include "memory.h"
 #include "output.h"
 #include "parent_compare.h"
@@ -151,6 +152,9 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
       if (!stored) return stored.error();
       pc->stored_files = stored.take();
     }
+    auto seals = read_mapped_memfd_seals(m.pid, pc->maps);
+    if (!seals) return seals.error();
+    pc->memfd_seals = seals.take();
     procs.push_back(CapturedProcess{pc.take(), {}, {}, tracker, false, {}});
   }
   {

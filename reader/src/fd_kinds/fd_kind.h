@@ -138,9 +138,15 @@ img::Expected<int> open_memfd(FdOpenContext &, const img::FdRecord &);
 /// The seals of a memfd's record that open_memfd leaves to the restorer,
 /// which adds them once the memory is mapped (0: none; memfd.cc).
 img::u32 memfd_late_seals(const img::FdRecord &r);
+/// The same of a memfd's F_GET_SEALS `seals` (0: none to leave).
+img::u32 memfd_late_seals(img::u32 seals);
+/// The seals of a shared memfd mapping's record (kVmaSeals) left to after
+/// every mapping, as memfd_late_seals (0: none, or none recorded).
+img::u32 mapped_memfd_late_seals(const img::VmaRecord &m);
 /// In a tree: adds the late seals of process `pid`'s memfds (its fds of
-/// view `v`) through pidfd_getfd, once every process of the tree has
-/// mapped its memory and before any runs (decision 204).
+/// view `v`, through pidfd_getfd, and the memfds it only maps, through
+/// /proc/PID/map_files) once every process of the tree has mapped its
+/// memory and before any runs (decision 204).
 img::Status add_late_seals(pid_t pid, const img::CkptView &v);
 img::Expected<int> open_eventfd(FdOpenContext &, const img::FdRecord &);
 img::Expected<int> open_timerfd(FdOpenContext &, const img::FdRecord &);

@@ -3,6 +3,7 @@
 #include "fd_kind.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -24,9 +25,43 @@ using namespace img;
 // seal itself once the memory is mapped, with F_SEAL_EXEC (which implies
 // F_SEAL_FUTURE_WRITE on a memfd whose mode has an exec bit) and
 // F_SEAL_SEAL (which forbids adding any seal after it).
-u32 memfd_late_seals(const FdRecord &r) {
-  if (!(r.flags & kFdSeals) || !(r.seals & F_SEAL_FUTURE_WRITE)) return 0;
-  return r.seals & (F_SEAL_FUTURE_WRITE | F_SEAL_EXEC | F_SEAL_SEAL);
+u32 memfd_late_seals(u32 seals) {
+  if (!(seals & F_SEAL_FUTURE_WRITE)) return 0;
+  return seals & (F_SEAL_FUTURE_WRITE | F_SEAL_EXEC | F_SEAL_SEAL);
+}
+
+u32 memfd_late_seals(const FdRecord &r) { return (r.flags & kFdSeals) ? memfd_late_seals(r.seals) : 0; }
+
+u32 mapped_memfd_late_seals(const VmaRecord &m) {
+  return (m.flags & kVmaSeals) && (m.flags & kVmaShared) ? memfd_late_seals(m.seals) : 0;
+}
+
+// Adds what `seals` has and fd's memfd lacks; false with errno set.
+static bool add_missing_seals(int fd, u32 seals) {
+  int now = fcntl(fd, F_GET_SEALS);
+  if (now >= 0 && (u32(now) & seals) != seals) now = fcntl(fd, F_ADD_SEALS, int(seals & ~u32(now)));
+  return now >= 0;
+}
+
+// The late seals of the memfds process `pid` only maps (no fd of its has
+// them; decision 2001): reached through its mapping, opened for
+// writing, since F_ADD_SEALS wants a writable open file.
+static Status add_mapped_late_seals(pid_t pid, const CkptView &v) {
+  for (const VmaRecord &m : v.vmas.records) {
+    u32 seals = mapped_memfd_late_seals(m);
+    if (!seals) continue;
+    char link[96];
+    std::snprintf(link, sizeof link, "/proc/%d/map_files/%llx-%llx", int(pid), (unsigned long long)m.start,
+                  (unsigned long long)m.end);
+    int fd = open(link, O_RDWR | O_CLOEXEC);
+    bool sealed = fd >= 0 && add_missing_seals(fd, seals);
+    int e = errno;
+    if (fd >= 0) close(fd);
+    if (!sealed)
+      return make_error("process %d: cannot seal the memfd mapped at 0x%llx with 0x%x once the tree's memory is mapped: %s",
+                        pid, (unsigned long long)m.start, seals, strerror(e));
+  }
+  return {};
 }
 
 Status add_late_seals(pid_t pid, const CkptView &v) {
@@ -39,18 +74,17 @@ Status add_late_seals(pid_t pid, const CkptView &v) {
     // The process's own open file (its access mode: F_ADD_SEALS wants
     // one open for writing, as the process's own fcntl would).
     int fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, r.fd, 0));
-    int now = fd < 0 ? -1 : fcntl(fd, F_GET_SEALS);
-    if (now >= 0 && (u32(now) & seals) != seals) now = fcntl(fd, F_ADD_SEALS, int(seals & ~u32(now)));
+    bool sealed = fd >= 0 && add_missing_seals(fd, seals);
     int e = errno;
     if (fd >= 0) close(fd);
-    if (now < 0) {
+    if (!sealed) {
       close(pidfd);
       return make_error("process %d fd %d: cannot seal the recreated memfd with 0x%x once the tree's memory is mapped: %s",
                         pid, r.fd, seals, strerror(e));
     }
   }
   if (pidfd >= 0) close(pidfd);
-  return {};
+  return add_mapped_late_seals(pid, v);
 }
 
 Expected<int> open_memfd(FdOpenContext &c, const FdRecord &r) {

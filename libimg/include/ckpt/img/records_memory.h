@@ -30,9 +30,13 @@ struct VmaRecord {
   // from dev, which keeps its old encoding for older readers):
   u32 dev_major;            ///< the device as /proc/PID/maps shows it, MAJ:MIN
   u32 dev_minor;
+  // Format 1.8 on (zero from older writers, and kVmaSeals clear):
+  u32 seals;                ///< with kVmaSeals: F_GET_SEALS of the mapped memfd
+  u32 reserved0;            ///< zero; keeps the record a multiple of 8 bytes
 };
-static_assert(sizeof(VmaRecord) == 120);
+static_assert(sizeof(VmaRecord) == 128);
 static_assert(offsetof(VmaRecord, dev_major) == 112);
+static_assert(offsetof(VmaRecord, seals) == 120);
 
 enum VmaFlags : u32 {
   kVmaShared = 1u << 0,       ///< MAP_SHARED (otherwise private)
@@ -48,6 +52,7 @@ enum VmaFlags : u32 {
   kVmaNoReserve = 1u << 10,   ///< MAP_NORESERVE (VM_NORESERVE, smaps "nr")
   kVmaMayWrite = 1u << 11,    ///< a shared mapping that mprotect may make writable
                               ///< (VM_MAYWRITE, smaps "mw": the file was opened for writing)
+  kVmaSeals = 1u << 12,       ///< a shared mapping of a memfd: `seals` holds its F_GET_SEALS
 };
 
 enum class VmaKind : u32 {
