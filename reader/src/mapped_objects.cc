@@ -115,7 +115,7 @@ ObjectMappings mappings_of_object(const CkptView &v, const ImageReader &image, c
 // ("/dev/shm/NAME (deleted)", on the same file system). -1 where that
 // cannot be (the directory is gone or not ours, the name is taken now:
 // another restore of the same image beside this one): the caller makes a
-// memfd instead (decision 2003).
+// memfd instead (decision 227).
 static Expected<int> remade_deleted_file(const std::vector<ObjectMappings> &sources, u64 size,
                                          const std::string &path) {
   size_t slash = path.rfind('/');
@@ -144,7 +144,7 @@ static Expected<int> remade_deleted_file(const std::vector<ObjectMappings> &sour
 
 Expected<int> new_deleted_file_object(const std::vector<ObjectMappings> &sources, u64 size) {
   // A memfd keeps its name ("/memfd:NAME", without " (deleted)") and the
-  // seals its mappings' records carry (format minor 8, decision 2001);
+  // seals its mappings' records carry (format minor 8, decision 226);
   // another deleted file is made again under its name where it can be,
   // else it becomes a memfd named "ckpt-shared".
   std::string name = "ckpt-shared";

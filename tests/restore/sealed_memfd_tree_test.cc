@@ -7,7 +7,7 @@
 // mapped it failed the sibling's restore with EPERM, which of the two came
 // first being a race, so each image is restored several times. A memfd
 // that no process holds an fd of, only maps, keeps its seals and name too
-// (format minor 8: the VMA records carry them; decision 2001). The first
+// (format minor 8: the VMA records carry them; decision 226). The first
 // restore of each image is detached and every process's whole state is
 // compared with its state before the dump (compare_tree_).
 #include <gtest/gtest.h>

@@ -44,7 +44,7 @@ static bool add_missing_seals(int fd, u32 seals) {
 }
 
 // The late seals of the memfds process `pid` only maps (no fd of its has
-// them; decision 2001): reached through its mapping, opened for
+// them; decision 226): reached through its mapping, opened for
 // writing, since F_ADD_SEALS wants a writable open file.
 static Status add_mapped_late_seals(pid_t pid, const CkptView &v) {
   for (const VmaRecord &m : v.vmas.records) {
