@@ -20,7 +20,7 @@ namespace ckpt::writer {
 struct CapturedProcess {
   ProcessCapture capture;
   SegmentLayout layout;
-  ImageNotes notes;
+  img::ImageNotes notes;
   TrackerFd tracker;  ///< the dirty tracker an earlier dump left (not in the image)
   /// --parent: the process is in PREV (matching_core), so its core takes
   /// unchanged pages from its core there and has a Parent note.
