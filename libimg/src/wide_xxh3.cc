@@ -30,4 +30,12 @@ void xxh3_update_wide(XXH3_state_t *state, const void *data, size_t len) {
   XXH3_64bits_update(state, data, len);
 }
 
+bool xxh3_wide_dispatches() {
+#ifdef CKPT_XXH3_DISPATCH
+  return &XXH3_64bits_update_dispatch != nullptr;
+#else
+  return false;
+#endif
+}
+
 }  // namespace ckpt::img

@@ -14,4 +14,8 @@ namespace ckpt::img {
 /// XXH3_64bits_update itself.
 void xxh3_update_wide(XXH3_state_t *state, const void *data, size_t len);
 
+/// Whether xxh3_update_wide goes through libxxhash's dispatcher here (the
+/// shared library with xxh_x86dispatch.h), not the plain function.
+bool xxh3_wide_dispatches();
+
 }  // namespace ckpt::img

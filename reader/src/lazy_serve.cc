@@ -125,6 +125,19 @@ class Target {
       c.src = reinterpret_cast<u64>(at_lo + (page - lo));
       c.len = hi - page;
       r = ioctl(uffd_, UFFDIO_COPY, &c);
+      // Kernel quirk: UFFDIO_COPY refuses, with ENOENT and nothing copied,
+      // a range that crosses the end of a VMA (mm/userfaultfd.c), and the
+      // program may have split a stored range since the restore (an
+      // mprotect of part of it: no userfaultfd event). The faulting page
+      // alone is always inside its VMA.
+      if (r != 0 && errno == ENOENT && c.len > kPageSize) {
+        c = uffdio_copy{};
+        c.dst = page;
+        c.src = reinterpret_cast<u64>(at_lo + (page - lo));
+        c.len = kPageSize;
+        r = ioctl(uffd_, UFFDIO_COPY, &c);
+        if (r == 0) c.copy = kPageSize;
+      }
       // A partial copy (a later page of the window was in already) fails
       // with EAGAIN and c.copy bytes in, the faulting page among them.
       u64 after = c.copy > 0 ? u64(c.copy) : 0;
@@ -194,6 +207,16 @@ class Target {
         g_counts.background_bytes += copied;
       } else if (e == EAGAIN) {
         return Step::Retry;  // an event is pending: read it first
+      } else if (e == ENOENT && len > kPageSize) {
+        // The step crosses a VMA end (split since the restore; see
+        // fault()): this step goes a page at a time.
+        uffdio_copy one{};
+        one.dst = s.start;
+        one.src = reinterpret_cast<u64>(s.bytes);
+        one.len = kPageSize;
+        if (ioctl(uffd_, UFFDIO_COPY, &one) != 0 && errno != EEXIST) return errno == EAGAIN ? Step::Retry : Step::Gone;
+        advance = kPageSize;
+        g_counts.background_bytes += kPageSize;
       } else {
         return Step::Gone;
       }

@@ -3,8 +3,11 @@
  * must not reach the image file a lazy restore maps. With "scatter" as the
  * third argument it first reads one word in the middle of every MiB,
  * from the last MiB back, so that with --lazy those pages come in by
- * faults ahead of the helper's background copy.
- *   usage: restore_bigmem GOFILE [MIB [scatter]] */
+ * faults ahead of the helper's background copy. With "split" it first
+ * makes the fourth page of every 64 KiB read-only (a VMA of its own, which
+ * a lazy restore's 64 KiB fault window and 1 MiB background steps then
+ * cross), and makes it all writable again after the checks.
+ *   usage: restore_bigmem GOFILE [MIB [scatter|split]] */
 #include "rt_prog.h"
 
 #include <stdint.h>
@@ -29,6 +32,10 @@ int main(int argc, char **argv) {
   mprotect(ro, 1 << 20, PROT_READ);
   rt_ready();
   rt_wait_go(argv[1]);
+  int split = argc > 3 && strcmp(argv[3], "split") == 0;
+  if (split)
+    for (size_t off = 3 * 4096; off < words * 8; off += 65536)
+      RT_CHECK(mprotect((char *)mem + off, 4096, PROT_READ) == 0, "mprotect: %s", strerror(errno));
   if (argc > 3 && strcmp(argv[3], "scatter") == 0) {
     volatile uint64_t sum = 0;
     for (size_t mi = mib; mi-- > 0;) sum += mem[(mi << 17) + (1 << 16)];
@@ -45,6 +52,7 @@ int main(int argc, char **argv) {
       rt_fail("read-only word %zu differs", i);
       break;
     }
+  if (split) RT_CHECK(mprotect(mem, words * 8, PROT_READ | PROT_WRITE) == 0, "mprotect: %s", strerror(errno));
   for (size_t i = 0; i < words; i += 512) mem[i] = 0xdead;
   for (size_t i = 0; i < words; i += 512)
     if (mem[i] != 0xdead) {

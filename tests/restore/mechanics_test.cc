@@ -144,7 +144,7 @@ TEST_F(RestoreRun, LazyBackgroundCopyGoesOnAfterFaultedPages) {
 }
 
 // A fault is served with the stored pages of its 64 KiB window (DECISIONS
-// 5001): a program reading its 64 MiB (and a 1 MiB read-only tail) word by
+// 224): a program reading its 64 MiB (and a 1 MiB read-only tail) word by
 // word before any background copy (an hour's delay) takes about one fault
 // per 16 pages, not one per page (~16600 before). Every word is checked by
 // the program itself, so a window copied from the wrong place fails it too.
@@ -174,6 +174,32 @@ TEST_F(RestoreRun, LazyFaultBringsInItsWindow) {
   EXPECT_LE(copied, 1040u + 40u) << r.err;
   EXPECT_GE(fault_kib, 65u * 1024) << r.err;
 }
+
+// A stored range the program splits after the restore (mprotect of one page
+// in every 64 KiB: no userfaultfd event) is still served whole: a fault's
+// window and a background step that cross a VMA end are refused by the
+// kernel (ENOENT), and the helper then copies the page alone instead of
+// dropping the process (its later faults would read zeros).
+class LazySplitRange : public RestoreRun, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(LazySplitRange, IsServedWhole) {
+  pass_file_ = log_path();
+  Program::Options o;
+  o.log = log_path();
+  ASSERT_NO_FATAL_FAILURE(start_argv({RESTORE_BIGMEM_PATH, go_path(), "16", "split"}, o));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(go());
+  bool faults_only = GetParam();
+  if (faults_only) setenv("CKPT_LAZY_BACKGROUND_DELAY_MS", "3600000", 1);
+  else setenv("CKPT_LAZY_BACKGROUND_DELAY_MS", "0", 1);
+  RunResult r = restore(image_path(), {"--lazy"}, 90);
+  unsetenv("CKPT_LAZY_BACKGROUND_DELAY_MS");
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err << log();
+  EXPECT_NE(log().find("PASS"), std::string::npos) << log();
+}
+
+INSTANTIATE_TEST_SUITE_P(RestoreRun, LazySplitRange, ::testing::Values(true, false),
+                         [](const auto &info) { return info.param ? "ByFaults" : "InTheBackground"; });
 
 // The background copy waits a while after the process starts running
 // (DECISIONS 95): a program done before then is served by its faults

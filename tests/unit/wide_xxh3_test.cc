@@ -17,6 +17,7 @@
 namespace {
 
 using ckpt::img::xxh3_update_wide;
+using ckpt::img::xxh3_wide_dispatches;
 
 std::vector<unsigned char> pattern(size_t n) {
   std::vector<unsigned char> b(n);
@@ -36,6 +37,13 @@ uint64_t wide_digest(const unsigned char *p, size_t n, size_t piece) {
   XXH3_freeState(s);
   return d;
 }
+
+// The build links the shared libxxhash, whose dispatcher the wide path
+// must use here: otherwise the comparison below compares the plain
+// function with itself.
+#if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
+TEST(WideXxh3, UsesTheDispatcherOfTheSharedLibrary) { EXPECT_TRUE(xxh3_wide_dispatches()); }
+#endif
 
 TEST(WideXxh3, SameDigestAsXxh3ForEveryLengthPieceAndAlignment) {
   const std::vector<unsigned char> bytes = pattern((4u << 20) + 64);

@@ -1,5 +1,5 @@
 // A check of the snapshot copy against the frozen target (DECISIONS.md
-// 214). Once, under load, a snapshot-mode image held zeros in the two
+// 217). Once, under load, a snapshot-mode image held zeros in the two
 // pages of the main thread's stack at and above rsp, the pages the target
 // wrote right after the release; the cause is not known. So while the
 // target is still frozen each thread's live stack (from the red zone below
