@@ -104,6 +104,20 @@ class Target {
   bool has_background_work() const { return copy_in_background_ && !stored_.empty(); }
   Target fork_child(int child_uffd) const { return Target(child_uffd, stored_, vmas_, copy_in_background_); }
 
+  // UFFDIO_COPY of c, its first page alone where the range crosses a VMA
+  // end (c.len is then one page). Kernel quirk: the kernel refuses such a
+  // range with ENOENT and nothing copied (mm/userfaultfd.c), and the
+  // program may have split a stored range since the restore (an mprotect
+  // of part of it sends no userfaultfd event); a page is always inside
+  // its VMA.
+  int copy_in(uffdio_copy &c) {
+    int r = ioctl(uffd_, UFFDIO_COPY, &c);
+    if (r == 0 || errno != ENOENT || c.len <= kPageSize) return r;
+    c.len = kPageSize;
+    c.copy = 0;
+    return ioctl(uffd_, UFFDIO_COPY, &c);
+  }
+
   Step fault(u64 page) {
     const Stored *s = find(page);
     int r;
@@ -124,20 +138,7 @@ class Target {
       c.dst = page;
       c.src = reinterpret_cast<u64>(at_lo + (page - lo));
       c.len = hi - page;
-      r = ioctl(uffd_, UFFDIO_COPY, &c);
-      // Kernel quirk: UFFDIO_COPY refuses, with ENOENT and nothing copied,
-      // a range that crosses the end of a VMA (mm/userfaultfd.c), and the
-      // program may have split a stored range since the restore (an
-      // mprotect of part of it: no userfaultfd event). The faulting page
-      // alone is always inside its VMA.
-      if (r != 0 && errno == ENOENT && c.len > kPageSize) {
-        c = uffdio_copy{};
-        c.dst = page;
-        c.src = reinterpret_cast<u64>(at_lo + (page - lo));
-        c.len = kPageSize;
-        r = ioctl(uffd_, UFFDIO_COPY, &c);
-        if (r == 0) c.copy = kPageSize;
-      }
+      r = copy_in(c);
       // A partial copy (a later page of the window was in already) fails
       // with EAGAIN and c.copy bytes in, the faulting page among them.
       u64 after = c.copy > 0 ? u64(c.copy) : 0;
@@ -181,15 +182,15 @@ class Target {
   // Copies the next step of stored bytes in.
   Step background() {
     Stored &s = stored_.front();
-    u64 len = std::min(kStep, s.len);
     uffdio_copy c{};
     c.dst = s.start;
     c.src = reinterpret_cast<u64>(s.bytes);
-    c.len = len;
-    u64 advance = len;
+    c.len = std::min(kStep, s.len);
     midway_fault_point();
     g_counts.background_copies++;
-    if (ioctl(uffd_, UFFDIO_COPY, &c) != 0) {
+    int r = copy_in(c);
+    u64 len = c.len, advance = len;  // one page where the step crossed a VMA end
+    if (r != 0) {
       // The kernel copies page by page and stops at the first page that is
       // there already (a fault was served first). With some pages copied
       // the ioctl fails with EAGAIN and c.copy holds their bytes
@@ -207,16 +208,6 @@ class Target {
         g_counts.background_bytes += copied;
       } else if (e == EAGAIN) {
         return Step::Retry;  // an event is pending: read it first
-      } else if (e == ENOENT && len > kPageSize) {
-        // The step crosses a VMA end (split since the restore; see
-        // fault()): this step goes a page at a time.
-        uffdio_copy one{};
-        one.dst = s.start;
-        one.src = reinterpret_cast<u64>(s.bytes);
-        one.len = kPageSize;
-        if (ioctl(uffd_, UFFDIO_COPY, &one) != 0 && errno != EEXIST) return errno == EAGAIN ? Step::Retry : Step::Gone;
-        advance = kPageSize;
-        g_counts.background_bytes += kPageSize;
       } else {
         return Step::Gone;
       }

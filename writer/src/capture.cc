@@ -264,11 +264,13 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_
   if (!plan_pages) {
     // Refused mappings are refused now, before any copy is made; by
     // smaps of the instant (one read before may be out of date).
-    if (pc.maps_from_before && !check_memory_supported(pid, pc.maps)) {
+    Status supported = check_memory_supported(pid, pc.maps);
+    if (!supported && pc.maps_from_before) {
       CKPT_TRY_ASSIGN(pc.maps, read_maps(pid));
       pc.maps_from_before = false;
+      supported = check_memory_supported(pid, pc.maps);
     }
-    CKPT_TRY(check_memory_supported(pid, pc.maps));
+    CKPT_TRY(supported);
     CKPT_TRY_ASSIGN(pc.excluded, read_excluded_ranges(pid, pc.maps));
     pc.memory = outline_vmas(pc.maps);
     pc.memory_outlined = true;

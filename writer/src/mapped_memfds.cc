@@ -26,16 +26,14 @@ img::Expected<std::map<u64, u32>> read_mapped_memfd_seals(pid_t pid, const std::
     if (!m.shared || !is_memfd_path(m.path)) continue;
     // /proc/PID/map_files/START-END opens the mapped file itself; seals
     // belong to the inode, so any open file of it answers F_GET_SEALS.
-    char link[96];
-    std::snprintf(link, sizeof link, "/proc/%d/map_files/%llx-%llx", int(pid), (unsigned long long)m.start,
-                  (unsigned long long)m.end);
-    int fd = open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    std::string link = map_files_path(pid, m);
+    int fd = open(link.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
       // Kernel quirk: map_files' links open only with
       // CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN (proc_map_files_get_link):
       // an unprivileged dump cannot see the seals and leaves them out.
       if (errno == EPERM || errno == EACCES) continue;
-      return img::make_error("pid %d: open %s (%s) to read its seals: %s", int(pid), link, m.path.c_str(),
+      return img::make_error("pid %d: open %s (%s) to read its seals: %s", int(pid), link.c_str(), m.path.c_str(),
                              strerror(errno));
     }
     int seals = fcntl(fd, F_GET_SEALS);

@@ -131,11 +131,9 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
     if (v.kind == VmaKind::File) {
       // map_files names the very file mapped, even if the path was replaced
       // or unlinked (restore recreates a deleted executable at its size).
-      char link[96];
-      std::snprintf(link, sizeof link, "/proc/%d/map_files/%llx-%llx", pid, (unsigned long long)m.start,
-                    (unsigned long long)m.end);
+      std::string link = map_files_path(pid, m);
       struct stat st;
-      if (stat(link, &st) == 0) {
+      if (stat(link.c_str(), &st) == 0) {
         v.file_size = st.st_size;
         v.file_mtime_ns = i64(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
       }

@@ -338,4 +338,24 @@ Expected<u32> read_personality(pid_t pid) {
 
 // /proc/PID/limits: a header line, then one line per resource in the
 
+std::string map_files_path(pid_t pid, const MapEntry &m) {
+  char link[96];
+  std::snprintf(link, sizeof link, "/proc/%d/map_files/%llx-%llx", int(pid), (unsigned long long)m.start,
+                (unsigned long long)m.end);
+  return link;
+}
+
+size_t read_mem_at(int mem, u64 at, img::u8 *into, size_t len) {
+  for (size_t k = 0; k < len;) {
+    ssize_t n = pread(mem, into + k, len - k, at + k);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = 0;
+      return k;
+    }
+    k += size_t(n);
+  }
+  return len;
+}
+
 }  // namespace ckpt::writer

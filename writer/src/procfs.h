@@ -92,6 +92,16 @@ Expected<std::string> read_file(const std::string &path);
 /// readlink(2) as a string.
 Expected<std::string> read_link(const std::string &path);
 
+/// "/proc/PID/map_files/START-END": opens (or stats) the very file mapped
+/// at m, even if its path was replaced or unlinked.
+std::string map_files_path(pid_t pid, const MapEntry &m);
+
+/// Reads [at, at + len) through `mem`, an fd of /proc/PID/mem (FOLL_GET:
+/// no copy-on-write page is unshared, unlike process_vm_readv's pin).
+/// Returns the bytes read, len unless it failed there; errno then says
+/// why (0: past the end of memory).
+size_t read_mem_at(int mem, u64 at, img::u8 *into, size_t len);
+
 /// /proc/PID/auxv as (type, value) words, AT_NULL included.
 Expected<std::vector<u64>> read_auxv(pid_t pid);
 /// /proc/PID/cmdline, NUL separators kept.

@@ -76,17 +76,11 @@ static Status read_early(pid_t pid, const std::vector<VmaPlan> &plan, PagesReadE
     for (const PageRun &r : v.runs) {
       if (r.source != PageSource::Image || !s) continue;
       std::vector<u8> bytes(r.length);
-      for (u64 k = 0; k < r.length;) {
-        ssize_t n = pread(mem, bytes.data() + k, r.length - k, r.start + k);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          s = make_error("pid %d: cannot read the page at 0x%llx: %s", pid, (unsigned long long)(r.start + k),
-                         n < 0 ? strerror(errno) : "end of memory");
-          break;
-        }
-        k += n;
-      }
-      if (s) early.add(r.start, std::move(bytes));
+      size_t got = read_mem_at(mem, r.start, bytes.data(), r.length);
+      if (got == r.length) early.add(r.start, std::move(bytes));
+      else
+        s = make_error("pid %d: cannot read the page at 0x%llx: %s", pid, (unsigned long long)(r.start + got),
+                       errno ? strerror(errno) : "end of memory");
     }
   }
   close(mem);

@@ -9,7 +9,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "fd_kinds/fd_kind.h"
 #include "memory.h"
+#include "procfs.h"
 #include "snapshot_plan.h"
 
 namespace ckpt::writer {
@@ -24,32 +26,7 @@ static constexpr u64 kRedZone = 128;
 
 namespace {
 
-// Reads [at, at + len) through /proc/PID/mem: FOLL_GET, which copies no
-// page (process_vm_readv's read-only pin would unshare a copy-on-write
-// page: DECISIONS.md 173).
-bool read_mem(int mem, u64 at, u8 *into, size_t len) {
-  for (size_t k = 0; k < len;) {
-    ssize_t n = pread(mem, into + k, len - k, at + k);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    k += n;
-  }
-  return true;
-}
-
-class ProcMem {
- public:
-  explicit ProcMem(pid_t pid) : fd_(open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC)) {}
-  ~ProcMem() {
-    if (fd_ >= 0) close(fd_);
-  }
-  ProcMem(const ProcMem &) = delete;
-  ProcMem &operator=(const ProcMem &) = delete;
-  int fd() const { return fd_; }
-
- private:
-  int fd_;
-};
+int open_mem(pid_t pid) { return open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC); }
 
 const PageRun *run_at(const std::vector<VmaPlan> &plan, u64 addr) {
   for (const VmaPlan &v : plan) {
@@ -69,8 +46,8 @@ bool excluded_at(const ExcludedRanges &excluded, u64 addr) {
 
 Expected<std::vector<StackWitness>> read_stack_witnesses(const ProcessCapture &pc) {
   std::vector<StackWitness> out;
-  ProcMem mem(pc.pid);
-  if (mem.fd() < 0) return make_error("cannot open /proc/%d/mem: %s", pc.pid, strerror(errno));
+  UniqueFd mem(open_mem(pc.pid));
+  if (!mem.valid()) return make_error("cannot open /proc/%d/mem: %s", pc.pid, strerror(errno));
   for (const ThreadCapture &t : pc.threads) {
     u64 sp = t.regs.rsp;
     auto m = std::find_if(pc.maps.begin(), pc.maps.end(), [&](const MapEntry &e) { return sp >= e.start && sp < e.end; });
@@ -79,7 +56,7 @@ Expected<std::vector<StackWitness>> read_stack_witnesses(const ProcessCapture &p
     u64 to = std::min(m->end, (sp & ~(kPageSize - 1)) + 2 * kPageSize);
     StackWitness w{t.tid, from, std::vector<u8>(to - from)};
     // An unreadable stack is not this check's business: the dump reports it.
-    if (read_mem(mem.fd(), from, w.bytes.data(), w.bytes.size())) out.push_back(std::move(w));
+    if (read_mem_at(mem.get(), from, w.bytes.data(), w.bytes.size()) == w.bytes.size()) out.push_back(std::move(w));
   }
   return out;
 }
@@ -87,8 +64,8 @@ Expected<std::vector<StackWitness>> read_stack_witnesses(const ProcessCapture &p
 Status check_stack_witnesses(pid_t target, pid_t copy, const std::vector<StackWitness> &witnesses,
                              const std::vector<VmaPlan> &plan, const ExcludedRanges &excluded) {
   if (witnesses.empty()) return {};
-  ProcMem mem(copy);
-  if (mem.fd() < 0) return make_error("cannot open /proc/%d/mem: %s", copy, strerror(errno));
+  UniqueFd mem(open_mem(copy));
+  if (!mem.valid()) return make_error("cannot open /proc/%d/mem: %s", copy, strerror(errno));
   std::vector<u8> seen;
   for (const StackWitness &w : witnesses) {
     u64 end = w.from + w.bytes.size();
@@ -105,7 +82,7 @@ Status check_stack_witnesses(pid_t target, pid_t copy, const std::vector<StackWi
         if (std::any_of(want, want + len, [](u8 b) { return b != 0; })) how = "planned as zeros";
       } else {
         seen.resize(len);
-        if (!read_mem(mem.fd(), at, seen.data(), len)) how = "unreadable in the copy";
+        if (read_mem_at(mem.get(), at, seen.data(), len) != len) how = "unreadable in the copy";
         else if (std::memcmp(seen.data(), want, len) != 0)
           how = std::all_of(seen.begin(), seen.end(), [](u8 b) { return b == 0; }) ? "zeros in the copy"
                                                                                    : "other bytes in the copy";
