@@ -45,6 +45,13 @@ class Incremental : public RestoreTest {
     ASSERT_TRUE(d.exited && d.exit_code == 0) << d.status() << "\n" << d.err;
   }
 
+  // The step files go before a restore: a restored program that lost a
+  // generation (its counter in a page taken from an older link) would
+  // otherwise find them and write it again, and pass its check.
+  void remove_steps(int links) {
+    for (int n = 1; n < links; n++) unlink(tmp_.file("step" + std::to_string(n)).c_str());
+  }
+
   // link0 full, link1 on link0, link2 on link1 (relative --parent paths,
   // resolved against the output's directory), the last with --kill.
   void make_chain(int links, const std::vector<std::string> &extra = {}) {
@@ -94,6 +101,7 @@ TEST_F(Incremental, ChainOfThreeRestoresFromTheLastLink) {
   // Restored from the last link (under the fixture's image name, in the
   // same folder: the relative parent paths still resolve).
   ASSERT_EQ(::link(link(2).c_str(), image_path().c_str()), 0);
+  remove_steps(3);
   ASSERT_NO_FATAL_FAILURE(restore_expect(0, {}));
   EXPECT_NE(log().find("generation 2 checked"), std::string::npos) << log();
   // --lazy maps the merged chain (a temporary file), which the state
@@ -132,6 +140,7 @@ TEST_F(Incremental, ChainOfThreeInSnapshotModeRestoresEveryWordAndTheWholeState)
   ASSERT_TRUE(program_->wait_exit(&status, 10));
   EXPECT_LE(file_size(link(2)), file_size(link(0)) * 15 / 100);
   ASSERT_EQ(::link(link(2).c_str(), image_path().c_str()), 0);
+  remove_steps(3);
   ASSERT_NO_FATAL_FAILURE(restore_expect(0, {}));
   EXPECT_NE(log().find("generation 2 checked"), std::string::npos) << log();
 }
