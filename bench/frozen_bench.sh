@@ -9,7 +9,10 @@
 # CPU ms (imgtool + tree, from CKPT_TRACE_TIMES=1) against fork()'s CPU
 # (the ratio that holds on a loaded machine). OTHER_IMGTOOL=PATH runs
 # the same rounds with another imgtool on a second memhog, the two
-# imgtools' rounds alternating (before/after in the same minutes). Sizes: MiB, or 256M, 1G (default 256 1024).
+# imgtools' rounds alternating (before/after in the same minutes).
+# PARENT=1: rounds after the first dump with --parent on the round before
+# (tracked increments; memhog writes next to nothing between rounds, so
+# this is the increment's fixed, per-GiB window). Sizes: MiB, or 256M, 1G (default 256 1024).
 set -euo pipefail
 bench_name=frozen_bench
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,14 +32,18 @@ tools=("$imgtool")
 one_round() {
   local tool=$1 pid=$2 dir=$3 i=$4
   "$tickgap" reset "$dir/ticks"
-  CKPT_TRACE_TIMES=1 "$tool" dump --stats --pid "$pid" -o "$dir/img" >"$dir/stats" 2>"$dir/trace" ||
+  local parent=()
+  # Each link keeps its own file: the next names it by path.
+  [[ -n ${PARENT:-} && $i -gt 1 ]] && parent=(--parent "$dir/link$((i - 1))")
+  CKPT_TRACE_TIMES=1 "$tool" dump --stats --pid "$pid" "${parent[@]}" -o "$dir/img" >"$dir/stats" 2>"$dir/trace" ||
     die "dump failed: $(tail -3 "$dir/trace")"
   gap=$(printf '%.3f' "$("$tickgap" read "$dir/ticks")")
   frozen=$(grep -h -o "dump stats: frozen [0-9.]*" "$dir/stats" "$dir/trace" | head -1 | grep -o "[0-9.]*$" || echo -)
   # The trace's per-step CPU, imgtool and tree, summed over the window.
   cpu=$(awk '/^ckpt-frozen:/ { if (match($0, /cpu imgtool \+[0-9.]+, tree \+[0-9.]+/)) {
            split(substr($0, RSTART, RLENGTH), f, /[+,]/); s += f[2] + f[4] } } END { printf "%.1f", s }' "$dir/trace")
-  rm -f "$dir/img" "$dir/ticks.fork" "$dir/ticks.fork_cpu"
+  if [[ -n ${PARENT:-} ]]; then mv -f "$dir/img" "$dir/link$i"; else rm -f "$dir/img"; fi
+  rm -f "$dir/ticks.fork" "$dir/ticks.fork_cpu"
   kill -USR2 "$pid"
   for ((w = 0; w < 3000; w++)); do [[ -f $dir/ticks.fork ]] && break; sleep 0.01; done
   [[ -f $dir/ticks.fork ]] || die "memhog did not time its fork()"

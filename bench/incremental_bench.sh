@@ -17,6 +17,10 @@
 #
 #   BUILD_DIR  the CMake build folder (default: build/ next to bench/)
 #   SIZES      memory sizes in MiB (default: 256 1024)
+#   IMGTOOL=PATH  dump with another imgtool (the programs stay BUILD_DIR's:
+#                 an A/B of two builds in the same minutes); TREE=0 leaves
+#                 out the tree row; QUICK=1 leaves out the compared dump and
+#                 the merge (their columns print 0)
 set -euo pipefail
 export LC_ALL=C
 
@@ -34,7 +38,7 @@ for a in "$@"; do
 done
 ((${#sizes[@]})) || sizes=(256 1024)
 build=$(cd "${build:-$here/../build}" 2>/dev/null && pwd) || die "no build folder"
-imgtool=$build/imgtool
+imgtool=${IMGTOOL:-$build/imgtool}
 prog=$build/tests/restore/restore_incremental
 tree_prog=$build/tests/restore/restore_tree_incremental
 [[ -x $imgtool && -x $prog && -x $tree_prog ]] ||
@@ -71,18 +75,23 @@ for mib in "${sizes[@]}"; do
   t=$(now); "$imgtool" dump --pid "$pid" --parent full.core -o "$tmp/incr.core" --stats 2>"$tmp/incr.stats"
   incr_s=$(elapsed "$t")
   grep -q ', tracked [1-9]' "$tmp/incr.stats" || die "dirty tracking was not used: $(cat "$tmp/incr.stats")"
-  sync
-  t=$(now); CKPT_DIRTY_TRACKING=off "$imgtool" dump --pid "$pid" --parent full.core -o "$tmp/cmp.core" --stats \
-    2>"$tmp/cmp.stats"
-  cmp_s=$(elapsed "$t")
-  t=$(now); "$imgtool" merge "$tmp/incr.core" -o "$tmp/merged.core"; merge_s=$(elapsed "$t")
+  cmp_s=0 merge_s=0
+  : >"$tmp/cmp.stats"
+  if [[ ${QUICK:-0} == 0 ]]; then
+    sync
+    t=$(now); CKPT_DIRTY_TRACKING=off "$imgtool" dump --pid "$pid" --parent full.core -o "$tmp/cmp.core" --stats \
+      2>"$tmp/cmp.stats"
+    cmp_s=$(elapsed "$t")
+    t=$(now); "$imgtool" merge "$tmp/incr.core" -o "$tmp/merged.core"; merge_s=$(elapsed "$t")
+  fi
   kill -KILL "$pid"; wait "$pid" 2>/dev/null || true; pid=""
   full=$(size_of "$tmp/full.core"); incr=$(size_of "$tmp/incr.core")
   printf '%-6s %8.3f %12s %8.3f %8.3f %11s %5.1f%% %8.3f %8.3f %8.3f\n' "$mib" "$full_s" "$full" "$incr_s" \
     "$(frozen_of "$tmp/incr.stats")" "$incr" "$(echo "100 * $incr / $full" | bc -l)" "$cmp_s" \
-    "$(frozen_of "$tmp/cmp.stats")" "$merge_s"
+    "$(frozen_of "$tmp/cmp.stats")" "${merge_s:-0}"
 done
 
+[[ ${TREE:-1} == 0 ]] && exit 0
 # The tree row: link 2 (on link 1, on the full link 0) of restore_tree_incremental.
 rm -rf "$tmp"/*
 wait_done() { for f in "$@"; do while [[ ! -e $tmp/$f ]]; do sleep 0.01; done; done; }

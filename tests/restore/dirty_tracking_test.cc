@@ -170,6 +170,10 @@ class DirtyTracking : public RestoreTest {
 
   void restore_last(int n) {
     ASSERT_EQ(::link(link(n).c_str(), image_path().c_str()), 0);
+    // A restored program that lost a generation (its counter in a page
+    // taken from an older link) would find the step files and write it
+    // again, and pass its check: they go first.
+    for (int k = 1; k <= n; k++) unlink(tmp_.file("step" + std::to_string(k)).c_str());
     ASSERT_NO_FATAL_FAILURE(restore_expect(0));
     EXPECT_NE(log().find("generation " + std::to_string(n) + " checked"), std::string::npos) << log();
   }

@@ -247,10 +247,20 @@ TEST_F(Snapshot, TrackedChainOfThreeWhileThreadsMutateIsOfOneInstant) {
     // default freezes fully (how much the threads wrote meanwhile varies).
     std::vector<std::string> opts = {"--stats", "--short-freeze"};
     if (n > 0) opts.insert(opts.end(), {"--parent", "link" + std::to_string(n - 1) + ".core"});
+    // The frozen window's steps (frozen_phases.h), to see where smaps and
+    // the page plan were read.
+    setenv("CKPT_TRACE_TIMES", "1", 1);
     RunResult r = dump(pid_, tmp_.file("link" + std::to_string(n) + ".core"), opts);
+    unsetenv("CKPT_TRACE_TIMES");
     ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
     EXPECT_NE(r.err.find(", freeze snapshot"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("trackers armed 1"), std::string::npos) << r.err;
+    // An increment too reads smaps before the freeze and plans its pages,
+    // and chooses the parent's, from the copy after the release (DECISIONS
+    // 4000): no page walk of the target inside the window.
+    EXPECT_NE(r.err.find("capture: maps (smaps read before)"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("capture: memory plan"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("parent pages"), std::string::npos) << r.err;
     if (n > 0) {
       EXPECT_NE(r.err.find("trackers reused 1"), std::string::npos) << r.err;
       // Tracking decided the 32 MiB of pages (it read none of them).

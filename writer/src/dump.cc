@@ -110,8 +110,8 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
   // before it (checked at its use inside).
   prime_sigreturn_sequences(opt.pid);
   // Snapshot mode plans the pages after the release, from the copies
-  // (snapshot_plan.h); --parent's page selection needs them while frozen.
-  bool defer_plan = guard && may_snapshot && opt.parent.empty();
+  // (snapshot_plan.h), --parent's page selection too (DECISIONS 4000).
+  bool defer_plan = guard && may_snapshot;
   std::map<pid_t, std::vector<MapEntry>> smaps_before;
   if (defer_plan && smaps_early) smaps_before = read_smaps_before_freeze(opt.pid);
   PreparedCgroup snapshot_cgroup;
@@ -165,6 +165,12 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
     CKPT_TRY(join_split_pty_pairs(tables));
   }
   phases.mark("capture: ptys");
+  // --parent: what each process wrote since PREV is read here, in the
+  // window (its tracker is reset before the release); which pages become
+  // Parent is chosen once the pages are planned, from the copy after the
+  // release in snapshot mode (select_parents below).
+  std::vector<ProcessChain> chains(procs.size());  // empty: new since PREV
+  std::vector<WrittenPages> written(procs.size());
   if (!parent.empty()) {
     if (parent[0]->view.tasks.records.empty() || parent[0]->view.tasks.records[0].pid != opt.pid)
       return make_error("--parent %s is not a checkpoint of process %d", opt.parent.c_str(), opt.pid);
@@ -176,32 +182,26 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
       if (!prev) continue;
       auto chain = process_chain(parent, p.capture.pid);
       if (!chain) return chain.error().context("--parent " + opt.parent);
+      chains[i] = chain.take();
+      p.incremental = true;
       // Dirty tracking since PREV where it holds (dirty_tracking.h); the
-      // rest is compared.
-      WrittenPages written;
+      // rest is compared. "uw" in smaps read before the freeze may be out
+      // of date, but what counts is the kernel's word at this instant:
+      // PAGEMAP_SCAN's PM_SCAN_CHECK_WPASYNC refuses (and the range is
+      // compared) a mapping not registered for async write-protection.
       std::string why;
       if (opt.dirty_tracking) {
         auto w = read_written_pages(p.capture, p.tracker, prev->image, prev->view.identity.image_id, why);
         if (!w) return i == 0 ? w.error() : w.error().context("process " + std::to_string(p.capture.pid));
-        written = w.take();
+        written[i] = w.take();
       } else {
         why = "dirty tracking is off";
       }
       if (stats.tracking_note.empty() && !why.empty())
         stats.tracking_note = i == 0 ? why : "process " + std::to_string(p.capture.pid) + ": " + why;
-      auto sel = select_parent_pages(p.capture.pid, p.capture.memory, *chain,
-                                     written.tracked.empty() ? nullptr : &written);
-      if (!sel) return sel.error();
-      p.incremental = true;
-      p.selection = sel.take();
-      stats.parent_bytes += p.selection.parent_bytes;
-      stats.tracked_bytes += p.selection.tracked_bytes;
-      stats.written_bytes += p.selection.written_bytes;
-      stats.compared_bytes += p.selection.compared_bytes;
     }
-    stats.dirty_tracked = stats.tracked_bytes > 0;
   }
-  phases.mark("parent pages");
+  phases.mark("parent: written pages");
   std::vector<ProcessCapture *> all;
   for (CapturedProcess &p : procs) all.push_back(&p.capture);
   auto ipc = capture_sysv_ipc(std::vector<const ProcessCapture *>(all.begin(), all.end()));
@@ -304,6 +304,23 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
     pc.memory_outlined = false;
   }
   if (!snap) phases.mark("memory planned");
+  if (!parent.empty()) {
+    for (size_t i = 0; i < procs.size(); i++) {
+      CapturedProcess &p = procs[i];
+      if (!p.incremental) continue;
+      auto sel = select_parent_pages(snap ? snap->of(i).copy : p.capture.pid, p.capture.memory, chains[i],
+                                     written[i].tracked.empty() ? nullptr : &written[i],
+                                     snap ? &snap->of(i).early : nullptr);
+      if (!sel) return sel.error();
+      p.selection = sel.take();
+      stats.parent_bytes += p.selection.parent_bytes;
+      stats.tracked_bytes += p.selection.tracked_bytes;
+      stats.written_bytes += p.selection.written_bytes;
+      stats.compared_bytes += p.selection.compared_bytes;
+    }
+    stats.dirty_tracked = stats.tracked_bytes > 0;
+    if (!snap) phases.mark("parent pages");
+  }
 
   // Refuse what restore would refuse before anything is written or killed
   // (the same support list restore, verify and info use), in every process

@@ -2,8 +2,15 @@
 #include "parent_compare.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
-#include <sys/uio.h>
+#include <fcntl.h>
+#include <memory>
+#include <string>
+#include <unistd.h>
+
+#include "procfs.h"
+#include "snapshot_plan.h"
 
 namespace ckpt::writer {
 
@@ -48,10 +55,73 @@ const ChainLinkImage *matching_core(const Chain &parent, const ProcessCapture &p
   return core;
 }
 
+namespace {
+
+// The bytes of the instant, for the pages tracking does not decide: from
+// `early` for a mapping snapshot mode read while frozen (the copy shares
+// MAP_SHARED pages with the target, which runs on), otherwise read from
+// `pid` (the frozen target or its copy) through /proc/PID/mem: a pread
+// there does not pin, so it unshares none of a copy's copy-on-write pages
+// (process_vm_readv would, DECISIONS 216), and it reads PROT_NONE pages too.
+class InstantBytes {
+ public:
+  InstantBytes(pid_t pid, const PagesReadEarlier *early) : pid_(pid), early_(early) {}
+  ~InstantBytes() {
+    if (mem_ >= 0) close(mem_);
+  }
+  InstantBytes(const InstantBytes &) = delete;
+  InstantBytes &operator=(const InstantBytes &) = delete;
+
+  // [at, at+n) of mapping v, or nullptr where it cannot be read (then the
+  // pages are stored, and the writer reads or refuses them).
+  const u8 *read(const VmaPlan &v, u64 at, u64 n) {
+    if (early_ && read_while_frozen(v)) return early_->find(at, n);
+    // Made only when a page must be compared: a tracked increment reads
+    // none, and 4 MiB made present is not free on this VM.
+    if (!buf_) buf_.reset(new u8[kSlice]);
+    if (mem_ < 0) mem_ = open(("/proc/" + std::to_string(pid_) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+    if (mem_ < 0) return nullptr;
+    return read_mem_at(mem_, at, buf_.get(), n) == n ? buf_.get() : nullptr;
+  }
+
+ private:
+  pid_t pid_;
+  const PagesReadEarlier *early_;
+  int mem_ = -1;
+  std::unique_ptr<u8[]> buf_;
+};
+
+// A piece PREV stores (Image) that tracking covers whole: its written
+// ranges are stored, the rest becomes Parent, range by range (not a step
+// per 4 KiB page: at 1 GiB that was 262,144 steps for 10 % written).
+void select_tracked(const ResolvedPiece &p, const WrittenPages &written, std::vector<PageRun> &runs,
+                    ParentSelection &sel) {
+  u64 at = p.addr, end = p.addr + p.length;
+  auto w = std::partition_point(written.written.begin(), written.written.end(),
+                                [&](const AddressRange &r) { return r.end <= at; });
+  for (; at < end; ++w) {
+    u64 ws = w == written.written.end() ? end : std::clamp(w->start, at, end);
+    u64 we = w == written.written.end() ? end : std::min(w->end, end);
+    if (ws > at) {
+      add_run(runs, at, ws - at, PageSource::Parent);
+      sel.parent_bytes += ws - at;
+    }
+    if (we > ws) {
+      add_run(runs, ws, we - ws, PageSource::Image);
+      sel.written_bytes += we - ws;
+    }
+    at = std::max(ws, we);
+    if (w == written.written.end()) break;
+  }
+  sel.tracked_bytes += p.length;
+}
+
+}  // namespace
+
 Expected<ParentSelection> select_parent_pages(pid_t pid, std::vector<VmaPlan> &plan, const ProcessChain &parent,
-                                              const WrittenPages *written_private) {
+                                              const WrittenPages *written_private, const PagesReadEarlier *early) {
   ParentSelection sel;
-  std::vector<u8> buf(kSlice);
+  InstantBytes instant(pid, early);
   std::vector<ResolvedPiece> pieces;
   for (VmaPlan &v : plan) {
     if (!candidate(v)) continue;
@@ -71,25 +141,27 @@ Expected<ParentSelection> select_parent_pages(pid_t pid, std::vector<VmaPlan> &p
           continue;
         }
         // Only a slice tracking does not wholly cover is read.
-        bool read_ok = false, read = !(written && written->covers(at, at + n));
-        if (read) {
-          iovec local{buf.data(), n}, remote{reinterpret_cast<void *>(at), n};
-          // A page process_vm_readv cannot read (PROT_NONE) is left to the
-          // writer, which reads it through /proc/PID/mem.
-          read_ok = process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(n);
-        }
+        const u8 *bytes = nullptr;
+        if (!(written && written->covers(at, at + n))) bytes = instant.read(v, at, n);
         for (const ResolvedPiece &p : pieces) {
+          // Not stored by PREV (Zero or File there): stored now.
+          if (p.source != PageSource::Image) {
+            add_run(runs, p.addr, p.length, PageSource::Image);
+            continue;
+          }
+          if (written && written->covers(p.addr, p.addr + p.length)) {
+            select_tracked(p, *written, runs, sel);
+            continue;
+          }
           for (u64 page = p.addr; page < p.addr + p.length; page += kPageSize) {
             bool same = false;
-            if (p.source == PageSource::Image) {
-              if (written && written->covers(page, page + kPageSize)) {
-                same = written->clean(page, page + kPageSize);
-                sel.tracked_bytes += kPageSize;
-                if (!same) sel.written_bytes += kPageSize;
-              } else if (read_ok) {
-                same = std::memcmp(buf.data() + (page - at), p.bytes + (page - p.addr), kPageSize) == 0;
-                sel.compared_bytes += kPageSize;
-              }
+            if (written && written->covers(page, page + kPageSize)) {
+              same = written->clean(page, page + kPageSize);
+              sel.tracked_bytes += kPageSize;
+              if (!same) sel.written_bytes += kPageSize;
+            } else if (bytes) {
+              same = std::memcmp(bytes + (page - at), p.bytes + (page - p.addr), kPageSize) == 0;
+              sel.compared_bytes += kPageSize;
             }
             if (same) sel.parent_bytes += kPageSize;
             add_run(runs, page, kPageSize, same ? PageSource::Parent : PageSource::Image);

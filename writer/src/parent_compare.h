@@ -11,6 +11,7 @@
 
 #include "dirty_tracking.h"
 #include "memory.h"
+#include "snapshot.h"
 
 namespace ckpt::writer {
 
@@ -23,16 +24,19 @@ struct ParentSelection {
 };
 
 /// Rewrites the Image runs of private anonymous and private file memory of
-/// `plan` (process `pid`, frozen): a page whose bytes equal the bytes the
+/// `plan` (process `pid`: the frozen target, or its snapshot copy): a page whose bytes equal the bytes the
 /// chain `parent` (its core in PREV first) has at that address becomes
 /// Parent. With
 /// `written` (dirty tracking since PREV), a page in its tracked ranges that
 /// PREV stores becomes Parent without being read unless tracking says it
 /// was written; every other candidate page is read and compared.
 /// Pages PREV does not store (new mappings, Zero or File there) stay as
-/// planned.
+/// planned. `early`: with a snapshot copy, the bytes read while frozen of
+/// the mappings the copy does not hold as of the instant (shared memory:
+/// snapshot_plan.h read_while_frozen), compared instead of the copy's.
 img::Expected<ParentSelection> select_parent_pages(pid_t pid, std::vector<VmaPlan> &plan,
-                                                   const img::ProcessChain &parent, const WrittenPages *written);
+                                                   const img::ProcessChain &parent, const WrittenPages *written,
+                                                   const PagesReadEarlier *early = nullptr);
 
 /// The core in PREV (`parent[0]`, a single process or a tree) of the same
 /// process as `pc`: the same pid and, but for the root (the process PREV

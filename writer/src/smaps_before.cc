@@ -21,8 +21,10 @@ namespace {
 // "ui"; the dirty tracker's registration is one). "sd" (soft-dirty, not
 // built on this kernel) is not used by the image. Locked mappings are
 // excluded at the instant by VmLck (adopt_smaps_before); the uffd flags
-// and "sd" go into no record of a dump without --parent, which keeps
-// reading smaps inside the window.
+// and "sd" go into no record. `--parent` reads "uw" (which ranges the
+// tracker still covers) from the smaps of before, but trusts the kernel at
+// the instant: PAGEMAP_SCAN's PM_SCAN_CHECK_WPASYNC refuses a range not
+// registered for async write-protection, and that range is compared.
 constexpr std::array<const char *, 6> kFlagsForkDrops = {"lo", "lf", "um", "uw", "ui", "sd"};
 
 bool fork_drops(const std::string &flag) {
