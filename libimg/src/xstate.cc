@@ -3,6 +3,13 @@
 #include <cpuid.h>
 #include <cstring>
 
+// glibc quirk: <sys/platform/x86.h> is a C header; its inline functions
+// return _Bool, which clang++ rejects (g++ takes it as an extension). In
+// C++ that type is bool.
+#define _Bool bool
+#include <sys/platform/x86.h>
+#undef _Bool
+
 namespace ckpt::img {
 
 const XsaveLayout &intel_xsave_layout() {
@@ -17,15 +24,25 @@ const XsaveLayout &intel_xsave_layout() {
 
 const XsaveLayout &cpu_xsave_layout() {
   // Kernel quirk (of this VM's hypervisor, PVM; any VM traps CPUID): each
-  // CPUID instruction costs ~60 us here, and __get_cpuid_count adds a
-  // second one (the highest leaf) to each query. Asked once per process,
-  // with one highest-leaf query: restore built each thread's signal frame
-  // twice (restorer_args.cc measures, then lays out) with 16 CPUIDs each,
-  // ~2 ms per thread (decision 207).
+  // CPUID instruction costs ~60 us there (~16 us on the Intel VM of
+  // session 11). Asked once per process: restore built each thread's
+  // signal frame twice (restorer_args.cc measures, then lays out) with 16
+  // CPUIDs each, ~2 ms per thread (decision 207). And only for the
+  // components this CPU's XCR0 enables (decision 5001): no XSAVE area here
+  // holds any other (restore refuses an image that uses one,
+  // preflight.cc), and they keep Intel's place, as they did when CPUID
+  // answered 0 for them. Whether leaf 0xD exists comes from glibc's copy
+  // of leaf 1 (OSXSAVE implies XSAVE, which implies the leaf; SDM vol. 1,
+  // 13.2), not from a highest-leaf CPUID: 9 CPUIDs before, 4 now on this
+  // VM (XCR0 0xe7: AVX and AVX-512).
   static const XsaveLayout layout = [] {
     XsaveLayout l = intel_xsave_layout();
-    if (__get_cpuid_max(0, nullptr) < 0xd) return l;
+    if (!CPU_FEATURE_PRESENT(OSXSAVE)) return l;
+    unsigned lo, hi;
+    asm volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    u64 xcr0 = (u64(hi) << 32) | lo;
     for (int i = 2; i < XsaveLayout::kComponents; i++) {
+      if (!((xcr0 >> i) & 1)) continue;
       unsigned a = 0, b = 0, c = 0, d = 0;
       __cpuid_count(0xd, i, a, b, c, d);
       if (a) {

@@ -1,9 +1,12 @@
 #include "handover.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <elf.h>
 #include <string>
+#include <sys/auxv.h>
 #include <sys/ptrace.h>
 #include <sys/user.h>
 #include <sys/wait.h>
@@ -91,18 +94,36 @@ Status unmap_region(const Handover &h, pid_t tid) {
 
 }  // namespace
 
+// The first `syscall` instruction (0f 05) in [start, start+len), as an
+// offset, or 0.
+static u64 first_syscall(const u8 *p, u64 len) {
+  for (u64 i = 0; i + 1 < len; i++)
+    if (p[i] == 0x0f && p[i + 1] == 0x05) return i;
+  return 0;
+}
+
 // A `syscall` instruction in this process's [vdso], as an offset: the
 // restored process has the same vDSO (check_vdso_matches) at the image's
-// address.
+// address. The vDSO is found by its ELF header, which the kernel names in
+// the auxiliary vector (AT_SYSINFO_EHDR), and scanned to the end of its
+// PT_LOADs: no /proc/self/maps read between the restorer's success and the
+// handover (decision 5002). The mapping's rest is the page's zero padding,
+// so the first match is the one the whole mapping gives; maps are read only
+// where that header is missing or has no match.
 static u64 vdso_syscall_offset() {
+  const auto *eh = reinterpret_cast<const Elf64_Ehdr *>(getauxval(AT_SYSINFO_EHDR));
+  if (eh && std::memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_phentsize == sizeof(Elf64_Phdr)) {
+    const auto *base = reinterpret_cast<const u8 *>(eh);
+    const auto *ph = reinterpret_cast<const Elf64_Phdr *>(base + eh->e_phoff);
+    u64 end = 0;
+    for (unsigned i = 0; i < eh->e_phnum; i++)
+      if (ph[i].p_type == PT_LOAD) end = std::max<u64>(end, ph[i].p_offset + ph[i].p_filesz);
+    if (u64 at = first_syscall(base, end)) return at;
+  }
   auto self = read_self_maps();
   if (!self) return 0;
   for (const SelfMapping &m : *self)
-    if (m.name == "[vdso]") {
-      const u8 *p = reinterpret_cast<const u8 *>(m.start);
-      for (u64 i = 0; i + 1 < m.end - m.start; i++)
-        if (p[i] == 0x0f && p[i + 1] == 0x05) return i;
-    }
+    if (m.name == "[vdso]") return first_syscall(reinterpret_cast<const u8 *>(m.start), m.end - m.start);
   return 0;
 }
 

@@ -139,15 +139,13 @@ static Status check_fd_files(const CkptView &v, const HereNowOptions &opt) {
 
 // The kernel's vdso area must have the image's shape: restore moves the
 // current one where the image had it.
-static Status check_vdso(const CkptView &v) {
-  auto self = read_self_maps();
-  if (!self) return self.error();
+static Status check_vdso(const CkptView &v, const std::vector<SelfMapping> &self) {
   for (VmaKind k : {VmaKind::Vdso, VmaKind::Vvar, VmaKind::VvarVclock}) {
     const char *name = k == VmaKind::Vdso ? "[vdso]" : k == VmaKind::Vvar ? "[vvar]" : "[vvar_vclock]";
     u64 image_len = 0, here_len = 0;
     for (const VmaRecord &m : v.vmas.records)
       if (static_cast<VmaKind>(m.kind) == k) image_len = m.end - m.start;
-    for (const SelfMapping &m : *self)
+    for (const SelfMapping &m : self)
       if (m.name == name) here_len = m.end - m.start;
     if (image_len != here_len)
       return make_error("%s is %llu bytes here but %llu in the image (a different kernel?)", name,
@@ -197,8 +195,11 @@ Status check_here_now(const ImageReader &image, const CkptView &v, const HereNow
     if (stat(cwd.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
       return make_error("the working directory %s of pid %d is gone", cwd.c_str(), t.pid);
   }
-  CKPT_TRY(check_vdso(v));
-  CKPT_TRY(check_vdso_matches(image, v));
+  // One read of our maps for both vdso checks (decision 5002).
+  auto self = read_self_maps();
+  if (!self) return self.error();
+  CKPT_TRY(check_vdso(v, *self));
+  CKPT_TRY(check_vdso_matches(image, v, *self));
   trace_phase("check: vdso");
   CKPT_TRY(check_huge_pages(v));
   CKPT_TRY(check_sysv_ipc_here(v));

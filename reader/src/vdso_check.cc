@@ -76,16 +76,14 @@ Status compare_vdso(std::span<const u8> image_vdso, std::span<const u8> ours) {
   return {};
 }
 
-Status check_vdso_matches(const ImageReader &image, const CkptView &v) {
+Status check_vdso_matches(const ImageReader &image, const CkptView &v, const std::vector<SelfMapping> &self) {
   const VmaRecord *vdso = nullptr;
   for (const VmaRecord &m : v.vmas.records)
     if (static_cast<VmaKind>(m.kind) == VmaKind::Vdso) vdso = &m;
   if (!vdso) return {};
   auto stored = image.read_memory(vdso->start, vdso->end - vdso->start);
   if (!stored) return stored.error().context("the image's [vdso]");
-  auto self = read_self_maps();
-  if (!self) return self.error();
-  for (const SelfMapping &m : *self)
+  for (const SelfMapping &m : self)
     if (m.name == "[vdso]")
       return compare_vdso(*stored, std::span<const u8>(reinterpret_cast<const u8 *>(m.start), m.end - m.start));
   return make_error("this process has no [vdso] to compare the image's with");

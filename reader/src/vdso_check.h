@@ -6,8 +6,11 @@
 #pragma once
 
 #include <span>
+#include <vector>
 
 #include <ckpt/img/model.h>
+
+#include "self_maps.h"
 
 namespace ckpt::reader {
 
@@ -17,8 +20,10 @@ namespace ckpt::reader {
 /// missing, or when either is not a readable ELF image.
 img::Status compare_vdso(std::span<const img::u8> image_vdso, std::span<const img::u8> ours);
 
-/// compare_vdso() of the image's stored [vdso] against this process's. An
-/// image without a [vdso] mapping passes.
-img::Status check_vdso_matches(const img::ImageReader &image, const img::CkptView &v);
+/// compare_vdso() of the image's stored [vdso] against this process's,
+/// found in `self` (read_self_maps(), which the caller has read for its own
+/// vdso checks too). An image without a [vdso] mapping passes.
+img::Status check_vdso_matches(const img::ImageReader &image, const img::CkptView &v,
+                               const std::vector<SelfMapping> &self);
 
 }  // namespace ckpt::reader
