@@ -110,6 +110,9 @@ void unmap_all_but(const struct rs_args *a);
 void move_special_mappings(const struct rs_args *a);
 void map_memory(const struct rs_args *a);
 
+/* xxh3_avx2.c: XXH3_64bits_update on AVX2 (state: an XXH3_state_t). */
+void rs_xxh3_update_avx2(void *state, const void *p, unsigned long n);
+
 /* privileges.c: a thread's credentials, capabilities and no_new_privs. */
 void set_privileges(const struct rs_args *a, const struct rs_thread *t);
 
