@@ -35,11 +35,13 @@ trap cleanup EXIT
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y > 0) printf "%.2f", x / y; else printf "-" }'; }
+# start_memhog MIB OUT: memhog with its stdout in OUT, a file of its own for
+# each image (a restore checks that the file is as it was at the dump).
 start_memhog() {
-  "$b/bench/memhog" "$1" >"$tmp/mh.out" 2>&1 </dev/null &
+  "$b/bench/memhog" "$1" >"$2" 2>&1 </dev/null &
   mh=$!
-  until grep -q '^ready$' "$tmp/mh.out" 2>/dev/null; do
-    kill -0 "$mh" 2>/dev/null || { echo "restore_ab: memhog exited: $(cat "$tmp/mh.out")" >&2; exit 1; }
+  until grep -q '^ready$' "$2" 2>/dev/null; do
+    kill -0 "$mh" 2>/dev/null || { echo "restore_ab: memhog exited: $(cat "$2")" >&2; exit 1; }
     sleep 0.05
   done
 }
@@ -73,15 +75,15 @@ tools=(a b)
 [[ -n $criu ]] && tools+=(criu)
 for size in "${sizes[@]}"; do
   W=() C=()
-  start_memhog "$size"
+  start_memhog "$size" "$tmp/mh.$size.img.out"
   "$b/imgtool" dump --kill --pid "$mh" -o "$tmp/img" 2>"$tmp/dlog" || { echo "restore_ab: dump failed: $(cat "$tmp/dlog")" >&2; exit 1; }
-  wait "$mh" 2>/dev/null || true
+  { wait "$mh"; } 2>/dev/null || true
   mh=""
   if [[ -n $criu ]]; then
-    start_memhog "$size"
+    start_memhog "$size" "$tmp/mh.$size.criu.out"
     mkdir -p "$tmp/criu"
     "$criu" dump -t "$mh" -D "$tmp/criu" --shell-job -o dump.log >/dev/null 2>&1 || { echo "restore_ab: criu dump failed" >&2; exit 1; }
-    wait "$mh" 2>/dev/null || true
+    { wait "$mh"; } 2>/dev/null || true
     mh=""
   fi
   for ((r = 0; r < rounds; r++)); do
