@@ -242,8 +242,13 @@ struct rs_args {
   uint8_t *scratch;        /* scratch_len bytes the checked fills are hashed in */
   uint64_t scratch_len;
   struct rs_seal *late_seal; uint32_t nlate_seal; /* memfd seals added once memory is mapped */
-  uint32_t pad5;
+  uint32_t fill_flags;     /* RS_FILL_*: how checked fills are placed and hashed */
 };
+
+/* rs_args.fill_flags (decision 3001). */
+#define RS_FILL_HASH_AVX2 1u   /* AVX2 usable (CPU and kernel): hash with xxh3_avx2.c */
+#define RS_FILL_VIA_SCRATCH 2u /* pread into the scratch buffer, hash it, place it with
+                                * process_vm_writev (decision 211) instead of pread into place */
 
 /* What follows the RS_OK byte on status_fd: where imgtool finds the
  * restorer to hand the process over (reader/src/handover.cc). Every thread

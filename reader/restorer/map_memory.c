@@ -5,9 +5,10 @@
 #include "syscalls.h"
 
 /* xxh3, the image's checksum, compiled in (decision 174): the header-only
- * form, its portable scalar code (the blob uses no vector registers:
- * -mgeneral-regs-only) and no assert. Its few calls of memcpy and memset
- * are the ones defined below (-fno-builtin: the compiler emits calls). */
+ * form, its portable scalar code (this file uses no vector registers:
+ * -mgeneral-regs-only; the AVX2 form is xxh3_avx2.c's, decision 3001) and
+ * no assert. Its few calls of memcpy and memset are the ones defined below
+ * (-fno-builtin: the compiler emits calls). */
 #define XXH_INLINE_ALL
 #define XXH_VECTOR XXH_SCALAR
 #define XXH_FORCE_MEMORY_ACCESS 1 /* unaligned loads through packed structs, not memcpy calls */
@@ -124,17 +125,26 @@ static void read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off
   }
 }
 
-/* The n bytes of the scratch buffer (just hashed) go into place at addr.
- * Kernel quirk (of this VM's shadow paging, PVM): the first access to a
- * page through a user address, the kernel's copy in pread included, costs
- * a fault-like exit per 4 KiB page (pread into place: ~7 ms per 2 MiB
- * here, most of the restorer's time in a lazy warm start). process_vm_writev
- * on ourselves writes through the kernel's own mapping of each page
- * instead (pinned pages, kmap): ~1.5 ms per 2 MiB, and the bytes placed are
- * the very bytes hashed (decision 211). Where it is not available (ENOSYS
- * without CONFIG_CROSS_MEMORY_ATTACH, EPERM from an LSM) or writes short,
- * the slice is read into place again as before, and so are all later ones
- * after a failure. */
+static void hash_update(const struct rs_args *a, struct running_check *run, const void *p, ulong n) {
+  if (a->fill_flags & RS_FILL_HASH_AVX2)
+    rs_xxh3_update_avx2(&run->state, p, n);
+  else
+    XXH3_64bits_update(&run->state, p, n);
+}
+
+/* The n bytes of the scratch buffer (just hashed) go into place at addr
+ * (RS_FILL_VIA_SCRATCH, decision 211). Kernel quirk (of the AMD VM's
+ * shadow paging, PVM): the first access to a page through a user address,
+ * the kernel's copy in pread included, cost a fault-like exit per 4 KiB
+ * page there (pread into place: ~7 ms per 2 MiB); process_vm_writev on
+ * ourselves writes through the kernel's own mapping of each page instead
+ * (pinned pages, kmap): ~1.5 ms per 2 MiB, and the bytes placed are the
+ * very bytes hashed. On this Xeon VM (EPT) the same path costs more than
+ * reading into place (decision 3001), so it is chosen only by
+ * CKPT_RESTORE_FILL=scratch. Where it is not available (ENOSYS without
+ * CONFIG_CROSS_MEMORY_ATTACH, EPERM from an LSM) or writes short, the
+ * slice is read into place again, and so are all later ones after a
+ * failure. */
 static void place_from_scratch(const struct rs_args *a, struct running_check *run, ulong addr, ulong n,
                                ulong off) {
   if (run->self > 0) {
@@ -148,12 +158,22 @@ static void place_from_scratch(const struct rs_args *a, struct running_check *ru
   read_fully(a, addr, n, off);
 }
 
-/* A fill, checked as it is read (not in a pass before: decision 174): a
- * slice at a time, the image's bytes are read into the scratch buffer and
- * hashed there, then placed (place_from_scratch). Not hashed in place:
- * the first user-mode read of a page costs the same exit (decision 174),
- * while the scratch buffer is touched once and pays it once. */
-static void fill_checked(const struct rs_args *a, const struct rs_fill *f, struct running_check *run) {
+/* A checked fill is read into place and hashed there a slice at a time
+ * (decision 3001): so many bytes that the slice is still in the cache
+ * when the hash reads it back, few enough calls that they cost nothing.
+ * 256 KiB was the fastest of 64 KiB - 4 MiB in the micro-benchmark. */
+#define RS_FILL_SLICE (256ul << 10)
+
+/* A fill, checked as it is read (not in a pass before: decision 174). By
+ * default each slice of a private mapping is made present first (one
+ * MADV_POPULATE_WRITE: the faults in one call instead of one exception
+ * per 4 KiB page inside pread's copy, decision 170; ignored where it
+ * fails: it tunes), read into place with pread, and hashed in place: the
+ * bytes hashed are the bytes the program gets. With RS_FILL_VIA_SCRATCH
+ * each slice is read into the scratch buffer and hashed there, then
+ * placed (place_from_scratch). */
+static void fill_checked(const struct rs_args *a, const struct rs_vma *v, const struct rs_fill *f,
+                         struct running_check *run) {
   if (!f->check) {
     read_fully(a, f->addr, f->len, f->file_offset);
     return;
@@ -167,12 +187,21 @@ static void fill_checked(const struct rs_args *a, const struct rs_fill *f, struc
     run->hashed = 0;
   }
   RS_ASSERT(a, f->file_offset == c->file_offset + run->hashed && f->len <= c->size - run->hashed);
-  RS_ASSERT(a, a->scratch && a->scratch_len);
+  int via_scratch = (a->fill_flags & RS_FILL_VIA_SCRATCH) != 0;
+  RS_ASSERT(a, !via_scratch || (a->scratch && a->scratch_len));
+  ulong slice = via_scratch ? a->scratch_len : RS_FILL_SLICE;
   for (ulong done = 0; done < f->len;) {
-    ulong n = f->len - done < a->scratch_len ? f->len - done : a->scratch_len;
-    read_fully(a, (ulong)a->scratch, n, f->file_offset + done);
-    XXH3_64bits_update(&run->state, a->scratch, n);
-    place_from_scratch(a, run, f->addr + done, n, f->file_offset + done);
+    ulong n = f->len - done < slice ? f->len - done : slice;
+    ulong at = f->addr + done, off = f->file_offset + done;
+    if (via_scratch) {
+      read_fully(a, (ulong)a->scratch, n, off);
+      hash_update(a, run, a->scratch, n);
+      place_from_scratch(a, run, at, n, off);
+    } else {
+      if (v->map_flags & MAP_PRIVATE) sys3(NR_madvise, at, n, MADV_POPULATE_WRITE);
+      read_fully(a, at, n, off);
+      hash_update(a, run, (const void *)at, n);
+    }
     done += n;
   }
   run->hashed += f->len;
@@ -187,6 +216,10 @@ void map_memory(const struct rs_args *a) {
   run.check = 0;
   run.hashed = 0;
   run.self = sys1(NR_getpid, 0);
+  /* The fills read the image mostly in file order: twice the read-ahead
+   * window for a cold page cache (POSIX_FADV_SEQUENTIAL; it tunes, so its
+   * failure is ignored). */
+  sys4(NR_fadvise64, a->image_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   for (unsigned i = 0; i < a->nvma; i++) {
     const struct rs_vma *v = &a->vma[i];
     ulong len = v->end - v->start;
@@ -194,7 +227,8 @@ void map_memory(const struct rs_args *a) {
      * with the final protection and registered on the userfaultfd, whose
      * helper (in imgtool) puts the pages in as they are touched. */
     int read_fill = v->nfill != 0;
-    int prot0 = v->prot | (read_fill ? PROT_WRITE : 0);
+    /* Readable too: a checked fill is hashed where it was read in. */
+    int prot0 = v->prot | (read_fill ? PROT_READ | PROT_WRITE : 0);
     int flags = MAP_FIXED | (int)v->map_flags | (v->fd < 0 ? MAP_ANONYMOUS : 0);
     long r;
     if (v->sysv_shm) {
@@ -218,24 +252,22 @@ void map_memory(const struct rs_args *a) {
     for (unsigned k = 0; k < v->nfill; k++) {
       const struct rs_fill *f = &a->fill[v->first_fill + k];
       RS_ASSERT(a, v->first_fill + k < a->nfill && f->addr >= v->start && f->len <= v->end - f->addr);
-      /* A fill read into place by pread (one no checksum covers, or every
-       * fill once process_vm_writev failed) has its pages made first, all
-       * in one call (MADV_POPULATE_WRITE, Linux 5.14+; ignored where it
-       * fails: it tunes), so the pread finds them present instead of taking
-       * a fault per 4 KiB page inside its copy: on this kind of VM (PVM)
-       * each fault exception goes through the hypervisor and costs more
-       * than the copy. In a private file mapping it makes the private
-       * copies the pread's copy-on-write faults would. Only the stored
-       * ranges, so the resident set is the original's. Never on a
-       * userfaultfd-registered range (a populate there would wait for a
-       * helper not yet serving): a VMA is filled before it is registered,
-       * and one served lazily has no fill. A checked fill placed by
-       * process_vm_writev needs no populate: its pin makes the same pages
-       * in the kernel (the very work the populate did, a second page-table
-       * walk and a system call per fill for nothing, decision 223). */
-      if ((v->map_flags & MAP_PRIVATE) && (!f->check || run.self <= 0))
-        sys3(NR_madvise, f->addr, f->len, MADV_POPULATE_WRITE);
-      fill_checked(a, f, &run);
+      /* A fill read into place by pread whole (one no checksum covers, or
+       * every fill once process_vm_writev failed) has its pages made
+       * first, all in one call (MADV_POPULATE_WRITE, Linux 5.14+; ignored
+       * where it fails: it tunes), so the pread finds them present instead
+       * of taking a fault per 4 KiB page inside its copy (decision 170). In
+       * a private file mapping it makes the private copies the pread's
+       * copy-on-write faults would. Only the stored ranges, so the resident
+       * set is the original's. Never on a userfaultfd-registered range (a
+       * populate there would wait for a helper not yet serving): a VMA is
+       * filled before it is registered, and one served lazily has no fill.
+       * A checked fill read into place is populated a slice at a time in
+       * fill_checked (decision 3001); one placed by process_vm_writev needs
+       * no populate: its pin makes the same pages (decision 223). */
+      int whole_pread = !f->check || ((a->fill_flags & RS_FILL_VIA_SCRATCH) && run.self <= 0);
+      if ((v->map_flags & MAP_PRIVATE) && whole_pread) sys3(NR_madvise, f->addr, f->len, MADV_POPULATE_WRITE);
+      fill_checked(a, v, f, &run);
     }
     if (v->uffd) {
       /* The whole VMA, so it is not split: pages that were zero are

@@ -18,6 +18,7 @@ enum {
   NR_rseq = 334, NR_clone3 = 435, NR_kill = 62, NR_setgroups = 116, NR_setresuid = 117,
   NR_setresgid = 119, NR_capset = 126, NR_seccomp = 317, NR_mlock2 = 325,
   NR_mlockall = 151, NR_getppid = 110, NR_fcntl = 72, NR_process_vm_writev = 311,
+  NR_fadvise64 = 221,
 };
 
 static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {
@@ -57,6 +58,7 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define MADV_NOHUGEPAGE 15
 #define MADV_WIPEONFORK 18
 #define MADV_POPULATE_WRITE 23
+#define POSIX_FADV_SEQUENTIAL 2
 #define MADV_GUARD_INSTALL 102
 #define MLOCK_ONFAULT 1
 #define UFFDIO_REGISTER 0xc020aa00ul /* _IOWR(0xAA, 0x00, struct uffdio_register) */
@@ -109,6 +111,9 @@ void fail_assert(const struct rs_args *a, const char *file, unsigned line, const
 void unmap_all_but(const struct rs_args *a);
 void move_special_mappings(const struct rs_args *a);
 void map_memory(const struct rs_args *a);
+
+/* xxh3_avx2.c: XXH3_64bits_update on AVX2 (state: an XXH3_state_t). */
+void rs_xxh3_update_avx2(void *state, const void *p, unsigned long n);
 
 /* privileges.c: a thread's credentials, capabilities and no_new_privs. */
 void set_privileges(const struct rs_args *a, const struct rs_thread *t);

@@ -7,6 +7,8 @@
 #include <memory>
 #include <cstring>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <sys/mman.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
@@ -141,9 +143,10 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
   for (u32 i = 0; i < a.nfill; i++) a.fill[i].check = checks->fill_check[i];
   std::memcpy(context_copy, context.c_str(), context.size() + 1);
   a.check_context = context_copy;
-  // The slice a checked fill is hashed in (map_memory.c, fill_checked).
+  // The slice a checked fill is hashed in when it goes through the
+  // scratch buffer (map_memory.c, fill_checked; decision 3001).
   constexpr u64 kCheckSlice = 64 * 1024;
-  if (a.ncheck) {
+  if (a.ncheck && (a.fill_flags & RS_FILL_VIA_SCRATCH)) {
     a.scratch = arena.alloc<u8>(kCheckSlice, kPageSize);
     if (!a.scratch) return make_error("restorer argument area too small");
     a.scratch_len = kCheckSlice;
@@ -269,6 +272,29 @@ Status lay_out_threads(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
   return {};
 }
 
+// How the restorer places and hashes checked fills (rs_args.fill_flags,
+// decision 3001): read into place and hashed there, on AVX2 where the CPU
+// has it and the kernel saves its registers (__builtin_cpu_supports checks
+// both: CPUID and XGETBV). CKPT_RESTORE_FILL, comma-separated, forces the
+// other ways, for tests and for VMs where they are faster: "scratch"
+// (decision 211's scratch buffer and process_vm_writev), "scalar" (the
+// portable hash).
+Expected<u32> fill_flags() {
+  u32 flags = __builtin_cpu_supports("avx2") ? RS_FILL_HASH_AVX2 : 0;
+  const char *env = std::getenv("CKPT_RESTORE_FILL");
+  std::string_view words = env ? env : "";
+  while (!words.empty()) {
+    size_t comma = words.find(',');
+    std::string_view w = words.substr(0, comma);
+    words = comma == std::string_view::npos ? std::string_view{} : words.substr(comma + 1);
+    if (w == "scratch") flags |= RS_FILL_VIA_SCRATCH;
+    else if (w == "scalar") flags &= ~RS_FILL_HASH_AVX2;
+    else if (!w.empty())
+      return make_error("CKPT_RESTORE_FILL: unknown word '%s' (known: scratch, scalar)", std::string(w).c_str());
+  }
+  return flags;
+}
+
 // The whole argument block; returns where it starts.
 Expected<rs_args *> lay_out_args(ArgArena &arena, const LayoutInputs &in) {
   rs_args *a = arena.alloc<rs_args>();
@@ -286,6 +312,9 @@ Expected<rs_args *> lay_out_args(ArgArena &arena, const LayoutInputs &in) {
   const TaskRecord &task = in.v.tasks.records[0];
   if ((task.settings & kTaskSettingsCaptured) && (task.settings & kTaskMlockFuture))
     a->mlockall_flags = MCL_FUTURE | ((task.settings & kTaskMlockFutureOnFault) ? MCL_ONFAULT : 0);
+  auto flags = fill_flags();
+  if (!flags) return flags.error();
+  a->fill_flags = *flags;
   CKPT_TRY(lay_out_memory(arena, in, *a));
   CKPT_TRY(lay_out_threads(arena, in, *a));
   return a;
