@@ -1,7 +1,7 @@
 #!/bin/bash
 # restore_ab.sh [-r ROUNDS] BUILD_A BUILD_B [SIZES_MIB...]: eager `imgtool
 # restore` of two builds and `criu restore` side by side, hot and cold page
-# cache, in rotating order in the same minutes (decision 3002).
+# cache, in rotating order in the same minutes (decision 231).
 #
 # For each size (default 256 1024) one memhog is dumped with BUILD_B's
 # imgtool (--kill) and another with CRIU 4.2 (`criu dump`, $CRIU or

@@ -28,7 +28,7 @@ const XsaveLayout &cpu_xsave_layout() {
   // session 11). Asked once per process: restore built each thread's
   // signal frame twice (restorer_args.cc measures, then lays out) with 16
   // CPUIDs each, ~2 ms per thread (decision 207). And only for the
-  // components this CPU's XCR0 enables (decision 5001): no XSAVE area here
+  // components this CPU's XCR0 enables (decision 234): no XSAVE area here
   // holds any other (restore refuses an image that uses one,
   // preflight.cc), and they keep Intel's place, as they did when CPUID
   // answered 0 for them. Whether leaf 0xD exists comes from glibc's copy

@@ -245,7 +245,7 @@ struct rs_args {
   uint32_t fill_flags;     /* RS_FILL_*: how checked fills are placed and hashed */
 };
 
-/* rs_args.fill_flags (decision 3001). */
+/* rs_args.fill_flags (decision 230). */
 #define RS_FILL_HASH_AVX2 1u   /* AVX2 usable (CPU and kernel): hash with xxh3_avx2.c */
 #define RS_FILL_VIA_SCRATCH 2u /* pread into the scratch buffer, hash it, place it with
                                 * process_vm_writev (decision 211) instead of pread into place */

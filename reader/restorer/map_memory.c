@@ -6,7 +6,7 @@
 
 /* xxh3, the image's checksum, compiled in (decision 174): the header-only
  * form, its portable scalar code (this file uses no vector registers:
- * -mgeneral-regs-only; the AVX2 form is xxh3_avx2.c's, decision 3001) and
+ * -mgeneral-regs-only; the AVX2 form is xxh3_avx2.c's, decision 230) and
  * no assert. Its few calls of memcpy and memset are the ones defined below
  * (-fno-builtin: the compiler emits calls). */
 #define XXH_INLINE_ALL
@@ -140,7 +140,7 @@ static void hash_update(const struct rs_args *a, struct running_check *run, cons
  * ourselves writes through the kernel's own mapping of each page instead
  * (pinned pages, kmap): ~1.5 ms per 2 MiB, and the bytes placed are the
  * very bytes hashed. On this Xeon VM (EPT) the same path costs more than
- * reading into place (decision 3001), so it is chosen only by
+ * reading into place (decision 230), so it is chosen only by
  * CKPT_RESTORE_FILL=scratch. Where it is not available (ENOSYS without
  * CONFIG_CROSS_MEMORY_ATTACH, EPERM from an LSM) or writes short, the
  * slice is read into place again, and so are all later ones after a
@@ -159,7 +159,7 @@ static void place_from_scratch(const struct rs_args *a, struct running_check *ru
 }
 
 /* A checked fill is read into place and hashed there a slice at a time
- * (decision 3001): so many bytes that the slice is still in the cache
+ * (decision 230): so many bytes that the slice is still in the cache
  * when the hash reads it back, few enough calls that they cost nothing.
  * 256 KiB was the fastest of 64 KiB - 4 MiB in the micro-benchmark. */
 #define RS_FILL_SLICE (256ul << 10)
@@ -263,7 +263,7 @@ void map_memory(const struct rs_args *a) {
        * populate there would wait for a helper not yet serving): a VMA is
        * filled before it is registered, and one served lazily has no fill.
        * A checked fill read into place is populated a slice at a time in
-       * fill_checked (decision 3001); one placed by process_vm_writev needs
+       * fill_checked (decision 230); one placed by process_vm_writev needs
        * no populate: its pin makes the same pages (decision 223). */
       int whole_pread = !f->check || ((a->fill_flags & RS_FILL_VIA_SCRATCH) && run.self <= 0);
       if ((v->map_flags & MAP_PRIVATE) && whole_pread) sys3(NR_madvise, f->addr, f->len, MADV_POPULATE_WRITE);

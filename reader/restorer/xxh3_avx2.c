@@ -1,4 +1,4 @@
-/* xxh3's update on AVX2, for the restorer's checked fills (decision 3001):
+/* xxh3's update on AVX2, for the restorer's checked fills (decision 230):
  * 0.02-0.03 s of CPU per GiB on this VM's Xeon against the portable scalar
  * code's 0.11-0.14 s. The only file of the blob built with vector
  * registers (-mavx2, reader/CMakeLists.txt). The restorer calls it only

@@ -107,7 +107,7 @@ static u64 first_syscall(const u8 *p, u64 len) {
 // address. The vDSO is found by its ELF header, which the kernel names in
 // the auxiliary vector (AT_SYSINFO_EHDR), and scanned to the end of its
 // PT_LOADs: no /proc/self/maps read between the restorer's success and the
-// handover (decision 5002). The mapping's rest is the page's zero padding,
+// handover (decision 235). The mapping's rest is the page's zero padding,
 // so the first match is the one the whole mapping gives; maps are read only
 // where that header is missing or has no match.
 static u64 vdso_syscall_offset() {

@@ -195,7 +195,7 @@ Status check_here_now(const ImageReader &image, const CkptView &v, const HereNow
     if (stat(cwd.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
       return make_error("the working directory %s of pid %d is gone", cwd.c_str(), t.pid);
   }
-  // One read of our maps for both vdso checks (decision 5002).
+  // One read of our maps for both vdso checks (decision 235).
   auto self = read_self_maps();
   if (!self) return self.error();
   CKPT_TRY(check_vdso(v, *self));

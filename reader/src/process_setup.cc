@@ -51,7 +51,7 @@ static Expected<int> reopen_recreated(int recreated, const FdRecord &r) {
 }
 
 // Closes every fd of ours not in `kept` (-1s ignored): close_range over the
-// gaps between them (decision 5000: one call per gap, where reading
+// gaps between them (decision 233: one call per gap, where reading
 // /proc/self/fd cost a directory walk with a proc inode per fd in every
 // restoring child). Where close_range is missing (Linux < 5.9: ENOSYS) the
 // fds are those /proc/self/fd lists.

@@ -144,7 +144,7 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
   std::memcpy(context_copy, context.c_str(), context.size() + 1);
   a.check_context = context_copy;
   // The slice a checked fill is hashed in when it goes through the
-  // scratch buffer (map_memory.c, fill_checked; decision 3001).
+  // scratch buffer (map_memory.c, fill_checked; decision 230).
   constexpr u64 kCheckSlice = 64 * 1024;
   if (a.ncheck && (a.fill_flags & RS_FILL_VIA_SCRATCH)) {
     a.scratch = arena.alloc<u8>(kCheckSlice, kPageSize);
@@ -273,7 +273,7 @@ Status lay_out_threads(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
 }
 
 // How the restorer places and hashes checked fills (rs_args.fill_flags,
-// decision 3001): read into place and hashed there, on AVX2 where the CPU
+// decision 230): read into place and hashed there, on AVX2 where the CPU
 // has it and the kernel saves its registers (__builtin_cpu_supports checks
 // both: CPUID and XGETBV). CKPT_RESTORE_FILL, comma-separated, forces the
 // other ways, for tests and for VMs where they are faster: "scratch"

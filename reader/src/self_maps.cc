@@ -10,7 +10,7 @@ namespace ckpt::reader {
 
 // One line of /proc/self/maps, "START-END PERMS OFFSET DEV INODE   NAME",
 // parsed by hand: sscanf with four skipped fields was the largest user-space
-// cost of reading maps, which restore does four times (decision 5002).
+// cost of reading maps, which restore does four times (decision 235).
 static bool parse_maps_line(const char *p, SelfMapping &m) {
   char *end;
   m.start = std::strtoull(p, &end, 16);

@@ -113,7 +113,7 @@ TEST_F(Incremental, ChainOfThreeRestoresFromTheLastLink) {
 // The same chain with every link taken in snapshot mode, the last one too
 // (make_chain's last link is a --kill dump, which freezes fully): each
 // increment's pages are planned and chosen from the copy after the release
-// (DECISIONS 4000), while the tracker's written set is read in the window.
+// (DECISIONS 229), while the tracker's written set is read in the window.
 // A written page taken from the parent, or a page of the instant missed,
 // breaks the program's check of every word after the restore, and the
 // whole state is compared.

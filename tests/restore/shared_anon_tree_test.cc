@@ -106,7 +106,7 @@ img::u64 stat_after(const std::string &err, const std::string &key) {
 }
 
 // An increment of the running tree in snapshot mode: its pages are planned
-// and chosen from the copies after the release (DECISIONS 4000), but the
+// and chosen from the copies after the release (DECISIONS 229), but the
 // shared memory, which the copies share with the running tree, is compared
 // with the parent from the bytes read while frozen. Unchanged, all of it
 // comes from the parent (none stored again); restored from the increment,

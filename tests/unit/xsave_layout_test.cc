@@ -1,5 +1,5 @@
 // cpu_xsave_layout() asks CPUID leaf 0xD only for the XSAVE components this
-// CPU's XCR0 enables (DECISIONS 5001): each of those must have the offset
+// CPU's XCR0 enables (DECISIONS 234): each of those must have the offset
 // and size CPUID gives, every other keeps Intel's place.
 #include <gtest/gtest.h>
 

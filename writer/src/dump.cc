@@ -110,7 +110,7 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
   // before it (checked at its use inside).
   prime_sigreturn_sequences(opt.pid);
   // Snapshot mode plans the pages after the release, from the copies
-  // (snapshot_plan.h), --parent's page selection too (DECISIONS 4000).
+  // (snapshot_plan.h), --parent's page selection too (DECISIONS 229).
   bool defer_plan = guard && may_snapshot;
   std::map<pid_t, std::vector<MapEntry>> smaps_before;
   if (defer_plan && smaps_early) smaps_before = read_smaps_before_freeze(opt.pid);

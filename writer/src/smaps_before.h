@@ -2,7 +2,7 @@
 // walks every page table of the process (about what a fork's page-table
 // copy costs), and the frozen window only needs it for each mapping's
 // VmFlags and the page counters. Snapshot mode (with --parent too since
-// DECISIONS 4000) now reads it before the freeze; inside the window /proc/PID/maps (no page walk) must
+// DECISIONS 229) now reads it before the freeze; inside the window /proc/PID/maps (no page walk) must
 // show the same mappings, and no mapping may be locked (VmLck 0: fork drops
 // "lo"/"lf", so the copy could not confirm them). After the release the
 // copy's smaps confirms the VmFlags as of the instant (fork keeps them all
