@@ -112,6 +112,8 @@ struct running_check {
   uint32_t check;          /* 1 + index, or 0 */
   uint64_t hashed;
   long self;               /* our pid for process_vm_writev, 0 once it failed */
+  long mem;                /* /proc/self/mem once opened; -1 not yet, -2 cannot be */
+  int forced;              /* the VMA being filled is not writable: its fills go through mem */
 };
 
 static void read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off) {
@@ -137,6 +139,16 @@ static void read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off
  * after a failure. */
 static void place_from_scratch(const struct rs_args *a, struct running_check *run, ulong addr, ulong n,
                                ulong off) {
+  if (run->forced) {
+    /* FOLL_FORCE, as a debugger's write: the private copy is made
+     * without the VMA ever being writable, so it is not charged. */
+    for (ulong done = 0; done < n;) {
+      long r = sys4(NR_pwrite64, run->mem, (ulong)a->scratch + done, n - done, addr + done);
+      if (r <= 0) fail(a, RS_FILL, r ? r : -5);
+      done += (ulong)r;
+    }
+    return;
+  }
   if (run->self > 0) {
     struct {
       ulong base, len;
@@ -154,27 +166,28 @@ static void place_from_scratch(const struct rs_args *a, struct running_check *ru
  * the first user-mode read of a page costs the same exit (decision 174),
  * while the scratch buffer is touched once and pays it once. */
 static void fill_checked(const struct rs_args *a, const struct rs_fill *f, struct running_check *run) {
-  if (!f->check) {
+  if (!f->check && !run->forced) {
     read_fully(a, f->addr, f->len, f->file_offset);
     return;
   }
   RS_ASSERT(a, f->check <= a->ncheck);
-  const struct rs_check *c = &a->check[f->check - 1];
-  if (run->check != f->check) {
+  const struct rs_check *c = f->check ? &a->check[f->check - 1] : 0;
+  if (c && run->check != f->check) {
     RS_ASSERT(a, f->file_offset == c->file_offset);
     XXH3_64bits_reset(&run->state);
     run->check = f->check;
     run->hashed = 0;
   }
-  RS_ASSERT(a, f->file_offset == c->file_offset + run->hashed && f->len <= c->size - run->hashed);
+  RS_ASSERT(a, !c || (f->file_offset == c->file_offset + run->hashed && f->len <= c->size - run->hashed));
   RS_ASSERT(a, a->scratch && a->scratch_len);
   for (ulong done = 0; done < f->len;) {
     ulong n = f->len - done < a->scratch_len ? f->len - done : a->scratch_len;
     read_fully(a, (ulong)a->scratch, n, f->file_offset + done);
-    XXH3_64bits_update(&run->state, a->scratch, n);
+    if (c) XXH3_64bits_update(&run->state, a->scratch, n);
     place_from_scratch(a, run, f->addr + done, n, f->file_offset + done);
     done += n;
   }
+  if (!c) return;
   run->hashed += f->len;
   if (run->hashed == c->size) {
     if (XXH3_64bits_digest(&run->state) != c->xxh3) fail_checksum(a, c);
@@ -187,14 +200,30 @@ void map_memory(const struct rs_args *a) {
   run.check = 0;
   run.hashed = 0;
   run.self = sys1(NR_getpid, 0);
+  run.mem = -1;
   for (unsigned i = 0; i < a->nvma; i++) {
     const struct rs_vma *v = &a->vma[i];
     ulong len = v->end - v->start;
     /* Filled by reading: writable until filled. Served lazily: mapped
      * with the final protection and registered on the userfaultfd, whose
-     * helper (in imgtool) puts the pages in as they are touched. */
+     * helper (in imgtool) puts the pages in as they are touched.
+     * Kernel quirk: a private mapping is charged to commit (VM_ACCOUNT,
+     * smaps "ac") by an mmap with PROT_WRITE or the first mprotect that
+     * adds it, and keeps the charge when write is dropped again
+     * (mm/mprotect.c, mprotect_fixup; but see below); so one that was writable once is
+     * mapped writable, and a read-only one that never was is filled
+     * through /proc/self/mem instead (decision 6000). Where that cannot
+     * be opened (no /proc here) it is filled writable, as before. */
     int read_fill = v->nfill != 0;
-    int prot0 = v->prot | (read_fill ? PROT_WRITE : 0);
+    run.forced = 0;
+    if (read_fill && v->account == RS_ACCOUNT_NO && !(v->prot & PROT_WRITE)) {
+      if (run.mem == -1) {
+        run.mem = sys4(NR_openat, AT_FDCWD_NR, "/proc/self/mem", O_RDWR_NR | O_CLOEXEC_NR, 0);
+        if (run.mem < 0) run.mem = -2;
+      }
+      run.forced = run.mem >= 0;
+    }
+    int prot0 = v->prot | ((read_fill && !run.forced) || v->account == RS_ACCOUNT_YES ? PROT_WRITE : 0);
     int flags = MAP_FIXED | (int)v->map_flags | (v->fd < 0 ? MAP_ANONYMOUS : 0);
     long r;
     if (v->sysv_shm) {
@@ -208,6 +237,15 @@ void map_memory(const struct rs_args *a) {
       r = sys6(NR_mmap, v->start, len, prot0, flags, v->fd, v->pgoff);
     }
     if (r != (long)v->start) fail(a, RS_MAP, r < 0 ? r : -22);
+    /* Kernel quirk: mprotect dropping write from an anonymous mapping
+     * never faulted in (no anon_vma) drops its charge too (mm/mprotect.c,
+     * mprotect_fixup; seen on 6.18): one charged without write had been
+     * faulted in. A page written and dropped again gives it an anon_vma
+     * and leaves it as empty as before, also for the lazy helper. */
+    if (v->account == RS_ACCOUNT_YES && !(v->prot & PROT_WRITE) && v->fd < 0 && !read_fill && !v->sysv_shm) {
+      *(volatile char *)v->start = 0;
+      sys3(NR_madvise, v->start, 4096, MADV_DONTNEED);
+    }
     /* The program's huge-page choice applies before the pages are read in,
      * not after: a MADV_HUGEPAGE region is then filled in 2 MiB pages (one
      * fault each instead of 512, the cost that bounds filling fresh memory
@@ -233,7 +271,7 @@ void map_memory(const struct rs_args *a) {
        * process_vm_writev needs no populate: its pin makes the same pages
        * in the kernel (the very work the populate did, a second page-table
        * walk and a system call per fill for nothing, decision 223). */
-      if ((v->map_flags & MAP_PRIVATE) && (!f->check || run.self <= 0))
+      if ((v->map_flags & MAP_PRIVATE) && (!f->check || run.self <= 0) && !run.forced)
         sys3(NR_madvise, f->addr, f->len, MADV_POPULATE_WRITE);
       fill_checked(a, f, &run);
     }
@@ -268,4 +306,5 @@ void map_memory(const struct rs_args *a) {
     if (v->madvise & RS_MADV_WIPEONFORK) sys3(NR_madvise, v->start, len, MADV_WIPEONFORK);
   }
   RS_ASSERT(a, run.check == 0); /* every check's fills came to its end */
+  if (run.mem >= 0) sys1(NR_close, run.mem);
 }
