@@ -31,7 +31,16 @@ struct rs_vma {
   uint32_t uffd;           /* lazy: register on rs_args.uffd instead of filling */
   uint32_t sysv_shm;       /* 1: shmat(shmid) here instead of mmap (no fills: the segment holds the bytes) */
   int32_t shmid;
+  uint32_t account;        /* RS_ACCOUNT_*: whether the private mapping ends charged to commit (VM_ACCOUNT) */
 };
+
+/* rs_vma.account (decision 237). VM_ACCOUNT comes from a private
+ * mapping's history: mmap charges it when writable, mprotect when it first
+ * gains write, and dropping write takes it back only from an anonymous
+ * mapping never faulted in. */
+#define RS_ACCOUNT_AS_MAPPED 0u  /* an image before format minor 9: writable while filled, as before */
+#define RS_ACCOUNT_YES 1u        /* mapped writable (charged), then given its protection */
+#define RS_ACCOUNT_NO 2u         /* never writable: a read-only one is filled through /proc/self/mem */
 
 #define RS_MADV_DONTDUMP 1u
 #define RS_MADV_HUGEPAGE 2u

@@ -113,6 +113,8 @@ struct running_check {
   uint32_t check;          /* 1 + index, or 0 */
   uint64_t hashed;
   long self;               /* our pid for process_vm_writev, 0 once it failed */
+  long mem;                /* /proc/self/mem once opened; -1 not yet, -2 cannot be */
+  int forced;              /* the VMA being filled is not writable: its fills go through mem */
 };
 
 static void read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off) {
@@ -147,6 +149,16 @@ static void hash_update(const struct rs_args *a, struct running_check *run, cons
  * failure. */
 static void place_from_scratch(const struct rs_args *a, struct running_check *run, ulong addr, ulong n,
                                ulong off) {
+  if (run->forced) {
+    /* FOLL_FORCE, as a debugger's write: the private copy is made
+     * without the VMA ever being writable, so it is not charged. */
+    for (ulong done = 0; done < n;) {
+      long r = sys4(NR_pwrite64, run->mem, (ulong)a->scratch + done, n - done, addr + done);
+      if (r <= 0) fail(a, RS_FILL, r ? r : -5);
+      done += (ulong)r;
+    }
+    return;
+  }
   if (run->self > 0) {
     struct {
       ulong base, len;
@@ -169,25 +181,27 @@ static void place_from_scratch(const struct rs_args *a, struct running_check *ru
  * MADV_POPULATE_WRITE: the faults in one call instead of one exception
  * per 4 KiB page inside pread's copy, decision 170; ignored where it
  * fails: it tunes), read into place with pread, and hashed in place: the
- * bytes hashed are the bytes the program gets. With RS_FILL_VIA_SCRATCH
- * each slice is read into the scratch buffer and hashed there, then
- * placed (place_from_scratch). */
+ * bytes hashed are the bytes the program gets. With RS_FILL_VIA_SCRATCH,
+ * and always for a VMA that is not writable (run->forced: its pages are
+ * written through /proc/self/mem, decision 237), each slice is read into
+ * the scratch buffer and hashed there, then placed (place_from_scratch).
+ * A forced fill no checksum covers goes the same way, unhashed. */
 static void fill_checked(const struct rs_args *a, const struct rs_vma *v, const struct rs_fill *f,
                          struct running_check *run) {
-  if (!f->check) {
+  if (!f->check && !run->forced) {
     read_fully(a, f->addr, f->len, f->file_offset);
     return;
   }
   RS_ASSERT(a, f->check <= a->ncheck);
-  const struct rs_check *c = &a->check[f->check - 1];
-  if (run->check != f->check) {
+  const struct rs_check *c = f->check ? &a->check[f->check - 1] : 0;
+  if (c && run->check != f->check) {
     RS_ASSERT(a, f->file_offset == c->file_offset);
     XXH3_64bits_reset(&run->state);
     run->check = f->check;
     run->hashed = 0;
   }
-  RS_ASSERT(a, f->file_offset == c->file_offset + run->hashed && f->len <= c->size - run->hashed);
-  int via_scratch = (a->fill_flags & RS_FILL_VIA_SCRATCH) != 0;
+  RS_ASSERT(a, !c || (f->file_offset == c->file_offset + run->hashed && f->len <= c->size - run->hashed));
+  int via_scratch = (a->fill_flags & RS_FILL_VIA_SCRATCH) || run->forced;
   RS_ASSERT(a, !via_scratch || (a->scratch && a->scratch_len));
   ulong slice = via_scratch ? a->scratch_len : RS_FILL_SLICE;
   for (ulong done = 0; done < f->len;) {
@@ -195,7 +209,7 @@ static void fill_checked(const struct rs_args *a, const struct rs_vma *v, const 
     ulong at = f->addr + done, off = f->file_offset + done;
     if (via_scratch) {
       read_fully(a, (ulong)a->scratch, n, off);
-      hash_update(a, run, a->scratch, n);
+      if (c) hash_update(a, run, a->scratch, n);
       place_from_scratch(a, run, at, n, off);
     } else {
       if (v->map_flags & MAP_PRIVATE) sys3(NR_madvise, at, n, MADV_POPULATE_WRITE);
@@ -204,6 +218,7 @@ static void fill_checked(const struct rs_args *a, const struct rs_vma *v, const 
     }
     done += n;
   }
+  if (!c) return;
   run->hashed += f->len;
   if (run->hashed == c->size) {
     if (XXH3_64bits_digest(&run->state) != c->xxh3) fail_checksum(a, c);
@@ -220,15 +235,33 @@ void map_memory(const struct rs_args *a) {
    * window for a cold page cache (POSIX_FADV_SEQUENTIAL; it tunes, so its
    * failure is ignored). */
   sys4(NR_fadvise64, a->image_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  run.mem = -1;
   for (unsigned i = 0; i < a->nvma; i++) {
     const struct rs_vma *v = &a->vma[i];
     ulong len = v->end - v->start;
     /* Filled by reading: writable until filled. Served lazily: mapped
      * with the final protection and registered on the userfaultfd, whose
-     * helper (in imgtool) puts the pages in as they are touched. */
+     * helper (in imgtool) puts the pages in as they are touched.
+     * Kernel quirk: a private mapping is charged to commit (VM_ACCOUNT,
+     * smaps "ac") by an mmap with PROT_WRITE or the first mprotect that
+     * adds it, and keeps the charge when write is dropped again
+     * (mm/mprotect.c, mprotect_fixup; but see below); so one that was writable once is
+     * mapped writable, and a read-only one that never was is filled
+     * through /proc/self/mem instead (decision 237). Where that cannot
+     * be opened (no /proc here) it is filled writable, as before. */
     int read_fill = v->nfill != 0;
-    /* Readable too: a checked fill is hashed where it was read in. */
-    int prot0 = v->prot | (read_fill ? PROT_READ | PROT_WRITE : 0);
+    run.forced = 0;
+    if (read_fill && v->account == RS_ACCOUNT_NO && !(v->prot & PROT_WRITE)) {
+      if (run.mem == -1) {
+        run.mem = sys4(NR_openat, AT_FDCWD_NR, "/proc/self/mem", O_RDWR_NR | O_CLOEXEC_NR, 0);
+        if (run.mem < 0) run.mem = -2;
+      }
+      run.forced = run.mem >= 0;
+    }
+    /* Readable too: a checked fill is hashed where it was read in (not
+     * one filled through /proc/self/mem: it is hashed in the scratch). */
+    int prot0 = v->prot | (read_fill && !run.forced ? PROT_READ | PROT_WRITE : 0) |
+                (v->account == RS_ACCOUNT_YES ? PROT_WRITE : 0);
     int flags = MAP_FIXED | (int)v->map_flags | (v->fd < 0 ? MAP_ANONYMOUS : 0);
     long r;
     if (v->sysv_shm) {
@@ -242,6 +275,15 @@ void map_memory(const struct rs_args *a) {
       r = sys6(NR_mmap, v->start, len, prot0, flags, v->fd, v->pgoff);
     }
     if (r != (long)v->start) fail(a, RS_MAP, r < 0 ? r : -22);
+    /* Kernel quirk: mprotect dropping write from an anonymous mapping
+     * never faulted in (no anon_vma) drops its charge too (mm/mprotect.c,
+     * mprotect_fixup; seen on 6.18): one charged without write had been
+     * faulted in. A page written and dropped again gives it an anon_vma
+     * and leaves it as empty as before, also for the lazy helper. */
+    if (v->account == RS_ACCOUNT_YES && !(v->prot & PROT_WRITE) && v->fd < 0 && !read_fill && !v->sysv_shm) {
+      *(volatile char *)v->start = 0;
+      sys3(NR_madvise, v->start, 4096, MADV_DONTNEED);
+    }
     /* The program's huge-page choice applies before the pages are read in,
      * not after: a MADV_HUGEPAGE region is then filled in 2 MiB pages (one
      * fault each instead of 512, the cost that bounds filling fresh memory
@@ -265,7 +307,7 @@ void map_memory(const struct rs_args *a) {
        * A checked fill read into place is populated a slice at a time in
        * fill_checked (decision 230); one placed by process_vm_writev needs
        * no populate: its pin makes the same pages (decision 223). */
-      int whole_pread = !f->check || ((a->fill_flags & RS_FILL_VIA_SCRATCH) && run.self <= 0);
+      int whole_pread = !run.forced && (!f->check || ((a->fill_flags & RS_FILL_VIA_SCRATCH) && run.self <= 0));
       if ((v->map_flags & MAP_PRIVATE) && whole_pread) sys3(NR_madvise, f->addr, f->len, MADV_POPULATE_WRITE);
       fill_checked(a, v, f, &run);
     }
@@ -300,4 +342,5 @@ void map_memory(const struct rs_args *a) {
     if (v->madvise & RS_MADV_WIPEONFORK) sys3(NR_madvise, v->start, len, MADV_WIPEONFORK);
   }
   RS_ASSERT(a, run.check == 0); /* every check's fills came to its end */
+  if (run.mem >= 0) sys1(NR_close, run.mem);
 }

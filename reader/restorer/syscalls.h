@@ -18,7 +18,7 @@ enum {
   NR_rseq = 334, NR_clone3 = 435, NR_kill = 62, NR_setgroups = 116, NR_setresuid = 117,
   NR_setresgid = 119, NR_capset = 126, NR_seccomp = 317, NR_mlock2 = 325,
   NR_mlockall = 151, NR_getppid = 110, NR_fcntl = 72, NR_process_vm_writev = 311,
-  NR_fadvise64 = 221,
+  NR_fadvise64 = 221, NR_openat = 257, NR_pwrite64 = 18,
 };
 
 static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {
@@ -52,6 +52,7 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define MAP_HUGETLB 0x40000
 #define MREMAP_MAYMOVE 1
 #define MREMAP_FIXED 2
+#define MADV_DONTNEED 4
 #define MADV_DONTFORK 10
 #define MADV_DONTDUMP 16
 #define MADV_HUGEPAGE 14
@@ -64,6 +65,9 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define UFFDIO_REGISTER 0xc020aa00ul /* _IOWR(0xAA, 0x00, struct uffdio_register) */
 #define UFFDIO_REGISTER_MODE_MISSING 1
 #define ENOMEM_NR 12
+#define AT_FDCWD_NR (-100)
+#define O_RDWR_NR 02
+#define O_CLOEXEC_NR 02000000
 #define PR_SET_MM 35
 #define PR_SET_NAME 15
 #define PR_SET_PDEATHSIG 1

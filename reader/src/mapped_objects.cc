@@ -149,22 +149,37 @@ Expected<int> new_deleted_file_object(const std::vector<ObjectMappings> &sources
   // else it becomes a memfd named "ckpt-shared".
   std::string name = "ckpt-shared";
   std::string file;
-  const VmaRecord *sealed = nullptr;
+  const VmaRecord *sealed = nullptr, *moded = nullptr;
   for (const ObjectMappings &src : sources)
     for (const VmaRecord *o : src.maps) {
       std::string_view path = src.view->vmas.str_or_empty(o->path);
       if (path.rfind("/memfd:", 0) == 0 && path.size() > 7 && name == "ckpt-shared") name = path.substr(7);
       else if (file.empty() && path.rfind("/memfd:", 0) != 0) file = path;
       if ((o->flags & kVmaSeals) && !sealed) sealed = o;
+      if ((o->flags & kVmaMode) && !moded) moded = o;
     }
+  // The mode the object had (format minor 9, decision 238): without it a
+  // memfd keeps memfd_create's 0777 and a remade file O_TMPFILE's 0600.
+  // Set before any seal: F_SEAL_EXEC forbids changing the exec bits.
+  auto with_mode = [&](int fd) -> Expected<int> {
+    if (fd >= 0 && moded && fchmod(fd, moded->mode & 07777) < 0) {
+      int e = errno;
+      close(fd);
+      return make_error("cannot set mode 0%o of the object mapped at 0x%llx: %s", moded->mode & 07777,
+                        (unsigned long long)moded->start, strerror(e));
+    }
+    return fd;
+  };
   if (!file.empty() && !sealed) {
     auto remade = remade_deleted_file(sources, size, file);
-    if (!remade || *remade >= 0) return remade;
+    if (!remade) return remade;
+    if (*remade >= 0) return with_mode(*remade);
   }
   // F_SEAL_SEAL alone is what a memfd made without MFD_ALLOW_SEALING has.
   bool sealing = sealed && sealed->seals != F_SEAL_SEAL;
   int fd = static_cast<int>(syscall(SYS_memfd_create, name.c_str(), MFD_CLOEXEC | (sealing ? MFD_ALLOW_SEALING : 0)));
   if (fd < 0) return make_error("memfd_create %s: %s", name.c_str(), strerror(errno));
+  CKPT_TRY_ASSIGN(fd, with_mode(fd));
   Status filled = ftruncate(fd, static_cast<off_t>(size)) == 0 ? write_stored_pages(sources, fd)
                                                                : make_error("ftruncate: %s", strerror(errno));
   // Sealed once its bytes are back (F_SEAL_WRITE forbids the refill, the

@@ -23,6 +23,7 @@
 #include <ckpt/reader/validate.h>
 
 #include "become_image.h"
+#include "fd_kinds/fd_kind.h"
 #include "foreground_terminal.h"
 #include "handover.h"
 #include "image_trust.h"
@@ -42,6 +43,25 @@ namespace ckpt::reader {
 using namespace img;
 
 namespace {
+
+// Known gap (decisions 226, 239), refused before anything is made: in a
+// tree, imgtool adds the late seals of a memfd that no fd holds through
+// /proc/PID/map_files once every process has mapped it, and map_files
+// opens only with CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE in the initial
+// user namespace (proc_map_files_get_link), which an unprivileged --pidns
+// restore, in a user namespace of its own, lacks.
+Status check_tree_late_seals_reachable(const TreePlan &tree) {
+  for (const TreeProcess &p : tree.processes)
+    if (p.view)
+      for (const VmaRecord &m : p.view->vmas.records)
+        if (u32 seals = mapped_memfd_late_seals(m))
+          return make_error("process %d: the memfd mapped at 0x%llx (%s) was sealed with 0x%x and no fd holds it: "
+                            "sealing it again in a tree needs /proc/PID/map_files, which an unprivileged --pidns "
+                            "restore may not open (restore as root; not supported yet)",
+                            p.pid, (unsigned long long)m.start, std::string(p.view->vmas.str_or_empty(m.path)).c_str(),
+                            seals);
+  return {};
+}
 
 // Our standard streams that stand for the dumping terminal's.
 void restoring_terminal(int terminal[3]) {
@@ -226,6 +246,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   std::optional<TreePlan> &tree = decoded.tree;
   if (tree) loaded.tree = &*tree;
   trace_phase("image opened and decoded");
+  if (tree && own_user_namespace_planned()) CKPT_TRY(check_tree_late_seals_reachable(*tree));
   // Whom the file comes from (image_trust.h). An image on standard input
   // is vouched for by whoever runs the pipeline.
   if (!opt.trust_image && opt.image != "-") {

@@ -71,6 +71,17 @@ u32 map_flags_of(const VmaRecord &m) {
   return f;
 }
 
+// Whether the restored private mapping is to be charged to commit as the
+// original was (kVmaAccount, format minor 9, decision 237). Shared and
+// hugetlb mappings are never charged this way, and SysV attaches are not
+// mmaps; an older image says nothing, and restore maps as before.
+u32 account_of(const CkptView &v, const VmaRecord &m) {
+  auto kind = static_cast<VmaKind>(m.kind);
+  if ((m.flags & kVmaShared) || kind == VmaKind::Hugetlb || kind == VmaKind::SysvShm || v.identity.format_minor < 9)
+    return RS_ACCOUNT_AS_MAPPED;
+  return (m.flags & kVmaAccount) ? RS_ACCOUNT_YES : RS_ACCOUNT_NO;
+}
+
 u32 madvise_of(const VmaRecord &m) {
   return ((m.flags & kVmaDontDump) ? RS_MADV_DONTDUMP : 0) | ((m.flags & kVmaHugePage) ? RS_MADV_HUGEPAGE : 0) |
          ((m.flags & kVmaNoHugePage) ? RS_MADV_NOHUGEPAGE : 0) | ((m.flags & kVmaDontFork) ? RS_MADV_DONTFORK : 0) |
@@ -97,6 +108,7 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
   a.vma = arena.alloc<rs_vma>(v.vmas.records.size());
   a.fill = arena.alloc<rs_fill>(v.ranges.records.size());
   if (!a.vma || !a.fill) return make_error("restorer argument area too small");
+  bool forced_fill = false;
   for (size_t i = 0; i < v.vmas.records.size(); i++) {
     const VmaRecord &m = v.vmas.records[i];
     auto kind = static_cast<VmaKind>(m.kind);
@@ -117,6 +129,7 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
     // A SysV segment is attached, its bytes already in it (sysv_ipc.cc).
     out.sysv_shm = kind == VmaKind::SysvShm;
     out.shmid = out.sysv_shm ? static_cast<i32>(m.ino) : -1;
+    out.account = account_of(v, m);
     for (u32 k = 0; k < m.range_count && !in.fds.prefilled[i] && !out.uffd && !out.sysv_shm; k++) {
       const PageRangeRecord &r = v.ranges.records[m.first_range + k];
       if (!stored_in_file(r)) continue;
@@ -125,6 +138,8 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
       a.fill[a.nfill++] = {r.start, r.length, stored_range(in.image, v, r).file_offset, 0, 0};
     }
     out.nfill = a.nfill - out.first_fill;
+    // Filled through /proc/self/mem from the scratch buffer (map_memory.c).
+    if (out.nfill && out.account == RS_ACCOUNT_NO && !(out.prot & PROT_WRITE)) forced_fill = true;
   }
   // Segment checksums, checked by the restorer as it reads (fill_checks.h).
   if (!*in.checks) {
@@ -146,7 +161,7 @@ Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
   // The slice a checked fill is hashed in when it goes through the
   // scratch buffer (map_memory.c, fill_checked; decision 230).
   constexpr u64 kCheckSlice = 64 * 1024;
-  if (a.ncheck && (a.fill_flags & RS_FILL_VIA_SCRATCH)) {
+  if ((a.ncheck && (a.fill_flags & RS_FILL_VIA_SCRATCH)) || forced_fill) {
     a.scratch = arena.alloc<u8>(kCheckSlice, kPageSize);
     if (!a.scratch) return make_error("restorer argument area too small");
     a.scratch_len = kCheckSlice;

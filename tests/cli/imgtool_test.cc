@@ -12,7 +12,7 @@ TEST_F(Imgtool, InfoText) {
   EXPECT_EQ(r.err, "");
   // Its files and vdso are not this machine's: restore would refuse it
   // here, and info says so (see VerifyGood).
-  for (const char *want : {"kind:        ckpt image, format 1.8", "restorable:  not here now (",
+  for (const char *want : {"kind:        ckpt image, format 1.9", "restorable:  not here now (",
                            "image id:    a0a1a2a3a4a5a6a7a8a9aaabacadaeaf", "process 4242 (synthetic)",
                            "thread 4242 (synthetic)", "thread 4243 (worker)", "thread 4244", "thread 4245",
                            "/tmp/synthetic.txt", "SIGUSR1", "SIG_IGN", "memory: 4 mappings",

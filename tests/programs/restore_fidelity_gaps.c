@@ -17,7 +17,19 @@
  *   writable shared mapping fail with EPERM), one made with
  *   MFD_NOEXEC_SEAL (F_SEAL_EXEC, mode 0666) and one sealed with
  *   F_SEAL_EXEC later (mode 0777): seals, modes and what they forbid
- *   are the same after the restore. */
+ *   are the same after the restore.
+ * - "account": private mappings whose commit charge (smaps "ac",
+ *   VM_ACCOUNT) comes from their history: writable once, then PROT_NONE
+ *   (a thread stack's guard) or read-only (written first, like RELRO);
+ *   PROT_NONE then made writable; a file mapping written then read-only;
+ *   read-only ones never writable whose bytes were changed through
+ *   /proc/self/mem (a debugger's breakpoint); one writable, never
+ *   touched, then PROT_NONE (uncharged again): each has "ac" as before
+ *   the dump after the restore, and its bytes.
+ * - "mapped-modes": a memfd (chmod 0640), a MFD_NOEXEC_SEAL memfd (0666,
+ *   F_SEAL_EXEC) and an unlinked /dev/shm file (0604), each mapped
+ *   MAP_SHARED with no fd left: the mode stat shows through
+ *   /proc/self/map_files is the same after the restore. */
 #include "rt_prog.h"
 
 #include <sys/mman.h>
@@ -196,6 +208,138 @@ static int seals_mode(char **argv) {
   return rt_finish();
 }
 
+/* Writes `len` bytes at p through /proc/self/mem: FOLL_FORCE, as a
+ * debugger does, so a read-only private mapping is changed without ever
+ * being writable. */
+static void force_write(void *p, const void *bytes, size_t len) {
+  int fd = open("/proc/self/mem", O_RDWR);
+  if (fd < 0 || pwrite(fd, bytes, len, (off_t)(uintptr_t)p) != (ssize_t)len) rt_die("write through /proc/self/mem");
+  close(fd);
+}
+
+#define NACCOUNT 7
+
+static int account_mode(char **argv) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/account-data", argv[2]);
+  int file = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  char page[PAGE];
+  memset(page, 'f', sizeof page);
+  if (file < 0 || write(file, page, PAGE) != PAGE || write(file, page, PAGE) != PAGE) rt_die("%s", path);
+  const char *names[NACCOUNT] = {"written-dropped-then-none", "written-then-read-only", "none-then-writable",
+                                 "file-written-then-read-only", "file-read-only-patched", "anon-read-only-patched",
+                                 "untouched-writable-then-none"};
+  /* What the kernel's rules give (mm/mmap.c, mm/mprotect.c): charged once
+   * writable and kept when write is dropped, but for an anonymous mapping
+   * never faulted in (no anon_vma), whose charge goes with write; a forced
+   * write charges nothing. */
+  static const int expected_ac[NACCOUNT] = {1, 1, 1, 1, 0, 0, 0};
+  char *maps[NACCOUNT];
+  for (int i = 0; i < NACCOUNT; i++) {
+    /* A hole page after each keeps them from merging. */
+    char *p = mmap(NULL, 3 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED || munmap(p + 2 * PAGE, PAGE) < 0) rt_die("mmap %s", names[i]);
+    int anon_flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, file_flags = MAP_PRIVATE | MAP_FIXED;
+    int ok = 1;
+    switch (i) {
+    case 0: /* a thread stack's guard: the stack was used, the guard page is empty */
+      ok = mmap(p, 2 * PAGE, PROT_READ | PROT_WRITE, anon_flags, -1, 0) == p;
+      if (ok) p[0] = 1;
+      ok = ok && madvise(p, PAGE, MADV_DONTNEED) == 0 && mprotect(p, 2 * PAGE, PROT_NONE) == 0;
+      break;
+    case 1:
+      ok = mmap(p, 2 * PAGE, PROT_READ | PROT_WRITE, anon_flags, -1, 0) == p;
+      if (ok) memset(p, 'r', PAGE);
+      ok = ok && mprotect(p, 2 * PAGE, PROT_READ) == 0;
+      break;
+    case 2:
+      ok = mprotect(p, 2 * PAGE, PROT_READ | PROT_WRITE) == 0;
+      if (ok) memset(p + PAGE, 'w', PAGE);
+      break;
+    case 3:
+      ok = mmap(p, 2 * PAGE, PROT_READ | PROT_WRITE, file_flags, file, 0) == p;
+      if (ok) p[1] = 'W';
+      ok = ok && mprotect(p, 2 * PAGE, PROT_READ) == 0;
+      break;
+    case 4:
+      ok = mmap(p, 2 * PAGE, PROT_READ, file_flags, file, 0) == p;
+      if (ok) force_write(p + PAGE + 2, "BP", 2);
+      break;
+    case 5:
+      ok = mmap(p, 2 * PAGE, PROT_READ, anon_flags, -1, 0) == p;
+      if (ok) force_write(p + 5, "bp", 2);
+      break;
+    case 6:
+      ok = mmap(p, 2 * PAGE, PROT_READ | PROT_WRITE, anon_flags, -1, 0) == p && mprotect(p, 2 * PAGE, PROT_NONE) == 0;
+      break;
+    }
+    if (!ok) rt_die("making %s", names[i]);
+    maps[i] = p;
+  }
+  close(file);
+  int ac[NACCOUNT];
+  for (int i = 0; i < NACCOUNT; i++) {
+    ac[i] = rt_vma_has_flag(maps[i], "ac");
+    if (ac[i] != expected_ac[i]) rt_die("%s: 'ac' is %d before the dump, not %d", names[i], ac[i], expected_ac[i]);
+  }
+
+  rt_ready();
+  rt_wait_go(argv[1]);
+
+  for (int i = 0; i < NACCOUNT; i++) {
+    int now = rt_vma_has_flag(maps[i], "ac");
+    RT_CHECK(now == ac[i], "%s: 'ac' is %d after the restore, %d before", names[i], now, ac[i]);
+  }
+  RT_CHECK(maps[1][0] == 'r' && maps[1][PAGE - 1] == 'r' && maps[1][PAGE] == 0, "written-then-read-only lost its bytes");
+  RT_CHECK(maps[2][PAGE] == 'w' && maps[2][0] == 0, "none-then-writable lost its bytes");
+  RT_CHECK(maps[3][0] == 'f' && maps[3][1] == 'W' && maps[3][PAGE] == 'f', "file-written-then-read-only lost its bytes");
+  RT_CHECK(maps[4][PAGE + 1] == 'f' && maps[4][PAGE + 2] == 'B' && maps[4][PAGE + 3] == 'P' && maps[4][0] == 'f',
+           "file-read-only-patched lost its bytes");
+  RT_CHECK(maps[5][5] == 'b' && maps[5][6] == 'p' && maps[5][0] == 0, "anon-read-only-patched lost its bytes");
+  return rt_finish();
+}
+
+/* The mode of the object mapped at p, through /proc/self/map_files. */
+static int mapped_mode(void *p, size_t len) {
+  char link[96];
+  struct stat st;
+  snprintf(link, sizeof link, "/proc/self/map_files/%lx-%lx", (unsigned long)p, (unsigned long)p + len);
+  return stat(link, &st) < 0 ? -1 : (int)(st.st_mode & 07777);
+}
+
+static int mapped_modes_mode(char **argv) {
+  const char *names[3] = {"memfd-0640", "memfd-noexec", "shm-0604"};
+  char *maps[3];
+  int modes[3];
+  char shm[64];
+  snprintf(shm, sizeof shm, "/dev/shm/ckpt-mapped-mode-%d", (int)getpid());
+  for (int i = 0; i < 3; i++) {
+    int fd = i == 0   ? memfd(names[i], 0)
+             : i == 1 ? memfd(names[i], MFD_NOEXEC_SEAL)
+                      : open(shm, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) rt_die("%s", names[i]);
+    if (i == 0 && fchmod(fd, 0640) < 0) rt_die("fchmod %s", names[i]);
+    if (i == 2 && (ftruncate(fd, PAGE) < 0 || fchmod(fd, 0604) < 0 || unlink(shm) < 0)) rt_die("%s", shm);
+    maps[i] = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (maps[i] == MAP_FAILED) rt_die("mmap %s", names[i]);
+    close(fd);
+    maps[i][1] = (char)('A' + i);
+    modes[i] = mapped_mode(maps[i], PAGE);
+  }
+  if (modes[0] != 0640 || modes[1] != 0666 || modes[2] != 0604)
+    rt_die("modes 0%o 0%o 0%o before the dump", modes[0], modes[1], modes[2]);
+
+  rt_ready();
+  rt_wait_go(argv[1]);
+
+  for (int i = 0; i < 3; i++) {
+    int now = mapped_mode(maps[i], PAGE);
+    RT_CHECK(now == modes[i], "%s: mode 0%o after the restore, 0%o before", names[i], now, modes[i]);
+    RT_CHECK(maps[i][1] == 'A' + i, "%s lost its bytes", names[i]);
+  }
+  return rt_finish();
+}
+
 int main(int argc, char **argv) {
   rt_start(argc, argv, 4);
   const char *mode = argv[3];
@@ -207,5 +351,7 @@ int main(int argc, char **argv) {
   if (strncmp(mode, "mlock-setuid", 12) == 0 || strcmp(mode, "mcl-future") == 0) return mlock_modes(argv, mode);
   if (strcmp(mode, "cgroup") == 0) return cgroup_mode(argv, argc);
   if (strcmp(mode, "seals") == 0) return seals_mode(argv);
+  if (strcmp(mode, "account") == 0) return account_mode(argv);
+  if (strcmp(mode, "mapped-modes") == 0) return mapped_modes_mode(argv);
   rt_die("unknown mode %s", mode);
 }

@@ -1,6 +1,8 @@
 // The last gaps of issue 17 (restore fidelity, part 2): locked memory of a
 // process that changed uid, plain mlockall(MCL_FUTURE), write leases,
-// cgroup v2 settings of a cgroup made again, and the newer memfd seals.
+// cgroup v2 settings of a cgroup made again, and the newer memfd seals;
+// then the commit charge of private mappings and the mode of objects only
+// mapped, which the whole-state comparison found.
 // Each program checks itself after the restore (tests/programs/
 // restore_fidelity_gaps.c, restore_locks.c), and its whole /proc state is
 // compared before the dump and after the restore (compare_state_).
@@ -62,6 +64,24 @@ TEST_F(FidelityGaps, MemfdFutureWriteAndExecSeals) {
 
 TEST_F(FidelityGaps, MemfdFutureWriteAndExecSealsLazy) {
   ASSERT_NO_FATAL_FAILURE(start_dump_restore_args(RESTORE_FIDELITY_GAPS_PATH, {"seals"}, {"--lazy"}));
+}
+
+// Private mappings charged to commit ("ac") by their history, and
+// read-only ones changed through /proc/self/mem that never were: the
+// restored mappings are charged as the originals were (decision 237; the
+// whole-state comparison sees every mapping's VmFlags, these included).
+TEST_F(FidelityGaps, CommitChargeOfPrivateMappingsIsKept) {
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore_args(RESTORE_FIDELITY_GAPS_PATH, {"account"}));
+}
+
+TEST_F(FidelityGaps, CommitChargeOfPrivateMappingsIsKeptLazy) {
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore_args(RESTORE_FIDELITY_GAPS_PATH, {"account"}, {"--lazy"}));
+}
+
+// The mode of a memfd and of an unlinked file that only a mapping holds
+// (decision 238; the comparison reads it through map_files too).
+TEST_F(FidelityGaps, ModeOfObjectsOnlyMappedIsKept) {
+  ASSERT_NO_FATAL_FAILURE(start_dump_restore_args(RESTORE_FIDELITY_GAPS_PATH, {"mapped-modes"}));
 }
 
 // The cgroup2 mount, "" where there is none.

@@ -184,21 +184,24 @@ TEST_F(RestoreRun, LazyFaultBringsInItsWindow) {
 // in every 64 KiB: no userfaultfd event) is still served whole: a fault's
 // window and a background step that cross a VMA end are refused by the
 // kernel (ENOENT), and the helper then copies the page alone instead of
-// dropping the process (its later faults would read zeros).
+// dropping the process (its later faults would read zeros). The restored
+// process's whole state is compared before it runs (decision 240).
 class LazySplitRange : public RestoreRun, public ::testing::WithParamInterface<bool> {};
 
 TEST_P(LazySplitRange, IsServedWhole) {
+  compare_state_ = true;
+  pass_file_ = log_path();  // restore_bigmem reports on its stderr
   Program::Options o;
   o.log = log_path();
   ASSERT_NO_FATAL_FAILURE(start_argv({RESTORE_BIGMEM_PATH, go_path(), "16", "split"}, o));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
-  ASSERT_NO_FATAL_FAILURE(go());
   // By faults alone (an hour's delay) or by the background copy at once.
+  // ByFaults: the helper keeps the VMAs registered ("um") until its
+  // background copy is done, an hour from now: the state is compared as it
+  // is, that flag listed (known_state_differences.cc), not waited for.
   setenv("CKPT_LAZY_BACKGROUND_DELAY_MS", GetParam() ? "3600000" : "0", 1);
-  RunResult r = restore(image_path(), {"--lazy"}, 90);
+  ASSERT_NO_FATAL_FAILURE(restore_compare_expect(0, {"--lazy"}));
   unsetenv("CKPT_LAZY_BACKGROUND_DELAY_MS");
-  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err << log();
-  EXPECT_NE(log().find("PASS"), std::string::npos) << log();
 }
 
 INSTANTIATE_TEST_SUITE_P(RestoreRun, LazySplitRange, ::testing::Values(true, false),

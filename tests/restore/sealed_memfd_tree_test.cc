@@ -12,6 +12,8 @@
 // compared with its state before the dump (compare_tree_).
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include "restore_common.h"
 
 namespace ckpt::restoretest {
@@ -61,6 +63,37 @@ TEST_F(SealedMemfdTree, OneProcessOnlyMaps) { restore_repeatedly("single", 1, {"
 // which it would refuse to be added after (EBUSY on a mapping that may
 // write).
 TEST_F(SealedMemfdTree, WriteSealOfAMemfdOnlyMapped) { restore_repeatedly("single-write", 1, {"--lazy"}); }
+
+// An unprivileged --pidns restore (a user namespace of its own) cannot add
+// the late seals of a memfd no fd holds: imgtool reaches it through
+// /proc/PID/map_files, which wants CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE
+// in the initial user namespace. The restore refuses it in one line before
+// anything is made (decision 239), instead of failing with EPERM once the
+// tree exists. The program is a copy in the test's directory, which the
+// restoring user (nobody) can read, as in RestoreErrors.NotPermitted.
+TEST_F(SealedMemfdTree, UnprivilegedPidnsRestoreOfAMemfdOnlyMappedIsRefused) {
+  std::string setpriv = test::find_tool({"setpriv"});
+  ASSERT_FALSE(setpriv.empty()) << "no setpriv (scripts/setup.sh installs util-linux)";
+  std::string program = tmp_.file("restore_sealed_memfd_tree");
+  RunResult cp = test::run({"cp", RESTORE_SEALED_MEMFD_TREE_PATH, program});
+  ASSERT_TRUE(cp.exited && cp.exit_code == 0) << cp.err;
+  ASSERT_EQ(chmod(program.c_str(), 0755), 0);
+  compare_tree_ = false;
+  // The tree runs as nobody too: a restore never gives more privilege
+  // than the processes had, so a root tree is refused for that first.
+  ASSERT_EQ(chmod(dir().c_str(), 0755), 0);
+  Program::Options o;
+  o.log = log_path();
+  ASSERT_NO_FATAL_FAILURE(start_argv({setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", program, go_path(),
+                                      dir(), "none-unprivileged"},
+                                     o));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_EQ(chmod(image_path().c_str(), 0644), 0);
+  RunResult r = test::run({setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", imgtool(), "restore",
+                           "--pidns", image_path()},
+                          60);
+  expect_one_line_failure(r, "an unprivileged --pidns restore may not open");
+}
 
 }  // namespace
 }  // namespace ckpt::restoretest

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "known_state_differences.h"
 #include "restore_common.h"
 
 namespace ckpt::restoretest {
@@ -184,9 +185,13 @@ TEST_F(Snapshot, DumperKilledMidwayLeavesNothingBehind) {
 // A copy that does not hold the target's stack as it was when frozen (the
 // fault point zeroes its page at rsp) fails the dump in one line, before
 // any file is made, and leaves the program as it was (DECISIONS.md 217).
+// Its whole /proc state is the same after the failed dump, and the
+// restore of the dump taken then is compared with it too (decision 240).
 TEST_F(Snapshot, CopyDisagreeingWithTheFrozenStackFailsTheDump) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_SNAPSHOT_PATH));
   std::string fds_before = fds();
+  compare_state_ = true;
+  ASSERT_NO_FATAL_FAILURE(capture_tree_before());
   setenv("CKPT_FAULT", "snapshot-copy-stack-zeroed", 1);
   RunResult r = dump(pid_, image_path(), {"--short-freeze", "--no-track-dirty"});
   unsetenv("CKPT_FAULT");
@@ -198,7 +203,11 @@ TEST_F(Snapshot, CopyDisagreeingWithTheFrozenStackFailsTheDump) {
   EXPECT_EQ(fds(), fds_before);
   EXPECT_EQ(leftover_snapshot_cgroups(), "");
   EXPECT_EQ(program_check(), "ok\n");
-  // Without the fault the same dump is taken and restores.
+  test::ProcessState after_failure = test::capture_idle_state(pid_);
+  ASSERT_EQ(after_failure.error, "");
+  std::vector<std::string> diff = test::diff_states(before_state_, after_failure);
+  EXPECT_TRUE(diff.empty()) << diff.size() << " fields differ after the failed dump:\n" << join_lines(diff, 20);
+  // Without the fault the same dump is taken and restores, as it was.
   r = dump(pid_, image_path(), {"--stats", "--short-freeze", "--no-track-dirty"});
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
   EXPECT_NE(r.err.find(", freeze snapshot\n"), std::string::npos) << r.err;

@@ -3,10 +3,12 @@
 // re-creates renamed "#N" so that sharing is compared but numbers are not.
 #include "process_state_detail.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
 #include <set>
 #include <sstream>
+#include <sys/stat.h>
 
 namespace ckpt::test::state_detail {
 namespace {
@@ -195,6 +197,17 @@ void add_maps(const std::string &proc, const CaptureOptions &options, std::map<s
     // re-created object's inode is compared as "#N" (see the header).
     std::string inode = recreated_object(m.path) ? inodes.name(m.inode) : std::to_string(m.inode);
     fields["maps." + m.range] = m.perms + " " + m.offset + " " + m.dev + " " + inode + " " + m.path + m.extra;
+    // The mode of a re-created file object (a memfd, a deleted file, a
+    // SysV segment): restore makes it anew, so its mode is its doing too.
+    // map_files opens only with CAP_SYS_ADMIN/CAP_CHECKPOINT_RESTORE; an
+    // unprivileged capture reads "?" both times.
+    if (recreated_object(m.path) && m.path[0] == '/') {
+      struct stat st;
+      std::string link = proc + "/map_files/" + m.range;
+      char mode[16] = "?";
+      if (stat(link.c_str(), &st) == 0) std::snprintf(mode, sizeof mode, "0%o", unsigned(st.st_mode & 07777));
+      fields["maps." + m.range + ".mode"] = mode;
+    }
   }
 }
 

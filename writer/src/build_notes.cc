@@ -265,9 +265,15 @@ ImageNotes build_notes(const ProcessCapture &pc, const SegmentLayout &layout, co
     r.build_id = n.vmas.add_blob(v.build_id);
     r.first_range = static_cast<u32>(n.ranges.records.size());
     r.range_count = static_cast<u32>(v.runs.size());
-    if (auto sealed = pc.memfd_seals.find(v.map.start); sealed != pc.memfd_seals.end()) {
-      r.flags |= kVmaSeals;
-      r.seals = sealed->second;
+    if (auto object = pc.mapped_objects.find(v.map.start); object != pc.mapped_objects.end()) {
+      if (object->second.seals) {
+        r.flags |= kVmaSeals;
+        r.seals = *object->second.seals;
+      }
+      if (object->second.mode) {
+        r.flags |= kVmaMode;
+        r.mode = *object->second.mode;
+      }
     }
     n.vmas.add(r);
     for (size_t ri = 0; ri < v.runs.size(); ri++) {

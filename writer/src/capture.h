@@ -15,6 +15,7 @@
 #include "freeze.h"
 #include "guard_pages.h"
 #include "locks.h"
+#include "mapped_memfds.h"
 #include "memory.h"
 #include "process_settings.h"
 #include "procfs.h"
@@ -70,7 +71,7 @@ struct ProcessCapture {
   bool memory_outlined = false;
   std::vector<std::pair<img::u64, img::u64>> excluded;
   std::vector<StoredFile> stored_files;  ///< only with --store-tmpfs-files
-  std::map<img::u64, img::u32> memfd_seals;  ///< of each shared memfd mapping, by its start (mapped_memfds.h)
+  std::map<img::u64, MappedObjectFacts> mapped_objects;  ///< of each shared memfd or deleted-file mapping, by its start (mapped_memfds.h)
   img::u8 boot_id[16] = {};               ///< of this boot: with pid and stat.start_time, which process this is
 };
 

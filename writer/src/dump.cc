@@ -152,9 +152,9 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
       if (!stored) return stored.error();
       pc->stored_files = stored.take();
     }
-    auto seals = read_mapped_memfd_seals(m.pid, pc->maps);
-    if (!seals) return seals.error();
-    pc->memfd_seals = seals.take();
+    auto objects = read_mapped_objects(m.pid, pc->maps);
+    if (!objects) return objects.error();
+    pc->mapped_objects = objects.take();
     procs.push_back(CapturedProcess{pc.take(), {}, {}, tracker, false, {}});
   }
   {

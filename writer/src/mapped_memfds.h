@@ -1,9 +1,11 @@
-// The seals of memfds a process maps MAP_SHARED (FORMAT.md §9.5,
-// VmaRecord `seals`): a memfd that no fd holds any more, only mappings,
-// still has them, and restore recreates the object with them.
+// What the kernel keeps of a memfd or deleted file that a process maps
+// MAP_SHARED (FORMAT.md §9.5, VmaRecord `seals` and `mode`): one that no fd
+// holds any more, only mappings, still has its seals and mode, and restore
+// recreates the object with them.
 #pragma once
 
 #include <map>
+#include <optional>
 #include <sys/types.h>
 #include <vector>
 
@@ -14,11 +16,18 @@
 
 namespace ckpt::writer {
 
-/// F_GET_SEALS of the memfd behind each MAP_SHARED mapping of one in
-/// `maps` (path "/memfd:NAME (deleted)"), by the mapping's start. Call
-/// while pid is frozen. A mapping whose object the dumper may not open
+/// The mapped object behind one shared mapping.
+struct MappedObjectFacts {
+  std::optional<img::u32> seals;  ///< F_GET_SEALS of a memfd (kVmaSeals)
+  std::optional<img::u32> mode;   ///< st_mode & 07777 (kVmaMode)
+};
+
+/// The seals and mode of the object behind each MAP_SHARED mapping in
+/// `maps` of a memfd ("/memfd:NAME (deleted)", seals and mode) or of
+/// another deleted file (mode), by the mapping's start. Call while pid is
+/// frozen. A mapping whose object the dumper may not open
 /// (/proc/PID/map_files wants CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN) is
-/// left out: its record says nothing of seals, as before format minor 8.
-img::Expected<std::map<img::u64, img::u32>> read_mapped_memfd_seals(pid_t pid, const std::vector<MapEntry> &maps);
+/// left out: its record says nothing of them, as before format minor 8.
+img::Expected<std::map<img::u64, MappedObjectFacts>> read_mapped_objects(pid_t pid, const std::vector<MapEntry> &maps);
 
 }  // namespace ckpt::writer

@@ -108,6 +108,10 @@ VmaPlan outline_vma(const MapEntry &m) {
   // only if its file was opened for writing, which restore must repeat
   // or a later mprotect(PROT_WRITE) fails with EACCES.
   if (m.shared && m.has_flag("mw")) v.flags |= kVmaMayWrite;
+  // Whether the private mapping is charged to commit comes from its
+  // history (ever writable, mprotect after), not from its protection now:
+  // restore makes it so again (decision 237).
+  if (!m.shared && m.has_flag("ac")) v.flags |= kVmaAccount;
   return v;
 }
 

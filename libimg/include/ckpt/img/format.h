@@ -31,7 +31,7 @@ inline constexpr int kIdentVersionOffset = 13;
 /// Minor growth (new notes, longer records) never bumps it.
 inline constexpr u8 kFormatMajor = 1;
 /// Minor version, stored in IdentityRecord::format_minor.
-inline constexpr u32 kFormatMinor = 8;
+inline constexpr u32 kFormatMinor = 9;
 
 inline constexpr u64 kPageSize = 4096;
 

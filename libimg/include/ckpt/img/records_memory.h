@@ -32,11 +32,12 @@ struct VmaRecord {
   u32 dev_minor;
   // Format 1.8 on (zero from older writers, and kVmaSeals clear):
   u32 seals;                ///< with kVmaSeals: F_GET_SEALS of the mapped memfd
-  u32 reserved0;            ///< zero; keeps the record a multiple of 8 bytes
+  // Format 1.9 on (zero from older writers, and kVmaMode clear):
+  u32 mode;                 ///< with kVmaMode: st_mode & 07777 of the mapped memfd or deleted file
 };
 static_assert(sizeof(VmaRecord) == 128);
 static_assert(offsetof(VmaRecord, dev_major) == 112);
-static_assert(offsetof(VmaRecord, seals) == 120);
+static_assert(offsetof(VmaRecord, seals) == 120 && offsetof(VmaRecord, mode) == 124);
 
 enum VmaFlags : u32 {
   kVmaShared = 1u << 0,       ///< MAP_SHARED (otherwise private)
@@ -53,6 +54,8 @@ enum VmaFlags : u32 {
   kVmaMayWrite = 1u << 11,    ///< a shared mapping that mprotect may make writable
                               ///< (VM_MAYWRITE, smaps "mw": the file was opened for writing)
   kVmaSeals = 1u << 12,       ///< a shared mapping of a memfd: `seals` holds its F_GET_SEALS
+  kVmaAccount = 1u << 13,     ///< format 1.9: a private mapping charged to commit (VM_ACCOUNT, smaps "ac")
+  kVmaMode = 1u << 14,        ///< format 1.9: a shared mapping of a memfd or deleted file: `mode` holds its mode
 };
 
 enum class VmaKind : u32 {
