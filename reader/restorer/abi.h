@@ -258,6 +258,8 @@ struct rs_args {
 #define RS_FILL_HASH_AVX2 1u   /* AVX2 usable (CPU and kernel): hash with xxh3_avx2.c */
 #define RS_FILL_VIA_SCRATCH 2u /* pread into the scratch buffer, hash it, place it with
                                 * process_vm_writev (decision 211) instead of pread into place */
+#define RS_FILL_REFUSE_FORCE 4u /* tests: act as if the kernel refused forced writes to
+                                 * /proc/self/mem (proc_mem.force_override=never, decision 237) */
 
 /* What follows the RS_OK byte on status_fd: where imgtool finds the
  * restorer to hand the process over (reader/src/handover.cc). Every thread

@@ -115,6 +115,7 @@ struct running_check {
   long self;               /* our pid for process_vm_writev, 0 once it failed */
   long mem;                /* /proc/self/mem once opened; -1 not yet, -2 cannot be */
   int forced;              /* the VMA being filled is not writable: its fills go through mem */
+  int made_writable;       /* a forced write was refused: the VMA was made writable after all */
 };
 
 static void read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off) {
@@ -147,17 +148,33 @@ static void hash_update(const struct rs_args *a, struct running_check *run, cons
  * CONFIG_CROSS_MEMORY_ATTACH, EPERM from an LSM) or writes short, the
  * slice is read into place again, and so are all later ones after a
  * failure. */
-static void place_from_scratch(const struct rs_args *a, struct running_check *run, ulong addr, ulong n,
-                               ulong off) {
+static void place_from_scratch(const struct rs_args *a, const struct rs_vma *v, struct running_check *run,
+                               ulong addr, ulong n, ulong off) {
   if (run->forced) {
     /* FOLL_FORCE, as a debugger's write: the private copy is made
      * without the VMA ever being writable, so it is not charged. */
-    for (ulong done = 0; done < n;) {
+    ulong done = 0;
+    while (done < n && !(a->fill_flags & RS_FILL_REFUSE_FORCE)) {
       long r = sys4(NR_pwrite64, run->mem, (ulong)a->scratch + done, n - done, addr + done);
-      if (r <= 0) fail(a, RS_FILL, r ? r : -5);
+      if (r <= 0) break;
       done += (ulong)r;
     }
-    return;
+    if (done == n) return;
+    /* Kernel quirk: a kernel booted with proc_mem.force_override=never
+     * (or =ptrace; Linux 6.12+, CONFIG_PROC_MEM_*) refuses a process's
+     * forced write into its own read-only mapping (EIO). Then the VMA is
+     * made writable after all, charged as before decision 237, and this
+     * slice and everything after it are placed the ordinary way; the
+     * final mprotect takes the write away again. */
+    sys1(NR_close, run->mem);
+    run->mem = -2;
+    run->forced = 0;
+    run->made_writable = 1;
+    long m = sys3(NR_mprotect, v->start, v->end - v->start, v->prot | PROT_READ | PROT_WRITE);
+    if (m < 0) fail(a, RS_FILL, m);
+    addr += done;
+    off += done;
+    n -= done;
   }
   if (run->self > 0) {
     struct {
@@ -210,7 +227,7 @@ static void fill_checked(const struct rs_args *a, const struct rs_vma *v, const 
     if (via_scratch) {
       read_fully(a, (ulong)a->scratch, n, off);
       if (c) hash_update(a, run, a->scratch, n);
-      place_from_scratch(a, run, at, n, off);
+      place_from_scratch(a, v, run, at, n, off);
     } else {
       if (v->map_flags & MAP_PRIVATE) sys3(NR_madvise, at, n, MADV_POPULATE_WRITE);
       read_fully(a, at, n, off);
@@ -251,6 +268,7 @@ void map_memory(const struct rs_args *a) {
      * be opened (no /proc here) it is filled writable, as before. */
     int read_fill = v->nfill != 0;
     run.forced = 0;
+    run.made_writable = 0;
     if (read_fill && v->account == RS_ACCOUNT_NO && !(v->prot & PROT_WRITE)) {
       if (run.mem == -1) {
         run.mem = sys4(NR_openat, AT_FDCWD_NR, "/proc/self/mem", O_RDWR_NR | O_CLOEXEC_NR, 0);
@@ -282,7 +300,10 @@ void map_memory(const struct rs_args *a) {
      * and leaves it as empty as before, also for the lazy helper. */
     if (v->account == RS_ACCOUNT_YES && !(v->prot & PROT_WRITE) && v->fd < 0 && !read_fill && !v->sysv_shm) {
       *(volatile char *)v->start = 0;
-      sys3(NR_madvise, v->start, 4096, MADV_DONTNEED);
+      /* The whole VMA: where THP is "always" (or mTHP is on) the write can
+       * bring in a huge folio, and dropping 4 KiB of it would leave the
+       * other pages present (and, under --lazy, never asked for). */
+      sys3(NR_madvise, v->start, len, MADV_DONTNEED);
     }
     /* The program's huge-page choice applies before the pages are read in,
      * not after: a MADV_HUGEPAGE region is then filled in 2 MiB pages (one
@@ -320,7 +341,7 @@ void map_memory(const struct rs_args *a) {
       r = sys3(NR_ioctl, a->uffd, UFFDIO_REGISTER, &reg);
       if (r < 0) fail(a, RS_LAZY, r);
     }
-    if ((ulong)prot0 != v->prot) {
+    if ((ulong)prot0 != v->prot || run.made_writable) {
       r = sys3(NR_mprotect, v->start, len, v->prot);
       if (r < 0) fail(a, RS_PROTECT, r);
     }

@@ -55,7 +55,7 @@ Status check_tree_late_seals_reachable(const TreePlan &tree) {
     if (p.view)
       for (const VmaRecord &m : p.view->vmas.records)
         if (u32 seals = mapped_memfd_late_seals(m))
-          return make_error("process %d: the memfd mapped at 0x%llx (%s) was sealed with 0x%x and no fd holds it: "
+          return make_error("process %d: the memfd mapped at 0x%llx (%s) was sealed with 0x%x after its mappings: "
                             "sealing it again in a tree needs /proc/PID/map_files, which an unprivileged --pidns "
                             "restore may not open (restore as root; not supported yet)",
                             p.pid, (unsigned long long)m.start, std::string(p.view->vmas.str_or_empty(m.path)).c_str(),

@@ -293,7 +293,8 @@ Status lay_out_threads(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
 // both: CPUID and XGETBV). CKPT_RESTORE_FILL, comma-separated, forces the
 // other ways, for tests and for VMs where they are faster: "scratch"
 // (decision 211's scratch buffer and process_vm_writev), "scalar" (the
-// portable hash).
+// portable hash), "refuse-force" (the restorer acts as on a kernel that
+// refuses its forced writes to /proc/self/mem, decision 237).
 Expected<u32> fill_flags() {
   u32 flags = __builtin_cpu_supports("avx2") ? RS_FILL_HASH_AVX2 : 0;
   const char *env = std::getenv("CKPT_RESTORE_FILL");
@@ -304,8 +305,10 @@ Expected<u32> fill_flags() {
     words = comma == std::string_view::npos ? std::string_view{} : words.substr(comma + 1);
     if (w == "scratch") flags |= RS_FILL_VIA_SCRATCH;
     else if (w == "scalar") flags &= ~RS_FILL_HASH_AVX2;
+    else if (w == "refuse-force") flags |= RS_FILL_REFUSE_FORCE;
     else if (!w.empty())
-      return make_error("CKPT_RESTORE_FILL: unknown word '%s' (known: scratch, scalar)", std::string(w).c_str());
+      return make_error("CKPT_RESTORE_FILL: unknown word '%s' (known: scratch, scalar, refuse-force)",
+                        std::string(w).c_str());
   }
   return flags;
 }

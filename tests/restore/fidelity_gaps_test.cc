@@ -78,6 +78,29 @@ TEST_F(FidelityGaps, CommitChargeOfPrivateMappingsIsKeptLazy) {
   ASSERT_NO_FATAL_FAILURE(start_dump_restore_args(RESTORE_FIDELITY_GAPS_PATH, {"account"}, {"--lazy"}));
 }
 
+// A kernel that refuses the restorer's forced writes into its own
+// read-only mappings (proc_mem.force_override=never, Linux 6.12+; here
+// CKPT_RESTORE_FILL=refuse-force acts it out): the restore still brings
+// every byte back, the never-charged read-only mappings made writable
+// for the fill and so charged, which the program's own check names and
+// nothing else (decision 237's fallback).
+TEST_F(FidelityGaps, RefusedForcedWritesFallBackToAWritableFill) {
+  compare_state_ = false;  // the two charged mappings are the expected difference
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_FIDELITY_GAPS_PATH, {"account"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(go());
+  setenv("CKPT_RESTORE_FILL", "refuse-force", 1);
+  RunResult r = restore(image_path());
+  unsetenv("CKPT_RESTORE_FILL");
+  ASSERT_TRUE(r.exited) << r.status() << "\n" << r.err;
+  EXPECT_EQ(r.exit_code, 1) << r.err << "\nprogram stderr:\n" << log();
+  std::string out = log();
+  EXPECT_NE(out.find("file-read-only-patched: 'ac' is 1 after the restore, 0 before"), std::string::npos) << out;
+  EXPECT_NE(out.find("anon-read-only-patched: 'ac' is 1 after the restore, 0 before"), std::string::npos) << out;
+  EXPECT_NE(out.find("2 check(s) failed"), std::string::npos) << out;
+  EXPECT_EQ(out.find("lost its bytes"), std::string::npos) << out;
+}
+
 // The mode of a memfd and of an unlinked file that only a mapping holds
 // (decision 238; the comparison reads it through map_files too).
 TEST_F(FidelityGaps, ModeOfObjectsOnlyMappedIsKept) {

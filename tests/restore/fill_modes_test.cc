@@ -1,5 +1,5 @@
 // The restorer's ways of placing and hashing checked fills (decision
-// 3001): read into place and hashed there (the default, on AVX2 where the
+// 230): read into place and hashed there (the default, on AVX2 where the
 // CPU has it), the portable hash (CKPT_RESTORE_FILL=scalar) and decision
 // 211's scratch buffer placed by process_vm_writev (=scratch). Each way
 // restores the same whole state, and each refuses a damaged byte with
@@ -81,7 +81,7 @@ TEST_F(FillModes, UnknownWordIsOneLine) {
   ASSERT_NO_FATAL_FAILURE(go());
   FillMode m("scratch,fast");
   RunResult r = restore(image_path());
-  expect_one_line_failure(r, "CKPT_RESTORE_FILL: unknown word 'fast'");
+  expect_one_line_failure(r, "CKPT_RESTORE_FILL: unknown word 'fast' (known: scratch, scalar, refuse-force)");
   EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " exists after a refused restore";
 }
 

@@ -266,7 +266,7 @@ TEST_F(Snapshot, TrackedChainOfThreeWhileThreadsMutateIsOfOneInstant) {
     EXPECT_NE(r.err.find("trackers armed 1"), std::string::npos) << r.err;
     // An increment too reads smaps before the freeze and plans its pages,
     // and chooses the parent's, from the copy after the release (DECISIONS
-    // 4000): no page walk of the target inside the window.
+    // 229): no page walk of the target inside the window.
     EXPECT_NE(r.err.find("capture: maps (smaps read before)"), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find("capture: memory plan"), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find("parent pages"), std::string::npos) << r.err;
