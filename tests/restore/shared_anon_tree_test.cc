@@ -31,6 +31,18 @@ class SharedAnonTree : public StoredOnceTreeTest {
         *once += m.value("stored_once_bytes", img::u64(0));
       }
   }
+  // Kills the tree (pids[0] is the root, pid_) after a leave-running
+  // dump; the children, orphaned to us (the subreaper), are reaped so that
+  // their pids are free for the restore.
+  void kill_tree(const std::vector<pid_t> &pids) {
+    for (size_t i = 1; i < pids.size(); i++) kill(pids[i], SIGKILL);
+    kill(pid_, SIGKILL);
+    int status;
+    ASSERT_TRUE(program_->wait_exit(&status, 10));
+    for (size_t i = 1; i < pids.size(); i++)
+      ASSERT_TRUE(wait_until([&] { return waitpid(pids[i], nullptr, WNOHANG) == pids[i] || !pid_exists(pids[i]); }, 30))
+          << "child " << pids[i] << " lives on";
+  }
 };
 
 // A and B are in the file once: 30 MiB of A and B by the parent, A's last
@@ -87,15 +99,7 @@ TEST_F(SharedAnonTree, SnapshotOfTheRunningTree) {
   ASSERT_TRUE(d.exited && d.exit_code == 0) << d.status() << "\n" << d.err;
   EXPECT_NE(d.err.find(", freeze snapshot"), std::string::npos) << d.err;
   EXPECT_NE(d.err.find("shared memory stored once 94371840 bytes"), std::string::npos) << d.err;
-  for (size_t i = 1; i < pids.size(); i++) kill(pids[i], SIGKILL);
-  kill(pid_, SIGKILL);
-  int status;
-  ASSERT_TRUE(program_->wait_exit(&status, 10));
-  // The children, orphaned to us (the subreaper), are reaped so that
-  // their pids are free for the restore.
-  for (size_t i = 1; i < pids.size(); i++)
-    ASSERT_TRUE(wait_until([&] { return waitpid(pids[i], nullptr, WNOHANG) == pids[i] || !pid_exists(pids[i]); }, 30))
-        << "child " << pids[i] << " lives on";
+  ASSERT_NO_FATAL_FAILURE(kill_tree(pids));
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
@@ -128,13 +132,7 @@ TEST_F(SharedAnonTree, SnapshotIncrementComparesSharedMemoryAsOfTheFreeze) {
   img::u64 stored = 0, once = 0;
   ASSERT_NO_FATAL_FAILURE(shared_anon_bytes(&stored, &once));
   EXPECT_EQ(stored, 0u) << "shared anonymous bytes stored again although unchanged";
-  for (size_t i = 1; i < pids.size(); i++) kill(pids[i], SIGKILL);
-  kill(pid_, SIGKILL);
-  int status;
-  ASSERT_TRUE(program_->wait_exit(&status, 10));
-  for (size_t i = 1; i < pids.size(); i++)
-    ASSERT_TRUE(wait_until([&] { return waitpid(pids[i], nullptr, WNOHANG) == pids[i] || !pid_exists(pids[i]); }, 30))
-        << "child " << pids[i] << " lives on";
+  ASSERT_NO_FATAL_FAILURE(kill_tree(pids));
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 

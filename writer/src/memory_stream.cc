@@ -192,7 +192,7 @@ Status write_memory(pid_t pid, const std::vector<VmaPlan> &plan, ImageWriter &wr
                     const PagesReadEarlier *early) {
   std::vector<Batch> batches = make_batches(plan);
   if (batches.empty()) return {};
-  int mem = open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+  int mem = open_mem(pid);
   if (mem < 0) return make_error("cannot open /proc/%d/mem: %s", pid, strerror(errno));
   size_t slots = std::min(kSlots, batches.size());
   // Page-aligned buffers, allocated once and reused: fresh pages cost a

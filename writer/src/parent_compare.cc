@@ -79,7 +79,7 @@ class InstantBytes {
     // Made only when a page must be compared: a tracked increment reads
     // none, and 4 MiB made present is not free on this VM.
     if (!buf_) buf_.reset(new u8[kSlice]);
-    if (mem_ < 0) mem_ = open(("/proc/" + std::to_string(pid_) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+    if (mem_ < 0) mem_ = open_mem(pid_);
     if (mem_ < 0) return nullptr;
     return read_mem_at(mem_, at, buf_.get(), n) == n ? buf_.get() : nullptr;
   }

@@ -336,14 +336,14 @@ Expected<u32> read_personality(pid_t pid) {
   return v;
 }
 
-// /proc/PID/limits: a header line, then one line per resource in the
-
 std::string map_files_path(pid_t pid, const MapEntry &m) {
   char link[96];
   std::snprintf(link, sizeof link, "/proc/%d/map_files/%llx-%llx", int(pid), (unsigned long long)m.start,
                 (unsigned long long)m.end);
   return link;
 }
+
+int open_mem(pid_t pid) { return open(proc_file(pid, 0, "mem").c_str(), O_RDONLY | O_CLOEXEC); }
 
 size_t read_mem_at(int mem, u64 at, img::u8 *into, size_t len) {
   for (size_t k = 0; k < len;) {

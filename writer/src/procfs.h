@@ -96,6 +96,9 @@ Expected<std::string> read_link(const std::string &path);
 /// at m, even if its path was replaced or unlinked.
 std::string map_files_path(pid_t pid, const MapEntry &m);
 
+/// /proc/PID/mem opened read-only (O_CLOEXEC), or -1 with errno.
+int open_mem(pid_t pid);
+
 /// Reads [at, at + len) through `mem`, an fd of /proc/PID/mem (FOLL_GET:
 /// no copy-on-write page is unshared, unlike process_vm_readv's pin).
 /// Returns the bytes read, len unless it failed there; errno then says

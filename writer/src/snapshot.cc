@@ -69,7 +69,7 @@ static u64 early_bytes_of(const std::vector<VmaPlan> &early) {
 }
 
 static Status read_early(pid_t pid, const std::vector<VmaPlan> &plan, PagesReadEarlier &early) {
-  int mem = open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+  int mem = open_mem(pid);
   if (mem < 0) return make_error("cannot open /proc/%d/mem: %s", pid, strerror(errno));
   Status s;
   for (const VmaPlan &v : plan) {

@@ -26,8 +26,6 @@ static constexpr u64 kRedZone = 128;
 
 namespace {
 
-int open_mem(pid_t pid) { return open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC); }
-
 const PageRun *run_at(const std::vector<VmaPlan> &plan, u64 addr) {
   for (const VmaPlan &v : plan) {
     if (addr < v.map.start || addr >= v.map.end) continue;
