@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -138,6 +139,10 @@ int main(int argc, char **argv) {
     copy = fork();  // the dump reads a forked copy too (snapshot mode)
     if (copy < 0) die("fork");
     if (!copy) {
+      // Ends with this process however it ends (die() exits without
+      // waiting): pid 1 here does not reap, and a paused copy would stay.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() == 1) _exit(0);
       pause();
       _exit(0);
     }
