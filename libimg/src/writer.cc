@@ -49,7 +49,7 @@ ImageWriter::~ImageWriter() {
 // smaller free blocks the guest still holds. 256 KiB pieces are the
 // cheaper while they last (a 1 GiB dump all in 64 KiB took 1.12x the
 // wall clock), so the first GiB of the file goes in 256 KiB pwrites and
-// the rest in 64 KiB ones (a 4 GiB dump: 0.5x; DECISIONS 2002).
+// the rest in 64 KiB ones (a 4 GiB dump: 0.5x; DECISIONS 243).
 static constexpr size_t kFileWriteChunk = 256u << 10;
 static constexpr size_t kFileWriteChunkLate = 64u << 10;
 static constexpr u64 kLateFrom = 1ull << 30;  // file offset

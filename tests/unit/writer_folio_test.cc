@@ -74,7 +74,7 @@ u64 largest_folio(int fd, u64 offset, u64 len) {
 }
 
 // The first GiB of the file gets folios of at most 256 KiB, the rest of at
-// most 64 KiB (DECISIONS 2002). A GiB of zeros between the two data
+// most 64 KiB (DECISIONS 243). A GiB of zeros between the two data
 // segments is a hole: no page cache, no disk.
 TEST(ImageWriterPageCache, SegmentDataLandsInFoliosOf256KiBThen64KiB) {
   char tmpl[] = "/var/tmp/ckpt-folio-XXXXXX";
