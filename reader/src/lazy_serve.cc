@@ -269,18 +269,24 @@ class Target {
 
   // The pages in [start, end) are gone (munmap) or dropped (MADV_DONTNEED:
   // they read as zeros now): their stored bytes must never come back.
+  // Only the entries that overlap are touched (stored_ is sorted and
+  // disjoint): every served fault forgets its window, and rebuilding the
+  // whole list each time was ~1% of a JVM warm start's helper samples.
   void forget(u64 start, u64 end) {
-    std::vector<Stored> kept;
-    for (const Stored &s : stored_) {
-      u64 s_end = s.start + s.len;
-      if (s_end <= start || s.start >= end) {
-        kept.push_back(s);
-        continue;
-      }
-      if (s.start < start) kept.push_back({s.start, start - s.start, s.bytes});
-      if (s_end > end) kept.push_back({end, s_end - end, s.bytes + (end - s.start)});
-    }
-    stored_ = std::move(kept);
+    if (start >= end) return;
+    // The first entry that ends after start.
+    auto first = std::upper_bound(stored_.begin(), stored_.end(), start,
+                                  [](u64 a, const Stored &s) { return a < s.start + s.len; });
+    auto last = first;  // one past the last entry that begins before end
+    while (last != stored_.end() && last->start < end) ++last;
+    if (first == last) return;
+    Stored head = *first, tail = *std::prev(last);
+    std::vector<Stored> pieces;
+    if (head.start < start) pieces.push_back({head.start, start - head.start, head.bytes});
+    u64 tail_end = tail.start + tail.len;
+    if (tail_end > end) pieces.push_back({end, tail_end - end, tail.bytes + (end - tail.start)});
+    auto at = stored_.erase(first, last);
+    stored_.insert(at, pieces.begin(), pieces.end());
   }
 
   // mremap moved [from, from+len) to `to`.
