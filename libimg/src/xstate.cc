@@ -55,6 +55,8 @@ const XsaveLayout &cpu_xsave_layout() {
   return layout;
 }
 
+bool cpu_avx2_usable() { return CPU_FEATURE_ACTIVE(AVX2); }
+
 u32 xsave_size(const XsaveLayout &layout, u64 xcr0) {
   u32 end = 576;
   for (int i = 2; i < XsaveLayout::kComponents; i++)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <ckpt/img/assert.h>
+#include <ckpt/img/xstate.h>
 
 #include "arg_arena.h"
 #include "fd_kinds/fd_kind.h"
@@ -289,14 +290,16 @@ Status lay_out_threads(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
 
 // How the restorer places and hashes checked fills (rs_args.fill_flags,
 // decision 230): read into place and hashed there, on AVX2 where the CPU
-// has it and the kernel saves its registers (__builtin_cpu_supports checks
-// both: CPUID and XGETBV). CKPT_RESTORE_FILL, comma-separated, forces the
+// has it and the kernel saves its registers (cpu_avx2_usable: glibc's
+// copy of CPUID and XGETBV; libgcc's __builtin_cpu_supports linked in a
+// constructor that asked the CPU again, ~10 CPUID traps at every start of
+// imgtool and the launcher, DECISIONS 5002). CKPT_RESTORE_FILL, comma-separated, forces the
 // other ways, for tests and for VMs where they are faster: "scratch"
 // (decision 211's scratch buffer and process_vm_writev), "scalar" (the
 // portable hash), "refuse-force" (the restorer acts as on a kernel that
 // refuses its forced writes to /proc/self/mem, decision 237).
 Expected<u32> fill_flags() {
-  u32 flags = __builtin_cpu_supports("avx2") ? RS_FILL_HASH_AVX2 : 0;
+  u32 flags = img::cpu_avx2_usable() ? RS_FILL_HASH_AVX2 : 0;
   const char *env = std::getenv("CKPT_RESTORE_FILL");
   std::string_view words = env ? env : "";
   while (!words.empty()) {

@@ -6,14 +6,22 @@
  * faults ahead of the helper's background copy. With "split" it first
  * makes the fourth page of every 64 KiB read-only (a VMA of its own, which
  * a lazy restore's 64 KiB fault window and 1 MiB background steps then
- * cross), and makes it all writable again after the checks.
- *   usage: restore_bigmem GOFILE [MIB [scatter|split]] */
+ * cross), and makes it all writable again after the checks. With "holes"
+ * pages 1-14 of every 64 KiB are dropped before the dump (stored nowhere,
+ * zeros), and read after the restore a page at a time from the last page
+ * back, as a thread probes its stack, before the checks.
+ *   usage: restore_bigmem GOFILE [MIB [scatter|split|holes]] */
 #include "rt_prog.h"
 
 #include <stdint.h>
 #include <sys/mman.h>
 
+static int holes;
+
+/* Word i's value: the pattern, or 0 in a hole (pages 1-14 of 64 KiB). */
 static uint64_t pattern(uint64_t i) {
+  size_t in_window = (i / 512) % 16;
+  if (holes && in_window >= 1 && in_window <= 14) return 0;
   uint64_t x = (i + 77) * 0x9e3779b97f4a7c15ull;
   return x ^ (x >> 31);
 }
@@ -22,6 +30,7 @@ int main(int argc, char **argv) {
   rt_start(argc, argv, 2);
   size_t mib = argc > 2 && atoi(argv[2]) > 0 ? (size_t)atoi(argv[2]) : 64;
   size_t words = mib << 17;
+  holes = argc > 3 && strcmp(argv[3], "holes") == 0;
   uint64_t *mem = mmap(NULL, words * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) rt_die("mmap");
   for (size_t i = 0; i < words; i++) mem[i] = pattern(i);
@@ -30,6 +39,9 @@ int main(int argc, char **argv) {
   if (ro == MAP_FAILED) rt_die("mmap");
   for (size_t i = 0; i < (1 << 17); i++) ro[i] = ~pattern(i);
   mprotect(ro, 1 << 20, PROT_READ);
+  if (holes)
+    for (size_t off = 0; off < words * 8; off += 65536)
+      if (madvise((char *)mem + off + 4096, 14 * 4096, MADV_DONTNEED) != 0) rt_die("madvise");
   rt_ready();
   rt_wait_go(argv[1]);
   int split = argc > 3 && strcmp(argv[3], "split") == 0;
@@ -39,6 +51,11 @@ int main(int argc, char **argv) {
   if (argc > 3 && strcmp(argv[3], "scatter") == 0) {
     volatile uint64_t sum = 0;
     for (size_t mi = mib; mi-- > 0;) sum += mem[(mi << 17) + (1 << 16)];
+    (void)sum;
+  }
+  if (holes) {
+    volatile uint64_t sum = 0;
+    for (size_t pg = words / 512; pg-- > 0;) sum += mem[pg * 512 + 7];
     (void)sum;
   }
   size_t bad = 0;

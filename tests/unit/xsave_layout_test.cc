@@ -37,3 +37,11 @@ TEST(XsaveLayout, EnabledComponentsComeFromCpuid) {
 
 }  // namespace
 }  // namespace ckpt::img
+
+// cpu_avx2_usable (glibc's copy of CPUID and XGETBV, DECISIONS 5002) says
+// what libgcc's own probe says: the CPU has AVX2 and XCR0 enables its
+// registers. It picks the restorer's AVX2 hash (decision 230).
+TEST(XsaveLayout, Avx2UsableAgreesWithTheCpu) {
+  __builtin_cpu_init();
+  EXPECT_EQ(ckpt::img::cpu_avx2_usable(), __builtin_cpu_supports("avx2") != 0);
+}

@@ -31,6 +31,11 @@ const XsaveLayout &intel_xsave_layout();
 /// traps to the hypervisor on a VM).
 const XsaveLayout &cpu_xsave_layout();
 
+/// True when AVX2 is usable here: the CPU has it and the kernel saves its
+/// registers (XCR0), from the CPUID and XGETBV glibc read at its start, so
+/// no CPUID is asked again (DECISIONS 5002).
+bool cpu_avx2_usable();
+
 /// Bytes of a standard-format XSAVE area holding the features in xcr0.
 u32 xsave_size(const XsaveLayout &layout, u64 xcr0);
 
