@@ -254,7 +254,7 @@ Status verify_integrity(const ImageReader &image, bool check_memory) {
     // Only with the memory checks (verify): the record itself is covered
     // by the self-check above, so a mismatch here is a writer's mistake,
     // not damage, and hashing up to 8 MiB of zeros was ~0.8 ms of each
-    // JVM warm start's checks; no restore reads the block (DECISIONS 5003).
+    // JVM warm start's checks; no restore reads the block (DECISIONS 246).
     if (check_memory && recs[at].xxh3 != zeros_xxh3(zb_size))
       return make_error("the zero block at offset %llu is declared with a checksum of non-zero bytes",
                         (unsigned long long)zb_off);

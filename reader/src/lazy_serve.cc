@@ -160,7 +160,7 @@ class Target {
         return Step::Done;
       }
     } else {
-      // Zero fault-around (DECISIONS 5001): the pages of the aligned
+      // Zero fault-around (DECISIONS 244): the pages of the aligned
       // window that nothing is stored for come in as zero pages with the
       // faulting one. A JVM thread probes its stack downward a page at a
       // time (stack banging): ~20 round trips here, one per page, where

@@ -293,7 +293,7 @@ Status lay_out_threads(ArgArena &arena, const LayoutInputs &in, rs_args &a) {
 // has it and the kernel saves its registers (cpu_avx2_usable: glibc's
 // copy of CPUID and XGETBV; libgcc's __builtin_cpu_supports linked in a
 // constructor that asked the CPU again, ~10 CPUID traps at every start of
-// imgtool and the launcher, DECISIONS 5002). CKPT_RESTORE_FILL, comma-separated, forces the
+// imgtool and the launcher, DECISIONS 245). CKPT_RESTORE_FILL, comma-separated, forces the
 // other ways, for tests and for VMs where they are faster: "scratch"
 // (decision 211's scratch buffer and process_vm_writev), "scalar" (the
 // portable hash), "refuse-force" (the restorer acts as on a kernel that

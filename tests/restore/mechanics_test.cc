@@ -181,7 +181,7 @@ TEST_F(RestoreRun, LazyFaultBringsInItsWindow) {
 }
 
 // A fault on a page stored nowhere brings in, as zero pages, the pages of
-// its 64 KiB window stored nowhere either (DECISIONS 5001): a program that
+// its 64 KiB window stored nowhere either (DECISIONS 244): a program that
 // reads its 16 MiB a page at a time from the end back, pages 1-14 of every
 // 64 KiB holes (zeros, not in the image), takes one zero fault per window,
 // not one per hole page (3584 before). The program checks every word, so a

@@ -38,7 +38,7 @@ TEST(XsaveLayout, EnabledComponentsComeFromCpuid) {
 }  // namespace
 }  // namespace ckpt::img
 
-// cpu_avx2_usable (glibc's copy of CPUID and XGETBV, DECISIONS 5002) says
+// cpu_avx2_usable (glibc's copy of CPUID and XGETBV, DECISIONS 245) says
 // what libgcc's own probe says: the CPU has AVX2 and XCR0 enables its
 // registers. It picks the restorer's AVX2 hash (decision 230).
 TEST(XsaveLayout, Avx2UsableAgreesWithTheCpu) {

@@ -33,7 +33,7 @@ const XsaveLayout &cpu_xsave_layout();
 
 /// True when AVX2 is usable here: the CPU has it and the kernel saves its
 /// registers (XCR0), from the CPUID and XGETBV glibc read at its start, so
-/// no CPUID is asked again (DECISIONS 5002).
+/// no CPUID is asked again (DECISIONS 245).
 bool cpu_avx2_usable();
 
 /// Bytes of a standard-format XSAVE area holding the features in xcr0.
