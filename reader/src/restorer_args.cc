@@ -124,6 +124,14 @@ Status choose_fillers(const LayoutInputs &in, rs_args &a, const std::vector<bool
     a.fillers = 2;
     return {};
   }
+  u64 shared = 0;
+  for (u32 i = 0; i < a.nvma; i++) {
+    if (forced_vma[i]) continue;
+    for (u32 k = 0; k < a.vma[i].nfill; k++)
+      if (const rs_fill &f = a.fill[a.vma[i].first_fill + k]; f.len >= a.pair_min) shared += f.len;
+  }
+  // The cheap test first: a small image (the warm start's) reads nothing.
+  if (shared < kPairTotal) return {};
   cpu_set_t cpus;
   if (sched_getaffinity(0, sizeof cpus, &cpus) != 0 || CPU_COUNT(&cpus) < 2) return {};
   // Only with a CPU free now: the tasks running this instant (the fourth
@@ -138,13 +146,7 @@ Status choose_fillers(const LayoutInputs &in, rs_args &a, const std::vector<bool
     std::fclose(f);
     if (got == 5 && running > CPU_COUNT(&cpus) - 1) return {};
   }
-  u64 shared = 0;
-  for (u32 i = 0; i < a.nvma; i++) {
-    if (forced_vma[i]) continue;
-    for (u32 k = 0; k < a.vma[i].nfill; k++)
-      if (const rs_fill &f = a.fill[a.vma[i].first_fill + k]; f.len >= a.pair_min) shared += f.len;
-  }
-  if (shared >= kPairTotal) a.fillers = 2;
+  a.fillers = 2;
   return {};
 }
 
