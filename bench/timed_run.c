@@ -87,12 +87,10 @@ static double status_kib(pid_t pid, const char *key) {
   return kib;
 }
 
-// cutime + cstime of PID in ms (fields 16-17 of /proc/PID/stat, counted
-// after the ")" that ends the command name: its reaped children), 0 when
-// unreadable. Clock ticks (10 ms): fine for what a restore reaps.
-static double reaped_cpu_ms(pid_t pid) {
-  char path[64], text[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+// Fields 4-17 of a /proc stat file (after the ")" that ends the command
+// name) into v[0..13]; 0 when unreadable.
+static int stat_fields(const char *path, unsigned long long v[14]) {
+  char text[1024];
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
   ssize_t n = read(fd, text, sizeof text - 1);
@@ -101,12 +99,19 @@ static double reaped_cpu_ms(pid_t pid) {
   text[n] = 0;
   char *p = strrchr(text, ')');
   if (!p) return 0;
-  // After ")": field 3 (state) is the first; 16-17 are the 14th-15th.
-  unsigned long long v[15] = {0};
   char state;
-  if (sscanf(p + 1, " %c %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &state, &v[0], &v[1],
-             &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11], &v[12], &v[13]) != 15)
-    return 0;
+  return sscanf(p + 1, " %c %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &state, &v[0],
+                &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11], &v[12], &v[13]) == 15;
+}
+
+// cutime + cstime of PID in ms (fields 16-17 of /proc/PID/stat: its
+// reaped children), 0 when unreadable. Clock ticks (10 ms): fine for what
+// a restore reaps.
+static double reaped_cpu_ms(pid_t pid) {
+  char path[64];
+  unsigned long long v[14] = {0};
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  if (!stat_fields(path, v)) return 0;
   return (double)(v[12] + v[13]) * 1e3 / (double)sysconf(_SC_CLK_TCK);
 }
 
@@ -119,6 +124,7 @@ static double threads_cpu_ms(pid_t pid) {
   DIR *d = opendir(path);
   if (!d) return 0;
   double ms = 0;
+  unsigned long long live_ticks = 0;
   struct dirent *e;
   while ((e = readdir(d))) {
     if (e->d_name[0] == '.') continue;
@@ -128,8 +134,18 @@ static double threads_cpu_ms(pid_t pid) {
     unsigned long long ns = 0;
     if (f && fscanf(f, "%llu", &ns) == 1) ms += (double)ns / 1e6;
     if (f) fclose(f);
+    unsigned long long v[14] = {0};
+    snprintf(file, sizeof file, "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+    if (stat_fields(file, v)) live_ticks += v[10] + v[11];
   }
   closedir(d);
+  // Threads that have exited (a restorer's second filler, decision 3000)
+  // are in no task directory: their time is the process's utime + stime
+  // (fields 14-15, which count them) less its live threads', in ticks.
+  unsigned long long v[14] = {0};
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  if (stat_fields(path, v) && v[10] + v[11] > live_ticks)
+    ms += (double)(v[10] + v[11] - live_ticks) * 1e3 / (double)sysconf(_SC_CLK_TCK);
   return ms;
 }
 

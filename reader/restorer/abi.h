@@ -252,7 +252,25 @@ struct rs_args {
   uint64_t scratch_len;
   struct rs_seal *late_seal; uint32_t nlate_seal; /* memfd seals added once memory is mapped */
   uint32_t fill_flags;     /* RS_FILL_*: how checked fills are placed and hashed */
+  uint32_t fillers;        /* 2: a second filler thread shares the long fills (decision 3000); else 1 */
+  uint64_t pair_min;       /* with two fillers: the shortest fill they share */
+  uint64_t filler_stack_top; /* the second filler's stack, in the region */
+  struct rs_fill_pair {    /* the two fillers' shared words (fill_pair.c; zero from imgtool) */
+    uint32_t job;          /* futex: bumped by the leader for each shared fill; RS_PAIR_EXIT: leave */
+    uint32_t job_done;     /* futex: the last job the second filler finished */
+    int32_t helper_tid;    /* its tid from clone3; zeroed by the kernel as it exits (CLONE_CHILD_CLEARTID) */
+    uint32_t hashed;       /* futex: slices of the job the leader has hashed, in order */
+    uint32_t next;         /* the next slice of the job to take */
+    uint32_t nslice;
+    uint32_t leader_waits, helper_waits; /* a futex wait is (about to be) under way */
+    uint64_t addr, len, file_offset; /* the shared fill */
+    uint32_t map_private;  /* populate each slice before reading it in */
+    uint32_t active;       /* the second filler runs */
+    uint32_t done[64];     /* slice i is in place: done[i % 64] == i + 1 */
+  } pair;
 };
+#define RS_PAIR_RING 64u
+#define RS_PAIR_EXIT 0xffffffffu
 
 /* rs_args.fill_flags (decision 230). */
 #define RS_FILL_HASH_AVX2 1u   /* AVX2 usable (CPU and kernel): hash with xxh3_avx2.c */
@@ -260,6 +278,17 @@ struct rs_args {
                                 * process_vm_writev (decision 211) instead of pread into place */
 #define RS_FILL_REFUSE_FORCE 4u /* tests: act as if the kernel refused forced writes to
                                  * /proc/self/mem (proc_mem.force_override=never, decision 237) */
+#define RS_FILL_PAIR_REQUIRED 8u /* tests: a second filler that cannot be made fails the restore */
+#define RS_FILL_SECOND_ONLY 16u  /* tests: the second filler fills every slice of a shared fill, the
+                                  * leader only hashes them (decision 3000) */
+#define RS_FILL_ONE 32u          /* one filler, whatever the sizes and CPUs (decision 3000) */
+
+/* A checked fill is read into place and hashed there a slice at a time
+ * (decision 230): so many bytes that the slice is still in the cache
+ * when the hash reads it back, few enough calls that they cost nothing.
+ * 256 KiB was the fastest of 64 KiB - 4 MiB in the micro-benchmark. The
+ * two fillers share a fill by these slices too (decision 3000). */
+#define RS_FILL_SLICE (256ul << 10)
 
 /* What follows the RS_OK byte on status_fd: where imgtool finds the
  * restorer to hand the process over (reader/src/handover.cc). Every thread

@@ -118,7 +118,7 @@ struct running_check {
   int made_writable;       /* a forced write was refused: the VMA was made writable after all */
 };
 
-static void read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off) {
+void rs_read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off) {
   while (len) {
     long r = sys4(NR_pread64, a->image_fd, addr, len, off);
     if (r <= 0) fail(a, RS_FILL, r ? r : -5);
@@ -184,14 +184,35 @@ static void place_from_scratch(const struct rs_args *a, const struct rs_vma *v, 
     if (r == (long)n) return;
     if (r < 0) run->self = 0;
   }
-  read_fully(a, addr, n, off);
+  rs_read_fully(a, addr, n, off);
 }
 
-/* A checked fill is read into place and hashed there a slice at a time
- * (decision 230): so many bytes that the slice is still in the cache
- * when the hash reads it back, few enough calls that they cost nothing.
- * 256 KiB was the fastest of 64 KiB - 4 MiB in the micro-benchmark. */
-#define RS_FILL_SLICE (256ul << 10)
+/* The check a fill's bytes are part of, its hash started at its first
+ * fill; the fills of one check follow each other in file order
+ * (fill_checks.cc). */
+static const struct rs_check *check_begin(const struct rs_args *a, const struct rs_fill *f, struct running_check *run) {
+  RS_ASSERT(a, f->check <= a->ncheck);
+  const struct rs_check *c = f->check ? &a->check[f->check - 1] : 0;
+  if (c && run->check != f->check) {
+    RS_ASSERT(a, f->file_offset == c->file_offset);
+    XXH3_64bits_reset(&run->state);
+    run->check = f->check;
+    run->hashed = 0;
+  }
+  RS_ASSERT(a, !c || (f->file_offset == c->file_offset + run->hashed && f->len <= c->size - run->hashed));
+  return c;
+}
+
+/* The fill is hashed: at its check's last byte, the digest must match. */
+static void check_end(const struct rs_args *a, const struct rs_check *c, const struct rs_fill *f,
+                      struct running_check *run) {
+  if (!c) return;
+  run->hashed += f->len;
+  if (run->hashed == c->size) {
+    if (XXH3_64bits_digest(&run->state) != c->xxh3) fail_checksum(a, c);
+    run->check = 0;
+  }
+}
 
 /* A fill, checked as it is read (not in a pass before: decision 174). By
  * default each slice of a private mapping is made present first (one
@@ -206,18 +227,10 @@ static void place_from_scratch(const struct rs_args *a, const struct rs_vma *v, 
 static void fill_checked(const struct rs_args *a, const struct rs_vma *v, const struct rs_fill *f,
                          struct running_check *run) {
   if (!f->check && !run->forced) {
-    read_fully(a, f->addr, f->len, f->file_offset);
+    rs_read_fully(a, f->addr, f->len, f->file_offset);
     return;
   }
-  RS_ASSERT(a, f->check <= a->ncheck);
-  const struct rs_check *c = f->check ? &a->check[f->check - 1] : 0;
-  if (c && run->check != f->check) {
-    RS_ASSERT(a, f->file_offset == c->file_offset);
-    XXH3_64bits_reset(&run->state);
-    run->check = f->check;
-    run->hashed = 0;
-  }
-  RS_ASSERT(a, !c || (f->file_offset == c->file_offset + run->hashed && f->len <= c->size - run->hashed));
+  const struct rs_check *c = check_begin(a, f, run);
   int via_scratch = (a->fill_flags & RS_FILL_VIA_SCRATCH) || run->forced;
   RS_ASSERT(a, !via_scratch || (a->scratch && a->scratch_len));
   ulong slice = via_scratch ? a->scratch_len : RS_FILL_SLICE;
@@ -225,22 +238,31 @@ static void fill_checked(const struct rs_args *a, const struct rs_vma *v, const 
     ulong n = f->len - done < slice ? f->len - done : slice;
     ulong at = f->addr + done, off = f->file_offset + done;
     if (via_scratch) {
-      read_fully(a, (ulong)a->scratch, n, off);
+      rs_read_fully(a, (ulong)a->scratch, n, off);
       if (c) hash_update(a, run, a->scratch, n);
       place_from_scratch(a, v, run, at, n, off);
     } else {
       if (v->map_flags & MAP_PRIVATE) sys3(NR_madvise, at, n, MADV_POPULATE_WRITE);
-      read_fully(a, at, n, off);
+      rs_read_fully(a, at, n, off);
       hash_update(a, run, (const void *)at, n);
     }
     done += n;
   }
-  if (!c) return;
-  run->hashed += f->len;
-  if (run->hashed == c->size) {
-    if (XXH3_64bits_digest(&run->state) != c->xxh3) fail_checksum(a, c);
-    run->check = 0;
-  }
+  check_end(a, c, f, run);
+}
+
+/* A long fill of a writable VMA, shared by the two fillers (fill_pair.c,
+ * decision 3000): each slice populated and read into place by either,
+ * hashed here in file order, as fill_checked does it alone. */
+static void fill_paired(const struct rs_args *a, const struct rs_vma *v, const struct rs_fill *f,
+                        struct running_check *run) {
+  const struct rs_check *c = f->check ? check_begin(a, f, run) : 0;
+  rs_pair_begin(a, f->addr, f->len, f->file_offset, (v->map_flags & MAP_PRIVATE) != 0);
+  ulong at, n;
+  while (rs_pair_next(a, &at, &n))
+    if (c) hash_update(a, run, (const void *)at, n);
+  rs_pair_end(a);
+  check_end(a, c, f, run);
 }
 
 void map_memory(const struct rs_args *a) {
@@ -253,6 +275,9 @@ void map_memory(const struct rs_args *a) {
    * failure is ignored). */
   sys4(NR_fadvise64, a->image_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   run.mem = -1;
+  /* The second filler, if imgtool asked for one: after every thread of
+   * the process exists with its tid (rs_main), gone before the end. */
+  rs_pair_start(a);
   for (unsigned i = 0; i < a->nvma; i++) {
     const struct rs_vma *v = &a->vma[i];
     ulong len = v->end - v->start;
@@ -328,6 +353,13 @@ void map_memory(const struct rs_args *a) {
        * A checked fill read into place is populated a slice at a time in
        * fill_checked (decision 230); one placed by process_vm_writev needs
        * no populate: its pin makes the same pages (decision 223). */
+      /* Long fills of a VMA filled in place are shared with the second
+       * filler (decision 3000); what goes through the scratch buffer
+       * stays the leader's alone. */
+      if (!run.forced && !(a->fill_flags & RS_FILL_VIA_SCRATCH) && f->len >= a->pair_min && rs_pair_active(a)) {
+        fill_paired(a, v, f, &run);
+        continue;
+      }
       int whole_pread = !run.forced && (!f->check || ((a->fill_flags & RS_FILL_VIA_SCRATCH) && run.self <= 0));
       if ((v->map_flags & MAP_PRIVATE) && whole_pread) sys3(NR_madvise, f->addr, f->len, MADV_POPULATE_WRITE);
       fill_checked(a, v, f, &run);
@@ -362,6 +394,7 @@ void map_memory(const struct rs_args *a) {
     if (v->madvise & RS_MADV_DONTFORK) sys3(NR_madvise, v->start, len, MADV_DONTFORK);
     if (v->madvise & RS_MADV_WIPEONFORK) sys3(NR_madvise, v->start, len, MADV_WIPEONFORK);
   }
+  rs_pair_stop(a);
   RS_ASSERT(a, run.check == 0); /* every check's fills came to its end */
   if (run.mem >= 0) sys1(NR_close, run.mem);
 }

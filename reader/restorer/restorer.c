@@ -108,13 +108,7 @@ static void __attribute__((noreturn)) become_thread(const struct rs_args *a, con
   enter_thread(t);
 }
 
-void rs_thread_main(const struct rs_args *a, const struct rs_thread *t) __attribute__((used, noreturn));
-void rs_thread_main(const struct rs_args *a, const struct rs_thread *t) { become_thread(a, t); }
-
-struct clone_args_v2 {
-  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
-      cgroup;
-};
+static void thread_entry(void *a, void *t) { become_thread(a, t); }
 
 #define CLONE_VM 0x100
 #define CLONE_FS 0x200
@@ -122,6 +116,29 @@ struct clone_args_v2 {
 #define CLONE_SIGHAND 0x800
 #define CLONE_THREAD 0x10000
 #define CLONE_SYSVSEM 0x40000
+
+long rs_clone3(struct clone_args_v2 *ca, void (*fn)(void *, void *), void *x, void *y) {
+  long ret;
+  /* The child starts on its new stack with the parent's registers but
+   * rax = 0; r12/r13/r14 carry its arguments and entry. */
+  register long r12 __asm__("r12") = (long)x;
+  register long r13 __asm__("r13") = (long)y;
+  register long r14 __asm__("r14") = (long)fn;
+  __asm__ volatile(
+      "syscall\n"
+      "test %%rax, %%rax\n"
+      "jnz 1f\n"
+      "mov %%r12, %%rdi\n"
+      "mov %%r13, %%rsi\n"
+      "and $-16, %%rsp\n"
+      "call *%%r14\n"
+      "ud2\n"
+      "1:\n"
+      : "=a"(ret)
+      : "a"(NR_clone3), "D"(ca), "S"(sizeof *ca), "r"(r12), "r"(r13), "r"(r14)
+      : "rcx", "r11", "rdx", "memory");
+  return ret;
+}
 
 static long spawn_thread(const struct rs_args *a, const struct rs_thread *t) {
   int32_t tid = t->tid;
@@ -131,25 +148,7 @@ static long spawn_thread(const struct rs_args *a, const struct rs_thread *t) {
   ca.stack_size = 16384;
   ca.set_tid = (uint64_t)(ulong)&tid;
   ca.set_tid_size = 1;
-  long ret;
-  /* The child starts on its new stack with the parent's registers but
-   * rax = 0; r12/r13 carry its arguments into rs_thread_main. */
-  register long r12 __asm__("r12") = (long)a;
-  register long r13 __asm__("r13") = (long)t;
-  __asm__ volatile(
-      "syscall\n"
-      "test %%rax, %%rax\n"
-      "jnz 1f\n"
-      "mov %%r12, %%rdi\n"
-      "mov %%r13, %%rsi\n"
-      "and $-16, %%rsp\n"
-      "call rs_thread_main\n"
-      "ud2\n"
-      "1:\n"
-      : "=a"(ret)
-      : "a"(NR_clone3), "D"(&ca), "S"(sizeof ca), "r"(r12), "r"(r13)
-      : "rcx", "r11", "rdx", "memory");
-  return ret;
+  return rs_clone3(&ca, thread_entry, (void *)a, (void *)t);
 }
 
 void rs_main(struct rs_args *a) __attribute__((used, noreturn));

@@ -18,7 +18,7 @@ enum {
   NR_rseq = 334, NR_clone3 = 435, NR_kill = 62, NR_setgroups = 116, NR_setresuid = 117,
   NR_setresgid = 119, NR_capset = 126, NR_seccomp = 317, NR_mlock2 = 325,
   NR_mlockall = 151, NR_getppid = 110, NR_fcntl = 72, NR_process_vm_writev = 311,
-  NR_fadvise64 = 221, NR_openat = 257, NR_pwrite64 = 18,
+  NR_fadvise64 = 221, NR_openat = 257, NR_pwrite64 = 18, NR_tgkill = 234, NR_sched_yield = 24,
 };
 
 static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {
@@ -89,7 +89,9 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define ENOSYS_NR 38
 #define ARCH_SET_GS 0x1001
 #define ARCH_SET_FS 0x1002
+#define FUTEX_WAIT 0
 #define FUTEX_WAKE 1
+#define ESRCH_NR 3
 #define TASK_SIZE_4LEVEL 0x7ffffffff000ul
 
 /* Defined in map_memory.c (-fno-builtin: the compiler emits calls). */
@@ -115,6 +117,26 @@ void fail_assert(const struct rs_args *a, const char *file, unsigned line, const
 void unmap_all_but(const struct rs_args *a);
 void move_special_mappings(const struct rs_args *a);
 void map_memory(const struct rs_args *a);
+
+/* pread of the image until len bytes are at addr; fails the restore
+ * (RS_FILL) on an error or a short file. */
+void rs_read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off);
+
+/* clone3 with `ca`; the child runs fn(x, y) on ca's stack and must never
+ * return. Returns the child's tid or -errno, as clone3 does. */
+struct clone_args_v2 {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+      cgroup;
+};
+long rs_clone3(struct clone_args_v2 *ca, void (*fn)(void *, void *), void *x, void *y);
+
+/* fill_pair.c: two fillers share the long fills (decision 3000). */
+void rs_pair_start(const struct rs_args *a);
+int rs_pair_active(const struct rs_args *a);
+void rs_pair_begin(const struct rs_args *a, ulong addr, ulong len, ulong file_offset, int map_private);
+int rs_pair_next(const struct rs_args *a, ulong *addr, ulong *len);
+void rs_pair_end(const struct rs_args *a);
+void rs_pair_stop(const struct rs_args *a);
 
 /* xxh3_avx2.c: XXH3_64bits_update on AVX2 (state: an XXH3_state_t). */
 void rs_xxh3_update_avx2(void *state, const void *p, unsigned long n);

@@ -152,6 +152,7 @@ Status become_image(const ProcessImage &process, ChildChannels &channels) {
   }
   fds.prefilled = objects.prefilled;
   fds.late_seals_by_imgtool = channels.inherited != nullptr;  // a tree's process
+  fds.one_process = channels.inherited == nullptr;
   for (auto &o : files.opened) fds.close_fds.push_back(o.second);
   for (int fd : objects.owned_fds) fds.close_fds.push_back(fd);
   if (fds.uffd >= 0) fds.close_fds.push_back(fds.uffd);  // the helper has its own

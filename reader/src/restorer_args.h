@@ -28,6 +28,11 @@ struct RestorerFds {
   /// memory is mapped are imgtool's to add, once every process of the tree
   /// has mapped (add_late_seals, decision 204).
   bool late_seals_by_imgtool = false;
+  /// The restore is of this one process, not a tree: its restorer may make
+  /// a temporary thread (a tid of the kernel's choosing) once its own
+  /// threads exist, as a second filler (decision 3000). In a tree other
+  /// processes' restorers still claim their tids meanwhile.
+  bool one_process = false;
 };
 
 /// A laid-out region, ready for the jump.

@@ -18,7 +18,12 @@
 namespace ckpt::restoretest {
 namespace {
 
-const std::vector<std::string> kModes = {"", "scalar", "scratch", "scratch,scalar"};
+// "" shares the 64 MiB fill between two fillers where the machine has two
+// CPUs (decision 3000); "one" keeps it to one; "two" asks for the pair
+// whatever the CPUs and sizes (and fails if the second filler cannot be
+// made), and "second" leaves every slice of the shared fills to the second
+// filler, so that the damaged byte below is read in by it.
+const std::vector<std::string> kModes = {"", "scalar", "scratch", "scratch,scalar", "one", "two", "second", "second,scalar"};
 
 // CKPT_RESTORE_FILL=mode for one scope (unset again after it).
 struct FillMode {
@@ -81,7 +86,7 @@ TEST_F(FillModes, UnknownWordIsOneLine) {
   ASSERT_NO_FATAL_FAILURE(go());
   FillMode m("scratch,fast");
   RunResult r = restore(image_path());
-  expect_one_line_failure(r, "CKPT_RESTORE_FILL: unknown word 'fast' (known: scratch, scalar, refuse-force)");
+  expect_one_line_failure(r, "CKPT_RESTORE_FILL: unknown word 'fast' (known: scratch, scalar, refuse-force, one, two, second)");
   EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " exists after a refused restore";
 }
 
