@@ -139,7 +139,7 @@ static double threads_cpu_ms(pid_t pid) {
     if (stat_fields(file, v)) live_ticks += v[10] + v[11];
   }
   closedir(d);
-  // Threads that have exited (a restorer's second filler, decision 3000)
+  // Threads that have exited (a restorer's second filler, decision 248)
   // are in no task directory: their time is the process's utime + stime
   // (fields 14-15, which count them) less its live threads', in ticks.
   unsigned long long v[14] = {0};

@@ -252,7 +252,7 @@ struct rs_args {
   uint64_t scratch_len;
   struct rs_seal *late_seal; uint32_t nlate_seal; /* memfd seals added once memory is mapped */
   uint32_t fill_flags;     /* RS_FILL_*: how checked fills are placed and hashed */
-  uint32_t fillers;        /* 2: a second filler thread shares the long fills (decision 3000); else 1 */
+  uint32_t fillers;        /* 2: a second filler thread shares the long fills (decision 248); else 1 */
   uint64_t pair_min;       /* with two fillers: the shortest fill they share */
   uint64_t filler_stack_top; /* the second filler's stack, in the region */
   struct rs_fill_pair {    /* the two fillers' shared words (fill_pair.c; zero from imgtool) */
@@ -280,14 +280,14 @@ struct rs_args {
                                  * /proc/self/mem (proc_mem.force_override=never, decision 237) */
 #define RS_FILL_PAIR_REQUIRED 8u /* tests: a second filler that cannot be made fails the restore */
 #define RS_FILL_SECOND_ONLY 16u  /* tests: the second filler fills every slice of a shared fill, the
-                                  * leader only hashes them (decision 3000) */
-#define RS_FILL_ONE 32u          /* one filler, whatever the sizes and CPUs (decision 3000) */
+                                  * leader only hashes them (decision 248) */
+#define RS_FILL_ONE 32u          /* one filler, whatever the sizes and CPUs (decision 248) */
 
 /* A checked fill is read into place and hashed there a slice at a time
  * (decision 230): so many bytes that the slice is still in the cache
  * when the hash reads it back, few enough calls that they cost nothing.
  * 256 KiB was the fastest of 64 KiB - 4 MiB in the micro-benchmark. The
- * two fillers share a fill by these slices too (decision 3000). */
+ * two fillers share a fill by these slices too (decision 248). */
 #define RS_FILL_SLICE (256ul << 10)
 
 /* What follows the RS_OK byte on status_fd: where imgtool finds the

@@ -1,4 +1,4 @@
-/* Two fillers (decision 3000): on a machine with a second CPU, a
+/* Two fillers (decision 248): on a machine with a second CPU, a
  * temporary thread of the restorer fills part of each long fill while
  * the leader fills the rest, so that the kernel's making of fresh pages
  * (the populate and the pread's copy, nearly all of an eager restore's

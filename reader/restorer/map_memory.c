@@ -252,7 +252,7 @@ static void fill_checked(const struct rs_args *a, const struct rs_vma *v, const 
 }
 
 /* A long fill of a writable VMA, shared by the two fillers (fill_pair.c,
- * decision 3000): each slice populated and read into place by either,
+ * decision 248): each slice populated and read into place by either,
  * hashed here in file order, as fill_checked does it alone. */
 static void fill_paired(const struct rs_args *a, const struct rs_vma *v, const struct rs_fill *f,
                         struct running_check *run) {
@@ -354,7 +354,7 @@ void map_memory(const struct rs_args *a) {
        * fill_checked (decision 230); one placed by process_vm_writev needs
        * no populate: its pin makes the same pages (decision 223). */
       /* Long fills of a VMA filled in place are shared with the second
-       * filler (decision 3000); what goes through the scratch buffer
+       * filler (decision 248); what goes through the scratch buffer
        * stays the leader's alone. */
       if (!run.forced && !(a->fill_flags & RS_FILL_VIA_SCRATCH) && f->len >= a->pair_min && rs_pair_active(a)) {
         fill_paired(a, v, f, &run);

@@ -130,7 +130,7 @@ struct clone_args_v2 {
 };
 long rs_clone3(struct clone_args_v2 *ca, void (*fn)(void *, void *), void *x, void *y);
 
-/* fill_pair.c: two fillers share the long fills (decision 3000). */
+/* fill_pair.c: two fillers share the long fills (decision 248). */
 void rs_pair_start(const struct rs_args *a);
 int rs_pair_active(const struct rs_args *a);
 void rs_pair_begin(const struct rs_args *a, ulong addr, ulong len, ulong file_offset, int map_private);

@@ -106,7 +106,7 @@ struct LayoutInputs {
   std::optional<FillChecks> *checks;
 };
 
-// Two fillers (decision 3000): a second thread of the restorer shares the
+// Two fillers (decision 248): a second thread of the restorer shares the
 // fills of at least kPairMin bytes when there are kPairTotal of them, the
 // restore is of one process (RestorerFds::one_process) and this process
 // may run on two CPUs or more. CKPT_RESTORE_FILL "one" keeps one filler;
@@ -139,7 +139,7 @@ Status choose_fillers(const LayoutInputs &in, rs_args &a, const std::vector<bool
   // field of /proc/loadavg, "running/total", ourselves included) leave
   // one for the second filler. On a busy machine it would only queue for
   // a CPU and add the two fillers' contention in the fault path (+15 %
-  // CPU measured, decision 3000).
+  // CPU measured, decision 248).
   if (FILE *f = std::fopen("/proc/loadavg", "re")) {
     double l1, l5, l15;
     int running = 0, total = 0;
@@ -403,7 +403,7 @@ Expected<RestorerRegion> lay_out_restorer(const ImageReader &image, const CkptVi
   auto own = own_privileges();
   if (!own) return own.error();
   const u64 blob_len = static_cast<u64>(ckpt_restorer_blob_end - ckpt_restorer_blob);
-  // One more stack for the second filler (decision 3000), untouched
+  // One more stack for the second filler (decision 248), untouched
   // unless it runs.
   const u64 stacks_len = (v.threads.records.size() + 1) * kThreadStack;
   std::optional<FillChecks> checks;

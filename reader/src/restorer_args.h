@@ -30,7 +30,7 @@ struct RestorerFds {
   bool late_seals_by_imgtool = false;
   /// The restore is of this one process, not a tree: its restorer may make
   /// a temporary thread (a tid of the kernel's choosing) once its own
-  /// threads exist, as a second filler (decision 3000). In a tree other
+  /// threads exist, as a second filler (decision 248). In a tree other
   /// processes' restorers still claim their tids meanwhile.
   bool one_process = false;
 };

@@ -19,7 +19,7 @@ namespace ckpt::restoretest {
 namespace {
 
 // "" shares the 64 MiB fill between two fillers where the machine has two
-// CPUs (decision 3000); "one" keeps it to one; "two" asks for the pair
+// CPUs (decision 248); "one" keeps it to one; "two" asks for the pair
 // whatever the CPUs and sizes (and fails if the second filler cannot be
 // made), and "second" leaves every slice of the shared fills to the second
 // filler, so that the damaged byte below is read in by it.
