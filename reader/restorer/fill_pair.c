@@ -22,15 +22,6 @@
  * whole process with its stage, as the leader's would. */
 #include "syscalls.h"
 
-#define CLONE_VM 0x100
-#define CLONE_FS 0x200
-#define CLONE_FILES 0x400
-#define CLONE_SIGHAND 0x800
-#define CLONE_THREAD 0x10000
-#define CLONE_SYSVSEM 0x40000
-#define CLONE_PARENT_SETTID 0x100000
-#define CLONE_CHILD_CLEARTID 0x200000
-
 #define NONE 0xffffffffu  /* take(): no slice of the job left */
 #define LATER 0xfffffffeu /* take(): the next slice is too far ahead of the hashing */
 

@@ -110,13 +110,6 @@ static void __attribute__((noreturn)) become_thread(const struct rs_args *a, con
 
 static void thread_entry(void *a, void *t) { become_thread(a, t); }
 
-#define CLONE_VM 0x100
-#define CLONE_FS 0x200
-#define CLONE_FILES 0x400
-#define CLONE_SIGHAND 0x800
-#define CLONE_THREAD 0x10000
-#define CLONE_SYSVSEM 0x40000
-
 long rs_clone3(struct clone_args_v2 *ca, void (*fn)(void *, void *), void *x, void *y) {
   long ret;
   /* The child starts on its new stack with the parent's registers but

@@ -144,4 +144,14 @@ void rs_xxh3_update_avx2(void *state, const void *p, unsigned long n);
 /* privileges.c: a thread's credentials, capabilities and no_new_privs. */
 void set_privileges(const struct rs_args *a, const struct rs_thread *t);
 
+/* clone flags, for the restorer's threads (restorer.c, fill_pair.c). */
+#define CLONE_VM 0x100
+#define CLONE_FS 0x200
+#define CLONE_FILES 0x400
+#define CLONE_SIGHAND 0x800
+#define CLONE_THREAD 0x10000
+#define CLONE_SYSVSEM 0x40000
+#define CLONE_PARENT_SETTID 0x100000
+#define CLONE_CHILD_CLEARTID 0x200000
+
 #endif
