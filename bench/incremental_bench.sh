@@ -20,7 +20,9 @@
 #   IMGTOOL=PATH  dump with another imgtool (the programs stay BUILD_DIR's:
 #                 an A/B of two builds in the same minutes); TREE=0 leaves
 #                 out the tree row; QUICK=1 leaves out the compared dump and
-#                 the merge (their columns print 0)
+#                 the merge (their columns print 0); PERCENT=N rewrites N %
+#                 of the pages (scattered) instead of one page in ten;
+#                 CPU=1 adds the tracked increment's user+sys CPU seconds
 set -euo pipefail
 export LC_ALL=C
 
@@ -62,7 +64,7 @@ frozen_of() { sed -n 's/^dump stats: frozen \([0-9.]*\) s.*/\1/p' "$1"; }
 printf '%-6s %8s %12s %8s %8s %11s %6s %8s %8s %8s\n' MiB full_s full_bytes incr_s frozen incr_bytes share cmp_s frozen merge_s
 for mib in "${sizes[@]}"; do
   rm -rf "$tmp"/*
-  exec 3< <(exec "$prog" "$tmp/go" "$tmp" "$mib" 2>"$tmp/err")
+  exec 3< <(exec "$prog" "$tmp/go" "$tmp" "$mib" ${PERCENT:+"$PERCENT"} 2>"$tmp/err")
   pid=$!
   read -r _ <&3   # "mem ADDRESS"
   read -r ready <&3
@@ -72,7 +74,13 @@ for mib in "${sizes[@]}"; do
   touch "$tmp/step1"
   while [[ ! -e $tmp/done1 ]]; do sleep 0.01; done
   sync
-  t=$(now); "$imgtool" dump --pid "$pid" --parent full.core -o "$tmp/incr.core" --stats 2>"$tmp/incr.stats"
+  t=$(now)
+  if [[ ${CPU:-0} == 1 ]]; then
+    /usr/bin/time -f 'cpu %U %S' -o "$tmp/incr.time" "$imgtool" dump --pid "$pid" --parent full.core \
+      -o "$tmp/incr.core" --stats 2>"$tmp/incr.stats"
+  else
+    "$imgtool" dump --pid "$pid" --parent full.core -o "$tmp/incr.core" --stats 2>"$tmp/incr.stats"
+  fi
   incr_s=$(elapsed "$t")
   grep -q ', tracked [1-9]' "$tmp/incr.stats" || die "dirty tracking was not used: $(cat "$tmp/incr.stats")"
   cmp_s=0 merge_s=0
@@ -89,6 +97,7 @@ for mib in "${sizes[@]}"; do
   printf '%-6s %8.3f %12s %8.3f %8.3f %11s %5.1f%% %8.3f %8.3f %8.3f\n' "$mib" "$full_s" "$full" "$incr_s" \
     "$(frozen_of "$tmp/incr.stats")" "$incr" "$(echo "100 * $incr / $full" | bc -l)" "$cmp_s" \
     "$(frozen_of "$tmp/cmp.stats")" "${merge_s:-0}"
+  [[ ${CPU:-0} == 1 ]] && awk '/^cpu/ { printf "incr_cpu %.3f\n", $2 + $3 }' "$tmp/incr.time"
 done
 
 [[ ${TREE:-1} == 0 ]] && exit 0

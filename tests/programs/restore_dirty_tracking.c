@@ -11,6 +11,11 @@
  *      its first page rewritten at generation 2
  *   N  128 KiB: mapped at generation 1
  *   D  64 KiB: its first four pages dropped (MADV_DONTNEED) at generation 1
+ *   Z  64 KiB: even pages filled at first, odd ones never touched; each
+ *      generation drops one page, writes three scattered ones, then reads
+ *      every page (what was never written or was dropped maps the zero
+ *      page): runs of written, clean, dropped and zero pages side by side
+ *      in one tracked range
  *   at generation 2, before its writes, it forks a child that scribbles
  *   over its own copy of A and exits.
  * After the go file it checks every word, and that it holds no
@@ -31,9 +36,10 @@
 #define M_PAGES 64
 #define N_PAGES 32
 #define D_PAGES 16
+#define Z_PAGES 16
 
 volatile int generation;
-static uint64_t *A, *K, *Q, *M, *N, *D;
+static uint64_t *A, *K, *Q, *M, *N, *D, *Z;
 
 static uint64_t pattern(uint64_t i, int seed) {
   uint64_t x = (i + 77 + (uint64_t)seed * 0x1234567) * 0x9e3779b97f4a7c15ull;
@@ -50,6 +56,14 @@ static int a_writer(size_t p, int gen) {
     if ((p * 7 + (size_t)k) % 10 == 0) return k;
   return 0;
 }
+
+/* Z's pages written and dropped by generation k. */
+static int z_written(size_t p, int k) {
+  return p == (size_t)(3 * k) % Z_PAGES || p == (size_t)(3 * k + 5) % Z_PAGES || p == (size_t)(3 * k + 6) % Z_PAGES;
+}
+static int z_dropped(size_t p, int k) { return p == (size_t)(7 * k + 2) % Z_PAGES; }
+
+static volatile uint64_t z_sum;
 
 static void *map_anon(void *at, size_t pages) {
   void *p = mmap(at, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (at ? MAP_FIXED : 0), -1, 0);
@@ -83,6 +97,12 @@ static void advance(int gen) {
     if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st) != 0) rt_die("child 0x%x", st);
     for (size_t i = 0; i < 512; i++) M[i] = pattern(i, 2002);
   }
+  for (size_t p = 0; p < Z_PAGES; p++)
+    if (z_dropped(p, gen) && madvise((char *)Z + p * PAGE, PAGE, MADV_DONTNEED) != 0) rt_die("madvise Z");
+  for (size_t p = 0; p < Z_PAGES; p++)
+    if (z_written(p, gen))
+      for (size_t i = p * 512; i < (p + 1) * 512; i++) Z[i] = pattern(i, 6000 + gen);
+  for (size_t i = 0; i < Z_PAGES * 512; i += 64) z_sum += Z[i];
   for (size_t p = 0; p < A_PAGES; p++)
     if (a_writer(p, gen) == gen)
       for (size_t i = p * 512; i < (p + 1) * 512; i++) A[i] = pattern(i, gen);
@@ -120,6 +140,13 @@ static int seed_q(size_t p, int gen) { return gen >= 1 ? 1001 : 1000; }
 static int seed_m(size_t p, int gen) { return gen >= 2 && p == 0 ? 2002 : 2000; }
 static int seed_n(size_t p, int gen) { return 3001; }
 static int seed_d(size_t p, int gen) { return gen >= 1 && p < 4 ? -1 : 4000; }
+static int seed_z(size_t p, int gen) {
+  for (int k = gen; k >= 1; k--) {
+    if (z_written(p, k)) return 6000 + k;
+    if (z_dropped(p, k)) return -1;
+  }
+  return p % 2 == 0 ? 6000 : -1;
+}
 
 /* No userfaultfd among the fds, no mapping registered with one. */
 static void check_no_tracker(void) {
@@ -148,18 +175,21 @@ int main(int argc, char **argv) {
   Q = map_anon(NULL, Q_PAGES);
   M = map_anon(NULL, M_PAGES);
   D = map_anon(NULL, D_PAGES);
+  Z = map_anon(NULL, Z_PAGES);
   fill(A, A_PAGES, 0);
   fill(K, K_PAGES, 5000);
   fill(Q, Q_PAGES, 1000);
   fill(M, M_PAGES, 2000);
   fill(D, D_PAGES, 4000);
+  for (size_t p = 0; p < Z_PAGES; p += 2)
+    for (size_t i = p * 512; i < (p + 1) * 512; i++) Z[i] = pattern(i, 6000);
   printf("A %p\n", (void *)A);
   rt_ready();
   rt_serve_steps(argv[1], dir, &generation, advance);
   int gen = generation;
   size_t bad = check("A", A, A_PAGES, seed_a, gen) + check("K", K, K_PAGES, seed_k, gen) +
                check("Q", Q, Q_PAGES, seed_q, gen) + check("M", M, M_PAGES, seed_m, gen) +
-               check("D", D, D_PAGES, seed_d, gen);
+               check("D", D, D_PAGES, seed_d, gen) + check("Z", Z, Z_PAGES, seed_z, gen);
   if (gen >= 1) bad += check("N", N, N_PAGES, seed_n, gen);
   RT_CHECK(bad == 0, "%zu words differ (at generation %d)", bad, gen);
   check_no_tracker();

@@ -3,8 +3,9 @@
  * in ten (a different tenth each generation), then creates WORKDIR/doneN.
  * After the go file it checks every word against what the generations it
  * went through wrote: a restore from the last link of a chain must bring
- * back pages from every link.
- *   usage: restore_incremental GOFILE WORKDIR [MIB] */
+ * back pages from every link. PERCENT (bench/incremental_bench.sh) makes
+ * each generation rewrite that share of the pages instead, scattered.
+ *   usage: restore_incremental GOFILE WORKDIR [MIB [PERCENT]] */
 #include "rt_prog.h"
 
 #include <fcntl.h>
@@ -19,10 +20,19 @@ static uint64_t pattern(uint64_t i, int gen) {
   return x ^ (x >> 31);
 }
 
+/* 0: one page in ten; else the percentage of pages each generation writes. */
+static size_t percent;
+
+/* Whether generation k rewrites page p. */
+static int writes(size_t p, int k) {
+  if (!percent) return (p * 7 + (size_t)k) % 10 == 0;
+  return (p * 7 + (size_t)k * 13) % 100 < percent;
+}
+
 /* The generation that last wrote page p when the memory is at `gen`. */
 static int last_writer(size_t p, int gen) {
   for (int k = gen; k >= 1; k--)
-    if ((p * 7 + (size_t)k) % 10 == 0) return k;
+    if (writes(p, k)) return k;
   return 0;
 }
 
@@ -40,6 +50,7 @@ int main(int argc, char **argv) {
   rt_start(argc, argv, 3);
   const char *dir = argv[2];
   size_t mib = argc > 3 && atoi(argv[3]) > 0 ? (size_t)atoi(argv[3]) : 32;
+  if (argc > 4 && atoi(argv[4]) > 0 && atoi(argv[4]) <= 100) percent = (size_t)atoi(argv[4]);
   size_t words = mib << 17;
   pages = words / 512;
   mem = mmap(NULL, words * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -37,20 +37,8 @@
 
 namespace ckpt::writer {
 
-/// Page ranges, ascending, disjoint.
-struct AddressRange {
-  img::u64 start = 0, end = 0;
-};
-
-/// What tracking knows since the parent.
-struct WrittenPages {
-  std::vector<AddressRange> tracked;  ///< where tracking was continuous since the parent
-  std::vector<AddressRange> written;  ///< within tracked: pages written since the parent
-  /// Whether [start, end) lies wholly in tracked.
-  bool covers(img::u64 start, img::u64 end) const;
-  /// Whether [start, end) holds no written page.
-  bool clean(img::u64 start, img::u64 end) const;
-};
+// AddressRange and WrittenPages (what tracking knows since the parent) are
+// declared in memory.h, whose page plan uses them.
 
 /// The contents of the epoch memfd (40 bytes, native byte order).
 struct TrackerEpoch {

@@ -296,7 +296,8 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
     }
     // From the copy; without one (snapshot mode not possible after all),
     // from the process, still frozen.
-    auto plan = snap ? plan_from_copy(snap->of(i).copy, pc.maps, snap->of(i).early_plan, pc.excluded)
+    const WrittenPages *tracking = written[i].tracked.empty() ? nullptr : &written[i];
+    auto plan = snap ? plan_from_copy(snap->of(i).copy, pc.maps, snap->of(i).early_plan, pc.excluded, tracking)
                      : plan_memory(pc.pid, pc.maps, &pc.excluded);
     if (!plan) return i == 0 ? plan.error() : plan.error().context("process " + std::to_string(pc.pid));
     if (snap) CKPT_TRY(check_stack_witnesses(pc.pid, snap->of(i).copy, snap->of(i).witnesses, *plan, pc.excluded));

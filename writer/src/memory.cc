@@ -5,6 +5,7 @@
 #include <ckpt/img/segment_plan.h>
 
 #include "excluded_pages.h"
+#include "pagemap_scan.h"
 #include "unsupported_memory.h"
 
 #include <algorithm>
@@ -83,6 +84,146 @@ static void add_run(std::vector<PageRun> &runs, u64 start, u64 len, PageSource s
     runs.push_back({start, len, src});
 }
 
+namespace {
+
+// Pages of a mapping planned one step per 4 KiB page from pagemap entries.
+class PagemapPages {
+ public:
+  PagemapPages(pid_t pid, int fd) : pid_(pid), fd_(fd), zero_pfn_(zero_page_pfn()) {}
+  int fd() const { return fd_; }
+
+  // Plans [from, to) of mapping m (v's runs and frames, appended).
+  Status plan(const MapEntry &m, VmaPlan &v, u64 from, u64 to, bool file, bool elf_head) {
+    u64 pages = (to - from) / kPageSize;
+    entries_.resize(std::min<u64>(pages, 1 << 18));
+    for (u64 done = 0; done < pages;) {
+      u64 n = std::min<u64>(pages - done, entries_.size());
+      ssize_t got = pread(fd_, entries_.data(), n * 8, ((from / kPageSize) + done) * 8);
+      if (got != static_cast<ssize_t>(n * 8))
+        return make_error("cannot read /proc/%d/pagemap at 0x%llx: %s", pid_,
+                          (unsigned long long)(from + done * kPageSize), got < 0 ? strerror(errno) : "short read");
+      for (u64 i = 0; i < n; i++) {
+        u64 e = entries_[i];
+        u64 addr = from + (done + i) * kPageSize;
+        bool present = e & kPmPresent, swapped = e & kPmSwapped;
+        bool data;
+        if (file)
+          // In a private file mapping, anonymous (COW'd) pages are the
+          // changed ones; the rest is still the file's.
+          data = swapped || (present && !(e & kPmFileOrShared));
+        else
+          data = swapped || (present && !(zero_pfn_ && (e & kPmPfnMask) == zero_pfn_));
+        if (e & kPmGuardRegion) data = false;
+        if (swapped && !present && (e & kPmUffdWp) && m.swap_kb == 0) data = false;
+        if (elf_head && addr == m.start) data = true;
+        // The page's frame, for memory a forked tree still shares
+        // (cow_sharing.h): a private page mapped by this process alone or
+        // copy-on-write with others; never a page-cache page of a file
+        // (PM_FILE), and PFN 0 means "not shown" (no CAP_SYS_ADMIN).
+        // Huge pages show each 4 KiB part's own frame. Hugetlb memory is
+        // left out (filled by its own rules at restore).
+        u64 pfn = e & kPmPfnMask;
+        if (data && present && !(e & kPmFileOrShared) && pfn && v.kind != VmaKind::Hugetlb) {
+          if (!v.frames.empty() && v.frames.back().start + v.frames.back().pages * kPageSize == addr &&
+              v.frames.back().pfn + v.frames.back().pages == pfn)
+            v.frames.back().pages++;
+          else
+            v.frames.push_back({addr, pfn, 1});
+        }
+        add_run(v.runs, addr, kPageSize, data ? PageSource::Image : (file ? PageSource::File : PageSource::Zero));
+      }
+      done += n;
+    }
+    return {};
+  }
+
+ private:
+  pid_t pid_;
+  int fd_;
+  u64 zero_pfn_;
+  std::vector<u64> entries_;
+};
+
+// [from, to) of a mapping dirty tracking covers, planned from PAGEMAP_SCAN's
+// runs of pages (one call, no step per 4 KiB page) instead of pagemap's
+// entries: the same decision per page (data: swapped, or present and
+// neither the zero page nor, in a file mapping, a page-cache page; a guard
+// page is none). Only the written pages, which are what an increment
+// stores, are read per page from pagemap, for their frames (cow_sharing.h);
+// a page not written since PREV is Parent or Zero once selection runs, and
+// its frame is never asked for. False: not planned (a swap entry, which
+// only pagemap's per-page bits and smaps' Swap tell apart from a marker).
+// A mapping whose every page is a present anonymous page (smaps' Anonymous
+// equals its size: counted by the copy, which never runs, or by the target
+// inside the window; confirm_smaps keeps a sum over merged neighbours
+// below the size) is not scanned at all.
+Expected<bool> plan_tracked_piece(PagemapPages &pages, const MapEntry &m, VmaPlan &v, u64 from, u64 to, bool file,
+                                  const std::vector<AddressRange> &written) {
+  std::vector<PageRegion> regions;
+  if (m.anonymous_kb * 1024 == m.end - m.start) {
+    regions.push_back({from, to, kPageIsPresent});
+  } else {
+    // PAGE_IS_FILE costs a page lookup per page (vm_normal_page): asked
+    // only where it decides something.
+    u64 returned = kPageIsPresent | kPageIsSwapped | kPageIsPfnZero | kPageIsGuard | (file ? kPageIsFile : 0);
+    int err = pagemap_scan_walk_masks(pages.fd(), from, to, 0, 0, kPageIsPresent | kPageIsSwapped, returned,
+                                      [&](const PageRegion &r) { regions.push_back(r); });
+    if (err)
+      return make_error("PAGEMAP_SCAN of 0x%llx-0x%llx: %s", (unsigned long long)from, (unsigned long long)to,
+                        strerror(err));
+  }
+  for (const PageRegion &r : regions)
+    if ((r.categories & kPageIsSwapped) && !(r.categories & kPageIsGuard)) return false;
+  PageSource none = file ? PageSource::File : PageSource::Zero;
+  u64 at = from;
+  auto w = std::partition_point(written.begin(), written.end(), [&](const AddressRange &x) { return x.end <= from; });
+  for (const PageRegion &r : regions) {
+    if (r.start > at) add_run(v.runs, at, r.start - at, none);
+    u64 c = r.categories;
+    bool data = !(c & kPageIsGuard) && (c & kPageIsPresent) && !(c & (file ? kPageIsFile : kPageIsPfnZero));
+    if (!data) {
+      add_run(v.runs, r.start, r.end - r.start, none);
+    } else {
+      // Data: the written parts per page (their frames), the rest whole.
+      for (at = r.start; at < r.end;) {
+        while (w != written.end() && w->end <= at) ++w;
+        u64 ws = w == written.end() ? r.end : std::clamp(w->start, at, r.end);
+        if (ws > at) add_run(v.runs, at, ws - at, PageSource::Image);
+        u64 we = w == written.end() ? r.end : std::min(w->end, r.end);
+        if (we > ws) CKPT_TRY(pages.plan(m, v, ws, we, file, false));
+        at = std::max(ws, we);
+      }
+    }
+    at = r.end;
+  }
+  if (to > at) add_run(v.runs, at, to - at, none);
+  return true;
+}
+
+// A mapping partly or wholly under dirty tracking: its tracked pieces
+// planned from PAGEMAP_SCAN (plan_tracked_piece), the rest per page.
+Status plan_with_tracking(PagemapPages &pages, const MapEntry &m, VmaPlan &v, bool file, const WrittenPages &t) {
+  u64 at = m.start;
+  auto it = std::partition_point(t.tracked.begin(), t.tracked.end(), [&](const AddressRange &r) { return r.end <= at; });
+  while (at < m.end) {
+    if (it != t.tracked.end() && it->start <= at) {
+      u64 to = std::min(it->end, m.end);
+      auto done = plan_tracked_piece(pages, m, v, at, to, file, t.written);
+      if (!done) return done.error();
+      if (!*done) CKPT_TRY(pages.plan(m, v, at, to, file, false));
+      at = to;
+      ++it;
+    } else {
+      u64 to = it == t.tracked.end() ? m.end : std::min(it->start, m.end);
+      CKPT_TRY(pages.plan(m, v, at, to, file, false));
+      at = to;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 VmaPlan outline_vma(const MapEntry &m) {
   VmaPlan v;
   v.map = m;
@@ -122,13 +263,12 @@ std::vector<VmaPlan> outline_vmas(const std::vector<MapEntry> &maps) {
 }
 
 Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry> &maps,
-                                           const ExcludedRanges *excluded_before) {
+                                           const ExcludedRanges *excluded_before, const WrittenPages *tracking) {
   CKPT_TRY(check_memory_supported(pid, maps));
   std::vector<VmaPlan> plan;
   int pagemap = open(("/proc/" + std::to_string(pid) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
   if (pagemap < 0) return make_error("cannot open /proc/%d/pagemap: %s", pid, strerror(errno));
-  u64 zero_pfn = zero_page_pfn();
-  std::vector<u64> entries;
+  PagemapPages pages(pid, pagemap);
   std::map<u64, std::vector<u8>> build_ids;  // by inode: libraries map several times
   for (const MapEntry &m : maps) {
     VmaPlan v = outline_vma(m);
@@ -194,48 +334,11 @@ Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry
       plan.push_back(std::move(v));
       continue;
     }
-    u64 pages = len / kPageSize;
-    entries.resize(std::min<u64>(pages, 1 << 18));
-    for (u64 done = 0; done < pages;) {
-      u64 n = std::min<u64>(pages - done, entries.size());
-      ssize_t got = pread(pagemap, entries.data(), n * 8, ((m.start / kPageSize) + done) * 8);
-      if (got != static_cast<ssize_t>(n * 8)) {
-        close(pagemap);
-        return make_error("cannot read /proc/%d/pagemap at 0x%llx: %s", pid,
-                          (unsigned long long)(m.start + done * kPageSize), got < 0 ? strerror(errno) : "short read");
-      }
-      for (u64 i = 0; i < n; i++) {
-        u64 e = entries[i];
-        bool present = e & kPmPresent, swapped = e & kPmSwapped;
-        bool data;
-        if (file)
-          // In a private file mapping, anonymous (COW'd) pages are the
-          // changed ones; the rest is still the file's.
-          data = swapped || (present && !(e & kPmFileOrShared));
-        else
-          data = swapped || (present && !(zero_pfn && (e & kPmPfnMask) == zero_pfn));
-        if (e & kPmGuardRegion) data = false;
-        if (swapped && !present && (e & kPmUffdWp) && m.swap_kb == 0) data = false;
-        if (elf_head && done + i == 0) data = true;
-        // The page's frame, for memory a forked tree still shares
-        // (cow_sharing.h): a private page mapped by this process alone or
-        // copy-on-write with others; never a page-cache page of a file
-        // (PM_FILE), and PFN 0 means "not shown" (no CAP_SYS_ADMIN).
-        // Huge pages show each 4 KiB part's own frame. Hugetlb memory is
-        // left out (filled by its own rules at restore).
-        u64 pfn = e & kPmPfnMask;
-        if (data && present && !(e & kPmFileOrShared) && pfn && v.kind != VmaKind::Hugetlb) {
-          u64 addr = m.start + (done + i) * kPageSize;
-          if (!v.frames.empty() && v.frames.back().start + v.frames.back().pages * kPageSize == addr &&
-              v.frames.back().pfn + v.frames.back().pages == pfn)
-            v.frames.back().pages++;
-          else
-            v.frames.push_back({addr, pfn, 1});
-        }
-        add_run(v.runs, m.start + (done + i) * kPageSize, kPageSize,
-                data ? PageSource::Image : (file ? PageSource::File : PageSource::Zero));
-      }
-      done += n;
+    Status planned = tracking && !elf_head && private_base_page_memory(v) ? plan_with_tracking(pages, m, v, file, *tracking)
+                                           : pages.plan(m, v, m.start, m.end, file, elf_head);
+    if (!planned) {
+      close(pagemap);
+      return planned.error();
     }
     plan.push_back(std::move(v));
   }

@@ -48,6 +48,21 @@ struct VmaPlan {
   std::vector<PfnRun> frames;
 };
 
+/// Page ranges, ascending, disjoint.
+struct AddressRange {
+  img::u64 start = 0, end = 0;
+};
+
+/// What dirty tracking knows since the parent (dirty_tracking.h fills it).
+struct WrittenPages {
+  std::vector<AddressRange> tracked;  ///< where tracking was continuous since the parent
+  std::vector<AddressRange> written;  ///< within tracked: pages written since the parent
+  /// Whether [start, end) lies wholly in tracked.
+  bool covers(img::u64 start, img::u64 end) const;
+  /// Whether [start, end) holds no written page.
+  bool clean(img::u64 start, img::u64 end) const;
+};
+
 /// Private anonymous, heap, stack or file memory of base pages, not of a
 /// deleted file: what dirty tracking covers and `--parent` compares.
 inline bool private_base_page_memory(const VmaPlan &v) {
@@ -70,8 +85,12 @@ inline bool private_base_page_memory(const VmaPlan &v) {
 /// mappings come from the file (File), [vvar]/[vsyscall] are Absent.
 /// `excluded`: the ckpt_exclude ranges read earlier (snapshot mode reads
 /// them from the target while frozen); null: read them from pid now.
+/// `tracking` (a --parent dump, pid a snapshot copy, which holds no uffd-wp
+/// markers): the pieces of private base-page memory it covers are planned
+/// from PAGEMAP_SCAN's runs, and only their written pages get frames.
 img::Expected<std::vector<VmaPlan>> plan_memory(pid_t pid, const std::vector<MapEntry> &maps,
-                                                const std::vector<std::pair<img::u64, img::u64>> *excluded = nullptr);
+                                                const std::vector<std::pair<img::u64, img::u64>> *excluded = nullptr,
+                                                const WrittenPages *tracking = nullptr);
 
 /// Each mapping's plan without its pages and file details (no runs): its
 /// kind and flags, which snapshot mode decides from while the pages are

@@ -23,6 +23,10 @@ constexpr img::u64 kPmScanWpMatching = 1u << 0;    ///< write-protect the pages 
 constexpr img::u64 kPmScanCheckWpAsync = 1u << 1;  ///< EPERM unless every VMA is uffd-wp async
 // Page categories.
 constexpr img::u64 kPageIsWritten = 1u << 1;       ///< no uffd-wp bit: written since protected
+constexpr img::u64 kPageIsFile = 1u << 2;          ///< a page-cache page (not anonymous)
+constexpr img::u64 kPageIsPresent = 1u << 3;
+constexpr img::u64 kPageIsSwapped = 1u << 4;       ///< any swap entry: swapped out, or a marker
+constexpr img::u64 kPageIsPfnZero = 1u << 5;       ///< the shared zero page (or the huge one)
 constexpr img::u64 kPageIsGuard = 1u << 8;
 
 /// Walks [start, end) of an open /proc/PID/pagemap with PAGEMAP_SCAN
@@ -31,9 +35,12 @@ constexpr img::u64 kPageIsGuard = 1u << 8;
 /// order; a run may come in two pieces where a full vector ended one call.
 /// Returns 0, or the errno of the ioctl that failed (*failed_at: the address
 /// its walk started at), or EIO where the kernel's walk_end did not advance.
+/// pagemap_scan_walk_masks does the same with the three masks apart: a
+/// page matches when it has every category of `all` and, unless `any` is
+/// 0, one of `any`; each run reports the categories of `returned` it has.
 template <class Visit>
-int pagemap_scan_walk(int pagemap, img::u64 start, img::u64 end, img::u64 flags, img::u64 category, Visit visit,
-                      img::u64 *failed_at = nullptr) {
+int pagemap_scan_walk_masks(int pagemap, img::u64 start, img::u64 end, img::u64 flags, img::u64 all, img::u64 any,
+                            img::u64 returned, Visit visit, img::u64 *failed_at = nullptr) {
   PageRegion regions[512];
   for (img::u64 at = start; at < end;) {
     PmScanArg arg{};
@@ -43,8 +50,9 @@ int pagemap_scan_walk(int pagemap, img::u64 start, img::u64 end, img::u64 flags,
     arg.end = end;
     arg.vec = reinterpret_cast<img::u64>(regions);
     arg.vec_len = sizeof regions / sizeof regions[0];
-    arg.category_mask = category;
-    arg.return_mask = category;
+    arg.category_mask = all;
+    arg.category_anyof_mask = any;
+    arg.return_mask = returned;
     long n = ioctl(pagemap, kPagemapScan, &arg);
     if (n < 0) {
       if (failed_at) *failed_at = at;
@@ -59,6 +67,12 @@ int pagemap_scan_walk(int pagemap, img::u64 start, img::u64 end, img::u64 flags,
     at = arg.walk_end;
   }
   return 0;
+}
+
+template <class Visit>
+int pagemap_scan_walk(int pagemap, img::u64 start, img::u64 end, img::u64 flags, img::u64 category, Visit visit,
+                      img::u64 *failed_at = nullptr) {
+  return pagemap_scan_walk_masks(pagemap, start, end, flags, category, 0, category, visit, failed_at);
 }
 
 }  // namespace ckpt::writer

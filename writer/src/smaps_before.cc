@@ -120,6 +120,7 @@ bool confirm_smaps(std::vector<MapEntry> &maps, const std::vector<MapEntry> &lat
     // The dirty tracker's registration may have merged neighbours (or the
     // kernel split one): compare by address, not mapping by mapping.
     u64 pos = t.start, anon = 0, swap = 0, rss = 0, page_kb = 0;
+    bool within = true;  // no part of the copy's mappings here lies outside t
     std::vector<std::string> flags = kept_flags(t);
     for (size_t k = j; k < later.size() && later[k].start < t.end; k++) {
       const MapEntry &c = later[k];
@@ -134,6 +135,7 @@ bool confirm_smaps(std::vector<MapEntry> &maps, const std::vector<MapEntry> &lat
         return false;
       }
       anon += c.anonymous_kb;
+      within = within && c.start >= t.start && c.end <= t.end;
       swap += c.swap_kb;
       rss += c.rss_kb;
       page_kb = c.kernel_page_kb;
@@ -144,7 +146,11 @@ bool confirm_smaps(std::vector<MapEntry> &maps, const std::vector<MapEntry> &lat
       return false;
     }
     // Merged with a neighbour: the sums are a bound, zero only where no
-    // part has a page (all the plan's fast path needs).
+    // part has a page (all the plan's fast path needs), and kept below the
+    // mapping's size, which a plan under dirty tracking reads as "every
+    // page a present anonymous page" (memory.cc plan_tracked_piece).
+    u64 size_kb = (t.end - t.start) / 1024;
+    if (!within && anon >= size_kb) anon = size_kb - 1;
     t.anonymous_kb = anon;
     t.swap_kb = swap;
     t.rss_kb = rss;

@@ -43,7 +43,8 @@ Expected<std::vector<VmaPlan>> plan_read_while_frozen(pid_t target, const std::v
 }
 
 Expected<std::vector<VmaPlan>> plan_from_copy(pid_t copy, const std::vector<MapEntry> &maps,
-                                              const std::vector<VmaPlan> &early, const ExcludedRanges &excluded) {
+                                              const std::vector<VmaPlan> &early, const ExcludedRanges &excluded,
+                                              const WrittenPages *tracking) {
   std::set<u64> early_starts;
   for (const VmaPlan &v : early) early_starts.insert(v.map.start);
   std::vector<MapEntry> rest;
@@ -51,7 +52,10 @@ Expected<std::vector<VmaPlan>> plan_from_copy(pid_t copy, const std::vector<MapE
     if (!early_starts.count(m.start)) rest.push_back(m);
   // The copy's mappings are the target's one for one (dup_mmap), but for
   // MADV_DONTFORK ones, which are all in `early`.
-  auto planned = plan_memory(copy, rest, &excluded);
+  // The copy holds no uffd-wp markers (fork drops them with the tracker's
+  // registration: mm/memory.c copy_pte_marker), so its PAGEMAP_SCAN
+  // categories mean what they say.
+  auto planned = plan_memory(copy, rest, &excluded, tracking);
   if (!planned) return planned.error().context("the snapshot copy");
   std::vector<VmaPlan> out = planned.take();
   out.insert(out.end(), early.begin(), early.end());

@@ -33,8 +33,11 @@ img::Expected<std::vector<VmaPlan>> plan_read_while_frozen(pid_t target, const s
 
 /// The whole plan once the target runs again: every mapping of `maps` (the
 /// target's, as of the freeze) not in `early` planned from the copy, merged
-/// with `early` in address order.
+/// with `early` in address order. `tracking`: what dirty tracking saw
+/// since PREV (--parent), whose covered pieces are planned from
+/// PAGEMAP_SCAN's runs (plan_memory).
 img::Expected<std::vector<VmaPlan>> plan_from_copy(pid_t copy, const std::vector<MapEntry> &maps,
-                                                   const std::vector<VmaPlan> &early, const ExcludedRanges &excluded);
+                                                   const std::vector<VmaPlan> &early, const ExcludedRanges &excluded,
+                                                   const WrittenPages *tracking = nullptr);
 
 }  // namespace ckpt::writer
