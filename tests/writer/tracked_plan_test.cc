@@ -61,7 +61,7 @@ void body(int in, int out, const std::string &file) {
   CHILD_CHECK(madvise(b, 16 * kPage, MADV_DONTFORK) == 0, out);
   for (u64 p = 0; p < 16; p++) b[p * kPage] = 1;
   dprintf(out, "%lx %lx %d %lx\n", (unsigned long)a, (unsigned long)f, guarded, (unsigned long)b);
-  serve_commands(in, out, [](char) { return std::string("ok"); });
+  test::serve_commands(in, out, [](char) { return std::string("ok"); });
 }
 
 const VmaPlan *vma_at(const std::vector<VmaPlan> &plan, u64 addr) {
@@ -108,7 +108,11 @@ TEST(TrackedPlan, PagemapScanRunsPlanEveryPageAsPagemapDoes) {
   test::Child child([&](int in, int out) { body(in, out, path); });
   ASSERT_TRUE(child.started());
   std::string reply = child.reply();
-  unlink(path);
+  // Unlinked only at the end: a deleted file's mapping is stored whole.
+  struct Unlink {
+    const char *p;
+    ~Unlink() { unlink(p); }
+  } unlink_at_end{path};
   unsigned long a = 0, f = 0, b = 0;
   int guarded = 0;
   ASSERT_EQ(std::sscanf(reply.c_str(), "%lx %lx %d %lx", &a, &f, &guarded, &b), 4) << reply;
@@ -149,7 +153,9 @@ TEST(TrackedPlan, PagemapScanRunsPlanEveryPageAsPagemapDoes) {
       EXPECT_EQ(want[1], PageSource::Zero);    // the zero page
       EXPECT_EQ(want[21], PageSource::Zero);   // dropped
       EXPECT_EQ(want[2], PageSource::Zero);    // never touched
-      if (guarded) EXPECT_EQ(want[40], PageSource::Zero);
+      if (guarded) {
+        EXPECT_EQ(want[40], PageSource::Zero);
+      }
     } else if (start == f) {
       EXPECT_EQ(want[3], PageSource::Image);   // copied on write
       EXPECT_EQ(want[4], PageSource::File);    // the page cache's
