@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fcntl.h>
 #include <string>
@@ -131,6 +132,11 @@ TEST(TrackedPlan, PagemapScanRunsPlanEveryPageAsPagemapDoes) {
                       {a + 20 * kPage, a + 30 * kPage},
                       {f + 3 * kPage, f + 4 * kPage},
                       {b + 2 * kPage, b + 5 * kPage}};
+  // WrittenPages holds its ranges in ascending order (the mappings are
+  // wherever mmap put them).
+  auto by_address = [](const AddressRange &x, const AddressRange &y) { return x.start < y.start; };
+  std::sort(tracking.tracked.begin(), tracking.tracked.end(), by_address);
+  std::sort(tracking.written.begin(), tracking.written.end(), by_address);
   bool found = false;
   for (const MapEntry &m : *maps)
     if (m.start == b) {
