@@ -1,5 +1,5 @@
 // The page plan of memory dirty tracking covers (writer/src/memory.cc,
-// DECISIONS 3100): planned from PAGEMAP_SCAN's runs, it must say for every
+// DECISIONS 250): planned from PAGEMAP_SCAN's runs, it must say for every
 // page what the per-page pagemap plan says (data, zero, the file's), and
 // give frames for the written pages only. The child holds no uffd-wp
 // markers, as a snapshot copy does not.
