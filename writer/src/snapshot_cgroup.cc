@@ -51,20 +51,20 @@ static bool same_namespace(pid_t target, const char *kind) {
 
 // Makes <cgroup2 mount>/ckpt-snapshot-<pid namespace inode>-<our pid>,
 // frozen. The cgroup hierarchy is shared by every pid namespace (a
-// container, `unshare --pid`), where our pid alone names another live
-// imgtool as well: an imgtool that is pid 1 in its namespace would take
-// (and empty, killing its copies) another namespace's pid 1's cgroup, whose
-// dump then reads a dead copy ("end of memory"). The pair is unique among
-// live processes: a namespace's inode is reused only once it is dead with
-// every process in it, so a cgroup with our name is a leftover of an
-// imgtool that is gone (its guard too).
+// container, `unshare --pid`), where our pid alone can name another live
+// imgtool too: named by the pid only, an imgtool took the cgroup of an
+// imgtool with the same pid in another namespace for its own leftover and
+// emptied it, killing the copies that dump was reading ("end of memory",
+// decision 3300). The pair is unique among live processes: a namespace's
+// inode is reused only once every process in it is gone, so a cgroup with
+// our name is a leftover of an imgtool that is gone (its guard too).
 static Expected<std::string> make_cgroup_dir(const std::function<void(const std::string &)> &about_to_make) {
   std::string mount = cgroup2_mount();
   if (mount.empty()) return make_error("no cgroup v2 hierarchy is mounted");
   struct stat ns;
   if (stat("/proc/self/ns/pid", &ns) < 0) return make_error("cannot stat /proc/self/ns/pid: %s", strerror(errno));
   std::string dir = mount + "/" + snapshot_cgroup_name(ns.st_ino, getpid());
-  remove_cgroup(dir);  // a leftover of an earlier imgtool that was us
+  remove_cgroup(dir);  // a leftover of an earlier imgtool with our pid here
   if (about_to_make) about_to_make(dir);
   if (mkdir(dir.c_str(), 0700) < 0) return make_error("cannot create cgroup %s: %s", dir.c_str(), strerror(errno));
   if (!write_text(dir + "/cgroup.freeze", "1")) {
