@@ -72,6 +72,7 @@ RunResult run(const std::vector<std::string> &argv, int hang_guard_s, int stdin_
     return r;
   }
   r.started = true;
+  r.pid = pid;
   double deadline = now_s() + hang_guard_s;
   pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
   std::string *sinks[2] = {&r.out, &r.err};

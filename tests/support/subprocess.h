@@ -3,12 +3,14 @@
 #pragma once
 
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace ckpt::test {
 
 struct RunResult {
   bool started = false;      ///< exec succeeded
+  pid_t pid = -1;            ///< the child's pid (reaped: for names it made)
   bool timed_out = false;    ///< killed after the hang guard expired
   int exit_code = -1;        ///< valid when exited
   bool exited = false;       ///< terminated normally (not by a signal)

@@ -14,16 +14,19 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/auxv.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <time.h>
 
 namespace ckpt::writer {
@@ -332,6 +335,77 @@ TEST(Procfs, StatCommWithParentheses) {
     ASSERT_TRUE(ps) << ps.error().message();
     EXPECT_EQ(ps->tgid, child.pid());
   }
+}
+
+// ---- children in the order they were forked, not by pid ---------------
+
+// Sets the pid namespace's last pid (the next fork gets last + 1).
+bool set_last_pid(int last) {
+  int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  std::string text = std::to_string(last);
+  bool ok = write(fd, text.data(), text.size()) == ssize_t(text.size());
+  close(fd);
+  return ok;
+}
+
+// Pid 1 of a pid namespace of its own, its /proc mounted: forks a child
+// that gets pid 100, then one that gets pid 50 (as after a wrap of the pid
+// counter), and writes what list_children_by_thread(1) gives to `out`.
+[[noreturn]] void fork_children_across_a_wrap(int out) {
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+      mount("proc", "/proc", "proc", 0, nullptr) != 0) {
+    dprintf(out, "mount: %s\n", strerror(errno));
+    _exit(1);
+  }
+  std::vector<pid_t> kids;
+  for (int last : {99, 49}) {
+    if (!set_last_pid(last)) {
+      dprintf(out, "ns_last_pid: %s\n", strerror(errno));
+      _exit(1);
+    }
+    pid_t kid = fork();
+    if (kid == 0) {
+      pause();
+      _exit(0);
+    }
+    kids.push_back(kid);
+  }
+  auto listed = list_children_by_thread(1);
+  if (!listed) dprintf(out, "%s\n", listed.error().message().c_str());
+  else
+    for (const ChildOf &c : *listed) dprintf(out, "%d(%d) ", c.child, c.creator_tid);
+  _exit(0);  // pid 1 leaving ends its namespace's other processes
+}
+
+// The children as the kernel lists them (the order they were forked in),
+// which the restore forks them in; sorted by pid, a tree whose pids
+// wrapped came back with its children listed in another order.
+TEST(Procfs, ChildrenInTheOrderTheyWereForkedAcrossAPidWrap) {
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  pid_t helper = fork();
+  ASSERT_GE(helper, 0);
+  if (helper == 0) {
+    if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0) {
+      dprintf(p[1], "unshare: %s\n", strerror(errno));
+      _exit(1);
+    }
+    pid_t init = fork();  // pid 1 of the new namespace
+    if (init == 0) fork_children_across_a_wrap(p[1]);
+    int st;
+    while (waitpid(init, &st, 0) < 0 && errno == EINTR) {
+    }
+    _exit(0);
+  }
+  close(p[1]);
+  std::string got;
+  char buf[256];
+  for (ssize_t n; (n = read(p[0], buf, sizeof buf)) > 0;) got.append(buf, n);
+  close(p[0]);
+  int st;
+  ASSERT_EQ(waitpid(helper, &st, 0), helper);
+  EXPECT_EQ(got, "100(1) 50(1) ");
 }
 
 }  // namespace

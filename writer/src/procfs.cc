@@ -294,16 +294,21 @@ Expected<std::vector<ChildOf>> list_children_by_thread(pid_t pid) {
     if (!parse_pid_list(*text, kids)) return make_error("pid %d: %s: not a list of pids", pid, path.c_str());
     for (pid_t k : kids) out.push_back({k, tid});
   }
-  std::sort(out.begin(), out.end(), [](const ChildOf &a, const ChildOf &b) { return a.child < b.child; });
+  // Kept in the kernel's order, not sorted by pid: "children" walks the
+  // thread's list of children, in the order they were forked (or adopted),
+  // and the restore forks them in the image's order, which is what the
+  // restored lists show. Once the pid counter wraps (pid_max is 32768 on
+  // many machines), a later child has a lower pid: sorting by pid restored
+  // such a tree with its children listed in another order.
   return out;
 }
 
 Expected<std::vector<pid_t>> list_children(pid_t pid) {
   auto by_thread = list_children_by_thread(pid);
   if (!by_thread) return by_thread.error();
+  // A child has one parent thread: the lists do not overlap.
   std::vector<pid_t> out;
   for (const ChildOf &c : *by_thread) out.push_back(c.child);
-  out.erase(std::unique(out.begin(), out.end()), out.end());  // sorted by child already
   return out;
 }
 

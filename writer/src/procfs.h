@@ -78,9 +78,11 @@ Expected<ProcStatus> read_status(pid_t pid, pid_t tid = 0);
 
 /// Thread ids from /proc/PID/task, ascending.
 Expected<std::vector<pid_t>> list_threads(pid_t pid);
-/// Children of every thread (/proc/PID/task/*/children), ascending.
+/// Children of every thread (/proc/PID/task/*/children): thread by thread,
+/// each thread's in the order it forked (or adopted) them, as the kernel
+/// lists them; not by pid.
 Expected<std::vector<pid_t>> list_children(pid_t pid);
-/// The same, each child with the thread that forked it, ascending by child.
+/// The same, each child with the thread that forked it.
 struct ChildOf {
   pid_t child = 0;
   pid_t creator_tid = 0;

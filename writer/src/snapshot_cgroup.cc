@@ -19,9 +19,7 @@ namespace ckpt::writer {
 
 using namespace img;
 
-// The first cgroup2 mount of our mount namespace (a hybrid hierarchy has
-// it at /sys/fs/cgroup/unified).
-static std::string cgroup2_mount() {
+std::string cgroup2_mount() {
   auto info = read_file("/proc/self/mountinfo");
   if (!info) return {};
   std::istringstream in(*info);
@@ -51,12 +49,22 @@ static bool same_namespace(pid_t target, const char *kind) {
          stat(("/proc/" + std::to_string(target) + "/ns/" + kind).c_str(), &theirs) == 0 && ours.st_ino == theirs.st_ino;
 }
 
-// Makes <cgroup2 mount>/ckpt-snapshot-<our pid>, frozen.
+// Makes <cgroup2 mount>/ckpt-snapshot-<pid namespace inode>-<our pid>,
+// frozen. The cgroup hierarchy is shared by every pid namespace (a
+// container, `unshare --pid`), where our pid alone can name another live
+// imgtool too: named by the pid only, an imgtool took the cgroup of an
+// imgtool with the same pid in another namespace for its own leftover and
+// emptied it, killing the copies that dump was reading ("end of memory",
+// decision 3300). The pair is unique among live processes: a namespace's
+// inode is reused only once every process in it is gone, so a cgroup with
+// our name is a leftover of an imgtool that is gone (its guard too).
 static Expected<std::string> make_cgroup_dir(const std::function<void(const std::string &)> &about_to_make) {
   std::string mount = cgroup2_mount();
   if (mount.empty()) return make_error("no cgroup v2 hierarchy is mounted");
-  std::string dir = mount + "/ckpt-snapshot-" + std::to_string(getpid());
-  remove_cgroup(dir);  // a leftover of an earlier imgtool with our pid
+  struct stat ns;
+  if (stat("/proc/self/ns/pid", &ns) < 0) return make_error("cannot stat /proc/self/ns/pid: %s", strerror(errno));
+  std::string dir = mount + "/" + snapshot_cgroup_name(ns.st_ino, getpid());
+  remove_cgroup(dir);  // a leftover of an earlier imgtool with our pid here
   if (about_to_make) about_to_make(dir);
   if (mkdir(dir.c_str(), 0700) < 0) return make_error("cannot create cgroup %s: %s", dir.c_str(), strerror(errno));
   if (!write_text(dir + "/cgroup.freeze", "1")) {
@@ -65,6 +73,10 @@ static Expected<std::string> make_cgroup_dir(const std::function<void(const std:
     return make_error("cannot freeze cgroup %s: %s", dir.c_str(), strerror(e));
   }
   return dir;
+}
+
+std::string snapshot_cgroup_name(ino_t pid_namespace_inode, pid_t pid) {
+  return "ckpt-snapshot-" + std::to_string(pid_namespace_inode) + "-" + std::to_string(pid);
 }
 
 Expected<std::string> make_frozen_cgroup(const std::vector<pid_t> &targets,

@@ -10,7 +10,16 @@
 
 namespace ckpt::writer {
 
-/// Creates <cgroup2 mount>/ckpt-snapshot-<our pid> with cgroup.freeze=1.
+/// The first cgroup2 mount of our mount namespace (a hybrid hierarchy has
+/// it at /sys/fs/cgroup/unified), or "" when there is none.
+std::string cgroup2_mount();
+
+/// The name of the snapshot cgroup of the imgtool with this pid in the pid
+/// namespace of this inode (/proc/PID/ns/pid): "ckpt-snapshot-INODE-PID".
+std::string snapshot_cgroup_name(ino_t pid_namespace_inode, pid_t pid);
+
+/// Creates <cgroup2 mount>/<snapshot_cgroup_name(our pid namespace, our pid)>
+/// with cgroup.freeze=1.
 /// Fails (one line) where there is no writable cgroup v2, or where a target
 /// lives in another mount or pid namespace than we do.
 /// `about_to_make` is told the path before the mkdir (the dump guard's
