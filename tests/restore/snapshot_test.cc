@@ -374,7 +374,7 @@ TEST_F(Snapshot, CgroupNamedForTheDumpHoldsTheCopyWhileTheImageIsWritten) {
 // cgroup of its own. When the name carried the pid alone, the second dump
 // took the first one's cgroup for a leftover and emptied it, killing the
 // copy the first was reading: "cannot read the page at ...: end of
-// memory" (reproduced so with the old naming; decision 3300).
+// memory" (reproduced so with the old naming; decision 251).
 TEST_F(Snapshot, DumpsInTwoPidNamespacesWhereImgtoolHasTheSamePid) {
   HeldOutput dumps[2];
   for (int i = 0; i < 2; i++) {

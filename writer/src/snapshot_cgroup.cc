@@ -55,7 +55,7 @@ static bool same_namespace(pid_t target, const char *kind) {
 // imgtool too: named by the pid only, an imgtool took the cgroup of an
 // imgtool with the same pid in another namespace for its own leftover and
 // emptied it, killing the copies that dump was reading ("end of memory",
-// decision 3300). The pair is unique among live processes: a namespace's
+// decision 251). The pair is unique among live processes: a namespace's
 // inode is reused only once every process in it is gone, so a cgroup with
 // our name is a leftover of an imgtool that is gone (its guard too).
 static Expected<std::string> make_cgroup_dir(const std::function<void(const std::string &)> &about_to_make) {
