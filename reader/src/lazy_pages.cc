@@ -91,11 +91,21 @@ void LazyHelper::close_parent_end() {
 Status LazyHelper::go() {
   running_ = true;
   if (go_ < 0) return {};
-  bool ok = write(go_, "g", 1) == 1;
+  // A program that exits at once (a warm start that answers and leaves)
+  // may be gone before this byte is sent, and the helper with it: it ends
+  // when the process it serves has exited (its pidfd). Through a pipe that
+  // write raised SIGPIPE and killed imgtool (or the exec form's launcher)
+  // instead of reporting the program's exit status (rc 141, about one warm
+  // start in a hundred under load); a socket sends with MSG_NOSIGNAL, and
+  // EPIPE means there is nothing left to start (DECISIONS 3200).
+  ssize_t n;
+  while ((n = send(go_, "g", 1, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  }
   int e = errno;
   close(go_);
   go_ = -1;
-  if (!ok) return make_error("cannot start the lazy-pages helper's copy: %s", strerror(e));
+  if (n != 1 && e != EPIPE && e != ECONNRESET)
+    return make_error("cannot start the lazy-pages helper's copy: %s", strerror(e));
   return {};
 }
 
@@ -157,10 +167,12 @@ LazyHelper::~LazyHelper() {
 
 Status LazyHelper::start(const ImageReader &image, const CkptView &v, pid_t pid) {
   int sock = std::exchange(sock_, -1);
+  // A socket, not a pipe: go() must not raise SIGPIPE once the helper
+  // has ended (see there).
   int go_pipe[2];
-  if (pipe2(go_pipe, O_CLOEXEC) < 0) {
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go_pipe) < 0) {
     close(sock);
-    return make_error("pipe: %s", strerror(errno));
+    return make_error("socketpair: %s", strerror(errno));
   }
   go_ = go_pipe[1];
   int go = go_pipe[0];

@@ -46,14 +46,17 @@ class LazyHelper {
   /// and then a while longer (DECISIONS 95). It ends when every stored
   /// page is in or `pid` (and every child it forked) is gone.
   img::Status start(const img::ImageReader &image, const img::CkptView &v, pid_t pid);
-  /// The restorer reported success: the process runs.
+  /// The restorer reported success: the process runs. A helper already
+  /// gone is not an error here (DECISIONS 3200): it ends before go() only
+  /// once the process has exited, or after a failure its guard answers by
+  /// killing the process, which the wait for the process then reports.
   img::Status go();
   /// Returning while the process runs: leave the helper to it.
   void detach() { pid_ = 0; }
 
  private:
   int sock_ = -1;      ///< parent's end of the channel
-  int go_ = -1;        ///< write end of the helper's go pipe
+  int go_ = -1;        ///< our end of the helper's go socket
   pid_t pid_ = 0;
   bool running_ = false;  ///< go() was called: the process may need the helper
 };

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <csignal>
 #include <sstream>
+#include <cstdlib>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -91,6 +92,59 @@ TEST_F(RestoreFaults, LazyHelperKilledMidwayKillsTheProgram) {
       10);
   EXPECT_TRUE(gone) << "the restored process is still there";
   ASSERT_NO_FATAL_FAILURE(restore_expect(0, {"--lazy"}));
+}
+
+// --lazy, a program that exits as soon as it runs (a warm start that
+// answers and leaves): restore is held after the handover until the
+// program has exited and the helper has ended with it (both zombies, our
+// children), and only then tells the helper to begin. That was a write
+// into a pipe nobody read any more: SIGPIPE killed imgtool (exit 141 for
+// about one warm start in a hundred under load). Restore must report the
+// program's own exit instead (DECISIONS 3200).
+TEST_F(RestoreFaults, LazyProgramGoneBeforeTheHelperIsToldToBeginIsReported) {
+  pass_file_ = log_path();
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_BIGMEM_PATH, {"4"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(go());  // the restored program checks its memory and exits at once
+  test::TempDir side;
+  std::string wait = side.file("wait"), err = side.file("restore.err");
+  setenv("CKPT_FAULT", "restore-lazy-before-go:wait", 1);
+  setenv("CKPT_FAULT_WAIT", wait.c_str(), 1);
+  pid_t restorer = spawn({imgtool(), "restore", "--lazy", image_path()}, err);
+  unsetenv("CKPT_FAULT");
+  unsetenv("CKPT_FAULT_WAIT");
+  ASSERT_GT(restorer, 0);
+  bool reached = restoretest::wait_until(
+      [&] { return access((wait + ".restore-lazy-before-go").c_str(), F_OK) == 0; }, 60);
+  EXPECT_TRUE(reached) << "restore never handed over: " << test::read_text_file(err);
+  // Every child of imgtool (the restored process and the helper) has
+  // exited; none is reaped before imgtool goes on.
+  std::string children_file =
+      "/proc/" + std::to_string(restorer) + "/task/" + std::to_string(restorer) + "/children";
+  std::string seen;
+  bool all_gone = reached && restoretest::wait_until(
+                                 [&] {
+                                   std::istringstream in(test::read_text_file(children_file));
+                                   int n = 0;
+                                   seen.clear();
+                                   for (pid_t c; in >> c; n++) {
+                                     char st = restoretest::proc_state(c);
+                                     seen += " " + std::to_string(c) + "(" + std::string(1, st ? st : '-') + ")";
+                                     if (st != 'Z') return false;
+                                   }
+                                   return n >= 2;
+                                 },
+                                 30);
+  EXPECT_TRUE(all_gone) << "the program and the helper did not both end:" << seen << "\n" << log();
+  ASSERT_TRUE(test::write_text_file(wait, ""));
+  int status = 0;
+  ASSERT_EQ(waitpid(restorer, &status, 0), restorer);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "imgtool restore: status 0x" << std::hex << status << std::dec
+      << (WIFSIGNALED(status) ? " (killed by signal " + std::to_string(WTERMSIG(status)) + ")" : std::string())
+      << "\n" << test::read_text_file(err);
+  EXPECT_NE(log().find("PASS"), std::string::npos) << log();
+  EXPECT_EQ(log().find("FAIL"), std::string::npos) << log();
 }
 
 INSTANTIATE_TEST_SUITE_P(Points, RestoreFaults, ::testing::Values("restore-forked", "restore-before-handover"),
