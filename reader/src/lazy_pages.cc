@@ -97,7 +97,7 @@ Status LazyHelper::go() {
   // write raised SIGPIPE and killed imgtool (or the exec form's launcher)
   // instead of reporting the program's exit status (rc 141, about one warm
   // start in a hundred under load); a socket sends with MSG_NOSIGNAL, and
-  // EPIPE means there is nothing left to start (DECISIONS 3200).
+  // EPIPE means there is nothing left to start (DECISIONS 255).
   ssize_t n;
   while ((n = send(go_, "g", 1, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
   }

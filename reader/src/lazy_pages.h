@@ -47,7 +47,7 @@ class LazyHelper {
   /// page is in or `pid` (and every child it forked) is gone.
   img::Status start(const img::ImageReader &image, const img::CkptView &v, pid_t pid);
   /// The restorer reported success: the process runs. A helper already
-  /// gone is not an error here (DECISIONS 3200): it ends before go() only
+  /// gone is not an error here (DECISIONS 255): it ends before go() only
   /// once the process has exited, or after a failure its guard answers by
   /// killing the process, which the wait for the process then reports.
   img::Status go();

@@ -168,7 +168,7 @@ Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProc
   trace_phase("handed over: the program runs");
   if (!warning.empty()) std::fprintf(stderr, "imgtool restore: warning: %s\n", warning.c_str());
   // A test holds restore here until the program and the helper are gone
-  // (DECISIONS 3200: go() after the helper's end).
+  // (DECISIONS 255: go() after the helper's end).
   if (lazy_restore)
     if (Status s = fault_point("restore-lazy-before-go"); !s) return s.error();
   return out.lazy.go();

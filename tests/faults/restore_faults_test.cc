@@ -100,7 +100,7 @@ TEST_F(RestoreFaults, LazyHelperKilledMidwayKillsTheProgram) {
 // children), and only then tells the helper to begin. That was a write
 // into a pipe nobody read any more: SIGPIPE killed imgtool (exit 141 for
 // about one warm start in a hundred under load). Restore must report the
-// program's own exit instead (DECISIONS 3200).
+// program's own exit instead (DECISIONS 255).
 TEST_F(RestoreFaults, LazyProgramGoneBeforeTheHelperIsToldToBeginIsReported) {
   pass_file_ = log_path();
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_BIGMEM_PATH, {"4"}));
