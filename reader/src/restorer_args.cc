@@ -24,6 +24,8 @@
 #include "fill_checks.h"
 #include "lazy_pages.h"
 #include "mapped_objects.h"
+#include "page_cache.h"
+#include "phase_times.h"
 #include "pidns.h"
 #include "privileges.h"
 #include "self_maps.h"
@@ -140,12 +142,32 @@ Status choose_fillers(const LayoutInputs &in, rs_args &a, const std::vector<bool
   // one for the second filler. On a busy machine it would only queue for
   // a CPU and add the two fillers' contention in the fault path (+15 %
   // CPU measured, decision 248).
+  bool cpu_free = true;
   if (FILE *f = std::fopen("/proc/loadavg", "re")) {
     double l1, l5, l15;
     int running = 0, total = 0;
     int got = std::fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &running, &total);
     std::fclose(f);
-    if (got == 5 && running > CPU_COUNT(&cpus) - 1) return {};
+    cpu_free = !(got == 5 && running > CPU_COUNT(&cpus) - 1);
+  }
+  // From a cold page cache the pair is asked for even without a free CPU
+  // (decision 3000): each filler then spends most of its time waiting for
+  // its pread's pages to come from the disk, and a second reader keeps a
+  // second read in flight where one filler would wait, hash and populate
+  // with the disk idle. Cold: most of kColdSamples pages spread over the
+  // shared fills are not in the page cache.
+  if (!cpu_free) {
+    constexpr unsigned kColdSamples = 16;
+    std::vector<std::pair<u64, u64>> ranges;
+    for (u32 i = 0; i < a.nvma; i++) {
+      if (forced_vma[i]) continue;
+      for (u32 k = 0; k < a.vma[i].nfill; k++)
+        if (const rs_fill &f = a.fill[a.vma[i].first_fill + k]; f.len >= a.pair_min)
+          ranges.emplace_back(f.file_offset, f.len);
+    }
+    auto [resident, sampled] = sample_page_cache(in.fds.image_fd, ranges, kColdSamples);
+    if (tracing_times()) trace_phasef("restorer: %u of %u sampled image pages cached", resident, sampled);
+    if (sampled == 0 || 2 * resident >= sampled) return {};
   }
   a.fillers = 2;
   return {};
