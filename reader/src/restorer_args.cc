@@ -112,7 +112,8 @@ struct LayoutInputs {
 // fills of at least kPairMin bytes when there are kPairTotal of them, the
 // restore is of one process (RestorerFds::one_process) and this process
 // may run on two CPUs or more. CKPT_RESTORE_FILL "one" keeps one filler;
-// "two" and "second" (tests) ask for the pair whatever the sizes and CPUs.
+// "two" and "second" (tests) ask for the pair whatever the sizes and CPUs;
+// "busy" (tests) takes no CPU as free, so only a cold image pairs.
 constexpr u64 kPairMin = 4ull << 20;
 constexpr u64 kPairTotal = 32ull << 20;
 
@@ -150,6 +151,7 @@ Status choose_fillers(const LayoutInputs &in, rs_args &a, const std::vector<bool
     std::fclose(f);
     cpu_free = !(got == 5 && running > CPU_COUNT(&cpus) - 1);
   }
+  if (a.fill_flags & RS_FILL_ASSUME_BUSY) cpu_free = false;
   // From a cold page cache the pair is asked for even without a free CPU
   // (decision 3000): each filler then spends most of its time waiting for
   // its pread's pages to come from the disk, and a second reader keeps a
@@ -384,8 +386,9 @@ Expected<u32> fill_flags() {
     else if (w == "one") flags |= RS_FILL_ONE;
     else if (w == "two") flags |= RS_FILL_PAIR_REQUIRED;
     else if (w == "second") flags |= RS_FILL_PAIR_REQUIRED | RS_FILL_SECOND_ONLY;
+    else if (w == "busy") flags |= RS_FILL_ASSUME_BUSY;
     else if (!w.empty())
-      return make_error("CKPT_RESTORE_FILL: unknown word '%s' (known: scratch, scalar, refuse-force, one, two, second)",
+      return make_error("CKPT_RESTORE_FILL: unknown word '%s' (known: scratch, scalar, refuse-force, one, two, second, busy)",
                         std::string(w).c_str());
   }
   return flags;
