@@ -24,6 +24,8 @@
 #include "fill_checks.h"
 #include "lazy_pages.h"
 #include "mapped_objects.h"
+#include "page_cache.h"
+#include "phase_times.h"
 #include "pidns.h"
 #include "privileges.h"
 #include "self_maps.h"
@@ -110,7 +112,8 @@ struct LayoutInputs {
 // fills of at least kPairMin bytes when there are kPairTotal of them, the
 // restore is of one process (RestorerFds::one_process) and this process
 // may run on two CPUs or more. CKPT_RESTORE_FILL "one" keeps one filler;
-// "two" and "second" (tests) ask for the pair whatever the sizes and CPUs.
+// "two" and "second" (tests) ask for the pair whatever the sizes and CPUs;
+// "busy" (tests) takes no CPU as free, so only a cold image pairs.
 constexpr u64 kPairMin = 4ull << 20;
 constexpr u64 kPairTotal = 32ull << 20;
 
@@ -140,12 +143,33 @@ Status choose_fillers(const LayoutInputs &in, rs_args &a, const std::vector<bool
   // one for the second filler. On a busy machine it would only queue for
   // a CPU and add the two fillers' contention in the fault path (+15 %
   // CPU measured, decision 248).
+  bool cpu_free = true;
   if (FILE *f = std::fopen("/proc/loadavg", "re")) {
     double l1, l5, l15;
     int running = 0, total = 0;
     int got = std::fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &running, &total);
     std::fclose(f);
-    if (got == 5 && running > CPU_COUNT(&cpus) - 1) return {};
+    cpu_free = !(got == 5 && running > CPU_COUNT(&cpus) - 1);
+  }
+  if (a.fill_flags & RS_FILL_ASSUME_BUSY) cpu_free = false;
+  // From a cold page cache the pair is asked for even without a free CPU
+  // (decision 3000): each filler then spends most of its time waiting for
+  // its pread's pages to come from the disk, and a second reader keeps a
+  // second read in flight where one filler would wait, hash and populate
+  // with the disk idle. Cold: most of kColdSamples pages spread over the
+  // shared fills are not in the page cache.
+  if (!cpu_free) {
+    constexpr unsigned kColdSamples = 16;
+    std::vector<std::pair<u64, u64>> ranges;
+    for (u32 i = 0; i < a.nvma; i++) {
+      if (forced_vma[i]) continue;
+      for (u32 k = 0; k < a.vma[i].nfill; k++)
+        if (const rs_fill &f = a.fill[a.vma[i].first_fill + k]; f.len >= a.pair_min)
+          ranges.emplace_back(f.file_offset, f.len);
+    }
+    auto [resident, sampled] = sample_page_cache(in.fds.image_fd, ranges, kColdSamples);
+    if (tracing_times()) trace_phasef("restorer: %u of %u sampled image pages cached", resident, sampled);
+    if (sampled == 0 || 2 * resident >= sampled) return {};
   }
   a.fillers = 2;
   return {};
@@ -362,8 +386,9 @@ Expected<u32> fill_flags() {
     else if (w == "one") flags |= RS_FILL_ONE;
     else if (w == "two") flags |= RS_FILL_PAIR_REQUIRED;
     else if (w == "second") flags |= RS_FILL_PAIR_REQUIRED | RS_FILL_SECOND_ONLY;
+    else if (w == "busy") flags |= RS_FILL_ASSUME_BUSY;
     else if (!w.empty())
-      return make_error("CKPT_RESTORE_FILL: unknown word '%s' (known: scratch, scalar, refuse-force, one, two, second)",
+      return make_error("CKPT_RESTORE_FILL: unknown word '%s' (known: scratch, scalar, refuse-force, one, two, second, busy)",
                         std::string(w).c_str());
   }
   return flags;

@@ -7,7 +7,11 @@
 // read-only page in every 64 KiB, so fills start and end inside slices.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <fcntl.h>
+#include <unistd.h>
+#include <utility>
 #include <string>
 #include <sys/stat.h>
 #include <vector>
@@ -23,7 +27,9 @@ namespace {
 // whatever the CPUs and sizes (and fails if the second filler cannot be
 // made), and "second" leaves every slice of the shared fills to the second
 // filler, so that the damaged byte below is read in by it.
-const std::vector<std::string> kModes = {"", "scalar", "scratch", "scratch,scalar", "one", "two", "second", "second,scalar"};
+// "busy" takes no CPU as free: the pair only for an image not in the page
+// cache (decision 3000; ColdImageIsSampledCold below).
+const std::vector<std::string> kModes = {"", "scalar", "scratch", "scratch,scalar", "one", "two", "second", "second,scalar", "busy"};
 
 // CKPT_RESTORE_FILL=mode for one scope (unset again after it).
 struct FillMode {
@@ -80,13 +86,68 @@ TEST_F(FillModes, EveryWayRefusesADamagedByteWithVerifysLine) {
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
 }
 
+// The sampled pages of each restore's "N of M sampled image pages cached"
+// line (CKPT_TRACE_TIMES; one per layout pass), as {N, M}.
+std::vector<std::pair<int, int>> sampled_lines(const std::string &err) {
+  std::vector<std::pair<int, int>> out;
+  const std::string key = "restorer: ";
+  for (size_t at = err.find(key); at != std::string::npos; at = err.find(key, at + 1)) {
+    int cached = -1, sampled = -1;
+    if (std::sscanf(err.c_str() + at, "restorer: %d of %d sampled image pages cached", &cached, &sampled) == 2)
+      out.emplace_back(cached, sampled);
+  }
+  return out;
+}
+
+// Decision 3000: with no CPU free ("busy"), the image's residency in the
+// page cache decides the second filler. Evicted (its pages dropped with
+// POSIX_FADV_DONTNEED), most sampled pages are not cached and the restore,
+// with the pair, still runs the program to its check; read again, every
+// sampled page is cached.
+TEST_F(FillModes, ColdImageIsSampledCold) {
+  pass_file_ = log_path();
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_BIGMEM_PATH));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(go());
+  FillMode m("busy");
+  struct TraceTimes {
+    TraceTimes() { setenv("CKPT_TRACE_TIMES", "1", 1); }
+    ~TraceTimes() { unsetenv("CKPT_TRACE_TIMES"); }
+  } trace;
+  for (bool cold : {true, false}) {
+    SCOPED_TRACE(cold ? "evicted image" : "image read");
+    int fd = open(image_path().c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    if (cold) {
+      ASSERT_EQ(fdatasync(fd), 0);
+      ASSERT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    } else {
+      std::vector<char> buf(1 << 20);
+      while (read(fd, buf.data(), buf.size()) > 0) {
+      }
+    }
+    close(fd);
+    std::string ran_before = read_file(pass_file_);
+    RunResult r = restore(image_path());
+    EXPECT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+    EXPECT_NE(read_file(pass_file_), ran_before) << "the restored program did not pass its check";
+    auto lines = sampled_lines(r.err);
+    ASSERT_FALSE(lines.empty()) << r.err;
+    for (auto [cached, sampled] : lines) {
+      EXPECT_EQ(sampled, 16) << r.err;
+      if (cold) EXPECT_LT(2 * cached, sampled) << r.err;
+      else EXPECT_EQ(cached, sampled) << r.err;
+    }
+  }
+}
+
 TEST_F(FillModes, UnknownWordIsOneLine) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:7"}));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   ASSERT_NO_FATAL_FAILURE(go());
   FillMode m("scratch,fast");
   RunResult r = restore(image_path());
-  expect_one_line_failure(r, "CKPT_RESTORE_FILL: unknown word 'fast' (known: scratch, scalar, refuse-force, one, two, second)");
+  expect_one_line_failure(r, "CKPT_RESTORE_FILL: unknown word 'fast' (known: scratch, scalar, refuse-force, one, two, second, busy)");
   EXPECT_FALSE(pid_exists(pid_)) << "pid " << pid_ << " exists after a refused restore";
 }
 
