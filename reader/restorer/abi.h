@@ -283,7 +283,7 @@ struct rs_args {
                                   * leader only hashes them (decision 248) */
 #define RS_FILL_ONE 32u          /* one filler, whatever the sizes and CPUs (decision 248) */
 #define RS_FILL_ASSUME_BUSY 64u  /* tests: imgtool acts as if no CPU were free, so only a cold page
-                                  * cache asks for the second filler (decision 3000); unused by the blob */
+                                  * cache asks for the second filler (decision 257); unused by the blob */
 
 /* A checked fill is read into place and hashed there a slice at a time
  * (decision 230): so many bytes that the slice is still in the cache

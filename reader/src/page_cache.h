@@ -1,6 +1,6 @@
 // Whether a file's bytes are in the page cache, sampled cheaply (issue 12:
 // an eager restore from a cold page cache reads with two fillers,
-// DECISIONS 3000).
+// DECISIONS 257).
 #pragma once
 
 #include <utility>

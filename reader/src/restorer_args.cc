@@ -153,7 +153,7 @@ Status choose_fillers(const LayoutInputs &in, rs_args &a, const std::vector<bool
   }
   if (a.fill_flags & RS_FILL_ASSUME_BUSY) cpu_free = false;
   // From a cold page cache the pair is asked for even without a free CPU
-  // (decision 3000): each filler then spends most of its time waiting for
+  // (decision 257): each filler then spends most of its time waiting for
   // its pread's pages to come from the disk, and a second reader keeps a
   // second read in flight where one filler would wait, hash and populate
   // with the disk idle. Cold: most of kColdSamples pages spread over the

@@ -28,7 +28,7 @@ namespace {
 // made), and "second" leaves every slice of the shared fills to the second
 // filler, so that the damaged byte below is read in by it.
 // "busy" takes no CPU as free: the pair only for an image not in the page
-// cache (decision 3000; ColdImageIsSampledCold below).
+// cache (decision 257; ColdImageIsSampledCold below).
 const std::vector<std::string> kModes = {"", "scalar", "scratch", "scratch,scalar", "one", "two", "second", "second,scalar", "busy"};
 
 // CKPT_RESTORE_FILL=mode for one scope (unset again after it).
@@ -99,7 +99,7 @@ std::vector<std::pair<int, int>> sampled_lines(const std::string &err) {
   return out;
 }
 
-// Decision 3000: with no CPU free ("busy"), the image's residency in the
+// Decision 257: with no CPU free ("busy"), the image's residency in the
 // page cache decides the second filler. Evicted (its pages dropped with
 // POSIX_FADV_DONTNEED), most sampled pages are not cached and the restore,
 // with the pair, still runs the program to its check; read again, every
