@@ -141,7 +141,24 @@ static long spawn_thread(const struct rs_args *a, const struct rs_thread *t) {
   ca.stack_size = 16384;
   ca.set_tid = (uint64_t)(ulong)&tid;
   ca.set_tid_size = 1;
-  return rs_clone3(&ca, thread_entry, (void *)a, (void *)t);
+  /* Kernel quirk (Linux 6.15+, commit 7903f907a226 "pid: perform
+   * free_pid() calls outside of tasklist_lock"): the last thread of a group
+   * to exit tells the leader's parent under tasklist_lock and frees its own
+   * tid only after dropping it (kernel/exit.c release_task). A parent that
+   * reaps the leader and restores at once can find that tid still held for
+   * a moment, though /proc (the preflight's check) no longer shows it:
+   * clone3 set_tid fails with EEXIST. So EEXIST is tried again, 1 ms
+   * apart, for up to 200 ms; a tid that is really taken still fails, that
+   * much later (decision 254). */
+  long r = -EEXIST_NR;
+  for (unsigned attempt = 0; attempt < 200 && r == -EEXIST_NR; attempt++) {
+    if (attempt > 0) {
+      struct { long sec, nsec; } pause = {0, 1000000};
+      sys2(NR_nanosleep, &pause, 0);
+    }
+    r = rs_clone3(&ca, thread_entry, (void *)a, (void *)t);
+  }
+  return r;
 }
 
 void rs_main(struct rs_args *a) __attribute__((used, noreturn));

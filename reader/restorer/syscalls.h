@@ -19,6 +19,7 @@ enum {
   NR_setresgid = 119, NR_capset = 126, NR_seccomp = 317, NR_mlock2 = 325,
   NR_mlockall = 151, NR_getppid = 110, NR_fcntl = 72, NR_process_vm_writev = 311,
   NR_fadvise64 = 221, NR_openat = 257, NR_pwrite64 = 18, NR_tgkill = 234, NR_sched_yield = 24,
+  NR_nanosleep = 35,
 };
 
 static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {
@@ -92,6 +93,7 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define FUTEX_WAIT 0
 #define FUTEX_WAKE 1
 #define ESRCH_NR 3
+#define EEXIST_NR 17
 #define TASK_SIZE_4LEVEL 0x7ffffffff000ul
 
 /* Defined in map_memory.c (-fno-builtin: the compiler emits calls). */
