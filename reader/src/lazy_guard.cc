@@ -86,7 +86,7 @@ bool LazyGuard::start(int uffd, int process, pid_t pid) {
   if (g == 0) {
     close(sv[0]);
     // `uffd` stays open here: the guard's copy of it. Every other fd the
-    // helper has (the image mapping's, the go pipe) closes when it exits.
+    // helper has (the image mapping's, the go socket) closes when it exits.
     guard(sv[1], process, pid);
   }
   (void)uffd;

@@ -384,8 +384,9 @@ TEST_F(Snapshot, DumpsInTwoPidNamespacesWhereImgtoolHasTheSamePid) {
     // both namespaces; it kills python3 once the dump has ended.
     std::string script = "python3 -c \"import sys, time; b = bytearray(b'x' * (32 << 20)); "
                          "open(sys.argv[1], 'w').write('ready'); time.sleep(600)\" " + fifo +
-                         " >/dev/null 2>&1 & read ready < " + fifo + "; " + imgtool() +
-                         " dump --pid $! -o - --short-freeze --no-track-dirty; st=$?; kill -9 $!; exit $st";
+                         " >/dev/null 2>&1 & read ready < " + fifo +
+                         "; sh -c 'echo imgtool-pid $$ >&2; exec \"$0\" dump --pid \"$1\" -o - --short-freeze "
+                         "--no-track-dirty' " + imgtool() + " $!; st=$?; kill -9 $!; exit $st";
     dumps[i] = spawn_held({"unshare", "--pid", "--kill-child", "--mount-proc", "sh", "-c", script},
                           tmp_.file("dump" + std::to_string(i) + ".err"));
     ASSERT_GT(dumps[i].pid, 0);
@@ -394,6 +395,7 @@ TEST_F(Snapshot, DumpsInTwoPidNamespacesWhereImgtoolHasTheSamePid) {
       ASSERT_TRUE(wait_until([&] { return pipe_full(dumps[0].out); }, 60)) << read_file(tmp_.file("dump0.err"));
     }
   }
+  int imgtool_pid[2] = {0, 0};
   for (int i : {1, 0}) {
     SCOPED_TRACE("dump " + std::to_string(i));
     std::string image = tmp_.file("ns" + std::to_string(i) + ".core");
@@ -402,7 +404,14 @@ TEST_F(Snapshot, DumpsInTwoPidNamespacesWhereImgtoolHasTheSamePid) {
         << "0x" << std::hex << st << "\n" << read_file(tmp_.file("dump" + std::to_string(i) + ".err"));
     RunResult v = test::run({imgtool(), "verify", "--intact", image});
     EXPECT_TRUE(v.exited && v.exit_code == 0) << v.status() << "\n" << v.err;
+    std::string err = read_file(tmp_.file("dump" + std::to_string(i) + ".err"));
+    size_t at = err.find("imgtool-pid ");
+    ASSERT_NE(at, std::string::npos) << err;
+    imgtool_pid[i] = std::atoi(err.c_str() + at + 12);
   }
+  // Else the names never met and this test shows nothing.
+  EXPECT_GT(imgtool_pid[0], 0);
+  EXPECT_EQ(imgtool_pid[0], imgtool_pid[1]) << "the two imgtools had different pids in their namespaces";
 }
 
 }  // namespace

@@ -152,7 +152,8 @@ class PagemapPages {
 // stores, are read per page from pagemap, for their frames (cow_sharing.h);
 // a page not written since PREV is Parent or Zero once selection runs, and
 // its frame is never asked for. False: not planned (a swap entry, which
-// only pagemap's per-page bits and smaps' Swap tell apart from a marker).
+// only pagemap's per-page bits and smaps' Swap tell apart from a marker; or
+// a kernel without PAGE_IS_GUARD).
 // A mapping whose every page is a present anonymous page (smaps' Anonymous
 // equals its size: counted by the copy, which never runs, or by the target
 // inside the window; confirm_smaps keeps a sum over merged neighbours
@@ -168,6 +169,11 @@ Expected<bool> plan_tracked_piece(PagemapPages &pages, const MapEntry &m, VmaPla
     u64 returned = kPageIsPresent | kPageIsSwapped | kPageIsPfnZero | kPageIsGuard | (file ? kPageIsFile : 0);
     int err = pagemap_scan_walk_masks(pages.fd(), from, to, 0, 0, kPageIsPresent | kPageIsSwapped, returned,
                                       [&](const PageRegion &r) { regions.push_back(r); });
+    // Kernel quirk: PAGE_IS_GUARD is 6.14's, and an older kernel (tracking
+    // works from 6.7) refuses a category bit it does not know with EINVAL
+    // before it walks anything (fs/proc/task_mmu.c, pagemap_scan_get_args).
+    // The piece is then planned per page, as before this scan existed.
+    if (err == EINVAL && regions.empty()) return false;
     if (err)
       return make_error("PAGEMAP_SCAN of 0x%llx-0x%llx: %s", (unsigned long long)from, (unsigned long long)to,
                         strerror(err));
