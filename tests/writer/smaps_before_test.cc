@@ -68,6 +68,23 @@ TEST(SmapsBefore, MappingsMergedByTheTrackerConfirmWithSummedCounters) {
   EXPECT_EQ(maps[2].anonymous_kb, 0u);
 }
 
+TEST(SmapsBefore, AMergedSumIsKeptBelowEachMappingsSize) {
+  // Every page of the merged VMA present: the sum (2 MiB) covers either
+  // 1 MiB mapping, but neither may read as "every page present" (a plan
+  // under dirty tracking would then skip its scan, and a dropped page would
+  // be stored as data). A mapping of its own that is full stays full.
+  std::vector<MapEntry> maps = {anon(kA, kB, {"rd", "wr", "uw"}), anon(kB, kC, {"rd", "wr"}),
+                                anon(kC, kD, {"rd", "wr"})};
+  std::vector<MapEntry> later = {anon(kA, kC, {"rd", "wr"}, 2048), anon(kC, kD, {"rd", "wr"}, 1024)};
+  std::string why;
+  ASSERT_TRUE(confirm_smaps(maps, later, true, why)) << why;
+  EXPECT_GT(maps[0].anonymous_kb, 0u);
+  EXPECT_LT(maps[0].anonymous_kb, 1024u);
+  EXPECT_GT(maps[1].anonymous_kb, 0u);
+  EXPECT_LT(maps[1].anonymous_kb, 1024u);
+  EXPECT_EQ(maps[2].anonymous_kb, 1024u);
+}
+
 TEST(SmapsBefore, DontForkIsAbsentFromTheCopyOnly) {
   std::vector<MapEntry> maps = {anon(kA, kB, {"rd", "wr", "dc"}), anon(kB, kC, {"rd", "wr"})};
   std::vector<MapEntry> copy = {anon(kB, kC, {"rd", "wr"})};
