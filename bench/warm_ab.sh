@@ -21,6 +21,7 @@ while [[ ${1:-} == -r || ${1:-} == -n ]]; do
   shift 2
 done
 (($# == 2)) || { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 2; }
+here=$(cd "$(dirname "$0")" && pwd)
 a=$(cd "$1" && pwd) b=$(cd "$2" && pwd)
 for t in "$a/imgtool" "$b/imgtool" "$b/bench/timed_run"; do
   [[ -x $t ]] || { echo "warm_ab: $t missing (build it)" >&2; exit 1; }
@@ -45,6 +46,7 @@ dump_ready() {
   exec 7> >(exec env -i "$@" >"$tmp/$name.out" 2>"$tmp/$name.err")
   local pid=$!
   for _ in $(seq 600); do grep -q ready "$tmp/$name.out" 2>/dev/null && break; sleep 0.05; done
+  grep -q ready "$tmp/$name.out" 2>/dev/null || { echo "warm_ab: $name did not say ready within 30 s: $(tail -1 "$tmp/$name.err")" >&2; exit 1; }
   "$b/imgtool" dump --pid "$pid" -o "$tmp/$name.core" --kill
   exec 7>&-
   wait "$pid" 2>/dev/null || true
@@ -58,23 +60,7 @@ print('ready', flush=True)
 sys.stdin.read()
 os._exit(0)"
 if [[ -x /usr/bin/java ]] && command -v javac >/dev/null; then
-  cat >"$tmp/Warm.java" <<'JAVA'
-public class Warm {
-  public static void main(String[] args) throws Exception {
-    long sum = 0;
-    for (int round = 0; round < 200; round++) {
-      java.util.HashMap<Integer, String> m = new java.util.HashMap<>();
-      for (int i = 0; i < 10000; i++) m.put(i, Integer.toString(i));
-      sum += m.size();
-    }
-    System.out.println("ready " + sum);
-    System.out.flush();
-    while (System.in.read() >= 0) {}
-    Runtime.getRuntime().halt(0);
-  }
-}
-JAVA
-  javac -d "$tmp" "$tmp/Warm.java"
+  javac -d "$tmp" "$here/Warm.java"
   dump_ready jvm /usr/bin/java -XX:-UsePerfData -Xmx64m -XX:+UseSerialGC -cp "$tmp" Warm
   programs+=(jvm)
 fi

@@ -26,6 +26,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 BUILD=${1:-build}
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 IMGTOOL=$(realpath "$BUILD/imgtool")
 MEMHOG=$(realpath "$BUILD/bench/memhog")
 PYTHON=/usr/bin/python3
@@ -78,30 +79,14 @@ timed -- "$IMGTOOL" restore --lazy warm.core
 tool_lazy_ms=$WALL_MS tool_lazy_cpu=$CPU_MS
 cd - >/dev/null
 
-# The JVM: OpenJDK 17 running a small class after a warm-up loop (Warm.java
-# below), which blocks on standard input the same way and then halts.
+# The JVM: OpenJDK 17 running a small class after a warm-up loop (bench/Warm.java),
+# which blocks on standard input the same way and then halts.
 JAVA=/usr/bin/java
 JAVA_OPTS=(-XX:-UsePerfData -Xmx64m -XX:+UseSerialGC)
 java_cold_ms="" java_eager_ms="" java_lazy_ms=""
 if [[ -x $JAVA ]] && command -v javac >/dev/null; then
   echo "== warm start: $JAVA after a warm-up loop =="
-  cat >"$WORK/Warm.java" <<'JAVA'
-public class Warm {
-  public static void main(String[] args) throws Exception {
-    long sum = 0;
-    for (int round = 0; round < 200; round++) {
-      java.util.HashMap<Integer, String> m = new java.util.HashMap<>();
-      for (int i = 0; i < 10000; i++) m.put(i, Integer.toString(i));
-      sum += m.size();
-    }
-    System.out.println("ready " + sum);
-    System.out.flush();
-    while (System.in.read() >= 0) {}
-    Runtime.getRuntime().halt(0);
-  }
-}
-JAVA
-  javac -d "$WORK" "$WORK/Warm.java"
+  javac -d "$WORK" "$BENCH_DIR/Warm.java"
   timed -- env -i "$JAVA" "${JAVA_OPTS[@]}" -cp "$WORK" Warm
   java_cold_ms=$WALL_MS java_cold_cpu=$CPU_MS
   exec 7> >(exec env -i "$JAVA" "${JAVA_OPTS[@]}" -cp "$WORK" Warm >"$WORK/java.out")
