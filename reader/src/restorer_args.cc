@@ -128,11 +128,16 @@ Status choose_fillers(const LayoutInputs &in, rs_args &a, const std::vector<bool
     a.fillers = 2;
     return {};
   }
+  // The fills the pair would share: (file offset, length) of each.
+  std::vector<std::pair<u64, u64>> ranges;
   u64 shared = 0;
   for (u32 i = 0; i < a.nvma; i++) {
     if (forced_vma[i]) continue;
     for (u32 k = 0; k < a.vma[i].nfill; k++)
-      if (const rs_fill &f = a.fill[a.vma[i].first_fill + k]; f.len >= a.pair_min) shared += f.len;
+      if (const rs_fill &f = a.fill[a.vma[i].first_fill + k]; f.len >= a.pair_min) {
+        ranges.emplace_back(f.file_offset, f.len);
+        shared += f.len;
+      }
   }
   // The cheap test first: a small image (the warm start's) reads nothing.
   if (shared < kPairTotal) return {};
@@ -160,13 +165,6 @@ Status choose_fillers(const LayoutInputs &in, rs_args &a, const std::vector<bool
   // shared fills are not in the page cache.
   if (!cpu_free) {
     constexpr unsigned kColdSamples = 16;
-    std::vector<std::pair<u64, u64>> ranges;
-    for (u32 i = 0; i < a.nvma; i++) {
-      if (forced_vma[i]) continue;
-      for (u32 k = 0; k < a.vma[i].nfill; k++)
-        if (const rs_fill &f = a.fill[a.vma[i].first_fill + k]; f.len >= a.pair_min)
-          ranges.emplace_back(f.file_offset, f.len);
-    }
     auto [resident, sampled] = sample_page_cache(in.fds.image_fd, ranges, kColdSamples);
     if (tracing_times()) trace_phasef("restorer: %u of %u sampled image pages cached", resident, sampled);
     if (sampled == 0 || 2 * resident >= sampled) return {};
