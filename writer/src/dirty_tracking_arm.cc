@@ -38,6 +38,35 @@ static constexpr u64 kUffdUserModeOnly = 1;  // UFFD_USER_MODE_ONLY (5.11)
 static constexpr u64 kTrackerFdCeiling = 1024;
 static constexpr u64 kTrackerFdHeadroom = 32;
 
+// The lowest fd number the tracker and its epoch may take (F_DUPFD takes
+// the lowest free one at or above it), below `nofile`.
+//
+// Kernel quirk (fs/file.c, expand_fdtable): growing the fd table of a
+// process whose table is shared, as every multi-threaded process's is,
+// waits for an RCU grace period (synchronize_rcu) so that no fd_install()
+// still sees the old table: about 10 ms on this VM, inside the freeze, at
+// every first dump. So the two fds go into the two highest free slots of
+// the table the process has now (FDSize), if those are in its upper half;
+// only otherwise just below the ceiling, where the table grows once.
+static u64 tracker_fd_floor(const ProcessCapture &pc, u64 nofile) {
+  const u64 fallback = nofile - kTrackerFdHeadroom;
+  const u64 size = std::min<u64>(pc.status.fd_table_size, nofile);
+  if (size < 2 * kTrackerFdHeadroom) return fallback;
+  // pc.fds lists the open fds in ascending order (the old tracker taken out:
+  // close_tracker has closed it by now, or it is reused and not armed again).
+  std::vector<bool> open(size, false);
+  for (const FdInfo &f : pc.fds.fds)
+    if (f.record.fd >= 0 && u64(f.record.fd) < size) open[size_t(f.record.fd)] = true;
+  int found = 0;
+  for (u64 slot = size; slot-- > size / 2;) {
+    if (open[size_t(slot)]) continue;
+    // The lower of the two highest free slots: every slot between it and
+    // the higher one is taken, so the second F_DUPFD lands on the higher.
+    if (++found == 2) return slot;
+  }
+  return fallback;
+}
+
 // Mappings worth tracking: the private writable memory of 4 KiB pages that
 // selection would compare (parent_compare.cc); not [vdso], I/O or hugetlb.
 static bool trackable(const VmaPlan &v) {
@@ -271,6 +300,7 @@ Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc, const u8 (&image_i
     out.why = "RLIMIT_NOFILE leaves no room for the tracker";
     return out;
   }
+  const u64 floor = tracker_fd_floor(pc, nofile);
   long slot = -1, epoch_slot = -1;
   CKPT_TRY(with_main_thread(pc, out.why, [&](TrackerMaker &maker) -> Status {
     auto fd = maker.open_async_wp();
@@ -280,7 +310,7 @@ Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc, const u8 (&image_i
       return {};
     }
     // The mark that tells the tracker from a program's own userfaultfd.
-    auto moved = maker.mark_and_move(*fd, nofile - kTrackerFdHeadroom);
+    auto moved = maker.mark_and_move(*fd, floor);
     if (!moved) return moved.error();
     if (*moved < 0) {
       out.why = std::string("no place for the tracker fd: ") + strerror(int(-*moved));
@@ -293,7 +323,7 @@ Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc, const u8 (&image_i
     if (!epoch) return epoch.error();
     long epoch_error = *epoch;
     if (*epoch >= 0) {
-      auto at = maker.mark_and_move(*epoch, nofile - kTrackerFdHeadroom);
+      auto at = maker.mark_and_move(*epoch, floor);
       if (!at) return at.error();
       epoch_slot = epoch_error = *at;
     }

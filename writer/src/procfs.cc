@@ -250,6 +250,8 @@ Expected<ProcStatus> read_status(pid_t pid, pid_t tid) {
     else if (key == "NoNewPrivs") ok = parse_u32(value, 10, ps.no_new_privs);
     else if (key == "Seccomp") ok = parse_u32(value, 10, ps.seccomp_mode);
     else if (key == "Seccomp_filters") ok = parse_u32(value, 10, ps.seccomp_filters);
+    // Optional: a task without a files_struct (in exit) has no FDSize.
+    else if (key == "FDSize") ok = parse_u32(value, 10, ps.fd_table_size);
     // Optional: a task without an mm (a zombie, a kernel thread) has no
     // Vm* lines. "VmLck:\t       0 kB".
     else if (key == "VmLck") {

@@ -73,6 +73,7 @@ struct ProcStatus {
   u32 seccomp_mode = 0;            ///< "Seccomp": SECCOMP_MODE_*
   u32 seccomp_filters = 0;         ///< "Seccomp_filters": the thread's chain length
   std::optional<u64> vm_lck_kb;    ///< "VmLck" in kB (mm->locked_vm); absent without an mm
+  u32 fd_table_size = 0;           ///< "FDSize": slots in the fd table (it grows, never shrinks); 0 if absent
 };
 Expected<ProcStatus> read_status(pid_t pid, pid_t tid = 0);
 
