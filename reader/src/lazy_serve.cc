@@ -66,7 +66,7 @@ struct HelperCounts {
 } g_counts;
 
 // The stored bytes of the restored process, for the restore-lazy-midway
-// fault point (docs/DESIGN.md "Fault points"): the helper dies once half of
+// fault point (docs/design/fault-points.md): the helper dies once half of
 // them were served or copied, the program mid-way through its memory.
 u64 g_stored_bytes = 0;
 void midway_fault_point() {

@@ -1,7 +1,7 @@
 // CKPT_TRACE_TIMES=1 in the environment of `imgtool restore` or `./FILE`:
 // each phase of a restore prints one line to stderr, "ckpt-times: MS PHASE",
-// MS counted from the restore's start on CLOCK_MONOTONIC (docs/DESIGN.md,
-// "Where a warm start's time goes"). The restoring child and the lazy-pages
+// MS counted from the restore's start on CLOCK_MONOTONIC
+// (docs/design/warm-start-time.md). The restoring child and the lazy-pages
 // helper are forks and share the start, so their lines line up with the
 // parent's. Off, a phase costs one predictable branch.
 #pragma once

@@ -1,5 +1,5 @@
 // Support for the fault tests (tests/faults): a dump or restore killed or
-// failed at a named point (CKPT_FAULT, docs/DESIGN.md "Fault points") or at
+// failed at a named point (CKPT_FAULT, docs/design/fault-points.md) or at
 // a random moment must leave the target as it was and the destination
 // folder as it was; a restore killed before its point of no return leaves
 // no process behind and its pids free.

@@ -38,7 +38,7 @@ class Snapshot : public RestoreTest {
   // The snapshot cgroup the dump run as `dump` made (it is named for its
   // imgtool's pid namespace and pid: writer/src/snapshot_cgroup.h), if it
   // is still there: once imgtool's exit is seen, its guard and it have
-  // removed it (DESIGN.md, the dump guard). Only this test's own dumps
+  // removed it (docs/design/dump-guard.md). Only this test's own dumps
   // are looked at: other dumps on the machine (ctest -j2, another
   // checkout's tests) have theirs for a while.
   static std::string leftover_snapshot_cgroup(const RunResult &dump) {

@@ -13,7 +13,7 @@
 // dump leaves it out of the image, so restore never makes one. Each dump
 // makes a new tracker (a new inode) and records it in the image's
 // DirtyTracking note; tracking is trusted against PREV only if the tracker
-// found is the one PREV recorded (docs/DESIGN.md "Dirty tracking").
+// found is the one PREV recorded (docs/design/dirty-tracking.md).
 //
 // A later dump reuses the tracker instead of closing it and making a new
 // one (closing clears the write-protection of every page, arming sets it

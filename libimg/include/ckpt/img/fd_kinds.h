@@ -4,7 +4,8 @@
 // (how a kind is recognised and captured) is writer/src/fd_kinds/, the
 // reader's (preflight check, how it is reopened) reader/src/fd_kinds/;
 // each is a table of exactly kFdTypeCount entries checked at compile time
-// by covers_every_fd_type(), so a kind cannot lack a part (docs/DESIGN.md).
+// by covers_every_fd_type(), so a kind cannot lack a part
+// (docs/design/adding-an-fd-kind.md).
 #pragma once
 
 #include <array>

@@ -83,8 +83,8 @@ enum class NoteCount : u8 { Many, One, OptionalOne };
 /// as are the encoding, the decoding and `imgtool info`'s list of notes;
 /// the two strings name the note and one record in errors. Every Record
 /// needs its for_each_ref() (note_kinds.h) or nothing builds: that is the
-/// decoding's cross-check of its strings and blobs. docs/DESIGN.md "Adding
-/// a note kind" is the recipe.
+/// decoding's cross-check of its strings and blobs.
+/// docs/design/adding-a-note-kind.md is the recipe.
 #define CKPT_NOTE_KINDS(X)                                                                                  \
   X(Identity, 0x434b0001, IdentityRecord, identity, identity_table, Image, One, "identity", "identity")      \
   X(Tasks, 0x434b0002, TaskRecord, tasks, tasks, Process, Many, "tasks", "task")                             \

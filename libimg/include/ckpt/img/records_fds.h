@@ -40,7 +40,8 @@ static_assert(offsetof(FdRecord, state) == 112 && offsetof(FdRecord, dev_major) 
 /// fd kind registry (libimg/fd_kinds.h, writer/src/fd_kinds/,
 /// reader/src/fd_kinds/) is a table of exactly kFdTypeCount entries that a
 /// static_assert checks, so a kind added here without its dump, restore,
-/// describe and preflight parts does not build (docs/DESIGN.md).
+/// describe and preflight parts does not build
+/// (docs/design/adding-an-fd-kind.md).
 #define CKPT_FD_TYPES(X) \
   X(Regular, 0)          \
   X(Directory, 1)        \
