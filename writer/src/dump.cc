@@ -202,7 +202,10 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
       // compared) a mapping not registered for async write-protection.
       std::string why;
       if (opt.dirty_tracking) {
-        auto w = read_written_pages(p.capture, p.tracker, prev->image, prev->view.identity.image_id, why);
+        // A tracker pre-armed by this dump saw nothing of before it: as none.
+        bool fresh = prearmed.pids.count(p.capture.pid) != 0;
+        auto w = read_written_pages(p.capture, fresh ? TrackerFd{} : p.tracker, prev->image,
+                                    prev->view.identity.image_id, why);
         if (!w) return i == 0 ? w.error() : w.error().context("process " + std::to_string(p.capture.pid));
         written[i] = w.take();
       } else {
