@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <dirent.h>
+#include <linux/seccomp.h>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -112,6 +113,10 @@ Expected<PreArmed> prearm_trackers(pid_t root, DumpGuard &guard, const std::map<
     if (changed) continue;
     auto pc = arming_facts(frozen, maps, *fds);
     if (!pc) return pc.error().context("process " + std::to_string(pid));
+    // A main thread in seccomp strict mode is borrowed only in the freeze,
+    // which refuses it or, with --inject-strict-seccomp, takes the risk
+    // knowingly (DECISIONS 179).
+    if (pc->thread_status[0].seccomp_mode == SECCOMP_MODE_STRICT) continue;
     guard.arming(pid, false);
     auto armed = arm_tracking(*pc, no_image, /*protect_now=*/false);
     if (!armed) return armed.error();
