@@ -99,11 +99,12 @@ Expected<PreArmed> prearm_trackers(pid_t root, DumpGuard &guard, const std::map<
     if (!f) continue;  // the freeze proper says why, if it still applies
     FrozenProcess frozen = f.take();
     // Stopped now: the fd table and the mappings are those arming sees.
+    // What cannot be read here (the process gone meanwhile) leaves it to
+    // the freeze, which says why if it still applies.
     auto fds = scan_fds(pid);
-    if (!fds) return fds.error();
-    if (fds->tracker_kind) continue;
+    if (!fds || fds->tracker_kind) continue;
     auto same = read_maps(pid, /*brief=*/true);
-    if (!same) return same.error();
+    if (!same) continue;
     // A mapping changed since smaps was read: its VmFlags are not known,
     // so this process is armed in the freeze, as before.
     bool changed = same->size() != maps.size();
@@ -112,7 +113,7 @@ Expected<PreArmed> prearm_trackers(pid_t root, DumpGuard &guard, const std::map<
                 (*same)[i].shared != maps[i].shared;
     if (changed) continue;
     auto pc = arming_facts(frozen, maps, *fds);
-    if (!pc) return pc.error().context("process " + std::to_string(pid));
+    if (!pc) continue;
     // A main thread in seccomp strict mode is borrowed only in the freeze,
     // which refuses it or, with --inject-strict-seccomp, takes the risk
     // knowingly (DECISIONS 179).
@@ -123,15 +124,14 @@ Expected<PreArmed> prearm_trackers(pid_t root, DumpGuard &guard, const std::map<
     CKPT_TRY(frozen.release());
     double stopped = std::chrono::duration<double>(Clock::now() - t0).count();
     if (stopped > out.stopped_seconds) out.stopped_seconds = stopped;
-    if (!armed->ino) {
-      if (out.note.empty()) out.note = "process " + std::to_string(pid) + ": " + armed->why;
-      continue;
-    }
-    // While it runs: a page written during the walk counts as written and
-    // is protected again in the freeze (continue_tracking).
-    auto protected_ranges = protect_written(pid, armed->ranges);
-    if (!protected_ranges) return protected_ranges.error();
+    // Not armed (seccomp, no [vdso], RLIMIT_NOFILE, EPERM): the freeze
+    // tries again and gives the note it gives.
+    if (!armed->ino) continue;
     out.pids.insert(pid);
+    // While it runs: a page written during the walk counts as written and
+    // is protected again in the freeze (continue_tracking), as is one the
+    // walk never reached (a child that exited meanwhile: no pagemap).
+    (void)protect_written(pid, armed->ranges);
   }
   return out;
 }

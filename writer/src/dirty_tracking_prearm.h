@@ -43,7 +43,6 @@ class DumpGuard;
 struct PreArmed {
   std::set<pid_t> pids;       ///< processes given a tracker before the freeze
   double stopped_seconds = 0; ///< the longest stop of one of them
-  std::string note;           ///< why one was not pre-armed (the freeze tries again), or ""
 };
 
 /// Pre-arms every process of the tree under `root` that holds no tracker
@@ -51,7 +50,8 @@ struct PreArmed {
 /// before), each journalled with `guard` first, so a failure or imgtool's
 /// death from here on closes the new trackers. A process that cannot be
 /// stopped, or cannot get a tracker (seccomp, no [vdso], RLIMIT_NOFILE,
-/// EPERM), is left as it was. Errors: only what leaves a process in doubt.
+/// EPERM), is left as it was (the freeze tries again, with its note).
+/// Errors: only what leaves a process in doubt (an injection that failed).
 /// `smaps`: the tree's smaps read before the freeze (smaps_before.h), used
 /// where a process's mappings are still those; empty: read here.
 img::Expected<PreArmed> prearm_trackers(pid_t root, DumpGuard &guard,
