@@ -208,6 +208,11 @@ int cmd_dump(int argc, char **argv) {
     line += ", trackers armed " + std::to_string(stats->trackers_armed);
     if (!stats->tracking_note.empty()) line += " (" + stats->tracking_note + ")";
     if (stats->trackers_reused) line += ", trackers reused " + std::to_string(stats->trackers_reused);
+    if (stats->trackers_prearmed) {
+      std::snprintf(buf, sizeof buf, ", armed before the freeze %u (kept %u) in %.6f s", stats->trackers_prearmed,
+                    stats->trackers_prearmed_kept, stats->prearm_stopped_seconds);
+      line += buf;
+    }
     // Only the unusual case: the early smaps read was out of date.
     if (stats->smaps_note.rfind("in a second", 0) == 0) line += ", smaps " + stats->smaps_note;
     line += ", freeze " + stats->freeze_mode;

@@ -237,6 +237,20 @@ TEST(DumpStats, ReportsFrozenTimeOnStderr) {
                         &frozen, &total, &image, &memory, &trackers, &used),
             5)
       << r.err;
+  // The tracker was made before the freeze, in a stop of its own (not
+  // counted in "frozen"), and the freeze found it (DECISIONS 260).
+  unsigned prearmed = 0, kept = 0;
+  double stopped = -1;
+  int more = 0;
+  ASSERT_EQ(std::sscanf(r.err.c_str() + used, ", armed before the freeze %u (kept %u) in %lf s%n", &prearmed, &kept,
+                        &stopped, &more),
+            3)
+      << r.err;
+  EXPECT_EQ(prearmed, 1u);
+  EXPECT_EQ(kept, 1u);
+  EXPECT_GT(stopped, 0.0);
+  EXPECT_LE(stopped, total);
+  used += more;
   // Then how it froze: for the whole dump, the sleeper having less than
   // the 8 MiB from which snapshot mode is the default (DECISIONS 134).
   EXPECT_EQ(r.err.substr(used), ", freeze full (under 8 MiB to store)\n") << "one line only:\n" << r.err;

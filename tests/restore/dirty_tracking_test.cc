@@ -4,6 +4,7 @@
 // for (mappings made, moved or replaced since). restore_dirty_tracking
 // changes its memory in each of those ways between dumps and checks every
 // word after the restore, and that it has no tracker.
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -28,6 +29,7 @@ using test::file_size;
 struct Stats {
   unsigned long long memory = 0, parent = 0, tracked = 0, written = 0, compared = 0;
   unsigned trackers = 0;
+  unsigned prearmed = 0, prearmed_kept = 0;  // made before the freeze, and of those found by it
   std::string note;  // why tracking was not used, in parentheses
 };
 
@@ -45,6 +47,8 @@ Stats parse_stats(const std::string &err) {
   s.written = number("written", " bytes");
   s.compared = number("compared", " bytes");
   s.trackers = static_cast<unsigned>(number("trackers armed", ""));
+  s.prearmed = static_cast<unsigned>(number("armed before the freeze", ""));
+  s.prearmed_kept = static_cast<unsigned>(number("armed before the freeze \\d+ \\(kept", "\\)"));
   size_t open = err.find('(');
   if (open != std::string::npos) s.note = err.substr(open);
   return s;
@@ -198,6 +202,10 @@ TEST_F(DirtyTracking, TrackedChainRestoresEveryWord) {
   ASSERT_GE(table_before, 64u);
   Stats s0 = dump_link(0, -1);
   EXPECT_EQ(s0.trackers, 1u) << s0.note;
+  // A first dump arms before the freeze, which finds the tracker and only
+  // resets it (DECISIONS 260).
+  EXPECT_EQ(s0.prearmed, 1u) << s0.note;
+  EXPECT_EQ(s0.prearmed_kept, 1u) << s0.note;
 
   // The tracker: one userfaultfd, close-on-exec, marked O_APPEND, in the
   // upper half of the fd table it found, which did not grow (growing a
@@ -315,6 +323,57 @@ TEST_F(DirtyTracking, FailedOrKilledDumpLeavesNoNewTracker) {
   EXPECT_FALSE(r.exited) << r.status() << "\n" << r.err;
   EXPECT_TRUE(userfaultfds(pid_).empty());
   EXPECT_EQ(tracker_epoch(pid_).first, -1);
+}
+
+// pid's fds with what each refers to ("3 -> /dev/null" lines).
+std::string fd_table(pid_t pid) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd", out;
+  std::vector<std::string> lines;
+  if (DIR *d = opendir(dir.c_str())) {
+    while (dirent *e = readdir(d)) {
+      char link[256];
+      ssize_t n = readlink((dir + "/" + e->d_name).c_str(), link, sizeof link - 1);
+      if (n <= 0) continue;
+      link[n] = 0;
+      lines.push_back(std::string(e->d_name) + " -> " + link);
+    }
+    closedir(d);
+  }
+  std::sort(lines.begin(), lines.end());
+  for (const std::string &l : lines) out += l + "\n";
+  return out;
+}
+
+// A dump that fails or is killed after the pre-arm, before its freeze
+// (dump-prearmed; DECISIONS 260), leaves the process's fd table as it was
+// (no tracker, no epoch), the process untraced and running; the next dump
+// arms normally.
+TEST_F(DirtyTracking, FaultAfterThePreArmLeavesNoTracker) {
+  ASSERT_NO_FATAL_FAILURE(start_program());
+  const std::string before = fd_table(pid_);
+  ASSERT_NE(before, "");
+  for (const char *fault : {"dump-prearmed:eio", "dump-prearmed"}) {
+    SCOPED_TRACE(fault);
+    setenv("CKPT_FAULT", fault, 1);
+    RunResult r = dump(pid_, link(0), {"--stats"});
+    unsetenv("CKPT_FAULT");
+    EXPECT_FALSE(r.exited && r.exit_code == 0) << r.err;
+    if (std::string(fault).find(':') == std::string::npos) {
+      EXPECT_EQ(r.term_signal, SIGKILL) << r.status() << "\n" << r.err;
+    } else {
+      EXPECT_EQ(split_lines(r.err).size(), 1u) << r.err;
+    }
+    EXPECT_EQ(fd_table(pid_), before) << r.status() << "\n" << r.err;
+    EXPECT_EQ(access(link(0).c_str(), F_OK), -1);
+    std::string status = read_file("/proc/" + std::to_string(pid_) + "/status");
+    EXPECT_NE(status.find("TracerPid:\t0\n"), std::string::npos) << status;
+    EXPECT_EQ(status.find("State:\tt"), std::string::npos) << status;
+    EXPECT_EQ(status.find("State:\tT"), std::string::npos) << status;
+  }
+  Stats s = dump_link(0, -1);
+  EXPECT_EQ(s.trackers, 1u) << s.note;
+  EXPECT_EQ(s.prearmed, 1u) << s.note;
+  EXPECT_EQ(userfaultfds(pid_).size(), 1u);
 }
 
 // A process that had a tracker keeps one (at the same fd) when a later

@@ -301,7 +301,8 @@ TEST_F(Snapshot, CgroupMadeBeforeTheFreezeIsRemovedByTheGuard) {
 
 // A chain of three dumps, each on the one before, of threads that never
 // stop writing (pages are written right up to each freeze and between the
-// dumps): the later dumps reuse the first one's dirty tracker, resetting
+// dumps; the first dump's tracker is armed and write-protected before its
+// freeze, while they write): the later dumps reuse the first one's dirty tracker, resetting
 // only the pages written since (DECISIONS 189). A page written between a
 // reset and the next copy that tracking missed would come from an older
 // link and break the invariants the restored program checks.
@@ -321,6 +322,14 @@ TEST_F(Snapshot, TrackedChainOfThreeWhileThreadsMutateIsOfOneInstant) {
     ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
     EXPECT_NE(r.err.find(", freeze snapshot"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("trackers armed 1"), std::string::npos) << r.err;
+    // The first dump arms before the freeze while the threads write on
+    // (DECISIONS 260); what they wrote until the freeze's reset must not
+    // be lost to the next link.
+    if (n == 0) {
+      EXPECT_NE(r.err.find(", armed before the freeze 1 (kept 1) in "), std::string::npos) << r.err;
+    } else {
+      EXPECT_EQ(r.err.find(", armed before the freeze"), std::string::npos) << r.err;
+    }
     // An increment too reads smaps before the freeze and plans its pages,
     // and chooses the parent's, from the copy after the release (DECISIONS
     // 229): no page walk of the target inside the window.

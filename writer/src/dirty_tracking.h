@@ -108,7 +108,18 @@ img::Status close_tracker(const ProcessCapture &pc, const TrackerFd &old);
 /// error for the dump (the next --parent dump compares): ArmedTracker says
 /// why. Errors are only what leaves the process in doubt.
 /// `image_id` is this dump's (the tracker's epoch from now on).
-img::Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc, const img::u8 (&image_id)[16]);
+/// `protect_now` false (the pre-arm, dirty_tracking_prearm.h): the tracker
+/// is made, registered and given its epoch, but its pages are left for the
+/// caller to protect (protect_written) once the process runs again.
+img::Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc, const img::u8 (&image_id)[16],
+                                         bool protect_now = true);
+
+/// Write-protects every page of `ranges` (registered with pid's tracker)
+/// that counts as written: after a registration every page does, after a
+/// reset only those written since. Returns the ranges protected; one left
+/// unprotected stays registered but is not listed. Safe while pid runs: a
+/// page written during the walk just counts as written.
+img::Expected<std::vector<AddressRange>> protect_written(pid_t pid, const std::vector<AddressRange> &ranges);
 
 /// Reuses pc's tracker `old` (tracker_continues): writes this dump's
 /// `image_id` into its epoch first (no earlier image matches it any more,

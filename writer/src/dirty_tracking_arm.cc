@@ -252,7 +252,7 @@ static Expected<std::vector<AddressRange>> register_runs(TrackerMaker &maker, lo
 // the empty ones get a marker), after an earlier reset only those written
 // since. Returns the ranges protected; one left unprotected stays
 // registered but is not listed (the next dump compares it).
-static Expected<std::vector<AddressRange>> protect_written(pid_t pid, const std::vector<AddressRange> &ranges) {
+Expected<std::vector<AddressRange>> protect_written(pid_t pid, const std::vector<AddressRange> &ranges) {
   std::string path = "/proc/" + std::to_string(pid) + "/pagemap";
   int pagemap = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (pagemap < 0) return make_error("%s: %s", path.c_str(), strerror(errno));
@@ -291,7 +291,7 @@ Status close_tracker(const ProcessCapture &pc, const TrackerFd &old) {
   });
 }
 
-Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc, const u8 (&image_id)[16]) {
+Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc, const u8 (&image_id)[16], bool protect_now) {
   ArmedTracker out;
   u64 nofile = kTrackerFdCeiling;
   for (const RlimitRecord &r : pc.rlimits)
@@ -360,10 +360,13 @@ Expected<ArmedTracker> arm_tracking(const ProcessCapture &pc, const u8 (&image_i
     out.why = written.error().message();
     return out;
   }
+  out.ino = st.st_ino;
+  // Pre-armed (dirty_tracking_prearm.h): the caller protects the pages
+  // once the process runs again.
+  if (!protect_now) return out;
   auto armed = protect_written(pc.pid, out.ranges);
   if (!armed) return armed.error();
   out.ranges = armed.take();
-  out.ino = st.st_ino;
   return out;
 }
 

@@ -24,6 +24,7 @@
 #include "capture.h"
 #include "cow_sharing.h"
 #include "dirty_tracking.h"
+#include "dirty_tracking_prearm.h"
 #include "freeze_tree.h"
 #include "inject_return_frame.h"
 #include "frozen_phases.h"
@@ -117,6 +118,16 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
   PreparedCgroup snapshot_cgroup;
   if (guard && may_snapshot) snapshot_cgroup.make([&](const std::string &path) { guard->snapshot_cgroup(path); });
   CKPT_TRY(fault_point("dump-primed"));
+  // A first dump's trackers are made before the freeze, each process
+  // stopped alone and briefly; the freeze then only resets them
+  // (dirty_tracking_prearm.h, DECISIONS 260).
+  PreArmed prearmed;
+  if (arm) {
+    CKPT_TRY_ASSIGN(prearmed, prearm_trackers(opt.pid, *guard, smaps_before));
+    stats.trackers_prearmed = u32(prearmed.pids.size());
+    stats.prearm_stopped_seconds = prearmed.stopped_seconds;
+  }
+  CKPT_TRY(fault_point("dump-prearmed"));
   // Frozen time counts from the first stop request: an upper bound of
   // how long any thread of the tree was stopped.
   auto frozen_at = Clock::now();
@@ -191,7 +202,10 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
       // compared) a mapping not registered for async write-protection.
       std::string why;
       if (opt.dirty_tracking) {
-        auto w = read_written_pages(p.capture, p.tracker, prev->image, prev->view.identity.image_id, why);
+        // A tracker pre-armed by this dump saw nothing of before it: as none.
+        bool fresh = prearmed.pids.count(p.capture.pid) != 0;
+        auto w = read_written_pages(p.capture, fresh ? TrackerFd{} : p.tracker, prev->image,
+                                    prev->view.identity.image_id, why);
         if (!w) return i == 0 ? w.error() : w.error().context("process " + std::to_string(p.capture.pid));
         written[i] = w.take();
       } else {
@@ -222,25 +236,7 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
   auto arm_trackers = [&]() -> Status {
     trackers_done = true;
     if (!arm) return {};
-    for (CapturedProcess &p : procs) guard->arming(p.capture.pid, p.tracker.fd >= 0);
-    // A process's own tracker is reset and kept (DECISIONS 189); any
-    // other (one inherited from its parent, one without an epoch) is closed
-    // in every process before any is armed, as its registrations would
-    // make the new one's EBUSY.
-    std::vector<bool> reuse(procs.size());
-    for (size_t i = 0; i < procs.size(); i++) {
-      reuse[i] = tracker_continues(procs[i].capture, procs[i].tracker);
-      if (!reuse[i]) CKPT_TRY(close_tracker(procs[i].capture, procs[i].tracker));
-    }
-    for (size_t i = 0; i < procs.size(); i++) {
-      auto a = reuse[i] ? continue_tracking(procs[i].capture, procs[i].tracker, ident.image_id)
-                        : arm_tracking(procs[i].capture, ident.image_id);
-      if (!a) return a.error();
-      armed[i] = a.take();
-      if (armed[i].ino) stats.trackers_armed++;
-      if (armed[i].reused) stats.trackers_reused++;
-      if (!armed[i].ino && stats.tracking_note.empty()) stats.tracking_note = "not armed: " + armed[i].why;
-    }
+    CKPT_TRY(arm_tree_trackers(procs, *guard, prearmed, ident.image_id, armed, stats));
     phases.mark("dirty tracker armed");
     return {};
   };

@@ -49,4 +49,32 @@ std::string full_freeze_reason(const DumpOptions &opt, const std::vector<Capture
   return "";
 }
 
+Status arm_tree_trackers(std::vector<CapturedProcess> &procs, DumpGuard &guard, const PreArmed &prearmed,
+                         const u8 (&image_id)[16], std::vector<ArmedTracker> &armed, DumpStats &stats) {
+  // A pre-armed process had none before this dump, nor had a child forked
+  // since with its tracker (the epoch names the pre-armed parent): undone,
+  // it is left with none (dump_guard.h), as if it had been armed here.
+  for (CapturedProcess &p : procs) {
+    bool ours = prearmed.pids.count(p.capture.pid) || (p.tracker.fd >= 0 && prearmed.pids.count(p.tracker.epoch.pid));
+    guard.arming(p.capture.pid, p.tracker.fd >= 0 && !ours);
+  }
+  std::vector<bool> reuse(procs.size());
+  for (size_t i = 0; i < procs.size(); i++) {
+    reuse[i] = tracker_continues(procs[i].capture, procs[i].tracker);
+    if (!reuse[i]) CKPT_TRY(close_tracker(procs[i].capture, procs[i].tracker));
+  }
+  for (size_t i = 0; i < procs.size(); i++) {
+    auto a = reuse[i] ? continue_tracking(procs[i].capture, procs[i].tracker, image_id)
+                      : arm_tracking(procs[i].capture, image_id);
+    if (!a) return a.error();
+    armed[i] = a.take();
+    bool prearmed_here = prearmed.pids.count(procs[i].capture.pid) != 0;
+    if (armed[i].ino) stats.trackers_armed++;
+    if (armed[i].reused && !prearmed_here) stats.trackers_reused++;
+    if (armed[i].reused && prearmed_here) stats.trackers_prearmed_kept++;
+    if (!armed[i].ino && stats.tracking_note.empty()) stats.tracking_note = "not armed: " + armed[i].why;
+  }
+  return {};
+}
+
 }  // namespace ckpt::writer

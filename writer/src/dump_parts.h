@@ -10,6 +10,8 @@
 #include "build_notes.h"
 #include "capture.h"
 #include "dirty_tracking.h"
+#include "dirty_tracking_prearm.h"
+#include "dump_guard.h"
 #include "freeze_tree.h"
 #include "memory.h"
 #include "parent_compare.h"
@@ -36,5 +38,14 @@ img::TableBuilder<img::TreeRecord> tree_table(const std::vector<TreeMember> &mem
 // for snapshot mode (DECISIONS.md 131).
 std::string full_freeze_reason(const DumpOptions &opt, const std::vector<CapturedProcess> &procs,
                                const std::string &unguarded);
+
+// The trackers this dump leaves, in the frozen tree (once nothing can
+// refuse the dump), each process journalled with `guard` first: a
+// process's own tracker (one pre-armed by this dump included) is reset and
+// kept (DECISIONS 189, 260); any other (inherited from its parent, without
+// an epoch) is closed in every process before any is armed, as its
+// registrations would make the new one's EBUSY. Counts them in `stats`.
+img::Status arm_tree_trackers(std::vector<CapturedProcess> &procs, DumpGuard &guard, const PreArmed &prearmed,
+                              const img::u8 (&image_id)[16], std::vector<ArmedTracker> &armed, DumpStats &stats);
 
 }  // namespace ckpt::writer

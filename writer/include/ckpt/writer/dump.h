@@ -77,6 +77,12 @@ struct DumpStats {
   img::u32 trackers_armed = 0;  ///< processes left with a dirty tracker
   img::u32 trackers_reused = 0; ///< of those, trackers of an earlier dump reset and kept (DECISIONS 189)
   std::string tracking_note;    ///< why tracking was not used or armed, or ""
+  /// Trackers made before the freeze (DECISIONS 260), each process
+  /// stopped alone for at most `prearm_stopped_seconds` (not in
+  /// frozen_seconds: the tree ran on between that stop and the freeze).
+  img::u32 trackers_prearmed = 0;
+  img::u32 trackers_prearmed_kept = 0;  ///< of those, found and reset by the freeze (counted in trackers_armed)
+  double prearm_stopped_seconds = 0;
   /// "snapshot", or "full" followed by why in parentheses.
   std::string freeze_mode;
   /// Where smaps (VmFlags) was read: "before the freeze" (confirmed by
