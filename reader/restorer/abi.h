@@ -329,6 +329,10 @@ enum rs_stage {
    * imgtool reports the line as it is (verdict.cc). */
   RS_CHECKSUM = 21,
   RS_SEAL = 22,            /* F_ADD_SEALS of a memfd after its mappings */
+  /* clone3 set_tid still found a thread's tid taken after the retries
+   * (decision 254): EEXIST, then the tid (i32, little-endian), so that
+   * imgtool names it as the preflight does (verdict.cc). */
+  RS_TID_TAKEN = 23,
   /* An RS_ASSERT (syscalls.h) failed: the line (u16, little-endian), the
    * file's name and a NUL, then the condition's text follow the two bytes. Far from the stages above so
    * that new stages can be appended. */

@@ -15,6 +15,16 @@ void fail(const struct rs_args *a, int stage, long err) {
   for (;;) sys1(NR_exit_group, 127);
 }
 
+/* RS_TID_TAKEN, EEXIST, the tid (four bytes, little-endian). */
+static void fail_tid_taken(const struct rs_args *a, int32_t tid) __attribute__((noreturn));
+static void fail_tid_taken(const struct rs_args *a, int32_t tid) {
+  uint32_t u = (uint32_t)tid;
+  unsigned char msg[6] = {RS_TID_TAKEN, EEXIST_NR, (unsigned char)u, (unsigned char)(u >> 8), (unsigned char)(u >> 16),
+                          (unsigned char)(u >> 24)};
+  sys3(NR_write, a->status_fd, msg, 6);
+  for (;;) sys1(NR_exit_group, 127);
+}
+
 /* RS_INTERNAL, 0, the line (two bytes, little-endian), the file name, a
  * NUL, the condition. */
 void fail_assert(const struct rs_args *a, const char *file, unsigned line, const char *cond) {
@@ -172,6 +182,7 @@ void rs_main(struct rs_args *a) {
   long r;
   for (unsigned i = 1; i < a->nthread; i++) {
     r = spawn_thread(a, &a->thread[i]);
+    if (r == -EEXIST_NR) fail_tid_taken(a, a->thread[i].tid);
     if (r < 0) fail(a, RS_CLONE, r);
   }
   unmap_all_but(a);

@@ -11,6 +11,8 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <ckpt/img/fault_point.h>
+
 #include "fill_checks.h"
 #include "lazy_pages.h"
 #include "locks.h"
@@ -177,6 +179,9 @@ Status become_image(const ProcessImage &process, ChildChannels &channels) {
       _exit(127);
     }
   trace_phase("child: restorer laid out, jumping to it");
+  // A test takes one of the image's tids here, after the preflight and
+  // before the restorer claims it (decision 254's retry; docs/design/fault-points.md).
+  CKPT_TRY(fault_point("restore-before-threads"));
   jump_to_restorer(*region);
 }
 

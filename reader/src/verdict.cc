@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "preflight.h"
+
 namespace ckpt::reader {
 
 using namespace img;
@@ -22,7 +24,8 @@ const char *stage_name(int stage) {
     case RS_FILL: return "reading memory from the image";
     case RS_PROTECT: return "setting memory protection";
     case RS_MM: return "setting the mm fields (PR_SET_MM_MAP)";
-    case RS_CLONE: return "creating threads";
+    case RS_CLONE:
+    case RS_TID_TAKEN: return "creating threads";
     case RS_SIGNAL: return "queueing pending signals";
     case RS_CREDS: return "setting the user and group ids";
     case RS_TLS: return "setting the thread pointer (ARCH_SET_FS)";
@@ -59,6 +62,13 @@ std::string describe_restorer_failure(const std::string &verdict) {
     size_t cond_at = std::min(verdict.size(), 4 + file.size() + 1);
     return "restore failed: internal error: " + file + ":" + std::to_string(line) +
            ": RS_ASSERT(" + verdict.substr(cond_at).c_str() + ") failed";
+  }
+  // A thread's tid taken after the preflight, still after the retries:
+  // worded as the preflight words a tid taken before it.
+  if (verdict.size() >= 6 && verdict[0] == RS_TID_TAKEN) {
+    u32 tid = 0;
+    for (int i = 0; i < 4; i++) tid |= u32(static_cast<unsigned char>(verdict[2 + i])) << (8 * i);
+    return pid_taken_message(static_cast<i32>(tid), true);
   }
   return std::string("restore failed while ") + stage_name(verdict[0]) + ": " +
          strerror(static_cast<unsigned char>(verdict[1]));

@@ -13,11 +13,15 @@
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "file_size.h"
 #include "restore_common.h"
+#include "swap_file.h"
 
 namespace ckpt::restoretest {
 namespace {
@@ -129,6 +133,20 @@ void expect_compared_because(const Stats &s, const char *why) {
 }
 // restore_dirty_tracking's A: 8 MiB, one page in ten rewritten per step.
 constexpr unsigned long long kTenthOfA = 205 * 4096;
+
+// Pages of [start, start + bytes) of pid that pagemap shows swapped out
+// (bit 62), -1 if pagemap cannot be read.
+long swapped_pages(pid_t pid, unsigned long long start, unsigned long long bytes) {
+  int fd = open(("/proc/" + std::to_string(pid) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  std::vector<uint64_t> e(bytes / 4096);
+  ssize_t n = pread(fd, e.data(), e.size() * 8, static_cast<off_t>(start / 4096 * 8));
+  close(fd);
+  if (n != static_cast<ssize_t>(e.size() * 8)) return -1;
+  long swapped = 0;
+  for (uint64_t x : e) swapped += (x >> 62) & 1;
+  return swapped;
+}
 
 class DirtyTracking : public RestoreTest {
  protected:
@@ -475,6 +493,52 @@ TEST_F(DirtyTracking, FailedEpochWriteOfAReusedTrackerFallsBackToComparing) {
   EXPECT_EQ(s2.tracked, 0u);
   EXPECT_GE(s2.compared, 8 * kMiB);
   ASSERT_NO_FATAL_FAILURE(restore_last(2));
+}
+
+}  // namespace
+}  // namespace ckpt::restoretest
+
+namespace ckpt::restoretest {
+namespace {
+
+// A tracked page swapped out since the last dump: PAGEMAP_SCAN reports it
+// swapped, which alone does not tell it from the tracker's uffd-wp marker
+// on an empty entry, so its piece is planned per page from pagemap and
+// smaps' Swap instead (writer/src/memory.cc, plan_tracked_piece). A is
+// paged out (process_madvise MADV_PAGEOUT, a swap file on for the test)
+// after generation 1 wrote a tenth of it: its written pages must be
+// stored, and the restore from the increment checks every word. (Without
+// the fallback they were planned as holes: A read back as zeros.)
+TEST_F(DirtyTracking, SwappedOutTrackedPagesAreStoredFromSwap) {
+  ASSERT_EQ(geteuid(), 0u) << "a swap file needs root";
+  // Not in the test's directory, which may be on tmpfs (no swap files).
+  test::SwapFile swap("/var/tmp/ckpt-test-swap." + std::to_string(getpid()), 32 * kMiB);
+  ASSERT_TRUE(swap.on()) << swap.error();
+  ASSERT_NO_FATAL_FAILURE(start_program());
+  unsigned long long a = std::stoull(program_->value("A"), nullptr, 16);
+  dump_link(0, -1);
+  ASSERT_EQ(userfaultfds(pid_).size(), 1u) << "no tracker: the piece would not be a tracked one";
+  ASSERT_NO_FATAL_FAILURE(step(1));
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
+  ASSERT_GE(pidfd, 0) << strerror(errno);
+  iovec range{reinterpret_cast<void *>(a), 8 * kMiB};
+  long advised = syscall(SYS_process_madvise, pidfd, &range, 1, MADV_PAGEOUT, 0);
+  int advise_errno = errno;
+  close(pidfd);
+  ASSERT_EQ(advised, static_cast<long>(8 * kMiB)) << strerror(advise_errno);
+  // Most of A is out (a page the program touched again meanwhile may be
+  // back in): the written tenth's pages among them.
+  long swapped = swapped_pages(pid_, a, 8 * kMiB);
+  ASSERT_GE(swapped, static_cast<long>(kTenthOfA / 4096)) << "pages of A swapped out";
+  // Snapshot mode: tracked pieces are planned from the copy's
+  // PAGEMAP_SCAN runs only there (a full freeze plans per page anyway).
+  RunResult d = dump(pid_, link(1), {"--stats", "--track-dirty", "--parent", "link0.core", "--short-freeze", "--kill"});
+  ASSERT_TRUE(d.exited && d.exit_code == 0) << d.status() << "\n" << d.err;
+  EXPECT_NE(d.err.find(", freeze snapshot"), std::string::npos) << d.err;
+  Stats s = parse_stats(d.err);
+  EXPECT_GE(s.tracked, 8 * kMiB) << d.err;
+  ASSERT_TRUE(wait_until([&] { return !pid_exists(pid_); }, 20));
+  ASSERT_NO_FATAL_FAILURE(restore_last(1));
 }
 
 }  // namespace

@@ -276,6 +276,35 @@ ProcessState capture_state(pid_t pid, const CaptureOptions &options) {
   return s;
 }
 
+namespace {
+
+// The threads of a state that glibc has stopped half-way, with every signal
+// blocked: pthread_create blocks them all (internal_signal_block_all, a raw
+// rt_sigprocmask) in the creating thread around clone, and the new thread
+// starts with that mask until start_thread sets the creator's mask back,
+// before it calls the start routine; posix_spawn does the same around its
+// child. A thread created but not yet run (under load, for longer than two
+// captures: restore_snapshot's second mover, seen once as "SigBlk
+// fffffffffffbfeff -> 0") is not idle, though its /proc lines do not
+// change. glibc's own mask is recognisable: it holds signals 32 and 33
+// (SIGCANCEL, SIGSETXID), which sigprocmask and pthread_sigmask never let
+// a program block.
+std::vector<std::string> threads_inside_glibc(const ProcessState &s) {
+  std::vector<std::string> out;
+  const std::string suffix = ".status.SigBlk";
+  for (const auto &[key, value] : s.fields) {
+    if (key.rfind("task.", 0) != 0 || key.size() < suffix.size() ||
+        key.compare(key.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    uint64_t mask = std::strtoull(value.c_str(), nullptr, 16);
+    constexpr uint64_t kGlibcInternal = (1ull << (32 - 1)) | (1ull << (33 - 1));
+    if ((mask & kGlibcInternal) == kGlibcInternal) out.push_back(key + ": " + value + " (inside glibc)");
+  }
+  return out;
+}
+
+}  // namespace
+
 ProcessState capture_idle_state(pid_t pid, const CaptureOptions &options, double timeout_s) {
   auto now = [] {
     timespec ts;
@@ -289,8 +318,11 @@ ProcessState capture_idle_state(pid_t pid, const CaptureOptions &options, double
     nanosleep(&pause, nullptr);
     ProcessState next = capture_state(pid, options);
     std::vector<std::string> changed = diff_states(last, next);
-    if (changed.empty()) return next;
     if (!next.error.empty()) return next;
+    // Two equal captures, and no thread stopped inside glibc (above).
+    std::vector<std::string> inside = threads_inside_glibc(next);
+    if (changed.empty() && inside.empty()) return next;
+    changed.insert(changed.end(), inside.begin(), inside.end());
     if (now() > deadline) {
       next.error = "process " + std::to_string(pid) + " did not become idle within " +
                    std::to_string(int(timeout_s)) + " s; still changing:";

@@ -4,8 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <csignal>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "process_state.h"
 #include "spawned_process.h"
@@ -102,6 +107,39 @@ TEST(ProcessState, AGoneProcessIsAnErrorAndADifference) {
   EXPECT_NE(gone.error, "");
   ProcessState none;
   EXPECT_FALSE(diff_states(none, gone).empty());
+}
+
+// A thread with glibc's own every-signal mask (signals 32 and 33 too, as
+// pthread_create leaves a new thread until it runs) is inside glibc, not
+// idle, however still its /proc lines are: the capture waits until it
+// has its own mask again. Here a child holds that mask (a raw
+// rt_sigprocmask, as glibc sets it) for 500 ms, then blocks only SIGUSR1.
+// Without the wait the capture returns the all-blocked state after two
+// captures (tens of ms); a load that stalled both past 500 ms would let
+// it pass without the wait, never fail with it.
+TEST(ProcessState, AThreadInsideGlibcWithEverySignalBlockedIsNotIdle) {
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    uint64_t all = ~0ull, own = 1ull << (SIGUSR1 - 1);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, 8);
+    (void)!write(ready[1], "r", 1);
+    timespec hold{0, 500 * 1000 * 1000};
+    syscall(SYS_nanosleep, &hold, nullptr);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &own, nullptr, 8);
+    for (;;) pause();
+  }
+  close(ready[1]);
+  char c;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  ProcessState s = capture_idle_state(child);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  ASSERT_EQ(s.error, "");
+  EXPECT_EQ(s.fields["task." + std::to_string(child) + ".status.SigBlk"], "0000000000000200");
 }
 
 }  // namespace

@@ -1,0 +1,33 @@
+// A swap file switched on for one test (root only), switched off and
+// removed again when the test ends, so that pages can be swapped out on a
+// machine that has no swap (MADV_PAGEOUT of anonymous memory does nothing
+// without it).
+#pragma once
+
+#include <string>
+
+namespace ckpt::test {
+
+class SwapFile {
+ public:
+  /// Makes `path` (`bytes` long, allocated: swapon refuses a file with
+  /// holes), writes a swap signature in it (mkswap) and switches it on.
+  /// on() is false, and error() says why, when any step failed; what was
+  /// done is undone.
+  SwapFile(std::string path, unsigned long long bytes);
+  /// swapoff (the kernel reads every page swapped there back in) and
+  /// unlink.
+  ~SwapFile();
+  SwapFile(const SwapFile &) = delete;
+  SwapFile &operator=(const SwapFile &) = delete;
+
+  bool on() const { return on_; }
+  const std::string &error() const { return error_; }
+
+ private:
+  std::string path_;
+  bool on_ = false;
+  std::string error_;
+};
+
+}  // namespace ckpt::test
