@@ -22,10 +22,13 @@ static volatile int generation;
 
 static uint64_t pattern(size_t i, int salt) { return (i * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)salt << 48); }
 
-static uint64_t *map_filled(int salt) {
-  uint64_t *p = mmap(NULL, PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) rt_die("mmap");
-  for (size_t i = 0; i < WORDS; i++) p[i] = pattern(i, salt);
+/* Mapping m of three, each between PROT_NONE pages of `area`: neighbours
+ * with the same flags would be one VMA, which a madvise of one of them
+ * would split (a split mapping is read with smaps, not guessed). */
+static uint64_t *map_filled(char *area, int m) {
+  uint64_t *p = (uint64_t *)(area + (size_t)m * (PAGES + 1) * 4096 + 4096);
+  if (mprotect(p, PAGES * 4096, PROT_READ | PROT_WRITE) != 0) rt_die("mprotect");
+  for (size_t i = 0; i < WORDS; i++) p[i] = pattern(i, m);
   return p;
 }
 
@@ -53,9 +56,11 @@ static void check(const char *what, const uint64_t *p, int m, int gen) {
 int main(int argc, char **argv) {
   rt_start(argc, argv, 4);
   advice = argv[3];
-  F = map_filled(0);
-  W = map_filled(1);
-  D = map_filled(2);
+  char *area = mmap(NULL, (3 * (PAGES + 1) + 1) * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (area == MAP_FAILED) rt_die("mmap");
+  F = map_filled(area, 0);
+  W = map_filled(area, 1);
+  D = map_filled(area, 2);
   rt_ready();
   rt_serve_steps(argv[1], argv[2], &generation, advance);
   int gen = generation;

@@ -50,12 +50,11 @@ TEST_P(ParentFlags, AnIncrementAfterAWholeMappingMadviseHasItsFlagsAndBytes) {
     // The second attempt read smaps inside the window.
     EXPECT_NE(incr.err.find(" capture: smaps "), std::string::npos) << incr.err;
   }
-  RunResult verified = imgtool_run({"verify", link(1)});
-  EXPECT_TRUE(verified.exited && verified.exit_code == 0) << verified.status() << "\n" << verified.err;
-
   ASSERT_EQ(kill(pid_, SIGKILL), 0);
   int status = 0;
   ASSERT_TRUE(program_->wait_exit(&status, 10));
+  RunResult verified = imgtool_run({"verify", link(1)});
+  EXPECT_TRUE(verified.exited && verified.exit_code == 0) << verified.status() << "\n" << verified.err;
   ASSERT_EQ(::link(link(1).c_str(), image_path().c_str()), 0);
   unlink(tmp_.file("step1").c_str());
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));

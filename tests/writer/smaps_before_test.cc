@@ -165,7 +165,7 @@ struct Sleeper {
 TEST(SmapsBefore, AdoptedWhileMapsAgreeAndNothingIsLocked) {
   Sleeper child;
   ASSERT_GT(child.pid, 0);
-  auto before = read_smaps_before_freeze(child.pid);
+  auto before = read_smaps_before_freeze(child.pid, {});
   ASSERT_EQ(before.count(child.pid), 1u);
   const std::vector<MapEntry> &maps = before[child.pid];
   auto status = read_status(child.pid);

@@ -113,25 +113,28 @@ std::optional<std::vector<MapEntry>> maps_with_parent_flags(const std::vector<Ma
   size_t j = 0;
   for (MapEntry &m : out) {
     while (j < recs.size() && recs[j].end <= m.start) j++;
-    // PREV's records must tile the mapping exactly: a mapping split since
-    // (an madvise or mprotect on part of it) may differ from PREV in the
-    // flags of either part. Several records in one mapping are PREV's
-    // mappings merged since (the tracker's registration): one set of flags.
-    if (j >= recs.size() || recs[j].start != m.start) return std::nullopt;
-    u64 pos = m.start, stored = 0;
+    // A mapping PREV has no record in is new since: nothing to go by.
+    if (j >= recs.size() || recs[j].start >= m.end) return std::nullopt;
+    // One VMA has one set of flags. PREV's records inside it are its
+    // mappings merged since (the tracker's registration) or the part it
+    // had before growing (brk, a stack growing down, a neighbour mapped
+    // since with the same flags, which the kernel merges): they must agree
+    // with it and among themselves. A record reaching out of the mapping
+    // is a mapping split since, most often by an madvise or mprotect of
+    // part of it, whose flags PREV cannot say.
+    u64 stored = 0;
     std::vector<std::string> codes = codes_of(recs[j]);
     VmaKind kind = VmaKind(recs[j].kind);
     for (; j < recs.size() && recs[j].start < m.end; j++) {
       const VmaRecord &r = recs[j];
       bool shared = r.flags & kVmaShared;
-      if (r.start != pos || r.end > m.end || !plain(prev, r) || VmaKind(r.kind) != kind || codes_of(r) != codes ||
-          r.prot != m.prot || shared != m.shared || r.dev_major != m.dev_major || r.dev_minor != m.dev_minor ||
-          r.ino != m.ino || r.pgoff != m.offset + (r.start - m.start) || path_of(prev, r) != m.path)
+      if (r.start < m.start || r.end > m.end || !plain(prev, r) || VmaKind(r.kind) != kind ||
+          codes_of(r) != codes || r.prot != m.prot || shared != m.shared || r.dev_major != m.dev_major ||
+          r.dev_minor != m.dev_minor || r.ino != m.ino || r.pgoff != m.offset + (r.start - m.start) ||
+          path_of(prev, r) != m.path)
         return std::nullopt;
       stored += stored_bytes_in(prev, r, r.start, r.end);
-      pos = r.end;
     }
-    if (pos != m.end) return std::nullopt;
     m.vmflags = codes;
     // "uw": which ranges the tracker may still cover; the kernel decides
     // at the instant (dirty_tracking.cc: PM_SCAN_CHECK_WPASYNC refuses a

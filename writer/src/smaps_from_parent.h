@@ -20,10 +20,11 @@
 namespace ckpt::writer {
 
 /// `now` (pid's /proc/PID/maps, brief) with, for each mapping, VmFlags and
-/// counters made from `prev` (PREV's core of the same pid): each mapping
-/// must be tiled exactly by PREV's records with its header and one set of
-/// flags; a hugetlb or unread (Absent) mapping, or any mapping PREV did
-/// not record so, makes it nothing (read smaps).
+/// counters made from `prev` (PREV's core of the same pid): PREV's records
+/// within each mapping (at least one, none reaching out of it) must have
+/// its header and one set of flags; a hugetlb, DONTFORK or unread (Absent)
+/// mapping, or any mapping PREV did not record so, makes it nothing (read
+/// smaps).
 std::optional<std::vector<MapEntry>> maps_with_parent_flags(const std::vector<MapEntry> &now,
                                                             const img::ChainLinkImage &prev);
 
