@@ -24,7 +24,8 @@ namespace {
 // built on this kernel) is not used by the image. Locked mappings are
 // excluded at the instant by VmLck (adopt_smaps_before); the uffd flags
 // and "sd" go into no record. `--parent` reads "uw" (which ranges the
-// tracker still covers) from the smaps of before, but trusts the kernel at
+// tracker still covers) from the smaps of before, or guesses it from PREV
+// (smaps_from_parent.cc), but trusts the kernel at
 // the instant: PAGEMAP_SCAN's PM_SCAN_CHECK_WPASYNC refuses a range not
 // registered for async write-protection, and that range is compared.
 constexpr std::array<const char *, 6> kFlagsForkDrops = {"lo", "lf", "um", "uw", "ui", "sd"};

@@ -8,7 +8,9 @@
 // copy's smaps confirms the VmFlags as of the instant (fork keeps them all
 // but the ones named in kFlagsForkDrops) and gives the page counters; a
 // difference fails this attempt, undone like any failed dump, and the dump
-// runs again with smaps read inside the window.
+// runs again with smaps read inside the window. `--parent` reads only
+// /proc/PID/maps before the freeze where PREV's records give the flags
+// (smaps_from_parent.h, DECISIONS 3100); the copy's smaps confirms them.
 #pragma once
 
 #include <map>
