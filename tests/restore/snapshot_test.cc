@@ -330,10 +330,15 @@ TEST_F(Snapshot, TrackedChainOfThreeWhileThreadsMutateIsOfOneInstant) {
     } else {
       EXPECT_EQ(r.err.find(", armed before the freeze"), std::string::npos) << r.err;
     }
-    // An increment too reads smaps before the freeze and plans its pages,
-    // and chooses the parent's, from the copy after the release (DECISIONS
-    // 229): no page walk of the target inside the window.
-    EXPECT_NE(r.err.find("capture: maps (smaps read before)"), std::string::npos) << r.err;
+    // An increment too reads its mappings before the freeze (with the
+    // flags PREV recorded, DECISIONS 264: no smaps walk of the target at
+    // all) and plans its pages, and chooses the parent's, from the copy
+    // after the release (DECISIONS 229): no page walk of the target inside
+    // the window.
+    EXPECT_NE(r.err.find(n == 0 ? "capture: maps (smaps read before)" : "capture: maps (flags from the parent)"),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(r.err.find(", smaps in a second freeze"), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find("capture: memory plan"), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find("parent pages"), std::string::npos) << r.err;
     if (n > 0) {

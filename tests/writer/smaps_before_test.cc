@@ -56,6 +56,32 @@ TEST(SmapsBefore, AChangedFlagIsAMismatch) {
   EXPECT_EQ(why, "the VmFlags of the mapping at 0x100000-0x200000 changed");
 }
 
+// Flags from the parent image (smaps_from_parent.h) hold only what PREV
+// can say: confirmed on those, the mapping takes all the copy's.
+TEST(SmapsBefore, FlagsFromTheParentTakeTheCopysOnAMatch) {
+  std::vector<MapEntry> maps = {anon(kA, kB, {"ac", "uw"}), anon(kB, kC, {"ac", "dd", "uw"})};
+  for (MapEntry &m : maps) m.flags_from_parent = true;
+  std::vector<MapEntry> later = {anon(kA, kB, {"rd", "wr", "mr", "mw", "me", "ac"}, 8),
+                                 anon(kB, kC, {"rd", "wr", "mr", "mw", "me", "dd", "ac"})};
+  std::string why;
+  ASSERT_TRUE(confirm_smaps(maps, later, true, why)) << why;
+  EXPECT_EQ(maps[0].vmflags, (std::vector<std::string>{"ac", "me", "mr", "mw", "rd", "wr"}));
+  EXPECT_TRUE(maps[1].has_flag("dd"));
+  EXPECT_FALSE(maps[0].flags_from_parent);
+  EXPECT_EQ(maps[0].anonymous_kb, 8u);
+}
+
+TEST(SmapsBefore, AFlagFromTheParentTheCopyDoesNotShowIsAMismatch) {
+  for (const char *flag : {"dd", "wf", "hg", "nh", "nr"}) {
+    std::vector<MapEntry> maps = {anon(kA, kB, {"ac"})};
+    maps[0].flags_from_parent = true;
+    std::vector<MapEntry> later = {anon(kA, kB, {"rd", "wr", "mr", "mw", "me", "ac", flag})};
+    std::string why;
+    EXPECT_FALSE(confirm_smaps(maps, later, true, why)) << flag;
+    EXPECT_EQ(why, "the VmFlags of the mapping at 0x100000-0x200000 are not the parent's") << flag;
+  }
+}
+
 TEST(SmapsBefore, MappingsMergedByTheTrackerConfirmWithSummedCounters) {
   // Two neighbours the dirty tracker's registration merged in the window.
   std::vector<MapEntry> maps = {anon(kA, kB, {"rd", "wr", "uw"}, 0), anon(kB, kC, {"rd", "wr"}, 0),
@@ -139,7 +165,7 @@ struct Sleeper {
 TEST(SmapsBefore, AdoptedWhileMapsAgreeAndNothingIsLocked) {
   Sleeper child;
   ASSERT_GT(child.pid, 0);
-  auto before = read_smaps_before_freeze(child.pid);
+  auto before = read_smaps_before_freeze(child.pid, {});
   ASSERT_EQ(before.count(child.pid), 1u);
   const std::vector<MapEntry> &maps = before[child.pid];
   auto status = read_status(child.pid);

@@ -211,7 +211,10 @@ Expected<ProcessCapture> capture_process(const FrozenProcess &frozen, bool plan_
   }
   if (!pc.maps_from_before) CKPT_TRY_ASSIGN(pc.maps, read_maps(pid));
 
-  mark_frozen_phase(pc.maps_from_before ? "capture: maps (smaps read before)" : "capture: smaps");
+  bool from_parent = pc.maps_from_before && !pc.maps.empty() && pc.maps[0].flags_from_parent;
+  mark_frozen_phase(from_parent            ? "capture: maps (flags from the parent)"
+                    : pc.maps_from_before ? "capture: maps (smaps read before)"
+                                          : "capture: smaps");
   // Injected queries run through a `syscall` instruction in [vdso]; so do
   // the snapshot's and dirty tracking's later (pc.syscall_insn).
   pc.syscall_insn = find_vdso_syscall(pid, pc.maps);

@@ -114,7 +114,7 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
   // (snapshot_plan.h), --parent's page selection too (DECISIONS 229).
   bool defer_plan = guard && may_snapshot;
   std::map<pid_t, std::vector<MapEntry>> smaps_before;
-  if (defer_plan && smaps_early) smaps_before = read_smaps_before_freeze(opt.pid);
+  if (defer_plan && smaps_early) smaps_before = read_smaps_before_freeze(opt.pid, parent);
   PreparedCgroup snapshot_cgroup;
   if (guard && may_snapshot) snapshot_cgroup.make([&](const std::string &path) { guard->snapshot_cgroup(path); });
   CKPT_TRY(fault_point("dump-primed"));

@@ -32,6 +32,9 @@ struct MapEntry {
   u64 swap_kb = 0;           ///< smaps "Swap:"
   u64 rss_kb = 0;            ///< smaps "Rss:"
   u64 kernel_page_kb = 0;    ///< smaps "KernelPageSize:" (2048 for 2 MiB hugetlb pages)
+  /// VmFlags and counters are a guess from the parent image's records
+  /// (smaps_from_parent.h), not smaps: confirm_smaps checks them.
+  bool flags_from_parent = false;
   bool has_flag(const char *code) const;
 };
 

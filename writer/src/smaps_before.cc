@@ -6,6 +6,8 @@
 #include <array>
 #include <cstdio>
 
+#include "smaps_from_parent.h"
+
 namespace ckpt::writer {
 
 using img::Expected;
@@ -22,7 +24,8 @@ namespace {
 // built on this kernel) is not used by the image. Locked mappings are
 // excluded at the instant by VmLck (adopt_smaps_before); the uffd flags
 // and "sd" go into no record. `--parent` reads "uw" (which ranges the
-// tracker still covers) from the smaps of before, but trusts the kernel at
+// tracker still covers) from the smaps of before, or guesses it from PREV
+// (smaps_from_parent.cc), but trusts the kernel at
 // the instant: PAGEMAP_SCAN's PM_SCAN_CHECK_WPASYNC refuses a range not
 // registered for async write-protection, and that range is compared.
 constexpr std::array<const char *, 6> kFlagsForkDrops = {"lo", "lf", "um", "uw", "ui", "sd"};
@@ -61,12 +64,23 @@ std::string at(const MapEntry &m) {
 
 }  // namespace
 
-std::map<pid_t, std::vector<MapEntry>> read_smaps_before_freeze(pid_t root) {
+std::map<pid_t, std::vector<MapEntry>> read_smaps_before_freeze(pid_t root, const img::Chain &parent) {
   std::map<pid_t, std::vector<MapEntry>> out;
   std::vector<pid_t> todo = {root};
   for (size_t i = 0; i < todo.size() && todo.size() < 4096; i++) {
-    auto maps = read_maps(todo[i]);
-    if (maps) out[todo[i]] = maps.take();
+    // A pid PREV holds may be another process by now: then its flags are
+    // a wrong guess the copy's smaps shows, and the dump runs again.
+    const img::ChainLinkImage *prev = parent.empty() ? nullptr : img::core_of(*parent[0], todo[i]);
+    if (prev) {
+      auto brief = read_maps(todo[i], /*brief=*/true);
+      std::optional<std::vector<MapEntry>> guessed;
+      if (brief) guessed = maps_with_parent_flags(*brief, *prev);
+      if (guessed) out[todo[i]] = std::move(*guessed);
+    }
+    if (!out.count(todo[i])) {
+      auto maps = read_maps(todo[i]);
+      if (maps) out[todo[i]] = maps.take();
+    }
     auto kids = list_children_by_thread(todo[i]);
     if (!kids) continue;
     for (const ChildOf &c : *kids) todo.push_back(c.child);
@@ -130,6 +144,15 @@ bool confirm_smaps(std::vector<MapEntry> &maps, const std::vector<MapEntry> &lat
         why = std::string("the mapping at ") + at(t) + " changed";
         return false;
       }
+      // Flags from PREV (smaps_from_parent.h) hold only what PREV can say;
+      // the mapping takes the copy's (all pieces' alike, as below).
+      if (t.flags_from_parent && k == j) {
+        if (flags_parent_can_say(c) != flags_parent_can_say(t)) {
+          why = std::string("the VmFlags of the mapping at ") + at(t) + " are not the parent's";
+          return false;
+        }
+        flags = kept_flags(c);
+      }
       if (kept_flags(c) != flags) {
         why = std::string("the VmFlags of the mapping at ") + at(t) + " changed";
         return false;
@@ -151,6 +174,10 @@ bool confirm_smaps(std::vector<MapEntry> &maps, const std::vector<MapEntry> &lat
     // page a present anonymous page" (memory.cc plan_tracked_piece).
     u64 size_kb = (t.end - t.start) / 1024;
     if (!within && anon >= size_kb) anon = size_kb - 1;
+    if (t.flags_from_parent) {
+      t.vmflags = flags;
+      t.flags_from_parent = false;
+    }
     t.anonymous_kb = anon;
     t.swap_kb = swap;
     t.rss_kb = rss;

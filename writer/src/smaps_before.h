@@ -8,7 +8,9 @@
 // copy's smaps confirms the VmFlags as of the instant (fork keeps them all
 // but the ones named in kFlagsForkDrops) and gives the page counters; a
 // difference fails this attempt, undone like any failed dump, and the dump
-// runs again with smaps read inside the window.
+// runs again with smaps read inside the window. `--parent` reads only
+// /proc/PID/maps before the freeze where PREV's records give the flags
+// (smaps_from_parent.h, DECISIONS 264); the copy's smaps confirms them.
 #pragma once
 
 #include <map>
@@ -16,6 +18,7 @@
 #include <sys/types.h>
 #include <vector>
 
+#include <ckpt/img/chain.h>
 #include <ckpt/img/expected.h>
 
 #include "procfs.h"
@@ -24,8 +27,10 @@ namespace ckpt::writer {
 
 /// smaps of every process of the tree under `root` as it is now (before
 /// the freeze), by pid. A process that cannot be read is left out (it is
-/// read inside the window then).
-std::map<pid_t, std::vector<MapEntry>> read_smaps_before_freeze(pid_t root);
+/// read inside the window then). With `parent` (--parent's chain, may be
+/// empty), a process PREV holds gets /proc/PID/maps with the flags PREV
+/// recorded where they fit (smaps_from_parent.h), smaps otherwise.
+std::map<pid_t, std::vector<MapEntry>> read_smaps_before_freeze(pid_t root, const img::Chain &parent);
 
 /// Inside the window: `before` (pid's smaps read before the freeze) when
 /// /proc/PID/maps shows exactly its mappings and `status` (read in the
@@ -41,7 +46,9 @@ img::Expected<std::optional<std::vector<MapEntry>>> adopt_smaps_before(pid_t pid
 /// drops in the copy. On a match, each mapping of `maps` takes its page
 /// counters from `later` (where mappings merged since, by the dirty
 /// tracker's registration, a conservative non-zero where any part has
-/// pages). On a difference: false, `why` says where.
+/// pages). A mapping whose flags came from the parent image
+/// (flags_from_parent) is compared on the flags PREV can say and takes
+/// the copy's VmFlags. On a difference: false, `why` says where.
 bool confirm_smaps(std::vector<MapEntry> &maps, const std::vector<MapEntry> &later, bool of_copy, std::string &why);
 
 }  // namespace ckpt::writer
