@@ -89,7 +89,7 @@ Expected<PreArmed> prearm_trackers(pid_t root, DumpGuard &guard, const std::map<
   // The tree as it is now, with each process's smaps (VmFlags decide what
   // is trackable); a process born later is armed in the freeze.
   std::map<pid_t, std::vector<MapEntry>> read_here;
-  if (smaps.empty()) read_here = read_smaps_before_freeze(root);
+  if (smaps.empty()) read_here = read_smaps_before_freeze(root, img::Chain{});
   const u8 no_image[16] = {};
   for (const auto &[pid, maps] : smaps.empty() ? read_here : smaps) {
     auto before = scan_fds(pid);
