@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <dirent.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -217,6 +218,68 @@ TEST_F(FaultTest, SmapsReadBeforeTheFreezeAndOutOfDateIsReadAgain) {
   int st = 0;
   ASSERT_TRUE(program_->wait_exit(&st, 10));
   ASSERT_NO_FATAL_FAILURE(restore_expect(0));
+}
+
+// A userfaultfd the program makes after the pre-arm (DECISIONS 260) is its
+// own: a dump that fails later, before its freeze arms anything, closes the
+// tracker it pre-armed and leaves that userfaultfd open. (The guard took
+// every unmarked userfaultfd not listed when arming began for one of
+// imgtool's, unmarked yet, as it is while the process stays frozen.)
+TEST(PreArmGuard, AUserfaultfdMadeAfterThePreArmSurvivesAFailedDump) {
+  int go[2], made[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(made), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(go[1]);
+    close(made[0]);
+    char c = 0;
+    if (read(go[0], &c, 1) != 1) _exit(2);
+    long fd = syscall(SYS_userfaultfd, 0);
+    c = fd >= 0 ? 'y' : 'n';
+    if (write(made[1], &c, 1) != 1) _exit(3);
+    for (;;) pause();
+  }
+  close(go[0]);
+  close(made[1]);
+  auto uffds = [&] {
+    int n = 0;
+    std::string dir = "/proc/" + std::to_string(child) + "/fd";
+    if (DIR *d = opendir(dir.c_str())) {
+      while (dirent *e = readdir(d)) {
+        char target[256];
+        ssize_t len = readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+        if (len <= 0) continue;
+        target[len] = 0;
+        if (std::string(target) == "anon_inode:[userfaultfd]") n++;
+      }
+      closedir(d);
+    }
+    return n;
+  };
+  test::TempDir side;
+  std::string wait = side.file("go"), err = side.file("dump.err");
+  pid_t dumper = spawn_dump_with_fault("dump-prearmed:wait,dump-seized:eio", wait, child, side.file("img"), err,
+                                       {"--stats"});
+  ASSERT_GT(dumper, 0);
+  bool reached = restoretest::wait_until([&] { return access((wait + ".dump-prearmed").c_str(), F_OK) == 0; }, 60);
+  EXPECT_TRUE(reached) << test::read_text_file(err);
+  EXPECT_EQ(uffds(), 1) << "the tracker pre-armed";
+  char c = 1;
+  ASSERT_EQ(write(go[1], &c, 1), 1);
+  ASSERT_EQ(read(made[0], &c, 1), 1);
+  EXPECT_EQ(c, 'y');
+  EXPECT_EQ(uffds(), 2);
+  ASSERT_TRUE(test::write_text_file(wait, ""));
+  int status = 0;
+  ASSERT_EQ(waitpid(dumper, &status, 0), dumper);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << test::read_text_file(err);
+  EXPECT_EQ(uffds(), 1) << "the program's own userfaultfd, and no tracker";
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  close(go[1]);
+  close(made[0]);
 }
 
 }  // namespace

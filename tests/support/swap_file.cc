@@ -2,6 +2,8 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/swap.h>
@@ -30,10 +32,27 @@ SwapFile::SwapFile(std::string path, unsigned long long bytes) : path_(std::move
     return;
   }
   if (swapon(path_.c_str(), 0) != 0) {
+    unsupported_ = errno == EINVAL || errno == EPERM;
     error_ = "swapon " + path_ + ": " + std::strerror(errno);
+    unlink(path_.c_str());
+    path_.clear();
     return;
   }
   on_ = true;
+}
+
+void SwapFile::sweep_stale(const std::string &prefix) {
+  std::FILE *swaps = std::fopen("/proc/swaps", "re");
+  if (!swaps) return;
+  char line[4096];
+  while (std::fgets(line, sizeof line, swaps)) {
+    std::string path(line, std::strcspn(line, " \t\n"));
+    if (path.compare(0, prefix.size(), prefix) != 0) continue;
+    long pid = std::atol(path.c_str() + prefix.size());
+    if (pid <= 0 || kill(pid_t(pid), 0) == 0 || errno != ESRCH) continue;
+    if (swapoff(path.c_str()) == 0) unlink(path.c_str());
+  }
+  std::fclose(swaps);
 }
 
 SwapFile::~SwapFile() {

@@ -23,10 +23,19 @@ class SwapFile {
 
   bool on() const { return on_; }
   const std::string &error() const { return error_; }
+  /// Whether swapon failed because of where the file is (a file system
+  /// without swap files: EINVAL) or what the test may do (EPERM): an
+  /// environment the test skips in, not a failure.
+  bool unsupported_here() const { return unsupported_; }
+
+  /// Switches off and removes every swap file `prefix`PID of /proc/swaps
+  /// whose PID no longer runs: one a killed test left on.
+  static void sweep_stale(const std::string &prefix);
 
  private:
   std::string path_;
   bool on_ = false;
+  bool unsupported_ = false;
   std::string error_;
 };
 

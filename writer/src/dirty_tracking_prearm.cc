@@ -108,9 +108,7 @@ Expected<PreArmed> prearm_trackers(pid_t root, DumpGuard &guard, const std::map<
     // A mapping changed since smaps was read: its VmFlags are not known,
     // so this process is armed in the freeze, as before.
     bool changed = same->size() != maps.size();
-    for (size_t i = 0; !changed && i < maps.size(); i++)
-      changed = (*same)[i].start != maps[i].start || (*same)[i].end != maps[i].end || (*same)[i].prot != maps[i].prot ||
-                (*same)[i].shared != maps[i].shared;
+    for (size_t i = 0; !changed && i < maps.size(); i++) changed = !same_header((*same)[i], maps[i]);
     if (changed) continue;
     auto pc = arming_facts(frozen, maps, *fds);
     if (!pc) continue;
@@ -121,6 +119,9 @@ Expected<PreArmed> prearm_trackers(pid_t root, DumpGuard &guard, const std::map<
     guard.arming(pid, false);
     auto armed = arm_tracking(*pc, no_image, /*protect_now=*/false);
     if (!armed) return armed.error();
+    // From the release on the program may make userfaultfds of its own:
+    // the guard stops counting an unmarked one as ours (dump_guard.h).
+    guard.arming_settled(pid);
     CKPT_TRY(frozen.release());
     double stopped = std::chrono::duration<double>(Clock::now() - t0).count();
     if (stopped > out.stopped_seconds) out.stopped_seconds = stopped;
@@ -128,6 +129,7 @@ Expected<PreArmed> prearm_trackers(pid_t root, DumpGuard &guard, const std::map<
     // tries again and gives the note it gives.
     if (!armed->ino) continue;
     out.pids.insert(pid);
+    out.inos.insert(armed->ino);
     // While it runs: a page written during the walk counts as written and
     // is protected again in the freeze (continue_tracking), as is one the
     // walk never reached (a child that exited meanwhile: no pagemap).

@@ -42,6 +42,7 @@ class DumpGuard;
 
 struct PreArmed {
   std::set<pid_t> pids;       ///< processes given a tracker before the freeze
+  std::set<img::u64> inos;    ///< their trackers' inodes (a child forked since holds one of them)
   double stopped_seconds = 0; ///< the longest stop of one of them
 };
 

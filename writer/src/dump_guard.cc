@@ -60,6 +60,12 @@ struct Journal {
             for (long fd; line >> fd;) before.insert(int(fd));
           }
           break;
+        case 'a':
+          // Arming settled and the process runs: an unmarked userfaultfd
+          // is the program's from now on (uffds_before unknown: none is
+          // closed as "unmarked new").
+          if (line >> a) uffds_before.erase(pid_t(a));
+          break;
         case 'M':
           if (line >> a) {
             auto &before = probes_before[pid_t(a)];
@@ -415,9 +421,11 @@ void DumpGuard::note(const std::string &line) {
   }
 }
 
+void DumpGuard::arming_settled(pid_t pid) { note("a " + std::to_string(pid) + "\n"); }
+
 void DumpGuard::arming(pid_t pid, bool had_one) {
   // The userfaultfds and epoch memfds it holds now (frozen: none can
-  // appear but ours).
+  // appear but ours until arming_settled, when the process runs again).
   std::string line = "A " + std::to_string(pid) + " " + (had_one ? "1" : "0");
   for (const auto &[fd, link] : fd_links(pid))
     if (tracker_kind(link)) line += " " + std::to_string(fd);

@@ -44,6 +44,11 @@ class DumpGuard {
   /// none is left with none (every tracker fd in it is closed); one that
   /// had one keeps the new one, which no image names.
   void arming(pid_t pid, bool had_one);
+  /// Arming in pid is over and its tracker fds are marked (or none was
+  /// made), and pid may run again (a pre-armed process, DECISIONS 260):
+  /// undone, only marked trackers are closed, never a userfaultfd the
+  /// program made since, until arming() is journalled again.
+  void arming_settled(pid_t pid);
   /// The snapshot cgroup: undone, it is removed (its members killed).
   void snapshot_cgroup(const std::string &path);
   /// About to open the snapshot cgroup inside pid: undone, any fd of pid

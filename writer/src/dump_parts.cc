@@ -52,10 +52,11 @@ std::string full_freeze_reason(const DumpOptions &opt, const std::vector<Capture
 Status arm_tree_trackers(std::vector<CapturedProcess> &procs, DumpGuard &guard, const PreArmed &prearmed,
                          const u8 (&image_id)[16], std::vector<ArmedTracker> &armed, DumpStats &stats) {
   // A pre-armed process had none before this dump, nor had a child forked
-  // since with its tracker (the epoch names the pre-armed parent): undone,
-  // it is left with none (dump_guard.h), as if it had been armed here.
+  // since with its tracker (the same inode: not one inherited from an
+  // earlier dump): undone, it is left with none (dump_guard.h), as if it
+  // had been armed here.
   for (CapturedProcess &p : procs) {
-    bool ours = prearmed.pids.count(p.capture.pid) || (p.tracker.fd >= 0 && prearmed.pids.count(p.tracker.epoch.pid));
+    bool ours = prearmed.pids.count(p.capture.pid) || (p.tracker.fd >= 0 && prearmed.inos.count(p.tracker.ino));
     guard.arming(p.capture.pid, p.tracker.fd >= 0 && !ours);
   }
   std::vector<bool> reuse(procs.size());

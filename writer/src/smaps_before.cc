@@ -44,10 +44,14 @@ std::vector<std::string> kept_flags(const MapEntry &m) {
   return out;
 }
 
+}  // namespace
+
 bool same_header(const MapEntry &a, const MapEntry &b) {
   return a.start == b.start && a.end == b.end && a.prot == b.prot && a.shared == b.shared && a.offset == b.offset &&
          a.dev_major == b.dev_major && a.dev_minor == b.dev_minor && a.ino == b.ino && a.path == b.path;
 }
+
+namespace {
 
 // A mapping snapshot mode reads while the target is frozen (snapshot_plan.h
 // read_while_frozen: shared memory, DONTFORK, WIPEONFORK, VM_IO, hugetlb):

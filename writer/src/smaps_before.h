@@ -32,6 +32,10 @@ namespace ckpt::writer {
 /// recorded where they fit (smaps_from_parent.h), smaps otherwise.
 std::map<pid_t, std::vector<MapEntry>> read_smaps_before_freeze(pid_t root, const img::Chain &parent);
 
+/// Whether a and b are the same line of /proc/PID/maps: bounds, prot,
+/// sharing, offset, device, inode and path.
+bool same_header(const MapEntry &a, const MapEntry &b);
+
 /// Inside the window: `before` (pid's smaps read before the freeze) when
 /// /proc/PID/maps shows exactly its mappings and `status` (read in the
 /// window) says nothing is locked, with the page counters of every mapping
