@@ -51,6 +51,11 @@ static TrackerEpoch read_epoch(pid_t pid, int fd) {
   return e;
 }
 
+bool tracker_kind(const std::string &link) {
+  // fs/userfaultfd.c's anon inode; kTrackerEpochName's memfd.
+  return link == "anon_inode:[userfaultfd]" || link == std::string("/memfd:") + kTrackerEpochName + " (deleted)";
+}
+
 TrackerFd take_tracker_fd(pid_t pid, FdTable &table) {
   TrackerFd found;
   const std::string epoch_path = std::string("/memfd:") + kTrackerEpochName;

@@ -61,6 +61,11 @@ struct TrackerFd {
   TrackerEpoch epoch;        ///< its contents (zeros when unreadable)
 };
 
+/// Whether a /proc/PID/fd link is of the kind a tracker or its epoch memfd
+/// is: any userfaultfd, the dumper's or the program's, and any memfd named
+/// kTrackerEpochName.
+bool tracker_kind(const std::string &link);
+
 /// A copy of process pid's epoch memfd `fd` (pidfd_getfd: the same open
 /// file, so what is written through it the process sees at once), to be
 /// closed by the caller; an error naming pid and fd.

@@ -3,12 +3,9 @@
 // from outside while the tree runs.
 #include "dirty_tracking_prearm.h"
 
-#include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <dirent.h>
 #include <linux/seccomp.h>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -20,6 +17,7 @@
 #include "inject.h"
 #include "memory.h"
 #include "procfs.h"
+#include "procfs_text.h"
 #include "smaps_before.h"
 
 namespace ckpt::writer {
@@ -40,19 +38,12 @@ struct FdScan {
 
 Expected<FdScan> scan_fds(pid_t pid) {
   std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-  DIR *d = opendir(dir.c_str());
-  if (!d) return make_error("%s: %s", dir.c_str(), strerror(errno));
   FdScan out;
-  const std::string epoch = std::string("/memfd:") + kTrackerEpochName;
-  while (dirent *e = readdir(d)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    int fd = std::atoi(e->d_name);
-    out.fds.push_back(fd);
-    auto link = read_link(dir + "/" + e->d_name);
-    if (link && (*link == "anon_inode:[userfaultfd]" || link->rfind(epoch, 0) == 0)) out.tracker_kind = true;
+  CKPT_TRY_ASSIGN(out.fds, procfs_text::list_numeric_dir(dir));  // ascending
+  for (int fd : out.fds) {
+    auto link = read_link(dir + "/" + std::to_string(fd));
+    if (link && tracker_kind(*link)) out.tracker_kind = true;
   }
-  closedir(d);
-  std::sort(out.fds.begin(), out.fds.end());
   return out;
 }
 
@@ -67,9 +58,15 @@ Expected<ProcessCapture> arming_facts(const FrozenProcess &frozen, const std::ve
   ThreadCapture main;
   main.tid = frozen.threads()[0].tid;
   pc.threads.push_back(main);
-  ProcStatus main_status;
-  CKPT_TRY_ASSIGN(main_status, read_status(pc.pid, main.tid));
-  pc.thread_status.push_back(main_status);
+  // The leader's status is the process's (read once); another thread's
+  // (a leader gone before its threads) is its own.
+  if (main.tid == pc.pid) {
+    pc.thread_status.push_back(pc.status);
+  } else {
+    ProcStatus main_status;
+    CKPT_TRY_ASSIGN(main_status, read_status(pc.pid, main.tid));
+    pc.thread_status.push_back(main_status);
+  }
   CKPT_TRY_ASSIGN(pc.rlimits, read_rlimits(pc.pid));
   for (int fd : fds.fds) {
     FdInfo f;

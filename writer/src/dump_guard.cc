@@ -140,13 +140,6 @@ long fd_flags(pid_t pid, int fd) {
   return at == std::string::npos ? 0 : std::strtol(info->c_str() + at + 6, nullptr, 8);
 }
 
-// Whether a /proc/PID/fd link is of the kind a tracker or its epoch memfd
-// is (dirty_tracking.h).
-bool tracker_kind(const std::string &link) {
-  // fs/userfaultfd.c's anon inode; kTrackerEpochName's memfd.
-  return link == "anon_inode:[userfaultfd]" || link == std::string("/memfd:") + kTrackerEpochName + " (deleted)";
-}
-
 // The fds of pid to close: trackers and their epoch memfds (marked
 // O_APPEND, as take_tracker_fd knows them, when `trackers`), one of those
 // kinds the pid did not hold when arming began and not marked yet (imgtool
