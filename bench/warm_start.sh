@@ -46,11 +46,39 @@ TIMED_RUN=$(realpath "$BUILD/bench/timed_run")
 [[ -x $TIMED_RUN ]] || { echo "warm_start: build bench/timed_run first (ninja -C $BUILD timed_run)" >&2; exit 1; }
 timed() {
   local out
-  out=$("$TIMED_RUN" -r "$RUNS" "$@" 2>/dev/null </dev/null) || { echo "warm_start: $* failed" >&2; exit 1; }
+  out=$("$TIMED_RUN" -r "$RUNS" "$@" 2>"$WORK/timed.err" </dev/null) || { echo "warm_start: $* failed: $(tail -1 "$WORK/timed.err")" >&2; exit 1; }
   WALL_MS=$(awk '{print $2}' <<<"$out")
   CPU_MS=$(awk '{print $5}' <<<"$out")
 }
 ratio() { awk -v c="$1" -v w="$2" 'BEGIN {printf "%.1fx", c/w}'; }
+# own_exit WORDS...: the program's own last step, with no restore at all.
+# RUNS times: start WORDS (a program that prints "ready", then reads its
+# standard input to the end and exits), wait for "ready", close its stdin
+# and time until it has exited (python3's blocking waitpid; nothing forks in
+# the timed span). Sets EXIT_MS to the median. A warm start's run ends with
+# this same step, so with the launcher's own start (`env -i ./warm.elf
+# --help`) it is a floor no restore can go under: cold / floor is the best
+# ratio any warm start could show here.
+own_exit() {
+  EXIT_MS=$("$PYTHON" - "$RUNS" "$@" <<'PY'
+import os, subprocess, sys, time
+runs, words = int(sys.argv[1]), sys.argv[2:]
+ms = []
+for _ in range(runs):
+    p = subprocess.Popen(words, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    if b"ready" not in p.stdout.readline():
+        sys.exit("own_exit: %s did not say ready" % words[0])
+    time.sleep(0.1)  # settled into its read
+    t0 = time.monotonic()
+    p.stdin.close()
+    p.wait()
+    ms.append((time.monotonic() - t0) * 1000)
+ms.sort()
+n = len(ms)
+print("%.2f" % (ms[n // 2] if n % 2 else (ms[n // 2 - 1] + ms[n // 2]) / 2))
+PY
+  ) || { echo "warm_start: measuring the exit of $1 failed" >&2; exit 1; }
+}
 
 echo "== warm start: $PYTHON importing $IMPORTS =="
 timed -- env -i "$PYTHON" -c "import $IMPORTS"
@@ -77,7 +105,15 @@ lazy_ms=$WALL_MS lazy_cpu=$CPU_MS
 "$IMGTOOL" convert warm.elf --to core -o warm.core
 timed -- "$IMGTOOL" restore --lazy warm.core
 tool_lazy_ms=$WALL_MS tool_lazy_cpu=$CPU_MS
+# The floor: the launcher's own start and python3's own exit.
+timed -- env -i ./warm.elf --help
+start_ms=$WALL_MS
 cd - >/dev/null
+own_exit env -i "$PYTHON" -c "import $IMPORTS, os, sys
+print('ready', flush=True)
+sys.stdin.read()
+os._exit(0)"
+py_exit_ms=$EXIT_MS
 
 # The JVM: OpenJDK 17 running a small class after a warm-up loop (bench/Warm.java),
 # which blocks on standard input the same way and then halts.
@@ -102,6 +138,8 @@ if [[ -x $JAVA ]] && command -v javac >/dev/null; then
   java_lazy_ms=$WALL_MS java_lazy_cpu=$CPU_MS
   cd - >/dev/null
   java_kib=$(du -k "$WORK/jwarm.elf" | cut -f1)
+  own_exit env -i "$JAVA" "${JAVA_OPTS[@]}" -cp "$WORK" Warm
+  java_exit_ms=$EXIT_MS
 fi
 
 echo "== convert of a ${CONVERT_MIB} MiB image =="
@@ -135,12 +173,16 @@ row "./warm.elf (eager; image ${image_kib} KiB)" "$eager_ms" "$(ratio "$cold_ms"
 row "./warm.elf --lazy" "$lazy_ms" "$(ratio "$cold_ms" "$lazy_ms")" "$lazy_cpu" "$(ratio "$cold_cpu" "$lazy_cpu")"
 row "imgtool restore --lazy warm.core" "$tool_lazy_ms" "$(ratio "$cold_ms" "$tool_lazy_ms")" \
   "$tool_lazy_cpu" "$(ratio "$cold_cpu" "$tool_lazy_cpu")"
+py_floor_ms=$(awk -v a="$start_ms" -v b="$py_exit_ms" 'BEGIN {printf "%.2f", a+b}')
+row "floor: launcher start $start_ms + exit $py_exit_ms" "$py_floor_ms" "$(ratio "$cold_ms" "$py_floor_ms")" "" ""
 if [[ -n $java_cold_ms ]]; then
   row "cold: java Warm (warm-up loop)" "$java_cold_ms" "1.0x" "$java_cold_cpu" "1.0x"
   row "./jwarm.elf (eager; image ${java_kib} KiB)" "$java_eager_ms" "$(ratio "$java_cold_ms" "$java_eager_ms")" \
     "$java_eager_cpu" "$(ratio "$java_cold_cpu" "$java_eager_cpu")"
   row "./jwarm.elf --lazy" "$java_lazy_ms" "$(ratio "$java_cold_ms" "$java_lazy_ms")" \
     "$java_lazy_cpu" "$(ratio "$java_cold_cpu" "$java_lazy_cpu")"
+  java_floor_ms=$(awk -v a="$start_ms" -v b="$java_exit_ms" 'BEGIN {printf "%.2f", a+b}')
+  row "floor: launcher start $start_ms + exit $java_exit_ms" "$java_floor_ms" "$(ratio "$java_cold_ms" "$java_floor_ms")" "" ""
 fi
 echo
 row "lazy restore of memhog ${CONVERT_MIB} MiB, until it runs" "wall ms" "" "CPU ms" ""
@@ -151,5 +193,7 @@ printf '%-44s %10s\n' "imgtool convert, ${big_mib} MiB image" "ms"
 printf '%-44s %10s\n' "  --to exec (in place)" "$conv_exec_ms"
 printf '%-44s %10s\n' "  --to core (in place)" "$conv_core_ms"
 echo "(medians of $RUNS runs by bench/timed_run: wall from fork to exit, or to the pid file;"
-echo " CPU of every process of a run; convert: one run each way, including imgtool's start)"
+echo " CPU of every process of a run; convert: one run each way, including imgtool's start;"
+echo " floor: \`env -i ./warm.elf --help\` plus the program's own exit after EOF, timed in the"
+echo " original with no restore: no warm start can be faster than that)"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
