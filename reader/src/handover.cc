@@ -43,8 +43,8 @@ Status wait_stop(pid_t tid, int *status) {
 // stops (SIGTRAP|0x80) and event stops (status >> 16: the interrupt's
 // PTRACE_EVENT_STOP) carry on; a signal-delivery stop is suppressed by the
 // next resume, so its signal is held back here. Signals other than ours
-// cannot arrive meanwhile (the restorer blocks all): this is a stop signal
-// from outside (SIGSTOP, SIGTSTP..., which ignore the mask).
+// cannot arrive meanwhile (the restorer blocks all): this is SIGSTOP from
+// outside, which no mask blocks.
 void keep_signal(int status, std::vector<int> &deferred) {
   int sig = WSTOPSIG(status);
   if ((status >> 16) == 0 && sig != (SIGTRAP | 0x80) && sig != SIGTRAP) deferred.push_back(sig);
