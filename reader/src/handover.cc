@@ -7,6 +7,7 @@
 #include <elf.h>
 #include <string>
 #include <sys/auxv.h>
+#include <sys/syscall.h>
 #include <sys/ptrace.h>
 #include <sys/user.h>
 #include <sys/wait.h>
@@ -38,24 +39,69 @@ Status wait_stop(pid_t tid, int *status) {
   return {};
 }
 
-// Lets tid run, one syscall stop at a time, until it stands outside the
-// restorer region: at the exit of its rt_sigreturn, with the program's
-// registers. Signals other than ours cannot arrive meanwhile (the restorer
-// blocks all); a stop signal from outside is kept in `deferred`.
-Status follow_out(const Handover &h, pid_t tid, std::vector<int> &deferred) {
-  for (long n = 0; n < kMaxStops; n++) {
+// A stop's signal, if it is one to send again after the detach. Syscall
+// stops (SIGTRAP|0x80) and event stops (status >> 16: the interrupt's
+// PTRACE_EVENT_STOP) carry on; a signal-delivery stop is suppressed by the
+// next resume, so its signal is held back here. Signals other than ours
+// cannot arrive meanwhile (the restorer blocks all): this is SIGSTOP from
+// outside, which no mask blocks.
+void keep_signal(int status, std::vector<int> &deferred) {
+  int sig = WSTOPSIG(status);
+  if ((status >> 16) == 0 && sig != (SIGTRAP | 0x80) && sig != SIGTRAP) deferred.push_back(sig);
+}
+
+// At its interrupt stop, a parked thread is inside its FUTEX_WAIT on
+// threads_go, which the interrupt ended with -ERESTARTSYS. Kernel quirk:
+// the restart is decided only after the stop (arch_do_signal_or_restart,
+// once get_signal() returns with no signal: rip -= 2, rax = orig_rax, when
+// orig_rax names a syscall), so resumed as is the thread runs the futex
+// again: two more syscall stops (entry, exit with EAGAIN), ~25 us each on
+// this VM, for a call that only returns to the loop that reads threads_go.
+// orig_rax = -1 (what a tracer sets to say "not in a syscall") makes the
+// kernel skip the restart: the thread returns with -EINTR, which its loop
+// takes as a wake-up, and reads threads_go (set before it runs again).
+// Anything else (a thread caught between its futex calls) is left as is.
+Status skip_futex_restart(pid_t tid) {
+  constexpr long kErestartsys = 512;  // include/linux/errno.h, not in uapi
+  user_regs_struct regs;
+  if (ptrace(PTRACE_GETREGS, tid, 0, &regs) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid, strerror(errno));
+  if (regs.orig_rax != SYS_futex || static_cast<long>(regs.rax) != -kErestartsys) return {};
+  regs.orig_rax = ~0ull;
+  regs.rax = static_cast<u64>(-EINTR);
+  if (ptrace(PTRACE_SETREGS, tid, 0, &regs) < 0) return make_error("PTRACE_SETREGS(%d): %s", tid, strerror(errno));
+  return {};
+}
+
+// Lets every thread run, one syscall stop at a time, until each stands
+// outside the restorer region: at the exit of its rt_sigreturn, with the
+// program's registers. The threads go side by side: each pass resumes all
+// that are still inside, then takes each one's next stop, so the round
+// trips of a stop (~25 us each on this VM: a wake-up of the thread, its
+// stop, a wake-up of ours) overlap instead of adding up thread by thread
+// (the JVM's 14 threads).
+Status follow_out(const Handover &h, std::vector<int> &deferred) {
+  std::vector<pid_t> inside;
+  for (pid_t tid : h.tids) {
     user_regs_struct regs;
     if (ptrace(PTRACE_GETREGS, tid, 0, &regs) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid, strerror(errno));
-    if (!in_region(h, regs.rip)) return {};
-    if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
-    int status = 0;
-    CKPT_TRY(wait_stop(tid, &status));
-    int sig = WSTOPSIG(status);
-    // Syscall stops (SIGTRAP|0x80) and event stops carry on; a signal is
-    // held back and sent again after the detach.
-    if ((status >> 16) == 0 && sig != (SIGTRAP | 0x80) && sig != SIGTRAP) deferred.push_back(sig);
+    if (in_region(h, regs.rip)) inside.push_back(tid);
   }
-  return make_error("thread %d did not leave the restorer", tid);
+  for (long n = 0; !inside.empty(); n++) {
+    if (n == kMaxStops) return make_error("thread %d did not leave the restorer", inside[0]);
+    for (pid_t tid : inside)
+      if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) return make_error("PTRACE_SYSCALL(%d): %s", tid, strerror(errno));
+    size_t kept = 0;
+    for (pid_t tid : inside) {
+      int status = 0;
+      CKPT_TRY(wait_stop(tid, &status));
+      keep_signal(status, deferred);
+      user_regs_struct regs;
+      if (ptrace(PTRACE_GETREGS, tid, 0, &regs) < 0) return make_error("PTRACE_GETREGS(%d): %s", tid, strerror(errno));
+      if (in_region(h, regs.rip)) inside[kept++] = tid;
+    }
+    inside.resize(kept);
+  }
+  return {};
 }
 
 // munmap(region) in the leader, through the [vdso]'s `syscall`, with every
@@ -155,11 +201,13 @@ struct Taken {
 };
 
 // Everything up to the program's first instruction: attach to every
-// thread (parked in the restorer), release them, follow each through its
-// rt_sigreturn, unmap the restorer region. Leaves every thread in a ptrace
+// thread (parked in the restorer), release them, follow them all through
+// their rt_sigreturn, unmap the restorer region. Leaves every thread in a ptrace
 // stop at the program's instruction.
 Status take_over(Taken &t, std::string *warning) {
   const Handover &h = *t.h;
+  // Every thread is seized and interrupted before any stop is waited for:
+  // the interrupts' round trips overlap.
   for (pid_t tid : h.tids) {
     // Suspending seccomp (root only) lets the injected munmap through the
     // filters the threads install on their way out.
@@ -167,9 +215,15 @@ Status take_over(Taken &t, std::string *warning) {
     if (ptrace(PTRACE_SEIZE, tid, 0, opts) < 0 && (errno != EPERM || ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) < 0))
       return make_error("PTRACE_SEIZE(%d): %s", tid, strerror(errno));
     t.attached.push_back(tid);
-    int status = 0;
     if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) return make_error("PTRACE_INTERRUPT(%d): %s", tid, strerror(errno));
+  }
+  for (pid_t tid : h.tids) {
+    int status = 0;
     CKPT_TRY(wait_stop(tid, &status));
+    // A stop signal that came first stops the thread before the interrupt
+    // does: held back, and the interrupt's stop follows on the next resume.
+    keep_signal(status, t.deferred);
+    if ((status >> 16) == PTRACE_EVENT_STOP) CKPT_TRY(skip_futex_restart(tid));
   }
   // Release the threads parked on threads_go (a u32 in a u64 word).
   errno = 0;
@@ -178,7 +232,7 @@ Status take_over(Taken &t, std::string *warning) {
   word = (word & ~0xffffffffl) | 1;
   if (ptrace(PTRACE_POKEDATA, h.tids[0], h.threads_go, word) < 0)
     return make_error("PTRACE_POKEDATA: %s", strerror(errno));
-  for (pid_t tid : h.tids) CKPT_TRY(follow_out(h, tid, t.deferred));
+  CKPT_TRY(follow_out(h, t.deferred));
   if (Status s = unmap_region(h, h.tids[0]); !s && warning)
     *warning = "the restorer's memory stays mapped in the restored process (" + s.error().message() + ")";
   return {};

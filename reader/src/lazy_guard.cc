@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstring>
 #include <dirent.h>
+#include <fcntl.h>
+#include <algorithm>
 #include <string>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -72,28 +74,52 @@ void kill_tree(int pidfd, pid_t pid) {
   }
 }
 
+// Closes every fd but `keep` (ascending, each >= 3) and puts /dev/null on
+// 0-2: forked from imgtool, the guard would otherwise hold imgtool's fds,
+// among them its output (a reader of imgtool's stdout would wait for the
+// guard) and its end of the helper's go socket (the helper would never see
+// imgtool's end close).
+void keep_only(const std::vector<int> &keep) {
+  unsigned from = 3;
+  for (int fd : keep) {
+    if (static_cast<unsigned>(fd) > from) close_range(from, static_cast<unsigned>(fd) - 1, 0);
+    from = static_cast<unsigned>(fd) + 1;
+  }
+  close_range(from, ~0u, 0);
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  for (int fd = 0; fd < 3 && null >= 0; fd++) dup2(null, fd);
+  if (null > 2) close(null);
+}
+
 }  // namespace
 
-bool LazyGuard::start(int uffd, int process, pid_t pid) {
+pid_t fork_lazy_guard(int uffd, int process, pid_t pid, int *helper_end) {
+  *helper_end = -1;
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return false;
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -1;
   pid_t g = fork();
   if (g < 0) {
     close(sv[0]);
     close(sv[1]);
-    return false;
+    return -1;
   }
   if (g == 0) {
-    close(sv[0]);
-    // `uffd` stays open here: the guard's copy of it. Every other fd the
-    // helper has (the image mapping's, the go socket) closes when it exits.
-    guard(sv[1], process, pid);
+    // `uffd` stays open here: the guard's copy of it; `process` to kill.
+    // Each moves above stdio first (an imgtool started with 0-2 closed).
+    int sock = sv[1];
+    for (int *fd : {&sock, &uffd, &process})
+      if (*fd >= 0 && *fd < 3) *fd = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+    std::vector<int> keep = {sock, uffd};
+    if (process >= 0) keep.push_back(process);
+    std::sort(keep.begin(), keep.end());
+    keep_only(keep);
+    // Nor the terminal's signals, as the helper (lazy_pages.cc).
+    setpgid(0, 0);
+    guard(sock, process, pid);
   }
-  (void)uffd;
-  pid_ = g;
   close(sv[1]);
-  sock_ = sv[0];
-  return true;
+  *helper_end = sv[0];
+  return g;
 }
 
 void LazyGuard::hold(int child_uffd) {
@@ -115,8 +141,6 @@ void LazyGuard::finished() {
   }
   close(sock_);
   sock_ = -1;
-  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
-  }
 }
 
 }  // namespace ckpt::reader

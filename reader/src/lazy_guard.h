@@ -8,7 +8,7 @@
 // for while registered; checked on Linux 6.18). The restored program would
 // run on reading zeros where its data was.
 //
-// So the helper forks a guard that holds a copy of every userfaultfd the
+// So a guard holds a copy of every userfaultfd the
 // helper serves (the first, and each forked child's, passed over a socket)
 // and a pidfd of the restored process. While the guard holds them, the
 // userfaultfds stay open: a fault after the helper's death waits instead of
@@ -16,27 +16,40 @@
 // socket closes without the 'f' byte), the guard SIGKILLs the restored
 // process and its descendants, then exits. The program is killed, never run
 // on wrong.
+//
+// The guard is imgtool's child, forked just before the helper, not the
+// helper's: at a warm start's end the helper says 'f' and exits at once,
+// the guard exits on the 'f' at the same time, and imgtool reaps both. A
+// guard forked by the helper had to be waited for by the helper before it
+// exited (or it would outlive imgtool): one more wake-up in a row, and the
+// two processes' teardowns one after the other (DECISIONS 3101).
 #pragma once
 
 #include <sys/types.h>
 
 namespace ckpt::reader {
 
+/// Forks the guard (from imgtool, before the helper). `uffd` is the
+/// restored process's userfaultfd, `process` a pidfd of it (may be -1: then
+/// its pid). Returns the guard's pid, or -1 when no guard could be made
+/// (the helper then serves unguarded); `*helper_end` is the socket end the
+/// helper keeps (imgtool closes its copy once the helper is forked: the
+/// guard's EOF is the helper's end).
+pid_t fork_lazy_guard(int uffd, int process, pid_t pid, int *helper_end);
+
+/// The helper's side of its guard.
 class LazyGuard {
  public:
-  /// Forks the guard (from the helper). `uffd` is the restored process's
-  /// userfaultfd, `process` a pidfd of it (may be -1: then its pid).
-  /// False when no guard could be made (the helper then serves unguarded).
-  bool start(int uffd, int process, pid_t pid);
+  /// `sock`: the helper's end (fork_lazy_guard), or -1: no guard.
+  explicit LazyGuard(int sock) : sock_(sock) {}
   /// A child's userfaultfd (UFFD_EVENT_FORK) for the guard to hold.
   void hold(int child_uffd);
-  /// Every page is in or every process gone: the guard exits quietly (and
-  /// is reaped here).
+  /// Every page is in or every process gone: the guard exits quietly
+  /// (imgtool reaps it).
   void finished();
 
  private:
   int sock_ = -1;
-  pid_t pid_ = 0;
 };
 
 }  // namespace ckpt::reader

@@ -2,6 +2,7 @@
 
 #include "fd_message.h"
 
+#include "lazy_guard.h"
 #include "lazy_serve.h"
 #include "phase_times.h"
 
@@ -111,41 +112,21 @@ Status LazyHelper::go() {
 
 namespace {
 
-// The helper's guard (lazy_guard.h) is the helper's child, not ours: once
-// the helper is killed it is orphaned, sees the helper's end and exits by
-// itself, some time later. Returning before it has would leave an imgtool
-// process running after `imgtool restore` ended (a test's subreaper saw
-// it). So the helper is stopped first (a stopped process cannot fork, so
-// its children cannot change), its guard is named by a pidfd, and after
-// the kill we wait for the guard's exit too.
-void kill_helper_and_await_its_guard(pid_t helper) {
-  int guard = -1;
-  int st = 0;
-  bool stopped = kill(helper, SIGSTOP) == 0;
-  while (stopped && waitpid(helper, &st, WUNTRACED) < 0 && errno == EINTR) {
+void reap(pid_t p) {
+  while (waitpid(p, nullptr, 0) < 0 && errno == EINTR) {
   }
-  if (stopped && WIFSTOPPED(st)) {
-    std::string children = "/proc/" + std::to_string(helper) + "/task/" + std::to_string(helper) + "/children";
-    if (FILE *f = std::fopen(children.c_str(), "re")) {
-      int child;
-      if (std::fscanf(f, "%d", &child) == 1) guard = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
-      std::fclose(f);
-    }
-  } else if (stopped) {
-    helper = -1;  // it ended on its own: reaped by the waitpid above
-  }
-  if (helper > 0) {
-    kill(helper, SIGKILL);
-    while (waitpid(helper, nullptr, 0) < 0 && errno == EINTR) {
-    }
-  }
-  if (guard < 0) return;
-  // A pidfd polls readable once its process has exited. The guard needs
-  // no page and no lock to exit: 10 s bounds only a kernel gone wrong.
-  pollfd p = {guard, POLLIN, 0};
-  while (poll(&p, 1, 10000) < 0 && errno == EINTR) {
-  }
-  close(guard);
+}
+
+// A helper that may still be needed (the process never ran, or a test
+// holds it serving faults): killed, and reaped with its guard (lazy_guard.h),
+// our child too: the guard sees the helper's socket close without 'f',
+// kills the restored process and what it forked, and exits. Waited for,
+// so that no imgtool process runs on after `imgtool restore` has ended (a
+// test's subreaper saw one).
+void kill_helper_and_reap(pid_t helper, pid_t guard) {
+  kill(helper, SIGKILL);
+  reap(helper);
+  if (guard > 0) reap(guard);
 }
 
 }  // namespace
@@ -158,11 +139,13 @@ LazyHelper::~LazyHelper() {
   // until it is killed.
   const char *hold = std::getenv("CKPT_LAZY_NO_BACKGROUND");
   if (!running_ || (hold && *hold == '1')) {
-    kill_helper_and_await_its_guard(pid_);
+    kill_helper_and_reap(pid_, guard_);
     return;
   }
-  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
-  }
+  // The helper says 'f' to its guard and exits; the guard exits on that
+  // byte meanwhile: both are reaped here.
+  reap(pid_);
+  if (guard_ > 0) reap(guard_);
 }
 
 Status LazyHelper::start(const ImageReader &image, const CkptView &v, pid_t pid) {
@@ -209,9 +192,16 @@ Status LazyHelper::start(const ImageReader &image, const CkptView &v, pid_t pid)
   // learns of the exit from its first failed background copy.
   int exited = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   if (exited >= 0) fcntl(exited, F_SETFD, FD_CLOEXEC);
+  // The guard first, so that it is our child and not the helper's.
+  int guard_sock = -1;
+  pid_t guard = fork_lazy_guard(uffd, exited, pid, &guard_sock);
   pid_t helper = fork();
   if (helper < 0) {
     int e = errno;
+    // The guard sees its socket close without 'f': it kills the process,
+    // which has not run (the restore fails).
+    if (guard_sock >= 0) close(guard_sock);
+    if (guard > 0) reap(guard);
     close(uffd);
     close(go);
     if (exited >= 0) close(exited);
@@ -228,9 +218,11 @@ Status LazyHelper::start(const ImageReader &image, const CkptView &v, pid_t pid)
     // must not kill the helper (closing the userfaultfd would leave every
     // page not yet in reading as zeros).
     setpgid(0, 0);
-    serve_lazy_pages(uffd, std::move(stored), std::move(vmas), go, exited, pid);
+    serve_lazy_pages(uffd, std::move(stored), std::move(vmas), go, exited, guard_sock);
     _exit(0);
   }
+  if (guard_sock >= 0) close(guard_sock);  // the helper's now: its end is the guard's EOF
+  guard_ = guard;
   close(uffd);
   close(go);
   if (exited >= 0) close(exited);

@@ -52,12 +52,13 @@ class LazyHelper {
   /// killing the process, which the wait for the process then reports.
   img::Status go();
   /// Returning while the process runs: leave the helper to it.
-  void detach() { pid_ = 0; }
+  void detach() { pid_ = guard_ = 0; }
 
  private:
   int sock_ = -1;      ///< parent's end of the channel
   int go_ = -1;        ///< our end of the helper's go socket
   pid_t pid_ = 0;
+  pid_t guard_ = 0;     ///< the helper's guard (lazy_guard.h), also our child; -1: none
   bool running_ = false;  ///< go() was called: the process may need the helper
 };
 

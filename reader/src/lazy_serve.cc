@@ -450,7 +450,7 @@ bool serve(std::vector<Target> &targets, int go, int exited, LazyGuard &guard) {
 }  // namespace
 
 void serve_lazy_pages(int uffd, std::vector<Stored> stored, std::vector<std::pair<u64, u64>> vmas, int go, int exited,
-                      pid_t pid) {
+                      int guard_sock) {
   // Tests hold the background copy back to check that faults alone
   // bring every page in (CKPT_LAZY_NO_BACKGROUND=1).
   const char *hold = std::getenv("CKPT_LAZY_NO_BACKGROUND");
@@ -460,8 +460,8 @@ void serve_lazy_pages(int uffd, std::vector<Stored> stored, std::vector<std::pai
   for (const Stored &st : targets.back().stored()) g_stored_bytes += st.len;
   // The guard (lazy_guard.h): should this helper die before every page is
   // in, the restored process is killed rather than run on reading zeros.
-  LazyGuard guard;
-  if (!guard.start(uffd, exited, pid)) trace_phase("helper: no guard (fork failed): serving unguarded");
+  LazyGuard guard(guard_sock);
+  if (guard_sock < 0) trace_phase("helper: no guard (fork failed): serving unguarded");
   if (serve(targets, go, exited, guard)) guard.finished();
   trace_phasef("helper: done; faults served %llu copied, %llu zero, %llu raced; %llu background copies, %llu KiB; "
                "%llu KiB by faults",

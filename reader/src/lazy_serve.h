@@ -21,8 +21,9 @@ struct Stored {
 /// In the forked helper: serves userfaultfd `uffd` of process `pid` (its
 /// lazily served `vmas`, `stored` sorted by address) until every page is in
 /// or every mm is gone. The background copy waits for a byte on `go`;
-/// `exited` (a pidfd, or -1) tells of the process's end.
+/// `exited` (a pidfd, or -1) tells of the process's end; `guard` is the
+/// socket to the helper's guard (lazy_guard.h), or -1.
 void serve_lazy_pages(int uffd, std::vector<Stored> stored, std::vector<std::pair<img::u64, img::u64>> vmas, int go,
-                      int exited, pid_t pid);
+                      int exited, int guard);
 
 }  // namespace ckpt::reader

@@ -76,6 +76,50 @@ TEST_F(RestoreRun, ProgramEndingWhileThreadsAreLetGoEndsTheRestore) {
   EXPECT_TRUE(r.exited && r.exit_code == 128 + SIGKILL) << r.status() << "\n" << r.err;
 }
 
+// A stop signal that reaches the parked threads before the handover
+// (here SIGSTOP, sent while restore waits at restore-before-handover) is
+// not lost in the handover's stops (DECISIONS 3100): the program comes back
+// stopped before it has run an instruction, and runs to its end once
+// continued.
+TEST_F(RestoreRun, StopSignalBeforeTheHandoverLeavesTheProgramStopped) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(go());
+  std::string release = dir() + "/handover";
+  pid_t leader = pid_;
+  bool reached = false, stopped = false;
+  std::thread watcher([&] {
+    for (int i = 0; i < 6000 && !reached; i++) {
+      reached = access((release + ".restore-before-handover").c_str(), F_OK) == 0;
+      if (!reached) usleep(10000);
+    }
+    if (reached) kill(leader, SIGSTOP);
+    FILE *f = std::fopen(release.c_str(), "we");
+    if (f) std::fclose(f);
+    // Stopped for good: still so 100 ms later (a program let run would
+    // have exited by then).
+    for (int i = 0; reached && i < 3000 && !stopped; i++) {
+      stopped = test::all_threads_in_state(leader, 'T');
+      if (!stopped) usleep(10000);
+    }
+    if (stopped) {
+      usleep(100000);
+      stopped = test::all_threads_in_state(leader, 'T');
+    }
+    kill(leader, SIGCONT);
+  });
+  setenv("CKPT_FAULT", "restore-before-handover:wait", 1);
+  setenv("CKPT_FAULT_WAIT", release.c_str(), 1);
+  RunResult r = restore(image_path(), {}, 60);
+  unsetenv("CKPT_FAULT");
+  unsetenv("CKPT_FAULT_WAIT");
+  watcher.join();
+  ASSERT_TRUE(reached) << "restore never reached restore-before-handover; its stderr:\n" << r.err;
+  EXPECT_TRUE(stopped) << "the SIGSTOP sent before the handover was lost";
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_EQ(count(report(), "PASS"), 1) << report();
+}
+
 TEST_F(RestoreRun, PassesOnDeathBySignalAs128PlusN) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"signal:" + std::to_string(SIGTERM)}));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
