@@ -22,7 +22,7 @@
 // the guard exits on the 'f' at the same time, and imgtool reaps both. A
 // guard forked by the helper had to be waited for by the helper before it
 // exited (or it would outlive imgtool): one more wake-up in a row, and the
-// two processes' teardowns one after the other (DECISIONS 3101).
+// two processes' teardowns one after the other (DECISIONS 266).
 #pragma once
 
 #include <sys/types.h>

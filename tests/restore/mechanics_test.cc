@@ -78,7 +78,7 @@ TEST_F(RestoreRun, ProgramEndingWhileThreadsAreLetGoEndsTheRestore) {
 
 // A stop signal that reaches the parked threads before the handover
 // (here SIGSTOP, sent while restore waits at restore-before-handover) is
-// not lost in the handover's stops (DECISIONS 3100): the program comes back
+// not lost in the handover's stops (DECISIONS 265): the program comes back
 // stopped before it has run an instruction, and runs to its end once
 // continued.
 TEST_F(RestoreRun, StopSignalBeforeTheHandoverLeavesTheProgramStopped) {
