@@ -6,8 +6,9 @@
  *
  * Two ways of sharing, one thread:
  * - The queue (decision 3000): the fills shorter than pair_min, cut in
- *   RS_FILL_SLICE slices. The leader marks a VMA's fills (rs_fill.queued)
- *   and publishes them as soon as the VMA is mapped; either filler takes
+ *   RS_FILL_SLICE slices. The leader marks each VMA's fills
+ *   (rs_fill.queued) as it maps it, and opens the queue once every VMA
+ *   is mapped (not before: the mmap_lock, rs_queue_open); either filler takes
  *   the next slice (cursor), populates it and reads it into place, and
  *   counts it in its fill's queued word. The leader then walks the fills
  *   in file order, waits for (or takes) each one's slices and hashes the
@@ -213,19 +214,26 @@ int rs_pair_next(const struct rs_args *a, ulong *addr, ulong *len) {
   return 1;
 }
 
-/* The fills [first, first + n) of a VMA just mapped go on the queue
- * (the leader's alone: those filled through /proc/self/mem, whose VMA is
- * not writable, and the long ones a job shares; leaders). */
-void rs_queue_publish(const struct rs_args *a, uint32_t first, uint32_t n, int leaders, int map_private) {
-  struct rs_fill_pair *p = pair_of(a);
-  RS_ASSERT(a, p->active && first == p->published);
+/* The fills [first, first + n) of a VMA just mapped are marked for the
+ * queue (the leader's alone: those filled through /proc/self/mem, whose
+ * VMA is not writable, and the long ones a job shares; leaders). */
+void rs_queue_mark(const struct rs_args *a, uint32_t first, uint32_t n, int leaders, int map_private) {
+  RS_ASSERT(a, pair_of(a)->active && load(&pair_of(a)->published) == 0);
   for (uint32_t k = first; k < first + n; k++) {
     struct rs_fill *fl = &a->fill[k];
-    RS_ASSERT(a, fl->len && slices_of(fl) <= RS_QUEUE_DONE);
+    RS_ASSERT(a, k < a->nfill && fl->len && slices_of(fl) <= RS_QUEUE_DONE);
     int alone = leaders || fl->len >= a->pair_min;
     fl->queued = alone ? RS_QUEUE_LEADERS : (map_private ? RS_QUEUE_POPULATE : 0);
   }
-  store(&p->published, first + n);
+}
+
+/* Every VMA is mapped and every fill marked: the queue opens. Not before:
+ * each mmap takes the mm's mmap_lock for writing, each populate for
+ * reading, and their overlap made both wait on it (measured: slower than
+ * one filler, decision 3000). */
+void rs_queue_open(const struct rs_args *a) {
+  struct rs_fill_pair *p = pair_of(a);
+  store(&p->published, a->nfill);
   ring(p);
 }
 

@@ -115,7 +115,6 @@ struct running_check {
   long self;               /* our pid for process_vm_writev, 0 once it failed */
   long mem;                /* /proc/self/mem once opened; -1 not yet, -2 cannot be */
   int forced;              /* the VMA being filled is not writable: its fills go through mem */
-  int made_writable;       /* a forced write was refused: the VMA was made writable after all */
   int refused;             /* the kernel refused a forced write: every later one is made writable too */
 };
 
@@ -167,11 +166,10 @@ static void place_from_scratch(const struct rs_args *a, const struct rs_vma *v, 
      * made writable after all, charged as before decision 237, and this
      * slice and everything after it are placed the ordinary way; the
      * final mprotect takes the write away again. Every later forced VMA
-     * (mapped not writable already, with two fillers: decision 3000) is
-     * made writable the same way at its first fill. */
+     * (mapped not writable, its fills meant for mem) is made writable the
+     * same way at its first fill, without trying mem again. */
     run->refused = 1;
     run->forced = 0;
-    run->made_writable = 1;
     long m = sys3(NR_mprotect, v->start, v->end - v->start, v->prot | PROT_READ | PROT_WRITE);
     if (m < 0) fail(a, RS_FILL, m);
     addr += done;
@@ -393,7 +391,11 @@ static void finish_vma(const struct rs_args *a, const struct rs_vma *v, struct r
     r = sys3(NR_ioctl, a->uffd, UFFDIO_REGISTER, &reg);
     if (r < 0) fail(a, RS_LAZY, r);
   }
-  if ((ulong)first_prot(v, forced_fill(v, run)) != v->prot || run->made_writable) {
+  /* A VMA filled through /proc/self/mem until the kernel refused it was
+   * made writable (place_from_scratch); mprotect to its own protection
+   * changes nothing where it was not. */
+  int forced_kind = v->nfill && v->account == RS_ACCOUNT_NO && !(v->prot & PROT_WRITE);
+  if ((ulong)first_prot(v, forced_fill(v, run)) != v->prot || (forced_kind && run->refused)) {
     r = sys3(NR_mprotect, v->start, len, v->prot);
     if (r < 0) fail(a, RS_PROTECT, r);
   }
@@ -429,33 +431,34 @@ void map_memory(const struct rs_args *a) {
   /* The second filler, if imgtool asked for one: after every thread of
    * the process exists with its tid (rs_main), gone before the end. */
   rs_pair_start(a);
-  /* With two fillers the leader maps every VMA first, putting each one's
-   * fills on the queue as soon as it is mapped, so the second filler
-   * reads them in while the leader maps the rest; then it walks the VMAs
-   * again, hashing each fill in file order and finishing each VMA once
-   * its fills are in (decision 3000). A VMA without fills is finished at
-   * once. What goes through the scratch buffer stays the leader's, in
-   * the one walk. */
+  /* With two fillers the leader maps every VMA first, marking each one's
+   * fills for the queue, then opens the queue: both fillers read the
+   * fills in while the leader hashes each one in file order (taking
+   * fills itself while the next to hash is under way); then it finishes
+   * the filled VMAs (decision 3000). A VMA without fills is finished at
+   * once. Kept apart because mmap and mprotect take the mmap_lock for
+   * writing, the populates for reading. What goes through the scratch
+   * buffer stays the leader's, in the one walk. */
   int queued = rs_pair_active(a) && !(a->fill_flags & RS_FILL_VIA_SCRATCH);
   for (unsigned i = 0; i < a->nvma; i++) {
     const struct rs_vma *v = &a->vma[i];
-    run.made_writable = 0;
     map_vma(a, v, &run);
     run.forced = forced_fill(v, &run);
     if (queued && v->nfill) {
-      rs_queue_publish(a, v->first_fill, v->nfill, run.forced, (v->map_flags & MAP_PRIVATE) != 0);
+      rs_queue_mark(a, v->first_fill, v->nfill, run.forced, (v->map_flags & MAP_PRIVATE) != 0);
       continue;
     }
     fill_vma(a, v, &run, 0);
     finish_vma(a, v, &run);
   }
-  for (unsigned i = 0; queued && i < a->nvma; i++) {
-    const struct rs_vma *v = &a->vma[i];
-    if (!v->nfill) continue;
-    run.made_writable = 0;
-    run.forced = forced_fill(v, &run);
-    fill_vma(a, v, &run, 1);
-    finish_vma(a, v, &run);
+  if (queued) {
+    rs_queue_open(a);
+    for (unsigned i = 0; i < a->nvma; i++) {
+      run.forced = forced_fill(&a->vma[i], &run);
+      fill_vma(a, &a->vma[i], &run, 1);
+    }
+    for (unsigned i = 0; i < a->nvma; i++)
+      if (a->vma[i].nfill) finish_vma(a, &a->vma[i], &run);
   }
   rs_pair_stop(a);
   RS_ASSERT(a, run.check == 0); /* every check's fills came to its end */

@@ -140,7 +140,8 @@ void rs_pair_begin(const struct rs_args *a, ulong addr, ulong len, ulong file_of
 int rs_pair_next(const struct rs_args *a, ulong *addr, ulong *len);
 void rs_pair_end(const struct rs_args *a);
 void rs_pair_stop(const struct rs_args *a);
-void rs_queue_publish(const struct rs_args *a, uint32_t first, uint32_t n, int leaders, int map_private);
+void rs_queue_mark(const struct rs_args *a, uint32_t first, uint32_t n, int leaders, int map_private);
+void rs_queue_open(const struct rs_args *a);
 int rs_queue_leaders(const struct rs_args *a, uint32_t f);
 void rs_queue_wait(const struct rs_args *a, uint32_t f);
 
