@@ -28,8 +28,9 @@ namespace {
 // "" shares the 64 MiB fill between two fillers where the machine has two
 // CPUs (decision 248); "one" keeps it to one; "two" asks for the pair
 // whatever the CPUs and sizes (and fails if the second filler cannot be
-// made), and "second" leaves every slice of the shared fills to the second
-// filler, so that the damaged byte below is read in by it.
+// made; the program's own short fills then go through the queue, decision
+// 3000), and "second" leaves every slice of the shared and queued fills to
+// the second filler, so that the damaged byte below is read in by it.
 // "busy" takes no CPU as free: the pair only for an image not in the page
 // cache (decision 257; ColdImageIsSampledCold below).
 const std::vector<std::string> kModes = {"", "scalar", "scratch", "scratch,scalar", "one", "two", "second", "second,scalar", "busy"};
