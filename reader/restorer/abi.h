@@ -56,7 +56,7 @@ struct rs_fill {
   uint64_t addr, len;
   uint64_t file_offset;    /* in the image file; page-aligned */
   uint32_t check;          /* 1 + the rs_check its bytes are part of, or 0 */
-  uint32_t pad;
+  uint32_t queued;         /* zero from imgtool; the restorer's: RS_QUEUE_* and slices in place (fill_pair.c) */
 };
 
 /* A segment checksum the restorer checks as it reads the bytes in
@@ -267,10 +267,18 @@ struct rs_args {
     uint32_t map_private;  /* populate each slice before reading it in */
     uint32_t active;       /* the second filler runs */
     uint32_t done[64];     /* slice i is in place: done[i % 64] == i + 1 */
+    uint32_t bell;         /* futex: bumped by the leader for a new job, newly mapped fills or the exit */
+    uint32_t helper_sleeps; /* the second filler waits (or is about to) on bell */
+    uint32_t published;    /* the queue: fills [0, published) are mapped and marked (rs_fill.queued) */
+    uint32_t pad;
+    uint64_t cursor;       /* the queue's next slice to take: fill index << 32 | slice */
   } pair;
 };
 #define RS_PAIR_RING 64u
 #define RS_PAIR_EXIT 0xffffffffu
+#define RS_QUEUE_LEADERS 0x80000000u /* rs_fill.queued: the leader fills it alone (through mem or the job) */
+#define RS_QUEUE_POPULATE 0x40000000u /* rs_fill.queued: each slice populated first (a private mapping) */
+#define RS_QUEUE_DONE 0x3fffffffu    /* rs_fill.queued: its slices in place so far */
 
 /* rs_args.fill_flags (decision 230). */
 #define RS_FILL_HASH_AVX2 1u   /* AVX2 usable (CPU and kernel): hash with xxh3_avx2.c */

@@ -115,7 +115,7 @@ struct running_check {
   long self;               /* our pid for process_vm_writev, 0 once it failed */
   long mem;                /* /proc/self/mem once opened; -1 not yet, -2 cannot be */
   int forced;              /* the VMA being filled is not writable: its fills go through mem */
-  int made_writable;       /* a forced write was refused: the VMA was made writable after all */
+  int refused;             /* the kernel refused a forced write: every later one is made writable too */
 };
 
 void rs_read_fully(const struct rs_args *a, ulong addr, ulong len, ulong off) {
@@ -154,7 +154,7 @@ static void place_from_scratch(const struct rs_args *a, const struct rs_vma *v, 
     /* FOLL_FORCE, as a debugger's write: the private copy is made
      * without the VMA ever being writable, so it is not charged. */
     ulong done = 0;
-    while (done < n && !(a->fill_flags & RS_FILL_REFUSE_FORCE)) {
+    while (done < n && !(a->fill_flags & RS_FILL_REFUSE_FORCE) && !run->refused) {
       long r = sys4(NR_pwrite64, run->mem, (ulong)a->scratch + done, n - done, addr + done);
       if (r <= 0) break;
       done += (ulong)r;
@@ -165,11 +165,11 @@ static void place_from_scratch(const struct rs_args *a, const struct rs_vma *v, 
      * forced write into its own read-only mapping (EIO). Then the VMA is
      * made writable after all, charged as before decision 237, and this
      * slice and everything after it are placed the ordinary way; the
-     * final mprotect takes the write away again. */
-    sys1(NR_close, run->mem);
-    run->mem = -2;
+     * final mprotect takes the write away again. Every later forced VMA
+     * (mapped not writable, its fills meant for mem) is made writable the
+     * same way at its first fill, without trying mem again. */
+    run->refused = 1;
     run->forced = 0;
-    run->made_writable = 1;
     long m = sys3(NR_mprotect, v->start, v->end - v->start, v->prot | PROT_READ | PROT_WRITE);
     if (m < 0) fail(a, RS_FILL, m);
     addr += done;
@@ -265,6 +265,158 @@ static void fill_paired(const struct rs_args *a, const struct rs_vma *v, const s
   check_end(a, c, f, run);
 }
 
+/* A VMA mapped and filled by reading is filled through /proc/self/mem
+ * (decision 237): a private one never writable, where mem opens (see
+ * map_vma). */
+static int forced_fill(const struct rs_vma *v, struct running_check *run) {
+  if (!v->nfill || v->account != RS_ACCOUNT_NO || (v->prot & PROT_WRITE)) return 0;
+  if (run->mem == -1) {
+    run->mem = sys4(NR_openat, AT_FDCWD_NR, "/proc/self/mem", O_RDWR_NR | O_CLOEXEC_NR, 0);
+    if (run->mem < 0) run->mem = -2;
+  }
+  return run->mem >= 0;
+}
+
+/* The protection a VMA is mapped with until its fills are in (the SysV
+ * attach's: what shmat gives). */
+static int first_prot(const struct rs_vma *v, int forced) {
+  if (v->sysv_shm) return PROT_READ | ((v->prot & PROT_WRITE) ? PROT_WRITE : 0) | (v->prot & PROT_EXEC);
+  int read_fill = v->nfill != 0;
+  /* Readable too: a checked fill is hashed where it was read in (not
+   * one filled through /proc/self/mem: it is hashed in the scratch). */
+  return (int)v->prot | (read_fill && !forced ? PROT_READ | PROT_WRITE : 0) |
+         (v->account == RS_ACCOUNT_YES ? PROT_WRITE : 0);
+}
+
+/* The VMA mapped (or attached) where the image has it, ready for its
+ * fills. Filled by reading: writable until filled. Served lazily: mapped
+ * with the final protection and registered on the userfaultfd (in
+ * finish_vma), whose helper (in imgtool) puts the pages in as they are
+ * touched. Kernel quirk: a private mapping is charged to commit
+ * (VM_ACCOUNT, smaps "ac") by an mmap with PROT_WRITE or the first
+ * mprotect that adds it, and keeps the charge when write is dropped again
+ * (mm/mprotect.c, mprotect_fixup; but see below); so one that was
+ * writable once is mapped writable, and a read-only one that never was is
+ * filled through /proc/self/mem instead (decision 237). Where that cannot
+ * be opened (no /proc here) it is filled writable, as before. */
+static void map_vma(const struct rs_args *a, const struct rs_vma *v, struct running_check *run) {
+  ulong len = v->end - v->start;
+  int read_fill = v->nfill != 0;
+  int prot0 = first_prot(v, forced_fill(v, run));
+  int flags = MAP_FIXED | (int)v->map_flags | (v->fd < 0 ? MAP_ANONYMOUS : 0);
+  long r;
+  if (v->sysv_shm) {
+    /* A SysV attach (shmdt and shm_nattch see it), of the segment imgtool
+     * made again with the image's id and bytes; the protection shmat
+     * gives is read, write unless SHM_RDONLY, exec with SHM_EXEC. */
+    int shmflg = ((v->prot & PROT_WRITE) ? 0 : SHM_RDONLY) | ((v->prot & PROT_EXEC) ? SHM_EXEC : 0);
+    r = sys3(NR_shmat, v->shmid, v->start, shmflg);
+  } else {
+    r = sys6(NR_mmap, v->start, len, prot0, flags, v->fd, v->pgoff);
+  }
+  if (r != (long)v->start) fail(a, RS_MAP, r < 0 ? r : -22);
+  /* Kernel quirk: mprotect dropping write from an anonymous mapping
+   * never faulted in (no anon_vma) drops its charge too (mm/mprotect.c,
+   * mprotect_fixup; seen on 6.18): one charged without write had been
+   * faulted in. A page written and dropped again gives it an anon_vma
+   * and leaves it as empty as before, also for the lazy helper. */
+  if (v->account == RS_ACCOUNT_YES && !(v->prot & PROT_WRITE) && v->fd < 0 && !read_fill && !v->sysv_shm) {
+    *(volatile char *)v->start = 0;
+    /* The whole VMA: where THP is "always" (or mTHP is on) the write can
+     * bring in a huge folio, and dropping 4 KiB of it would leave the
+     * other pages present (and, under --lazy, never asked for). */
+    sys3(NR_madvise, v->start, len, MADV_DONTNEED);
+  }
+  /* The program's huge-page choice applies before the pages are read in,
+   * not after: a MADV_HUGEPAGE region is then filled in 2 MiB pages (one
+   * fault each instead of 512, the cost that bounds filling fresh memory
+   * on a VM), and a MADV_NOHUGEPAGE one stays in small pages even where
+   * THP is "always". */
+  if (read_fill && (v->madvise & (RS_MADV_HUGEPAGE | RS_MADV_NOHUGEPAGE)))
+    sys3(NR_madvise, v->start, len, (v->madvise & RS_MADV_HUGEPAGE) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+}
+
+/* The VMA's fills, in file order, hashed as they are read. With two
+ * fillers (queued), a fill on the queue is waited for (or taken) and then
+ * hashed whole (fill_pair.c, decision 267). */
+static void fill_vma(const struct rs_args *a, const struct rs_vma *v, struct running_check *run, int queued) {
+  for (unsigned k = 0; k < v->nfill; k++) {
+    uint32_t fi = v->first_fill + k;
+    const struct rs_fill *f = &a->fill[fi];
+    RS_ASSERT(a, fi < a->nfill && f->addr >= v->start && f->len <= v->end - f->addr);
+    if (queued && !rs_queue_leaders(a, fi)) {
+      const struct rs_check *c = f->check ? check_begin(a, f, run) : 0;
+      rs_queue_wait(a, fi);
+      if (c) hash_update(a, run, (const void *)f->addr, f->len);
+      check_end(a, c, f, run);
+      continue;
+    }
+    /* A fill read into place by pread whole (one no checksum covers, or
+     * every fill once process_vm_writev failed) has its pages made
+     * first, all in one call (MADV_POPULATE_WRITE, Linux 5.14+; ignored
+     * where it fails: it tunes), so the pread finds them present instead
+     * of taking a fault per 4 KiB page inside its copy (decision 170). In
+     * a private file mapping it makes the private copies the pread's
+     * copy-on-write faults would. Only the stored ranges, so the resident
+     * set is the original's. Never on a userfaultfd-registered range (a
+     * populate there would wait for a helper not yet serving): a VMA is
+     * filled before it is registered, and one served lazily has no fill.
+     * A checked fill read into place is populated a slice at a time in
+     * fill_checked (decision 230); one placed by process_vm_writev needs
+     * no populate: its pin makes the same pages (decision 223). */
+    /* Long fills of a VMA filled in place are shared with the second
+     * filler (decision 248); what goes through the scratch buffer
+     * stays the leader's alone. */
+    if (!run->forced && !(a->fill_flags & RS_FILL_VIA_SCRATCH) && f->len >= a->pair_min && rs_pair_active(a)) {
+      fill_paired(a, v, f, run);
+      continue;
+    }
+    int whole_pread = !run->forced && (!f->check || ((a->fill_flags & RS_FILL_VIA_SCRATCH) && run->self <= 0));
+    if ((v->map_flags & MAP_PRIVATE) && whole_pread) sys3(NR_madvise, f->addr, f->len, MADV_POPULATE_WRITE);
+    fill_checked(a, v, f, run);
+  }
+}
+
+/* The VMA's steps once its fills are in: userfaultfd registration, its
+ * final protection, mlock, madvise. */
+static void finish_vma(const struct rs_args *a, const struct rs_vma *v, struct running_check *run) {
+  ulong len = v->end - v->start;
+  long r;
+  if (v->uffd) {
+    /* The whole VMA, so it is not split: pages that were zero are
+     * served as zero pages until the helper hands it back. */
+    struct {
+      uint64_t start, len, mode, ioctls;
+    } reg = {v->start, len, UFFDIO_REGISTER_MODE_MISSING, 0};
+    r = sys3(NR_ioctl, a->uffd, UFFDIO_REGISTER, &reg);
+    if (r < 0) fail(a, RS_LAZY, r);
+  }
+  /* A VMA filled through /proc/self/mem until the kernel refused it was
+   * made writable (place_from_scratch); mprotect to its own protection
+   * changes nothing where it was not. */
+  int forced_kind = v->nfill && v->account == RS_ACCOUNT_NO && !(v->prot & PROT_WRITE);
+  if ((ulong)first_prot(v, forced_fill(v, run)) != v->prot || (forced_kind && run->refused)) {
+    r = sys3(NR_mprotect, v->start, len, v->prot);
+    if (r < 0) fail(a, RS_PROTECT, r);
+  }
+  /* Locked memory stays locked: mlock2 faults in (or, on fault, keeps)
+   * the pages like the original mlock did. It fails only beyond
+   * RLIMIT_MEMLOCK without CAP_IPC_LOCK, which the original was within. */
+  if (v->lock & RS_LOCK) {
+    r = sys3(NR_mlock2, v->start, len, (v->lock & RS_LOCK_ONFAULT) ? MLOCK_ONFAULT : 0);
+    /* A PROT_NONE range gets VM_LOCKED and then fails to fault in
+     * (mm/mlock.c do_mlock: flags first, __mm_populate after, ENOMEM):
+     * locked as the original was, so not a failure. */
+    if (r < 0 && !(r == -ENOMEM_NR && v->prot == 0)) fail(a, RS_LOCK_MEMORY, r);
+  }
+  /* madvise failures are not fatal: they tune, they do not define. */
+  if (v->madvise & RS_MADV_DONTDUMP) sys3(NR_madvise, v->start, len, MADV_DONTDUMP);
+  if (v->madvise & RS_MADV_HUGEPAGE) sys3(NR_madvise, v->start, len, MADV_HUGEPAGE);
+  if (v->madvise & RS_MADV_NOHUGEPAGE) sys3(NR_madvise, v->start, len, MADV_NOHUGEPAGE);
+  if (v->madvise & RS_MADV_DONTFORK) sys3(NR_madvise, v->start, len, MADV_DONTFORK);
+  if (v->madvise & RS_MADV_WIPEONFORK) sys3(NR_madvise, v->start, len, MADV_WIPEONFORK);
+}
+
 void map_memory(const struct rs_args *a) {
   struct running_check run;
   run.check = 0;
@@ -275,124 +427,38 @@ void map_memory(const struct rs_args *a) {
    * failure is ignored). */
   sys4(NR_fadvise64, a->image_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   run.mem = -1;
+  run.refused = 0;
   /* The second filler, if imgtool asked for one: after every thread of
    * the process exists with its tid (rs_main), gone before the end. */
   rs_pair_start(a);
+  /* With two fillers the leader maps every VMA first, marking each one's
+   * fills for the queue, then opens the queue: both fillers read the
+   * fills in while the leader hashes each one in file order (taking
+   * fills itself while the next to hash is under way); then it finishes
+   * the filled VMAs (decision 267). A VMA without fills is finished at
+   * once. Kept apart because mmap and mprotect take the mmap_lock for
+   * writing, the populates for reading. What goes through the scratch
+   * buffer stays the leader's, in the one walk. */
+  int queued = rs_pair_active(a) && !(a->fill_flags & RS_FILL_VIA_SCRATCH);
   for (unsigned i = 0; i < a->nvma; i++) {
     const struct rs_vma *v = &a->vma[i];
-    ulong len = v->end - v->start;
-    /* Filled by reading: writable until filled. Served lazily: mapped
-     * with the final protection and registered on the userfaultfd, whose
-     * helper (in imgtool) puts the pages in as they are touched.
-     * Kernel quirk: a private mapping is charged to commit (VM_ACCOUNT,
-     * smaps "ac") by an mmap with PROT_WRITE or the first mprotect that
-     * adds it, and keeps the charge when write is dropped again
-     * (mm/mprotect.c, mprotect_fixup; but see below); so one that was writable once is
-     * mapped writable, and a read-only one that never was is filled
-     * through /proc/self/mem instead (decision 237). Where that cannot
-     * be opened (no /proc here) it is filled writable, as before. */
-    int read_fill = v->nfill != 0;
-    run.forced = 0;
-    run.made_writable = 0;
-    if (read_fill && v->account == RS_ACCOUNT_NO && !(v->prot & PROT_WRITE)) {
-      if (run.mem == -1) {
-        run.mem = sys4(NR_openat, AT_FDCWD_NR, "/proc/self/mem", O_RDWR_NR | O_CLOEXEC_NR, 0);
-        if (run.mem < 0) run.mem = -2;
-      }
-      run.forced = run.mem >= 0;
+    map_vma(a, v, &run);
+    run.forced = forced_fill(v, &run);
+    if (queued && v->nfill) {
+      rs_queue_mark(a, v->first_fill, v->nfill, run.forced, (v->map_flags & MAP_PRIVATE) != 0);
+      continue;
     }
-    /* Readable too: a checked fill is hashed where it was read in (not
-     * one filled through /proc/self/mem: it is hashed in the scratch). */
-    int prot0 = v->prot | (read_fill && !run.forced ? PROT_READ | PROT_WRITE : 0) |
-                (v->account == RS_ACCOUNT_YES ? PROT_WRITE : 0);
-    int flags = MAP_FIXED | (int)v->map_flags | (v->fd < 0 ? MAP_ANONYMOUS : 0);
-    long r;
-    if (v->sysv_shm) {
-      /* A SysV attach (shmdt and shm_nattch see it), of the segment imgtool
-       * made again with the image's id and bytes; the protection shmat
-       * gives is read, write unless SHM_RDONLY, exec with SHM_EXEC. */
-      int shmflg = ((v->prot & PROT_WRITE) ? 0 : SHM_RDONLY) | ((v->prot & PROT_EXEC) ? SHM_EXEC : 0);
-      r = sys3(NR_shmat, v->shmid, v->start, shmflg);
-      prot0 = PROT_READ | ((v->prot & PROT_WRITE) ? PROT_WRITE : 0) | (v->prot & PROT_EXEC);
-    } else {
-      r = sys6(NR_mmap, v->start, len, prot0, flags, v->fd, v->pgoff);
+    fill_vma(a, v, &run, 0);
+    finish_vma(a, v, &run);
+  }
+  if (queued) {
+    rs_queue_open(a);
+    for (unsigned i = 0; i < a->nvma; i++) {
+      run.forced = forced_fill(&a->vma[i], &run);
+      fill_vma(a, &a->vma[i], &run, 1);
     }
-    if (r != (long)v->start) fail(a, RS_MAP, r < 0 ? r : -22);
-    /* Kernel quirk: mprotect dropping write from an anonymous mapping
-     * never faulted in (no anon_vma) drops its charge too (mm/mprotect.c,
-     * mprotect_fixup; seen on 6.18): one charged without write had been
-     * faulted in. A page written and dropped again gives it an anon_vma
-     * and leaves it as empty as before, also for the lazy helper. */
-    if (v->account == RS_ACCOUNT_YES && !(v->prot & PROT_WRITE) && v->fd < 0 && !read_fill && !v->sysv_shm) {
-      *(volatile char *)v->start = 0;
-      /* The whole VMA: where THP is "always" (or mTHP is on) the write can
-       * bring in a huge folio, and dropping 4 KiB of it would leave the
-       * other pages present (and, under --lazy, never asked for). */
-      sys3(NR_madvise, v->start, len, MADV_DONTNEED);
-    }
-    /* The program's huge-page choice applies before the pages are read in,
-     * not after: a MADV_HUGEPAGE region is then filled in 2 MiB pages (one
-     * fault each instead of 512, the cost that bounds filling fresh memory
-     * on a VM), and a MADV_NOHUGEPAGE one stays in small pages even where
-     * THP is "always". */
-    if (read_fill && (v->madvise & (RS_MADV_HUGEPAGE | RS_MADV_NOHUGEPAGE)))
-      sys3(NR_madvise, v->start, len, (v->madvise & RS_MADV_HUGEPAGE) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-    for (unsigned k = 0; k < v->nfill; k++) {
-      const struct rs_fill *f = &a->fill[v->first_fill + k];
-      RS_ASSERT(a, v->first_fill + k < a->nfill && f->addr >= v->start && f->len <= v->end - f->addr);
-      /* A fill read into place by pread whole (one no checksum covers, or
-       * every fill once process_vm_writev failed) has its pages made
-       * first, all in one call (MADV_POPULATE_WRITE, Linux 5.14+; ignored
-       * where it fails: it tunes), so the pread finds them present instead
-       * of taking a fault per 4 KiB page inside its copy (decision 170). In
-       * a private file mapping it makes the private copies the pread's
-       * copy-on-write faults would. Only the stored ranges, so the resident
-       * set is the original's. Never on a userfaultfd-registered range (a
-       * populate there would wait for a helper not yet serving): a VMA is
-       * filled before it is registered, and one served lazily has no fill.
-       * A checked fill read into place is populated a slice at a time in
-       * fill_checked (decision 230); one placed by process_vm_writev needs
-       * no populate: its pin makes the same pages (decision 223). */
-      /* Long fills of a VMA filled in place are shared with the second
-       * filler (decision 248); what goes through the scratch buffer
-       * stays the leader's alone. */
-      if (!run.forced && !(a->fill_flags & RS_FILL_VIA_SCRATCH) && f->len >= a->pair_min && rs_pair_active(a)) {
-        fill_paired(a, v, f, &run);
-        continue;
-      }
-      int whole_pread = !run.forced && (!f->check || ((a->fill_flags & RS_FILL_VIA_SCRATCH) && run.self <= 0));
-      if ((v->map_flags & MAP_PRIVATE) && whole_pread) sys3(NR_madvise, f->addr, f->len, MADV_POPULATE_WRITE);
-      fill_checked(a, v, f, &run);
-    }
-    if (v->uffd) {
-      /* The whole VMA, so it is not split: pages that were zero are
-       * served as zero pages until the helper hands it back. */
-      struct {
-        uint64_t start, len, mode, ioctls;
-      } reg = {v->start, len, UFFDIO_REGISTER_MODE_MISSING, 0};
-      r = sys3(NR_ioctl, a->uffd, UFFDIO_REGISTER, &reg);
-      if (r < 0) fail(a, RS_LAZY, r);
-    }
-    if ((ulong)prot0 != v->prot || run.made_writable) {
-      r = sys3(NR_mprotect, v->start, len, v->prot);
-      if (r < 0) fail(a, RS_PROTECT, r);
-    }
-    /* Locked memory stays locked: mlock2 faults in (or, on fault, keeps)
-     * the pages like the original mlock did. It fails only beyond
-     * RLIMIT_MEMLOCK without CAP_IPC_LOCK, which the original was within. */
-    if (v->lock & RS_LOCK) {
-      r = sys3(NR_mlock2, v->start, len, (v->lock & RS_LOCK_ONFAULT) ? MLOCK_ONFAULT : 0);
-      /* A PROT_NONE range gets VM_LOCKED and then fails to fault in
-       * (mm/mlock.c do_mlock: flags first, __mm_populate after, ENOMEM):
-       * locked as the original was, so not a failure. */
-      if (r < 0 && !(r == -ENOMEM_NR && v->prot == 0)) fail(a, RS_LOCK_MEMORY, r);
-    }
-    /* madvise failures are not fatal: they tune, they do not define. */
-    if (v->madvise & RS_MADV_DONTDUMP) sys3(NR_madvise, v->start, len, MADV_DONTDUMP);
-    if (v->madvise & RS_MADV_HUGEPAGE) sys3(NR_madvise, v->start, len, MADV_HUGEPAGE);
-    if (v->madvise & RS_MADV_NOHUGEPAGE) sys3(NR_madvise, v->start, len, MADV_NOHUGEPAGE);
-    if (v->madvise & RS_MADV_DONTFORK) sys3(NR_madvise, v->start, len, MADV_DONTFORK);
-    if (v->madvise & RS_MADV_WIPEONFORK) sys3(NR_madvise, v->start, len, MADV_WIPEONFORK);
+    for (unsigned i = 0; i < a->nvma; i++)
+      if (a->vma[i].nfill) finish_vma(a, &a->vma[i], &run);
   }
   rs_pair_stop(a);
   RS_ASSERT(a, run.check == 0); /* every check's fills came to its end */

@@ -132,13 +132,18 @@ struct clone_args_v2 {
 };
 long rs_clone3(struct clone_args_v2 *ca, void (*fn)(void *, void *), void *x, void *y);
 
-/* fill_pair.c: two fillers share the long fills (decision 248). */
+/* fill_pair.c: two fillers share the fills: the long ones as jobs (decision
+ * 248), the short ones through the queue (decision 267). */
 void rs_pair_start(const struct rs_args *a);
 int rs_pair_active(const struct rs_args *a);
 void rs_pair_begin(const struct rs_args *a, ulong addr, ulong len, ulong file_offset, int map_private);
 int rs_pair_next(const struct rs_args *a, ulong *addr, ulong *len);
 void rs_pair_end(const struct rs_args *a);
 void rs_pair_stop(const struct rs_args *a);
+void rs_queue_mark(const struct rs_args *a, uint32_t first, uint32_t n, int leaders, int map_private);
+void rs_queue_open(const struct rs_args *a);
+int rs_queue_leaders(const struct rs_args *a, uint32_t f);
+void rs_queue_wait(const struct rs_args *a, uint32_t f);
 
 /* xxh3_avx2.c: XXH3_64bits_update on AVX2 (state: an XXH3_state_t). */
 void rs_xxh3_update_avx2(void *state, const void *p, unsigned long n);

@@ -114,8 +114,11 @@ struct LayoutInputs {
 // may run on two CPUs or more. CKPT_RESTORE_FILL "one" keeps one filler;
 // "two" and "second" (tests) ask for the pair whatever the sizes and CPUs;
 // "busy" (tests) takes no CPU as free, so only a cold image pairs.
+// The shorter fills go through the queue (decision 267) when they total
+// kQueueTotal: a warm start's private file pages (python3 ~1.9 MiB).
 constexpr u64 kPairMin = 4ull << 20;
 constexpr u64 kPairTotal = 32ull << 20;
+constexpr u64 kQueueTotal = 1ull << 20;
 
 Status choose_fillers(const LayoutInputs &in, rs_args &a, const std::vector<bool> &forced_vma) {
   a.fillers = 1;
@@ -123,24 +126,31 @@ Status choose_fillers(const LayoutInputs &in, rs_args &a, const std::vector<bool
   a.filler_stack_top = in.stacks + (in.v.threads.records.size() + 1) * kThreadStack;
   const bool asked = (a.fill_flags & RS_FILL_PAIR_REQUIRED) != 0;
   if ((a.fill_flags & RS_FILL_ONE) || !in.fds.one_process || (a.fill_flags & RS_FILL_VIA_SCRATCH)) return {};
-  if (asked) {
-    a.pair_min = 2 * RS_FILL_SLICE;  // the "split" test image's fills are short
-    a.fillers = 2;
-    return {};
-  }
-  // The fills the pair would share: (file offset, length) of each.
+  if (asked) a.pair_min = 2 * RS_FILL_SLICE;  // the "split" test image's fills are short
+  // The fills the pair would share as jobs: (file offset, length) of
+  // each; and the bytes of the shorter ones, for the queue.
   std::vector<std::pair<u64, u64>> ranges;
-  u64 shared = 0;
+  u64 shared = 0, queued = 0;
   for (u32 i = 0; i < a.nvma; i++) {
     if (forced_vma[i]) continue;
     for (u32 k = 0; k < a.vma[i].nfill; k++)
       if (const rs_fill &f = a.fill[a.vma[i].first_fill + k]; f.len >= a.pair_min) {
         ranges.emplace_back(f.file_offset, f.len);
         shared += f.len;
+      } else {
+        queued += f.len;
       }
   }
-  // The cheap test first: a small image (the warm start's) reads nothing.
-  if (shared < kPairTotal) return {};
+  auto engage = [&] {
+    a.fillers = 2;
+    if (tracing_times())
+      trace_phasef("restorer: two fillers (%llu KiB in long fills, %llu KiB queued)",
+                   (unsigned long long)(shared >> 10), (unsigned long long)(queued >> 10));
+    return Status{};
+  };
+  if (asked) return engage();
+  // The cheap test first: a small image reads nothing.
+  if (shared < kPairTotal && queued < kQueueTotal) return {};
   cpu_set_t cpus;
   if (sched_getaffinity(0, sizeof cpus, &cpus) != 0 || CPU_COUNT(&cpus) < 2) return {};
   // Only with a CPU free now: the tasks running this instant (the fourth
@@ -164,13 +174,15 @@ Status choose_fillers(const LayoutInputs &in, rs_args &a, const std::vector<bool
   // with the disk idle. Cold: most of kColdSamples pages spread over the
   // shared fills are not in the page cache.
   if (!cpu_free) {
+    // The queue's many short fills alone: not worth a thread that would
+    // wait for a CPU.
+    if (shared < kPairTotal) return {};
     constexpr unsigned kColdSamples = 16;
     auto [resident, sampled] = sample_page_cache(in.fds.image_fd, ranges, kColdSamples);
     if (tracing_times()) trace_phasef("restorer: %u of %u sampled image pages cached", resident, sampled);
     if (sampled == 0 || 2 * resident >= sampled) return {};
   }
-  a.fillers = 2;
-  return {};
+  return engage();
 }
 
 Status lay_out_memory(ArgArena &arena, const LayoutInputs &in, rs_args &a) {

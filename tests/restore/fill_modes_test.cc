@@ -28,8 +28,9 @@ namespace {
 // "" shares the 64 MiB fill between two fillers where the machine has two
 // CPUs (decision 248); "one" keeps it to one; "two" asks for the pair
 // whatever the CPUs and sizes (and fails if the second filler cannot be
-// made), and "second" leaves every slice of the shared fills to the second
-// filler, so that the damaged byte below is read in by it.
+// made; the program's own short fills then go through the queue, decision
+// 267), and "second" leaves every slice of the shared and queued fills to
+// the second filler, so that the damaged byte below is read in by it.
 // "busy" takes no CPU as free: the pair only for an image not in the page
 // cache (decision 257; ColdImageIsSampledCold below).
 const std::vector<std::string> kModes = {"", "scalar", "scratch", "scratch,scalar", "one", "two", "second", "second,scalar", "busy"};
@@ -41,6 +42,12 @@ struct FillMode {
     else setenv("CKPT_RESTORE_FILL", mode.c_str(), 1);
   }
   ~FillMode() { unsetenv("CKPT_RESTORE_FILL"); }
+};
+
+// CKPT_TRACE_TIMES=1 for one scope.
+struct TraceTimes {
+  TraceTimes() { setenv("CKPT_TRACE_TIMES", "1", 1); }
+  ~TraceTimes() { unsetenv("CKPT_TRACE_TIMES"); }
 };
 
 class FillModes : public RestoreTest {};
@@ -122,10 +129,7 @@ TEST_F(FillModes, ColdImageIsSampledCold) {
   ASSERT_EQ(statfs(image_path().c_str(), &fs), 0);
   if (fs.f_type == TMPFS_MAGIC) GTEST_SKIP() << "the image is on tmpfs, whose pages cannot be evicted";
   FillMode m("busy");
-  struct TraceTimes {
-    TraceTimes() { setenv("CKPT_TRACE_TIMES", "1", 1); }
-    ~TraceTimes() { unsetenv("CKPT_TRACE_TIMES"); }
-  } trace;
+  TraceTimes trace;
   for (bool cold : {true, false}) {
     SCOPED_TRACE(cold ? "evicted image" : "image read");
     int fd = open(image_path().c_str(), O_RDONLY | O_CLOEXEC);
@@ -151,6 +155,41 @@ TEST_F(FillModes, ColdImageIsSampledCold) {
       else EXPECT_GE(2 * cached, sampled) << r.err;  // memory pressure may evict a page meanwhile
     }
   }
+}
+
+// Decision 267: many short fills (a warm start's private file pages)
+// go through the pair's queue, each taken whole by either filler and
+// hashed by the leader in file order. restore_bigmem "holes" (64 MiB)
+// stores 2 of every 16 pages: 1024 fills of 8 KiB; its read-only 1 MiB
+// is one fill long enough for a job (with "two": 512 KiB), shared among
+// the queued ones. "two" engages the pair (the trace line says so),
+// "second" leaves every queued fill and slice to the second filler; each
+// restores the same whole state.
+TEST_F(FillModes, ManyShortFillsGoThroughTheQueue) {
+  compare_state_ = true;
+  pass_file_ = log_path();
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_BIGMEM_PATH, {"holes"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  for (const std::string &mode : {"two", "second", "second,scalar"}) {
+    SCOPED_TRACE("CKPT_RESTORE_FILL=" + mode);
+    FillMode m(mode);
+    ASSERT_NO_FATAL_FAILURE(restore_compare_expect(0));
+  }
+  FillMode m("two");
+  TraceTimes trace;
+  ASSERT_NO_FATAL_FAILURE(go());
+  std::string ran_before = read_file(pass_file_);
+  RunResult r = restore(image_path());
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_NE(read_file(pass_file_), ran_before) << "the restored program did not pass its check";
+  const std::string key = "restorer: two fillers (";
+  size_t at = r.err.find(key);
+  ASSERT_NE(at, std::string::npos) << r.err;
+  unsigned long long in_jobs = 0, queued = 0;
+  ASSERT_EQ(std::sscanf(r.err.c_str() + at + key.size(), "%llu KiB in long fills, %llu KiB queued", &in_jobs, &queued), 2)
+      << r.err;
+  EXPECT_GE(in_jobs, 1024u) << r.err;
+  EXPECT_GE(queued, 8192u) << r.err;  // 1024 x 8 KiB, and the program's own private file pages
 }
 
 TEST_F(FillModes, UnknownWordIsOneLine) {
