@@ -325,7 +325,7 @@ TEST_F(Refusal, ABuildIdCheckedAfterTheChildIsMadeLeavesNothing) {
     for (const std::string &l : r.err_lines())
       if (l.rfind("ckpt-times:", 0) != 0) lines.push_back(l);
     ASSERT_EQ(lines.size(), 1u) << r.err;
-    EXPECT_EQ(lines[0], "imgtool restore: " + reason) << r.err;
+    EXPECT_EQ(lines[0], "imgtool restore: " + image_path() + ": " + reason) << r.err;
     size_t made = r.err.find("process created (clone3)");
     size_t checked = r.err.find("check: pids free");
     ASSERT_NE(made, std::string::npos) << "no child was made: " << r.err;
