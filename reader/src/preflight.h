@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <ckpt/img/model.h>
 #include <ckpt/reader/validate.h>
@@ -28,8 +29,11 @@ img::Status check_here_now(const img::ImageReader &image, const img::CkptView &v
 /// (mapped files and their build-ids, the vdso), never the pids or
 /// anything the restoring child could change: restore of one process makes
 /// it while its child prepares (DECISIONS 3200). Fails as check_restorable
-/// would, "not restorable here now: ...".
-img::Status check_files_and_vdso(const img::ImageReader &image, const img::CkptView &view);
+/// would, "not restorable here now: ...". `recreated`: the stored files
+/// restore made again since the preflight found them gone (stored_files.h);
+/// they are the image's, not checked again.
+img::Status check_files_and_vdso(const img::ImageReader &image, const img::CkptView &view,
+                                 const std::vector<std::string> &recreated);
 
 /// The restoring user may recreate processes with their original pids
 /// (root, CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN); checked before anything

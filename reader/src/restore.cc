@@ -280,8 +280,6 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   std::optional<CkptView> &view = decoded.view;
   LoadedImage loaded{path, *image, *view, *decoded.core, nullptr, nullptr};
   loaded.hold_stopped = opt.hold_stopped;
-  if (decoded.file_checks_left)
-    loaded.checks_after_fork = [&image = *image, &view = *view] { return check_files_and_vdso(image, view); };
   std::optional<TreePlan> &tree = decoded.tree;
   if (tree) loaded.tree = &*tree;
   trace_phase("image opened and decoded");
@@ -325,6 +323,10 @@ Expected<int> restore_image(const RestoreOptions &opt) {
       if (!running) remove_files(paths);
     }
   } recreated_files{recreated.take()};
+  if (decoded.file_checks_left)
+    loaded.checks_after_fork = [&image = *image, &view = *view, &recreated = recreated_files.paths] {
+      return check_files_and_vdso(image, view, recreated);
+    };
   // SysV IPC objects before the processes that attach them (and, for a
   // tree's own IPC namespace, the namespace they are born into).
   auto ipc = make_sysv_ipc(*view);
