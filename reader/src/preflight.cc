@@ -104,11 +104,16 @@ std::string pid_taken_message(i32 pid, bool thread) {
          "); 'restore --pidns' restores into a new pid namespace";
 }
 
+// Which part of the mapped files' check to make: their inode, size and
+// mtime (a stat each), their build-ids (an open and a pread each, most of
+// the ~0.2 ms for python3's 15 files; restore makes that part beside its
+// child's start, check_files_and_vdso), or both.
+enum class MappedFileCheck { All, StatOnly, BuildIdsOnly };
+
 // recreated: files restore has made again from the image since the
 // preflight found them gone (stored_files.h), checked then.
-static Status check_mapped_files(const CkptView &v, const std::vector<std::string> *recreated = nullptr) {
-  // ~0.2 ms for python3's 15 files: restore makes it beside its child's
-  // start (check_files_and_vdso).
+static Status check_mapped_files(const CkptView &v, MappedFileCheck what = MappedFileCheck::All,
+                                 const std::vector<std::string> *recreated = nullptr) {
   std::map<std::string, bool> checked;
   for (const VmaRecord &m : v.vmas.records) {
     if (static_cast<VmaKind>(m.kind) != VmaKind::File || (m.flags & kVmaDeletedFile)) continue;
@@ -121,7 +126,9 @@ static Status check_mapped_files(const CkptView &v, const std::vector<std::strin
     checked[path] = true;
     if (gone_but_stored(v, path, m.ino)) continue;
     if (recreated && std::find(recreated->begin(), recreated->end(), path) != recreated->end()) continue;
-    CKPT_TRY(check_file(path, m.ino, m.file_size, m.file_mtime_ns, "mapped file"));
+    if (what != MappedFileCheck::BuildIdsOnly)
+      CKPT_TRY(check_file(path, m.ino, m.file_size, m.file_mtime_ns, "mapped file"));
+    if (what == MappedFileCheck::StatOnly) continue;
     auto want_id = v.vmas.blob(m.build_id);
     if (want_id && !want_id->empty()) {
       std::vector<u8> have = read_build_id(path);
@@ -201,10 +208,8 @@ Status check_here_now(const ImageReader &image, const CkptView &v, const HereNow
   for (const ThreadRecord &t : v.threads.records)
     if (!opt.new_pid_namespace && pid_in_use(t.tid)) return Error(pid_taken_message(t.tid, true));
   trace_phase("check: pids free");
-  if (!skip_file_checks) {
-    CKPT_TRY(check_mapped_files(v));
-    trace_phase("check: mapped files (build-ids)");
-  }
+  CKPT_TRY(check_mapped_files(v, skip_file_checks ? MappedFileCheck::StatOnly : MappedFileCheck::All));
+  trace_phase(skip_file_checks ? "check: mapped files (stat)" : "check: mapped files (build-ids)");
   CKPT_TRY(check_fd_files(v, opt));
   for (const TaskRecord &t : v.tasks.records) {
     std::string cwd(v.tasks.str_or_empty(t.cwd));
@@ -219,7 +224,7 @@ Status check_here_now(const ImageReader &image, const CkptView &v, const HereNow
 }
 
 Status check_files_and_vdso(const ImageReader &image, const CkptView &v, const std::vector<std::string> &recreated) {
-  Status s = check_mapped_files(v, &recreated);
+  Status s = check_mapped_files(v, MappedFileCheck::BuildIdsOnly, &recreated);
   if (s) {
     trace_phase("check: mapped files (build-ids)");
     s = check_vdso_here(image, v);
