@@ -115,6 +115,20 @@ Status become_image(const ProcessImage &process, ChildChannels &channels) {
     fds.uffd = *made;
   }
   trace_phase("child: image, mapped files and userfaultfd open");
+  // Until here nothing is seen outside this process but opened files and
+  // the userfaultfd sent to imgtool; restore_fds may bind sockets, open
+  // fifos and make files. imgtool's last checks (DECISIONS 268) pass
+  // first: on a failed check it kills us, and EOF means it is gone.
+  if (channels.checks_fd >= 0) {
+    char passed = 0;
+    ssize_t n;
+    while ((n = read(channels.checks_fd, &passed, 1)) < 0 && errno == EINTR) {
+    }
+    if (n != 1) _exit(127);
+    close(channels.checks_fd);
+    channels.checks_fd = -1;
+    trace_phase("child: imgtool's checks passed");
+  }
   // The fd table; ours move above it (restore_fds writes the new numbers back).
   std::vector<int *> keep = {&fds.image_fd, &fds.status_fd};
   // CKPT_TRACE_TIMES: a copy of imgtool's stderr for the trace lines, kept

@@ -45,6 +45,11 @@ struct ChildChannels {
   /// The root takes the restoring terminal as its controlling terminal
   /// after setsid (ForegroundTerminal::root_takes_terminal).
   bool take_terminal = false;
+  /// Read end of the checks' pipe, or -1: imgtool writes one byte once
+  /// its checks left for this time passed (and kills us if they failed);
+  /// we wait for it before restoring the fds, the first step that others
+  /// can see (DECISIONS 268).
+  int checks_fd = -1;
 };
 
 /// Turns the calling process into the image's. Returns only on failure,

@@ -104,7 +104,16 @@ std::string pid_taken_message(i32 pid, bool thread) {
          "); 'restore --pidns' restores into a new pid namespace";
 }
 
-static Status check_mapped_files(const CkptView &v) {
+// Which part of the mapped files' check to make: their inode, size and
+// mtime (a stat each), their build-ids (an open and a pread each, most of
+// the ~0.2 ms for python3's 15 files; restore makes that part beside its
+// child's start, check_files_and_vdso), or both.
+enum class MappedFileCheck { All, StatOnly, BuildIdsOnly };
+
+// recreated: files restore has made again from the image since the
+// preflight found them gone (stored_files.h), checked then.
+static Status check_mapped_files(const CkptView &v, MappedFileCheck what = MappedFileCheck::All,
+                                 const std::vector<std::string> *recreated = nullptr) {
   std::map<std::string, bool> checked;
   for (const VmaRecord &m : v.vmas.records) {
     if (static_cast<VmaKind>(m.kind) != VmaKind::File || (m.flags & kVmaDeletedFile)) continue;
@@ -116,7 +125,10 @@ static Status check_mapped_files(const CkptView &v) {
     if (checked.count(path)) continue;
     checked[path] = true;
     if (gone_but_stored(v, path, m.ino)) continue;
-    CKPT_TRY(check_file(path, m.ino, m.file_size, m.file_mtime_ns, "mapped file"));
+    if (recreated && std::find(recreated->begin(), recreated->end(), path) != recreated->end()) continue;
+    if (what != MappedFileCheck::BuildIdsOnly)
+      CKPT_TRY(check_file(path, m.ino, m.file_size, m.file_mtime_ns, "mapped file"));
+    if (what == MappedFileCheck::StatOnly) continue;
     auto want_id = v.vmas.blob(m.build_id);
     if (want_id && !want_id->empty()) {
       std::vector<u8> have = read_build_id(path);
@@ -154,6 +166,16 @@ static Status check_vdso(const CkptView &v, const std::vector<SelfMapping> &self
   return {};
 }
 
+static Status check_vdso_here(const ImageReader &image, const CkptView &v) {
+  // One read of our maps for both vdso checks (decision 235).
+  auto self = read_self_maps();
+  if (!self) return self.error();
+  CKPT_TRY(check_vdso(v, *self));
+  CKPT_TRY(check_vdso_matches(image, v, *self));
+  trace_phase("check: vdso");
+  return {};
+}
+
 Error not_permitted_to_restore() {
   return make_error("not permitted: user %u may not restore processes (recreating their pids needs root, "
                     "CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN)",
@@ -171,7 +193,7 @@ Status check_restore_privilege() {
   return not_permitted_to_restore();
 }
 
-Status check_here_now(const ImageReader &image, const CkptView &v, const HereNowOptions &opt) {
+Status check_here_now(const ImageReader &image, const CkptView &v, const HereNowOptions &opt, bool skip_file_checks) {
   // Who restores matters as much as where: verify and info say so too.
   // (restore --pidns unprivileged gets the privilege from a user namespace
   // of its own, pidns.h.)
@@ -186,8 +208,8 @@ Status check_here_now(const ImageReader &image, const CkptView &v, const HereNow
   for (const ThreadRecord &t : v.threads.records)
     if (!opt.new_pid_namespace && pid_in_use(t.tid)) return Error(pid_taken_message(t.tid, true));
   trace_phase("check: pids free");
-  CKPT_TRY(check_mapped_files(v));
-  trace_phase("check: mapped files (build-ids)");
+  CKPT_TRY(check_mapped_files(v, skip_file_checks ? MappedFileCheck::StatOnly : MappedFileCheck::All));
+  trace_phase(skip_file_checks ? "check: mapped files (stat)" : "check: mapped files (build-ids)");
   CKPT_TRY(check_fd_files(v, opt));
   for (const TaskRecord &t : v.tasks.records) {
     std::string cwd(v.tasks.str_or_empty(t.cwd));
@@ -195,15 +217,20 @@ Status check_here_now(const ImageReader &image, const CkptView &v, const HereNow
     if (stat(cwd.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
       return make_error("the working directory %s of pid %d is gone", cwd.c_str(), t.pid);
   }
-  // One read of our maps for both vdso checks (decision 235).
-  auto self = read_self_maps();
-  if (!self) return self.error();
-  CKPT_TRY(check_vdso(v, *self));
-  CKPT_TRY(check_vdso_matches(image, v, *self));
-  trace_phase("check: vdso");
+  if (!skip_file_checks) CKPT_TRY(check_vdso_here(image, v));
   CKPT_TRY(check_huge_pages(v));
   CKPT_TRY(check_sysv_ipc_here(v));
   return check_privileges_here(v);
+}
+
+Status check_files_and_vdso(const ImageReader &image, const CkptView &v, const std::vector<std::string> &recreated) {
+  Status s = check_mapped_files(v, MappedFileCheck::BuildIdsOnly, &recreated);
+  if (s) {
+    trace_phase("check: mapped files (build-ids)");
+    s = check_vdso_here(image, v);
+  }
+  if (!s) return make_error("not restorable here now: %s", s.error().message().c_str());
+  return {};
 }
 
 Restorability check_restorable(const std::string &path, bool check_memory, const HereNowOptions &opt) {
@@ -219,7 +246,7 @@ Restorability check_restorable(const std::string &path, bool check_memory, const
 }
 
 Restorability check_restorable_opened(const std::string &path, const ImageReader &image, bool check_memory,
-                                      const HereNowOptions &opt, DecodedImage &decoded) {
+                                      const HereNowOptions &opt, DecodedImage &decoded, bool leave_file_checks) {
   Restorability r;
   auto report = validate_chain(path, &image, check_memory, decoded.view, decoded.core);
   if (!report) {
@@ -238,7 +265,9 @@ Restorability check_restorable_opened(const std::string &path, const ImageReader
     r.message = "not restorable: " + lacks;
     return r;
   }
-  Status here = check_here_now(image, view, opt);
+  // A tree's processes are made one by the other: their checks stay here.
+  decoded.file_checks_left = leave_file_checks && view.tree.records.empty();
+  Status here = check_here_now(image, view, opt, decoded.file_checks_left);
   if (!here) {
     r.obstacle = Obstacle::NotHereNow;
     r.message = "not restorable here now: " + here.error().message();

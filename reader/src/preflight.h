@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <ckpt/img/model.h>
 #include <ckpt/reader/validate.h>
@@ -22,7 +23,17 @@ namespace ckpt::reader {
 /// recreates it. Fails naming the first problem (without the "not
 /// restorable here now" prefix: check_restorable adds it).
 img::Status check_here_now(const img::ImageReader &image, const img::CkptView &view,
-                           const HereNowOptions &options = {});
+                           const HereNowOptions &options = {}, bool skip_file_checks = false);
+
+/// The part of check_here_now that asks only the files and this kernel
+/// (mapped files and their build-ids, the vdso), never the pids or
+/// anything the restoring child could change: restore of one process makes
+/// it while its child prepares (DECISIONS 268). Fails as check_restorable
+/// would, "not restorable here now: ...". `recreated`: the stored files
+/// restore made again since the preflight found them gone (stored_files.h);
+/// they are the image's, not checked again.
+img::Status check_files_and_vdso(const img::ImageReader &image, const img::CkptView &view,
+                                 const std::vector<std::string> &recreated);
 
 /// The restoring user may recreate processes with their original pids
 /// (root, CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN); checked before anything
@@ -42,6 +53,10 @@ struct DecodedImage {
   std::optional<img::CkptView> view;
   std::optional<img::CoreView> core;
   std::optional<TreePlan> tree;
+  /// Set by check_restorable_opened when asked to and the image is of one
+  /// process: check_files_and_vdso is left to the caller, to be made
+  /// before the restored process can change anything (DECISIONS 268).
+  bool file_checks_left = false;
 };
 
 /// validate_image from an image that is open already (its first link).
@@ -52,7 +67,10 @@ img::Expected<ValidationReport> validate_chain(const std::string &path, const im
 /// check_restorable of `image`, open at `path`: the same checks in the
 /// same order, and what they decoded is left in `decoded` (which must
 /// not move afterwards: the tree plan refers to its view and core).
+/// `leave_file_checks`: for one process, skip check_files_and_vdso and
+/// set decoded.file_checks_left; the caller makes it.
 Restorability check_restorable_opened(const std::string &path, const img::ImageReader &image, bool check_memory,
-                                      const HereNowOptions &options, DecodedImage &decoded);
+                                      const HereNowOptions &options, DecodedImage &decoded,
+                                      bool leave_file_checks = false);
 
 }  // namespace ckpt::reader

@@ -73,8 +73,9 @@ void restoring_terminal(int terminal[3]) {
 }
 
 // clone3 with the image's pid; the child becomes the image and never returns.
+// checks_end: our end of the checks' pipe (ChildChannels::checks_fd), or -1.
 Expected<pid_t> create_process(const LoadedImage &loaded, pid_t pid, ChildChannels channels, int parent_end,
-                               LazyHelper &lazy) {
+                               int checks_end, LazyHelper &lazy) {
   ProcessImage process{loaded.path, loaded.image, loaded.view, loaded.core};
   struct clone_args ca = {};
   ca.exit_signal = SIGCHLD;
@@ -91,6 +92,7 @@ Expected<pid_t> create_process(const LoadedImage &loaded, pid_t pid, ChildChanne
   if (made == 0) {
     die_with_parent(parent);
     close(parent_end);
+    if (checks_end >= 0) close(checks_end);
     lazy.close_parent_end();
     become_image_or_report(process, channels);
   }
@@ -125,12 +127,26 @@ Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProc
     }
     channels.lazy_sock = *sock;
   }
-  auto pid = create_process(loaded, loaded.view.tasks.records[0].pid, channels, status[0], out.lazy);
+  // The checks left for now (DECISIONS 268) run while the child starts
+  // on the other CPU: a fork's copy-on-write faults, opening the image,
+  // the mapped files and the userfaultfd.
+  int checks[2] = {-1, -1};
+  if (loaded.checks_after_fork && pipe2(checks, O_CLOEXEC) < 0) {
+    int e = errno;
+    close(status[0]);
+    close(status[1]);
+    if (channels.lazy_sock >= 0) close(channels.lazy_sock);
+    return make_error("pipe: %s", strerror(e));
+  }
+  channels.checks_fd = checks[0];
+  auto pid = create_process(loaded, loaded.view.tasks.records[0].pid, channels, status[0], checks[1], out.lazy);
   trace_phase("process created (clone3)");
   close(status[1]);
   if (channels.lazy_sock >= 0) close(channels.lazy_sock);
   if (!pid) {
     close(status[0]);
+    if (checks[0] >= 0) close(checks[0]);
+    if (checks[1] >= 0) close(checks[1]);
     return pid.error();
   }
   out.root = *pid;
@@ -141,6 +157,19 @@ Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProc
     waitpid(*pid, nullptr, 0);
     return e;
   };
+  if (loaded.checks_after_fork) {
+    Status passed = loaded.checks_after_fork();
+    // Our read end stays open until the byte is written: a child that
+    // already failed (its reason is on the status pipe) then costs no
+    // SIGPIPE. Both ends close before the helper's fork.
+    if (passed) (void)!write(checks[1], "y", 1);
+    close(checks[0]);
+    close(checks[1]);
+    if (!passed) {
+      close(status[0]);
+      return give_up(passed.error());
+    }
+  }
   if (Status s = fault_point("restore-forked"); !s) {
     close(status[0]);
     return give_up(s.error());
@@ -238,7 +267,11 @@ Expected<int> restore_image(const RestoreOptions &opt) {
     else return opened.error();
   }
   DecodedImage decoded;
-  Restorability restorability = check_restorable_opened(path, *image, /*check_memory=*/false, here_now, decoded);
+  // One process, not in a new pid namespace: the mapped files' build-ids
+  // and the vdso are checked after clone3, beside the child's start
+  // (DECISIONS 268).
+  Restorability restorability =
+      check_restorable_opened(path, *image, /*check_memory=*/false, here_now, decoded, /*leave_file_checks=*/!opt.pidns);
   if (!restorability.restorable()) return Error(restorability.message);
   trace_phase("checked: restorable here now");
   // Asked here, once: every restoring child forked below inherits it
@@ -290,6 +323,10 @@ Expected<int> restore_image(const RestoreOptions &opt) {
       if (!running) remove_files(paths);
     }
   } recreated_files{recreated.take()};
+  if (decoded.file_checks_left)
+    loaded.checks_after_fork = [&image = *image, &view = *view, &recreated = recreated_files.paths] {
+      return check_files_and_vdso(image, view, recreated);
+    };
   // SysV IPC objects before the processes that attach them (and, for a
   // tree's own IPC namespace, the namespace they are born into).
   auto ipc = make_sysv_ipc(*view);

@@ -31,6 +31,10 @@ struct LoadedImage {
   /// Called with the root's pid once its restorer reported success, just
   /// before it runs (the terminal's termios and foreground group).
   std::function<void(pid_t)> before_running = nullptr;
+  /// Checks left to make while the root's child prepares (one process:
+  /// check_files_and_vdso, DECISIONS 268); the child waits for them
+  /// before anything it could not undo. Null: none left.
+  std::function<img::Status()> checks_after_fork = nullptr;
 };
 
 /// What start_restored leaves running.

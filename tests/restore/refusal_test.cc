@@ -39,6 +39,38 @@ class Refusal : public RestoreTest {
     EXPECT_EQ(images_left(), "") << "a refused dump left files behind";
   }
 
+  // Dumps (and kills) a copy of the counter program, then changes one byte
+  // of the copy's build-id, keeping its inode, size and mtime; makes the
+  // go file. `reason`: the refusal restore must give.
+  void dump_then_rewrite_build_id(std::string &reason) {
+    std::string copy = dir() + "/counter_copy";
+    ASSERT_TRUE(write_file(copy, read_file(RESTORE_COUNTER_PATH)));
+    ASSERT_EQ(chmod(copy.c_str(), 0755), 0);
+    ASSERT_NO_FATAL_FAILURE(start(copy, {"exit:0"}));
+    ASSERT_NO_FATAL_FAILURE(dump_kill());
+    struct stat before;
+    ASSERT_EQ(stat(copy.c_str(), &before), 0);
+    // The NT_GNU_BUILD_ID note of a 20-byte (sha1) id: namesz 4, descsz 20,
+    // type 3, "GNU": one byte of the id changes.
+    std::string bytes = read_file(copy);
+    const std::string note("\x04\0\0\0\x14\0\0\0\x03\0\0\0GNU\0", 16);
+    size_t at = bytes.find(note);
+    ASSERT_NE(at, std::string::npos) << "no build-id note in " << copy;
+    bytes[at + note.size()] ^= 0x01;
+    ASSERT_TRUE(write_file(copy, bytes));  // O_TRUNC: the same inode
+    timespec times[2] = {before.st_atim, before.st_mtim};
+    ASSERT_EQ(utimensat(AT_FDCWD, copy.c_str(), times, 0), 0);
+    struct stat after;
+    ASSERT_EQ(stat(copy.c_str(), &after), 0);
+    ASSERT_EQ(after.st_ino, before.st_ino);
+    ASSERT_EQ(after.st_size, before.st_size);
+    // The go file first: a restore that is wrongly not refused runs the
+    // program to its end and fails the test at once, instead of leaving it
+    // waiting for go until the restore's hang guard (90 s) ends it.
+    ASSERT_NO_FATAL_FAILURE(go());
+    reason = "not restorable here now: mapped file " + copy + " is not the binary that was dumped (build-id differs)";
+  }
+
   // Names in the work directory that an image or its temporary file would have.
   std::string images_left() const {
     std::string found;
@@ -245,33 +277,8 @@ TEST_F(Refusal, VerifyAndInfoOnAReplacedFile) {
 // A mapped binary rewritten in place, with its inode, size and mtime as at
 // the dump, is told apart by its build-id (decisions 24, 212).
 TEST_F(Refusal, VerifyAndInfoOnABinaryRewrittenInPlaceWithItsMtime) {
-  std::string copy = dir() + "/counter_copy";
-  ASSERT_TRUE(write_file(copy, read_file(RESTORE_COUNTER_PATH)));
-  ASSERT_EQ(chmod(copy.c_str(), 0755), 0);
-  ASSERT_NO_FATAL_FAILURE(start(copy, {"exit:0"}));
-  ASSERT_NO_FATAL_FAILURE(dump_kill());
-  struct stat before;
-  ASSERT_EQ(stat(copy.c_str(), &before), 0);
-  // The NT_GNU_BUILD_ID note of a 20-byte (sha1) id: namesz 4, descsz 20,
-  // type 3, "GNU": one byte of the id changes.
-  std::string bytes = read_file(copy);
-  const std::string note("\x04\0\0\0\x14\0\0\0\x03\0\0\0GNU\0", 16);
-  size_t at = bytes.find(note);
-  ASSERT_NE(at, std::string::npos) << "no build-id note in " << copy;
-  bytes[at + note.size()] ^= 0x01;
-  ASSERT_TRUE(write_file(copy, bytes));  // O_TRUNC: the same inode
-  timespec times[2] = {before.st_atim, before.st_mtim};
-  ASSERT_EQ(utimensat(AT_FDCWD, copy.c_str(), times, 0), 0);
-  struct stat after;
-  ASSERT_EQ(stat(copy.c_str(), &after), 0);
-  ASSERT_EQ(after.st_ino, before.st_ino);
-  ASSERT_EQ(after.st_size, before.st_size);
-  // The go file first: a restore that is wrongly not refused runs the
-  // program to its end and fails the test at once, instead of leaving it
-  // waiting for go until the restore's hang guard (90 s) ends it.
-  ASSERT_NO_FATAL_FAILURE(go());
-  const std::string reason =
-      "not restorable here now: mapped file " + copy + " is not the binary that was dumped (build-id differs)";
+  std::string reason;
+  ASSERT_NO_FATAL_FAILURE(dump_then_rewrite_build_id(reason));
   expect_verify_info_agree_with_restore(reason, "here_now");
   EXPECT_FALSE(pid_exists(pid_));
   // --lazy and the exec form (whose launcher checks as restore does) refuse
@@ -291,6 +298,41 @@ TEST_F(Refusal, VerifyAndInfoOnABinaryRewrittenInPlaceWithItsMtime) {
     EXPECT_EQ(r.out, "");
     EXPECT_NE(r.err.find(reason), std::string::npos) << r.err;
     EXPECT_EQ(r.err_lines().size(), 1u) << r.err;
+    EXPECT_FALSE(pid_exists(pid_));
+  }
+}
+
+// DECISIONS 268: restore checks the mapped files' build-ids once its
+// child is made, beside the child's start; the child waits for that
+// verdict before it restores any fd. Refused there (the phase lines show
+// the check after clone3), the child is killed and reaped before it
+// restored anything, and the one line is the one a check before clone3
+// gave.
+TEST_F(Refusal, ABuildIdCheckedAfterTheChildIsMadeLeavesNothing) {
+  std::string reason;
+  ASSERT_NO_FATAL_FAILURE(dump_then_rewrite_build_id(reason));
+  struct TraceTimes {
+    TraceTimes() { setenv("CKPT_TRACE_TIMES", "1", 1); }
+    ~TraceTimes() { unsetenv("CKPT_TRACE_TIMES"); }
+  } trace;
+  for (bool lazy : {false, true}) {
+    SCOPED_TRACE(lazy ? "--lazy" : "eager");
+    RunResult r = restore(image_path(), lazy ? std::vector<std::string>{"--lazy"} : std::vector<std::string>{}, 30);
+    ASSERT_FALSE(r.timed_out) << "restore hung";
+    EXPECT_TRUE(r.exited && r.exit_code != 0) << r.status();
+    EXPECT_EQ(r.out, "");
+    std::vector<std::string> lines;
+    for (const std::string &l : r.err_lines())
+      if (l.rfind("ckpt-times:", 0) != 0) lines.push_back(l);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_EQ(lines[0], "imgtool restore: " + image_path() + ": " + reason) << r.err;
+    size_t made = r.err.find("process created (clone3)");
+    size_t checked = r.err.find("check: pids free");
+    ASSERT_NE(made, std::string::npos) << "no child was made: " << r.err;
+    EXPECT_LT(checked, made) << r.err;
+    // The child never got past its wait: no fd of the image was restored.
+    EXPECT_EQ(r.err.find("child: imgtool's checks passed"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("child: fds restored"), std::string::npos) << r.err;
     EXPECT_FALSE(pid_exists(pid_));
   }
 }
