@@ -1,6 +1,8 @@
 #include "unsupported_memory.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <utility>
 
 namespace ckpt::writer {
 
@@ -47,22 +49,26 @@ std::string unsupported_memory(const MapEntry &m) {
 }
 
 img::Status check_memory_supported(pid_t pid, const std::vector<MapEntry> &maps) {
-  std::string offenders;
-  bool uffd = false;
+  // Mappings refused for the same reason are listed together, the reason
+  // once (a lazily restored process has every private range served).
+  std::vector<std::pair<std::string, std::string>> groups;  // reason, ranges
   for (const MapEntry &m : maps) {
     std::string why = unsupported_memory(m);
     if (why.empty()) continue;
-    uffd = uffd || why == kForeignUffd;
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const auto &p) { return p.first == why; });
+    if (g == groups.end()) g = groups.insert(groups.end(), {why, ""});
     char range[160];
-    std::snprintf(range, sizeof range, "%s%llx-%llx", offenders.empty() ? "" : "; ",
-                  (unsigned long long)m.start, (unsigned long long)m.end);
-    offenders += range;
-    if (!m.path.empty()) offenders += " " + m.path;
-    offenders += ": " + why;
+    std::snprintf(range, sizeof range, "%s%llx-%llx", g->second.empty() ? "" : ", ", (unsigned long long)m.start,
+                  (unsigned long long)m.end);
+    g->second += range;
+    if (!m.path.empty()) g->second += " " + m.path;
   }
-  if (offenders.empty()) return {};
+  if (groups.empty()) return {};
+  std::string offenders;
+  for (const auto &[why, ranges] : groups) offenders += (offenders.empty() ? "" : "; ") + ranges + ": " + why;
   // What to do about it, once: a lazy restore finishes by itself (its
   // background copy, then the helper unregisters every range).
+  bool uffd = std::any_of(groups.begin(), groups.end(), [](const auto &p) { return p.first == kForeignUffd; });
   if (uffd)
     offenders += "; dump again once it is filled: a lazy restore finishes by itself (its background copy starts "
                  "CKPT_LAZY_BACKGROUND_DELAY_MS, default 100 ms, after the program runs), a program's own handler "
