@@ -19,6 +19,7 @@
 #include "procfs.h"
 #include "procfs_text.h"
 #include "smaps_before.h"
+#include "unsupported_memory.h"
 
 namespace ckpt::writer {
 
@@ -88,6 +89,10 @@ Expected<PreArmed> prearm_trackers(pid_t root, DumpGuard &guard, const std::map<
   std::map<pid_t, std::vector<MapEntry>> read_here;
   if (smaps.empty()) read_here = read_smaps_before_freeze(root, img::Chain{});
   const u8 no_image[16] = {};
+  // Memory the dump refuses (a range a lazy restore still serves, among
+  // others) is refused here, before any process is stopped; the freeze
+  // checks again at the instant (capture.cc).
+  for (const auto &[pid, maps] : smaps.empty() ? read_here : smaps) CKPT_TRY(check_memory_supported(pid, maps));
   for (const auto &[pid, maps] : smaps.empty() ? read_here : smaps) {
     auto before = scan_fds(pid);
     if (!before || before->tracker_kind) continue;

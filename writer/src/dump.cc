@@ -32,6 +32,7 @@
 #include "memory.h"
 #include "output.h"
 #include "parent_compare.h"
+#include "procfs.h"
 #include "self_checkpoint.h"
 #include "snapshot.h"
 #include "smaps_before.h"
@@ -54,6 +55,55 @@ static double seconds_since(Clock::time_point t) {
 }
 
 namespace {
+
+// A relative --parent names PREV from FILE's directory (CONTRACT.md), which
+// surprises when PREV was typed as a path from here: when the resolved path
+// is missing but the one as given exists from the current directory, the
+// error says so, and what --parent would name it (DECISIONS 3302). Appended
+// to the one line as a parenthesis; "" when it does not apply.
+std::string relative_parent_hint(const DumpOptions &opt, const std::string &where) {
+  const std::string &given = opt.parent;
+  if (given.empty() || given[0] == '/' || where == given) return "";
+  struct stat st;
+  if (stat(where.c_str(), &st) == 0 || errno != ENOENT) return "";
+  if (stat(given.c_str(), &st) != 0) return "";
+  size_t slash = opt.output.rfind('/');
+  std::string dir = opt.output.substr(0, slash + 1);  // "inc/"; never empty here (where != given)
+  // From FILE's directory: the part after it when PREV lies below it, else
+  // PREV's absolute path.
+  std::string from_file;
+  if (given.compare(0, dir.size(), dir) == 0) {
+    from_file = given.substr(dir.size());
+  } else {
+    char *abs = realpath(given.c_str(), nullptr);
+    if (!abs) return "";
+    from_file = abs;
+    free(abs);
+  }
+  return " (a relative --parent is taken from FILE's directory, " + dir + "; the " + given +
+         " found from here is --parent " + from_file + ")";
+}
+
+// FILE replaces its path by rename once written: were it a link of the
+// --parent chain (the parent itself, or an image the parent builds on),
+// the new image would destroy a link its own chain needs, and both it and
+// every later increment would fail to restore (DECISIONS 3301). Compared
+// by st_dev/st_ino, so that another spelling of the same path, a hard
+// link or a symlink to it counts too. Refused before anything is stopped.
+Status refuse_output_in_chain(const std::string &output, const Chain &chain) {
+  struct stat out;
+  if (output == "-") return {};  // streamed: no file is replaced
+  if (stat(output.c_str(), &out) != 0) return {};  // not there yet: nothing to overwrite
+  for (size_t i = 0; i < chain.size(); i++) {
+    struct stat link;
+    if (stat(chain[i]->path.c_str(), &link) != 0) continue;
+    if (link.st_dev != out.st_dev || link.st_ino != out.st_ino) continue;
+    return make_error("-o %s is %s %s of the --parent chain: writing it would destroy an image the new one needs "
+                      "(write the increment to another file)",
+                      output.c_str(), i == 0 ? "the parent image" : "the image", chain[i]->path.c_str());
+  }
+  return {};
+}
 
 // A first attempt that read smaps before the freeze and found, once the
 // copy existed, that it was out of date (smaps_before.h): why, and how long
@@ -85,8 +135,9 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
       return make_error("--parent: an incremental image is core-form only (merge it, then convert)");
     std::string where = parent_path_of(opt.output, opt.parent);
     auto chain = open_chain(where, false);
-    if (!chain) return chain.error().context("--parent " + where);
+    if (!chain) return Error(chain.error().context("--parent " + where).message() + relative_parent_hint(opt, where));
     parent = chain.take();
+    CKPT_TRY(refuse_output_in_chain(opt.output, parent));
   }
   // Dirty tracking from this dump on and snapshot mode change the tree
   // for a while; the guard undoes that on every failure, imgtool killed
@@ -480,7 +531,16 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
 
 }  // namespace
 
+// Kernel quirk: a kernel thread (kthreadd, kworkers: PF_KTHREAD in
+// /proc/PID/stat's flags, include/linux/sched.h) cannot be ptraced, and
+// PTRACE_SEIZE's EPERM would read as a permission problem; it has no user
+// memory or program state at all (DECISIONS 3303).
+constexpr u64 kPfKthread = 0x00200000;
+
 Expected<DumpStats> dump_process(const DumpOptions &opt) {
+  if (auto st = read_stat(opt.pid); st && (st->flags & kPfKthread))
+    return make_error("process %d (%s) is a kernel thread: it has no program, memory or state to checkpoint",
+                      opt.pid, st->comm.c_str());
   StaleSmaps stale;
   auto first = dump_attempt(opt, true, &stale);
   if (first || stale.why.empty()) return first;
