@@ -1,5 +1,5 @@
 // A dump of a process a lazy restore brought back while its helper still
-// serves it (DECISIONS 3300): the pages the helper has not filled yet are
+// serves it (DECISIONS 269): the pages the helper has not filled yet are
 // neither present nor swapped, yet not zero, so the dump refuses, with one
 // line naming the pid and range and what to do, and leaves the process as
 // it was (--kill or not). Once the helper is done (it unregisters every

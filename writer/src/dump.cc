@@ -59,7 +59,7 @@ namespace {
 // A relative --parent names PREV from FILE's directory (CONTRACT.md), which
 // surprises when PREV was typed as a path from here: when the resolved path
 // is missing but the one as given exists from the current directory, the
-// error says so, and what --parent would name it (DECISIONS 3302). Appended
+// error says so, and what --parent would name it (DECISIONS 271). Appended
 // to the one line as a parenthesis; "" when it does not apply.
 std::string relative_parent_hint(const DumpOptions &opt, const std::string &where) {
   const std::string &given = opt.parent;
@@ -87,7 +87,7 @@ std::string relative_parent_hint(const DumpOptions &opt, const std::string &wher
 // FILE replaces its path by rename once written: were it a link of the
 // --parent chain (the parent itself, or an image the parent builds on),
 // the new image would destroy a link its own chain needs, and both it and
-// every later increment would fail to restore (DECISIONS 3301). Compared
+// every later increment would fail to restore (DECISIONS 270). Compared
 // by st_dev/st_ino, so that another spelling of the same path, a hard
 // link or a symlink to it counts too. Refused before anything is stopped.
 Status refuse_output_in_chain(const std::string &output, const Chain &chain) {
@@ -534,7 +534,7 @@ Expected<DumpStats> dump_attempt(const DumpOptions &opt, bool smaps_early, Stale
 // Kernel quirk: a kernel thread (kthreadd, kworkers: PF_KTHREAD in
 // /proc/PID/stat's flags, include/linux/sched.h) cannot be ptraced, and
 // PTRACE_SEIZE's EPERM would read as a permission problem; it has no user
-// memory or program state at all (DECISIONS 3303).
+// memory or program state at all (DECISIONS 272).
 constexpr u64 kPfKthread = 0x00200000;
 
 Expected<DumpStats> dump_process(const DumpOptions &opt) {

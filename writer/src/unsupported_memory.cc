@@ -41,7 +41,7 @@ std::string unsupported_memory(const MapEntry &m) {
   // would take such pages as zero, and a snapshot's fork copy loses the
   // registration (its missing pages read as zero); a read through
   // /proc/PID/mem would wait for a handler that may be frozen with the
-  // tree. So the dump refuses it (DECISIONS 3300).
+  // tree. So the dump refuses it (DECISIONS 269).
   if (m.has_flag("um") || m.has_flag("ui")) return kForeignUffd;
   if (m.has_flag("ht") && p != "/anon_hugepage (deleted)")
     return "mappings of hugetlbfs files are not supported (only MAP_HUGETLB anonymous memory)";
