@@ -54,7 +54,12 @@ static Status check_file(const std::string &path, u64 ino, u64 size, i64 mtime_n
 // | restore -` on one host reaches this check the moment the dump ends,
 // while the killed process's parent has yet to reap it (on its SIGCHLD,
 // asynchronously): a zombie gets a bounded moment before its pid counts
-// as taken.
+// as taken. So does a task on its way out. Kernel quirk: a task being
+// released after its reap shows as 'X' (EXIT_DEAD) until release_task
+// frees its pid, and one still in do_exit has PF_EXITING (0x4) in its
+// flags (the stat's 9th field) with any state letter; seen as "pid N is
+// in use by another process (exited since)" in 1 of 40 piped restores at
+// load 7.
 static bool pid_in_use(i32 pid) {
   char path[32];
   std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
@@ -67,8 +72,15 @@ static bool pid_in_use(i32 pid) {
     buf[n > 0 ? n : 0] = 0;
     // "pid (comm) S ...": the state follows the last ')'.
     const char *paren = std::strrchr(buf, ')');
-    bool zombie = paren && paren[1] == ' ' && paren[2] == 'Z';
-    if (!zombie || waited_ms >= 2000) return true;
+    bool leaving = false;
+    if (paren && paren[1] == ' ') {
+      char state = paren[2];
+      unsigned long flags = 0;
+      // state ppid pgrp session tty_nr tpgid flags
+      bool parsed = std::sscanf(paren + 2, "%*c %*d %*d %*d %*d %*d %lu", &flags) == 1;
+      leaving = state == 'Z' || state == 'X' || (parsed && (flags & 0x4));  // PF_EXITING
+    }
+    if (!leaving || waited_ms >= 2000) return true;
     usleep(5000);
   }
 }
