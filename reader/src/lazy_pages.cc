@@ -41,11 +41,44 @@ bool served_lazily(const CkptView &v, const VmaRecord &m) {
   return false;
 }
 
+// A userfaultfd that serves faults taken in the kernel too (a syscall's
+// copy from user memory): /dev/userfaultfd first (Linux 6.1:
+// USERFAULTFD_IOC_NEW hands one to whoever may open the device, by its
+// file mode), then the syscall, which without CAP_SYS_PTRACE (in the
+// initial user namespace) and with vm.unprivileged_userfaultfd = 0 only
+// makes UFFD_USER_MODE_ONLY ones: those cannot serve a fault inside a
+// syscall, so --lazy does not ask for them (DECISIONS 3405).
+static int open_userfaultfd(int flags) {
+  int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+  if (dev >= 0) {
+    int uffd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+    close(dev);
+    if (uffd >= 0) return uffd;
+  }
+  return static_cast<int>(syscall(SYS_userfaultfd, flags));
+}
+
+// The line for a userfaultfd this user may not create: what --lazy needs
+// and what to do instead.
+static Error uffd_refused(int e) {
+  char sysctl = '?';
+  if (int fd = open("/proc/sys/vm/unprivileged_userfaultfd", O_RDONLY | O_CLOEXEC); fd >= 0) {
+    if (read(fd, &sysctl, 1) != 1) sysctl = '?';
+    close(fd);
+  }
+  return make_error("--lazy needs userfaultfd, which this user may not create (%s: vm.unprivileged_userfaultfd is "
+                    "%c, /dev/userfaultfd is not open to it and it has no CAP_SYS_PTRACE): restore without --lazy, "
+                    "or as root",
+                    strerror(e), sysctl);
+}
+
 Expected<int> make_lazy_uffd(int sock) {
-  int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+  int uffd = open_userfaultfd(O_CLOEXEC | O_NONBLOCK);
   if (uffd < 0) {
+    int e = errno;
     close(sock);
-    return make_error("userfaultfd: %s", strerror(errno));
+    if (e == EPERM) return uffd_refused(e);
+    return make_error("userfaultfd: %s", strerror(e));
   }
   // Non-cooperative events: the helper must see the process fork (the
   // child's missing pages would read as zeros otherwise: dup_userfaultfd
