@@ -1,5 +1,6 @@
 // `imgtool extract FILE --pid N -o CORE`: process N of a tree image as a
-// standalone core (the embedded core, byte for byte: FORMAT.md §12.1).
+// standalone core (the embedded core, byte for byte: FORMAT.md §12.1; the
+// root rewritten without the other processes, DECISIONS 278).
 #include <cstdio>
 #include <cstdlib>
 
@@ -15,7 +16,8 @@ static const char kHelp[] =
     "Writes process N of the process-tree image FILE as a standalone core file\n"
     "CORE (mode 0600; '-o -' writes to standard output) that gdb, eu-stack and\n"
     "readelf open like any core, and that is itself a single-process ckpt\n"
-    "image. The root process needs no extracting: FILE is its core.\n"
+    "image. The root is written the same way: its own notes and memory,\n"
+    "without the other processes.\n"
     "\n"
     "  --pid N      the process, as 'imgtool info FILE' lists it\n"
     "  -o CORE      the output file (replaced only once complete)\n";
@@ -32,11 +34,13 @@ int cmd_extract(int argc, char **argv) {
     // An incremental tree: each process follows its own links (merged first).
     auto source = merged_if_incremental(file);
     if (!source) return fail("extract", file + ": " + source.error().message());
-    auto record = find_embedded_process(source->path(), *pid);
+    auto record = find_embedded_process(source->path(), *pid, /*root_ok=*/true);
     if (!record) return fail("extract", file + ": " + record.error().message());
     auto out = writer::ImageOutput::open(*output);
     if (!out) return fail("extract", out.error().message());
-    img::Status s = copy_embedded_core(source->path(), *record, out->fd());
+    // The root (size 0: "the file itself") is rewritten without the tree.
+    img::Status s = record->size ? copy_embedded_core(source->path(), *record, out->fd())
+                                 : write_root_alone(source->path(), out->fd());
     if (!s) return fail("extract", s.error().message());
     s = out->commit(/*durable=*/true);  // as before: extract is no speed path
     if (!s) return fail("extract", s.error().message());

@@ -40,11 +40,26 @@ void usage(FILE *out) {
 }  // namespace
 
 static int dispatch(int argc, char **argv) {
+  // No command is a usage error like an unknown option (exit 2): one line
+  // on stderr, as the contract asks of every failure, naming the commands;
+  // the usage itself is --help's, on stdout (DECISIONS 280).
   if (argc < 2) {
-    usage(stderr);
+    std::string names;
+    for (const Command &c : kCommands) names += std::string(names.empty() ? "" : ", ") + c.name;
+    std::fprintf(stderr, "imgtool: expected a command (%s; see 'imgtool --help')\n", names.c_str());
     return 2;
   }
   std::string name = argv[1];
+  if (name == "help" && argc >= 3) {
+    // `imgtool help CMD` is `imgtool CMD --help`, as in git.
+    for (const Command &c : kCommands) {
+      if (argv[2] != std::string(c.name)) continue;
+      char help[] = "--help";
+      char *args[] = {argv[0], argv[2], help, nullptr};
+      return c.run(3, args);
+    }
+    return fail(argv[2], "unknown command (see 'imgtool --help')");
+  }
   if (name == "--help" || name == "-h" || name == "help") {
     usage(stdout);
     return 0;

@@ -16,7 +16,9 @@
 #define CKPT_RESTORE_OPTIONS_HELP                                             \
   "  --detach       return once the process runs\n"                          \
   "  --pidfile F    write the restored process's pid to F (with --pidns:\n"  \
-  "                 its pid as seen here, outside the new namespace)\n"      \
+  "                 its pid as seen here, outside the new namespace); F is\n" \
+  "                 opened first, so a pid file that cannot be written\n"    \
+  "                 fails the restore before anything runs\n"               \
   "  --pidns        restore into a new pid namespace with its own /proc,\n"  \
   "                 where the original pids are free even when this host\n" \
   "                 has reused them; inside, getpid() is the original pid\n" \
@@ -28,7 +30,9 @@
   "                 reading it: pages come from the file as the process\n"   \
   "                 touches them, the rest in the background (faster for\n"  \
   "                 large images; the file must stay in place until a\n"     \
-  "                 helper process has finished)\n"                          \
+  "                 helper process has finished). It needs userfaultfd:\n"   \
+  "                 root, CAP_SYS_PTRACE, read-write /dev/userfaultfd or\n"  \
+  "                 vm.unprivileged_userfaultfd = 1\n"                        \
   "  --reopen-changed-files\n"                                               \
   "                 open files that were replaced or truncated since the\n"  \
   "                 dump (rotated logs) as they are now, instead of\n"       \

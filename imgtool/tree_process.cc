@@ -117,6 +117,16 @@ Status copy_embedded_core(const std::string &path, const TreeRecord &record, int
   return result;
 }
 
+Status write_root_alone(const std::string &path, int out_fd) {
+  auto image = ImageReader::open(path);
+  if (!image) return image.error();
+  auto view = decode_ckpt(*image);
+  if (!view) return view.error();
+  Chain one;
+  one.push_back(std::make_unique<ChainLinkImage>(ChainLinkImage{path, image.take(), view.take()}));
+  return img::write_root_alone(one, out_fd);
+}
+
 Expected<reader::RestoreSource> merged_if_incremental(const std::string &path) {
   const char *tmpdir = std::getenv("TMPDIR");
   return reader::RestoreSource::open(path, "", tmpdir && *tmpdir ? tmpdir : "/tmp");

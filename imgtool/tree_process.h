@@ -24,6 +24,11 @@ img::Expected<img::TreeRecord> find_embedded_process(const std::string &path, im
 /// place (a one-link merge), so the copy is complete.
 img::Status copy_embedded_core(const std::string &path, const img::TreeRecord &record, int out_fd);
 
+/// The root process of the (full) image at `path` as a standalone core:
+/// its own notes and memory, without the Tree note and the other
+/// processes' cores (img::write_root_alone).
+img::Status write_root_alone(const std::string &path, int out_fd);
+
 /// An incremental image's chain merged into an unnamed temporary file in
 /// $TMPDIR (FORMAT.md §12.2; reader::RestoreSource, open close-on-exec while
 /// the result lives) that a process of it is then found and copied from,

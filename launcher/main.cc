@@ -32,6 +32,13 @@ static int fail(const char *self, const std::string &message) {
   return 1;
 }
 
+// A wrong command line exits 2, as imgtool's option errors do
+// (DECISIONS 280); a restore that fails exits 1.
+static int usage_error(const char *self, const std::string &message) {
+  fail(self, message);
+  return 2;
+}
+
 // True when this program runs as itself, not inside an exec-form image: the
 // binfmt_misc interpreter of `imgtool binfmt install`, which the kernel
 // starts as INTERPRETER IMAGE ARGS... for a core-form image run as ./IMAGE.
@@ -53,7 +60,7 @@ int main(int argc, char **argv) {
   opt.image = "/proc/self/exe";
   int first = 1;
   if (running_as_interpreter()) {
-    if (argc < 2) return fail(self, "expected the image to restore (this is the binfmt_misc interpreter of imgtool)");
+    if (argc < 2) return usage_error(self, "expected the image to restore (this is the binfmt_misc interpreter of imgtool)");
     // binfmt_misc passes the path as it was run; the restore's children
     // have this interpreter as their executable, so the path is what names
     // the image for them too.
@@ -76,13 +83,13 @@ int main(int argc, char **argv) {
       opt.reopen_changed_files = true;
     } else if (a == "--pidfile" || a.rfind("--pidfile=", 0) == 0) {
       if (a == "--pidfile") {
-        if (i + 1 >= argc) return fail(self, "--pidfile needs a file name");
+        if (i + 1 >= argc) return usage_error(self, "--pidfile needs a file name");
         opt.pidfile = argv[++i];
       } else {
         opt.pidfile = a.substr(std::strlen("--pidfile="));
       }
     } else {
-      return fail(self, "unexpected argument '" + a + "' (see '" + std::string(self) + " --help')");
+      return usage_error(self, "unexpected argument '" + a + "' (see '" + std::string(self) + " --help')");
     }
   }
   std::fflush(stdout);

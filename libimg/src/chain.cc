@@ -3,9 +3,11 @@
 #include <ckpt/img/chain.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <set>
+#include <unistd.h>
 
 namespace ckpt::img {
 
@@ -77,9 +79,20 @@ ProcessChain root_chain(const Chain &chain) {
 std::string parent_path_of(const std::string &child_path, const std::string &hint, const std::string &base_dir) {
   if (!hint.empty() && hint[0] == '/') return hint;
   if (!base_dir.empty()) return base_dir + "/" + hint;
-  size_t slash = child_path.rfind('/');
+  std::string child = child_path;
+  // An exec-form image run as ./FILE opens itself as /proc/self/exe (a
+  // magic link: the kernel's own reference to the file, whatever the
+  // working directory): its folder is that of the file it links to, not
+  // /proc/self (DECISIONS 277). Only a link to a real path counts: a
+  // memfd or pipe ("memfd:x", "pipe:[n]") has no folder.
+  if (child.rfind("/proc/", 0) == 0) {
+    char target[PATH_MAX];
+    ssize_t n = readlink(child.c_str(), target, sizeof target - 1);
+    if (n > 0 && target[0] == '/') child.assign(target, static_cast<size_t>(n));
+  }
+  size_t slash = child.rfind('/');
   if (slash == std::string::npos) return hint;
-  return child_path.substr(0, slash + 1) + hint;
+  return child.substr(0, slash + 1) + hint;
 }
 
 Expected<Chain> open_chain(const std::string &path, bool check_memory, const std::string &base_dir,

@@ -64,8 +64,10 @@ struct MergedCore {
 // the child first). With keep_earlier (a core of a merged tree), the
 // child's Earlier ranges stay Earlier and its CowPages note is rebuilt for
 // them; otherwise they become Image and the note goes.
+// With `alone` (the root of a tree written as a single process: extract),
+// the Tree note goes and the Identity counts one process.
 Expected<MergedCore> plan_merged_core(const ProcessChain &chain, bool keep_earlier, StoredPages *stored = nullptr,
-                                      size_t *range_ids = nullptr) {
+                                      size_t *range_ids = nullptr, bool alone = false) {
   const ChainLinkImage &child = *chain[0];
   const CkptView &v = child.view;
   MergedCore out;
@@ -152,6 +154,7 @@ Expected<MergedCore> plan_merged_core(const ProcessChain &chain, bool keep_earli
   // Every note of PT_NOTE 0, in order, but for those that change.
   IdentityRecord ident = v.identity;
   ident.flags &= ~u32(kIdentityIncremental);
+  if (alone) ident.process_count = 1;
   std::vector<IdentityRecord> idents = {ident};
   for (const NoteRef &n : child.image.notes()) {
     if (n.phdr != 0) continue;  // the integrity note is the writer's to make
@@ -160,6 +163,9 @@ Expected<MergedCore> plan_merged_core(const ProcessChain &chain, bool keep_earli
       switch (static_cast<CkptNote>(n.type)) {
         case CkptNote::Parent:
           continue;
+        case CkptNote::Tree:
+          if (alone) continue;
+          break;
         case CkptNote::CowPages:
           if (cow.empty()) continue;  // every Earlier range is Image now
           note.desc = reencode(v.cow_pages, cow);
@@ -238,7 +244,11 @@ Status write_merged_tree(const Chain &chain, int fd) {
 
 Status write_merged(const Chain &chain, int fd) {
   if (!chain[0]->view.tree.records.empty()) return write_merged_tree(chain, fd);
-  auto core = plan_merged_core(root_chain(chain), false);
+  return write_root_alone(chain, fd);
+}
+
+Status write_root_alone(const Chain &chain, int fd) {
+  auto core = plan_merged_core(root_chain(chain), false, nullptr, nullptr, /*alone=*/true);
   if (!core) return core.error();
   auto writer = ImageWriter::create(std::move(core->notes), core->segments);
   if (!writer) return writer.error();

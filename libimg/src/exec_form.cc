@@ -4,12 +4,14 @@
 #include <ckpt/img/exec_form.h>
 #include <ckpt/img/pending_file.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <elf.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 #include <xxhash.h>
 
@@ -217,22 +219,49 @@ static Status write_form(int fd, const std::string &path, ImageForm to, std::spa
   return {};
 }
 
+// Copies [at, end) of `from` to the same offsets of `to` with read and
+// write: copy_file_range's fallback.
+static Status copy_by_reading(int from, int to, loff_t at, u64 end, const std::string &out) {
+  std::vector<u8> buf(std::min<u64>(end - at, 1u << 20));
+  while (static_cast<u64>(at) < end) {
+    ssize_t n = ::pread(from, buf.data(), std::min<u64>(buf.size(), end - at), at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error("%s: copy: read: %s", out.c_str(), strerror(errno));
+    if (n == 0) return make_error("%s: copy: source ended early", out.c_str());
+    CKPT_TRY(pwrite_all(to, buf.data(), static_cast<size_t>(n), static_cast<u64>(at), out));
+    at += n;
+  }
+  return {};
+}
+
 // Copies the data extents of [0, len) (holes stay holes) with
 // copy_file_range, which shares extents where the filesystem can (reflink).
+// Where it cannot copy at all the rest goes by read and write (DECISIONS
+// 275): since Linux 5.19 copy_file_range between two filesystems of
+// different types (ext4 to the tmpfs of /dev/shm) fails with EXDEV
+// instead of copying in the kernel (5.3-5.18 did); EOPNOTSUPP and EINVAL
+// come from filesystems (and old kernels) that do not support the call
+// for these files, ENOSYS from kernels before 4.5 or a seccomp filter.
 static Status copy_extents(int from, int to, u64 len, const std::string &out) {
   if (ftruncate(to, static_cast<off_t>(len)) < 0) return make_error("%s: ftruncate: %s", out.c_str(), strerror(errno));
   off_t pos = 0;
+  bool by_reading = false;
   while (static_cast<u64>(pos) < len) {
     off_t data = lseek(from, pos, SEEK_DATA);
     if (data < 0 || static_cast<u64>(data) >= len) break;  // ENXIO: only a hole is left
     off_t hole = lseek(from, data, SEEK_HOLE);
     u64 end = std::min<u64>(hole < 0 ? len : static_cast<u64>(hole), len);
     loff_t in_off = data, out_off = data;
-    while (static_cast<u64>(in_off) < end) {
+    while (!by_reading && static_cast<u64>(in_off) < end) {
       ssize_t n = copy_file_range(from, &in_off, to, &out_off, end - in_off, 0);
       if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EXDEV || errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL)) {
+        by_reading = true;
+        break;
+      }
       if (n <= 0) return make_error("%s: copy: %s", out.c_str(), n < 0 ? strerror(errno) : "source ended early");
     }
+    if (by_reading) CKPT_TRY(copy_by_reading(from, to, in_off, end, out));
     pos = static_cast<off_t>(end);
   }
   return {};
@@ -290,6 +319,8 @@ Expected<bool> convert_image(const std::string &path, const std::string &out, Im
     if (!s) return s.error();
     return true;
   }
+  // A symbolic link is not replaced (nor written through): dump's rule.
+  CKPT_TRY(check_output_path(out));
   int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return make_error("%s: %s", path.c_str(), strerror(errno));
   // The output is unnamed until complete (pending_file.h): a killed

@@ -28,6 +28,19 @@ static std::string temp_name(const std::string &path, std::random_device &rd) {
   return folder_of(path) + "/." + base_of(path) + ".tmp-" + suffix;
 }
 
+Status check_output_path(const std::string &path) {
+  if (path.empty()) return make_error("empty output path");
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0) {
+    if (S_ISLNK(st.st_mode)) return make_error("%s is a symbolic link; refusing to write through it", path.c_str());
+    if (S_ISDIR(st.st_mode)) return make_error("%s is a directory", path.c_str());
+    if (!S_ISREG(st.st_mode)) return make_error("%s exists and is not a regular file", path.c_str());
+  } else if (errno != ENOENT) {
+    return make_error("%s: %s", path.c_str(), strerror(errno));
+  }
+  return {};
+}
+
 Expected<PendingFile> create_pending_file(const std::string &path, bool readable) {
   std::string dir = folder_of(path);
   int access = readable ? O_RDWR : O_WRONLY;

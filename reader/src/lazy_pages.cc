@@ -42,11 +42,51 @@ bool served_lazily(const CkptView &v, const VmaRecord &m) {
   return false;
 }
 
+// A userfaultfd that serves faults taken in the kernel too (a syscall's
+// copy from user memory): the syscall, which without CAP_SYS_PTRACE (in
+// the initial user namespace) and with vm.unprivileged_userfaultfd = 0
+// refuses such a userfaultfd (EPERM; it would only make
+// UFFD_USER_MODE_ONLY ones, which cannot serve a fault inside a syscall, so
+// --lazy does not ask for them), then /dev/userfaultfd (Linux 6.1:
+// USERFAULTFD_IOC_NEW hands one to whoever may open the device, by its
+// file mode; DECISIONS 279). The syscall first: it is one call where the
+// device costs three, on every warm start.
+static int open_userfaultfd(int flags) {
+  int uffd = static_cast<int>(syscall(SYS_userfaultfd, flags));
+  if (uffd >= 0 || errno != EPERM) return uffd;
+  int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+  if (dev < 0) {
+    errno = EPERM;
+    return -1;
+  }
+  uffd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+  int e = errno;
+  close(dev);
+  if (uffd < 0) errno = e == EACCES ? EPERM : e;
+  return uffd;
+}
+
+// The line for a userfaultfd this user may not create: what --lazy needs
+// and what to do instead.
+static Error uffd_refused(int e) {
+  char sysctl = '?';
+  if (int fd = open("/proc/sys/vm/unprivileged_userfaultfd", O_RDONLY | O_CLOEXEC); fd >= 0) {
+    if (read(fd, &sysctl, 1) != 1) sysctl = '?';
+    close(fd);
+  }
+  return make_error("--lazy needs userfaultfd, which this user may not create (%s: vm.unprivileged_userfaultfd is "
+                    "%c, /dev/userfaultfd is not open to it and it has no CAP_SYS_PTRACE): restore without --lazy, "
+                    "or as root",
+                    strerror(e), sysctl);
+}
+
 Expected<int> make_lazy_uffd(int sock) {
-  int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+  int uffd = open_userfaultfd(O_CLOEXEC | O_NONBLOCK);
   if (uffd < 0) {
+    int e = errno;
     close(sock);
-    return make_error("userfaultfd: %s", strerror(errno));
+    if (e == EPERM) return uffd_refused(e);
+    return make_error("userfaultfd: %s", strerror(e));
   }
   // Non-cooperative events: the helper must see the process fork (the
   // child's missing pages would read as zeros otherwise: dup_userfaultfd

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pid_file.h"
 #include "tree_plan.h"
 #include "verdict.h"
 
@@ -160,7 +161,7 @@ pid_t host_pid_of(pid_t init, pid_t inner_pid) {
   return 0;
 }
 
-Expected<int> restore_in_new_pid_namespace(const RestoreOptions &opt, const LoadedImage &loaded,
+Expected<int> restore_in_new_pid_namespace(const RestoreOptions &opt, const LoadedImage &loaded, PidFile &pidfile,
                                            const std::function<void()> &running) {
   if (own_user_namespace_planned()) CKPT_TRY(enter_own_user_namespace());
   int report[2];
@@ -177,6 +178,7 @@ Expected<int> restore_in_new_pid_namespace(const RestoreOptions &opt, const Load
   }
   if (init == 0) {
     close(report[0]);
+    pidfile.close_unwritten();  // the host imgtool writes it
     run_init(opt, loaded, report[1]);
   }
   close(report[1]);
@@ -208,7 +210,13 @@ Expected<int> restore_in_new_pid_namespace(const RestoreOptions &opt, const Load
       return make_error("the restored process ended before its pid could be read for %s", opt.pidfile.c_str());
     }
   }
-  CKPT_TRY(write_pidfile(opt.pidfile, root));
+  if (Status written = pidfile.write(root); !written) {
+    // Opened before the restore, so only a full or failing disk gets
+    // here: the namespace goes with its init (nothing left running).
+    kill(static_cast<pid_t>(init), SIGKILL);
+    (void)wait_exit_status(static_cast<pid_t>(init));
+    return written.error();
+  }
   if (opt.detach) return 0;
   return wait_in_foreground(root, static_cast<pid_t>(init));
 }

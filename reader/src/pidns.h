@@ -15,6 +15,7 @@
 #include <ckpt/img/expected.h>
 #include <ckpt/reader/restore.h>
 
+#include "pid_file.h"
 #include "restore_session.h"
 
 namespace ckpt::reader {
@@ -22,8 +23,9 @@ namespace ckpt::reader {
 /// The --pidns restore; `running` is called once the restored root runs.
 /// Returns like restore_image: the exit status to exit with, or 0 with
 /// --detach once the root runs (the init stays behind, serving it).
+/// `pidfile` (opened before anything ran) gets the root's host pid.
 img::Expected<int> restore_in_new_pid_namespace(const RestoreOptions &opt, const LoadedImage &loaded,
-                                                const std::function<void()> &running);
+                                                PidFile &pidfile, const std::function<void()> &running);
 
 /// restore --pidns without the privilege to recreate pids (not root, no
 /// CAP_CHECKPOINT_RESTORE): the checks are made as the user (the host's

@@ -28,6 +28,7 @@
 #include "handover.h"
 #include "image_trust.h"
 #include "phase_times.h"
+#include "pid_file.h"
 #include "pidns.h"
 #include "preflight.h"
 #include "restore_session.h"
@@ -203,19 +204,6 @@ Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProc
   return out.lazy.go();
 }
 
-Status write_pidfile(const std::string &path, pid_t pid) {
-  if (path.empty()) return {};
-  std::string text = std::to_string(pid) + "\n";
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0 || write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    int e = errno;
-    if (fd >= 0) close(fd);
-    return make_error("cannot write the pid file %s: %s", path.c_str(), strerror(e));
-  }
-  close(fd);
-  return {};
-}
-
 Expected<int> wait_in_foreground(pid_t root, pid_t child, ForegroundTerminal *terminal) {
   g_root = root;
   struct sigaction sa {};
@@ -234,6 +222,10 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   // namespace of our own (pidns.h), entered once every check is done.
   if (opt.pidns && !check_restore_privilege()) plan_own_user_namespace();
   else CKPT_TRY(check_restore_privilege());
+  // Opened before anything is restored: written once the tree runs
+  // (pid_file.h).
+  auto pidfile = PidFile::open(opt.pidfile);
+  if (!pidfile) return pidfile.error();
   // "-": the image comes on standard input, spooled whole (stream_spool.h)
   // and then restored from like a file.
   std::optional<StreamSpool> spool;
@@ -333,7 +325,7 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   if (!ipc) return ipc.error();
 
   if (opt.pidns) {
-    return restore_in_new_pid_namespace(opt, loaded, [&] {
+    return restore_in_new_pid_namespace(opt, loaded, *pidfile, [&] {
       recreated_files.running = true;
       ipc->started();
       if (loaded.memory_restored) loaded.memory_restored();
@@ -358,7 +350,13 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   recreated_files.running = true;
   ipc->started();
   if (loaded.memory_restored) loaded.memory_restored();
-  CKPT_TRY(write_pidfile(opt.pidfile, restored.root));
+  if (Status written = pidfile->write(restored.root); !written) {
+    // Opened above, so only a full or failing disk gets here: the tree
+    // must not run on unreported (CONTRACT: nothing left running).
+    kill(restored.root, SIGKILL);
+    (void)wait_exit_status(restored.root);
+    return written.error();
+  }
   if (opt.detach) {
     restored.detach_helpers();  // they outlive us, serving the processes
     return 0;

@@ -56,9 +56,6 @@ struct RestoredProcesses {
 /// failure nothing is left running and the error is one line.
 img::Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProcesses &out);
 
-/// Writes "PID\n" to `path` (nothing when `path` is empty).
-img::Status write_pidfile(const std::string &path, pid_t pid);
-
 /// Forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGWINCH to `root` and
 /// waits for our child `child`: its exit status, 128+N for signal N.
 class ForegroundTerminal;

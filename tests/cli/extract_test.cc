@@ -73,6 +73,36 @@ TEST(ImgtoolTree, ExtractWritesEachEmbeddedCoreByteForByte) {
   }
 }
 
+// The root comes out alone (DECISIONS 278): a single-process image with
+// the root's own notes, without the Tree note and the other cores.
+TEST(ImgtoolTree, ExtractWritesTheRootAlone) {
+  TempDir dir;
+  std::string tree = dir.file("tree.ckpt"), core = dir.file("root.core");
+  std::vector<uint8_t> bytes = encode_tree_image(make_synthetic_tree());
+  ASSERT_TRUE(write_file(tree, bytes));
+  RunResult x = run({kImgtool, "extract", tree, "--pid", "4242", "-o", core});
+  ASSERT_EQ(x.exit_code, 0) << x.err;
+  EXPECT_EQ(x.err, "");
+  auto image = img::ImageReader::open(core);
+  ASSERT_TRUE(image) << image.error().message();
+  auto view = img::decode_ckpt(*image);
+  ASSERT_TRUE(view) << view.error().message();
+  EXPECT_EQ(view->identity.root_pid, 4242);
+  EXPECT_EQ(view->identity.process_count, 1u);
+  EXPECT_TRUE(view->tree.records.empty());
+  EXPECT_LT(image->bytes().size(), bytes.size());
+  RunResult v = run({kImgtool, "verify", "--intact", core});
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  RunResult info = run({kImgtool, "info", "--json", core});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  json j = json::parse(info.out);
+  EXPECT_EQ(j["processes"].size(), 1u) << info.out;
+  EXPECT_EQ(j["processes"][0]["pid"], 4242);
+  struct stat st {};
+  ASSERT_EQ(stat(core.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
 TEST(ImgtoolTree, ExtractRefusesWhatHasNoCoreInOneLine) {
   TempDir dir, out;
   std::string tree = dir.file("tree.ckpt"), single = dir.file("single.ckpt");
@@ -80,7 +110,6 @@ TEST(ImgtoolTree, ExtractRefusesWhatHasNoCoreInOneLine) {
   ASSERT_TRUE(write_file(single, encode_image(make_synthetic())));
   std::string core = out.file("core");
   expect_one_line(run({kImgtool, "extract", tree, "--pid", "5500", "-o", core}), "process 5500 is a zombie");
-  expect_one_line(run({kImgtool, "extract", tree, "--pid", "4242", "-o", core}), "is the root");
   expect_one_line(run({kImgtool, "extract", tree, "--pid", "77", "-o", core}), "process 77 is not in this image");
   expect_one_line(run({kImgtool, "extract", single, "--pid", "77", "-o", core}), "holds process 4242 only");
   expect_one_line(run({kImgtool, "extract", tree, "--pid", "x", "-o", core}), "is not a pid");

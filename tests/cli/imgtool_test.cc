@@ -281,6 +281,31 @@ TEST_F(Imgtool, EverySubcommandHasHelp) {
   }
 }
 
+// No command: one line on stderr naming the commands, nothing on stdout,
+// exit 2 like an unknown option (DECISIONS 280). `imgtool help CMD` is
+// `imgtool CMD --help`.
+TEST_F(Imgtool, NoCommandAndHelpCommand) {
+  RunResult none = run({kImgtool});
+  EXPECT_TRUE(none.exited && none.exit_code == 2) << none.status();
+  EXPECT_EQ(none.out, "");
+  ASSERT_EQ(none.err_lines().size(), 1u) << none.err;
+  EXPECT_EQ(none.err.rfind("imgtool: expected a command (dump, restore,", 0), 0u) << none.err;
+  EXPECT_NE(none.err.find("'imgtool --help'"), std::string::npos) << none.err;
+  RunResult bogus = run({kImgtool, "info", "--bogus", *good_});
+  EXPECT_EQ(bogus.exit_code, 2) << bogus.err;
+  for (const char *c : {"dump", "restore", "extract"}) {
+    RunResult help = run({kImgtool, "help", c});
+    RunResult direct = run({kImgtool, c, "--help"});
+    EXPECT_TRUE(help.exited && help.exit_code == 0) << help.status() << help.err;
+    EXPECT_EQ(help.err, "");
+    EXPECT_EQ(help.out.rfind(std::string("usage: imgtool ") + c, 0), 0u) << help.out;
+    EXPECT_EQ(help.out, direct.out) << c;
+  }
+  RunResult plain_help = run({kImgtool, "help"});
+  EXPECT_EQ(plain_help.out, run({kImgtool, "--help"}).out);
+  expect_one_line_failure({"help", "no-such-command"}, "unknown command");
+}
+
 TEST_F(Imgtool, OneLineErrors) {
   expect_one_line_failure({"info", "--bogus", *good_}, "--bogus");
   expect_one_line_failure({"verify", "--bogus", *good_}, "--bogus");

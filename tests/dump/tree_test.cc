@@ -169,6 +169,38 @@ TEST_F(DumpTree, ParentTwoChildrenGrandchildAndAZombie) {
   // The root still looks to gdb exactly as a single-process image does.
   RunResult g = run_merged({imgtool(), "gdb", image, "--", "-batch", "-ex", "bt"});
   EXPECT_NE(g.out.find("in main"), std::string::npos) << g.out;
+  // extract of the root: its own notes and memory alone, a single-process
+  // image that verify, readelf, eu-stack and gdb open (DECISIONS 278).
+  {
+    std::string core = tmp.file("core.root");
+    RunResult x = test::run({imgtool(), "extract", image, "--pid", std::to_string(p.root), "-o", core});
+    ASSERT_EQ(x.exit_code, 0) << x.err;
+    EXPECT_EQ(x.err, "");
+    auto alone = ImageReader::open(core);
+    ASSERT_TRUE(alone) << alone.error().message();
+    auto av = decode_ckpt(*alone);
+    ASSERT_TRUE(av) << av.error().message();
+    auto rv = decode_ckpt(cores.root);
+    ASSERT_TRUE(rv) << rv.error().message();
+    EXPECT_EQ(av->identity.root_pid, p.root);
+    EXPECT_EQ(av->identity.process_count, 1u);
+    EXPECT_TRUE(av->tree.records.empty());
+    EXPECT_EQ(av->vmas.records.size(), rv->vmas.records.size());
+    EXPECT_EQ(av->threads.records.size(), rv->threads.records.size());
+    EXPECT_LT(u64(alone->bytes().size()), u64(cores.root.bytes().size())) << "the other processes' cores came along";
+    RunResult v = test::run({imgtool(), "verify", "--intact", core});
+    EXPECT_EQ(v.exit_code, 0) << v.err;
+    RunResult info = test::run({imgtool(), "info", "--json", core});
+    ASSERT_EQ(info.exit_code, 0) << info.err;
+    json ij = json::parse(info.out);
+    EXPECT_EQ(ij["processes"].size(), 1u) << info.out;
+    RunResult r = test::run({"eu-readelf", "-h", "-l", "-n", core});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    RunResult s = test::run({"eu-stack", "-e", DUMP_TREE_PATH, "--core", core});
+    EXPECT_NE(s.out.find("main"), std::string::npos) << s.out << s.err;
+    RunResult rg = run_merged({imgtool(), "gdb", core, "--", "-batch", "-ex", "bt"});
+    EXPECT_NE(rg.out.find("in main"), std::string::npos) << rg.out;
+  }
   RunResult z = test::run({imgtool(), "extract", image, "--pid", std::to_string(p.zombie), "-o", tmp.file("z")});
   EXPECT_NE(z.exit_code, 0);
   EXPECT_NE(z.err.find("zombie"), std::string::npos) << z.err;

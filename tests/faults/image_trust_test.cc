@@ -129,6 +129,35 @@ TEST_F(ImageTrust, UnprivilegedPidnsRestoreRunsInItsOwnUserNamespace) {
   EXPECT_EQ(passes(), before + 1) << log();
 }
 
+// restore --pidns --lazy as that user: the userfaultfd --lazy needs is not
+// the user's to create here (vm.unprivileged_userfaultfd = 0, /dev/userfaultfd
+// root's, no CAP_SYS_PTRACE): one line saying so and what to do instead,
+// and nothing runs (DECISIONS 279).
+TEST_F(ImageTrust, UnprivilegedLazyRestoreSaysWhatLazyNeeds) {
+  if (test::read_text_file("/proc/sys/vm/unprivileged_userfaultfd") != "0\n")
+    GTEST_SKIP() << "vm.unprivileged_userfaultfd is not 0: every user may create a userfaultfd here";
+  ASSERT_NO_FATAL_FAILURE(start_as_user());
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_EQ(chown(image_path().c_str(), kUser, kUser), 0);
+  ASSERT_EQ(chown(log_path().c_str(), kUser, kUser), 0);
+  ASSERT_NO_FATAL_FAILURE(go());
+  std::string before = log();
+  std::string id = std::to_string(kUser);
+  RunResult r = test::run({test::find_tool({"setpriv"}), "--reuid=" + id, "--regid=" + id, "--clear-groups",
+                           "--inh-caps=-all", imgtool(), "restore", "--pidns", "--lazy", image_path()},
+                          90);
+  ASSERT_NO_FATAL_FAILURE(restoretest::expect_one_line_failure(
+      r, "--lazy needs userfaultfd, which this user may not create (Operation not permitted: "
+         "vm.unprivileged_userfaultfd is 0"));
+  EXPECT_NE(r.err.find("restore without --lazy, or as root"), std::string::npos) << r.err;
+  EXPECT_EQ(log(), before) << "the program ran";
+  // Without --lazy the same restore works.
+  RunResult eager = test::run({test::find_tool({"setpriv"}), "--reuid=" + id, "--regid=" + id, "--clear-groups",
+                               "--inh-caps=-all", imgtool(), "restore", "--pidns", image_path()},
+                              90);
+  EXPECT_TRUE(eager.exited && eager.exit_code == 0) << eager.status() << "\n" << eager.err << "\n" << log();
+}
+
 // Another user's process in the user's own --pidns restore (trusted, so
 // that the image trust rule does not refuse it first): only the user's ids
 // exist in its namespace. One line, nothing runs.

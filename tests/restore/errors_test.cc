@@ -117,6 +117,48 @@ TEST_F(RestoreErrors, DamagedNotes) {
   EXPECT_EQ(read_file(tmp_.file("report.txt")), "") << "the damaged image ran";
 }
 
+// A pid file that cannot be written fails the restore before anything
+// runs (DECISIONS 274), detached or not, with --pidns or not: one line,
+// the program never ran, its pid is free, and the next restore works. A
+// symbolic link is refused as before; an existing pid file keeps its
+// contents when the restore fails.
+TEST_F(RestoreErrors, UnwritablePidFileStartsNothing) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  ASSERT_NO_FATAL_FAILURE(go());
+  std::string link = tmp_.file("link.pid");
+  ASSERT_EQ(symlink(tmp_.file("nowhere").c_str(), link.c_str()), 0);
+  for (std::vector<std::string> form : {std::vector<std::string>{"--detach"}, std::vector<std::string>{},
+                                        std::vector<std::string>{"--pidns", "--detach"},
+                                        std::vector<std::string>{"--pidns"}}) {
+    std::string what;
+    for (const std::string &a : form) what += " " + a;
+    std::vector<std::string> args = form;
+    args.insert(args.end(), {"--pidfile", "/nonexistent/pf"});
+    SCOPED_TRACE("restore" + what);
+    expect_failed_cleanly(restore(image_path(), args), "cannot write the pid file /nonexistent/pf");
+    args = form;
+    args.insert(args.end(), {"--pidfile", link});
+    expect_failed_cleanly(restore(image_path(), args), "is a symbolic link");
+    EXPECT_NE(access(tmp_.file("nowhere").c_str(), F_OK), 0) << "written through the link";
+    EXPECT_EQ(read_file(tmp_.file("report.txt")), "") << "the program ran";
+  }
+  // A damaged image: an existing pid file is left as it was.
+  std::string pidfile = tmp_.file("old.pid");
+  ASSERT_TRUE(write_file(pidfile, "1\n"));
+  off_t at = byte_in_a_data_segment(image_path());
+  ASSERT_GT(at, 0);
+  ASSERT_TRUE(test::flip_byte(image_path(), at));
+  expect_failed_cleanly(restore(image_path(), {"--detach", "--pidfile", pidfile}), "checksum");
+  EXPECT_EQ(read_file(pidfile), "1\n");
+  ASSERT_TRUE(test::flip_byte(image_path(), at));
+  // Nothing was left running: the same image restores now, pid file and all.
+  RunResult r = restore(image_path(), {"--pidfile", pidfile});
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_EQ(read_file(pidfile), std::to_string(pid_) + "\n");
+  EXPECT_NE(read_file(tmp_.file("report.txt")), "") << "the restored program did not run";
+}
+
 TEST_F(RestoreErrors, PidInUse) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
   RunResult d = dump(pid_, image_path());  // leave running

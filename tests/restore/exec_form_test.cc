@@ -176,6 +176,10 @@ TEST_F(ExecForm, DetachWithPidfileAndHelp) {
         << "described differently by imgtool restore --help:\n" << option << "imgtool restore --help:\n" << tool_help.out;
   RunResult bad = run_exec(moved(), {"--bogus"});
   expect_one_line(bad, "./ckpt.elf: ", "--bogus");
+  // A wrong command line exits as imgtool's does (DECISIONS 280).
+  RunResult tool_bad = test::run({imgtool(), "restore", image_path(), "--bogus"});
+  EXPECT_EQ(tool_bad.exit_code, 2) << tool_bad.err;
+  EXPECT_EQ(bad.exit_code, tool_bad.exit_code);
   ASSERT_NO_FATAL_FAILURE(go());
   std::string pidfile = tmp_.file("restored.pid");
   RunResult r = run_exec(moved(), {"--detach", "--pidfile", pidfile});
@@ -264,6 +268,52 @@ TEST_F(ExecForm, ConvertWithOutputLeavesTheSourceAlone) {
   RunResult ls = test::run({"/bin/ls", tmp_.path()}, 10);
   EXPECT_EQ(ls.out.find(".convert-"), std::string::npos) << "a temporary file was left: " << ls.out;
   ASSERT_NO_FATAL_FAILURE(run_exec_expect(exec_file, 3));
+}
+
+// convert -o onto another filesystem (the build's tmp dir to the tmpfs of
+// /dev/shm and back): copy_file_range's EXDEV there (Linux 5.19+) falls
+// back to reads and writes (DECISIONS 275); the bytes are those of an
+// in-place conversion.
+TEST_F(ExecForm, ConvertOntoAnotherFilesystem) {
+  struct stat here, shm;
+  ASSERT_EQ(stat(tmp_.path().c_str(), &here), 0);
+  if (stat("/dev/shm", &shm) != 0 || shm.st_dev == here.st_dev)
+    GTEST_SKIP() << "/dev/shm is missing or on the same filesystem as " << tmp_.path();
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:3"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  std::string core = read_bytes(image_path());
+  std::string shm_file = "/dev/shm/ckpt-convert-test-" + std::to_string(getpid()) + ".elf";
+  unlink(shm_file.c_str());
+  RunResult to_shm = imgtool_run({"convert", image_path(), "--to", "exec", "-o", shm_file});
+  std::string exec = read_bytes(shm_file);
+  std::string back_file = tmp_.file("back.core");
+  RunResult back = imgtool_run({"convert", shm_file, "--to", "core", "-o", back_file});
+  unlink(shm_file.c_str());
+  expect_ok(to_shm, "convert -o /dev/shm/...");
+  expect_ok(back, "convert -o from /dev/shm back");
+  expect_ok(imgtool_run({"convert", image_path(), "--to", "exec"}), "convert in place");
+  EXPECT_TRUE(exec == read_bytes(image_path())) << "the copy on tmpfs differs from the in-place conversion";
+  EXPECT_TRUE(read_bytes(back_file) == core) << "core -> exec -> core across filesystems changed the image";
+}
+
+// convert -o refuses a symbolic link, dangling or not, as dump, merge and
+// extract do (DECISIONS 276): nothing is written through it or over it.
+TEST_F(ExecForm, ConvertRefusesToReplaceASymbolicLink) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:3"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  std::string target = tmp_.file("target"), dangling = tmp_.file("dangling.elf"), live = tmp_.file("live.elf");
+  ASSERT_TRUE(write_file(target, "keep\n"));
+  ASSERT_EQ(symlink(tmp_.file("nowhere").c_str(), dangling.c_str()), 0);
+  ASSERT_EQ(symlink(target.c_str(), live.c_str()), 0);
+  for (const std::string &out : {dangling, live}) {
+    RunResult r = imgtool_run({"convert", image_path(), "--to", "exec", "-o", out});
+    expect_one_line(r, "imgtool convert: ", "is a symbolic link");
+    struct stat st;
+    ASSERT_EQ(lstat(out.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISLNK(st.st_mode)) << out << " was replaced";
+  }
+  EXPECT_EQ(read_file(target), "keep\n");
+  EXPECT_NE(access(tmp_.file("nowhere").c_str(), F_OK), 0) << "written through the dangling link";
 }
 
 // A 64 MiB image: converting moves no data block (FIEMAP extents and the

@@ -173,6 +173,25 @@ TEST_F(Incremental, ChainOnAnExecFormParentRestoresWithoutHashingItsLauncher) {
   EXPECT_NE(log().find("generation 1 checked"), std::string::npos) << log();
 }
 
+// The child of a 2-link chain converted to the exec form runs as itself
+// from another directory with an empty environment: the launcher opens
+// itself as /proc/self/exe, and the relative parent path resolves against
+// the executable's real folder (DECISIONS 277), not /proc/self.
+TEST_F(Incremental, ExecFormChildRunsFromAnotherDirectory) {
+  ASSERT_NO_FATAL_FAILURE(make_chain(2));
+  RunResult c = test::run({imgtool(), "convert", link(1), "--to", "exec"}, 60);
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.status() << "\n" << c.err;
+  std::string elsewhere = tmp_.file("elsewhere");
+  ASSERT_EQ(mkdir(elsewhere.c_str(), 0755), 0);
+  remove_steps(2);
+  ASSERT_NO_FATAL_FAILURE(go());
+  RunResult r = test::run({"/usr/bin/env", "-C", elsewhere, "-i", link(1)}, 90);
+  ASSERT_FALSE(r.timed_out) << log();
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err << "\nprogram stderr:\n" << log();
+  EXPECT_EQ(r.err, "");
+  EXPECT_NE(log().find("generation 1 checked"), std::string::npos) << log();
+}
+
 TEST_F(Incremental, MergedChainVerifiesRestoresAndOpensInGdb) {
   compare_state_ = true;
   ASSERT_NO_FATAL_FAILURE(make_chain(3));

@@ -20,15 +20,7 @@ img::Expected<ImageOutput> ImageOutput::open(const std::string &path) {
     out.is_stdout_ = true;
     return out;
   }
-  if (path.empty()) return make_error("empty output path");
-  struct stat st;
-  if (lstat(path.c_str(), &st) == 0) {
-    if (S_ISLNK(st.st_mode)) return make_error("%s is a symbolic link; refusing to write through it", path.c_str());
-    if (S_ISDIR(st.st_mode)) return make_error("%s is a directory", path.c_str());
-    if (!S_ISREG(st.st_mode)) return make_error("%s exists and is not a regular file", path.c_str());
-  } else if (errno != ENOENT) {
-    return make_error("%s: %s", path.c_str(), strerror(errno));
-  }
+  CKPT_TRY(img::check_output_path(path));
   auto file = img::create_pending_file(path);
   if (!file) return file.error();
   out.file_ = file.take();

@@ -108,6 +108,13 @@ Status resolve_pages(const ProcessChain &chain, size_t link, u64 addr, u64 len, 
 /// Streams: page bytes are copied from the chain's mappings, never gathered.
 Status write_merged(const Chain &chain, int fd);
 
+/// The root process of the chain alone, merged as write_merged merges a
+/// single process: a tree image's root loses its Tree note (and so its
+/// embedded cores) and its Identity counts one process, which makes it a
+/// single-process image (`imgtool extract --pid ROOT`, DECISIONS 278).
+/// For a single process's chain it is write_merged.
+Status write_root_alone(const Chain &chain, int fd);
+
 /// Merges the chain at `path` into an unnamed temporary file (O_TMPFILE in
 /// `dir`, else a memfd) and returns its fd (no O_CLOEXEC unless `cloexec`):
 /// what restore and `imgtool gdb` open as /proc/PID/fd/N.

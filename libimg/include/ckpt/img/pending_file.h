@@ -20,6 +20,12 @@ struct PendingFile {
 /// The folder part of `path` ("." for a bare name).
 std::string folder_of(const std::string &path);
 
+/// An image output path may be new or a regular file to replace; a
+/// symbolic link (dangling or not), a directory or any other kind of file
+/// is refused with one line: dump, merge, extract and convert -o share
+/// this rule (DECISIONS 276).
+Status check_output_path(const std::string &path);
+
 /// Creates the file (0600 before the umask, never through a symlink)
 /// beside `path`, open for writing (and reading with `readable`).
 Expected<PendingFile> create_pending_file(const std::string &path, bool readable = false);
