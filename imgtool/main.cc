@@ -58,7 +58,8 @@ static int dispatch(int argc, char **argv) {
       char *args[] = {argv[0], argv[2], help, nullptr};
       return c.run(3, args);
     }
-    return fail(argv[2], "unknown command (see 'imgtool --help')");
+    (void)fail(argv[2], "unknown command (see 'imgtool --help')");
+    return 2;  // a wrong command line, as no command is
   }
   if (name == "--help" || name == "-h" || name == "help") {
     usage(stdout);
@@ -70,7 +71,8 @@ static int dispatch(int argc, char **argv) {
   }
   for (const Command &c : kCommands)
     if (name == c.name) return c.run(argc, argv);
-  return fail(name, "unknown command (see 'imgtool --help')");
+  (void)fail(name, "unknown command (see 'imgtool --help')");
+  return 2;  // a wrong command line, as no command is
 }
 
 // The command, for the out-of-memory line.

@@ -1,6 +1,6 @@
 /* Two fillers (decisions 248, 267): on a machine with a second CPU, a
  * temporary thread of the restorer fills part of the image's fills while
- * the leader maps VMAs and fills the rest, so that the kernel's making of
+ * the leader fills the rest (and hashes), so that the kernel's making of
  * fresh pages (the populate and the pread's copy, nearly all of an eager
  * restore's CPU and of a warm start's restorer) runs on both CPUs.
  *

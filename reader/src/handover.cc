@@ -215,8 +215,12 @@ Status take_over(Taken &t, std::string *warning) {
     if (ptrace(PTRACE_SEIZE, tid, 0, opts) < 0 && (errno != EPERM || ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) < 0))
       return make_error("PTRACE_SEIZE(%d): %s", tid, strerror(errno));
     t.attached.push_back(tid);
-    if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) return make_error("PTRACE_INTERRUPT(%d): %s", tid, strerror(errno));
   }
+  // A test sends a stop signal here, between the seize and the interrupt
+  // (the stop the deferral below keeps).
+  CKPT_TRY(fault_point("restore-seized"));
+  for (pid_t tid : h.tids)
+    if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) return make_error("PTRACE_INTERRUPT(%d): %s", tid, strerror(errno));
   for (pid_t tid : h.tids) {
     int status = 0;
     CKPT_TRY(wait_stop(tid, &status));

@@ -74,6 +74,8 @@ void kill_tree(int pidfd, pid_t pid) {
   }
 }
 
+}  // namespace
+
 // Closes every fd but `keep` (ascending, each >= 3) and puts /dev/null on
 // 0-2: forked from imgtool, the guard would otherwise hold imgtool's fds,
 // among them its output (a reader of imgtool's stdout would wait for the
@@ -90,8 +92,6 @@ void keep_only(const std::vector<int> &keep) {
   for (int fd = 0; fd < 3 && null >= 0; fd++) dup2(null, fd);
   if (null > 2) close(null);
 }
-
-}  // namespace
 
 pid_t fork_lazy_guard(int uffd, int process, pid_t pid, int *helper_end) {
   *helper_end = -1;

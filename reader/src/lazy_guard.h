@@ -27,6 +27,8 @@
 
 #include <sys/types.h>
 
+#include <vector>
+
 namespace ckpt::reader {
 
 /// Forks the guard (from imgtool, before the helper). `uffd` is the
@@ -35,6 +37,10 @@ namespace ckpt::reader {
 /// (the helper then serves unguarded); `*helper_end` is the socket end the
 /// helper keeps (imgtool closes its copy once the helper is forked: the
 /// guard's EOF is the helper's end).
+/// Closes every fd but `keep` (ascending, each >= 3) and puts /dev/null on
+/// 0-2: for imgtool's forks that outlive it (the guard, the helper).
+void keep_only(const std::vector<int> &keep);
+
 pid_t fork_lazy_guard(int uffd, int process, pid_t pid, int *helper_end);
 
 /// The helper's side of its guard.

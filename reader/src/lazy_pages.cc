@@ -249,11 +249,22 @@ Status LazyHelper::start(const ImageReader &image, const CkptView &v, pid_t pid)
   }
   if (helper == 0) {
     close(go_);  // or the helper would never see imgtool's end close
-    // It outlives imgtool with --detach: keep nothing of imgtool's output
-    // open (a reader of imgtool's stdout would wait for it).
-    if (tracing_times()) set_phase_trace_fd(fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
-    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    for (int fd = 0; fd < 3 && null >= 0; fd++) dup2(null, fd);
+    // It outlives imgtool with --detach: it keeps none of imgtool's fds
+    // (as the guard, keep_only). Its output: a reader of imgtool's stdout
+    // would wait for the helper. Its pid file (restore --pidfile, opened
+    // before these forks): the kernel reports a file's IN_CLOSE_WRITE
+    // when the last reference to the open file goes (__fput), so a copy
+    // here delayed that event until the helper ended, and a watcher of
+    // the pid file (bench/timed_run -p) waited for a process that runs.
+    int trace = tracing_times() ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3) : -1;
+    for (int *fd : {&uffd, &go, &exited, &guard_sock})
+      if (*fd >= 0 && *fd < 3) *fd = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+    std::vector<int> keep;
+    for (int fd : {uffd, go, exited, guard_sock, trace})
+      if (fd >= 0) keep.push_back(fd);
+    std::sort(keep.begin(), keep.end());
+    keep_only(keep);
+    if (trace >= 0) set_phase_trace_fd(trace);
     // Nor the terminal's signals: a Ctrl-C meant for the restored process
     // must not kill the helper (closing the userfaultfd would leave every
     // page not yet in reading as zeros).

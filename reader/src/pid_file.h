@@ -1,7 +1,9 @@
 // restore's --pidfile: the file is opened (or created) before anything is
-// restored and written once the tree runs, so that a pid file that cannot
-// be written fails the restore while nothing runs yet (CONTRACT: nothing
-// is left running on failure). DECISIONS 274.
+// restored and written once every process is restored, just before any
+// runs (with --pidns, once the namespace's root runs; a failed write there
+// ends the namespace), so that a pid file that cannot be opened or
+// written fails the restore with nothing left running (CONTRACT).
+// DECISIONS 274.
 #pragma once
 
 #include <string>

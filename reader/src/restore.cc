@@ -193,7 +193,8 @@ Status start_restored(const LoadedImage &loaded, bool lazy_restore, RestoredProc
   std::string warning;
   Handover handover = handover_of(loaded.view, *pid, *where);
   handover.stopped = handover.stopped || loaded.hold_stopped;
-  if (loaded.before_running) loaded.before_running(*pid);
+  if (loaded.before_running)
+    if (Status s = loaded.before_running(*pid); !s) return give_up(s.error());
   CKPT_TRY(hand_over(handover, &warning));
   trace_phase("handed over: the program runs");
   if (!warning.empty()) std::fprintf(stderr, "imgtool restore: warning: %s\n", warning.c_str());
@@ -222,8 +223,8 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   // namespace of our own (pidns.h), entered once every check is done.
   if (opt.pidns && !check_restore_privilege()) plan_own_user_namespace();
   else CKPT_TRY(check_restore_privilege());
-  // Opened before anything is restored: written once the tree runs
-  // (pid_file.h).
+  // Opened before anything is restored, written just before the tree runs
+  // (before_running below; with --pidns once it runs: pid_file.h).
   auto pidfile = PidFile::open(opt.pidfile);
   if (!pidfile) return pidfile.error();
   // "-": the image comes on standard input, spooled whole (stream_spool.h)
@@ -338,9 +339,16 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   if (!opt.detach) {
     terminal = ForegroundTerminal::for_image(tree ? *tree->processes[0].view : *view);
     loaded.take_terminal = terminal.root_takes_terminal();
-    loaded.before_running = [&](pid_t root) { terminal.give(root); };
     if (!terminal.warning().empty()) std::fprintf(stderr, "imgtool restore: warning: %s\n", terminal.warning().c_str());
   }
+  // The pid file is written once every process is restored and before
+  // any runs (the root's pid is the image's here, not --pidns): a write
+  // that fails (a full disk, /dev/full) ends the whole tree, stopped,
+  // instead of leaving it running unreported (CONTRACT).
+  loaded.before_running = [&](pid_t root) -> Status {
+    if (!opt.detach) terminal.give(root);
+    return pidfile->write(root);
+  };
   RestoredProcesses restored;
   if (Status started = start_restored(loaded, opt.lazy, restored); !started) {
     if (terminal.active()) terminal.take_back();
@@ -350,13 +358,6 @@ Expected<int> restore_image(const RestoreOptions &opt) {
   recreated_files.running = true;
   ipc->started();
   if (loaded.memory_restored) loaded.memory_restored();
-  if (Status written = pidfile->write(restored.root); !written) {
-    // Opened above, so only a full or failing disk gets here: the tree
-    // must not run on unreported (CONTRACT: nothing left running).
-    kill(restored.root, SIGKILL);
-    (void)wait_exit_status(restored.root);
-    return written.error();
-  }
   if (opt.detach) {
     restored.detach_helpers();  // they outlive us, serving the processes
     return 0;

@@ -29,8 +29,9 @@ struct LoadedImage {
   /// The root takes the restoring terminal after setsid (ChildChannels).
   bool take_terminal = false;
   /// Called with the root's pid once its restorer reported success, just
-  /// before it runs (the terminal's termios and foreground group).
-  std::function<void(pid_t)> before_running = nullptr;
+  /// before it runs (the terminal's termios and foreground group, the pid
+  /// file); a failure there ends the restore with nothing run.
+  std::function<img::Status(pid_t)> before_running = nullptr;
   /// Checks left to make while the root's child prepares (one process:
   /// check_files_and_vdso, DECISIONS 268); the child waits for them
   /// before anything it could not undo. Null: none left.

@@ -329,7 +329,7 @@ Expected<rs_handover> read_tree_verdict(int fd, pid_t pid) {
 }  // namespace
 
 Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredProcesses &out, bool take_terminal,
-                  const std::function<void(pid_t)> &before_running) {
+                  const std::function<Status(pid_t)> &before_running) {
   const size_t n = plan.processes.size();
   TreeChannels ch;
   std::vector<int> status_read(n, -1);
@@ -471,7 +471,8 @@ Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredPr
       if (Status s = add_late_seals(p.pid, *p.view); !s) return fail(s.error());
   std::string warning;
   if (Status s = fault_point("restore-before-handover"); !s) return fail(s.error());
-  if (before_running) before_running(static_cast<pid_t>(root));
+  if (before_running)
+    if (Status s = before_running(static_cast<pid_t>(root)); !s) return fail(s.error());
   if (Status s = hand_over_all(handovers, &warning); !s) return fail(s.error());
   if (!warning.empty()) std::fprintf(stderr, "imgtool restore: warning: %s\n", warning.c_str());
   // Running: its orphans from now on go where the restored program's would.

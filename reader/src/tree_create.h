@@ -31,8 +31,9 @@ namespace ckpt::reader {
 /// failure, nothing left.
 /// take_terminal: the root takes the restoring terminal as its controlling
 /// terminal after setsid; before_running (if set) is called with the
-/// root's pid just before the processes run.
+/// root's pid just before the processes run; its failure ends them all.
 img::Status start_tree(const TreePlan &plan, bool lazy, bool hold_stopped, RestoredProcesses &out,
-                       bool take_terminal = false, const std::function<void(pid_t)> &before_running = nullptr);
+                       bool take_terminal = false,
+                       const std::function<img::Status(pid_t)> &before_running = nullptr);
 
 }  // namespace ckpt::reader

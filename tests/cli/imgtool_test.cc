@@ -304,6 +304,12 @@ TEST_F(Imgtool, NoCommandAndHelpCommand) {
   RunResult plain_help = run({kImgtool, "help"});
   EXPECT_EQ(plain_help.out, run({kImgtool, "--help"}).out);
   expect_one_line_failure({"help", "no-such-command"}, "unknown command");
+  // An unknown command is a wrong command line too: exit 2.
+  for (std::vector<std::string> words : {std::vector<std::string>{kImgtool, "no-such-command"},
+                                         std::vector<std::string>{kImgtool, "help", "no-such-command"}}) {
+    RunResult r = run(words);
+    EXPECT_TRUE(r.exited && r.exit_code == 2) << words.back() << ": " << r.status() << "\n" << r.err;
+  }
 }
 
 TEST_F(Imgtool, OneLineErrors) {

@@ -294,7 +294,8 @@ TEST(DumpErrors, RelativeParentFromHereIsExplained) {
 // to checkpoint: said so, not "not permitted to trace".
 TEST(DumpErrors, KernelThread) {
   std::string stat = read_file("/proc/2/stat");
-  ASSERT_NE(stat.find("(kthreadd)"), std::string::npos) << "pid 2 is not kthreadd here: " << stat;
+  // In a pid namespace or a container pid 2 is an ordinary process (or none).
+  if (stat.find("(kthreadd)") == std::string::npos) GTEST_SKIP() << "pid 2 is not kthreadd here: " << stat;
   TempDir tmp;
   RunResult r = dump(2, tmp.file("img.core"));
   expect_one_line_failure(r, "process 2 (kthreadd) is a kernel thread");

@@ -76,12 +76,20 @@ TEST_F(RestoreRun, ProgramEndingWhileThreadsAreLetGoEndsTheRestore) {
   EXPECT_TRUE(r.exited && r.exit_code == 128 + SIGKILL) << r.status() << "\n" << r.err;
 }
 
-// A stop signal that reaches the parked threads before the handover
-// (here SIGSTOP, sent while restore waits at restore-before-handover) is
+// A stop signal that reaches the parked threads before the handover is
 // not lost in the handover's stops (DECISIONS 265): the program comes back
 // stopped before it has run an instruction, and runs to its end once
-// continued.
-TEST_F(RestoreRun, StopSignalBeforeTheHandoverLeavesTheProgramStopped) {
+// continued. Sent at two points: while restore waits at
+// restore-before-handover, before any seize (the thread takes an ordinary
+// group stop, which the kernel gives back at the detach), and at
+// restore-seized, between the seize and the interrupt (the traced thread
+// takes a signal-delivery stop before the interrupt's; the handover holds
+// the signal back and sends it again after the detach: without that the
+// program ran to its end, never stopped).
+class StopBeforeHandover : public ReportingRestoreTest, public ::testing::WithParamInterface<const char *> {};
+
+TEST_P(StopBeforeHandover, LeavesTheProgramStopped) {
+  const std::string point = GetParam();
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
   ASSERT_NO_FATAL_FAILURE(dump_kill());
   ASSERT_NO_FATAL_FAILURE(go());
@@ -90,7 +98,7 @@ TEST_F(RestoreRun, StopSignalBeforeTheHandoverLeavesTheProgramStopped) {
   bool reached = false, stopped = false;
   std::thread watcher([&] {
     for (int i = 0; i < 6000 && !reached; i++) {
-      reached = access((release + ".restore-before-handover").c_str(), F_OK) == 0;
+      reached = access((release + "." + point).c_str(), F_OK) == 0;
       if (!reached) usleep(10000);
     }
     if (reached) kill(leader, SIGSTOP);
@@ -108,17 +116,23 @@ TEST_F(RestoreRun, StopSignalBeforeTheHandoverLeavesTheProgramStopped) {
     }
     kill(leader, SIGCONT);
   });
-  setenv("CKPT_FAULT", "restore-before-handover:wait", 1);
+  setenv("CKPT_FAULT", (point + ":wait").c_str(), 1);
   setenv("CKPT_FAULT_WAIT", release.c_str(), 1);
   RunResult r = restore(image_path(), {}, 60);
   unsetenv("CKPT_FAULT");
   unsetenv("CKPT_FAULT_WAIT");
   watcher.join();
-  ASSERT_TRUE(reached) << "restore never reached restore-before-handover; its stderr:\n" << r.err;
-  EXPECT_TRUE(stopped) << "the SIGSTOP sent before the handover was lost";
+  ASSERT_TRUE(reached) << "restore never reached " << point << "; its stderr:\n" << r.err;
+  EXPECT_TRUE(stopped) << "the SIGSTOP sent at " << point << " was lost";
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
   EXPECT_EQ(count(report(), "PASS"), 1) << report();
 }
+
+INSTANTIATE_TEST_SUITE_P(Points, StopBeforeHandover, ::testing::Values("restore-before-handover", "restore-seized"),
+                         [](const ::testing::TestParamInfo<const char *> &i) {
+                           return std::string(i.param) == "restore-seized" ? std::string("BetweenSeizeAndInterrupt")
+                                                                           : std::string("BeforeTheSeize");
+                         });
 
 TEST_F(RestoreRun, PassesOnDeathBySignalAs128PlusN) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"signal:" + std::to_string(SIGTERM)}));

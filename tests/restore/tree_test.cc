@@ -40,6 +40,29 @@ TEST_F(RestoreTree, ComesBackWhole) {
   EXPECT_EQ(report(), "PASS\nPASS\nPASS\n");
 }
 
+// A pid file that opens but cannot be written (/dev/full: ftruncate fails)
+// ends the whole tree before any of it ran, not the root alone after the
+// handover (DECISIONS 274; a review found the other processes of a tree
+// left running, orphaned). Without the go file a process that ran would
+// wait for it, alive.
+TEST_F(RestoreTree, APidFileThatCannotBeWrittenEndsTheWholeTree) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_TREE_PATH));
+  std::vector<pid_t> live = live_descendants(pid_);
+  live.insert(live.begin(), pid_);
+  ASSERT_EQ(live.size(), 7u) << "R, A, G, B, C, D, T";
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  for (std::vector<std::string> form : {std::vector<std::string>{"--detach"}, std::vector<std::string>{}}) {
+    SCOPED_TRACE(form.empty() ? "foreground" : "--detach");
+    std::vector<std::string> args = form;
+    args.insert(args.end(), {"--pidfile", "/dev/full"});
+    RunResult r = restore(image_path(), args);
+    expect_one_line_failure(r, "cannot write the pid file /dev/full");
+    for (pid_t p : live)
+      EXPECT_TRUE(wait_until([&] { return !pid_exists(p); }, 10)) << "pid " << p << " left after the failed restore";
+  }
+  EXPECT_EQ(report(), "") << "a process of the tree ran";
+}
+
 // Every live process of the tree, idle before the dump and idle again after
 // a --detach restore, compares equal field by field (tests/support), save
 // the differences known_state_differences.cc lists.
