@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <dirent.h>
 #include <thread>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -133,6 +134,55 @@ INSTANTIATE_TEST_SUITE_P(Points, StopBeforeHandover, ::testing::Values("restore-
                            return std::string(i.param) == "restore-seized" ? std::string("BetweenSeizeAndInterrupt")
                                                                            : std::string("BeforeTheSeize");
                          });
+
+// Every process holding an fd open on `path` (a scan of /proc/*/fd).
+std::vector<pid_t> holders_of(const std::string &path) {
+  std::vector<pid_t> out;
+  DIR *proc = opendir("/proc");
+  if (!proc) return out;
+  while (dirent *e = readdir(proc)) {
+    pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
+    if (pid <= 0) continue;
+    std::string fds = std::string("/proc/") + e->d_name + "/fd";
+    DIR *d = opendir(fds.c_str());
+    if (!d) continue;
+    while (dirent *f = readdir(d)) {
+      char target[4096];
+      ssize_t n = readlink((fds + "/" + f->d_name).c_str(), target, sizeof target - 1);
+      if (n > 0 && std::string(target, static_cast<size_t>(n)) == path) {
+        out.push_back(pid);
+        break;
+      }
+    }
+    closedir(d);
+  }
+  closedir(proc);
+  return out;
+}
+
+// The lazy helper (and its guard) outlive a --detach restore: they keep
+// none of imgtool's fds (DECISIONS 274). The helper kept the --pidfile
+// file open: the kernel reports IN_CLOSE_WRITE when the last reference to
+// the open file goes, so a watcher of the pid file (bench/timed_run -p)
+// waited while the helper lived.
+TEST_F(RestoreRun, ADetachedLazyRestoreLeavesNoneOfImgtoolsFdsInItsHelper) {
+  ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"exit:0"}));
+  ASSERT_NO_FATAL_FAILURE(dump_kill());
+  setenv("CKPT_LAZY_BACKGROUND_DELAY_MS", "600000", 1);  // the helper stays
+  RunResult r = restore(image_path(), {"--lazy", "--detach", "--pidfile", restored_pidfile()});
+  unsetenv("CKPT_LAZY_BACKGROUND_DELAY_MS");
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.status() << "\n" << r.err;
+  EXPECT_EQ(read_file(restored_pidfile()), std::to_string(pid_) + "\n");
+  std::vector<pid_t> holders = holders_of(restored_pidfile());
+  EXPECT_TRUE(holders.empty()) << "pid " << (holders.empty() ? 0 : holders[0]) << " still holds the pid file open";
+  ASSERT_NO_FATAL_FAILURE(go());
+  int st = 0;
+  ASSERT_TRUE(test::wait_child_exit(pid_, &st, 60)) << report();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << std::hex << st;
+  // The helper and its guard, our children too now, end with the program.
+  EXPECT_TRUE(wait_until([&] { return waitpid(-1, nullptr, WNOHANG) < 0 && errno == ECHILD; }, 30))
+      << "the lazy-pages helper or its guard is still running";
+}
 
 TEST_F(RestoreRun, PassesOnDeathBySignalAs128PlusN) {
   ASSERT_NO_FATAL_FAILURE(start(RESTORE_COUNTER_PATH, {"signal:" + std::to_string(SIGTERM)}));
