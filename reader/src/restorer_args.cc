@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/rseq.h>
@@ -120,6 +121,35 @@ constexpr u64 kPairMin = 4ull << 20;
 constexpr u64 kPairTotal = 32ull << 20;
 constexpr u64 kQueueTotal = 1ull << 20;
 
+// Whether /proc/PID/stat shows PID running ('R').
+bool running_now(pid_t pid) {
+  char path[48], buf[512];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  buf[n > 0 ? n : 0] = 0;
+  const char *paren = std::strrchr(buf, ')');
+  return paren && paren[1] == ' ' && paren[2] == 'R';
+}
+
+// Our parent and its other children (the lazy helper, its guard) that are
+// running now.
+int running_relatives() {
+  pid_t parent = getppid(), self = getpid();
+  int n = running_now(parent) ? 1 : 0;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/task/%d/children", parent, parent);
+  if (FILE *f = std::fopen(path, "re")) {
+    int child;
+    while (std::fscanf(f, "%d", &child) == 1)
+      if (child != self && running_now(child)) n++;
+    std::fclose(f);
+  }
+  return n;
+}
+
 Status choose_fillers(const LayoutInputs &in, rs_args &a, const std::vector<bool> &forced_vma) {
   a.fillers = 1;
   a.pair_min = kPairMin;
@@ -158,13 +188,18 @@ Status choose_fillers(const LayoutInputs &in, rs_args &a, const std::vector<bool
   // one for the second filler. On a busy machine it would only queue for
   // a CPU and add the two fillers' contention in the fault path (+15 %
   // CPU measured, decision 248).
+  // Our own relatives running now do not count: imgtool (or the
+  // launcher), our parent, forks the lazy helper and its guard while we
+  // lay out, and those three go idle before the fills begin (imgtool waits
+  // for the verdict, the helper for its go). Counted, they kept a quiet
+  // two-CPU machine from ever pairing a warm start's fills.
   bool cpu_free = true;
   if (FILE *f = std::fopen("/proc/loadavg", "re")) {
     double l1, l5, l15;
     int running = 0, total = 0;
     int got = std::fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &running, &total);
     std::fclose(f);
-    cpu_free = !(got == 5 && running > CPU_COUNT(&cpus) - 1);
+    cpu_free = !(got == 5 && running - running_relatives() > CPU_COUNT(&cpus) - 1);
   }
   if (a.fill_flags & RS_FILL_ASSUME_BUSY) cpu_free = false;
   // From a cold page cache the pair is asked for even without a free CPU
