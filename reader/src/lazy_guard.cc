@@ -76,12 +76,18 @@ void kill_tree(int pidfd, pid_t pid) {
 
 }  // namespace
 
-// Closes every fd but `keep` (ascending, each >= 3) and puts /dev/null on
-// 0-2: forked from imgtool, the guard would otherwise hold imgtool's fds,
-// among them its output (a reader of imgtool's stdout would wait for the
-// guard) and its end of the helper's go socket (the helper would never see
-// imgtool's end close).
-void keep_only(const std::vector<int> &keep) {
+// Forked from imgtool, the guard and the helper would otherwise hold
+// imgtool's fds, among them its output (a reader of imgtool's stdout would
+// wait for them) and its end of the helper's go socket (the helper would
+// never see imgtool's end close).
+void keep_only(std::initializer_list<int *> fds) {
+  std::vector<int> keep;
+  for (int *fd : fds) {
+    if (*fd < 0) continue;
+    if (*fd < 3) *fd = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+    keep.push_back(*fd);
+  }
+  std::sort(keep.begin(), keep.end());
   unsigned from = 3;
   for (int fd : keep) {
     if (static_cast<unsigned>(fd) > from) close_range(from, static_cast<unsigned>(fd) - 1, 0);
@@ -105,14 +111,8 @@ pid_t fork_lazy_guard(int uffd, int process, pid_t pid, int *helper_end) {
   }
   if (g == 0) {
     // `uffd` stays open here: the guard's copy of it; `process` to kill.
-    // Each moves above stdio first (an imgtool started with 0-2 closed).
     int sock = sv[1];
-    for (int *fd : {&sock, &uffd, &process})
-      if (*fd >= 0 && *fd < 3) *fd = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
-    std::vector<int> keep = {sock, uffd};
-    if (process >= 0) keep.push_back(process);
-    std::sort(keep.begin(), keep.end());
-    keep_only(keep);
+    keep_only({&sock, &uffd, &process});
     // Nor the terminal's signals, as the helper (lazy_pages.cc).
     setpgid(0, 0);
     guard(sock, process, pid);

@@ -27,9 +27,15 @@
 
 #include <sys/types.h>
 
-#include <vector>
+#include <initializer_list>
 
 namespace ckpt::reader {
+
+/// For imgtool's forks that outlive it (the guard, the helper): each of
+/// `keep` that is open (>= 0) is moved above stdio if it is in 0-2 (an
+/// imgtool started with them closed; *fd is updated), every other fd is
+/// closed, and /dev/null goes on 0-2.
+void keep_only(std::initializer_list<int *> keep);
 
 /// Forks the guard (from imgtool, before the helper). `uffd` is the
 /// restored process's userfaultfd, `process` a pidfd of it (may be -1: then
@@ -37,10 +43,6 @@ namespace ckpt::reader {
 /// (the helper then serves unguarded); `*helper_end` is the socket end the
 /// helper keeps (imgtool closes its copy once the helper is forked: the
 /// guard's EOF is the helper's end).
-/// Closes every fd but `keep` (ascending, each >= 3) and puts /dev/null on
-/// 0-2: for imgtool's forks that outlive it (the guard, the helper).
-void keep_only(const std::vector<int> &keep);
-
 pid_t fork_lazy_guard(int uffd, int process, pid_t pid, int *helper_end);
 
 /// The helper's side of its guard.

@@ -257,13 +257,7 @@ Status LazyHelper::start(const ImageReader &image, const CkptView &v, pid_t pid)
     // here delayed that event until the helper ended, and a watcher of
     // the pid file (bench/timed_run -p) waited for a process that runs.
     int trace = tracing_times() ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3) : -1;
-    for (int *fd : {&uffd, &go, &exited, &guard_sock})
-      if (*fd >= 0 && *fd < 3) *fd = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
-    std::vector<int> keep;
-    for (int fd : {uffd, go, exited, guard_sock, trace})
-      if (fd >= 0) keep.push_back(fd);
-    std::sort(keep.begin(), keep.end());
-    keep_only(keep);
+    keep_only({&uffd, &go, &exited, &guard_sock, &trace});
     if (trace >= 0) set_phase_trace_fd(trace);
     // Nor the terminal's signals: a Ctrl-C meant for the restored process
     // must not kill the helper (closing the userfaultfd would leave every

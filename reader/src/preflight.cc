@@ -20,6 +20,7 @@
 #include "phase_times.h"
 #include "pidns.h"
 #include "privileges.h"
+#include "proc_stat.h"
 #include "self_maps.h"
 #include "stored_files.h"
 #include "sysv_ipc.h"
@@ -62,24 +63,11 @@ static Status check_file(const std::string &path, u64 ino, u64 size, i64 mtime_n
 // load 7.
 static bool pid_in_use(i32 pid) {
   char path[32];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  std::snprintf(path, sizeof path, "/proc/%d", pid);
   for (int waited_ms = 0;; waited_ms += 5) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno != ENOENT;
-    char buf[512];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    buf[n > 0 ? n : 0] = 0;
-    // "pid (comm) S ...": the state follows the last ')'.
-    const char *paren = std::strrchr(buf, ')');
-    bool leaving = false;
-    if (paren && paren[1] == ' ') {
-      char state = paren[2];
-      unsigned long flags = 0;
-      // state ppid pgrp session tty_nr tpgid flags
-      bool parsed = std::sscanf(paren + 2, "%*c %*d %*d %*d %*d %*d %lu", &flags) == 1;
-      leaving = state == 'Z' || state == 'X' || (parsed && (flags & 0x4));  // PF_EXITING
-    }
+    auto head = read_stat_head(pid);
+    if (!head) return access(path, F_OK) == 0 || errno != ENOENT;  // gone: free
+    bool leaving = head->state == 'Z' || head->state == 'X' || (head->flags & 0x4);  // PF_EXITING
     if (!leaving || waited_ms >= 2000) return true;
     usleep(5000);
   }

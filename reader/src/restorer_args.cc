@@ -29,6 +29,7 @@
 #include "phase_times.h"
 #include "pidns.h"
 #include "privileges.h"
+#include "proc_stat.h"
 #include "self_maps.h"
 #include "sigframe.h"
 
@@ -123,15 +124,8 @@ constexpr u64 kQueueTotal = 1ull << 20;
 
 // Whether /proc/PID/stat shows PID running ('R').
 bool running_now(pid_t pid) {
-  char path[48], buf[512];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  buf[n > 0 ? n : 0] = 0;
-  const char *paren = std::strrchr(buf, ')');
-  return paren && paren[1] == ' ' && paren[2] == 'R';
+  auto head = read_stat_head(pid);
+  return head && head->state == 'R';
 }
 
 // Our parent and its other children (the lazy helper, its guard) that are
